@@ -1,0 +1,48 @@
+# kiln — `make demo` and `make test` do all the set-up themselves (Debian packages, CMake, Python venv), quietly
+# when everything is already there.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+VENV := $(CURDIR)/.venv
+PY := $(VENV)/bin/python
+export CARGO_TARGET_DIR ?= $(HOME)/.cache/kiln-target
+# cmake >= 3.28 (for LightGBM) comes from the venv; Debian's is too old
+export PATH := $(VENV)/bin:$(PATH)
+export MLFLOW_DISABLE_TELEMETRY := true
+KILN := $(CARGO_TARGET_DIR)/release/kiln
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+REQ_STAMP := $(VENV)/.req-$(shell sha256sum tests/requirements.txt | cut -c1-12)
+
+.PHONY: help deps sysdeps venv build demo test fmt clean-demo
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+sysdeps: ## Debian packages: clang and libclang-dev (bindgen for LightGBM)
+	@if ! command -v clang >/dev/null || ! ls /usr/lib/llvm-*/lib/libclang.so >/dev/null 2>&1; then \
+	  echo "installing clang, libclang-dev"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq clang libclang-dev >/dev/null; \
+	fi
+
+venv: $(REQ_STAMP) ## Python venv with CMake and the pinned reference tools (mlflow, lightgbm, scikit-learn, ...)
+$(REQ_STAMP): tests/requirements.txt
+	@echo "installing the Python reference tools into .venv (first time: about 2 minutes)"
+	@[ -x $(PY) ] || python3 -m venv $(VENV)
+	@$(PY) -m pip install -q --disable-pip-version-check -r tests/requirements.txt
+	@rm -f $(VENV)/.req-* && touch $@
+
+deps: sysdeps venv
+
+build: deps ## build the kiln binary (release)
+	cargo build --release --locked -p kiln-cli
+
+demo: build ## train the EUR/USD model, register it as production, score a batch file
+	./scripts/demo.sh $(KILN)
+
+test: build ## the whole test suite: Rust unit/integration tests, then end-to-end tests against real MLflow
+	cargo test --release --locked --workspace
+	KILN=$(KILN) $(PY) -m pytest -q tests
+
+fmt:
+	cargo fmt --all

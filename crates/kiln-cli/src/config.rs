@@ -1,0 +1,259 @@
+//! Loading experiment YAML: `extends` chains (deep merge, later files win, lists are replaced), `${VAR}` and
+//! `${VAR:-default}` interpolation in string values, then typed deserialization with unknown keys refused. Every
+//! error names the file and the key path (`model.params.learning_rate`).
+//!
+//! Only the CLI reads files and environment variables; library crates receive the typed structs.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use serde_yaml::{Mapping, Value};
+
+/// A config error, always naming the file (and the key path when there is one).
+#[derive(Debug)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub key: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.key {
+            Some(key) if !key.is_empty() => write!(f, "{}: key '{}': {}", self.file.display(), key, self.message),
+            _ => write!(f, "{}: {}", self.file.display(), self.message),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn err(file: &Path, key: Option<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError { file: file.to_path_buf(), key, message: message.into() }
+}
+
+/// One file of the chain, after interpolation, before merging.
+struct Layer {
+    file: PathBuf,
+    value: Value,
+}
+
+/// A merged config and the files it came from (base first).
+pub struct Loaded {
+    pub value: Value,
+    layers: Vec<Layer>,
+}
+
+impl Loaded {
+    /// The files of the chain, base first, the experiment file last.
+    pub fn files(&self) -> Vec<&Path> {
+        self.layers.iter().map(|l| l.file.as_path()).collect()
+    }
+
+    /// Deserializes the merged value into `T`, refusing unknown keys and wrong types; the error names the file that
+    /// set the offending key (the last one in the chain that has it) and the key path.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the file and the key path.
+    pub fn parse<T: DeserializeOwned>(&self) -> Result<T, ConfigError> {
+        serde_path_to_error::deserialize(self.value.clone()).map_err(|e| {
+            let path = e.path().to_string();
+            let path = if path == "." { String::new() } else { path };
+            let inner = e.into_inner().to_string();
+            let file = self.file_defining(&path);
+            err(file, Some(path), inner)
+        })
+    }
+
+    /// The last file of the chain that defines `path` (or a prefix of it); the experiment file when none does.
+    fn file_defining(&self, path: &str) -> &Path {
+        let segments: Vec<&str> = if path.is_empty() { Vec::new() } else { path.split('.').collect() };
+        for depth in (0..=segments.len()).rev() {
+            for layer in self.layers.iter().rev() {
+                if lookup(&layer.value, &segments[..depth]).is_some() && depth > 0 {
+                    return &layer.file;
+                }
+            }
+        }
+        &self.layers.last().expect("a config chain has at least one file").file
+    }
+}
+
+fn lookup<'a>(value: &'a Value, path: &[&str]) -> Option<&'a Value> {
+    let mut current = value;
+    for seg in path {
+        current = match current {
+            Value::Mapping(m) => m.get(Value::String((*seg).to_string()))?,
+            Value::Sequence(s) => {
+                let idx = seg.trim_start_matches('[').trim_end_matches(']').parse::<usize>().ok()?;
+                s.get(idx)?
+            }
+            _ => return None,
+        };
+    }
+    Some(current)
+}
+
+/// Loads `path` and everything it `extends`, interpolating with `env`.
+///
+/// # Errors
+/// [`ConfigError`] for an unreadable file, bad YAML (with its line), an `extends` cycle, or a variable that is not
+/// set and has no default.
+pub fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Loaded, ConfigError> {
+    let mut layers = Vec::new();
+    let mut seen = BTreeSet::new();
+    collect(path, env, &mut layers, &mut seen)?;
+    let mut merged = Value::Mapping(Mapping::new());
+    for layer in &layers {
+        merge(&mut merged, layer.value.clone());
+    }
+    Ok(Loaded { value: merged, layers })
+}
+
+fn collect(
+    path: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+    layers: &mut Vec<Layer>,
+    seen: &mut BTreeSet<PathBuf>,
+) -> Result<(), ConfigError> {
+    let canonical = path.canonicalize().map_err(|e| err(path, None, format!("cannot read the config file: {e}")))?;
+    if !seen.insert(canonical.clone()) {
+        return Err(err(path, Some("extends".into()), "the extends chain loops back to this file"));
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| err(path, None, format!("cannot read: {e}")))?;
+    let mut value: Value = serde_yaml::from_str(&text).map_err(|e| err(path, None, format!("invalid YAML: {e}")))?;
+    if value.is_null() {
+        value = Value::Mapping(Mapping::new());
+    }
+    let Value::Mapping(map) = &mut value else {
+        return Err(err(path, None, "the top level must be a mapping of keys"));
+    };
+    let extends = map.remove(Value::String("extends".into()));
+    let parents: Vec<String> = match extends {
+        None => Vec::new(),
+        Some(Value::String(s)) => vec![s],
+        Some(Value::Sequence(items)) => items
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| match v {
+                Value::String(s) => Ok(s),
+                _ => Err(err(path, Some(format!("extends[{i}]")), "expected a file path")),
+            })
+            .collect::<Result<_, _>>()?,
+        Some(_) => return Err(err(path, Some("extends".into()), "expected a file path or a list of file paths")),
+    };
+    let dir = path.parent().unwrap_or(Path::new("."));
+    for parent in parents {
+        let parent_path = dir.join(&parent);
+        if !parent_path.exists() {
+            return Err(err(path, Some("extends".into()), format!("file '{}' does not exist", parent_path.display())));
+        }
+        collect(&parent_path, env, layers, seen)?;
+    }
+    interpolate(&mut value, env, path, &mut Vec::new())?;
+    layers.push(Layer { file: path.to_path_buf(), value });
+    seen.remove(&canonical);
+    Ok(())
+}
+
+/// Deep merge: mappings merge key by key, anything else (lists included) is replaced.
+fn merge(base: &mut Value, over: Value) {
+    match (base, over) {
+        (Value::Mapping(b), Value::Mapping(o)) => {
+            for (k, v) in o {
+                match b.get_mut(&k) {
+                    Some(existing) => merge(existing, v),
+                    None => {
+                        b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (slot, over) => *slot = over,
+    }
+}
+
+fn interpolate(
+    value: &mut Value,
+    env: &dyn Fn(&str) -> Option<String>,
+    file: &Path,
+    path: &mut Vec<String>,
+) -> Result<(), ConfigError> {
+    match value {
+        Value::String(s) if s.contains("${") => {
+            let whole = s.trim().starts_with("${") && s.trim().ends_with('}') && s.matches("${").count() == 1;
+            let out = substitute(s, env).map_err(|m| err(file, Some(path.join(".")), m))?;
+            // a value that is exactly one ${...} takes the type its text has (a number stays a number)
+            *value = if whole {
+                match serde_yaml::from_str::<Value>(&out) {
+                    Ok(v @ (Value::Number(_) | Value::Bool(_))) => v,
+                    _ => Value::String(out),
+                }
+            } else {
+                Value::String(out)
+            };
+        }
+        Value::Mapping(m) => {
+            for (k, v) in m.iter_mut() {
+                path.push(key_text(k));
+                interpolate(v, env, file, path)?;
+                path.pop();
+            }
+        }
+        Value::Sequence(items) => {
+            for (i, v) in items.iter_mut().enumerate() {
+                path.push(format!("[{i}]"));
+                interpolate(v, env, file, path)?;
+                path.pop();
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn key_text(k: &Value) -> String {
+    match k {
+        Value::String(s) => s.clone(),
+        other => serde_yaml::to_string(other).unwrap_or_default().trim().to_string(),
+    }
+}
+
+/// Replaces every `${VAR}` / `${VAR:-default}`; `$${` is a literal `${`.
+fn substitute(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(pos) = rest.find("${") {
+        if pos > 0 && rest[..pos].ends_with('$') {
+            out.push_str(&rest[..pos - 1]);
+            out.push_str("${");
+            rest = &rest[pos + 2..];
+            continue;
+        }
+        out.push_str(&rest[..pos]);
+        let after = &rest[pos + 2..];
+        let end = after.find('}').ok_or_else(|| format!("unclosed '${{' in '{text}'"))?;
+        let expr = &after[..end];
+        let (name, default) = match expr.split_once(":-") {
+            Some((n, d)) => (n, Some(d)),
+            None => (expr, None),
+        };
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(format!("'${{{expr}}}' is not a valid variable reference"));
+        }
+        match (env(name), default) {
+            (Some(v), _) if !v.is_empty() || default.is_none() => out.push_str(&v),
+            (_, Some(d)) => out.push_str(d),
+            (None, None) => return Err(format!("environment variable {name} is not set and has no default")),
+            (Some(v), None) => out.push_str(&v),
+        }
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests;

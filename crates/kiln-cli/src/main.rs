@@ -1,0 +1,29 @@
+//! `kiln`: the composition root. Parses arguments, loads settings, builds the adapters, runs one command, prints the
+//! whole error chain and exits non-zero on failure. The only crate with `anyhow`, `main` and environment access.
+
+mod cli;
+mod commands;
+mod config;
+mod settings;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+/// Exit codes, documented in `kiln --help`.
+pub(crate) mod exit {
+    pub(crate) const ERROR: u8 = 1;
+    pub(crate) const INVALID_INPUT: u8 = 2;
+    pub(crate) const GATE_FAILED: u8 = 3;
+}
+
+fn main() -> ExitCode {
+    let args = cli::Cli::parse();
+    match commands::run(args) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(commands::exit_code_of(&e))
+        }
+    }
+}

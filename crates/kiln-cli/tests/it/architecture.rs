@@ -1,0 +1,121 @@
+//! The crate dependency rules of ARCHITECTURE.md, checked on `cargo metadata`'s resolved graph (normal
+//! dependencies only, transitively).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::Command;
+
+use serde_json::Value;
+
+/// Internal edges each crate may have (direct normal dependencies).
+const ALLOWED: &[(&str, &[&str])] = &[
+    ("kiln-domain", &[]),
+    ("kiln-features", &["kiln-domain"]),
+    ("kiln-models", &["kiln-domain", "kiln-features"]),
+    ("kiln-eval", &["kiln-domain"]),
+    ("kiln-train", &["kiln-domain", "kiln-features", "kiln-models", "kiln-eval", "kiln-registry"]),
+    ("kiln-registry", &["kiln-domain"]),
+    ("kiln-infra", &["kiln-domain", "kiln-models"]),
+    (
+        "kiln-cli",
+        &["kiln-domain", "kiln-features", "kiln-models", "kiln-eval", "kiln-train", "kiln-registry", "kiln-infra"],
+    ),
+];
+
+/// Crates that must stay pure: no async runtime, no HTTP, no dataframe library, even transitively.
+const PURE: &[&str] = &["kiln-domain", "kiln-features", "kiln-models", "kiln-eval", "kiln-train", "kiln-registry"];
+const FORBIDDEN_IN_PURE: &[&str] = &["tokio", "axum", "reqwest", "hyper", "polars", "polars-core"];
+
+struct Graph {
+    names: BTreeMap<String, String>,
+    deps: BTreeMap<String, Vec<String>>,
+}
+
+fn graph() -> Graph {
+    let out = Command::new(env!("CARGO"))
+        .args(["metadata", "--format-version", "1", "--locked"])
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+        .output()
+        .expect("cargo metadata runs");
+    assert!(out.status.success(), "cargo metadata failed: {}", String::from_utf8_lossy(&out.stderr));
+    let meta: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut names = BTreeMap::new();
+    for p in meta["packages"].as_array().unwrap() {
+        names.insert(p["id"].as_str().unwrap().to_string(), p["name"].as_str().unwrap().to_string());
+    }
+    let mut deps = BTreeMap::new();
+    for node in meta["resolve"]["nodes"].as_array().unwrap() {
+        let normal: Vec<String> = node["deps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|d| d["dep_kinds"].as_array().unwrap().iter().any(|k| k["kind"].is_null()))
+            .map(|d| d["pkg"].as_str().unwrap().to_string())
+            .collect();
+        deps.insert(node["id"].as_str().unwrap().to_string(), normal);
+    }
+    Graph { names, deps }
+}
+
+impl Graph {
+    fn id(&self, name: &str) -> String {
+        self.names.iter().find(|(_, n)| *n == name).map(|(id, _)| id.clone()).unwrap_or_else(|| panic!("{name}"))
+    }
+
+    fn direct(&self, name: &str) -> BTreeSet<String> {
+        self.deps[&self.id(name)].iter().map(|d| self.names[d].clone()).collect()
+    }
+
+    fn transitive(&self, name: &str) -> BTreeSet<String> {
+        let mut seen = BTreeSet::new();
+        let mut stack = vec![self.id(name)];
+        while let Some(id) = stack.pop() {
+            for d in &self.deps[&id] {
+                if seen.insert(self.names[d].clone()) {
+                    stack.push(d.clone());
+                }
+            }
+        }
+        seen
+    }
+}
+
+#[test]
+fn internal_edges_follow_the_table() {
+    let g = graph();
+    let workspace: BTreeSet<&str> = ALLOWED.iter().map(|(n, _)| *n).collect();
+    for (name, allowed) in ALLOWED {
+        for dep in g.direct(name) {
+            if dep.starts_with("kiln-") || dep == "kiln" {
+                assert!(allowed.contains(&dep.as_str()), "{name} depends on {dep}, which ARCHITECTURE.md does not allow");
+            }
+        }
+    }
+    for (id, name) in &g.names {
+        if name.starts_with("kiln-") {
+            assert!(workspace.contains(name.as_str()), "crate {name} ({id}) is not in the dependency table");
+        }
+    }
+}
+
+#[test]
+fn pure_crates_link_no_runtime_http_or_dataframe() {
+    let g = graph();
+    for name in PURE {
+        let all = g.transitive(name);
+        for bad in FORBIDDEN_IN_PURE {
+            assert!(!all.contains(*bad), "{name} links {bad} (transitively)");
+        }
+    }
+}
+
+#[test]
+fn nothing_depends_on_the_cli_and_only_the_cli_uses_anyhow() {
+    let g = graph();
+    for (name, _) in ALLOWED {
+        let direct = g.direct(name);
+        assert!(!direct.contains("kiln-cli"), "{name} depends on kiln-cli");
+        if *name != "kiln-cli" {
+            assert!(!direct.contains("anyhow"), "{name} uses anyhow; libraries return typed errors");
+        }
+    }
+}

@@ -1,0 +1,89 @@
+//! Bad input through the real `kiln` binary: each error names the place (file, line, column or key) and the exit
+//! code is non-zero.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+}
+
+/// Runs kiln in the repository root; returns (exit code, stderr).
+fn kiln(args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_kiln")).args(args).current_dir(repo()).output().unwrap();
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p.display().to_string()
+}
+
+/// An experiment file in `dir` that extends the shipped base and reads `data`.
+fn experiment(dir: &Path, data: &str, extra: &str) -> String {
+    let base = repo().join("conf/base/forecast.yaml");
+    let text = format!(
+        "extends: {}\nname: bad\ndata: {{path: {data}, time_column: Date}}\ntask: {{kind: forecast, target: USD}}\n\
+         features:\n  - lag: {{column: USD, lags: [1]}}\n{extra}",
+        base.display()
+    );
+    write(dir, "exp.yaml", &text)
+}
+
+#[test]
+fn unknown_config_key_names_file_and_key_path() {
+    let d = tempfile::tempdir().unwrap();
+    let exp = experiment(d.path(), "data/ecb_eurofxref-hist.csv", "model:\n  params:\n    learning_rat: 0.1\n");
+    let (code, err) = kiln(&["config", "show", &exp]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("exp.yaml") && err.contains("model.params") && err.contains("learning_rat"), "{err}");
+}
+
+#[test]
+fn wrong_type_names_file_and_key_path() {
+    let d = tempfile::tempdir().unwrap();
+    let exp = experiment(d.path(), "data/ecb_eurofxref-hist.csv", "model:\n  params:\n    num_leaves: many\n");
+    let (code, err) = kiln(&["config", "show", &exp]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("exp.yaml") && err.contains("model.params.num_leaves"), "{err}");
+}
+
+#[test]
+fn missing_column_names_file_and_column() {
+    let d = tempfile::tempdir().unwrap();
+    let csv = write(d.path(), "rates.csv", "Date,GBP\n2020-01-02,0.85\n2020-01-03,0.86\n");
+    let exp = experiment(d.path(), &csv, "");
+    let (code, err) = kiln(&["train", "--config", &exp, "--tracking-uri", &d.path().join("mlruns").display().to_string()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("rates.csv") && err.contains("USD"), "{err}");
+}
+
+#[test]
+fn unparseable_date_names_file_line_and_column() {
+    let d = tempfile::tempdir().unwrap();
+    let csv = write(d.path(), "rates.csv", "Date,USD\n2020-01-02,1.1\n2020-01-03,1.2\n2020-13-45,1.3\n");
+    let exp = experiment(d.path(), &csv, "");
+    let (code, err) = kiln(&["train", "--config", &exp, "--tracking-uri", &d.path().join("mlruns").display().to_string()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("rates.csv") && err.contains("line 4") && err.contains("Date") && err.contains("2020-13-45"), "{err}");
+}
+
+#[test]
+fn ragged_csv_row_names_file_and_line() {
+    let d = tempfile::tempdir().unwrap();
+    let csv = write(d.path(), "rates.csv", "Date,USD\n2020-01-02,1.1\n2020-01-03,1.2,9\n2020-01-06,1.3\n");
+    let exp = experiment(d.path(), &csv, "");
+    let (code, err) = kiln(&["train", "--config", &exp, "--tracking-uri", &d.path().join("mlruns").display().to_string()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("rates.csv") && err.contains("line 3"), "{err}");
+}
+
+#[test]
+fn bad_model_reference_is_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("p.csv").display().to_string();
+    let (code, err) = kiln(&["predict", "--model", "models:/eurusd", "--input", "data/ETTh1.csv", "--output", &out]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("models:/eurusd"), "{err}");
+}

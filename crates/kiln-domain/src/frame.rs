@@ -1,0 +1,219 @@
+//! The columnar [`Frame`]: named columns of one length. Numeric missing values are NaN, categorical missing values
+//! are `None`, timestamps are UTC milliseconds since the Unix epoch. Readers build it; the pipeline only reads it.
+
+use crate::DomainError;
+
+/// One column's values.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Column {
+    /// numbers; NaN marks a missing value
+    Numeric(Vec<f64>),
+    /// labels; `None` marks a missing value
+    Categorical(Vec<Option<String>>),
+    /// UTC milliseconds since the Unix epoch
+    Timestamp(Vec<i64>),
+}
+
+/// The type of a column, without its values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ColumnKind {
+    Numeric,
+    Categorical,
+    Timestamp,
+}
+
+impl ColumnKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ColumnKind::Numeric => "numeric",
+            ColumnKind::Categorical => "categorical",
+            ColumnKind::Timestamp => "timestamp",
+        }
+    }
+}
+
+impl Column {
+    pub fn len(&self) -> usize {
+        match self {
+            Column::Numeric(v) => v.len(),
+            Column::Categorical(v) => v.len(),
+            Column::Timestamp(v) => v.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn kind(&self) -> ColumnKind {
+        match self {
+            Column::Numeric(_) => ColumnKind::Numeric,
+            Column::Categorical(_) => ColumnKind::Categorical,
+            Column::Timestamp(_) => ColumnKind::Timestamp,
+        }
+    }
+
+    fn take(&self, order: &[usize]) -> Column {
+        match self {
+            Column::Numeric(v) => Column::Numeric(order.iter().map(|&i| v[i]).collect()),
+            Column::Categorical(v) => Column::Categorical(order.iter().map(|&i| v[i].clone()).collect()),
+            Column::Timestamp(v) => Column::Timestamp(order.iter().map(|&i| v[i]).collect()),
+        }
+    }
+
+    fn slice(&self, start: usize, end: usize) -> Column {
+        match self {
+            Column::Numeric(v) => Column::Numeric(v[start..end].to_vec()),
+            Column::Categorical(v) => Column::Categorical(v[start..end].to_vec()),
+            Column::Timestamp(v) => Column::Timestamp(v[start..end].to_vec()),
+        }
+    }
+}
+
+/// Named columns of equal length, in a fixed order.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Frame {
+    names: Vec<String>,
+    columns: Vec<Column>,
+}
+
+impl Frame {
+    /// Builds a frame, checking that names are unique and every column has the same length.
+    ///
+    /// # Errors
+    /// [`DomainError::DuplicateColumn`] or [`DomainError::Length`].
+    pub fn new(columns: Vec<(String, Column)>) -> Result<Frame, DomainError> {
+        let mut frame = Frame::default();
+        for (name, column) in columns {
+            frame.push(name, column)?;
+        }
+        Ok(frame)
+    }
+
+    /// Appends a column.
+    ///
+    /// # Errors
+    /// [`DomainError::DuplicateColumn`] or [`DomainError::Length`].
+    pub fn push(&mut self, name: String, column: Column) -> Result<(), DomainError> {
+        if self.names.contains(&name) {
+            return Err(DomainError::DuplicateColumn(name));
+        }
+        if let Some(first) = self.columns.first()
+            && first.len() != column.len()
+        {
+            return Err(DomainError::Length { column: name, expected: first.len(), actual: column.len() });
+        }
+        self.names.push(name);
+        self.columns.push(column);
+        Ok(())
+    }
+
+    pub fn n_rows(&self) -> usize {
+        self.columns.first().map_or(0, Column::len)
+    }
+
+    pub fn n_cols(&self) -> usize {
+        self.columns.len()
+    }
+
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    pub fn columns(&self) -> impl Iterator<Item = (&str, &Column)> {
+        self.names.iter().map(String::as_str).zip(self.columns.iter())
+    }
+
+    /// The column called `name`.
+    ///
+    /// # Errors
+    /// [`DomainError::MissingColumn`].
+    pub fn column(&self, name: &str) -> Result<&Column, DomainError> {
+        self.names
+            .iter()
+            .position(|n| n == name)
+            .map(|i| &self.columns[i])
+            .ok_or_else(|| DomainError::MissingColumn(name.to_string()))
+    }
+
+    pub fn has_column(&self, name: &str) -> bool {
+        self.names.iter().any(|n| n == name)
+    }
+
+    /// A numeric column's values.
+    ///
+    /// # Errors
+    /// [`DomainError::MissingColumn`] or [`DomainError::ColumnType`].
+    pub fn numeric(&self, name: &str) -> Result<&[f64], DomainError> {
+        match self.column(name)? {
+            Column::Numeric(v) => Ok(v),
+            other => Err(type_error(name, "numeric", other)),
+        }
+    }
+
+    /// A timestamp column's values.
+    ///
+    /// # Errors
+    /// [`DomainError::MissingColumn`] or [`DomainError::ColumnType`].
+    pub fn timestamps(&self, name: &str) -> Result<&[i64], DomainError> {
+        match self.column(name)? {
+            Column::Timestamp(v) => Ok(v),
+            other => Err(type_error(name, "timestamp", other)),
+        }
+    }
+
+    /// A categorical column's values.
+    ///
+    /// # Errors
+    /// [`DomainError::MissingColumn`] or [`DomainError::ColumnType`].
+    pub fn categorical(&self, name: &str) -> Result<&[Option<String>], DomainError> {
+        match self.column(name)? {
+            Column::Categorical(v) => Ok(v),
+            other => Err(type_error(name, "categorical", other)),
+        }
+    }
+
+    /// Rows reordered so that the timestamp column `time` is strictly increasing.
+    ///
+    /// # Errors
+    /// A missing or non-timestamp column, or [`DomainError::DuplicateTime`] when two rows share a timestamp.
+    pub fn sorted_by_time(&self, time: &str) -> Result<Frame, DomainError> {
+        let stamps = self.timestamps(time)?;
+        if stamps.windows(2).all(|w| w[0] < w[1]) {
+            return Ok(self.clone());
+        }
+        let mut order: Vec<usize> = (0..stamps.len()).collect();
+        order.sort_by_key(|&i| stamps[i]);
+        if let Some(w) = order.windows(2).find(|w| stamps[w[0]] == stamps[w[1]]) {
+            return Err(DomainError::DuplicateTime { column: time.to_string(), millis: stamps[w[0]] });
+        }
+        Ok(self.take(&order))
+    }
+
+    /// The rows at `order`, in that order.
+    pub fn take(&self, order: &[usize]) -> Frame {
+        Frame { names: self.names.clone(), columns: self.columns.iter().map(|c| c.take(order)).collect() }
+    }
+
+    /// Rows `start..end`.
+    pub fn slice(&self, start: usize, end: usize) -> Frame {
+        Frame { names: self.names.clone(), columns: self.columns.iter().map(|c| c.slice(start, end)).collect() }
+    }
+
+    /// The named columns, in the given order.
+    ///
+    /// # Errors
+    /// [`DomainError::MissingColumn`].
+    pub fn select(&self, names: &[String]) -> Result<Frame, DomainError> {
+        let mut out = Frame::default();
+        for name in names {
+            out.push(name.clone(), self.column(name)?.clone())?;
+        }
+        Ok(out)
+    }
+}
+
+fn type_error(name: &str, expected: &'static str, actual: &Column) -> DomainError {
+    DomainError::ColumnType { column: name.to_string(), expected, actual: actual.kind().as_str() }
+}

@@ -1,0 +1,24 @@
+//! kiln's core vocabulary: the columnar [`Frame`], the ML traits (fit -> fitted -> predict), the ports the outside
+//! world implements (tracking, artifacts, registry), model references, and the table of stable error codes.
+//!
+//! This crate does no I/O and knows no file format, HTTP or dataframe library; adapters live in `kiln-infra`.
+
+mod error;
+mod frame;
+mod ml;
+mod model_ref;
+mod ports;
+mod time;
+
+pub use error::{Code, DomainError, ErrorKind, PortError};
+pub use frame::{Column, ColumnKind, Frame};
+pub use ml::{Estimator, Matrix, Predictor};
+pub use model_ref::{ModelRef, VersionSelector};
+pub use ports::{
+    ArtifactEntry, ArtifactStore, ChartRenderer, ExperimentId, MetricPoint, ModelRegistry, ModelVersion, RunId,
+    RunInfo, RunStatus, Stage, Tracker,
+};
+pub use time::{CivilDateTime, civil_from_millis, millis_from_civil};
+
+#[cfg(test)]
+mod tests;

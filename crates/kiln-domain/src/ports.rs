@@ -1,0 +1,261 @@
+//! The ports: small synchronous traits that the outside world implements (the local MLflow-layout store, the MLflow
+//! REST adapter). Pipeline code talks to tracking, artifacts and the registry only through these.
+
+use std::path::Path;
+
+use crate::PortError;
+
+/// An MLflow experiment id (a string, as MLflow has it).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ExperimentId(pub String);
+
+/// An MLflow run id (32 hex characters when kiln creates it).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RunId(pub String);
+
+impl std::fmt::Display for RunId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A run's final (or current) status, with MLflow's names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunStatus {
+    Running,
+    Finished,
+    Failed,
+    Killed,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "RUNNING",
+            RunStatus::Finished => "FINISHED",
+            RunStatus::Failed => "FAILED",
+            RunStatus::Killed => "KILLED",
+        }
+    }
+}
+
+/// What a tracker knows about a run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunInfo {
+    pub run_id: RunId,
+    pub experiment_id: ExperimentId,
+    pub run_name: String,
+    pub status: RunStatus,
+    pub start_time_ms: i64,
+    pub end_time_ms: Option<i64>,
+    /// where the run's artifacts live, as MLflow writes it (`mlflow-artifacts:/<exp>/<run>/artifacts`)
+    pub artifact_uri: String,
+}
+
+/// One metric value at a step.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricPoint {
+    pub key: String,
+    pub value: f64,
+    pub timestamp_ms: i64,
+    pub step: i64,
+}
+
+/// Experiment and run tracking.
+pub trait Tracker {
+    /// The id of the experiment called `name`, created when missing.
+    ///
+    /// # Errors
+    /// [`PortError`] with `store_io` when the store cannot be read or written.
+    fn experiment_by_name(&self, name: &str) -> Result<ExperimentId, PortError>;
+
+    /// Starts a run in `RUNNING` state with the given tags.
+    ///
+    /// # Errors
+    /// `not_found` for an unknown experiment, `store_io` otherwise.
+    fn create_run(
+        &self,
+        experiment: &ExperimentId,
+        run_name: &str,
+        tags: &[(String, String)],
+        start_time_ms: i64,
+    ) -> Result<RunInfo, PortError>;
+
+    /// Logs params; logging the same key again with the same value is allowed, a different value is an error.
+    ///
+    /// # Errors
+    /// `already_exists` when a param would change, `not_found` for an unknown run.
+    fn log_params(&self, run: &RunId, params: &[(String, String)]) -> Result<(), PortError>;
+
+    /// Appends metric points.
+    ///
+    /// # Errors
+    /// `not_found` for an unknown run, `store_io` otherwise.
+    fn log_metrics(&self, run: &RunId, metrics: &[MetricPoint]) -> Result<(), PortError>;
+
+    /// Sets (or overwrites) tags.
+    ///
+    /// # Errors
+    /// `not_found` for an unknown run, `store_io` otherwise.
+    fn set_tags(&self, run: &RunId, tags: &[(String, String)]) -> Result<(), PortError>;
+
+    /// Ends the run with `status`.
+    ///
+    /// # Errors
+    /// `not_found` for an unknown run, `store_io` otherwise.
+    fn end_run(&self, run: &RunId, status: RunStatus, end_time_ms: i64) -> Result<(), PortError>;
+
+    /// The run's current info.
+    ///
+    /// # Errors
+    /// `not_found` for an unknown run.
+    fn get_run(&self, run: &RunId) -> Result<RunInfo, PortError>;
+}
+
+/// One entry of an artifact listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArtifactEntry {
+    /// path relative to the run's artifact root
+    pub path: String,
+    pub is_dir: bool,
+    pub size: Option<u64>,
+}
+
+/// A run's artifacts. Paths are relative to the run's artifact root, `/`-separated, without `..`.
+pub trait ArtifactStore {
+    /// Writes one file.
+    ///
+    /// # Errors
+    /// `store_io`, or `invalid` for a path with `..`.
+    fn put_bytes(&self, run: &RunId, path: &str, bytes: &[u8]) -> Result<(), PortError>;
+
+    /// Copies a local folder, file by file, under `path`.
+    ///
+    /// # Errors
+    /// `store_io` when a file cannot be read or written.
+    fn put_dir(&self, run: &RunId, path: &str, local_dir: &Path) -> Result<(), PortError>;
+
+    /// The entries directly under `path` (`""` for the root).
+    ///
+    /// # Errors
+    /// `not_found` for an unknown run.
+    fn list(&self, run: &RunId, path: &str) -> Result<Vec<ArtifactEntry>, PortError>;
+
+    /// Copies the folder `path` of the run's artifacts into `dest`, recursively.
+    ///
+    /// # Errors
+    /// `not_found` when the run or the path does not exist.
+    fn download_dir(&self, run: &RunId, path: &str, dest: &Path) -> Result<(), PortError>;
+}
+
+/// A registry stage, with MLflow's names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    None,
+    Staging,
+    Production,
+    Archived,
+}
+
+impl Stage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::None => "None",
+            Stage::Staging => "Staging",
+            Stage::Production => "Production",
+            Stage::Archived => "Archived",
+        }
+    }
+
+    /// Case-insensitive, as MLflow accepts it.
+    pub fn parse(s: &str) -> Option<Stage> {
+        match s.to_ascii_lowercase().as_str() {
+            "none" => Some(Stage::None),
+            "staging" => Some(Stage::Staging),
+            "production" => Some(Stage::Production),
+            "archived" => Some(Stage::Archived),
+            _ => None,
+        }
+    }
+}
+
+/// One registered model version.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelVersion {
+    pub name: String,
+    pub version: u64,
+    /// where the bundle is, as registered (`runs:/<run_id>/model`)
+    pub source: String,
+    pub run_id: Option<RunId>,
+    pub stage: Stage,
+    pub aliases: Vec<String>,
+    pub creation_time_ms: i64,
+    pub description: String,
+}
+
+/// The model registry.
+pub trait ModelRegistry {
+    /// Creates the registered model when it does not exist yet.
+    ///
+    /// # Errors
+    /// `store_io`.
+    fn ensure_registered_model(&self, name: &str) -> Result<(), PortError>;
+
+    /// Adds a new version (numbered one past the highest) pointing at `source`.
+    ///
+    /// # Errors
+    /// `not_found` for an unknown model, `store_io` otherwise.
+    fn create_version(&self, name: &str, source: &str, run_id: &RunId) -> Result<ModelVersion, PortError>;
+
+    /// One version.
+    ///
+    /// # Errors
+    /// `not_found`.
+    fn get_version(&self, name: &str, version: u64) -> Result<ModelVersion, PortError>;
+
+    /// Every version of the model, oldest first.
+    ///
+    /// # Errors
+    /// `not_found` for an unknown model.
+    fn list_versions(&self, name: &str) -> Result<Vec<ModelVersion>, PortError>;
+
+    /// Points `alias` at `version`, moving it if it pointed elsewhere.
+    ///
+    /// # Errors
+    /// `not_found` for an unknown version, `invalid` for a reserved alias (`latest`, `v<digits>`).
+    fn set_alias(&self, name: &str, alias: &str, version: u64) -> Result<(), PortError>;
+
+    /// Removes `alias`.
+    ///
+    /// # Errors
+    /// `not_found` when the alias is not set.
+    fn delete_alias(&self, name: &str, alias: &str) -> Result<(), PortError>;
+
+    /// The version `alias` points at.
+    ///
+    /// # Errors
+    /// `not_found` when the model or the alias does not exist.
+    fn version_by_alias(&self, name: &str, alias: &str) -> Result<ModelVersion, PortError>;
+
+    /// Moves `version` to `stage`; with `archive_existing`, other versions in that stage move to Archived.
+    ///
+    /// # Errors
+    /// `not_found` for an unknown version.
+    fn transition_stage(
+        &self,
+        name: &str,
+        version: u64,
+        stage: Stage,
+        archive_existing: bool,
+    ) -> Result<ModelVersion, PortError>;
+}
+
+/// Draws the charts kiln logs with a run (PNG bytes). Kept behind a port so that the pipeline crates know no image
+/// format.
+pub trait ChartRenderer {
+    /// A horizontal bar chart, one bar per label, in the given order.
+    ///
+    /// # Errors
+    /// `internal` when drawing fails.
+    fn bar_chart(&self, title: &str, x_label: &str, labels: &[String], values: &[f64]) -> Result<Vec<u8>, PortError>;
+}

@@ -1,0 +1,67 @@
+use crate::*;
+
+#[test]
+fn civil_round_trip_and_weekday() {
+    let ms = millis_from_civil(2026, 10, 30, 13, 5, 7).unwrap();
+    let c = civil_from_millis(ms);
+    assert_eq!((c.year, c.month, c.day, c.hour, c.minute, c.second), (2026, 10, 30, 13, 5, 7));
+    assert_eq!(c.weekday, 4, "2026-10-30 is a Friday");
+    assert_eq!(c.day_of_year, 303);
+    assert_eq!(civil_from_millis(millis_from_civil(2024, 12, 31, 0, 0, 0).unwrap()).day_of_year, 366);
+    assert_eq!(civil_from_millis(-1).year, 1969);
+    assert!(millis_from_civil(2023, 2, 29, 0, 0, 0).is_none());
+}
+
+#[test]
+fn model_refs_parse() {
+    let r = ModelRef::parse("models:/eurusd@production").unwrap();
+    assert_eq!(r, ModelRef::Registered { name: "eurusd".into(), selector: VersionSelector::Alias("production".into()) });
+    assert!(matches!(
+        ModelRef::parse("models:/eurusd/Production").unwrap(),
+        ModelRef::Registered { selector: VersionSelector::Stage(Stage::Production), .. }
+    ));
+    assert!(matches!(
+        ModelRef::parse("models:/eurusd/latest").unwrap(),
+        ModelRef::Registered { selector: VersionSelector::Latest, .. }
+    ));
+    assert!(matches!(
+        ModelRef::parse("models:/eurusd/3").unwrap(),
+        ModelRef::Registered { selector: VersionSelector::Number(3), .. }
+    ));
+    assert_eq!(
+        ModelRef::parse("runs:/abc123/model").unwrap(),
+        ModelRef::Run { run_id: RunId("abc123".into()), path: "model".into() }
+    );
+    assert_eq!(ModelRef::parse("out/bundle").unwrap(), ModelRef::Folder("out/bundle".into()));
+    for bad in ["models:/eurusd", "models:/@x", "models:/m/Prod", "runs:/../x", "s3://bucket/x", "runs:/a/../b"] {
+        let e = ModelRef::parse(bad).unwrap_err();
+        assert_eq!(e.code(), Code::ModelRefInvalid, "{bad}");
+        assert!(e.to_string().contains(bad), "{e}");
+    }
+}
+
+#[test]
+fn frame_checks_shape_and_sorts_by_time() {
+    let f = Frame::new(vec![
+        ("t".into(), Column::Timestamp(vec![3, 1, 2])),
+        ("x".into(), Column::Numeric(vec![30.0, 10.0, 20.0])),
+    ])
+    .unwrap();
+    let s = f.sorted_by_time("t").unwrap();
+    assert_eq!(s.numeric("x").unwrap(), &[10.0, 20.0, 30.0]);
+    let bad = Frame::new(vec![("a".into(), Column::Numeric(vec![1.0])), ("b".into(), Column::Numeric(vec![]))]);
+    assert_eq!(bad.unwrap_err().code(), Code::DataShape);
+    let dup = Frame::new(vec![("t".into(), Column::Timestamp(vec![1, 1]))]).unwrap();
+    assert!(dup.sorted_by_time("t").unwrap_err().to_string().contains("repeats"));
+    assert_eq!(f.numeric("t").unwrap_err().code(), Code::ColumnType);
+    assert_eq!(f.numeric("nope").unwrap_err().code(), Code::MissingColumn);
+}
+
+#[test]
+fn error_codes_are_unique_snake_case() {
+    let mut seen = std::collections::HashSet::new();
+    for c in Code::ALL {
+        assert!(seen.insert(c.as_str()), "duplicate {c}");
+        assert!(c.as_str().chars().all(|ch| ch.is_ascii_lowercase() || ch == '_'));
+    }
+}

@@ -1,0 +1,211 @@
+//! Feature kernels. Each computes the value at row `t` only from rows `<= t`, and the batch path ([`Kernel::series`],
+//! every row) and the serving path ([`Kernel::last`], the last row of a window) call the very same arithmetic, so
+//! they agree bit for bit: windowed kernels recompute each value from its own slice (no running sums), and the two
+//! history-dependent kernels (expanding mean, EWM) run one recursion from the first row in both paths.
+
+use std::f64::consts::TAU;
+
+use kiln_domain::civil_from_millis;
+
+use crate::{CalendarPart, RollingStat};
+
+/// How a calendar part is written: the raw number, or its position on the unit circle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Encoding {
+    Raw,
+    Sin,
+    Cos,
+}
+
+/// One output column's computation.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Kernel {
+    Current,
+    Lag(usize),
+    Diff(usize),
+    PctChange(usize),
+    LogReturn(usize),
+    Rolling { window: usize, stat: RollingStat },
+    ExpandingMean { min_periods: usize },
+    Ewm { span: f64 },
+    Calendar { part: CalendarPart, encoding: Encoding },
+}
+
+/// A kernel's input column.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Input<'a> {
+    Numeric(&'a [f64]),
+    Time(&'a [i64]),
+}
+
+impl Kernel {
+    /// Leading rows whose value is undefined by construction.
+    pub(crate) fn warmup(self) -> usize {
+        match self {
+            Kernel::Current | Kernel::Ewm { .. } | Kernel::Calendar { .. } => 0,
+            Kernel::Lag(k) | Kernel::Diff(k) | Kernel::PctChange(k) | Kernel::LogReturn(k) => k,
+            Kernel::Rolling { window, .. } => window.saturating_sub(1),
+            Kernel::ExpandingMean { min_periods } => min_periods.saturating_sub(1),
+        }
+    }
+
+    /// Whether the value at `t` depends on every row before it.
+    pub(crate) fn needs_all_history(self) -> bool {
+        matches!(self, Kernel::ExpandingMean { .. } | Kernel::Ewm { .. })
+    }
+
+    /// The value at every row of `input` (the batch path).
+    pub(crate) fn series(self, input: Input<'_>) -> Vec<f64> {
+        match (self, input) {
+            (Kernel::Calendar { part, encoding }, Input::Time(times)) => {
+                times.iter().map(|&ms| calendar(part, encoding, ms)).collect()
+            }
+            (_, Input::Time(times)) => vec![f64::NAN; times.len()],
+            (_, Input::Numeric(x)) => match self.scan() {
+                Some(mut scan) => x.iter().map(|&v| scan.push(v)).collect(),
+                None => (0..x.len()).map(|t| self.value_at(x, t)).collect(),
+            },
+        }
+    }
+
+    /// The value at the last row of `input` (the serving path); NaN for an empty input.
+    pub(crate) fn last(self, input: Input<'_>) -> f64 {
+        match (self, input) {
+            (Kernel::Calendar { part, encoding }, Input::Time(times)) => {
+                times.last().map_or(f64::NAN, |&ms| calendar(part, encoding, ms))
+            }
+            (_, Input::Time(_)) => f64::NAN,
+            (_, Input::Numeric(x)) => match self.scan() {
+                Some(mut scan) => x.iter().fold(f64::NAN, |_, &v| scan.push(v)),
+                None if x.is_empty() => f64::NAN,
+                None => self.value_at(x, x.len() - 1),
+            },
+        }
+    }
+
+    /// The running state of a history-dependent kernel; `None` for windowed kernels.
+    fn scan(self) -> Option<Scan> {
+        match self {
+            Kernel::ExpandingMean { min_periods } => {
+                Some(Scan::Mean { min_periods, count: 0, sum: 0.0, compensation: 0.0 })
+            }
+            Kernel::Ewm { span } => {
+                // pandas: com = (span - 1) / 2, alpha = 1 / (1 + com)
+                let alpha = 1.0 / (1.0 + (span - 1.0) / 2.0);
+                Some(Scan::Ewm { alpha, weighted: f64::NAN, old_weight: 1.0, started: false })
+            }
+            _ => None,
+        }
+    }
+
+    /// The value at `t` of a windowed kernel, from `x[..=t]` only.
+    fn value_at(self, x: &[f64], t: usize) -> f64 {
+        let back = |k: usize| if t >= k { Some(x[t - k]) } else { None };
+        match self {
+            Kernel::Current => x[t],
+            Kernel::Lag(k) => back(k).unwrap_or(f64::NAN),
+            Kernel::Diff(p) => back(p).map_or(f64::NAN, |b| x[t] - b),
+            Kernel::PctChange(p) => back(p).map_or(f64::NAN, |b| x[t] / b - 1.0),
+            Kernel::LogReturn(p) => back(p).map_or(f64::NAN, |b| (x[t] / b).ln()),
+            Kernel::Rolling { window, stat } => {
+                if window == 0 || t + 1 < window {
+                    f64::NAN
+                } else {
+                    rolling(&x[t + 1 - window..=t], stat)
+                }
+            }
+            // history-dependent and calendar kernels never reach here; NaN rather than a panic
+            Kernel::ExpandingMean { .. } | Kernel::Ewm { .. } | Kernel::Calendar { .. } => f64::NAN,
+        }
+    }
+}
+
+/// A statistic of one full window; NaN if the window holds a NaN.
+pub(crate) fn rolling(window: &[f64], stat: RollingStat) -> f64 {
+    if window.is_empty() || window.iter().any(|v| v.is_nan()) {
+        return f64::NAN;
+    }
+    let n = window.len() as f64;
+    let sum = || window.iter().fold(0.0, |acc, &v| acc + v);
+    match stat {
+        RollingStat::Sum => sum(),
+        RollingStat::Mean => sum() / n,
+        RollingStat::Min => window.iter().copied().fold(f64::INFINITY, f64::min),
+        RollingStat::Max => window.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+        RollingStat::Std => {
+            if window.len() < 2 {
+                return f64::NAN;
+            }
+            // a constant window has exactly zero spread (the two-pass formula could leave rounding noise)
+            if window.iter().all(|&v| v == window[0]) {
+                return 0.0;
+            }
+            let mean = sum() / n;
+            let squares = window.iter().fold(0.0, |acc, &v| acc + (v - mean) * (v - mean));
+            (squares / (n - 1.0)).sqrt()
+        }
+    }
+}
+
+/// The value of a calendar part of a UTC timestamp.
+pub(crate) fn calendar(part: CalendarPart, encoding: Encoding, ms: i64) -> f64 {
+    let civil = civil_from_millis(ms);
+    let value = f64::from(match part {
+        CalendarPart::DayOfWeek => civil.weekday,
+        CalendarPart::Month => civil.month,
+        CalendarPart::Hour => civil.hour,
+        CalendarPart::DayOfYear => civil.day_of_year,
+        CalendarPart::DayOfMonth => civil.day,
+    });
+    match encoding {
+        Encoding::Raw => value,
+        Encoding::Sin => (TAU * value / part.period()).sin(),
+        Encoding::Cos => (TAU * value / part.period()).cos(),
+    }
+}
+
+/// The running state of a history-dependent kernel; `push` takes the next value and returns the output at it.
+#[derive(Debug, Clone, Copy)]
+enum Scan {
+    /// pandas' expanding mean: NaN values are skipped, Kahan-compensated sum
+    Mean { min_periods: usize, count: usize, sum: f64, compensation: f64 },
+    /// pandas' `ewm(adjust=False, ignore_na=False).mean()`, operation for operation
+    Ewm { alpha: f64, weighted: f64, old_weight: f64, started: bool },
+}
+
+impl Scan {
+    fn push(&mut self, value: f64) -> f64 {
+        match self {
+            Scan::Mean { min_periods, count, sum, compensation } => {
+                if !value.is_nan() {
+                    *count += 1;
+                    let y = value - *compensation;
+                    let t = *sum + y;
+                    *compensation = (t - *sum) - y;
+                    *sum = t;
+                }
+                if *count >= *min_periods && *count > 0 { *sum / *count as f64 } else { f64::NAN }
+            }
+            Scan::Ewm { alpha, weighted, old_weight, started } => {
+                let is_observation = !value.is_nan();
+                if !*started {
+                    *started = true;
+                    *weighted = value;
+                    *old_weight = 1.0;
+                } else if !weighted.is_nan() {
+                    // a missing value still ages the old mean (ignore_na=False)
+                    *old_weight *= 1.0 - *alpha;
+                    if is_observation {
+                        if *weighted != value {
+                            *weighted = (*old_weight * *weighted + *alpha * value) / (*old_weight + *alpha);
+                        }
+                        *old_weight = 1.0;
+                    }
+                } else if is_observation {
+                    *weighted = value;
+                }
+                *weighted
+            }
+        }
+    }
+}

@@ -1,0 +1,20 @@
+//! Time-series features for kiln: a declarative [`TimeSeriesRecipe`] (lags, differences, returns, rolling,
+//! expanding and exponentially weighted statistics, calendar parts, a target transform) and the one code path that
+//! computes it, for a whole training table ([`TimeSeriesRecipe::build_table`]) and for the last row of a live
+//! window ([`TimeSeriesRecipe::build_last_row`]); the two agree bit for bit.
+//!
+//! Every kernel reads only rows `<= t` for the value at origin time `t`. Missing values are NaN and propagate the
+//! way pandas does. This crate does no I/O and knows no dataframe library: it reads a [`kiln_domain::Frame`] and
+//! writes a [`kiln_domain::Matrix`].
+
+mod error;
+mod kernels;
+mod spec;
+mod table;
+
+pub use error::FeatureError;
+pub use spec::{CalendarPart, FeatureSpec, Lookback, RollingStat, TargetTransform, TimeSeriesRecipe};
+pub use table::{FeatureRow, FeatureTable};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,459 @@
+//! The feature recipe as read from YAML (serde, `deny_unknown_fields` everywhere), its validation, and the one
+//! function ([`TimeSeriesRecipe::outputs`]) that turns it into output columns, so names and kernels never disagree.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::FeatureError;
+use crate::kernels::{Encoding, Kernel};
+
+/// One entry of the recipe's `features:` list. Externally tagged, so YAML reads `- lag: {column: USD, lags: [1]}`.
+/// Every kernel computes the value at origin time `t` only from rows `<= t`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum FeatureSpec {
+    /// `x[t-k]` for each `k >= 1`; names `<column>_lag_<k>`
+    Lag { column: String, lags: Vec<usize> },
+    /// `x[t]`, the value known at the origin time; named after the column itself
+    Current { columns: Vec<String> },
+    /// `x[t] - x[t-p]`; names `<column>_diff_<p>`
+    Diff { column: String, periods: Vec<usize> },
+    /// `x[t] / x[t-p] - 1` (pandas `pct_change`); names `<column>_pct_change_<p>`
+    PctChange { column: String, periods: Vec<usize> },
+    /// `ln(x[t] / x[t-p])`; names `<column>_log_return_<p>`
+    LogReturn { column: String, periods: Vec<usize> },
+    /// a statistic over `x[t-w+1..=t]`, NaN when the window is incomplete or holds a NaN (pandas with
+    /// `min_periods=window`); `std` is the sample standard deviation (ddof=1); names `<column>_rolling_<stat>_<w>`
+    Rolling { column: String, windows: Vec<usize>, stats: Vec<RollingStat> },
+    /// mean of the non-missing values of `x[0..=t]`, NaN while fewer than `min_periods` (pandas `expanding().mean()`);
+    /// name `<column>_expanding_mean`
+    ExpandingMean {
+        column: String,
+        #[serde(default = "default_min_periods")]
+        min_periods: usize,
+    },
+    /// pandas `ewm(span=s, adjust=False).mean()`: `alpha = 2/(s+1)`, `s_0 = x_0`, `s_t = alpha*x_t + (1-alpha)*s_{t-1}`;
+    /// names `<column>_ewm_<span>`
+    Ewm { column: String, spans: Vec<f64> },
+    /// parts of the origin time (UTC); with `cyclical`, also `<part>_sin` and `<part>_cos`
+    Calendar {
+        parts: Vec<CalendarPart>,
+        #[serde(default)]
+        cyclical: bool,
+    },
+}
+
+fn default_min_periods() -> usize {
+    1
+}
+
+/// Statistics of a rolling window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RollingStat {
+    Mean,
+    /// sample standard deviation, ddof = 1 (pandas' default)
+    Std,
+    Min,
+    Max,
+    Sum,
+}
+
+impl RollingStat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RollingStat::Mean => "mean",
+            RollingStat::Std => "std",
+            RollingStat::Min => "min",
+            RollingStat::Max => "max",
+            RollingStat::Sum => "sum",
+        }
+    }
+}
+
+/// Calendar parts of a UTC timestamp, with pandas' conventions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CalendarPart {
+    /// 0 = Monday .. 6 = Sunday
+    DayOfWeek,
+    /// 1..=12
+    Month,
+    /// 0..=23
+    Hour,
+    /// 1..=366
+    DayOfYear,
+    /// 1..=31
+    DayOfMonth,
+}
+
+impl CalendarPart {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CalendarPart::DayOfWeek => "day_of_week",
+            CalendarPart::Month => "month",
+            CalendarPart::Hour => "hour",
+            CalendarPart::DayOfYear => "day_of_year",
+            CalendarPart::DayOfMonth => "day_of_month",
+        }
+    }
+
+    /// The period of the cyclical encoding `sin(2*pi*v/period)`: the number of values the part can take
+    /// (7, 12, 24, 366, 31). Day of year uses 366 so that every day of a leap year gets its own angle.
+    pub fn period(self) -> f64 {
+        match self {
+            CalendarPart::DayOfWeek => 7.0,
+            CalendarPart::Month => 12.0,
+            CalendarPart::Hour => 24.0,
+            CalendarPart::DayOfYear => 366.0,
+            CalendarPart::DayOfMonth => 31.0,
+        }
+    }
+}
+
+/// How the label is derived from the target at the origin `t` and at `t + horizon`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TargetTransform {
+    /// label = future
+    #[default]
+    None,
+    /// label = future - current
+    Difference,
+    /// label = ln(future / current)
+    LogReturn,
+}
+
+impl TargetTransform {
+    /// The label for a current and a future target value.
+    pub fn apply(self, current: f64, future: f64) -> f64 {
+        match self {
+            TargetTransform::None => future,
+            TargetTransform::Difference => future - current,
+            TargetTransform::LogReturn => (future / current).ln(),
+        }
+    }
+
+    /// The forecast of the future target value from a model output in the label's space.
+    pub fn invert(self, current: f64, output: f64) -> f64 {
+        match self {
+            TargetTransform::None => output,
+            TargetTransform::Difference => current + output,
+            TargetTransform::LogReturn => current * output.exp(),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TargetTransform::None => "none",
+            TargetTransform::Difference => "difference",
+            TargetTransform::LogReturn => "log_return",
+        }
+    }
+}
+
+/// A forecasting recipe: predict `target` at `t + horizon` from features computed at origin time `t`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimeSeriesRecipe {
+    pub time_column: String,
+    pub target: String,
+    /// steps ahead, >= 1
+    pub horizon: usize,
+    #[serde(default)]
+    pub target_transform: TargetTransform,
+    pub features: Vec<FeatureSpec>,
+}
+
+/// How much history the last row of a window needs to be computed exactly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Lookback {
+    /// the last `n` rows suffice
+    Rows(usize),
+    /// some kernel (expanding mean, EWM) depends on the whole history, from the first row on
+    All,
+}
+
+/// Where an output column reads its input.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Source {
+    Column(String),
+    Time,
+}
+
+/// One output column of the feature table.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Output {
+    pub(crate) name: String,
+    /// index into `features`
+    pub(crate) feature: usize,
+    pub(crate) source: Source,
+    pub(crate) kernel: Kernel,
+}
+
+impl FeatureSpec {
+    /// The snake_case name of the variant, as written in YAML.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            FeatureSpec::Lag { .. } => "lag",
+            FeatureSpec::Current { .. } => "current",
+            FeatureSpec::Diff { .. } => "diff",
+            FeatureSpec::PctChange { .. } => "pct_change",
+            FeatureSpec::LogReturn { .. } => "log_return",
+            FeatureSpec::Rolling { .. } => "rolling",
+            FeatureSpec::ExpandingMean { .. } => "expanding_mean",
+            FeatureSpec::Ewm { .. } => "ewm",
+            FeatureSpec::Calendar { .. } => "calendar",
+        }
+    }
+
+    /// The raw columns this feature reads (the time column is implied by `calendar`).
+    pub fn columns(&self) -> Vec<&str> {
+        match self {
+            FeatureSpec::Current { columns } => columns.iter().map(String::as_str).collect(),
+            FeatureSpec::Calendar { .. } => Vec::new(),
+            FeatureSpec::Lag { column, .. }
+            | FeatureSpec::Diff { column, .. }
+            | FeatureSpec::PctChange { column, .. }
+            | FeatureSpec::LogReturn { column, .. }
+            | FeatureSpec::Rolling { column, .. }
+            | FeatureSpec::ExpandingMean { column, .. }
+            | FeatureSpec::Ewm { column, .. } => vec![column.as_str()],
+        }
+    }
+
+    fn validate(&self, index: usize) -> Result<(), FeatureError> {
+        let at = |field: &str| format!("features[{index}].{}.{field}", self.kind());
+        let column_named = |column: &str, field: &str| {
+            if column.is_empty() { Err(FeatureError::spec(at(field), "must not be empty")) } else { Ok(()) }
+        };
+        let steps = |values: &[usize], field: &str| -> Result<(), FeatureError> {
+            if values.is_empty() {
+                return Err(FeatureError::spec(at(field), "must not be empty"));
+            }
+            match values.iter().position(|&v| v < 1) {
+                Some(i) => Err(FeatureError::spec(format!("{}[{i}]", at(field)), "must be >= 1, got 0")),
+                None => Ok(()),
+            }
+        };
+        match self {
+            FeatureSpec::Lag { column, lags } => {
+                column_named(column, "column")?;
+                steps(lags, "lags")
+            }
+            FeatureSpec::Current { columns } => {
+                if columns.is_empty() {
+                    return Err(FeatureError::spec(at("columns"), "must not be empty"));
+                }
+                match columns.iter().position(String::is_empty) {
+                    Some(i) => Err(FeatureError::spec(format!("{}[{i}]", at("columns")), "must not be empty")),
+                    None => Ok(()),
+                }
+            }
+            FeatureSpec::Diff { column, periods }
+            | FeatureSpec::PctChange { column, periods }
+            | FeatureSpec::LogReturn { column, periods } => {
+                column_named(column, "column")?;
+                steps(periods, "periods")
+            }
+            FeatureSpec::Rolling { column, windows, stats } => {
+                column_named(column, "column")?;
+                steps(windows, "windows")?;
+                if stats.is_empty() {
+                    return Err(FeatureError::spec(at("stats"), "must not be empty"));
+                }
+                if stats.contains(&RollingStat::Std)
+                    && let Some(i) = windows.iter().position(|&w| w < 2)
+                {
+                    return Err(FeatureError::spec(
+                        format!("{}[{i}]", at("windows")),
+                        format!("must be >= 2 for the std statistic, got {}", windows[i]),
+                    ));
+                }
+                Ok(())
+            }
+            FeatureSpec::ExpandingMean { column, min_periods } => {
+                column_named(column, "column")?;
+                if *min_periods < 1 {
+                    return Err(FeatureError::spec(at("min_periods"), "must be >= 1, got 0"));
+                }
+                Ok(())
+            }
+            FeatureSpec::Ewm { column, spans } => {
+                column_named(column, "column")?;
+                if spans.is_empty() {
+                    return Err(FeatureError::spec(at("spans"), "must not be empty"));
+                }
+                match spans.iter().position(|&s| !(s.is_finite() && s >= 1.0)) {
+                    Some(i) => Err(FeatureError::spec(
+                        format!("{}[{i}]", at("spans")),
+                        format!("must be a finite number >= 1, got {}", spans[i]),
+                    )),
+                    None => Ok(()),
+                }
+            }
+            FeatureSpec::Calendar { parts, .. } => {
+                if parts.is_empty() {
+                    return Err(FeatureError::spec(at("parts"), "must not be empty"));
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// The output columns of this feature, in a fixed order (list order; rolling: windows outer, stats inner;
+    /// calendar: each part, then its sin and cos when cyclical).
+    fn push_outputs(&self, index: usize, out: &mut Vec<Output>) {
+        let mut push = |name: String, source: Source, kernel: Kernel| {
+            out.push(Output { name, feature: index, source, kernel });
+        };
+        let col = |c: &String| Source::Column(c.clone());
+        match self {
+            FeatureSpec::Lag { column, lags } => {
+                for &k in lags {
+                    push(format!("{column}_lag_{k}"), col(column), Kernel::Lag(k));
+                }
+            }
+            FeatureSpec::Current { columns } => {
+                for column in columns {
+                    push(column.clone(), col(column), Kernel::Current);
+                }
+            }
+            FeatureSpec::Diff { column, periods } => {
+                for &p in periods {
+                    push(format!("{column}_diff_{p}"), col(column), Kernel::Diff(p));
+                }
+            }
+            FeatureSpec::PctChange { column, periods } => {
+                for &p in periods {
+                    push(format!("{column}_pct_change_{p}"), col(column), Kernel::PctChange(p));
+                }
+            }
+            FeatureSpec::LogReturn { column, periods } => {
+                for &p in periods {
+                    push(format!("{column}_log_return_{p}"), col(column), Kernel::LogReturn(p));
+                }
+            }
+            FeatureSpec::Rolling { column, windows, stats } => {
+                for &window in windows {
+                    for &stat in stats {
+                        let name = format!("{column}_rolling_{}_{window}", stat.as_str());
+                        push(name, col(column), Kernel::Rolling { window, stat });
+                    }
+                }
+            }
+            FeatureSpec::ExpandingMean { column, min_periods } => {
+                let kernel = Kernel::ExpandingMean { min_periods: *min_periods };
+                push(format!("{column}_expanding_mean"), col(column), kernel);
+            }
+            FeatureSpec::Ewm { column, spans } => {
+                for &span in spans {
+                    // f64's Display prints 10.0 as "10" and 2.5 as "2.5"
+                    push(format!("{column}_ewm_{span}"), col(column), Kernel::Ewm { span });
+                }
+            }
+            FeatureSpec::Calendar { parts, cyclical } => {
+                for &part in parts {
+                    let name = part.as_str();
+                    push(name.to_string(), Source::Time, Kernel::Calendar { part, encoding: Encoding::Raw });
+                    if *cyclical {
+                        push(format!("{name}_sin"), Source::Time, Kernel::Calendar { part, encoding: Encoding::Sin });
+                        push(format!("{name}_cos"), Source::Time, Kernel::Calendar { part, encoding: Encoding::Cos });
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl TimeSeriesRecipe {
+    /// Checks the recipe without looking at data.
+    ///
+    /// # Errors
+    /// [`FeatureError::Spec`] naming the key path at fault, e.g. `features[2].rolling.windows[0]: must be >= 1, got 0`.
+    pub fn validate(&self) -> Result<(), FeatureError> {
+        if self.time_column.is_empty() {
+            return Err(FeatureError::spec("time_column", "must not be empty"));
+        }
+        if self.target.is_empty() {
+            return Err(FeatureError::spec("target", "must not be empty"));
+        }
+        if self.horizon < 1 {
+            return Err(FeatureError::spec("horizon", "must be >= 1, got 0"));
+        }
+        if self.features.is_empty() {
+            return Err(FeatureError::spec("features", "must not be empty"));
+        }
+        for (i, feature) in self.features.iter().enumerate() {
+            feature.validate(i)?;
+        }
+        let mut seen: HashMap<&str, usize> = HashMap::new();
+        let outputs = self.outputs();
+        for output in &outputs {
+            if let Some(&first) = seen.get(output.name.as_str()) {
+                let reason = if first == output.feature {
+                    format!("produces the feature '{}' twice", output.name)
+                } else {
+                    format!("produces the feature '{}', which features[{first}] already produces", output.name)
+                };
+                return Err(FeatureError::spec(format!("features[{}]", output.feature), reason));
+            }
+            seen.insert(&output.name, output.feature);
+        }
+        Ok(())
+    }
+
+    /// The raw columns the recipe reads: the time column, the target, then every column a feature references, each
+    /// once, in first-mention order.
+    pub fn input_columns(&self) -> Vec<String> {
+        let mut out = vec![self.time_column.clone()];
+        let referenced = self.features.iter().flat_map(FeatureSpec::columns);
+        for name in std::iter::once(self.target.as_str()).chain(referenced) {
+            if !out.iter().any(|c| c == name) {
+                out.push(name.to_string());
+            }
+        }
+        out
+    }
+
+    /// The feature table's column names, in order.
+    pub fn feature_names(&self) -> Vec<String> {
+        self.outputs().into_iter().map(|o| o.name).collect()
+    }
+
+    /// The number of leading rows whose features are undefined by construction (the largest warm-up of any kernel).
+    pub fn warmup(&self) -> usize {
+        self.outputs().iter().map(|o| o.kernel.warmup()).max().unwrap_or(0)
+    }
+
+    /// The history the last row of a window needs: [`Lookback::All`] if an expanding mean or an EWM is used,
+    /// else the longest lag, period or window (plus the current row).
+    pub fn lookback(&self) -> Lookback {
+        let outputs = self.outputs();
+        if outputs.iter().any(|o| o.kernel.needs_all_history()) {
+            Lookback::All
+        } else {
+            Lookback::Rows(outputs.iter().map(|o| o.kernel.warmup().saturating_add(1)).max().unwrap_or(1))
+        }
+    }
+
+    /// The fewest rows [`TimeSeriesRecipe::build_last_row`] accepts: the lookback for [`Lookback::Rows`], the
+    /// warm-up plus one for [`Lookback::All`] (where the caller must pass the whole history for exact values).
+    pub fn min_window_rows(&self) -> usize {
+        match self.lookback() {
+            Lookback::Rows(n) => n,
+            Lookback::All => self.warmup().saturating_add(1),
+        }
+    }
+
+    /// Every output column with its kernel; the single source of names and kernels.
+    pub(crate) fn outputs(&self) -> Vec<Output> {
+        let mut out = Vec::new();
+        for (i, feature) in self.features.iter().enumerate() {
+            feature.push_outputs(i, &mut out);
+        }
+        out
+    }
+}

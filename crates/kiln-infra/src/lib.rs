@@ -1,0 +1,17 @@
+//! kiln's adapters to the outside world: data files in and out as [`kiln_domain::Frame`]s (CSV with the `csv`
+//! crate, Parquet with polars), the embedded tracking store that writes MLflow's own file-store layout
+//! ([`LocalStore`]), and PNG charts ([`PlotChartRenderer`]).
+//!
+//! Key decision: no polars or plotters type appears in a public signature; everything outside this crate sees only
+//! domain types, [`ReadError`] and [`kiln_domain::PortError`].
+
+mod chart;
+mod error;
+mod mlruns;
+mod read;
+mod timefmt;
+
+pub use chart::PlotChartRenderer;
+pub use error::{Location, ReadError};
+pub use mlruns::LocalStore;
+pub use read::{ReadOptions, read_frame, sha256_file, write_frame};

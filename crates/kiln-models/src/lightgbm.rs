@@ -1,0 +1,654 @@
+//! The LightGBM adapter (through `lightgbm3`): typed hyperparameters with LightGBM's defaults, `check()` into
+//! [`CheckedLightGbm`], `fit` on a row-major f64 [`Matrix`], batch and single-row prediction in f64, and the LightGBM
+//! text model, which Python's `lightgbm.Booster(model_str=...)` reads and predicts identically.
+//!
+//! Key decisions: every seed is set from `seed` and `deterministic` plus `force_row_wise` are on, so two fits give
+//! the same model text; the booster sits behind a mutex so a fitted model is `Send + Sync` and can be shared by
+//! serving threads. Not here: dataset-construction parameters (`max_bin`, `min_data_in_bin`, ...), which
+//! `lightgbm3` 1.0 cannot pass to LightGBM (its datasets are always built with LightGBM's defaults).
+
+use std::fmt;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use kiln_domain::{Estimator, Matrix, Predictor};
+use lightgbm3::{Booster, Dataset, ImportanceType};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+use crate::ModelError;
+
+/// The LightGBM version that `lightgbm3` compiles, written into the bundle's `MLmodel`.
+pub const LIGHTGBM_VERSION: &str = "4.7.0";
+
+/// The learning task LightGBM optimizes (LightGBM's `objective`), limited to single-output objectives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LgbObjective {
+    /// squared error
+    #[serde(alias = "l2", alias = "regression_l2", alias = "mse")]
+    Regression,
+    /// absolute error
+    #[serde(alias = "l1", alias = "mae")]
+    RegressionL1,
+    /// Huber loss, `alpha` is the threshold
+    Huber,
+    /// Fair loss, `fair_c` is its parameter
+    Fair,
+    /// quantile regression at quantile `alpha`
+    Quantile,
+    /// mean absolute percentage error
+    Mape,
+    /// Poisson regression (labels >= 0)
+    Poisson,
+    /// binary classification (labels 0 or 1); predictions are probabilities of 1
+    Binary,
+}
+
+impl LgbObjective {
+    /// LightGBM's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LgbObjective::Regression => "regression",
+            LgbObjective::RegressionL1 => "regression_l1",
+            LgbObjective::Huber => "huber",
+            LgbObjective::Fair => "fair",
+            LgbObjective::Quantile => "quantile",
+            LgbObjective::Mape => "mape",
+            LgbObjective::Poisson => "poisson",
+            LgbObjective::Binary => "binary",
+        }
+    }
+
+    /// The metric LightGBM evaluates when none is given.
+    pub fn default_metric(self) -> LgbMetric {
+        match self {
+            LgbObjective::Regression => LgbMetric::L2,
+            LgbObjective::RegressionL1 => LgbMetric::L1,
+            LgbObjective::Huber => LgbMetric::Huber,
+            LgbObjective::Fair => LgbMetric::Fair,
+            LgbObjective::Quantile => LgbMetric::Quantile,
+            LgbObjective::Mape => LgbMetric::Mape,
+            LgbObjective::Poisson => LgbMetric::Poisson,
+            LgbObjective::Binary => LgbMetric::BinaryLogloss,
+        }
+    }
+}
+
+/// The validation metric (LightGBM's `metric`); early stopping watches it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LgbMetric {
+    #[serde(alias = "mae")]
+    L1,
+    #[serde(alias = "mse")]
+    L2,
+    Rmse,
+    Huber,
+    Fair,
+    Quantile,
+    Mape,
+    Poisson,
+    BinaryLogloss,
+    BinaryError,
+    Auc,
+    AveragePrecision,
+}
+
+impl LgbMetric {
+    /// LightGBM's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LgbMetric::L1 => "l1",
+            LgbMetric::L2 => "l2",
+            LgbMetric::Rmse => "rmse",
+            LgbMetric::Huber => "huber",
+            LgbMetric::Fair => "fair",
+            LgbMetric::Quantile => "quantile",
+            LgbMetric::Mape => "mape",
+            LgbMetric::Poisson => "poisson",
+            LgbMetric::BinaryLogloss => "binary_logloss",
+            LgbMetric::BinaryError => "binary_error",
+            LgbMetric::Auc => "auc",
+            LgbMetric::AveragePrecision => "average_precision",
+        }
+    }
+
+    /// Whether the metric only makes sense for a binary classifier.
+    pub fn is_classification(self) -> bool {
+        matches!(self, LgbMetric::BinaryLogloss | LgbMetric::BinaryError | LgbMetric::Auc | LgbMetric::AveragePrecision)
+    }
+}
+
+/// LightGBM's hyperparameters as a user writes them (`model.params` in the experiment YAML). Every field defaults to
+/// LightGBM's own default, except the ones about reproducibility and logging: `seed` (42), `deterministic` (true),
+/// `num_threads` (1) and `verbosity` (-1).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LightGbmParams {
+    pub objective: LgbObjective,
+    /// boosting rounds (the maximum when early stopping is on)
+    pub num_iterations: u32,
+    pub learning_rate: f64,
+    pub num_leaves: u32,
+    /// -1 means no limit
+    pub max_depth: i32,
+    pub min_data_in_leaf: u32,
+    pub min_sum_hessian_in_leaf: f64,
+    pub feature_fraction: f64,
+    pub bagging_fraction: f64,
+    /// bag every `bagging_freq` rounds; 0 turns bagging off
+    pub bagging_freq: u32,
+    pub lambda_l1: f64,
+    pub lambda_l2: f64,
+    pub min_gain_to_split: f64,
+    pub extra_trees: bool,
+    /// stop when the validation metric has not improved for this many rounds (needs a validation set)
+    pub early_stopping_rounds: Option<u32>,
+    /// the validation metric; the objective's own metric when absent
+    pub metric: Option<LgbMetric>,
+    /// Huber threshold, or the quantile for `quantile`
+    pub alpha: f64,
+    /// the Fair loss parameter
+    pub fair_c: f64,
+    /// weight of the positive class (binary only)
+    pub scale_pos_weight: f64,
+    /// reweight classes by their frequency (binary only)
+    pub is_unbalance: bool,
+    /// drives every LightGBM seed (bagging, feature fraction, data, extra trees, objective)
+    pub seed: u64,
+    pub deterministic: bool,
+    pub num_threads: u32,
+    pub verbosity: i32,
+}
+
+impl Default for LightGbmParams {
+    fn default() -> Self {
+        LightGbmParams {
+            objective: LgbObjective::Regression,
+            num_iterations: 100,
+            learning_rate: 0.1,
+            num_leaves: 31,
+            max_depth: -1,
+            min_data_in_leaf: 20,
+            min_sum_hessian_in_leaf: 1e-3,
+            feature_fraction: 1.0,
+            bagging_fraction: 1.0,
+            bagging_freq: 0,
+            lambda_l1: 0.0,
+            lambda_l2: 0.0,
+            min_gain_to_split: 0.0,
+            extra_trees: false,
+            early_stopping_rounds: None,
+            metric: None,
+            alpha: 0.9,
+            fair_c: 1.0,
+            scale_pos_weight: 1.0,
+            is_unbalance: false,
+            seed: 42,
+            deterministic: true,
+            num_threads: 1,
+            verbosity: -1,
+        }
+    }
+}
+
+const I32_MAX: u64 = i32::MAX as u64;
+
+fn fmt_f64(v: f64) -> String {
+    if v.is_finite() && v == v.trunc() && v.abs() < 1e15 { format!("{v}") } else { format!("{v:?}") }
+}
+
+fn bad(param: &'static str, value: impl fmt::Display, rule: impl Into<String>) -> ModelError {
+    ModelError::Params { param, value: value.to_string(), rule: rule.into() }
+}
+
+fn check_f64(param: &'static str, v: f64, ok: bool, rule: &str) -> Result<(), ModelError> {
+    if v.is_finite() && ok { Ok(()) } else { Err(bad(param, fmt_f64(v), rule)) }
+}
+
+fn check_u(param: &'static str, v: u64, min: u64, max: u64) -> Result<(), ModelError> {
+    if v < min || v > max {
+        let rule = if max == I32_MAX { format!("must be >= {min}") } else { format!("must be in {min}..={max}") };
+        let rule = if v > I32_MAX { format!("must be <= {I32_MAX}") } else { rule };
+        return Err(bad(param, v, rule));
+    }
+    Ok(())
+}
+
+impl LightGbmParams {
+    /// Checks every value against LightGBM's documented range, and the combinations LightGBM would silently
+    /// ignore (bagging without a frequency, class weights on a regression).
+    ///
+    /// # Errors
+    /// [`ModelError::Params`] naming the first bad parameter, its value and the allowed range.
+    pub fn check(&self) -> Result<CheckedLightGbm, ModelError> {
+        let p = self;
+        check_u("num_iterations", p.num_iterations.into(), 1, I32_MAX)?;
+        check_f64("learning_rate", p.learning_rate, p.learning_rate > 0.0, "must be > 0")?;
+        check_u("num_leaves", p.num_leaves.into(), 2, 131_072)?;
+        if p.max_depth != -1 && p.max_depth < 1 {
+            return Err(bad("max_depth", p.max_depth, "must be -1 (no limit) or >= 1"));
+        }
+        check_u("min_data_in_leaf", p.min_data_in_leaf.into(), 0, I32_MAX)?;
+        check_f64("min_sum_hessian_in_leaf", p.min_sum_hessian_in_leaf, p.min_sum_hessian_in_leaf >= 0.0, "must be >= 0")?;
+        let fraction = |v: f64| v > 0.0 && v <= 1.0;
+        check_f64("feature_fraction", p.feature_fraction, fraction(p.feature_fraction), "must be in (0, 1]")?;
+        check_f64("bagging_fraction", p.bagging_fraction, fraction(p.bagging_fraction), "must be in (0, 1]")?;
+        check_u("bagging_freq", p.bagging_freq.into(), 0, I32_MAX)?;
+        if p.bagging_fraction < 1.0 && p.bagging_freq == 0 {
+            return Err(bad(
+                "bagging_freq",
+                0,
+                format!("must be >= 1 when bagging_fraction is {} (LightGBM does not bag otherwise)", fmt_f64(p.bagging_fraction)),
+            ));
+        }
+        check_f64("lambda_l1", p.lambda_l1, p.lambda_l1 >= 0.0, "must be >= 0")?;
+        check_f64("lambda_l2", p.lambda_l2, p.lambda_l2 >= 0.0, "must be >= 0")?;
+        check_f64("min_gain_to_split", p.min_gain_to_split, p.min_gain_to_split >= 0.0, "must be >= 0")?;
+        if let Some(rounds) = p.early_stopping_rounds {
+            check_u("early_stopping_rounds", rounds.into(), 1, I32_MAX)?;
+        }
+        let metric = p.metric.unwrap_or(p.objective.default_metric());
+        if metric.is_classification() && p.objective != LgbObjective::Binary {
+            return Err(bad("metric", metric.as_str(), format!("needs objective binary, not {}", p.objective.as_str())));
+        }
+        if p.objective == LgbObjective::Quantile {
+            check_f64("alpha", p.alpha, p.alpha > 0.0 && p.alpha < 1.0, "must be in (0, 1) for objective quantile")?;
+        } else {
+            check_f64("alpha", p.alpha, p.alpha > 0.0, "must be > 0")?;
+        }
+        check_f64("fair_c", p.fair_c, p.fair_c > 0.0, "must be > 0")?;
+        check_f64("scale_pos_weight", p.scale_pos_weight, p.scale_pos_weight > 0.0, "must be > 0")?;
+        if p.objective != LgbObjective::Binary {
+            if p.scale_pos_weight != 1.0 {
+                return Err(bad("scale_pos_weight", fmt_f64(p.scale_pos_weight), "only applies to objective binary"));
+            }
+            if p.is_unbalance {
+                return Err(bad("is_unbalance", true, "only applies to objective binary"));
+            }
+        } else if p.is_unbalance && p.scale_pos_weight != 1.0 {
+            return Err(bad("scale_pos_weight", fmt_f64(p.scale_pos_weight), "cannot be combined with is_unbalance"));
+        }
+        check_u("seed", p.seed, 0, I32_MAX)?;
+        check_u("num_threads", p.num_threads.into(), 1, I32_MAX)?;
+        Ok(CheckedLightGbm { params: p.clone(), metric })
+    }
+}
+
+/// Hyperparameters that passed [`LightGbmParams::check`]; they can fit a [`LightGbmModel`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckedLightGbm {
+    params: LightGbmParams,
+    metric: LgbMetric,
+}
+
+impl CheckedLightGbm {
+    /// The checked values.
+    pub fn params(&self) -> &LightGbmParams {
+        &self.params
+    }
+
+    /// The metric LightGBM evaluates and early stopping watches (the objective's default when none was given).
+    pub fn metric(&self) -> LgbMetric {
+        self.metric
+    }
+
+    /// Everything passed to LightGBM, in its own names and value syntax, in a fixed order. The seeds that `seed`
+    /// drives and the forced `force_row_wise` are included, so the list alone reproduces the fit.
+    fn lightgbm_values(&self) -> Vec<(&'static str, Value)> {
+        let p = &self.params;
+        let mut v: Vec<(&'static str, Value)> = vec![
+            ("objective", p.objective.as_str().into()),
+            ("metric", self.metric.as_str().into()),
+            ("num_iterations", p.num_iterations.into()),
+            ("learning_rate", p.learning_rate.into()),
+            ("num_leaves", p.num_leaves.into()),
+            ("max_depth", p.max_depth.into()),
+            ("min_data_in_leaf", p.min_data_in_leaf.into()),
+            ("min_sum_hessian_in_leaf", p.min_sum_hessian_in_leaf.into()),
+            ("feature_fraction", p.feature_fraction.into()),
+            ("bagging_fraction", p.bagging_fraction.into()),
+            ("bagging_freq", p.bagging_freq.into()),
+            ("lambda_l1", p.lambda_l1.into()),
+            ("lambda_l2", p.lambda_l2.into()),
+            ("min_gain_to_split", p.min_gain_to_split.into()),
+            ("extra_trees", p.extra_trees.into()),
+        ];
+        if let Some(rounds) = p.early_stopping_rounds {
+            v.push(("early_stopping_rounds", rounds.into()));
+        }
+        match p.objective {
+            LgbObjective::Huber | LgbObjective::Quantile => v.push(("alpha", p.alpha.into())),
+            LgbObjective::Fair => v.push(("fair_c", p.fair_c.into())),
+            LgbObjective::Binary => {
+                v.push(("scale_pos_weight", p.scale_pos_weight.into()));
+                v.push(("is_unbalance", p.is_unbalance.into()));
+            }
+            _ => {}
+        }
+        if self.metric == LgbMetric::Huber || self.metric == LgbMetric::Quantile {
+            if !v.iter().any(|(k, _)| *k == "alpha") {
+                v.push(("alpha", p.alpha.into()));
+            }
+        }
+        for key in ["seed", "bagging_seed", "feature_fraction_seed", "data_random_seed", "extra_seed", "objective_seed"]
+        {
+            v.push((key, p.seed.into()));
+        }
+        v.extend([
+            ("deterministic", p.deterministic.into()),
+            ("force_row_wise", true.into()),
+            ("num_threads", p.num_threads.into()),
+            ("verbosity", p.verbosity.into()),
+        ]);
+        v
+    }
+
+    /// Every hyperparameter as `(name, value)` strings, for logging as MLflow params; an unset
+    /// `early_stopping_rounds` is logged as `None`, as Python's MLflow does.
+    pub fn as_params(&self) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = self
+            .lightgbm_values()
+            .into_iter()
+            .map(|(k, v)| {
+                let s = match v {
+                    Value::String(s) => s,
+                    other => other.to_string(),
+                };
+                (k.to_string(), s)
+            })
+            .collect();
+        if self.params.early_stopping_rounds.is_none() {
+            out.push(("early_stopping_rounds".to_string(), "None".to_string()));
+        }
+        out
+    }
+
+    fn lightgbm_json(&self) -> Value {
+        let map: Map<String, Value> = self.lightgbm_values().into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        Value::Object(map)
+    }
+
+    /// The labels as LightGBM stores them (f32), after checking them for this objective.
+    fn labels(&self, set: &str, x: &Matrix, y: &[f64]) -> Result<Vec<f32>, ModelError> {
+        check_matrix(set, x).map_err(ModelError::Train)?;
+        if x.n_rows == 0 {
+            return Err(ModelError::Train(format!("the {set} set has no rows")));
+        }
+        if y.len() != x.n_rows {
+            return Err(ModelError::Train(format!("the {set} set has {} rows but {} labels", x.n_rows, y.len())));
+        }
+        let objective = self.params.objective;
+        y.iter()
+            .enumerate()
+            .map(|(i, &v)| {
+                let f = v as f32;
+                if !v.is_finite() || !f.is_finite() {
+                    return Err(ModelError::Train(format!("{set} label at row {i} is {v}; labels must be finite f32")));
+                }
+                if objective == LgbObjective::Binary && v != 0.0 && v != 1.0 {
+                    return Err(ModelError::Train(format!("{set} label at row {i} is {v}; objective binary needs 0 or 1")));
+                }
+                if objective == LgbObjective::Poisson && v < 0.0 {
+                    return Err(ModelError::Train(format!("{set} label at row {i} is {v}; objective poisson needs >= 0")));
+                }
+                Ok(f)
+            })
+            .collect()
+    }
+}
+
+fn check_matrix(set: &str, x: &Matrix) -> Result<(), String> {
+    if x.n_cols() == 0 {
+        return Err(format!("the {set} set has no feature columns"));
+    }
+    if x.data.len() != x.n_rows * x.n_cols() {
+        return Err(format!(
+            "the {set} matrix holds {} values, not {} rows x {} columns",
+            x.data.len(),
+            x.n_rows,
+            x.n_cols()
+        ));
+    }
+    if i32::try_from(x.n_rows).is_err() {
+        return Err(format!("the {set} set has {} rows; LightGBM takes at most {}", x.n_rows, i32::MAX));
+    }
+    Ok(())
+}
+
+/// LightGBM writes feature names space-separated into the model text and refuses JSON punctuation in them.
+fn check_feature_names(names: &[String]) -> Result<(), ModelError> {
+    let mut seen = std::collections::HashSet::new();
+    for name in names {
+        if name.is_empty() {
+            return Err(ModelError::Train("a feature name is empty".to_string()));
+        }
+        if let Some(c) = name.chars().find(|c| c.is_whitespace() || "\",:[]{}\0".contains(*c)) {
+            return Err(ModelError::Train(format!(
+                "feature name '{name}' contains {c:?}; LightGBM does not allow whitespace or any of \",:[]{{}}"
+            )));
+        }
+        if !seen.insert(name) {
+            return Err(ModelError::Train(format!("feature name '{name}' appears twice")));
+        }
+    }
+    Ok(())
+}
+
+fn lgb_err(what: &'static str) -> impl Fn(lightgbm3::Error) -> ModelError {
+    move |e| ModelError::Train(format!("{what}: {e}"))
+}
+
+impl Estimator for CheckedLightGbm {
+    type Fitted = LightGbmModel;
+    type Error = ModelError;
+
+    /// Fits on `x`/`y` (labels go to LightGBM as f32, as in Python). With `valid`, its dataset shares the training
+    /// set's bins and, when `early_stopping_rounds` is set, training stops once the validation metric has not
+    /// improved for that many rounds and the later rounds are dropped, so the model ends at its best round.
+    ///
+    /// # Errors
+    /// [`ModelError::Params`] when early stopping is asked for without a validation set; [`ModelError::Train`] for
+    /// bad data (shape, non-finite or out-of-domain labels, unusable feature names) or a LightGBM failure.
+    fn fit(&self, x: &Matrix, y: &[f64], valid: Option<(&Matrix, &[f64])>) -> Result<LightGbmModel, ModelError> {
+        check_feature_names(&x.names)?;
+        let labels = self.labels("training", x, y)?;
+        let n_cols = i32::try_from(x.n_cols()).map_err(|_| ModelError::Train("too many feature columns".into()))?;
+        let mut train =
+            Dataset::from_slice(&x.data, &labels, n_cols, true).map_err(lgb_err("building the training dataset"))?;
+        train.set_feature_names(&x.names).map_err(lgb_err("setting feature names"))?;
+        let valid_set = match valid {
+            None => {
+                if let Some(rounds) = self.params.early_stopping_rounds {
+                    return Err(bad("early_stopping_rounds", rounds, "needs a validation set, and none was given"));
+                }
+                None
+            }
+            Some((vx, vy)) => {
+                if vx.names != x.names {
+                    return Err(ModelError::Train(format!(
+                        "the validation set's columns {:?} differ from the training set's {:?}",
+                        vx.names, x.names
+                    )));
+                }
+                let vlabels = self.labels("validation", vx, vy)?;
+                let set = Dataset::from_slice_with_reference(&vx.data, &vlabels, n_cols, true, Some(&train))
+                    .map_err(lgb_err("building the validation dataset"))?;
+                Some(set)
+            }
+        };
+        let booster = Booster::train_with_valid(train, valid_set, &self.lightgbm_json())
+            .map_err(lgb_err("boosting"))?;
+        if booster.num_iterations() <= 0 {
+            return Err(ModelError::Train("lightgbm built no tree".to_string()));
+        }
+        LightGbmModel::from_booster(booster, x.names.clone()).map_err(|e| match e {
+            ModelError::Load(m) => ModelError::Train(m),
+            other => other,
+        })
+    }
+}
+
+/// The booster, movable to another thread.
+struct SendBooster(Booster);
+
+// SAFETY: a LightGBM booster has no thread affinity: the C++ object is plain heap data, and the only thread-local
+// state of the C API is the last-error message and the log level, which every call sets and reads on its own thread.
+// `lightgbm3::Booster` is `!Send` only because it holds raw handles. It is never shared without synchronization:
+// `LightGbmModel` keeps it in a `Mutex`, so exactly one thread calls into it at a time.
+#[allow(unsafe_code)]
+unsafe impl Send for SendBooster {}
+
+/// A fitted LightGBM model (regression value or probability of class 1). `Send + Sync`: calls into LightGBM are
+/// serialized by a mutex, each one single-threaded.
+pub struct LightGbmModel {
+    booster: Mutex<SendBooster>,
+    feature_names: Vec<String>,
+    iterations: usize,
+}
+
+impl fmt::Debug for LightGbmModel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LightGbmModel")
+            .field("feature_names", &self.feature_names)
+            .field("iterations", &self.iterations)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LightGbmModel {
+    fn from_booster(mut booster: Booster, feature_names: Vec<String>) -> Result<LightGbmModel, ModelError> {
+        if booster.num_classes() != 1 {
+            return Err(ModelError::Load(format!(
+                "the model has {} outputs per row; kiln supports single-output objectives only",
+                booster.num_classes()
+            )));
+        }
+        if usize::try_from(booster.num_features()).ok() != Some(feature_names.len()) {
+            return Err(ModelError::Load(format!(
+                "the model has {} features but names {} of them",
+                booster.num_features(),
+                feature_names.len()
+            )));
+        }
+        let iterations = usize::try_from(booster.num_iterations())
+            .map_err(|_| ModelError::Load(format!("the model reports {} iterations", booster.num_iterations())))?;
+        booster
+            .single_row_fast_init::<f64>(Some(&json!({ "num_threads": 1 })))
+            .map_err(|e| ModelError::Load(format!("preparing single-row prediction: {e}")))?;
+        Ok(LightGbmModel { booster: Mutex::new(SendBooster(booster)), feature_names, iterations })
+    }
+
+    fn booster(&self) -> MutexGuard<'_, SendBooster> {
+        // a panic while the lock was held cannot leave the booster half-changed: nothing mutates it after creation
+        self.booster.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The model in LightGBM's text format (what `Booster.save_model` writes; numbers at full precision).
+    ///
+    /// # Errors
+    /// [`ModelError::Train`] when LightGBM fails to serialize it.
+    pub fn to_model_string(&self) -> Result<String, ModelError> {
+        self.booster().0.save_string().map_err(|e| ModelError::Train(format!("saving the model text: {e}")))
+    }
+
+    /// Reads a model written by [`LightGbmModel::to_model_string`] or by Python's `Booster.save_model`.
+    ///
+    /// # Errors
+    /// [`ModelError::Load`] when the text is not a LightGBM model, has no feature names, or is multi-output.
+    pub fn from_model_string(s: &str) -> Result<LightGbmModel, ModelError> {
+        if s.contains('\0') {
+            return Err(ModelError::Load("it contains a NUL byte".to_string()));
+        }
+        let names_line = s
+            .lines()
+            .take_while(|l| !l.starts_with("Tree="))
+            .find_map(|l| l.strip_prefix("feature_names="))
+            .ok_or_else(|| ModelError::Load("no feature_names line before the first tree".to_string()))?;
+        let feature_names: Vec<String> = names_line.split(' ').map(str::to_string).collect();
+        let booster = Booster::from_string(s).map_err(|e| ModelError::Load(e.to_string()))?;
+        LightGbmModel::from_booster(booster, feature_names)
+    }
+
+    /// Per feature, in the model's order: `(name, total gain, number of splits)`.
+    ///
+    /// # Errors
+    /// [`ModelError::Predict`] when LightGBM fails.
+    pub fn feature_importance(&self) -> Result<Vec<(String, f64, f64)>, ModelError> {
+        let booster = self.booster();
+        let err = |e: lightgbm3::Error| ModelError::Predict(format!("feature importance: {e}"));
+        let gain = booster.0.feature_importance(ImportanceType::Gain).map_err(err)?;
+        let split = booster.0.feature_importance(ImportanceType::Split).map_err(err)?;
+        Ok(self.feature_names.iter().zip(gain).zip(split).map(|((n, g), s)| (n.clone(), g, s)).collect())
+    }
+
+    /// Boosting rounds in the model. After early stopping this is the best round: later rounds were dropped.
+    pub fn best_iteration(&self) -> usize {
+        self.iterations
+    }
+
+    /// Trees in the model (one per round for the single-output objectives kiln supports).
+    pub fn num_trees(&self) -> usize {
+        self.iterations
+    }
+
+    fn check_width(&self, n: usize) -> Result<(), ModelError> {
+        if n != self.feature_names.len() {
+            return Err(ModelError::Predict(format!(
+                "the input has {n} feature columns, the model was fitted on {}",
+                self.feature_names.len()
+            )));
+        }
+        Ok(())
+    }
+
+    /// One row's prediction through LightGBM's single-row fast path; equal to [`Predictor::predict`] bit for bit.
+    ///
+    /// # Errors
+    /// [`ModelError::Predict`] when the row's length is not the model's feature count.
+    pub fn predict_row(&self, row: &[f64]) -> Result<f64, ModelError> {
+        self.check_width(row.len())?;
+        let out = self.booster().0.predict_single_row_fast(row).map_err(|e| ModelError::Predict(e.to_string()))?;
+        match out.as_slice() {
+            [v] => Ok(*v),
+            other => Err(ModelError::Predict(format!("lightgbm returned {} values for one row", other.len()))),
+        }
+    }
+}
+
+impl Predictor for LightGbmModel {
+    type Error = ModelError;
+
+    /// One prediction per row, from f64 features (LightGBM's `float64` path, as Python's `Booster.predict` on a
+    /// float64 array).
+    ///
+    /// # Errors
+    /// [`ModelError::Predict`] when the columns are not the model's features, in order.
+    fn predict(&self, x: &Matrix) -> Result<Vec<f64>, ModelError> {
+        self.check_width(x.n_cols())?;
+        if let Some(i) = (0..x.n_cols()).find(|&i| x.names[i] != self.feature_names[i]) {
+            return Err(ModelError::Predict(format!(
+                "input column {i} is '{}', the model expects '{}'",
+                x.names[i], self.feature_names[i]
+            )));
+        }
+        check_matrix("input", x).map_err(ModelError::Predict)?;
+        if x.n_rows == 0 {
+            return Ok(Vec::new());
+        }
+        let n_cols = i32::try_from(x.n_cols()).map_err(|_| ModelError::Predict("too many feature columns".into()))?;
+        let out = self
+            .booster()
+            .0
+            .predict_with_params(&x.data, n_cols, true, "num_threads=1")
+            .map_err(|e| ModelError::Predict(e.to_string()))?;
+        if out.len() != x.n_rows {
+            return Err(ModelError::Predict(format!("lightgbm returned {} values for {} rows", out.len(), x.n_rows)));
+        }
+        Ok(out)
+    }
+
+    fn feature_names(&self) -> &[String] {
+        &self.feature_names
+    }
+}

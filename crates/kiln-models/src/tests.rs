@@ -1,0 +1,508 @@
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::Path;
+
+use kiln_domain::{Code, Estimator, Matrix, Predictor};
+use serde::{Deserialize, Serialize};
+
+use crate::*;
+
+const FEATURES: [&str; 6] = ["HUFL", "HULL", "MUFL", "MULL", "LUFL", "LULL"];
+
+/// The first `n` rows of ETTh1 (hourly transformer data): the six load columns as features, oil temperature `OT`
+/// as the target. Parsed by hand so the test needs no CSV crate.
+fn etth1(n: usize) -> (Matrix, Vec<f64>) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/ETTh1.csv");
+    let text = fs::read_to_string(&path).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    assert_eq!(header, ["date", "HUFL", "HULL", "MUFL", "MULL", "LUFL", "LULL", "OT"]);
+    let (mut data, mut y) = (Vec::new(), Vec::new());
+    for line in lines.take(n) {
+        let values: Vec<f64> = line.split(',').skip(1).map(|v| v.parse().unwrap()).collect();
+        data.extend_from_slice(&values[..6]);
+        y.push(values[6]);
+    }
+    (Matrix::new(FEATURES.iter().map(|s| s.to_string()).collect(), data), y)
+}
+
+fn params(yaml: &str) -> LightGbmParams {
+    serde_yaml::from_str(yaml).unwrap()
+}
+
+fn fit(yaml: &str, x: &Matrix, y: &[f64], valid: Option<(&Matrix, &[f64])>) -> LightGbmModel {
+    params(yaml).check().unwrap().fit(x, y, valid).unwrap()
+}
+
+/// Deterministic noise in [-1, 1) (xorshift64*).
+fn noise(n: usize, mut state: u64) -> Vec<f64> {
+    (0..n)
+        .map(|_| {
+            state ^= state >> 12;
+            state ^= state << 25;
+            state ^= state >> 27;
+            let r = state.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11;
+            r as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
+        })
+        .collect()
+}
+
+// ---- hyperparameters ----
+
+#[test]
+fn defaults_are_lightgbms() {
+    let p = params("{}");
+    assert_eq!(p, LightGbmParams::default());
+    let checked = p.check().unwrap();
+    assert_eq!(checked.metric(), LgbMetric::L2);
+    let logged: BTreeMap<String, String> = checked.as_params().into_iter().collect();
+    for (k, v) in [
+        ("objective", "regression"),
+        ("metric", "l2"),
+        ("num_iterations", "100"),
+        ("learning_rate", "0.1"),
+        ("num_leaves", "31"),
+        ("max_depth", "-1"),
+        ("min_data_in_leaf", "20"),
+        ("min_sum_hessian_in_leaf", "0.001"),
+        ("feature_fraction", "1.0"),
+        ("bagging_freq", "0"),
+        ("early_stopping_rounds", "None"),
+        ("seed", "42"),
+        ("bagging_seed", "42"),
+        ("feature_fraction_seed", "42"),
+        ("data_random_seed", "42"),
+        ("deterministic", "true"),
+        ("force_row_wise", "true"),
+        ("num_threads", "1"),
+        ("verbosity", "-1"),
+    ] {
+        assert_eq!(logged.get(k).map(String::as_str), Some(v), "{k}");
+    }
+    assert!(!logged.contains_key("alpha"), "alpha only matters for huber and quantile");
+    let q = params("objective: quantile\nalpha: 0.1").check().unwrap();
+    assert_eq!(q.metric(), LgbMetric::Quantile);
+    assert!(q.as_params().contains(&("alpha".into(), "0.1".into())));
+    assert_eq!(params("objective: l1\nmetric: mae").objective, LgbObjective::RegressionL1);
+}
+
+#[test]
+fn bad_params_name_the_parameter_value_and_range() {
+    for (yaml, expect) in [
+        ("learning_rate: 0", "model.params.learning_rate = 0: must be > 0"),
+        ("learning_rate: .nan", "model.params.learning_rate = NaN: must be > 0"),
+        ("num_iterations: 0", "model.params.num_iterations = 0: must be >= 1"),
+        ("num_leaves: 1", "model.params.num_leaves = 1: must be in 2..=131072"),
+        ("num_leaves: 200000", "model.params.num_leaves = 200000: must be in 2..=131072"),
+        ("max_depth: 0", "model.params.max_depth = 0: must be -1 (no limit) or >= 1"),
+        ("feature_fraction: 1.5", "model.params.feature_fraction = 1.5: must be in (0, 1]"),
+        ("bagging_fraction: 0", "model.params.bagging_fraction = 0: must be in (0, 1]"),
+        ("bagging_fraction: 0.8", "model.params.bagging_freq = 0: must be >= 1 when bagging_fraction is 0.8"),
+        ("lambda_l2: -1", "model.params.lambda_l2 = -1: must be >= 0"),
+        ("min_sum_hessian_in_leaf: -0.5", "model.params.min_sum_hessian_in_leaf = -0.5: must be >= 0"),
+        ("early_stopping_rounds: 0", "model.params.early_stopping_rounds = 0: must be >= 1"),
+        ("metric: auc", "model.params.metric = auc: needs objective binary, not regression"),
+        ("objective: quantile\nalpha: 1.5", "model.params.alpha = 1.5: must be in (0, 1) for objective quantile"),
+        ("scale_pos_weight: 3", "model.params.scale_pos_weight = 3: only applies to objective binary"),
+        ("objective: binary\nis_unbalance: true\nscale_pos_weight: 2", "cannot be combined with is_unbalance"),
+        ("seed: 3000000000", "model.params.seed = 3000000000: must be <= 2147483647"),
+        ("num_threads: 0", "model.params.num_threads = 0: must be >= 1"),
+    ] {
+        let err = params(yaml).check().unwrap_err();
+        assert_eq!(err.code(), Code::ModelParams, "{yaml}");
+        assert!(err.to_string().contains(expect), "{yaml}: got '{err}', want '{expect}'");
+    }
+    // unknown keys are refused by the config parser, with the key's name
+    let err = serde_yaml::from_str::<LightGbmParams>("max_bin: 63").unwrap_err().to_string();
+    assert!(err.contains("max_bin"), "{err}");
+}
+
+// ---- fitting and predicting ----
+
+#[test]
+fn fit_is_deterministic_and_beats_the_mean() {
+    let (x, y) = etth1(2000);
+    let yaml = "num_iterations: 60\nfeature_fraction: 0.8\nbagging_fraction: 0.7\nbagging_freq: 1";
+    let a = fit(yaml, &x, &y, None);
+    let b = fit(yaml, &x, &y, None);
+    let text = a.to_model_string().unwrap();
+    assert_eq!(text, b.to_model_string().unwrap(), "two fits with the same seed differ");
+    assert!(text.contains("feature_names=HUFL HULL MUFL MULL LUFL LULL"));
+    assert!(text.contains("[objective: regression]") && text.contains("[bagging_seed: 42]"), "params reach LightGBM");
+    assert_eq!((a.num_trees(), a.best_iteration()), (60, 60));
+    assert_eq!(a.feature_names(), FEATURES);
+
+    let other_seed = fit(&format!("{yaml}\nseed: 7"), &x, &y, None);
+    assert_ne!(text, other_seed.to_model_string().unwrap(), "the seed must drive bagging");
+
+    let pred = a.predict(&x).unwrap();
+    let mean = y.iter().sum::<f64>() / y.len() as f64;
+    let sse: f64 = pred.iter().zip(&y).map(|(p, t)| (p - t).powi(2)).sum();
+    let sst: f64 = y.iter().map(|t| (t - mean).powi(2)).sum();
+    assert!(sse < 0.2 * sst, "in-sample R^2 {} is too low", 1.0 - sse / sst);
+
+    let importance = a.feature_importance().unwrap();
+    assert_eq!(importance.iter().map(|(n, _, _)| n.as_str()).collect::<Vec<_>>(), FEATURES);
+    assert!(importance.iter().all(|(_, gain, split)| *gain >= 0.0 && *split >= 0.0));
+    let splits: f64 = importance.iter().map(|(_, _, s)| s).sum();
+    assert!(splits > 60.0, "every tree splits at least once: {splits}");
+}
+
+#[test]
+fn predict_row_equals_batch_predict_exactly() {
+    let (x, y) = etth1(1500);
+    let model = fit("num_iterations: 40", &x, &y, None);
+    let mut test = x.rows(1000, 1500);
+    test.data[3] = f64::NAN; // a missing value takes LightGBM's default direction in both paths
+    let batch = model.predict(&test).unwrap();
+    for i in 0..test.n_rows {
+        let one = model.predict_row(test.row(i)).unwrap();
+        assert_eq!(one.to_bits(), batch[i].to_bits(), "row {i}");
+        let single = model.predict(&test.rows(i, i + 1)).unwrap();
+        assert_eq!(single[0].to_bits(), batch[i].to_bits(), "row {i} as a batch of one");
+    }
+    assert!(model.predict(&test.rows(0, 0)).unwrap().is_empty());
+}
+
+#[test]
+fn model_text_round_trips_to_identical_predictions() {
+    let (x, y) = etth1(1200);
+    let model = fit("num_iterations: 30\nobjective: huber\nalpha: 2.0", &x, &y, None);
+    let text = model.to_model_string().unwrap();
+    let back = LightGbmModel::from_model_string(&text).unwrap();
+    assert_eq!(back.feature_names(), FEATURES);
+    assert_eq!(back.num_trees(), 30);
+    assert_eq!(back.to_model_string().unwrap(), text);
+    let (a, b) = (model.predict(&x).unwrap(), back.predict(&x).unwrap());
+    assert!(a.iter().zip(&b).all(|(p, q)| p.to_bits() == q.to_bits()));
+
+    for bad in ["", "hello", "tree\nversion=v4\n", "a\0b"] {
+        let err = LightGbmModel::from_model_string(bad).unwrap_err();
+        assert_eq!(err.code(), Code::BundleFormat, "{bad:?}: {err}");
+    }
+}
+
+#[test]
+fn early_stopping_stops_on_a_noisy_target() {
+    let (x, _) = etth1(3000);
+    let y = noise(3000, 0x9e37_79b9_7f4a_7c15);
+    let (train, valid) = (x.rows(0, 2400), x.rows(2400, 3000));
+    let yaml = "num_iterations: 500\nlearning_rate: 0.1\nearly_stopping_rounds: 10";
+    let model = fit(yaml, &train, &y[..2400], Some((&valid, &y[2400..])));
+    assert!(model.best_iteration() < 100, "stopped at {} of 500 on pure noise", model.best_iteration());
+    assert_eq!(model.num_trees(), model.best_iteration(), "rounds after the best one are dropped");
+
+    // the validation metric at the kept round is the best one: one round more or less is not better
+    let l2 = |m: &LightGbmModel| {
+        let p = m.predict(&valid).unwrap();
+        p.iter().zip(&y[2400..]).map(|(p, t)| (p - t).powi(2)).sum::<f64>() / p.len() as f64
+    };
+    let kept = l2(&model);
+    let n = model.best_iteration();
+    let longer = fit(&format!("num_iterations: {}", n + 5), &train, &y[..2400], None);
+    assert!(kept <= l2(&longer), "more rounds were better on the validation set");
+
+    // with a validation set but no early stopping, every round is kept
+    let full = fit("num_iterations: 50", &train, &y[..2400], Some((&valid, &y[2400..])));
+    assert_eq!(full.num_trees(), 50);
+
+    let err = params(yaml).check().unwrap().fit(&train, &y[..2400], None).unwrap_err();
+    assert_eq!(err.code(), Code::ModelParams);
+    assert!(err.to_string().contains("early_stopping_rounds = 10: needs a validation set"), "{err}");
+}
+
+#[test]
+fn binary_objective_predicts_probabilities() {
+    let (x, y) = etth1(2000);
+    let mut sorted = y.clone();
+    sorted.sort_by(f64::total_cmp);
+    let median = sorted[sorted.len() / 2];
+    let labels: Vec<f64> = y.iter().map(|&v| f64::from(u8::from(v > median))).collect();
+    let model = fit("objective: binary\nmetric: auc\nnum_iterations: 30", &x, &labels, None);
+    let p = model.predict(&x).unwrap();
+    assert!(p.iter().all(|&v| v > 0.0 && v < 1.0));
+    let correct = p.iter().zip(&labels).filter(|(p, l)| (**p > 0.5) == (**l == 1.0)).count();
+    assert!(correct as f64 > 0.8 * labels.len() as f64, "accuracy {correct}/2000");
+    assert_eq!(model.predict_row(x.row(7)).unwrap().to_bits(), p[7].to_bits());
+
+    let mut bad = labels.clone();
+    bad[17] = 2.0;
+    let err = params("objective: binary").check().unwrap().fit(&x, &bad, None).unwrap_err();
+    assert_eq!(err.code(), Code::ModelTrain);
+    assert!(err.to_string().contains("label at row 17 is 2"), "{err}");
+}
+
+#[test]
+fn bad_data_and_inputs_are_named() {
+    let (x, y) = etth1(300);
+    let checked = params("num_iterations: 5").check().unwrap();
+    let mut y_nan = y.clone();
+    y_nan[4] = f64::NAN;
+    let err = checked.fit(&x, &y_nan, None).unwrap_err();
+    assert!(err.to_string().contains("training label at row 4 is NaN"), "{err}");
+    let err = checked.fit(&x, &y[..10], None).unwrap_err();
+    assert!(err.to_string().contains("300 rows but 10 labels"), "{err}");
+
+    let mut spaced = x.clone();
+    spaced.names[2] = "MU FL".into();
+    let err = checked.fit(&spaced, &y, None).unwrap_err();
+    assert!(err.to_string().contains("feature name 'MU FL'"), "{err}");
+    let mut dup = x.clone();
+    dup.names[1] = "HUFL".into();
+    assert!(checked.fit(&dup, &y, None).unwrap_err().to_string().contains("'HUFL' appears twice"));
+
+    let mut renamed = x.clone();
+    renamed.names[5] = "other".into();
+    let err = checked.fit(&x, &y, Some((&renamed, &y))).unwrap_err();
+    assert!(err.to_string().contains("validation set's columns"), "{err}");
+
+    let model = checked.fit(&x, &y, None).unwrap();
+    let err = model.predict(&renamed).unwrap_err();
+    assert_eq!(err.code(), Code::ModelPredict);
+    assert!(err.to_string().contains("input column 5 is 'other', the model expects 'LULL'"), "{err}");
+    let narrow = Matrix::new(vec!["HUFL".into()], vec![1.0, 2.0]);
+    assert!(model.predict(&narrow).unwrap_err().to_string().contains("1 feature columns, the model was fitted on 6"));
+    assert!(model.predict_row(&[1.0; 5]).unwrap_err().to_string().contains("5 feature columns"));
+}
+
+#[test]
+fn a_fitted_model_is_shared_across_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<LightGbmModel>();
+    assert_send_sync::<FittedModel>();
+
+    let (x, y) = etth1(1000);
+    let model = std::sync::Arc::new(fit("num_iterations: 20", &x, &y, None));
+    let expected = model.predict(&x).unwrap();
+    let handles: Vec<_> = (0..4)
+        .map(|t| {
+            let (model, x) = (model.clone(), x.clone());
+            std::thread::spawn(move || {
+                let rows: Vec<f64> = (0..x.n_rows).map(|i| model.predict_row(x.row((i + t * 97) % x.n_rows)).unwrap()).collect();
+                (t, rows, model.predict(&x).unwrap())
+            })
+        })
+        .collect();
+    for h in handles {
+        let (t, rows, batch) = h.join().unwrap();
+        assert_eq!(batch, expected);
+        assert!((0..x.n_rows).all(|i| rows[i] == expected[(i + t * 97) % x.n_rows]));
+    }
+}
+
+// ---- bundles ----
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct TestPipeline {
+    columns: Vec<String>,
+    scale: f64,
+}
+
+fn small_bundle() -> (Bundle<TestPipeline>, Matrix) {
+    let (x, y) = etth1(800);
+    let model = fit("num_iterations: 15", &x, &y, None);
+    let metadata = BundleMetadata {
+        kiln_version: KILN_VERSION.into(),
+        model_kind: ModelKind::LightGbm,
+        created_ms: 1_795_333_905_191,
+        run_id: Some("440f7b8fcc914c7b82ca17ffae352fb9".into()),
+        metrics: [("rmse".to_string(), 1.25), ("mase".to_string(), f64::NAN)].into_iter().collect(),
+        params: [("num_iterations".to_string(), "15".to_string())].into_iter().collect(),
+        data_sha256: "ab".repeat(32),
+        feature_names: FEATURES.iter().map(|s| s.to_string()).collect(),
+        target: "OT".into(),
+        horizon: Some(1),
+        files: BTreeMap::new(),
+    };
+    let pipeline = TestPipeline { columns: FEATURES.iter().map(|s| s.to_string()).collect(), scale: 0.1 + 0.2 };
+    (Bundle { pipeline, model: FittedModel::LightGbm(model), metadata }, x)
+}
+
+#[test]
+fn bundle_round_trip_gives_identical_predictions() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("runs/model");
+    let (bundle, x) = small_bundle();
+    let written = write_bundle(&dir, &bundle).unwrap();
+    let names: Vec<&str> = written.files.keys().map(String::as_str).collect();
+    assert_eq!(names, ["MLmodel", "kiln/pipeline.json", "model.lgb"]);
+    let leftovers: Vec<_> = fs::read_dir(dir.parent().unwrap()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(leftovers, ["model"], "no temporary folder is left behind");
+
+    let back: Bundle<TestPipeline> = read_bundle(&dir).unwrap();
+    assert_eq!(back.pipeline, bundle.pipeline);
+    assert_eq!(back.metadata.files, written.files);
+    assert_eq!(back.metadata.metrics["rmse"], 1.25);
+    assert!(back.metadata.metrics["mase"].is_nan(), "NaN is stored as null and read back as NaN");
+    assert_eq!(back.model.kind(), ModelKind::LightGbm);
+    let (a, b) = (bundle.model.predict(&x).unwrap(), back.model.predict(&x).unwrap());
+    assert!(a.iter().zip(&b).all(|(p, q)| p.to_bits() == q.to_bits()));
+    assert_eq!(back.model.predict_row(x.row(3)).unwrap().to_bits(), a[3].to_bits());
+    assert_eq!(verify_bundle(&dir).unwrap(), written);
+
+    let metadata_text = fs::read_to_string(dir.join("kiln/metadata.json")).unwrap();
+    assert!(metadata_text.contains("\"mase\": null"), "{metadata_text}");
+    let mlmodel = fs::read_to_string(dir.join("MLmodel")).unwrap();
+    for line in [
+        "loader_module: mlflow.lightgbm",
+        "data: model.lgb",
+        "lgb_version: 4.7.0",
+        "model_class: lightgbm.basic.Booster",
+        "utc_time_created: 2026-11-22 07:51:45.191000",
+        "run_id: 440f7b8fcc914c7b82ca17ffae352fb9",
+        "pipeline: kiln/pipeline.json",
+    ] {
+        assert!(mlmodel.contains(line), "MLmodel lacks '{line}':\n{mlmodel}");
+    }
+
+    // the same bundle written again is byte for byte the same
+    let again = tmp.path().join("again");
+    write_bundle(&again, &bundle).unwrap();
+    for rel in ["MLmodel", "model.lgb", "kiln/pipeline.json", "kiln/metadata.json"] {
+        assert_eq!(fs::read(dir.join(rel)).unwrap(), fs::read(again.join(rel)).unwrap(), "{rel}");
+    }
+
+    // an existing bundle is never overwritten; an empty folder is fine
+    let err = write_bundle(&dir, &bundle).unwrap_err();
+    assert_eq!(err.code(), Code::AlreadyExists);
+    let empty = tmp.path().join("empty");
+    fs::create_dir(&empty).unwrap();
+    write_bundle(&empty, &bundle).unwrap();
+    verify_bundle(&empty).unwrap();
+}
+
+#[test]
+fn write_bundle_refuses_metadata_that_contradicts_the_model() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut bundle, _) = small_bundle();
+    bundle.metadata.feature_names.pop();
+    let err = write_bundle(&tmp.path().join("b"), &bundle).unwrap_err();
+    assert_eq!(err.code(), Code::BundleFormat);
+    assert!(err.to_string().contains("kiln/metadata.json: feature_names"), "{err}");
+    assert!(!tmp.path().join("b").exists());
+}
+
+fn written_bundle(tmp: &Path) -> std::path::PathBuf {
+    let dir = tmp.join("bundle");
+    write_bundle(&dir, &small_bundle().0).unwrap();
+    dir
+}
+
+fn read_err(dir: &Path) -> BundleError {
+    read_bundle::<TestPipeline>(dir).unwrap_err()
+}
+
+#[test]
+fn tampering_is_caught_and_names_the_file() {
+    let tmp = tempfile::tempdir().unwrap();
+
+    let dir = written_bundle(&tmp.path().join("a"));
+    let model_path = dir.join("model.lgb");
+    let mut bytes = fs::read(&model_path).unwrap();
+    let i = bytes.len() / 2;
+    bytes[i] = if bytes[i] == b'1' { b'2' } else { b'1' };
+    fs::write(&model_path, bytes).unwrap();
+    let err = read_err(&dir);
+    assert_eq!(err.code(), Code::BundleChecksum);
+    assert!(err.to_string().contains("file 'model.lgb' has sha256"), "{err}");
+    assert_eq!(verify_bundle(&dir).unwrap_err().code(), Code::BundleChecksum);
+
+    let dir = written_bundle(&tmp.path().join("b"));
+    fs::remove_file(dir.join("kiln/pipeline.json")).unwrap();
+    let err = read_err(&dir);
+    assert_eq!(err.code(), Code::BundleChecksum);
+    assert!(err.to_string().contains("file 'kiln/pipeline.json' is listed in kiln/metadata.json but missing"), "{err}");
+
+    let dir = written_bundle(&tmp.path().join("c"));
+    fs::write(dir.join("kiln/extra.json"), "{}").unwrap();
+    let err = read_err(&dir);
+    assert_eq!(err.code(), Code::BundleChecksum);
+    assert!(err.to_string().contains("file 'kiln/extra.json' is not listed"), "{err}");
+
+    let dir = written_bundle(&tmp.path().join("d"));
+    fs::remove_file(dir.join("kiln/metadata.json")).unwrap();
+    let err = read_err(&dir);
+    assert_eq!(err.code(), Code::BundleFormat);
+    assert!(err.to_string().contains("kiln/metadata.json: is missing"), "{err}");
+
+    let err = read_err(&tmp.path().join("nope"));
+    assert_eq!(err.code(), Code::NotFound);
+}
+
+/// Rewrites a file and its checksum, as a bundle written by a different (broken) writer would look.
+fn replace_consistently(dir: &Path, rel: &str, content: &str) {
+    fs::write(dir.join(rel), content).unwrap();
+    let meta_path = dir.join("kiln/metadata.json");
+    let mut meta: BundleMetadata = serde_json::from_slice(&fs::read(&meta_path).unwrap()).unwrap();
+    meta.files.insert(rel.to_string(), hex::encode(<sha2::Sha256 as sha2::Digest>::digest(content.as_bytes())));
+    fs::write(&meta_path, serde_json::to_vec_pretty(&meta).unwrap()).unwrap();
+}
+
+#[test]
+fn bad_content_names_the_file_and_field() {
+    let tmp = tempfile::tempdir().unwrap();
+
+    let dir = written_bundle(&tmp.path().join("a"));
+    let mlmodel = fs::read_to_string(dir.join("MLmodel")).unwrap();
+    replace_consistently(&dir, "MLmodel", &mlmodel.replace("    data: model.lgb\n    lgb_version", "    data: m.txt\n    lgb_version"));
+    let err = read_err(&dir);
+    assert_eq!(err.code(), Code::BundleFormat);
+    assert!(err.to_string().contains("MLmodel: flavors.lightgbm.data: expected 'model.lgb', found 'm.txt'"), "{err}");
+
+    let dir = written_bundle(&tmp.path().join("b"));
+    replace_consistently(&dir, "kiln/pipeline.json", "{\"columns\": [\"a\"], \"scale\": \"high\"}");
+    let err = read_err(&dir);
+    assert_eq!(err.code(), Code::BundleFormat);
+    assert!(err.to_string().contains("kiln/pipeline.json: scale: invalid type"), "{err}");
+
+    let dir = written_bundle(&tmp.path().join("c"));
+    replace_consistently(&dir, "model.lgb", "tree\nversion=v4\nfeature_names=a b\n");
+    let err = read_err(&dir);
+    assert_eq!(err.code(), Code::BundleFormat, "{err}");
+
+    let dir = written_bundle(&tmp.path().join("d"));
+    let meta_path = dir.join("kiln/metadata.json");
+    let text = fs::read_to_string(&meta_path).unwrap().replace("\"horizon\": 1", "\"horizon\": \"one\"");
+    fs::write(&meta_path, text).unwrap();
+    let err = read_err(&dir);
+    assert_eq!(err.code(), Code::BundleFormat);
+    assert!(err.to_string().contains("kiln/metadata.json: horizon: invalid type"), "{err}");
+}
+
+/// Not a test: writes a model, its input rows and kiln's predictions (and a whole bundle) for
+/// `scripts/lgb_crosscheck.py`, which checks them against Python's LightGBM and MLflow.
+/// Run with `cargo test --release -p kiln-models -- --ignored export_for_python_crosscheck`.
+#[test]
+#[ignore]
+fn export_for_python_crosscheck() {
+    let out = std::env::temp_dir().join("kiln-lgb-crosscheck");
+    if out.exists() {
+        fs::remove_dir_all(&out).unwrap();
+    }
+    fs::create_dir_all(&out).unwrap();
+    let (x, y) = etth1(4000);
+    let (train, valid) = (x.rows(0, 3000), x.rows(3000, 3500));
+    let model = fit(
+        "num_iterations: 300\nlearning_rate: 0.05\nnum_leaves: 63\nfeature_fraction: 0.9\nbagging_fraction: 0.8\nbagging_freq: 1\nearly_stopping_rounds: 20",
+        &train,
+        &y[..3000],
+        Some((&valid, &y[3000..3500])),
+    );
+    let mut test = x.rows(3500, 4000);
+    test.data[0] = f64::NAN;
+    let pred = model.predict(&test).unwrap();
+    fs::write(out.join("model.lgb"), model.to_model_string().unwrap()).unwrap();
+    let mut rows = String::new();
+    for i in 0..test.n_rows {
+        let row: Vec<String> = test.row(i).iter().map(|v| format!("{v:?}")).collect();
+        rows.push_str(&row.join(","));
+        rows.push('\n');
+    }
+    fs::write(out.join("x.csv"), rows).unwrap();
+    fs::write(out.join("pred.csv"), pred.iter().map(|v| format!("{v:?}\n")).collect::<String>()).unwrap();
+    let (bundle, _) = small_bundle();
+    write_bundle(&out.join("bundle"), &bundle).unwrap();
+    let bundle_rows: Vec<String> = (0..5).map(|i| format!("{:?}", bundle.model.predict_row(test.row(i)).unwrap())).collect();
+    fs::write(out.join("bundle_pred.csv"), bundle_rows.join("\n") + "\n").unwrap();
+    println!("wrote {} (best iteration {})", out.display(), model.best_iteration());
+}

@@ -1,0 +1,44 @@
+//! The train use case's error: every failure of a step, with the code of its source.
+
+use kiln_domain::{Code, PortError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error("features: {0}")]
+    Features(#[from] kiln_features::FeatureError),
+    #[error("evaluation: {0}")]
+    Eval(#[from] kiln_eval::EvalError),
+    #[error("model: {0}")]
+    Model(#[from] kiln_models::ModelError),
+    #[error("bundle: {0}")]
+    Bundle(#[from] kiln_models::BundleError),
+    #[error("tracking store: {0}")]
+    Port(#[from] PortError),
+    #[error("registry: {0}")]
+    Registry(#[from] kiln_registry::RegistryError),
+    #[error("{0}")]
+    Domain(#[from] kiln_domain::DomainError),
+    #[error("not enough rows: {0}")]
+    NotEnoughRows(String),
+    #[error("cannot write a temporary bundle: {0}")]
+    Temp(std::io::Error),
+    #[error("the bundle's model expects features {expected:?}, its pipeline makes {actual:?}")]
+    FeatureMismatch { expected: Vec<String>, actual: Vec<String> },
+}
+
+impl TrainError {
+    pub fn code(&self) -> Code {
+        match self {
+            TrainError::Features(e) => e.code(),
+            TrainError::Eval(e) => e.code(),
+            TrainError::Model(e) => e.code(),
+            TrainError::Bundle(e) => e.code(),
+            TrainError::Port(e) => e.code,
+            TrainError::Registry(e) => e.code(),
+            TrainError::Domain(e) => e.code(),
+            TrainError::NotEnoughRows(_) => Code::NotEnoughRows,
+            TrainError::Temp(_) => Code::StoreIo,
+            TrainError::FeatureMismatch { .. } => Code::BundleFormat,
+        }
+    }
+}
