@@ -144,7 +144,7 @@ fn train(args: TrainArgs) -> Result<u8> {
 
     let uri = args.tracking_uri.clone().unwrap_or_else(|| exp.tracking.uri.clone());
     let store = open_store(&uri)?;
-    let charts = PlotChartRenderer::new();
+    let charts = PlotChartRenderer::default();
     let clock = || now_ms();
     let ports =
         kiln_train::Ports { tracker: &store, artifacts: &store, registry: &store, charts: &charts, clock: &clock };

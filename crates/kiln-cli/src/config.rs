@@ -13,10 +13,10 @@ use serde_yaml::{Mapping, Value};
 
 /// A config error, always naming the file (and the key path when there is one).
 #[derive(Debug)]
-pub struct ConfigError {
-    pub file: PathBuf,
-    pub key: Option<String>,
-    pub message: String,
+pub(crate) struct ConfigError {
+    pub(crate) file: PathBuf,
+    pub(crate) key: Option<String>,
+    pub(crate) message: String,
 }
 
 impl fmt::Display for ConfigError {
@@ -41,14 +41,15 @@ struct Layer {
 }
 
 /// A merged config and the files it came from (base first).
-pub struct Loaded {
-    pub value: Value,
+pub(crate) struct Loaded {
+    pub(crate) value: Value,
     layers: Vec<Layer>,
 }
 
 impl Loaded {
     /// The files of the chain, base first, the experiment file last.
-    pub fn files(&self) -> Vec<&Path> {
+    #[cfg(test)]
+    pub(crate) fn files(&self) -> Vec<&Path> {
         self.layers.iter().map(|l| l.file.as_path()).collect()
     }
 
@@ -57,7 +58,7 @@ impl Loaded {
     ///
     /// # Errors
     /// [`ConfigError`] naming the file and the key path.
-    pub fn parse<T: DeserializeOwned>(&self) -> Result<T, ConfigError> {
+    pub(crate) fn parse<T: DeserializeOwned>(&self) -> Result<T, ConfigError> {
         serde_path_to_error::deserialize(self.value.clone()).map_err(|e| {
             let path = e.path().to_string();
             let path = if path == "." { String::new() } else { path };
@@ -101,7 +102,7 @@ fn lookup<'a>(value: &'a Value, path: &[&str]) -> Option<&'a Value> {
 /// # Errors
 /// [`ConfigError`] for an unreadable file, bad YAML (with its line), an `extends` cycle, or a variable that is not
 /// set and has no default.
-pub fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Loaded, ConfigError> {
+pub(crate) fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Loaded, ConfigError> {
     let mut layers = Vec::new();
     let mut seen = BTreeSet::new();
     collect(path, env, &mut layers, &mut seen)?;

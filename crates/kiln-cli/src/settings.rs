@@ -11,58 +11,58 @@ use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Experiment {
+pub(crate) struct Experiment {
     /// short name of the experiment; also the default MLflow experiment name
-    pub name: String,
+    pub(crate) name: String,
     #[serde(default)]
-    pub description: Option<String>,
-    pub data: DataSettings,
-    pub task: TaskSettings,
-    pub features: Vec<FeatureSpec>,
-    pub split: HoldoutSpec,
-    pub model: ModelSettings,
+    pub(crate) description: Option<String>,
+    pub(crate) data: DataSettings,
+    pub(crate) task: TaskSettings,
+    pub(crate) features: Vec<FeatureSpec>,
+    pub(crate) split: HoldoutSpec,
+    pub(crate) model: ModelSettings,
     #[serde(default)]
-    pub gates: GateSpec,
+    pub(crate) gates: GateSpec,
     #[serde(default)]
-    pub tracking: TrackingSettings,
+    pub(crate) tracking: TrackingSettings,
     #[serde(default)]
-    pub registry: Option<RegistrySettings>,
+    pub(crate) registry: Option<RegistrySettings>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct DataSettings {
+pub(crate) struct DataSettings {
     /// CSV or Parquet file, relative to the working directory
-    pub path: PathBuf,
+    pub(crate) path: PathBuf,
     /// the column holding the time of each row
-    pub time_column: String,
+    pub(crate) time_column: String,
     /// strftime-like format of the time column (%Y %m %d %H %M %S); detected when absent
     #[serde(default)]
-    pub time_format: Option<String>,
+    pub(crate) time_format: Option<String>,
     /// cell texts read as missing values
     #[serde(default)]
-    pub na_values: Option<Vec<String>>,
+    pub(crate) na_values: Option<Vec<String>>,
     /// keep only these columns (the time column and the target are always kept)
     #[serde(default)]
-    pub columns: Option<Vec<String>>,
+    pub(crate) columns: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
-pub enum TaskKind {
+pub(crate) enum TaskKind {
     /// predict a numeric series `horizon` steps ahead
     Forecast,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct TaskSettings {
-    pub kind: TaskKind,
-    pub target: String,
+pub(crate) struct TaskSettings {
+    pub(crate) kind: TaskKind,
+    pub(crate) target: String,
     #[serde(default = "one")]
-    pub horizon: usize,
+    pub(crate) horizon: usize,
     #[serde(default = "no_transform")]
-    pub target_transform: TargetTransform,
+    pub(crate) target_transform: TargetTransform,
 }
 
 fn one() -> usize {
@@ -76,22 +76,22 @@ fn no_transform() -> TargetTransform {
 /// The model and its hyperparameters; the `kind` picks the family.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "kind", content = "params", rename_all = "snake_case", deny_unknown_fields)]
-pub enum ModelSettings {
+pub(crate) enum ModelSettings {
     Lightgbm(LightGbmParams),
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct TrackingSettings {
+pub(crate) struct TrackingSettings {
     /// a folder (the embedded MLflow-layout store) — `./mlruns` by default
     #[serde(default = "default_uri")]
-    pub uri: String,
+    pub(crate) uri: String,
     /// MLflow experiment name; the experiment's `name` when absent
     #[serde(default)]
-    pub experiment: Option<String>,
+    pub(crate) experiment: Option<String>,
     /// run name; `<name>-<model kind>` when absent
     #[serde(default)]
-    pub run_name: Option<String>,
+    pub(crate) run_name: Option<String>,
 }
 
 impl Default for TrackingSettings {
@@ -106,12 +106,12 @@ fn default_uri() -> String {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RegistrySettings {
+pub(crate) struct RegistrySettings {
     /// registered model name
-    pub model_name: String,
+    pub(crate) model_name: String,
     /// alias moved to the new version when every gate passes
     #[serde(default = "production")]
-    pub alias: String,
+    pub(crate) alias: String,
 }
 
 fn production() -> String {

@@ -9,10 +9,12 @@
 
 mod error;
 mod kernels;
+mod pipeline;
 mod spec;
 mod table;
 
 pub use error::FeatureError;
+pub use pipeline::FittedPipeline;
 pub use spec::{CalendarPart, FeatureSpec, Lookback, RollingStat, TargetTransform, TimeSeriesRecipe};
 pub use table::{FeatureRow, FeatureTable};
 

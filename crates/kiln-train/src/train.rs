@@ -3,12 +3,12 @@
 use std::collections::BTreeMap;
 
 use kiln_domain::{
-    ArtifactStore, ChartRenderer, Estimator, Frame, MetricPoint, ModelRegistry, ModelVersion, Predictor, RunId,
+    ArtifactStore, ChartRenderer, Estimator, Frame, MetricPoint, ModelRegistry, ModelVersion, RunId,
     RunInfo, RunStatus, Tracker,
 };
 use kiln_eval::{GateReport, GateSpec, HoldoutSpec, OverfitReport, RegressionMetrics};
 use kiln_features::{FittedPipeline, TimeSeriesRecipe};
-use kiln_models::{Bundle, BundleMetadata, CheckedLightGbm, FittedModel, LightGbmModel};
+use kiln_models::{Bundle, BundleMetadata, CheckedLightGbm, FittedModel};
 use serde::Serialize;
 
 use crate::TrainError;
@@ -197,8 +197,12 @@ fn run_steps(
         rows.validation,
         rows.test
     ));
-    let model = match &spec.model {
-        TrainedModelSpec::LightGbm(p) => p.fit(&x_fit, y_fit, valid)?,
+    let (model, best_iteration) = match &spec.model {
+        TrainedModelSpec::LightGbm(p) => {
+            let m = p.fit(&x_fit, y_fit, valid)?;
+            let best = m.best_iteration();
+            (FittedModel::LightGbm(m), best)
+        }
     };
 
     // predictions in the target's own units: the transform is inverted with the value known at t
@@ -206,7 +210,7 @@ fn run_steps(
         let out = model.predict(&table.x.rows(range.start, range.end))?;
         Ok(out.iter().zip(&table.current[range]).map(|(o, c)| recipe.target_transform.invert(*c, *o)).collect())
     };
-    let train_range = split.train.start..split.validation.end.max(split.train.end);
+    let train_range = split.fit_rows();
     let pred_train = predict_range(train_range.clone())?;
     let pred_test = predict_range(split.test.clone())?;
     let truth = |r: std::ops::Range<usize>| table.future[r].to_vec();
@@ -238,7 +242,6 @@ fn run_steps(
         }
     }
     metrics.push(point("overfit_ratio", overfit.ratio, now));
-    let best_iteration = model.best_iteration();
     metrics.push(point("best_iteration", best_iteration as f64, now));
     for (name, n) in [
         ("rows_input", rows.input),
@@ -255,7 +258,7 @@ fn run_steps(
 
     progress.step("writing artifacts");
     let importance = model.feature_importance()?;
-    log_artifacts(spec, ports, id, &model, &importance, &evaluation, &gates, &overfit, &rows, &table, &split)?;
+    log_artifacts(spec, ports, id, model, &importance, &evaluation, &gates, &overfit, &rows, &table, &split)?;
     let markdown = kiln_eval::markdown_table(&[
         ("model (train)", &evaluation.model_train),
         ("model (test)", &evaluation.model_test),
@@ -366,7 +369,7 @@ fn log_artifacts(
     spec: &TrainSpec,
     ports: &Ports<'_>,
     run: &RunId,
-    model: &LightGbmModel,
+    model: FittedModel,
     importance: &[(String, f64, f64)],
     evaluation: &Evaluation,
     gates: &GateReport,
@@ -412,7 +415,7 @@ fn log_artifacts(
             persistence: &table.current[r],
         })
     };
-    let train_range = split.train.start..split.validation.end.max(split.train.end);
+    let train_range = split.fit_rows();
     let predictions = serde_json::json!({"train": preds(train_range)?, "test": preds(split.test.clone())?});
     store.put_bytes(run, "predictions.json", &to_json(&predictions))?;
 
@@ -424,18 +427,20 @@ fn log_artifacts(
         }
     }
     let pipeline = FittedPipeline::new(recipe.clone(), &table.x.names);
-    let bundle = Bundle {
-        pipeline,
-        model: FittedModel::LightGbm(model.clone()),
-        metadata: BundleMetadata::new(
-            spec.kiln_version.clone(),
-            Some(run.0.clone()),
-            metrics,
-            spec.model.params().into_iter().collect(),
-            spec.data_sha256.clone(),
-            table.x.names.clone(),
-        ),
+    let metadata = BundleMetadata {
+        kiln_version: spec.kiln_version.clone(),
+        model_kind: model.kind(),
+        created_ms: (ports.clock)(),
+        run_id: Some(run.0.clone()),
+        metrics,
+        params: spec.model.params().into_iter().collect(),
+        data_sha256: spec.data_sha256.clone(),
+        feature_names: table.x.names.clone(),
+        target: recipe.target.clone(),
+        horizon: u32::try_from(recipe.horizon).ok(),
+        files: BTreeMap::new(),
     };
+    let bundle = Bundle { pipeline, model, metadata };
     let tmp = tempfile::tempdir().map_err(TrainError::Temp)?;
     let dir = tmp.path().join("model");
     kiln_models::write_bundle(&dir, &bundle)?;
