@@ -65,7 +65,9 @@ fn env_var(name: &str) -> Option<String> {
 fn load_experiment(file: &Path) -> Result<(Experiment, String)> {
     let loaded = config::load(file, &env_var)?;
     let experiment: Experiment = loaded.parse()?;
-    let merged = serde_yaml::to_string(&experiment).context("cannot print the merged config")?;
+    // through JSON's data model, so that enums print as the one-key maps users write, not as YAML tags
+    let value = serde_json::to_value(&experiment).context("cannot print the merged config")?;
+    let merged = serde_yaml::to_string(&value).context("cannot print the merged config")?;
     Ok((experiment, merged))
 }
 

@@ -59,7 +59,11 @@ impl Loaded {
     /// # Errors
     /// [`ConfigError`] naming the file and the key path.
     pub(crate) fn parse<T: DeserializeOwned>(&self) -> Result<T, ConfigError> {
-        serde_path_to_error::deserialize(self.value.clone()).map_err(|e| {
+        // through JSON's data model: serde_yaml's `Value` reads externally tagged enums only from YAML tags
+        // (`!lag {...}`), while users write them as one-key maps (`- lag: {...}`)
+        let json = serde_json::to_value(&self.value)
+            .map_err(|e| err(self.layers.last().map_or(Path::new(""), |l| &l.file), None, e.to_string()))?;
+        serde_path_to_error::deserialize(json).map_err(|e| {
             let path = e.path().to_string();
             let path = if path == "." { String::new() } else { path };
             let inner = e.into_inner().to_string();
@@ -70,6 +74,7 @@ impl Loaded {
 
     /// The last file of the chain that defines `path` (or a prefix of it); the experiment file when none does.
     fn file_defining(&self, path: &str) -> &Path {
+        let path = path.replace('[', ".[");
         let segments: Vec<&str> = if path.is_empty() { Vec::new() } else { path.split('.').collect() };
         for depth in (0..=segments.len()).rev() {
             for layer in self.layers.iter().rev() {
