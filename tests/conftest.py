@@ -72,9 +72,9 @@ class MlflowServer:
         self.stop()
         raise AssertionError(f"mlflow server not healthy after 90 s, see {log}")
 
-    def get(self, path, **params):
+    def get(self, endpoint, **params):
         query = urllib.parse.urlencode(params)
-        with urllib.request.urlopen(f"{self.url}{path}?{query}", timeout=30) as r:
+        with urllib.request.urlopen(f"{self.url}{endpoint}?{query}", timeout=30) as r:
             return json.loads(r.read() or b"{}")
 
     def post(self, path, body):
