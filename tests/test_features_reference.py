@@ -32,10 +32,10 @@ def rolling_std(x: pd.Series, window: int) -> pd.Series:
 def _calendar(ts: pd.Series, out: dict, parts, cyclical=True):
     periods = {"day_of_week": 7, "month": 12, "hour": 24, "day_of_year": 366, "day_of_month": 31}
     values = {
-        "day_of_week": ts.dt.dayofweek,
+        "day_of_week": ts.dt.day_of_week,
         "month": ts.dt.month,
         "hour": ts.dt.hour,
-        "day_of_year": ts.dt.dayofyear,
+        "day_of_year": ts.dt.day_of_year,
         "day_of_month": ts.dt.day,
     }
     for part in parts:

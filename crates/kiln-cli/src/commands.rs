@@ -86,7 +86,7 @@ fn open_store(uri: &str) -> Result<LocalStore> {
         );
     }
     let path = uri.strip_prefix("file://").unwrap_or(uri);
-    Ok(LocalStore::open(Path::new(path)).with_context(|| format!("cannot open the tracking store '{uri}'"))?)
+    LocalStore::open(Path::new(path)).with_context(|| format!("cannot open the tracking store '{uri}'"))
 }
 
 struct StderrProgress {
@@ -154,7 +154,8 @@ fn train(args: TrainArgs) -> Result<u8> {
     let model_kind = match &model {
         TrainedModelSpec::LightGbm(_) => "lightgbm",
     };
-    let run_name = args.run_name.or(exp.tracking.run_name.clone()).unwrap_or_else(|| format!("{}-{model_kind}", exp.name));
+    let run_name =
+        args.run_name.or(exp.tracking.run_name.clone()).unwrap_or_else(|| format!("{}-{model_kind}", exp.name));
     let kiln_version = env!("CARGO_PKG_VERSION").to_string();
     let mut tags = vec![
         ("mlflow.source.name".to_string(), "kiln train".to_string()),
@@ -233,15 +234,15 @@ fn train(args: TrainArgs) -> Result<u8> {
 }
 
 fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 /// Loads the bundle a reference points at: a folder is read in place; a registry or run reference is resolved
 /// and its `model/` folder copied out of the store first. Checksums are verified on read.
-fn load_bundle(reference: &str, store_uri: &str) -> Result<(Bundle<FittedPipeline>, String, Option<tempfile::TempDir>)> {
+fn load_bundle(
+    reference: &str,
+    store_uri: &str,
+) -> Result<(Bundle<FittedPipeline>, String, Option<tempfile::TempDir>)> {
     let parsed = ModelRef::parse(reference)?;
     let (dir, keep) = match &parsed {
         ModelRef::Folder(p) => (PathBuf::from(p), None),

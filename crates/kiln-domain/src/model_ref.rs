@@ -52,7 +52,9 @@ impl ModelRef {
             } else if let Some(stage) = Stage::parse(what) {
                 VersionSelector::Stage(stage)
             } else {
-                return Err(err("the part after the name must be a stage (None, Staging, Production, Archived), latest or a version number"));
+                return Err(err(
+                    "the part after the name must be a stage (None, Staging, Production, Archived), latest or a version number",
+                ));
             };
             return Ok(ModelRef::Registered { name: name.to_string(), selector });
         }

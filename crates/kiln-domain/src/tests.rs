@@ -15,7 +15,10 @@ fn civil_round_trip_and_weekday() {
 #[test]
 fn model_refs_parse() {
     let r = ModelRef::parse("models:/eurusd@production").unwrap();
-    assert_eq!(r, ModelRef::Registered { name: "eurusd".into(), selector: VersionSelector::Alias("production".into()) });
+    assert_eq!(
+        r,
+        ModelRef::Registered { name: "eurusd".into(), selector: VersionSelector::Alias("production".into()) }
+    );
     assert!(matches!(
         ModelRef::parse("models:/eurusd/Production").unwrap(),
         ModelRef::Registered { selector: VersionSelector::Stage(Stage::Production), .. }

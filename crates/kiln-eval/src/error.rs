@@ -13,11 +13,7 @@ pub enum EvalError {
     NotEnoughRows { rows: usize },
     /// A NaN or infinite value in an input (scikit-learn refuses these too).
     #[error("{input} has a non-finite value ({value}) at index {index}")]
-    NonFinite {
-        input: &'static str,
-        index: usize,
-        value: f64,
-    },
+    NonFinite { input: &'static str, index: usize, value: f64 },
     /// A config value outside its domain; `key` is the YAML key.
     #[error("invalid {key}: {reason}")]
     InvalidSpec { key: String, reason: String },
@@ -25,20 +21,10 @@ pub enum EvalError {
     #[error(
         "time holdout of {n_rows} rows leaves no rows for {part} (test {test}, validation {validation}, gap {gap})"
     )]
-    EmptyPart {
-        part: &'static str,
-        n_rows: usize,
-        test: usize,
-        validation: usize,
-        gap: usize,
-    },
+    EmptyPart { part: &'static str, n_rows: usize, test: usize, validation: usize, gap: usize },
     /// One or more registration gates failed; the message lists each failed check.
     #[error("{failed} of {total} gates failed: {details}")]
-    GateFailed {
-        failed: usize,
-        total: usize,
-        details: String,
-    },
+    GateFailed { failed: usize, total: usize, details: String },
 }
 
 impl EvalError {

@@ -37,10 +37,7 @@ pub struct GateSpec {
 impl GateSpec {
     /// True when no gate is configured.
     pub fn is_empty(&self) -> bool {
-        self.max.is_empty()
-            && self.min.is_empty()
-            && self.beat_baseline.is_none()
-            && self.max_overfit_ratio.is_none()
+        self.max.is_empty() && self.min.is_empty() && self.beat_baseline.is_none() && self.max_overfit_ratio.is_none()
     }
 
     /// Checks the thresholds themselves: finite, and a positive overfit ratio.
@@ -52,20 +49,14 @@ impl GateSpec {
         for (section, map) in [("max", &self.max), ("min", &self.min)] {
             for (metric, value) in map {
                 if !value.is_finite() {
-                    return bad(
-                        format!("gates.{section}.{metric}"),
-                        format!("must be a finite number, got {value}"),
-                    );
+                    return bad(format!("gates.{section}.{metric}"), format!("must be a finite number, got {value}"));
                 }
             }
         }
         if let Some(ratio) = self.max_overfit_ratio
             && !(ratio.is_finite() && ratio > 0.0)
         {
-            return bad(
-                "gates.max_overfit_ratio".to_string(),
-                format!("must be a positive number, got {ratio}"),
-            );
+            return bad("gates.max_overfit_ratio".to_string(), format!("must be a positive number, got {ratio}"));
         }
         Ok(())
     }
@@ -107,16 +98,8 @@ impl GateReport {
         if failures.is_empty() {
             return Ok(());
         }
-        let details = failures
-            .iter()
-            .map(|c| c.detail.as_str())
-            .collect::<Vec<_>>()
-            .join("; ");
-        Err(EvalError::GateFailed {
-            failed: failures.len(),
-            total: self.checks.len(),
-            details,
-        })
+        let details = failures.iter().map(|c| c.detail.as_str()).collect::<Vec<_>>().join("; ");
+        Err(EvalError::GateFailed { failed: failures.len(), total: self.checks.len(), details })
     }
 }
 
@@ -124,11 +107,7 @@ impl GateReport {
 /// `0.0100000001 <= 0.01` does not read `0.01 <= 0.01`).
 fn pair(a: f64, b: f64) -> (String, String) {
     let (sa, sb) = (format_value(a), format_value(b));
-    if sa == sb && a != b {
-        (a.to_string(), b.to_string())
-    } else {
-        (sa, sb)
-    }
+    if sa == sb && a != b { (a.to_string(), b.to_string()) } else { (sa, sb) }
 }
 
 /// Checks `model_test` (and, for the overfit gate, `model_train`; for `beat_baseline`, `baseline_test`) against
@@ -145,22 +124,14 @@ pub fn check_gates(
         let passed = value <= limit;
         let (v, l) = pair(value, limit);
         let op = if passed { "<=" } else { ">" };
-        checks.push(GateCheck {
-            name: format!("max_{metric}"),
-            passed,
-            detail: format!("test {metric} {v} {op} {l}"),
-        });
+        checks.push(GateCheck { name: format!("max_{metric}"), passed, detail: format!("test {metric} {v} {op} {l}") });
     }
     for (&metric, &limit) in &spec.min {
         let value = model_test.get(metric);
         let passed = value >= limit;
         let (v, l) = pair(value, limit);
         let op = if passed { ">=" } else { "<" };
-        checks.push(GateCheck {
-            name: format!("min_{metric}"),
-            passed,
-            detail: format!("test {metric} {v} {op} {l}"),
-        });
+        checks.push(GateCheck { name: format!("min_{metric}"), passed, detail: format!("test {metric} {v} {op} {l}") });
     }
     if let Some(metric) = spec.beat_baseline {
         let (value, base) = (model_test.get(metric), baseline_test.get(metric));
@@ -170,18 +141,10 @@ pub fn check_gates(
             let op = if metric.higher_is_better() { ">" } else { "<" };
             format!("test {metric} {v} {op} baseline {b}")
         } else {
-            let direction = if metric.higher_is_better() {
-                "higher"
-            } else {
-                "lower"
-            };
+            let direction = if metric.higher_is_better() { "higher" } else { "lower" };
             format!("test {metric} {v} does not beat baseline {b} ({direction} is better)")
         };
-        checks.push(GateCheck {
-            name: format!("beat_baseline_{metric}"),
-            passed,
-            detail,
-        });
+        checks.push(GateCheck { name: format!("beat_baseline_{metric}"), passed, detail });
     }
     if let Some(limit) = spec.max_overfit_ratio {
         let report = overfit(model_train, model_test);
@@ -223,19 +186,8 @@ pub struct OverfitReport {
 /// Compares the train and test rmse: the ratio `test / train`, the difference, and a warning above
 /// [`OVERFIT_WARNING_RATIO`].
 pub fn overfit(train: &RegressionMetrics, test: &RegressionMetrics) -> OverfitReport {
-    let ratio = if train.rmse == 0.0 {
-        if test.rmse == 0.0 { 1.0 } else { f64::INFINITY }
-    } else {
-        test.rmse / train.rmse
-    };
-    let verdict = if ratio > OVERFIT_WARNING_RATIO {
-        OverfitVerdict::Warning
-    } else {
-        OverfitVerdict::Ok
-    };
-    OverfitReport {
-        ratio,
-        gap: test.rmse - train.rmse,
-        verdict,
-    }
+    let ratio =
+        if train.rmse == 0.0 { if test.rmse == 0.0 { 1.0 } else { f64::INFINITY } } else { test.rmse / train.rmse };
+    let verdict = if ratio > OVERFIT_WARNING_RATIO { OverfitVerdict::Warning } else { OverfitVerdict::Ok };
+    OverfitReport { ratio, gap: test.rmse - train.rmse, verdict }
 }

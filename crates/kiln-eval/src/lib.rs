@@ -13,8 +13,7 @@ mod split;
 
 pub use error::EvalError;
 pub use gates::{
-    GateCheck, GateReport, GateSpec, OVERFIT_WARNING_RATIO, OverfitReport, OverfitVerdict,
-    check_gates, overfit,
+    GateCheck, GateReport, GateSpec, OVERFIT_WARNING_RATIO, OverfitReport, OverfitVerdict, check_gates, overfit,
 };
 pub use metrics::{MetricName, RegressionMetrics, pairwise_sum};
 pub use report::{comparison_table, format_value, markdown_table};

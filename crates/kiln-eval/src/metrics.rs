@@ -28,13 +28,8 @@ pub enum MetricName {
 
 impl MetricName {
     /// Every metric, in the order of tables and of [`RegressionMetrics::iter`].
-    pub const ALL: [MetricName; 5] = [
-        MetricName::Rmse,
-        MetricName::Mae,
-        MetricName::R2,
-        MetricName::Mape,
-        MetricName::Smape,
-    ];
+    pub const ALL: [MetricName; 5] =
+        [MetricName::Rmse, MetricName::Mae, MetricName::R2, MetricName::Mape, MetricName::Smape];
 
     /// The stable snake_case name.
     pub fn as_str(self) -> &'static str {
@@ -59,11 +54,7 @@ impl MetricName {
 
     /// Whether `a` is strictly better than `b` for this metric (a tie is not better).
     pub fn is_better(self, a: f64, b: f64) -> bool {
-        if self.higher_is_better() {
-            a > b
-        } else {
-            a < b
-        }
+        if self.higher_is_better() { a > b } else { a < b }
     }
 }
 
@@ -97,10 +88,7 @@ impl RegressionMetrics {
     /// [`EvalError::NonFinite`] naming the input (`y_true` or `y_pred`) and the first NaN or infinite value.
     pub fn compute(y_true: &[f64], y_pred: &[f64]) -> Result<RegressionMetrics, EvalError> {
         if y_true.len() != y_pred.len() {
-            return Err(EvalError::LengthMismatch {
-                y_true: y_true.len(),
-                y_pred: y_pred.len(),
-            });
+            return Err(EvalError::LengthMismatch { y_true: y_true.len(), y_pred: y_pred.len() });
         }
         check_finite("y_true", y_true)?;
         check_finite("y_pred", y_pred)?;
@@ -144,11 +132,7 @@ impl RegressionMetrics {
         };
 
         // sklearn: np.abs(y_pred - y_true) / np.maximum(np.abs(y_true), eps)
-        let ape: Vec<f64> = abs_err
-            .iter()
-            .zip(y_true)
-            .map(|(e, t)| e / t.abs().max(f64::EPSILON))
-            .collect();
+        let ape: Vec<f64> = abs_err.iter().zip(y_true).map(|(e, t)| e / t.abs().max(f64::EPSILON)).collect();
         let mape = pairwise_sum(&ape) / nf;
 
         let sape: Vec<f64> = abs_err
@@ -161,13 +145,7 @@ impl RegressionMetrics {
             .collect();
         let smape = pairwise_sum(&sape) / nf;
 
-        Ok(RegressionMetrics {
-            rmse,
-            mae,
-            r2,
-            mape,
-            smape,
-        })
+        Ok(RegressionMetrics { rmse, mae, r2, mape, smape })
     }
 
     /// The value of one metric.
@@ -189,11 +167,7 @@ impl RegressionMetrics {
 
 fn check_finite(input: &'static str, values: &[f64]) -> Result<(), EvalError> {
     match values.iter().position(|v| !v.is_finite()) {
-        Some(index) => Err(EvalError::NonFinite {
-            input,
-            index,
-            value: values[index],
-        }),
+        Some(index) => Err(EvalError::NonFinite { input, index, value: values[index] }),
         None => Ok(()),
     }
 }

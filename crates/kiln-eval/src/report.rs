@@ -33,38 +33,21 @@ pub fn format_value(x: f64) -> String {
 }
 
 fn trim_zeros(s: String) -> String {
-    if s.contains('.') {
-        s.trim_end_matches('0').trim_end_matches('.').to_string()
-    } else {
-        s
-    }
+    if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.').to_string() } else { s }
 }
 
 fn cells(rows: &[(&str, &RegressionMetrics)]) -> Vec<Vec<String>> {
-    rows.iter()
-        .map(|(_, m)| m.iter().iter().map(|&(_, v)| format_value(v)).collect())
-        .collect()
+    rows.iter().map(|(_, m)| m.iter().iter().map(|&(_, v)| format_value(v)).collect()).collect()
 }
 
 /// An aligned text table, one row per `(label, metrics)`, columns rmse mae r2 mape smape; each line ends with `\n`.
 pub fn comparison_table(rows: &[(&str, &RegressionMetrics)]) -> String {
     let values = cells(rows);
-    let label_width = rows
-        .iter()
-        .map(|(label, _)| label.chars().count())
-        .max()
-        .unwrap_or(0);
+    let label_width = rows.iter().map(|(label, _)| label.chars().count()).max().unwrap_or(0);
     let widths: Vec<usize> = MetricName::ALL
         .iter()
         .enumerate()
-        .map(|(j, m)| {
-            values
-                .iter()
-                .map(|r| r[j].len())
-                .chain([m.as_str().len()])
-                .max()
-                .unwrap_or(0)
-        })
+        .map(|(j, m)| values.iter().map(|r| r[j].len()).chain([m.as_str().len()]).max().unwrap_or(0))
         .collect();
     let mut out = format!("{:label_width$}", "");
     for (m, w) in MetricName::ALL.iter().zip(&widths) {

@@ -50,16 +50,11 @@ impl Size {
     }
 
     fn check(self, key: &str) -> Result<(), EvalError> {
-        let invalid = |reason: String| {
-            Err(EvalError::InvalidSpec {
-                key: key.to_string(),
-                reason,
-            })
-        };
+        let invalid = |reason: String| Err(EvalError::InvalidSpec { key: key.to_string(), reason });
         match self {
-            Size::Fraction(f) if !(f > 0.0 && f < 1.0) => invalid(format!(
-                "a fraction must be strictly between 0 and 1, got {f}"
-            )),
+            Size::Fraction(f) if !(f > 0.0 && f < 1.0) => {
+                invalid(format!("a fraction must be strictly between 0 and 1, got {f}"))
+            }
             Size::Rows(0) => invalid("a row count must be at least 1, got 0".to_string()),
             _ => Ok(()),
         }
@@ -92,26 +87,20 @@ impl<'de> Deserialize<'de> for Size {
             type Value = Size;
 
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(
-                    "a fraction strictly between 0 and 1 (0.2) or a row count of at least 1 (500)",
-                )
+                f.write_str("a fraction strictly between 0 and 1 (0.2) or a row count of at least 1 (500)")
             }
 
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<Size, E> {
                 if v == 0 {
                     return Err(E::custom("a row count must be at least 1, got 0"));
                 }
-                usize::try_from(v)
-                    .map(Size::Rows)
-                    .map_err(|_| E::custom(format!("row count {v} is too large")))
+                usize::try_from(v).map(Size::Rows).map_err(|_| E::custom(format!("row count {v} is too large")))
             }
 
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Size, E> {
                 match u64::try_from(v) {
                     Ok(v) => self.visit_u64(v),
-                    Err(_) => Err(E::custom(format!(
-                        "a row count must be at least 1, got {v}"
-                    ))),
+                    Err(_) => Err(E::custom(format!("a row count must be at least 1, got {v}"))),
                 }
             }
 
@@ -168,24 +157,14 @@ impl Holdout {
 /// # Errors
 /// [`EvalError::InvalidSpec`] for a size outside its domain, [`EvalError::EmptyPart`] naming the part (`test` or
 /// `train`) that would get no rows, with the counts.
-pub fn time_holdout(
-    n_rows: usize,
-    spec: &HoldoutSpec,
-    min_gap: usize,
-) -> Result<Holdout, EvalError> {
+pub fn time_holdout(n_rows: usize, spec: &HoldoutSpec, min_gap: usize) -> Result<Holdout, EvalError> {
     let n_test = spec.test_size.rows_of(n_rows, "test_size")?;
     let n_val = match spec.validation_size {
         Some(size) => size.rows_of(n_rows, "validation_size")?,
         None => 0,
     };
     let gap = spec.gap.max(min_gap);
-    let empty = |part| EvalError::EmptyPart {
-        part,
-        n_rows,
-        test: n_test,
-        validation: n_val,
-        gap,
-    };
+    let empty = |part| EvalError::EmptyPart { part, n_rows, test: n_test, validation: n_val, gap };
     if n_test == 0 {
         return Err(empty("test"));
     }

@@ -14,10 +14,7 @@ fn check(y: &[f64], p: &[f64], expect: [f64; 5]) {
     let m = RegressionMetrics::compute(y, p).unwrap();
     for ((name, got), want) in m.iter().into_iter().zip(expect) {
         let tol = 1e-12 * want.abs().max(1.0);
-        assert!(
-            (got - want).abs() <= tol,
-            "{name}: got {got:?}, scikit-learn {want:?}"
-        );
+        assert!((got - want).abs() <= tol, "{name}: got {got:?}, scikit-learn {want:?}");
     }
 }
 
@@ -39,54 +36,30 @@ fn metrics_on_hand_computed_vectors() {
     check(
         &[3.0, -0.5, 2.0, 7.0],
         &[2.5, 0.0, 2.0, 8.0],
-        [
-            0.6123724356957945,
-            0.5,
-            0.9486081370449679,
-            0.3273809523809524,
-            0.5787878787878787,
-        ],
+        [0.6123724356957945, 0.5, 0.9486081370449679, 0.3273809523809524, 0.5787878787878787],
     );
 }
 
 #[test]
 fn metrics_follow_sklearn_edge_cases() {
     // constant y, perfect prediction: r2 = 1 (sklearn's force_finite)
-    check(
-        &[2.0, 2.0, 2.0],
-        &[2.0, 2.0, 2.0],
-        [0.0, 0.0, 1.0, 0.0, 0.0],
-    );
+    check(&[2.0, 2.0, 2.0], &[2.0, 2.0, 2.0], [0.0, 0.0, 1.0, 0.0, 0.0]);
     // constant y, imperfect prediction: r2 = 0, not -inf
     check(
         &[2.0, 2.0, 2.0],
         &[1.0, 2.0, 3.0],
-        [
-            0.816496580927726,
-            0.6666666666666666,
-            0.0,
-            0.3333333333333333,
-            0.35555555555555557,
-        ],
+        [0.816496580927726, 0.6666666666666666, 0.0, 0.3333333333333333, 0.35555555555555557],
     );
     // zeros in y: mape divides by f64::EPSILON (huge, as sklearn); smape counts 0/0 as 0
     check(
         &[0.0, 1.0, 0.0],
         &[0.0, 2.0, 0.5],
-        [
-            0.6454972243679028,
-            0.5,
-            -0.8749999999999998,
-            750599937895083.0,
-            0.8888888888888888,
-        ],
+        [0.6454972243679028, 0.5, -0.8749999999999998, 750599937895083.0, 0.8888888888888888],
     );
 }
 
 fn data_path(file: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../data")
-        .join(file)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data").join(file)
 }
 
 /// One numeric column of a small comma-separated file with a header (no quoting in these files).
@@ -95,10 +68,7 @@ fn csv_column(file: &str, column: &str) -> Vec<f64> {
     let mut lines = text.lines();
     let header: Vec<&str> = lines.next().unwrap().split(',').collect();
     let j = header.iter().position(|h| *h == column).unwrap();
-    lines
-        .filter(|l| !l.is_empty())
-        .map(|l| l.split(',').nth(j).unwrap().parse::<f64>().unwrap())
-        .collect()
+    lines.filter(|l| !l.is_empty()).map(|l| l.split(',').nth(j).unwrap().parse::<f64>().unwrap()).collect()
 }
 
 #[test]
@@ -108,13 +78,7 @@ fn metrics_match_sklearn_on_real_data() {
     check(
         &ot[1..],
         &ot[..ot.len() - 1],
-        [
-            0.9181857076636433,
-            0.6142323901454961,
-            0.9885102770455116,
-            12149816734307.215,
-            0.0775150220842111,
-        ],
+        [0.9181857076636433, 0.6142323901454961, 0.9885102770455116, 12149816734307.215, 0.0775150220842111],
     );
 
     // ETTh1 HUFL scored against MUFL, last 500 rows
@@ -124,13 +88,7 @@ fn metrics_match_sklearn_on_real_data() {
     check(
         &hufl[tail..],
         &mufl[tail..],
-        [
-            3.976083920873466,
-            3.808362001821399,
-            0.8033825243181335,
-            24004185670288.188,
-            0.5982011079528083,
-        ],
+        [3.976083920873466, 3.808362001821399, 0.8033825243181335, 24004185670288.188, 0.5982011079528083],
     );
 
     // ECB EUR/USD daily returns (oldest first), persistence of the previous return: negative r2, exact zeros in y
@@ -140,13 +98,7 @@ fn metrics_match_sklearn_on_real_data() {
     check(
         &r[1..],
         &r[..r.len() - 1],
-        [
-            0.008232183707728524,
-            0.006144849278393188,
-            -1.0130628729801665,
-            139342671400.0992,
-            1.4670769724799235,
-        ],
+        [0.008232183707728524, 0.006144849278393188, -1.0130628729801665, 139342671400.0992, 1.4670769724799235],
     );
 }
 
@@ -154,11 +106,7 @@ fn metrics_match_sklearn_on_real_data() {
 fn pairwise_sum_is_exact_on_integers_and_close_to_naive() {
     for n in [0usize, 1, 7, 8, 9, 127, 128, 129, 1000, 8193] {
         let v: Vec<f64> = (0..n).map(|i| i as f64).collect();
-        assert_eq!(
-            pairwise_sum(&v),
-            (n * n.saturating_sub(1) / 2) as f64,
-            "n = {n}"
-        );
+        assert_eq!(pairwise_sum(&v), (n * n.saturating_sub(1) / 2) as f64, "n = {n}");
     }
     // 0.1 ten thousand times: pairwise is closer to 1000 than a running sum
     let v = vec![0.1; 10_000];
@@ -179,15 +127,9 @@ fn metrics_reject_bad_input_naming_it() {
     assert!(e.to_string().contains("at least 2 rows"), "{e}");
 
     let e = RegressionMetrics::compute(&[1.0, 2.0, 3.0], &[1.0, f64::NAN, f64::NAN]).unwrap_err();
-    assert_eq!(
-        e.to_string(),
-        "y_pred has a non-finite value (NaN) at index 1"
-    );
+    assert_eq!(e.to_string(), "y_pred has a non-finite value (NaN) at index 1");
     let e = RegressionMetrics::compute(&[1.0, 2.0, f64::INFINITY], &[1.0, 2.0, 3.0]).unwrap_err();
-    assert_eq!(
-        e.to_string(),
-        "y_true has a non-finite value (inf) at index 2"
-    );
+    assert_eq!(e.to_string(), "y_true has a non-finite value (inf) at index 2");
     assert_eq!(e.code(), Code::DataShape);
 }
 
@@ -206,13 +148,7 @@ fn metric_names() {
     assert!(MetricName::R2.is_better(0.9, 0.8) && MetricName::Mae.is_better(0.1, 0.2));
     assert!(!MetricName::Mae.is_better(0.1, 0.1), "a tie is not better");
 
-    let m = RegressionMetrics {
-        rmse: 1.0,
-        mae: 2.0,
-        r2: 3.0,
-        mape: 4.0,
-        smape: 5.0,
-    };
+    let m = RegressionMetrics { rmse: 1.0, mae: 2.0, r2: 3.0, mape: 4.0, smape: 5.0 };
     assert_eq!(m.get(MetricName::Mape), 4.0);
     assert_eq!(m.iter()[2], (MetricName::R2, 3.0));
 }
@@ -232,80 +168,24 @@ fn holdout_counts() {
         (100, "test_size: 20", 0, 0..80, 80..80, 80..80, 80..100),
         (101, "test_size: 0.2", 0, 0..80, 80..80, 80..80, 80..101), // 20.2 rounds up to 21
         (100, "test_size: 0.07", 0, 0..93, 93..93, 93..93, 93..100), // 7.000000000000001 is 7
-        (
-            100,
-            "{test_size: 0.2, validation_size: 0.1}",
-            0,
-            0..70,
-            70..80,
-            80..80,
-            80..100,
-        ),
-        (
-            100,
-            "{test_size: 10, validation_size: 5, gap: 4}",
-            0,
-            0..81,
-            81..86,
-            86..90,
-            90..100,
-        ),
-        (
-            100,
-            "{test_size: 10, validation_size: 5, gap: 4}",
-            2,
-            0..81,
-            81..86,
-            86..90,
-            90..100,
-        ), // config wider
-        (
-            100,
-            "{test_size: 10, validation_size: 5}",
-            4,
-            0..81,
-            81..86,
-            86..90,
-            90..100,
-        ), // caller's minimum
-        (
-            100,
-            "{test_size: 0.25, gap: 23}",
-            0,
-            0..52,
-            52..52,
-            52..75,
-            75..100,
-        ),
+        (100, "{test_size: 0.2, validation_size: 0.1}", 0, 0..70, 70..80, 80..80, 80..100),
+        (100, "{test_size: 10, validation_size: 5, gap: 4}", 0, 0..81, 81..86, 86..90, 90..100),
+        (100, "{test_size: 10, validation_size: 5, gap: 4}", 2, 0..81, 81..86, 86..90, 90..100), // config wider
+        (100, "{test_size: 10, validation_size: 5}", 4, 0..81, 81..86, 86..90, 90..100),         // caller's minimum
+        (100, "{test_size: 0.25, gap: 23}", 0, 0..52, 52..52, 52..75, 75..100),
         (2, "test_size: 1", 0, 0..1, 1..1, 1..1, 1..2),
-        (
-            17420,
-            "{test_size: 0.2, validation_size: 0.1}",
-            23,
-            0..12171,
-            12171..13913,
-            13913..13936,
-            13936..17420,
-        ),
+        (17420, "{test_size: 0.2, validation_size: 0.1}", 23, 0..12171, 12171..13913, 13913..13936, 13936..17420),
     ];
     for (n, yaml, min_gap, train, validation, gap, test) in cases {
         let h = time_holdout(*n, &spec(yaml), *min_gap).unwrap();
         assert_eq!(
             h,
-            Holdout {
-                train: train.clone(),
-                validation: validation.clone(),
-                gap: gap.clone(),
-                test: test.clone()
-            },
+            Holdout { train: train.clone(), validation: validation.clone(), gap: gap.clone(), test: test.clone() },
             "{n} rows, {yaml}"
         );
         assert_eq!(h.fit_rows(), 0..validation.end.max(train.end));
         let parts = [&h.train, &h.validation, &h.gap, &h.test];
-        assert!(
-            parts.windows(2).all(|w| w[0].end == w[1].start) && h.test.end == *n,
-            "contiguous: {yaml}"
-        );
+        assert!(parts.windows(2).all(|w| w[0].end == w[1].start) && h.test.end == *n, "contiguous: {yaml}");
     }
 }
 
@@ -313,43 +193,21 @@ fn holdout_counts() {
 fn holdout_errors_name_the_part_and_counts() {
     let e = time_holdout(100, &spec("test_size: 100"), 0).unwrap_err();
     assert_eq!(e.code(), Code::NotEnoughRows);
-    assert_eq!(
-        e.to_string(),
-        "time holdout of 100 rows leaves no rows for train (test 100, validation 0, gap 0)"
-    );
+    assert_eq!(e.to_string(), "time holdout of 100 rows leaves no rows for train (test 100, validation 0, gap 0)");
     let e = time_holdout(100, &spec("test_size: 500"), 0).unwrap_err();
     assert!(e.to_string().contains("no rows for train (test 500"), "{e}");
     let e = time_holdout(100, &spec("{test_size: 0.5, validation_size: 0.3}"), 20).unwrap_err();
-    assert_eq!(
-        e.to_string(),
-        "time holdout of 100 rows leaves no rows for train (test 50, validation 30, gap 20)"
-    );
+    assert_eq!(e.to_string(), "time holdout of 100 rows leaves no rows for train (test 50, validation 30, gap 20)");
     let e = time_holdout(0, &spec("test_size: 0.2"), 0).unwrap_err();
     assert!(e.to_string().contains("no rows for test"), "{e}");
 
     // sizes built in code are checked too
-    let bad = HoldoutSpec {
-        test_size: Size::Fraction(1.5),
-        validation_size: None,
-        gap: 0,
-    };
+    let bad = HoldoutSpec { test_size: Size::Fraction(1.5), validation_size: None, gap: 0 };
     let e = time_holdout(100, &bad, 0).unwrap_err();
     assert_eq!(e.code(), Code::ConfigInvalid);
-    assert_eq!(
-        e.to_string(),
-        "invalid test_size: a fraction must be strictly between 0 and 1, got 1.5"
-    );
-    let bad = HoldoutSpec {
-        test_size: Size::Rows(5),
-        validation_size: Some(Size::Rows(0)),
-        gap: 0,
-    };
-    assert!(
-        time_holdout(100, &bad, 0)
-            .unwrap_err()
-            .to_string()
-            .starts_with("invalid validation_size")
-    );
+    assert_eq!(e.to_string(), "invalid test_size: a fraction must be strictly between 0 and 1, got 1.5");
+    let bad = HoldoutSpec { test_size: Size::Rows(5), validation_size: Some(Size::Rows(0)), gap: 0 };
+    assert!(time_holdout(100, &bad, 0).unwrap_err().to_string().starts_with("invalid validation_size"));
 }
 
 #[test]
@@ -362,19 +220,11 @@ fn holdout_yaml_shape() {
         ("test_size: -3", "at least 1, got -3"),
         ("test_size: 0.0", "strictly between 0 and 1"),
         ("test_size: 500.0", "write a row count as an integer"),
-        (
-            "test_size: big",
-            "a fraction strictly between 0 and 1 (0.2) or a row count",
-        ),
-        (
-            "{test_size: 0.2, tests_size: 3}",
-            "unknown field `tests_size`",
-        ),
+        ("test_size: big", "a fraction strictly between 0 and 1 (0.2) or a row count"),
+        ("{test_size: 0.2, tests_size: 3}", "unknown field `tests_size`"),
         ("validation_size: 0.1", "missing field `test_size`"),
     ] {
-        let e = serde_yaml::from_str::<HoldoutSpec>(yaml)
-            .unwrap_err()
-            .to_string();
+        let e = serde_yaml::from_str::<HoldoutSpec>(yaml).unwrap_err().to_string();
         assert!(e.contains(needle), "{yaml}: {e}");
     }
     let s = spec("{test_size: 0.2, validation_size: 300, gap: 4}");
@@ -385,13 +235,7 @@ fn holdout_yaml_shape() {
 // ---------------------------------------------------------------- gates
 
 fn metrics(rmse: f64, r2: f64) -> RegressionMetrics {
-    RegressionMetrics {
-        rmse,
-        mae: rmse * 0.8,
-        r2,
-        mape: 0.02,
-        smape: 0.021,
-    }
+    RegressionMetrics { rmse, mae: rmse * 0.8, r2, mape: 0.02, smape: 0.021 }
 }
 
 #[test]
@@ -401,20 +245,11 @@ fn gates_pass_with_details() {
     )
     .unwrap();
     spec.validate().unwrap();
-    let report = check_gates(
-        &spec,
-        &metrics(0.0051, 0.83),
-        &metrics(0.0042, 0.9),
-        &metrics(0.006, 0.7),
-    );
+    let report = check_gates(&spec, &metrics(0.0051, 0.83), &metrics(0.0042, 0.9), &metrics(0.006, 0.7));
     assert!(report.passed(), "{report:?}");
     assert!(report.failures().is_empty());
     report.ensure_passed().unwrap();
-    let got: Vec<(&str, &str)> = report
-        .checks
-        .iter()
-        .map(|c| (c.name.as_str(), c.detail.as_str()))
-        .collect();
+    let got: Vec<(&str, &str)> = report.checks.iter().map(|c| (c.name.as_str(), c.detail.as_str())).collect();
     assert_eq!(
         got,
         [
@@ -422,32 +257,18 @@ fn gates_pass_with_details() {
             ("max_mape", "test mape 0.02 <= 0.05"),
             ("min_r2", "test r2 0.83 >= 0.5"),
             ("beat_baseline_rmse", "test rmse 0.0051 < baseline 0.006"),
-            (
-                "max_overfit_ratio",
-                "test rmse / train rmse = 0.0051 / 0.0042 = 1.21429 <= 1.5"
-            ),
+            ("max_overfit_ratio", "test rmse / train rmse = 0.0051 / 0.0042 = 1.21429 <= 1.5"),
         ]
     );
 }
 
 #[test]
 fn gates_fail_with_details() {
-    let spec: GateSpec = serde_yaml::from_str(
-        "{max: {rmse: 0.01}, min: {r2: 0.5}, beat_baseline: r2, max_overfit_ratio: 1.2}",
-    )
-    .unwrap();
-    let report = check_gates(
-        &spec,
-        &metrics(0.02, 0.3),
-        &metrics(0.01, 0.9),
-        &metrics(0.03, 0.3),
-    );
+    let spec: GateSpec =
+        serde_yaml::from_str("{max: {rmse: 0.01}, min: {r2: 0.5}, beat_baseline: r2, max_overfit_ratio: 1.2}").unwrap();
+    let report = check_gates(&spec, &metrics(0.02, 0.3), &metrics(0.01, 0.9), &metrics(0.03, 0.3));
     assert!(!report.passed());
-    let failed: Vec<&str> = report
-        .failures()
-        .iter()
-        .map(|c| c.detail.as_str())
-        .collect();
+    let failed: Vec<&str> = report.failures().iter().map(|c| c.detail.as_str()).collect();
     assert_eq!(
         failed,
         [
@@ -459,23 +280,11 @@ fn gates_fail_with_details() {
     );
     let e = report.ensure_passed().unwrap_err();
     assert_eq!(e.code(), Code::GateFailed);
-    assert!(
-        e.to_string()
-            .starts_with("4 of 4 gates failed: test rmse 0.02 > 0.01; test r2 0.3 < 0.5"),
-        "{e}"
-    );
+    assert!(e.to_string().starts_with("4 of 4 gates failed: test rmse 0.02 > 0.01; test r2 0.3 < 0.5"), "{e}");
 
     // a value that differs from the limit beyond 6 digits is shown in full
-    let spec = GateSpec {
-        max: BTreeMap::from([(MetricName::Rmse, 0.01)]),
-        ..GateSpec::default()
-    };
-    let report = check_gates(
-        &spec,
-        &metrics(0.0100000001, 0.9),
-        &metrics(0.01, 0.9),
-        &metrics(0.01, 0.9),
-    );
+    let spec = GateSpec { max: BTreeMap::from([(MetricName::Rmse, 0.01)]), ..GateSpec::default() };
+    let report = check_gates(&spec, &metrics(0.0100000001, 0.9), &metrics(0.01, 0.9), &metrics(0.01, 0.9));
     assert_eq!(report.checks[0].detail, "test rmse 0.0100000001 > 0.01");
 }
 
@@ -483,12 +292,7 @@ fn gates_fail_with_details() {
 fn gate_spec_yaml_and_validation() {
     let empty: GateSpec = serde_yaml::from_str("{}").unwrap();
     assert!(empty.is_empty());
-    let report = check_gates(
-        &empty,
-        &metrics(1.0, 0.0),
-        &metrics(1.0, 0.0),
-        &metrics(1.0, 0.0),
-    );
+    let report = check_gates(&empty, &metrics(1.0, 0.0), &metrics(1.0, 0.0), &metrics(1.0, 0.0));
     assert!(report.passed() && report.checks.is_empty());
 
     for (yaml, needle) in [
@@ -496,43 +300,26 @@ fn gate_spec_yaml_and_validation() {
         ("{maximum: {rmse: 0.1}}", "unknown field `maximum`"),
         ("{beat_baseline: accuracy}", "unknown variant `accuracy`"),
     ] {
-        let e = serde_yaml::from_str::<GateSpec>(yaml)
-            .unwrap_err()
-            .to_string();
+        let e = serde_yaml::from_str::<GateSpec>(yaml).unwrap_err().to_string();
         assert!(e.contains(needle), "{yaml}: {e}");
     }
     let nan: GateSpec = serde_yaml::from_str("{max: {mae: .nan}}").unwrap();
     let e = nan.validate().unwrap_err();
     assert_eq!(e.code(), Code::ConfigInvalid);
-    assert_eq!(
-        e.to_string(),
-        "invalid gates.max.mae: must be a finite number, got NaN"
-    );
+    assert_eq!(e.to_string(), "invalid gates.max.mae: must be a finite number, got NaN");
     let zero: GateSpec = serde_yaml::from_str("{max_overfit_ratio: 0}").unwrap();
-    assert!(
-        zero.validate()
-            .unwrap_err()
-            .to_string()
-            .starts_with("invalid gates.max_overfit_ratio")
-    );
+    assert!(zero.validate().unwrap_err().to_string().starts_with("invalid gates.max_overfit_ratio"));
 }
 
 #[test]
 fn overfit_ratio_and_verdict() {
     let r = overfit(&metrics(2.0, 0.9), &metrics(3.0, 0.8));
-    assert_eq!(
-        (r.ratio, r.gap, r.verdict),
-        (1.5, 1.0, OverfitVerdict::Ok),
-        "1.5 itself is not a warning"
-    );
+    assert_eq!((r.ratio, r.gap, r.verdict), (1.5, 1.0, OverfitVerdict::Ok), "1.5 itself is not a warning");
     let r = overfit(&metrics(2.0, 0.9), &metrics(3.2, 0.8));
     assert_eq!(r.verdict, OverfitVerdict::Warning);
     assert_eq!(overfit(&metrics(0.0, 1.0), &metrics(0.0, 1.0)).ratio, 1.0);
     let r = overfit(&metrics(0.0, 1.0), &metrics(0.1, 0.9));
-    assert_eq!(
-        (r.ratio, r.verdict),
-        (f64::INFINITY, OverfitVerdict::Warning)
-    );
+    assert_eq!((r.ratio, r.verdict), (f64::INFINITY, OverfitVerdict::Warning));
     assert!(overfit(&metrics(2.0, 0.9), &metrics(1.0, 0.9)).ratio < 1.0);
 }
 
@@ -558,32 +345,10 @@ fn value_formatting() {
 
 #[test]
 fn tables() {
-    let train = RegressionMetrics {
-        rmse: 0.0042,
-        mae: 0.0031,
-        r2: 0.91,
-        mape: 0.0123,
-        smape: 0.0121,
-    };
-    let test = RegressionMetrics {
-        rmse: 0.0051,
-        mae: 0.0039,
-        r2: 0.83,
-        mape: 0.0151,
-        smape: 0.015,
-    };
-    let naive = RegressionMetrics {
-        rmse: 0.006,
-        mae: 0.0045,
-        r2: -0.0123,
-        mape: 0.018,
-        smape: 0.0178,
-    };
-    let rows = [
-        ("model train", &train),
-        ("model test", &test),
-        ("persistence test", &naive),
-    ];
+    let train = RegressionMetrics { rmse: 0.0042, mae: 0.0031, r2: 0.91, mape: 0.0123, smape: 0.0121 };
+    let test = RegressionMetrics { rmse: 0.0051, mae: 0.0039, r2: 0.83, mape: 0.0151, smape: 0.015 };
+    let naive = RegressionMetrics { rmse: 0.006, mae: 0.0045, r2: -0.0123, mape: 0.018, smape: 0.0178 };
+    let rows = [("model train", &train), ("model test", &test), ("persistence test", &naive)];
     let text = comparison_table(&rows);
     let expect = concat!(
         "                    rmse     mae       r2    mape   smape\n",

@@ -19,7 +19,9 @@ pub enum FeatureError {
     #[error("{what} needs at least {needed} rows, got {given}")]
     NotEnoughRows { what: String, needed: usize, given: usize },
     /// the time column is not strictly increasing
-    #[error("time column '{column}' must be strictly increasing, but row {row} ({next} ms) does not come after row {prev_row} ({prev} ms)")]
+    #[error(
+        "time column '{column}' must be strictly increasing, but row {row} ({next} ms) does not come after row {prev_row} ({prev} ms)"
+    )]
     NotSorted { column: String, prev_row: usize, row: usize, prev: i64, next: i64 },
 }
 

@@ -149,10 +149,9 @@ impl TimeSeriesRecipe {
 
 fn column<'a>(frame: &'a Frame, name: &str, needed_by: &str) -> Result<&'a Column, FeatureError> {
     // `Frame::column` fails only when the column is absent
-    frame.column(name).map_err(|_| FeatureError::MissingColumn {
-        needed_by: needed_by.to_string(),
-        column: name.to_string(),
-    })
+    frame
+        .column(name)
+        .map_err(|_| FeatureError::MissingColumn { needed_by: needed_by.to_string(), column: name.to_string() })
 }
 
 fn numeric<'a>(frame: &'a Frame, name: &str, needed_by: &str) -> Result<&'a [f64], FeatureError> {

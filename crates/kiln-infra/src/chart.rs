@@ -18,10 +18,7 @@ fn ensure_font() -> Result<(), PortError> {
     if *REGISTERED.get_or_init(|| register_font(FAMILY, FontStyle::Normal, FONT).is_ok()) {
         Ok(())
     } else {
-        Err(PortError::new(
-            Code::Internal,
-            "the embedded DejaVuSans font could not be loaded",
-        ))
+        Err(PortError::new(Code::Internal, "the embedded DejaVuSans font could not be loaded"))
     }
 }
 
@@ -36,10 +33,7 @@ pub struct PlotChartRenderer {
 
 impl Default for PlotChartRenderer {
     fn default() -> Self {
-        PlotChartRenderer {
-            width: 1000,
-            row_height: 28,
-        }
+        PlotChartRenderer { width: 1000, row_height: 28 }
     }
 }
 
@@ -74,29 +68,15 @@ fn tick_label(v: f64, span: f64) -> String {
     // shortest text of the rounded value, cut to the unit's decimals to drop binary noise
     let decimals = usize::try_from((-unit.log10()).ceil().max(0.0) as i64).unwrap_or(0);
     let text = format!("{rounded:.decimals$}");
-    if text.contains('.') {
-        text.trim_end_matches('0').trim_end_matches('.').to_string()
-    } else {
-        text
-    }
+    if text.contains('.') { text.trim_end_matches('0').trim_end_matches('.').to_string() } else { text }
 }
 
 impl ChartRenderer for PlotChartRenderer {
-    fn bar_chart(
-        &self,
-        title: &str,
-        x_label: &str,
-        labels: &[String],
-        values: &[f64],
-    ) -> Result<Vec<u8>, PortError> {
+    fn bar_chart(&self, title: &str, x_label: &str, labels: &[String], values: &[f64]) -> Result<Vec<u8>, PortError> {
         if labels.len() != values.len() {
             return Err(PortError::new(
                 Code::Internal,
-                format!(
-                    "chart '{title}': {} labels but {} values",
-                    labels.len(),
-                    values.len()
-                ),
+                format!("chart '{title}': {} labels but {} values", labels.len(), values.len()),
             ));
         }
         ensure_font()?;
@@ -107,34 +87,22 @@ impl ChartRenderer for PlotChartRenderer {
         let lo = finite.clone().fold(0.0_f64, f64::min);
         let hi = finite.fold(0.0_f64, f64::max);
         let span = if hi > lo { hi - lo } else { 1.0 };
-        let (lo, hi) = (
-            if lo < 0.0 { lo - 0.05 * span } else { 0.0 },
-            if hi > 0.0 || lo >= 0.0 {
-                hi + 0.05 * span
-            } else {
-                0.0
-            },
-        );
+        let (lo, hi) =
+            (if lo < 0.0 { lo - 0.05 * span } else { 0.0 }, if hi > 0.0 || lo >= 0.0 { hi + 0.05 * span } else { 0.0 });
         let hi = if hi > lo { hi } else { lo + 1.0 };
 
         let tmp = tempfile::Builder::new()
             .prefix("kiln-chart-")
             .suffix(".png")
             .tempfile()
-            .map_err(|e| {
-                PortError::io(format!(
-                    "cannot create a temporary file for chart '{title}': {e}"
-                ))
-            })?;
+            .map_err(|e| PortError::io(format!("cannot create a temporary file for chart '{title}': {e}")))?;
         {
             let root = BitMapBackend::new(tmp.path(), (width, height)).into_drawing_area();
             root.fill(&WHITE).map_err(|e| draw_error(title, e))?;
             let label_style = TextStyle::from((FAMILY, 15).into_font()).color(&BLACK);
             let mut label_width = 40;
             for label in &labels {
-                let (w, _) = root
-                    .estimate_text_size(label, &label_style)
-                    .map_err(|e| draw_error(title, e))?;
+                let (w, _) = root.estimate_text_size(label, &label_style).map_err(|e| draw_error(title, e))?;
                 label_width = label_width.max(w);
             }
             let label_width = label_width.min(width / 2) + 12;
@@ -164,27 +132,19 @@ impl ChartRenderer for PlotChartRenderer {
                 .draw()
                 .map_err(|e| draw_error(title, e))?;
             let bar_color = RGBColor(52, 101, 164);
-            let bars = values
-                .iter()
-                .enumerate()
-                .filter(|(_, v)| v.is_finite())
-                .map(|(i, &v)| {
-                    let row = n - 1 - i;
-                    let mut bar = Rectangle::new(
-                        [
-                            (0.0, SegmentValue::Exact(row)),
-                            (v, SegmentValue::Exact(row + 1)),
-                        ],
-                        bar_color.filled(),
-                    );
-                    bar.set_margin(4, 4, 0, 0);
-                    bar
-                });
+            let bars = values.iter().enumerate().filter(|(_, v)| v.is_finite()).map(|(i, &v)| {
+                let row = n - 1 - i;
+                let mut bar = Rectangle::new(
+                    [(0.0, SegmentValue::Exact(row)), (v, SegmentValue::Exact(row + 1))],
+                    bar_color.filled(),
+                );
+                bar.set_margin(4, 4, 0, 0);
+                bar
+            });
             chart.draw_series(bars).map_err(|e| draw_error(title, e))?;
             root.present().map_err(|e| draw_error(title, e))?;
         }
-        fs::read(tmp.path())
-            .map_err(|e| PortError::io(format!("cannot read back chart '{title}': {e}")))
+        fs::read(tmp.path()).map_err(|e| PortError::io(format!("cannot read back chart '{title}': {e}")))
     }
 }
 

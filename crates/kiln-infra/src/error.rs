@@ -26,65 +26,31 @@ impl fmt::Display for Location {
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
     #[error("{}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     #[error("{}: unsupported file type (expected .csv, .parquet or .pq)", path.display())]
     UnsupportedFormat { path: PathBuf },
     #[error("{}{}: malformed csv: {message}", path.display(), line.map_or(String::new(), |l| format!(" line {l}")))]
-    Csv {
-        path: PathBuf,
-        line: Option<u64>,
-        message: String,
-    },
+    Csv { path: PathBuf, line: Option<u64>, message: String },
     #[error("{}: the file is empty (no header line)", path.display())]
     NoHeader { path: PathBuf },
     #[error("{} line {line}: expected {expected} fields (as in the header), found {actual}", path.display())]
-    FieldCount {
-        path: PathBuf,
-        line: u64,
-        expected: usize,
-        actual: usize,
-    },
+    FieldCount { path: PathBuf, line: u64, expected: usize, actual: usize },
     #[error("{}: column {index} has an empty name in the header", path.display())]
     EmptyHeader { path: PathBuf, index: usize },
     #[error("{}: column '{column}' appears twice", path.display())]
     DuplicateColumn { path: PathBuf, column: String },
     #[error("{}: column '{column}' not found; available columns: {}", path.display(), available.join(", "))]
-    MissingColumn {
-        path: PathBuf,
-        column: String,
-        available: Vec<String>,
-    },
+    MissingColumn { path: PathBuf, column: String, available: Vec<String> },
     #[error("{} {location}, column '{column}': cannot parse '{text}' as a date (expected {expected})", path.display())]
-    BadTime {
-        path: PathBuf,
-        location: Location,
-        column: String,
-        text: String,
-        expected: String,
-    },
+    BadTime { path: PathBuf, location: Location, column: String, text: String, expected: String },
     #[error("invalid time format '{format}': {reason}")]
     TimeFormat { format: String, reason: String },
     #[error("{}: time column '{column}' repeats the timestamp {time}", path.display())]
-    DuplicateTime {
-        path: PathBuf,
-        column: String,
-        time: String,
-    },
+    DuplicateTime { path: PathBuf, column: String, time: String },
     #[error("{}: column '{column}' has type {dtype}, which cannot be used as the time column", path.display())]
-    TimeColumnType {
-        path: PathBuf,
-        column: String,
-        dtype: String,
-    },
+    TimeColumnType { path: PathBuf, column: String, dtype: String },
     #[error("{}: column '{column}' has the unsupported type {dtype}", path.display())]
-    UnsupportedDtype {
-        path: PathBuf,
-        column: String,
-        dtype: String,
-    },
+    UnsupportedDtype { path: PathBuf, column: String, dtype: String },
     #[error("{}: parquet: {message}", path.display())]
     Parquet { path: PathBuf, message: String },
     #[error("{}: internal error: {message}", path.display())]
@@ -95,9 +61,7 @@ impl ReadError {
     /// The stable code of this error.
     pub fn code(&self) -> Code {
         match self {
-            ReadError::Io { .. }
-            | ReadError::UnsupportedFormat { .. }
-            | ReadError::Parquet { .. } => Code::DataRead,
+            ReadError::Io { .. } | ReadError::UnsupportedFormat { .. } | ReadError::Parquet { .. } => Code::DataRead,
             ReadError::Csv { .. } | ReadError::BadTime { .. } => Code::DataParse,
             ReadError::NoHeader { .. }
             | ReadError::FieldCount { .. }
@@ -106,9 +70,7 @@ impl ReadError {
             | ReadError::DuplicateTime { .. } => Code::DataShape,
             ReadError::MissingColumn { .. } => Code::MissingColumn,
             ReadError::TimeFormat { .. } => Code::ConfigInvalid,
-            ReadError::TimeColumnType { .. } | ReadError::UnsupportedDtype { .. } => {
-                Code::ColumnType
-            }
+            ReadError::TimeColumnType { .. } | ReadError::UnsupportedDtype { .. } => Code::ColumnType,
             ReadError::Internal { .. } => Code::Internal,
         }
     }

@@ -46,9 +46,7 @@ pub struct LocalStore {
 }
 
 pub(crate) fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 fn status_code(status: RunStatus) -> i64 {
@@ -86,23 +84,15 @@ impl LocalStore {
     /// experiment's `meta.yaml` is unreadable.
     pub fn open(root: &Path) -> Result<LocalStore, PortError> {
         if root.exists() && !root.is_dir() {
-            return Err(PortError::io(format!(
-                "tracking store {} exists and is not a folder",
-                root.display()
-            )));
+            return Err(PortError::io(format!("tracking store {} exists and is not a folder", root.display())));
         }
         create_dir_all(root)?;
         create_dir_all(&root.join(TRASH))?;
-        let store = LocalStore {
-            root: root.to_path_buf(),
-            write_lock: Mutex::new(()),
-        };
+        let store = LocalStore { root: root.to_path_buf(), write_lock: Mutex::new(()) };
         let default_dir = root.join("0");
         create_dir_all(&default_dir)?;
         if Meta::read(&default_dir.join(META))?.is_none() {
-            store
-                .experiment_meta("0", "Default", now_ms())
-                .write(&store.staging())?;
+            store.experiment_meta("0", "Default", now_ms()).write(&store.staging())?;
         }
         Ok(store)
     }
@@ -119,19 +109,14 @@ impl LocalStore {
 
     fn lock(&self) -> MutexGuard<'_, ()> {
         // a panic in another writer cannot leave a file half-written (writes are atomic), so a poisoned lock is safe
-        self.write_lock
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.write_lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn experiment_meta(&self, id: &str, name: &str, now: i64) -> Meta {
         Meta::new(
             self.root.join(id).join(META),
             vec![
-                (
-                    "artifact_location".into(),
-                    Yaml::str(format!("mlflow-artifacts:/{id}")),
-                ),
+                ("artifact_location".into(), Yaml::str(format!("mlflow-artifacts:/{id}"))),
                 ("creation_time".into(), Yaml::Int(now)),
                 ("experiment_id".into(), Yaml::str(id)),
                 ("last_update_time".into(), Yaml::Int(now)),
@@ -145,9 +130,7 @@ impl LocalStore {
     fn experiment_dirs(&self, dir: &Path) -> Result<Vec<String>, PortError> {
         Ok(fsio::list_names(dir)?
             .into_iter()
-            .filter(|(name, is_dir)| {
-                *is_dir && name != TRASH && name != MODELS && !name.starts_with('.')
-            })
+            .filter(|(name, is_dir)| *is_dir && name != TRASH && name != MODELS && !name.starts_with('.'))
             .map(|(name, _)| name)
             .collect())
     }
@@ -157,13 +140,9 @@ impl LocalStore {
         let id = &run.0;
         let valid = id.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
             && id.len() <= 256
-            && id
-                .chars()
-                .all(|c| c.is_alphanumeric() || c == '_' || c == '-');
+            && id.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '-');
         if !valid {
-            return Err(PortError::not_found(format!(
-                "run '{id}' not found: not a valid run id"
-            )));
+            return Err(PortError::not_found(format!("run '{id}' not found: not a valid run id")));
         }
         for exp in self.experiment_dirs(&self.root)? {
             let dir = self.root.join(&exp).join(id);
@@ -171,10 +150,7 @@ impl LocalStore {
                 return Ok(RunLoc { dir, meta });
             }
         }
-        Err(PortError::not_found(format!(
-            "run '{id}' not found in {}",
-            self.root.display()
-        )))
+        Err(PortError::not_found(format!("run '{id}' not found in {}", self.root.display())))
     }
 
     /// Like [`LocalStore::find_run`], but refuses runs marked deleted.
@@ -190,16 +166,11 @@ impl LocalStore {
         let m = &loc.meta;
         let status_int = m.opt_int("status")?.unwrap_or(1);
         let status = status_from_code(status_int).ok_or_else(|| {
-            PortError::new(
-                Code::StoreCorrupt,
-                format!("{}: unknown run status {status_int}", m.path.display()),
-            )
+            PortError::new(Code::StoreCorrupt, format!("{}: unknown run status {status_int}", m.path.display()))
         })?;
         let run_name = match m.opt_string("run_name")? {
             Some(name) => name,
-            None => {
-                read_text(&loc.dir.join("tags").join(RUN_NAME_TAG))?.unwrap_or_else(String::new)
-            }
+            None => read_text(&loc.dir.join("tags").join(RUN_NAME_TAG))?.unwrap_or_else(String::new),
         };
         Ok(RunInfo {
             run_id: RunId(m.string("run_id")?),
@@ -227,10 +198,7 @@ impl LocalStore {
         if let Some(rest) = uri.strip_prefix("mlflow-artifacts:") {
             let rest = rest.trim_start_matches('/');
             let segments = fsio::artifact_segments(rest).map_err(|e| {
-                PortError::new(
-                    Code::StoreCorrupt,
-                    format!("{}: bad artifact_uri: {}", loc.meta.path.display(), e),
-                )
+                PortError::new(Code::StoreCorrupt, format!("{}: bad artifact_uri: {}", loc.meta.path.display(), e))
             })?;
             return Ok(segments.iter().fold(self.root.clone(), |p, s| p.join(s)));
         }
@@ -242,10 +210,7 @@ impl LocalStore {
         }
         Err(PortError::new(
             Code::StoreCorrupt,
-            format!(
-                "{}: artifact_uri '{uri}' is not a local location",
-                loc.meta.path.display()
-            ),
+            format!("{}: artifact_uri '{uri}' is not a local location", loc.meta.path.display()),
         ))
     }
 
@@ -254,8 +219,7 @@ impl LocalStore {
         let mut out = Vec::new();
         for key in fsio::walk_files(dir)? {
             let path = dir.join(&key);
-            let value = read_text(&path)?
-                .ok_or_else(|| PortError::io(format!("{} vanished", path.display())))?;
+            let value = read_text(&path)?.ok_or_else(|| PortError::io(format!("{} vanished", path.display())))?;
             out.push((key, value));
         }
         Ok(out)
@@ -323,29 +287,16 @@ impl LocalStore {
 fn parse_metric_lines(path: &Path, key: &str, text: &str) -> Result<Vec<MetricPoint>, PortError> {
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
-        let bad = || {
-            PortError::new(
-                Code::StoreCorrupt,
-                format!("{} line {}: malformed metric line", path.display(), i + 1),
-            )
-        };
+        let bad =
+            || PortError::new(Code::StoreCorrupt, format!("{} line {}: malformed metric line", path.display(), i + 1));
         let fields: Vec<&str> = line.trim().split(' ').collect();
         if !matches!(fields.len(), 2 | 3 | 5) {
             return Err(bad());
         }
         let timestamp_ms: i64 = fields[0].parse().map_err(|_| bad())?;
         let value: f64 = fields[1].parse().map_err(|_| bad())?;
-        let step: i64 = if fields.len() >= 3 {
-            fields[2].parse().map_err(|_| bad())?
-        } else {
-            0
-        };
-        out.push(MetricPoint {
-            key: key.to_string(),
-            value,
-            timestamp_ms,
-            step,
-        });
+        let step: i64 = if fields.len() >= 3 { fields[2].parse().map_err(|_| bad())? } else { 0 };
+        out.push(MetricPoint { key: key.to_string(), value, timestamp_ms, step });
     }
     Ok(out)
 }
@@ -353,10 +304,7 @@ fn parse_metric_lines(path: &Path, key: &str, text: &str) -> Result<Vec<MetricPo
 impl Tracker for LocalStore {
     fn experiment_by_name(&self, name: &str) -> Result<ExperimentId, PortError> {
         if name.trim().is_empty() {
-            return Err(PortError::new(
-                Code::ConfigInvalid,
-                "experiment name must not be empty",
-            ));
+            return Err(PortError::new(Code::ConfigInvalid, "experiment name must not be empty"));
         }
         let _guard = self.lock();
         let mut highest: u64 = 0;
@@ -393,8 +341,7 @@ impl Tracker for LocalStore {
         loop {
             let id = n.to_string();
             if !self.root.join(TRASH).join(&id).exists() && create_dir_new(&self.root.join(&id))? {
-                self.experiment_meta(&id, name, now_ms())
-                    .write(&self.staging())?;
+                self.experiment_meta(&id, name, now_ms()).write(&self.staging())?;
                 return Ok(ExperimentId(id));
             }
             n += 1;
@@ -411,11 +358,7 @@ impl Tracker for LocalStore {
         for (key, _) in tags {
             check_key("tag", key)?;
         }
-        let tag_name = tags
-            .iter()
-            .rev()
-            .find(|(k, _)| k == RUN_NAME_TAG)
-            .map(|(_, v)| v.clone());
+        let tag_name = tags.iter().rev().find(|(k, _)| k == RUN_NAME_TAG).map(|(_, v)| v.clone());
         let run_name = match tag_name {
             Some(t) if !run_name.is_empty() && t != run_name => {
                 return Err(PortError::new(
@@ -437,24 +380,17 @@ impl Tracker for LocalStore {
                 .transpose()?
                 .is_some_and(|stage| stage.as_deref() != Some("deleted"));
         if !exp_ok {
-            return Err(PortError::not_found(format!(
-                "experiment '{exp_id}' not found in {}",
-                self.root.display()
-            )));
+            return Err(PortError::not_found(format!("experiment '{exp_id}' not found in {}", self.root.display())));
         }
         let run_id = uuid::Uuid::new_v4().simple().to_string();
         let dir = self.root.join(exp_id).join(&run_id);
         if !create_dir_new(&dir)? {
-            return Err(PortError::new(
-                Code::Internal,
-                format!("run folder {} already exists", dir.display()),
-            ));
+            return Err(PortError::new(Code::Internal, format!("run folder {} already exists", dir.display())));
         }
         for sub in ["metrics", "params", "tags", "artifacts"] {
             create_dir_all(&dir.join(sub))?;
         }
-        let mut all_tags: BTreeMap<&str, &str> =
-            tags.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let mut all_tags: BTreeMap<&str, &str> = tags.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         if !run_name.is_empty() {
             all_tags.insert(RUN_NAME_TAG, &run_name);
         }
@@ -505,10 +441,7 @@ impl Tracker for LocalStore {
         let changed = |key: &str, old: &str, new: &str| {
             PortError::new(
                 Code::AlreadyExists,
-                format!(
-                    "param '{key}' of run {} is already '{old}'; params cannot change (new value '{new}')",
-                    run.0
-                ),
+                format!("param '{key}' of run {} is already '{old}'; params cannot change (new value '{new}')", run.0),
             )
         };
         let mut pending: BTreeMap<&str, &str> = BTreeMap::new();
@@ -547,12 +480,7 @@ impl Tracker for LocalStore {
         let mut by_key: BTreeMap<&str, String> = BTreeMap::new();
         for p in metrics {
             let lines = by_key.entry(&p.key).or_default();
-            lines.push_str(&format!(
-                "{} {} {}\n",
-                p.timestamp_ms,
-                pyyaml::python_float_repr(p.value),
-                p.step
-            ));
+            lines.push_str(&format!("{} {} {}\n", p.timestamp_ms, pyyaml::python_float_repr(p.value), p.step));
         }
         for (key, lines) in by_key {
             let path = dir.join(key);

@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 
 use kiln_domain::{Column, DomainError, Frame};
 use polars::prelude::{
-    DataFrame, DataType, Int64Chunked, IntoColumn, IntoSeries, NamedFrom, ParquetReader,
-    ParquetWriter, PolarsError, SerReader, Series, TimeUnit,
+    DataFrame, DataType, Int64Chunked, IntoColumn, IntoSeries, NamedFrom, ParquetReader, ParquetWriter, PolarsError,
+    SerReader, Series, TimeUnit,
 };
 use sha2::{Digest, Sha256};
 
@@ -40,10 +40,7 @@ impl Default for ReadOptions {
         ReadOptions {
             time_column: None,
             time_format: None,
-            na_values: ["", "N/A", "NA", "NaN", "null"]
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
+            na_values: ["", "N/A", "NA", "NaN", "null"].iter().map(|s| s.to_string()).collect(),
             columns: None,
             categorical: Vec::new(),
         }
@@ -57,31 +54,20 @@ enum FileKind {
 }
 
 fn kind_of(path: &Path) -> Result<FileKind, ReadError> {
-    let ext = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(str::to_ascii_lowercase);
+    let ext = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
     match ext.as_deref() {
         Some("csv") => Ok(FileKind::Csv),
         Some("parquet" | "pq") => Ok(FileKind::Parquet),
-        _ => Err(ReadError::UnsupportedFormat {
-            path: path.to_path_buf(),
-        }),
+        _ => Err(ReadError::UnsupportedFormat { path: path.to_path_buf() }),
     }
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ReadError + '_ {
-    move |source| ReadError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
+    move |source| ReadError::Io { path: path.to_path_buf(), source }
 }
 
 fn parquet_err(path: &Path) -> impl FnOnce(PolarsError) -> ReadError + '_ {
-    move |e| ReadError::Parquet {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    }
+    move |e| ReadError::Parquet { path: path.to_path_buf(), message: e.to_string() }
 }
 
 /// Reads a `.csv`, `.parquet` or `.pq` file into a frame, sorted by the time column when there is one.
@@ -91,12 +77,8 @@ fn parquet_err(path: &Path) -> impl FnOnce(PolarsError) -> ReadError + '_ {
 /// count, empty header name, missing or repeated column, unparseable or repeated timestamp, unsupported Parquet type.
 pub fn read_frame(path: &Path, opts: &ReadOptions) -> Result<Frame, ReadError> {
     let mut parser = match &opts.time_format {
-        Some(format) => {
-            TimeParser::with_format(format).map_err(|reason| ReadError::TimeFormat {
-                format: format.clone(),
-                reason,
-            })?
-        }
+        Some(format) => TimeParser::with_format(format)
+            .map_err(|reason| ReadError::TimeFormat { format: format.clone(), reason })?,
         None => TimeParser::Auto(None),
     };
     let frame = match kind_of(path)? {
@@ -107,11 +89,7 @@ pub fn read_frame(path: &Path, opts: &ReadOptions) -> Result<Frame, ReadError> {
         Some(time) => frame.sorted_by_time(time).map_err(|e| match e {
             DomainError::DuplicateTime { column, millis } => {
                 let style = IsoStyle::for_column(&[millis]);
-                ReadError::DuplicateTime {
-                    path: path.to_path_buf(),
-                    column,
-                    time: format_iso(millis, style),
-                }
+                ReadError::DuplicateTime { path: path.to_path_buf(), column, time: format_iso(millis, style) }
             }
             other => unreachable_domain(path, other),
         }),
@@ -122,10 +100,7 @@ pub fn read_frame(path: &Path, opts: &ReadOptions) -> Result<Frame, ReadError> {
 /// The frame was just built from unique names and a timestamp column, so only the handled cases can happen;
 /// anything else is reported as a bug rather than panicking.
 fn unreachable_domain(path: &Path, e: DomainError) -> ReadError {
-    ReadError::Internal {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    }
+    ReadError::Internal { path: path.to_path_buf(), message: e.to_string() }
 }
 
 /// The columns to keep, in order, after checking that every named column exists.
@@ -135,11 +110,7 @@ fn plan(path: &Path, available: &[String], opts: &ReadOptions) -> Result<Vec<Str
         column: column.clone(),
         available: available.to_vec(),
     };
-    let named = opts
-        .time_column
-        .iter()
-        .chain(opts.columns.iter().flatten())
-        .chain(opts.categorical.iter());
+    let named = opts.time_column.iter().chain(opts.columns.iter().flatten()).chain(opts.categorical.iter());
     for column in named {
         if !available.contains(column) {
             return Err(missing(column));
@@ -156,10 +127,7 @@ fn plan(path: &Path, available: &[String], opts: &ReadOptions) -> Result<Vec<Str
     }
     for column in columns {
         if keep.contains(column) {
-            return Err(ReadError::DuplicateColumn {
-                path: path.to_path_buf(),
-                column: column.clone(),
-            });
+            return Err(ReadError::DuplicateColumn { path: path.to_path_buf(), column: column.clone() });
         }
         keep.push(column.clone());
     }
@@ -170,10 +138,7 @@ fn check_unique(path: &Path, names: &[String]) -> Result<(), ReadError> {
     let mut seen = HashSet::new();
     for name in names {
         if !seen.insert(name.as_str()) {
-            return Err(ReadError::DuplicateColumn {
-                path: path.to_path_buf(),
-                column: name.clone(),
-            });
+            return Err(ReadError::DuplicateColumn { path: path.to_path_buf(), column: name.clone() });
         }
     }
     Ok(())
@@ -181,10 +146,7 @@ fn check_unique(path: &Path, names: &[String]) -> Result<(), ReadError> {
 
 fn build_frame(path: &Path, columns: Vec<(String, Column)>) -> Result<Frame, ReadError> {
     Frame::new(columns).map_err(|e| match e {
-        DomainError::DuplicateColumn(column) => ReadError::DuplicateColumn {
-            path: path.to_path_buf(),
-            column,
-        },
+        DomainError::DuplicateColumn(column) => ReadError::DuplicateColumn { path: path.to_path_buf(), column },
         other => unreachable_domain(path, other),
     })
 }
@@ -202,20 +164,13 @@ struct RawCsv {
 fn csv_error(path: &Path, e: csv::Error) -> ReadError {
     let line = e.position().map(csv::Position::line);
     match e.into_kind() {
-        csv::ErrorKind::Io(source) => ReadError::Io {
-            path: path.to_path_buf(),
-            source,
-        },
+        csv::ErrorKind::Io(source) => ReadError::Io { path: path.to_path_buf(), source },
         csv::ErrorKind::Utf8 { pos, err } => ReadError::Csv {
             path: path.to_path_buf(),
             line: pos.map(|p| p.line()).or(line),
             message: format!("invalid utf-8 in field {}", err.field() + 1),
         },
-        other => ReadError::Csv {
-            path: path.to_path_buf(),
-            line,
-            message: format!("{other:?}"),
-        },
+        other => ReadError::Csv { path: path.to_path_buf(), line, message: format!("{other:?}") },
     }
 }
 
@@ -226,13 +181,8 @@ fn read_raw_csv(path: &Path) -> Result<RawCsv, ReadError> {
         .flexible(true)
         .from_reader(BufReader::with_capacity(1 << 16, file));
     let mut record = csv::StringRecord::new();
-    if !reader
-        .read_record(&mut record)
-        .map_err(|e| csv_error(path, e))?
-    {
-        return Err(ReadError::NoHeader {
-            path: path.to_path_buf(),
-        });
+    if !reader.read_record(&mut record).map_err(|e| csv_error(path, e))? {
+        return Err(ReadError::NoHeader { path: path.to_path_buf() });
     }
     let mut names: Vec<String> = record.iter().map(str::to_string).collect();
     let width = names.len();
@@ -242,18 +192,12 @@ fn read_raw_csv(path: &Path) -> Result<RawCsv, ReadError> {
         names.pop();
     }
     if let Some(index) = names.iter().position(|n| n.trim().is_empty()) {
-        return Err(ReadError::EmptyHeader {
-            path: path.to_path_buf(),
-            index: index + 1,
-        });
+        return Err(ReadError::EmptyHeader { path: path.to_path_buf(), index: index + 1 });
     }
     check_unique(path, &names)?;
     let mut cells: Vec<Vec<String>> = vec![Vec::new(); names.len()];
     let mut lines = Vec::new();
-    while reader
-        .read_record(&mut record)
-        .map_err(|e| csv_error(path, e))?
-    {
+    while reader.read_record(&mut record).map_err(|e| csv_error(path, e))? {
         let line = record.position().map_or(0, csv::Position::line);
         if record.len() != width {
             return Err(ReadError::FieldCount {
@@ -264,21 +208,14 @@ fn read_raw_csv(path: &Path) -> Result<RawCsv, ReadError> {
             });
         }
         if trailing_unnamed && !record[width - 1].trim().is_empty() {
-            return Err(ReadError::EmptyHeader {
-                path: path.to_path_buf(),
-                index: width,
-            });
+            return Err(ReadError::EmptyHeader { path: path.to_path_buf(), index: width });
         }
         for (column, cell) in cells.iter_mut().zip(record.iter()) {
             column.push(cell.trim().to_string());
         }
         lines.push(line);
     }
-    Ok(RawCsv {
-        names,
-        cells,
-        lines,
-    })
+    Ok(RawCsv { names, cells, lines })
 }
 
 fn read_csv(path: &Path, opts: &ReadOptions, parser: &mut TimeParser) -> Result<Frame, ReadError> {
@@ -287,15 +224,11 @@ fn read_csv(path: &Path, opts: &ReadOptions, parser: &mut TimeParser) -> Result<
     let na: HashSet<&str> = opts.na_values.iter().map(|s| s.trim()).collect();
     let mut columns = Vec::with_capacity(keep.len());
     for name in keep {
-        let index =
-            raw.names
-                .iter()
-                .position(|n| *n == name)
-                .ok_or_else(|| ReadError::MissingColumn {
-                    path: path.to_path_buf(),
-                    column: name.clone(),
-                    available: raw.names.clone(),
-                })?;
+        let index = raw.names.iter().position(|n| *n == name).ok_or_else(|| ReadError::MissingColumn {
+            path: path.to_path_buf(),
+            column: name.clone(),
+            available: raw.names.clone(),
+        })?;
         let cells = &raw.cells[index];
         let column = if opts.time_column.as_ref() == Some(&name) {
             let stamps = cells.iter().zip(&raw.lines).map(|(cell, &line)| {
@@ -326,12 +259,7 @@ fn parse_time(parser: &mut TimeParser, cell: &str, na: &HashSet<&str>) -> Option
 }
 
 fn categorical_cells(cells: &[String], na: &HashSet<&str>) -> Column {
-    Column::Categorical(
-        cells
-            .iter()
-            .map(|c| (!na.contains(c.as_str())).then(|| c.clone()))
-            .collect(),
-    )
+    Column::Categorical(cells.iter().map(|c| (!na.contains(c.as_str())).then(|| c.clone())).collect())
 }
 
 /// Numeric when every non-missing cell is a number, categorical otherwise.
@@ -353,24 +281,15 @@ fn infer_column(cells: &[String], na: &HashSet<&str>) -> Column {
 // ---------------------------------------------------------------------------------------------------------------
 // Parquet
 
-fn read_parquet(
-    path: &Path,
-    opts: &ReadOptions,
-    parser: &mut TimeParser,
-) -> Result<Frame, ReadError> {
+fn read_parquet(path: &Path, opts: &ReadOptions, parser: &mut TimeParser) -> Result<Frame, ReadError> {
     let file = File::open(path).map_err(io_err(path))?;
-    let df = ParquetReader::new(file)
-        .finish()
-        .map_err(parquet_err(path))?;
+    let df = ParquetReader::new(file).finish().map_err(parquet_err(path))?;
     let available: Vec<String> = df.columns().iter().map(|c| c.name().to_string()).collect();
     check_unique(path, &available)?;
     let keep = plan(path, &available, opts)?;
     let mut columns = Vec::with_capacity(keep.len());
     for name in keep {
-        let series = df
-            .column(&name)
-            .map_err(parquet_err(path))?
-            .as_materialized_series();
+        let series = df.column(&name).map_err(parquet_err(path))?.as_materialized_series();
         let column = convert_series(path, &name, series)?;
         let column = if opts.time_column.as_ref() == Some(&name) {
             time_from_column(path, &name, column, series.dtype(), parser)?
@@ -397,40 +316,23 @@ fn convert_series(path: &Path, name: &str, series: &Series) -> Result<Column, Re
         ),
         dt if dt.is_primitive_numeric() => {
             let cast = series.cast(&DataType::Float64).map_err(parquet_err(path))?;
-            Column::Numeric(
-                cast.f64()
-                    .map_err(parquet_err(path))?
-                    .iter()
-                    .map(|v| v.unwrap_or(f64::NAN))
-                    .collect(),
-            )
+            Column::Numeric(cast.f64().map_err(parquet_err(path))?.iter().map(|v| v.unwrap_or(f64::NAN)).collect())
         }
         DataType::String => Column::Categorical(
-            series
-                .str()
-                .map_err(parquet_err(path))?
-                .iter()
-                .map(|v| v.map(str::to_string))
-                .collect(),
+            series.str().map_err(parquet_err(path))?.iter().map(|v| v.map(str::to_string)).collect(),
         ),
         // pandas' categorical columns arrive as dictionary-encoded categoricals
         dt if dt.is_categorical() || dt.is_enum() => {
             let text = series.cast(&DataType::String).map_err(parquet_err(path))?;
-            Column::Categorical(
-                text.str()
-                    .map_err(parquet_err(path))?
-                    .iter()
-                    .map(|v| v.map(str::to_string))
-                    .collect(),
-            )
+            Column::Categorical(text.str().map_err(parquet_err(path))?.iter().map(|v| v.map(str::to_string)).collect())
         }
         DataType::Date => {
             let days = series.to_physical_repr();
             let days = days.i32().map_err(parquet_err(path))?;
-            let stamps = days.iter().enumerate().map(|(row, v)| {
-                v.map(|d| i64::from(d) * 86_400_000)
-                    .ok_or_else(|| null_time(path, name, row))
-            });
+            let stamps = days
+                .iter()
+                .enumerate()
+                .map(|(row, v)| v.map(|d| i64::from(d) * 86_400_000).ok_or_else(|| null_time(path, name, row)));
             Column::Timestamp(stamps.collect::<Result<_, _>>()?)
         }
         DataType::Datetime(unit, _) => {
@@ -441,10 +343,10 @@ fn convert_series(path: &Path, name: &str, series: &Series) -> Result<Column, Re
             };
             let raw = series.to_physical_repr();
             let raw = raw.i64().map_err(parquet_err(path))?;
-            let stamps = raw.iter().enumerate().map(|(row, v)| {
-                v.map(|t| t.div_euclid(per_ms))
-                    .ok_or_else(|| null_time(path, name, row))
-            });
+            let stamps = raw
+                .iter()
+                .enumerate()
+                .map(|(row, v)| v.map(|t| t.div_euclid(per_ms)).ok_or_else(|| null_time(path, name, row)));
             Column::Timestamp(stamps.collect::<Result<_, _>>()?)
         }
         other => {
@@ -501,12 +403,9 @@ fn time_from_column(
 fn to_categorical(column: Column) -> Column {
     match column {
         Column::Categorical(_) => column,
-        Column::Numeric(values) => Column::Categorical(
-            values
-                .iter()
-                .map(|v| (!v.is_nan()).then(|| format_number(*v)))
-                .collect(),
-        ),
+        Column::Numeric(values) => {
+            Column::Categorical(values.iter().map(|v| (!v.is_nan()).then(|| format_number(*v))).collect())
+        }
         Column::Timestamp(values) => {
             let style = IsoStyle::for_column(&values);
             Column::Categorical(values.iter().map(|&v| Some(format_iso(v, style))).collect())
@@ -547,24 +446,14 @@ pub fn write_frame(path: &Path, frame: &Frame) -> Result<(), ReadError> {
         FileKind::Parquet => write_parquet(path, frame, tmp.as_file_mut())?,
     }
     tmp.as_file().sync_all().map_err(io_err(path))?;
-    tmp.persist(path).map_err(|e| ReadError::Io {
-        path: path.to_path_buf(),
-        source: e.error,
-    })?;
+    tmp.persist(path).map_err(|e| ReadError::Io { path: path.to_path_buf(), source: e.error })?;
     Ok(())
 }
 
 fn write_csv(path: &Path, frame: &Frame, file: &mut File) -> Result<(), ReadError> {
     let to_err = |e: csv::Error| match e.into_kind() {
-        csv::ErrorKind::Io(source) => ReadError::Io {
-            path: path.to_path_buf(),
-            source,
-        },
-        other => ReadError::Csv {
-            path: path.to_path_buf(),
-            line: None,
-            message: format!("{other:?}"),
-        },
+        csv::ErrorKind::Io(source) => ReadError::Io { path: path.to_path_buf(), source },
+        other => ReadError::Csv { path: path.to_path_buf(), line: None, message: format!("{other:?}") },
     };
     let mut writer = csv::Writer::from_writer(BufWriter::new(file));
     writer.write_record(frame.names()).map_err(to_err)?;
@@ -587,10 +476,9 @@ fn write_csv(path: &Path, frame: &Frame, file: &mut File) -> Result<(), ReadErro
         }
         writer.write_record(&row).map_err(to_err)?;
     }
-    let mut inner = writer.into_inner().map_err(|e| ReadError::Io {
-        path: path.to_path_buf(),
-        source: std::io::Error::other(e.to_string()),
-    })?;
+    let mut inner = writer
+        .into_inner()
+        .map_err(|e| ReadError::Io { path: path.to_path_buf(), source: std::io::Error::other(e.to_string()) })?;
     inner.flush().map_err(io_err(path))
 }
 
@@ -599,24 +487,21 @@ fn write_parquet(path: &Path, frame: &Frame, file: &mut File) -> Result<(), Read
     for (name, column) in frame.columns() {
         let series = match column {
             Column::Numeric(v) => {
-                let values: Vec<Option<f64>> =
-                    v.iter().map(|x| (!x.is_nan()).then_some(*x)).collect();
+                let values: Vec<Option<f64>> = v.iter().map(|x| (!x.is_nan()).then_some(*x)).collect();
                 Series::new(name.into(), values)
             }
             Column::Categorical(v) => {
                 let values: Vec<Option<&str>> = v.iter().map(Option::as_deref).collect();
                 Series::new(name.into(), values)
             }
-            Column::Timestamp(v) => Int64Chunked::from_vec(name.into(), v.clone())
-                .into_datetime(TimeUnit::Milliseconds, None)
-                .into_series(),
+            Column::Timestamp(v) => {
+                Int64Chunked::from_vec(name.into(), v.clone()).into_datetime(TimeUnit::Milliseconds, None).into_series()
+            }
         };
         columns.push(series.into_column());
     }
     let mut df = DataFrame::new(frame.n_rows(), columns).map_err(parquet_err(path))?;
-    ParquetWriter::new(file)
-        .finish(&mut df)
-        .map_err(parquet_err(path))?;
+    ParquetWriter::new(file).finish(&mut df).map_err(parquet_err(path))?;
     Ok(())
 }
 

@@ -74,9 +74,7 @@ impl TimeParser {
                     continue;
                 }
                 Some(other) => {
-                    return Err(format!(
-                        "unsupported directive '%{other}' (supported: %Y %m %d %H %M %S %%)"
-                    ));
+                    return Err(format!("unsupported directive '%{other}' (supported: %Y %m %d %H %M %S %%)"));
                 }
                 None => return Err("it ends with a lone '%'".to_string()),
             };
@@ -90,10 +88,7 @@ impl TimeParser {
                 return Err(format!("it has no {}", directive(needed)));
             }
         }
-        Ok(TimeParser::Format {
-            pieces,
-            text: text.to_string(),
-        })
+        Ok(TimeParser::Format { pieces, text: text.to_string() })
     }
 
     /// What the values must look like, for error messages.
@@ -102,11 +97,7 @@ impl TimeParser {
             TimeParser::Format { text, .. } => text.clone(),
             TimeParser::Auto(Some(shape)) => shape.label().to_string(),
             TimeParser::Auto(None) => {
-                IsoShape::ALL
-                    .iter()
-                    .map(|s| s.label())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                IsoShape::ALL.iter().map(|s| s.label()).collect::<Vec<_>>().join(", ")
                     + " (optionally with a trailing Z)"
             }
         }
@@ -199,11 +190,7 @@ fn parse_iso(shape: IsoShape, text: &str) -> Option<i64> {
     let d = digits(bytes, &mut pos, 2, 2)?;
     let (mut h, mut mi, mut s, mut frac_ms) = (0, 0, 0, 0_i64);
     if shape != IsoShape::Date {
-        expect(
-            bytes,
-            &mut pos,
-            if shape == IsoShape::TTime { b'T' } else { b' ' },
-        )?;
+        expect(bytes, &mut pos, if shape == IsoShape::TTime { b'T' } else { b' ' })?;
         h = digits(bytes, &mut pos, 2, 2)?;
         expect(bytes, &mut pos, b':')?;
         mi = digits(bytes, &mut pos, 2, 2)?;
@@ -259,13 +246,7 @@ pub(crate) fn format_iso(ms: i64, style: IsoStyle) -> String {
         IsoStyle::Date => date,
         IsoStyle::Seconds => format!("{date}T{:02}:{:02}:{:02}", c.hour, c.minute, c.second),
         IsoStyle::Millis => {
-            format!(
-                "{date}T{:02}:{:02}:{:02}.{:03}",
-                c.hour,
-                c.minute,
-                c.second,
-                ms.rem_euclid(1000)
-            )
+            format!("{date}T{:02}:{:02}:{:02}.{:03}", c.hour, c.minute, c.second, ms.rem_euclid(1000))
         }
     }
 }

@@ -310,7 +310,8 @@ fn write_file(root: &Path, rel: &str, bytes: &[u8]) -> Result<(), BundleError> {
 /// or the pipeline cannot be written as JSON; [`BundleError::Io`] when the file system fails.
 pub fn write_bundle<P: Serialize>(dir: &Path, bundle: &Bundle<P>) -> Result<BundleMetadata, BundleError> {
     let kind = bundle.model.kind();
-    let format_err = |file: &str, detail: String| BundleError::Format { dir: dir.to_path_buf(), file: file.into(), detail };
+    let format_err =
+        |file: &str, detail: String| BundleError::Format { dir: dir.to_path_buf(), file: file.into(), detail };
     if bundle.metadata.model_kind != kind {
         return Err(format_err(
             METADATA,
@@ -434,7 +435,8 @@ fn load_verified(dir: &Path) -> Result<(BundleMetadata, BTreeMap<String, Vec<u8>
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(BundleError::NotFound(dir.to_path_buf())),
         Err(e) => return Err(io_err(dir, "reading the folder")(e)),
     }
-    let format_err = |file: &str, detail: String| BundleError::Format { dir: dir.to_path_buf(), file: file.into(), detail };
+    let format_err =
+        |file: &str, detail: String| BundleError::Format { dir: dir.to_path_buf(), file: file.into(), detail };
     let metadata_path = dir.join(METADATA);
     let metadata_bytes = match fs::read(&metadata_path) {
         Ok(b) => b,
@@ -506,10 +508,10 @@ fn expect_field(dir: &Path, field: &str, actual: &str, expected: &str) -> Result
 /// the pipeline do not parse or disagree with each other; [`BundleError::Model`] when the model does not load.
 pub fn read_bundle<P: DeserializeOwned>(dir: &Path) -> Result<Bundle<P>, BundleError> {
     let (metadata, mut contents) = load_verified(dir)?;
-    let format_err = |file: &str, detail: String| BundleError::Format { dir: dir.to_path_buf(), file: file.into(), detail };
-    let mut take = |rel: &str| {
-        contents.remove(rel).ok_or_else(|| format_err(METADATA, format!("files: does not list '{rel}'")))
-    };
+    let format_err =
+        |file: &str, detail: String| BundleError::Format { dir: dir.to_path_buf(), file: file.into(), detail };
+    let mut take =
+        |rel: &str| contents.remove(rel).ok_or_else(|| format_err(METADATA, format!("files: does not list '{rel}'")));
 
     let mlmodel_bytes = take(MLMODEL)?;
     let mlmodel: MlModel = serde_yaml::from_slice(&mlmodel_bytes).map_err(|e| format_err(MLMODEL, e.to_string()))?;
@@ -527,14 +529,23 @@ pub fn read_bundle<P: DeserializeOwned>(dir: &Path) -> Result<Bundle<P>, BundleE
     let kind = metadata.model_kind;
     match kind {
         ModelKind::LightGbm => {
-            let flavor = mlmodel
-                .flavors
-                .lightgbm
-                .as_ref()
-                .ok_or_else(|| format_err(MLMODEL, "flavors.lightgbm: missing, but model_kind is lightgbm".into()))?;
+            let flavor =
+                mlmodel.flavors.lightgbm.as_ref().ok_or_else(|| {
+                    format_err(MLMODEL, "flavors.lightgbm: missing, but model_kind is lightgbm".into())
+                })?;
             expect_field(dir, "flavors.lightgbm.data", &flavor.data, kind.model_file())?;
-            expect_field(dir, "flavors.python_function.loader_module", &mlmodel.flavors.python_function.loader_module, "mlflow.lightgbm")?;
-            expect_field(dir, "flavors.python_function.data", &mlmodel.flavors.python_function.data, kind.model_file())?;
+            expect_field(
+                dir,
+                "flavors.python_function.loader_module",
+                &mlmodel.flavors.python_function.loader_module,
+                "mlflow.lightgbm",
+            )?;
+            expect_field(
+                dir,
+                "flavors.python_function.data",
+                &mlmodel.flavors.python_function.data,
+                kind.model_file(),
+            )?;
         }
     }
 
@@ -544,11 +555,7 @@ pub fn read_bundle<P: DeserializeOwned>(dir: &Path) -> Result<Bundle<P>, BundleE
     if model.feature_names() != metadata.feature_names {
         return Err(format_err(
             METADATA,
-            format!(
-                "feature_names {:?} differ from the model's {:?}",
-                metadata.feature_names,
-                model.feature_names()
-            ),
+            format!("feature_names {:?} differ from the model's {:?}", metadata.feature_names, model.feature_names()),
         ));
     }
 

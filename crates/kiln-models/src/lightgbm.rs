@@ -230,7 +230,12 @@ impl LightGbmParams {
             return Err(bad("max_depth", p.max_depth, "must be -1 (no limit) or >= 1"));
         }
         check_u("min_data_in_leaf", p.min_data_in_leaf.into(), 0, I32_MAX)?;
-        check_f64("min_sum_hessian_in_leaf", p.min_sum_hessian_in_leaf, p.min_sum_hessian_in_leaf >= 0.0, "must be >= 0")?;
+        check_f64(
+            "min_sum_hessian_in_leaf",
+            p.min_sum_hessian_in_leaf,
+            p.min_sum_hessian_in_leaf >= 0.0,
+            "must be >= 0",
+        )?;
         let fraction = |v: f64| v > 0.0 && v <= 1.0;
         check_f64("feature_fraction", p.feature_fraction, fraction(p.feature_fraction), "must be in (0, 1]")?;
         check_f64("bagging_fraction", p.bagging_fraction, fraction(p.bagging_fraction), "must be in (0, 1]")?;
@@ -239,7 +244,10 @@ impl LightGbmParams {
             return Err(bad(
                 "bagging_freq",
                 0,
-                format!("must be >= 1 when bagging_fraction is {} (LightGBM does not bag otherwise)", fmt_f64(p.bagging_fraction)),
+                format!(
+                    "must be >= 1 when bagging_fraction is {} (LightGBM does not bag otherwise)",
+                    fmt_f64(p.bagging_fraction)
+                ),
             ));
         }
         check_f64("lambda_l1", p.lambda_l1, p.lambda_l1 >= 0.0, "must be >= 0")?;
@@ -250,7 +258,11 @@ impl LightGbmParams {
         }
         let metric = p.metric.unwrap_or(p.objective.default_metric());
         if metric.is_classification() && p.objective != LgbObjective::Binary {
-            return Err(bad("metric", metric.as_str(), format!("needs objective binary, not {}", p.objective.as_str())));
+            return Err(bad(
+                "metric",
+                metric.as_str(),
+                format!("needs objective binary, not {}", p.objective.as_str()),
+            ));
         }
         if p.objective == LgbObjective::Quantile {
             check_f64("alpha", p.alpha, p.alpha > 0.0 && p.alpha < 1.0, "must be in (0, 1) for objective quantile")?;
@@ -326,10 +338,10 @@ impl CheckedLightGbm {
             }
             _ => {}
         }
-        if self.metric == LgbMetric::Huber || self.metric == LgbMetric::Quantile {
-            if !v.iter().any(|(k, _)| *k == "alpha") {
-                v.push(("alpha", p.alpha.into()));
-            }
+        if (self.metric == LgbMetric::Huber || self.metric == LgbMetric::Quantile)
+            && !v.iter().any(|(k, _)| *k == "alpha")
+        {
+            v.push(("alpha", p.alpha.into()));
         }
         for key in ["seed", "bagging_seed", "feature_fraction_seed", "data_random_seed", "extra_seed", "objective_seed"]
         {
@@ -387,10 +399,14 @@ impl CheckedLightGbm {
                     return Err(ModelError::Train(format!("{set} label at row {i} is {v}; labels must be finite f32")));
                 }
                 if objective == LgbObjective::Binary && v != 0.0 && v != 1.0 {
-                    return Err(ModelError::Train(format!("{set} label at row {i} is {v}; objective binary needs 0 or 1")));
+                    return Err(ModelError::Train(format!(
+                        "{set} label at row {i} is {v}; objective binary needs 0 or 1"
+                    )));
                 }
                 if objective == LgbObjective::Poisson && v < 0.0 {
-                    return Err(ModelError::Train(format!("{set} label at row {i} is {v}; objective poisson needs >= 0")));
+                    return Err(ModelError::Train(format!(
+                        "{set} label at row {i} is {v}; objective poisson needs >= 0"
+                    )));
                 }
                 Ok(f)
             })
@@ -477,8 +493,8 @@ impl Estimator for CheckedLightGbm {
                 Some(set)
             }
         };
-        let booster = Booster::train_with_valid(train, valid_set, &self.lightgbm_json())
-            .map_err(lgb_err("boosting"))?;
+        let booster =
+            Booster::train_with_valid(train, valid_set, &self.lightgbm_json()).map_err(lgb_err("boosting"))?;
         if booster.num_iterations() <= 0 {
             return Err(ModelError::Train("lightgbm built no tree".to_string()));
         }

@@ -156,11 +156,11 @@ fn predict_row_equals_batch_predict_exactly() {
     let mut test = x.rows(1000, 1500);
     test.data[3] = f64::NAN; // a missing value takes LightGBM's default direction in both paths
     let batch = model.predict(&test).unwrap();
-    for i in 0..test.n_rows {
+    for (i, expected) in batch.iter().enumerate() {
         let one = model.predict_row(test.row(i)).unwrap();
-        assert_eq!(one.to_bits(), batch[i].to_bits(), "row {i}");
+        assert_eq!(one.to_bits(), expected.to_bits(), "row {i}");
         let single = model.predict(&test.rows(i, i + 1)).unwrap();
-        assert_eq!(single[0].to_bits(), batch[i].to_bits(), "row {i} as a batch of one");
+        assert_eq!(single[0].to_bits(), expected.to_bits(), "row {i} as a batch of one");
     }
     assert!(model.predict(&test.rows(0, 0)).unwrap().is_empty());
 }
@@ -279,7 +279,8 @@ fn a_fitted_model_is_shared_across_threads() {
         .map(|t| {
             let (model, x) = (model.clone(), x.clone());
             std::thread::spawn(move || {
-                let rows: Vec<f64> = (0..x.n_rows).map(|i| model.predict_row(x.row((i + t * 97) % x.n_rows)).unwrap()).collect();
+                let rows: Vec<f64> =
+                    (0..x.n_rows).map(|i| model.predict_row(x.row((i + t * 97) % x.n_rows)).unwrap()).collect();
                 (t, rows, model.predict(&x).unwrap())
             })
         })
@@ -447,7 +448,11 @@ fn bad_content_names_the_file_and_field() {
 
     let dir = written_bundle(&tmp.path().join("a"));
     let mlmodel = fs::read_to_string(dir.join("MLmodel")).unwrap();
-    replace_consistently(&dir, "MLmodel", &mlmodel.replace("    data: model.lgb\n    lgb_version", "    data: m.txt\n    lgb_version"));
+    replace_consistently(
+        &dir,
+        "MLmodel",
+        &mlmodel.replace("    data: model.lgb\n    lgb_version", "    data: m.txt\n    lgb_version"),
+    );
     let err = read_err(&dir);
     assert_eq!(err.code(), Code::BundleFormat);
     assert!(err.to_string().contains("MLmodel: flavors.lightgbm.data: expected 'model.lgb', found 'm.txt'"), "{err}");
@@ -505,7 +510,8 @@ fn export_for_python_crosscheck() {
     fs::write(out.join("pred.csv"), pred.iter().map(|v| format!("{v:?}\n")).collect::<String>()).unwrap();
     let (bundle, _) = small_bundle();
     write_bundle(&out.join("bundle"), &bundle).unwrap();
-    let bundle_rows: Vec<String> = (0..5).map(|i| format!("{:?}", bundle.model.predict_row(test.row(i)).unwrap())).collect();
+    let bundle_rows: Vec<String> =
+        (0..5).map(|i| format!("{:?}", bundle.model.predict_row(test.row(i)).unwrap())).collect();
     fs::write(out.join("bundle_pred.csv"), bundle_rows.join("\n") + "\n").unwrap();
     println!("wrote {} (best iteration {})", out.display(), model.best_iteration());
 }

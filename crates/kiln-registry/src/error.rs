@@ -12,11 +12,7 @@ pub enum RegistryError {
     Port { context: String, port: PortError },
     /// A model name, alias, run id or artifact path that the registry (or a reference) cannot hold.
     #[error("invalid {what} '{value}': {reason}")]
-    Invalid {
-        what: &'static str,
-        value: String,
-        reason: String,
-    },
+    Invalid { what: &'static str, value: String, reason: String },
     #[error("no registered model '{name}'")]
     NoSuchModel { name: String },
     #[error("model '{name}' has no version {version}")]
@@ -27,22 +23,11 @@ pub enum RegistryError {
     NoSuchStage { name: String, stage: Stage },
     #[error("model '{name}' has no versions")]
     NoVersions { name: String },
-    #[error(
-        "cannot roll back alias '{alias}' of '{name}': no version below {current} that is not archived"
-    )]
-    NoPreviousVersion {
-        name: String,
-        alias: String,
-        current: u64,
-    },
+    #[error("cannot roll back alias '{alias}' of '{name}': no version below {current} that is not archived")]
+    NoPreviousVersion { name: String, alias: String, current: u64 },
     /// A version's `source` that kiln cannot turn into a run id and an artifact path.
     #[error("version {version} of '{name}' has source '{uri}': {reason}")]
-    BadSource {
-        name: String,
-        version: u64,
-        uri: String,
-        reason: String,
-    },
+    BadSource { name: String, version: u64, uri: String, reason: String },
 }
 
 impl RegistryError {
@@ -50,9 +35,7 @@ impl RegistryError {
     pub fn code(&self) -> Code {
         match self {
             RegistryError::Port { port, .. } => port.code,
-            RegistryError::Invalid { .. } | RegistryError::BadSource { .. } => {
-                Code::ModelRefInvalid
-            }
+            RegistryError::Invalid { .. } | RegistryError::BadSource { .. } => Code::ModelRefInvalid,
             RegistryError::NoSuchModel { .. }
             | RegistryError::NoSuchVersion { .. }
             | RegistryError::NoSuchAlias { .. }

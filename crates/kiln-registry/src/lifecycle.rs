@@ -15,10 +15,7 @@ pub enum PromoteTarget {
     /// point this alias at the version (moving it from any other version)
     Alias(String),
     /// move the version to this stage; with `archive_existing`, the versions already there move to Archived
-    Stage {
-        stage: Stage,
-        archive_existing: bool,
-    },
+    Stage { stage: Stage, archive_existing: bool },
 }
 
 /// Registers the bundle at `artifact_path` of run `run_id` as a new version of `name` (created when missing), with
@@ -39,21 +36,16 @@ pub fn register(
         return Err(RegistryError::Invalid {
             what: "artifact path",
             value: artifact_path.to_string(),
-            reason: "the bundle must be in a folder of the run's artifacts, for example 'model'"
-                .to_string(),
+            reason: "the bundle must be in a folder of the run's artifacts, for example 'model'".to_string(),
         });
     }
     let source = format!("runs:/{}/{path}", run_id.0);
     registry
         .ensure_registered_model(name)
-        .map_err(RegistryError::port(format!(
-            "creating registered model '{name}'"
-        )))?;
+        .map_err(RegistryError::port(format!("creating registered model '{name}'")))?;
     registry
         .create_version(name, &source, run_id)
-        .map_err(RegistryError::port(format!(
-            "registering {source} as a new version of '{name}'"
-        )))
+        .map_err(RegistryError::port(format!("registering {source} as a new version of '{name}'")))
 }
 
 /// Points an alias at `version`, or moves it to a stage; returns the version as the registry now has it.
@@ -68,29 +60,16 @@ pub fn promote(
     target: PromoteTarget,
 ) -> Result<ModelVersion, RegistryError> {
     check_model_name(name)?;
-    let no_version = || RegistryError::NoSuchVersion {
-        name: name.to_string(),
-        version,
-    };
+    let no_version = || RegistryError::NoSuchVersion { name: name.to_string(), version };
     match target {
         PromoteTarget::Alias(alias) => {
             check_alias(&alias)?;
             let context = format!("setting alias '{alias}' of '{name}' to version {version}");
-            registry
-                .set_alias(name, &alias, version)
-                .map_err(|e| explain(registry, name, e, &context, no_version))?;
-            registry
-                .get_version(name, version)
-                .map_err(|e| explain(registry, name, e, context, no_version))
+            registry.set_alias(name, &alias, version).map_err(|e| explain(registry, name, e, &context, no_version))?;
+            registry.get_version(name, version).map_err(|e| explain(registry, name, e, context, no_version))
         }
-        PromoteTarget::Stage {
-            stage,
-            archive_existing,
-        } => {
-            let context = format!(
-                "moving version {version} of '{name}' to stage {}",
-                stage.as_str()
-            );
+        PromoteTarget::Stage { stage, archive_existing } => {
+            let context = format!("moving version {version} of '{name}' to stage {}", stage.as_str());
             registry
                 .transition_stage(name, version, stage, archive_existing)
                 .map_err(|e| explain(registry, name, e, context, no_version))
@@ -112,16 +91,10 @@ pub fn rollback(
     check_model_name(name)?;
     check_alias(alias)?;
     let current = registry.version_by_alias(name, alias).map_err(|e| {
-        explain(
-            registry,
-            name,
-            e,
-            format!("reading alias '{alias}' of '{name}'"),
-            || RegistryError::NoSuchAlias {
-                name: name.to_string(),
-                alias: alias.to_string(),
-            },
-        )
+        explain(registry, name, e, format!("reading alias '{alias}' of '{name}'"), || RegistryError::NoSuchAlias {
+            name: name.to_string(),
+            alias: alias.to_string(),
+        })
     })?;
     let target = versions(registry, name)?
         .into_iter()
@@ -132,19 +105,10 @@ pub fn rollback(
             alias: alias.to_string(),
             current: current.version,
         })?;
-    let context = format!(
-        "moving alias '{alias}' of '{name}' from version {} to {}",
-        current.version, target.version
-    );
-    registry
-        .set_alias(name, alias, target.version)
-        .map_err(RegistryError::port(&context))?;
-    let from = registry
-        .get_version(name, current.version)
-        .map_err(RegistryError::port(&context))?;
-    let to = registry
-        .get_version(name, target.version)
-        .map_err(RegistryError::port(context))?;
+    let context = format!("moving alias '{alias}' of '{name}' from version {} to {}", current.version, target.version);
+    registry.set_alias(name, alias, target.version).map_err(RegistryError::port(&context))?;
+    let from = registry.get_version(name, current.version).map_err(RegistryError::port(&context))?;
+    let to = registry.get_version(name, target.version).map_err(RegistryError::port(context))?;
     Ok((from, to))
 }
 
@@ -152,16 +116,11 @@ pub fn rollback(
 ///
 /// # Errors
 /// [`RegistryError::NoSuchModel`] for an unknown model, [`RegistryError::Port`] otherwise.
-pub fn versions(
-    registry: &dyn ModelRegistry,
-    name: &str,
-) -> Result<Vec<ModelVersion>, RegistryError> {
+pub fn versions(registry: &dyn ModelRegistry, name: &str) -> Result<Vec<ModelVersion>, RegistryError> {
     check_model_name(name)?;
     registry.list_versions(name).map_err(|e| {
         if e.code == kiln_domain::Code::NotFound {
-            RegistryError::NoSuchModel {
-                name: name.to_string(),
-            }
+            RegistryError::NoSuchModel { name: name.to_string() }
         } else {
             RegistryError::port(format!("listing the versions of '{name}'"))(e)
         }

@@ -9,11 +9,7 @@ use crate::RegistryError;
 const MAX_ALIAS_LEN: usize = 255;
 
 fn invalid(what: &'static str, value: &str, reason: &str) -> RegistryError {
-    RegistryError::Invalid {
-        what,
-        value: value.to_string(),
-        reason: reason.to_string(),
-    }
+    RegistryError::Invalid { what, value: value.to_string(), reason: reason.to_string() }
 }
 
 /// A name that `models:/<name>@<alias>` can refer to: not empty, no `/` or `@`, no surrounding spaces.
@@ -29,11 +25,7 @@ pub(crate) fn check_model_name(name: &str) -> Result<(), RegistryError> {
         ));
     }
     if name.trim() != name || name.chars().any(char::is_control) {
-        return Err(invalid(
-            "model name",
-            name,
-            "it must not start or end with spaces or contain control characters",
-        ));
+        return Err(invalid("model name", name, "it must not start or end with spaces or contain control characters"));
     }
     Ok(())
 }
@@ -44,50 +36,27 @@ pub(crate) fn check_alias(alias: &str) -> Result<(), RegistryError> {
     if alias.is_empty() {
         return Err(invalid("alias", alias, "it is empty"));
     }
-    if !alias
-        .chars()
-        .all(|c| c.is_alphanumeric() || c == '_' || c == '-')
-    {
-        return Err(invalid(
-            "alias",
-            alias,
-            "aliases may only contain letters, digits, '_' and '-'",
-        ));
+    if !alias.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '-') {
+        return Err(invalid("alias", alias, "aliases may only contain letters, digits, '_' and '-'"));
     }
     if alias.chars().count() > MAX_ALIAS_LEN {
-        return Err(invalid(
-            "alias",
-            alias,
-            "aliases are at most 255 characters",
-        ));
+        return Err(invalid("alias", alias, "aliases are at most 255 characters"));
     }
     if alias.eq_ignore_ascii_case("latest") {
-        return Err(invalid(
-            "alias",
-            alias,
-            "'latest' (in any case) is reserved",
-        ));
+        return Err(invalid("alias", alias, "'latest' (in any case) is reserved"));
     }
     if let Some(digits) = alias.strip_prefix(['v', 'V'])
         && !digits.is_empty()
         && digits.chars().all(|c| c.is_ascii_digit())
     {
-        return Err(invalid(
-            "alias",
-            alias,
-            "v<number> is reserved for version numbers",
-        ));
+        return Err(invalid("alias", alias, "v<number> is reserved for version numbers"));
     }
     Ok(())
 }
 
 /// A run id as `runs:/<run_id>/...` accepts it: letters, digits, `-` and `_`.
 pub(crate) fn check_run_id(run_id: &str) -> Result<(), RegistryError> {
-    if run_id.is_empty()
-        || !run_id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-    {
+    if run_id.is_empty() || !run_id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
         return Err(invalid(
             "run id",
             run_id,
@@ -115,16 +84,11 @@ pub(crate) fn clean_artifact_path(path: &str) -> Result<String, RegistryError> {
 }
 
 /// Whether the registered model `name` exists, by listing its versions.
-pub(crate) fn model_exists(
-    registry: &dyn ModelRegistry,
-    name: &str,
-) -> Result<bool, RegistryError> {
+pub(crate) fn model_exists(registry: &dyn ModelRegistry, name: &str) -> Result<bool, RegistryError> {
     match registry.list_versions(name) {
         Ok(_) => Ok(true),
         Err(e) if e.code == Code::NotFound => Ok(false),
-        Err(e) => Err(RegistryError::port(format!(
-            "listing the versions of '{name}'"
-        ))(e)),
+        Err(e) => Err(RegistryError::port(format!("listing the versions of '{name}'"))(e)),
     }
 }
 
@@ -142,9 +106,7 @@ pub(crate) fn explain(
     }
     match model_exists(registry, name) {
         Ok(true) => missing(),
-        Ok(false) => RegistryError::NoSuchModel {
-            name: name.to_string(),
-        },
+        Ok(false) => RegistryError::NoSuchModel { name: name.to_string() },
         Err(other) => other,
     }
 }

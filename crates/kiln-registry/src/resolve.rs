@@ -36,29 +36,18 @@ pub enum Resolution {
 /// [`RegistryError::NoSuchModel`], [`RegistryError::NoSuchAlias`], [`RegistryError::NoSuchStage`],
 /// [`RegistryError::NoSuchVersion`], [`RegistryError::NoVersions`], [`RegistryError::BadSource`], or
 /// [`RegistryError::Port`] naming the reference.
-pub fn resolve(
-    registry: &dyn ModelRegistry,
-    reference: &ModelRef,
-) -> Result<Resolution, RegistryError> {
+pub fn resolve(registry: &dyn ModelRegistry, reference: &ModelRef) -> Result<Resolution, RegistryError> {
     match reference {
         ModelRef::Folder(path) => Ok(Resolution::Folder(path.clone())),
         ModelRef::Run { run_id, path } => {
             check_run_id(&run_id.0)?;
             let artifact_path = clean_artifact_path(path)?;
-            Ok(Resolution::Run(Resolved {
-                run_id: run_id.clone(),
-                artifact_path,
-                version: None,
-            }))
+            Ok(Resolution::Run(Resolved { run_id: run_id.clone(), artifact_path, version: None }))
         }
         ModelRef::Registered { name, selector } => {
             let version = select(registry, reference, name, selector)?;
             let (run_id, artifact_path) = parse_source(&version)?;
-            Ok(Resolution::Run(Resolved {
-                run_id,
-                artifact_path,
-                version: Some(version),
-            }))
+            Ok(Resolution::Run(Resolved { run_id, artifact_path, version: Some(version) }))
         }
     }
 }
@@ -72,39 +61,25 @@ fn select(
     let context = format!("resolving {reference}");
     let owned = || name.to_string();
     let all = || {
-        registry.list_versions(name).map_err(|e| {
-            explain(registry, name, e, &context, || RegistryError::NoSuchModel {
-                name: owned(),
-            })
-        })
+        registry
+            .list_versions(name)
+            .map_err(|e| explain(registry, name, e, &context, || RegistryError::NoSuchModel { name: owned() }))
     };
     match selector {
         VersionSelector::Alias(alias) => registry.version_by_alias(name, alias).map_err(|e| {
-            explain(registry, name, e, &context, || RegistryError::NoSuchAlias {
-                name: owned(),
-                alias: alias.clone(),
-            })
+            explain(registry, name, e, &context, || RegistryError::NoSuchAlias { name: owned(), alias: alias.clone() })
         }),
         VersionSelector::Number(version) => registry.get_version(name, *version).map_err(|e| {
-            explain(registry, name, e, &context, || {
-                RegistryError::NoSuchVersion {
-                    name: owned(),
-                    version: *version,
-                }
-            })
+            explain(registry, name, e, &context, || RegistryError::NoSuchVersion { name: owned(), version: *version })
         }),
         VersionSelector::Stage(stage) => all()?
             .into_iter()
             .filter(|v| v.stage == *stage)
             .max_by_key(|v| v.version)
-            .ok_or_else(|| RegistryError::NoSuchStage {
-                name: owned(),
-                stage: *stage,
-            }),
-        VersionSelector::Latest => all()?
-            .into_iter()
-            .max_by_key(|v| v.version)
-            .ok_or_else(|| RegistryError::NoVersions { name: owned() }),
+            .ok_or_else(|| RegistryError::NoSuchStage { name: owned(), stage: *stage }),
+        VersionSelector::Latest => {
+            all()?.into_iter().max_by_key(|v| v.version).ok_or_else(|| RegistryError::NoVersions { name: owned() })
+        }
     }
 }
 
@@ -133,9 +108,7 @@ pub fn parse_source(version: &ModelVersion) -> Result<(RunId, String), RegistryE
         match (parts.next(), parts.next(), parts.next(), parts.next()) {
             (Some(_exp), Some(run), Some("artifacts"), path) => (run, path.unwrap_or("")),
             _ => {
-                return Err(bad(
-                    "expected mlflow-artifacts:/<experiment>/<run>/artifacts/<path>".to_string(),
-                ));
+                return Err(bad("expected mlflow-artifacts:/<experiment>/<run>/artifacts/<path>".to_string()));
             }
         }
     } else if uri.starts_with("models:/") {
@@ -145,19 +118,17 @@ pub fn parse_source(version: &ModelVersion) -> Result<(RunId, String), RegistryE
         ));
     } else {
         let Some(run) = version.run_id.as_ref() else {
-            return Err(bad("the version has no run id, and the source is neither runs:/ nor mlflow-artifacts:/".into()));
+            return Err(bad(
+                "the version has no run id, and the source is neither runs:/ nor mlflow-artifacts:/".into()
+            ));
         };
         let marker = format!("/{}/artifacts", run.0);
         let Some(at) = uri.find(&marker) else {
-            return Err(bad(format!(
-                "expected runs:/<run>/<path> or a URI containing {marker}/"
-            )));
+            return Err(bad(format!("expected runs:/<run>/<path> or a URI containing {marker}/")));
         };
         let after = &uri[at + marker.len()..];
         if !(after.is_empty() || after.starts_with('/')) {
-            return Err(bad(format!(
-                "expected runs:/<run>/<path> or a URI containing {marker}/"
-            )));
+            return Err(bad(format!("expected runs:/<run>/<path> or a URI containing {marker}/")));
         }
         (run.0.as_str(), after)
     };
@@ -168,10 +139,7 @@ pub fn parse_source(version: &ModelVersion) -> Result<(RunId, String), RegistryE
     if let Some(own) = &version.run_id
         && own.0 != run
     {
-        return Err(bad(format!(
-            "the source names run {run} but the version belongs to run {}",
-            own.0
-        )));
+        return Err(bad(format!("the source names run {run} but the version belongs to run {}", own.0)));
     }
     Ok((RunId(run.to_string()), path))
 }

@@ -42,7 +42,6 @@ pub fn score(bundle: &Bundle<FittedPipeline>, frame: &Frame) -> Result<Scored, T
         )));
     }
     let raw = bundle.model.predict(&table.x)?;
-    let predictions =
-        raw.iter().zip(&table.current).map(|(o, c)| recipe.target_transform.invert(*c, *o)).collect();
+    let predictions = raw.iter().zip(&table.current).map(|(o, c)| recipe.target_transform.invert(*c, *o)).collect();
     Ok(Scored { times: table.times, predictions, raw, features: table.x, warmup_dropped: table.warmup_dropped })
 }

@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 
 use kiln_domain::{
-    ArtifactStore, ChartRenderer, Estimator, Frame, MetricPoint, ModelRegistry, ModelVersion, RunId,
-    RunInfo, RunStatus, Tracker,
+    ArtifactStore, ChartRenderer, Estimator, Frame, MetricPoint, ModelRegistry, ModelVersion, RunId, RunInfo,
+    RunStatus, Tracker,
 };
 use kiln_eval::{GateReport, GateSpec, HoldoutSpec, OverfitReport, RegressionMetrics};
 use kiln_features::{FittedPipeline, TimeSeriesRecipe};
@@ -222,12 +222,8 @@ fn run_steps(
         baseline_test: RegressionMetrics::compute(&truth(split.test.clone()), &persistence(split.test.clone()))?,
     };
     let overfit = kiln_eval::overfit(&evaluation.model_train, &evaluation.model_test);
-    let gates = kiln_eval::check_gates(
-        &spec.gates,
-        &evaluation.model_test,
-        &evaluation.model_train,
-        &evaluation.baseline_test,
-    );
+    let gates =
+        kiln_eval::check_gates(&spec.gates, &evaluation.model_test, &evaluation.model_train, &evaluation.baseline_test);
 
     let now = (ports.clock)();
     let mut metrics = Vec::new();
@@ -264,8 +260,11 @@ fn run_steps(
         ("model (test)", &evaluation.model_test),
         ("persistence (test)", &evaluation.baseline_test),
     ]);
-    let gate_lines: String =
-        gates.checks.iter().map(|c| format!("- {} {}: {}\n", if c.passed { "✅" } else { "❌" }, c.name, c.detail)).collect();
+    let gate_lines: String = gates
+        .checks
+        .iter()
+        .map(|c| format!("- {} {}: {}\n", if c.passed { "✅" } else { "❌" }, c.name, c.detail))
+        .collect();
     let note = format!(
         "**{}** — {} forecast of `{}`, {} step(s) ahead, target transform `{}`.\n\n{markdown}\n{gate_lines}",
         spec.run_name,
@@ -411,7 +410,11 @@ fn log_artifacts(
         Ok(SplitPredictions {
             time_ms: &table.times[r.clone()],
             y_true: &table.future[r.clone()],
-            y_pred: out.iter().zip(&table.current[r.clone()]).map(|(o, c)| recipe.target_transform.invert(*c, *o)).collect(),
+            y_pred: out
+                .iter()
+                .zip(&table.current[r.clone()])
+                .map(|(o, c)| recipe.target_transform.invert(*c, *o))
+                .collect(),
             persistence: &table.current[r],
         })
     };

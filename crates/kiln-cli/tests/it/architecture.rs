@@ -86,7 +86,10 @@ fn internal_edges_follow_the_table() {
     for (name, allowed) in ALLOWED {
         for dep in g.direct(name) {
             if dep.starts_with("kiln-") || dep == "kiln" {
-                assert!(allowed.contains(&dep.as_str()), "{name} depends on {dep}, which ARCHITECTURE.md does not allow");
+                assert!(
+                    allowed.contains(&dep.as_str()),
+                    "{name} depends on {dep}, which ARCHITECTURE.md does not allow"
+                );
             }
         }
     }

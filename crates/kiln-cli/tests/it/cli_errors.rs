@@ -54,7 +54,8 @@ fn missing_column_names_file_and_column() {
     let d = tempfile::tempdir().unwrap();
     let csv = write(d.path(), "rates.csv", "Date,GBP\n2020-01-02,0.85\n2020-01-03,0.86\n");
     let exp = experiment(d.path(), &csv, "");
-    let (code, err) = kiln(&["train", "--config", &exp, "--tracking-uri", &d.path().join("mlruns").display().to_string()]);
+    let (code, err) =
+        kiln(&["train", "--config", &exp, "--tracking-uri", &d.path().join("mlruns").display().to_string()]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("rates.csv") && err.contains("USD"), "{err}");
 }
@@ -64,9 +65,13 @@ fn unparseable_date_names_file_line_and_column() {
     let d = tempfile::tempdir().unwrap();
     let csv = write(d.path(), "rates.csv", "Date,USD\n2020-01-02,1.1\n2020-01-03,1.2\n2020-13-45,1.3\n");
     let exp = experiment(d.path(), &csv, "");
-    let (code, err) = kiln(&["train", "--config", &exp, "--tracking-uri", &d.path().join("mlruns").display().to_string()]);
+    let (code, err) =
+        kiln(&["train", "--config", &exp, "--tracking-uri", &d.path().join("mlruns").display().to_string()]);
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("rates.csv") && err.contains("line 4") && err.contains("Date") && err.contains("2020-13-45"), "{err}");
+    assert!(
+        err.contains("rates.csv") && err.contains("line 4") && err.contains("Date") && err.contains("2020-13-45"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -74,7 +79,8 @@ fn ragged_csv_row_names_file_and_line() {
     let d = tempfile::tempdir().unwrap();
     let csv = write(d.path(), "rates.csv", "Date,USD\n2020-01-02,1.1\n2020-01-03,1.2,9\n2020-01-06,1.3\n");
     let exp = experiment(d.path(), &csv, "");
-    let (code, err) = kiln(&["train", "--config", &exp, "--tracking-uri", &d.path().join("mlruns").display().to_string()]);
+    let (code, err) =
+        kiln(&["train", "--config", &exp, "--tracking-uri", &d.path().join("mlruns").display().to_string()]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("rates.csv") && err.contains("line 3"), "{err}");
 }

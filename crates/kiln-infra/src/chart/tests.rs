@@ -14,20 +14,13 @@ fn png_size(bytes: &[u8]) -> (u32, u32) {
 #[test]
 fn bar_chart_is_a_png_of_the_expected_size() {
     let renderer = PlotChartRenderer::default();
-    let labels: Vec<String> = [
-        "OT_lag_1",
-        "HUFL_rolling_mean_24",
-        "hour",
-        "a_rather_long_feature_name_that_keeps_going_on",
-        "dow",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let labels: Vec<String> =
+        ["OT_lag_1", "HUFL_rolling_mean_24", "hour", "a_rather_long_feature_name_that_keeps_going_on", "dow"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
     let values = [812.0, 301.5, 120.25, 44.0, f64::NAN];
-    let png = renderer
-        .bar_chart("Feature importance (gain)", "gain", &labels, &values)
-        .unwrap();
+    let png = renderer.bar_chart("Feature importance (gain)", "gain", &labels, &values).unwrap();
     assert_eq!(png_size(&png), renderer.size_for(labels.len()));
     assert_eq!(renderer.size_for(labels.len()), (1000, 250));
 }
@@ -36,14 +29,7 @@ fn bar_chart_is_a_png_of_the_expected_size() {
 fn negative_values_and_empty_charts_render() {
     let renderer = PlotChartRenderer::default();
     let labels = vec!["mae".to_string(), "skill".to_string()];
-    let png = renderer
-        .bar_chart(
-            "Compared with the baseline",
-            "difference",
-            &labels,
-            &[-0.25, 0.5],
-        )
-        .unwrap();
+    let png = renderer.bar_chart("Compared with the baseline", "difference", &labels, &[-0.25, 0.5]).unwrap();
     assert_eq!(png_size(&png), (1000, 240));
     let png = renderer.bar_chart("Nothing", "x", &[], &[]).unwrap();
     assert_eq!(png_size(&png), (1000, 240));
@@ -51,15 +37,9 @@ fn negative_values_and_empty_charts_render() {
 
 #[test]
 fn mismatched_lengths_are_an_error() {
-    let err = PlotChartRenderer::default()
-        .bar_chart("t", "x", &["a".to_string()], &[])
-        .unwrap_err();
+    let err = PlotChartRenderer::default().bar_chart("t", "x", &["a".to_string()], &[]).unwrap_err();
     assert_eq!(err.code, Code::Internal);
-    assert!(
-        err.message.contains("1 labels but 0 values"),
-        "{}",
-        err.message
-    );
+    assert!(err.message.contains("1 labels but 0 values"), "{}", err.message);
 }
 
 #[test]

@@ -30,10 +30,7 @@ impl LocalStore {
             } else if meta.is_file() {
                 copy_atomic(&self.staging(), &source, &target.join(&name))?;
             } else {
-                return Err(PortError::io(format!(
-                    "{} is neither a file nor a folder",
-                    source.display()
-                )));
+                return Err(PortError::io(format!("{} is neither a file nor a folder", source.display())));
             }
         }
         Ok(())
@@ -58,10 +55,7 @@ impl ArtifactStore for LocalStore {
     fn put_bytes(&self, run: &RunId, path: &str, bytes: &[u8]) -> Result<(), PortError> {
         let segments = artifact_segments(path)?;
         if segments.is_empty() {
-            return Err(PortError::new(
-                Code::ConfigInvalid,
-                "an artifact file path must not be empty",
-            ));
+            return Err(PortError::new(Code::ConfigInvalid, "an artifact file path must not be empty"));
         }
         let _guard = self.lock();
         let target = join(&self.artifact_root(run)?, &segments);
@@ -74,10 +68,7 @@ impl ArtifactStore for LocalStore {
     fn put_dir(&self, run: &RunId, path: &str, local_dir: &Path) -> Result<(), PortError> {
         let segments = artifact_segments(path)?;
         if !local_dir.is_dir() {
-            return Err(PortError::not_found(format!(
-                "local folder {} not found",
-                local_dir.display()
-            )));
+            return Err(PortError::not_found(format!("local folder {} not found", local_dir.display())));
         }
         let _guard = self.lock();
         let target = join(&self.artifact_root(run)?, &segments);
@@ -94,26 +85,14 @@ impl ArtifactStore for LocalStore {
             return Ok(out);
         }
         for (name, is_dir) in fsio::list_names(&dir)? {
-            let rel = if prefix.is_empty() {
-                name.clone()
-            } else {
-                format!("{prefix}/{name}")
-            };
+            let rel = if prefix.is_empty() { name.clone() } else { format!("{prefix}/{name}") };
             let size = if is_dir {
                 None
             } else {
                 let file = dir.join(&name);
-                Some(
-                    fs::metadata(&file)
-                        .map_err(|e| io_error("inspect", &file, &e))?
-                        .len(),
-                )
+                Some(fs::metadata(&file).map_err(|e| io_error("inspect", &file, &e))?.len())
             };
-            out.push(ArtifactEntry {
-                path: rel,
-                is_dir,
-                size,
-            });
+            out.push(ArtifactEntry { path: rel, is_dir, size });
         }
         Ok(out)
     }
@@ -129,10 +108,7 @@ impl ArtifactStore for LocalStore {
             fs::copy(&source, dest.join(name)).map_err(|e| io_error("copy", &source, &e))?;
             Ok(())
         } else {
-            Err(PortError::not_found(format!(
-                "artifact path '{path}' of run {} not found",
-                run.0
-            )))
+            Err(PortError::not_found(format!("artifact path '{path}' of run {} not found", run.0)))
         }
     }
 }

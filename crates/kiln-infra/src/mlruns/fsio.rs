@@ -23,9 +23,7 @@ pub(crate) fn write_atomic(staging: &Path, target: &Path, bytes: &[u8]) -> Resul
 /// Streams a local file into `target` atomically.
 pub(crate) fn copy_atomic(staging: &Path, source: &Path, target: &Path) -> Result<(), PortError> {
     let mut input = File::open(source).map_err(|e| io_error("read", source, &e))?;
-    write_atomic_with(staging, target, |file| {
-        io::copy(&mut input, file).map(|_| ())
-    })
+    write_atomic_with(staging, target, |file| io::copy(&mut input, file).map(|_| ()))
 }
 
 fn write_atomic_with(
@@ -38,11 +36,8 @@ fn write_atomic_with(
         .tempfile_in(staging)
         .map_err(|e| io_error("create a temporary file in", staging, &e))?;
     fill(tmp.as_file_mut()).map_err(|e| io_error("write", target, &e))?;
-    tmp.as_file()
-        .sync_all()
-        .map_err(|e| io_error("fsync", target, &e))?;
-    tmp.persist(target)
-        .map_err(|e| io_error("write", target, &e.error))?;
+    tmp.as_file().sync_all().map_err(|e| io_error("fsync", target, &e))?;
+    tmp.persist(target).map_err(|e| io_error("write", target, &e.error))?;
     sync_parent(target)
 }
 
@@ -50,9 +45,7 @@ fn write_atomic_with(
 pub(crate) fn sync_parent(path: &Path) -> Result<(), PortError> {
     #[cfg(unix)]
     if let Some(dir) = path.parent() {
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| io_error("fsync", dir, &e))?;
+        File::open(dir).and_then(|d| d.sync_all()).map_err(|e| io_error("fsync", dir, &e))?;
     }
     #[cfg(not(unix))]
     let _ = path;
@@ -81,8 +74,7 @@ pub(crate) fn read_text(path: &Path) -> Result<Option<String>, PortError> {
         Err(e) => return Err(io_error("read", path, &e)),
     };
     let mut text = String::new();
-    file.read_to_string(&mut text)
-        .map_err(|e| io_error("read", path, &e))?;
+    file.read_to_string(&mut text).map_err(|e| io_error("read", path, &e))?;
     Ok(Some(text))
 }
 
@@ -96,10 +88,7 @@ pub(crate) fn list_names(dir: &Path) -> Result<Vec<(String, bool)>, PortError> {
     let mut names = Vec::new();
     for entry in entries {
         let entry = entry.map_err(|e| io_error("list", dir, &e))?;
-        let is_dir = entry
-            .file_type()
-            .map_err(|e| io_error("inspect", &entry.path(), &e))?
-            .is_dir();
+        let is_dir = entry.file_type().map_err(|e| io_error("inspect", &entry.path(), &e))?.is_dir();
         let Ok(name) = entry.file_name().into_string() else {
             return Err(PortError::new(
                 Code::StoreCorrupt,
@@ -122,11 +111,7 @@ pub(crate) fn walk_files(dir: &Path) -> Result<Vec<String>, PortError> {
 
 fn walk_into(dir: &Path, prefix: &str, out: &mut Vec<String>) -> Result<(), PortError> {
     for (name, is_dir) in list_names(dir)? {
-        let rel = if prefix.is_empty() {
-            name.clone()
-        } else {
-            format!("{prefix}/{name}")
-        };
+        let rel = if prefix.is_empty() { name.clone() } else { format!("{prefix}/{name}") };
         if is_dir {
             walk_into(&dir.join(&name), &rel, out)?;
         } else {
@@ -152,26 +137,16 @@ impl Meta {
         let Some(text) = read_text(path)? else {
             return Ok(None);
         };
-        let corrupt =
-            |why: String| PortError::new(Code::StoreCorrupt, format!("{}: {why}", path.display()));
-        let value: serde_yaml::Value =
-            serde_yaml::from_str(&text).map_err(|e| corrupt(e.to_string()))?;
-        match pyyaml::from_serde(&value)
-            .map_err(|why| corrupt(format!("unsupported content: {why}")))?
-        {
-            Yaml::Map(entries) => Ok(Some(Meta {
-                path: path.to_path_buf(),
-                entries,
-            })),
+        let corrupt = |why: String| PortError::new(Code::StoreCorrupt, format!("{}: {why}", path.display()));
+        let value: serde_yaml::Value = serde_yaml::from_str(&text).map_err(|e| corrupt(e.to_string()))?;
+        match pyyaml::from_serde(&value).map_err(|why| corrupt(format!("unsupported content: {why}")))? {
+            Yaml::Map(entries) => Ok(Some(Meta { path: path.to_path_buf(), entries })),
             _ => Err(corrupt("expected a mapping".to_string())),
         }
     }
 
     fn corrupt(&self, key: &str, expected: &str) -> PortError {
-        PortError::new(
-            Code::StoreCorrupt,
-            format!("{}: key '{key}' should be {expected}", self.path.display()),
-        )
+        PortError::new(Code::StoreCorrupt, format!("{}: key '{key}' should be {expected}", self.path.display()))
     }
 
     fn get(&self, key: &str) -> Option<&Yaml> {
@@ -180,8 +155,7 @@ impl Meta {
 
     /// A string value (integers are accepted and printed, as MLflow once wrote ids as integers).
     pub(crate) fn string(&self, key: &str) -> Result<String, PortError> {
-        self.opt_string(key)?
-            .ok_or_else(|| self.corrupt(key, "a string"))
+        self.opt_string(key)?.ok_or_else(|| self.corrupt(key, "a string"))
     }
 
     /// A string value, `None` when missing or null.
@@ -199,10 +173,7 @@ impl Meta {
         match self.get(key) {
             None | Some(Yaml::Null) => Ok(None),
             Some(Yaml::Int(i)) => Ok(Some(*i)),
-            Some(Yaml::Str(s)) => s
-                .parse()
-                .map(Some)
-                .map_err(|_| self.corrupt(key, "an integer")),
+            Some(Yaml::Str(s)) => s.parse().map(Some).map_err(|_| self.corrupt(key, "an integer")),
             Some(_) => Err(self.corrupt(key, "an integer")),
         }
     }
@@ -223,34 +194,20 @@ impl Meta {
 /// MLflow's rule for param, metric and tag keys (they become file paths): alphanumerics, `_ - . /` and spaces,
 /// at most 250 characters, and a normalised relative path (no empty, `.` or `..` segment, not absolute).
 pub(crate) fn check_key(what: &str, key: &str) -> Result<(), PortError> {
-    let invalid = |why: &str| {
-        PortError::new(
-            Code::ConfigInvalid,
-            format!("invalid {what} key '{key}': {why}"),
-        )
-    };
+    let invalid = |why: &str| PortError::new(Code::ConfigInvalid, format!("invalid {what} key '{key}': {why}"));
     if key.is_empty() {
         return Err(invalid("it is empty"));
     }
     if key.chars().count() > 250 {
         return Err(invalid("it is longer than 250 characters"));
     }
-    if let Some(c) = key
-        .chars()
-        .find(|&c| !(c.is_alphanumeric() || matches!(c, '_' | '-' | '.' | '/' | ' ')))
-    {
+    if let Some(c) = key.chars().find(|&c| !(c.is_alphanumeric() || matches!(c, '_' | '-' | '.' | '/' | ' '))) {
         return Err(invalid(&format!(
             "'{c}' is not allowed (only alphanumerics, underscores, dashes, periods, spaces and slashes)"
         )));
     }
-    if key.starts_with("..")
-        || key
-            .split('/')
-            .any(|seg| seg.is_empty() || seg == "." || seg == "..")
-    {
-        return Err(invalid(
-            "it must be a normalised relative path (no leading '/', '//', '.' or '..')",
-        ));
+    if key.starts_with("..") || key.split('/').any(|seg| seg.is_empty() || seg == "." || seg == "..") {
+        return Err(invalid("it must be a normalised relative path (no leading '/', '//', '.' or '..')"));
     }
     Ok(())
 }
@@ -262,15 +219,10 @@ pub(crate) fn artifact_segments(path: &str) -> Result<Vec<&str>, PortError> {
         return Ok(Vec::new());
     }
     let segments: Vec<&str> = trimmed.split('/').collect();
-    if segments
-        .iter()
-        .any(|s| s.is_empty() || *s == "." || *s == ".." || s.contains('\\'))
-    {
+    if segments.iter().any(|s| s.is_empty() || *s == "." || *s == ".." || s.contains('\\')) {
         return Err(PortError::new(
             Code::ConfigInvalid,
-            format!(
-                "invalid artifact path '{path}': no empty, '.' or '..' segment and no backslash allowed"
-            ),
+            format!("invalid artifact path '{path}': no empty, '.' or '..' segment and no backslash allowed"),
         ));
     }
     Ok(segments)

@@ -35,12 +35,7 @@ const BEST_INDENT: usize = 2;
 
 /// The text `yaml.safe_dump(mapping, default_flow_style=False, allow_unicode=True, sort_keys=True)` returns.
 pub(crate) fn dump(entries: &[(String, Yaml)]) -> String {
-    let mut e = Emitter {
-        out: String::new(),
-        column: 0,
-        whitespace: true,
-        indention: true,
-    };
+    let mut e = Emitter { out: String::new(), column: 0, whitespace: true, indention: true };
     if entries.is_empty() {
         return "{}\n".to_string();
     }
@@ -95,11 +90,7 @@ impl Emitter {
     }
 
     fn indicator(&mut self, indicator: &str, need_whitespace: bool, whitespace: bool) {
-        let data = if self.whitespace || !need_whitespace {
-            indicator.to_string()
-        } else {
-            format!(" {indicator}")
-        };
+        let data = if self.whitespace || !need_whitespace { indicator.to_string() } else { format!(" {indicator}") };
         self.whitespace = whitespace;
         self.indention = false;
         self.write(&data);
@@ -113,9 +104,7 @@ impl Emitter {
             self.scalar(key, true, indent + BEST_INDENT);
             self.indicator(":", false, false);
             match value {
-                Yaml::Map(inner) if !inner.is_empty() => {
-                    self.block_mapping(inner, indent + BEST_INDENT)
-                }
+                Yaml::Map(inner) if !inner.is_empty() => self.block_mapping(inner, indent + BEST_INDENT),
                 Yaml::Map(_) => {
                     self.indicator("{", true, true);
                     self.indicator("}", false, false);
@@ -125,9 +114,7 @@ impl Emitter {
                     self.indicator("]", false, false);
                 }
                 Yaml::Null => self.plain("null", indent + BEST_INDENT),
-                Yaml::Bool(b) => {
-                    self.plain(if *b { "true" } else { "false" }, indent + BEST_INDENT)
-                }
+                Yaml::Bool(b) => self.plain(if *b { "true" } else { "false" }, indent + BEST_INDENT),
                 Yaml::Int(i) => self.plain(&i.to_string(), indent + BEST_INDENT),
                 Yaml::Str(s) => self.scalar(s, false, indent + BEST_INDENT),
             }
@@ -213,11 +200,7 @@ impl Emitter {
             let ch = chars.get(end).copied();
             if spaces {
                 if ch != Some(' ') {
-                    if start + 1 == end
-                        && self.column > BEST_WIDTH
-                        && start != 0
-                        && end != chars.len()
-                    {
+                    if start + 1 == end && self.column > BEST_WIDTH && start != 0 && end != chars.len() {
                         self.write_indent(indent);
                     } else {
                         self.write(&collect(&chars[start..end]));
@@ -315,10 +298,7 @@ fn is_break(c: char) -> bool {
 }
 
 fn is_blank_or_end(c: Option<char>) -> bool {
-    matches!(
-        c,
-        None | Some('\0' | ' ' | '\t' | '\r' | '\n' | '\u{85}' | '\u{2028}' | '\u{2029}')
-    )
+    matches!(c, None | Some('\0' | ' ' | '\t' | '\r' | '\n' | '\u{85}' | '\u{2028}' | '\u{2029}'))
 }
 
 fn escape_char(c: char) -> String {
@@ -387,19 +367,13 @@ struct Analysis {
 /// PyYAML's `Emitter.analyze_scalar`, for block context with `allow_unicode=True`.
 fn analyze(s: &str) -> Analysis {
     if s.is_empty() {
-        return Analysis {
-            empty: true,
-            multiline: false,
-            allow_block_plain: true,
-            allow_single_quoted: true,
-        };
+        return Analysis { empty: true, multiline: false, allow_block_plain: true, allow_single_quoted: true };
     }
     let chars: Vec<char> = s.chars().collect();
     let n = chars.len();
     let mut block_indicators = s.starts_with("---") || s.starts_with("...");
     let (mut line_breaks, mut special) = (false, false);
-    let (mut leading_space, mut leading_break, mut trailing_space, mut trailing_break) =
-        (false, false, false, false);
+    let (mut leading_space, mut leading_break, mut trailing_space, mut trailing_break) = (false, false, false, false);
     let (mut break_space, mut space_break) = (false, false);
     let (mut previous_space, mut previous_break) = (false, false);
     let mut preceded_by_whitespace = true;
@@ -480,21 +454,13 @@ fn analyze(s: &str) -> Analysis {
     if line_breaks || block_indicators {
         allow_block_plain = false;
     }
-    Analysis {
-        empty: false,
-        multiline: line_breaks,
-        allow_block_plain,
-        allow_single_quoted,
-    }
+    Analysis { empty: false, multiline: line_breaks, allow_block_plain, allow_single_quoted }
 }
 
 /// PyYAML's `Emitter.choose_scalar_style` for a string in block context.
 fn choose_style(s: &str, simple_key: bool) -> Style {
     let a = analyze(s);
-    if !resolves_to_non_string(s)
-        && !(simple_key && (a.empty || a.multiline))
-        && a.allow_block_plain
-    {
+    if !resolves_to_non_string(s) && !(simple_key && (a.empty || a.multiline)) && a.allow_block_plain {
         return Style::Plain;
     }
     if a.allow_single_quoted && !(simple_key && a.multiline) {
@@ -522,16 +488,8 @@ pub(crate) fn python_float_repr(v: f64) -> String {
     let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
     let sign = if v < 0.0 { "-" } else { "" };
     if !(-4..16).contains(&exp) {
-        let m = if digits.len() == 1 {
-            digits
-        } else {
-            format!("{}.{}", &digits[..1], &digits[1..])
-        };
-        format!(
-            "{sign}{m}e{}{:02}",
-            if exp < 0 { '-' } else { '+' },
-            exp.abs()
-        )
+        let m = if digits.len() == 1 { digits } else { format!("{}.{}", &digits[..1], &digits[1..]) };
+        format!("{sign}{m}e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs())
     } else if exp >= 0 {
         let int_len = exp as usize + 1;
         if digits.len() <= int_len {

@@ -8,9 +8,7 @@ use std::path::{Path, PathBuf};
 
 use kiln_domain::{Code, ModelRegistry, ModelVersion, PortError, RunId, Stage};
 
-use super::fsio::{
-    self, Meta, create_dir_all, create_dir_new, io_error, read_text, sync_parent, write_atomic,
-};
+use super::fsio::{self, Meta, create_dir_all, create_dir_new, io_error, read_text, sync_parent, write_atomic};
 use super::pyyaml::Yaml;
 use super::{LocalStore, META, MODELS, now_ms};
 
@@ -24,9 +22,7 @@ fn invalid(message: String) -> PortError {
 /// single path segment.
 fn check_model_name(name: &str) -> Result<(), PortError> {
     if name.trim().is_empty() {
-        return Err(invalid(
-            "registered model name must not be empty".to_string(),
-        ));
+        return Err(invalid("registered model name must not be empty".to_string()));
     }
     if name.contains(['/', ':', '%', '\\']) {
         return Err(invalid(format!(
@@ -34,9 +30,7 @@ fn check_model_name(name: &str) -> Result<(), PortError> {
         )));
     }
     if name == "." || name.starts_with("..") {
-        return Err(invalid(format!(
-            "invalid registered model name '{name}': it must not be '.' or start with '..'"
-        )));
+        return Err(invalid(format!("invalid registered model name '{name}': it must not be '.' or start with '..'")));
     }
     Ok(())
 }
@@ -47,32 +41,20 @@ fn check_alias(alias: &str) -> Result<(), PortError> {
     if alias.is_empty() {
         return Err(invalid("alias must not be empty".to_string()));
     }
-    if !alias
-        .chars()
-        .all(|c| c.is_alphanumeric() || c == '_' || c == '-')
-    {
+    if !alias.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '-') {
         return Err(invalid(format!(
             "invalid alias '{alias}': only alphanumerics, underscores (_) and dashes (-) are allowed"
         )));
     }
     if alias.chars().count() > 255 {
-        return Err(invalid(format!(
-            "invalid alias '{alias}': longer than 255 characters"
-        )));
+        return Err(invalid(format!("invalid alias '{alias}': longer than 255 characters")));
     }
     if alias.eq_ignore_ascii_case("latest") {
-        return Err(invalid(format!(
-            "alias '{alias}' is reserved ('latest' in any case)"
-        )));
+        return Err(invalid(format!("alias '{alias}' is reserved ('latest' in any case)")));
     }
     let mut chars = alias.chars();
-    if matches!(chars.next(), Some('v' | 'V'))
-        && alias.len() > 1
-        && chars.all(|c| c.is_ascii_digit())
-    {
-        return Err(invalid(format!(
-            "alias '{alias}' is reserved (v<digits> names a version)"
-        )));
+    if matches!(chars.next(), Some('v' | 'V')) && alias.len() > 1 && chars.all(|c| c.is_ascii_digit()) {
+        return Err(invalid(format!("alias '{alias}' is reserved (v<digits> names a version)")));
     }
     Ok(())
 }
@@ -91,18 +73,15 @@ impl LocalStore {
         check_model_name(name)?;
         let dir = self.models_dir().join(name);
         if Meta::read(&dir.join(META))?.is_none() {
-            return Err(PortError::not_found(format!(
-                "registered model '{name}' not found"
-            )));
+            return Err(PortError::not_found(format!("registered model '{name}' not found")));
         }
         Ok(dir)
     }
 
     fn touch_model(&self, model_dir: &Path, now: i64) -> Result<(), PortError> {
         let path = model_dir.join(META);
-        let mut meta = Meta::read(&path)?.ok_or_else(|| {
-            PortError::new(Code::StoreCorrupt, format!("{} vanished", path.display()))
-        })?;
+        let mut meta = Meta::read(&path)?
+            .ok_or_else(|| PortError::new(Code::StoreCorrupt, format!("{} vanished", path.display())))?;
         meta.set("last_updated_timestamp", Yaml::Int(now));
         meta.write(&self.staging())
     }
@@ -111,9 +90,7 @@ impl LocalStore {
     fn version_numbers(model_dir: &Path) -> Result<Vec<u64>, PortError> {
         let mut out = Vec::new();
         for (name, is_dir) in fsio::list_names(model_dir)? {
-            if let Some(n) = name
-                .strip_prefix("version-")
-                .and_then(|n| n.parse::<u64>().ok())
+            if let Some(n) = name.strip_prefix("version-").and_then(|n| n.parse::<u64>().ok())
                 && is_dir
                 && model_dir.join(&name).join(META).is_file()
             {
@@ -130,13 +107,9 @@ impl LocalStore {
         let mut out = Vec::new();
         for alias in fsio::walk_files(&dir)? {
             let path = dir.join(&alias);
-            let text = read_text(&path)?
-                .ok_or_else(|| PortError::io(format!("{} vanished", path.display())))?;
+            let text = read_text(&path)?.ok_or_else(|| PortError::io(format!("{} vanished", path.display())))?;
             let version = text.trim().parse::<u64>().map_err(|_| {
-                PortError::new(
-                    Code::StoreCorrupt,
-                    format!("{}: '{text}' is not a version number", path.display()),
-                )
+                PortError::new(Code::StoreCorrupt, format!("{}: '{text}' is not a version number", path.display()))
             })?;
             out.push((alias, version));
         }
@@ -154,24 +127,14 @@ impl LocalStore {
         };
         let stage_text = meta.string("current_stage")?;
         let stage = Stage::parse(&stage_text).ok_or_else(|| {
-            PortError::new(
-                Code::StoreCorrupt,
-                format!("{}: unknown stage '{stage_text}'", meta.path.display()),
-            )
+            PortError::new(Code::StoreCorrupt, format!("{}: unknown stage '{stage_text}'", meta.path.display()))
         })?;
-        let aliases = Self::aliases(model_dir)?
-            .into_iter()
-            .filter(|(_, v)| *v == version)
-            .map(|(a, _)| a)
-            .collect();
+        let aliases = Self::aliases(model_dir)?.into_iter().filter(|(_, v)| *v == version).map(|(a, _)| a).collect();
         let mv = ModelVersion {
             name: name.to_string(),
             version,
             source: meta.string("source")?,
-            run_id: meta
-                .opt_string("run_id")?
-                .filter(|r| !r.is_empty())
-                .map(RunId),
+            run_id: meta.opt_string("run_id")?.filter(|r| !r.is_empty()).map(RunId),
             stage,
             aliases,
             creation_time_ms: meta.opt_int("creation_timestamp")?.unwrap_or(0),
@@ -180,17 +143,11 @@ impl LocalStore {
         Ok(Some((meta, mv)))
     }
 
-    fn existing_version(
-        &self,
-        name: &str,
-        version: u64,
-    ) -> Result<(PathBuf, Meta, ModelVersion), PortError> {
+    fn existing_version(&self, name: &str, version: u64) -> Result<(PathBuf, Meta, ModelVersion), PortError> {
         let model_dir = self.model_dir(name)?;
         match self.read_version(name, &model_dir, version)? {
             Some((meta, mv)) => Ok((model_dir, meta, mv)),
-            None => Err(PortError::not_found(format!(
-                "version {version} of registered model '{name}' not found"
-            ))),
+            None => Err(PortError::not_found(format!("version {version} of registered model '{name}' not found"))),
         }
     }
 }
@@ -218,33 +175,16 @@ impl ModelRegistry for LocalStore {
         Ok(())
     }
 
-    fn create_version(
-        &self,
-        name: &str,
-        source: &str,
-        run_id: &RunId,
-    ) -> Result<ModelVersion, PortError> {
-        if run_id.0.is_empty()
-            || !run_id
-                .0
-                .chars()
-                .all(|c| c.is_alphanumeric() || c == '_' || c == '-')
-        {
-            return Err(invalid(format!(
-                "invalid run id '{}' for a model version",
-                run_id.0
-            )));
+    fn create_version(&self, name: &str, source: &str, run_id: &RunId) -> Result<ModelVersion, PortError> {
+        if run_id.0.is_empty() || !run_id.0.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '-') {
+            return Err(invalid(format!("invalid run id '{}' for a model version", run_id.0)));
         }
         if source.is_empty() {
             return Err(invalid("a model version needs a source".to_string()));
         }
         let _guard = self.lock();
         let model_dir = self.model_dir(name)?;
-        let mut version = Self::version_numbers(&model_dir)?
-            .last()
-            .copied()
-            .unwrap_or(0)
-            + 1;
+        let mut version = Self::version_numbers(&model_dir)?.last().copied().unwrap_or(0) + 1;
         // claim the number: create_dir fails when another writer (or a crashed one) took it
         while !create_dir_new(&model_dir.join(version_dir_name(version)))? {
             version += 1;
@@ -264,10 +204,7 @@ impl ModelRegistry for LocalStore {
                 ("status".into(), Yaml::str("READY")),
                 ("status_message".into(), Yaml::Null),
                 ("user_id".into(), Yaml::str("")),
-                (
-                    "version".into(),
-                    Yaml::Int(i64::try_from(version).unwrap_or(i64::MAX)),
-                ),
+                ("version".into(), Yaml::Int(i64::try_from(version).unwrap_or(i64::MAX))),
             ],
         );
         meta.write(&self.staging())?;
@@ -305,20 +242,12 @@ impl ModelRegistry for LocalStore {
         let (model_dir, _, _) = self.existing_version(name, version)?;
         let dir = model_dir.join(ALIASES);
         create_dir_all(&dir)?;
-        write_atomic(
-            &self.staging(),
-            &dir.join(alias),
-            version.to_string().as_bytes(),
-        )?;
+        write_atomic(&self.staging(), &dir.join(alias), version.to_string().as_bytes())?;
         self.touch_model(&model_dir, now_ms())
     }
 
     fn delete_alias(&self, name: &str, alias: &str) -> Result<(), PortError> {
-        if alias.is_empty()
-            || !alias
-                .chars()
-                .all(|c| c.is_alphanumeric() || c == '_' || c == '-')
-        {
+        if alias.is_empty() || !alias.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '-') {
             return Err(invalid(format!("invalid alias '{alias}'")));
         }
         let _guard = self.lock();
@@ -327,9 +256,7 @@ impl ModelRegistry for LocalStore {
         match fs::remove_file(&path) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(PortError::not_found(format!(
-                    "alias '{alias}' of registered model '{name}' not found"
-                )));
+                return Err(PortError::not_found(format!("alias '{alias}' of registered model '{name}' not found")));
             }
             Err(e) => return Err(io_error("remove", &path, &e)),
         }
@@ -338,31 +265,23 @@ impl ModelRegistry for LocalStore {
     }
 
     fn version_by_alias(&self, name: &str, alias: &str) -> Result<ModelVersion, PortError> {
-        if alias.is_empty()
-            || !alias
-                .chars()
-                .all(|c| c.is_alphanumeric() || c == '_' || c == '-')
-        {
+        if alias.is_empty() || !alias.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '-') {
             return Err(invalid(format!("invalid alias '{alias}'")));
         }
         let model_dir = self.model_dir(name)?;
         let path = model_dir.join(ALIASES).join(alias);
-        let text = read_text(&path)?.ok_or_else(|| {
-            PortError::not_found(format!(
-                "alias '{alias}' of registered model '{name}' not found"
-            ))
-        })?;
+        let text = read_text(&path)?
+            .ok_or_else(|| PortError::not_found(format!("alias '{alias}' of registered model '{name}' not found")))?;
         let version = text.trim().parse::<u64>().map_err(|_| {
-            PortError::new(
-                Code::StoreCorrupt,
-                format!("{}: '{text}' is not a version number", path.display()),
-            )
+            PortError::new(Code::StoreCorrupt, format!("{}: '{text}' is not a version number", path.display()))
         })?;
         self.existing_version(name, version).map(|(_, _, mv)| mv).map_err(|e| {
             if e.code == Code::NotFound {
                 PortError::new(
                     Code::StoreCorrupt,
-                    format!("alias '{alias}' of registered model '{name}' points at version {version}, which does not exist"),
+                    format!(
+                        "alias '{alias}' of registered model '{name}' points at version {version}, which does not exist"
+                    ),
                 )
             } else {
                 e
@@ -391,8 +310,7 @@ impl ModelRegistry for LocalStore {
                 if other == version {
                     continue;
                 }
-                if let Some((mut other_meta, other_mv)) =
-                    self.read_version(name, &model_dir, other)?
+                if let Some((mut other_meta, other_mv)) = self.read_version(name, &model_dir, other)?
                     && other_mv.stage == stage
                 {
                     other_meta.set("current_stage", Yaml::str(Stage::Archived.as_str()));

@@ -1,9 +1,7 @@
 use std::fs;
 use std::path::Path;
 
-use kiln_domain::{
-    ArtifactStore, Code, MetricPoint, ModelRegistry, RunId, RunStatus, Stage, Tracker,
-};
+use kiln_domain::{ArtifactStore, Code, MetricPoint, ModelRegistry, RunId, RunStatus, Stage, Tracker};
 
 use super::LocalStore;
 use super::fsio::check_key;
@@ -20,19 +18,11 @@ fn store() -> (tempfile::TempDir, LocalStore) {
 }
 
 fn kv(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
 
 fn point(key: &str, value: f64, step: i64) -> MetricPoint {
-    MetricPoint {
-        key: key.into(),
-        value,
-        timestamp_ms: 1_795_333_905_191,
-        step,
-    }
+    MetricPoint { key: key.into(), value, timestamp_ms: 1_795_333_905_191, step }
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -40,28 +30,17 @@ fn point(key: &str, value: f64, step: i64) -> MetricPoint {
 
 #[test]
 fn yaml_strings_match_pyyaml() {
-    let fixture: serde_json::Value =
-        serde_json::from_str(include_str!("../../testdata/pyyaml_cases.json")).unwrap();
+    let fixture: serde_json::Value = serde_json::from_str(include_str!("../../testdata/pyyaml_cases.json")).unwrap();
     let cases = fixture["cases"].as_array().unwrap();
     assert!(cases.len() > 50);
     for case in cases {
         let text = case["text"].as_str().unwrap();
         let expected = case["yaml"].as_str().unwrap();
-        assert_eq!(
-            dump(&[("k".to_string(), Yaml::str(text))]),
-            expected,
-            "for {text:?}"
-        );
+        assert_eq!(dump(&[("k".to_string(), Yaml::str(text))]), expected, "for {text:?}");
     }
     let mapping = vec![
         ("name".to_string(), Yaml::str("x")),
-        (
-            "aliases".to_string(),
-            Yaml::Map(vec![
-                ("champion".into(), Yaml::str("1")),
-                ("9".into(), Yaml::str("2")),
-            ]),
-        ),
+        ("aliases".to_string(), Yaml::Map(vec![("champion".into(), Yaml::str("1")), ("9".into(), Yaml::str("2"))])),
         ("tags".to_string(), Yaml::EmptyList),
         ("e".to_string(), Yaml::Map(vec![])),
         ("n".to_string(), Yaml::Null),
@@ -82,10 +61,7 @@ fn floats_match_python_repr() {
         assert_eq!(python_float_repr(v), expected, "bits {bits:016x}");
         // and Rust reads back what Python's float() reads
         let back: f64 = expected.parse().unwrap();
-        assert!(
-            back.to_bits() == v.to_bits() || (back.is_nan() && v.is_nan()),
-            "{expected}"
-        );
+        assert!(back.to_bits() == v.to_bits() || (back.is_nan() && v.is_nan()), "{expected}");
     }
 }
 
@@ -94,9 +70,7 @@ fn keys_follow_mlflow_rules() {
     for ok in ["rmse", "val/rmse", "a b", "lr_0.1", "x-y", "größe"] {
         check_key("metric", ok).unwrap();
     }
-    for bad in [
-        "", "/abs", "a//b", "a/./b", "a/../b", "..", "../x", "a/", "x:y", "a\\b", "tab\t",
-    ] {
+    for bad in ["", "/abs", "a//b", "a/./b", "a/../b", "..", "../x", "a/", "x:y", "a\\b", "tab\t"] {
         let err = check_key("metric", bad).unwrap_err();
         assert_eq!(err.code, Code::ConfigInvalid, "{bad:?}");
         assert!(err.message.contains(&format!("'{bad}'")), "{}", err.message);
@@ -111,10 +85,7 @@ fn open_creates_trash_and_the_default_experiment() {
     let (_dir, store) = store();
     assert!(store.root().join(".trash").is_dir());
     let meta = read(store.root().join("0/meta.yaml"));
-    let created = meta
-        .lines()
-        .find_map(|l| l.strip_prefix("creation_time: "))
-        .unwrap();
+    let created = meta.lines().find_map(|l| l.strip_prefix("creation_time: ")).unwrap();
     assert_eq!(
         meta,
         format!(
@@ -136,14 +107,8 @@ fn experiments_are_numbered_and_found_by_name() {
     assert_eq!((a.0.as_str(), b.0.as_str()), ("1", "2"));
     assert_eq!(store.experiment_by_name("demo exp").unwrap(), a);
     let meta = read(store.root().join("1/meta.yaml"));
-    assert!(
-        meta.starts_with("artifact_location: mlflow-artifacts:/1\n"),
-        "{meta}"
-    );
-    assert!(
-        meta.contains("\nexperiment_id: '1'\n") && meta.ends_with("\nname: demo exp\n"),
-        "{meta}"
-    );
+    assert!(meta.starts_with("artifact_location: mlflow-artifacts:/1\n"), "{meta}");
+    assert!(meta.contains("\nexperiment_id: '1'\n") && meta.ends_with("\nname: demo exp\n"), "{meta}");
     let err = store.experiment_by_name("  ").unwrap_err();
     assert_eq!(err.code, Code::ConfigInvalid);
 }
@@ -152,21 +117,11 @@ fn experiments_are_numbered_and_found_by_name() {
 fn run_files_are_byte_exact() {
     let (_dir, store) = store();
     let exp = store.experiment_by_name("hand-exp").unwrap();
-    let info = store
-        .create_run(
-            &exp,
-            "hand-run",
-            &kv(&[("mlflow.user", "demo")]),
-            1_795_333_905_191,
-        )
-        .unwrap();
+    let info = store.create_run(&exp, "hand-run", &kv(&[("mlflow.user", "demo")]), 1_795_333_905_191).unwrap();
     let run = &info.run_id;
     assert_eq!(run.0.len(), 32);
     assert!(run.0.chars().all(|c| c.is_ascii_hexdigit()));
-    assert_eq!(
-        info.artifact_uri,
-        format!("mlflow-artifacts:/1/{}/artifacts", run.0)
-    );
+    assert_eq!(info.artifact_uri, format!("mlflow-artifacts:/1/{}/artifacts", run.0));
     let dir = store.root().join("1").join(&run.0);
     for sub in ["metrics", "params", "tags", "artifacts"] {
         assert!(dir.join(sub).is_dir(), "{sub}");
@@ -184,27 +139,13 @@ fn run_files_are_byte_exact() {
     assert_eq!(read(dir.join("tags/mlflow.runName")), "hand-run");
     assert_eq!(read(dir.join("tags/mlflow.user")), "demo");
 
-    store
-        .log_params(run, &kv(&[("learning_rate", "0.1")]))
-        .unwrap();
+    store.log_params(run, &kv(&[("learning_rate", "0.1")])).unwrap();
     assert_eq!(read(dir.join("params/learning_rate")), "0.1");
-    store
-        .log_metrics(run, &[point("rmse", 0.1, 0), point("rmse", 1e-5, 1)])
-        .unwrap();
-    store
-        .log_metrics(run, &[point("rmse", f64::NAN, 2)])
-        .unwrap();
-    assert_eq!(
-        read(dir.join("metrics/rmse")),
-        "1795333905191 0.1 0\n1795333905191 1e-05 1\n1795333905191 nan 2\n"
-    );
-    store
-        .end_run(run, RunStatus::Finished, 1_795_333_910_191)
-        .unwrap();
-    assert_eq!(
-        read(dir.join("meta.yaml")),
-        expected_meta("1795333910191", 3)
-    );
+    store.log_metrics(run, &[point("rmse", 0.1, 0), point("rmse", 1e-5, 1)]).unwrap();
+    store.log_metrics(run, &[point("rmse", f64::NAN, 2)]).unwrap();
+    assert_eq!(read(dir.join("metrics/rmse")), "1795333905191 0.1 0\n1795333905191 1e-05 1\n1795333905191 nan 2\n");
+    store.end_run(run, RunStatus::Finished, 1_795_333_910_191).unwrap();
+    assert_eq!(read(dir.join("meta.yaml")), expected_meta("1795333910191", 3));
     // no temporary file was left behind anywhere
     let leftovers: Vec<_> = fs::read_dir(store.root().join(".trash")).unwrap().collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
@@ -214,40 +155,24 @@ fn run_files_are_byte_exact() {
 fn tracking_round_trip() {
     let (_dir, store) = store();
     let exp = store.experiment_by_name("demo").unwrap();
-    let run = store
-        .create_run(&exp, "first", &kv(&[("team", "rust")]), 1000)
-        .unwrap()
-        .run_id;
+    let run = store.create_run(&exp, "first", &kv(&[("team", "rust")]), 1000).unwrap().run_id;
 
-    store
-        .log_params(&run, &kv(&[("lr", "0.1"), ("model/depth", "6")]))
-        .unwrap();
+    store.log_params(&run, &kv(&[("lr", "0.1"), ("model/depth", "6")])).unwrap();
     store.log_params(&run, &kv(&[("lr", "0.1")])).unwrap();
     let err = store.log_params(&run, &kv(&[("lr", "0.2")])).unwrap_err();
     assert_eq!(err.code, Code::AlreadyExists);
     assert!(
-        err.message.contains("'lr'")
-            && err.message.contains("'0.1'")
-            && err.message.contains("'0.2'"),
+        err.message.contains("'lr'") && err.message.contains("'0.1'") && err.message.contains("'0.2'"),
         "{}",
         err.message
     );
-    let err = store
-        .log_params(&run, &kv(&[("new", "1"), ("new", "2")]))
-        .unwrap_err();
+    let err = store.log_params(&run, &kv(&[("new", "1"), ("new", "2")])).unwrap_err();
     assert_eq!(err.code, Code::AlreadyExists);
-    assert_eq!(
-        store.params(&run).unwrap(),
-        kv(&[("lr", "0.1"), ("model/depth", "6")])
-    );
-    let err = store
-        .log_params(&run, &kv(&[("../escape", "1")]))
-        .unwrap_err();
+    assert_eq!(store.params(&run).unwrap(), kv(&[("lr", "0.1"), ("model/depth", "6")]));
+    let err = store.log_params(&run, &kv(&[("../escape", "1")])).unwrap_err();
     assert_eq!(err.code, Code::ConfigInvalid);
 
-    let points: Vec<MetricPoint> = (0..5)
-        .map(|s| point("val/rmse", 1.0 / (s + 1) as f64, s))
-        .collect();
+    let points: Vec<MetricPoint> = (0..5).map(|s| point("val/rmse", 1.0 / (s + 1) as f64, s)).collect();
     store.log_metrics(&run, &points[..2]).unwrap();
     store.log_metrics(&run, &points[2..]).unwrap();
     store.log_metrics(&run, &[point("auc", 0.87, 0)]).unwrap();
@@ -255,54 +180,30 @@ fn tracking_round_trip() {
     assert_eq!(store.metrics(&run).unwrap().len(), 6);
     assert!(store.metric_history(&run, "never").unwrap().is_empty());
 
-    store
-        .set_tags(&run, &kv(&[("stage", "dev"), ("stage", "prod")]))
-        .unwrap();
-    store
-        .set_tags(&run, &kv(&[("mlflow.runName", "renamed")]))
-        .unwrap();
+    store.set_tags(&run, &kv(&[("stage", "dev"), ("stage", "prod")])).unwrap();
+    store.set_tags(&run, &kv(&[("mlflow.runName", "renamed")])).unwrap();
     let tags = store.tags(&run).unwrap();
     assert!(tags.contains(&("stage".into(), "prod".into())));
     assert!(tags.contains(&("team".into(), "rust".into())));
     assert!(tags.contains(&("mlflow.runName".into(), "renamed".into())));
 
     let info = store.get_run(&run).unwrap();
-    assert_eq!(
-        (info.run_name.as_str(), info.status, info.end_time_ms),
-        ("renamed", RunStatus::Running, None)
-    );
+    assert_eq!((info.run_name.as_str(), info.status, info.end_time_ms), ("renamed", RunStatus::Running, None));
     store.end_run(&run, RunStatus::Finished, 2000).unwrap();
     let info = store.get_run(&run).unwrap();
-    assert_eq!(
-        (info.status, info.start_time_ms, info.end_time_ms),
-        (RunStatus::Finished, 1000, Some(2000))
-    );
+    assert_eq!((info.status, info.start_time_ms, info.end_time_ms), (RunStatus::Finished, 1000, Some(2000)));
 
     let failed = store.create_run(&exp, "second", &[], 3000).unwrap().run_id;
     store.end_run(&failed, RunStatus::Failed, 4000).unwrap();
     assert_eq!(store.get_run(&failed).unwrap().status, RunStatus::Failed);
-    assert!(
-        read(store.root().join("1").join(&failed.0).join("meta.yaml")).contains("\nstatus: 4\n")
-    );
+    assert!(read(store.root().join("1").join(&failed.0).join("meta.yaml")).contains("\nstatus: 4\n"));
 
     let unknown = RunId("0123456789abcdef0123456789abcdef".into());
     assert_eq!(store.get_run(&unknown).unwrap_err().code, Code::NotFound);
-    assert_eq!(
-        store
-            .log_metrics(&unknown, &[point("x", 1.0, 0)])
-            .unwrap_err()
-            .code,
-        Code::NotFound
-    );
-    assert_eq!(
-        store.get_run(&RunId("../1".into())).unwrap_err().code,
-        Code::NotFound
-    );
+    assert_eq!(store.log_metrics(&unknown, &[point("x", 1.0, 0)]).unwrap_err().code, Code::NotFound);
+    assert_eq!(store.get_run(&RunId("../1".into())).unwrap_err().code, Code::NotFound);
     let missing = kiln_domain::ExperimentId("77".into());
-    assert_eq!(
-        store.create_run(&missing, "x", &[], 0).unwrap_err().code,
-        Code::NotFound
-    );
+    assert_eq!(store.create_run(&missing, "x", &[], 0).unwrap_err().code, Code::NotFound);
 }
 
 #[test]
@@ -310,9 +211,7 @@ fn artifacts_put_list_download() {
     let (dir, store) = store();
     let exp = store.experiment_by_name("demo").unwrap();
     let run = store.create_run(&exp, "r", &[], 0).unwrap().run_id;
-    store
-        .put_bytes(&run, "top.txt", b"hello artifacts")
-        .unwrap();
+    store.put_bytes(&run, "top.txt", b"hello artifacts").unwrap();
     store.put_bytes(&run, "/reports/hello.txt", b"hi").unwrap();
 
     let local = dir.path().join("bundle");
@@ -326,18 +225,8 @@ fn artifacts_put_list_download() {
     assert_eq!(read(art.join("reports/hello.txt")), "hi");
 
     let root = store.list(&run, "").unwrap();
-    let paths: Vec<(&str, bool, Option<u64>)> = root
-        .iter()
-        .map(|e| (e.path.as_str(), e.is_dir, e.size))
-        .collect();
-    assert_eq!(
-        paths,
-        [
-            ("model", true, None),
-            ("reports", true, None),
-            ("top.txt", false, Some(15))
-        ]
-    );
+    let paths: Vec<(&str, bool, Option<u64>)> = root.iter().map(|e| (e.path.as_str(), e.is_dir, e.size)).collect();
+    assert_eq!(paths, [("model", true, None), ("reports", true, None), ("top.txt", false, Some(15))]);
     let model = store.list(&run, "model").unwrap();
     let paths: Vec<&str> = model.iter().map(|e| e.path.as_str()).collect();
     assert_eq!(paths, ["model/MLmodel", "model/nested"]);
@@ -347,18 +236,9 @@ fn artifacts_put_list_download() {
     store.download_dir(&run, "model", &dest).unwrap();
     assert_eq!(read(dest.join("MLmodel")), "flavors: {}\n");
     assert_eq!(read(dest.join("nested/model.lgb")), "tree\n");
-    assert_eq!(
-        store.download_dir(&run, "missing", &dest).unwrap_err().code,
-        Code::NotFound
-    );
-    assert_eq!(
-        store.put_bytes(&run, "a/../b", b"x").unwrap_err().code,
-        Code::ConfigInvalid
-    );
-    assert_eq!(
-        store.put_bytes(&run, "", b"x").unwrap_err().code,
-        Code::ConfigInvalid
-    );
+    assert_eq!(store.download_dir(&run, "missing", &dest).unwrap_err().code, Code::NotFound);
+    assert_eq!(store.put_bytes(&run, "a/../b", b"x").unwrap_err().code, Code::ConfigInvalid);
+    assert_eq!(store.put_bytes(&run, "", b"x").unwrap_err().code, Code::ConfigInvalid);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -373,11 +253,7 @@ fn registry_versions_aliases_and_stages() {
     store.ensure_registered_model("m").unwrap();
     store.ensure_registered_model("m").unwrap();
     let model_meta = read(store.root().join("models/m/meta.yaml"));
-    let created = model_meta
-        .lines()
-        .find_map(|l| l.strip_prefix("creation_timestamp: "))
-        .unwrap()
-        .to_string();
+    let created = model_meta.lines().find_map(|l| l.strip_prefix("creation_timestamp: ")).unwrap().to_string();
 
     let source = format!("runs:/{}/model", run.0);
     let v1 = store.create_version("m", &source, &run).unwrap();
@@ -387,11 +263,7 @@ fn registry_versions_aliases_and_stages() {
     assert_eq!(v1.stage, Stage::None);
 
     let meta = read(store.root().join("models/m/version-1/meta.yaml"));
-    let ts = meta
-        .lines()
-        .find_map(|l| l.strip_prefix("creation_timestamp: "))
-        .unwrap()
-        .to_string();
+    let ts = meta.lines().find_map(|l| l.strip_prefix("creation_timestamp: ")).unwrap().to_string();
     assert_eq!(
         meta,
         format!(
@@ -402,9 +274,9 @@ fn registry_versions_aliases_and_stages() {
         )
     );
     let model_meta = read(store.root().join("models/m/meta.yaml"));
-    assert!(model_meta.starts_with(&format!(
-        "creation_timestamp: {created}\ndescription: ''\nlast_updated_timestamp: "
-    )));
+    assert!(
+        model_meta.starts_with(&format!("creation_timestamp: {created}\ndescription: ''\nlast_updated_timestamp: "))
+    );
     assert!(model_meta.ends_with("\nname: m\n"), "{model_meta}");
 
     // aliases: set, move, read, delete
@@ -414,90 +286,35 @@ fn registry_versions_aliases_and_stages() {
     store.set_alias("m", "champion", 2).unwrap();
     store.set_alias("m", "Champion", 3).unwrap();
     let by_alias = store.version_by_alias("m", "champion").unwrap();
-    assert_eq!(
-        (by_alias.version, by_alias.aliases.clone()),
-        (2, vec!["champion".to_string()])
-    );
+    assert_eq!((by_alias.version, by_alias.aliases.clone()), (2, vec!["champion".to_string()]));
     assert_eq!(store.get_version("m", 3).unwrap().aliases, ["Champion"]);
     store.delete_alias("m", "champion").unwrap();
-    assert_eq!(
-        store.version_by_alias("m", "champion").unwrap_err().code,
-        Code::NotFound
-    );
-    assert_eq!(
-        store.delete_alias("m", "champion").unwrap_err().code,
-        Code::NotFound
-    );
+    assert_eq!(store.version_by_alias("m", "champion").unwrap_err().code, Code::NotFound);
+    assert_eq!(store.delete_alias("m", "champion").unwrap_err().code, Code::NotFound);
     for reserved in ["latest", "LaTeSt", "v1", "V12"] {
         let err = store.set_alias("m", reserved, 1).unwrap_err();
         assert_eq!(err.code, Code::ModelRefInvalid, "{reserved}");
         assert!(err.message.contains("reserved"), "{}", err.message);
     }
-    assert_eq!(
-        store.set_alias("m", "bad/alias", 1).unwrap_err().code,
-        Code::ModelRefInvalid
-    );
-    assert_eq!(
-        store.set_alias("m", "champion", 9).unwrap_err().code,
-        Code::NotFound
-    );
+    assert_eq!(store.set_alias("m", "bad/alias", 1).unwrap_err().code, Code::ModelRefInvalid);
+    assert_eq!(store.set_alias("m", "champion", 9).unwrap_err().code, Code::NotFound);
 
     // stages, with and without archiving the others
-    store
-        .transition_stage("m", 1, Stage::Production, false)
-        .unwrap();
-    store
-        .transition_stage("m", 2, Stage::Production, false)
-        .unwrap();
-    let v3 = store
-        .transition_stage("m", 3, Stage::Production, true)
-        .unwrap();
+    store.transition_stage("m", 1, Stage::Production, false).unwrap();
+    store.transition_stage("m", 2, Stage::Production, false).unwrap();
+    let v3 = store.transition_stage("m", 3, Stage::Production, true).unwrap();
     assert_eq!(v3.stage, Stage::Production);
-    let stages: Vec<Stage> = store
-        .list_versions("m")
-        .unwrap()
-        .iter()
-        .map(|v| v.stage)
-        .collect();
-    assert_eq!(
-        stages,
-        [Stage::Archived, Stage::Archived, Stage::Production]
-    );
-    assert!(
-        read(store.root().join("models/m/version-1/meta.yaml"))
-            .contains("\ncurrent_stage: Archived\n")
-    );
-    store
-        .transition_stage("m", 1, Stage::Staging, true)
-        .unwrap();
+    let stages: Vec<Stage> = store.list_versions("m").unwrap().iter().map(|v| v.stage).collect();
+    assert_eq!(stages, [Stage::Archived, Stage::Archived, Stage::Production]);
+    assert!(read(store.root().join("models/m/version-1/meta.yaml")).contains("\ncurrent_stage: Archived\n"));
+    store.transition_stage("m", 1, Stage::Staging, true).unwrap();
     assert_eq!(store.get_version("m", 1).unwrap().stage, Stage::Staging);
     assert_eq!(store.get_version("m", 3).unwrap().stage, Stage::Production);
-    assert_eq!(
-        store
-            .transition_stage("m", 2, Stage::Archived, true)
-            .unwrap_err()
-            .code,
-        Code::ModelRefInvalid
-    );
-    assert_eq!(
-        store
-            .transition_stage("m", 7, Stage::Staging, false)
-            .unwrap_err()
-            .code,
-        Code::NotFound
-    );
+    assert_eq!(store.transition_stage("m", 2, Stage::Archived, true).unwrap_err().code, Code::ModelRefInvalid);
+    assert_eq!(store.transition_stage("m", 7, Stage::Staging, false).unwrap_err().code, Code::NotFound);
 
-    assert_eq!(
-        store.ensure_registered_model("a/b").unwrap_err().code,
-        Code::ModelRefInvalid
-    );
-    assert_eq!(
-        store
-            .create_version("nope", &source, &run)
-            .unwrap_err()
-            .code,
-        Code::NotFound
-    );
+    assert_eq!(store.ensure_registered_model("a/b").unwrap_err().code, Code::ModelRefInvalid);
+    assert_eq!(store.create_version("nope", &source, &run).unwrap_err().code, Code::NotFound);
 }
 
 #[test]
@@ -507,13 +324,7 @@ fn version_numbers_never_collide() {
     let run = RunId("0123456789abcdef0123456789abcdef".into());
     // a crashed writer left an empty version-1 folder: the number is taken, the next version is 2
     fs::create_dir(store.root().join("models/m/version-1")).unwrap();
-    assert_eq!(
-        store
-            .create_version("m", "runs:/x/model", &run)
-            .unwrap()
-            .version,
-        2
-    );
+    assert_eq!(store.create_version("m", "runs:/x/model", &run).unwrap().version, 2);
     assert_eq!(store.list_versions("m").unwrap().len(), 1);
 
     // many threads at once still get distinct numbers
@@ -522,12 +333,7 @@ fn version_numbers_never_collide() {
         .map(|_| {
             let store = std::sync::Arc::clone(&store);
             let run = run.clone();
-            std::thread::spawn(move || {
-                store
-                    .create_version("m", "runs:/x/model", &run)
-                    .unwrap()
-                    .version
-            })
+            std::thread::spawn(move || store.create_version("m", "runs:/x/model", &run).unwrap().version)
         })
         .collect();
     let mut got: Vec<u64> = handles.into_iter().map(|h| h.join().unwrap()).collect();
@@ -564,21 +370,12 @@ fn reads_what_mlflow_python_writes() {
     fs::write(run_dir.join("metrics/big"), "1 1e+16 2\n1 nan 0\n").unwrap();
     let run = RunId(run_id.into());
     let info = store.get_run(&run).unwrap();
-    assert_eq!(
-        (info.status, info.run_name.as_str()),
-        (RunStatus::Finished, "hand-run")
-    );
+    assert_eq!((info.status, info.run_name.as_str()), (RunStatus::Finished, "hand-run"));
     let history = store.metric_history(&run, "big").unwrap();
     assert_eq!(history[0].value, 1e16);
     assert!(history[1].value.is_nan());
-    assert_eq!(
-        store.experiment_by_name("hand-exp").unwrap().0,
-        "850828223697934450"
-    );
-    assert_eq!(
-        store.experiment_by_name("next").unwrap().0,
-        "850828223697934451"
-    );
+    assert_eq!(store.experiment_by_name("hand-exp").unwrap().0, "850828223697934450");
+    assert_eq!(store.experiment_by_name("next").unwrap().0, "850828223697934451");
 
     let vdir = root.join("models/hand-model/version-1");
     fs::create_dir_all(&vdir).unwrap();
@@ -602,21 +399,10 @@ fn reads_what_mlflow_python_writes() {
     fs::create_dir_all(root.join("models/hand-model/aliases")).unwrap();
     fs::write(root.join("models/hand-model/aliases/champion"), "1").unwrap();
     let v = store.version_by_alias("hand-model", "champion").unwrap();
-    assert_eq!(
-        (v.version, v.stage, v.description.as_str()),
-        (1, Stage::Production, "")
-    );
+    assert_eq!((v.version, v.stage, v.description.as_str()), (1, Stage::Production, ""));
     // rewriting keeps the keys kiln does not know
-    store
-        .transition_stage("hand-model", 1, Stage::Staging, false)
-        .unwrap();
+    store.transition_stage("hand-model", 1, Stage::Staging, false).unwrap();
     let meta = read(vdir.join("meta.yaml"));
-    assert!(
-        meta.contains("\ncurrent_stage: Staging\n") && meta.contains("\nstorage_location: runs:/"),
-        "{meta}"
-    );
-    assert!(
-        meta.ends_with("\nversion: 1\nworkspace: default\n"),
-        "{meta}"
-    );
+    assert!(meta.contains("\ncurrent_stage: Staging\n") && meta.contains("\nstorage_location: runs:/"), "{meta}");
+    assert!(meta.ends_with("\nversion: 1\nworkspace: default\n"), "{meta}");
 }
