@@ -25,11 +25,13 @@ pub(crate) struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
-    /// Build features, fit the model on the training part, evaluate it against the persistence baseline on the
-    /// held-out tail, log a tracked run with the model bundle, and optionally register it
+    /// Build features, fit preprocessing, feature selection and the model on the training part, evaluate it
+    /// against a naive baseline (persistence, mean or majority class) on the held-out part, log a tracked run with
+    /// the model bundle, and optionally register it
     Train(TrainArgs),
     /// Score a CSV or Parquet file of raw rows with a model: builds the features exactly as in training and writes
-    /// one prediction per row whose features are defined, beside the time column
+    /// one prediction per row whose features are defined, beside the time or id column (classifiers: the
+    /// probability of the positive class and the class at the model's threshold)
     Predict(PredictArgs),
     /// Inspect experiment configuration
     #[command(subcommand)]
@@ -59,7 +61,8 @@ pub(crate) struct PredictArgs {
     /// runs:/<run_id>/model, or a bundle folder
     #[arg(short, long, value_name = "REF")]
     pub(crate) model: String,
-    /// raw rows (CSV or Parquet), with the time column and every column the features use
+    /// raw rows (CSV or Parquet): for a forecast the time column and every column the features use, for a
+    /// tabular model the feature columns (and the id column, when the model has one)
     #[arg(short, long, value_name = "FILE")]
     pub(crate) input: PathBuf,
     /// where to write the predictions (.csv or .parquet)
@@ -71,6 +74,10 @@ pub(crate) struct PredictArgs {
     /// also write the feature values and the model's raw output (before the target transform is inverted)
     #[arg(long)]
     pub(crate) with_features: bool,
+    /// also write each feature's SHAP contribution to the raw output (`shap_<feature>` columns and `shap_bias`;
+    /// they sum to `raw_prediction`); LightGBM and XGBoost models only
+    #[arg(long)]
+    pub(crate) explain: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -4,17 +4,17 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use kiln_domain::{ErrorKind, ModelRef};
-use kiln_features::{FittedPipeline, TimeSeriesRecipe};
+use kiln_domain::{Column, ErrorKind, ModelRef};
+use kiln_features::FittedPipeline;
 use kiln_infra::{LocalStore, PlotChartRenderer, ReadOptions};
 use kiln_models::Bundle;
 use kiln_registry::Resolution;
-use kiln_train::{Progress, RegisterSpec, TrainSpec, TrainedModelSpec};
+use kiln_train::{Progress, RegisterSpec, RowKeys, TaskSpec, TrainSpec};
 
 use crate::cli::{Cli, Command, ConfigCommand, PredictArgs, TrainArgs};
 use crate::config::{self, ConfigError};
 use crate::exit;
-use crate::settings::{Experiment, ModelSettings};
+use crate::settings::{Experiment, TaskKind};
 
 pub(crate) fn run(cli: Cli) -> Result<u8> {
     match cli.command {
@@ -62,17 +62,25 @@ fn env_var(name: &str) -> Option<String> {
     std::env::var(name).ok()
 }
 
-fn load_experiment(file: &Path) -> Result<(Experiment, String)> {
+fn load_experiment(file: &Path) -> Result<(Experiment, String, config::Loaded)> {
     let loaded = config::load(file, &env_var)?;
     let experiment: Experiment = loaded.parse()?;
+    // checks that depend on the task kind (features, horizon, positive, ...) and the model's ranges
+    if experiment.task.kind == crate::settings::TaskKind::Forecast {
+        experiment.task_spec(&loaded, &[])?;
+    } else {
+        experiment.features(&loaded)?;
+    }
+    experiment.model_spec(&loaded)?;
+    experiment.gates(&loaded)?;
     // through JSON's data model, so that enums print as the one-key maps users write, not as YAML tags
     let value = serde_json::to_value(&experiment).context("cannot print the merged config")?;
     let merged = serde_yaml::to_string(&value).context("cannot print the merged config")?;
-    Ok((experiment, merged))
+    Ok((experiment, merged, loaded))
 }
 
 fn config_show(file: &Path) -> Result<u8> {
-    let (_, merged) = load_experiment(file)?;
+    let (_, merged, _) = load_experiment(file)?;
     print!("{merged}");
     Ok(0)
 }
@@ -104,8 +112,9 @@ fn git_commit() -> Option<String> {
     out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
-fn read_options(time_column: &str, time_format: Option<String>, na: Option<Vec<String>>) -> ReadOptions {
-    let mut opts = ReadOptions { time_column: Some(time_column.to_string()), time_format, ..ReadOptions::default() };
+fn read_options(time_column: Option<&str>, time_format: Option<String>, na: Option<Vec<String>>) -> ReadOptions {
+    let mut opts =
+        ReadOptions { time_column: time_column.map(str::to_string), time_format, ..ReadOptions::default() };
     if let Some(na) = na {
         opts.na_values = na;
     }
@@ -114,48 +123,35 @@ fn read_options(time_column: &str, time_format: Option<String>, na: Option<Vec<S
 
 fn train(args: TrainArgs) -> Result<u8> {
     let progress = StderrProgress { start: Instant::now() };
-    let (exp, merged) = load_experiment(&args.config)?;
-    let recipe = TimeSeriesRecipe {
-        time_column: exp.data.time_column.clone(),
-        target: exp.task.target.clone(),
-        horizon: exp.task.horizon,
-        target_transform: exp.task.target_transform,
-        features: exp.features.clone(),
-    };
-    recipe.validate().with_context(|| format!("{}: key 'features'", args.config.display()))?;
-    let model = match &exp.model {
-        ModelSettings::Lightgbm(p) => TrainedModelSpec::LightGbm(
-            p.check().with_context(|| format!("{}: key 'model.params'", args.config.display()))?,
-        ),
-    };
+    let (exp, merged, loaded) = load_experiment(&args.config)?;
+    let model = exp.model_spec(&loaded)?;
     let register = match (&exp.registry, args.register) {
         (Some(r), true) => Some(RegisterSpec { model_name: r.model_name.clone(), alias: r.alias.clone() }),
         (None, true) => bail!("{}: --register needs a 'registry' section with 'model_name'", args.config.display()),
         (_, false) => None,
     };
 
-    let mut columns = recipe.input_columns();
-    if let Some(extra) = &exp.data.columns {
-        columns.extend(extra.iter().filter(|c| !columns.contains(c)).cloned().collect::<Vec<_>>());
+    // a forecast reads only the columns its recipe needs; a tabular task reads every column (for __AUTO__)
+    let mut opts = read_options(exp.data.time_column.as_deref(), exp.data.time_format.clone(), exp.data.na_values.clone());
+    if let TaskKind::Forecast = exp.task.kind {
+        if let TaskSpec::Forecast { recipe, .. } = exp.task_spec(&loaded, &[])? {
+            opts.columns = Some(recipe.input_columns());
+        }
     }
-    let mut opts = read_options(&exp.data.time_column, exp.data.time_format.clone(), exp.data.na_values.clone());
-    opts.columns = Some(columns);
     progress.step(&format!("reading {}", exp.data.path.display()));
     let frame = kiln_infra::read_frame(&exp.data.path, &opts)?;
+    let task = exp.task_spec(&loaded, frame.names())?;
     let data_sha256 = kiln_infra::sha256_file(&exp.data.path)?;
 
     let uri = args.tracking_uri.clone().unwrap_or_else(|| exp.tracking.uri.clone());
     let store = open_store(&uri)?;
     let charts = PlotChartRenderer::default();
-    let clock = || now_ms();
+    let clock = now_ms;
     let ports =
         kiln_train::Ports { tracker: &store, artifacts: &store, registry: &store, charts: &charts, clock: &clock };
 
-    let model_kind = match &model {
-        TrainedModelSpec::LightGbm(_) => "lightgbm",
-    };
     let run_name =
-        args.run_name.or(exp.tracking.run_name.clone()).unwrap_or_else(|| format!("{}-{model_kind}", exp.name));
+        args.run_name.or(exp.tracking.run_name.clone()).unwrap_or_else(|| format!("{}-{}", exp.name, model.kind()));
     let kiln_version = env!("CARGO_PKG_VERSION").to_string();
     let mut tags = vec![
         ("mlflow.source.name".to_string(), "kiln train".to_string()),
@@ -165,6 +161,7 @@ fn train(args: TrainArgs) -> Result<u8> {
         ("kiln.data.sha256".to_string(), data_sha256.clone()),
         ("kiln.data.path".to_string(), exp.data.path.display().to_string()),
         ("kiln.config.path".to_string(), args.config.display().to_string()),
+        ("kiln.model.kind".to_string(), model.kind().to_string()),
     ];
     if let Some(commit) = git_commit() {
         tags.push(("mlflow.source.git.commit".to_string(), commit));
@@ -175,10 +172,11 @@ fn train(args: TrainArgs) -> Result<u8> {
     let spec = TrainSpec {
         experiment: exp.tracking.experiment.clone().unwrap_or_else(|| exp.name.clone()),
         run_name,
-        recipe,
-        split: exp.split.clone(),
+        task,
+        preprocess: exp.preprocess.clone(),
+        selection: exp.selection.clone(),
         model,
-        gates: exp.gates.clone(),
+        gates: exp.gates(&loaded)?,
         register,
         tags,
         input_params: vec![
@@ -190,32 +188,23 @@ fn train(args: TrainArgs) -> Result<u8> {
         kiln_version,
     };
     let outcome = kiln_train::train(&spec, &frame, &ports, &progress)?;
-    let e = &outcome.evaluation;
     let r = &outcome.rows;
     println!();
     println!(
         "rows: {} read, {} warm-up dropped, {} without target dropped, {} gap; train {} (+{} validation), test {}",
         r.input, r.warmup_dropped, r.no_target_dropped, r.gap_dropped, r.train, r.validation, r.test
     );
-    println!("best iteration: {}", outcome.best_iteration);
-    println!();
-    print!(
-        "{}",
-        kiln_eval::comparison_table(&[
-            ("model (train)", &e.model_train),
-            ("model (test)", &e.model_test),
-            ("persistence (train)", &e.baseline_train),
-            ("persistence (test)", &e.baseline_test),
-        ])
-    );
-    let gain = 100.0 * (1.0 - e.model_test.rmse / e.baseline_test.rmse);
-    println!();
-    if gain > 0.0 {
-        println!("the model beats persistence on test RMSE by {gain:.2}%");
-    } else {
-        println!("the model does NOT beat persistence on test RMSE ({:.2}% worse)", -gain);
+    println!("features: {} ({})", outcome.features.len(), abbreviate(&outcome.features, 12));
+    if let Some(best) = outcome.best_iteration {
+        println!("best iteration: {best}");
     }
-    println!("overfitting check: test/train RMSE ratio {:.3} ({:?})", outcome.overfit.ratio, outcome.overfit.verdict);
+    println!();
+    print!("{}", outcome.evaluation.table());
+    println!();
+    println!("{}", outcome.evaluation.verdict());
+    if let kiln_train::Evaluation::Regression { overfit, .. } = &outcome.evaluation {
+        println!("overfitting check: test/train RMSE ratio {:.3} ({:?})", overfit.ratio, overfit.verdict);
+    }
     for c in &outcome.gates.checks {
         println!("gate {} {}: {}", if c.passed { "PASS" } else { "FAIL" }, c.name, c.detail);
     }
@@ -231,6 +220,15 @@ fn train(args: TrainArgs) -> Result<u8> {
         return Ok(exit::GATE_FAILED);
     }
     Ok(0)
+}
+
+/// The first `n` names, then how many more.
+fn abbreviate(names: &[String], n: usize) -> String {
+    if names.len() <= n {
+        names.join(", ")
+    } else {
+        format!("{}, ... and {} more", names[..n].join(", "), names.len() - n)
+    }
 }
 
 fn now_ms() -> i64 {
@@ -273,20 +271,33 @@ fn predict(args: PredictArgs) -> Result<u8> {
     let uri = args.tracking_uri.clone().or_else(|| env_var("MLFLOW_TRACKING_URI")).unwrap_or_else(|| "./mlruns".into());
     let (bundle, label, _tmp) = load_bundle(&args.model, &uri)?;
     progress.step(&format!("loaded {label}, checksums verified"));
-    let recipe = &bundle.pipeline.recipe;
-    let mut opts = read_options(&recipe.time_column, None, None);
-    opts.columns = Some(recipe.input_columns());
+    let pipeline = &bundle.pipeline;
+    let time_column = pipeline.recipe().map(|r| r.time_column.as_str());
+    let mut opts = read_options(time_column, None, None);
+    opts.columns = Some(pipeline.input_columns());
     let frame = kiln_infra::read_frame(&args.input, &opts)?;
     progress.step(&format!("read {} rows from {}", frame.n_rows(), args.input.display()));
-    let scored = kiln_train::score(&bundle, &frame)?;
-    let mut columns = vec![
-        (recipe.time_column.clone(), kiln_domain::Column::Timestamp(scored.times.clone())),
-        ("prediction".to_string(), kiln_domain::Column::Numeric(scored.predictions.clone())),
-    ];
+    let scored = kiln_train::score(&bundle, &frame, args.explain)?;
+    let mut columns = match &scored.keys {
+        RowKeys::Times { column, values } => vec![(column.clone(), Column::Timestamp(values.clone()))],
+        RowKeys::Ids { column, values } => {
+            vec![(column.clone(), Column::Categorical(values.iter().cloned().map(Some).collect()))]
+        }
+    };
+    let prediction_name = if scored.classes.is_some() { "probability" } else { "prediction" };
+    columns.push((prediction_name.to_string(), Column::Numeric(scored.predictions.clone())));
+    if let Some(classes) = &scored.classes {
+        columns.push(("class".to_string(), Column::Categorical(classes.iter().cloned().map(Some).collect())));
+    }
     if args.with_features {
-        columns.push(("raw_prediction".to_string(), kiln_domain::Column::Numeric(scored.raw.clone())));
+        columns.push(("raw_prediction".to_string(), Column::Numeric(scored.raw.clone())));
         for (j, name) in scored.features.names.iter().enumerate() {
-            columns.push((name.clone(), kiln_domain::Column::Numeric(scored.features.column(j))));
+            columns.push((name.clone(), Column::Numeric(scored.features.column(j))));
+        }
+    }
+    if let Some(contrib) = &scored.contributions {
+        for (j, name) in contrib.names.iter().enumerate() {
+            columns.push((format!("shap_{name}"), Column::Numeric(contrib.column(j))));
         }
     }
     let out = kiln_domain::Frame::new(columns)?;
@@ -294,12 +305,13 @@ fn predict(args: PredictArgs) -> Result<u8> {
         std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
     }
     kiln_infra::write_frame(&args.output, &out)?;
-    progress.step(&format!(
-        "wrote {} predictions ({} steps ahead of each row's time, {} warm-up rows without one) to {}",
-        out.n_rows(),
-        recipe.horizon,
-        scored.warmup_dropped,
-        args.output.display()
-    ));
+    let what = match pipeline.recipe() {
+        Some(recipe) => format!(
+            "{} steps ahead of each row's time, {} warm-up rows without one",
+            recipe.horizon, scored.warmup_dropped
+        ),
+        None => "one per row".to_string(),
+    };
+    progress.step(&format!("wrote {} predictions ({what}) to {}", out.n_rows(), args.output.display()));
     Ok(0)
 }

@@ -72,6 +72,28 @@ impl Loaded {
         })
     }
 
+    /// An error about the key at `path` (e.g. `task.horizon`), naming the file that set it.
+    pub(crate) fn error_at(&self, path: &str, message: impl Into<String>) -> ConfigError {
+        err(self.file_defining(path), Some(path.to_string()), message)
+    }
+
+    /// Deserializes one part of the merged config (already in JSON's data model) found at `path`, with errors
+    /// naming the file and the full key path.
+    pub(crate) fn parse_at<T: DeserializeOwned>(&self, path: &str, value: &serde_json::Value) -> Result<T, ConfigError> {
+        serde_path_to_error::deserialize(value.clone()).map_err(|e| {
+            let inner = e.path().to_string();
+            let full = if inner == "." {
+                path.to_string()
+            } else if inner.starts_with('[') {
+                format!("{path}{inner}")
+            } else {
+                format!("{path}.{inner}")
+            };
+            let message = e.into_inner().to_string();
+            err(self.file_defining(&full), Some(full), message)
+        })
+    }
+
     /// The last file of the chain that defines `path` (or a prefix of it); the experiment file when none does.
     fn file_defining(&self, path: &str) -> &Path {
         let path = path.replace('[', ".[");

@@ -1,31 +1,49 @@
 //! The typed experiment settings: one tree, read from the merged YAML. Unknown keys are refused everywhere
 //! (`deny_unknown_fields`), enums stand where a string would allow typos, and every library crate receives its part
-//! as a plain struct.
+//! as a plain struct. [`Experiment::resolve`] checks what serde cannot (keys that depend on the task kind) and builds
+//! the use case's [`TaskSpec`] and [`ModelSpec`], with errors naming the file and key.
 
 use std::path::PathBuf;
 
-use kiln_eval::{GateSpec, HoldoutSpec};
-use kiln_features::{FeatureSpec, TargetTransform};
-use kiln_models::LightGbmParams;
+use kiln_eval::{ClassificationGateSpec, GateSpec, HoldoutSpec, Size};
+use kiln_features::{FeatureSpec, PreprocessSpec, SelectorSpec, TabularInput, TargetTransform, TimeSeriesRecipe};
+use kiln_models::{
+    ElasticNetParams, LassoParams, LightGbmParams, LinearParams, LogisticParams, RandomForestParams, RidgeParams,
+    XgBoostParams,
+};
+use kiln_train::{Gates, ModelSpec, ShuffledSplit, TabularKind, TaskSpec, ThresholdRule};
 use serde::{Deserialize, Serialize};
+
+use crate::config::{ConfigError, Loaded};
+
+/// `features: __AUTO__`: every column of a tabular file except the target, the id column and `data.exclude`.
+pub(crate) const AUTO_FEATURES: &str = "__AUTO__";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Experiment {
     /// short name of the experiment; also the default MLflow experiment name
     pub(crate) name: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) description: Option<String>,
     pub(crate) data: DataSettings,
     pub(crate) task: TaskSettings,
-    pub(crate) features: Vec<FeatureSpec>,
-    pub(crate) split: HoldoutSpec,
+    /// forecast: a list of feature kernels; tabular: `__AUTO__` or a list of column names
+    pub(crate) features: serde_json::Value,
+    /// preprocessing steps, fitted on the training rows, in order
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) preprocess: Vec<PreprocessSpec>,
+    /// feature selectors, fitted on the training rows at every fit, in order
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) selection: Vec<SelectorSpec>,
+    pub(crate) split: SplitSettings,
     pub(crate) model: ModelSettings,
-    #[serde(default)]
-    pub(crate) gates: GateSpec,
+    /// registration gates; their metric names depend on the task kind (read by [`Experiment::gates`])
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub(crate) gates: serde_json::Value,
     #[serde(default)]
     pub(crate) tracking: TrackingSettings,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) registry: Option<RegistrySettings>,
 }
 
@@ -34,24 +52,32 @@ pub(crate) struct Experiment {
 pub(crate) struct DataSettings {
     /// CSV or Parquet file, relative to the working directory
     pub(crate) path: PathBuf,
-    /// the column holding the time of each row
-    pub(crate) time_column: String,
+    /// the column holding the time of each row (required for a forecast; rows are sorted by it)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) time_column: Option<String>,
     /// strftime-like format of the time column (%Y %m %d %H %M %S); detected when absent
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) time_format: Option<String>,
     /// cell texts read as missing values
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) na_values: Option<Vec<String>>,
-    /// keep only these columns (the time column and the target are always kept)
-    #[serde(default)]
-    pub(crate) columns: Option<Vec<String>>,
+    /// a column naming each row (tabular): kept beside the predictions, never a feature
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) id_column: Option<String>,
+    /// columns `features: __AUTO__` leaves out
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) exclude: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum TaskKind {
-    /// predict a numeric series `horizon` steps ahead
+    /// predict a numeric series `horizon` steps ahead (time-ordered rows)
     Forecast,
+    /// binary classification of tabular rows
+    Classification,
+    /// a numeric target of tabular rows
+    Regression,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -59,18 +85,47 @@ pub(crate) enum TaskKind {
 pub(crate) struct TaskSettings {
     pub(crate) kind: TaskKind,
     pub(crate) target: String,
-    #[serde(default = "one")]
-    pub(crate) horizon: usize,
-    #[serde(default = "no_transform")]
-    pub(crate) target_transform: TargetTransform,
+    /// forecast: steps ahead (default 1)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) horizon: Option<usize>,
+    /// forecast: what the model learns (default none)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) target_transform: Option<TargetTransform>,
+    /// classification: the target value of class 1 (e.g. "Yes")
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) positive: Option<String>,
+    /// classification: a probability in (0, 1), or `best_f1` (the F1-maximising threshold on the validation rows)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) threshold: Option<ThresholdSetting>,
 }
 
-fn one() -> usize {
-    1
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub(crate) enum ThresholdSetting {
+    Fixed(f64),
+    Rule(ThresholdName),
 }
 
-fn no_transform() -> TargetTransform {
-    TargetTransform::None
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum ThresholdName {
+    BestF1,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SplitSettings {
+    /// the test part: a fraction in (0, 1) or a row count
+    pub(crate) test_size: Size,
+    /// the validation part (early stopping, threshold): a fraction or a row count
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) validation_size: Option<Size>,
+    /// forecast: rows dropped between validation and test (at least horizon - 1)
+    #[serde(default)]
+    pub(crate) gap: usize,
+    /// tabular: the shuffle seed (default 42)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) seed: Option<u64>,
 }
 
 /// The model and its hyperparameters; the `kind` picks the family.
@@ -78,6 +133,13 @@ fn no_transform() -> TargetTransform {
 #[serde(tag = "kind", content = "params", rename_all = "snake_case", deny_unknown_fields)]
 pub(crate) enum ModelSettings {
     Lightgbm(LightGbmParams),
+    Xgboost(XgBoostParams),
+    RandomForest(RandomForestParams),
+    Linear(LinearParams),
+    Ridge(RidgeParams),
+    Lasso(LassoParams),
+    ElasticNet(ElasticNetParams),
+    Logistic(LogisticParams),
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -87,10 +149,10 @@ pub(crate) struct TrackingSettings {
     #[serde(default = "default_uri")]
     pub(crate) uri: String,
     /// MLflow experiment name; the experiment's `name` when absent
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) experiment: Option<String>,
     /// run name; `<name>-<model kind>` when absent
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) run_name: Option<String>,
 }
 
@@ -116,4 +178,199 @@ pub(crate) struct RegistrySettings {
 
 fn production() -> String {
     "production".to_string()
+}
+
+/// The features of a task, resolved against the task kind.
+pub(crate) enum Features {
+    Recipe(Vec<FeatureSpec>),
+    Auto,
+    Columns(Vec<String>),
+}
+
+impl Experiment {
+    /// The columns `features` names, for a tabular task: the list, or `None` for `__AUTO__`.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the file and `features` when the value does not fit the task kind.
+    pub(crate) fn features(&self, loaded: &Loaded) -> Result<Features, ConfigError> {
+        match self.task.kind {
+            TaskKind::Forecast => {
+                if self.features.as_str() == Some(AUTO_FEATURES) {
+                    return Err(loaded.error_at(
+                        "features",
+                        "a forecast needs a list of feature kernels (lag, rolling, ...); __AUTO__ is for tabular tasks",
+                    ));
+                }
+                Ok(Features::Recipe(loaded.parse_at("features", &self.features)?))
+            }
+            TaskKind::Classification | TaskKind::Regression => {
+                if self.features.as_str() == Some(AUTO_FEATURES) {
+                    return Ok(Features::Auto);
+                }
+                let columns: Vec<String> = loaded.parse_at("features", &self.features).map_err(|e| {
+                    loaded.error_at(
+                        "features",
+                        format!("a tabular task takes __AUTO__ or a list of column names ({})", e.message),
+                    )
+                })?;
+                if columns.is_empty() {
+                    return Err(loaded.error_at("features", "the list of columns is empty"));
+                }
+                Ok(Features::Columns(columns))
+            }
+        }
+    }
+
+    /// The task of the use case. `available` lists the data's columns (for `__AUTO__`).
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the file and key of a setting that does not fit the task kind.
+    pub(crate) fn task_spec(&self, loaded: &Loaded, available: &[String]) -> Result<TaskSpec, ConfigError> {
+        let task = &self.task;
+        let forecast_only = |key: &str, set: bool| -> Result<(), ConfigError> {
+            if set && task.kind != TaskKind::Forecast {
+                return Err(loaded.error_at(key, "only applies to task.kind forecast"));
+            }
+            Ok(())
+        };
+        forecast_only("task.horizon", task.horizon.is_some())?;
+        forecast_only("task.target_transform", task.target_transform.is_some())?;
+        forecast_only("split.gap", self.split.gap > 0)?;
+        if task.kind != TaskKind::Classification {
+            if task.positive.is_some() {
+                return Err(loaded.error_at("task.positive", "only applies to task.kind classification"));
+            }
+            if task.threshold.is_some() {
+                return Err(loaded.error_at("task.threshold", "only applies to task.kind classification"));
+            }
+        }
+        match (task.kind, self.features(loaded)?) {
+            (TaskKind::Forecast, Features::Recipe(features)) => {
+                if self.split.seed.is_some() {
+                    return Err(loaded.error_at("split.seed", "a forecast split is time ordered, never shuffled"));
+                }
+                let Some(time_column) = self.data.time_column.clone() else {
+                    return Err(loaded.error_at("data.time_column", "a forecast needs the time column of the rows"));
+                };
+                let recipe = TimeSeriesRecipe {
+                    time_column,
+                    target: task.target.clone(),
+                    horizon: task.horizon.unwrap_or(1),
+                    target_transform: task.target_transform.unwrap_or_default(),
+                    features,
+                };
+                recipe.validate().map_err(|e| match e {
+                    kiln_features::FeatureError::Spec { path, reason } => loaded.error_at(&path, reason),
+                    other => loaded.error_at("features", other.to_string()),
+                })?;
+                let split = HoldoutSpec {
+                    test_size: self.split.test_size,
+                    validation_size: self.split.validation_size,
+                    gap: self.split.gap,
+                };
+                Ok(TaskSpec::Forecast { recipe, split })
+            }
+            (kind, features) => {
+                let excluded = |c: &String| {
+                    c == &task.target
+                        || Some(c) == self.data.id_column.as_ref()
+                        || Some(c) == self.data.time_column.as_ref()
+                        || self.data.exclude.contains(c)
+                };
+                let columns: Vec<String> = match features {
+                    Features::Auto => available.iter().filter(|c| !excluded(c)).cloned().collect(),
+                    Features::Columns(list) => {
+                        if let Some(i) = list.iter().position(|c| c == &task.target) {
+                            return Err(loaded.error_at(&format!("features[{i}]"), "the target cannot be a feature"));
+                        }
+                        list
+                    }
+                    Features::Recipe(_) => unreachable_recipe(),
+                };
+                if columns.is_empty() {
+                    return Err(loaded.error_at("features", "no column is left to use as a feature"));
+                }
+                let tabular_kind = if kind == TaskKind::Classification {
+                    let Some(positive) = task.positive.clone() else {
+                        return Err(loaded.error_at(
+                            "task.positive",
+                            "a classification needs the target value of the positive class, e.g. positive: \"Yes\"",
+                        ));
+                    };
+                    let threshold = match task.threshold {
+                        None => ThresholdRule::Fixed(0.5),
+                        Some(ThresholdSetting::Rule(ThresholdName::BestF1)) => ThresholdRule::BestF1,
+                        Some(ThresholdSetting::Fixed(t)) if t > 0.0 && t < 1.0 => ThresholdRule::Fixed(t),
+                        Some(ThresholdSetting::Fixed(t)) => {
+                            return Err(loaded.error_at(
+                                "task.threshold",
+                                format!("must be a probability in (0, 1) or best_f1, got {t}"),
+                            ));
+                        }
+                    };
+                    TabularKind::Classification { positive, threshold }
+                } else {
+                    TabularKind::Regression
+                };
+                Ok(TaskSpec::Tabular {
+                    input: TabularInput { columns, id_column: self.data.id_column.clone() },
+                    target: task.target.clone(),
+                    kind: tabular_kind,
+                    split: ShuffledSplit {
+                        test_size: self.split.test_size,
+                        validation_size: self.split.validation_size,
+                        seed: self.split.seed.unwrap_or(42),
+                    },
+                })
+            }
+        }
+    }
+
+    /// The gates, read with the metric names of the task kind.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the file and `gates.<key>` of an unknown metric or a bad value.
+    pub(crate) fn gates(&self, loaded: &Loaded) -> Result<Gates, ConfigError> {
+        if self.gates.is_null() {
+            return Ok(match self.task.kind {
+                TaskKind::Classification => Gates::Classification(ClassificationGateSpec::default()),
+                _ => Gates::Regression(GateSpec::default()),
+            });
+        }
+        Ok(match self.task.kind {
+            TaskKind::Classification => Gates::Classification(loaded.parse_at("gates", &self.gates)?),
+            _ => Gates::Regression(loaded.parse_at("gates", &self.gates)?),
+        })
+    }
+
+    /// The checked model.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the file and `model.params.<name>` of a value outside its range.
+    pub(crate) fn model_spec(&self, loaded: &Loaded) -> Result<ModelSpec, ConfigError> {
+        let at = |e: kiln_models::ModelError| -> ConfigError {
+            match &e {
+                kiln_models::ModelError::Params { param, .. } => loaded.error_at(&format!("model.params.{param}"), e.to_string()),
+                _ => loaded.error_at("model.params", e.to_string()),
+            }
+        };
+        Ok(match &self.model {
+            ModelSettings::Lightgbm(p) => ModelSpec::LightGbm(p.check().map_err(at)?),
+            ModelSettings::Xgboost(p) => ModelSpec::XgBoost(p.check().map_err(at)?),
+            ModelSettings::RandomForest(p) => {
+                let classifier = self.task.kind == TaskKind::Classification;
+                ModelSpec::Smartcore(p.check(classifier).map_err(at)?)
+            }
+            ModelSettings::Linear(p) => ModelSpec::Smartcore(p.check().map_err(at)?),
+            ModelSettings::Ridge(p) => ModelSpec::Smartcore(p.check().map_err(at)?),
+            ModelSettings::Lasso(p) => ModelSpec::Smartcore(p.check().map_err(at)?),
+            ModelSettings::ElasticNet(p) => ModelSpec::Smartcore(p.check().map_err(at)?),
+            ModelSettings::Logistic(p) => ModelSpec::Smartcore(p.check().map_err(at)?),
+        })
+    }
+}
+
+/// `Experiment::features` returns a recipe only for a forecast, which `task_spec` matches first.
+fn unreachable_recipe() -> Vec<String> {
+    Vec::new()
 }

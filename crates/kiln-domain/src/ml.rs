@@ -32,6 +32,16 @@ impl Matrix {
         Matrix { names: self.names.clone(), data: self.data[start * c..end * c].to_vec(), n_rows: end - start }
     }
 
+    /// The given rows, in the given order.
+    pub fn take_rows(&self, rows: &[usize]) -> Matrix {
+        let c = self.n_cols();
+        let mut data = Vec::with_capacity(rows.len() * c);
+        for &i in rows {
+            data.extend_from_slice(&self.data[i * c..(i + 1) * c]);
+        }
+        Matrix { names: self.names.clone(), data, n_rows: rows.len() }
+    }
+
     /// One column's values, copied out.
     pub fn column(&self, j: usize) -> Vec<f64> {
         (0..self.n_rows).map(|i| self.data[i * self.n_cols() + j]).collect()

@@ -258,4 +258,31 @@ pub trait ChartRenderer {
     /// # Errors
     /// `internal` when drawing fails.
     fn bar_chart(&self, title: &str, x_label: &str, labels: &[String], values: &[f64]) -> Result<Vec<u8>, PortError>;
+
+    /// A line chart of named `(x, y)` series (ROC and precision-recall curves), each drawn through its points in the
+    /// given order, with a legend; non-finite points are skipped. With `diagonal`, the dashed `y = x` chance line of a
+    /// ROC chart is drawn under the series.
+    ///
+    /// # Errors
+    /// `data_shape` when no series has a finite point, `internal` when drawing fails.
+    fn line_chart(
+        &self,
+        title: &str,
+        x_label: &str,
+        y_label: &str,
+        series: &[(String, Vec<(f64, f64)>)],
+        diagonal: bool,
+    ) -> Result<Vec<u8>, PortError>;
+
+    /// A binary confusion matrix as a heatmap with the counts written in the cells: rows are the true class,
+    /// columns the predicted class, `counts = [[tn, fp], [fn, tp]]` and `labels` the names of class 0 and class 1.
+    ///
+    /// # Errors
+    /// `internal` when drawing fails.
+    fn confusion_matrix_chart(
+        &self,
+        title: &str,
+        labels: [&str; 2],
+        counts: [[u64; 2]; 2],
+    ) -> Result<Vec<u8>, PortError>;
 }

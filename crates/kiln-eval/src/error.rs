@@ -25,6 +25,27 @@ pub enum EvalError {
     /// One or more registration gates failed; the message lists each failed check.
     #[error("{failed} of {total} gates failed: {details}")]
     GateFailed { failed: usize, total: usize, details: String },
+    /// `y_true` and the predicted probabilities differ in length.
+    #[error("y_true has {y_true} values but proba has {proba}")]
+    ProbaLengthMismatch { y_true: usize, proba: usize },
+    /// Nothing to evaluate or split.
+    #[error("no rows to evaluate: {input} is empty")]
+    Empty { input: &'static str },
+    /// A binary label other than 0 or 1 (NaN included).
+    #[error("y_true has {value} at index {index}; binary labels must be 0 or 1")]
+    NotBinaryLabel { index: usize, value: f64 },
+    /// A predicted probability outside [0, 1] or NaN.
+    #[error("proba has {value} at index {index}; probabilities must lie in [0, 1]")]
+    NotProbability { index: usize, value: f64 },
+    /// A metric that needs both classes (ROC AUC, average precision, their curves) got labels of one class only.
+    #[error("{metric} is undefined when y_true holds a single class (all {rows} labels are {label})")]
+    SingleClass { metric: &'static str, label: u8, rows: usize },
+    /// The labels cannot be split with every class in every part.
+    #[error("cannot stratify: {reason}")]
+    Stratify { reason: String },
+    /// The rows (or a class) are too few for the folds asked for.
+    #[error("cannot make {folds} folds: {reason}")]
+    Folds { folds: usize, reason: String },
 }
 
 impl EvalError {
@@ -32,8 +53,18 @@ impl EvalError {
     pub fn code(&self) -> Code {
         match self {
             // a NaN or infinity is a value that does not fit the shape of the data kiln accepts
-            EvalError::LengthMismatch { .. } | EvalError::NonFinite { .. } => Code::DataShape,
-            EvalError::NotEnoughRows { .. } | EvalError::EmptyPart { .. } => Code::NotEnoughRows,
+            EvalError::LengthMismatch { .. }
+            | EvalError::NonFinite { .. }
+            | EvalError::ProbaLengthMismatch { .. }
+            | EvalError::NotBinaryLabel { .. }
+            | EvalError::NotProbability { .. } => Code::DataShape,
+            // a single class, like an empty input, is too little data for the question asked
+            EvalError::NotEnoughRows { .. }
+            | EvalError::EmptyPart { .. }
+            | EvalError::Empty { .. }
+            | EvalError::SingleClass { .. }
+            | EvalError::Stratify { .. }
+            | EvalError::Folds { .. } => Code::NotEnoughRows,
             EvalError::InvalidSpec { .. } => Code::ConfigInvalid,
             EvalError::GateFailed { .. } => Code::GateFailed,
         }

@@ -1,23 +1,34 @@
-//! Evaluation of fitted models: regression metrics that match scikit-learn, a time-ordered holdout splitter,
-//! registration gates and comparison tables.
+//! Evaluation of fitted models: regression and binary classification metrics that match scikit-learn, time-ordered
+//! and stratified splitters, cross-validation folds, baselines, registration gates and comparison tables.
 //!
 //! Key decision: everything here is a pure function over slices and small serde config structs; this crate reads
 //! no files, logs nothing and knows no model library. Metrics sum with numpy's pairwise summation so that they
 //! equal scikit-learn's values (in practice bit for bit) on the same vectors.
 
+mod classification;
 mod error;
 mod gates;
 mod metrics;
 mod report;
+mod shuffled;
 mod split;
 
+pub use classification::{
+    ClassificationMetricName, ClassificationMetrics, F1Threshold, MajorityClassBaseline, PrCurve, RocCurve,
+    best_f1_threshold, precision_recall_curve, roc_curve,
+};
 pub use error::EvalError;
 pub use gates::{
-    GateCheck, GateReport, GateSpec, OVERFIT_WARNING_RATIO, OverfitReport, OverfitVerdict, check_gates, overfit,
+    ClassificationGateSpec, GateCheck, GateReport, GateSpec, OVERFIT_WARNING_RATIO, OverfitReport, OverfitVerdict,
+    check_classification_gates, check_gates, classification_overfit, overfit,
 };
 pub use metrics::{MetricName, RegressionMetrics, pairwise_sum};
-pub use report::{comparison_table, format_value, markdown_table};
-pub use split::{Holdout, HoldoutSpec, Size, time_holdout};
+pub use report::{
+    classification_comparison_table, classification_markdown_table, comparison_table, confusion_table, format_value,
+    markdown_table,
+};
+pub use shuffled::{Fold, IndexHoldout, kfold, stratified_holdout, stratified_kfold};
+pub use split::{Holdout, HoldoutSpec, Size, TimeFold, time_holdout, time_series_folds};
 
 #[cfg(test)]
 mod tests;

@@ -1,4 +1,6 @@
-//! The time-ordered holdout: `[train][validation][gap][test]`, never shuffled, the test part always last.
+//! Time-ordered splits: the holdout `[train][validation][gap][test]`, never shuffled, the test part always last, and
+//! expanding-window cross-validation folds ([`time_series_folds`]). Shuffled and stratified splits for tabular data
+//! live in `shuffled.rs`.
 //!
 //! Key decisions: a part size is a fraction of all rows (`0.2`) or a row count (`500`). Fractions round up, as
 //! scikit-learn's `train_test_split` does for its test part (but 0.07 of 100 rows is 7, not 8), and the training
@@ -181,4 +183,50 @@ pub fn time_holdout(n_rows: usize, spec: &HoldoutSpec, min_gap: usize) -> Result
         gap: fit_end..fit_end + gap,
         test: n_rows - n_test..n_rows,
     })
+}
+
+/// One expanding-window fold: train on every row before `gap`, skip the `gap` rows, test on the next `test` rows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimeFold {
+    pub train: Range<usize>,
+    pub gap: Range<usize>,
+    pub test: Range<usize>,
+}
+
+/// `k` expanding-window folds over `n_rows` time-ordered rows, as scikit-learn's `TimeSeriesSplit(n_splits=k,
+/// gap=gap)`: the test folds are the last `k` blocks of `n_rows / (k + 1)` rows each, and fold `i` trains on every
+/// row up to `gap` rows before its test block. The rows left over by the division go to the first training part.
+///
+/// # Errors
+/// [`EvalError::InvalidSpec`] (`folds`) for `k < 2`, [`EvalError::Folds`] when the rows cannot give every fold at
+/// least one test row and the first fold at least one training row (scikit-learn's conditions).
+pub fn time_series_folds(n_rows: usize, k: usize, gap: usize) -> Result<Vec<TimeFold>, EvalError> {
+    if k < 2 {
+        return Err(EvalError::InvalidSpec {
+            key: "folds".to_string(),
+            reason: format!("must be at least 2, got {k}"),
+        });
+    }
+    if k + 1 > n_rows {
+        return Err(EvalError::Folds {
+            folds: k,
+            reason: format!("{n_rows} rows cannot hold {} blocks (a first training block and {k} test blocks)", k + 1),
+        });
+    }
+    let test_size = n_rows / (k + 1);
+    let first_test = n_rows - k * test_size;
+    if first_test <= gap {
+        return Err(EvalError::Folds {
+            folds: k,
+            reason: format!(
+                "{n_rows} rows with test blocks of {test_size} rows and a gap of {gap} leave no training row"
+            ),
+        });
+    }
+    Ok((0..k)
+        .map(|i| {
+            let start = first_test + i * test_size;
+            TimeFold { train: 0..start - gap, gap: start - gap..start, test: start..start + test_size }
+        })
+        .collect())
 }

@@ -298,6 +298,7 @@ fn gate_spec_yaml_and_validation() {
     for (yaml, needle) in [
         ("{max: {rsme: 0.1}}", "unknown variant `rsme`"),
         ("{maximum: {rmse: 0.1}}", "unknown field `maximum`"),
+        // classification metrics belong to classification gates (`ClassificationGateSpec`)
         ("{beat_baseline: accuracy}", "unknown variant `accuracy`"),
     ] {
         let e = serde_yaml::from_str::<GateSpec>(yaml).unwrap_err().to_string();
@@ -363,4 +364,318 @@ fn tables() {
         "| | rmse | mae | r2 | mape | smape |\n| --- | ---: | ---: | ---: | ---: | ---: |\n\
          | model \\| test | 0.0051 | 0.0039 | 0.83 | 0.0151 | 0.015 |\n"
     );
+}
+
+// ---------------------------------------------------------------- classification
+
+/// scikit-learn's docstring example (`roc_curve`, `precision_recall_curve`, `average_precision_score`):
+/// y = [0, 0, 1, 1], scores [0.1, 0.4, 0.35, 0.8].
+#[test]
+fn classification_on_the_sklearn_docstring_example() {
+    let (y, p) = ([0.0, 0.0, 1.0, 1.0], [0.1, 0.4, 0.35, 0.8]);
+    let m = ClassificationMetrics::compute(&y, &p, 0.5).unwrap();
+    assert_eq!(m.confusion, [[2, 0], [1, 1]]);
+    assert_eq!((m.accuracy, m.precision, m.recall, m.f1), (0.75, 1.0, 0.5, 2.0 / 3.0));
+    assert_eq!(m.roc_auc, 0.75);
+    // AP = (1 - 0.5) * 1 + (0.5 - 0) * 2/3... by the docstring: 0.8333333333333333
+    assert!((m.pr_auc - 0.8333333333333333).abs() < 1e-15, "{}", m.pr_auc);
+    let by_hand = -(0.9f64.ln() + 0.6f64.ln() + 0.35f64.ln() + 0.8f64.ln()) / 4.0;
+    assert!((m.log_loss - by_hand).abs() < 1e-15);
+
+    let roc = roc_curve(&y, &p).unwrap();
+    assert_eq!(roc.fpr, [0.0, 0.0, 0.5, 0.5, 1.0]);
+    assert_eq!(roc.tpr, [0.0, 0.5, 0.5, 1.0, 1.0]);
+    assert_eq!(roc.thresholds, [f64::INFINITY, 0.8, 0.4, 0.35, 0.1]);
+    assert_eq!(roc.points()[2], (0.5, 0.5));
+    let pr = precision_recall_curve(&y, &p).unwrap();
+    assert_eq!(pr.precision, [0.5, 2.0 / 3.0, 0.5, 1.0, 1.0]);
+    assert_eq!(pr.recall, [1.0, 1.0, 0.5, 0.5, 0.0]);
+    assert_eq!(pr.thresholds, [0.1, 0.35, 0.4, 0.8]);
+    // the staircase holds each precision until the next recall
+    assert_eq!(
+        pr.step_points(),
+        [
+            (1.0, 0.5),
+            (1.0, 0.5),
+            (1.0, 2.0 / 3.0),
+            (0.5, 2.0 / 3.0),
+            (0.5, 0.5),
+            (0.5, 0.5),
+            (0.5, 1.0),
+            (0.0, 1.0),
+            (0.0, 1.0)
+        ]
+    );
+}
+
+#[test]
+fn classification_ties_and_thresholds() {
+    // all scores tied: the ROC curve is the diagonal, AUC 0.5, AP the positive rate
+    let y = [0.0, 1.0, 0.0, 0.0];
+    let m = ClassificationMetrics::compute(&y, &[0.3; 4], 0.3).unwrap();
+    assert_eq!((m.roc_auc, m.pr_auc), (0.5, 0.25));
+    assert_eq!(m.confusion, [[0, 3], [0, 1]], "proba >= threshold is positive");
+    // nothing predicted positive: precision and F1 are 0 (zero division), not NaN
+    let m = ClassificationMetrics::compute(&y, &[0.1, 0.2, 0.3, 0.4], 0.9).unwrap();
+    assert_eq!((m.precision, m.recall, m.f1, m.accuracy), (0.0, 0.0, 0.0, 0.75));
+    // a tie between one positive and one negative counts half
+    let m = ClassificationMetrics::compute(&[0.0, 1.0], &[0.5, 0.5], 0.5).unwrap();
+    assert_eq!(m.roc_auc, 0.5);
+    let m = ClassificationMetrics::compute(&[0.0, 1.0, 1.0], &[0.2, 0.2, 0.9], 0.5).unwrap();
+    assert_eq!(m.roc_auc, 0.75);
+    // exact 0 and 1 probabilities are clipped: the loss is finite
+    let m = ClassificationMetrics::compute(&[0.0, 1.0], &[1.0, 0.0], 0.5).unwrap();
+    assert_eq!(m.log_loss, -f64::EPSILON.ln());
+    assert_eq!(m.iter()[6], (ClassificationMetricName::LogLoss, m.log_loss));
+}
+
+#[test]
+fn classification_rejects_bad_input_naming_it() {
+    let err = |y: &[f64], p: &[f64], t: f64| ClassificationMetrics::compute(y, p, t).unwrap_err();
+    let e = err(&[0.0, 1.0], &[0.5], 0.5);
+    assert_eq!((e.code(), e.to_string()), (Code::DataShape, "y_true has 2 values but proba has 1".to_string()));
+    let e = err(&[], &[], 0.5);
+    assert_eq!((e.code(), e.to_string()), (Code::NotEnoughRows, "no rows to evaluate: y_true is empty".to_string()));
+    let e = err(&[0.0, 2.0], &[0.5, 0.5], 0.5);
+    assert_eq!(e.to_string(), "y_true has 2 at index 1; binary labels must be 0 or 1");
+    assert_eq!(e.code(), Code::DataShape);
+    assert!(err(&[f64::NAN, 1.0], &[0.5, 0.5], 0.5).to_string().starts_with("y_true has NaN at index 0"));
+    let e = err(&[0.0, 1.0], &[0.5, 1.5], 0.5);
+    assert_eq!(e.to_string(), "proba has 1.5 at index 1; probabilities must lie in [0, 1]");
+    assert!(err(&[0.0, 1.0], &[f64::NAN, 0.5], 0.5).to_string().starts_with("proba has NaN at index 0"));
+    assert!(err(&[0.0, 1.0], &[-0.1, 0.5], 0.5).to_string().starts_with("proba has -0.1 at index 0"));
+    let e = err(&[0.0, 1.0], &[0.5, 0.5], f64::NAN);
+    assert_eq!(
+        (e.code(), e.to_string()),
+        (Code::ConfigInvalid, "invalid threshold: must be a probability in [0, 1], got NaN".to_string())
+    );
+
+    let e = err(&[1.0, 1.0, 1.0], &[0.2, 0.5, 0.9], 0.5);
+    assert_eq!(e.code(), Code::NotEnoughRows);
+    assert_eq!(e.to_string(), "roc_auc is undefined when y_true holds a single class (all 3 labels are 1)");
+    let e = roc_curve(&[0.0, 0.0], &[0.2, 0.5]).unwrap_err();
+    assert_eq!(e.to_string(), "the ROC curve is undefined when y_true holds a single class (all 2 labels are 0)");
+    assert!(precision_recall_curve(&[1.0], &[0.2]).unwrap_err().to_string().contains("single class"));
+}
+
+#[test]
+fn best_f1_threshold_breaks_ties_upwards() {
+    // F1 at 0.9: 2/3; at 0.8: 1/2; at 0.7: 2/5; at 0.6: 2/3 again: the higher threshold wins
+    let y = [1.0, 0.0, 0.0, 1.0];
+    let best = best_f1_threshold(&y, &[0.9, 0.8, 0.7, 0.6]).unwrap();
+    assert_eq!(best, F1Threshold { threshold: 0.9, f1: 2.0 / 3.0 });
+    // all positive: the lowest score predicts everything positive, F1 = 1
+    assert_eq!(best_f1_threshold(&[1.0, 1.0], &[0.2, 0.7]).unwrap(), F1Threshold { threshold: 0.2, f1: 1.0 });
+    let e = best_f1_threshold(&[0.0, 0.0], &[0.2, 0.7]).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "the F1-optimal threshold is undefined when y_true holds a single class (all 2 labels are 0)"
+    );
+}
+
+#[test]
+fn majority_baseline() {
+    let b = MajorityClassBaseline::fit(&[0.0, 1.0, 0.0, 0.0]).unwrap();
+    assert_eq!((b.majority, b.positive_share), (0, 0.25));
+    assert_eq!((b.predict(2), b.predict_proba(2)), (vec![0.0, 0.0], vec![0.25, 0.25]));
+    let m = b.evaluate(&[1.0, 0.0, 0.0]).unwrap();
+    assert_eq!(m.confusion, [[2, 0], [1, 0]]);
+    assert_eq!((m.roc_auc, m.f1, m.accuracy), (0.5, 0.0, 2.0 / 3.0));
+    // a tie makes class 1 the majority, whatever the threshold a model uses
+    let b = MajorityClassBaseline::fit(&[0.0, 1.0]).unwrap();
+    assert_eq!((b.majority, b.positive_share), (1, 0.5));
+    assert_eq!(b.evaluate(&[0.0, 1.0]).unwrap().confusion, [[0, 1], [0, 1]]);
+    assert_eq!(MajorityClassBaseline::fit(&[]).unwrap_err().to_string(), "no rows to evaluate: y_train is empty");
+    assert!(MajorityClassBaseline::fit(&[0.0, 3.0]).is_err());
+}
+
+#[test]
+fn classification_metric_names() {
+    let names: Vec<&str> = ClassificationMetricName::ALL.iter().map(|m| m.as_str()).collect();
+    assert_eq!(names, ["accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc", "log_loss"]);
+    for m in ClassificationMetricName::ALL {
+        assert_eq!(ClassificationMetricName::parse(m.as_str()), Some(m));
+        let yaml: ClassificationMetricName = serde_yaml::from_str(m.as_str()).unwrap();
+        assert_eq!(yaml, m);
+        assert_eq!(serde_yaml::to_string(&m).unwrap().trim(), m.as_str());
+        assert_eq!(m.higher_is_better(), m != ClassificationMetricName::LogLoss, "{m}");
+    }
+    assert!(ClassificationMetricName::LogLoss.is_better(0.3, 0.4));
+    assert!(ClassificationMetricName::RocAuc.is_better(0.8, 0.5) && !ClassificationMetricName::F1.is_better(0.5, 0.5));
+}
+
+fn class_metrics(roc_auc: f64, f1: f64, log_loss: f64) -> ClassificationMetrics {
+    ClassificationMetrics {
+        accuracy: 0.8,
+        precision: 0.6,
+        recall: 0.5,
+        f1,
+        roc_auc,
+        pr_auc: 0.6,
+        log_loss,
+        confusion: [[900, 100], [150, 150]],
+    }
+}
+
+#[test]
+fn classification_gates() {
+    let spec: ClassificationGateSpec = serde_yaml::from_str(
+        "{max: {log_loss: 0.5}, min: {roc_auc: 0.8, f1: 0.5}, beat_baseline: roc_auc, max_overfit_ratio: 1.3}",
+    )
+    .unwrap();
+    spec.validate().unwrap();
+    let (test, train, base) =
+        (class_metrics(0.84, 0.56, 0.42), class_metrics(0.88, 0.6, 0.36), class_metrics(0.5, 0.0, 0.58));
+    let report = check_classification_gates(&spec, &test, &train, &base);
+    let got: Vec<(&str, bool, &str)> =
+        report.checks.iter().map(|c| (c.name.as_str(), c.passed, c.detail.as_str())).collect();
+    assert_eq!(
+        got,
+        [
+            ("max_log_loss", true, "test log_loss 0.42 <= 0.5"),
+            ("min_f1", true, "test f1 0.56 >= 0.5"),
+            ("min_roc_auc", true, "test roc_auc 0.84 >= 0.8"),
+            ("beat_baseline_roc_auc", true, "test roc_auc 0.84 > baseline 0.5"),
+            ("max_overfit_ratio", true, "test log_loss / train log_loss = 0.42 / 0.36 = 1.16667 <= 1.3"),
+        ]
+    );
+    // log_loss is lower-is-better against the baseline too
+    let spec: ClassificationGateSpec =
+        serde_yaml::from_str("{beat_baseline: log_loss, max_overfit_ratio: 1.1}").unwrap();
+    let report = check_classification_gates(&spec, &class_metrics(0.6, 0.1, 0.6), &train, &base);
+    let failed: Vec<&str> = report.failures().iter().map(|c| c.detail.as_str()).collect();
+    assert_eq!(
+        failed,
+        [
+            "test log_loss 0.6 does not beat baseline 0.58 (lower is better)",
+            "test log_loss / train log_loss = 0.6 / 0.36 = 1.66667 > 1.1"
+        ]
+    );
+    let r = classification_overfit(&train, &class_metrics(0.6, 0.1, 0.6));
+    assert_eq!(r.verdict, OverfitVerdict::Warning);
+
+    // each task's gates know only its own metrics
+    for (yaml, needle) in
+        [("{min: {rmse: 0.1}}", "unknown variant `rmse`"), ("{beat_baseline: r2}", "unknown variant `r2`")]
+    {
+        let e = serde_yaml::from_str::<ClassificationGateSpec>(yaml).unwrap_err().to_string();
+        assert!(e.contains(needle), "{yaml}: {e}");
+    }
+    let e = serde_yaml::from_str::<GateSpec>("{min: {roc_auc: 0.8}}").unwrap_err().to_string();
+    assert!(e.contains("unknown variant `roc_auc`"), "{e}");
+    let nan: ClassificationGateSpec = serde_yaml::from_str("{min: {f1: .nan}}").unwrap();
+    assert_eq!(nan.validate().unwrap_err().to_string(), "invalid gates.min.f1: must be a finite number, got NaN");
+    assert!(ClassificationGateSpec::default().is_empty());
+}
+
+#[test]
+fn classification_tables() {
+    let rows = [
+        ("model (train)", &class_metrics(0.88, 0.6, 0.36)),
+        ("model (test)", &class_metrics(0.84, 0.56, 0.42)),
+        ("majority (test)", &class_metrics(0.5, 0.0, 0.5784161766881627)),
+    ];
+    let text = classification_comparison_table(&rows);
+    let expect = concat!(
+        "                 accuracy  precision  recall    f1  roc_auc  pr_auc  log_loss\n",
+        "model (train)         0.8        0.6     0.5   0.6     0.88     0.6      0.36\n",
+        "model (test)          0.8        0.6     0.5  0.56     0.84     0.6      0.42\n",
+        "majority (test)       0.8        0.6     0.5     0      0.5     0.6  0.578416\n",
+    );
+    assert_eq!(text, expect, "\n{text}");
+    let md = classification_markdown_table(&rows[1..2]);
+    assert_eq!(
+        md,
+        "| | accuracy | precision | recall | f1 | roc_auc | pr_auc | log_loss |\n\
+         | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n\
+         | model (test) | 0.8 | 0.6 | 0.5 | 0.56 | 0.84 | 0.6 | 0.42 |\n"
+    );
+    let text = confusion_table(["no", "yes"], [[4771, 403], [981, 888]]);
+    let expect = concat!(
+        "            predicted no  predicted yes\n",
+        "actual no           4771            403\n",
+        "actual yes           981            888\n",
+    );
+    assert_eq!(text, expect, "\n{text}");
+}
+
+// ---------------------------------------------------------------- shuffled splits and folds
+
+#[test]
+fn stratified_holdout_small_and_errors() {
+    // 6 zeros and 4 ones, test 0.3 -> 3 rows: train keeps floor/largest remainder of (4.2, 2.8) = (4, 3)
+    let labels = [0.0, 1.0, 0.0, 0.0, 1.0, 0.0, 1.0, 0.0, 0.0, 1.0];
+    let h = stratified_holdout(&labels, Size::Fraction(0.3), None, 1).unwrap();
+    let ones = |rows: &[usize]| rows.iter().filter(|&&i| labels[i] == 1.0).count();
+    assert_eq!((h.train.len(), ones(&h.train), h.test.len(), ones(&h.test)), (7, 3, 3, 1));
+    assert!(h.validation.is_empty());
+
+    let e = stratified_holdout(&[0.0, 0.0, 0.0, 1.0], Size::Rows(2), None, 0).unwrap_err();
+    assert_eq!(e.code(), Code::NotEnoughRows);
+    assert_eq!(
+        e.to_string(),
+        "cannot stratify: label 1 has only 1 row to share between train and test, at least 2 are needed"
+    );
+    let e = stratified_holdout(&labels, Size::Rows(1), None, 0).unwrap_err();
+    assert_eq!(e.to_string(), "cannot stratify: test would get 1 rows, fewer than the 2 classes");
+    let e = stratified_holdout(&labels, Size::Rows(5), Some(Size::Rows(5)), 0).unwrap_err();
+    assert_eq!(e.to_string(), "cannot stratify: 10 rows leave none for train (test 5, validation 5)");
+    let e = stratified_holdout(&labels, Size::Fraction(1.0), None, 0).unwrap_err();
+    assert_eq!(e.code(), Code::ConfigInvalid);
+    let e = stratified_holdout(&[0.0, f64::NAN], Size::Rows(1), None, 0).unwrap_err();
+    assert_eq!(e.to_string(), "labels has a non-finite value (NaN) at index 1");
+    assert_eq!(
+        stratified_holdout(&[], Size::Rows(1), None, 0).unwrap_err().to_string(),
+        "no rows to evaluate: labels is empty"
+    );
+    // any finite values are classes; -0.0 and 0.0 are one class
+    let h = stratified_holdout(&[-0.0, 0.0, 2.5, 2.5], Size::Rows(2), None, 0).unwrap();
+    assert_eq!((h.train.len(), h.test.len()), (2, 2));
+}
+
+#[test]
+fn folds_small_and_errors() {
+    let folds = kfold(7, 3, None).unwrap();
+    let tests: Vec<Vec<usize>> = folds.iter().map(|f| f.test.clone()).collect();
+    assert_eq!(tests, [vec![0, 1, 2], vec![3, 4], vec![5, 6]], "the first n % k folds are one larger");
+    assert_eq!(folds[1].train, [0, 1, 2, 5, 6]);
+    let e = kfold(7, 1, None).unwrap_err();
+    assert_eq!(
+        (e.code(), e.to_string()),
+        (Code::ConfigInvalid, "invalid folds: must be at least 2, got 1".to_string())
+    );
+    assert_eq!(kfold(3, 5, None).unwrap_err().to_string(), "cannot make 5 folds: there are only 3 rows");
+
+    // y = [1 1 0 0 0 1 0 0]: classes by first appearance (1, then 0), dealt round-robin: 3 ones over 2 folds (2, 1)
+    let y = [1.0, 1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0];
+    let folds = stratified_kfold(&y, 2, None).unwrap();
+    assert_eq!(folds[0].test, [0, 1, 2, 3]);
+    assert_eq!(folds[1].test, [4, 5, 6, 7]);
+    let e = stratified_kfold(&y, 6, None).unwrap_err();
+    assert_eq!(e.to_string(), "cannot make 6 folds: no class has that many rows (the largest has 5)");
+    assert_eq!(e.code(), Code::NotEnoughRows);
+
+    let f = time_series_folds(10, 3, 1).unwrap();
+    assert_eq!(f[0], TimeFold { train: 0..3, gap: 3..4, test: 4..6 });
+    assert_eq!(f[2], TimeFold { train: 0..7, gap: 7..8, test: 8..10 });
+    assert!(time_series_folds(10, 1, 0).unwrap_err().to_string().starts_with("invalid folds"));
+}
+
+#[test]
+fn splitmix_shuffle_is_a_uniform_permutation() {
+    let mut rng = crate::shuffled::SplitMix64::new(7);
+    // SplitMix64's published first output for seed 0 (Vigna's reference C code): 0xE220A8397B1DCDAF
+    assert_eq!(crate::shuffled::SplitMix64::new(0).next_u64(), 0xE220_A839_7B1D_CDAF);
+    let mut hits = [0u32; 3];
+    for _ in 0..30_000 {
+        let mut v = [0usize, 1, 2];
+        rng.shuffle(&mut v);
+        let mut sorted = v;
+        sorted.sort_unstable();
+        assert_eq!(sorted, [0, 1, 2]);
+        hits[v[0]] += 1;
+        assert!(rng.below(5) < 5);
+    }
+    // each element first about a third of the time (binomial sd ~82)
+    assert!(hits.iter().all(|&h| (9_500..10_500).contains(&h)), "{hits:?}");
 }

@@ -23,6 +23,38 @@ pub enum FeatureError {
         "time column '{column}' must be strictly increasing, but row {row} ({next} ms) does not come after row {prev_row} ({prev} ms)"
     )]
     NotSorted { column: String, prev_row: usize, row: usize, prev: i64, next: i64 },
+    /// a preprocessing step cannot learn its state from a column of the training rows (no non-missing value, an
+    /// infinite value); `step` is the key path of the step, e.g. `preprocess[1].scale`
+    #[error("{step}: cannot fit column '{column}': {reason}")]
+    Fit { step: String, column: String, reason: String },
+    /// an encoder met a category its training rows did not have, and its `unknown` policy is `error`
+    #[error(
+        "{step}: column '{column}' holds {} at row {row}, which the training rows did not have (set `unknown: {accept}` to accept it)",
+        show_category(category.as_deref())
+    )]
+    UnknownCategory { step: String, column: String, category: Option<String>, row: usize, accept: &'static str },
+    /// a column that is not numeric reached the model matrix
+    #[error(
+        "column '{column}' is {actual}, but the model matrix takes only numeric columns: encode it with a `one_hot` or `ordinal` preprocessing step, or drop it"
+    )]
+    NotNumeric { column: String, actual: &'static str },
+    /// a feature-selection step cannot run on the rows and columns it was given (too few features for `k`, a target
+    /// with one class, no feature left); `step` is the key path, e.g. `selection[1].k_best.k`
+    #[error("{step}: {reason}")]
+    Selection { step: String, reason: String },
+    /// a value is outside what a computation accepts (a NaN for a score, a negative value for `chi2`)
+    #[error("{needed_by} needs column '{column}' to be {expected}, but row {row} holds {value}")]
+    InvalidValue { needed_by: String, column: String, row: usize, value: f64, expected: &'static str },
+    /// the model behind a model-based selection step failed, or returned unusable importances or scores
+    #[error("{step}: the model failed: {message}")]
+    Model { step: String, message: String },
+}
+
+fn show_category(category: Option<&str>) -> String {
+    match category {
+        Some(c) => format!("the category '{c}'"),
+        None => "a missing value".to_string(),
+    }
 }
 
 impl FeatureError {
@@ -34,6 +66,10 @@ impl FeatureError {
             FeatureError::ColumnType { .. } => Code::ColumnType,
             FeatureError::NotEnoughRows { .. } => Code::NotEnoughRows,
             FeatureError::NotSorted { .. } => Code::DataShape,
+            FeatureError::Fit { .. } | FeatureError::UnknownCategory { .. } => Code::DataShape,
+            FeatureError::NotNumeric { .. } => Code::ColumnType,
+            FeatureError::Selection { .. } | FeatureError::InvalidValue { .. } => Code::DataShape,
+            FeatureError::Model { .. } => Code::ModelTrain,
         }
     }
 

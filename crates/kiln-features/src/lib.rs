@@ -10,11 +10,24 @@
 mod error;
 mod kernels;
 mod pipeline;
+mod preprocess;
+mod select;
 mod spec;
 mod table;
 
 pub use error::FeatureError;
-pub use pipeline::FittedPipeline;
+pub use pipeline::{Decision, FittedPipeline, PipelineInput, Prepared, TabularInput, matrix_to_frame, select_columns};
+pub use preprocess::{
+    BinSpec, Columns, DropSpec, FillValue, FittedImpute, FittedOneHot, FittedOrdinal, FittedPreprocessor, FittedScale,
+    FittedStep, ImputeSpec, ImputeStrategy, ImputedColumn, OneHotColumn, OneHotDrop, OneHotSpec, OneHotUnknown,
+    OrdinalColumn, OrdinalSpec, OrdinalUnknown, PreprocessSpec, Preprocessor, ProductSpec, RatioSpec, ScaleMethod,
+    ScaleSpec, ScaledColumn, frame_to_matrix,
+};
+pub use select::{
+    CvKind, CvScore, FeatureScore, FittedSelection, Fold, ImportanceModel, ImportanceThreshold, KBestScore, ScoredFit,
+    Scoring, Selector, SelectorSpec, Task, chi2, cv_folds, f_classif, f_regression, mutual_info_classif,
+    mutual_info_regression,
+};
 pub use spec::{CalendarPart, FeatureSpec, Lookback, RollingStat, TargetTransform, TimeSeriesRecipe};
 pub use table::{FeatureRow, FeatureTable};
 

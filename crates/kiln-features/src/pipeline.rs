@@ -1,53 +1,198 @@
 //! The fitted feature pipeline: what a model bundle stores (`kiln/pipeline.json`) so that scoring and serving build
-//! exactly the features the model was trained on.
+//! exactly the model inputs of training: raw rows -> features (time-series kernels, or the raw columns of a tabular
+//! row) -> fitted preprocessing -> fitted selection -> the model's columns, in order.
 
 use serde::{Deserialize, Serialize};
 
-use crate::{FeatureError, FeatureRow, FeatureTable, TimeSeriesRecipe};
-use kiln_domain::Frame;
+use crate::preprocess::{FittedPreprocessor, frame_to_matrix};
+use crate::select::FittedSelection;
+use crate::{FeatureError, FeatureRow, TimeSeriesRecipe};
+use kiln_domain::{Column, Frame, Matrix};
 
-/// A recipe together with the feature names it produced at training time. The kernels are stateless (every value
-/// is a function of rows `<= t`), so the recipe itself is the fitted state; the names pin the column order the
-/// model expects and catch a recipe whose output changed between kiln versions.
+/// Where the features of a row come from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum PipelineInput {
+    /// lag, rolling, calendar, ... features of a time-ordered series; one row per origin time
+    Forecast(TimeSeriesRecipe),
+    /// the raw columns of each row, as they are
+    Tabular(TabularInput),
+}
+
+/// The raw columns a tabular model reads.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TabularInput {
+    /// the feature columns, in order (resolved from `__AUTO__` or the list at training time)
+    pub columns: Vec<String>,
+    /// a column naming each row (kept beside the predictions, never a feature)
+    pub id_column: Option<String>,
+}
+
+/// A recipe together with its fitted steps and the names of the model's inputs. The time-series kernels are
+/// stateless (every value is a function of rows `<= t`); preprocessing and selection carry what they learned from
+/// the training part.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FittedPipeline {
-    pub recipe: TimeSeriesRecipe,
+    pub input: PipelineInput,
+    #[serde(default)]
+    pub preprocess: Option<FittedPreprocessor>,
+    #[serde(default)]
+    pub selection: Option<FittedSelection>,
+    /// classifiers: how a probability becomes a class
+    #[serde(default)]
+    pub decision: Option<Decision>,
+    /// the model's input columns, in order
     pub feature_names: Vec<String>,
 }
 
+/// How a classifier's probability of the positive class becomes a class label.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Decision {
+    /// the target value of class 1
+    pub positive: String,
+    /// the target value of class 0, when the training target had exactly two values
+    #[serde(default)]
+    pub negative: Option<String>,
+    /// class 1 when the probability is >= this
+    pub threshold: f64,
+}
+
+impl Decision {
+    /// The label written for class 0: the other training value, or `not <positive>`.
+    pub fn negative_label(&self) -> String {
+        self.negative.clone().unwrap_or_else(|| format!("not {}", self.positive))
+    }
+}
+
+/// The model inputs of a frame, with what identifies each row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prepared {
+    pub x: Matrix,
+    /// forecast: origin time of each row (UTC ms)
+    pub times: Option<Vec<i64>>,
+    /// forecast: target value at the origin time (to invert the target transform)
+    pub current: Option<Vec<f64>>,
+    /// forecast: target value `horizon` rows later (NaN past the end)
+    pub future: Option<Vec<f64>>,
+    /// rows dropped at the start (forecast warm-up)
+    pub warmup_dropped: usize,
+}
+
 impl FittedPipeline {
+    /// A forecast pipeline without fitted steps.
     pub fn new(recipe: TimeSeriesRecipe, feature_names: &[String]) -> FittedPipeline {
-        FittedPipeline { recipe, feature_names: feature_names.to_vec() }
+        FittedPipeline {
+            input: PipelineInput::Forecast(recipe),
+            preprocess: None,
+            selection: None,
+            decision: None,
+            feature_names: feature_names.to_vec(),
+        }
     }
 
-    /// The training-time feature table of `frame`, checked against the stored names.
-    ///
-    /// # Errors
-    /// What [`TimeSeriesRecipe::build_table`] returns, or [`FeatureError::Spec`] when the recipe now produces other
-    /// columns than it did at training time.
-    pub fn transform(&self, frame: &Frame) -> Result<FeatureTable, FeatureError> {
-        let table = self.recipe.build_table(frame)?;
-        self.check_names(&table.x.names)?;
-        Ok(table)
+    /// The time-series recipe, for a forecast pipeline.
+    pub fn recipe(&self) -> Option<&TimeSeriesRecipe> {
+        match &self.input {
+            PipelineInput::Forecast(r) => Some(r),
+            PipelineInput::Tabular(_) => None,
+        }
     }
 
-    /// The features of the last row of a window, checked against the stored names.
+    /// The raw columns a frame must have to be scored.
+    pub fn input_columns(&self) -> Vec<String> {
+        match &self.input {
+            PipelineInput::Forecast(r) => r.input_columns(),
+            PipelineInput::Tabular(t) => t.id_column.iter().chain(&t.columns).cloned().collect(),
+        }
+    }
+
+    /// The model inputs for every row of `frame` (forecast: every origin time past the warm-up).
     ///
     /// # Errors
-    /// What [`TimeSeriesRecipe::build_last_row`] returns, or a name mismatch as for [`FittedPipeline::transform`].
+    /// A missing or mistyped column, too few rows, a fitted step that fails, or inputs that are not the model's.
+    pub fn transform(&self, frame: &Frame) -> Result<Prepared, FeatureError> {
+        let (features, times, current, future, warmup_dropped) = match &self.input {
+            PipelineInput::Forecast(recipe) => {
+                let table = recipe.build_table(frame)?;
+                let features = matrix_to_frame(&table.x)?;
+                (features, Some(table.times), Some(table.current), Some(table.future), table.warmup_dropped)
+            }
+            PipelineInput::Tabular(t) => {
+                let features = select_columns(frame, &t.columns)?;
+                (features, None, None, None, 0)
+            }
+        };
+        let x = self.finish(features)?;
+        Ok(Prepared { x, times, current, future, warmup_dropped })
+    }
+
+    /// The model inputs of the last row of a window of raw rows (forecast serving). With a windowed recipe any
+    /// window of at least [`TimeSeriesRecipe::min_window_rows`] rows gives exactly the batch values.
+    ///
+    /// # Errors
+    /// A tabular pipeline, too few rows, a missing column, or inputs that are not the model's.
     pub fn transform_last(&self, window: &Frame) -> Result<FeatureRow, FeatureError> {
-        self.check_names(&self.recipe.feature_names())?;
-        self.recipe.build_last_row(window)
+        let PipelineInput::Forecast(recipe) = &self.input else {
+            return Err(FeatureError::Spec {
+                path: "input".to_string(),
+                reason: "a tabular pipeline has no time window; transform the rows themselves".to_string(),
+            });
+        };
+        let row = recipe.build_last_row(window)?;
+        let names = recipe.feature_names();
+        let x = Matrix { names, data: row.values.clone(), n_rows: 1 };
+        let x = self.finish(matrix_to_frame(&x)?)?;
+        Ok(FeatureRow { time: row.time, current: row.current, values: x.data })
+    }
+
+    /// Applies the fitted preprocessing and selection to a frame of features and checks the result's columns.
+    ///
+    /// # Errors
+    /// A fitted step that fails, or columns that are not the model's.
+    pub fn finish(&self, features: Frame) -> Result<Matrix, FeatureError> {
+        let features = match &self.preprocess {
+            Some(p) => p.transform(&features)?,
+            None => features,
+        };
+        let x = frame_to_matrix(&features)?;
+        let x = match &self.selection {
+            Some(s) => s.apply(&x)?,
+            None => x,
+        };
+        self.check_names(&x.names)?;
+        Ok(x)
     }
 
     fn check_names(&self, names: &[String]) -> Result<(), FeatureError> {
         if names == self.feature_names.as_slice() {
             return Ok(());
         }
-        Err(FeatureError::spec(
-            "feature_names",
-            format!("the recipe makes {names:?}, but the model was trained on {:?}", self.feature_names),
-        ))
+        Err(FeatureError::Spec {
+            path: "feature_names".to_string(),
+            reason: format!("the pipeline makes {names:?}, but the model was trained on {:?}", self.feature_names),
+        })
     }
+}
+
+/// The columns of a feature matrix as a frame of numeric columns (for the preprocessing steps).
+///
+/// # Errors
+/// Never in practice; a [`FeatureError::Spec`] if the matrix has duplicate names.
+pub fn matrix_to_frame(x: &Matrix) -> Result<Frame, FeatureError> {
+    let columns = (0..x.n_cols()).map(|j| (x.names[j].clone(), Column::Numeric(x.column(j)))).collect();
+    Frame::new(columns).map_err(|e| FeatureError::Spec { path: "features".to_string(), reason: e.to_string() })
+}
+
+/// The named columns of `frame`, in the given order.
+///
+/// # Errors
+/// [`FeatureError::MissingColumn`] naming the first absent column.
+pub fn select_columns(frame: &Frame, columns: &[String]) -> Result<Frame, FeatureError> {
+    if let Some(missing) = columns.iter().find(|c| !frame.has_column(c)) {
+        return Err(FeatureError::MissingColumn { needed_by: "features".to_string(), column: missing.clone() });
+    }
+    frame.select(columns).map_err(|e| FeatureError::Spec { path: "features".to_string(), reason: e.to_string() })
 }

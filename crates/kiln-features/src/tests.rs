@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 use kiln_domain::{Code, Column, Frame, millis_from_civil};
 
 use crate::{
-    CalendarPart, FeatureError, FeatureRow, FeatureSpec, FeatureTable, FittedPipeline, Lookback, RollingStat,
+    CalendarPart, FeatureError, FeatureRow, FeatureSpec, FeatureTable, FittedPipeline, Lookback, PipelineInput, RollingStat,
     TargetTransform, TimeSeriesRecipe,
 };
 
@@ -1138,8 +1138,17 @@ fn fitted_pipeline_round_trips_through_json_and_builds_the_recipe_features() {
     assert_eq!(loaded, pipeline);
     assert_eq!(loaded.feature_names, recipe.feature_names());
 
-    let table = loaded.transform(frame).unwrap();
-    assert_tables_identical(&table, &recipe.build_table(frame).unwrap());
+    let prepared = loaded.transform(frame).unwrap();
+    let table = recipe.build_table(frame).unwrap();
+    let as_table = FeatureTable {
+        x: prepared.x,
+        times: prepared.times.unwrap(),
+        current: prepared.current.unwrap(),
+        future: prepared.future.unwrap(),
+        label: table.label.clone(),
+        warmup_dropped: prepared.warmup_dropped,
+    };
+    assert_tables_identical(&as_table, &table);
     let window = frame.slice(0, 3000);
     let row = loaded.transform_last(&window).unwrap();
     assert_row_matches(&table, 3000 - 1 - table.warmup_dropped, &row, "pipeline row 2999");
@@ -1170,12 +1179,13 @@ fn fitted_pipeline_rejects_a_feature_names_mismatch() {
         assert!(matches!(&error, FeatureError::Spec { path, .. } if path == "feature_names"), "{error:?}");
         assert_eq!(error.code(), Code::FeatureSpec);
         let message = error.to_string();
-        assert!(message.starts_with("feature_names: the recipe makes"), "{message}");
+        assert!(message.starts_with("feature_names: the pipeline makes"), "{message}");
         assert!(message.contains(&format!("{names:?}")), "{message}");
         assert_eq!(pipeline.transform_last(frame).unwrap_err(), error);
     }
     // a recipe whose output changed since training (another span) is caught the same way
     let mut trained = FittedPipeline::new(recipe.clone(), &recipe.feature_names());
-    trained.recipe.features[1] = FeatureSpec::Ewm { column: "USD".into(), spans: vec![12.0] };
+    let PipelineInput::Forecast(trained_recipe) = &mut trained.input else { unreachable!() };
+    trained_recipe.features[1] = FeatureSpec::Ewm { column: "USD".into(), spans: vec![12.0] };
     assert!(trained.transform(frame).unwrap_err().to_string().contains("USD_ewm_12"));
 }

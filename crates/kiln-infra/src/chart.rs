@@ -1,13 +1,16 @@
-//! PNG charts for runs, drawn with plotters' bitmap backend. The DejaVu Sans font is embedded in the binary
-//! (`assets/`, with its licence) and registered with plotters' `ab_glyph` renderer, so charts need no system font
-//! configuration. Plotters writes PNGs only to files, so each chart goes through a temporary file.
+//! PNG charts for runs, drawn with plotters' bitmap backend: bar charts (feature importances, metric comparisons),
+//! line charts (ROC and precision-recall curves) and confusion-matrix heatmaps. The DejaVu Sans font is embedded in
+//! the binary (`assets/`, with its licence) and registered with plotters' `ab_glyph` renderer, so charts need no
+//! system font configuration. Plotters writes PNGs only to files, so each chart goes through a temporary file.
 
 use std::fs;
 use std::sync::OnceLock;
 
 use kiln_domain::{ChartRenderer, Code, PortError};
+use plotters::coord::Shift;
 use plotters::coord::ranged1d::SegmentValue;
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 use plotters::style::{FontStyle, register_font};
 
 const FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
@@ -22,19 +25,71 @@ fn ensure_font() -> Result<(), PortError> {
     }
 }
 
-/// Draws horizontal bar charts (feature importances, metric comparisons) as PNG bytes.
+/// Draws the charts of a run as PNG bytes.
 #[derive(Debug, Clone)]
 pub struct PlotChartRenderer {
-    /// image width in pixels
+    /// bar chart width in pixels
     pub width: u32,
     /// height of one bar row in pixels
     pub row_height: u32,
+    /// line chart width and height in pixels
+    pub line_size: (u32, u32),
+    /// confusion-matrix heatmap width and height in pixels
+    pub heatmap_size: (u32, u32),
 }
 
 impl Default for PlotChartRenderer {
     fn default() -> Self {
-        PlotChartRenderer { width: 1000, row_height: 28 }
+        PlotChartRenderer { width: 1000, row_height: 28, line_size: (900, 720), heatmap_size: (640, 560) }
     }
+}
+
+/// Line colours, in series order (the first ten of matplotlib's `tab10`), reused cyclically.
+const PALETTE: [RGBColor; 10] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+    RGBColor(188, 189, 34),
+    RGBColor(23, 190, 207),
+];
+
+/// Draws one chart of `size` pixels with `draw` into a temporary PNG file and returns its bytes.
+fn render_png(
+    title: &str,
+    size: (u32, u32),
+    draw: impl FnOnce(&DrawingArea<BitMapBackend<'_>, Shift>) -> Result<(), PortError>,
+) -> Result<Vec<u8>, PortError> {
+    ensure_font()?;
+    let tmp = tempfile::Builder::new()
+        .prefix("kiln-chart-")
+        .suffix(".png")
+        .tempfile()
+        .map_err(|e| PortError::io(format!("cannot create a temporary file for chart '{title}': {e}")))?;
+    {
+        let root = BitMapBackend::new(tmp.path(), size).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| draw_error(title, e))?;
+        draw(&root)?;
+        root.present().map_err(|e| draw_error(title, e))?;
+    }
+    fs::read(tmp.path()).map_err(|e| PortError::io(format!("cannot read back chart '{title}': {e}")))
+}
+
+/// An axis range around `lo..=hi` with 2 % of room on each side; a single value gets ±0.5 around it.
+fn padded(lo: f64, hi: f64) -> (f64, f64) {
+    let span = hi - lo;
+    if span > 0.0 { (lo - 0.02 * span, hi + 0.02 * span) } else { (lo - 0.5, hi + 0.5) }
+}
+
+/// The fill of a heatmap cell whose count is `share` (0..=1) of the largest: white to dark blue (matplotlib's
+/// `Blues` ends).
+fn heat_color(share: f64) -> RGBColor {
+    let mix = |a: u8, b: u8| (f64::from(a) + (f64::from(b) - f64::from(a)) * share.clamp(0.0, 1.0)).round() as u8;
+    RGBColor(mix(247, 8), mix(251, 48), mix(255, 107))
 }
 
 impl PlotChartRenderer {
@@ -79,7 +134,6 @@ impl ChartRenderer for PlotChartRenderer {
                 format!("chart '{title}': {} labels but {} values", labels.len(), values.len()),
             ));
         }
-        ensure_font()?;
         let n = labels.len();
         let (width, height) = self.size_for(n);
         let labels: Vec<String> = labels.iter().map(|l| shorten(l, 48)).collect();
@@ -91,14 +145,7 @@ impl ChartRenderer for PlotChartRenderer {
             (if lo < 0.0 { lo - 0.05 * span } else { 0.0 }, if hi > 0.0 || lo >= 0.0 { hi + 0.05 * span } else { 0.0 });
         let hi = if hi > lo { hi } else { lo + 1.0 };
 
-        let tmp = tempfile::Builder::new()
-            .prefix("kiln-chart-")
-            .suffix(".png")
-            .tempfile()
-            .map_err(|e| PortError::io(format!("cannot create a temporary file for chart '{title}': {e}")))?;
-        {
-            let root = BitMapBackend::new(tmp.path(), (width, height)).into_drawing_area();
-            root.fill(&WHITE).map_err(|e| draw_error(title, e))?;
+        render_png(title, (width, height), |root| {
             let label_style = TextStyle::from((FAMILY, 15).into_font()).color(&BLACK);
             let mut label_width = 40;
             for label in &labels {
@@ -106,7 +153,7 @@ impl ChartRenderer for PlotChartRenderer {
                 label_width = label_width.max(w);
             }
             let label_width = label_width.min(width / 2) + 12;
-            let mut chart = ChartBuilder::on(&root)
+            let mut chart = ChartBuilder::on(root)
                 .caption(title, (FAMILY, 24).into_font())
                 .margin(16)
                 .x_label_area_size(48)
@@ -142,9 +189,172 @@ impl ChartRenderer for PlotChartRenderer {
                 bar
             });
             chart.draw_series(bars).map_err(|e| draw_error(title, e))?;
-            root.present().map_err(|e| draw_error(title, e))?;
-        }
-        fs::read(tmp.path()).map_err(|e| PortError::io(format!("cannot read back chart '{title}': {e}")))
+            Ok(())
+        })
+    }
+
+    fn line_chart(
+        &self,
+        title: &str,
+        x_label: &str,
+        y_label: &str,
+        series: &[(String, Vec<(f64, f64)>)],
+        diagonal: bool,
+    ) -> Result<Vec<u8>, PortError> {
+        let finite = |p: &&(f64, f64)| p.0.is_finite() && p.1.is_finite();
+        let all = series.iter().flat_map(|(_, points)| points.iter().filter(finite));
+        let bounds = all.fold(None, |b: Option<(f64, f64, f64, f64)>, &(x, y)| {
+            Some(b.map_or((x, x, y, y), |(x0, x1, y0, y1)| (x0.min(x), x1.max(x), y0.min(y), y1.max(y))))
+        });
+        let Some((x_lo, x_hi, y_lo, y_hi)) = bounds else {
+            return Err(PortError::new(
+                Code::DataShape,
+                format!("chart '{title}': no series has a finite point to draw ({} series)", series.len()),
+            ));
+        };
+        // rates and probabilities (every value in [0, 1]) get the whole unit axis, so that charts compare
+        let unit = |lo: f64, hi: f64| if lo >= 0.0 && hi <= 1.0 { (0.0, 1.0) } else { (lo, hi) };
+        let ((x_lo, x_hi), (y_lo, y_hi)) = (unit(x_lo, x_hi), unit(y_lo, y_hi));
+        let ((x_lo, x_hi), (y_lo, y_hi)) = (padded(x_lo, x_hi), padded(y_lo, y_hi));
+        let labelled = series.iter().any(|(name, _)| !name.is_empty());
+
+        render_png(title, self.line_size, |root| {
+            let mut chart = ChartBuilder::on(root)
+                .caption(title, (FAMILY, 24).into_font())
+                .margin(16)
+                .x_label_area_size(52)
+                .y_label_area_size(72)
+                .build_cartesian_2d(x_lo..x_hi, y_lo..y_hi)
+                .map_err(|e| draw_error(title, e))?;
+            let tick_style = TextStyle::from((FAMILY, 14).into_font()).color(&BLACK);
+            chart
+                .configure_mesh()
+                .light_line_style(RGBColor(246, 246, 246))
+                .x_label_formatter(&|v| tick_label(*v, x_hi - x_lo))
+                .y_label_formatter(&|v| tick_label(*v, y_hi - y_lo))
+                .x_label_style(tick_style.clone())
+                .y_label_style(tick_style)
+                .x_desc(x_label)
+                .y_desc(y_label)
+                .axis_desc_style(TextStyle::from((FAMILY, 16).into_font()).color(&BLACK))
+                .draw()
+                .map_err(|e| draw_error(title, e))?;
+            // the chance line, clipped to where both axes overlap
+            let (d_lo, d_hi) = (x_lo.max(y_lo), x_hi.min(y_hi));
+            if diagonal && d_lo < d_hi {
+                chart
+                    .draw_series(DashedLineSeries::new(
+                        [(d_lo, d_lo), (d_hi, d_hi)],
+                        8,
+                        6,
+                        RGBColor(128, 128, 128).stroke_width(1),
+                    ))
+                    .map_err(|e| draw_error(title, e))?;
+            }
+            for (i, (name, points)) in series.iter().enumerate() {
+                let color = PALETTE[i % PALETTE.len()];
+                let line = LineSeries::new(points.iter().filter(finite).copied(), color.stroke_width(2));
+                let drawn = chart.draw_series(line).map_err(|e| draw_error(title, e))?;
+                if !name.is_empty() {
+                    drawn
+                        .label(shorten(name, 40))
+                        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], color.stroke_width(2)));
+                }
+            }
+            if labelled {
+                // a ROC curve leaves the lower right empty, a precision-recall curve the upper right
+                let position = if diagonal { SeriesLabelPosition::LowerRight } else { SeriesLabelPosition::UpperRight };
+                chart
+                    .configure_series_labels()
+                    .position(position)
+                    .margin(12)
+                    .label_font(TextStyle::from((FAMILY, 15).into_font()).color(&BLACK))
+                    .background_style(WHITE.mix(0.85))
+                    .border_style(RGBColor(180, 180, 180))
+                    .draw()
+                    .map_err(|e| draw_error(title, e))?;
+            }
+            Ok(())
+        })
+    }
+
+    fn confusion_matrix_chart(
+        &self,
+        title: &str,
+        labels: [&str; 2],
+        counts: [[u64; 2]; 2],
+    ) -> Result<Vec<u8>, PortError> {
+        let labels = labels.map(|l| shorten(l, 24));
+        let total: u64 = counts.iter().flatten().sum();
+        let largest = counts.iter().flatten().copied().max().unwrap_or(0);
+
+        render_png(title, self.heatmap_size, |root| {
+            // two segments per axis (0..1 segmented); actual class 0 is the top row, as scikit-learn draws it
+            let mut chart = ChartBuilder::on(root)
+                .caption(title, (FAMILY, 24).into_font())
+                .margin(16)
+                .x_label_area_size(60)
+                .y_label_area_size(110)
+                .build_cartesian_2d((0..1_usize).into_segmented(), (0..1_usize).into_segmented())
+                .map_err(|e| draw_error(title, e))?;
+            let column_label = |v: &SegmentValue<usize>| match v {
+                SegmentValue::CenterOf(i) if *i < 2 => labels[*i].clone(),
+                _ => String::new(),
+            };
+            let row_label = |v: &SegmentValue<usize>| match v {
+                SegmentValue::CenterOf(i) if *i < 2 => labels[1 - *i].clone(),
+                _ => String::new(),
+            };
+            let label_style = TextStyle::from((FAMILY, 16).into_font()).color(&BLACK);
+            chart
+                .configure_mesh()
+                .disable_mesh()
+                .x_labels(2)
+                .y_labels(2)
+                .x_label_formatter(&column_label)
+                .y_label_formatter(&row_label)
+                .x_label_style(label_style.clone())
+                .y_label_style(label_style)
+                .x_desc("predicted")
+                .y_desc("actual")
+                .axis_desc_style(TextStyle::from((FAMILY, 16).into_font()).color(&BLACK))
+                .draw()
+                .map_err(|e| draw_error(title, e))?;
+            let mut cells = Vec::new();
+            let mut texts = Vec::new();
+            for (actual, row) in counts.iter().enumerate() {
+                for (predicted, &count) in row.iter().enumerate() {
+                    let share = if largest == 0 { 0.0 } else { count as f64 / largest as f64 };
+                    let y = 1 - actual;
+                    cells.push(Rectangle::new(
+                        [
+                            (SegmentValue::Exact(predicted), SegmentValue::Exact(y + 1)),
+                            (SegmentValue::Exact(predicted + 1), SegmentValue::Exact(y)),
+                        ],
+                        heat_color(share).filled(),
+                    ));
+                    let ink: &'static RGBColor = if share > 0.5 { &WHITE } else { &BLACK };
+                    let centered = Pos::new(HPos::Center, VPos::Center);
+                    let percent = if total == 0 { 0.0 } else { 100.0 * count as f64 / total as f64 };
+                    texts.push(
+                        EmptyElement::at((SegmentValue::CenterOf(predicted), SegmentValue::CenterOf(y)))
+                            + Text::new(
+                                count.to_string(),
+                                (0, -12),
+                                TextStyle::from((FAMILY, 30).into_font()).color(ink).pos(centered),
+                            )
+                            + Text::new(
+                                format!("{percent:.1} %"),
+                                (0, 20),
+                                TextStyle::from((FAMILY, 16).into_font()).color(ink).pos(centered),
+                            ),
+                    );
+                }
+            }
+            chart.draw_series(cells).map_err(|e| draw_error(title, e))?;
+            chart.draw_series(texts).map_err(|e| draw_error(title, e))?;
+            Ok(())
+        })
     }
 }
 

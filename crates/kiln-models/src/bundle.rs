@@ -1,9 +1,11 @@
-//! The model bundle: an MLflow model directory that Python's `mlflow.lightgbm.load_model` and
-//! `mlflow.pyfunc.load_model` open, with kiln's own files beside the native model:
+//! The model bundle: an MLflow model directory that Python's `mlflow.lightgbm.load_model` (or
+//! `mlflow.xgboost.load_model`) and `mlflow.pyfunc.load_model` open, with kiln's own files beside the native model:
 //!
 //! ```text
-//! <dir>/MLmodel              flavors python_function + lightgbm, model_uuid, utc_time_created, run_id?, kiln {...}
-//! <dir>/model.lgb            the LightGBM text model
+//! <dir>/MLmodel              flavors python_function + lightgbm (or xgboost), model_uuid, utc_time_created, run_id?,
+//!                            kiln {...}
+//! <dir>/model.lgb            the LightGBM text model, or
+//! <dir>/model.json           the XGBoost JSON model (flavor xgboost: model_class xgboost.core.Booster, format json)
 //! <dir>/kiln/pipeline.json   the fitted feature pipeline (generic: any serde type)
 //! <dir>/kiln/metadata.json   BundleMetadata, with the sha256 of every other file
 //! ```
@@ -25,6 +27,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::lightgbm::{LIGHTGBM_VERSION, LightGbmModel};
+use crate::xgboost::{XGBOOST_VERSION, XgBoostModel};
 use crate::{BundleError, ModelError};
 
 /// The version of the on-disk layout, written to `MLmodel` under `kiln.format_version`.
@@ -42,13 +45,16 @@ const METADATA: &str = "kiln/metadata.json";
 pub enum ModelKind {
     #[serde(rename = "lightgbm")]
     LightGbm,
+    #[serde(rename = "xgboost")]
+    XgBoost,
 }
 
 impl ModelKind {
-    /// The name used in metadata and MLflow (`lightgbm`).
+    /// The name used in metadata and MLflow (`lightgbm`, `xgboost`), also the MLflow flavor's name.
     pub fn as_str(self) -> &'static str {
         match self {
             ModelKind::LightGbm => "lightgbm",
+            ModelKind::XgBoost => "xgboost",
         }
     }
 
@@ -56,20 +62,23 @@ impl ModelKind {
     pub fn model_file(self) -> &'static str {
         match self {
             ModelKind::LightGbm => "model.lgb",
+            ModelKind::XgBoost => "model.json",
         }
     }
 }
 
-/// A fitted model of any supported kind (a closed set: XGBoost and smartcore models join it later).
+/// A fitted model of any supported kind (a closed set).
 #[derive(Debug)]
 pub enum FittedModel {
     LightGbm(LightGbmModel),
+    XgBoost(XgBoostModel),
 }
 
 impl FittedModel {
     pub fn kind(&self) -> ModelKind {
         match self {
             FittedModel::LightGbm(_) => ModelKind::LightGbm,
+            FittedModel::XgBoost(_) => ModelKind::XgBoost,
         }
     }
 
@@ -80,6 +89,7 @@ impl FittedModel {
     pub fn predict(&self, x: &Matrix) -> Result<Vec<f64>, ModelError> {
         match self {
             FittedModel::LightGbm(m) => m.predict(x),
+            FittedModel::XgBoost(m) => m.predict(x),
         }
     }
 
@@ -90,6 +100,7 @@ impl FittedModel {
     pub fn predict_row(&self, row: &[f64]) -> Result<f64, ModelError> {
         match self {
             FittedModel::LightGbm(m) => m.predict_row(row),
+            FittedModel::XgBoost(m) => m.predict_row(row),
         }
     }
 
@@ -97,6 +108,7 @@ impl FittedModel {
     pub fn feature_names(&self) -> &[String] {
         match self {
             FittedModel::LightGbm(m) => m.feature_names(),
+            FittedModel::XgBoost(m) => m.feature_names(),
         }
     }
 
@@ -107,6 +119,31 @@ impl FittedModel {
     pub fn feature_importance(&self) -> Result<Vec<(String, f64, f64)>, ModelError> {
         match self {
             FittedModel::LightGbm(m) => m.feature_importance(),
+            FittedModel::XgBoost(m) => m.feature_importance(),
+        }
+    }
+
+    /// The untransformed score per row (log-odds for a binary classifier); rows of
+    /// [`FittedModel::contributions`] sum to it. `None` for a model without one.
+    ///
+    /// # Errors
+    /// [`ModelError::Predict`] when the columns are not the model's features.
+    pub fn predict_raw(&self, x: &Matrix) -> Result<Option<Vec<f64>>, ModelError> {
+        match self {
+            FittedModel::LightGbm(m) => m.predict_raw(x).map(Some),
+            FittedModel::XgBoost(m) => m.predict_raw(x).map(Some),
+        }
+    }
+
+    /// SHAP contributions from the library's own tree algorithm: one column per feature plus a last `bias` column,
+    /// each row summing to [`FittedModel::predict_raw`]. `None` for a model without native contributions.
+    ///
+    /// # Errors
+    /// [`ModelError::Predict`] when the columns are not the model's features.
+    pub fn contributions(&self, x: &Matrix) -> Result<Option<Matrix>, ModelError> {
+        match self {
+            FittedModel::LightGbm(m) => m.contributions(x).map(Some),
+            FittedModel::XgBoost(m) => m.contributions(x).map(Some),
         }
     }
 
@@ -117,6 +154,7 @@ impl FittedModel {
     pub fn to_native_bytes(&self) -> Result<Vec<u8>, ModelError> {
         match self {
             FittedModel::LightGbm(m) => Ok(m.to_model_string()?.into_bytes()),
+            FittedModel::XgBoost(m) => m.to_json_bytes(),
         }
     }
 
@@ -131,6 +169,7 @@ impl FittedModel {
                     .map_err(|e| ModelError::Load(format!("the LightGBM model is not UTF-8: {e}")))?;
                 Ok(FittedModel::LightGbm(LightGbmModel::from_model_string(text)?))
             }
+            ModelKind::XgBoost => Ok(FittedModel::XgBoost(XgBoostModel::from_json_bytes(bytes)?)),
         }
     }
 }
@@ -213,6 +252,8 @@ struct Flavors {
     python_function: PyFuncFlavor,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     lightgbm: Option<LightGbmFlavor>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    xgboost: Option<XgBoostFlavor>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -226,6 +267,15 @@ struct LightGbmFlavor {
     data: String,
     lgb_version: String,
     model_class: String,
+}
+
+/// What `mlflow.xgboost.save_model` writes (MLflow 3.17.2), less `code` (kiln ships none).
+#[derive(Debug, Serialize, Deserialize)]
+struct XgBoostFlavor {
+    data: String,
+    model_class: String,
+    model_format: String,
+    xgb_version: String,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -267,6 +317,17 @@ fn mlmodel_for(kind: ModelKind, meta: &BundleMetadata, model_bytes: &[u8], pipel
                 data: kind.model_file().into(),
                 lgb_version: LIGHTGBM_VERSION.into(),
                 model_class: "lightgbm.basic.Booster".into(),
+            }),
+            xgboost: None,
+        },
+        ModelKind::XgBoost => Flavors {
+            python_function: PyFuncFlavor { loader_module: "mlflow.xgboost".into(), data: kind.model_file().into() },
+            lightgbm: None,
+            xgboost: Some(XgBoostFlavor {
+                data: kind.model_file().into(),
+                model_class: "xgboost.core.Booster".into(),
+                model_format: "json".into(),
+                xgb_version: XGBOOST_VERSION.into(),
             }),
         },
     };
@@ -527,27 +588,25 @@ pub fn read_bundle<P: DeserializeOwned>(dir: &Path) -> Result<Bundle<P>, BundleE
     expect_field(dir, "kiln.pipeline", &mlmodel.kiln.pipeline, PIPELINE)?;
     expect_field(dir, "kiln.metadata", &mlmodel.kiln.metadata, METADATA)?;
     let kind = metadata.model_kind;
+    let missing = || format_err(MLMODEL, format!("flavors.{0}: missing, but model_kind is {0}", kind.as_str()));
     match kind {
         ModelKind::LightGbm => {
-            let flavor =
-                mlmodel.flavors.lightgbm.as_ref().ok_or_else(|| {
-                    format_err(MLMODEL, "flavors.lightgbm: missing, but model_kind is lightgbm".into())
-                })?;
+            let flavor = mlmodel.flavors.lightgbm.as_ref().ok_or_else(missing)?;
             expect_field(dir, "flavors.lightgbm.data", &flavor.data, kind.model_file())?;
-            expect_field(
-                dir,
-                "flavors.python_function.loader_module",
-                &mlmodel.flavors.python_function.loader_module,
-                "mlflow.lightgbm",
-            )?;
-            expect_field(
-                dir,
-                "flavors.python_function.data",
-                &mlmodel.flavors.python_function.data,
-                kind.model_file(),
-            )?;
+        }
+        ModelKind::XgBoost => {
+            let flavor = mlmodel.flavors.xgboost.as_ref().ok_or_else(missing)?;
+            expect_field(dir, "flavors.xgboost.data", &flavor.data, kind.model_file())?;
+            expect_field(dir, "flavors.xgboost.model_format", &flavor.model_format, "json")?;
         }
     }
+    expect_field(
+        dir,
+        "flavors.python_function.loader_module",
+        &mlmodel.flavors.python_function.loader_module,
+        &format!("mlflow.{}", kind.as_str()),
+    )?;
+    expect_field(dir, "flavors.python_function.data", &mlmodel.flavors.python_function.data, kind.model_file())?;
 
     let model_bytes = take(kind.model_file())?;
     let model = FittedModel::from_native_bytes(kind, &model_bytes)

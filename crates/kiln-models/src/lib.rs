@@ -8,6 +8,8 @@
 mod bundle;
 mod error;
 mod lightgbm;
+mod smartcore_adapter;
+mod xgboost;
 
 pub use bundle::{
     BUNDLE_FORMAT_VERSION, Bundle, BundleMetadata, FittedModel, KILN_VERSION, ModelKind, read_bundle, verify_bundle,
@@ -15,6 +17,13 @@ pub use bundle::{
 };
 pub use error::{BundleError, ModelError};
 pub use lightgbm::{CheckedLightGbm, LIGHTGBM_VERSION, LgbMetric, LgbObjective, LightGbmModel, LightGbmParams};
+pub use smartcore_adapter::{
+    CheckedSmartcore, ElasticNetParams, LassoParams, LinearParams, LinearSolver, LogisticParams, RandomForestParams,
+    RidgeParams, RidgeSolver, SMARTCORE_VERSION, SmartcoreKind, SmartcoreModel,
+};
+pub use xgboost::{
+    CheckedXgBoost, XGBOOST_VERSION, XgBoostModel, XgBoostParams, XgbMetric, XgbObjective, XgbTreeMethod,
+};
 
 #[cfg(test)]
 mod tests;

@@ -1,6 +1,7 @@
 //! The LightGBM adapter (through `lightgbm3`): typed hyperparameters with LightGBM's defaults, `check()` into
-//! [`CheckedLightGbm`], `fit` on a row-major f64 [`Matrix`], batch and single-row prediction in f64, and the LightGBM
-//! text model, which Python's `lightgbm.Booster(model_str=...)` reads and predicts identically.
+//! [`CheckedLightGbm`], `fit` on a row-major f64 [`Matrix`], batch and single-row prediction in f64, raw scores and
+//! SHAP contributions (LightGBM's own `predict_contrib`), and the LightGBM text model, which Python's
+//! `lightgbm.Booster(model_str=...)` reads and predicts identically.
 //!
 //! Key decisions: every seed is set from `seed` and `deterministic` plus `force_row_wise` are on, so two fits give
 //! the same model text; the booster sits behind a mutex so a fitted model is `Send + Sync` and can be shared by
@@ -194,15 +195,15 @@ impl Default for LightGbmParams {
 
 const I32_MAX: u64 = i32::MAX as u64;
 
-fn fmt_f64(v: f64) -> String {
+pub(crate) fn fmt_f64(v: f64) -> String {
     if v.is_finite() && v == v.trunc() && v.abs() < 1e15 { format!("{v}") } else { format!("{v:?}") }
 }
 
-fn bad(param: &'static str, value: impl fmt::Display, rule: impl Into<String>) -> ModelError {
+pub(crate) fn bad(param: &'static str, value: impl fmt::Display, rule: impl Into<String>) -> ModelError {
     ModelError::Params { param, value: value.to_string(), rule: rule.into() }
 }
 
-fn check_f64(param: &'static str, v: f64, ok: bool, rule: &str) -> Result<(), ModelError> {
+pub(crate) fn check_f64(param: &'static str, v: f64, ok: bool, rule: &str) -> Result<(), ModelError> {
     if v.is_finite() && ok { Ok(()) } else { Err(bad(param, fmt_f64(v), rule)) }
 }
 
@@ -618,6 +619,65 @@ impl LightGbmModel {
         Ok(())
     }
 
+    /// Checks that `x` holds the model's features in order; `None` when it has no rows, else the column count as
+    /// LightGBM takes it.
+    fn check_input(&self, x: &Matrix) -> Result<Option<i32>, ModelError> {
+        self.check_width(x.n_cols())?;
+        if let Some(i) = (0..x.n_cols()).find(|&i| x.names[i] != self.feature_names[i]) {
+            return Err(ModelError::Predict(format!(
+                "input column {i} is '{}', the model expects '{}'",
+                x.names[i], self.feature_names[i]
+            )));
+        }
+        check_matrix("input", x).map_err(ModelError::Predict)?;
+        if x.n_rows == 0 {
+            return Ok(None);
+        }
+        i32::try_from(x.n_cols()).map(Some).map_err(|_| ModelError::Predict("too many feature columns".into()))
+    }
+
+    /// The untransformed score per row (LightGBM's raw score: the log-odds for `binary`, the value itself for the
+    /// regression objectives other than `poisson`, whose raw score is the log); each row of
+    /// [`LightGbmModel::contributions`] sums to it.
+    ///
+    /// # Errors
+    /// As [`Predictor::predict`].
+    pub fn predict_raw(&self, x: &Matrix) -> Result<Vec<f64>, ModelError> {
+        let Some(n_cols) = self.check_input(x)? else { return Ok(Vec::new()) };
+        let out = self
+            .booster()
+            .0
+            .raw_scores_with_params(&x.data, n_cols, true, "num_threads=1")
+            .map_err(|e| ModelError::Predict(e.to_string()))?;
+        if out.len() != x.n_rows {
+            return Err(ModelError::Predict(format!("lightgbm returned {} scores for {} rows", out.len(), x.n_rows)));
+        }
+        Ok(out)
+    }
+
+    /// SHAP values by LightGBM's exact tree algorithm (`predict_contrib`, f64 features): one column per feature,
+    /// named as the feature, and a last column `bias` (the expected value); each row sums to
+    /// [`LightGbmModel::predict_raw`].
+    ///
+    /// # Errors
+    /// As [`Predictor::predict`].
+    pub fn contributions(&self, x: &Matrix) -> Result<Matrix, ModelError> {
+        let mut names = self.feature_names.clone();
+        names.push("bias".into());
+        let Some(n_cols) = self.check_input(x)? else { return Ok(Matrix { names, data: Vec::new(), n_rows: 0 }) };
+        let data =
+            self.booster().0.predict_contrib(&x.data, n_cols, true).map_err(|e| ModelError::Predict(e.to_string()))?;
+        if data.len() != x.n_rows * names.len() {
+            return Err(ModelError::Predict(format!(
+                "lightgbm returned {} contributions for {} rows of {} columns",
+                data.len(),
+                x.n_rows,
+                names.len()
+            )));
+        }
+        Ok(Matrix { names, data, n_rows: x.n_rows })
+    }
+
     /// One row's prediction through LightGBM's single-row fast path; equal to [`Predictor::predict`] bit for bit.
     ///
     /// # Errors
@@ -641,18 +701,7 @@ impl Predictor for LightGbmModel {
     /// # Errors
     /// [`ModelError::Predict`] when the columns are not the model's features, in order.
     fn predict(&self, x: &Matrix) -> Result<Vec<f64>, ModelError> {
-        self.check_width(x.n_cols())?;
-        if let Some(i) = (0..x.n_cols()).find(|&i| x.names[i] != self.feature_names[i]) {
-            return Err(ModelError::Predict(format!(
-                "input column {i} is '{}', the model expects '{}'",
-                x.names[i], self.feature_names[i]
-            )));
-        }
-        check_matrix("input", x).map_err(ModelError::Predict)?;
-        if x.n_rows == 0 {
-            return Ok(Vec::new());
-        }
-        let n_cols = i32::try_from(x.n_cols()).map_err(|_| ModelError::Predict("too many feature columns".into()))?;
+        let Some(n_cols) = self.check_input(x)? else { return Ok(Vec::new()) };
         let out = self
             .booster()
             .0

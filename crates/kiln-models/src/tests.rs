@@ -7,11 +7,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::*;
 
-const FEATURES: [&str; 6] = ["HUFL", "HULL", "MUFL", "MULL", "LUFL", "LULL"];
+pub(crate) const FEATURES: [&str; 6] = ["HUFL", "HULL", "MUFL", "MULL", "LUFL", "LULL"];
 
 /// The first `n` rows of ETTh1 (hourly transformer data): the six load columns as features, oil temperature `OT`
 /// as the target. Parsed by hand so the test needs no CSV crate.
-fn etth1(n: usize) -> (Matrix, Vec<f64>) {
+pub(crate) fn etth1(n: usize) -> (Matrix, Vec<f64>) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/ETTh1.csv");
     let text = fs::read_to_string(&path).unwrap();
     let mut lines = text.lines();
@@ -35,7 +35,7 @@ fn fit(yaml: &str, x: &Matrix, y: &[f64], valid: Option<(&Matrix, &[f64])>) -> L
 }
 
 /// Deterministic noise in [-1, 1) (xorshift64*).
-fn noise(n: usize, mut state: u64) -> Vec<f64> {
+pub(crate) fn noise(n: usize, mut state: u64) -> Vec<f64> {
     (0..n)
         .map(|_| {
             state ^= state >> 12;
@@ -45,6 +45,42 @@ fn noise(n: usize, mut state: u64) -> Vec<f64> {
             r as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
         })
         .collect()
+}
+
+/// Runs `script` with the project's Python (the reference tools live in `.venv`) and `args`; returns its stdout.
+pub(crate) fn run_python(script: &str, args: &[&Path]) -> String {
+    let python = concat!(env!("CARGO_MANIFEST_DIR"), "/../../.venv/bin/python");
+    assert!(Path::new(python).exists(), "{python} is missing: run `make venv` to install the Python reference tools");
+    let out = std::process::Command::new(python)
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .env("MLFLOW_DISABLE_TELEMETRY", "true")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "python failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The rows of `x` as CSV without a header, every value written so that it parses back to the same f64.
+pub(crate) fn write_rows(path: &Path, x: &Matrix) {
+    let mut text = String::new();
+    for i in 0..x.n_rows {
+        let row: Vec<String> = x.row(i).iter().map(|v| format!("{v:?}")).collect();
+        text.push_str(&row.join(","));
+        text.push('\n');
+    }
+    fs::write(path, text).unwrap();
+}
+
+/// One f64 per line, as Python prints them with `repr`.
+pub(crate) fn parse_floats(text: &str) -> Vec<f64> {
+    text.split_whitespace().map(|v| v.parse().unwrap()).collect()
 }
 
 // ---- hyperparameters ----
@@ -292,12 +328,84 @@ fn a_fitted_model_is_shared_across_threads() {
     }
 }
 
+#[test]
+fn contributions_sum_to_the_raw_score_and_match_python() {
+    let (x, y) = etth1(2000);
+    let model = fit("num_iterations: 50\nfeature_fraction: 0.8\nbagging_fraction: 0.7\nbagging_freq: 1", &x, &y, None);
+    let mut test = x.rows(1500, 2000);
+    test.data[2] = f64::NAN;
+    let c = model.contributions(&test).unwrap();
+    let mut names: Vec<&str> = FEATURES.to_vec();
+    names.push("bias");
+    assert_eq!((c.names.clone(), c.n_rows), (names.iter().map(|s| s.to_string()).collect(), 500));
+    let raw = model.predict_raw(&test).unwrap();
+    let pred = model.predict(&test).unwrap();
+    assert!(raw.iter().zip(&pred).all(|(r, p)| r.to_bits() == p.to_bits()), "regression: raw score = prediction");
+    let worst = (0..c.n_rows).map(|i| (c.row(i).iter().sum::<f64>() - raw[i]).abs()).fold(0.0, f64::max);
+    assert!(worst < 1e-9, "a row of contributions is {worst} away from the raw score");
+    let one = model.contributions(&test.rows(7, 8)).unwrap();
+    assert!(one.data.iter().zip(c.row(7)).all(|(a, b)| (a - b).abs() < 1e-12), "a single row through the fast path");
+    assert_eq!(model.contributions(&test.rows(0, 0)).unwrap().n_rows, 0);
+
+    let mut sorted = y.clone();
+    sorted.sort_by(f64::total_cmp);
+    let median = sorted[sorted.len() / 2];
+    let labels: Vec<f64> = y.iter().map(|&v| f64::from(u8::from(v > median))).collect();
+    let clf = fit("objective: binary\nnum_iterations: 30", &x, &labels, None);
+    let cc = clf.contributions(&test).unwrap();
+    let raw = clf.predict_raw(&test).unwrap();
+    let worst = (0..cc.n_rows).map(|i| (cc.row(i).iter().sum::<f64>() - raw[i]).abs()).fold(0.0, f64::max);
+    assert!(worst < 1e-9, "a row of contributions is {worst} away from the log-odds");
+    let p = clf.predict(&test).unwrap();
+    assert!(raw.iter().zip(&p).all(|(r, p)| (1.0 / (1.0 + (-r).exp()) - p).abs() < 1e-12));
+    let fitted = FittedModel::LightGbm(clf);
+    assert_eq!(fitted.contributions(&test).unwrap().unwrap().data, cc.data);
+    assert_eq!(fitted.predict_raw(&test).unwrap().unwrap(), raw);
+
+    // Python's LightGBM, from the same model text and the same f64 rows
+    let tmp = tempfile::tempdir().unwrap();
+    let mut expected = Vec::new();
+    for (i, m) in [
+        &model,
+        match &fitted {
+            FittedModel::LightGbm(m) => m,
+            other => panic!("{other:?}"),
+        },
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let path = tmp.path().join(format!("model{i}.lgb"));
+        fs::write(&path, m.to_model_string().unwrap()).unwrap();
+        expected.push((path, m.contributions(&test).unwrap()));
+    }
+    let rows = tmp.path().join("x.csv");
+    write_rows(&rows, &test);
+    let script = r#"
+import sys
+import numpy as np, lightgbm as lgb
+x = np.loadtxt(sys.argv[1], delimiter=",", dtype=np.float64, ndmin=2)
+for path in sys.argv[2:]:
+    c = lgb.Booster(model_file=path).predict(x, pred_contrib=True)
+    print(" ".join(repr(float(v)) for v in c.ravel()))
+"#;
+    let out = run_python(script, &[&rows, &expected[0].0, &expected[1].0]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    for (line, (path, ours)) in lines.iter().zip(&expected) {
+        let python = parse_floats(line);
+        assert_eq!(python.len(), ours.data.len());
+        let diff = python.iter().zip(&ours.data).map(|(p, q)| (p - q).abs()).fold(0.0, f64::max);
+        assert!(diff < 1e-9, "{}: contributions differ from Python's pred_contrib by up to {diff}", path.display());
+    }
+}
+
 // ---- bundles ----
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct TestPipeline {
-    columns: Vec<String>,
-    scale: f64,
+pub(crate) struct TestPipeline {
+    pub(crate) columns: Vec<String>,
+    pub(crate) scale: f64,
 }
 
 fn small_bundle() -> (Bundle<TestPipeline>, Matrix) {

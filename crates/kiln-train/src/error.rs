@@ -18,6 +18,9 @@ pub enum TrainError {
     Registry(#[from] kiln_registry::RegistryError),
     #[error("{0}")]
     Domain(#[from] kiln_domain::DomainError),
+    /// the target or the task does not fit the data or the model
+    #[error("target: {0}")]
+    Target(String),
     #[error("not enough rows: {0}")]
     NotEnoughRows(String),
     #[error("cannot write a temporary bundle: {0}")]
@@ -37,6 +40,7 @@ impl TrainError {
             TrainError::Registry(e) => e.code(),
             TrainError::Domain(e) => e.code(),
             TrainError::NotEnoughRows(_) => Code::NotEnoughRows,
+            TrainError::Target(_) => Code::DataShape,
             TrainError::Temp(_) => Code::StoreIo,
             TrainError::FeatureMismatch { .. } => Code::BundleFormat,
         }

@@ -1,37 +1,25 @@
 //! `train`: one tracked run from a frame to a (maybe registered) bundle.
+//!
+//! The order is what keeps test rows out of every fitted step: prepare the design and split it, then fit the
+//! preprocessing on the training rows, transform every row with it, fit the selection on the training rows, fit the
+//! model on the training rows (the validation rows only drive early stopping and the decision threshold), and only
+//! then look at the test rows.
 
 use std::collections::BTreeMap;
 
-use kiln_domain::{
-    ArtifactStore, ChartRenderer, Estimator, Frame, MetricPoint, ModelRegistry, ModelVersion, RunId, RunInfo,
-    RunStatus, Tracker,
+use kiln_domain::{ArtifactStore, ChartRenderer, Frame, MetricPoint, ModelRegistry, ModelVersion, RunId, RunInfo,
+    RunStatus, Tracker};
+use kiln_features::{
+    CvKind, FittedPipeline, FittedSelection, PipelineInput, PreprocessSpec, Preprocessor, Selector, SelectorSpec, Task,
+    frame_to_matrix,
 };
-use kiln_eval::{GateReport, GateSpec, HoldoutSpec, OverfitReport, RegressionMetrics};
-use kiln_features::{FittedPipeline, TimeSeriesRecipe};
-use kiln_models::{Bundle, BundleMetadata, CheckedLightGbm, FittedModel};
+use kiln_models::{Bundle, BundleMetadata};
 use serde::Serialize;
 
+use crate::evaluate::{self, Evaluation, Gates};
+use crate::model::{ModelSpec, SelectionModel};
+use crate::prepare::{Design, Parts, RowCounts, TaskSpec, prepare};
 use crate::TrainError;
-
-/// The checked model to fit (a closed set; more kinds come with their adapters).
-#[derive(Debug, Clone)]
-pub enum TrainedModelSpec {
-    LightGbm(CheckedLightGbm),
-}
-
-impl TrainedModelSpec {
-    fn kind(&self) -> &'static str {
-        match self {
-            TrainedModelSpec::LightGbm(_) => "lightgbm",
-        }
-    }
-
-    fn params(&self) -> Vec<(String, String)> {
-        match self {
-            TrainedModelSpec::LightGbm(p) => p.as_params(),
-        }
-    }
-}
 
 /// Where to register the model when its gates pass.
 #[derive(Debug, Clone)]
@@ -45,10 +33,13 @@ pub struct RegisterSpec {
 pub struct TrainSpec {
     pub experiment: String,
     pub run_name: String,
-    pub recipe: TimeSeriesRecipe,
-    pub split: HoldoutSpec,
-    pub model: TrainedModelSpec,
-    pub gates: GateSpec,
+    pub task: TaskSpec,
+    /// preprocessing steps, fitted on the training rows
+    pub preprocess: Vec<PreprocessSpec>,
+    /// feature selectors, fitted on the training rows, in order
+    pub selection: Vec<SelectorSpec>,
+    pub model: ModelSpec,
+    pub gates: Gates,
     pub register: Option<RegisterSpec>,
     /// tags set at run creation (source, user, git commit, kiln version, data fingerprint, config path)
     pub tags: Vec<(String, String)>,
@@ -75,36 +66,16 @@ pub trait Progress {
     fn step(&self, message: &str);
 }
 
-/// How the rows of the data were used.
-#[derive(Debug, Clone, Copy, Serialize)]
-pub struct RowCounts {
-    pub input: usize,
-    pub warmup_dropped: usize,
-    pub no_target_dropped: usize,
-    pub gap_dropped: usize,
-    pub train: usize,
-    pub validation: usize,
-    pub test: usize,
-}
-
-/// Metrics of the model and of the persistence baseline, in the target's own units.
-#[derive(Debug, Clone, Serialize)]
-pub struct Evaluation {
-    pub model_train: RegressionMetrics,
-    pub model_test: RegressionMetrics,
-    pub baseline_train: RegressionMetrics,
-    pub baseline_test: RegressionMetrics,
-}
-
 /// What a finished run produced.
 #[derive(Debug)]
 pub struct TrainOutcome {
     pub run: RunInfo,
     pub rows: RowCounts,
     pub evaluation: Evaluation,
-    pub overfit: OverfitReport,
-    pub gates: GateReport,
-    pub best_iteration: usize,
+    pub gates: kiln_eval::GateReport,
+    pub best_iteration: Option<usize>,
+    /// the model's input columns after preprocessing and selection
+    pub features: Vec<String>,
     /// the registered version, when registration was asked for and every gate passed
     pub registered: Option<ModelVersion>,
     pub feature_importance: Vec<(String, f64, f64)>,
@@ -144,6 +115,13 @@ pub fn train(
     }
 }
 
+/// The fitted pipeline steps and the model inputs of every design row.
+struct Transformed {
+    preprocess: Option<kiln_features::FittedPreprocessor>,
+    selection: Option<FittedSelection>,
+    x: kiln_domain::Matrix,
+}
+
 fn run_steps(
     spec: &TrainSpec,
     frame: &Frame,
@@ -152,93 +130,44 @@ fn run_steps(
     run: &RunInfo,
 ) -> Result<TrainOutcome, TrainError> {
     let id = &run.run_id;
-    let recipe = &spec.recipe;
-    recipe.validate()?;
+    check_model_fits_task(spec)?;
+    log_params_chunked(ports.tracker, id, &run_params(spec))?;
 
-    let mut params = spec.input_params.clone();
-    params.extend(recipe_params(recipe));
-    params.push(("model.kind".into(), spec.model.kind().into()));
-    params.extend(spec.model.params().into_iter().map(|(k, v)| (format!("model.{k}"), v)));
-    params.extend(split_params(&spec.split));
-    log_params_chunked(ports.tracker, id, &params)?;
-
-    progress.step(&format!("building {} features from {} rows", recipe.feature_names().len(), frame.n_rows()));
-    let table = recipe.build_table(frame)?;
-    // rows whose target lies past the end of the data cannot be used for fitting or scoring
-    let usable = table.future.iter().take_while(|v| !v.is_nan()).count();
-    let no_target_dropped = table.future.len() - usable;
-    if table.future[..usable].iter().any(|v| v.is_nan()) || table.current.iter().take(usable).any(|v| v.is_nan()) {
-        return Err(TrainError::NotEnoughRows(format!(
-            "the target column '{}' has missing values inside the data; fill or drop them before training",
-            recipe.target
-        )));
-    }
-    let split = kiln_eval::time_holdout(usable, &spec.split, recipe.horizon.saturating_sub(1))?;
-    let rows = RowCounts {
-        input: frame.n_rows(),
-        warmup_dropped: table.warmup_dropped,
-        no_target_dropped,
-        gap_dropped: split.gap.len(),
-        train: split.train.len(),
-        validation: split.validation.len(),
-        test: split.test.len(),
-    };
-
-    let x_fit = table.x.rows(split.train.start, split.train.end);
-    let y_fit = &table.label[split.train.clone()];
-    let x_valid = table.x.rows(split.validation.start, split.validation.end);
-    let y_valid = &table.label[split.validation.clone()];
-    let valid = (!split.validation.is_empty()).then_some((&x_valid, y_valid));
-
+    progress.step(&format!("preparing the {} design from {} rows", spec.task.kind_str(), frame.n_rows()));
+    let (design, parts) = prepare(&spec.task, frame)?;
+    let rows = design.rows;
     progress.step(&format!(
-        "fitting {} on {} rows ({} validation, {} test)",
-        spec.model.kind(),
+        "{} base features; {} train, {} validation, {} test rows",
+        design.features.n_cols(),
         rows.train,
         rows.validation,
         rows.test
     ));
-    let (model, best_iteration) = match &spec.model {
-        TrainedModelSpec::LightGbm(p) => {
-            let m = p.fit(&x_fit, y_fit, valid)?;
-            let best = m.best_iteration();
-            (FittedModel::LightGbm(m), best)
-        }
-    };
 
-    // predictions in the target's own units: the transform is inverted with the value known at t
-    let predict_range = |range: std::ops::Range<usize>| -> Result<Vec<f64>, TrainError> {
-        let out = model.predict(&table.x.rows(range.start, range.end))?;
-        Ok(out.iter().zip(&table.current[range]).map(|(o, c)| recipe.target_transform.invert(*c, *o)).collect())
-    };
-    let train_range = split.fit_rows();
-    let pred_train = predict_range(train_range.clone())?;
-    let pred_test = predict_range(split.test.clone())?;
-    let truth = |r: std::ops::Range<usize>| table.future[r].to_vec();
-    let persistence = |r: std::ops::Range<usize>| table.current[r].to_vec();
-    let evaluation = Evaluation {
-        model_train: RegressionMetrics::compute(&truth(train_range.clone()), &pred_train)?,
-        model_test: RegressionMetrics::compute(&truth(split.test.clone()), &pred_test)?,
-        baseline_train: RegressionMetrics::compute(&truth(train_range.clone()), &persistence(train_range.clone()))?,
-        baseline_test: RegressionMetrics::compute(&truth(split.test.clone()), &persistence(split.test.clone()))?,
-    };
-    let overfit = kiln_eval::overfit(&evaluation.model_train, &evaluation.model_test);
-    let gates =
-        kiln_eval::check_gates(&spec.gates, &evaluation.model_test, &evaluation.model_train, &evaluation.baseline_test);
+    let transformed = fit_transform(spec, &design, &parts, progress)?;
+    let x = &transformed.x;
+    let y = &design.label;
+
+    progress.step(&format!("fitting {} on {} rows, {} features", spec.model.kind(), rows.train, x.n_cols()));
+    let x_fit = x.take_rows(&parts.train);
+    let y_fit = take(y, &parts.train);
+    let x_valid = x.take_rows(&parts.validation);
+    let y_valid = take(y, &parts.validation);
+    let valid = (!parts.validation.is_empty()).then_some((&x_valid, y_valid.as_slice()));
+    let fitted = spec.model.fit(&x_fit, &y_fit, valid)?;
+    let model = fitted.model;
+
+    let outputs = model.predict(x)?;
+    let evaluation = evaluate::evaluate(&spec.task, &design, &parts, &outputs)?;
+    let gates = evaluation.gates(&spec.gates);
 
     let now = (ports.clock)();
-    let mut metrics = Vec::new();
-    for (prefix, m) in [
-        ("train", &evaluation.model_train),
-        ("test", &evaluation.model_test),
-        ("baseline_train", &evaluation.baseline_train),
-        ("baseline_test", &evaluation.baseline_test),
-    ] {
-        for (name, value) in m.iter() {
-            metrics.push(point(&format!("{prefix}_{name}"), value, now));
-        }
+    let mut metrics: Vec<MetricPoint> =
+        evaluation.metric_values().into_iter().map(|(k, v)| point(&k, v, now)).collect();
+    if let Some(best) = fitted.best_iteration {
+        metrics.push(point("best_iteration", best as f64, now));
     }
-    metrics.push(point("overfit_ratio", overfit.ratio, now));
-    metrics.push(point("best_iteration", best_iteration as f64, now));
+    metrics.push(point("features_selected", x.n_cols() as f64, now));
     for (name, n) in [
         ("rows_input", rows.input),
         ("rows_warmup_dropped", rows.warmup_dropped),
@@ -254,30 +183,70 @@ fn run_steps(
 
     progress.step("writing artifacts");
     let importance = model.feature_importance()?;
-    log_artifacts(spec, ports, id, model, &importance, &evaluation, &gates, &overfit, &rows, &table, &split)?;
-    let markdown = kiln_eval::markdown_table(&[
-        ("model (train)", &evaluation.model_train),
-        ("model (test)", &evaluation.model_test),
-        ("persistence (test)", &evaluation.baseline_test),
-    ]);
-    let gate_lines: String = gates
-        .checks
-        .iter()
-        .map(|c| format!("- {} {}: {}\n", if c.passed { "✅" } else { "❌" }, c.name, c.detail))
-        .collect();
+    let store = ports.artifacts;
+    store.put_bytes(id, "config.yaml", spec.config_yaml.as_bytes())?;
+    let metrics_json = serde_json::json!({
+        "evaluation": evaluation.to_json(),
+        "gates": gates,
+        "rows": rows,
+        "best_iteration": fitted.best_iteration,
+    });
+    store.put_bytes(id, "metrics.json", &to_json(&metrics_json))?;
+    log_importance(spec, ports, id, &importance)?;
+    if let Some(selection) = &transformed.selection {
+        store.put_bytes(id, "selection.json", &to_json(selection))?;
+    }
+    evaluation.log_artifacts(&spec.task, ports, id, &spec.run_name, &design, &parts, &outputs)?;
+    log_shap_summary(spec, ports, id, &model, x, &parts)?;
+
+    // the bundle: written whole to a temporary folder, then copied file by file under `model/`
+    let pipeline = FittedPipeline {
+        input: match &spec.task {
+            TaskSpec::Forecast { recipe, .. } => PipelineInput::Forecast(recipe.clone()),
+            TaskSpec::Tabular { input, .. } => PipelineInput::Tabular(input.clone()),
+        },
+        preprocess: transformed.preprocess,
+        selection: transformed.selection,
+        decision: evaluation.decision(&design),
+        feature_names: x.names.clone(),
+    };
+    let metadata = BundleMetadata {
+        kiln_version: spec.kiln_version.clone(),
+        model_kind: model.kind(),
+        created_ms: (ports.clock)(),
+        run_id: Some(id.0.clone()),
+        metrics: evaluation.metric_values().into_iter().filter(|(k, _)| k.starts_with("test_")).collect(),
+        params: spec.model.params().into_iter().collect(),
+        data_sha256: spec.data_sha256.clone(),
+        feature_names: x.names.clone(),
+        target: spec.task.target().to_string(),
+        horizon: match &spec.task {
+            TaskSpec::Forecast { recipe, .. } => u32::try_from(recipe.horizon).ok(),
+            TaskSpec::Tabular { .. } => None,
+        },
+        files: BTreeMap::new(),
+    };
+    let bundle = Bundle { pipeline, model, metadata };
+    let tmp = tempfile::tempdir().map_err(TrainError::Temp)?;
+    let dir = tmp.path().join("model");
+    kiln_models::write_bundle(&dir, &bundle)?;
+    kiln_models::verify_bundle(&dir)?;
+    store.put_dir(id, "model", &dir)?;
+
+    let gate_lines: String =
+        gates.checks.iter().map(|c| format!("- {} {}: {}\n", if c.passed { "✅" } else { "❌" }, c.name, c.detail)).collect();
     let note = format!(
-        "**{}** — {} forecast of `{}`, {} step(s) ahead, target transform `{}`.\n\n{markdown}\n{gate_lines}",
+        "**{}** — {} {} of `{}`.\n\n{}\n{gate_lines}",
         spec.run_name,
         spec.model.kind(),
-        recipe.target,
-        recipe.horizon,
-        recipe.target_transform.as_str()
+        spec.task.kind_str(),
+        spec.task.target(),
+        evaluation.markdown()
     );
     let mut run_tags = vec![
         ("mlflow.note.content".to_string(), note),
         ("kiln.gates".to_string(), if gates.passed() { "passed" } else { "failed" }.to_string()),
     ];
-
     let registered = match &spec.register {
         Some(reg) if gates.passed() => {
             progress.step(&format!("registering '{}' and moving alias '{}'", reg.model_name, reg.alias));
@@ -303,12 +272,67 @@ fn run_steps(
         run: run.clone(),
         rows,
         evaluation,
-        overfit,
         gates,
-        best_iteration,
+        best_iteration: fitted.best_iteration,
+        features: bundle.metadata.feature_names.clone(),
         registered,
         feature_importance: importance,
     })
+}
+
+/// A classifier for a classification task, a regressor otherwise.
+fn check_model_fits_task(spec: &TrainSpec) -> Result<(), TrainError> {
+    let wants = spec.task.is_classification();
+    if spec.model.is_classifier() != wants {
+        let (task, model) = if wants { ("a classification", "a regression") } else { ("a regression", "a classification") };
+        return Err(TrainError::Target(format!(
+            "{task} task needs a {} model, but model '{}' is {model} model (check model.kind and model.params.objective)",
+            if wants { "classification" } else { "regression" },
+            spec.model.kind()
+        )));
+    }
+    Ok(())
+}
+
+/// Fits the preprocessing and the selection on the training rows and transforms every row.
+fn fit_transform(
+    spec: &TrainSpec,
+    design: &Design,
+    parts: &Parts,
+    progress: &dyn Progress,
+) -> Result<Transformed, TrainError> {
+    let (preprocess, features) = if spec.preprocess.is_empty() {
+        (None, design.features.clone())
+    } else {
+        let fitted = Preprocessor::new(spec.preprocess.clone()).fit(&design.features.take(&parts.train))?;
+        let features = fitted.transform(&design.features)?;
+        progress.step(&format!("preprocessing fitted on the training rows: {} columns", features.n_cols()));
+        (Some(fitted), features)
+    };
+    let x = frame_to_matrix(&features)?;
+    if spec.selection.is_empty() {
+        return Ok(Transformed { preprocess, selection: None, x });
+    }
+    let task = if spec.task.is_classification() { Task::Classification } else { Task::Regression };
+    let cv = match &spec.task {
+        TaskSpec::Forecast { recipe, .. } => CvKind::TimeOrdered { gap: recipe.horizon.saturating_sub(1) },
+        TaskSpec::Tabular { .. } => CvKind::KFold,
+    };
+    let model = SelectionModel { spec: &spec.model };
+    let selection = Selector::new(spec.selection.clone()).fit(
+        &x.take_rows(&parts.train),
+        &take(&design.label, &parts.train),
+        task,
+        cv,
+        Some(&model),
+    )?;
+    let x = selection.apply(&x)?;
+    progress.step(&format!("selection fitted on the training rows: kept {} features", x.n_cols()));
+    Ok(Transformed { preprocess, selection: Some(selection), x })
+}
+
+fn take(values: &[f64], rows: &[usize]) -> Vec<f64> {
+    rows.iter().map(|&i| values[i]).collect()
 }
 
 fn point(key: &str, value: f64, timestamp_ms: i64) -> MetricPoint {
@@ -322,136 +346,137 @@ fn log_params_chunked(tracker: &dyn Tracker, run: &RunId, params: &[(String, Str
     Ok(())
 }
 
-fn recipe_params(recipe: &TimeSeriesRecipe) -> Vec<(String, String)> {
-    let mut out = vec![
-        ("task.target".to_string(), recipe.target.clone()),
-        ("task.horizon".to_string(), recipe.horizon.to_string()),
-        ("task.target_transform".to_string(), recipe.target_transform.as_str().to_string()),
-        ("data.time_column".to_string(), recipe.time_column.clone()),
-        ("features.count".to_string(), recipe.feature_names().len().to_string()),
-    ];
-    for (i, f) in recipe.features.iter().enumerate() {
-        // externally tagged: {"lag": {...}} -> key features.0.lag, value the body as compact JSON
-        let json = serde_json::to_value(f).unwrap_or(serde_json::Value::Null);
-        if let serde_json::Value::Object(map) = json {
+/// Every param of the run: inputs, task, recipe, preprocessing, selection, model, split.
+fn run_params(spec: &TrainSpec) -> Vec<(String, String)> {
+    let mut out = spec.input_params.clone();
+    out.push(("task.kind".into(), spec.task.kind_str().into()));
+    out.push(("task.target".into(), spec.task.target().into()));
+    match &spec.task {
+        TaskSpec::Forecast { recipe, split } => {
+            out.push(("task.horizon".into(), recipe.horizon.to_string()));
+            out.push(("task.target_transform".into(), recipe.target_transform.as_str().into()));
+            out.push(("data.time_column".into(), recipe.time_column.clone()));
+            out.push(("features.count".into(), recipe.feature_names().len().to_string()));
+            out.extend(list_params("features", &recipe.features));
+            out.extend(object_params("split", split));
+        }
+        TaskSpec::Tabular { input, kind, split, .. } => {
+            out.push(("features.columns".into(), input.columns.join(",")));
+            out.push(("features.count".into(), input.columns.len().to_string()));
+            if let crate::TabularKind::Classification { positive, threshold } = kind {
+                out.push(("task.positive".into(), positive.clone()));
+                let t = match threshold {
+                    crate::ThresholdRule::Fixed(v) => v.to_string(),
+                    crate::ThresholdRule::BestF1 => "best_f1".into(),
+                };
+                out.push(("task.threshold".into(), t));
+            }
+            out.push(("split.test_size".into(), split.test_size.to_string()));
+            if let Some(v) = split.validation_size {
+                out.push(("split.validation_size".into(), v.to_string()));
+            }
+            out.push(("split.seed".into(), split.seed.to_string()));
+        }
+    }
+    out.extend(list_params("preprocess", &spec.preprocess));
+    out.extend(list_params("selection", &spec.selection));
+    out.push(("model.kind".into(), spec.model.kind().into()));
+    out.extend(spec.model.params().into_iter().map(|(k, v)| (format!("model.{k}"), v)));
+    out
+}
+
+/// An externally tagged list as params: `{"lag": {...}}` at index i -> key `<prefix>.<i>.lag`, value the body as
+/// compact JSON (truncated to MLflow's 6000-character limit).
+fn list_params<T: Serialize>(prefix: &str, items: &[T]) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        if let Ok(serde_json::Value::Object(map)) = serde_json::to_value(item) {
             for (kind, body) in map {
-                out.push((format!("features.{i}.{kind}"), body.to_string()));
+                let mut value = body.to_string();
+                value.truncate(6000);
+                out.push((format!("{prefix}.{i}.{kind}"), value));
             }
         }
     }
     out
 }
 
-fn split_params(split: &HoldoutSpec) -> Vec<(String, String)> {
-    let json = serde_json::to_value(split).unwrap_or(serde_json::Value::Null);
+fn object_params<T: Serialize>(prefix: &str, value: &T) -> Vec<(String, String)> {
     let mut out = Vec::new();
-    if let serde_json::Value::Object(map) = json {
+    if let Ok(serde_json::Value::Object(map)) = serde_json::to_value(value) {
         for (k, v) in map {
             if !v.is_null() {
-                out.push((format!("split.{k}"), v.to_string().trim_matches('"').to_string()));
+                out.push((format!("{prefix}.{k}"), v.to_string().trim_matches('"').to_string()));
             }
         }
     }
     out
 }
 
-#[derive(Serialize)]
-struct SplitPredictions<'a> {
-    time_ms: &'a [i64],
-    y_true: &'a [f64],
-    y_pred: Vec<f64>,
-    persistence: &'a [f64],
-}
-
-#[allow(clippy::too_many_arguments)]
-fn log_artifacts(
+fn log_importance(
     spec: &TrainSpec,
     ports: &Ports<'_>,
     run: &RunId,
-    model: FittedModel,
     importance: &[(String, f64, f64)],
-    evaluation: &Evaluation,
-    gates: &GateReport,
-    overfit: &OverfitReport,
-    rows: &RowCounts,
-    table: &kiln_features::FeatureTable,
-    split: &kiln_eval::Holdout,
 ) -> Result<(), TrainError> {
-    let store = ports.artifacts;
-    store.put_bytes(run, "config.yaml", spec.config_yaml.as_bytes())?;
-
-    let metrics_json = serde_json::json!({
-        "model": {"train": evaluation.model_train, "test": evaluation.model_test},
-        "persistence": {"train": evaluation.baseline_train, "test": evaluation.baseline_test},
-        "overfit": overfit,
-        "gates": gates,
-        "rows": rows,
-    });
-    store.put_bytes(run, "metrics.json", &to_json(&metrics_json))?;
-
     let mut sorted: Vec<_> = importance.to_vec();
     sorted.sort_by(|a, b| b.1.total_cmp(&a.1));
-    let imp_json: Vec<_> =
+    let json: Vec<_> =
         sorted.iter().map(|(f, gain, split)| serde_json::json!({"feature": f, "gain": gain, "split": split})).collect();
-    store.put_bytes(run, "feature_importance.json", &to_json(&imp_json))?;
+    ports.artifacts.put_bytes(run, "feature_importance.json", &to_json(&json))?;
     let top: Vec<_> = sorted.iter().take(25).collect();
+    if top.is_empty() {
+        return Ok(());
+    }
     let png = ports.charts.bar_chart(
-        &format!("{}: feature importance (gain)", spec.run_name),
-        "total gain",
+        &format!("{}: feature importance", spec.run_name),
+        importance_label(&spec.model),
         &top.iter().map(|t| t.0.clone()).collect::<Vec<_>>(),
         &top.iter().map(|t| t.1).collect::<Vec<_>>(),
     )?;
-    store.put_bytes(run, "feature_importance.png", &png)?;
-
-    // the predictions the metrics were computed on, so anyone can recompute them
-    let recipe = &spec.recipe;
-    let preds = |r: std::ops::Range<usize>| -> Result<SplitPredictions<'_>, TrainError> {
-        let out = model.predict(&table.x.rows(r.start, r.end))?;
-        Ok(SplitPredictions {
-            time_ms: &table.times[r.clone()],
-            y_true: &table.future[r.clone()],
-            y_pred: out
-                .iter()
-                .zip(&table.current[r.clone()])
-                .map(|(o, c)| recipe.target_transform.invert(*c, *o))
-                .collect(),
-            persistence: &table.current[r],
-        })
-    };
-    let train_range = split.fit_rows();
-    let predictions = serde_json::json!({"train": preds(train_range)?, "test": preds(split.test.clone())?});
-    store.put_bytes(run, "predictions.json", &to_json(&predictions))?;
-
-    // the bundle: written whole to a temporary folder, then copied file by file under `model/`
-    let mut metrics = BTreeMap::new();
-    for (prefix, m) in [("train", &evaluation.model_train), ("test", &evaluation.model_test)] {
-        for (name, value) in m.iter() {
-            metrics.insert(format!("{prefix}_{name}"), value);
-        }
-    }
-    let pipeline = FittedPipeline::new(recipe.clone(), &table.x.names);
-    let metadata = BundleMetadata {
-        kiln_version: spec.kiln_version.clone(),
-        model_kind: model.kind(),
-        created_ms: (ports.clock)(),
-        run_id: Some(run.0.clone()),
-        metrics,
-        params: spec.model.params().into_iter().collect(),
-        data_sha256: spec.data_sha256.clone(),
-        feature_names: table.x.names.clone(),
-        target: recipe.target.clone(),
-        horizon: u32::try_from(recipe.horizon).ok(),
-        files: BTreeMap::new(),
-    };
-    let bundle = Bundle { pipeline, model, metadata };
-    let tmp = tempfile::tempdir().map_err(TrainError::Temp)?;
-    let dir = tmp.path().join("model");
-    kiln_models::write_bundle(&dir, &bundle)?;
-    kiln_models::verify_bundle(&dir)?;
-    store.put_dir(run, "model", &dir)?;
+    ports.artifacts.put_bytes(run, "feature_importance.png", &png)?;
     Ok(())
 }
 
-fn to_json<T: Serialize>(value: &T) -> Vec<u8> {
+fn importance_label(model: &ModelSpec) -> &'static str {
+    match model {
+        ModelSpec::LightGbm(_) | ModelSpec::XgBoost(_) => "total gain",
+        ModelSpec::Smartcore(_) => "importance",
+    }
+}
+
+/// Mean |SHAP contribution| per feature over the test rows, as JSON and a bar chart (LightGBM and XGBoost).
+fn log_shap_summary(
+    spec: &TrainSpec,
+    ports: &Ports<'_>,
+    run: &RunId,
+    model: &kiln_models::FittedModel,
+    x: &kiln_domain::Matrix,
+    parts: &Parts,
+) -> Result<(), TrainError> {
+    let rows = if parts.test.is_empty() { &parts.train } else { &parts.test };
+    let Some(contrib) = model.contributions(&x.take_rows(rows))? else {
+        return Ok(());
+    };
+    let n = contrib.n_rows.max(1) as f64;
+    let mut summary: Vec<(String, f64)> = (0..x.n_cols())
+        .map(|j| (x.names[j].clone(), (0..contrib.n_rows).map(|i| contrib.row(i)[j].abs()).sum::<f64>() / n))
+        .collect();
+    summary.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let json: Vec<_> =
+        summary.iter().map(|(f, v)| serde_json::json!({"feature": f, "mean_abs_shap": v})).collect();
+    ports.artifacts.put_bytes(run, "shap_summary.json", &to_json(&json))?;
+    let top: Vec<_> = summary.iter().take(25).collect();
+    let png = ports.charts.bar_chart(
+        &format!("{}: mean |SHAP| on the test rows", spec.run_name),
+        "mean |contribution| (model output units)",
+        &top.iter().map(|t| t.0.clone()).collect::<Vec<_>>(),
+        &top.iter().map(|t| t.1).collect::<Vec<_>>(),
+    )?;
+    ports.artifacts.put_bytes(run, "shap_summary.png", &png)?;
+    Ok(())
+}
+
+pub(crate) fn to_json<T: Serialize>(value: &T) -> Vec<u8> {
     serde_json::to_vec_pretty(value).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}").into_bytes())
 }

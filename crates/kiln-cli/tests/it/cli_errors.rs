@@ -23,10 +23,12 @@ fn write(dir: &Path, name: &str, text: &str) -> String {
 /// An experiment file in `dir` that extends the shipped base and reads `data`.
 fn experiment(dir: &Path, data: &str, extra: &str) -> String {
     let base = repo().join("conf/base/forecast.yaml");
+    let model = repo().join("conf/base/lightgbm.yaml");
     let text = format!(
-        "extends: {}\nname: bad\ndata: {{path: {data}, time_column: Date}}\ntask: {{kind: forecast, target: USD}}\n\
+        "extends: [{}, {}]\nname: bad\ndata: {{path: {data}, time_column: Date}}\ntask: {{kind: forecast, target: USD}}\n\
          features:\n  - lag: {{column: USD, lags: [1]}}\n{extra}",
-        base.display()
+        base.display(),
+        model.display()
     );
     write(dir, "exp.yaml", &text)
 }
@@ -92,4 +94,66 @@ fn bad_model_reference_is_refused() {
     let (code, err) = kiln(&["predict", "--model", "models:/eurusd", "--input", "data/ETTh1.csv", "--output", &out]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("models:/eurusd"), "{err}");
+}
+
+/// A tabular churn experiment in `dir` with `extra` appended (later keys override).
+fn churn_experiment(dir: &Path, extra: &str) -> String {
+    let base = repo().join("conf/experiments/churn.yaml");
+    write(dir, "churn.yaml", &format!("extends: {}\n{extra}", base.display()))
+}
+
+#[test]
+fn classification_without_positive_class_names_the_key() {
+    let d = tempfile::tempdir().unwrap();
+    let base = repo().join("conf/base/classification.yaml");
+    let lgb = repo().join("conf/base/lightgbm.yaml");
+    let text = format!(
+        "extends: [{}, {}]\nname: c\ndata: {{path: data/Telco-Customer-Churn_IBM.csv}}\ntask: {{target: Churn}}\n\
+         features: __AUTO__\n",
+        base.display(),
+        lgb.display()
+    );
+    let exp = write(d.path(), "c.yaml", &text);
+    let (code, err) = kiln(&["config", "show", &exp]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("c.yaml") && err.contains("task.positive"), "{err}");
+}
+
+#[test]
+fn out_of_range_hyperparameter_names_the_parameter_and_range() {
+    let d = tempfile::tempdir().unwrap();
+    let base = repo().join("conf/experiments/eurusd_xgboost.yaml");
+    let exp = write(d.path(), "x.yaml", &format!("extends: {}\nmodel: {{params: {{eta: 0}}}}\n", base.display()));
+    let (code, err) = kiln(&["config", "show", &exp]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("model.params.eta") && err.contains("eta"), "{err}");
+}
+
+#[test]
+fn auto_features_on_a_forecast_is_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let base = repo().join("conf/experiments/eurusd.yaml");
+    let exp = write(d.path(), "f.yaml", &format!("extends: {}\nfeatures: __AUTO__\n", base.display()));
+    let (code, err) = kiln(&["config", "show", &exp]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("f.yaml") && err.contains("'features'") && err.contains("tabular"), "{err}");
+}
+
+#[test]
+fn unknown_preprocessing_field_names_the_step() {
+    let d = tempfile::tempdir().unwrap();
+    let exp = churn_experiment(d.path(), "preprocess:\n  - scale: {columns: [tenure], methd: standard}\n");
+    let (code, err) = kiln(&["config", "show", &exp]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("churn.yaml") && err.contains("preprocess[0]") && err.contains("methd"), "{err}");
+}
+
+#[test]
+fn a_feature_column_missing_from_the_data_is_named() {
+    let d = tempfile::tempdir().unwrap();
+    let exp = churn_experiment(d.path(), "features: [tenure, MonthlyCharge]\npreprocess: []\n");
+    let store = d.path().join("mlruns").display().to_string();
+    let (code, err) = kiln(&["train", "--config", &exp, "--tracking-uri", &store]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("MonthlyCharge"), "{err}");
 }

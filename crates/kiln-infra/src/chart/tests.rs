@@ -55,3 +55,69 @@ fn tick_labels_have_no_float_noise() {
         assert_eq!(tick_label(v, span), text, "{v}");
     }
 }
+
+fn roc_like() -> Vec<(String, Vec<(f64, f64)>)> {
+    vec![
+        ("model (AUC 0.80)".to_string(), vec![(0.0, 0.0), (0.05, 0.3), (0.2, 0.62), (0.45, 0.85), (1.0, 1.0)]),
+        ("majority (AUC 0.50)".to_string(), vec![(0.0, 0.0), (1.0, 1.0)]),
+    ]
+}
+
+#[test]
+fn line_chart_is_a_png_of_the_configured_size() {
+    let renderer = PlotChartRenderer::default();
+    let roc = renderer.line_chart("ROC curve (test)", "false positive rate", "true positive rate", &roc_like(), true);
+    let roc = roc.unwrap();
+    assert_eq!(png_size(&roc), (900, 720));
+    // a drawn chart compresses to more than a blank canvas, and the diagonal changes the image
+    assert!(roc.len() > 10_000, "{} bytes", roc.len());
+    let plain =
+        renderer.line_chart("ROC curve (test)", "false positive rate", "true positive rate", &roc_like(), false);
+    assert_ne!(plain.unwrap(), roc);
+
+    // a precision-recall staircase, unnamed series (no legend), a custom size
+    let small = PlotChartRenderer { line_size: (400, 300), ..PlotChartRenderer::default() };
+    let pr = vec![(String::new(), vec![(1.0, 0.27), (1.0, 0.4), (0.6, 0.4), (0.6, 0.7), (0.0, 0.7), (0.0, 1.0)])];
+    assert_eq!(png_size(&small.line_chart("PR", "recall", "precision", &pr, false).unwrap()), (400, 300));
+}
+
+#[test]
+fn degenerate_line_charts() {
+    let renderer = PlotChartRenderer::default();
+    // nothing to draw is an error that names the chart
+    for series in [vec![], vec![("empty".to_string(), vec![])], vec![("nan".to_string(), vec![(f64::NAN, 1.0)])]] {
+        let err = renderer.line_chart("Nothing", "x", "y", &series, true).unwrap_err();
+        assert_eq!(err.code, Code::DataShape);
+        assert!(err.message.contains("chart 'Nothing': no series has a finite point"), "{}", err.message);
+    }
+    // one point, constant values, infinities among the points, many series: still a picture
+    let odd = vec![
+        ("one point".to_string(), vec![(0.5, 0.5)]),
+        ("flat".to_string(), vec![(0.0, 0.5), (f64::INFINITY, 0.5), (1.0, 0.5)]),
+    ];
+    assert_eq!(png_size(&renderer.line_chart("Odd", "x", "y", &odd, true).unwrap()), (900, 720));
+    let single = vec![("dot".to_string(), vec![(3.0, -2.0)])];
+    assert_eq!(png_size(&renderer.line_chart("Dot", "x", "y", &single, false).unwrap()), (900, 720));
+    let many: Vec<(String, Vec<(f64, f64)>)> =
+        (0..12).map(|i| (format!("fold {i}"), vec![(0.0, 0.0), (0.1 * i as f64 / 12.0, 0.5), (1.0, 1.0)])).collect();
+    assert_eq!(png_size(&renderer.line_chart("Folds", "fpr", "tpr", &many, true).unwrap()), (900, 720));
+}
+
+#[test]
+fn confusion_matrix_chart_is_a_png() {
+    let renderer = PlotChartRenderer::default();
+    let png =
+        renderer.confusion_matrix_chart("Confusion matrix (test)", ["stays", "churns"], [[4771, 403], [981, 888]]);
+    let png = png.unwrap();
+    assert_eq!(png_size(&png), (640, 560));
+    assert!(png.len() > 5_000, "{} bytes", png.len());
+    // other counts, other picture
+    let other = renderer.confusion_matrix_chart("Confusion matrix (test)", ["stays", "churns"], [[10, 0], [0, 10]]);
+    assert_ne!(other.unwrap(), png);
+    // all zeros and huge counts and long labels do not panic
+    for counts in [[[0, 0], [0, 0]], [[u64::MAX / 4, 1], [0, u64::MAX / 4]]] {
+        let long = "a very long class label that keeps going";
+        let png = renderer.confusion_matrix_chart("Edge", [long, ""], counts).unwrap();
+        assert_eq!(png_size(&png), (640, 560));
+    }
+}

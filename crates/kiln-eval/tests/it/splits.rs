@@ -1,0 +1,201 @@
+//! The stratified holdout, k-fold, stratified k-fold and time-series folds against scikit-learn 1.9.1
+//! (`train_test_split(stratify=..)`, `KFold`, `StratifiedKFold`, `TimeSeriesSplit`) on the Telco churn labels.
+
+use kiln_eval::{Fold, IndexHoldout, Size, kfold, stratified_holdout, stratified_kfold, time_series_folds};
+
+use crate::reference::{PRELUDE, Telco, line, python};
+
+/// Per-class row counts of a part, classes in ascending label order.
+fn class_counts(labels: &[f64], rows: &[usize]) -> [f64; 2] {
+    let ones = rows.iter().filter(|&&i| labels[i] == 1.0).count();
+    [(rows.len() - ones) as f64, ones as f64]
+}
+
+fn assert_partition(n: usize, parts: &[&[usize]]) {
+    let mut seen = vec![false; n];
+    for part in parts {
+        assert!(part.windows(2).all(|w| w[0] < w[1]), "ascending, no duplicates");
+        for &i in *part {
+            assert!(!seen[i], "row {i} in two parts");
+            seen[i] = true;
+        }
+    }
+    assert!(seen.iter().all(|&s| s), "every row in a part");
+}
+
+#[test]
+fn stratified_holdout_counts_match_sklearn() {
+    let telco = Telco::load();
+    // the whole table and an odd-sized slice (remainders that round differently)
+    let cases: &[(usize, Size, Option<Size>)] = &[
+        (7043, Size::Fraction(0.2), None),
+        (7043, Size::Fraction(0.25), Some(Size::Fraction(0.15))),
+        (7043, Size::Rows(1000), Some(Size::Rows(777))),
+        (1001, Size::Fraction(0.3), Some(Size::Fraction(0.1))),
+        (97, Size::Fraction(0.2), Some(Size::Rows(9))),
+    ];
+    let mut exact = 0;
+    let mut compared = 0;
+    for &(n, test_size, validation_size) in cases {
+        let labels = &telco.churn[..n];
+        let n_test = test_size.rows_of(n, "test_size").unwrap();
+        let n_val = validation_size.map_or(0, |s| s.rows_of(n, "validation_size").unwrap());
+        // scikit-learn's counts, for several random states (they differ only where remainders tie)
+        let sk = python(
+            &format!(
+                "{PRELUDE}{}",
+                r#"
+from sklearn.model_selection import train_test_split
+y = arr(0); n_test, n_val = (int(v) for v in arr(1))
+idx = np.arange(len(y))
+def counts(rows): return [np.sum(y[rows] == 0.0), np.sum(y[rows] == 1.0)]
+for seed in range(5):
+    fit, test = train_test_split(idx, test_size=n_test, stratify=y, random_state=seed)
+    train, val = train_test_split(fit, test_size=n_val, stratify=y[fit], random_state=seed) if n_val else (fit, fit[:0])
+    out(f"train{seed}", counts(train)); out(f"validation{seed}", counts(val)); out(f"test{seed}", counts(test))
+"#
+            ),
+            &format!("{}\n{n_test} {n_val}\n", line(labels.iter().copied())),
+        );
+        for seed in 0..5u64 {
+            let h = stratified_holdout(labels, test_size, validation_size, seed).unwrap();
+            assert_partition(n, &[&h.train, &h.validation, &h.test]);
+            assert_eq!((h.test.len(), h.validation.len()), (n_test, n_val), "{n} rows {test_size} {validation_size:?}");
+            for (part, rows) in [("train", &h.train), ("validation", &h.validation), ("test", &h.test)] {
+                let ours = class_counts(labels, rows);
+                for sk_seed in 0..5 {
+                    let theirs = &sk[&format!("{part}{sk_seed}")];
+                    compared += 1;
+                    exact += usize::from(ours[..] == theirs[..]);
+                    for c in 0..2 {
+                        assert!(
+                            (ours[c] - theirs[c]).abs() <= 1.0,
+                            "{n} rows, {part}, class {c}: kiln {ours:?} (seed {seed}), scikit-learn {theirs:?}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+    // ties between remainders are rare here: nearly every comparison is exact
+    eprintln!("stratified holdout: {exact} of {compared} per-part class counts equal scikit-learn's exactly");
+    assert!(exact * 10 >= compared * 9, "{exact} of {compared} part counts equal scikit-learn's");
+}
+
+#[test]
+fn stratified_holdout_is_deterministic_per_seed() {
+    let telco = Telco::load();
+    let split = |seed| stratified_holdout(&telco.churn, Size::Fraction(0.2), Some(Size::Fraction(0.1)), seed).unwrap();
+    let a: IndexHoldout = split(42);
+    assert_eq!(a, split(42));
+    let b = split(43);
+    assert_ne!(a.test, b.test, "another seed draws other rows");
+    assert_eq!(class_counts(&telco.churn, &a.test), class_counts(&telco.churn, &b.test), "with the same counts");
+}
+
+/// Folds as index lists from scikit-learn: `test{i}` lines.
+fn sk_folds(script: &str, input: &str, k: usize) -> Vec<Vec<usize>> {
+    let sk = python(&format!("{PRELUDE}{script}"), input);
+    (0..k).map(|i| sk[&format!("test{i}")].iter().map(|&v| v as usize).collect()).collect()
+}
+
+fn check_folds(n: usize, folds: &[Fold]) {
+    for f in folds {
+        assert_partition(n, &[&f.train, &f.test]);
+    }
+    let mut tests: Vec<usize> = folds.iter().flat_map(|f| f.test.iter().copied()).collect();
+    tests.sort_unstable();
+    assert_eq!(tests, (0..n).collect::<Vec<_>>(), "each row tested exactly once");
+}
+
+#[test]
+fn kfold_and_stratified_kfold_match_sklearn() {
+    let telco = Telco::load();
+    for (n, k) in [(7043, 5), (103, 4), (10, 10)] {
+        let labels = &telco.churn[..n];
+        let input = format!("{}\n{k}\n", line(labels.iter().copied()));
+        let plain = sk_folds(
+            r#"
+from sklearn.model_selection import KFold
+y = arr(0); k = int(arr(1)[0])
+for i, (_, test) in enumerate(KFold(n_splits=k).split(y)): out(f"test{i}", test)
+"#,
+            &input,
+            k,
+        );
+        let folds = kfold(n, k, None).unwrap();
+        check_folds(n, &folds);
+        assert_eq!(folds.iter().map(|f| f.test.clone()).collect::<Vec<_>>(), plain, "KFold({k}) on {n} rows");
+        let shuffled = kfold(n, k, Some(3)).unwrap();
+        check_folds(n, &shuffled);
+        let sizes = |f: &[Fold]| f.iter().map(|f| f.test.len()).collect::<Vec<_>>();
+        assert_eq!(sizes(&shuffled), sizes(&folds));
+        assert_eq!(shuffled, kfold(n, k, Some(3)).unwrap(), "deterministic");
+
+        if k > labels.iter().filter(|&&v| v == 1.0).count().max(labels.iter().filter(|&&v| v == 0.0).count()) {
+            continue;
+        }
+        let strat = sk_folds(
+            r#"
+from sklearn.model_selection import StratifiedKFold
+y = arr(0); k = int(arr(1)[0])
+for i, (_, test) in enumerate(StratifiedKFold(n_splits=k).split(y, y)): out(f"test{i}", test)
+"#,
+            &input,
+            k,
+        );
+        let folds = stratified_kfold(labels, k, None).unwrap();
+        check_folds(n, &folds);
+        assert_eq!(folds.iter().map(|f| f.test.clone()).collect::<Vec<_>>(), strat, "StratifiedKFold({k}), {n} rows");
+        // shuffled: other rows, the same class counts per fold as scikit-learn's shuffled folds
+        let sk_shuffled = sk_folds(
+            r#"
+from sklearn.model_selection import StratifiedKFold
+y = arr(0); k = int(arr(1)[0])
+for i, (_, test) in enumerate(StratifiedKFold(n_splits=k, shuffle=True, random_state=0).split(y, y)): out(f"test{i}", test)
+"#,
+            &input,
+            k,
+        );
+        let shuffled = stratified_kfold(labels, k, Some(0)).unwrap();
+        check_folds(n, &shuffled);
+        for (ours, theirs) in shuffled.iter().zip(&sk_shuffled) {
+            assert_eq!(class_counts(labels, &ours.test), class_counts(labels, theirs));
+        }
+        assert_eq!(shuffled, stratified_kfold(labels, k, Some(0)).unwrap(), "deterministic");
+        if n > 100 {
+            assert_ne!(shuffled, folds, "shuffling moves rows");
+        }
+    }
+}
+
+#[test]
+fn time_series_folds_match_sklearn() {
+    for (n, k, gap) in [(7043, 5, 0), (7043, 5, 24), (100, 3, 2), (10, 9, 0), (17, 4, 3)] {
+        let sk = python(
+            &format!(
+                "{PRELUDE}{}",
+                r#"
+from sklearn.model_selection import TimeSeriesSplit
+n, k, gap = (int(v) for v in arr(0))
+for i, (train, test) in enumerate(TimeSeriesSplit(n_splits=k, gap=gap).split(np.zeros(n))):
+    out(f"train{i}", [train.min(), train.max() + 1]); out(f"test{i}", [test.min(), test.max() + 1])
+"#
+            ),
+            &format!("{n} {k} {gap}\n"),
+        );
+        let folds = time_series_folds(n, k, gap).unwrap();
+        assert_eq!(folds.len(), k);
+        for (i, f) in folds.iter().enumerate() {
+            let range = |r: &std::ops::Range<usize>| vec![r.start as f64, r.end as f64];
+            assert_eq!(range(&f.train), sk[&format!("train{i}")], "{n} rows, {k} folds, gap {gap}: fold {i} train");
+            assert_eq!(range(&f.test), sk[&format!("test{i}")], "{n} rows, {k} folds, gap {gap}: fold {i} test");
+            assert_eq!((f.gap.start, f.gap.end), (f.train.end, f.test.start));
+        }
+    }
+    // scikit-learn refuses these too
+    for (n, k, gap) in [(5, 5, 0), (10, 4, 4)] {
+        let e = time_series_folds(n, k, gap).unwrap_err();
+        assert_eq!(e.code(), kiln_domain::Code::NotEnoughRows, "{e}");
+    }
+}

@@ -1,0 +1,932 @@
+//! The XGBoost adapter (through `xgboost-rs` 0.3, which vendors XGBoost 1.6.2): typed hyperparameters with
+//! XGBoost's defaults, `check()` into [`CheckedXgBoost`], `fit` on a row-major f64 [`Matrix`] with an optional
+//! validation set for early stopping, batch and single-row prediction, SHAP contributions, and XGBoost's JSON model
+//! (`model.json`), which Python's `xgboost.Booster(model_file=...)` and `mlflow.xgboost.load_model` read and predict
+//! identically.
+//!
+//! Key decisions:
+//! - **kiln drives the rounds.** `xgboost-rs`' `Booster::train` ignores the round count (it always runs 16), so
+//!   the booster is created with its parameters and the training and validation matrices in its prediction cache,
+//!   and `update` is called once per round. Early stopping is done here, as Python's `xgboost.train` does it: after
+//!   every round the validation metric is evaluated by XGBoost; training stops once it has not strictly improved
+//!   for `early_stopping_rounds` rounds.
+//! - **The model ends at its best round.** After early stopping the trees past the best round are cut from the
+//!   JSON model (its `trees`, `tree_info` and `num_trees`), which is loaded back; so the saved model predicts as the
+//!   best round everywhere, including Python's `Booster.predict`, which uses every tree. The attributes
+//!   `best_iteration` (0-based, as Python's `xgboost.train` writes it) and `best_score` are set as Python sets them.
+//!   The cut is checked: the reloaded model must save back to exactly the JSON that was loaded.
+//! - **Feature names live in the model.** `xgboost-rs` cannot name a matrix's columns, so the names (and the type
+//!   `float`) are written into the JSON model's `learner.feature_names`/`feature_types` the same way; Python's
+//!   XGBoost then checks a DataFrame's columns against them, and [`XgBoostModel::from_json_bytes`] reads them back.
+//! - **f32 inside.** XGBoost stores features, thresholds and predictions as f32. Inputs are rounded from f64 to f32
+//!   (as Python's `DMatrix` does with a float64 array; NaN is missing, a finite value too large for f32 is refused)
+//!   and outputs are widened to f64 exactly. Labels go to XGBoost as f32.
+//! - **Reproducible.** `tree_method` is `hist`, `nthread` and `seed` are explicit (1 and 42 by default); XGBoost's
+//!   random generator is per thread and seeded when the booster is first configured, so two fits give the same
+//!   JSON. XGBoost's log is silenced (`verbosity` 0) unless asked for.
+//!
+//! Not here: `reg:absoluteerror` (it arrived in XGBoost 1.7; the vendored 1.6.2 lacks it, so `check()` refuses it),
+//! the `auc` and `aucpr` validation metrics (the static XGBoost build drops them; `check()` refuses them),
+//! tree methods other than `hist`, multi-output objectives, dart and gblinear boosters. A loaded model predicts
+//! with XGBoost's default thread count: `xgboost-rs` 0.3 can set `nthread` only together with every training
+//! parameter (objective and base_score included), which would change a loaded model.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use kiln_domain::{Estimator, Matrix, Predictor};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use xgboost_rs::{Booster, DMatrix, XGBError};
+
+use crate::ModelError;
+use crate::lightgbm::{bad, check_f64, fmt_f64};
+
+/// The XGBoost version that `xgboost-rs` 0.3 vendors, written into the bundle's `MLmodel`.
+pub const XGBOOST_VERSION: &str = "1.6.2";
+
+/// The learning task XGBoost optimizes (XGBoost's `objective`), limited to single-output objectives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum XgbObjective {
+    /// squared error
+    #[serde(rename = "reg:squarederror")]
+    SquaredError,
+    /// absolute error; XGBoost >= 1.7 only, refused by [`XgBoostParams::check`]
+    #[serde(rename = "reg:absoluteerror")]
+    AbsoluteError,
+    /// pseudo-Huber loss, `huber_slope` is its parameter
+    #[serde(rename = "reg:pseudohubererror")]
+    PseudoHuberError,
+    /// binary classification (labels 0 or 1); predictions are probabilities of 1
+    #[serde(rename = "binary:logistic")]
+    BinaryLogistic,
+}
+
+impl XgbObjective {
+    /// XGBoost's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            XgbObjective::SquaredError => "reg:squarederror",
+            XgbObjective::AbsoluteError => "reg:absoluteerror",
+            XgbObjective::PseudoHuberError => "reg:pseudohubererror",
+            XgbObjective::BinaryLogistic => "binary:logistic",
+        }
+    }
+
+    /// The metric XGBoost evaluates when none is given.
+    pub fn default_metric(self) -> XgbMetric {
+        match self {
+            XgbObjective::SquaredError => XgbMetric::Rmse,
+            XgbObjective::AbsoluteError => XgbMetric::Mae,
+            XgbObjective::PseudoHuberError => XgbMetric::Mphe,
+            XgbObjective::BinaryLogistic => XgbMetric::Logloss,
+        }
+    }
+}
+
+/// The validation metric (XGBoost's `eval_metric`); early stopping watches it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum XgbMetric {
+    Rmse,
+    Rmsle,
+    Mae,
+    Mape,
+    /// mean pseudo-Huber error (uses `huber_slope`)
+    Mphe,
+    Logloss,
+    /// classification error at threshold 0.5
+    Error,
+    /// refused by [`XgBoostParams::check`]: missing from the static XGBoost 1.6.2 that `xgboost-rs` links
+    Auc,
+    /// refused by [`XgBoostParams::check`], as `auc`
+    Aucpr,
+}
+
+impl XgbMetric {
+    /// XGBoost's name (also the name it reports the value under).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            XgbMetric::Rmse => "rmse",
+            XgbMetric::Rmsle => "rmsle",
+            XgbMetric::Mae => "mae",
+            XgbMetric::Mape => "mape",
+            XgbMetric::Mphe => "mphe",
+            XgbMetric::Logloss => "logloss",
+            XgbMetric::Error => "error",
+            XgbMetric::Auc => "auc",
+            XgbMetric::Aucpr => "aucpr",
+        }
+    }
+
+    /// Whether the metric only makes sense for a binary classifier.
+    pub fn is_classification(self) -> bool {
+        matches!(self, XgbMetric::Logloss | XgbMetric::Error | XgbMetric::Auc | XgbMetric::Aucpr)
+    }
+
+    /// Whether a larger value is better (as Python's early stopping decides it: the AUCs).
+    pub fn maximize(self) -> bool {
+        matches!(self, XgbMetric::Auc | XgbMetric::Aucpr)
+    }
+}
+
+/// How XGBoost grows trees. Only `hist` is accepted: it is the method kiln's determinism and speed were measured
+/// with; `approx` and `exact` parse so that [`XgBoostParams::check`] can refuse them by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum XgbTreeMethod {
+    Hist,
+    Approx,
+    Exact,
+}
+
+impl XgbTreeMethod {
+    /// XGBoost's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            XgbTreeMethod::Hist => "hist",
+            XgbTreeMethod::Approx => "approx",
+            XgbTreeMethod::Exact => "exact",
+        }
+    }
+}
+
+/// XGBoost's hyperparameters as a user writes them (`model.params` in the experiment YAML). Every field defaults to
+/// XGBoost's own default, except the ones about reproducibility and logging: `seed` (42), `nthread` (1) and
+/// `verbosity` (0). Without `base_score` XGBoost 1.6 starts from 0.5 (XGBoost >= 2.0 estimates it from the labels
+/// instead; set it to the label mean to get that behaviour for squared error).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct XgBoostParams {
+    pub objective: XgbObjective,
+    /// boosting rounds (the maximum when early stopping is on)
+    pub num_boost_round: u32,
+    /// learning rate
+    pub eta: f64,
+    pub max_depth: u32,
+    pub min_child_weight: f64,
+    /// fraction of rows sampled for each tree
+    pub subsample: f64,
+    /// fraction of columns sampled for each tree
+    pub colsample_bytree: f64,
+    /// L2 regularization of leaf weights
+    pub lambda: f64,
+    /// L1 regularization of leaf weights
+    pub alpha: f64,
+    /// minimum loss reduction to split (`min_split_loss`)
+    pub gamma: f64,
+    /// histogram bins per feature
+    pub max_bin: u32,
+    pub tree_method: XgbTreeMethod,
+    /// weight of the positive class (binary only)
+    pub scale_pos_weight: f64,
+    /// the pseudo-Huber parameter (objective `reg:pseudohubererror` and metric `mphe`)
+    pub huber_slope: f64,
+    /// the validation metric; the objective's own metric when absent
+    pub eval_metric: Option<XgbMetric>,
+    /// stop when the validation metric has not improved for this many rounds (needs a validation set)
+    pub early_stopping_rounds: Option<u32>,
+    /// the initial prediction (a probability for `binary:logistic`); XGBoost 1.6's 0.5 when absent
+    pub base_score: Option<f64>,
+    pub nthread: u32,
+    pub seed: u64,
+    /// XGBoost's log level, 0 (silent) to 3 (debug); XGBoost applies it to the whole process
+    pub verbosity: u32,
+}
+
+impl Default for XgBoostParams {
+    fn default() -> Self {
+        XgBoostParams {
+            objective: XgbObjective::SquaredError,
+            num_boost_round: 100,
+            eta: 0.3,
+            max_depth: 6,
+            min_child_weight: 1.0,
+            subsample: 1.0,
+            colsample_bytree: 1.0,
+            lambda: 1.0,
+            alpha: 0.0,
+            gamma: 0.0,
+            max_bin: 256,
+            tree_method: XgbTreeMethod::Hist,
+            scale_pos_weight: 1.0,
+            huber_slope: 1.0,
+            eval_metric: None,
+            early_stopping_rounds: None,
+            base_score: None,
+            nthread: 1,
+            seed: 42,
+            verbosity: 0,
+        }
+    }
+}
+
+const I32_MAX: u64 = i32::MAX as u64;
+
+fn check_range(param: &'static str, v: u64, min: u64, max: u64) -> Result<(), ModelError> {
+    if v < min || v > max {
+        let rule = if max == I32_MAX || max == i64::MAX as u64 {
+            if v > max { format!("must be <= {max}") } else { format!("must be >= {min}") }
+        } else {
+            format!("must be in {min}..={max}")
+        };
+        return Err(bad(param, v, rule));
+    }
+    Ok(())
+}
+
+impl XgBoostParams {
+    /// Checks every value against XGBoost's documented range, refuses what the vendored XGBoost 1.6.2 lacks
+    /// (`reg:absoluteerror`) or kiln does not run (`tree_method` other than `hist`), and the combinations XGBoost
+    /// would silently ignore (class weights on a regression, a Huber slope without a Huber loss).
+    ///
+    /// # Errors
+    /// [`ModelError::Params`] naming the first bad parameter, its value and the allowed range.
+    pub fn check(&self) -> Result<CheckedXgBoost, ModelError> {
+        let p = self;
+        if p.objective == XgbObjective::AbsoluteError {
+            return Err(bad(
+                "objective",
+                p.objective.as_str(),
+                format!(
+                    "not available in XGBoost {XGBOOST_VERSION} (vendored by xgboost-rs 0.3; it arrived in 1.7); \
+                     use reg:squarederror or reg:pseudohubererror"
+                ),
+            ));
+        }
+        check_range("num_boost_round", p.num_boost_round.into(), 1, I32_MAX)?;
+        check_f64("eta", p.eta, p.eta > 0.0 && p.eta <= 1.0, "must be in (0, 1]")?;
+        check_range("max_depth", p.max_depth.into(), 1, I32_MAX)?;
+        check_f64("min_child_weight", p.min_child_weight, p.min_child_weight >= 0.0, "must be >= 0")?;
+        let fraction = |v: f64| v > 0.0 && v <= 1.0;
+        check_f64("subsample", p.subsample, fraction(p.subsample), "must be in (0, 1]")?;
+        check_f64("colsample_bytree", p.colsample_bytree, fraction(p.colsample_bytree), "must be in (0, 1]")?;
+        check_f64("lambda", p.lambda, p.lambda >= 0.0, "must be >= 0")?;
+        check_f64("alpha", p.alpha, p.alpha >= 0.0, "must be >= 0")?;
+        check_f64("gamma", p.gamma, p.gamma >= 0.0, "must be >= 0")?;
+        check_range("max_bin", p.max_bin.into(), 2, I32_MAX)?;
+        if p.tree_method != XgbTreeMethod::Hist {
+            return Err(bad("tree_method", p.tree_method.as_str(), "must be hist (the only method kiln runs)"));
+        }
+        let binary = p.objective == XgbObjective::BinaryLogistic;
+        check_f64("scale_pos_weight", p.scale_pos_weight, p.scale_pos_weight > 0.0, "must be > 0")?;
+        if !binary && p.scale_pos_weight != 1.0 {
+            return Err(bad(
+                "scale_pos_weight",
+                fmt_f64(p.scale_pos_weight),
+                "only applies to objective binary:logistic",
+            ));
+        }
+        let metric = p.eval_metric.unwrap_or(p.objective.default_metric());
+        check_f64("huber_slope", p.huber_slope, p.huber_slope > 0.0, "must be > 0")?;
+        if p.huber_slope != 1.0 && p.objective != XgbObjective::PseudoHuberError && metric != XgbMetric::Mphe {
+            return Err(bad(
+                "huber_slope",
+                fmt_f64(p.huber_slope),
+                "only applies to objective reg:pseudohubererror or eval_metric mphe",
+            ));
+        }
+        if matches!(metric, XgbMetric::Auc | XgbMetric::Aucpr) {
+            // XGBoost 1.6.2's auc.cc has no registry link tag, so a static link (xgboost-rs) drops both metrics and
+            // XGBoost fails at the first round with "Unknown metric function auc"
+            return Err(bad(
+                "eval_metric",
+                metric.as_str(),
+                format!(
+                    "not available in the XGBoost {XGBOOST_VERSION} that xgboost-rs 0.3 links statically; \
+                     use logloss or error (kiln still reports the test AUC)"
+                ),
+            ));
+        }
+        if metric.is_classification() && !binary {
+            return Err(bad(
+                "eval_metric",
+                metric.as_str(),
+                format!("needs objective binary:logistic, not {}", p.objective.as_str()),
+            ));
+        }
+        if let Some(rounds) = p.early_stopping_rounds {
+            check_range("early_stopping_rounds", rounds.into(), 1, I32_MAX)?;
+        }
+        if let Some(base) = p.base_score {
+            if binary {
+                check_f64("base_score", base, base > 0.0 && base < 1.0, "must be in (0, 1) for binary:logistic")?;
+            } else {
+                check_f64("base_score", base, true, "must be finite")?;
+            }
+        }
+        check_range("nthread", p.nthread.into(), 1, I32_MAX)?;
+        check_range("seed", p.seed, 0, i64::MAX as u64)?;
+        check_range("verbosity", p.verbosity.into(), 0, 3)?;
+        Ok(CheckedXgBoost { params: p.clone(), metric })
+    }
+}
+
+/// Hyperparameters that passed [`XgBoostParams::check`]; they can fit an [`XgBoostModel`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckedXgBoost {
+    params: XgBoostParams,
+    metric: XgbMetric,
+}
+
+fn num(v: f64) -> String {
+    format!("{v:?}")
+}
+
+impl CheckedXgBoost {
+    /// The checked values.
+    pub fn params(&self) -> &XgBoostParams {
+        &self.params
+    }
+
+    /// The metric XGBoost evaluates and early stopping watches (the objective's default when none was given).
+    pub fn metric(&self) -> XgbMetric {
+        self.metric
+    }
+
+    /// Whether the model outputs the probability of class 1.
+    pub fn is_classifier(&self) -> bool {
+        self.params.objective == XgbObjective::BinaryLogistic
+    }
+
+    /// Everything passed to XGBoost, in its own names and value syntax, in a fixed order.
+    fn xgboost_values(&self) -> Vec<(&'static str, String)> {
+        let p = &self.params;
+        let mut v: Vec<(&'static str, String)> = vec![
+            ("booster", "gbtree".into()),
+            ("objective", p.objective.as_str().into()),
+            ("eval_metric", self.metric.as_str().into()),
+            ("eta", num(p.eta)),
+            ("max_depth", p.max_depth.to_string()),
+            ("min_child_weight", num(p.min_child_weight)),
+            ("subsample", num(p.subsample)),
+            ("colsample_bytree", num(p.colsample_bytree)),
+            ("lambda", num(p.lambda)),
+            ("alpha", num(p.alpha)),
+            ("gamma", num(p.gamma)),
+            ("max_bin", p.max_bin.to_string()),
+            ("tree_method", p.tree_method.as_str().into()),
+        ];
+        if p.objective == XgbObjective::BinaryLogistic {
+            v.push(("scale_pos_weight", num(p.scale_pos_weight)));
+        }
+        if p.objective == XgbObjective::PseudoHuberError || self.metric == XgbMetric::Mphe {
+            v.push(("huber_slope", num(p.huber_slope)));
+        }
+        if let Some(base) = p.base_score {
+            v.push(("base_score", num(base)));
+        }
+        v.extend([
+            ("nthread", p.nthread.to_string()),
+            ("seed", p.seed.to_string()),
+            ("verbosity", p.verbosity.to_string()),
+        ]);
+        v
+    }
+
+    /// Every hyperparameter as `(name, value)` strings, for logging as MLflow params: what XGBoost is given, plus
+    /// `num_boost_round` and `early_stopping_rounds` (`None` when unset, as Python's MLflow logs it).
+    pub fn as_params(&self) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> =
+            self.xgboost_values().into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        out.push(("num_boost_round".into(), self.params.num_boost_round.to_string()));
+        let early = self.params.early_stopping_rounds.map_or_else(|| "None".to_string(), |r| r.to_string());
+        out.push(("early_stopping_rounds".into(), early));
+        out
+    }
+
+    /// The labels as XGBoost stores them (f32), after checking them for this objective.
+    fn labels(&self, set: &str, x: &Matrix, y: &[f64]) -> Result<Vec<f32>, ModelError> {
+        check_matrix(set, x).map_err(ModelError::Train)?;
+        if x.n_rows == 0 {
+            return Err(ModelError::Train(format!("the {set} set has no rows")));
+        }
+        if y.len() != x.n_rows {
+            return Err(ModelError::Train(format!("the {set} set has {} rows but {} labels", x.n_rows, y.len())));
+        }
+        let binary = self.is_classifier();
+        y.iter()
+            .enumerate()
+            .map(|(i, &v)| {
+                let f = v as f32;
+                if !v.is_finite() || !f.is_finite() {
+                    return Err(ModelError::Train(format!(
+                        "{set} label at row {i} is {}; labels must be finite f32",
+                        fmt_f64(v)
+                    )));
+                }
+                if binary && v != 0.0 && v != 1.0 {
+                    return Err(ModelError::Train(format!(
+                        "{set} label at row {i} is {v}; objective binary:logistic needs 0 or 1"
+                    )));
+                }
+                Ok(f)
+            })
+            .collect()
+    }
+
+    fn config(&self) -> HashMap<String, String> {
+        self.xgboost_values().into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+    }
+}
+
+fn check_matrix(set: &str, x: &Matrix) -> Result<(), String> {
+    if x.n_cols() == 0 {
+        return Err(format!("the {set} set has no feature columns"));
+    }
+    if x.data.len() != x.n_rows * x.n_cols() {
+        return Err(format!(
+            "the {set} matrix holds {} values, not {} rows x {} columns",
+            x.data.len(),
+            x.n_rows,
+            x.n_cols()
+        ));
+    }
+    if u32::try_from(x.n_cols()).is_err() {
+        return Err(format!("the {set} set has {} columns; XGBoost takes at most {}", x.n_cols(), u32::MAX));
+    }
+    Ok(())
+}
+
+/// Python's XGBoost refuses `[`, `]` and `<` in feature names (its text dump uses them); names must be unique.
+fn check_feature_names(names: &[String]) -> Result<(), ModelError> {
+    let mut seen = std::collections::HashSet::new();
+    for name in names {
+        if name.is_empty() {
+            return Err(ModelError::Train("a feature name is empty".to_string()));
+        }
+        if let Some(c) = name.chars().find(|c| "[]<".contains(*c) || c.is_control()) {
+            return Err(ModelError::Train(format!(
+                "feature name '{name}' contains {c:?}; XGBoost does not allow [, ], < or control characters"
+            )));
+        }
+        if !seen.insert(name) {
+            return Err(ModelError::Train(format!("feature name '{name}' appears twice")));
+        }
+    }
+    Ok(())
+}
+
+/// The features as XGBoost reads them: f32, NaN is missing. A finite value too large for f32 is refused (XGBoost
+/// would otherwise see an infinity), and so is an infinity.
+fn features_f32(data: &[f64], names: &[String]) -> Result<Vec<f32>, String> {
+    let n_cols = names.len().max(1);
+    data.iter()
+        .enumerate()
+        .map(|(i, &v)| {
+            let f = v as f32;
+            if v.is_nan() || f.is_finite() {
+                Ok(f)
+            } else {
+                Err(format!(
+                    "feature '{}' at row {} is {}; XGBoost reads features as finite f32 (NaN for missing)",
+                    names[i % n_cols],
+                    i / n_cols,
+                    fmt_f64(v)
+                ))
+            }
+        })
+        .collect()
+}
+
+/// A dense row-major matrix for XGBoost (`data` holds `n_rows` rows of `names.len()` values), built as Python's
+/// `DMatrix(float32 array)` is: XGBoost's array-interface path, missing = NaN. `xgboost-rs`' `from_dense` is not
+/// used: it also treats 0.0 as missing.
+fn dmatrix(data: &[f64], n_rows: usize, names: &[String], nthread: u32) -> Result<DMatrix, String> {
+    let values = features_f32(data, names)?;
+    let n_cols = names.len();
+    let size = std::mem::size_of::<f32>();
+    let nthread = i32::try_from(nthread).map_err(|_| format!("nthread {nthread} is too large"))?;
+    let m = DMatrix::from_col_major_f32(&values, n_cols * size, size, n_rows, n_cols, nthread, f32::NAN)
+        .map_err(|e| format!("building the matrix: {e}"))?;
+    if m.shape() != (n_rows, n_cols) {
+        return Err(format!("xgboost built a {:?} matrix from {n_rows} x {n_cols} values", m.shape()));
+    }
+    Ok(m)
+}
+
+fn xgb_train_err(what: &'static str) -> impl Fn(XGBError) -> ModelError {
+    move |e| ModelError::Train(format!("{what}: {e}"))
+}
+
+impl Estimator for CheckedXgBoost {
+    type Fitted = XgBoostModel;
+    type Error = ModelError;
+
+    /// Fits `num_boost_round` rounds on `x`/`y` (features and labels go to XGBoost as f32, as in Python). With
+    /// `valid` and `early_stopping_rounds`, the validation metric is evaluated after every round, training stops
+    /// once it has not improved for that many rounds, and the model is cut back to its best round. A validation set
+    /// without early stopping is checked but not used.
+    ///
+    /// # Errors
+    /// [`ModelError::Params`] when early stopping is asked for without a validation set; [`ModelError::Train`] for
+    /// bad data (shape, non-finite or out-of-domain labels, unusable feature names, values beyond f32), a validation
+    /// metric that is NaN, or an XGBoost failure.
+    fn fit(&self, x: &Matrix, y: &[f64], valid: Option<(&Matrix, &[f64])>) -> Result<XgBoostModel, ModelError> {
+        let p = &self.params;
+        check_feature_names(&x.names)?;
+        let labels = self.labels("training", x, y)?;
+        let valid = match valid {
+            None => {
+                if let Some(rounds) = p.early_stopping_rounds {
+                    return Err(bad("early_stopping_rounds", rounds, "needs a validation set, and none was given"));
+                }
+                None
+            }
+            Some((vx, vy)) => {
+                if vx.names != x.names {
+                    return Err(ModelError::Train(format!(
+                        "the validation set's columns {:?} differ from the training set's {:?}",
+                        vx.names, x.names
+                    )));
+                }
+                let vlabels = self.labels("validation", vx, vy)?;
+                Some((vx, vlabels))
+            }
+        };
+        let mut dtrain = dmatrix(&x.data, x.n_rows, &x.names, p.nthread)
+            .map_err(|e| ModelError::Train(format!("the training set: {e}")))?;
+        dtrain.set_labels(&labels).map_err(xgb_train_err("setting the training labels"))?;
+        let dvalid = match (&valid, p.early_stopping_rounds) {
+            (Some((vx, vlabels)), Some(_)) => {
+                let mut m = dmatrix(&vx.data, vx.n_rows, &vx.names, p.nthread)
+                    .map_err(|e| ModelError::Train(format!("the validation set: {e}")))?;
+                m.set_labels(vlabels).map_err(xgb_train_err("setting the validation labels"))?;
+                Some(m)
+            }
+            _ => None,
+        };
+
+        // both matrices sit in the booster's prediction cache, so each round only adds the new tree's outputs
+        let mut cached = vec![&dtrain];
+        cached.extend(dvalid.as_ref());
+        let mut booster = Booster::new_with_json_config(&cached, self.config()).map_err(xgb_train_err("creating"))?;
+        let total = p.num_boost_round as usize;
+        let mut best: Option<(usize, f32)> = None;
+        let mut rounds = 0;
+        for round in 0..total {
+            let iteration = i32::try_from(round).map_err(|_| ModelError::Train("too many rounds".into()))?;
+            booster.update(&dtrain, iteration).map_err(xgb_train_err("boosting"))?;
+            rounds = round + 1;
+            let (Some(dvalid), Some(patience)) = (&dvalid, p.early_stopping_rounds) else { continue };
+            let score = validation_score(&booster, dvalid, self.metric, round)?;
+            let improved = match best {
+                None => true,
+                Some((_, b)) if self.metric.maximize() => score > b,
+                Some((_, b)) => score < b,
+            };
+            if improved {
+                best = Some((round, score));
+            } else if best.is_some_and(|(b, _)| round - b >= patience as usize) {
+                break;
+            }
+        }
+
+        let mut json: Value = serde_json::from_str(&save_json(&booster).map_err(ModelError::Train)?)
+            .map_err(|e| ModelError::Train(format!("xgboost wrote a model that is not JSON: {e}")))?;
+        set_feature_names(&mut json, &x.names).map_err(ModelError::Train)?;
+        if let Some((best_round, score)) = best {
+            cut_to_rounds(&mut json, best_round + 1, rounds).map_err(ModelError::Train)?;
+            set_attribute(&mut json, "best_iteration", best_round.to_string()).map_err(ModelError::Train)?;
+            set_attribute(&mut json, "best_score", format!("{score}")).map_err(ModelError::Train)?;
+        }
+        drop(booster);
+        let bytes = serde_json::to_vec(&json).map_err(|e| ModelError::Train(format!("writing the model: {e}")))?;
+        let model = XgBoostModel::from_json_bytes(&bytes).map_err(|e| match e {
+            ModelError::Load(m) => ModelError::Train(format!("reloading the fitted model: {m}")),
+            other => other,
+        })?;
+        // the edited JSON must be exactly what XGBoost loaded: nothing lost, no number changed
+        let reloaded: Value = serde_json::from_slice(&model.to_json_bytes()?)
+            .map_err(|e| ModelError::Train(format!("xgboost wrote a model that is not JSON: {e}")))?;
+        if reloaded != json {
+            return Err(ModelError::Train("the model saved after reloading differs from the fitted one".into()));
+        }
+        Ok(model)
+    }
+}
+
+/// The validation metric after round `round`, as XGBoost evaluates it.
+fn validation_score(booster: &Booster, dvalid: &DMatrix, metric: XgbMetric, round: usize) -> Result<f32, ModelError> {
+    let scores = booster.evaluate(dvalid, "valid").map_err(xgb_train_err("evaluating the validation set"))?;
+    let score = scores.get(metric.as_str()).copied().ok_or_else(|| {
+        ModelError::Train(format!("xgboost reported {:?}, not the metric {}", scores.keys(), metric.as_str()))
+    })?;
+    if score.is_nan() {
+        return Err(ModelError::Train(format!(
+            "the validation {} is NaN at round {}; early stopping cannot compare it",
+            metric.as_str(),
+            round + 1
+        )));
+    }
+    Ok(score)
+}
+
+fn save_json(booster: &Booster) -> Result<String, String> {
+    booster.save_to_buffer("json".to_string()).map_err(|e| format!("saving the model as JSON: {e}"))
+}
+
+fn learner_mut(json: &mut Value) -> Result<&mut serde_json::Map<String, Value>, String> {
+    json.get_mut("learner").and_then(Value::as_object_mut).ok_or_else(|| "the model JSON has no learner".to_string())
+}
+
+fn set_feature_names(json: &mut Value, names: &[String]) -> Result<(), String> {
+    let learner = learner_mut(json)?;
+    learner.insert("feature_names".into(), names.iter().map(|n| Value::from(n.as_str())).collect());
+    learner.insert("feature_types".into(), names.iter().map(|_| Value::from("float")).collect());
+    Ok(())
+}
+
+fn set_attribute(json: &mut Value, key: &str, value: String) -> Result<(), String> {
+    let learner = learner_mut(json)?;
+    let attributes = learner
+        .entry("attributes")
+        .or_insert_with(|| Value::Object(serde_json::Map::new()))
+        .as_object_mut()
+        .ok_or_else(|| "the model JSON's learner.attributes is not an object".to_string())?;
+    attributes.insert(key.into(), Value::from(value));
+    Ok(())
+}
+
+/// Keeps the trees of the first `keep` rounds of a `rounds`-round single-output gbtree model (one tree per round).
+fn cut_to_rounds(json: &mut Value, keep: usize, rounds: usize) -> Result<(), String> {
+    let model = json
+        .pointer_mut("/learner/gradient_booster/model")
+        .and_then(Value::as_object_mut)
+        .ok_or_else(|| "the model JSON has no learner.gradient_booster.model".to_string())?;
+    let trees = model.get_mut("trees").and_then(Value::as_array_mut).ok_or("the model JSON has no trees")?;
+    if trees.len() != rounds {
+        return Err(format!("the model has {} trees after {rounds} rounds; one per round was expected", trees.len()));
+    }
+    trees.truncate(keep);
+    let info = model.get_mut("tree_info").and_then(Value::as_array_mut).ok_or("the model JSON has no tree_info")?;
+    info.truncate(keep);
+    let param = model
+        .get_mut("gbtree_model_param")
+        .and_then(Value::as_object_mut)
+        .ok_or("the model JSON has no gbtree_model_param")?;
+    param.insert("num_trees".into(), Value::from(keep.to_string()));
+    Ok(())
+}
+
+/// What kiln reads from a JSON model besides the trees XGBoost runs.
+struct Summary {
+    feature_names: Vec<String>,
+    rounds: usize,
+    trees: usize,
+    /// per feature: (total gain, number of splits)
+    importance: Vec<(f64, f64)>,
+}
+
+fn str_param(v: &Value, pointer: &str) -> Result<i64, String> {
+    let field = v.pointer(pointer).ok_or_else(|| format!("{} is missing", &pointer[1..].replace('/', ".")))?;
+    let text = field.as_str().map(str::to_string).unwrap_or_else(|| field.to_string());
+    text.trim().parse::<i64>().map_err(|_| format!("{} is '{text}', not an integer", &pointer[1..].replace('/', ".")))
+}
+
+fn int_array(tree: &Value, key: &str, t: usize) -> Result<Vec<i64>, String> {
+    let values = tree.get(key).and_then(Value::as_array).ok_or_else(|| format!("tree {t} has no {key} array"))?;
+    values.iter().map(|v| v.as_i64().ok_or_else(|| format!("tree {t}: {key} holds {v}, not an integer"))).collect()
+}
+
+fn summarize(json: &Value) -> Result<Summary, String> {
+    let learner = json.get("learner").ok_or("there is no learner")?;
+    let booster_name = learner.pointer("/gradient_booster/name").and_then(Value::as_str).unwrap_or("");
+    if booster_name != "gbtree" {
+        return Err(format!("the booster is '{booster_name}'; kiln reads gbtree models only"));
+    }
+    let num_class = str_param(learner, "/learner_model_param/num_class")?;
+    if num_class > 1 {
+        return Err(format!("the model has {num_class} classes; kiln supports single-output objectives only"));
+    }
+    let n_features = usize::try_from(str_param(learner, "/learner_model_param/num_feature")?)
+        .map_err(|_| "learner_model_param.num_feature is negative".to_string())?;
+    let feature_names: Vec<String> = match learner.get("feature_names").and_then(Value::as_array) {
+        Some(names) if !names.is_empty() => names
+            .iter()
+            .map(|n| n.as_str().map(str::to_string).ok_or_else(|| format!("feature name {n} is not a string")))
+            .collect::<Result<_, _>>()?,
+        _ => return Err("it has no feature names (kiln writes them; train in Python on a DataFrame)".into()),
+    };
+    if feature_names.len() != n_features {
+        return Err(format!("the model has {n_features} features but names {} of them", feature_names.len()));
+    }
+    let model = learner.pointer("/gradient_booster/model").ok_or("there is no gradient_booster.model")?;
+    let num_trees = str_param(model, "/gbtree_model_param/num_trees")?;
+    let parallel = match model.pointer("/gbtree_model_param/num_parallel_tree") {
+        Some(_) => str_param(model, "/gbtree_model_param/num_parallel_tree")?.max(1),
+        None => 1,
+    };
+    let trees = model.get("trees").and_then(Value::as_array).ok_or("there is no trees array")?;
+    if usize::try_from(num_trees).ok() != Some(trees.len()) {
+        return Err(format!("num_trees is {num_trees} but there are {} trees", trees.len()));
+    }
+    if trees.is_empty() {
+        return Err("the model has no tree".into());
+    }
+    let mut importance = vec![(0.0_f64, 0.0_f64); n_features];
+    for (t, tree) in trees.iter().enumerate() {
+        let left = int_array(tree, "left_children", t)?;
+        let split = int_array(tree, "split_indices", t)?;
+        let gains =
+            tree.get("loss_changes").and_then(Value::as_array).ok_or(format!("tree {t} has no loss_changes"))?;
+        if split.len() != left.len() || gains.len() != left.len() {
+            return Err(format!("tree {t}: its node arrays differ in length"));
+        }
+        for ((&l, &f), g) in left.iter().zip(&split).zip(gains) {
+            if l == -1 {
+                continue; // a leaf
+            }
+            let f = usize::try_from(f).ok().filter(|&f| f < n_features).ok_or(format!("tree {t} splits on {f}"))?;
+            let g = g.as_f64().ok_or(format!("tree {t}: loss change {g} is not a number"))?;
+            importance[f].0 += g;
+            importance[f].1 += 1.0;
+        }
+    }
+    let rounds = trees.len() / usize::try_from(parallel).unwrap_or(1).max(1);
+    Ok(Summary { feature_names, rounds, trees: trees.len(), importance })
+}
+
+/// A fitted XGBoost model (regression value or probability of class 1). `Send + Sync`: calls into XGBoost, which
+/// configures a booster lazily on its first prediction, are serialized by a mutex.
+pub struct XgBoostModel {
+    // `xgboost_rs::Booster` derives `Clone` by copying its raw handle (two owners, two frees): it is never cloned
+    booster: Mutex<Booster>,
+    feature_names: Vec<String>,
+    rounds: usize,
+    trees: usize,
+    importance: Vec<(String, f64, f64)>,
+}
+
+impl fmt::Debug for XgBoostModel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("XgBoostModel")
+            .field("feature_names", &self.feature_names)
+            .field("rounds", &self.rounds)
+            .finish_non_exhaustive()
+    }
+}
+
+impl XgBoostModel {
+    fn booster(&self) -> MutexGuard<'_, Booster> {
+        // a panic while the lock was held cannot leave the model half-changed: predictions do not change the trees
+        self.booster.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The model in XGBoost's JSON format (what Python's `Booster.save_model("model.json")` writes).
+    ///
+    /// # Errors
+    /// [`ModelError::Predict`] when XGBoost fails to serialize it.
+    pub fn to_json_bytes(&self) -> Result<Vec<u8>, ModelError> {
+        save_json(&self.booster()).map(String::into_bytes).map_err(ModelError::Predict)
+    }
+
+    /// Reads a JSON model written by [`XgBoostModel::to_json_bytes`] or by Python's `Booster.save_model` (an
+    /// XGBoost 1.6-readable gbtree model with feature names and one output).
+    ///
+    /// # Errors
+    /// [`ModelError::Load`] when the bytes are not such a model.
+    pub fn from_json_bytes(bytes: &[u8]) -> Result<XgBoostModel, ModelError> {
+        let json: Value = serde_json::from_slice(bytes).map_err(|e| ModelError::Load(format!("not JSON: {e}")))?;
+        let summary = summarize(&json).map_err(ModelError::Load)?;
+        let booster = Booster::load_buffer(bytes).map_err(|e| ModelError::Load(e.to_string()))?;
+        let importance = summary
+            .feature_names
+            .iter()
+            .zip(&summary.importance)
+            .map(|(n, (gain, splits))| (n.clone(), *gain, *splits))
+            .collect();
+        Ok(XgBoostModel {
+            booster: Mutex::new(booster),
+            feature_names: summary.feature_names,
+            rounds: summary.rounds,
+            trees: summary.trees,
+            importance,
+        })
+    }
+
+    /// Per feature, in the model's order: `(name, total gain, number of splits)`, as Python's
+    /// `get_score(importance_type="total_gain")` and `"weight"` (0 for a feature no tree splits on).
+    ///
+    /// # Errors
+    /// None today (the values are read when the model is built); the `Result` matches the other adapters.
+    pub fn feature_importance(&self) -> Result<Vec<(String, f64, f64)>, ModelError> {
+        Ok(self.importance.clone())
+    }
+
+    /// Boosting rounds in the model. After early stopping this is the best round (1-based): later rounds were cut.
+    pub fn best_iteration(&self) -> usize {
+        self.rounds
+    }
+
+    /// Trees in the model (one per round for the objectives kiln fits).
+    pub fn num_trees(&self) -> usize {
+        self.trees
+    }
+
+    fn check_input(&self, x: &Matrix) -> Result<(), ModelError> {
+        self.check_width(x.n_cols())?;
+        if let Some(i) = (0..x.n_cols()).find(|&i| x.names[i] != self.feature_names[i]) {
+            return Err(ModelError::Predict(format!(
+                "input column {i} is '{}', the model expects '{}'",
+                x.names[i], self.feature_names[i]
+            )));
+        }
+        check_matrix("input", x).map_err(ModelError::Predict)
+    }
+
+    fn check_width(&self, n: usize) -> Result<(), ModelError> {
+        if n != self.feature_names.len() {
+            return Err(ModelError::Predict(format!(
+                "the input has {n} feature columns, the model was fitted on {}",
+                self.feature_names.len()
+            )));
+        }
+        Ok(())
+    }
+
+    fn input(&self, x: &Matrix) -> Result<DMatrix, ModelError> {
+        dmatrix(&x.data, x.n_rows, &x.names, 1).map_err(ModelError::Predict)
+    }
+
+    fn widen(out: Vec<f32>, expected: usize, what: &str) -> Result<Vec<f64>, ModelError> {
+        if out.len() != expected {
+            return Err(ModelError::Predict(format!("xgboost returned {} {what} for {expected}", out.len())));
+        }
+        Ok(out.into_iter().map(f64::from).collect())
+    }
+
+    /// One row's prediction; equal to [`Predictor::predict`] bit for bit (XGBoost has no separate single-row path
+    /// in `xgboost-rs`, so this is a one-row batch).
+    ///
+    /// # Errors
+    /// [`ModelError::Predict`] when the row's length is not the model's feature count or a value is beyond f32.
+    pub fn predict_row(&self, row: &[f64]) -> Result<f64, ModelError> {
+        self.check_width(row.len())?;
+        let input = dmatrix(row, 1, &self.feature_names, 1).map_err(ModelError::Predict)?;
+        let out = self.booster().predict(&input).map_err(|e| ModelError::Predict(e.to_string()))?;
+        match out.as_slice() {
+            [v] => Ok(f64::from(*v)),
+            other => Err(ModelError::Predict(format!("xgboost returned {} values for one row", other.len()))),
+        }
+    }
+
+    /// The untransformed score per row (XGBoost's `output_margin`: the log-odds for `binary:logistic`, the value
+    /// itself for regression); each row of [`XgBoostModel::contributions`] sums to it.
+    ///
+    /// # Errors
+    /// As [`Predictor::predict`].
+    pub fn predict_raw(&self, x: &Matrix) -> Result<Vec<f64>, ModelError> {
+        self.check_input(x)?;
+        if x.n_rows == 0 {
+            return Ok(Vec::new());
+        }
+        let out = self.booster().predict_margin(&self.input(x)?).map_err(|e| ModelError::Predict(e.to_string()))?;
+        Self::widen(out, x.n_rows, "margins")
+    }
+
+    /// SHAP values by XGBoost's exact tree algorithm (`pred_contribs`): one column per feature, named as the
+    /// feature, and a last column `bias` (the expected value); each row sums to [`XgBoostModel::predict_raw`] up to
+    /// f32 rounding.
+    ///
+    /// # Errors
+    /// As [`Predictor::predict`].
+    pub fn contributions(&self, x: &Matrix) -> Result<Matrix, ModelError> {
+        self.check_input(x)?;
+        let mut names = self.feature_names.clone();
+        names.push("bias".into());
+        if x.n_rows == 0 {
+            return Ok(Matrix { names, data: Vec::new(), n_rows: 0 });
+        }
+        let (out, _) =
+            self.booster().predict_contributions(&self.input(x)?).map_err(|e| ModelError::Predict(e.to_string()))?;
+        let data = Self::widen(out, x.n_rows * names.len(), "contributions")?;
+        Ok(Matrix { names, data, n_rows: x.n_rows })
+    }
+}
+
+impl Predictor for XgBoostModel {
+    type Error = ModelError;
+
+    /// One prediction per row. The f64 features are rounded to f32 (XGBoost's own type, as Python's `DMatrix` does
+    /// with a float64 array) and the f32 predictions widened to f64 exactly.
+    ///
+    /// # Errors
+    /// [`ModelError::Predict`] when the columns are not the model's features, in order, or a value is beyond f32.
+    fn predict(&self, x: &Matrix) -> Result<Vec<f64>, ModelError> {
+        self.check_input(x)?;
+        if x.n_rows == 0 {
+            return Ok(Vec::new());
+        }
+        let out = self.booster().predict(&self.input(x)?).map_err(|e| ModelError::Predict(e.to_string()))?;
+        Self::widen(out, x.n_rows, "values")
+    }
+
+    fn feature_names(&self) -> &[String] {
+        &self.feature_names
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,364 @@
+//! Held-out evaluation of a fitted model beside its naive baseline, in the target's own units: persistence for a
+//! forecast (tomorrow = today), the training mean for a tabular regression, the majority class for a classifier.
+
+use kiln_domain::RunId;
+use kiln_eval::{ClassificationGateSpec, ClassificationMetrics, GateCheck, GateReport, GateSpec, OverfitReport, RegressionMetrics};
+use kiln_features::Decision;
+use serde::Serialize;
+
+use crate::prepare::{Design, Parts, TabularKind, TaskSpec, ThresholdRule};
+use crate::train::{Ports, to_json};
+use crate::TrainError;
+
+/// The gates of an experiment, for its task kind.
+#[derive(Debug, Clone)]
+pub enum Gates {
+    Regression(GateSpec),
+    Classification(ClassificationGateSpec),
+}
+
+/// Metrics of the model and of its baseline on the training rows (train + validation) and on the test rows.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Evaluation {
+    Regression {
+        /// `persistence` or `mean`
+        baseline: &'static str,
+        model_train: RegressionMetrics,
+        model_test: RegressionMetrics,
+        baseline_train: RegressionMetrics,
+        baseline_test: RegressionMetrics,
+        overfit: OverfitReport,
+    },
+    Classification {
+        /// the decision threshold on the probability of the positive class
+        threshold: f64,
+        /// how the threshold was chosen
+        threshold_rule: ThresholdRule,
+        positive: String,
+        model_train: ClassificationMetrics,
+        model_test: ClassificationMetrics,
+        baseline_train: ClassificationMetrics,
+        baseline_test: ClassificationMetrics,
+    },
+}
+
+/// Evaluates `outputs` (one model output per design row, in the label's space).
+///
+/// # Errors
+/// A metric that cannot be computed (for example a test part with one class only for ROC-AUC).
+pub(crate) fn evaluate(
+    task: &TaskSpec,
+    design: &Design,
+    parts: &Parts,
+    outputs: &[f64],
+) -> Result<Evaluation, TrainError> {
+    let fit_rows = parts.fit_rows();
+    let pick = |values: &[f64], rows: &[usize]| -> Vec<f64> { rows.iter().map(|&i| values[i]).collect() };
+    match task {
+        TaskSpec::Forecast { recipe, .. } => {
+            let predictions = forecast_predictions(recipe.target_transform, design, outputs);
+            let regression = |rows: &[usize], baseline: &[f64]| -> Result<_, TrainError> {
+                Ok((
+                    RegressionMetrics::compute(&pick(&design.truth, rows), &pick(&predictions, rows))?,
+                    RegressionMetrics::compute(&pick(&design.truth, rows), &pick(baseline, rows))?,
+                ))
+            };
+            let (model_train, baseline_train) = regression(&fit_rows, &design.current)?;
+            let (model_test, baseline_test) = regression(&parts.test, &design.current)?;
+            let overfit = kiln_eval::overfit(&model_train, &model_test);
+            Ok(Evaluation::Regression {
+                baseline: "persistence",
+                model_train,
+                model_test,
+                baseline_train,
+                baseline_test,
+                overfit,
+            })
+        }
+        TaskSpec::Tabular { kind: TabularKind::Regression, .. } => {
+            let train_y = pick(&design.truth, &parts.train);
+            let mean = kiln_eval::pairwise_sum(&train_y) / train_y.len().max(1) as f64;
+            let baseline = vec![mean; design.truth.len()];
+            let m = |rows: &[usize], p: &[f64]| RegressionMetrics::compute(&pick(&design.truth, rows), &pick(p, rows));
+            let model_train = m(&fit_rows, outputs)?;
+            let model_test = m(&parts.test, outputs)?;
+            let overfit = kiln_eval::overfit(&model_train, &model_test);
+            Ok(Evaluation::Regression {
+                baseline: "mean",
+                model_train,
+                model_test,
+                baseline_train: m(&fit_rows, &baseline)?,
+                baseline_test: m(&parts.test, &baseline)?,
+                overfit,
+            })
+        }
+        TaskSpec::Tabular { kind: TabularKind::Classification { positive, threshold }, .. } => {
+            let threshold_value = match threshold {
+                ThresholdRule::Fixed(t) => *t,
+                ThresholdRule::BestF1 => {
+                    let rows = if parts.validation.is_empty() { &parts.train } else { &parts.validation };
+                    kiln_eval::best_f1_threshold(&pick(&design.label, rows), &pick(outputs, rows))?.threshold
+                }
+            };
+            let baseline = kiln_eval::MajorityClassBaseline::fit(&pick(&design.label, &parts.train))?;
+            let base = baseline.predict_proba(design.label.len());
+            let m = |rows: &[usize], p: &[f64]| {
+                ClassificationMetrics::compute(&pick(&design.label, rows), &pick(p, rows), threshold_value)
+            };
+            Ok(Evaluation::Classification {
+                threshold: threshold_value,
+                threshold_rule: *threshold,
+                positive: positive.clone(),
+                model_train: m(&fit_rows, outputs)?,
+                model_test: m(&parts.test, outputs)?,
+                baseline_train: m(&fit_rows, &base)?,
+                baseline_test: m(&parts.test, &base)?,
+            })
+        }
+    }
+}
+
+/// The forecast of the target in its own units: the target transform inverted with the value known at t.
+pub(crate) fn forecast_predictions(
+    transform: kiln_features::TargetTransform,
+    design: &Design,
+    outputs: &[f64],
+) -> Vec<f64> {
+    outputs.iter().zip(&design.current).map(|(o, c)| transform.invert(*c, *o)).collect()
+}
+
+impl Evaluation {
+    /// Every gate of `spec` against the test metrics (and the baseline's).
+    pub(crate) fn gates(&self, gates: &Gates) -> GateReport {
+        match (self, gates) {
+            (Evaluation::Regression { model_test, model_train, baseline_test, .. }, Gates::Regression(spec)) => {
+                kiln_eval::check_gates(spec, model_test, model_train, baseline_test)
+            }
+            (
+                Evaluation::Classification { model_test, model_train, baseline_test, .. },
+                Gates::Classification(spec),
+            ) => kiln_eval::check_classification_gates(spec, model_test, model_train, baseline_test),
+            _ => GateReport {
+                checks: vec![GateCheck {
+                    name: "gates".to_string(),
+                    passed: false,
+                    detail: "the gates are for another task kind than the evaluation".to_string(),
+                }],
+            },
+        }
+    }
+
+    /// The metrics as logged: `train_<m>`, `test_<m>`, `baseline_train_<m>`, `baseline_test_<m>`, and the overfit
+    /// ratio or the threshold.
+    pub(crate) fn metric_values(&self) -> Vec<(String, f64)> {
+        let mut out = Vec::new();
+        match self {
+            Evaluation::Regression { model_train, model_test, baseline_train, baseline_test, overfit, .. } => {
+                for (prefix, m) in [
+                    ("train", model_train),
+                    ("test", model_test),
+                    ("baseline_train", baseline_train),
+                    ("baseline_test", baseline_test),
+                ] {
+                    out.extend(m.iter().iter().map(|(name, v)| (format!("{prefix}_{}", name.as_str()), *v)));
+                }
+                out.push(("overfit_ratio".to_string(), overfit.ratio));
+            }
+            Evaluation::Classification { threshold, model_train, model_test, baseline_train, baseline_test, .. } => {
+                for (prefix, m) in [
+                    ("train", model_train),
+                    ("test", model_test),
+                    ("baseline_train", baseline_train),
+                    ("baseline_test", baseline_test),
+                ] {
+                    out.extend(m.iter().iter().map(|(name, v)| (format!("{prefix}_{}", name.as_str()), *v)));
+                }
+                out.push(("threshold".to_string(), *threshold));
+            }
+        }
+        out
+    }
+
+    pub(crate) fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// What `kiln predict` needs to turn a probability into a class.
+    pub(crate) fn decision(&self, design: &Design) -> Option<Decision> {
+        match self {
+            Evaluation::Classification { threshold, positive, .. } => {
+                Some(Decision { positive: positive.clone(), negative: design.negative.clone(), threshold: *threshold })
+            }
+            Evaluation::Regression { .. } => None,
+        }
+    }
+
+    /// A readable table, model beside baseline, train and test.
+    pub fn table(&self) -> String {
+        match self {
+            Evaluation::Regression { baseline, model_train, model_test, baseline_train, baseline_test, .. } => {
+                kiln_eval::comparison_table(&[
+                    ("model (train)", model_train),
+                    ("model (test)", model_test),
+                    (&format!("{baseline} (train)"), baseline_train),
+                    (&format!("{baseline} (test)"), baseline_test),
+                ])
+            }
+            Evaluation::Classification { model_train, model_test, baseline_train, baseline_test, .. } => {
+                kiln_eval::classification_comparison_table(&[
+                    ("model (train)", model_train),
+                    ("model (test)", model_test),
+                    ("majority (train)", baseline_train),
+                    ("majority (test)", baseline_test),
+                ])
+            }
+        }
+    }
+
+    /// The same as a Markdown table (the run's note).
+    pub(crate) fn markdown(&self) -> String {
+        match self {
+            Evaluation::Regression { baseline, model_train, model_test, baseline_test, .. } => {
+                kiln_eval::markdown_table(&[
+                    ("model (train)", model_train),
+                    ("model (test)", model_test),
+                    (&format!("{baseline} (test)"), baseline_test),
+                ])
+            }
+            Evaluation::Classification { model_train, model_test, baseline_test, .. } => {
+                kiln_eval::classification_markdown_table(&[
+                    ("model (train)", model_train),
+                    ("model (test)", model_test),
+                    ("majority (test)", baseline_test),
+                ])
+            }
+        }
+    }
+
+    /// One line: does the model beat its baseline on the test rows?
+    pub fn verdict(&self) -> String {
+        match self {
+            Evaluation::Regression { baseline, model_test, baseline_test, .. } => {
+                let gain = 100.0 * (1.0 - model_test.rmse / baseline_test.rmse);
+                if gain > 0.0 {
+                    format!("the model beats {baseline} on test RMSE by {gain:.2}%")
+                } else {
+                    format!("the model does NOT beat {baseline} on test RMSE ({:.2}% worse)", -gain)
+                }
+            }
+            Evaluation::Classification { model_test, baseline_test, threshold, .. } => {
+                let beats = model_test.roc_auc > baseline_test.roc_auc;
+                format!(
+                    "the model {} the majority class: test ROC-AUC {:.4} vs {:.4}, F1 {:.4} vs {:.4} (threshold {:.4})",
+                    if beats { "beats" } else { "does NOT beat" },
+                    model_test.roc_auc,
+                    baseline_test.roc_auc,
+                    model_test.f1,
+                    baseline_test.f1,
+                    threshold
+                )
+            }
+        }
+    }
+
+    /// `predictions.json` (what the metrics were computed on, so anyone can recompute them) and, for a classifier,
+    /// the confusion matrix (JSON and PNG) and the ROC and precision-recall curves (PNG).
+    pub(crate) fn log_artifacts(
+        &self,
+        task: &TaskSpec,
+        ports: &Ports<'_>,
+        run: &RunId,
+        run_name: &str,
+        design: &Design,
+        parts: &Parts,
+        outputs: &[f64],
+    ) -> Result<(), TrainError> {
+        let store = ports.artifacts;
+        let fit_rows = parts.fit_rows();
+        let pick = |values: &[f64], rows: &[usize]| -> Vec<f64> { rows.iter().map(|&i| values[i]).collect() };
+        match self {
+            Evaluation::Regression { baseline, .. } => {
+                let split = |rows: &[usize]| {
+                    let mut obj = serde_json::Map::new();
+                    if design.times.is_empty() {
+                        obj.insert("id".into(), rows.iter().map(|&i| design.ids[i].clone()).collect());
+                    } else {
+                        obj.insert("time_ms".into(), rows.iter().map(|&i| design.times[i]).collect());
+                    }
+                    obj.insert("y_true".into(), pick(&design.truth, rows).into());
+                    obj
+                };
+                let mut train = split(&fit_rows);
+                let mut test = split(&parts.test);
+                let (pred_all, base_all) = regression_vectors(task, design, outputs, parts);
+                train.insert("y_pred".into(), pick(&pred_all, &fit_rows).into());
+                test.insert("y_pred".into(), pick(&pred_all, &parts.test).into());
+                train.insert((*baseline).into(), pick(&base_all, &fit_rows).into());
+                test.insert((*baseline).into(), pick(&base_all, &parts.test).into());
+                let json = serde_json::json!({"train": train, "test": test});
+                store.put_bytes(run, "predictions.json", &to_json(&json))?;
+            }
+            Evaluation::Classification { threshold, model_test, .. } => {
+                let split = |rows: &[usize]| {
+                    serde_json::json!({
+                        "id": rows.iter().map(|&i| design.ids[i].clone()).collect::<Vec<_>>(),
+                        "y_true": pick(&design.label, rows),
+                        "proba": pick(outputs, rows),
+                    })
+                };
+                let json = serde_json::json!({"threshold": threshold, "train": split(&fit_rows), "test": split(&parts.test)});
+                store.put_bytes(run, "predictions.json", &to_json(&json))?;
+                let cm = model_test.confusion;
+                let cm_json = serde_json::json!({
+                    "labels": ["0 (negative)", "1 (positive)"],
+                    "rows": "true class", "columns": "predicted class",
+                    "matrix": cm,
+                    "threshold": threshold,
+                });
+                store.put_bytes(run, "confusion_matrix.json", &to_json(&cm_json))?;
+                let png = ports.charts.confusion_matrix_chart(
+                    &format!("{run_name}: confusion matrix (test, threshold {threshold:.3})"),
+                    ["negative", "positive"],
+                    cm,
+                )?;
+                store.put_bytes(run, "confusion_matrix.png", &png)?;
+                let y = pick(&design.label, &parts.test);
+                let p = pick(outputs, &parts.test);
+                let roc = kiln_eval::roc_curve(&y, &p)?;
+                let png = ports.charts.line_chart(
+                    &format!("{run_name}: ROC curve (test, AUC {:.4})", model_test.roc_auc),
+                    "false positive rate",
+                    "true positive rate",
+                    &[("model".to_string(), roc.points())],
+                    true,
+                )?;
+                store.put_bytes(run, "roc_curve.png", &png)?;
+                let pr = kiln_eval::precision_recall_curve(&y, &p)?;
+                let png = ports.charts.line_chart(
+                    &format!("{run_name}: precision-recall curve (test, AP {:.4})", model_test.pr_auc),
+                    "recall",
+                    "precision",
+                    &[("model".to_string(), pr.step_points())],
+                    false,
+                )?;
+                store.put_bytes(run, "pr_curve.png", &png)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Predictions and baseline in the target's units, one per design row.
+fn regression_vectors(task: &TaskSpec, design: &Design, outputs: &[f64], parts: &Parts) -> (Vec<f64>, Vec<f64>) {
+    match task {
+        TaskSpec::Forecast { recipe, .. } => {
+            (forecast_predictions(recipe.target_transform, design, outputs), design.current.clone())
+        }
+        TaskSpec::Tabular { .. } => {
+            let train_y: Vec<f64> = parts.train.iter().map(|&i| design.truth[i]).collect();
+            let mean = kiln_eval::pairwise_sum(&train_y) / train_y.len().max(1) as f64;
+            (outputs.to_vec(), vec![mean; outputs.len()])
+        }
+    }
+}

@@ -1,0 +1,123 @@
+//! The checked model of an experiment, one closed set over every adapter of `kiln-models`, and the bridge that lets
+//! the model-based feature selectors (importance threshold, RFE, RFECV) fit it.
+
+use kiln_domain::{Estimator, Matrix, Predictor};
+use kiln_eval::{ClassificationMetrics, RegressionMetrics};
+use kiln_features::{ImportanceModel, ScoredFit, Scoring};
+use kiln_models::{CheckedLightGbm, CheckedSmartcore, CheckedXgBoost, FittedModel};
+
+use crate::TrainError;
+
+/// The checked model to fit.
+#[derive(Debug, Clone)]
+pub enum ModelSpec {
+    LightGbm(CheckedLightGbm),
+    XgBoost(CheckedXgBoost),
+    Smartcore(CheckedSmartcore),
+}
+
+/// A fitted model and the boosting round it stopped at (boosted trees only).
+pub(crate) struct Fitted {
+    pub(crate) model: FittedModel,
+    pub(crate) best_iteration: Option<usize>,
+}
+
+impl ModelSpec {
+    /// The kind as written in YAML (`lightgbm`, `xgboost`, `random_forest`, `ridge`, ...).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ModelSpec::LightGbm(_) => "lightgbm",
+            ModelSpec::XgBoost(_) => "xgboost",
+            ModelSpec::Smartcore(s) => s.kind_str(),
+        }
+    }
+
+    /// Every hyperparameter, as logged.
+    pub fn params(&self) -> Vec<(String, String)> {
+        match self {
+            ModelSpec::LightGbm(p) => p.as_params(),
+            ModelSpec::XgBoost(p) => p.as_params(),
+            ModelSpec::Smartcore(p) => p.as_params(),
+        }
+    }
+
+    /// Whether the model outputs the probability of class 1.
+    pub fn is_classifier(&self) -> bool {
+        match self {
+            ModelSpec::LightGbm(p) => p.metric().is_classification(),
+            ModelSpec::XgBoost(p) => p.is_classifier(),
+            ModelSpec::Smartcore(p) => p.is_classifier(),
+        }
+    }
+
+    /// Fits on `x`/`y`, with an optional validation set for early stopping.
+    ///
+    /// # Errors
+    /// The adapter's error.
+    pub(crate) fn fit(&self, x: &Matrix, y: &[f64], valid: Option<(&Matrix, &[f64])>) -> Result<Fitted, TrainError> {
+        Ok(match self {
+            ModelSpec::LightGbm(p) => {
+                let m = p.fit(x, y, valid)?;
+                let best = m.best_iteration();
+                Fitted { model: FittedModel::LightGbm(m), best_iteration: Some(best) }
+            }
+            ModelSpec::XgBoost(p) => {
+                let m = p.fit(x, y, valid)?;
+                let best = m.best_iteration();
+                Fitted { model: FittedModel::XgBoost(m), best_iteration: Some(best) }
+            }
+            ModelSpec::Smartcore(p) => Fitted { model: FittedModel::Smartcore(p.fit(x, y, None)?), best_iteration: None },
+        })
+    }
+}
+
+/// The experiment's model as seen by the model-based selectors: importance from a fit on the rows given, and a
+/// held-out score for RFECV. Early stopping is off here: the selectors' folds have no separate validation part.
+pub(crate) struct SelectionModel<'a> {
+    pub(crate) spec: &'a ModelSpec,
+}
+
+impl SelectionModel<'_> {
+    fn fit_importances(&self, x: &Matrix, y: &[f64]) -> Result<(Fitted, Vec<f64>), String> {
+        let fitted = self.spec.fit(x, y, None).map_err(|e| e.to_string())?;
+        let importance = fitted.model.feature_importance().map_err(|e| e.to_string())?;
+        Ok((fitted, importance.into_iter().map(|(_, gain, _)| gain).collect()))
+    }
+}
+
+impl ImportanceModel for SelectionModel<'_> {
+    fn fit_importance(&self, x: &Matrix, y: &[f64]) -> Result<Vec<f64>, String> {
+        Ok(self.fit_importances(x, y)?.1)
+    }
+
+    fn fit_score(&self, train: (&Matrix, &[f64]), valid: (&Matrix, &[f64]), scoring: Scoring) -> Result<ScoredFit, String> {
+        let (fitted, importances) = self.fit_importances(train.0, train.1)?;
+        let out = fitted.model.predict(valid.0).map_err(|e| e.to_string())?;
+        let y = valid.1;
+        let score = match scoring {
+            Scoring::Rmse | Scoring::Mae | Scoring::R2 | Scoring::Mape | Scoring::Smape => {
+                let m = RegressionMetrics::compute(y, &out).map_err(|e| e.to_string())?;
+                match scoring {
+                    Scoring::Rmse => m.rmse,
+                    Scoring::Mae => m.mae,
+                    Scoring::R2 => m.r2,
+                    Scoring::Mape => m.mape,
+                    _ => m.smape,
+                }
+            }
+            _ => {
+                let m = ClassificationMetrics::compute(y, &out, 0.5).map_err(|e| e.to_string())?;
+                match scoring {
+                    Scoring::Accuracy => m.accuracy,
+                    Scoring::Precision => m.precision,
+                    Scoring::Recall => m.recall,
+                    Scoring::F1 => m.f1,
+                    Scoring::RocAuc => m.roc_auc,
+                    Scoring::PrAuc => m.pr_auc,
+                    _ => m.log_loss,
+                }
+            }
+        };
+        Ok(ScoredFit { importances, score })
+    }
+}
