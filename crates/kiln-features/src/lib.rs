@@ -16,7 +16,10 @@ mod spec;
 mod table;
 
 pub use error::FeatureError;
-pub use pipeline::{Decision, FittedPipeline, PipelineInput, Prepared, TabularInput, matrix_to_frame, select_columns};
+pub use pipeline::{
+    Decision, FittedPipeline, PipelineInput, Prepared, TabularInput, matrix_to_frame, model_column_name, model_matrix,
+    select_columns,
+};
 pub use preprocess::{
     BinSpec, Columns, DropSpec, FillValue, FittedImpute, FittedOneHot, FittedOrdinal, FittedPreprocessor, FittedScale,
     FittedStep, ImputeSpec, ImputeStrategy, ImputedColumn, OneHotColumn, OneHotDrop, OneHotSpec, OneHotUnknown,

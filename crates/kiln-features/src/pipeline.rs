@@ -157,7 +157,7 @@ impl FittedPipeline {
             Some(p) => p.transform(&features)?,
             None => features,
         };
-        let x = frame_to_matrix(&features)?;
+        let x = model_matrix(&features)?;
         let x = match &self.selection {
             Some(s) => s.apply(&x)?,
             None => x,
@@ -175,6 +175,33 @@ impl FittedPipeline {
             reason: format!("the pipeline makes {names:?}, but the model was trained on {:?}", self.feature_names),
         })
     }
+}
+
+/// The model's matrix of a frame of features: [`frame_to_matrix`] with every name made safe for the model
+/// libraries ([`model_column_name`]).
+///
+/// # Errors
+/// A column that is not numeric, or two names that become the same.
+pub fn model_matrix(features: &Frame) -> Result<Matrix, FeatureError> {
+    let mut x = frame_to_matrix(features)?;
+    let mut seen = std::collections::HashMap::new();
+    for name in &mut x.names {
+        let safe = model_column_name(name);
+        if let Some(first) = seen.insert(safe.clone(), name.clone()) {
+            return Err(FeatureError::Spec {
+                path: "features".to_string(),
+                reason: format!("columns '{first}' and '{name}' both become '{safe}' as model feature names"),
+            });
+        }
+        *name = safe;
+    }
+    Ok(x)
+}
+
+/// A feature name LightGBM and XGBoost accept: whitespace and the characters `,:[]{}"<>` become `_` (one-hot
+/// columns carry category text such as `MultipleLines_No phone service`).
+pub fn model_column_name(name: &str) -> String {
+    name.chars().map(|c| if c.is_whitespace() || ",:[]{}\"<>".contains(c) { '_' } else { c }).collect()
 }
 
 /// The columns of a feature matrix as a frame of numeric columns (for the preprocessing steps).

@@ -25,7 +25,10 @@ fn ensure_font() -> Result<(), PortError> {
     }
 }
 
-/// Draws the charts of a run as PNG bytes.
+/// Draws the charts of a run as PNG bytes: bars in the given order; lines with a legend (lower right when the chance
+/// diagonal is drawn, as for ROC curves, upper right otherwise), axes fitted to the data except that an axis whose
+/// values all lie in [0, 1] spans the whole unit interval; confusion matrices as a white-to-blue heatmap with each
+/// count and its share of all rows in the cell.
 #[derive(Debug, Clone)]
 pub struct PlotChartRenderer {
     /// bar chart width in pixels

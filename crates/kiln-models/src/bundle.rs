@@ -27,6 +27,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::lightgbm::{LIGHTGBM_VERSION, LightGbmModel};
+use crate::smartcore_adapter::{SMARTCORE_VERSION, SmartcoreModel};
 use crate::xgboost::{XGBOOST_VERSION, XgBoostModel};
 use crate::{BundleError, ModelError};
 
@@ -47,6 +48,9 @@ pub enum ModelKind {
     LightGbm,
     #[serde(rename = "xgboost")]
     XgBoost,
+    /// a smartcore model (random forest, linear family, logistic) in kiln's own JSON format
+    #[serde(rename = "smartcore")]
+    Smartcore,
 }
 
 impl ModelKind {
@@ -55,6 +59,7 @@ impl ModelKind {
         match self {
             ModelKind::LightGbm => "lightgbm",
             ModelKind::XgBoost => "xgboost",
+            ModelKind::Smartcore => "smartcore",
         }
     }
 
@@ -63,6 +68,7 @@ impl ModelKind {
         match self {
             ModelKind::LightGbm => "model.lgb",
             ModelKind::XgBoost => "model.json",
+            ModelKind::Smartcore => "model.smartcore.json",
         }
     }
 }
@@ -72,6 +78,7 @@ impl ModelKind {
 pub enum FittedModel {
     LightGbm(LightGbmModel),
     XgBoost(XgBoostModel),
+    Smartcore(SmartcoreModel),
 }
 
 impl FittedModel {
@@ -79,6 +86,7 @@ impl FittedModel {
         match self {
             FittedModel::LightGbm(_) => ModelKind::LightGbm,
             FittedModel::XgBoost(_) => ModelKind::XgBoost,
+            FittedModel::Smartcore(_) => ModelKind::Smartcore,
         }
     }
 
@@ -90,6 +98,7 @@ impl FittedModel {
         match self {
             FittedModel::LightGbm(m) => m.predict(x),
             FittedModel::XgBoost(m) => m.predict(x),
+            FittedModel::Smartcore(m) => m.predict(x),
         }
     }
 
@@ -101,6 +110,7 @@ impl FittedModel {
         match self {
             FittedModel::LightGbm(m) => m.predict_row(row),
             FittedModel::XgBoost(m) => m.predict_row(row),
+            FittedModel::Smartcore(m) => m.predict_row(row),
         }
     }
 
@@ -109,6 +119,7 @@ impl FittedModel {
         match self {
             FittedModel::LightGbm(m) => m.feature_names(),
             FittedModel::XgBoost(m) => m.feature_names(),
+            FittedModel::Smartcore(m) => m.feature_names(),
         }
     }
 
@@ -120,6 +131,10 @@ impl FittedModel {
         match self {
             FittedModel::LightGbm(m) => m.feature_importance(),
             FittedModel::XgBoost(m) => m.feature_importance(),
+            // smartcore gives one importance per feature (|coef| or the forest's); no split counts
+            FittedModel::Smartcore(m) => {
+                Ok(m.feature_importance()?.into_iter().map(|(name, v)| (name, v, f64::NAN)).collect())
+            }
         }
     }
 
@@ -132,6 +147,7 @@ impl FittedModel {
         match self {
             FittedModel::LightGbm(m) => m.predict_raw(x).map(Some),
             FittedModel::XgBoost(m) => m.predict_raw(x).map(Some),
+            FittedModel::Smartcore(_) => Ok(None),
         }
     }
 
@@ -144,6 +160,7 @@ impl FittedModel {
         match self {
             FittedModel::LightGbm(m) => m.contributions(x).map(Some),
             FittedModel::XgBoost(m) => m.contributions(x).map(Some),
+            FittedModel::Smartcore(_) => Ok(None),
         }
     }
 
@@ -155,6 +172,7 @@ impl FittedModel {
         match self {
             FittedModel::LightGbm(m) => Ok(m.to_model_string()?.into_bytes()),
             FittedModel::XgBoost(m) => m.to_json_bytes(),
+            FittedModel::Smartcore(m) => m.to_bytes(),
         }
     }
 
@@ -170,6 +188,7 @@ impl FittedModel {
                 Ok(FittedModel::LightGbm(LightGbmModel::from_model_string(text)?))
             }
             ModelKind::XgBoost => Ok(FittedModel::XgBoost(XgBoostModel::from_json_bytes(bytes)?)),
+            ModelKind::Smartcore => Ok(FittedModel::Smartcore(SmartcoreModel::from_bytes(bytes)?)),
         }
     }
 }
@@ -249,11 +268,23 @@ struct MlModel {
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Flavors {
-    python_function: PyFuncFlavor,
+    /// absent for smartcore models: MLflow has no loader for them
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    python_function: Option<PyFuncFlavor>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     lightgbm: Option<LightGbmFlavor>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     xgboost: Option<XgBoostFlavor>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    kiln_smartcore: Option<SmartcoreFlavor>,
+}
+
+/// kiln's own flavor for smartcore models (only kiln loads them).
+#[derive(Debug, Serialize, Deserialize)]
+struct SmartcoreFlavor {
+    data: String,
+    smartcore_version: String,
+    model: String,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -304,7 +335,13 @@ fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-fn mlmodel_for(kind: ModelKind, meta: &BundleMetadata, model_bytes: &[u8], pipeline_bytes: &[u8]) -> MlModel {
+fn mlmodel_for(
+    kind: ModelKind,
+    model_name: &str,
+    meta: &BundleMetadata,
+    model_bytes: &[u8],
+    pipeline_bytes: &[u8],
+) -> MlModel {
     let mut h = Sha256::new();
     h.update(model_bytes);
     h.update(pipeline_bytes);
@@ -312,7 +349,11 @@ fn mlmodel_for(kind: ModelKind, meta: &BundleMetadata, model_bytes: &[u8], pipel
     let model_uuid = hex::encode(&h.finalize()[..16]);
     let flavors = match kind {
         ModelKind::LightGbm => Flavors {
-            python_function: PyFuncFlavor { loader_module: "mlflow.lightgbm".into(), data: kind.model_file().into() },
+            python_function: Some(PyFuncFlavor {
+                loader_module: "mlflow.lightgbm".into(),
+                data: kind.model_file().into(),
+            }),
+            kiln_smartcore: None,
             lightgbm: Some(LightGbmFlavor {
                 data: kind.model_file().into(),
                 lgb_version: LIGHTGBM_VERSION.into(),
@@ -321,13 +362,27 @@ fn mlmodel_for(kind: ModelKind, meta: &BundleMetadata, model_bytes: &[u8], pipel
             xgboost: None,
         },
         ModelKind::XgBoost => Flavors {
-            python_function: PyFuncFlavor { loader_module: "mlflow.xgboost".into(), data: kind.model_file().into() },
+            python_function: Some(PyFuncFlavor {
+                loader_module: "mlflow.xgboost".into(),
+                data: kind.model_file().into(),
+            }),
+            kiln_smartcore: None,
             lightgbm: None,
             xgboost: Some(XgBoostFlavor {
                 data: kind.model_file().into(),
                 model_class: "xgboost.core.Booster".into(),
                 model_format: "json".into(),
                 xgb_version: XGBOOST_VERSION.into(),
+            }),
+        },
+        ModelKind::Smartcore => Flavors {
+            python_function: None,
+            lightgbm: None,
+            xgboost: None,
+            kiln_smartcore: Some(SmartcoreFlavor {
+                data: kind.model_file().into(),
+                smartcore_version: SMARTCORE_VERSION.into(),
+                model: model_name.to_string(),
             }),
         },
     };
@@ -393,7 +448,11 @@ pub fn write_bundle<P: Serialize>(dir: &Path, bundle: &Bundle<P>) -> Result<Bund
         bundle.model.to_native_bytes().map_err(|source| BundleError::Model { dir: dir.to_path_buf(), source })?;
     let pipeline_bytes = serde_json::to_vec_pretty(&bundle.pipeline)
         .map_err(|e| format_err(PIPELINE, format!("the pipeline cannot be written as JSON: {e}")))?;
-    let mlmodel = mlmodel_for(kind, &bundle.metadata, &model_bytes, &pipeline_bytes);
+    let model_name = match &bundle.model {
+        FittedModel::Smartcore(m) => m.kind().as_str(),
+        other => other.kind().as_str(),
+    };
+    let mlmodel = mlmodel_for(kind, model_name, &bundle.metadata, &model_bytes, &pipeline_bytes);
     let mlmodel_bytes = serde_yaml::to_string(&mlmodel)
         .map_err(|e| format_err(MLMODEL, format!("cannot be written as YAML: {e}")))?
         .into_bytes();
@@ -599,14 +658,27 @@ pub fn read_bundle<P: DeserializeOwned>(dir: &Path) -> Result<Bundle<P>, BundleE
             expect_field(dir, "flavors.xgboost.data", &flavor.data, kind.model_file())?;
             expect_field(dir, "flavors.xgboost.model_format", &flavor.model_format, "json")?;
         }
+        ModelKind::Smartcore => {
+            let flavor = mlmodel.flavors.kiln_smartcore.as_ref().ok_or_else(|| {
+                format_err(MLMODEL, "flavors.kiln_smartcore: missing, but model_kind is smartcore".to_string())
+            })?;
+            expect_field(dir, "flavors.kiln_smartcore.data", &flavor.data, kind.model_file())?;
+        }
     }
-    expect_field(
-        dir,
-        "flavors.python_function.loader_module",
-        &mlmodel.flavors.python_function.loader_module,
-        &format!("mlflow.{}", kind.as_str()),
-    )?;
-    expect_field(dir, "flavors.python_function.data", &mlmodel.flavors.python_function.data, kind.model_file())?;
+    if kind != ModelKind::Smartcore {
+        let pyfunc = mlmodel
+            .flavors
+            .python_function
+            .as_ref()
+            .ok_or_else(|| format_err(MLMODEL, "flavors.python_function: missing".to_string()))?;
+        expect_field(
+            dir,
+            "flavors.python_function.loader_module",
+            &pyfunc.loader_module,
+            &format!("mlflow.{}", kind.as_str()),
+        )?;
+        expect_field(dir, "flavors.python_function.data", &pyfunc.data, kind.model_file())?;
+    }
 
     let model_bytes = take(kind.model_file())?;
     let model = FittedModel::from_native_bytes(kind, &model_bytes)

@@ -101,8 +101,8 @@ pub(crate) fn evaluate(
                     kiln_eval::best_f1_threshold(&pick(&design.label, rows), &pick(outputs, rows))?.threshold
                 }
             };
+            // the majority class for every row (its probability metrics use the training share of class 1)
             let baseline = kiln_eval::MajorityClassBaseline::fit(&pick(&design.label, &parts.train))?;
-            let base = baseline.predict_proba(design.label.len());
             let m = |rows: &[usize], p: &[f64]| {
                 ClassificationMetrics::compute(&pick(&design.label, rows), &pick(p, rows), threshold_value)
             };
@@ -112,8 +112,8 @@ pub(crate) fn evaluate(
                 positive: positive.clone(),
                 model_train: m(&fit_rows, outputs)?,
                 model_test: m(&parts.test, outputs)?,
-                baseline_train: m(&fit_rows, &base)?,
-                baseline_test: m(&parts.test, &base)?,
+                baseline_train: baseline.evaluate(&pick(&design.label, &fit_rows))?,
+                baseline_test: baseline.evaluate(&pick(&design.label, &parts.test))?,
             })
         }
     }

@@ -1,7 +1,7 @@
 //! The checked model of an experiment, one closed set over every adapter of `kiln-models`, and the bridge that lets
 //! the model-based feature selectors (importance threshold, RFE, RFECV) fit it.
 
-use kiln_domain::{Estimator, Matrix, Predictor};
+use kiln_domain::{Estimator, Matrix};
 use kiln_eval::{ClassificationMetrics, RegressionMetrics};
 use kiln_features::{ImportanceModel, ScoredFit, Scoring};
 use kiln_models::{CheckedLightGbm, CheckedSmartcore, CheckedXgBoost, FittedModel};

@@ -86,7 +86,7 @@ impl Parts {
 
 /// The base features and labels of every usable row.
 #[derive(Debug, Clone)]
-pub struct Design {
+pub(crate) struct Design {
     /// raw feature columns (tabular) or the kernels' output (forecast), before preprocessing
     pub features: Frame,
     /// what the model learns: 0/1 for classification, the transformed target for a forecast

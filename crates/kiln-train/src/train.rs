@@ -11,7 +11,7 @@ use kiln_domain::{ArtifactStore, ChartRenderer, Frame, MetricPoint, ModelRegistr
     RunStatus, Tracker};
 use kiln_features::{
     CvKind, FittedPipeline, FittedSelection, PipelineInput, PreprocessSpec, Preprocessor, Selector, SelectorSpec, Task,
-    frame_to_matrix,
+    model_matrix,
 };
 use kiln_models::{Bundle, BundleMetadata};
 use serde::Serialize;
@@ -309,7 +309,7 @@ fn fit_transform(
         progress.step(&format!("preprocessing fitted on the training rows: {} columns", features.n_cols()));
         (Some(fitted), features)
     };
-    let x = frame_to_matrix(&features)?;
+    let x = model_matrix(&features)?;
     if spec.selection.is_empty() {
         return Ok(Transformed { preprocess, selection: None, x });
     }

@@ -10,47 +10,58 @@ use crate::reference::{PRELUDE, Telco, assert_close, line, python};
 
 const TOL: f64 = 1e-9;
 
-/// scikit-learn's metrics of `proba` against `y` at `threshold` (predicted 1 where `proba >= threshold`). The
-/// label metrics pass `zero_division=0.0`, which is the value of the default `"warn"` without the warning.
+/// scikit-learn's metrics of `proba` against `y` at `threshold` (predicted 1 where `proba >= threshold`), for every
+/// case: three input lines each (y, proba, threshold), outputs prefixed with the case number. The label metrics pass
+/// `zero_division=0.0`, which is the value of the default `"warn"` without the warning.
 const METRICS: &str = r#"
 from sklearn import metrics as M
-y, p, t = arr(0), arr(1), float(LINES[2])
-pred = (p >= t).astype(float)
-out("accuracy", M.accuracy_score(y, pred))
-out("precision", M.precision_score(y, pred, zero_division=0.0))
-out("recall", M.recall_score(y, pred, zero_division=0.0))
-out("f1", M.f1_score(y, pred, zero_division=0.0))
-out("roc_auc", M.roc_auc_score(y, p))
-out("pr_auc", M.average_precision_score(y, p))
-out("log_loss", M.log_loss(y, p))
-out("confusion", M.confusion_matrix(y, pred, labels=[0.0, 1.0]).ravel())
-fpr, tpr, thr = M.roc_curve(y, p)
-out("roc_fpr", fpr); out("roc_tpr", tpr); out("roc_thresholds", thr)
-prec, rec, thr = M.precision_recall_curve(y, p)
-out("pr_precision", prec); out("pr_recall", rec); out("pr_thresholds", thr)
+for c in range(len(LINES) // 3):
+    y, p, t = arr(3 * c), arr(3 * c + 1), float(LINES[3 * c + 2])
+    pred = (p >= t).astype(float)
+    o = lambda name, v: out(f"{c}_{name}", v)
+    o("accuracy", M.accuracy_score(y, pred))
+    o("precision", M.precision_score(y, pred, zero_division=0.0))
+    o("recall", M.recall_score(y, pred, zero_division=0.0))
+    o("f1", M.f1_score(y, pred, zero_division=0.0))
+    o("roc_auc", M.roc_auc_score(y, p))
+    o("pr_auc", M.average_precision_score(y, p))
+    o("log_loss", M.log_loss(y, p))
+    o("confusion", M.confusion_matrix(y, pred, labels=[0.0, 1.0]).ravel())
+    fpr, tpr, thr = M.roc_curve(y, p)
+    o("roc_fpr", fpr); o("roc_tpr", tpr); o("roc_thresholds", thr)
+    prec, rec, thr = M.precision_recall_curve(y, p)
+    o("pr_precision", prec); o("pr_recall", rec); o("pr_thresholds", thr)
 "#;
 
-/// Compares every metric, the confusion matrix and both curves with scikit-learn's; returns kiln's metrics.
-fn check(what: &str, y: &[f64], proba: &[f64], threshold: f64) -> ClassificationMetrics {
-    let input = format!("{}\n{}\n{threshold:?}\n", line(y.iter().copied()), line(proba.iter().copied()));
-    let sk = python(&format!("{PRELUDE}{METRICS}"), &input);
-    let m = ClassificationMetrics::compute(y, proba, threshold).unwrap();
-    for (name, value) in m.iter() {
-        assert_close(&format!("{what}: {name}"), &[value], &sk[name.as_str()], TOL);
-    }
-    let confusion: Vec<f64> = m.confusion.iter().flatten().map(|&c| c as f64).collect();
-    assert_eq!(confusion, sk["confusion"], "{what}: confusion matrix [[tn, fp], [fn, tp]]");
-    assert_eq!(m.n_rows(), y.len() as u64);
+/// One comparison: a name, labels, probabilities and the threshold of the label metrics.
+type Case<'a> = (&'a str, &'a [f64], &'a [f64], f64);
 
-    let roc = roc_curve(y, proba).unwrap();
-    assert_close(&format!("{what}: roc fpr"), &roc.fpr, &sk["roc_fpr"], TOL);
-    assert_close(&format!("{what}: roc tpr"), &roc.tpr, &sk["roc_tpr"], TOL);
-    assert_close(&format!("{what}: roc thresholds"), &roc.thresholds, &sk["roc_thresholds"], 0.0);
-    let pr = precision_recall_curve(y, proba).unwrap();
-    assert_close(&format!("{what}: pr precision"), &pr.precision, &sk["pr_precision"], TOL);
-    assert_close(&format!("{what}: pr recall"), &pr.recall, &sk["pr_recall"], TOL);
-    assert_close(&format!("{what}: pr thresholds"), &pr.thresholds, &sk["pr_thresholds"], 0.0);
-    m
+/// Compares every metric, the confusion matrix and both curves with scikit-learn's (one Python run for all cases).
+fn check(cases: &[Case<'_>]) {
+    let input: String = cases
+        .iter()
+        .map(|(_, y, p, t)| format!("{}\n{}\n{t:?}\n", line(y.iter().copied()), line(p.iter().copied())))
+        .collect();
+    let sk = python(&format!("{PRELUDE}{METRICS}"), &input);
+    for (c, &(what, y, proba, threshold)) in cases.iter().enumerate() {
+        let reference = |name: &str| &sk[&format!("{c}_{name}")];
+        let m = ClassificationMetrics::compute(y, proba, threshold).unwrap();
+        for (name, value) in m.iter() {
+            assert_close(&format!("{what}: {name}"), &[value], reference(name.as_str()), TOL);
+        }
+        let confusion: Vec<f64> = m.confusion.iter().flatten().map(|&c| c as f64).collect();
+        assert_eq!(&confusion, reference("confusion"), "{what}: confusion matrix [[tn, fp], [fn, tp]]");
+        assert_eq!(m.n_rows(), y.len() as u64);
+
+        let roc = roc_curve(y, proba).unwrap();
+        assert_close(&format!("{what}: roc fpr"), &roc.fpr, reference("roc_fpr"), TOL);
+        assert_close(&format!("{what}: roc tpr"), &roc.tpr, reference("roc_tpr"), TOL);
+        assert_close(&format!("{what}: roc thresholds"), &roc.thresholds, reference("roc_thresholds"), 0.0);
+        let pr = precision_recall_curve(y, proba).unwrap();
+        assert_close(&format!("{what}: pr precision"), &pr.precision, reference("pr_precision"), TOL);
+        assert_close(&format!("{what}: pr recall"), &pr.recall, reference("pr_recall"), TOL);
+        assert_close(&format!("{what}: pr thresholds"), &pr.thresholds, reference("pr_thresholds"), 0.0);
+    }
 }
 
 #[test]
@@ -58,29 +69,31 @@ fn metrics_and_curves_match_sklearn_on_telco() {
     let telco = Telco::load();
     let y = &telco.churn;
     let score = telco.score();
-
-    // distinct scores almost everywhere (tenure x charges), two thresholds
-    let m = check("continuous score", y, &score, 0.5);
     // a sanity check of the made-up score: it ranks churners clearly above chance
-    assert!(m.roc_auc > 0.7 && m.roc_auc < 0.85, "{m:?}");
-    check("continuous score, threshold 0.3", y, &score, 0.3);
+    let auc = ClassificationMetrics::compute(y, &score, 0.5).unwrap().roc_auc;
+    assert!(auc > 0.7 && auc < 0.85, "{auc}");
 
     // scores rounded to 2 decimals: about 100 distinct values, so the AUC counts many ties (half each), and rows
-    // at exactly 0.5 sit on the threshold (predicted positive on both sides)
+    // at exactly 0.5 sit on the threshold (predicted positive)
     let rounded: Vec<f64> = score.iter().map(|p| (p * 100.0).round() / 100.0).collect();
     assert!(rounded.contains(&0.5));
-    check("scores rounded to 2 decimals", y, &rounded, 0.5);
-
     // hard 0/1 "probabilities" and a very sharp score: log loss clips to [eps, 1 - eps] on both columns
     let hard: Vec<f64> = score.iter().map(|&p| if p >= 0.5 { 1.0 } else { 0.0 }).collect();
-    let m = check("hard 0/1 probabilities", y, &hard, 0.5);
-    assert!(m.log_loss > 5.0, "clipped, not infinite: {}", m.log_loss);
     let sharp: Vec<f64> = score.iter().map(|&p| 1.0 / (1.0 + ((0.5 - p) * 200.0).exp())).collect();
     assert!(sharp.iter().any(|&p| p < f64::EPSILON) && sharp.iter().any(|&p| p > 1.0 - f64::EPSILON));
-    check("sharp score beyond the clipping", y, &sharp, 0.5);
+    let hard_loss = ClassificationMetrics::compute(y, &hard, 0.5).unwrap().log_loss;
+    assert!(hard_loss.is_finite() && hard_loss > 5.0, "clipped, not infinite: {hard_loss}");
 
-    // a small subset where precision and F1 hit zero division (no row predicted positive at 0.99)
-    check("first 300 rows, threshold 0.99", &y[..300], &score[..300], 0.99);
+    check(&[
+        // the tenure x charges grid repeats: about 4300 distinct scores for 7043 rows
+        ("continuous score", y, &score, 0.5),
+        ("continuous score, threshold 0.3", y, &score, 0.3),
+        ("scores rounded to 2 decimals", y, &rounded, 0.5),
+        ("hard 0/1 probabilities", y, &hard, 0.5),
+        ("sharp score beyond the clipping", y, &sharp, 0.5),
+        // no row predicted positive at 0.99: precision and F1 divide by zero
+        ("first 300 rows, threshold 0.99", &y[..300], &score[..300], 0.99),
+    ]);
 }
 
 #[test]

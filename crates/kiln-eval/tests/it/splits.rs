@@ -34,29 +34,40 @@ fn stratified_holdout_counts_match_sklearn() {
         (1001, Size::Fraction(0.3), Some(Size::Fraction(0.1))),
         (97, Size::Fraction(0.2), Some(Size::Rows(9))),
     ];
+    let sizes: Vec<(usize, usize)> = cases
+        .iter()
+        .map(|&(n, test, validation)| {
+            (test.rows_of(n, "test_size").unwrap(), validation.map_or(0, |s| s.rows_of(n, "validation_size").unwrap()))
+        })
+        .collect();
+    // scikit-learn's counts for every case (two input lines each), for several random states (they can differ only
+    // where remainders tie)
+    let input: String = cases
+        .iter()
+        .zip(&sizes)
+        .map(|(&(n, _, _), (n_test, n_val))| format!("{}\n{n_test} {n_val}\n", line(telco.churn[..n].iter().copied())))
+        .collect();
+    let sk = python(
+        &format!(
+            "{PRELUDE}{}",
+            r#"
+from sklearn.model_selection import train_test_split
+for c in range(len(LINES) // 2):
+    y = arr(2 * c); n_test, n_val = (int(v) for v in arr(2 * c + 1))
+    idx = np.arange(len(y))
+    counts = lambda rows: [np.sum(y[rows] == 0.0), np.sum(y[rows] == 1.0)]
+    for seed in range(5):
+        fit, test = train_test_split(idx, test_size=n_test, stratify=y, random_state=seed)
+        train, val = train_test_split(fit, test_size=n_val, stratify=y[fit], random_state=seed) if n_val else (fit, fit[:0])
+        out(f"{c}_train{seed}", counts(train)); out(f"{c}_validation{seed}", counts(val)); out(f"{c}_test{seed}", counts(test))
+"#
+        ),
+        &input,
+    );
     let mut exact = 0;
     let mut compared = 0;
-    for &(n, test_size, validation_size) in cases {
+    for (c, (&(n, test_size, validation_size), &(n_test, n_val))) in cases.iter().zip(&sizes).enumerate() {
         let labels = &telco.churn[..n];
-        let n_test = test_size.rows_of(n, "test_size").unwrap();
-        let n_val = validation_size.map_or(0, |s| s.rows_of(n, "validation_size").unwrap());
-        // scikit-learn's counts, for several random states (they differ only where remainders tie)
-        let sk = python(
-            &format!(
-                "{PRELUDE}{}",
-                r#"
-from sklearn.model_selection import train_test_split
-y = arr(0); n_test, n_val = (int(v) for v in arr(1))
-idx = np.arange(len(y))
-def counts(rows): return [np.sum(y[rows] == 0.0), np.sum(y[rows] == 1.0)]
-for seed in range(5):
-    fit, test = train_test_split(idx, test_size=n_test, stratify=y, random_state=seed)
-    train, val = train_test_split(fit, test_size=n_val, stratify=y[fit], random_state=seed) if n_val else (fit, fit[:0])
-    out(f"train{seed}", counts(train)); out(f"validation{seed}", counts(val)); out(f"test{seed}", counts(test))
-"#
-            ),
-            &format!("{}\n{n_test} {n_val}\n", line(labels.iter().copied())),
-        );
         for seed in 0..5u64 {
             let h = stratified_holdout(labels, test_size, validation_size, seed).unwrap();
             assert_partition(n, &[&h.train, &h.validation, &h.test]);
@@ -64,13 +75,13 @@ for seed in range(5):
             for (part, rows) in [("train", &h.train), ("validation", &h.validation), ("test", &h.test)] {
                 let ours = class_counts(labels, rows);
                 for sk_seed in 0..5 {
-                    let theirs = &sk[&format!("{part}{sk_seed}")];
+                    let theirs = &sk[&format!("{c}_{part}{sk_seed}")];
                     compared += 1;
                     exact += usize::from(ours[..] == theirs[..]);
-                    for c in 0..2 {
+                    for k in 0..2 {
                         assert!(
-                            (ours[c] - theirs[c]).abs() <= 1.0,
-                            "{n} rows, {part}, class {c}: kiln {ours:?} (seed {seed}), scikit-learn {theirs:?}"
+                            (ours[k] - theirs[k]).abs() <= 1.0,
+                            "{n} rows, {part}, class {k}: kiln {ours:?} (seed {seed}), scikit-learn {theirs:?}"
                         );
                     }
                 }
@@ -93,12 +104,6 @@ fn stratified_holdout_is_deterministic_per_seed() {
     assert_eq!(class_counts(&telco.churn, &a.test), class_counts(&telco.churn, &b.test), "with the same counts");
 }
 
-/// Folds as index lists from scikit-learn: `test{i}` lines.
-fn sk_folds(script: &str, input: &str, k: usize) -> Vec<Vec<usize>> {
-    let sk = python(&format!("{PRELUDE}{script}"), input);
-    (0..k).map(|i| sk[&format!("test{i}")].iter().map(|&v| v as usize).collect()).collect()
-}
-
 fn check_folds(n: usize, folds: &[Fold]) {
     for f in folds {
         assert_partition(n, &[&f.train, &f.test]);
@@ -114,15 +119,26 @@ fn kfold_and_stratified_kfold_match_sklearn() {
     for (n, k) in [(7043, 5), (103, 4), (10, 10)] {
         let labels = &telco.churn[..n];
         let input = format!("{}\n{k}\n", line(labels.iter().copied()));
-        let plain = sk_folds(
-            r#"
-from sklearn.model_selection import KFold
+        // one run for the three references: KFold, StratifiedKFold, StratifiedKFold shuffled (when possible)
+        let sk = python(
+            &format!(
+                "{PRELUDE}{}",
+                r#"
+from sklearn.model_selection import KFold, StratifiedKFold
 y = arr(0); k = int(arr(1)[0])
-for i, (_, test) in enumerate(KFold(n_splits=k).split(y)): out(f"test{i}", test)
-"#,
+for i, (_, test) in enumerate(KFold(n_splits=k).split(y)): out(f"plain{i}", test)
+if k <= max(np.sum(y == 0.0), np.sum(y == 1.0)):
+    for i, (_, test) in enumerate(StratifiedKFold(n_splits=k).split(y, y)): out(f"strat{i}", test)
+    for i, (_, test) in enumerate(StratifiedKFold(n_splits=k, shuffle=True, random_state=0).split(y, y)):
+        out(f"shuffled{i}", test)
+"#
+            ),
             &input,
-            k,
         );
+        let sk_folds = |name: &str| -> Vec<Vec<usize>> {
+            (0..k).map(|i| sk[&format!("{name}{i}")].iter().map(|&v| v as usize).collect()).collect()
+        };
+        let plain = sk_folds("plain");
         let folds = kfold(n, k, None).unwrap();
         check_folds(n, &folds);
         assert_eq!(folds.iter().map(|f| f.test.clone()).collect::<Vec<_>>(), plain, "KFold({k}) on {n} rows");
@@ -135,28 +151,12 @@ for i, (_, test) in enumerate(KFold(n_splits=k).split(y)): out(f"test{i}", test)
         if k > labels.iter().filter(|&&v| v == 1.0).count().max(labels.iter().filter(|&&v| v == 0.0).count()) {
             continue;
         }
-        let strat = sk_folds(
-            r#"
-from sklearn.model_selection import StratifiedKFold
-y = arr(0); k = int(arr(1)[0])
-for i, (_, test) in enumerate(StratifiedKFold(n_splits=k).split(y, y)): out(f"test{i}", test)
-"#,
-            &input,
-            k,
-        );
+        let strat = sk_folds("strat");
         let folds = stratified_kfold(labels, k, None).unwrap();
         check_folds(n, &folds);
         assert_eq!(folds.iter().map(|f| f.test.clone()).collect::<Vec<_>>(), strat, "StratifiedKFold({k}), {n} rows");
         // shuffled: other rows, the same class counts per fold as scikit-learn's shuffled folds
-        let sk_shuffled = sk_folds(
-            r#"
-from sklearn.model_selection import StratifiedKFold
-y = arr(0); k = int(arr(1)[0])
-for i, (_, test) in enumerate(StratifiedKFold(n_splits=k, shuffle=True, random_state=0).split(y, y)): out(f"test{i}", test)
-"#,
-            &input,
-            k,
-        );
+        let sk_shuffled = sk_folds("shuffled");
         let shuffled = stratified_kfold(labels, k, Some(0)).unwrap();
         check_folds(n, &shuffled);
         for (ours, theirs) in shuffled.iter().zip(&sk_shuffled) {
@@ -171,25 +171,28 @@ for i, (_, test) in enumerate(StratifiedKFold(n_splits=k, shuffle=True, random_s
 
 #[test]
 fn time_series_folds_match_sklearn() {
-    for (n, k, gap) in [(7043, 5, 0), (7043, 5, 24), (100, 3, 2), (10, 9, 0), (17, 4, 3)] {
-        let sk = python(
-            &format!(
-                "{PRELUDE}{}",
-                r#"
+    let cases = [(7043, 5, 0), (7043, 5, 24), (100, 3, 2), (10, 9, 0), (17, 4, 3)];
+    let input: String = cases.iter().map(|(n, k, gap)| format!("{n} {k} {gap}\n")).collect();
+    let sk = python(
+        &format!(
+            "{PRELUDE}{}",
+            r#"
 from sklearn.model_selection import TimeSeriesSplit
-n, k, gap = (int(v) for v in arr(0))
-for i, (train, test) in enumerate(TimeSeriesSplit(n_splits=k, gap=gap).split(np.zeros(n))):
-    out(f"train{i}", [train.min(), train.max() + 1]); out(f"test{i}", [test.min(), test.max() + 1])
+for c, l in enumerate(l for l in LINES if l):
+    n, k, gap = (int(v) for v in l.split())
+    for i, (train, test) in enumerate(TimeSeriesSplit(n_splits=k, gap=gap).split(np.zeros(n))):
+        out(f"train{c}_{i}", [train.min(), train.max() + 1]); out(f"test{c}_{i}", [test.min(), test.max() + 1])
 "#
-            ),
-            &format!("{n} {k} {gap}\n"),
-        );
+        ),
+        &input,
+    );
+    for (c, &(n, k, gap)) in cases.iter().enumerate() {
         let folds = time_series_folds(n, k, gap).unwrap();
         assert_eq!(folds.len(), k);
         for (i, f) in folds.iter().enumerate() {
             let range = |r: &std::ops::Range<usize>| vec![r.start as f64, r.end as f64];
-            assert_eq!(range(&f.train), sk[&format!("train{i}")], "{n} rows, {k} folds, gap {gap}: fold {i} train");
-            assert_eq!(range(&f.test), sk[&format!("test{i}")], "{n} rows, {k} folds, gap {gap}: fold {i} test");
+            assert_eq!(range(&f.train), sk[&format!("train{c}_{i}")], "{n} rows, {k} folds, gap {gap}: fold {i} train");
+            assert_eq!(range(&f.test), sk[&format!("test{c}_{i}")], "{n} rows, {k} folds, gap {gap}: fold {i} test");
             assert_eq!((f.gap.start, f.gap.end), (f.train.end, f.test.start));
         }
     }

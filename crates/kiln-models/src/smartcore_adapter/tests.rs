@@ -77,11 +77,11 @@ fn split(x: &Matrix, y: &[f64], k: usize, r: usize) -> ((Matrix, Vec<f64>), (Mat
 fn write_csv(path: &Path, x: &Matrix, y: &[f64]) {
     let mut s = x.names.join(",");
     s.push_str(",y\n");
-    for i in 0..x.n_rows {
+    for (i, label) in y.iter().enumerate().take(x.n_rows) {
         for v in x.row(i) {
             write!(s, "{v:?},").unwrap();
         }
-        writeln!(s, "{:?}", y[i]).unwrap();
+        writeln!(s, "{label:?}").unwrap();
     }
     std::fs::write(path, s).unwrap();
 }
@@ -90,7 +90,10 @@ fn write_csv(path: &Path, x: &Matrix, y: &[f64]) {
 /// `Xt, yt` (the test set, or the training set again when none is given), `extra` (a JSON value) and `np`; it
 /// assigns its result to `out`, which comes back as JSON.
 fn sklearn(script: &str, train: (&Matrix, &[f64]), test: Option<(&Matrix, &[f64])>, extra: &Value) -> Value {
-    assert!(Path::new(PYTHON).exists(), "{PYTHON} is missing: run `make venv` to create the Python reference environment");
+    assert!(
+        Path::new(PYTHON).exists(),
+        "{PYTHON} is missing: run `make venv` to create the Python reference environment"
+    );
     let dir = tempfile::tempdir().unwrap();
     let train_path = dir.path().join("train.csv");
     let test_path = dir.path().join("test.csv");
@@ -225,13 +228,22 @@ fn checks_name_the_parameter_its_value_and_the_range() {
             RandomForestParams { max_depth: Some(70_000), ..rf() }.check(false),
             "model.params.max_depth = 70000: must be in 1..=65534",
         ),
-        (RandomForestParams { min_samples_leaf: 0, ..rf() }.check(false), "model.params.min_samples_leaf = 0: must be >= 1"),
+        (
+            RandomForestParams { min_samples_leaf: 0, ..rf() }.check(false),
+            "model.params.min_samples_leaf = 0: must be >= 1",
+        ),
         (
             RandomForestParams { min_samples_split: 1, ..rf() }.check(false),
             "model.params.min_samples_split = 1: must be >= 2",
         ),
-        (RandomForestParams { max_features: Some(0), ..rf() }.check(false), "model.params.max_features = 0: must be >= 1"),
-        (RidgeParams { alpha: -1.0, ..Default::default() }.check(), "model.params.alpha = -1.0: must be a finite number >= 0"),
+        (
+            RandomForestParams { max_features: Some(0), ..rf() }.check(false),
+            "model.params.max_features = 0: must be >= 1",
+        ),
+        (
+            RidgeParams { alpha: -1.0, ..Default::default() }.check(),
+            "model.params.alpha = -1.0: must be a finite number >= 0",
+        ),
         (RidgeParams { alpha: f64::NAN, ..Default::default() }.check(), "model.params.alpha = nan: must be a finite"),
         (
             LassoParams { alpha: 0.0, ..Default::default() }.check(),
@@ -243,7 +255,10 @@ fn checks_name_the_parameter_its_value_and_the_range() {
             ElasticNetParams { l1_ratio: 0.0, ..Default::default() }.check(),
             "model.params.l1_ratio = 0.0: must be in (0, 1] (for a pure L2 penalty use ridge)",
         ),
-        (ElasticNetParams { l1_ratio: 1.5, ..Default::default() }.check(), "model.params.l1_ratio = 1.5: must be in (0, 1]"),
+        (
+            ElasticNetParams { l1_ratio: 1.5, ..Default::default() }.check(),
+            "model.params.l1_ratio = 1.5: must be in (0, 1]",
+        ),
         (
             ElasticNetParams { alpha: f64::INFINITY, ..Default::default() }.check(),
             "model.params.alpha = inf: must be a finite number > 0",
@@ -270,8 +285,14 @@ fn kinds_and_logged_params() {
     let rf = RandomForestParams::default();
     let reg = rf.check(false).unwrap();
     let clf = rf.check(true).unwrap();
-    assert_eq!((reg.kind(), reg.kind_str(), reg.is_classifier()), (SmartcoreKind::RandomForestRegressor, "random_forest", false));
-    assert_eq!((clf.kind(), clf.kind_str(), clf.is_classifier()), (SmartcoreKind::RandomForestClassifier, "random_forest", true));
+    assert_eq!(
+        (reg.kind(), reg.kind_str(), reg.is_classifier()),
+        (SmartcoreKind::RandomForestRegressor, "random_forest", false)
+    );
+    assert_eq!(
+        (clf.kind(), clf.kind_str(), clf.is_classifier()),
+        (SmartcoreKind::RandomForestClassifier, "random_forest", true)
+    );
     let logistic = LogisticParams::default().check().unwrap();
     assert_eq!((logistic.kind_str(), logistic.is_classifier()), ("logistic", true));
     assert_eq!(ElasticNetParams::default().check().unwrap().kind_str(), "elastic_net");
@@ -313,9 +334,9 @@ if kind == "linear":
 elif kind == "ridge":
     m = Ridge(alpha=p["alpha"], fit_intercept=p["fit_intercept"], solver="cholesky")
 elif kind == "lasso":
-    m = Lasso(alpha=p["alpha"], fit_intercept=p["fit_intercept"], tol=1e-15, max_iter=1_000_000)
+    m = Lasso(alpha=p["alpha"], fit_intercept=p["fit_intercept"], tol=1e-13, max_iter=100_000)
 elif kind == "elastic_net":
-    m = ElasticNet(alpha=p["alpha"], l1_ratio=p["l1_ratio"], tol=1e-15, max_iter=1_000_000)
+    m = ElasticNet(alpha=p["alpha"], l1_ratio=p["l1_ratio"], tol=1e-13, max_iter=100_000)
 elif kind == "logistic":
     C = float(p["c"])
     m = LogisticRegression(C=C, tol=1e-14, max_iter=100_000)
@@ -381,22 +402,32 @@ fn ridge_matches_sklearn() {
 
 #[test]
 fn lasso_and_elastic_net_match_sklearn() {
+    // Both sides are driven to their optimum: scikit-learn's coordinate descent with tol 1e-13 (its duality gap
+    // scaled by |y|²/n), smartcore's interior point with tol 1e-12 (relative duality gap), which takes 0.1-0.25 s
+    // here. Measured: coefficients within 1.5e-9 of the largest one, predictions within 1.3e-10. The tolerance,
+    // 1e-7, is looser because the interior point never reaches an exact 0: a coefficient scikit-learn sets to 0
+    // stays at ~1e-9 (lasso, alpha 0.05) and shrinks only as the duality gap does. At the default tol (1e-4, the
+    // number scikit-learn uses for its own gap) the coefficients were within 1.3e-2 of the optimum; scikit-learn's
+    // at its default within 1.7e-3.
     let (x, y) = etth1();
     // alphas chosen so that some coefficients are 0 at the optimum and others are not
     for (alpha, fit_intercept) in [(0.05, true), (1.0, true), (0.05, false)] {
         let p = LassoParams { alpha, fit_intercept, max_iter: 1000, tol: 1e-12 };
         let (c, i, pr) = against_sklearn(&p.check().unwrap(), serde_json::to_value(&p).unwrap(), x, y);
-        assert!(c < 1e-6 && i < 1e-6 && pr < 1e-6, "{p:?}: coef {c:e} intercept {i:e} pred {pr:e}");
+        assert!(c < 1e-7 && i < 1e-7 && pr < 1e-7, "{p:?}: coef {c:e} intercept {i:e} pred {pr:e}");
     }
     for (alpha, l1_ratio) in [(0.05, 0.5), (1.0, 0.5), (0.2, 0.9), (0.1, 0.1)] {
         let p = ElasticNetParams { alpha, l1_ratio, max_iter: 1000, tol: 1e-12 };
         let (c, i, pr) = against_sklearn(&p.check().unwrap(), serde_json::to_value(&p).unwrap(), x, y);
-        assert!(c < 1e-6 && i < 1e-6 && pr < 1e-6, "{p:?}: coef {c:e} intercept {i:e} pred {pr:e}");
+        assert!(c < 1e-7 && i < 1e-7 && pr < 1e-7, "{p:?}: coef {c:e} intercept {i:e} pred {pr:e}");
     }
 }
 
 #[test]
 fn logistic_regression_matches_sklearn() {
+    // scikit-learn's lbfgs with tol 1e-14 against smartcore's fixed L-BFGS (stops at |gradient|∞ <= 1e-8 on the
+    // summed loss, raw features of scales 1 to 100). Measured: coefficients within 1e-7 of the largest, probabilities
+    // within 1.7e-8; asserted 1e-6, the accuracy smartcore's stopping rule allows on these scales.
     let (x, y) = churn();
     for c in [1.0, 0.01, f64::INFINITY] {
         let p = LogisticParams { c };
@@ -446,30 +477,54 @@ fn forest_against_sklearn(p: &RandomForestParams, classifier: bool, x: &Matrix, 
     (model, sk)
 }
 
+/// Our forest's importances against scikit-learn's `feature_importances_` (both normalized mean impurity
+/// decreases), feature by feature.
+fn assert_importance_close(model: &SmartcoreModel, sk: &Value, tolerance: f64) {
+    let theirs = floats(&sk["importance_sklearn"]);
+    for ((name, ours), theirs) in model.feature_importance().unwrap().iter().zip(theirs) {
+        assert!((ours - theirs).abs() < tolerance, "importance of {name}: {ours} vs scikit-learn's {theirs}");
+    }
+}
+
 #[test]
 fn forest_regressor_beats_the_mean_and_is_close_to_sklearn() {
     // ETTh1, every fifth hour held out; forests are not bit-comparable with scikit-learn's (other random numbers)
     let (x, y) = etth1();
     let p = RandomForestParams { n_trees: 100, max_depth: Some(12), min_samples_leaf: 3, ..Default::default() };
-    let (_, sk) = forest_against_sklearn(&p, false, x, y);
+    let (model, sk) = forest_against_sklearn(&p, false, x, y);
+    // measured: 0.456 vs 0.460, importances within 0.013
+    assert_importance_close(&model, &sk, 0.03);
     let r2 = sk["r2_ours"].as_f64().unwrap();
     let r2_sk = sk["r2_sklearn"].as_f64().unwrap();
     assert!(sk["r2_train_mean"].as_f64().unwrap() <= 0.0);
-    assert!(r2 > 0.8, "out-of-sample R² {r2}: the forest must beat the training mean (R² <= 0) clearly");
+    assert!(r2 > 0.3, "out-of-sample R² {r2}: the forest must beat the training mean (R² <= 0) clearly");
     assert!((r2 - r2_sk).abs() < 0.02, "out-of-sample R² {r2} vs scikit-learn's {r2_sk}");
 }
 
 #[test]
 fn forest_classifier_beats_the_base_rate_and_is_close_to_sklearn() {
-    // Telco churn, every fifth customer held out; default parameters (100 fully grown trees, 1 feature per split)
+    // Telco churn, every fifth customer held out, 100 fully grown trees. With every feature tried at each split
+    // both forests grow the same kind of trees and must score alike.
     let (x, y) = churn();
+    let all = RandomForestParams { max_features: Some(3), ..Default::default() };
+    let (model, sk) = forest_against_sklearn(&all, true, x, y);
+    // measured: AUC 0.756 vs 0.758, importances within 0.001 (squared error on 0/1 labels ranks splits as Gini)
+    assert_importance_close(&model, &sk, 0.02);
+    let get = |k: &str| sk[k].as_f64().unwrap();
+    let (auc, auc_sk) = (get("auc_ours"), get("auc_sklearn"));
+    assert!(auc > 0.7, "out-of-sample AUC {auc}: a constant scores 0.5");
+    assert!((auc - auc_sk).abs() < 0.02, "max_features 3: out-of-sample AUC {auc} vs scikit-learn's {auc_sk}");
+    assert!((get("brier_ours") - get("brier_sklearn")).abs() < 0.01);
+
+    // The defaults (1 feature per split) differ by design: a smartcore node whose one drawn feature cannot split it
+    // becomes a leaf where scikit-learn draws another, so smartcore's trees are shallower. They must not be worse.
     let (model, sk) = forest_against_sklearn(&RandomForestParams::default(), true, x, y);
     let get = |k: &str| sk[k].as_f64().unwrap();
     let (auc, auc_sk) = (get("auc_ours"), get("auc_sklearn"));
     assert!(auc > 0.75, "out-of-sample AUC {auc}: a constant scores 0.5");
-    assert!((auc - auc_sk).abs() < 0.02, "out-of-sample AUC {auc} vs scikit-learn's {auc_sk}");
+    assert!(auc > auc_sk - 0.02, "defaults: out-of-sample AUC {auc} vs scikit-learn's {auc_sk}");
     assert!(get("brier_ours") < get("brier_base_rate"), "Brier score must beat predicting the base rate");
-    assert!((get("brier_ours") - get("brier_sklearn")).abs() < 0.01);
+    assert!(get("accuracy_ours") > get("majority_accuracy"), "accuracy at 0.5 must beat the majority class");
     let p = model.predict(x).unwrap();
     assert!(p.iter().all(|v| (0.0..=1.0).contains(v)));
     // probabilities, not votes: with leaves of several customers they are not all multiples of 1/100
@@ -639,9 +694,8 @@ fn foreign_bytes_are_refused() {
     let (x, y) = churn();
     let (x, y) = (x.rows(0, 300), &y[..300]);
     let linear = fit(&LinearParams::default().check().unwrap(), &x, y).to_bytes().unwrap();
-    let forest = fit(&RandomForestParams { n_trees: 2, ..Default::default() }.check(true).unwrap(), &x, y)
-        .to_bytes()
-        .unwrap();
+    let forest =
+        fit(&RandomForestParams { n_trees: 2, ..Default::default() }.check(true).unwrap(), &x, y).to_bytes().unwrap();
     let edit = |bytes: &[u8], f: &dyn Fn(&mut Value)| {
         let mut v: Value = serde_json::from_slice(bytes).unwrap();
         f(&mut v);
@@ -650,11 +704,17 @@ fn foreign_bytes_are_refused() {
     let cases: Vec<(Vec<u8>, &str)> = vec![
         (b"tree\nversion=v4\n".to_vec(), "not a JSON object"),
         (b"[1, 2]".to_vec(), "not a JSON object"),
-        (edit(&linear, &|v| v["format"] = "kiln-lightgbm".into()), "format is 'kiln-lightgbm', expected 'kiln-smartcore'"),
+        (
+            edit(&linear, &|v| v["format"] = "kiln-lightgbm".into()),
+            "format is 'kiln-lightgbm', expected 'kiln-smartcore'",
+        ),
         (edit(&linear, &|v| drop(v.as_object_mut().unwrap().remove("format"))), "format is missing"),
         (edit(&linear, &|v| v["format_version"] = 2.into()), "format_version is 2, this kiln reads version 1"),
         (edit(&linear, &|v| v["kind"] = "svm".into()), "unknown kind 'svm'"),
-        (edit(&linear, &|v| v["kind"] = "random_forest_regressor".into()), "the random_forest_regressor model does not parse"),
+        (
+            edit(&linear, &|v| v["kind"] = "random_forest_regressor".into()),
+            "the random_forest_regressor model holds no fitted forest",
+        ),
         (edit(&forest, &|v| v["kind"] = "ridge".into()), "the ridge model does not parse"),
         (edit(&linear, &|v| v["extra"] = 1.into()), "unknown field `extra`"),
         (edit(&linear, &|v| v["smartcore_version"] = "0.4.0".into()), "written by smartcore 0.4.0"),
