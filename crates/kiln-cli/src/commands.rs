@@ -70,6 +70,7 @@ fn load_experiment(file: &Path) -> Result<(Experiment, String, config::Loaded)> 
         experiment.task_spec(&loaded, &[])?;
     } else {
         experiment.features(&loaded)?;
+        experiment.tabular_kind(&loaded)?;
     }
     experiment.model_spec(&loaded)?;
     experiment.gates(&loaded)?;
@@ -113,8 +114,7 @@ fn git_commit() -> Option<String> {
 }
 
 fn read_options(time_column: Option<&str>, time_format: Option<String>, na: Option<Vec<String>>) -> ReadOptions {
-    let mut opts =
-        ReadOptions { time_column: time_column.map(str::to_string), time_format, ..ReadOptions::default() };
+    let mut opts = ReadOptions { time_column: time_column.map(str::to_string), time_format, ..ReadOptions::default() };
     if let Some(na) = na {
         opts.na_values = na;
     }
@@ -132,7 +132,8 @@ fn train(args: TrainArgs) -> Result<u8> {
     };
 
     // a forecast reads only the columns its recipe needs; a tabular task reads every column (for __AUTO__)
-    let mut opts = read_options(exp.data.time_column.as_deref(), exp.data.time_format.clone(), exp.data.na_values.clone());
+    let mut opts =
+        read_options(exp.data.time_column.as_deref(), exp.data.time_format.clone(), exp.data.na_values.clone());
     if let TaskKind::Forecast = exp.task.kind {
         if let TaskSpec::Forecast { recipe, .. } = exp.task_spec(&loaded, &[])? {
             opts.columns = Some(recipe.input_columns());

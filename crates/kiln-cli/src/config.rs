@@ -79,7 +79,11 @@ impl Loaded {
 
     /// Deserializes one part of the merged config (already in JSON's data model) found at `path`, with errors
     /// naming the file and the full key path.
-    pub(crate) fn parse_at<T: DeserializeOwned>(&self, path: &str, value: &serde_json::Value) -> Result<T, ConfigError> {
+    pub(crate) fn parse_at<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        value: &serde_json::Value,
+    ) -> Result<T, ConfigError> {
         serde_path_to_error::deserialize(value.clone()).map_err(|e| {
             let inner = e.path().to_string();
             let full = if inner == "." {

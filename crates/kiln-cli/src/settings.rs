@@ -270,7 +270,7 @@ impl Experiment {
                 };
                 Ok(TaskSpec::Forecast { recipe, split })
             }
-            (kind, features) => {
+            (_, features) => {
                 let excluded = |c: &String| {
                     c == &task.target
                         || Some(c) == self.data.id_column.as_ref()
@@ -290,28 +290,7 @@ impl Experiment {
                 if columns.is_empty() {
                     return Err(loaded.error_at("features", "no column is left to use as a feature"));
                 }
-                let tabular_kind = if kind == TaskKind::Classification {
-                    let Some(positive) = task.positive.clone() else {
-                        return Err(loaded.error_at(
-                            "task.positive",
-                            "a classification needs the target value of the positive class, e.g. positive: \"Yes\"",
-                        ));
-                    };
-                    let threshold = match task.threshold {
-                        None => ThresholdRule::Fixed(0.5),
-                        Some(ThresholdSetting::Rule(ThresholdName::BestF1)) => ThresholdRule::BestF1,
-                        Some(ThresholdSetting::Fixed(t)) if t > 0.0 && t < 1.0 => ThresholdRule::Fixed(t),
-                        Some(ThresholdSetting::Fixed(t)) => {
-                            return Err(loaded.error_at(
-                                "task.threshold",
-                                format!("must be a probability in (0, 1) or best_f1, got {t}"),
-                            ));
-                        }
-                    };
-                    TabularKind::Classification { positive, threshold }
-                } else {
-                    TabularKind::Regression
-                };
+                let tabular_kind = self.tabular_kind(loaded)?;
                 Ok(TaskSpec::Tabular {
                     input: TabularInput { columns, id_column: self.data.id_column.clone() },
                     target: task.target.clone(),
@@ -324,6 +303,33 @@ impl Experiment {
                 })
             }
         }
+    }
+
+    /// The kind of a tabular task: classification (with its positive class and threshold) or regression.
+    ///
+    /// # Errors
+    /// [`ConfigError`] for a classification without `task.positive` or a threshold outside (0, 1).
+    pub(crate) fn tabular_kind(&self, loaded: &Loaded) -> Result<TabularKind, ConfigError> {
+        Ok(if self.task.kind == TaskKind::Classification {
+            let Some(positive) = self.task.positive.clone() else {
+                return Err(loaded.error_at(
+                    "task.positive",
+                    "a classification needs the target value of the positive class, e.g. positive: \"Yes\"",
+                ));
+            };
+            let threshold = match self.task.threshold {
+                None => ThresholdRule::Fixed(0.5),
+                Some(ThresholdSetting::Rule(ThresholdName::BestF1)) => ThresholdRule::BestF1,
+                Some(ThresholdSetting::Fixed(t)) if t > 0.0 && t < 1.0 => ThresholdRule::Fixed(t),
+                Some(ThresholdSetting::Fixed(t)) => {
+                    return Err(loaded
+                        .error_at("task.threshold", format!("must be a probability in (0, 1) or best_f1, got {t}")));
+                }
+            };
+            TabularKind::Classification { positive, threshold }
+        } else {
+            TabularKind::Regression
+        })
     }
 
     /// The gates, read with the metric names of the task kind.
@@ -350,7 +356,9 @@ impl Experiment {
     pub(crate) fn model_spec(&self, loaded: &Loaded) -> Result<ModelSpec, ConfigError> {
         let at = |e: kiln_models::ModelError| -> ConfigError {
             match &e {
-                kiln_models::ModelError::Params { param, .. } => loaded.error_at(&format!("model.params.{param}"), e.to_string()),
+                kiln_models::ModelError::Params { param, .. } => {
+                    loaded.error_at(&format!("model.params.{param}"), e.to_string())
+                }
                 _ => loaded.error_at("model.params", e.to_string()),
             }
         };

@@ -9,8 +9,8 @@ use std::sync::OnceLock;
 use kiln_domain::{Code, Column, Frame, millis_from_civil};
 
 use crate::{
-    CalendarPart, FeatureError, FeatureRow, FeatureSpec, FeatureTable, FittedPipeline, Lookback, PipelineInput, RollingStat,
-    TargetTransform, TimeSeriesRecipe,
+    CalendarPart, FeatureError, FeatureRow, FeatureSpec, FeatureTable, FittedPipeline, Lookback, PipelineInput,
+    RollingStat, TargetTransform, TimeSeriesRecipe,
 };
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -2,13 +2,15 @@
 //! forecast (tomorrow = today), the training mean for a tabular regression, the majority class for a classifier.
 
 use kiln_domain::RunId;
-use kiln_eval::{ClassificationGateSpec, ClassificationMetrics, GateCheck, GateReport, GateSpec, OverfitReport, RegressionMetrics};
+use kiln_eval::{
+    ClassificationGateSpec, ClassificationMetrics, GateCheck, GateReport, GateSpec, OverfitReport, RegressionMetrics,
+};
 use kiln_features::Decision;
 use serde::Serialize;
 
+use crate::TrainError;
 use crate::prepare::{Design, Parts, TabularKind, TaskSpec, ThresholdRule};
 use crate::train::{Ports, to_json};
-use crate::TrainError;
 
 /// The gates of an experiment, for its task kind.
 #[derive(Debug, Clone)]
@@ -165,7 +167,9 @@ impl Evaluation {
                 }
                 out.push(("overfit_ratio".to_string(), overfit.ratio));
             }
-            Evaluation::Classification { threshold, model_train, model_test, baseline_train, baseline_test, .. } => {
+            Evaluation::Classification {
+                threshold, model_train, model_test, baseline_train, baseline_test, ..
+            } => {
                 for (prefix, m) in [
                     ("train", model_train),
                     ("test", model_test),
@@ -307,7 +311,8 @@ impl Evaluation {
                         "proba": pick(outputs, rows),
                     })
                 };
-                let json = serde_json::json!({"threshold": threshold, "train": split(&fit_rows), "test": split(&parts.test)});
+                let json =
+                    serde_json::json!({"threshold": threshold, "train": split(&fit_rows), "test": split(&parts.test)});
                 store.put_bytes(run, "predictions.json", &to_json(&json))?;
                 let cm = model_test.confusion;
                 let cm_json = serde_json::json!({

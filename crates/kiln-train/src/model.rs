@@ -50,6 +50,26 @@ impl ModelSpec {
         }
     }
 
+    /// The same model without early stopping, for fits that have no validation part (the selectors' folds).
+    ///
+    /// # Errors
+    /// Never in practice: the parameters were checked already.
+    pub(crate) fn without_early_stopping(&self) -> Result<ModelSpec, TrainError> {
+        Ok(match self {
+            ModelSpec::LightGbm(p) => {
+                let mut params = p.params().clone();
+                params.early_stopping_rounds = None;
+                ModelSpec::LightGbm(params.check()?)
+            }
+            ModelSpec::XgBoost(p) => {
+                let mut params = p.params().clone();
+                params.early_stopping_rounds = None;
+                ModelSpec::XgBoost(params.check()?)
+            }
+            ModelSpec::Smartcore(p) => ModelSpec::Smartcore(p.clone()),
+        })
+    }
+
     /// Fits on `x`/`y`, with an optional validation set for early stopping.
     ///
     /// # Errors
@@ -66,18 +86,21 @@ impl ModelSpec {
                 let best = m.best_iteration();
                 Fitted { model: FittedModel::XgBoost(m), best_iteration: Some(best) }
             }
-            ModelSpec::Smartcore(p) => Fitted { model: FittedModel::Smartcore(p.fit(x, y, None)?), best_iteration: None },
+            ModelSpec::Smartcore(p) => {
+                Fitted { model: FittedModel::Smartcore(p.fit(x, y, None)?), best_iteration: None }
+            }
         })
     }
 }
 
 /// The experiment's model as seen by the model-based selectors: importance from a fit on the rows given, and a
 /// held-out score for RFECV. Early stopping is off here: the selectors' folds have no separate validation part.
-pub(crate) struct SelectionModel<'a> {
-    pub(crate) spec: &'a ModelSpec,
+pub(crate) struct SelectionModel {
+    /// the experiment's model without early stopping
+    pub(crate) spec: ModelSpec,
 }
 
-impl SelectionModel<'_> {
+impl SelectionModel {
     fn fit_importances(&self, x: &Matrix, y: &[f64]) -> Result<(Fitted, Vec<f64>), String> {
         let fitted = self.spec.fit(x, y, None).map_err(|e| e.to_string())?;
         let importance = fitted.model.feature_importance().map_err(|e| e.to_string())?;
@@ -85,12 +108,17 @@ impl SelectionModel<'_> {
     }
 }
 
-impl ImportanceModel for SelectionModel<'_> {
+impl ImportanceModel for SelectionModel {
     fn fit_importance(&self, x: &Matrix, y: &[f64]) -> Result<Vec<f64>, String> {
         Ok(self.fit_importances(x, y)?.1)
     }
 
-    fn fit_score(&self, train: (&Matrix, &[f64]), valid: (&Matrix, &[f64]), scoring: Scoring) -> Result<ScoredFit, String> {
+    fn fit_score(
+        &self,
+        train: (&Matrix, &[f64]),
+        valid: (&Matrix, &[f64]),
+        scoring: Scoring,
+    ) -> Result<ScoredFit, String> {
         let (fitted, importances) = self.fit_importances(train.0, train.1)?;
         let out = fitted.model.predict(valid.0).map_err(|e| e.to_string())?;
         let y = valid.1;

@@ -263,15 +263,7 @@ fn tabular(
         }
         _ => None,
     };
-    let design = Design {
-        features,
-        truth: label.clone(),
-        label,
-        current: Vec::new(),
-        times: Vec::new(),
-        ids,
-        negative,
-        rows,
-    };
+    let design =
+        Design { features, truth: label.clone(), label, current: Vec::new(), times: Vec::new(), ids, negative, rows };
     Ok((design, parts))
 }

@@ -68,22 +68,24 @@ pub fn score(bundle: &Bundle<FittedPipeline>, frame: &Frame, explain: bool) -> R
     let (keys, predictions) = match &pipeline.input {
         PipelineInput::Forecast(recipe) => {
             let current = prepared.current.unwrap_or_default();
-            let predictions =
-                raw.iter().zip(&current).map(|(o, c)| recipe.target_transform.invert(*c, *o)).collect();
+            let predictions = raw.iter().zip(&current).map(|(o, c)| recipe.target_transform.invert(*c, *o)).collect();
             let times = prepared.times.unwrap_or_default();
             (RowKeys::Times { column: recipe.time_column.clone(), values: times }, predictions)
         }
         PipelineInput::Tabular(input) => {
             let keys = match &input.id_column {
                 Some(id) => RowKeys::Ids { column: id.clone(), values: id_values(frame, id)? },
-                None => RowKeys::Ids { column: "row".into(), values: (0..frame.n_rows()).map(|i| i.to_string()).collect() },
+                None => {
+                    RowKeys::Ids { column: "row".into(), values: (0..frame.n_rows()).map(|i| i.to_string()).collect() }
+                }
             };
             (keys, raw.clone())
         }
     };
-    let classes = pipeline.decision.as_ref().map(|d| {
-        raw.iter().map(|&p| if p >= d.threshold { d.positive.clone() } else { d.negative_label() }).collect()
-    });
+    let classes = pipeline
+        .decision
+        .as_ref()
+        .map(|d| raw.iter().map(|&p| if p >= d.threshold { d.positive.clone() } else { d.negative_label() }).collect());
     Ok(Scored {
         keys,
         predictions,

@@ -7,8 +7,9 @@
 
 use std::collections::BTreeMap;
 
-use kiln_domain::{ArtifactStore, ChartRenderer, Frame, MetricPoint, ModelRegistry, ModelVersion, RunId, RunInfo,
-    RunStatus, Tracker};
+use kiln_domain::{
+    ArtifactStore, ChartRenderer, Frame, MetricPoint, ModelRegistry, ModelVersion, RunId, RunInfo, RunStatus, Tracker,
+};
 use kiln_features::{
     CvKind, FittedPipeline, FittedSelection, PipelineInput, PreprocessSpec, Preprocessor, Selector, SelectorSpec, Task,
     model_matrix,
@@ -16,10 +17,10 @@ use kiln_features::{
 use kiln_models::{Bundle, BundleMetadata};
 use serde::Serialize;
 
+use crate::TrainError;
 use crate::evaluate::{self, Evaluation, Gates};
 use crate::model::{ModelSpec, SelectionModel};
 use crate::prepare::{Design, Parts, RowCounts, TaskSpec, prepare};
-use crate::TrainError;
 
 /// Where to register the model when its gates pass.
 #[derive(Debug, Clone)]
@@ -233,8 +234,11 @@ fn run_steps(
     kiln_models::verify_bundle(&dir)?;
     store.put_dir(id, "model", &dir)?;
 
-    let gate_lines: String =
-        gates.checks.iter().map(|c| format!("- {} {}: {}\n", if c.passed { "✅" } else { "❌" }, c.name, c.detail)).collect();
+    let gate_lines: String = gates
+        .checks
+        .iter()
+        .map(|c| format!("- {} {}: {}\n", if c.passed { "✅" } else { "❌" }, c.name, c.detail))
+        .collect();
     let note = format!(
         "**{}** — {} {} of `{}`.\n\n{}\n{gate_lines}",
         spec.run_name,
@@ -284,7 +288,8 @@ fn run_steps(
 fn check_model_fits_task(spec: &TrainSpec) -> Result<(), TrainError> {
     let wants = spec.task.is_classification();
     if spec.model.is_classifier() != wants {
-        let (task, model) = if wants { ("a classification", "a regression") } else { ("a regression", "a classification") };
+        let (task, model) =
+            if wants { ("a classification", "a regression") } else { ("a regression", "a classification") };
         return Err(TrainError::Target(format!(
             "{task} task needs a {} model, but model '{}' is {model} model (check model.kind and model.params.objective)",
             if wants { "classification" } else { "regression" },
@@ -318,7 +323,7 @@ fn fit_transform(
         TaskSpec::Forecast { recipe, .. } => CvKind::TimeOrdered { gap: recipe.horizon.saturating_sub(1) },
         TaskSpec::Tabular { .. } => CvKind::KFold,
     };
-    let model = SelectionModel { spec: &spec.model };
+    let model = SelectionModel { spec: spec.model.without_early_stopping()? };
     let selection = Selector::new(spec.selection.clone()).fit(
         &x.take_rows(&parts.train),
         &take(&design.label, &parts.train),
@@ -463,8 +468,7 @@ fn log_shap_summary(
         .map(|j| (x.names[j].clone(), (0..contrib.n_rows).map(|i| contrib.row(i)[j].abs()).sum::<f64>() / n))
         .collect();
     summary.sort_by(|a, b| b.1.total_cmp(&a.1));
-    let json: Vec<_> =
-        summary.iter().map(|(f, v)| serde_json::json!({"feature": f, "mean_abs_shap": v})).collect();
+    let json: Vec<_> = summary.iter().map(|(f, v)| serde_json::json!({"feature": f, "mean_abs_shap": v})).collect();
     ports.artifacts.put_bytes(run, "shap_summary.json", &to_json(&json))?;
     let top: Vec<_> = summary.iter().take(25).collect();
     let png = ports.charts.bar_chart(
