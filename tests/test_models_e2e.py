@@ -97,8 +97,10 @@ def test_churn_metrics_equal_scikit_learn_and_beat_the_majority_class(churn):
             "recall": skm.recall_score(y, yhat),
             "f1": skm.f1_score(y, yhat),
         }
+        reported = json.loads((run / "artifacts/metrics.json").read_text())["model"][part]
         for name, value in ref.items():
             assert abs(logged[f"{part}_{name}"] - value) < 1e-9, (part, name, logged[f"{part}_{name}"], value)
+            assert abs(reported[name] - value) < 1e-9, ("metrics.json", part, name)
     assert logged["test_roc_auc"] > 0.8
     assert logged["test_roc_auc"] > logged["baseline_test_roc_auc"]
     assert logged["test_f1"] > logged["baseline_test_f1"]

@@ -59,7 +59,9 @@ fn metrics_follow_sklearn_edge_cases() {
 }
 
 fn data_path(file: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data").join(file)
+    PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR"))
+        .join("../../data")
+        .join(file)
 }
 
 /// One numeric column of a small comma-separated file with a header (no quoting in these files).

@@ -55,7 +55,9 @@ fn assert_close_series(actual: &[f64], expected: &[f64], what: &str) {
 }
 
 fn data_file(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data").join(name)
+    PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR"))
+        .join("../../data")
+        .join(name)
 }
 
 fn parse_cell(cell: &str) -> f64 {

@@ -12,7 +12,8 @@ pub(crate) const FEATURES: [&str; 6] = ["HUFL", "HULL", "MUFL", "MULL", "LUFL", 
 /// The first `n` rows of ETTh1 (hourly transformer data): the six load columns as features, oil temperature `OT`
 /// as the target. Parsed by hand so the test needs no CSV crate.
 pub(crate) fn etth1(n: usize) -> (Matrix, Vec<f64>) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/ETTh1.csv");
+    let path = Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR"))
+        .join("../../data/ETTh1.csv");
     let text = fs::read_to_string(&path).unwrap();
     let mut lines = text.lines();
     let header: Vec<&str> = lines.next().unwrap().split(',').collect();
@@ -49,8 +50,11 @@ pub(crate) fn noise(n: usize, mut state: u64) -> Vec<f64> {
 
 /// Runs `script` with the project's Python (the reference tools live in `.venv`) and `args`; returns its stdout.
 pub(crate) fn run_python(script: &str, args: &[&Path]) -> String {
-    let python = concat!(env!("CARGO_MANIFEST_DIR"), "/../../.venv/bin/python");
-    assert!(Path::new(python).exists(), "{python} is missing: run `make venv` to install the Python reference tools");
+    let python = format!(
+        "{}/../../.venv/bin/python",
+        std::env::var("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR")
+    );
+    assert!(Path::new(&python).exists(), "{python} is missing: run `make venv` to install the Python reference tools");
     let out = std::process::Command::new(python)
         .arg("-c")
         .arg(script)

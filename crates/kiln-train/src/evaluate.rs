@@ -184,8 +184,43 @@ impl Evaluation {
         out
     }
 
+    /// The evaluation as `metrics.json` shows it: `{"model": {"train", "test"}, "<baseline>": {"train", "test"}, ...}`,
+    /// so that a reader finds a number as `model.test.rmse` or `persistence.test.rmse`.
     pub(crate) fn to_json(&self) -> serde_json::Value {
-        serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
+        fn value<T: Serialize>(v: &T) -> serde_json::Value {
+            serde_json::to_value(v).unwrap_or(serde_json::Value::Null)
+        }
+        match self {
+            Evaluation::Regression { baseline, model_train, model_test, baseline_train, baseline_test, overfit } => {
+                let mut out = serde_json::Map::new();
+                out.insert("task".into(), "regression".into());
+                out.insert("baseline".into(), (*baseline).into());
+                out.insert("model".into(), serde_json::json!({"train": value(model_train), "test": value(model_test)}));
+                out.insert(
+                    (*baseline).into(),
+                    serde_json::json!({"train": value(baseline_train), "test": value(baseline_test)}),
+                );
+                out.insert("overfit".into(), value(overfit));
+                serde_json::Value::Object(out)
+            }
+            Evaluation::Classification {
+                threshold,
+                threshold_rule,
+                positive,
+                model_train,
+                model_test,
+                baseline_train,
+                baseline_test,
+            } => serde_json::json!({
+                "task": "classification",
+                "baseline": "majority",
+                "positive": positive,
+                "threshold": threshold,
+                "threshold_rule": value(threshold_rule),
+                "model": {"train": value(model_train), "test": value(model_test)},
+                "majority": {"train": value(baseline_train), "test": value(baseline_test)},
+            }),
+        }
     }
 
     /// What `kiln predict` needs to turn a probability into a class.

@@ -186,12 +186,12 @@ fn run_steps(
     let importance = model.feature_importance()?;
     let store = ports.artifacts;
     store.put_bytes(id, "config.yaml", spec.config_yaml.as_bytes())?;
-    let metrics_json = serde_json::json!({
-        "evaluation": evaluation.to_json(),
-        "gates": gates,
-        "rows": rows,
-        "best_iteration": fitted.best_iteration,
-    });
+    let mut metrics_json = evaluation.to_json();
+    if let serde_json::Value::Object(map) = &mut metrics_json {
+        map.insert("gates".into(), serde_json::to_value(&gates).unwrap_or_default());
+        map.insert("rows".into(), serde_json::to_value(&rows).unwrap_or_default());
+        map.insert("best_iteration".into(), serde_json::to_value(fitted.best_iteration).unwrap_or_default());
+    }
     store.put_bytes(id, "metrics.json", &to_json(&metrics_json))?;
     log_importance(spec, ports, id, &importance)?;
     if let Some(selection) = &transformed.selection {

@@ -6,7 +6,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 /// The venv's Python, with scikit-learn; `make venv` creates it.
-const PYTHON: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../.venv/bin/python");
+fn python_path() -> String {
+    format!(
+        "{}/../../.venv/bin/python",
+        std::env::var("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR")
+    )
+}
 
 /// Named float vectors printed by a reference script, one `name v1 v2 ...` line each (`repr` of Python floats, which
 /// Rust parses back exactly; `inf` and `nan` included).
@@ -15,10 +20,11 @@ pub(crate) type Reference = BTreeMap<String, Vec<f64>>;
 /// Runs `script` with `input` on stdin and parses its `name values...` lines.
 pub(crate) fn python(script: &str, input: &str) -> Reference {
     assert!(
-        Path::new(PYTHON).exists(),
-        "{PYTHON} is missing: run `make venv` to install the Python reference tools (scikit-learn)"
+        Path::new(&python_path()).exists(),
+        "{} is missing: run `make venv` to install the Python reference tools (scikit-learn)",
+        python_path()
     );
-    let mut child = Command::new(PYTHON)
+    let mut child = Command::new(python_path())
         .args(["-c", script])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -68,7 +74,9 @@ pub(crate) fn assert_close(what: &str, actual: &[f64], expected: &[f64], tol: f6
 }
 
 fn data_path(file: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data").join(file)
+    PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR"))
+        .join("../../data")
+        .join(file)
 }
 
 /// The Telco customer churn table (7043 rows): churned (1.0 / 0.0), tenure in months, monthly charges.

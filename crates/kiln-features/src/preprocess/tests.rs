@@ -27,7 +27,8 @@ const NUMERIC: [&str; 4] = ["SeniorCitizen", "tenure", "MonthlyCharges", "TotalC
 const TOLERANCE: f64 = 1e-9;
 
 fn data_file() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data/Telco-Customer-Churn_IBM.csv")
+    PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR"))
+        .join("../../data/Telco-Customer-Churn_IBM.csv")
 }
 
 /// The CSV as a frame: the numeric columns as numbers (a blank cell, as in 11 TotalCharges cells, is NaN), the
@@ -102,9 +103,15 @@ fn scenario() -> &'static Frame {
 fn reference() -> &'static Value {
     static REFERENCE: OnceLock<Value> = OnceLock::new();
     REFERENCE.get_or_init(|| {
-        let python = concat!(env!("CARGO_MANIFEST_DIR"), "/../../.venv/bin/python");
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/src/preprocess/reference.py");
-        let output = Command::new(python).arg(script).arg(data_file()).output().unwrap_or_else(|e| {
+        let python = format!(
+            "{}/../../.venv/bin/python",
+            std::env::var("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR")
+        );
+        let script = format!(
+            "{}/src/preprocess/reference.py",
+            std::env::var("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR")
+        );
+        let output = Command::new(&python).arg(script).arg(data_file()).output().unwrap_or_else(|e| {
             panic!("cannot run {python} ({e}); run `make venv` to create the Python reference environment")
         });
         assert!(output.status.success(), "reference.py failed:\n{}", String::from_utf8_lossy(&output.stderr));

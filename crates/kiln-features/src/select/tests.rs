@@ -24,7 +24,9 @@ use crate::{
 // ---------------------------------------------------------------------------------------------------------------
 
 fn data_file(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data").join(name)
+    PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR"))
+        .join("../../data")
+        .join(name)
 }
 
 fn matrix(names: &[&str], rows: &[Vec<f64>]) -> Matrix {
@@ -142,8 +144,11 @@ fn python(script: &str, x: &Matrix, y: &[f64]) -> Value {
 /// As [`python`] with several data sets, `sys.argv[1..]` in order (one interpreter start: importing scikit-learn
 /// is the slow part).
 fn python_many(script: &str, data: &[(&Matrix, &[f64])]) -> Value {
-    let py = concat!(env!("CARGO_MANIFEST_DIR"), "/../../.venv/bin/python");
-    assert!(Path::new(py).exists(), "{py} is missing: run `make venv` to create the Python reference environment");
+    let py = format!(
+        "{}/../../.venv/bin/python",
+        std::env::var("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR")
+    );
+    assert!(Path::new(&py).exists(), "{py} is missing: run `make venv` to create the Python reference environment");
     let mut files = Vec::new();
     for (x, y) in data {
         let mut file = tempfile::NamedTempFile::new().unwrap();

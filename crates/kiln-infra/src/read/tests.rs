@@ -7,7 +7,9 @@ use super::{ReadOptions, format_number, read_frame, sha256_file, write_frame};
 use crate::error::ReadError;
 
 fn data(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data").join(name)
+    Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR"))
+        .join("../../data")
+        .join(name)
 }
 
 fn with_time(column: &str) -> ReadOptions {
@@ -293,7 +295,8 @@ fn sha256_and_unsupported_files() {
 /// null, c categorical (dictionary), rows not in time order.
 #[test]
 fn reads_a_parquet_file_written_by_pandas() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/pandas_types.parquet");
+    let path = Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR"))
+        .join("testdata/pandas_types.parquet");
     let opts = ReadOptions {
         columns: Some(vec!["tsz".into(), "d".into(), "i".into(), "f".into(), "b".into(), "s".into()]),
         ..with_time("ts")

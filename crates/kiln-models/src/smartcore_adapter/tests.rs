@@ -12,11 +12,18 @@ use serde_json::Value;
 
 use super::*;
 
-const PYTHON: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../.venv/bin/python");
-const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../data");
+fn python_path() -> String {
+    format!(
+        "{}/../../.venv/bin/python",
+        std::env::var("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR")
+    )
+}
+fn data_path() -> String {
+    format!("{}/../../data", std::env::var("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR"))
+}
 
 fn read_csv(file: &str, columns: &[&str]) -> Vec<Vec<String>> {
-    let path = Path::new(DATA).join(file);
+    let path = Path::new(&data_path()).join(file);
     let mut reader = csv::Reader::from_path(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let header = reader.headers().unwrap().clone();
     let idx: Vec<usize> = columns
@@ -91,8 +98,9 @@ fn write_csv(path: &Path, x: &Matrix, y: &[f64]) {
 /// assigns its result to `out`, which comes back as JSON.
 fn sklearn(script: &str, train: (&Matrix, &[f64]), test: Option<(&Matrix, &[f64])>, extra: &Value) -> Value {
     assert!(
-        Path::new(PYTHON).exists(),
-        "{PYTHON} is missing: run `make venv` to create the Python reference environment"
+        Path::new(&python_path()).exists(),
+        "{} is missing: run `make venv` to create the Python reference environment",
+        python_path()
     );
     let dir = tempfile::tempdir().unwrap();
     let train_path = dir.path().join("train.csv");
@@ -114,7 +122,7 @@ extra = json.loads(sys.argv[3])
 warnings.simplefilter("error")
 "#;
     let code = format!("{prelude}\n{script}\nprint(json.dumps(out))\n");
-    let output = Command::new(PYTHON)
+    let output = Command::new(python_path())
         .arg("-c")
         .arg(code)
         .arg(&train_path)

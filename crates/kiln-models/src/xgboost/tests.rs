@@ -29,7 +29,8 @@ const TELCO_FEATURES: [&str; 4] = ["tenure", "MonthlyCharges", "TotalCharges", "
 /// The IBM Telco churn table: four numeric columns (a blank TotalCharges, 11 new customers, is NaN) and Churn
 /// Yes/No as 1/0. No field of the columns used holds a comma, so a plain split reads it.
 fn telco() -> (Matrix, Vec<f64>) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/Telco-Customer-Churn_IBM.csv");
+    let path = Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR"))
+        .join("../../data/Telco-Customer-Churn_IBM.csv");
     let text = fs::read_to_string(&path).unwrap();
     let mut lines = text.lines();
     let header: Vec<&str> = lines.next().unwrap().split(',').collect();
