@@ -1,0 +1,58 @@
+# syntax=docker/dockerfile:1
+# The kiln binary in a small Debian image. Build from the repository root:
+#   docker build -f docker/kiln.Dockerfile -t kiln .
+# (docker-compose.yml does this for the kiln-serve service.) Never built on the machine this was written on:
+# see docker/README.md.
+
+# ---- builder: the same toolchain as local builds (Rust 1.95 = workspace rust-version, Debian 12) ----
+FROM rust:1.95-bookworm AS builder
+
+# clang + libclang-dev: bindgen for lightgbm3. CMake >= 3.28 for LightGBM 4.7 comes from PyPI (Debian 12 has
+# 3.25), pinned to the version of tests/requirements.txt. XGBoost 1.6.2's old cmake_minimum_required is handled
+# by CMAKE_POLICY_VERSION_MINIMUM in .cargo/config.toml, which is copied below.
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends clang libclang-dev python3-pip \
+ && rm -rf /var/lib/apt/lists/* \
+ && python3 -m pip install --no-cache-dir --break-system-packages cmake==4.4.4 \
+ && cmake --version
+
+WORKDIR /src
+# Only what the build reads: the workspace manifest and lock, cargo's config, the crates.
+COPY Cargo.toml Cargo.lock ./
+COPY .cargo .cargo
+COPY crates crates
+
+# The cache mounts keep the registry and the target directory between builds (the first build compiles
+# LightGBM, XGBoost and polars: about 20 minutes on 2 cores). The binary is copied out of the cached target.
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    --mount=type=cache,target=/usr/local/cargo/git \
+    --mount=type=cache,target=/src/target \
+    cargo build --release --locked -p kiln-cli \
+ && install -m 0755 target/release/kiln /usr/local/bin/kiln
+
+# ---- runtime: glibc of Debian 12 like the builder; libgomp1 is OpenMP for LightGBM and XGBoost ----
+FROM debian:bookworm-slim AS runtime
+
+# ldd of a local release build lists libstdc++6, libgomp1, libgcc-s1 and libc6 only (no OpenSSL).
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ca-certificates libgomp1 libstdc++6 \
+ && rm -rf /var/lib/apt/lists/* \
+ && useradd --system --uid 10001 --user-group --create-home --home-dir /home/kiln --shell /usr/sbin/nologin kiln \
+ && mkdir -p /app \
+ && chown kiln:kiln /app
+
+COPY --from=builder /usr/local/bin/kiln /usr/local/bin/kiln
+# The experiment files and the shipped datasets (5 MB, licences in data/README.md), so `kiln train` works in the
+# container too; kiln serve needs neither.
+COPY conf /app/conf
+COPY data /app/data
+
+# Fails the build if a shared library is missing from this image.
+RUN kiln --version
+
+USER kiln
+WORKDIR /app
+ENV MLFLOW_DISABLE_TELEMETRY=true
+EXPOSE 8080
+ENTRYPOINT ["kiln"]
+CMD ["--help"]
