@@ -13,9 +13,15 @@ use clap::{Parser, Subcommand};
 Runs and the model registry are stored in MLflow's own layout (./mlruns by default), so the MLflow UI and the\n\
 MLflow Python client read what kiln writes:\n\n  \
 MLFLOW_ALLOW_FILE_STORE=true mlflow ui --backend-store-uri ./mlruns --artifacts-destination ./mlruns\n\n\
+An MLflow server works the same way (--tracking-uri http://host:port, or MLFLOW_TRACKING_URI), with\n\
+MLFLOW_TRACKING_USERNAME/MLFLOW_TRACKING_PASSWORD (basic auth) or MLFLOW_TRACKING_TOKEN (bearer), and\n\
+MLFLOW_HTTP_REQUEST_TIMEOUT, _MAX_RETRIES and _BACKOFF_FACTOR as MLflow's client reads them.\n\n\
 Exit codes: 0 success, 1 failure, 2 invalid input (config, data, reference), 3 a registration gate failed.",
     after_help = "Examples:\n  kiln train --config conf/experiments/eurusd.yaml --register\n  \
 kiln predict --model models:/eurusd@production --input data/ecb_eurofxref-hist.csv --output out/eurusd.csv\n  \
+kiln registry list eurusd\n  \
+kiln registry rollback eurusd --alias production\n  \
+kiln sync --from ./mlruns --to http://127.0.0.1:5000\n  \
 kiln config show conf/experiments/eurusd.yaml"
 )]
 pub(crate) struct Cli {
@@ -36,6 +42,70 @@ pub(crate) enum Command {
     /// Inspect experiment configuration
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// List registered models and versions, promote a version (alias or stage), roll an alias back; on the local
+    /// store or an MLflow server
+    #[command(subcommand)]
+    Registry(RegistryCommand),
+    /// Copy runs (params, every metric point, tags, artifacts) and the registry (versions, aliases, stages) from a
+    /// local store to an MLflow server. Idempotent: what was copied before is skipped, a copy that died midway is
+    /// redone. Runs that continued locally because the server went away (tracking.fallback: local) are pushed, and
+    /// their partial server runs marked FAILED.
+    Sync(SyncArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct SyncArgs {
+    /// the local store (a folder in MLflow's layout)
+    #[arg(long, value_name = "DIR", default_value = "./mlruns")]
+    pub(crate) from: String,
+    /// the MLflow server [default: $MLFLOW_TRACKING_URI]
+    #[arg(long, value_name = "URI", env = "MLFLOW_TRACKING_URI")]
+    pub(crate) to: String,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct StoreArg {
+    /// tracking store: a folder in MLflow's layout or an MLflow server (http://host:port)
+    /// [default: $MLFLOW_TRACKING_URI, else ./mlruns]
+    #[arg(long, value_name = "URI")]
+    pub(crate) tracking_uri: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum RegistryCommand {
+    /// Without a name, every registered model with its versions and aliases; with a name, a table of its versions
+    /// (stage, aliases, run, source, creation time)
+    List {
+        /// a registered model
+        name: Option<String>,
+        #[command(flatten)]
+        store: StoreArg,
+    },
+    /// Point an alias at a version (moving it from the version it was on), or move the version to a stage
+    Promote {
+        name: String,
+        version: u64,
+        /// the alias to move, e.g. production
+        #[arg(long, conflicts_with = "stage", required_unless_present = "stage")]
+        alias: Option<String>,
+        /// the stage: Staging, Production, Archived or None
+        #[arg(long)]
+        stage: Option<String>,
+        /// with --stage: move the versions already in that stage to Archived
+        #[arg(long, requires = "stage")]
+        archive_existing: bool,
+        #[command(flatten)]
+        store: StoreArg,
+    },
+    /// Move an alias back to the highest version below its current one that is not Archived
+    Rollback {
+        name: String,
+        /// the alias to move back
+        #[arg(long, default_value = "production")]
+        alias: String,
+        #[command(flatten)]
+        store: StoreArg,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -47,7 +117,8 @@ pub(crate) struct TrainArgs {
     /// a failing gate registers nothing and exits with code 3
     #[arg(long)]
     pub(crate) register: bool,
-    /// tracking store (a folder in MLflow's layout); overrides `tracking.uri`
+    /// tracking store: a folder in MLflow's layout or an MLflow server (http://host:port); overrides
+    /// `tracking.uri`
     #[arg(long, value_name = "URI")]
     pub(crate) tracking_uri: Option<String>,
     /// run name; overrides `tracking.run_name`
@@ -68,7 +139,8 @@ pub(crate) struct PredictArgs {
     /// where to write the predictions (.csv or .parquet)
     #[arg(short, long, value_name = "FILE")]
     pub(crate) output: PathBuf,
-    /// tracking store holding the registry and the runs [default: $MLFLOW_TRACKING_URI, else ./mlruns]
+    /// tracking store holding the registry and the runs: a folder or an MLflow server
+    /// [default: $MLFLOW_TRACKING_URI, else ./mlruns]
     #[arg(long, value_name = "URI")]
     pub(crate) tracking_uri: Option<String>,
     /// also write the feature values and the model's raw output (before the target transform is inverted)

@@ -4,23 +4,26 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use kiln_domain::{Column, ErrorKind, ModelRef};
+use kiln_domain::{ArtifactStore, Column, ErrorKind, ModelRef};
 use kiln_features::FittedPipeline;
-use kiln_infra::{LocalStore, PlotChartRenderer, ReadOptions};
+use kiln_infra::{GuardedStore, PlotChartRenderer, ReadOptions};
 use kiln_models::Bundle;
 use kiln_registry::Resolution;
 use kiln_train::{Progress, RegisterSpec, RowKeys, TaskSpec, TrainSpec};
 
-use crate::cli::{Cli, Command, ConfigCommand, PredictArgs, TrainArgs};
+use crate::cli::{Cli, Command, ConfigCommand, PredictArgs, SyncArgs, TrainArgs};
 use crate::config::{self, ConfigError};
 use crate::exit;
-use crate::settings::{Experiment, TaskKind};
+use crate::settings::{Experiment, Fallback, TaskKind};
+use crate::stores::{self, Opened, Store};
 
 pub(crate) fn run(cli: Cli) -> Result<u8> {
     match cli.command {
         Command::Train(args) => train(args),
         Command::Predict(args) => predict(args),
         Command::Config(ConfigCommand::Show { file }) => config_show(&file),
+        Command::Registry(cmd) => crate::registry_cmd::run(cmd),
+        Command::Sync(args) => sync(args),
     }
 }
 
@@ -86,18 +89,6 @@ fn config_show(file: &Path) -> Result<u8> {
     Ok(0)
 }
 
-/// A folder store from a tracking URI (`./mlruns`, `/abs/path`, `file:///abs/path`).
-fn open_store(uri: &str) -> Result<LocalStore> {
-    if uri.starts_with("http://") || uri.starts_with("https://") {
-        bail!(
-            "tracking URI '{uri}': this build of kiln stores runs in a local folder in MLflow's layout; \
-             give a folder such as ./mlruns"
-        );
-    }
-    let path = uri.strip_prefix("file://").unwrap_or(uri);
-    LocalStore::open(Path::new(path)).with_context(|| format!("cannot open the tracking store '{uri}'"))
-}
-
 struct StderrProgress {
     start: Instant,
 }
@@ -145,11 +136,23 @@ fn train(args: TrainArgs) -> Result<u8> {
     let data_sha256 = kiln_infra::sha256_file(&exp.data.path)?;
 
     let uri = args.tracking_uri.clone().unwrap_or_else(|| exp.tracking.uri.clone());
-    let store = open_store(&uri)?;
+    let opened = stores::open(&uri)?;
+    let shown_uri = opened.display();
+    let fallback = match (&opened, exp.tracking.fallback) {
+        (Opened::Remote(_), Fallback::Local) => Some(stores::open_local(&exp.tracking.fallback_uri)?),
+        _ => None,
+    };
+    let guarded = match &opened {
+        Opened::Remote(rest) => Some(GuardedStore::new(rest, fallback.as_ref(), Some(stores::pending_dir()))),
+        Opened::Local(_) => None,
+    };
+    let store: &dyn Store = match &guarded {
+        Some(g) => g,
+        None => opened.as_store(),
+    };
     let charts = PlotChartRenderer::default();
     let clock = now_ms;
-    let ports =
-        kiln_train::Ports { tracker: &store, artifacts: &store, registry: &store, charts: &charts, clock: &clock };
+    let ports = kiln_train::Ports { tracker: store, artifacts: store, registry: store, charts: &charts, clock: &clock };
 
     let run_name =
         args.run_name.or(exp.tracking.run_name.clone()).unwrap_or_else(|| format!("{}-{}", exp.name, model.kind()));
@@ -188,7 +191,21 @@ fn train(args: TrainArgs) -> Result<u8> {
         data_sha256,
         kiln_version,
     };
-    let outcome = kiln_train::train(&spec, &frame, &ports, &progress)?;
+    let outcome = kiln_train::train(&spec, &frame, &ports, &progress);
+    let failed_over = guarded.as_ref().and_then(GuardedStore::failed_over);
+    if let Some(f) = &failed_over {
+        let runs: Vec<String> = f.runs.iter().map(|(remote, local)| format!("{local} (server run {remote})")).collect();
+        eprintln!(
+            "warning: the MLflow server {shown_uri} became unreachable ({}); the run continued in the local store \
+             {} {}. Push it when the server is back: kiln sync --from {} --to {shown_uri}",
+            f.reason,
+            exp.tracking.fallback_uri,
+            if runs.is_empty() { String::new() } else { format!("as run {}", runs.join(", ")) },
+            exp.tracking.fallback_uri,
+        );
+    }
+    let outcome = outcome?;
+    let shown_uri = if failed_over.is_some() { exp.tracking.fallback_uri.clone() } else { shown_uri };
     let r = &outcome.rows;
     println!();
     println!(
@@ -210,7 +227,7 @@ fn train(args: TrainArgs) -> Result<u8> {
         println!("gate {} {}: {}", if c.passed { "PASS" } else { "FAIL" }, c.name, c.detail);
     }
     println!();
-    println!("run {} ({}) in {}", outcome.run.run_id, outcome.run.status.as_str(), uri);
+    println!("run {} ({}) in {}", outcome.run.run_id, outcome.run.status.as_str(), shown_uri);
     if let Some(v) = &outcome.registered {
         println!("registered {} version {} (aliases: {})", v.name, v.version, v.aliases.join(", "));
     }
@@ -237,25 +254,56 @@ fn now_ms() -> i64 {
 }
 
 /// Loads the bundle a reference points at: a folder is read in place; a registry or run reference is resolved
-/// and its `model/` folder copied out of the store first. Checksums are verified on read.
-fn load_bundle(
-    reference: &str,
-    store_uri: &str,
-) -> Result<(Bundle<FittedPipeline>, String, Option<tempfile::TempDir>)> {
+/// first. From the local store the bundle is read where it is; from a server it is fetched into the local
+/// content-addressed cache (a second fetch of the same bundle downloads nothing). Checksums are verified on read.
+pub(crate) fn load_bundle(reference: &str, store_uri: &str) -> Result<(Bundle<FittedPipeline>, String)> {
     let parsed = ModelRef::parse(reference)?;
-    let (dir, keep) = match &parsed {
-        ModelRef::Folder(p) => (PathBuf::from(p), None),
+    let dir = match &parsed {
+        ModelRef::Folder(p) => PathBuf::from(p),
         _ => {
-            let store = open_store(store_uri)?;
-            let resolution = kiln_registry::resolve(&store, &parsed)?;
-            let Resolution::Run(resolved) = resolution else {
-                bail!("{reference} resolved to a folder, expected a run artifact")
-            };
-            let tmp = tempfile::tempdir().context("cannot create a temporary folder")?;
-            let dest = tmp.path().join("model");
-            kiln_domain::ArtifactStore::download_dir(&store, &resolved.run_id, &resolved.artifact_path, &dest)
-                .with_context(|| format!("cannot fetch the bundle of {reference}"))?;
-            (dest, Some(tmp))
+            let opened = stores::open(store_uri)?;
+            let store = opened.as_store();
+            let resolution = kiln_registry::resolve(store, &parsed)?;
+            match (&opened, resolution) {
+                (_, Resolution::Folder(p)) => PathBuf::from(p),
+                (Opened::Local(local), Resolution::Run(resolved)) => {
+                    let mut dir = local.artifact_dir(&resolved.run_id)?;
+                    for part in resolved.artifact_path.split('/').filter(|p| !p.is_empty()) {
+                        dir.push(part);
+                    }
+                    dir
+                }
+                (Opened::Local(_), Resolution::LoggedModel { model_id, .. }) => {
+                    bail!("{reference} is the logged model {model_id}, which a local store cannot hold")
+                }
+                (Opened::Remote(rest), resolution) => {
+                    let (key, what) = match &resolution {
+                        Resolution::Run(r) => (
+                            format!("{}|run|{}|{}", rest.uri(), r.run_id, r.artifact_path),
+                            format!("run {}", r.run_id),
+                        ),
+                        Resolution::LoggedModel { model_id, .. } => {
+                            (format!("{}|model|{model_id}", rest.uri()), format!("logged model {model_id}"))
+                        }
+                        Resolution::Folder(_) => unreachable!("handled above"),
+                    };
+                    let cached = stores::bundle_cache()
+                        .get_or_fetch(&key, |dest| match &resolution {
+                            Resolution::Run(r) => rest.download_dir(&r.run_id, &r.artifact_path, dest),
+                            Resolution::LoggedModel { model_id, .. } => rest.download_logged_model(model_id, dest),
+                            Resolution::Folder(_) => Ok(()),
+                        })
+                        .with_context(|| {
+                            format!("cannot fetch the bundle of {reference} ({what}) from {}", rest.uri())
+                        })?;
+                    eprintln!(
+                        "{} {reference} ({what}): {}",
+                        if cached.downloaded { "downloaded" } else { "cached" },
+                        cached.dir.display()
+                    );
+                    cached.dir
+                }
+            }
         }
     };
     let bundle = kiln_models::read_bundle::<FittedPipeline>(&dir)
@@ -264,13 +312,36 @@ fn load_bundle(
         Some(run) => format!("{reference} (run {run})"),
         None => reference.to_string(),
     };
-    Ok((bundle, label, keep))
+    Ok((bundle, label))
+}
+
+fn sync(args: SyncArgs) -> Result<u8> {
+    let progress = StderrProgress { start: Instant::now() };
+    let local = stores::open_local(&args.from)?;
+    if !stores::is_server(&args.to) {
+        bail!("--to '{}': sync pushes to an MLflow server (http:// or https://)", args.to);
+    }
+    let Opened::Remote(remote) = stores::open(&args.to)? else { unreachable!("a server URI opens a server") };
+    let report = kiln_infra::sync(&local, &remote, &|m: &str| progress.step(m))
+        .with_context(|| format!("sync from {} to {} stopped; run it again to go on", args.from, remote.uri()))?;
+    let r = &report;
+    println!("synced {} to {}", args.from, remote.uri());
+    println!(
+        "runs: {} copied, {} already there, {} still running (left for later), {} incomplete copies redone; \
+         {} logged models; {} partial fallback runs marked FAILED",
+        r.runs_copied, r.runs_skipped, r.runs_running, r.incomplete_deleted, r.logged_models, r.fallback_runs_failed
+    );
+    println!(
+        "registry: {} models; versions {} copied, {} already there, {} waiting for their run; {} stages, {} aliases set",
+        r.models, r.versions_copied, r.versions_skipped, r.versions_waiting, r.stages_set, r.aliases_set
+    );
+    Ok(0)
 }
 
 fn predict(args: PredictArgs) -> Result<u8> {
     let progress = StderrProgress { start: Instant::now() };
-    let uri = args.tracking_uri.clone().or_else(|| env_var("MLFLOW_TRACKING_URI")).unwrap_or_else(|| "./mlruns".into());
-    let (bundle, label, _tmp) = load_bundle(&args.model, &uri)?;
+    let uri = stores::uri_or_default(args.tracking_uri.clone());
+    let (bundle, label) = load_bundle(&args.model, &uri)?;
     progress.step(&format!("loaded {label}, checksums verified"));
     let pipeline = &bundle.pipeline;
     let time_column = pipeline.recipe().map(|r| r.time_column.as_str());

@@ -4,7 +4,9 @@
 mod cli;
 mod commands;
 mod config;
+mod registry_cmd;
 mod settings;
+mod stores;
 
 use std::process::ExitCode;
 

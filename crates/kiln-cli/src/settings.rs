@@ -145,7 +145,7 @@ pub(crate) enum ModelSettings {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct TrackingSettings {
-    /// a folder (the embedded MLflow-layout store) — `./mlruns` by default
+    /// a folder (the embedded MLflow-layout store, `./mlruns` by default) or an MLflow server (`http://host:port`)
     #[serde(default = "default_uri")]
     pub(crate) uri: String,
     /// MLflow experiment name; the experiment's `name` when absent
@@ -154,11 +154,33 @@ pub(crate) struct TrackingSettings {
     /// run name; `<name>-<model kind>` when absent
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) run_name: Option<String>,
+    /// what a run does when the MLflow server becomes unreachable: `none` (the run fails, and is marked FAILED on
+    /// the server the next time kiln reaches it) or `local` (the run continues in `fallback_uri`; `kiln sync` pushes
+    /// it later)
+    #[serde(default)]
+    pub(crate) fallback: Fallback,
+    /// the folder a run continues in with `fallback: local`
+    #[serde(default = "default_uri")]
+    pub(crate) fallback_uri: String,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Fallback {
+    #[default]
+    None,
+    Local,
 }
 
 impl Default for TrackingSettings {
     fn default() -> Self {
-        TrackingSettings { uri: default_uri(), experiment: None, run_name: None }
+        TrackingSettings {
+            uri: default_uri(),
+            experiment: None,
+            run_name: None,
+            fallback: Fallback::None,
+            fallback_uri: default_uri(),
+        }
     }
 }
 

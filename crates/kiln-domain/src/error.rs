@@ -62,6 +62,8 @@ make_error_codes! {
     AlreadyExists => ("already_exists", InvalidInput),
     StoreIo => ("store_io", External),
     StoreCorrupt => ("store_corrupt", Integrity),
+    StoreAuth => ("store_auth", InvalidInput),
+    StoreRejected => ("store_rejected", InvalidInput),
     GateFailed => ("gate_failed", GateFailed),
     Internal => ("internal", Internal),
 }

@@ -146,6 +146,33 @@ pub trait ArtifactStore {
     /// # Errors
     /// `not_found` when the run or the path does not exist.
     fn download_dir(&self, run: &RunId, path: &str, dest: &Path) -> Result<(), PortError>;
+
+    /// Writes the model folder `local_dir` under `path` of the run's artifacts. A store that keeps MLflow 3 logged
+    /// models also records the folder as one, linked to the run as its output, and returns its id (registered
+    /// versions then point at it).
+    ///
+    /// # Errors
+    /// As [`ArtifactStore::put_dir`], or `store_io` when the logged model cannot be created.
+    fn log_model(
+        &self,
+        run: &RunId,
+        path: &str,
+        local_dir: &Path,
+        model_type: &str,
+    ) -> Result<Option<String>, PortError> {
+        let _ = model_type;
+        self.put_dir(run, path, local_dir)?;
+        Ok(None)
+    }
+
+    /// Copies the files of the logged model `model_id` into `dest`.
+    ///
+    /// # Errors
+    /// `not_found` when the store has no such model (a store without logged models has none).
+    fn download_logged_model(&self, model_id: &str, dest: &Path) -> Result<(), PortError> {
+        let _ = dest;
+        Err(PortError::not_found(format!("logged model '{model_id}': this store keeps no logged models")))
+    }
 }
 
 /// A registry stage, with MLflow's names.
@@ -201,11 +228,18 @@ pub trait ModelRegistry {
     /// `store_io`.
     fn ensure_registered_model(&self, name: &str) -> Result<(), PortError>;
 
-    /// Adds a new version (numbered one past the highest) pointing at `source`.
+    /// Adds a new version (numbered one past the highest) pointing at `source` (`models:/<model_id>` when the bundle
+    /// is a logged model, which is then given as `model_id`).
     ///
     /// # Errors
     /// `not_found` for an unknown model, `store_io` otherwise.
-    fn create_version(&self, name: &str, source: &str, run_id: &RunId) -> Result<ModelVersion, PortError>;
+    fn create_version(
+        &self,
+        name: &str,
+        source: &str,
+        run_id: &RunId,
+        model_id: Option<&str>,
+    ) -> Result<ModelVersion, PortError>;
 
     /// One version.
     ///

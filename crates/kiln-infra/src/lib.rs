@@ -1,17 +1,25 @@
 //! kiln's adapters to the outside world: data files in and out as [`kiln_domain::Frame`]s (CSV with the `csv`
 //! crate, Parquet with polars), the embedded tracking store that writes MLflow's own file-store layout
-//! ([`LocalStore`]), and PNG charts ([`PlotChartRenderer`]).
+//! ([`LocalStore`]), the MLflow server behind the same ports ([`RestStore`]), and PNG charts ([`PlotChartRenderer`]).
 //!
 //! Key decision: no polars or plotters type appears in a public signature; everything outside this crate sees only
 //! domain types, [`ReadError`] and [`kiln_domain::PortError`].
 
+mod bundle_cache;
 mod chart;
 mod error;
+mod guard;
+mod mlflow_rest;
 mod mlruns;
 mod read;
+mod sync;
 mod timefmt;
 
+pub use bundle_cache::{BundleCache, Cached};
 pub use chart::PlotChartRenderer;
 pub use error::{Location, ReadError};
+pub use guard::{FailedOver, GuardedStore};
+pub use mlflow_rest::{Credentials, RestConfig, RestStore};
 pub use mlruns::LocalStore;
 pub use read::{ReadOptions, read_frame, sha256_file, write_frame};
+pub use sync::{SyncReport, sync};

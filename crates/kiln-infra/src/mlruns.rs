@@ -10,6 +10,7 @@
 
 mod artifacts;
 mod fsio;
+mod listing;
 mod pyyaml;
 mod registry;
 

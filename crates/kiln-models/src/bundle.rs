@@ -26,6 +26,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::curve::EvalCurve;
 use crate::lightgbm::{LIGHTGBM_VERSION, LightGbmModel};
 use crate::smartcore_adapter::{SMARTCORE_VERSION, SmartcoreModel};
 use crate::xgboost::{XGBOOST_VERSION, XgBoostModel};
@@ -120,6 +121,16 @@ impl FittedModel {
             FittedModel::LightGbm(m) => m.feature_names(),
             FittedModel::XgBoost(m) => m.feature_names(),
             FittedModel::Smartcore(m) => m.feature_names(),
+        }
+    }
+
+    /// The boosting library's metric after every round of the fit, on the training and validation rows; empty for
+    /// smartcore models and for a model read from a bundle.
+    pub fn eval_curves(&self) -> &[EvalCurve] {
+        match self {
+            FittedModel::LightGbm(m) => m.eval_curves(),
+            FittedModel::XgBoost(m) => m.eval_curves(),
+            FittedModel::Smartcore(_) => &[],
         }
     }
 

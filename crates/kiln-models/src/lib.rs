@@ -6,6 +6,7 @@
 //! I/O beyond the bundle folder it is given and reads no config.
 
 mod bundle;
+mod curve;
 mod error;
 mod lightgbm;
 mod smartcore_adapter;
@@ -15,6 +16,7 @@ pub use bundle::{
     BUNDLE_FORMAT_VERSION, Bundle, BundleMetadata, FittedModel, KILN_VERSION, ModelKind, read_bundle, verify_bundle,
     write_bundle,
 };
+pub use curve::{EvalCurve, EvalData};
 pub use error::{BundleError, ModelError};
 pub use lightgbm::{CheckedLightGbm, LIGHTGBM_VERSION, LgbMetric, LgbObjective, LightGbmModel, LightGbmParams};
 pub use smartcore_adapter::{

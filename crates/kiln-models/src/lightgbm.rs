@@ -5,18 +5,23 @@
 //!
 //! Key decisions: every seed is set from `seed` and `deterministic` plus `force_row_wise` are on, so two fits give
 //! the same model text; the booster sits behind a mutex so a fitted model is `Send + Sync` and can be shared by
-//! serving threads. Not here: dataset-construction parameters (`max_bin`, `min_data_in_bin`, ...), which
+//! serving threads. The rounds run on LightGBM's C API (the `train` submodule, the same calls as `lightgbm3`'s
+//! `train_with_valid`), so that the metric LightGBM evaluates after every round, on the training and the
+//! validation rows, is kept as the fitted model's [`EvalCurve`]s. Not here: dataset-construction parameters (`max_bin`, `min_data_in_bin`, ...), which
 //! `lightgbm3` 1.0 cannot pass to LightGBM (its datasets are always built with LightGBM's defaults).
 
 use std::fmt;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use kiln_domain::{Estimator, Matrix, Predictor};
-use lightgbm3::{Booster, Dataset, ImportanceType};
+use lightgbm3::{Booster, ImportanceType};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use crate::ModelError;
+use crate::curve::EvalCurve;
+
+mod train;
 
 /// The LightGBM version that `lightgbm3` compiles, written into the bundle's `MLmodel`.
 pub const LIGHTGBM_VERSION: &str = "4.7.0";
@@ -117,6 +122,11 @@ impl LgbMetric {
     /// Whether the metric only makes sense for a binary classifier.
     pub fn is_classification(self) -> bool {
         matches!(self, LgbMetric::BinaryLogloss | LgbMetric::BinaryError | LgbMetric::Auc | LgbMetric::AveragePrecision)
+    }
+
+    /// Whether a larger value is better (for early stopping, as `lightgbm3` decides it).
+    pub fn maximize(self) -> bool {
+        matches!(self, LgbMetric::Auc | LgbMetric::AveragePrecision)
     }
 }
 
@@ -351,6 +361,8 @@ impl CheckedLightGbm {
         v.extend([
             ("deterministic", p.deterministic.into()),
             ("force_row_wise", true.into()),
+            // the metric on the training rows too, after every round (the fitted model's curves)
+            ("is_provide_training_metric", true.into()),
             ("num_threads", p.num_threads.into()),
             ("verbosity", p.verbosity.into()),
         ]);
@@ -377,9 +389,12 @@ impl CheckedLightGbm {
         out
     }
 
-    fn lightgbm_json(&self) -> Value {
+    /// The parameters as LightGBM's C API takes them, written as `lightgbm3` writes them: `key=value` pairs with
+    /// values in JSON syntax (LightGBM strips the quotes of strings), space separated, in
+    /// [`CheckedLightGbm::lightgbm_values`]' order.
+    fn lightgbm_param_string(&self) -> String {
         let map: Map<String, Value> = self.lightgbm_values().into_iter().map(|(k, v)| (k.to_string(), v)).collect();
-        Value::Object(map)
+        map.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ")
     }
 
     /// The labels as LightGBM stores them (f32), after checking them for this objective.
@@ -452,17 +467,15 @@ fn check_feature_names(names: &[String]) -> Result<(), ModelError> {
     Ok(())
 }
 
-fn lgb_err(what: &'static str) -> impl Fn(lightgbm3::Error) -> ModelError {
-    move |e| ModelError::Train(format!("{what}: {e}"))
-}
-
 impl Estimator for CheckedLightGbm {
     type Fitted = LightGbmModel;
     type Error = ModelError;
 
     /// Fits on `x`/`y` (labels go to LightGBM as f32, as in Python). With `valid`, its dataset shares the training
     /// set's bins and, when `early_stopping_rounds` is set, training stops once the validation metric has not
-    /// improved for that many rounds and the later rounds are dropped, so the model ends at its best round.
+    /// improved for that many rounds and the later rounds are dropped, so the model ends at its best round. The
+    /// metric after every round run, on the training rows and on `valid`, is kept as
+    /// [`LightGbmModel::eval_curves`].
     ///
     /// # Errors
     /// [`ModelError::Params`] when early stopping is asked for without a validation set; [`ModelError::Train`] for
@@ -470,11 +483,7 @@ impl Estimator for CheckedLightGbm {
     fn fit(&self, x: &Matrix, y: &[f64], valid: Option<(&Matrix, &[f64])>) -> Result<LightGbmModel, ModelError> {
         check_feature_names(&x.names)?;
         let labels = self.labels("training", x, y)?;
-        let n_cols = i32::try_from(x.n_cols()).map_err(|_| ModelError::Train("too many feature columns".into()))?;
-        let mut train =
-            Dataset::from_slice(&x.data, &labels, n_cols, true).map_err(lgb_err("building the training dataset"))?;
-        train.set_feature_names(&x.names).map_err(lgb_err("setting feature names"))?;
-        let valid_set = match valid {
+        let valid = match valid {
             None => {
                 if let Some(rounds) = self.params.early_stopping_rounds {
                     return Err(bad("early_stopping_rounds", rounds, "needs a validation set, and none was given"));
@@ -489,20 +498,36 @@ impl Estimator for CheckedLightGbm {
                     )));
                 }
                 let vlabels = self.labels("validation", vx, vy)?;
-                let set = Dataset::from_slice_with_reference(&vx.data, &vlabels, n_cols, true, Some(&train))
-                    .map_err(lgb_err("building the validation dataset"))?;
-                Some(set)
+                Some((vx, vlabels))
             }
         };
-        let booster =
-            Booster::train_with_valid(train, valid_set, &self.lightgbm_json()).map_err(lgb_err("boosting"))?;
-        if booster.num_iterations() <= 0 {
+        let params = self.lightgbm_param_string();
+        let plan = train::Plan {
+            params: &params,
+            num_iterations: self.params.num_iterations as usize,
+            early_stopping_rounds: self.params.early_stopping_rounds.map(|r| r as usize),
+            maximize: self.metric.maximize(),
+        };
+        let train_rows = train::Rows { data: &x.data, labels: &labels };
+        let valid_rows = valid.as_ref().map(|(vx, vlabels)| train::Rows { data: &vx.data, labels: vlabels });
+        let trained = train::train(&train_rows, valid_rows.as_ref(), &x.names, &plan).map_err(ModelError::Train)?;
+        if trained.rounds == 0 {
             return Err(ModelError::Train("lightgbm built no tree".to_string()));
         }
-        LightGbmModel::from_booster(booster, x.names.clone()).map_err(|e| match e {
+        let booster = Booster::from_string(&trained.model)
+            .map_err(|e| ModelError::Train(format!("reading back the fitted model: {e}")))?;
+        let mut model = LightGbmModel::from_booster(booster, x.names.clone()).map_err(|e| match e {
             ModelError::Load(m) => ModelError::Train(m),
             other => other,
-        })
+        })?;
+        if model.iterations != trained.rounds {
+            return Err(ModelError::Train(format!(
+                "lightgbm trained {} rounds but its model text holds {}",
+                trained.rounds, model.iterations
+            )));
+        }
+        model.curves = trained.curves;
+        Ok(model)
     }
 }
 
@@ -522,6 +547,7 @@ pub struct LightGbmModel {
     booster: Mutex<SendBooster>,
     feature_names: Vec<String>,
     iterations: usize,
+    curves: Vec<EvalCurve>,
 }
 
 impl fmt::Debug for LightGbmModel {
@@ -553,7 +579,7 @@ impl LightGbmModel {
         booster
             .single_row_fast_init::<f64>(Some(&json!({ "num_threads": 1 })))
             .map_err(|e| ModelError::Load(format!("preparing single-row prediction: {e}")))?;
-        Ok(LightGbmModel { booster: Mutex::new(SendBooster(booster)), feature_names, iterations })
+        Ok(LightGbmModel { booster: Mutex::new(SendBooster(booster)), feature_names, iterations, curves: Vec::new() })
     }
 
     fn booster(&self) -> MutexGuard<'_, SendBooster> {
@@ -607,6 +633,13 @@ impl LightGbmModel {
     /// Trees in the model (one per round for the single-output objectives kiln supports).
     pub fn num_trees(&self) -> usize {
         self.iterations
+    }
+
+    /// The metric LightGBM evaluated after every round run, on the training rows and (when the fit had them) the
+    /// validation rows, in that order; after early stopping, also the rounds that were dropped. Empty for a model
+    /// read from text.
+    pub fn eval_curves(&self) -> &[EvalCurve] {
+        &self.curves
     }
 
     fn check_width(&self, n: usize) -> Result<(), ModelError> {

@@ -252,6 +252,57 @@ fn early_stopping_stops_on_a_noisy_target() {
     assert!(err.to_string().contains("early_stopping_rounds = 10: needs a validation set"), "{err}");
 }
 
+/// The mean squared error of `model` on `x`, against the labels as LightGBM stores them (f32).
+fn mse_f32_labels(model: &LightGbmModel, x: &Matrix, y: &[f64]) -> f64 {
+    let p = model.predict(x).unwrap();
+    p.iter().zip(y).map(|(p, &t)| (p - f64::from(t as f32)).powi(2)).sum::<f64>() / p.len() as f64
+}
+
+pub(crate) fn assert_rel(got: f64, expected: f64, what: &str) {
+    let rel = ((got - expected) / expected).abs();
+    assert!(rel <= 1e-9, "{what}: {got} vs {expected} (relative difference {rel:e})");
+}
+
+#[test]
+fn eval_curves_hold_lightgbms_metric_after_every_round() {
+    let (x, y) = etth1(3000);
+    let (train, valid) = (x.rows(0, 2400), x.rows(2400, 3000));
+    let (ty, vy) = (&y[..2400], &y[2400..]);
+
+    // no early stopping: one value per round, and the last ones are the final model's l2 (the MSE)
+    let model = fit("num_iterations: 40", &train, ty, Some((&valid, vy)));
+    let curves = model.eval_curves();
+    let shape: Vec<_> = curves.iter().map(|c| (c.data, c.metric.as_str(), c.values.len())).collect();
+    assert_eq!(shape, [(EvalData::Train, "l2", 40), (EvalData::Valid, "l2", 40)]);
+    assert_rel(curves[0].values[39], mse_f32_labels(&model, &train, ty), "training l2 after the last round");
+    assert_rel(curves[1].values[39], mse_f32_labels(&model, &valid, vy), "validation l2 after the last round");
+    assert!(curves[0].values[39] < 0.5 * curves[0].values[0], "the training loss falls: {:?}", curves[0].values);
+
+    // early stopping on rmse: the curves run to the round that stopped the fit, the model ends at the best one
+    let yaml = "num_iterations: 300\nlearning_rate: 0.05\nmetric: rmse\nearly_stopping_rounds: 5";
+    let model = fit(yaml, &train, ty, Some((&valid, vy)));
+    let best = model.best_iteration();
+    assert!(best > 10 && best < 295, "stopped at {best}");
+    let curves = model.eval_curves();
+    let shape: Vec<_> = curves.iter().map(|c| (c.data, c.metric.as_str(), c.values.len())).collect();
+    assert_eq!(shape, [(EvalData::Train, "rmse", best + 5), (EvalData::Valid, "rmse", best + 5)]);
+    let valid_curve = &curves[1].values;
+    let kept = valid_curve[best - 1];
+    assert_rel(kept, mse_f32_labels(&model, &valid, vy).sqrt(), "validation rmse at the best round");
+    // the kept round improved on every earlier one, and none of the 5 after it improved on it
+    assert!(valid_curve[..best - 1].iter().all(|&v| v > kept), "{valid_curve:?}");
+    assert!(valid_curve[best..].iter().all(|&v| v >= kept), "{valid_curve:?}");
+
+    // without a validation set only the training curve; a model read back from text has none
+    let plain = fit("num_iterations: 15", &train, ty, None);
+    assert_eq!(
+        plain.eval_curves().iter().map(|c| (c.data, c.values.len())).collect::<Vec<_>>(),
+        [(EvalData::Train, 15)]
+    );
+    let back = LightGbmModel::from_model_string(&plain.to_model_string().unwrap()).unwrap();
+    assert!(back.eval_curves().is_empty());
+}
+
 #[test]
 fn binary_objective_predicts_probabilities() {
     let (x, y) = etth1(2000);

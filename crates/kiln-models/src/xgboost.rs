@@ -7,8 +7,11 @@
 //! Key decisions:
 //! - **kiln drives the rounds.** `xgboost-rs`' `Booster::train` ignores the round count (it always runs 16), so
 //!   the booster is created with its parameters and the training and validation matrices in its prediction cache,
-//!   and `update` is called once per round. Early stopping is done here, as Python's `xgboost.train` does it: after
-//!   every round the validation metric is evaluated by XGBoost; training stops once it has not strictly improved
+//!   and `update` is called once per round. These training calls go straight to XGBoost's C API (the `train`
+//!   submodule, the same calls `xgboost-rs` makes), because `xgboost-rs` keeps XGBoost's evaluation line private
+//!   and rounds its values to f32. After every round XGBoost evaluates the metric on the training rows and the
+//!   validation rows; the values, at full precision, are the fitted model's [`EvalCurve`]s. Early stopping is done
+//!   here, as Python's `xgboost.train` does it: training stops once the validation metric has not strictly improved
 //!   for `early_stopping_rounds` rounds.
 //! - **The model ends at its best round.** After early stopping the trees past the best round are cut from the
 //!   JSON model (its `trees`, `tree_info` and `num_trees`), which is loaded back; so the saved model predicts as the
@@ -31,17 +34,19 @@
 //! with XGBoost's default thread count: `xgboost-rs` 0.3 can set `nthread` only together with every training
 //! parameter (objective and base_score included), which would change a loaded model.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use kiln_domain::{Estimator, Matrix, Predictor};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use xgboost_rs::{Booster, DMatrix, XGBError};
+use xgboost_rs::{Booster, DMatrix};
 
 use crate::ModelError;
+use crate::curve::{EvalCurve, EvalData, push_round};
 use crate::lightgbm::{bad, check_f64, fmt_f64};
+
+mod train;
 
 /// The XGBoost version that `xgboost-rs` 0.3 vendors, written into the bundle's `MLmodel`.
 pub const XGBOOST_VERSION: &str = "1.6.2";
@@ -425,10 +430,6 @@ impl CheckedXgBoost {
             })
             .collect()
     }
-
-    fn config(&self) -> HashMap<String, String> {
-        self.xgboost_values().into_iter().map(|(k, v)| (k.to_string(), v)).collect()
-    }
 }
 
 fn check_matrix(set: &str, x: &Matrix) -> Result<(), String> {
@@ -506,18 +507,14 @@ fn dmatrix(data: &[f64], n_rows: usize, names: &[String], nthread: u32) -> Resul
     Ok(m)
 }
 
-fn xgb_train_err(what: &'static str) -> impl Fn(XGBError) -> ModelError {
-    move |e| ModelError::Train(format!("{what}: {e}"))
-}
-
 impl Estimator for CheckedXgBoost {
     type Fitted = XgBoostModel;
     type Error = ModelError;
 
-    /// Fits `num_boost_round` rounds on `x`/`y` (features and labels go to XGBoost as f32, as in Python). With
-    /// `valid` and `early_stopping_rounds`, the validation metric is evaluated after every round, training stops
-    /// once it has not improved for that many rounds, and the model is cut back to its best round. A validation set
-    /// without early stopping is checked but not used.
+    /// Fits `num_boost_round` rounds on `x`/`y` (features and labels go to XGBoost as f32, as in Python). After
+    /// every round XGBoost evaluates the metric on the training rows and on `valid`; the values are kept as
+    /// [`XgBoostModel::eval_curves`]. With `early_stopping_rounds`, training stops once the validation metric has
+    /// not improved for that many rounds, and the model is cut back to its best round.
     ///
     /// # Errors
     /// [`ModelError::Params`] when early stopping is asked for without a validation set; [`ModelError::Train`] for
@@ -545,32 +542,39 @@ impl Estimator for CheckedXgBoost {
                 Some((vx, vlabels))
             }
         };
-        let mut dtrain = dmatrix(&x.data, x.n_rows, &x.names, p.nthread)
-            .map_err(|e| ModelError::Train(format!("the training set: {e}")))?;
-        dtrain.set_labels(&labels).map_err(xgb_train_err("setting the training labels"))?;
-        let dvalid = match (&valid, p.early_stopping_rounds) {
-            (Some((vx, vlabels)), Some(_)) => {
-                let mut m = dmatrix(&vx.data, vx.n_rows, &vx.names, p.nthread)
-                    .map_err(|e| ModelError::Train(format!("the validation set: {e}")))?;
-                m.set_labels(vlabels).map_err(xgb_train_err("setting the validation labels"))?;
-                Some(m)
+        let train_err = |set: &'static str| move |e: String| ModelError::Train(format!("the {set} set: {e}"));
+        let values = features_f32(&x.data, &x.names).map_err(train_err("training"))?;
+        let dtrain =
+            train::Data::new(&values, x.n_rows, x.n_cols(), &labels, p.nthread).map_err(train_err("training"))?;
+        let dvalid = match &valid {
+            Some((vx, vlabels)) => {
+                let values = features_f32(&vx.data, &vx.names).map_err(train_err("validation"))?;
+                Some(
+                    train::Data::new(&values, vx.n_rows, vx.n_cols(), vlabels, p.nthread)
+                        .map_err(train_err("validation"))?,
+                )
             }
-            _ => None,
+            None => None,
         };
 
         // both matrices sit in the booster's prediction cache, so each round only adds the new tree's outputs
         let mut cached = vec![&dtrain];
         cached.extend(dvalid.as_ref());
-        let mut booster = Booster::new_with_json_config(&cached, self.config()).map_err(xgb_train_err("creating"))?;
+        let mut booster = train::Booster::new(&cached, &self.xgboost_values()).map_err(ModelError::Train)?;
+        let mut sets = vec![(&dtrain, EvalData::Train)];
+        sets.extend(dvalid.as_ref().map(|d| (d, EvalData::Valid)));
         let total = p.num_boost_round as usize;
-        let mut best: Option<(usize, f32)> = None;
+        let mut best: Option<(usize, f64)> = None;
         let mut rounds = 0;
+        let mut curves: Vec<EvalCurve> = Vec::new();
         for round in 0..total {
             let iteration = i32::try_from(round).map_err(|_| ModelError::Train("too many rounds".into()))?;
-            booster.update(&dtrain, iteration).map_err(xgb_train_err("boosting"))?;
+            booster.update(iteration, &dtrain).map_err(ModelError::Train)?;
             rounds = round + 1;
-            let (Some(dvalid), Some(patience)) = (&dvalid, p.early_stopping_rounds) else { continue };
-            let score = validation_score(&booster, dvalid, self.metric, round)?;
+            let evals = booster.eval(iteration, &sets).map_err(ModelError::Train)?;
+            push_round(&mut curves, round, evals).map_err(ModelError::Train)?;
+            let Some(patience) = p.early_stopping_rounds else { continue };
+            let score = validation_score(&curves, self.metric, round)?;
             let improved = match best {
                 None => true,
                 Some((_, b)) if self.metric.maximize() => score > b,
@@ -583,7 +587,7 @@ impl Estimator for CheckedXgBoost {
             }
         }
 
-        let mut json: Value = serde_json::from_str(&save_json(&booster).map_err(ModelError::Train)?)
+        let mut json: Value = serde_json::from_str(&booster.save_json().map_err(ModelError::Train)?)
             .map_err(|e| ModelError::Train(format!("xgboost wrote a model that is not JSON: {e}")))?;
         set_feature_names(&mut json, &x.names).map_err(ModelError::Train)?;
         if let Some((best_round, score)) = best {
@@ -593,7 +597,7 @@ impl Estimator for CheckedXgBoost {
         }
         drop(booster);
         let bytes = serde_json::to_vec(&json).map_err(|e| ModelError::Train(format!("writing the model: {e}")))?;
-        let model = XgBoostModel::from_json_bytes(&bytes).map_err(|e| match e {
+        let mut model = XgBoostModel::from_json_bytes(&bytes).map_err(|e| match e {
             ModelError::Load(m) => ModelError::Train(format!("reloading the fitted model: {m}")),
             other => other,
         })?;
@@ -603,15 +607,19 @@ impl Estimator for CheckedXgBoost {
         if reloaded != json {
             return Err(ModelError::Train("the model saved after reloading differs from the fitted one".into()));
         }
+        model.curves = curves;
         Ok(model)
     }
 }
 
 /// The validation metric after round `round`, as XGBoost evaluates it.
-fn validation_score(booster: &Booster, dvalid: &DMatrix, metric: XgbMetric, round: usize) -> Result<f32, ModelError> {
-    let scores = booster.evaluate(dvalid, "valid").map_err(xgb_train_err("evaluating the validation set"))?;
-    let score = scores.get(metric.as_str()).copied().ok_or_else(|| {
-        ModelError::Train(format!("xgboost reported {:?}, not the metric {}", scores.keys(), metric.as_str()))
+fn validation_score(curves: &[EvalCurve], metric: XgbMetric, round: usize) -> Result<f64, ModelError> {
+    let curve = curves.iter().find(|c| c.data == EvalData::Valid && c.metric == metric.as_str()).ok_or_else(|| {
+        let reported: Vec<String> = curves.iter().map(|c| format!("{}-{}", c.data.as_str(), c.metric)).collect();
+        ModelError::Train(format!("xgboost reported {reported:?}, not the validation {}", metric.as_str()))
+    })?;
+    let score = curve.values.get(round).copied().ok_or_else(|| {
+        ModelError::Train(format!("xgboost reported no validation {} for round {}", metric.as_str(), round + 1))
     })?;
     if score.is_nan() {
         return Err(ModelError::Train(format!(
@@ -757,6 +765,7 @@ pub struct XgBoostModel {
     rounds: usize,
     trees: usize,
     importance: Vec<(String, f64, f64)>,
+    curves: Vec<EvalCurve>,
 }
 
 impl fmt::Debug for XgBoostModel {
@@ -803,6 +812,7 @@ impl XgBoostModel {
             rounds: summary.rounds,
             trees: summary.trees,
             importance,
+            curves: Vec::new(),
         })
     }
 
@@ -823,6 +833,13 @@ impl XgBoostModel {
     /// Trees in the model (one per round for the objectives kiln fits).
     pub fn num_trees(&self) -> usize {
         self.trees
+    }
+
+    /// The metric XGBoost evaluated after every round run, on the training rows and (when the fit had them) the
+    /// validation rows, in that order; after early stopping, also the rounds that were cut. Empty for a model read
+    /// from JSON.
+    pub fn eval_curves(&self) -> &[EvalCurve] {
+        &self.curves
     }
 
     fn check_input(&self, x: &Matrix) -> Result<(), ModelError> {

@@ -19,7 +19,8 @@ pub enum PromoteTarget {
 }
 
 /// Registers the bundle at `artifact_path` of run `run_id` as a new version of `name` (created when missing), with
-/// the source `runs:/<run_id>/<artifact_path>`.
+/// the source `runs:/<run_id>/<artifact_path>`, or `models:/<id>` when the store also keeps the bundle as the logged
+/// model `logged_model` (MLflow 3).
 ///
 /// # Errors
 /// [`RegistryError::Invalid`] for a bad name, run id or path; [`RegistryError::Port`] when the registry fails.
@@ -28,6 +29,7 @@ pub fn register(
     name: &str,
     run_id: &RunId,
     artifact_path: &str,
+    logged_model: Option<&str>,
 ) -> Result<ModelVersion, RegistryError> {
     check_model_name(name)?;
     check_run_id(&run_id.0)?;
@@ -39,12 +41,15 @@ pub fn register(
             reason: "the bundle must be in a folder of the run's artifacts, for example 'model'".to_string(),
         });
     }
-    let source = format!("runs:/{}/{path}", run_id.0);
+    let source = match logged_model {
+        Some(id) => format!("models:/{id}"),
+        None => format!("runs:/{}/{path}", run_id.0),
+    };
     registry
         .ensure_registered_model(name)
         .map_err(RegistryError::port(format!("creating registered model '{name}'")))?;
     registry
-        .create_version(name, &source, run_id)
+        .create_version(name, &source, run_id, logged_model)
         .map_err(RegistryError::port(format!("registering {source} as a new version of '{name}'")))
 }
 

@@ -4,8 +4,8 @@
 //! highest version in that stage; `latest` is the highest version of any stage (Archived included, as MLflow's
 //! `get_latest_versions` without stages). A version's `source` is parsed as `runs:/<run>/<path>`,
 //! `mlflow-artifacts:/<exp>/<run>/artifacts/<path>`, or any URI containing `/<run>/artifacts/` for the version's
-//! own run id (a file store's absolute path, `s3://...`). Logged-model sources (`models:/m-...`) are refused: kiln
-//! registers run artifacts only.
+//! own run id (a file store's absolute path, `s3://...`); a logged-model source (`models:/m-...`, what MLflow 3 and
+//! kiln on a server register) resolves to that logged model.
 
 use kiln_domain::{ModelRef, ModelRegistry, ModelVersion, RunId, VersionSelector};
 
@@ -26,6 +26,11 @@ pub struct Resolved {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Resolution {
     Run(Resolved),
+    /// an MLflow 3 logged model (a version whose source is `models:/<model_id>`)
+    LoggedModel {
+        model_id: String,
+        version: ModelVersion,
+    },
     /// a bundle folder on the local disk, as written in the reference
     Folder(String),
 }
@@ -46,6 +51,9 @@ pub fn resolve(registry: &dyn ModelRegistry, reference: &ModelRef) -> Result<Res
         }
         ModelRef::Registered { name, selector } => {
             let version = select(registry, reference, name, selector)?;
+            if let Some(model_id) = logged_model_id(&version)? {
+                return Ok(Resolution::LoggedModel { model_id, version });
+            }
             let (run_id, artifact_path) = parse_source(&version)?;
             Ok(Resolution::Run(Resolved { run_id, artifact_path, version: Some(version) }))
         }
@@ -81,6 +89,22 @@ fn select(
             all()?.into_iter().max_by_key(|v| v.version).ok_or_else(|| RegistryError::NoVersions { name: owned() })
         }
     }
+}
+
+/// The logged-model id of a version whose source is `models:/<id>` (what MLflow 3 registers).
+fn logged_model_id(version: &ModelVersion) -> Result<Option<String>, RegistryError> {
+    let Some(id) = version.source.strip_prefix("models:/") else {
+        return Ok(None);
+    };
+    if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        return Err(RegistryError::BadSource {
+            name: version.name.clone(),
+            version: version.version,
+            uri: version.source.clone(),
+            reason: "expected models:/<logged model id>".to_string(),
+        });
+    }
+    Ok(Some(id.to_string()))
 }
 
 /// The run id and artifact path of a version's `source` (see the module doc for the accepted forms).

@@ -43,7 +43,13 @@ impl ModelRegistry for FakeRegistry {
         Ok(())
     }
 
-    fn create_version(&self, name: &str, source: &str, run_id: &RunId) -> Result<ModelVersion, PortError> {
+    fn create_version(
+        &self,
+        name: &str,
+        source: &str,
+        run_id: &RunId,
+        _model_id: Option<&str>,
+    ) -> Result<ModelVersion, PortError> {
         self.up()?;
         let mut models = self.models.borrow_mut();
         let versions = models.get_mut(name).ok_or_else(|| PortError::not_found(format!("model '{name}'")))?;
@@ -124,7 +130,7 @@ fn run(n: u8) -> RunId {
 fn registry_with(n: u8) -> FakeRegistry {
     let r = FakeRegistry::default();
     for i in 1..=n {
-        register(&r, "eurusd", &run(i), "model").unwrap();
+        register(&r, "eurusd", &run(i), "model", None).unwrap();
     }
     r
 }
@@ -149,9 +155,9 @@ fn err_text(e: RegistryError) -> (Code, String) {
 #[test]
 fn register_creates_model_and_numbered_versions() {
     let r = FakeRegistry::default();
-    let v1 = register(&r, "eurusd", &run(1), "model").unwrap();
+    let v1 = register(&r, "eurusd", &run(1), "model", None).unwrap();
     assert_eq!((v1.version, v1.source.as_str()), (1, "runs:/00000000000000000000000000000001/model"));
-    let v2 = register(&r, "eurusd", &run(2), "/bundles/model/").unwrap();
+    let v2 = register(&r, "eurusd", &run(2), "/bundles/model/", None).unwrap();
     assert_eq!((v2.version, v2.source.as_str()), (2, "runs:/00000000000000000000000000000002/bundles/model"));
     assert_eq!(versions(&r, "eurusd").unwrap().len(), 2);
 
@@ -162,7 +168,7 @@ fn register_creates_model_and_numbered_versions() {
         ("eurusd", "abc", "../x", "invalid artifact path '../x'"),
         ("eurusd", "abc", "/", "invalid artifact path '/': the bundle must be in a folder"),
     ] {
-        let (code, text) = err_text(register(&r, name, &RunId(run_id.into()), path).unwrap_err());
+        let (code, text) = err_text(register(&r, name, &RunId(run_id.into()), path, None).unwrap_err());
         assert_eq!(code, Code::ModelRefInvalid);
         assert!(text.starts_with(expect), "{text}");
     }
@@ -310,7 +316,7 @@ fn resolve_errors_name_the_reference() {
     let (code, text) = err_text(resolve_str(&r, "models:/eurusd@production").unwrap_err());
     assert_eq!(code, Code::StoreIo);
     assert_eq!(text, "resolving models:/eurusd@production: connection refused by 127.0.0.1:5000");
-    let (code, text) = err_text(register(&r, "eurusd", &run(9), "model").unwrap_err());
+    let (code, text) = err_text(register(&r, "eurusd", &run(9), "model", None).unwrap_err());
     assert_eq!(code, Code::StoreIo);
     assert_eq!(text, "creating registered model 'eurusd': connection refused by 127.0.0.1:5000");
 }

@@ -1,10 +1,11 @@
-//! The checked model of an experiment, one closed set over every adapter of `kiln-models`, and the bridge that lets
-//! the model-based feature selectors (importance threshold, RFE, RFECV) fit it.
+//! The checked model of an experiment, one closed set over every adapter of `kiln-models`, the bridge that lets
+//! the model-based feature selectors (importance threshold, RFE, RFECV) fit it, and the fitted booster's
+//! per-round evaluation as metric points (training curves).
 
-use kiln_domain::{Estimator, Matrix};
+use kiln_domain::{Estimator, Matrix, MetricPoint};
 use kiln_eval::{ClassificationMetrics, RegressionMetrics};
 use kiln_features::{ImportanceModel, ScoredFit, Scoring};
-use kiln_models::{CheckedLightGbm, CheckedSmartcore, CheckedXgBoost, FittedModel};
+use kiln_models::{CheckedLightGbm, CheckedSmartcore, CheckedXgBoost, EvalCurve, FittedModel};
 
 use crate::TrainError;
 
@@ -16,7 +17,8 @@ pub enum ModelSpec {
     Smartcore(CheckedSmartcore),
 }
 
-/// A fitted model and the boosting round it stopped at (boosted trees only).
+/// A fitted model and the boosting round it stopped at (boosted trees only). The boosters' evaluation after every
+/// round comes out with the model: [`FittedModel::eval_curves`].
 pub(crate) struct Fitted {
     pub(crate) model: FittedModel,
     pub(crate) best_iteration: Option<usize>,
@@ -93,6 +95,26 @@ impl ModelSpec {
     }
 }
 
+/// The most metric points one `log_metrics` call carries (the MLflow server's limit for a batch).
+pub(crate) const METRICS_PER_CALL: usize = 1000;
+
+/// The evaluation curves of a fit as metric points: one series per curve, named `curve_<rows>_<metric>`
+/// (`curve_train_l2`, `curve_valid_rmse`, ...), with `step` the boosting round (0-based), all at `timestamp_ms`.
+pub(crate) fn curve_points(curves: &[EvalCurve], timestamp_ms: i64) -> Vec<MetricPoint> {
+    curves
+        .iter()
+        .flat_map(|c| {
+            let key = format!("curve_{}_{}", c.data.as_str(), c.metric);
+            c.values.iter().zip(0_i64..).map(move |(&value, step)| MetricPoint {
+                key: key.clone(),
+                value,
+                timestamp_ms,
+                step,
+            })
+        })
+        .collect()
+}
+
 /// The experiment's model as seen by the model-based selectors: importance from a fit on the rows given, and a
 /// held-out score for RFECV. Early stopping is off here: the selectors' folds have no separate validation part.
 pub(crate) struct SelectionModel {
@@ -149,3 +171,6 @@ impl ImportanceModel for SelectionModel {
         Ok(ScoredFit { importances, score })
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -181,6 +181,10 @@ fn run_steps(
         metrics.push(point(name, n as f64, now));
     }
     ports.tracker.log_metrics(id, &metrics)?;
+    // the booster's metric after every round, as training curves (step = round), at most 1000 points a call
+    for chunk in crate::model::curve_points(model.eval_curves(), now).chunks(crate::model::METRICS_PER_CALL) {
+        ports.tracker.log_metrics(id, chunk)?;
+    }
 
     progress.step("writing artifacts");
     let importance = model.feature_importance()?;
@@ -232,7 +236,7 @@ fn run_steps(
     let dir = tmp.path().join("model");
     kiln_models::write_bundle(&dir, &bundle)?;
     kiln_models::verify_bundle(&dir)?;
-    store.put_dir(id, "model", &dir)?;
+    let logged_model = store.log_model(id, "model", &dir, bundle.model.kind().as_str())?;
 
     let gate_lines: String = gates
         .checks
@@ -254,7 +258,8 @@ fn run_steps(
     let registered = match &spec.register {
         Some(reg) if gates.passed() => {
             progress.step(&format!("registering '{}' and moving alias '{}'", reg.model_name, reg.alias));
-            let version = kiln_registry::register(ports.registry, &reg.model_name, id, "model")?;
+            let version =
+                kiln_registry::register(ports.registry, &reg.model_name, id, "model", logged_model.as_deref())?;
             let version = kiln_registry::promote(
                 ports.registry,
                 &reg.model_name,

@@ -175,7 +175,16 @@ impl ModelRegistry for LocalStore {
         Ok(())
     }
 
-    fn create_version(&self, name: &str, source: &str, run_id: &RunId) -> Result<ModelVersion, PortError> {
+    fn create_version(
+        &self,
+        name: &str,
+        source: &str,
+        run_id: &RunId,
+        model_id: Option<&str>,
+    ) -> Result<ModelVersion, PortError> {
+        if let Some(id) = model_id {
+            return Err(invalid(format!("logged model '{id}': the local store registers run artifacts only")));
+        }
         if run_id.0.is_empty() || !run_id.0.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '-') {
             return Err(invalid(format!("invalid run id '{}' for a model version", run_id.0)));
         }

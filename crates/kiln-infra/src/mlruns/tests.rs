@@ -256,9 +256,9 @@ fn registry_versions_aliases_and_stages() {
     let created = model_meta.lines().find_map(|l| l.strip_prefix("creation_timestamp: ")).unwrap().to_string();
 
     let source = format!("runs:/{}/model", run.0);
-    let v1 = store.create_version("m", &source, &run).unwrap();
-    let v2 = store.create_version("m", &source, &run).unwrap();
-    let v3 = store.create_version("m", &source, &run).unwrap();
+    let v1 = store.create_version("m", &source, &run, None).unwrap();
+    let v2 = store.create_version("m", &source, &run, None).unwrap();
+    let v3 = store.create_version("m", &source, &run, None).unwrap();
     assert_eq!((v1.version, v2.version, v3.version), (1, 2, 3));
     assert_eq!(v1.stage, Stage::None);
 
@@ -314,7 +314,7 @@ fn registry_versions_aliases_and_stages() {
     assert_eq!(store.transition_stage("m", 7, Stage::Staging, false).unwrap_err().code, Code::NotFound);
 
     assert_eq!(store.ensure_registered_model("a/b").unwrap_err().code, Code::ModelRefInvalid);
-    assert_eq!(store.create_version("nope", &source, &run).unwrap_err().code, Code::NotFound);
+    assert_eq!(store.create_version("nope", &source, &run, None).unwrap_err().code, Code::NotFound);
 }
 
 #[test]
@@ -324,7 +324,7 @@ fn version_numbers_never_collide() {
     let run = RunId("0123456789abcdef0123456789abcdef".into());
     // a crashed writer left an empty version-1 folder: the number is taken, the next version is 2
     fs::create_dir(store.root().join("models/m/version-1")).unwrap();
-    assert_eq!(store.create_version("m", "runs:/x/model", &run).unwrap().version, 2);
+    assert_eq!(store.create_version("m", "runs:/x/model", &run, None).unwrap().version, 2);
     assert_eq!(store.list_versions("m").unwrap().len(), 1);
 
     // many threads at once still get distinct numbers
@@ -333,7 +333,7 @@ fn version_numbers_never_collide() {
         .map(|_| {
             let store = std::sync::Arc::clone(&store);
             let run = run.clone();
-            std::thread::spawn(move || store.create_version("m", "runs:/x/model", &run).unwrap().version)
+            std::thread::spawn(move || store.create_version("m", "runs:/x/model", &run, None).unwrap().version)
         })
         .collect();
     let mut got: Vec<u64> = handles.into_iter().map(|h| h.join().unwrap()).collect();

@@ -5,7 +5,8 @@ use std::path::Path;
 use kiln_domain::{Code, Estimator, Matrix, Predictor};
 use serde_json::Value;
 
-use crate::tests::{FEATURES, TestPipeline, etth1, noise, parse_floats, run_python, write_rows};
+use super::train;
+use crate::tests::{FEATURES, TestPipeline, assert_rel, etth1, noise, parse_floats, run_python, write_rows};
 use crate::*;
 
 fn params(yaml: &str) -> XgBoostParams {
@@ -268,6 +269,72 @@ fn early_stopping_stops_and_keeps_the_best_round() {
     let err = params(yaml).check().unwrap().fit(&train, &y[..2400], None).unwrap_err();
     assert_eq!(err.code(), Code::ModelParams);
     assert!(err.to_string().contains("early_stopping_rounds = 10: needs a validation set"), "{err}");
+}
+
+/// The root mean squared error of `model` on `x` computed as XGBoost 1.6 computes it: labels and predictions are
+/// f32, each squared residual is computed in f32, the sum in f64.
+fn rmse_f32_labels(model: &XgBoostModel, x: &Matrix, y: &[f64]) -> f64 {
+    let p = model.predict(x).unwrap();
+    let squares = p.iter().zip(y).map(|(&p, &t)| {
+        let r = t as f32 - p as f32; // p is an f32 widened exactly
+        f64::from(r * r)
+    });
+    (squares.sum::<f64>() / p.len() as f64).sqrt()
+}
+
+#[test]
+fn eval_curves_hold_xgboosts_metric_after_every_round() {
+    let (x, y) = etth1(3000);
+    let (train, valid) = (x.rows(0, 2400), x.rows(2400, 3000));
+    let (ty, vy) = (&y[..2400], &y[2400..]);
+
+    // no early stopping: one value per round, and the last ones are the final model's rmse
+    let model = fit("num_boost_round: 30\neta: 0.1\nmax_depth: 4", &train, ty, Some((&valid, vy)));
+    let curves = model.eval_curves();
+    let shape: Vec<_> = curves.iter().map(|c| (c.data, c.metric.as_str(), c.values.len())).collect();
+    assert_eq!(shape, [(EvalData::Train, "rmse", 30), (EvalData::Valid, "rmse", 30)]);
+    assert_rel(curves[0].values[29], rmse_f32_labels(&model, &train, ty), "training rmse after the last round");
+    assert_rel(curves[1].values[29], rmse_f32_labels(&model, &valid, vy), "validation rmse after the last round");
+    assert!(curves[0].values.windows(2).all(|w| w[1] <= w[0]), "the training rmse never rises: {:?}", curves[0].values);
+
+    // early stopping: the curves run to the round that stopped the fit, the model is cut to the best one
+    let yaml = "num_boost_round: 300\neta: 0.05\nmax_depth: 4\nsubsample: 0.8\nearly_stopping_rounds: 5";
+    let model = fit(yaml, &train, ty, Some((&valid, vy)));
+    let best = model.best_iteration();
+    assert!(best > 5 && best < 295, "stopped at {best}");
+    let curves = model.eval_curves();
+    let shape: Vec<_> = curves.iter().map(|c| (c.data, c.metric.as_str(), c.values.len())).collect();
+    assert_eq!(shape, [(EvalData::Train, "rmse", best + 5), (EvalData::Valid, "rmse", best + 5)]);
+    let valid_curve = &curves[1].values;
+    let kept = valid_curve[best - 1];
+    assert_rel(kept, rmse_f32_labels(&model, &valid, vy), "validation rmse at the best round");
+    assert!(valid_curve[..best - 1].iter().all(|&v| v > kept), "{valid_curve:?}");
+    assert!(valid_curve[best..].iter().all(|&v| v >= kept), "{valid_curve:?}");
+    let best_score = json(&model).pointer("/learner/attributes/best_score").unwrap().as_str().unwrap().to_string();
+    assert_eq!(best_score.parse::<f64>().unwrap(), kept, "best_score is the curve's value, at full precision");
+
+    // without a validation set only the training curve; a model read back from JSON has none
+    let plain = fit("num_boost_round: 12", &train, ty, None);
+    assert_eq!(
+        plain.eval_curves().iter().map(|c| (c.data, c.values.len())).collect::<Vec<_>>(),
+        [(EvalData::Train, 12)]
+    );
+    assert!(XgBoostModel::from_json_bytes(&plain.to_json_bytes().unwrap()).unwrap().eval_curves().is_empty());
+}
+
+#[test]
+fn the_evaluation_line_is_parsed_at_full_precision() {
+    let line = "[7]\ttrain-rmse:0.41234567890123456\tvalid-rmse:1.50000000000000000\tvalid-error@0.7:nan";
+    let sets = [EvalData::Train, EvalData::Valid];
+    let parsed = train::parse_eval_line(line, &sets).unwrap();
+    assert_eq!(parsed[0], (EvalData::Train, "rmse".to_string(), "0.41234567890123456".parse::<f64>().unwrap()));
+    assert_ne!(parsed[0].2, f64::from(parsed[0].2 as f32), "the value is not rounded to f32");
+    assert_eq!(parsed[1], (EvalData::Valid, "rmse".to_string(), 1.5));
+    assert_eq!((parsed[2].0, parsed[2].1.as_str()), (EvalData::Valid, "error@0.7"));
+    assert!(parsed[2].2.is_nan());
+    for bad in ["train-rmse:0.1", "[0]\ttest-rmse:0.1", "[0]\ttrain-rmse", "[0]\ttrain-rmse:x"] {
+        assert!(train::parse_eval_line(bad, &sets).is_err(), "{bad}");
+    }
 }
 
 #[test]

@@ -1,0 +1,66 @@
+use kiln_domain::Matrix;
+use kiln_models::{EvalCurve, EvalData, LgbMetric, LightGbmParams, LinearParams, XgBoostParams};
+
+use super::{METRICS_PER_CALL, ModelSpec, curve_points};
+
+/// 400 rows of two smooth features and a target made of them (deterministic).
+fn data() -> (Matrix, Vec<f64>) {
+    let (mut x, mut y) = (Vec::new(), Vec::new());
+    for i in 0..400 {
+        let (a, b) = ((i as f64 * 0.07).sin(), (i as f64 * 0.013).cos());
+        x.extend([a, b]);
+        y.push(3.0 * a - 2.0 * b * b + 0.1 * (i % 7) as f64);
+    }
+    (Matrix::new(vec!["a".into(), "b".into()], x), y)
+}
+
+#[test]
+fn curves_become_metric_points_with_the_round_as_step() {
+    let curves = [
+        EvalCurve { data: EvalData::Train, metric: "l2".into(), values: vec![3.0, 2.0, 1.5] },
+        EvalCurve { data: EvalData::Valid, metric: "l2".into(), values: vec![3.5, 2.5, 2.6] },
+    ];
+    let points = curve_points(&curves, 1_700_000_000_000);
+    let got: Vec<_> = points.iter().map(|p| (p.key.as_str(), p.step, p.value, p.timestamp_ms)).collect();
+    let t = 1_700_000_000_000;
+    assert_eq!(
+        got,
+        [
+            ("curve_train_l2", 0, 3.0, t),
+            ("curve_train_l2", 1, 2.0, t),
+            ("curve_train_l2", 2, 1.5, t),
+            ("curve_valid_l2", 0, 3.5, t),
+            ("curve_valid_l2", 1, 2.5, t),
+            ("curve_valid_l2", 2, 2.6, t),
+        ]
+    );
+    assert!(curve_points(&[], t).is_empty());
+}
+
+#[test]
+fn every_boosting_fit_carries_its_curves_out_and_smartcore_none() {
+    let (x, y) = data();
+    let (train, valid) = (x.rows(0, 300), x.rows(300, 400));
+    let valid = Some((&valid, &y[300..]));
+
+    let lgb = LightGbmParams { num_iterations: 700, metric: Some(LgbMetric::Rmse), ..LightGbmParams::default() };
+    let fitted = ModelSpec::LightGbm(lgb.check().unwrap()).fit(&train, &y[..300], valid).unwrap();
+    let points = curve_points(fitted.model.eval_curves(), 0);
+    assert_eq!(points.len(), 1400);
+    assert_eq!((points[0].key.as_str(), points[700].key.as_str()), ("curve_train_rmse", "curve_valid_rmse"));
+    assert_eq!((points[699].step, points[700].step), (699, 0));
+    // two calls carry them, the first one full
+    let sizes: Vec<usize> = points.chunks(METRICS_PER_CALL).map(<[_]>::len).collect();
+    assert_eq!(sizes, [1000, 400]);
+
+    let xgb = XgBoostParams { num_boost_round: 20, early_stopping_rounds: Some(3), ..XgBoostParams::default() };
+    let fitted = ModelSpec::XgBoost(xgb.check().unwrap()).fit(&train, &y[..300], valid).unwrap();
+    let curves = fitted.model.eval_curves();
+    let rounds = curves[0].values.len();
+    assert!(rounds >= fitted.best_iteration.unwrap());
+    let names: Vec<_> = curve_points(curves, 0).iter().map(|p| p.key.clone()).collect();
+    assert_eq!(names.iter().filter(|k| *k == "curve_valid_rmse").count(), rounds);
+
+    let linear = ModelSpec::Smartcore(LinearParams::default().check().unwrap());
+    assert!(linear.fit(&train, &y[..300], valid).unwrap().model.eval_curves().is_empty());
+}
