@@ -45,9 +45,11 @@ def free_port() -> int:
 
 
 class MlflowServer:
-    def __init__(self, store: Path, log: Path):
-        self.port = free_port()
+    def __init__(self, store: Path, log: Path, backend=None, artifacts=None, port=None):
+        """A server on the file store `store`, or on `backend` (e.g. sqlite:///...) with `artifacts`."""
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.artifacts = artifacts or store
         env = dict(os.environ)
         env.update(
             MLFLOW_ALLOW_FILE_STORE="true",
@@ -57,7 +59,7 @@ class MlflowServer:
         self.log = open(log, "w")
         self.proc = subprocess.Popen(
             [str(VENV_BIN / "mlflow"), "server", "--workers", "1", "--host", "127.0.0.1", "--port", str(self.port),
-             "--backend-store-uri", str(store), "--artifacts-destination", str(store)],
+             "--backend-store-uri", str(backend or store), "--artifacts-destination", str(self.artifacts)],
             env=env, stdout=self.log, stderr=subprocess.STDOUT,
         )
         deadline = time.time() + 90

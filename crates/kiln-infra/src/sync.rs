@@ -173,7 +173,8 @@ fn source_path(source: &str, run: &RunId) -> Result<String, PortError> {
     Err(PortError::new(
         Code::ModelRefInvalid,
         format!(
-            "its source '{source}' is not in the artifacts of its run {run}; kiln syncs versions registered from a run's artifacts"
+            "its source '{source}' is not in the artifacts of its run {run}; kiln syncs versions registered from a \
+             run's artifacts"
         ),
     ))
 }

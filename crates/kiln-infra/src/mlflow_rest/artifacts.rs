@@ -20,7 +20,7 @@ pub(crate) fn proxy_path(uri: &str) -> Option<String> {
     Some(rest.trim_end_matches('/').to_string())
 }
 
-/// `..`, empty segments and backslashes are refused, as in the local store.
+/// `..`, empty segments and backslashes are refused (`config_invalid`), as in the local store.
 fn clean(path: &str) -> Result<String, PortError> {
     let trimmed = path.trim_matches('/');
     if trimmed.is_empty() {
@@ -28,7 +28,10 @@ fn clean(path: &str) -> Result<String, PortError> {
     }
     for segment in trimmed.split('/') {
         if segment.is_empty() || segment == "." || segment == ".." || segment.contains('\\') {
-            return Err(PortError::new(Code::ModelRefInvalid, format!("invalid artifact path '{path}'")));
+            return Err(PortError::new(
+                Code::ConfigInvalid,
+                format!("invalid artifact path '{path}': no empty, '.' or '..' segment and no backslash allowed"),
+            ));
         }
     }
     Ok(trimmed.to_string())
@@ -119,10 +122,12 @@ impl RestStore {
             .as_array()
             .into_iter()
             .flatten()
-            .map(|f| ArtifactEntry {
-                path: join(rel, str_field(f, "path")),
-                is_dir: f["is_dir"].as_bool().unwrap_or(false),
-                size: int_field(f, "file_size").and_then(|s| u64::try_from(s).ok()),
+            .map(|f| {
+                let is_dir = f["is_dir"].as_bool().unwrap_or(false);
+                // the server's JSON leaves out a zero `file_size`: a file without one is empty
+                let size =
+                    (!is_dir).then(|| int_field(f, "file_size").and_then(|s| u64::try_from(s).ok()).unwrap_or(0));
+                ArtifactEntry { path: join(rel, str_field(f, "path")), is_dir, size }
             })
             .collect())
     }
@@ -174,7 +179,7 @@ impl ArtifactStore for RestStore {
     fn put_bytes(&self, run: &RunId, path: &str, bytes: &[u8]) -> Result<(), PortError> {
         let rel = clean(path)?;
         if rel.is_empty() {
-            return Err(PortError::new(Code::ModelRefInvalid, "an artifact needs a file name"));
+            return Err(PortError::new(Code::ConfigInvalid, "an artifact file path must not be empty"));
         }
         let root = self.run_root(run)?;
         self.put_file(&join(&root, &rel), bytes)
@@ -182,6 +187,10 @@ impl ArtifactStore for RestStore {
 
     fn put_dir(&self, run: &RunId, path: &str, local_dir: &Path) -> Result<(), PortError> {
         let rel = clean(path)?;
+        // not store_io: that code means "the server is unreachable" to the fallback guard
+        if !local_dir.is_dir() {
+            return Err(PortError::not_found(format!("local folder {} not found", local_dir.display())));
+        }
         let root = self.run_root(run)?;
         self.put_tree(&join(&root, &rel), local_dir).map(|_| ())
     }

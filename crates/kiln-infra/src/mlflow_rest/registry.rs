@@ -26,6 +26,37 @@ fn version_of(v: &Value) -> Result<ModelVersion, PortError> {
     })
 }
 
+fn invalid(message: String) -> PortError {
+    PortError::new(Code::ModelRefInvalid, message)
+}
+
+/// MLflow's alias characters (`[A-Za-z0-9_-]`, Unicode word characters), checked here so that a bad alias is
+/// `model_ref_invalid` as in the local store, not whatever the server's 400 maps to.
+fn check_alias_chars(alias: &str) -> Result<(), PortError> {
+    if alias.is_empty() || !alias.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '-') {
+        return Err(invalid(format!(
+            "invalid alias '{alias}': only alphanumerics, underscores (_) and dashes (-) are allowed"
+        )));
+    }
+    Ok(())
+}
+
+/// The names MLflow reserves: `latest` in any case and `v<digits>` (`V<digits>` too), at most 255 characters.
+fn check_new_alias(alias: &str) -> Result<(), PortError> {
+    check_alias_chars(alias)?;
+    if alias.chars().count() > 255 {
+        return Err(invalid(format!("invalid alias '{alias}': longer than 255 characters")));
+    }
+    if alias.eq_ignore_ascii_case("latest") {
+        return Err(invalid(format!("alias '{alias}' is reserved ('latest' in any case)")));
+    }
+    let mut chars = alias.chars();
+    if matches!(chars.next(), Some('v' | 'V')) && alias.len() > 1 && chars.all(|c| c.is_ascii_digit()) {
+        return Err(invalid(format!("alias '{alias}' is reserved (v<digits> names a version)")));
+    }
+    Ok(())
+}
+
 impl RestStore {
     /// Every registered model name, sorted.
     ///
@@ -66,6 +97,9 @@ impl RestStore {
 
 impl ModelRegistry for RestStore {
     fn ensure_registered_model(&self, name: &str) -> Result<(), PortError> {
+        if name.trim().is_empty() {
+            return Err(invalid("registered model name must not be empty".to_string()));
+        }
         match self.call("POST", "registered-models/create", &[], Some(&json!({"name": name})), Retry::ConnectOnly) {
             Ok(_) => Ok(()),
             Err(e) if e.code == Code::AlreadyExists => Ok(()),
@@ -135,11 +169,13 @@ impl ModelRegistry for RestStore {
     }
 
     fn set_alias(&self, name: &str, alias: &str, version: u64) -> Result<(), PortError> {
+        check_new_alias(alias)?;
         let body = json!({"name": name, "alias": alias, "version": version.to_string()});
         self.call("POST", "registered-models/alias", &[], Some(&body), Retry::Idempotent).map(|_| ())
     }
 
     fn delete_alias(&self, name: &str, alias: &str) -> Result<(), PortError> {
+        check_alias_chars(alias)?;
         // the server answers {} for an alias that is not set: check first, so both stores agree
         self.version_by_alias(name, alias)?;
         let body = json!({"name": name, "alias": alias});
@@ -147,6 +183,7 @@ impl ModelRegistry for RestStore {
     }
 
     fn version_by_alias(&self, name: &str, alias: &str) -> Result<ModelVersion, PortError> {
+        check_alias_chars(alias)?;
         match self.call("GET", "registered-models/alias", &[("name", name), ("alias", alias)], None, Retry::Idempotent)
         {
             Ok(v) => version_of(&v["model_version"]),
@@ -165,6 +202,12 @@ impl ModelRegistry for RestStore {
         stage: Stage,
         archive_existing: bool,
     ) -> Result<ModelVersion, PortError> {
+        if archive_existing && !matches!(stage, Stage::Staging | Stage::Production) {
+            return Err(invalid(format!(
+                "archive_existing needs the target stage Staging or Production, not {}",
+                stage.as_str()
+            )));
+        }
         let body = json!({
             "name": name, "version": version.to_string(), "stage": stage.as_str(),
             "archive_existing_versions": archive_existing,

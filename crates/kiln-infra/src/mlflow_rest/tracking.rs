@@ -1,14 +1,18 @@
 //! Experiments, runs, params, metrics and tags over `/api/2.0/mlflow/...`.
 
+use std::collections::HashMap;
+
 use kiln_domain::{ArtifactStore, Code, ExperimentId, MetricPoint, PortError, RunId, RunInfo, RunStatus, Tracker};
 use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 
 use super::{RestStore, Retry, int_field, str_field};
 
 /// The server's limits per `runs/log-batch` call.
 const MAX_METRICS: usize = 1000;
 const MAX_PARAMS_OR_TAGS: usize = 100;
-/// Longer param values are cut silently by the server; longer tag values are refused.
+/// Longer param and tag values are cut silently by the server (or refused where it runs with
+/// `MLFLOW_TRUNCATE_LONG_VALUES=false`).
 pub(crate) const MAX_PARAM_VALUE: usize = 6000;
 pub(crate) const MAX_TAG_VALUE: usize = 8000;
 const MAX_KEY: usize = 250;
@@ -74,31 +78,57 @@ pub(crate) fn run_info(v: &Value) -> RunInfo {
     }
 }
 
+/// For a value longer than `limit` characters: the artifact path that will hold it whole and the value to log
+/// instead (its beginning and a note naming that artifact, `limit` characters in all). The path carries a digest of
+/// the value, so two long values that share their beginning give two different logged values (the server then sees
+/// a param change) and never overwrite each other's artifact.
+fn cut_value(what: &str, key: &str, value: &str, limit: usize) -> Option<(String, String)> {
+    if value.chars().count() <= limit {
+        return None;
+    }
+    let safe: String =
+        key.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' }).collect();
+    let digest = hex::encode(&Sha256::digest(value.as_bytes())[..8]);
+    let path = format!("kiln/long_values/{what}.{safe}.{digest}.txt");
+    let note = format!("... [cut at {limit} characters; the whole value is the artifact {path}]");
+    let keep = limit.saturating_sub(note.chars().count());
+    let cut = value.chars().take(keep).chain(note.chars()).collect();
+    Some((path, cut))
+}
+
+/// One param as it will be logged.
+struct ParamToLog<'a> {
+    key: &'a str,
+    /// the value sent to the server (cut when too long)
+    value: String,
+    /// for a cut value: the artifact path that keeps it whole, and the whole value
+    whole: Option<(String, &'a str)>,
+}
+
+/// The server's rule for param, metric and tag keys, checked before anything is sent (`config_invalid`, as in the
+/// local store): 1 to 250 characters, alphanumerics, `_ - . / :` and spaces, and a normalised relative path (no
+/// empty, `.` or `..` segment, not absolute). The colon is the one difference from the local store, which refuses it
+/// as MLflow's file store does on Windows.
 fn check_key(what: &str, key: &str) -> Result<(), PortError> {
-    if key.is_empty() || key.len() > MAX_KEY {
-        return Err(PortError::new(
-            Code::StoreRejected,
-            format!("{what} key '{key}' must have 1 to {MAX_KEY} characters for the MLflow server"),
-        ));
+    let invalid = |why: &str| PortError::new(Code::ConfigInvalid, format!("invalid {what} key '{key}': {why}"));
+    if key.is_empty() {
+        return Err(invalid("it is empty"));
+    }
+    if key.chars().count() > MAX_KEY {
+        return Err(invalid(&format!("it is longer than {MAX_KEY} characters")));
+    }
+    if let Some(c) = key.chars().find(|&c| !(c.is_alphanumeric() || matches!(c, '_' | '-' | '.' | '/' | ' ' | ':'))) {
+        return Err(invalid(&format!(
+            "'{c}' is not allowed (only alphanumerics, underscores, dashes, periods, colons, spaces and slashes)"
+        )));
+    }
+    if key.split('/').any(|seg| seg.is_empty() || seg == "." || seg == "..") {
+        return Err(invalid("it must be a normalised relative path (no leading '/', '//', '.' or '..')"));
     }
     Ok(())
 }
 
 impl RestStore {
-    /// A value the server would cut or refuse is written whole as an artifact, and the logged value says where.
-    fn fit_value(&self, run: &RunId, what: &str, key: &str, value: &str, limit: usize) -> Result<String, PortError> {
-        if value.chars().count() <= limit {
-            return Ok(value.to_string());
-        }
-        let safe: String =
-            key.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' }).collect();
-        let path = format!("kiln/long_values/{what}.{safe}.txt");
-        self.put_bytes(run, &path, value.as_bytes())?;
-        let note = format!("... [cut at {limit} characters; the whole value is the artifact {path}]");
-        let keep = limit - note.chars().count();
-        Ok(value.chars().take(keep).chain(note.chars()).collect())
-    }
-
     fn log_batch(
         &self,
         run: &RunId,
@@ -114,6 +144,8 @@ impl RestStore {
         Ok(())
     }
 
+    /// The values to log for `pairs`: a value the server would cut or refuse is first written whole as an artifact
+    /// (see [`cut_value`]), and the logged value says where.
     fn key_values(
         &self,
         run: &RunId,
@@ -121,13 +153,19 @@ impl RestStore {
         pairs: &[(String, String)],
         limit: usize,
     ) -> Result<Vec<Value>, PortError> {
-        pairs
-            .iter()
-            .map(|(k, v)| {
-                check_key(what, k)?;
-                Ok(json!({"key": k, "value": self.fit_value(run, what, k, v, limit)?}))
-            })
-            .collect()
+        let mut out = Vec::with_capacity(pairs.len());
+        for (k, v) in pairs {
+            check_key(what, k)?;
+            let logged = match cut_value(what, k, v, limit) {
+                Some((path, cut)) => {
+                    self.put_bytes(run, &path, v.as_bytes())?;
+                    cut
+                }
+                None => v.clone(),
+            };
+            out.push(json!({"key": k, "value": logged}));
+        }
+        Ok(out)
     }
 
     /// Every run of the experiment whose tag `key` equals `value` (the sync finds its earlier copies this way).
@@ -189,9 +227,14 @@ impl RestStore {
             }
             match v["next_page_token"].as_str() {
                 Some(t) if !t.is_empty() => token = Some(t.to_string()),
-                _ => return Ok(out),
+                _ => break,
             }
         }
+        if out.is_empty() {
+            // the server answers an empty history for an unknown run too
+            self.get_run(run)?;
+        }
+        Ok(out)
     }
 
     /// A run's params, sorted by key, as the server has them (a value cut by kiln ends with the note that names the
@@ -273,16 +316,21 @@ impl Tracker for RestStore {
         start_time_ms: i64,
     ) -> Result<RunInfo, PortError> {
         let user = tags.iter().rev().find(|(k, _)| k == "mlflow.user").map_or("", |(_, v)| v.as_str());
-        for (k, v) in tags {
+        for (k, _) in tags {
             check_key("tag", k)?;
-            if v.chars().count() > MAX_TAG_VALUE {
-                return Err(PortError::new(
-                    Code::StoreRejected,
-                    format!("tag '{k}' at run start is longer than {MAX_TAG_VALUE} characters"),
-                ));
-            }
         }
-        let tag_list: Vec<Value> = tags.iter().map(|(k, v)| json!({"key": k, "value": v})).collect();
+        if let Some((_, tag)) = tags.iter().rev().find(|(k, _)| k == "mlflow.runName")
+            && !run_name.is_empty()
+            && tag != run_name
+        {
+            return Err(PortError::new(
+                Code::ConfigInvalid,
+                format!("run name '{run_name}' differs from the mlflow.runName tag '{tag}'"),
+            ));
+        }
+        // a tag too long for the server is set once the run exists, the way set_tags keeps it whole
+        let (short, long): (Vec<_>, Vec<_>) = tags.iter().partition(|(_, v)| v.chars().count() <= MAX_TAG_VALUE);
+        let tag_list: Vec<Value> = short.iter().map(|(k, v)| json!({"key": k, "value": v})).collect();
         let body = json!({
             "experiment_id": experiment.0, "run_name": run_name, "start_time": start_time_ms,
             "user_id": user, "tags": tag_list,
@@ -292,11 +340,63 @@ impl Tracker for RestStore {
         if let Some(path) = super::artifacts::proxy_path(&info.artifact_uri) {
             self.runs.lock().unwrap_or_else(|p| p.into_inner()).insert(info.run_id.0.clone(), path);
         }
+        if !long.is_empty() {
+            let long: Vec<(String, String)> = long.into_iter().cloned().collect();
+            self.set_tags(&info.run_id, &long)?;
+        }
         Ok(info)
     }
 
     fn log_params(&self, run: &RunId, params: &[(String, String)]) -> Result<(), PortError> {
-        let items = self.key_values(run, "param", params, MAX_PARAM_VALUE)?;
+        // the server refuses a key twice in one request, even with the same value: send it once, and refuse a
+        // changed value here, before anything is written
+        let mut seen: HashMap<&str, &str> = HashMap::new();
+        let mut unique: Vec<&(String, String)> = Vec::with_capacity(params.len());
+        for pair in params {
+            let (k, v) = pair;
+            check_key("param", k)?;
+            match seen.insert(k, v) {
+                None => unique.push(pair),
+                Some(prev) if prev == v => {}
+                Some(prev) => {
+                    return Err(PortError::new(
+                        Code::AlreadyExists,
+                        format!("param '{k}' of run {run} is given twice with different values ('{prev}', '{v}')"),
+                    ));
+                }
+            }
+        }
+        let mut logged: Vec<ParamToLog<'_>> = unique
+            .into_iter()
+            .map(|(k, v)| match cut_value("param", k, v, MAX_PARAM_VALUE) {
+                Some((path, cut)) => ParamToLog { key: k, value: cut, whole: Some((path, v)) },
+                None => ParamToLog { key: k, value: v.clone(), whole: None },
+            })
+            .collect();
+        if logged.len() > MAX_PARAMS_OR_TAGS || logged.iter().any(|p| p.whole.is_some()) {
+            // several requests, or artifacts to write first: the server would refuse a change only in the request
+            // that holds it, after the others (and the artifacts) were written, so look first
+            let existing: HashMap<String, String> = self.params(run)?.into_iter().collect();
+            for p in &mut logged {
+                match existing.get(p.key) {
+                    Some(old) if *old != p.value => {
+                        return Err(PortError::new(
+                            Code::AlreadyExists,
+                            format!("param '{}' of run {run} is already '{old}'; params cannot change", p.key),
+                        ));
+                    }
+                    // logged before, with its artifact
+                    Some(_) => p.whole = None,
+                    None => {}
+                }
+            }
+        }
+        for p in &logged {
+            if let Some((path, whole)) = &p.whole {
+                self.put_bytes(run, path, whole.as_bytes())?;
+            }
+        }
+        let items: Vec<Value> = logged.iter().map(|p| json!({"key": p.key, "value": p.value})).collect();
         self.log_batch(run, "params", items, MAX_PARAMS_OR_TAGS, Retry::Idempotent).map_err(|e| {
             if e.message.contains("Changing param values is not allowed") {
                 PortError::new(Code::AlreadyExists, e.message)
