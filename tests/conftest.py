@@ -45,7 +45,8 @@ def free_port() -> int:
 
 
 class MlflowServer:
-    def __init__(self, store: Path, log: Path, backend=None, artifacts=None, port=None):
+    def __init__(self, store: Path, log: Path, backend=None, artifacts=None, port=None, extra_args=(), extra_env=None,
+                 cwd=None):
         """A server on the file store `store`, or on `backend` (e.g. sqlite:///...) with `artifacts`."""
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -56,11 +57,13 @@ class MlflowServer:
             MLFLOW_DISABLE_TELEMETRY="true",
             MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false",
         )
+        env.update(extra_env or {})
         self.log = open(log, "w")
         self.proc = subprocess.Popen(
             [str(VENV_BIN / "mlflow"), "server", "--workers", "1", "--host", "127.0.0.1", "--port", str(self.port),
-             "--backend-store-uri", str(backend or store), "--artifacts-destination", str(self.artifacts)],
-            env=env, stdout=self.log, stderr=subprocess.STDOUT,
+             "--backend-store-uri", str(backend or store), "--artifacts-destination", str(self.artifacts),
+             *extra_args],
+            env=env, stdout=self.log, stderr=subprocess.STDOUT, cwd=cwd,
         )
         deadline = time.time() + 90
         while time.time() < deadline:

@@ -150,7 +150,8 @@ def mlflow_allows_host(allowed, host):
 
 def requirement_pin(name):
     for line in (REPO / "tests/requirements.txt").read_text().splitlines():
-        if line.split("==")[0].strip().lower() == name:
+        # a name may carry extras: mlflow[auth]==3.17.2
+        if line.split("==")[0].split("[")[0].strip().lower() == name:
             return line.split("==")[1].strip()
     raise AssertionError(f"{name} is not pinned in tests/requirements.txt")
 

@@ -155,6 +155,10 @@ model:
     early_stopping_rounds: 700
 registry:
   model_name: slow
+# this run is about surviving a dead server, not about beating persistence (700 rounds without early stopping
+# overfit): the gate that would refuse the registration is switched off
+gates:
+  beat_baseline: null
 """
 
 
@@ -281,3 +285,34 @@ def test_no_secret_in_any_log_param_tag_or_artifact(server, tmp_path):
             texts.append(f.read_bytes().decode("utf-8", "replace"))
     blob = "\n".join(texts)
     assert password not in blob and token not in blob
+
+
+def test_basic_auth_server_accepts_credentials_and_names_a_refusal(tmp_path):
+    """A server with MLflow's basic-auth app: kiln works with the credentials from the environment, and without them
+    (or with a wrong password) fails with the 401 and what to set, never printing the password."""
+    admin_pw = "adm-Pw7-not-in-logs"
+    root = tmp_path / "auth"
+    root.mkdir()
+    srv = MlflowServer(root / "x", root / "mlflow.log", backend=f"sqlite:///{root}/mlflow.db",
+                       artifacts=root / "artifacts", extra_args=["--app-name", "basic-auth"],
+                       extra_env={"MLFLOW_FLASK_SERVER_SECRET_KEY": "test-secret-key",
+                                  "MLFLOW_AUTH_ADMIN_PASSWORD": admin_pw}, cwd=root)
+    try:
+        base = _env(srv, tmp_path)
+        refused = run_kiln("registry", "list", "--tracking-uri", srv.url, env=base, check=False)
+        assert refused.returncode == 2, refused.stderr
+        assert "401" in refused.stderr and "MLFLOW_TRACKING_USERNAME" in refused.stderr, refused.stderr
+        wrong = {**base, "MLFLOW_TRACKING_USERNAME": "admin", "MLFLOW_TRACKING_PASSWORD": "wrong-" + admin_pw}
+        bad = run_kiln("registry", "list", "--tracking-uri", srv.url, env=wrong, check=False)
+        assert bad.returncode == 2 and "401" in bad.stderr and admin_pw not in bad.stderr + bad.stdout
+        good = {**base, "MLFLOW_TRACKING_USERNAME": "admin", "MLFLOW_TRACKING_PASSWORD": admin_pw}
+        train = run_kiln("train", "--config", "conf/experiments/eurusd.yaml", "--register", "--tracking-uri",
+                         srv.url, env=good)
+        assert "registered eurusd version 1" in train.stdout
+        out = tmp_path / "p.csv"
+        pred = run_kiln("predict", "--model", "models:/eurusd@production", "--tracking-uri", srv.url, "--input",
+                        "data/ecb_eurofxref-hist.csv", "--output", out, env=good)
+        assert len(pd.read_csv(out)) > 7000
+        assert admin_pw not in train.stdout + train.stderr + pred.stdout + pred.stderr
+    finally:
+        srv.stop()

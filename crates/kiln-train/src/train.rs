@@ -106,9 +106,10 @@ pub fn train(
         Err(e) => {
             // best effort: the original error is what the user needs; a second failure is reported beside it
             let note = format!("failed: [{}] {e}", e.code());
-            let tagged = ports.tracker.set_tags(&run.run_id, &[("kiln.error".into(), note)]);
-            let ended = ports.tracker.end_run(&run.run_id, RunStatus::Failed, (ports.clock)());
-            if let Err(second) = tagged.and(ended) {
+            if let Err(second) = ports.tracker.set_tags(&run.run_id, &[("kiln.error".into(), note)]) {
+                progress.step(&format!("could not record the error on run {}: {second}", run.run_id));
+            }
+            if let Err(second) = ports.tracker.end_run(&run.run_id, RunStatus::Failed, (ports.clock)()) {
                 progress.step(&format!("could not mark run {} FAILED: {second}", run.run_id));
             }
             Err(e)
