@@ -125,10 +125,10 @@ fn train(args: TrainArgs) -> Result<u8> {
     // a forecast reads only the columns its recipe needs; a tabular task reads every column (for __AUTO__)
     let mut opts =
         read_options(exp.data.time_column.as_deref(), exp.data.time_format.clone(), exp.data.na_values.clone());
-    if let TaskKind::Forecast = exp.task.kind {
-        if let TaskSpec::Forecast { recipe, .. } = exp.task_spec(&loaded, &[])? {
-            opts.columns = Some(recipe.input_columns());
-        }
+    if let TaskKind::Forecast = exp.task.kind
+        && let TaskSpec::Forecast { recipe, .. } = exp.task_spec(&loaded, &[])?
+    {
+        opts.columns = Some(recipe.input_columns());
     }
     progress.step(&format!("reading {}", exp.data.path.display()));
     let frame = kiln_infra::read_frame(&exp.data.path, &opts)?;

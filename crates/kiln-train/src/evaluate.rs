@@ -303,6 +303,7 @@ impl Evaluation {
 
     /// `predictions.json` (what the metrics were computed on, so anyone can recompute them) and, for a classifier,
     /// the confusion matrix (JSON and PNG) and the ROC and precision-recall curves (PNG).
+    #[allow(clippy::too_many_arguments)] // the run's parts, each needed once; a struct would only rename them
     pub(crate) fn log_artifacts(
         &self,
         task: &TaskSpec,

@@ -194,7 +194,7 @@ fn run_steps(
     let mut metrics_json = evaluation.to_json();
     if let serde_json::Value::Object(map) = &mut metrics_json {
         map.insert("gates".into(), serde_json::to_value(&gates).unwrap_or_default());
-        map.insert("rows".into(), serde_json::to_value(&rows).unwrap_or_default());
+        map.insert("rows".into(), serde_json::to_value(rows).unwrap_or_default());
         map.insert("best_iteration".into(), serde_json::to_value(fitted.best_iteration).unwrap_or_default());
     }
     store.put_bytes(id, "metrics.json", &to_json(&metrics_json))?;
