@@ -316,3 +316,20 @@ def test_basic_auth_server_accepts_credentials_and_names_a_refusal(tmp_path):
         assert admin_pw not in train.stdout + train.stderr + pred.stdout + pred.stderr
     finally:
         srv.stop()
+
+
+def test_registry_commands_work_on_the_local_store_too(tmp_path):
+    store = tmp_path / "mlruns"
+    for name in ["first", "second"]:
+        run_kiln("train", "--config", "conf/experiments/eurusd.yaml", "--register", "--tracking-uri", store,
+                 "--run-name", name)
+    listed = run_kiln("registry", "list", "--tracking-uri", store).stdout
+    assert "eurusd  2         v2      production=v2" in listed, listed
+    back = run_kiln("registry", "rollback", "eurusd", "--tracking-uri", store)
+    assert "eurusd@production: version 2 -> version 1" in back.stdout
+    run_kiln("registry", "promote", "eurusd", "2", "--stage", "Staging", "--tracking-uri", store)
+    table = run_kiln("registry", "list", "eurusd", "--tracking-uri", store).stdout.splitlines()
+    assert table[-2].split()[:3] == ["1", "None", "production"], table
+    assert table[-1].split()[:2] == ["2", "Staging"], table
+    none = run_kiln("registry", "rollback", "eurusd", "--tracking-uri", store, check=False)
+    assert none.returncode == 2 and "no version below 1" in none.stderr, none.stderr
