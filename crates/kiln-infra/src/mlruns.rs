@@ -14,6 +14,8 @@ mod listing;
 mod pyyaml;
 mod registry;
 
+pub(crate) use registry::{check_alias, check_alias_chars};
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};

@@ -4,6 +4,7 @@ use kiln_domain::{Code, ModelRegistry, ModelVersion, PortError, RunId, Stage};
 use serde_json::{Value, json};
 
 use super::{RestStore, Retry, int_field, str_field};
+use crate::mlruns::{check_alias, check_alias_chars};
 
 fn version_of(v: &Value) -> Result<ModelVersion, PortError> {
     let number = str_field(v, "version");
@@ -28,33 +29,6 @@ fn version_of(v: &Value) -> Result<ModelVersion, PortError> {
 
 fn invalid(message: String) -> PortError {
     PortError::new(Code::ModelRefInvalid, message)
-}
-
-/// MLflow's alias characters (`[A-Za-z0-9_-]`, Unicode word characters), checked here so that a bad alias is
-/// `model_ref_invalid` as in the local store, not whatever the server's 400 maps to.
-fn check_alias_chars(alias: &str) -> Result<(), PortError> {
-    if alias.is_empty() || !alias.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '-') {
-        return Err(invalid(format!(
-            "invalid alias '{alias}': only alphanumerics, underscores (_) and dashes (-) are allowed"
-        )));
-    }
-    Ok(())
-}
-
-/// The names MLflow reserves: `latest` in any case and `v<digits>` (`V<digits>` too), at most 255 characters.
-fn check_new_alias(alias: &str) -> Result<(), PortError> {
-    check_alias_chars(alias)?;
-    if alias.chars().count() > 255 {
-        return Err(invalid(format!("invalid alias '{alias}': longer than 255 characters")));
-    }
-    if alias.eq_ignore_ascii_case("latest") {
-        return Err(invalid(format!("alias '{alias}' is reserved ('latest' in any case)")));
-    }
-    let mut chars = alias.chars();
-    if matches!(chars.next(), Some('v' | 'V')) && alias.len() > 1 && chars.all(|c| c.is_ascii_digit()) {
-        return Err(invalid(format!("alias '{alias}' is reserved (v<digits> names a version)")));
-    }
-    Ok(())
 }
 
 impl RestStore {
@@ -169,7 +143,7 @@ impl ModelRegistry for RestStore {
     }
 
     fn set_alias(&self, name: &str, alias: &str, version: u64) -> Result<(), PortError> {
-        check_new_alias(alias)?;
+        check_alias(alias)?;
         let body = json!({"name": name, "alias": alias, "version": version.to_string()});
         self.call("POST", "registered-models/alias", &[], Some(&body), Retry::Idempotent).map(|_| ())
     }

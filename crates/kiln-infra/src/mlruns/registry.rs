@@ -35,9 +35,8 @@ fn check_model_name(name: &str) -> Result<(), PortError> {
     Ok(())
 }
 
-/// MLflow's alias rules: `[A-Za-z0-9_-]` (Unicode word characters), at most 255 characters, and not a reserved
-/// name (`latest` in any case, `v<digits>`).
-fn check_alias(alias: &str) -> Result<(), PortError> {
+/// MLflow's alias characters: `[A-Za-z0-9_-]` (Unicode word characters), not empty.
+pub(crate) fn check_alias_chars(alias: &str) -> Result<(), PortError> {
     if alias.is_empty() {
         return Err(invalid("alias must not be empty".to_string()));
     }
@@ -46,6 +45,13 @@ fn check_alias(alias: &str) -> Result<(), PortError> {
             "invalid alias '{alias}': only alphanumerics, underscores (_) and dashes (-) are allowed"
         )));
     }
+    Ok(())
+}
+
+/// MLflow's rules for a new alias: its characters, at most 255 of them, and not a reserved name (`latest` in any
+/// case, `v<digits>`). Both stores check them, so both refuse the same alias with the same message.
+pub(crate) fn check_alias(alias: &str) -> Result<(), PortError> {
+    check_alias_chars(alias)?;
     if alias.chars().count() > 255 {
         return Err(invalid(format!("invalid alias '{alias}': longer than 255 characters")));
     }
