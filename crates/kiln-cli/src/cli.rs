@@ -22,6 +22,7 @@ kiln predict --model models:/eurusd@production --input data/ecb_eurofxref-hist.c
 kiln registry list eurusd\n  \
 kiln registry rollback eurusd --alias production\n  \
 kiln sync --from ./mlruns --to http://127.0.0.1:5000\n  \
+kiln serve --model models:/eurusd@production --port 8080\n  \
 kiln config show conf/experiments/eurusd.yaml"
 )]
 pub(crate) struct Cli {
@@ -37,7 +38,9 @@ pub(crate) enum Command {
     Train(TrainArgs),
     /// Score a CSV or Parquet file of raw rows with a model: builds the features exactly as in training and writes
     /// one prediction per row whose features are defined, beside the time or id column (classifiers: the
-    /// probability of the positive class and the class at the model's threshold)
+    /// probability of the positive class and the class at the model's threshold). The file is streamed in chunks
+    /// (--chunk-rows), so memory stays flat whatever its size; a forecast's rows must be oldest first (a file that
+    /// starts newest first, like the ECB download, is read whole and sorted instead, with a note)
     Predict(PredictArgs),
     /// Inspect experiment configuration
     #[command(subcommand)]
@@ -51,6 +54,41 @@ pub(crate) enum Command {
     /// redone. Runs that continued locally because the server went away (tracking.fallback: local) are pushed, and
     /// their partial server runs marked FAILED.
     Sync(SyncArgs),
+    /// Serve a model over HTTP: POST /predict (one record), POST /predict/batch ({"records": [...]}), GET /health,
+    /// GET /ready, GET /model. A tabular record is an object of the model's input columns; a forecast record is
+    /// {"window": [row, ...]}, raw rows ordered by time, and the answer is the forecast from the last row, computed
+    /// by the same pipeline as `kiln predict` and equal to it. Bad input gets a 4xx JSON error with a stable code
+    /// and the field at fault. Stops on SIGTERM or Ctrl-C after the requests in flight have finished.
+    #[command(after_help = "Examples:\n  kiln serve --model models:/eurusd@production\n  \
+curl -s localhost:8080/model\n  \
+curl -s -H 'Content-Type: application/json' -d @record.json localhost:8080/predict")]
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct ServeArgs {
+    /// the model: models:/<name>@<alias>, models:/<name>/<stage>, models:/<name>/latest, models:/<name>/<version>,
+    /// runs:/<run_id>/model, or a bundle folder
+    #[arg(short, long, value_name = "REF")]
+    pub(crate) model: String,
+    /// tracking store holding the registry and the runs: a folder or an MLflow server
+    /// [default: $MLFLOW_TRACKING_URI, else ./mlruns]
+    #[arg(long, value_name = "URI")]
+    pub(crate) tracking_uri: Option<String>,
+    /// address to listen on (0.0.0.0 for every interface)
+    #[arg(long, default_value = "127.0.0.1")]
+    pub(crate) host: String,
+    /// port to listen on (0 picks a free one; the address is printed when ready)
+    #[arg(long, default_value_t = 8080)]
+    pub(crate) port: u16,
+    /// the most records one POST /predict/batch may carry; more is a 413 `too_many_records`
+    #[arg(long, value_name = "N", default_value_t = kiln_serve::ServeConfig::DEFAULT_MAX_BATCH_RECORDS as u64,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) max_batch: u64,
+    /// the largest request body in bytes; more is a 413 `payload_too_large`
+    #[arg(long, value_name = "N", default_value_t = kiln_serve::ServeConfig::DEFAULT_MAX_BODY_BYTES as u64,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) max_body_bytes: u64,
 }
 
 #[derive(Debug, clap::Args)]
@@ -150,6 +188,12 @@ pub(crate) struct PredictArgs {
     /// they sum to `raw_prediction`); LightGBM and XGBoost models only
     #[arg(long)]
     pub(crate) explain: bool,
+    /// rows read, scored and written at a time. Memory grows with it, not with the file; the predictions do not
+    /// depend on it (a forecast's lags, windows, EWM and expanding means carry over from chunk to chunk). A
+    /// forecast file must be in strictly increasing time order; one that starts newest first is read whole and
+    /// sorted. Progress goes to stderr: a bar on a terminal, a line every 10 s otherwise
+    #[arg(long, value_name = "N", default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) chunk_rows: u64,
 }
 
 #[derive(Debug, Subcommand)]

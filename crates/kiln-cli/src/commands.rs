@@ -4,12 +4,12 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use kiln_domain::{ArtifactStore, Column, ErrorKind, ModelRef};
+use kiln_domain::{ArtifactStore, ErrorKind, ModelRef, ModelVersion};
 use kiln_features::FittedPipeline;
 use kiln_infra::{GuardedStore, PlotChartRenderer, ReadOptions};
 use kiln_models::Bundle;
 use kiln_registry::Resolution;
-use kiln_train::{Progress, RegisterSpec, RowKeys, TaskSpec, TrainSpec};
+use kiln_train::{Progress, RegisterSpec, TaskSpec, TrainSpec};
 
 use crate::cli::{Cli, Command, ConfigCommand, PredictArgs, SyncArgs, TrainArgs};
 use crate::config::{self, ConfigError};
@@ -24,6 +24,7 @@ pub(crate) fn run(cli: Cli) -> Result<u8> {
         Command::Config(ConfigCommand::Show { file }) => config_show(&file),
         Command::Registry(cmd) => crate::registry_cmd::run(cmd),
         Command::Sync(args) => sync(args),
+        Command::Serve(args) => crate::serve_cmd::serve(args),
     }
 }
 
@@ -257,13 +258,27 @@ fn now_ms() -> i64 {
 /// first. From the local store the bundle is read where it is; from a server it is fetched into the local
 /// content-addressed cache (a second fetch of the same bundle downloads nothing). Checksums are verified on read.
 pub(crate) fn load_bundle(reference: &str, store_uri: &str) -> Result<(Bundle<FittedPipeline>, String)> {
+    load_bundle_version(reference, store_uri).map(|(bundle, label, _)| (bundle, label))
+}
+
+/// [`load_bundle`], with the registered version the reference resolved to (for a `models:/` reference).
+pub(crate) fn load_bundle_version(
+    reference: &str,
+    store_uri: &str,
+) -> Result<(Bundle<FittedPipeline>, String, Option<ModelVersion>)> {
     let parsed = ModelRef::parse(reference)?;
+    let mut version = None;
     let dir = match &parsed {
         ModelRef::Folder(p) => PathBuf::from(p),
         _ => {
             let opened = stores::open(store_uri)?;
             let store = opened.as_store();
             let resolution = kiln_registry::resolve(store, &parsed)?;
+            version = match &resolution {
+                Resolution::Run(r) => r.version.clone(),
+                Resolution::LoggedModel { version, .. } => Some(version.clone()),
+                Resolution::Folder(_) => None,
+            };
             match (&opened, resolution) {
                 (_, Resolution::Folder(p)) => PathBuf::from(p),
                 (Opened::Local(local), Resolution::Run(resolved)) => {
@@ -312,7 +327,7 @@ pub(crate) fn load_bundle(reference: &str, store_uri: &str) -> Result<(Bundle<Fi
         Some(run) => format!("{reference} (run {run})"),
         None => reference.to_string(),
     };
-    Ok((bundle, label))
+    Ok((bundle, label, version))
 }
 
 fn sync(args: SyncArgs) -> Result<u8> {
@@ -339,51 +354,6 @@ fn sync(args: SyncArgs) -> Result<u8> {
 }
 
 fn predict(args: PredictArgs) -> Result<u8> {
-    let progress = StderrProgress { start: Instant::now() };
-    let uri = stores::uri_or_default(args.tracking_uri.clone());
-    let (bundle, label) = load_bundle(&args.model, &uri)?;
-    progress.step(&format!("loaded {label}, checksums verified"));
-    let pipeline = &bundle.pipeline;
-    let time_column = pipeline.recipe().map(|r| r.time_column.as_str());
-    let mut opts = read_options(time_column, None, None);
-    opts.columns = Some(pipeline.input_columns());
-    let frame = kiln_infra::read_frame(&args.input, &opts)?;
-    progress.step(&format!("read {} rows from {}", frame.n_rows(), args.input.display()));
-    let scored = kiln_train::score(&bundle, &frame, args.explain)?;
-    let mut columns = match &scored.keys {
-        RowKeys::Times { column, values } => vec![(column.clone(), Column::Timestamp(values.clone()))],
-        RowKeys::Ids { column, values } => {
-            vec![(column.clone(), Column::Categorical(values.iter().cloned().map(Some).collect()))]
-        }
-    };
-    let prediction_name = if scored.classes.is_some() { "probability" } else { "prediction" };
-    columns.push((prediction_name.to_string(), Column::Numeric(scored.predictions.clone())));
-    if let Some(classes) = &scored.classes {
-        columns.push(("class".to_string(), Column::Categorical(classes.iter().cloned().map(Some).collect())));
-    }
-    if args.with_features {
-        columns.push(("raw_prediction".to_string(), Column::Numeric(scored.raw.clone())));
-        for (j, name) in scored.features.names.iter().enumerate() {
-            columns.push((name.clone(), Column::Numeric(scored.features.column(j))));
-        }
-    }
-    if let Some(contrib) = &scored.contributions {
-        for (j, name) in contrib.names.iter().enumerate() {
-            columns.push((format!("shap_{name}"), Column::Numeric(contrib.column(j))));
-        }
-    }
-    let out = kiln_domain::Frame::new(columns)?;
-    if let Some(parent) = args.output.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
-    }
-    kiln_infra::write_frame(&args.output, &out)?;
-    let what = match pipeline.recipe() {
-        Some(recipe) => format!(
-            "{} steps ahead of each row's time, {} warm-up rows without one",
-            recipe.horizon, scored.warmup_dropped
-        ),
-        None => "one per row".to_string(),
-    };
-    progress.step(&format!("wrote {} predictions ({what}) to {}", out.n_rows(), args.output.display()));
-    Ok(0)
+    // streamed in chunks: see batch.rs
+    crate::batch::predict(args)
 }

@@ -1,10 +1,13 @@
 //! `kiln`: the composition root. Parses arguments, loads settings, builds the adapters, runs one command, prints the
 //! whole error chain and exits non-zero on failure. The only crate with `anyhow`, `main` and environment access.
 
+mod batch;
 mod cli;
 mod commands;
 mod config;
+mod progress;
 mod registry_cmd;
+mod serve_cmd;
 mod settings;
 mod stores;
 

@@ -214,6 +214,13 @@ impl Frame {
     }
 }
 
+impl Frame {
+    /// The named columns, in order, moved out of the frame (no copy).
+    pub fn into_columns(self) -> Vec<(String, Column)> {
+        self.names.into_iter().zip(self.columns).collect()
+    }
+}
+
 fn type_error(name: &str, expected: &'static str, actual: &Column) -> DomainError {
     DomainError::ColumnType { column: name.to_string(), expected, actual: actual.kind().as_str() }
 }

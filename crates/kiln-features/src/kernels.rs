@@ -56,14 +56,27 @@ impl Kernel {
 
     /// The value at every row of `input` (the batch path).
     pub(crate) fn series(self, input: Input<'_>) -> Vec<f64> {
+        self.series_from(input, 0, &mut self.state())
+    }
+
+    /// The running state of this kernel before its first row (empty for windowed and calendar kernels).
+    pub(crate) fn state(self) -> KernelState {
+        KernelState(self.scan())
+    }
+
+    /// The values at rows `start..` of `input` (the chunked batch path): windowed kernels read the rows before
+    /// `start` as their history; history-dependent kernels read only rows `start..` and continue `state`, which
+    /// must hold the recursion after every earlier row. With `start = 0` and a fresh state this is
+    /// [`Kernel::series`]; chunk after chunk it gives the very same values.
+    pub(crate) fn series_from(self, input: Input<'_>, start: usize, state: &mut KernelState) -> Vec<f64> {
         match (self, input) {
             (Kernel::Calendar { part, encoding }, Input::Time(times)) => {
-                times.iter().map(|&ms| calendar(part, encoding, ms)).collect()
+                times[start..].iter().map(|&ms| calendar(part, encoding, ms)).collect()
             }
-            (_, Input::Time(times)) => vec![f64::NAN; times.len()],
-            (_, Input::Numeric(x)) => match self.scan() {
-                Some(mut scan) => x.iter().map(|&v| scan.push(v)).collect(),
-                None => (0..x.len()).map(|t| self.value_at(x, t)).collect(),
+            (_, Input::Time(times)) => vec![f64::NAN; times.len().saturating_sub(start)],
+            (_, Input::Numeric(x)) => match &mut state.0 {
+                Some(scan) => x[start..].iter().map(|&v| scan.push(v)).collect(),
+                None => (start..x.len()).map(|t| self.value_at(x, t)).collect(),
             },
         }
     }
@@ -163,6 +176,11 @@ pub(crate) fn calendar(part: CalendarPart, encoding: Encoding, ms: i64) -> f64 {
         Encoding::Cos => (TAU * value / part.period()).cos(),
     }
 }
+
+/// What a kernel carries from one chunk of rows to the next: the recursion of a history-dependent kernel, nothing
+/// for the others.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct KernelState(Option<Scan>);
 
 /// The running state of a history-dependent kernel; `push` takes the next value and returns the output at it.
 #[derive(Debug, Clone, Copy)]

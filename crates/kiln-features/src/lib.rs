@@ -1,7 +1,8 @@
 //! Time-series features for kiln: a declarative [`TimeSeriesRecipe`] (lags, differences, returns, rolling,
 //! expanding and exponentially weighted statistics, calendar parts, a target transform) and the one code path that
 //! computes it, for a whole training table ([`TimeSeriesRecipe::build_table`]) and for the last row of a live
-//! window ([`TimeSeriesRecipe::build_last_row`]); the two agree bit for bit.
+//! window ([`TimeSeriesRecipe::build_last_row`]), and for a long series chunk by chunk ([`FeatureStream`]); all
+//! three agree bit for bit.
 //!
 //! Every kernel reads only rows `<= t` for the value at origin time `t`. Missing values are NaN and propagate the
 //! way pandas does. This crate does no I/O and knows no dataframe library: it reads a [`kiln_domain::Frame`] and
@@ -13,12 +14,13 @@ mod pipeline;
 mod preprocess;
 mod select;
 mod spec;
+mod stream;
 mod table;
 
 pub use error::FeatureError;
 pub use pipeline::{
-    Decision, FittedPipeline, PipelineInput, Prepared, TabularInput, matrix_to_frame, model_column_name, model_matrix,
-    select_columns,
+    Decision, FittedPipeline, PipelineInput, PipelineStream, Prepared, TabularInput, matrix_to_frame,
+    model_column_name, model_matrix, select_columns,
 };
 pub use preprocess::{
     BinSpec, Columns, DropSpec, FillValue, FittedImpute, FittedOneHot, FittedOrdinal, FittedPreprocessor, FittedScale,
@@ -32,6 +34,7 @@ pub use select::{
     mutual_info_regression,
 };
 pub use spec::{CalendarPart, FeatureSpec, Lookback, RollingStat, TargetTransform, TimeSeriesRecipe};
+pub use stream::{FeatureChunk, FeatureStream};
 pub use table::{FeatureRow, FeatureTable};
 
 #[cfg(test)]

@@ -4,10 +4,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::preprocess::{FittedPreprocessor, frame_to_matrix};
+use crate::preprocess::{FillValue, FittedPreprocessor, FittedStep, frame_to_matrix};
 use crate::select::FittedSelection;
-use crate::{FeatureError, FeatureRow, TimeSeriesRecipe};
-use kiln_domain::{Column, Frame, Matrix};
+use crate::{FeatureError, FeatureRow, FeatureStream, TimeSeriesRecipe};
+use kiln_domain::{Column, ColumnKind, Frame, Matrix};
 
 /// Where the features of a row come from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -109,6 +109,38 @@ impl FittedPipeline {
         }
     }
 
+    /// The type each raw input column must have, where the pipeline fixes it, so that a reader can parse every
+    /// chunk of a long file the same way: for a forecast the time column is a timestamp and every other input
+    /// numeric; for a tabular model, what the first preprocessing step that reads a column takes (numeric for
+    /// `scale`, `bin`, `ratio`, `product` and `impute` with a number; categorical for `one_hot`, `ordinal` and
+    /// `impute` with a label), and numeric for a column that reaches the model as it is. The id column and columns
+    /// that are only dropped are left out.
+    pub fn input_kinds(&self) -> Vec<(String, ColumnKind)> {
+        match &self.input {
+            PipelineInput::Forecast(r) => r
+                .input_columns()
+                .into_iter()
+                .map(|c| {
+                    let kind = if c == r.time_column { ColumnKind::Timestamp } else { ColumnKind::Numeric };
+                    (c, kind)
+                })
+                .collect(),
+            PipelineInput::Tabular(t) => tabular_kinds(&t.columns, self.preprocess.as_ref()),
+        }
+    }
+
+    /// A [`PipelineStream`] at the start of a sequence of chunks.
+    ///
+    /// # Errors
+    /// An invalid recipe.
+    pub fn stream(&self) -> Result<PipelineStream<'_>, FeatureError> {
+        let features = match &self.input {
+            PipelineInput::Forecast(recipe) => Some(recipe.stream()?),
+            PipelineInput::Tabular(_) => None,
+        };
+        Ok(PipelineStream { pipeline: self, features, preprocess: self.preprocess.clone() })
+    }
+
     /// The model inputs for every row of `frame` (forecast: every origin time past the warm-up).
     ///
     /// # Errors
@@ -154,10 +186,17 @@ impl FittedPipeline {
     /// A fitted step that fails, or columns that are not the model's.
     pub fn finish(&self, features: Frame) -> Result<Matrix, FeatureError> {
         let features = match &self.preprocess {
-            Some(p) => p.transform(&features)?,
+            Some(p) => p.transform_owned(features)?,
             None => features,
         };
+        self.select(features)
+    }
+
+    /// The model matrix of preprocessed features (dropped once copied into the matrix): the fitted selection, then
+    /// the check of the columns.
+    fn select(&self, features: Frame) -> Result<Matrix, FeatureError> {
         let x = model_matrix(&features)?;
+        drop(features);
         let x = match &self.selection {
             Some(s) => s.apply(&x)?,
             None => x,
@@ -175,6 +214,98 @@ impl FittedPipeline {
             reason: format!("the pipeline makes {names:?}, but the model was trained on {:?}", self.feature_names),
         })
     }
+}
+
+/// [`FittedPipeline::transform`] chunk by chunk over a long sequence of rows (a forecast's series in time order, or
+/// a tabular file), in bounded memory: the feature kernels carry what they need from the earlier chunks
+/// ([`FeatureStream`]) and a `forward_fill` step carries its last values, so every row gets exactly the model inputs
+/// one call on all rows gives it.
+#[derive(Debug, Clone)]
+pub struct PipelineStream<'a> {
+    pipeline: &'a FittedPipeline,
+    features: Option<FeatureStream>,
+    preprocess: Option<FittedPreprocessor>,
+}
+
+impl PipelineStream<'_> {
+    /// The model inputs of the next chunk's rows (forecast: those past the series' warm-up; `future` is `None`,
+    /// since a chunk's last targets lie in the next chunk).
+    ///
+    /// # Errors
+    /// As [`FittedPipeline::transform`], except that too few rows is not an error here (a chunk may lie in the
+    /// warm-up); a forecast chunk whose first time does not come after the previous chunk's last one is
+    /// [`FeatureError::NotSorted`]. After an error the stream must not be used further.
+    /// The chunk is taken by value, so that its columns move through the steps without copies.
+    pub fn push(&mut self, chunk: Frame) -> Result<Prepared, FeatureError> {
+        let (features, times, current, warmup_dropped) = match (&mut self.features, &self.pipeline.input) {
+            (Some(stream), _) => {
+                let c = stream.push(&chunk)?;
+                drop(chunk);
+                (c.features, Some(c.times), Some(c.current), c.warmup_dropped)
+            }
+            (None, PipelineInput::Tabular(t)) => (take_columns(chunk, &t.columns)?, None, None, 0),
+            (None, PipelineInput::Forecast(_)) => {
+                return Err(FeatureError::spec("input", "a forecast stream without its feature stream"));
+            }
+        };
+        let features = match &mut self.preprocess {
+            Some(p) => p.transform_chunk(features)?,
+            None => features,
+        };
+        let x = self.pipeline.select(features)?;
+        Ok(Prepared { x, times, current, future: None, warmup_dropped })
+    }
+}
+
+/// The kinds of a tabular model's raw columns (see [`FittedPipeline::input_kinds`]).
+fn tabular_kinds(columns: &[String], preprocess: Option<&FittedPreprocessor>) -> Vec<(String, ColumnKind)> {
+    // raw columns still present under their own name with their own values' type
+    let mut live: Vec<&str> = columns.iter().map(String::as_str).collect();
+    let mut kinds: Vec<(String, ColumnKind)> = Vec::new();
+    let mut decide = |live: &[&str], name: &str, kind: ColumnKind| {
+        if live.contains(&name) && !kinds.iter().any(|(n, _)| n == name) {
+            kinds.push((name.to_string(), kind));
+        }
+    };
+    for step in preprocess.map_or(&[][..], FittedPreprocessor::steps) {
+        match step {
+            FittedStep::Impute(s) => {
+                for c in &s.columns {
+                    match &c.value {
+                        Some(FillValue::Number(_)) => decide(&live, &c.name, ColumnKind::Numeric),
+                        Some(FillValue::Text(_)) => decide(&live, &c.name, ColumnKind::Categorical),
+                        None => {}
+                    }
+                }
+            }
+            FittedStep::Scale(s) => s.columns.iter().for_each(|c| decide(&live, &c.name, ColumnKind::Numeric)),
+            FittedStep::OneHot(s) => {
+                for c in &s.columns {
+                    decide(&live, &c.name, ColumnKind::Categorical);
+                    live.retain(|n| *n != c.name);
+                }
+            }
+            FittedStep::Ordinal(s) => {
+                for c in &s.columns {
+                    decide(&live, &c.name, ColumnKind::Categorical);
+                    live.retain(|n| *n != c.name);
+                }
+            }
+            FittedStep::Bin(s) => decide(&live, &s.column, ColumnKind::Numeric),
+            FittedStep::Ratio(s) => {
+                decide(&live, &s.numerator, ColumnKind::Numeric);
+                decide(&live, &s.denominator, ColumnKind::Numeric);
+            }
+            FittedStep::Product(s) => s.columns.iter().for_each(|c| decide(&live, c, ColumnKind::Numeric)),
+            FittedStep::Drop(s) => live.retain(|n| !s.columns.iter().any(|c| c == n)),
+        }
+    }
+    // what is left reaches the model matrix, which takes numbers only
+    for name in live.clone() {
+        decide(&live, name, ColumnKind::Numeric);
+    }
+    // in the order of the input columns
+    columns.iter().filter_map(|c| kinds.iter().find(|(n, _)| n == c).cloned()).collect()
 }
 
 /// The model's matrix of a frame of features: [`frame_to_matrix`] with every name made safe for the model
@@ -211,6 +342,31 @@ pub fn model_column_name(name: &str) -> String {
 pub fn matrix_to_frame(x: &Matrix) -> Result<Frame, FeatureError> {
     let columns = (0..x.n_cols()).map(|j| (x.names[j].clone(), Column::Numeric(x.column(j)))).collect();
     Frame::new(columns).map_err(|e| FeatureError::Spec { path: "features".to_string(), reason: e.to_string() })
+}
+
+/// The named columns of `frame`, in the given order, moved out of it (the others are dropped).
+///
+/// # Errors
+/// [`FeatureError::MissingColumn`] naming the first absent column.
+fn take_columns(frame: Frame, columns: &[String]) -> Result<Frame, FeatureError> {
+    if let Some(missing) = columns.iter().find(|c| !frame.has_column(c)) {
+        return Err(FeatureError::MissingColumn { needed_by: "features".to_string(), column: missing.clone() });
+    }
+    let mut all: Vec<Option<(String, Column)>> = frame.into_columns().into_iter().map(Some).collect();
+    let mut taken = Vec::with_capacity(columns.len());
+    for name in columns {
+        let slot = all.iter_mut().find(|c| c.as_ref().is_some_and(|(n, _)| n == name));
+        match slot.and_then(Option::take) {
+            Some(column) => taken.push(column),
+            None => {
+                return Err(FeatureError::Spec {
+                    path: "features".to_string(),
+                    reason: format!("the column '{name}' is listed twice"),
+                });
+            }
+        }
+    }
+    Frame::new(taken).map_err(|e| FeatureError::Spec { path: "features".to_string(), reason: e.to_string() })
 }
 
 /// The named columns of `frame`, in the given order.

@@ -145,7 +145,8 @@ impl FittedStep {
         }
     }
 
-    fn transform(&self, frame: &Frame, at: At) -> Result<Frame, FeatureError> {
+    /// Takes the frame by value: the columns the step leaves alone move to the output without a copy.
+    fn transform(&self, frame: Frame, at: At) -> Result<Frame, FeatureError> {
         match self {
             FittedStep::Impute(s) => s.transform(frame, at),
             FittedStep::Scale(s) => s.transform(frame, at),
@@ -209,7 +210,7 @@ impl Preprocessor {
         for (i, spec) in self.steps.iter().enumerate() {
             let at = At::new(i, spec.kind());
             let fitted = spec.fit(&current, at)?;
-            current = fitted.transform(&current, at)?;
+            current = fitted.transform(current, at)?;
             steps.push(fitted);
         }
         let fitted = FittedPreprocessor { steps, output_names: current.names().to_vec() };
@@ -243,9 +244,35 @@ impl FittedPreprocessor {
     /// [`FeatureError::UnknownCategory`] for an unseen category under `unknown: error`, [`FeatureError::Spec`] when
     /// a step would produce a column the frame already has.
     pub fn transform(&self, frame: &Frame) -> Result<Frame, FeatureError> {
-        let mut current = frame.clone();
+        self.transform_owned(frame.clone())
+    }
+
+    /// [`FittedPreprocessor::transform`] of a frame the caller gives away: the columns no step touches move to the
+    /// output without a copy.
+    ///
+    /// # Errors
+    /// As [`FittedPreprocessor::transform`].
+    pub fn transform_owned(&self, frame: Frame) -> Result<Frame, FeatureError> {
+        let mut current = frame;
         for (i, step) in self.steps.iter().enumerate() {
-            current = step.transform(&current, At::new(i, step.kind()))?;
+            current = step.transform(current, At::new(i, step.kind()))?;
+        }
+        Ok(current)
+    }
+
+    /// [`FittedPreprocessor::transform`] of one chunk of a longer sequence of rows: a `forward_fill` step then
+    /// carries the chunk's last seen value of each column into the next chunk (it becomes the step's fill value),
+    /// so chunk after chunk gives the rows one call on all of them gives. The other steps are row-local.
+    ///
+    /// # Errors
+    /// As [`FittedPreprocessor::transform`].
+    pub fn transform_chunk(&mut self, frame: Frame) -> Result<Frame, FeatureError> {
+        let mut current = frame;
+        for (i, step) in self.steps.iter_mut().enumerate() {
+            current = step.transform(current, At::new(i, step.kind()))?;
+            if let FittedStep::Impute(impute) = step {
+                impute.carry_forward(&current);
+            }
         }
         Ok(current)
     }
@@ -359,8 +386,9 @@ pub(crate) struct Draft {
 }
 
 impl Draft {
-    pub(crate) fn of(frame: &Frame) -> Draft {
-        Draft { columns: frame.columns().map(|(n, c)| (n.to_string(), c.clone())).collect() }
+    /// The frame's columns, moved (not copied) into a draft.
+    pub(crate) fn of(frame: Frame) -> Draft {
+        Draft { columns: frame.into_columns() }
     }
 
     fn position(&self, name: &str) -> Option<usize> {

@@ -37,11 +37,11 @@ pub struct FeatureRow {
 }
 
 /// The recipe's columns, checked and borrowed from a frame.
-struct Resolved<'a> {
-    outputs: Vec<Output>,
-    times: &'a [i64],
-    target: &'a [f64],
-    inputs: Vec<Input<'a>>,
+pub(crate) struct Resolved<'a> {
+    pub(crate) outputs: Vec<Output>,
+    pub(crate) times: &'a [i64],
+    pub(crate) target: &'a [f64],
+    pub(crate) inputs: Vec<Input<'a>>,
 }
 
 impl TimeSeriesRecipe {
@@ -115,7 +115,7 @@ impl TimeSeriesRecipe {
     }
 
     /// Validates the recipe and borrows its columns from `frame`, checking types and time order.
-    fn resolve<'a>(&self, frame: &'a Frame) -> Result<Resolved<'a>, FeatureError> {
+    pub(crate) fn resolve<'a>(&self, frame: &'a Frame) -> Result<Resolved<'a>, FeatureError> {
         self.validate()?;
         let times = match column(frame, &self.time_column, "time_column")? {
             Column::Timestamp(v) => v.as_slice(),

@@ -1191,3 +1191,204 @@ fn fitted_pipeline_rejects_a_feature_names_mismatch() {
     trained_recipe.features[1] = FeatureSpec::Ewm { column: "USD".into(), spans: vec![12.0] };
     assert!(trained.transform(frame).unwrap_err().to_string().contains("USD_ewm_12"));
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// chunk by chunk
+// ---------------------------------------------------------------------------------------------------------------
+
+/// The ETTh1 experiment's recipe (conf/tasks/etth1.yaml): lags up to 168 rows, rolling windows, an EWM and an
+/// expanding mean, so both the carried rows and the carried recursions are exercised.
+fn etth1_recipe() -> TimeSeriesRecipe {
+    let ot = || "OT".to_string();
+    let mut r = recipe(
+        "date",
+        "OT",
+        vec![
+            FeatureSpec::Current {
+                columns: ["OT", "HUFL", "HULL", "MUFL", "MULL", "LUFL", "LULL"].map(String::from).to_vec(),
+            },
+            FeatureSpec::Lag { column: ot(), lags: vec![1, 2, 3, 24, 168] },
+            FeatureSpec::Diff { column: ot(), periods: vec![1, 24] },
+            FeatureSpec::Rolling {
+                column: ot(),
+                windows: vec![6, 24],
+                stats: vec![RollingStat::Mean, RollingStat::Std, RollingStat::Min, RollingStat::Max],
+            },
+            FeatureSpec::Ewm { column: ot(), spans: vec![12.0] },
+            FeatureSpec::ExpandingMean { column: ot(), min_periods: 1 },
+            FeatureSpec::Lag { column: "HUFL".into(), lags: vec![1, 24] },
+            FeatureSpec::Calendar {
+                parts: vec![CalendarPart::Hour, CalendarPart::DayOfWeek, CalendarPart::DayOfYear],
+                cyclical: true,
+            },
+        ],
+    );
+    r.target_transform = TargetTransform::Difference;
+    r
+}
+
+/// Pushes `frame` in chunks of `size` rows and checks that the rows put together are the whole table, bit for bit.
+fn assert_stream_equals_table(recipe: &TimeSeriesRecipe, frame: &Frame, size: usize) {
+    let table = recipe.build_table(frame).unwrap();
+    let mut stream = recipe.stream().unwrap();
+    let (mut data, mut times, mut current, mut dropped) = (Vec::new(), Vec::new(), Vec::new(), 0);
+    let n = frame.n_rows();
+    for start in (0..n).step_by(size) {
+        let chunk = stream.push(&frame.slice(start, (start + size).min(n))).unwrap();
+        assert_eq!(chunk.features.names(), table.x.names);
+        assert_eq!(chunk.features.n_rows(), chunk.times.len());
+        data.extend(crate::frame_to_matrix(&chunk.features).unwrap().data);
+        times.extend(chunk.times);
+        current.extend(chunk.current);
+        dropped += chunk.warmup_dropped;
+    }
+    assert_eq!(stream.rows(), n);
+    assert_eq!(dropped, table.warmup_dropped, "chunks of {size}");
+    assert_eq!(times, table.times, "chunks of {size}");
+    assert_eq!(data.len(), table.x.data.len());
+    let width = table.x.n_cols();
+    for (i, (&a, &b)) in data.iter().zip(&table.x.data).enumerate() {
+        assert!(
+            same_bits(a, b),
+            "chunks of {size}: row {} feature {}: {a} != {b}",
+            i / width,
+            table.x.names[i % width]
+        );
+    }
+    assert!(current.iter().zip(&table.current).all(|(&a, &b)| same_bits(a, b)), "chunks of {size}: current");
+}
+
+#[test]
+fn chunk_by_chunk_equals_the_whole_table_bit_for_bit_on_etth1() {
+    let recipe = etth1_recipe();
+    assert_eq!(recipe.stream().unwrap().history(), 168);
+    for size in [1, 7, 167, 168, 169, 1000, 20_000] {
+        assert_stream_equals_table(&recipe, etth1(), size);
+    }
+}
+
+#[test]
+fn chunk_by_chunk_equals_the_whole_table_bit_for_bit_on_ecb_with_missing_values() {
+    let recipe = everything_recipe("Date", "USD", &["USD", "ISK", "BGN"]);
+    for size in [1, 2, 7, 10, 11, 500, 7126] {
+        assert_stream_equals_table(&recipe, ecb(), size);
+    }
+}
+
+#[test]
+fn a_chunk_that_goes_back_in_time_is_refused_with_series_row_numbers() {
+    let recipe = recipe("Date", "USD", vec![FeatureSpec::Lag { column: "USD".into(), lags: vec![1] }]);
+    let frame = ecb();
+    let mut stream = recipe.stream().unwrap();
+    stream.push(&frame.slice(10, 20)).unwrap();
+    let error = stream.push(&frame.slice(15, 25)).unwrap_err();
+    assert!(matches!(error, FeatureError::NotSorted { prev_row: 9, row: 10, .. }), "{error:?}");
+
+    let mut stream = recipe.stream().unwrap();
+    stream.push(&frame.slice(0, 5)).unwrap();
+    let times = frame.timestamps("Date").unwrap();
+    let usd = frame.numeric("USD").unwrap();
+    let swapped = Frame::new(vec![
+        ("Date".into(), Column::Timestamp(vec![times[6], times[5]])),
+        ("USD".into(), Column::Numeric(vec![usd[6], usd[5]])),
+    ])
+    .unwrap();
+    let error = stream.push(&swapped).unwrap_err();
+    assert!(matches!(error, FeatureError::NotSorted { prev_row: 5, row: 6, .. }), "{error:?}");
+}
+
+#[test]
+fn pipeline_stream_carries_forward_fill_across_chunks() {
+    use crate::{ImputeSpec, ImputeStrategy, PreprocessSpec, Preprocessor, TabularInput};
+    let values = [1.0, f64::NAN, f64::NAN, 4.0, f64::NAN, f64::NAN, f64::NAN, 8.0, f64::NAN];
+    let labels = [Some("a"), None, Some("b"), None, None, None, Some("c"), None, None];
+    let frame = Frame::new(vec![
+        ("x".into(), Column::Numeric(values.to_vec())),
+        ("y".into(), Column::Numeric((0..9).map(f64::from).collect())),
+        ("k".into(), Column::Categorical(labels.iter().map(|l| l.map(String::from)).collect())),
+    ])
+    .unwrap();
+    let ffill = |columns: &[&str]| {
+        Preprocessor::new(vec![PreprocessSpec::Impute(ImputeSpec {
+            columns: crate::Columns::Named(columns.iter().map(|c| c.to_string()).collect()),
+            exclude: Vec::new(),
+            strategy: ImputeStrategy::ForwardFill,
+            value: None,
+        })])
+    };
+    let xy = ["x".to_string(), "y".to_string()];
+    let (fitted, _) = ffill(&["x"]).fit_transform(&frame.slice(0, 1).select(&xy).unwrap()).unwrap();
+    let pipeline = FittedPipeline {
+        input: PipelineInput::Tabular(TabularInput { columns: xy.to_vec(), id_column: None }),
+        preprocess: Some(fitted),
+        selection: None,
+        decision: None,
+        feature_names: xy.to_vec(),
+    };
+    let whole = pipeline.transform(&frame).unwrap();
+    for size in [1, 2, 4] {
+        let mut stream = pipeline.stream().unwrap();
+        let mut data = Vec::new();
+        for start in (0..9).step_by(size) {
+            data.extend(stream.push(frame.slice(start, (start + size).min(9))).unwrap().x.data);
+        }
+        assert_eq!(data, whole.x.data, "chunks of {size}");
+    }
+
+    // labels too, straight through the preprocessing
+    let (fitted, _) = ffill(&["x", "k"]).fit_transform(&frame.slice(0, 1)).unwrap();
+    let whole = fitted.transform(&frame).unwrap();
+    let mut carried = fitted.clone();
+    let mut labels = Vec::new();
+    for start in (0..9).step_by(2) {
+        let out = carried.transform_chunk(frame.slice(start, (start + 2).min(9))).unwrap();
+        labels.extend(out.categorical("k").unwrap().to_vec());
+    }
+    assert_eq!(labels, whole.categorical("k").unwrap());
+    assert_eq!(labels[5].as_deref(), Some("b"));
+}
+
+#[test]
+fn input_kinds_follow_the_recipe_or_the_preprocessing() {
+    use kiln_domain::ColumnKind::{Categorical, Numeric, Timestamp};
+    let pipeline = FittedPipeline::new(etth1_recipe(), &etth1_recipe().feature_names());
+    let kinds = pipeline.input_kinds();
+    assert_eq!(kinds[0], ("date".to_string(), Timestamp));
+    assert_eq!(kinds[1], ("OT".to_string(), Numeric));
+    assert_eq!(kinds.len(), 8);
+    assert!(kinds[1..].iter().all(|(_, k)| *k == Numeric));
+
+    use crate::{OneHotDrop, OneHotSpec, OneHotUnknown, PreprocessSpec, Preprocessor, RatioSpec, TabularInput};
+    let frame = Frame::new(vec![
+        ("id".into(), Column::Categorical(vec![Some("a".into()), Some("b".into())])),
+        ("plan".into(), Column::Categorical(vec![Some("x".into()), Some("y".into())])),
+        ("total".into(), Column::Numeric(vec![10.0, 20.0])),
+        ("monthly".into(), Column::Numeric(vec![1.0, 2.0])),
+        ("age".into(), Column::Numeric(vec![30.0, 40.0])),
+    ])
+    .unwrap();
+    let steps = Preprocessor::new(vec![
+        PreprocessSpec::Ratio(RatioSpec { numerator: "total".into(), denominator: "monthly".into(), into: "m".into() }),
+        PreprocessSpec::OneHot(OneHotSpec {
+            columns: crate::Columns::Categorical,
+            exclude: Vec::new(),
+            unknown: OneHotUnknown::Ignore,
+            drop: OneHotDrop::None,
+        }),
+    ]);
+    let columns: Vec<String> = ["plan", "total", "monthly", "age"].map(String::from).to_vec();
+    let (fitted, out) = steps.fit_transform(&frame.select(&columns).unwrap()).unwrap();
+    let pipeline = FittedPipeline {
+        input: PipelineInput::Tabular(TabularInput { columns, id_column: Some("id".into()) }),
+        preprocess: Some(fitted),
+        selection: None,
+        decision: None,
+        feature_names: out.names().to_vec(),
+    };
+    let kinds: Vec<(String, kiln_domain::ColumnKind)> = ["plan", "total", "monthly", "age"]
+        .into_iter()
+        .zip([Categorical, Numeric, Numeric, Numeric])
+        .map(|(n, k)| (n.to_string(), k))
+        .collect();
+    assert_eq!(pipeline.input_kinds(), kinds);
+}

@@ -13,6 +13,24 @@ pub enum Location {
     Row(usize),
 }
 
+impl Location {
+    /// Line or row `n`, the same kind as this one.
+    pub fn with_number(self, n: u64) -> Location {
+        match self {
+            Location::Line(_) => Location::Line(n),
+            Location::Row(_) => Location::Row(usize::try_from(n).unwrap_or(usize::MAX)),
+        }
+    }
+
+    /// The line or row number.
+    pub fn number(self) -> u64 {
+        match self {
+            Location::Line(n) => n,
+            Location::Row(n) => n as u64,
+        }
+    }
+}
+
 impl fmt::Display for Location {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -43,6 +61,28 @@ pub enum ReadError {
     MissingColumn { path: PathBuf, column: String, available: Vec<String> },
     #[error("{} {location}, column '{column}': cannot parse '{text}' as a date (expected {expected})", path.display())]
     BadTime { path: PathBuf, location: Location, column: String, text: String, expected: String },
+    #[error(
+        "{} {location}, column '{column}': cannot parse '{text}' as a number{}",
+        path.display(),
+        inferred_from.map_or(String::new(), |n| format!(
+            " (the column was read as numeric because its first {n} rows were numbers; declare it categorical if it \
+             holds text)"
+        ))
+    )]
+    NotNumber { path: PathBuf, location: Location, column: String, text: String, inferred_from: Option<usize> },
+    #[error(
+        "{}: the rows are newest first (time column '{column}' goes from {first} back to {second}); a file is read \
+         chunk by chunk oldest first only",
+        path.display()
+    )]
+    NewestFirst { path: PathBuf, column: String, first: String, second: String },
+    #[error(
+        "{} {location}: time column '{column}' is {time}, which does not come after {prev} ({}); rows read chunk by \
+         chunk must be in strictly increasing time order",
+        path.display(),
+        location.with_number(*prev_at)
+    )]
+    NotSorted { path: PathBuf, location: Location, column: String, time: String, prev: String, prev_at: u64 },
     #[error("invalid time format '{format}': {reason}")]
     TimeFormat { format: String, reason: String },
     #[error("{}: time column '{column}' repeats the timestamp {time}", path.display())]
@@ -62,12 +102,14 @@ impl ReadError {
     pub fn code(&self) -> Code {
         match self {
             ReadError::Io { .. } | ReadError::UnsupportedFormat { .. } | ReadError::Parquet { .. } => Code::DataRead,
-            ReadError::Csv { .. } | ReadError::BadTime { .. } => Code::DataParse,
+            ReadError::Csv { .. } | ReadError::BadTime { .. } | ReadError::NotNumber { .. } => Code::DataParse,
             ReadError::NoHeader { .. }
             | ReadError::FieldCount { .. }
             | ReadError::EmptyHeader { .. }
             | ReadError::DuplicateColumn { .. }
-            | ReadError::DuplicateTime { .. } => Code::DataShape,
+            | ReadError::DuplicateTime { .. }
+            | ReadError::NewestFirst { .. }
+            | ReadError::NotSorted { .. } => Code::DataShape,
             ReadError::MissingColumn { .. } => Code::MissingColumn,
             ReadError::TimeFormat { .. } => Code::ConfigInvalid,
             ReadError::TimeColumnType { .. } | ReadError::UnsupportedDtype { .. } => Code::ColumnType,

@@ -1,22 +1,26 @@
-//! Data files in and out as [`Frame`]s. CSV goes through the `csv` crate with strict field counts, so every error
-//! names the file and the 1-based line (polars' CSV reader gives no line numbers and pads short rows); Parquet goes
-//! through polars. Column types are inferred per column (time column -> timestamp, all-numeric -> numeric, else
-//! categorical) and rows come back sorted by the time column. Polars types never leave this module.
+//! Data files in as [`Frame`]s, whole ([`read_frame`]) or chunk by chunk in bounded memory ([`read_chunks`]); the
+//! whole-file reader is the chunked one with a single chunk, so both parse every cell the same way. CSV goes through
+//! the `csv` crate with strict field counts, so every error names the file and the 1-based line (polars' CSV reader
+//! gives no line numbers and pads short rows); Parquet goes through polars, reading only the needed columns, a slice
+//! of rows at a time. Column types are declared ([`ReadOptions::numeric`], [`ReadOptions::categorical`], the time
+//! column) or inferred (all-numeric -> numeric, else categorical): over the whole file by [`read_frame`], from the
+//! first chunk by [`read_chunks`]. [`read_frame`] sorts the rows by the time column; [`read_chunks`] checks that they
+//! come sorted. Polars types never leave this module.
+//!
+//! Writing is in `write.rs`.
 
 use std::collections::HashSet;
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Read, Write};
+use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use kiln_domain::{Column, DomainError, Frame};
-use polars::prelude::{
-    DataFrame, DataType, Int64Chunked, IntoColumn, IntoSeries, NamedFrom, ParquetReader, ParquetWriter, PolarsError,
-    SerReader, Series, TimeUnit,
-};
+use polars::prelude::{DataFrame, DataType, FileMetadataRef, ParquetReader, PolarsError, SerReader, Series, TimeUnit};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Location, ReadError};
 use crate::timefmt::{IsoStyle, TimeParser, format_iso};
+use crate::write::format_number;
 
 /// How to read a data file.
 #[derive(Debug, Clone, PartialEq)]
@@ -33,6 +37,9 @@ pub struct ReadOptions {
     pub columns: Option<Vec<String>>,
     /// columns read as categorical even when every value is a number
     pub categorical: Vec<String>,
+    /// columns that must hold numbers: a cell that is neither a number nor missing is an error naming its line
+    /// (CSV) or row (Parquet text column) instead of turning the column categorical
+    pub numeric: Vec<String>,
 }
 
 impl Default for ReadOptions {
@@ -43,17 +50,18 @@ impl Default for ReadOptions {
             na_values: ["", "N/A", "NA", "NaN", "null"].iter().map(|s| s.to_string()).collect(),
             columns: None,
             categorical: Vec::new(),
+            numeric: Vec::new(),
         }
     }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum FileKind {
+pub(crate) enum FileKind {
     Csv,
     Parquet,
 }
 
-fn kind_of(path: &Path) -> Result<FileKind, ReadError> {
+pub(crate) fn kind_of(path: &Path) -> Result<FileKind, ReadError> {
     let ext = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
     match ext.as_deref() {
         Some("csv") => Ok(FileKind::Csv),
@@ -62,11 +70,11 @@ fn kind_of(path: &Path) -> Result<FileKind, ReadError> {
     }
 }
 
-fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ReadError + '_ {
+pub(crate) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ReadError + '_ {
     move |source| ReadError::Io { path: path.to_path_buf(), source }
 }
 
-fn parquet_err(path: &Path) -> impl FnOnce(PolarsError) -> ReadError + '_ {
+pub(crate) fn parquet_err(path: &Path) -> impl FnOnce(PolarsError) -> ReadError + '_ {
     move |e| ReadError::Parquet { path: path.to_path_buf(), message: e.to_string() }
 }
 
@@ -74,17 +82,14 @@ fn parquet_err(path: &Path) -> impl FnOnce(PolarsError) -> ReadError + '_ {
 ///
 /// # Errors
 /// A [`ReadError`] naming the file and, where it applies, the line, row and column: unreadable file, wrong field
-/// count, empty header name, missing or repeated column, unparseable or repeated timestamp, unsupported Parquet type.
+/// count, empty header name, missing or repeated column, unparseable or repeated timestamp, a cell of a
+/// [`ReadOptions::numeric`] column that is not a number, unsupported Parquet type.
 pub fn read_frame(path: &Path, opts: &ReadOptions) -> Result<Frame, ReadError> {
-    let mut parser = match &opts.time_format {
-        Some(format) => TimeParser::with_format(format)
-            .map_err(|reason| ReadError::TimeFormat { format: format.clone(), reason })?,
-        None => TimeParser::Auto(None),
-    };
-    let frame = match kind_of(path)? {
-        FileKind::Csv => read_csv(path, opts, &mut parser)?,
-        FileKind::Parquet => read_parquet(path, opts, &mut parser)?,
-    };
+    let mut chunks = FrameChunks::open(path, opts, usize::MAX, false)?;
+    // the first chunk always comes, empty for a file without rows; with no row limit it is the whole file
+    let frame = chunks.next().unwrap_or_else(|| {
+        Err(ReadError::Internal { path: path.to_path_buf(), message: "no chunk read".to_string() })
+    })?;
     match &opts.time_column {
         Some(time) => frame.sorted_by_time(time).map_err(|e| match e {
             DomainError::DuplicateTime { column, millis } => {
@@ -94,6 +99,267 @@ pub fn read_frame(path: &Path, opts: &ReadOptions) -> Result<Frame, ReadError> {
             other => unreachable_domain(path, other),
         }),
         None => Ok(frame),
+    }
+}
+
+/// Opens a `.csv`, `.parquet` or `.pq` file to be read `rows_per_chunk` rows at a time (the last chunk may be
+/// shorter). Memory stays bounded by the chunk, whatever the file's size. The first chunk is yielded even when the
+/// file has no rows. With a time column, the rows must come in strictly increasing time order: a file that starts
+/// newest first is [`ReadError::NewestFirst`] (read it whole with [`read_frame`], which sorts), any later step back
+/// or repeat is [`ReadError::NotSorted`] naming the line.
+///
+/// A column that is neither the time column nor declared in [`ReadOptions::numeric`] or
+/// [`ReadOptions::categorical`] gets its type from the first chunk (numeric when every cell there is a number or
+/// missing); a later non-number in it is then an error naming the line.
+///
+/// # Errors
+/// What [`read_frame`] reports about the header, the columns and the time format, right away; errors about rows
+/// come from the iterator, for the chunk they are in. After an error the iterator ends.
+pub fn read_chunks(path: &Path, opts: &ReadOptions, rows_per_chunk: usize) -> Result<FrameChunks, ReadError> {
+    FrameChunks::open(path, opts, rows_per_chunk.max(1), true)
+}
+
+/// How far a [`FrameChunks`] has read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ReadProgress {
+    /// data rows read so far
+    pub rows: u64,
+    /// the file's data rows, when the format says it up front (Parquet)
+    pub total_rows: Option<u64>,
+    /// bytes of the file read so far, when the format reads front to back (CSV)
+    pub bytes: Option<u64>,
+    /// the file's size
+    pub total_bytes: Option<u64>,
+}
+
+/// The frames of a data file, chunk by chunk (see [`read_chunks`]).
+pub struct FrameChunks {
+    path: PathBuf,
+    source: Source,
+    columns: Vec<Planned>,
+    parser: TimeParser,
+    na: HashSet<String>,
+    rows_per_chunk: usize,
+    /// check the time order across the whole file (chunked reading); the whole-file reader sorts instead
+    check_order: bool,
+    /// time and place of the last row read, for the order check
+    last: Option<(i64, Location)>,
+    rows: u64,
+    chunks: u64,
+    done: bool,
+    total_bytes: Option<u64>,
+}
+
+impl std::fmt::Debug for FrameChunks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FrameChunks")
+            .field("path", &self.path)
+            .field("rows_per_chunk", &self.rows_per_chunk)
+            .field("rows", &self.rows)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One kept column and how its cells become values.
+#[derive(Debug, Clone)]
+struct Planned {
+    name: String,
+    kind: Kind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Time,
+    Numeric,
+    Categorical,
+    /// numeric if every cell is a number, else categorical; the first chunk decides for the later ones
+    Infer,
+    /// numeric, as the first chunk's (this many) rows were
+    Inferred(usize),
+}
+
+enum Source {
+    Csv(Box<CsvSource>),
+    Parquet(ParquetSource),
+}
+
+impl FrameChunks {
+    fn open(
+        path: &Path,
+        opts: &ReadOptions,
+        rows_per_chunk: usize,
+        check_order: bool,
+    ) -> Result<FrameChunks, ReadError> {
+        let parser = match &opts.time_format {
+            Some(format) => TimeParser::with_format(format)
+                .map_err(|reason| ReadError::TimeFormat { format: format.clone(), reason })?,
+            None => TimeParser::Auto(None),
+        };
+        let (source, available) = match kind_of(path)? {
+            FileKind::Csv => {
+                let (source, names) = CsvSource::open(path)?;
+                (Source::Csv(Box::new(source)), names)
+            }
+            FileKind::Parquet => {
+                let (source, names) = ParquetSource::open(path)?;
+                (Source::Parquet(source), names)
+            }
+        };
+        let keep = plan(path, &available, opts)?;
+        let columns: Vec<Planned> = keep
+            .into_iter()
+            .map(|name| {
+                let kind = if opts.time_column.as_ref() == Some(&name) {
+                    Kind::Time
+                } else if opts.categorical.contains(&name) {
+                    Kind::Categorical
+                } else if opts.numeric.contains(&name) {
+                    Kind::Numeric
+                } else {
+                    Kind::Infer
+                };
+                Planned { name, kind }
+            })
+            .collect();
+        let source = match source {
+            Source::Csv(mut csv) => {
+                csv.indices =
+                    columns.iter().map(|c| available.iter().position(|n| *n == c.name).unwrap_or(usize::MAX)).collect();
+                Source::Csv(csv)
+            }
+            Source::Parquet(mut pq) => {
+                pq.columns = columns.iter().map(|c| c.name.clone()).collect();
+                Source::Parquet(pq)
+            }
+        };
+        let total_bytes = std::fs::metadata(path).ok().map(|m| m.len());
+        Ok(FrameChunks {
+            path: path.to_path_buf(),
+            source,
+            columns,
+            parser,
+            na: opts.na_values.iter().map(|s| s.trim().to_string()).collect(),
+            rows_per_chunk,
+            check_order,
+            last: None,
+            rows: 0,
+            chunks: 0,
+            done: false,
+            total_bytes,
+        })
+    }
+
+    /// Rows and bytes read so far.
+    pub fn progress(&self) -> ReadProgress {
+        let (total_rows, bytes) = match &self.source {
+            Source::Csv(csv) => (None, Some(csv.bytes)),
+            Source::Parquet(pq) => (Some(pq.total_rows as u64), None),
+        };
+        ReadProgress { rows: self.rows, total_rows, bytes, total_bytes: self.total_bytes }
+    }
+
+    fn next_chunk(&mut self) -> Result<Option<Frame>, ReadError> {
+        let first_row = self.rows;
+        let (columns, n) = match &mut self.source {
+            Source::Csv(csv) => {
+                let raw = csv.read(&self.path, self.rows_per_chunk)?;
+                let n = raw.lines.len();
+                if n == 0 && self.chunks > 0 {
+                    return Ok(None);
+                }
+                (csv_columns(&self.path, &mut self.columns, &raw, &self.na, &mut self.parser)?, n)
+            }
+            Source::Parquet(pq) => {
+                let Some(df) = pq.read(&self.path, self.rows_per_chunk)? else {
+                    if self.chunks > 0 {
+                        return Ok(None);
+                    }
+                    let empty = pq.read_empty(&self.path)?;
+                    let columns = parquet_columns(&self.path, &self.columns, &empty, 0, &self.na, &mut self.parser)?;
+                    self.chunks += 1;
+                    return build_frame(&self.path, columns).map(Some);
+                };
+                let n = df.height();
+                (parquet_columns(&self.path, &self.columns, &df, first_row as usize, &self.na, &mut self.parser)?, n)
+            }
+        };
+        let frame = build_frame(&self.path, columns)?;
+        if self.check_order {
+            self.check_order(&frame, first_row)?;
+        }
+        self.rows += n as u64;
+        self.chunks += 1;
+        Ok(Some(frame))
+    }
+
+    /// The rows of `frame` (starting at data row `first_row`) continue the strictly increasing time order.
+    fn check_order(&mut self, frame: &Frame, first_row: u64) -> Result<(), ReadError> {
+        let Some(time) = self.columns.iter().find(|c| c.kind == Kind::Time) else {
+            return Ok(());
+        };
+        let Ok(stamps) = frame.timestamps(&time.name) else {
+            return Ok(());
+        };
+        for (i, &t) in stamps.iter().enumerate() {
+            let here = self.location(first_row + i as u64);
+            if let Some((prev, prev_at)) = self.last
+                && t <= prev
+            {
+                let style = IsoStyle::for_column(&[prev, t]);
+                let (prev_text, text) = (format_iso(prev, style), format_iso(t, style));
+                return Err(if first_row + i as u64 == 1 && t < prev {
+                    ReadError::NewestFirst {
+                        path: self.path.clone(),
+                        column: time.name.clone(),
+                        first: prev_text,
+                        second: text,
+                    }
+                } else {
+                    ReadError::NotSorted {
+                        path: self.path.clone(),
+                        location: here,
+                        column: time.name.clone(),
+                        time: text,
+                        prev: prev_text,
+                        prev_at: prev_at.number(),
+                    }
+                });
+            }
+            self.last = Some((t, here));
+        }
+        Ok(())
+    }
+
+    /// Where data row `row` (0-based) is: its CSV line, or its 1-based Parquet row.
+    fn location(&self, row: u64) -> Location {
+        match &self.source {
+            Source::Csv(csv) => {
+                let index = row.saturating_sub(csv.first_row_of_chunk) as usize;
+                Location::Line(csv.lines.get(index).copied().unwrap_or(0))
+            }
+            Source::Parquet(_) => Location::Row(row as usize + 1),
+        }
+    }
+}
+
+impl Iterator for FrameChunks {
+    type Item = Result<Frame, ReadError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        match self.next_chunk() {
+            Ok(Some(frame)) => Some(Ok(frame)),
+            Ok(None) => {
+                self.done = true;
+                None
+            }
+            Err(e) => {
+                self.done = true;
+                Some(Err(e))
+            }
+        }
     }
 }
 
@@ -151,14 +417,60 @@ fn build_frame(path: &Path, columns: Vec<(String, Column)>) -> Result<Frame, Rea
     })
 }
 
+/// A number, or `None` for a missing cell; `Err(())` for a cell that is neither.
+fn parse_number(cell: &str, na: &HashSet<String>) -> Result<f64, ()> {
+    if na.contains(cell) {
+        return Ok(f64::NAN);
+    }
+    cell.parse::<f64>().map_err(|_| ())
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // CSV
 
-/// A CSV file's cells, column by column, with the line each row starts on.
-struct RawCsv {
-    names: Vec<String>,
-    cells: Vec<Vec<String>>,
+/// The kept columns of one chunk of CSV rows, each column's trimmed cells in one buffer.
+struct RawChunk {
+    cells: Vec<Cells>,
     lines: Vec<u64>,
+}
+
+/// One column's cells of a chunk: their texts end to end, and where each ends.
+#[derive(Default)]
+struct Cells {
+    text: String,
+    ends: Vec<usize>,
+}
+
+impl Cells {
+    fn push(&mut self, cell: &str) {
+        self.text.push_str(cell);
+        self.ends.push(self.text.len());
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &str> {
+        let mut start = 0;
+        self.ends.iter().map(move |&end| {
+            let cell = &self.text[start..end];
+            start = end;
+            cell
+        })
+    }
+}
+
+struct CsvSource {
+    reader: csv::Reader<BufReader<File>>,
+    record: csv::StringRecord,
+    width: usize,
+    /// the ECB file ends every line with a comma: an unnamed last column that must be empty everywhere
+    trailing_unnamed: bool,
+    /// the record index of each kept column
+    indices: Vec<usize>,
+    /// bytes consumed so far
+    bytes: u64,
+    /// the lines of the current chunk's rows, and the data row the chunk starts at
+    lines: Vec<u64>,
+    first_row_of_chunk: u64,
+    rows: u64,
 }
 
 fn csv_error(path: &Path, e: csv::Error) -> ReadError {
@@ -174,105 +486,148 @@ fn csv_error(path: &Path, e: csv::Error) -> ReadError {
     }
 }
 
-fn read_raw_csv(path: &Path) -> Result<RawCsv, ReadError> {
-    let file = File::open(path).map_err(io_err(path))?;
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(BufReader::with_capacity(1 << 16, file));
-    let mut record = csv::StringRecord::new();
-    if !reader.read_record(&mut record).map_err(|e| csv_error(path, e))? {
-        return Err(ReadError::NoHeader { path: path.to_path_buf() });
-    }
-    let mut names: Vec<String> = record.iter().map(str::to_string).collect();
-    let width = names.len();
-    // The ECB file ends every line with a comma: an unnamed last column that must be empty everywhere.
-    let trailing_unnamed = width > 1 && names[width - 1].trim().is_empty();
-    if trailing_unnamed {
-        names.pop();
-    }
-    if let Some(index) = names.iter().position(|n| n.trim().is_empty()) {
-        return Err(ReadError::EmptyHeader { path: path.to_path_buf(), index: index + 1 });
-    }
-    check_unique(path, &names)?;
-    let mut cells: Vec<Vec<String>> = vec![Vec::new(); names.len()];
-    let mut lines = Vec::new();
-    while reader.read_record(&mut record).map_err(|e| csv_error(path, e))? {
-        let line = record.position().map_or(0, csv::Position::line);
-        if record.len() != width {
-            return Err(ReadError::FieldCount {
-                path: path.to_path_buf(),
-                line,
-                expected: width,
-                actual: record.len(),
-            });
+impl CsvSource {
+    /// Opens the file and reads the header; returns the column names.
+    fn open(path: &Path) -> Result<(CsvSource, Vec<String>), ReadError> {
+        let file = File::open(path).map_err(io_err(path))?;
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .from_reader(BufReader::with_capacity(1 << 16, file));
+        let mut record = csv::StringRecord::new();
+        if !reader.read_record(&mut record).map_err(|e| csv_error(path, e))? {
+            return Err(ReadError::NoHeader { path: path.to_path_buf() });
         }
-        if trailing_unnamed && !record[width - 1].trim().is_empty() {
-            return Err(ReadError::EmptyHeader { path: path.to_path_buf(), index: width });
+        let mut names: Vec<String> = record.iter().map(str::to_string).collect();
+        let width = names.len();
+        let trailing_unnamed = width > 1 && names[width - 1].trim().is_empty();
+        if trailing_unnamed {
+            names.pop();
         }
-        for (column, cell) in cells.iter_mut().zip(record.iter()) {
-            column.push(cell.trim().to_string());
+        if let Some(index) = names.iter().position(|n| n.trim().is_empty()) {
+            return Err(ReadError::EmptyHeader { path: path.to_path_buf(), index: index + 1 });
         }
-        lines.push(line);
-    }
-    Ok(RawCsv { names, cells, lines })
-}
-
-fn read_csv(path: &Path, opts: &ReadOptions, parser: &mut TimeParser) -> Result<Frame, ReadError> {
-    let raw = read_raw_csv(path)?;
-    let keep = plan(path, &raw.names, opts)?;
-    let na: HashSet<&str> = opts.na_values.iter().map(|s| s.trim()).collect();
-    let mut columns = Vec::with_capacity(keep.len());
-    for name in keep {
-        let index = raw.names.iter().position(|n| *n == name).ok_or_else(|| ReadError::MissingColumn {
-            path: path.to_path_buf(),
-            column: name.clone(),
-            available: raw.names.clone(),
-        })?;
-        let cells = &raw.cells[index];
-        let column = if opts.time_column.as_ref() == Some(&name) {
-            let stamps = cells.iter().zip(&raw.lines).map(|(cell, &line)| {
-                parse_time(parser, cell, &na).ok_or_else(|| ReadError::BadTime {
-                    path: path.to_path_buf(),
-                    location: Location::Line(line),
-                    column: name.clone(),
-                    text: cell.clone(),
-                    expected: parser.expected(),
-                })
-            });
-            Column::Timestamp(stamps.collect::<Result<_, _>>()?)
-        } else if opts.categorical.contains(&name) {
-            categorical_cells(cells, &na)
-        } else {
-            infer_column(cells, &na)
+        check_unique(path, &names)?;
+        let bytes = reader.position().byte();
+        let source = CsvSource {
+            reader,
+            record,
+            width,
+            trailing_unnamed,
+            indices: Vec::new(),
+            bytes,
+            lines: Vec::new(),
+            first_row_of_chunk: 0,
+            rows: 0,
         };
-        columns.push((name, column));
+        Ok((source, names))
     }
-    build_frame(path, columns)
+
+    /// Up to `n` more rows.
+    fn read(&mut self, path: &Path, n: usize) -> Result<RawChunk, ReadError> {
+        let mut cells: Vec<Cells> = self.indices.iter().map(|_| Cells::default()).collect();
+        let mut lines = Vec::new();
+        while lines.len() < n && self.reader.read_record(&mut self.record).map_err(|e| csv_error(path, e))? {
+            let line = self.record.position().map_or(0, csv::Position::line);
+            if self.record.len() != self.width {
+                return Err(ReadError::FieldCount {
+                    path: path.to_path_buf(),
+                    line,
+                    expected: self.width,
+                    actual: self.record.len(),
+                });
+            }
+            if self.trailing_unnamed && !self.record[self.width - 1].trim().is_empty() {
+                return Err(ReadError::EmptyHeader { path: path.to_path_buf(), index: self.width });
+            }
+            for (column, &index) in cells.iter_mut().zip(&self.indices) {
+                column.push(self.record.get(index).unwrap_or("").trim());
+            }
+            lines.push(line);
+        }
+        self.bytes = self.reader.position().byte();
+        self.first_row_of_chunk = self.rows;
+        self.rows += lines.len() as u64;
+        self.lines.clone_from(&lines);
+        Ok(RawChunk { cells, lines })
+    }
 }
 
-fn parse_time(parser: &mut TimeParser, cell: &str, na: &HashSet<&str>) -> Option<i64> {
+/// The typed columns of a chunk of CSV cells; an inferred column's type is fixed by the first chunk.
+fn csv_columns(
+    path: &Path,
+    planned: &mut [Planned],
+    raw: &RawChunk,
+    na: &HashSet<String>,
+    parser: &mut TimeParser,
+) -> Result<Vec<(String, Column)>, ReadError> {
+    let mut columns = Vec::with_capacity(planned.len());
+    for (plan, cells) in planned.iter_mut().zip(&raw.cells) {
+        let name = &plan.name;
+        let not_a_number = |row: usize, text: &str, inferred_from: Option<usize>| ReadError::NotNumber {
+            path: path.to_path_buf(),
+            location: Location::Line(raw.lines[row]),
+            column: name.clone(),
+            text: text.to_string(),
+            inferred_from,
+        };
+        let column = match plan.kind {
+            Kind::Time => {
+                let stamps = cells.iter().zip(&raw.lines).map(|(cell, &line)| {
+                    parse_time(parser, cell, na).ok_or_else(|| ReadError::BadTime {
+                        path: path.to_path_buf(),
+                        location: Location::Line(line),
+                        column: name.clone(),
+                        text: cell.to_string(),
+                        expected: parser.expected(),
+                    })
+                });
+                Column::Timestamp(stamps.collect::<Result<_, _>>()?)
+            }
+            Kind::Categorical => categorical_cells(cells.iter(), na),
+            Kind::Numeric | Kind::Inferred(_) => {
+                let inferred_from = match plan.kind {
+                    Kind::Inferred(rows) => Some(rows),
+                    _ => None,
+                };
+                let mut values = Vec::with_capacity(cells.ends.len());
+                for (row, cell) in cells.iter().enumerate() {
+                    values.push(parse_number(cell, na).map_err(|()| not_a_number(row, cell, inferred_from))?);
+                }
+                Column::Numeric(values)
+            }
+            Kind::Infer => {
+                let column = infer_column(cells, na);
+                plan.kind = match column {
+                    Column::Numeric(_) => Kind::Inferred(cells.ends.len()),
+                    _ => Kind::Categorical,
+                };
+                column
+            }
+        };
+        columns.push((name.clone(), column));
+    }
+    Ok(columns)
+}
+
+fn parse_time(parser: &mut TimeParser, cell: &str, na: &HashSet<String>) -> Option<i64> {
     if na.contains(cell) {
         return None;
     }
     parser.parse(cell)
 }
 
-fn categorical_cells(cells: &[String], na: &HashSet<&str>) -> Column {
-    Column::Categorical(cells.iter().map(|c| (!na.contains(c.as_str())).then(|| c.clone())).collect())
+fn categorical_cells<'a>(cells: impl Iterator<Item = &'a str>, na: &HashSet<String>) -> Column {
+    Column::Categorical(cells.map(|c| (!na.contains(c)).then(|| c.to_string())).collect())
 }
 
 /// Numeric when every non-missing cell is a number, categorical otherwise.
-fn infer_column(cells: &[String], na: &HashSet<&str>) -> Column {
-    let mut values = Vec::with_capacity(cells.len());
-    for cell in cells {
-        if na.contains(cell.as_str()) {
-            values.push(f64::NAN);
-        } else {
-            match cell.parse::<f64>() {
-                Ok(v) => values.push(v),
-                Err(_) => return categorical_cells(cells, na),
-            }
+fn infer_column(cells: &Cells, na: &HashSet<String>) -> Column {
+    let mut values = Vec::with_capacity(cells.ends.len());
+    for cell in cells.iter() {
+        match parse_number(cell, na) {
+            Ok(v) => values.push(v),
+            Err(()) => return categorical_cells(cells.iter(), na),
         }
     }
     Column::Numeric(values)
@@ -281,29 +636,95 @@ fn infer_column(cells: &[String], na: &HashSet<&str>) -> Column {
 // ---------------------------------------------------------------------------------------------------------------
 // Parquet
 
-fn read_parquet(path: &Path, opts: &ReadOptions, parser: &mut TimeParser) -> Result<Frame, ReadError> {
-    let file = File::open(path).map_err(io_err(path))?;
-    let df = ParquetReader::new(file).finish().map_err(parquet_err(path))?;
-    let available: Vec<String> = df.columns().iter().map(|c| c.name().to_string()).collect();
-    check_unique(path, &available)?;
-    let keep = plan(path, &available, opts)?;
-    let mut columns = Vec::with_capacity(keep.len());
-    for name in keep {
-        let series = df.column(&name).map_err(parquet_err(path))?.as_materialized_series();
-        let column = convert_series(path, &name, series)?;
-        let column = if opts.time_column.as_ref() == Some(&name) {
-            time_from_column(path, &name, column, series.dtype(), parser)?
-        } else if opts.categorical.contains(&name) {
-            to_categorical(column)
-        } else {
-            column
-        };
-        columns.push((name, column));
-    }
-    build_frame(path, columns)
+struct ParquetSource {
+    file: File,
+    metadata: FileMetadataRef,
+    /// the kept columns (a projection: the others are never decoded)
+    columns: Vec<String>,
+    total_rows: usize,
+    offset: usize,
 }
 
-fn convert_series(path: &Path, name: &str, series: &Series) -> Result<Column, ReadError> {
+impl ParquetSource {
+    /// Opens the file and reads its footer; returns the column names.
+    fn open(path: &Path) -> Result<(ParquetSource, Vec<String>), ReadError> {
+        let file = File::open(path).map_err(io_err(path))?;
+        let mut reader = ParquetReader::new(file.try_clone().map_err(io_err(path))?);
+        let schema = reader.schema().map_err(parquet_err(path))?;
+        let available: Vec<String> = schema.iter_names().map(|n| n.to_string()).collect();
+        check_unique(path, &available)?;
+        let metadata = reader.get_metadata().map_err(parquet_err(path))?.clone();
+        let total_rows = metadata.num_rows;
+        Ok((ParquetSource { file, metadata, columns: Vec::new(), total_rows, offset: 0 }, available))
+    }
+
+    fn reader(&self, path: &Path) -> Result<ParquetReader<File>, ReadError> {
+        let mut reader = ParquetReader::new(self.file.try_clone().map_err(io_err(path))?);
+        reader.set_metadata(self.metadata.clone());
+        Ok(reader.with_columns(Some(self.columns.clone())))
+    }
+
+    /// The next `n` rows of the kept columns; `None` at the end. Only the row groups (and pages) holding them are
+    /// read; the file is memory-mapped for the call only.
+    fn read(&mut self, path: &Path, n: usize) -> Result<Option<DataFrame>, ReadError> {
+        if self.offset >= self.total_rows {
+            return Ok(None);
+        }
+        let len = n.min(self.total_rows - self.offset);
+        let df = self.reader(path)?.with_slice(Some((self.offset, len))).finish().map_err(parquet_err(path))?;
+        self.offset += len;
+        Ok(Some(df))
+    }
+
+    /// The kept columns with no rows (a file without rows still has a frame).
+    fn read_empty(&self, path: &Path) -> Result<DataFrame, ReadError> {
+        self.reader(path)?.with_slice(Some((0, 0))).finish().map_err(parquet_err(path))
+    }
+}
+
+/// The typed columns of a chunk of a Parquet file whose first row is data row `first_row` (0-based).
+fn parquet_columns(
+    path: &Path,
+    planned: &[Planned],
+    df: &DataFrame,
+    first_row: usize,
+    na: &HashSet<String>,
+    parser: &mut TimeParser,
+) -> Result<Vec<(String, Column)>, ReadError> {
+    let mut columns = Vec::with_capacity(planned.len());
+    for plan in planned {
+        let name = &plan.name;
+        let series = df.column(name).map_err(parquet_err(path))?.as_materialized_series();
+        let column = convert_series(path, name, series, first_row)?;
+        let column = match plan.kind {
+            Kind::Time => time_from_column(path, name, column, series.dtype(), parser, first_row)?,
+            Kind::Categorical => to_categorical(column),
+            Kind::Numeric => match column {
+                Column::Categorical(texts) => {
+                    let mut values = Vec::with_capacity(texts.len());
+                    for (row, text) in texts.iter().enumerate() {
+                        let cell = text.as_deref().map_or("", str::trim);
+                        let v = parse_number(cell, na).map_err(|()| ReadError::NotNumber {
+                            path: path.to_path_buf(),
+                            location: Location::Row(first_row + row + 1),
+                            column: name.clone(),
+                            text: cell.to_string(),
+                            inferred_from: None,
+                        })?;
+                        values.push(v);
+                    }
+                    Column::Numeric(values)
+                }
+                other => other,
+            },
+            Kind::Infer | Kind::Inferred(_) => column,
+        };
+        columns.push((name.clone(), column));
+    }
+    Ok(columns)
+}
+
+fn convert_series(path: &Path, name: &str, series: &Series, first_row: usize) -> Result<Column, ReadError> {
     let dtype = series.dtype();
     let column = match dtype {
         DataType::Boolean => Column::Numeric(
@@ -329,10 +750,9 @@ fn convert_series(path: &Path, name: &str, series: &Series) -> Result<Column, Re
         DataType::Date => {
             let days = series.to_physical_repr();
             let days = days.i32().map_err(parquet_err(path))?;
-            let stamps = days
-                .iter()
-                .enumerate()
-                .map(|(row, v)| v.map(|d| i64::from(d) * 86_400_000).ok_or_else(|| null_time(path, name, row)));
+            let stamps = days.iter().enumerate().map(|(row, v)| {
+                v.map(|d| i64::from(d) * 86_400_000).ok_or_else(|| null_time(path, name, first_row + row))
+            });
             Column::Timestamp(stamps.collect::<Result<_, _>>()?)
         }
         DataType::Datetime(unit, _) => {
@@ -346,7 +766,7 @@ fn convert_series(path: &Path, name: &str, series: &Series) -> Result<Column, Re
             let stamps = raw
                 .iter()
                 .enumerate()
-                .map(|(row, v)| v.map(|t| t.div_euclid(per_ms)).ok_or_else(|| null_time(path, name, row)));
+                .map(|(row, v)| v.map(|t| t.div_euclid(per_ms)).ok_or_else(|| null_time(path, name, first_row + row)));
             Column::Timestamp(stamps.collect::<Result<_, _>>()?)
         }
         other => {
@@ -376,6 +796,7 @@ fn time_from_column(
     column: Column,
     dtype: &DataType,
     parser: &mut TimeParser,
+    first_row: usize,
 ) -> Result<Column, ReadError> {
     match column {
         Column::Timestamp(_) => Ok(column),
@@ -384,7 +805,7 @@ fn time_from_column(
                 let text = text.as_deref().map_or("", str::trim);
                 parser.parse(text).ok_or_else(|| ReadError::BadTime {
                     path: path.to_path_buf(),
-                    location: Location::Row(row + 1),
+                    location: Location::Row(first_row + row + 1),
                     column: name.to_string(),
                     text: text.to_string(),
                     expected: parser.expected(),
@@ -411,98 +832,6 @@ fn to_categorical(column: Column) -> Column {
             Column::Categorical(values.iter().map(|&v| Some(format_iso(v, style))).collect())
         }
     }
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// Writing
-
-/// Shortest text that parses back to the same `f64` (Rust's `{}`), in exponent form for very large or small
-/// magnitudes; NaN is the empty string.
-pub(crate) fn format_number(v: f64) -> String {
-    if v.is_nan() {
-        String::new()
-    } else if v == 0.0 || !v.is_finite() || (1e-5..1e16).contains(&v.abs()) {
-        format!("{v}")
-    } else {
-        format!("{v:e}")
-    }
-}
-
-/// Writes a frame as `.csv` (ISO timestamps, round-trip numbers, NaN and missing labels as empty cells) or
-/// `.parquet`/`.pq` (Float64, String, Datetime(ms) without time zone, missing values as nulls). The file is written
-/// to a temporary file in the same folder and renamed, so a crash never leaves half a file.
-///
-/// # Errors
-/// [`ReadError::UnsupportedFormat`], [`ReadError::Io`] or [`ReadError::Parquet`].
-pub fn write_frame(path: &Path, frame: &Frame) -> Result<(), ReadError> {
-    let kind = kind_of(path)?;
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let mut tmp = tempfile::NamedTempFile::new_in(&dir).map_err(io_err(path))?;
-    match kind {
-        FileKind::Csv => write_csv(path, frame, tmp.as_file_mut())?,
-        FileKind::Parquet => write_parquet(path, frame, tmp.as_file_mut())?,
-    }
-    tmp.as_file().sync_all().map_err(io_err(path))?;
-    tmp.persist(path).map_err(|e| ReadError::Io { path: path.to_path_buf(), source: e.error })?;
-    Ok(())
-}
-
-fn write_csv(path: &Path, frame: &Frame, file: &mut File) -> Result<(), ReadError> {
-    let to_err = |e: csv::Error| match e.into_kind() {
-        csv::ErrorKind::Io(source) => ReadError::Io { path: path.to_path_buf(), source },
-        other => ReadError::Csv { path: path.to_path_buf(), line: None, message: format!("{other:?}") },
-    };
-    let mut writer = csv::Writer::from_writer(BufWriter::new(file));
-    writer.write_record(frame.names()).map_err(to_err)?;
-    let styles: Vec<Option<IsoStyle>> = frame
-        .columns()
-        .map(|(_, c)| match c {
-            Column::Timestamp(v) => Some(IsoStyle::for_column(v)),
-            _ => None,
-        })
-        .collect();
-    let mut row: Vec<String> = Vec::with_capacity(frame.n_cols());
-    for i in 0..frame.n_rows() {
-        row.clear();
-        for ((_, column), style) in frame.columns().zip(&styles) {
-            row.push(match column {
-                Column::Numeric(v) => format_number(v[i]),
-                Column::Categorical(v) => v[i].clone().unwrap_or_else(String::new),
-                Column::Timestamp(v) => format_iso(v[i], style.unwrap_or(IsoStyle::Millis)),
-            });
-        }
-        writer.write_record(&row).map_err(to_err)?;
-    }
-    let mut inner = writer
-        .into_inner()
-        .map_err(|e| ReadError::Io { path: path.to_path_buf(), source: std::io::Error::other(e.to_string()) })?;
-    inner.flush().map_err(io_err(path))
-}
-
-fn write_parquet(path: &Path, frame: &Frame, file: &mut File) -> Result<(), ReadError> {
-    let mut columns = Vec::with_capacity(frame.n_cols());
-    for (name, column) in frame.columns() {
-        let series = match column {
-            Column::Numeric(v) => {
-                let values: Vec<Option<f64>> = v.iter().map(|x| (!x.is_nan()).then_some(*x)).collect();
-                Series::new(name.into(), values)
-            }
-            Column::Categorical(v) => {
-                let values: Vec<Option<&str>> = v.iter().map(Option::as_deref).collect();
-                Series::new(name.into(), values)
-            }
-            Column::Timestamp(v) => {
-                Int64Chunked::from_vec(name.into(), v.clone()).into_datetime(TimeUnit::Milliseconds, None).into_series()
-            }
-        };
-        columns.push(series.into_column());
-    }
-    let mut df = DataFrame::new(frame.n_rows(), columns).map_err(parquet_err(path))?;
-    ParquetWriter::new(file).finish(&mut df).map_err(parquet_err(path))?;
-    Ok(())
 }
 
 /// The SHA-256 of a file's bytes, as 64 lowercase hex characters (the data fingerprint kept with every model).

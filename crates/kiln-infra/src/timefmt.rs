@@ -218,8 +218,8 @@ fn parse_iso(shape: IsoShape, text: &str) -> Option<i64> {
 }
 
 /// How a whole timestamp column is printed: dates only when every value is midnight, milliseconds only when some
-/// value has them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// value has them. Ordered from coarse to fine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum IsoStyle {
     Date,
     Seconds,

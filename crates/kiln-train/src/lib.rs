@@ -17,5 +17,5 @@ pub use error::TrainError;
 pub use evaluate::{Evaluation, Gates};
 pub use model::ModelSpec;
 pub use prepare::{Parts, RowCounts, ShuffledSplit, TabularKind, TaskSpec, ThresholdRule};
-pub use score::{RowKeys, Scored, score};
+pub use score::{ChunkScorer, RowKeys, ScoreTotals, Scored, score};
 pub use train::{Ports, Progress, RegisterSpec, TrainOutcome, TrainSpec, train};

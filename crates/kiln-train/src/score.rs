@@ -1,8 +1,9 @@
-//! `score`: predictions for a frame of raw rows with a loaded bundle, built with the same pipeline code as training.
+//! `score`: predictions for a frame of raw rows with a loaded bundle, built with the same pipeline code as training;
+//! [`ChunkScorer`]: the same for a long file pushed chunk by chunk, with the very same predictions.
 
 use kiln_domain::{Column, Frame, Matrix};
-use kiln_features::{FittedPipeline, PipelineInput};
-use kiln_models::Bundle;
+use kiln_features::{FittedPipeline, PipelineInput, PipelineStream, Prepared, TimeSeriesRecipe};
+use kiln_models::{Bundle, ModelKind};
 
 use crate::TrainError;
 
@@ -38,32 +39,139 @@ pub struct Scored {
 /// Missing columns, too few rows for the features, a model that expects other features than the pipeline makes,
 /// or `explain` for a model kind without native contributions.
 pub fn score(bundle: &Bundle<FittedPipeline>, frame: &Frame, explain: bool) -> Result<Scored, TrainError> {
+    let ids = tabular_keys(&bundle.pipeline, frame, 0)?;
+    let prepared = bundle.pipeline.transform(frame)?;
+    if prepared.x.n_rows == 0 {
+        return Err(not_enough_rows(frame.n_rows(), prepared.warmup_dropped));
+    }
+    predict_prepared(bundle, prepared, ids, explain)
+}
+
+fn not_enough_rows(given: usize, warmup: usize) -> TrainError {
+    TrainError::NotEnoughRows(format!(
+        "{given} rows given, the features need at least {} rows of history",
+        warmup.saturating_add(1)
+    ))
+}
+
+/// Scores a long file chunk by chunk with bounded memory: [`ChunkScorer::push`] each chunk of raw rows in file
+/// order (a forecast's in time order), then [`ChunkScorer::finish`]. A forecast's features carry what they need from
+/// the earlier chunks (the last rows for lags and windows, the running EWM and expanding mean), so the predictions
+/// are exactly those [`score`] makes on the whole file at once; a tabular model scores each row on its own.
+#[derive(Debug)]
+pub struct ChunkScorer<'a> {
+    bundle: &'a Bundle<FittedPipeline>,
+    stream: PipelineStream<'a>,
+    explain: bool,
+    rows_in: usize,
+    rows_scored: usize,
+    warmup_dropped: usize,
+}
+
+/// What a [`ChunkScorer`] did in all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScoreTotals {
+    pub rows_in: usize,
+    pub rows_scored: usize,
+    pub warmup_dropped: usize,
+}
+
+impl<'a> ChunkScorer<'a> {
+    /// A scorer at the start of a file.
+    ///
+    /// # Errors
+    /// An invalid recipe in the bundle, or `explain` for a model kind without native contributions.
+    pub fn new(bundle: &'a Bundle<FittedPipeline>, explain: bool) -> Result<ChunkScorer<'a>, TrainError> {
+        if explain && bundle.model.kind() == ModelKind::Smartcore {
+            return Err(no_contributions(bundle));
+        }
+        let stream = bundle.pipeline.stream()?;
+        Ok(ChunkScorer { bundle, stream, explain, rows_in: 0, rows_scored: 0, warmup_dropped: 0 })
+    }
+
+    /// The predictions for the next chunk's rows (none while a forecast is still in its warm-up).
+    ///
+    /// # Errors
+    /// As [`score`], except too few rows (see [`ChunkScorer::finish`]); a forecast chunk that does not continue
+    /// the time order. After an error the scorer must not be used further.
+    /// The chunk is taken by value, so that its columns move through the pipeline without copies.
+    pub fn push(&mut self, chunk: Frame) -> Result<Scored, TrainError> {
+        let offset = self.rows_in;
+        self.rows_in += chunk.n_rows();
+        let ids = tabular_keys(&self.bundle.pipeline, &chunk, offset)?;
+        let prepared = self.stream.push(chunk)?;
+        self.warmup_dropped += prepared.warmup_dropped;
+        self.rows_scored += prepared.x.n_rows;
+        predict_prepared(self.bundle, prepared, ids, self.explain)
+    }
+
+    /// The totals, once every chunk was pushed.
+    ///
+    /// # Errors
+    /// [`TrainError::NotEnoughRows`] when no row at all could be scored.
+    pub fn finish(&self) -> Result<ScoreTotals, TrainError> {
+        if self.rows_scored == 0 {
+            return Err(not_enough_rows(self.rows_in, self.warmup_dropped.max(self.warmup())));
+        }
+        Ok(ScoreTotals { rows_in: self.rows_in, rows_scored: self.rows_scored, warmup_dropped: self.warmup_dropped })
+    }
+
+    fn warmup(&self) -> usize {
+        self.bundle.pipeline.recipe().map_or(0, TimeSeriesRecipe::warmup)
+    }
+}
+
+fn no_contributions(bundle: &Bundle<FittedPipeline>) -> TrainError {
+    TrainError::Target(format!(
+        "--explain needs a model with native SHAP contributions (lightgbm, xgboost); this one is {}",
+        bundle.model.kind().as_str()
+    ))
+}
+
+/// A tabular model's row keys for `frame`, whose first row is row `offset` of the file: the id column's values, or
+/// the row numbers when the bundle has no id column. `None` for a forecast (its keys are the origin times).
+fn tabular_keys(pipeline: &FittedPipeline, frame: &Frame, offset: usize) -> Result<Option<RowKeys>, TrainError> {
+    let PipelineInput::Tabular(input) = &pipeline.input else {
+        return Ok(None);
+    };
+    Ok(Some(match &input.id_column {
+        Some(id) => RowKeys::Ids { column: id.clone(), values: id_values(frame, id)? },
+        None => RowKeys::Ids {
+            column: "row".into(),
+            values: (offset..offset + frame.n_rows()).map(|i| i.to_string()).collect(),
+        },
+    }))
+}
+
+/// Predictions for prepared model inputs; `tabular_keys` are a tabular model's row keys ([`tabular_keys`]).
+fn predict_prepared(
+    bundle: &Bundle<FittedPipeline>,
+    prepared: Prepared,
+    tabular_keys: Option<RowKeys>,
+    explain: bool,
+) -> Result<Scored, TrainError> {
     let pipeline = &bundle.pipeline;
-    let prepared = pipeline.transform(frame)?;
     if prepared.x.names != bundle.metadata.feature_names {
         return Err(TrainError::FeatureMismatch {
             expected: bundle.metadata.feature_names.clone(),
             actual: prepared.x.names.clone(),
         });
     }
-    if prepared.x.n_rows == 0 {
-        return Err(TrainError::NotEnoughRows(format!(
-            "{} rows given, the features need at least {} rows of history",
-            frame.n_rows(),
-            prepared.warmup_dropped + 1
-        )));
-    }
-    let raw = bundle.model.predict(&prepared.x)?;
-    let contributions = if explain {
-        let c = bundle.model.contributions(&prepared.x)?.ok_or_else(|| {
-            TrainError::Target(format!(
-                "--explain needs a model with native SHAP contributions (lightgbm, xgboost); this one is {}",
-                bundle.model.kind().as_str()
-            ))
-        })?;
-        Some(c)
+    let (raw, contributions) = if prepared.x.n_rows == 0 {
+        let contributions = explain.then(|| {
+            let mut names = prepared.x.names.clone();
+            names.push("bias".to_string());
+            Matrix { names, data: Vec::new(), n_rows: 0 }
+        });
+        (Vec::new(), contributions)
     } else {
-        None
+        let raw = bundle.model.predict(&prepared.x)?;
+        let contributions = if explain {
+            Some(bundle.model.contributions(&prepared.x)?.ok_or_else(|| no_contributions(bundle))?)
+        } else {
+            None
+        };
+        (raw, contributions)
     };
     let (keys, predictions) = match &pipeline.input {
         PipelineInput::Forecast(recipe) => {
@@ -72,13 +180,8 @@ pub fn score(bundle: &Bundle<FittedPipeline>, frame: &Frame, explain: bool) -> R
             let times = prepared.times.unwrap_or_default();
             (RowKeys::Times { column: recipe.time_column.clone(), values: times }, predictions)
         }
-        PipelineInput::Tabular(input) => {
-            let keys = match &input.id_column {
-                Some(id) => RowKeys::Ids { column: id.clone(), values: id_values(frame, id)? },
-                None => {
-                    RowKeys::Ids { column: "row".into(), values: (0..frame.n_rows()).map(|i| i.to_string()).collect() }
-                }
-            };
+        PipelineInput::Tabular(_) => {
+            let keys = tabular_keys.unwrap_or(RowKeys::Ids { column: "row".into(), values: Vec::new() });
             (keys, raw.clone())
         }
     };

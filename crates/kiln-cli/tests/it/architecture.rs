@@ -15,9 +15,20 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("kiln-train", &["kiln-domain", "kiln-features", "kiln-models", "kiln-eval", "kiln-registry"]),
     ("kiln-registry", &["kiln-domain"]),
     ("kiln-infra", &["kiln-domain", "kiln-models"]),
+    // scoring needs only the bundle's pipeline and model; the CLI resolves the reference and hands over the bundle
+    ("kiln-serve", &["kiln-domain", "kiln-features", "kiln-models"]),
     (
         "kiln-cli",
-        &["kiln-domain", "kiln-features", "kiln-models", "kiln-eval", "kiln-train", "kiln-registry", "kiln-infra"],
+        &[
+            "kiln-domain",
+            "kiln-features",
+            "kiln-models",
+            "kiln-eval",
+            "kiln-train",
+            "kiln-registry",
+            "kiln-infra",
+            "kiln-serve",
+        ],
     ),
 ];
 
@@ -111,6 +122,31 @@ fn pure_crates_link_no_runtime_http_or_dataframe() {
         for bad in FORBIDDEN_IN_PURE {
             assert!(!all.contains(*bad), "{name} links {bad} (transitively)");
         }
+    }
+}
+
+/// HTTP-server crates; only `kiln-serve` names them (the CLI runs it on a tokio runtime without touching them).
+const HTTP_SERVER: &[&str] = &["axum", "axum-core", "hyper", "hyper-util", "tower", "tower-http", "http-body"];
+
+#[test]
+fn only_kiln_serve_knows_http_server_types() {
+    let g = graph();
+    for (name, _) in ALLOWED {
+        if *name == "kiln-serve" {
+            continue;
+        }
+        let direct = g.direct(name);
+        for server in HTTP_SERVER {
+            assert!(!direct.contains(*server), "{name} depends on {server}; only kiln-serve knows HTTP-server types");
+        }
+    }
+}
+
+#[test]
+fn the_server_links_no_dataframe_library() {
+    let all = graph().transitive("kiln-serve");
+    for bad in ["polars", "polars-core", "reqwest", "ureq"] {
+        assert!(!all.contains(bad), "kiln-serve links {bad} (transitively)");
     }
 }
 

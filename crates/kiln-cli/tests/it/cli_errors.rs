@@ -160,3 +160,15 @@ fn a_feature_column_missing_from_the_data_is_named() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("MonthlyCharge"), "{err}");
 }
+
+#[test]
+fn serve_refuses_a_model_it_cannot_resolve_before_listening() {
+    let d = tempfile::tempdir().unwrap();
+    let store = d.path().join("mlruns").display().to_string();
+    let (code, err) = kiln(&["serve", "--model", "models:/nope@production", "--tracking-uri", &store, "--port", "0"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("nope"), "{err}");
+    let (code, err) = kiln(&["serve", "--model", "models:/nope@production", "--max-batch", "0"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--max-batch"), "{err}");
+}

@@ -112,8 +112,8 @@ impl BinSpec {
         (id > 0 && id < self.edges.len()).then(|| id - 1)
     }
 
-    pub(crate) fn transform(&self, frame: &Frame, at: At) -> Result<Frame, FeatureError> {
-        let values = at.numeric(frame, &self.column)?;
+    pub(crate) fn transform(&self, frame: Frame, at: At) -> Result<Frame, FeatureError> {
+        let values = at.numeric(&frame, &self.column)?;
         let labels = values.iter().map(|&x| self.interval(x).map(|i| self.labels[i].clone())).collect();
         let mut draft = Draft::of(frame);
         draft.push(self.into.clone(), Column::Categorical(labels));
@@ -128,9 +128,9 @@ impl RatioSpec {
         non_empty(&self.into, "into", at)
     }
 
-    pub(crate) fn transform(&self, frame: &Frame, at: At) -> Result<Frame, FeatureError> {
-        let num = at.numeric(frame, &self.numerator)?;
-        let den = at.numeric(frame, &self.denominator)?;
+    pub(crate) fn transform(&self, frame: Frame, at: At) -> Result<Frame, FeatureError> {
+        let num = at.numeric(&frame, &self.numerator)?;
+        let den = at.numeric(&frame, &self.denominator)?;
         let ratio = num.iter().zip(den).map(|(&a, &b)| if b == 0.0 { f64::NAN } else { a / b }).collect();
         let mut draft = Draft::of(frame);
         draft.push(self.into.clone(), Column::Numeric(ratio));
@@ -147,10 +147,10 @@ impl ProductSpec {
         non_empty(&self.into, "into", at)
     }
 
-    pub(crate) fn transform(&self, frame: &Frame, at: At) -> Result<Frame, FeatureError> {
+    pub(crate) fn transform(&self, frame: Frame, at: At) -> Result<Frame, FeatureError> {
         let mut product = vec![1.0; frame.n_rows()];
         for name in &self.columns {
-            for (p, &x) in product.iter_mut().zip(at.numeric(frame, name)?) {
+            for (p, &x) in product.iter_mut().zip(at.numeric(&frame, name)?) {
                 *p *= x;
             }
         }
@@ -165,10 +165,12 @@ impl DropSpec {
         check_names(&self.columns, &at.field("columns"))
     }
 
-    pub(crate) fn transform(&self, frame: &Frame, at: At) -> Result<Frame, FeatureError> {
+    pub(crate) fn transform(&self, frame: Frame, at: At) -> Result<Frame, FeatureError> {
+        for name in &self.columns {
+            at.column(&frame, name)?;
+        }
         let mut draft = Draft::of(frame);
         for name in &self.columns {
-            at.column(frame, name)?;
             draft.remove(name);
         }
         draft.finish(at)

@@ -163,11 +163,11 @@ impl OneHotSpec {
 }
 
 impl FittedOneHot {
-    pub(crate) fn transform(&self, frame: &Frame, at: At) -> Result<Frame, FeatureError> {
-        let mut draft = Draft::of(frame);
+    pub(crate) fn transform(&self, frame: Frame, at: At) -> Result<Frame, FeatureError> {
         let n = frame.n_rows();
+        let mut replacements = Vec::with_capacity(self.columns.len());
         for c in &self.columns {
-            let values = at.categorical(frame, &c.name)?;
+            let values = at.categorical(&frame, &c.name)?;
             let index: HashMap<Option<&str>, usize> =
                 c.categories.iter().enumerate().map(|(i, cat)| (cat.as_deref(), i)).collect();
             let skip = usize::from(c.drop_first);
@@ -188,7 +188,12 @@ impl FittedOneHot {
                     }
                 }
             }
-            let replacement = c.output_names().into_iter().zip(indicators.into_iter().map(Column::Numeric)).collect();
+            let replacement: Vec<(String, Column)> =
+                c.output_names().into_iter().zip(indicators.into_iter().map(Column::Numeric)).collect();
+            replacements.push(replacement);
+        }
+        let mut draft = Draft::of(frame);
+        for (c, replacement) in self.columns.iter().zip(replacements) {
             draft.splice(&c.name, replacement);
         }
         draft.finish(at)
@@ -236,10 +241,10 @@ impl OrdinalSpec {
 }
 
 impl FittedOrdinal {
-    pub(crate) fn transform(&self, frame: &Frame, at: At) -> Result<Frame, FeatureError> {
-        let mut draft = Draft::of(frame);
+    pub(crate) fn transform(&self, frame: Frame, at: At) -> Result<Frame, FeatureError> {
+        let mut encoded = Vec::with_capacity(self.columns.len());
         for c in &self.columns {
-            let values = at.categorical(frame, &c.name)?;
+            let values = at.categorical(&frame, &c.name)?;
             let index: HashMap<&str, usize> =
                 c.categories.iter().enumerate().map(|(i, cat)| (cat.as_str(), i)).collect();
             let mut codes = Vec::with_capacity(values.len());
@@ -262,7 +267,11 @@ impl FittedOrdinal {
                     }
                 }
             }
-            draft.set(&c.name, Column::Numeric(codes));
+            encoded.push(Column::Numeric(codes));
+        }
+        let mut draft = Draft::of(frame);
+        for (c, column) in self.columns.iter().zip(encoded) {
+            draft.set(&c.name, column);
         }
         draft.finish(at)
     }

@@ -157,11 +157,11 @@ fn observed(values: &[f64], name: &str, at: At) -> Result<Vec<f64>, FeatureError
 }
 
 impl FittedImpute {
-    pub(crate) fn transform(&self, frame: &Frame, at: At) -> Result<Frame, FeatureError> {
-        let mut draft = Draft::of(frame);
+    pub(crate) fn transform(&self, frame: Frame, at: At) -> Result<Frame, FeatureError> {
+        let mut fills = Vec::with_capacity(self.columns.len());
         for imputed in &self.columns {
             let name = imputed.name.as_str();
-            let column = at.column(frame, name)?;
+            let column = at.column(&frame, name)?;
             let filled = match (column, &imputed.value) {
                 (Column::Timestamp(_), _) => return Err(at.wrong_type(name, "numeric or categorical", column)),
                 (Column::Numeric(v), Some(FillValue::Number(fill))) => Column::Numeric(if self.forward() {
@@ -190,9 +190,36 @@ impl FittedImpute {
                     return Err(at.wrong_type(name, expected, column));
                 }
             };
-            draft.set(name, filled);
+            fills.push(filled);
+        }
+        let mut draft = Draft::of(frame);
+        for (imputed, filled) in self.columns.iter().zip(fills) {
+            draft.set(&imputed.name, filled);
         }
         draft.finish(at)
+    }
+
+    /// For `forward_fill`: the last non-missing value of each column of `filled` (this step's output for one chunk)
+    /// becomes the fill value of the next chunk's first rows; a column without one keeps its fill value.
+    pub(crate) fn carry_forward(&mut self, filled: &Frame) {
+        if !self.forward() {
+            return;
+        }
+        for imputed in &mut self.columns {
+            match filled.column(&imputed.name) {
+                Ok(Column::Numeric(v)) => {
+                    if let Some(&x) = v.iter().rev().find(|x| !x.is_nan()) {
+                        imputed.value = Some(FillValue::Number(x));
+                    }
+                }
+                Ok(Column::Categorical(v)) => {
+                    if let Some(x) = v.iter().rev().flatten().next() {
+                        imputed.value = Some(FillValue::Text(x.clone()));
+                    }
+                }
+                Ok(Column::Timestamp(_)) | Err(_) => {}
+            }
+        }
     }
 
     fn forward(&self) -> bool {

@@ -111,11 +111,15 @@ fn nonzero(scale: f64) -> f64 {
 }
 
 impl FittedScale {
-    pub(crate) fn transform(&self, frame: &Frame, at: At) -> Result<Frame, FeatureError> {
-        let mut draft = Draft::of(frame);
+    pub(crate) fn transform(&self, frame: Frame, at: At) -> Result<Frame, FeatureError> {
+        let mut scaled = Vec::with_capacity(self.columns.len());
         for c in &self.columns {
-            let values = at.numeric(frame, &c.name)?;
-            draft.set(&c.name, Column::Numeric(values.iter().map(|&x| (x - c.center) / c.scale).collect()));
+            let values = at.numeric(&frame, &c.name)?;
+            scaled.push(Column::Numeric(values.iter().map(|&x| (x - c.center) / c.scale).collect()));
+        }
+        let mut draft = Draft::of(frame);
+        for (c, column) in self.columns.iter().zip(scaled) {
+            draft.set(&c.name, column);
         }
         draft.finish(at)
     }

@@ -3,8 +3,9 @@ use std::path::{Path, PathBuf};
 
 use kiln_domain::{Code, Column, Frame, millis_from_civil};
 
-use super::{ReadOptions, format_number, read_frame, sha256_file, write_frame};
-use crate::error::ReadError;
+use super::{ReadOptions, read_chunks, read_frame, sha256_file};
+use crate::error::{Location, ReadError};
+use crate::write::{FrameWriter, format_number, write_frame};
 
 fn data(name: &str) -> PathBuf {
     Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR"))
@@ -317,4 +318,237 @@ fn reads_a_parquet_file_written_by_pandas() {
     let frame = read_frame(&path, &opts).unwrap();
     let expected = [Some("b".to_string()), Some("a".to_string()), Some("a".to_string())];
     assert_eq!(frame.categorical("c").unwrap(), expected);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// chunk by chunk
+
+/// The rows of `frames` one after another (same columns in each).
+fn concat(frames: &[Frame]) -> Frame {
+    let first = &frames[0];
+    let columns = first
+        .columns()
+        .map(|(name, column)| {
+            let parts = frames.iter().map(|f| f.column(name).unwrap());
+            let joined = match column {
+                Column::Numeric(_) => Column::Numeric(
+                    parts.flat_map(|c| if let Column::Numeric(v) = c { v.clone() } else { panic!("{name}") }).collect(),
+                ),
+                Column::Categorical(_) => Column::Categorical(
+                    parts
+                        .flat_map(|c| if let Column::Categorical(v) = c { v.clone() } else { panic!("{name}") })
+                        .collect(),
+                ),
+                Column::Timestamp(_) => Column::Timestamp(
+                    parts
+                        .flat_map(|c| if let Column::Timestamp(v) = c { v.clone() } else { panic!("{name}") })
+                        .collect(),
+                ),
+            };
+            (name.to_string(), joined)
+        })
+        .collect();
+    Frame::new(columns).unwrap()
+}
+
+fn chunks(path: &Path, opts: &ReadOptions, size: usize) -> Vec<Frame> {
+    read_chunks(path, opts, size).unwrap().collect::<Result<Vec<_>, _>>().unwrap()
+}
+
+fn chunks_err(text: &str, opts: &ReadOptions, size: usize) -> (PathBuf, ReadError) {
+    let (_dir, path) = temp_file("x.csv", text);
+    let err = read_chunks(&path, opts, size).unwrap().find_map(Result::err).expect("an error");
+    (path, err)
+}
+
+#[test]
+fn chunks_put_together_are_the_whole_file_for_csv() {
+    let etth1 = data("ETTh1.csv");
+    let whole = read_frame(&etth1, &with_time("date")).unwrap();
+    for size in [1, 7, 1000, 17_420, 100_000] {
+        let parts = chunks(&etth1, &with_time("date"), size);
+        assert_eq!(parts.len(), 17_420_usize.div_ceil(size), "chunks of {size}");
+        assert!(parts[..parts.len() - 1].iter().all(|p| p.n_rows() == size));
+        same(&concat(&parts), &whole);
+    }
+    let telco = data("Telco-Customer-Churn_IBM.csv");
+    let whole = read_frame(&telco, &ReadOptions::default()).unwrap();
+    for size in [7, 500] {
+        let parts = chunks(&telco, &ReadOptions::default(), size);
+        same(&concat(&parts), &whole);
+    }
+    // a projection keeps only the named columns, in order
+    let opts = ReadOptions { columns: Some(vec!["OT".into(), "HUFL".into()]), ..with_time("date") };
+    let parts = chunks(&etth1, &opts, 5000);
+    assert_eq!(parts[0].names(), ["date", "OT", "HUFL"]);
+    same(&concat(&parts), &read_frame(&etth1, &opts).unwrap());
+}
+
+#[test]
+fn chunks_put_together_are_the_whole_file_for_parquet_across_row_groups() {
+    let whole = read_frame(&data("ETTh1.csv"), &with_time("date")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // one row group per written chunk: 18 row groups of 1000 rows (the last shorter)
+    let path = dir.path().join("etth1.parquet");
+    let mut writer = FrameWriter::create(&path).unwrap();
+    for start in (0..whole.n_rows()).step_by(1000) {
+        writer.write(&whole.slice(start, (start + 1000).min(whole.n_rows()))).unwrap();
+    }
+    assert_eq!(writer.finish().unwrap(), 17_420);
+    same(&read_frame(&path, &with_time("date")).unwrap(), &whole);
+    for size in [7, 999, 1000, 2500, 17_420] {
+        let mut reader = read_chunks(&path, &with_time("date"), size).unwrap();
+        assert_eq!(reader.progress().total_rows, Some(17_420));
+        let parts = reader.by_ref().collect::<Result<Vec<_>, _>>().unwrap();
+        assert_eq!(reader.progress().rows, 17_420);
+        same(&concat(&parts), &whole);
+    }
+    let opts = ReadOptions { columns: Some(vec!["OT".into()]), ..with_time("date") };
+    let parts = chunks(&path, &opts, 3000);
+    assert_eq!(parts[0].names(), ["date", "OT"]);
+}
+
+#[test]
+fn csv_progress_counts_bytes_up_to_the_file_size() {
+    let path = data("ETTh1.csv");
+    let size = fs::metadata(&path).unwrap().len();
+    let mut reader = read_chunks(&path, &with_time("date"), 5000).unwrap();
+    let start = reader.progress();
+    assert_eq!((start.rows, start.total_bytes, start.total_rows), (0, Some(size), None));
+    reader.next().unwrap().unwrap();
+    let after = reader.progress();
+    assert_eq!(after.rows, 5000);
+    assert!(after.bytes.unwrap() > start.bytes.unwrap() && after.bytes.unwrap() < size);
+    reader.by_ref().for_each(|c| drop(c.unwrap()));
+    assert_eq!(reader.progress().bytes, Some(size));
+    assert_eq!(reader.progress().rows, 17_420);
+}
+
+#[test]
+fn a_file_without_rows_gives_one_empty_chunk() {
+    let (_dir, path) = temp_file("x.csv", "t,x\n");
+    let parts = chunks(&path, &with_time("t"), 10);
+    assert_eq!(parts.len(), 1);
+    assert_eq!((parts[0].n_rows(), parts[0].names()), (0, &["t".to_string(), "x".to_string()][..]));
+    let (_dir, path) = temp_file("y.csv", "t,x\n2020-01-01,1\n2020-01-02,2\n");
+    assert_eq!(chunks(&path, &with_time("t"), 2).len(), 1, "no empty chunk after a full one");
+}
+
+#[test]
+fn a_step_back_in_time_names_both_lines() {
+    let text = "t,x\n2020-01-01,1\n2020-01-02,2\n2020-01-04,3\n2020-01-03,4\n";
+    for size in [1, 2, 10] {
+        let (path, err) = chunks_err(text, &with_time("t"), size);
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "{} line 5: time column 't' is 2020-01-03, which does not come after 2020-01-04 (line 4); rows read \
+                 chunk by chunk must be in strictly increasing time order",
+                path.display()
+            ),
+            "chunks of {size}"
+        );
+        assert_eq!(err.code(), Code::DataShape);
+    }
+    let (_, err) = chunks_err("t,x\n2020-01-01,1\n2020-01-02,2\n2020-01-02,3\n", &with_time("t"), 2);
+    assert!(matches!(err, ReadError::NotSorted { location: Location::Line(4), .. }), "{err:?}");
+    // the whole-file reader sorts the same file
+    let (_dir, path) = temp_file("x.csv", text);
+    assert_eq!(read_frame(&path, &with_time("t")).unwrap().numeric("x").unwrap(), [1.0, 2.0, 4.0, 3.0]);
+}
+
+#[test]
+fn a_newest_first_file_is_recognised_on_its_first_two_rows() {
+    let mut reader = read_chunks(&data("ecb_eurofxref-hist.csv"), &with_time("Date"), 1000).unwrap();
+    let err = reader.next().unwrap().unwrap_err();
+    assert!(
+        matches!(&err, ReadError::NewestFirst { first, second, .. } if first == "2026-10-30" && second == "2026-10-29"),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("newest first"), "{err}");
+    assert!(reader.next().is_none(), "the iterator ends after an error");
+}
+
+#[test]
+fn a_cell_that_is_not_a_number_names_line_and_column() {
+    let opts = ReadOptions { numeric: vec!["b".into()], ..ReadOptions::default() };
+    let (path, err) = chunks_err("a,b\n1,2\n3,NA\n4,x1\n", &opts, 2);
+    assert_eq!(err.to_string(), format!("{} line 4, column 'b': cannot parse 'x1' as a number", path.display()));
+    assert_eq!(err.code(), Code::DataParse);
+    // the whole-file reader too, for a declared column
+    let (_, err) = read_err("a,b\n1,2\n3,x1\n", &opts);
+    assert!(matches!(err, ReadError::NotNumber { location: Location::Line(3), .. }), "{err:?}");
+
+    // a column the first chunk found numeric stays numeric, and says why
+    let (_, err) = chunks_err("a,b\n1,2\n3,4\n5,six\n", &ReadOptions::default(), 2);
+    assert!(
+        err.to_string().ends_with(
+            "line 4, column 'b': cannot parse 'six' as a number (the column was read as numeric because its first \
+             2 rows were numbers; declare it categorical if it holds text)"
+        ),
+        "{err}"
+    );
+    // a categorical first chunk keeps later numbers as text
+    let (_dir, path) = temp_file("x.csv", "a,b\n1,x\n3,4\n");
+    let parts = chunks(&path, &ReadOptions::default(), 1);
+    assert_eq!(concat(&parts).categorical("b").unwrap(), [Some("x".to_string()), Some("4".to_string())]);
+}
+
+#[test]
+fn a_parquet_text_cell_that_is_not_a_number_names_the_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.parquet");
+    let frame = Frame::new(vec![
+        ("a".into(), Column::Numeric(vec![1.0, 2.0, 3.0])),
+        ("b".into(), Column::Categorical(vec![Some("1.5".into()), None, Some("x".into())])),
+    ])
+    .unwrap();
+    write_frame(&path, &frame).unwrap();
+    let opts = ReadOptions { numeric: vec!["b".into()], ..ReadOptions::default() };
+    let err = read_chunks(&path, &opts, 2).unwrap().find_map(Result::err).unwrap();
+    assert_eq!(err.to_string(), format!("{} row 3, column 'b': cannot parse 'x' as a number", path.display()));
+    let parts: Vec<Frame> = read_chunks(&path, &opts, 2).unwrap().take(1).collect::<Result<_, _>>().unwrap();
+    let b = parts[0].numeric("b").unwrap();
+    assert!(b[0] == 1.5 && b[1].is_nan());
+}
+
+#[test]
+fn written_chunk_by_chunk_is_written_whole() {
+    let frame = read_frame(&data("ETTh1.csv"), &with_time("date")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for ext in ["csv", "parquet"] {
+        let whole = dir.path().join(format!("whole.{ext}"));
+        write_frame(&whole, &frame).unwrap();
+        let chunked = dir.path().join(format!("chunked.{ext}"));
+        let mut writer = FrameWriter::create(&chunked).unwrap();
+        for start in (0..frame.n_rows()).step_by(7) {
+            writer.write(&frame.slice(start, (start + 7).min(frame.n_rows()))).unwrap();
+        }
+        assert!(!chunked.exists(), "nothing under the final name before finish");
+        writer.finish().unwrap();
+        if ext == "csv" {
+            assert_eq!(fs::read(&whole).unwrap(), fs::read(&chunked).unwrap());
+        }
+        same(&read_frame(&chunked, &with_time("date")).unwrap(), &frame);
+    }
+    // every chunk must have the first one's columns
+    let mut writer = FrameWriter::create(&dir.path().join("x.csv")).unwrap();
+    writer.write(&frame.slice(0, 2)).unwrap();
+    let other = frame.select(&["date".to_string(), "OT".to_string()]).unwrap();
+    assert!(matches!(writer.write(&other), Err(ReadError::Internal { .. })));
+    drop(writer);
+    assert!(!dir.path().join("x.csv").exists());
+}
+
+#[test]
+fn a_later_chunk_with_finer_times_is_printed_finer() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.csv");
+    let mut writer = FrameWriter::create(&path).unwrap();
+    let stamps = |v: Vec<i64>| Frame::new(vec![("t".into(), Column::Timestamp(v))]).unwrap();
+    writer.write(&stamps(vec![day(2020, 1, 1)])).unwrap();
+    writer.write(&stamps(vec![day(2020, 1, 2) + 3_600_000])).unwrap();
+    writer.write(&stamps(vec![day(2020, 1, 3)])).unwrap();
+    writer.finish().unwrap();
+    assert_eq!(fs::read_to_string(&path).unwrap(), "t\n2020-01-01\n2020-01-02T01:00:00\n2020-01-03T00:00:00\n");
 }

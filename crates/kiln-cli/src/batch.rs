@@ -1,0 +1,151 @@
+//! `kiln predict`: batch scoring of a CSV or Parquet file of any size. The file is read, scored and written one chunk
+//! at a time (`kiln_infra::read_chunks` -> `kiln_train::ChunkScorer` -> `kiln_infra::FrameWriter`), so memory stays
+//! flat; the predictions are exactly those of scoring the whole file at once.
+//!
+//! Key decision: a forecast needs its rows oldest first. A file that starts newest first (the ECB download) cannot be
+//! streamed forward, so it is read whole and sorted, as before, with a note; any other step back in time is an
+//! error naming the line.
+
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use kiln_domain::{Column, ColumnKind, Frame};
+use kiln_features::{FittedPipeline, PipelineInput};
+use kiln_infra::{FrameWriter, ReadError, ReadOptions, ReadProgress};
+use kiln_train::{ChunkScorer, RowKeys, Scored};
+
+use crate::cli::PredictArgs;
+use crate::progress::{Bar, thousands};
+use crate::stores;
+
+pub(crate) fn predict(args: PredictArgs) -> Result<u8> {
+    let origin = Instant::now();
+    let step = |message: &str| eprintln!("[{:>6.1}s] {message}", origin.elapsed().as_secs_f64());
+    let uri = stores::uri_or_default(args.tracking_uri.clone());
+    let (bundle, label) = crate::commands::load_bundle(&args.model, &uri)?;
+    step(&format!("loaded {label}, checksums verified"));
+    let pipeline = &bundle.pipeline;
+    let opts = read_options(pipeline);
+    let input = &args.input;
+    let chunk_rows = usize::try_from(args.chunk_rows).unwrap_or(usize::MAX);
+
+    let mut reader = kiln_infra::read_chunks(input, &opts, chunk_rows)?;
+    let mut first = reader.next();
+    // a newest-first file is read whole and sorted; the scorer then gets it as one chunk
+    let mut whole = None;
+    if let Some(Err(ReadError::NewestFirst { .. })) = &first {
+        step(&format!(
+            "note: {} starts newest first, so it cannot be streamed; reading it whole and sorting it by time",
+            input.display()
+        ));
+        whole = Some(kiln_infra::read_frame(input, &opts)?);
+        first = None;
+    }
+    let streamed = whole.is_none();
+    let whole_rows = whole.as_ref().map_or(0, |f: &Frame| f.n_rows() as u64);
+
+    if let Some(parent) = args.output.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+    }
+    let mut writer = FrameWriter::create(&args.output)?;
+    let mut scorer = ChunkScorer::new(&bundle, args.explain)?;
+    let mut bar = Bar::new("scoring", origin);
+    let mut rows_in = 0_u64;
+    loop {
+        let chunk = if streamed {
+            match first.take().or_else(|| reader.next()) {
+                Some(chunk) => chunk?,
+                None => break,
+            }
+        } else {
+            match whole.take() {
+                Some(frame) => frame,
+                None => break,
+            }
+        };
+        let n = chunk.n_rows() as u64;
+        let scored = scorer
+            .push(chunk)
+            .with_context(|| format!("scoring rows {}-{} of {}", rows_in + 1, rows_in + n, input.display()))?;
+        writer.write(&output_frame(&scored, args.with_features)?)?;
+        rows_in += n;
+        let read: ReadProgress = if streamed {
+            reader.progress()
+        } else {
+            ReadProgress { rows: rows_in, total_rows: Some(whole_rows), ..ReadProgress::default() }
+        };
+        bar.update(read);
+    }
+    bar.finish();
+    let totals = scorer.finish().with_context(|| format!("cannot score {}", input.display()))?;
+    let written = writer.finish()?;
+    let secs = origin.elapsed().as_secs_f64();
+    let what = match pipeline.recipe() {
+        Some(recipe) => format!(
+            "{} steps ahead of each row's time, {} warm-up rows without one",
+            recipe.horizon, totals.warmup_dropped
+        ),
+        None => "one per row".to_string(),
+    };
+    step(&format!(
+        "wrote {} predictions ({what}) to {}; {} rows in {:.1} s ({} rows/s)",
+        written,
+        args.output.display(),
+        thousands(totals.rows_in as u64),
+        secs,
+        thousands((totals.rows_in as f64 / secs.max(1e-9)) as u64),
+    ));
+    Ok(0)
+}
+
+/// What to read: the model's input columns, each with the type the pipeline needs, so that every chunk is parsed
+/// the same way and a cell that does not fit is reported with its line.
+fn read_options(pipeline: &FittedPipeline) -> ReadOptions {
+    let mut opts = ReadOptions {
+        time_column: pipeline.recipe().map(|r| r.time_column.clone()),
+        columns: Some(pipeline.input_columns()),
+        ..ReadOptions::default()
+    };
+    for (name, kind) in pipeline.input_kinds() {
+        match kind {
+            ColumnKind::Numeric => opts.numeric.push(name),
+            ColumnKind::Categorical => opts.categorical.push(name),
+            ColumnKind::Timestamp => {}
+        }
+    }
+    // ids are labels, written back as they were read
+    if let PipelineInput::Tabular(t) = &pipeline.input
+        && let Some(id) = &t.id_column
+    {
+        opts.categorical.push(id.clone());
+    }
+    opts
+}
+
+/// The output rows of one scored chunk: the time or id column, the prediction (classifiers: probability and
+/// class), and with the flags the raw output, the features and their SHAP contributions.
+fn output_frame(scored: &Scored, with_features: bool) -> Result<Frame> {
+    let mut columns = match &scored.keys {
+        RowKeys::Times { column, values } => vec![(column.clone(), Column::Timestamp(values.clone()))],
+        RowKeys::Ids { column, values } => {
+            vec![(column.clone(), Column::Categorical(values.iter().cloned().map(Some).collect()))]
+        }
+    };
+    let prediction_name = if scored.classes.is_some() { "probability" } else { "prediction" };
+    columns.push((prediction_name.to_string(), Column::Numeric(scored.predictions.clone())));
+    if let Some(classes) = &scored.classes {
+        columns.push(("class".to_string(), Column::Categorical(classes.iter().cloned().map(Some).collect())));
+    }
+    if with_features {
+        columns.push(("raw_prediction".to_string(), Column::Numeric(scored.raw.clone())));
+        for (j, name) in scored.features.names.iter().enumerate() {
+            columns.push((name.clone(), Column::Numeric(scored.features.column(j))));
+        }
+    }
+    if let Some(contrib) = &scored.contributions {
+        for (j, name) in contrib.names.iter().enumerate() {
+            columns.push((format!("shap_{name}"), Column::Numeric(contrib.column(j))));
+        }
+    }
+    Ok(Frame::new(columns)?)
+}

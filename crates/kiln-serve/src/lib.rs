@@ -1,0 +1,61 @@
+//! kiln's HTTP service: [`router`] answers `GET /health`, `GET /ready`, `GET /model`, `POST /predict` and
+//! `POST /predict/batch` for one loaded model, and [`serve`] runs it on a listener until a shutdown signal, letting
+//! requests in flight finish. The only crate that knows HTTP-server types.
+//!
+//! Key decisions: requests are read straight from the JSON bytes into column buffers checked against the model's
+//! input schema (no JSON tree); the features come from the bundle's own fitted pipeline, so an answer equals
+//! `kiln predict` on the same rows bit for bit; every rejection is a 4xx `{"error": {"code", "message", "field"}}`
+//! with a stable code ([`ApiCode`]); the model sits behind an atomically swappable pointer ([`AppState::set_model`]).
+//!
+//! Not here (yet): metrics, OpenAPI, stateful `/observe`, hot reload from the registry, API keys, rate limits. This
+//! crate reads no config, flags or environment: the CLI resolves the model and passes plain values.
+
+mod error;
+mod handlers;
+mod model;
+mod parse;
+mod score;
+mod state;
+mod time;
+
+use std::future::Future;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+
+pub use error::{ApiCode, ApiError};
+pub use model::{LoadError, LoadedModel, ModelIdentity, RUN_HEADER, VERSION_HEADER};
+pub use state::{AppState, ServeConfig};
+
+/// The service's routes over `state`; call it with `tower::ServiceExt::oneshot` in tests, or [`serve`] it.
+pub fn router(state: AppState) -> Router {
+    let limit = state.config().max_body_bytes;
+    Router::new()
+        .route("/health", get(handlers::health))
+        .route("/ready", get(handlers::ready))
+        .route("/model", get(handlers::model_info))
+        .route("/predict", post(handlers::predict))
+        .route("/predict/batch", post(handlers::predict_batch))
+        .fallback(handlers::route_not_found)
+        .method_not_allowed_fallback(handlers::method_not_allowed)
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), handlers::attach_model))
+        .with_state(state)
+}
+
+/// Serves [`router`] on `listener` until `shutdown` completes, then stops accepting connections and waits for the
+/// requests in flight to finish.
+///
+/// # Errors
+/// The listener's I/O error.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+}
+
+#[cfg(test)]
+mod tests;

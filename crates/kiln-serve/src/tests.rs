@@ -1,0 +1,236 @@
+//! Unit tests of request parsing, timestamps and the error table, on hand-made schemas (the router tests with real
+//! trained models are in `tests/it`).
+
+use std::collections::HashSet;
+
+use kiln_domain::Column;
+
+use crate::error::{ApiCode, ApiError};
+use crate::model::{Field, FieldKind, InputSchema};
+use crate::parse::{Mode, Parsed, parse};
+use crate::time::{format_iso, parse_iso};
+
+fn tabular() -> InputSchema {
+    let f = |name: &str, kind| Field { name: name.to_string(), kind };
+    InputSchema::new(
+        vec![f("id", FieldKind::Id), f("tenure", FieldKind::Numeric), f("contract", FieldKind::Categorical)],
+        false,
+    )
+}
+
+fn window() -> InputSchema {
+    let f = |name: &str, kind| Field { name: name.to_string(), kind };
+    InputSchema::new(vec![f("Date", FieldKind::Timestamp), f("USD", FieldKind::Numeric)], true)
+}
+
+fn err(schema: &InputSchema, body: &str, mode: Mode) -> ApiError {
+    match parse(schema, body.as_bytes(), mode) {
+        Ok(p) => panic!("{body} parsed: {p:?}"),
+        Err(e) => e,
+    }
+}
+
+/// `(code, field)` of the rejection of `body`.
+fn check(schema: &InputSchema, body: &str, mode: Mode, code: ApiCode, field: Option<&str>) {
+    let e = err(schema, body, mode);
+    assert_eq!((e.code, e.field.as_deref()), (code, field), "{body}: {e}");
+    assert!(!e.message.is_empty());
+}
+
+const ONE: Mode = Mode::Single;
+const BATCH: Mode = Mode::Batch { max_records: 3 };
+
+#[test]
+fn a_tabular_record_becomes_one_row_with_nulls_as_missing_values() {
+    let parsed = parse(&tabular(), br#"{"contract": "One year", "tenure": 12, "id": "a-1"}"#, ONE).unwrap();
+    let Parsed::Records(rows) = parsed else { panic!() };
+    assert_eq!(rows.ids().unwrap(), &[Some("a-1".to_string())]);
+    let frame = rows.into_frame().unwrap();
+    assert_eq!(frame.names(), ["tenure", "contract"]);
+    assert_eq!(frame.numeric("tenure").unwrap(), [12.0]);
+
+    let parsed = parse(
+        &tabular(),
+        br#"{"records": [{"tenure": null, "contract": null}, {"tenure": 1.5e3, "contract": "x", "id": 7}]}"#,
+        BATCH,
+    )
+    .unwrap();
+    let Parsed::Records(rows) = parsed else { panic!() };
+    assert_eq!(rows.ids().unwrap(), &[None, Some("7".to_string())]);
+    let frame = rows.into_frame().unwrap();
+    assert!(frame.numeric("tenure").unwrap()[0].is_nan());
+    assert_eq!(frame.numeric("tenure").unwrap()[1], 1500.0);
+    assert_eq!(frame.column("contract").unwrap(), &Column::Categorical(vec![None, Some("x".into())]));
+}
+
+#[test]
+fn numbers_parse_to_the_same_bits_as_a_file_reader() {
+    for text in ["1.1172", "0.1", "1e-7", "123456789.123456789", "2.2250738585072014e-308", "9007199254740993"] {
+        let body = format!(r#"{{"tenure": {text}, "contract": "x"}}"#);
+        let Parsed::Records(rows) = parse(&tabular(), body.as_bytes(), ONE).unwrap() else { panic!() };
+        let got = rows.into_frame().unwrap().numeric("tenure").unwrap()[0];
+        assert_eq!(got.to_bits(), text.parse::<f64>().unwrap().to_bits(), "{text}");
+    }
+}
+
+#[test]
+fn every_bad_tabular_record_names_its_field() {
+    let s = tabular();
+    check(&s, r#"{"contract": "x"}"#, ONE, ApiCode::MissingField, Some("tenure"));
+    check(&s, r#"{"tenure": 1, "contract": "x", "extra": 1}"#, ONE, ApiCode::UnknownField, Some("extra"));
+    check(&s, r#"{"tenure": 1, "tenure": 2, "contract": "x"}"#, ONE, ApiCode::DuplicateField, Some("tenure"));
+    check(&s, r#"{"tenure": "12", "contract": "x"}"#, ONE, ApiCode::WrongType, Some("tenure"));
+    check(&s, r#"{"tenure": true, "contract": "x"}"#, ONE, ApiCode::WrongType, Some("tenure"));
+    check(&s, r#"{"tenure": [1], "contract": "x"}"#, ONE, ApiCode::WrongType, Some("tenure"));
+    check(&s, r#"{"tenure": 1, "contract": 2}"#, ONE, ApiCode::WrongType, Some("contract"));
+    check(&s, r#"{"tenure": 1, "contract": {"a": 1}}"#, ONE, ApiCode::WrongType, Some("contract"));
+    check(&s, r#"{"tenure": NaN, "contract": "x"}"#, ONE, ApiCode::NotFinite, Some("tenure"));
+    check(&s, r#"{"tenure": Infinity, "contract": "x"}"#, ONE, ApiCode::NotFinite, Some("tenure"));
+    check(&s, r#"{"tenure": -Infinity, "contract": "x"}"#, ONE, ApiCode::NotFinite, Some("tenure"));
+    check(&s, r#"{"tenure": 1e999, "contract": "x"}"#, ONE, ApiCode::NotFinite, Some("tenure"));
+    check(&s, r#"{"tenure": 1, "contract": "x""#, ONE, ApiCode::MalformedJson, None);
+    check(&s, r#"{"tenure": 1, "contract": "x"} trailing"#, ONE, ApiCode::MalformedJson, None);
+    check(&s, "", ONE, ApiCode::MalformedJson, None);
+    check(&s, "[1, 2]", ONE, ApiCode::WrongType, None);
+    check(&s, "null", ONE, ApiCode::NullValue, None);
+    check(&s, r#""text""#, ONE, ApiCode::WrongType, None);
+}
+
+#[test]
+fn every_bad_batch_names_the_record() {
+    let s = tabular();
+    let rec = r#"{"tenure": 1, "contract": "x"}"#;
+    check(
+        &s,
+        &format!(r#"{{"records": [{rec}, {rec}, {rec}, {rec}]}}"#),
+        BATCH,
+        ApiCode::TooManyRecords,
+        Some("records"),
+    );
+    let Parsed::Records(rows) =
+        parse(&s, format!(r#"{{"records": [{rec}, {rec}, {rec}]}}"#).as_bytes(), BATCH).unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(rows.n_rows, 3);
+    assert_eq!(parse(&s, br#"{"records": []}"#, BATCH).unwrap().n_records(), 0);
+    check(
+        &s,
+        &format!(r#"{{"records": [{rec}, {{"contract": "x"}}]}}"#),
+        BATCH,
+        ApiCode::MissingField,
+        Some("records[1].tenure"),
+    );
+    check(&s, &format!(r#"{{"records": [{rec}, 5]}}"#), BATCH, ApiCode::WrongType, Some("records[1]"));
+    check(&s, r#"{"records": {"a": 1}}"#, BATCH, ApiCode::WrongType, Some("records"));
+    check(&s, r#"{"records": null}"#, BATCH, ApiCode::NullValue, Some("records"));
+    check(&s, r#"{"rows": []}"#, BATCH, ApiCode::UnknownField, Some("rows"));
+    check(&s, r#"{}"#, BATCH, ApiCode::MissingField, Some("records"));
+    check(&s, r#"{"records": [], "records": []}"#, BATCH, ApiCode::DuplicateField, Some("records"));
+    check(
+        &s,
+        r#"{"records": [{"tenure": NaN, "contract": "x"}]}"#,
+        BATCH,
+        ApiCode::NotFinite,
+        Some("records[0].tenure"),
+    );
+}
+
+#[test]
+fn windows_take_numbers_and_iso_times_only() {
+    let s = window();
+    let body = br#"{"window": [{"Date": "2024-01-02", "USD": 1.1}, {"USD": 1.2, "Date": "2024-01-03T00:00:00Z"}]}"#;
+    let Parsed::Windows(windows) = parse(&s, body, ONE).unwrap() else { panic!() };
+    let frame = windows.into_iter().next().unwrap().into_frame().unwrap();
+    assert_eq!(frame.timestamps("Date").unwrap(), [1_704_153_600_000, 1_704_240_000_000]);
+    assert_eq!(frame.numeric("USD").unwrap(), [1.1, 1.2]);
+
+    check(&s, r#"{"window": [{"Date": "2024-01-02", "USD": null}]}"#, ONE, ApiCode::NullValue, Some("window[0].USD"));
+    check(&s, r#"{"window": [{"Date": null, "USD": 1}]}"#, ONE, ApiCode::NullValue, Some("window[0].Date"));
+    check(&s, r#"{"window": [{"Date": "02/01/2024", "USD": 1}]}"#, ONE, ApiCode::InvalidTime, Some("window[0].Date"));
+    check(&s, r#"{"window": [{"Date": "2024-02-30", "USD": 1}]}"#, ONE, ApiCode::InvalidTime, Some("window[0].Date"));
+    check(&s, r#"{"window": [{"Date": 20240102, "USD": 1}]}"#, ONE, ApiCode::WrongType, Some("window[0].Date"));
+    check(&s, r#"{"window": [{"Date": "2024-01-02"}]}"#, ONE, ApiCode::MissingField, Some("window[0].USD"));
+    check(
+        &s,
+        r#"{"window": [{"Date": "2024-01-02", "USD": 1, "JPY": 2}]}"#,
+        ONE,
+        ApiCode::UnknownField,
+        Some("window[0].JPY"),
+    );
+    check(&s, r#"{"window": [{"Date": "2024-01-02", "USD": NaN}]}"#, ONE, ApiCode::NotFinite, Some("window[0].USD"));
+    check(&s, r#"{"window": [[1, 2]]}"#, ONE, ApiCode::WrongType, Some("window[0]"));
+    check(&s, r#"{"window": {"Date": "2024-01-02"}}"#, ONE, ApiCode::WrongType, Some("window"));
+    check(&s, r#"{"window": []", "x": 1}"#, ONE, ApiCode::MalformedJson, None);
+    check(&s, r#"{"rows": []}"#, ONE, ApiCode::UnknownField, Some("rows"));
+    check(&s, r#"{}"#, ONE, ApiCode::MissingField, Some("window"));
+    check(&s, r#"{"Date": "2024-01-02", "USD": 1}"#, ONE, ApiCode::UnknownField, Some("Date"));
+    check(
+        &s,
+        r#"{"records": [{"window": []}, {"window": [{"Date": "2024-01-02", "USD": "1"}]}]}"#,
+        BATCH,
+        ApiCode::WrongType,
+        Some("records[1].window[0].USD"),
+    );
+    assert_eq!(parse(&s, br#"{"window": []}"#, ONE).unwrap().n_records(), 1);
+}
+
+#[test]
+fn a_field_of_no_fixed_type_takes_its_type_from_its_values() {
+    let f = |name: &str| Field { name: name.to_string(), kind: FieldKind::Any };
+    let s = InputSchema::new(vec![f("a"), f("b"), f("c")], false);
+    let body = br#"{"records": [{"a": 1, "b": null, "c": null}, {"a": null, "b": "x", "c": null}]}"#;
+    let Parsed::Records(rows) = parse(&s, body, BATCH).unwrap() else { panic!() };
+    let frame = rows.into_frame().unwrap();
+    assert_eq!(frame.numeric("a").unwrap()[0], 1.0);
+    assert_eq!(frame.categorical("b").unwrap(), [None, Some("x".to_string())]);
+    assert!(frame.numeric("c").unwrap().iter().all(|v| v.is_nan()));
+    let mixed = br#"{"records": [{"a": 1, "b": null, "c": null}, {"a": "1", "b": null, "c": null}]}"#;
+    check(&s, std::str::from_utf8(mixed).unwrap(), BATCH, ApiCode::WrongType, Some("records[1].a"));
+}
+
+#[test]
+fn iso_times_parse_like_the_file_reader_and_print_back() {
+    assert_eq!(parse_iso("1970-01-01"), Some(0));
+    assert_eq!(parse_iso("1970-01-01 00:00:01"), Some(1000));
+    assert_eq!(parse_iso("1970-01-01T00:00:01.5Z"), Some(1500));
+    assert_eq!(parse_iso("1970-01-01T00:00:01.123456"), Some(1123));
+    for bad in
+        ["", "1970-1-01", "1970-01-01T", "1970-01-01T00:00", "1970-01-01X", "1970-13-01", "1970-01-01T00:00:00.Z"]
+    {
+        assert_eq!(parse_iso(bad), None, "{bad}");
+    }
+    for ms in [0, 1_704_153_600_000, 1_704_153_601_000, 1_704_153_601_250, -86_400_000] {
+        assert_eq!(parse_iso(&format_iso(ms)), Some(ms), "{ms}");
+    }
+    assert_eq!(format_iso(1_704_153_600_000), "2024-01-02");
+    assert_eq!(format_iso(1_467_334_800_000), "2016-07-01T01:00:00");
+}
+
+#[test]
+fn error_codes_are_unique_snake_case_and_only_the_service_itself_answers_5xx() {
+    let mut seen = HashSet::new();
+    for code in ApiCode::ALL {
+        let name = code.as_str();
+        assert!(seen.insert(name), "{name} twice");
+        assert!(name.chars().all(|c| c.is_ascii_lowercase() || c == '_'), "{name}");
+        let status = code.status().as_u16();
+        match code {
+            ApiCode::Internal | ApiCode::NotReady => assert!(status >= 500),
+            _ => assert!((400..500).contains(&status), "{name}: {status}"),
+        }
+    }
+}
+
+#[test]
+fn wide_records_are_checked_field_by_field() {
+    let fields = (0..200).map(|i| Field { name: format!("c{i}"), kind: FieldKind::Numeric }).collect();
+    let s = InputSchema::new(fields, false);
+    let full: Vec<String> = (0..200).map(|i| format!("\"c{i}\": {i}")).collect();
+    let Parsed::Records(rows) = parse(&s, format!("{{{}}}", full.join(", ")).as_bytes(), ONE).unwrap() else {
+        panic!()
+    };
+    assert_eq!(rows.into_frame().unwrap().numeric("c199").unwrap(), [199.0]);
+    check(&s, &format!("{{{}}}", full[..199].join(", ")), ONE, ApiCode::MissingField, Some("c199"));
+    check(&s, &format!("{{{}, \"c150\": 1}}", full.join(", ")), ONE, ApiCode::DuplicateField, Some("c150"));
+}

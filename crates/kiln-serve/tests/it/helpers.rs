@@ -1,0 +1,235 @@
+//! Training the two models once, and calling the router.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use kiln_domain::{Column, Frame};
+use kiln_eval::{ClassificationGateSpec, GateSpec, HoldoutSpec, Size};
+use kiln_features::{FittedPipeline, PreprocessSpec, SelectorSpec, TabularInput, TimeSeriesRecipe};
+use kiln_infra::{LocalStore, PlotChartRenderer, ReadOptions};
+use kiln_models::{Bundle, LgbObjective, LightGbmParams};
+use kiln_serve::{AppState, LoadedModel, ModelIdentity, ServeConfig};
+use kiln_train::{Gates, ModelSpec, Ports, Progress, ShuffledSplit, TabularKind, TaskSpec, ThresholdRule, TrainSpec};
+use serde_json::Value;
+use tower::ServiceExt;
+
+/// A trained model's bundle folder, its run and the raw frame it was trained on.
+pub(crate) struct Trained {
+    pub(crate) bundle_dir: PathBuf,
+    pub(crate) run_id: String,
+    pub(crate) frame: Frame,
+    _store: tempfile::TempDir,
+}
+
+struct Quiet;
+
+impl Progress for Quiet {
+    fn step(&self, _: &str) {}
+}
+
+fn data(name: &str) -> PathBuf {
+    let manifest = std::env::var("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR");
+    Path::new(&manifest).join("../../data").join(name)
+}
+
+fn lightgbm(objective: LgbObjective) -> ModelSpec {
+    // conf/base/lightgbm.yaml, with fewer rounds to keep the tests quick
+    let params = LightGbmParams {
+        objective,
+        num_iterations: 150,
+        learning_rate: 0.05,
+        num_leaves: 15,
+        min_data_in_leaf: 50,
+        feature_fraction: 0.9,
+        bagging_fraction: 0.8,
+        bagging_freq: 1,
+        lambda_l2: 1.0,
+        early_stopping_rounds: Some(30),
+        is_unbalance: objective == LgbObjective::Binary,
+        ..LightGbmParams::default()
+    };
+    ModelSpec::LightGbm(params.check().unwrap())
+}
+
+fn train(name: &str, task: TaskSpec, preprocess: Vec<PreprocessSpec>, frame: Frame, gates: Gates) -> Trained {
+    let store_dir = tempfile::tempdir().unwrap();
+    let store = LocalStore::open(&store_dir.path().join("mlruns")).unwrap();
+    let charts = PlotChartRenderer::default();
+    let clock = || 1_700_000_000_000_i64;
+    let ports = Ports { tracker: &store, artifacts: &store, registry: &store, charts: &charts, clock: &clock };
+    let selection: Vec<SelectorSpec> = serde_json::from_str(r#"[{"variance_threshold": {"threshold": 0.0}}]"#).unwrap();
+    let model = lightgbm(if matches!(gates, Gates::Classification(_)) {
+        LgbObjective::Binary
+    } else {
+        LgbObjective::Regression
+    });
+    let spec = TrainSpec {
+        experiment: name.to_string(),
+        run_name: format!("{name}-serve-test"),
+        task,
+        preprocess,
+        selection: if name == "churn" { selection } else { Vec::new() },
+        model,
+        gates,
+        register: None,
+        tags: Vec::new(),
+        input_params: Vec::new(),
+        config_yaml: String::new(),
+        data_sha256: "0".repeat(64),
+        kiln_version: "test".to_string(),
+    };
+    let outcome = kiln_train::train(&spec, &frame, &ports, &Quiet).unwrap();
+    let run_id = outcome.run.run_id.0.clone();
+    let bundle_dir = store.artifact_dir(&outcome.run.run_id).unwrap().join("model");
+    Trained { bundle_dir, run_id, frame, _store: store_dir }
+}
+
+/// Next-day EUR/USD from the ECB rates, with the recipe of conf/tasks/eurusd.yaml.
+pub(crate) fn eurusd() -> &'static Trained {
+    static MODEL: OnceLock<Trained> = OnceLock::new();
+    MODEL.get_or_init(|| {
+        let recipe: TimeSeriesRecipe = serde_json::from_value(serde_json::json!({
+            "time_column": "Date",
+            "target": "USD",
+            "horizon": 1,
+            "target_transform": "log_return",
+            "features": [
+                {"log_return": {"column": "USD", "periods": [1, 2, 5, 10, 20]}},
+                {"rolling": {"column": "USD", "windows": [5, 20, 60], "stats": ["mean", "std"]}},
+                {"ewm": {"column": "USD", "spans": [10, 50]}},
+                {"lag": {"column": "USD", "lags": [1, 2, 5]}},
+                {"calendar": {"parts": ["day_of_week", "month"], "cyclical": true}}
+            ]
+        }))
+        .unwrap();
+        let opts = ReadOptions {
+            time_column: Some("Date".into()),
+            columns: Some(recipe.input_columns()),
+            ..ReadOptions::default()
+        };
+        let frame = kiln_infra::read_frame(&data("ecb_eurofxref-hist.csv"), &opts).unwrap();
+        let split = HoldoutSpec { test_size: Size::Fraction(0.2), validation_size: Some(Size::Fraction(0.1)), gap: 0 };
+        let task = TaskSpec::Forecast { recipe, split };
+        train("eurusd", task, Vec::new(), frame, Gates::Regression(GateSpec::default()))
+    })
+}
+
+/// Telco churn with the preprocessing of conf/tasks/churn.yaml.
+pub(crate) fn churn() -> &'static Trained {
+    static MODEL: OnceLock<Trained> = OnceLock::new();
+    MODEL.get_or_init(|| {
+        let frame = kiln_infra::read_frame(&data("Telco-Customer-Churn_IBM.csv"), &ReadOptions::default()).unwrap();
+        let columns: Vec<String> =
+            frame.names().iter().filter(|c| *c != "customerID" && *c != "Churn").cloned().collect();
+        let preprocess: Vec<PreprocessSpec> = serde_json::from_value(serde_json::json!([
+            {"impute": {"columns": ["TotalCharges"], "strategy": "median"}},
+            {"bin": {"column": "tenure", "edges": [0, 12, 24, 48, "inf"], "labels": ["New", "Medium", "Long", "Very_Long"],
+                     "into": "tenure_group", "include_lowest": true}},
+            {"ratio": {"numerator": "TotalCharges", "denominator": "MonthlyCharges", "into": "months_billed"}},
+            {"one_hot": {"columns": "categorical", "unknown": "ignore", "drop": "if_binary"}}
+        ]))
+        .unwrap();
+        let task = TaskSpec::Tabular {
+            input: TabularInput { columns, id_column: Some("customerID".into()) },
+            target: "Churn".into(),
+            kind: TabularKind::Classification { positive: "Yes".into(), threshold: ThresholdRule::BestF1 },
+            split: ShuffledSplit { test_size: Size::Fraction(0.2), validation_size: Some(Size::Fraction(0.1)), seed: 42 },
+        };
+        train("churn", task, preprocess, frame, Gates::Classification(ClassificationGateSpec::default()))
+    })
+}
+
+pub(crate) fn read(trained: &Trained) -> Bundle<FittedPipeline> {
+    kiln_models::read_bundle(&trained.bundle_dir).unwrap()
+}
+
+/// A router serving `trained` as version 1 of `name` under the alias `production`.
+pub(crate) fn state_for(trained: &Trained, name: &str, config: ServeConfig) -> AppState {
+    let identity = ModelIdentity {
+        reference: format!("models:/{name}@production"),
+        name: Some(name.to_string()),
+        version: Some(1),
+        alias: Some("production".into()),
+        run_id: Some(trained.run_id.clone()),
+    };
+    AppState::with_model(config, LoadedModel::new(read(trained), identity).unwrap())
+}
+
+/// A response: status, headers and the JSON body.
+pub(crate) struct Answer {
+    pub(crate) status: StatusCode,
+    pub(crate) headers: axum::http::HeaderMap,
+    pub(crate) body: Value,
+}
+
+impl Answer {
+    /// `(code, field)` of an error answer, checking its shape.
+    pub(crate) fn error(&self) -> (String, Option<String>) {
+        let e = &self.body["error"];
+        let keys: Vec<&String> =
+            e.as_object().unwrap_or_else(|| panic!("not an error: {}", self.body)).keys().collect();
+        assert_eq!(keys, ["code", "message", "field"], "{}", self.body);
+        assert!(!e["message"].as_str().unwrap().is_empty());
+        (e["code"].as_str().unwrap().to_string(), e["field"].as_str().map(str::to_string))
+    }
+}
+
+pub(crate) async fn call(state: &AppState, request: Request<Body>) -> Answer {
+    let response = kiln_serve::router(state.clone()).oneshot(request).await.unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&bytes)))
+    };
+    Answer { status, headers, body }
+}
+
+pub(crate) async fn get(state: &AppState, path: &str) -> Answer {
+    call(state, Request::get(path).body(Body::empty()).unwrap()).await
+}
+
+pub(crate) async fn post_raw(state: &AppState, path: &str, content_type: Option<&str>, body: Vec<u8>) -> Answer {
+    let mut request = Request::post(path);
+    if let Some(ct) = content_type {
+        request = request.header("content-type", ct);
+    }
+    call(state, request.body(Body::from(body)).unwrap()).await
+}
+
+pub(crate) async fn post(state: &AppState, path: &str, body: &Value) -> Answer {
+    post_raw(state, path, Some("application/json"), serde_json::to_vec(body).unwrap()).await
+}
+
+/// A JSON value of row `i` of a column: numbers (null for NaN), strings, ISO times.
+pub(crate) fn cell(column: &Column, i: usize) -> Value {
+    match column {
+        Column::Numeric(v) => serde_json::Number::from_f64(v[i]).map_or(Value::Null, Value::Number),
+        Column::Categorical(v) => v[i].clone().map_or(Value::Null, Value::String),
+        Column::Timestamp(v) => Value::String(iso(v[i])),
+    }
+}
+
+/// `YYYY-MM-DD` (the shipped series are daily or hourly on whole hours).
+pub(crate) fn iso(ms: i64) -> String {
+    let c = kiln_domain::civil_from_millis(ms);
+    if ms % 86_400_000 == 0 {
+        format!("{:04}-{:02}-{:02}", c.year, c.month, c.day)
+    } else {
+        format!("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}", c.year, c.month, c.day, c.hour, c.minute, c.second)
+    }
+}
+
+/// Row `i` of `frame` as a JSON object of `columns`.
+pub(crate) fn row(frame: &Frame, columns: &[String], i: usize) -> Value {
+    let mut map = serde_json::Map::new();
+    for name in columns {
+        map.insert(name.clone(), cell(frame.column(name).unwrap(), i));
+    }
+    Value::Object(map)
+}
