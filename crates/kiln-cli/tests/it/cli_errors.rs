@@ -1,21 +1,9 @@
 //! Bad input through the real `kiln` binary: each error names the place (file, line, column or key) and the exit
 //! code is non-zero.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
-fn repo() -> PathBuf {
-    Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
-
-/// Runs kiln in the repository root; returns (exit code, stderr).
-fn kiln(args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_kiln")).args(args).current_dir(repo()).output().unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
-}
+use crate::{kiln, repo};
 
 fn write(dir: &Path, name: &str, text: &str) -> String {
     let p = dir.join(name);

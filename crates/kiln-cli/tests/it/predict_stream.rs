@@ -4,25 +4,13 @@
 //! CSV and Parquet in and out; rows out of time order and bad cells are reported with their line.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 
 use kiln_features::FittedPipeline;
 use kiln_infra::{ReadOptions, read_frame, write_frame};
 use kiln_train::RowKeys;
 
-fn repo() -> PathBuf {
-    Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
-
-/// Runs kiln in the repository root; returns (exit code, stderr).
-fn kiln(args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_kiln")).args(args).current_dir(repo()).output().unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
-}
+use crate::{kiln, repo};
 
 /// A model trained once per test binary with a shipped experiment, and its bundle folder.
 struct Trained {
