@@ -133,7 +133,6 @@ fn flush_pending(store: &RestStore) {
                 );
             }
         }
-        Err(e) if e.code == kiln_domain::Code::StoreIo => {}
         Err(e) => eprintln!("warning: could not write the pending run statuses to {}: {e}", store.uri()),
     }
 }

@@ -200,15 +200,22 @@ impl<'a> GuardedStore<'a> {
     /// # Errors
     /// `store_io` when the pending folder cannot be read or the server is still unreachable.
     pub fn flush_pending(remote: &RestStore, pending_dir: &Path) -> Result<Vec<RunId>, PortError> {
-        let Ok(entries) = fs::read_dir(pending_dir) else { return Ok(Vec::new()) };
+        let entries = match fs::read_dir(pending_dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(PortError::io(format!("cannot read {}: {e}", pending_dir.display()))),
+        };
         let mut done = Vec::new();
         for entry in entries.flatten() {
             let path = entry.path();
             if path.extension().and_then(|e| e.to_str()) != Some("json") {
                 continue;
             }
-            let Ok(text) = fs::read_to_string(&path) else { continue };
-            let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else { continue };
+            let text = fs::read_to_string(&path)
+                .map_err(|e| PortError::io(format!("cannot read the pending run status {}: {e}", path.display())))?;
+            let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+                PortError::new(Code::StoreCorrupt, format!("pending run status {} is not JSON: {e}", path.display()))
+            })?;
             if v["server"].as_str() != Some(remote.uri()) {
                 continue;
             }
@@ -232,7 +239,9 @@ impl<'a> GuardedStore<'a> {
                 Err(e) if e.code == Code::NotFound => {}
                 Err(e) => return Err(e),
             }
-            let _ = fs::remove_file(&path);
+            fs::remove_file(&path).map_err(|e| {
+                PortError::io(format!("cannot remove the written pending status {}: {e}", path.display()))
+            })?;
         }
         Ok(done)
     }

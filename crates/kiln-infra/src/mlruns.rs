@@ -14,7 +14,7 @@ mod listing;
 mod pyyaml;
 mod registry;
 
-pub(crate) use registry::{check_alias, check_alias_chars};
+pub(crate) use registry::{check_alias, check_alias_chars, check_archive_target};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -193,9 +193,9 @@ fn run_steps(
     store.put_bytes(id, "config.yaml", spec.config_yaml.as_bytes())?;
     let mut metrics_json = evaluation.to_json();
     if let serde_json::Value::Object(map) = &mut metrics_json {
-        map.insert("gates".into(), serde_json::to_value(&gates).unwrap_or_default());
-        map.insert("rows".into(), serde_json::to_value(rows).unwrap_or_default());
-        map.insert("best_iteration".into(), serde_json::to_value(fitted.best_iteration).unwrap_or_default());
+        map.insert("gates".into(), serde_json::json!(gates));
+        map.insert("rows".into(), serde_json::json!(rows));
+        map.insert("best_iteration".into(), serde_json::json!(fitted.best_iteration));
     }
     store.put_bytes(id, "metrics.json", &to_json(&metrics_json))?;
     log_importance(spec, ports, id, &importance)?;

@@ -4,7 +4,7 @@ use kiln_domain::{Code, ModelRegistry, ModelVersion, PortError, RunId, Stage};
 use serde_json::{Value, json};
 
 use super::{RestStore, Retry, int_field, str_field};
-use crate::mlruns::{check_alias, check_alias_chars};
+use crate::mlruns::{check_alias, check_alias_chars, check_archive_target};
 
 fn version_of(v: &Value) -> Result<ModelVersion, PortError> {
     let number = str_field(v, "version");
@@ -176,12 +176,7 @@ impl ModelRegistry for RestStore {
         stage: Stage,
         archive_existing: bool,
     ) -> Result<ModelVersion, PortError> {
-        if archive_existing && !matches!(stage, Stage::Staging | Stage::Production) {
-            return Err(invalid(format!(
-                "archive_existing needs the target stage Staging or Production, not {}",
-                stage.as_str()
-            )));
-        }
+        check_archive_target(stage, archive_existing)?;
         let body = json!({
             "name": name, "version": version.to_string(), "stage": stage.as_str(),
             "archive_existing_versions": archive_existing,

@@ -35,6 +35,17 @@ fn check_model_name(name: &str) -> Result<(), PortError> {
     Ok(())
 }
 
+/// `archive_existing` only makes sense when moving into Staging or Production (the server answers a 500 otherwise).
+pub(crate) fn check_archive_target(stage: Stage, archive_existing: bool) -> Result<(), PortError> {
+    if archive_existing && !matches!(stage, Stage::Staging | Stage::Production) {
+        return Err(invalid(format!(
+            "archive_existing needs the target stage Staging or Production, not {}",
+            stage.as_str()
+        )));
+    }
+    Ok(())
+}
+
 /// MLflow's alias characters: `[A-Za-z0-9_-]` (Unicode word characters), not empty.
 pub(crate) fn check_alias_chars(alias: &str) -> Result<(), PortError> {
     if alias.is_empty() {
@@ -311,12 +322,7 @@ impl ModelRegistry for LocalStore {
         stage: Stage,
         archive_existing: bool,
     ) -> Result<ModelVersion, PortError> {
-        if archive_existing && !matches!(stage, Stage::Staging | Stage::Production) {
-            return Err(invalid(format!(
-                "archive_existing needs the target stage Staging or Production, not {}",
-                stage.as_str()
-            )));
-        }
+        check_archive_target(stage, archive_existing)?;
         let _guard = self.lock();
         let (model_dir, mut meta, mut mv) = self.existing_version(name, version)?;
         let now = now_ms();
