@@ -1,6 +1,7 @@
 # syntax=docker/dockerfile:1
 # The kiln binary in a small Debian image. Build from the repository root:
-#   docker build -f docker/kiln.Dockerfile -t kiln .
+#   docker build -f docker/kiln.Dockerfile -t kiln-serve .                  # kiln serve, with a health check
+#   docker build -f docker/kiln.Dockerfile --target runtime -t kiln .    # the plain kiln CLI
 # (docker-compose.yml does this for the kiln-serve service.) Never built on the machine this was written on:
 # see docker/README.md.
 
@@ -56,3 +57,15 @@ ENV MLFLOW_DISABLE_TELEMETRY=true
 EXPOSE 8080
 ENTRYPOINT ["kiln"]
 CMD ["--help"]
+
+# ---- serve: the runtime image running `kiln serve` (the default target; `--target runtime` gives the plain CLI) ----
+FROM runtime AS serve
+
+# Docker's own health check: /ready answers 200 once the model is loaded (kiln serve listens only after that). No
+# curl in the image: a bare HTTP/1.0 GET through bash's /dev/tcp.
+HEALTHCHECK --interval=10s --timeout=3s --start-period=60s --retries=3 \
+  CMD ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/8080 && printf 'GET /ready HTTP/1.0\\r\\n\\r\\n' >&3 && head -n 1 <&3 | grep -q ' 200 '"]
+# The registry and credentials come from the environment (MLFLOW_TRACKING_URI, MLFLOW_TRACKING_TOKEN or
+# MLFLOW_TRACKING_USERNAME/PASSWORD, KILN_API_KEYS); the model from the command, e.g.
+#   docker run -e MLFLOW_TRACKING_URI=http://mlflow:5000 -p 8080:8080 kiln-serve serve --model models:/churn@production --host 0.0.0.0
+CMD ["serve", "--model", "models:/eurusd@production", "--host", "0.0.0.0", "--port", "8080"]

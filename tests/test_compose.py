@@ -10,6 +10,7 @@ library only; runs in well under a second.
 """
 
 import fnmatch
+import json
 import re
 import tomllib
 from pathlib import Path
@@ -363,7 +364,7 @@ def test_kiln_dockerfile_builds_the_workspace_binary(kiln_cli):
     assert [args for i, args in instructions if i == "ENTRYPOINT"] == [f'["{binaries[0]}"]']
     assert any(i == "USER" and args not in ("root", "0") for i, args in instructions)
 
-    (builder, builder_name), (runtime, _) = stages(instructions)
+    (builder, builder_name), (runtime, _) = stages(instructions)[:2]
     copies_from = {re.search(r"--from=(\S+)", args).group(1) for i, args in instructions
                    if i == "COPY" and "--from=" in args}
     assert copies_from == {builder_name}, "COPY --from must name the builder stage"
@@ -427,3 +428,18 @@ def test_kiln_serve_serves_the_production_alias_on_its_published_port(services):
     assert f"/dev/tcp/127.0.0.1/{port}" in " ".join(kiln["healthcheck"]["test"])
     assert "EXPOSE " + port in KILN_DOCKERFILE.read_text()
     assert kiln["depends_on"]["mlflow"]["condition"] == "service_healthy"
+
+
+def test_kiln_serve_image_is_multi_stage_non_root_with_a_health_check(services):
+    instructions = parse_dockerfile(KILN_DOCKERFILE)
+    assert [name for _, name in stages(instructions)] == ["builder", "runtime", "serve"]
+    assert stages(instructions)[2][0] == "runtime", "serve must build on the runtime stage (no toolchain in it)"
+    users = [args for i, args in instructions if i == "USER"]
+    assert users == ["kiln"], f"one non-root user for runtime and serve, got {users}"
+    (health,) = [args for i, args in instructions if i == "HEALTHCHECK"]
+    probe = json.loads(health.split("CMD", 1)[1])
+    cmd = json.loads([args for i, args in instructions if i == "CMD"][-1])
+    port = flag_value(cmd, "--port")
+    assert cmd[0] == "serve" and flag_value(cmd, "--host") == "0.0.0.0"
+    assert f"/dev/tcp/127.0.0.1/{port}" in probe[-1] and "GET /ready" in probe[-1]
+    assert services["kiln-serve"]["build"]["target"] == "serve"

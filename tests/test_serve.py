@@ -9,15 +9,17 @@ which the server must exit 0."""
 import csv
 import http.client
 import json
+import re
 import signal
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
 
 import pytest
 
-from conftest import REPO, free_port, kiln_bin
+from conftest import REPO, free_port, kiln_bin, run_kiln
 
 
 def _rows():
@@ -167,5 +169,104 @@ def test_limits_from_flags_and_sigterm_exits_0(eurusd_store, tmp_path):
         assert server.proc.wait(timeout=20) == 0
         log = (tmp_path / "serve.log").read_text()
         assert "listening on http://127.0.0.1:" in log and "SIGTERM" in log, log
+    finally:
+        server.stop()
+
+
+def test_observed_series_forecast_equals_kiln_predict_exactly(served, predicted):
+    rows = _rows()
+    n = len(rows)
+    observed = [{"Date": d, "USD": float(v)} for d, v in rows]
+    for start in range(0, n, 1500):
+        end = min(start + 1500, n)
+        status, _, body = served.request("POST", "/observe", {"series": "ecb", "rows": observed[start:end]})
+        assert status == 200, body
+        assert body["observed"] == end and body["ready"] is True and body["last_time"] == rows[end - 1][0]
+        status, _, body = served.request("POST", "/predict", {"series": "ecb"})
+        assert status == 200, body
+        date = rows[end - 1][0]
+        assert body["time"] == date and body["prediction"] == predicted[date], (date, body, predicted[date])
+    status, _, body = served.request("POST", "/observe", {"series": "ecb", "rows": observed[:1]})
+    assert (status, body["error"]["code"], body["error"]["field"]) == (422, "window_not_sorted", "rows[0].Date")
+    status, _, body = served.request("DELETE", "/observe/ecb")
+    assert (status, body["observed"]) == (200, n)
+    status, _, body = served.request("POST", "/predict", {"series": "ecb"})
+    assert (status, body["error"]["code"]) == (404, "series_not_found")
+
+
+def _bundle_file(store, run_id, name):
+    (path,) = store.glob(f"*/{run_id}/artifacts/model/{name}")
+    return path
+
+
+def test_hot_reload_switches_versions_without_a_failed_request_and_survives_a_corrupted_bundle(tmp_path):
+    store = tmp_path / "mlruns"
+    runs = []
+    for _ in range(2):
+        out = run_kiln("train", "--config", "conf/experiments/eurusd.yaml", "--register", "--tracking-uri", store).stdout
+        runs.append(re.search(r"run ([0-9a-f]{32}) \(FINISHED\)", out).group(1))
+    run_kiln("registry", "promote", "eurusd", "1", "--alias", "production", "--tracking-uri", store)
+    log = tmp_path / "serve.log"
+    server = Served(store, log, "--reload-interval", "0.2")
+    results, stop = [], threading.Event()
+    rows = _rows()
+    body = json.dumps(_window(rows, 200)).encode()
+
+    def hammer(k):
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+        while not stop.is_set():
+            conn.request("POST", "/predict", body=body, headers={"Content-Type": "application/json"})
+            response = conn.getresponse()
+            payload = json.loads(response.read())
+            results.append((response.status, response.getheader("x-kiln-model-version"), payload, k))
+        conn.close()
+
+    def wait_for(version, timeout=15):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if results and results[-1][1] == version:
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"still answering {results[-1][1] if results else None}:\n{log.read_text()}")
+
+    threads = [threading.Thread(target=hammer, args=(k,)) for k in range(3)]
+    try:
+        for t in threads:
+            t.start()
+        wait_for("1")
+        run_kiln("registry", "promote", "eurusd", "2", "--alias", "production", "--tracking-uri", store)
+        wait_for("2")
+        time.sleep(0.5)
+        # a corrupted bundle behind the alias: the old version keeps answering, the failure is logged and counted
+        model = _bundle_file(store, runs[0], "model.lgb")
+        model.write_bytes(model.read_bytes().replace(b"tree", b"tres", 1))
+        run_kiln("registry", "promote", "eurusd", "1", "--alias", "production", "--tracking-uri", store)
+        deadline = time.time() + 15
+        while "model_reload_failed" not in log.read_text() and time.time() < deadline:
+            time.sleep(0.1)
+        time.sleep(0.5)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    try:
+        assert results and all(r[0] == 200 for r in results), [r for r in results if r[0] != 200][:3]
+        for k in range(3):
+            # each client, request after request: version 1, then version 2 only (a request in flight during the
+            # swap may still finish on 1 after another client's first answer from 2)
+            versions = [v for _, v, _, client in results if client == k]
+            first_two = versions.index("2")
+            assert set(versions[:first_two]) == {"1"} and set(versions[first_two:]) == {"2"}, "went back to 1"
+        assert all(p["model"]["version"] == int(v) for _, v, p, _ in results)
+        events = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{\"ts\"")]
+        reloaded = [e for e in events if e.get("event") == "model_reloaded"]
+        assert [(e["from_version"], e["to_version"]) for e in reloaded] == [(1, 2)], events
+        (failed,) = [e for e in events if e.get("event") == "model_reload_failed"]
+        assert failed["to_version"] == 1 and "model.lgb" in failed["error"], failed
+        status, _, ready = server.request("GET", "/ready")
+        assert (status, ready["model"]["version"]) == (200, 2)
+        metrics = urllib.request.urlopen(server.url + "/metrics", timeout=10).read().decode()
+        assert 'kiln_model_reloads_total{outcome="failed"} 1' in metrics, metrics
+        assert 'kiln_model_reloads_total{outcome="ok"} 1' in metrics, metrics
     finally:
         server.stop()

@@ -6,7 +6,7 @@
 //! streamed forward, so it is read whole and sorted, as before, with a note; any other step back in time is an
 //! error naming the line.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use kiln_domain::{Column, ColumnKind, Frame};
@@ -29,8 +29,14 @@ pub(crate) fn predict(args: PredictArgs) -> Result<u8> {
     let input = &args.input;
     let chunk_rows = usize::try_from(args.chunk_rows).unwrap_or(usize::MAX);
 
+    // wall time of each stage, for the summary: reading and parsing, writing (the features and the model's
+    // prediction are timed by the scorer)
+    let mut read_time = Duration::ZERO;
+    let mut write_time = Duration::ZERO;
+    let timed = Instant::now();
     let mut reader = kiln_infra::read_chunks(input, &opts, chunk_rows)?;
     let mut first = reader.next();
+    read_time += timed.elapsed();
     // a newest-first file is read whole and sorted; the scorer then gets it as one chunk
     let mut whole = None;
     if let Some(Err(ReadError::NewestFirst { .. })) = &first {
@@ -38,7 +44,9 @@ pub(crate) fn predict(args: PredictArgs) -> Result<u8> {
             "note: {} starts newest first, so it cannot be streamed; reading it whole and sorting it by time",
             input.display()
         ));
+        let timed = Instant::now();
         whole = Some(kiln_infra::read_frame(input, &opts)?);
+        read_time += timed.elapsed();
         first = None;
     }
     let streamed = whole.is_none();
@@ -47,13 +55,18 @@ pub(crate) fn predict(args: PredictArgs) -> Result<u8> {
     if let Some(parent) = args.output.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
     }
+    let timed = Instant::now();
     let mut writer = FrameWriter::create(&args.output)?;
+    write_time += timed.elapsed();
     let mut scorer = ChunkScorer::new(&bundle, args.explain)?;
     let mut bar = Bar::new("scoring", origin);
     let mut rows_in = 0_u64;
     loop {
         let chunk = if streamed {
-            match first.take().or_else(|| reader.next()) {
+            let timed = Instant::now();
+            let next = first.take().or_else(|| reader.next());
+            read_time += timed.elapsed();
+            match next {
                 Some(chunk) => chunk?,
                 None => break,
             }
@@ -67,7 +80,9 @@ pub(crate) fn predict(args: PredictArgs) -> Result<u8> {
         let scored = scorer
             .push(chunk)
             .with_context(|| format!("scoring rows {}-{} of {}", rows_in + 1, rows_in + n, input.display()))?;
+        let timed = Instant::now();
         writer.write(&output_frame(&scored, args.with_features)?)?;
+        write_time += timed.elapsed();
         rows_in += n;
         let read: ReadProgress = if streamed {
             reader.progress()
@@ -78,7 +93,9 @@ pub(crate) fn predict(args: PredictArgs) -> Result<u8> {
     }
     bar.finish();
     let totals = scorer.finish().with_context(|| format!("cannot score {}", input.display()))?;
+    let timed = Instant::now();
     let written = writer.finish()?;
+    write_time += timed.elapsed();
     let secs = origin.elapsed().as_secs_f64();
     let what = match pipeline.recipe() {
         Some(recipe) => format!(
@@ -94,6 +111,17 @@ pub(crate) fn predict(args: PredictArgs) -> Result<u8> {
         thousands(totals.rows_in as u64),
         secs,
         thousands((totals.rows_in as f64 / secs.max(1e-9)) as u64),
+    ));
+    let model = totals.model_time.as_secs_f64();
+    let other = read_time.as_secs_f64() + totals.features_time.as_secs_f64() + write_time.as_secs_f64();
+    step(&format!(
+        "time: read+parse {:.2} s, features {:.2} s, model prediction {:.2} s, write {:.2} s \
+         (I/O and features: {:.0}% of the model's time)",
+        read_time.as_secs_f64(),
+        totals.features_time.as_secs_f64(),
+        model,
+        write_time.as_secs_f64(),
+        100.0 * other / model.max(1e-9),
     ));
     Ok(0)
 }

@@ -89,6 +89,60 @@ pub(crate) struct ServeArgs {
     #[arg(long, value_name = "N", default_value_t = kiln_serve::ServeConfig::DEFAULT_MAX_BODY_BYTES as u64,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub(crate) max_body_bytes: u64,
+    /// POST /observe (forecast models): the most series kept at once; a new key beyond is refused with 409
+    /// `too_many_series` (nothing is evicted; DELETE /observe/<series> frees one)
+    #[arg(long, value_name = "N", default_value_t = kiln_serve::ServeConfig::DEFAULT_MAX_SERIES as u64,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) max_series: u64,
+    /// POST /observe: the raw rows kept per series, so that a series can be rebuilt for a new model after a hot
+    /// reload (exactly, when the features look back fewer rows than this)
+    #[arg(long, value_name = "N", default_value_t = kiln_serve::ServeConfig::DEFAULT_SERIES_ROWS as u64,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) series_rows: u64,
+    /// hot reload: how often to ask the registry which version the reference (an alias, a stage, `latest`) points
+    /// at; when it moved, the new version is downloaded, verified and swapped in without failing a request, and a
+    /// version that cannot be loaded leaves the old one serving (logged, and counted in /metrics). 0 turns it off;
+    /// `runs:/` references and folders never move
+    #[arg(long, value_name = "SECONDS", default_value_t = 30.0, value_parser = parse_seconds)]
+    pub(crate) reload_interval: f64,
+    /// require an API key, reading the keys from FILE: one per line, blank lines and lines starting with # skipped.
+    /// Keys never go on the command line (`ps` shows it): use this file or the KILN_API_KEYS environment variable
+    /// (comma-separated), not both. With keys, every route but /health, /ready and /docs answers 401
+    /// `unauthorized` without a valid one; logs name a key by an id (`key-` + 8 hex digits of its SHA-256), never by
+    /// the key. Without either, the API is open
+    #[arg(long, value_name = "FILE")]
+    pub(crate) api_keys_file: Option<PathBuf>,
+    /// the request header that carries the API key
+    #[arg(long, value_name = "NAME", default_value = kiln_serve::DEFAULT_API_KEY_HEADER)]
+    pub(crate) api_key_header: String,
+    /// let web pages from ORIGIN (scheme://host[:port]) call the API from a browser (CORS): preflight requests are
+    /// answered and answers carry Access-Control-Allow-Origin. Repeat the flag or separate origins with commas; *
+    /// allows any origin. Off by default
+    #[arg(long = "cors-origin", value_name = "ORIGIN", value_delimiter = ',')]
+    pub(crate) cors_origins: Vec<String>,
+    /// answer 504 `timeout` when a request takes longer than MS milliseconds (0: no limit)
+    #[arg(long, value_name = "MS", default_value_t = 30_000)]
+    pub(crate) request_timeout_ms: u64,
+    /// requests a second each client may send on average: per API key, or per client IP address without keys;
+    /// beyond it (after --rate-burst) the answer is 429 `rate_limited` with a retry-after header. /health, /ready
+    /// and /docs are not limited. Off by default
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) rate_limit: Option<u32>,
+    /// how many requests a client may send at once before --rate-limit slows it down [default: the --rate-limit
+    /// value]
+    #[arg(long, value_name = "N", requires = "rate_limit", value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) rate_burst: Option<u32>,
+    /// the access log: `json` writes one line per request to stdout (ts, request_id, method, path, status,
+    /// duration_ms, model_version, client key id, error code); `off` writes none
+    #[arg(long, value_name = "FORMAT", value_enum, default_value_t = AccessLogFormat::Json)]
+    pub(crate) access_log: AccessLogFormat,
+}
+
+/// `--access-log`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum AccessLogFormat {
+    Off,
+    Json,
 }
 
 #[derive(Debug, clap::Args)]
@@ -203,4 +257,12 @@ pub(crate) enum ConfigCommand {
         /// experiment YAML
         file: PathBuf,
     },
+}
+
+/// A number of seconds: finite, not negative.
+fn parse_seconds(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        _ => Err(format!("'{text}' is not a number of seconds (0 or more, e.g. 30 or 0.5)")),
+    }
 }

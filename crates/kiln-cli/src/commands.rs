@@ -1,21 +1,20 @@
 //! The commands: each builds its adapters, calls a use case and prints a readable result.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use kiln_domain::{ArtifactStore, ErrorKind, ModelRef, ModelVersion};
+use kiln::{Opened, Store, open_local_store, open_store};
+use kiln_domain::{Code, ErrorKind};
 use kiln_features::FittedPipeline;
 use kiln_infra::{GuardedStore, PlotChartRenderer, ReadOptions};
 use kiln_models::Bundle;
-use kiln_registry::Resolution;
 use kiln_train::{Progress, RegisterSpec, TaskSpec, TrainSpec};
 
 use crate::cli::{Cli, Command, ConfigCommand, PredictArgs, SyncArgs, TrainArgs};
 use crate::config::{self, ConfigError};
 use crate::exit;
 use crate::settings::{Experiment, Fallback, TaskKind};
-use crate::stores::{self, Opened, Store};
 
 pub(crate) fn run(cli: Cli) -> Result<u8> {
     match cli.command {
@@ -34,7 +33,9 @@ pub(crate) fn exit_code_of(e: &anyhow::Error) -> u8 {
         if cause.downcast_ref::<ConfigError>().is_some() {
             return exit::INVALID_INPUT;
         }
-        let code = if let Some(x) = cause.downcast_ref::<kiln_train::TrainError>() {
+        let code = if let Some(x) = cause.downcast_ref::<kiln::Error>() {
+            facade_code(x)
+        } else if let Some(x) = cause.downcast_ref::<kiln_train::TrainError>() {
             Some(x.code())
         } else if let Some(x) = cause.downcast_ref::<kiln_infra::ReadError>() {
             Some(x.code())
@@ -60,6 +61,18 @@ pub(crate) fn exit_code_of(e: &anyhow::Error) -> u8 {
         }
     }
     exit::ERROR
+}
+
+/// The code of a facade error for the exit status. The facade's own checks (an environment variable, a server URI
+/// where a folder is needed, a logged model in a folder store) carry no library error, and exit 1 as they always
+/// did.
+fn facade_code(e: &kiln::Error) -> Option<Code> {
+    match e {
+        kiln::Error::Environment { .. } | kiln::Error::NotAFolder { .. } | kiln::Error::LoggedModelInFolder { .. } => {
+            None
+        }
+        other => Some(other.code()),
+    }
 }
 
 fn env_var(name: &str) -> Option<String> {
@@ -137,14 +150,14 @@ fn train(args: TrainArgs) -> Result<u8> {
     let data_sha256 = kiln_infra::sha256_file(&exp.data.path)?;
 
     let uri = args.tracking_uri.clone().unwrap_or_else(|| exp.tracking.uri.clone());
-    let opened = stores::open(&uri)?;
+    let opened = open_store(&uri)?;
     let shown_uri = opened.display();
     let fallback = match (&opened, exp.tracking.fallback) {
-        (Opened::Remote(_), Fallback::Local) => Some(stores::open_local(&exp.tracking.fallback_uri)?),
+        (Opened::Remote(_), Fallback::Local) => Some(open_local_store(&exp.tracking.fallback_uri)?),
         _ => None,
     };
     let guarded = match &opened {
-        Opened::Remote(rest) => Some(GuardedStore::new(rest, fallback.as_ref(), Some(stores::pending_dir()))),
+        Opened::Remote(rest) => Some(GuardedStore::new(rest, fallback.as_ref(), Some(kiln::pending_dir()))),
         Opened::Local(_) => None,
     };
     let store: &dyn Store = match &guarded {
@@ -254,89 +267,19 @@ fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
-/// Loads the bundle a reference points at: a folder is read in place; a registry or run reference is resolved
-/// first. From the local store the bundle is read where it is; from a server it is fetched into the local
-/// content-addressed cache (a second fetch of the same bundle downloads nothing). Checksums are verified on read.
+/// The bundle a reference points at and its label ([`kiln::load_bundle`]), for `kiln predict`.
 pub(crate) fn load_bundle(reference: &str, store_uri: &str) -> Result<(Bundle<FittedPipeline>, String)> {
-    load_bundle_version(reference, store_uri).map(|(bundle, label, _)| (bundle, label))
-}
-
-/// [`load_bundle`], with the registered version the reference resolved to (for a `models:/` reference).
-pub(crate) fn load_bundle_version(
-    reference: &str,
-    store_uri: &str,
-) -> Result<(Bundle<FittedPipeline>, String, Option<ModelVersion>)> {
-    let parsed = ModelRef::parse(reference)?;
-    let mut version = None;
-    let dir = match &parsed {
-        ModelRef::Folder(p) => PathBuf::from(p),
-        _ => {
-            let opened = stores::open(store_uri)?;
-            let store = opened.as_store();
-            let resolution = kiln_registry::resolve(store, &parsed)?;
-            version = match &resolution {
-                Resolution::Run(r) => r.version.clone(),
-                Resolution::LoggedModel { version, .. } => Some(version.clone()),
-                Resolution::Folder(_) => None,
-            };
-            match (&opened, resolution) {
-                (_, Resolution::Folder(p)) => PathBuf::from(p),
-                (Opened::Local(local), Resolution::Run(resolved)) => {
-                    let mut dir = local.artifact_dir(&resolved.run_id)?;
-                    for part in resolved.artifact_path.split('/').filter(|p| !p.is_empty()) {
-                        dir.push(part);
-                    }
-                    dir
-                }
-                (Opened::Local(_), Resolution::LoggedModel { model_id, .. }) => {
-                    bail!("{reference} is the logged model {model_id}, which a local store cannot hold")
-                }
-                (Opened::Remote(rest), resolution) => {
-                    let (key, what) = match &resolution {
-                        Resolution::Run(r) => (
-                            format!("{}|run|{}|{}", rest.uri(), r.run_id, r.artifact_path),
-                            format!("run {}", r.run_id),
-                        ),
-                        Resolution::LoggedModel { model_id, .. } => {
-                            (format!("{}|model|{model_id}", rest.uri()), format!("logged model {model_id}"))
-                        }
-                        Resolution::Folder(_) => unreachable!("handled above"),
-                    };
-                    let cached = stores::bundle_cache()
-                        .get_or_fetch(&key, |dest| match &resolution {
-                            Resolution::Run(r) => rest.download_dir(&r.run_id, &r.artifact_path, dest),
-                            Resolution::LoggedModel { model_id, .. } => rest.download_logged_model(model_id, dest),
-                            Resolution::Folder(_) => Ok(()),
-                        })
-                        .with_context(|| {
-                            format!("cannot fetch the bundle of {reference} ({what}) from {}", rest.uri())
-                        })?;
-                    eprintln!(
-                        "{} {reference} ({what}): {}",
-                        if cached.downloaded { "downloaded" } else { "cached" },
-                        cached.dir.display()
-                    );
-                    cached.dir
-                }
-            }
-        }
-    };
-    let bundle = kiln_models::read_bundle::<FittedPipeline>(&dir)
-        .with_context(|| format!("cannot load the model bundle of {reference}"))?;
-    let label = match &bundle.metadata.run_id {
-        Some(run) => format!("{reference} (run {run})"),
-        None => reference.to_string(),
-    };
-    Ok((bundle, label, version))
+    let loaded = kiln::load_bundle(reference, store_uri)?;
+    Ok((loaded.bundle, loaded.label))
 }
 
 fn sync(args: SyncArgs) -> Result<u8> {
     let progress = StderrProgress { start: Instant::now() };
-    let local = stores::open_local(&args.from)?;
-    if !stores::is_server(&args.to) {
+    let local = open_local_store(&args.from)?;
+    if !kiln::is_server(&args.to) {
         bail!("--to '{}': sync pushes to an MLflow server (http:// or https://)", args.to);
     }
-    let Opened::Remote(remote) = stores::open(&args.to)? else { unreachable!("a server URI opens a server") };
+    let Opened::Remote(remote) = open_store(&args.to)? else { unreachable!("a server URI opens a server") };
     let report = kiln_infra::sync(&local, &remote, &|m: &str| progress.step(m))
         .with_context(|| format!("sync from {} to {} stopped; run it again to go on", args.from, remote.uri()))?;
     let r = &report;

@@ -1,5 +1,6 @@
 //! `kiln`: the composition root. Parses arguments, loads settings, builds the adapters, runs one command, prints the
-//! whole error chain and exits non-zero on failure. The only crate with `anyhow`, `main` and environment access.
+//! whole error chain and exits non-zero on failure. The only crate with `anyhow` and `main`, and the only one that
+//! reads flags and config files (MLflow's client variables are read by the `kiln` facade it loads models with).
 
 mod batch;
 mod cli;
@@ -9,7 +10,11 @@ mod progress;
 mod registry_cmd;
 mod serve_cmd;
 mod settings;
-mod stores;
+
+/// The store helpers live in the `kiln` facade; `batch.rs` and `serve_cmd.rs` still call this name.
+mod stores {
+    pub(crate) use kiln::tracking_uri as uri_or_default;
+}
 
 use std::process::ExitCode;
 

@@ -4,13 +4,14 @@ use anyhow::{Result, bail};
 use kiln_domain::{ModelVersion, Stage};
 use kiln_registry::PromoteTarget;
 
+use kiln::{Opened, open_store, tracking_uri};
+
 use crate::cli::RegistryCommand;
-use crate::stores::{self, Opened};
 
 pub(crate) fn run(cmd: RegistryCommand) -> Result<u8> {
     match cmd {
         RegistryCommand::List { name, store } => {
-            let opened = stores::open(&stores::uri_or_default(store.tracking_uri))?;
+            let opened = open_store(&tracking_uri(store.tracking_uri))?;
             match name {
                 Some(name) => {
                     let versions = kiln_registry::versions(opened.as_store(), &name)?;
@@ -22,7 +23,7 @@ pub(crate) fn run(cmd: RegistryCommand) -> Result<u8> {
             Ok(0)
         }
         RegistryCommand::Promote { name, version, alias, stage, archive_existing, store } => {
-            let opened = stores::open(&stores::uri_or_default(store.tracking_uri))?;
+            let opened = open_store(&tracking_uri(store.tracking_uri))?;
             let target = match (alias, stage) {
                 (Some(alias), _) => PromoteTarget::Alias(alias),
                 (None, Some(s)) => {
@@ -44,7 +45,7 @@ pub(crate) fn run(cmd: RegistryCommand) -> Result<u8> {
             Ok(0)
         }
         RegistryCommand::Rollback { name, alias, store } => {
-            let opened = stores::open(&stores::uri_or_default(store.tracking_uri))?;
+            let opened = open_store(&tracking_uri(store.tracking_uri))?;
             let (from, to) = kiln_registry::rollback(opened.as_store(), &name, &alias)?;
             println!("{name}@{alias}: version {} -> version {} on {}", from.version, to.version, opened.display());
             Ok(0)

@@ -3,23 +3,38 @@
 //! module only composes them.
 
 use std::io::Write;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use kiln_domain::{ModelRef, VersionSelector};
-use kiln_serve::{AppState, LoadedModel, ModelIdentity, ServeConfig};
+use kiln_serve::{AccessLog, ApiKeys, AppState, Cors, HttpConfig, LoadedModel, ModelIdentity, RateLimit, ServeConfig};
 use tokio::signal::unix::{SignalKind, signal};
 
-use crate::cli::ServeArgs;
-use crate::commands::load_bundle_version;
+use crate::cli::{AccessLogFormat, ServeArgs};
 use crate::stores;
 
 pub(crate) fn serve(args: ServeArgs) -> Result<u8> {
     let start = Instant::now();
+    // before the model: a bad key file or origin should not wait for a model download
+    let http = http_config(&args)?;
     let uri = stores::uri_or_default(args.tracking_uri.clone());
-    let (bundle, label, version) = load_bundle_version(&args.model, &uri)?;
-    let alias = match ModelRef::parse(&args.model)? {
-        ModelRef::Registered { selector: VersionSelector::Alias(alias), .. } => Some(alias),
+    let kiln::LoadedBundle { bundle, label, version, .. } = kiln::load_bundle(&args.model, &uri)?;
+    let parsed = ModelRef::parse(&args.model)?;
+    let alias = match &parsed {
+        ModelRef::Registered { selector: VersionSelector::Alias(alias), .. } => Some(alias.clone()),
+        _ => None,
+    };
+    // a reference that can move to another version: watched for hot reload
+    let source = match (&parsed, &version) {
+        (ModelRef::Registered { selector: VersionSelector::Number(_), .. }, _) | (_, None) => None,
+        (ModelRef::Registered { .. }, Some(v)) if args.reload_interval > 0.0 => Some(RegistrySource {
+            reference: args.model.clone(),
+            name: v.name.clone(),
+            alias: alias.clone(),
+            uri: uri.clone(),
+        }),
         _ => None,
     };
     let identity = ModelIdentity {
@@ -39,6 +54,9 @@ pub(crate) fn serve(args: ServeArgs) -> Result<u8> {
     let config = ServeConfig {
         max_batch_records: usize::try_from(args.max_batch).context("--max-batch is too large")?,
         max_body_bytes: usize::try_from(args.max_body_bytes).context("--max-body-bytes is too large")?,
+        max_series: usize::try_from(args.max_series).context("--max-series is too large")?,
+        series_rows: usize::try_from(args.series_rows).context("--series-rows is too large")?,
+        http,
     };
     let state = AppState::with_model(config, model);
 
@@ -53,6 +71,14 @@ pub(crate) fn serve(args: ServeArgs) -> Result<u8> {
         let addr = listener.local_addr().context("cannot read the address listened on")?;
         println!("serving {what}");
         println!("listening on http://{addr} (ready in {} ms)", start.elapsed().as_millis());
+        match source {
+            Some(source) => {
+                let every = Duration::from_secs_f64(args.reload_interval);
+                println!("hot reload: asking the registry where {} points every {every:?}", args.model);
+                tokio::spawn(kiln_serve::watch(state.clone(), Arc::new(source), every));
+            }
+            None => println!("hot reload: off (the reference cannot move, or --reload-interval 0)"),
+        }
         std::io::stdout().flush().context("cannot write to stdout")?;
         let shutdown = async move {
             let name = tokio::select! {
@@ -65,4 +91,115 @@ pub(crate) fn serve(args: ServeArgs) -> Result<u8> {
         eprintln!("stopped");
         Ok(0)
     })
+}
+
+/// The environment variable holding API keys, comma-separated (never a flag: argv is visible in `ps`).
+const API_KEYS_ENV: &str = "KILN_API_KEYS";
+
+/// API keys, CORS, timeout, rate limit and access log from the flags, and the keys from `--api-keys-file` or
+/// `$KILN_API_KEYS`.
+fn http_config(args: &ServeArgs) -> Result<HttpConfig> {
+    let from_env = match std::env::var(API_KEYS_ENV) {
+        Ok(v) => Some(v),
+        Err(std::env::VarError::NotPresent) => None,
+        Err(std::env::VarError::NotUnicode(_)) => anyhow::bail!("{API_KEYS_ENV} is not valid UTF-8"),
+    };
+    let keys: Option<(Vec<String>, String)> = match (&args.api_keys_file, from_env) {
+        (Some(_), Some(_)) => {
+            anyhow::bail!("API keys come from either --api-keys-file or {API_KEYS_ENV}, not both; unset one")
+        }
+        (Some(file), None) => {
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("cannot read the API keys file {}", file.display()))?;
+            let keys: Vec<String> = text
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(str::to_string)
+                .collect();
+            if keys.is_empty() {
+                anyhow::bail!("the API keys file {} holds no key (one per line, # starts a comment)", file.display());
+            }
+            Some((keys, format!("the API keys file {}", file.display())))
+        }
+        (None, Some(v)) => {
+            let keys: Vec<String> = v.split(',').map(str::trim).filter(|k| !k.is_empty()).map(str::to_string).collect();
+            if keys.is_empty() {
+                anyhow::bail!(
+                    "{API_KEYS_ENV} is set but holds no key (comma-separated keys); unset it to serve without keys"
+                );
+            }
+            Some((keys, API_KEYS_ENV.to_string()))
+        }
+        (None, None) => None,
+    };
+    let api_keys = match keys {
+        Some((keys, source)) => {
+            Some(ApiKeys::new(&args.api_key_header, keys).with_context(|| format!("bad API keys in {source}"))?)
+        }
+        None => None,
+    };
+    let cors = if args.cors_origins.is_empty() {
+        None
+    } else {
+        Some(Cors::new(&args.cors_origins).context("bad --cors-origin")?)
+    };
+    let rate_limit = match args.rate_limit {
+        Some(n) => Some(RateLimit::new(n, args.rate_burst.unwrap_or(n)).context("bad --rate-limit")?),
+        None => None,
+    };
+    Ok(HttpConfig {
+        api_keys,
+        cors,
+        request_timeout: (args.request_timeout_ms > 0).then(|| Duration::from_millis(args.request_timeout_ms)),
+        rate_limit,
+        access_log: match args.access_log {
+            AccessLogFormat::Off => AccessLog::Off,
+            AccessLogFormat::Json => AccessLog::Json,
+        },
+    })
+}
+
+/// The registry behind hot reload: where the served reference points now, and the bundle of a version, through
+/// the same resolution, download cache and verification as `kiln predict`.
+struct RegistrySource {
+    /// as given to `--model`
+    reference: String,
+    /// the registered model
+    name: String,
+    alias: Option<String>,
+    uri: String,
+}
+
+impl kiln_serve::ModelSource for RegistrySource {
+    fn current_version(&self) -> std::result::Result<Option<u64>, String> {
+        kiln::current_version(&self.reference, &self.uri).map(|v| v.map(|v| v.version)).map_err(|e| chain(&e))
+    }
+
+    fn load_version(&self, version: u64) -> std::result::Result<LoadedModel, String> {
+        let exact = format!("models:/{}/{version}", self.name);
+        let loaded = kiln::load_bundle(&exact, &self.uri).map_err(|e| chain(&e))?;
+        let identity = ModelIdentity {
+            reference: self.reference.clone(),
+            name: Some(self.name.clone()),
+            version: Some(version),
+            alias: self.alias.clone(),
+            run_id: loaded.bundle.metadata.run_id.clone(),
+        };
+        LoadedModel::new(loaded.bundle, identity).map_err(|e| format!("{exact}: {e}"))
+    }
+}
+
+/// An error and its causes on one line, each said once.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(e);
+    while let Some(e) = next {
+        let text = e.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        next = e.source();
+    }
+    parts.join(": ")
 }

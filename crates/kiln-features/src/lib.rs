@@ -19,7 +19,7 @@ mod table;
 
 pub use error::FeatureError;
 pub use pipeline::{
-    Decision, FittedPipeline, PipelineInput, PipelineStream, Prepared, TabularInput, matrix_to_frame,
+    Decision, FittedPipeline, PipelineInput, PipelineStream, Prepared, StreamState, TabularInput, matrix_to_frame,
     model_column_name, model_matrix, select_columns,
 };
 pub use preprocess::{

@@ -134,11 +134,46 @@ impl FittedPipeline {
     /// # Errors
     /// An invalid recipe.
     pub fn stream(&self) -> Result<PipelineStream<'_>, FeatureError> {
+        Ok(PipelineStream { pipeline: self, state: self.stream_state()? })
+    }
+
+    /// The owned state of a stream at the start of a sequence of chunks, for a caller that keeps it apart from the
+    /// pipeline (a server keeping one per series); advance it with [`FittedPipeline::push_chunk`].
+    ///
+    /// # Errors
+    /// An invalid recipe.
+    pub fn stream_state(&self) -> Result<StreamState, FeatureError> {
         let features = match &self.input {
             PipelineInput::Forecast(recipe) => Some(recipe.stream()?),
             PipelineInput::Tabular(_) => None,
         };
-        Ok(PipelineStream { pipeline: self, features, preprocess: self.preprocess.clone() })
+        Ok(StreamState { features, preprocess: self.preprocess.clone() })
+    }
+
+    /// [`PipelineStream::push`] on an owned [`StreamState`] made by this pipeline's
+    /// [`FittedPipeline::stream_state`]. After an error the state must not be used further (push onto a clone to
+    /// keep the state of a failed chunk).
+    ///
+    /// # Errors
+    /// As [`PipelineStream::push`].
+    pub fn push_chunk(&self, state: &mut StreamState, chunk: Frame) -> Result<Prepared, FeatureError> {
+        let (features, times, current, warmup_dropped) = match (&mut state.features, &self.input) {
+            (Some(stream), _) => {
+                let c = stream.push(&chunk)?;
+                drop(chunk);
+                (c.features, Some(c.times), Some(c.current), c.warmup_dropped)
+            }
+            (None, PipelineInput::Tabular(t)) => (take_columns(chunk, &t.columns)?, None, None, 0),
+            (None, PipelineInput::Forecast(_)) => {
+                return Err(FeatureError::spec("input", "a forecast stream without its feature stream"));
+            }
+        };
+        let features = match &mut state.preprocess {
+            Some(p) => p.transform_chunk(features)?,
+            None => features,
+        };
+        let x = self.select(features)?;
+        Ok(Prepared { x, times, current, future: None, warmup_dropped })
     }
 
     /// The model inputs for every row of `frame` (forecast: every origin time past the warm-up).
@@ -223,8 +258,23 @@ impl FittedPipeline {
 #[derive(Debug, Clone)]
 pub struct PipelineStream<'a> {
     pipeline: &'a FittedPipeline,
+    state: StreamState,
+}
+
+/// What a stream carries from one chunk to the next (see [`PipelineStream`]), owned, without the pipeline: the
+/// feature kernels' state and the fitted steps that carry values (`forward_fill`). Its size is bounded by the recipe
+/// (the longest lag or window), not by the rows pushed.
+#[derive(Debug, Clone)]
+pub struct StreamState {
     features: Option<FeatureStream>,
     preprocess: Option<FittedPreprocessor>,
+}
+
+impl StreamState {
+    /// Raw rows pushed so far (forecast; 0 for a tabular stream, which does not count them).
+    pub fn rows(&self) -> usize {
+        self.features.as_ref().map_or(0, FeatureStream::rows)
+    }
 }
 
 impl PipelineStream<'_> {
@@ -237,23 +287,7 @@ impl PipelineStream<'_> {
     /// [`FeatureError::NotSorted`]. After an error the stream must not be used further.
     /// The chunk is taken by value, so that its columns move through the steps without copies.
     pub fn push(&mut self, chunk: Frame) -> Result<Prepared, FeatureError> {
-        let (features, times, current, warmup_dropped) = match (&mut self.features, &self.pipeline.input) {
-            (Some(stream), _) => {
-                let c = stream.push(&chunk)?;
-                drop(chunk);
-                (c.features, Some(c.times), Some(c.current), c.warmup_dropped)
-            }
-            (None, PipelineInput::Tabular(t)) => (take_columns(chunk, &t.columns)?, None, None, 0),
-            (None, PipelineInput::Forecast(_)) => {
-                return Err(FeatureError::spec("input", "a forecast stream without its feature stream"));
-            }
-        };
-        let features = match &mut self.preprocess {
-            Some(p) => p.transform_chunk(features)?,
-            None => features,
-        };
-        let x = self.pipeline.select(features)?;
-        Ok(Prepared { x, times, current, future: None, warmup_dropped })
+        self.pipeline.push_chunk(&mut self.state, chunk)
     }
 }
 

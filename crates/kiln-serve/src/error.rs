@@ -54,6 +54,15 @@ make_api_codes! {
     UnknownCategory => ("unknown_category", UNPROCESSABLE_ENTITY),
     InvalidValue => ("invalid_value", UNPROCESSABLE_ENTITY),
     PredictionNotFinite => ("prediction_not_finite", UNPROCESSABLE_ENTITY),
+    ConflictingFields => ("conflicting_fields", UNPROCESSABLE_ENTITY),
+    // series kept by /observe
+    SeriesNotFound => ("series_not_found", NOT_FOUND),
+    TooManySeries => ("too_many_series", CONFLICT),
+    NotAForecastModel => ("not_a_forecast_model", BAD_REQUEST),
+    // the middleware: API keys, rate limit, request timeout
+    Unauthorized => ("unauthorized", UNAUTHORIZED),
+    RateLimited => ("rate_limited", TOO_MANY_REQUESTS),
+    Timeout => ("timeout", GATEWAY_TIMEOUT),
     // the service
     NotReady => ("not_ready", SERVICE_UNAVAILABLE),
     Internal => ("internal", INTERNAL_SERVER_ERROR),
@@ -136,6 +145,9 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body =
             Body { error: Inner { code: self.code.as_str(), message: &self.message, field: self.field.as_deref() } };
-        (self.code.status(), Json(body)).into_response()
+        let mut response = (self.code.status(), Json(body)).into_response();
+        // for the metrics and the access log, which count rejections by code
+        response.extensions_mut().insert(self.code);
+        response
     }
 }

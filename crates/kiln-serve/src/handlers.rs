@@ -7,7 +7,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{FromRequest, Request, State};
+use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -15,6 +15,7 @@ use serde::Serialize;
 
 use crate::error::{ApiCode, ApiError};
 use crate::model::{LoadedModel, ModelIdentity, ModelInfo};
+use crate::observe::SeriesStatus;
 use crate::parse::{self, Mode};
 use crate::score::{self, Answer};
 use crate::state::{AppState, ServeConfig};
@@ -100,7 +101,9 @@ async fn run(state: AppState, request: Request, batch: bool) -> Result<Response,
     let mode = if batch { Mode::Batch { max_records: state.config().max_batch_records } } else { Mode::Single };
     let json = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, ApiError> {
         let parsed = parse::parse(&model.schema, &body, mode)?;
-        let answers = score::answer(&model, parsed, batch)?;
+        let answers = score::answer(&model, state.series(), parsed, batch)?;
+        model.stats.record(&answers);
+        state.metrics().scored(answers.len());
         let identity = model.identity();
         let written = if batch {
             serde_json::to_vec(&Batch { predictions: &answers, model: identity })
@@ -146,7 +149,8 @@ pub(crate) async fn route_not_found(request: Request) -> ApiError {
     ApiError::new(
         ApiCode::RouteNotFound,
         format!(
-            "no route {}; the routes are GET /health, GET /ready, GET /model, POST /predict, POST /predict/batch",
+            "no route {}; the routes are GET /health, GET /ready, GET /model, POST /predict, POST /predict/batch, \
+             POST /observe, GET|DELETE /observe/{{series}}, GET /metrics, GET /openapi.json, GET /docs",
             request.uri().path()
         ),
     )
@@ -154,4 +158,55 @@ pub(crate) async fn route_not_found(request: Request) -> ApiError {
 
 pub(crate) async fn method_not_allowed(request: Request) -> ApiError {
     ApiError::new(ApiCode::MethodNotAllowed, format!("{} does not take {}", request.uri().path(), request.method()))
+}
+
+#[derive(Serialize)]
+struct Observed<'a> {
+    #[serde(flatten)]
+    status: &'a SeriesStatus,
+    model: &'a ModelIdentity,
+}
+
+fn observed(status: &SeriesStatus, model: &LoadedModel) -> Result<Response, ApiError> {
+    let json = serde_json::to_vec(&Observed { status, model: model.identity() }).map_err(ApiError::internal)?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], json).into_response())
+}
+
+/// `POST /observe`: `{"series": "<key>", "rows": [row, ...]}` appends the rows to the series (created on its first
+/// rows); `/predict` with `{"series": "<key>"}` then forecasts from the newest.
+pub(crate) async fn observe(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
+    let model = current(&request)?;
+    if !model.schema.windowed {
+        return Err(crate::observe::not_forecast());
+    }
+    check_json(request.headers())?;
+    let limit = state.config().max_body_bytes;
+    let body = Bytes::from_request(request, &state).await.map_err(|e| body_rejection(e, limit))?;
+    tokio::task::spawn_blocking(move || {
+        let (key, rows) = parse::parse_observe(&model.schema, &body)?;
+        let status = state.series().observe(&model, key, rows)?;
+        observed(&status, &model)
+    })
+    .await
+    .map_err(ApiError::internal)?
+}
+
+/// `GET /observe/{series}`: what is kept of a series.
+pub(crate) async fn series_status(
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let model = current(&request)?;
+    observed(&state.series().status(&key)?, &model)
+}
+
+/// `DELETE /observe/{series}`: forgets a series.
+pub(crate) async fn series_delete(
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let model = current(&request)?;
+    observed(&state.series().remove(&key)?, &model)
 }

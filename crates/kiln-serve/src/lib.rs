@@ -6,14 +6,21 @@
 //! input schema (no JSON tree); the features come from the bundle's own fitted pipeline, so an answer equals
 //! `kiln predict` on the same rows bit for bit; every rejection is a 4xx `{"error": {"code", "message", "field"}}`
 //! with a stable code ([`ApiCode`]); the model sits behind an atomically swappable pointer ([`AppState::set_model`]).
+//! `GET /metrics`, `GET /openapi.json` and `GET /docs` describe the service; API keys, CORS, a timeout, a rate limit
+//! and the access log are layers added only when configured ([`HttpConfig`]).
 //!
-//! Not here (yet): metrics, OpenAPI, stateful `/observe`, hot reload from the registry, API keys, rate limits. This
+//! Not here (yet): stateful `/observe`, hot reload from the registry. This
 //! crate reads no config, flags or environment: the CLI resolves the model and passes plain values.
 
 mod error;
 mod handlers;
+mod metrics;
+mod middleware;
 mod model;
+mod observe;
+mod openapi;
 mod parse;
+mod reload;
 mod score;
 mod state;
 mod time;
@@ -25,23 +32,34 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 
 pub use error::{ApiCode, ApiError};
+pub use middleware::{
+    AccessLog, AccessLogSink, ApiKeys, ConfigError, Cors, DEFAULT_API_KEY_HEADER, HttpConfig, REQUEST_ID_HEADER,
+    RateLimit,
+};
 pub use model::{LoadError, LoadedModel, ModelIdentity, RUN_HEADER, VERSION_HEADER};
+pub use reload::{Check, ModelSource, Watcher, watch};
 pub use state::{AppState, ServeConfig};
 
 /// The service's routes over `state`; call it with `tower::ServiceExt::oneshot` in tests, or [`serve`] it.
 pub fn router(state: AppState) -> Router {
     let limit = state.config().max_body_bytes;
-    Router::new()
+    let routes = Router::new()
         .route("/health", get(handlers::health))
         .route("/ready", get(handlers::ready))
         .route("/model", get(handlers::model_info))
         .route("/predict", post(handlers::predict))
         .route("/predict/batch", post(handlers::predict_batch))
+        .route("/observe", post(handlers::observe))
+        .route("/observe/{series}", get(handlers::series_status).delete(handlers::series_delete))
+        .route("/metrics", get(metrics::metrics))
+        .route("/openapi.json", get(openapi::openapi))
+        .route("/docs", get(openapi::docs))
         .fallback(handlers::route_not_found)
         .method_not_allowed_fallback(handlers::method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
         .layer(axum::middleware::from_fn_with_state(state.clone(), handlers::attach_model))
-        .with_state(state)
+        .with_state(state.clone());
+    middleware::apply(routes, &state)
 }
 
 /// Serves [`router`] on `listener` until `shutdown` completes, then stops accepting connections and waits for the
@@ -54,7 +72,9 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+    // the peer address keys the rate limit when there are no API keys
+    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
 }
 
 #[cfg(test)]

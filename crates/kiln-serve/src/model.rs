@@ -162,11 +162,15 @@ pub(crate) struct ModelInfo {
 /// A model ready to answer requests.
 #[derive(Debug)]
 pub struct LoadedModel {
+    /// unique in the process: tells the series kept by `/observe` which model their state was built with
+    serial: u64,
     identity: ModelIdentity,
     bundle: Bundle<FittedPipeline>,
     pub(crate) schema: InputSchema,
     pub(crate) info: ModelInfo,
     headers: Vec<(HeaderName, HeaderValue)>,
+    /// when it was loaded and what it predicted, for `/metrics`
+    pub(crate) stats: crate::metrics::ModelStats,
 }
 
 impl LoadedModel {
@@ -217,7 +221,14 @@ impl LoadedModel {
         if let Some(v) = identity.run_id.as_deref().and_then(|r| HeaderValue::from_str(r).ok()) {
             headers.push((HeaderName::from_static(RUN_HEADER), v));
         }
-        Ok(LoadedModel { identity, bundle, schema, info, headers })
+        static SERIAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        let serial = SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let stats = crate::metrics::ModelStats::new(&bundle);
+        Ok(LoadedModel { serial, identity, bundle, schema, info, headers, stats })
+    }
+
+    pub(crate) fn serial(&self) -> u64 {
+        self.serial
     }
 
     pub fn identity(&self) -> &ModelIdentity {

@@ -2,8 +2,9 @@
 //! intermediate JSON tree, one pass, and every rejection names its field (`records[2].window[0].Date`).
 //!
 //! Shapes: a tabular record is one object of the model's input columns (`{"tenure": 12, ...}`); a forecast record
-//! is `{"window": [row, ...]}`, each row an object of the recipe's input columns, ordered by time; a batch is
-//! `{"records": [record, ...]}`. Unknown, repeated and missing fields are rejected, as are values of the wrong type.
+//! is `{"window": [row, ...]}`, each row an object of the recipe's input columns, ordered by time, or
+//! `{"series": "<key>"}` to forecast from the rows observed for that key; a batch is `{"records": [record, ...]}`;
+//! the body of `/observe` is `{"series": "<key>", "rows": [row, ...]}`. Unknown, repeated and missing fields are rejected, as are values of the wrong type.
 //! `null` is a missing value in a tabular record (as an empty cell is for `kiln predict`); window rows take numbers
 //! only.
 //!
@@ -116,11 +117,20 @@ impl Rows {
     }
 }
 
+/// What one forecast record forecasts from.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum ForecastRecord {
+    /// the raw rows it carries
+    Window(Rows),
+    /// the rows observed so far for this series key (`/observe`)
+    Series(String),
+}
+
 /// A parsed request body.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Parsed {
-    /// forecast: one window per record
-    Windows(Vec<Rows>),
+    /// forecast: one window or series key per record
+    Forecasts(Vec<ForecastRecord>),
     /// tabular: every record as one row of one table
     Records(Rows),
 }
@@ -129,7 +139,7 @@ impl Parsed {
     #[cfg(test)]
     pub(crate) fn n_records(&self) -> usize {
         match self {
-            Parsed::Windows(w) => w.len(),
+            Parsed::Forecasts(w) => w.len(),
             Parsed::Records(r) => r.n_rows,
         }
     }
@@ -140,9 +150,9 @@ impl Parsed {
 pub(crate) struct Loc {
     /// the record's index in a batch
     pub(crate) record: Option<usize>,
-    /// a forecast record's window
-    pub(crate) window: bool,
-    /// the row's index in the window
+    /// the list of rows the value is in: `window` (a forecast record) or `rows` (an `/observe` body)
+    pub(crate) list: Option<&'static str>,
+    /// the row's index in that list
     pub(crate) row: Option<usize>,
 }
 
@@ -151,11 +161,15 @@ impl Loc {
         Loc { record, ..Loc::default() }
     }
 
-    fn window(self) -> Loc {
-        Loc { window: true, ..self }
+    pub(crate) fn window(self) -> Loc {
+        Loc { list: Some("window"), ..self }
     }
 
-    fn row(self, row: usize) -> Loc {
+    pub(crate) fn observed_rows(self) -> Loc {
+        Loc { list: Some("rows"), ..self }
+    }
+
+    pub(crate) fn row(self, row: usize) -> Loc {
         Loc { row: Some(row), ..self }
     }
 
@@ -171,8 +185,8 @@ impl Loc {
         if let Some(i) = self.record {
             push(&mut s, &format!("records[{i}]"));
         }
-        if self.window {
-            push(&mut s, "window");
+        if let Some(list) = self.list {
+            push(&mut s, list);
             if let Some(k) = self.row {
                 s.push_str(&format!("[{k}]"));
             }
@@ -324,9 +338,8 @@ impl<'de> DeserializeSeed<'de> for BodySeed<'_> {
 
     fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Parsed, D::Error> {
         if self.ctx.schema.windowed {
-            let mut rows = Rows::new(self.ctx.schema);
-            WindowRecordSeed { ctx: self.ctx, loc: self.loc, rows: &mut rows }.deserialize(d)?;
-            Ok(Parsed::Windows(vec![rows]))
+            let record = WindowRecordSeed { ctx: self.ctx, loc: self.loc }.deserialize(d)?;
+            Ok(Parsed::Forecasts(vec![record]))
         } else {
             let mut rows = Rows::new(self.ctx.schema);
             RecordSeed { ctx: self.ctx, loc: self.loc, rows: &mut rows }.deserialize(d)?;
@@ -435,14 +448,13 @@ impl<'de> Visitor<'de> for RecordsVisitor<'_> {
                     seq.next_element_seed(too_many)?;
                     break;
                 }
-                let mut rows = Rows::new(ctx.schema);
                 let loc = Loc::record(Some(windows.len()));
-                if seq.next_element_seed(WindowRecordSeed { ctx, loc, rows: &mut rows })?.is_none() {
-                    break;
+                match seq.next_element_seed(WindowRecordSeed { ctx, loc })? {
+                    Some(record) => windows.push(record),
+                    None => break,
                 }
-                windows.push(rows);
             }
-            Ok(Parsed::Windows(windows))
+            Ok(Parsed::Forecasts(windows))
         } else {
             let mut rows = Rows::new(ctx.schema);
             loop {
@@ -476,38 +488,36 @@ impl<'de> DeserializeSeed<'de> for TooMany<'_> {
     }
 }
 
-// ---- one forecast record: {"window": [row, ...]} ----
+// ---- one forecast record: {"window": [row, ...]} or {"series": "<key>"} ----
 
-struct WindowRecordSeed<'a, 'r> {
+struct WindowRecordSeed<'a> {
     ctx: Ctx<'a>,
     loc: Loc,
-    rows: &'r mut Rows,
 }
 
-impl<'de> DeserializeSeed<'de> for WindowRecordSeed<'_, '_> {
-    type Value = ();
+impl<'de> DeserializeSeed<'de> for WindowRecordSeed<'_> {
+    type Value = ForecastRecord;
 
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_any(WindowRecordVisitor { ctx: self.ctx, loc: self.loc, rows: self.rows })
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<ForecastRecord, D::Error> {
+        d.deserialize_any(WindowRecordVisitor { ctx: self.ctx, loc: self.loc })
     }
 }
 
-struct WindowRecordVisitor<'a, 'r> {
+struct WindowRecordVisitor<'a> {
     ctx: Ctx<'a>,
     loc: Loc,
-    rows: &'r mut Rows,
 }
 
-impl WindowRecordVisitor<'_, '_> {
+impl WindowRecordVisitor<'_> {
     fn name(&self) -> Option<&'static str> {
         None
     }
 }
 
-const WINDOW_RECORD: &str = "an object {\"window\": [row, ...]}";
+const WINDOW_RECORD: &str = "an object {\"window\": [row, ...]} or {\"series\": \"<key>\"}";
 
-impl<'de> Visitor<'de> for WindowRecordVisitor<'_, '_> {
-    type Value = ();
+impl<'de> Visitor<'de> for WindowRecordVisitor<'_> {
+    type Value = ForecastRecord;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(WINDOW_RECORD)
@@ -516,40 +526,203 @@ impl<'de> Visitor<'de> for WindowRecordVisitor<'_, '_> {
     reject!(WINDOW_RECORD; scalars);
     reject!(WINDOW_RECORD; seq);
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let mut seen = false;
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ForecastRecord, A::Error> {
+        let (ctx, loc) = (self.ctx, self.loc);
+        let mut window: Option<Rows> = None;
+        let mut series: Option<String> = None;
         while let Some(key) = map.next_key::<KeyName<'de>>()? {
-            if key.0 != "window" {
-                let message = format!(
-                    "unknown field '{}'; a forecast record is {{\"window\": [row, ...]}}, the rows ordered by time",
-                    key.0
-                );
-                return Err(self.ctx.fail(ApiError {
-                    code: ApiCode::UnknownField,
-                    message,
-                    field: self.loc.path(Some(&key.0)),
-                }));
+            let twice = match key.0.as_ref() {
+                "window" => window.is_some(),
+                "series" => series.is_some(),
+                other => {
+                    let message = format!(
+                        "unknown field '{other}'; a forecast record is {{\"window\": [row, ...]}} (the raw rows \
+                         ordered by time) or {{\"series\": \"<key>\"}} (a series fed through /observe)"
+                    );
+                    return Err(ctx.fail(ApiError { code: ApiCode::UnknownField, message, field: loc.path(Some(other)) }));
+                }
+            };
+            if twice {
+                let message = format!("'{}' appears twice", key.0);
+                return Err(ctx.fail(ApiError { code: ApiCode::DuplicateField, message, field: loc.path(Some(&key.0)) }));
             }
-            if seen {
-                let field = self.loc.window().path(None);
-                return Err(self.ctx.fail(ApiError {
-                    code: ApiCode::DuplicateField,
-                    message: "'window' appears twice".into(),
-                    field,
-                }));
+            if key.0 == "window" {
+                let mut rows = Rows::new(ctx.schema);
+                map.next_value_seed(WindowSeed { ctx, loc: loc.window(), rows: &mut rows })?;
+                window = Some(rows);
+            } else {
+                series = Some(map.next_value_seed(SeriesKeySeed { ctx, loc })?);
             }
-            seen = true;
-            map.next_value_seed(WindowSeed { ctx: self.ctx, loc: self.loc.window(), rows: &mut *self.rows })?;
         }
-        if !seen {
-            let message = "a forecast record is {\"window\": [row, ...]}, the raw rows ordered by time".to_string();
-            return Err(self.ctx.fail(ApiError {
+        match (window, series) {
+            (Some(rows), None) => Ok(rows).map(ForecastRecord::Window),
+            (None, Some(key)) => Ok(ForecastRecord::Series(key)),
+            (Some(_), Some(_)) => Err(ctx.fail(ApiError {
+                code: ApiCode::ConflictingFields,
+                message: "a forecast record carries either a 'window' of rows or a 'series' key, not both".into(),
+                field: loc.path(Some("series")),
+            })),
+            (None, None) => Err(ctx.fail(ApiError {
                 code: ApiCode::MissingField,
-                message,
-                field: self.loc.window().path(None),
-            }));
+                message: "a forecast record is {\"window\": [row, ...]}, the raw rows ordered by time, or \
+                          {\"series\": \"<key>\"}"
+                    .to_string(),
+                field: loc.window().path(None),
+            })),
         }
-        Ok(())
+    }
+}
+
+/// The longest series key, in bytes.
+pub(crate) const MAX_SERIES_KEY_BYTES: usize = 256;
+
+/// A series key: a non-empty string of at most [`MAX_SERIES_KEY_BYTES`] bytes.
+struct SeriesKeySeed<'a> {
+    ctx: Ctx<'a>,
+    loc: Loc,
+}
+
+impl<'de> DeserializeSeed<'de> for SeriesKeySeed<'_> {
+    type Value = String;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<String, D::Error> {
+        d.deserialize_any(SeriesKeyVisitor { ctx: self.ctx, loc: self.loc })
+    }
+}
+
+struct SeriesKeyVisitor<'a> {
+    ctx: Ctx<'a>,
+    loc: Loc,
+}
+
+impl SeriesKeyVisitor<'_> {
+    fn name(&self) -> Option<&'static str> {
+        Some("series")
+    }
+}
+
+const SERIES_KEY: &str = "a series key (a non-empty string)";
+
+impl<'de> Visitor<'de> for SeriesKeyVisitor<'_> {
+    type Value = String;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(SERIES_KEY)
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<String, E> {
+        Err(self.ctx.wrong(self.loc, self.name(), SERIES_KEY, "a boolean"))
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<String, E> {
+        Err(self.ctx.wrong(self.loc, self.name(), SERIES_KEY, "a number"))
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<String, E> {
+        Err(self.ctx.wrong(self.loc, self.name(), SERIES_KEY, "a number"))
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<String, E> {
+        Err(self.ctx.wrong(self.loc, self.name(), SERIES_KEY, "a number"))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<String, E> {
+        Err(self.ctx.wrong(self.loc, self.name(), SERIES_KEY, "null"))
+    }
+    reject!(SERIES_KEY; seq);
+    reject!(SERIES_KEY; map);
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<String, E> {
+        if v.is_empty() || v.len() > MAX_SERIES_KEY_BYTES {
+            let message = format!("a series key is 1 to {MAX_SERIES_KEY_BYTES} bytes long, got {}", v.len());
+            return Err(self.ctx.fail(ApiError::at(ApiCode::InvalidValue, self.loc.path(Some("series")).unwrap_or_default(), message)));
+        }
+        Ok(v.to_string())
+    }
+}
+
+// ---- the body of /observe: {"series": "<key>", "rows": [row, ...]} ----
+
+/// Parses the body of `POST /observe` for a forecast `schema`: the series key and its new rows.
+///
+/// # Errors
+/// As [`parse`], naming fields as `rows[2].Close`.
+pub(crate) fn parse_observe(schema: &InputSchema, body: &[u8]) -> Result<(String, Rows), ApiError> {
+    let slot = RefCell::new(None);
+    let at = RefCell::new(None);
+    let ctx = Ctx { schema, slot: &slot, at: &at };
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let result = ObserveSeed { ctx }.deserialize(&mut de).and_then(|parsed| de.end().map(|()| parsed));
+    match result {
+        Ok(parsed) => Ok(parsed),
+        Err(e) => Err(match slot.into_inner() {
+            Some(rejection) => rejection,
+            None => classify(&e, body, at.into_inner()),
+        }),
+    }
+}
+
+struct ObserveSeed<'a> {
+    ctx: Ctx<'a>,
+}
+
+impl<'de> DeserializeSeed<'de> for ObserveSeed<'_> {
+    type Value = (String, Rows);
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(String, Rows), D::Error> {
+        d.deserialize_any(ObserveVisitor { ctx: self.ctx, loc: Loc::default() })
+    }
+}
+
+struct ObserveVisitor<'a> {
+    ctx: Ctx<'a>,
+    loc: Loc,
+}
+
+impl ObserveVisitor<'_> {
+    fn name(&self) -> Option<&'static str> {
+        None
+    }
+}
+
+const OBSERVE_BODY: &str = "an object {\"series\": \"<key>\", \"rows\": [row, ...]}";
+
+impl<'de> Visitor<'de> for ObserveVisitor<'_> {
+    type Value = (String, Rows);
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(OBSERVE_BODY)
+    }
+
+    reject!(OBSERVE_BODY; scalars);
+    reject!(OBSERVE_BODY; seq);
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(String, Rows), A::Error> {
+        let ctx = self.ctx;
+        let mut rows: Option<Rows> = None;
+        let mut series: Option<String> = None;
+        while let Some(key) = map.next_key::<KeyName<'de>>()? {
+            let twice = match key.0.as_ref() {
+                "rows" => rows.is_some(),
+                "series" => series.is_some(),
+                other => {
+                    let message = format!("unknown field '{other}'; the body is {OBSERVE_BODY}");
+                    return Err(ctx.fail(ApiError::at(ApiCode::UnknownField, other, message)));
+                }
+            };
+            if twice {
+                let message = format!("'{}' appears twice", key.0);
+                return Err(ctx.fail(ApiError::at(ApiCode::DuplicateField, key.0.to_string(), message)));
+            }
+            if key.0 == "rows" {
+                let mut kept = Rows::new(ctx.schema);
+                map.next_value_seed(WindowSeed { ctx, loc: Loc::default().observed_rows(), rows: &mut kept })?;
+                rows = Some(kept);
+            } else {
+                series = Some(map.next_value_seed(SeriesKeySeed { ctx, loc: Loc::default() })?);
+            }
+        }
+        match (series, rows) {
+            (Some(series), Some(rows)) => Ok((series, rows)),
+            (None, _) => Err(ctx.fail(ApiError::at(ApiCode::MissingField, "series", format!("the body is {OBSERVE_BODY}")))),
+            (_, None) => Err(ctx.fail(ApiError::at(ApiCode::MissingField, "rows", format!("the body is {OBSERVE_BODY}")))),
+        }
     }
 }
 

@@ -13,7 +13,8 @@ use serde::Serialize;
 
 use crate::error::{ApiCode, ApiError};
 use crate::model::LoadedModel;
-use crate::parse::{Loc, Parsed, Rows};
+use crate::observe::SeriesStore;
+use crate::parse::{ForecastRecord, Loc, Parsed, Rows};
 use crate::time;
 
 /// One record's answer.
@@ -41,28 +42,45 @@ pub(crate) struct Answer {
 /// # Errors
 /// What the features make of the values (a window too short or out of order, an unknown category), or a
 /// prediction that is not a finite number.
-pub(crate) fn answer(model: &LoadedModel, parsed: Parsed, batch: bool) -> Result<Vec<Answer>, ApiError> {
+pub(crate) fn answer(
+    model: &LoadedModel,
+    series: &SeriesStore,
+    parsed: Parsed,
+    batch: bool,
+) -> Result<Vec<Answer>, ApiError> {
     let record = |i: usize| Loc::record(batch.then_some(i));
     match parsed {
-        Parsed::Windows(windows) => forecast(model, windows, &record),
+        Parsed::Forecasts(records) => forecast(model, series, records, &record),
         Parsed::Records(rows) => tabular(model, rows, &record),
     }
 }
 
-fn forecast(model: &LoadedModel, windows: Vec<Rows>, record: &dyn Fn(usize) -> Loc) -> Result<Vec<Answer>, ApiError> {
+fn forecast(
+    model: &LoadedModel,
+    series: &SeriesStore,
+    records: Vec<ForecastRecord>,
+    record: &dyn Fn(usize) -> Loc,
+) -> Result<Vec<Answer>, ApiError> {
     let bundle = model.bundle();
     let pipeline = &bundle.pipeline;
     let PipelineInput::Forecast(recipe) = &pipeline.input else {
         return Err(ApiError::internal("a window reached a tabular model"));
     };
-    let mut rows = Vec::with_capacity(windows.len());
-    for (i, window) in windows.into_iter().enumerate() {
+    let mut rows = Vec::with_capacity(records.len());
+    for (i, forecast_record) in records.into_iter().enumerate() {
         let loc = record(i);
+        let window = match forecast_record {
+            ForecastRecord::Window(window) => window,
+            ForecastRecord::Series(key) => {
+                rows.push(series.last_row(model, &key, loc.path(Some("series")))?);
+                continue;
+            }
+        };
         let frame = window.into_frame()?;
-        let window_path = Loc { window: true, ..loc }.path(None);
+        let window_path = loc.window().path(None);
         let row = pipeline.transform_last(&frame).map_err(|e| {
             ApiError::from_feature(e, window_path.as_deref(), &|row, column| {
-                Loc { window: true, row: Some(row), ..loc }.path(Some(column)).unwrap_or_default()
+                loc.window().row(row).path(Some(column)).unwrap_or_default()
             })
         })?;
         rows.push(row);

@@ -7,7 +7,7 @@ use kiln_domain::Column;
 
 use crate::error::{ApiCode, ApiError};
 use crate::model::{Field, FieldKind, InputSchema};
-use crate::parse::{Mode, Parsed, parse};
+use crate::parse::{ForecastRecord, Mode, Parsed, parse, parse_observe};
 use crate::time::{format_iso, parse_iso};
 
 fn tabular() -> InputSchema {
@@ -140,8 +140,9 @@ fn every_bad_batch_names_the_record() {
 fn windows_take_numbers_and_iso_times_only() {
     let s = window();
     let body = br#"{"window": [{"Date": "2024-01-02", "USD": 1.1}, {"USD": 1.2, "Date": "2024-01-03T00:00:00Z"}]}"#;
-    let Parsed::Windows(windows) = parse(&s, body, ONE).unwrap() else { panic!() };
-    let frame = windows.into_iter().next().unwrap().into_frame().unwrap();
+    let Parsed::Forecasts(records) = parse(&s, body, ONE).unwrap() else { panic!() };
+    let Some(ForecastRecord::Window(window)) = records.into_iter().next() else { panic!() };
+    let frame = window.into_frame().unwrap();
     assert_eq!(frame.timestamps("Date").unwrap(), [1_704_153_600_000, 1_704_240_000_000]);
     assert_eq!(frame.numeric("USD").unwrap(), [1.1, 1.2]);
 
@@ -165,6 +166,15 @@ fn windows_take_numbers_and_iso_times_only() {
     check(&s, r#"{"rows": []}"#, ONE, ApiCode::UnknownField, Some("rows"));
     check(&s, r#"{}"#, ONE, ApiCode::MissingField, Some("window"));
     check(&s, r#"{"Date": "2024-01-02", "USD": 1}"#, ONE, ApiCode::UnknownField, Some("Date"));
+    check(&s, r#"{"series": null}"#, ONE, ApiCode::NullValue, Some("series"));
+    check(&s, r#"{"series": ["a"]}"#, ONE, ApiCode::WrongType, Some("series"));
+    check(&s, r#"{"series": "a", "series": "b"}"#, ONE, ApiCode::DuplicateField, Some("series"));
+    check(&s, r#"{"records": [{"series": 1}]}"#, BATCH, ApiCode::WrongType, Some("records[0].series"));
+    let Parsed::Forecasts(records) = parse(&s, br#"{"series": "eu\u00e9"}"#, ONE).unwrap() else { panic!() };
+    assert_eq!(records, [ForecastRecord::Series("eu\u{e9}".to_string())]);
+    let (key, rows) = parse_observe(&s, br#"{"rows": [{"Date": "2024-01-02", "USD": 1.5}], "series": "k"}"#).unwrap();
+    assert_eq!((key.as_str(), rows.into_frame().unwrap().numeric("USD").unwrap()), ("k", &[1.5][..]));
+    assert_eq!(parse_observe(&s, br#"{"series": "k", "rows": [{"USD": 1}]}"#).unwrap_err().field.as_deref(), Some("rows[0].Date"));
     check(
         &s,
         r#"{"records": [{"window": []}, {"window": [{"Date": "2024-01-02", "USD": "1"}]}]}"#,
@@ -216,7 +226,7 @@ fn error_codes_are_unique_snake_case_and_only_the_service_itself_answers_5xx() {
         assert!(name.chars().all(|c| c.is_ascii_lowercase() || c == '_'), "{name}");
         let status = code.status().as_u16();
         match code {
-            ApiCode::Internal | ApiCode::NotReady => assert!(status >= 500),
+            ApiCode::Internal | ApiCode::NotReady | ApiCode::Timeout => assert!(status >= 500),
             _ => assert!((400..500).contains(&status), "{name}: {status}"),
         }
     }

@@ -1,6 +1,8 @@
 //! `score`: predictions for a frame of raw rows with a loaded bundle, built with the same pipeline code as training;
 //! [`ChunkScorer`]: the same for a long file pushed chunk by chunk, with the very same predictions.
 
+use std::time::{Duration, Instant};
+
 use kiln_domain::{Column, Frame, Matrix};
 use kiln_features::{FittedPipeline, PipelineInput, PipelineStream, Prepared, TimeSeriesRecipe};
 use kiln_models::{Bundle, ModelKind};
@@ -66,6 +68,8 @@ pub struct ChunkScorer<'a> {
     rows_in: usize,
     rows_scored: usize,
     warmup_dropped: usize,
+    features_time: Duration,
+    model_time: Duration,
 }
 
 /// What a [`ChunkScorer`] did in all.
@@ -74,6 +78,10 @@ pub struct ScoreTotals {
     pub rows_in: usize,
     pub rows_scored: usize,
     pub warmup_dropped: usize,
+    /// wall time spent building the features (the row keys and the pipeline's transform)
+    pub features_time: Duration,
+    /// wall time spent in the model's prediction (with `explain`, its contributions too) and assembling the output
+    pub model_time: Duration,
 }
 
 impl<'a> ChunkScorer<'a> {
@@ -86,7 +94,16 @@ impl<'a> ChunkScorer<'a> {
             return Err(no_contributions(bundle));
         }
         let stream = bundle.pipeline.stream()?;
-        Ok(ChunkScorer { bundle, stream, explain, rows_in: 0, rows_scored: 0, warmup_dropped: 0 })
+        Ok(ChunkScorer {
+            bundle,
+            stream,
+            explain,
+            rows_in: 0,
+            rows_scored: 0,
+            warmup_dropped: 0,
+            features_time: Duration::ZERO,
+            model_time: Duration::ZERO,
+        })
     }
 
     /// The predictions for the next chunk's rows (none while a forecast is still in its warm-up).
@@ -98,11 +115,16 @@ impl<'a> ChunkScorer<'a> {
     pub fn push(&mut self, chunk: Frame) -> Result<Scored, TrainError> {
         let offset = self.rows_in;
         self.rows_in += chunk.n_rows();
+        let started = Instant::now();
         let ids = tabular_keys(&self.bundle.pipeline, &chunk, offset)?;
         let prepared = self.stream.push(chunk)?;
+        let featured = Instant::now();
+        self.features_time += featured - started;
         self.warmup_dropped += prepared.warmup_dropped;
         self.rows_scored += prepared.x.n_rows;
-        predict_prepared(self.bundle, prepared, ids, self.explain)
+        let scored = predict_prepared(self.bundle, prepared, ids, self.explain);
+        self.model_time += featured.elapsed();
+        scored
     }
 
     /// The totals, once every chunk was pushed.
@@ -113,7 +135,13 @@ impl<'a> ChunkScorer<'a> {
         if self.rows_scored == 0 {
             return Err(not_enough_rows(self.rows_in, self.warmup_dropped.max(self.warmup())));
         }
-        Ok(ScoreTotals { rows_in: self.rows_in, rows_scored: self.rows_scored, warmup_dropped: self.warmup_dropped })
+        Ok(ScoreTotals {
+            rows_in: self.rows_in,
+            rows_scored: self.rows_scored,
+            warmup_dropped: self.warmup_dropped,
+            features_time: self.features_time,
+            model_time: self.model_time,
+        })
     }
 
     fn warmup(&self) -> usize {

@@ -17,6 +17,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("kiln-infra", &["kiln-domain", "kiln-models"]),
     // scoring needs only the bundle's pipeline and model; the CLI resolves the reference and hands over the bundle
     ("kiln-serve", &["kiln-domain", "kiln-features", "kiln-models"]),
+    // the facade a Rust service depends on: store opening, reference resolution, bundle loading and scoring
+    ("kiln", &["kiln-domain", "kiln-features", "kiln-models", "kiln-train", "kiln-registry", "kiln-infra"]),
     (
         "kiln-cli",
         &[
@@ -28,6 +30,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "kiln-registry",
             "kiln-infra",
             "kiln-serve",
+            "kiln",
         ],
     ),
 ];
@@ -108,7 +111,7 @@ fn internal_edges_follow_the_table() {
         }
     }
     for (id, name) in &g.names {
-        if name.starts_with("kiln-") {
+        if name.starts_with("kiln-") || name == "kiln" {
             assert!(workspace.contains(name.as_str()), "crate {name} ({id}) is not in the dependency table");
         }
     }
@@ -147,6 +150,17 @@ fn the_server_links_no_dataframe_library() {
     let all = graph().transitive("kiln-serve");
     for bad in ["polars", "polars-core", "reqwest", "ureq"] {
         assert!(!all.contains(bad), "kiln-serve links {bad} (transitively)");
+    }
+}
+
+#[test]
+fn the_facade_links_neither_the_server_nor_the_cli() {
+    // a service that embeds a model gets no HTTP server and no CLI with it (its direct dependencies are checked
+    // against HTTP_SERVER above; transitively polars, under kiln-infra, brings tokio and, in cargo's
+    // workspace-wide view, object_store's HTTP client)
+    let all = graph().transitive("kiln");
+    for bad in ["kiln-serve", "kiln-cli"] {
+        assert!(!all.contains(bad), "kiln links {bad} (transitively)");
     }
 }
 

@@ -5,5 +5,8 @@
 
 mod forecast;
 mod helpers;
+mod observe;
+mod ops;
+mod reload;
 mod robustness;
 mod tabular;

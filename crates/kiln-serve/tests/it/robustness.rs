@@ -12,7 +12,7 @@ fn churn_record(i: usize) -> Value {
 
 #[tokio::test]
 async fn the_request_as_a_whole_is_checked() {
-    let config = ServeConfig { max_batch_records: 2, max_body_bytes: 4096 };
+    let config = ServeConfig { max_batch_records: 2, max_body_bytes: 4096, ..ServeConfig::default() };
     let state = state_for(churn(), "churn", config);
     let body = serde_json::to_vec(&churn_record(0)).unwrap();
 

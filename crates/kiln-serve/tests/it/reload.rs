@@ -1,0 +1,98 @@
+//! Hot reload in process: a [`Watcher`] over a registry stand-in swaps a new version in while requests run, and a
+//! version that cannot be loaded leaves the old one serving. (The end-to-end test with `kiln serve`, a real store and
+//! `kiln registry promote` is `tests/test_serve.py`.)
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use kiln_serve::{Check, LoadedModel, ModelIdentity, ModelSource, ServeConfig, Watcher};
+use serde_json::json;
+
+use crate::helpers::{churn, get, post, read, row, state_for};
+
+/// A registry stand-in: the alias points at `current`; versions in `broken` fail to load.
+struct Registry {
+    current: Mutex<Option<u64>>,
+    broken: Vec<u64>,
+    unreachable: AtomicBool,
+}
+
+impl ModelSource for Registry {
+    fn current_version(&self) -> Result<Option<u64>, String> {
+        if self.unreachable.load(Ordering::Relaxed) {
+            return Err("connection refused".into());
+        }
+        Ok(*self.current.lock().unwrap())
+    }
+
+    fn load_version(&self, version: u64) -> Result<LoadedModel, String> {
+        if self.broken.contains(&version) {
+            return Err(format!("version {version}: model.txt: sha256 does not match the bundle's metadata"));
+        }
+        let identity = ModelIdentity {
+            reference: "models:/churn@production".into(),
+            name: Some("churn".into()),
+            version: Some(version),
+            alias: Some("production".into()),
+            run_id: Some(churn().run_id.clone()),
+        };
+        LoadedModel::new(read(churn()), identity).map_err(|e| e.to_string())
+    }
+}
+
+fn record(i: usize) -> serde_json::Value {
+    let frame = &churn().frame;
+    let columns: Vec<String> = frame.names().iter().filter(|c| *c != "Churn").cloned().collect();
+    row(frame, &columns, i)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_moved_alias_swaps_the_model_with_no_failed_request_and_a_broken_version_is_skipped() {
+    let state = state_for(churn(), "churn", ServeConfig::default());
+    let registry = Registry { current: Mutex::new(Some(1)), broken: vec![3], unreachable: AtomicBool::new(false) };
+    let mut watcher = Watcher::new();
+    assert_eq!(watcher.check(&state, &registry), Check::Unchanged);
+
+    // requests run while the alias moves to 2, then to the broken 3
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let mut loops = Vec::new();
+    for k in 0..4 {
+        let (state, stop) = (state.clone(), stop.clone());
+        loops.push(tokio::spawn(async move {
+            let mut versions = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                let answer = post(&state, "/predict", &record(k)).await;
+                assert_eq!(answer.status, 200, "{}", answer.body);
+                versions.push(answer.body["model"]["version"].as_u64().unwrap());
+            }
+            versions
+        }));
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    *registry.current.lock().unwrap() = Some(2);
+    let swap = tokio::task::block_in_place(|| watcher.check(&state, &registry));
+    assert_eq!(swap, Check::Swapped { from: Some(1), to: 2 });
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    *registry.current.lock().unwrap() = Some(3);
+    let failed = tokio::task::block_in_place(|| watcher.check(&state, &registry));
+    assert!(matches!(&failed, Check::Failed { version: 3, error } if error.contains("sha256")), "{failed:?}");
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    stop.store(true, Ordering::Relaxed);
+    for l in loops {
+        let versions = l.await.unwrap();
+        assert!(versions.contains(&1) && versions.contains(&2), "{versions:?}");
+        assert!(versions.windows(2).all(|w| w[0] <= w[1]), "a request went back to an older version");
+        assert!(!versions.contains(&3));
+    }
+
+    // the old version still answers, and the broken one is not tried again until the alias moves
+    assert_eq!(get(&state, "/ready").await.body["model"]["version"], 2);
+    assert_eq!(watcher.check(&state, &registry), Check::KnownBad(3));
+    registry.unreachable.store(true, Ordering::Relaxed);
+    assert!(matches!(watcher.check(&state, &registry), Check::Unreachable(_)));
+    registry.unreachable.store(false, Ordering::Relaxed);
+    *registry.current.lock().unwrap() = Some(4);
+    assert_eq!(watcher.check(&state, &registry), Check::Swapped { from: Some(2), to: 4 });
+    let answer = post(&state, "/predict", &json!(record(0))).await;
+    assert_eq!(answer.headers[kiln_serve::VERSION_HEADER], "4");
+}
