@@ -54,14 +54,18 @@ pub(crate) enum Command {
     /// redone. Runs that continued locally because the server went away (tracking.fallback: local) are pushed, and
     /// their partial server runs marked FAILED.
     Sync(SyncArgs),
-    /// Serve a model over HTTP: POST /predict (one record), POST /predict/batch ({"records": [...]}), GET /health,
-    /// GET /ready, GET /model. A tabular record is an object of the model's input columns; a forecast record is
-    /// {"window": [row, ...]}, raw rows ordered by time, and the answer is the forecast from the last row, computed
-    /// by the same pipeline as `kiln predict` and equal to it. Bad input gets a 4xx JSON error with a stable code
-    /// and the field at fault. Stops on SIGTERM or Ctrl-C after the requests in flight have finished.
+    /// Serve a model over HTTP: POST /predict (one record), POST /predict/batch ({"records": [...]}), POST /observe
+    /// (append a series' rows; then /predict with {"series": KEY}), GET /health, /ready, /model, /metrics
+    /// (Prometheus), /openapi.json and /docs (an interactive page). A tabular record is an object of the model's
+    /// input columns; a forecast record is {"window": [row, ...]}, raw rows ordered by time, and the answer is the
+    /// forecast from the last row, computed by the same pipeline as `kiln predict` and equal to it. Bad input gets a
+    /// 4xx JSON error with a stable code and the field at fault. When the reference is an alias, a stage or
+    /// `latest`, the registry is polled and a new version is swapped in without failing a request. Stops on SIGTERM
+    /// or Ctrl-C after the requests in flight have finished.
     #[command(after_help = "Examples:\n  kiln serve --model models:/eurusd@production\n  \
 curl -s localhost:8080/model\n  \
-curl -s -H 'Content-Type: application/json' -d @record.json localhost:8080/predict")]
+curl -s -H 'Content-Type: application/json' -d @record.json localhost:8080/predict\n  \
+open http://localhost:8080/docs")]
     Serve(ServeArgs),
 }
 

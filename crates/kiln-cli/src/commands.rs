@@ -30,7 +30,9 @@ pub(crate) fn run(cli: Cli) -> Result<u8> {
 /// Maps an error chain to an exit code through the stable code of the first typed error in it.
 pub(crate) fn exit_code_of(e: &anyhow::Error) -> u8 {
     for cause in e.chain() {
-        if cause.downcast_ref::<ConfigError>().is_some() {
+        if cause.downcast_ref::<ConfigError>().is_some()
+            || cause.downcast_ref::<crate::serve_cmd::InvalidFlags>().is_some()
+        {
             return exit::INVALID_INPUT;
         }
         let code = if let Some(x) = cause.downcast_ref::<kiln::Error>() {

@@ -13,13 +13,12 @@ use kiln_serve::{AccessLog, ApiKeys, AppState, Cors, HttpConfig, LoadedModel, Mo
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::cli::{AccessLogFormat, ServeArgs};
-use crate::stores;
 
 pub(crate) fn serve(args: ServeArgs) -> Result<u8> {
     let start = Instant::now();
     // before the model: a bad key file or origin should not wait for a model download
-    let http = http_config(&args)?;
-    let uri = stores::uri_or_default(args.tracking_uri.clone());
+    let http = http_config(&args).map_err(|e| InvalidFlags(format!("{e:#}")))?;
+    let uri = kiln::tracking_uri(args.tracking_uri.clone());
     let kiln::LoadedBundle { bundle, label, version, .. } = kiln::load_bundle(&args.model, &uri)?;
     let parsed = ModelRef::parse(&args.model)?;
     let alias = match &parsed {
@@ -92,6 +91,11 @@ pub(crate) fn serve(args: ServeArgs) -> Result<u8> {
         Ok(0)
     })
 }
+
+/// A flag, key file or environment variable of `kiln serve` that cannot be used (exit code 2, invalid input).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub(crate) struct InvalidFlags(String);
 
 /// The environment variable holding API keys, comma-separated (never a flag: argv is visible in `ps`).
 const API_KEYS_ENV: &str = "KILN_API_KEYS";

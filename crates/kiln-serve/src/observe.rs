@@ -237,8 +237,7 @@ impl SeriesStore {
         if let (Some(n), Some(times), Some(current)) =
             (prepared.x.n_rows.checked_sub(1), prepared.times.as_deref(), prepared.current.as_deref())
         {
-            series.last =
-                Some(FeatureRow { time: times[n], current: current[n], values: prepared.x.row(n).to_vec() });
+            series.last = Some(FeatureRow { time: times[n], current: current[n], values: prepared.x.row(n).to_vec() });
         }
         series.state = state;
         series.kept.append(frame, self.series_rows);
@@ -282,7 +281,12 @@ impl SeriesStore {
     ///
     /// # Errors
     /// No such series, or one still in the features' warm-up; `field` names the record's `series`.
-    pub(crate) fn last_row(&self, model: &LoadedModel, key: &str, field: Option<String>) -> Result<FeatureRow, ApiError> {
+    pub(crate) fn last_row(
+        &self,
+        model: &LoadedModel,
+        key: &str,
+        field: Option<String>,
+    ) -> Result<FeatureRow, ApiError> {
         let entry = self.get(key).ok_or_else(|| ApiError {
             code: ApiCode::SeriesNotFound,
             message: format!("no series '{key}'; feed it first with POST /observe"),

@@ -539,12 +539,20 @@ impl<'de> Visitor<'de> for WindowRecordVisitor<'_> {
                         "unknown field '{other}'; a forecast record is {{\"window\": [row, ...]}} (the raw rows \
                          ordered by time) or {{\"series\": \"<key>\"}} (a series fed through /observe)"
                     );
-                    return Err(ctx.fail(ApiError { code: ApiCode::UnknownField, message, field: loc.path(Some(other)) }));
+                    return Err(ctx.fail(ApiError {
+                        code: ApiCode::UnknownField,
+                        message,
+                        field: loc.path(Some(other)),
+                    }));
                 }
             };
             if twice {
                 let message = format!("'{}' appears twice", key.0);
-                return Err(ctx.fail(ApiError { code: ApiCode::DuplicateField, message, field: loc.path(Some(&key.0)) }));
+                return Err(ctx.fail(ApiError {
+                    code: ApiCode::DuplicateField,
+                    message,
+                    field: loc.path(Some(&key.0)),
+                }));
             }
             if key.0 == "window" {
                 let mut rows = Rows::new(ctx.schema);
@@ -555,7 +563,7 @@ impl<'de> Visitor<'de> for WindowRecordVisitor<'_> {
             }
         }
         match (window, series) {
-            (Some(rows), None) => Ok(rows).map(ForecastRecord::Window),
+            (Some(rows), None) => Ok(ForecastRecord::Window(rows)),
             (None, Some(key)) => Ok(ForecastRecord::Series(key)),
             (Some(_), Some(_)) => Err(ctx.fail(ApiError {
                 code: ApiCode::ConflictingFields,
@@ -631,7 +639,11 @@ impl<'de> Visitor<'de> for SeriesKeyVisitor<'_> {
     fn visit_str<E: de::Error>(self, v: &str) -> Result<String, E> {
         if v.is_empty() || v.len() > MAX_SERIES_KEY_BYTES {
             let message = format!("a series key is 1 to {MAX_SERIES_KEY_BYTES} bytes long, got {}", v.len());
-            return Err(self.ctx.fail(ApiError::at(ApiCode::InvalidValue, self.loc.path(Some("series")).unwrap_or_default(), message)));
+            return Err(self.ctx.fail(ApiError::at(
+                ApiCode::InvalidValue,
+                self.loc.path(Some("series")).unwrap_or_default(),
+                message,
+            )));
         }
         Ok(v.to_string())
     }
@@ -720,8 +732,12 @@ impl<'de> Visitor<'de> for ObserveVisitor<'_> {
         }
         match (series, rows) {
             (Some(series), Some(rows)) => Ok((series, rows)),
-            (None, _) => Err(ctx.fail(ApiError::at(ApiCode::MissingField, "series", format!("the body is {OBSERVE_BODY}")))),
-            (_, None) => Err(ctx.fail(ApiError::at(ApiCode::MissingField, "rows", format!("the body is {OBSERVE_BODY}")))),
+            (None, _) => {
+                Err(ctx.fail(ApiError::at(ApiCode::MissingField, "series", format!("the body is {OBSERVE_BODY}"))))
+            }
+            (_, None) => {
+                Err(ctx.fail(ApiError::at(ApiCode::MissingField, "rows", format!("the body is {OBSERVE_BODY}"))))
+            }
         }
     }
 }

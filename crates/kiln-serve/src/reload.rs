@@ -97,8 +97,17 @@ impl Watcher {
         let from = serving.as_ref().and_then(|m| m.identity().version);
         drop(serving);
         let log = |level, event, to: Option<u64>, error: Option<&str>, load_ms: Option<u128>| {
-            Event { ts: now_iso(), level, event, reference: reference.as_deref(), from_version: from, to_version: to, error, load_ms }
-                .log();
+            Event {
+                ts: now_iso(),
+                level,
+                event,
+                reference: reference.as_deref(),
+                from_version: from,
+                to_version: to,
+                error,
+                load_ms,
+            }
+            .log();
         };
         let to = match source.current_version() {
             Ok(Some(v)) if Some(v) != from => v,

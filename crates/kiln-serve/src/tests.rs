@@ -174,7 +174,10 @@ fn windows_take_numbers_and_iso_times_only() {
     assert_eq!(records, [ForecastRecord::Series("eu\u{e9}".to_string())]);
     let (key, rows) = parse_observe(&s, br#"{"rows": [{"Date": "2024-01-02", "USD": 1.5}], "series": "k"}"#).unwrap();
     assert_eq!((key.as_str(), rows.into_frame().unwrap().numeric("USD").unwrap()), ("k", &[1.5][..]));
-    assert_eq!(parse_observe(&s, br#"{"series": "k", "rows": [{"USD": 1}]}"#).unwrap_err().field.as_deref(), Some("rows[0].Date"));
+    assert_eq!(
+        parse_observe(&s, br#"{"series": "k", "rows": [{"USD": 1}]}"#).unwrap_err().field.as_deref(),
+        Some("rows[0].Date")
+    );
     check(
         &s,
         r#"{"records": [{"window": []}, {"window": [{"Date": "2024-01-02", "USD": "1"}]}]}"#,

@@ -140,7 +140,8 @@ async fn bad_observe_bodies_and_unknown_keys_get_4xx_naming_the_field() {
     }
     let unknown = post(&state, "/predict", &json!({"series": "nope"})).await;
     assert_eq!((unknown.status.as_u16(), unknown.error()), (404, ("series_not_found".into(), Some("series".into()))));
-    let batch = post(&state, "/predict/batch", &json!({"records": [{"window": rows(0, 100)}, {"series": "nope"}]})).await;
+    let batch =
+        post(&state, "/predict/batch", &json!({"records": [{"window": rows(0, 100)}, {"series": "nope"}]})).await;
     assert_eq!(batch.error(), ("series_not_found".into(), Some("records[1].series".into())));
     let both = post(&state, "/predict", &json!({"series": "a", "window": rows(0, 100)})).await;
     assert_eq!(both.error(), ("conflicting_fields".into(), Some("series".into())));
@@ -182,7 +183,10 @@ async fn a_new_model_rebuilds_each_series_from_its_kept_rows() {
     let forecast = post(&state, "/predict", &json!({"series": "s"})).await;
     assert_eq!(forecast.status, 200, "{}", forecast.body);
     let status = get(&state, "/observe/s").await;
-    assert_eq!((status.body["history_complete"].as_bool(), status.body["observed"].as_u64()), (Some(false), Some(n as u64)));
+    assert_eq!(
+        (status.body["history_complete"].as_bool(), status.body["observed"].as_u64()),
+        (Some(false), Some(n as u64))
+    );
     // a later chunk goes on from the rebuilt state
     let more = post(&state, "/observe", &json!({"series": "s", "rows": [{"Date": "2099-01-01", "USD": 1.1}]})).await;
     assert_eq!(more.status, 200, "{}", more.body);
