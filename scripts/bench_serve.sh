@@ -124,11 +124,16 @@ bench_server() {
   for c in $CONCURRENCY; do
     local threads=2; [[ $c -eq 1 ]] && threads=1
     local out=$WORK/${name}_${RECORDS}_c$c.txt
-    local load cpu_before cpu_after
-    load=$(cut -d' ' -f1 /proc/loadavg)
+    local cpu_before cpu_after busy_before busy_after
+    busy_before=$($HELP busy)
     cpu_before=$($HELP cpu "$pid")
-    wrk -t"$threads" -c"$c" -d"${BENCH_SECONDS}s" --latency -s "$lua" "$url" -- "$load_body" >"$out"
+    /usr/bin/time -f '%e %U %S' -o "$out.time" \
+      wrk -t"$threads" -c"$c" -d"${BENCH_SECONDS}s" --latency -s "$lua" "$url" -- "$load_body" >"$out"
     cpu_after=$($HELP cpu "$pid")
+    busy_after=$($HELP busy)
+    # what else kept the cores busy meanwhile (other processes: compiles...), in cores on average
+    local load; load=$(awk -v b0="$busy_before" -v b1="$busy_after" -v s0="$cpu_before" -v s1="$cpu_after" \
+      '{ x = (b1 - b0 - (s1 - s0) - $2 - $3) / $1; printf "%.2f", x < 0 ? 0 : x }' "$out.time")
     local rps p50 p99 requests bad errors
     read -r rps p50 p99 requests bad errors < <($HELP wrk "$out")
     # the server's own CPU time per answered request (all its processes), in microseconds
@@ -137,7 +142,7 @@ bench_server() {
       echo "FAIL: $name at concurrency $c: $bad non-2xx answers, socket errors: $errors (see $out)" >&2
       exit 1
     fi
-    echo "  c=$c: $rps req/s, p50 $p50 ms, p99 $p99 ms, server CPU $cpu_us us/request (load average before: $load)" >&2
+    echo "  c=$c: $rps req/s, p50 $p50 ms, p99 $p99 ms, server CPU $cpu_us us/request (other processes: $load cores)" >&2
     rows+=("$name|$c|$rps|$p50|$p99|$cpu_us|$ready_ms|$load")
   done
   local rss pss procs
@@ -179,7 +184,7 @@ echo
 echo "Single-record POST ($RECORDS records), ${BENCH_SECONDS} s per run after a ${WARMUP_SECONDS} s warm-up;" \
   "wrk on the same machine (-t1 at concurrency 1, -t2 above)"
 echo
-echo "| server | concurrency | req/s | p50 ms | p99 ms | server CPU us/req | ready ms | 1-min load before |"
+echo "| server | concurrency | req/s | p50 ms | p99 ms | server CPU us/req | ready ms | other processes, cores |"
 echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
 for row in "${rows[@]}"; do
   IFS='|' read -r name c rps p50 p99 cpu_us ready load <<<"$row"
@@ -198,8 +203,12 @@ done
 measure() {
   local label=$1; shift
   local log=$WORK/time_$label.log
-  echo "$label: 1-min load average before: $(cut -d' ' -f1 /proc/loadavg)" >&2
+  local b0 b1; b0=$($HELP busy)
   /usr/bin/time -v "$@" >"$log.out" 2>"$log"
+  b1=$($HELP busy)
+  echo "$label: other processes used $(awk -v b0="$b0" -v b1="$b1" '/User time/ {u = $NF} /System time/ {s = $NF}
+    /Elapsed/ {split($NF, t, ":"); w = (length(t) == 3) ? t[1] * 3600 + t[2] * 60 + t[3] : t[1] * 60 + t[2]}
+    END { printf "%.2f", (b1 - b0 - u - s) / w }' "$log") cores meanwhile" >&2
   local wall rss
   wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {print $2}' "$log" | awk -F: '{ if (NF==3) print $1*3600+$2*60+$3; else print $1*60+$2 }')
   rss=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$log")

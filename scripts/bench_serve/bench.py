@@ -14,6 +14,7 @@
   stop PID                         SIGTERM to PID and its descendants (SIGKILL after 10 s)
   memory PID                       "<VmRSS MB> <PSS MB> <processes>" summed over PID and its descendants
   cpu PID                          CPU seconds (user + system) used so far by PID and its descendants
+  busy                             CPU seconds the whole machine has been busy (all cores, /proc/stat)
   predict URL BODY_FILE            POST the body, print the prediction (kiln/FastAPI {"prediction"}, MLflow
                                    {"predictions": [...]})
   reference MODEL_FILE RECORD      Python LightGBM's prediction for the record
@@ -215,6 +216,12 @@ def cpu(pid):
     print(f"{ticks / os.sysconf('SC_CLK_TCK'):.2f}")
 
 
+def busy():
+    fields = [int(v) for v in open("/proc/stat").readline().split()[1:]]
+    idle = fields[3] + fields[4]  # idle, iowait
+    print(f"{(sum(fields[:8]) - idle) / os.sysconf('SC_CLK_TCK'):.2f}")
+
+
 def post_predict(url, body_file):
     import urllib.request
 
@@ -302,5 +309,5 @@ if __name__ == "__main__":
         launch(args[0], args[1], args[args.index("--") + 1:])
     else:
         {"gen": gen, "experiment": experiment, "trees": trees, "free_port": free_port, "stop": lambda p: stop(int(p)),
-         "memory": lambda p: memory(int(p)), "cpu": lambda p: cpu(int(p)), "predict": post_predict, "reference": reference, "wrk": wrk,
+         "memory": lambda p: memory(int(p)), "cpu": lambda p: cpu(int(p)), "busy": busy, "predict": post_predict, "reference": reference, "wrk": wrk,
          "pandas_batch": pandas_batch, "compare": compare}[cmd](*args)

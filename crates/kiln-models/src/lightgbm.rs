@@ -11,7 +11,7 @@
 //! `lightgbm3` 1.0 cannot pass to LightGBM (its datasets are always built with LightGBM's defaults).
 
 use std::fmt;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 
 use kiln_domain::{Estimator, Matrix, Predictor};
 use lightgbm3::{Booster, ImportanceType};
@@ -541,10 +541,15 @@ struct SendBooster(Booster);
 #[allow(unsafe_code)]
 unsafe impl Send for SendBooster {}
 
-/// A fitted LightGBM model (regression value or probability of class 1). `Send + Sync`: calls into LightGBM are
-/// serialized by a mutex, each one single-threaded.
+/// A fitted LightGBM model (regression value or probability of class 1). `Send + Sync`: calls into a booster are
+/// serialized by its mutex, each one single-threaded. Single-row prediction (serving) runs on a replica when the
+/// main booster is busy: LightGBM's single-row fast path keeps per-call buffers in its handle, so one handle cannot
+/// serve two threads at once, and a server with several workers would otherwise wait on one lock.
 pub struct LightGbmModel {
     booster: Mutex<SendBooster>,
+    /// boosters read from the same model text, made on the first contended [`LightGbmModel::predict_row`]: one per
+    /// further CPU (at most 7); empty when the machine has one CPU or they could not be made
+    replicas: OnceLock<Vec<Mutex<SendBooster>>>,
     feature_names: Vec<String>,
     iterations: usize,
     curves: Vec<EvalCurve>,
@@ -579,7 +584,28 @@ impl LightGbmModel {
         booster
             .single_row_fast_init::<f64>(Some(&json!({ "num_threads": 1 })))
             .map_err(|e| ModelError::Load(format!("preparing single-row prediction: {e}")))?;
-        Ok(LightGbmModel { booster: Mutex::new(SendBooster(booster)), feature_names, iterations, curves: Vec::new() })
+        Ok(LightGbmModel {
+            booster: Mutex::new(SendBooster(booster)),
+            replicas: OnceLock::new(),
+            feature_names,
+            iterations,
+            curves: Vec::new(),
+        })
+    }
+
+    /// The replicas for single-row prediction, made on first use (see [`LightGbmModel`]).
+    fn replicas(&self) -> &[Mutex<SendBooster>] {
+        self.replicas.get_or_init(|| {
+            let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+            let Ok(text) = self.to_model_string() else { return Vec::new() };
+            (1..cpus.min(8))
+                .map_while(|_| {
+                    let mut booster = Booster::from_string(&text).ok()?;
+                    booster.single_row_fast_init::<f64>(Some(&json!({ "num_threads": 1 }))).ok()?;
+                    Some(Mutex::new(SendBooster(booster)))
+                })
+                .collect()
+        })
     }
 
     fn booster(&self) -> MutexGuard<'_, SendBooster> {
@@ -717,7 +743,16 @@ impl LightGbmModel {
     /// [`ModelError::Predict`] when the row's length is not the model's feature count.
     pub fn predict_row(&self, row: &[f64]) -> Result<f64, ModelError> {
         self.check_width(row.len())?;
-        let out = self.booster().0.predict_single_row_fast(row).map_err(|e| ModelError::Predict(e.to_string()))?;
+        let predict = |b: MutexGuard<'_, SendBooster>| {
+            b.0.predict_single_row_fast(row).map_err(|e| ModelError::Predict(e.to_string()))
+        };
+        let out = match self.booster.try_lock() {
+            Ok(b) => predict(b)?,
+            Err(_) => match self.replicas().iter().find_map(|r| r.try_lock().ok()) {
+                Some(b) => predict(b)?,
+                None => predict(self.booster())?,
+            },
+        };
         match out.as_slice() {
             [v] => Ok(*v),
             other => Err(ModelError::Predict(format!("lightgbm returned {} values for one row", other.len()))),
