@@ -325,7 +325,9 @@ fn write_stdout(rx: &Receiver<String>) {
                 result = writeln!(out, "{more}");
                 wrote = true;
             }
-            if let Err(e) = result.as_ref().map_err(|e| e.to_string()).and_then(|()| out.flush().map_err(|e| e.to_string())) {
+            if let Err(e) =
+                result.as_ref().map_err(|e| e.to_string()).and_then(|()| out.flush().map_err(|e| e.to_string()))
+            {
                 eprintln!(
                     "kiln serve: cannot write the access log to stdout: {e}; access log lines are dropped from now on"
                 );
