@@ -9,23 +9,21 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use kiln_domain::{Column, ColumnKind, Frame};
-use kiln_features::{FittedPipeline, PipelineInput};
-use kiln_infra::{FrameWriter, ReadError, ReadOptions, ReadProgress};
+use kiln_domain::{Column, Frame};
+use kiln_infra::{FrameWriter, ReadError, ReadProgress};
 use kiln_train::{ChunkScorer, RowKeys, Scored};
 
 use crate::cli::PredictArgs;
 use crate::progress::{Bar, thousands};
-use crate::stores;
 
 pub(crate) fn predict(args: PredictArgs) -> Result<u8> {
     let origin = Instant::now();
     let step = |message: &str| eprintln!("[{:>6.1}s] {message}", origin.elapsed().as_secs_f64());
-    let uri = stores::uri_or_default(args.tracking_uri.clone());
+    let uri = kiln::tracking_uri(args.tracking_uri.clone());
     let (bundle, label) = crate::commands::load_bundle(&args.model, &uri)?;
     step(&format!("loaded {label}, checksums verified"));
     let pipeline = &bundle.pipeline;
-    let opts = read_options(pipeline);
+    let opts = kiln::read_options(pipeline);
     let input = &args.input;
     let chunk_rows = usize::try_from(args.chunk_rows).unwrap_or(usize::MAX);
 
@@ -124,30 +122,6 @@ pub(crate) fn predict(args: PredictArgs) -> Result<u8> {
         100.0 * other / model.max(1e-9),
     ));
     Ok(0)
-}
-
-/// What to read: the model's input columns, each with the type the pipeline needs, so that every chunk is parsed
-/// the same way and a cell that does not fit is reported with its line.
-fn read_options(pipeline: &FittedPipeline) -> ReadOptions {
-    let mut opts = ReadOptions {
-        time_column: pipeline.recipe().map(|r| r.time_column.clone()),
-        columns: Some(pipeline.input_columns()),
-        ..ReadOptions::default()
-    };
-    for (name, kind) in pipeline.input_kinds() {
-        match kind {
-            ColumnKind::Numeric => opts.numeric.push(name),
-            ColumnKind::Categorical => opts.categorical.push(name),
-            ColumnKind::Timestamp => {}
-        }
-    }
-    // ids are labels, written back as they were read
-    if let PipelineInput::Tabular(t) = &pipeline.input
-        && let Some(id) = &t.id_column
-    {
-        opts.categorical.push(id.clone());
-    }
-    opts
 }
 
 /// The output rows of one scored chunk: the time or id column, the prediction (classifiers: probability and

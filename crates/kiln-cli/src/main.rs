@@ -11,11 +11,6 @@ mod registry_cmd;
 mod serve_cmd;
 mod settings;
 
-/// The store helpers live in the `kiln` facade; `batch.rs` and `serve_cmd.rs` still call this name.
-mod stores {
-    pub(crate) use kiln::tracking_uri as uri_or_default;
-}
-
 use std::process::ExitCode;
 
 use clap::Parser;
