@@ -1,5 +1,5 @@
-//! kiln's HTTP service: [`router`] answers `GET /health`, `GET /ready`, `GET /model`, `POST /predict` and
-//! `POST /predict/batch` for one loaded model, and [`serve`] runs it on a listener until a shutdown signal, letting
+//! kiln's HTTP service: [`router`] answers `GET /health`, `GET /ready`, `GET /model`, `POST /predict`,
+//! `POST /predict/batch` and `POST /observe` (with `GET`/`DELETE /observe/{series}`) for one loaded model, and [`serve`] runs it on a listener until a shutdown signal, letting
 //! requests in flight finish. The only crate that knows HTTP-server types.
 //!
 //! Key decisions: requests are read straight from the JSON bytes into column buffers checked against the model's
@@ -9,8 +9,9 @@
 //! `GET /metrics`, `GET /openapi.json` and `GET /docs` describe the service; API keys, CORS, a timeout, a rate limit
 //! and the access log are layers added only when configured ([`HttpConfig`]).
 //!
-//! Not here (yet): stateful `/observe`, hot reload from the registry. This
-//! crate reads no config, flags or environment: the CLI resolves the model and passes plain values.
+//! `/observe` keeps a bounded store of series, each with the pipeline's own streaming state; [`watch`] swaps in the
+//! version a moving reference points at, through a [`ModelSource`] the caller implements. This crate reads no
+//! config, flags or environment and knows no store: the CLI resolves the model and passes plain values.
 
 mod error;
 mod handlers;
