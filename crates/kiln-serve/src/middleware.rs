@@ -317,23 +317,26 @@ impl HttpRuntime {
 fn write_stdout(rx: &Receiver<String>) {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(64 * 1024, stdout.lock());
-    while let Ok(line) = rx.recv() {
-        let mut result = writeln!(out, "{line}");
+    while let Ok(first) = rx.recv() {
+        let mut next = Some(first);
         loop {
-            let mut wrote = false;
-            while let (Ok(()), Ok(more)) = (&result, rx.try_recv()) {
-                result = writeln!(out, "{more}");
-                wrote = true;
+            let mut written = 0;
+            let mut result = Ok(());
+            while let Some(line) = next.take().or_else(|| rx.try_recv().ok()) {
+                written += 1;
+                result = writeln!(out, "{line}");
+                if result.is_err() {
+                    break;
+                }
             }
-            if let Err(e) =
-                result.as_ref().map_err(|e| e.to_string()).and_then(|()| out.flush().map_err(|e| e.to_string()))
-            {
+            if let Err(e) = result.and_then(|()| out.flush()) {
                 eprintln!(
                     "kiln serve: cannot write the access log to stdout: {e}; access log lines are dropped from now on"
                 );
                 return;
             }
-            if !wrote {
+            // only the line that woke us: the queue is quiet, wait on it again
+            if written <= 1 {
                 break;
             }
             std::thread::sleep(LOG_BATCH_PAUSE);

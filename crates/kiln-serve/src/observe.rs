@@ -271,6 +271,10 @@ impl SeriesStore {
         };
         series.state = state;
         series.serial = model.serial();
+        // from now on rows come parsed against the new model's inputs: keep those columns only, so that every kept
+        // column grows with every chunk
+        let inputs = pipeline.input_columns();
+        series.kept.columns.retain(|(name, _)| inputs.contains(name));
         if (series.kept.len as u64) < series.observed {
             series.history_complete = false;
         }

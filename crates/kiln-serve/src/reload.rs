@@ -122,7 +122,10 @@ impl Watcher {
         }
         log("info", "model_reload_started", Some(to), None, None);
         let started = std::time::Instant::now();
-        match source.load_version(to) {
+        // a panic in the loader (a library bug on a malformed file) is a failed load like any other
+        let loaded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| source.load_version(to)))
+            .unwrap_or_else(|panic| Err(format!("the loader panicked: {}", panic_text(panic.as_ref()))));
+        match loaded {
             Ok(model) => {
                 let ms = started.elapsed().as_millis();
                 state.set_model(model);
@@ -141,34 +144,35 @@ impl Watcher {
     }
 }
 
+/// The message of a caught panic.
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    match (panic.downcast_ref::<&str>(), panic.downcast_ref::<String>()) {
+        (Some(s), _) => (*s).to_string(),
+        (None, Some(s)) => s.clone(),
+        (None, None) => "(no message)".to_string(),
+    }
+}
+
 /// Runs [`Watcher::check`] every `every` on tokio's blocking pool, until the runtime stops.
 pub async fn watch(state: AppState, source: Arc<dyn ModelSource>, every: Duration) {
     let mut ticks = tokio::time::interval(every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // the first tick is immediate: the model was just loaded
     ticks.tick().await;
-    let watcher = Arc::new(std::sync::Mutex::new(Watcher::new()));
+    let mut watcher = Watcher::new();
     loop {
         ticks.tick().await;
-        let (state, source, watcher) = (state.clone(), source.clone(), watcher.clone());
+        let (state, source) = (state.clone(), source.clone());
+        // the watcher goes to the blocking thread and comes back with what it learned
         let checked = tokio::task::spawn_blocking(move || {
-            let mut watcher = watcher.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            watcher.check(&state, source.as_ref())
+            watcher.check(&state, source.as_ref());
+            watcher
         })
         .await;
-        if let Err(e) = checked {
-            // a panic while loading a model: the old model still serves; keep watching
-            Event {
-                ts: now_iso(),
-                level: "error",
-                event: "model_reload_failed",
-                reference: None,
-                from_version: None,
-                to_version: None,
-                error: Some(&e.to_string()),
-                load_ms: None,
-            }
-            .log();
-        }
+        watcher = checked.unwrap_or_else(|e| {
+            // check catches the loader's panics; anything else is a bug, reported, and the watch goes on
+            eprintln!("kiln serve: the model watcher failed: {e}");
+            Watcher::new()
+        });
     }
 }

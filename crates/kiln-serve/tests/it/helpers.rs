@@ -190,6 +190,16 @@ pub(crate) async fn call(state: &AppState, request: Request<Body>) -> Answer {
     Answer { status, headers, body }
 }
 
+/// Status, content type and text of a GET (for the routes that do not answer JSON).
+pub(crate) async fn text(state: &AppState, path: &str) -> (u16, String, String) {
+    let request = Request::get(path).body(Body::empty()).unwrap();
+    let response = kiln_serve::router(state.clone()).oneshot(request).await.unwrap();
+    let status = response.status().as_u16();
+    let ct = response.headers()["content-type"].to_str().unwrap().to_string();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (status, ct, String::from_utf8(bytes.to_vec()).unwrap())
+}
+
 pub(crate) async fn get(state: &AppState, path: &str) -> Answer {
     call(state, Request::get(path).body(Body::empty()).unwrap()).await
 }

@@ -6,22 +6,10 @@ use std::collections::{BTreeMap, HashSet};
 
 use axum::body::Body;
 use axum::http::Request;
-use http_body_util::BodyExt;
 use kiln_serve::{ApiCode, ApiKeys, HttpConfig, ServeConfig};
 use serde_json::{Value, json};
-use tower::ServiceExt;
 
-use crate::helpers::{churn, eurusd, get, post, read, row, state_for};
-
-/// The text of a GET.
-async fn text(state: &kiln_serve::AppState, path: &str) -> (u16, String, String) {
-    let request = Request::get(path).body(Body::empty()).unwrap();
-    let response = kiln_serve::router(state.clone()).oneshot(request).await.unwrap();
-    let status = response.status().as_u16();
-    let ct = response.headers()["content-type"].to_str().unwrap().to_string();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    (status, ct, String::from_utf8(bytes.to_vec()).unwrap())
-}
+use crate::helpers::{churn, eurusd, get, post, read, row, state_for, text};
 
 /// Checks every line against the text exposition format (0.0.4) and returns `series -> value`: `# HELP name
 /// text`, `# TYPE name kind` before a family's samples, and `name{label="value",...} number`.

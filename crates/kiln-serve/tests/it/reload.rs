@@ -26,6 +26,7 @@ impl ModelSource for Registry {
     }
 
     fn load_version(&self, version: u64) -> Result<LoadedModel, String> {
+        assert!(version != 5, "a loader bug on version 5");
         if self.broken.contains(&version) {
             return Err(format!("version {version}: model.txt: sha256 does not match the bundle's metadata"));
         }
@@ -97,4 +98,14 @@ async fn a_moved_alias_swaps_the_model_with_no_failed_request_and_a_broken_versi
     assert_eq!(watcher.check(&state, &registry), Check::Swapped { from: Some(2), to: 4 });
     let answer = post(&state, "/predict", &json!(record(0))).await;
     assert_eq!(answer.headers[kiln_serve::VERSION_HEADER], "4");
+
+    // a loader that panics is a failed load: counted, remembered, and version 4 goes on answering
+    *registry.current.lock().unwrap() = Some(5);
+    let panicked = watcher.check(&state, &registry);
+    assert!(matches!(&panicked, Check::Failed { version: 5, error } if error.contains("a loader bug")), "{panicked:?}");
+    assert_eq!(watcher.check(&state, &registry), Check::KnownBad(5));
+    assert_eq!(get(&state, "/ready").await.body["model"]["version"], 4);
+    let (_, _, metrics) = crate::helpers::text(&state, "/metrics").await;
+    assert!(metrics.contains("kiln_model_reloads_total{outcome=\"failed\"} 2"), "{metrics}");
+    assert!(metrics.contains("kiln_model_reloads_total{outcome=\"ok\"} 2"), "{metrics}");
 }
