@@ -9,12 +9,12 @@ use kiln_domain::{Code, ErrorKind};
 use kiln_features::FittedPipeline;
 use kiln_infra::{GuardedStore, PlotChartRenderer, ReadOptions};
 use kiln_models::Bundle;
-use kiln_train::{Progress, RegisterSpec, TaskSpec, TrainSpec};
+use kiln_train::{Progress, RegisterSpec, TrainSpec};
 
 use crate::cli::{Cli, Command, ConfigCommand, PredictArgs, SyncArgs, TrainArgs};
 use crate::config::{self, ConfigError};
 use crate::exit;
-use crate::settings::{Experiment, Fallback, TaskKind};
+use crate::settings::{Fallback, Settings};
 
 pub(crate) fn run(cli: Cli) -> Result<u8> {
     match cli.command {
@@ -81,26 +81,17 @@ fn env_var(name: &str) -> Option<String> {
     std::env::var(name).ok()
 }
 
-fn load_experiment(file: &Path) -> Result<(Experiment, String, config::Loaded)> {
-    let loaded = config::load(file, &env_var)?;
-    let experiment: Experiment = loaded.parse()?;
-    // checks that depend on the task kind (features, horizon, positive, ...) and the model's ranges
-    if experiment.task.kind == crate::settings::TaskKind::Forecast {
-        experiment.task_spec(&loaded, &[])?;
-    } else {
-        experiment.features(&loaded)?;
-        experiment.tabular_kind(&loaded)?;
-    }
-    experiment.model_spec(&loaded)?;
-    experiment.gates(&loaded)?;
+/// The experiment file resolved (every check that needs no data) and the merged config as YAML.
+fn load_experiment(file: &Path) -> Result<(Settings, String)> {
+    let settings = Settings::resolve(config::load(file, &env_var)?)?;
     // through JSON's data model, so that enums print as the one-key maps users write, not as YAML tags
-    let value = serde_json::to_value(&experiment).context("cannot print the merged config")?;
+    let value = serde_json::to_value(&settings.experiment).context("cannot print the merged config")?;
     let merged = serde_yaml::to_string(&value).context("cannot print the merged config")?;
-    Ok((experiment, merged, loaded))
+    Ok((settings, merged))
 }
 
 fn config_show(file: &Path) -> Result<u8> {
-    let (_, merged, _) = load_experiment(file)?;
+    let (_, merged) = load_experiment(file)?;
     print!("{merged}");
     Ok(0)
 }
@@ -130,8 +121,9 @@ fn read_options(time_column: Option<&str>, time_format: Option<String>, na: Opti
 
 fn train(args: TrainArgs) -> Result<u8> {
     let progress = StderrProgress { start: Instant::now() };
-    let (exp, merged, loaded) = load_experiment(&args.config)?;
-    let model = exp.model_spec(&loaded)?;
+    let (settings, merged) = load_experiment(&args.config)?;
+    let exp = &settings.experiment;
+    let model = settings.model.clone();
     let register = match (&exp.registry, args.register) {
         (Some(r), true) => Some(RegisterSpec { model_name: r.model_name.clone(), alias: r.alias.clone() }),
         (None, true) => bail!("{}: --register needs a 'registry' section with 'model_name'", args.config.display()),
@@ -141,14 +133,10 @@ fn train(args: TrainArgs) -> Result<u8> {
     // a forecast reads only the columns its recipe needs; a tabular task reads every column (for __AUTO__)
     let mut opts =
         read_options(exp.data.time_column.as_deref(), exp.data.time_format.clone(), exp.data.na_values.clone());
-    if let TaskKind::Forecast = exp.task.kind
-        && let TaskSpec::Forecast { recipe, .. } = exp.task_spec(&loaded, &[])?
-    {
-        opts.columns = Some(recipe.input_columns());
-    }
+    opts.columns = settings.read_columns();
     progress.step(&format!("reading {}", exp.data.path.display()));
     let frame = kiln_infra::read_frame(&exp.data.path, &opts)?;
-    let task = exp.task_spec(&loaded, frame.names())?;
+    let task = settings.task_spec(frame.names())?;
     let data_sha256 = kiln_infra::sha256_file(&exp.data.path)?;
 
     let uri = args.tracking_uri.clone().unwrap_or_else(|| exp.tracking.uri.clone());
@@ -170,8 +158,11 @@ fn train(args: TrainArgs) -> Result<u8> {
     let clock = now_ms;
     let ports = kiln_train::Ports { tracker: store, artifacts: store, registry: store, charts: &charts, clock: &clock };
 
-    let run_name =
-        args.run_name.or(exp.tracking.run_name.clone()).unwrap_or_else(|| format!("{}-{}", exp.name, model.kind()));
+    let run_name = args
+        .run_name
+        .clone()
+        .or(exp.tracking.run_name.clone())
+        .unwrap_or_else(|| format!("{}-{}", exp.name, model.kind()));
     let kiln_version = env!("CARGO_PKG_VERSION").to_string();
     let mut tags = vec![
         ("mlflow.source.name".to_string(), "kiln train".to_string()),
@@ -196,7 +187,7 @@ fn train(args: TrainArgs) -> Result<u8> {
         preprocess: exp.preprocess.clone(),
         selection: exp.selection.clone(),
         model,
-        gates: exp.gates(&loaded)?,
+        gates: settings.gates.clone(),
         register,
         tags,
         input_params: vec![

@@ -43,7 +43,7 @@ pub(crate) fn serve(args: ServeArgs) -> Result<u8> {
         alias,
         run_id: bundle.metadata.run_id.clone(),
     };
-    let kind = bundle.metadata.model_kind.as_str();
+    let kind = bundle.model.kind().as_str();
     let model = LoadedModel::new(bundle, identity).with_context(|| format!("cannot serve {label}"))?;
     let what = format!(
         "{label}: {}{kind} {}",

@@ -1,17 +1,15 @@
 //! The typed experiment settings: one tree, read from the merged YAML. Unknown keys are refused everywhere
 //! (`deny_unknown_fields`), enums stand where a string would allow typos, and every library crate receives its part
-//! as a plain struct. [`Experiment::resolve`] checks what serde cannot (keys that depend on the task kind) and builds
-//! the use case's [`TaskSpec`] and [`ModelSpec`], with errors naming the file and key.
+//! as a plain struct. [`Settings::resolve`] reads the tree once and checks what serde cannot (keys whose meaning
+//! depends on the task kind: the features, the gates' metrics, the model's ranges), building the use case's
+//! [`TaskSpec`], [`ModelSpec`] and [`Gates`] with errors naming the file and key; nothing is parsed again later.
 
 use std::path::PathBuf;
 
 use kiln_eval::{ClassificationGateSpec, GateSpec, HoldoutSpec, Size};
 use kiln_features::{FeatureSpec, PreprocessSpec, SelectorSpec, TabularInput, TargetTransform, TimeSeriesRecipe};
-use kiln_models::{
-    ElasticNetParams, LassoParams, LightGbmParams, LinearParams, LogisticParams, RandomForestParams, RidgeParams,
-    XgBoostParams,
-};
-use kiln_train::{Gates, ModelSpec, ShuffledSplit, TabularKind, TaskSpec, ThresholdRule};
+use kiln_models::{ModelConfig, ModelSpec};
+use kiln_train::{Gates, ShuffledSplit, TabularKind, TaskSpec, ThresholdRule};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{ConfigError, Loaded};
@@ -37,7 +35,8 @@ pub(crate) struct Experiment {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub(crate) selection: Vec<SelectorSpec>,
     pub(crate) split: SplitSettings,
-    pub(crate) model: ModelSettings,
+    /// `kind` picks a row of kiln-models' table of model kinds, `params` are that kind's
+    pub(crate) model: ModelConfig,
     /// registration gates; their metric names depend on the task kind (read by [`Experiment::gates`])
     #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
     pub(crate) gates: serde_json::Value,
@@ -128,20 +127,6 @@ pub(crate) struct SplitSettings {
     pub(crate) seed: Option<u64>,
 }
 
-/// The model and its hyperparameters; the `kind` picks the family.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "kind", content = "params", rename_all = "snake_case", deny_unknown_fields)]
-pub(crate) enum ModelSettings {
-    Lightgbm(LightGbmParams),
-    Xgboost(XgBoostParams),
-    RandomForest(RandomForestParams),
-    Linear(LinearParams),
-    Ridge(RidgeParams),
-    Lasso(LassoParams),
-    ElasticNet(ElasticNetParams),
-    Logistic(LogisticParams),
-}
-
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct TrackingSettings {
@@ -203,18 +188,93 @@ fn production() -> String {
 }
 
 /// The features of a task, resolved against the task kind.
-pub(crate) enum Features {
+enum Features {
     Recipe(Vec<FeatureSpec>),
     Auto,
     Columns(Vec<String>),
 }
 
+/// The task, resolved against its kind. A tabular task's columns are known only once the data is read
+/// (`__AUTO__` takes every column but a few), so it keeps the choice until [`Settings::task_spec`].
+enum ResolvedTask {
+    Forecast(TaskSpec),
+    Tabular { features: Features, kind: TabularKind },
+}
+
+/// The experiment, resolved once: the merged tree as written (for `config show`, data, tracking and registry) and
+/// every part whose meaning depends on the task kind, typed and checked.
+pub(crate) struct Settings {
+    pub(crate) experiment: Experiment,
+    pub(crate) loaded: Loaded,
+    task: ResolvedTask,
+    pub(crate) model: ModelSpec,
+    pub(crate) gates: Gates,
+}
+
+impl Settings {
+    /// Reads the merged config into the typed tree and checks everything that does not need the data.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the file and key of the first setting that is wrong.
+    pub(crate) fn resolve(loaded: Loaded) -> Result<Settings, ConfigError> {
+        let experiment: Experiment = loaded.parse()?;
+        let task = experiment.resolve_task(&loaded)?;
+        let model = experiment.model_spec(&loaded)?;
+        let gates = experiment.gates(&loaded)?;
+        Ok(Settings { experiment, loaded, task, model, gates })
+    }
+
+    /// The columns a forecast reads (its recipe's); `None` for a tabular task, which reads every column.
+    pub(crate) fn read_columns(&self) -> Option<Vec<String>> {
+        match &self.task {
+            ResolvedTask::Forecast(TaskSpec::Forecast { recipe, .. }) => Some(recipe.input_columns()),
+            _ => None,
+        }
+    }
+
+    /// The use case's task for data with the columns `available`.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming `features` when no column is left to be a feature.
+    pub(crate) fn task_spec(&self, available: &[String]) -> Result<TaskSpec, ConfigError> {
+        let (features, kind) = match &self.task {
+            ResolvedTask::Forecast(spec) => return Ok(spec.clone()),
+            ResolvedTask::Tabular { features, kind } => (features, kind),
+        };
+        let exp = &self.experiment;
+        let excluded = |c: &String| {
+            c == &exp.task.target
+                || Some(c) == exp.data.id_column.as_ref()
+                || Some(c) == exp.data.time_column.as_ref()
+                || exp.data.exclude.contains(c)
+        };
+        let columns: Vec<String> = match features {
+            Features::Auto => available.iter().filter(|c| !excluded(c)).cloned().collect(),
+            Features::Columns(list) => list.clone(),
+            Features::Recipe(_) => Vec::new(),
+        };
+        if columns.is_empty() {
+            return Err(self.loaded.error_at("features", "no column is left to use as a feature"));
+        }
+        Ok(TaskSpec::Tabular {
+            input: TabularInput { columns, id_column: exp.data.id_column.clone() },
+            target: exp.task.target.clone(),
+            kind: kind.clone(),
+            split: ShuffledSplit {
+                test_size: exp.split.test_size,
+                validation_size: exp.split.validation_size,
+                seed: exp.split.seed.unwrap_or(42),
+            },
+        })
+    }
+}
+
 impl Experiment {
-    /// The columns `features` names, for a tabular task: the list, or `None` for `__AUTO__`.
+    /// The features of the task kind: a recipe's kernels, or a tabular task's column list or `__AUTO__`.
     ///
     /// # Errors
     /// [`ConfigError`] naming the file and `features` when the value does not fit the task kind.
-    pub(crate) fn features(&self, loaded: &Loaded) -> Result<Features, ConfigError> {
+    fn features(&self, loaded: &Loaded) -> Result<Features, ConfigError> {
         match self.task.kind {
             TaskKind::Forecast => {
                 if self.features.as_str() == Some(AUTO_FEATURES) {
@@ -243,11 +303,11 @@ impl Experiment {
         }
     }
 
-    /// The task of the use case. `available` lists the data's columns (for `__AUTO__`).
+    /// The task, checked against its kind: every key that applies to another kind is refused.
     ///
     /// # Errors
     /// [`ConfigError`] naming the file and key of a setting that does not fit the task kind.
-    pub(crate) fn task_spec(&self, loaded: &Loaded, available: &[String]) -> Result<TaskSpec, ConfigError> {
+    fn resolve_task(&self, loaded: &Loaded) -> Result<ResolvedTask, ConfigError> {
         let task = &self.task;
         let forecast_only = |key: &str, set: bool| -> Result<(), ConfigError> {
             if set && task.kind != TaskKind::Forecast {
@@ -290,39 +350,15 @@ impl Experiment {
                     validation_size: self.split.validation_size,
                     gap: self.split.gap,
                 };
-                Ok(TaskSpec::Forecast { recipe, split })
+                Ok(ResolvedTask::Forecast(TaskSpec::Forecast { recipe, split }))
             }
             (_, features) => {
-                let excluded = |c: &String| {
-                    c == &task.target
-                        || Some(c) == self.data.id_column.as_ref()
-                        || Some(c) == self.data.time_column.as_ref()
-                        || self.data.exclude.contains(c)
-                };
-                let columns: Vec<String> = match features {
-                    Features::Auto => available.iter().filter(|c| !excluded(c)).cloned().collect(),
-                    Features::Columns(list) => {
-                        if let Some(i) = list.iter().position(|c| c == &task.target) {
-                            return Err(loaded.error_at(&format!("features[{i}]"), "the target cannot be a feature"));
-                        }
-                        list
-                    }
-                    Features::Recipe(_) => unreachable_recipe(),
-                };
-                if columns.is_empty() {
-                    return Err(loaded.error_at("features", "no column is left to use as a feature"));
+                if let Features::Columns(list) = &features
+                    && let Some(i) = list.iter().position(|c| c == &task.target)
+                {
+                    return Err(loaded.error_at(&format!("features[{i}]"), "the target cannot be a feature"));
                 }
-                let tabular_kind = self.tabular_kind(loaded)?;
-                Ok(TaskSpec::Tabular {
-                    input: TabularInput { columns, id_column: self.data.id_column.clone() },
-                    target: task.target.clone(),
-                    kind: tabular_kind,
-                    split: ShuffledSplit {
-                        test_size: self.split.test_size,
-                        validation_size: self.split.validation_size,
-                        seed: self.split.seed.unwrap_or(42),
-                    },
-                })
+                Ok(ResolvedTask::Tabular { features, kind: self.tabular_kind(loaded)? })
             }
         }
     }
@@ -331,7 +367,7 @@ impl Experiment {
     ///
     /// # Errors
     /// [`ConfigError`] for a classification without `task.positive` or a threshold outside (0, 1).
-    pub(crate) fn tabular_kind(&self, loaded: &Loaded) -> Result<TabularKind, ConfigError> {
+    fn tabular_kind(&self, loaded: &Loaded) -> Result<TabularKind, ConfigError> {
         Ok(if self.task.kind == TaskKind::Classification {
             let Some(positive) = self.task.positive.clone() else {
                 return Err(loaded.error_at(
@@ -358,7 +394,7 @@ impl Experiment {
     ///
     /// # Errors
     /// [`ConfigError`] naming the file and `gates.<key>` of an unknown metric or a bad value.
-    pub(crate) fn gates(&self, loaded: &Loaded) -> Result<Gates, ConfigError> {
+    fn gates(&self, loaded: &Loaded) -> Result<Gates, ConfigError> {
         if self.gates.is_null() {
             return Ok(match self.task.kind {
                 TaskKind::Classification => Gates::Classification(ClassificationGateSpec::default()),
@@ -375,32 +411,12 @@ impl Experiment {
     ///
     /// # Errors
     /// [`ConfigError`] naming the file and `model.params.<name>` of a value outside its range.
-    pub(crate) fn model_spec(&self, loaded: &Loaded) -> Result<ModelSpec, ConfigError> {
-        let at = |e: kiln_models::ModelError| -> ConfigError {
-            match &e {
-                kiln_models::ModelError::Params { param, .. } => {
-                    loaded.error_at(&format!("model.params.{param}"), e.to_string())
-                }
-                _ => loaded.error_at("model.params", e.to_string()),
+    fn model_spec(&self, loaded: &Loaded) -> Result<ModelSpec, ConfigError> {
+        self.model.check(self.task.kind == TaskKind::Classification).map_err(|e| match &e {
+            kiln_models::ModelError::Params { param, .. } => {
+                loaded.error_at(&format!("model.params.{param}"), e.to_string())
             }
-        };
-        Ok(match &self.model {
-            ModelSettings::Lightgbm(p) => ModelSpec::LightGbm(p.check().map_err(at)?),
-            ModelSettings::Xgboost(p) => ModelSpec::XgBoost(p.check().map_err(at)?),
-            ModelSettings::RandomForest(p) => {
-                let classifier = self.task.kind == TaskKind::Classification;
-                ModelSpec::Smartcore(p.check(classifier).map_err(at)?)
-            }
-            ModelSettings::Linear(p) => ModelSpec::Smartcore(p.check().map_err(at)?),
-            ModelSettings::Ridge(p) => ModelSpec::Smartcore(p.check().map_err(at)?),
-            ModelSettings::Lasso(p) => ModelSpec::Smartcore(p.check().map_err(at)?),
-            ModelSettings::ElasticNet(p) => ModelSpec::Smartcore(p.check().map_err(at)?),
-            ModelSettings::Logistic(p) => ModelSpec::Smartcore(p.check().map_err(at)?),
+            _ => loaded.error_at("model.params", e.to_string()),
         })
     }
-}
-
-/// `Experiment::features` returns a recipe only for a forecast, which `task_spec` matches first.
-fn unreachable_recipe() -> Vec<String> {
-    Vec::new()
 }

@@ -21,16 +21,13 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use kiln_domain::{Matrix, Predictor, civil_from_millis};
+use kiln_domain::civil_from_millis;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::curve::EvalCurve;
-use crate::lightgbm::{LIGHTGBM_VERSION, LightGbmModel};
-use crate::smartcore_adapter::{SMARTCORE_VERSION, SmartcoreModel};
-use crate::xgboost::{XGBOOST_VERSION, XgBoostModel};
-use crate::{BundleError, ModelError};
+use crate::kind::{FittedModel, ModelFormat};
+use crate::{BundleError, kinds};
 
 /// The version of the on-disk layout, written to `MLmodel` under `kiln.format_version`.
 pub const BUNDLE_FORMAT_VERSION: u32 = 1;
@@ -41,187 +38,13 @@ const MLMODEL: &str = "MLmodel";
 const PIPELINE: &str = "kiln/pipeline.json";
 const METADATA: &str = "kiln/metadata.json";
 
-/// The kinds of fitted model a bundle can hold.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ModelKind {
-    #[serde(rename = "lightgbm")]
-    LightGbm,
-    #[serde(rename = "xgboost")]
-    XgBoost,
-    /// a smartcore model (random forest, linear family, logistic) in kiln's own JSON format
-    #[serde(rename = "smartcore")]
-    Smartcore,
-}
-
-impl ModelKind {
-    /// The name used in metadata and MLflow (`lightgbm`, `xgboost`), also the MLflow flavor's name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ModelKind::LightGbm => "lightgbm",
-            ModelKind::XgBoost => "xgboost",
-            ModelKind::Smartcore => "smartcore",
-        }
-    }
-
-    /// The native model's file name inside the bundle.
-    pub fn model_file(self) -> &'static str {
-        match self {
-            ModelKind::LightGbm => "model.lgb",
-            ModelKind::XgBoost => "model.json",
-            ModelKind::Smartcore => "model.smartcore.json",
-        }
-    }
-}
-
-/// A fitted model of any supported kind (a closed set).
-#[derive(Debug)]
-pub enum FittedModel {
-    LightGbm(LightGbmModel),
-    XgBoost(XgBoostModel),
-    Smartcore(SmartcoreModel),
-}
-
-impl FittedModel {
-    pub fn kind(&self) -> ModelKind {
-        match self {
-            FittedModel::LightGbm(_) => ModelKind::LightGbm,
-            FittedModel::XgBoost(_) => ModelKind::XgBoost,
-            FittedModel::Smartcore(_) => ModelKind::Smartcore,
-        }
-    }
-
-    /// One prediction per row.
-    ///
-    /// # Errors
-    /// [`ModelError::Predict`] when the columns are not the model's features.
-    pub fn predict(&self, x: &Matrix) -> Result<Vec<f64>, ModelError> {
-        match self {
-            FittedModel::LightGbm(m) => m.predict(x),
-            FittedModel::XgBoost(m) => m.predict(x),
-            FittedModel::Smartcore(m) => m.predict(x),
-        }
-    }
-
-    /// One row's prediction through the model's fastest path; equal to [`FittedModel::predict`].
-    ///
-    /// # Errors
-    /// [`ModelError::Predict`] when the row's length is wrong.
-    pub fn predict_row(&self, row: &[f64]) -> Result<f64, ModelError> {
-        match self {
-            FittedModel::LightGbm(m) => m.predict_row(row),
-            FittedModel::XgBoost(m) => m.predict_row(row),
-            FittedModel::Smartcore(m) => m.predict_row(row),
-        }
-    }
-
-    /// The feature names the model was fitted on, in order.
-    pub fn feature_names(&self) -> &[String] {
-        match self {
-            FittedModel::LightGbm(m) => m.feature_names(),
-            FittedModel::XgBoost(m) => m.feature_names(),
-            FittedModel::Smartcore(m) => m.feature_names(),
-        }
-    }
-
-    /// The boosting library's metric after every round of the fit, on the training and validation rows; empty for
-    /// smartcore models and for a model read from a bundle.
-    pub fn eval_curves(&self) -> &[EvalCurve] {
-        match self {
-            FittedModel::LightGbm(m) => m.eval_curves(),
-            FittedModel::XgBoost(m) => m.eval_curves(),
-            FittedModel::Smartcore(_) => &[],
-        }
-    }
-
-    /// `(name, gain, split count)` per feature.
-    ///
-    /// # Errors
-    /// [`ModelError::Predict`] when the library fails.
-    pub fn feature_importance(&self) -> Result<Vec<(String, f64, f64)>, ModelError> {
-        match self {
-            FittedModel::LightGbm(m) => m.feature_importance(),
-            FittedModel::XgBoost(m) => m.feature_importance(),
-            // smartcore gives one importance per feature (|coef| or the forest's); no split counts
-            FittedModel::Smartcore(m) => {
-                Ok(m.feature_importance()?.into_iter().map(|(name, v)| (name, v, f64::NAN)).collect())
-            }
-        }
-    }
-
-    /// The untransformed score per row (log-odds for a binary classifier); rows of
-    /// [`FittedModel::contributions`] sum to it. `None` for a model without one.
-    ///
-    /// # Errors
-    /// [`ModelError::Predict`] when the columns are not the model's features.
-    pub fn predict_raw(&self, x: &Matrix) -> Result<Option<Vec<f64>>, ModelError> {
-        match self {
-            FittedModel::LightGbm(m) => m.predict_raw(x).map(Some),
-            FittedModel::XgBoost(m) => m.predict_raw(x).map(Some),
-            FittedModel::Smartcore(_) => Ok(None),
-        }
-    }
-
-    /// SHAP contributions from the library's own tree algorithm: one column per feature plus a last `bias` column,
-    /// each row summing to [`FittedModel::predict_raw`]. `None` for a model without native contributions.
-    ///
-    /// # Errors
-    /// [`ModelError::Predict`] when the columns are not the model's features.
-    pub fn contributions(&self, x: &Matrix) -> Result<Option<Matrix>, ModelError> {
-        match self {
-            FittedModel::LightGbm(m) => m.contributions(x).map(Some),
-            FittedModel::XgBoost(m) => m.contributions(x).map(Some),
-            FittedModel::Smartcore(_) => Ok(None),
-        }
-    }
-
-    /// The native model file's bytes.
-    ///
-    /// # Errors
-    /// The library's error when it cannot serialize the model.
-    pub fn to_native_bytes(&self) -> Result<Vec<u8>, ModelError> {
-        match self {
-            FittedModel::LightGbm(m) => Ok(m.to_model_string()?.into_bytes()),
-            FittedModel::XgBoost(m) => m.to_json_bytes(),
-            FittedModel::Smartcore(m) => m.to_bytes(),
-        }
-    }
-
-    /// A model of `kind` from its native file's bytes.
-    ///
-    /// # Errors
-    /// [`ModelError::Load`] when the bytes are not such a model.
-    pub fn from_native_bytes(kind: ModelKind, bytes: &[u8]) -> Result<FittedModel, ModelError> {
-        match kind {
-            ModelKind::LightGbm => {
-                let text = std::str::from_utf8(bytes)
-                    .map_err(|e| ModelError::Load(format!("the LightGBM model is not UTF-8: {e}")))?;
-                Ok(FittedModel::LightGbm(LightGbmModel::from_model_string(text)?))
-            }
-            ModelKind::XgBoost => Ok(FittedModel::XgBoost(XgBoostModel::from_json_bytes(bytes)?)),
-            ModelKind::Smartcore => Ok(FittedModel::Smartcore(SmartcoreModel::from_bytes(bytes)?)),
-        }
-    }
-}
-
-impl Predictor for FittedModel {
-    type Error = ModelError;
-
-    fn predict(&self, x: &Matrix) -> Result<Vec<f64>, ModelError> {
-        FittedModel::predict(self, x)
-    }
-
-    fn feature_names(&self) -> &[String] {
-        FittedModel::feature_names(self)
-    }
-}
-
 /// What kiln records about a bundle (`kiln/metadata.json`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BundleMetadata {
     pub kiln_version: String,
-    pub model_kind: ModelKind,
+    /// the bundle format of the model ([`crate::ModelFormat::name`]: `lightgbm`, `xgboost`, `smartcore`)
+    pub model_kind: String,
     /// when the model was trained, UTC ms
     pub created_ms: i64,
     pub run_id: Option<String>,
@@ -269,55 +92,13 @@ pub struct Bundle<P> {
 
 #[derive(Debug, Serialize, Deserialize)]
 struct MlModel {
-    flavors: Flavors,
+    /// `python_function` (when MLflow can load the model) and the family's flavor, in that order
+    flavors: serde_yaml::Mapping,
     model_uuid: String,
     utc_time_created: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     run_id: Option<String>,
     kiln: KilnSection,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-struct Flavors {
-    /// absent for smartcore models: MLflow has no loader for them
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    python_function: Option<PyFuncFlavor>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    lightgbm: Option<LightGbmFlavor>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    xgboost: Option<XgBoostFlavor>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    kiln_smartcore: Option<SmartcoreFlavor>,
-}
-
-/// kiln's own flavor for smartcore models (only kiln loads them).
-#[derive(Debug, Serialize, Deserialize)]
-struct SmartcoreFlavor {
-    data: String,
-    smartcore_version: String,
-    model: String,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-struct PyFuncFlavor {
-    loader_module: String,
-    data: String,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-struct LightGbmFlavor {
-    data: String,
-    lgb_version: String,
-    model_class: String,
-}
-
-/// What `mlflow.xgboost.save_model` writes (MLflow 3.17.2), less `code` (kiln ships none).
-#[derive(Debug, Serialize, Deserialize)]
-struct XgBoostFlavor {
-    data: String,
-    model_class: String,
-    model_format: String,
-    xgb_version: String,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -346,57 +127,27 @@ fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-fn mlmodel_for(
-    kind: ModelKind,
-    model_name: &str,
-    meta: &BundleMetadata,
-    model_bytes: &[u8],
-    pipeline_bytes: &[u8],
-) -> MlModel {
+fn mlmodel_for(model: &FittedModel, meta: &BundleMetadata, model_bytes: &[u8], pipeline_bytes: &[u8]) -> MlModel {
     let mut h = Sha256::new();
     h.update(model_bytes);
     h.update(pipeline_bytes);
     h.update(meta.created_ms.to_le_bytes());
     let model_uuid = hex::encode(&h.finalize()[..16]);
-    let flavors = match kind {
-        ModelKind::LightGbm => Flavors {
-            python_function: Some(PyFuncFlavor {
-                loader_module: "mlflow.lightgbm".into(),
-                data: kind.model_file().into(),
-            }),
-            kiln_smartcore: None,
-            lightgbm: Some(LightGbmFlavor {
-                data: kind.model_file().into(),
-                lgb_version: LIGHTGBM_VERSION.into(),
-                model_class: "lightgbm.basic.Booster".into(),
-            }),
-            xgboost: None,
-        },
-        ModelKind::XgBoost => Flavors {
-            python_function: Some(PyFuncFlavor {
-                loader_module: "mlflow.xgboost".into(),
-                data: kind.model_file().into(),
-            }),
-            kiln_smartcore: None,
-            lightgbm: None,
-            xgboost: Some(XgBoostFlavor {
-                data: kind.model_file().into(),
-                model_class: "xgboost.core.Booster".into(),
-                model_format: "json".into(),
-                xgb_version: XGBOOST_VERSION.into(),
-            }),
-        },
-        ModelKind::Smartcore => Flavors {
-            python_function: None,
-            lightgbm: None,
-            xgboost: None,
-            kiln_smartcore: Some(SmartcoreFlavor {
-                data: kind.model_file().into(),
-                smartcore_version: SMARTCORE_VERSION.into(),
-                model: model_name.to_string(),
-            }),
-        },
-    };
+    let format = model.kind();
+    let text = |s: &str| serde_yaml::Value::String(s.to_string());
+    let mut flavors = serde_yaml::Mapping::new();
+    if let Some(loader) = format.pyfunc_loader {
+        let mut pyfunc = serde_yaml::Mapping::new();
+        pyfunc.insert(text("loader_module"), text(loader));
+        pyfunc.insert(text("data"), text(format.model_file));
+        flavors.insert(text("python_function"), pyfunc.into());
+    }
+    let mut native = serde_yaml::Mapping::new();
+    native.insert(text("data"), text(format.model_file));
+    for (key, value) in model.flavor_fields() {
+        native.insert(text(key), text(&value));
+    }
+    flavors.insert(text(format.flavor), native.into());
     MlModel {
         flavors,
         model_uuid,
@@ -409,6 +160,32 @@ fn mlmodel_for(
             metadata: METADATA.into(),
         },
     }
+}
+
+/// Checks that `MLmodel` names the model file the way `format` writes it: the family's flavor (its `data` and
+/// fixed fields) and, where MLflow can load the model, `python_function`.
+fn check_flavors(dir: &Path, mlmodel: &MlModel, format: &ModelFormat) -> Result<(), BundleError> {
+    let format_err = |detail: String| BundleError::Format { dir: dir.to_path_buf(), file: MLMODEL.into(), detail };
+    let field = |flavor: &serde_yaml::Value, name: &str| -> String {
+        flavor.get(name).and_then(serde_yaml::Value::as_str).unwrap_or("").to_string()
+    };
+    let native = mlmodel
+        .flavors
+        .get(format.flavor)
+        .ok_or_else(|| format_err(format!("flavors.{}: missing, but model_kind is {}", format.flavor, format.name)))?;
+    expect_field(dir, &format!("flavors.{}.data", format.flavor), &field(native, "data"), format.model_file)?;
+    for (name, value) in format.flavor_checks {
+        expect_field(dir, &format!("flavors.{}.{name}", format.flavor), &field(native, name), value)?;
+    }
+    if let Some(loader) = format.pyfunc_loader {
+        let pyfunc = mlmodel
+            .flavors
+            .get("python_function")
+            .ok_or_else(|| format_err("flavors.python_function: missing".to_string()))?;
+        expect_field(dir, "flavors.python_function.loader_module", &field(pyfunc, "loader_module"), loader)?;
+        expect_field(dir, "flavors.python_function.data", &field(pyfunc, "data"), format.model_file)?;
+    }
+    Ok(())
 }
 
 // ---- writing ----
@@ -439,10 +216,10 @@ pub fn write_bundle<P: Serialize>(dir: &Path, bundle: &Bundle<P>) -> Result<Bund
     let kind = bundle.model.kind();
     let format_err =
         |file: &str, detail: String| BundleError::Format { dir: dir.to_path_buf(), file: file.into(), detail };
-    if bundle.metadata.model_kind != kind {
+    if bundle.metadata.model_kind != kind.name {
         return Err(format_err(
             METADATA,
-            format!("model_kind is {} but the model is {}", bundle.metadata.model_kind.as_str(), kind.as_str()),
+            format!("model_kind is {} but the model is {}", bundle.metadata.model_kind, kind.name),
         ));
     }
     if bundle.metadata.feature_names != bundle.model.feature_names() {
@@ -459,11 +236,7 @@ pub fn write_bundle<P: Serialize>(dir: &Path, bundle: &Bundle<P>) -> Result<Bund
         bundle.model.to_native_bytes().map_err(|source| BundleError::Model { dir: dir.to_path_buf(), source })?;
     let pipeline_bytes = serde_json::to_vec_pretty(&bundle.pipeline)
         .map_err(|e| format_err(PIPELINE, format!("the pipeline cannot be written as JSON: {e}")))?;
-    let model_name = match &bundle.model {
-        FittedModel::Smartcore(m) => m.kind().as_str(),
-        other => other.kind().as_str(),
-    };
-    let mlmodel = mlmodel_for(kind, model_name, &bundle.metadata, &model_bytes, &pipeline_bytes);
+    let mlmodel = mlmodel_for(&bundle.model, &bundle.metadata, &model_bytes, &pipeline_bytes);
     let mlmodel_bytes = serde_yaml::to_string(&mlmodel)
         .map_err(|e| format_err(MLMODEL, format!("cannot be written as YAML: {e}")))?
         .into_bytes();
@@ -657,43 +430,16 @@ pub fn read_bundle<P: DeserializeOwned>(dir: &Path) -> Result<Bundle<P>, BundleE
     }
     expect_field(dir, "kiln.pipeline", &mlmodel.kiln.pipeline, PIPELINE)?;
     expect_field(dir, "kiln.metadata", &mlmodel.kiln.metadata, METADATA)?;
-    let kind = metadata.model_kind;
-    let missing = || format_err(MLMODEL, format!("flavors.{0}: missing, but model_kind is {0}", kind.as_str()));
-    match kind {
-        ModelKind::LightGbm => {
-            let flavor = mlmodel.flavors.lightgbm.as_ref().ok_or_else(missing)?;
-            expect_field(dir, "flavors.lightgbm.data", &flavor.data, kind.model_file())?;
-        }
-        ModelKind::XgBoost => {
-            let flavor = mlmodel.flavors.xgboost.as_ref().ok_or_else(missing)?;
-            expect_field(dir, "flavors.xgboost.data", &flavor.data, kind.model_file())?;
-            expect_field(dir, "flavors.xgboost.model_format", &flavor.model_format, "json")?;
-        }
-        ModelKind::Smartcore => {
-            let flavor = mlmodel.flavors.kiln_smartcore.as_ref().ok_or_else(|| {
-                format_err(MLMODEL, "flavors.kiln_smartcore: missing, but model_kind is smartcore".to_string())
-            })?;
-            expect_field(dir, "flavors.kiln_smartcore.data", &flavor.data, kind.model_file())?;
-        }
-    }
-    if kind != ModelKind::Smartcore {
-        let pyfunc = mlmodel
-            .flavors
-            .python_function
-            .as_ref()
-            .ok_or_else(|| format_err(MLMODEL, "flavors.python_function: missing".to_string()))?;
-        expect_field(
-            dir,
-            "flavors.python_function.loader_module",
-            &pyfunc.loader_module,
-            &format!("mlflow.{}", kind.as_str()),
-        )?;
-        expect_field(dir, "flavors.python_function.data", &pyfunc.data, kind.model_file())?;
-    }
+    let kind = kinds::format_named(&metadata.model_kind).ok_or_else(|| {
+        format_err(
+            METADATA,
+            format!("model_kind: unknown kind '{}' (known: {})", metadata.model_kind, kinds::format_names().join(", ")),
+        )
+    })?;
+    check_flavors(dir, &mlmodel, kind)?;
 
     let model_bytes = take(kind.model_file())?;
-    let model = FittedModel::from_native_bytes(kind, &model_bytes)
-        .map_err(|source| BundleError::Model { dir: dir.to_path_buf(), source })?;
+    let model = (kind.load)(&model_bytes).map_err(|source| BundleError::Model { dir: dir.to_path_buf(), source })?;
     if model.feature_names() != metadata.feature_names {
         return Err(format_err(
             METADATA,

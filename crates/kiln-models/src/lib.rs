@@ -1,23 +1,30 @@
-//! kiln's estimator adapters and the model bundle. Today one family, LightGBM (`lightgbm3`): checked
-//! hyperparameters -> `fit` -> a fitted model that predicts in f64 exactly as Python's LightGBM does. The bundle is an
-//! MLflow model directory (native model + `MLmodel`) with kiln's fitted pipeline and checksummed metadata beside it.
+//! kiln's model kinds and the model bundle: owns the estimator adapters (LightGBM, XGBoost, smartcore), the one
+//! table of kinds an experiment can name ([`ModelConfig`]), and the bundle format; it does not own features,
+//! training, tracking or any I/O beyond the bundle folder it is given.
 //!
-//! The bundle code is generic over the pipeline type, so this crate does not depend on `kiln-features`; it does no
-//! I/O beyond the bundle folder it is given and reads no config.
+//! Each family implements [`Checked`] (hyperparameters that passed their `check()` and can fit) and [`Fitted`] (a
+//! fitted model: predict, importance, native file) and describes its bundle file once ([`ModelFormat`]); the rest
+//! of kiln holds a [`ModelSpec`] or a [`FittedModel`] and never matches on the kind. The bundle is an MLflow model
+//! directory (native model + `MLmodel`) with kiln's fitted pipeline and checksummed metadata beside it, generic over
+//! the pipeline type, so this crate does not depend on `kiln-features`.
 
 mod bundle;
+mod checks;
 mod curve;
 mod error;
+mod kind;
+mod kinds;
 mod lightgbm;
 mod smartcore_adapter;
 mod xgboost;
 
 pub use bundle::{
-    BUNDLE_FORMAT_VERSION, Bundle, BundleMetadata, FittedModel, KILN_VERSION, ModelKind, read_bundle, verify_bundle,
-    write_bundle,
+    BUNDLE_FORMAT_VERSION, Bundle, BundleMetadata, KILN_VERSION, read_bundle, verify_bundle, write_bundle,
 };
 pub use curve::{EvalCurve, EvalData};
 pub use error::{BundleError, ModelError};
+pub use kind::{Checked, FitData, Fitted, FittedModel, ModelFormat, ModelSpec};
+pub use kinds::{KindParams, ModelConfig};
 pub use lightgbm::{CheckedLightGbm, LIGHTGBM_VERSION, LgbMetric, LgbObjective, LightGbmModel, LightGbmParams};
 pub use smartcore_adapter::{
     CheckedSmartcore, ElasticNetParams, LassoParams, LinearParams, LinearSolver, LogisticParams, RandomForestParams,

@@ -19,7 +19,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use crate::ModelError;
+use crate::checks::{self, LabelRules, bad, check_f64, check_labels, check_shape, py_float, yaml_float};
 use crate::curve::EvalCurve;
+use crate::kind::{Checked, FitData, Fitted, FittedModel, ModelFormat, ModelSpec};
+use crate::kinds::KindParams;
 
 mod train;
 
@@ -205,18 +208,6 @@ impl Default for LightGbmParams {
 
 const I32_MAX: u64 = i32::MAX as u64;
 
-pub(crate) fn fmt_f64(v: f64) -> String {
-    if v.is_finite() && v == v.trunc() && v.abs() < 1e15 { format!("{v}") } else { format!("{v:?}") }
-}
-
-pub(crate) fn bad(param: &'static str, value: impl fmt::Display, rule: impl Into<String>) -> ModelError {
-    ModelError::Params { param, value: value.to_string(), rule: rule.into() }
-}
-
-pub(crate) fn check_f64(param: &'static str, v: f64, ok: bool, rule: &str) -> Result<(), ModelError> {
-    if v.is_finite() && ok { Ok(()) } else { Err(bad(param, fmt_f64(v), rule)) }
-}
-
 fn check_u(param: &'static str, v: u64, min: u64, max: u64) -> Result<(), ModelError> {
     if v < min || v > max {
         let rule = if max == I32_MAX { format!("must be >= {min}") } else { format!("must be in {min}..={max}") };
@@ -257,7 +248,7 @@ impl LightGbmParams {
                 0,
                 format!(
                     "must be >= 1 when bagging_fraction is {} (LightGBM does not bag otherwise)",
-                    fmt_f64(p.bagging_fraction)
+                    yaml_float(p.bagging_fraction)
                 ),
             ));
         }
@@ -284,13 +275,21 @@ impl LightGbmParams {
         check_f64("scale_pos_weight", p.scale_pos_weight, p.scale_pos_weight > 0.0, "must be > 0")?;
         if p.objective != LgbObjective::Binary {
             if p.scale_pos_weight != 1.0 {
-                return Err(bad("scale_pos_weight", fmt_f64(p.scale_pos_weight), "only applies to objective binary"));
+                return Err(bad(
+                    "scale_pos_weight",
+                    yaml_float(p.scale_pos_weight),
+                    "only applies to objective binary",
+                ));
             }
             if p.is_unbalance {
                 return Err(bad("is_unbalance", true, "only applies to objective binary"));
             }
         } else if p.is_unbalance && p.scale_pos_weight != 1.0 {
-            return Err(bad("scale_pos_weight", fmt_f64(p.scale_pos_weight), "cannot be combined with is_unbalance"));
+            return Err(bad(
+                "scale_pos_weight",
+                yaml_float(p.scale_pos_weight),
+                "cannot be combined with is_unbalance",
+            ));
         }
         check_u("seed", p.seed, 0, I32_MAX)?;
         check_u("num_threads", p.num_threads.into(), 1, I32_MAX)?;
@@ -378,6 +377,7 @@ impl CheckedLightGbm {
             .map(|(k, v)| {
                 let s = match v {
                     Value::String(s) => s,
+                    Value::Number(n) if n.is_f64() => py_float(n.as_f64().unwrap_or(f64::NAN)),
                     other => other.to_string(),
                 };
                 (k.to_string(), s)
@@ -400,48 +400,19 @@ impl CheckedLightGbm {
     /// The labels as LightGBM stores them (f32), after checking them for this objective.
     fn labels(&self, set: &str, x: &Matrix, y: &[f64]) -> Result<Vec<f32>, ModelError> {
         check_matrix(set, x).map_err(ModelError::Train)?;
-        if x.n_rows == 0 {
-            return Err(ModelError::Train(format!("the {set} set has no rows")));
-        }
-        if y.len() != x.n_rows {
-            return Err(ModelError::Train(format!("the {set} set has {} rows but {} labels", x.n_rows, y.len())));
-        }
         let objective = self.params.objective;
-        y.iter()
-            .enumerate()
-            .map(|(i, &v)| {
-                let f = v as f32;
-                if !v.is_finite() || !f.is_finite() {
-                    return Err(ModelError::Train(format!("{set} label at row {i} is {v}; labels must be finite f32")));
-                }
-                if objective == LgbObjective::Binary && v != 0.0 && v != 1.0 {
-                    return Err(ModelError::Train(format!(
-                        "{set} label at row {i} is {v}; objective binary needs 0 or 1"
-                    )));
-                }
-                if objective == LgbObjective::Poisson && v < 0.0 {
-                    return Err(ModelError::Train(format!(
-                        "{set} label at row {i} is {v}; objective poisson needs >= 0"
-                    )));
-                }
-                Ok(f)
-            })
-            .collect()
+        let rules = LabelRules {
+            f32: true,
+            binary: (objective == LgbObjective::Binary).then_some("objective binary"),
+            non_negative: (objective == LgbObjective::Poisson).then_some("objective poisson"),
+        };
+        check_labels(set, x, y, &rules)?;
+        Ok(y.iter().map(|&v| v as f32).collect())
     }
 }
 
 fn check_matrix(set: &str, x: &Matrix) -> Result<(), String> {
-    if x.n_cols() == 0 {
-        return Err(format!("the {set} set has no feature columns"));
-    }
-    if x.data.len() != x.n_rows * x.n_cols() {
-        return Err(format!(
-            "the {set} matrix holds {} values, not {} rows x {} columns",
-            x.data.len(),
-            x.n_rows,
-            x.n_cols()
-        ));
-    }
+    check_shape(set, x)?;
     if i32::try_from(x.n_rows).is_err() {
         return Err(format!("the {set} set has {} rows; LightGBM takes at most {}", x.n_rows, i32::MAX));
     }
@@ -450,21 +421,11 @@ fn check_matrix(set: &str, x: &Matrix) -> Result<(), String> {
 
 /// LightGBM writes feature names space-separated into the model text and refuses JSON punctuation in them.
 fn check_feature_names(names: &[String]) -> Result<(), ModelError> {
-    let mut seen = std::collections::HashSet::new();
-    for name in names {
-        if name.is_empty() {
-            return Err(ModelError::Train("a feature name is empty".to_string()));
-        }
-        if let Some(c) = name.chars().find(|c| c.is_whitespace() || "\",:[]{}\0".contains(*c)) {
-            return Err(ModelError::Train(format!(
-                "feature name '{name}' contains {c:?}; LightGBM does not allow whitespace or any of \",:[]{{}}"
-            )));
-        }
-        if !seen.insert(name) {
-            return Err(ModelError::Train(format!("feature name '{name}' appears twice")));
-        }
-    }
-    Ok(())
+    checks::check_feature_names(
+        names,
+        |c| c.is_whitespace() || "\",:[]{}\0".contains(c),
+        "LightGBM does not allow whitespace or any of \",:[]{}",
+    )
 }
 
 impl Estimator for CheckedLightGbm {
@@ -668,26 +629,10 @@ impl LightGbmModel {
         &self.curves
     }
 
-    fn check_width(&self, n: usize) -> Result<(), ModelError> {
-        if n != self.feature_names.len() {
-            return Err(ModelError::Predict(format!(
-                "the input has {n} feature columns, the model was fitted on {}",
-                self.feature_names.len()
-            )));
-        }
-        Ok(())
-    }
-
     /// Checks that `x` holds the model's features in order; `None` when it has no rows, else the column count as
     /// LightGBM takes it.
     fn check_input(&self, x: &Matrix) -> Result<Option<i32>, ModelError> {
-        self.check_width(x.n_cols())?;
-        if let Some(i) = (0..x.n_cols()).find(|&i| x.names[i] != self.feature_names[i]) {
-            return Err(ModelError::Predict(format!(
-                "input column {i} is '{}', the model expects '{}'",
-                x.names[i], self.feature_names[i]
-            )));
-        }
+        checks::check_input(x, &self.feature_names)?;
         check_matrix("input", x).map_err(ModelError::Predict)?;
         if x.n_rows == 0 {
             return Ok(None);
@@ -742,7 +687,7 @@ impl LightGbmModel {
     /// # Errors
     /// [`ModelError::Predict`] when the row's length is not the model's feature count.
     pub fn predict_row(&self, row: &[f64]) -> Result<f64, ModelError> {
-        self.check_width(row.len())?;
+        checks::check_width(row.len(), &self.feature_names)?;
         let predict = |b: MutexGuard<'_, SendBooster>| {
             b.0.predict_single_row_fast(row).map_err(|e| ModelError::Predict(e.to_string()))
         };
@@ -783,5 +728,97 @@ impl Predictor for LightGbmModel {
 
     fn feature_names(&self) -> &[String] {
         &self.feature_names
+    }
+}
+
+/// How LightGBM models sit in a bundle: LightGBM's text model, which `mlflow.lightgbm` loads.
+const FORMAT: ModelFormat = ModelFormat {
+    name: "lightgbm",
+    model_file: "model.lgb",
+    flavor: "lightgbm",
+    flavor_checks: &[],
+    pyfunc_loader: Some("mlflow.lightgbm"),
+    load: |bytes| {
+        let text = std::str::from_utf8(bytes)
+            .map_err(|e| ModelError::Load(format!("the LightGBM model is not UTF-8: {e}")))?;
+        Ok(FittedModel::new(LightGbmModel::from_model_string(text)?))
+    },
+};
+
+impl KindParams for LightGbmParams {
+    const FORMAT: &'static ModelFormat = &FORMAT;
+
+    fn check_kind(&self, _classification: bool) -> Result<ModelSpec, ModelError> {
+        Ok(ModelSpec::new(self.check()?))
+    }
+}
+
+impl Checked for CheckedLightGbm {
+    fn kind(&self) -> &'static str {
+        "lightgbm"
+    }
+
+    fn params(&self) -> Vec<(String, String)> {
+        self.as_params()
+    }
+
+    fn is_classifier(&self) -> bool {
+        self.metric.is_classification()
+    }
+
+    fn importance_label(&self) -> &'static str {
+        "total gain"
+    }
+
+    fn without_early_stopping(&self) -> Result<ModelSpec, ModelError> {
+        let mut params = self.params.clone();
+        params.early_stopping_rounds = None;
+        Ok(ModelSpec::new(params.check()?))
+    }
+
+    fn fit_model(&self, data: &FitData<'_>) -> Result<FittedModel, ModelError> {
+        Ok(FittedModel::new(Estimator::fit(self, data.x, data.y, data.valid)?))
+    }
+}
+
+impl Fitted for LightGbmModel {
+    fn format(&self) -> &'static ModelFormat {
+        &FORMAT
+    }
+
+    fn predict_row(&self, row: &[f64]) -> Result<f64, ModelError> {
+        LightGbmModel::predict_row(self, row)
+    }
+
+    fn eval_curves(&self) -> &[EvalCurve] {
+        &self.curves
+    }
+
+    fn best_iteration(&self) -> Option<usize> {
+        Some(self.iterations)
+    }
+
+    fn feature_importance(&self) -> Result<Vec<(String, f64, f64)>, ModelError> {
+        LightGbmModel::feature_importance(self)
+    }
+
+    fn predict_raw(&self, x: &Matrix) -> Result<Option<Vec<f64>>, ModelError> {
+        LightGbmModel::predict_raw(self, x).map(Some)
+    }
+
+    fn has_contributions(&self) -> bool {
+        true
+    }
+
+    fn contributions(&self, x: &Matrix) -> Result<Option<Matrix>, ModelError> {
+        LightGbmModel::contributions(self, x).map(Some)
+    }
+
+    fn to_native_bytes(&self) -> Result<Vec<u8>, ModelError> {
+        Ok(self.to_model_string()?.into_bytes())
+    }
+
+    fn flavor_fields(&self) -> Vec<(&'static str, String)> {
+        vec![("lgb_version", LIGHTGBM_VERSION.into()), ("model_class", "lightgbm.basic.Booster".into())]
     }
 }

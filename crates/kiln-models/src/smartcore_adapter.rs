@@ -75,12 +75,15 @@ use smartcore::linear::linear_regression::{LinearRegression, LinearRegressionPar
 use smartcore::linear::logistic_regression::{LogisticRegression, LogisticRegressionParameters};
 use smartcore::linear::ridge_regression::{RidgeRegression, RidgeRegressionParameters, RidgeRegressionSolverName};
 
-use crate::ModelError;
+use crate::checks::{self, LabelRules, bad, check_labels, check_shape, param_opt, py_float};
+use crate::kind::{Checked, FitData, Fitted, FittedModel, ModelFormat, ModelSpec};
+use crate::kinds::KindParams;
+use crate::{EvalCurve, ModelError};
 
 /// The smartcore version kiln links, written into every saved model.
 pub const SMARTCORE_VERSION: &str = "0.7.0";
 
-const FORMAT: &str = "kiln-smartcore";
+const FILE_FORMAT: &str = "kiln-smartcore";
 const FORMAT_VERSION: u32 = 1;
 
 /// Which smartcore model a [`CheckedSmartcore`] fits and a [`SmartcoreModel`] holds.
@@ -270,22 +273,8 @@ impl Default for LogisticParams {
     }
 }
 
-fn bad(param: &'static str, value: impl fmt::Display, rule: impl Into<String>) -> ModelError {
-    ModelError::Params { param, value: value.to_string(), rule: rule.into() }
-}
-
-/// An f64 as Python writes it (`1.0`, `0.0001`, `inf`), for messages and MLflow params.
-fn fmt_f64(v: f64) -> String {
-    match serde_json::Number::from_f64(v) {
-        Some(n) => n.to_string(),
-        None if v.is_nan() => "nan".to_string(),
-        None if v > 0.0 => "inf".to_string(),
-        None => "-inf".to_string(),
-    }
-}
-
 fn check_positive(param: &'static str, v: f64) -> Result<(), ModelError> {
-    if v.is_finite() && v > 0.0 { Ok(()) } else { Err(bad(param, fmt_f64(v), "must be a finite number > 0")) }
+    if v.is_finite() && v > 0.0 { Ok(()) } else { Err(bad(param, py_float(v), "must be a finite number > 0")) }
 }
 
 fn check_min(param: &'static str, v: u32, min: u32) -> Result<(), ModelError> {
@@ -335,7 +324,7 @@ impl RidgeParams {
     /// [`ModelError::Params`] naming the bad parameter, its value and the allowed range.
     pub fn check(&self) -> Result<CheckedSmartcore, ModelError> {
         if !(self.alpha.is_finite() && self.alpha >= 0.0) {
-            return Err(bad("alpha", fmt_f64(self.alpha), "must be a finite number >= 0"));
+            return Err(bad("alpha", py_float(self.alpha), "must be a finite number >= 0"));
         }
         Ok(CheckedSmartcore { spec: Spec::Ridge(self.clone()) })
     }
@@ -348,7 +337,7 @@ impl LassoParams {
     /// [`ModelError::Params`] naming the first bad parameter, its value and the allowed range.
     pub fn check(&self) -> Result<CheckedSmartcore, ModelError> {
         if !(self.alpha.is_finite() && self.alpha > 0.0) {
-            return Err(bad("alpha", fmt_f64(self.alpha), "must be a finite number > 0 (for no penalty use linear)"));
+            return Err(bad("alpha", py_float(self.alpha), "must be a finite number > 0 (for no penalty use linear)"));
         }
         check_min("max_iter", self.max_iter, 1)?;
         check_positive("tol", self.tol)?;
@@ -364,10 +353,14 @@ impl ElasticNetParams {
     /// [`ModelError::Params`] naming the first bad parameter, its value and the allowed range.
     pub fn check(&self) -> Result<CheckedSmartcore, ModelError> {
         if !(self.alpha.is_finite() && self.alpha > 0.0) {
-            return Err(bad("alpha", fmt_f64(self.alpha), "must be a finite number > 0 (for no penalty use linear)"));
+            return Err(bad("alpha", py_float(self.alpha), "must be a finite number > 0 (for no penalty use linear)"));
         }
         if !(self.l1_ratio > 0.0 && self.l1_ratio <= 1.0) {
-            return Err(bad("l1_ratio", fmt_f64(self.l1_ratio), "must be in (0, 1] (for a pure L2 penalty use ridge)"));
+            return Err(bad(
+                "l1_ratio",
+                py_float(self.l1_ratio),
+                "must be in (0, 1] (for a pure L2 penalty use ridge)",
+            ));
         }
         check_min("max_iter", self.max_iter, 1)?;
         check_positive("tol", self.tol)?;
@@ -382,7 +375,7 @@ impl LogisticParams {
     /// [`ModelError::Params`] naming the bad parameter, its value and the allowed range.
     pub fn check(&self) -> Result<CheckedSmartcore, ModelError> {
         if self.c.is_nan() || self.c <= 0.0 {
-            return Err(bad("c", fmt_f64(self.c), "must be > 0 (.inf for no penalty)"));
+            return Err(bad("c", py_float(self.c), "must be > 0 (.inf for no penalty)"));
         }
         Ok(CheckedSmartcore { spec: Spec::Logistic(self.clone()) })
     }
@@ -431,7 +424,7 @@ impl CheckedSmartcore {
     /// Every hyperparameter as `(name, value)` strings in kiln's names (scikit-learn's meaning), for logging as
     /// MLflow params; an unset option is logged as `None`, booleans as `True`/`False`, as Python's MLflow does.
     pub fn as_params(&self) -> Vec<(String, String)> {
-        let opt = |v: Option<u32>| v.map_or_else(|| "None".to_string(), |v| v.to_string());
+        let opt = param_opt::<u32>;
         let flag = |b: bool| if b { "True" } else { "False" }.to_string();
         let solver = |s: &str| s.to_string();
         let v: Vec<(&str, String)> = match &self.spec {
@@ -454,7 +447,7 @@ impl CheckedSmartcore {
                 ),
             ],
             Spec::Ridge(p) => vec![
-                ("alpha", fmt_f64(p.alpha)),
+                ("alpha", py_float(p.alpha)),
                 ("fit_intercept", flag(p.fit_intercept)),
                 (
                     "solver",
@@ -465,18 +458,18 @@ impl CheckedSmartcore {
                 ),
             ],
             Spec::Lasso(p) => vec![
-                ("alpha", fmt_f64(p.alpha)),
+                ("alpha", py_float(p.alpha)),
                 ("fit_intercept", flag(p.fit_intercept)),
                 ("max_iter", p.max_iter.to_string()),
-                ("tol", fmt_f64(p.tol)),
+                ("tol", py_float(p.tol)),
             ],
             Spec::ElasticNet(p) => vec![
-                ("alpha", fmt_f64(p.alpha)),
-                ("l1_ratio", fmt_f64(p.l1_ratio)),
+                ("alpha", py_float(p.alpha)),
+                ("l1_ratio", py_float(p.l1_ratio)),
                 ("max_iter", p.max_iter.to_string()),
-                ("tol", fmt_f64(p.tol)),
+                ("tol", py_float(p.tol)),
             ],
-            Spec::Logistic(p) => vec![("c", fmt_f64(p.c))],
+            Spec::Logistic(p) => vec![("c", py_float(p.c))],
         };
         v.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
     }
@@ -493,7 +486,7 @@ struct LinearFit {
     intercept: f64,
 }
 
-enum Fitted {
+enum Learned {
     Forest(Box<Forest>),
     Linear(LinearFit),
 }
@@ -503,14 +496,14 @@ enum Fitted {
 pub struct SmartcoreModel {
     kind: SmartcoreKind,
     feature_names: Vec<String>,
-    fitted: Fitted,
+    fitted: Learned,
 }
 
 impl fmt::Debug for SmartcoreModel {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut s = f.debug_struct("SmartcoreModel");
         s.field("kind", &self.kind).field("feature_names", &self.feature_names);
-        if let Fitted::Linear(l) = &self.fitted {
+        if let Learned::Linear(l) = &self.fitted {
             s.field("coefficients", &l.coefficients).field("intercept", &l.intercept);
         }
         s.finish_non_exhaustive()
@@ -523,17 +516,7 @@ fn sc_err(what: &'static str) -> impl Fn(smartcore::error::Failed) -> ModelError
 
 /// Checks shape and finiteness of a feature matrix; `set` names it in messages ("training", "input").
 fn check_features(set: &str, x: &Matrix) -> Result<(), String> {
-    if x.n_cols() == 0 {
-        return Err(format!("the {set} set has no feature columns"));
-    }
-    if x.data.len() != x.n_rows * x.n_cols() {
-        return Err(format!(
-            "the {set} matrix holds {} values, not {} rows x {} columns",
-            x.data.len(),
-            x.n_rows,
-            x.n_cols()
-        ));
-    }
+    check_shape(set, x)?;
     if let Some(k) = x.data.iter().position(|v| !v.is_finite()) {
         let (row, col) = (k / x.n_cols(), k % x.n_cols());
         return Err(format!(
@@ -599,25 +582,10 @@ fn column(m: &DenseMatrix<f64>, p: usize) -> Result<Vec<f64>, ModelError> {
 impl CheckedSmartcore {
     fn labels(&self, x: &Matrix, y: &[f64]) -> Result<(), ModelError> {
         check_features("training", x).map_err(ModelError::Train)?;
-        if x.n_rows == 0 {
-            return Err(ModelError::Train("the training set has no rows".to_string()));
-        }
-        if y.len() != x.n_rows {
-            return Err(ModelError::Train(format!("the training set has {} rows but {} labels", x.n_rows, y.len())));
-        }
-        let classifier = self.is_classifier();
-        for (i, &v) in y.iter().enumerate() {
-            if !v.is_finite() {
-                return Err(ModelError::Train(format!("training label at row {i} is {v}; labels must be finite")));
-            }
-            if classifier && v != 0.0 && v != 1.0 {
-                return Err(ModelError::Train(format!(
-                    "training label at row {i} is {v}; {} needs 0 or 1",
-                    self.kind()
-                )));
-            }
-        }
-        Ok(())
+        let kind = self.kind();
+        let rules =
+            LabelRules { f32: false, binary: kind.is_classifier().then_some(kind.as_str()), non_negative: None };
+        check_labels("training", x, y, &rules)
     }
 
     fn fit_forest(
@@ -626,7 +594,7 @@ impl CheckedSmartcore {
         classifier: bool,
         x: &Matrix,
         y: &[f64],
-    ) -> Result<Fitted, ModelError> {
+    ) -> Result<Learned, ModelError> {
         let n_features = x.n_cols();
         let m = match p.max_features {
             Some(m) => {
@@ -650,7 +618,7 @@ impl CheckedSmartcore {
         };
         let xm = dense(x.n_rows, n_features, x.data.clone()).map_err(ModelError::Train)?;
         let forest = Forest::fit(&xm, &y.to_vec(), params).map_err(sc_err("random forest"))?;
-        Ok(Fitted::Forest(Box::new(forest)))
+        Ok(Learned::Forest(Box::new(forest)))
     }
 
     fn fit_linear(&self, x: &Matrix, y: &[f64]) -> Result<LinearFit, ModelError> {
@@ -792,7 +760,7 @@ impl Estimator for CheckedSmartcore {
         self.labels(x, y)?;
         let fitted = match &self.spec {
             Spec::Forest { params, classifier } => self.fit_forest(params, *classifier, x, y)?,
-            _ => Fitted::Linear(self.fit_linear(x, y)?),
+            _ => Learned::Linear(self.fit_linear(x, y)?),
         };
         Ok(SmartcoreModel { kind: self.kind(), feature_names: x.names.clone(), fitted })
     }
@@ -829,16 +797,16 @@ impl SmartcoreModel {
     /// on the log-odds of class 1); `None` for a forest.
     pub fn coefficients(&self) -> Option<&[f64]> {
         match &self.fitted {
-            Fitted::Linear(l) => Some(&l.coefficients),
-            Fitted::Forest(_) => None,
+            Learned::Linear(l) => Some(&l.coefficients),
+            Learned::Forest(_) => None,
         }
     }
 
     /// The linear model's intercept (0 when fitted without one); `None` for a forest.
     pub fn intercept(&self) -> Option<f64> {
         match &self.fitted {
-            Fitted::Linear(l) => Some(l.intercept),
-            Fitted::Forest(_) => None,
+            Learned::Linear(l) => Some(l.intercept),
+            Learned::Forest(_) => None,
         }
     }
 
@@ -849,8 +817,8 @@ impl SmartcoreModel {
     /// [`ModelError::Predict`] when smartcore fails.
     pub fn feature_importance(&self) -> Result<Vec<(String, f64)>, ModelError> {
         let values = match &self.fitted {
-            Fitted::Linear(l) => l.coefficients.iter().map(|w| w.abs()).collect(),
-            Fitted::Forest(f) => {
+            Learned::Linear(l) => l.coefficients.iter().map(|w| w.abs()).collect(),
+            Learned::Forest(f) => {
                 f.compute_feature_importances().map_err(|e| ModelError::Predict(format!("feature importance: {e}")))?
             }
         };
@@ -870,14 +838,14 @@ impl SmartcoreModel {
     /// [`ModelError::Train`] when serialization fails.
     pub fn to_bytes(&self) -> Result<Vec<u8>, ModelError> {
         match &self.fitted {
-            Fitted::Forest(f) => self.envelope_bytes(f.as_ref()),
-            Fitted::Linear(l) => self.envelope_bytes(l),
+            Learned::Forest(f) => self.envelope_bytes(f.as_ref()),
+            Learned::Linear(l) => self.envelope_bytes(l),
         }
     }
 
     fn envelope_bytes<M: Serialize>(&self, model: M) -> Result<Vec<u8>, ModelError> {
         let envelope = Envelope {
-            format: FORMAT.to_string(),
+            format: FILE_FORMAT.to_string(),
             format_version: FORMAT_VERSION,
             kind: self.kind,
             smartcore_version: SMARTCORE_VERSION.to_string(),
@@ -896,9 +864,9 @@ impl SmartcoreModel {
     pub fn from_bytes(bytes: &[u8]) -> Result<SmartcoreModel, ModelError> {
         let load = |m: String| ModelError::Load(format!("smartcore model: {m}"));
         let header: Header = serde_json::from_slice(bytes).map_err(|e| load(format!("not a JSON object: {e}")))?;
-        if header.format.as_deref() != Some(FORMAT) {
+        if header.format.as_deref() != Some(FILE_FORMAT) {
             return Err(load(format!(
-                "format is {}, expected '{FORMAT}'",
+                "format is {}, expected '{FILE_FORMAT}'",
                 header.format.map_or_else(|| "missing".to_string(), |f| format!("'{f}'"))
             )));
         }
@@ -918,10 +886,10 @@ impl SmartcoreModel {
         let body_err = |e: serde_json::Error| load(format!("the {kind} model does not parse: {e}"));
         let (feature_names, fitted, version) = if kind.is_forest() {
             let e: Envelope<Forest> = serde_json::from_slice(bytes).map_err(body_err)?;
-            (e.feature_names, Fitted::Forest(Box::new(e.model)), e.smartcore_version)
+            (e.feature_names, Learned::Forest(Box::new(e.model)), e.smartcore_version)
         } else {
             let e: Envelope<LinearFit> = serde_json::from_slice(bytes).map_err(body_err)?;
-            (e.feature_names, Fitted::Linear(e.model), e.smartcore_version)
+            (e.feature_names, Learned::Linear(e.model), e.smartcore_version)
         };
         if version != SMARTCORE_VERSION {
             return Err(load(format!("written by smartcore {version}, this kiln links smartcore {SMARTCORE_VERSION}")));
@@ -931,9 +899,9 @@ impl SmartcoreModel {
         }
         let model = SmartcoreModel { kind, feature_names, fitted };
         let width = match &model.fitted {
-            Fitted::Linear(l) => l.coefficients.len(),
+            Learned::Linear(l) => l.coefficients.len(),
             // smartcore's forest reads `{}` as an unfitted forest; it cannot compute importances then
-            Fitted::Forest(f) => f
+            Learned::Forest(f) => f
                 .compute_feature_importances()
                 .map_err(|_| load(format!("the {kind} model holds no fitted forest")))?
                 .len(),
@@ -947,16 +915,6 @@ impl SmartcoreModel {
         Ok(model)
     }
 
-    fn check_width(&self, n: usize) -> Result<(), ModelError> {
-        if n != self.feature_names.len() {
-            return Err(ModelError::Predict(format!(
-                "the input has {n} feature columns, the model was fitted on {}",
-                self.feature_names.len()
-            )));
-        }
-        Ok(())
-    }
-
     fn linear_value(&self, l: &LinearFit, row: &[f64]) -> f64 {
         let z = l.coefficients.iter().zip(row).map(|(w, v)| w * v).sum::<f64>() + l.intercept;
         if self.kind == SmartcoreKind::Logistic { 1.0 / (1.0 + (-z).exp()) } else { z }
@@ -967,7 +925,7 @@ impl SmartcoreModel {
     /// # Errors
     /// [`ModelError::Predict`] when the row's length is not the model's feature count or a value is not finite.
     pub fn predict_row(&self, row: &[f64]) -> Result<f64, ModelError> {
-        self.check_width(row.len())?;
+        checks::check_width(row.len(), &self.feature_names)?;
         if let Some(j) = row.iter().position(|v| !v.is_finite()) {
             return Err(ModelError::Predict(format!(
                 "input feature '{}' is {}; smartcore models take no missing or infinite values (impute them in the \
@@ -976,8 +934,8 @@ impl SmartcoreModel {
             )));
         }
         match &self.fitted {
-            Fitted::Linear(l) => Ok(self.linear_value(l, row)),
-            Fitted::Forest(f) => {
+            Learned::Linear(l) => Ok(self.linear_value(l, row)),
+            Learned::Forest(f) => {
                 let xm = dense(1, row.len(), row.to_vec()).map_err(ModelError::Predict)?;
                 let out = f.predict(&xm).map_err(|e| ModelError::Predict(e.to_string()))?;
                 match out.as_slice() {
@@ -998,20 +956,14 @@ impl Predictor for SmartcoreModel {
     /// [`ModelError::Predict`] when the columns are not the model's features, in order, or a value is not finite
     /// (naming its column and row).
     fn predict(&self, x: &Matrix) -> Result<Vec<f64>, ModelError> {
-        self.check_width(x.n_cols())?;
-        if let Some(i) = (0..x.n_cols()).find(|&i| x.names[i] != self.feature_names[i]) {
-            return Err(ModelError::Predict(format!(
-                "input column {i} is '{}', the model expects '{}'",
-                x.names[i], self.feature_names[i]
-            )));
-        }
+        checks::check_input(x, &self.feature_names)?;
         check_features("input", x).map_err(ModelError::Predict)?;
         if x.n_rows == 0 {
             return Ok(Vec::new());
         }
         match &self.fitted {
-            Fitted::Linear(l) => Ok((0..x.n_rows).map(|i| self.linear_value(l, x.row(i))).collect()),
-            Fitted::Forest(f) => {
+            Learned::Linear(l) => Ok((0..x.n_rows).map(|i| self.linear_value(l, x.row(i))).collect()),
+            Learned::Forest(f) => {
                 let xm = dense(x.n_rows, x.n_cols(), x.data.clone()).map_err(ModelError::Predict)?;
                 let out = f.predict(&xm).map_err(|e| ModelError::Predict(e.to_string()))?;
                 if out.len() != x.n_rows {
@@ -1028,6 +980,92 @@ impl Predictor for SmartcoreModel {
 
     fn feature_names(&self) -> &[String] {
         &self.feature_names
+    }
+}
+
+/// How smartcore models sit in a bundle: kiln's own JSON, with kiln's own flavor (MLflow has no loader for them).
+const FORMAT: ModelFormat = ModelFormat {
+    name: "smartcore",
+    model_file: "model.smartcore.json",
+    flavor: "kiln_smartcore",
+    flavor_checks: &[],
+    pyfunc_loader: None,
+    load: |bytes| Ok(FittedModel::new(SmartcoreModel::from_bytes(bytes)?)),
+};
+
+impl Checked for CheckedSmartcore {
+    fn kind(&self) -> &'static str {
+        self.kind_str()
+    }
+
+    fn params(&self) -> Vec<(String, String)> {
+        self.as_params()
+    }
+
+    fn is_classifier(&self) -> bool {
+        CheckedSmartcore::is_classifier(self)
+    }
+
+    fn importance_label(&self) -> &'static str {
+        "importance"
+    }
+
+    fn without_early_stopping(&self) -> Result<ModelSpec, ModelError> {
+        Ok(ModelSpec::new(self.clone()))
+    }
+
+    fn fit_model(&self, data: &FitData<'_>) -> Result<FittedModel, ModelError> {
+        Ok(FittedModel::new(Estimator::fit(self, data.x, data.y, None)?))
+    }
+}
+
+impl Fitted for SmartcoreModel {
+    fn format(&self) -> &'static ModelFormat {
+        &FORMAT
+    }
+
+    fn predict_row(&self, row: &[f64]) -> Result<f64, ModelError> {
+        SmartcoreModel::predict_row(self, row)
+    }
+
+    fn eval_curves(&self) -> &[EvalCurve] {
+        &[]
+    }
+
+    /// One importance per feature (|coef| or the forest's); no split counts.
+    fn feature_importance(&self) -> Result<Vec<(String, f64, f64)>, ModelError> {
+        Ok(SmartcoreModel::feature_importance(self)?.into_iter().map(|(name, v)| (name, v, f64::NAN)).collect())
+    }
+
+    fn to_native_bytes(&self) -> Result<Vec<u8>, ModelError> {
+        self.to_bytes()
+    }
+
+    fn flavor_fields(&self) -> Vec<(&'static str, String)> {
+        vec![("smartcore_version", SMARTCORE_VERSION.into()), ("model", self.kind.as_str().into())]
+    }
+}
+
+macro_rules! smartcore_kinds {
+    ($($params:ty),+) => {$(
+        impl KindParams for $params {
+            const FORMAT: &'static ModelFormat = &FORMAT;
+
+            fn check_kind(&self, _classification: bool) -> Result<ModelSpec, ModelError> {
+                Ok(ModelSpec::new(self.check()?))
+            }
+        }
+    )+};
+}
+
+smartcore_kinds!(LinearParams, RidgeParams, LassoParams, ElasticNetParams, LogisticParams);
+
+impl KindParams for RandomForestParams {
+    const FORMAT: &'static ModelFormat = &FORMAT;
+
+    /// The task picks the forest: a classifier for a classification, a regressor otherwise.
+    fn check_kind(&self, classification: bool) -> Result<ModelSpec, ModelError> {
+        Ok(ModelSpec::new(self.check(classification)?))
     }
 }
 

@@ -43,8 +43,10 @@ use serde_json::Value;
 use xgboost_rs::{Booster, DMatrix};
 
 use crate::ModelError;
+use crate::checks::{self, LabelRules, bad, check_f64, check_labels, check_shape, param_opt, py_float, yaml_float};
 use crate::curve::{EvalCurve, EvalData, push_round};
-use crate::lightgbm::{bad, check_f64, fmt_f64};
+use crate::kind::{Checked, FitData, Fitted, FittedModel, ModelFormat, ModelSpec};
+use crate::kinds::KindParams;
 
 mod train;
 
@@ -279,7 +281,7 @@ impl XgBoostParams {
         if !binary && p.scale_pos_weight != 1.0 {
             return Err(bad(
                 "scale_pos_weight",
-                fmt_f64(p.scale_pos_weight),
+                yaml_float(p.scale_pos_weight),
                 "only applies to objective binary:logistic",
             ));
         }
@@ -288,7 +290,7 @@ impl XgBoostParams {
         if p.huber_slope != 1.0 && p.objective != XgbObjective::PseudoHuberError && metric != XgbMetric::Mphe {
             return Err(bad(
                 "huber_slope",
-                fmt_f64(p.huber_slope),
+                yaml_float(p.huber_slope),
                 "only applies to objective reg:pseudohubererror or eval_metric mphe",
             ));
         }
@@ -335,10 +337,6 @@ pub struct CheckedXgBoost {
     metric: XgbMetric,
 }
 
-fn num(v: f64) -> String {
-    format!("{v:?}")
-}
-
 impl CheckedXgBoost {
     /// The checked values.
     pub fn params(&self) -> &XgBoostParams {
@@ -362,25 +360,25 @@ impl CheckedXgBoost {
             ("booster", "gbtree".into()),
             ("objective", p.objective.as_str().into()),
             ("eval_metric", self.metric.as_str().into()),
-            ("eta", num(p.eta)),
+            ("eta", py_float(p.eta)),
             ("max_depth", p.max_depth.to_string()),
-            ("min_child_weight", num(p.min_child_weight)),
-            ("subsample", num(p.subsample)),
-            ("colsample_bytree", num(p.colsample_bytree)),
-            ("lambda", num(p.lambda)),
-            ("alpha", num(p.alpha)),
-            ("gamma", num(p.gamma)),
+            ("min_child_weight", py_float(p.min_child_weight)),
+            ("subsample", py_float(p.subsample)),
+            ("colsample_bytree", py_float(p.colsample_bytree)),
+            ("lambda", py_float(p.lambda)),
+            ("alpha", py_float(p.alpha)),
+            ("gamma", py_float(p.gamma)),
             ("max_bin", p.max_bin.to_string()),
             ("tree_method", p.tree_method.as_str().into()),
         ];
         if p.objective == XgbObjective::BinaryLogistic {
-            v.push(("scale_pos_weight", num(p.scale_pos_weight)));
+            v.push(("scale_pos_weight", py_float(p.scale_pos_weight)));
         }
         if p.objective == XgbObjective::PseudoHuberError || self.metric == XgbMetric::Mphe {
-            v.push(("huber_slope", num(p.huber_slope)));
+            v.push(("huber_slope", py_float(p.huber_slope)));
         }
         if let Some(base) = p.base_score {
-            v.push(("base_score", num(base)));
+            v.push(("base_score", py_float(base)));
         }
         v.extend([
             ("nthread", p.nthread.to_string()),
@@ -396,54 +394,25 @@ impl CheckedXgBoost {
         let mut out: Vec<(String, String)> =
             self.xgboost_values().into_iter().map(|(k, v)| (k.to_string(), v)).collect();
         out.push(("num_boost_round".into(), self.params.num_boost_round.to_string()));
-        let early = self.params.early_stopping_rounds.map_or_else(|| "None".to_string(), |r| r.to_string());
-        out.push(("early_stopping_rounds".into(), early));
+        out.push(("early_stopping_rounds".into(), param_opt(self.params.early_stopping_rounds)));
         out
     }
 
     /// The labels as XGBoost stores them (f32), after checking them for this objective.
     fn labels(&self, set: &str, x: &Matrix, y: &[f64]) -> Result<Vec<f32>, ModelError> {
         check_matrix(set, x).map_err(ModelError::Train)?;
-        if x.n_rows == 0 {
-            return Err(ModelError::Train(format!("the {set} set has no rows")));
-        }
-        if y.len() != x.n_rows {
-            return Err(ModelError::Train(format!("the {set} set has {} rows but {} labels", x.n_rows, y.len())));
-        }
-        let binary = self.is_classifier();
-        y.iter()
-            .enumerate()
-            .map(|(i, &v)| {
-                let f = v as f32;
-                if !v.is_finite() || !f.is_finite() {
-                    return Err(ModelError::Train(format!(
-                        "{set} label at row {i} is {}; labels must be finite f32",
-                        fmt_f64(v)
-                    )));
-                }
-                if binary && v != 0.0 && v != 1.0 {
-                    return Err(ModelError::Train(format!(
-                        "{set} label at row {i} is {v}; objective binary:logistic needs 0 or 1"
-                    )));
-                }
-                Ok(f)
-            })
-            .collect()
+        let rules = LabelRules {
+            f32: true,
+            binary: self.is_classifier().then_some("objective binary:logistic"),
+            non_negative: None,
+        };
+        check_labels(set, x, y, &rules)?;
+        Ok(y.iter().map(|&v| v as f32).collect())
     }
 }
 
 fn check_matrix(set: &str, x: &Matrix) -> Result<(), String> {
-    if x.n_cols() == 0 {
-        return Err(format!("the {set} set has no feature columns"));
-    }
-    if x.data.len() != x.n_rows * x.n_cols() {
-        return Err(format!(
-            "the {set} matrix holds {} values, not {} rows x {} columns",
-            x.data.len(),
-            x.n_rows,
-            x.n_cols()
-        ));
-    }
+    check_shape(set, x)?;
     if u32::try_from(x.n_cols()).is_err() {
         return Err(format!("the {set} set has {} columns; XGBoost takes at most {}", x.n_cols(), u32::MAX));
     }
@@ -452,21 +421,11 @@ fn check_matrix(set: &str, x: &Matrix) -> Result<(), String> {
 
 /// Python's XGBoost refuses `[`, `]` and `<` in feature names (its text dump uses them); names must be unique.
 fn check_feature_names(names: &[String]) -> Result<(), ModelError> {
-    let mut seen = std::collections::HashSet::new();
-    for name in names {
-        if name.is_empty() {
-            return Err(ModelError::Train("a feature name is empty".to_string()));
-        }
-        if let Some(c) = name.chars().find(|c| "[]<".contains(*c) || c.is_control()) {
-            return Err(ModelError::Train(format!(
-                "feature name '{name}' contains {c:?}; XGBoost does not allow [, ], < or control characters"
-            )));
-        }
-        if !seen.insert(name) {
-            return Err(ModelError::Train(format!("feature name '{name}' appears twice")));
-        }
-    }
-    Ok(())
+    checks::check_feature_names(
+        names,
+        |c| "[]<".contains(c) || c.is_control(),
+        "XGBoost does not allow [, ], < or control characters",
+    )
 }
 
 /// The features as XGBoost reads them: f32, NaN is missing. A finite value too large for f32 is refused (XGBoost
@@ -484,7 +443,7 @@ fn features_f32(data: &[f64], names: &[String]) -> Result<Vec<f32>, String> {
                     "feature '{}' at row {} is {}; XGBoost reads features as finite f32 (NaN for missing)",
                     names[i % n_cols],
                     i / n_cols,
-                    fmt_f64(v)
+                    yaml_float(v)
                 ))
             }
         })
@@ -843,24 +802,8 @@ impl XgBoostModel {
     }
 
     fn check_input(&self, x: &Matrix) -> Result<(), ModelError> {
-        self.check_width(x.n_cols())?;
-        if let Some(i) = (0..x.n_cols()).find(|&i| x.names[i] != self.feature_names[i]) {
-            return Err(ModelError::Predict(format!(
-                "input column {i} is '{}', the model expects '{}'",
-                x.names[i], self.feature_names[i]
-            )));
-        }
+        checks::check_input(x, &self.feature_names)?;
         check_matrix("input", x).map_err(ModelError::Predict)
-    }
-
-    fn check_width(&self, n: usize) -> Result<(), ModelError> {
-        if n != self.feature_names.len() {
-            return Err(ModelError::Predict(format!(
-                "the input has {n} feature columns, the model was fitted on {}",
-                self.feature_names.len()
-            )));
-        }
-        Ok(())
     }
 
     fn input(&self, x: &Matrix) -> Result<DMatrix, ModelError> {
@@ -880,7 +823,7 @@ impl XgBoostModel {
     /// # Errors
     /// [`ModelError::Predict`] when the row's length is not the model's feature count or a value is beyond f32.
     pub fn predict_row(&self, row: &[f64]) -> Result<f64, ModelError> {
-        self.check_width(row.len())?;
+        checks::check_width(row.len(), &self.feature_names)?;
         let input = dmatrix(row, 1, &self.feature_names, 1).map_err(ModelError::Predict)?;
         let out = self.booster().predict(&input).map_err(|e| ModelError::Predict(e.to_string()))?;
         match out.as_slice() {
@@ -942,6 +885,98 @@ impl Predictor for XgBoostModel {
 
     fn feature_names(&self) -> &[String] {
         &self.feature_names
+    }
+}
+
+/// How XGBoost models sit in a bundle: XGBoost's JSON model, which `mlflow.xgboost` loads.
+const FORMAT: ModelFormat = ModelFormat {
+    name: "xgboost",
+    model_file: "model.json",
+    flavor: "xgboost",
+    flavor_checks: &[("model_format", "json")],
+    pyfunc_loader: Some("mlflow.xgboost"),
+    load: |bytes| Ok(FittedModel::new(XgBoostModel::from_json_bytes(bytes)?)),
+};
+
+impl KindParams for XgBoostParams {
+    const FORMAT: &'static ModelFormat = &FORMAT;
+
+    fn check_kind(&self, _classification: bool) -> Result<ModelSpec, ModelError> {
+        Ok(ModelSpec::new(self.check()?))
+    }
+}
+
+impl Checked for CheckedXgBoost {
+    fn kind(&self) -> &'static str {
+        "xgboost"
+    }
+
+    fn params(&self) -> Vec<(String, String)> {
+        self.as_params()
+    }
+
+    fn is_classifier(&self) -> bool {
+        CheckedXgBoost::is_classifier(self)
+    }
+
+    fn importance_label(&self) -> &'static str {
+        "total gain"
+    }
+
+    fn without_early_stopping(&self) -> Result<ModelSpec, ModelError> {
+        let mut params = self.params.clone();
+        params.early_stopping_rounds = None;
+        Ok(ModelSpec::new(params.check()?))
+    }
+
+    fn fit_model(&self, data: &FitData<'_>) -> Result<FittedModel, ModelError> {
+        Ok(FittedModel::new(Estimator::fit(self, data.x, data.y, data.valid)?))
+    }
+}
+
+impl Fitted for XgBoostModel {
+    fn format(&self) -> &'static ModelFormat {
+        &FORMAT
+    }
+
+    fn predict_row(&self, row: &[f64]) -> Result<f64, ModelError> {
+        XgBoostModel::predict_row(self, row)
+    }
+
+    fn eval_curves(&self) -> &[EvalCurve] {
+        &self.curves
+    }
+
+    fn best_iteration(&self) -> Option<usize> {
+        Some(self.rounds)
+    }
+
+    fn feature_importance(&self) -> Result<Vec<(String, f64, f64)>, ModelError> {
+        XgBoostModel::feature_importance(self)
+    }
+
+    fn predict_raw(&self, x: &Matrix) -> Result<Option<Vec<f64>>, ModelError> {
+        XgBoostModel::predict_raw(self, x).map(Some)
+    }
+
+    fn has_contributions(&self) -> bool {
+        true
+    }
+
+    fn contributions(&self, x: &Matrix) -> Result<Option<Matrix>, ModelError> {
+        XgBoostModel::contributions(self, x).map(Some)
+    }
+
+    fn to_native_bytes(&self) -> Result<Vec<u8>, ModelError> {
+        self.to_json_bytes()
+    }
+
+    fn flavor_fields(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("model_class", "xgboost.core.Booster".into()),
+            ("model_format", "json".into()),
+            ("xgb_version", XGBOOST_VERSION.into()),
+        ]
     }
 }
 

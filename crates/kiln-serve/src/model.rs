@@ -287,7 +287,7 @@ fn model_info(bundle: &Bundle<FittedPipeline>, identity: &ModelIdentity, schema:
     });
     ModelInfo {
         model: identity.clone(),
-        model_kind: meta.model_kind.as_str(),
+        model_kind: bundle.model.kind().as_str(),
         task: task_of(pipeline),
         target: meta.target.clone(),
         metrics: meta.metrics.iter().map(|(k, v)| (k.clone(), v.is_finite().then_some(*v))).collect(),

@@ -1,13 +1,14 @@
-//! The train and score use cases: raw rows -> design and split -> preprocessing and feature selection fitted on the
-//! training rows -> fit -> evaluate against a naive baseline -> gates -> tracked run with the bundle -> optional
-//! registration. Talks to the world only through the ports of `kiln-domain`; the CLI builds the adapters and
-//! injects them.
+//! The training use cases: owns fit-and-evaluate (pure: design and split -> preprocessing and feature selection
+//! fitted on the training rows -> fit -> evaluation beside a naive baseline) and `train` (that step + gates +
+//! tracked run with the bundle + optional registration); does not own model kinds, file formats or stores. Talks to
+//! the world only through the ports of `kiln-domain`; the CLI builds the adapters and injects them.
 //!
 //! A run that fails at any step is ended FAILED with the error recorded; a model is registered only after every
 //! artifact is stored and every gate passed.
 
 mod error;
 mod evaluate;
+mod fit;
 mod model;
 mod prepare;
 mod score;
@@ -15,7 +16,8 @@ mod train;
 
 pub use error::TrainError;
 pub use evaluate::{Evaluation, Gates};
-pub use model::ModelSpec;
+pub use fit::{FitEvaluation, FitSpec, Progress, fit_evaluate};
+pub use kiln_models::ModelSpec;
 pub use prepare::{Parts, RowCounts, ShuffledSplit, TabularKind, TaskSpec, ThresholdRule};
 pub use score::{ChunkScorer, RowKeys, ScoreTotals, Scored, score};
-pub use train::{Ports, Progress, RegisterSpec, TrainOutcome, TrainSpec, train};
+pub use train::{Ports, RegisterSpec, TrainOutcome, TrainSpec, train};

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use kiln_domain::{Column, Frame, Matrix};
 use kiln_features::{FittedPipeline, PipelineInput, PipelineStream, Prepared, TimeSeriesRecipe};
-use kiln_models::{Bundle, ModelKind};
+use kiln_models::Bundle;
 
 use crate::TrainError;
 
@@ -90,7 +90,7 @@ impl<'a> ChunkScorer<'a> {
     /// # Errors
     /// An invalid recipe in the bundle, or `explain` for a model kind without native contributions.
     pub fn new(bundle: &'a Bundle<FittedPipeline>, explain: bool) -> Result<ChunkScorer<'a>, TrainError> {
-        if explain && bundle.model.kind() == ModelKind::Smartcore {
+        if explain && !bundle.model.has_contributions() {
             return Err(no_contributions(bundle));
         }
         let stream = bundle.pipeline.stream()?;

@@ -1,26 +1,20 @@
-//! `train`: one tracked run from a frame to a (maybe registered) bundle.
-//!
-//! The order is what keeps test rows out of every fitted step: prepare the design and split it, then fit the
-//! preprocessing on the training rows, transform every row with it, fit the selection on the training rows, fit the
-//! model on the training rows (the validation rows only drive early stopping and the decision threshold), and only
-//! then look at the test rows.
+//! `train`: one tracked run from a frame to a (maybe registered) bundle: the pure fit-and-evaluate step
+//! ([`crate::fit_evaluate`]) composed with the tracking step (params, metrics, curves, artifacts, bundle, gates,
+//! registration, tags).
 
 use std::collections::BTreeMap;
 
 use kiln_domain::{
     ArtifactStore, ChartRenderer, Frame, MetricPoint, ModelRegistry, ModelVersion, RunId, RunInfo, RunStatus, Tracker,
 };
-use kiln_features::{
-    CvKind, FittedPipeline, FittedSelection, PipelineInput, PreprocessSpec, Preprocessor, Selector, SelectorSpec, Task,
-    model_matrix,
-};
-use kiln_models::{Bundle, BundleMetadata};
+use kiln_features::{PreprocessSpec, SelectorSpec};
+use kiln_models::{Bundle, BundleMetadata, ModelSpec};
 use serde::Serialize;
 
 use crate::TrainError;
-use crate::evaluate::{self, Evaluation, Gates};
-use crate::model::{ModelSpec, SelectionModel};
-use crate::prepare::{Design, Parts, RowCounts, TaskSpec, prepare};
+use crate::evaluate::{Evaluation, Gates};
+use crate::fit::{FitEvaluation, FitSpec, Progress, check_model_fits_task, fit_evaluate};
+use crate::prepare::{Parts, RowCounts, TaskSpec};
 
 /// Where to register the model when its gates pass.
 #[derive(Debug, Clone)]
@@ -62,9 +56,11 @@ pub struct Ports<'a> {
     pub clock: &'a dyn Fn() -> i64,
 }
 
-/// Progress messages for long work (the CLI prints them).
-pub trait Progress {
-    fn step(&self, message: &str);
+impl TrainSpec {
+    /// The part of the spec the pure fit-and-evaluate step needs.
+    pub fn fit_spec(&self) -> FitSpec<'_> {
+        FitSpec { task: &self.task, preprocess: &self.preprocess, selection: &self.selection, model: &self.model }
+    }
 }
 
 /// What a finished run produced.
@@ -117,13 +113,6 @@ pub fn train(
     }
 }
 
-/// The fitted pipeline steps and the model inputs of every design row.
-struct Transformed {
-    preprocess: Option<kiln_features::FittedPreprocessor>,
-    selection: Option<FittedSelection>,
-    x: kiln_domain::Matrix,
-}
-
 fn run_steps(
     spec: &TrainSpec,
     frame: &Frame,
@@ -132,41 +121,20 @@ fn run_steps(
     run: &RunInfo,
 ) -> Result<TrainOutcome, TrainError> {
     let id = &run.run_id;
-    check_model_fits_task(spec)?;
+    check_model_fits_task(&spec.fit_spec())?;
     log_params_chunked(ports.tracker, id, &run_params(spec))?;
 
-    progress.step(&format!("preparing the {} design from {} rows", spec.task.kind_str(), frame.n_rows()));
-    let (design, parts) = prepare(&spec.task, frame)?;
+    let FitEvaluation { design, parts, pipeline, x, model, outputs, evaluation } =
+        fit_evaluate(&spec.fit_spec(), frame, progress)?;
+    let x = &x;
     let rows = design.rows;
-    progress.step(&format!(
-        "{} base features; {} train, {} validation, {} test rows",
-        design.features.n_cols(),
-        rows.train,
-        rows.validation,
-        rows.test
-    ));
-
-    let transformed = fit_transform(spec, &design, &parts, progress)?;
-    let x = &transformed.x;
-    let y = &design.label;
-
-    progress.step(&format!("fitting {} on {} rows, {} features", spec.model.kind(), rows.train, x.n_cols()));
-    let x_fit = x.take_rows(&parts.train);
-    let y_fit = take(y, &parts.train);
-    let x_valid = x.take_rows(&parts.validation);
-    let y_valid = take(y, &parts.validation);
-    let valid = (!parts.validation.is_empty()).then_some((&x_valid, y_valid.as_slice()));
-    let fitted = spec.model.fit(&x_fit, &y_fit, valid)?;
-    let model = fitted.model;
-
-    let outputs = model.predict(x)?;
-    let evaluation = evaluate::evaluate(&spec.task, &design, &parts, &outputs)?;
+    let best_iteration = model.best_iteration();
     let gates = evaluation.gates(&spec.gates);
 
     let now = (ports.clock)();
     let mut metrics: Vec<MetricPoint> =
         evaluation.metric_values().into_iter().map(|(k, v)| point(&k, v, now)).collect();
-    if let Some(best) = fitted.best_iteration {
+    if let Some(best) = best_iteration {
         metrics.push(point("best_iteration", best as f64, now));
     }
     metrics.push(point("features_selected", x.n_cols() as f64, now));
@@ -195,30 +163,20 @@ fn run_steps(
     if let serde_json::Value::Object(map) = &mut metrics_json {
         map.insert("gates".into(), serde_json::json!(gates));
         map.insert("rows".into(), serde_json::json!(rows));
-        map.insert("best_iteration".into(), serde_json::json!(fitted.best_iteration));
+        map.insert("best_iteration".into(), serde_json::json!(best_iteration));
     }
     store.put_bytes(id, "metrics.json", &to_json(&metrics_json))?;
     log_importance(spec, ports, id, &importance)?;
-    if let Some(selection) = &transformed.selection {
+    if let Some(selection) = &pipeline.selection {
         store.put_bytes(id, "selection.json", &to_json(selection))?;
     }
     evaluation.log_artifacts(&spec.task, ports, id, &spec.run_name, &design, &parts, &outputs)?;
     log_shap_summary(spec, ports, id, &model, x, &parts)?;
 
     // the bundle: written whole to a temporary folder, then copied file by file under `model/`
-    let pipeline = FittedPipeline {
-        input: match &spec.task {
-            TaskSpec::Forecast { recipe, .. } => PipelineInput::Forecast(recipe.clone()),
-            TaskSpec::Tabular { input, .. } => PipelineInput::Tabular(input.clone()),
-        },
-        preprocess: transformed.preprocess,
-        selection: transformed.selection,
-        decision: evaluation.decision(&design),
-        feature_names: x.names.clone(),
-    };
     let metadata = BundleMetadata {
         kiln_version: spec.kiln_version.clone(),
-        model_kind: model.kind(),
+        model_kind: model.kind().name.to_string(),
         created_ms: (ports.clock)(),
         run_id: Some(id.0.clone()),
         metrics: evaluation.metric_values().into_iter().filter(|(k, _)| k.starts_with("test_")).collect(),
@@ -283,67 +241,11 @@ fn run_steps(
         rows,
         evaluation,
         gates,
-        best_iteration: fitted.best_iteration,
+        best_iteration,
         features: bundle.metadata.feature_names.clone(),
         registered,
         feature_importance: importance,
     })
-}
-
-/// A classifier for a classification task, a regressor otherwise.
-fn check_model_fits_task(spec: &TrainSpec) -> Result<(), TrainError> {
-    let wants = spec.task.is_classification();
-    if spec.model.is_classifier() != wants {
-        let (task, model) =
-            if wants { ("a classification", "a regression") } else { ("a regression", "a classification") };
-        return Err(TrainError::Target(format!(
-            "{task} task needs a {} model, but model '{}' is {model} model (check model.kind and model.params.objective)",
-            if wants { "classification" } else { "regression" },
-            spec.model.kind()
-        )));
-    }
-    Ok(())
-}
-
-/// Fits the preprocessing and the selection on the training rows and transforms every row.
-fn fit_transform(
-    spec: &TrainSpec,
-    design: &Design,
-    parts: &Parts,
-    progress: &dyn Progress,
-) -> Result<Transformed, TrainError> {
-    let (preprocess, features) = if spec.preprocess.is_empty() {
-        (None, design.features.clone())
-    } else {
-        let fitted = Preprocessor::new(spec.preprocess.clone()).fit(&design.features.take(&parts.train))?;
-        let features = fitted.transform(&design.features)?;
-        progress.step(&format!("preprocessing fitted on the training rows: {} columns", features.n_cols()));
-        (Some(fitted), features)
-    };
-    let x = model_matrix(&features)?;
-    if spec.selection.is_empty() {
-        return Ok(Transformed { preprocess, selection: None, x });
-    }
-    let task = if spec.task.is_classification() { Task::Classification } else { Task::Regression };
-    let cv = match &spec.task {
-        TaskSpec::Forecast { recipe, .. } => CvKind::TimeOrdered { gap: recipe.horizon.saturating_sub(1) },
-        TaskSpec::Tabular { .. } => CvKind::KFold,
-    };
-    let model = SelectionModel { spec: spec.model.without_early_stopping()? };
-    let selection = Selector::new(spec.selection.clone()).fit(
-        &x.take_rows(&parts.train),
-        &take(&design.label, &parts.train),
-        task,
-        cv,
-        Some(&model),
-    )?;
-    let x = selection.apply(&x)?;
-    progress.step(&format!("selection fitted on the training rows: kept {} features", x.n_cols()));
-    Ok(Transformed { preprocess, selection: Some(selection), x })
-}
-
-fn take(values: &[f64], rows: &[usize]) -> Vec<f64> {
-    rows.iter().map(|&i| values[i]).collect()
 }
 
 fn point(key: &str, value: f64, timestamp_ms: i64) -> MetricPoint {
@@ -441,19 +343,12 @@ fn log_importance(
     }
     let png = ports.charts.bar_chart(
         &format!("{}: feature importance", spec.run_name),
-        importance_label(&spec.model),
+        spec.model.importance_label(),
         &top.iter().map(|t| t.0.clone()).collect::<Vec<_>>(),
         &top.iter().map(|t| t.1).collect::<Vec<_>>(),
     )?;
     ports.artifacts.put_bytes(run, "feature_importance.png", &png)?;
     Ok(())
-}
-
-fn importance_label(model: &ModelSpec) -> &'static str {
-    match model {
-        ModelSpec::LightGbm(_) | ModelSpec::XgBoost(_) => "total gain",
-        ModelSpec::Smartcore(_) => "importance",
-    }
 }
 
 /// Mean |SHAP contribution| per feature over the test rows, as JSON and a bar chart (LightGBM and XGBoost).

@@ -65,5 +65,5 @@ pub use kiln_features::FittedPipeline;
 pub use kiln_infra::{
     BundleCache, FrameChunks, LocalStore, ReadError, ReadOptions, RestStore, read_chunks, read_frame, write_frame,
 };
-pub use kiln_models::{Bundle, BundleMetadata, ModelKind};
+pub use kiln_models::{Bundle, BundleMetadata, ModelFormat};
 pub use kiln_train::{ChunkScorer, RowKeys, ScoreTotals};

@@ -1,7 +1,9 @@
 use kiln_domain::Matrix;
 use kiln_models::{EvalCurve, EvalData, LgbMetric, LightGbmParams, LinearParams, XgBoostParams};
 
-use super::{METRICS_PER_CALL, ModelSpec, curve_points};
+use kiln_models::ModelSpec;
+
+use super::{METRICS_PER_CALL, curve_points};
 
 /// 400 rows of two smooth features and a target made of them (deterministic).
 fn data() -> (Matrix, Vec<f64>) {
@@ -44,8 +46,8 @@ fn every_boosting_fit_carries_its_curves_out_and_smartcore_none() {
     let valid = Some((&valid, &y[300..]));
 
     let lgb = LightGbmParams { num_iterations: 700, metric: Some(LgbMetric::Rmse), ..LightGbmParams::default() };
-    let fitted = ModelSpec::LightGbm(lgb.check().unwrap()).fit(&train, &y[..300], valid).unwrap();
-    let points = curve_points(fitted.model.eval_curves(), 0);
+    let fitted = ModelSpec::new(lgb.check().unwrap()).fit(&train, &y[..300], valid).unwrap();
+    let points = curve_points(fitted.eval_curves(), 0);
     assert_eq!(points.len(), 1400);
     assert_eq!((points[0].key.as_str(), points[700].key.as_str()), ("curve_train_rmse", "curve_valid_rmse"));
     assert_eq!((points[699].step, points[700].step), (699, 0));
@@ -54,13 +56,13 @@ fn every_boosting_fit_carries_its_curves_out_and_smartcore_none() {
     assert_eq!(sizes, [1000, 400]);
 
     let xgb = XgBoostParams { num_boost_round: 20, early_stopping_rounds: Some(3), ..XgBoostParams::default() };
-    let fitted = ModelSpec::XgBoost(xgb.check().unwrap()).fit(&train, &y[..300], valid).unwrap();
-    let curves = fitted.model.eval_curves();
+    let fitted = ModelSpec::new(xgb.check().unwrap()).fit(&train, &y[..300], valid).unwrap();
+    let curves = fitted.eval_curves();
     let rounds = curves[0].values.len();
-    assert!(rounds >= fitted.best_iteration.unwrap());
+    assert!(rounds >= fitted.best_iteration().unwrap());
     let names: Vec<_> = curve_points(curves, 0).iter().map(|p| p.key.clone()).collect();
     assert_eq!(names.iter().filter(|k| *k == "curve_valid_rmse").count(), rounds);
 
-    let linear = ModelSpec::Smartcore(LinearParams::default().check().unwrap());
-    assert!(linear.fit(&train, &y[..300], valid).unwrap().model.eval_curves().is_empty());
+    let linear = ModelSpec::new(LinearParams::default().check().unwrap());
+    assert!(linear.fit(&train, &y[..300], valid).unwrap().eval_curves().is_empty());
 }

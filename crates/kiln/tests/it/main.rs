@@ -53,7 +53,7 @@ fn lightgbm(objective: LgbObjective) -> ModelSpec {
         is_unbalance: objective == LgbObjective::Binary,
         ..LightGbmParams::default()
     };
-    ModelSpec::LightGbm(params.check().unwrap())
+    ModelSpec::new(params.check().unwrap())
 }
 
 fn train(name: &str, task: TaskSpec, preprocess: Vec<PreprocessSpec>, frame: &Frame, gates: Gates) -> Trained {

@@ -1,0 +1,159 @@
+//! Fit-and-evaluate, the pure step: design and split, the pipeline fitted on the training rows, the model, its
+//! predictions on every row and the metrics beside a naive baseline. No port, no file, no clock: `train` composes it
+//! with the tracking step, and a backtest fold or a tuning trial can call it on its own rows.
+//!
+//! The order is what keeps test rows out of every fitted step: prepare the design and split it, then fit the
+//! preprocessing on the training rows, transform every row with it, fit the selection on the training rows, fit the
+//! model on the training rows (the validation rows only drive early stopping and the decision threshold), and only
+//! then look at the test rows.
+
+use kiln_domain::{Frame, Matrix};
+use kiln_features::{
+    CvKind, FittedPipeline, FittedPreprocessor, FittedSelection, PipelineInput, PreprocessSpec, Preprocessor, Selector,
+    SelectorSpec, Task, model_matrix,
+};
+use kiln_models::{FittedModel, ModelSpec};
+
+use crate::TrainError;
+use crate::evaluate::{self, Evaluation};
+use crate::model::SelectionModel;
+use crate::prepare::{Design, Parts, TaskSpec, prepare};
+
+/// What one fit needs: the task (design and split) and the pipeline's steps, borrowed from whoever owns them.
+#[derive(Debug, Clone, Copy)]
+pub struct FitSpec<'a> {
+    pub task: &'a TaskSpec,
+    /// preprocessing steps, fitted on the training rows
+    pub preprocess: &'a [PreprocessSpec],
+    /// feature selectors, fitted on the training rows, in order
+    pub selection: &'a [SelectorSpec],
+    pub model: &'a ModelSpec,
+}
+
+/// Progress messages for long work (the CLI prints them).
+pub trait Progress {
+    fn step(&self, message: &str);
+}
+
+/// Everything one fit produced: the design and its split, the fitted pipeline and model, the model's inputs and
+/// outputs for every design row, and the evaluation of those outputs.
+#[derive(Debug)]
+pub struct FitEvaluation {
+    pub(crate) design: Design,
+    pub parts: Parts,
+    /// the fitted pipeline as a bundle stores it (input, preprocessing, selection, decision, feature names)
+    pub pipeline: FittedPipeline,
+    /// the model's inputs, every design row (after preprocessing and selection)
+    pub x: Matrix,
+    pub model: FittedModel,
+    /// the model's output for every design row, in the label's space
+    pub outputs: Vec<f64>,
+    pub evaluation: Evaluation,
+}
+
+/// The fitted pipeline steps and the model inputs of every design row.
+struct Transformed {
+    preprocess: Option<FittedPreprocessor>,
+    selection: Option<FittedSelection>,
+    x: Matrix,
+}
+
+/// Fits the pipeline and the model on the training rows of `frame` and evaluates them on every part.
+///
+/// # Errors
+/// A model that does not suit the task, bad data for the task, or any step's error.
+pub fn fit_evaluate(spec: &FitSpec<'_>, frame: &Frame, progress: &dyn Progress) -> Result<FitEvaluation, TrainError> {
+    check_model_fits_task(spec)?;
+    progress.step(&format!("preparing the {} design from {} rows", spec.task.kind_str(), frame.n_rows()));
+    let (design, parts) = prepare(spec.task, frame)?;
+    let rows = design.rows;
+    progress.step(&format!(
+        "{} base features; {} train, {} validation, {} test rows",
+        design.features.n_cols(),
+        rows.train,
+        rows.validation,
+        rows.test
+    ));
+
+    let transformed = fit_transform(spec, &design, &parts, progress)?;
+    let x = transformed.x;
+    let y = &design.label;
+
+    progress.step(&format!("fitting {} on {} rows, {} features", spec.model.kind(), rows.train, x.n_cols()));
+    let x_fit = x.take_rows(&parts.train);
+    let y_fit = take(y, &parts.train);
+    let x_valid = x.take_rows(&parts.validation);
+    let y_valid = take(y, &parts.validation);
+    let valid = (!parts.validation.is_empty()).then_some((&x_valid, y_valid.as_slice()));
+    let model = spec.model.fit(&x_fit, &y_fit, valid)?;
+
+    let outputs = model.predict(&x)?;
+    let evaluation = evaluate::evaluate(spec.task, &design, &parts, &outputs)?;
+    let pipeline = FittedPipeline {
+        input: match spec.task {
+            TaskSpec::Forecast { recipe, .. } => PipelineInput::Forecast(recipe.clone()),
+            TaskSpec::Tabular { input, .. } => PipelineInput::Tabular(input.clone()),
+        },
+        preprocess: transformed.preprocess,
+        selection: transformed.selection,
+        decision: evaluation.decision(&design),
+        feature_names: x.names.clone(),
+    };
+    Ok(FitEvaluation { design, parts, pipeline, x, model, outputs, evaluation })
+}
+
+/// A classifier for a classification task, a regressor otherwise.
+pub(crate) fn check_model_fits_task(spec: &FitSpec<'_>) -> Result<(), TrainError> {
+    let wants = spec.task.is_classification();
+    if spec.model.is_classifier() != wants {
+        let (task, model) =
+            if wants { ("a classification", "a regression") } else { ("a regression", "a classification") };
+        return Err(TrainError::Target(format!(
+            "{task} task needs a {} model, but model '{}' is {model} model (check model.kind and model.params.objective)",
+            if wants { "classification" } else { "regression" },
+            spec.model.kind()
+        )));
+    }
+    Ok(())
+}
+
+/// Fits the preprocessing and the selection on the training rows and transforms every row.
+fn fit_transform(
+    spec: &FitSpec<'_>,
+    design: &Design,
+    parts: &Parts,
+    progress: &dyn Progress,
+) -> Result<Transformed, TrainError> {
+    let (preprocess, features) = if spec.preprocess.is_empty() {
+        (None, design.features.clone())
+    } else {
+        let fitted = Preprocessor::new(spec.preprocess.to_vec()).fit(&design.features.take(&parts.train))?;
+        let features = fitted.transform(&design.features)?;
+        progress.step(&format!("preprocessing fitted on the training rows: {} columns", features.n_cols()));
+        (Some(fitted), features)
+    };
+    let x = model_matrix(&features)?;
+    if spec.selection.is_empty() {
+        return Ok(Transformed { preprocess, selection: None, x });
+    }
+    let task = if spec.task.is_classification() { Task::Classification } else { Task::Regression };
+    let cv = match spec.task {
+        TaskSpec::Forecast { recipe, .. } => CvKind::TimeOrdered { gap: recipe.horizon.saturating_sub(1) },
+        TaskSpec::Tabular { .. } => CvKind::KFold,
+    };
+    let model = SelectionModel { spec: spec.model.without_early_stopping()? };
+    let selection = Selector::new(spec.selection.to_vec()).fit(
+        &x.take_rows(&parts.train),
+        &take(&design.label, &parts.train),
+        task,
+        cv,
+        Some(&model),
+    )?;
+    let x = selection.apply(&x)?;
+    progress.step(&format!("selection fitted on the training rows: kept {} features", x.n_cols()));
+    Ok(Transformed { preprocess, selection: Some(selection), x })
+}
+
+pub(crate) fn take(values: &[f64], rows: &[usize]) -> Vec<f64> {
+    rows.iter().map(|&i| values[i]).collect()
+}
