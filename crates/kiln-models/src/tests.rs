@@ -674,3 +674,57 @@ fn export_for_python_crosscheck() {
     fs::write(out.join("bundle_pred.csv"), bundle_rows.join("\n") + "\n").unwrap();
     println!("wrote {} (best iteration {})", out.display(), model.best_iteration());
 }
+
+// ---- the table of kinds ----
+
+/// Every row of the table: `model: {kind, params: {}}` reads into that kind with its defaults, checks for its task,
+/// fits, and its bundle reads back into a model that predicts the same bits; `from_native_bytes` finds the format
+/// by its `model_kind`. A new row that misses one of these fails here.
+#[test]
+fn every_kind_of_the_table_reads_checks_fits_and_round_trips_through_a_bundle() {
+    let (x, y) = etth1(400);
+    let median = {
+        let mut s = y.clone();
+        s.sort_by(f64::total_cmp);
+        s[s.len() / 2]
+    };
+    let labels: Vec<f64> = y.iter().map(|&v| f64::from(u8::from(v > median))).collect();
+    let tmp = tempfile::tempdir().unwrap();
+    for &kind in ModelConfig::KINDS {
+        let config: ModelConfig = serde_yaml::from_str(&format!("kind: {kind}\nparams: {{}}")).unwrap();
+        assert_eq!(config.kind(), kind);
+        let classification = kind == "logistic";
+        let spec = config.check(classification).unwrap();
+        assert_eq!((spec.kind(), spec.is_classifier()), (kind, classification), "{kind}");
+        assert!(!spec.params().is_empty(), "{kind} logs no params");
+        let model = spec.fit(&x, if classification { &labels } else { &y }, None).unwrap();
+        let expected = model.predict(&x).unwrap();
+        let again = FittedModel::from_native_bytes(model.kind().as_str(), &model.to_native_bytes().unwrap()).unwrap();
+        assert_eq!(again.predict(&x).unwrap(), expected, "{kind}: native bytes");
+
+        let dir = tmp.path().join(kind);
+        let metadata = BundleMetadata {
+            kiln_version: KILN_VERSION.into(),
+            model_kind: model.kind().as_str().into(),
+            created_ms: 1_795_333_905_191,
+            run_id: None,
+            metrics: BTreeMap::new(),
+            params: spec.params().into_iter().collect(),
+            data_sha256: "ab".repeat(32),
+            feature_names: x.names.clone(),
+            target: "OT".into(),
+            horizon: None,
+            files: BTreeMap::new(),
+        };
+        let pipeline = TestPipeline { columns: x.names.clone(), scale: 1.0 };
+        write_bundle(&dir, &Bundle { pipeline, model, metadata }).unwrap();
+        let back: Bundle<TestPipeline> = read_bundle(&dir).unwrap();
+        let got = back.model.predict(&x).unwrap();
+        assert!(got.iter().zip(&expected).all(|(a, b)| a.to_bits() == b.to_bits()), "{kind}: bundle");
+    }
+    let err = FittedModel::from_native_bytes("arima", b"{}").unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "model text is invalid: unknown model_kind 'arima' (known: lightgbm, xgboost, smartcore)"
+    );
+}
