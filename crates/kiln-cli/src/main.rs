@@ -27,22 +27,8 @@ fn main() -> ExitCode {
     match commands::run(args) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("error: {}", chain_text(&e));
+            eprintln!("error: {}", kiln_domain::chain_text(&*e));
             ExitCode::from(commands::exit_code_of(&e))
         }
     }
-}
-
-/// The error chain joined with `: `, leaving out a cause whose text the message before it already contains (library
-/// errors quote their source, so `{:#}` would print it twice).
-fn chain_text(e: &anyhow::Error) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    for cause in e.chain() {
-        let text = cause.to_string();
-        if parts.last().is_some_and(|p| p.contains(&text)) {
-            continue;
-        }
-        parts.push(text);
-    }
-    parts.join(": ")
 }

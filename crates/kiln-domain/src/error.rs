@@ -126,3 +126,19 @@ impl PortError {
         PortError::new(Code::StoreIo, message)
     }
 }
+
+/// An error and its causes on one line, joined with `: `, leaving out a cause whose text the message before it
+/// already contains (library errors often quote their source, so printing every cause would say it twice). The CLI
+/// prints its errors with it, `kiln serve` its reload failures, and a service can use it through the `kiln` facade.
+pub fn chain_text(e: &dyn std::error::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(e);
+    while let Some(cause) = next {
+        let text = cause.to_string();
+        if !parts.last().is_some_and(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        next = cause.source();
+    }
+    parts.join(": ")
+}

@@ -68,3 +68,25 @@ fn error_codes_are_unique_snake_case() {
         assert!(c.as_str().chars().all(|ch| ch.is_ascii_lowercase() || ch == '_'));
     }
 }
+
+#[test]
+fn an_error_chain_says_each_cause_once() {
+    #[derive(Debug, thiserror::Error)]
+    #[error("{0}")]
+    struct Leaf(&'static str);
+    #[derive(Debug, thiserror::Error)]
+    #[error("{message}")]
+    struct Wrap {
+        message: &'static str,
+        #[source]
+        source: Box<dyn std::error::Error + 'static>,
+    }
+    let leaf = || Box::new(Leaf("disk full"));
+    let quoting = Wrap { message: "cannot write x: disk full", source: leaf() };
+    assert_eq!(chain_text(&quoting), "cannot write x: disk full");
+    let plain = Wrap { message: "cannot write x", source: leaf() };
+    assert_eq!(chain_text(&plain), "cannot write x: disk full");
+    let outer = Wrap { message: "saving the run", source: Box::new(plain) };
+    assert_eq!(chain_text(&outer), "saving the run: cannot write x: disk full");
+    assert_eq!(chain_text(&Leaf("alone")), "alone");
+}

@@ -59,7 +59,8 @@ pub use store::{
 
 // What a service needs to hold, read and write data and to look inside a model, without naming other kiln crates.
 pub use kiln_domain::{
-    CivilDateTime, Code, Column, ColumnKind, ErrorKind, Frame, ModelRef, ModelVersion, RunId, Stage, civil_from_millis,
+    CivilDateTime, Code, Column, ColumnKind, ErrorKind, Frame, ModelRef, ModelVersion, RunId, Stage, chain_text,
+    civil_from_millis,
 };
 pub use kiln_features::FittedPipeline;
 pub use kiln_infra::{
