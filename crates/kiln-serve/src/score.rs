@@ -143,7 +143,7 @@ fn tabular(model: &LoadedModel, rows: Rows, record: &dyn Fn(usize) -> Loc) -> Re
                     time: None,
                     prediction: None,
                     probability: Some(value),
-                    class: Some(if value >= d.threshold { d.positive.clone() } else { d.negative_label() }),
+                    class: Some(d.class_of(value)),
                 },
                 None => Answer { id, time: None, prediction: Some(value), probability: None, class: None },
             })

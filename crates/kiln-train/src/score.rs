@@ -216,7 +216,7 @@ fn predict_prepared(
     let classes = pipeline
         .decision
         .as_ref()
-        .map(|d| raw.iter().map(|&p| if p >= d.threshold { d.positive.clone() } else { d.negative_label() }).collect());
+        .map(|d| raw.iter().map(|&p| d.class_of(p)).collect());
     Ok(Scored {
         keys,
         predictions,
