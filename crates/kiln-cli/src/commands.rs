@@ -39,6 +39,8 @@ pub(crate) fn exit_code_of(e: &anyhow::Error) -> u8 {
             facade_code(x)
         } else if let Some(x) = cause.downcast_ref::<kiln_train::TrainError>() {
             Some(x.code())
+        } else if let Some(x) = cause.downcast_ref::<kiln_score::ScoreError>() {
+            Some(x.code())
         } else if let Some(x) = cause.downcast_ref::<kiln_infra::ReadError>() {
             Some(x.code())
         } else if let Some(x) = cause.downcast_ref::<kiln_domain::DomainError>() {

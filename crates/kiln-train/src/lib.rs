@@ -1,4 +1,4 @@
-//! The train and score use cases: raw rows -> design and split -> preprocessing and feature selection fitted on the
+//! The train use case (scoring a bundle is `kiln-score`'s): raw rows -> design and split -> preprocessing and feature selection fitted on the
 //! training rows -> fit -> evaluate against a naive baseline -> gates -> tracked run with the bundle -> optional
 //! registration. Talks to the world only through the ports of `kiln-domain`; the CLI builds the adapters and
 //! injects them.
@@ -10,12 +10,10 @@ mod error;
 mod evaluate;
 mod model;
 mod prepare;
-mod score;
 mod train;
 
 pub use error::TrainError;
 pub use evaluate::{Evaluation, Gates};
 pub use model::ModelSpec;
 pub use prepare::{Parts, RowCounts, ShuffledSplit, TabularKind, TaskSpec, ThresholdRule};
-pub use score::{ChunkScorer, RowKeys, ScoreTotals, Scored, score};
 pub use train::{Ports, Progress, RegisterSpec, TrainOutcome, TrainSpec, train};

@@ -37,7 +37,7 @@
 //! - **Typed errors.** Every function returns [`Error`], whose [`Error::code`] is one of kiln's stable
 //!   [`Code`]s: a service can tell a wrong reference or input (fix it) from an unreachable server (keep the model
 //!   it has, retry) without reading messages. Libraries in this workspace keep `anyhow` out of their API.
-//! - **One scoring path.** [`Predictor::predict`] is `kiln_train::score`, the whole-frame path `kiln predict` is
+//! - **One scoring path.** [`Predictor::predict`] is `kiln_score::score`, the whole-frame path `kiln predict` is
 //!   tested bit for bit against; nothing is re-implemented here.
 //! - **The facade reads the environment the MLflow client reads** (`MLFLOW_TRACKING_URI`, credentials, timeouts)
 //!   and kiln's cache variables, so a service configured for MLflow's Python client finds the same models.
@@ -67,4 +67,4 @@ pub use kiln_infra::{
     BundleCache, FrameChunks, LocalStore, ReadError, ReadOptions, RestStore, read_chunks, read_frame, write_frame,
 };
 pub use kiln_models::{Bundle, BundleMetadata, ModelKind};
-pub use kiln_train::{ChunkScorer, RowKeys, ScoreTotals};
+pub use kiln_score::{ChunkScorer, RowKeys, ScoreError, ScoreTotals, StreamError, score_stream};
