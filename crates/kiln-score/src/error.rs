@@ -32,3 +32,9 @@ impl ScoreError {
         }
     }
 }
+
+impl kiln_domain::HasCode for ScoreError {
+    fn code(&self) -> Code {
+        ScoreError::code(self)
+    }
+}

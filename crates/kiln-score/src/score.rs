@@ -210,10 +210,7 @@ fn predict_prepared(
             (keys, raw.clone())
         }
     };
-    let classes = pipeline
-        .decision
-        .as_ref()
-        .map(|d| raw.iter().map(|&p| d.class_of(p)).collect());
+    let classes = pipeline.decision.as_ref().map(|d| raw.iter().map(|&p| d.class_of(p)).collect());
     Ok(Scored {
         keys,
         predictions,

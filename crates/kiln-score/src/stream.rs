@@ -52,8 +52,11 @@ pub fn score_stream<E>(
     for chunk in chunks {
         let chunk = chunk.map_err(StreamError::Source)?;
         let n = chunk.n_rows();
-        let scored =
-            scorer.push(chunk).map_err(|source| StreamError::Chunk { first: rows_in + 1, last: rows_in + n, source })?;
+        let scored = scorer.push(chunk).map_err(|source| StreamError::Chunk {
+            first: rows_in + 1,
+            last: rows_in + n,
+            source,
+        })?;
         sink(scored).map_err(StreamError::Sink)?;
         rows_in += n;
     }

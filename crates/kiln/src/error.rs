@@ -82,3 +82,9 @@ impl Error {
 
 /// `Result` with the facade's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl kiln_domain::HasCode for Error {
+    fn code(&self) -> Code {
+        Error::code(self)
+    }
+}
