@@ -1,17 +1,19 @@
 //! `kiln predict`: batch scoring of a CSV or Parquet file of any size. The file is read, scored and written one chunk
-//! at a time (`kiln_infra::read_chunks` -> `kiln_train::ChunkScorer` -> `kiln_infra::FrameWriter`), so memory stays
-//! flat; the predictions are exactly those of scoring the whole file at once.
+//! at a time (`kiln_infra::read_chunks` -> `kiln_score::score_stream` -> `kiln_infra::FrameWriter`), so memory stays
+//! flat; the predictions are exactly those of scoring the whole file at once. This module holds the file adapters
+//! (the source of chunks, the sink that writes them) and the progress output; the loop is `kiln-score`'s.
 //!
 //! Key decision: a forecast needs its rows oldest first. A file that starts newest first (the ECB download) cannot be
 //! streamed forward, so it is read whole and sorted, as before, with a note; any other step back in time is an
 //! error naming the line.
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use kiln_domain::{Column, Frame};
-use kiln_infra::{FrameWriter, ReadError, ReadProgress};
-use kiln_train::{ChunkScorer, RowKeys, Scored};
+use kiln_infra::{FrameChunks, FrameWriter, ReadError, ReadProgress};
+use kiln_score::{RowKeys, Scored, StreamError};
 
 use crate::cli::PredictArgs;
 use crate::progress::{Bar, thousands};
@@ -29,12 +31,10 @@ pub(crate) fn predict(args: PredictArgs) -> Result<u8> {
 
     // wall time of each stage, for the summary: reading and parsing, writing (the features and the model's
     // prediction are timed by the scorer)
-    let mut read_time = Duration::ZERO;
-    let mut write_time = Duration::ZERO;
     let timed = Instant::now();
     let mut reader = kiln_infra::read_chunks(input, &opts, chunk_rows)?;
     let mut first = reader.next();
-    read_time += timed.elapsed();
+    let mut read_time = timed.elapsed();
     // a newest-first file is read whole and sorted; the scorer then gets it as one chunk
     let mut whole = None;
     if let Some(Err(ReadError::NewestFirst { .. })) = &first {
@@ -47,53 +47,40 @@ pub(crate) fn predict(args: PredictArgs) -> Result<u8> {
         read_time += timed.elapsed();
         first = None;
     }
-    let streamed = whole.is_none();
-    let whole_rows = whole.as_ref().map_or(0, |f: &Frame| f.n_rows() as u64);
+    let mut chunks = Chunks {
+        whole_rows: whole.as_ref().map(|f: &Frame| f.n_rows() as u64),
+        whole,
+        first,
+        reader,
+        rows_given: None,
+        read_time,
+        bar: Bar::new("scoring", origin),
+    };
 
     if let Some(parent) = args.output.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
     }
     let timed = Instant::now();
     let mut writer = FrameWriter::create(&args.output)?;
-    write_time += timed.elapsed();
-    let mut scorer = ChunkScorer::new(&bundle, args.explain)?;
-    let mut bar = Bar::new("scoring", origin);
-    let mut rows_in = 0_u64;
-    loop {
-        let chunk = if streamed {
-            let timed = Instant::now();
-            let next = first.take().or_else(|| reader.next());
-            read_time += timed.elapsed();
-            match next {
-                Some(chunk) => chunk?,
-                None => break,
-            }
-        } else {
-            match whole.take() {
-                Some(frame) => frame,
-                None => break,
-            }
-        };
-        let n = chunk.n_rows() as u64;
-        let scored = scorer
-            .push(chunk)
-            .with_context(|| format!("scoring rows {}-{} of {}", rows_in + 1, rows_in + n, input.display()))?;
+    let mut write_time = timed.elapsed();
+    let sink = |scored: Scored| -> Result<()> {
         let timed = Instant::now();
         writer.write(&output_frame(&scored, args.with_features)?)?;
         write_time += timed.elapsed();
-        rows_in += n;
-        let read: ReadProgress = if streamed {
-            reader.progress()
-        } else {
-            ReadProgress { rows: rows_in, total_rows: Some(whole_rows), ..ReadProgress::default() }
-        };
-        bar.update(read);
-    }
-    bar.finish();
-    let totals = scorer.finish().with_context(|| format!("cannot score {}", input.display()))?;
+        Ok(())
+    };
+    let scored = kiln_score::score_stream(&bundle, args.explain, &mut chunks, sink);
+    let totals = match scored {
+        Ok(totals) => {
+            chunks.bar.finish();
+            totals
+        }
+        Err(e) => return Err(stream_error(e, &mut chunks.bar, input)),
+    };
     let timed = Instant::now();
     let written = writer.finish()?;
     write_time += timed.elapsed();
+    let read_time = chunks.read_time;
     let secs = origin.elapsed().as_secs_f64();
     let what = match pipeline.recipe() {
         Some(recipe) => format!(
@@ -122,6 +109,62 @@ pub(crate) fn predict(args: PredictArgs) -> Result<u8> {
         100.0 * other / model.max(1e-9),
     ));
     Ok(0)
+}
+
+/// The chunks of the input file: streamed from the reader, or the whole file as one chunk when it starts newest
+/// first. Reading is timed; each time the next chunk is asked for, the one before it is scored and written, and the
+/// progress bar shows it.
+struct Chunks {
+    reader: FrameChunks,
+    /// the reader's first chunk, read before the output was created (to find a newest-first file)
+    first: Option<Result<Frame, ReadError>>,
+    whole: Option<Frame>,
+    whole_rows: Option<u64>,
+    /// rows handed out so far; `None` before the first chunk
+    rows_given: Option<u64>,
+    read_time: Duration,
+    bar: Bar,
+}
+
+impl Iterator for Chunks {
+    type Item = Result<Frame>;
+
+    fn next(&mut self) -> Option<Result<Frame>> {
+        if let Some(rows) = self.rows_given {
+            let read = match self.whole_rows {
+                None => self.reader.progress(),
+                Some(total) => ReadProgress { rows, total_rows: Some(total), ..ReadProgress::default() },
+            };
+            self.bar.update(read);
+        }
+        let chunk = if self.whole_rows.is_none() {
+            let timed = Instant::now();
+            let next = self.first.take().or_else(|| self.reader.next());
+            self.read_time += timed.elapsed();
+            next?.map_err(anyhow::Error::from)
+        } else {
+            Ok(self.whole.take()?)
+        };
+        if let Ok(frame) = &chunk {
+            self.rows_given = Some(self.rows_given.unwrap_or(0) + frame.n_rows() as u64);
+        }
+        Some(chunk)
+    }
+}
+
+/// The error of the scoring loop, with what `kiln predict` always said about it.
+fn stream_error(e: StreamError<anyhow::Error>, bar: &mut Bar, input: &Path) -> anyhow::Error {
+    match e {
+        StreamError::Start(e) => e.into(),
+        StreamError::Source(e) | StreamError::Sink(e) => e,
+        StreamError::Chunk { first, last, source } => {
+            anyhow::Error::new(source).context(format!("scoring rows {first}-{last} of {}", input.display()))
+        }
+        StreamError::Finish(e) => {
+            bar.finish();
+            anyhow::Error::new(e).context(format!("cannot score {}", input.display()))
+        }
+    }
 }
 
 /// The output rows of one scored chunk: the time or id column, the prediction (classifiers: probability and

@@ -5,14 +5,13 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use kiln::{Opened, Store, open_local_store, open_store};
-use kiln_domain::{Code, ErrorKind};
 use kiln_features::FittedPipeline;
 use kiln_infra::{GuardedStore, PlotChartRenderer, ReadOptions};
 use kiln_models::Bundle;
 use kiln_train::{Progress, RegisterSpec, TrainSpec};
 
 use crate::cli::{Cli, Command, ConfigCommand, PredictArgs, SyncArgs, TrainArgs};
-use crate::config::{self, ConfigError};
+use crate::config;
 use crate::exit;
 use crate::settings::{Fallback, Settings};
 
@@ -24,56 +23,6 @@ pub(crate) fn run(cli: Cli) -> Result<u8> {
         Command::Registry(cmd) => crate::registry_cmd::run(cmd),
         Command::Sync(args) => sync(args),
         Command::Serve(args) => crate::serve_cmd::serve(args),
-    }
-}
-
-/// Maps an error chain to an exit code through the stable code of the first typed error in it.
-pub(crate) fn exit_code_of(e: &anyhow::Error) -> u8 {
-    for cause in e.chain() {
-        if cause.downcast_ref::<ConfigError>().is_some()
-            || cause.downcast_ref::<crate::serve_cmd::InvalidFlags>().is_some()
-        {
-            return exit::INVALID_INPUT;
-        }
-        let code = if let Some(x) = cause.downcast_ref::<kiln::Error>() {
-            facade_code(x)
-        } else if let Some(x) = cause.downcast_ref::<kiln_train::TrainError>() {
-            Some(x.code())
-        } else if let Some(x) = cause.downcast_ref::<kiln_infra::ReadError>() {
-            Some(x.code())
-        } else if let Some(x) = cause.downcast_ref::<kiln_domain::DomainError>() {
-            Some(x.code())
-        } else if let Some(x) = cause.downcast_ref::<kiln_registry::RegistryError>() {
-            Some(x.code())
-        } else if let Some(x) = cause.downcast_ref::<kiln_models::BundleError>() {
-            Some(x.code())
-        } else if let Some(x) = cause.downcast_ref::<kiln_models::ModelError>() {
-            Some(x.code())
-        } else if let Some(x) = cause.downcast_ref::<kiln_features::FeatureError>() {
-            Some(x.code())
-        } else {
-            cause.downcast_ref::<kiln_domain::PortError>().map(|x| x.code)
-        };
-        if let Some(code) = code {
-            return match code.kind() {
-                ErrorKind::InvalidInput | ErrorKind::NotFound => exit::INVALID_INPUT,
-                ErrorKind::GateFailed => exit::GATE_FAILED,
-                _ => exit::ERROR,
-            };
-        }
-    }
-    exit::ERROR
-}
-
-/// The code of a facade error for the exit status. The facade's own checks (an environment variable, a server URI
-/// where a folder is needed, a logged model in a folder store) carry no library error, and exit 1 as they always
-/// did.
-fn facade_code(e: &kiln::Error) -> Option<Code> {
-    match e {
-        kiln::Error::Environment { .. } | kiln::Error::NotAFolder { .. } | kiln::Error::LoggedModelInFolder { .. } => {
-            None
-        }
-        other => Some(other.code()),
     }
 }
 

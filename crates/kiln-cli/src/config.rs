@@ -30,6 +30,12 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+impl kiln_domain::HasCode for ConfigError {
+    fn code(&self) -> kiln_domain::Code {
+        kiln_domain::Code::ConfigInvalid
+    }
+}
+
 fn err(file: &Path, key: Option<String>, message: impl Into<String>) -> ConfigError {
     ConfigError { file: file.to_path_buf(), key, message: message.into() }
 }

@@ -6,6 +6,7 @@ mod batch;
 mod cli;
 mod commands;
 mod config;
+mod exit;
 mod progress;
 mod registry_cmd;
 mod serve_cmd;
@@ -15,34 +16,13 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-/// Exit codes, documented in `kiln --help`.
-pub(crate) mod exit {
-    pub(crate) const ERROR: u8 = 1;
-    pub(crate) const INVALID_INPUT: u8 = 2;
-    pub(crate) const GATE_FAILED: u8 = 3;
-}
-
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
     match commands::run(args) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("error: {}", chain_text(&e));
-            ExitCode::from(commands::exit_code_of(&e))
+            eprintln!("error: {}", kiln_domain::chain_text(&*e));
+            ExitCode::from(exit::code_of(&e))
         }
     }
-}
-
-/// The error chain joined with `: `, leaving out a cause whose text the message before it already contains (library
-/// errors quote their source, so `{:#}` would print it twice).
-fn chain_text(e: &anyhow::Error) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    for cause in e.chain() {
-        let text = cause.to_string();
-        if parts.last().is_some_and(|p| p.contains(&text)) {
-            continue;
-        }
-        parts.push(text);
-    }
-    parts.join(": ")
 }

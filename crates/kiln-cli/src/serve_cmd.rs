@@ -97,6 +97,12 @@ pub(crate) fn serve(args: ServeArgs) -> Result<u8> {
 #[error("{0}")]
 pub(crate) struct InvalidFlags(String);
 
+impl kiln_domain::HasCode for InvalidFlags {
+    fn code(&self) -> kiln_domain::Code {
+        kiln_domain::Code::ConfigInvalid
+    }
+}
+
 /// The environment variable holding API keys, comma-separated (never a flag: argv is visible in `ps`).
 const API_KEYS_ENV: &str = "KILN_API_KEYS";
 
@@ -177,12 +183,14 @@ struct RegistrySource {
 
 impl kiln_serve::ModelSource for RegistrySource {
     fn current_version(&self) -> std::result::Result<Option<u64>, String> {
-        kiln::current_version(&self.reference, &self.uri).map(|v| v.map(|v| v.version)).map_err(|e| chain(&e))
+        kiln::current_version(&self.reference, &self.uri)
+            .map(|v| v.map(|v| v.version))
+            .map_err(|e| kiln_domain::chain_text(&e))
     }
 
     fn load_version(&self, version: u64) -> std::result::Result<LoadedModel, String> {
         let exact = format!("models:/{}/{version}", self.name);
-        let loaded = kiln::load_bundle(&exact, &self.uri).map_err(|e| chain(&e))?;
+        let loaded = kiln::load_bundle(&exact, &self.uri).map_err(|e| kiln_domain::chain_text(&e))?;
         let identity = ModelIdentity {
             reference: self.reference.clone(),
             name: Some(self.name.clone()),
@@ -192,18 +200,4 @@ impl kiln_serve::ModelSource for RegistrySource {
         };
         LoadedModel::new(loaded.bundle, identity).map_err(|e| format!("{exact}: {e}"))
     }
-}
-
-/// An error and its causes on one line, each said once.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut next = Some(e);
-    while let Some(e) = next {
-        let text = e.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        next = e.source();
-    }
-    parts.join(": ")
 }

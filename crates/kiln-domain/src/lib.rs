@@ -10,7 +10,7 @@ mod model_ref;
 mod ports;
 mod time;
 
-pub use error::{Code, DomainError, ErrorKind, PortError};
+pub use error::{Code, DomainError, ErrorKind, HasCode, PortError, chain_text};
 pub use frame::{Column, ColumnKind, Frame};
 pub use ml::{Estimator, Matrix, Predictor};
 pub use model_ref::{ModelRef, VersionSelector};

@@ -68,3 +68,44 @@ fn error_codes_are_unique_snake_case() {
         assert!(c.as_str().chars().all(|ch| ch.is_ascii_lowercase() || ch == '_'));
     }
 }
+
+#[test]
+fn an_error_chain_says_each_cause_once() {
+    #[derive(Debug, thiserror::Error)]
+    #[error("{0}")]
+    struct Leaf(&'static str);
+    #[derive(Debug, thiserror::Error)]
+    #[error("{message}")]
+    struct Wrap {
+        message: &'static str,
+        #[source]
+        source: Box<dyn std::error::Error + 'static>,
+    }
+    let leaf = || Box::new(Leaf("disk full"));
+    let quoting = Wrap { message: "cannot write x: disk full", source: leaf() };
+    assert_eq!(chain_text(&quoting), "cannot write x: disk full");
+    let plain = Wrap { message: "cannot write x", source: leaf() };
+    assert_eq!(chain_text(&plain), "cannot write x: disk full");
+    let outer = Wrap { message: "saving the run", source: Box::new(plain) };
+    assert_eq!(chain_text(&outer), "saving the run: cannot write x: disk full");
+    assert_eq!(chain_text(&Leaf("alone")), "alone");
+}
+
+#[test]
+fn every_code_has_a_status_and_an_exit_status_from_its_kind() {
+    for &c in Code::ALL {
+        assert!((400..600).contains(&c.http_status()), "{c}");
+        let expected = match c.kind() {
+            ErrorKind::InvalidInput | ErrorKind::NotFound => 2,
+            ErrorKind::GateFailed => 3,
+            ErrorKind::Integrity | ErrorKind::External | ErrorKind::Internal => 1,
+        };
+        assert_eq!(c.exit_code(), expected, "{c}");
+    }
+    assert!(Code::HTTP_API.iter().all(|c| Code::ALL.contains(c)));
+    assert_eq!(Code::ALL.len(), Code::HTTP_API.len() + 20, "the libraries' 20 codes and the API's");
+    assert_eq!((Code::GateFailed.exit_code(), Code::NotFound.exit_code(), Code::StoreIo.exit_code()), (3, 2, 1));
+    assert_eq!(PortError::not_found("x").code(), Code::NotFound);
+    let coded: &dyn HasCode = &DomainError::MissingColumn("x".into());
+    assert_eq!(coded.code(), Code::MissingColumn);
+}

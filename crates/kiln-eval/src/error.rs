@@ -70,3 +70,9 @@ impl EvalError {
         }
     }
 }
+
+impl kiln_domain::HasCode for EvalError {
+    fn code(&self) -> Code {
+        EvalError::code(self)
+    }
+}

@@ -77,3 +77,9 @@ impl FeatureError {
         FeatureError::Spec { path: path.into(), reason: reason.into() }
     }
 }
+
+impl kiln_domain::HasCode for FeatureError {
+    fn code(&self) -> Code {
+        FeatureError::code(self)
+    }
+}

@@ -65,6 +65,12 @@ impl Decision {
     pub fn negative_label(&self) -> String {
         self.negative.clone().unwrap_or_else(|| format!("not {}", self.positive))
     }
+
+    /// The class label of probability `p` of the positive class: the positive label when `p >= threshold`, else
+    /// the negative one (a NaN is negative). Batch scoring and the server both decide with this.
+    pub fn class_of(&self, p: f64) -> String {
+        if p >= self.threshold { self.positive.clone() } else { self.negative_label() }
+    }
 }
 
 /// The model inputs of a frame, with what identifies each row.

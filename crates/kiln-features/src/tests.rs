@@ -1392,3 +1392,15 @@ fn input_kinds_follow_the_recipe_or_the_preprocessing() {
         .collect();
     assert_eq!(pipeline.input_kinds(), kinds);
 }
+
+#[test]
+fn a_decision_labels_a_probability_at_its_threshold() {
+    use crate::Decision;
+    let named = Decision { positive: "Yes".into(), negative: Some("No".into()), threshold: 0.4 };
+    assert_eq!(named.class_of(0.4), "Yes", "the threshold itself is positive");
+    assert_eq!(named.class_of(0.9), "Yes");
+    assert_eq!(named.class_of(0.39), "No");
+    assert_eq!(named.class_of(f64::NAN), "No");
+    let unnamed = Decision { positive: "churn".into(), negative: None, threshold: 0.5 };
+    assert_eq!(unnamed.class_of(0.1), "not churn");
+}

@@ -117,3 +117,9 @@ impl ReadError {
         }
     }
 }
+
+impl kiln_domain::HasCode for ReadError {
+    fn code(&self) -> Code {
+        ReadError::code(self)
+    }
+}

@@ -73,3 +73,15 @@ impl BundleError {
         }
     }
 }
+
+impl kiln_domain::HasCode for ModelError {
+    fn code(&self) -> Code {
+        ModelError::code(self)
+    }
+}
+
+impl kiln_domain::HasCode for BundleError {
+    fn code(&self) -> Code {
+        BundleError::code(self)
+    }
+}

@@ -50,3 +50,9 @@ impl RegistryError {
         move |port| RegistryError::Port { context, port }
     }
 }
+
+impl kiln_domain::HasCode for RegistryError {
+    fn code(&self) -> Code {
+        RegistryError::code(self)
+    }
+}

@@ -11,9 +11,10 @@ use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use kiln_domain::Code;
 use serde::Serialize;
 
-use crate::error::{ApiCode, ApiError};
+use crate::error::ApiError;
 use crate::model::{LoadedModel, ModelIdentity, ModelInfo};
 use crate::observe::SeriesStatus;
 use crate::parse::{self, Mode};
@@ -137,7 +138,7 @@ fn check_json(headers: &HeaderMap) -> Result<(), ApiError> {
         Some("application/json") => Ok(()),
         Some(e) if e.starts_with("application/") && e.ends_with("+json") => Ok(()),
         _ => Err(ApiError::new(
-            ApiCode::UnsupportedMediaType,
+            Code::UnsupportedMediaType,
             format!(
                 "the body must be JSON with Content-Type: application/json, got {}",
                 given.map_or("no Content-Type".to_string(), |g| format!("'{g}'"))
@@ -148,15 +149,15 @@ fn check_json(headers: &HeaderMap) -> Result<(), ApiError> {
 
 fn body_rejection(e: BytesRejection, limit: usize) -> ApiError {
     if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        ApiError::new(ApiCode::PayloadTooLarge, format!("the body is larger than this server's limit of {limit} bytes"))
+        ApiError::new(Code::PayloadTooLarge, format!("the body is larger than this server's limit of {limit} bytes"))
     } else {
-        ApiError::new(ApiCode::BodyUnreadable, format!("the body could not be read: {}", e.body_text()))
+        ApiError::new(Code::BodyUnreadable, format!("the body could not be read: {}", e.body_text()))
     }
 }
 
 pub(crate) async fn route_not_found(request: Request) -> ApiError {
     ApiError::new(
-        ApiCode::RouteNotFound,
+        Code::RouteNotFound,
         format!(
             "no route {}; the routes are GET /health, GET /ready, GET /model, POST /predict, POST /predict/batch, \
              POST /observe, GET|DELETE /observe/{{series}}, GET /metrics, GET /openapi.json, GET /docs",
@@ -166,7 +167,7 @@ pub(crate) async fn route_not_found(request: Request) -> ApiError {
 }
 
 pub(crate) async fn method_not_allowed(request: Request) -> ApiError {
-    ApiError::new(ApiCode::MethodNotAllowed, format!("{} does not take {}", request.uri().path(), request.method()))
+    ApiError::new(Code::MethodNotAllowed, format!("{} does not take {}", request.uri().path(), request.method()))
 }
 
 #[derive(Serialize)]

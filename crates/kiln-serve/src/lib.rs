@@ -5,7 +5,7 @@
 //! Key decisions: requests are read straight from the JSON bytes into column buffers checked against the model's
 //! input schema (no JSON tree); the features come from the bundle's own fitted pipeline, so an answer equals
 //! `kiln predict` on the same rows bit for bit; every rejection is a 4xx `{"error": {"code", "message", "field"}}`
-//! with a stable code ([`ApiCode`]); the model sits behind an atomically swappable pointer ([`AppState::set_model`]).
+//! with a stable code ([`kiln_domain::Code`]); the model sits behind an atomically swappable pointer ([`AppState::set_model`]).
 //! `GET /metrics`, `GET /openapi.json` and `GET /docs` describe the service; API keys, CORS, a timeout, a rate limit
 //! and the access log are layers added only when configured ([`HttpConfig`]).
 //!
@@ -32,7 +32,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 
-pub use error::{ApiCode, ApiError};
+pub use error::ApiError;
 pub use middleware::{
     AccessLog, AccessLogSink, ApiKeys, ConfigError, Cors, DEFAULT_API_KEY_HEADER, HttpConfig, REQUEST_ID_HEADER,
     RateLimit,

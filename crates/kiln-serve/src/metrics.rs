@@ -17,10 +17,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use axum::extract::State;
 use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use kiln_domain::Code;
 use kiln_features::FittedPipeline;
 use kiln_models::Bundle;
 
-use crate::error::ApiCode;
 use crate::model::LoadedModel;
 use crate::score::Answer;
 use crate::state::AppState;
@@ -106,6 +106,7 @@ pub(crate) struct Metrics {
     requests: Box<[AtomicU64]>,
     latency: Box<[Latency]>,
     in_flight: AtomicI64,
+    /// by `Code as usize`
     rejections: Box<[AtomicU64]>,
     records_scored: AtomicU64,
     pub(crate) access_log_dropped: AtomicU64,
@@ -120,7 +121,7 @@ impl Default for Metrics {
                 .map(|_| Latency { buckets: zeros(LATENCY_NS.len() + 1), sum_ns: AtomicU64::new(0) })
                 .collect(),
             in_flight: AtomicI64::new(0),
-            rejections: zeros(ApiCode::ALL.len()),
+            rejections: zeros(Code::ALL.len()),
             records_scored: AtomicU64::new(0),
             access_log_dropped: AtomicU64::new(0),
         }
@@ -149,7 +150,7 @@ impl Metrics {
         method: usize,
         status: StatusCode,
         took: Duration,
-        rejected: Option<ApiCode>,
+        rejected: Option<Code>,
     ) {
         let i = (route * METHODS.len() + method) * (STATUSES.len() + 1) + status_index(status);
         self.requests[i].fetch_add(1, Relaxed);
@@ -405,8 +406,12 @@ pub(crate) fn render(state: &AppState) -> String {
     let _ = writeln!(out, "kiln_http_requests_in_flight {}", m.in_flight.load(Relaxed));
 
     head(&mut out, "kiln_http_rejections_total", "counter", "Requests answered with an error, by its stable code.");
-    for (code, count) in ApiCode::ALL.iter().zip(m.rejections.iter()) {
-        let _ = writeln!(out, "kiln_http_rejections_total{{code=\"{}\"}} {}", code.as_str(), count.load(Relaxed));
+    // every code the API answers with, even at 0; a library code only once an answer carried it
+    for &code in Code::ALL {
+        let count = m.rejections[code as usize].load(Relaxed);
+        if Code::HTTP_API.contains(&code) || count > 0 {
+            let _ = writeln!(out, "kiln_http_rejections_total{{code=\"{}\"}} {count}", code.as_str());
+        }
     }
 
     head(&mut out, "kiln_records_scored_total", "counter", "Records (rows or windows) answered with a prediction.");

@@ -24,9 +24,10 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{Next, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
+use kiln_domain::Code;
 use sha2::{Digest, Sha256};
 
-use crate::error::{ApiCode, ApiError};
+use crate::error::ApiError;
 use crate::metrics::{method_index, now_ms, route_index};
 use crate::model::VERSION_HEADER;
 use crate::state::{AppState, ServeConfig};
@@ -488,7 +489,7 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
 
     let mut response = next.run(request).await;
     let took = start.elapsed();
-    let code = response.extensions().get::<ApiCode>().copied();
+    let code = response.extensions().get::<Code>().copied();
     metrics.record(route, method, response.status(), took, code);
 
     if let Some((method, path)) = logged {
@@ -503,7 +504,7 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
             took,
             model_version,
             client,
-            error: code.map(ApiCode::as_str),
+            error: code.map(Code::as_str),
         }
         .write();
         match state.http().sink() {
@@ -579,7 +580,7 @@ async fn authenticate(State(state): State<AppState>, mut request: Request, next:
         } else {
             format!("an API key is required in the {} header", keys.header)
         };
-        return ApiError::new(ApiCode::Unauthorized, message).into_response();
+        return ApiError::new(Code::Unauthorized, message).into_response();
     };
     request.extensions_mut().insert(ClientKey(i));
     let mut response = next.run(request).await;
@@ -610,7 +611,7 @@ async fn rate_limit(State(state): State<AppState>, request: Request, next: Next)
                 "too many requests: this client may send {} a second (bursts of {}); retry in {wait} s",
                 limit.per_second, limit.burst
             );
-            let mut response = ApiError::new(ApiCode::RateLimited, message).into_response();
+            let mut response = ApiError::new(Code::RateLimited, message).into_response();
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(wait));
             response
         }
@@ -623,7 +624,7 @@ async fn timeout(State(limit): State<Duration>, request: Request, next: Next) ->
     match tokio::time::timeout(limit, next.run(request)).await {
         Ok(response) => response,
         Err(_) => ApiError::new(
-            ApiCode::Timeout,
+            Code::Timeout,
             format!("the request took longer than this server's limit of {} ms", limit.as_millis()),
         )
         .into_response(),

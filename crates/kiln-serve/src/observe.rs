@@ -17,11 +17,11 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use kiln_domain::{Column, Frame};
+use kiln_domain::{Code, Column, Frame};
 use kiln_features::{FeatureError, FeatureRow, StreamState};
 use serde::Serialize;
 
-use crate::error::{ApiCode, ApiError};
+use crate::error::ApiError;
 use crate::model::LoadedModel;
 use crate::parse::{Loc, Rows};
 
@@ -176,7 +176,7 @@ impl SeriesStore {
                 None => {
                     if map.len() >= self.max_series {
                         return Err(ApiError::at(
-                            ApiCode::TooManySeries,
+                            Code::TooManySeries,
                             "series",
                             format!(
                                 "this server keeps at most {} series and all are taken; delete one with DELETE \
@@ -255,7 +255,7 @@ impl SeriesStore {
         let frame = series.kept.frame()?;
         let prepared = pipeline.push_chunk(&mut state, frame).map_err(|e| {
             ApiError::at(
-                ApiCode::InvalidValue,
+                Code::InvalidValue,
                 "series",
                 format!(
                     "the served model changed and this series cannot be rebuilt for it from its kept rows ({e}); \
@@ -292,7 +292,7 @@ impl SeriesStore {
         field: Option<String>,
     ) -> Result<FeatureRow, ApiError> {
         let entry = self.get(key).ok_or_else(|| ApiError {
-            code: ApiCode::SeriesNotFound,
+            code: Code::SeriesNotFound,
             message: format!("no series '{key}'; feed it first with POST /observe"),
             field: field.clone(),
         })?;
@@ -301,7 +301,7 @@ impl SeriesStore {
         series.last.clone().ok_or_else(|| {
             let needed = model.bundle().pipeline.recipe().map_or(0, kiln_features::TimeSeriesRecipe::min_window_rows);
             ApiError {
-                code: ApiCode::NotEnoughRows,
+                code: Code::NotEnoughRows,
                 message: format!(
                     "series '{key}' has {} rows; the model's features need at least {needed} before its first forecast",
                     series.observed
@@ -347,12 +347,12 @@ fn status(key: &str, series: &Series) -> SeriesStatus {
 }
 
 fn not_found(key: &str) -> ApiError {
-    ApiError::at(ApiCode::SeriesNotFound, "series", format!("no series '{key}'; feed it first with POST /observe"))
+    ApiError::at(Code::SeriesNotFound, "series", format!("no series '{key}'; feed it first with POST /observe"))
 }
 
 pub(crate) fn not_forecast() -> ApiError {
     ApiError::new(
-        ApiCode::NotAForecastModel,
+        Code::NotAForecastModel,
         "the served model is not a forecaster: /observe keeps time series for forecast models only",
     )
 }

@@ -7,17 +7,17 @@
 //! window's minimum length) and so changes with every model; it is built per request (a few KB, rarely asked for) so
 //! it always describes the model answering.
 //!
-//! Not here: client generation; the error codes come from [`ApiCode::ALL`], so the document cannot miss one.
+//! Not here: client generation; the error codes come from [`Code::HTTP_API`], so the document cannot miss one.
 
 use std::collections::HashMap;
 
 use axum::extract::{Request, State};
 use axum::http::header;
 use axum::response::{Html, IntoResponse, Response};
+use kiln_domain::Code;
 use kiln_features::{FillValue, FittedStep, PipelineInput};
 use serde_json::{Map, Value, json};
 
-use crate::error::ApiCode;
 use crate::handlers::Current;
 use crate::model::{FieldKind, LoadedModel};
 use crate::parse::MAX_SERIES_KEY_BYTES;
@@ -246,9 +246,9 @@ fn model_schemas(model: &LoadedModel, max_batch: usize) -> ModelSchemas {
 }
 
 fn error_schema() -> Value {
-    let codes: Vec<&str> = ApiCode::ALL.iter().map(|c| c.as_str()).collect();
+    let codes: Vec<&str> = Code::HTTP_API.iter().map(|c| c.as_str()).collect();
     let table: Vec<String> =
-        ApiCode::ALL.iter().map(|c| format!("- `{}`: {}", c.as_str(), c.status().as_u16())).collect();
+        Code::HTTP_API.iter().map(|c| format!("- `{}`: {}", c.as_str(), c.http_status())).collect();
     json!({
         "type": "object",
         "required": ["error"],
@@ -269,7 +269,7 @@ fn errors(statuses: &[u16], common: &[u16]) -> Map<String, Value> {
     all.dedup();
     for status in all {
         let codes: Vec<&str> =
-            ApiCode::ALL.iter().filter(|c| c.status().as_u16() == status).map(|c| c.as_str()).collect();
+            Code::HTTP_API.iter().filter(|c| c.http_status() == status).map(|c| c.as_str()).collect();
         out.insert(
             status.to_string(),
             json!({"description": format!("error: {}", codes.join(", ")), "content": json_body(schema_ref("Error"))}),

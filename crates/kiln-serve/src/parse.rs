@@ -14,10 +14,10 @@
 use std::cell::RefCell;
 use std::fmt;
 
-use kiln_domain::{Column, Frame};
+use kiln_domain::{Code, Column, Frame};
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 
-use crate::error::{ApiCode, ApiError};
+use crate::error::ApiError;
 use crate::model::{FieldKind, InputSchema};
 use crate::time;
 
@@ -217,7 +217,7 @@ impl Ctx<'_> {
     }
 
     fn wrong<E: de::Error>(self, loc: Loc, name: Option<&str>, expected: &str, got: &str) -> E {
-        let code = if got == "null" { ApiCode::NullValue } else { ApiCode::WrongType };
+        let code = if got == "null" { Code::NullValue } else { Code::WrongType };
         let message = match name {
             Some(n) => format!("'{n}' must be {expected}, got {got}"),
             None if loc.path(None).is_none() => format!("the body must be {expected}, got {got}"),
@@ -293,7 +293,7 @@ fn classify(e: &serde_json::Error, body: &[u8], at: Option<String>) -> ApiError 
     let near = String::from_utf8_lossy(near);
     if near.contains("NaN") || near.contains("Infinity") {
         return ApiError {
-            code: ApiCode::NotFinite,
+            code: Code::NotFinite,
             message: format!(
                 "NaN and Infinity are not JSON numbers and not valid inputs (line {}, column {}); send a missing \
                  value as null where the field allows it",
@@ -306,12 +306,12 @@ fn classify(e: &serde_json::Error, body: &[u8], at: Option<String>) -> ApiError 
     let text = e.to_string();
     if text.starts_with("number out of range") {
         return ApiError {
-            code: ApiCode::NotFinite,
+            code: Code::NotFinite,
             message: format!("a number beyond the range of f64: {text}"),
             field: at,
         };
     }
-    ApiError::new(ApiCode::MalformedJson, format!("the body is not valid JSON: {text}"))
+    ApiError::new(Code::MalformedJson, format!("the body is not valid JSON: {text}"))
 }
 
 /// The byte offset of serde_json's 1-based line and column.
@@ -390,15 +390,15 @@ impl<'de> Visitor<'de> for BatchVisitor<'_> {
         while let Some(key) = map.next_key::<KeyName<'de>>()? {
             if key.0 != "records" {
                 let message = format!("unknown field '{}'; a batch is {{\"records\": [...]}}", key.0);
-                return Err(self.ctx.fail(ApiError::at(ApiCode::UnknownField, key.0.to_string(), message)));
+                return Err(self.ctx.fail(ApiError::at(Code::UnknownField, key.0.to_string(), message)));
             }
             if parsed.is_some() {
-                return Err(self.ctx.fail(ApiError::at(ApiCode::DuplicateField, "records", "'records' appears twice")));
+                return Err(self.ctx.fail(ApiError::at(Code::DuplicateField, "records", "'records' appears twice")));
             }
             parsed = Some(map.next_value_seed(RecordsSeed { ctx: self.ctx, max_records: self.max_records })?);
         }
         parsed.ok_or_else(|| {
-            self.ctx.fail(ApiError::at(ApiCode::MissingField, "records", "a batch is {\"records\": [...]}"))
+            self.ctx.fail(ApiError::at(Code::MissingField, "records", "a batch is {\"records\": [...]}"))
         })
     }
 }
@@ -484,7 +484,7 @@ impl<'de> DeserializeSeed<'de> for TooMany<'_> {
 
     fn deserialize<D: de::Deserializer<'de>>(self, _: D) -> Result<(), D::Error> {
         let message = format!("a batch takes at most {} records; split it into smaller requests", self.max_records);
-        Err(self.ctx.fail(ApiError::at(ApiCode::TooManyRecords, "records", message)))
+        Err(self.ctx.fail(ApiError::at(Code::TooManyRecords, "records", message)))
     }
 }
 
@@ -539,20 +539,12 @@ impl<'de> Visitor<'de> for WindowRecordVisitor<'_> {
                         "unknown field '{other}'; a forecast record is {{\"window\": [row, ...]}} (the raw rows \
                          ordered by time) or {{\"series\": \"<key>\"}} (a series fed through /observe)"
                     );
-                    return Err(ctx.fail(ApiError {
-                        code: ApiCode::UnknownField,
-                        message,
-                        field: loc.path(Some(other)),
-                    }));
+                    return Err(ctx.fail(ApiError { code: Code::UnknownField, message, field: loc.path(Some(other)) }));
                 }
             };
             if twice {
                 let message = format!("'{}' appears twice", key.0);
-                return Err(ctx.fail(ApiError {
-                    code: ApiCode::DuplicateField,
-                    message,
-                    field: loc.path(Some(&key.0)),
-                }));
+                return Err(ctx.fail(ApiError { code: Code::DuplicateField, message, field: loc.path(Some(&key.0)) }));
             }
             if key.0 == "window" {
                 let mut rows = Rows::new(ctx.schema);
@@ -566,12 +558,12 @@ impl<'de> Visitor<'de> for WindowRecordVisitor<'_> {
             (Some(rows), None) => Ok(ForecastRecord::Window(rows)),
             (None, Some(key)) => Ok(ForecastRecord::Series(key)),
             (Some(_), Some(_)) => Err(ctx.fail(ApiError {
-                code: ApiCode::ConflictingFields,
+                code: Code::ConflictingFields,
                 message: "a forecast record carries either a 'window' of rows or a 'series' key, not both".into(),
                 field: loc.path(Some("series")),
             })),
             (None, None) => Err(ctx.fail(ApiError {
-                code: ApiCode::MissingField,
+                code: Code::MissingField,
                 message: "a forecast record is {\"window\": [row, ...]}, the raw rows ordered by time, or \
                           {\"series\": \"<key>\"}"
                     .to_string(),
@@ -640,7 +632,7 @@ impl<'de> Visitor<'de> for SeriesKeyVisitor<'_> {
         if v.is_empty() || v.len() > MAX_SERIES_KEY_BYTES {
             let message = format!("a series key is 1 to {MAX_SERIES_KEY_BYTES} bytes long, got {}", v.len());
             return Err(self.ctx.fail(ApiError::at(
-                ApiCode::InvalidValue,
+                Code::InvalidValue,
                 self.loc.path(Some("series")).unwrap_or_default(),
                 message,
             )));
@@ -715,12 +707,12 @@ impl<'de> Visitor<'de> for ObserveVisitor<'_> {
                 "series" => series.is_some(),
                 other => {
                     let message = format!("unknown field '{other}'; the body is {OBSERVE_BODY}");
-                    return Err(ctx.fail(ApiError::at(ApiCode::UnknownField, other, message)));
+                    return Err(ctx.fail(ApiError::at(Code::UnknownField, other, message)));
                 }
             };
             if twice {
                 let message = format!("'{}' appears twice", key.0);
-                return Err(ctx.fail(ApiError::at(ApiCode::DuplicateField, key.0.to_string(), message)));
+                return Err(ctx.fail(ApiError::at(Code::DuplicateField, key.0.to_string(), message)));
             }
             if key.0 == "rows" {
                 let mut kept = Rows::new(ctx.schema);
@@ -733,11 +725,9 @@ impl<'de> Visitor<'de> for ObserveVisitor<'_> {
         match (series, rows) {
             (Some(series), Some(rows)) => Ok((series, rows)),
             (None, _) => {
-                Err(ctx.fail(ApiError::at(ApiCode::MissingField, "series", format!("the body is {OBSERVE_BODY}"))))
+                Err(ctx.fail(ApiError::at(Code::MissingField, "series", format!("the body is {OBSERVE_BODY}"))))
             }
-            (_, None) => {
-                Err(ctx.fail(ApiError::at(ApiCode::MissingField, "rows", format!("the body is {OBSERVE_BODY}"))))
-            }
+            (_, None) => Err(ctx.fail(ApiError::at(Code::MissingField, "rows", format!("the body is {OBSERVE_BODY}")))),
         }
     }
 }
@@ -836,7 +826,7 @@ impl<'de> Visitor<'de> for RecordVisitor<'_, '_> {
                 let expected: Vec<&str> = fields.iter().map(|f| f.name.as_str()).collect();
                 let message = format!("unknown field '{}'; the model takes {}", key.0, expected.join(", "));
                 return Err(ctx.fail(ApiError {
-                    code: ApiCode::UnknownField,
+                    code: Code::UnknownField,
                     message,
                     field: self.loc.path(Some(&key.0)),
                 }));
@@ -844,7 +834,7 @@ impl<'de> Visitor<'de> for RecordVisitor<'_, '_> {
             if seen.get(i) {
                 let message = format!("'{}' appears twice", key.0);
                 return Err(ctx.fail(ApiError {
-                    code: ApiCode::DuplicateField,
+                    code: Code::DuplicateField,
                     message,
                     field: self.loc.path(Some(&key.0)),
                 }));
@@ -868,7 +858,7 @@ impl<'de> Visitor<'de> for RecordVisitor<'_, '_> {
                 format!("the record needs '{}' (null for a missing value)", field.name)
             };
             return Err(ctx.fail(ApiError {
-                code: ApiCode::MissingField,
+                code: Code::MissingField,
                 message,
                 field: self.loc.path(Some(&field.name)),
             }));
@@ -986,7 +976,7 @@ impl CellVisitor<'_, '_> {
         if !v.is_finite() {
             let message = format!("'{}' must be a finite number, got {v}", self.name);
             return Err(self.ctx.fail(ApiError {
-                code: ApiCode::NotFinite,
+                code: Code::NotFinite,
                 message,
                 field: self.loc.path(Some(self.name)),
             }));
@@ -1033,7 +1023,7 @@ impl<'de> Visitor<'de> for CellVisitor<'_, '_> {
                 None => {
                     let message = format!("'{}' must be {}, got \"{v}\"", self.name, time::EXPECTED);
                     let field = self.loc.path(Some(self.name));
-                    return Err(self.ctx.fail(ApiError { code: ApiCode::InvalidTime, message, field }));
+                    return Err(self.ctx.fail(ApiError { code: Code::InvalidTime, message, field }));
                 }
             },
             Buf::Any { numeric, numbers, labels } if *numeric != Some(true) => {

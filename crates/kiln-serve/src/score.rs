@@ -7,11 +7,11 @@
 //! [`FittedPipeline::transform_last`]: kiln_features::FittedPipeline::transform_last
 //! [`FittedPipeline::transform`]: kiln_features::FittedPipeline::transform
 
-use kiln_domain::Matrix;
+use kiln_domain::{Code, Matrix};
 use kiln_features::PipelineInput;
 use serde::Serialize;
 
-use crate::error::{ApiCode, ApiError};
+use crate::error::ApiError;
 use crate::model::LoadedModel;
 use crate::observe::SeriesStore;
 use crate::parse::{ForecastRecord, Loc, Parsed, Rows};
@@ -143,7 +143,7 @@ fn tabular(model: &LoadedModel, rows: Rows, record: &dyn Fn(usize) -> Loc) -> Re
                     time: None,
                     prediction: None,
                     probability: Some(value),
-                    class: Some(if value >= d.threshold { d.positive.clone() } else { d.negative_label() }),
+                    class: Some(d.class_of(value)),
                 },
                 None => Answer { id, time: None, prediction: Some(value), probability: None, class: None },
             })
@@ -156,7 +156,7 @@ fn finite(value: f64, loc: Loc) -> Result<(), ApiError> {
         return Ok(());
     }
     Err(ApiError {
-        code: ApiCode::PredictionNotFinite,
+        code: Code::PredictionNotFinite,
         message: format!(
             "the model's answer for this record is {value}, not a finite number (missing or extreme input values?)"
         ),

@@ -3,9 +3,9 @@
 
 use std::collections::HashSet;
 
-use kiln_domain::Column;
+use kiln_domain::{Code, Column};
 
-use crate::error::{ApiCode, ApiError};
+use crate::error::ApiError;
 use crate::model::{Field, FieldKind, InputSchema};
 use crate::parse::{ForecastRecord, Mode, Parsed, parse, parse_observe};
 use crate::time::{format_iso, parse_iso};
@@ -31,7 +31,7 @@ fn err(schema: &InputSchema, body: &str, mode: Mode) -> ApiError {
 }
 
 /// `(code, field)` of the rejection of `body`.
-fn check(schema: &InputSchema, body: &str, mode: Mode, code: ApiCode, field: Option<&str>) {
+fn check(schema: &InputSchema, body: &str, mode: Mode, code: Code, field: Option<&str>) {
     let e = err(schema, body, mode);
     assert_eq!((e.code, e.field.as_deref()), (code, field), "{body}: {e}");
     assert!(!e.message.is_empty());
@@ -76,37 +76,31 @@ fn numbers_parse_to_the_same_bits_as_a_file_reader() {
 #[test]
 fn every_bad_tabular_record_names_its_field() {
     let s = tabular();
-    check(&s, r#"{"contract": "x"}"#, ONE, ApiCode::MissingField, Some("tenure"));
-    check(&s, r#"{"tenure": 1, "contract": "x", "extra": 1}"#, ONE, ApiCode::UnknownField, Some("extra"));
-    check(&s, r#"{"tenure": 1, "tenure": 2, "contract": "x"}"#, ONE, ApiCode::DuplicateField, Some("tenure"));
-    check(&s, r#"{"tenure": "12", "contract": "x"}"#, ONE, ApiCode::WrongType, Some("tenure"));
-    check(&s, r#"{"tenure": true, "contract": "x"}"#, ONE, ApiCode::WrongType, Some("tenure"));
-    check(&s, r#"{"tenure": [1], "contract": "x"}"#, ONE, ApiCode::WrongType, Some("tenure"));
-    check(&s, r#"{"tenure": 1, "contract": 2}"#, ONE, ApiCode::WrongType, Some("contract"));
-    check(&s, r#"{"tenure": 1, "contract": {"a": 1}}"#, ONE, ApiCode::WrongType, Some("contract"));
-    check(&s, r#"{"tenure": NaN, "contract": "x"}"#, ONE, ApiCode::NotFinite, Some("tenure"));
-    check(&s, r#"{"tenure": Infinity, "contract": "x"}"#, ONE, ApiCode::NotFinite, Some("tenure"));
-    check(&s, r#"{"tenure": -Infinity, "contract": "x"}"#, ONE, ApiCode::NotFinite, Some("tenure"));
-    check(&s, r#"{"tenure": 1e999, "contract": "x"}"#, ONE, ApiCode::NotFinite, Some("tenure"));
-    check(&s, r#"{"tenure": 1, "contract": "x""#, ONE, ApiCode::MalformedJson, None);
-    check(&s, r#"{"tenure": 1, "contract": "x"} trailing"#, ONE, ApiCode::MalformedJson, None);
-    check(&s, "", ONE, ApiCode::MalformedJson, None);
-    check(&s, "[1, 2]", ONE, ApiCode::WrongType, None);
-    check(&s, "null", ONE, ApiCode::NullValue, None);
-    check(&s, r#""text""#, ONE, ApiCode::WrongType, None);
+    check(&s, r#"{"contract": "x"}"#, ONE, Code::MissingField, Some("tenure"));
+    check(&s, r#"{"tenure": 1, "contract": "x", "extra": 1}"#, ONE, Code::UnknownField, Some("extra"));
+    check(&s, r#"{"tenure": 1, "tenure": 2, "contract": "x"}"#, ONE, Code::DuplicateField, Some("tenure"));
+    check(&s, r#"{"tenure": "12", "contract": "x"}"#, ONE, Code::WrongType, Some("tenure"));
+    check(&s, r#"{"tenure": true, "contract": "x"}"#, ONE, Code::WrongType, Some("tenure"));
+    check(&s, r#"{"tenure": [1], "contract": "x"}"#, ONE, Code::WrongType, Some("tenure"));
+    check(&s, r#"{"tenure": 1, "contract": 2}"#, ONE, Code::WrongType, Some("contract"));
+    check(&s, r#"{"tenure": 1, "contract": {"a": 1}}"#, ONE, Code::WrongType, Some("contract"));
+    check(&s, r#"{"tenure": NaN, "contract": "x"}"#, ONE, Code::NotFinite, Some("tenure"));
+    check(&s, r#"{"tenure": Infinity, "contract": "x"}"#, ONE, Code::NotFinite, Some("tenure"));
+    check(&s, r#"{"tenure": -Infinity, "contract": "x"}"#, ONE, Code::NotFinite, Some("tenure"));
+    check(&s, r#"{"tenure": 1e999, "contract": "x"}"#, ONE, Code::NotFinite, Some("tenure"));
+    check(&s, r#"{"tenure": 1, "contract": "x""#, ONE, Code::MalformedJson, None);
+    check(&s, r#"{"tenure": 1, "contract": "x"} trailing"#, ONE, Code::MalformedJson, None);
+    check(&s, "", ONE, Code::MalformedJson, None);
+    check(&s, "[1, 2]", ONE, Code::WrongType, None);
+    check(&s, "null", ONE, Code::NullValue, None);
+    check(&s, r#""text""#, ONE, Code::WrongType, None);
 }
 
 #[test]
 fn every_bad_batch_names_the_record() {
     let s = tabular();
     let rec = r#"{"tenure": 1, "contract": "x"}"#;
-    check(
-        &s,
-        &format!(r#"{{"records": [{rec}, {rec}, {rec}, {rec}]}}"#),
-        BATCH,
-        ApiCode::TooManyRecords,
-        Some("records"),
-    );
+    check(&s, &format!(r#"{{"records": [{rec}, {rec}, {rec}, {rec}]}}"#), BATCH, Code::TooManyRecords, Some("records"));
     let Parsed::Records(rows) =
         parse(&s, format!(r#"{{"records": [{rec}, {rec}, {rec}]}}"#).as_bytes(), BATCH).unwrap()
     else {
@@ -118,22 +112,16 @@ fn every_bad_batch_names_the_record() {
         &s,
         &format!(r#"{{"records": [{rec}, {{"contract": "x"}}]}}"#),
         BATCH,
-        ApiCode::MissingField,
+        Code::MissingField,
         Some("records[1].tenure"),
     );
-    check(&s, &format!(r#"{{"records": [{rec}, 5]}}"#), BATCH, ApiCode::WrongType, Some("records[1]"));
-    check(&s, r#"{"records": {"a": 1}}"#, BATCH, ApiCode::WrongType, Some("records"));
-    check(&s, r#"{"records": null}"#, BATCH, ApiCode::NullValue, Some("records"));
-    check(&s, r#"{"rows": []}"#, BATCH, ApiCode::UnknownField, Some("rows"));
-    check(&s, r#"{}"#, BATCH, ApiCode::MissingField, Some("records"));
-    check(&s, r#"{"records": [], "records": []}"#, BATCH, ApiCode::DuplicateField, Some("records"));
-    check(
-        &s,
-        r#"{"records": [{"tenure": NaN, "contract": "x"}]}"#,
-        BATCH,
-        ApiCode::NotFinite,
-        Some("records[0].tenure"),
-    );
+    check(&s, &format!(r#"{{"records": [{rec}, 5]}}"#), BATCH, Code::WrongType, Some("records[1]"));
+    check(&s, r#"{"records": {"a": 1}}"#, BATCH, Code::WrongType, Some("records"));
+    check(&s, r#"{"records": null}"#, BATCH, Code::NullValue, Some("records"));
+    check(&s, r#"{"rows": []}"#, BATCH, Code::UnknownField, Some("rows"));
+    check(&s, r#"{}"#, BATCH, Code::MissingField, Some("records"));
+    check(&s, r#"{"records": [], "records": []}"#, BATCH, Code::DuplicateField, Some("records"));
+    check(&s, r#"{"records": [{"tenure": NaN, "contract": "x"}]}"#, BATCH, Code::NotFinite, Some("records[0].tenure"));
 }
 
 #[test]
@@ -146,30 +134,30 @@ fn windows_take_numbers_and_iso_times_only() {
     assert_eq!(frame.timestamps("Date").unwrap(), [1_704_153_600_000, 1_704_240_000_000]);
     assert_eq!(frame.numeric("USD").unwrap(), [1.1, 1.2]);
 
-    check(&s, r#"{"window": [{"Date": "2024-01-02", "USD": null}]}"#, ONE, ApiCode::NullValue, Some("window[0].USD"));
-    check(&s, r#"{"window": [{"Date": null, "USD": 1}]}"#, ONE, ApiCode::NullValue, Some("window[0].Date"));
-    check(&s, r#"{"window": [{"Date": "02/01/2024", "USD": 1}]}"#, ONE, ApiCode::InvalidTime, Some("window[0].Date"));
-    check(&s, r#"{"window": [{"Date": "2024-02-30", "USD": 1}]}"#, ONE, ApiCode::InvalidTime, Some("window[0].Date"));
-    check(&s, r#"{"window": [{"Date": 20240102, "USD": 1}]}"#, ONE, ApiCode::WrongType, Some("window[0].Date"));
-    check(&s, r#"{"window": [{"Date": "2024-01-02"}]}"#, ONE, ApiCode::MissingField, Some("window[0].USD"));
+    check(&s, r#"{"window": [{"Date": "2024-01-02", "USD": null}]}"#, ONE, Code::NullValue, Some("window[0].USD"));
+    check(&s, r#"{"window": [{"Date": null, "USD": 1}]}"#, ONE, Code::NullValue, Some("window[0].Date"));
+    check(&s, r#"{"window": [{"Date": "02/01/2024", "USD": 1}]}"#, ONE, Code::InvalidTime, Some("window[0].Date"));
+    check(&s, r#"{"window": [{"Date": "2024-02-30", "USD": 1}]}"#, ONE, Code::InvalidTime, Some("window[0].Date"));
+    check(&s, r#"{"window": [{"Date": 20240102, "USD": 1}]}"#, ONE, Code::WrongType, Some("window[0].Date"));
+    check(&s, r#"{"window": [{"Date": "2024-01-02"}]}"#, ONE, Code::MissingField, Some("window[0].USD"));
     check(
         &s,
         r#"{"window": [{"Date": "2024-01-02", "USD": 1, "JPY": 2}]}"#,
         ONE,
-        ApiCode::UnknownField,
+        Code::UnknownField,
         Some("window[0].JPY"),
     );
-    check(&s, r#"{"window": [{"Date": "2024-01-02", "USD": NaN}]}"#, ONE, ApiCode::NotFinite, Some("window[0].USD"));
-    check(&s, r#"{"window": [[1, 2]]}"#, ONE, ApiCode::WrongType, Some("window[0]"));
-    check(&s, r#"{"window": {"Date": "2024-01-02"}}"#, ONE, ApiCode::WrongType, Some("window"));
-    check(&s, r#"{"window": []", "x": 1}"#, ONE, ApiCode::MalformedJson, None);
-    check(&s, r#"{"rows": []}"#, ONE, ApiCode::UnknownField, Some("rows"));
-    check(&s, r#"{}"#, ONE, ApiCode::MissingField, Some("window"));
-    check(&s, r#"{"Date": "2024-01-02", "USD": 1}"#, ONE, ApiCode::UnknownField, Some("Date"));
-    check(&s, r#"{"series": null}"#, ONE, ApiCode::NullValue, Some("series"));
-    check(&s, r#"{"series": ["a"]}"#, ONE, ApiCode::WrongType, Some("series"));
-    check(&s, r#"{"series": "a", "series": "b"}"#, ONE, ApiCode::DuplicateField, Some("series"));
-    check(&s, r#"{"records": [{"series": 1}]}"#, BATCH, ApiCode::WrongType, Some("records[0].series"));
+    check(&s, r#"{"window": [{"Date": "2024-01-02", "USD": NaN}]}"#, ONE, Code::NotFinite, Some("window[0].USD"));
+    check(&s, r#"{"window": [[1, 2]]}"#, ONE, Code::WrongType, Some("window[0]"));
+    check(&s, r#"{"window": {"Date": "2024-01-02"}}"#, ONE, Code::WrongType, Some("window"));
+    check(&s, r#"{"window": []", "x": 1}"#, ONE, Code::MalformedJson, None);
+    check(&s, r#"{"rows": []}"#, ONE, Code::UnknownField, Some("rows"));
+    check(&s, r#"{}"#, ONE, Code::MissingField, Some("window"));
+    check(&s, r#"{"Date": "2024-01-02", "USD": 1}"#, ONE, Code::UnknownField, Some("Date"));
+    check(&s, r#"{"series": null}"#, ONE, Code::NullValue, Some("series"));
+    check(&s, r#"{"series": ["a"]}"#, ONE, Code::WrongType, Some("series"));
+    check(&s, r#"{"series": "a", "series": "b"}"#, ONE, Code::DuplicateField, Some("series"));
+    check(&s, r#"{"records": [{"series": 1}]}"#, BATCH, Code::WrongType, Some("records[0].series"));
     let Parsed::Forecasts(records) = parse(&s, br#"{"series": "eu\u00e9"}"#, ONE).unwrap() else { panic!() };
     assert_eq!(records, [ForecastRecord::Series("eu\u{e9}".to_string())]);
     let (key, rows) = parse_observe(&s, br#"{"rows": [{"Date": "2024-01-02", "USD": 1.5}], "series": "k"}"#).unwrap();
@@ -182,7 +170,7 @@ fn windows_take_numbers_and_iso_times_only() {
         &s,
         r#"{"records": [{"window": []}, {"window": [{"Date": "2024-01-02", "USD": "1"}]}]}"#,
         BATCH,
-        ApiCode::WrongType,
+        Code::WrongType,
         Some("records[1].window[0].USD"),
     );
     assert_eq!(parse(&s, br#"{"window": []}"#, ONE).unwrap().n_records(), 1);
@@ -199,7 +187,7 @@ fn a_field_of_no_fixed_type_takes_its_type_from_its_values() {
     assert_eq!(frame.categorical("b").unwrap(), [None, Some("x".to_string())]);
     assert!(frame.numeric("c").unwrap().iter().all(|v| v.is_nan()));
     let mixed = br#"{"records": [{"a": 1, "b": null, "c": null}, {"a": "1", "b": null, "c": null}]}"#;
-    check(&s, std::str::from_utf8(mixed).unwrap(), BATCH, ApiCode::WrongType, Some("records[1].a"));
+    check(&s, std::str::from_utf8(mixed).unwrap(), BATCH, Code::WrongType, Some("records[1].a"));
 }
 
 #[test]
@@ -223,16 +211,54 @@ fn iso_times_parse_like_the_file_reader_and_print_back() {
 #[test]
 fn error_codes_are_unique_snake_case_and_only_the_service_itself_answers_5xx() {
     let mut seen = HashSet::new();
-    for code in ApiCode::ALL {
+    for code in Code::HTTP_API {
         let name = code.as_str();
         assert!(seen.insert(name), "{name} twice");
         assert!(name.chars().all(|c| c.is_ascii_lowercase() || c == '_'), "{name}");
-        let status = code.status().as_u16();
+        let status = crate::error::status(*code).as_u16();
         match code {
-            ApiCode::Internal | ApiCode::NotReady | ApiCode::Timeout => assert!(status >= 500),
+            Code::Internal | Code::NotReady | Code::Timeout => assert!(status >= 500),
             _ => assert!((400..500).contains(&status), "{name}: {status}"),
         }
     }
+}
+
+#[test]
+fn the_api_codes_keep_their_names_statuses_and_order() {
+    // what clients, dashboards (kiln_http_rejections_total) and the OpenAPI document have seen since the API's start
+    let expected = [
+        ("malformed_json", 400),
+        ("body_unreadable", 400),
+        ("unsupported_media_type", 415),
+        ("payload_too_large", 413),
+        ("too_many_records", 413),
+        ("route_not_found", 404),
+        ("method_not_allowed", 405),
+        ("missing_field", 422),
+        ("unknown_field", 422),
+        ("duplicate_field", 422),
+        ("wrong_type", 422),
+        ("null_value", 422),
+        ("not_finite", 422),
+        ("invalid_time", 422),
+        ("not_enough_rows", 422),
+        ("window_not_sorted", 422),
+        ("unknown_category", 422),
+        ("invalid_value", 422),
+        ("prediction_not_finite", 422),
+        ("conflicting_fields", 422),
+        ("series_not_found", 404),
+        ("too_many_series", 409),
+        ("not_a_forecast_model", 400),
+        ("unauthorized", 401),
+        ("rate_limited", 429),
+        ("timeout", 504),
+        ("not_ready", 503),
+        ("internal", 500),
+    ];
+    let actual: Vec<(&str, u16)> =
+        Code::HTTP_API.iter().map(|c| (c.as_str(), crate::error::status(*c).as_u16())).collect();
+    assert_eq!(actual, expected);
 }
 
 #[test]
@@ -244,6 +270,6 @@ fn wide_records_are_checked_field_by_field() {
         panic!()
     };
     assert_eq!(rows.into_frame().unwrap().numeric("c199").unwrap(), [199.0]);
-    check(&s, &format!("{{{}}}", full[..199].join(", ")), ONE, ApiCode::MissingField, Some("c199"));
-    check(&s, &format!("{{{}, \"c150\": 1}}", full.join(", ")), ONE, ApiCode::DuplicateField, Some("c150"));
+    check(&s, &format!("{{{}}}", full[..199].join(", ")), ONE, Code::MissingField, Some("c199"));
+    check(&s, &format!("{{{}, \"c150\": 1}}", full.join(", ")), ONE, Code::DuplicateField, Some("c150"));
 }

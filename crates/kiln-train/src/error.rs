@@ -46,3 +46,9 @@ impl TrainError {
         }
     }
 }
+
+impl kiln_domain::HasCode for TrainError {
+    fn code(&self) -> Code {
+        TrainError::code(self)
+    }
+}

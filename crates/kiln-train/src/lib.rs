@@ -11,7 +11,6 @@ mod evaluate;
 mod fit;
 mod model;
 mod prepare;
-mod score;
 mod train;
 
 pub use error::TrainError;
@@ -19,5 +18,4 @@ pub use evaluate::{Evaluation, Gates};
 pub use fit::{FitEvaluation, FitSpec, Progress, fit_evaluate};
 pub use kiln_models::ModelSpec;
 pub use prepare::{Parts, RowCounts, ShuffledSplit, TabularKind, TaskSpec, ThresholdRule};
-pub use score::{ChunkScorer, RowKeys, ScoreTotals, Scored, score};
 pub use train::{Ports, RegisterSpec, TrainOutcome, TrainSpec, train};

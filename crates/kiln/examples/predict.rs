@@ -21,14 +21,8 @@ fn main() -> ExitCode {
     match run(reference, &PathBuf::from(file)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            // the whole chain: what failed, then why
-            let mut message = e.to_string();
-            let mut cause = e.source();
-            while let Some(c) = cause {
-                message.push_str(&format!(": {c}"));
-                cause = c.source();
-            }
-            eprintln!("error: {message}");
+            // the whole chain: what failed, then why, each cause said once
+            eprintln!("error: {}", kiln::chain_text(&*e));
             ExitCode::FAILURE
         }
     }

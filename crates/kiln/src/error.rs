@@ -4,7 +4,7 @@
 use kiln_domain::{Code, DomainError, PortError};
 use kiln_models::BundleError;
 use kiln_registry::RegistryError;
-use kiln_train::TrainError;
+use kiln_score::ScoreError;
 
 /// What can go wrong opening a store, loading a model or scoring a frame. Every message names what it was about
 /// (the reference, the URI, the column); the wrapped library error stays reachable through
@@ -60,7 +60,7 @@ pub enum Error {
     },
     /// Scoring a frame failed (too few rows for the features, a bad value, the model).
     #[error(transparent)]
-    Score(#[from] TrainError),
+    Score(#[from] ScoreError),
 }
 
 impl Error {
@@ -82,3 +82,9 @@ impl Error {
 
 /// `Result` with the facade's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl kiln_domain::HasCode for Error {
+    fn code(&self) -> Code {
+        Error::code(self)
+    }
+}

@@ -37,7 +37,7 @@
 //! - **Typed errors.** Every function returns [`Error`], whose [`Error::code`] is one of kiln's stable
 //!   [`Code`]s: a service can tell a wrong reference or input (fix it) from an unreachable server (keep the model
 //!   it has, retry) without reading messages. Libraries in this workspace keep `anyhow` out of their API.
-//! - **One scoring path.** [`Predictor::predict`] is `kiln_train::score`, the whole-frame path `kiln predict` is
+//! - **One scoring path.** [`Predictor::predict`] is `kiln_score::score`, the whole-frame path `kiln predict` is
 //!   tested bit for bit against; nothing is re-implemented here.
 //! - **The facade reads the environment the MLflow client reads** (`MLFLOW_TRACKING_URI`, credentials, timeouts)
 //!   and kiln's cache variables, so a service configured for MLflow's Python client finds the same models.
@@ -59,11 +59,12 @@ pub use store::{
 
 // What a service needs to hold, read and write data and to look inside a model, without naming other kiln crates.
 pub use kiln_domain::{
-    CivilDateTime, Code, Column, ColumnKind, ErrorKind, Frame, ModelRef, ModelVersion, RunId, Stage, civil_from_millis,
+    CivilDateTime, Code, Column, ColumnKind, ErrorKind, Frame, ModelRef, ModelVersion, RunId, Stage, chain_text,
+    civil_from_millis,
 };
 pub use kiln_features::FittedPipeline;
 pub use kiln_infra::{
     BundleCache, FrameChunks, LocalStore, ReadError, ReadOptions, RestStore, read_chunks, read_frame, write_frame,
 };
 pub use kiln_models::{Bundle, BundleMetadata, ModelFormat};
-pub use kiln_train::{ChunkScorer, RowKeys, ScoreTotals};
+pub use kiln_score::{ChunkScorer, RowKeys, ScoreError, ScoreTotals, StreamError, score_stream};

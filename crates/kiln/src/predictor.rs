@@ -1,4 +1,4 @@
-//! [`Predictor`]: a loaded model that scores frames with `kiln predict`'s code path (`kiln_train::score`).
+//! [`Predictor`]: a loaded model that scores frames with `kiln predict`'s code path (`kiln_score::score`).
 
 use std::fmt;
 
@@ -6,7 +6,7 @@ use kiln_domain::{Column, ColumnKind, DomainError, Frame, ModelVersion};
 use kiln_features::{FittedPipeline, PipelineInput};
 use kiln_infra::ReadOptions;
 use kiln_models::Bundle;
-use kiln_train::RowKeys;
+use kiln_score::RowKeys;
 
 use crate::error::Result;
 use crate::load::{LoadedBundle, load_bundle};
@@ -132,7 +132,7 @@ impl Predictor {
         Predictor { reference: reference.to_string(), loaded }
     }
 
-    /// Scores every row of `frame` as `kiln predict` does (the same `kiln_train::score`, so the same values bit for
+    /// Scores every row of `frame` as `kiln predict` does (the same `kiln_score::score`, so the same values bit for
     /// bit). A forecast frame must be sorted by time (as [`read_frame`](crate::read_frame) returns it) and start
     /// with enough history for the features; its first rows are the warm-up.
     ///
@@ -140,7 +140,7 @@ impl Predictor {
     /// [`Error::Score`](crate::Error::Score): a missing or mistyped input column, too few rows for the features, a
     /// value the fitted preprocessing cannot take, or the model failing.
     pub fn predict(&self, frame: &Frame) -> Result<Predictions> {
-        let scored = kiln_train::score(&self.loaded.bundle, frame, false)?;
+        let scored = kiln_score::score(&self.loaded.bundle, frame, false)?;
         Ok(Predictions {
             keys: scored.keys,
             values: scored.predictions,

@@ -12,13 +12,16 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("kiln-features", &["kiln-domain"]),
     ("kiln-models", &["kiln-domain", "kiln-features"]),
     ("kiln-eval", &["kiln-domain"]),
+    // whole-frame and streamed scoring of a bundle: no files, no training
+    ("kiln-score", &["kiln-domain", "kiln-features", "kiln-models"]),
     ("kiln-train", &["kiln-domain", "kiln-features", "kiln-models", "kiln-eval", "kiln-registry"]),
     ("kiln-registry", &["kiln-domain"]),
     ("kiln-infra", &["kiln-domain", "kiln-models"]),
     // scoring needs only the bundle's pipeline and model; the CLI resolves the reference and hands over the bundle
     ("kiln-serve", &["kiln-domain", "kiln-features", "kiln-models"]),
-    // the facade a Rust service depends on: store opening, reference resolution, bundle loading and scoring
-    ("kiln", &["kiln-domain", "kiln-features", "kiln-models", "kiln-train", "kiln-registry", "kiln-infra"]),
+    // the facade a Rust service depends on: store opening, reference resolution, bundle loading and scoring; no
+    // training code
+    ("kiln", &["kiln-domain", "kiln-features", "kiln-models", "kiln-score", "kiln-registry", "kiln-infra"]),
     (
         "kiln-cli",
         &[
@@ -26,6 +29,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "kiln-features",
             "kiln-models",
             "kiln-eval",
+            "kiln-score",
             "kiln-train",
             "kiln-registry",
             "kiln-infra",
@@ -36,8 +40,9 @@ const ALLOWED: &[(&str, &[&str])] = &[
 ];
 
 /// Crates that must stay pure: no async runtime, no HTTP, no dataframe library, even transitively.
-const PURE: &[&str] = &["kiln-domain", "kiln-features", "kiln-models", "kiln-eval", "kiln-train", "kiln-registry"];
-const FORBIDDEN_IN_PURE: &[&str] = &["tokio", "axum", "reqwest", "hyper", "polars", "polars-core"];
+const PURE: &[&str] =
+    &["kiln-domain", "kiln-features", "kiln-models", "kiln-eval", "kiln-score", "kiln-train", "kiln-registry"];
+const FORBIDDEN_IN_PURE: &[&str] = &["tokio", "axum", "reqwest", "ureq", "hyper", "polars", "polars-core"];
 
 struct Graph {
     names: BTreeMap<String, String>,
@@ -160,6 +165,15 @@ fn the_facade_links_neither_the_server_nor_the_cli() {
     // workspace-wide view, object_store's HTTP client)
     let all = graph().transitive("kiln");
     for bad in ["kiln-serve", "kiln-cli"] {
+        assert!(!all.contains(bad), "kiln links {bad} (transitively)");
+    }
+}
+
+#[test]
+fn the_facade_has_no_training_code() {
+    // scoring is kiln-score's; the facade's tests may still train their models (a dev-dependency)
+    let all = graph().transitive("kiln");
+    for bad in ["kiln-train", "kiln-eval"] {
         assert!(!all.contains(bad), "kiln links {bad} (transitively)");
     }
 }

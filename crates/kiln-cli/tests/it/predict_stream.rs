@@ -1,6 +1,6 @@
 //! `kiln predict` streams a file in chunks: with chunks of a few rows (so that every lag, window, EWM and expanding
 //! mean crosses many chunk borders) the predictions are bit for bit those of the whole-file path
-//! (`kiln_infra::read_frame` + `kiln_train::score`), for a forecast (EUR/USD, ETTh1) and a classifier (Telco churn),
+//! (`kiln_infra::read_frame` + `kiln_score::score`), for a forecast (EUR/USD, ETTh1) and a classifier (Telco churn),
 //! CSV and Parquet in and out; rows out of time order and bad cells are reported with their line.
 
 use std::path::{Path, PathBuf};
@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 
 use kiln_features::FittedPipeline;
 use kiln_infra::{ReadOptions, read_frame, write_frame};
-use kiln_train::RowKeys;
+use kiln_score::RowKeys;
 
 use crate::{kiln, repo};
 
@@ -75,7 +75,7 @@ fn reference(bundle: &Path, input: &Path) -> Predictions {
         ..ReadOptions::default()
     };
     let frame = read_frame(input, &opts).unwrap();
-    let scored = kiln_train::score(&bundle, &frame, false).unwrap();
+    let scored = kiln_score::score(&bundle, &frame, false).unwrap();
     let (times, ids) = match scored.keys {
         RowKeys::Times { values, .. } => (values, Vec::new()),
         RowKeys::Ids { values, .. } => (Vec::new(), values),

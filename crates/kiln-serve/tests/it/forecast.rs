@@ -1,4 +1,4 @@
-//! EUR/USD: a window of raw rows in, the forecast from its last row out, equal to `kiln_train::score` (what
+//! EUR/USD: a window of raw rows in, the forecast from its last row out, equal to `kiln_score::score` (what
 //! `kiln predict` runs) bit for bit.
 
 use kiln_serve::{RUN_HEADER, ServeConfig, VERSION_HEADER};
@@ -72,8 +72,8 @@ async fn a_window_from_the_first_row_equals_batch_scoring_bit_for_bit() {
     let frame = &trained.frame;
     let n = frame.n_rows();
     // what `kiln predict` computes for every row of the whole file
-    let all = kiln_train::score(&bundle, frame, false).unwrap();
-    let kiln_train::RowKeys::Times { values: times, .. } = &all.keys else { panic!() };
+    let all = kiln_score::score(&bundle, frame, false).unwrap();
+    let kiln_score::RowKeys::Times { values: times, .. } = &all.keys else { panic!() };
     let min = bundle.pipeline.recipe().unwrap().min_window_rows();
     for end in [min - 1, min + 7, n / 2, n - 2, n - 1] {
         let answer = post(&state, "/predict", &window(0, end)).await;
@@ -83,7 +83,7 @@ async fn a_window_from_the_first_row_equals_batch_scoring_bit_for_bit() {
         assert_eq!(got.to_bits(), all.predictions[k].to_bits(), "row {end}: {got} vs {}", all.predictions[k]);
         assert_eq!(answer.body["time"], iso(times[k]));
         // and scoring exactly the window's rows gives the same last value
-        let part = kiln_train::score(&bundle, &frame.slice(0, end + 1), false).unwrap();
+        let part = kiln_score::score(&bundle, &frame.slice(0, end + 1), false).unwrap();
         assert_eq!(part.predictions.last().unwrap().to_bits(), got.to_bits());
         assert_eq!(answer.body["model"]["version"], 1);
         assert_eq!(answer.headers[VERSION_HEADER], "1");

@@ -1,5 +1,5 @@
 //! The stateful forecast mode: EUR/USD fed row chunk by row chunk through `POST /observe`, and `/predict` with the
-//! series key answers what `kiln predict` (`kiln_train::score`) gives the newest row of the whole history, bit for
+//! series key answers what `kiln predict` (`kiln_score::score`) gives the newest row of the whole history, bit for
 //! bit, though the recipe has EWM features that depend on every earlier row.
 
 use kiln_serve::{LoadedModel, ModelIdentity, ServeConfig};
@@ -27,8 +27,8 @@ async fn observed_series_forecast_exactly_what_batch_scoring_gives_the_newest_ro
     let trained = eurusd();
     let state = state_for(trained, "eurusd", ServeConfig::default());
     let bundle = read(trained);
-    let all = kiln_train::score(&bundle, &trained.frame, false).unwrap();
-    let kiln_train::RowKeys::Times { values: times, .. } = &all.keys else { panic!() };
+    let all = kiln_score::score(&bundle, &trained.frame, false).unwrap();
+    let kiln_score::RowKeys::Times { values: times, .. } = &all.keys else { panic!() };
     let n = trained.frame.n_rows();
     let min = bundle.pipeline.recipe().unwrap().min_window_rows();
 
@@ -74,7 +74,7 @@ async fn observed_series_forecast_exactly_what_batch_scoring_gives_the_newest_ro
 async fn series_are_independent_and_a_refused_chunk_changes_nothing() {
     let trained = eurusd();
     let state = state_for(trained, "eurusd", ServeConfig { max_series: 2, ..ServeConfig::default() });
-    let all = kiln_train::score(&read(trained), &trained.frame, false).unwrap();
+    let all = kiln_score::score(&read(trained), &trained.frame, false).unwrap();
     let at = |end: usize| all.predictions[end - 1 - all.warmup_dropped];
 
     assert_eq!(post(&state, "/observe", &observe("a", 0, 1000)).await.status, 200);
@@ -157,7 +157,7 @@ async fn bad_observe_bodies_and_unknown_keys_get_4xx_naming_the_field() {
 async fn a_new_model_rebuilds_each_series_from_its_kept_rows() {
     let trained = eurusd();
     let n = trained.frame.n_rows();
-    let all = kiln_train::score(&read(trained), &trained.frame, false).unwrap();
+    let all = kiln_score::score(&read(trained), &trained.frame, false).unwrap();
     let identity = |version| ModelIdentity {
         reference: "models:/eurusd@production".into(),
         name: Some("eurusd".into()),

@@ -6,7 +6,8 @@ use std::collections::{BTreeMap, HashSet};
 
 use axum::body::Body;
 use axum::http::Request;
-use kiln_serve::{ApiCode, ApiKeys, HttpConfig, ServeConfig};
+use kiln_domain::Code;
+use kiln_serve::{ApiKeys, HttpConfig, ServeConfig};
 use serde_json::{Value, json};
 
 use crate::helpers::{churn, eurusd, get, post, read, row, state_for, text};
@@ -142,7 +143,7 @@ async fn metrics_move_with_requests_and_parse_as_prometheus_text() {
     assert_eq!(get("kiln_records_scored_total{}"), 4.0);
     let rejected: f64 = s.iter().filter(|(k, _)| k.starts_with("kiln_http_rejections_total{")).map(|(_, v)| v).sum();
     assert_eq!(rejected, 1.0);
-    assert_eq!(s.keys().filter(|k| k.starts_with("kiln_http_rejections_total{")).count(), ApiCode::ALL.len());
+    assert_eq!(s.keys().filter(|k| k.starts_with("kiln_http_rejections_total{")).count(), Code::HTTP_API.len());
     assert_eq!(get("kiln_http_requests_in_flight{}"), 1.0, "the scrape itself is in flight");
     check_histogram(&s, "kiln_http_request_duration_seconds", "route=/predict");
     assert_eq!(get("kiln_http_request_duration_seconds_count{route=/predict}"), 2.0);
@@ -231,7 +232,7 @@ async fn openapi_describes_every_route_and_the_models_fields_and_its_examples_wo
                 .iter()
                 .map(|c| c.as_str().unwrap())
                 .collect();
-        assert_eq!(codes, ApiCode::ALL.iter().map(|c| c.as_str()).collect());
+        assert_eq!(codes, Code::HTTP_API.iter().map(|c| c.as_str()).collect());
         let unauthorized = &doc["paths"]["/predict"]["post"]["responses"]["401"];
         assert!(unauthorized["description"].as_str().unwrap().contains("unauthorized"));
 

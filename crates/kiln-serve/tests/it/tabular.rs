@@ -1,5 +1,5 @@
 //! Telco churn: one record of raw columns in, the probability of churn and the class at the model's threshold out,
-//! as `kiln_train::score` gives them for the same rows.
+//! as `kiln_score::score` gives them for the same rows.
 
 use kiln_serve::{AppState, LoadedModel, ModelIdentity, ServeConfig, VERSION_HEADER};
 use serde_json::{Value, json};
@@ -41,9 +41,9 @@ async fn records_get_the_probability_and_class_of_batch_scoring() {
     let trained = churn();
     let state = state_for(trained, "churn", ServeConfig::default());
     let bundle = read(trained);
-    let scored = kiln_train::score(&bundle, &trained.frame, false).unwrap();
+    let scored = kiln_score::score(&bundle, &trained.frame, false).unwrap();
     let classes = scored.classes.as_ref().unwrap();
-    let kiln_train::RowKeys::Ids { values: ids, .. } = &scored.keys else { panic!() };
+    let kiln_score::RowKeys::Ids { values: ids, .. } = &scored.keys else { panic!() };
     // row 488 has a blank TotalCharges (null here), imputed by the pipeline as in training
     let rows = [0, 1, 2, 488, 7000];
     assert!(record(488)["TotalCharges"].is_null());

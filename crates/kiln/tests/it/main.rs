@@ -1,6 +1,6 @@
 //! The facade on real models: a churn classifier and a EUR/USD forecaster, trained once per test binary on the
 //! shipped data through `kiln_train::train` into a temporary folder store and registered there. `Predictor::predict`
-//! must equal `kiln_train::score` on the same frame bit for bit, every kind of reference must load the same bundle,
+//! must equal `kiln_score::score` on the same frame bit for bit, every kind of reference must load the same bundle,
 //! `current_version` must follow an alias, and a bad reference must give an error naming it.
 
 use std::path::{Path, PathBuf};
@@ -145,10 +145,10 @@ fn eurusd() -> &'static Trained {
     })
 }
 
-/// The reference path: the bundle read straight from its folder and `kiln_train::score` on `frame`.
-fn reference_scores(trained: &Trained, frame: &Frame) -> kiln_train::Scored {
+/// The reference path: the bundle read straight from its folder and `kiln_score::score` on `frame`.
+fn reference_scores(trained: &Trained, frame: &Frame) -> kiln_score::Scored {
     let bundle = kiln_models::read_bundle::<FittedPipeline>(&trained.bundle_dir).unwrap();
-    kiln_train::score(&bundle, frame, false).unwrap()
+    kiln_score::score(&bundle, frame, false).unwrap()
 }
 
 fn bits(values: &[f64]) -> Vec<u64> {

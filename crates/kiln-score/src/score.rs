@@ -7,7 +7,7 @@ use kiln_domain::{Column, Frame, Matrix};
 use kiln_features::{FittedPipeline, PipelineInput, PipelineStream, Prepared, TimeSeriesRecipe};
 use kiln_models::Bundle;
 
-use crate::TrainError;
+use crate::ScoreError;
 
 /// What identifies each scored row.
 #[derive(Debug, Clone, PartialEq)]
@@ -40,7 +40,7 @@ pub struct Scored {
 /// # Errors
 /// Missing columns, too few rows for the features, a model that expects other features than the pipeline makes,
 /// or `explain` for a model kind without native contributions.
-pub fn score(bundle: &Bundle<FittedPipeline>, frame: &Frame, explain: bool) -> Result<Scored, TrainError> {
+pub fn score(bundle: &Bundle<FittedPipeline>, frame: &Frame, explain: bool) -> Result<Scored, ScoreError> {
     let ids = tabular_keys(&bundle.pipeline, frame, 0)?;
     let prepared = bundle.pipeline.transform(frame)?;
     if prepared.x.n_rows == 0 {
@@ -49,8 +49,8 @@ pub fn score(bundle: &Bundle<FittedPipeline>, frame: &Frame, explain: bool) -> R
     predict_prepared(bundle, prepared, ids, explain)
 }
 
-fn not_enough_rows(given: usize, warmup: usize) -> TrainError {
-    TrainError::NotEnoughRows(format!(
+fn not_enough_rows(given: usize, warmup: usize) -> ScoreError {
+    ScoreError::NotEnoughRows(format!(
         "{given} rows given, the features need at least {} rows of history",
         warmup.saturating_add(1)
     ))
@@ -89,7 +89,7 @@ impl<'a> ChunkScorer<'a> {
     ///
     /// # Errors
     /// An invalid recipe in the bundle, or `explain` for a model kind without native contributions.
-    pub fn new(bundle: &'a Bundle<FittedPipeline>, explain: bool) -> Result<ChunkScorer<'a>, TrainError> {
+    pub fn new(bundle: &'a Bundle<FittedPipeline>, explain: bool) -> Result<ChunkScorer<'a>, ScoreError> {
         if explain && !bundle.model.has_contributions() {
             return Err(no_contributions(bundle));
         }
@@ -112,7 +112,7 @@ impl<'a> ChunkScorer<'a> {
     /// As [`score`], except too few rows (see [`ChunkScorer::finish`]); a forecast chunk that does not continue
     /// the time order. After an error the scorer must not be used further.
     /// The chunk is taken by value, so that its columns move through the pipeline without copies.
-    pub fn push(&mut self, chunk: Frame) -> Result<Scored, TrainError> {
+    pub fn push(&mut self, chunk: Frame) -> Result<Scored, ScoreError> {
         let offset = self.rows_in;
         self.rows_in += chunk.n_rows();
         let started = Instant::now();
@@ -130,8 +130,8 @@ impl<'a> ChunkScorer<'a> {
     /// The totals, once every chunk was pushed.
     ///
     /// # Errors
-    /// [`TrainError::NotEnoughRows`] when no row at all could be scored.
-    pub fn finish(&self) -> Result<ScoreTotals, TrainError> {
+    /// [`ScoreError::NotEnoughRows`] when no row at all could be scored.
+    pub fn finish(&self) -> Result<ScoreTotals, ScoreError> {
         if self.rows_scored == 0 {
             return Err(not_enough_rows(self.rows_in, self.warmup_dropped.max(self.warmup())));
         }
@@ -149,16 +149,13 @@ impl<'a> ChunkScorer<'a> {
     }
 }
 
-fn no_contributions(bundle: &Bundle<FittedPipeline>) -> TrainError {
-    TrainError::Target(format!(
-        "--explain needs a model with native SHAP contributions (lightgbm, xgboost); this one is {}",
-        bundle.model.kind().as_str()
-    ))
+fn no_contributions(bundle: &Bundle<FittedPipeline>) -> ScoreError {
+    ScoreError::NoContributions { kind: bundle.model.kind().as_str() }
 }
 
 /// A tabular model's row keys for `frame`, whose first row is row `offset` of the file: the id column's values, or
 /// the row numbers when the bundle has no id column. `None` for a forecast (its keys are the origin times).
-fn tabular_keys(pipeline: &FittedPipeline, frame: &Frame, offset: usize) -> Result<Option<RowKeys>, TrainError> {
+fn tabular_keys(pipeline: &FittedPipeline, frame: &Frame, offset: usize) -> Result<Option<RowKeys>, ScoreError> {
     let PipelineInput::Tabular(input) = &pipeline.input else {
         return Ok(None);
     };
@@ -177,10 +174,10 @@ fn predict_prepared(
     prepared: Prepared,
     tabular_keys: Option<RowKeys>,
     explain: bool,
-) -> Result<Scored, TrainError> {
+) -> Result<Scored, ScoreError> {
     let pipeline = &bundle.pipeline;
     if prepared.x.names != bundle.metadata.feature_names {
-        return Err(TrainError::FeatureMismatch {
+        return Err(ScoreError::FeatureMismatch {
             expected: bundle.metadata.feature_names.clone(),
             actual: prepared.x.names.clone(),
         });
@@ -213,10 +210,7 @@ fn predict_prepared(
             (keys, raw.clone())
         }
     };
-    let classes = pipeline
-        .decision
-        .as_ref()
-        .map(|d| raw.iter().map(|&p| if p >= d.threshold { d.positive.clone() } else { d.negative_label() }).collect());
+    let classes = pipeline.decision.as_ref().map(|d| raw.iter().map(|&p| d.class_of(p)).collect());
     Ok(Scored {
         keys,
         predictions,
@@ -228,7 +222,7 @@ fn predict_prepared(
     })
 }
 
-fn id_values(frame: &Frame, id: &str) -> Result<Vec<String>, TrainError> {
+fn id_values(frame: &Frame, id: &str) -> Result<Vec<String>, ScoreError> {
     let column = frame.column(id).map_err(|_| kiln_features::FeatureError::MissingColumn {
         needed_by: "the bundle's id column".to_string(),
         column: id.to_string(),

@@ -1,0 +1,64 @@
+//! The exit status of `kiln`: 0 on success, else the status of the first error in the chain that carries one of
+//! kiln's stable codes (`Code::exit_code`: 2 for invalid input or a missing thing, 3 for a failed gate, 1 otherwise),
+//! and 1 when none does.
+//!
+//! Key decision: an `anyhow` chain holds `dyn Error`s, which cannot be asked for a trait they implement; the one
+//! list below names every error type that implements `HasCode`, and each is found by its type. A library error type
+//! missing from it would exit 1: add it there.
+
+use kiln_domain::{Code, ErrorKind, HasCode};
+
+/// Documented in `kiln --help`.
+pub(crate) const ERROR: u8 = ErrorKind::Internal.exit_code();
+pub(crate) const GATE_FAILED: u8 = ErrorKind::GateFailed.exit_code();
+
+/// The one list of error types whose code decides the exit status.
+macro_rules! coded_errors {
+    ($($error:ty),+ $(,)?) => {
+        /// `cause` as a coded error, when it is one of the listed types.
+        fn coded<'a>(cause: &'a (dyn std::error::Error + 'static)) -> Option<&'a dyn HasCode> {
+            $(
+                if let Some(e) = cause.downcast_ref::<$error>() {
+                    return Some(e);
+                }
+            )+
+            None
+        }
+    };
+}
+
+coded_errors!(
+    kiln_domain::DomainError,
+    kiln_domain::PortError,
+    kiln_features::FeatureError,
+    kiln_models::ModelError,
+    kiln_models::BundleError,
+    kiln_eval::EvalError,
+    kiln_registry::RegistryError,
+    kiln_score::ScoreError,
+    kiln_train::TrainError,
+    kiln_infra::ReadError,
+    kiln::Error,
+    crate::config::ConfigError,
+    crate::serve_cmd::InvalidFlags,
+);
+
+/// The exit status of a failed command (see the module documentation).
+pub(crate) fn code_of(e: &anyhow::Error) -> u8 {
+    e.chain().find_map(code_in).map_or(ERROR, Code::exit_code)
+}
+
+fn code_in(cause: &(dyn std::error::Error + 'static)) -> Option<Code> {
+    // the facade's own checks (an environment variable, a server URI where a folder is needed, a logged model in a
+    // folder store) carry no library error, and exit 1 as they always did
+    if let Some(
+        kiln::Error::Environment { .. } | kiln::Error::NotAFolder { .. } | kiln::Error::LoggedModelInFolder { .. },
+    ) = cause.downcast_ref::<kiln::Error>()
+    {
+        return None;
+    }
+    coded(cause).map(HasCode::code)
+}
+
+#[cfg(test)]
+mod tests;
