@@ -307,3 +307,105 @@ impl Predictor for FittedModel {
         FittedModel::feature_names(self)
     }
 }
+
+/// The table impls of a boosted-tree family (LightGBM, XGBoost): the params' check, the checked params (early
+/// stopping can be switched off) and the fitted model (per-round curves, best round, raw scores, SHAP values), all
+/// delegating to the family's own inherent methods, which keep their library-specific documentation.
+macro_rules! boosted_trees {
+    (
+        params: $params:ty,
+        checked: $checked:ty,
+        fitted: $fitted:ty,
+        kind: $kind:literal,
+        format: $format:path,
+        is_classifier: |$c:ident| $is_classifier:expr,
+        native_bytes: |$m:ident| $native_bytes:expr,
+        flavor: [$(($key:literal, $value:expr)),* $(,)?] $(,)?
+    ) => {
+        impl $crate::kinds::KindParams for $params {
+            const FORMAT: &'static $crate::ModelFormat = &$format;
+
+            fn check_kind(&self, _classification: bool) -> Result<$crate::ModelSpec, $crate::ModelError> {
+                Ok($crate::ModelSpec::new(self.check()?))
+            }
+        }
+
+        impl $crate::Checked for $checked {
+            fn kind(&self) -> &'static str {
+                $kind
+            }
+
+            fn params(&self) -> Vec<(String, String)> {
+                self.as_params()
+            }
+
+            fn is_classifier(&self) -> bool {
+                let $c = self;
+                $is_classifier
+            }
+
+            fn importance_label(&self) -> &'static str {
+                "total gain"
+            }
+
+            fn without_early_stopping(&self) -> Result<$crate::ModelSpec, $crate::ModelError> {
+                let mut params = self.params().clone();
+                params.early_stopping_rounds = None;
+                Ok($crate::ModelSpec::new(params.check()?))
+            }
+
+            fn fit_model(&self, data: &$crate::FitData<'_>) -> Result<$crate::FittedModel, $crate::ModelError> {
+                let fitted = kiln_domain::Estimator::fit(self, data.x, data.y, data.valid)?;
+                Ok($crate::FittedModel::new(fitted))
+            }
+        }
+
+        impl $crate::Fitted for $fitted {
+            fn format(&self) -> &'static $crate::ModelFormat {
+                &$format
+            }
+
+            fn predict_row(&self, row: &[f64]) -> Result<f64, $crate::ModelError> {
+                <$fitted>::predict_row(self, row)
+            }
+
+            fn eval_curves(&self) -> &[$crate::EvalCurve] {
+                <$fitted>::eval_curves(self)
+            }
+
+            fn best_iteration(&self) -> Option<usize> {
+                Some(<$fitted>::best_iteration(self))
+            }
+
+            fn feature_importance(&self) -> Result<Vec<(String, f64, f64)>, $crate::ModelError> {
+                <$fitted>::feature_importance(self)
+            }
+
+            fn predict_raw(&self, x: &kiln_domain::Matrix) -> Result<Option<Vec<f64>>, $crate::ModelError> {
+                <$fitted>::predict_raw(self, x).map(Some)
+            }
+
+            fn has_contributions(&self) -> bool {
+                true
+            }
+
+            fn contributions(
+                &self,
+                x: &kiln_domain::Matrix,
+            ) -> Result<Option<kiln_domain::Matrix>, $crate::ModelError> {
+                <$fitted>::contributions(self, x).map(Some)
+            }
+
+            fn to_native_bytes(&self) -> Result<Vec<u8>, $crate::ModelError> {
+                let $m = self;
+                $native_bytes
+            }
+
+            fn flavor_fields(&self) -> Vec<(&'static str, String)> {
+                vec![$(($key, $value.into())),*]
+            }
+        }
+    };
+}
+
+pub(crate) use boosted_trees;

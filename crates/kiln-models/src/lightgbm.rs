@@ -21,8 +21,7 @@ use serde_json::{Map, Value, json};
 use crate::ModelError;
 use crate::checks::{self, LabelRules, bad, check_f64, check_labels, check_shape, py_float, yaml_float};
 use crate::curve::EvalCurve;
-use crate::kind::{Checked, FitData, Fitted, FittedModel, ModelFormat, ModelSpec};
-use crate::kinds::KindParams;
+use crate::kind::{FittedModel, ModelFormat, boosted_trees};
 
 mod train;
 
@@ -745,80 +744,13 @@ const FORMAT: ModelFormat = ModelFormat {
     },
 };
 
-impl KindParams for LightGbmParams {
-    const FORMAT: &'static ModelFormat = &FORMAT;
-
-    fn check_kind(&self, _classification: bool) -> Result<ModelSpec, ModelError> {
-        Ok(ModelSpec::new(self.check()?))
-    }
-}
-
-impl Checked for CheckedLightGbm {
-    fn kind(&self) -> &'static str {
-        "lightgbm"
-    }
-
-    fn params(&self) -> Vec<(String, String)> {
-        self.as_params()
-    }
-
-    fn is_classifier(&self) -> bool {
-        self.metric.is_classification()
-    }
-
-    fn importance_label(&self) -> &'static str {
-        "total gain"
-    }
-
-    fn without_early_stopping(&self) -> Result<ModelSpec, ModelError> {
-        let mut params = self.params.clone();
-        params.early_stopping_rounds = None;
-        Ok(ModelSpec::new(params.check()?))
-    }
-
-    fn fit_model(&self, data: &FitData<'_>) -> Result<FittedModel, ModelError> {
-        Ok(FittedModel::new(Estimator::fit(self, data.x, data.y, data.valid)?))
-    }
-}
-
-impl Fitted for LightGbmModel {
-    fn format(&self) -> &'static ModelFormat {
-        &FORMAT
-    }
-
-    fn predict_row(&self, row: &[f64]) -> Result<f64, ModelError> {
-        LightGbmModel::predict_row(self, row)
-    }
-
-    fn eval_curves(&self) -> &[EvalCurve] {
-        &self.curves
-    }
-
-    fn best_iteration(&self) -> Option<usize> {
-        Some(self.iterations)
-    }
-
-    fn feature_importance(&self) -> Result<Vec<(String, f64, f64)>, ModelError> {
-        LightGbmModel::feature_importance(self)
-    }
-
-    fn predict_raw(&self, x: &Matrix) -> Result<Option<Vec<f64>>, ModelError> {
-        LightGbmModel::predict_raw(self, x).map(Some)
-    }
-
-    fn has_contributions(&self) -> bool {
-        true
-    }
-
-    fn contributions(&self, x: &Matrix) -> Result<Option<Matrix>, ModelError> {
-        LightGbmModel::contributions(self, x).map(Some)
-    }
-
-    fn to_native_bytes(&self) -> Result<Vec<u8>, ModelError> {
-        Ok(self.to_model_string()?.into_bytes())
-    }
-
-    fn flavor_fields(&self) -> Vec<(&'static str, String)> {
-        vec![("lgb_version", LIGHTGBM_VERSION.into()), ("model_class", "lightgbm.basic.Booster".into())]
-    }
+boosted_trees! {
+    params: LightGbmParams,
+    checked: CheckedLightGbm,
+    fitted: LightGbmModel,
+    kind: "lightgbm",
+    format: FORMAT,
+    is_classifier: |c| c.metric.is_classification(),
+    native_bytes: |m| Ok(m.to_model_string()?.into_bytes()),
+    flavor: [("lgb_version", LIGHTGBM_VERSION), ("model_class", "lightgbm.basic.Booster")],
 }

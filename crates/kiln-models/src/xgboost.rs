@@ -45,8 +45,7 @@ use xgboost_rs::{Booster, DMatrix};
 use crate::ModelError;
 use crate::checks::{self, LabelRules, bad, check_f64, check_labels, check_shape, param_opt, py_float, yaml_float};
 use crate::curve::{EvalCurve, EvalData, push_round};
-use crate::kind::{Checked, FitData, Fitted, FittedModel, ModelFormat, ModelSpec};
-use crate::kinds::KindParams;
+use crate::kind::{FittedModel, ModelFormat, boosted_trees};
 
 mod train;
 
@@ -898,86 +897,15 @@ const FORMAT: ModelFormat = ModelFormat {
     load: |bytes| Ok(FittedModel::new(XgBoostModel::from_json_bytes(bytes)?)),
 };
 
-impl KindParams for XgBoostParams {
-    const FORMAT: &'static ModelFormat = &FORMAT;
-
-    fn check_kind(&self, _classification: bool) -> Result<ModelSpec, ModelError> {
-        Ok(ModelSpec::new(self.check()?))
-    }
-}
-
-impl Checked for CheckedXgBoost {
-    fn kind(&self) -> &'static str {
-        "xgboost"
-    }
-
-    fn params(&self) -> Vec<(String, String)> {
-        self.as_params()
-    }
-
-    fn is_classifier(&self) -> bool {
-        CheckedXgBoost::is_classifier(self)
-    }
-
-    fn importance_label(&self) -> &'static str {
-        "total gain"
-    }
-
-    fn without_early_stopping(&self) -> Result<ModelSpec, ModelError> {
-        let mut params = self.params.clone();
-        params.early_stopping_rounds = None;
-        Ok(ModelSpec::new(params.check()?))
-    }
-
-    fn fit_model(&self, data: &FitData<'_>) -> Result<FittedModel, ModelError> {
-        Ok(FittedModel::new(Estimator::fit(self, data.x, data.y, data.valid)?))
-    }
-}
-
-impl Fitted for XgBoostModel {
-    fn format(&self) -> &'static ModelFormat {
-        &FORMAT
-    }
-
-    fn predict_row(&self, row: &[f64]) -> Result<f64, ModelError> {
-        XgBoostModel::predict_row(self, row)
-    }
-
-    fn eval_curves(&self) -> &[EvalCurve] {
-        &self.curves
-    }
-
-    fn best_iteration(&self) -> Option<usize> {
-        Some(self.rounds)
-    }
-
-    fn feature_importance(&self) -> Result<Vec<(String, f64, f64)>, ModelError> {
-        XgBoostModel::feature_importance(self)
-    }
-
-    fn predict_raw(&self, x: &Matrix) -> Result<Option<Vec<f64>>, ModelError> {
-        XgBoostModel::predict_raw(self, x).map(Some)
-    }
-
-    fn has_contributions(&self) -> bool {
-        true
-    }
-
-    fn contributions(&self, x: &Matrix) -> Result<Option<Matrix>, ModelError> {
-        XgBoostModel::contributions(self, x).map(Some)
-    }
-
-    fn to_native_bytes(&self) -> Result<Vec<u8>, ModelError> {
-        self.to_json_bytes()
-    }
-
-    fn flavor_fields(&self) -> Vec<(&'static str, String)> {
-        vec![
-            ("model_class", "xgboost.core.Booster".into()),
-            ("model_format", "json".into()),
-            ("xgb_version", XGBOOST_VERSION.into()),
-        ]
-    }
+boosted_trees! {
+    params: XgBoostParams,
+    checked: CheckedXgBoost,
+    fitted: XgBoostModel,
+    kind: "xgboost",
+    format: FORMAT,
+    is_classifier: |c| CheckedXgBoost::is_classifier(c),
+    native_bytes: |m| m.to_json_bytes(),
+    flavor: [("model_class", "xgboost.core.Booster"), ("model_format", "json"), ("xgb_version", XGBOOST_VERSION)],
 }
 
 #[cfg(test)]
