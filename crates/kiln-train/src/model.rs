@@ -2,9 +2,9 @@
 //! the model-based feature selectors (importance threshold, RFE, RFECV) fit it, and the fitted booster's
 //! per-round evaluation as metric points (training curves).
 
-use kiln_domain::{Estimator, Matrix, MetricPoint};
-use kiln_eval::{ClassificationMetrics, RegressionMetrics};
-use kiln_features::{ImportanceModel, ScoredFit, Scoring};
+use kiln_domain::{Code, Estimator, Matrix, MetricPoint};
+use kiln_eval::Metric;
+use kiln_features::{ImportanceError, ImportanceModel, ScoredFit};
 use kiln_models::{CheckedLightGbm, CheckedSmartcore, CheckedXgBoost, EvalCurve, FittedModel};
 
 use crate::TrainError;
@@ -131,43 +131,21 @@ impl SelectionModel {
 }
 
 impl ImportanceModel for SelectionModel {
-    fn fit_importance(&self, x: &Matrix, y: &[f64]) -> Result<Vec<f64>, String> {
-        Ok(self.fit_importances(x, y)?.1)
+    fn fit_importance(&self, x: &Matrix, y: &[f64]) -> Result<Vec<f64>, ImportanceError> {
+        let fit_failed = |message| ImportanceError::new(Code::ModelTrain, message);
+        Ok(self.fit_importances(x, y).map_err(fit_failed)?.1)
     }
 
     fn fit_score(
         &self,
         train: (&Matrix, &[f64]),
         valid: (&Matrix, &[f64]),
-        scoring: Scoring,
-    ) -> Result<ScoredFit, String> {
-        let (fitted, importances) = self.fit_importances(train.0, train.1)?;
-        let out = fitted.model.predict(valid.0).map_err(|e| e.to_string())?;
-        let y = valid.1;
-        let score = match scoring {
-            Scoring::Rmse | Scoring::Mae | Scoring::R2 | Scoring::Mape | Scoring::Smape => {
-                let m = RegressionMetrics::compute(y, &out).map_err(|e| e.to_string())?;
-                match scoring {
-                    Scoring::Rmse => m.rmse,
-                    Scoring::Mae => m.mae,
-                    Scoring::R2 => m.r2,
-                    Scoring::Mape => m.mape,
-                    _ => m.smape,
-                }
-            }
-            _ => {
-                let m = ClassificationMetrics::compute(y, &out, 0.5).map_err(|e| e.to_string())?;
-                match scoring {
-                    Scoring::Accuracy => m.accuracy,
-                    Scoring::Precision => m.precision,
-                    Scoring::Recall => m.recall,
-                    Scoring::F1 => m.f1,
-                    Scoring::RocAuc => m.roc_auc,
-                    Scoring::PrAuc => m.pr_auc,
-                    _ => m.log_loss,
-                }
-            }
-        };
+        scoring: Metric,
+    ) -> Result<ScoredFit, ImportanceError> {
+        let fit_failed = |message| ImportanceError::new(Code::ModelTrain, message);
+        let (fitted, importances) = self.fit_importances(train.0, train.1).map_err(fit_failed)?;
+        let out = fitted.model.predict(valid.0).map_err(|e| ImportanceError::new(e.code(), e.to_string()))?;
+        let score = scoring.compute(valid.1, &out)?;
         Ok(ScoredFit { importances, score })
     }
 }
