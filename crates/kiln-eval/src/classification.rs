@@ -59,7 +59,7 @@ impl ClassificationMetricName {
     ];
 
     /// The stable snake_case name.
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             ClassificationMetricName::Accuracy => "accuracy",
             ClassificationMetricName::Precision => "precision",

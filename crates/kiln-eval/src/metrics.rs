@@ -32,7 +32,7 @@ impl MetricName {
         [MetricName::Rmse, MetricName::Mae, MetricName::R2, MetricName::Mape, MetricName::Smape];
 
     /// The stable snake_case name.
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             MetricName::Rmse => "rmse",
             MetricName::Mae => "mae",

@@ -15,7 +15,7 @@
 //!   With a validation part the split is the usual two steps: test out of all rows, then validation out of the rest,
 //!   each stratified.
 
-use crate::{EvalError, Size};
+use crate::{EvalError, Fold, Size};
 
 /// Row indices of a shuffled holdout: disjoint, together every row once, each in ascending order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,13 +23,6 @@ pub struct IndexHoldout {
     pub train: Vec<usize>,
     /// empty when no validation part was asked for
     pub validation: Vec<usize>,
-    pub test: Vec<usize>,
-}
-
-/// One cross-validation fold: row indices, disjoint, together every row once, each in ascending order.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Fold {
-    pub train: Vec<usize>,
     pub test: Vec<usize>,
 }
 

@@ -155,6 +155,97 @@ fn metric_names() {
     assert_eq!(m.iter()[2], (MetricName::R2, 3.0));
 }
 
+#[test]
+fn one_metric_vocabulary() {
+    let names: Vec<&str> = Metric::ALL.iter().map(|m| m.as_str()).collect();
+    let expected = [
+        "rmse",
+        "mae",
+        "r2",
+        "mape",
+        "smape",
+        "accuracy",
+        "precision",
+        "recall",
+        "f1",
+        "roc_auc",
+        "pr_auc",
+        "log_loss",
+    ];
+    assert_eq!(names, expected);
+    assert_eq!(Metric::NAMES, expected);
+    for m in Metric::ALL {
+        assert_eq!(Metric::parse(m.as_str()), Some(m));
+        assert_eq!(m.to_string(), m.as_str());
+        let yaml: Metric = serde_yaml::from_str(m.as_str()).unwrap();
+        assert_eq!(yaml, m);
+        assert_eq!(serde_yaml::to_string(&m).unwrap().trim(), m.as_str());
+        let lower_is_better = matches!(m.as_str(), "rmse" | "mae" | "mape" | "smape" | "log_loss");
+        assert_eq!(m.higher_is_better(), !lower_is_better, "{m}");
+        let task = if names.iter().position(|n| *n == m.as_str()).unwrap() < 5 {
+            Task::Regression
+        } else {
+            Task::Classification
+        };
+        assert_eq!(m.task(), task, "{m}");
+    }
+    assert_eq!(Metric::from(MetricName::R2), Metric::Regression(MetricName::R2));
+    assert_eq!(Metric::from(ClassificationMetricName::RocAuc).as_str(), "roc_auc");
+    assert_eq!(Metric::parse("RMSE"), None);
+    assert!(Metric::from(MetricName::Mae).is_better(0.1, 0.2) && !Metric::from(MetricName::Mae).is_better(0.1, 0.1));
+    assert_eq!((Task::Regression.as_str(), Task::Classification.as_str()), ("regression", "classification"));
+
+    // a bad name in YAML is named, with every allowed one, as serde says it for any enum
+    let e = serde_yaml::from_str::<Metric>("auc").unwrap_err().to_string();
+    assert!(
+        e.starts_with(
+            "unknown variant `auc`, expected one of `rmse`, `mae`, `r2`, `mape`, `smape`, `accuracy`, `precision`, \
+             `recall`, `f1`, `roc_auc`, `pr_auc`, `log_loss`"
+        ),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_metric_computes_what_the_metric_tables_hold() {
+    let y = [3.0, -0.5, 2.0, 7.0, 4.25, 1.0];
+    let p = [2.5, 0.0, 2.0, 8.0, 4.0, 1.5];
+    let table = RegressionMetrics::compute(&y, &p).unwrap();
+    for name in MetricName::ALL {
+        assert_eq!(Metric::from(name).compute(&y, &p).unwrap().to_bits(), table.get(name).to_bits(), "{name}");
+    }
+    let labels = [0.0, 1.0, 1.0, 0.0, 1.0, 0.0, 1.0];
+    let proba = [0.1, 0.8, 0.5, 0.6, 0.35, 0.2, 0.9];
+    let table = ClassificationMetrics::compute(&labels, &proba, 0.5).unwrap();
+    for name in ClassificationMetricName::ALL {
+        assert_eq!(Metric::from(name).compute(&labels, &proba).unwrap().to_bits(), table.get(name).to_bits(), "{name}");
+    }
+    let e = Metric::from(ClassificationMetricName::RocAuc).compute(&[1.0, 1.0], &[0.2, 0.9]).unwrap_err();
+    assert_eq!(e.code(), Code::NotEnoughRows);
+    let e = Metric::from(MetricName::Rmse).compute(&[1.0, f64::NAN], &[1.0, 2.0]).unwrap_err();
+    assert_eq!(e.code(), Code::DataShape);
+}
+
+#[test]
+fn splitters_cut_the_folds_of_their_functions() {
+    let y = [1.0, 1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 1.0, 0.0];
+    assert_eq!(Splitter::kfold(3, None).split(&y).unwrap(), kfold(10, 3, None).unwrap());
+    assert_eq!(Splitter::kfold(3, Some(7)).split(&y).unwrap(), kfold(10, 3, Some(7)).unwrap());
+    assert_eq!(Splitter::stratified_kfold(2, None).split(&y).unwrap(), stratified_kfold(&y, 2, None).unwrap());
+    assert_eq!(Splitter::stratified_kfold(3, Some(1)).split(&y).unwrap(), stratified_kfold(&y, 3, Some(1)).unwrap());
+    let folds = Splitter::time_series(3, 1).split(&y).unwrap();
+    let ranges = time_series_folds(10, 3, 1).unwrap();
+    assert_eq!(folds.len(), ranges.len());
+    for (f, r) in folds.iter().zip(ranges) {
+        assert_eq!(f.train, r.train.collect::<Vec<_>>());
+        assert_eq!(f.test, r.test.collect::<Vec<_>>());
+    }
+    assert_eq!(Splitter::time_series(4, 0).folds(), 4);
+    assert_eq!(Splitter::kfold(1, None).split(&y).unwrap_err().to_string(), "invalid folds: must be at least 2, got 1");
+    assert_eq!(Splitter::stratified_kfold(7, None).split(&y).unwrap_err().code(), Code::NotEnoughRows);
+    assert_eq!(Splitter::time_series(3, 5).split(&y).unwrap_err().code(), Code::NotEnoughRows);
+}
+
 // ---------------------------------------------------------------- time holdout
 
 fn spec(yaml: &str) -> HoldoutSpec {

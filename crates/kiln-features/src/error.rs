@@ -3,6 +3,8 @@
 
 use kiln_domain::Code;
 
+use crate::ImportanceError;
+
 /// What can go wrong when a recipe is checked or features are built.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum FeatureError {
@@ -45,9 +47,10 @@ pub enum FeatureError {
     /// a value is outside what a computation accepts (a NaN for a score, a negative value for `chi2`)
     #[error("{needed_by} needs column '{column}' to be {expected}, but row {row} holds {value}")]
     InvalidValue { needed_by: String, column: String, row: usize, value: f64, expected: &'static str },
-    /// the model behind a model-based selection step failed, or returned unusable importances or scores
-    #[error("{step}: the model failed: {message}")]
-    Model { step: String, message: String },
+    /// the model behind a model-based selection step failed, or returned unusable importances or scores; the
+    /// cause keeps its own code (its message is part of this one, so it is not repeated as a source)
+    #[error("{step}: the model failed: {cause}")]
+    Model { step: String, cause: ImportanceError },
 }
 
 fn show_category(category: Option<&str>) -> String {
@@ -69,7 +72,7 @@ impl FeatureError {
             FeatureError::Fit { .. } | FeatureError::UnknownCategory { .. } => Code::DataShape,
             FeatureError::NotNumeric { .. } => Code::ColumnType,
             FeatureError::Selection { .. } | FeatureError::InvalidValue { .. } => Code::DataShape,
-            FeatureError::Model { .. } => Code::ModelTrain,
+            FeatureError::Model { cause, .. } => cause.code(),
         }
     }
 

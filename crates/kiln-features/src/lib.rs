@@ -7,6 +7,10 @@
 //! Every kernel reads only rows `<= t` for the value at origin time `t`. Missing values are NaN and propagate the
 //! way pandas does. This crate does no I/O and knows no dataframe library: it reads a [`kiln_domain::Frame`] and
 //! writes a [`kiln_domain::Matrix`].
+//!
+//! Also the tabular preprocessing and the feature selection of the pipeline. Selection takes what evaluation owns
+//! from `kiln-eval` instead of keeping copies: the cross-validation folds ([`kiln_eval::Splitter`]), the metric
+//! vocabulary of `rfecv`'s `scoring:` ([`kiln_eval::Metric`]), the [`Task`] and numpy's pairwise sum.
 
 mod error;
 mod kernels;
@@ -29,8 +33,8 @@ pub use preprocess::{
     ScaleSpec, ScaledColumn, frame_to_matrix,
 };
 pub use select::{
-    CvKind, CvScore, FeatureScore, FittedSelection, Fold, ImportanceModel, ImportanceThreshold, KBestScore, ScoredFit,
-    Scoring, Selector, SelectorSpec, Task, chi2, cv_folds, f_classif, f_regression, mutual_info_classif,
+    CvKind, CvScore, FeatureScore, FittedSelection, ImportanceError, ImportanceModel, ImportanceThreshold, KBestScore,
+    ScoredFit, Selector, SelectorSpec, Task, chi2, cv_folds, f_classif, f_regression, mutual_info_classif,
     mutual_info_regression,
 };
 pub use spec::{CalendarPart, FeatureSpec, Lookback, RollingStat, TargetTransform, TimeSeriesRecipe};

@@ -9,6 +9,9 @@
 //!   `f_classif`, `chi2` and `mutual_info_*` (same k-NN estimator and, for a given seed, the same noise),
 //!   `SelectFromModel`, `RFE` and `RFECV`, including their tie-breaking.
 //! - Model-based steps take the model through the [`ImportanceModel`] trait; this crate knows no model library.
+//!   Its errors carry the stable code of their cause ([`ImportanceError`]).
+//! - `rfecv` folds with kiln-eval's splitters and scores with kiln-eval's [`Metric`]s, so a `scoring:` value means
+//!   the same metric as everywhere else in kiln.
 //!
 //! It does not impute, scale or encode (that is preprocessing), and refuses NaN where scikit-learn does (the
 //! univariate scores); `variance_threshold` ignores NaN as scikit-learn's does.
@@ -24,32 +27,16 @@ mod tests;
 use std::collections::HashMap;
 use std::fmt;
 
-use kiln_domain::Matrix;
+use kiln_domain::{Code, Matrix};
+use kiln_eval::{EvalError, Metric, pairwise_sum};
 use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::FeatureError;
-pub use cv::{CvKind, Fold, cv_folds};
-
-/// The kind of supervised task; it decides which scores make sense and how `rfecv` stratifies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Task {
-    /// a numeric target
-    Regression,
-    /// a class label (each distinct value of the target is a class)
-    Classification,
-}
-
-impl Task {
-    /// The snake_case name, as in YAML.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Task::Regression => "regression",
-            Task::Classification => "classification",
-        }
-    }
-}
+pub use cv::{CvKind, cv_folds};
+/// The task decides which scores make sense and how `rfecv` stratifies; it is kiln-eval's, re-exported for the
+/// callers of the selectors.
+pub use kiln_eval::Task;
 
 /// One entry of the YAML `selection:` list. Externally tagged, so YAML reads `- k_best: {k: 5, score: f_regression}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -89,15 +76,16 @@ pub enum SelectorSpec {
         step: usize,
     },
     /// `rfe` with the number of features chosen by cross-validation (scikit-learn's `RFECV`): in each of `cv`
-    /// folds, eliminate down to `min_features` scoring every stage on the validation rows by `scoring`; keep the
-    /// count with the best total score (ties: the fewest features), then eliminate to it on all rows given
+    /// folds, eliminate down to `min_features` scoring every stage on the validation rows by `scoring` (a metric
+    /// of the task, as named in YAML: `rmse`, `roc_auc`, ...); keep the count with the best total score (ties: the
+    /// fewest features), then eliminate to it on all rows given
     Rfecv {
         #[serde(default = "one")]
         min_features: usize,
         #[serde(default = "one")]
         step: usize,
         cv: usize,
-        scoring: Scoring,
+        scoring: Metric,
     },
 }
 
@@ -189,65 +177,6 @@ impl<'de> Deserialize<'de> for ImportanceThreshold {
     }
 }
 
-/// The validation metric of `rfecv`. The model computes it ([`ImportanceModel::fit_score`]) in its natural units;
-/// the selector flips the sign of the error metrics so that higher is better.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Scoring {
-    Rmse,
-    Mae,
-    R2,
-    Mape,
-    Smape,
-    Accuracy,
-    Precision,
-    Recall,
-    F1,
-    RocAuc,
-    PrAuc,
-    LogLoss,
-}
-
-impl Scoring {
-    /// The stable snake_case name (the names of kiln-eval's regression and classification metrics).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Scoring::Rmse => "rmse",
-            Scoring::Mae => "mae",
-            Scoring::R2 => "r2",
-            Scoring::Mape => "mape",
-            Scoring::Smape => "smape",
-            Scoring::Accuracy => "accuracy",
-            Scoring::Precision => "precision",
-            Scoring::Recall => "recall",
-            Scoring::F1 => "f1",
-            Scoring::RocAuc => "roc_auc",
-            Scoring::PrAuc => "pr_auc",
-            Scoring::LogLoss => "log_loss",
-        }
-    }
-
-    /// Whether a larger value is better (r2 and the classification scores) or worse (the error metrics and
-    /// log_loss).
-    pub fn higher_is_better(self) -> bool {
-        !matches!(self, Scoring::Rmse | Scoring::Mae | Scoring::Mape | Scoring::Smape | Scoring::LogLoss)
-    }
-
-    /// The task the metric belongs to.
-    pub fn task(self) -> Task {
-        match self {
-            Scoring::Rmse | Scoring::Mae | Scoring::R2 | Scoring::Mape | Scoring::Smape => Task::Regression,
-            Scoring::Accuracy
-            | Scoring::Precision
-            | Scoring::Recall
-            | Scoring::F1
-            | Scoring::RocAuc
-            | Scoring::PrAuc
-            | Scoring::LogLoss => Task::Classification,
-        }
-    }
-}
-
 /// What a model-based step (`importance`, `rfe`, `rfecv`) needs from a model; `kiln-train` implements it with the
 /// real estimators. Both methods fit a fresh model on the rows given: one call, one independent fit.
 pub trait ImportanceModel {
@@ -255,20 +184,56 @@ pub trait ImportanceModel {
     /// model's gain or split importance; `|coef|` for a linear model on standardized features).
     ///
     /// # Errors
-    /// A message saying why the model could not be fitted.
-    fn fit_importance(&self, x: &Matrix, y: &[f64]) -> Result<Vec<f64>, String>;
+    /// An [`ImportanceError`] with the stable code of the cause and a message saying why the model could not be
+    /// fitted.
+    fn fit_importance(&self, x: &Matrix, y: &[f64]) -> Result<Vec<f64>, ImportanceError>;
 
     /// Fits on the training rows and returns the importances (as [`ImportanceModel::fit_importance`]) together
-    /// with `scoring` computed on the validation rows, in the metric's natural units (an rmse, not its negative).
+    /// with `scoring` computed on the validation rows, in the metric's natural units (an rmse, not its negative);
+    /// [`Metric::compute`] computes it from the validation labels and predictions.
     ///
     /// # Errors
-    /// A message saying why the model could not be fitted or scored.
+    /// An [`ImportanceError`] with the stable code of the cause and a message saying why the model could not be
+    /// fitted or scored (an [`EvalError`] converts into one).
     fn fit_score(
         &self,
         train: (&Matrix, &[f64]),
         valid: (&Matrix, &[f64]),
-        scoring: Scoring,
-    ) -> Result<ScoredFit, String>;
+        scoring: Metric,
+    ) -> Result<ScoredFit, ImportanceError>;
+}
+
+/// Why an [`ImportanceModel`] could not fit or score: the stable [`Code`] of the cause (`model_train` for a fit
+/// that failed, `data_shape` for labels a metric refuses, ...) and its message. The selector wraps it into
+/// [`FeatureError::Model`], which keeps the code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ImportanceError {
+    code: Code,
+    message: String,
+}
+
+impl ImportanceError {
+    /// An error with the code of its cause and a message (lowercase, no trailing period).
+    pub fn new(code: Code, message: impl Into<String>) -> ImportanceError {
+        ImportanceError { code, message: message.into() }
+    }
+
+    /// The stable code of the cause.
+    pub fn code(&self) -> Code {
+        self.code
+    }
+
+    /// The message, without the step that met it.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl From<EvalError> for ImportanceError {
+    fn from(e: EvalError) -> ImportanceError {
+        ImportanceError::new(e.code(), e.to_string())
+    }
 }
 
 /// The result of [`ImportanceModel::fit_score`].
@@ -656,10 +621,10 @@ fn run_step(
             {
                 return Err(too_many("max_features", *m));
             }
-            let importances = model.fit_importance(x, y).map_err(|message| model_error(path, message))?;
+            let importances = model.fit_importance(x, y).map_err(|cause| model_failed(path, cause))?;
             check_importances(&importances, x, path)?;
             let cut = match threshold {
-                ImportanceThreshold::Mean => stats::pairwise_sum(&importances) / n as f64,
+                ImportanceThreshold::Mean => pairwise_sum(&importances) / n as f64,
                 ImportanceThreshold::Median => median(&importances),
                 ImportanceThreshold::Value(v) => *v,
             };
@@ -680,7 +645,7 @@ fn run_step(
             }
             let fit = |features: &[usize]| {
                 let sub = columns(x, features);
-                let importances = model.fit_importance(&sub, y).map_err(|message| model_error(path, message))?;
+                let importances = model.fit_importance(&sub, y).map_err(|cause| model_failed(path, cause))?;
                 check_importances(&importances, &sub, path)?;
                 Ok(importances)
             };
@@ -697,8 +662,14 @@ fn run_step(
     }
 }
 
+fn model_failed(path: &str, cause: ImportanceError) -> FeatureError {
+    FeatureError::Model { step: path.to_string(), cause }
+}
+
+/// A model whose output the selector cannot use (importances of the wrong count or sign, a score that is not
+/// finite): the fit went wrong, so the code is `model_train`.
 fn model_error(path: &str, message: String) -> FeatureError {
-    FeatureError::Model { step: path.to_string(), message }
+    model_failed(path, ImportanceError::new(Code::ModelTrain, message))
 }
 
 fn check_importances(importances: &[f64], x: &Matrix, path: &str) -> Result<(), FeatureError> {
@@ -728,9 +699,9 @@ fn variance_threshold(x: &Matrix, threshold: f64) -> StepOutcome {
             f64::NAN
         } else {
             let n = present.len() as f64;
-            let mean = stats::pairwise_sum(&present) / n;
+            let mean = pairwise_sum(&present) / n;
             let squares: Vec<f64> = present.iter().map(|v| (v - mean) * (v - mean)).collect();
-            stats::pairwise_sum(&squares) / n
+            pairwise_sum(&squares) / n
         };
         let score = if threshold == 0.0 {
             let ptp = if present.len() < col.len() {
@@ -854,21 +825,21 @@ fn rfecv(
     cv: CvKind,
     model: &dyn ImportanceModel,
     path: &str,
-    (min_features, step, k, scoring): (usize, usize, usize, Scoring),
+    (min_features, step, k, scoring): (usize, usize, usize, Metric),
 ) -> Result<StepOutcome, FeatureError> {
     let n = x.n_cols();
     let folds = cv::folds_for(cv, task, y, k, &format!("{path}.cv"))?;
     let mut per_fold: Vec<Vec<(usize, f64)>> = Vec::with_capacity(folds.len());
     for fold in &folds {
-        let (x_train, x_valid) = (rows(x, &fold.train), rows(x, &fold.valid));
+        let (x_train, x_valid) = (rows(x, &fold.train), rows(x, &fold.test));
         let y_train: Vec<f64> = fold.train.iter().map(|&i| y[i]).collect();
-        let y_valid: Vec<f64> = fold.valid.iter().map(|&i| y[i]).collect();
+        let y_valid: Vec<f64> = fold.test.iter().map(|&i| y[i]).collect();
         let mut stages = Vec::new();
         eliminate(n, min_features, step, |features| {
             let (train, valid) = (columns(&x_train, features), columns(&x_valid, features));
             let fit = model
                 .fit_score((&train, &y_train), (&valid, &y_valid), scoring)
-                .map_err(|message| model_error(path, message))?;
+                .map_err(|cause| model_failed(path, cause))?;
             check_importances(&fit.importances, &train, path)?;
             if !fit.score.is_finite() {
                 return Err(model_error(
@@ -904,7 +875,7 @@ fn rfecv(
         .collect();
     let fit = |features: &[usize]| {
         let sub = columns(x, features);
-        let importances = model.fit_importance(&sub, y).map_err(|message| model_error(path, message))?;
+        let importances = model.fit_importance(&sub, y).map_err(|cause| model_failed(path, cause))?;
         check_importances(&importances, &sub, path)?;
         Ok(importances)
     };

@@ -2,9 +2,9 @@
 //! model, and the fitted booster's per-round evaluation as metric points (training curves).
 
 use kiln_domain::{Matrix, MetricPoint};
-use kiln_eval::{ClassificationMetrics, RegressionMetrics};
-use kiln_features::{ImportanceModel, ScoredFit, Scoring};
-use kiln_models::{EvalCurve, FittedModel, ModelSpec};
+use kiln_eval::Metric;
+use kiln_features::{ImportanceError, ImportanceModel, ScoredFit};
+use kiln_models::{EvalCurve, FittedModel, ModelError, ModelSpec};
 
 /// The most metric points one `log_metrics` call carries (the MLflow server's limit for a batch).
 pub(crate) const METRICS_PER_CALL: usize = 1000;
@@ -33,16 +33,21 @@ pub(crate) struct SelectionModel {
     pub(crate) spec: ModelSpec,
 }
 
+/// A model error as the selectors' port reports it, keeping its code.
+fn port_error(e: &ModelError) -> ImportanceError {
+    ImportanceError::new(e.code(), e.to_string())
+}
+
 impl SelectionModel {
-    fn fit_importances(&self, x: &Matrix, y: &[f64]) -> Result<(FittedModel, Vec<f64>), String> {
-        let fitted = self.spec.fit(x, y, None).map_err(|e| e.to_string())?;
-        let importance = fitted.feature_importance().map_err(|e| e.to_string())?;
+    fn fit_importances(&self, x: &Matrix, y: &[f64]) -> Result<(FittedModel, Vec<f64>), ImportanceError> {
+        let fitted = self.spec.fit(x, y, None).map_err(|e| port_error(&e))?;
+        let importance = fitted.feature_importance().map_err(|e| port_error(&e))?;
         Ok((fitted, importance.into_iter().map(|(_, gain, _)| gain).collect()))
     }
 }
 
 impl ImportanceModel for SelectionModel {
-    fn fit_importance(&self, x: &Matrix, y: &[f64]) -> Result<Vec<f64>, String> {
+    fn fit_importance(&self, x: &Matrix, y: &[f64]) -> Result<Vec<f64>, ImportanceError> {
         Ok(self.fit_importances(x, y)?.1)
     }
 
@@ -50,35 +55,11 @@ impl ImportanceModel for SelectionModel {
         &self,
         train: (&Matrix, &[f64]),
         valid: (&Matrix, &[f64]),
-        scoring: Scoring,
-    ) -> Result<ScoredFit, String> {
+        scoring: Metric,
+    ) -> Result<ScoredFit, ImportanceError> {
         let (fitted, importances) = self.fit_importances(train.0, train.1)?;
-        let out = fitted.predict(valid.0).map_err(|e| e.to_string())?;
-        let y = valid.1;
-        let score = match scoring {
-            Scoring::Rmse | Scoring::Mae | Scoring::R2 | Scoring::Mape | Scoring::Smape => {
-                let m = RegressionMetrics::compute(y, &out).map_err(|e| e.to_string())?;
-                match scoring {
-                    Scoring::Rmse => m.rmse,
-                    Scoring::Mae => m.mae,
-                    Scoring::R2 => m.r2,
-                    Scoring::Mape => m.mape,
-                    _ => m.smape,
-                }
-            }
-            _ => {
-                let m = ClassificationMetrics::compute(y, &out, 0.5).map_err(|e| e.to_string())?;
-                match scoring {
-                    Scoring::Accuracy => m.accuracy,
-                    Scoring::Precision => m.precision,
-                    Scoring::Recall => m.recall,
-                    Scoring::F1 => m.f1,
-                    Scoring::RocAuc => m.roc_auc,
-                    Scoring::PrAuc => m.pr_auc,
-                    _ => m.log_loss,
-                }
-            }
-        };
+        let out = fitted.predict(valid.0).map_err(|e| port_error(&e))?;
+        let score = scoring.compute(valid.1, &out)?;
         Ok(ScoredFit { importances, score })
     }
 }

@@ -11,9 +11,10 @@
 //! inclusive counts.
 
 use kiln_domain::Matrix;
+use kiln_eval::pairwise_sum;
 
 use super::rng::NumpyRandomState;
-use super::stats::{check_xy, classes, digamma, pairwise_sum};
+use super::stats::{check_xy, classes, digamma};
 use crate::FeatureError;
 
 /// The estimated mutual information (nats, clipped at 0) of each column of `x` with `y`; `discrete_target` picks

@@ -9,6 +9,7 @@
 //! keep their relative accuracy (scipy's `f.sf`/`chi2.sf` to ~1e-13 on a grid).
 
 use kiln_domain::Matrix;
+use kiln_eval::pairwise_sum;
 
 use crate::FeatureError;
 
@@ -202,34 +203,6 @@ pub(crate) fn chi2_for(x: &Matrix, y: &[f64], who: &str) -> Result<(Vec<f64>, Ve
         p.push(chi2_sf(stat, dof));
     }
     Ok((stats, p))
-}
-
-/// The sum of `values` by numpy's pairwise algorithm (`np.sum` of a contiguous float64 array): blocks of at most
-/// 128 values summed with eight interleaved accumulators, halves cut at a multiple of 8 summed recursively.
-pub(crate) fn pairwise_sum(values: &[f64]) -> f64 {
-    const BLOCK: usize = 128;
-    let n = values.len();
-    if n < 8 {
-        values.iter().fold(0.0, |acc, v| acc + v)
-    } else if n <= BLOCK {
-        let mut r = [0.0f64; 8];
-        r.copy_from_slice(&values[..8]);
-        let whole = n - n % 8;
-        for chunk in values[8..whole].chunks_exact(8) {
-            for (acc, v) in r.iter_mut().zip(chunk) {
-                *acc += v;
-            }
-        }
-        let mut res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
-        for v in &values[whole..] {
-            res += v;
-        }
-        res
-    } else {
-        let mut n2 = n / 2;
-        n2 -= n2 % 8;
-        pairwise_sum(&values[..n2]) + pairwise_sum(&values[n2..])
-    }
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -9,15 +9,26 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use kiln_domain::{Code, Matrix};
+use kiln_eval::{ClassificationMetricName, Metric, MetricName};
 use serde_json::Value;
 
 use super::cv::folds_for;
 use super::rng::NumpyRandomState;
 use super::stats::{chi2_sf, digamma, f_sf, ln_gamma};
 use crate::{
-    CvKind, FeatureError, FittedSelection, ImportanceModel, ImportanceThreshold, KBestScore, ScoredFit, Scoring,
-    Selector, SelectorSpec, Task, chi2, cv_folds, f_classif, f_regression, mutual_info_classif, mutual_info_regression,
+    CvKind, FeatureError, FittedSelection, ImportanceError, ImportanceModel, ImportanceThreshold, KBestScore,
+    ScoredFit, Selector, SelectorSpec, Task, chi2, cv_folds, f_classif, f_regression, mutual_info_classif,
+    mutual_info_regression,
 };
+
+const RMSE: Metric = Metric::Regression(MetricName::Rmse);
+const R2: Metric = Metric::Regression(MetricName::R2);
+const ACCURACY: Metric = Metric::Classification(ClassificationMetricName::Accuracy);
+
+/// A test model's failure to fit, with the code a real fit failure has.
+fn fit_failed(message: impl Into<String>) -> ImportanceError {
+    ImportanceError::new(Code::ModelTrain, message)
+}
 
 // ---------------------------------------------------------------------------------------------------------------
 // data
@@ -267,26 +278,26 @@ impl LeastSquares {
 }
 
 impl ImportanceModel for LeastSquares {
-    fn fit_importance(&self, x: &Matrix, y: &[f64]) -> Result<Vec<f64>, String> {
-        Ok(LeastSquares::solve(x, y)?.1.iter().map(|c| c.abs()).collect())
+    fn fit_importance(&self, x: &Matrix, y: &[f64]) -> Result<Vec<f64>, ImportanceError> {
+        Ok(LeastSquares::solve(x, y).map_err(fit_failed)?.1.iter().map(|c| c.abs()).collect())
     }
 
     fn fit_score(
         &self,
         (x, y): (&Matrix, &[f64]),
         (xv, yv): (&Matrix, &[f64]),
-        scoring: Scoring,
-    ) -> Result<ScoredFit, String> {
-        let (intercept, coef) = LeastSquares::solve(x, y)?;
+        scoring: Metric,
+    ) -> Result<ScoredFit, ImportanceError> {
+        let (intercept, coef) = LeastSquares::solve(x, y).map_err(fit_failed)?;
         let pred: Vec<f64> =
             (0..xv.n_rows).map(|i| intercept + xv.row(i).iter().zip(&coef).map(|(v, c)| v * c).sum::<f64>()).collect();
         let sse: f64 = pred.iter().zip(yv).map(|(p, t)| (p - t) * (p - t)).sum();
         let mean = yv.iter().sum::<f64>() / yv.len() as f64;
         let sst: f64 = yv.iter().map(|t| (t - mean) * (t - mean)).sum();
         let score = match scoring {
-            Scoring::R2 => 1.0 - sse / sst,
-            Scoring::Rmse => (sse / yv.len() as f64).sqrt(),
-            other => return Err(format!("the test model does not compute {}", other.as_str())),
+            R2 => 1.0 - sse / sst,
+            RMSE => (sse / yv.len() as f64).sqrt(),
+            other => return Err(fit_failed(format!("the test model does not compute {}", other.as_str()))),
         };
         Ok(ScoredFit { importances: coef.iter().map(|c| c.abs()).collect(), score })
     }
@@ -656,8 +667,7 @@ fn rfe_matches_sklearn_rfe_with_linear_regression_on_standardized_data() {
 fn rfecv_matches_sklearn_rfecv_with_time_series_split() {
     let (x, y) = etth1();
     let xs = standardized(x);
-    for (scoring, sklearn_scoring, gap) in [(Scoring::R2, "r2", 0), (Scoring::Rmse, "neg_root_mean_squared_error", 24)]
-    {
+    for (scoring, sklearn_scoring, gap) in [(R2, "r2", 0), (RMSE, "neg_root_mean_squared_error", 24)] {
         let expected = python(
             &format!(
                 "from sklearn.feature_selection import RFECV\nfrom sklearn.linear_model import LinearRegression\n\
@@ -759,12 +769,12 @@ fn cv_folds_match_sklearn_splitters() {
         assert_eq!(folds.len(), expected.as_array().unwrap().len(), "{splitter}");
         for (f, fold) in folds.iter().enumerate() {
             assert_eq!(fold.train, usizes(&expected[f]["train"]), "{splitter} fold {f} train");
-            assert_eq!(fold.valid, usizes(&expected[f]["valid"]), "{splitter} fold {f} valid");
+            assert_eq!(fold.test, usizes(&expected[f]["valid"]), "{splitter} fold {f} valid");
             if let CvKind::TimeOrdered { gap } = kind {
                 // never a training row at or after the validation block (minus the gap)
-                let first_valid = fold.valid[0];
+                let first_valid = fold.test[0];
                 assert!(fold.train.iter().all(|&i| i + gap < first_valid), "{splitter}: train reaches the gap");
-                assert!(fold.valid.windows(2).all(|w| w[1] == w[0] + 1), "{splitter}: validation not contiguous");
+                assert!(fold.test.windows(2).all(|w| w[1] == w[0] + 1), "{splitter}: validation not contiguous");
             }
         }
     }
@@ -799,11 +809,16 @@ impl RowSpy {
 }
 
 impl ImportanceModel for RowSpy {
-    fn fit_importance(&self, x: &Matrix, _y: &[f64]) -> Result<Vec<f64>, String> {
+    fn fit_importance(&self, x: &Matrix, _y: &[f64]) -> Result<Vec<f64>, ImportanceError> {
         Ok(RowSpy::importances(x))
     }
 
-    fn fit_score(&self, train: (&Matrix, &[f64]), valid: (&Matrix, &[f64]), _: Scoring) -> Result<ScoredFit, String> {
+    fn fit_score(
+        &self,
+        train: (&Matrix, &[f64]),
+        valid: (&Matrix, &[f64]),
+        _: Metric,
+    ) -> Result<ScoredFit, ImportanceError> {
         self.calls.borrow_mut().push((RowSpy::ids(train.0), RowSpy::ids(valid.0)));
         Ok(ScoredFit { importances: RowSpy::importances(train.0), score: train.0.n_cols() as f64 })
     }
@@ -823,7 +838,7 @@ fn rfecv_time_ordered_folds_never_train_on_later_rows() {
     let xm = Matrix::new(names, data);
     for gap in [0, 12] {
         let spy = RowSpy { calls: RefCell::new(Vec::new()) };
-        let spec = SelectorSpec::Rfecv { min_features: 1, step: 2, cv: 4, scoring: Scoring::Rmse };
+        let spec = SelectorSpec::Rfecv { min_features: 1, step: 2, cv: 4, scoring: RMSE };
         let fitted = Selector::new(vec![spec])
             .fit(&xm, &y[..n], Task::Regression, CvKind::TimeOrdered { gap }, Some(&spy))
             .unwrap();
@@ -848,7 +863,7 @@ fn selection_ignores_every_row_after_the_training_part() {
         SelectorSpec::VarianceThreshold { threshold: 0.0 },
         k_best(5, KBestScore::FRegression),
         SelectorSpec::KBest { k: 4, score: KBestScore::MutualInfo, n_neighbors: Some(3), seed: Some(1) },
-        SelectorSpec::Rfecv { min_features: 1, step: 1, cv: 3, scoring: Scoring::R2 },
+        SelectorSpec::Rfecv { min_features: 1, step: 1, cv: 3, scoring: R2 },
     ]);
     let fit = |x: &Matrix, y: &[f64], rows: usize| {
         let xs = standardized(&x.rows(0, rows));
@@ -911,7 +926,7 @@ fn fitted_selection_round_trips_through_json() {
     let fitted = selector.fit(&x, &y, Task::Classification, CvKind::KFold, None).unwrap();
     assert!(fitted.scores.iter().any(|s| s.score.is_nan()), "the constant column's F is NaN");
     let (xe, ye) = etth1();
-    let rfecv = Selector::new(vec![SelectorSpec::Rfecv { min_features: 1, step: 2, cv: 3, scoring: Scoring::Rmse }]);
+    let rfecv = Selector::new(vec![SelectorSpec::Rfecv { min_features: 1, step: 2, cv: 3, scoring: RMSE }]);
     let xs = standardized(&xe.rows(0, 3000));
     let with_cv = rfecv.fit(&xs, &ye[..3000], Task::Regression, CvKind::TimeOrdered { gap: 1 }, Some(&LeastSquares));
     let with_cv = with_cv.unwrap();
@@ -948,7 +963,7 @@ fn selector_specs_read_as_one_key_maps() {
             SelectorSpec::Importance { threshold: ImportanceThreshold::Value(0.5), max_features: None },
             SelectorSpec::Importance { threshold: ImportanceThreshold::Value(1.0), max_features: None },
             SelectorSpec::Rfe { n_features: 2, step: 1 },
-            SelectorSpec::Rfecv { min_features: 1, step: 1, cv: 5, scoring: Scoring::Rmse },
+            SelectorSpec::Rfecv { min_features: 1, step: 1, cv: 5, scoring: RMSE },
         ]
     );
     assert!(selector.needs_model());
@@ -1011,12 +1026,12 @@ fn invalid_specs_name_the_key_path() {
         ),
         (SelectorSpec::Rfe { n_features: 2, step: 0 }, Task::Regression, "selection[1].rfe.step: must be >= 1, got 0"),
         (
-            SelectorSpec::Rfecv { min_features: 1, step: 1, cv: 1, scoring: Scoring::R2 },
+            SelectorSpec::Rfecv { min_features: 1, step: 1, cv: 1, scoring: R2 },
             Task::Regression,
             "selection[1].rfecv.cv: must be >= 2, got 1",
         ),
         (
-            SelectorSpec::Rfecv { min_features: 1, step: 1, cv: 3, scoring: Scoring::Accuracy },
+            SelectorSpec::Rfecv { min_features: 1, step: 1, cv: 3, scoring: ACCURACY },
             Task::Regression,
             "selection[1].rfecv.scoring: accuracy is a classification metric, but this is regression",
         ),
@@ -1033,18 +1048,62 @@ fn invalid_specs_name_the_key_path() {
 struct Broken(&'static str);
 
 impl ImportanceModel for Broken {
-    fn fit_importance(&self, x: &Matrix, _y: &[f64]) -> Result<Vec<f64>, String> {
+    fn fit_importance(&self, x: &Matrix, _y: &[f64]) -> Result<Vec<f64>, ImportanceError> {
         match self.0 {
-            "fail" => Err("the booster refused the data".into()),
+            "fail" => Err(fit_failed("the booster refused the data")),
             "short" => Ok(vec![1.0; x.n_cols() - 1]),
             "negative" => Ok((0..x.n_cols()).map(|j| if j == 1 { -0.5 } else { 1.0 }).collect()),
             _ => Ok(vec![1.0; x.n_cols()]),
         }
     }
 
-    fn fit_score(&self, train: (&Matrix, &[f64]), _: (&Matrix, &[f64]), _: Scoring) -> Result<ScoredFit, String> {
+    fn fit_score(
+        &self,
+        train: (&Matrix, &[f64]),
+        _: (&Matrix, &[f64]),
+        _: Metric,
+    ) -> Result<ScoredFit, ImportanceError> {
         Ok(ScoredFit { importances: self.fit_importance(train.0, train.1)?, score: f64::NAN })
     }
+}
+
+/// A model whose fit refuses the data with the code of that cause.
+struct Refusing(Code);
+
+impl ImportanceModel for Refusing {
+    fn fit_importance(&self, _x: &Matrix, _y: &[f64]) -> Result<Vec<f64>, ImportanceError> {
+        Err(ImportanceError::new(self.0, "the labels are not 0 or 1"))
+    }
+
+    fn fit_score(
+        &self,
+        _: (&Matrix, &[f64]),
+        valid: (&Matrix, &[f64]),
+        scoring: Metric,
+    ) -> Result<ScoredFit, ImportanceError> {
+        // a metric the validation rows cannot give: its EvalError's code comes through
+        let score = scoring.compute(valid.1, &vec![f64::NAN; valid.1.len()])?;
+        Ok(ScoredFit { importances: Vec::new(), score })
+    }
+}
+
+#[test]
+fn a_failed_model_keeps_the_code_of_its_cause() {
+    let (x, y) = etth1();
+    let fit = |spec: SelectorSpec, model: &dyn ImportanceModel| {
+        Selector::new(vec![spec]).fit(x, y, Task::Regression, CvKind::TimeOrdered { gap: 0 }, Some(model)).unwrap_err()
+    };
+    let err = fit(SelectorSpec::Rfe { n_features: 2, step: 1 }, &Refusing(Code::DataShape));
+    assert_eq!(err.to_string(), "selection[0].rfe: the model failed: the labels are not 0 or 1");
+    assert_eq!(err.code(), Code::DataShape);
+    let err = fit(SelectorSpec::Rfecv { min_features: 1, step: 1, cv: 3, scoring: RMSE }, &Refusing(Code::ModelTrain));
+    assert_eq!(err.code(), Code::DataShape, "{err}");
+    assert!(
+        err.to_string().starts_with("selection[0].rfecv: the model failed: y_pred has a non-finite value"),
+        "{err}"
+    );
+    let FeatureError::Model { cause, .. } = err else { panic!("{err:?}") };
+    assert_eq!(cause.message(), "y_pred has a non-finite value (NaN) at index 0");
 }
 
 #[test]
@@ -1075,11 +1134,9 @@ fn data_dependent_errors_name_the_step() {
         err.to_string(),
         "selection[1].rfe: the model failed: the importance of 'HULL' is -0.5, not a finite number >= 0"
     );
-    let err =
-        fit(SelectorSpec::Rfecv { min_features: 1, step: 1, cv: 3, scoring: Scoring::R2 }, Some(&Broken("nan score")));
+    let err = fit(SelectorSpec::Rfecv { min_features: 1, step: 1, cv: 3, scoring: R2 }, Some(&Broken("nan score")));
     assert_eq!(err.to_string(), "selection[1].rfecv: the model failed: its r2 on a validation fold is NaN");
-    let err =
-        fit(SelectorSpec::Rfecv { min_features: 1, step: 1, cv: 20000, scoring: Scoring::R2 }, Some(&LeastSquares));
+    let err = fit(SelectorSpec::Rfecv { min_features: 1, step: 1, cv: 20000, scoring: R2 }, Some(&LeastSquares));
     assert_eq!(err.to_string(), "selection[1].rfecv.cv: cannot make 20000 folds from 17420 rows");
     // a threshold no feature passes
     let err = Selector::new(vec![SelectorSpec::VarianceThreshold { threshold: 1e6 }])

@@ -1,0 +1,77 @@
+//! Cross-validation folds: a [`Splitter`] says how rows are cut into folds and [`Splitter::split`] cuts them into
+//! [`Fold`]s, (train, test) pairs of row indices, each splitter index for index the scikit-learn one it names.
+//!
+//! Key decision: one value for every way of folding, so the callers (the feature selectors' `rfecv` today, backtests
+//! and tuning next) take a `Splitter` and never branch on the kind; the cutting itself is [`time_series_folds`],
+//! [`kfold`] and [`stratified_kfold`]. The variants are `#[non_exhaustive]`: they are built with the constructors,
+//! so a new option (a sliding window, a purge, an embargo) is a new field with a default, not a breaking change.
+
+use crate::{EvalError, kfold, stratified_kfold, time_series_folds};
+
+/// One cross-validation fold: row indices, disjoint, each in ascending order; the train rows are fitted on, the test
+/// rows scored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fold {
+    pub train: Vec<usize>,
+    pub test: Vec<usize>,
+}
+
+/// How to cut rows into cross-validation folds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Splitter {
+    /// scikit-learn's `TimeSeriesSplit(n_splits=folds, gap=gap)`: an expanding window over time-ordered rows (see
+    /// [`time_series_folds`]); no test row comes before a train row
+    #[non_exhaustive]
+    TimeSeries { folds: usize, gap: usize },
+    /// scikit-learn's `KFold(n_splits=folds)`, the rows shuffled first with kiln's generator when `shuffle_seed` is
+    /// given (see [`kfold`])
+    #[non_exhaustive]
+    KFold { folds: usize, shuffle_seed: Option<u64> },
+    /// scikit-learn's `StratifiedKFold(n_splits=folds)`, each class's rows dealt to the folds in a random order when
+    /// `shuffle_seed` is given (see [`stratified_kfold`])
+    #[non_exhaustive]
+    StratifiedKFold { folds: usize, shuffle_seed: Option<u64> },
+}
+
+impl Splitter {
+    /// `folds` expanding-window folds over time-ordered rows, `gap` rows dropped before each test block.
+    pub fn time_series(folds: usize, gap: usize) -> Splitter {
+        Splitter::TimeSeries { folds, gap }
+    }
+
+    /// `folds` consecutive test blocks, over the rows in order or shuffled with `shuffle_seed`.
+    pub fn kfold(folds: usize, shuffle_seed: Option<u64>) -> Splitter {
+        Splitter::KFold { folds, shuffle_seed }
+    }
+
+    /// `folds` test folds that keep each class's share, over the rows in order or shuffled with `shuffle_seed`.
+    pub fn stratified_kfold(folds: usize, shuffle_seed: Option<u64>) -> Splitter {
+        Splitter::StratifiedKFold { folds, shuffle_seed }
+    }
+
+    /// The number of folds asked for.
+    pub fn folds(self) -> usize {
+        match self {
+            Splitter::TimeSeries { folds, .. }
+            | Splitter::KFold { folds, .. }
+            | Splitter::StratifiedKFold { folds, .. } => folds,
+        }
+    }
+
+    /// The folds over the rows of `y`, in order (the values of `y` matter to the stratified splitter only).
+    ///
+    /// # Errors
+    /// [`EvalError::InvalidSpec`] (`folds`) for fewer than 2 folds; [`EvalError::Folds`] when the rows cannot make
+    /// the folds (more folds than rows; a time-series fold without a training row; no class as large as the number
+    /// of folds); [`EvalError::Empty`] / [`EvalError::NonFinite`] for labels the stratified splitter cannot read.
+    pub fn split(self, y: &[f64]) -> Result<Vec<Fold>, EvalError> {
+        match self {
+            Splitter::TimeSeries { folds, gap } => Ok(time_series_folds(y.len(), folds, gap)?
+                .into_iter()
+                .map(|f| Fold { train: f.train.collect(), test: f.test.collect() })
+                .collect()),
+            Splitter::KFold { folds, shuffle_seed } => kfold(y.len(), folds, shuffle_seed),
+            Splitter::StratifiedKFold { folds, shuffle_seed } => stratified_kfold(y, folds, shuffle_seed),
+        }
+    }
+}
