@@ -1,5 +1,5 @@
-//! Evaluation of fitted models: regression and binary classification metrics that match scikit-learn, the one metric
-//! vocabulary ([`Metric`], what YAML names as a selector's scoring or an objective), time-ordered and stratified
+//! Evaluation of fitted models; owns no model, feature or I/O code. Regression and binary classification metrics that
+//! match scikit-learn, the one metric vocabulary ([`Metric`], what YAML names as a selector's scoring or an objective), time-ordered and stratified
 //! splitters, cross-validation folds ([`Splitter`]), baselines, registration gates and comparison tables.
 //!
 //! Key decision: everything here is a pure function over slices and small serde config structs; this crate reads

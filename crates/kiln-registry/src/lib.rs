@@ -1,4 +1,5 @@
-//! Model lifecycle rules over the [`ModelRegistry`](kiln_domain::ModelRegistry) port: register a run's bundle,
+//! Model lifecycle rules over the [`ModelRegistry`](kiln_domain::ModelRegistry) port, not the stores that implement
+//! it: register a run's bundle,
 //! promote a version (alias or stage), roll an alias back, and resolve a [`ModelRef`](kiln_domain::ModelRef) to the
 //! run artifacts that hold the bundle.
 //!

@@ -1,4 +1,4 @@
-//! kiln's HTTP service: [`router`] answers `GET /health`, `GET /ready`, `GET /model`, `POST /predict`,
+//! kiln's HTTP service; it reads no files, config or stores (the CLI hands it a loaded model). [`router`] answers `GET /health`, `GET /ready`, `GET /model`, `POST /predict`,
 //! `POST /predict/batch` and `POST /observe` (with `GET`/`DELETE /observe/{series}`) for one loaded model, and [`serve`] runs it on a listener until a shutdown signal, letting
 //! requests in flight finish. The only crate that knows HTTP-server types.
 //!

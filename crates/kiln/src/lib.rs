@@ -1,5 +1,5 @@
 //! kiln as a library: load a model kiln trained and registered, and score frames with it from a Rust service, with
-//! the same code `kiln predict` runs.
+//! the same code `kiln predict` runs; no training code, no HTTP server, no CLI.
 //!
 //! ```no_run
 //! use std::path::Path;
