@@ -1,8 +1,8 @@
 //! Features for kiln: owns the kernels, preprocessing, selection and the fitted pipeline a bundle stores; not the
 //! models (selectors reach one through the `ImportanceModel` port), metrics (kiln-eval's) or any I/O.
 //!
-//! A declarative [`TimeSeriesRecipe`] (lags, differences, returns, rolling, expanding and exponentially weighted statistics, calendar parts, a target transform) and the one code path that
-//! computes it, for a whole training table ([`TimeSeriesRecipe::build_table`]) and for the last row of a live
+//! A declarative [`TimeSeriesRecipe`] (lags, differences, returns, rolling, expanding and exponentially weighted
+//! statistics, calendar parts, a target transform) and the one code path that computes it, for a whole training table ([`TimeSeriesRecipe::build_table`]) and for the last row of a live
 //! window ([`TimeSeriesRecipe::build_last_row`]), and for a long series chunk by chunk ([`FeatureStream`]); all
 //! three agree bit for bit.
 //!
