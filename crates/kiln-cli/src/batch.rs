@@ -1,5 +1,5 @@
 //! `kiln predict`: batch scoring of a CSV or Parquet file of any size. The file is read, scored and written one chunk
-//! at a time (`kiln_infra::read_chunks` -> `kiln_train::ChunkScorer` -> `kiln_infra::FrameWriter`), so memory stays
+//! at a time (`kiln_data::read_chunks` -> `kiln_train::ChunkScorer` -> `kiln_data::FrameWriter`), so memory stays
 //! flat; the predictions are exactly those of scoring the whole file at once.
 //!
 //! Key decision: a forecast needs its rows oldest first. A file that starts newest first (the ECB download) cannot be
@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use kiln_domain::{Column, Frame};
-use kiln_infra::{FrameWriter, ReadError, ReadProgress};
+use kiln_data::{FrameWriter, ReadError, ReadProgress};
 use kiln_train::{ChunkScorer, RowKeys, Scored};
 
 use crate::cli::PredictArgs;
@@ -32,7 +32,7 @@ pub(crate) fn predict(args: PredictArgs) -> Result<u8> {
     let mut read_time = Duration::ZERO;
     let mut write_time = Duration::ZERO;
     let timed = Instant::now();
-    let mut reader = kiln_infra::read_chunks(input, &opts, chunk_rows)?;
+    let mut reader = kiln_data::read_chunks(input, &opts, chunk_rows)?;
     let mut first = reader.next();
     read_time += timed.elapsed();
     // a newest-first file is read whole and sorted; the scorer then gets it as one chunk
@@ -43,7 +43,7 @@ pub(crate) fn predict(args: PredictArgs) -> Result<u8> {
             input.display()
         ));
         let timed = Instant::now();
-        whole = Some(kiln_infra::read_frame(input, &opts)?);
+        whole = Some(kiln_data::read_frame(input, &opts)?);
         read_time += timed.elapsed();
         first = None;
     }

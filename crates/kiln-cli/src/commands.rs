@@ -5,10 +5,11 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use kiln::{Opened, Store, open_local_store, open_store};
+use kiln_data::ReadOptions;
 use kiln_domain::{Code, ErrorKind};
 use kiln_features::FittedPipeline;
-use kiln_infra::{GuardedStore, PlotChartRenderer, ReadOptions};
 use kiln_models::Bundle;
+use kiln_store::{GuardedStore, PlotChartRenderer};
 use kiln_train::{Progress, RegisterSpec, TaskSpec, TrainSpec};
 
 use crate::cli::{Cli, Command, ConfigCommand, PredictArgs, SyncArgs, TrainArgs};
@@ -39,7 +40,7 @@ pub(crate) fn exit_code_of(e: &anyhow::Error) -> u8 {
             facade_code(x)
         } else if let Some(x) = cause.downcast_ref::<kiln_train::TrainError>() {
             Some(x.code())
-        } else if let Some(x) = cause.downcast_ref::<kiln_infra::ReadError>() {
+        } else if let Some(x) = cause.downcast_ref::<kiln_data::ReadError>() {
             Some(x.code())
         } else if let Some(x) = cause.downcast_ref::<kiln_domain::DomainError>() {
             Some(x.code())
@@ -147,9 +148,9 @@ fn train(args: TrainArgs) -> Result<u8> {
         opts.columns = Some(recipe.input_columns());
     }
     progress.step(&format!("reading {}", exp.data.path.display()));
-    let frame = kiln_infra::read_frame(&exp.data.path, &opts)?;
+    let frame = kiln_data::read_frame(&exp.data.path, &opts)?;
     let task = exp.task_spec(&loaded, frame.names())?;
-    let data_sha256 = kiln_infra::sha256_file(&exp.data.path)?;
+    let data_sha256 = kiln_data::sha256_file(&exp.data.path)?;
 
     let uri = args.tracking_uri.clone().unwrap_or_else(|| exp.tracking.uri.clone());
     let opened = open_store(&uri)?;
@@ -282,7 +283,7 @@ fn sync(args: SyncArgs) -> Result<u8> {
         bail!("--to '{}': sync pushes to an MLflow server (http:// or https://)", args.to);
     }
     let Opened::Remote(remote) = open_store(&args.to)? else { unreachable!("a server URI opens a server") };
-    let report = kiln_infra::sync(&local, &remote, &|m: &str| progress.step(m))
+    let report = kiln_store::sync(&local, &remote, &|m: &str| progress.step(m))
         .with_context(|| format!("sync from {} to {} stopped; run it again to go on", args.from, remote.uri()))?;
     let r = &report;
     println!("synced {} to {}", args.from, remote.uri());

@@ -62,8 +62,7 @@ pub use kiln_domain::{
     CivilDateTime, Code, Column, ColumnKind, ErrorKind, Frame, ModelRef, ModelVersion, RunId, Stage, civil_from_millis,
 };
 pub use kiln_features::FittedPipeline;
-pub use kiln_infra::{
-    BundleCache, FrameChunks, LocalStore, ReadError, ReadOptions, RestStore, read_chunks, read_frame, write_frame,
-};
+pub use kiln_data::{FrameChunks, ReadError, ReadOptions, read_chunks, read_frame, write_frame};
 pub use kiln_models::{Bundle, BundleMetadata, ModelKind};
+pub use kiln_store::{BundleCache, LocalStore, RestStore};
 pub use kiln_train::{ChunkScorer, RowKeys, ScoreTotals};
