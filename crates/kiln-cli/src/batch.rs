@@ -1,5 +1,5 @@
 //! `kiln predict`: batch scoring of a CSV or Parquet file of any size. The file is read, scored and written one chunk
-//! at a time (`kiln_infra::read_chunks` -> `kiln_score::score_stream` -> `kiln_infra::FrameWriter`), so memory stays
+//! at a time (`kiln_data::read_chunks` -> `kiln_score::score_stream` -> `kiln_data::FrameWriter`), so memory stays
 //! flat; the predictions are exactly those of scoring the whole file at once. This module holds the file adapters
 //! (the source of chunks, the sink that writes them) and the progress output; the loop is `kiln-score`'s.
 //!
@@ -11,8 +11,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use kiln_data::{FrameChunks, FrameWriter, ReadError, ReadProgress};
 use kiln_domain::{Column, Frame};
-use kiln_infra::{FrameChunks, FrameWriter, ReadError, ReadProgress};
 use kiln_score::{RowKeys, Scored, StreamError};
 
 use crate::cli::PredictArgs;
@@ -32,7 +32,7 @@ pub(crate) fn predict(args: PredictArgs) -> Result<u8> {
     // wall time of each stage, for the summary: reading and parsing, writing (the features and the model's
     // prediction are timed by the scorer)
     let timed = Instant::now();
-    let mut reader = kiln_infra::read_chunks(input, &opts, chunk_rows)?;
+    let mut reader = kiln_data::read_chunks(input, &opts, chunk_rows)?;
     let mut first = reader.next();
     let mut read_time = timed.elapsed();
     // a newest-first file is read whole and sorted; the scorer then gets it as one chunk
@@ -43,7 +43,7 @@ pub(crate) fn predict(args: PredictArgs) -> Result<u8> {
             input.display()
         ));
         let timed = Instant::now();
-        whole = Some(kiln_infra::read_frame(input, &opts)?);
+        whole = Some(kiln_data::read_frame(input, &opts)?);
         read_time += timed.elapsed();
         first = None;
     }

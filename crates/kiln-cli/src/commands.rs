@@ -5,9 +5,10 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use kiln::{Opened, Store, open_local_store, open_store};
+use kiln_data::ReadOptions;
 use kiln_features::FittedPipeline;
-use kiln_infra::{GuardedStore, PlotChartRenderer, ReadOptions};
 use kiln_models::Bundle;
+use kiln_store::{GuardedStore, PlotChartRenderer};
 use kiln_train::{Progress, RegisterSpec, TrainSpec};
 
 use crate::cli::{Cli, Command, ConfigCommand, PredictArgs, SyncArgs, TrainArgs};
@@ -84,9 +85,9 @@ fn train(args: TrainArgs) -> Result<u8> {
         read_options(exp.data.time_column.as_deref(), exp.data.time_format.clone(), exp.data.na_values.clone());
     opts.columns = settings.read_columns();
     progress.step(&format!("reading {}", exp.data.path.display()));
-    let frame = kiln_infra::read_frame(&exp.data.path, &opts)?;
+    let frame = kiln_data::read_frame(&exp.data.path, &opts)?;
     let task = settings.task_spec(frame.names())?;
-    let data_sha256 = kiln_infra::sha256_file(&exp.data.path)?;
+    let data_sha256 = kiln_data::sha256_file(&exp.data.path)?;
 
     let uri = args.tracking_uri.clone().unwrap_or_else(|| exp.tracking.uri.clone());
     let opened = open_store(&uri)?;
@@ -222,7 +223,7 @@ fn sync(args: SyncArgs) -> Result<u8> {
         bail!("--to '{}': sync pushes to an MLflow server (http:// or https://)", args.to);
     }
     let Opened::Remote(remote) = open_store(&args.to)? else { unreachable!("a server URI opens a server") };
-    let report = kiln_infra::sync(&local, &remote, &|m: &str| progress.step(m))
+    let report = kiln_store::sync(&local, &remote, &|m: &str| progress.step(m))
         .with_context(|| format!("sync from {} to {} stopped; run it again to go on", args.from, remote.uri()))?;
     let r = &report;
     println!("synced {} to {}", args.from, remote.uri());

@@ -37,7 +37,7 @@ coded_errors!(
     kiln_registry::RegistryError,
     kiln_score::ScoreError,
     kiln_train::TrainError,
-    kiln_infra::ReadError,
+    kiln_data::ReadError,
     kiln::Error,
     crate::config::ConfigError,
     crate::serve_cmd::InvalidFlags,

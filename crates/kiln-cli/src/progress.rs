@@ -4,7 +4,7 @@
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
-use kiln_infra::ReadProgress;
+use kiln_data::ReadProgress;
 
 /// The share done, from bytes (a CSV file read front to back) or rows (a Parquet file knows its rows).
 fn fraction(done: &ReadProgress) -> Option<f64> {

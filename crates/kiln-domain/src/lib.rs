@@ -1,7 +1,8 @@
 //! kiln's core vocabulary: the columnar [`Frame`], the ML traits (fit -> fitted -> predict), the ports the outside
 //! world implements (tracking, artifacts, registry), model references, and the table of stable error codes.
 //!
-//! This crate does no I/O and knows no file format, HTTP or dataframe library; adapters live in `kiln-infra`.
+//! This crate does no I/O and knows no file format, HTTP or dataframe library; adapters live in `kiln-data` (data)
+//! and `kiln-store` (tracking).
 
 mod error;
 mod frame;

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use kiln_domain::{ArtifactStore, ModelRegistry, Tracker};
-use kiln_infra::{BundleCache, Credentials, GuardedStore, LocalStore, RestConfig, RestStore};
+use kiln_store::{BundleCache, Credentials, GuardedStore, LocalStore, RestConfig, RestStore};
 
 use crate::error::{Error, Result};
 

@@ -1,4 +1,4 @@
-use kiln_infra::ReadProgress;
+use kiln_data::ReadProgress;
 
 use super::{fraction, thousands};
 

@@ -17,12 +17,18 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("kiln-score", &["kiln-domain", "kiln-features", "kiln-models"]),
     ("kiln-train", &["kiln-domain", "kiln-features", "kiln-models", "kiln-eval", "kiln-registry"]),
     ("kiln-registry", &["kiln-domain"]),
-    ("kiln-infra", &["kiln-domain", "kiln-models"]),
+    // data in and out: file formats and the data-source adapters
+    ("kiln-data", &["kiln-domain"]),
+    // the tracking store (the bundle format of kiln-models allowed; bundles move as folders today)
+    ("kiln-store", &["kiln-domain", "kiln-models"]),
     // scoring needs only the bundle's pipeline and model; the CLI resolves the reference and hands over the bundle
     ("kiln-serve", &["kiln-domain", "kiln-features", "kiln-models"]),
     // the facade a Rust service depends on: store opening, reference resolution, bundle loading and scoring; no
     // training code
-    ("kiln", &["kiln-domain", "kiln-features", "kiln-models", "kiln-score", "kiln-registry", "kiln-infra"]),
+    (
+        "kiln",
+        &["kiln-domain", "kiln-features", "kiln-models", "kiln-score", "kiln-registry", "kiln-data", "kiln-store"],
+    ),
     (
         "kiln-cli",
         &[
@@ -33,7 +39,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "kiln-score",
             "kiln-train",
             "kiln-registry",
-            "kiln-infra",
+            "kiln-data",
+            "kiln-store",
             "kiln-serve",
             "kiln",
         ],
@@ -162,11 +169,50 @@ fn the_server_links_no_dataframe_library() {
 #[test]
 fn the_facade_links_neither_the_server_nor_the_cli() {
     // a service that embeds a model gets no HTTP server and no CLI with it (its direct dependencies are checked
-    // against HTTP_SERVER above; transitively polars, under kiln-infra, brings tokio and, in cargo's
+    // against HTTP_SERVER above; transitively polars, under kiln-data, brings tokio and, in cargo's
     // workspace-wide view, object_store's HTTP client)
     let all = graph().transitive("kiln");
     for bad in ["kiln-serve", "kiln-cli"] {
         assert!(!all.contains(bad), "kiln links {bad} (transitively)");
+    }
+}
+
+/// File-format and outbound-HTTP client crates, and the adapter crates that alone may name them: data files belong
+/// to kiln-data, the tracking store (its layout, its charts, the MLflow client) to kiln-store; the data sources to
+/// come (Yahoo, BigQuery) make HTTP calls from kiln-data. Everyone else reaches files and servers through them.
+const ADAPTER_ONLY: &[(&str, &[&str])] = &[
+    ("csv", &["kiln-data"]),
+    ("polars", &["kiln-data"]),
+    ("plotters", &["kiln-store"]),
+    ("ureq", &["kiln-data", "kiln-store"]),
+    ("reqwest", &["kiln-data", "kiln-store"]),
+];
+
+#[test]
+fn only_the_data_and_store_crates_know_file_formats_and_http_clients() {
+    let g = graph();
+    for (name, _) in ALLOWED {
+        let direct = g.direct(name);
+        for (dep, owners) in ADAPTER_ONLY {
+            assert!(
+                !direct.contains(*dep) || owners.contains(name),
+                "{name} depends on {dep}; only {} may",
+                owners.join(" and ")
+            );
+        }
+    }
+}
+
+#[test]
+fn the_store_knows_no_data_format_and_the_data_crate_no_store() {
+    let g = graph();
+    let store = g.transitive("kiln-store");
+    for bad in ["kiln-data", "polars", "polars-core", "csv"] {
+        assert!(!store.contains(bad), "kiln-store links {bad} (transitively); data files belong to kiln-data");
+    }
+    let data = g.transitive("kiln-data");
+    for bad in ["kiln-store", "kiln-models", "plotters"] {
+        assert!(!data.contains(bad), "kiln-data links {bad} (transitively); the tracking store belongs to kiln-store");
     }
 }
 

@@ -1,13 +1,13 @@
 //! `kiln predict` streams a file in chunks: with chunks of a few rows (so that every lag, window, EWM and expanding
 //! mean crosses many chunk borders) the predictions are bit for bit those of the whole-file path
-//! (`kiln_infra::read_frame` + `kiln_score::score`), for a forecast (EUR/USD, ETTh1) and a classifier (Telco churn),
+//! (`kiln_data::read_frame` + `kiln_score::score`), for a forecast (EUR/USD, ETTh1) and a classifier (Telco churn),
 //! CSV and Parquet in and out; rows out of time order and bad cells are reported with their line.
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+use kiln_data::{ReadOptions, read_frame, write_frame};
 use kiln_features::FittedPipeline;
-use kiln_infra::{ReadOptions, read_frame, write_frame};
 use kiln_score::RowKeys;
 
 use crate::{kiln, repo};

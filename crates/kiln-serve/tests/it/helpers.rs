@@ -6,12 +6,13 @@ use std::sync::OnceLock;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
+use kiln_data::ReadOptions;
 use kiln_domain::{Column, Frame};
 use kiln_eval::{ClassificationGateSpec, GateSpec, HoldoutSpec, Size};
 use kiln_features::{FittedPipeline, PreprocessSpec, SelectorSpec, TabularInput, TimeSeriesRecipe};
-use kiln_infra::{LocalStore, PlotChartRenderer, ReadOptions};
 use kiln_models::{Bundle, LgbObjective, LightGbmParams};
 use kiln_serve::{AppState, LoadedModel, ModelIdentity, ServeConfig};
+use kiln_store::{LocalStore, PlotChartRenderer};
 use kiln_train::{Gates, ModelSpec, Ports, Progress, ShuffledSplit, TabularKind, TaskSpec, ThresholdRule, TrainSpec};
 use serde_json::Value;
 use tower::ServiceExt;
@@ -110,7 +111,7 @@ pub(crate) fn eurusd() -> &'static Trained {
             columns: Some(recipe.input_columns()),
             ..ReadOptions::default()
         };
-        let frame = kiln_infra::read_frame(&data("ecb_eurofxref-hist.csv"), &opts).unwrap();
+        let frame = kiln_data::read_frame(&data("ecb_eurofxref-hist.csv"), &opts).unwrap();
         let split = HoldoutSpec { test_size: Size::Fraction(0.2), validation_size: Some(Size::Fraction(0.1)), gap: 0 };
         let task = TaskSpec::Forecast { recipe, split };
         train("eurusd", task, Vec::new(), frame, Gates::Regression(GateSpec::default()))
@@ -121,7 +122,7 @@ pub(crate) fn eurusd() -> &'static Trained {
 pub(crate) fn churn() -> &'static Trained {
     static MODEL: OnceLock<Trained> = OnceLock::new();
     MODEL.get_or_init(|| {
-        let frame = kiln_infra::read_frame(&data("Telco-Customer-Churn_IBM.csv"), &ReadOptions::default()).unwrap();
+        let frame = kiln_data::read_frame(&data("Telco-Customer-Churn_IBM.csv"), &ReadOptions::default()).unwrap();
         let columns: Vec<String> =
             frame.names().iter().filter(|c| *c != "customerID" && *c != "Churn").cloned().collect();
         let preprocess: Vec<PreprocessSpec> = serde_json::from_value(serde_json::json!([

@@ -7,11 +7,12 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use kiln::{Code, ErrorKind, Frame, Predictor, RowKeys, Task};
+use kiln_data::ReadOptions;
 use kiln_eval::{ClassificationGateSpec, GateSpec, HoldoutSpec, Size};
 use kiln_features::{FittedPipeline, PreprocessSpec, SelectorSpec, TabularInput, TimeSeriesRecipe};
-use kiln_infra::{LocalStore, PlotChartRenderer, ReadOptions};
 use kiln_models::{LgbObjective, LightGbmParams};
 use kiln_registry::PromoteTarget;
+use kiln_store::{LocalStore, PlotChartRenderer};
 use kiln_train::{
     Gates, ModelSpec, Ports, Progress, RegisterSpec, ShuffledSplit, TabularKind, TaskSpec, ThresholdRule, TrainSpec,
 };
@@ -94,7 +95,7 @@ fn train(name: &str, task: TaskSpec, preprocess: Vec<PreprocessSpec>, frame: &Fr
 fn churn() -> &'static Trained {
     static MODEL: OnceLock<Trained> = OnceLock::new();
     MODEL.get_or_init(|| {
-        let frame = kiln_infra::read_frame(&data("Telco-Customer-Churn_IBM.csv"), &ReadOptions::default()).unwrap();
+        let frame = kiln_data::read_frame(&data("Telco-Customer-Churn_IBM.csv"), &ReadOptions::default()).unwrap();
         let columns: Vec<String> =
             frame.names().iter().filter(|c| *c != "customerID" && *c != "Churn").cloned().collect();
         let preprocess: Vec<PreprocessSpec> = serde_json::from_value(serde_json::json!([
@@ -138,7 +139,7 @@ fn eurusd() -> &'static Trained {
             columns: Some(recipe.input_columns()),
             ..ReadOptions::default()
         };
-        let frame = kiln_infra::read_frame(&data("ecb_eurofxref-hist.csv"), &opts).unwrap();
+        let frame = kiln_data::read_frame(&data("ecb_eurofxref-hist.csv"), &opts).unwrap();
         let split = HoldoutSpec { test_size: Size::Fraction(0.2), validation_size: Some(Size::Fraction(0.1)), gap: 0 };
         let task = TaskSpec::Forecast { recipe, split };
         train("eurusd", task, Vec::new(), &frame, Gates::Regression(GateSpec::default()))

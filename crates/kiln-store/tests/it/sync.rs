@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use kiln_domain::{ArtifactStore, ExperimentId, MetricPoint, ModelRegistry, RunId, RunStatus, Stage, Tracker};
-use kiln_infra::{LocalStore, RestConfig, RestStore, SyncReport, sync};
+use kiln_store::{LocalStore, RestConfig, RestStore, SyncReport, sync};
 use serde_json::Value;
 
 const T0: i64 = 1_700_000_000_000;

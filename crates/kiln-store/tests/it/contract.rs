@@ -18,7 +18,7 @@ use kiln_domain::{
     ArtifactEntry, ArtifactStore, Code, ExperimentId, MetricPoint, ModelRegistry, PortError, RunId, RunInfo, RunStatus,
     Stage, Tracker,
 };
-use kiln_infra::{LocalStore, RestConfig, RestStore};
+use kiln_store::{LocalStore, RestConfig, RestStore};
 
 /// A fixed start time (ms), so that the stores are compared on known values.
 const START: i64 = 1_795_333_905_191;
