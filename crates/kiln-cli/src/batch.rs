@@ -9,8 +9,8 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use kiln_domain::{Column, Frame};
 use kiln_data::{FrameWriter, ReadError, ReadProgress};
+use kiln_domain::{Column, Frame};
 use kiln_train::{ChunkScorer, RowKeys, Scored};
 
 use crate::cli::PredictArgs;

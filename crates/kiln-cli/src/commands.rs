@@ -5,8 +5,8 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use kiln::{Opened, Store, open_local_store, open_store};
-use kiln_data::ReadOptions;
-use kiln_domain::{Code, ErrorKind};
+use kiln_data::{FileSource, ReadOptions};
+use kiln_domain::{Code, DataSource, ErrorKind, LoadedData};
 use kiln_features::FittedPipeline;
 use kiln_models::Bundle;
 use kiln_store::{GuardedStore, PlotChartRenderer};
@@ -41,6 +41,8 @@ pub(crate) fn exit_code_of(e: &anyhow::Error) -> u8 {
         } else if let Some(x) = cause.downcast_ref::<kiln_train::TrainError>() {
             Some(x.code())
         } else if let Some(x) = cause.downcast_ref::<kiln_data::ReadError>() {
+            Some(x.code())
+        } else if let Some(x) = cause.downcast_ref::<kiln_domain::SourceError>() {
             Some(x.code())
         } else if let Some(x) = cause.downcast_ref::<kiln_domain::DomainError>() {
             Some(x.code())
@@ -147,10 +149,10 @@ fn train(args: TrainArgs) -> Result<u8> {
     {
         opts.columns = Some(recipe.input_columns());
     }
-    progress.step(&format!("reading {}", exp.data.path.display()));
-    let frame = kiln_data::read_frame(&exp.data.path, &opts)?;
+    let source = FileSource::new(&exp.data.path, opts);
+    progress.step(&format!("reading {}", source.describe()));
+    let LoadedData { frame, sha256: data_sha256, origin: data_origin } = source.load()?;
     let task = exp.task_spec(&loaded, frame.names())?;
-    let data_sha256 = kiln_data::sha256_file(&exp.data.path)?;
 
     let uri = args.tracking_uri.clone().unwrap_or_else(|| exp.tracking.uri.clone());
     let opened = open_store(&uri)?;
@@ -180,7 +182,7 @@ fn train(args: TrainArgs) -> Result<u8> {
         ("mlflow.user".to_string(), env_var("USER").unwrap_or_else(|| "kiln".into())),
         ("kiln.version".to_string(), kiln_version.clone()),
         ("kiln.data.sha256".to_string(), data_sha256.clone()),
-        ("kiln.data.path".to_string(), exp.data.path.display().to_string()),
+        ("kiln.data.path".to_string(), data_origin.clone()),
         ("kiln.config.path".to_string(), args.config.display().to_string()),
         ("kiln.model.kind".to_string(), model.kind().to_string()),
     ];
@@ -201,7 +203,7 @@ fn train(args: TrainArgs) -> Result<u8> {
         register,
         tags,
         input_params: vec![
-            ("data.path".to_string(), exp.data.path.display().to_string()),
+            ("data.path".to_string(), data_origin),
             ("data.rows".to_string(), frame.n_rows().to_string()),
         ],
         config_yaml: merged,

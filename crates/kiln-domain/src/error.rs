@@ -1,6 +1,7 @@
 //! Stable error codes shared by every crate. Each library has its own `thiserror` enum and maps every variant to one
 //! [`Code`]; the HTTP mapping of a code's [`ErrorKind`] lives only in `kiln-serve`.
 
+use std::error::Error;
 use std::fmt;
 
 /// Broad class of an error, used by the edges (CLI exit codes, HTTP status).
@@ -124,5 +125,43 @@ impl PortError {
 
     pub fn io(message: impl Into<String>) -> Self {
         PortError::new(Code::StoreIo, message)
+    }
+}
+
+/// Why a [`DataSource`](crate::DataSource) could not load: the adapter's own typed error, kept whole, with its
+/// stable code. It displays exactly as that error and continues the chain with that error's source, so the
+/// adapter's message (the file, line and column at fault) reaches the user unchanged; [`SourceError::get_ref`]
+/// gives the error itself to downcast.
+#[derive(Debug)]
+pub struct SourceError {
+    code: Code,
+    error: Box<dyn Error + Send + Sync + 'static>,
+}
+
+impl SourceError {
+    pub fn new(code: Code, error: impl Into<Box<dyn Error + Send + Sync + 'static>>) -> Self {
+        SourceError { code, error: error.into() }
+    }
+
+    /// The stable code of this error.
+    pub fn code(&self) -> Code {
+        self.code
+    }
+
+    /// The adapter's error.
+    pub fn get_ref(&self) -> &(dyn Error + Send + Sync + 'static) {
+        &*self.error
+    }
+}
+
+impl fmt::Display for SourceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.error, f)
+    }
+}
+
+impl Error for SourceError {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        self.error.source()
     }
 }

@@ -58,11 +58,11 @@ pub use store::{
 };
 
 // What a service needs to hold, read and write data and to look inside a model, without naming other kiln crates.
+pub use kiln_data::{FrameChunks, ReadError, ReadOptions, read_chunks, read_frame, write_frame};
 pub use kiln_domain::{
     CivilDateTime, Code, Column, ColumnKind, ErrorKind, Frame, ModelRef, ModelVersion, RunId, Stage, civil_from_millis,
 };
 pub use kiln_features::FittedPipeline;
-pub use kiln_data::{FrameChunks, ReadError, ReadOptions, read_chunks, read_frame, write_frame};
 pub use kiln_models::{Bundle, BundleMetadata, ModelKind};
 pub use kiln_store::{BundleCache, LocalStore, RestStore};
 pub use kiln_train::{ChunkScorer, RowKeys, ScoreTotals};

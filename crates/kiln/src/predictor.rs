@@ -2,9 +2,9 @@
 
 use std::fmt;
 
+use kiln_data::ReadOptions;
 use kiln_domain::{Column, ColumnKind, DomainError, Frame, ModelVersion};
 use kiln_features::{FittedPipeline, PipelineInput};
-use kiln_data::ReadOptions;
 use kiln_models::Bundle;
 use kiln_train::RowKeys;
 

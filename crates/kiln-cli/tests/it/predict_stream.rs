@@ -6,8 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use kiln_features::FittedPipeline;
 use kiln_data::{ReadOptions, read_frame, write_frame};
+use kiln_features::FittedPipeline;
 use kiln_train::RowKeys;
 
 use crate::{kiln, repo};

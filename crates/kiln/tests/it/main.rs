@@ -7,12 +7,12 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use kiln::{Code, ErrorKind, Frame, Predictor, RowKeys, Task};
+use kiln_data::ReadOptions;
 use kiln_eval::{ClassificationGateSpec, GateSpec, HoldoutSpec, Size};
 use kiln_features::{FittedPipeline, PreprocessSpec, SelectorSpec, TabularInput, TimeSeriesRecipe};
-use kiln_data::ReadOptions;
-use kiln_store::{LocalStore, PlotChartRenderer};
 use kiln_models::{LgbObjective, LightGbmParams};
 use kiln_registry::PromoteTarget;
+use kiln_store::{LocalStore, PlotChartRenderer};
 use kiln_train::{
     Gates, ModelSpec, Ports, Progress, RegisterSpec, ShuffledSplit, TabularKind, TaskSpec, ThresholdRule, TrainSpec,
 };
