@@ -5,7 +5,8 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use kiln::{Opened, Store, open_local_store, open_store};
-use kiln_data::ReadOptions;
+use kiln_data::{FileSource, ReadOptions};
+use kiln_domain::{DataSource, LoadedData};
 use kiln_features::FittedPipeline;
 use kiln_models::Bundle;
 use kiln_store::{GuardedStore, PlotChartRenderer};
@@ -84,10 +85,10 @@ fn train(args: TrainArgs) -> Result<u8> {
     let mut opts =
         read_options(exp.data.time_column.as_deref(), exp.data.time_format.clone(), exp.data.na_values.clone());
     opts.columns = settings.read_columns();
-    progress.step(&format!("reading {}", exp.data.path.display()));
-    let frame = kiln_data::read_frame(&exp.data.path, &opts)?;
+    let source = FileSource::new(&exp.data.path, opts);
+    progress.step(&format!("reading {}", source.describe()));
+    let LoadedData { frame, sha256: data_sha256, origin: data_origin } = source.load()?;
     let task = settings.task_spec(frame.names())?;
-    let data_sha256 = kiln_data::sha256_file(&exp.data.path)?;
 
     let uri = args.tracking_uri.clone().unwrap_or_else(|| exp.tracking.uri.clone());
     let opened = open_store(&uri)?;
@@ -120,7 +121,7 @@ fn train(args: TrainArgs) -> Result<u8> {
         ("mlflow.user".to_string(), env_var("USER").unwrap_or_else(|| "kiln".into())),
         ("kiln.version".to_string(), kiln_version.clone()),
         ("kiln.data.sha256".to_string(), data_sha256.clone()),
-        ("kiln.data.path".to_string(), exp.data.path.display().to_string()),
+        ("kiln.data.path".to_string(), data_origin.clone()),
         ("kiln.config.path".to_string(), args.config.display().to_string()),
         ("kiln.model.kind".to_string(), model.kind().to_string()),
     ];
@@ -141,7 +142,7 @@ fn train(args: TrainArgs) -> Result<u8> {
         register,
         tags,
         input_params: vec![
-            ("data.path".to_string(), exp.data.path.display().to_string()),
+            ("data.path".to_string(), data_origin),
             ("data.rows".to_string(), frame.n_rows().to_string()),
         ],
         config_yaml: merged,

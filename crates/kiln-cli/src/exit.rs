@@ -30,6 +30,7 @@ macro_rules! coded_errors {
 coded_errors!(
     kiln_domain::DomainError,
     kiln_domain::PortError,
+    kiln_domain::SourceError,
     kiln_features::FeatureError,
     kiln_models::ModelError,
     kiln_models::BundleError,

@@ -1,15 +1,17 @@
 //! kiln's data in and out: CSV and Parquet files read into and written from [`kiln_domain::Frame`]s, whole or chunk
-//! by chunk (CSV with the `csv` crate, Parquet with polars); it knows nothing about tracking, models or the MLflow
-//! store (that is `kiln-store`).
+//! by chunk (CSV with the `csv` crate, Parquet with polars), and the [`kiln_domain::DataSource`] adapters; it knows
+//! nothing about tracking, models or the MLflow store (that is `kiln-store`).
 //!
 //! Key decision: no polars type appears in a public signature; everything outside this crate sees only domain types,
-//! [`ReadError`].
+//! [`ReadError`] and [`kiln_domain::SourceError`].
 
 mod error;
 mod read;
+mod source;
 mod timefmt;
 mod write;
 
 pub use error::{Location, ReadError};
 pub use read::{FrameChunks, ReadOptions, ReadProgress, read_chunks, read_frame, sha256_file};
+pub use source::FileSource;
 pub use write::{FrameWriter, write_frame};

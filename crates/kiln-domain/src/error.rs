@@ -4,6 +4,7 @@
 //! HTTP API's own rejections (a malformed body, a wrong field type, a missing API key) are rows of the same table,
 //! so `kiln-serve` converts a number to its HTTP type and keeps no table of its own.
 
+use std::error::Error;
 use std::fmt;
 
 /// Broad class of an error, used by the edges (CLI exit codes, HTTP status).
@@ -231,4 +232,48 @@ pub fn chain_text(e: &dyn std::error::Error) -> String {
         next = cause.source();
     }
     parts.join(": ")
+}
+
+/// Why a [`DataSource`](crate::DataSource) could not load: the adapter's own typed error, kept whole, with its
+/// stable code. It displays exactly as that error and continues the chain with that error's source, so the
+/// adapter's message (the file, line and column at fault) reaches the user unchanged; [`SourceError::get_ref`]
+/// gives the error itself to downcast.
+#[derive(Debug)]
+pub struct SourceError {
+    code: Code,
+    error: Box<dyn Error + Send + Sync + 'static>,
+}
+
+impl SourceError {
+    pub fn new(code: Code, error: impl Into<Box<dyn Error + Send + Sync + 'static>>) -> Self {
+        SourceError { code, error: error.into() }
+    }
+
+    /// The stable code of this error.
+    pub fn code(&self) -> Code {
+        self.code
+    }
+
+    /// The adapter's error.
+    pub fn get_ref(&self) -> &(dyn Error + Send + Sync + 'static) {
+        &*self.error
+    }
+}
+
+impl fmt::Display for SourceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.error, f)
+    }
+}
+
+impl Error for SourceError {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        self.error.source()
+    }
+}
+
+impl HasCode for SourceError {
+    fn code(&self) -> Code {
+        self.code
+    }
 }

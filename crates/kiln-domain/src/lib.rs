@@ -1,5 +1,6 @@
 //! kiln's core vocabulary: the columnar [`Frame`], the ML traits (fit -> fitted -> predict), the ports the outside
-//! world implements (tracking, artifacts, registry), model references, and the table of stable error codes.
+//! world implements (data sources, tracking, artifacts, registry), model references, and the table of stable error
+//! codes.
 //!
 //! This crate does no I/O and knows no file format, HTTP or dataframe library; adapters live in `kiln-data` (data)
 //! and `kiln-store` (tracking).
@@ -11,13 +12,13 @@ mod model_ref;
 mod ports;
 mod time;
 
-pub use error::{Code, DomainError, ErrorKind, HasCode, PortError, chain_text};
+pub use error::{Code, DomainError, ErrorKind, HasCode, PortError, SourceError, chain_text};
 pub use frame::{Column, ColumnKind, Frame};
 pub use ml::{Estimator, Matrix, Predictor};
 pub use model_ref::{ModelRef, VersionSelector};
 pub use ports::{
-    ArtifactEntry, ArtifactStore, ChartRenderer, ExperimentId, MetricPoint, ModelRegistry, ModelVersion, RunId,
-    RunInfo, RunStatus, Stage, Tracker,
+    ArtifactEntry, ArtifactStore, ChartRenderer, DataSource, ExperimentId, LoadedData, MetricPoint, ModelRegistry,
+    ModelVersion, RunId, RunInfo, RunStatus, Stage, Tracker,
 };
 pub use time::{CivilDateTime, civil_from_millis, millis_from_civil};
 

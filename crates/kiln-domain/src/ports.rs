@@ -1,9 +1,10 @@
 //! The ports: small synchronous traits that the outside world implements (the local MLflow-layout store, the MLflow
-//! REST adapter). Pipeline code talks to tracking, artifacts and the registry only through these.
+//! REST adapter, the data sources). Pipeline code talks to data, tracking, artifacts and the registry only through
+//! these.
 
 use std::path::Path;
 
-use crate::PortError;
+use crate::{Frame, PortError, SourceError};
 
 /// An MLflow experiment id (a string, as MLflow has it).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -319,4 +320,36 @@ pub trait ChartRenderer {
         labels: [&str; 2],
         counts: [[u64; 2]; 2],
     ) -> Result<Vec<u8>, PortError>;
+}
+
+/// Rows a [`DataSource`] loaded, with what identifies them.
+#[derive(Debug, Clone)]
+pub struct LoadedData {
+    pub frame: Frame,
+    /// sha256 (lowercase hex) of the bytes the rows were read from, logged with a run (`kiln.data.sha256`) so that a
+    /// model is reproduced from its config plus this fingerprint
+    pub sha256: String,
+    /// where the rows were actually read from, logged with a run (`kiln.data.path`): the file's path for a file
+    pub origin: String,
+}
+
+/// Where training data comes from. Synchronous like the other ports: an adapter may block on disk or HTTP.
+///
+/// The first adapter is `kiln-data`'s `FileSource` (a CSV or Parquet file read with its options). The shape is
+/// meant for the ones planned beside it: a Yahoo Finance chart-API source and a BigQuery REST source (their
+/// [`describe`](DataSource::describe) a ticker and range or a query, their fingerprint that of the rows they
+/// stored), and versioned snapshots (`data/raw/<source>/<key>/<timestamp>.parquet` plus a manifest: their `origin`
+/// the snapshot file, their fingerprint the manifest's sha256, checked on load). Everything that varies between
+/// them (connection settings, credentials, query, read options) lives in the adapter's constructor, never here.
+pub trait DataSource {
+    /// What this source reads, before reading it (for progress lines): a path, a ticker and range, a query.
+    fn describe(&self) -> String;
+
+    /// Reads the whole data set.
+    ///
+    /// # Errors
+    /// [`SourceError`], displayed as the adapter's own error (a file's path, line and column at fault), with the
+    /// adapter's code: `data_read` when the data cannot be reached or read, `data_parse`, `data_shape`,
+    /// `missing_column` or `column_type` when its content is wrong.
+    fn load(&self) -> Result<LoadedData, SourceError>;
 }

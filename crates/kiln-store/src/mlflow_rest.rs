@@ -15,6 +15,7 @@
 //!   with a note that says where the full value is.
 //! - Artifacts go through the server's artifact proxy (`mlflow-artifacts:/...`), file by file.
 
+mod answer;
 mod artifacts;
 mod registry;
 mod tracking;
@@ -27,6 +28,8 @@ use std::{collections::HashMap, fmt};
 use base64::Engine;
 use kiln_domain::{Code, PortError};
 use serde_json::Value;
+
+pub(crate) use answer::Field;
 
 /// How kiln authenticates to the server (from `MLFLOW_TRACKING_USERNAME`/`_PASSWORD` or `MLFLOW_TRACKING_TOKEN`,
 /// read by the CLI). Its `Debug` output never shows the secret.
@@ -190,6 +193,11 @@ impl RestStore {
         })
     }
 
+    /// The answer `v` to `method endpoint`, to read field by field (see [`Field`]).
+    pub(crate) fn answer<'v>(&self, v: &'v Value, method: &str, endpoint: &str) -> Field<'v> {
+        Field::root(v, &format!("MLflow server {}: {method} {endpoint}", self.base))
+    }
+
     /// Sends one request, retrying as `retry` allows; returns the body of a 2xx answer.
     fn send(&self, method: &str, url: &str, body: Option<(&[u8], &str)>, retry: Retry) -> Result<Vec<u8>, Failure> {
         let mut attempt = 0;
@@ -342,20 +350,6 @@ fn decode_component(s: &str) -> String {
         }
     }
     String::from_utf8_lossy(&out).into_owned()
-}
-
-/// A JSON string field, or "" when absent.
-pub(crate) fn str_field<'a>(v: &'a Value, key: &str) -> &'a str {
-    v[key].as_str().unwrap_or("")
-}
-
-/// An int64 that MLflow may send as a number or a string.
-pub(crate) fn int_field(v: &Value, key: &str) -> Option<i64> {
-    match &v[key] {
-        Value::Number(n) => n.as_i64(),
-        Value::String(s) => s.parse().ok(),
-        _ => None,
-    }
 }
 
 #[cfg(test)]

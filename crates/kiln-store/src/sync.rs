@@ -25,9 +25,8 @@ use std::path::Path;
 use kiln_domain::{
     ArtifactStore, Code, ExperimentId, ModelRegistry, ModelVersion, PortError, RunId, RunInfo, RunStatus, Tracker,
 };
-use serde_json::Value;
 
-use crate::mlflow_rest::{Retry, str_field};
+use crate::mlflow_rest::Retry;
 use crate::{LocalStore, RestStore};
 
 /// On the server copy: the local run it was copied from.
@@ -146,10 +145,6 @@ fn tag<'t>(tags: &'t [(String, String)], key: &str) -> Option<&'t str> {
     tags.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
 }
 
-fn has_tag(data: &Value, key: &str, value: &str) -> bool {
-    data["tags"].as_array().into_iter().flatten().any(|t| str_field(t, "key") == key && str_field(t, "value") == value)
-}
-
 /// The artifact path of a version's source inside its run (`runs:/<run>/<path>`, or an artifact URI containing
 /// `/<run>/artifacts/`).
 fn source_path(source: &str, run: &RunId) -> Result<String, PortError> {
@@ -228,7 +223,7 @@ impl Sync<'_> {
 
     /// Whether the server run carries `kiln.sync.complete=true`.
     fn is_complete(&self, run: &RunId) -> Result<bool, PortError> {
-        Ok(has_tag(&self.remote.run_data(run)?, COMPLETE_TAG, "true"))
+        Ok(tag(&self.remote.tags(run)?, COMPLETE_TAG) == Some("true"))
     }
 
     fn sync_run(&mut self, exp_name: &str, run: &RunInfo, remote_exp: &ExperimentId) -> Result<(), PortError> {
@@ -369,8 +364,8 @@ impl Sync<'_> {
             }
             Err(e) => return Err(e),
         };
-        let info = &v["run"]["info"];
-        if str_field(info, "status") != RunStatus::Running.as_str() || str_field(info, "lifecycle_stage") == "deleted" {
+        let info = self.remote.answer(&v, "GET", "runs/get").object("run")?.object("info")?;
+        if info.str("status")? != RunStatus::Running.as_str() || info.str("lifecycle_stage")? == "deleted" {
             return Ok(());
         }
         let note = format!(
@@ -432,16 +427,19 @@ impl Sync<'_> {
     fn server_logged_models(&self, run: &RunId) -> Result<BTreeMap<String, String>, PortError> {
         let v = self.remote.call("GET", "runs/get", &[("run_id", &run.0)], None, Retry::Idempotent)?;
         let mut out = BTreeMap::new();
-        for output in v["run"]["outputs"]["model_outputs"].as_array().into_iter().flatten() {
-            let id = str_field(output, "model_id");
-            if id.is_empty() {
-                continue;
-            }
+        // `outputs` is left out when the run has none
+        let outputs = self.remote.answer(&v, "GET", "runs/get").object("run")?.opt_object("outputs")?;
+        let model_outputs = match outputs {
+            Some(o) => o.list("model_outputs")?,
+            None => Vec::new(),
+        };
+        for output in model_outputs {
+            let id = output.str("model_id")?;
             let endpoint = format!("logged-models/{}", crate::mlflow_rest::encode_component(id));
             let m = self.remote.call("GET", &endpoint, &[], None, Retry::Idempotent)?;
-            let info = &m["model"]["info"];
-            if str_field(info, "status") == "LOGGED_MODEL_READY" {
-                out.insert(str_field(info, "name").to_string(), id.to_string());
+            let info = self.remote.answer(&m, "GET", &endpoint).object("model")?.object("info")?;
+            if info.str("status")? == "LOGGED_MODEL_READY" {
+                out.insert(info.str("name")?.to_string(), id.to_string());
             }
         }
         Ok(out)

@@ -7,7 +7,7 @@ use std::path::Path;
 use kiln_domain::{ArtifactEntry, ArtifactStore, Code, PortError, RunId};
 use serde_json::{Value, json};
 
-use super::{RestStore, Retry, encode_component, encode_path, int_field, str_field};
+use super::{Field, RestStore, Retry, encode_component, encode_path};
 
 /// The proxy path of an `mlflow-artifacts:` URI (`mlflow-artifacts:/1/abc/artifacts` -> `1/abc/artifacts`), also with
 /// an authority (`mlflow-artifacts://host:port/1/...`).
@@ -35,6 +35,18 @@ fn clean(path: &str) -> Result<String, PortError> {
         }
     }
     Ok(trimmed.to_string())
+}
+
+/// One item of an artifact listing's `files`, its path made relative to the run or model root.
+fn entry_of(f: &Field<'_>, rel: &str) -> Result<ArtifactEntry, PortError> {
+    // the server's JSON leaves out a false `is_dir` and a zero `file_size`
+    let is_dir = f.opt_bool("is_dir")?.unwrap_or(false);
+    let size = match (is_dir, f.opt_int("file_size")?) {
+        (true, _) => None,
+        (false, None) => Some(0),
+        (false, Some(n)) => Some(u64::try_from(n).map_err(|_| f.invalid("file_size", "a size in bytes"))?),
+    };
+    Ok(ArtifactEntry { path: join(rel, f.str("path")?), is_dir, size })
 }
 
 fn join(a: &str, b: &str) -> String {
@@ -118,18 +130,8 @@ impl RestStore {
             serde_json::from_slice(&bytes)
                 .map_err(|e| PortError::io(format!("artifact listing of {target}: invalid JSON: {e}")))?
         };
-        Ok(v["files"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|f| {
-                let is_dir = f["is_dir"].as_bool().unwrap_or(false);
-                // the server's JSON leaves out a zero `file_size`: a file without one is empty
-                let size =
-                    (!is_dir).then(|| int_field(f, "file_size").and_then(|s| u64::try_from(s).ok()).unwrap_or(0));
-                ArtifactEntry { path: join(rel, str_field(f, "path")), is_dir, size }
-            })
-            .collect())
+        let answer = Field::root(&v, &format!("MLflow server {}: listing artifacts {target}", self.base));
+        answer.list("files")?.iter().map(|f| entry_of(f, rel)).collect()
     }
 
     /// Downloads `rel` under `root` into `dest` (a folder recursively, a file into `dest/<name>`).
@@ -223,9 +225,9 @@ impl ArtifactStore for RestStore {
             "source_run_id": run.0,
         });
         let v = self.call("POST", "logged-models", &[], Some(&body), Retry::ConnectOnly)?;
-        let model = &v["model"]["info"];
-        let model_id = str_field(model, "model_id").to_string();
-        let root = proxy_path(str_field(model, "artifact_uri")).ok_or_else(|| {
+        let model = self.answer(&v, "POST", "logged-models").object("model")?.object("info")?;
+        let model_id = model.str("model_id")?.to_string();
+        let root = proxy_path(model.str("artifact_uri")?).ok_or_else(|| {
             PortError::new(
                 Code::StoreRejected,
                 format!("logged model {model_id} has an artifact URI outside the proxy"),
@@ -240,9 +242,9 @@ impl ArtifactStore for RestStore {
     }
 
     fn download_logged_model(&self, model_id: &str, dest: &Path) -> Result<(), PortError> {
-        let v =
-            self.call("GET", &format!("logged-models/{}", encode_component(model_id)), &[], None, Retry::Idempotent)?;
-        let uri = str_field(&v["model"]["info"], "artifact_uri");
+        let endpoint = format!("logged-models/{}", encode_component(model_id));
+        let v = self.call("GET", &endpoint, &[], None, Retry::Idempotent)?;
+        let uri = self.answer(&v, "GET", &endpoint).object("model")?.object("info")?.str("artifact_uri")?;
         let root = proxy_path(uri).ok_or_else(|| {
             PortError::new(
                 Code::StoreRejected,
@@ -264,5 +266,34 @@ mod tests {
         assert_eq!(proxy_path("s3://bucket/1/abc/artifacts"), None);
         assert!(clean("a/../b").is_err());
         assert_eq!(clean("/model/").unwrap(), "model");
+    }
+
+    #[test]
+    fn listing_entries_are_read_strictly() {
+        let answer = json!({"files": [
+            {"path": "reports", "is_dir": true},
+            {"path": "top.txt", "is_dir": false, "file_size": 15},
+            {"path": "empty.txt"},
+        ]});
+        let root = Field::root(&answer, "MLflow server http://h: listing artifacts 1/abc/artifacts");
+        let entries: Vec<ArtifactEntry> =
+            root.list("files").unwrap().iter().map(|f| entry_of(f, "sub").unwrap()).collect();
+        assert_eq!(
+            entries,
+            [
+                ArtifactEntry { path: "sub/reports".into(), is_dir: true, size: None },
+                ArtifactEntry { path: "sub/top.txt".into(), is_dir: false, size: Some(15) },
+                // the server leaves out a false `is_dir` and a zero `file_size`
+                ArtifactEntry { path: "sub/empty.txt".into(), is_dir: false, size: Some(0) },
+            ]
+        );
+        let bad = json!({"files": [{"is_dir": false}, {"path": "a", "is_dir": "no"}, {"path": "b", "file_size": -1}]});
+        let root = Field::root(&bad, "MLflow server http://h: listing artifacts 1/abc/artifacts");
+        let files = root.list("files").unwrap();
+        for (f, field) in files.iter().zip(["files[0].path", "files[1].is_dir", "files[2].file_size"]) {
+            let e = entry_of(f, "").unwrap_err();
+            assert_eq!(e.code, Code::StoreCorrupt);
+            assert!(e.message.contains(&format!("`{field}`")), "{}", e.message);
+        }
     }
 }

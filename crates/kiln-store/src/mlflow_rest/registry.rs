@@ -1,29 +1,32 @@
 //! The model registry over `/api/2.0/mlflow/registered-models/...` and `/model-versions/...`.
 
 use kiln_domain::{Code, ModelRegistry, ModelVersion, PortError, RunId, Stage};
-use serde_json::{Value, json};
+use serde_json::json;
 
-use super::{RestStore, Retry, int_field, str_field};
+use super::{Field, RestStore, Retry};
 use crate::mlruns::{check_alias, check_alias_chars, check_archive_target};
 
-fn version_of(v: &Value) -> Result<ModelVersion, PortError> {
-    let number = str_field(v, "version");
-    let version = number.parse::<u64>().map_err(|_| {
-        PortError::new(
-            Code::StoreCorrupt,
-            format!("model version '{number}' of '{}' is not a number", str_field(v, "name")),
-        )
-    })?;
-    let run = str_field(v, "run_id");
+/// A version number, which MLflow sends as a string.
+fn version_number(f: &Field<'_>, key: &str) -> Result<u64, PortError> {
+    f.str(key)?.parse::<u64>().map_err(|_| f.invalid(key, "a version number"))
+}
+
+/// A `ModelVersion` message (`model_version`, or an item of `model_versions`).
+fn version_of(v: &Field<'_>) -> Result<ModelVersion, PortError> {
+    let version = version_number(v, "version")?;
+    let current_stage = v.str("current_stage")?;
     Ok(ModelVersion {
-        name: str_field(v, "name").to_string(),
+        name: v.str("name")?.to_string(),
         version,
-        source: str_field(v, "source").to_string(),
-        run_id: (!run.is_empty()).then(|| RunId(run.to_string())),
-        stage: Stage::parse(str_field(v, "current_stage")).unwrap_or(Stage::None),
-        aliases: v["aliases"].as_array().into_iter().flatten().filter_map(|a| a.as_str().map(str::to_string)).collect(),
-        creation_time_ms: int_field(v, "creation_timestamp").unwrap_or(0),
-        description: str_field(v, "description").to_string(),
+        source: v.str("source")?.to_string(),
+        // absent for a version registered without a run
+        run_id: v.opt_str("run_id")?.filter(|r| !r.is_empty()).map(|r| RunId(r.to_string())),
+        stage: Stage::parse(current_stage)
+            .ok_or_else(|| v.invalid("current_stage", "a stage (None, Staging, Production or Archived)"))?,
+        aliases: v.list("aliases")?.iter().map(|a| a.as_str().map(str::to_string)).collect::<Result<_, _>>()?,
+        creation_time_ms: v.int("creation_timestamp")?,
+        // absent when the version has none
+        description: v.opt_str("description")?.unwrap_or_default().to_string(),
     })
 }
 
@@ -46,12 +49,13 @@ impl RestStore {
             }
             let q: Vec<(&str, &str)> = query.iter().map(|(k, v)| (*k, v.as_str())).collect();
             let v = self.call("GET", "registered-models/search", &q, None, Retry::Idempotent)?;
-            names.extend(
-                v["registered_models"].as_array().into_iter().flatten().map(|m| str_field(m, "name").to_string()),
-            );
-            match v["next_page_token"].as_str() {
-                Some(t) if !t.is_empty() => token = Some(t.to_string()),
-                _ => break,
+            let answer = self.answer(&v, "GET", "registered-models/search");
+            for m in answer.list("registered_models")? {
+                names.push(m.str("name")?.to_string());
+            }
+            token = answer.next_page_token()?;
+            if token.is_none() {
+                break;
             }
         }
         names.sort();
@@ -93,13 +97,13 @@ impl ModelRegistry for RestStore {
             body["model_id"] = json!(id);
         }
         let v = self.call("POST", "model-versions/create", &[], Some(&body), Retry::ConnectOnly)?;
-        version_of(&v["model_version"])
+        version_of(&self.answer(&v, "POST", "model-versions/create").object("model_version")?)
     }
 
     fn get_version(&self, name: &str, version: u64) -> Result<ModelVersion, PortError> {
         let n = version.to_string();
         let v = self.call("GET", "model-versions/get", &[("name", name), ("version", &n)], None, Retry::Idempotent)?;
-        version_of(&v["model_version"])
+        version_of(&self.answer(&v, "GET", "model-versions/get").object("model_version")?)
     }
 
     fn list_versions(&self, name: &str) -> Result<Vec<ModelVersion>, PortError> {
@@ -114,22 +118,24 @@ impl ModelRegistry for RestStore {
             }
             let q: Vec<(&str, &str)> = query.iter().map(|(k, v)| (*k, v.as_str())).collect();
             let v = self.call("GET", "model-versions/search", &q, None, Retry::Idempotent)?;
-            for mv in v["model_versions"].as_array().into_iter().flatten() {
-                out.push(version_of(mv)?);
+            let answer = self.answer(&v, "GET", "model-versions/search");
+            for mv in answer.list("model_versions")? {
+                out.push(version_of(&mv)?);
             }
-            match v["next_page_token"].as_str() {
-                Some(t) if !t.is_empty() => token = Some(t.to_string()),
-                _ => break,
+            token = answer.next_page_token()?;
+            if token.is_none() {
+                break;
             }
         }
         // the search may leave aliases out: take them from the registered model
         let model = self.call("GET", "registered-models/get", &[("name", name)], None, Retry::Idempotent)?;
-        let aliases: Vec<(String, u64)> = model["registered_model"]["aliases"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|a| Some((str_field(a, "alias").to_string(), str_field(a, "version").parse().ok()?)))
-            .collect();
+        let aliases = self
+            .answer(&model, "GET", "registered-models/get")
+            .object("registered_model")?
+            .list("aliases")?
+            .iter()
+            .map(|a| Ok((a.str("alias")?.to_string(), version_number(a, "version")?)))
+            .collect::<Result<Vec<(String, u64)>, PortError>>()?;
         for v in &mut out {
             for (alias, version) in &aliases {
                 if *version == v.version && !v.aliases.contains(alias) {
@@ -160,7 +166,7 @@ impl ModelRegistry for RestStore {
         check_alias_chars(alias)?;
         match self.call("GET", "registered-models/alias", &[("name", name), ("alias", alias)], None, Retry::Idempotent)
         {
-            Ok(v) => version_of(&v["model_version"]),
+            Ok(v) => version_of(&self.answer(&v, "GET", "registered-models/alias").object("model_version")?),
             // an unknown alias is a 400 INVALID_PARAMETER_VALUE "... not found." on the server
             Err(e) if e.code == Code::StoreRejected && e.message.contains("not found") => {
                 Err(PortError::not_found(format!("model '{name}' has no alias '{alias}' on {}", self.uri())))
@@ -182,6 +188,9 @@ impl ModelRegistry for RestStore {
             "archive_existing_versions": archive_existing,
         });
         let v = self.call("POST", "model-versions/transition-stage", &[], Some(&body), Retry::Idempotent)?;
-        version_of(&v["model_version"])
+        version_of(&self.answer(&v, "POST", "model-versions/transition-stage").object("model_version")?)
     }
 }
+
+#[cfg(test)]
+mod tests;

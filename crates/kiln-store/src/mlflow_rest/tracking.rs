@@ -6,7 +6,7 @@ use kiln_domain::{ArtifactStore, Code, ExperimentId, MetricPoint, PortError, Run
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::{RestStore, Retry, int_field, str_field};
+use super::{Field, RestStore, Retry};
 
 /// The server's limits per `runs/log-batch` call.
 const MAX_METRICS: usize = 1000;
@@ -17,12 +17,14 @@ pub(crate) const MAX_PARAM_VALUE: usize = 6000;
 pub(crate) const MAX_TAG_VALUE: usize = 8000;
 const MAX_KEY: usize = 250;
 
-fn status_of(s: &str) -> RunStatus {
-    match s {
-        "FINISHED" => RunStatus::Finished,
-        "FAILED" => RunStatus::Failed,
-        "KILLED" => RunStatus::Killed,
-        _ => RunStatus::Running,
+/// `info.status`; a run MLflow has scheduled but not started counts as running.
+fn status_of(info: &Field<'_>) -> Result<RunStatus, PortError> {
+    match info.str("status")? {
+        "RUNNING" | "SCHEDULED" => Ok(RunStatus::Running),
+        "FINISHED" => Ok(RunStatus::Finished),
+        "FAILED" => Ok(RunStatus::Failed),
+        "KILLED" => Ok(RunStatus::Killed),
+        _ => Err(info.invalid("status", "a run status (RUNNING, SCHEDULED, FINISHED, FAILED or KILLED)")),
     }
 }
 
@@ -54,28 +56,28 @@ fn metric_from_json(v: &Value) -> Option<f64> {
 }
 
 /// `[{"key": .., "value": ..}, ...]` as pairs sorted by key.
-fn key_value_list(v: &Value) -> Vec<(String, String)> {
-    let mut out: Vec<(String, String)> = v
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|kv| (str_field(kv, "key").to_string(), str_field(kv, "value").to_string()))
-        .collect();
+fn key_value_list(items: &[Field<'_>]) -> Result<Vec<(String, String)>, PortError> {
+    let mut out = items
+        .iter()
+        .map(|kv| Ok((kv.str("key")?.to_string(), kv.str("value")?.to_string())))
+        .collect::<Result<Vec<_>, PortError>>()?;
     out.sort();
-    out
+    Ok(out)
 }
 
-pub(crate) fn run_info(v: &Value) -> RunInfo {
-    let info = &v["info"];
-    RunInfo {
-        run_id: RunId(str_field(info, "run_id").to_string()),
-        experiment_id: ExperimentId(str_field(info, "experiment_id").to_string()),
-        run_name: str_field(info, "run_name").to_string(),
-        status: status_of(str_field(info, "status")),
-        start_time_ms: int_field(info, "start_time").unwrap_or(0),
-        end_time_ms: int_field(info, "end_time"),
-        artifact_uri: str_field(info, "artifact_uri").to_string(),
-    }
+/// A `Run` message's `info`.
+pub(crate) fn run_info(run: &Field<'_>) -> Result<RunInfo, PortError> {
+    let info = run.object("info")?;
+    Ok(RunInfo {
+        run_id: RunId(info.str("run_id")?.to_string()),
+        experiment_id: ExperimentId(info.str("experiment_id")?.to_string()),
+        run_name: info.str("run_name")?.to_string(),
+        status: status_of(&info)?,
+        start_time_ms: info.int("start_time")?,
+        // absent until the run ends
+        end_time_ms: info.opt_int("end_time")?,
+        artifact_uri: info.str("artifact_uri")?.to_string(),
+    })
 }
 
 /// For a value longer than `limit` characters: the artifact path that will hold it whole and the value to log
@@ -187,10 +189,13 @@ impl RestStore {
                 body["page_token"] = json!(t);
             }
             let v = self.call("POST", "runs/search", &[], Some(&body), Retry::Idempotent)?;
-            out.extend(v["runs"].as_array().into_iter().flatten().map(run_info));
-            match v["next_page_token"].as_str() {
-                Some(t) if !t.is_empty() => token = Some(t.to_string()),
-                _ => return Ok(out),
+            let answer = self.answer(&v, "POST", "runs/search");
+            for run in answer.list("runs")? {
+                out.push(run_info(&run)?);
+            }
+            token = answer.next_page_token()?;
+            if token.is_none() {
+                return Ok(out);
             }
         }
     }
@@ -211,23 +216,24 @@ impl RestStore {
                 query.push(("page_token", t.as_str()));
             }
             let v = self.call("GET", "metrics/get-history", &query, None, Retry::Idempotent)?;
-            for m in v["metrics"].as_array().into_iter().flatten() {
-                let value = metric_from_json(&m["value"]).ok_or_else(|| {
+            let answer = self.answer(&v, "GET", "metrics/get-history");
+            for m in answer.list("metrics")? {
+                let value = metric_from_json(&m.value()["value"]).ok_or_else(|| {
                     PortError::new(
                         Code::StoreCorrupt,
-                        format!("metric '{key}' of run {run}: value {} is not a number", m["value"]),
+                        format!("metric '{key}' of run {run}: value {} is not a number", m.value()["value"]),
                     )
                 })?;
                 out.push(MetricPoint {
                     key: key.to_string(),
                     value,
-                    timestamp_ms: int_field(m, "timestamp").unwrap_or(0),
-                    step: int_field(m, "step").unwrap_or(0),
+                    timestamp_ms: m.int("timestamp")?,
+                    step: m.int("step")?,
                 });
             }
-            match v["next_page_token"].as_str() {
-                Some(t) if !t.is_empty() => token = Some(t.to_string()),
-                _ => break,
+            token = answer.next_page_token()?;
+            if token.is_none() {
+                break;
             }
         }
         if out.is_empty() {
@@ -243,7 +249,7 @@ impl RestStore {
     /// # Errors
     /// `not_found` for an unknown run.
     pub fn params(&self, run: &RunId) -> Result<Vec<(String, String)>, PortError> {
-        Ok(key_value_list(&self.run_data(run)?["params"]))
+        self.run_data_list(run, "params")
     }
 
     /// A run's tags, sorted by key, as the server has them (including the `mlflow.*` tags the server adds).
@@ -251,7 +257,18 @@ impl RestStore {
     /// # Errors
     /// `not_found` for an unknown run.
     pub fn tags(&self, run: &RunId) -> Result<Vec<(String, String)>, PortError> {
-        Ok(key_value_list(&self.run_data(run)?["tags"]))
+        self.run_data_list(run, "tags")
+    }
+
+    /// `run.data.<list>` of `runs/get` as sorted pairs.
+    fn run_data_list(&self, run: &RunId, list: &str) -> Result<Vec<(String, String)>, PortError> {
+        let v = self.call("GET", "runs/get", &[("run_id", &run.0)], None, Retry::Idempotent)?;
+        let answer = self.answer(&v, "GET", "runs/get");
+        // `data` is left out when the run has no params, metrics or tags
+        match answer.object("run")?.opt_object("data")? {
+            Some(data) => key_value_list(&data.list(list)?),
+            None => Ok(Vec::new()),
+        }
     }
 
     /// Marks a run deleted (MLflow's soft delete).
@@ -268,7 +285,9 @@ impl RestStore {
     /// `not_found` for an unknown run.
     pub fn run_data(&self, run: &RunId) -> Result<Value, PortError> {
         let v = self.call("GET", "runs/get", &[("run_id", &run.0)], None, Retry::Idempotent)?;
-        Ok(v["run"]["data"].clone())
+        let answer = self.answer(&v, "GET", "runs/get");
+        // `data` is left out when the run has no params, metrics or tags
+        Ok(answer.object("run")?.opt_object("data")?.map_or_else(|| json!({}), |d| d.value().clone()))
     }
 }
 
@@ -280,8 +299,8 @@ impl Tracker for RestStore {
         for _ in 0..2 {
             match self.call("GET", "experiments/get-by-name", &[("experiment_name", name)], None, Retry::Idempotent) {
                 Ok(v) => {
-                    let exp = &v["experiment"];
-                    if str_field(exp, "lifecycle_stage") == "deleted" {
+                    let exp = self.answer(&v, "GET", "experiments/get-by-name").object("experiment")?;
+                    if exp.str("lifecycle_stage")? == "deleted" {
                         return Err(PortError::new(
                             Code::AlreadyExists,
                             format!(
@@ -290,13 +309,16 @@ impl Tracker for RestStore {
                             ),
                         ));
                     }
-                    return Ok(ExperimentId(str_field(exp, "experiment_id").to_string()));
+                    return Ok(ExperimentId(exp.str("experiment_id")?.to_string()));
                 }
                 Err(e) if e.code == Code::NotFound => {}
                 Err(e) => return Err(e),
             }
             match self.call("POST", "experiments/create", &[], Some(&json!({"name": name})), Retry::ConnectOnly) {
-                Ok(v) => return Ok(ExperimentId(str_field(&v, "experiment_id").to_string())),
+                Ok(v) => {
+                    let id = self.answer(&v, "POST", "experiments/create").str("experiment_id")?;
+                    return Ok(ExperimentId(id.to_string()));
+                }
                 // created meanwhile by someone else: read it again
                 Err(e) if e.code == Code::AlreadyExists => {}
                 Err(e) => return Err(e),
@@ -336,7 +358,7 @@ impl Tracker for RestStore {
             "user_id": user, "tags": tag_list,
         });
         let v = self.call("POST", "runs/create", &[], Some(&body), Retry::ConnectOnly)?;
-        let info = run_info(&v["run"]);
+        let info = run_info(&self.answer(&v, "POST", "runs/create").object("run")?)?;
         if let Some(path) = super::artifacts::proxy_path(&info.artifact_uri) {
             self.runs.lock().unwrap_or_else(|p| p.into_inner()).insert(info.run_id.0.clone(), path);
         }
@@ -429,6 +451,9 @@ impl Tracker for RestStore {
 
     fn get_run(&self, run: &RunId) -> Result<RunInfo, PortError> {
         let v = self.call("GET", "runs/get", &[("run_id", &run.0)], None, Retry::Idempotent)?;
-        Ok(run_info(&v["run"]))
+        run_info(&self.answer(&v, "GET", "runs/get").object("run")?)
     }
 }
+
+#[cfg(test)]
+mod tests;

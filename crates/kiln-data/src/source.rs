@@ -1,0 +1,56 @@
+//! The [`DataSource`] adapters. Today one: [`FileSource`], a CSV or Parquet file read whole with its
+//! [`ReadOptions`], fingerprinted by the sha256 of the file's bytes.
+//!
+//! The adapters planned beside it go here as siblings, each its own module behind the same port: the Yahoo Finance
+//! chart API and BigQuery REST (blocking HTTP, tests replaying recorded responses from a local stub server), and
+//! versioned snapshots (`data/raw/<source>/<key>/<timestamp>.parquet` with a manifest of sha256, rows and time range)
+//! that `kiln fetch` writes and a snapshot source reads back, checking the manifest.
+
+use std::path::{Path, PathBuf};
+
+use kiln_domain::{DataSource, LoadedData, SourceError};
+
+use crate::error::ReadError;
+use crate::read::{ReadOptions, read_frame, sha256_file};
+
+/// A CSV or Parquet file (by its extension), read whole with [`read_frame`] and fingerprinted with [`sha256_file`].
+#[derive(Debug, Clone)]
+pub struct FileSource {
+    path: PathBuf,
+    options: ReadOptions,
+}
+
+impl FileSource {
+    pub fn new(path: impl Into<PathBuf>, options: ReadOptions) -> Self {
+        FileSource { path: path.into(), options }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn options(&self) -> &ReadOptions {
+        &self.options
+    }
+}
+
+impl DataSource for FileSource {
+    /// The file's path.
+    fn describe(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    /// The frame, the sha256 of the file and its path as the origin. Errors are [`ReadError`]s, kept whole.
+    fn load(&self) -> Result<LoadedData, SourceError> {
+        let frame = read_frame(&self.path, &self.options).map_err(source_error)?;
+        let sha256 = sha256_file(&self.path).map_err(source_error)?;
+        Ok(LoadedData { frame, sha256, origin: self.path.display().to_string() })
+    }
+}
+
+fn source_error(e: ReadError) -> SourceError {
+    SourceError::new(e.code(), e)
+}
+
+#[cfg(test)]
+mod tests;
