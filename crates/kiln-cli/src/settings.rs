@@ -198,7 +198,11 @@ enum Features {
 /// (`__AUTO__` takes every column but a few), so it keeps the choice until [`Settings::task_spec`].
 enum ResolvedTask {
     Forecast(TaskSpec),
-    Tabular { features: Features, kind: TabularKind },
+    /// `columns`: the list `features` names, `None` for `__AUTO__`
+    Tabular {
+        columns: Option<Vec<String>>,
+        kind: TabularKind,
+    },
 }
 
 /// The experiment, resolved once: the merged tree as written (for `config show`, data, tracking and registry) and
@@ -237,9 +241,9 @@ impl Settings {
     /// # Errors
     /// [`ConfigError`] naming `features` when no column is left to be a feature.
     pub(crate) fn task_spec(&self, available: &[String]) -> Result<TaskSpec, ConfigError> {
-        let (features, kind) = match &self.task {
+        let (listed, kind) = match &self.task {
             ResolvedTask::Forecast(spec) => return Ok(spec.clone()),
-            ResolvedTask::Tabular { features, kind } => (features, kind),
+            ResolvedTask::Tabular { columns, kind } => (columns, kind),
         };
         let exp = &self.experiment;
         let excluded = |c: &String| {
@@ -248,10 +252,9 @@ impl Settings {
                 || Some(c) == exp.data.time_column.as_ref()
                 || exp.data.exclude.contains(c)
         };
-        let columns: Vec<String> = match features {
-            Features::Auto => available.iter().filter(|c| !excluded(c)).cloned().collect(),
-            Features::Columns(list) => list.clone(),
-            Features::Recipe(_) => Vec::new(),
+        let columns: Vec<String> = match listed {
+            None => available.iter().filter(|c| !excluded(c)).cloned().collect(),
+            Some(list) => list.clone(),
         };
         if columns.is_empty() {
             return Err(self.loaded.error_at("features", "no column is left to use as a feature"));
@@ -353,12 +356,17 @@ impl Experiment {
                 Ok(ResolvedTask::Forecast(TaskSpec::Forecast { recipe, split }))
             }
             (_, features) => {
-                if let Features::Columns(list) = &features
-                    && let Some(i) = list.iter().position(|c| c == &task.target)
-                {
-                    return Err(loaded.error_at(&format!("features[{i}]"), "the target cannot be a feature"));
-                }
-                Ok(ResolvedTask::Tabular { features, kind: self.tabular_kind(loaded)? })
+                let columns = match features {
+                    Features::Columns(list) => {
+                        if let Some(i) = list.iter().position(|c| c == &task.target) {
+                            return Err(loaded.error_at(&format!("features[{i}]"), "the target cannot be a feature"));
+                        }
+                        Some(list)
+                    }
+                    // `features` gives a tabular task a list or __AUTO__, and a forecast a recipe (matched above)
+                    Features::Auto | Features::Recipe(_) => None,
+                };
+                Ok(ResolvedTask::Tabular { columns, kind: self.tabular_kind(loaded)? })
             }
         }
     }

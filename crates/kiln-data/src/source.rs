@@ -6,7 +6,7 @@
 //! versioned snapshots (`data/raw/<source>/<key>/<timestamp>.parquet` with a manifest of sha256, rows and time range)
 //! that `kiln fetch` writes and a snapshot source reads back, checking the manifest.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use kiln_domain::{DataSource, LoadedData, SourceError};
 
@@ -23,14 +23,6 @@ pub struct FileSource {
 impl FileSource {
     pub fn new(path: impl Into<PathBuf>, options: ReadOptions) -> Self {
         FileSource { path: path.into(), options }
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    pub fn options(&self) -> &ReadOptions {
-        &self.options
     }
 }
 

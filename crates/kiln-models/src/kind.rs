@@ -45,12 +45,6 @@ impl ModelFormat {
     }
 }
 
-impl PartialEq for ModelFormat {
-    fn eq(&self, other: &Self) -> bool {
-        self.name == other.name
-    }
-}
-
 /// The rows a fit learns from. The validation rows only drive early stopping; they are never the test rows.
 #[derive(Debug, Clone, Copy)]
 pub struct FitData<'a> {

@@ -376,7 +376,7 @@ impl CheckedLightGbm {
             .map(|(k, v)| {
                 let s = match v {
                     Value::String(s) => s,
-                    Value::Number(n) if n.is_f64() => py_float(n.as_f64().unwrap_or(f64::NAN)),
+                    Value::Number(n) => n.as_f64().filter(|_| n.is_f64()).map_or_else(|| n.to_string(), py_float),
                     other => other.to_string(),
                 };
                 (k.to_string(), s)

@@ -25,8 +25,6 @@ pub enum TrainError {
     NotEnoughRows(String),
     #[error("cannot write a temporary bundle: {0}")]
     Temp(std::io::Error),
-    #[error("the bundle's model expects features {expected:?}, its pipeline makes {actual:?}")]
-    FeatureMismatch { expected: Vec<String>, actual: Vec<String> },
 }
 
 impl TrainError {
@@ -42,7 +40,6 @@ impl TrainError {
             TrainError::NotEnoughRows(_) => Code::NotEnoughRows,
             TrainError::Target(_) => Code::DataShape,
             TrainError::Temp(_) => Code::StoreIo,
-            TrainError::FeatureMismatch { .. } => Code::BundleFormat,
         }
     }
 }

@@ -121,6 +121,7 @@ fn run_steps(
     run: &RunInfo,
 ) -> Result<TrainOutcome, TrainError> {
     let id = &run.run_id;
+    // before the params are logged, as always (fit_evaluate checks again for callers that track nothing)
     check_model_fits_task(&spec.fit_spec())?;
     log_params_chunked(ports.tracker, id, &run_params(spec))?;
 
