@@ -14,7 +14,7 @@ KILN := $(CARGO_TARGET_DIR)/release/kiln
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 REQ_STAMP := $(VENV)/.req-$(shell sha256sum tests/requirements.txt | cut -c1-12)
 
-.PHONY: help deps sysdeps venv build demo test fmt clean-demo
+.PHONY: help deps sysdeps venv build install demo test fmt clean-demo
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -36,6 +36,15 @@ deps: sysdeps venv
 
 build: deps ## build the kiln binary (release)
 	cargo build --release --locked -p kiln-cli
+
+# where `make install` puts the binary: /usr/local/bin as root, else ~/.local/bin (PREFIX=/somewhere to choose)
+PREFIX ?= $(if $(filter 0,$(shell id -u)),/usr/local,$(HOME)/.local)
+
+install: build ## put `kiln` on PATH: a copy of the release binary in $(PREFIX)/bin
+	@install -d "$(PREFIX)/bin" && install -m 0755 "$(KILN)" "$(PREFIX)/bin/kiln"
+	@echo "installed $(PREFIX)/bin/kiln ($$("$(PREFIX)/bin/kiln" --version))"
+	@case ":$$PATH:" in *":$(PREFIX)/bin:"*) ;; \
+	  *) echo "note: $(PREFIX)/bin is not on your PATH; add it: export PATH=\"$(PREFIX)/bin:\$$PATH\"";; esac
 
 demo: build ## train the EUR/USD model, register it as production, score a batch file
 	./scripts/demo.sh $(KILN)

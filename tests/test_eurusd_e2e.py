@@ -30,10 +30,10 @@ def test_rest_shows_the_run_its_params_metrics_tags_and_artifacts(mlflow_server)
                 "split.test_size"]:
         assert key in params, key
     assert params["task.target"] == "USD" and params["task.target_transform"] == "log_return"
-    for key in ["test_rmse", "test_mae", "test_r2", "test_mape", "test_smape", "baseline_test_rmse", "train_rmse",
-                "rows_warmup_dropped", "rows_train", "rows_test"]:
+    for key in ["test/rmse", "test/mae", "test/r2", "test/mape", "test/smape", "baseline/test/rmse", "train/rmse",
+                "rows/warmup_dropped", "rows/train", "rows/test", "model/best_iteration"]:
         assert key in metrics, key
-    assert metrics["rows_warmup_dropped"] > 0
+    assert metrics["rows/warmup_dropped"] > 0
     assert len(tags["kiln.data.sha256"]) == 64
     assert tags["kiln.config.path"] == "conf/experiments/eurusd.yaml"
     assert tags["mlflow.runName"] == "eurusd-lightgbm"

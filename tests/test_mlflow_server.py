@@ -85,7 +85,7 @@ def test_python_client_sees_and_loads_what_kiln_logged(server, trained, tmp_path
     assert row["status"] == "FINISHED"
     assert row["tags.mlflow.runName"] == "eurusd-lightgbm"
     assert row["tags.mlflow.source.name"] == "kiln train"
-    assert "metrics.test_rmse" in runs.columns and row["metrics.test_rmse"] > 0
+    assert "metrics.test/rmse" in runs.columns and row["metrics.test/rmse"] > 0
     assert "| model" in row["tags.mlflow.note.content"]
     client = MlflowClient()
     version = client.get_model_version_by_alias("eurusd", "production")
@@ -94,8 +94,12 @@ def test_python_client_sees_and_loads_what_kiln_logged(server, trained, tmp_path
     run = client.get_run(row["run_id"])
     assert [o.model_id for o in run.outputs.model_outputs] == [version.source.removeprefix("models:/")]
     # training curves: one point per boosting round
-    history = client.get_metric_history(row["run_id"], "curve_valid_l2")
-    assert len(history) >= int(row["metrics.best_iteration"]) and [m.step for m in history] == list(range(len(history)))
+    history = client.get_metric_history(row["run_id"], "train_curve/valid/l2")
+    assert len(history) >= int(row["metrics.model/best_iteration"]) and [m.step for m in history] == list(range(len(history)))
+    # each point carries the wall time its round ended: within the run, never decreasing, not all the same
+    times = [m.timestamp for m in history]
+    assert times == sorted(times) and times[-1] > times[0], (times[0], times[-1])
+    assert row["start_time"].timestamp() * 1000 <= times[0] <= times[-1] <= row["end_time"].timestamp() * 1000
 
     booster = mlflow.lightgbm.load_model("models:/eurusd@production")
     out = tmp_path / "pred.csv"
@@ -220,13 +224,13 @@ def test_server_dies_mid_run_with_fallback_nothing_is_lost_after_sync(tmp_path):
         assert len(copies) == 1 and copies[0]["info"]["status"] == "FINISHED"
         copy = copies[0]
         metrics = {m["key"] for m in copy["data"]["metrics"]}
-        assert {"test_rmse", "baseline_test_rmse", "curve_valid_l2", "rows_train"} <= metrics
+        assert {"test/rmse", "baseline/test/rmse", "train_curve/valid/l2", "rows/train"} <= metrics
         params = {p["key"] for p in copy["data"]["params"]}
         assert "model.num_leaves" in params or any("num_leaves" in p for p in params), params
         files = srv.get("/api/2.0/mlflow/artifacts/list", run_id=copy["info"]["run_id"])["files"]
         assert {"model", "metrics.json", "config.yaml"} <= {f["path"] for f in files}
         history = srv.get("/api/2.0/mlflow/metrics/get-history", run_id=copy["info"]["run_id"],
-                          metric_key="curve_valid_l2")["metrics"]
+                          metric_key="train_curve/valid/l2")["metrics"]
         assert len(history) == 700
         # the registry came along: the model predicts from the server
         out = tmp_path / "pred.csv"

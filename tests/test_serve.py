@@ -102,7 +102,7 @@ def test_model_info_names_the_registered_version(served):
     assert body["model"]["alias"] == "production" and body["model"]["run_id"]
     assert body["task"] == "forecast" and body["model_kind"] == "lightgbm"
     assert [f["name"] for f in body["input_schema"]] == ["Date", "USD"]
-    assert "test_rmse" in body["metrics"]
+    assert "test/rmse" in body["metrics"]
     assert headers["x-kiln-model-version"] == "1"
     assert headers["x-kiln-model-run"] == body["model"]["run_id"]
 

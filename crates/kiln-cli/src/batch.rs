@@ -167,7 +167,7 @@ fn stream_error(e: StreamError<anyhow::Error>, bar: &mut Bar, input: &Path) -> a
     }
 }
 
-/// The output rows of one scored chunk: the time or id column, the prediction (classifiers: probability and
+/// The output rows of one scored chunk: the time or id column (a forecast's origin, then `target_time`), the prediction (classifiers: probability and
 /// class), and with the flags the raw output, the features and their SHAP contributions.
 fn output_frame(scored: &Scored, with_features: bool) -> Result<Frame> {
     let mut columns = match &scored.keys {
@@ -176,6 +176,9 @@ fn output_frame(scored: &Scored, with_features: bool) -> Result<Frame> {
             vec![(column.clone(), Column::Categorical(values.iter().cloned().map(Some).collect()))]
         }
     };
+    if let Some(targets) = &scored.target_times {
+        columns.push((kiln::TARGET_TIME_COLUMN.to_string(), Column::Timestamp(targets.clone())));
+    }
     let prediction_name = if scored.classes.is_some() { "probability" } else { "prediction" };
     columns.push((prediction_name.to_string(), Column::Numeric(scored.predictions.clone())));
     if let Some(classes) = &scored.classes {

@@ -4,21 +4,27 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+/// `kiln --version`: the crate version and the git commit the binary was built from (see build.rs).
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("KILN_COMMIT"), ")");
+
 #[derive(Debug, Parser)]
 #[command(
     name = "kiln",
-    version,
+    version = VERSION,
     about = "Train, track, register and score time-series and tabular models from one YAML experiment file",
-    long_about = "kiln takes a model from raw data to a tracked, registered model, with one YAML experiment file.\n\n\
-Runs and the model registry are stored in MLflow's own layout (./mlruns by default), so the MLflow UI and the\n\
-MLflow Python client read what kiln writes:\n\n  \
-MLFLOW_ALLOW_FILE_STORE=true mlflow ui --backend-store-uri ./mlruns --artifacts-destination ./mlruns\n\n\
-An MLflow server works the same way (--tracking-uri http://host:port, or MLFLOW_TRACKING_URI), with\n\
-MLFLOW_TRACKING_USERNAME/MLFLOW_TRACKING_PASSWORD (basic auth) or MLFLOW_TRACKING_TOKEN (bearer), and\n\
+    long_about = "kiln takes a model from raw data to a tracked, registered model, with one YAML experiment \
+file.\n\n\
+Runs and the model registry are stored in MLflow's own layout (./mlruns by default), so the MLflow UI and \
+the MLflow Python client read what kiln writes once an MLflow server serves the folder:\n\n  \
+MLFLOW_ALLOW_FILE_STORE=true mlflow ui \\\n    --backend-store-uri ./mlruns --artifacts-destination ./mlruns\n\n\
+An MLflow server works the same way (--tracking-uri http://host:port, or MLFLOW_TRACKING_URI), with \
+MLFLOW_TRACKING_USERNAME/MLFLOW_TRACKING_PASSWORD (basic auth) or MLFLOW_TRACKING_TOKEN (bearer), and \
 MLFLOW_HTTP_REQUEST_TIMEOUT, _MAX_RETRIES and _BACKOFF_FACTOR as MLflow's client reads them.\n\n\
 Exit codes: 0 success, 1 failure, 2 invalid input (config, data, reference), 3 a registration gate failed.",
-    after_help = "Examples:\n  kiln train --config conf/experiments/eurusd.yaml --register\n  \
-kiln predict --model models:/eurusd@production --input data/ecb_eurofxref-hist.csv --output out/eurusd.csv\n  \
+    after_help = "Examples:\n  \
+kiln train --config conf/experiments/eurusd.yaml --register\n  \
+kiln predict --model models:/eurusd@production \\\n    \
+--input data/ecb_eurofxref-hist.csv --output out/eurusd.csv\n  \
 kiln registry list eurusd\n  \
 kiln registry rollback eurusd --alias production\n  \
 kiln sync --from ./mlruns --to http://127.0.0.1:5000\n  \

@@ -176,10 +176,17 @@ fn train(args: TrainArgs) -> Result<u8> {
     }
     println!();
     print!("{}", outcome.evaluation.table());
+    if let Some(warning) = outcome.evaluation.percentage_warning() {
+        println!("warning: {warning}");
+    }
     println!();
     println!("{}", outcome.evaluation.verdict());
     if let kiln_train::Evaluation::Regression { overfit, .. } = &outcome.evaluation {
-        println!("overfitting check: test/train RMSE ratio {:.3} ({:?})", overfit.ratio, overfit.verdict);
+        println!(
+            "overfitting check: test/train RMSE ratio {} ({:?})",
+            kiln_eval::format_value(overfit.ratio),
+            overfit.verdict
+        );
     }
     for c in &outcome.gates.checks {
         println!("gate {} {}: {}", if c.passed { "PASS" } else { "FAIL" }, c.name, c.detail);

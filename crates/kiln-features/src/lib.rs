@@ -20,6 +20,7 @@ mod pipeline;
 mod preprocess;
 mod select;
 mod spec;
+mod step;
 mod stream;
 mod table;
 
@@ -40,6 +41,7 @@ pub use select::{
     mutual_info_regression,
 };
 pub use spec::{CalendarPart, FeatureSpec, Lookback, RollingStat, TargetTransform, TimeSeriesRecipe};
+pub use step::SeriesStep;
 pub use stream::{FeatureChunk, FeatureStream};
 pub use table::{FeatureRow, FeatureTable};
 

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::preprocess::{FillValue, FittedPreprocessor, FittedStep, frame_to_matrix};
 use crate::select::FittedSelection;
-use crate::{FeatureError, FeatureRow, FeatureStream, TimeSeriesRecipe};
+use crate::{FeatureError, FeatureRow, FeatureStream, SeriesStep, TimeSeriesRecipe};
 use kiln_domain::{Column, ColumnKind, Frame, Matrix};
 
 /// Where the features of a row come from.
@@ -45,6 +45,10 @@ pub struct FittedPipeline {
     pub decision: Option<Decision>,
     /// the model's input columns, in order
     pub feature_names: Vec<String>,
+    /// forecast: the series' step, learned from the training times, which dates each forecast's target time
+    /// (absent in bundles written before it existed: those forecasts carry their origin time only)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<SeriesStep>,
 }
 
 /// How a classifier's probability of the positive class becomes a class label.
@@ -96,7 +100,14 @@ impl FittedPipeline {
             selection: None,
             decision: None,
             feature_names: feature_names.to_vec(),
+            step: None,
         }
+    }
+
+    /// The time a forecast made at `origin` is for: `origin` + horizon steps of the series (`None` for a tabular
+    /// pipeline, or a forecast bundle without a learned step).
+    pub fn target_time(&self, origin: i64) -> Option<i64> {
+        Some(self.step?.advance(origin, self.recipe()?.horizon))
     }
 
     /// The time-series recipe, for a forecast pipeline.

@@ -1324,6 +1324,7 @@ fn pipeline_stream_carries_forward_fill_across_chunks() {
         selection: None,
         decision: None,
         feature_names: xy.to_vec(),
+        step: None,
     };
     let whole = pipeline.transform(&frame).unwrap();
     for size in [1, 2, 4] {
@@ -1384,6 +1385,7 @@ fn input_kinds_follow_the_recipe_or_the_preprocessing() {
         selection: None,
         decision: None,
         feature_names: out.names().to_vec(),
+        step: None,
     };
     let kinds: Vec<(String, kiln_domain::ColumnKind)> = ["plan", "total", "monthly", "age"]
         .into_iter()

@@ -33,6 +33,9 @@ pub struct EvalCurve {
     /// the library's own name of the metric (`l2`, `rmse`, `binary_logloss`, `logloss`, ...)
     pub metric: String,
     pub values: Vec<f64>,
+    /// milliseconds from the start of the fit to the end of each round (`elapsed_ms[i]` goes with `values[i]`):
+    /// the wall time a curve point was produced, so a tracker can stamp it with a real time
+    pub elapsed_ms: Vec<u64>,
 }
 
 /// Appends one round's evaluations, `(rows, metric, value)` in the library's order, to `curves`. The first round
@@ -41,9 +44,14 @@ pub(crate) fn push_round(
     curves: &mut Vec<EvalCurve>,
     round: usize,
     evals: Vec<(EvalData, String, f64)>,
+    started: std::time::Instant,
 ) -> Result<(), String> {
+    let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     if round == 0 {
-        *curves = evals.into_iter().map(|(data, metric, v)| EvalCurve { data, metric, values: vec![v] }).collect();
+        *curves = evals
+            .into_iter()
+            .map(|(data, metric, v)| EvalCurve { data, metric, values: vec![v], elapsed_ms: vec![elapsed_ms] })
+            .collect();
         return Ok(());
     }
     let same = evals.len() == curves.len()
@@ -61,6 +69,7 @@ pub(crate) fn push_round(
     }
     for (curve, (_, _, v)) in curves.iter_mut().zip(evals) {
         curve.values.push(v);
+        curve.elapsed_ms.push(elapsed_ms);
     }
     Ok(())
 }

@@ -525,12 +525,13 @@ impl Estimator for CheckedXgBoost {
         let mut best: Option<(usize, f64)> = None;
         let mut rounds = 0;
         let mut curves: Vec<EvalCurve> = Vec::new();
+        let started = std::time::Instant::now();
         for round in 0..total {
             let iteration = i32::try_from(round).map_err(|_| ModelError::Train("too many rounds".into()))?;
             booster.update(iteration, &dtrain).map_err(ModelError::Train)?;
             rounds = round + 1;
             let evals = booster.eval(iteration, &sets).map_err(ModelError::Train)?;
-            push_round(&mut curves, round, evals).map_err(ModelError::Train)?;
+            push_round(&mut curves, round, evals, started).map_err(ModelError::Train)?;
             let Some(patience) = p.early_stopping_rounds else { continue };
             let score = validation_score(&curves, self.metric, round)?;
             let improved = match best {

@@ -26,6 +26,9 @@ pub struct Scored {
     pub predictions: Vec<f64>,
     /// classifier: the predicted class label at the bundle's decision threshold
     pub classes: Option<Vec<String>>,
+    /// forecast: the time each prediction is for (origin + horizon steps of the series, UTC ms), when the bundle
+    /// knows the series' step
+    pub target_times: Option<Vec<i64>>,
     /// the model's raw output (in the label's space, before the target transform is inverted)
     pub raw: Vec<f64>,
     /// the feature rows the model saw
@@ -211,10 +214,15 @@ fn predict_prepared(
         }
     };
     let classes = pipeline.decision.as_ref().map(|d| raw.iter().map(|&p| d.class_of(p)).collect());
+    let target_times = match (&keys, pipeline.step) {
+        (RowKeys::Times { values, .. }, Some(_)) => values.iter().map(|&t| pipeline.target_time(t)).collect(),
+        _ => None,
+    };
     Ok(Scored {
         keys,
         predictions,
         classes,
+        target_times,
         raw,
         features: prepared.x,
         contributions,

@@ -271,7 +271,14 @@ fn value_buckets(bundle: &Bundle<FittedPipeline>) -> (Vec<String>, &'static str)
         return (labels, "probability of the positive class, steps of 0.1");
     }
     let m = &bundle.metadata.metrics;
-    let get = |name: &str| m.get(&format!("test_{name}")).or_else(|| m.get(name)).copied().filter(|v| v.is_finite());
+    // `test/<m>` since issue 10, `test_<m>` in bundles written before
+    let get = |name: &str| {
+        [format!("test/{name}"), format!("test_{name}"), name.to_string()]
+            .iter()
+            .find_map(|k| m.get(k))
+            .copied()
+            .filter(|v| v.is_finite())
+    };
     if let (Some(mae), Some(mape), Some(rmse), Some(r2)) = (get("mae"), get("mape"), get("rmse"), get("r2"))
         && mape > 0.0
         && rmse > 0.0

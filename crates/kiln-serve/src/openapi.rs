@@ -197,6 +197,12 @@ fn model_schemas(model: &LoadedModel, max_batch: usize) -> ModelSchemas {
         answer = json!({"type": "object", "required": ["time", "prediction"], "properties": {
             "time": {"type": "string", "description": format!(
                 "the origin time (the last row of the window); the forecast is {} row(s) later", recipe.horizon)},
+            "target_time": {"type": "string", "description": match model.bundle().pipeline.step {
+                Some(step) => format!(
+                    "the time the forecast is for: the origin + {} step(s) of {} (the series' step in training)",
+                    recipe.horizon, step.describe()),
+                None => "absent: the bundle predates target times".to_string(),
+            }},
             "prediction": {"type": "number", "description": format!("{} in its own units", recipe.target)},
         }});
     } else {

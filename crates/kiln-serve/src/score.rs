@@ -26,6 +26,9 @@ pub(crate) struct Answer {
     /// forecast: the origin time (the last row of the window); the forecast is `horizon` rows later
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) time: Option<String>,
+    /// forecast: the time the forecast is for (origin + horizon steps of the series, as learned in training)
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) target_time: Option<String>,
     /// forecast and regression, in the target's units
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) prediction: Option<f64>,
@@ -103,6 +106,7 @@ fn forecast(
             Ok(Answer {
                 id: None,
                 time: Some(time::format_iso(row.time)),
+                target_time: pipeline.target_time(row.time).map(time::format_iso),
                 prediction: Some(value),
                 probability: None,
                 class: None,
@@ -141,11 +145,19 @@ fn tabular(model: &LoadedModel, rows: Rows, record: &dyn Fn(usize) -> Loc) -> Re
                 Some(d) => Answer {
                     id,
                     time: None,
+                    target_time: None,
                     prediction: None,
                     probability: Some(value),
                     class: Some(d.class_of(value)),
                 },
-                None => Answer { id, time: None, prediction: Some(value), probability: None, class: None },
+                None => Answer {
+                    id,
+                    time: None,
+                    target_time: None,
+                    prediction: Some(value),
+                    probability: None,
+                    class: None,
+                },
             })
         })
         .collect()

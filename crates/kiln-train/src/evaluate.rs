@@ -31,6 +31,8 @@ pub enum Evaluation {
         baseline_train: RegressionMetrics,
         baseline_test: RegressionMetrics,
         overfit: OverfitReport,
+        /// why MAPE and sMAPE mean nothing on these rows (targets at or near zero), when they do not
+        percentage_warning: Option<String>,
     },
     Classification {
         /// the decision threshold on the probability of the positive class
@@ -76,6 +78,7 @@ pub(crate) fn evaluate(
                 baseline_train,
                 baseline_test,
                 overfit,
+                percentage_warning: percentage_warning(&design.truth, &fit_rows, &parts.test),
             })
         }
         TaskSpec::Tabular { kind: TabularKind::Regression, .. } => {
@@ -93,6 +96,7 @@ pub(crate) fn evaluate(
                 baseline_train: m(&fit_rows, &baseline)?,
                 baseline_test: m(&parts.test, &baseline)?,
                 overfit,
+                percentage_warning: percentage_warning(&design.truth, &fit_rows, &parts.test),
             })
         }
         TaskSpec::Tabular { kind: TabularKind::Classification { positive, threshold }, .. } => {
@@ -119,6 +123,31 @@ pub(crate) fn evaluate(
             })
         }
     }
+}
+
+/// A target within this share of its mean absolute value counts as "near zero" for MAPE and sMAPE.
+const NEAR_ZERO_SHARE: f64 = 0.01;
+
+/// Why MAPE and sMAPE are meaningless on these rows, if they are: a relative error divides by the target, so one
+/// target at or near zero (within 1% of the mean |target|) dominates the mean (ETTh1's oil temperature crosses 0:
+/// its MAPE is ~1e13). `None` when every target is well away from zero.
+fn percentage_warning(truth: &[f64], fit_rows: &[usize], test_rows: &[usize]) -> Option<String> {
+    let check = |part: &str, rows: &[usize]| -> Option<String> {
+        let abs: Vec<f64> = rows.iter().map(|&i| truth[i].abs()).collect();
+        let mean = kiln_eval::pairwise_sum(&abs) / abs.len().max(1) as f64;
+        let near = abs.iter().filter(|a| **a <= NEAR_ZERO_SHARE * mean).count();
+        let min = abs.iter().copied().fold(f64::INFINITY, f64::min);
+        (near > 0).then(|| {
+            format!(
+                "{near} of {} {part} targets are within 1% of the mean |target| ({}) of zero (smallest |target| {}), \
+                 so MAPE and sMAPE are meaningless there: judge by RMSE, MAE and R²",
+                abs.len(),
+                kiln_eval::format_value(mean),
+                kiln_eval::format_value(min),
+            )
+        })
+    };
+    check("test", test_rows).or_else(|| check("training", fit_rows))
 }
 
 /// The forecast of the target in its own units: the target transform inverted with the value known at t.
@@ -151,8 +180,8 @@ impl Evaluation {
         }
     }
 
-    /// The metrics as logged: `train_<m>`, `test_<m>`, `baseline_train_<m>`, `baseline_test_<m>`, and the overfit
-    /// ratio or the threshold.
+    /// The metrics as logged, grouped by `/` prefix as MLflow's UI groups them: `train/<m>`, `test/<m>`,
+    /// `baseline/train/<m>`, `baseline/test/<m>`, and `model/overfit_ratio` or `model/threshold`.
     pub(crate) fn metric_values(&self) -> Vec<(String, f64)> {
         let mut out = Vec::new();
         match self {
@@ -160,12 +189,12 @@ impl Evaluation {
                 for (prefix, m) in [
                     ("train", model_train),
                     ("test", model_test),
-                    ("baseline_train", baseline_train),
-                    ("baseline_test", baseline_test),
+                    ("baseline/train", baseline_train),
+                    ("baseline/test", baseline_test),
                 ] {
-                    out.extend(m.iter().iter().map(|(name, v)| (format!("{prefix}_{}", name.as_str()), *v)));
+                    out.extend(m.iter().iter().map(|(name, v)| (format!("{prefix}/{}", name.as_str()), *v)));
                 }
-                out.push(("overfit_ratio".to_string(), overfit.ratio));
+                out.push(("model/overfit_ratio".to_string(), overfit.ratio));
             }
             Evaluation::Classification {
                 threshold, model_train, model_test, baseline_train, baseline_test, ..
@@ -173,12 +202,12 @@ impl Evaluation {
                 for (prefix, m) in [
                     ("train", model_train),
                     ("test", model_test),
-                    ("baseline_train", baseline_train),
-                    ("baseline_test", baseline_test),
+                    ("baseline/train", baseline_train),
+                    ("baseline/test", baseline_test),
                 ] {
-                    out.extend(m.iter().iter().map(|(name, v)| (format!("{prefix}_{}", name.as_str()), *v)));
+                    out.extend(m.iter().iter().map(|(name, v)| (format!("{prefix}/{}", name.as_str()), *v)));
                 }
-                out.push(("threshold".to_string(), *threshold));
+                out.push(("model/threshold".to_string(), *threshold));
             }
         }
         out
@@ -191,7 +220,15 @@ impl Evaluation {
             serde_json::to_value(v).unwrap_or(serde_json::Value::Null)
         }
         match self {
-            Evaluation::Regression { baseline, model_train, model_test, baseline_train, baseline_test, overfit } => {
+            Evaluation::Regression {
+                baseline,
+                model_train,
+                model_test,
+                baseline_train,
+                baseline_test,
+                overfit,
+                percentage_warning,
+            } => {
                 let mut out = serde_json::Map::new();
                 out.insert("task".into(), "regression".into());
                 out.insert("baseline".into(), (*baseline).into());
@@ -201,6 +238,9 @@ impl Evaluation {
                     serde_json::json!({"train": value(baseline_train), "test": value(baseline_test)}),
                 );
                 out.insert("overfit".into(), value(overfit));
+                if let Some(w) = percentage_warning {
+                    out.insert("warnings".into(), serde_json::json!({"mape": w, "smape": w}));
+                }
                 serde_json::Value::Object(out)
             }
             Evaluation::Classification {
@@ -275,6 +315,14 @@ impl Evaluation {
         }
     }
 
+    /// Why the percentage errors (MAPE, sMAPE) of this evaluation mean nothing, when they do not.
+    pub fn percentage_warning(&self) -> Option<&str> {
+        match self {
+            Evaluation::Regression { percentage_warning, .. } => percentage_warning.as_deref(),
+            Evaluation::Classification { .. } => None,
+        }
+    }
+
     /// One line: does the model beat its baseline on the test rows?
     pub fn verdict(&self) -> String {
         match self {
@@ -288,14 +336,15 @@ impl Evaluation {
             }
             Evaluation::Classification { model_test, baseline_test, threshold, .. } => {
                 let beats = model_test.roc_auc > baseline_test.roc_auc;
+                let v = kiln_eval::format_value;
                 format!(
-                    "the model {} the majority class: test ROC-AUC {:.4} vs {:.4}, F1 {:.4} vs {:.4} (threshold {:.4})",
+                    "the model {} the majority class: test ROC-AUC {} vs {}, F1 {} vs {} (threshold {})",
                     if beats { "beats" } else { "does NOT beat" },
-                    model_test.roc_auc,
-                    baseline_test.roc_auc,
-                    model_test.f1,
-                    baseline_test.f1,
-                    threshold
+                    v(model_test.roc_auc),
+                    v(baseline_test.roc_auc),
+                    v(model_test.f1),
+                    v(baseline_test.f1),
+                    v(*threshold)
                 )
             }
         }

@@ -98,6 +98,11 @@ pub fn fit_evaluate(spec: &FitSpec<'_>, frame: &Frame, progress: &dyn Progress) 
         selection: transformed.selection,
         decision: evaluation.decision(&design),
         feature_names: x.names.clone(),
+        // the spacing of the training rows' times dates each forecast's target
+        step: match spec.task {
+            TaskSpec::Forecast { .. } => kiln_features::SeriesStep::learn(&take(&design.times, &parts.train)),
+            TaskSpec::Tabular { .. } => None,
+        },
     };
     Ok(FitEvaluation { design, parts, pipeline, x, model, outputs, evaluation })
 }
@@ -154,6 +159,6 @@ fn fit_transform(
     Ok(Transformed { preprocess, selection: Some(selection), x })
 }
 
-pub(crate) fn take(values: &[f64], rows: &[usize]) -> Vec<f64> {
+pub(crate) fn take<T: Copy>(values: &[T], rows: &[usize]) -> Vec<T> {
     rows.iter().map(|&i| values[i]).collect()
 }

@@ -9,18 +9,23 @@ use kiln_models::{EvalCurve, FittedModel, ModelError, ModelSpec};
 /// The most metric points one `log_metrics` call carries (the MLflow server's limit for a batch).
 pub(crate) const METRICS_PER_CALL: usize = 1000;
 
-/// The evaluation curves of a fit as metric points: one series per curve, named `curve_<rows>_<metric>`
-/// (`curve_train_l2`, `curve_valid_rmse`, ...), with `step` the boosting round (0-based), all at `timestamp_ms`.
-pub(crate) fn curve_points(curves: &[EvalCurve], timestamp_ms: i64) -> Vec<MetricPoint> {
+/// The evaluation curves of a fit as metric points: one series per curve, named `train_curve/<rows>/<metric>`
+/// (`train_curve/train/l2`, `train_curve/valid/rmse`, ...; MLflow's UI groups keys by their `/` prefix), with `step`
+/// the boosting round (0-based) and `timestamp_ms` the wall time the round ended (`fit_started_ms` plus the round's
+/// elapsed time), so the curves draw on MLflow's time axes as well as on its step axis.
+pub(crate) fn curve_points(curves: &[EvalCurve], fit_started_ms: i64) -> Vec<MetricPoint> {
     curves
         .iter()
         .flat_map(|c| {
-            let key = format!("curve_{}_{}", c.data.as_str(), c.metric);
-            c.values.iter().zip(0_i64..).map(move |(&value, step)| MetricPoint {
-                key: key.clone(),
-                value,
-                timestamp_ms,
-                step,
+            let key = format!("train_curve/{}/{}", c.data.as_str(), c.metric);
+            c.values.iter().zip(0_i64..).map(move |(&value, step)| {
+                let elapsed = c.elapsed_ms.get(step as usize).copied().unwrap_or(0);
+                MetricPoint {
+                    key: key.clone(),
+                    value,
+                    timestamp_ms: fit_started_ms.saturating_add(i64::try_from(elapsed).unwrap_or(i64::MAX)),
+                    step,
+                }
             })
         })
         .collect()

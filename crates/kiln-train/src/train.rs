@@ -125,6 +125,7 @@ fn run_steps(
     check_model_fits_task(&spec.fit_spec())?;
     log_params_chunked(ports.tracker, id, &run_params(spec))?;
 
+    let fit_started = (ports.clock)();
     let FitEvaluation { design, parts, pipeline, x, model, outputs, evaluation } =
         fit_evaluate(&spec.fit_spec(), frame, progress)?;
     let x = &x;
@@ -136,23 +137,25 @@ fn run_steps(
     let mut metrics: Vec<MetricPoint> =
         evaluation.metric_values().into_iter().map(|(k, v)| point(&k, v, now)).collect();
     if let Some(best) = best_iteration {
-        metrics.push(point("best_iteration", best as f64, now));
+        metrics.push(point("model/best_iteration", best as f64, now));
     }
-    metrics.push(point("features_selected", x.n_cols() as f64, now));
+    metrics.push(point("model/features_selected", x.n_cols() as f64, now));
     for (name, n) in [
-        ("rows_input", rows.input),
-        ("rows_warmup_dropped", rows.warmup_dropped),
-        ("rows_no_target_dropped", rows.no_target_dropped),
-        ("rows_gap_dropped", rows.gap_dropped),
-        ("rows_train", rows.train),
-        ("rows_validation", rows.validation),
-        ("rows_test", rows.test),
+        ("rows/input", rows.input),
+        ("rows/warmup_dropped", rows.warmup_dropped),
+        ("rows/no_target_dropped", rows.no_target_dropped),
+        ("rows/gap_dropped", rows.gap_dropped),
+        ("rows/train", rows.train),
+        ("rows/validation", rows.validation),
+        ("rows/test", rows.test),
     ] {
         metrics.push(point(name, n as f64, now));
     }
     ports.tracker.log_metrics(id, &metrics)?;
-    // the booster's metric after every round, as training curves (step = round), at most 1000 points a call
-    for chunk in crate::model::curve_points(model.eval_curves(), now).chunks(crate::model::METRICS_PER_CALL) {
+    // the booster's metric after every round, as training curves (step = round, timestamp = when the round ended),
+    // at most 1000 points a call
+    let curves = crate::model::curve_points(model.eval_curves(), fit_started);
+    for chunk in curves.chunks(crate::model::METRICS_PER_CALL) {
         ports.tracker.log_metrics(id, chunk)?;
     }
 
@@ -180,7 +183,7 @@ fn run_steps(
         model_kind: model.kind().name.to_string(),
         created_ms: (ports.clock)(),
         run_id: Some(id.0.clone()),
-        metrics: evaluation.metric_values().into_iter().filter(|(k, _)| k.starts_with("test_")).collect(),
+        metrics: evaluation.metric_values().into_iter().filter(|(k, _)| k.starts_with("test/")).collect(),
         params: spec.model.params().into_iter().collect(),
         data_sha256: spec.data_sha256.clone(),
         feature_names: x.names.clone(),
@@ -203,8 +206,9 @@ fn run_steps(
         .iter()
         .map(|c| format!("- {} {}: {}\n", if c.passed { "✅" } else { "❌" }, c.name, c.detail))
         .collect();
+    let warning = evaluation.percentage_warning().map(|w| format!("⚠️ {w}.\n\n")).unwrap_or_default();
     let note = format!(
-        "**{}** — {} {} of `{}`.\n\n{}\n{gate_lines}",
+        "**{}** — {} {} of `{}`.\n\n{}\n{warning}{gate_lines}",
         spec.run_name,
         spec.model.kind(),
         spec.task.kind_str(),

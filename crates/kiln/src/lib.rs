@@ -51,7 +51,7 @@ mod store;
 
 pub use error::{Error, Result};
 pub use load::{LoadedBundle, current_version, load_bundle};
-pub use predictor::{Predictions, Predictor, Task, read_options};
+pub use predictor::{Predictions, Predictor, TARGET_TIME_COLUMN, Task, read_options};
 pub use store::{
     Opened, Store, bundle_cache, cache_dir, is_server, open_local_store, open_store, pending_dir, rest_config,
     tracking_uri,

@@ -40,6 +40,9 @@ impl fmt::Display for Task {
     }
 }
 
+/// The column beside a forecast's origin time that names the time the forecast is for.
+pub const TARGET_TIME_COLUMN: &str = "target_time";
+
 /// The predictions for one frame: the values `kiln predict` writes, row for row.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Predictions {
@@ -51,6 +54,9 @@ pub struct Predictions {
     pub values: Vec<f64>,
     /// classification: the predicted class label at the bundle's decision threshold
     pub classes: Option<Vec<String>>,
+    /// forecast: the time each prediction is for (its origin + horizon steps of the series, UTC ms); `None` for a
+    /// tabular model and for forecast bundles written before kiln learned the series' step
+    pub target_times: Option<Vec<i64>>,
     /// forecast: the first rows, whose features need more history than the frame had before them, get no
     /// prediction
     pub warmup_dropped: usize,
@@ -73,7 +79,7 @@ impl Predictions {
     }
 
     /// The columns `kiln predict` writes (without its `--with-features` and `--explain` extras): the time or id
-    /// column, `prediction` or `probability`, and a classifier's `class`. Write it with
+    /// column, a forecast's [`TARGET_TIME_COLUMN`], `prediction` or `probability`, and a classifier's `class`. Write it with
     /// [`write_frame`](crate::write_frame).
     ///
     /// # Errors
@@ -85,6 +91,9 @@ impl Predictions {
                 vec![(column.clone(), Column::Categorical(values.iter().cloned().map(Some).collect()))]
             }
         };
+        if let Some(targets) = &self.target_times {
+            columns.push((TARGET_TIME_COLUMN.to_string(), Column::Timestamp(targets.clone())));
+        }
         columns.push((self.value_name().to_string(), Column::Numeric(self.values.clone())));
         if let Some(classes) = &self.classes {
             columns.push(("class".to_string(), Column::Categorical(classes.iter().cloned().map(Some).collect())));
@@ -145,6 +154,7 @@ impl Predictor {
             keys: scored.keys,
             values: scored.predictions,
             classes: scored.classes,
+            target_times: scored.target_times,
             warmup_dropped: scored.warmup_dropped,
         })
     }

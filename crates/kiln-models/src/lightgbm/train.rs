@@ -243,6 +243,7 @@ pub(super) fn train(
     }
 
     let mut curves = Vec::new();
+    let started = std::time::Instant::now();
     let mut best: Option<f64> = None;
     let mut without_improvement = 0_usize;
     for round in 0..plan.num_iterations {
@@ -261,7 +262,7 @@ pub(super) fn train(
             }
             evals.extend(metrics.iter().zip(values).map(|(m, v)| (rows, m.clone(), v)));
         }
-        push_round(&mut curves, round, evals)?;
+        push_round(&mut curves, round, evals, started)?;
 
         let (Some(patience), Some(score)) = (plan.early_stopping_rounds, score) else { continue };
         let improved = match best {

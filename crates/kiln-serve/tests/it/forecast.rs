@@ -56,9 +56,9 @@ async fn health_ready_and_model_describe_the_served_model() {
     assert_eq!(b["forecast"]["target_transform"], "log_return");
     let features: Vec<String> = serde_json::from_value(b["features"].clone()).unwrap();
     assert_eq!(features, bundle.metadata.feature_names);
-    let rmse = bundle.metadata.metrics["test_rmse"];
-    assert_eq!(b["metrics"]["test_rmse"].as_f64(), Some(rmse));
-    assert!(b["metrics"].as_object().unwrap().keys().all(|k| k.starts_with("test_")));
+    let rmse = bundle.metadata.metrics["test/rmse"];
+    assert_eq!(b["metrics"]["test/rmse"].as_f64(), Some(rmse));
+    assert!(b["metrics"].as_object().unwrap().keys().all(|k| k.starts_with("test/")));
     assert_eq!(b["limits"]["max_batch_records"], 1000);
     assert_eq!(b["limits"]["max_body_bytes"], 4 * 1024 * 1024);
     assert_eq!(b["limits"]["max_series"], ServeConfig::DEFAULT_MAX_SERIES);

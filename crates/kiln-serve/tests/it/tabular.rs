@@ -32,7 +32,7 @@ async fn model_describes_the_record_schema_with_types() {
     assert_eq!(schema.iter().find(|f| f["name"] == "customerID").unwrap()["required"], false);
     assert_eq!(b["decision"]["positive"], "Yes");
     assert_eq!(b["decision"]["negative"], "No");
-    assert!(b["metrics"]["test_roc_auc"].as_f64().unwrap() > 0.8);
+    assert!(b["metrics"]["test/roc_auc"].as_f64().unwrap() > 0.8);
     assert!(b.get("forecast").is_none());
 }
 

@@ -19,21 +19,22 @@ fn data() -> (Matrix, Vec<f64>) {
 #[test]
 fn curves_become_metric_points_with_the_round_as_step() {
     let curves = [
-        EvalCurve { data: EvalData::Train, metric: "l2".into(), values: vec![3.0, 2.0, 1.5] },
-        EvalCurve { data: EvalData::Valid, metric: "l2".into(), values: vec![3.5, 2.5, 2.6] },
+        EvalCurve { data: EvalData::Train, metric: "l2".into(), values: vec![3.0, 2.0, 1.5], elapsed_ms: vec![4, 9, 15] },
+        EvalCurve { data: EvalData::Valid, metric: "l2".into(), values: vec![3.5, 2.5, 2.6], elapsed_ms: vec![4, 9, 15] },
     ];
     let points = curve_points(&curves, 1_700_000_000_000);
     let got: Vec<_> = points.iter().map(|p| (p.key.as_str(), p.step, p.value, p.timestamp_ms)).collect();
     let t = 1_700_000_000_000;
+    // each point stamped with the time its round ended
     assert_eq!(
         got,
         [
-            ("curve_train_l2", 0, 3.0, t),
-            ("curve_train_l2", 1, 2.0, t),
-            ("curve_train_l2", 2, 1.5, t),
-            ("curve_valid_l2", 0, 3.5, t),
-            ("curve_valid_l2", 1, 2.5, t),
-            ("curve_valid_l2", 2, 2.6, t),
+            ("train_curve/train/l2", 0, 3.0, t + 4),
+            ("train_curve/train/l2", 1, 2.0, t + 9),
+            ("train_curve/train/l2", 2, 1.5, t + 15),
+            ("train_curve/valid/l2", 0, 3.5, t + 4),
+            ("train_curve/valid/l2", 1, 2.5, t + 9),
+            ("train_curve/valid/l2", 2, 2.6, t + 15),
         ]
     );
     assert!(curve_points(&[], t).is_empty());
@@ -49,8 +50,11 @@ fn every_boosting_fit_carries_its_curves_out_and_smartcore_none() {
     let fitted = ModelSpec::new(lgb.check().unwrap()).fit(&train, &y[..300], valid).unwrap();
     let points = curve_points(fitted.eval_curves(), 0);
     assert_eq!(points.len(), 1400);
-    assert_eq!((points[0].key.as_str(), points[700].key.as_str()), ("curve_train_rmse", "curve_valid_rmse"));
+    assert_eq!((points[0].key.as_str(), points[700].key.as_str()), ("train_curve/train/rmse", "train_curve/valid/rmse"));
     assert_eq!((points[699].step, points[700].step), (699, 0));
+    // real times: never decreasing along a curve, and the fit took some time over 700 rounds
+    assert!(points[..700].windows(2).all(|w| w[0].timestamp_ms <= w[1].timestamp_ms));
+    assert!(points[699].timestamp_ms >= points[0].timestamp_ms);
     // two calls carry them, the first one full
     let sizes: Vec<usize> = points.chunks(METRICS_PER_CALL).map(<[_]>::len).collect();
     assert_eq!(sizes, [1000, 400]);
@@ -61,7 +65,7 @@ fn every_boosting_fit_carries_its_curves_out_and_smartcore_none() {
     let rounds = curves[0].values.len();
     assert!(rounds >= fitted.best_iteration().unwrap());
     let names: Vec<_> = curve_points(curves, 0).iter().map(|p| p.key.clone()).collect();
-    assert_eq!(names.iter().filter(|k| *k == "curve_valid_rmse").count(), rounds);
+    assert_eq!(names.iter().filter(|k| *k == "train_curve/valid/rmse").count(), rounds);
 
     let linear = ModelSpec::new(LinearParams::default().check().unwrap());
     assert!(linear.fit(&train, &y[..300], valid).unwrap().eval_curves().is_empty());

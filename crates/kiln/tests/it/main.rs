@@ -207,7 +207,22 @@ fn a_forecast_predicts_what_score_does_and_every_reference_loads_the_same_bundle
     assert_eq!(predictions.warmup_dropped, expected.warmup_dropped);
     assert!(predictions.warmup_dropped > 0);
     assert_eq!(predictions.len() + predictions.warmup_dropped, frame.n_rows());
-    assert_eq!(predictions.to_frame().unwrap().names(), ["Date", "prediction"]);
+    assert_eq!(predictions.to_frame().unwrap().names(), ["Date", "target_time", "prediction"]);
+    // the ECB series has weekdays only: each forecast is for the next weekday, which is the next row's date except
+    // before a holiday (the target then names the holiday)
+    let kiln::RowKeys::Times { values: origins, .. } = &predictions.keys else { panic!("a forecast has times") };
+    let targets = predictions.target_times.as_ref().expect("a forecast bundle learns its step");
+    assert_eq!(targets.len(), origins.len());
+    let day = 86_400_000;
+    let mut next_row = 0;
+    for (i, (&t, &target)) in origins.iter().zip(targets).enumerate() {
+        assert!(target == t + day || target == t + 3 * day, "row {i}: {t} -> {target}");
+        if let Some(&next) = origins.get(i + 1) {
+            assert!(target <= next, "row {i}");
+            next_row += usize::from(target == next);
+        }
+    }
+    assert!(next_row * 100 > 95 * origins.len(), "{next_row} of {}", origins.len());
 
     // the registry, a stage-less "latest", the version number and the folder itself: the same model
     for reference in ["models:/eurusd@production", "models:/eurusd/latest", "models:/eurusd/1", folder.as_str()] {

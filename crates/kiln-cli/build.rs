@@ -1,0 +1,26 @@
+//! Stamps the binary with the git commit it was built from, for `kiln --version` (`unknown` outside a git checkout,
+//! `+dirty` after the commit when tracked files had uncommitted changes).
+
+use std::process::Command;
+
+fn git(args: &[&str]) -> Option<String> {
+    let out = Command::new("git").args(args).output().ok()?;
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+fn main() {
+    let commit = git(&["rev-parse", "--short=12", "HEAD"]).unwrap_or_else(|| "unknown".to_string());
+    let dirty = git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
+    println!("cargo:rustc-env=KILN_COMMIT={commit}{}", if dirty { "+dirty" } else { "" });
+    // rebuild the stamp when HEAD moves (a commit, a checkout); the git dir may be a worktree's
+    if let Some(dir) = git(&["rev-parse", "--git-dir"]) {
+        println!("cargo:rerun-if-changed={dir}/HEAD");
+        println!("cargo:rerun-if-changed={dir}/index");
+        if let Some(head_ref) = git(&["symbolic-ref", "-q", "HEAD"]) {
+            if let Some(common) = git(&["rev-parse", "--git-common-dir"]) {
+                println!("cargo:rerun-if-changed={common}/{head_ref}");
+            }
+        }
+    }
+    println!("cargo:rerun-if-changed=build.rs");
+}
