@@ -5,12 +5,14 @@
 //! Key decision: no polars type appears in a public signature; everything outside this crate sees only domain types,
 //! [`ReadError`] and [`kiln_domain::SourceError`].
 
+mod columns;
 mod error;
 mod read;
 mod source;
 mod timefmt;
 mod write;
 
+pub use columns::frame_from_columns;
 pub use error::{Location, ReadError};
 pub use read::{FrameChunks, ReadOptions, ReadProgress, read_chunks, read_frame, sha256_file};
 pub use source::FileSource;

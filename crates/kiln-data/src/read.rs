@@ -365,12 +365,12 @@ impl Iterator for FrameChunks {
 
 /// The frame was just built from unique names and a timestamp column, so only the handled cases can happen;
 /// anything else is reported as a bug rather than panicking.
-fn unreachable_domain(path: &Path, e: DomainError) -> ReadError {
+pub(crate) fn unreachable_domain(path: &Path, e: DomainError) -> ReadError {
     ReadError::Internal { path: path.to_path_buf(), message: e.to_string() }
 }
 
 /// The columns to keep, in order, after checking that every named column exists.
-fn plan(path: &Path, available: &[String], opts: &ReadOptions) -> Result<Vec<String>, ReadError> {
+pub(crate) fn plan(path: &Path, available: &[String], opts: &ReadOptions) -> Result<Vec<String>, ReadError> {
     let missing = |column: &String| ReadError::MissingColumn {
         path: path.to_path_buf(),
         column: column.clone(),
@@ -400,7 +400,7 @@ fn plan(path: &Path, available: &[String], opts: &ReadOptions) -> Result<Vec<Str
     Ok(keep)
 }
 
-fn check_unique(path: &Path, names: &[String]) -> Result<(), ReadError> {
+pub(crate) fn check_unique(path: &Path, names: &[String]) -> Result<(), ReadError> {
     let mut seen = HashSet::new();
     for name in names {
         if !seen.insert(name.as_str()) {
@@ -410,7 +410,7 @@ fn check_unique(path: &Path, names: &[String]) -> Result<(), ReadError> {
     Ok(())
 }
 
-fn build_frame(path: &Path, columns: Vec<(String, Column)>) -> Result<Frame, ReadError> {
+pub(crate) fn build_frame(path: &Path, columns: Vec<(String, Column)>) -> Result<Frame, ReadError> {
     Frame::new(columns).map_err(|e| match e {
         DomainError::DuplicateColumn(column) => ReadError::DuplicateColumn { path: path.to_path_buf(), column },
         other => unreachable_domain(path, other),
@@ -418,7 +418,7 @@ fn build_frame(path: &Path, columns: Vec<(String, Column)>) -> Result<Frame, Rea
 }
 
 /// A number, or `None` for a missing cell; `Err(())` for a cell that is neither.
-fn parse_number(cell: &str, na: &HashSet<String>) -> Result<f64, ()> {
+pub(crate) fn parse_number(cell: &str, na: &HashSet<String>) -> Result<f64, ()> {
     if na.contains(cell) {
         return Ok(f64::NAN);
     }
@@ -821,7 +821,7 @@ fn time_from_column(
     }
 }
 
-fn to_categorical(column: Column) -> Column {
+pub(crate) fn to_categorical(column: Column) -> Column {
     match column {
         Column::Categorical(_) => column,
         Column::Numeric(values) => {

@@ -1,0 +1,154 @@
+//! Frames from columns already in memory (a pandas frame handed over by kiln's Python package), read with the same
+//! rules as a data file: what a caller holds in memory scores exactly as the same rows written to a CSV file would.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use kiln_domain::{Column, DomainError, Frame};
+
+use crate::error::{Location, ReadError};
+use crate::read::{ReadOptions, build_frame, check_unique, parse_number, plan, to_categorical, unreachable_domain};
+use crate::timefmt::{IsoStyle, TimeParser, format_iso};
+
+/// Builds a frame from in-memory columns as [`read_frame`](crate::read_frame) reads a CSV file with `opts`.
+///
+/// Text cells ([`Column::Categorical`], `None` for a missing one) are CSV cells: trimmed, and `na_values` mean
+/// missing. Then, as for a file: only the kept columns ([`ReadOptions::columns`], the time column first) remain, every
+/// named column must be there; the time column's texts are parsed with `time_format` (timestamps are taken as they
+/// are); a [`ReadOptions::numeric`] column's texts must be numbers; a [`ReadOptions::categorical`] column's numbers
+/// become the texts kiln writes for them; an undeclared text column whose cells are all numbers or missing is numeric,
+/// as CSV inference makes it; the rows are sorted by time. `source` names the data in errors (`pandas DataFrame`),
+/// whose locations are 1-based rows.
+///
+/// # Errors
+/// [`ReadError::MissingColumn`], [`ReadError::DuplicateColumn`], [`ReadError::BadTime`] (also for a missing
+/// time), [`ReadError::NotNumber`], [`ReadError::TimeColumnType`], [`ReadError::DuplicateTime`],
+/// [`ReadError::TimeFormat`], each naming `source`, the row and the column.
+pub fn frame_from_columns(source: &str, columns: Vec<(String, Column)>, opts: &ReadOptions) -> Result<Frame, ReadError> {
+    let path = PathBuf::from(source);
+    let path = path.as_path();
+    let mut parser = match &opts.time_format {
+        Some(format) => TimeParser::with_format(format)
+            .map_err(|reason| ReadError::TimeFormat { format: format.clone(), reason })?,
+        None => TimeParser::Auto(None),
+    };
+    let na: HashSet<String> = opts.na_values.iter().map(|s| s.trim().to_string()).collect();
+    let available: Vec<String> = columns.iter().map(|(name, _)| name.clone()).collect();
+    check_unique(path, &available)?;
+    let keep = plan(path, &available, opts)?;
+    let mut by_name: Vec<Option<(String, Column)>> = columns.into_iter().map(Some).collect();
+    let mut out = Vec::with_capacity(keep.len());
+    for name in keep {
+        let slot = by_name.iter_mut().find(|c| c.as_ref().is_some_and(|(n, _)| *n == name));
+        let Some((_, column)) = slot.and_then(Option::take) else {
+            return Err(ReadError::DuplicateColumn { path: path.to_path_buf(), column: name });
+        };
+        let column = match column {
+            Column::Categorical(texts) => Column::Categorical(cells(texts, &na)),
+            other => other,
+        };
+        let column = if opts.time_column.as_ref() == Some(&name) {
+            time_column(path, &name, column, &mut parser)?
+        } else if opts.categorical.contains(&name) {
+            to_categorical(column)
+        } else if opts.numeric.contains(&name) {
+            numbers(path, &name, column)?
+        } else {
+            infer(column)
+        };
+        out.push((name, column));
+    }
+    let frame = build_frame(path, out)?;
+    match &opts.time_column {
+        Some(time) => frame.sorted_by_time(time).map_err(|e| match e {
+            DomainError::DuplicateTime { column, millis } => {
+                let style = IsoStyle::for_column(&[millis]);
+                ReadError::DuplicateTime { path: path.to_path_buf(), column, time: format_iso(millis, style) }
+            }
+            other => unreachable_domain(path, other),
+        }),
+        None => Ok(frame),
+    }
+}
+
+/// Texts as a CSV reader sees its cells: trimmed, with the missing markers as `None`.
+fn cells(texts: Vec<Option<String>>, na: &HashSet<String>) -> Vec<Option<String>> {
+    texts
+        .into_iter()
+        .map(|t| {
+            t.and_then(|t| {
+                let trimmed = t.trim();
+                if na.contains(trimmed) {
+                    None
+                } else if trimmed.len() == t.len() {
+                    Some(t)
+                } else {
+                    Some(trimmed.to_string())
+                }
+            })
+        })
+        .collect()
+}
+
+fn time_column(path: &Path, name: &str, column: Column, parser: &mut TimeParser) -> Result<Column, ReadError> {
+    match column {
+        Column::Timestamp(_) => Ok(column),
+        Column::Categorical(texts) => {
+            let stamps = texts.iter().enumerate().map(|(row, text)| {
+                let text = text.as_deref().unwrap_or("");
+                parser.parse(text).ok_or_else(|| ReadError::BadTime {
+                    path: path.to_path_buf(),
+                    location: Location::Row(row + 1),
+                    column: name.to_string(),
+                    text: text.to_string(),
+                    expected: parser.expected(),
+                })
+            });
+            Ok(Column::Timestamp(stamps.collect::<Result<_, _>>()?))
+        }
+        Column::Numeric(_) => Err(ReadError::TimeColumnType {
+            path: path.to_path_buf(),
+            column: name.to_string(),
+            dtype: "numeric".to_string(),
+        }),
+    }
+}
+
+fn numbers(path: &Path, name: &str, column: Column) -> Result<Column, ReadError> {
+    match column {
+        Column::Categorical(texts) => {
+            let none = HashSet::new();
+            let mut values = Vec::with_capacity(texts.len());
+            for (row, text) in texts.iter().enumerate() {
+                let v = match text {
+                    None => f64::NAN,
+                    Some(cell) => parse_number(cell, &none).map_err(|()| ReadError::NotNumber {
+                        path: path.to_path_buf(),
+                        location: Location::Row(row + 1),
+                        column: name.to_string(),
+                        text: cell.clone(),
+                        inferred_from: None,
+                    })?,
+                };
+                values.push(v);
+            }
+            Ok(Column::Numeric(values))
+        }
+        // timestamps as a numeric input are refused by the pipeline, which names the column and the type it needs
+        other => Ok(other),
+    }
+}
+
+/// An undeclared text column is numeric when every present cell is a number, as CSV inference makes it.
+fn infer(column: Column) -> Column {
+    let Column::Categorical(texts) = &column else {
+        return column;
+    };
+    let none = HashSet::new();
+    let parsed: Option<Vec<f64>> =
+        texts.iter().map(|t| t.as_deref().map_or(Some(f64::NAN), |c| parse_number(c, &none).ok())).collect();
+    parsed.map_or(column, Column::Numeric)
+}
+
+#[cfg(test)]
+mod tests;
