@@ -1,14 +1,16 @@
 //! PNG charts for runs, drawn with plotters' bitmap backend: bar charts (feature importances, metric comparisons),
-//! line charts (ROC and precision-recall curves) and confusion-matrix heatmaps. The DejaVu Sans font is embedded in
+//! line charts (ROC and precision-recall curves), confusion-matrix heatmaps, SHAP beeswarms (`beeswarm`) and charts
+//! over time (`series`: a forecast's actual and predicted values, its residuals). The DejaVu Sans font is embedded in
 //! the binary (`assets/`, with its licence) and registered with plotters' `ab_glyph` renderer, so charts need no
 //! system font configuration. Plotters writes PNGs only to files, so each chart goes through a temporary file.
 
 use std::fs;
 use std::sync::OnceLock;
 
-use kiln_domain::{ChartRenderer, Code, PortError};
+use kiln_domain::{BeeswarmRow, ChartRenderer, Code, PortError};
 use plotters::coord::Shift;
-use plotters::coord::ranged1d::SegmentValue;
+use plotters::coord::ranged1d::{KeyPointHint, NoDefaultFormatting, Ranged, SegmentValue, ValueFormatter};
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use plotters::style::{FontStyle, register_font};
@@ -39,11 +41,22 @@ pub struct PlotChartRenderer {
     pub line_size: (u32, u32),
     /// confusion-matrix heatmap width and height in pixels
     pub heatmap_size: (u32, u32),
+    /// height of one feature's row of a beeswarm in pixels (its width is `width`)
+    pub beeswarm_row_height: u32,
+    /// width and height in pixels of a chart over time
+    pub series_size: (u32, u32),
 }
 
 impl Default for PlotChartRenderer {
     fn default() -> Self {
-        PlotChartRenderer { width: 1000, row_height: 28, line_size: (900, 720), heatmap_size: (640, 560) }
+        PlotChartRenderer {
+            width: 1000,
+            row_height: 28,
+            line_size: (900, 720),
+            heatmap_size: (640, 560),
+            beeswarm_row_height: 34,
+            series_size: (1200, 560),
+        }
     }
 }
 
@@ -100,6 +113,43 @@ impl PlotChartRenderer {
     pub fn size_for(&self, n: usize) -> (u32, u32) {
         let rows = u32::try_from(n).unwrap_or(u32::MAX / 2).min(2000);
         (self.width, (110 + rows * self.row_height).max(240))
+    }
+}
+
+/// A numeric axis with ticks chosen by the caller (calendar times, one per beeswarm row): plotters' own
+/// `with_key_points` needs a default formatter that its float axis lacks. Labels come from the chart's formatter.
+struct Ticked {
+    inner: RangedCoordf64,
+    ticks: Vec<f64>,
+}
+
+impl Ticked {
+    fn new(lo: f64, hi: f64, ticks: Vec<f64>) -> Ticked {
+        Ticked { inner: (lo..hi).into(), ticks }
+    }
+}
+
+impl Ranged for Ticked {
+    type FormatOption = NoDefaultFormatting;
+    type ValueType = f64;
+
+    fn map(&self, value: &f64, limit: (i32, i32)) -> i32 {
+        self.inner.map(value, limit)
+    }
+
+    fn key_points<Hint: KeyPointHint>(&self, hint: Hint) -> Vec<f64> {
+        // the ticks are the bold lines and the labels; no light lines between them
+        if hint.weight().allow_light_points() { Vec::new() } else { self.ticks.clone() }
+    }
+
+    fn range(&self) -> std::ops::Range<f64> {
+        self.inner.range()
+    }
+}
+
+impl ValueFormatter<f64> for Ticked {
+    fn format(value: &f64) -> String {
+        value.to_string()
     }
 }
 
@@ -359,7 +409,33 @@ impl ChartRenderer for PlotChartRenderer {
             Ok(())
         })
     }
+
+    fn beeswarm_chart(&self, title: &str, x_label: &str, rows: &[BeeswarmRow]) -> Result<Vec<u8>, PortError> {
+        self.draw_beeswarm(title, x_label, rows)
+    }
+
+    fn series_chart(
+        &self,
+        title: &str,
+        y_label: &str,
+        times_ms: &[i64],
+        series: &[(String, Vec<f64>)],
+    ) -> Result<Vec<u8>, PortError> {
+        self.draw_series(title, y_label, times_ms, series)
+    }
+
+    fn residual_chart(
+        &self,
+        title: &str,
+        y_label: &str,
+        times_ms: &[i64],
+        residuals: &[f64],
+    ) -> Result<Vec<u8>, PortError> {
+        self.draw_residuals(title, y_label, times_ms, residuals)
+    }
 }
 
+mod beeswarm;
+mod series;
 #[cfg(test)]
 mod tests;
