@@ -41,7 +41,8 @@ def test_rest_shows_the_run_its_params_metrics_tags_and_artifacts(mlflow_server)
     listing = mlflow_server.get("/api/2.0/mlflow/artifacts/list", run_id=run["info"]["run_id"])
     paths = {f["path"] for f in listing["files"]}
     assert {"model", "config.yaml", "metrics.json", "feature_importance.json", "feature_importance.png",
-            "predictions.json"} <= paths, paths
+            "predictions.json", "shap_summary.json", "shap_summary.png", "actual_vs_predicted.png",
+            "residuals.png"} <= paths, paths
     model_files = {f["path"] for f in mlflow_server.get("/api/2.0/mlflow/artifacts/list", run_id=run["info"]["run_id"],
                                                           path="model")["files"]}
     assert {"model/MLmodel", "model/model.lgb", "model/kiln"} <= model_files, model_files

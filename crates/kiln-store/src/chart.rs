@@ -153,6 +153,19 @@ impl ValueFormatter<f64> for Ticked {
     }
 }
 
+/// The title's style: `size` pixels, or smaller (down to 12) when the title would not fit the image's width.
+fn title_style(area: &DrawingArea<BitMapBackend<'_>, Shift>, title: &str, size: u32) -> TextStyle<'static> {
+    let room = area.dim_in_pixel().0.saturating_sub(24);
+    let mut size = size;
+    while size > 12 {
+        match area.estimate_text_size(title, &TextStyle::from((FAMILY, size).into_font())) {
+            Ok((w, _)) if w > room => size -= 1,
+            _ => break,
+        }
+    }
+    TextStyle::from((FAMILY, size).into_font())
+}
+
 fn draw_error(title: &str, e: impl std::fmt::Display) -> PortError {
     PortError::new(Code::Internal, format!("cannot draw chart '{title}': {e}"))
 }
@@ -207,7 +220,7 @@ impl ChartRenderer for PlotChartRenderer {
             }
             let label_width = label_width.min(width / 2) + 12;
             let mut chart = ChartBuilder::on(root)
-                .caption(title, (FAMILY, 24).into_font())
+                .caption(title, title_style(root, title, 24))
                 .margin(16)
                 .x_label_area_size(48)
                 .y_label_area_size(label_width)
@@ -273,7 +286,7 @@ impl ChartRenderer for PlotChartRenderer {
 
         render_png(title, self.line_size, |root| {
             let mut chart = ChartBuilder::on(root)
-                .caption(title, (FAMILY, 24).into_font())
+                .caption(title, title_style(root, title, 24))
                 .margin(16)
                 .x_label_area_size(52)
                 .y_label_area_size(72)
@@ -344,7 +357,7 @@ impl ChartRenderer for PlotChartRenderer {
         render_png(title, self.heatmap_size, |root| {
             // two segments per axis (0..1 segmented); actual class 0 is the top row, as scikit-learn draws it
             let mut chart = ChartBuilder::on(root)
-                .caption(title, (FAMILY, 24).into_font())
+                .caption(title, title_style(root, title, 24))
                 .margin(16)
                 .x_label_area_size(60)
                 .y_label_area_size(110)

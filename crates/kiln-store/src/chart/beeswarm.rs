@@ -9,7 +9,7 @@ use plotters::prelude::*;
 use plotters::style::FontTransform;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::{FAMILY, PlotChartRenderer, Ticked, draw_error, padded, render_png, shorten, tick_label};
+use super::{FAMILY, PlotChartRenderer, Ticked, draw_error, padded, render_png, shorten, tick_label, title_style};
 
 /// shap's low-value blue (`#008bfb`) and high-value red (`#ff0051`), and its grey for missing values.
 const LOW: RGBColor = RGBColor(0, 139, 251);
@@ -112,7 +112,10 @@ impl PlotChartRenderer {
         let (width, height) = self.beeswarm_size(n);
 
         render_png(title, (width, height), |root| {
-            let body = root.titled(title, (FAMILY, 22).into_font()).map_err(|e| draw_error(title, e))?;
+            let body = root
+                .margin(10, 0, 0, 0)
+                .titled(title, title_style(root, title, 22))
+                .map_err(|e| draw_error(title, e))?;
             let (plot, _) = body.split_horizontally(width - COLOUR_BAR_AREA);
             let label_style = TextStyle::from((FAMILY, 15).into_font()).color(&BLACK);
             let mut label_width = 40;
@@ -198,7 +201,7 @@ impl PlotChartRenderer {
                 .color(&BLACK)
                 .transform(FontTransform::Rotate270)
                 .pos(Pos::new(HPos::Center, VPos::Center));
-            root.draw(&Text::new("Feature value", (bar_x + bar_w + 52, (bar_top + bar_bottom) / 2), vertical))
+            root.draw(&Text::new("Feature value", (bar_x + bar_w + 44, (bar_top + bar_bottom) / 2), vertical))
                 .map_err(|e| draw_error(title, e))?;
             Ok(())
         })

@@ -3,9 +3,12 @@
 //! years, whichever gives at most eight) labelled in UTC.
 
 use kiln_domain::{Code, PortError, civil_from_millis, millis_from_civil};
+use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::{FAMILY, PALETTE, PlotChartRenderer, Ticked, draw_error, padded, render_png, shorten, tick_label};
+use super::{
+    FAMILY, PALETTE, PlotChartRenderer, Ticked, draw_error, padded, render_png, shorten, tick_label, title_style,
+};
 
 const HOUR: i64 = 3_600_000;
 const DAY: i64 = 24 * HOUR;
@@ -96,7 +99,106 @@ fn finite_runs(times: &[i64], values: &[f64]) -> Vec<Vec<(f64, f64)>> {
     runs
 }
 
+/// A chart over more times than this gets a second panel with the last [`ZOOM_ROWS`] of them, where lines that
+/// overlap at the scale of the whole range can be told apart.
+const ZOOM_AFTER: usize = 400;
+const ZOOM_ROWS: usize = 200;
+
+/// What a panel of a series chart adds to its lines.
+#[derive(Debug, Clone, Copy)]
+enum Panel<'a> {
+    /// the legend, and a shade over the rows from this one on (those the zoom panel shows)
+    Whole { shade: Option<usize> },
+    /// a caption instead of the legend (the panel above has it)
+    Zoom { caption: &'a str },
+}
+
+/// One panel of a series chart: the rows from `first` on.
+fn draw_panel(
+    area: &DrawingArea<BitMapBackend<'_>, Shift>,
+    title: &str,
+    y_label: &str,
+    times_ms: &[i64],
+    series: &[(String, Vec<f64>)],
+    first: usize,
+    panel: Panel<'_>,
+) -> Result<(), PortError> {
+    let times = &times_ms[first..];
+    let Some(((t_lo, t_hi), (y_lo, y_hi))) = bounds(times, series.iter().map(|(_, v)| &v[first..])) else {
+        // nothing finite in these rows (the whole chart has something): the panel stays empty
+        return Ok(());
+    };
+    let (ticks, step) = time_ticks(t_lo, t_hi);
+    // dense series get thin lines, so that two of them stay apart
+    let width = if times.len() > 300 { 1 } else { 2 };
+    let mut builder = ChartBuilder::on(area);
+    if let Panel::Zoom { caption } = panel {
+        builder.caption(caption, TextStyle::from((FAMILY, 16).into_font()).color(&RGBColor(80, 80, 80)));
+    }
+    let mut chart = builder
+        .margin_left(16)
+        .margin_right(24)
+        .margin_top(8)
+        .margin_bottom(8)
+        .x_label_area_size(52)
+        .y_label_area_size(80)
+        .build_cartesian_2d(Ticked::new(t_lo, t_hi, ticks), y_lo..y_hi)
+        .map_err(|e| draw_error(title, e))?;
+    let tick_style = TextStyle::from((FAMILY, 14).into_font()).color(&BLACK);
+    chart
+        .configure_mesh()
+        .light_line_style(RGBColor(246, 246, 246))
+        .bold_line_style(RGBColor(230, 230, 230))
+        .x_label_formatter(&|v| time_label(*v, step))
+        .y_label_formatter(&|v| tick_label(*v, y_hi - y_lo))
+        .x_label_style(tick_style.clone())
+        .y_label_style(tick_style)
+        .x_desc("time (UTC)")
+        .y_desc(y_label)
+        .axis_desc_style(TextStyle::from((FAMILY, 16).into_font()).color(&BLACK))
+        .draw()
+        .map_err(|e| draw_error(title, e))?;
+    if let Panel::Whole { shade: Some(from) } = panel {
+        let band = Rectangle::new([(times_ms[from] as f64, y_lo), (t_hi, y_hi)], RGBColor(0, 0, 0).mix(0.06).filled());
+        chart.draw_series(std::iter::once(band)).map_err(|e| draw_error(title, e))?;
+    }
+    let mut labelled = false;
+    for (i, (name, values)) in series.iter().enumerate() {
+        let color = PALETTE[i % PALETTE.len()];
+        let mut drawn = None;
+        for run in finite_runs(times, &values[first..]) {
+            drawn = Some(
+                chart.draw_series(LineSeries::new(run, color.stroke_width(width))).map_err(|e| draw_error(title, e))?,
+            );
+        }
+        if let Some(drawn) = drawn.filter(|_| !name.is_empty() && matches!(panel, Panel::Whole { .. })) {
+            labelled = true;
+            drawn
+                .label(shorten(name, 40))
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], color.stroke_width(3)));
+        }
+    }
+    if labelled {
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .margin(12)
+            .label_font(TextStyle::from((FAMILY, 15).into_font()).color(&BLACK))
+            .background_style(WHITE.mix(0.85))
+            .border_style(RGBColor(180, 180, 180))
+            .draw()
+            .map_err(|e| draw_error(title, e))?;
+    }
+    Ok(())
+}
+
 impl PlotChartRenderer {
+    /// The image size of a chart of `n` times: one panel, or two when the last rows get a panel of their own.
+    pub fn series_chart_size(&self, n: usize) -> (u32, u32) {
+        let (width, height) = self.series_size;
+        if n > ZOOM_AFTER { (width, height * 8 / 5) } else { (width, height) }
+    }
+
     pub(super) fn draw_series(
         &self,
         title: &str,
@@ -110,64 +212,29 @@ impl PlotChartRenderer {
                 format!("chart '{title}': series '{name}' has {} values for {} times", values.len(), times_ms.len()),
             ));
         }
-        let Some(((t_lo, t_hi), (y_lo, y_hi))) = bounds(times_ms, series.iter().map(|(_, v)| v.as_slice())) else {
+        if bounds(times_ms, series.iter().map(|(_, v)| v.as_slice())).is_none() {
             return Err(PortError::new(
                 Code::DataShape,
                 format!("chart '{title}': no series has a finite value to draw ({} series)", series.len()),
             ));
-        };
-        let (ticks, step) = time_ticks(t_lo, t_hi);
-        // dense series get thin lines, so that two of them stay apart
-        let width = if times_ms.len() > 300 { 1 } else { 2 };
+        }
+        let n = times_ms.len();
+        let size = self.series_chart_size(n);
 
-        render_png(title, self.series_size, |root| {
-            let mut chart = ChartBuilder::on(root)
-                .caption(title, (FAMILY, 22).into_font())
-                .margin(16)
-                .x_label_area_size(52)
-                .y_label_area_size(80)
-                .build_cartesian_2d(Ticked::new(t_lo, t_hi, ticks), y_lo..y_hi)
+        render_png(title, size, |root| {
+            let body = root
+                .margin(10, 0, 0, 0)
+                .titled(title, title_style(root, title, 22))
                 .map_err(|e| draw_error(title, e))?;
-            let tick_style = TextStyle::from((FAMILY, 14).into_font()).color(&BLACK);
-            chart
-                .configure_mesh()
-                .light_line_style(RGBColor(246, 246, 246))
-                .bold_line_style(RGBColor(230, 230, 230))
-                .x_label_formatter(&|v| time_label(*v, step))
-                .y_label_formatter(&|v| tick_label(*v, y_hi - y_lo))
-                .x_label_style(tick_style.clone())
-                .y_label_style(tick_style)
-                .x_desc("time (UTC)")
-                .y_desc(y_label)
-                .axis_desc_style(TextStyle::from((FAMILY, 16).into_font()).color(&BLACK))
-                .draw()
-                .map_err(|e| draw_error(title, e))?;
-            for (i, (name, values)) in series.iter().enumerate() {
-                let color = PALETTE[i % PALETTE.len()];
-                let mut drawn = None;
-                for run in finite_runs(times_ms, values) {
-                    drawn = Some(
-                        chart
-                            .draw_series(LineSeries::new(run, color.stroke_width(width)))
-                            .map_err(|e| draw_error(title, e))?,
-                    );
-                }
-                if let Some(drawn) = drawn.filter(|_| !name.is_empty()) {
-                    drawn
-                        .label(shorten(name, 40))
-                        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], color.stroke_width(3)));
-                }
+            if n > ZOOM_AFTER {
+                let (whole, last) = body.split_vertically(body.dim_in_pixel().1 * 11 / 20);
+                let from = n - ZOOM_ROWS;
+                draw_panel(&whole, title, y_label, times_ms, series, 0, Panel::Whole { shade: Some(from) })?;
+                let caption = format!("the last {ZOOM_ROWS} of {n} rows (shaded above)");
+                draw_panel(&last, title, y_label, times_ms, series, from, Panel::Zoom { caption: &caption })
+            } else {
+                draw_panel(&body, title, y_label, times_ms, series, 0, Panel::Whole { shade: None })
             }
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::UpperLeft)
-                .margin(12)
-                .label_font(TextStyle::from((FAMILY, 15).into_font()).color(&BLACK))
-                .background_style(WHITE.mix(0.85))
-                .border_style(RGBColor(180, 180, 180))
-                .draw()
-                .map_err(|e| draw_error(title, e))?;
-            Ok(())
         })
     }
 
@@ -208,7 +275,10 @@ impl PlotChartRenderer {
         let point_size = if finite.len() > 1000 { 2 } else { 3 };
 
         render_png(title, (width, height), |root| {
-            let body = root.titled(title, (FAMILY, 22).into_font()).map_err(|e| draw_error(title, e))?;
+            let body = root
+                .margin(10, 0, 0, 0)
+                .titled(title, title_style(root, title, 22))
+                .map_err(|e| draw_error(title, e))?;
             let (left, right) = body.split_horizontally(width * 3 / 4);
             let tick_style = TextStyle::from((FAMILY, 14).into_font()).color(&BLACK);
             let desc_style = TextStyle::from((FAMILY, 16).into_font()).color(&BLACK);

@@ -270,7 +270,9 @@ fn series_chart_draws_each_series_with_a_time_axis() {
     let predicted: Vec<f64> = actual.iter().map(|v| v + 0.8).collect();
     let series = vec![("actual".to_string(), actual), ("predicted".to_string(), predicted)];
     let png = renderer.series_chart("OT: actual vs predicted (test)", "OT", &times, &series).unwrap();
-    assert_eq!(png_size(&png), (1200, 560));
+    // more than 400 times: a second panel for the last 200
+    assert_eq!(png_size(&png), (1200, 896));
+    assert_eq!(renderer.series_chart_size(400), (1200, 560));
     let pixels = Pixels::decode(&png);
     let (first, second) = (PALETTE[0], PALETTE[1]);
     assert!(pixels.find([first.0, first.1, first.2]).len() > 500);
