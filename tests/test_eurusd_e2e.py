@@ -70,7 +70,7 @@ def test_python_client_loads_the_model_and_predicts_like_kiln(mlflow_server, eur
              "--input", "data/ecb_eurofxref-hist.csv", "--output", out, "--with-features")
     df = pd.read_csv(out)
     features = booster.feature_name()
-    assert features == list(df.columns[3:]), (features, list(df.columns))
+    assert features == list(df.columns[4:]), (features, list(df.columns))
     python = booster.predict(df[features].to_numpy(dtype=np.float64))
     diff = np.max(np.abs(python - df["raw_prediction"].to_numpy()))
     assert diff < TOL, diff

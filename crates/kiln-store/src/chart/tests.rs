@@ -169,7 +169,7 @@ const SHAP_GREY: [u8; 3] = [119, 119, 119];
 
 fn beeswarm_rows() -> Vec<BeeswarmRow> {
     // a feature whose high values push the output up, and one with no known values (grey), 60 rows each
-    let values: Vec<f64> = (0..60).map(|i| f64::from(i)).collect();
+    let values: Vec<f64> = (0..60).map(f64::from).collect();
     let shap: Vec<f64> = values.iter().map(|v| (v - 30.0) / 10.0).collect();
     vec![
         BeeswarmRow { feature: "tenure".to_string(), shap: shap.clone(), values },
