@@ -41,7 +41,8 @@ def test_rest_shows_the_run_its_params_metrics_tags_and_artifacts(mlflow_server)
     listing = mlflow_server.get("/api/2.0/mlflow/artifacts/list", run_id=run["info"]["run_id"])
     paths = {f["path"] for f in listing["files"]}
     assert {"model", "config.yaml", "metrics.json", "feature_importance.json", "feature_importance.png",
-            "predictions.json"} <= paths, paths
+            "predictions.json", "shap_summary.json", "shap_summary.png", "actual_vs_predicted.png",
+            "residuals.png"} <= paths, paths
     model_files = {f["path"] for f in mlflow_server.get("/api/2.0/mlflow/artifacts/list", run_id=run["info"]["run_id"],
                                                           path="model")["files"]}
     assert {"model/MLmodel", "model/model.lgb", "model/kiln"} <= model_files, model_files
@@ -69,7 +70,7 @@ def test_python_client_loads_the_model_and_predicts_like_kiln(mlflow_server, eur
              "--input", "data/ecb_eurofxref-hist.csv", "--output", out, "--with-features")
     df = pd.read_csv(out)
     features = booster.feature_name()
-    assert features == list(df.columns[3:]), (features, list(df.columns))
+    assert features == list(df.columns[4:]), (features, list(df.columns))
     python = booster.predict(df[features].to_numpy(dtype=np.float64))
     diff = np.max(np.abs(python - df["raw_prediction"].to_numpy()))
     assert diff < TOL, diff

@@ -52,6 +52,11 @@ def test_every_example_experiment_trains(name, tmp_path):
     assert (run / "artifacts/model/MLmodel").is_file()
     # the model's metrics are printed beside its naive baseline's
     assert ("persistence (test)" in proc.stdout) or ("majority (test)" in proc.stdout), proc.stdout
+    # the charts of its task kind: a forecast's values and residuals over time, a classifier's confusion matrix
+    charts = {"forecast": ["actual_vs_predicted.png", "residuals.png"],
+              "classification": ["confusion_matrix.png", "roc_curve.png", "pr_curve.png"]}
+    for png in ["feature_importance.png"] + charts.get((run / "params/task.kind").read_text(), []):
+        assert (run / "artifacts" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", png
 
 
 def test_xgboost_bundle_loads_with_mlflow_and_predicts_like_kiln(tmp_path):
@@ -111,6 +116,8 @@ def test_churn_metrics_equal_scikit_learn_and_beat_the_majority_class(churn):
     y = np.array(preds["test"]["y_true"])
     yhat = (np.array(preds["test"]["proba"]) >= t).astype(int)
     assert cm == skm.confusion_matrix(y, yhat).tolist()
+    # the classes are named by the target's values
+    assert json.loads((run / "artifacts/confusion_matrix.json").read_text())["labels"] == ["0 (No)", "1 (Yes)"]
     for png in ["confusion_matrix.png", "roc_curve.png", "pr_curve.png", "feature_importance.png", "shap_summary.png"]:
         assert (run / "artifacts" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", png
     assert (run / "artifacts/selection.json").is_file()

@@ -320,6 +320,55 @@ pub trait ChartRenderer {
         labels: [&str; 2],
         counts: [[u64; 2]; 2],
     ) -> Result<Vec<u8>, PortError>;
+
+    /// A SHAP beeswarm as the `shap` package's `summary_plot` draws it: one row per feature, the first on top; each
+    /// data row a dot at its SHAP value, spread vertically within the row where dots pile up, coloured by the
+    /// feature's value (blue low to red high, scaled per feature between its 5th and 95th percentiles; grey where
+    /// the value is missing, NaN), a vertical line at 0 and a "Feature value" colour bar.
+    ///
+    /// # Errors
+    /// `data_shape` when no row has a finite SHAP value, `internal` when a row's two vectors differ in length or
+    /// drawing fails.
+    fn beeswarm_chart(&self, title: &str, x_label: &str, rows: &[BeeswarmRow]) -> Result<Vec<u8>, PortError>;
+
+    /// Named series over time (actual and predicted values of a forecast), each a line through its values at
+    /// `times_ms` (UTC milliseconds, shared by every series), with a legend and dates on the time axis; non-finite
+    /// values leave a gap.
+    ///
+    /// # Errors
+    /// `data_shape` when no series has a finite value, `internal` when a series' length differs from the times'
+    /// or drawing fails.
+    fn series_chart(
+        &self,
+        title: &str,
+        y_label: &str,
+        times_ms: &[i64],
+        series: &[(String, Vec<f64>)],
+    ) -> Result<Vec<u8>, PortError>;
+
+    /// Residuals (actual - predicted) over time as points around a zero line, with their histogram in a panel on
+    /// the right that shares the value axis.
+    ///
+    /// # Errors
+    /// `data_shape` when no residual is finite, `internal` when the lengths differ or drawing fails.
+    fn residual_chart(
+        &self,
+        title: &str,
+        y_label: &str,
+        times_ms: &[i64],
+        residuals: &[f64],
+    ) -> Result<Vec<u8>, PortError>;
+}
+
+/// One feature's row of a [`ChartRenderer::beeswarm_chart`]: for each data row its SHAP value and the feature's
+/// value (the model's input, encoded), index by index.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BeeswarmRow {
+    pub feature: String,
+    /// the feature's contribution to each row's output; a non-finite one is not drawn
+    pub shap: Vec<f64>,
+    /// the feature's value in the same rows; NaN (missing) is drawn grey
+    pub values: Vec<f64>,
 }
 
 /// Rows a [`DataSource`] loaded, with what identifies them.

@@ -1,14 +1,16 @@
 //! PNG charts for runs, drawn with plotters' bitmap backend: bar charts (feature importances, metric comparisons),
-//! line charts (ROC and precision-recall curves) and confusion-matrix heatmaps. The DejaVu Sans font is embedded in
+//! line charts (ROC and precision-recall curves), confusion-matrix heatmaps, SHAP beeswarms (`beeswarm`) and charts
+//! over time (`series`: a forecast's actual and predicted values, its residuals). The DejaVu Sans font is embedded in
 //! the binary (`assets/`, with its licence) and registered with plotters' `ab_glyph` renderer, so charts need no
 //! system font configuration. Plotters writes PNGs only to files, so each chart goes through a temporary file.
 
 use std::fs;
 use std::sync::OnceLock;
 
-use kiln_domain::{ChartRenderer, Code, PortError};
+use kiln_domain::{BeeswarmRow, ChartRenderer, Code, PortError};
 use plotters::coord::Shift;
-use plotters::coord::ranged1d::SegmentValue;
+use plotters::coord::ranged1d::{KeyPointHint, NoDefaultFormatting, Ranged, SegmentValue, ValueFormatter};
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use plotters::style::{FontStyle, register_font};
@@ -39,11 +41,22 @@ pub struct PlotChartRenderer {
     pub line_size: (u32, u32),
     /// confusion-matrix heatmap width and height in pixels
     pub heatmap_size: (u32, u32),
+    /// height of one feature's row of a beeswarm in pixels (its width is `width`)
+    pub beeswarm_row_height: u32,
+    /// width and height in pixels of a chart over time
+    pub series_size: (u32, u32),
 }
 
 impl Default for PlotChartRenderer {
     fn default() -> Self {
-        PlotChartRenderer { width: 1000, row_height: 28, line_size: (900, 720), heatmap_size: (640, 560) }
+        PlotChartRenderer {
+            width: 1000,
+            row_height: 28,
+            line_size: (900, 720),
+            heatmap_size: (640, 560),
+            beeswarm_row_height: 34,
+            series_size: (1200, 560),
+        }
     }
 }
 
@@ -103,6 +116,56 @@ impl PlotChartRenderer {
     }
 }
 
+/// A numeric axis with ticks chosen by the caller (calendar times, one per beeswarm row): plotters' own
+/// `with_key_points` needs a default formatter that its float axis lacks. Labels come from the chart's formatter.
+struct Ticked {
+    inner: RangedCoordf64,
+    ticks: Vec<f64>,
+}
+
+impl Ticked {
+    fn new(lo: f64, hi: f64, ticks: Vec<f64>) -> Ticked {
+        Ticked { inner: (lo..hi).into(), ticks }
+    }
+}
+
+impl Ranged for Ticked {
+    type FormatOption = NoDefaultFormatting;
+    type ValueType = f64;
+
+    fn map(&self, value: &f64, limit: (i32, i32)) -> i32 {
+        self.inner.map(value, limit)
+    }
+
+    fn key_points<Hint: KeyPointHint>(&self, hint: Hint) -> Vec<f64> {
+        // the ticks are the bold lines and the labels; no light lines between them
+        if hint.weight().allow_light_points() { Vec::new() } else { self.ticks.clone() }
+    }
+
+    fn range(&self) -> std::ops::Range<f64> {
+        self.inner.range()
+    }
+}
+
+impl ValueFormatter<f64> for Ticked {
+    fn format(value: &f64) -> String {
+        value.to_string()
+    }
+}
+
+/// The title's style: `size` pixels, or smaller (down to 12) when the title would not fit the image's width.
+fn title_style(area: &DrawingArea<BitMapBackend<'_>, Shift>, title: &str, size: u32) -> TextStyle<'static> {
+    let room = area.dim_in_pixel().0.saturating_sub(24);
+    let mut size = size;
+    while size > 12 {
+        match area.estimate_text_size(title, &TextStyle::from((FAMILY, size).into_font())) {
+            Ok((w, _)) if w > room => size -= 1,
+            _ => break,
+        }
+    }
+    TextStyle::from((FAMILY, size).into_font())
+}
+
 fn draw_error(title: &str, e: impl std::fmt::Display) -> PortError {
     PortError::new(Code::Internal, format!("cannot draw chart '{title}': {e}"))
 }
@@ -157,7 +220,7 @@ impl ChartRenderer for PlotChartRenderer {
             }
             let label_width = label_width.min(width / 2) + 12;
             let mut chart = ChartBuilder::on(root)
-                .caption(title, (FAMILY, 24).into_font())
+                .caption(title, title_style(root, title, 24))
                 .margin(16)
                 .x_label_area_size(48)
                 .y_label_area_size(label_width)
@@ -223,7 +286,7 @@ impl ChartRenderer for PlotChartRenderer {
 
         render_png(title, self.line_size, |root| {
             let mut chart = ChartBuilder::on(root)
-                .caption(title, (FAMILY, 24).into_font())
+                .caption(title, title_style(root, title, 24))
                 .margin(16)
                 .x_label_area_size(52)
                 .y_label_area_size(72)
@@ -294,7 +357,7 @@ impl ChartRenderer for PlotChartRenderer {
         render_png(title, self.heatmap_size, |root| {
             // two segments per axis (0..1 segmented); actual class 0 is the top row, as scikit-learn draws it
             let mut chart = ChartBuilder::on(root)
-                .caption(title, (FAMILY, 24).into_font())
+                .caption(title, title_style(root, title, 24))
                 .margin(16)
                 .x_label_area_size(60)
                 .y_label_area_size(110)
@@ -359,7 +422,33 @@ impl ChartRenderer for PlotChartRenderer {
             Ok(())
         })
     }
+
+    fn beeswarm_chart(&self, title: &str, x_label: &str, rows: &[BeeswarmRow]) -> Result<Vec<u8>, PortError> {
+        self.draw_beeswarm(title, x_label, rows)
+    }
+
+    fn series_chart(
+        &self,
+        title: &str,
+        y_label: &str,
+        times_ms: &[i64],
+        series: &[(String, Vec<f64>)],
+    ) -> Result<Vec<u8>, PortError> {
+        self.draw_series(title, y_label, times_ms, series)
+    }
+
+    fn residual_chart(
+        &self,
+        title: &str,
+        y_label: &str,
+        times_ms: &[i64],
+        residuals: &[f64],
+    ) -> Result<Vec<u8>, PortError> {
+        self.draw_residuals(title, y_label, times_ms, residuals)
+    }
 }
 
+mod beeswarm;
+mod series;
 #[cfg(test)]
 mod tests;

@@ -350,8 +350,10 @@ impl Evaluation {
         }
     }
 
-    /// `predictions.json` (what the metrics were computed on, so anyone can recompute them) and, for a classifier,
-    /// the confusion matrix (JSON and PNG) and the ROC and precision-recall curves (PNG).
+    /// `predictions.json` (what the metrics were computed on, so anyone can recompute them); for a forecast, the
+    /// test rows' actual and predicted values over time and their residuals (PNG, at the time each forecast is for,
+    /// from `target_time`); for a classifier, the confusion matrix (JSON and PNG, the classes named by the
+    /// target's values) and the ROC and precision-recall curves (PNG).
     #[allow(clippy::too_many_arguments)] // the run's parts, each needed once; a struct would only rename them
     pub(crate) fn log_artifacts(
         &self,
@@ -362,6 +364,7 @@ impl Evaluation {
         design: &Design,
         parts: &Parts,
         outputs: &[f64],
+        target_time: &dyn Fn(i64) -> i64,
     ) -> Result<(), TrainError> {
         let store = ports.artifacts;
         let fit_rows = parts.fit_rows();
@@ -387,8 +390,18 @@ impl Evaluation {
                 test.insert((*baseline).into(), pick(&base_all, &parts.test).into());
                 let json = serde_json::json!({"train": train, "test": test});
                 store.put_bytes(run, "predictions.json", &to_json(&json))?;
+                if let TaskSpec::Forecast { recipe, .. } = task {
+                    let test = ForecastTest {
+                        target: &recipe.target,
+                        horizon: recipe.horizon,
+                        times: parts.test.iter().map(|&i| target_time(design.times[i])).collect(),
+                        actual: pick(&design.truth, &parts.test),
+                        predicted: pick(&pred_all, &parts.test),
+                    };
+                    test.log_charts(ports, run, run_name)?;
+                }
             }
-            Evaluation::Classification { threshold, model_test, .. } => {
+            Evaluation::Classification { threshold, model_test, positive, .. } => {
                 let split = |rows: &[usize]| {
                     serde_json::json!({
                         "id": rows.iter().map(|&i| design.ids[i].clone()).collect::<Vec<_>>(),
@@ -400,8 +413,10 @@ impl Evaluation {
                     serde_json::json!({"threshold": threshold, "train": split(&fit_rows), "test": split(&parts.test)});
                 store.put_bytes(run, "predictions.json", &to_json(&json))?;
                 let cm = model_test.confusion;
+                // the target's own values: the positive class, and the other value when the target has two
+                let negative = design.negative.clone().unwrap_or_else(|| format!("not {positive}"));
                 let cm_json = serde_json::json!({
-                    "labels": ["0 (negative)", "1 (positive)"],
+                    "labels": [format!("0 ({negative})"), format!("1 ({positive})")],
                     "rows": "true class", "columns": "predicted class",
                     "matrix": cm,
                     "threshold": threshold,
@@ -409,7 +424,7 @@ impl Evaluation {
                 store.put_bytes(run, "confusion_matrix.json", &to_json(&cm_json))?;
                 let png = ports.charts.confusion_matrix_chart(
                     &format!("{run_name}: confusion matrix (test, threshold {threshold:.3})"),
-                    ["negative", "positive"],
+                    [negative.as_str(), positive.as_str()],
                     cm,
                 )?;
                 store.put_bytes(run, "confusion_matrix.png", &png)?;
@@ -435,6 +450,40 @@ impl Evaluation {
                 store.put_bytes(run, "pr_curve.png", &png)?;
             }
         }
+        Ok(())
+    }
+}
+
+/// A forecast's test rows, for its charts over time.
+struct ForecastTest<'a> {
+    target: &'a str,
+    horizon: usize,
+    /// the time each forecast is for, UTC ms
+    times: Vec<i64>,
+    actual: Vec<f64>,
+    predicted: Vec<f64>,
+}
+
+impl ForecastTest<'_> {
+    /// `actual_vs_predicted.png` and `residuals.png` (actual - predicted).
+    fn log_charts(&self, ports: &Ports<'_>, run: &RunId, run_name: &str) -> Result<(), TrainError> {
+        let (target, n) = (self.target, self.times.len());
+        let ahead = if self.horizon == 1 { "1 step".to_string() } else { format!("{} steps", self.horizon) };
+        let png = ports.charts.series_chart(
+            &format!("{run_name}: {target}, actual vs predicted {ahead} ahead (test, {n} rows)"),
+            target,
+            &self.times,
+            &[("actual".to_string(), self.actual.clone()), ("predicted".to_string(), self.predicted.clone())],
+        )?;
+        ports.artifacts.put_bytes(run, "actual_vs_predicted.png", &png)?;
+        let residuals: Vec<f64> = self.actual.iter().zip(&self.predicted).map(|(a, p)| a - p).collect();
+        let png = ports.charts.residual_chart(
+            &format!("{run_name}: residuals of {target}, actual - predicted (test, {n} rows)"),
+            &format!("actual - predicted ({target})"),
+            &self.times,
+            &residuals,
+        )?;
+        ports.artifacts.put_bytes(run, "residuals.png", &png)?;
         Ok(())
     }
 }

@@ -174,7 +174,9 @@ fn run_steps(
     if let Some(selection) = &pipeline.selection {
         store.put_bytes(id, "selection.json", &to_json(selection))?;
     }
-    evaluation.log_artifacts(&spec.task, ports, id, &spec.run_name, &design, &parts, &outputs)?;
+    // a forecast's charts are drawn at the time each forecast is for (its origin when the step was not learned)
+    let target_time = |origin: i64| pipeline.target_time(origin).unwrap_or(origin);
+    evaluation.log_artifacts(&spec.task, ports, id, &spec.run_name, &design, &parts, &outputs, &target_time)?;
     log_shap_summary(spec, ports, id, &model, x, &parts)?;
 
     // the bundle: written whole to a temporary folder, then copied file by file under `model/`
@@ -342,12 +344,12 @@ fn log_importance(
     let json: Vec<_> =
         sorted.iter().map(|(f, gain, split)| serde_json::json!({"feature": f, "gain": gain, "split": split})).collect();
     ports.artifacts.put_bytes(run, "feature_importance.json", &to_json(&json))?;
-    let top: Vec<_> = sorted.iter().take(25).collect();
+    let top: Vec<_> = sorted.iter().take(CHART_FEATURES).collect();
     if top.is_empty() {
         return Ok(());
     }
     let png = ports.charts.bar_chart(
-        &format!("{}: feature importance", spec.run_name),
+        &format!("{}: feature importance, {}", spec.run_name, features_shown(top.len(), sorted.len())),
         spec.model.importance_label(),
         &top.iter().map(|t| t.0.clone()).collect::<Vec<_>>(),
         &top.iter().map(|t| t.1).collect::<Vec<_>>(),
@@ -356,10 +358,39 @@ fn log_importance(
     Ok(())
 }
 
-/// Mean |SHAP contribution| per feature over the test rows, as JSON and a bar chart (LightGBM and XGBoost).
+/// At most this many features are drawn in the importance chart.
+const CHART_FEATURES: usize = 25;
+/// At most this many features are drawn in the SHAP beeswarm (as the `shap` package's `summary_plot` does).
+const SHAP_FEATURES: usize = 20;
 /// At most this many rows go into the SHAP summary.
 const SHAP_ROWS: usize = 200;
 
+/// What a chart's title says about the features it shows: "top 25 of 40 features" when it leaves some out.
+pub(crate) fn features_shown(shown: usize, total: usize) -> String {
+    match (shown, total) {
+        (s, t) if s < t => format!("top {s} of {t} features"),
+        (_, 1) => "1 feature".to_string(),
+        (_, t) => format!("{t} features"),
+    }
+}
+
+/// What the model's raw output, and so a SHAP value, is measured in.
+fn output_units(task: &TaskSpec) -> String {
+    use kiln_features::TargetTransform;
+    match task {
+        TaskSpec::Tabular { kind: crate::TabularKind::Classification { .. }, .. } => "log-odds".to_string(),
+        TaskSpec::Tabular { target, .. } => target.clone(),
+        TaskSpec::Forecast { recipe, .. } => match recipe.target_transform {
+            TargetTransform::None => recipe.target.clone(),
+            TargetTransform::Difference => format!("change in {}", recipe.target),
+            TargetTransform::LogReturn => format!("log return of {}", recipe.target),
+        },
+    }
+}
+
+/// SHAP contributions on the held-out rows (LightGBM and XGBoost): the mean |contribution| of every feature as
+/// JSON, and a beeswarm of the features with the largest, each row's dot coloured by the feature's value (the
+/// model's encoded input).
 fn log_shap_summary(
     spec: &TrainSpec,
     ports: &Ports<'_>,
@@ -375,22 +406,41 @@ fn log_shap_summary(
     } else {
         (0..SHAP_ROWS).map(|i| all[i * all.len() / SHAP_ROWS]).collect()
     };
-    let Some(contrib) = model.contributions(&x.take_rows(&rows))? else {
+    let sample = x.take_rows(&rows);
+    let Some(contrib) = model.contributions(&sample)? else {
         return Ok(());
     };
     let n = contrib.n_rows.max(1) as f64;
-    let mut summary: Vec<(String, f64)> = (0..x.n_cols())
-        .map(|j| (x.names[j].clone(), (0..contrib.n_rows).map(|i| contrib.row(i)[j].abs()).sum::<f64>() / n))
-        .collect();
+    // (column, mean |SHAP|), largest first
+    let mut summary: Vec<(usize, f64)> =
+        (0..x.n_cols()).map(|j| (j, (0..contrib.n_rows).map(|i| contrib.row(i)[j].abs()).sum::<f64>() / n)).collect();
     summary.sort_by(|a, b| b.1.total_cmp(&a.1));
-    let json: Vec<_> = summary.iter().map(|(f, v)| serde_json::json!({"feature": f, "mean_abs_shap": v})).collect();
+    let json: Vec<_> =
+        summary.iter().map(|(j, v)| serde_json::json!({"feature": x.names[*j], "mean_abs_shap": v})).collect();
     ports.artifacts.put_bytes(run, "shap_summary.json", &to_json(&json))?;
-    let top: Vec<_> = summary.iter().take(25).collect();
-    let png = ports.charts.bar_chart(
-        &format!("{}: mean |SHAP| on {} of {} held-out rows", spec.run_name, rows.len(), all.len()),
-        "mean |contribution| (model output units)",
-        &top.iter().map(|t| t.0.clone()).collect::<Vec<_>>(),
-        &top.iter().map(|t| t.1).collect::<Vec<_>>(),
+    let shown: Vec<kiln_domain::BeeswarmRow> = summary
+        .iter()
+        .take(SHAP_FEATURES)
+        .map(|&(j, _)| kiln_domain::BeeswarmRow {
+            feature: x.names[j].clone(),
+            shap: (0..contrib.n_rows).map(|i| contrib.row(i)[j]).collect(),
+            values: sample.column(j),
+        })
+        .collect();
+    if shown.is_empty() {
+        return Ok(());
+    }
+    let png = ports.charts.beeswarm_chart(
+        &format!(
+            "{}: SHAP values ({}) on {} of {} held-out rows, {}",
+            spec.run_name,
+            output_units(&spec.task),
+            rows.len(),
+            all.len(),
+            features_shown(shown.len(), summary.len())
+        ),
+        "SHAP value (impact on model output)",
+        &shown,
     )?;
     ports.artifacts.put_bytes(run, "shap_summary.png", &png)?;
     Ok(())
@@ -399,3 +449,6 @@ fn log_shap_summary(
 pub(crate) fn to_json<T: Serialize>(value: &T) -> Vec<u8> {
     serde_json::to_vec_pretty(value).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}").into_bytes())
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,6 +1,9 @@
-use kiln_domain::{ChartRenderer, Code};
+use kiln_domain::{BeeswarmRow, ChartRenderer, Code};
+use plotters::style::RGBColor;
 
-use super::{PlotChartRenderer, tick_label};
+use super::beeswarm::{colour_range, jitter, value_color};
+use super::series::{Step, time_label, time_ticks};
+use super::{PALETTE, PlotChartRenderer, tick_label};
 
 /// Width and height from a PNG's IHDR chunk, after checking the signature.
 fn png_size(bytes: &[u8]) -> (u32, u32) {
@@ -120,4 +123,214 @@ fn confusion_matrix_chart_is_a_png() {
         let png = renderer.confusion_matrix_chart("Edge", [long, ""], counts).unwrap();
         assert_eq!(png_size(&png), (640, 560));
     }
+}
+
+/// A decoded PNG: width, height and one RGB triple per pixel, row by row.
+struct Pixels {
+    width: u32,
+    height: u32,
+    rgb: Vec<[u8; 3]>,
+}
+
+impl Pixels {
+    fn decode(bytes: &[u8]) -> Pixels {
+        let mut reader = png::Decoder::new(bytes).read_info().expect("a readable PNG");
+        let mut buf = vec![0; reader.output_buffer_size()];
+        let info = reader.next_frame(&mut buf).expect("one frame");
+        let channels = match info.color_type {
+            png::ColorType::Rgb => 3,
+            png::ColorType::Rgba => 4,
+            other => panic!("unexpected colour type {other:?}"),
+        };
+        let rgb = buf[..info.buffer_size()].chunks(channels).map(|p| [p[0], p[1], p[2]]).collect();
+        Pixels { width: info.width, height: info.height, rgb }
+    }
+
+    /// (x, y) of every pixel of exactly this colour.
+    fn find(&self, color: [u8; 3]) -> Vec<(u32, u32)> {
+        let w = self.width as usize;
+        self.rgb
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| **p == color)
+            .map(|(i, _)| ((i % w) as u32, (i / w) as u32))
+            .collect()
+    }
+
+    /// How many pixels are not white.
+    fn inked(&self) -> usize {
+        self.rgb.iter().filter(|p| **p != [255, 255, 255]).count()
+    }
+}
+
+const SHAP_BLUE: [u8; 3] = [0, 139, 251];
+const SHAP_RED: [u8; 3] = [255, 0, 81];
+const SHAP_GREY: [u8; 3] = [119, 119, 119];
+
+fn beeswarm_rows() -> Vec<BeeswarmRow> {
+    // a feature whose high values push the output up, and one with no known values (grey), 60 rows each
+    let values: Vec<f64> = (0..60).map(f64::from).collect();
+    let shap: Vec<f64> = values.iter().map(|v| (v - 30.0) / 10.0).collect();
+    vec![
+        BeeswarmRow { feature: "tenure".to_string(), shap: shap.clone(), values },
+        BeeswarmRow {
+            feature: "Contract_Month-to-month".to_string(),
+            shap: shap.iter().map(|s| s * 0.5).collect(),
+            values: vec![f64::NAN; 60],
+        },
+    ]
+}
+
+#[test]
+fn beeswarm_is_coloured_by_feature_value_with_the_first_row_on_top() {
+    let renderer = PlotChartRenderer::default();
+    let png = renderer.beeswarm_chart("SHAP (test)", "SHAP value (impact on model output)", &beeswarm_rows()).unwrap();
+    assert_eq!(png_size(&png), renderer.beeswarm_size(2));
+    let pixels = Pixels::decode(&png);
+    assert_eq!((pixels.width, pixels.height), renderer.beeswarm_size(2));
+    let (blue, red, grey) = (pixels.find(SHAP_BLUE), pixels.find(SHAP_RED), pixels.find(SHAP_GREY));
+    assert!(blue.len() > 50 && red.len() > 50 && grey.len() > 50, "{} {} {}", blue.len(), red.len(), grey.len());
+    // the colour bar runs red (high) above blue (low); in the plot, low values sit left of high ones
+    let plot_width = pixels.width - 120;
+    let in_plot = |points: &[(u32, u32)]| points.iter().copied().filter(|p| p.0 < plot_width).collect::<Vec<_>>();
+    let mean = |points: &[(u32, u32)], f: fn(&(u32, u32)) -> u32| {
+        points.iter().map(f).map(f64::from).sum::<f64>() / points.len() as f64
+    };
+    let (blue_dots, red_dots, grey_dots) = (in_plot(&blue), in_plot(&red), in_plot(&grey));
+    assert!(mean(&blue_dots, |p| p.0) < mean(&red_dots, |p| p.0));
+    // the first row (tenure, coloured) is above the second (missing values, grey)
+    assert!(mean(&red_dots, |p| p.1) < mean(&grey_dots, |p| p.1));
+    let bar = |points: &[(u32, u32)]| points.iter().copied().filter(|p| p.0 >= plot_width).collect::<Vec<_>>();
+    assert!(mean(&bar(&red), |p| p.1) < mean(&bar(&blue), |p| p.1));
+    // the same data draws the same picture
+    let again = renderer.beeswarm_chart("SHAP (test)", "SHAP value (impact on model output)", &beeswarm_rows());
+    assert_eq!(again.unwrap(), png);
+}
+
+#[test]
+fn degenerate_beeswarms() {
+    let renderer = PlotChartRenderer::default();
+    let x = "SHAP value";
+    for rows in
+        [vec![], vec![BeeswarmRow { feature: "a".into(), shap: vec![f64::NAN, f64::INFINITY], values: vec![1.0, 2.0] }]]
+    {
+        let err = renderer.beeswarm_chart("Nothing", x, &rows).unwrap_err();
+        assert_eq!(err.code, Code::DataShape);
+        assert!(err.message.contains("chart 'Nothing': no finite SHAP value"), "{}", err.message);
+    }
+    let bad = vec![BeeswarmRow { feature: "a".into(), shap: vec![1.0], values: vec![] }];
+    let err = renderer.beeswarm_chart("Bad", x, &bad).unwrap_err();
+    assert_eq!(err.code, Code::Internal);
+    assert!(err.message.contains("feature 'a' has 1 SHAP values but 0 feature values"), "{}", err.message);
+    // one dot, constant values, all-zero SHAP, NaN among the SHAP values, a long name: still a picture
+    let odd = vec![
+        BeeswarmRow { feature: "one".into(), shap: vec![0.5], values: vec![3.0] },
+        BeeswarmRow { feature: "constant".into(), shap: vec![0.1, -0.1, f64::NAN], values: vec![2.0; 3] },
+        BeeswarmRow { feature: "zero ".repeat(30), shap: vec![0.0; 4], values: vec![0.0, 1.0, f64::NAN, 1.0] },
+    ];
+    let png = renderer.beeswarm_chart("Odd", x, &odd).unwrap();
+    assert_eq!(png_size(&png), renderer.beeswarm_size(3));
+    assert!(Pixels::decode(&png).inked() > 1000);
+}
+
+#[test]
+fn beeswarm_layout_and_colour_scale_follow_shap() {
+    // dots in one bin alternate below and above the centre, within 0.4 of a row
+    let offsets = jitter(&[1.0, 1.0, 1.0, 1.0, 1.0, 5.0, f64::NAN]);
+    assert_eq!(offsets[5], 0.0);
+    assert_eq!(offsets[0], 0.0);
+    assert!(offsets[1] > 0.0 && offsets[2] < 0.0 && (offsets[1] + offsets[2]).abs() < 1e-12, "{offsets:?}");
+    assert!(offsets.iter().all(|o| o.abs() <= 0.4), "{offsets:?}");
+    // numpy.nanpercentile(values, [5, 95]), falling back to [1, 99], then the extremes
+    let hundred: Vec<f64> = (0..=100).map(f64::from).collect();
+    assert_eq!(colour_range(&hundred), Some((5.0, 95.0)));
+    let mut rare = vec![0.0; 97];
+    rare.extend([1.0, 1.0, 1.0, f64::NAN]);
+    let (lo, hi) = colour_range(&rare).unwrap();
+    assert_eq!(lo, 0.0);
+    assert!((hi - 1.0).abs() < 1e-12, "{hi}");
+    let mut one = vec![0.0; 200];
+    one.push(7.0);
+    assert_eq!(colour_range(&one), Some((0.0, 7.0)));
+    assert_eq!(colour_range(&[f64::NAN]), None);
+    assert_eq!(value_color(0.0), RGBColor(0, 139, 251));
+    assert_eq!(value_color(1.0), RGBColor(255, 0, 81));
+}
+
+fn hourly(n: usize) -> Vec<i64> {
+    // from 2018-02-20 00:00 UTC, every hour
+    (0..n).map(|i| 1_519_084_800_000 + 3_600_000 * i as i64).collect()
+}
+
+#[test]
+fn series_chart_draws_each_series_with_a_time_axis() {
+    let renderer = PlotChartRenderer::default();
+    let times = hourly(500);
+    let actual: Vec<f64> = (0..500).map(|i| 10.0 + (i as f64 / 20.0).sin() * 3.0).collect();
+    let predicted: Vec<f64> = actual.iter().map(|v| v + 0.8).collect();
+    let series = vec![("actual".to_string(), actual), ("predicted".to_string(), predicted)];
+    let png = renderer.series_chart("OT: actual vs predicted (test)", "OT", &times, &series).unwrap();
+    // more than 400 times: a second panel for the last 200
+    assert_eq!(png_size(&png), (1200, 896));
+    assert_eq!(renderer.series_chart_size(400), (1200, 560));
+    let pixels = Pixels::decode(&png);
+    let (first, second) = (PALETTE[0], PALETTE[1]);
+    assert!(pixels.find([first.0, first.1, first.2]).len() > 500);
+    assert!(pixels.find([second.0, second.1, second.2]).len() > 500);
+
+    assert_eq!(time_ticks(times[0] as f64, times[499] as f64).1, Step::Millis(7 * 86_400_000));
+    let (ticks, step) = time_ticks(times[0] as f64, times[71] as f64);
+    assert_eq!(step, Step::Millis(12 * 3_600_000));
+    assert_eq!(time_label(ticks[1], step), "02-20 12:00");
+    // ten years of days: yearly ticks on January 1st
+    let (ticks, step) = time_ticks(1.0e12, 1.0e12 + 3650.0 * 86_400_000.0);
+    assert_eq!(step, Step::Months(24));
+    assert_eq!(time_label(ticks[0], step), "2002");
+    assert!(ticks.len() <= 8);
+}
+
+#[test]
+fn degenerate_series_charts() {
+    let renderer = PlotChartRenderer::default();
+    let times = hourly(3);
+    for series in [vec![], vec![("nan".to_string(), vec![f64::NAN; 3])]] {
+        let err = renderer.series_chart("Nothing", "y", &times, &series).unwrap_err();
+        assert_eq!(err.code, Code::DataShape);
+        assert!(err.message.contains("chart 'Nothing': no series has a finite value"), "{}", err.message);
+    }
+    let err = renderer.series_chart("Short", "y", &times, &[("a".to_string(), vec![1.0])]).unwrap_err();
+    assert_eq!(err.code, Code::Internal);
+    assert!(err.message.contains("series 'a' has 1 values for 3 times"), "{}", err.message);
+    // a gap, one time only, a constant series: still pictures
+    let gap = vec![("gap".to_string(), vec![1.0, f64::NAN, 2.0])];
+    assert_eq!(png_size(&renderer.series_chart("Gap", "y", &times, &gap).unwrap()), (1200, 560));
+    let one = vec![("one".to_string(), vec![5.0])];
+    assert_eq!(png_size(&renderer.series_chart("One", "y", &hourly(1), &one).unwrap()), (1200, 560));
+}
+
+#[test]
+fn residual_chart_has_points_a_zero_line_and_a_histogram() {
+    let renderer = PlotChartRenderer::default();
+    let times = hourly(400);
+    let residuals: Vec<f64> = (0..400).map(|i| ((i * 37 % 101) as f64 - 50.0) / 25.0).collect();
+    let png = renderer.residual_chart("OT: residuals (test)", "actual - predicted", &times, &residuals).unwrap();
+    let pixels = Pixels::decode(&png);
+    assert_eq!((pixels.width, pixels.height), (1200, 560));
+    // the zero line: a long run of black pixels on one row in each panel
+    let black = pixels.find([0, 0, 0]);
+    let mut rows = std::collections::BTreeMap::new();
+    for (x, y) in black {
+        rows.entry(y).or_insert_with(Vec::new).push(x);
+    }
+    let long: Vec<_> = rows.values().filter(|xs| xs.len() > 600).collect();
+    assert!(!long.is_empty(), "no horizontal zero line");
+    // histogram bars in the right quarter, points in the left three quarters
+    assert!(pixels.inked() > 20_000);
+    let err = renderer.residual_chart("Nothing", "r", &times[..1], &[f64::NAN]).unwrap_err();
+    assert_eq!(err.code, Code::DataShape);
+    let err = renderer.residual_chart("Short", "r", &times, &[1.0]).unwrap_err();
+    assert_eq!(err.code, Code::Internal);
+    // one residual, all equal residuals: still pictures
+    assert_eq!(png_size(&renderer.residual_chart("One", "r", &times[..1], &[0.5]).unwrap()), (1200, 560));
+    assert_eq!(png_size(&renderer.residual_chart("Flat", "r", &times, &[0.0; 400]).unwrap()), (1200, 560));
 }
