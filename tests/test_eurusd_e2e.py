@@ -103,8 +103,8 @@ def test_metrics_equal_scikit_learn_on_the_same_vectors(mlflow_server):
             }
             for name, value in ref.items():
                 assert abs(block[name] - value) < TOL, (who, part, name, block[name], value)
-                prefix = part if who == "model" else f"baseline_{part}"
-                assert abs(logged[f"{prefix}_{name}"] - value) < TOL, (prefix, name)
+                prefix = part if who == "model" else f"baseline/{part}"
+                assert abs(logged[f"{prefix}/{name}"] - value) < TOL, (prefix, name)
 
 
 def test_predict_agrees_for_every_kind_of_reference(eurusd_store, tmp_path):
@@ -121,7 +121,7 @@ def test_predict_agrees_for_every_kind_of_reference(eurusd_store, tmp_path):
         outputs.append(pd.read_parquet(out))
     for df in outputs[1:]:
         pd.testing.assert_frame_equal(outputs[0], df)
-    assert list(outputs[0].columns) == ["Date", "prediction"]
+    assert list(outputs[0].columns) == ["Date", "target_time", "prediction"]
     assert len(outputs[0]) > 7000
 
 

@@ -107,7 +107,7 @@ def test_features_equal_pandas(name, tmp_path):
     kiln[time_col] = pd.to_datetime(kiln[time_col]).dt.tz_localize(None)
     merged = kiln.merge(ref, on=time_col, how="left", suffixes=("", "__pandas"), validate="one_to_one")
     assert len(merged) == len(kiln) and len(kiln) > 7000
-    feature_names = [c for c in kiln.columns if c not in (time_col, "prediction", "raw_prediction")]
+    feature_names = [c for c in kiln.columns if c not in (time_col, "target_time", "prediction", "raw_prediction")]
     assert set(feature_names) == set(ref.columns) - {time_col}, (feature_names, list(ref.columns))
     for col in feature_names:
         k = merged[col].to_numpy(dtype=float)

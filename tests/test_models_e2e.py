@@ -73,7 +73,7 @@ def test_xgboost_bundle_loads_with_mlflow_and_predicts_like_kiln(tmp_path):
     booster = mlflow.xgboost.load_model(str(bundle))
     assert isinstance(booster, xgboost.Booster)
     features = booster.feature_names
-    assert features == list(df.columns[3:]), (features, list(df.columns))
+    assert features == list(df.columns[4:]), (features, list(df.columns))
     python = booster.predict(xgboost.DMatrix(df[features].to_numpy(dtype=np.float32), feature_names=features))
     diff = np.max(np.abs(python - df["raw_prediction"].to_numpy()))
     assert diff < 1e-6, diff

@@ -70,7 +70,7 @@ pub(crate) enum Command {
     /// or Ctrl-C after the requests in flight have finished.
     #[command(after_help = "Examples:\n  kiln serve --model models:/eurusd@production\n  \
 curl -s localhost:8080/model\n  \
-curl -s -H 'Content-Type: application/json' -d @record.json localhost:8080/predict\n  \
+curl -s -H 'Content-Type: application/json' -d @record.json \\\n      localhost:8080/predict\n  \
 open http://localhost:8080/docs")]
     Serve(ServeArgs),
 }

@@ -24,7 +24,11 @@ use crate::timefmt::{IsoStyle, TimeParser, format_iso};
 /// [`ReadError::MissingColumn`], [`ReadError::DuplicateColumn`], [`ReadError::BadTime`] (also for a missing
 /// time), [`ReadError::NotNumber`], [`ReadError::TimeColumnType`], [`ReadError::DuplicateTime`],
 /// [`ReadError::TimeFormat`], each naming `source`, the row and the column.
-pub fn frame_from_columns(source: &str, columns: Vec<(String, Column)>, opts: &ReadOptions) -> Result<Frame, ReadError> {
+pub fn frame_from_columns(
+    source: &str,
+    columns: Vec<(String, Column)>,
+    opts: &ReadOptions,
+) -> Result<Frame, ReadError> {
     let path = PathBuf::from(source);
     let path = path.as_path();
     let mut parser = match &opts.time_format {

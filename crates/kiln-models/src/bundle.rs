@@ -3,12 +3,21 @@
 //!
 //! ```text
 //! <dir>/MLmodel              flavors python_function + lightgbm (or xgboost), model_uuid, utc_time_created, run_id?,
-//!                            kiln {...}
+//!                            signature?, saved_input_example_info?, kiln {...}
 //! <dir>/model.lgb            the LightGBM text model, or
 //! <dir>/model.json           the XGBoost JSON model (flavor xgboost: model_class xgboost.core.Booster, format json)
+//! <dir>/code/kiln_mlflow_loader.py   python_function's loader: runs the bundle through kiln's Python package
+//! <dir>/input_example.json, serving_input_example.json   raw input rows (with a signature; MLflow's split orient)
 //! <dir>/kiln/pipeline.json   the fitted feature pipeline (generic: any serde type)
 //! <dir>/kiln/metadata.json   BundleMetadata, with the sha256 of every other file
 //! ```
+//!
+//! `python_function` takes raw rows, not the encoded feature columns: its loader (in the bundle's `code/`, which MLflow
+//! puts on `sys.path`) hands the folder to kiln's Python package, which runs kiln's own Rust pipeline, so
+//! `mlflow.pyfunc` and `mlflow models serve` give what `kiln predict` gives, and say what to install when the package
+//! is missing. The signature describes those raw rows ([`ModelInterface`]). The native flavors (`lightgbm`,
+//! `xgboost`) stay as MLflow writes them. Bundles from before (python_function = `mlflow.lightgbm`/`mlflow.xgboost`
+//! over the encoded columns) still read.
 //!
 //! Key decisions: a bundle is written into a temporary sibling folder and renamed into place, so a crash never
 //! leaves half a bundle; reading verifies every checksum (and that no file is missing or unlisted) before parsing
@@ -35,6 +44,13 @@ pub const BUNDLE_FORMAT_VERSION: u32 = 1;
 pub const KILN_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 const MLMODEL: &str = "MLmodel";
+/// The module MLflow's `python_function` flavor imports from the bundle's `code/` folder.
+pub const PYFUNC_LOADER: &str = "kiln_mlflow_loader";
+const LOADER_DIR: &str = "code";
+const LOADER_FILE: &str = "code/kiln_mlflow_loader.py";
+const LOADER_SOURCE: &str = include_str!("kiln_mlflow_loader.py");
+const INPUT_EXAMPLE: &str = "input_example.json";
+const SERVING_EXAMPLE: &str = "serving_input_example.json";
 const PIPELINE: &str = "kiln/pipeline.json";
 const METADATA: &str = "kiln/metadata.json";
 
@@ -88,6 +104,33 @@ pub struct Bundle<P> {
     pub metadata: BundleMetadata,
 }
 
+/// What a bundle takes and gives, for MLflow: its signature over the raw input rows and an example of them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ModelInterface {
+    /// the raw input columns, in order
+    pub inputs: Vec<ColSpec>,
+    /// the columns a prediction has
+    pub outputs: Vec<ColSpec>,
+    /// a few raw input rows, one value per input column (numbers, texts, ISO times; `null` where missing)
+    pub example: Vec<Vec<serde_json::Value>>,
+}
+
+/// One column of an MLflow signature (`mlflow_colspec`): `double`, `long`, `string`, `datetime`, `boolean` or
+/// `any`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ColSpec {
+    #[serde(rename = "type")]
+    pub mlflow_type: String,
+    pub name: String,
+    pub required: bool,
+}
+
+impl ColSpec {
+    pub fn new(name: &str, mlflow_type: &str) -> ColSpec {
+        ColSpec { mlflow_type: mlflow_type.to_string(), name: name.to_string(), required: true }
+    }
+}
+
 // ---- MLmodel ----
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -98,6 +141,11 @@ struct MlModel {
     utc_time_created: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     run_id: Option<String>,
+    /// MLflow's signature: `inputs` and `outputs` as JSON texts of column specs
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    signature: Option<serde_yaml::Mapping>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    saved_input_example_info: Option<serde_yaml::Mapping>,
     kiln: KilnSection,
 }
 
@@ -127,7 +175,13 @@ fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-fn mlmodel_for(model: &FittedModel, meta: &BundleMetadata, model_bytes: &[u8], pipeline_bytes: &[u8]) -> MlModel {
+fn mlmodel_for(
+    model: &FittedModel,
+    meta: &BundleMetadata,
+    interface: &ModelInterface,
+    model_bytes: &[u8],
+    pipeline_bytes: &[u8],
+) -> Result<MlModel, serde_json::Error> {
     let mut h = Sha256::new();
     h.update(model_bytes);
     h.update(pipeline_bytes);
@@ -136,30 +190,59 @@ fn mlmodel_for(model: &FittedModel, meta: &BundleMetadata, model_bytes: &[u8], p
     let format = model.kind();
     let text = |s: &str| serde_yaml::Value::String(s.to_string());
     let mut flavors = serde_yaml::Mapping::new();
-    if let Some(loader) = format.pyfunc_loader {
-        let mut pyfunc = serde_yaml::Mapping::new();
-        pyfunc.insert(text("loader_module"), text(loader));
-        pyfunc.insert(text("data"), text(format.model_file));
-        flavors.insert(text("python_function"), pyfunc.into());
-    }
+    let mut pyfunc = serde_yaml::Mapping::new();
+    pyfunc.insert(text("loader_module"), text(PYFUNC_LOADER));
+    pyfunc.insert(text("code"), text(LOADER_DIR));
+    flavors.insert(text("python_function"), pyfunc.into());
     let mut native = serde_yaml::Mapping::new();
     native.insert(text("data"), text(format.model_file));
     for (key, value) in model.flavor_fields() {
         native.insert(text(key), text(&value));
     }
     flavors.insert(text(format.flavor), native.into());
-    MlModel {
+    let signature = if interface.inputs.is_empty() {
+        None
+    } else {
+        let mut sig = serde_yaml::Mapping::new();
+        sig.insert(text("inputs"), text(&serde_json::to_string(&interface.inputs)?));
+        sig.insert(text("outputs"), text(&serde_json::to_string(&interface.outputs)?));
+        sig.insert(text("params"), serde_yaml::Value::Null);
+        Some(sig)
+    };
+    let saved_input_example_info = (!interface.example.is_empty()).then(|| {
+        let mut info = serde_yaml::Mapping::new();
+        info.insert(text("artifact_path"), text(INPUT_EXAMPLE));
+        info.insert(text("serving_input_path"), text(SERVING_EXAMPLE));
+        info.insert(text("type"), text("dataframe"));
+        info.insert(text("pandas_orient"), text("split"));
+        info
+    });
+    Ok(MlModel {
         flavors,
         model_uuid,
         utc_time_created: utc_time(meta.created_ms),
         run_id: meta.run_id.clone(),
+        signature,
+        saved_input_example_info,
         kiln: KilnSection {
             format_version: BUNDLE_FORMAT_VERSION,
             kiln_version: meta.kiln_version.clone(),
             pipeline: PIPELINE.into(),
             metadata: METADATA.into(),
         },
+    })
+}
+
+/// The example files: MLflow's split orient (`input_example.json`) and the request body `mlflow models serve` takes
+/// (`serving_input_example.json`).
+fn example_files(interface: &ModelInterface) -> Result<Option<(Vec<u8>, Vec<u8>)>, serde_json::Error> {
+    if interface.example.is_empty() {
+        return Ok(None);
     }
+    let columns: Vec<&str> = interface.inputs.iter().map(|c| c.name.as_str()).collect();
+    let split = serde_json::json!({"columns": columns, "data": interface.example});
+    let serving = serde_json::json!({"dataframe_split": split});
+    Ok(Some((serde_json::to_vec(&split)?, serde_json::to_vec_pretty(&serving)?)))
 }
 
 /// Checks that `MLmodel` names the model file the way `format` writes it: the family's flavor (its `data` and
@@ -177,13 +260,20 @@ fn check_flavors(dir: &Path, mlmodel: &MlModel, format: &ModelFormat) -> Result<
     for (name, value) in format.flavor_checks {
         expect_field(dir, &format!("flavors.{}.{name}", format.flavor), &field(native, name), value)?;
     }
-    if let Some(loader) = format.pyfunc_loader {
-        let pyfunc = mlmodel
-            .flavors
-            .get("python_function")
-            .ok_or_else(|| format_err("flavors.python_function: missing".to_string()))?;
-        expect_field(dir, "flavors.python_function.loader_module", &field(pyfunc, "loader_module"), loader)?;
-        expect_field(dir, "flavors.python_function.data", &field(pyfunc, "data"), format.model_file)?;
+    // kiln's loader over raw rows; bundles written before it have the native loader over the model file
+    let pyfunc = mlmodel.flavors.get("python_function");
+    match (pyfunc, format.pyfunc_loader) {
+        (Some(pyfunc), legacy) => {
+            let loader = field(pyfunc, "loader_module");
+            if Some(loader.as_str()) == legacy {
+                expect_field(dir, "flavors.python_function.data", &field(pyfunc, "data"), format.model_file)?;
+            } else {
+                expect_field(dir, "flavors.python_function.loader_module", &loader, PYFUNC_LOADER)?;
+                expect_field(dir, "flavors.python_function.code", &field(pyfunc, "code"), LOADER_DIR)?;
+            }
+        }
+        (None, Some(_)) => return Err(format_err("flavors.python_function: missing".to_string())),
+        (None, None) => {}
     }
     Ok(())
 }
@@ -213,6 +303,18 @@ fn write_file(root: &Path, rel: &str, bytes: &[u8]) -> Result<(), BundleError> {
 /// model kind or feature names disagree with the model; [`BundleError::Model`] when the model cannot be serialized
 /// or the pipeline cannot be written as JSON; [`BundleError::Io`] when the file system fails.
 pub fn write_bundle<P: Serialize>(dir: &Path, bundle: &Bundle<P>) -> Result<BundleMetadata, BundleError> {
+    write_bundle_with(dir, bundle, &ModelInterface::default())
+}
+
+/// [`write_bundle`] with the model's signature and input example in `MLmodel` (and the example files).
+///
+/// # Errors
+/// As [`write_bundle`].
+pub fn write_bundle_with<P: Serialize>(
+    dir: &Path,
+    bundle: &Bundle<P>,
+    interface: &ModelInterface,
+) -> Result<BundleMetadata, BundleError> {
     let kind = bundle.model.kind();
     let format_err =
         |file: &str, detail: String| BundleError::Format { dir: dir.to_path_buf(), file: file.into(), detail };
@@ -236,13 +338,24 @@ pub fn write_bundle<P: Serialize>(dir: &Path, bundle: &Bundle<P>) -> Result<Bund
         bundle.model.to_native_bytes().map_err(|source| BundleError::Model { dir: dir.to_path_buf(), source })?;
     let pipeline_bytes = serde_json::to_vec_pretty(&bundle.pipeline)
         .map_err(|e| format_err(PIPELINE, format!("the pipeline cannot be written as JSON: {e}")))?;
-    let mlmodel = mlmodel_for(&bundle.model, &bundle.metadata, &model_bytes, &pipeline_bytes);
+    let mlmodel = mlmodel_for(&bundle.model, &bundle.metadata, interface, &model_bytes, &pipeline_bytes)
+        .map_err(|e| format_err(MLMODEL, format!("the signature cannot be written as JSON: {e}")))?;
     let mlmodel_bytes = serde_yaml::to_string(&mlmodel)
         .map_err(|e| format_err(MLMODEL, format!("cannot be written as YAML: {e}")))?
         .into_bytes();
+    let examples =
+        example_files(interface).map_err(|e| format_err(INPUT_EXAMPLE, format!("cannot be written as JSON: {e}")))?;
 
-    let files: Vec<(&str, &[u8])> =
-        vec![(MLMODEL, &mlmodel_bytes), (kind.model_file(), &model_bytes), (PIPELINE, &pipeline_bytes)];
+    let mut files: Vec<(&str, &[u8])> = vec![
+        (MLMODEL, &mlmodel_bytes),
+        (kind.model_file(), &model_bytes),
+        (PIPELINE, &pipeline_bytes),
+        (LOADER_FILE, LOADER_SOURCE.as_bytes()),
+    ];
+    if let Some((example, serving)) = &examples {
+        files.push((INPUT_EXAMPLE, example));
+        files.push((SERVING_EXAMPLE, serving));
+    }
     let mut metadata = bundle.metadata.clone();
     metadata.files = files.iter().map(|(rel, bytes)| (rel.to_string(), sha256_hex(bytes))).collect();
     let mut metadata_bytes = serde_json::to_vec_pretty(&metadata)

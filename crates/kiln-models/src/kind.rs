@@ -27,7 +27,8 @@ pub struct ModelFormat {
     pub flavor: &'static str,
     /// fields of that flavor a reader checks besides `data`, with their required values
     pub flavor_checks: &'static [(&'static str, &'static str)],
-    /// the `python_function` flavor's `loader_module`, when MLflow can load the model
+    /// the MLflow flavor's own `python_function` loader (over the encoded columns), which bundles written before
+    /// kiln's loader used; still accepted when reading them
     pub pyfunc_loader: Option<&'static str>,
     /// reads the native file's bytes back into a model
     pub load: fn(&[u8]) -> Result<FittedModel, ModelError>,

@@ -486,7 +486,7 @@ fn bundle_round_trip_gives_identical_predictions() {
     let (bundle, x) = small_bundle();
     let written = write_bundle(&dir, &bundle).unwrap();
     let names: Vec<&str> = written.files.keys().map(String::as_str).collect();
-    assert_eq!(names, ["MLmodel", "kiln/pipeline.json", "model.lgb"]);
+    assert_eq!(names, ["MLmodel", "code/kiln_mlflow_loader.py", "kiln/pipeline.json", "model.lgb"]);
     let leftovers: Vec<_> = fs::read_dir(dir.parent().unwrap()).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(leftovers, ["model"], "no temporary folder is left behind");
 
@@ -507,7 +507,8 @@ fn bundle_round_trip_gives_identical_predictions() {
     assert!(metadata_text.contains("\"mase\": null"), "{metadata_text}");
     let mlmodel = fs::read_to_string(dir.join("MLmodel")).unwrap();
     for line in [
-        "loader_module: mlflow.lightgbm",
+        "loader_module: kiln_mlflow_loader",
+        "code: code",
         "data: model.lgb",
         "lgb_version: 4.7.0",
         "model_class: lightgbm.basic.Booster",
@@ -532,6 +533,65 @@ fn bundle_round_trip_gives_identical_predictions() {
     fs::create_dir(&empty).unwrap();
     write_bundle(&empty, &bundle).unwrap();
     verify_bundle(&empty).unwrap();
+}
+
+#[test]
+fn signature_and_input_example_are_written_as_mlflow_reads_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (bundle, _) = small_bundle();
+    let interface = ModelInterface {
+        inputs: vec![ColSpec::new("date", "datetime"), ColSpec::new("OT", "double")],
+        outputs: vec![ColSpec::new("prediction", "double")],
+        example: vec![vec![serde_json::json!("2016-07-01T00:00:00"), serde_json::json!(30.5)]],
+    };
+    let dir = tmp.path().join("b");
+    let written = write_bundle_with(&dir, &bundle, &interface).unwrap();
+    assert!(
+        written.files.contains_key("input_example.json") && written.files.contains_key("serving_input_example.json")
+    );
+    let mlmodel = fs::read_to_string(dir.join("MLmodel")).unwrap();
+    for line in [
+        r#"inputs: '[{"type":"datetime","name":"date","required":true},{"type":"double","name":"OT","required":true}]'"#,
+        r#"outputs: '[{"type":"double","name":"prediction","required":true}]'"#,
+        "artifact_path: input_example.json",
+        "serving_input_path: serving_input_example.json",
+        "pandas_orient: split",
+    ] {
+        assert!(mlmodel.contains(line), "MLmodel lacks '{line}':\n{mlmodel}");
+    }
+    let example: serde_json::Value =
+        serde_json::from_slice(&fs::read(dir.join("input_example.json")).unwrap()).unwrap();
+    assert_eq!(example, serde_json::json!({"columns": ["date", "OT"], "data": [["2016-07-01T00:00:00", 30.5]]}));
+    let serving: serde_json::Value =
+        serde_json::from_slice(&fs::read(dir.join("serving_input_example.json")).unwrap()).unwrap();
+    assert_eq!(serving["dataframe_split"], example);
+    read_bundle::<TestPipeline>(&dir).unwrap();
+}
+
+#[test]
+fn bundles_with_the_native_pyfunc_loader_still_read() {
+    // bundles written before kiln's loader named LightGBM's over the model file
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = written_bundle(tmp.path());
+    let mlmodel = fs::read_to_string(dir.join("MLmodel")).unwrap();
+    let legacy = mlmodel
+        .replace("loader_module: kiln_mlflow_loader", "loader_module: mlflow.lightgbm")
+        .replace("    code: code\n", "    data: model.lgb\n");
+    assert!(legacy.contains("loader_module: mlflow.lightgbm") && !legacy.contains("code: code"), "{legacy}");
+    let meta_path = dir.join("kiln/metadata.json");
+    let mut meta: BundleMetadata = serde_json::from_slice(&fs::read(&meta_path).unwrap()).unwrap();
+    meta.files.insert("MLmodel".into(), hex::encode(<sha2::Sha256 as sha2::Digest>::digest(legacy.as_bytes())));
+    fs::write(dir.join("MLmodel"), &legacy).unwrap();
+    fs::write(&meta_path, serde_json::to_vec_pretty(&meta).unwrap()).unwrap();
+    read_bundle::<TestPipeline>(&dir).unwrap();
+
+    // any other loader is refused by name
+    let other = legacy.replace("loader_module: mlflow.lightgbm", "loader_module: somebody.else");
+    meta.files.insert("MLmodel".into(), hex::encode(<sha2::Sha256 as sha2::Digest>::digest(other.as_bytes())));
+    fs::write(dir.join("MLmodel"), &other).unwrap();
+    fs::write(&meta_path, serde_json::to_vec_pretty(&meta).unwrap()).unwrap();
+    let err = read_bundle::<TestPipeline>(&dir).unwrap_err();
+    assert!(err.to_string().contains("flavors.python_function.loader_module: expected 'kiln_mlflow_loader'"), "{err}");
 }
 
 #[test]

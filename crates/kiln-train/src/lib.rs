@@ -9,6 +9,7 @@
 mod error;
 mod evaluate;
 mod fit;
+mod interface;
 mod model;
 mod prepare;
 mod train;

@@ -199,7 +199,8 @@ fn run_steps(
     let bundle = Bundle { pipeline, model, metadata };
     let tmp = tempfile::tempdir().map_err(TrainError::Temp)?;
     let dir = tmp.path().join("model");
-    kiln_models::write_bundle(&dir, &bundle)?;
+    let interface = crate::interface::model_interface(&bundle.pipeline, frame);
+    kiln_models::write_bundle_with(&dir, &bundle, &interface)?;
     kiln_models::verify_bundle(&dir)?;
     let logged_model = store.log_model(id, "model", &dir, bundle.model.kind().as_str())?;
 

@@ -16,8 +16,7 @@ fn an_hourly_series_steps_by_the_hour() {
 #[test]
 fn a_weekday_series_steps_over_weekends() {
     // four weeks of weekdays, with one holiday (a 2-day gap) in the middle
-    let times: Vec<i64> =
-        (0..28).filter(|d| d % 7 < 5 && *d != 10).map(|d| MONDAY + d * DAY_MS + 15 * HOUR).collect();
+    let times: Vec<i64> = (0..28).filter(|d| d % 7 < 5 && *d != 10).map(|d| MONDAY + d * DAY_MS + 15 * HOUR).collect();
     let step = SeriesStep::learn(&times).unwrap();
     assert_eq!(step, SeriesStep::BusinessDays);
     let friday = MONDAY + 4 * DAY_MS + 15 * HOUR;

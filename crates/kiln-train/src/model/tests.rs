@@ -19,8 +19,18 @@ fn data() -> (Matrix, Vec<f64>) {
 #[test]
 fn curves_become_metric_points_with_the_round_as_step() {
     let curves = [
-        EvalCurve { data: EvalData::Train, metric: "l2".into(), values: vec![3.0, 2.0, 1.5], elapsed_ms: vec![4, 9, 15] },
-        EvalCurve { data: EvalData::Valid, metric: "l2".into(), values: vec![3.5, 2.5, 2.6], elapsed_ms: vec![4, 9, 15] },
+        EvalCurve {
+            data: EvalData::Train,
+            metric: "l2".into(),
+            values: vec![3.0, 2.0, 1.5],
+            elapsed_ms: vec![4, 9, 15],
+        },
+        EvalCurve {
+            data: EvalData::Valid,
+            metric: "l2".into(),
+            values: vec![3.5, 2.5, 2.6],
+            elapsed_ms: vec![4, 9, 15],
+        },
     ];
     let points = curve_points(&curves, 1_700_000_000_000);
     let got: Vec<_> = points.iter().map(|p| (p.key.as_str(), p.step, p.value, p.timestamp_ms)).collect();
@@ -50,7 +60,10 @@ fn every_boosting_fit_carries_its_curves_out_and_smartcore_none() {
     let fitted = ModelSpec::new(lgb.check().unwrap()).fit(&train, &y[..300], valid).unwrap();
     let points = curve_points(fitted.eval_curves(), 0);
     assert_eq!(points.len(), 1400);
-    assert_eq!((points[0].key.as_str(), points[700].key.as_str()), ("train_curve/train/rmse", "train_curve/valid/rmse"));
+    assert_eq!(
+        (points[0].key.as_str(), points[700].key.as_str()),
+        ("train_curve/train/rmse", "train_curve/valid/rmse")
+    );
     assert_eq!((points[699].step, points[700].step), (699, 0));
     // real times: never decreasing along a curve, and the fit took some time over 700 rounds
     assert!(points[..700].windows(2).all(|w| w[0].timestamp_ms <= w[1].timestamp_ms));
