@@ -6,11 +6,11 @@ Written into every bundle as ``code/kiln_mlflow_loader.py``; MLflow puts ``code/
 """
 
 _INSTALL = (
-    "This MLflow model was trained by kiln; mlflow.pyfunc runs it with kiln's Python package, which is not "
-    "installed in this environment. Install it from a kiln checkout with `make python` (it builds the wheel into "
-    "target/wheels and installs it into the project's .venv), or `pip install target/wheels/kiln-*.whl` into your "
-    "own environment. The native model (model.lgb / model.json) also loads with mlflow.lightgbm / mlflow.xgboost, "
-    "but that one takes the already encoded feature columns, not raw rows."
+    "This MLflow model was trained by kiln: mlflow.pyfunc runs it through kiln's Python package (`import kiln`), "
+    "which is not installed in this environment. Without it, score raw rows with the kiln binary: "
+    "`kiln predict --model <this model's folder or its models:/ URI> --input rows.csv --output out.csv`. The native "
+    "model (model.lgb / model.json) loads with mlflow.lightgbm / mlflow.xgboost, but it takes kiln's encoded feature "
+    "columns, not raw rows."
 )
 
 
