@@ -5,9 +5,12 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use kiln_domain::{Column, DomainError, Frame};
+use polars::prelude::DataType;
 
 use crate::error::{Location, ReadError};
-use crate::read::{ReadOptions, build_frame, check_unique, parse_number, plan, to_categorical, unreachable_domain};
+use crate::read::{
+    ReadOptions, build_frame, check_unique, parse_number, plan, time_from_column, to_categorical, unreachable_domain,
+};
 use crate::timefmt::{IsoStyle, TimeParser, format_iso};
 
 /// Builds a frame from in-memory columns as [`read_frame`](crate::read_frame) reads a CSV file with `opts`.
@@ -52,7 +55,8 @@ pub fn frame_from_columns(
             other => other,
         };
         let column = if opts.time_column.as_ref() == Some(&name) {
-            time_column(path, &name, column, &mut parser)?
+            // the file reader's own conversion; a numeric time column is reported as a float column
+            time_from_column(path, &name, column, &DataType::Float64, &mut parser, 0)?
         } else if opts.categorical.contains(&name) {
             to_categorical(column)
         } else if opts.numeric.contains(&name) {
@@ -92,30 +96,6 @@ fn cells(texts: Vec<Option<String>>, na: &HashSet<String>) -> Vec<Option<String>
             })
         })
         .collect()
-}
-
-fn time_column(path: &Path, name: &str, column: Column, parser: &mut TimeParser) -> Result<Column, ReadError> {
-    match column {
-        Column::Timestamp(_) => Ok(column),
-        Column::Categorical(texts) => {
-            let stamps = texts.iter().enumerate().map(|(row, text)| {
-                let text = text.as_deref().unwrap_or("");
-                parser.parse(text).ok_or_else(|| ReadError::BadTime {
-                    path: path.to_path_buf(),
-                    location: Location::Row(row + 1),
-                    column: name.to_string(),
-                    text: text.to_string(),
-                    expected: parser.expected(),
-                })
-            });
-            Ok(Column::Timestamp(stamps.collect::<Result<_, _>>()?))
-        }
-        Column::Numeric(_) => Err(ReadError::TimeColumnType {
-            path: path.to_path_buf(),
-            column: name.to_string(),
-            dtype: "numeric".to_string(),
-        }),
-    }
 }
 
 fn numbers(path: &Path, name: &str, column: Column) -> Result<Column, ReadError> {

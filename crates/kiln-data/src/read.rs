@@ -790,7 +790,7 @@ fn null_time(path: &Path, column: &str, row: usize) -> ReadError {
     }
 }
 
-fn time_from_column(
+pub(crate) fn time_from_column(
     path: &Path,
     name: &str,
     column: Column,
