@@ -36,7 +36,7 @@ impl SeriesStep {
         deltas.sort_unstable();
         let median = deltas[deltas.len() / 2];
         let weekends = times.iter().any(|&t| weekday(t) >= 5);
-        let skips_weekends = deltas.iter().any(|&d| d == 3 * DAY_MS);
+        let skips_weekends = deltas.contains(&(3 * DAY_MS));
         Some(if median == DAY_MS && !weekends && skips_weekends {
             SeriesStep::BusinessDays
         } else {

@@ -233,9 +233,12 @@ fn mlmodel_for(
     })
 }
 
+/// The bytes of `input_example.json` and of `serving_input_example.json`.
+type ExampleFiles = (Vec<u8>, Vec<u8>);
+
 /// The example files: MLflow's split orient (`input_example.json`) and the request body `mlflow models serve` takes
 /// (`serving_input_example.json`).
-fn example_files(interface: &ModelInterface) -> Result<Option<(Vec<u8>, Vec<u8>)>, serde_json::Error> {
+fn example_files(interface: &ModelInterface) -> Result<Option<ExampleFiles>, serde_json::Error> {
     if interface.example.is_empty() {
         return Ok(None);
     }
