@@ -14,7 +14,7 @@ KILN := $(CARGO_TARGET_DIR)/release/kiln
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 REQ_STAMP := $(VENV)/.req-$(shell sha256sum tests/requirements.txt | cut -c1-12)
 
-.PHONY: help deps sysdeps venv build install demo test fmt clean-demo
+.PHONY: help deps sysdeps venv build python install demo test fmt clean-demo
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -37,6 +37,14 @@ deps: sysdeps venv
 build: deps ## build the kiln binary (release)
 	cargo build --release --locked -p kiln-cli
 
+WHEELS := $(CARGO_TARGET_DIR)/wheels
+python: deps ## build kiln's Python package (`import kiln`, PyO3) and install it into .venv
+	@rm -rf "$(WHEELS)"
+	@$(VENV)/bin/maturin build --release --locked --quiet -m crates/kiln-py/Cargo.toml --auditwheel skip \
+	  --out "$(WHEELS)" 2>&1 | { grep -v -e "extension-module" -e "^🍹\|^🔗\|^🐍\|^📦" || true; }
+	@$(PY) -m pip install -q --disable-pip-version-check --force-reinstall --no-deps "$(WHEELS)"/kiln-*.whl
+	@echo "installed kiln's Python package into $(VENV) ($$($(PY) -c 'import kiln; print(kiln.__version__)'))"
+
 # where `make install` puts the binary: /usr/local/bin as root, else ~/.local/bin (PREFIX=/somewhere to choose)
 PREFIX ?= $(if $(filter 0,$(shell id -u)),/usr/local,$(HOME)/.local)
 
@@ -49,7 +57,7 @@ install: build ## put `kiln` on PATH: a copy of the release binary in $(PREFIX)/
 demo: build ## train the EUR/USD model, register it as production, score a batch file
 	./scripts/demo.sh $(KILN)
 
-test: build ## the whole test suite: Rust unit/integration tests, then end-to-end tests against real MLflow
+test: build python ## the whole test suite: Rust unit/integration tests, then end-to-end tests against real MLflow
 	cargo test --release --locked --workspace
 	KILN=$(KILN) $(PY) -m pytest -q tests
 

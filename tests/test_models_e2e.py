@@ -57,6 +57,23 @@ def test_every_example_experiment_trains(name, tmp_path):
               "classification": ["confusion_matrix.png", "roc_curve.png", "pr_curve.png"]}
     for png in ["feature_importance.png"] + charts.get((run / "params/task.kind").read_text(), []):
         assert (run / "artifacts" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", png
+    # kiln's Python package scores the raw rows exactly as `kiln predict` does (pandas 3 reads floats back round-trip,
+    # so equality is bit for bit)
+    import kiln
+    import yaml
+    data = yaml.safe_load(run_kiln("config", "show", f"conf/experiments/{name}").stdout)["data"]["path"]
+    out = tmp_path / "cli.csv"
+    run_kiln("predict", "--model", run / "artifacts/model", "--input", data, "--output", out)
+    cli = pd.read_csv(out)
+    python = kiln.Predictor.load(run / "artifacts/model").predict(pd.read_csv(REPO / data))
+    assert list(python.columns) == list(cli.columns)
+    for column in cli.columns:
+        if pd.api.types.is_datetime64_any_dtype(python[column]):
+            assert (pd.to_datetime(cli[column]).to_numpy() == python[column].to_numpy()).all(), column
+        elif pd.api.types.is_float_dtype(python[column]):
+            assert np.array_equal(cli[column].to_numpy(), python[column].to_numpy()), column
+        else:
+            assert list(cli[column].astype(str)) == list(python[column].astype(str)), column
 
 
 def test_xgboost_bundle_loads_with_mlflow_and_predicts_like_kiln(tmp_path):

@@ -16,10 +16,10 @@ fn main() {
     if let Some(dir) = git(&["rev-parse", "--git-dir"]) {
         println!("cargo:rerun-if-changed={dir}/HEAD");
         println!("cargo:rerun-if-changed={dir}/index");
-        if let Some(head_ref) = git(&["symbolic-ref", "-q", "HEAD"]) {
-            if let Some(common) = git(&["rev-parse", "--git-common-dir"]) {
-                println!("cargo:rerun-if-changed={common}/{head_ref}");
-            }
+        if let Some(head_ref) = git(&["symbolic-ref", "-q", "HEAD"])
+            && let Some(common) = git(&["rev-parse", "--git-common-dir"])
+        {
+            println!("cargo:rerun-if-changed={common}/{head_ref}");
         }
     }
     println!("cargo:rerun-if-changed=build.rs");

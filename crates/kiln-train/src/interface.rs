@@ -2,8 +2,9 @@
 //! `kiln.Predictor` or `mlflow.pyfunc` (not the encoded feature columns the native model takes).
 //!
 //! Key decision: each input column's type is what pandas gives for the same data file, since that is what a notebook
-//! passes and MLflow checks the frame against the signature before kiln sees it: a time column is `datetime`, text is
-//! `string`, whole numbers are `long` and other numbers `double`. A numeric column with missing cells in the training
+//! passes and MLflow checks the frame against the signature before kiln sees it: text is `string`, and so is a time
+//! column (pandas 3 reads times as text unless told to parse them, MLflow refuses to convert text to its `datetime`,
+//! and kiln parses the text itself as it parses a file's), whole numbers are `long` and other numbers `double`. A numeric column with missing cells in the training
 //! data is `any`: its blanks may reach pandas as text (Telco's `TotalCharges` holds " "), and kiln's own reader then
 //! decides, naming the row of a cell that is not a number.
 
@@ -36,8 +37,7 @@ pub(crate) fn model_interface(pipeline: &FittedPipeline, frame: &Frame) -> Model
 
 fn input_type(column: &Column) -> &'static str {
     match column {
-        Column::Timestamp(_) => "datetime",
-        Column::Categorical(_) => "string",
+        Column::Timestamp(_) | Column::Categorical(_) => "string",
         Column::Numeric(values) if values.iter().any(|v| v.is_nan()) => "any",
         Column::Numeric(values) if values.iter().all(|v| v.fract() == 0.0 && v.abs() < 2f64.powi(53)) => "long",
         Column::Numeric(_) => "double",
@@ -102,6 +102,6 @@ mod tests {
         assert_eq!(input_type(&Column::Numeric(vec![29.85, 1.0])), "double");
         assert_eq!(input_type(&Column::Numeric(vec![29.85, f64::NAN])), "any");
         assert_eq!(input_type(&Column::Categorical(vec![Some("No".into()), None])), "string");
-        assert_eq!(input_type(&Column::Timestamp(vec![0])), "datetime");
+        assert_eq!(input_type(&Column::Timestamp(vec![0])), "string");
     }
 }

@@ -58,7 +58,7 @@ pub use store::{
 };
 
 // What a service needs to hold, read and write data and to look inside a model, without naming other kiln crates.
-pub use kiln_data::{FrameChunks, ReadError, ReadOptions, read_chunks, read_frame, write_frame};
+pub use kiln_data::{FrameChunks, ReadError, ReadOptions, frame_from_columns, read_chunks, read_frame, write_frame};
 pub use kiln_domain::{
     CivilDateTime, Code, Column, ColumnKind, ErrorKind, Frame, ModelRef, ModelVersion, RunId, Stage, chain_text,
     civil_from_millis,

@@ -29,6 +29,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
         "kiln",
         &["kiln-domain", "kiln-features", "kiln-models", "kiln-score", "kiln-registry", "kiln-data", "kiln-store"],
     ),
+    // kiln's Python package: Python's columns in, the facade's predictions out, nothing else
+    ("kiln-py", &["kiln"]),
     (
         "kiln-cli",
         &[
