@@ -53,6 +53,9 @@ const INPUT_EXAMPLE: &str = "input_example.json";
 const SERVING_EXAMPLE: &str = "serving_input_example.json";
 const PIPELINE: &str = "kiln/pipeline.json";
 const METADATA: &str = "kiln/metadata.json";
+/// Files MLflow's client writes into a model folder it downloads (`registered_model_meta`: the registered name and
+/// version of a `models:/` URI). They are not part of the bundle, and nothing kiln loads reads them.
+const ADDED_BY_MLFLOW: &[&str] = &["registered_model_meta"];
 
 /// What kiln records about a bundle (`kiln/metadata.json`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -477,7 +480,7 @@ fn load_verified(dir: &Path) -> Result<(BundleMetadata, BTreeMap<String, Vec<u8>
     let checksum_err =
         |file: &str, problem: String| BundleError::Checksum { dir: dir.to_path_buf(), file: file.into(), problem };
     for rel in &present {
-        if rel != METADATA && !metadata.files.contains_key(rel) {
+        if rel != METADATA && !metadata.files.contains_key(rel) && !ADDED_BY_MLFLOW.contains(&rel.as_str()) {
             return Err(checksum_err(rel, "is not listed in kiln/metadata.json".into()));
         }
     }

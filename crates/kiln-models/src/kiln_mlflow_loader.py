@@ -7,7 +7,9 @@ Written into every bundle as ``code/kiln_mlflow_loader.py``; MLflow puts ``code/
 
 _INSTALL = (
     "This MLflow model was trained by kiln: mlflow.pyfunc runs it through kiln's Python package (`import kiln`), "
-    "which is not installed in this environment. Without it, score raw rows with the kiln binary: "
+    "which is not installed in this environment. Install it from a kiln checkout: `pip install crates/kiln-py` "
+    "(builds it with maturin; needs a Rust toolchain), or `make python` there to install it into kiln's own .venv. "
+    "Without it, score raw rows with the kiln binary: "
     "`kiln predict --model <this model's folder or its models:/ URI> --input rows.csv --output out.csv`. The native "
     "model (model.lgb / model.json) loads with mlflow.lightgbm / mlflow.xgboost, but it takes kiln's encoded feature "
     "columns, not raw rows."

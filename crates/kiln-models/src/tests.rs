@@ -642,6 +642,11 @@ fn tampering_is_caught_and_names_the_file() {
     assert_eq!(err.code(), Code::BundleChecksum);
     assert!(err.to_string().contains("file 'kiln/extra.json' is not listed"), "{err}");
 
+    // MLflow's client adds the registered name and version to a model it downloads by its models:/ URI
+    let dir = written_bundle(&tmp.path().join("mlflow"));
+    fs::write(dir.join("registered_model_meta"), "model_name: churn\nmodel_version: '1'\n").unwrap();
+    let _: Bundle<TestPipeline> = read_bundle(&dir).unwrap();
+
     let dir = written_bundle(&tmp.path().join("d"));
     fs::remove_file(dir.join("kiln/metadata.json")).unwrap();
     let err = read_err(&dir);
