@@ -14,7 +14,7 @@ KILN := $(CARGO_TARGET_DIR)/release/kiln
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 REQ_STAMP := $(VENV)/.req-$(shell sha256sum tests/requirements.txt | cut -c1-12)
 
-.PHONY: help deps sysdeps venv build python install demo test fmt clean-demo
+.PHONY: help deps sysdeps venv build python install demo test screenshots fmt clean-demo
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -60,6 +60,13 @@ demo: build ## train the EUR/USD model, register it as production, score a batch
 test: build python ## the whole test suite: Rust unit/integration tests, then end-to-end tests against real MLflow
 	cargo test --release --locked --workspace
 	KILN=$(KILN) $(PY) -m pytest -q tests
+
+screenshots: build ## MLflow UI screenshots of a churn run (docs/mlflow-ui/*.png), with headless Chromium
+	@command -v chromium >/dev/null || { echo "installing chromium"; $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
+	@rm -rf out/screenshots && mkdir -p out/screenshots
+	@$(KILN) train --config conf/experiments/churn.yaml --register --tracking-uri out/screenshots/mlruns >/dev/null
+	@$(PY) scripts/mlflow_ui_screenshots.py out/screenshots/mlruns docs/mlflow-ui
 
 fmt:
 	cargo fmt --all
