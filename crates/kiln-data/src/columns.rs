@@ -4,14 +4,15 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use kiln_domain::{Column, DomainError, Frame};
+use kiln_domain::{Column, Frame};
 use polars::prelude::DataType;
 
-use crate::error::{Location, ReadError};
+use crate::error::ReadError;
 use crate::read::{
-    ReadOptions, build_frame, check_unique, parse_number, plan, time_from_column, to_categorical, unreachable_domain,
+    ReadOptions, build_frame, check_unique, numbers_from_texts, parse_number, plan, sorted_by_time, time_from_column,
+    to_categorical,
 };
-use crate::timefmt::{IsoStyle, TimeParser, format_iso};
+use crate::timefmt::TimeParser;
 
 /// Builds a frame from in-memory columns as [`read_frame`](crate::read_frame) reads a CSV file with `opts`.
 ///
@@ -60,23 +61,13 @@ pub fn frame_from_columns(
         } else if opts.categorical.contains(&name) {
             to_categorical(column)
         } else if opts.numeric.contains(&name) {
-            numbers(path, &name, column)?
+            numbers(path, &name, column, &na)?
         } else {
             infer(column)
         };
         out.push((name, column));
     }
-    let frame = build_frame(path, out)?;
-    match &opts.time_column {
-        Some(time) => frame.sorted_by_time(time).map_err(|e| match e {
-            DomainError::DuplicateTime { column, millis } => {
-                let style = IsoStyle::for_column(&[millis]);
-                ReadError::DuplicateTime { path: path.to_path_buf(), column, time: format_iso(millis, style) }
-            }
-            other => unreachable_domain(path, other),
-        }),
-        None => Ok(frame),
-    }
+    sorted_by_time(path, build_frame(path, out)?, opts)
 }
 
 /// Texts as a CSV reader sees its cells: trimmed, with the missing markers as `None`.
@@ -98,26 +89,9 @@ fn cells(texts: Vec<Option<String>>, na: &HashSet<String>) -> Vec<Option<String>
         .collect()
 }
 
-fn numbers(path: &Path, name: &str, column: Column) -> Result<Column, ReadError> {
+fn numbers(path: &Path, name: &str, column: Column, na: &HashSet<String>) -> Result<Column, ReadError> {
     match column {
-        Column::Categorical(texts) => {
-            let none = HashSet::new();
-            let mut values = Vec::with_capacity(texts.len());
-            for (row, text) in texts.iter().enumerate() {
-                let v = match text {
-                    None => f64::NAN,
-                    Some(cell) => parse_number(cell, &none).map_err(|()| ReadError::NotNumber {
-                        path: path.to_path_buf(),
-                        location: Location::Row(row + 1),
-                        column: name.to_string(),
-                        text: cell.clone(),
-                        inferred_from: None,
-                    })?,
-                };
-                values.push(v);
-            }
-            Ok(Column::Numeric(values))
-        }
+        Column::Categorical(texts) => Ok(Column::Numeric(numbers_from_texts(path, name, &texts, 0, na)?)),
         // timestamps as a numeric input are refused by the pipeline, which names the column and the type it needs
         other => Ok(other),
     }

@@ -90,6 +90,11 @@ pub fn read_frame(path: &Path, opts: &ReadOptions) -> Result<Frame, ReadError> {
     let frame = chunks.next().unwrap_or_else(|| {
         Err(ReadError::Internal { path: path.to_path_buf(), message: "no chunk read".to_string() })
     })?;
+    sorted_by_time(path, frame, opts)
+}
+
+/// The frame's rows in time order when `opts` names a time column; a repeated time is an error naming it.
+pub(crate) fn sorted_by_time(path: &Path, frame: Frame, opts: &ReadOptions) -> Result<Frame, ReadError> {
     match &opts.time_column {
         Some(time) => frame.sorted_by_time(time).map_err(|e| match e {
             DomainError::DuplicateTime { column, millis } => {
@@ -417,6 +422,32 @@ pub(crate) fn build_frame(path: &Path, columns: Vec<(String, Column)>) -> Result
     })
 }
 
+/// The numbers in a declared numeric column's texts (trimmed; a missing or `na` cell is NaN); a cell that is not
+/// a number is an error naming its row (`first_row` rows come before these).
+pub(crate) fn numbers_from_texts(
+    path: &Path,
+    name: &str,
+    texts: &[Option<String>],
+    first_row: usize,
+    na: &HashSet<String>,
+) -> Result<Vec<f64>, ReadError> {
+    let mut values = Vec::with_capacity(texts.len());
+    for (row, text) in texts.iter().enumerate() {
+        let Some(cell) = text.as_deref().map(str::trim) else {
+            values.push(f64::NAN);
+            continue;
+        };
+        values.push(parse_number(cell, na).map_err(|()| ReadError::NotNumber {
+            path: path.to_path_buf(),
+            location: Location::Row(first_row + row + 1),
+            column: name.to_string(),
+            text: cell.to_string(),
+            inferred_from: None,
+        })?);
+    }
+    Ok(values)
+}
+
 /// A number, or `None` for a missing cell; `Err(())` for a cell that is neither.
 pub(crate) fn parse_number(cell: &str, na: &HashSet<String>) -> Result<f64, ()> {
     if na.contains(cell) {
@@ -700,21 +731,7 @@ fn parquet_columns(
             Kind::Time => time_from_column(path, name, column, series.dtype(), parser, first_row)?,
             Kind::Categorical => to_categorical(column),
             Kind::Numeric => match column {
-                Column::Categorical(texts) => {
-                    let mut values = Vec::with_capacity(texts.len());
-                    for (row, text) in texts.iter().enumerate() {
-                        let cell = text.as_deref().map_or("", str::trim);
-                        let v = parse_number(cell, na).map_err(|()| ReadError::NotNumber {
-                            path: path.to_path_buf(),
-                            location: Location::Row(first_row + row + 1),
-                            column: name.clone(),
-                            text: cell.to_string(),
-                            inferred_from: None,
-                        })?;
-                        values.push(v);
-                    }
-                    Column::Numeric(values)
-                }
+                Column::Categorical(texts) => Column::Numeric(numbers_from_texts(path, name, &texts, first_row, na)?),
                 other => other,
             },
             Kind::Infer | Kind::Inferred(_) => column,

@@ -166,6 +166,23 @@ fn title_style(area: &DrawingArea<BitMapBackend<'_>, Shift>, title: &str, size: 
     TextStyle::from((FAMILY, size).into_font())
 }
 
+/// The legend of a chart's named lines: the names on white, in a thin grey frame, at `position`.
+fn draw_legend<'a, DB: DrawingBackend + 'a, CT: plotters::coord::CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    position: SeriesLabelPosition,
+    title: &str,
+) -> Result<(), PortError> {
+    chart
+        .configure_series_labels()
+        .position(position)
+        .margin(12)
+        .label_font(TextStyle::from((FAMILY, 15).into_font()).color(&BLACK))
+        .background_style(WHITE.mix(0.85))
+        .border_style(RGBColor(180, 180, 180))
+        .draw()
+        .map_err(|e| draw_error(title, e))
+}
+
 fn draw_error(title: &str, e: impl std::fmt::Display) -> PortError {
     PortError::new(Code::Internal, format!("cannot draw chart '{title}': {e}"))
 }
@@ -330,15 +347,7 @@ impl ChartRenderer for PlotChartRenderer {
             if labelled {
                 // a ROC curve leaves the lower right empty, a precision-recall curve the upper right
                 let position = if diagonal { SeriesLabelPosition::LowerRight } else { SeriesLabelPosition::UpperRight };
-                chart
-                    .configure_series_labels()
-                    .position(position)
-                    .margin(12)
-                    .label_font(TextStyle::from((FAMILY, 15).into_font()).color(&BLACK))
-                    .background_style(WHITE.mix(0.85))
-                    .border_style(RGBColor(180, 180, 180))
-                    .draw()
-                    .map_err(|e| draw_error(title, e))?;
+                draw_legend(&mut chart, position, title)?;
             }
             Ok(())
         })

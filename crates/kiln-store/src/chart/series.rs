@@ -7,7 +7,8 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::{
-    FAMILY, PALETTE, PlotChartRenderer, Ticked, draw_error, padded, render_png, shorten, tick_label, title_style,
+    FAMILY, PALETTE, PlotChartRenderer, Ticked, draw_error, draw_legend, padded, render_png, shorten, tick_label,
+    title_style,
 };
 
 const HOUR: i64 = 3_600_000;
@@ -144,20 +145,7 @@ fn draw_panel(
         .y_label_area_size(80)
         .build_cartesian_2d(Ticked::new(t_lo, t_hi, ticks), y_lo..y_hi)
         .map_err(|e| draw_error(title, e))?;
-    let tick_style = TextStyle::from((FAMILY, 14).into_font()).color(&BLACK);
-    chart
-        .configure_mesh()
-        .light_line_style(RGBColor(246, 246, 246))
-        .bold_line_style(RGBColor(230, 230, 230))
-        .x_label_formatter(&|v| time_label(*v, step))
-        .y_label_formatter(&|v| tick_label(*v, y_hi - y_lo))
-        .x_label_style(tick_style.clone())
-        .y_label_style(tick_style)
-        .x_desc("time (UTC)")
-        .y_desc(y_label)
-        .axis_desc_style(TextStyle::from((FAMILY, 16).into_font()).color(&BLACK))
-        .draw()
-        .map_err(|e| draw_error(title, e))?;
+    draw_time_mesh(&mut chart, step, y_hi - y_lo, y_label, title)?;
     if let Panel::Whole { shade: Some(from) } = panel {
         let band = Rectangle::new([(times_ms[from] as f64, y_lo), (t_hi, y_hi)], RGBColor(0, 0, 0).mix(0.06).filled());
         chart.draw_series(std::iter::once(band)).map_err(|e| draw_error(title, e))?;
@@ -179,17 +167,33 @@ fn draw_panel(
         }
     }
     if labelled {
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .margin(12)
-            .label_font(TextStyle::from((FAMILY, 15).into_font()).color(&BLACK))
-            .background_style(WHITE.mix(0.85))
-            .border_style(RGBColor(180, 180, 180))
-            .draw()
-            .map_err(|e| draw_error(title, e))?;
+        draw_legend(&mut chart, SeriesLabelPosition::UpperLeft, title)?;
     }
     Ok(())
+}
+
+/// The grid and axes of a panel over time: time labels at the ticks' step, values labelled for their span.
+fn draw_time_mesh<'a, DB: DrawingBackend + 'a>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<Ticked, plotters::coord::types::RangedCoordf64>>,
+    step: Step,
+    span: f64,
+    y_label: &str,
+    title: &str,
+) -> Result<(), PortError> {
+    let tick_style = TextStyle::from((FAMILY, 14).into_font()).color(&BLACK);
+    chart
+        .configure_mesh()
+        .light_line_style(RGBColor(246, 246, 246))
+        .bold_line_style(RGBColor(230, 230, 230))
+        .x_label_formatter(&|v| time_label(*v, step))
+        .y_label_formatter(&|v| tick_label(*v, span))
+        .x_label_style(tick_style.clone())
+        .y_label_style(tick_style)
+        .x_desc("time (UTC)")
+        .y_desc(y_label)
+        .axis_desc_style(TextStyle::from((FAMILY, 16).into_font()).color(&BLACK))
+        .draw()
+        .map_err(|e| draw_error(title, e))
 }
 
 impl PlotChartRenderer {
@@ -291,19 +295,7 @@ impl PlotChartRenderer {
                 .y_label_area_size(80)
                 .build_cartesian_2d(Ticked::new(t_lo, t_hi, ticks), y_lo..y_hi)
                 .map_err(|e| draw_error(title, e))?;
-            over_time
-                .configure_mesh()
-                .light_line_style(RGBColor(246, 246, 246))
-                .bold_line_style(RGBColor(230, 230, 230))
-                .x_label_formatter(&|v| time_label(*v, step))
-                .y_label_formatter(&|v| tick_label(*v, y_hi - y_lo))
-                .x_label_style(tick_style.clone())
-                .y_label_style(tick_style.clone())
-                .x_desc("time (UTC)")
-                .y_desc(y_label)
-                .axis_desc_style(desc_style.clone())
-                .draw()
-                .map_err(|e| draw_error(title, e))?;
+            draw_time_mesh(&mut over_time, step, y_hi - y_lo, y_label, title)?;
             over_time
                 .draw_series(std::iter::once(PathElement::new(vec![(t_lo, 0.0), (t_hi, 0.0)], BLACK.stroke_width(1))))
                 .map_err(|e| draw_error(title, e))?;
