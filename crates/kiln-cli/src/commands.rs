@@ -142,11 +142,12 @@ fn train(args: TrainArgs) -> Result<u8> {
         register,
         tags,
         input_params: vec![
-            ("data.path".to_string(), data_origin),
+            ("data.path".to_string(), data_origin.clone()),
             ("data.rows".to_string(), frame.n_rows().to_string()),
         ],
         config_yaml: merged,
         data_sha256,
+        data_origin,
         kiln_version,
     };
     let outcome = kiln_train::train(&spec, &frame, &ports, &progress);

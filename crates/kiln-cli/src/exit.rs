@@ -50,11 +50,9 @@ pub(crate) fn code_of(e: &anyhow::Error) -> u8 {
 }
 
 fn code_in(cause: &(dyn std::error::Error + 'static)) -> Option<Code> {
-    // the facade's own checks (an environment variable, a server URI where a folder is needed, a logged model in a
-    // folder store) carry no library error, and exit 1 as they always did
-    if let Some(
-        kiln::Error::Environment { .. } | kiln::Error::NotAFolder { .. } | kiln::Error::LoggedModelInFolder { .. },
-    ) = cause.downcast_ref::<kiln::Error>()
+    // the facade's own checks (an environment variable, a server URI where a folder is needed) carry no library
+    // error, and exit 1 as they always did
+    if let Some(kiln::Error::Environment { .. } | kiln::Error::NotAFolder { .. }) = cause.downcast_ref::<kiln::Error>()
     {
         return None;
     }

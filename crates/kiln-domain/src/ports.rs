@@ -62,6 +62,30 @@ pub struct MetricPoint {
     pub step: i64,
 }
 
+/// A dataset a run read, as MLflow records a run input (`runs/log-inputs`): the run page's Datasets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatasetInput {
+    /// e.g. the data file's stem
+    pub name: String,
+    /// a short fingerprint of the data (MLflow's are 8 hex characters)
+    pub digest: String,
+    /// where it came from: `local`, `http`, `s3`, ...
+    pub source_type: String,
+    /// JSON, e.g. `{"uri": "data/churn.csv"}`
+    pub source: String,
+    /// JSON `{"mlflow_colspec": [...]}`: the columns and their types
+    pub schema: String,
+    /// JSON `{"num_rows": .., "num_elements": ..}`
+    pub profile: String,
+    /// the `mlflow.data.context` input tag: `training`, `evaluation`, ...
+    pub context: String,
+}
+
+/// MLflow's experiment tag naming the kind of work an experiment holds; MLflow 3's UI picks its views from it.
+pub const EXPERIMENT_KIND_TAG: &str = "mlflow.experimentKind";
+/// [`EXPERIMENT_KIND_TAG`]'s value for classic model training: runs, metrics, models (not the GenAI views).
+pub const CLASSIC_ML_KIND: &str = "custom_model_development";
+
 /// Experiment and run tracking.
 pub trait Tracker {
     /// The id of the experiment called `name`, created when missing.
@@ -69,6 +93,19 @@ pub trait Tracker {
     /// # Errors
     /// [`PortError`] with `store_io` when the store cannot be read or written.
     fn experiment_by_name(&self, name: &str) -> Result<ExperimentId, PortError>;
+
+    /// Sets the experiment tag `key` to `value` unless the experiment already has that tag (what a user set is kept).
+    /// Returns whether it was set.
+    ///
+    /// # Errors
+    /// `not_found` for an unknown experiment, `store_io` otherwise.
+    fn ensure_experiment_tag(&self, experiment: &ExperimentId, key: &str, value: &str) -> Result<bool, PortError>;
+
+    /// Records `dataset` as an input of the run (logging the same dataset again is a no-op).
+    ///
+    /// # Errors
+    /// `not_found` for an unknown run, `store_io` otherwise.
+    fn log_dataset(&self, run: &RunId, dataset: &DatasetInput) -> Result<(), PortError>;
 
     /// Starts a run in `RUNNING` state with the given tags.
     ///

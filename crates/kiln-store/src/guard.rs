@@ -17,8 +17,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use kiln_domain::{
-    ArtifactEntry, ArtifactStore, Code, ExperimentId, MetricPoint, ModelRegistry, ModelVersion, PortError, RunId,
-    RunInfo, RunStatus, Stage, Tracker,
+    ArtifactEntry, ArtifactStore, Code, DatasetInput, ExperimentId, MetricPoint, ModelRegistry, ModelVersion,
+    PortError, RunId, RunInfo, RunStatus, Stage, Tracker,
 };
 use serde_json::json;
 
@@ -33,6 +33,7 @@ struct Journal {
     tags: Vec<(String, String)>,
     params: Vec<(String, String)>,
     metrics: Vec<MetricPoint>,
+    datasets: Vec<DatasetInput>,
     files: Vec<(String, Vec<u8>)>,
 }
 
@@ -54,6 +55,8 @@ impl LocalMode {
 #[derive(Default)]
 struct State {
     experiments: HashMap<String, String>,
+    /// experiment tags set on the server (experiment id, key, value), set again on the local copy at fail-over
+    experiment_tags: Vec<(String, String, String)>,
     journal: HashMap<String, Journal>,
     local: Option<LocalMode>,
     /// tags that could not be written, kept for the pending file
@@ -157,6 +160,11 @@ impl<'a> GuardedStore<'a> {
         for (id, name) in &st.experiments {
             mode.experiments.insert(id.clone(), store.experiment_by_name(name)?);
         }
+        for (id, key, value) in &st.experiment_tags {
+            if let Some(local) = mode.experiments.get(id) {
+                store.ensure_experiment_tag(local, key, value)?;
+            }
+        }
         for (remote_run, j) in &st.journal {
             let exp = store.experiment_by_name(&j.experiment_name)?;
             let mut tags = j.tags.clone();
@@ -170,6 +178,9 @@ impl<'a> GuardedStore<'a> {
             }
             if !j.metrics.is_empty() {
                 store.log_metrics(&local, &j.metrics)?;
+            }
+            for dataset in &j.datasets {
+                store.log_dataset(&local, dataset)?;
             }
             for (path, bytes) in &j.files {
                 store.put_bytes(&local, path, bytes)?;
@@ -287,6 +298,27 @@ impl Tracker for GuardedStore<'_> {
             st.journal.insert(info.run_id.0.clone(), j);
         }
         Ok(info)
+    }
+
+    fn ensure_experiment_tag(&self, experiment: &ExperimentId, key: &str, value: &str) -> Result<bool, PortError> {
+        let set = self.route(
+            |r| r.ensure_experiment_tag(experiment, key, value),
+            |l, mode| {
+                let exp = mode.experiments.get(&experiment.0).cloned().unwrap_or_else(|| experiment.clone());
+                l.ensure_experiment_tag(&exp, key, value)
+            },
+        )?;
+        let mut st = self.state();
+        if st.local.is_none() {
+            st.experiment_tags.push((experiment.0.clone(), key.to_string(), value.to_string()));
+        }
+        Ok(set)
+    }
+
+    fn log_dataset(&self, run: &RunId, dataset: &DatasetInput) -> Result<(), PortError> {
+        self.route(|r| r.log_dataset(run, dataset), |l, m| l.log_dataset(&m.run(run), dataset))?;
+        self.journal(run, |j| j.datasets.push(dataset.clone()));
+        Ok(())
     }
 
     fn log_params(&self, run: &RunId, params: &[(String, String)]) -> Result<(), PortError> {

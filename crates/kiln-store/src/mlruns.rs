@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use kiln_domain::{Code, ExperimentId, MetricPoint, PortError, RunId, RunInfo, RunStatus, Tracker};
+use kiln_domain::{Code, DatasetInput, ExperimentId, MetricPoint, PortError, RunId, RunInfo, RunStatus, Tracker};
 
 use fsio::{Meta, check_key, create_dir_all, create_dir_new, read_text, write_atomic};
 use pyyaml::Yaml;
@@ -29,6 +29,8 @@ use pyyaml::Yaml;
 const META: &str = "meta.yaml";
 const TRASH: &str = ".trash";
 const MODELS: &str = "models";
+/// an experiment's datasets (`<exp>/datasets/<id>/meta.yaml`), as MLflow's file store keeps them
+const DATASETS: &str = "datasets";
 const RUN_NAME_TAG: &str = "mlflow.runName";
 const USER_TAG: &str = "mlflow.user";
 
@@ -127,6 +129,23 @@ impl LocalStore {
                 ("name".into(), Yaml::str(name)),
             ],
         )
+    }
+
+    /// The folder of an active experiment.
+    fn experiment_dir(&self, experiment: &ExperimentId) -> Result<PathBuf, PortError> {
+        let exp_id = &experiment.0;
+        let exp_ok = !exp_id.is_empty()
+            && !exp_id.starts_with('.')
+            && exp_id != MODELS
+            && !exp_id.contains(['/', '\\'])
+            && Meta::read(&self.root.join(exp_id).join(META))?
+                .map(|m| m.opt_string("lifecycle_stage"))
+                .transpose()?
+                .is_some_and(|stage| stage.as_deref() != Some("deleted"));
+        if !exp_ok {
+            return Err(PortError::not_found(format!("experiment '{exp_id}' not found in {}", self.root.display())));
+        }
+        Ok(self.root.join(exp_id))
     }
 
     /// The ids of the experiment folders directly under `dir` (the root or `.trash`).
@@ -286,6 +305,16 @@ impl LocalStore {
     }
 }
 
+/// 32 hex characters identifying `parts` (the ids of datasets and inputs; MLflow uses an MD5 of the same parts).
+fn short_hash(parts: &[&str]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for part in parts {
+        h.update(part.as_bytes());
+    }
+    hex::encode(&h.finalize()[..16])
+}
+
 /// Parses a metric file: `<timestamp> <value> <step>` per line (2 and 5 fields are accepted too, as MLflow does).
 fn parse_metric_lines(path: &Path, key: &str, text: &str) -> Result<Vec<MetricPoint>, PortError> {
     let mut out = Vec::new();
@@ -351,6 +380,61 @@ impl Tracker for LocalStore {
         }
     }
 
+    fn ensure_experiment_tag(&self, experiment: &ExperimentId, key: &str, value: &str) -> Result<bool, PortError> {
+        check_key("experiment tag", key)?;
+        let _guard = self.lock();
+        let dir = self.experiment_dir(experiment)?;
+        let path = dir.join("tags").join(key);
+        if path.exists() {
+            return Ok(false);
+        }
+        create_dir_all(&dir.join("tags"))?;
+        write_atomic(&self.staging(), &path, value.as_bytes())?;
+        Ok(true)
+    }
+
+    /// As MLflow's file store: the dataset once per experiment in `<exp>/datasets/<id>/meta.yaml`, and the run's
+    /// input in `<run>/inputs/<id>/meta.yaml` (with MLflow's own `destination_id`, which repeats the dataset's id).
+    fn log_dataset(&self, run: &RunId, dataset: &DatasetInput) -> Result<(), PortError> {
+        let _guard = self.lock();
+        let loc = self.active_run(run)?;
+        let experiment = loc.meta.string("experiment_id")?;
+        let dataset_id = short_hash(&[&dataset.name, &dataset.digest]);
+        let dataset_dir = self.root.join(&experiment).join(DATASETS).join(&dataset_id);
+        if Meta::read(&dataset_dir.join(META))?.is_none() {
+            create_dir_all(&dataset_dir)?;
+            let meta = Meta::new(
+                dataset_dir.join(META),
+                vec![
+                    ("digest".into(), Yaml::str(&dataset.digest)),
+                    ("name".into(), Yaml::str(&dataset.name)),
+                    ("profile".into(), Yaml::str(&dataset.profile)),
+                    ("schema".into(), Yaml::str(&dataset.schema)),
+                    ("source".into(), Yaml::str(&dataset.source)),
+                    ("source_type".into(), Yaml::str(&dataset.source_type)),
+                ],
+            );
+            meta.write(&self.staging())?;
+        }
+        let input_dir = loc.dir.join("inputs").join(short_hash(&[&dataset_id, &run.0]));
+        if Meta::read(&input_dir.join(META))?.is_none() {
+            create_dir_all(&input_dir)?;
+            let context = Yaml::Map(vec![("mlflow.data.context".into(), Yaml::str(&dataset.context))]);
+            let meta = Meta::new(
+                input_dir.join(META),
+                vec![
+                    ("destination_id".into(), Yaml::str(&dataset_id)),
+                    ("destination_type".into(), Yaml::str("RUN")),
+                    ("source_id".into(), Yaml::str(&dataset_id)),
+                    ("source_type".into(), Yaml::str("DATASET")),
+                    ("tags".into(), context),
+                ],
+            );
+            meta.write(&self.staging())?;
+        }
+        Ok(())
+    }
+
     fn create_run(
         &self,
         experiment: &ExperimentId,
@@ -374,17 +458,7 @@ impl Tracker for LocalStore {
         };
         let _guard = self.lock();
         let exp_id = &experiment.0;
-        let exp_ok = !exp_id.is_empty()
-            && !exp_id.starts_with('.')
-            && exp_id != MODELS
-            && !exp_id.contains(['/', '\\'])
-            && Meta::read(&self.root.join(exp_id).join(META))?
-                .map(|m| m.opt_string("lifecycle_stage"))
-                .transpose()?
-                .is_some_and(|stage| stage.as_deref() != Some("deleted"));
-        if !exp_ok {
-            return Err(PortError::not_found(format!("experiment '{exp_id}' not found in {}", self.root.display())));
-        }
+        self.experiment_dir(experiment)?;
         let run_id = uuid::Uuid::new_v4().simple().to_string();
         let dir = self.root.join(exp_id).join(&run_id);
         if !create_dir_new(&dir)? {

@@ -146,7 +146,7 @@ fn tag<'t>(tags: &'t [(String, String)], key: &str) -> Option<&'t str> {
 }
 
 /// The artifact path of a version's source inside its run (`runs:/<run>/<path>`, or an artifact URI containing
-/// `/<run>/artifacts/`).
+/// `/<run>/artifacts/`). A local logged model's version (`models:/m-...`) is found by the model's name instead.
 fn source_path(source: &str, run: &RunId) -> Result<String, PortError> {
     if let Some(rest) = source.strip_prefix("runs:/") {
         let (id, path) = rest.split_once('/').unwrap_or((rest, ""));
@@ -503,7 +503,11 @@ impl Sync<'_> {
                 "it has no run id; kiln syncs versions registered from a run's artifacts",
             ));
         };
-        let path = source_path(&lv.source, local_run)?;
+        // a version of a local logged model: the run artifacts the model was logged from hold the same files
+        let path = match lv.source.strip_prefix("models:/").filter(|id| id.starts_with("m-")) {
+            Some(model_id) => self.local.logged_model_name(model_id)?,
+            None => source_path(&lv.source, local_run)?,
+        };
         let Some(server_run) = self.server_run(local_run)? else {
             if self.running.contains(&local_run.0) {
                 self.say(&format!("{label}: its run {local_run} is still RUNNING locally, left for a later sync"));

@@ -8,7 +8,7 @@
 //! data is `any`: its blanks may reach pandas as text (Telco's `TotalCharges` holds " "), and kiln's own reader then
 //! decides, naming the row of a cell that is not a number.
 
-use kiln_domain::{Column, Frame, civil_from_millis};
+use kiln_domain::{Column, DatasetInput, Frame, civil_from_millis};
 use kiln_features::{FittedPipeline, PipelineInput};
 use kiln_models::{ColSpec, ModelInterface};
 
@@ -33,6 +33,23 @@ pub(crate) fn model_interface(pipeline: &FittedPipeline, frame: &Frame) -> Model
         .map(|row| inputs.iter().zip(&columns).map(|(spec, column)| cell(column, row, &spec.mlflow_type)).collect())
         .collect();
     ModelInterface { inputs, outputs: outputs(pipeline), example }
+}
+
+/// The training data as an MLflow dataset input: named by the file's stem, the digest the first 8 hex characters of
+/// its sha256, its columns typed as in the signature, its size as MLflow's profile.
+pub(crate) fn dataset_input(origin: &str, sha256: &str, frame: &Frame) -> DatasetInput {
+    let name = std::path::Path::new(origin).file_stem().map_or(origin, |s| s.to_str().unwrap_or(origin));
+    let columns: Vec<ColSpec> = frame.columns().map(|(name, column)| ColSpec::new(name, input_type(column))).collect();
+    let n_rows = frame.n_rows();
+    DatasetInput {
+        name: name.to_string(),
+        digest: sha256.chars().take(8).collect(),
+        source_type: "local".to_string(),
+        source: serde_json::json!({ "uri": origin }).to_string(),
+        schema: serde_json::json!({ "mlflow_colspec": columns }).to_string(),
+        profile: serde_json::json!({ "num_rows": n_rows, "num_elements": n_rows * frame.n_cols() }).to_string(),
+        context: "training".to_string(),
+    }
 }
 
 fn input_type(column: &Column) -> &'static str {

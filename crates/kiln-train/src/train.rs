@@ -5,7 +5,8 @@
 use std::collections::BTreeMap;
 
 use kiln_domain::{
-    ArtifactStore, ChartRenderer, Frame, MetricPoint, ModelRegistry, ModelVersion, RunId, RunInfo, RunStatus, Tracker,
+    ArtifactStore, CLASSIC_ML_KIND, ChartRenderer, EXPERIMENT_KIND_TAG, Frame, MetricPoint, ModelRegistry,
+    ModelVersion, RunId, RunInfo, RunStatus, Tracker,
 };
 use kiln_features::{PreprocessSpec, SelectorSpec};
 use kiln_models::{Bundle, BundleMetadata, ModelSpec};
@@ -43,6 +44,8 @@ pub struct TrainSpec {
     /// the merged experiment config, logged as `config.yaml`
     pub config_yaml: String,
     pub data_sha256: String,
+    /// where the training data came from (its file path), recorded as the run's dataset input; empty for none
+    pub data_origin: String,
     pub kiln_version: String,
 }
 
@@ -89,6 +92,8 @@ pub fn train(
     progress: &dyn Progress,
 ) -> Result<TrainOutcome, TrainError> {
     let experiment = ports.tracker.experiment_by_name(&spec.experiment)?;
+    // MLflow 3's UI shows an experiment of this kind with the classic runs, metrics and models views
+    ports.tracker.ensure_experiment_tag(&experiment, EXPERIMENT_KIND_TAG, CLASSIC_ML_KIND)?;
     let mut tags = spec.tags.clone();
     tags.push(("mlflow.runName".into(), spec.run_name.clone()));
     let run = ports.tracker.create_run(&experiment, &spec.run_name, &tags, (ports.clock)())?;
@@ -124,6 +129,10 @@ fn run_steps(
     // before the params are logged, as always (fit_evaluate checks again for callers that track nothing)
     check_model_fits_task(&spec.fit_spec())?;
     log_params_chunked(ports.tracker, id, &run_params(spec))?;
+    if !spec.data_origin.is_empty() {
+        let dataset = crate::interface::dataset_input(&spec.data_origin, &spec.data_sha256, frame);
+        ports.tracker.log_dataset(id, &dataset)?;
+    }
 
     let fit_started = (ports.clock)();
     let FitEvaluation { design, parts, pipeline, x, model, outputs, evaluation } =

@@ -38,9 +38,6 @@ pub enum Error {
     /// A server URI where only a folder store will do.
     #[error("'{uri}' is a server; a folder is needed here")]
     NotAFolder { uri: String },
-    /// A version whose bundle is an MLflow 3 logged model, found in a folder store (which cannot hold one).
-    #[error("{reference} is the logged model {model_id}, which a local store cannot hold")]
-    LoggedModelInFolder { reference: String, model_id: String },
     /// Downloading a bundle from a server (into the local cache) failed.
     #[error("cannot fetch the bundle of {reference} ({what}) from {server}")]
     Fetch {
@@ -73,7 +70,6 @@ impl Error {
             Error::Store(e) | Error::TrackingUri(e) => e.code,
             Error::OpenStore { source, .. } | Error::Fetch { source, .. } => source.code,
             Error::Environment { .. } | Error::NotAFolder { .. } => Code::ConfigInvalid,
-            Error::LoggedModelInFolder { .. } => Code::ModelRefInvalid,
             Error::Bundle { source, .. } => source.code(),
             Error::Score(e) => e.code(),
         }

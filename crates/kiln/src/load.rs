@@ -58,8 +58,8 @@ pub fn load_bundle(reference: &str, tracking_uri: &str) -> Result<LoadedBundle> 
                     }
                     dir
                 }
-                (Opened::Local(_), Resolution::LoggedModel { model_id, .. }) => {
-                    return Err(Error::LoggedModelInFolder { reference: reference.to_string(), model_id });
+                (Opened::Local(local), Resolution::LoggedModel { model_id, .. }) => {
+                    local.logged_model_dir(&model_id)?
                 }
                 (Opened::Remote(rest), resolution) => {
                     let (key, what) = match &resolution {

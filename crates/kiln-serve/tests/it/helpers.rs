@@ -80,6 +80,7 @@ fn train(name: &str, task: TaskSpec, preprocess: Vec<PreprocessSpec>, frame: Fra
         input_params: Vec::new(),
         config_yaml: String::new(),
         data_sha256: "0".repeat(64),
+        data_origin: String::new(),
         kiln_version: "test".to_string(),
     };
     let outcome = kiln_train::train(&spec, &frame, &ports, &Quiet).unwrap();

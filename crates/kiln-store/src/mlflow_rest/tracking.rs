@@ -2,7 +2,9 @@
 
 use std::collections::HashMap;
 
-use kiln_domain::{ArtifactStore, Code, ExperimentId, MetricPoint, PortError, RunId, RunInfo, RunStatus, Tracker};
+use kiln_domain::{
+    ArtifactStore, Code, DatasetInput, ExperimentId, MetricPoint, PortError, RunId, RunInfo, RunStatus, Tracker,
+};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -328,6 +330,31 @@ impl Tracker for RestStore {
             Code::StoreIo,
             format!("experiment '{name}' could neither be read nor created on {}", self.uri()),
         ))
+    }
+
+    fn ensure_experiment_tag(&self, experiment: &ExperimentId, key: &str, value: &str) -> Result<bool, PortError> {
+        check_key("experiment tag", key)?;
+        let v = self.call("GET", "experiments/get", &[("experiment_id", &experiment.0)], None, Retry::Idempotent)?;
+        let exp = self.answer(&v, "GET", "experiments/get").object("experiment")?;
+        for tag in exp.list("tags")? {
+            if tag.str("key")? == key {
+                return Ok(false);
+            }
+        }
+        let body = json!({"experiment_id": experiment.0, "key": key, "value": value});
+        self.call("POST", "experiments/set-experiment-tag", &[], Some(&body), Retry::Idempotent)?;
+        Ok(true)
+    }
+
+    fn log_dataset(&self, run: &RunId, dataset: &DatasetInput) -> Result<(), PortError> {
+        let body = json!({"run_id": run.0, "datasets": [{
+            "dataset": {
+                "name": dataset.name, "digest": dataset.digest, "source_type": dataset.source_type,
+                "source": dataset.source, "schema": dataset.schema, "profile": dataset.profile,
+            },
+            "tags": [{"key": "mlflow.data.context", "value": dataset.context}],
+        }]});
+        self.call("POST", "runs/log-inputs", &[], Some(&body), Retry::Idempotent).map(|_| ())
     }
 
     fn create_run(

@@ -6,8 +6,12 @@ use std::path::{Path, PathBuf};
 
 use kiln_domain::{ArtifactEntry, ArtifactStore, Code, PortError, RunId};
 
-use super::LocalStore;
-use super::fsio::{self, artifact_segments, copy_atomic, create_dir_all, io_error, write_atomic};
+use super::fsio::{self, Meta, artifact_segments, copy_atomic, create_dir_all, io_error, write_atomic};
+use super::pyyaml::Yaml;
+use super::{LocalStore, META, MODELS, now_ms};
+
+/// The status code MLflow writes for a logged model whose files are all there (`LOGGED_MODEL_READY`).
+const LOGGED_MODEL_READY: i64 = 2;
 
 fn join(base: &Path, segments: &[&str]) -> PathBuf {
     segments.iter().fold(base.to_path_buf(), |p, s| p.join(s))
@@ -34,6 +38,41 @@ impl LocalStore {
             }
         }
         Ok(())
+    }
+}
+
+impl LocalStore {
+    /// The files of the logged model `model_id` (`<exp>/models/<model_id>/artifacts`) and its `meta.yaml`.
+    ///
+    /// # Errors
+    /// `not_found` when no experiment holds a logged model of that id.
+    pub(crate) fn logged_model(&self, model_id: &str) -> Result<(PathBuf, Meta), PortError> {
+        let valid = model_id.starts_with("m-") && model_id[2..].chars().all(|c| c.is_ascii_alphanumeric());
+        if valid {
+            for exp in self.experiment_dirs(&self.root)? {
+                let dir = self.root.join(exp).join(MODELS).join(model_id);
+                if let Some(meta) = Meta::read(&dir.join(META))? {
+                    return Ok((dir.join("artifacts"), meta));
+                }
+            }
+        }
+        Err(PortError::not_found(format!("logged model '{model_id}' not found in {}", self.root.display())))
+    }
+
+    /// The folder holding the files of the logged model `model_id`.
+    ///
+    /// # Errors
+    /// `not_found` when no experiment holds a logged model of that id.
+    pub fn logged_model_dir(&self, model_id: &str) -> Result<PathBuf, PortError> {
+        Ok(self.logged_model(model_id)?.0)
+    }
+
+    /// The artifact path in its run that the logged model `model_id` was logged from (its name, `model`).
+    ///
+    /// # Errors
+    /// `not_found` for an unknown model, `store_corrupt` for a `meta.yaml` without a name.
+    pub(crate) fn logged_model_name(&self, model_id: &str) -> Result<String, PortError> {
+        self.logged_model(model_id)?.1.string("name")
     }
 }
 
@@ -73,6 +112,69 @@ impl ArtifactStore for LocalStore {
         let _guard = self.lock();
         let target = join(&self.artifact_root(run)?, &segments);
         self.put_tree(local_dir, &target)
+    }
+
+    /// The bundle goes into the run's artifacts (so `runs:/<run>/<path>` works) and into an MLflow 3 logged model in
+    /// MLflow's file-store layout: `<exp>/models/m-<hex>/artifacts/` with a `meta.yaml` written last, READY (a crash
+    /// leaves no half model that a reader would take), and the run's `outputs/<model_id>/meta.yaml` linking it.
+    fn log_model(
+        &self,
+        run: &RunId,
+        path: &str,
+        local_dir: &Path,
+        model_type: &str,
+    ) -> Result<Option<String>, PortError> {
+        self.put_dir(run, path, local_dir)?;
+        let name = artifact_segments(path)?.join("/");
+        let _guard = self.lock();
+        let loc = self.find_run(run)?;
+        let experiment = loc.meta.string("experiment_id")?;
+        let model_id = format!("m-{}", uuid::Uuid::new_v4().simple());
+        let dir = self.root.join(&experiment).join(MODELS).join(&model_id);
+        self.put_tree(local_dir, &dir.join("artifacts"))?;
+        for sub in ["metrics", "params"] {
+            create_dir_all(&dir.join(sub))?;
+        }
+        let now = now_ms();
+        Meta::new(
+            dir.join(META),
+            vec![
+                (
+                    "artifact_location".into(),
+                    Yaml::str(format!("mlflow-artifacts:/{experiment}/{MODELS}/{model_id}/artifacts")),
+                ),
+                ("creation_timestamp".into(), Yaml::Int(now)),
+                ("experiment_id".into(), Yaml::str(&experiment)),
+                ("last_updated_timestamp".into(), Yaml::Int(now)),
+                ("model_id".into(), Yaml::str(&model_id)),
+                ("model_type".into(), Yaml::str(model_type)),
+                ("name".into(), Yaml::str(&name)),
+                ("source_run_id".into(), Yaml::str(&run.0)),
+                ("status".into(), Yaml::Int(LOGGED_MODEL_READY)),
+                ("status_message".into(), Yaml::Null),
+            ],
+        )
+        .write(&self.staging())?;
+        let output = loc.dir.join("outputs").join(&model_id);
+        create_dir_all(&output)?;
+        Meta::new(
+            output.join(META),
+            vec![
+                ("destination_id".into(), Yaml::str(&model_id)),
+                ("destination_type".into(), Yaml::str("MODEL_OUTPUT")),
+                ("source_id".into(), Yaml::str(&model_id)),
+                ("source_type".into(), Yaml::str("RUN_OUTPUT")),
+                ("step".into(), Yaml::Int(0)),
+                ("tags".into(), Yaml::Map(Vec::new())),
+            ],
+        )
+        .write(&self.staging())?;
+        Ok(Some(model_id))
+    }
+
+    fn download_logged_model(&self, model_id: &str, dest: &Path) -> Result<(), PortError> {
+        let (files, _) = self.logged_model(model_id)?;
+        copy_tree(&files, dest)
     }
 
     fn list(&self, run: &RunId, path: &str) -> Result<Vec<ArtifactEntry>, PortError> {

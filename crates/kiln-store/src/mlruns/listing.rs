@@ -5,7 +5,7 @@
 use kiln_domain::{Code, ExperimentId, PortError, RunInfo};
 
 use super::fsio::{self, Meta};
-use super::{LocalStore, META, MODELS, RunLoc};
+use super::{DATASETS, LocalStore, META, MODELS, RunLoc};
 
 /// Numeric ids in numeric order, the rest after them by text.
 fn id_order(a: &str, b: &str) -> std::cmp::Ordering {
@@ -57,8 +57,8 @@ impl LocalStore {
         let exp_dir = self.root.join(id);
         let mut out = Vec::new();
         for (name, is_dir) in fsio::list_names(&exp_dir)? {
-            // `tags/` holds the experiment's tags, `models/` its MLflow 3 logged models
-            if !is_dir || name == "tags" || name == MODELS || name.starts_with('.') {
+            // `tags/` holds the experiment's tags, `models/` its MLflow 3 logged models, `datasets/` its datasets
+            if !is_dir || name == "tags" || name == MODELS || name == DATASETS || name.starts_with('.') {
                 continue;
             }
             let dir = exp_dir.join(&name);

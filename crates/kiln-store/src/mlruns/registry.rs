@@ -199,9 +199,18 @@ impl ModelRegistry for LocalStore {
         run_id: &RunId,
         model_id: Option<&str>,
     ) -> Result<ModelVersion, PortError> {
-        if let Some(id) = model_id {
-            return Err(invalid(format!("logged model '{id}': the local store registers run artifacts only")));
-        }
+        // a logged model's version points at it, as on a server (`models:/<model_id>`, `model_id`, and where its files
+        // are as `storage_location`)
+        let storage = match model_id {
+            Some(id) => {
+                let (_, logged) = self.logged_model(id)?;
+                if source != format!("models:/{id}") {
+                    return Err(invalid(format!("a version of logged model '{id}' has the source 'models:/{id}'")));
+                }
+                Some((id, logged.string("artifact_location")?))
+            }
+            None => None,
+        };
         if run_id.0.is_empty() || !run_id.0.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '-') {
             return Err(invalid(format!("invalid run id '{}' for a model version", run_id.0)));
         }
@@ -216,23 +225,25 @@ impl ModelRegistry for LocalStore {
             version += 1;
         }
         let now = now_ms();
-        let meta = Meta::new(
-            model_dir.join(version_dir_name(version)).join(META),
-            vec![
-                ("creation_timestamp".into(), Yaml::Int(now)),
-                ("current_stage".into(), Yaml::str(Stage::None.as_str())),
-                ("description".into(), Yaml::str("")),
-                ("last_updated_timestamp".into(), Yaml::Int(now)),
-                ("name".into(), Yaml::str(name)),
-                ("run_id".into(), Yaml::str(&run_id.0)),
-                ("run_link".into(), Yaml::str("")),
-                ("source".into(), Yaml::str(source)),
-                ("status".into(), Yaml::str("READY")),
-                ("status_message".into(), Yaml::Null),
-                ("user_id".into(), Yaml::str("")),
-                ("version".into(), Yaml::Int(i64::try_from(version).unwrap_or(i64::MAX))),
-            ],
-        );
+        let mut entries = vec![
+            ("creation_timestamp".into(), Yaml::Int(now)),
+            ("current_stage".into(), Yaml::str(Stage::None.as_str())),
+            ("description".into(), Yaml::str("")),
+            ("last_updated_timestamp".into(), Yaml::Int(now)),
+            ("name".into(), Yaml::str(name)),
+            ("run_id".into(), Yaml::str(&run_id.0)),
+            ("run_link".into(), Yaml::str("")),
+            ("source".into(), Yaml::str(source)),
+            ("status".into(), Yaml::str("READY")),
+            ("status_message".into(), Yaml::Null),
+            ("user_id".into(), Yaml::str("")),
+            ("version".into(), Yaml::Int(i64::try_from(version).unwrap_or(i64::MAX))),
+        ];
+        if let Some((id, location)) = storage {
+            entries.push(("model_id".into(), Yaml::str(id)));
+            entries.push(("storage_location".into(), Yaml::str(location)));
+        }
+        let meta = Meta::new(model_dir.join(version_dir_name(version)).join(META), entries);
         meta.write(&self.staging())?;
         self.touch_model(&model_dir, now)?;
         Ok(ModelVersion {

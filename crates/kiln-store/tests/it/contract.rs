@@ -66,6 +66,8 @@ fn run_contract(s: &Subject<'_>) {
         ("registry stages", registry_stages),
         ("registry unknowns", registry_unknowns),
         ("logged model", logged_model),
+        ("experiment tags", experiment_tags),
+        ("datasets", datasets),
     ];
     for (name, check) in checks {
         let t = Instant::now();
@@ -691,22 +693,44 @@ fn logged_model(s: &Subject<'_>) {
 
     let unknown = "m-0123456789abcdef0123456789abcdef";
     assert_eq!(code(s.artifacts.download_logged_model(unknown, &out.path().join("x"))), Code::NotFound);
-    match s.kind {
-        Kind::Local => assert_eq!(model_id, None),
-        Kind::Rest => {
-            let id = model_id.expect("the server keeps the bundle as a logged model");
-            assert!(id.starts_with("m-"), "{id}");
-            s.artifacts.download_logged_model(&id, &out.path().join("logged")).unwrap();
-            assert_eq!(tree(&out.path().join("logged")), tree(&bundle), "the logged model holds the same files");
+    // both stores keep the bundle as an MLflow 3 logged model, and versions point at it as on a server
+    let id = model_id.expect("the store keeps the bundle as a logged model");
+    assert!(id.starts_with("m-") && id.len() == 34, "{id}");
+    s.artifacts.download_logged_model(&id, &out.path().join("logged")).unwrap();
+    assert_eq!(tree(&out.path().join("logged")), tree(&bundle), "the logged model holds the same files");
 
-            let name = "contract-logged";
-            s.registry.ensure_registered_model(name).unwrap();
-            let source = format!("models:/{id}");
-            let v = s.registry.create_version(name, &source, &run, Some(&id)).unwrap();
-            assert_eq!((v.version, v.source.as_str(), v.run_id.as_ref()), (1, source.as_str(), Some(&run)));
-            assert_eq!(s.registry.get_version(name, 1).unwrap(), v);
-        }
-    }
+    let name = "contract-logged";
+    s.registry.ensure_registered_model(name).unwrap();
+    let source = format!("models:/{id}");
+    let v = s.registry.create_version(name, &source, &run, Some(&id)).unwrap();
+    assert_eq!((v.version, v.source.as_str(), v.run_id.as_ref()), (1, source.as_str(), Some(&run)));
+    assert_eq!(s.registry.get_version(name, 1).unwrap(), v);
+}
+
+fn experiment_tags(s: &Subject<'_>) {
+    let exp = s.tracker.experiment_by_name("contract-experiment-tags").unwrap();
+    assert!(s.tracker.ensure_experiment_tag(&exp, "mlflow.experimentKind", "custom_model_development").unwrap());
+    // what is there already is kept
+    assert!(!s.tracker.ensure_experiment_tag(&exp, "mlflow.experimentKind", "genai_development").unwrap());
+    let unknown = kiln_domain::ExperimentId("987654321".into());
+    assert_eq!(code(s.tracker.ensure_experiment_tag(&unknown, "k", "v")), Code::NotFound);
+}
+
+fn datasets(s: &Subject<'_>) {
+    let run = new_run(s, "datasets").run_id;
+    let dataset = kiln_domain::DatasetInput {
+        name: "churn".into(),
+        digest: "0123abcd".into(),
+        source_type: "local".into(),
+        source: r#"{"uri": "data/churn.csv"}"#.into(),
+        schema: r#"{"mlflow_colspec": [{"type": "string", "name": "id", "required": true}]}"#.into(),
+        profile: r#"{"num_rows": 3, "num_elements": 3}"#.into(),
+        context: "training".into(),
+    };
+    s.tracker.log_dataset(&run, &dataset).unwrap();
+    s.tracker.log_dataset(&run, &dataset).unwrap(); // again: nothing new
+    let unknown = RunId(UNKNOWN_RUN.into());
+    assert_eq!(code(s.tracker.log_dataset(&unknown, &dataset)), Code::NotFound);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
