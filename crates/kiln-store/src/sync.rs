@@ -15,8 +15,9 @@
 //!   naming every failure, so nothing is skipped silently. An unreachable server (`store_io`) or refused
 //!   credentials (`store_auth`) stop it at once; running it again resumes.
 //!
-//! It never writes the local store, and deletes nothing on the server but its own incomplete copies. It does not
-//! copy experiment tags, registered-model or version descriptions and tags, or dataset inputs.
+//! It never writes the local store, and deletes nothing on the server but its own incomplete copies. Experiment tags
+//! are set where the server's experiment lacks them (its kind among them) and a run's dataset inputs come with it;
+//! registered-model and version descriptions and tags are not copied.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs;
@@ -125,6 +126,12 @@ pub fn sync(local: &LocalStore, remote: &RestStore, progress: &dyn Fn(&str)) -> 
                 continue;
             }
         };
+        // the experiment's kind (and any other tag) comes along, unless the server's experiment has it already
+        for (key, value) in local.experiment_tags(&exp)? {
+            if let Err(e) = remote.ensure_experiment_tag(&remote_exp, &key, &value) {
+                s.fail(format!("tag '{key}' of experiment '{name}'"), e)?;
+            }
+        }
         s.report.experiments += 1;
         s.experiments.insert(exp.0.clone(), remote_exp.clone());
         for run in local.runs(&exp)? {
@@ -290,6 +297,9 @@ impl Sync<'_> {
         let metrics = self.local.metrics(local_id)?;
         if !metrics.is_empty() {
             self.remote.log_metrics(&server, &metrics)?;
+        }
+        for dataset in self.local.datasets(local_id)? {
+            self.remote.log_dataset(&server, &dataset)?;
         }
         if !rest.is_empty() {
             self.remote.set_tags(&server, &rest)?;

@@ -168,6 +168,20 @@ impl Meta {
         }
     }
 
+    /// The string at `key` of the mapping at `map` (`tags: {mlflow.data.context: training}`), `None` when either is
+    /// missing.
+    pub(crate) fn map_string(&self, map: &str, key: &str) -> Result<Option<String>, PortError> {
+        match self.get(map) {
+            None | Some(Yaml::Null) => Ok(None),
+            Some(Yaml::Map(entries)) => match entries.iter().find(|(k, _)| k == key).map(|(_, v)| v) {
+                None | Some(Yaml::Null) => Ok(None),
+                Some(Yaml::Str(s)) => Ok(Some(s.clone())),
+                Some(_) => Err(self.corrupt(&format!("{map}.{key}"), "a string")),
+            },
+            Some(_) => Err(self.corrupt(map, "a mapping")),
+        }
+    }
+
     /// An integer value, `None` when missing or null (strings of digits are accepted).
     pub(crate) fn opt_int(&self, key: &str) -> Result<Option<i64>, PortError> {
         match self.get(key) {

@@ -2,7 +2,7 @@
 //! registered model names. `kiln sync` walks the store with these; they read only and never repair anything.
 //! A folder MLflow would ignore (no `meta.yaml`, or an id that differs from its folder name) is left out here too.
 
-use kiln_domain::{Code, ExperimentId, PortError, RunInfo};
+use kiln_domain::{Code, DatasetInput, ExperimentId, PortError, RunId, RunInfo};
 
 use super::fsio::{self, Meta};
 use super::{DATASETS, LocalStore, META, MODELS, RunLoc};
@@ -39,6 +39,57 @@ impl LocalStore {
             out.push((ExperimentId(id), meta.string("name")?));
         }
         out.sort_by(|a, b| id_order(&a.0.0, &b.0.0));
+        Ok(out)
+    }
+
+    /// The experiment's tags (`<exp>/tags/<key>`), by key.
+    ///
+    /// # Errors
+    /// `not_found` for an unknown experiment, `store_io` when a tag cannot be read.
+    pub fn experiment_tags(&self, experiment: &ExperimentId) -> Result<Vec<(String, String)>, PortError> {
+        let dir = self.experiment_dir(experiment)?.join("tags");
+        if !dir.is_dir() {
+            return Ok(Vec::new());
+        }
+        Self::read_kv_dir(&dir)
+    }
+
+    /// The datasets the run read, as they were logged (`<run>/inputs/*/meta.yaml` pointing into the experiment's
+    /// `datasets/`).
+    ///
+    /// # Errors
+    /// `not_found` for an unknown run, `store_corrupt` for an input whose dataset is missing or unreadable.
+    pub fn datasets(&self, run: &RunId) -> Result<Vec<DatasetInput>, PortError> {
+        let loc = self.find_run(run)?;
+        let experiment = self.root.join(loc.meta.string("experiment_id")?);
+        let inputs = loc.dir.join("inputs");
+        let mut out = Vec::new();
+        if !inputs.is_dir() {
+            return Ok(out);
+        }
+        for (name, is_dir) in fsio::list_names(&inputs)? {
+            let Some(input) = Meta::read(&inputs.join(&name).join(META))?.filter(|_| is_dir) else {
+                continue;
+            };
+            if input.opt_string("source_type")?.as_deref() != Some("DATASET") {
+                continue;
+            }
+            let id = input.string("source_id")?;
+            let path = experiment.join(DATASETS).join(&id).join(META);
+            let dataset = Meta::read(&path)?.ok_or_else(|| {
+                PortError::new(Code::StoreCorrupt, format!("{}: dataset {id} of the run's input is missing", path.display()))
+            })?;
+            let context = input.map_string("tags", "mlflow.data.context")?.unwrap_or_default();
+            out.push(DatasetInput {
+                name: dataset.string("name")?,
+                digest: dataset.string("digest")?,
+                source_type: dataset.string("source_type")?,
+                source: dataset.string("source")?,
+                schema: dataset.opt_string("schema")?.unwrap_or_default(),
+                profile: dataset.opt_string("profile")?.unwrap_or_default(),
+                context,
+            });
+        }
         Ok(out)
     }
 
