@@ -84,7 +84,8 @@ def main():
                         sys.exit(f"the MLflow server did not start:\n{(Path(tmp) / 'server.log').read_text()[-2000:]}")
                     time.sleep(0.5)
             exp = call(url, "experiments/get-by-name?experiment_name=churn")["experiment"]["experiment_id"]
-            runs = call(url, "runs/search", {"experiment_ids": [exp], "max_results": 1})["runs"]
+            runs = call(url, "runs/search", {"experiment_ids": [exp], "max_results": 1,
+                                          "order_by": ["attributes.start_time DESC"]})["runs"]
             run = runs[0]["info"]["run_id"]
             curve = sorted(m["key"] for m in runs[0]["data"]["metrics"] if m["key"].startswith("train_curve/valid/"))[0]
             version = call(url, "registered-models/get-latest-versions", {"name": "churn"})["model_versions"][-1]
@@ -93,7 +94,7 @@ def main():
             shoot(browser, f"{ui}/experiments/{exp}/runs", out / "experiment.png", profile)
             shoot(browser, f"{ui}/experiments/{exp}/runs/{run}", out / "run.png", profile, height=1500)
             shoot(browser, f"{ui}/experiments/{exp}/runs/{run}/model-metrics", out / "run-metrics.png", profile,
-                  height=1500)
+                  height=3200)
             # the metric page's query, as MLflow's own links write it: JSON lists and the metric key as a JSON
             # string, the axis settings as plain words
             query = "&".join(f"{k}={urllib.parse.quote(v if isinstance(v, str) else json.dumps(v), safe='')}"

@@ -70,6 +70,10 @@ def test_the_mlflow_client_sees_kind_dataset_logged_model_and_version(where, req
     version = client.get_model_version_by_alias("churn", "production")
     assert version.run_id == run.info.run_id
     assert version.source == f"models:/{model.model_id}"
+    # and the logged model lists the version (MLflow's UI shows it on the model's page)
+    model = client.get_logged_model(model.model_id)
+    listed = [(v["name"], int(v["version"])) for v in json.loads(model.tags["mlflow.modelVersions"])]
+    assert ("churn", int(version.version)) in listed, listed
 
 
 def test_kiln_loads_a_logged_model_version_from_a_folder_store(folder_store, tmp_path):

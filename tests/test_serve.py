@@ -195,7 +195,9 @@ def test_observed_series_forecast_equals_kiln_predict_exactly(served, predicted)
 
 
 def _bundle_file(store, run_id, name):
-    (path,) = store.glob(f"*/{run_id}/artifacts/model/{name}")
+    """The file of the bundle a registered version of `run_id` loads: its logged model's copy."""
+    (path,) = [m.parent / "artifacts" / name for m in store.glob("*/models/m-*/meta.yaml")
+               if f"source_run_id: {run_id}" in m.read_text()]
     return path
 
 

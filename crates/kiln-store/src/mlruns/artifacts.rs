@@ -59,6 +59,31 @@ impl LocalStore {
         Err(PortError::not_found(format!("logged model '{model_id}' not found in {}", self.root.display())))
     }
 
+    /// Adds `name` version `version` to the logged model's `mlflow.modelVersions` tag (a JSON list, as MLflow keeps
+    /// it), which MLflow's UI shows as the model's versions.
+    pub(crate) fn tag_model_version(&self, model_id: &str, name: &str, version: u64) -> Result<(), PortError> {
+        let (files, _) = self.logged_model(model_id)?;
+        let Some(dir) = files.parent() else {
+            return Ok(());
+        };
+        let path = dir.join("tags").join("mlflow.modelVersions");
+        let mut versions: Vec<serde_json::Value> = match fsio::read_text(&path)? {
+            Some(text) => serde_json::from_str(&text).map_err(|e| {
+                PortError::new(Code::StoreCorrupt, format!("{}: not a JSON list of versions: {e}", path.display()))
+            })?,
+            None => Vec::new(),
+        };
+        let entry = serde_json::json!({"name": name, "version": version});
+        if !versions.contains(&entry) {
+            versions.push(entry);
+        }
+        // Python's json.dumps spacing, as MLflow writes it
+        let items: Vec<String> =
+            versions.iter().map(|v| format!("{{\"name\": {}, \"version\": {}}}", v["name"], v["version"])).collect();
+        create_dir_all(&dir.join("tags"))?;
+        write_atomic(&self.staging(), &path, format!("[{}]", items.join(", ")).as_bytes())
+    }
+
     /// The folder holding the files of the logged model `model_id`.
     ///
     /// # Errors

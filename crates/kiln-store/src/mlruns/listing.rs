@@ -77,7 +77,10 @@ impl LocalStore {
             let id = input.string("source_id")?;
             let path = experiment.join(DATASETS).join(&id).join(META);
             let dataset = Meta::read(&path)?.ok_or_else(|| {
-                PortError::new(Code::StoreCorrupt, format!("{}: dataset {id} of the run's input is missing", path.display()))
+                PortError::new(
+                    Code::StoreCorrupt,
+                    format!("{}: dataset {id} of the run's input is missing", path.display()),
+                )
             })?;
             let context = input.map_string("tags", "mlflow.data.context")?.unwrap_or_default();
             out.push(DatasetInput {

@@ -239,12 +239,15 @@ impl ModelRegistry for LocalStore {
             ("user_id".into(), Yaml::str("")),
             ("version".into(), Yaml::Int(i64::try_from(version).unwrap_or(i64::MAX))),
         ];
-        if let Some((id, location)) = storage {
-            entries.push(("model_id".into(), Yaml::str(id)));
+        if let Some((id, location)) = &storage {
+            entries.push(("model_id".into(), Yaml::str(*id)));
             entries.push(("storage_location".into(), Yaml::str(location)));
         }
         let meta = Meta::new(model_dir.join(version_dir_name(version)).join(META), entries);
         meta.write(&self.staging())?;
+        if let Some((id, _)) = &storage {
+            self.tag_model_version(id, name, version)?;
+        }
         self.touch_model(&model_dir, now)?;
         Ok(ModelVersion {
             name: name.to_string(),
