@@ -227,6 +227,14 @@ def test_server_dies_mid_run_with_fallback_nothing_is_lost_after_sync(tmp_path):
         assert {"test/rmse", "baseline/test/rmse", "train_curve/valid/l2", "rows/train"} <= metrics
         params = {p["key"] for p in copy["data"]["params"]}
         assert "model.num_leaves" in params or any("num_leaves" in p for p in params), params
+        # what the server had before it died was replayed into the local copy (the experiment's kind, the dataset)
+        # and came back with the sync
+        assert [p.read_text() for p in local.glob("*/tags/mlflow.experimentKind")] == ["custom_model_development"]
+        inputs = copy["inputs"]["dataset_inputs"]
+        assert [(i["dataset"]["name"], i["tags"]) for i in inputs] == [
+            ("ETTh1", [{"key": "mlflow.data.context", "value": "training"}])], inputs
+        exp_tags = {t["key"]: t["value"] for t in exp.get("tags", [])}
+        assert exp_tags.get("mlflow.experimentKind") == "custom_model_development", exp_tags
         files = srv.get("/api/2.0/mlflow/artifacts/list", run_id=copy["info"]["run_id"])["files"]
         assert {"model", "metrics.json", "config.yaml"} <= {f["path"] for f in files}
         history = srv.get("/api/2.0/mlflow/metrics/get-history", run_id=copy["info"]["run_id"],
