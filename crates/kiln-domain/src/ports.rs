@@ -77,9 +77,12 @@ pub struct DatasetInput {
     pub schema: String,
     /// JSON `{"num_rows": .., "num_elements": ..}`
     pub profile: String,
-    /// the `mlflow.data.context` input tag: `training`, `evaluation`, ...
+    /// the [`DATASET_CONTEXT_TAG`] input tag: `training`, `evaluation`, ...; empty for none
     pub context: String,
 }
+
+/// The input tag MLflow records a dataset's role in a run under.
+pub const DATASET_CONTEXT_TAG: &str = "mlflow.data.context";
 
 /// MLflow's experiment tag naming the kind of work an experiment holds; MLflow 3's UI picks its views from it.
 pub const EXPERIMENT_KIND_TAG: &str = "mlflow.experimentKind";

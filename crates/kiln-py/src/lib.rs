@@ -141,7 +141,7 @@ fn column_from_py(name: &str, kind: &str, data: &Bound<'_, PyAny>) -> PyResult<C
             if bytes.len() % 8 != 0 {
                 return Err(bad("byte length is not a multiple of 8"));
             }
-            let words = bytes.chunks_exact(8).map(|c| <[u8; 8]>::try_from(c).unwrap_or([0; 8]));
+            let words = bytes.chunks_exact(8).map(|c| <[u8; 8]>::try_from(c).expect("chunks_exact gives 8 bytes"));
             Ok(if kind == "f64" {
                 Column::Numeric(words.map(f64::from_ne_bytes).collect())
             } else {

@@ -21,7 +21,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use kiln_domain::{Code, DatasetInput, ExperimentId, MetricPoint, PortError, RunId, RunInfo, RunStatus, Tracker};
+use kiln_domain::{
+    Code, DATASET_CONTEXT_TAG, DatasetInput, ExperimentId, MetricPoint, PortError, RunId, RunInfo, RunStatus, Tracker,
+};
 
 use fsio::{Meta, check_key, create_dir_all, create_dir_new, read_text, write_atomic};
 use pyyaml::Yaml;
@@ -419,7 +421,11 @@ impl Tracker for LocalStore {
         let input_dir = loc.dir.join("inputs").join(short_hash(&[&dataset_id, &run.0]));
         if Meta::read(&input_dir.join(META))?.is_none() {
             create_dir_all(&input_dir)?;
-            let context = Yaml::Map(vec![("mlflow.data.context".into(), Yaml::str(&dataset.context))]);
+            let context = if dataset.context.is_empty() {
+                Yaml::Map(Vec::new())
+            } else {
+                Yaml::Map(vec![(DATASET_CONTEXT_TAG.into(), Yaml::str(&dataset.context))])
+            };
             let meta = Meta::new(
                 input_dir.join(META),
                 vec![

@@ -3,7 +3,8 @@
 use std::collections::HashMap;
 
 use kiln_domain::{
-    ArtifactStore, Code, DatasetInput, ExperimentId, MetricPoint, PortError, RunId, RunInfo, RunStatus, Tracker,
+    ArtifactStore, Code, DATASET_CONTEXT_TAG, DatasetInput, ExperimentId, MetricPoint, PortError, RunId, RunInfo,
+    RunStatus, Tracker,
 };
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -347,12 +348,16 @@ impl Tracker for RestStore {
     }
 
     fn log_dataset(&self, run: &RunId, dataset: &DatasetInput) -> Result<(), PortError> {
+        let tags: Vec<Value> = (!dataset.context.is_empty())
+            .then(|| json!({"key": DATASET_CONTEXT_TAG, "value": dataset.context}))
+            .into_iter()
+            .collect();
         let body = json!({"run_id": run.0, "datasets": [{
             "dataset": {
                 "name": dataset.name, "digest": dataset.digest, "source_type": dataset.source_type,
                 "source": dataset.source, "schema": dataset.schema, "profile": dataset.profile,
             },
-            "tags": [{"key": "mlflow.data.context", "value": dataset.context}],
+            "tags": tags,
         }]});
         self.call("POST", "runs/log-inputs", &[], Some(&body), Retry::Idempotent).map(|_| ())
     }

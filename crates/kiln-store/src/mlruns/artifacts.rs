@@ -42,7 +42,8 @@ impl LocalStore {
 }
 
 impl LocalStore {
-    /// The files of the logged model `model_id` (`<exp>/models/<model_id>/artifacts`) and its `meta.yaml`.
+    /// The folder of the logged model `model_id` (`<exp>/models/<model_id>`, its files under `artifacts/`) and its
+    /// `meta.yaml`.
     ///
     /// # Errors
     /// `not_found` when no experiment holds a logged model of that id.
@@ -52,7 +53,7 @@ impl LocalStore {
             for exp in self.experiment_dirs(&self.root)? {
                 let dir = self.root.join(exp).join(MODELS).join(model_id);
                 if let Some(meta) = Meta::read(&dir.join(META))? {
-                    return Ok((dir.join("artifacts"), meta));
+                    return Ok((dir, meta));
                 }
             }
         }
@@ -62,10 +63,7 @@ impl LocalStore {
     /// Adds `name` version `version` to the logged model's `mlflow.modelVersions` tag (a JSON list, as MLflow keeps
     /// it), which MLflow's UI shows as the model's versions.
     pub(crate) fn tag_model_version(&self, model_id: &str, name: &str, version: u64) -> Result<(), PortError> {
-        let (files, _) = self.logged_model(model_id)?;
-        let Some(dir) = files.parent() else {
-            return Ok(());
-        };
+        let (dir, _) = self.logged_model(model_id)?;
         let path = dir.join("tags").join("mlflow.modelVersions");
         let mut versions: Vec<serde_json::Value> = match fsio::read_text(&path)? {
             Some(text) => serde_json::from_str(&text).map_err(|e| {
@@ -89,7 +87,7 @@ impl LocalStore {
     /// # Errors
     /// `not_found` when no experiment holds a logged model of that id.
     pub fn logged_model_dir(&self, model_id: &str) -> Result<PathBuf, PortError> {
-        Ok(self.logged_model(model_id)?.0)
+        Ok(self.logged_model(model_id)?.0.join("artifacts"))
     }
 
     /// The artifact path in its run that the logged model `model_id` was logged from (its name, `model`).
@@ -198,8 +196,7 @@ impl ArtifactStore for LocalStore {
     }
 
     fn download_logged_model(&self, model_id: &str, dest: &Path) -> Result<(), PortError> {
-        let (files, _) = self.logged_model(model_id)?;
-        copy_tree(&files, dest)
+        copy_tree(&self.logged_model_dir(model_id)?, dest)
     }
 
     fn list(&self, run: &RunId, path: &str) -> Result<Vec<ArtifactEntry>, PortError> {

@@ -2,7 +2,7 @@
 //! registered model names. `kiln sync` walks the store with these; they read only and never repair anything.
 //! A folder MLflow would ignore (no `meta.yaml`, or an id that differs from its folder name) is left out here too.
 
-use kiln_domain::{Code, DatasetInput, ExperimentId, PortError, RunId, RunInfo};
+use kiln_domain::{Code, DATASET_CONTEXT_TAG, DatasetInput, ExperimentId, PortError, RunId, RunInfo};
 
 use super::fsio::{self, Meta};
 use super::{DATASETS, LocalStore, META, MODELS, RunLoc};
@@ -68,7 +68,10 @@ impl LocalStore {
             return Ok(out);
         }
         for (name, is_dir) in fsio::list_names(&inputs)? {
-            let Some(input) = Meta::read(&inputs.join(&name).join(META))?.filter(|_| is_dir) else {
+            if !is_dir {
+                continue;
+            }
+            let Some(input) = Meta::read(&inputs.join(&name).join(META))? else {
                 continue;
             };
             if input.opt_string("source_type")?.as_deref() != Some("DATASET") {
@@ -82,7 +85,8 @@ impl LocalStore {
                     format!("{}: dataset {id} of the run's input is missing", path.display()),
                 )
             })?;
-            let context = input.map_string("tags", "mlflow.data.context")?.unwrap_or_default();
+            // an input logged without a context stays without one (an empty context is not sent)
+            let context = input.map_string("tags", DATASET_CONTEXT_TAG)?.unwrap_or_default();
             out.push(DatasetInput {
                 name: dataset.string("name")?,
                 digest: dataset.string("digest")?,

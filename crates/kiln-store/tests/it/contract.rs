@@ -729,6 +729,9 @@ fn datasets(s: &Subject<'_>) {
     };
     s.tracker.log_dataset(&run, &dataset).unwrap();
     s.tracker.log_dataset(&run, &dataset).unwrap(); // again: nothing new
+    // a dataset without a context is logged without the context tag
+    let bare = kiln_domain::DatasetInput { name: "churn-bare".into(), context: String::new(), ..dataset.clone() };
+    s.tracker.log_dataset(&run, &bare).unwrap();
     let unknown = RunId(UNKNOWN_RUN.into());
     assert_eq!(code(s.tracker.log_dataset(&unknown, &dataset)), Code::NotFound);
 }
