@@ -4,7 +4,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use kiln::{Opened, Store, open_local_store, open_store};
+use kiln::{Opened, Store, create_local_store, create_store, open_local_store, open_store};
 use kiln_data::{FileSource, ReadOptions};
 use kiln_domain::{DataSource, LoadedData};
 use kiln_features::FittedPipeline;
@@ -91,10 +91,10 @@ fn train(args: TrainArgs) -> Result<u8> {
     let task = settings.task_spec(frame.names())?;
 
     let uri = args.tracking_uri.clone().unwrap_or_else(|| exp.tracking.uri.clone());
-    let opened = open_store(&uri)?;
+    let opened = create_store(&uri)?;
     let shown_uri = opened.display();
     let fallback = match (&opened, exp.tracking.fallback) {
-        (Opened::Remote(_), Fallback::Local) => Some(open_local_store(&exp.tracking.fallback_uri)?),
+        (Opened::Remote(_), Fallback::Local) => Some(create_local_store(&exp.tracking.fallback_uri)?),
         _ => None,
     };
     let guarded = match &opened {

@@ -18,5 +18,5 @@ pub use bundle_cache::{BundleCache, Cached};
 pub use chart::PlotChartRenderer;
 pub use guard::{FailedOver, GuardedStore};
 pub use mlflow_rest::{Credentials, RestConfig, RestStore};
-pub use mlruns::LocalStore;
+pub use mlruns::{LocalStore, Repaired};
 pub use sync::{SyncReport, sync};

@@ -13,8 +13,10 @@ mod fsio;
 mod listing;
 mod pyyaml;
 mod registry;
+mod repair;
 
 pub(crate) use registry::{check_alias, check_alias_chars, check_archive_target};
+pub use repair::Repaired;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -50,6 +52,9 @@ const USER_TAG: &str = "mlflow.user";
 pub struct LocalStore {
     root: PathBuf,
     write_lock: Mutex<()>,
+    /// the lock file of every run this process started and has not ended: held (`flock`) while the run is alive, so
+    /// that [`LocalStore::repair`] in another process can tell a run killed mid-way from one still running
+    running: Mutex<BTreeMap<String, std::fs::File>>,
 }
 
 pub(crate) fn now_ms() -> i64 {
@@ -83,19 +88,35 @@ pub(crate) struct RunLoc {
 }
 
 impl LocalStore {
-    /// Opens (and initialises when needed) a store at `root`: creates the folder, `.trash/` and the Default
-    /// experiment `0/meta.yaml`.
+    /// Opens the existing store at `root`, writing nothing: reading never creates a store.
+    ///
+    /// # Errors
+    /// `not_found` when `root` does not exist, `store_io` when it is not a folder.
+    pub fn open(root: &Path) -> Result<LocalStore, PortError> {
+        match std::fs::metadata(root) {
+            Ok(m) if m.is_dir() => Ok(LocalStore::at(root)),
+            Ok(_) => Err(PortError::io(format!("tracking store {} exists and is not a folder", root.display()))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(PortError::not_found(format!(
+                "tracking store {} does not exist (a folder store is created by the first `kiln train` into it)",
+                root.display()
+            ))),
+            Err(e) => Err(PortError::io(format!("cannot open the tracking store {}: {e}", root.display()))),
+        }
+    }
+
+    /// Opens the store at `root`, creating and initialising it when missing: the folder, `.trash/` and the Default
+    /// experiment `0/meta.yaml`. For writers (training) only.
     ///
     /// # Errors
     /// `store_io` when the folder cannot be created or is not a folder, `store_corrupt` when the Default
     /// experiment's `meta.yaml` is unreadable.
-    pub fn open(root: &Path) -> Result<LocalStore, PortError> {
+    pub fn create(root: &Path) -> Result<LocalStore, PortError> {
         if root.exists() && !root.is_dir() {
             return Err(PortError::io(format!("tracking store {} exists and is not a folder", root.display())));
         }
         create_dir_all(root)?;
         create_dir_all(&root.join(TRASH))?;
-        let store = LocalStore { root: root.to_path_buf(), write_lock: Mutex::new(()) };
+        let store = LocalStore::at(root);
         let default_dir = root.join("0");
         create_dir_all(&default_dir)?;
         if Meta::read(&default_dir.join(META))?.is_none() {
@@ -104,14 +125,24 @@ impl LocalStore {
         Ok(store)
     }
 
+    fn at(root: &Path) -> LocalStore {
+        LocalStore { root: root.to_path_buf(), write_lock: Mutex::new(()), running: Mutex::new(BTreeMap::new()) }
+    }
+
     /// The root folder.
     pub fn root(&self) -> &Path {
         &self.root
     }
 
-    /// Where temporary files are written before being renamed into place.
+    /// Where temporary files are written before being renamed into place (created when missing: a store made by
+    /// MLflow, or opened read-only, may not have it yet).
     fn staging(&self) -> PathBuf {
-        self.root.join(TRASH)
+        let dir = self.root.join(TRASH);
+        if !dir.is_dir() {
+            // a failure shows in the write that follows, which names the folder
+            let _ = std::fs::create_dir_all(&dir);
+        }
+        dir
     }
 
     fn lock(&self) -> MutexGuard<'_, ()> {
@@ -501,6 +532,7 @@ impl Tracker for LocalStore {
                 ("user_id".into(), Yaml::str(user)),
             ],
         );
+        self.hold_run_lock(&run_id, &dir)?;
         // meta.yaml last: a run folder without it is skipped by readers, so a crash before this leaves no half run
         meta.write(&self.staging())?;
         Ok(RunInfo {
@@ -604,7 +636,11 @@ impl Tracker for LocalStore {
         let mut loc = self.active_run(run)?;
         loc.meta.set("status", Yaml::Int(status_code(status)));
         loc.meta.set("end_time", Yaml::Int(end_time_ms));
-        loc.meta.write(&self.staging())
+        loc.meta.write(&self.staging())?;
+        if status != RunStatus::Running {
+            self.release_run_lock(&run.0, &loc.dir)?;
+        }
+        Ok(())
     }
 
     fn get_run(&self, run: &RunId) -> Result<RunInfo, PortError> {

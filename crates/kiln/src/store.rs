@@ -132,18 +132,34 @@ pub fn bundle_cache() -> BundleCache {
     BundleCache::new(cache_dir().join("models"))
 }
 
-/// Opens the store `uri` names: a folder (created when missing; a `file://` prefix is allowed) or an MLflow server.
-/// For a server, first writes the final statuses of runs that an earlier kiln could not finish there (they are
-/// marked FAILED now), with a note on stderr for each.
+/// Opens the existing store `uri` names: a folder (a `file://` prefix is allowed; never created here: reading never
+/// creates a store) or an MLflow server. Before anything is read, what killed kiln processes left is put right, with
+/// a note on stderr for each run: on a server, the final statuses of runs that an earlier kiln could not finish
+/// there (marked FAILED now); in a folder, runs whose kiln process died mid-way (marked FAILED, see
+/// [`LocalStore::repair`]).
 ///
 /// # Errors
-/// [`Error::Environment`], [`Error::TrackingUri`] or [`Error::OpenStore`].
+/// [`Error::Environment`], [`Error::TrackingUri`] or [`Error::OpenStore`] (`not_found` for a missing folder).
 pub fn open_store(uri: &str) -> Result<Opened> {
     let opened = open_quietly(uri)?;
-    if let Opened::Remote(store) = &opened {
-        flush_pending(store);
+    match &opened {
+        Opened::Remote(store) => flush_pending(store),
+        Opened::Local(store) => repair(store),
     }
     Ok(opened)
+}
+
+/// [`open_store`] for a writer (training): a folder store is created when missing.
+///
+/// # Errors
+/// As [`open_store`].
+pub fn create_store(uri: &str) -> Result<Opened> {
+    if is_server(uri) {
+        return open_store(uri);
+    }
+    let store = create_local_store(uri)?;
+    repair(&store);
+    Ok(Opened::Local(store))
 }
 
 /// [`open_store`] without writing pending statuses: for read-only lookups that may run often (polling an alias).
@@ -155,16 +171,63 @@ pub(crate) fn open_quietly(uri: &str) -> Result<Opened> {
     Ok(Opened::Local(open_local_store(uri)?))
 }
 
-/// Opens a folder store (created when missing; a `file://` prefix is allowed).
-///
-/// # Errors
-/// [`Error::NotAFolder`] for a server URI; [`Error::OpenStore`] when the folder cannot be opened or created.
-pub fn open_local_store(uri: &str) -> Result<LocalStore> {
+/// The folder of a folder-store URI (`file://` prefix allowed). A URI with another scheme (`s3://`, `http//` without
+/// its colon, ...) is refused rather than taken for a folder name.
+fn local_path(uri: &str) -> Result<&Path> {
     if is_server(uri) {
         return Err(Error::NotAFolder { uri: uri.to_string() });
     }
     let path = uri.strip_prefix("file://").unwrap_or(uri);
-    LocalStore::open(Path::new(path)).map_err(|source| Error::OpenStore { uri: uri.to_string(), source })
+    let malformed = |why: &str| Error::OpenStore {
+        uri: uri.to_string(),
+        source: kiln_domain::PortError::new(
+            kiln_domain::Code::ConfigInvalid,
+            format!("{why}; a tracking URI is a folder, file://<folder>, http://host:port or https://host:port"),
+        ),
+    };
+    if path.is_empty() {
+        return Err(malformed("the URI is empty"));
+    }
+    if let Some((scheme, _)) = path.split_once("://") {
+        return Err(malformed(&format!("unsupported scheme '{scheme}://'")));
+    }
+    let lower = path.to_ascii_lowercase();
+    if ["http:", "https:", "http/", "https/"].iter().any(|p| lower.starts_with(p)) {
+        return Err(malformed("it looks like a malformed server URL"));
+    }
+    Ok(Path::new(path))
+}
+
+/// Opens an existing folder store (a `file://` prefix is allowed); nothing is created.
+///
+/// # Errors
+/// [`Error::NotAFolder`] for a server URI; [`Error::OpenStore`] when the folder does not exist (`not_found`) or
+/// cannot be opened.
+pub fn open_local_store(uri: &str) -> Result<LocalStore> {
+    LocalStore::open(local_path(uri)?).map_err(|source| Error::OpenStore { uri: uri.to_string(), source })
+}
+
+/// Opens a folder store, creating it when missing: for writers.
+///
+/// # Errors
+/// As [`open_local_store`], but a missing folder is created.
+pub fn create_local_store(uri: &str) -> Result<LocalStore> {
+    LocalStore::create(local_path(uri)?).map_err(|source| Error::OpenStore { uri: uri.to_string(), source })
+}
+
+fn repair(store: &LocalStore) {
+    match store.repair() {
+        Ok(repaired) => {
+            for run in repaired.failed_runs {
+                eprintln!(
+                    "note: run {run} in {} was left RUNNING by a kiln process that stopped before ending it; marked \
+                     it FAILED",
+                    store.root().display()
+                );
+            }
+        }
+        Err(e) => eprintln!("warning: could not check {} for interrupted runs: {e}", store.root().display()),
+    }
 }
 
 fn flush_pending(store: &RestStore) {

@@ -57,7 +57,7 @@ fn lightgbm(objective: LgbObjective) -> ModelSpec {
 
 fn train(name: &str, task: TaskSpec, preprocess: Vec<PreprocessSpec>, frame: Frame, gates: Gates) -> Trained {
     let store_dir = tempfile::tempdir().unwrap();
-    let store = LocalStore::open(&store_dir.path().join("mlruns")).unwrap();
+    let store = LocalStore::create(&store_dir.path().join("mlruns")).unwrap();
     let charts = PlotChartRenderer::default();
     let clock = || 1_700_000_000_000_i64;
     let ports = Ports { tracker: &store, artifacts: &store, registry: &store, charts: &charts, clock: &clock };

@@ -241,3 +241,50 @@ pub(crate) fn artifact_segments(path: &str) -> Result<Vec<&str>, PortError> {
     }
     Ok(segments)
 }
+
+/// A folder built in the store's staging area and then renamed into place whole, so that readers (kiln and MLflow)
+/// see it complete or not at all. Dropped unpublished, it is removed; a crash leaves it in the staging area, under a
+/// `.kiln-tmp-` name that [`crate::LocalStore::repair`] removes.
+pub(crate) struct StagedDir {
+    path: PathBuf,
+}
+
+/// The prefix of the staging area's temporary files and folders.
+pub(crate) const TMP_PREFIX: &str = ".kiln-tmp-";
+
+impl StagedDir {
+    pub(crate) fn new(staging: &Path) -> Result<StagedDir, PortError> {
+        let dir = tempfile::Builder::new()
+            .prefix(TMP_PREFIX)
+            .tempdir_in(staging)
+            .map_err(|e| io_error("create a temporary folder in", staging, &e))?;
+        Ok(StagedDir { path: dir.keep() })
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Renames the folder to `target`, whose parent must exist. `Ok(false)` when `target` already exists with
+    /// something in it (another writer got there first); the staged folder then stays, to be published elsewhere.
+    pub(crate) fn publish(&self, target: &Path) -> Result<bool, PortError> {
+        match fs::rename(&self.path, target) {
+            Ok(()) => {
+                sync_parent(target)?;
+                Ok(true)
+            }
+            Err(e) if matches!(e.kind(), io::ErrorKind::AlreadyExists | io::ErrorKind::DirectoryNotEmpty) => Ok(false),
+            Err(e) => Err(io_error(&format!("move {} to", self.path.display()), target, &e)),
+        }
+    }
+}
+
+impl Drop for StagedDir {
+    fn drop(&mut self) {
+        // after a publish the path is gone; otherwise this is best-effort cleanup of a temporary folder (a leftover is
+        // removed by the next repair)
+        if self.path.exists() {
+            let _ = fs::remove_dir_all(&self.path);
+        }
+    }
+}

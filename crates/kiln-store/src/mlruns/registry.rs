@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use kiln_domain::{Code, ModelRegistry, ModelVersion, PortError, RunId, Stage};
 
-use super::fsio::{self, Meta, create_dir_all, create_dir_new, io_error, read_text, sync_parent, write_atomic};
+use super::fsio::{self, Meta, create_dir_all, io_error, read_text, sync_parent, write_atomic};
 use super::pyyaml::Yaml;
 use super::{LocalStore, META, MODELS, now_ms};
 
@@ -175,20 +175,25 @@ impl ModelRegistry for LocalStore {
         let _guard = self.lock();
         create_dir_all(&self.models_dir())?;
         let dir = self.models_dir().join(name);
-        create_dir_new(&dir)?;
-        if Meta::read(&dir.join(META))?.is_none() {
-            let now = now_ms();
-            let meta = Meta::new(
-                dir.join(META),
-                vec![
-                    ("creation_timestamp".into(), Yaml::Int(now)),
-                    ("description".into(), Yaml::str("")),
-                    ("last_updated_timestamp".into(), Yaml::Int(now)),
-                    ("name".into(), Yaml::str(name)),
-                ],
-            );
-            meta.write(&self.staging())?;
+        if Meta::read(&dir.join(META))?.is_some() {
+            return Ok(());
         }
+        // the model folder appears whole (with its meta.yaml) or not at all: MLflow's file store fails every
+        // registry listing on a model folder without one
+        let now = now_ms();
+        let staged = fsio::StagedDir::new(&self.staging())?;
+        let meta = Meta::new(
+            staged.path().join(META),
+            vec![
+                ("creation_timestamp".into(), Yaml::Int(now)),
+                ("description".into(), Yaml::str("")),
+                ("last_updated_timestamp".into(), Yaml::Int(now)),
+                ("name".into(), Yaml::str(name)),
+            ],
+        );
+        meta.write(&self.staging())?;
+        // another writer may have created it meanwhile: theirs stays
+        staged.publish(&dir)?;
         Ok(())
     }
 
@@ -220,10 +225,6 @@ impl ModelRegistry for LocalStore {
         let _guard = self.lock();
         let model_dir = self.model_dir(name)?;
         let mut version = Self::version_numbers(&model_dir)?.last().copied().unwrap_or(0) + 1;
-        // claim the number: create_dir fails when another writer (or a crashed one) took it
-        while !create_dir_new(&model_dir.join(version_dir_name(version)))? {
-            version += 1;
-        }
         let now = now_ms();
         let mut entries = vec![
             ("creation_timestamp".into(), Yaml::Int(now)),
@@ -243,8 +244,22 @@ impl ModelRegistry for LocalStore {
             entries.push(("model_id".into(), Yaml::str(*id)));
             entries.push(("storage_location".into(), Yaml::str(location)));
         }
-        let meta = Meta::new(model_dir.join(version_dir_name(version)).join(META), entries);
-        meta.write(&self.staging())?;
+        // the version folder is built beside the store and renamed into place: it appears whole or not at all (MLflow's
+        // file store fails every listing on a version folder without its meta.yaml). The rename also claims the
+        // number: it fails when another writer took it, and the next number is tried.
+        let staged = fsio::StagedDir::new(&self.staging())?;
+        loop {
+            let version_entry = ("version".to_string(), Yaml::Int(i64::try_from(version).unwrap_or(i64::MAX)));
+            let mut entries = entries.clone();
+            if let Some(slot) = entries.iter_mut().find(|(k, _)| k == "version") {
+                *slot = version_entry;
+            }
+            Meta::new(staged.path().join(META), entries).write(&self.staging())?;
+            if staged.publish(&model_dir.join(version_dir_name(version)))? {
+                break;
+            }
+            version += 1;
+        }
         if let Some((id, _)) = &storage {
             self.tag_model_version(id, name, version)?;
         }

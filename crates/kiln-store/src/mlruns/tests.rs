@@ -13,7 +13,7 @@ fn read(path: impl AsRef<Path>) -> String {
 
 fn store() -> (tempfile::TempDir, LocalStore) {
     let dir = tempfile::tempdir().unwrap();
-    let store = LocalStore::open(&dir.path().join("mlruns")).unwrap();
+    let store = LocalStore::create(&dir.path().join("mlruns")).unwrap();
     (dir, store)
 }
 
@@ -322,10 +322,18 @@ fn version_numbers_never_collide() {
     let (_dir, store) = store();
     store.ensure_registered_model("m").unwrap();
     let run = RunId("0123456789abcdef0123456789abcdef".into());
-    // a crashed writer left an empty version-1 folder: the number is taken, the next version is 2
+    // an older kiln killed while registering left an empty version-1 folder: the whole new version takes its place
     fs::create_dir(store.root().join("models/m/version-1")).unwrap();
-    assert_eq!(store.create_version("m", "runs:/x/model", &run, None).unwrap().version, 2);
-    assert_eq!(store.list_versions("m").unwrap().len(), 1);
+    assert_eq!(store.create_version("m", "runs:/x/model", &run, None).unwrap().version, 1);
+    // a version-2 folder with something in it (not a version kiln wrote) is never overwritten: the next is 3
+    fs::create_dir(store.root().join("models/m/version-2")).unwrap();
+    fs::write(store.root().join("models/m/version-2/note"), "x").unwrap();
+    assert_eq!(store.create_version("m", "runs:/x/model", &run, None).unwrap().version, 3);
+    assert_eq!(store.list_versions("m").unwrap().len(), 2);
+    fs::remove_dir_all(store.root().join("models/m/version-2")).unwrap();
+    fs::create_dir(store.root().join("models/m/version-2")).unwrap();
+    fs::write(store.root().join("models/m/version-2/meta.yaml"), "x").unwrap();
+    assert_eq!(store.create_version("m", "runs:/x/model", &run, None).unwrap().version, 2 + 2);
 
     // many threads at once still get distinct numbers
     let store = std::sync::Arc::new(store);
@@ -338,7 +346,7 @@ fn version_numbers_never_collide() {
         .collect();
     let mut got: Vec<u64> = handles.into_iter().map(|h| h.join().unwrap()).collect();
     got.sort_unstable();
-    assert_eq!(got, (3..=10).collect::<Vec<_>>());
+    assert_eq!(got, (5..=12).collect::<Vec<_>>());
 }
 
 #[test]
@@ -405,4 +413,83 @@ fn reads_what_mlflow_python_writes() {
     let meta = read(vdir.join("meta.yaml"));
     assert!(meta.contains("\ncurrent_stage: Staging\n") && meta.contains("\nstorage_location: runs:/"), "{meta}");
     assert!(meta.ends_with("\nversion: 1\nworkspace: default\n"), "{meta}");
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// what a killed writer leaves, and reading that never writes
+
+#[test]
+fn opening_a_missing_store_is_an_error_that_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope");
+    let err = LocalStore::open(&missing).unwrap_err();
+    assert_eq!(err.code, Code::NotFound);
+    assert!(err.message.contains(&missing.display().to_string()), "{}", err.message);
+    assert!(!missing.exists());
+    // an existing folder opens as a store without anything written into it
+    fs::create_dir(&missing).unwrap();
+    let store = LocalStore::open(&missing).unwrap();
+    assert!(store.registered_models().unwrap().is_empty());
+    assert!(store.repair().unwrap() == super::Repaired::default());
+    assert_eq!(fs::read_dir(&missing).unwrap().count(), 0);
+}
+
+/// Every folder under `models/` has its meta.yaml (what MLflow's file store needs to list the registry).
+fn assert_registry_whole(root: &Path) {
+    for model in fs::read_dir(root.join("models")).unwrap() {
+        let model = model.unwrap().path();
+        assert!(model.join("meta.yaml").is_file(), "{} has no meta.yaml", model.display());
+        for entry in fs::read_dir(&model).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().to_string();
+            if name.starts_with("version-") {
+                assert!(path.join("meta.yaml").is_file(), "{} has no meta.yaml", path.display());
+            }
+        }
+    }
+}
+
+#[test]
+fn registry_folders_appear_whole_and_leave_no_staging_behind() {
+    let (_dir, store) = store();
+    let run = RunId("0123456789abcdef0123456789abcdef".into());
+    for name in ["a", "b"] {
+        store.ensure_registered_model(name).unwrap();
+        store.ensure_registered_model(name).unwrap();
+        for _ in 0..3 {
+            store.create_version(name, "runs:/x/model", &run, None).unwrap();
+        }
+    }
+    assert_registry_whole(store.root());
+    assert_eq!(store.list_versions("a").unwrap().iter().map(|v| v.version).collect::<Vec<_>>(), vec![1, 2, 3]);
+    let staging: Vec<_> = fs::read_dir(store.root().join(".trash")).unwrap().collect();
+    assert!(staging.is_empty(), "{staging:?}");
+}
+
+#[test]
+fn runs_of_dead_processes_are_marked_failed_and_live_ones_are_left_alone() {
+    let (dir, store) = store();
+    let exp = store.experiment_by_name("e").unwrap();
+    let live = store.create_run(&exp, "live", &[], 1).unwrap().run_id;
+    let ended = store.create_run(&exp, "ended", &[], 1).unwrap().run_id;
+    store.end_run(&ended, RunStatus::Finished, 2).unwrap();
+    // a second writer whose process dies: dropping the store lets go of its run locks, as the kernel does on SIGKILL
+    let dead = {
+        let other = LocalStore::open(&dir.path().join("mlruns")).unwrap();
+        other.create_run(&exp, "dead", &[], 1).unwrap().run_id
+    };
+    let reader = LocalStore::open(&dir.path().join("mlruns")).unwrap();
+    let repaired = reader.repair().unwrap();
+    assert_eq!(repaired.failed_runs, vec![dead.clone()]);
+    assert_eq!(reader.get_run(&dead).unwrap().status, RunStatus::Failed);
+    assert!(reader.get_run(&dead).unwrap().end_time_ms.is_some());
+    assert!(reader.tags(&dead).unwrap().iter().any(|(k, v)| k == "kiln.error" && v.starts_with("interrupted")));
+    assert_eq!(reader.get_run(&live).unwrap().status, RunStatus::Running);
+    assert_eq!(reader.get_run(&ended).unwrap().status, RunStatus::Finished);
+    // the live run still ends normally, and nothing is repaired twice
+    store.end_run(&live, RunStatus::Finished, 3).unwrap();
+    assert_eq!(reader.repair().unwrap(), super::Repaired::default());
+    for run in [&live, &ended, &dead] {
+        assert!(!store.find_run(run).unwrap().dir.join(".kiln.lock").exists());
+    }
 }

@@ -31,7 +31,7 @@ const UNKNOWN_RUN: &str = "0123456789abcdef0123456789abcdef";
 #[test]
 fn contract_local_store() {
     let dir = tempfile::tempdir().unwrap();
-    let store = LocalStore::open(&dir.path().join("mlruns")).unwrap();
+    let store = LocalStore::create(&dir.path().join("mlruns")).unwrap();
     run_contract(&Subject::new(Kind::Local, &store));
 }
 

@@ -162,7 +162,7 @@ fn sync_copies_runs_artifacts_and_registry_idempotently() {
     let srv = start_server();
     let server = remote(&srv.uri);
     let dir = tempfile::tempdir().unwrap();
-    let local = LocalStore::open(&dir.path().join("mlruns")).unwrap();
+    let local = LocalStore::create(&dir.path().join("mlruns")).unwrap();
     let exp = local.experiment_by_name("sync-demo").unwrap();
 
     // what an earlier sync and an earlier training left on the server: an interrupted copy of run 1, a partial run

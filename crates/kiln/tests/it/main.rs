@@ -60,7 +60,7 @@ fn lightgbm(objective: LgbObjective) -> ModelSpec {
 fn train(name: &str, task: TaskSpec, preprocess: Vec<PreprocessSpec>, frame: &Frame, gates: Gates) -> Trained {
     let store_dir = tempfile::tempdir().unwrap();
     let root = store_dir.path().join("mlruns");
-    let store = LocalStore::open(&root).unwrap();
+    let store = LocalStore::create(&root).unwrap();
     let charts = PlotChartRenderer::default();
     let clock = || 1_700_000_000_000_i64;
     let ports = Ports { tracker: &store, artifacts: &store, registry: &store, charts: &charts, clock: &clock };
