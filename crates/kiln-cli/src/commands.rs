@@ -167,10 +167,36 @@ fn train(args: TrainArgs) -> Result<u8> {
     let shown_uri = if failed_over.is_some() { exp.tracking.fallback_uri.clone() } else { shown_uri };
     let r = &outcome.rows;
     println!();
+    let mut dropped = Vec::new();
+    for (n, what) in [
+        (r.warmup_dropped, "warm-up"),
+        (r.no_target_dropped, "target past the end"),
+        (r.missing_target_dropped, "missing target"),
+        (r.missing_feature_dropped, "missing feature"),
+        (r.gap_dropped, "gap"),
+    ] {
+        if n > 0 {
+            dropped.push(format!("{n} {what}"));
+        }
+    }
+    let dropped = if dropped.is_empty() { "none".to_string() } else { dropped.join(", ") };
     println!(
-        "rows: {} read, {} warm-up dropped, {} without target dropped, {} gap; train {} (+{} validation), test {}",
-        r.input, r.warmup_dropped, r.no_target_dropped, r.gap_dropped, r.train, r.validation, r.test
+        "rows: {} read, dropped: {dropped}; train {} (+{} validation), test {}",
+        r.input, r.train, r.validation, r.test
     );
+    if r.missing_target_dropped > 0 {
+        eprintln!(
+            "warning: {} row(s) left out because target '{}' is missing there (data.missing_target: drop)",
+            r.missing_target_dropped, exp.task.target
+        );
+    }
+    if r.missing_feature_rows > r.missing_feature_dropped {
+        println!(
+            "missing values: {} row(s) have a missing feature value, kept for the imputer or the model \
+             (data.missing_features: keep)",
+            r.missing_feature_rows
+        );
+    }
     println!("features: {} ({})", outcome.features.len(), abbreviate(&outcome.features, 12));
     if let Some(best) = outcome.best_iteration {
         println!("best iteration: {best}");

@@ -9,7 +9,9 @@ use std::path::PathBuf;
 use kiln_eval::{ClassificationGateSpec, GateSpec, HoldoutSpec, Size};
 use kiln_features::{FeatureSpec, PreprocessSpec, SelectorSpec, TabularInput, TargetTransform, TimeSeriesRecipe};
 use kiln_models::{ModelConfig, ModelSpec};
-use kiln_train::{Gates, ShuffledSplit, TabularKind, TaskSpec, ThresholdRule};
+use kiln_train::{
+    Gates, MissingFeatures, MissingPolicy, MissingTarget, ShuffledSplit, TabularKind, TaskSpec, ThresholdRule,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{ConfigError, Loaded};
@@ -66,6 +68,25 @@ pub(crate) struct DataSettings {
     /// columns `features: __AUTO__` leaves out
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub(crate) exclude: Vec<String>,
+    /// a row whose target is missing: `drop` (default: that row only, counted and reported) or `fail`
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) missing_target: Option<MissingTarget>,
+    /// a row with a missing feature: `keep` (default: the imputer or the model handles it), `drop` or `fail`
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) missing_features: Option<MissingFeatures>,
+    /// the largest share of the usable rows that may be dropped for missing values (default 0.1); more stops the run
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) max_dropped_fraction: Option<f64>,
+}
+
+impl DataSettings {
+    fn missing_policy(&self) -> MissingPolicy {
+        MissingPolicy {
+            target: self.missing_target.unwrap_or_default(),
+            features: self.missing_features.unwrap_or_default(),
+            max_dropped_fraction: self.max_dropped_fraction.unwrap_or(MissingPolicy::DEFAULT_MAX_DROPPED_FRACTION),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -268,6 +289,7 @@ impl Settings {
                 validation_size: exp.split.validation_size,
                 seed: exp.split.seed.unwrap_or(42),
             },
+            missing: exp.data.missing_policy(),
         })
     }
 }
@@ -321,6 +343,11 @@ impl Experiment {
         forecast_only("task.horizon", task.horizon.is_some())?;
         forecast_only("task.target_transform", task.target_transform.is_some())?;
         forecast_only("split.gap", self.split.gap > 0)?;
+        if let Some(f) = self.data.max_dropped_fraction
+            && !(0.0..=1.0).contains(&f)
+        {
+            return Err(loaded.error_at("data.max_dropped_fraction", format!("{f} is not a fraction between 0 and 1")));
+        }
         if task.kind != TaskKind::Classification {
             if task.positive.is_some() {
                 return Err(loaded.error_at("task.positive", "only applies to task.kind classification"));
@@ -353,7 +380,7 @@ impl Experiment {
                     validation_size: self.split.validation_size,
                     gap: self.split.gap,
                 };
-                Ok(ResolvedTask::Forecast(TaskSpec::Forecast { recipe, split }))
+                Ok(ResolvedTask::Forecast(TaskSpec::Forecast { recipe, split, missing: self.data.missing_policy() }))
             }
             (_, features) => {
                 let columns = match features {

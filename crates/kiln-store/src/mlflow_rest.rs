@@ -306,6 +306,9 @@ fn split_user_info(uri: &str) -> Result<(String, Option<Credentials>), PortError
     if host.is_empty() {
         return Err(PortError::new(Code::ConfigInvalid, format!("MLflow server URI {scheme}://... has no host")));
     }
+    check_host(host).map_err(|why| {
+        PortError::new(Code::ConfigInvalid, format!("MLflow server URI {scheme}://{host}/...: {why}"))
+    })?;
     let credentials = user_info.map(|u| {
         let (user, pw) = u.split_once(':').unwrap_or((u, ""));
         Credentials::Basic { username: decode_component(user), password: decode_component(pw) }
@@ -313,6 +316,35 @@ fn split_user_info(uri: &str) -> Result<(String, Option<Credentials>), PortError
     let path = path.trim_end_matches('/');
     let base = if path.is_empty() { format!("{scheme}://{host}") } else { format!("{scheme}://{host}/{path}") };
     Ok((base, credentials))
+}
+
+/// A URI's `host[:port]`: a name or IPv4 address of letters, digits, `.`, `-` and `_`, or a bracketed IPv6 address,
+/// and a port of at most 65535. Checked before any request, so that a typo fails at once instead of being retried.
+fn check_host(host: &str) -> Result<(), String> {
+    let (name, port) = if let Some(rest) = host.strip_prefix('[') {
+        let (ip, after) = rest.split_once(']').ok_or("the IPv6 address has no closing ']'")?;
+        ip.parse::<std::net::Ipv6Addr>().map_err(|_| format!("'{ip}' is not an IPv6 address"))?;
+        match after {
+            "" => (None, None),
+            _ => (None, Some(after.strip_prefix(':').ok_or("expected ':<port>' after the IPv6 address")?)),
+        }
+    } else {
+        match host.rsplit_once(':') {
+            Some((name, port)) => (Some(name), Some(port)),
+            None => (Some(host), None),
+        }
+    };
+    if let Some(name) = name
+        && (name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_')))
+    {
+        return Err(format!("'{name}' is not a host name"));
+    }
+    if let Some(port) = port
+        && port.parse::<u16>().is_err()
+    {
+        return Err(format!("'{port}' is not a port number (1-65535)"));
+    }
+    Ok(())
 }
 
 /// Percent-encodes everything but RFC 3986's unreserved characters.

@@ -23,6 +23,9 @@ pub enum TrainError {
     Target(String),
     #[error("not enough rows: {0}")]
     NotEnoughRows(String),
+    /// missing values the `data.missing_*` rules refuse, or too many rows dropped for them
+    #[error("missing values: {0}")]
+    MissingValues(String),
     #[error("cannot write a temporary bundle: {0}")]
     Temp(std::io::Error),
 }
@@ -38,7 +41,7 @@ impl TrainError {
             TrainError::Registry(e) => e.code(),
             TrainError::Domain(e) => e.code(),
             TrainError::NotEnoughRows(_) => Code::NotEnoughRows,
-            TrainError::Target(_) => Code::DataShape,
+            TrainError::Target(_) | TrainError::MissingValues(_) => Code::DataShape,
             TrainError::Temp(_) => Code::StoreIo,
         }
     }

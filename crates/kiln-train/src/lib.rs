@@ -18,5 +18,8 @@ pub use error::TrainError;
 pub use evaluate::{Evaluation, Gates};
 pub use fit::{FitEvaluation, FitSpec, Progress, fit_evaluate};
 pub use kiln_models::ModelSpec;
-pub use prepare::{Parts, RowCounts, ShuffledSplit, TabularKind, TaskSpec, ThresholdRule};
+pub use prepare::{
+    MissingFeatures, MissingPolicy, MissingTarget, Parts, RowCounts, ShuffledSplit, TabularKind, TaskSpec,
+    ThresholdRule,
+};
 pub use train::{Ports, RegisterSpec, TrainOutcome, TrainSpec, train};

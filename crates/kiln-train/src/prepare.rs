@@ -4,17 +4,151 @@
 use kiln_domain::{Column, Frame};
 use kiln_eval::{HoldoutSpec, Size};
 use kiln_features::{TabularInput, TimeSeriesRecipe, matrix_to_frame, select_columns};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::TrainError;
 
-/// What is learned and how rows are split.
+/// What is learned, how rows are split, and what is done with missing values.
 #[derive(Debug, Clone)]
 pub enum TaskSpec {
     /// a numeric series `horizon` steps ahead, time-ordered split
-    Forecast { recipe: TimeSeriesRecipe, split: HoldoutSpec },
+    Forecast { recipe: TimeSeriesRecipe, split: HoldoutSpec, missing: MissingPolicy },
     /// one prediction per tabular row, shuffled (and for classification stratified) split
-    Tabular { input: TabularInput, target: String, kind: TabularKind, split: ShuffledSplit },
+    Tabular { input: TabularInput, target: String, kind: TabularKind, split: ShuffledSplit, missing: MissingPolicy },
+}
+
+/// A row whose target is missing (`data.missing_target`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MissingTarget {
+    /// that row alone is left out (counted and reported)
+    #[default]
+    Drop,
+    /// the run stops with an error naming the rows
+    Fail,
+}
+
+/// A row with a missing feature value (`data.missing_features`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MissingFeatures {
+    /// the row stays; the preprocessing's imputer or the model (LightGBM, XGBoost) handles the missing value
+    #[default]
+    Keep,
+    /// that row alone is left out (counted and reported)
+    Drop,
+    /// the run stops with an error naming the rows
+    Fail,
+}
+
+/// What is done with missing values, and how many dropped rows are too many.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MissingPolicy {
+    pub target: MissingTarget,
+    pub features: MissingFeatures,
+    /// the largest share of the usable rows that may be dropped for missing values before the run stops
+    pub max_dropped_fraction: f64,
+}
+
+impl MissingTarget {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MissingTarget::Drop => "drop",
+            MissingTarget::Fail => "fail",
+        }
+    }
+}
+
+impl MissingFeatures {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MissingFeatures::Keep => "keep",
+            MissingFeatures::Drop => "drop",
+            MissingFeatures::Fail => "fail",
+        }
+    }
+}
+
+impl MissingPolicy {
+    /// The default share of rows that may be dropped for missing values: 10%.
+    pub const DEFAULT_MAX_DROPPED_FRACTION: f64 = 0.1;
+}
+
+impl Default for MissingPolicy {
+    fn default() -> MissingPolicy {
+        MissingPolicy {
+            target: MissingTarget::Drop,
+            features: MissingFeatures::Keep,
+            max_dropped_fraction: MissingPolicy::DEFAULT_MAX_DROPPED_FRACTION,
+        }
+    }
+}
+
+/// The rows of a design to keep, after the missing-value rules; `rows` are positions among the candidate rows,
+/// `describe(i)` says where candidate `i` is in the data.
+struct Kept {
+    rows: Vec<usize>,
+    missing_target: usize,
+    missing_feature_rows: usize,
+    missing_feature_dropped: usize,
+}
+
+fn apply_missing_rules(
+    policy: &MissingPolicy,
+    target: &str,
+    target_missing: &[bool],
+    feature_missing: &[bool],
+    describe: &dyn Fn(usize) -> String,
+) -> Result<Kept, TrainError> {
+    let first = |flags: &[bool]| {
+        let at: Vec<String> = flags.iter().enumerate().filter(|(_, m)| **m).take(3).map(|(i, _)| describe(i)).collect();
+        at.join(", ")
+    };
+    let missing_target = target_missing.iter().filter(|m| **m).count();
+    let missing_feature_rows = feature_missing.iter().zip(target_missing).filter(|(f, t)| **f && !**t).count();
+    if missing_target > 0 && policy.target == MissingTarget::Fail {
+        return Err(TrainError::MissingValues(format!(
+            "target column '{target}' is missing in {missing_target} row(s) ({}), and data.missing_target is fail; \
+             fill them, or set data.missing_target: drop to leave those rows out",
+            first(target_missing)
+        )));
+    }
+    if missing_feature_rows > 0 && policy.features == MissingFeatures::Fail {
+        return Err(TrainError::MissingValues(format!(
+            "{missing_feature_rows} row(s) have a missing feature value ({}), and data.missing_features is fail; \
+             fill them, or set data.missing_features to keep (imputer or model) or drop",
+            first(feature_missing)
+        )));
+    }
+    let drop_features = policy.features == MissingFeatures::Drop;
+    let rows: Vec<usize> =
+        (0..target_missing.len()).filter(|&i| !target_missing[i] && !(drop_features && feature_missing[i])).collect();
+    let missing_feature_dropped = if drop_features { missing_feature_rows } else { 0 };
+    let dropped = missing_target + missing_feature_dropped;
+    let usable = target_missing.len();
+    #[allow(clippy::cast_precision_loss)]
+    let share = if usable == 0 { 0.0 } else { dropped as f64 / usable as f64 };
+    if share > policy.max_dropped_fraction {
+        return Err(TrainError::MissingValues(format!(
+            "{dropped} of {usable} usable rows ({:.1}%) would be dropped for missing values ({missing_target} with \
+             target '{target}' missing, {missing_feature_dropped} with a missing feature; first: {}), more than \
+             data.max_dropped_fraction = {}; fix the data, or raise data.max_dropped_fraction if this is expected",
+            share * 100.0,
+            first(
+                &target_missing
+                    .iter()
+                    .zip(feature_missing)
+                    .map(|(t, f)| *t || (drop_features && *f))
+                    .collect::<Vec<_>>()
+            ),
+            policy.max_dropped_fraction
+        )));
+    }
+    Ok(Kept { rows, missing_target, missing_feature_rows, missing_feature_dropped })
+}
+
+fn take<T: Clone>(values: &[T], rows: &[usize]) -> Vec<T> {
+    rows.iter().map(|&i| values[i].clone()).collect()
 }
 
 /// The kind of a tabular task.
@@ -46,6 +180,13 @@ pub struct ShuffledSplit {
 impl TaskSpec {
     pub(crate) fn is_classification(&self) -> bool {
         matches!(self, TaskSpec::Tabular { kind: TabularKind::Classification { .. }, .. })
+    }
+
+    /// What is done with missing values.
+    pub fn missing(&self) -> &MissingPolicy {
+        match self {
+            TaskSpec::Forecast { missing, .. } | TaskSpec::Tabular { missing, .. } => missing,
+        }
     }
 
     pub(crate) fn target(&self) -> &str {
@@ -109,7 +250,14 @@ pub(crate) struct Design {
 pub struct RowCounts {
     pub input: usize,
     pub warmup_dropped: usize,
+    /// rows whose target lies past the end of the data (the last `horizon` rows of a forecast)
     pub no_target_dropped: usize,
+    /// rows left out because their target is missing (`data.missing_target: drop`)
+    pub missing_target_dropped: usize,
+    /// rows with a missing feature value (kept or dropped by `data.missing_features`)
+    pub missing_feature_rows: usize,
+    /// rows left out because a feature is missing (`data.missing_features: drop`)
+    pub missing_feature_dropped: usize,
     pub gap_dropped: usize,
     pub train: usize,
     pub validation: usize,
@@ -122,25 +270,41 @@ pub struct RowCounts {
 /// Missing or mistyped columns, a target with gaps or no positive row, or too few rows for the split.
 pub(crate) fn prepare(task: &TaskSpec, frame: &Frame) -> Result<(Design, Parts), TrainError> {
     match task {
-        TaskSpec::Forecast { recipe, split } => forecast(recipe, split, frame),
-        TaskSpec::Tabular { input, target, kind, split } => tabular(input, target, kind, split, frame),
+        TaskSpec::Forecast { recipe, split, missing } => forecast(recipe, split, missing, frame),
+        TaskSpec::Tabular { input, target, kind, split, missing } => {
+            tabular(input, target, kind, split, missing, frame)
+        }
     }
 }
 
-fn forecast(recipe: &TimeSeriesRecipe, split: &HoldoutSpec, frame: &Frame) -> Result<(Design, Parts), TrainError> {
+fn forecast(
+    recipe: &TimeSeriesRecipe,
+    split: &HoldoutSpec,
+    missing: &MissingPolicy,
+    frame: &Frame,
+) -> Result<(Design, Parts), TrainError> {
     let table = recipe.build_table(frame)?;
-    // rows whose target lies past the end of the data cannot be used for fitting or scoring
-    let usable = table.future.iter().take_while(|v| !v.is_nan()).count();
-    let no_target_dropped = table.future.len() - usable;
-    if table.label[..usable].iter().any(|v| v.is_nan()) {
+    // the last `horizon` rows have their target past the end of the data: they cannot be fitted or scored
+    let kept = table.future.len();
+    let usable = kept - recipe.horizon.min(kept);
+    let target_missing: Vec<bool> =
+        (0..usable).map(|i| table.current[i].is_nan() || table.future[i].is_nan()).collect();
+    if (0..usable).any(|i| !target_missing[i] && table.label[i].is_nan()) {
         return Err(TrainError::NotEnoughRows(format!(
-            "the label of target column '{}' is missing inside the data (a missing value, or a log return of a \
-             value <= 0); fill or drop those rows, or pick another target_transform",
+            "the label of target column '{}' cannot be computed inside the data (a log return of a value <= 0); \
+             fill or drop those rows, or pick another target_transform",
             recipe.target
         )));
     }
-    let holdout = kiln_eval::time_holdout(usable, split, recipe.horizon.saturating_sub(1))?;
-    let features = matrix_to_frame(&table.x.rows(0, usable))?;
+    let n_cols = table.x.n_cols();
+    let feature_missing: Vec<bool> =
+        (0..usable).map(|i| table.x.data[i * n_cols..(i + 1) * n_cols].iter().any(|v| v.is_nan())).collect();
+    let warmup = table.warmup_dropped;
+    // rows of the feature table are data rows in time order, after the warm-up
+    let describe = |i: usize| format!("data row {}", warmup + i + 1);
+    let keep = apply_missing_rules(missing, &recipe.target, &target_missing, &feature_missing, &describe)?;
+    let holdout = kiln_eval::time_holdout(keep.rows.len(), split, recipe.horizon.saturating_sub(1))?;
+    let features = matrix_to_frame(&table.x.take_rows(&keep.rows))?;
     let parts = Parts {
         train: holdout.train.clone().collect(),
         validation: holdout.validation.clone().collect(),
@@ -149,8 +313,11 @@ fn forecast(recipe: &TimeSeriesRecipe, split: &HoldoutSpec, frame: &Frame) -> Re
     };
     let rows = RowCounts {
         input: frame.n_rows(),
-        warmup_dropped: table.warmup_dropped,
-        no_target_dropped,
+        warmup_dropped: warmup,
+        no_target_dropped: kept - usable,
+        missing_target_dropped: keep.missing_target,
+        missing_feature_rows: keep.missing_feature_rows,
+        missing_feature_dropped: keep.missing_feature_dropped,
         gap_dropped: holdout.gap.len(),
         train: parts.train.len(),
         validation: parts.validation.len(),
@@ -158,10 +325,10 @@ fn forecast(recipe: &TimeSeriesRecipe, split: &HoldoutSpec, frame: &Frame) -> Re
     };
     let design = Design {
         features,
-        label: table.label[..usable].to_vec(),
-        current: table.current[..usable].to_vec(),
-        truth: table.future[..usable].to_vec(),
-        times: table.times[..usable].to_vec(),
+        label: take(&table.label, &keep.rows),
+        current: take(&table.current, &keep.rows),
+        truth: take(&table.future, &keep.rows),
+        times: take(&table.times, &keep.rows),
         ids: Vec::new(),
         negative: None,
         rows,
@@ -174,6 +341,7 @@ fn tabular(
     target: &str,
     kind: &TabularKind,
     split: &ShuffledSplit,
+    missing: &MissingPolicy,
     frame: &Frame,
 ) -> Result<(Design, Parts), TrainError> {
     let column = frame.column(target).map_err(|_| kiln_features::FeatureError::MissingColumn {
@@ -207,7 +375,20 @@ fn tabular(
             )));
         }
     };
-    let keep: Vec<usize> = (0..labels.len()).filter(|&i| labels[i].is_some()).collect();
+    let target_missing: Vec<bool> = labels.iter().map(Option::is_none).collect();
+    let mut feature_missing = vec![false; labels.len()];
+    for name in &input.columns {
+        match frame.column(name) {
+            Ok(Column::Numeric(v)) => v.iter().zip(&mut feature_missing).for_each(|(x, m)| *m |= x.is_nan()),
+            Ok(Column::Categorical(v)) => v.iter().zip(&mut feature_missing).for_each(|(x, m)| *m |= x.is_none()),
+            // a missing column is reported by select_columns below
+            Ok(Column::Timestamp(_)) | Err(_) => {}
+        }
+    }
+    // tabular rows keep the file's order: row i is the file's data row i + 1
+    let describe = |i: usize| format!("data row {}", i + 1);
+    let kept = apply_missing_rules(missing, target, &target_missing, &feature_missing, &describe)?;
+    let keep = kept.rows;
     let label: Vec<f64> = keep.iter().filter_map(|&i| labels[i]).collect();
     if let TabularKind::Classification { positive, .. } = kind {
         let positives = label.iter().filter(|&&y| y == 1.0).count();
@@ -249,7 +430,10 @@ fn tabular(
     let rows = RowCounts {
         input: frame.n_rows(),
         warmup_dropped: 0,
-        no_target_dropped: frame.n_rows() - n,
+        no_target_dropped: 0,
+        missing_target_dropped: kept.missing_target,
+        missing_feature_rows: kept.missing_feature_rows,
+        missing_feature_dropped: kept.missing_feature_dropped,
         gap_dropped: 0,
         train: parts.train.len(),
         validation: parts.validation.len(),

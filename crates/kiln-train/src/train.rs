@@ -153,6 +153,9 @@ fn run_steps(
         ("rows/input", rows.input),
         ("rows/warmup_dropped", rows.warmup_dropped),
         ("rows/no_target_dropped", rows.no_target_dropped),
+        ("rows/missing_target_dropped", rows.missing_target_dropped),
+        ("rows/missing_feature_rows", rows.missing_feature_rows),
+        ("rows/missing_feature_dropped", rows.missing_feature_dropped),
         ("rows/gap_dropped", rows.gap_dropped),
         ("rows/train", rows.train),
         ("rows/validation", rows.validation),
@@ -282,7 +285,7 @@ fn run_params(spec: &TrainSpec) -> Vec<(String, String)> {
     out.push(("task.kind".into(), spec.task.kind_str().into()));
     out.push(("task.target".into(), spec.task.target().into()));
     match &spec.task {
-        TaskSpec::Forecast { recipe, split } => {
+        TaskSpec::Forecast { recipe, split, .. } => {
             out.push(("task.horizon".into(), recipe.horizon.to_string()));
             out.push(("task.target_transform".into(), recipe.target_transform.as_str().into()));
             out.push(("data.time_column".into(), recipe.time_column.clone()));
@@ -308,6 +311,10 @@ fn run_params(spec: &TrainSpec) -> Vec<(String, String)> {
             out.push(("split.seed".into(), split.seed.to_string()));
         }
     }
+    let missing = spec.task.missing();
+    out.push(("data.missing_target".into(), missing.target.as_str().into()));
+    out.push(("data.missing_features".into(), missing.features.as_str().into()));
+    out.push(("data.max_dropped_fraction".into(), missing.max_dropped_fraction.to_string()));
     out.extend(list_params("preprocess", &spec.preprocess));
     out.extend(list_params("selection", &spec.selection));
     out.push(("model.kind".into(), spec.model.kind().into()));

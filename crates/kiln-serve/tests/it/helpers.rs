@@ -114,7 +114,7 @@ pub(crate) fn eurusd() -> &'static Trained {
         };
         let frame = kiln_data::read_frame(&data("ecb_eurofxref-hist.csv"), &opts).unwrap();
         let split = HoldoutSpec { test_size: Size::Fraction(0.2), validation_size: Some(Size::Fraction(0.1)), gap: 0 };
-        let task = TaskSpec::Forecast { recipe, split };
+        let task = TaskSpec::Forecast { recipe, split, missing: Default::default() };
         train("eurusd", task, Vec::new(), frame, Gates::Regression(GateSpec::default()))
     })
 }
@@ -139,6 +139,7 @@ pub(crate) fn churn() -> &'static Trained {
             target: "Churn".into(),
             kind: TabularKind::Classification { positive: "Yes".into(), threshold: ThresholdRule::BestF1 },
             split: ShuffledSplit { test_size: Size::Fraction(0.2), validation_size: Some(Size::Fraction(0.1)), seed: 42 },
+            missing: Default::default(),
         };
         train("churn", task, preprocess, frame, Gates::Classification(ClassificationGateSpec::default()))
     })
