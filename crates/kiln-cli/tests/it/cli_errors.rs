@@ -153,6 +153,12 @@ fn a_feature_column_missing_from_the_data_is_named() {
 fn serve_refuses_a_model_it_cannot_resolve_before_listening() {
     let d = tempfile::tempdir().unwrap();
     let store = d.path().join("mlruns").display().to_string();
+    // a missing store is named, and not created
+    let (code, err) = kiln(&["serve", "--model", "models:/nope@production", "--tracking-uri", &store, "--port", "0"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains(&store) && err.contains("does not exist"), "{err}");
+    assert!(!d.path().join("mlruns").exists());
+    std::fs::create_dir(d.path().join("mlruns")).unwrap();
     let (code, err) = kiln(&["serve", "--model", "models:/nope@production", "--tracking-uri", &store, "--port", "0"]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("nope"), "{err}");
