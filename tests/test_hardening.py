@@ -197,3 +197,29 @@ def test_a_malformed_tracking_uri_exits_2_at_once_and_creates_nothing(tmp_path, 
     assert time.time() - start < 5, "a malformed URI must not be retried"
     assert uri in proc.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# credentials
+
+
+def test_a_password_in_the_tracking_uri_reaches_no_output_and_no_file(tmp_path, mlflow_server, eurusd_store):
+    secret, token = "s3cret-Pw", "tok-98765"
+    host = mlflow_server.url.split("://", 1)[1]
+    config = write_config(
+        tmp_path / "pw.yaml", "conf/experiments/eurusd.yaml",
+        f"description: 'uses ${{MY_API_TOKEN}}'\ntracking:\n  uri: http://alice:{secret}@{host}\n"
+        "  experiment: hardening-credentials\n")
+    env = {"MY_API_TOKEN": token}
+    shown = run_kiln("config", "show", config, env=env)
+    assert "http://***@" in shown.stdout
+    trained = run_kiln("train", "--config", config, env=env)
+    for text in (shown.stdout, shown.stderr, trained.stdout, trained.stderr):
+        assert secret not in text and token not in text
+    # nothing the server stored for the run (params, tags, config.yaml, the bundle) holds them
+    hits = [p for p in Path(eurusd_store["store"]).rglob("*") if p.is_file() and
+            (secret.encode() in p.read_bytes() or token.encode() in p.read_bytes())]
+    assert hits == []
+    # and the config artifact is there, redacted
+    configs = [p for p in Path(eurusd_store["store"]).rglob("config.yaml") if "***@" in p.read_text()]
+    assert configs, "the run's config.yaml was not found"

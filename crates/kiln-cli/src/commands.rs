@@ -36,7 +36,9 @@ fn env_var(name: &str) -> Option<String> {
 fn load_experiment(file: &Path) -> Result<(Settings, String)> {
     let settings = Settings::resolve(config::load(file, &env_var)?)?;
     // through JSON's data model, so that enums print as the one-key maps users write, not as YAML tags
-    let value = serde_json::to_value(&settings.experiment).context("cannot print the merged config")?;
+    let mut value = serde_json::to_value(&settings.experiment).context("cannot print the merged config")?;
+    // printed and stored as the run's config.yaml: credentials never go with it
+    config::redact(&mut value, &config::secret_env_values(std::env::vars()));
     let merged = serde_yaml::to_string(&value).context("cannot print the merged config")?;
     Ok((settings, merged))
 }
@@ -131,6 +133,11 @@ fn train(args: TrainArgs) -> Result<u8> {
     if let Some(d) = &exp.description {
         tags.push(("kiln.description".to_string(), d.clone()));
     }
+    // tags and params are stored with the run: credentials never go with them
+    let secrets = config::secret_env_values(std::env::vars());
+    for (_, value) in &mut tags {
+        *value = config::redact_text(value, &secrets);
+    }
     let spec = TrainSpec {
         experiment: exp.tracking.experiment.clone().unwrap_or_else(|| exp.name.clone()),
         run_name,
@@ -142,7 +149,7 @@ fn train(args: TrainArgs) -> Result<u8> {
         register,
         tags,
         input_params: vec![
-            ("data.path".to_string(), data_origin.clone()),
+            ("data.path".to_string(), config::redact_text(&data_origin, &secrets)),
             ("data.rows".to_string(), frame.n_rows().to_string()),
         ],
         config_yaml: merged,

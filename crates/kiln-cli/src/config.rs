@@ -293,5 +293,61 @@ fn substitute(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String
     Ok(out)
 }
 
+/// Environment variables whose values are secrets: names holding PASSWORD, TOKEN, SECRET, API_KEY, APIKEY,
+/// CREDENTIAL or PRIVATE_KEY (MLflow's MLFLOW_TRACKING_PASSWORD and _TOKEN, kiln's KILN_API_KEYS, AWS and GCP keys).
+/// Values shorter than 4 characters are left out (they would redact ordinary text).
+pub(crate) fn secret_env_values(vars: impl Iterator<Item = (String, String)>) -> Vec<String> {
+    const MARKS: [&str; 7] = ["PASSWORD", "TOKEN", "SECRET", "API_KEY", "APIKEY", "CREDENTIAL", "PRIVATE_KEY"];
+    let mut out: Vec<String> = vars
+        .filter(|(name, value)| {
+            let upper = name.to_ascii_uppercase();
+            MARKS.iter().any(|m| upper.contains(m)) && value.chars().count() >= 4
+        })
+        .flat_map(|(name, value)| {
+            // a list of keys (KILN_API_KEYS) is redacted key by key too
+            let parts: Vec<String> = if name.to_ascii_uppercase().ends_with("KEYS") {
+                value.split(',').map(str::trim).filter(|k| k.chars().count() >= 4).map(str::to_string).collect()
+            } else {
+                Vec::new()
+            };
+            std::iter::once(value).chain(parts)
+        })
+        .collect();
+    // longest first, so that a key inside a longer secret does not leave the rest of it
+    out.sort_by_key(|v| std::cmp::Reverse(v.len()));
+    out
+}
+
+/// `text` with URL user-info and the values of `secrets` replaced by `***`.
+pub(crate) fn redact_text(text: &str, secrets: &[String]) -> String {
+    let mut text = kiln::redact_user_info(text);
+    for secret in secrets {
+        text = text.replace(secret.as_str(), "***");
+    }
+    text
+}
+
+/// Redacts credentials in a config about to be printed or stored: the user-info of every URL (`***@host`), the values
+/// of `secrets` wherever they appear (values of secret environment variables interpolated with `${...}`), and the
+/// values of keys that name a secret (`password`, `token`, `secret`, `api_key`).
+pub(crate) fn redact(value: &mut serde_json::Value, secrets: &[String]) {
+    match value {
+        serde_json::Value::String(s) => *s = redact_text(s, secrets),
+        serde_json::Value::Array(items) => items.iter_mut().for_each(|v| redact(v, secrets)),
+        serde_json::Value::Object(map) => {
+            for (key, v) in map.iter_mut() {
+                let lower = key.to_ascii_lowercase();
+                let secret_key = ["password", "token", "secret", "api_key", "apikey"].iter().any(|m| lower.contains(m));
+                if secret_key && !v.is_null() {
+                    *v = serde_json::Value::String("***".into());
+                } else {
+                    redact(v, secrets);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -54,7 +54,7 @@ pub use load::{LoadedBundle, current_version, load_bundle};
 pub use predictor::{Predictions, Predictor, TARGET_TIME_COLUMN, Task, read_options};
 pub use store::{
     Opened, Store, bundle_cache, cache_dir, create_local_store, create_store, is_server, open_local_store, open_store,
-    pending_dir, rest_config, tracking_uri,
+    pending_dir, redact_user_info, rest_config, tracking_uri,
 };
 
 // What a service needs to hold, read and write data and to look inside a model, without naming other kiln crates.

@@ -53,6 +53,28 @@ fn env_var(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
+/// `text` with the user-info of every URL in it (`scheme://user:password@`) replaced by `***`, for printing, logging
+/// and storing anything that may hold a tracking URI.
+pub fn redact_user_info(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(pos) = rest.find("://") {
+        let (head, tail) = rest.split_at(pos + 3);
+        out.push_str(head);
+        // the authority ends at the first '/', '?', '#' or white space; user-info is what comes before its last '@'
+        let end = tail.find(|c: char| matches!(c, '/' | '?' | '#') || c.is_whitespace()).unwrap_or(tail.len());
+        match tail[..end].rfind('@') {
+            Some(at) => {
+                out.push_str("***");
+                rest = &tail[at..];
+            }
+            None => rest = tail,
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 /// Whether `uri` names an MLflow server (`http://` or `https://`) rather than a folder.
 pub fn is_server(uri: &str) -> bool {
     uri.starts_with("http://") || uri.starts_with("https://")
@@ -179,7 +201,7 @@ fn local_path(uri: &str) -> Result<&Path> {
     }
     let path = uri.strip_prefix("file://").unwrap_or(uri);
     let malformed = |why: &str| Error::OpenStore {
-        uri: uri.to_string(),
+        uri: redact_user_info(uri),
         source: kiln_domain::PortError::new(
             kiln_domain::Code::ConfigInvalid,
             format!("{why}; a tracking URI is a folder, file://<folder>, http://host:port or https://host:port"),
@@ -204,7 +226,7 @@ fn local_path(uri: &str) -> Result<&Path> {
 /// [`Error::NotAFolder`] for a server URI; [`Error::OpenStore`] when the folder does not exist (`not_found`) or
 /// cannot be opened.
 pub fn open_local_store(uri: &str) -> Result<LocalStore> {
-    LocalStore::open(local_path(uri)?).map_err(|source| Error::OpenStore { uri: uri.to_string(), source })
+    LocalStore::open(local_path(uri)?).map_err(|source| Error::OpenStore { uri: redact_user_info(uri), source })
 }
 
 /// Opens a folder store, creating it when missing: for writers.
@@ -212,7 +234,7 @@ pub fn open_local_store(uri: &str) -> Result<LocalStore> {
 /// # Errors
 /// As [`open_local_store`], but a missing folder is created.
 pub fn create_local_store(uri: &str) -> Result<LocalStore> {
-    LocalStore::create(local_path(uri)?).map_err(|source| Error::OpenStore { uri: uri.to_string(), source })
+    LocalStore::create(local_path(uri)?).map_err(|source| Error::OpenStore { uri: redact_user_info(uri), source })
 }
 
 fn repair(store: &LocalStore) {
