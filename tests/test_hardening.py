@@ -223,3 +223,101 @@ def test_a_password_in_the_tracking_uri_reaches_no_output_and_no_file(tmp_path, 
     # and the config artifact is there, redacted
     configs = [p for p in Path(eurusd_store["store"]).rglob("config.yaml") if "***@" in p.read_text()]
     assert configs, "the run's config.yaml was not found"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# numbers out of range: one rule for files and the server
+
+
+def test_a_value_beyond_the_largest_double_is_refused_in_training_and_batch_files(tmp_path, eurusd_store):
+    with open(REPO / "data/ecb_eurofxref-hist.csv", newline="") as f:
+        rows = list(csv.reader(f))
+    rows[10][rows[0].index("USD")] = "1e400"
+    bad = tmp_path / "ecb_1e400.csv"
+    with open(bad, "w", newline="") as f:
+        csv.writer(f).writerows(rows)
+    config = write_config(tmp_path / "e.yaml", "conf/experiments/eurusd.yaml", f"data:\n  path: {bad}\n")
+    train = run_kiln("train", "--config", config, "--tracking-uri", tmp_path / "mlruns", check=False)
+    predict = run_kiln("predict", "--model", "models:/eurusd@production", "--tracking-uri", eurusd_store["store"],
+                       "--input", bad, "--output", tmp_path / "out.csv", check=False)
+    for proc in (train, predict):
+        assert proc.returncode == 2, proc.stderr
+        assert "line 11, column 'USD': '1e400' is not a finite number" in proc.stderr, proc.stderr
+    assert not (tmp_path / "out.csv").exists()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# errors that name what is wrong, at a readable size, with exit 2 for bad input
+
+
+def test_huge_headers_and_lines_are_cut_and_bounded(tmp_path):
+    # a 2 MB column name is not echoed whole
+    big = tmp_path / "big_header.csv"
+    big.write_text("x" * 2_000_000 + ",Date\n1,2020-01-01\n")
+    config = write_config(tmp_path / "big.yaml", "conf/experiments/eurusd.yaml", f"data:\n  path: {big}\n")
+    proc = run_kiln("train", "--config", config, "--tracking-uri", tmp_path / "mlruns", check=False)
+    assert proc.returncode == 2 and len(proc.stderr) < 2000, proc.stderr[:3000]
+    assert "2000000 characters" in proc.stderr
+    # a 40 MB line of 20 million columns is refused without taking gigabytes
+    wide = tmp_path / "wide.csv"
+    with open(wide, "w") as f:
+        f.write("a," * 20_000_000 + "a\n")
+    config = write_config(tmp_path / "wide.yaml", "conf/experiments/eurusd.yaml", f"data:\n  path: {wide}\n")
+    proc = subprocess.run(["/usr/bin/time", "-f", "%M", kiln_bin(), "train", "--config", config, "--tracking-uri",
+                           tmp_path / "mlruns"], cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "longer than 16 MiB" in proc.stderr
+    peak_kb = int(proc.stderr.strip().splitlines()[-1])
+    assert peak_kb < 300_000, f"peak memory {peak_kb} kB"
+
+
+def test_bad_input_errors_name_the_file_key_or_row_and_exit_2(tmp_path):
+    header_only = tmp_path / "header.csv"
+    header_only.write_text((REPO / "data/Telco-Customer-Churn_IBM.csv").read_text().splitlines()[0] + "\n")
+    three = tmp_path / "three.csv"
+    lines = (REPO / "data/Telco-Customer-Churn_IBM.csv").read_text().splitlines()
+    lines[5] = lines[5].rsplit(",", 1)[0] + ",Maybe"
+    three.write_text("\n".join(lines) + "\n")
+    cases = [
+        ("conf/experiments/churn.yaml", f"data:\n  path: {header_only}\n", "holds no data rows"),
+        ("conf/experiments/churn.yaml", f"data:\n  path: {three}\n", "has 3 classes ('Maybe', 'No', 'Yes')"),
+        ("conf/experiments/eurusd.yaml", "split:\n  test_size: .nan\n", "key 'split.test_size': .nan is not a number"),
+        ("conf/experiments/eurusd.yaml", "data:\n  time_format: '%Q'\n", "key 'data.time_format': invalid time format"),
+        ("conf/experiments/eurusd.yaml", "gates:\n  min:\n    foo: 1\n", "key 'gates.min.foo': unknown variant `foo`"),
+    ]
+    for i, (base, body, expected) in enumerate(cases):
+        config = write_config(tmp_path / f"c{i}.yaml", base, body)
+        proc = run_kiln("train", "--config", config, "--tracking-uri", tmp_path / "mlruns", check=False)
+        assert proc.returncode == 2, (body, proc.stderr)
+        assert expected in proc.stderr, (body, proc.stderr)
+        if "key '" in expected:
+            assert f"c{i}.yaml" in proc.stderr, proc.stderr
+        if "no data rows" in expected:
+            assert "task.positive" not in proc.stderr
+
+    store = tmp_path / "mlruns"
+    not_a_bundle = tmp_path / "empty_folder"
+    not_a_bundle.mkdir()
+    out = tmp_path / "o.csv"
+    ecb = REPO / "data/ecb_eurofxref-hist.csv"
+    exit_2 = [
+        (["predict", "--model", tmp_path / "missing", "--input", ecb, "--output", out], "no such folder"),
+        (["predict", "--model", not_a_bundle, "--input", ecb, "--output", out], "not a kiln bundle"),
+        (["train", "--config", "conf/experiments/eurusd.yaml", "--tracking-uri", store, "--register"], None),
+        (["predict", "--model", "models:/eurusd@production", "--tracking-uri", store, "--input",
+          tmp_path / "missing.csv", "--output", out], "missing.csv"),
+        (["registry", "promote", "eurusd", "1", "--stage", "Foo", "--tracking-uri", store], "--stage 'Foo'"),
+        (["registry", "promote", "eurusd", "1", "--tracking-uri", store], "--alias"),
+    ]
+    for args, expected in exit_2:
+        proc = run_kiln(*args, check=False)
+        if expected is None:
+            assert proc.returncode == 0, proc.stderr
+            continue
+        assert proc.returncode == 2, (args, proc.stderr)
+        assert expected in proc.stderr, (args, proc.stderr)
+    # a missing data file in an experiment exits 2 too
+    config = write_config(tmp_path / "nodata.yaml", "conf/experiments/eurusd.yaml",
+                          f"data:\n  path: {tmp_path / 'nodata.csv'}\n")
+    proc = run_kiln("train", "--config", config, "--tracking-uri", store, check=False)
+    assert proc.returncode == 2 and "nodata.csv" in proc.stderr, proc.stderr

@@ -3,7 +3,9 @@
 use std::path::Path;
 use std::time::Instant;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
+
+use crate::exit::bad_input;
 use kiln::{Opened, Store, create_local_store, create_store, open_local_store, open_store};
 use kiln_data::{FileSource, ReadOptions};
 use kiln_domain::{DataSource, LoadedData};
@@ -79,7 +81,9 @@ fn train(args: TrainArgs) -> Result<u8> {
     let model = settings.model.clone();
     let register = match (&exp.registry, args.register) {
         (Some(r), true) => Some(RegisterSpec { model_name: r.model_name.clone(), alias: r.alias.clone() }),
-        (None, true) => bail!("{}: --register needs a 'registry' section with 'model_name'", args.config.display()),
+        (None, true) => {
+            bad_input!("{}: --register needs a 'registry' section with 'model_name'", args.config.display())
+        }
         (_, false) => None,
     };
 
@@ -262,7 +266,7 @@ fn sync(args: SyncArgs) -> Result<u8> {
     let progress = StderrProgress { start: Instant::now() };
     let local = open_local_store(&args.from)?;
     if !kiln::is_server(&args.to) {
-        bail!("--to '{}': sync pushes to an MLflow server (http:// or https://)", args.to);
+        bad_input!("--to '{}': sync pushes to an MLflow server (http:// or https://)", args.to);
     }
     let Opened::Remote(remote) = open_store(&args.to)? else { unreachable!("a server URI opens a server") };
     let report = kiln_store::sync(&local, &remote, &|m: &str| progress.step(m))

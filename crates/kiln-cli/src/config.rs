@@ -73,6 +73,7 @@ impl Loaded {
             let path = e.path().to_string();
             let path = if path == "." { String::new() } else { path };
             let inner = e.into_inner().to_string();
+            let path = name_unknown_key(path, &inner);
             let file = self.file_defining(&path);
             err(file, Some(path), inner)
         })
@@ -100,6 +101,7 @@ impl Loaded {
                 format!("{path}.{inner}")
             };
             let message = e.into_inner().to_string();
+            let full = name_unknown_key(full, &message);
             err(self.file_defining(&full), Some(full), message)
         })
     }
@@ -147,7 +149,59 @@ pub(crate) fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<
     for layer in &layers {
         merge(&mut merged, layer.value.clone());
     }
-    Ok(Loaded { value: merged, layers })
+    let loaded = Loaded { value: merged, layers };
+    // YAML's .nan and .inf would reach serde as null (JSON has neither): refused here, where the key is known
+    if let Some((key, number)) = non_finite(&loaded.value, &mut Vec::new()) {
+        return Err(
+            loaded.error_at(&key, format!("{number} is not a number kiln accepts (NaN and infinity are refused)"))
+        );
+    }
+    Ok(loaded)
+}
+
+/// The key path and text of the first NaN or infinite number in `value`.
+fn non_finite(value: &Value, path: &mut Vec<String>) -> Option<(String, String)> {
+    match value {
+        Value::Number(n) if n.as_f64().is_some_and(|x| !x.is_finite()) => {
+            let x = n.as_f64().unwrap_or(f64::NAN);
+            let text = if x.is_nan() {
+                ".nan"
+            } else if x > 0.0 {
+                ".inf"
+            } else {
+                "-.inf"
+            };
+            Some((path.join(".").replace(".[", "["), text.to_string()))
+        }
+        Value::Mapping(m) => m.iter().find_map(|(k, v)| {
+            path.push(key_text(k));
+            let found = non_finite(v, path);
+            path.pop();
+            found
+        }),
+        Value::Sequence(items) => items.iter().enumerate().find_map(|(i, v)| {
+            path.push(format!("[{i}]"));
+            let found = non_finite(v, path);
+            path.pop();
+            found
+        }),
+        _ => None,
+    }
+}
+
+/// serde names a map key it could not read `?`; the key is in the message (`unknown variant `foo``).
+fn name_unknown_key(path: String, message: &str) -> String {
+    let Some(stem) = path.strip_suffix('?') else {
+        return path;
+    };
+    let key = message
+        .split('`')
+        .nth(1)
+        .filter(|_| message.starts_with("unknown variant") || message.starts_with("unknown field"));
+    match key {
+        Some(key) => format!("{stem}{key}"),
+        None => path,
+    }
 }
 
 fn collect(

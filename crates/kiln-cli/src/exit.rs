@@ -42,7 +42,27 @@ coded_errors!(
     kiln::Error,
     crate::config::ConfigError,
     crate::serve_cmd::InvalidFlags,
+    BadInput,
 );
+
+/// Flags or arguments the CLI itself finds wrong (exit 2, like every invalid input).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub(crate) struct BadInput(pub(crate) String);
+
+impl HasCode for BadInput {
+    fn code(&self) -> Code {
+        Code::ConfigInvalid
+    }
+}
+
+/// `bail!` for invalid input: returns a [`BadInput`] error (exit 2).
+macro_rules! bad_input {
+    ($($arg:tt)*) => {
+        return Err($crate::exit::BadInput(format!($($arg)*)).into())
+    };
+}
+pub(crate) use bad_input;
 
 /// The exit status of a failed command (see the module documentation).
 pub(crate) fn code_of(e: &anyhow::Error) -> u8 {

@@ -1,10 +1,12 @@
 //! `kiln registry list|promote|rollback`, on the local store or an MLflow server.
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use kiln_domain::{ModelVersion, Stage};
 use kiln_registry::PromoteTarget;
 
 use kiln::{Opened, open_store, tracking_uri};
+
+use crate::exit::bad_input;
 
 use crate::cli::RegistryCommand;
 
@@ -23,17 +25,18 @@ pub(crate) fn run(cmd: RegistryCommand) -> Result<u8> {
             Ok(0)
         }
         RegistryCommand::Promote { name, version, alias, stage, archive_existing, store } => {
-            let opened = open_store(&tracking_uri(store.tracking_uri))?;
+            // the flags first: a bad stage is named before any store is opened
             let target = match (alias, stage) {
                 (Some(alias), _) => PromoteTarget::Alias(alias),
                 (None, Some(s)) => {
                     let Some(stage) = Stage::parse(&s) else {
-                        bail!("--stage '{s}': expected Staging, Production, Archived or None");
+                        bad_input!("--stage '{s}': expected Staging, Production, Archived or None");
                     };
                     PromoteTarget::Stage { stage, archive_existing }
                 }
-                (None, None) => bail!("give --alias or --stage"),
+                (None, None) => bad_input!("give --alias or --stage"),
             };
+            let opened = open_store(&tracking_uri(store.tracking_uri))?;
             let v = kiln_registry::promote(opened.as_store(), &name, version, target)?;
             println!(
                 "{name} version {}: stage {}, aliases [{}] on {}",

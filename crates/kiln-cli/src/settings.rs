@@ -343,6 +343,11 @@ impl Experiment {
         forecast_only("task.horizon", task.horizon.is_some())?;
         forecast_only("task.target_transform", task.target_transform.is_some())?;
         forecast_only("split.gap", self.split.gap > 0)?;
+        if let Some(format) = &self.data.time_format
+            && let Err(reason) = kiln_data::check_time_format(format)
+        {
+            return Err(loaded.error_at("data.time_format", format!("invalid time format '{format}': {reason}")));
+        }
         if let Some(f) = self.data.max_dropped_fraction
             && !(0.0..=1.0).contains(&f)
         {

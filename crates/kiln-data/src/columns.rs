@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use kiln_domain::{Column, Frame};
 use polars::prelude::DataType;
 
-use crate::error::ReadError;
+use crate::error::{Location, ReadError};
 use crate::read::{
     ReadOptions, build_frame, check_unique, numbers_from_texts, parse_number, plan, sorted_by_time, time_from_column,
     to_categorical,
@@ -65,6 +65,15 @@ pub fn frame_from_columns(
         } else {
             infer(column)
         };
+        if let Column::Numeric(values) = &column {
+            crate::read::check_finite(
+                path,
+                &name,
+                values,
+                |row| Location::Row(row + 1),
+                |row| values[row].to_string(),
+            )?;
+        }
         out.push((name, column));
     }
     sorted_by_time(path, build_frame(path, out)?, opts)

@@ -40,6 +40,23 @@ impl fmt::Display for Location {
     }
 }
 
+/// A name or cell cut to a readable length: an error message never echoes a 200 MB header or cell.
+pub(crate) fn cut(text: &str) -> String {
+    const MAX: usize = 80;
+    let n = text.chars().count();
+    if n <= MAX {
+        return text.to_string();
+    }
+    format!("{}... ({n} characters)", text.chars().take(MAX).collect::<String>())
+}
+
+/// At most 30 column names, each cut.
+fn show_names(names: &[String]) -> String {
+    const MAX: usize = 30;
+    let shown: Vec<String> = names.iter().take(MAX).map(|n| cut(n)).collect();
+    if names.len() > MAX { format!("{}, ... ({} in all)", shown.join(", "), names.len()) } else { shown.join(", ") }
+}
+
 /// What can go wrong reading or writing a data file.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
@@ -47,6 +64,10 @@ pub enum ReadError {
     Io { path: PathBuf, source: std::io::Error },
     #[error("{}: unsupported file type (expected .csv, .parquet or .pq)", path.display())]
     UnsupportedFormat { path: PathBuf },
+    #[error("{}: the file holds no data rows (a header only)", path.display())]
+    NoRows { path: PathBuf },
+    #[error("{}: the header has {columns} columns; kiln reads files of at most {max}", path.display())]
+    TooWide { path: PathBuf, columns: usize, max: usize },
     #[error("{}{}: malformed csv: {message}", path.display(), line.map_or(String::new(), |l| format!(" line {l}")))]
     Csv { path: PathBuf, line: Option<u64>, message: String },
     #[error("{}: the file is empty (no header line)", path.display())]
@@ -55,21 +76,36 @@ pub enum ReadError {
     FieldCount { path: PathBuf, line: u64, expected: usize, actual: usize },
     #[error("{}: column {index} has an empty name in the header", path.display())]
     EmptyHeader { path: PathBuf, index: usize },
-    #[error("{}: column '{column}' appears twice", path.display())]
+    #[error("{}: column '{}' appears twice", path.display(), cut(column))]
     DuplicateColumn { path: PathBuf, column: String },
-    #[error("{}: column '{column}' not found; available columns: {}", path.display(), available.join(", "))]
+    #[error("{}: column '{}' not found; available columns: {}", path.display(), cut(column), show_names(available))]
     MissingColumn { path: PathBuf, column: String, available: Vec<String> },
-    #[error("{} {location}, column '{column}': cannot parse '{text}' as a date (expected {expected})", path.display())]
+    #[error(
+        "{} {location}, column '{}': cannot parse '{}' as a date (expected {expected})",
+        path.display(),
+        cut(column),
+        cut(text)
+    )]
     BadTime { path: PathBuf, location: Location, column: String, text: String, expected: String },
     #[error(
-        "{} {location}, column '{column}': cannot parse '{text}' as a number{}",
+        "{} {location}, column '{}': cannot parse '{}' as a number{}",
         path.display(),
+        cut(column),
+        cut(text),
         inferred_from.map_or(String::new(), |n| format!(
             " (the column was read as numeric because its first {n} rows were numbers; declare it categorical if it \
              holds text)"
         ))
     )]
     NotNumber { path: PathBuf, location: Location, column: String, text: String, inferred_from: Option<usize> },
+    #[error(
+        "{} {location}, column '{}': '{}' is not a finite number (infinite, or beyond the largest double, \
+         1.8e308); kiln refuses it in every input, as `kiln serve` does (not_finite)",
+        path.display(),
+        cut(column),
+        cut(text)
+    )]
+    NotFinite { path: PathBuf, location: Location, column: String, text: String },
     #[error(
         "{}: the rows are newest first (time column '{column}' goes from {first} back to {second}); a file is read \
          chunk by chunk oldest first only",
@@ -101,8 +137,15 @@ impl ReadError {
     /// The stable code of this error.
     pub fn code(&self) -> Code {
         match self {
-            ReadError::Io { .. } | ReadError::UnsupportedFormat { .. } | ReadError::Parquet { .. } => Code::DataRead,
-            ReadError::Csv { .. } | ReadError::BadTime { .. } | ReadError::NotNumber { .. } => Code::DataParse,
+            // a file that is not there is bad input (exit 2), not a failure of the machine
+            ReadError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => Code::NotFound,
+            ReadError::Io { .. } | ReadError::Parquet { .. } => Code::DataRead,
+            ReadError::UnsupportedFormat { .. } => Code::DataParse,
+            ReadError::NoRows { .. } | ReadError::TooWide { .. } => Code::DataShape,
+            ReadError::Csv { .. }
+            | ReadError::BadTime { .. }
+            | ReadError::NotNumber { .. }
+            | ReadError::NotFinite { .. } => Code::DataParse,
             ReadError::NoHeader { .. }
             | ReadError::FieldCount { .. }
             | ReadError::EmptyHeader { .. }

@@ -14,6 +14,9 @@ mod write;
 
 pub use columns::frame_from_columns;
 pub use error::{Location, ReadError};
-pub use read::{FrameChunks, ReadOptions, ReadProgress, read_chunks, read_frame, sha256_file};
+pub use read::{
+    FrameChunks, MAX_COLUMNS, MAX_LINE_BYTES, ReadOptions, ReadProgress, read_chunks, read_frame, sha256_file,
+};
 pub use source::FileSource;
+pub use timefmt::check_time_format;
 pub use write::{FrameWriter, write_frame};

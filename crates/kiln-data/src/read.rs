@@ -445,7 +445,35 @@ pub(crate) fn numbers_from_texts(
             inferred_from: None,
         })?);
     }
+    check_finite(
+        path,
+        name,
+        &values,
+        |row| Location::Row(first_row + row + 1),
+        |row| texts[row].clone().unwrap_or_default(),
+    )?;
     Ok(values)
+}
+
+/// The one rule for numbers out of range, in every input path (CSV, Parquet, columns handed over by a caller, and
+/// `kiln serve`'s JSON): an infinite value (`inf`, or a literal such as `1e400` beyond the largest double) is an
+/// error naming where it is; NaN is a missing value.
+pub(crate) fn check_finite(
+    path: &Path,
+    column: &str,
+    values: &[f64],
+    location: impl Fn(usize) -> Location,
+    text: impl Fn(usize) -> String,
+) -> Result<(), ReadError> {
+    match values.iter().position(|v| v.is_infinite()) {
+        Some(row) => Err(ReadError::NotFinite {
+            path: path.to_path_buf(),
+            location: location(row),
+            column: column.to_string(),
+            text: text(row),
+        }),
+        None => Ok(()),
+    }
 }
 
 /// A number, or `None` for a missing cell; `Err(())` for a cell that is neither.
@@ -489,7 +517,7 @@ impl Cells {
 }
 
 struct CsvSource {
-    reader: csv::Reader<BufReader<File>>,
+    reader: csv::Reader<LineLimit<BufReader<File>>>,
     record: csv::StringRecord,
     width: usize,
     /// the ECB file ends every line with a comma: an unnamed last column that must be empty everywhere
@@ -502,11 +530,76 @@ struct CsvSource {
     lines: Vec<u64>,
     first_row_of_chunk: u64,
     rows: u64,
+    /// added to the csv reader's line numbers: with CRLF line ends it counts a record's line one short (it starts
+    /// the record at the `\n` of the line before)
+    line_offset: u64,
+}
+
+/// Whether the file's first line ends with `\r\n` (read up to the line limit only).
+fn first_line_ends_with_crlf(path: &Path) -> Result<bool, ReadError> {
+    use std::io::BufRead;
+    let file = File::open(path).map_err(io_err(path))?;
+    let mut first = Vec::new();
+    BufReader::new(file).take(MAX_LINE_BYTES as u64).read_until(b'\n', &mut first).map_err(io_err(path))?;
+    Ok(first.ends_with(b"\r\n"))
+}
+
+/// The most columns a file may have (the header of a hostile or mistaken file can hold millions).
+pub const MAX_COLUMNS: usize = 100_000;
+/// The longest line a CSV file may have: a longer one is refused as it is read, so memory stays bounded.
+pub const MAX_LINE_BYTES: usize = 16 << 20;
+
+/// A reader that fails once more than [`MAX_LINE_BYTES`] pass without a line break.
+struct LineLimit<R> {
+    inner: R,
+    since_newline: usize,
+}
+
+impl<R> LineLimit<R> {
+    fn new(inner: R) -> LineLimit<R> {
+        LineLimit { inner, since_newline: 0 }
+    }
+}
+
+/// The error [`LineLimit`] fails with (found again in [`csv_error`] by its type).
+#[derive(Debug)]
+struct LineTooLong;
+
+impl std::fmt::Display for LineTooLong {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "a line is longer than {} MiB", MAX_LINE_BYTES >> 20)
+    }
+}
+
+impl std::error::Error for LineTooLong {}
+
+impl<R: std::io::Read> std::io::Read for LineLimit<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.since_newline = match buf[..n].iter().rposition(|&b| b == b'\n') {
+            Some(pos) => n - pos - 1,
+            None => self.since_newline + n,
+        };
+        if self.since_newline > MAX_LINE_BYTES {
+            return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, LineTooLong));
+        }
+        Ok(n)
+    }
 }
 
 fn csv_error(path: &Path, e: csv::Error) -> ReadError {
     let line = e.position().map(csv::Position::line);
     match e.into_kind() {
+        csv::ErrorKind::Io(source) if source.get_ref().is_some_and(|inner| inner.is::<LineTooLong>()) => {
+            ReadError::Csv {
+                path: path.to_path_buf(),
+                line,
+                message: format!(
+                    "a line is longer than {} MiB; kiln reads lines up to that size",
+                    MAX_LINE_BYTES >> 20
+                ),
+            }
+        }
         csv::ErrorKind::Io(source) => ReadError::Io { path: path.to_path_buf(), source },
         csv::ErrorKind::Utf8 { pos, err } => ReadError::Csv {
             path: path.to_path_buf(),
@@ -520,14 +613,18 @@ fn csv_error(path: &Path, e: csv::Error) -> ReadError {
 impl CsvSource {
     /// Opens the file and reads the header; returns the column names.
     fn open(path: &Path) -> Result<(CsvSource, Vec<String>), ReadError> {
+        let crlf = first_line_ends_with_crlf(path)?;
         let file = File::open(path).map_err(io_err(path))?;
         let mut reader = csv::ReaderBuilder::new()
             .has_headers(false)
             .flexible(true)
-            .from_reader(BufReader::with_capacity(1 << 16, file));
+            .from_reader(LineLimit::new(BufReader::with_capacity(1 << 16, file)));
         let mut record = csv::StringRecord::new();
         if !reader.read_record(&mut record).map_err(|e| csv_error(path, e))? {
             return Err(ReadError::NoHeader { path: path.to_path_buf() });
+        }
+        if record.len() > MAX_COLUMNS {
+            return Err(ReadError::TooWide { path: path.to_path_buf(), columns: record.len(), max: MAX_COLUMNS });
         }
         let mut names: Vec<String> = record.iter().map(str::to_string).collect();
         let width = names.len();
@@ -550,6 +647,7 @@ impl CsvSource {
             lines: Vec::new(),
             first_row_of_chunk: 0,
             rows: 0,
+            line_offset: u64::from(crlf),
         };
         Ok((source, names))
     }
@@ -559,7 +657,7 @@ impl CsvSource {
         let mut cells: Vec<Cells> = self.indices.iter().map(|_| Cells::default()).collect();
         let mut lines = Vec::new();
         while lines.len() < n && self.reader.read_record(&mut self.record).map_err(|e| csv_error(path, e))? {
-            let line = self.record.position().map_or(0, csv::Position::line);
+            let line = self.record.position().map_or(0, csv::Position::line) + self.line_offset;
             if self.record.len() != self.width {
                 return Err(ReadError::FieldCount {
                     path: path.to_path_buf(),
@@ -636,6 +734,15 @@ fn csv_columns(
                 column
             }
         };
+        if let Column::Numeric(values) = &column {
+            check_finite(
+                path,
+                name,
+                values,
+                |row| Location::Line(raw.lines[row]),
+                |row| cells.iter().nth(row).unwrap_or_default().to_string(),
+            )?;
+        }
         columns.push((name.clone(), column));
     }
     Ok(columns)
@@ -754,7 +861,10 @@ fn convert_series(path: &Path, name: &str, series: &Series, first_row: usize) ->
         ),
         dt if dt.is_primitive_numeric() => {
             let cast = series.cast(&DataType::Float64).map_err(parquet_err(path))?;
-            Column::Numeric(cast.f64().map_err(parquet_err(path))?.iter().map(|v| v.unwrap_or(f64::NAN)).collect())
+            let values: Vec<f64> =
+                cast.f64().map_err(parquet_err(path))?.iter().map(|v| v.unwrap_or(f64::NAN)).collect();
+            check_finite(path, name, &values, |row| Location::Row(first_row + row + 1), |row| values[row].to_string())?;
+            Column::Numeric(values)
         }
         DataType::String => Column::Categorical(
             series.str().map_err(parquet_err(path))?.iter().map(|v| v.map(str::to_string)).collect(),

@@ -35,6 +35,10 @@ impl DataSource for FileSource {
     /// The frame, the sha256 of the file and its path as the origin. Errors are [`ReadError`]s, kept whole.
     fn load(&self) -> Result<LoadedData, SourceError> {
         let frame = read_frame(&self.path, &self.options).map_err(source_error)?;
+        // nothing can be learned from a header alone; said here, before any task-specific check blames a setting
+        if frame.n_rows() == 0 {
+            return Err(source_error(ReadError::NoRows { path: self.path.clone() }));
+        }
         let sha256 = sha256_file(&self.path).map_err(source_error)?;
         Ok(LoadedData { frame, sha256, origin: self.path.display().to_string() })
     }

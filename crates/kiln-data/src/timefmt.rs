@@ -40,6 +40,14 @@ impl IsoShape {
     }
 }
 
+/// Checks a `time_format` (strftime-like: `%Y %m %d %H %M %S %%`) before any file is read.
+///
+/// # Errors
+/// Why the format cannot be used (an unsupported directive, no year/month/day).
+pub fn check_time_format(text: &str) -> Result<(), String> {
+    TimeParser::with_format(text).map(|_| ())
+}
+
 /// Turns the text of one time column into UTC milliseconds.
 #[derive(Debug, Clone)]
 pub(crate) enum TimeParser {

@@ -464,7 +464,7 @@ fn load_verified(dir: &Path) -> Result<(BundleMetadata, BTreeMap<String, Vec<u8>
     let metadata_bytes = match fs::read(&metadata_path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(format_err(METADATA, "is missing; this is not a kiln bundle".into()));
+            return Err(BundleError::NotABundle(dir.to_path_buf()));
         }
         Err(e) => return Err(io_err(&metadata_path, "reading")(e)),
     };

@@ -46,6 +46,9 @@ pub enum BundleError {
     /// the bundle folder does not exist
     #[error("bundle {}: no such folder", .0.display())]
     NotFound(PathBuf),
+    /// the folder exists but holds no kiln bundle (no `kiln/metadata.json`): a wrong path, not a damaged bundle
+    #[error("{}: not a kiln bundle (no kiln/metadata.json); pass a bundle folder, runs:/<run>/model or models:/<name>@<alias>", .0.display())]
+    NotABundle(PathBuf),
     /// `write_bundle` refuses to replace a folder that has content
     #[error("bundle {}: the folder exists and is not empty; refusing to overwrite it", .0.display())]
     Exists(PathBuf),
@@ -64,6 +67,7 @@ impl BundleError {
             BundleError::Checksum { .. } => Code::BundleChecksum,
             BundleError::Format { .. } => Code::BundleFormat,
             BundleError::NotFound(_) => Code::NotFound,
+            BundleError::NotABundle(_) => Code::ModelRefInvalid,
             BundleError::Exists(_) => Code::AlreadyExists,
             BundleError::Io { .. } => Code::StoreIo,
             BundleError::Model { source, .. } => match source {

@@ -147,6 +147,15 @@ fn apply_missing_rules(
     Ok(Kept { rows, missing_target, missing_feature_rows, missing_feature_dropped })
 }
 
+/// A value cut to a readable length for a message.
+fn cut(text: &str) -> String {
+    if text.chars().count() <= 40 {
+        text.to_string()
+    } else {
+        format!("{}...", text.chars().take(40).collect::<String>())
+    }
+}
+
 fn take<T: Clone>(values: &[T], rows: &[usize]) -> Vec<T> {
     rows.iter().map(|&i| values[i].clone()).collect()
 }
@@ -348,6 +357,25 @@ fn tabular(
         needed_by: "task.target".to_string(),
         column: target.to_string(),
     })?;
+    // a binary classifier learns `positive` against exactly one other class: a third is refused, never folded into
+    // the negative class
+    if let TabularKind::Classification { positive, .. } = kind {
+        let classes: std::collections::BTreeSet<String> = match column {
+            Column::Categorical(v) => v.iter().flatten().cloned().collect(),
+            Column::Numeric(v) => v.iter().filter(|x| !x.is_nan()).map(|x| x.to_string()).collect(),
+            Column::Timestamp(_) => std::collections::BTreeSet::new(),
+        };
+        if classes.len() > 2 {
+            let shown: Vec<String> = classes.iter().take(5).map(|c| format!("'{}'", cut(c))).collect();
+            return Err(TrainError::Target(format!(
+                "target column '{target}' has {} classes ({}{}); a binary classifier needs exactly two: \
+                 task.positive '{positive}' and one other (map or drop the other rows first)",
+                classes.len(),
+                shown.join(", "),
+                if classes.len() > 5 { ", ..." } else { "" }
+            )));
+        }
+    }
     // the label of every row, None where the target is missing
     let labels: Vec<Option<f64>> = match (kind, column) {
         (TabularKind::Classification { positive, .. }, Column::Categorical(v)) => {

@@ -287,7 +287,8 @@ fn sha256_and_unsupported_files() {
     let err = read_frame(&path, &ReadOptions::default()).unwrap_err();
     assert!(matches!(err, ReadError::UnsupportedFormat { .. }), "{err:?}");
     let err = read_frame(Path::new("/nonexistent/x.csv"), &ReadOptions::default()).unwrap_err();
-    assert_eq!(err.code(), Code::DataRead);
+    // a file that is not there is bad input (exit 2)
+    assert_eq!(err.code(), Code::NotFound);
     assert!(err.to_string().starts_with("/nonexistent/x.csv: "), "{err}");
 }
 
@@ -551,4 +552,33 @@ fn a_later_chunk_with_finer_times_is_printed_finer() {
     writer.write(&stamps(vec![day(2020, 1, 3)])).unwrap();
     writer.finish().unwrap();
     assert_eq!(fs::read_to_string(&path).unwrap(), "t\n2020-01-01\n2020-01-02T01:00:00\n2020-01-03T00:00:00\n");
+}
+
+#[test]
+fn crlf_files_report_the_lines_an_editor_shows() {
+    let (_dir, path) = temp_file("crlf.csv", "Date,USD\r\n2020-01-01,1\r\n2020-01-02,x\r\n");
+    let opts = ReadOptions { numeric: vec!["USD".into()], ..with_time("Date") };
+    let err = read_frame(&path, &opts).unwrap_err();
+    assert!(err.to_string().contains("line 3, column 'USD'"), "{err}");
+}
+
+#[test]
+fn infinite_values_are_refused_with_their_line_and_nan_is_missing() {
+    let (_dir, path) = temp_file("inf.csv", "Date,USD\n2020-01-01,nan\n2020-01-02,1e400\n");
+    let err = read_frame(&path, &with_time("Date")).unwrap_err();
+    assert_eq!(err.code(), Code::DataParse);
+    assert!(err.to_string().contains("line 3, column 'USD': '1e400' is not a finite number"), "{err}");
+    let (_dir, path) = temp_file("inf.csv", "Date,USD\n2020-01-01,nan\n2020-01-02,-inf\n");
+    assert!(read_frame(&path, &with_time("Date")).unwrap_err().to_string().contains("'-inf'"));
+    let (_dir, path) = temp_file("nan.csv", "Date,USD\n2020-01-01,nan\n2020-01-02,2\n");
+    let frame = read_frame(&path, &with_time("Date")).unwrap();
+    assert!(matches!(frame.column("USD").unwrap(), kiln_domain::Column::Numeric(v) if v[0].is_nan() && v[1] == 2.0));
+}
+
+#[test]
+fn a_header_of_too_many_columns_is_refused() {
+    let header = vec!["c"; crate::MAX_COLUMNS + 1].join(",");
+    let (_dir, path) = temp_file("wide.csv", &format!("{header}\n"));
+    let err = read_frame(&path, &ReadOptions::default()).unwrap_err();
+    assert!(matches!(err, ReadError::TooWide { .. }), "{err}");
 }

@@ -44,7 +44,7 @@ fn check_same_error(path: &Path, opts: &ReadOptions, code: Code) {
 #[test]
 fn errors_are_the_readers_own() {
     let dir = tempfile::tempdir().unwrap();
-    check_same_error(&dir.path().join("absent.csv"), &ReadOptions::default(), Code::DataRead);
+    check_same_error(&dir.path().join("absent.csv"), &ReadOptions::default(), Code::NotFound);
 
     let bad = dir.path().join("bad.csv");
     fs::write(&bad, "t,x\n2024-01-01,1\n2024-01-02,oops\n").unwrap();
