@@ -321,3 +321,45 @@ def test_bad_input_errors_name_the_file_key_or_row_and_exit_2(tmp_path):
                           f"data:\n  path: {tmp_path / 'nodata.csv'}\n")
     proc = run_kiln("train", "--config", config, "--tracking-uri", store, check=False)
     assert proc.returncode == 2 and "nodata.csv" in proc.stderr, proc.stderr
+
+
+def test_rows_in_messages_are_rows_of_the_input_whatever_the_chunking(tmp_path):
+    """A category the model never saw, at file line 801 (data row 800), is reported at row 800 whatever the chunk
+    size, not at its row inside a chunk."""
+    task = (REPO / "conf/tasks/churn.yaml").read_text()
+    preprocess = task[task.index("preprocess:"):]
+    preprocess = preprocess[:preprocess.index("\n", preprocess.index("one_hot")) + 1]
+    config = write_config(tmp_path / "strict.yaml", "conf/experiments/churn.yaml",
+                          preprocess.replace("unknown: ignore", "unknown: error"))
+    store = tmp_path / "mlruns"
+    run_kiln("train", "--config", config, "--register", "--tracking-uri", store)
+    with open(REPO / "data/Telco-Customer-Churn_IBM.csv", newline="") as f:
+        rows = list(csv.reader(f))
+    rows[800][rows[0].index("PaymentMethod")] = "Bitcoin"
+    data = tmp_path / "new.csv"
+    with open(data, "w", newline="") as f:
+        csv.writer(f).writerows(rows)
+    for chunk in (100, 333, 100_000):
+        proc = run_kiln("predict", "--model", "models:/churn@production", "--tracking-uri", store, "--input", data,
+                        "--output", tmp_path / "out.csv", "--chunk-rows", chunk, check=False)
+        assert proc.returncode == 2, proc.stderr
+        assert "'Bitcoin' at row 800," in proc.stderr, (chunk, proc.stderr)
+
+
+def test_an_observed_row_out_of_order_names_the_last_observed_time(eurusd_store, tmp_path):
+    from test_serve import Served
+    served = Served(eurusd_store["store"], tmp_path / "serve.log")
+    try:
+        rows = [{"Date": "2020-01-02", "USD": 1.1}, {"Date": "2020-01-03", "USD": 1.2}]
+        status, _, body = served.request("POST", "/observe", {"series": "s", "rows": rows})
+        assert status == 200, body
+        status, _, body = served.request("POST", "/observe", {"series": "s", "rows": [{"Date": "2020-01-03", "USD": 1}]})
+        assert status == 422 and body["error"]["field"] == "rows[0].Date", body
+        message = body["error"]["message"]
+        assert "row 1 (2020-01-03) does not come after the last time already observed (2020-01-03)" in message, message
+        rows = [{"Date": "2020-02-03", "USD": 1}, {"Date": "2020-02-01", "USD": 1}]
+        status, _, body = served.request("POST", "/observe", {"series": "s", "rows": rows})
+        assert status == 422 and body["error"]["field"] == "rows[1].Date", body
+        assert "row 2 (2020-02-01) does not come after row 1 (2020-02-03)" in body["error"]["message"], body
+    finally:
+        served.stop()

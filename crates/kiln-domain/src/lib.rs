@@ -21,7 +21,7 @@ pub use ports::{
     DatasetInput, EXPERIMENT_KIND_TAG, ExperimentId, LoadedData, MetricPoint, ModelRegistry, ModelVersion, RunId,
     RunInfo, RunStatus, Stage, Tracker,
 };
-pub use time::{CivilDateTime, civil_from_millis, millis_from_civil};
+pub use time::{CivilDateTime, civil_from_millis, iso_from_millis, millis_from_civil};
 
 #[cfg(test)]
 mod tests;

@@ -75,3 +75,14 @@ pub fn civil_from_millis(ms: i64) -> CivilDateTime {
         day_of_year: (days - days_from_civil(year, 1, 1) + 1) as u32,
     }
 }
+
+/// `ms` as ISO 8601 text for messages: the date alone at midnight, else with the time (and milliseconds when any).
+pub fn iso_from_millis(ms: i64) -> String {
+    let c = civil_from_millis(ms);
+    let date = format!("{:04}-{:02}-{:02}", c.year, c.month, c.day);
+    match (ms.rem_euclid(MS_PER_DAY), ms.rem_euclid(1000)) {
+        (0, _) => date,
+        (_, 0) => format!("{date}T{:02}:{:02}:{:02}", c.hour, c.minute, c.second),
+        (_, milli) => format!("{date}T{:02}:{:02}:{:02}.{milli:03}", c.hour, c.minute, c.second),
+    }
+}

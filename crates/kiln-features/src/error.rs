@@ -22,17 +22,25 @@ pub enum FeatureError {
     NotEnoughRows { what: String, needed: usize, given: usize },
     /// the time column is not strictly increasing
     #[error(
-        "time column '{column}' must be strictly increasing, but row {row} ({next} ms) does not come after row {prev_row} ({prev} ms)"
+        "time column '{column}' must be strictly increasing, but row {} ({}) does not come after {} ({})",
+        row + 1,
+        kiln_domain::iso_from_millis(*next),
+        prev_row.map_or("the last time already observed".to_string(), |p| format!("row {}", p + 1)),
+        kiln_domain::iso_from_millis(*prev)
     )]
-    NotSorted { column: String, prev_row: usize, row: usize, prev: i64, next: i64 },
+    NotSorted { column: String, prev_row: Option<usize>, row: usize, prev: i64, next: i64 },
     /// a preprocessing step cannot learn its state from a column of the training rows (no non-missing value, an
     /// infinite value); `step` is the key path of the step, e.g. `preprocess[1].scale`
-    #[error("{step}: cannot fit column '{column}': {reason}")]
-    Fit { step: String, column: String, reason: String },
+    #[error(
+        "{step}: cannot fit column '{column}': {reason}{}",
+        row.map_or(String::new(), |r| format!(" (row {} of the rows it is fitted on, counted from 1)", r + 1))
+    )]
+    Fit { step: String, column: String, reason: String, row: Option<usize> },
     /// an encoder met a category its training rows did not have, and its `unknown` policy is `error`
     #[error(
-        "{step}: column '{column}' holds {} at row {row}, which the training rows did not have (set `unknown: {accept}` to accept it)",
-        show_category(category.as_deref())
+        "{step}: column '{column}' holds {} at row {}, which the training rows did not have (set `unknown: {accept}` to accept it)",
+        show_category(category.as_deref()),
+        row + 1
     )]
     UnknownCategory { step: String, column: String, category: Option<String>, row: usize, accept: &'static str },
     /// a column that is not numeric reached the model matrix
@@ -45,7 +53,7 @@ pub enum FeatureError {
     #[error("{step}: {reason}")]
     Selection { step: String, reason: String },
     /// a value is outside what a computation accepts (a NaN for a score, a negative value for `chi2`)
-    #[error("{needed_by} needs column '{column}' to be {expected}, but row {row} holds {value}")]
+    #[error("{needed_by} needs column '{column}' to be {expected}, but row {} holds {value}", row + 1)]
     InvalidValue { needed_by: String, column: String, row: usize, value: f64, expected: &'static str },
     /// the model behind a model-based selection step failed, or returned unusable importances or scores; the
     /// cause keeps its own code (its message is part of this one, so it is not repeated as a source)
@@ -74,6 +82,27 @@ impl FeatureError {
             FeatureError::Selection { .. } | FeatureError::InvalidValue { .. } => Code::DataShape,
             FeatureError::Model { cause, .. } => cause.code(),
         }
+    }
+
+    /// The row (0-based, into the rows the failing step was given) an error is about, when it is about one.
+    pub fn row(&self) -> Option<usize> {
+        match self {
+            FeatureError::Fit { row, .. } => *row,
+            FeatureError::UnknownCategory { row, .. } | FeatureError::InvalidValue { row, .. } => Some(*row),
+            _ => None,
+        }
+    }
+
+    /// The error with its row moved `by` rows later (a step saw rows starting `by` rows into the caller's).
+    #[must_use]
+    pub fn shift_row(mut self, by: usize) -> FeatureError {
+        match &mut self {
+            FeatureError::Fit { row: Some(row), .. }
+            | FeatureError::UnknownCategory { row, .. }
+            | FeatureError::InvalidValue { row, .. } => *row += by,
+            _ => {}
+        }
+        self
     }
 
     pub(crate) fn spec(path: impl Into<String>, reason: impl Into<String>) -> FeatureError {

@@ -185,11 +185,12 @@ impl FittedPipeline {
                 return Err(FeatureError::spec("input", "a forecast stream without its feature stream"));
             }
         };
+        // a step's error names the row of the chunk (the rows it saw start after the chunk's warm-up rows)
         let features = match &mut state.preprocess {
-            Some(p) => p.transform_chunk(features)?,
+            Some(p) => p.transform_chunk(features).map_err(|e| e.shift_row(warmup_dropped))?,
             None => features,
         };
-        let x = self.select(features)?;
+        let x = self.select(features).map_err(|e| e.shift_row(warmup_dropped))?;
         Ok(Prepared { x, times, current, future: None, warmup_dropped })
     }
 

@@ -349,7 +349,12 @@ impl At {
     }
 
     pub(crate) fn fit_error(self, column: &str, reason: impl Into<String>) -> FeatureError {
-        FeatureError::Fit { step: self.step(), column: column.to_string(), reason: reason.into() }
+        FeatureError::Fit { step: self.step(), column: column.to_string(), reason: reason.into(), row: None }
+    }
+
+    /// [`At::fit_error`] about one row of the rows being fitted on.
+    pub(crate) fn fit_error_at(self, column: &str, row: usize, reason: impl Into<String>) -> FeatureError {
+        FeatureError::Fit { step: self.step(), column: column.to_string(), reason: reason.into(), row: Some(row) }
     }
 
     pub(crate) fn column<'a>(self, frame: &'a Frame, name: &str) -> Result<&'a Column, FeatureError> {

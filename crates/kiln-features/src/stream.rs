@@ -91,9 +91,13 @@ impl FeatureStream {
     pub fn push(&mut self, chunk: &Frame) -> Result<FeatureChunk, FeatureError> {
         let offset = self.rows;
         let resolved = self.recipe.resolve(chunk).map_err(|e| match e {
-            FeatureError::NotSorted { column, prev_row, row, prev, next } => {
-                FeatureError::NotSorted { column, prev_row: prev_row + offset, row: row + offset, prev, next }
-            }
+            FeatureError::NotSorted { column, prev_row, row, prev, next } => FeatureError::NotSorted {
+                column,
+                prev_row: prev_row.map(|p| p + offset),
+                row: row + offset,
+                prev,
+                next,
+            },
             other => other,
         })?;
         let n = resolved.times.len();
@@ -102,7 +106,7 @@ impl FeatureStream {
         {
             return Err(FeatureError::NotSorted {
                 column: self.recipe.time_column.clone(),
-                prev_row: offset - 1,
+                prev_row: Some(offset - 1),
                 row: offset,
                 prev,
                 next,

@@ -124,7 +124,7 @@ impl TimeSeriesRecipe {
         if let Some(row) = (1..times.len()).find(|&i| times[i] <= times[i - 1]) {
             return Err(FeatureError::NotSorted {
                 column: self.time_column.clone(),
-                prev_row: row - 1,
+                prev_row: Some(row - 1),
                 row,
                 prev: times[row - 1],
                 next: times[row],

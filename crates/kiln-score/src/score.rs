@@ -120,7 +120,8 @@ impl<'a> ChunkScorer<'a> {
         self.rows_in += chunk.n_rows();
         let started = Instant::now();
         let ids = tabular_keys(&self.bundle.pipeline, &chunk, offset)?;
-        let prepared = self.stream.push(chunk)?;
+        // a step's error names the row of the chunk; told to the user as the row of the whole input
+        let prepared = self.stream.push(chunk).map_err(|e| e.shift_row(offset))?;
         let featured = Instant::now();
         self.features_time += featured - started;
         self.warmup_dropped += prepared.warmup_dropped;

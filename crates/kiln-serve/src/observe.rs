@@ -221,9 +221,10 @@ impl SeriesStore {
         let mut state = series.state.clone();
         let prepared = pipeline.push_chunk(&mut state, frame.clone()).map_err(|e| {
             let e = match e {
+                // rows of this request counted from its first; an earlier row is the series' last observed one
                 FeatureError::NotSorted { column, prev_row, row, prev, next } => FeatureError::NotSorted {
                     column,
-                    prev_row: prev_row.saturating_sub(offset),
+                    prev_row: prev_row.and_then(|p| p.checked_sub(offset)),
                     row: row.saturating_sub(offset),
                     prev,
                     next,

@@ -6,6 +6,12 @@ use kiln_domain::{Code, PortError};
 pub enum TrainError {
     #[error("features: {0}")]
     Features(#[from] kiln_features::FeatureError),
+    /// a step failed on one row, named by its place in the data file
+    #[error(
+        "features: {error}; that row is data row {data_row}{} (counted from 1 after the header)",
+        if *time_ordered { " in time order" } else { "" }
+    )]
+    AtDataRow { data_row: usize, time_ordered: bool, error: kiln_features::FeatureError },
     #[error("evaluation: {0}")]
     Eval(#[from] kiln_eval::EvalError),
     #[error("model: {0}")]
@@ -33,7 +39,7 @@ pub enum TrainError {
 impl TrainError {
     pub fn code(&self) -> Code {
         match self {
-            TrainError::Features(e) => e.code(),
+            TrainError::Features(e) | TrainError::AtDataRow { error: e, .. } => e.code(),
             TrainError::Eval(e) => e.code(),
             TrainError::Model(e) => e.code(),
             TrainError::Bundle(e) => e.code(),

@@ -132,8 +132,10 @@ fn fit_transform(
     let (preprocess, features) = if spec.preprocess.is_empty() {
         (None, design.features.clone())
     } else {
-        let fitted = Preprocessor::new(spec.preprocess.to_vec()).fit(&design.features.take(&parts.train))?;
-        let features = fitted.transform(&design.features)?;
+        let fitted = Preprocessor::new(spec.preprocess.to_vec())
+            .fit(&design.features.take(&parts.train))
+            .map_err(|e| at_data_row(e, design, &parts.train))?;
+        let features = fitted.transform(&design.features).map_err(|e| at_data_row(e, design, &all_rows(design)))?;
         progress.step(&format!("preprocessing fitted on the training rows: {} columns", features.n_cols()));
         (Some(fitted), features)
     };
@@ -147,16 +149,24 @@ fn fit_transform(
         TaskSpec::Tabular { .. } => CvKind::KFold,
     };
     let model = SelectionModel { spec: spec.model.without_early_stopping()? };
-    let selection = Selector::new(spec.selection.to_vec()).fit(
-        &x.take_rows(&parts.train),
-        &take(&design.label, &parts.train),
-        task,
-        cv,
-        Some(&model),
-    )?;
+    let selection = Selector::new(spec.selection.to_vec())
+        .fit(&x.take_rows(&parts.train), &take(&design.label, &parts.train), task, cv, Some(&model))
+        .map_err(|e| at_data_row(e, design, &parts.train))?;
     let x = selection.apply(&x)?;
     progress.step(&format!("selection fitted on the training rows: kept {} features", x.n_cols()));
     Ok(Transformed { preprocess, selection: Some(selection), x })
+}
+
+/// A step's error about one of the `rows` it was given, told as the data row of the file it came from.
+fn at_data_row(e: kiln_features::FeatureError, design: &Design, rows: &[usize]) -> TrainError {
+    match e.row().and_then(|r| rows.get(r)).and_then(|&r| design.data_rows.get(r)) {
+        Some(&data_row) => TrainError::AtDataRow { data_row, time_ordered: !design.times.is_empty(), error: e },
+        None => e.into(),
+    }
+}
+
+fn all_rows(design: &Design) -> Vec<usize> {
+    (0..design.label.len()).collect()
 }
 
 pub(crate) fn take<T: Copy>(values: &[T], rows: &[usize]) -> Vec<T> {

@@ -251,6 +251,8 @@ pub(crate) struct Design {
     pub ids: Vec<String>,
     /// classification: the target value of class 0, when the target has exactly two values
     pub negative: Option<String>,
+    /// where each row is in the data: its data row, counted from 1 (in time order for a forecast)
+    pub data_rows: Vec<usize>,
     pub rows: RowCounts,
 }
 
@@ -340,6 +342,7 @@ fn forecast(
         times: take(&table.times, &keep.rows),
         ids: Vec::new(),
         negative: None,
+        data_rows: keep.rows.iter().map(|r| warmup + r + 1).collect(),
         rows,
     };
     Ok((design, parts))
@@ -475,7 +478,16 @@ fn tabular(
         }
         _ => None,
     };
-    let design =
-        Design { features, truth: label.clone(), label, current: Vec::new(), times: Vec::new(), ids, negative, rows };
+    let design = Design {
+        features,
+        truth: label.clone(),
+        label,
+        current: Vec::new(),
+        times: Vec::new(),
+        ids,
+        negative,
+        data_rows: keep.iter().map(|r| r + 1).collect(),
+        rows,
+    };
     Ok((design, parts))
 }

@@ -147,7 +147,7 @@ impl ImputeSpec {
 /// The non-missing values of a training column; an infinite value or none at all is an error.
 fn observed(values: &[f64], name: &str, at: At) -> Result<Vec<f64>, FeatureError> {
     if let Some(row) = values.iter().position(|v| v.is_infinite()) {
-        return Err(at.fit_error(name, format!("it holds an infinite value at row {row}")));
+        return Err(at.fit_error_at(name, row, "it holds an infinite value"));
     }
     let out: Vec<f64> = values.iter().copied().filter(|v| !v.is_nan()).collect();
     if out.is_empty() {

@@ -69,7 +69,7 @@ impl ScaleSpec {
         for name in names {
             let values = at.numeric(train, &name)?;
             if let Some(row) = values.iter().position(|v| v.is_infinite()) {
-                return Err(at.fit_error(&name, format!("it holds an infinite value at row {row}")));
+                return Err(at.fit_error_at(&name, row, "it holds an infinite value"));
             }
             let observed: Vec<f64> = values.iter().copied().filter(|v| !v.is_nan()).collect();
             if observed.is_empty() {

@@ -335,7 +335,7 @@ fn one_hot_matches_scikit_learn() {
     let err = fitted.transform(&frame).expect_err("an unseen category");
     assert_eq!(
         err.to_string(),
-        "preprocess[0].one_hot: column 'Contract' holds the category 'Four year' at row 5050, which the training rows \
+        "preprocess[0].one_hot: column 'Contract' holds the category 'Four year' at row 5051, which the training rows \
          did not have (set `unknown: ignore` to accept it)"
     );
     assert_eq!(err.code(), Code::DataShape);
@@ -346,7 +346,7 @@ fn one_hot_matches_scikit_learn() {
     let err = fitted.transform(&scenario().select(&payment).expect("columns")).expect_err("a missing value");
     assert_eq!(
         err.to_string(),
-        "preprocess[0].one_hot: column 'PaymentMethod' holds a missing value at row 0, which the training rows did \
+        "preprocess[0].one_hot: column 'PaymentMethod' holds a missing value at row 1, which the training rows did \
          not have (set `unknown: ignore` to accept it)"
     );
 }
@@ -378,7 +378,7 @@ fn ordinal_matches_scikit_learn() {
     let err = strict.fit(&train).expect("fit").transform(scenario()).expect_err("an unseen category");
     assert_eq!(
         err.to_string(),
-        "preprocess[0].ordinal: column 'Contract' holds the category 'Four year' at row 5050, which the training rows \
+        "preprocess[0].ordinal: column 'Contract' holds the category 'Four year' at row 5051, which the training rows \
          did not have (set `unknown: use_encoded_value` to accept it)"
     );
 }
@@ -767,7 +767,7 @@ fn data_errors_name_the_step_and_the_column() {
         (
             "- scale: {columns: [tenure], method: minmax}",
             &infinite,
-            "preprocess[0].scale: cannot fit column 'tenure': it holds an infinite value at row 3",
+            "preprocess[0].scale: cannot fit column 'tenure': it holds an infinite value (row 4 of the rows it is fitted on, counted from 1)",
             Code::DataShape,
         ),
     ];

@@ -1149,7 +1149,7 @@ fn data_dependent_errors_name_the_step() {
     let err = Selector::new(vec![k_best(2, KBestScore::FRegression)])
         .fit(&with_nan, y, Task::Regression, CvKind::KFold, None)
         .unwrap_err();
-    assert_eq!(err.to_string(), "selection[0].k_best needs column 'MUFL' to be finite, but row 5 holds NaN");
+    assert_eq!(err.to_string(), "selection[0].k_best needs column 'MUFL' to be finite, but row 6 holds NaN");
     // a target of the wrong length
     let err = Selector::new(vec![]).fit(x, &y[1..], Task::Regression, CvKind::KFold, None).unwrap_err();
     assert_eq!(err.to_string(), "selection: the target has 17419 values but the matrix has 17420 rows");
