@@ -122,7 +122,7 @@ fn apply_missing_rules(
     }
     let drop_features = policy.features == MissingFeatures::Drop;
     let rows: Vec<usize> =
-        (0..target_missing.len()).filter(|&i| !target_missing[i] && !(drop_features && feature_missing[i])).collect();
+        (0..target_missing.len()).filter(|&i| !(target_missing[i] || drop_features && feature_missing[i])).collect();
     let missing_feature_dropped = if drop_features { missing_feature_rows } else { 0 };
     let dropped = missing_target + missing_feature_dropped;
     let usable = target_missing.len();
