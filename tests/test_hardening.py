@@ -372,3 +372,38 @@ def test_an_observed_row_out_of_order_names_the_last_observed_time(eurusd_store,
         assert "row 2 (2020-02-01) does not come after row 1 (2020-02-03)" in body["error"]["message"], body
     finally:
         served.stop()
+
+
+def test_the_reload_watcher_never_creates_a_store_that_is_briefly_missing(tmp_path):
+    """A store moved away while `kiln serve` watches it is not created again (moved back, it would have ended up
+    nested inside the new one); the watcher logs the failure, keeps serving, and reloads once it is back."""
+    from test_serve import Served
+    store = tmp_path / "mlruns"
+    for _ in range(2):
+        run_kiln("train", "--config", "conf/experiments/eurusd.yaml", "--register", "--tracking-uri", store)
+    run_kiln("registry", "promote", "eurusd", "1", "--alias", "production", "--tracking-uri", store)
+    log = tmp_path / "serve.log"
+    served = Served(store, log, "--reload-interval", "0.1")
+    try:
+        away = tmp_path / "moved"
+        store.rename(away)
+        deadline = time.time() + 10
+        while "model_watch_failed" not in log.read_text() and time.time() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)
+        assert "model_watch_failed" in log.read_text() and "does not exist" in log.read_text()
+        assert not store.exists(), "the watcher created the store"
+        status, headers, _ = served.request("GET", "/model")
+        assert status == 200
+        away.rename(store)
+        assert not (store / "moved").exists() and not (store / "mlruns").exists()
+        run_kiln("registry", "promote", "eurusd", "2", "--alias", "production", "--tracking-uri", store)
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            status, _, body = served.request("GET", "/model")
+            if body["model"]["version"] == 2:
+                break
+            time.sleep(0.1)
+        assert body["model"]["version"] == 2, (body, log.read_text()[-2000:])
+    finally:
+        served.stop()
