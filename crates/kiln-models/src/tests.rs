@@ -650,8 +650,9 @@ fn tampering_is_caught_and_names_the_file() {
     let dir = written_bundle(&tmp.path().join("d"));
     fs::remove_file(dir.join("kiln/metadata.json")).unwrap();
     let err = read_err(&dir);
-    assert_eq!(err.code(), Code::BundleFormat);
-    assert!(err.to_string().contains("kiln/metadata.json: is missing"), "{err}");
+    // a folder without kiln's metadata is not a bundle at all: a wrong path (invalid input, exit 2)
+    assert_eq!(err.code(), Code::ModelRefInvalid);
+    assert!(err.to_string().contains("not a kiln bundle (no kiln/metadata.json)"), "{err}");
 
     let err = read_err(&tmp.path().join("nope"));
     assert_eq!(err.code(), Code::NotFound);
