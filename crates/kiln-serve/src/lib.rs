@@ -13,6 +13,7 @@
 //! version a moving reference points at, through a [`ModelSource`] the caller implements. This crate reads no
 //! config, flags or environment and knows no store: the CLI resolves the model and passes plain values.
 
+mod conn;
 mod error;
 mod handlers;
 mod metrics;
@@ -32,6 +33,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 
+pub use conn::{ConnectionLimits, TOO_MANY_CONNECTIONS, raise_open_file_limit};
 pub use error::ApiError;
 pub use middleware::{
     AccessLog, AccessLogSink, ApiKeys, ConfigError, Cors, DEFAULT_API_KEY_HEADER, HttpConfig, REQUEST_ID_HEADER,
@@ -64,18 +66,18 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// Serves [`router`] on `listener` until `shutdown` completes, then stops accepting connections and waits for the
-/// requests in flight to finish.
+/// requests in flight to finish. Connections are held to `limits`: a deadline for a request head, an idle timeout,
+/// and a cap beyond which a connection is answered 503 `too_many_connections` and closed.
 ///
 /// # Errors
 /// The listener's I/O error.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
+    limits: ConnectionLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    // the peer address keys the rate limit when there are no API keys
-    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+    conn::serve(listener, router(state), limits, shutdown).await
 }
 
 #[cfg(test)]
