@@ -6,6 +6,7 @@ import json
 import re
 import resource
 import select
+import signal
 import socket
 import subprocess
 import time
@@ -252,3 +253,52 @@ def test_bad_connection_flags_are_refused(eurusd_store):
     )
     assert proc.returncode == 2, proc.stderr
     assert re.search(r"--max-connections 1000000 leaves fewer than 512", proc.stderr), proc.stderr
+
+
+def test_a_kept_alive_connection_idle_past_the_idle_timeout_is_closed(eurusd_store, tmp_path):
+    server = Server(eurusd_store["store"], tmp_path / "serve.log", "--idle-timeout-ms", "500")
+    try:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as s:
+            s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert s.recv(4096).startswith(b"HTTP/1.1 200")
+            started = time.time()
+            # the header timeout (10 s) is far: the idle timeout closes it
+            assert _read_all(s, timeout=4) == b""
+            assert 0.3 < time.time() - started < 2
+    finally:
+        server.stop()
+
+
+def test_the_rate_limit_keys_on_the_peer_address(eurusd_store, tmp_path):
+    # ConnectInfo reaches the rate limiter through the accept loop: one request, then 429
+    server = Server(eurusd_store["store"], tmp_path / "serve.log", "--rate-limit", "1", "--rate-burst", "1")
+    try:
+        statuses = [server.get("/model")[0] for _ in range(3)]
+        assert statuses[0] == 200 and 429 in statuses, statuses
+    finally:
+        server.stop()
+
+
+def test_sigterm_lets_a_request_in_flight_finish_and_refuses_new_connections(eurusd_store, tmp_path):
+    log = tmp_path / "serve.log"
+    server = Server(eurusd_store["store"], log)
+    try:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
+            body = b'{"series": "nobody"}'
+            s.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                      b"Content-Length: %d\r\n\r\n" % len(body) + body[:5])
+            time.sleep(0.3)
+            server.proc.send_signal(signal.SIGTERM)
+            time.sleep(0.3)
+            # the listener is closed: a new connection is refused
+            with pytest.raises(OSError):
+                socket.create_connection(("127.0.0.1", server.port), timeout=2).close()
+            assert server.proc.poll() is None, "stopped before the request in flight was answered"
+            s.sendall(body[5:])
+            answer = _read_all(s, timeout=5)
+            # the request was answered (a forecast record naming an unknown series: 404), then the server closed
+            assert answer.startswith(b"HTTP/1.1 404"), answer
+        assert server.proc.wait(timeout=10) == 0
+        assert "SIGTERM: finishing the requests in flight" in log.read_text()
+    finally:
+        server.stop()

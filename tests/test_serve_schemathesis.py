@@ -5,7 +5,8 @@ and not) and runs every check on each answer: no 5xx, the status and content typ
 against the documented schema, valid requests accepted and invalid ones refused. The seed is fixed and the number
 of examples bounded, so a run takes seconds and a failure can be replayed.
 
-One declared gap: a forecast window's rows must be strictly increasing in time, and `/observe`'s rows must come
+Two declared gaps. A batch over `maxItems` is refused with 413 (`too_many_records`), which schemathesis does not count
+as a refusal by default. A forecast window's rows must be strictly increasing in time, and `/observe`'s rows must come
 after the series' newest, which JSON Schema cannot say; a schema-valid window that breaks it is refused with 422
 (`window_not_sorted`, and `prediction_not_finite` for values the model cannot forecast from). For the forecaster's
 `/predict`, `/predict/batch` and `/observe` only, 422 is therefore an accepted answer to schema-valid data."""
@@ -20,8 +21,16 @@ from conftest import REPO, VENV_BIN, free_port, kiln_bin, run_kiln
 
 # schemathesis' default answers to valid data, plus 422 for what the schema cannot express
 ACCEPTED = ["2xx", "3xx", "401", "403", "404", "409", "422", "429", "5xx"]
+# schemathesis' default refusals of invalid data, plus 413: a batch over `maxItems` is refused with the documented
+# 413 `too_many_records` (a body over the size limit with 413 `payload_too_large`)
+REFUSED = ["400", "401", "403", "404", "405", "406", "409", "413", "415", "422", "428", "429", "5xx"]
 
-FORECAST_CONFIG = f"""
+CONFIG = f"""
+[checks.negative_data_rejection]
+expected-statuses = {REFUSED!r}
+"""
+
+FORECAST_CONFIG = CONFIG + f"""
 [[operations]]
 include-path = ["/predict", "/predict/batch", "/observe"]
 checks.positive_data_acceptance.expected-statuses = {ACCEPTED!r}
@@ -55,7 +64,7 @@ def _serve(model, store, log):
     raise AssertionError(f"kiln serve not ready after 30 s:\n{log.read_text()}")
 
 
-def _schemathesis(model, store, tmp_path, config=""):
+def _schemathesis(model, store, tmp_path, config=CONFIG):
     proc, port = _serve(model, store, tmp_path / "serve.log")
     config_file = tmp_path / "schemathesis.toml"
     config_file.write_text(config)

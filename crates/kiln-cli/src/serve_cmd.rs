@@ -263,3 +263,46 @@ impl kiln_serve::ModelSource for RegistrySource {
         LoadedModel::new(loaded.bundle, identity).map_err(|e| format!("{exact}: {e}"))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::cli::{Cli, Command};
+
+    fn args(flags: &[&str]) -> ServeArgs {
+        let argv = ["kiln", "serve", "--model", "models:/m@a"].iter().chain(flags);
+        match Cli::try_parse_from(argv).unwrap().command {
+            Command::Serve(args) => args,
+            _ => unreachable!("kiln serve parses as Serve"),
+        }
+    }
+
+    #[test]
+    fn max_connections_stays_below_the_open_file_limit() {
+        let limits = |flags: &[&str], nofile| connection_limits(&args(flags), nofile).map(|l| l.max_connections);
+        // the default: 4096, or what the limit leaves after the reserve
+        assert_eq!(limits(&[], Some(20_000)).unwrap(), 4096);
+        assert_eq!(limits(&[], None).unwrap(), 4096);
+        assert_eq!(limits(&[], Some(2048)).unwrap(), 2048 - 512);
+        assert!(limits(&[], Some(512)).unwrap_err().0.contains("too low"));
+        // a flag within the room is taken, beyond it refused with the room
+        assert_eq!(limits(&["--max-connections", "19488"], Some(20_000)).unwrap(), 19_488);
+        let refused = limits(&["--max-connections", "19489"], Some(20_000)).unwrap_err().0;
+        assert!(refused.contains("use at most 19488"), "{refused}");
+        assert_eq!(limits(&["--max-connections", "1000000"], None).unwrap(), 1_000_000);
+    }
+
+    #[test]
+    fn connection_timeouts_come_from_the_flags() {
+        let l = connection_limits(&args(&[]), None).unwrap();
+        assert_eq!(
+            (l.header_timeout, l.idle_timeout),
+            (ConnectionLimits::DEFAULT_HEADER_TIMEOUT, ConnectionLimits::DEFAULT_IDLE_TIMEOUT)
+        );
+        let l = connection_limits(&args(&["--header-timeout-ms", "1500", "--idle-timeout-ms", "250"]), None).unwrap();
+        assert_eq!((l.header_timeout, l.idle_timeout), (Duration::from_millis(1500), Duration::from_millis(250)));
+        assert!(Cli::try_parse_from(["kiln", "serve", "--model", "m", "--header-timeout-ms", "0"]).is_err());
+    }
+}
