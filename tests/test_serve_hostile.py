@@ -172,13 +172,13 @@ def test_thousands_of_idle_connections_at_the_open_file_limit_leave_health_and_h
 def test_connections_over_the_cap_get_a_clear_503_and_idle_ones_are_closed_at_the_header_timeout(
         eurusd_store, tmp_path):
     server = Server(eurusd_store["store"], tmp_path / "serve.log", "--max-connections", "20",
-                    "--header-timeout-ms", "1500")
+                    "--header-timeout-ms", "3000")
     held = []
     try:
+        opened = time.time()
         for _ in range(20):
             held.append(socket.create_connection(("127.0.0.1", server.port), timeout=5))
         time.sleep(0.3)
-        opened = time.time()
         for _ in range(3):
             with socket.create_connection(("127.0.0.1", server.port), timeout=5) as extra:
                 extra.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -187,8 +187,8 @@ def test_connections_over_the_cap_get_a_clear_503_and_idle_ones_are_closed_at_th
         assert (status, body["error"]["code"]) == (503, "too_many_connections"), body
         # the idle ones never sent a head: closed at the header timeout, with nothing written
         for s in held:
-            assert _read_all(s, timeout=4) == b""
-        assert time.time() - opened < 3.5
+            assert _read_all(s, timeout=6) == b""
+        assert 2.5 < time.time() - opened < 6
         assert server.get("/health")[0] == 200
     finally:
         _close(held)

@@ -1,6 +1,7 @@
 //! kiln's HTTP service; it reads no files, config or stores (the CLI hands it a loaded model). [`router`] answers `GET /health`, `GET /ready`, `GET /model`, `POST /predict`,
 //! `POST /predict/batch` and `POST /observe` (with `GET`/`DELETE /observe/{series}`) for one loaded model, and [`serve`] runs it on a listener until a shutdown signal, letting
-//! requests in flight finish. The only crate that knows HTTP-server types.
+//! requests in flight finish, with a deadline for request heads, an idle timeout and a cap on open connections
+//! ([`ConnectionLimits`]). The only crate that knows HTTP-server types.
 //!
 //! Key decisions: requests are read straight from the JSON bytes into column buffers checked against the model's
 //! input schema (no JSON tree); the features come from the bundle's own fitted pipeline, so an answer equals
