@@ -27,6 +27,8 @@ use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use tower::ServiceExt;
 
+use crate::AppState;
+
 /// How long connections may wait and how many may be open, built by the caller from flags.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConnectionLimits {
@@ -108,6 +110,7 @@ fn rejection(max: usize) -> Vec<u8> {
 /// the loop goes on, as `axum::serve` does.
 pub(crate) async fn serve(
     listener: TcpListener,
+    state: AppState,
     app: Router,
     limits: ConnectionLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -137,16 +140,26 @@ pub(crate) async fn serve(
             Some(_) = connections.join_next(), if !connections.is_empty() => continue,
             Some(_) = rejections.join_next(), if !rejections.is_empty() => continue,
         };
+        let metrics = state.metrics();
         match Arc::clone(&open).try_acquire_owned() {
             Ok(permit) => {
-                let (app, stop) = (app.clone(), stop_rx.clone());
+                let (state, app, stop) = (state.clone(), app.clone(), stop_rx.clone());
+                metrics.connections_open.fetch_add(1, Ordering::Relaxed);
                 connections.spawn(async move {
-                    serve_connection(stream, peer, app, limits, stop).await;
+                    let closed = serve_connection(stream, peer, app, limits, stop).await;
+                    let metrics = state.metrics();
+                    metrics.connections_open.fetch_sub(1, Ordering::Relaxed);
+                    match closed {
+                        Closed::HeaderTimeout => metrics.header_timeouts.fetch_add(1, Ordering::Relaxed),
+                        Closed::IdleTimeout => metrics.idle_timeouts.fetch_add(1, Ordering::Relaxed),
+                        Closed::Done => 0,
+                    };
                     drop(permit);
                 });
             }
             Err(_) => match Arc::clone(&rejecting).try_acquire_owned() {
                 Ok(permit) => {
+                    metrics.connections_refused.fetch_add(1, Ordering::Relaxed);
                     let reject = Arc::clone(&reject);
                     rejections.spawn(async move {
                         refuse(stream, &reject).await;
@@ -154,7 +167,10 @@ pub(crate) async fn serve(
                     });
                 }
                 // a flood: closing at once is the only answer that costs nothing
-                Err(_) => drop(stream),
+                Err(_) => {
+                    metrics.connections_dropped.fetch_add(1, Ordering::Relaxed);
+                    drop(stream);
+                }
             },
         }
     }
@@ -185,6 +201,14 @@ async fn refuse(mut stream: TcpStream, answer: &[u8]) {
     .await;
 }
 
+/// Why a connection ended, for the metrics.
+enum Closed {
+    /// the client closed it, it failed, or shutdown closed it
+    Done,
+    HeaderTimeout,
+    IdleTimeout,
+}
+
 /// Serves one connection until the client closes it, a timeout closes it, or shutdown is asked and the request in
 /// flight (if any) has been answered.
 async fn serve_connection(
@@ -193,7 +217,7 @@ async fn serve_connection(
     app: Router,
     limits: ConnectionLimits,
     mut stop: watch::Receiver<bool>,
-) {
+) -> Closed {
     let _ = stream.set_nodelay(true);
     let activity = Arc::new(Activity::new());
     let io = TokioIo::new(Watched { inner: stream, activity: Arc::clone(&activity) });
@@ -226,7 +250,12 @@ async fn serve_connection(
         tokio::select! {
             // an error is the client's doing (a reset, a head too slow or malformed): hyper has answered what it
             // could, and the connection is over either way
-            _ = connection.as_mut() => return,
+            done = connection.as_mut() => {
+                return match done {
+                    Err(e) if e.is_timeout() => Closed::HeaderTimeout,
+                    _ => Closed::Done,
+                };
+            }
             changed = stop.changed(), if !stopping => {
                 stopping = true;
                 if changed.is_err() || *stop.borrow() {
@@ -236,7 +265,7 @@ async fn serve_connection(
             () = tokio::time::sleep(wait) => {
                 if activity.handling() == 0 && activity.idle_for() >= limits.idle_timeout {
                     // dropping the connection closes the socket
-                    return;
+                    return Closed::IdleTimeout;
                 }
             }
         }

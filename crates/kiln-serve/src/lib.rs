@@ -78,7 +78,7 @@ pub async fn serve(
     limits: ConnectionLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    conn::serve(listener, router(state), limits, shutdown).await
+    conn::serve(listener, state.clone(), router(state), limits, shutdown).await
 }
 
 #[cfg(test)]

@@ -88,10 +88,21 @@ async fn a_connection_over_the_cap_gets_a_503_and_silent_ones_close_at_the_heade
     let waited = opened.elapsed();
     assert!(waited >= Duration::from_millis(450) && waited < Duration::from_secs(3), "{waited:?}");
 
-    // room again
+    // room again; /metrics counts what happened (its own connection is the one open)
     let mut next = TcpStream::connect(served.addr).await.unwrap();
     next.write_all(HEALTH).await.unwrap();
     assert!(answer(&mut next).await.starts_with("HTTP/1.1 200 "));
+    next.write_all(b"GET /metrics HTTP/1.1\r\nHost: kiln\r\n\r\n").await.unwrap();
+    let metrics = answer(&mut next).await;
+    for line in [
+        "kiln_http_connections_open 1",
+        "kiln_http_connections_refused_total{answered=\"true\"} 1",
+        "kiln_http_connections_refused_total{answered=\"false\"} 0",
+        "kiln_http_connections_timed_out_total{timeout=\"header\"} 2",
+        "kiln_http_connections_timed_out_total{timeout=\"idle\"} 0",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "no {line} in\n{metrics}");
+    }
     served.stop.send(()).unwrap();
     served.task.await.unwrap().unwrap();
 }
@@ -114,6 +125,10 @@ async fn a_kept_alive_connection_serves_requests_and_closes_once_idle() {
     let idle = Instant::now();
     assert_eq!(until_closed(&mut s, Duration::from_secs(3)).await, b"");
     assert!(idle.elapsed() >= Duration::from_millis(150), "{:?}", idle.elapsed());
+    let mut next = TcpStream::connect(served.addr).await.unwrap();
+    next.write_all(b"GET /metrics HTTP/1.1\r\nHost: kiln\r\n\r\n").await.unwrap();
+    let metrics = answer(&mut next).await;
+    assert!(metrics.lines().any(|l| l == "kiln_http_connections_timed_out_total{timeout=\"idle\"} 1"), "{metrics}");
     served.stop.send(()).unwrap();
     served.task.await.unwrap().unwrap();
 }
