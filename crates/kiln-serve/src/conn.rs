@@ -103,7 +103,8 @@ fn rejection(max: usize) -> Vec<u8> {
 }
 
 /// Accepts connections on `listener` and serves `app` on each until `shutdown` completes; then stops accepting,
-/// closes idle connections and waits for the requests in flight to finish.
+/// closes idle connections and waits for the requests in flight to finish (and for a connection still sending its
+/// head, at most the header timeout).
 ///
 /// # Errors
 /// Never so far: a failed accept (a connection reset before it was accepted, the open-file limit) is logged and
@@ -149,11 +150,14 @@ pub(crate) async fn serve(
                     let closed = serve_connection(stream, peer, app, limits, stop).await;
                     let metrics = state.metrics();
                     metrics.connections_open.fetch_sub(1, Ordering::Relaxed);
-                    match closed {
-                        Closed::HeaderTimeout => metrics.header_timeouts.fetch_add(1, Ordering::Relaxed),
-                        Closed::IdleTimeout => metrics.idle_timeouts.fetch_add(1, Ordering::Relaxed),
-                        Closed::Done => 0,
+                    let timed_out = match closed {
+                        Closed::HeaderTimeout => Some(&metrics.header_timeouts),
+                        Closed::IdleTimeout => Some(&metrics.idle_timeouts),
+                        Closed::Done => None,
                     };
+                    if let Some(counter) = timed_out {
+                        counter.fetch_add(1, Ordering::Relaxed);
+                    }
                     drop(permit);
                 });
             }
