@@ -22,6 +22,8 @@ from conftest import REPO, free_port, kiln_bin, run_kiln
 def _many_files():
     """This process opens thousands of sockets: raise its soft open-file limit to the hard one."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 4096:
+        pytest.skip(f"the hard open-file limit ({hard}) leaves no room for thousands of sockets")
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     yield
     resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
@@ -244,15 +246,18 @@ def test_keep_alive_requests_are_served_and_an_idle_keep_alive_connection_is_clo
         server.stop()
 
 
-def test_bad_connection_flags_are_refused(eurusd_store):
-    # more connections than the open-file limit leaves room for
+def test_more_connections_than_the_open_file_limit_allows_are_refused(eurusd_store):
+    def limit():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (4096, 4096))
+
     proc = subprocess.run(
         [kiln_bin(), "serve", "--model", "models:/eurusd@production", "--tracking-uri", str(eurusd_store["store"]),
-         "--port", "0", "--max-connections", "1000000"],
-        cwd=REPO, capture_output=True, text=True, timeout=30,
+         "--port", "0", "--max-connections", "4000"],
+        cwd=REPO, capture_output=True, text=True, timeout=30, preexec_fn=limit,
     )
     assert proc.returncode == 2, proc.stderr
-    assert re.search(r"--max-connections 1000000 leaves fewer than 512", proc.stderr), proc.stderr
+    assert re.search(r"--max-connections 4000 leaves fewer than 512 of the 4096 open files .* use at most 3584",
+                     proc.stderr), proc.stderr
 
 
 def test_a_kept_alive_connection_idle_past_the_idle_timeout_is_closed(eurusd_store, tmp_path):

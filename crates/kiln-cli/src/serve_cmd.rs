@@ -21,7 +21,8 @@ pub(crate) fn serve(args: ServeArgs) -> Result<u8> {
     let start = Instant::now();
     // before the model: a bad key file or origin should not wait for a model download
     let http = http_config(&args).map_err(|e| InvalidFlags(format!("{e:#}")))?;
-    let limits = connection_limits(&args, kiln_serve::raise_open_file_limit())?;
+    let nofile = kiln_serve::raise_open_file_limit();
+    let limits = connection_limits(&args, nofile)?;
     let uri = kiln::tracking_uri(args.tracking_uri.clone());
     let kiln::LoadedBundle { bundle, label, version, .. } = kiln::load_bundle(&args.model, &uri)?;
     let parsed = ModelRef::parse(&args.model)?;
@@ -75,8 +76,9 @@ pub(crate) fn serve(args: ServeArgs) -> Result<u8> {
         println!("serving {what}");
         println!("listening on http://{addr} (ready in {} ms)", start.elapsed().as_millis());
         println!(
-            "connections: at most {}, a request head within {} ms, closed after {} ms idle",
+            "connections: at most {} (open-file limit {}), a request head within {} ms, closed after {} ms idle",
             limits.max_connections,
+            nofile.map_or_else(|| "unlimited".to_string(), |n| n.to_string()),
             limits.header_timeout.as_millis(),
             limits.idle_timeout.as_millis()
         );
