@@ -146,6 +146,21 @@ pub(crate) struct ServeArgs {
     /// duration_ms, model_version, client key id, error code); `off` writes none
     #[arg(long, value_name = "FORMAT", value_enum, default_value_t = AccessLogFormat::Json)]
     pub(crate) access_log: AccessLogFormat,
+    /// close a connection that has not sent a whole request head MS milliseconds after it opened, or after the
+    /// previous answer on a kept-alive connection (slow or idle clients must not hold sockets)
+    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..),
+          default_value_t = kiln_serve::ConnectionLimits::DEFAULT_HEADER_TIMEOUT.as_millis() as u64)]
+    pub(crate) header_timeout_ms: u64,
+    /// close a connection on which no byte has moved either way for MS milliseconds while no request is being
+    /// handled (a client that stops reading its answer; a stalled request body is --request-timeout-ms's)
+    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..),
+          default_value_t = kiln_serve::ConnectionLimits::DEFAULT_IDLE_TIMEOUT.as_millis() as u64)]
+    pub(crate) idle_timeout_ms: u64,
+    /// the most connections open at once; one more is answered 503 `too_many_connections` with Connection: close
+    /// and closed. At start the soft open-file limit is raised to the hard one, and N must leave 512 descriptors
+    /// below it for the store, hot reload and those 503 answers [default: 4096, or less when the limit needs it]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) max_connections: Option<u64>,
 }
 
 /// `--access-log`.

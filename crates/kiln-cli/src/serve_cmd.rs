@@ -9,7 +9,10 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use kiln_domain::{ModelRef, VersionSelector};
-use kiln_serve::{AccessLog, ApiKeys, AppState, Cors, HttpConfig, LoadedModel, ModelIdentity, RateLimit, ServeConfig};
+use kiln_serve::{
+    AccessLog, ApiKeys, AppState, ConnectionLimits, Cors, HttpConfig, LoadedModel, ModelIdentity, RateLimit,
+    ServeConfig,
+};
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::cli::{AccessLogFormat, ServeArgs};
@@ -18,6 +21,8 @@ pub(crate) fn serve(args: ServeArgs) -> Result<u8> {
     let start = Instant::now();
     // before the model: a bad key file or origin should not wait for a model download
     let http = http_config(&args).map_err(|e| InvalidFlags(format!("{e:#}")))?;
+    let nofile = kiln_serve::raise_open_file_limit();
+    let limits = connection_limits(&args, nofile)?;
     let uri = kiln::tracking_uri(args.tracking_uri.clone());
     let kiln::LoadedBundle { bundle, label, version, .. } = kiln::load_bundle(&args.model, &uri)?;
     let parsed = ModelRef::parse(&args.model)?;
@@ -64,12 +69,19 @@ pub(crate) fn serve(args: ServeArgs) -> Result<u8> {
         // listen for the signals before serving, so that a failure to do so stops the start, not the shutdown
         let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
         let mut interrupt = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
-        let listener = tokio::net::TcpListener::bind((args.host.as_str(), args.port))
+        let listener = listen(&args.host, args.port)
             .await
             .with_context(|| format!("cannot listen on {}:{}", args.host, args.port))?;
         let addr = listener.local_addr().context("cannot read the address listened on")?;
         println!("serving {what}");
         println!("listening on http://{addr} (ready in {} ms)", start.elapsed().as_millis());
+        println!(
+            "connections: at most {} (open-file limit {}), a request head within {} ms, closed after {} ms idle",
+            limits.max_connections,
+            nofile.map_or_else(|| "unlimited".to_string(), |n| n.to_string()),
+            limits.header_timeout.as_millis(),
+            limits.idle_timeout.as_millis()
+        );
         match source {
             Some(source) => {
                 let every = Duration::from_secs_f64(args.reload_interval);
@@ -86,10 +98,28 @@ pub(crate) fn serve(args: ServeArgs) -> Result<u8> {
             };
             eprintln!("{name}: finishing the requests in flight, then stopping");
         };
-        kiln_serve::serve(listener, state, shutdown).await.with_context(|| format!("serving on {addr} failed"))?;
+        kiln_serve::serve(listener, state, limits, shutdown)
+            .await
+            .with_context(|| format!("serving on {addr} failed"))?;
         eprintln!("stopped");
         Ok(0)
     })
+}
+
+/// The kernel's queue of connections not accepted yet: a burst beyond it loses SYNs, and each lost one costs its
+/// client a second (tokio's `bind` asks for 128).
+const ACCEPT_BACKLOG: u32 = 1024;
+
+/// Listens on the first address `host` resolves to, with [`ACCEPT_BACKLOG`].
+async fn listen(host: &str, port: u16) -> std::io::Result<tokio::net::TcpListener> {
+    let addr = tokio::net::lookup_host((host, port))
+        .await?
+        .next()
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "the host resolves to no address"))?;
+    let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(ACCEPT_BACKLOG)
 }
 
 /// A flag, key file or environment variable of `kiln serve` that cannot be used (exit code 2, invalid input).
@@ -101,6 +131,40 @@ impl kiln_domain::HasCode for InvalidFlags {
     fn code(&self) -> kiln_domain::Code {
         kiln_domain::Code::ConfigInvalid
     }
+}
+
+/// File descriptors kept below the open-file limit for what is not a connection: the store and the bundles hot
+/// reload reads, the runtime's own, and the connections being answered 503 over the cap.
+const RESERVED_FDS: u64 = 512;
+
+/// The connection limits from the flags, with `--max-connections` checked against the open-file limit `nofile`
+/// (`None`: unlimited) so that [`RESERVED_FDS`] stay free when every connection is open.
+fn connection_limits(args: &ServeArgs, nofile: Option<u64>) -> Result<ConnectionLimits, InvalidFlags> {
+    let room = nofile.map(|n| n.saturating_sub(RESERVED_FDS));
+    let default = ConnectionLimits::DEFAULT_MAX_CONNECTIONS as u64;
+    let max = match (args.max_connections, room) {
+        (Some(n), Some(room)) if n > room => {
+            return Err(InvalidFlags(format!(
+                "--max-connections {n} leaves fewer than {RESERVED_FDS} of the {} open files this process may have \
+                 for the store and hot reload; use at most {room}, or raise the limit (ulimit -n)",
+                nofile.unwrap_or_default()
+            )));
+        }
+        (Some(n), _) => n,
+        (None, Some(0)) => {
+            return Err(InvalidFlags(format!(
+                "the open-file limit ({}) is too low to serve: raise it (ulimit -n) above {RESERVED_FDS}",
+                nofile.unwrap_or_default()
+            )));
+        }
+        (None, Some(room)) => default.min(room),
+        (None, None) => default,
+    };
+    Ok(ConnectionLimits {
+        header_timeout: Duration::from_millis(args.header_timeout_ms),
+        idle_timeout: Duration::from_millis(args.idle_timeout_ms),
+        max_connections: usize::try_from(max).map_err(|_| InvalidFlags("--max-connections is too large".into()))?,
+    })
 }
 
 /// The environment variable holding API keys, comma-separated (never a flag: argv is visible in `ps`).
@@ -199,5 +263,48 @@ impl kiln_serve::ModelSource for RegistrySource {
             run_id: loaded.bundle.metadata.run_id.clone(),
         };
         LoadedModel::new(loaded.bundle, identity).map_err(|e| format!("{exact}: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::cli::{Cli, Command};
+
+    fn args(flags: &[&str]) -> ServeArgs {
+        let argv = ["kiln", "serve", "--model", "models:/m@a"].iter().chain(flags);
+        match Cli::try_parse_from(argv).unwrap().command {
+            Command::Serve(args) => args,
+            _ => unreachable!("kiln serve parses as Serve"),
+        }
+    }
+
+    #[test]
+    fn max_connections_stays_below_the_open_file_limit() {
+        let limits = |flags: &[&str], nofile| connection_limits(&args(flags), nofile).map(|l| l.max_connections);
+        // the default: 4096, or what the limit leaves after the reserve
+        assert_eq!(limits(&[], Some(20_000)).unwrap(), 4096);
+        assert_eq!(limits(&[], None).unwrap(), 4096);
+        assert_eq!(limits(&[], Some(2048)).unwrap(), 2048 - 512);
+        assert!(limits(&[], Some(512)).unwrap_err().0.contains("too low"));
+        // a flag within the room is taken, beyond it refused with the room
+        assert_eq!(limits(&["--max-connections", "19488"], Some(20_000)).unwrap(), 19_488);
+        let refused = limits(&["--max-connections", "19489"], Some(20_000)).unwrap_err().0;
+        assert!(refused.contains("use at most 19488"), "{refused}");
+        assert_eq!(limits(&["--max-connections", "1000000"], None).unwrap(), 1_000_000);
+    }
+
+    #[test]
+    fn connection_timeouts_come_from_the_flags() {
+        let l = connection_limits(&args(&[]), None).unwrap();
+        assert_eq!(
+            (l.header_timeout, l.idle_timeout),
+            (ConnectionLimits::DEFAULT_HEADER_TIMEOUT, ConnectionLimits::DEFAULT_IDLE_TIMEOUT)
+        );
+        let l = connection_limits(&args(&["--header-timeout-ms", "1500", "--idle-timeout-ms", "250"]), None).unwrap();
+        assert_eq!((l.header_timeout, l.idle_timeout), (Duration::from_millis(1500), Duration::from_millis(250)));
+        assert!(Cli::try_parse_from(["kiln", "serve", "--model", "m", "--header-timeout-ms", "0"]).is_err());
     }
 }

@@ -1,6 +1,7 @@
 //! kiln's HTTP service; it reads no files, config or stores (the CLI hands it a loaded model). [`router`] answers `GET /health`, `GET /ready`, `GET /model`, `POST /predict`,
 //! `POST /predict/batch` and `POST /observe` (with `GET`/`DELETE /observe/{series}`) for one loaded model, and [`serve`] runs it on a listener until a shutdown signal, letting
-//! requests in flight finish. The only crate that knows HTTP-server types.
+//! requests in flight finish, with a deadline for request heads, an idle timeout and a cap on open connections
+//! ([`ConnectionLimits`]). The only crate that knows HTTP-server types.
 //!
 //! Key decisions: requests are read straight from the JSON bytes into column buffers checked against the model's
 //! input schema (no JSON tree); the features come from the bundle's own fitted pipeline, so an answer equals
@@ -13,6 +14,7 @@
 //! version a moving reference points at, through a [`ModelSource`] the caller implements. This crate reads no
 //! config, flags or environment and knows no store: the CLI resolves the model and passes plain values.
 
+mod conn;
 mod error;
 mod handlers;
 mod metrics;
@@ -32,6 +34,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 
+pub use conn::{ConnectionLimits, TOO_MANY_CONNECTIONS, raise_open_file_limit};
 pub use error::ApiError;
 pub use middleware::{
     AccessLog, AccessLogSink, ApiKeys, ConfigError, Cors, DEFAULT_API_KEY_HEADER, HttpConfig, REQUEST_ID_HEADER,
@@ -64,18 +67,18 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// Serves [`router`] on `listener` until `shutdown` completes, then stops accepting connections and waits for the
-/// requests in flight to finish.
+/// requests in flight to finish. Connections are held to `limits`: a deadline for a request head, an idle timeout,
+/// and a cap beyond which a connection is answered 503 `too_many_connections` and closed.
 ///
 /// # Errors
 /// The listener's I/O error.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
+    limits: ConnectionLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    // the peer address keys the rate limit when there are no API keys
-    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+    conn::serve(listener, state.clone(), router(state), limits, shutdown).await
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! `GET /metrics` in Prometheus' text exposition format (0.0.4), written by hand: requests by route, method and
 //! status, latency histograms per route, requests in flight, rejections by error code, records scored, the
-//! prediction distribution of the current model, who that model is and when it was loaded, and reload outcomes.
+//! prediction distribution of the current model, who that model is and when it was loaded, reload outcomes, and the
+//! accept loop's connections (open, refused over the cap, closed by a timeout).
 //!
 //! Key decision: every counter is a plain atomic in a fixed table (routes, methods and statuses are known in
 //! advance), so recording a request takes no lock and allocates nothing; the text is built only when scraped.
@@ -110,6 +111,13 @@ pub(crate) struct Metrics {
     rejections: Box<[AtomicU64]>,
     records_scored: AtomicU64,
     pub(crate) access_log_dropped: AtomicU64,
+    /// the accept loop's: connections open, refused over the cap (answered 503, or closed unanswered in a flood),
+    /// and closed by the header and idle timeouts
+    pub(crate) connections_open: AtomicI64,
+    pub(crate) connections_refused: AtomicU64,
+    pub(crate) connections_dropped: AtomicU64,
+    pub(crate) header_timeouts: AtomicU64,
+    pub(crate) idle_timeouts: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -124,6 +132,11 @@ impl Default for Metrics {
             rejections: zeros(Code::ALL.len()),
             records_scored: AtomicU64::new(0),
             access_log_dropped: AtomicU64::new(0),
+            connections_open: AtomicI64::new(0),
+            connections_refused: AtomicU64::new(0),
+            connections_dropped: AtomicU64::new(0),
+            header_timeouts: AtomicU64::new(0),
+            idle_timeouts: AtomicU64::new(0),
         }
     }
 }
@@ -440,6 +453,33 @@ pub(crate) fn render(state: &AppState) -> String {
 
     head(&mut out, "kiln_access_log_dropped_total", "counter", "Access log lines dropped because stdout was behind.");
     let _ = writeln!(out, "kiln_access_log_dropped_total {}", m.access_log_dropped.load(Relaxed));
+
+    head(&mut out, "kiln_http_connections_open", "gauge", "TCP connections open now (at most --max-connections).");
+    let _ = writeln!(out, "kiln_http_connections_open {}", m.connections_open.load(Relaxed));
+    head(
+        &mut out,
+        "kiln_http_connections_refused_total",
+        "counter",
+        "Connections over --max-connections: answered 503 too_many_connections, or closed unanswered in a flood.",
+    );
+    let _ = writeln!(
+        out,
+        "kiln_http_connections_refused_total{{answered=\"true\"}} {}",
+        m.connections_refused.load(Relaxed)
+    );
+    let _ = writeln!(
+        out,
+        "kiln_http_connections_refused_total{{answered=\"false\"}} {}",
+        m.connections_dropped.load(Relaxed)
+    );
+    head(&mut out, "kiln_http_connections_timed_out_total", "counter", "Connections closed by a timeout, by which.");
+    let _ = writeln!(
+        out,
+        "kiln_http_connections_timed_out_total{{timeout=\"header\"}} {}",
+        m.header_timeouts.load(Relaxed)
+    );
+    let _ =
+        writeln!(out, "kiln_http_connections_timed_out_total{{timeout=\"idle\"}} {}", m.idle_timeouts.load(Relaxed));
     out
 }
 

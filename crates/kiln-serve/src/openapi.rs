@@ -108,19 +108,22 @@ fn categories(model: &LoadedModel) -> HashMap<String, Vec<String>> {
     out
 }
 
-/// The schema of one field; `nullable` for a tabular record (null is a missing value there).
+/// The schema of one field; `nullable` for a tabular record (null is a missing value there, an absent id too).
 fn field_schema(kind: FieldKind, nullable: bool, categories: Option<&Vec<String>>) -> Value {
     let typed = |t: &str| if nullable { json!([t, "null"]) } else { json!(t) };
+    let either = |a: &str, b: &str| if nullable { json!([a, b, "null"]) } else { json!([a, b]) };
     let mut s = match kind {
         FieldKind::Numeric => json!({"type": typed("number")}),
         FieldKind::Categorical => json!({"type": typed("string")}),
         FieldKind::Timestamp => json!({
             "type": typed("string"),
             "description": crate::time::EXPECTED,
-            "pattern": r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}:\d{2}(\.\d+)?)?Z?$",
+            "pattern": crate::time::PATTERN,
         }),
-        FieldKind::Id => json!({"type": ["string", "number"], "description": "echoed back as `id`; not a feature"}),
-        FieldKind::Any => json!({"type": ["number", "string", "null"], "description": "not used by the model"}),
+        FieldKind::Id => {
+            json!({"type": either("string", "number"), "description": "echoed back as `id`; not a feature"})
+        }
+        FieldKind::Any => json!({"type": either("number", "string"), "description": "not used by the model"}),
     };
     if let (Some(cats), Some(obj)) = (categories, s.as_object_mut())
         && !cats.is_empty()
@@ -320,6 +323,9 @@ pub(crate) fn document(state: &AppState, model: Option<&LoadedModel>) -> Value {
     }
     let open_common: Vec<u16> = common.iter().copied().filter(|s| *s == 500 || *s == 504).collect();
 
+    // only a forecaster keeps series: a tabular model's document has no /observe routes (the server refuses them
+    // with 400 `not_a_forecast_model`); with no model loaded yet every route is listed
+    let forecast = model.is_none_or(|m| m.schema.windowed);
     let (mut schemas, single_example, observe_example, title, version) = match model {
         Some(m) => {
             let s = model_schemas(m, config.max_batch_records);
@@ -357,23 +363,25 @@ pub(crate) fn document(state: &AppState, model: Option<&LoadedModel>) -> Value {
         json!({"type": "object", "required": ["predictions", "model"], "properties": {
             "predictions": {"type": "array", "items": schema_ref("Answer")}, "model": schema_ref("ModelIdentity")}}),
     );
-    schemas.insert(
-        "Observe".into(),
-        json!({"type": "object", "additionalProperties": false, "required": ["series", "rows"], "properties": {
-            "series": {"type": "string", "minLength": 1, "maxLength": MAX_SERIES_KEY_BYTES},
-            "rows": {"type": "array", "items": schema_ref("Row"), "description": "new raw rows, after the series' last"}}}),
-    );
-    schemas.insert(
-        "Series".into(),
-        json!({"type": "object", "required": ["series", "observed", "rows_kept", "ready", "history_complete", "model"], "properties": {
-            "series": {"type": "string"},
-            "observed": {"type": "integer", "description": "rows observed since the series was created"},
-            "rows_kept": {"type": "integer", "description": "raw rows kept to rebuild the series for a new model"},
-            "last_time": {"type": "string", "description": "the time of the newest row"},
-            "ready": {"type": "boolean", "description": "whether POST /predict with {\"series\": key} gives a forecast"},
-            "history_complete": {"type": "boolean", "description": "false once rebuilt for a new model from fewer rows than observed"},
-            "model": schema_ref("ModelIdentity")}}),
-    );
+    if forecast {
+        schemas.insert(
+            "Observe".into(),
+            json!({"type": "object", "additionalProperties": false, "required": ["series", "rows"], "properties": {
+                "series": {"type": "string", "minLength": 1, "maxLength": MAX_SERIES_KEY_BYTES},
+                "rows": {"type": "array", "items": schema_ref("Row"), "description": "new raw rows, after the series' last"}}}),
+        );
+        schemas.insert(
+            "Series".into(),
+            json!({"type": "object", "required": ["series", "observed", "rows_kept", "ready", "history_complete", "model"], "properties": {
+                "series": {"type": "string"},
+                "observed": {"type": "integer", "description": "rows observed since the series was created"},
+                "rows_kept": {"type": "integer", "description": "raw rows kept to rebuild the series for a new model"},
+                "last_time": {"type": "string", "description": "the time of the newest row"},
+                "ready": {"type": "boolean", "description": "whether POST /predict with {\"series\": key} gives a forecast"},
+                "history_complete": {"type": "boolean", "description": "false once rebuilt for a new model from fewer rows than observed"},
+                "model": schema_ref("ModelIdentity")}}),
+        );
+    }
     schemas.insert(
         "Status".into(),
         json!({"type": "object", "required": ["status"], "properties": {
@@ -382,7 +390,8 @@ pub(crate) fn document(state: &AppState, model: Option<&LoadedModel>) -> Value {
 
     let ok = |description: &str, schema: Value| json!({"description": description, "content": json_body(schema)});
     let text = |description: &str, media: &str| json!({"description": description, "content": {media: {"schema": {"type": "string"}}}});
-    let body_errors: &[u16] = &[400, 413, 415, 422, 503];
+    // a forecast record may name a series that is not kept: 404 `series_not_found`
+    let body_errors: &[u16] = if forecast { &[400, 404, 413, 415, 422, 503] } else { &[400, 413, 415, 422, 503] };
     let mut paths = Map::new();
     paths.insert("/health".into(), json!({"get": operation("The process is up", "health", ok("alive", schema_ref("Status")), &[], &open_common, true)}));
     paths.insert("/ready".into(), json!({"get": operation("A model is loaded", "ready", ok("ready", schema_ref("Status")), &[503], &open_common, true)}));
@@ -402,20 +411,22 @@ pub(crate) fn document(state: &AppState, model: Option<&LoadedModel>) -> Value {
                   ok("one answer per record, in order", schema_ref("BatchPrediction")), body_errors, &common, false),
         schema_ref("Batch"), json!({"records": [single_example]}))}),
     );
-    let observe_errors: &[u16] = &[400, 409, 413, 415, 422, 503];
-    paths.insert(
-        "/observe".into(),
-        json!({"post": with_body(
-        operation("Append rows to a series kept by the server (forecast models)", "observe",
-                  ok("the series after the rows", schema_ref("Series")), observe_errors, &common, false),
-        schema_ref("Observe"), observe_example.unwrap_or(json!({"series": "example", "rows": []})))}),
-    );
-    let series_param = json!([{"name": "series", "in": "path", "required": true, "schema": {"type": "string"}}]);
-    paths.insert("/observe/{series}".into(), json!({
-        "parameters": series_param,
-        "get": operation("What is kept of a series", "series_status", ok("the series", schema_ref("Series")), &[404, 503], &common, false),
-        "delete": operation("Forget a series", "series_delete", ok("the series as it was", schema_ref("Series")), &[404, 503], &common, false),
-    }));
+    if forecast {
+        let observe_errors: &[u16] = &[400, 409, 413, 415, 422, 503];
+        paths.insert(
+            "/observe".into(),
+            json!({"post": with_body(
+            operation("Append rows to a series kept by the server (forecast models)", "observe",
+                      ok("the series after the rows", schema_ref("Series")), observe_errors, &common, false),
+            schema_ref("Observe"), observe_example.unwrap_or(json!({"series": "example", "rows": []})))}),
+        );
+        let series_param = json!([{"name": "series", "in": "path", "required": true, "schema": {"type": "string"}}]);
+        paths.insert("/observe/{series}".into(), json!({
+            "parameters": series_param,
+            "get": operation("What is kept of a series", "series_status", ok("the series", schema_ref("Series")), &[404, 503], &common, false),
+            "delete": operation("Forget a series", "series_delete", ok("the series as it was", schema_ref("Series")), &[404, 503], &common, false),
+        }));
+    }
     paths.insert(
         "/metrics".into(),
         json!({"get": operation("Prometheus metrics (text exposition format 0.0.4)", "metrics",

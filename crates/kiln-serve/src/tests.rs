@@ -273,3 +273,42 @@ fn wide_records_are_checked_field_by_field() {
     check(&s, &format!("{{{}}}", full[..199].join(", ")), ONE, Code::MissingField, Some("c199"));
     check(&s, &format!("{{{}, \"c150\": 1}}", full.join(", ")), ONE, Code::DuplicateField, Some("c150"));
 }
+
+#[test]
+fn the_documented_time_pattern_accepts_exactly_what_the_parser_accepts() {
+    let pattern = regex::Regex::new(crate::time::PATTERN).unwrap();
+    let check = |text: &str| {
+        assert_eq!(pattern.is_match(text), parse_iso(text).is_some(), "{text:?}: the pattern and the parser disagree");
+    };
+    // every day number of every month of common, leap and century years
+    for year in ["0000", "1900", "2000", "2023", "2024", "2100", "9999"] {
+        for month in 0..=13 {
+            for day in 0..=32 {
+                check(&format!("{year}-{month:02}-{day:02}"));
+            }
+        }
+    }
+    for time in [
+        "00:00:00",
+        "23:59:59",
+        "23:59:60",
+        "24:00:00",
+        "12:60:00",
+        "12:00:61",
+        "9:00:00",
+        "12:00",
+        "12:00:00.",
+        "12:00:00.5",
+        "12:00:00.123456789",
+        "12:00:00.1234567890",
+    ] {
+        for sep in ["T", " ", "t", ""] {
+            for zone in ["", "Z", "+01:00"] {
+                check(&format!("2024-02-29{sep}{time}{zone}"));
+            }
+        }
+    }
+    for other in ["", "2024-01-01Z", "2024-1-01", "20240101", " 2024-01-01", "2024-01-01 ", "0000-00-00"] {
+        check(other);
+    }
+}

@@ -8,6 +8,20 @@ use kiln_domain::{civil_from_millis, millis_from_civil};
 pub(crate) const EXPECTED: &str = "an ISO date or date-time in UTC: YYYY-MM-DD, YYYY-MM-DD HH:MM:SS or \
                                    YYYY-MM-DDTHH:MM:SS, with optional fractional seconds and a trailing Z";
 
+/// The JSON Schema `pattern` of a time value in `/openapi.json`: exactly what [`parse_iso`] accepts, real dates only
+/// (February 29 in leap years, a leap second 60), up to 9 fractional digits. `[0-9]`, not `\d`, which is any
+/// Unicode digit in some regex engines.
+pub(crate) const PATTERN: &str = concat!(
+    "^(",
+    // days 01-28 of any month, 29-30 of any month but February, 31 of the long months
+    "[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])",
+    "|[0-9]{4}-(0[13-9]|1[0-2])-(29|30)",
+    "|[0-9]{4}-(0[13578]|1[02])-31",
+    // February 29: years divisible by 4 but not by 100, or by 400
+    "|([0-9]{2}(0[48]|[2468][048]|[13579][26])|([02468][048]|[13579][26])00)-02-29",
+    ")([T ]([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)(\\.[0-9]{1,9})?)?Z?$",
+);
+
 fn digits(bytes: &[u8], pos: &mut usize, n: usize) -> Option<u32> {
     let end = pos.checked_add(n)?;
     let slice = bytes.get(*pos..end)?;
