@@ -136,6 +136,8 @@ make_error_codes! {
         Timeout => ("timeout", External, 504),
         // the service
         NotReady => ("not_ready", External, 503),
+        // a connection over `--max-connections`, answered before any request is read
+        TooManyConnections => ("too_many_connections", External, 503),
         Internal => ("internal", Internal, 500),
     }
 }

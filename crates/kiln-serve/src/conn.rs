@@ -79,9 +79,9 @@ pub fn raise_open_file_limit() -> Option<u64> {
     limit.current
 }
 
-/// The code of the answer to a connection over the cap. Not a row of `kiln_domain::Code`: it is written on the
-/// socket before any HTTP parsing, not by a handler.
-pub const TOO_MANY_CONNECTIONS: &str = "too_many_connections";
+/// The code of the answer to a connection over the cap (a row of `kiln_domain::Code`, written on the socket before
+/// any HTTP parsing).
+pub const TOO_MANY_CONNECTIONS: &str = kiln_domain::Code::TooManyConnections.as_str();
 
 /// How long a rejected connection is kept to let the client read the 503 before the socket closes.
 const REJECT_LINGER: Duration = Duration::from_secs(1);
@@ -164,6 +164,7 @@ pub(crate) async fn serve(
             Err(_) => match Arc::clone(&rejecting).try_acquire_owned() {
                 Ok(permit) => {
                     metrics.connections_refused.fetch_add(1, Ordering::Relaxed);
+                    metrics.rejected_connection();
                     let reject = Arc::clone(&reject);
                     rejections.spawn(async move {
                         refuse(stream, &reject).await;

@@ -177,6 +177,11 @@ impl Metrics {
         }
     }
 
+    /// A connection answered 503 `too_many_connections` (counted among the rejections by code too).
+    pub(crate) fn rejected_connection(&self) {
+        self.rejections[Code::TooManyConnections as usize].fetch_add(1, Relaxed);
+    }
+
     pub(crate) fn scored(&self, records: usize) {
         self.records_scored.fetch_add(records as u64, Relaxed);
     }

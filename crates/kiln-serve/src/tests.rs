@@ -217,7 +217,7 @@ fn error_codes_are_unique_snake_case_and_only_the_service_itself_answers_5xx() {
         assert!(name.chars().all(|c| c.is_ascii_lowercase() || c == '_'), "{name}");
         let status = crate::error::status(*code).as_u16();
         match code {
-            Code::Internal | Code::NotReady | Code::Timeout => assert!(status >= 500),
+            Code::Internal | Code::NotReady | Code::Timeout | Code::TooManyConnections => assert!(status >= 500),
             _ => assert!((400..500).contains(&status), "{name}: {status}"),
         }
     }
@@ -254,6 +254,7 @@ fn the_api_codes_keep_their_names_statuses_and_order() {
         ("rate_limited", 429),
         ("timeout", 504),
         ("not_ready", 503),
+        ("too_many_connections", 503),
         ("internal", 500),
     ];
     let actual: Vec<(&str, u16)> =
