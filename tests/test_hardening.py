@@ -24,6 +24,17 @@ import pytest
 from conftest import REPO, MlflowServer, kiln_bin, run_kiln
 
 
+def edited_csv(source: str, dest: Path, edit) -> Path:
+    """A copy of the shipped CSV `source` at `dest`, after `edit(rows, header)` changed its rows in place (rows[0] is
+    the header, so rows[i] is file line i + 1)."""
+    with open(REPO / source, newline="") as f:
+        rows = list(csv.reader(f))
+    edit(rows, rows[0])
+    with open(dest, "w", newline="") as f:
+        csv.writer(f).writerows(rows)
+    return dest
+
+
 def write_config(path: Path, extends: str, body: str = "") -> Path:
     path.write_text(f"extends: [{REPO / extends}]\n{body}")
     return path
@@ -65,12 +76,13 @@ def test_sigkill_during_train_and_register_leaves_a_store_mlflow_lists_and_loads
     store = tmp_path / "mlruns"
     # kill points from the run's start to just after "registering"; the trailing delays land inside the version's
     # staging, its rename and the alias move
-    points = [("started in experiment", 0.0), ("writing artifacts", 0.0), ("writing artifacts", 0.05),
-              ("registering", 0.0), ("registering", 0.002), ("registering", 0.01), ("registering", 0.03)]
+    points = [("started in experiment", 0.0), ("preparing the", 0.0), ("fitting", 0.0), ("writing artifacts", 0.0),
+              ("writing artifacts", 0.02), ("registering", 0.0), ("registering", 0.002), ("registering", 0.01)]
     results = [train_and_kill(store, trigger, delay) for trigger, delay in points]
     codes = [code for code, _ in results]
-    # a kill late after "registering" may come after the process ended; most must land
-    assert codes.count(-signal.SIGKILL) >= len(points) - 2 and set(codes) <= {0, -signal.SIGKILL}, codes
+    # a kill shortly after "registering" may come after the process ended (the rest takes milliseconds); the early
+    # ones always land
+    assert set(codes) <= {0, -signal.SIGKILL} and codes[:4].count(-signal.SIGKILL) == 4, codes
 
     # every kiln that opens the store marks the runs of the killed processes FAILED, with a note: each killed run
     # (all were killed after their run started) is marked exactly once
@@ -123,14 +135,9 @@ print("versions loaded:", len(versions), "runs:", statuses)
 @pytest.fixture(scope="module")
 def etth1_one_missing_target(tmp_path_factory):
     """ETTh1 with one empty OT cell (data row 800)."""
-    path = tmp_path_factory.mktemp("etth1") / "etth1_missing.csv"
-    with open(REPO / "data/ETTh1.csv", newline="") as f:
-        rows = list(csv.reader(f))
-    rows[800][rows[0].index("OT")] = ""
-    with open(path, "w", newline="") as f:
-        csv.writer(f).writerows(rows)
-    return path
-
+    def edit(rows, header):
+        rows[800][header.index("OT")] = ""
+    return edited_csv("data/ETTh1.csv", tmp_path_factory.mktemp("etth1") / "etth1_missing.csv", edit)
 
 def rows_line(stdout: str) -> str:
     return next(line for line in stdout.splitlines() if line.startswith("rows: "))
@@ -163,14 +170,10 @@ def test_missing_target_fails_by_config_and_too_many_drops_stop_the_run(tmp_path
     assert "target column 'OT' is missing" in proc.stderr and "data.missing_target" in proc.stderr
 
     # a third of the target missing: more than data.max_dropped_fraction (0.1), nothing registered
-    with open(REPO / "data/ETTh1.csv", newline="") as f:
-        rows = list(csv.reader(f))
-    col = rows[0].index("OT")
-    for i in range(1, len(rows), 3):
-        rows[i][col] = ""
-    holey = tmp_path / "holey.csv"
-    with open(holey, "w", newline="") as f:
-        csv.writer(f).writerows(rows)
+    def every_third(rows, header):
+        for i in range(1, len(rows), 3):
+            rows[i][header.index("OT")] = ""
+    holey = edited_csv("data/ETTh1.csv", tmp_path / "holey.csv", every_third)
     config = write_config(tmp_path / "holey.yaml", "conf/experiments/etth1.yaml", f"data:\n  path: {holey}\n")
     proc = run_kiln("train", "--config", config, "--register", "--tracking-uri", tmp_path / "mlruns", check=False)
     assert proc.returncode == 2, proc.stdout + proc.stderr
@@ -239,12 +242,9 @@ def test_a_password_in_the_tracking_uri_reaches_no_output_and_no_file(tmp_path, 
 
 
 def test_a_value_beyond_the_largest_double_is_refused_in_training_and_batch_files(tmp_path, eurusd_store):
-    with open(REPO / "data/ecb_eurofxref-hist.csv", newline="") as f:
-        rows = list(csv.reader(f))
-    rows[10][rows[0].index("USD")] = "1e400"
-    bad = tmp_path / "ecb_1e400.csv"
-    with open(bad, "w", newline="") as f:
-        csv.writer(f).writerows(rows)
+    def overflow(rows, header):
+        rows[10][header.index("USD")] = "1e400"
+    bad = edited_csv("data/ecb_eurofxref-hist.csv", tmp_path / "ecb_1e400.csv", overflow)
     config = write_config(tmp_path / "e.yaml", "conf/experiments/eurusd.yaml", f"data:\n  path: {bad}\n")
     train = run_kiln("train", "--config", config, "--tracking-uri", tmp_path / "mlruns", check=False)
     predict = run_kiln("predict", "--model", "models:/eurusd@production", "--tracking-uri", eurusd_store["store"],
@@ -342,12 +342,9 @@ def test_rows_in_messages_are_rows_of_the_input_whatever_the_chunking(tmp_path):
                           preprocess.replace("unknown: ignore", "unknown: error"))
     store = tmp_path / "mlruns"
     run_kiln("train", "--config", config, "--register", "--tracking-uri", store)
-    with open(REPO / "data/Telco-Customer-Churn_IBM.csv", newline="") as f:
-        rows = list(csv.reader(f))
-    rows[800][rows[0].index("PaymentMethod")] = "Bitcoin"
-    data = tmp_path / "new.csv"
-    with open(data, "w", newline="") as f:
-        csv.writer(f).writerows(rows)
+    def new_category(rows, header):
+        rows[800][header.index("PaymentMethod")] = "Bitcoin"
+    data = edited_csv("data/Telco-Customer-Churn_IBM.csv", tmp_path / "new.csv", new_category)
     for chunk in (100, 333, 100_000):
         proc = run_kiln("predict", "--model", "models:/churn@production", "--tracking-uri", store, "--input", data,
                         "--output", tmp_path / "out.csv", "--chunk-rows", chunk, check=False)
