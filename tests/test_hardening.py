@@ -80,9 +80,10 @@ def test_sigkill_during_train_and_register_leaves_a_store_mlflow_lists_and_loads
               ("writing artifacts", 0.02), ("registering", 0.0), ("registering", 0.002), ("registering", 0.01)]
     results = [train_and_kill(store, trigger, delay) for trigger, delay in points]
     codes = [code for code, _ in results]
-    # a kill shortly after "registering" may come after the process ended (the rest takes milliseconds); the early
-    # ones always land
-    assert set(codes) <= {0, -signal.SIGKILL} and codes[:4].count(-signal.SIGKILL) == 4, codes
+    # a kill after "writing artifacts" may come after the process ended (the rest takes milliseconds, and this
+    # thread may wake late on a busy machine); the ones before the fit always land
+    assert set(codes) <= {0, -signal.SIGKILL} and codes[:2] == [-signal.SIGKILL] * 2, codes
+    assert codes.count(-signal.SIGKILL) >= 3, codes
 
     # every kiln that opens the store marks the runs of the killed processes FAILED, with a note: each killed run
     # (all were killed after their run started) is marked exactly once
