@@ -2,11 +2,11 @@
 //! [`Fold`]s, (train, test) pairs of row indices, each splitter index for index the scikit-learn one it names.
 //!
 //! Key decision: one value for every way of folding, so the callers (the feature selectors' `rfecv` today, backtests
-//! and tuning next) take a `Splitter` and never branch on the kind; the cutting itself is [`time_series_folds`],
+//! and tuning next) take a `Splitter` and never branch on the kind; the cutting itself is [`walk_forward`],
 //! [`kfold`] and [`stratified_kfold`]. The variants are `#[non_exhaustive]`: they are built with the constructors,
 //! so a new option (a sliding window, a purge, an embargo) is a new field with a default, not a breaking change.
 
-use crate::{EvalError, kfold, stratified_kfold, time_series_folds};
+use crate::{EvalError, WalkForward, kfold, stratified_kfold, walk_forward};
 
 /// One cross-validation fold: row indices, disjoint, each in ascending order; the train rows are fitted on, the test
 /// rows scored.
@@ -19,10 +19,11 @@ pub struct Fold {
 /// How to cut rows into cross-validation folds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Splitter {
-    /// scikit-learn's `TimeSeriesSplit(n_splits=folds, gap=gap)`: an expanding window over time-ordered rows (see
-    /// [`time_series_folds`]); no test row comes before a train row
+    /// scikit-learn's `TimeSeriesSplit(n_splits=folds, test_size, gap, max_train_size)`: walk-forward folds over
+    /// time-ordered rows, an expanding or (with `max_train_size`) sliding training window (see [`walk_forward`]); no
+    /// test row comes before a train row
     #[non_exhaustive]
-    TimeSeries { folds: usize, gap: usize },
+    TimeSeries { folds: usize, gap: usize, test_size: Option<usize>, max_train_size: Option<usize> },
     /// scikit-learn's `KFold(n_splits=folds)`, the rows shuffled first with kiln's generator when `shuffle_seed` is
     /// given (see [`kfold`])
     #[non_exhaustive]
@@ -36,7 +37,17 @@ pub enum Splitter {
 impl Splitter {
     /// `folds` expanding-window folds over time-ordered rows, `gap` rows dropped before each test block.
     pub fn time_series(folds: usize, gap: usize) -> Splitter {
-        Splitter::TimeSeries { folds, gap }
+        Splitter::TimeSeries { folds, gap, test_size: None, max_train_size: None }
+    }
+
+    /// A walk-forward splitter with all of scikit-learn's settings (see [`WalkForward`]).
+    pub fn walk_forward(spec: WalkForward) -> Splitter {
+        Splitter::TimeSeries {
+            folds: spec.folds,
+            gap: spec.gap,
+            test_size: spec.test_size,
+            max_train_size: spec.max_train_size,
+        }
     }
 
     /// `folds` consecutive test blocks, over the rows in order or shuffled with `shuffle_seed`.
@@ -66,10 +77,12 @@ impl Splitter {
     /// of folds); [`EvalError::Empty`] / [`EvalError::NonFinite`] for labels the stratified splitter cannot read.
     pub fn split(self, y: &[f64]) -> Result<Vec<Fold>, EvalError> {
         match self {
-            Splitter::TimeSeries { folds, gap } => Ok(time_series_folds(y.len(), folds, gap)?
-                .into_iter()
-                .map(|f| Fold { train: f.train.collect(), test: f.test.collect() })
-                .collect()),
+            Splitter::TimeSeries { folds, gap, test_size, max_train_size } => {
+                Ok(walk_forward(y.len(), &WalkForward { folds, test_size, gap, max_train_size })?
+                    .into_iter()
+                    .map(|f| Fold { train: f.train.collect(), test: f.test.collect() })
+                    .collect())
+            }
             Splitter::KFold { folds, shuffle_seed } => kfold(y.len(), folds, shuffle_seed),
             Splitter::StratifiedKFold { folds, shuffle_seed } => stratified_kfold(y, folds, shuffle_seed),
         }

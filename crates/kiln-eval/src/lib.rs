@@ -34,7 +34,7 @@ pub use report::{
     markdown_table,
 };
 pub use shuffled::{IndexHoldout, kfold, stratified_holdout, stratified_kfold};
-pub use split::{Holdout, HoldoutSpec, Size, TimeFold, time_holdout, time_series_folds};
+pub use split::{Holdout, HoldoutSpec, Size, TimeFold, WalkForward, time_holdout, time_series_folds, walk_forward};
 
 #[cfg(test)]
 mod tests;

@@ -185,7 +185,8 @@ pub fn time_holdout(n_rows: usize, spec: &HoldoutSpec, min_gap: usize) -> Result
     })
 }
 
-/// One expanding-window fold: train on every row before `gap`, skip the `gap` rows, test on the next `test` rows.
+/// One walk-forward fold: train on the rows of `train` (every row before the gap, or the last ones of a sliding
+/// window), skip the `gap` rows, test on the `test` rows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TimeFold {
     pub train: Range<usize>,
@@ -193,19 +194,56 @@ pub struct TimeFold {
     pub test: Range<usize>,
 }
 
+/// Walk-forward folds over time-ordered rows, the settings of scikit-learn's `TimeSeriesSplit(n_splits, test_size,
+/// gap, max_train_size)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WalkForward {
+    /// the number of test blocks
+    pub folds: usize,
+    /// rows per test block; `None`: `n_rows / (folds + 1)`, as scikit-learn
+    pub test_size: Option<usize>,
+    /// rows left out between each training part and its test block (at least `horizon - 1` for a forecast)
+    pub gap: usize,
+    /// `None`: an expanding window (every row before the gap); `Some(n)`: a sliding window of the last `n` rows
+    pub max_train_size: Option<usize>,
+}
+
+impl WalkForward {
+    /// `folds` expanding-window folds with test blocks of `n_rows / (folds + 1)` rows and no gap.
+    pub fn new(folds: usize) -> WalkForward {
+        WalkForward { folds, test_size: None, gap: 0, max_train_size: None }
+    }
+}
+
 /// `k` expanding-window folds over `n_rows` time-ordered rows, as scikit-learn's `TimeSeriesSplit(n_splits=k,
-/// gap=gap)`: the test folds are the last `k` blocks of `n_rows / (k + 1)` rows each, and fold `i` trains on every
-/// row up to `gap` rows before its test block. The rows left over by the division go to the first training part.
+/// gap=gap)`: [`walk_forward`] with the default test size and no cap on the training rows.
 ///
 /// # Errors
-/// [`EvalError::InvalidSpec`] (`folds`) for `k < 2`, [`EvalError::Folds`] when the rows cannot give every fold at
-/// least one test row and the first fold at least one training row (scikit-learn's conditions).
+/// As [`walk_forward`].
 pub fn time_series_folds(n_rows: usize, k: usize, gap: usize) -> Result<Vec<TimeFold>, EvalError> {
+    walk_forward(n_rows, &WalkForward { gap, ..WalkForward::new(k) })
+}
+
+/// Walk-forward folds over `n_rows` time-ordered rows, index for index scikit-learn's `TimeSeriesSplit`: the test
+/// blocks are the last `folds` blocks of `test_size` rows (default `n_rows / (folds + 1)`), fold `i` trains on the
+/// rows before its block less the `gap` rows, all of them (expanding) or the last `max_train_size` (sliding). The
+/// rows left over by the division go to the first training part.
+///
+/// # Errors
+/// [`EvalError::InvalidSpec`] (`folds`) for fewer than 2 folds, (`test_size`) for a test size of 0 and
+/// (`max_train_size`) for 0; [`EvalError::Folds`] when the rows cannot give every fold its test rows and the first
+/// fold at least one training row (scikit-learn's conditions).
+pub fn walk_forward(n_rows: usize, spec: &WalkForward) -> Result<Vec<TimeFold>, EvalError> {
+    let k = spec.folds;
+    let invalid = |key: &str, reason: String| EvalError::InvalidSpec { key: key.to_string(), reason };
     if k < 2 {
-        return Err(EvalError::InvalidSpec {
-            key: "folds".to_string(),
-            reason: format!("must be at least 2, got {k}"),
-        });
+        return Err(invalid("folds", format!("must be at least 2, got {k}")));
+    }
+    if spec.test_size == Some(0) {
+        return Err(invalid("test_size", "must be at least 1 row".to_string()));
+    }
+    if spec.max_train_size == Some(0) {
+        return Err(invalid("max_train_size", "must be at least 1 row".to_string()));
     }
     if k + 1 > n_rows {
         return Err(EvalError::Folds {
@@ -213,20 +251,23 @@ pub fn time_series_folds(n_rows: usize, k: usize, gap: usize) -> Result<Vec<Time
             reason: format!("{n_rows} rows cannot hold {} blocks (a first training block and {k} test blocks)", k + 1),
         });
     }
-    let test_size = n_rows / (k + 1);
-    let first_test = n_rows - k * test_size;
+    let test_size = spec.test_size.unwrap_or(n_rows / (k + 1));
+    let gap = spec.gap;
+    let first_test = k.checked_mul(test_size).and_then(|t| n_rows.checked_sub(t)).unwrap_or(0);
     if first_test <= gap {
         return Err(EvalError::Folds {
             folds: k,
             reason: format!(
-                "{n_rows} rows with test blocks of {test_size} rows and a gap of {gap} leave no training row"
+                "{n_rows} rows with {k} test blocks of {test_size} rows and a gap of {gap} leave no training row"
             ),
         });
     }
     Ok((0..k)
         .map(|i| {
             let start = first_test + i * test_size;
-            TimeFold { train: 0..start - gap, gap: start - gap..start, test: start..start + test_size }
+            let train_end = start - gap;
+            let train_start = spec.max_train_size.map_or(0, |m| train_end.saturating_sub(m));
+            TimeFold { train: train_start..train_end, gap: train_end..start, test: start..start + test_size }
         })
         .collect())
 }

@@ -1,7 +1,11 @@
 //! The stratified holdout, k-fold, stratified k-fold and time-series folds against scikit-learn 1.9.1
-//! (`train_test_split(stratify=..)`, `KFold`, `StratifiedKFold`, `TimeSeriesSplit`) on the Telco churn labels.
+//! (`train_test_split(stratify=..)`, `KFold`, `StratifiedKFold`, `TimeSeriesSplit`) on the Telco churn labels and
+//! the row counts of the shipped ECB, ETTh1 and Telco files.
 
-use kiln_eval::{Fold, IndexHoldout, Size, kfold, stratified_holdout, stratified_kfold, time_series_folds};
+use kiln_eval::{
+    Fold, IndexHoldout, Size, Splitter, WalkForward, kfold, stratified_holdout, stratified_kfold, time_series_folds,
+    walk_forward,
+};
 
 use crate::reference::{PRELUDE, Telco, line, python};
 
@@ -201,4 +205,70 @@ for c, l in enumerate(l for l in LINES if l):
         let e = time_series_folds(n, k, gap).unwrap_err();
         assert_eq!(e.code(), kiln_domain::Code::NotEnoughRows, "{e}");
     }
+}
+
+/// Every setting of `TimeSeriesSplit`: the row counts of ECB (7126 days), ETTh1 (17420 hours) and Telco (7043
+/// rows), and small tables at scikit-learn's limits; `test_size` and `max_train_size` (a sliding window) as given.
+#[test]
+fn walk_forward_folds_match_sklearn_time_series_split_with_every_setting() {
+    // (rows, folds, test_size, gap, max_train_size); 0 stands for None
+    let cases: [(usize, usize, usize, usize, usize); 10] = [
+        (7126, 10, 0, 0, 0),
+        (7126, 10, 250, 0, 0),
+        (7126, 5, 100, 4, 1000),
+        (17420, 8, 24 * 30, 23, 0),
+        (17420, 8, 24 * 30, 23, 24 * 365),
+        (17420, 3, 0, 167, 5000),
+        (7043, 5, 0, 0, 2000),
+        (7043, 7, 1000, 2, 0),
+        (20, 4, 3, 2, 5),
+        (12, 2, 5, 1, 0),
+    ];
+    let input: String = cases.iter().map(|(n, k, t, g, m)| format!("{n} {k} {t} {g} {m}\n")).collect();
+    let sk = python(
+        &format!(
+            "{PRELUDE}{}",
+            r#"
+from sklearn.model_selection import TimeSeriesSplit
+for c, l in enumerate(l for l in LINES if l):
+    n, k, t, g, m = (int(v) for v in l.split())
+    split = TimeSeriesSplit(n_splits=k, test_size=t or None, gap=g, max_train_size=m or None)
+    for i, (train, test) in enumerate(split.split(np.zeros(n))):
+        assert (np.diff(train) == 1).all() and (np.diff(test) == 1).all()
+        out(f"train{c}_{i}", [train.min(), train.max() + 1]); out(f"test{c}_{i}", [test.min(), test.max() + 1])
+"#
+        ),
+        &input,
+    );
+    let none = |v: usize| (v > 0).then_some(v);
+    for (c, &(n, k, t, gap, m)) in cases.iter().enumerate() {
+        let spec = WalkForward { folds: k, test_size: none(t), gap, max_train_size: none(m) };
+        let folds = walk_forward(n, &spec).unwrap();
+        assert_eq!(folds.len(), k);
+        for (i, f) in folds.iter().enumerate() {
+            let range = |r: &std::ops::Range<usize>| vec![r.start as f64, r.end as f64];
+            assert_eq!(range(&f.train), sk[&format!("train{c}_{i}")], "{spec:?} on {n} rows: fold {i} train");
+            assert_eq!(range(&f.test), sk[&format!("test{c}_{i}")], "{spec:?} on {n} rows: fold {i} test");
+        }
+        // the splitter the callers take cuts the same folds
+        let as_splitter = Splitter::walk_forward(spec).split(&vec![0.0; n]).unwrap();
+        assert_eq!(as_splitter.len(), k);
+        for (fold, f) in as_splitter.iter().zip(&folds) {
+            assert_eq!(fold.train, f.train.clone().collect::<Vec<_>>());
+            assert_eq!(fold.test, f.test.clone().collect::<Vec<_>>());
+        }
+    }
+    // what scikit-learn refuses, refused with the key at fault
+    let refused = [
+        (10, WalkForward { folds: 3, test_size: Some(4), gap: 0, max_train_size: None }),
+        (10, WalkForward { folds: 3, test_size: Some(3), gap: 1, max_train_size: None }),
+    ];
+    for (n, spec) in refused {
+        let e = walk_forward(n, &spec).unwrap_err();
+        assert_eq!(e.code(), kiln_domain::Code::NotEnoughRows, "{e}");
+    }
+    let e = walk_forward(10, &WalkForward { test_size: Some(0), ..WalkForward::new(2) }).unwrap_err();
+    assert!(e.to_string().contains("test_size"), "{e}");
+    let e = walk_forward(10, &WalkForward { max_train_size: Some(0), ..WalkForward::new(2) }).unwrap_err();
+    assert!(e.to_string().contains("max_train_size"), "{e}");
 }
