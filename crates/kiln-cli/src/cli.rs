@@ -42,6 +42,17 @@ pub(crate) enum Command {
     /// against a naive baseline (persistence, mean or majority class) on the held-out part, log a tracked run with
     /// the model bundle, and optionally register it
     Train(TrainArgs),
+    /// Judge a configuration on many folds instead of one held-out tail: the whole pipeline (target transform,
+    /// preprocessing, selection, the model with early stopping on a validation tail of the fold's training rows, a
+    /// classifier's threshold) is fitted again on every fold's training rows and scored on its test rows, beside the
+    /// naive baseline of those rows. A forecast gets walk-forward folds (scikit-learn's TimeSeriesSplit: --folds,
+    /// --test-size, --gap, --max-train-size for a sliding window); tabular rows get k-fold folds (stratified for a
+    /// classifier). Folds run in parallel; the result does not depend on --threads. Prints the fold table with the
+    /// mean and standard deviation over folds, and writes every out-of-fold prediction with --oof
+    #[command(after_help = "Examples:\n  kiln backtest --config conf/experiments/eurusd.yaml --folds 10\n  \
+kiln backtest --config conf/experiments/etth1.yaml --test-size 720 --max-train-size 8760 --oof oof.parquet\n  \
+kiln backtest --config conf/experiments/churn.yaml --folds 5")]
+    Backtest(BacktestArgs),
     /// Score a CSV or Parquet file of raw rows with a model: builds the features exactly as in training and writes
     /// one prediction per row whose features are defined, beside the time or id column (classifiers: the
     /// probability of the positive class and the class at the model's threshold). The file is streamed in chunks
@@ -241,6 +252,35 @@ pub(crate) struct TrainArgs {
     /// run name; overrides `tracking.run_name`
     #[arg(long)]
     pub(crate) run_name: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct BacktestArgs {
+    /// experiment YAML (it may `extends` base files); its `backtest:` section sets the folds, these flags override it
+    #[arg(short, long, value_name = "FILE")]
+    pub(crate) config: PathBuf,
+    /// the number of folds (default 5)
+    #[arg(long, value_name = "N")]
+    pub(crate) folds: Option<usize>,
+    /// forecast: rows per test block (default: rows / (folds + 1), as scikit-learn)
+    #[arg(long, value_name = "N")]
+    pub(crate) test_size: Option<usize>,
+    /// forecast: rows left out between each training part and its test block (default and least: horizon - 1)
+    #[arg(long, value_name = "N")]
+    pub(crate) gap: Option<usize>,
+    /// forecast: train on the last N rows before each test block only (a sliding window; default: all of them)
+    #[arg(long, value_name = "N")]
+    pub(crate) max_train_size: Option<usize>,
+    /// folds fitted at once (default: the machine's cores); the result is the same for any value
+    #[arg(long, value_name = "N")]
+    pub(crate) threads: Option<usize>,
+    /// write every out-of-fold prediction here (.csv or .parquet): fold, time or id, actual, prediction, baseline
+    #[arg(long, value_name = "FILE")]
+    pub(crate) oof: Option<PathBuf>,
+    /// write the folds and their metrics at full precision here (JSON): each fold's rows, spans and metrics, and
+    /// the mean and standard deviation of each metric over the folds
+    #[arg(long, value_name = "FILE")]
+    pub(crate) json: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]

@@ -22,6 +22,7 @@ use crate::settings::{Fallback, Settings};
 pub(crate) fn run(cli: Cli) -> Result<u8> {
     match cli.command {
         Command::Train(args) => train(args),
+        Command::Backtest(args) => crate::backtest_cmd::backtest(args),
         Command::Predict(args) => predict(args),
         Command::Config(ConfigCommand::Show { file }) => config_show(&file),
         Command::Registry(cmd) => crate::registry_cmd::run(cmd),
@@ -35,7 +36,7 @@ fn env_var(name: &str) -> Option<String> {
 }
 
 /// The experiment file resolved (every check that needs no data) and the merged config as YAML.
-fn load_experiment(file: &Path) -> Result<(Settings, String)> {
+pub(crate) fn load_experiment(file: &Path) -> Result<(Settings, String)> {
     let settings = Settings::resolve(config::load(file, &env_var)?)?;
     // through JSON's data model, so that enums print as the one-key maps users write, not as YAML tags
     let mut value = serde_json::to_value(&settings.experiment).context("cannot print the merged config")?;
@@ -51,8 +52,8 @@ fn config_show(file: &Path) -> Result<u8> {
     Ok(0)
 }
 
-struct StderrProgress {
-    start: Instant,
+pub(crate) struct StderrProgress {
+    pub(crate) start: Instant,
 }
 
 impl Progress for StderrProgress {
@@ -66,7 +67,11 @@ fn git_commit() -> Option<String> {
     out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
-fn read_options(time_column: Option<&str>, time_format: Option<String>, na: Option<Vec<String>>) -> ReadOptions {
+pub(crate) fn read_options(
+    time_column: Option<&str>,
+    time_format: Option<String>,
+    na: Option<Vec<String>>,
+) -> ReadOptions {
     let mut opts = ReadOptions { time_column: time_column.map(str::to_string), time_format, ..ReadOptions::default() };
     if let Some(na) = na {
         opts.na_values = na;

@@ -2,6 +2,7 @@
 //! whole error chain and exits non-zero on failure. The only crate with `anyhow` and `main`, and the only one that
 //! reads flags and config files (MLflow's client variables are read by the `kiln` facade it loads models with).
 
+mod backtest_cmd;
 mod batch;
 mod cli;
 mod commands;
@@ -11,6 +12,7 @@ mod progress;
 mod registry_cmd;
 mod serve_cmd;
 mod settings;
+mod table;
 
 use std::process::ExitCode;
 

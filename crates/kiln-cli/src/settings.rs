@@ -46,6 +46,34 @@ pub(crate) struct Experiment {
     pub(crate) tracking: TrackingSettings,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) registry: Option<RegistrySettings>,
+    /// how `kiln backtest` folds the rows (flags override)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) backtest: Option<BacktestSettings>,
+}
+
+/// The `backtest:` section: walk-forward folds for a forecast (scikit-learn's `TimeSeriesSplit` settings), k-fold
+/// (stratified for a classifier) for tabular rows.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct BacktestSettings {
+    /// the number of folds (default 5)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) folds: Option<usize>,
+    /// forecast: rows per test block (default: rows / (folds + 1)); at least the horizon
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) test_size: Option<usize>,
+    /// forecast: rows left out between each training part and its test block (default and least: horizon - 1)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) gap: Option<usize>,
+    /// forecast: train on the last this many rows only (a sliding window; default: every earlier row)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) max_train_size: Option<usize>,
+    /// tabular: shuffle the rows with split.seed before folding (default false, as scikit-learn)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) shuffle: Option<bool>,
+    /// folds fitted at once (default: the machine's cores); the result does not depend on it
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) threads: Option<usize>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

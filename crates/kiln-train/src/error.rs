@@ -29,6 +29,9 @@ pub enum TrainError {
     Target(String),
     #[error("not enough rows: {0}")]
     NotEnoughRows(String),
+    /// one fold of a backtest failed
+    #[error("fold {fold}: {error}")]
+    Fold { fold: usize, error: Box<TrainError> },
     /// missing values the `data.missing_*` rules refuse, or too many rows dropped for them
     #[error("missing values: {0}")]
     MissingValues(String),
@@ -49,6 +52,7 @@ impl TrainError {
             TrainError::NotEnoughRows(_) => Code::NotEnoughRows,
             TrainError::Target(_) | TrainError::MissingValues(_) => Code::DataShape,
             TrainError::Temp(_) => Code::StoreIo,
+            TrainError::Fold { error, .. } => error.code(),
         }
     }
 }

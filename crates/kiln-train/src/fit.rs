@@ -75,11 +75,34 @@ pub fn fit_evaluate(spec: &FitSpec<'_>, frame: &Frame, progress: &dyn Progress) 
         rows.test
     ));
 
-    let transformed = fit_transform(spec, &design, &parts, progress)?;
+    let Fitted { pipeline, x, model, outputs, evaluation } = fit_parts(spec, &design, &parts, progress)?;
+    Ok(FitEvaluation { design, parts, pipeline, x, model, outputs, evaluation })
+}
+
+/// What one fit on given parts of a design produced.
+pub(crate) struct Fitted {
+    pub(crate) pipeline: FittedPipeline,
+    /// the model's inputs, every design row
+    pub(crate) x: Matrix,
+    pub(crate) model: FittedModel,
+    /// the model's output for every design row, in the label's space
+    pub(crate) outputs: Vec<f64>,
+    pub(crate) evaluation: Evaluation,
+}
+
+/// Fits the pipeline and the model on `parts.train` of `design` (early stopping and the threshold on
+/// `parts.validation`) and evaluates them on every part: the step a train run takes once and a backtest once a fold.
+pub(crate) fn fit_parts(
+    spec: &FitSpec<'_>,
+    design: &Design,
+    parts: &Parts,
+    progress: &dyn Progress,
+) -> Result<Fitted, TrainError> {
+    let transformed = fit_transform(spec, design, parts, progress)?;
     let x = transformed.x;
     let y = &design.label;
 
-    progress.step(&format!("fitting {} on {} rows, {} features", spec.model.kind(), rows.train, x.n_cols()));
+    progress.step(&format!("fitting {} on {} rows, {} features", spec.model.kind(), parts.train.len(), x.n_cols()));
     let x_fit = x.take_rows(&parts.train);
     let y_fit = take(y, &parts.train);
     let x_valid = x.take_rows(&parts.validation);
@@ -88,7 +111,7 @@ pub fn fit_evaluate(spec: &FitSpec<'_>, frame: &Frame, progress: &dyn Progress) 
     let model = spec.model.fit(&x_fit, &y_fit, valid)?;
 
     let outputs = model.predict(&x)?;
-    let evaluation = evaluate::evaluate(spec.task, &design, &parts, &outputs)?;
+    let evaluation = evaluate::evaluate(spec.task, design, parts, &outputs)?;
     let pipeline = FittedPipeline {
         input: match spec.task {
             TaskSpec::Forecast { recipe, .. } => PipelineInput::Forecast(recipe.clone()),
@@ -96,7 +119,7 @@ pub fn fit_evaluate(spec: &FitSpec<'_>, frame: &Frame, progress: &dyn Progress) 
         },
         preprocess: transformed.preprocess,
         selection: transformed.selection,
-        decision: evaluation.decision(&design),
+        decision: evaluation.decision(design),
         feature_names: x.names.clone(),
         // the spacing of the training rows' times dates each forecast's target
         step: match spec.task {
@@ -104,7 +127,7 @@ pub fn fit_evaluate(spec: &FitSpec<'_>, frame: &Frame, progress: &dyn Progress) 
             TaskSpec::Tabular { .. } => None,
         },
     };
-    Ok(FitEvaluation { design, parts, pipeline, x, model, outputs, evaluation })
+    Ok(Fitted { pipeline, x, model, outputs, evaluation })
 }
 
 /// A classifier for a classification task, a regressor otherwise.

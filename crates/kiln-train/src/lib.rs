@@ -6,6 +6,7 @@
 //! A run that fails at any step is ended FAILED with the error recorded; a model is registered only after every
 //! artifact is stored and every gate passed.
 
+mod backtest;
 mod error;
 mod evaluate;
 mod fit;
@@ -14,6 +15,7 @@ mod model;
 mod prepare;
 mod train;
 
+pub use backtest::{BacktestOutcome, BacktestSpec, FoldOutcome, OutOfFold, backtest, fold_summary};
 pub use error::TrainError;
 pub use evaluate::{Evaluation, Gates};
 pub use fit::{FitEvaluation, FitSpec, Progress, fit_evaluate};

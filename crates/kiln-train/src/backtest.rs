@@ -1,0 +1,327 @@
+//! Backtests: the whole pipeline refitted on every fold's training rows, each fold scored on its own test rows
+//! beside the naive baseline of those rows. The design (the feature table) is built once from every row: the
+//! forecast kernels only look back, so a row's features are the same whatever comes after it; everything learned
+//! (preprocessing, selection, the model, early stopping on a validation tail carved from the fold's training rows, a
+//! classifier's threshold) is learned again in every fold from that fold's training rows alone.
+//!
+//! Key decisions: the folds come from one [`Splitter`] (walk-forward for a forecast, k-fold or stratified k-fold for
+//! tabular rows); folds are fitted in parallel on `threads` scoped threads, each fold on its own, so the result does
+//! not depend on the number of threads, bit for bit (the libraries' own thread counts come from the model's
+//! params); progress is reported from the calling thread as folds finish.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use kiln_domain::Frame;
+use kiln_eval::{Fold, Size, Splitter};
+use serde::Serialize;
+
+use crate::TrainError;
+use crate::evaluate::{Evaluation, forecast_predictions};
+use crate::fit::{FitSpec, Progress, check_model_fits_task, fit_parts};
+use crate::prepare::{Design, Parts, RowCounts, TaskSpec, prepare};
+
+/// What a backtest runs: the pipeline and model of one fit, and how the rows are folded.
+#[derive(Debug, Clone, Copy)]
+pub struct BacktestSpec<'a> {
+    pub fit: FitSpec<'a>,
+    pub splitter: Splitter,
+    /// the validation rows carved from each fold's training rows (early stopping, a classifier's threshold): the
+    /// last ones of a forecast fold, a stratified random share of a tabular one; `None`: no validation rows
+    pub validation: Option<Size>,
+    /// the seed of a tabular fold's validation draw
+    pub seed: u64,
+    /// folds fitted at once; the result is the same for any value
+    pub threads: usize,
+}
+
+/// One fold's fit and scores.
+#[derive(Debug, Clone, Serialize)]
+pub struct FoldOutcome {
+    /// 1-based
+    pub fold: usize,
+    pub train_rows: usize,
+    pub validation_rows: usize,
+    pub test_rows: usize,
+    /// the first and last key (origin time or row id) of the training and test rows
+    pub train_span: (String, String),
+    pub test_span: (String, String),
+    /// the model and its baseline on the fold's training and test rows
+    pub evaluation: Evaluation,
+    /// the fold's test rows, as rows of the design
+    #[serde(skip)]
+    pub test: Vec<usize>,
+    /// the prediction for each test row: in the target's units (forecast, regression), the probability of the
+    /// positive class (classification)
+    #[serde(skip)]
+    pub predictions: Vec<f64>,
+    /// the naive baseline's prediction for each test row (persistence; the training rows' mean; a classifier's: the
+    /// training share of the positive class)
+    #[serde(skip)]
+    pub baseline: Vec<f64>,
+    pub fit_seconds: f64,
+}
+
+impl FoldOutcome {
+    /// The fold's metrics by key (`test/rmse`, `baseline/test/rmse`, `train/rmse`, ...).
+    pub fn metrics(&self) -> Vec<(String, f64)> {
+        self.evaluation.metric_values()
+    }
+}
+
+/// Every out-of-fold prediction: one entry per test row of every fold, folds in order.
+#[derive(Debug, Clone, Default)]
+pub struct OutOfFold {
+    /// 1-based fold of each row
+    pub fold: Vec<usize>,
+    /// the row's key: origin time (UTC ms, forecasts) or id (tabular rows)
+    pub time: Vec<i64>,
+    pub id: Vec<String>,
+    pub actual: Vec<f64>,
+    pub prediction: Vec<f64>,
+    /// the naive baseline's prediction (persistence, the training mean; classification: the majority class's
+    /// training share)
+    pub baseline: Vec<f64>,
+}
+
+/// A whole backtest.
+#[derive(Debug, Clone)]
+pub struct BacktestOutcome {
+    pub folds: Vec<FoldOutcome>,
+    pub oof: OutOfFold,
+    /// how the rows of the data were used to build the design (before folding)
+    pub rows: RowCounts,
+    pub splitter: Splitter,
+}
+
+/// Mean and sample standard deviation (n - 1) of each metric over the folds, in the folds' key order.
+pub fn fold_summary(folds: &[FoldOutcome]) -> Vec<(String, f64, f64)> {
+    let Some(first) = folds.first() else {
+        return Vec::new();
+    };
+    let all: Vec<Vec<(String, f64)>> = folds.iter().map(FoldOutcome::metrics).collect();
+    first
+        .metrics()
+        .iter()
+        .map(|(key, _)| {
+            let values: Vec<f64> =
+                all.iter().filter_map(|m| m.iter().find(|(k, _)| k == key).map(|(_, v)| *v)).collect();
+            (key.clone(), mean(&values), sample_sd(&values))
+        })
+        .collect()
+}
+
+fn mean(values: &[f64]) -> f64 {
+    kiln_eval::pairwise_sum(values) / values.len() as f64
+}
+
+fn sample_sd(values: &[f64]) -> f64 {
+    if values.len() < 2 {
+        return f64::NAN;
+    }
+    let m = mean(values);
+    let squares: Vec<f64> = values.iter().map(|v| (v - m) * (v - m)).collect();
+    (kiln_eval::pairwise_sum(&squares) / (values.len() - 1) as f64).sqrt()
+}
+
+/// A progress sink that says nothing (a fold's own fit steps are not reported one by one).
+struct Quiet;
+
+impl Progress for Quiet {
+    fn step(&self, _: &str) {}
+}
+
+/// Builds the design from every row of `frame`, folds it with the splitter, fits and scores every fold.
+///
+/// # Errors
+/// A model that does not suit the task, bad data, folds the rows cannot make (naming the key), or the first fold
+/// that fails (its number in the message).
+pub fn backtest(
+    spec: &BacktestSpec<'_>,
+    frame: &Frame,
+    progress: &dyn Progress,
+) -> Result<BacktestOutcome, TrainError> {
+    check_model_fits_task(&spec.fit)?;
+    progress.step(&format!("preparing the {} design from {} rows", spec.fit.task.kind_str(), frame.n_rows()));
+    let (design, _) = prepare(spec.fit.task, frame)?;
+    let folds = spec.splitter.split(&design.label)?;
+    progress.step(&format!(
+        "{} folds over {} rows ({} base features), {} at a time",
+        folds.len(),
+        design.label.len(),
+        design.features.n_cols(),
+        spec.threads.max(1).min(folds.len())
+    ));
+    let parts: Vec<Parts> = folds.iter().map(|f| fold_parts(spec, &design, f)).collect::<Result<_, _>>()?;
+
+    // workers take the next fold; results land in their fold's slot, so their order never depends on timing
+    let next = AtomicUsize::new(0);
+    let slots: Vec<Mutex<Option<Result<FoldOutcome, TrainError>>>> = parts.iter().map(|_| Mutex::new(None)).collect();
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<usize>();
+    std::thread::scope(|scope| {
+        for _ in 0..spec.threads.max(1).min(parts.len()) {
+            let done_tx = done_tx.clone();
+            let (next, slots, parts, design) = (&next, &slots, &parts, &design);
+            scope.spawn(move || {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(p) = parts.get(i) else { break };
+                    let outcome = run_fold(spec, design, p, i);
+                    let failed = outcome.is_err();
+                    *slots[i].lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(outcome);
+                    let _ = done_tx.send(i);
+                    if failed {
+                        // the other workers finish the fold they hold; no new fold starts
+                        next.store(parts.len(), Ordering::Relaxed);
+                        break;
+                    }
+                }
+            });
+        }
+        drop(done_tx);
+        for (finished, i) in done_rx.iter().enumerate() {
+            let slot = slots[i].lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some(Ok(fold)) = slot.as_ref() {
+                progress.step(&fold_line(fold, finished + 1, parts.len()));
+            }
+        }
+    });
+    let mut outcomes = Vec::with_capacity(parts.len());
+    for (i, slot) in slots.into_iter().enumerate() {
+        match slot.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner) {
+            Some(Ok(fold)) => outcomes.push(fold),
+            Some(Err(e)) => return Err(TrainError::Fold { fold: i + 1, error: Box::new(e) }),
+            // not started because an earlier fold failed: that failure was returned above
+            None => {}
+        }
+    }
+    let oof = out_of_fold(&design, &outcomes);
+    Ok(BacktestOutcome { folds: outcomes, oof, rows: design.rows, splitter: spec.splitter })
+}
+
+/// "fold 3/10 done (3 of 10): test 2019-01-02..2019-06-30 (126 rows), rmse 0.004200 (persistence 0.004300)"
+fn fold_line(fold: &FoldOutcome, finished: usize, total: usize) -> String {
+    let metrics = fold.metrics();
+    let get = |key: &str| metrics.iter().find(|(k, _)| k == key).map_or(f64::NAN, |(_, v)| *v);
+    let (name, baseline) = match &fold.evaluation {
+        Evaluation::Regression { baseline, .. } => ("rmse", *baseline),
+        Evaluation::Classification { .. } => ("roc_auc", "majority class"),
+    };
+    format!(
+        "fold {}/{total} done ({finished} of {total}): test {}..{} ({} rows), {name} {:.6} ({baseline} {:.6})",
+        fold.fold,
+        fold.test_span.0,
+        fold.test_span.1,
+        fold.test_rows,
+        get(&format!("test/{name}")),
+        get(&format!("baseline/test/{name}")),
+    )
+}
+
+/// The fold's train, validation and test rows: the validation rows carved from the fold's training rows.
+fn fold_parts(spec: &BacktestSpec<'_>, design: &Design, fold: &Fold) -> Result<Parts, TrainError> {
+    let n = fold.train.len();
+    let n_val = match spec.validation {
+        Some(size) => size.rows_of(n, "split.validation_size")?,
+        None => 0,
+    };
+    if n_val >= n {
+        return Err(TrainError::NotEnoughRows(format!(
+            "a fold with {n} training rows cannot give {n_val} of them to validation; fewer folds, a smaller \
+             split.validation_size, or more data"
+        )));
+    }
+    let gap = fold.test.first().map_or(0, |&t| t.saturating_sub(fold.train.last().map_or(t, |&l| l + 1)));
+    match spec.fit.task {
+        TaskSpec::Forecast { .. } => Ok(Parts {
+            train: fold.train[..n - n_val].to_vec(),
+            validation: fold.train[n - n_val..].to_vec(),
+            test: fold.test.clone(),
+            gap,
+        }),
+        TaskSpec::Tabular { .. } if n_val == 0 => {
+            Ok(Parts { train: fold.train.clone(), validation: Vec::new(), test: fold.test.clone(), gap: 0 })
+        }
+        TaskSpec::Tabular { .. } => {
+            // stratified by class for a classifier, one class (a plain random draw) for a regression
+            let labels: Vec<f64> = if spec.fit.task.is_classification() {
+                fold.train.iter().map(|&i| design.label[i]).collect()
+            } else {
+                vec![0.0; n]
+            };
+            let draw = kiln_eval::stratified_holdout(&labels, Size::Rows(n_val), None, spec.seed)?;
+            let pick = |rows: &[usize]| {
+                let mut out: Vec<usize> = rows.iter().map(|&r| fold.train[r]).collect();
+                out.sort_unstable();
+                out
+            };
+            Ok(Parts { train: pick(&draw.train), validation: pick(&draw.test), test: fold.test.clone(), gap: 0 })
+        }
+    }
+}
+
+fn run_fold(spec: &BacktestSpec<'_>, design: &Design, parts: &Parts, i: usize) -> Result<FoldOutcome, TrainError> {
+    let started = Instant::now();
+    let fitted = fit_parts(&spec.fit, design, parts, &Quiet)?;
+    let predictions = match spec.fit.task {
+        TaskSpec::Forecast { recipe, .. } => forecast_predictions(recipe.target_transform, design, &fitted.outputs),
+        TaskSpec::Tabular { .. } => fitted.outputs.clone(),
+    };
+    let fit_rows = parts.fit_rows();
+    let baseline: Vec<f64> = match spec.fit.task {
+        TaskSpec::Forecast { .. } => parts.test.iter().map(|&r| design.current[r]).collect(),
+        // the training rows' mean: of the target for a regression, of the 0/1 label (the positive share) for a
+        // classifier, as the evaluation's baselines
+        TaskSpec::Tabular { .. } => {
+            let train: Vec<f64> = parts.train.iter().map(|&r| design.label[r]).collect();
+            vec![mean(&train); parts.test.len()]
+        }
+    };
+    Ok(FoldOutcome {
+        fold: i + 1,
+        train_rows: parts.train.len(),
+        validation_rows: parts.validation.len(),
+        test_rows: parts.test.len(),
+        train_span: span(design, &fit_rows),
+        test_span: span(design, &parts.test),
+        evaluation: fitted.evaluation,
+        predictions: parts.test.iter().map(|&r| predictions[r]).collect(),
+        test: parts.test.clone(),
+        baseline,
+        fit_seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// The first and last key of `rows`: ISO times for a forecast, ids for tabular rows.
+fn span(design: &Design, rows: &[usize]) -> (String, String) {
+    let key = |r: usize| {
+        if design.times.is_empty() {
+            design.ids.get(r).cloned().unwrap_or_default()
+        } else {
+            kiln_domain::iso_from_millis(design.times[r])
+        }
+    };
+    match (rows.first(), rows.last()) {
+        (Some(&a), Some(&b)) => (key(a), key(b)),
+        _ => (String::new(), String::new()),
+    }
+}
+
+fn out_of_fold(design: &Design, folds: &[FoldOutcome]) -> OutOfFold {
+    let mut oof = OutOfFold::default();
+    for fold in folds {
+        for (k, &r) in fold.test.iter().enumerate() {
+            oof.fold.push(fold.fold);
+            if design.times.is_empty() {
+                oof.id.push(design.ids.get(r).cloned().unwrap_or_default());
+            } else {
+                oof.time.push(design.times[r]);
+            }
+            oof.actual.push(design.truth[r]);
+            oof.prediction.push(fold.predictions[k]);
+            oof.baseline.push(fold.baseline[k]);
+        }
+    }
+    oof
+}
