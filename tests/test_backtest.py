@@ -1,0 +1,194 @@
+"""`kiln backtest` against independent references: its folds are scikit-learn's splitters' (TimeSeriesSplit on the
+forecast design rows, StratifiedKFold on the Telco rows), every per-fold metric equals scikit-learn's on kiln's own
+out-of-fold predictions (1e-12), the result does not depend on the number of threads, and no fold sees its future.
+"""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn import metrics as skm
+from sklearn.model_selection import StratifiedKFold, TimeSeriesSplit
+
+from conftest import REPO, run_kiln
+
+TOL = 1e-12
+
+
+def run_backtest(tmp_path, config, *flags, name="bt"):
+    oof, report = tmp_path / f"{name}.parquet", tmp_path / f"{name}.json"
+    proc = run_kiln("backtest", "--config", config, "--oof", oof, "--json", report, *flags)
+    return proc, pd.read_parquet(oof), json.loads(report.read_text())
+
+
+def ecb_usd(path=REPO / "data/ecb_eurofxref-hist.csv"):
+    """The ECB USD rates oldest first, as kiln reads them (N/A is missing)."""
+    frame = pd.read_csv(path, usecols=["Date", "USD"], na_values=["N/A"])
+    frame["Date"] = pd.to_datetime(frame["Date"])
+    return frame.sort_values("Date").reset_index(drop=True)
+
+
+def close(a, b, what):
+    assert abs(a - b) <= TOL * max(1.0, abs(b)), f"{what}: kiln {a!r}, reference {b!r}"
+
+
+def regression_reference(actual, predicted):
+    """The metrics kiln reports, computed by scikit-learn (sMAPE, which it lacks, by its usual formula)."""
+    denom = np.abs(actual) + np.abs(predicted)
+    sape = np.where(denom == 0, 0.0, 2 * np.abs(predicted - actual) / np.where(denom == 0, 1, denom))
+    return {
+        "rmse": skm.root_mean_squared_error(actual, predicted),
+        "mae": skm.mean_absolute_error(actual, predicted),
+        "r2": skm.r2_score(actual, predicted),
+        "mape": skm.mean_absolute_percentage_error(actual, predicted),
+        "smape": float(np.mean(sape)),
+    }
+
+
+@pytest.fixture(scope="module")
+def eurusd_backtest(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("bt_eurusd")
+    return run_backtest(tmp, "conf/experiments/eurusd.yaml", "--folds", "10", "--threads", "2")
+
+
+def test_eurusd_walk_forward_folds_are_time_series_split_and_metrics_are_sklearn(eurusd_backtest):
+    proc, oof, report = eurusd_backtest
+    rows = report["rows"]
+    n_design = rows["input"] - rows["warmup_dropped"] - rows["no_target_dropped"] - rows["missing_target_dropped"]
+    # the design rows are the data's days after the warm-up, oldest first
+    days = ecb_usd()["Date"].to_numpy()[rows["warmup_dropped"]:rows["warmup_dropped"] + n_design]
+    splits = list(TimeSeriesSplit(n_splits=10).split(np.zeros(n_design)))
+    assert len(report["folds"]) == len(splits) == 10
+    for fold, (train, test) in zip(report["folds"], splits):
+        k = fold["fold"]
+        part = oof[oof["fold"] == k]
+        assert fold["test_rows"] == len(test) == len(part)
+        assert (part["time"].to_numpy() == days[test]).all(), f"fold {k}: test rows differ from TimeSeriesSplit"
+        assert fold["train_rows"] + fold["validation_rows"] == len(train)
+        assert fold["train_span"] == [str(pd.Timestamp(days[train[0]]).date()), str(pd.Timestamp(days[train[-1]]).date())]
+        model = regression_reference(part["actual"].to_numpy(), part["prediction"].to_numpy())
+        baseline = regression_reference(part["actual"].to_numpy(), part["baseline"].to_numpy())
+        for name in model:
+            close(fold["metrics"][f"test/{name}"], model[name], f"fold {k} {name}")
+            close(fold["metrics"][f"baseline/test/{name}"], baseline[name], f"fold {k} persistence {name}")
+    # the persistence forecast is the day's own rate, the actual the next day's
+    usd = ecb_usd().set_index("Date")["USD"]
+    assert (oof["baseline"].to_numpy() == usd.loc[oof["time"]].to_numpy()).all()
+    # mean and sample standard deviation over the folds
+    rmse = np.array([f["metrics"]["test/rmse"] for f in report["folds"]])
+    close(report["summary"]["test/rmse"]["mean"], float(np.mean(rmse)), "mean rmse")
+    close(report["summary"]["test/rmse"]["sd"], float(np.std(rmse, ddof=1)), "sd rmse")
+    # the table on the terminal: a row per fold, then mean and sd, beside persistence
+    lines = proc.stdout.splitlines()
+    assert any(line.startswith("fold ") and "persistence rmse" in line for line in lines)
+    assert sum(1 for line in lines if line.split()[:1] and line.split()[0].isdigit()) == 10
+    assert any(line.startswith("mean ") for line in lines) and any(line.startswith("sd ") for line in lines)
+    assert proc.stderr.count(" done (") == 10
+
+
+def test_churn_folds_are_stratified_kfold_and_metrics_are_sklearn(tmp_path):
+    _, oof, report = run_backtest(tmp_path, "conf/experiments/churn.yaml", "--folds", "5")
+    telco = pd.read_csv(REPO / "data/Telco-Customer-Churn_IBM.csv")
+    y = (telco["Churn"] == "Yes").astype(int).to_numpy()
+    splits = list(StratifiedKFold(n_splits=5).split(np.zeros(len(y)), y))
+    for fold, (_, test) in zip(report["folds"], splits):
+        k = fold["fold"]
+        part = oof[oof["fold"] == k]
+        assert list(part["id"]) == list(telco["customerID"].iloc[test]), f"fold {k}: rows differ from StratifiedKFold"
+        actual, proba = part["actual"].to_numpy(), part["prediction"].to_numpy()
+        threshold = fold["metrics"]["model/threshold"]
+        predicted = (proba >= threshold).astype(int)
+        reference = {
+            "roc_auc": skm.roc_auc_score(actual, proba),
+            "pr_auc": skm.average_precision_score(actual, proba),
+            "log_loss": skm.log_loss(actual, proba),
+            "accuracy": skm.accuracy_score(actual, predicted),
+            "precision": skm.precision_score(actual, predicted),
+            "recall": skm.recall_score(actual, predicted),
+            "f1": skm.f1_score(actual, predicted),
+        }
+        for name, value in reference.items():
+            close(fold["metrics"][f"test/{name}"], value, f"fold {k} {name}")
+        # the baseline's probability is the training rows' share of the positive class
+        assert part["baseline"].nunique() == 1 and 0.2 < part["baseline"].iloc[0] < 0.3
+
+
+def test_etth1_sliding_window_with_test_size_and_gap(tmp_path):
+    _, oof, report = run_backtest(tmp_path, "conf/experiments/etth1.yaml", "--folds", "4", "--test-size", "720",
+                                  "--gap", "2", "--max-train-size", "4000")
+    rows = report["rows"]
+    n_design = rows["input"] - rows["warmup_dropped"] - rows["no_target_dropped"] - rows["missing_target_dropped"]
+    splits = list(TimeSeriesSplit(n_splits=4, test_size=720, gap=2, max_train_size=4000).split(np.zeros(n_design)))
+    for fold, (train, test) in zip(report["folds"], splits):
+        assert (fold["train_rows"] + fold["validation_rows"], fold["test_rows"]) == (len(train), len(test)) == (4000, 720)
+        part = oof[oof["fold"] == fold["fold"]]
+        close(fold["metrics"]["test/rmse"],
+              skm.root_mean_squared_error(part["actual"], part["prediction"]), "rmse")
+
+
+def test_the_result_does_not_depend_on_the_number_of_threads(tmp_path, eurusd_backtest):
+    _, oof_two, report_two = eurusd_backtest
+    _, oof_one, report_one = run_backtest(tmp_path, "conf/experiments/eurusd.yaml", "--folds", "10", "--threads", "1")
+    pd.testing.assert_frame_equal(oof_one, oof_two, check_exact=True)
+    assert [f["metrics"] for f in report_one["folds"]] == [f["metrics"] for f in report_two["folds"]]
+
+
+def test_no_fold_sees_its_future(tmp_path, eurusd_backtest):
+    """Changing every row after fold 5's test block leaves folds 1-5 bit for bit; changing the rates fold 5
+    forecasts (the day after each of its origins) leaves its fitted pipeline (its training metrics) and its first
+    forecast unchanged."""
+    _, oof, report = eurusd_backtest
+    fold5 = report["folds"][4]
+    last_origin = pd.Timestamp(fold5["test_span"][1])
+    raw = pd.read_csv(REPO / "data/ecb_eurofxref-hist.csv", dtype=str, keep_default_na=False)
+    dates = pd.to_datetime(raw["Date"])
+
+    def backtest_with(mask, name):
+        changed = raw.copy()
+        usd = pd.to_numeric(changed.loc[mask, "USD"])
+        changed.loc[mask, "USD"] = (usd * 1.25 + 0.01).map(repr)
+        path = tmp_path / f"{name}.csv"
+        changed.to_csv(path, index=False)
+        config = tmp_path / f"{name}.yaml"
+        config.write_text(f"extends: [{REPO / 'conf/experiments/eurusd.yaml'}]\ndata:\n  path: {path}\n")
+        return run_backtest(tmp_path, config, "--folds", "10", name=name)
+
+    # every row after the block: the origins of folds 6-10 and every target after fold 5's last origin
+    _, after, after_report = backtest_with(dates > last_origin, "after")
+    for k in range(1, 6):
+        assert (after[after["fold"] == k]["prediction"].to_numpy()
+                == oof[oof["fold"] == k]["prediction"].to_numpy()).all(), f"fold {k} moved"
+        assert after_report["folds"][k - 1]["metrics"]["train/rmse"] == report["folds"][k - 1]["metrics"]["train/rmse"]
+    assert not (after[after["fold"] == 10]["prediction"].to_numpy()
+                == oof[oof["fold"] == 10]["prediction"].to_numpy()).all(), "the change reached no later fold"
+
+    # the rates fold 5 forecasts: its origins' next days
+    first_origin = pd.Timestamp(fold5["test_span"][0])
+    _, inside, inside_report = backtest_with((dates > first_origin) & (dates <= last_origin + pd.Timedelta(days=7)),
+                                             "inside")
+    for key in ("train/rmse", "train/mae", "train/r2"):
+        assert inside_report["folds"][4]["metrics"][key] == fold5["metrics"][key], key
+    assert (inside[inside["fold"] == 5]["prediction"].iloc[0] == oof[oof["fold"] == 5]["prediction"].iloc[0])
+
+
+@pytest.mark.parametrize("flags, expected", [
+    (["--folds", "10000"], "folds"),
+    (["--gap", "0", "--test-size", "0"], "test_size"),
+    (["--folds", "1"], "folds"),
+])
+def test_bad_fold_settings_exit_2_naming_the_key(flags, expected):
+    proc = run_kiln("backtest", "--config", "conf/experiments/eurusd.yaml", *flags, check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert expected in proc.stderr, proc.stderr
+
+
+def test_forecast_only_keys_are_refused_for_tabular_rows(tmp_path):
+    proc = run_kiln("backtest", "--config", "conf/experiments/churn.yaml", "--gap", "3", check=False)
+    assert proc.returncode == 2 and "backtest.gap" in proc.stderr, proc.stderr
+    config = tmp_path / "h3.yaml"
+    config.write_text(f"extends: [{REPO / 'conf/experiments/etth1.yaml'}]\ntask:\n  horizon: 3\n")
+    proc = run_kiln("backtest", "--config", config, "--gap", "1", check=False)
+    assert proc.returncode == 2 and "below horizon - 1 = 2" in proc.stderr, proc.stderr
+    proc = run_kiln("backtest", "--config", config, "--test-size", "2", check=False)
+    assert proc.returncode == 2 and "shorter than the horizon" in proc.stderr, proc.stderr
