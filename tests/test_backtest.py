@@ -4,6 +4,7 @@ out-of-fold predictions (1e-12), the result does not depend on the number of thr
 """
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -192,3 +193,114 @@ def test_forecast_only_keys_are_refused_for_tabular_rows(tmp_path):
     assert proc.returncode == 2 and "below horizon - 1 = 2" in proc.stderr, proc.stderr
     proc = run_kiln("backtest", "--config", config, "--test-size", "2", check=False)
     assert proc.returncode == 2 and "shorter than the horizon" in proc.stderr, proc.stderr
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# trading simulation
+
+
+def quantstats_reference(returns, periods, rf=0.0):
+    """quantstats 0.0.86 on kiln's own strategy returns."""
+    import quantstats as qs
+    return {
+        "total_return": qs.stats.comp(returns),
+        "cagr": qs.stats.cagr(returns, periods=periods),
+        "volatility": qs.stats.volatility(returns, periods=periods),
+        "sharpe": qs.stats.sharpe(returns, rf=rf, periods=periods),
+        "sortino": qs.stats.sortino(returns, rf=rf, periods=periods),
+        "max_drawdown": qs.stats.max_drawdown(returns),
+        "calmar": qs.stats.calmar(returns, periods=periods),
+    }
+
+
+def numpy_reference(returns, positions):
+    """What quantstats does not have, by formula: the longest run of periods below a previous peak (equity from 1
+    at the start), the share of periods in the market that earned more than 0, the number of position changes and
+    the traded value as a multiple of equity (sum of |position change|, from flat), and the share of periods in the
+    market."""
+    equity = np.cumprod(1 + returns)
+    peak = np.maximum.accumulate(np.concatenate([[1.0], equity]))[1:]
+    longest = run = 0
+    for below in equity < peak:
+        run = run + 1 if below else 0
+        longest = max(longest, run)
+    changes = np.abs(np.diff(np.concatenate([[0.0], positions])))
+    market = positions != 0
+    return {
+        "max_drawdown_periods": longest,
+        "hit_rate": float(np.mean(returns[market] > 0)),
+        "trades": int(np.count_nonzero(changes)),
+        "turnover": float(np.sum(changes)),
+        "exposure": float(np.mean(market)),
+    }
+
+
+def trading_backtest(tmp_path, base, trading, data=None, name="trading"):
+    config = tmp_path / f"{name}.yaml"
+    body = f"extends: [{REPO / base}]\nbacktest:\n  folds: 5\n  trading: {trading}\n"
+    if data:
+        body += f"data:\n  path: {data}\n"
+    config.write_text(body)
+    return run_backtest(tmp_path, config, name=name)
+
+
+@pytest.mark.parametrize("case", ["eurusd", "etth1_as_price"])
+def test_trading_metrics_equal_quantstats(tmp_path, case):
+    if case == "eurusd":
+        spec = "{commission: 0.001, slippage_bps: 1, risk_free_rate: 0.02}"
+        proc, oof, report = trading_backtest(tmp_path, "conf/experiments/eurusd.yaml", spec)
+        periods, rf = 252, 0.02
+    else:
+        # the oil temperature shifted by 40 degrees is always positive: a price series sampled hourly
+        ett = pd.read_csv(REPO / "data/ETTh1.csv")
+        ett["OT"] = ett["OT"] + 40.0
+        path = tmp_path / "etth1_price.csv"
+        ett.to_csv(path, index=False)
+        spec = "{long_short: true, threshold: 0.0005, fraction: 0.5, commission: 0.0002}"
+        proc, oof, report = trading_backtest(tmp_path, "conf/experiments/etth1.yaml", spec, data=path)
+        periods, rf = 8760, 0.0
+    assert report["trading"]["periods_per_year"] == periods
+    traded = oof.dropna(subset=["strategy_return"])
+    index = pd.DatetimeIndex(traded["time"])
+    for side, column in (("strategy", "strategy_return"), ("benchmark", "benchmark_return")):
+        returns = pd.Series(traded[column].to_numpy(), index=index)
+        kiln = report["trading"][side]
+        for name, value in quantstats_reference(returns, periods, rf).items():
+            close_to = 1e-9 * max(1.0, abs(value))
+            assert abs(kiln[name] - value) <= close_to, f"{case} {side} {name}: kiln {kiln[name]}, quantstats {value}"
+    positions = traded["position"].to_numpy()
+    for name, value in numpy_reference(traded["strategy_return"].to_numpy(), positions).items():
+        assert abs(report["trading"]["strategy"][name] - value) <= 1e-9, (case, name)
+    # the rule: long when the forecast return beats the threshold, trading at the close of the forecast's origin
+    predicted = traded["prediction"] / traded["baseline"] - 1
+    if case == "eurusd":
+        assert ((positions == 1.0) == (predicted > 0)).all()
+        # a position earns the next period's price change, less the costs of the change
+        realised = traded["baseline"].shift(-1) / traded["baseline"] - 1
+        cost = np.abs(np.diff(np.concatenate([[0.0], positions]))) * (0.001 + 0.0001)
+        expected = positions * realised - cost
+        assert np.allclose(traded["strategy_return"][:-1], expected[:-1], rtol=0, atol=1e-15)
+    else:
+        assert ((positions == 0.5) == (predicted > 0.0005)).all()
+        assert ((positions == -0.5) == (predicted < -0.0005)).all()
+    assert "buy & hold" in proc.stdout and "sharpe" in proc.stdout
+
+
+def test_trading_needs_a_price_forecast(tmp_path):
+    proc = run_kiln("backtest", "--config", write_trading_config(tmp_path, "conf/experiments/churn.yaml"),
+                    check=False)
+    assert proc.returncode == 2 and "backtest.trading needs a forecast of a price" in proc.stderr, proc.stderr
+    # the oil temperature crosses 0: not a price
+    proc = run_kiln("backtest", "--config", write_trading_config(tmp_path, "conf/experiments/etth1.yaml"),
+                    check=False)
+    assert proc.returncode == 2 and "needs a price series" in proc.stderr, proc.stderr
+    config = tmp_path / "bad_fraction.yaml"
+    config.write_text(f"extends: [{REPO / 'conf/experiments/eurusd.yaml'}]\nbacktest:\n  trading: {{fraction: 2}}\n")
+    proc = run_kiln("backtest", "--config", config, check=False)
+    assert proc.returncode == 2 and "backtest.trading.fraction" in proc.stderr, proc.stderr
+
+
+def write_trading_config(tmp_path, base):
+    config = tmp_path / f"trading_{Path(base).stem}.yaml"
+    config.write_text(f"extends: [{REPO / base}]\nbacktest:\n  trading: {{}}\n")
+    return config

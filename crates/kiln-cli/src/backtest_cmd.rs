@@ -7,7 +7,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use kiln_data::FileSource;
 use kiln_domain::{Column, DataSource, Frame, LoadedData};
-use kiln_eval::{Splitter, WalkForward};
+use kiln_eval::{Simulation, Splitter, TradingSpec, WalkForward};
 use kiln_train::{BacktestOutcome, BacktestSpec, Evaluation, FitSpec, Progress, TaskSpec, fold_summary};
 
 use crate::cli::BacktestArgs;
@@ -42,6 +42,20 @@ pub(crate) fn backtest(args: BacktestArgs) -> Result<u8> {
     progress.step(&format!("reading {}", source.describe()));
     let LoadedData { frame, .. } = source.load()?;
     let task = settings.task_spec(frame.names())?;
+    if let Some(trading) = &section.trading {
+        trading.validate()?;
+        let TaskSpec::Forecast { recipe, .. } = &task else {
+            bad_input!("backtest.trading needs a forecast of a price; this task is a {:?}", exp.task.kind);
+        };
+        if let Ok(Column::Numeric(values)) = frame.column(&recipe.target)
+            && let Some(v) = values.iter().find(|v| !v.is_nan() && **v <= 0.0)
+        {
+            bad_input!(
+                "backtest.trading needs a price series, but target '{}' holds {v} (a price is > 0)",
+                recipe.target
+            );
+        }
+    }
 
     let splitter = match &task {
         TaskSpec::Forecast { recipe, .. } => {
@@ -91,12 +105,35 @@ pub(crate) fn backtest(args: BacktestArgs) -> Result<u8> {
     let outcome = kiln_train::backtest(&spec, &frame, &progress)?;
     println!();
     print!("{}", fold_table(&outcome));
+    let trading = match &section.trading {
+        Some(trading) => {
+            let (horizon, simulation) = simulate(&task, &outcome, trading)?;
+            println!();
+            println!(
+                "trading the out-of-fold forecasts ({} periods, {} a year; a forecast made at a close trades at that \
+                 close and earns the return to the next)",
+                simulation.returns.len(),
+                simulation.periods_per_year
+            );
+            print!("{}", trading_table(&simulation));
+            Some((horizon, simulation))
+        }
+        None => None,
+    };
     if let Some(path) = &args.json {
-        let text = serde_json::to_string_pretty(&report(&outcome)).context("cannot print the backtest report")?;
+        let mut value = report(&outcome);
+        if let Some((_, simulation)) = &trading {
+            value["trading"] = serde_json::json!({
+                "periods_per_year": simulation.periods_per_year,
+                "strategy": simulation.strategy,
+                "benchmark": simulation.benchmark,
+            });
+        }
+        let text = serde_json::to_string_pretty(&value).context("cannot print the backtest report")?;
         std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
     }
     if let Some(path) = &args.oof {
-        kiln_data::write_frame(path, &oof_frame(&outcome)?)
+        kiln_data::write_frame(path, &oof_frame(&outcome, trading.as_ref().map(|(_, s)| s))?)
             .with_context(|| format!("cannot write the out-of-fold predictions to {}", path.display()))?;
         println!("\nout-of-fold predictions: {} rows in {}", outcome.oof.actual.len(), path.display());
     }
@@ -185,8 +222,40 @@ fn number(v: f64) -> String {
     if v.is_nan() { "-".to_string() } else { format!("{v:.6}") }
 }
 
-/// The out-of-fold predictions as a frame: fold, the row's time or id, actual, prediction, baseline.
-fn oof_frame(outcome: &BacktestOutcome) -> Result<Frame> {
+/// The trading simulation of the out-of-fold forecasts: each origin's price (the persistence baseline), its forecast,
+/// and the next origin's price (the folds' test blocks follow each other); the last origin trades only with a
+/// one-step horizon, whose actual is the next price.
+fn simulate(task: &TaskSpec, outcome: &BacktestOutcome, spec: &TradingSpec) -> Result<(usize, Simulation)> {
+    let TaskSpec::Forecast { recipe, .. } = task else {
+        bad_input!("backtest.trading needs a forecast of a price");
+    };
+    let oof = &outcome.oof;
+    let n = oof.baseline.len();
+    let periods = if recipe.horizon == 1 { n } else { n.saturating_sub(1) };
+    let next: Vec<f64> = (0..periods).map(|t| if t + 1 < n { oof.baseline[t + 1] } else { oof.actual[t] }).collect();
+    let per_year = kiln_eval::periods_per_year(&oof.time).unwrap_or(252.0);
+    let simulation = kiln_eval::simulate(&oof.baseline[..periods], &oof.prediction[..periods], &next, per_year, spec)?;
+    Ok((recipe.horizon, simulation))
+}
+
+/// Strategy beside buy and hold, one row a metric.
+fn trading_table(simulation: &Simulation) -> String {
+    let mut rows = vec![vec!["".to_string(), "strategy".to_string(), "buy & hold".to_string()]];
+    for ((name, strategy), (_, benchmark)) in simulation.strategy.iter().into_iter().zip(simulation.benchmark.iter()) {
+        let show = |v: f64| match name {
+            "trades" | "max_drawdown_periods" => format!("{v:.0}"),
+            "final_equity" => format!("{v:.2}"),
+            _ => number(v),
+        };
+        rows.push(vec![name.replace('_', " "), show(strategy), show(benchmark)]);
+    }
+    number_table(&rows)
+}
+
+/// The out-of-fold predictions as a frame: fold, the row's time or id, actual, prediction, baseline; with a trading
+/// simulation, each period's position and the strategy's and buy and hold's returns (empty for an origin that could
+/// not trade).
+fn oof_frame(outcome: &BacktestOutcome, trading: Option<&Simulation>) -> Result<Frame> {
     let oof = &outcome.oof;
     #[allow(clippy::cast_precision_loss)]
     let mut columns = vec![("fold".to_string(), Column::Numeric(oof.fold.iter().map(|&f| f as f64).collect()))];
@@ -198,5 +267,15 @@ fn oof_frame(outcome: &BacktestOutcome) -> Result<Frame> {
     columns.push(("actual".to_string(), Column::Numeric(oof.actual.clone())));
     columns.push(("prediction".to_string(), Column::Numeric(oof.prediction.clone())));
     columns.push(("baseline".to_string(), Column::Numeric(oof.baseline.clone())));
+    if let Some(simulation) = trading {
+        let padded = |values: &[f64]| {
+            let mut v = values.to_vec();
+            v.resize(oof.baseline.len(), f64::NAN);
+            Column::Numeric(v)
+        };
+        columns.push(("position".to_string(), padded(&simulation.positions)));
+        columns.push(("strategy_return".to_string(), padded(&simulation.returns)));
+        columns.push(("benchmark_return".to_string(), padded(&simulation.benchmark_returns)));
+    }
     Frame::new(columns).context("cannot build the out-of-fold table")
 }

@@ -16,6 +16,7 @@ mod metrics;
 mod report;
 mod shuffled;
 mod split;
+mod trading;
 
 pub use classification::{
     ClassificationMetricName, ClassificationMetrics, F1Threshold, MajorityClassBaseline, PrCurve, RocCurve,
@@ -35,6 +36,7 @@ pub use report::{
 };
 pub use shuffled::{IndexHoldout, kfold, stratified_holdout, stratified_kfold};
 pub use split::{Holdout, HoldoutSpec, Size, TimeFold, WalkForward, time_holdout, time_series_folds, walk_forward};
+pub use trading::{Simulation, TradingMetrics, TradingSpec, periods_per_year, simulate};
 
 #[cfg(test)]
 mod tests;
