@@ -304,3 +304,33 @@ def write_trading_config(tmp_path, base):
     config = tmp_path / f"trading_{Path(base).stem}.yaml"
     config.write_text(f"extends: [{REPO / base}]\nbacktest:\n  trading: {{}}\n")
     return config
+
+
+def test_composite_score_is_the_documented_formula(tmp_path):
+    config = tmp_path / "score.yaml"
+    config.write_text(f"extends: [{REPO / 'conf/experiments/eurusd.yaml'}]\nbacktest:\n  folds: 6\n"
+                      "  trading: {commission: 0.001}\n  score: {weights: {r2: 0.3, sharpe: 0.4, drawdown: 0.3}}\n")
+    proc, _, report = run_backtest(tmp_path, config)
+    r2 = np.mean([f["metrics"]["test/r2"] for f in report["folds"]])
+    strategy = report["trading"]["strategy"]
+    expected = 0.3 * r2 + 0.4 * strategy["sharpe"] + 0.3 * (1 - abs(strategy["max_drawdown"]))
+    close(report["score"]["value"], expected, "score")
+    assert "score = " in proc.stdout and "(1 - |drawdown|)" in proc.stdout
+    # an error metric counts negatively
+    config.write_text(f"extends: [{REPO / 'conf/experiments/eurusd.yaml'}]\nbacktest:\n  folds: 6\n"
+                      "  score: {weights: {rmse: 2}}\n")
+    _, _, report = run_backtest(tmp_path, config, name="rmse")
+    close(report["score"]["value"], -2 * np.mean([f["metrics"]["test/rmse"] for f in report["folds"]]), "rmse score")
+
+
+@pytest.mark.parametrize("weights, expected", [
+    ("{foo: 1}", "backtest.score.weights.foo: unknown metric 'foo'"),
+    ("{sharpe: 1}", "backtest.score.weights.sharpe: 'sharpe' is a trading metric"),
+    ("{roc_auc: 1}", "unknown metric 'roc_auc'"),
+])
+def test_score_weights_naming_an_unknown_metric_exit_2(tmp_path, weights, expected):
+    config = tmp_path / "bad_score.yaml"
+    config.write_text(f"extends: [{REPO / 'conf/experiments/eurusd.yaml'}]\nbacktest:\n  score: {{weights: {weights}}}\n")
+    proc = run_kiln("backtest", "--config", config, check=False)
+    assert proc.returncode == 2 and expected in proc.stderr, proc.stderr
+    assert "fold 1/" not in proc.stderr, "nothing runs before the names are checked"

@@ -7,7 +7,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use kiln_data::FileSource;
 use kiln_domain::{Column, DataSource, Frame, LoadedData};
-use kiln_eval::{Simulation, Splitter, TradingSpec, WalkForward};
+use kiln_eval::{Simulation, Splitter, WalkForward};
 use kiln_train::{BacktestOutcome, BacktestSpec, Evaluation, FitSpec, Progress, TaskSpec, fold_summary};
 
 use crate::cli::BacktestArgs;
@@ -42,6 +42,10 @@ pub(crate) fn backtest(args: BacktestArgs) -> Result<u8> {
     progress.step(&format!("reading {}", source.describe()));
     let LoadedData { frame, .. } = source.load()?;
     let task = settings.task_spec(frame.names())?;
+    let classification = task.is_classification();
+    if let Some(score) = &section.score {
+        score.check(classification, section.trading.is_some())?;
+    }
     if let Some(trading) = &section.trading {
         trading.validate()?;
         let TaskSpec::Forecast { recipe, .. } = &task else {
@@ -107,7 +111,7 @@ pub(crate) fn backtest(args: BacktestArgs) -> Result<u8> {
     print!("{}", fold_table(&outcome));
     let trading = match &section.trading {
         Some(trading) => {
-            let (horizon, simulation) = simulate(&task, &outcome, trading)?;
+            let simulation = kiln_train::trade(&task, &outcome, trading)?;
             println!();
             println!(
                 "trading the out-of-fold forecasts ({} periods, {} a year; a forecast made at a close trades at that \
@@ -116,13 +120,25 @@ pub(crate) fn backtest(args: BacktestArgs) -> Result<u8> {
                 simulation.periods_per_year
             );
             print!("{}", trading_table(&simulation));
-            Some((horizon, simulation))
+            Some(simulation)
+        }
+        None => None,
+    };
+    let score = match &section.score {
+        Some(spec) => {
+            let score = kiln_train::composite_score(spec, &outcome, trading.as_ref(), classification)?;
+            println!();
+            println!("score = {}", score.formula());
+            Some(score)
         }
         None => None,
     };
     if let Some(path) = &args.json {
         let mut value = report(&outcome);
-        if let Some((_, simulation)) = &trading {
+        if let Some(score) = &score {
+            value["score"] = serde_json::json!(score);
+        }
+        if let Some(simulation) = &trading {
             value["trading"] = serde_json::json!({
                 "periods_per_year": simulation.periods_per_year,
                 "strategy": simulation.strategy,
@@ -133,7 +149,7 @@ pub(crate) fn backtest(args: BacktestArgs) -> Result<u8> {
         std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
     }
     if let Some(path) = &args.oof {
-        kiln_data::write_frame(path, &oof_frame(&outcome, trading.as_ref().map(|(_, s)| s))?)
+        kiln_data::write_frame(path, &oof_frame(&outcome, trading.as_ref())?)
             .with_context(|| format!("cannot write the out-of-fold predictions to {}", path.display()))?;
         println!("\nout-of-fold predictions: {} rows in {}", outcome.oof.actual.len(), path.display());
     }
@@ -220,22 +236,6 @@ fn fold_table(outcome: &BacktestOutcome) -> String {
 
 fn number(v: f64) -> String {
     if v.is_nan() { "-".to_string() } else { format!("{v:.6}") }
-}
-
-/// The trading simulation of the out-of-fold forecasts: each origin's price (the persistence baseline), its forecast,
-/// and the next origin's price (the folds' test blocks follow each other); the last origin trades only with a
-/// one-step horizon, whose actual is the next price.
-fn simulate(task: &TaskSpec, outcome: &BacktestOutcome, spec: &TradingSpec) -> Result<(usize, Simulation)> {
-    let TaskSpec::Forecast { recipe, .. } = task else {
-        bad_input!("backtest.trading needs a forecast of a price");
-    };
-    let oof = &outcome.oof;
-    let n = oof.baseline.len();
-    let periods = if recipe.horizon == 1 { n } else { n.saturating_sub(1) };
-    let next: Vec<f64> = (0..periods).map(|t| if t + 1 < n { oof.baseline[t + 1] } else { oof.actual[t] }).collect();
-    let per_year = kiln_eval::periods_per_year(&oof.time).unwrap_or(252.0);
-    let simulation = kiln_eval::simulate(&oof.baseline[..periods], &oof.prediction[..periods], &next, per_year, spec)?;
-    Ok((recipe.horizon, simulation))
 }
 
 /// Strategy beside buy and hold, one row a metric.

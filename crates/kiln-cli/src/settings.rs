@@ -77,6 +77,9 @@ pub(crate) struct BacktestSettings {
     /// a trading simulation of the out-of-fold price forecasts (forecasts of a price only)
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) trading: Option<kiln_eval::TradingSpec>,
+    /// a composite score over fold and trading metrics (`weights: {r2: 0.3, sharpe: 0.4, drawdown: 0.3}`)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) score: Option<kiln_train::ScoreSpec>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

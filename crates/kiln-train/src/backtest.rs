@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use kiln_domain::Frame;
-use kiln_eval::{Fold, Size, Splitter};
+use kiln_eval::{Fold, Simulation, Size, Splitter, TradingSpec};
 use serde::Serialize;
 
 use crate::TrainError;
@@ -324,4 +324,27 @@ fn out_of_fold(design: &Design, folds: &[FoldOutcome]) -> OutOfFold {
         }
     }
     oof
+}
+
+/// The trading simulation of a forecast backtest's out-of-fold predictions (see `kiln_eval::simulate` for the rule):
+/// each origin's price (the persistence baseline, the target at the origin), its forecast, and the next origin's
+/// price (walk-forward test blocks follow each other); the last origin trades only with a one-step horizon, whose
+/// actual is the next price. Periods per year come from the spacing of the origins unless the spec sets them.
+///
+/// # Errors
+/// [`TrainError::Eval`] for a task that is not a forecast, a target that is not a price, or a bad spec.
+pub fn trade(task: &TaskSpec, outcome: &BacktestOutcome, spec: &TradingSpec) -> Result<Simulation, TrainError> {
+    let TaskSpec::Forecast { recipe, .. } = task else {
+        return Err(kiln_eval::EvalError::InvalidSpec {
+            key: "backtest.trading".to_string(),
+            reason: "trading needs a forecast of a price".to_string(),
+        }
+        .into());
+    };
+    let oof = &outcome.oof;
+    let n = oof.baseline.len();
+    let periods = if recipe.horizon == 1 { n } else { n.saturating_sub(1) };
+    let next: Vec<f64> = (0..periods).map(|t| if t + 1 < n { oof.baseline[t + 1] } else { oof.actual[t] }).collect();
+    let per_year = kiln_eval::periods_per_year(&oof.time).unwrap_or(252.0);
+    Ok(kiln_eval::simulate(&oof.baseline[..periods], &oof.prediction[..periods], &next, per_year, spec)?)
 }

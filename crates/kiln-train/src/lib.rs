@@ -13,9 +13,10 @@ mod fit;
 mod interface;
 mod model;
 mod prepare;
+mod score;
 mod train;
 
-pub use backtest::{BacktestOutcome, BacktestSpec, FoldOutcome, OutOfFold, backtest, fold_summary};
+pub use backtest::{BacktestOutcome, BacktestSpec, FoldOutcome, OutOfFold, backtest, fold_summary, trade};
 pub use error::TrainError;
 pub use evaluate::{Evaluation, Gates};
 pub use fit::{FitEvaluation, FitSpec, Progress, fit_evaluate};
@@ -24,4 +25,5 @@ pub use prepare::{
     MissingFeatures, MissingPolicy, MissingTarget, Parts, RowCounts, ShuffledSplit, TabularKind, TaskSpec,
     ThresholdRule,
 };
+pub use score::{Score, ScoreSpec, ScoreTerm, composite_score};
 pub use train::{Ports, RegisterSpec, TrainOutcome, TrainSpec, train};

@@ -187,7 +187,8 @@ pub struct ShuffledSplit {
 }
 
 impl TaskSpec {
-    pub(crate) fn is_classification(&self) -> bool {
+    /// Whether the task is a classification (its metrics and baselines are a classifier's).
+    pub fn is_classification(&self) -> bool {
         matches!(self, TaskSpec::Tabular { kind: TabularKind::Classification { .. }, .. })
     }
 
