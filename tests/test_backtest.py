@@ -19,7 +19,8 @@ TOL = 1e-12
 
 def run_backtest(tmp_path, config, *flags, name="bt"):
     oof, report = tmp_path / f"{name}.parquet", tmp_path / f"{name}.json"
-    proc = run_kiln("backtest", "--config", config, "--oof", oof, "--json", report, *flags)
+    proc = run_kiln("backtest", "--config", config, "--oof", oof, "--json", report,
+                    "--tracking-uri", tmp_path / "mlruns", *flags)
     return proc, pd.read_parquet(oof), json.loads(report.read_text())
 
 
@@ -178,20 +179,27 @@ def test_no_fold_sees_its_future(tmp_path, eurusd_backtest):
     (["--gap", "0", "--test-size", "0"], "test_size"),
     (["--folds", "1"], "folds"),
 ])
-def test_bad_fold_settings_exit_2_naming_the_key(flags, expected):
-    proc = run_kiln("backtest", "--config", "conf/experiments/eurusd.yaml", *flags, check=False)
+def test_bad_fold_settings_exit_2_naming_the_key(tmp_path, flags, expected):
+    store = tmp_path / "mlruns"
+    proc = run_kiln("backtest", "--config", "conf/experiments/eurusd.yaml", "--tracking-uri", store, *flags,
+                    check=False)
     assert proc.returncode == 2, proc.stderr
     assert expected in proc.stderr, proc.stderr
+    # nothing logged as a finished run
+    metas = [p.read_text() for p in store.glob("*/*/meta.yaml")] if store.exists() else []
+    assert not any("status: 3" in m for m in metas), metas
 
 
 def test_forecast_only_keys_are_refused_for_tabular_rows(tmp_path):
-    proc = run_kiln("backtest", "--config", "conf/experiments/churn.yaml", "--gap", "3", check=False)
+    proc = run_kiln("backtest", "--config", "conf/experiments/churn.yaml", "--gap", "3", "--tracking-uri",
+                    tmp_path / "mlruns", check=False)
     assert proc.returncode == 2 and "backtest.gap" in proc.stderr, proc.stderr
     config = tmp_path / "h3.yaml"
     config.write_text(f"extends: [{REPO / 'conf/experiments/etth1.yaml'}]\ntask:\n  horizon: 3\n")
-    proc = run_kiln("backtest", "--config", config, "--gap", "1", check=False)
+    proc = run_kiln("backtest", "--config", config, "--gap", "1", "--tracking-uri", tmp_path / "mlruns", check=False)
     assert proc.returncode == 2 and "below horizon - 1 = 2" in proc.stderr, proc.stderr
-    proc = run_kiln("backtest", "--config", config, "--test-size", "2", check=False)
+    proc = run_kiln("backtest", "--config", config, "--test-size", "2", "--tracking-uri", tmp_path / "mlruns",
+                    check=False)
     assert proc.returncode == 2 and "shorter than the horizon" in proc.stderr, proc.stderr
 
 
@@ -287,16 +295,17 @@ def test_trading_metrics_equal_quantstats(tmp_path, case):
 
 
 def test_trading_needs_a_price_forecast(tmp_path):
-    proc = run_kiln("backtest", "--config", write_trading_config(tmp_path, "conf/experiments/churn.yaml"),
+    store = ("--tracking-uri", tmp_path / "mlruns")
+    proc = run_kiln("backtest", "--config", write_trading_config(tmp_path, "conf/experiments/churn.yaml"), *store,
                     check=False)
     assert proc.returncode == 2 and "backtest.trading needs a forecast of a price" in proc.stderr, proc.stderr
     # the oil temperature crosses 0: not a price
-    proc = run_kiln("backtest", "--config", write_trading_config(tmp_path, "conf/experiments/etth1.yaml"),
+    proc = run_kiln("backtest", "--config", write_trading_config(tmp_path, "conf/experiments/etth1.yaml"), *store,
                     check=False)
     assert proc.returncode == 2 and "needs a price series" in proc.stderr, proc.stderr
     config = tmp_path / "bad_fraction.yaml"
     config.write_text(f"extends: [{REPO / 'conf/experiments/eurusd.yaml'}]\nbacktest:\n  trading: {{fraction: 2}}\n")
-    proc = run_kiln("backtest", "--config", config, check=False)
+    proc = run_kiln("backtest", "--config", config, *store, check=False)
     assert proc.returncode == 2 and "backtest.trading.fraction" in proc.stderr, proc.stderr
 
 
@@ -331,6 +340,35 @@ def test_composite_score_is_the_documented_formula(tmp_path):
 def test_score_weights_naming_an_unknown_metric_exit_2(tmp_path, weights, expected):
     config = tmp_path / "bad_score.yaml"
     config.write_text(f"extends: [{REPO / 'conf/experiments/eurusd.yaml'}]\nbacktest:\n  score: {{weights: {weights}}}\n")
-    proc = run_kiln("backtest", "--config", config, check=False)
+    proc = run_kiln("backtest", "--config", config, "--tracking-uri", tmp_path / "mlruns", check=False)
     assert proc.returncode == 2 and expected in proc.stderr, proc.stderr
     assert "fold 1/" not in proc.stderr, "nothing runs before the names are checked"
+
+
+def test_a_backtest_is_one_tracked_run_with_per_fold_steps(tmp_path, monkeypatch):
+    from mlflow.tracking import MlflowClient
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    config = tmp_path / "tracked.yaml"
+    config.write_text(f"extends: [{REPO / 'conf/experiments/eurusd.yaml'}]\nbacktest:\n  folds: 4\n"
+                      "  trading: {commission: 0.001}\n  score: {weights: {r2: 0.5, sharpe: 0.5}}\n")
+    proc, _, report = run_backtest(tmp_path, config)
+    run_id = proc.stdout.split("\nrun ")[1].split()[0]
+    client = MlflowClient(f"file://{tmp_path / 'mlruns'}")
+    run = client.get_run(run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["kiln.run.kind"] == "backtest"
+    assert run.data.params["backtest.folds"] == "4" and run.data.params["backtest.splitter"] == "walk_forward"
+    assert run.data.params["model.kind"] == "lightgbm"
+    history = client.get_metric_history(run_id, "folds/test/rmse")
+    assert [m.step for m in history] == [1, 2, 3, 4]
+    assert [m.value for m in history] == [f["metrics"]["test/rmse"] for f in report["folds"]]
+    assert run.data.metrics["mean/test/rmse"] == report["summary"]["test/rmse"]["mean"]
+    assert run.data.metrics["trading/strategy/sharpe"] == report["trading"]["strategy"]["sharpe"]
+    assert run.data.metrics["score"] == report["score"]["value"]
+    # the folder store keeps a run's artifacts under <exp>/<run>/artifacts (its URIs are mlflow-artifacts:/, which
+    # only a server resolves)
+    artifacts = {p.name for p in (tmp_path / "mlruns" / run.info.experiment_id / run_id / "artifacts").iterdir()}
+    assert {"config.yaml", "backtest.json", "folds.csv", "oof_predictions.parquet", "actual_vs_predicted.png",
+            "equity.png", "drawdown.png"} <= artifacts, artifacts
+    note = run.data.tags["mlflow.note.content"]
+    assert "| fold | train | test |" in note and "buy & hold" in note and "score = " in note

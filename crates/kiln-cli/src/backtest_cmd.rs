@@ -5,13 +5,16 @@
 use std::time::Instant;
 
 use anyhow::{Context, Result};
+use kiln::create_store;
 use kiln_data::FileSource;
 use kiln_domain::{Column, DataSource, Frame, LoadedData};
 use kiln_eval::{Simulation, Splitter, WalkForward};
-use kiln_train::{BacktestOutcome, BacktestSpec, Evaluation, FitSpec, Progress, TaskSpec, fold_summary};
+use kiln_store::PlotChartRenderer;
+use kiln_train::{BacktestOutcome, BacktestRun, BacktestSpec, FitSpec, OofFile, Progress, TaskSpec, TrackedBacktest};
 
 use crate::cli::BacktestArgs;
-use crate::commands::{StderrProgress, load_experiment, read_options};
+use crate::commands::{StderrProgress, load_experiment, now_ms, read_options, run_tags};
+use crate::config;
 use crate::exit::bad_input;
 use crate::table::number_table;
 
@@ -20,7 +23,7 @@ const DEFAULT_FOLDS: usize = 5;
 
 pub(crate) fn backtest(args: BacktestArgs) -> Result<u8> {
     let progress = StderrProgress { start: Instant::now() };
-    let (settings, _) = load_experiment(&args.config)?;
+    let (settings, merged) = load_experiment(&args.config)?;
     let exp = &settings.experiment;
     let section = exp.backtest.clone().unwrap_or_default();
     let folds = args.folds.or(section.folds).unwrap_or(DEFAULT_FOLDS);
@@ -40,7 +43,7 @@ pub(crate) fn backtest(args: BacktestArgs) -> Result<u8> {
     opts.columns = settings.read_columns();
     let source = FileSource::new(&exp.data.path, opts);
     progress.step(&format!("reading {}", source.describe()));
-    let LoadedData { frame, .. } = source.load()?;
+    let LoadedData { frame, sha256: data_sha256, origin: data_origin } = source.load()?;
     let task = settings.task_spec(frame.names())?;
     let classification = task.is_classification();
     if let Some(score) = &section.score {
@@ -106,45 +109,61 @@ pub(crate) fn backtest(args: BacktestArgs) -> Result<u8> {
         seed: exp.split.seed.unwrap_or(42),
         threads,
     };
-    let outcome = kiln_train::backtest(&spec, &frame, &progress)?;
+    let uri = args.tracking_uri.clone().unwrap_or_else(|| exp.tracking.uri.clone());
+    let opened = create_store(&uri)?;
+    let store = opened.as_store();
+    let charts = PlotChartRenderer::default();
+    let clock = now_ms;
+    let ports = kiln_train::Ports { tracker: store, artifacts: store, registry: store, charts: &charts, clock: &clock };
+    let secrets = config::secret_env_values(std::env::vars());
+    let mut input_params = vec![
+        ("data.path".to_string(), config::redact_text(&data_origin, &secrets)),
+        ("data.rows".to_string(), frame.n_rows().to_string()),
+    ];
+    input_params.extend(fold_params(&splitter, spec.threads));
+    if let Some(trading) = &section.trading {
+        input_params.extend(object_params("backtest.trading", trading));
+    }
+    if let Some(score) = &section.score {
+        input_params.extend(score.weights.iter().map(|(k, w)| (format!("backtest.score.weights.{k}"), w.to_string())));
+    }
+    let run = BacktestRun {
+        experiment: exp.tracking.experiment.clone().unwrap_or_else(|| exp.name.clone()),
+        run_name: args.run_name.clone().unwrap_or_else(|| format!("{}-{}-backtest", exp.name, settings.model.kind())),
+        tags: run_tags("kiln backtest", &args.config, exp, settings.model.kind(), &data_sha256, &data_origin, &secrets),
+        input_params,
+        config_yaml: merged,
+        trading: section.trading,
+        score: section.score.clone(),
+    };
+    let oof_file = |outcome: &BacktestOutcome, trading: Option<&Simulation>| -> Result<OofFile, String> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let path = dir.path().join("oof_predictions.parquet");
+        let frame = oof_frame(outcome, trading).map_err(|e| format!("{e:#}"))?;
+        kiln_data::write_frame(&path, &frame).map_err(|e| e.to_string())?;
+        let bytes = std::fs::read(&path).map_err(|e| e.to_string())?;
+        Ok(("oof_predictions.parquet".to_string(), bytes))
+    };
+    let TrackedBacktest { outcome, trading, score, run } =
+        kiln_train::backtest_run(&spec, &run, &frame, &ports, &progress, &oof_file)?;
     println!();
-    print!("{}", fold_table(&outcome));
-    let trading = match &section.trading {
-        Some(trading) => {
-            let simulation = kiln_train::trade(&task, &outcome, trading)?;
-            println!();
-            println!(
-                "trading the out-of-fold forecasts ({} periods, {} a year; a forecast made at a close trades at that \
-                 close and earns the return to the next)",
-                simulation.returns.len(),
-                simulation.periods_per_year
-            );
-            print!("{}", trading_table(&simulation));
-            Some(simulation)
-        }
-        None => None,
-    };
-    let score = match &section.score {
-        Some(spec) => {
-            let score = kiln_train::composite_score(spec, &outcome, trading.as_ref(), classification)?;
-            println!();
-            println!("score = {}", score.formula());
-            Some(score)
-        }
-        None => None,
-    };
+    print!("{}", number_table(&kiln_train::fold_rows(&outcome)));
+    if let Some(simulation) = &trading {
+        println!();
+        println!(
+            "trading the out-of-fold forecasts ({} periods, {} a year; a forecast made at a close trades at that \
+             close and earns the return to the next)",
+            simulation.returns.len(),
+            simulation.periods_per_year
+        );
+        print!("{}", number_table(&kiln_train::trading_rows(simulation)));
+    }
+    if let Some(score) = &score {
+        println!();
+        println!("score = {}", score.formula());
+    }
     if let Some(path) = &args.json {
-        let mut value = report(&outcome);
-        if let Some(score) = &score {
-            value["score"] = serde_json::json!(score);
-        }
-        if let Some(simulation) = &trading {
-            value["trading"] = serde_json::json!({
-                "periods_per_year": simulation.periods_per_year,
-                "strategy": simulation.strategy,
-                "benchmark": simulation.benchmark,
-            });
-        }
+        let value = kiln_train::report(&outcome, trading.as_ref(), score.as_ref());
         let text = serde_json::to_string_pretty(&value).context("cannot print the backtest report")?;
         std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
     }
@@ -153,103 +172,8 @@ pub(crate) fn backtest(args: BacktestArgs) -> Result<u8> {
             .with_context(|| format!("cannot write the out-of-fold predictions to {}", path.display()))?;
         println!("\nout-of-fold predictions: {} rows in {}", outcome.oof.actual.len(), path.display());
     }
+    println!("\nrun {} ({}) in {}", run.run_id, run.status.as_str(), opened.display());
     Ok(0)
-}
-
-/// The folds and their metrics at full precision, and the mean and standard deviation over folds.
-fn report(outcome: &BacktestOutcome) -> serde_json::Value {
-    let folds: Vec<serde_json::Value> = outcome
-        .folds
-        .iter()
-        .map(|f| {
-            let metrics: serde_json::Map<String, serde_json::Value> =
-                f.metrics().into_iter().map(|(k, v)| (k, serde_json::json!(v))).collect();
-            serde_json::json!({
-                "fold": f.fold,
-                "train_rows": f.train_rows,
-                "validation_rows": f.validation_rows,
-                "test_rows": f.test_rows,
-                "train_span": [f.train_span.0, f.train_span.1],
-                "test_span": [f.test_span.0, f.test_span.1],
-                "fit_seconds": f.fit_seconds,
-                "metrics": metrics,
-            })
-        })
-        .collect();
-    let summary: serde_json::Map<String, serde_json::Value> = fold_summary(&outcome.folds)
-        .into_iter()
-        .map(|(k, mean, sd)| (k, serde_json::json!({"mean": mean, "sd": if sd.is_nan() { None } else { Some(sd) }})))
-        .collect();
-    serde_json::json!({"folds": folds, "summary": summary, "rows": outcome.rows})
-}
-
-/// The metrics a fold table shows, model beside baseline: (key, column title).
-fn shown_metrics(outcome: &BacktestOutcome) -> (Vec<&'static str>, &'static str) {
-    match outcome.folds.first().map(|f| &f.evaluation) {
-        Some(Evaluation::Classification { .. }) => (vec!["roc_auc", "f1", "log_loss"], "majority"),
-        Some(Evaluation::Regression { baseline, .. }) => (vec!["rmse", "mae", "r2"], baseline),
-        None => (Vec::new(), ""),
-    }
-}
-
-/// One row per fold (train and test spans, rows, each metric of the model and of the baseline), then the mean and
-/// the standard deviation over the folds.
-fn fold_table(outcome: &BacktestOutcome) -> String {
-    let (metrics, baseline) = shown_metrics(outcome);
-    let mut header: Vec<String> = ["fold", "train", "test", "test rows"].iter().map(|s| s.to_string()).collect();
-    for m in &metrics {
-        header.push((*m).to_string());
-        header.push(format!("{baseline} {m}"));
-    }
-    let mut rows = vec![header];
-    for fold in &outcome.folds {
-        let values = fold.metrics();
-        let get = |key: String| values.iter().find(|(k, _)| *k == key).map_or(f64::NAN, |(_, v)| *v);
-        let mut row = vec![
-            fold.fold.to_string(),
-            format!("{}..{}", fold.train_span.0, fold.train_span.1),
-            format!("{}..{}", fold.test_span.0, fold.test_span.1),
-            fold.test_rows.to_string(),
-        ];
-        for m in &metrics {
-            row.push(number(get(format!("test/{m}"))));
-            row.push(number(get(format!("baseline/test/{m}"))));
-        }
-        rows.push(row);
-    }
-    let summary = fold_summary(&outcome.folds);
-    for (label, pick) in [("mean", 0usize), ("sd", 1)] {
-        let mut row = vec![label.to_string(), String::new(), String::new(), String::new()];
-        for m in &metrics {
-            for key in [format!("test/{m}"), format!("baseline/test/{m}")] {
-                let value = summary
-                    .iter()
-                    .find(|(k, ..)| *k == key)
-                    .map_or(f64::NAN, |(_, mean, sd)| if pick == 0 { *mean } else { *sd });
-                row.push(number(value));
-            }
-        }
-        rows.push(row);
-    }
-    number_table(&rows)
-}
-
-fn number(v: f64) -> String {
-    if v.is_nan() { "-".to_string() } else { format!("{v:.6}") }
-}
-
-/// Strategy beside buy and hold, one row a metric.
-fn trading_table(simulation: &Simulation) -> String {
-    let mut rows = vec![vec!["".to_string(), "strategy".to_string(), "buy & hold".to_string()]];
-    for ((name, strategy), (_, benchmark)) in simulation.strategy.iter().into_iter().zip(simulation.benchmark.iter()) {
-        let show = |v: f64| match name {
-            "trades" | "max_drawdown_periods" => format!("{v:.0}"),
-            "final_equity" => format!("{v:.2}"),
-            _ => number(v),
-        };
-        rows.push(vec![name.replace('_', " "), show(strategy), show(benchmark)]);
-    }
-    number_table(&rows)
 }
 
 /// The out-of-fold predictions as a frame: fold, the row's time or id, actual, prediction, baseline; with a trading
@@ -278,4 +202,41 @@ fn oof_frame(outcome: &BacktestOutcome, trading: Option<&Simulation>) -> Result<
         columns.push(("benchmark_return".to_string(), padded(&simulation.benchmark_returns)));
     }
     Frame::new(columns).context("cannot build the out-of-fold table")
+}
+
+/// The fold settings as params.
+fn fold_params(splitter: &Splitter, threads: usize) -> Vec<(String, String)> {
+    let mut out = vec![("backtest.threads".to_string(), threads.to_string())];
+    match *splitter {
+        Splitter::TimeSeries { folds, gap, test_size, max_train_size, .. } => {
+            out.push(("backtest.splitter".into(), "walk_forward".into()));
+            out.push(("backtest.folds".into(), folds.to_string()));
+            out.push(("backtest.gap".into(), gap.to_string()));
+            out.push(("backtest.test_size".into(), test_size.map_or("auto".into(), |t| t.to_string())));
+            out.push(("backtest.max_train_size".into(), max_train_size.map_or("expanding".into(), |m| m.to_string())));
+        }
+        Splitter::KFold { folds, shuffle_seed, .. } => {
+            out.push(("backtest.splitter".into(), "kfold".into()));
+            out.push(("backtest.folds".into(), folds.to_string()));
+            out.push(("backtest.shuffle_seed".into(), shuffle_seed.map_or("none".into(), |s| s.to_string())));
+        }
+        Splitter::StratifiedKFold { folds, shuffle_seed, .. } => {
+            out.push(("backtest.splitter".into(), "stratified_kfold".into()));
+            out.push(("backtest.folds".into(), folds.to_string()));
+            out.push(("backtest.shuffle_seed".into(), shuffle_seed.map_or("none".into(), |s| s.to_string())));
+        }
+    }
+    out
+}
+
+/// A struct's fields as `<prefix>.<field>` params.
+fn object_params<T: serde::Serialize>(prefix: &str, value: &T) -> Vec<(String, String)> {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::Object(map)) => map
+            .into_iter()
+            .filter(|(_, v)| !v.is_null())
+            .map(|(k, v)| (format!("{prefix}.{k}"), v.to_string().trim_matches('"').to_string()))
+            .collect(),
+        _ => Vec::new(),
+    }
 }

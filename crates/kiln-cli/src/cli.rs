@@ -281,6 +281,13 @@ pub(crate) struct BacktestArgs {
     /// the mean and standard deviation of each metric over the folds
     #[arg(long, value_name = "FILE")]
     pub(crate) json: Option<PathBuf>,
+    /// tracking store: a folder in MLflow's layout or an MLflow server (http://host:port); overrides
+    /// `tracking.uri`
+    #[arg(long, value_name = "URI")]
+    pub(crate) tracking_uri: Option<String>,
+    /// run name (default: <name>-<model kind>-backtest)
+    #[arg(long)]
+    pub(crate) run_name: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]

@@ -62,6 +62,40 @@ impl Progress for StderrProgress {
     }
 }
 
+/// The tags a run starts with: where it came from (command, user, git commit, config), the data's fingerprint and
+/// the model kind; credentials redacted.
+pub(crate) fn run_tags(
+    command: &str,
+    config_path: &Path,
+    exp: &crate::settings::Experiment,
+    model_kind: &str,
+    data_sha256: &str,
+    data_origin: &str,
+    secrets: &[String],
+) -> Vec<(String, String)> {
+    let mut tags = vec![
+        ("mlflow.source.name".to_string(), command.to_string()),
+        ("mlflow.source.type".to_string(), "LOCAL".to_string()),
+        ("mlflow.user".to_string(), env_var("USER").unwrap_or_else(|| "kiln".into())),
+        ("kiln.version".to_string(), env!("CARGO_PKG_VERSION").to_string()),
+        ("kiln.data.sha256".to_string(), data_sha256.to_string()),
+        ("kiln.data.path".to_string(), data_origin.to_string()),
+        ("kiln.config.path".to_string(), config_path.display().to_string()),
+        ("kiln.model.kind".to_string(), model_kind.to_string()),
+    ];
+    if let Some(commit) = git_commit() {
+        tags.push(("mlflow.source.git.commit".to_string(), commit));
+    }
+    if let Some(d) = &exp.description {
+        tags.push(("kiln.description".to_string(), d.clone()));
+    }
+    // tags are stored with the run: credentials never go with them
+    for (_, value) in &mut tags {
+        *value = config::redact_text(value, secrets);
+    }
+    tags
+}
+
 fn git_commit() -> Option<String> {
     let out = std::process::Command::new("git").args(["rev-parse", "HEAD"]).output().ok()?;
     out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
@@ -126,27 +160,8 @@ fn train(args: TrainArgs) -> Result<u8> {
         .or(exp.tracking.run_name.clone())
         .unwrap_or_else(|| format!("{}-{}", exp.name, model.kind()));
     let kiln_version = env!("CARGO_PKG_VERSION").to_string();
-    let mut tags = vec![
-        ("mlflow.source.name".to_string(), "kiln train".to_string()),
-        ("mlflow.source.type".to_string(), "LOCAL".to_string()),
-        ("mlflow.user".to_string(), env_var("USER").unwrap_or_else(|| "kiln".into())),
-        ("kiln.version".to_string(), kiln_version.clone()),
-        ("kiln.data.sha256".to_string(), data_sha256.clone()),
-        ("kiln.data.path".to_string(), data_origin.clone()),
-        ("kiln.config.path".to_string(), args.config.display().to_string()),
-        ("kiln.model.kind".to_string(), model.kind().to_string()),
-    ];
-    if let Some(commit) = git_commit() {
-        tags.push(("mlflow.source.git.commit".to_string(), commit));
-    }
-    if let Some(d) = &exp.description {
-        tags.push(("kiln.description".to_string(), d.clone()));
-    }
-    // tags and params are stored with the run: credentials never go with them
     let secrets = config::secret_env_values(std::env::vars());
-    for (_, value) in &mut tags {
-        *value = config::redact_text(value, &secrets);
-    }
+    let tags = run_tags("kiln train", &args.config, exp, model.kind(), &data_sha256, &data_origin, &secrets);
     let spec = TrainSpec {
         experiment: exp.tracking.experiment.clone().unwrap_or_else(|| exp.name.clone()),
         run_name,
@@ -257,7 +272,7 @@ fn abbreviate(names: &[String], n: usize) -> String {
     }
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 

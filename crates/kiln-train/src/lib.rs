@@ -7,6 +7,7 @@
 //! artifact is stored and every gate passed.
 
 mod backtest;
+mod backtest_run;
 mod error;
 mod evaluate;
 mod fit;
@@ -17,6 +18,10 @@ mod score;
 mod train;
 
 pub use backtest::{BacktestOutcome, BacktestSpec, FoldOutcome, OutOfFold, backtest, fold_summary, trade};
+pub use backtest_run::{
+    BacktestRun, OofFile, OofWriter, TrackedBacktest, backtest_run, fold_rows, number, report, shown_metrics,
+    trading_rows,
+};
 pub use error::TrainError;
 pub use evaluate::{Evaluation, Gates};
 pub use fit::{FitEvaluation, FitSpec, Progress, fit_evaluate};

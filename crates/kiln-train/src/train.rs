@@ -128,7 +128,7 @@ fn run_steps(
     let id = &run.run_id;
     // before the params are logged, as always (fit_evaluate checks again for callers that track nothing)
     check_model_fits_task(&spec.fit_spec())?;
-    log_params_chunked(ports.tracker, id, &run_params(spec))?;
+    log_params_chunked(ports.tracker, id, &run_params(&spec.input_params, &spec.fit_spec()))?;
     if !spec.data_origin.is_empty() {
         let dataset = crate::interface::dataset_input(&spec.data_origin, &spec.data_sha256, frame);
         ports.tracker.log_dataset(id, &dataset)?;
@@ -268,11 +268,15 @@ fn run_steps(
     })
 }
 
-fn point(key: &str, value: f64, timestamp_ms: i64) -> MetricPoint {
+pub(crate) fn point(key: &str, value: f64, timestamp_ms: i64) -> MetricPoint {
     MetricPoint { key: key.to_string(), value, timestamp_ms, step: 0 }
 }
 
-fn log_params_chunked(tracker: &dyn Tracker, run: &RunId, params: &[(String, String)]) -> Result<(), TrainError> {
+pub(crate) fn log_params_chunked(
+    tracker: &dyn Tracker,
+    run: &RunId,
+    params: &[(String, String)],
+) -> Result<(), TrainError> {
     for chunk in params.chunks(100) {
         tracker.log_params(run, chunk)?;
     }
@@ -280,11 +284,11 @@ fn log_params_chunked(tracker: &dyn Tracker, run: &RunId, params: &[(String, Str
 }
 
 /// Every param of the run: inputs, task, recipe, preprocessing, selection, model, split.
-fn run_params(spec: &TrainSpec) -> Vec<(String, String)> {
-    let mut out = spec.input_params.clone();
+pub(crate) fn run_params(input_params: &[(String, String)], spec: &FitSpec<'_>) -> Vec<(String, String)> {
+    let mut out = input_params.to_vec();
     out.push(("task.kind".into(), spec.task.kind_str().into()));
     out.push(("task.target".into(), spec.task.target().into()));
-    match &spec.task {
+    match spec.task {
         TaskSpec::Forecast { recipe, split, .. } => {
             out.push(("task.horizon".into(), recipe.horizon.to_string()));
             out.push(("task.target_transform".into(), recipe.target_transform.as_str().into()));
@@ -315,8 +319,8 @@ fn run_params(spec: &TrainSpec) -> Vec<(String, String)> {
     out.push(("data.missing_target".into(), missing.target.as_str().into()));
     out.push(("data.missing_features".into(), missing.features.as_str().into()));
     out.push(("data.max_dropped_fraction".into(), missing.max_dropped_fraction.to_string()));
-    out.extend(list_params("preprocess", &spec.preprocess));
-    out.extend(list_params("selection", &spec.selection));
+    out.extend(list_params("preprocess", spec.preprocess));
+    out.extend(list_params("selection", spec.selection));
     out.push(("model.kind".into(), spec.model.kind().into()));
     out.extend(spec.model.params().into_iter().map(|(k, v)| (format!("model.{k}"), v)));
     out
