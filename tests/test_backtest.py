@@ -372,3 +372,24 @@ def test_a_backtest_is_one_tracked_run_with_per_fold_steps(tmp_path, monkeypatch
             "equity.png", "drawdown.png"} <= artifacts, artifacts
     note = run.data.tags["mlflow.note.content"]
     assert "| fold | train | test |" in note and "buy & hold" in note and "score = " in note
+
+
+def test_refit_every_rolls_the_last_fitted_model_forward(tmp_path, eurusd_backtest):
+    _, oof_all, report_all = eurusd_backtest
+    _, oof, report = run_backtest(tmp_path, "conf/experiments/eurusd.yaml", "--folds", "10", "--refit-every", "3")
+    assert [f["fitted_on"] for f in report["folds"]] == [1, 1, 1, 4, 4, 4, 7, 7, 7, 10]
+    for k in (1, 4, 7, 10):
+        # a refitted fold is the same fit as with refit on every fold, bit for bit
+        assert (oof[oof["fold"] == k]["prediction"].to_numpy() == oof_all[oof_all["fold"] == k]["prediction"].to_numpy()).all()
+    for k in (2, 3):
+        # fold 1's pipeline and model, its training rows and metrics, scoring fold k's test rows
+        assert report["folds"][k - 1]["metrics"]["train/rmse"] == report["folds"][0]["metrics"]["train/rmse"]
+        assert report["folds"][k - 1]["train_span"] == report["folds"][0]["train_span"]
+        assert report["folds"][k - 1]["test_span"] == report_all["folds"][k - 1]["test_span"]
+        part = oof[oof["fold"] == k]
+        close(report["folds"][k - 1]["metrics"]["test/rmse"],
+              skm.root_mean_squared_error(part["actual"], part["prediction"]), "rolled rmse")
+    assert not (oof[oof["fold"] == 2]["prediction"].to_numpy() == oof_all[oof_all["fold"] == 2]["prediction"].to_numpy()).all()
+    proc = run_kiln("backtest", "--config", "conf/experiments/eurusd.yaml", "--refit-every", "0", "--tracking-uri",
+                    tmp_path / "m0", check=False)
+    assert proc.returncode == 2 and "backtest.refit_every" in proc.stderr, proc.stderr

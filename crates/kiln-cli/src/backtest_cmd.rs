@@ -108,6 +108,7 @@ pub(crate) fn backtest(args: BacktestArgs) -> Result<u8> {
         validation: exp.split.validation_size,
         seed: exp.split.seed.unwrap_or(42),
         threads,
+        refit_every: args.refit_every.or(section.refit_every).unwrap_or(1),
     };
     let uri = args.tracking_uri.clone().unwrap_or_else(|| exp.tracking.uri.clone());
     let opened = create_store(&uri)?;
@@ -121,6 +122,7 @@ pub(crate) fn backtest(args: BacktestArgs) -> Result<u8> {
         ("data.rows".to_string(), frame.n_rows().to_string()),
     ];
     input_params.extend(fold_params(&splitter, spec.threads));
+    input_params.push(("backtest.refit_every".to_string(), spec.refit_every.to_string()));
     if let Some(trading) = &section.trading {
         input_params.extend(object_params("backtest.trading", trading));
     }

@@ -274,6 +274,10 @@ pub(crate) struct BacktestArgs {
     /// folds fitted at once (default: the machine's cores); the result is the same for any value
     #[arg(long, value_name = "N")]
     pub(crate) threads: Option<usize>,
+    /// refit on every K-th fold only; the folds between are scored by the last fitted pipeline and model, rolled
+    /// forward (default 1: refit on every fold)
+    #[arg(long, value_name = "K")]
+    pub(crate) refit_every: Option<usize>,
     /// write every out-of-fold prediction here (.csv or .parquet): fold, time or id, actual, prediction, baseline
     #[arg(long, value_name = "FILE")]
     pub(crate) oof: Option<PathBuf>,

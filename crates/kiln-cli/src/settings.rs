@@ -74,6 +74,10 @@ pub(crate) struct BacktestSettings {
     /// folds fitted at once (default: the machine's cores); the result does not depend on it
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) threads: Option<usize>,
+    /// refit on every k-th fold only; the folds between are scored by the last fitted pipeline (default 1: every
+    /// fold)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) refit_every: Option<usize>,
     /// a trading simulation of the out-of-fold price forecasts (forecasts of a price only)
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) trading: Option<kiln_eval::TradingSpec>,

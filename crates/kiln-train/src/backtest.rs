@@ -34,6 +34,9 @@ pub struct BacktestSpec<'a> {
     pub seed: u64,
     /// folds fitted at once; the result is the same for any value
     pub threads: usize,
+    /// refit on every k-th fold only (1: every fold); a fold between refits is scored by the pipeline and model of
+    /// the last refitted fold, rolled forward (skforecast's `refit=k`)
+    pub refit_every: usize,
 }
 
 /// One fold's fit and scores.
@@ -49,6 +52,9 @@ pub struct FoldOutcome {
     pub test_span: (String, String),
     /// the model and its baseline on the fold's training and test rows
     pub evaluation: Evaluation,
+    /// the fold (1-based) whose fitted pipeline and model scored this one: itself, or with `refit_every` the last
+    /// refitted fold before it
+    pub fitted_on: usize,
     /// the fold's test rows, as rows of the design
     #[serde(skip)]
     pub test: Vec<usize>,
@@ -154,46 +160,75 @@ pub fn backtest(
         spec.threads.max(1).min(folds.len())
     ));
     let parts: Vec<Parts> = folds.iter().map(|f| fold_parts(spec, &design, f)).collect::<Result<_, _>>()?;
+    if spec.refit_every == 0 {
+        return Err(kiln_eval::EvalError::InvalidSpec {
+            key: "backtest.refit_every".to_string(),
+            reason: "must be at least 1 (1: refit on every fold)".to_string(),
+        }
+        .into());
+    }
+    // the folds that are fitted; the others are scored by the last fitted one
+    let fitted: Vec<usize> = (0..parts.len()).step_by(spec.refit_every).collect();
 
-    // workers take the next fold; results land in their fold's slot, so their order never depends on timing
+    // workers take the next fold to fit; results land in their fold's slot, so their order never depends on timing
     let next = AtomicUsize::new(0);
-    let slots: Vec<Mutex<Option<Result<FoldOutcome, TrainError>>>> = parts.iter().map(|_| Mutex::new(None)).collect();
+    let slots: Vec<Mutex<Option<Result<Fitting, TrainError>>>> = fitted.iter().map(|_| Mutex::new(None)).collect();
     let (done_tx, done_rx) = std::sync::mpsc::channel::<usize>();
     std::thread::scope(|scope| {
-        for _ in 0..spec.threads.max(1).min(parts.len()) {
+        for _ in 0..spec.threads.max(1).min(fitted.len()) {
             let done_tx = done_tx.clone();
-            let (next, slots, parts, design) = (&next, &slots, &parts, &design);
+            let (next, slots, parts, design, fitted) = (&next, &slots, &parts, &design, &fitted);
             scope.spawn(move || {
                 loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(p) = parts.get(i) else { break };
-                    let outcome = run_fold(spec, design, p, i);
+                    let k = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(&i) = fitted.get(k) else { break };
+                    let outcome = run_fold(spec, design, &parts[i], i);
                     let failed = outcome.is_err();
-                    *slots[i].lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(outcome);
-                    let _ = done_tx.send(i);
+                    *slots[k].lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(outcome);
+                    let _ = done_tx.send(k);
                     if failed {
                         // the other workers finish the fold they hold; no new fold starts
-                        next.store(parts.len(), Ordering::Relaxed);
+                        next.store(fitted.len(), Ordering::Relaxed);
                         break;
                     }
                 }
             });
         }
         drop(done_tx);
-        for (finished, i) in done_rx.iter().enumerate() {
-            let slot = slots[i].lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            if let Some(Ok(fold)) = slot.as_ref() {
-                progress.step(&fold_line(fold, finished + 1, parts.len()));
+        for (finished, k) in done_rx.iter().enumerate() {
+            let slot = slots[k].lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some(Ok(fitting)) = slot.as_ref() {
+                progress.step(&fold_line(&fitting.fold, finished + 1, fitted.len()));
             }
         }
     });
-    let mut outcomes = Vec::with_capacity(parts.len());
-    for (i, slot) in slots.into_iter().enumerate() {
+    let mut fittings = Vec::with_capacity(fitted.len());
+    for (k, slot) in slots.into_iter().enumerate() {
         match slot.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner) {
-            Some(Ok(fold)) => outcomes.push(fold),
-            Some(Err(e)) => return Err(TrainError::Fold { fold: i + 1, error: Box::new(e) }),
+            Some(Ok(fitting)) => fittings.push(fitting),
+            Some(Err(e)) => return Err(TrainError::Fold { fold: fitted[k] + 1, error: Box::new(e) }),
             // not started because an earlier fold failed: that failure was returned above
             None => {}
+        }
+    }
+    // every fold in order: a fitted one as it is, the ones between refits scored by the last fitted fold
+    let mut outcomes = Vec::with_capacity(parts.len());
+    for (i, p) in parts.iter().enumerate() {
+        let fitting = &fittings[i / spec.refit_every];
+        if fitting.fold.fold == i + 1 {
+            outcomes.push(fitting.fold.clone());
+        } else {
+            let on = &parts[fitting.fold.fold - 1];
+            let rolled =
+                Parts { train: on.train.clone(), validation: on.validation.clone(), test: p.test.clone(), gap: p.gap };
+            let fold = score_fold(spec, &design, &rolled, i, fitting.fold.fold, &fitting.outputs, 0.0)?;
+            progress.step(&format!(
+                "fold {}: scored by fold {}'s fit (refit_every {})",
+                i + 1,
+                fitting.fold.fold,
+                spec.refit_every
+            ));
+            outcomes.push(fold);
         }
     }
     let oof = out_of_fold(&design, &outcomes);
@@ -261,12 +296,34 @@ fn fold_parts(spec: &BacktestSpec<'_>, design: &Design, fold: &Fold) -> Result<P
     }
 }
 
-fn run_fold(spec: &BacktestSpec<'_>, design: &Design, parts: &Parts, i: usize) -> Result<FoldOutcome, TrainError> {
+/// A fitted fold: its scores and the model's output for every design row (what later folds rolled forward use).
+struct Fitting {
+    fold: FoldOutcome,
+    outputs: Vec<f64>,
+}
+
+fn run_fold(spec: &BacktestSpec<'_>, design: &Design, parts: &Parts, i: usize) -> Result<Fitting, TrainError> {
     let started = Instant::now();
     let fitted = fit_parts(&spec.fit, design, parts, &Quiet)?;
+    let seconds = started.elapsed().as_secs_f64();
+    let fold = score_fold(spec, design, parts, i, i + 1, &fitted.outputs, seconds)?;
+    Ok(Fitting { fold, outputs: fitted.outputs })
+}
+
+/// Fold `i`'s scores from `outputs` (the model's output for every design row, of the fit on `fitted_on`).
+fn score_fold(
+    spec: &BacktestSpec<'_>,
+    design: &Design,
+    parts: &Parts,
+    i: usize,
+    fitted_on: usize,
+    outputs: &[f64],
+    fit_seconds: f64,
+) -> Result<FoldOutcome, TrainError> {
+    let evaluation = crate::evaluate::evaluate(spec.fit.task, design, parts, outputs)?;
     let predictions = match spec.fit.task {
-        TaskSpec::Forecast { recipe, .. } => forecast_predictions(recipe.target_transform, design, &fitted.outputs),
-        TaskSpec::Tabular { .. } => fitted.outputs.clone(),
+        TaskSpec::Forecast { recipe, .. } => forecast_predictions(recipe.target_transform, design, outputs),
+        TaskSpec::Tabular { .. } => outputs.to_vec(),
     };
     let fit_rows = parts.fit_rows();
     let baseline: Vec<f64> = match spec.fit.task {
@@ -285,11 +342,12 @@ fn run_fold(spec: &BacktestSpec<'_>, design: &Design, parts: &Parts, i: usize) -
         test_rows: parts.test.len(),
         train_span: span(design, &fit_rows),
         test_span: span(design, &parts.test),
-        evaluation: fitted.evaluation,
+        evaluation,
         predictions: parts.test.iter().map(|&r| predictions[r]).collect(),
+        fitted_on,
         test: parts.test.clone(),
         baseline,
-        fit_seconds: started.elapsed().as_secs_f64(),
+        fit_seconds,
     })
 }
 

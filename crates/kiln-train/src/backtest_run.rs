@@ -172,6 +172,7 @@ pub fn report(outcome: &BacktestOutcome, trading: Option<&Simulation>, score: Op
                 "train_span": [f.train_span.0, f.train_span.1],
                 "test_span": [f.test_span.0, f.test_span.1],
                 "fit_seconds": f.fit_seconds,
+                "fitted_on": f.fitted_on,
                 "metrics": metrics,
             })
         })
