@@ -393,3 +393,25 @@ def test_refit_every_rolls_the_last_fitted_model_forward(tmp_path, eurusd_backte
     proc = run_kiln("backtest", "--config", "conf/experiments/eurusd.yaml", "--refit-every", "0", "--tracking-uri",
                     tmp_path / "m0", check=False)
     assert proc.returncode == 2 and "backtest.refit_every" in proc.stderr, proc.stderr
+
+
+def test_train_cv_reports_folds_of_the_training_part(tmp_path):
+    store = tmp_path / "mlruns"
+    proc = run_kiln("train", "--config", "conf/experiments/churn.yaml", "--cv", "5", "--tracking-uri", store)
+    assert "cross-validation on 5 folds of the training part" in proc.stdout
+    rows_line = next(line for line in proc.stdout.splitlines() if line.startswith("rows: "))
+    train = int(rows_line.split("train ")[1].split(" ")[0])
+    validation = int(rows_line.split("(+")[1].split(" ")[0])
+    # StratifiedKFold(5) over the training part's labels: its fold sizes, the test part never folded
+    expected = [len(test) for _, test in StratifiedKFold(5).split(np.zeros(train + validation),
+                                                             np.zeros(train + validation))]
+    run_dir = next(p.parent for p in store.glob("*/*/meta.yaml") if (p.parent / "metrics").is_dir())
+    history = (run_dir / "metrics/cv/folds/test/roc_auc").read_text().split("\n")
+    steps = [int(line.split()[2]) for line in history if line]
+    assert steps == [1, 2, 3, 4, 5]
+    fold_rows = [line.split()[3] for line in proc.stdout.split("training part")[1].splitlines()[3:8]]
+    assert [int(n) for n in fold_rows] == expected
+    mean = float((run_dir / "metrics/cv/mean/test/roc_auc").read_text().split()[1])
+    values = [float(line.split()[1]) for line in history if line]
+    close(mean, float(np.mean(values)), "cv mean roc_auc")
+    assert (run_dir / "artifacts/cv_folds.csv").is_file()

@@ -10,7 +10,9 @@ use kiln_data::FileSource;
 use kiln_domain::{Column, DataSource, Frame, LoadedData};
 use kiln_eval::{Simulation, Splitter, WalkForward};
 use kiln_store::PlotChartRenderer;
-use kiln_train::{BacktestOutcome, BacktestRun, BacktestSpec, FitSpec, OofFile, Progress, TaskSpec, TrackedBacktest};
+use kiln_train::{
+    BacktestOutcome, BacktestRun, BacktestSpec, FitSpec, FoldedRows, OofFile, Progress, TaskSpec, TrackedBacktest,
+};
 
 use crate::cli::BacktestArgs;
 use crate::commands::{StderrProgress, load_experiment, now_ms, read_options, run_tags};
@@ -21,19 +23,79 @@ use crate::table::number_table;
 /// The default number of folds.
 const DEFAULT_FOLDS: usize = 5;
 
+/// The fold settings of the `backtest:` section with the flags applied.
+pub(crate) struct FoldSettings {
+    pub(crate) folds: usize,
+    pub(crate) test_size: Option<usize>,
+    pub(crate) gap: Option<usize>,
+    pub(crate) max_train_size: Option<usize>,
+    pub(crate) shuffle: bool,
+}
+
+/// The folds of a task: walk-forward for a forecast (scikit-learn's TimeSeriesSplit settings, the gap at least
+/// horizon - 1, test blocks at least the horizon), stratified k-fold for a classifier, k-fold for a regression.
+///
+/// # Errors
+/// [`crate::exit::BadInput`] naming the key: a gap or test size the horizon does not allow, forecast settings for
+/// tabular rows.
+pub(crate) fn splitter_for(task: &TaskSpec, f: &FoldSettings, seed: u64) -> Result<Splitter> {
+    let FoldSettings { folds, test_size, gap, max_train_size, shuffle } = *f;
+    Ok(match task {
+        TaskSpec::Forecast { recipe, .. } => {
+            let least_gap = recipe.horizon.saturating_sub(1);
+            let gap = gap.unwrap_or(least_gap);
+            if gap < least_gap {
+                bad_input!(
+                    "backtest.gap (--gap) is {gap}, below horizon - 1 = {least_gap}: the last training rows' targets \
+                     would lie inside the test block"
+                );
+            }
+            if let Some(t) = test_size
+                && t < recipe.horizon
+            {
+                bad_input!(
+                    "backtest.test_size (--test-size) is {t} rows, shorter than the horizon ({} steps)",
+                    recipe.horizon
+                );
+            }
+            Splitter::walk_forward(WalkForward { folds, test_size, gap, max_train_size })
+        }
+        TaskSpec::Tabular { .. } => {
+            for (set, key) in [
+                (test_size.is_some(), "test_size (--test-size)"),
+                (gap.is_some(), "gap (--gap)"),
+                (max_train_size.is_some(), "max_train_size (--max-train-size)"),
+            ] {
+                if set {
+                    bad_input!("backtest.{key} only applies to a forecast; tabular rows are folded by k-fold");
+                }
+            }
+            let seed = shuffle.then_some(seed);
+            if task.is_classification() {
+                Splitter::stratified_kfold(folds, seed)
+            } else {
+                Splitter::kfold(folds, seed)
+            }
+        }
+    })
+}
+
+/// Folds fitted at once: the flag or setting, else the machine's cores.
+pub(crate) fn fold_threads(threads: Option<usize>) -> Result<usize> {
+    let threads = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, std::num::NonZero::get));
+    if threads == 0 {
+        bad_input!("backtest.threads (--threads): must be at least 1");
+    }
+    Ok(threads)
+}
+
 pub(crate) fn backtest(args: BacktestArgs) -> Result<u8> {
     let progress = StderrProgress { start: Instant::now() };
     let (settings, merged) = load_experiment(&args.config)?;
     let exp = &settings.experiment;
     let section = exp.backtest.clone().unwrap_or_default();
     let folds = args.folds.or(section.folds).unwrap_or(DEFAULT_FOLDS);
-    let threads = args
-        .threads
-        .or(section.threads)
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, std::num::NonZero::get));
-    if threads == 0 {
-        bad_input!("backtest.threads (--threads): must be at least 1");
-    }
+    let threads = fold_threads(args.threads.or(section.threads))?;
     let test_size = args.test_size.or(section.test_size);
     let gap = args.gap.or(section.gap);
     let max_train_size = args.max_train_size.or(section.max_train_size);
@@ -64,44 +126,9 @@ pub(crate) fn backtest(args: BacktestArgs) -> Result<u8> {
         }
     }
 
-    let splitter = match &task {
-        TaskSpec::Forecast { recipe, .. } => {
-            let least_gap = recipe.horizon.saturating_sub(1);
-            let gap = gap.unwrap_or(least_gap);
-            if gap < least_gap {
-                bad_input!(
-                    "backtest.gap (--gap) is {gap}, below horizon - 1 = {least_gap}: the last training rows' targets \
-                     would lie inside the test block"
-                );
-            }
-            if let Some(t) = test_size
-                && t < recipe.horizon
-            {
-                bad_input!(
-                    "backtest.test_size (--test-size) is {t} rows, shorter than the horizon ({} steps)",
-                    recipe.horizon
-                );
-            }
-            Splitter::walk_forward(WalkForward { folds, test_size, gap, max_train_size })
-        }
-        TaskSpec::Tabular { .. } => {
-            for (set, key) in [
-                (test_size.is_some(), "test_size (--test-size)"),
-                (gap.is_some(), "gap (--gap)"),
-                (max_train_size.is_some(), "max_train_size (--max-train-size)"),
-            ] {
-                if set {
-                    bad_input!("backtest.{key} only applies to a forecast; tabular rows are folded by k-fold");
-                }
-            }
-            let seed = section.shuffle.unwrap_or(false).then(|| exp.split.seed.unwrap_or(42));
-            if settings.model.is_classifier() {
-                Splitter::stratified_kfold(folds, seed)
-            } else {
-                Splitter::kfold(folds, seed)
-            }
-        }
-    };
+    let fold_settings =
+        FoldSettings { folds, test_size, gap, max_train_size, shuffle: section.shuffle.unwrap_or(false) };
+    let splitter = splitter_for(&task, &fold_settings, exp.split.seed.unwrap_or(42))?;
     let spec = BacktestSpec {
         fit: FitSpec { task: &task, preprocess: &exp.preprocess, selection: &exp.selection, model: &settings.model },
         splitter,
@@ -109,6 +136,7 @@ pub(crate) fn backtest(args: BacktestArgs) -> Result<u8> {
         seed: exp.split.seed.unwrap_or(42),
         threads,
         refit_every: args.refit_every.or(section.refit_every).unwrap_or(1),
+        rows: FoldedRows::All,
     };
     let uri = args.tracking_uri.clone().unwrap_or_else(|| exp.tracking.uri.clone());
     let opened = create_store(&uri)?;

@@ -252,6 +252,11 @@ pub(crate) struct TrainArgs {
     /// run name; overrides `tracking.run_name`
     #[arg(long)]
     pub(crate) run_name: Option<String>,
+    /// also cross-validate this configuration on N folds of the training part (walk-forward for a forecast,
+    /// stratified k-fold for a classifier, k-fold for a regression; the `backtest:` section's fold settings apply)
+    /// and report the fold table, its mean and standard deviation, logged as `cv/...` metrics
+    #[arg(long, value_name = "N")]
+    pub(crate) cv: Option<usize>,
 }
 
 #[derive(Debug, clap::Args)]

@@ -162,6 +162,25 @@ fn train(args: TrainArgs) -> Result<u8> {
     let kiln_version = env!("CARGO_PKG_VERSION").to_string();
     let secrets = config::secret_env_values(std::env::vars());
     let tags = run_tags("kiln train", &args.config, exp, model.kind(), &data_sha256, &data_origin, &secrets);
+    let cv = match args.cv {
+        Some(folds) => {
+            let section = exp.backtest.clone().unwrap_or_default();
+            let settings = crate::backtest_cmd::FoldSettings {
+                folds,
+                test_size: section.test_size,
+                gap: section.gap,
+                max_train_size: section.max_train_size,
+                shuffle: section.shuffle.unwrap_or(false),
+            };
+            Some(kiln_train::CvSpec {
+                splitter: crate::backtest_cmd::splitter_for(&task, &settings, exp.split.seed.unwrap_or(42))?,
+                validation: exp.split.validation_size,
+                seed: exp.split.seed.unwrap_or(42),
+                threads: crate::backtest_cmd::fold_threads(section.threads)?,
+            })
+        }
+        None => None,
+    };
     let spec = TrainSpec {
         experiment: exp.tracking.experiment.clone().unwrap_or_else(|| exp.name.clone()),
         run_name,
@@ -180,6 +199,7 @@ fn train(args: TrainArgs) -> Result<u8> {
         data_sha256,
         data_origin,
         kiln_version,
+        cv,
     };
     let outcome = kiln_train::train(&spec, &frame, &ports, &progress);
     let failed_over = guarded.as_ref().and_then(GuardedStore::failed_over);
@@ -234,6 +254,11 @@ fn train(args: TrainArgs) -> Result<u8> {
     }
     println!();
     print!("{}", outcome.evaluation.table());
+    if let Some(cv) = &outcome.cv {
+        println!();
+        println!("cross-validation on {} folds of the training part (the test part unseen):", cv.folds.len());
+        print!("{}", crate::table::number_table(&kiln_train::fold_rows(cv)));
+    }
     if let Some(warning) = outcome.evaluation.percentage_warning() {
         println!("warning: {warning}");
     }

@@ -37,6 +37,18 @@ pub struct BacktestSpec<'a> {
     /// refit on every k-th fold only (1: every fold); a fold between refits is scored by the pipeline and model of
     /// the last refitted fold, rolled forward (skforecast's `refit=k`)
     pub refit_every: usize,
+    /// which rows are folded
+    pub rows: FoldedRows,
+}
+
+/// The rows a backtest folds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FoldedRows {
+    /// every usable row of the data
+    All,
+    /// the training part of the experiment's split only (train and validation rows): the test part stays unseen,
+    /// as when `kiln train --cv` reports the folds of the configuration it trains
+    TrainingPart,
 }
 
 /// One fold's fit and scores.
@@ -150,7 +162,11 @@ pub fn backtest(
 ) -> Result<BacktestOutcome, TrainError> {
     check_model_fits_task(&spec.fit)?;
     progress.step(&format!("preparing the {} design from {} rows", spec.fit.task.kind_str(), frame.n_rows()));
-    let (design, _) = prepare(spec.fit.task, frame)?;
+    let (design, holdout) = prepare(spec.fit.task, frame)?;
+    let design = match spec.rows {
+        FoldedRows::All => design,
+        FoldedRows::TrainingPart => design.take(&holdout.fit_rows()),
+    };
     let folds = spec.splitter.split(&design.label)?;
     progress.step(&format!(
         "{} folds over {} rows ({} base features), {} at a time",

@@ -105,18 +105,7 @@ fn steps(
         run_spec.score.as_ref().map(|s| composite_score(s, &outcome, trading.as_ref(), classification)).transpose()?;
 
     let now = (ports.clock)();
-    let mut metrics: Vec<MetricPoint> = Vec::new();
-    for fold in &outcome.folds {
-        for (key, value) in fold.metrics() {
-            metrics.push(MetricPoint { key: format!("folds/{key}"), value, timestamp_ms: now, step: fold.fold as i64 });
-        }
-    }
-    for (key, mean, sd) in fold_summary(&outcome.folds) {
-        metrics.push(point(&format!("mean/{key}"), mean, now));
-        if sd.is_finite() {
-            metrics.push(point(&format!("sd/{key}"), sd, now));
-        }
-    }
+    let mut metrics = fold_metric_points("", &outcome, now);
     if let Some(sim) = &trading {
         for (side, m) in [("strategy", &sim.strategy), ("benchmark", &sim.benchmark)] {
             metrics.extend(
@@ -153,6 +142,26 @@ fn steps(
     );
     ports.tracker.set_tags(id, &[("mlflow.note.content".to_string(), note)])?;
     Ok((outcome, trading, score))
+}
+
+/// Every fold's metrics as steps (`<prefix>folds/<key>`, step = fold) and their mean and standard deviation
+/// (`<prefix>mean/<key>`, `<prefix>sd/<key>`).
+pub(crate) fn fold_metric_points(prefix: &str, outcome: &BacktestOutcome, now: i64) -> Vec<MetricPoint> {
+    let mut metrics: Vec<MetricPoint> = Vec::new();
+    for fold in &outcome.folds {
+        for (key, value) in fold.metrics() {
+            #[allow(clippy::cast_possible_wrap)]
+            let step = fold.fold as i64;
+            metrics.push(MetricPoint { key: format!("{prefix}folds/{key}"), value, timestamp_ms: now, step });
+        }
+    }
+    for (key, mean, sd) in fold_summary(&outcome.folds) {
+        metrics.push(point(&format!("{prefix}mean/{key}"), mean, now));
+        if sd.is_finite() {
+            metrics.push(point(&format!("{prefix}sd/{key}"), sd, now));
+        }
+    }
+    metrics
 }
 
 /// The backtest at full precision: each fold's rows, spans and metrics, the mean and standard deviation of every
@@ -285,7 +294,7 @@ fn trading_markdown(simulation: &Simulation) -> String {
 }
 
 /// One row per fold: its spans, rows and every metric at full precision.
-fn folds_csv(outcome: &BacktestOutcome) -> String {
+pub(crate) fn folds_csv(outcome: &BacktestOutcome) -> String {
     let keys: Vec<String> =
         outcome.folds.first().map(|f| f.metrics().into_iter().map(|(k, _)| k).collect()).unwrap_or_default();
     let mut out = format!(

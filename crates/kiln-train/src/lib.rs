@@ -17,7 +17,7 @@ mod prepare;
 mod score;
 mod train;
 
-pub use backtest::{BacktestOutcome, BacktestSpec, FoldOutcome, OutOfFold, backtest, fold_summary, trade};
+pub use backtest::{BacktestOutcome, BacktestSpec, FoldOutcome, FoldedRows, OutOfFold, backtest, fold_summary, trade};
 pub use backtest_run::{
     BacktestRun, OofFile, OofWriter, TrackedBacktest, backtest_run, fold_rows, number, report, shown_metrics,
     trading_rows,
@@ -31,4 +31,4 @@ pub use prepare::{
     ThresholdRule,
 };
 pub use score::{Score, ScoreSpec, ScoreTerm, composite_score};
-pub use train::{Ports, RegisterSpec, TrainOutcome, TrainSpec, train};
+pub use train::{CvSpec, Ports, RegisterSpec, TrainOutcome, TrainSpec, train};

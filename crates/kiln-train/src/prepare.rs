@@ -257,6 +257,24 @@ pub(crate) struct Design {
     pub rows: RowCounts,
 }
 
+impl Design {
+    /// The design restricted to `rows` (in that order), with the same row counts.
+    pub(crate) fn take(&self, rows: &[usize]) -> Design {
+        let pick_f = |v: &[f64]| if v.is_empty() { Vec::new() } else { rows.iter().map(|&r| v[r]).collect() };
+        Design {
+            features: self.features.take(rows),
+            label: pick_f(&self.label),
+            current: pick_f(&self.current),
+            truth: pick_f(&self.truth),
+            times: if self.times.is_empty() { Vec::new() } else { rows.iter().map(|&r| self.times[r]).collect() },
+            ids: if self.ids.is_empty() { Vec::new() } else { rows.iter().map(|&r| self.ids[r].clone()).collect() },
+            negative: self.negative.clone(),
+            data_rows: rows.iter().map(|&r| self.data_rows[r]).collect(),
+            rows: self.rows,
+        }
+    }
+}
+
 /// How the rows of the data were used.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct RowCounts {

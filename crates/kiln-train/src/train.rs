@@ -47,6 +47,20 @@ pub struct TrainSpec {
     /// where the training data came from (its file path), recorded as the run's dataset input; empty for none
     pub data_origin: String,
     pub kiln_version: String,
+    /// with `kiln train --cv`: the folds to report for this configuration, over the training part only
+    pub cv: Option<CvSpec>,
+}
+
+/// Cross-validation folds reported beside a trained model (`kiln train --cv`).
+#[derive(Debug, Clone, Copy)]
+pub struct CvSpec {
+    pub splitter: kiln_eval::Splitter,
+    /// the validation rows carved from each fold's training rows (as the experiment's split)
+    pub validation: Option<kiln_eval::Size>,
+    /// the seed of a tabular fold's validation draw
+    pub seed: u64,
+    /// folds fitted at once
+    pub threads: usize,
 }
 
 /// The adapters the use case talks to.
@@ -79,6 +93,8 @@ pub struct TrainOutcome {
     /// the registered version, when registration was asked for and every gate passed
     pub registered: Option<ModelVersion>,
     pub feature_importance: Vec<(String, f64, f64)>,
+    /// the cross-validation folds over the training part, with `--cv`
+    pub cv: Option<crate::BacktestOutcome>,
 }
 
 /// Trains, evaluates and tracks one model. The run ends FINISHED, or FAILED with the error as the `kiln.error` tag.
@@ -170,6 +186,30 @@ fn run_steps(
     for chunk in curves.chunks(crate::model::METRICS_PER_CALL) {
         ports.tracker.log_metrics(id, chunk)?;
     }
+
+    // the same configuration on folds of the training part (the test part stays unseen)
+    let cv = match &spec.cv {
+        Some(cv) => {
+            progress.step(&format!("cross-validating on {} folds of the training part", cv.splitter.folds()));
+            let backtest_spec = crate::BacktestSpec {
+                fit: spec.fit_spec(),
+                splitter: cv.splitter,
+                validation: cv.validation,
+                seed: cv.seed,
+                threads: cv.threads,
+                refit_every: 1,
+                rows: crate::FoldedRows::TrainingPart,
+            };
+            let outcome = crate::backtest(&backtest_spec, frame, progress)?;
+            let points = crate::backtest_run::fold_metric_points("cv/", &outcome, (ports.clock)());
+            for chunk in points.chunks(crate::model::METRICS_PER_CALL) {
+                ports.tracker.log_metrics(id, chunk)?;
+            }
+            ports.artifacts.put_bytes(id, "cv_folds.csv", crate::backtest_run::folds_csv(&outcome).as_bytes())?;
+            Some(outcome)
+        }
+        None => None,
+    };
 
     progress.step("writing artifacts");
     let importance = model.feature_importance()?;
@@ -265,6 +305,7 @@ fn run_steps(
         features: bundle.metadata.feature_names.clone(),
         registered,
         feature_importance: importance,
+        cv,
     })
 }
 

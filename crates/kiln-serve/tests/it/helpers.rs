@@ -82,6 +82,7 @@ fn train(name: &str, task: TaskSpec, preprocess: Vec<PreprocessSpec>, frame: Fra
         data_sha256: "0".repeat(64),
         data_origin: String::new(),
         kiln_version: "test".to_string(),
+        cv: None,
     };
     let outcome = kiln_train::train(&spec, &frame, &ports, &Quiet).unwrap();
     let run_id = outcome.run.run_id.0.clone();

@@ -85,6 +85,7 @@ fn train(name: &str, task: TaskSpec, preprocess: Vec<PreprocessSpec>, frame: &Fr
         data_sha256: "0".repeat(64),
         data_origin: String::new(),
         kiln_version: "test".to_string(),
+        cv: None,
     };
     let outcome = kiln_train::train(&spec, frame, &ports, &Quiet).unwrap();
     assert!(outcome.registered.is_some(), "{name} was not registered: {:?}", outcome.gates.failures());
