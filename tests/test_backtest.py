@@ -415,3 +415,18 @@ def test_train_cv_reports_folds_of_the_training_part(tmp_path):
     values = [float(line.split()[1]) for line in history if line]
     close(mean, float(np.mean(values)), "cv mean roc_auc")
     assert (run_dir / "artifacts/cv_folds.csv").is_file()
+
+
+def test_seasonal_naive_baseline_is_the_value_one_season_before_the_target(tmp_path):
+    _, oof, report = run_backtest(tmp_path, "conf/experiments/etth1.yaml", "--folds", "3", "--season", "24")
+    ot = pd.read_csv(REPO / "data/ETTh1.csv", parse_dates=["date"]).set_index("date")["OT"]
+    for fold in report["folds"]:
+        part = oof[oof["fold"] == fold["fold"]]
+        # horizon 1: the target is at t + 1h, one season (24 rows of hourly data) before it is t - 23h
+        naive = ot.loc[pd.DatetimeIndex(part["time"]) - pd.Timedelta(hours=23)].to_numpy()
+        close(fold["metrics"]["seasonal/test/rmse"], skm.root_mean_squared_error(part["actual"], naive),
+              f"fold {fold['fold']} seasonal rmse")
+        close(fold["metrics"]["seasonal/test/mae"], skm.mean_absolute_error(part["actual"], naive), "seasonal mae")
+    proc = run_kiln("backtest", "--config", "conf/experiments/churn.yaml", "--season", "7", "--tracking-uri",
+                    tmp_path / "m", check=False)
+    assert proc.returncode == 2 and "backtest.season" in proc.stderr, proc.stderr

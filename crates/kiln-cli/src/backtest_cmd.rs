@@ -126,6 +126,10 @@ pub(crate) fn backtest(args: BacktestArgs) -> Result<u8> {
         }
     }
 
+    let season = args.season.or(section.season);
+    if season.is_some() && !matches!(task, TaskSpec::Forecast { .. }) {
+        bad_input!("backtest.season (--season) only applies to a forecast");
+    }
     let fold_settings =
         FoldSettings { folds, test_size, gap, max_train_size, shuffle: section.shuffle.unwrap_or(false) };
     let splitter = splitter_for(&task, &fold_settings, exp.split.seed.unwrap_or(42))?;
@@ -137,6 +141,7 @@ pub(crate) fn backtest(args: BacktestArgs) -> Result<u8> {
         threads,
         refit_every: args.refit_every.or(section.refit_every).unwrap_or(1),
         rows: FoldedRows::All,
+        season,
     };
     let uri = args.tracking_uri.clone().unwrap_or_else(|| exp.tracking.uri.clone());
     let opened = create_store(&uri)?;
@@ -151,6 +156,9 @@ pub(crate) fn backtest(args: BacktestArgs) -> Result<u8> {
     ];
     input_params.extend(fold_params(&splitter, spec.threads));
     input_params.push(("backtest.refit_every".to_string(), spec.refit_every.to_string()));
+    if let Some(m) = season {
+        input_params.push(("backtest.season".to_string(), m.to_string()));
+    }
     if let Some(trading) = &section.trading {
         input_params.extend(object_params("backtest.trading", trading));
     }

@@ -279,6 +279,10 @@ pub(crate) struct BacktestArgs {
     /// folds fitted at once (default: the machine's cores); the result is the same for any value
     #[arg(long, value_name = "N")]
     pub(crate) threads: Option<usize>,
+    /// forecast: the season length in rows (24 for hourly data with a daily cycle); each fold is also scored beside
+    /// the seasonal naive forecast (the value one season before the target time)
+    #[arg(long, value_name = "M")]
+    pub(crate) season: Option<usize>,
     /// refit on every K-th fold only; the folds between are scored by the last fitted pipeline and model, rolled
     /// forward (default 1: refit on every fold)
     #[arg(long, value_name = "K")]

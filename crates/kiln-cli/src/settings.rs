@@ -74,6 +74,10 @@ pub(crate) struct BacktestSettings {
     /// folds fitted at once (default: the machine's cores); the result does not depend on it
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) threads: Option<usize>,
+    /// forecast: the season length in rows (e.g. 24 for hourly data with a daily cycle); each fold is also scored
+    /// beside the seasonal naive forecast
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) season: Option<usize>,
     /// refit on every k-th fold only; the folds between are scored by the last fitted pipeline (default 1: every
     /// fold)
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -39,6 +39,9 @@ pub struct BacktestSpec<'a> {
     pub refit_every: usize,
     /// which rows are folded
     pub rows: FoldedRows,
+    /// a forecast's season length `m` in rows: each fold is also scored beside the seasonal naive forecast (the
+    /// value one season before the target time), as `seasonal/test/<metric>`
+    pub season: Option<usize>,
 }
 
 /// The rows a backtest folds.
@@ -64,6 +67,9 @@ pub struct FoldOutcome {
     pub test_span: (String, String),
     /// the model and its baseline on the fold's training and test rows
     pub evaluation: Evaluation,
+    /// the seasonal naive baseline's test metrics (`seasonal/test/<metric>`), with `season`
+    #[serde(skip)]
+    pub seasonal: Vec<(String, f64)>,
     /// the fold (1-based) whose fitted pipeline and model scored this one: itself, or with `refit_every` the last
     /// refitted fold before it
     pub fitted_on: usize,
@@ -84,7 +90,9 @@ pub struct FoldOutcome {
 impl FoldOutcome {
     /// The fold's metrics by key (`test/rmse`, `baseline/test/rmse`, `train/rmse`, ...).
     pub fn metrics(&self) -> Vec<(String, f64)> {
-        self.evaluation.metric_values()
+        let mut out = self.evaluation.metric_values();
+        out.extend(self.seasonal.iter().cloned());
+        out
     }
 }
 
@@ -162,7 +170,10 @@ pub fn backtest(
 ) -> Result<BacktestOutcome, TrainError> {
     check_model_fits_task(&spec.fit)?;
     progress.step(&format!("preparing the {} design from {} rows", spec.fit.task.kind_str(), frame.n_rows()));
-    let (design, holdout) = prepare(spec.fit.task, frame)?;
+    let (mut design, holdout) = prepare(spec.fit.task, frame)?;
+    if let (Some(m), TaskSpec::Forecast { recipe, .. }) = (spec.season, spec.fit.task) {
+        design.seasonal = seasonal_naive(recipe, frame, &design, m)?;
+    }
     let design = match spec.rows {
         FoldedRows::All => design,
         FoldedRows::TrainingPart => design.take(&holdout.fit_rows()),
@@ -351,8 +362,18 @@ fn score_fold(
             vec![mean(&train); parts.test.len()]
         }
     };
+    let seasonal = match (spec.season, design.seasonal.is_empty()) {
+        (Some(_), false) => {
+            let truth: Vec<f64> = parts.test.iter().map(|&r| design.truth[r]).collect();
+            let naive: Vec<f64> = parts.test.iter().map(|&r| design.seasonal[r]).collect();
+            let metrics = kiln_eval::RegressionMetrics::compute(&truth, &naive)?;
+            metrics.iter().iter().map(|(name, v)| (format!("seasonal/test/{}", name.as_str()), *v)).collect()
+        }
+        _ => Vec::new(),
+    };
     Ok(FoldOutcome {
         fold: i + 1,
+        seasonal,
         train_rows: parts.train.len(),
         validation_rows: parts.validation.len(),
         test_rows: parts.test.len(),
@@ -421,4 +442,36 @@ pub fn trade(task: &TaskSpec, outcome: &BacktestOutcome, spec: &TradingSpec) -> 
     let next: Vec<f64> = (0..periods).map(|t| if t + 1 < n { oof.baseline[t + 1] } else { oof.actual[t] }).collect();
     let per_year = kiln_eval::periods_per_year(&oof.time).unwrap_or(252.0);
     Ok(kiln_eval::simulate(&oof.baseline[..periods], &oof.prediction[..periods], &next, per_year, spec)?)
+}
+
+/// The seasonal naive forecast of every design row: the target one season (`m` rows) before the target time, or
+/// `k` seasons before when the horizon is longer than a season (`y[t + h - m * ceil(h / m)]`), from the data's
+/// time-ordered target; NaN where that lies before the first row.
+fn seasonal_naive(
+    recipe: &kiln_features::TimeSeriesRecipe,
+    frame: &Frame,
+    design: &Design,
+    m: usize,
+) -> Result<Vec<f64>, TrainError> {
+    if m == 0 {
+        return Err(kiln_eval::EvalError::InvalidSpec {
+            key: "backtest.season".to_string(),
+            reason: "must be at least 1 row".to_string(),
+        }
+        .into());
+    }
+    let target = match frame.column(&recipe.target) {
+        Ok(kiln_domain::Column::Numeric(v)) => v,
+        _ => return Err(TrainError::Target(format!("target column '{}' is not numeric", recipe.target))),
+    };
+    let h = recipe.horizon;
+    let back = m * h.div_ceil(m);
+    Ok(design
+        .data_rows
+        .iter()
+        .map(|&row| {
+            // data rows count from 1, in time order
+            (row - 1 + h).checked_sub(back).and_then(|r| target.get(r)).copied().unwrap_or(f64::NAN)
+        })
+        .collect())
 }

@@ -217,10 +217,17 @@ pub fn shown_metrics(outcome: &BacktestOutcome) -> (Vec<&'static str>, &'static 
 /// then the mean and the standard deviation over the folds.
 pub fn fold_rows(outcome: &BacktestOutcome) -> Vec<Vec<String>> {
     let (metrics, baseline) = shown_metrics(outcome);
+    let seasonal = outcome.folds.first().is_some_and(|f| !f.seasonal.is_empty());
+    // (column title, metric key prefix) of the model and its baselines
+    let mut sources = vec![(String::new(), "test/"), (format!("{baseline} "), "baseline/test/")];
+    if seasonal {
+        sources.push(("seasonal naive ".to_string(), "seasonal/test/"));
+    }
     let mut header: Vec<String> = ["fold", "train", "test", "test rows"].iter().map(|s| s.to_string()).collect();
     for m in &metrics {
-        header.push((*m).to_string());
-        header.push(format!("{baseline} {m}"));
+        for (title, _) in &sources {
+            header.push(format!("{title}{m}"));
+        }
     }
     let mut rows = vec![header];
     for fold in &outcome.folds {
@@ -233,8 +240,9 @@ pub fn fold_rows(outcome: &BacktestOutcome) -> Vec<Vec<String>> {
             fold.test_rows.to_string(),
         ];
         for m in &metrics {
-            row.push(number(get(format!("test/{m}"))));
-            row.push(number(get(format!("baseline/test/{m}"))));
+            for (_, prefix) in &sources {
+                row.push(number(get(format!("{prefix}{m}"))));
+            }
         }
         rows.push(row);
     }
@@ -242,7 +250,7 @@ pub fn fold_rows(outcome: &BacktestOutcome) -> Vec<Vec<String>> {
     for (label, pick_sd) in [("mean", false), ("sd", true)] {
         let mut row = vec![label.to_string(), String::new(), String::new(), String::new()];
         for m in &metrics {
-            for key in [format!("test/{m}"), format!("baseline/test/{m}")] {
+            for key in sources.iter().map(|(_, prefix)| format!("{prefix}{m}")) {
                 let value = summary
                     .iter()
                     .find(|(k, ..)| *k == key)

@@ -254,6 +254,8 @@ pub(crate) struct Design {
     pub negative: Option<String>,
     /// where each row is in the data: its data row, counted from 1 (in time order for a forecast)
     pub data_rows: Vec<usize>,
+    /// forecast with a season: the seasonal naive forecast of each row (empty otherwise)
+    pub seasonal: Vec<f64>,
     pub rows: RowCounts,
 }
 
@@ -270,6 +272,7 @@ impl Design {
             ids: if self.ids.is_empty() { Vec::new() } else { rows.iter().map(|&r| self.ids[r].clone()).collect() },
             negative: self.negative.clone(),
             data_rows: rows.iter().map(|&r| self.data_rows[r]).collect(),
+            seasonal: pick_f(&self.seasonal),
             rows: self.rows,
         }
     }
@@ -362,6 +365,7 @@ fn forecast(
         ids: Vec::new(),
         negative: None,
         data_rows: keep.rows.iter().map(|r| warmup + r + 1).collect(),
+        seasonal: Vec::new(),
         rows,
     };
     Ok((design, parts))
@@ -506,6 +510,7 @@ fn tabular(
         ids,
         negative,
         data_rows: keep.iter().map(|r| r + 1).collect(),
+        seasonal: Vec::new(),
         rows,
     };
     Ok((design, parts))

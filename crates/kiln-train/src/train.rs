@@ -199,6 +199,7 @@ fn run_steps(
                 threads: cv.threads,
                 refit_every: 1,
                 rows: crate::FoldedRows::TrainingPart,
+                season: None,
             };
             let outcome = crate::backtest(&backtest_spec, frame, progress)?;
             let points = crate::backtest_run::fold_metric_points("cv/", &outcome, (ports.clock)());
