@@ -386,6 +386,20 @@ pub trait ChartRenderer {
         series: &[(String, Vec<f64>)],
     ) -> Result<Vec<u8>, PortError>;
 
+    /// [`ChartRenderer::series_chart`] with a dashed vertical line at each of `markers_ms` (UTC milliseconds; a
+    /// backtest's fold boundaries).
+    ///
+    /// # Errors
+    /// As [`ChartRenderer::series_chart`].
+    fn series_chart_marked(
+        &self,
+        title: &str,
+        y_label: &str,
+        times_ms: &[i64],
+        series: &[(String, Vec<f64>)],
+        markers_ms: &[i64],
+    ) -> Result<Vec<u8>, PortError>;
+
     /// Residuals (actual - predicted) over time as points around a zero line, with their histogram in a panel on
     /// the right that shares the value axis.
     ///

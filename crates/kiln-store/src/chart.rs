@@ -443,7 +443,18 @@ impl ChartRenderer for PlotChartRenderer {
         times_ms: &[i64],
         series: &[(String, Vec<f64>)],
     ) -> Result<Vec<u8>, PortError> {
-        self.draw_series(title, y_label, times_ms, series)
+        self.draw_series(title, y_label, times_ms, series, &[])
+    }
+
+    fn series_chart_marked(
+        &self,
+        title: &str,
+        y_label: &str,
+        times_ms: &[i64],
+        series: &[(String, Vec<f64>)],
+        markers_ms: &[i64],
+    ) -> Result<Vec<u8>, PortError> {
+        self.draw_series(title, y_label, times_ms, series, markers_ms)
     }
 
     fn residual_chart(

@@ -348,11 +348,15 @@ fn charts(
     if oof.time.is_empty() {
         return Ok(());
     }
-    let png = ports.charts.series_chart(
-        &format!("{run_name}: out-of-fold forecasts over {} folds", outcome.folds.len()),
+    // each fold's first test row: where one fold's forecasts end and the next one's begin
+    let boundaries: Vec<i64> =
+        oof.fold.windows(2).zip(&oof.time[1..]).filter(|(w, _)| w[0] != w[1]).map(|(_, t)| *t).collect();
+    let png = ports.charts.series_chart_marked(
+        &format!("{run_name}: out-of-fold forecasts over {} folds (dashed: fold boundaries)", outcome.folds.len()),
         "value",
         &oof.time,
         &[("actual".to_string(), oof.actual.clone()), ("predicted".to_string(), oof.prediction.clone())],
+        &boundaries,
     )?;
     ports.artifacts.put_bytes(id, "actual_vs_predicted.png", &png)?;
     if let Some(sim) = trading {

@@ -115,15 +115,23 @@ enum Panel<'a> {
 }
 
 /// One panel of a series chart: the rows from `first` on.
+/// What a series panel draws: the series over the times, and the times of the vertical markers.
+#[derive(Clone, Copy)]
+struct Lines<'a> {
+    times_ms: &'a [i64],
+    series: &'a [(String, Vec<f64>)],
+    markers_ms: &'a [i64],
+}
+
 fn draw_panel(
     area: &DrawingArea<BitMapBackend<'_>, Shift>,
     title: &str,
     y_label: &str,
-    times_ms: &[i64],
-    series: &[(String, Vec<f64>)],
+    lines: Lines<'_>,
     first: usize,
     panel: Panel<'_>,
 ) -> Result<(), PortError> {
+    let Lines { times_ms, series, markers_ms } = lines;
     let times = &times_ms[first..];
     let Some(((t_lo, t_hi), (y_lo, y_hi))) = bounds(times, series.iter().map(|(_, v)| &v[first..])) else {
         // nothing finite in these rows (the whole chart has something): the panel stays empty
@@ -149,6 +157,16 @@ fn draw_panel(
     if let Panel::Whole { shade: Some(from) } = panel {
         let band = Rectangle::new([(times_ms[from] as f64, y_lo), (t_hi, y_hi)], RGBColor(0, 0, 0).mix(0.06).filled());
         chart.draw_series(std::iter::once(band)).map_err(|e| draw_error(title, e))?;
+    }
+    // dashed grey lines at the markers inside the panel (a backtest's fold boundaries), under the series
+    for &m in markers_ms.iter().filter(|&&m| (t_lo..=t_hi).contains(&(m as f64))) {
+        let x = m as f64;
+        let dashes = (0..40).map(|k| {
+            let (a, b) =
+                (y_lo + (y_hi - y_lo) * (2 * k) as f64 / 80.0, y_lo + (y_hi - y_lo) * (2 * k + 1) as f64 / 80.0);
+            PathElement::new(vec![(x, a), (x, b)], RGBColor(120, 120, 120).stroke_width(1))
+        });
+        chart.draw_series(dashes).map_err(|e| draw_error(title, e))?;
     }
     let mut labelled = false;
     for (i, (name, values)) in series.iter().enumerate() {
@@ -209,6 +227,7 @@ impl PlotChartRenderer {
         y_label: &str,
         times_ms: &[i64],
         series: &[(String, Vec<f64>)],
+        markers_ms: &[i64],
     ) -> Result<Vec<u8>, PortError> {
         if let Some((name, values)) = series.iter().find(|(_, v)| v.len() != times_ms.len()) {
             return Err(PortError::new(
@@ -224,6 +243,7 @@ impl PlotChartRenderer {
         }
         let n = times_ms.len();
         let size = self.series_chart_size(n);
+        let lines = Lines { times_ms, series, markers_ms };
 
         render_png(title, size, |root| {
             let body = root
@@ -233,11 +253,11 @@ impl PlotChartRenderer {
             if n > ZOOM_AFTER {
                 let (whole, last) = body.split_vertically(body.dim_in_pixel().1 * 11 / 20);
                 let from = n - ZOOM_ROWS;
-                draw_panel(&whole, title, y_label, times_ms, series, 0, Panel::Whole { shade: Some(from) })?;
+                draw_panel(&whole, title, y_label, lines, 0, Panel::Whole { shade: Some(from) })?;
                 let caption = format!("the last {ZOOM_ROWS} of {n} rows (shaded above)");
-                draw_panel(&last, title, y_label, times_ms, series, from, Panel::Zoom { caption: &caption })
+                draw_panel(&last, title, y_label, lines, from, Panel::Zoom { caption: &caption })
             } else {
-                draw_panel(&body, title, y_label, times_ms, series, 0, Panel::Whole { shade: None })
+                draw_panel(&body, title, y_label, lines, 0, Panel::Whole { shade: None })
             }
         })
     }
