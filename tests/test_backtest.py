@@ -325,8 +325,8 @@ def test_composite_score_is_the_documented_formula(tmp_path):
     expected = 0.3 * r2 + 0.4 * strategy["sharpe"] + 0.3 * (1 - abs(strategy["max_drawdown"]))
     close(report["score"]["value"], expected, "score")
     assert "score = " in proc.stdout and "(1 - |drawdown|)" in proc.stdout
-    # an error metric counts negatively
-    config.write_text(f"extends: [{REPO / 'conf/experiments/eurusd.yaml'}]\nbacktest:\n  folds: 6\n"
+    # an error metric counts negatively (ETTh1's experiment has no backtest section to merge with)
+    config.write_text(f"extends: [{REPO / 'conf/experiments/etth1.yaml'}]\nbacktest:\n  folds: 3\n"
                       "  score: {weights: {rmse: 2}}\n")
     _, _, report = run_backtest(tmp_path, config, name="rmse")
     close(report["score"]["value"], -2 * np.mean([f["metrics"]["test/rmse"] for f in report["folds"]]), "rmse score")
@@ -339,7 +339,8 @@ def test_composite_score_is_the_documented_formula(tmp_path):
 ])
 def test_score_weights_naming_an_unknown_metric_exit_2(tmp_path, weights, expected):
     config = tmp_path / "bad_score.yaml"
-    config.write_text(f"extends: [{REPO / 'conf/experiments/eurusd.yaml'}]\nbacktest:\n  score: {{weights: {weights}}}\n")
+    # ETTh1's experiment has no backtest section (no trading) to merge with
+    config.write_text(f"extends: [{REPO / 'conf/experiments/etth1.yaml'}]\nbacktest:\n  score: {{weights: {weights}}}\n")
     proc = run_kiln("backtest", "--config", config, "--tracking-uri", tmp_path / "mlruns", check=False)
     assert proc.returncode == 2 and expected in proc.stderr, proc.stderr
     assert "fold 1/" not in proc.stderr, "nothing runs before the names are checked"
@@ -430,3 +431,15 @@ def test_seasonal_naive_baseline_is_the_value_one_season_before_the_target(tmp_p
     proc = run_kiln("backtest", "--config", "conf/experiments/churn.yaml", "--season", "7", "--tracking-uri",
                     tmp_path / "m", check=False)
     assert proc.returncode == 2 and "backtest.season" in proc.stderr, proc.stderr
+
+
+def test_purge_and_embargo_leave_training_rows_out_around_test_rows(tmp_path):
+    _, _, plain = run_backtest(tmp_path, "conf/experiments/churn.yaml", "--folds", "5", name="plain")
+    _, _, purged = run_backtest(tmp_path, "conf/experiments/churn.yaml", "--folds", "5", "--purge", "4",
+                                "--embargo", "6", name="purged")
+    for a, b in zip(plain["folds"], purged["folds"]):
+        assert a["test_rows"] == b["test_rows"]
+        assert b["train_rows"] + b["validation_rows"] < a["train_rows"] + a["validation_rows"]
+    proc = run_kiln("backtest", "--config", "conf/experiments/eurusd.yaml", "--purge", "3", "--tracking-uri",
+                    tmp_path / "m", check=False)
+    assert proc.returncode == 2 and "backtest.gap" in proc.stderr, proc.stderr

@@ -29,6 +29,8 @@ pub(crate) struct FoldSettings {
     pub(crate) test_size: Option<usize>,
     pub(crate) gap: Option<usize>,
     pub(crate) max_train_size: Option<usize>,
+    pub(crate) purge: Option<usize>,
+    pub(crate) embargo: Option<usize>,
     pub(crate) shuffle: bool,
 }
 
@@ -39,7 +41,7 @@ pub(crate) struct FoldSettings {
 /// [`crate::exit::BadInput`] naming the key: a gap or test size the horizon does not allow, forecast settings for
 /// tabular rows.
 pub(crate) fn splitter_for(task: &TaskSpec, f: &FoldSettings, seed: u64) -> Result<Splitter> {
-    let FoldSettings { folds, test_size, gap, max_train_size, shuffle } = *f;
+    let FoldSettings { folds, test_size, gap, max_train_size, purge, embargo, shuffle } = *f;
     Ok(match task {
         TaskSpec::Forecast { recipe, .. } => {
             let least_gap = recipe.horizon.saturating_sub(1);
@@ -48,6 +50,12 @@ pub(crate) fn splitter_for(task: &TaskSpec, f: &FoldSettings, seed: u64) -> Resu
                 bad_input!(
                     "backtest.gap (--gap) is {gap}, below horizon - 1 = {least_gap}: the last training rows' targets \
                      would lie inside the test block"
+                );
+            }
+            if purge.is_some() || embargo.is_some() {
+                bad_input!(
+                    "backtest.purge and backtest.embargo (--purge, --embargo) apply to k-fold folds of tabular rows; \
+                     a forecast's purge is backtest.gap, and no training row comes after its test block"
                 );
             }
             if let Some(t) = test_size
@@ -71,11 +79,12 @@ pub(crate) fn splitter_for(task: &TaskSpec, f: &FoldSettings, seed: u64) -> Resu
                 }
             }
             let seed = shuffle.then_some(seed);
-            if task.is_classification() {
+            let splitter = if task.is_classification() {
                 Splitter::stratified_kfold(folds, seed)
             } else {
                 Splitter::kfold(folds, seed)
-            }
+            };
+            splitter.with_purge(purge.unwrap_or(0), embargo.unwrap_or(0))
         }
     })
 }
@@ -130,8 +139,15 @@ pub(crate) fn backtest(args: BacktestArgs) -> Result<u8> {
     if season.is_some() && !matches!(task, TaskSpec::Forecast { .. }) {
         bad_input!("backtest.season (--season) only applies to a forecast");
     }
-    let fold_settings =
-        FoldSettings { folds, test_size, gap, max_train_size, shuffle: section.shuffle.unwrap_or(false) };
+    let fold_settings = FoldSettings {
+        folds,
+        test_size,
+        gap,
+        max_train_size,
+        purge: args.purge.or(section.purge),
+        embargo: args.embargo.or(section.embargo),
+        shuffle: section.shuffle.unwrap_or(false),
+    };
     let splitter = splitter_for(&task, &fold_settings, exp.split.seed.unwrap_or(42))?;
     let spec = BacktestSpec {
         fit: FitSpec { task: &task, preprocess: &exp.preprocess, selection: &exp.selection, model: &settings.model },
@@ -253,14 +269,18 @@ fn fold_params(splitter: &Splitter, threads: usize) -> Vec<(String, String)> {
             out.push(("backtest.test_size".into(), test_size.map_or("auto".into(), |t| t.to_string())));
             out.push(("backtest.max_train_size".into(), max_train_size.map_or("expanding".into(), |m| m.to_string())));
         }
-        Splitter::KFold { folds, shuffle_seed, .. } => {
+        Splitter::KFold { folds, shuffle_seed, purge, embargo, .. } => {
             out.push(("backtest.splitter".into(), "kfold".into()));
             out.push(("backtest.folds".into(), folds.to_string()));
+            out.push(("backtest.purge".into(), purge.to_string()));
+            out.push(("backtest.embargo".into(), embargo.to_string()));
             out.push(("backtest.shuffle_seed".into(), shuffle_seed.map_or("none".into(), |s| s.to_string())));
         }
-        Splitter::StratifiedKFold { folds, shuffle_seed, .. } => {
+        Splitter::StratifiedKFold { folds, shuffle_seed, purge, embargo, .. } => {
             out.push(("backtest.splitter".into(), "stratified_kfold".into()));
             out.push(("backtest.folds".into(), folds.to_string()));
+            out.push(("backtest.purge".into(), purge.to_string()));
+            out.push(("backtest.embargo".into(), embargo.to_string()));
             out.push(("backtest.shuffle_seed".into(), shuffle_seed.map_or("none".into(), |s| s.to_string())));
         }
     }

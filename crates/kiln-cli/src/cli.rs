@@ -276,6 +276,12 @@ pub(crate) struct BacktestArgs {
     /// forecast: train on the last N rows before each test block only (a sliding window; default: all of them)
     #[arg(long, value_name = "N")]
     pub(crate) max_train_size: Option<usize>,
+    /// tabular rows: leave N training rows out before each test row (purged k-fold; a forecast's is --gap)
+    #[arg(long, value_name = "N")]
+    pub(crate) purge: Option<usize>,
+    /// tabular rows: leave N training rows out after each test row (the embargo of a purged k-fold)
+    #[arg(long, value_name = "N")]
+    pub(crate) embargo: Option<usize>,
     /// folds fitted at once (default: the machine's cores); the result is the same for any value
     #[arg(long, value_name = "N")]
     pub(crate) threads: Option<usize>,

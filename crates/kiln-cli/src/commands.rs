@@ -170,6 +170,8 @@ fn train(args: TrainArgs) -> Result<u8> {
                 test_size: section.test_size,
                 gap: section.gap,
                 max_train_size: section.max_train_size,
+                purge: section.purge,
+                embargo: section.embargo,
                 shuffle: section.shuffle.unwrap_or(false),
             };
             Some(kiln_train::CvSpec {

@@ -68,6 +68,12 @@ pub(crate) struct BacktestSettings {
     /// forecast: train on the last this many rows only (a sliding window; default: every earlier row)
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) max_train_size: Option<usize>,
+    /// tabular: training rows left out before each test row (purged k-fold; a forecast's purge is its gap)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) purge: Option<usize>,
+    /// tabular: training rows left out after each test row (the embargo of a purged k-fold)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) embargo: Option<usize>,
     /// tabular: shuffle the rows with split.seed before folding (default false, as scikit-learn)
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) shuffle: Option<bool>,

@@ -27,11 +27,11 @@ pub enum Splitter {
     /// scikit-learn's `KFold(n_splits=folds)`, the rows shuffled first with kiln's generator when `shuffle_seed` is
     /// given (see [`kfold`])
     #[non_exhaustive]
-    KFold { folds: usize, shuffle_seed: Option<u64> },
+    KFold { folds: usize, shuffle_seed: Option<u64>, purge: usize, embargo: usize },
     /// scikit-learn's `StratifiedKFold(n_splits=folds)`, each class's rows dealt to the folds in a random order when
     /// `shuffle_seed` is given (see [`stratified_kfold`])
     #[non_exhaustive]
-    StratifiedKFold { folds: usize, shuffle_seed: Option<u64> },
+    StratifiedKFold { folds: usize, shuffle_seed: Option<u64>, purge: usize, embargo: usize },
 }
 
 impl Splitter {
@@ -52,12 +52,26 @@ impl Splitter {
 
     /// `folds` consecutive test blocks, over the rows in order or shuffled with `shuffle_seed`.
     pub fn kfold(folds: usize, shuffle_seed: Option<u64>) -> Splitter {
-        Splitter::KFold { folds, shuffle_seed }
+        Splitter::KFold { folds, shuffle_seed, purge: 0, embargo: 0 }
     }
 
     /// `folds` test folds that keep each class's share, over the rows in order or shuffled with `shuffle_seed`.
     pub fn stratified_kfold(folds: usize, shuffle_seed: Option<u64>) -> Splitter {
-        Splitter::StratifiedKFold { folds, shuffle_seed }
+        Splitter::StratifiedKFold { folds, shuffle_seed, purge: 0, embargo: 0 }
+    }
+
+    /// The k-fold splitter with `purge` training rows left out before every test row and `embargo` after it (the
+    /// purged k-fold of López de Prado, for rows whose labels overlap in time); a walk-forward splitter is returned
+    /// as it is (its `gap` is its purge, and no training row comes after its test block).
+    #[must_use]
+    pub fn with_purge(self, purge: usize, embargo: usize) -> Splitter {
+        match self {
+            Splitter::KFold { folds, shuffle_seed, .. } => Splitter::KFold { folds, shuffle_seed, purge, embargo },
+            Splitter::StratifiedKFold { folds, shuffle_seed, .. } => {
+                Splitter::StratifiedKFold { folds, shuffle_seed, purge, embargo }
+            }
+            other @ Splitter::TimeSeries { .. } => other,
+        }
     }
 
     /// The number of folds asked for.
@@ -83,8 +97,38 @@ impl Splitter {
                     .map(|f| Fold { train: f.train.collect(), test: f.test.collect() })
                     .collect())
             }
-            Splitter::KFold { folds, shuffle_seed } => kfold(y.len(), folds, shuffle_seed),
-            Splitter::StratifiedKFold { folds, shuffle_seed } => stratified_kfold(y, folds, shuffle_seed),
+            Splitter::KFold { folds, shuffle_seed, purge, embargo } => {
+                Ok(purged(kfold(y.len(), folds, shuffle_seed)?, y.len(), purge, embargo))
+            }
+            Splitter::StratifiedKFold { folds, shuffle_seed, purge, embargo } => {
+                Ok(purged(stratified_kfold(y, folds, shuffle_seed)?, y.len(), purge, embargo))
+            }
         }
     }
+}
+
+/// The folds with every training row within `purge` rows before or `embargo` rows after one of the fold's test rows
+/// left out of its training rows.
+fn purged(folds: Vec<Fold>, n_rows: usize, purge: usize, embargo: usize) -> Vec<Fold> {
+    if purge == 0 && embargo == 0 {
+        return folds;
+    }
+    folds
+        .into_iter()
+        .map(|fold| {
+            // +1 where an excluded stretch starts, -1 after it ends; the running sum marks the excluded rows
+            let mut delta = vec![0i64; n_rows + 1];
+            for &r in &fold.test {
+                delta[r.saturating_sub(purge)] += 1;
+                delta[(r + embargo + 1).min(n_rows)] -= 1;
+            }
+            let mut excluded = vec![false; n_rows];
+            let mut running = 0;
+            for (row, flag) in excluded.iter_mut().enumerate() {
+                running += delta[row];
+                *flag = running > 0;
+            }
+            Fold { train: fold.train.into_iter().filter(|&r| !excluded[r]).collect(), test: fold.test }
+        })
+        .collect()
 }

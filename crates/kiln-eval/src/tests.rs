@@ -772,3 +772,33 @@ fn splitmix_shuffle_is_a_uniform_permutation() {
     // each element first about a third of the time (binomial sd ~82)
     assert!(hits.iter().all(|&h| (9_500..10_500).contains(&h)), "{hits:?}");
 }
+
+#[test]
+fn purge_and_embargo_leave_out_the_training_rows_around_each_test_row() {
+    let y = vec![0.0; 100];
+    let plain = Splitter::kfold(5, None).split(&y).unwrap();
+    let purged = Splitter::kfold(5, None).with_purge(3, 2).split(&y).unwrap();
+    for (p, f) in purged.iter().zip(&plain) {
+        assert_eq!(p.test, f.test);
+        let (a, b) = (f.test[0], *f.test.last().unwrap() + 1);
+        // exactly the rows of [a - 3, a) and [b, b + 2) are gone, and no others
+        let expected: Vec<usize> = f
+            .train
+            .iter()
+            .copied()
+            .filter(|&r| !(a.saturating_sub(3)..a).contains(&r) && !(b..b + 2).contains(&r))
+            .collect();
+        assert_eq!(p.train, expected);
+        assert!(p.train.len() < f.train.len() || a == 0 && b == 100);
+    }
+    // a walk-forward splitter is left as it is (its gap is its purge)
+    assert_eq!(Splitter::time_series(3, 1).with_purge(5, 5), Splitter::time_series(3, 1));
+    // around scattered test rows (stratified), every test row's neighbourhood is left out
+    let labels: Vec<f64> = (0..60).map(|i| f64::from(i % 3 == 0)).collect();
+    for fold in Splitter::stratified_kfold(4, None).with_purge(1, 1).split(&labels).unwrap() {
+        for &t in &fold.test {
+            assert!(!fold.train.contains(&t.saturating_sub(1)) || fold.test.contains(&t.saturating_sub(1)));
+            assert!(!fold.train.contains(&(t + 1)));
+        }
+    }
+}
