@@ -371,6 +371,8 @@ def test_a_backtest_is_one_tracked_run_with_per_fold_steps(tmp_path, monkeypatch
     artifacts = {p.name for p in (tmp_path / "mlruns" / run.info.experiment_id / run_id / "artifacts").iterdir()}
     assert {"config.yaml", "backtest.json", "folds.csv", "oof_predictions.parquet", "actual_vs_predicted.png",
             "equity.png", "drawdown.png"} <= artifacts, artifacts
+    # the data as the run's dataset input, as a train run records it
+    assert [d.dataset.name for d in run.inputs.dataset_inputs] == ["ecb_eurofxref-hist"]
     note = run.data.tags["mlflow.note.content"]
     assert "| fold | train | test |" in note and "buy & hold" in note and "score = " in note
 

@@ -187,6 +187,8 @@ pub(crate) fn backtest(args: BacktestArgs) -> Result<u8> {
         tags: run_tags("kiln backtest", &args.config, exp, settings.model.kind(), &data_sha256, &data_origin, &secrets),
         input_params,
         config_yaml: merged,
+        data_origin: data_origin.clone(),
+        data_sha256: data_sha256.clone(),
         trading: section.trading,
         score: section.score.clone(),
     };

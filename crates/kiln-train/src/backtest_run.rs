@@ -26,6 +26,9 @@ pub struct BacktestRun {
     pub input_params: Vec<(String, String)>,
     /// the merged experiment config, logged as `config.yaml`
     pub config_yaml: String,
+    /// where the data came from (its file path), recorded as the run's dataset input; empty for none
+    pub data_origin: String,
+    pub data_sha256: String,
     pub trading: Option<TradingSpec>,
     pub score: Option<ScoreSpec>,
 }
@@ -98,6 +101,10 @@ fn steps(
     oof_file: &OofWriter<'_>,
 ) -> Result<Results, TrainError> {
     log_params_chunked(ports.tracker, id, &run_params(&run_spec.input_params, &spec.fit))?;
+    if !run_spec.data_origin.is_empty() {
+        let dataset = crate::interface::dataset_input(&run_spec.data_origin, &run_spec.data_sha256, frame);
+        ports.tracker.log_dataset(id, &dataset)?;
+    }
     let outcome = backtest(spec, frame, progress)?;
     let trading = run_spec.trading.as_ref().map(|t| trade(spec.fit.task, &outcome, t)).transpose()?;
     let classification = spec.fit.task.is_classification();
