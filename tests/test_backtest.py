@@ -445,3 +445,19 @@ def test_purge_and_embargo_leave_training_rows_out_around_test_rows(tmp_path):
     proc = run_kiln("backtest", "--config", "conf/experiments/eurusd.yaml", "--purge", "3", "--tracking-uri",
                     tmp_path / "m", check=False)
     assert proc.returncode == 2 and "backtest.gap" in proc.stderr, proc.stderr
+
+
+def test_step_spaces_the_test_blocks(tmp_path):
+    _, oof, report = run_backtest(tmp_path, "conf/experiments/etth1.yaml", "--folds", "4", "--test-size", "48",
+                                  "--step", "24")
+    rows = report["rows"]
+    n_design = rows["input"] - rows["warmup_dropped"] - rows["no_target_dropped"] - rows["missing_target_dropped"]
+    # overlapping blocks of 48 rows starting every 24, the last ending with the data
+    times = [pd.Timestamp(t) for t in oof.groupby("fold")["time"].min()]
+    assert [(b - a) / pd.Timedelta(hours=1) for a, b in zip(times, times[1:])] == [24, 24, 24]
+    assert all(f["test_rows"] == 48 for f in report["folds"])
+    assert report["folds"][0]["train_rows"] + report["folds"][0]["validation_rows"] == n_design - 48 - 3 * 24
+    config = tmp_path / "step_trading.yaml"
+    config.write_text(f"extends: [{REPO / 'conf/experiments/eurusd.yaml'}]\nbacktest:\n  step: 5\n")
+    proc = run_kiln("backtest", "--config", config, "--tracking-uri", tmp_path / "m", check=False)
+    assert proc.returncode == 2 and "backtest.step" in proc.stderr, proc.stderr

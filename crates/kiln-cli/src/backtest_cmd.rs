@@ -29,6 +29,7 @@ pub(crate) struct FoldSettings {
     pub(crate) test_size: Option<usize>,
     pub(crate) gap: Option<usize>,
     pub(crate) max_train_size: Option<usize>,
+    pub(crate) step: Option<usize>,
     pub(crate) purge: Option<usize>,
     pub(crate) embargo: Option<usize>,
     pub(crate) shuffle: bool,
@@ -41,7 +42,7 @@ pub(crate) struct FoldSettings {
 /// [`crate::exit::BadInput`] naming the key: a gap or test size the horizon does not allow, forecast settings for
 /// tabular rows.
 pub(crate) fn splitter_for(task: &TaskSpec, f: &FoldSettings, seed: u64) -> Result<Splitter> {
-    let FoldSettings { folds, test_size, gap, max_train_size, purge, embargo, shuffle } = *f;
+    let FoldSettings { folds, test_size, gap, max_train_size, step, purge, embargo, shuffle } = *f;
     Ok(match task {
         TaskSpec::Forecast { recipe, .. } => {
             let least_gap = recipe.horizon.saturating_sub(1);
@@ -66,13 +67,14 @@ pub(crate) fn splitter_for(task: &TaskSpec, f: &FoldSettings, seed: u64) -> Resu
                     recipe.horizon
                 );
             }
-            Splitter::walk_forward(WalkForward { folds, test_size, gap, max_train_size })
+            Splitter::walk_forward(WalkForward { folds, test_size, gap, max_train_size, step })
         }
         TaskSpec::Tabular { .. } => {
             for (set, key) in [
                 (test_size.is_some(), "test_size (--test-size)"),
                 (gap.is_some(), "gap (--gap)"),
                 (max_train_size.is_some(), "max_train_size (--max-train-size)"),
+                (step.is_some(), "step (--step)"),
             ] {
                 if set {
                     bad_input!("backtest.{key} only applies to a forecast; tabular rows are folded by k-fold");
@@ -122,6 +124,12 @@ pub(crate) fn backtest(args: BacktestArgs) -> Result<u8> {
     }
     if let Some(trading) = &section.trading {
         trading.validate()?;
+        if args.step.or(section.step).is_some_and(|s| Some(s) != args.test_size.or(section.test_size)) {
+            bad_input!(
+                "backtest.trading needs test blocks that follow each other: leave backtest.step (--step) out or set \
+                 it to backtest.test_size"
+            );
+        }
         let TaskSpec::Forecast { recipe, .. } = &task else {
             bad_input!("backtest.trading needs a forecast of a price; this task is a {:?}", exp.task.kind);
         };
@@ -144,6 +152,7 @@ pub(crate) fn backtest(args: BacktestArgs) -> Result<u8> {
         test_size,
         gap,
         max_train_size,
+        step: args.step.or(section.step),
         purge: args.purge.or(section.purge),
         embargo: args.embargo.or(section.embargo),
         shuffle: section.shuffle.unwrap_or(false),
@@ -264,11 +273,12 @@ fn oof_frame(outcome: &BacktestOutcome, trading: Option<&Simulation>) -> Result<
 fn fold_params(splitter: &Splitter, threads: usize) -> Vec<(String, String)> {
     let mut out = vec![("backtest.threads".to_string(), threads.to_string())];
     match *splitter {
-        Splitter::TimeSeries { folds, gap, test_size, max_train_size, .. } => {
+        Splitter::TimeSeries { folds, gap, test_size, max_train_size, step, .. } => {
             out.push(("backtest.splitter".into(), "walk_forward".into()));
             out.push(("backtest.folds".into(), folds.to_string()));
             out.push(("backtest.gap".into(), gap.to_string()));
             out.push(("backtest.test_size".into(), test_size.map_or("auto".into(), |t| t.to_string())));
+            out.push(("backtest.step".into(), step.map_or("test_size".into(), |s| s.to_string())));
             out.push(("backtest.max_train_size".into(), max_train_size.map_or("expanding".into(), |m| m.to_string())));
         }
         Splitter::KFold { folds, shuffle_seed, purge, embargo, .. } => {

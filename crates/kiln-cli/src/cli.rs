@@ -276,6 +276,10 @@ pub(crate) struct BacktestArgs {
     /// forecast: train on the last N rows before each test block only (a sliding window; default: all of them)
     #[arg(long, value_name = "N")]
     pub(crate) max_train_size: Option<usize>,
+    /// forecast: rows between the starts of consecutive test blocks (default: the test size, blocks back to back;
+    /// smaller overlaps them, larger leaves rows between them)
+    #[arg(long, value_name = "N")]
+    pub(crate) step: Option<usize>,
     /// tabular rows: leave N training rows out before each test row (purged k-fold; a forecast's is --gap)
     #[arg(long, value_name = "N")]
     pub(crate) purge: Option<usize>,

@@ -170,6 +170,7 @@ fn train(args: TrainArgs) -> Result<u8> {
                 test_size: section.test_size,
                 gap: section.gap,
                 max_train_size: section.max_train_size,
+                step: section.step,
                 purge: section.purge,
                 embargo: section.embargo,
                 shuffle: section.shuffle.unwrap_or(false),

@@ -68,6 +68,9 @@ pub(crate) struct BacktestSettings {
     /// forecast: train on the last this many rows only (a sliding window; default: every earlier row)
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) max_train_size: Option<usize>,
+    /// forecast: rows between the starts of consecutive test blocks (default: the test size; smaller overlaps them)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) step: Option<usize>,
     /// tabular: training rows left out before each test row (purged k-fold; a forecast's purge is its gap)
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) purge: Option<usize>,

@@ -23,7 +23,13 @@ pub enum Splitter {
     /// time-ordered rows, an expanding or (with `max_train_size`) sliding training window (see [`walk_forward`]); no
     /// test row comes before a train row
     #[non_exhaustive]
-    TimeSeries { folds: usize, gap: usize, test_size: Option<usize>, max_train_size: Option<usize> },
+    TimeSeries {
+        folds: usize,
+        gap: usize,
+        test_size: Option<usize>,
+        max_train_size: Option<usize>,
+        step: Option<usize>,
+    },
     /// scikit-learn's `KFold(n_splits=folds)`, the rows shuffled first with kiln's generator when `shuffle_seed` is
     /// given (see [`kfold`])
     #[non_exhaustive]
@@ -37,7 +43,7 @@ pub enum Splitter {
 impl Splitter {
     /// `folds` expanding-window folds over time-ordered rows, `gap` rows dropped before each test block.
     pub fn time_series(folds: usize, gap: usize) -> Splitter {
-        Splitter::TimeSeries { folds, gap, test_size: None, max_train_size: None }
+        Splitter::TimeSeries { folds, gap, test_size: None, max_train_size: None, step: None }
     }
 
     /// A walk-forward splitter with all of scikit-learn's settings (see [`WalkForward`]).
@@ -47,6 +53,7 @@ impl Splitter {
             gap: spec.gap,
             test_size: spec.test_size,
             max_train_size: spec.max_train_size,
+            step: spec.step,
         }
     }
 
@@ -91,8 +98,8 @@ impl Splitter {
     /// of folds); [`EvalError::Empty`] / [`EvalError::NonFinite`] for labels the stratified splitter cannot read.
     pub fn split(self, y: &[f64]) -> Result<Vec<Fold>, EvalError> {
         match self {
-            Splitter::TimeSeries { folds, gap, test_size, max_train_size } => {
-                Ok(walk_forward(y.len(), &WalkForward { folds, test_size, gap, max_train_size })?
+            Splitter::TimeSeries { folds, gap, test_size, max_train_size, step } => {
+                Ok(walk_forward(y.len(), &WalkForward { folds, test_size, gap, max_train_size, step })?
                     .into_iter()
                     .map(|f| Fold { train: f.train.collect(), test: f.test.collect() })
                     .collect())

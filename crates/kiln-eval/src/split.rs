@@ -206,12 +206,16 @@ pub struct WalkForward {
     pub gap: usize,
     /// `None`: an expanding window (every row before the gap); `Some(n)`: a sliding window of the last `n` rows
     pub max_train_size: Option<usize>,
+    /// rows between the starts of consecutive test blocks; `None`: the test size (blocks follow each other, as
+    /// scikit-learn's); smaller overlaps the blocks, larger leaves rows between them. The last block ends with the
+    /// data.
+    pub step: Option<usize>,
 }
 
 impl WalkForward {
     /// `folds` expanding-window folds with test blocks of `n_rows / (folds + 1)` rows and no gap.
     pub fn new(folds: usize) -> WalkForward {
-        WalkForward { folds, test_size: None, gap: 0, max_train_size: None }
+        WalkForward { folds, test_size: None, gap: 0, max_train_size: None, step: None }
     }
 }
 
@@ -245,6 +249,9 @@ pub fn walk_forward(n_rows: usize, spec: &WalkForward) -> Result<Vec<TimeFold>, 
     if spec.max_train_size == Some(0) {
         return Err(invalid("max_train_size", "must be at least 1 row".to_string()));
     }
+    if spec.step == Some(0) {
+        return Err(invalid("step", "must be at least 1 row".to_string()));
+    }
     if k + 1 > n_rows {
         return Err(EvalError::Folds {
             folds: k,
@@ -252,8 +259,14 @@ pub fn walk_forward(n_rows: usize, spec: &WalkForward) -> Result<Vec<TimeFold>, 
         });
     }
     let test_size = spec.test_size.unwrap_or(n_rows / (k + 1));
+    let step = spec.step.unwrap_or(test_size);
     let gap = spec.gap;
-    let first_test = k.checked_mul(test_size).and_then(|t| n_rows.checked_sub(t)).unwrap_or(0);
+    // the last block ends with the data; the others start `step` rows apart before it
+    let first_test = (k - 1)
+        .checked_mul(step)
+        .and_then(|s| s.checked_add(test_size))
+        .and_then(|span| n_rows.checked_sub(span))
+        .unwrap_or(0);
     if first_test <= gap {
         return Err(EvalError::Folds {
             folds: k,
@@ -264,7 +277,7 @@ pub fn walk_forward(n_rows: usize, spec: &WalkForward) -> Result<Vec<TimeFold>, 
     }
     Ok((0..k)
         .map(|i| {
-            let start = first_test + i * test_size;
+            let start = first_test + i * step;
             let train_end = start - gap;
             let train_start = spec.max_train_size.map_or(0, |m| train_end.saturating_sub(m));
             TimeFold { train: train_start..train_end, gap: train_end..start, test: start..start + test_size }

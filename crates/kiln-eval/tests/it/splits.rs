@@ -242,7 +242,7 @@ for c, l in enumerate(l for l in LINES if l):
     );
     let none = |v: usize| (v > 0).then_some(v);
     for (c, &(n, k, t, gap, m)) in cases.iter().enumerate() {
-        let spec = WalkForward { folds: k, test_size: none(t), gap, max_train_size: none(m) };
+        let spec = WalkForward { folds: k, test_size: none(t), gap, max_train_size: none(m), step: None };
         let folds = walk_forward(n, &spec).unwrap();
         assert_eq!(folds.len(), k);
         for (i, f) in folds.iter().enumerate() {
@@ -260,8 +260,8 @@ for c, l in enumerate(l for l in LINES if l):
     }
     // what scikit-learn refuses, refused with the key at fault
     let refused = [
-        (10, WalkForward { folds: 3, test_size: Some(4), gap: 0, max_train_size: None }),
-        (10, WalkForward { folds: 3, test_size: Some(3), gap: 1, max_train_size: None }),
+        (10, WalkForward { folds: 3, test_size: Some(4), gap: 0, max_train_size: None, step: None }),
+        (10, WalkForward { folds: 3, test_size: Some(3), gap: 1, max_train_size: None, step: None }),
     ];
     for (n, spec) in refused {
         let e = walk_forward(n, &spec).unwrap_err();
@@ -271,4 +271,25 @@ for c, l in enumerate(l for l in LINES if l):
     assert!(e.to_string().contains("test_size"), "{e}");
     let e = walk_forward(10, &WalkForward { max_train_size: Some(0), ..WalkForward::new(2) }).unwrap_err();
     assert!(e.to_string().contains("max_train_size"), "{e}");
+}
+
+/// `step`: test blocks `step` rows apart, the last ending with the data; equal to the test size it is scikit-learn's.
+#[test]
+fn walk_forward_step_spaces_the_test_blocks() {
+    let base = WalkForward { folds: 4, test_size: Some(10), gap: 2, max_train_size: None, step: None };
+    let same = walk_forward(100, &WalkForward { step: Some(10), ..base }).unwrap();
+    assert_eq!(same, walk_forward(100, &base).unwrap());
+    // overlapping blocks every 5 rows: 75..85, 80..90, 85..95, 90..100
+    let overlapping = walk_forward(100, &WalkForward { step: Some(5), ..base }).unwrap();
+    let starts: Vec<usize> = overlapping.iter().map(|f| f.test.start).collect();
+    assert_eq!(starts, vec![75, 80, 85, 90]);
+    assert!(overlapping.iter().all(|f| f.test.len() == 10 && f.train == (0..f.test.start - 2)));
+    // blocks 20 apart, rows between them: 40..50, 60..70, 80..90 and 90..100 would overlap; last ends at 100
+    let spaced = walk_forward(100, &WalkForward { step: Some(20), ..base }).unwrap();
+    let starts: Vec<usize> = spaced.iter().map(|f| f.test.start).collect();
+    assert_eq!(starts, vec![30, 50, 70, 90]);
+    let e = walk_forward(100, &WalkForward { step: Some(40), ..base }).unwrap_err();
+    assert_eq!(e.code(), kiln_domain::Code::NotEnoughRows, "{e}");
+    let e = walk_forward(100, &WalkForward { step: Some(0), ..base }).unwrap_err();
+    assert!(e.to_string().contains("step"), "{e}");
 }
