@@ -461,3 +461,39 @@ def test_step_spaces_the_test_blocks(tmp_path):
     config.write_text(f"extends: [{REPO / 'conf/experiments/eurusd.yaml'}]\nbacktest:\n  step: 5\n")
     proc = run_kiln("backtest", "--config", config, "--tracking-uri", tmp_path / "m", check=False)
     assert proc.returncode == 2 and "backtest.step" in proc.stderr, proc.stderr
+
+
+def test_tabular_regression_folds_are_kfold_and_metrics_are_sklearn(tmp_path):
+    """A regression on the Telco rows (monthly charges from the other columns): KFold(5, shuffle=False) folds, the
+    training rows' mean as the baseline."""
+    config = tmp_path / "charges.yaml"
+    config.write_text(f"""extends: [{REPO / 'conf/base/tracking.yaml'}, {REPO / 'conf/base/lightgbm.yaml'}]
+name: telco_charges
+data:
+  path: {REPO / 'data/Telco-Customer-Churn_IBM.csv'}
+  id_column: customerID
+  exclude: [Churn, TotalCharges]
+task:
+  kind: regression
+  target: MonthlyCharges
+features: __AUTO__
+preprocess:
+  - one_hot: {{columns: categorical, unknown: ignore, drop: if_binary}}
+split:
+  test_size: 0.2
+  validation_size: 0.1
+  seed: 42
+""")
+    _, oof, report = run_backtest(tmp_path, config, "--folds", "5")
+    from sklearn.model_selection import KFold
+    telco = pd.read_csv(REPO / "data/Telco-Customer-Churn_IBM.csv")
+    for fold, (train, test) in zip(report["folds"], KFold(5).split(np.zeros(len(telco)))):
+        part = oof[oof["fold"] == fold["fold"]]
+        assert list(part["id"]) == list(telco["customerID"].iloc[test])
+        model = regression_reference(part["actual"].to_numpy(), part["prediction"].to_numpy())
+        for name in ("rmse", "mae", "r2"):
+            close(fold["metrics"][f"test/{name}"], model[name], f"fold {fold['fold']} {name}")
+        # the baseline: the mean of the fold's training rows (less its validation rows)
+        assert part["baseline"].nunique() == 1
+        close(fold["metrics"]["baseline/test/rmse"],
+              skm.root_mean_squared_error(part["actual"], part["baseline"]), "mean baseline rmse")
