@@ -61,12 +61,13 @@ test: build python ## the whole test suite: Rust unit/integration tests, then en
 	cargo test --release --locked --workspace
 	KILN=$(KILN) $(PY) -m pytest -q tests
 
-screenshots: build ## MLflow UI screenshots of two churn runs (docs/mlflow-ui/*.png), with headless Chromium
+screenshots: build ## MLflow UI screenshots of two churn runs and an EUR/USD backtest (docs/mlflow-ui/*.png), headless Chromium
 	@command -v chromium >/dev/null || { echo "installing chromium"; $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
 	@rm -rf out/screenshots && mkdir -p out/screenshots
 	@$(KILN) train --config conf/experiments/churn_xgboost.yaml --tracking-uri out/screenshots/mlruns >/dev/null
 	@$(KILN) train --config conf/experiments/churn.yaml --register --tracking-uri out/screenshots/mlruns >/dev/null
+	@$(KILN) backtest --config conf/experiments/eurusd.yaml --tracking-uri out/screenshots/mlruns >/dev/null 2>&1
 	@$(PY) scripts/mlflow_ui_screenshots.py out/screenshots/mlruns docs/mlflow-ui
 
 fmt:
