@@ -6,16 +6,13 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use kiln::create_store;
-use kiln_data::FileSource;
-use kiln_domain::{Column, DataSource, Frame, LoadedData};
+use kiln_domain::{Column, Frame, LoadedData};
 use kiln_eval::{Simulation, Splitter, WalkForward};
 use kiln_store::PlotChartRenderer;
-use kiln_train::{
-    BacktestOutcome, BacktestRun, BacktestSpec, FitSpec, FoldedRows, OofFile, Progress, TaskSpec, TrackedBacktest,
-};
+use kiln_train::{BacktestOutcome, BacktestRun, BacktestSpec, FitSpec, FoldedRows, OofFile, TaskSpec, TrackedBacktest};
 
 use crate::cli::BacktestArgs;
-use crate::commands::{StderrProgress, load_experiment, now_ms, read_options, run_tags};
+use crate::commands::{StderrProgress, load_data, load_experiment, now_ms, run_tags};
 use crate::config;
 use crate::exit::bad_input;
 use crate::table::number_table;
@@ -111,13 +108,7 @@ pub(crate) fn backtest(args: BacktestArgs) -> Result<u8> {
     let gap = args.gap.or(section.gap);
     let max_train_size = args.max_train_size.or(section.max_train_size);
 
-    let mut opts =
-        read_options(exp.data.time_column.as_deref(), exp.data.time_format.clone(), exp.data.na_values.clone());
-    opts.columns = settings.read_columns();
-    let source = FileSource::new(&exp.data.path, opts);
-    progress.step(&format!("reading {}", source.describe()));
-    let LoadedData { frame, sha256: data_sha256, origin: data_origin } = source.load()?;
-    let task = settings.task_spec(frame.names())?;
+    let (LoadedData { frame, sha256: data_sha256, origin: data_origin }, task) = load_data(&settings, &progress)?;
     let classification = task.is_classification();
     if let Some(score) = &section.score {
         score.check(classification, section.trading.is_some())?;

@@ -12,7 +12,7 @@ use kiln_domain::{DataSource, LoadedData};
 use kiln_features::FittedPipeline;
 use kiln_models::Bundle;
 use kiln_store::{GuardedStore, PlotChartRenderer};
-use kiln_train::{Progress, RegisterSpec, TrainSpec};
+use kiln_train::{Progress, RegisterSpec, TaskSpec, TrainSpec};
 
 use crate::cli::{Cli, Command, ConfigCommand, PredictArgs, SyncArgs, TrainArgs};
 use crate::config;
@@ -101,11 +101,21 @@ fn git_commit() -> Option<String> {
     out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
-pub(crate) fn read_options(
-    time_column: Option<&str>,
-    time_format: Option<String>,
-    na: Option<Vec<String>>,
-) -> ReadOptions {
+/// The experiment's data and its task: a forecast reads only the columns its recipe needs, a tabular task every
+/// column (for `__AUTO__`).
+pub(crate) fn load_data(settings: &Settings, progress: &dyn Progress) -> Result<(LoadedData, TaskSpec)> {
+    let exp = &settings.experiment;
+    let mut opts =
+        read_options(exp.data.time_column.as_deref(), exp.data.time_format.clone(), exp.data.na_values.clone());
+    opts.columns = settings.read_columns();
+    let source = FileSource::new(&exp.data.path, opts);
+    progress.step(&format!("reading {}", source.describe()));
+    let data = source.load()?;
+    let task = settings.task_spec(data.frame.names())?;
+    Ok((data, task))
+}
+
+fn read_options(time_column: Option<&str>, time_format: Option<String>, na: Option<Vec<String>>) -> ReadOptions {
     let mut opts = ReadOptions { time_column: time_column.map(str::to_string), time_format, ..ReadOptions::default() };
     if let Some(na) = na {
         opts.na_values = na;
@@ -126,14 +136,7 @@ fn train(args: TrainArgs) -> Result<u8> {
         (_, false) => None,
     };
 
-    // a forecast reads only the columns its recipe needs; a tabular task reads every column (for __AUTO__)
-    let mut opts =
-        read_options(exp.data.time_column.as_deref(), exp.data.time_format.clone(), exp.data.na_values.clone());
-    opts.columns = settings.read_columns();
-    let source = FileSource::new(&exp.data.path, opts);
-    progress.step(&format!("reading {}", source.describe()));
-    let LoadedData { frame, sha256: data_sha256, origin: data_origin } = source.load()?;
-    let task = settings.task_spec(frame.names())?;
+    let (LoadedData { frame, sha256: data_sha256, origin: data_origin }, task) = load_data(&settings, &progress)?;
 
     let uri = args.tracking_uri.clone().unwrap_or_else(|| exp.tracking.uri.clone());
     let opened = create_store(&uri)?;

@@ -13,7 +13,7 @@ use crate::backtest::{BacktestOutcome, BacktestSpec, backtest, fold_summary, tra
 use crate::evaluate::Evaluation;
 use crate::fit::Progress;
 use crate::score::{Score, ScoreSpec, composite_score};
-use crate::train::{Ports, log_params_chunked, point, run_params, to_json};
+use crate::train::{Ports, fail_run, log_params_chunked, point, run_params, to_json};
 
 /// What the run records beside the folds.
 #[derive(Debug, Clone)]
@@ -77,13 +77,7 @@ pub fn backtest_run(
             Ok(TrackedBacktest { outcome, trading, score, run })
         }
         Err(e) => {
-            let note = format!("failed: [{}] {e}", e.code());
-            if let Err(second) = ports.tracker.set_tags(&run.run_id, &[("kiln.error".into(), note)]) {
-                progress.step(&format!("could not record the error on run {}: {second}", run.run_id));
-            }
-            if let Err(second) = ports.tracker.end_run(&run.run_id, RunStatus::Failed, (ports.clock)()) {
-                progress.step(&format!("could not mark run {} FAILED: {second}", run.run_id));
-            }
+            fail_run(ports, &run.run_id, &e, progress);
             Err(e)
         }
     }

@@ -121,16 +121,21 @@ pub fn train(
             Ok(TrainOutcome { run, ..outcome })
         }
         Err(e) => {
-            // best effort: the original error is what the user needs; a second failure is reported beside it
-            let note = format!("failed: [{}] {e}", e.code());
-            if let Err(second) = ports.tracker.set_tags(&run.run_id, &[("kiln.error".into(), note)]) {
-                progress.step(&format!("could not record the error on run {}: {second}", run.run_id));
-            }
-            if let Err(second) = ports.tracker.end_run(&run.run_id, RunStatus::Failed, (ports.clock)()) {
-                progress.step(&format!("could not mark run {} FAILED: {second}", run.run_id));
-            }
+            fail_run(ports, &run.run_id, &e, progress);
             Err(e)
         }
+    }
+}
+
+/// Marks a run FAILED with the error as its `kiln.error` tag. Best effort: the original error is what the user needs;
+/// a second failure is reported beside it.
+pub(crate) fn fail_run(ports: &Ports<'_>, run: &RunId, error: &TrainError, progress: &dyn Progress) {
+    let note = format!("failed: [{}] {error}", error.code());
+    if let Err(second) = ports.tracker.set_tags(run, &[("kiln.error".into(), note)]) {
+        progress.step(&format!("could not record the error on run {run}: {second}"));
+    }
+    if let Err(second) = ports.tracker.end_run(run, RunStatus::Failed, (ports.clock)()) {
+        progress.step(&format!("could not mark run {run} FAILED: {second}"));
     }
 }
 
