@@ -48,7 +48,9 @@ pub(crate) enum Command {
     /// naive baseline of those rows. A forecast gets walk-forward folds (scikit-learn's TimeSeriesSplit: --folds,
     /// --test-size, --gap, --max-train-size for a sliding window); tabular rows get k-fold folds (stratified for a
     /// classifier). Folds run in parallel; the result does not depend on --threads. Prints the fold table with the
-    /// mean and standard deviation over folds, and writes every out-of-fold prediction with --oof
+    /// mean and standard deviation over folds; with a `backtest.trading` section, trades the out-of-fold price
+    /// forecasts beside buy and hold; with `backtest.score`, ranks by a composite score. All of it is one tracked
+    /// run (per-fold metrics as steps, the out-of-fold predictions, charts); --oof and --json write copies here
     #[command(after_help = "Examples:\n  kiln backtest --config conf/experiments/eurusd.yaml --folds 10\n  \
 kiln backtest --config conf/experiments/etth1.yaml --test-size 720 --max-train-size 8760 --oof oof.parquet\n  \
 kiln backtest --config conf/experiments/churn.yaml --folds 5")]
