@@ -347,16 +347,20 @@ fn substitute(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String
     Ok(out)
 }
 
+/// Whether a variable or key name names a secret: it holds password, token, secret, api_key, apikey, credential or
+/// private_key, in any case.
+fn names_a_secret(name: &str) -> bool {
+    const MARKS: [&str; 7] = ["password", "token", "secret", "api_key", "apikey", "credential", "private_key"];
+    let lower = name.to_ascii_lowercase();
+    MARKS.iter().any(|m| lower.contains(m))
+}
+
 /// Environment variables whose values are secrets: names holding PASSWORD, TOKEN, SECRET, API_KEY, APIKEY,
 /// CREDENTIAL or PRIVATE_KEY (MLflow's MLFLOW_TRACKING_PASSWORD and _TOKEN, kiln's KILN_API_KEYS, AWS and GCP keys).
 /// Values shorter than 4 characters are left out (they would redact ordinary text).
 pub(crate) fn secret_env_values(vars: impl Iterator<Item = (String, String)>) -> Vec<String> {
-    const MARKS: [&str; 7] = ["PASSWORD", "TOKEN", "SECRET", "API_KEY", "APIKEY", "CREDENTIAL", "PRIVATE_KEY"];
     let mut out: Vec<String> = vars
-        .filter(|(name, value)| {
-            let upper = name.to_ascii_uppercase();
-            MARKS.iter().any(|m| upper.contains(m)) && value.chars().count() >= 4
-        })
+        .filter(|(name, value)| names_a_secret(name) && value.chars().count() >= 4)
         .flat_map(|(name, value)| {
             // a list of keys (KILN_API_KEYS) is redacted key by key too
             let parts: Vec<String> = if name.to_ascii_uppercase().ends_with("KEYS") {
@@ -390,9 +394,7 @@ pub(crate) fn redact(value: &mut serde_json::Value, secrets: &[String]) {
         serde_json::Value::Array(items) => items.iter_mut().for_each(|v| redact(v, secrets)),
         serde_json::Value::Object(map) => {
             for (key, v) in map.iter_mut() {
-                let lower = key.to_ascii_lowercase();
-                let secret_key = ["password", "token", "secret", "api_key", "apikey"].iter().any(|m| lower.contains(m));
-                if secret_key && !v.is_null() {
+                if names_a_secret(key) && !v.is_null() {
                     *v = serde_json::Value::String("***".into());
                 } else {
                     redact(v, secrets);

@@ -41,11 +41,11 @@ coded_errors!(
     kiln_data::ReadError,
     kiln::Error,
     crate::config::ConfigError,
-    crate::serve_cmd::InvalidFlags,
     BadInput,
 );
 
-/// Flags or arguments the CLI itself finds wrong (exit 2, like every invalid input).
+/// Flags, arguments, key files or environment variables the CLI itself finds wrong (exit 2, like every invalid
+/// input).
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub(crate) struct BadInput(pub(crate) String);

@@ -16,11 +16,12 @@ use kiln_serve::{
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::cli::{AccessLogFormat, ServeArgs};
+use crate::exit::BadInput;
 
 pub(crate) fn serve(args: ServeArgs) -> Result<u8> {
     let start = Instant::now();
     // before the model: a bad key file or origin should not wait for a model download
-    let http = http_config(&args).map_err(|e| InvalidFlags(format!("{e:#}")))?;
+    let http = http_config(&args).map_err(|e| BadInput(format!("{e:#}")))?;
     let nofile = kiln_serve::raise_open_file_limit();
     let limits = connection_limits(&args, nofile)?;
     let uri = kiln::tracking_uri(args.tracking_uri.clone());
@@ -122,29 +123,18 @@ async fn listen(host: &str, port: u16) -> std::io::Result<tokio::net::TcpListene
     socket.listen(ACCEPT_BACKLOG)
 }
 
-/// A flag, key file or environment variable of `kiln serve` that cannot be used (exit code 2, invalid input).
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub(crate) struct InvalidFlags(String);
-
-impl kiln_domain::HasCode for InvalidFlags {
-    fn code(&self) -> kiln_domain::Code {
-        kiln_domain::Code::ConfigInvalid
-    }
-}
-
 /// File descriptors kept below the open-file limit for what is not a connection: the store and the bundles hot
 /// reload reads, the runtime's own, and the connections being answered 503 over the cap.
 const RESERVED_FDS: u64 = 512;
 
 /// The connection limits from the flags, with `--max-connections` checked against the open-file limit `nofile`
 /// (`None`: unlimited) so that [`RESERVED_FDS`] stay free when every connection is open.
-fn connection_limits(args: &ServeArgs, nofile: Option<u64>) -> Result<ConnectionLimits, InvalidFlags> {
+fn connection_limits(args: &ServeArgs, nofile: Option<u64>) -> Result<ConnectionLimits, BadInput> {
     let room = nofile.map(|n| n.saturating_sub(RESERVED_FDS));
     let default = ConnectionLimits::DEFAULT_MAX_CONNECTIONS as u64;
     let max = match (args.max_connections, room) {
         (Some(n), Some(room)) if n > room => {
-            return Err(InvalidFlags(format!(
+            return Err(BadInput(format!(
                 "--max-connections {n} leaves fewer than {RESERVED_FDS} of the {} open files this process may have \
                  for the store and hot reload; use at most {room}, or raise the limit (ulimit -n)",
                 nofile.unwrap_or_default()
@@ -152,7 +142,7 @@ fn connection_limits(args: &ServeArgs, nofile: Option<u64>) -> Result<Connection
         }
         (Some(n), _) => n,
         (None, Some(0)) => {
-            return Err(InvalidFlags(format!(
+            return Err(BadInput(format!(
                 "the open-file limit ({}) is too low to serve: raise it (ulimit -n) above {RESERVED_FDS}",
                 nofile.unwrap_or_default()
             )));
@@ -163,7 +153,7 @@ fn connection_limits(args: &ServeArgs, nofile: Option<u64>) -> Result<Connection
     Ok(ConnectionLimits {
         header_timeout: Duration::from_millis(args.header_timeout_ms),
         idle_timeout: Duration::from_millis(args.idle_timeout_ms),
-        max_connections: usize::try_from(max).map_err(|_| InvalidFlags("--max-connections is too large".into()))?,
+        max_connections: usize::try_from(max).map_err(|_| BadInput("--max-connections is too large".into()))?,
     })
 }
 

@@ -40,14 +40,9 @@ impl fmt::Display for Location {
     }
 }
 
-/// A name or cell cut to a readable length: an error message never echoes a 200 MB header or cell.
-pub(crate) fn cut(text: &str) -> String {
-    const MAX: usize = 80;
-    let n = text.chars().count();
-    if n <= MAX {
-        return text.to_string();
-    }
-    format!("{}... ({n} characters)", text.chars().take(MAX).collect::<String>())
+/// A name or cell cut to a readable length (80 characters) for a message.
+fn cut(text: &str) -> String {
+    kiln_domain::cut_for_message(text, 80)
 }
 
 /// At most 30 column names, each cut.

@@ -279,3 +279,13 @@ impl HasCode for SourceError {
         self.code
     }
 }
+
+/// `text` cut to `max` characters for an error message, with its length when cut: a message never echoes a 200 MB
+/// header or cell whole.
+pub fn cut_for_message(text: &str, max: usize) -> String {
+    let n = text.chars().count();
+    if n <= max {
+        return text.to_string();
+    }
+    format!("{}... ({n} characters)", text.chars().take(max).collect::<String>())
+}

@@ -12,7 +12,7 @@ mod model_ref;
 mod ports;
 mod time;
 
-pub use error::{Code, DomainError, ErrorKind, HasCode, PortError, SourceError, chain_text};
+pub use error::{Code, DomainError, ErrorKind, HasCode, PortError, SourceError, chain_text, cut_for_message};
 pub use frame::{Column, ColumnKind, Frame};
 pub use ml::{Estimator, Matrix, Predictor};
 pub use model_ref::{ModelRef, VersionSelector};

@@ -167,6 +167,10 @@ pub struct Simulation {
     /// equity after each period, from `initial_capital`
     pub equity: Vec<f64>,
     pub benchmark_equity: Vec<f64>,
+    /// the fall from the running peak after each period (0 at a peak, -0.25 a quarter below it; the starting
+    /// equity is the first peak)
+    pub drawdown: Vec<f64>,
+    pub benchmark_drawdown: Vec<f64>,
     pub periods_per_year: f64,
     pub strategy: TradingMetrics,
     pub benchmark: TradingMetrics,
@@ -237,6 +241,8 @@ pub fn simulate(
     Ok(Simulation {
         equity: equity_curve(&returns, spec.initial_capital),
         benchmark_equity: equity_curve(&benchmark_returns, spec.initial_capital),
+        drawdown: drawdown_curve(&returns),
+        benchmark_drawdown: drawdown_curve(&benchmark_returns),
         positions,
         returns,
         benchmark_returns,
@@ -244,6 +250,20 @@ pub fn simulate(
         strategy,
         benchmark,
     })
+}
+
+/// The fall from the running peak after each period, equity from 1 before the first period (so that a loss in the
+/// first period is a drawdown, as quantstats counts it).
+fn drawdown_curve(returns: &[f64]) -> Vec<f64> {
+    let (mut peak, mut equity) = (1.0_f64, 1.0_f64);
+    returns
+        .iter()
+        .map(|r| {
+            equity *= 1.0 + r;
+            peak = peak.max(equity);
+            equity / peak - 1.0
+        })
+        .collect()
 }
 
 fn equity_curve(returns: &[f64], start: f64) -> Vec<f64> {
@@ -284,19 +304,13 @@ fn metrics(
     let downside_squares: Vec<f64> = excess.iter().filter(|r| **r < 0.0).map(|r| r * r).collect();
     let downside = (pairwise_sum(&downside_squares) / n).sqrt();
     let sortino = if downside == 0.0 { f64::NAN } else { mean(&excess) / downside * ppy.sqrt() };
-    // equity from 1 before the first period, so that a loss in the first period is a drawdown
-    let (mut peak, mut equity, mut max_drawdown) = (1.0_f64, 1.0_f64, 0.0_f64);
+    let drawdown = drawdown_curve(returns);
+    let max_drawdown = drawdown.iter().copied().fold(0.0_f64, f64::min);
+    // the longest run of periods below a previous peak
     let (mut below, mut longest) = (0usize, 0usize);
-    for r in returns {
-        equity *= 1.0 + r;
-        if equity >= peak {
-            peak = equity;
-            below = 0;
-        } else {
-            below += 1;
-            longest = longest.max(below);
-        }
-        max_drawdown = max_drawdown.min(equity / peak - 1.0);
+    for d in &drawdown {
+        below = if *d < 0.0 { below + 1 } else { 0 };
+        longest = longest.max(below);
     }
     let calmar = cagr / max_drawdown.abs();
     let market: Vec<f64> = returns.iter().zip(in_market).filter(|(_, m)| **m).map(|(r, _)| *r).collect();

@@ -134,15 +134,10 @@ impl LocalStore {
         &self.root
     }
 
-    /// Where temporary files are written before being renamed into place (created when missing: a store made by
-    /// MLflow, or opened read-only, may not have it yet).
+    /// Where temporary files are written before being renamed into place (the writers create it when missing: a
+    /// store made by MLflow, or one nobody wrote to yet, may not have it).
     fn staging(&self) -> PathBuf {
-        let dir = self.root.join(TRASH);
-        if !dir.is_dir() {
-            // a failure shows in the write that follows, which names the folder
-            let _ = std::fs::create_dir_all(&dir);
-        }
-        dir
+        self.root.join(TRASH)
     }
 
     fn lock(&self) -> MutexGuard<'_, ()> {

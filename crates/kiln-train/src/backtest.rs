@@ -248,7 +248,8 @@ pub fn backtest(
             let on = &parts[fitting.fold.fold - 1];
             let rolled =
                 Parts { train: on.train.clone(), validation: on.validation.clone(), test: p.test.clone(), gap: p.gap };
-            let fold = score_fold(spec, &design, &rolled, i, fitting.fold.fold, &fitting.outputs, 0.0)?;
+            let evaluation = crate::evaluate::evaluate(spec.fit.task, &design, &rolled, &fitting.outputs)?;
+            let fold = score_fold(spec, &design, &rolled, i, fitting.fold.fold, &fitting.outputs, evaluation, 0.0)?;
             progress.step(&format!(
                 "fold {}: scored by fold {}'s fit (refit_every {})",
                 i + 1,
@@ -333,11 +334,13 @@ fn run_fold(spec: &BacktestSpec<'_>, design: &Design, parts: &Parts, i: usize) -
     let started = Instant::now();
     let fitted = fit_parts(&spec.fit, design, parts, &Quiet)?;
     let seconds = started.elapsed().as_secs_f64();
-    let fold = score_fold(spec, design, parts, i, i + 1, &fitted.outputs, seconds)?;
+    let fold = score_fold(spec, design, parts, i, i + 1, &fitted.outputs, fitted.evaluation, seconds)?;
     Ok(Fitting { fold, outputs: fitted.outputs })
 }
 
-/// Fold `i`'s scores from `outputs` (the model's output for every design row, of the fit on `fitted_on`).
+/// Fold `i`'s scores: `evaluation` of `outputs` (the model's output for every design row, of the fit on
+/// `fitted_on`) on the fold's parts.
+#[allow(clippy::too_many_arguments)] // the fold and the fit that scores it, each needed once
 fn score_fold(
     spec: &BacktestSpec<'_>,
     design: &Design,
@@ -345,9 +348,9 @@ fn score_fold(
     i: usize,
     fitted_on: usize,
     outputs: &[f64],
+    evaluation: Evaluation,
     fit_seconds: f64,
 ) -> Result<FoldOutcome, TrainError> {
-    let evaluation = crate::evaluate::evaluate(spec.fit.task, design, parts, outputs)?;
     let predictions = match spec.fit.task {
         TaskSpec::Forecast { recipe, .. } => forecast_predictions(recipe.target_transform, design, outputs),
         TaskSpec::Tabular { .. } => outputs.to_vec(),

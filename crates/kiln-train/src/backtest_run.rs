@@ -369,24 +369,13 @@ fn charts(
             &[("strategy".to_string(), sim.equity.clone()), ("buy & hold".to_string(), sim.benchmark_equity.clone())],
         )?;
         ports.artifacts.put_bytes(id, "equity.png", &png)?;
-        let drawdown = |equity: &[f64], start: f64| -> Vec<f64> {
-            let mut peak = start;
-            equity
-                .iter()
-                .map(|e| {
-                    peak = peak.max(*e);
-                    e / peak - 1.0
-                })
-                .collect()
-        };
-        let start = sim.equity.first().map_or(1.0, |_| sim.strategy.final_equity / (1.0 + sim.strategy.total_return));
         let png = ports.charts.series_chart(
             &format!("{run_name}: drawdown from the running peak"),
             "drawdown",
             times,
             &[
-                ("strategy".to_string(), drawdown(&sim.equity, start)),
-                ("buy & hold".to_string(), drawdown(&sim.benchmark_equity, start)),
+                ("strategy".to_string(), sim.drawdown.clone()),
+                ("buy & hold".to_string(), sim.benchmark_drawdown.clone()),
             ],
         )?;
         ports.artifacts.put_bytes(id, "drawdown.png", &png)?;

@@ -147,15 +147,6 @@ fn apply_missing_rules(
     Ok(Kept { rows, missing_target, missing_feature_rows, missing_feature_dropped })
 }
 
-/// A value cut to a readable length for a message.
-fn cut(text: &str) -> String {
-    if text.chars().count() <= 40 {
-        text.to_string()
-    } else {
-        format!("{}...", text.chars().take(40).collect::<String>())
-    }
-}
-
 fn take<T: Clone>(values: &[T], rows: &[usize]) -> Vec<T> {
     rows.iter().map(|&i| values[i].clone()).collect()
 }
@@ -392,7 +383,8 @@ fn tabular(
             Column::Timestamp(_) => std::collections::BTreeSet::new(),
         };
         if classes.len() > 2 {
-            let shown: Vec<String> = classes.iter().take(5).map(|c| format!("'{}'", cut(c))).collect();
+            let shown: Vec<String> =
+                classes.iter().take(5).map(|c| format!("'{}'", kiln_domain::cut_for_message(c, 40))).collect();
             return Err(TrainError::Target(format!(
                 "target column '{target}' has {} classes ({}{}); a binary classifier needs exactly two: \
                  task.positive '{positive}' and one other (map or drop the other rows first)",

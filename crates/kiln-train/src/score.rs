@@ -118,6 +118,8 @@ pub struct ScoreTerm {
     pub value: f64,
     /// the value oriented so that higher is better (`g(value)`)
     pub oriented: f64,
+    /// `g` written out: `r2`, `-rmse`, `(1 - |drawdown|)`
+    pub expression: String,
 }
 
 /// A composite score and its terms.
@@ -130,18 +132,8 @@ pub struct Score {
 impl Score {
     /// `0.3 × r2 (0.986) + 0.4 × sharpe (-0.675) + 0.3 × (1 - |drawdown|) (0.258) = -0.04`
     pub fn formula(&self) -> String {
-        let terms: Vec<String> = self
-            .terms
-            .iter()
-            .map(|t| {
-                let g = match t.name.as_str() {
-                    "drawdown" | "max_drawdown" => format!("(1 - |{}|)", t.name),
-                    _ if t.oriented == t.value => t.name.clone(),
-                    _ => format!("-{}", t.name),
-                };
-                format!("{} × {g} ({:.6})", t.weight, t.oriented)
-            })
-            .collect();
+        let terms: Vec<String> =
+            self.terms.iter().map(|t| format!("{} × {} ({:.6})", t.weight, t.expression, t.oriented)).collect();
         format!("{} = {:.6}", terms.join(" + "), self.value)
     }
 }
@@ -174,12 +166,12 @@ pub fn composite_score(
             }
             (Source::Trading, None) => f64::NAN,
         };
-        let oriented = match orientation {
-            Orientation::Higher => value,
-            Orientation::Lower => -value,
-            Orientation::Drawdown => 1.0 - value.abs(),
+        let (oriented, expression) = match orientation {
+            Orientation::Higher => (value, name.clone()),
+            Orientation::Lower => (-value, format!("-{name}")),
+            Orientation::Drawdown => (1.0 - value.abs(), format!("(1 - |{name}|)")),
         };
-        terms.push(ScoreTerm { name: name.clone(), weight, value, oriented });
+        terms.push(ScoreTerm { name: name.clone(), weight, value, oriented, expression });
     }
     let value = terms.iter().map(|t| t.weight * t.oriented).sum();
     Ok(Score { value, terms })

@@ -31,14 +31,24 @@ fn write_atomic_with(
     target: &Path,
     fill: impl FnOnce(&mut File) -> io::Result<()>,
 ) -> Result<(), PortError> {
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".kiln-tmp-")
-        .tempfile_in(staging)
+    let mut tmp = staged(staging, |dir| tempfile::Builder::new().prefix(TMP_PREFIX).tempfile_in(dir))
         .map_err(|e| io_error("create a temporary file in", staging, &e))?;
     fill(tmp.as_file_mut()).map_err(|e| io_error("write", target, &e))?;
     tmp.as_file().sync_all().map_err(|e| io_error("fsync", target, &e))?;
     tmp.persist(target).map_err(|e| io_error("write", target, &e.error))?;
     sync_parent(target)
+}
+
+/// `make(staging)`, creating the staging folder first when it is missing (a store MLflow made, or one opened by a
+/// reader, may not have it yet).
+fn staged<T>(staging: &Path, make: impl Fn(&Path) -> io::Result<T>) -> io::Result<T> {
+    match make(staging) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            fs::create_dir_all(staging)?;
+            make(staging)
+        }
+        other => other,
+    }
 }
 
 /// Makes a rename or removal in `path`'s folder durable.
@@ -254,9 +264,7 @@ pub(crate) const TMP_PREFIX: &str = ".kiln-tmp-";
 
 impl StagedDir {
     pub(crate) fn new(staging: &Path) -> Result<StagedDir, PortError> {
-        let dir = tempfile::Builder::new()
-            .prefix(TMP_PREFIX)
-            .tempdir_in(staging)
+        let dir = staged(staging, |dir| tempfile::Builder::new().prefix(TMP_PREFIX).tempdir_in(dir))
             .map_err(|e| io_error("create a temporary folder in", staging, &e))?;
         Ok(StagedDir { path: dir.keep() })
     }

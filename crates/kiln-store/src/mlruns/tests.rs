@@ -432,6 +432,10 @@ fn opening_a_missing_store_is_an_error_that_creates_nothing() {
     assert!(store.registered_models().unwrap().is_empty());
     assert!(store.repair().unwrap() == super::Repaired::default());
     assert_eq!(fs::read_dir(&missing).unwrap().count(), 0);
+    // a writer into it creates the staging folder it needs
+    let exp = store.experiment_by_name("e").unwrap();
+    store.create_run(&exp, "r", &[], 1).unwrap();
+    assert!(missing.join(".trash").is_dir());
 }
 
 /// Every folder under `models/` has its meta.yaml (what MLflow's file store needs to list the registry).
