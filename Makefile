@@ -13,11 +13,15 @@ export MLFLOW_DISABLE_TELEMETRY := true
 KILN := $(CARGO_TARGET_DIR)/release/kiln
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 REQ_STAMP := $(VENV)/.req-$(shell sha256sum tests/requirements.txt | cut -c1-12)
+# the reference tools that need pandas < 3 (skforecast, mlforecast) live in a second venv
+FORECAST_VENV := $(CURDIR)/.venv-forecast
+FORECAST_PY := $(FORECAST_VENV)/bin/python
+FORECAST_REQ_STAMP := $(FORECAST_VENV)/.req-$(shell sha256sum tests/requirements-forecast.txt | cut -c1-12)
 
-.PHONY: help deps sysdeps venv build python install demo test screenshots fmt clean-demo
+.PHONY: help deps sysdeps venv venv-forecast build python install demo test screenshots fmt clean-demo
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
 
 sysdeps: ## Debian packages: clang and libclang-dev (bindgen for LightGBM)
 	@if ! command -v clang >/dev/null || ! ls /usr/lib/llvm-*/lib/libclang.so >/dev/null 2>&1; then \
@@ -31,6 +35,13 @@ $(REQ_STAMP): tests/requirements.txt
 	@[ -x $(PY) ] || python3 -m venv $(VENV)
 	@$(PY) -m pip install -q --disable-pip-version-check -r tests/requirements.txt
 	@rm -f $(VENV)/.req-* && touch $@
+
+venv-forecast: $(FORECAST_REQ_STAMP) ## second Python venv for the reference tools that need pandas < 3 (skforecast, mlforecast)
+$(FORECAST_REQ_STAMP): tests/requirements-forecast.txt
+	@echo "installing the pandas < 3 reference tools into .venv-forecast (first time: about 1 minute)"
+	@[ -x $(FORECAST_PY) ] || python3 -m venv $(FORECAST_VENV)
+	@$(FORECAST_PY) -m pip install -q --disable-pip-version-check -r tests/requirements-forecast.txt
+	@rm -f $(FORECAST_VENV)/.req-* && touch $@
 
 deps: sysdeps venv
 
@@ -57,7 +68,7 @@ install: build ## put `kiln` on PATH: a copy of the release binary in $(PREFIX)/
 demo: build ## train the EUR/USD model, register it as production, score a batch file
 	./scripts/demo.sh $(KILN)
 
-test: build python ## the whole test suite: Rust unit/integration tests, then end-to-end tests against real MLflow
+test: build python venv-forecast ## the whole test suite: Rust unit/integration tests, then end-to-end tests against real MLflow
 	cargo test --release --locked --workspace
 	KILN=$(KILN) $(PY) -m pytest -q tests
 

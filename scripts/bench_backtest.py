@@ -31,8 +31,8 @@ def forecast_python():
     if not python.exists():
         print("making .venv-forecast (skforecast needs pandas < 3)", file=sys.stderr)
         subprocess.run([sys.executable, "-m", "venv", FORECAST_VENV], check=True)
-        subprocess.run([python, "-m", "pip", "install", "-q", "skforecast==0.26.0", "lightgbm==4.7.0",
-                        "pyarrow==25.0.1"], check=True)
+        subprocess.run([python, "-m", "pip", "install", "-q", "--disable-pip-version-check", "-r",
+                        REPO / "tests/requirements-forecast.txt"], check=True)
     return python
 
 

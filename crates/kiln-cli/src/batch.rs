@@ -170,12 +170,16 @@ fn stream_error(e: StreamError<anyhow::Error>, bar: &mut Bar, input: &Path) -> a
 /// The output rows of one scored chunk: the time or id column (a forecast's origin, then `target_time`), the prediction (classifiers: probability and
 /// class), and with the flags the raw output, the features and their SHAP contributions.
 fn output_frame(scored: &Scored, with_features: bool) -> Result<Frame> {
-    let mut columns = match &scored.keys {
-        RowKeys::Times { column, values } => vec![(column.clone(), Column::Timestamp(values.clone()))],
+    let mut columns = Vec::new();
+    if let Some((column, keys)) = &scored.series {
+        columns.push((column.clone(), Column::Categorical(keys.iter().cloned().map(Some).collect())));
+    }
+    match &scored.keys {
+        RowKeys::Times { column, values } => columns.push((column.clone(), Column::Timestamp(values.clone()))),
         RowKeys::Ids { column, values } => {
-            vec![(column.clone(), Column::Categorical(values.iter().cloned().map(Some).collect()))]
+            columns.push((column.clone(), Column::Categorical(values.iter().cloned().map(Some).collect())));
         }
-    };
+    }
     if let Some(targets) = &scored.target_times {
         columns.push((kiln::TARGET_TIME_COLUMN.to_string(), Column::Timestamp(targets.clone())));
     }

@@ -108,6 +108,7 @@ pub(crate) fn load_data(settings: &Settings, progress: &dyn Progress) -> Result<
     let mut opts =
         read_options(exp.data.time_column.as_deref(), exp.data.time_format.clone(), exp.data.na_values.clone());
     opts.columns = settings.read_columns();
+    opts.series_column = settings.series_column_to_read();
     let source = FileSource::new(&exp.data.path, opts);
     progress.step(&format!("reading {}", source.describe()));
     let data = source.load()?;
@@ -254,12 +255,27 @@ fn train(args: TrainArgs) -> Result<u8> {
             r.missing_feature_rows
         );
     }
+    if r.series > 0 {
+        let short = if r.short_series_dropped > 0 {
+            format!(
+                ", {} left out with too few rows for the features (data.short_series: skip)",
+                r.short_series_dropped
+            )
+        } else {
+            String::new()
+        };
+        println!("series: {}{short}", r.series);
+    }
     println!("features: {} ({})", outcome.features.len(), abbreviate(&outcome.features, 12));
     if let Some(best) = outcome.best_iteration {
         println!("best iteration: {best}");
     }
     println!();
     print!("{}", outcome.evaluation.table());
+    if let Some(series) = &outcome.series {
+        println!();
+        print!("{}", series_table(series, 5));
+    }
     if let Some(cv) = &outcome.cv {
         println!();
         println!("cross-validation on {} folds of the training part (the test part unseen):", cv.folds.len());
@@ -339,4 +355,34 @@ fn sync(args: SyncArgs) -> Result<u8> {
 fn predict(args: PredictArgs) -> Result<u8> {
     // streamed in chunks: see batch.rs
     crate::batch::predict(args)
+}
+
+/// A panel's per-series test metrics: the `shown` series where the model helps least, and the worst one named.
+fn series_table(series: &[kiln_train::SeriesMetrics], shown: usize) -> String {
+    let mut rows = vec![["series", "test rows", "rmse", "baseline rmse", "rmse / baseline", "r2"].map(String::from)];
+    for m in series.iter().take(shown) {
+        rows.push([
+            m.series.clone(),
+            m.rows.to_string(),
+            format!("{:.6}", m.model.rmse),
+            format!("{:.6}", m.baseline.rmse),
+            format!("{:.3}", kiln_train::series_rmse_ratio(m)),
+            format!("{:.4}", m.model.r2),
+        ]);
+    }
+    let mut out = format!(
+        "per series ({} series; the {} where the model gains least on persistence; all in series_metrics.csv):\n",
+        series.len(),
+        shown.min(series.len())
+    );
+    out.push_str(&crate::table::number_table(&rows));
+    if let Some(worst) = series.first() {
+        out.push_str(&format!(
+            "worst series: {} (test rmse {:.6}, {:.3}x its persistence baseline)\n",
+            worst.series,
+            worst.model.rmse,
+            kiln_train::series_rmse_ratio(worst)
+        ));
+    }
+    out
 }

@@ -128,6 +128,16 @@ pub(crate) struct DataSettings {
     /// the largest share of the usable rows that may be dropped for missing values (default 0.1); more stops the run
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) max_dropped_fraction: Option<f64>,
+    /// a forecast over many series in one long file (a panel): the column naming each row's series
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) series_column: Option<String>,
+    /// a wide file (one column per series) melted into a panel: `{columns: [USD, JPY], name: currency}`
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) wide: Option<kiln_features::WideInput>,
+    /// a panel's series with too few rows for the features: `skip` (default: left out, named and counted) or
+    /// `fail`
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) short_series: Option<kiln_train::ShortSeries>,
 }
 
 impl DataSettings {
@@ -136,6 +146,7 @@ impl DataSettings {
             target: self.missing_target.unwrap_or_default(),
             features: self.missing_features.unwrap_or_default(),
             max_dropped_fraction: self.max_dropped_fraction.unwrap_or(MissingPolicy::DEFAULT_MAX_DROPPED_FRACTION),
+            short_series: self.short_series.unwrap_or_default(),
         }
     }
 }
@@ -308,6 +319,16 @@ impl Settings {
         }
     }
 
+    /// The series column the reader orders a long panel file by (a wide file is melted later, by the recipe).
+    pub(crate) fn series_column_to_read(&self) -> Option<String> {
+        match &self.task {
+            ResolvedTask::Forecast(TaskSpec::Forecast { recipe, .. }) if recipe.wide.is_none() => {
+                recipe.series_column.clone()
+            }
+            _ => None,
+        }
+    }
+
     /// The use case's task for data with the columns `available`.
     ///
     /// # Errors
@@ -420,14 +441,34 @@ impl Experiment {
                 let Some(time_column) = self.data.time_column.clone() else {
                     return Err(loaded.error_at("data.time_column", "a forecast needs the time column of the rows"));
                 };
+                let series_column = match (&self.data.series_column, &self.data.wide) {
+                    (Some(s), Some(w)) if *s != w.name => {
+                        return Err(loaded.error_at(
+                            "data.series_column",
+                            format!(
+                                "'{s}' differs from data.wide.name '{}'; a wide file's series column is its name",
+                                w.name
+                            ),
+                        ));
+                    }
+                    (s, w) => s.clone().or_else(|| w.as_ref().map(|w| w.name.clone())),
+                };
                 let recipe = TimeSeriesRecipe {
                     time_column,
+                    series_column,
+                    wide: self.data.wide.clone(),
                     target: task.target.clone(),
                     horizon: task.horizon.unwrap_or(1),
                     target_transform: task.target_transform.unwrap_or_default(),
                     features,
                 };
                 recipe.validate().map_err(|e| match e {
+                    kiln_features::FeatureError::Spec { path, reason } if path.starts_with("wide") => {
+                        loaded.error_at(&format!("data.{path}"), reason)
+                    }
+                    kiln_features::FeatureError::Spec { path, reason } if path == "series_column" => {
+                        loaded.error_at("data.series_column", reason)
+                    }
                     kiln_features::FeatureError::Spec { path, reason } => loaded.error_at(&path, reason),
                     other => loaded.error_at("features", other.to_string()),
                 })?;

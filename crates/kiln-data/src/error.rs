@@ -118,6 +118,33 @@ pub enum ReadError {
     TimeFormat { format: String, reason: String },
     #[error("{}: time column '{column}' repeats the timestamp {time}", path.display())]
     DuplicateTime { path: PathBuf, column: String, time: String },
+    #[error(
+        "{}: series '{}' (column '{series_column}') has two rows at {time} (time column '{column}'); a series may \
+         have one row per time",
+        path.display(),
+        cut(series)
+    )]
+    DuplicateSeriesTime { path: PathBuf, series_column: String, series: String, column: String, time: String },
+    #[error("{} {location}: series column '{column}' is missing; every row of a panel must name its series", path.display())]
+    MissingSeriesKey { path: PathBuf, location: Location, column: String },
+    #[error(
+        "{} {location}: series '{}' (column '{series_column}') is at {time} in time column '{column}', which does \
+         not come after its row at {prev} ({}); each series must be in strictly increasing time order (rows of \
+         different series may interleave)",
+        path.display(),
+        cut(series),
+        location.with_number(*prev_at)
+    )]
+    SeriesNotSorted {
+        path: PathBuf,
+        location: Location,
+        series_column: String,
+        series: String,
+        column: String,
+        time: String,
+        prev: String,
+        prev_at: u64,
+    },
     #[error("{}: column '{column}' has type {dtype}, which cannot be used as the time column", path.display())]
     TimeColumnType { path: PathBuf, column: String, dtype: String },
     #[error("{}: column '{column}' has the unsupported type {dtype}", path.display())]
@@ -146,6 +173,9 @@ impl ReadError {
             | ReadError::EmptyHeader { .. }
             | ReadError::DuplicateColumn { .. }
             | ReadError::DuplicateTime { .. }
+            | ReadError::DuplicateSeriesTime { .. }
+            | ReadError::MissingSeriesKey { .. }
+            | ReadError::SeriesNotSorted { .. }
             | ReadError::NewestFirst { .. }
             | ReadError::NotSorted { .. } => Code::DataShape,
             ReadError::MissingColumn { .. } => Code::MissingColumn,

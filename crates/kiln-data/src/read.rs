@@ -40,6 +40,9 @@ pub struct ReadOptions {
     /// columns that must hold numbers: a cell that is neither a number nor missing is an error naming its line
     /// (CSV) or row (Parquet text column) instead of turning the column categorical
     pub numeric: Vec<String>,
+    /// a long file of many series (a panel): the column naming each row's series, read as labels; with a time
+    /// column, a time may repeat across series but not within one, and each series must be in time order
+    pub series_column: Option<String>,
 }
 
 impl Default for ReadOptions {
@@ -51,6 +54,7 @@ impl Default for ReadOptions {
             columns: None,
             categorical: Vec::new(),
             numeric: Vec::new(),
+            series_column: None,
         }
     }
 }
@@ -95,16 +99,31 @@ pub fn read_frame(path: &Path, opts: &ReadOptions) -> Result<Frame, ReadError> {
 
 /// The frame's rows in time order when `opts` names a time column; a repeated time is an error naming it.
 pub(crate) fn sorted_by_time(path: &Path, frame: Frame, opts: &ReadOptions) -> Result<Frame, ReadError> {
-    match &opts.time_column {
-        Some(time) => frame.sorted_by_time(time).map_err(|e| match e {
-            DomainError::DuplicateTime { column, millis } => {
-                let style = IsoStyle::for_column(&[millis]);
-                ReadError::DuplicateTime { path: path.to_path_buf(), column, time: format_iso(millis, style) }
+    let sorted = match (&opts.time_column, &opts.series_column) {
+        (Some(time), Some(series)) => frame.sorted_by_series_time(series, time),
+        (Some(time), None) => frame.sorted_by_time(time),
+        (None, _) => return Ok(frame),
+    };
+    sorted.map_err(|e| match e {
+        DomainError::DuplicateTime { column, millis } => {
+            let style = IsoStyle::for_column(&[millis]);
+            ReadError::DuplicateTime { path: path.to_path_buf(), column, time: format_iso(millis, style) }
+        }
+        DomainError::DuplicateSeriesTime { series_column, series, column, millis } => {
+            let style = IsoStyle::for_column(&[millis]);
+            ReadError::DuplicateSeriesTime {
+                path: path.to_path_buf(),
+                series_column,
+                series,
+                column,
+                time: format_iso(millis, style),
             }
-            other => unreachable_domain(path, other),
-        }),
-        None => Ok(frame),
-    }
+        }
+        DomainError::MissingSeriesKey { column, row } => {
+            ReadError::MissingSeriesKey { path: path.to_path_buf(), location: Location::Row(row), column }
+        }
+        other => unreachable_domain(path, other),
+    })
 }
 
 /// Opens a `.csv`, `.parquet` or `.pq` file to be read `rows_per_chunk` rows at a time (the last chunk may be
@@ -147,8 +166,12 @@ pub struct FrameChunks {
     rows_per_chunk: usize,
     /// check the time order across the whole file (chunked reading); the whole-file reader sorts instead
     check_order: bool,
+    /// a panel: the order is checked series by series
+    series_column: Option<String>,
     /// time and place of the last row read, for the order check
     last: Option<(i64, Location)>,
+    /// a panel: time and place of the last row read of each series
+    last_by_series: std::collections::HashMap<String, (i64, Location)>,
     rows: u64,
     chunks: u64,
     done: bool,
@@ -216,7 +239,7 @@ impl FrameChunks {
             .map(|name| {
                 let kind = if opts.time_column.as_ref() == Some(&name) {
                     Kind::Time
-                } else if opts.categorical.contains(&name) {
+                } else if opts.categorical.contains(&name) || opts.series_column.as_ref() == Some(&name) {
                     Kind::Categorical
                 } else if opts.numeric.contains(&name) {
                     Kind::Numeric
@@ -246,7 +269,9 @@ impl FrameChunks {
             na: opts.na_values.iter().map(|s| s.trim().to_string()).collect(),
             rows_per_chunk,
             check_order,
+            series_column: opts.series_column.clone(),
             last: None,
+            last_by_series: std::collections::HashMap::new(),
             rows: 0,
             chunks: 0,
             done: false,
@@ -289,6 +314,16 @@ impl FrameChunks {
             }
         };
         let frame = build_frame(&self.path, columns)?;
+        if let Some(series) = &self.series_column
+            && let Ok(keys) = frame.categorical(series)
+            && let Some(i) = keys.iter().position(Option::is_none)
+        {
+            return Err(ReadError::MissingSeriesKey {
+                path: self.path.clone(),
+                location: self.location(first_row + i as u64),
+                column: series.clone(),
+            });
+        }
         if self.check_order {
             self.check_order(&frame, first_row)?;
         }
@@ -305,6 +340,10 @@ impl FrameChunks {
         let Ok(stamps) = frame.timestamps(&time.name) else {
             return Ok(());
         };
+        if let Some(series) = self.series_column.clone() {
+            let time = time.name.clone();
+            return self.check_series_order(frame, &series, &time, stamps, first_row);
+        }
         for (i, &t) in stamps.iter().enumerate() {
             let here = self.location(first_row + i as u64);
             if let Some((prev, prev_at)) = self.last
@@ -331,6 +370,52 @@ impl FrameChunks {
                 });
             }
             self.last = Some((t, here));
+        }
+        Ok(())
+    }
+
+    /// [`FrameChunks::check_order`] for a panel: every series continues its own strictly increasing time order
+    /// (rows of different series may interleave).
+    fn check_series_order(
+        &mut self,
+        frame: &Frame,
+        series: &str,
+        time: &str,
+        stamps: &[i64],
+        first_row: u64,
+    ) -> Result<(), ReadError> {
+        let keys = match frame.categorical(series) {
+            Ok(keys) => keys,
+            Err(_) => return Ok(()),
+        };
+        for (i, (&t, key)) in stamps.iter().zip(keys).enumerate() {
+            let here = self.location(first_row + i as u64);
+            let Some(key) = key else {
+                return Err(ReadError::MissingSeriesKey {
+                    path: self.path.clone(),
+                    location: here,
+                    column: series.to_string(),
+                });
+            };
+            match self.last_by_series.get_mut(key.as_str()) {
+                Some((prev, prev_at)) if t <= *prev => {
+                    let style = IsoStyle::for_column(&[*prev, t]);
+                    return Err(ReadError::SeriesNotSorted {
+                        path: self.path.clone(),
+                        location: here,
+                        series_column: series.to_string(),
+                        series: key.clone(),
+                        column: time.to_string(),
+                        time: format_iso(t, style),
+                        prev: format_iso(*prev, style),
+                        prev_at: prev_at.number(),
+                    });
+                }
+                Some(last) => *last = (t, here),
+                None => {
+                    self.last_by_series.insert(key.clone(), (t, here));
+                }
+            }
         }
         Ok(())
     }

@@ -168,6 +168,10 @@ pub enum DomainError {
     DuplicateColumn(String),
     #[error("time column '{column}' repeats the timestamp {millis} ms")]
     DuplicateTime { column: String, millis: i64 },
+    #[error("series '{series}' (column '{series_column}') repeats the timestamp {millis} ms of time column '{column}'")]
+    DuplicateSeriesTime { series_column: String, series: String, column: String, millis: i64 },
+    #[error("series column '{column}' is missing in row {row} (counted from 1); every row must name its series")]
+    MissingSeriesKey { column: String, row: usize },
     #[error("invalid model reference '{reference}': {reason}")]
     ModelRef { reference: String, reason: String },
 }
@@ -179,7 +183,9 @@ impl DomainError {
             DomainError::MissingColumn(_) => Code::MissingColumn,
             DomainError::ColumnType { .. } => Code::ColumnType,
             DomainError::Length { .. } | DomainError::DuplicateColumn(_) => Code::DataShape,
-            DomainError::DuplicateTime { .. } => Code::DataShape,
+            DomainError::DuplicateTime { .. }
+            | DomainError::DuplicateSeriesTime { .. }
+            | DomainError::MissingSeriesKey { .. } => Code::DataShape,
             DomainError::ModelRef { .. } => Code::ModelRefInvalid,
         }
     }

@@ -191,6 +191,83 @@ impl Frame {
         Ok(self.take(&order))
     }
 
+    /// The series key of every row of column `name`: a label as it is, a number as Rust prints it (`1`, `2.5`).
+    ///
+    /// # Errors
+    /// A missing or timestamp column, or [`DomainError::MissingSeriesKey`] for the first row without a key.
+    pub fn series_keys(&self, name: &str) -> Result<Vec<String>, DomainError> {
+        let missing = |row: usize| DomainError::MissingSeriesKey { column: name.to_string(), row: row + 1 };
+        match self.column(name)? {
+            Column::Categorical(v) => v.iter().enumerate().map(|(i, k)| k.clone().ok_or_else(|| missing(i))).collect(),
+            Column::Numeric(v) => v
+                .iter()
+                .enumerate()
+                .map(|(i, x)| if x.is_nan() { Err(missing(i)) } else { Ok(x.to_string()) })
+                .collect(),
+            other => Err(type_error(name, "categorical or numeric", other)),
+        }
+    }
+
+    /// Rows reordered by time, then by series key, for a long file of many series (a panel): a time may repeat
+    /// across series but not within one.
+    ///
+    /// # Errors
+    /// A missing or mistyped column, a row without a series key, or [`DomainError::DuplicateSeriesTime`] naming the
+    /// first (series, time) pair that repeats.
+    pub fn sorted_by_series_time(&self, series: &str, time: &str) -> Result<Frame, DomainError> {
+        let stamps = self.timestamps(time)?;
+        let keys = self.series_keys(series)?;
+        let mut order: Vec<usize> = (0..stamps.len()).collect();
+        order.sort_by(|&a, &b| stamps[a].cmp(&stamps[b]).then_with(|| keys[a].cmp(&keys[b])));
+        if let Some(w) = order.windows(2).find(|w| stamps[w[0]] == stamps[w[1]] && keys[w[0]] == keys[w[1]]) {
+            return Err(DomainError::DuplicateSeriesTime {
+                series_column: series.to_string(),
+                series: keys[w[0]].clone(),
+                column: time.to_string(),
+                millis: stamps[w[0]],
+            });
+        }
+        if order.iter().enumerate().all(|(i, &o)| i == o) {
+            return Ok(self.clone());
+        }
+        Ok(self.take(&order))
+    }
+
+    /// A wide frame (one column per series) melted into a long one: for every row and every column of `columns`
+    /// whose value is not missing, a row with the other columns as they are, the column's name under `name` and its
+    /// value under `value` (pandas `melt` then `dropna`). Rows come column by column, each in the frame's order.
+    /// Returns the long frame and the number of missing cells left out.
+    ///
+    /// # Errors
+    /// A column of `columns` that is missing or not numeric, or `name` or `value` already taken by a kept column.
+    pub fn melt(&self, columns: &[String], name: &str, value: &str) -> Result<(Frame, usize), DomainError> {
+        let mut rows: Vec<usize> = Vec::new();
+        let mut keys: Vec<Option<String>> = Vec::new();
+        let mut values: Vec<f64> = Vec::new();
+        let mut missing = 0;
+        for column in columns {
+            let v = self.numeric(column)?;
+            for (i, &x) in v.iter().enumerate() {
+                if x.is_nan() {
+                    missing += 1;
+                    continue;
+                }
+                rows.push(i);
+                keys.push(Some(column.clone()));
+                values.push(x);
+            }
+        }
+        let mut out = Frame::default();
+        for (n, c) in self.names.iter().zip(&self.columns) {
+            if !columns.contains(n) {
+                out.push(n.clone(), c.take(&rows))?;
+            }
+        }
+        out.push(name.to_string(), Column::Categorical(keys))?;
+        out.push(value.to_string(), Column::Numeric(values))?;
+        Ok((out, missing))
+    }
+
     /// The rows at `order`, in that order.
     pub fn take(&self, order: &[usize]) -> Frame {
         Frame { names: self.names.clone(), columns: self.columns.iter().map(|c| c.take(order)).collect() }

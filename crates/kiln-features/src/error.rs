@@ -29,6 +29,19 @@ pub enum FeatureError {
         kiln_domain::iso_from_millis(*prev)
     )]
     NotSorted { column: String, prev_row: Option<usize>, row: usize, prev: i64, next: i64 },
+    /// a panel's series has two rows at one time
+    #[error(
+        "series '{series}' (column '{series_column}') has two rows at {} (time column '{column}'); a series may \
+         have one row per time",
+        kiln_domain::iso_from_millis(*time)
+    )]
+    DuplicateSeriesTime { series_column: String, series: String, column: String, time: i64 },
+    /// a panel row without a series key
+    #[error("series column '{column}' is missing in row {} of the data; every row of a panel must name its series", row + 1)]
+    MissingSeriesKey { column: String, row: usize },
+    /// a window for one forecast holds rows of several series
+    #[error("a window for one forecast must hold one series, but series column '{column}' has '{first}' and '{other}'")]
+    MixedSeries { column: String, first: String, other: String },
     /// a preprocessing step cannot learn its state from a column of the training rows (no non-missing value, an
     /// infinite value); `step` is the key path of the step, e.g. `preprocess[1].scale`
     #[error(
@@ -76,7 +89,10 @@ impl FeatureError {
             FeatureError::MissingColumn { .. } => Code::MissingColumn,
             FeatureError::ColumnType { .. } => Code::ColumnType,
             FeatureError::NotEnoughRows { .. } => Code::NotEnoughRows,
-            FeatureError::NotSorted { .. } => Code::DataShape,
+            FeatureError::NotSorted { .. }
+            | FeatureError::DuplicateSeriesTime { .. }
+            | FeatureError::MissingSeriesKey { .. }
+            | FeatureError::MixedSeries { .. } => Code::DataShape,
             FeatureError::Fit { .. } | FeatureError::UnknownCategory { .. } => Code::DataShape,
             FeatureError::NotNumeric { .. } => Code::ColumnType,
             FeatureError::Selection { .. } | FeatureError::InvalidValue { .. } => Code::DataShape,

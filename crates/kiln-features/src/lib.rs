@@ -40,10 +40,10 @@ pub use select::{
     ScoredFit, Selector, SelectorSpec, Task, chi2, cv_folds, f_classif, f_regression, mutual_info_classif,
     mutual_info_regression,
 };
-pub use spec::{CalendarPart, FeatureSpec, Lookback, RollingStat, TargetTransform, TimeSeriesRecipe};
+pub use spec::{CalendarPart, FeatureSpec, Lookback, RollingStat, TargetTransform, TimeSeriesRecipe, WideInput};
 pub use step::SeriesStep;
 pub use stream::{FeatureChunk, FeatureStream};
-pub use table::{FeatureRow, FeatureTable};
+pub use table::{FeatureRow, FeatureTable, PanelRows};
 
 #[cfg(test)]
 mod tests;

@@ -89,6 +89,8 @@ pub struct Prepared {
     pub future: Option<Vec<f64>>,
     /// rows dropped at the start (forecast warm-up)
     pub warmup_dropped: usize,
+    /// a panel forecast: the series of each row
+    pub series: Option<Vec<String>>,
 }
 
 impl FittedPipeline {
@@ -138,7 +140,13 @@ impl FittedPipeline {
                 .input_columns()
                 .into_iter()
                 .map(|c| {
-                    let kind = if c == r.time_column { ColumnKind::Timestamp } else { ColumnKind::Numeric };
+                    let kind = if c == r.time_column {
+                        ColumnKind::Timestamp
+                    } else if r.series_column.as_ref() == Some(&c) {
+                        ColumnKind::Categorical
+                    } else {
+                        ColumnKind::Numeric
+                    };
                     (c, kind)
                 })
                 .collect(),
@@ -174,13 +182,13 @@ impl FittedPipeline {
     /// # Errors
     /// As [`PipelineStream::push`].
     pub fn push_chunk(&self, state: &mut StreamState, chunk: Frame) -> Result<Prepared, FeatureError> {
-        let (features, times, current, warmup_dropped) = match (&mut state.features, &self.input) {
+        let (features, times, current, warmup_dropped, series) = match (&mut state.features, &self.input) {
             (Some(stream), _) => {
                 let c = stream.push(&chunk)?;
                 drop(chunk);
-                (c.features, Some(c.times), Some(c.current), c.warmup_dropped)
+                (c.features, Some(c.times), Some(c.current), c.warmup_dropped, c.series)
             }
-            (None, PipelineInput::Tabular(t)) => (take_columns(chunk, &t.columns)?, None, None, 0),
+            (None, PipelineInput::Tabular(t)) => (take_columns(chunk, &t.columns)?, None, None, 0, None),
             (None, PipelineInput::Forecast(_)) => {
                 return Err(FeatureError::spec("input", "a forecast stream without its feature stream"));
             }
@@ -191,7 +199,7 @@ impl FittedPipeline {
             None => features,
         };
         let x = self.select(features).map_err(|e| e.shift_row(warmup_dropped))?;
-        Ok(Prepared { x, times, current, future: None, warmup_dropped })
+        Ok(Prepared { x, times, current, future: None, warmup_dropped, series })
     }
 
     /// The model inputs for every row of `frame` (forecast: every origin time past the warm-up).
@@ -199,19 +207,20 @@ impl FittedPipeline {
     /// # Errors
     /// A missing or mistyped column, too few rows, a fitted step that fails, or inputs that are not the model's.
     pub fn transform(&self, frame: &Frame) -> Result<Prepared, FeatureError> {
-        let (features, times, current, future, warmup_dropped) = match &self.input {
+        let (features, times, current, future, warmup_dropped, series) = match &self.input {
             PipelineInput::Forecast(recipe) => {
-                let table = recipe.build_table(frame)?;
+                let table = in_frame_order(recipe.build_table(frame)?);
                 let features = matrix_to_frame(&table.x)?;
-                (features, Some(table.times), Some(table.current), Some(table.future), table.warmup_dropped)
+                let series = table.panel.map(|p| p.series.iter().map(|&s| p.keys[s as usize].clone()).collect());
+                (features, Some(table.times), Some(table.current), Some(table.future), table.warmup_dropped, series)
             }
             PipelineInput::Tabular(t) => {
                 let features = select_columns(frame, &t.columns)?;
-                (features, None, None, None, 0)
+                (features, None, None, None, 0, None)
             }
         };
         let x = self.finish(features)?;
-        Ok(Prepared { x, times, current, future, warmup_dropped })
+        Ok(Prepared { x, times, current, future, warmup_dropped, series })
     }
 
     /// The model inputs of the last row of a window of raw rows (forecast serving). With a windowed recipe any
@@ -430,4 +439,33 @@ pub fn select_columns(frame: &Frame, columns: &[String]) -> Result<Frame, Featur
         return Err(FeatureError::MissingColumn { needed_by: "features".to_string(), column: missing.clone() });
     }
     frame.select(columns).map_err(|e| FeatureError::Spec { path: "features".to_string(), reason: e.to_string() })
+}
+
+/// A panel's feature table with its rows in the order of the frame it was built from (scoring answers row for row in
+/// the input's order, as the chunked path does); a single series' table as it is.
+fn in_frame_order(table: crate::FeatureTable) -> crate::FeatureTable {
+    let Some(panel) = &table.panel else {
+        return table;
+    };
+    let mut order: Vec<usize> = (0..table.times.len()).collect();
+    order.sort_unstable_by_key(|&i| panel.frame_rows[i]);
+    if order.iter().enumerate().all(|(i, &o)| i == o) {
+        return table;
+    }
+    let pick = |v: &[f64]| order.iter().map(|&i| v[i]).collect::<Vec<f64>>();
+    let panel = crate::PanelRows {
+        keys: panel.keys.clone(),
+        series: order.iter().map(|&i| panel.series[i]).collect(),
+        frame_rows: order.iter().map(|&i| panel.frame_rows[i]).collect(),
+        short: panel.short.clone(),
+    };
+    crate::FeatureTable {
+        x: table.x.take_rows(&order),
+        times: order.iter().map(|&i| table.times[i]).collect(),
+        current: pick(&table.current),
+        future: pick(&table.future),
+        label: pick(&table.label),
+        warmup_dropped: table.warmup_dropped,
+        panel: Some(panel),
+    }
 }

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use kiln_domain::Frame;
 use serde::{Deserialize, Serialize};
 
 use crate::FeatureError;
@@ -158,12 +159,29 @@ impl TargetTransform {
 #[serde(deny_unknown_fields)]
 pub struct TimeSeriesRecipe {
     pub time_column: String,
+    /// a panel (a long file of many series): the column naming each row's series; every kernel runs per series
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub series_column: Option<String>,
+    /// a wide file (one column per series) melted into the panel before anything else: the series column is
+    /// `name`, the values go to the target column
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wide: Option<WideInput>,
     pub target: String,
     /// steps ahead, >= 1
     pub horizon: usize,
     #[serde(default)]
     pub target_transform: TargetTransform,
     pub features: Vec<FeatureSpec>,
+}
+
+/// A wide file's series columns, melted into a long panel (pandas `melt`, missing cells left out).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WideInput {
+    /// one column per series, each named after its series
+    pub columns: Vec<String>,
+    /// the series column of the long panel
+    pub name: String,
 }
 
 /// How much history the last row of a window needs to be computed exactly.
@@ -380,6 +398,39 @@ impl TimeSeriesRecipe {
         if self.target.is_empty() {
             return Err(FeatureError::spec("target", "must not be empty"));
         }
+        if let Some(wide) = &self.wide {
+            if self.series_column.as_ref() != Some(&wide.name) {
+                return Err(FeatureError::spec("wide.name", "must be the series column"));
+            }
+            if wide.columns.is_empty() {
+                return Err(FeatureError::spec("wide.columns", "must not be empty"));
+            }
+            for (i, c) in wide.columns.iter().enumerate() {
+                if *c == self.time_column || *c == self.target || *c == wide.name || wide.columns[..i].contains(c) {
+                    return Err(FeatureError::spec(
+                        format!("wide.columns[{i}]"),
+                        format!("'{c}' is the time column, the target, the series column or listed twice"),
+                    ));
+                }
+            }
+        }
+        if let Some(series) = &self.series_column {
+            if series.is_empty() {
+                return Err(FeatureError::spec("series_column", "must not be empty"));
+            }
+            if *series == self.time_column || *series == self.target {
+                return Err(FeatureError::spec(
+                    "series_column",
+                    format!("'{series}' is already the time column or the target"),
+                ));
+            }
+            if let Some(i) = self.features.iter().position(|f| f.columns().contains(&series.as_str())) {
+                return Err(FeatureError::spec(
+                    format!("features[{i}]"),
+                    format!("reads the series column '{series}', which names series and is not a number"),
+                ));
+            }
+        }
         if self.horizon < 1 {
             return Err(FeatureError::spec("horizon", "must be >= 1, got 0"));
         }
@@ -410,12 +461,49 @@ impl TimeSeriesRecipe {
     pub fn input_columns(&self) -> Vec<String> {
         let mut out = vec![self.time_column.clone()];
         let referenced = self.features.iter().flat_map(FeatureSpec::columns);
-        for name in std::iter::once(self.target.as_str()).chain(referenced) {
-            if !out.iter().any(|c| c == name) {
-                out.push(name.to_string());
+        match &self.wide {
+            // a wide file: the series' columns, then any other column a feature reads
+            Some(wide) => {
+                for name in wide.columns.iter().map(String::as_str).chain(referenced) {
+                    if name != self.target && name != wide.name && !out.iter().any(|c| c == name) {
+                        out.push(name.to_string());
+                    }
+                }
+            }
+            None => {
+                out.extend(self.series_column.clone());
+                for name in std::iter::once(self.target.as_str()).chain(referenced) {
+                    if !out.iter().any(|c| c == name) {
+                        out.push(name.to_string());
+                    }
+                }
             }
         }
         out
+    }
+
+    /// The frame as the kernels read it: a wide file melted into its long panel ([`WideInput`]), any other frame
+    /// as it is.
+    ///
+    /// # Errors
+    /// A series column of `wide` that is missing or not numeric.
+    pub fn long_frame<'a>(&self, frame: &'a Frame) -> Result<std::borrow::Cow<'a, Frame>, FeatureError> {
+        let Some(wide) = &self.wide else {
+            return Ok(std::borrow::Cow::Borrowed(frame));
+        };
+        if let Some(missing) = wide.columns.iter().find(|c| !frame.has_column(c)) {
+            return Err(FeatureError::MissingColumn {
+                needed_by: "data.wide.columns".to_string(),
+                column: missing.clone(),
+            });
+        }
+        let (long, _missing_cells) = frame.melt(&wide.columns, &wide.name, &self.target).map_err(|e| match e {
+            kiln_domain::DomainError::ColumnType { column, expected, actual } => {
+                FeatureError::ColumnType { needed_by: "data.wide.columns".to_string(), column, expected, actual }
+            }
+            other => FeatureError::spec("wide", other.to_string()),
+        })?;
+        Ok(std::borrow::Cow::Owned(long))
     }
 
     /// The feature table's column names, in order.

@@ -8,6 +8,8 @@
 //!
 //! Not here: labels and future targets (a chunk's last rows would need the next chunk), I/O, sorting.
 
+use std::collections::HashMap;
+
 use kiln_domain::{Column, Frame};
 
 use crate::kernels::{Input, KernelState};
@@ -26,11 +28,24 @@ pub struct FeatureChunk {
     pub current: Vec<f64>,
     /// rows of this chunk dropped because they fall in the series' warm-up
     pub warmup_dropped: usize,
+    /// a panel: the series of each row
+    pub series: Option<Vec<String>>,
 }
 
-/// Builds the feature table of a time-ordered series pushed chunk by chunk (see the module documentation).
+/// Builds the feature table of a time-ordered series pushed chunk by chunk (see the module documentation); for a
+/// panel, one such stream per series, each series' rows in time order (rows of different series may interleave).
 #[derive(Debug, Clone)]
 pub struct FeatureStream {
+    /// the stream of a single series, and the state every series of a panel starts from
+    first: SeriesStream,
+    /// a panel: the series column and the stream of every series seen so far
+    panel: Option<(String, HashMap<String, SeriesStream>)>,
+    rows: usize,
+}
+
+/// The stream of one series.
+#[derive(Debug, Clone)]
+struct SeriesStream {
     recipe: TimeSeriesRecipe,
     warmup: usize,
     /// how many raw rows before a chunk the windowed kernels read
@@ -57,7 +72,7 @@ impl TimeSeriesRecipe {
             .map(|o| o.kernel.warmup())
             .max()
             .unwrap_or(0);
-        Ok(FeatureStream {
+        let first = SeriesStream {
             recipe: self.clone(),
             warmup: self.warmup(),
             history,
@@ -65,7 +80,9 @@ impl TimeSeriesRecipe {
             tail: Vec::new(),
             last_time: None,
             rows: 0,
-        })
+        };
+        let panel = self.series_column.clone().map(|c| (c, HashMap::new()));
+        Ok(FeatureStream { first, panel, rows: 0 })
     }
 }
 
@@ -76,19 +93,103 @@ impl FeatureStream {
     }
 
     /// How many raw rows before a chunk the windowed kernels read (the longest lag, period or window minus one);
-    /// the stream keeps that many rows of each input column between chunks.
+    /// the stream keeps that many rows of each input column between chunks (of each series, for a panel).
     pub fn history(&self) -> usize {
-        self.history
+        self.first.history
     }
 
-    /// The feature rows of the next chunk of the series (raw rows sorted by time, continuing the rows pushed
-    /// before). A chunk may be empty, and may give no row while the series is still in its warm-up.
+    /// The feature rows of the next chunk (raw rows sorted by time, continuing the rows pushed before; for a panel,
+    /// each series in time order). A chunk may be empty, and may give no row while a series is still in its
+    /// warm-up. A panel's rows come out in the chunk's order.
     ///
     /// # Errors
     /// A missing or mistyped column, or a time that does not come after the one before it
-    /// ([`FeatureError::NotSorted`], with row numbers counted from the start of the series). After an error the
+    /// ([`FeatureError::NotSorted`], with row numbers counted from the start of the input). After an error the
     /// stream must not be used further.
     pub fn push(&mut self, chunk: &Frame) -> Result<FeatureChunk, FeatureError> {
+        let offset = self.rows;
+        let out = match &mut self.panel {
+            None => self.first.push(chunk),
+            Some((column, streams)) => {
+                let long = self.first.recipe.long_frame(chunk)?;
+                push_panel(&self.first, column, streams, &long, offset)
+            }
+        };
+        self.rows += chunk.n_rows();
+        out
+    }
+}
+
+/// [`FeatureStream::push`] for a panel: each series' rows go through that series' stream, and the rows come back
+/// in the chunk's order.
+fn push_panel(
+    template: &SeriesStream,
+    column: &str,
+    streams: &mut HashMap<String, SeriesStream>,
+    chunk: &Frame,
+    offset: usize,
+) -> Result<FeatureChunk, FeatureError> {
+    let keys = crate::table::series_keys(chunk, column).map_err(|e| match e {
+        FeatureError::MissingSeriesKey { column, row } => FeatureError::MissingSeriesKey { column, row: row + offset },
+        other => other,
+    })?;
+    let mut index: HashMap<&str, usize> = HashMap::new();
+    let mut groups: Vec<(&str, Vec<usize>)> = Vec::new();
+    for (i, key) in keys.iter().enumerate() {
+        let g = *index.entry(key.as_str()).or_insert_with(|| {
+            groups.push((key.as_str(), Vec::new()));
+            groups.len() - 1
+        });
+        groups[g].1.push(i);
+    }
+    let names = template.recipe.feature_names();
+    let mut parts: Vec<(FeatureChunk, Vec<usize>)> = Vec::with_capacity(groups.len());
+    let mut warmup_dropped = 0;
+    for (key, rows) in &groups {
+        let stream = streams.entry((*key).to_string()).or_insert_with(|| template.clone());
+        let part = stream.push(&chunk.take(rows)).map_err(|e| match e {
+            // the series' own row numbers, told as rows of the whole input
+            FeatureError::NotSorted { column, row, prev, next, .. } => {
+                let local = row - (stream.rows_before_push());
+                FeatureError::NotSorted { column, prev_row: None, row: offset + rows[local], prev, next }
+            }
+            other => other,
+        })?;
+        warmup_dropped += part.warmup_dropped;
+        let kept = rows[part.warmup_dropped..].to_vec();
+        parts.push((part, kept));
+    }
+    // every kept row in the chunk's order
+    let mut order: Vec<(usize, usize, usize)> = Vec::new();
+    for (g, (_, kept)) in parts.iter().enumerate() {
+        order.extend(kept.iter().enumerate().map(|(k, &r)| (r, g, k)));
+    }
+    order.sort_unstable();
+    let mut columns = Vec::with_capacity(names.len());
+    for name in &names {
+        let sources: Vec<&[f64]> = parts.iter().map(|(p, _)| p.features.numeric(name).map_or(&[][..], |v| v)).collect();
+        let values: Vec<f64> = order.iter().map(|&(_, g, k)| sources[g][k]).collect();
+        columns.push((name.clone(), Column::Numeric(values)));
+    }
+    let features =
+        Frame::new(columns).map_err(|e| FeatureError::Spec { path: "features".to_string(), reason: e.to_string() })?;
+    Ok(FeatureChunk {
+        features,
+        times: order.iter().map(|&(_, g, k)| parts[g].0.times[k]).collect(),
+        current: order.iter().map(|&(_, g, k)| parts[g].0.current[k]).collect(),
+        warmup_dropped,
+        series: Some(order.iter().map(|&(r, _, _)| keys[r].clone()).collect()),
+    })
+}
+
+impl SeriesStream {
+    /// Rows of this series pushed before the chunk now being pushed (for error rows); the push that failed did not
+    /// count its rows.
+    fn rows_before_push(&self) -> usize {
+        self.rows
+    }
+
+    fn push(&mut self, chunk: &Frame) -> Result<FeatureChunk, FeatureError> {
         let offset = self.rows;
         let resolved = self.recipe.resolve(chunk).map_err(|e| match e {
             FeatureError::NotSorted { column, prev_row, row, prev, next } => FeatureError::NotSorted {
@@ -151,6 +252,7 @@ impl FeatureStream {
             times: resolved.times[skip..].to_vec(),
             current: resolved.target[skip..].to_vec(),
             warmup_dropped: skip,
+            series: None,
         };
 
         for (name, values) in combined {

@@ -21,8 +21,23 @@ pub struct FeatureTable {
     pub future: Vec<f64>,
     /// `target_transform.apply(current, future)`; NaN where `future` is NaN
     pub label: Vec<f64>,
-    /// rows dropped at the start (the recipe's warm-up)
+    /// rows dropped at the start (the recipe's warm-up; a panel: summed over the series)
     pub warmup_dropped: usize,
+    /// a panel: the series of each row, and the rows' order (by time, then series)
+    pub panel: Option<PanelRows>,
+}
+
+/// What a panel's feature table says about its series.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PanelRows {
+    /// the series key of every series, sorted
+    pub keys: Vec<String>,
+    /// each row's series, an index into `keys`
+    pub series: Vec<u32>,
+    /// each row's place in the frame given to `build_table` (0-based)
+    pub frame_rows: Vec<usize>,
+    /// series with no row past the warm-up: their key and row count
+    pub short: Vec<(String, usize)>,
 }
 
 /// The features of the last row of a window, for serving.
@@ -52,6 +67,10 @@ impl TimeSeriesRecipe {
     /// An invalid recipe, a missing or mistyped column, a time column that is not strictly increasing, or no row
     /// past the warm-up.
     pub fn build_table(&self, frame: &Frame) -> Result<FeatureTable, FeatureError> {
+        if let Some(series) = &self.series_column {
+            let long = self.long_frame(frame)?;
+            return self.build_panel_table(&long, series);
+        }
         let resolved = self.resolve(frame)?;
         let n = resolved.times.len();
         let warmup = self.warmup();
@@ -89,6 +108,115 @@ impl TimeSeriesRecipe {
             future,
             label,
             warmup_dropped: warmup,
+            panel: None,
+        })
+    }
+
+    /// [`TimeSeriesRecipe::build_table`] of a panel: the rows of each series (in any order in the frame, sorted
+    /// by time here) get the features of that series alone, then every kept row is ordered by time, then series.
+    /// A series with no row past the warm-up is left out and listed in [`PanelRows::short`].
+    fn build_panel_table(&self, frame: &Frame, series_column: &str) -> Result<FeatureTable, FeatureError> {
+        let resolved = self.resolve_unsorted(frame)?;
+        let keys = series_keys(frame, series_column)?;
+        let mut groups: std::collections::BTreeMap<&str, Vec<usize>> = std::collections::BTreeMap::new();
+        for (i, key) in keys.iter().enumerate() {
+            groups.entry(key.as_str()).or_default().push(i);
+        }
+        let warmup = self.warmup();
+        let times = resolved.times;
+        let mut short = Vec::new();
+        let mut warmup_dropped = 0;
+        let mut kept_series: Vec<(u32, Vec<usize>)> = Vec::with_capacity(groups.len());
+        let mut names_of: Vec<String> = Vec::with_capacity(groups.len());
+        for (code, (key, mut rows)) in groups.into_iter().enumerate() {
+            rows.sort_by_key(|&i| times[i]);
+            if let Some(w) = rows.windows(2).find(|w| times[w[0]] == times[w[1]]) {
+                return Err(FeatureError::DuplicateSeriesTime {
+                    series_column: series_column.to_string(),
+                    series: key.to_string(),
+                    column: self.time_column.clone(),
+                    time: times[w[0]],
+                });
+            }
+            names_of.push(key.to_string());
+            if rows.len() <= warmup {
+                short.push((key.to_string(), rows.len()));
+                warmup_dropped += rows.len();
+                continue;
+            }
+            warmup_dropped += warmup;
+            kept_series.push((u32::try_from(code).unwrap_or(u32::MAX), rows));
+        }
+        if kept_series.is_empty() {
+            return Err(FeatureError::NotEnoughRows {
+                what: format!("the feature table (every series of '{series_column}' is shorter)"),
+                needed: warmup.saturating_add(1),
+                given: short.iter().map(|(_, n)| *n).max().unwrap_or(0),
+            });
+        }
+        // the kept rows in their final order: by time, then series
+        let mut order: Vec<(i64, u32, u32)> = Vec::new();
+        for (s, (code, rows)) in kept_series.iter().enumerate() {
+            let s = u32::try_from(s).unwrap_or(u32::MAX);
+            order.extend(rows[warmup..].iter().map(|&r| (times[r], *code, s)));
+        }
+        order.sort_unstable();
+        let n_out = order.len();
+        // where the k-th kept row of series s lands: series rows come in time order, so the k-th time of s in the
+        // sorted order is its k-th kept row
+        let mut position: Vec<Vec<usize>> =
+            kept_series.iter().map(|(_, r)| Vec::with_capacity(r.len() - warmup)).collect();
+        for (at, &(_, _, s)) in order.iter().enumerate() {
+            position[s as usize].push(at);
+        }
+        let n_cols = resolved.outputs.len();
+        let mut data = vec![f64::NAN; n_out * n_cols];
+        let mut out_times = vec![0i64; n_out];
+        let mut current = vec![f64::NAN; n_out];
+        let mut future = vec![f64::NAN; n_out];
+        let mut series = vec![0u32; n_out];
+        let mut frame_rows = vec![0usize; n_out];
+        let mut gathered: Vec<(usize, Vec<f64>)> = Vec::new();
+        for ((code, rows), positions) in kept_series.iter().zip(&position) {
+            let n = rows.len();
+            let series_times: Vec<i64> = rows.iter().map(|&r| times[r]).collect();
+            gathered.clear();
+            for (j, (output, input)) in resolved.outputs.iter().zip(&resolved.inputs).enumerate() {
+                let values = match input {
+                    Input::Time(_) => output.kernel.series(Input::Time(&series_times)),
+                    Input::Numeric(x) => {
+                        let x: Vec<f64> = rows.iter().map(|&r| x[r]).collect();
+                        output.kernel.series(Input::Numeric(&x))
+                    }
+                };
+                for (k, &at) in positions.iter().enumerate() {
+                    data[at * n_cols + j] = values[warmup + k];
+                }
+            }
+            for (k, &at) in positions.iter().enumerate() {
+                let t = warmup + k;
+                out_times[at] = series_times[t];
+                current[at] = resolved.target[rows[t]];
+                future[at] =
+                    t.checked_add(self.horizon).filter(|&i| i < n).map_or(f64::NAN, |i| resolved.target[rows[i]]);
+                series[at] = *code;
+                frame_rows[at] = rows[t];
+            }
+        }
+        let label = current
+            .iter()
+            .zip(&future)
+            .map(|(&c, &f)| if f.is_nan() { f64::NAN } else { self.target_transform.apply(c, f) })
+            .collect();
+        let names = resolved.outputs.into_iter().map(|o| o.name).collect();
+        Ok(FeatureTable {
+            x: Matrix { names, data, n_rows: n_out },
+            times: out_times,
+            current,
+            future,
+            label,
+            warmup_dropped,
+            panel: Some(PanelRows { keys: names_of, series, frame_rows, short }),
         })
     }
 
@@ -100,6 +228,18 @@ impl TimeSeriesRecipe {
     /// An invalid recipe, a missing or mistyped column, a time column that is not strictly increasing, or fewer rows
     /// than [`TimeSeriesRecipe::min_window_rows`].
     pub fn build_last_row(&self, window: &Frame) -> Result<FeatureRow, FeatureError> {
+        if let Some(series) = &self.series_column
+            && window.has_column(series)
+        {
+            let keys = series_keys(window, series)?;
+            if let Some(other) = keys.iter().find(|k| **k != keys[0]) {
+                return Err(FeatureError::MixedSeries {
+                    column: series.clone(),
+                    first: keys[0].clone(),
+                    other: other.clone(),
+                });
+            }
+        }
         let resolved = self.resolve(window)?;
         let n = resolved.times.len();
         let needed = self.min_window_rows();
@@ -116,11 +256,8 @@ impl TimeSeriesRecipe {
 
     /// Validates the recipe and borrows its columns from `frame`, checking types and time order.
     pub(crate) fn resolve<'a>(&self, frame: &'a Frame) -> Result<Resolved<'a>, FeatureError> {
-        self.validate()?;
-        let times = match column(frame, &self.time_column, "time_column")? {
-            Column::Timestamp(v) => v.as_slice(),
-            other => return Err(type_error("time_column", &self.time_column, "timestamp", other)),
-        };
+        let resolved = self.resolve_unsorted(frame)?;
+        let times = resolved.times;
         if let Some(row) = (1..times.len()).find(|&i| times[i] <= times[i - 1]) {
             return Err(FeatureError::NotSorted {
                 column: self.time_column.clone(),
@@ -130,6 +267,16 @@ impl TimeSeriesRecipe {
                 next: times[row],
             });
         }
+        Ok(resolved)
+    }
+
+    /// [`TimeSeriesRecipe::resolve`] without the time-order check (a panel checks it series by series).
+    pub(crate) fn resolve_unsorted<'a>(&self, frame: &'a Frame) -> Result<Resolved<'a>, FeatureError> {
+        self.validate()?;
+        let times = match column(frame, &self.time_column, "time_column")? {
+            Column::Timestamp(v) => v.as_slice(),
+            other => return Err(type_error("time_column", &self.time_column, "timestamp", other)),
+        };
         let target = numeric(frame, &self.target, "target")?;
         let outputs = self.outputs();
         let mut inputs = Vec::with_capacity(outputs.len());
@@ -145,6 +292,20 @@ impl TimeSeriesRecipe {
         }
         Ok(Resolved { outputs, times, target, inputs })
     }
+}
+
+/// The series key of every row of a panel's series column.
+pub(crate) fn series_keys(frame: &Frame, name: &str) -> Result<Vec<String>, FeatureError> {
+    let column = column(frame, name, "series_column")?;
+    if let Column::Timestamp(_) = column {
+        return Err(type_error("series_column", name, "categorical or numeric", column));
+    }
+    frame.series_keys(name).map_err(|e| match e {
+        kiln_domain::DomainError::MissingSeriesKey { column, row } => {
+            FeatureError::MissingSeriesKey { column, row: row - 1 }
+        }
+        other => FeatureError::spec("series_column", other.to_string()),
+    })
 }
 
 fn column<'a>(frame: &'a Frame, name: &str, needed_by: &str) -> Result<&'a Column, FeatureError> {

@@ -29,6 +29,8 @@ pub struct Scored {
     /// forecast: the time each prediction is for (origin + horizon steps of the series, UTC ms), when the bundle
     /// knows the series' step
     pub target_times: Option<Vec<i64>>,
+    /// a panel forecast: the series column and the series of each prediction
+    pub series: Option<(String, Vec<String>)>,
     /// the model's raw output (in the label's space, before the target transform is inverted)
     pub raw: Vec<f64>,
     /// the feature rows the model saw
@@ -215,6 +217,10 @@ fn predict_prepared(
         }
     };
     let classes = pipeline.decision.as_ref().map(|d| raw.iter().map(|&p| d.class_of(p)).collect());
+    let series = match (pipeline.recipe().and_then(|r| r.series_column.clone()), prepared.series) {
+        (Some(column), Some(keys)) => Some((column, keys)),
+        _ => None,
+    };
     let target_times = match (&keys, pipeline.step) {
         (RowKeys::Times { values, .. }, Some(_)) => values.iter().map(|&t| pipeline.target_time(t)).collect(),
         _ => None,
@@ -224,6 +230,7 @@ fn predict_prepared(
         predictions,
         classes,
         target_times,
+        series,
         raw,
         features: prepared.x,
         contributions,

@@ -41,6 +41,17 @@ pub enum MissingFeatures {
     Fail,
 }
 
+/// A panel's series with too few rows for the features (`data.short_series`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ShortSeries {
+    /// the series is left out (named and counted in the run)
+    #[default]
+    Skip,
+    /// the run stops with an error naming the series
+    Fail,
+}
+
 /// What is done with missing values, and how many dropped rows are too many.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct MissingPolicy {
@@ -48,6 +59,8 @@ pub struct MissingPolicy {
     pub features: MissingFeatures,
     /// the largest share of the usable rows that may be dropped for missing values before the run stops
     pub max_dropped_fraction: f64,
+    /// a panel's series too short for the features
+    pub short_series: ShortSeries,
 }
 
 impl MissingTarget {
@@ -80,6 +93,7 @@ impl Default for MissingPolicy {
             target: MissingTarget::Drop,
             features: MissingFeatures::Keep,
             max_dropped_fraction: MissingPolicy::DEFAULT_MAX_DROPPED_FRACTION,
+            short_series: ShortSeries::Skip,
         }
     }
 }
@@ -247,6 +261,10 @@ pub(crate) struct Design {
     pub data_rows: Vec<usize>,
     /// forecast with a season: the seasonal naive forecast of each row (empty otherwise)
     pub seasonal: Vec<f64>,
+    /// a panel forecast: the series of each row, an index into `series_keys` (empty otherwise)
+    pub series: Vec<u32>,
+    /// a panel forecast: every series' key, sorted
+    pub series_keys: Vec<String>,
     pub rows: RowCounts,
 }
 
@@ -264,6 +282,8 @@ impl Design {
             negative: self.negative.clone(),
             data_rows: rows.iter().map(|&r| self.data_rows[r]).collect(),
             seasonal: pick_f(&self.seasonal),
+            series: if self.series.is_empty() { Vec::new() } else { rows.iter().map(|&r| self.series[r]).collect() },
+            series_keys: self.series_keys.clone(),
             rows: self.rows,
         }
     }
@@ -286,6 +306,16 @@ pub struct RowCounts {
     pub train: usize,
     pub validation: usize,
     pub test: usize,
+    /// a panel: the series with rows past the warm-up
+    #[serde(skip_serializing_if = "is_zero")]
+    pub series: usize,
+    /// a panel: series left out for too few rows (`data.short_series: skip`)
+    #[serde(skip_serializing_if = "is_zero")]
+    pub short_series_dropped: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// Builds the design and the split.
@@ -308,12 +338,25 @@ fn forecast(
     frame: &Frame,
 ) -> Result<(Design, Parts), TrainError> {
     let table = recipe.build_table(frame)?;
-    // the last `horizon` rows have their target past the end of the data: they cannot be fitted or scored
-    let kept = table.future.len();
-    let usable = kept - recipe.horizon.min(kept);
+    if let Some(panel) = &table.panel
+        && let Some((key, n)) = panel.short.first()
+        && missing.short_series == ShortSeries::Fail
+    {
+        return Err(TrainError::NotEnoughRows(format!(
+            "{} series of '{}' have too few rows for the features (the first: '{key}' with {n} rows, {} needed), and \
+             data.short_series is fail; drop them, or set data.short_series: skip",
+            panel.short.len(),
+            recipe.series_column.as_deref().unwrap_or_default(),
+            recipe.warmup() + 1
+        )));
+    }
+    // the last `horizon` rows (of each series) have their target past the end of the data: they cannot be fitted
+    // or scored
+    let has_future = rows_with_future(&table, recipe.horizon);
+    let candidates: Vec<usize> = (0..has_future.len()).filter(|&i| has_future[i]).collect();
     let target_missing: Vec<bool> =
-        (0..usable).map(|i| table.current[i].is_nan() || table.future[i].is_nan()).collect();
-    if (0..usable).any(|i| !target_missing[i] && table.label[i].is_nan()) {
+        candidates.iter().map(|&i| table.current[i].is_nan() || table.future[i].is_nan()).collect();
+    if candidates.iter().zip(&target_missing).any(|(&i, &m)| !m && table.label[i].is_nan()) {
         return Err(TrainError::NotEnoughRows(format!(
             "the label of target column '{}' cannot be computed inside the data (a log return of a value <= 0); \
              fill or drop those rows, or pick another target_transform",
@@ -322,44 +365,101 @@ fn forecast(
     }
     let n_cols = table.x.n_cols();
     let feature_missing: Vec<bool> =
-        (0..usable).map(|i| table.x.data[i * n_cols..(i + 1) * n_cols].iter().any(|v| v.is_nan())).collect();
+        candidates.iter().map(|&i| table.x.data[i * n_cols..(i + 1) * n_cols].iter().any(|v| v.is_nan())).collect();
     let warmup = table.warmup_dropped;
-    // rows of the feature table are data rows in time order, after the warm-up
-    let describe = |i: usize| format!("data row {}", warmup + i + 1);
-    let keep = apply_missing_rules(missing, &recipe.target, &target_missing, &feature_missing, &describe)?;
-    let holdout = kiln_eval::time_holdout(keep.rows.len(), split, recipe.horizon.saturating_sub(1))?;
-    let features = matrix_to_frame(&table.x.take_rows(&keep.rows))?;
-    let parts = Parts {
-        train: holdout.train.clone().collect(),
-        validation: holdout.validation.clone().collect(),
-        test: holdout.test.clone().collect(),
-        gap: holdout.gap.len(),
+    // a single series' table rows are its data rows in time order, after the warm-up; a panel's know their row
+    let data_row = |i: usize| match &table.panel {
+        Some(p) => p.frame_rows[i] + 1,
+        None => warmup + i + 1,
     };
-    let rows = RowCounts {
+    let describe = |c: usize| match &table.panel {
+        Some(p) => {
+            format!("data row {} (series '{}')", data_row(candidates[c]), p.keys[p.series[candidates[c]] as usize])
+        }
+        None => format!("data row {}", data_row(candidates[c])),
+    };
+    let keep = apply_missing_rules(missing, &recipe.target, &target_missing, &feature_missing, &describe)?;
+    let rows: Vec<usize> = keep.rows.iter().map(|&c| candidates[c]).collect();
+    // the split is by time: a panel's rows at one time all fall in the same part
+    let (time_of_row, n_times) = time_positions(&table.times, &rows);
+    let holdout = kiln_eval::time_holdout(n_times, split, recipe.horizon.saturating_sub(1))?;
+    let part = |range: &std::ops::Range<usize>| -> Vec<usize> {
+        (0..rows.len()).filter(|&r| range.contains(&time_of_row[r])).collect()
+    };
+    let parts = Parts {
+        train: part(&holdout.train),
+        validation: part(&holdout.validation),
+        test: part(&holdout.test),
+        gap: part(&holdout.gap).len(),
+    };
+    let n_series = table.panel.as_ref().map_or(0, |p| p.keys.len() - p.short.len());
+    let rows_counts = RowCounts {
         input: frame.n_rows(),
         warmup_dropped: warmup,
-        no_target_dropped: kept - usable,
+        no_target_dropped: has_future.iter().filter(|f| !**f).count(),
         missing_target_dropped: keep.missing_target,
         missing_feature_rows: keep.missing_feature_rows,
         missing_feature_dropped: keep.missing_feature_dropped,
-        gap_dropped: holdout.gap.len(),
+        gap_dropped: parts.gap,
         train: parts.train.len(),
         validation: parts.validation.len(),
         test: parts.test.len(),
+        series: n_series,
+        short_series_dropped: table.panel.as_ref().map_or(0, |p| p.short.len()),
     };
+    let features = matrix_to_frame(&table.x.take_rows(&rows))?;
     let design = Design {
         features,
-        label: take(&table.label, &keep.rows),
-        current: take(&table.current, &keep.rows),
-        truth: take(&table.future, &keep.rows),
-        times: take(&table.times, &keep.rows),
+        label: take(&table.label, &rows),
+        current: take(&table.current, &rows),
+        truth: take(&table.future, &rows),
+        times: take(&table.times, &rows),
         ids: Vec::new(),
         negative: None,
-        data_rows: keep.rows.iter().map(|r| warmup + r + 1).collect(),
+        data_rows: rows.iter().map(|&r| data_row(r)).collect(),
         seasonal: Vec::new(),
-        rows,
+        series: table.panel.as_ref().map_or_else(Vec::new, |p| take(&p.series, &rows)),
+        series_keys: table.panel.as_ref().map_or_else(Vec::new, |p| p.keys.clone()),
+        rows: rows_counts,
     };
     Ok((design, parts))
+}
+
+/// Which rows of a feature table have their target inside the data: all but the last `horizon` rows of each
+/// series (rows come in time order, a panel's by time then series).
+fn rows_with_future(table: &kiln_features::FeatureTable, horizon: usize) -> Vec<bool> {
+    let n = table.times.len();
+    match &table.panel {
+        None => (0..n).map(|i| i + horizon < n).collect(),
+        Some(panel) => {
+            let mut seen_from_end = vec![0usize; panel.keys.len()];
+            let mut out = vec![true; n];
+            for i in (0..n).rev() {
+                let s = panel.series[i] as usize;
+                if seen_from_end[s] < horizon {
+                    out[i] = false;
+                    seen_from_end[s] += 1;
+                }
+            }
+            out
+        }
+    }
+}
+
+/// The position of each of `rows`' times among their distinct times (rows in time order), and how many distinct
+/// times there are: a single series has one row per time, a panel one per series.
+fn time_positions(times: &[i64], rows: &[usize]) -> (Vec<usize>, usize) {
+    let mut out = Vec::with_capacity(rows.len());
+    let mut n = 0;
+    let mut last = None;
+    for &r in rows {
+        if last != Some(times[r]) {
+            n += 1;
+            last = Some(times[r]);
+        }
+        out.push(n - 1);
+    }
+    (out, n)
 }
 
 fn tabular(
@@ -484,6 +584,8 @@ fn tabular(
         train: parts.train.len(),
         validation: parts.validation.len(),
         test: parts.test.len(),
+        series: 0,
+        short_series_dropped: 0,
     };
     let negative = match (kind, column) {
         (TabularKind::Classification { positive, .. }, Column::Categorical(v)) => {
@@ -503,6 +605,8 @@ fn tabular(
         negative,
         data_rows: keep.iter().map(|r| r + 1).collect(),
         seasonal: Vec::new(),
+        series: Vec::new(),
+        series_keys: Vec::new(),
         rows,
     };
     Ok((design, parts))

@@ -95,6 +95,8 @@ pub struct TrainOutcome {
     pub feature_importance: Vec<(String, f64, f64)>,
     /// the cross-validation folds over the training part, with `--cv`
     pub cv: Option<crate::BacktestOutcome>,
+    /// a panel: every series' test metrics, worst first
+    pub series: Option<Vec<crate::SeriesMetrics>>,
 }
 
 /// Trains, evaluates and tracks one model. The run ends FINISHED, or FAILED with the error as the `kiln.error` tag.
@@ -184,6 +186,10 @@ fn run_steps(
     ] {
         metrics.push(point(name, n as f64, now));
     }
+    if rows.series > 0 {
+        metrics.push(point("rows/series", rows.series as f64, now));
+        metrics.push(point("rows/short_series_dropped", rows.short_series_dropped as f64, now));
+    }
     ports.tracker.log_metrics(id, &metrics)?;
     // the booster's metric after every round, as training curves (step = round, timestamp = when the round ended),
     // at most 1000 points a call
@@ -236,6 +242,20 @@ fn run_steps(
     let target_time = |origin: i64| pipeline.target_time(origin).unwrap_or(origin);
     evaluation.log_artifacts(&spec.task, ports, id, &spec.run_name, &design, &parts, &outputs, &target_time)?;
     log_shap_summary(spec, ports, id, &model, x, &parts)?;
+    let series = crate::panel::series_metrics(&spec.task, &design, &parts, &outputs)?;
+    let mut panel_tags = Vec::new();
+    if let Some(series) = &series {
+        store.put_bytes(id, "series_metrics.csv", crate::series_metrics_csv(series).as_bytes())?;
+        if let Some(worst) = series.first() {
+            let now = (ports.clock)();
+            let worst_points = [
+                point("test/worst_series_rmse", worst.model.rmse, now),
+                point("test/worst_series_rmse_vs_baseline", crate::panel::relative(worst), now),
+            ];
+            ports.tracker.log_metrics(id, &worst_points)?;
+            panel_tags.push(("kiln.worst_series".to_string(), worst.series.clone()));
+        }
+    }
 
     // the bundle: written whole to a temporary folder, then copied file by file under `model/`
     let metadata = BundleMetadata {
@@ -280,6 +300,7 @@ fn run_steps(
         ("mlflow.note.content".to_string(), note),
         ("kiln.gates".to_string(), if gates.passed() { "passed" } else { "failed" }.to_string()),
     ];
+    run_tags.extend(panel_tags);
     let registered = match &spec.register {
         Some(reg) if gates.passed() => {
             progress.step(&format!("registering '{}' and moving alias '{}'", reg.model_name, reg.alias));
@@ -312,6 +333,7 @@ fn run_steps(
         registered,
         feature_importance: importance,
         cv,
+        series,
     })
 }
 

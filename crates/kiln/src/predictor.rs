@@ -223,6 +223,8 @@ pub fn read_options(pipeline: &FittedPipeline) -> ReadOptions {
     let mut opts = ReadOptions {
         time_column: pipeline.recipe().map(|r| r.time_column.clone()),
         columns: Some(pipeline.input_columns()),
+        // a long panel file is ordered series by series; a wide one is melted after reading
+        series_column: pipeline.recipe().filter(|r| r.wide.is_none()).and_then(|r| r.series_column.clone()),
         ..ReadOptions::default()
     };
     for (name, kind) in pipeline.input_kinds() {
