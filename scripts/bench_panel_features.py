@@ -49,7 +49,8 @@ features:
   - current: {{columns: [y]}}
   - lag: {{column: y, lags: [1, 2, 3, 4, 5, 6]}}
   - rolling: {{column: y, windows: [7, 28], stats: [mean, std]}}
-model: {{kind: lightgbm}}
+model: {{kind: lightgbm, params: {{objective: regression}}}}
+split: {{test_size: 0.2}}
 """
 
 

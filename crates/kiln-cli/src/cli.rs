@@ -55,6 +55,15 @@ pub(crate) enum Command {
 kiln backtest --config conf/experiments/etth1.yaml --test-size 720 --max-train-size 8760 --oof oof.parquet\n  \
 kiln backtest --config conf/experiments/churn.yaml --folds 5")]
     Backtest(BacktestArgs),
+    /// Write the feature table of an experiment's forecast recipe, without fitting anything (as mlforecast's
+    /// `preprocess`): one row per origin time (per series for a panel) past the warm-up, with the series and time
+    /// columns, every feature, and `label`, the target `horizon` steps later as the model learns it (after the target
+    /// transform; empty on each series' last rows)
+    #[command(
+        after_help = "Examples:\n  kiln features --config conf/experiments/ecb_panel.yaml --output out/ecb_features.parquet\n  \
+kiln features --config conf/experiments/etth1.yaml --input new_rows.csv --output features.csv"
+    )]
+    Features(FeaturesArgs),
     /// Score a CSV or Parquet file of raw rows with a model: builds the features exactly as in training and writes
     /// one prediction per row whose features are defined, beside the time or id column (classifiers: the
     /// probability of the positive class and the class at the model's threshold). The file is streamed in chunks
@@ -345,6 +354,19 @@ pub(crate) struct PredictArgs {
     /// sorted. Progress goes to stderr: a bar on a terminal, a line every 10 s otherwise
     #[arg(long, value_name = "N", default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub(crate) chunk_rows: u64,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct FeaturesArgs {
+    /// experiment YAML (its data, task and features)
+    #[arg(short, long, value_name = "FILE")]
+    pub(crate) config: PathBuf,
+    /// read this file instead of the experiment's data.path
+    #[arg(short, long, value_name = "FILE")]
+    pub(crate) input: Option<PathBuf>,
+    /// where to write the feature table (.csv or .parquet)
+    #[arg(short, long, value_name = "FILE")]
+    pub(crate) output: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]

@@ -24,6 +24,7 @@ pub(crate) fn run(cli: Cli) -> Result<u8> {
         Command::Train(args) => train(args),
         Command::Backtest(args) => crate::backtest_cmd::backtest(args),
         Command::Predict(args) => predict(args),
+        Command::Features(args) => crate::features_cmd::features(args),
         Command::Config(ConfigCommand::Show { file }) => config_show(&file),
         Command::Registry(cmd) => crate::registry_cmd::run(cmd),
         Command::Sync(args) => sync(args),

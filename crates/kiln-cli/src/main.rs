@@ -8,6 +8,7 @@ mod cli;
 mod commands;
 mod config;
 mod exit;
+mod features_cmd;
 mod progress;
 mod registry_cmd;
 mod serve_cmd;

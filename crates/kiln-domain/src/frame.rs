@@ -191,21 +191,42 @@ impl Frame {
         Ok(self.take(&order))
     }
 
-    /// The series key of every row of column `name`: a label as it is, a number as Rust prints it (`1`, `2.5`).
+    /// The series of every row of column `name`, as codes into the sorted distinct keys (a label as it is, a number
+    /// as Rust prints it: `1`, `2.5`): `(codes, keys)`.
     ///
     /// # Errors
     /// A missing or timestamp column, or [`DomainError::MissingSeriesKey`] for the first row without a key.
-    pub fn series_keys(&self, name: &str) -> Result<Vec<String>, DomainError> {
+    pub fn series_codes(&self, name: &str) -> Result<(Vec<u32>, Vec<String>), DomainError> {
         let missing = |row: usize| DomainError::MissingSeriesKey { column: name.to_string(), row: row + 1 };
-        match self.column(name)? {
-            Column::Categorical(v) => v.iter().enumerate().map(|(i, k)| k.clone().ok_or_else(|| missing(i))).collect(),
-            Column::Numeric(v) => v
-                .iter()
-                .enumerate()
-                .map(|(i, x)| if x.is_nan() { Err(missing(i)) } else { Ok(x.to_string()) })
-                .collect(),
-            other => Err(type_error(name, "categorical or numeric", other)),
+        let texts: Vec<String>;
+        let borrowed: Vec<&str> = match self.column(name)? {
+            Column::Categorical(v) => {
+                v.iter().enumerate().map(|(i, k)| k.as_deref().ok_or_else(|| missing(i))).collect::<Result<_, _>>()?
+            }
+            Column::Numeric(v) => {
+                if let Some(i) = v.iter().position(|x| x.is_nan()) {
+                    return Err(missing(i));
+                }
+                texts = v.iter().map(f64::to_string).collect();
+                texts.iter().map(String::as_str).collect()
+            }
+            other => return Err(type_error(name, "categorical or numeric", other)),
+        };
+        // codes in order of first appearance, then renumbered in key order
+        let mut first: std::collections::HashMap<&str, u32> = std::collections::HashMap::new();
+        let mut codes: Vec<u32> = Vec::with_capacity(borrowed.len());
+        for key in &borrowed {
+            let next = u32::try_from(first.len()).unwrap_or(u32::MAX);
+            codes.push(*first.entry(key).or_insert(next));
         }
+        let mut keys: Vec<(&str, u32)> = first.into_iter().collect();
+        keys.sort_unstable();
+        let mut renumber = vec![0u32; keys.len()];
+        for (sorted, (_, code)) in keys.iter().enumerate() {
+            renumber[*code as usize] = u32::try_from(sorted).unwrap_or(u32::MAX);
+        }
+        codes.iter_mut().for_each(|c| *c = renumber[*c as usize]);
+        Ok((codes, keys.into_iter().map(|(k, _)| k.to_string()).collect()))
     }
 
     /// Rows reordered by time, then by series key, for a long file of many series (a panel): a time may repeat
@@ -216,13 +237,13 @@ impl Frame {
     /// first (series, time) pair that repeats.
     pub fn sorted_by_series_time(&self, series: &str, time: &str) -> Result<Frame, DomainError> {
         let stamps = self.timestamps(time)?;
-        let keys = self.series_keys(series)?;
+        let (codes, keys) = self.series_codes(series)?;
         let mut order: Vec<usize> = (0..stamps.len()).collect();
-        order.sort_by(|&a, &b| stamps[a].cmp(&stamps[b]).then_with(|| keys[a].cmp(&keys[b])));
-        if let Some(w) = order.windows(2).find(|w| stamps[w[0]] == stamps[w[1]] && keys[w[0]] == keys[w[1]]) {
+        order.sort_by_key(|&i| (stamps[i], codes[i]));
+        if let Some(w) = order.windows(2).find(|w| stamps[w[0]] == stamps[w[1]] && codes[w[0]] == codes[w[1]]) {
             return Err(DomainError::DuplicateSeriesTime {
                 series_column: series.to_string(),
-                series: keys[w[0]].clone(),
+                series: keys[codes[w[0]] as usize].clone(),
                 column: time.to_string(),
                 millis: stamps[w[0]],
             });

@@ -129,19 +129,15 @@ fn push_panel(
     chunk: &Frame,
     offset: usize,
 ) -> Result<FeatureChunk, FeatureError> {
-    let keys = crate::table::series_keys(chunk, column).map_err(|e| match e {
+    let (codes, keys) = crate::table::series_codes(chunk, column).map_err(|e| match e {
         FeatureError::MissingSeriesKey { column, row } => FeatureError::MissingSeriesKey { column, row: row + offset },
         other => other,
     })?;
-    let mut index: HashMap<&str, usize> = HashMap::new();
-    let mut groups: Vec<(&str, Vec<usize>)> = Vec::new();
-    for (i, key) in keys.iter().enumerate() {
-        let g = *index.entry(key.as_str()).or_insert_with(|| {
-            groups.push((key.as_str(), Vec::new()));
-            groups.len() - 1
-        });
-        groups[g].1.push(i);
+    let mut rows_of: Vec<Vec<usize>> = vec![Vec::new(); keys.len()];
+    for (i, &c) in codes.iter().enumerate() {
+        rows_of[c as usize].push(i);
     }
+    let groups: Vec<(&str, Vec<usize>)> = keys.iter().map(String::as_str).zip(rows_of).collect();
     let names = template.recipe.feature_names();
     let mut parts: Vec<(FeatureChunk, Vec<usize>)> = Vec::with_capacity(groups.len());
     let mut warmup_dropped = 0;
@@ -178,7 +174,7 @@ fn push_panel(
         times: order.iter().map(|&(_, g, k)| parts[g].0.times[k]).collect(),
         current: order.iter().map(|&(_, g, k)| parts[g].0.current[k]).collect(),
         warmup_dropped,
-        series: Some(order.iter().map(|&(r, _, _)| keys[r].clone()).collect()),
+        series: Some(order.iter().map(|&(r, _, _)| keys[codes[r] as usize].clone()).collect()),
     })
 }
 

@@ -117,30 +117,31 @@ impl TimeSeriesRecipe {
     /// A series with no row past the warm-up is left out and listed in [`PanelRows::short`].
     fn build_panel_table(&self, frame: &Frame, series_column: &str) -> Result<FeatureTable, FeatureError> {
         let resolved = self.resolve_unsorted(frame)?;
-        let keys = series_keys(frame, series_column)?;
-        let mut groups: std::collections::BTreeMap<&str, Vec<usize>> = std::collections::BTreeMap::new();
-        for (i, key) in keys.iter().enumerate() {
-            groups.entry(key.as_str()).or_default().push(i);
+        let (codes, names_of) = series_codes(frame, series_column)?;
+        let mut groups: Vec<Vec<usize>> = vec![Vec::new(); names_of.len()];
+        for (i, &code) in codes.iter().enumerate() {
+            groups[code as usize].push(i);
         }
         let warmup = self.warmup();
         let times = resolved.times;
         let mut short = Vec::new();
         let mut warmup_dropped = 0;
         let mut kept_series: Vec<(u32, Vec<usize>)> = Vec::with_capacity(groups.len());
-        let mut names_of: Vec<String> = Vec::with_capacity(groups.len());
-        for (code, (key, mut rows)) in groups.into_iter().enumerate() {
-            rows.sort_by_key(|&i| times[i]);
+        for (code, mut rows) in groups.into_iter().enumerate() {
+            let key = &names_of[code];
+            if !rows.windows(2).all(|w| times[w[0]] < times[w[1]]) {
+                rows.sort_by_key(|&i| times[i]);
+            }
             if let Some(w) = rows.windows(2).find(|w| times[w[0]] == times[w[1]]) {
                 return Err(FeatureError::DuplicateSeriesTime {
                     series_column: series_column.to_string(),
-                    series: key.to_string(),
+                    series: key.clone(),
                     column: self.time_column.clone(),
                     time: times[w[0]],
                 });
             }
-            names_of.push(key.to_string());
             if rows.len() <= warmup {
-                short.push((key.to_string(), rows.len()));
+                short.push((key.clone(), rows.len()));
                 warmup_dropped += rows.len();
                 continue;
             }
@@ -176,7 +177,7 @@ impl TimeSeriesRecipe {
         let mut future = vec![f64::NAN; n_out];
         let mut series = vec![0u32; n_out];
         let mut frame_rows = vec![0usize; n_out];
-        let mut gathered: Vec<(usize, Vec<f64>)> = Vec::new();
+        let mut gathered: Vec<(*const f64, Vec<f64>)> = Vec::new();
         for ((code, rows), positions) in kept_series.iter().zip(&position) {
             let n = rows.len();
             let series_times: Vec<i64> = rows.iter().map(|&r| times[r]).collect();
@@ -185,8 +186,15 @@ impl TimeSeriesRecipe {
                 let values = match input {
                     Input::Time(_) => output.kernel.series(Input::Time(&series_times)),
                     Input::Numeric(x) => {
-                        let x: Vec<f64> = rows.iter().map(|&r| x[r]).collect();
-                        output.kernel.series(Input::Numeric(&x))
+                        // each input column gathered once per series, however many outputs read it
+                        let at = match gathered.iter().position(|(p, _)| *p == x.as_ptr()) {
+                            Some(at) => at,
+                            None => {
+                                gathered.push((x.as_ptr(), rows.iter().map(|&r| x[r]).collect()));
+                                gathered.len() - 1
+                            }
+                        };
+                        output.kernel.series(Input::Numeric(&gathered[at].1))
                     }
                 };
                 for (k, &at) in positions.iter().enumerate() {
@@ -231,12 +239,13 @@ impl TimeSeriesRecipe {
         if let Some(series) = &self.series_column
             && window.has_column(series)
         {
-            let keys = series_keys(window, series)?;
-            if let Some(other) = keys.iter().find(|k| **k != keys[0]) {
+            let (codes, keys) = series_codes(window, series)?;
+            if keys.len() > 1 {
                 return Err(FeatureError::MixedSeries {
                     column: series.clone(),
-                    first: keys[0].clone(),
-                    other: other.clone(),
+                    first: keys[codes[0] as usize].clone(),
+                    other: keys[codes.iter().map(|&c| c as usize).find(|&c| c != codes[0] as usize).unwrap_or(0)]
+                        .clone(),
                 });
             }
         }
@@ -294,13 +303,13 @@ impl TimeSeriesRecipe {
     }
 }
 
-/// The series key of every row of a panel's series column.
-pub(crate) fn series_keys(frame: &Frame, name: &str) -> Result<Vec<String>, FeatureError> {
+/// The series of every row of a panel's series column, as codes into the sorted keys: `(codes, keys)`.
+pub(crate) fn series_codes(frame: &Frame, name: &str) -> Result<(Vec<u32>, Vec<String>), FeatureError> {
     let column = column(frame, name, "series_column")?;
     if let Column::Timestamp(_) = column {
         return Err(type_error("series_column", name, "categorical or numeric", column));
     }
-    frame.series_keys(name).map_err(|e| match e {
+    frame.series_codes(name).map_err(|e| match e {
         kiln_domain::DomainError::MissingSeriesKey { column, row } => {
             FeatureError::MissingSeriesKey { column, row: row - 1 }
         }

@@ -120,6 +120,8 @@ fn recipe(time_column: &str, target: &str, features: Vec<FeatureSpec>) -> TimeSe
     TimeSeriesRecipe {
         time_column: time_column.to_string(),
         target: target.to_string(),
+        series_column: None,
+        wide: None,
         horizon: 1,
         target_transform: TargetTransform::None,
         features,
@@ -1068,6 +1070,8 @@ fn recipe_parses_from_json_with_externally_tagged_features_and_defaults() {
     let parsed: TimeSeriesRecipe = serde_json::from_str(RECIPE_JSON).unwrap();
     let expected = TimeSeriesRecipe {
         time_column: "Date".into(),
+        series_column: None,
+        wide: None,
         target: "USD".into(),
         horizon: 5,
         target_transform: TargetTransform::LogReturn,
@@ -1152,6 +1156,7 @@ fn fitted_pipeline_round_trips_through_json_and_builds_the_recipe_features() {
         future: prepared.future.unwrap(),
         label: table.label.clone(),
         warmup_dropped: prepared.warmup_dropped,
+        panel: None,
     };
     assert_tables_identical(&as_table, &table);
     let window = frame.slice(0, 3000);
@@ -1409,3 +1414,6 @@ fn a_decision_labels_a_probability_at_its_threshold() {
     let unnamed = Decision { positive: "churn".into(), negative: None, threshold: 0.5 };
     assert_eq!(unnamed.class_of(0.1), "not churn");
 }
+
+#[path = "tests/panel.rs"]
+mod panel;
