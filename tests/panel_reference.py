@@ -29,9 +29,6 @@ How this maps onto `kiln features` (current y, lag 1-6, rolling 7/28 mean/std of
 t of series s is this table's row at the NEXT timestamp of s, with kiln's y = lag1, y_lag_k = lag{k+1},
 y_rolling_<stat>_<w> = rolling_<stat>_lag1_window_size<w>, and kiln's label = this table's y. kiln also keeps the last
 origin of every series (label null), which has no row here.
-
-Later subcommands (not implemented yet, see the stubs below): `predict` (recursive multi-step forecasts of a fitted
-LightGBM) and `intervals` (conformal prediction intervals).
 """
 
 import argparse
@@ -145,18 +142,6 @@ def cmd_ecb_panel(args):
           f"{len(panel)} rows", file=sys.stderr)
 
 
-def cmd_predict(args):
-    """Later: fit LightGBM on make_forecaster's features and forecast `horizon` steps recursively per series
-    (MLForecast.fit + predict(h)), timestamps mapped back from the counter (future steps need kiln's calendar)."""
-    raise NotImplementedError("predict: not implemented yet")
-
-
-def cmd_intervals(args):
-    """Later: conformal prediction intervals (MLForecast.fit(prediction_intervals=PredictionIntervals(...)) and
-    predict(h, level=[...]))."""
-    raise NotImplementedError("intervals: not implemented yet")
-
-
 def parser():
     top = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = top.add_subparsers(dest="command", required=True)
@@ -171,7 +156,6 @@ def parser():
     ecb.add_argument("--input", default=str(Path(__file__).resolve().parent.parent / "data/ecb_eurofxref-hist.csv"))
     ecb.add_argument("--output", required=True, help="Parquet (or .csv) file to write")
     ecb.set_defaults(func=cmd_ecb_panel)
-    # `predict` and `intervals` get their parsers here once cmd_predict / cmd_intervals are implemented
     return top
 
 

@@ -1,0 +1,188 @@
+"""Panels (many series in one long file): kiln's per-series features against mlforecast's `preprocess` on the ECB
+currencies with a full history, a global model trained and scored on the panel (per-series metrics, the worst series
+named), streaming with per-series state, and the errors a panel's bad input gets.
+
+mlforecast (1.1.0, pinned in tests/requirements-forecast.txt) needs pandas < 3, so it runs in its own venv
+(`.venv-forecast`, made by `make venv-forecast`) through tests/panel_reference.py."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import REPO, run_kiln
+
+FORECAST_PY = REPO / ".venv-forecast" / "bin" / "python"
+REFERENCE = REPO / "tests" / "panel_reference.py"
+CURRENCIES = ["USD", "JPY", "CZK", "DKK", "GBP", "HUF", "PLN", "SEK", "CHF", "NOK", "AUD", "CAD", "HKD", "KRW",
+              "NZD", "SGD", "ZAR"]
+
+CONFIG = """name: panel-{name}
+data: {{path: {path}, time_column: ds, series_column: unique_id{extra_data}}}
+task: {{kind: forecast, target: y, horizon: 1}}
+features:
+  - current: {{columns: [y]}}
+  - lag: {{column: y, lags: [1, 2, 3, 4, 5, 6]}}
+  - rolling: {{column: y, windows: [7, 28], stats: [mean, std]}}
+split: {{test_size: 0.2, validation_size: 0.1}}
+model:
+  kind: lightgbm
+  params: {{objective: regression, num_iterations: 50, learning_rate: 0.1, num_leaves: 15, num_threads: 1,
+           seed: 1, deterministic: true}}
+"""
+
+
+def reference(*args):
+    assert FORECAST_PY.exists(), "the mlforecast venv is missing: run `make venv-forecast`"
+    subprocess.run([str(FORECAST_PY), str(REFERENCE), *map(str, args)], check=True, capture_output=True, text=True)
+
+
+@pytest.fixture(scope="module")
+def ecb_long(tmp_path_factory) -> Path:
+    """The ECB currencies with a full history as a long CSV (unique_id, ds, y), grouped by currency."""
+    path = tmp_path_factory.mktemp("panel") / "ecb_long.csv"
+    reference("ecb-panel", "--output", path)
+    return path
+
+
+def write_config(tmp_path, name, path, extra_data=""):
+    config = tmp_path / f"{name}.yaml"
+    config.write_text(CONFIG.format(name=name, path=path, extra_data=extra_data))
+    return config
+
+
+def two_pass_std(values: np.ndarray, window: int) -> np.ndarray:
+    out = np.full(len(values), np.nan)
+    if len(values) >= window:
+        out[window - 1:] = np.lib.stride_tricks.sliding_window_view(values, window).std(axis=1, ddof=1)
+    return out
+
+
+def test_panel_features_equal_mlforecast_preprocess(ecb_long, tmp_path):
+    """kiln's row at origin t of a series is mlforecast's row at that series' next date (kiln's y[t] is mlforecast's
+    lag1, kiln's lag k its lag k+1, kiln's rolling windows end at t, mlforecast's at lag 1), and kiln's label is that
+    row's y. The same rows are kept (28 warm-up rows per series; kiln also keeps each series' last origin, unlabelled).
+
+    Tolerances: lags and labels are copies, so equal exactly; rolling means within 1e-12 relative. mlforecast's
+    rolling std (coreforecast) updates running moments, which drift: measured on this panel up to 3.5e-9 absolute on
+    varying 7-day windows and 1.6e-6 on CZK's constant windows (where the true value is 0). So kiln's rolling std is
+    checked against a two-pass numpy std within 1e-12 relative and 1e-13 absolute (numpy's own rounding gives 7.7e-15
+    on the constant windows, where kiln gives exactly 0), and against mlforecast within 2e-6 absolute plus 1e-5
+    relative, which is mlforecast's own error, not kiln's."""
+    config = write_config(tmp_path, "reference", ecb_long)
+    kiln_out, ml_out = tmp_path / "kiln.parquet", tmp_path / "mlforecast.parquet"
+    run_kiln("features", "--config", config, "--output", kiln_out)
+    reference("preprocess", "--input", ecb_long, "--id", "unique_id", "--time", "ds", "--target", "y",
+              "--output", ml_out)
+    kiln = pd.read_parquet(kiln_out)
+    ml = pd.read_parquet(ml_out)
+    raw = pd.read_csv(ecb_long, dtype={"unique_id": str})
+    raw["ds"] = pd.to_datetime(raw["ds"], utc=True)
+    raw = raw.sort_values(["unique_id", "ds"])
+    raw["next"] = raw.groupby("unique_id")["ds"].shift(-1)
+
+    kiln["ds"] = pd.to_datetime(kiln["ds"], utc=True)
+    ml["ds"] = pd.to_datetime(ml["ds"], utc=True)
+    kiln = kiln.merge(raw[["unique_id", "ds", "next"]], on=["unique_id", "ds"], how="left", validate="one_to_one")
+    labelled = kiln[kiln["label"].notna()]
+    assert len(kiln) - len(labelled) == len(CURRENCIES), "one unlabelled last origin per series"
+    assert kiln["unique_id"].nunique() == len(CURRENCIES)
+    merged = labelled.merge(ml, left_on=["unique_id", "next"], right_on=["unique_id", "ds"], how="outer",
+                            indicator=True, suffixes=("", "_ml"))
+    assert (merged["_merge"] == "both").all(), merged["_merge"].value_counts()
+    assert len(merged) == len(ml) == len(CURRENCIES) * (7126 - 28)
+
+    assert np.array_equal(merged["label"], merged["y_ml"])
+    assert np.array_equal(merged["y"], merged["lag1"])
+    for k in range(1, 7):
+        assert np.array_equal(merged[f"y_lag_{k}"], merged[f"lag{k + 1}"]), k
+    for w in (7, 28):
+        np.testing.assert_allclose(merged[f"y_rolling_mean_{w}"], merged[f"rolling_mean_lag1_window_size{w}"],
+                                   rtol=1e-12, atol=0)
+        np.testing.assert_allclose(merged[f"y_rolling_std_{w}"], merged[f"rolling_std_lag1_window_size{w}"],
+                                   rtol=1e-5, atol=2e-6)
+        # kiln's std is exact: a two-pass std of each series' own last w values
+        for currency, group in kiln.groupby("unique_id"):
+            series = raw[raw["unique_id"] == currency].set_index("ds")["y"]
+            exact = pd.Series(two_pass_std(series.to_numpy(), w), index=series.index)
+            np.testing.assert_allclose(group[f"y_rolling_std_{w}"], exact.loc[group["ds"]].to_numpy(), rtol=1e-12,
+                                       atol=1e-13, err_msg=f"{currency} w={w}")
+
+
+def test_ecb_panel_trains_one_global_model_and_names_the_worst_series(ecb_long, tmp_path):
+    store = tmp_path / "mlruns"
+    proc = run_kiln("train", "--config", REPO / "conf/experiments/ecb_panel.yaml", "--register",
+                    "--tracking-uri", store)
+    assert "series: 17" in proc.stdout, proc.stdout
+    worst = [line for line in proc.stdout.splitlines() if line.startswith("worst series: ")]
+    assert len(worst) == 1, proc.stdout
+    run_id = proc.stdout.split("\nrun ")[1].split()[0]
+    run_dir = next(store.glob(f"*/{run_id}"))
+    table = pd.read_csv(next(run_dir.glob("artifacts/series_metrics.csv")))
+    assert sorted(table["series"]) == sorted(CURRENCIES)
+    assert worst[0].split()[2] == table["series"].iloc[0]
+    assert (run_dir / "tags" / "kiln.worst_series").read_text() == table["series"].iloc[0]
+    # the split is by date: every currency has the same test dates, and they add up to the run's test rows
+    test_rows = float((run_dir / "metrics" / "rows" / "test").read_text().split()[1])
+    assert table["test_rows"].nunique() == 1 and table["test_rows"].sum() == test_rows
+
+    # tiny chunks give the same bits as big ones: a wide file (each chunk of 7 dates melts into 119 rows of 17
+    # interleaved series) with the registered model, and a long file grouped by series with a model trained on it
+    trained = run_kiln("train", "--config", write_config(tmp_path, "long", ecb_long), "--tracking-uri", store)
+    long_model = f"runs:/{trained.stdout.split(chr(10) + 'run ')[1].split()[0]}/model"
+    for model, source, n_rows in [("models:/ecb-panel@production", REPO / "data/ecb_eurofxref-hist.csv", 7126 - 27),
+                                  (long_model, ecb_long, 7126 - 27)]:
+        outputs = []
+        for chunk in (100_000, 7):
+            out = tmp_path / f"predictions_{chunk}.parquet"
+            run_kiln("predict", "--model", model, "--input", source, "--output", out, "--chunk-rows", chunk,
+                     "--tracking-uri", store)
+            outputs.append(pd.read_parquet(out))
+        whole, tiny = outputs
+        assert len(whole) == 17 * n_rows, (model, len(whole))
+        pd.testing.assert_frame_equal(whole, tiny)
+        assert whole["prediction"].to_numpy().tobytes() == tiny["prediction"].to_numpy().tobytes()
+
+
+def test_panel_bad_input_is_refused_naming_the_series_and_line(tmp_path):
+    days = pd.date_range("2024-01-01", periods=120, freq="D").strftime("%Y-%m-%d")
+    rows = ["unique_id,ds,y"]
+    for s in ("a", "b"):
+        rows += [f"{s},{day},{i + 1 + (10 if s == 'b' else 0)}" for i, day in enumerate(days)]
+    good = "\n".join(rows) + "\n"
+
+    def train(name, text, extra=""):
+        path = tmp_path / f"{name}.csv"
+        path.write_text(text)
+        config = write_config(tmp_path, name, path, extra)
+        return run_kiln("train", "--config", config, "--tracking-uri", tmp_path / "mlruns", check=False)
+
+    dup = train("dup", good + "b,2024-01-05,99\n")
+    assert dup.returncode == 2, dup.stderr
+    assert "series 'b'" in dup.stderr and "2024-01-05" in dup.stderr, dup.stderr
+
+    missing = train("missing", good.replace("a,2024-01-07,7", ",2024-01-07,7"))
+    assert missing.returncode == 2, missing.stderr
+    assert "line 8" in missing.stderr and "series column 'unique_id' is missing" in missing.stderr, missing.stderr
+
+    short = good + "".join(f"c,2024-01-{d:02d},{d}\n" for d in range(1, 11))
+    failed = train("short_fail", short, ", short_series: fail")
+    assert failed.returncode == 2, failed.stderr
+    assert "'c' with 10 rows" in failed.stderr and "data.short_series" in failed.stderr, failed.stderr
+    skipped = train("short_skip", short)
+    assert skipped.returncode == 0, skipped.stderr
+    assert "series: 2, 1 left out" in skipped.stdout, skipped.stdout
+
+    # kiln predict streams: a series that steps back in time is refused, naming its line and series
+    run_id = skipped.stdout.split("\nrun ")[1].split()[0]
+    late = tmp_path / "late.csv"
+    late_text = good.replace("a,2024-01-03,3\n", "") + "a,2024-01-03,3\n"
+    late.write_text(late_text)
+    proc = run_kiln("predict", "--model", f"runs:/{run_id}/model", "--input", late, "--output", tmp_path / "p.csv",
+                    "--tracking-uri", tmp_path / "mlruns", check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert f"line {len(late_text.splitlines())}" in proc.stderr and "series 'a'" in proc.stderr, proc.stderr
