@@ -9,6 +9,20 @@ Usage:
       --id unique_id --time ds --target y --output OUT.parquet
   .venv-forecast/bin/python tests/panel_reference.py ecb-panel --input data/ecb_eurofxref-hist.csv \\
       --output PANEL.parquet          (the ECB currencies with a full history, melted to unique_id/ds/y)
+  .venv-forecast/bin/python tests/panel_reference.py recursive --input LONG --id unique_id --time ds --target y \\
+      --h 5 --params '{"n_estimators": 50, ...}' [--lags 1,...,7] [--rolling-mean 7,28] --output OUT.parquet
+  .venv-forecast/bin/python tests/panel_reference.py direct --input LONG --id unique_id --time ds --target y \\
+      --series CAD --h 5 --params JSON [--lags ...] [--rolling-mean ...] --output OUT.parquet
+  .venv-forecast/bin/python tests/panel_reference.py conformal --input LONG --id unique_id --time ds --target y \\
+      --h 5 --n-windows 4 [--levels 80,95] [--method conformal_distribution|conformal_error] --params JSON \\
+      [--lags ...] [--rolling-mean ...] --output OUT.parquet
+
+recursive / direct / conformal: LightGBM multi-step forecasts (mlforecast recursive, skforecast ForecasterDirect,
+mlforecast conformal prediction intervals); `--params` is a JSON object of LGBMRegressor keyword arguments, passed
+unchanged (plus verbosity=-1). Outputs, sorted by id then step: recursive: <id>, step (1..h), prediction, origin;
+direct: step, prediction, origin; conformal: <id>, step, prediction, lo_<L>, hi_<L> for each level L ascending,
+origin. `origin` is the series' last original timestamp (UTC). The exact algorithms are in the docstrings of
+recursive_forecast, direct_forecast and conformal_forecast; the LightGBM parameter mapping in lgb_regressor's.
 
 preprocess: the feature table of
   MLForecast(models=[], freq=1, lags=[1..7],
@@ -32,12 +46,16 @@ origin of every series (label null), which has no row here.
 """
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
+import lightgbm as lgb
+import numpy as np
 import pandas as pd
 from mlforecast import MLForecast
 from mlforecast.lag_transforms import RollingMean, RollingStd
+from mlforecast.utils import PredictionIntervals
 
 COUNTER = "__kiln_step"  # the per-series integer time index handed to mlforecast
 LAGS = list(range(1, 8))
@@ -109,6 +127,205 @@ def features(frame, id_col, time_col, target_col):
     return restore_time(table, times, id_col, time_col)
 
 
+# -- forecasting models (recursive, direct, conformal) --------------------------------------------------------------
+
+MODEL = "lgb"  # the model's name in mlforecast's output columns
+
+
+def lgb_regressor(params):
+    """LGBMRegressor(**params), plus verbosity=-1 unless params set verbosity/verbose themselves.
+
+    LightGBM 4.7's sklearn wrapper hands its constructor arguments to the native library under their sklearn names,
+    which LightGBM resolves as aliases (checked: lgb.train with the native names below builds identical trees, and
+    booster_.model_to_string()'s parameters section lists them):
+      n_estimators -> num_iterations (given to lgb.train as num_boost_round)   boosting_type -> boosting
+      min_child_samples -> min_data_in_leaf      min_child_weight -> min_sum_hessian_in_leaf
+      min_split_gain -> min_gain_to_split        subsample -> bagging_fraction       subsample_freq -> bagging_freq
+      colsample_bytree -> feature_fraction       reg_alpha -> lambda_l1              reg_lambda -> lambda_l2
+      subsample_for_bin -> bin_construct_sample_cnt    random_state -> seed          n_jobs -> num_threads
+    plus objective='regression' and metric='l2' (LGBMRegressor's), and any other keyword (deterministic,
+    force_row_wise, max_bin, ...) passed through as is. The wrapper's defaults equal the native ones (num_leaves 31,
+    max_depth -1, learning_rate 0.1, 100 iterations, min_data_in_leaf 20, min_sum_hessian_in_leaf 1e-3,
+    bagging_fraction 1, bagging_freq 0 -- so subsample < 1 does nothing without subsample_freq > 0, natively too --,
+    feature_fraction 1, lambda_l1/l2 0, min_gain_to_split 0, bin_construct_sample_cnt 200000), except:
+      random_state=None passes no seed (native sub-seeds keep their defaults); an int becomes `seed`, from which
+        LightGBM derives bagging_seed, feature_fraction_seed, data_random_seed, ... (seed=1: 18467, 26500, 41);
+      n_jobs=None becomes num_threads = the number of PHYSICAL cores (native default 0 = OpenMP's default);
+        negative n_jobs follow joblib (-1 = all cores);
+      verbosity: the native default is 1; set to -1 here (no effect on the model).
+    """
+    params = dict(params)
+    if "verbosity" not in params and "verbose" not in params:
+        params["verbosity"] = -1
+    return lgb.LGBMRegressor(**params)
+
+
+def make_model_forecaster(params, lags, windows):
+    """MLForecast(models={'lgb': LGBMRegressor(**params)}, freq=1, lags, lag_transforms={1: RollingMean(w)...})."""
+    return MLForecast(
+        models={MODEL: lgb_regressor(params)},
+        freq=1,
+        lags=lags,
+        lag_transforms={1: [RollingMean(w) for w in windows]} if windows else {},
+        num_threads=1,
+    )
+
+
+def with_step(predictions, frame, id_col, time_col, value_cols):
+    """mlforecast's forecast frame (id, counter, value columns) as id, step (1..h), the value columns (float64) and
+    origin (each series' last original UTC timestamp), sorted by id then step."""
+    ends = frame.groupby(id_col, sort=False).agg(**{"__n": (time_col, "size"), "origin": (time_col, "last")})
+    out = predictions.merge(ends, left_on=id_col, right_index=True, how="left", validate="many_to_one")
+    out["step"] = (out[COUNTER] - out["__n"] + 1).astype("int64")  # the last row's counter is n - 1
+    out = out.rename(columns=value_cols)[[id_col, "step", *value_cols.values(), "origin"]]
+    for c in value_cols.values():
+        out[c] = out[c].astype("float64")
+    out[id_col] = out[id_col].astype(str)
+    out["origin"] = out["origin"].astype("datetime64[us, UTC]")
+    return out.sort_values([id_col, "step"], kind="stable").reset_index(drop=True)
+
+
+def recursive_forecast(frame, id_col, time_col, target_col, h, params, lags, windows):
+    """mlforecast 1.1.0's recursive forecast: MLForecast(models={'lgb': LGBMRegressor(**params)}, freq=1,
+    lags=lags, lag_transforms={1: [RollingMean(w) for w in windows]}).fit(df, static_features=[]).predict(h).
+
+    Time: each series' rows (sorted by time) get the integer counter 0..n_s-1 (see the module docstring), so
+    irregular dates do not matter; only the row order within a series counts.
+
+    Training rows (preprocess with dropna=True): for every series s and every row index t (0-based) of s,
+      features  lag<k> = y[t-k] for each k in lags (in the given order), then
+                rolling_mean_lag1_window_size<w> = mean(y[t-w], ..., y[t-1]) for each w in windows (in order),
+      target    y[t];
+    a row is kept iff no feature is missing, i.e. t >= max(max(lags), max(windows)) (28 for the defaults): no
+    padding, no partial windows. One model is trained on the rows of all series stacked, series sorted by id, time
+    ascending within each. LightGBM gets the features in exactly this order, as a float64 pandas frame:
+    lag1..lag7, rolling_mean_lag1_window_size7, rolling_mean_lag1_window_size28 (defaults; fc.ts.features_order_).
+    Floating point of the training rolling mean (coreforecast, reproduced bit for bit on all 17 ECB series):
+      acc = 0; for i in 0..n-1: acc = acc + y[i] if i < w else acc + (y[i] - y[i-w]); m[i] = acc / w (i >= w-1)
+    and the feature of row t is m[t-1] (a running sum, NOT a fresh sum of each window).
+
+    Forecast (recursive, per series, from its last row): let e = the series' values, extended with each prediction
+    as it is made. For step j = 1..h, with T = len(e) (= n_s + j - 1):
+      lag<k> = e[T-k], rolling_mean_lag1_window_size<w> = (((e[T-w] + e[T-w+1]) + ...) + e[T-1]) / w
+    (a fresh left-to-right sum of the last w values, divided by w: at predict time coreforecast does NOT continue the
+    running sum), prediction_j = model(features), then e.append(prediction_j). So lags and rolling means include
+    earlier predictions once the step passes them. Checked: hand-computed features + a native lgb.train model
+    reproduce mlforecast's predictions exactly.
+    """
+    indexed, _ = with_counter(frame, id_col, time_col)
+    fcst = make_model_forecaster(params, lags, windows)
+    fcst.fit(indexed, id_col=id_col, time_col=COUNTER, target_col=target_col, static_features=[])
+    return with_step(fcst.predict(h=h), frame, id_col, time_col, {MODEL: "prediction"})
+
+
+def direct_forecast(frame, id_col, time_col, target_col, series, h, params, lags, windows):
+    """skforecast 0.26's ForecasterDirect(estimator=LGBMRegressor(**params), steps=h, lags=lags,
+    window_features=RollingFeatures(stats=['mean', ...], window_sizes=windows), n_jobs=1) on ONE series (0.26's
+    argument is `estimator`; `regressor` is gone), fit on its whole y with a RangeIndex, predict(steps=h).
+
+    Let y[0..n-1] be the series' values in time order and S = window_size = max(max(lags), max(windows)) (28 for the
+    defaults). A training row is an ORIGIN t0 = last observed index, for t0 = S-1, ..., n-1-h (n - S - h + 1 rows):
+      lag_k = y[t0+1-k]                        (lag_1 = y[t0]; columns lag_1..lag_K in the order of `lags`)
+      roll_mean_w = mean(y[t0+1-w], ..., y[t0])  (pandas rolling(w, closed='left') at index t0+1: the w values
+                                                  before the step-1 target, i.e. up to and including y[t0])
+      feature order: lag_1..lag_7, roll_mean_7, roll_mean_28 (defaults), fitted as a numpy array;
+      target of step s (1..h): y[t0+s].
+    So with t = t0+1 (the step-1 target index) this is exactly mlforecast's row t: lag k = y[t-k], window over
+    y[t-w..t-1]. The SAME X rows serve every step: each step's model s is a separate LGBMRegressor (a clone, same
+    params, same seed) fitted on X with targets y[t0+s]; origins whose step-h target is beyond the data
+    (t0 > n-1-h) are dropped for ALL steps, also for step 1 (skforecast's sliding_window_view of length S+h).
+    Origins before S-1 (incomplete warm-up) are dropped too. Checked against create_train_X_y and
+    filter_train_X_y_for_step, and by a native lgb.train re-implementation (exact).
+    Prediction: all steps use ONE feature row from the last S values (origin n-1): lag_k = y[n-k],
+    roll_mean_w = np.mean(y[n-w..n-1]); prediction_s = model_s(that row). No recursion.
+    Floating point (both reproduced bit for bit on all 17 ECB series):
+      training roll_mean: pandas' rolling mean (Kahan-compensated running sum): for each new index i the values
+        leaving the window are removed, then the entering ones added, each with its own compensation c:
+        remove v: yk = -v - c_rem; t = sum + yk; c_rem = (t - sum) - yk; sum = t
+        add v:    yk = v - c_add;  t = sum + yk; c_add = (t - sum) - yk; sum = t
+        mean = sum / nobs (and = the value itself when the last nobs values are all equal, 0 when the sign is
+        impossible); windows are [i-w, i) over the whole series from index 0.
+      predict roll_mean: numpy's pairwise sum / w: w < 8: sequential sum; 8 <= w <= 128: eight accumulators
+        r[j] = x[j] + x[j+8] + x[j+16] + ... over the first w - w%8 values, then
+        ((r0+r1)+(r2+r3)) + ((r4+r5)+(r6+r7)), then the last w%8 values added one by one.
+    """
+    from skforecast.direct import ForecasterDirect
+    from skforecast.preprocessing import RollingFeatures
+
+    rows = frame[frame[id_col] == series]
+    if rows.empty:
+        sys.exit(f"no rows for series {series!r}")
+    y = pd.Series(rows[target_col].to_numpy(dtype="float64"), index=pd.RangeIndex(len(rows)), name=target_col)
+    forecaster = ForecasterDirect(
+        estimator=lgb_regressor(params),
+        steps=h,
+        lags=list(lags) if lags else None,
+        window_features=RollingFeatures(stats=["mean"] * len(windows), window_sizes=list(windows)) if windows else None,
+        n_jobs=1,
+    )
+    forecaster.fit(y=y)
+    pred = forecaster.predict(steps=h)
+    return pd.DataFrame({
+        "step": np.arange(1, h + 1, dtype="int64"),
+        "prediction": pred.to_numpy(dtype="float64"),
+        "origin": pd.Series([rows[time_col].iloc[-1]] * h).astype("datetime64[us, UTC]"),
+    })
+
+
+def level_name(level):
+    return str(int(level)) if float(level).is_integer() else str(level)
+
+
+def conformal_forecast(frame, id_col, time_col, target_col, h, n_windows, levels, method, params, lags, windows):
+    """mlforecast 1.1.0's conformal prediction intervals: the recursive_forecast model, fitted with
+    prediction_intervals=PredictionIntervals(n_windows=W, h=h, method=method), then predict(h=h, level=levels).
+    Output: prediction (= recursive_forecast's, bit for bit) and lo_<L>, hi_<L> (mlforecast's lgb-lo-L/lgb-hi-L).
+
+    Read from forecast.py (fit -> _conformity_scores -> cross_validation(refit=False)), utilsforecast's
+    backtest_splits and conformal_prediction.py, and re-implemented independently (numpy + native lgb.train): bit
+    for bit equal, both methods, also with series of different lengths and end dates.
+
+    1. Windows (per series s with n_s rows; step_size = h; test size W*h): window i = 0..W-1 has the training part
+       = the first n_s - (W-i)*h rows of s and the validation part = the next h rows. So the windows are W
+       consecutive, non-overlapping blocks of h rows that tile the LAST W*h rows of each series, each cut relative to
+       that series' own end. Needs n_s >= W*h + 1 (mlforecast raises otherwise), and the first window's training
+       part must still leave rows after the warm-up.
+    2. Models: refit=False: ONE calibration model, fitted exactly like recursive_forecast (same params and seed,
+       same warm-up dropping) on window 0's training parts of all series stacked (each series truncated to its first
+       n_s - W*h rows). For every window i that same model forecasts h steps recursively from the end of window i's
+       training part (features rebuilt from that history as in recursive_forecast; window 0 included). The final
+       forecast uses a separate model fitted on the full data (= recursive_forecast).
+    3. Scores: absolute errors, per series, per window, per step: s[i, s, j] = |yhat_i[s, j] - y_s[n_s-(W-i)*h+j-1]|
+       for j = 1..h; array shape (W, n_series, h), series sorted by id. Nothing is pooled across series or steps:
+       intervals depend on the series and on the step.
+    4. Intervals for mean forecast m[s, j] (the final model's), levels sorted ascending, alpha_L = 100 - L, values
+       computed with np.quantile's default method 'linear' along the window axis:
+       conformal_distribution (mlforecast's default):
+         the 2W numbers P = {m[s,j] - s[i,s,j] : i} U {m[s,j] + s[i,s,j] : i} (each computed in float64 first);
+         lo_L = Q(P, alpha_L/200), hi_L = Q(P, 1 - alpha_L/200), with alpha_L/200 and 1 - alpha_L/200 computed in
+         Python floats (L = 80: 0.1 and 0.9; L = 95: 0.025 and 0.975).
+       conformal_error:
+         q = Q({s[i,s,j] : i}, L/100) over the W scores; lo_L = m[s,j] - q, hi_L = m[s,j] + q.
+       Q(x, p), numpy 'linear': sort x ascending (x_0..x_{n-1}), v = (n-1)*p (float64), if v >= n-1 return x_{n-1};
+         k = floor(v), g = v - k, a = x_k, b = x_{k+1}, d = b - a; return b - d*(1-g) if g >= 0.5 else a + d*g.
+       (With few windows the extreme levels just interpolate between the largest scores: W = 4, L = 95 gives
+       v = 7*0.975 = 6.825 between the 7th and 8th of the 8 path values.)
+    Only with PredictionIntervals(h=1) and a longer predict horizon would one width be reused for every step
+    (mlforecast warns); this subcommand always calibrates with the same h it predicts.
+    """
+    indexed, _ = with_counter(frame, id_col, time_col)
+    fcst = make_model_forecaster(params, lags, windows)
+    fcst.fit(indexed, id_col=id_col, time_col=COUNTER, target_col=target_col, static_features=[],
+             prediction_intervals=PredictionIntervals(n_windows=n_windows, h=h, method=method))
+    levels = [int(lv) if float(lv).is_integer() else float(lv) for lv in levels]
+    predictions = fcst.predict(h=h, level=levels)
+    value_cols = {MODEL: "prediction"}
+    for lv in sorted(levels):
+        value_cols[f"{MODEL}-lo-{lv}"] = f"lo_{level_name(lv)}"
+        value_cols[f"{MODEL}-hi-{lv}"] = f"hi_{level_name(lv)}"
+    return with_step(predictions, frame, id_col, time_col, value_cols)
+
+
 # -- subcommands ---------------------------------------------------------------------------------------------------
 
 def cmd_preprocess(args):
@@ -142,6 +359,44 @@ def cmd_ecb_panel(args):
           f"{len(panel)} rows", file=sys.stderr)
 
 
+def parse_ints(text):
+    return [int(v) for v in str(text).split(",") if v.strip()]
+
+
+def parse_floats(text):
+    return [float(v) for v in str(text).split(",") if v.strip()]
+
+
+def report(args, table, what):
+    print(f"{args.output}: {what}, {len(table)} rows", file=sys.stderr)
+
+
+def cmd_recursive(args):
+    frame = read_long(args.input, args.id, args.time, args.target)
+    table = recursive_forecast(frame, args.id, args.time, args.target, args.h, json.loads(args.params),
+                               parse_ints(args.lags), parse_ints(args.rolling_mean))
+    write_parquet(table, args.output)
+    report(args, table, f"recursive h={args.h} for {table[args.id].nunique()} series")
+
+
+def cmd_direct(args):
+    frame = read_long(args.input, args.id, args.time, args.target)
+    table = direct_forecast(frame, args.id, args.time, args.target, args.series, args.h, json.loads(args.params),
+                            parse_ints(args.lags), parse_ints(args.rolling_mean))
+    write_parquet(table, args.output)
+    report(args, table, f"direct h={args.h} for series {args.series}")
+
+
+def cmd_conformal(args):
+    frame = read_long(args.input, args.id, args.time, args.target)
+    table = conformal_forecast(frame, args.id, args.time, args.target, args.h, args.n_windows,
+                               parse_floats(args.levels), args.method, json.loads(args.params),
+                               parse_ints(args.lags), parse_ints(args.rolling_mean))
+    write_parquet(table, args.output)
+    report(args, table, f"conformal h={args.h} n_windows={args.n_windows} levels={args.levels} "
+                        f"for {table[args.id].nunique()} series")
+
+
 def parser():
     top = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = top.add_subparsers(dest="command", required=True)
@@ -156,6 +411,32 @@ def parser():
     ecb.add_argument("--input", default=str(Path(__file__).resolve().parent.parent / "data/ecb_eurofxref-hist.csv"))
     ecb.add_argument("--output", required=True, help="Parquet (or .csv) file to write")
     ecb.set_defaults(func=cmd_ecb_panel)
+
+    def model_parser(name, help_text, func):
+        cmd = sub.add_parser(name, help=help_text)
+        cmd.add_argument("--input", required=True, help="long panel: CSV or Parquet")
+        cmd.add_argument("--id", required=True, help="the series column")
+        cmd.add_argument("--time", required=True, help="the time column")
+        cmd.add_argument("--target", required=True, help="the target column")
+        cmd.add_argument("--h", type=int, required=True, help="forecast horizon (steps)")
+        cmd.add_argument("--params", required=True, help="LGBMRegressor keyword arguments as a JSON object")
+        cmd.add_argument("--lags", default=",".join(map(str, LAGS)), help="comma-separated lags (default 1..7)")
+        cmd.add_argument("--rolling-mean", default="7,28",
+                         help="comma-separated rolling-mean windows over lag 1 (default 7,28; '' for none)")
+        cmd.add_argument("--output", required=True, help="Parquet file to write")
+        cmd.set_defaults(func=func)
+        return cmd
+
+    model_parser("recursive", "mlforecast recursive multi-step LightGBM forecast of every series", cmd_recursive)
+    direct = model_parser("direct", "skforecast ForecasterDirect LightGBM forecast of one series", cmd_direct)
+    direct.add_argument("--series", required=True, help="the id of the series to forecast")
+    conf = model_parser("conformal", "mlforecast recursive forecast with conformal prediction intervals",
+                        cmd_conformal)
+    conf.add_argument("--n-windows", type=int, required=True, help="PredictionIntervals(n_windows=...)")
+    conf.add_argument("--levels", default="80,95", help="comma-separated interval levels in percent")
+    conf.add_argument("--method", default="conformal_distribution",
+                      choices=["conformal_distribution", "conformal_error"],
+                      help="PredictionIntervals(method=...) (mlforecast's default: conformal_distribution)")
     return top
 
 

@@ -454,6 +454,7 @@ impl Experiment {
                     (s, w) => s.clone().or_else(|| w.as_ref().map(|w| w.name.clone())),
                 };
                 let recipe = TimeSeriesRecipe {
+                    multi_step: None,
                     time_column,
                     series_column,
                     wide: self.data.wide.clone(),

@@ -16,6 +16,7 @@
 
 mod error;
 mod kernels;
+mod multistep;
 mod pipeline;
 mod preprocess;
 mod select;
@@ -25,6 +26,7 @@ mod stream;
 mod table;
 
 pub use error::FeatureError;
+pub use multistep::{Origin, OriginStream, Origins};
 pub use pipeline::{
     Decision, FittedPipeline, PipelineInput, PipelineStream, Prepared, StreamState, TabularInput, matrix_to_frame,
     model_column_name, model_matrix, select_columns,
@@ -40,7 +42,9 @@ pub use select::{
     ScoredFit, Selector, SelectorSpec, Task, chi2, cv_folds, f_classif, f_regression, mutual_info_classif,
     mutual_info_regression,
 };
-pub use spec::{CalendarPart, FeatureSpec, Lookback, RollingStat, TargetTransform, TimeSeriesRecipe, WideInput};
+pub use spec::{
+    CalendarPart, FeatureSpec, Lookback, MultiStep, RollingStat, Strategy, TargetTransform, TimeSeriesRecipe, WideInput,
+};
 pub use step::SeriesStep;
 pub use stream::{FeatureChunk, FeatureStream};
 pub use table::{FeatureRow, FeatureTable, PanelRows};

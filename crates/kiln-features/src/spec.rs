@@ -166,12 +166,44 @@ pub struct TimeSeriesRecipe {
     /// `name`, the values go to the target column
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wide: Option<WideInput>,
+    /// forecasts of every step `1..=steps` from each origin (`task.strategy`); `horizon` is then 1, the step the
+    /// model learns. Absent: one forecast per origin, `horizon` steps ahead
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub multi_step: Option<MultiStep>,
     pub target: String,
     /// steps ahead, >= 1
     pub horizon: usize,
     #[serde(default)]
     pub target_transform: TargetTransform,
     pub features: Vec<FeatureSpec>,
+}
+
+/// Many steps ahead from every origin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MultiStep {
+    /// the last step forecast (`task.horizon`)
+    pub steps: usize,
+    pub strategy: Strategy,
+}
+
+/// How forecasts beyond the next step are made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Strategy {
+    /// one model of the next step, its forecasts fed back as the target's latest values (mlforecast)
+    Recursive,
+    /// one model per step (skforecast's `ForecasterDirect`)
+    Direct,
+}
+
+impl Strategy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Strategy::Recursive => "recursive",
+            Strategy::Direct => "direct",
+        }
+    }
 }
 
 /// A wide file's series columns, melted into a long panel (pandas `melt`, missing cells left out).

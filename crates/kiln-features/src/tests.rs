@@ -118,6 +118,7 @@ fn etth1() -> &'static Frame {
 
 fn recipe(time_column: &str, target: &str, features: Vec<FeatureSpec>) -> TimeSeriesRecipe {
     TimeSeriesRecipe {
+        multi_step: None,
         time_column: time_column.to_string(),
         target: target.to_string(),
         series_column: None,
@@ -1069,6 +1070,7 @@ const RECIPE_JSON: &str = r#"{
 fn recipe_parses_from_json_with_externally_tagged_features_and_defaults() {
     let parsed: TimeSeriesRecipe = serde_json::from_str(RECIPE_JSON).unwrap();
     let expected = TimeSeriesRecipe {
+        multi_step: None,
         time_column: "Date".into(),
         series_column: None,
         wide: None,

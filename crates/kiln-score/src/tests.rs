@@ -54,6 +54,9 @@ fn bundle(pipeline: FittedPipeline, x: &Matrix, y: &[f64]) -> Bundle<FittedPipel
 fn forecast() -> Bundle<FittedPipeline> {
     let x = || "x".to_string();
     let recipe = TimeSeriesRecipe {
+        multi_step: None,
+        series_column: None,
+        wide: None,
         time_column: "t".into(),
         target: x(),
         horizon: 1,
