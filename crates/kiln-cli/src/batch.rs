@@ -25,6 +25,12 @@ pub(crate) fn predict(args: PredictArgs) -> Result<u8> {
     let (bundle, label) = crate::commands::load_bundle(&args.model, &uri)?;
     step(&format!("loaded {label}, checksums verified"));
     let pipeline = &bundle.pipeline;
+    if args.with_features && pipeline.recipe().is_some_and(|r| r.multi_step.is_some()) {
+        crate::exit::bad_input!(
+            "--with-features: {label} forecasts many steps by recursion, each step from its own features; only the \
+             forecasts are written"
+        );
+    }
     let opts = kiln::read_options(pipeline);
     let input = &args.input;
     let chunk_rows = usize::try_from(args.chunk_rows).unwrap_or(usize::MAX);
@@ -83,6 +89,13 @@ pub(crate) fn predict(args: PredictArgs) -> Result<u8> {
     let read_time = chunks.read_time;
     let secs = origin.elapsed().as_secs_f64();
     let what = match pipeline.recipe() {
+        Some(recipe) if let Some(multi) = recipe.multi_step => format!(
+            "steps 1..{} ahead of each of {} origins by {} forecasts, {} warm-up rows without one",
+            multi.steps,
+            totals.rows_scored,
+            multi.strategy.as_str(),
+            totals.warmup_dropped
+        ),
         Some(recipe) => format!(
             "{} steps ahead of each row's time, {} warm-up rows without one",
             recipe.horizon, totals.warmup_dropped
@@ -182,6 +195,9 @@ fn output_frame(scored: &Scored, with_features: bool) -> Result<Frame> {
     }
     if let Some(targets) = &scored.target_times {
         columns.push((kiln::TARGET_TIME_COLUMN.to_string(), Column::Timestamp(targets.clone())));
+    }
+    if let Some(steps) = &scored.steps {
+        columns.push(("step".to_string(), Column::Numeric(steps.iter().map(|&s| f64::from(s)).collect())));
     }
     let prediction_name = if scored.classes.is_some() { "probability" } else { "prediction" };
     columns.push((prediction_name.to_string(), Column::Numeric(scored.predictions.clone())));

@@ -277,6 +277,10 @@ fn train(args: TrainArgs) -> Result<u8> {
         println!();
         print!("{}", series_table(series, 5));
     }
+    if let Some(steps) = &outcome.steps {
+        println!();
+        print!("{}", steps_table(steps));
+    }
     if let Some(cv) = &outcome.cv {
         println!();
         println!("cross-validation on {} folds of the training part (the test part unseen):", cv.folds.len());
@@ -386,4 +390,25 @@ fn series_table(series: &[kiln_train::SeriesMetrics], shown: usize) -> String {
         ));
     }
     out
+}
+
+/// A multi-step model's test metrics step by step, beside persistence.
+fn steps_table(steps: &[kiln_train::StepMetrics]) -> String {
+    let mut rows =
+        vec![["step", "rmse", "persistence rmse", "mae", "persistence mae", "r2"].map(String::from).to_vec()];
+    for s in steps {
+        rows.push(vec![
+            s.step.to_string(),
+            format!("{:.6}", s.model.rmse),
+            format!("{:.6}", s.persistence.rmse),
+            format!("{:.6}", s.model.mae),
+            format!("{:.6}", s.persistence.mae),
+            format!("{:.4}", s.model.r2),
+        ]);
+    }
+    let origins = steps.first().map_or(0, |s| s.origins);
+    format!(
+        "every step of the recursive forecasts from {origins} test origins (steps.csv; test/by_step/* in MLflow):\n{}",
+        crate::table::number_table(&rows)
+    )
 }

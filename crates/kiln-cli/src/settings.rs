@@ -173,6 +173,10 @@ pub(crate) struct TaskSettings {
     /// forecast: what the model learns (default none)
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) target_transform: Option<TargetTransform>,
+    /// forecast: every step 1..=horizon from each origin, `recursive` (one model of the next step, fed its own
+    /// forecasts); absent: one forecast, `horizon` steps ahead
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) strategy: Option<kiln_features::Strategy>,
     /// classification: the target value of class 1 (e.g. "Yes")
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) positive: Option<String>,
@@ -413,6 +417,14 @@ impl Experiment {
             Ok(())
         };
         forecast_only("task.horizon", task.horizon.is_some())?;
+        forecast_only("task.strategy", task.strategy.is_some())?;
+        if task.strategy == Some(kiln_features::Strategy::Direct) {
+            return Err(loaded.error_at(
+                "task.strategy",
+                "direct (one model per step) is not available yet; use recursive, or leave task.strategy out for \
+                 one model of the step task.horizon ahead",
+            ));
+        }
         forecast_only("task.target_transform", task.target_transform.is_some())?;
         forecast_only("split.gap", self.split.gap > 0)?;
         if let Some(format) = &self.data.time_format
@@ -454,25 +466,34 @@ impl Experiment {
                     (s, w) => s.clone().or_else(|| w.as_ref().map(|w| w.name.clone())),
                 };
                 let recipe = TimeSeriesRecipe {
-                    multi_step: None,
+                    multi_step: task
+                        .strategy
+                        .map(|strategy| kiln_features::MultiStep { steps: task.horizon.unwrap_or(1), strategy }),
                     time_column,
                     series_column,
                     wide: self.data.wide.clone(),
                     target: task.target.clone(),
-                    horizon: task.horizon.unwrap_or(1),
+                    // a multi-step model learns the next step; its forecasts go on to task.horizon
+                    horizon: if task.strategy.is_some() { 1 } else { task.horizon.unwrap_or(1) },
                     target_transform: task.target_transform.unwrap_or_default(),
                     features,
                 };
-                recipe.validate().map_err(|e| match e {
-                    kiln_features::FeatureError::Spec { path, reason } if path.starts_with("wide") => {
-                        loaded.error_at(&format!("data.{path}"), reason)
-                    }
-                    kiln_features::FeatureError::Spec { path, reason } if path == "series_column" => {
-                        loaded.error_at("data.series_column", reason)
-                    }
-                    kiln_features::FeatureError::Spec { path, reason } => loaded.error_at(&path, reason),
-                    other => loaded.error_at("features", other.to_string()),
-                })?;
+                recipe
+                    .validate()
+                    .and_then(|()| match recipe.multi_step {
+                        Some(_) => recipe.check_recursive(),
+                        None => Ok(()),
+                    })
+                    .map_err(|e| match e {
+                        kiln_features::FeatureError::Spec { path, reason } if path.starts_with("wide") => {
+                            loaded.error_at(&format!("data.{path}"), reason)
+                        }
+                        kiln_features::FeatureError::Spec { path, reason } if path == "series_column" => {
+                            loaded.error_at("data.series_column", reason)
+                        }
+                        kiln_features::FeatureError::Spec { path, reason } => loaded.error_at(&path, reason),
+                        other => loaded.error_at("features", other.to_string()),
+                    })?;
                 let split = HoldoutSpec {
                     test_size: self.split.test_size,
                     validation_size: self.split.validation_size,

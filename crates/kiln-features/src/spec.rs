@@ -469,6 +469,11 @@ impl TimeSeriesRecipe {
         if self.features.is_empty() {
             return Err(FeatureError::spec("features", "must not be empty"));
         }
+        if let Some(multi) = self.multi_step
+            && multi.steps < 1
+        {
+            return Err(FeatureError::spec("horizon", "must be >= 1, got 0"));
+        }
         for (i, feature) in self.features.iter().enumerate() {
             feature.validate(i)?;
         }

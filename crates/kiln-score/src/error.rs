@@ -16,6 +16,9 @@ pub enum ScoreError {
     /// `explain` for a model kind without native SHAP contributions (the message predates this crate)
     #[error("target: --explain needs a model with native SHAP contributions (lightgbm, xgboost); this one is {kind}")]
     NoContributions { kind: &'static str },
+    /// what a multi-step (recursive) bundle cannot give or use
+    #[error("a multi-step forecast cannot be scored with {0}")]
+    MultiStep(&'static str),
     #[error("the bundle's model expects features {expected:?}, its pipeline makes {actual:?}")]
     FeatureMismatch { expected: Vec<String>, actual: Vec<String> },
 }
@@ -27,7 +30,7 @@ impl ScoreError {
             ScoreError::Features(e) => e.code(),
             ScoreError::Model(e) => e.code(),
             ScoreError::NotEnoughRows(_) => Code::NotEnoughRows,
-            ScoreError::NoContributions { .. } => Code::DataShape,
+            ScoreError::NoContributions { .. } | ScoreError::MultiStep(_) => Code::DataShape,
             ScoreError::FeatureMismatch { .. } => Code::BundleFormat,
         }
     }

@@ -31,6 +31,8 @@ pub struct Scored {
     pub target_times: Option<Vec<i64>>,
     /// a panel forecast: the series column and the series of each prediction
     pub series: Option<(String, Vec<String>)>,
+    /// a multi-step forecast: the step (1..=H) of each prediction; rows go origin by origin, steps in order
+    pub steps: Option<Vec<u32>>,
     /// the model's raw output (in the label's space, before the target transform is inverted)
     pub raw: Vec<f64>,
     /// the feature rows the model saw
@@ -46,6 +48,13 @@ pub struct Scored {
 /// Missing columns, too few rows for the features, a model that expects other features than the pipeline makes,
 /// or `explain` for a model kind without native contributions.
 pub fn score(bundle: &Bundle<FittedPipeline>, frame: &Frame, explain: bool) -> Result<Scored, ScoreError> {
+    if let Some(recipe) = multi_step(bundle, explain)? {
+        let scored = score_steps(bundle, recipe.origin_stream()?.push(frame, 0)?)?;
+        if scored.predictions.is_empty() {
+            return Err(not_enough_rows(frame.n_rows(), recipe.warmup()));
+        }
+        return Ok(scored);
+    }
     let ids = tabular_keys(&bundle.pipeline, frame, 0)?;
     let prepared = bundle.pipeline.transform(frame)?;
     if prepared.x.n_rows == 0 {
@@ -69,6 +78,8 @@ fn not_enough_rows(given: usize, warmup: usize) -> ScoreError {
 pub struct ChunkScorer<'a> {
     bundle: &'a Bundle<FittedPipeline>,
     stream: PipelineStream<'a>,
+    /// a multi-step forecast: the origins of each chunk, with the history their steps need
+    origins: Option<kiln_features::OriginStream>,
     explain: bool,
     rows_in: usize,
     rows_scored: usize,
@@ -99,9 +110,11 @@ impl<'a> ChunkScorer<'a> {
             return Err(no_contributions(bundle));
         }
         let stream = bundle.pipeline.stream()?;
+        let origins = multi_step(bundle, explain)?.map(TimeSeriesRecipe::origin_stream).transpose()?;
         Ok(ChunkScorer {
             bundle,
             stream,
+            origins,
             explain,
             rows_in: 0,
             rows_scored: 0,
@@ -121,6 +134,16 @@ impl<'a> ChunkScorer<'a> {
         let offset = self.rows_in;
         self.rows_in += chunk.n_rows();
         let started = Instant::now();
+        if let Some(origins) = &mut self.origins {
+            let origins = origins.push(&chunk, offset)?;
+            self.features_time += started.elapsed();
+            self.warmup_dropped += origins.warmup_dropped;
+            self.rows_scored += origins.times.len();
+            let timed = Instant::now();
+            let scored = score_steps(self.bundle, origins);
+            self.model_time += timed.elapsed();
+            return scored;
+        }
         let ids = tabular_keys(&self.bundle.pipeline, &chunk, offset)?;
         // a step's error names the row of the chunk; told to the user as the row of the whole input
         let prepared = self.stream.push(chunk).map_err(|e| e.shift_row(offset))?;
@@ -153,6 +176,72 @@ impl<'a> ChunkScorer<'a> {
     fn warmup(&self) -> usize {
         self.bundle.pipeline.recipe().map_or(0, TimeSeriesRecipe::warmup)
     }
+}
+
+/// A multi-step recipe, or `None`; `explain` is refused for it (the contributions are the next step's only).
+fn multi_step(bundle: &Bundle<FittedPipeline>, explain: bool) -> Result<Option<&TimeSeriesRecipe>, ScoreError> {
+    match bundle.pipeline.recipe() {
+        Some(recipe) if recipe.multi_step.is_some() => {
+            if explain {
+                return Err(ScoreError::MultiStep("SHAP contributions (--explain)"));
+            }
+            Ok(Some(recipe))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Every step from every origin, origin by origin: the recursive forecasts of a multi-step bundle.
+fn score_steps(bundle: &Bundle<FittedPipeline>, origins: kiln_features::Origins) -> Result<Scored, ScoreError> {
+    let pipeline = &bundle.pipeline;
+    let recipe = pipeline.recipe().ok_or(ScoreError::MultiStep("a tabular pipeline"))?;
+    let steps = recipe.multi_step.map_or(1, |m| m.steps);
+    let step = pipeline.step.ok_or(ScoreError::MultiStep("a bundle without the series' step"))?;
+    let list = origins.origins();
+    let forecasts = if list.is_empty() {
+        vec![Vec::new(); steps]
+    } else {
+        pipeline.forecast_recursive(&list, steps, step, &mut |x| {
+            if x.names != bundle.metadata.feature_names {
+                return Err(ScoreError::FeatureMismatch {
+                    expected: bundle.metadata.feature_names.clone(),
+                    actual: x.names.clone(),
+                });
+            }
+            Ok(bundle.model.predict(x)?)
+        })?
+    };
+    let n = list.len() * steps;
+    let mut times = Vec::with_capacity(n);
+    let mut target_times = Vec::with_capacity(n);
+    let mut step_of = Vec::with_capacity(n);
+    let mut predictions = Vec::with_capacity(n);
+    for (o, origin) in list.iter().enumerate() {
+        for (k, forecast) in forecasts.iter().enumerate() {
+            times.push(origin.time);
+            target_times.push(step.advance(origin.time, k + 1));
+            step_of.push(u32::try_from(k + 1).unwrap_or(u32::MAX));
+            predictions.push(forecast[o]);
+        }
+    }
+    let series = match (&recipe.series_column, origins.series) {
+        (Some(column), Some(keys)) => {
+            Some((column.clone(), keys.into_iter().flat_map(|k| std::iter::repeat_n(k, steps)).collect()))
+        }
+        _ => None,
+    };
+    Ok(Scored {
+        keys: RowKeys::Times { column: recipe.time_column.clone(), values: times },
+        raw: Vec::new(),
+        predictions,
+        classes: None,
+        target_times: Some(target_times),
+        series,
+        steps: Some(step_of),
+        features: Matrix { names: Vec::new(), data: Vec::new(), n_rows: 0 },
+        contributions: None,
+        warmup_dropped: origins.warmup_dropped,
+    })
 }
 
 fn no_contributions(bundle: &Bundle<FittedPipeline>) -> ScoreError {
@@ -231,6 +320,7 @@ fn predict_prepared(
         classes,
         target_times,
         series,
+        steps: None,
         raw,
         features: prepared.x,
         contributions,

@@ -49,6 +49,8 @@ pub struct FitEvaluation {
     /// the model's output for every design row, in the label's space
     pub outputs: Vec<f64>,
     pub evaluation: Evaluation,
+    /// a multi-step forecast: the test metrics of every step
+    pub steps: Option<Vec<crate::StepMetrics>>,
 }
 
 /// The fitted pipeline steps and the model inputs of every design row.
@@ -76,7 +78,14 @@ pub fn fit_evaluate(spec: &FitSpec<'_>, frame: &Frame, progress: &dyn Progress) 
     ));
 
     let Fitted { pipeline, x, model, outputs, evaluation } = fit_parts(spec, &design, &parts, progress)?;
-    Ok(FitEvaluation { design, parts, pipeline, x, model, outputs, evaluation })
+    let steps = match spec.task {
+        TaskSpec::Forecast { recipe, .. } if recipe.multi_step.is_some() => {
+            progress.step("scoring every step of the multi-step forecasts from the test origins");
+            crate::multistep::step_metrics(recipe, &pipeline, &model, frame, &design, &parts)?
+        }
+        _ => None,
+    };
+    Ok(FitEvaluation { design, parts, pipeline, x, model, outputs, evaluation, steps })
 }
 
 /// What one fit on given parts of a design produced.

@@ -13,6 +13,7 @@ mod evaluate;
 mod fit;
 mod interface;
 mod model;
+mod multistep;
 mod panel;
 mod prepare;
 mod score;
@@ -27,6 +28,7 @@ pub use error::TrainError;
 pub use evaluate::{Evaluation, Gates};
 pub use fit::{FitEvaluation, FitSpec, Progress, fit_evaluate};
 pub use kiln_models::ModelSpec;
+pub use multistep::StepMetrics;
 pub use panel::{SeriesMetrics, relative as series_rmse_ratio, series_metrics_csv};
 pub use prepare::{
     MissingFeatures, MissingPolicy, MissingTarget, Parts, RowCounts, ShortSeries, ShuffledSplit, TabularKind, TaskSpec,

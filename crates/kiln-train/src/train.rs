@@ -97,6 +97,8 @@ pub struct TrainOutcome {
     pub cv: Option<crate::BacktestOutcome>,
     /// a panel: every series' test metrics, worst first
     pub series: Option<Vec<crate::SeriesMetrics>>,
+    /// a multi-step forecast: the test metrics of every step
+    pub steps: Option<Vec<crate::StepMetrics>>,
 }
 
 /// Trains, evaluates and tracks one model. The run ends FINISHED, or FAILED with the error as the `kiln.error` tag.
@@ -158,7 +160,7 @@ fn run_steps(
     }
 
     let fit_started = (ports.clock)();
-    let FitEvaluation { design, parts, pipeline, x, model, outputs, evaluation } =
+    let FitEvaluation { design, parts, pipeline, x, model, outputs, evaluation, steps } =
         fit_evaluate(&spec.fit_spec(), frame, progress)?;
     let x = &x;
     let rows = design.rows;
@@ -185,6 +187,9 @@ fn run_steps(
         ("rows/test", rows.test),
     ] {
         metrics.push(point(name, n as f64, now));
+    }
+    if let Some(steps) = &steps {
+        metrics.extend(crate::multistep::step_points(steps, now));
     }
     if rows.series > 0 {
         metrics.push(point("rows/series", rows.series as f64, now));
@@ -243,6 +248,9 @@ fn run_steps(
     evaluation.log_artifacts(&spec.task, ports, id, &spec.run_name, &design, &parts, &outputs, &target_time)?;
     log_shap_summary(spec, ports, id, &model, x, &parts)?;
     let series = crate::panel::series_metrics(&spec.task, &design, &parts, &outputs)?;
+    if let Some(steps) = &steps {
+        store.put_bytes(id, "steps.csv", crate::multistep::steps_csv(steps).as_bytes())?;
+    }
     let mut panel_tags = Vec::new();
     if let Some(series) = &series {
         store.put_bytes(id, "series_metrics.csv", crate::series_metrics_csv(series).as_bytes())?;
@@ -334,6 +342,7 @@ fn run_steps(
         feature_importance: importance,
         cv,
         series,
+        steps,
     })
 }
 
