@@ -54,7 +54,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 from mlforecast import MLForecast
-from mlforecast.lag_transforms import RollingMean, RollingStd
+from mlforecast.lag_transforms import RollingMax, RollingMean, RollingMin, RollingStd
 from mlforecast.utils import PredictionIntervals
 
 COUNTER = "__kiln_step"  # the per-series integer time index handed to mlforecast
@@ -160,13 +160,28 @@ def lgb_regressor(params):
     return lgb.LGBMRegressor(**params)
 
 
+def rolling_transform(window):
+    """RollingMean(w) for a window w; RollingMin(w) or RollingMax(w) for ('min', w) or ('max', w)."""
+    if isinstance(window, tuple):
+        stat, w = window
+        return {"min": RollingMin, "max": RollingMax}[stat](w)
+    return RollingMean(window)
+
+
+def transform_windows(args):
+    """The lag-1 transforms of the flags, in mlforecast's (and kiln's) order: the means, then min and max per
+    window."""
+    return parse_ints(args.rolling_mean) + [(stat, w) for w in parse_ints(args.rolling_minmax)
+                                           for stat in ("min", "max")]
+
+
 def make_model_forecaster(params, lags, windows):
     """MLForecast(models={'lgb': LGBMRegressor(**params)}, freq=1, lags, lag_transforms={1: RollingMean(w)...})."""
     return MLForecast(
         models={MODEL: lgb_regressor(params)},
         freq=1,
         lags=lags,
-        lag_transforms={1: [RollingMean(w) for w in windows]} if windows else {},
+        lag_transforms={1: [rolling_transform(w) for w in windows]} if windows else {},
         num_threads=1,
     )
 
@@ -374,7 +389,7 @@ def report(args, table, what):
 def cmd_recursive(args):
     frame = read_long(args.input, args.id, args.time, args.target)
     table = recursive_forecast(frame, args.id, args.time, args.target, args.h, json.loads(args.params),
-                               parse_ints(args.lags), parse_ints(args.rolling_mean))
+                               parse_ints(args.lags), transform_windows(args))
     write_parquet(table, args.output)
     report(args, table, f"recursive h={args.h} for {table[args.id].nunique()} series")
 
@@ -391,7 +406,7 @@ def cmd_conformal(args):
     frame = read_long(args.input, args.id, args.time, args.target)
     table = conformal_forecast(frame, args.id, args.time, args.target, args.h, args.n_windows,
                                parse_floats(args.levels), args.method, json.loads(args.params),
-                               parse_ints(args.lags), parse_ints(args.rolling_mean))
+                               parse_ints(args.lags), transform_windows(args))
     write_parquet(table, args.output)
     report(args, table, f"conformal h={args.h} n_windows={args.n_windows} levels={args.levels} "
                         f"for {table[args.id].nunique()} series")
@@ -423,6 +438,8 @@ def parser():
         cmd.add_argument("--lags", default=",".join(map(str, LAGS)), help="comma-separated lags (default 1..7)")
         cmd.add_argument("--rolling-mean", default="7,28",
                          help="comma-separated rolling-mean windows over lag 1 (default 7,28; '' for none)")
+        cmd.add_argument("--rolling-minmax", default="",
+                         help="comma-separated windows of a rolling min and max over lag 1 (recursive, conformal)")
         cmd.add_argument("--output", required=True, help="Parquet file to write")
         cmd.set_defaults(func=func)
         return cmd
