@@ -201,6 +201,9 @@ fn output_frame(scored: &Scored, with_features: bool) -> Result<Frame> {
     }
     let prediction_name = if scored.classes.is_some() { "probability" } else { "prediction" };
     columns.push((prediction_name.to_string(), Column::Numeric(scored.predictions.clone())));
+    for (name, values) in scored.bounds.iter().flatten() {
+        columns.push((name.clone(), Column::Numeric(values.clone())));
+    }
     if let Some(classes) = &scored.classes {
         columns.push(("class".to_string(), Column::Categorical(classes.iter().cloned().map(Some).collect())));
     }

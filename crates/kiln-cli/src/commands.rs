@@ -394,17 +394,26 @@ fn series_table(series: &[kiln_train::SeriesMetrics], shown: usize) -> String {
 
 /// A multi-step model's test metrics step by step, beside persistence.
 fn steps_table(steps: &[kiln_train::StepMetrics]) -> String {
-    let mut rows =
-        vec![["step", "rmse", "persistence rmse", "mae", "persistence mae", "r2"].map(String::from).to_vec()];
+    let mut header = ["step", "rmse", "persistence rmse", "mae", "persistence mae", "r2"].map(String::from).to_vec();
+    for c in steps.first().map_or(&[][..], |s| s.coverage.as_slice()) {
+        header.push(format!("{}% covers", c.level));
+        header.push(format!("{}% width", c.level));
+    }
+    let mut rows = vec![header];
     for s in steps {
-        rows.push(vec![
+        let mut row = vec![
             s.step.to_string(),
             format!("{:.6}", s.model.rmse),
             format!("{:.6}", s.persistence.rmse),
             format!("{:.6}", s.model.mae),
             format!("{:.6}", s.persistence.mae),
             format!("{:.4}", s.model.r2),
-        ]);
+        ];
+        for c in &s.coverage {
+            row.push(format!("{:.1}%", c.coverage * 100.0));
+            row.push(format!("{:.6}", c.mean_width));
+        }
+        rows.push(row);
     }
     let origins = steps.first().map_or(0, |s| s.origins);
     format!(

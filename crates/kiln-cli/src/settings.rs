@@ -177,6 +177,10 @@ pub(crate) struct TaskSettings {
     /// forecasts); absent: one forecast, `horizon` steps ahead
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) strategy: Option<kiln_features::Strategy>,
+    /// forecast with a strategy: conformal prediction intervals, `{levels: [80, 95], windows: 5}` (the errors of
+    /// recursive forecasts over the last `windows` blocks of `horizon` rows of each series' training data)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) intervals: Option<kiln_features::IntervalSpec>,
     /// classification: the target value of class 1 (e.g. "Yes")
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) positive: Option<String>,
@@ -418,6 +422,20 @@ impl Experiment {
         };
         forecast_only("task.horizon", task.horizon.is_some())?;
         forecast_only("task.strategy", task.strategy.is_some())?;
+        forecast_only("task.intervals", task.intervals.is_some())?;
+        if let Some(intervals) = &task.intervals {
+            if task.strategy.is_none() {
+                return Err(loaded.error_at(
+                    "task.intervals",
+                    "conformal intervals come from recursive forecasts: set task.strategy: recursive (with horizon 1 \
+                     for one step)",
+                ));
+            }
+            intervals.validate().map_err(|e| match e {
+                kiln_features::FeatureError::Spec { path, reason } => loaded.error_at(&format!("task.{path}"), reason),
+                other => loaded.error_at("task.intervals", other.to_string()),
+            })?;
+        }
         if task.strategy == Some(kiln_features::Strategy::Direct) {
             return Err(loaded.error_at(
                 "task.strategy",
@@ -499,7 +517,12 @@ impl Experiment {
                     validation_size: self.split.validation_size,
                     gap: self.split.gap,
                 };
-                Ok(ResolvedTask::Forecast(TaskSpec::Forecast { recipe, split, missing: self.data.missing_policy() }))
+                Ok(ResolvedTask::Forecast(TaskSpec::Forecast {
+                    recipe,
+                    split,
+                    missing: self.data.missing_policy(),
+                    intervals: task.intervals.clone(),
+                }))
             }
             (_, features) => {
                 let columns = match features {

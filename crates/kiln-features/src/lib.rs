@@ -15,6 +15,7 @@
 //! vocabulary of `rfecv`'s `scoring:` ([`kiln_eval::Metric`]), the [`Task`] and numpy's pairwise sum.
 
 mod error;
+mod intervals;
 mod kernels;
 mod multistep;
 mod pipeline;
@@ -26,6 +27,7 @@ mod stream;
 mod table;
 
 pub use error::FeatureError;
+pub use intervals::{ConformalIntervals, IntervalSpec, quantile};
 pub use multistep::{Origin, OriginStream, Origins};
 pub use pipeline::{
     Decision, FittedPipeline, PipelineInput, PipelineStream, Prepared, StreamState, TabularInput, matrix_to_frame,

@@ -49,6 +49,9 @@ pub struct FittedPipeline {
     /// (absent in bundles written before it existed: those forecasts carry their origin time only)
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub step: Option<SeriesStep>,
+    /// a multi-step forecast with conformal prediction intervals: the calibration's errors per series and step
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intervals: Option<crate::ConformalIntervals>,
 }
 
 /// How a classifier's probability of the positive class becomes a class label.
@@ -103,6 +106,7 @@ impl FittedPipeline {
             decision: None,
             feature_names: feature_names.to_vec(),
             step: None,
+            intervals: None,
         }
     }
 

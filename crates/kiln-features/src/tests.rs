@@ -1335,6 +1335,7 @@ fn pipeline_stream_carries_forward_fill_across_chunks() {
         decision: None,
         feature_names: xy.to_vec(),
         step: None,
+        intervals: None,
     };
     let whole = pipeline.transform(&frame).unwrap();
     for size in [1, 2, 4] {
@@ -1396,6 +1397,7 @@ fn input_kinds_follow_the_recipe_or_the_preprocessing() {
         decision: None,
         feature_names: out.names().to_vec(),
         step: None,
+        intervals: None,
     };
     let kinds: Vec<(String, kiln_domain::ColumnKind)> = ["plan", "total", "monthly", "age"]
         .into_iter()

@@ -33,6 +33,8 @@ pub struct Scored {
     pub series: Option<(String, Vec<String>)>,
     /// a multi-step forecast: the step (1..=H) of each prediction; rows go origin by origin, steps in order
     pub steps: Option<Vec<u32>>,
+    /// conformal prediction intervals: `(name, bound of every prediction)`, `lo_80`, `hi_80`, ...
+    pub bounds: Option<Vec<(String, Vec<f64>)>>,
     /// the model's raw output (in the label's space, before the target transform is inverted)
     pub raw: Vec<f64>,
     /// the feature rows the model saw
@@ -224,6 +226,20 @@ fn score_steps(bundle: &Bundle<FittedPipeline>, origins: kiln_features::Origins)
             predictions.push(forecast[o]);
         }
     }
+    let bounds = pipeline.intervals.as_ref().map(|ci| {
+        let mut columns: Vec<(String, Vec<f64>)> =
+            ci.column_names().into_iter().map(|name| (name, Vec::with_capacity(n))).collect();
+        for (o, _) in list.iter().enumerate() {
+            let key = origins.series.as_ref().map_or("", |s| s[o].as_str());
+            for (k, forecast) in forecasts.iter().enumerate() {
+                for (l, (lo, hi)) in ci.bounds(key, k + 1, forecast[o]).into_iter().enumerate() {
+                    columns[2 * l].1.push(lo);
+                    columns[2 * l + 1].1.push(hi);
+                }
+            }
+        }
+        columns
+    });
     let series = match (&recipe.series_column, origins.series) {
         (Some(column), Some(keys)) => {
             Some((column.clone(), keys.into_iter().flat_map(|k| std::iter::repeat_n(k, steps)).collect()))
@@ -238,6 +254,7 @@ fn score_steps(bundle: &Bundle<FittedPipeline>, origins: kiln_features::Origins)
         target_times: Some(target_times),
         series,
         steps: Some(step_of),
+        bounds,
         features: Matrix { names: Vec::new(), data: Vec::new(), n_rows: 0 },
         contributions: None,
         warmup_dropped: origins.warmup_dropped,
@@ -321,6 +338,7 @@ fn predict_prepared(
         target_times,
         series,
         steps: None,
+        bounds: None,
         raw,
         features: prepared.x,
         contributions,

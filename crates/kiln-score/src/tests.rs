@@ -87,6 +87,7 @@ fn classifier() -> Bundle<FittedPipeline> {
         decision: Some(Decision { positive: "yes".into(), negative: Some("no".into()), threshold: 0.5 }),
         feature_names: columns,
         step: None,
+        intervals: None,
     };
     let x = pipeline.transform(&records(60)).unwrap().x;
     let y: Vec<f64> = (0..60).map(|i| f64::from(u8::from(i % 7 >= 4))).collect();

@@ -77,7 +77,15 @@ pub fn fit_evaluate(spec: &FitSpec<'_>, frame: &Frame, progress: &dyn Progress) 
         rows.test
     ));
 
-    let Fitted { pipeline, x, model, outputs, evaluation } = fit_parts(spec, &design, &parts, progress)?;
+    let Fitted { mut pipeline, x, model, outputs, evaluation } = fit_parts(spec, &design, &parts, progress)?;
+    if let TaskSpec::Forecast { recipe, intervals: Some(intervals), .. } = spec.task {
+        progress.step(&format!(
+            "calibrating conformal intervals ({}%) on the last {} windows of the training rows",
+            intervals.levels.iter().map(f64::to_string).collect::<Vec<_>>().join("%, "),
+            intervals.windows
+        ));
+        pipeline.intervals = Some(crate::multistep::calibrate(spec, recipe, intervals, frame, &design, &parts)?);
+    }
     let steps = match spec.task {
         TaskSpec::Forecast { recipe, .. } if recipe.multi_step.is_some() => {
             progress.step("scoring every step of the multi-step forecasts from the test origins");
@@ -135,6 +143,7 @@ pub(crate) fn fit_parts(
             TaskSpec::Forecast { .. } => kiln_features::SeriesStep::learn(&take(&design.times, &parts.train)),
             TaskSpec::Tabular { .. } => None,
         },
+        intervals: None,
     };
     Ok(Fitted { pipeline, x, model, outputs, evaluation })
 }

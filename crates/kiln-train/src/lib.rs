@@ -28,7 +28,7 @@ pub use error::TrainError;
 pub use evaluate::{Evaluation, Gates};
 pub use fit::{FitEvaluation, FitSpec, Progress, fit_evaluate};
 pub use kiln_models::ModelSpec;
-pub use multistep::StepMetrics;
+pub use multistep::{Coverage, StepMetrics};
 pub use panel::{SeriesMetrics, relative as series_rmse_ratio, series_metrics_csv};
 pub use prepare::{
     MissingFeatures, MissingPolicy, MissingTarget, Parts, RowCounts, ShortSeries, ShuffledSplit, TabularKind, TaskSpec,

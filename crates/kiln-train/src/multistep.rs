@@ -2,11 +2,11 @@
 //! last step still lies in the data, each step scored against the truth and against persistence (the value at the
 //! origin, for every step).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use kiln_domain::Frame;
 use kiln_eval::RegressionMetrics;
-use kiln_features::{FittedPipeline, Origin, TimeSeriesRecipe};
+use kiln_features::{ConformalIntervals, FittedPipeline, IntervalSpec, Origin, Origins, TimeSeriesRecipe};
 use kiln_models::FittedModel;
 use serde::Serialize;
 
@@ -22,6 +22,18 @@ pub struct StepMetrics {
     pub model: RegressionMetrics,
     /// the value at the origin, for every step
     pub persistence: RegressionMetrics,
+    /// with intervals: the share of the truths inside each level's interval, and its mean width
+    pub coverage: Vec<Coverage>,
+}
+
+/// How an interval level did on the test origins of one step.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Coverage {
+    /// percent
+    pub level: f64,
+    /// the share of truths inside, 0..=1
+    pub coverage: f64,
+    pub mean_width: f64,
 }
 
 /// The metrics of every step 1..=H, or `None` when the recipe forecasts one step.
@@ -44,23 +56,13 @@ pub(crate) fn step_metrics(
         TrainError::NotEnoughRows("the series' step could not be learned from the training times".to_string())
     })?;
     let all = recipe.origin_stream()?.push(frame, 0)?;
-    let no_series = String::new();
-    let index: HashMap<(&str, i64), usize> = all
-        .times
-        .iter()
-        .enumerate()
-        .map(|(o, &t)| (all.series.as_ref().map_or(no_series.as_str(), |s| s[o].as_str()), t))
-        .enumerate()
-        .map(|(o, key)| (key, o))
-        .collect();
+    let place = places(&all, design, &parts.test);
     let mut origins: Vec<Origin<'_>> = Vec::new();
     let mut truths: Vec<Vec<f64>> = vec![Vec::new(); steps];
     let mut persistence: Vec<f64> = Vec::new();
-    for &r in &parts.test {
-        let key =
-            if design.series.is_empty() { no_series.as_str() } else { &design.series_keys[design.series[r] as usize] };
-        let Some(&o) = index.get(&(key, design.times[r])) else { continue };
-        let (h, i) = all.at[o];
+    let mut keys: Vec<&str> = Vec::new();
+    for (&r, place) in parts.test.iter().zip(&place) {
+        let Some((o, h, i)) = *place else { continue };
         let history = &all.histories[h];
         if i + steps >= history.len() || history[i + 1..=i + steps].iter().any(|v| v.is_nan()) {
             continue;
@@ -70,6 +72,7 @@ pub(crate) fn step_metrics(
             truth.push(history[i + 1 + k]);
         }
         persistence.push(history[i]);
+        keys.push(series_key(design, r));
     }
     if origins.len() < 2 {
         return Err(TrainError::NotEnoughRows(format!(
@@ -82,14 +85,172 @@ pub(crate) fn step_metrics(
         pipeline.forecast_recursive(&origins, steps, step, &mut |x| Ok::<_, TrainError>(model.predict(x)?))?;
     let mut out = Vec::with_capacity(steps);
     for (k, (forecast, truth)) in forecasts.iter().zip(&truths).enumerate() {
+        let coverage = match &pipeline.intervals {
+            Some(ci) => coverage(ci, &keys, k + 1, forecast, truth),
+            None => Vec::new(),
+        };
         out.push(StepMetrics {
             step: k + 1,
             origins: origins.len(),
             model: RegressionMetrics::compute(truth, forecast)?,
             persistence: RegressionMetrics::compute(truth, &persistence)?,
+            coverage,
         });
     }
     Ok(Some(out))
+}
+
+/// Each level's share of truths inside its interval, and the interval's mean width, over one step's forecasts.
+fn coverage(ci: &ConformalIntervals, keys: &[&str], step: usize, forecast: &[f64], truth: &[f64]) -> Vec<Coverage> {
+    let mut hits = vec![0usize; ci.levels.len()];
+    let mut width = vec![0.0; ci.levels.len()];
+    for (o, (&m, &y)) in forecast.iter().zip(truth).enumerate() {
+        for (l, (lo, hi)) in ci.bounds(keys[o], step, m).into_iter().enumerate() {
+            hits[l] += usize::from(lo <= y && y <= hi);
+            width[l] += hi - lo;
+        }
+    }
+    #[allow(clippy::cast_precision_loss)]
+    let n = forecast.len() as f64;
+    #[allow(clippy::cast_precision_loss)]
+    ci.levels
+        .iter()
+        .zip(hits.iter().zip(&width))
+        .map(|(&level, (&h, &w))| Coverage { level, coverage: h as f64 / n, mean_width: w / n })
+        .collect()
+}
+
+/// The series key of design row `r` (`""` for a single series).
+fn series_key(design: &Design, r: usize) -> &str {
+    if design.series.is_empty() { "" } else { &design.series_keys[design.series[r] as usize] }
+}
+
+/// Where each of `rows` (design rows) is among `all`'s origins: its origin, history and position in that history.
+fn places(all: &Origins, design: &Design, rows: &[usize]) -> Vec<Option<(usize, usize, usize)>> {
+    let index: HashMap<(&str, i64), usize> = all
+        .times
+        .iter()
+        .enumerate()
+        .map(|(o, &t)| ((all.series.as_ref().map_or("", |s| s[o].as_str()), t), o))
+        .collect();
+    rows.iter()
+        .map(|&r| {
+            let o = *index.get(&(series_key(design, r), design.times[r]))?;
+            let (h, i) = all.at[o];
+            Some((o, h, i))
+        })
+        .collect()
+}
+
+/// Conformal intervals (mlforecast's `PredictionIntervals(n_windows, h)`, see [`ConformalIntervals`]): a calibration
+/// pipeline and model fitted on the training rows (train and validation) before each series' last
+/// `windows * steps` ones, recursive forecasts of `steps` from the end of each of the `windows` blocks that tile
+/// them, and the absolute errors per series, step and window.
+///
+/// # Errors
+/// A series whose training rows are too few for the windows, or any fit's error.
+pub(crate) fn calibrate(
+    spec: &crate::FitSpec<'_>,
+    recipe: &TimeSeriesRecipe,
+    intervals: &IntervalSpec,
+    frame: &Frame,
+    design: &Design,
+    parts: &Parts,
+) -> Result<ConformalIntervals, TrainError> {
+    let steps = recipe.multi_step.map_or(1, |m| m.steps);
+    let windows = intervals.windows;
+    let block = windows * steps;
+    let all = recipe.origin_stream()?.push(frame, 0)?;
+    let fit_rows = parts.fit_rows();
+    let place = places(&all, design, &fit_rows);
+    // per series (history): one past the last training origin's position, i.e. the last training label's position,
+    // and the series' key
+    let mut end: BTreeMap<usize, (usize, &str)> = BTreeMap::new();
+    for (&r, p) in fit_rows.iter().zip(&place) {
+        if let Some((_, h, i)) = *p {
+            let e = end.entry(h).or_insert((0, series_key(design, r)));
+            e.0 = e.0.max(i + 1);
+        }
+    }
+    let cal: Vec<usize> = fit_rows
+        .iter()
+        .zip(&place)
+        .filter(|(_, p)| p.is_some_and(|(_, h, i)| i + block < end[&h].0))
+        .map(|(&r, _)| r)
+        .collect();
+    // the rows of the windows: what the calibration fit is evaluated on (one step ahead), never fitted on
+    let held: Vec<usize> = {
+        let cal_set: std::collections::HashSet<usize> = cal.iter().copied().collect();
+        fit_rows.iter().copied().filter(|r| !cal_set.contains(r)).collect()
+    };
+    let cal_parts = if parts.validation.is_empty() {
+        Parts { train: cal, validation: Vec::new(), test: held, gap: 0 }
+    } else {
+        // as many validation times before the windows as the main fit has
+        let mut val_times: Vec<i64> = parts.validation.iter().map(|&r| design.times[r]).collect();
+        val_times.dedup();
+        let mut times: Vec<i64> = cal.iter().map(|&r| design.times[r]).collect();
+        times.dedup();
+        let cut = times.get(times.len().saturating_sub(val_times.len())).copied().unwrap_or(i64::MAX);
+        let (train, validation): (Vec<usize>, Vec<usize>) = cal.iter().partition(|&&r| design.times[r] < cut);
+        Parts { train, validation, test: held, gap: 0 }
+    };
+    if cal_parts.train.is_empty() {
+        return Err(TrainError::NotEnoughRows(format!(
+            "task.intervals: the training rows leave none before the last {windows} windows of {steps} steps; fewer \
+             windows, a shorter horizon, or more data"
+        )));
+    }
+    let fitted = crate::fit::fit_parts(spec, design, &cal_parts, &Quiet)?;
+    let step = fitted.pipeline.step.ok_or_else(|| {
+        TrainError::NotEnoughRows("the series' step could not be learned from the calibration rows".to_string())
+    })?;
+    let needed = recipe.min_window_rows();
+    let position: HashMap<(usize, usize), usize> = all.at.iter().enumerate().map(|(o, &hi)| (hi, o)).collect();
+    // the origin closing window i of a series ends its training part at end - (windows - i) * steps
+    let mut origins = Vec::new();
+    let mut truths: Vec<&[f64]> = Vec::new();
+    let mut owners: Vec<&str> = Vec::new();
+    for (&h, &(e, key)) in &end {
+        if e < block + needed {
+            return Err(TrainError::NotEnoughRows(format!(
+                "task.intervals: series '{key}' has {e} training rows, too few for {windows} windows of {steps} \
+                 steps after the {needed} rows the features need"
+            )));
+        }
+        let history = &all.histories[h];
+        for i in 0..windows {
+            let o = e - (windows - i) * steps;
+            let Some(&at) = position.get(&(h, o)) else {
+                return Err(TrainError::NotEnoughRows(format!(
+                    "task.intervals: series '{key}' has no origin at its row {o} (in the warm-up)"
+                )));
+            };
+            origins.push(Origin { history: &history[..=o], time: all.times[at] });
+            truths.push(&history[o + 1..=o + steps]);
+            owners.push(key);
+        }
+    }
+    let forecasts = fitted
+        .pipeline
+        .forecast_recursive(&origins, steps, step, &mut |x| Ok::<_, TrainError>(fitted.model.predict(x)?))?;
+    let mut scores: BTreeMap<String, Vec<Vec<f64>>> = BTreeMap::new();
+    for (w, key) in owners.iter().enumerate() {
+        let entry = scores.entry((*key).to_string()).or_insert_with(|| vec![Vec::with_capacity(windows); steps]);
+        for (k, forecast) in forecasts.iter().enumerate() {
+            entry[k].push((forecast[w] - truths[w][k]).abs());
+        }
+    }
+    let mut levels = intervals.levels.clone();
+    levels.sort_by(f64::total_cmp);
+    levels.dedup();
+    Ok(ConformalIntervals { levels, windows, scores })
+}
+
+struct Quiet;
+
+impl crate::Progress for Quiet {
+    fn step(&self, _: &str) {}
 }
 
 /// The step metrics as MLflow metric points: `test/by_step/<metric>` at step k (a chart over the steps in MLflow's
@@ -105,8 +266,24 @@ pub(crate) fn step_points(steps: &[StepMetrics], now: i64) -> Vec<kiln_domain::M
             }
         }
     }
+    for s in steps {
+        for c in &s.coverage {
+            let step = i64::try_from(s.step).unwrap_or(i64::MAX);
+            for (name, value) in [("coverage", c.coverage), ("width", c.mean_width)] {
+                let key = format!("test/by_step/{name}_{}", c.level);
+                out.push(kiln_domain::MetricPoint { key, value, timestamp_ms: now, step });
+            }
+        }
+    }
     #[allow(clippy::cast_precision_loss)]
     let n = steps.len() as f64;
+    if let Some(first) = steps.first() {
+        for (l, c) in first.coverage.iter().enumerate() {
+            let mean = |f: fn(&Coverage) -> f64| steps.iter().map(|s| f(&s.coverage[l])).sum::<f64>() / n;
+            out.push(crate::train::point(&format!("test/coverage_{}", c.level), mean(|c| c.coverage), now));
+            out.push(crate::train::point(&format!("test/width_{}", c.level), mean(|c| c.mean_width), now));
+        }
+    }
     for (group, pick) in [("test/mean_over_steps", true), ("baseline/test/mean_over_steps", false)] {
         for (j, name) in ["rmse", "mae", "r2"].iter().enumerate() {
             let sum: f64 = steps.iter().map(|s| metrics(if pick { &s.model } else { &s.persistence })[j].1).sum();
@@ -118,12 +295,20 @@ pub(crate) fn step_points(steps: &[StepMetrics], now: i64) -> Vec<kiln_domain::M
 
 /// The step metrics as CSV, one row per step.
 pub(crate) fn steps_csv(steps: &[StepMetrics]) -> String {
-    let mut out = String::from("step,origins,rmse,mae,r2,persistence_rmse,persistence_mae\n");
+    let mut out = String::from("step,origins,rmse,mae,r2,persistence_rmse,persistence_mae");
+    for c in steps.first().map_or(&[][..], |s| s.coverage.as_slice()) {
+        out.push_str(&format!(",coverage_{0},width_{0}", c.level));
+    }
+    out.push('\n');
     for s in steps {
         out.push_str(&format!(
-            "{},{},{},{},{},{},{}\n",
+            "{},{},{},{},{},{},{}",
             s.step, s.origins, s.model.rmse, s.model.mae, s.model.r2, s.persistence.rmse, s.persistence.mae
         ));
+        for c in &s.coverage {
+            out.push_str(&format!(",{},{}", c.coverage, c.mean_width));
+        }
+        out.push('\n');
     }
     out
 }

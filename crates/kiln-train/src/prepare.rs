@@ -12,7 +12,13 @@ use crate::TrainError;
 #[derive(Debug, Clone)]
 pub enum TaskSpec {
     /// a numeric series `horizon` steps ahead, time-ordered split
-    Forecast { recipe: TimeSeriesRecipe, split: HoldoutSpec, missing: MissingPolicy },
+    Forecast {
+        recipe: TimeSeriesRecipe,
+        split: HoldoutSpec,
+        missing: MissingPolicy,
+        /// conformal prediction intervals of a multi-step forecast
+        intervals: Option<kiln_features::IntervalSpec>,
+    },
     /// one prediction per tabular row, shuffled (and for classification stratified) split
     Tabular { input: TabularInput, target: String, kind: TabularKind, split: ShuffledSplit, missing: MissingPolicy },
 }
@@ -324,7 +330,7 @@ fn is_zero(n: &usize) -> bool {
 /// Missing or mistyped columns, a target with gaps or no positive row, or too few rows for the split.
 pub(crate) fn prepare(task: &TaskSpec, frame: &Frame) -> Result<(Design, Parts), TrainError> {
     match task {
-        TaskSpec::Forecast { recipe, split, missing } => forecast(recipe, split, missing, frame),
+        TaskSpec::Forecast { recipe, split, missing, .. } => forecast(recipe, split, missing, frame),
         TaskSpec::Tabular { input, target, kind, split, missing } => {
             tabular(input, target, kind, split, missing, frame)
         }
