@@ -275,7 +275,10 @@ def direct_forecast(frame, id_col, time_col, target_col, series, h, params, lags
         estimator=lgb_regressor(params),
         steps=h,
         lags=list(lags) if lags else None,
-        window_features=RollingFeatures(stats=["mean"] * len(windows), window_sizes=list(windows)) if windows else None,
+        window_features=RollingFeatures(
+            stats=[w[0] if isinstance(w, tuple) else "mean" for w in windows],
+            window_sizes=[w[1] if isinstance(w, tuple) else w for w in windows],
+        ) if windows else None,
         n_jobs=1,
     )
     forecaster.fit(y=y)
@@ -397,7 +400,7 @@ def cmd_recursive(args):
 def cmd_direct(args):
     frame = read_long(args.input, args.id, args.time, args.target)
     table = direct_forecast(frame, args.id, args.time, args.target, args.series, args.h, json.loads(args.params),
-                            parse_ints(args.lags), parse_ints(args.rolling_mean))
+                            parse_ints(args.lags), transform_windows(args))
     write_parquet(table, args.output)
     report(args, table, f"direct h={args.h} for series {args.series}")
 
@@ -439,7 +442,7 @@ def parser():
         cmd.add_argument("--rolling-mean", default="7,28",
                          help="comma-separated rolling-mean windows over lag 1 (default 7,28; '' for none)")
         cmd.add_argument("--rolling-minmax", default="",
-                         help="comma-separated windows of a rolling min and max over lag 1 (recursive, conformal)")
+                         help="comma-separated windows of a rolling min and max over lag 1")
         cmd.add_argument("--output", required=True, help="Parquet file to write")
         cmd.set_defaults(func=func)
         return cmd

@@ -417,7 +417,7 @@ fn steps_table(steps: &[kiln_train::StepMetrics]) -> String {
     }
     let origins = steps.first().map_or(0, |s| s.origins);
     format!(
-        "every step of the recursive forecasts from {origins} test origins (steps.csv; test/by_step/* in MLflow):\n{}",
+        "every step forecast from {origins} test origins (steps.csv; test/by_step/* in MLflow):\n{}",
         crate::table::number_table(&rows)
     )
 }

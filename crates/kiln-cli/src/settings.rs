@@ -174,7 +174,7 @@ pub(crate) struct TaskSettings {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) target_transform: Option<TargetTransform>,
     /// forecast: every step 1..=horizon from each origin, `recursive` (one model of the next step, fed its own
-    /// forecasts); absent: one forecast, `horizon` steps ahead
+    /// forecasts) or `direct` (one model per step); absent: one forecast, `horizon` steps ahead
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) strategy: Option<kiln_features::Strategy>,
     /// forecast with a strategy: conformal prediction intervals, `{levels: [80, 95], windows: 5}` (the errors of
@@ -436,11 +436,10 @@ impl Experiment {
                 other => loaded.error_at("task.intervals", other.to_string()),
             })?;
         }
-        if task.strategy == Some(kiln_features::Strategy::Direct) {
+        if task.strategy == Some(kiln_features::Strategy::Direct) && task.intervals.is_some() {
             return Err(loaded.error_at(
-                "task.strategy",
-                "direct (one model per step) is not available yet; use recursive, or leave task.strategy out for \
-                 one model of the step task.horizon ahead",
+                "task.intervals",
+                "conformal intervals are calibrated on recursive forecasts; use task.strategy: recursive",
             ));
         }
         forecast_only("task.target_transform", task.target_transform.is_some())?;
@@ -499,8 +498,10 @@ impl Experiment {
                 recipe
                     .validate()
                     .and_then(|()| match recipe.multi_step {
-                        Some(_) => recipe.check_recursive(),
-                        None => Ok(()),
+                        Some(kiln_features::MultiStep { strategy: kiln_features::Strategy::Recursive, .. }) => {
+                            recipe.check_recursive()
+                        }
+                        _ => Ok(()),
                     })
                     .map_err(|e| match e {
                         kiln_features::FeatureError::Spec { path, reason } if path.starts_with("wide") => {

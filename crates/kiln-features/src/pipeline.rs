@@ -469,6 +469,7 @@ fn in_frame_order(table: crate::FeatureTable) -> crate::FeatureTable {
         current: pick(&table.current),
         future: pick(&table.future),
         label: pick(&table.label),
+        step_futures: table.step_futures.iter().map(|f| pick(f)).collect(),
         warmup_dropped: table.warmup_dropped,
         panel: Some(panel),
     }

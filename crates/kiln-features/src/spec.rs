@@ -493,6 +493,24 @@ impl TimeSeriesRecipe {
         Ok(())
     }
 
+    /// The steps a direct multi-step recipe forecasts (one model each); 0 for any other recipe.
+    pub fn direct_steps(&self) -> usize {
+        match self.multi_step {
+            Some(MultiStep { steps, strategy: Strategy::Direct }) => steps,
+            _ => 0,
+        }
+    }
+
+    /// The fewest origins left out between the fitted rows and the test rows, so that no label the model learns
+    /// lies in the test part's targets: `horizon - 1`, or `steps - 1` for a direct multi-step recipe (its last step
+    /// is learned from rows that far ahead); 0 for a recursive one (its model learns the next step only).
+    pub fn min_gap(&self) -> usize {
+        match self.multi_step {
+            Some(MultiStep { steps, strategy: Strategy::Direct }) => steps.saturating_sub(1),
+            _ => self.horizon.saturating_sub(1),
+        }
+    }
+
     /// The raw columns the recipe reads: the time column, the target, then every column a feature references, each
     /// once, in first-mention order.
     pub fn input_columns(&self) -> Vec<String> {

@@ -21,6 +21,8 @@ pub struct FeatureTable {
     pub future: Vec<f64>,
     /// `target_transform.apply(current, future)`; NaN where `future` is NaN
     pub label: Vec<f64>,
+    /// a direct multi-step recipe: the target at `t + k` for k = 2..=steps (`[k - 2][row]`); empty otherwise
+    pub step_futures: Vec<Vec<f64>>,
     /// rows dropped at the start (the recipe's warm-up; a panel: summed over the series)
     pub warmup_dropped: usize,
     /// a panel: the series of each row, and the rows' order (by time, then series)
@@ -101,12 +103,16 @@ impl TimeSeriesRecipe {
             .zip(&future)
             .map(|(&c, &f)| if f.is_nan() { f64::NAN } else { self.target_transform.apply(c, f) })
             .collect();
+        let step_futures = (2..=self.direct_steps())
+            .map(|k| (warmup..n).map(|t| resolved.target.get(t + k).copied().unwrap_or(f64::NAN)).collect())
+            .collect();
         Ok(FeatureTable {
             x: Matrix { names, data, n_rows: kept },
             times: resolved.times[warmup..].to_vec(),
             current,
             future,
             label,
+            step_futures,
             warmup_dropped: warmup,
             panel: None,
         })
@@ -177,6 +183,7 @@ impl TimeSeriesRecipe {
         let mut future = vec![f64::NAN; n_out];
         let mut series = vec![0u32; n_out];
         let mut frame_rows = vec![0usize; n_out];
+        let mut step_futures = vec![vec![f64::NAN; n_out]; self.direct_steps().saturating_sub(1)];
         let mut gathered: Vec<(*const f64, Vec<f64>)> = Vec::new();
         for ((code, rows), positions) in kept_series.iter().zip(&position) {
             let n = rows.len();
@@ -209,6 +216,9 @@ impl TimeSeriesRecipe {
                     t.checked_add(self.horizon).filter(|&i| i < n).map_or(f64::NAN, |i| resolved.target[rows[i]]);
                 series[at] = *code;
                 frame_rows[at] = rows[t];
+                for (j, f) in step_futures.iter_mut().enumerate() {
+                    f[at] = rows.get(t + j + 2).map_or(f64::NAN, |&r| resolved.target[r]);
+                }
             }
         }
         let label = current
@@ -223,6 +233,7 @@ impl TimeSeriesRecipe {
             current,
             future,
             label,
+            step_futures,
             warmup_dropped,
             panel: Some(PanelRows { keys: names_of, series, frame_rows, short }),
         })

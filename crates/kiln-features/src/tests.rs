@@ -1157,6 +1157,7 @@ fn fitted_pipeline_round_trips_through_json_and_builds_the_recipe_features() {
         current: prepared.current.unwrap(),
         future: prepared.future.unwrap(),
         label: table.label.clone(),
+        step_futures: Vec::new(),
         warmup_dropped: prepared.warmup_dropped,
         panel: None,
     };

@@ -103,8 +103,17 @@ mod nan_as_null {
 #[derive(Debug)]
 pub struct Bundle<P> {
     pub pipeline: P,
+    /// the model (a direct multi-step forecast: the model of step 1)
     pub model: FittedModel,
+    /// a direct multi-step forecast: the models of steps 2, 3, ... (same kind and inputs as `model`), written as
+    /// `kiln/steps/step_<k>.<model file>` and named in `MLmodel` under `kiln.step_models`
+    pub step_models: Vec<FittedModel>,
     pub metadata: BundleMetadata,
+}
+
+/// Where the model of step `k` (2, 3, ...) of a direct multi-step bundle is written.
+fn step_model_file(model_file: &str, k: usize) -> String {
+    format!("kiln/steps/step_{k}.{model_file}")
 }
 
 /// What a bundle takes and gives, for MLflow: its signature over the raw input rows and an example of them.
@@ -158,6 +167,9 @@ struct KilnSection {
     kiln_version: String,
     pipeline: String,
     metadata: String,
+    /// a direct multi-step forecast: the model file of every step, step 1 first (the flavor's own model file)
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    step_models: Vec<String>,
 }
 
 fn utc_time(ms: i64) -> String {
@@ -180,6 +192,7 @@ fn sha256_hex(bytes: &[u8]) -> String {
 
 fn mlmodel_for(
     model: &FittedModel,
+    step_files: &[String],
     meta: &BundleMetadata,
     interface: &ModelInterface,
     model_bytes: &[u8],
@@ -232,6 +245,11 @@ fn mlmodel_for(
             kiln_version: meta.kiln_version.clone(),
             pipeline: PIPELINE.into(),
             metadata: METADATA.into(),
+            step_models: if step_files.is_empty() {
+                Vec::new()
+            } else {
+                std::iter::once(format.model_file.to_string()).chain(step_files.iter().cloned()).collect()
+            },
         },
     })
 }
@@ -342,9 +360,18 @@ pub fn write_bundle_with<P: Serialize>(
     }
     let model_bytes =
         bundle.model.to_native_bytes().map_err(|source| BundleError::Model { dir: dir.to_path_buf(), source })?;
+    let mut step_files: Vec<(String, Vec<u8>)> = Vec::with_capacity(bundle.step_models.len());
+    for (i, step) in bundle.step_models.iter().enumerate() {
+        if step.kind().name != kind.name || step.feature_names() != bundle.model.feature_names() {
+            return Err(format_err(METADATA, format!("the model of step {} differs in kind or inputs", i + 2)));
+        }
+        let bytes = step.to_native_bytes().map_err(|source| BundleError::Model { dir: dir.to_path_buf(), source })?;
+        step_files.push((step_model_file(kind.model_file(), i + 2), bytes));
+    }
+    let step_names: Vec<String> = step_files.iter().map(|(name, _)| name.clone()).collect();
     let pipeline_bytes = serde_json::to_vec_pretty(&bundle.pipeline)
         .map_err(|e| format_err(PIPELINE, format!("the pipeline cannot be written as JSON: {e}")))?;
-    let mlmodel = mlmodel_for(&bundle.model, &bundle.metadata, interface, &model_bytes, &pipeline_bytes)
+    let mlmodel = mlmodel_for(&bundle.model, &step_names, &bundle.metadata, interface, &model_bytes, &pipeline_bytes)
         .map_err(|e| format_err(MLMODEL, format!("the signature cannot be written as JSON: {e}")))?;
     let mlmodel_bytes = serde_yaml::to_string(&mlmodel)
         .map_err(|e| format_err(MLMODEL, format!("cannot be written as YAML: {e}")))?
@@ -361,6 +388,9 @@ pub fn write_bundle_with<P: Serialize>(
     if let Some((example, serving)) = &examples {
         files.push((INPUT_EXAMPLE, example));
         files.push((SERVING_EXAMPLE, serving));
+    }
+    for (name, bytes) in &step_files {
+        files.push((name, bytes));
     }
     let mut metadata = bundle.metadata.clone();
     metadata.files = files.iter().map(|(rel, bytes)| (rel.to_string(), sha256_hex(bytes))).collect();
@@ -566,8 +596,20 @@ pub fn read_bundle<P: DeserializeOwned>(dir: &Path) -> Result<Bundle<P>, BundleE
         ));
     }
 
+    let mut step_models = Vec::new();
+    for (i, name) in mlmodel.kiln.step_models.iter().enumerate().skip(1) {
+        let expected = step_model_file(kind.model_file(), i + 1);
+        expect_field(dir, &format!("kiln.step_models[{i}]"), name, &expected)?;
+        let bytes = take(&expected)?;
+        let step = (kind.load)(&bytes).map_err(|source| BundleError::Model { dir: dir.to_path_buf(), source })?;
+        if step.feature_names() != metadata.feature_names {
+            return Err(format_err(&expected, "the model of a step reads other features than step 1".to_string()));
+        }
+        step_models.push(step);
+    }
+
     let pipeline_bytes = take(PIPELINE)?;
     let de = &mut serde_json::Deserializer::from_slice(&pipeline_bytes);
     let pipeline: P = serde_path_to_error::deserialize(de).map_err(|e| format_err(PIPELINE, e.to_string()))?;
-    Ok(Bundle { pipeline, model, metadata })
+    Ok(Bundle { pipeline, model, step_models, metadata })
 }

@@ -62,6 +62,9 @@ pub fn score(bundle: &Bundle<FittedPipeline>, frame: &Frame, explain: bool) -> R
     if prepared.x.n_rows == 0 {
         return Err(not_enough_rows(frame.n_rows(), prepared.warmup_dropped));
     }
+    if is_direct(bundle) {
+        return score_direct(bundle, prepared);
+    }
     predict_prepared(bundle, prepared, ids, explain)
 }
 
@@ -153,7 +156,11 @@ impl<'a> ChunkScorer<'a> {
         self.features_time += featured - started;
         self.warmup_dropped += prepared.warmup_dropped;
         self.rows_scored += prepared.x.n_rows;
-        let scored = predict_prepared(self.bundle, prepared, ids, self.explain);
+        let scored = if is_direct(self.bundle) {
+            score_direct(self.bundle, prepared)
+        } else {
+            predict_prepared(self.bundle, prepared, ids, self.explain)
+        };
         self.model_time += featured.elapsed();
         scored
     }
@@ -181,16 +188,75 @@ impl<'a> ChunkScorer<'a> {
 }
 
 /// A multi-step recipe, or `None`; `explain` is refused for it (the contributions are the next step's only).
+/// A recursive multi-step recipe, or `None`; `explain` is refused for any multi-step recipe (the contributions
+/// would be step 1's only).
 fn multi_step(bundle: &Bundle<FittedPipeline>, explain: bool) -> Result<Option<&TimeSeriesRecipe>, ScoreError> {
     match bundle.pipeline.recipe() {
         Some(recipe) if recipe.multi_step.is_some() => {
             if explain {
                 return Err(ScoreError::MultiStep("SHAP contributions (--explain)"));
             }
-            Ok(Some(recipe))
+            Ok((recipe.direct_steps() == 0).then_some(recipe))
         }
         _ => Ok(None),
     }
+}
+
+/// Every step from every origin of a direct multi-step bundle: each step's model on the origin's model inputs.
+fn score_direct(bundle: &Bundle<FittedPipeline>, prepared: Prepared) -> Result<Scored, ScoreError> {
+    let pipeline = &bundle.pipeline;
+    let recipe = pipeline.recipe().ok_or(ScoreError::MultiStep("a tabular pipeline"))?;
+    let step = pipeline.step.ok_or(ScoreError::MultiStep("a bundle without the series' step"))?;
+    if prepared.x.names != bundle.metadata.feature_names {
+        return Err(ScoreError::FeatureMismatch {
+            expected: bundle.metadata.feature_names.clone(),
+            actual: prepared.x.names.clone(),
+        });
+    }
+    let models: Vec<&kiln_models::FittedModel> = std::iter::once(&bundle.model).chain(&bundle.step_models).collect();
+    let steps = models.len();
+    let outputs: Vec<Vec<f64>> = if prepared.x.n_rows == 0 {
+        vec![Vec::new(); steps]
+    } else {
+        models.iter().map(|m| m.predict(&prepared.x)).collect::<Result<_, _>>()?
+    };
+    let origins = prepared.times.unwrap_or_default();
+    let current = prepared.current.unwrap_or_default();
+    let n = origins.len() * steps;
+    let (mut times, mut target_times, mut step_of, mut predictions) =
+        (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+    for (o, &origin) in origins.iter().enumerate() {
+        for (k, out) in outputs.iter().enumerate() {
+            times.push(origin);
+            target_times.push(step.advance(origin, k + 1));
+            step_of.push(u32::try_from(k + 1).unwrap_or(u32::MAX));
+            predictions.push(recipe.target_transform.invert(current[o], out[o]));
+        }
+    }
+    let series = match (&recipe.series_column, prepared.series) {
+        (Some(column), Some(keys)) => {
+            Some((column.clone(), keys.into_iter().flat_map(|k| std::iter::repeat_n(k, steps)).collect()))
+        }
+        _ => None,
+    };
+    Ok(Scored {
+        keys: RowKeys::Times { column: recipe.time_column.clone(), values: times },
+        raw: Vec::new(),
+        predictions,
+        classes: None,
+        target_times: Some(target_times),
+        series,
+        steps: Some(step_of),
+        bounds: None,
+        features: Matrix { names: Vec::new(), data: Vec::new(), n_rows: 0 },
+        contributions: None,
+        warmup_dropped: prepared.warmup_dropped,
+    })
+}
+
+/// Whether the bundle forecasts many steps with one model per step.
+fn is_direct(bundle: &Bundle<FittedPipeline>) -> bool {
+    bundle.pipeline.recipe().is_some_and(|r| r.direct_steps() > 0)
 }
 
 /// Every step from every origin, origin by origin: the recursive forecasts of a multi-step bundle.

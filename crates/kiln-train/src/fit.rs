@@ -51,6 +51,8 @@ pub struct FitEvaluation {
     pub evaluation: Evaluation,
     /// a multi-step forecast: the test metrics of every step
     pub steps: Option<Vec<crate::StepMetrics>>,
+    /// a direct multi-step forecast: the models of steps 2, 3, ... (`model` is step 1's)
+    pub step_models: Vec<FittedModel>,
 }
 
 /// The fitted pipeline steps and the model inputs of every design row.
@@ -86,14 +88,24 @@ pub fn fit_evaluate(spec: &FitSpec<'_>, frame: &Frame, progress: &dyn Progress) 
         ));
         pipeline.intervals = Some(crate::multistep::calibrate(spec, recipe, intervals, frame, &design, &parts)?);
     }
+    let step_models = match spec.task {
+        TaskSpec::Forecast { recipe, .. } if recipe.direct_steps() > 1 => {
+            crate::multistep::fit_steps(spec, recipe, &design, &parts, &x, progress)?
+        }
+        _ => Vec::new(),
+    };
     let steps = match spec.task {
+        TaskSpec::Forecast { recipe, .. } if recipe.direct_steps() > 0 => {
+            progress.step("scoring every step's model on the test origins");
+            Some(crate::multistep::direct_step_metrics(recipe, &model, &step_models, &x, &design, &parts)?)
+        }
         TaskSpec::Forecast { recipe, .. } if recipe.multi_step.is_some() => {
             progress.step("scoring every step of the multi-step forecasts from the test origins");
             crate::multistep::step_metrics(recipe, &pipeline, &model, frame, &design, &parts)?
         }
         _ => None,
     };
-    Ok(FitEvaluation { design, parts, pipeline, x, model, outputs, evaluation, steps })
+    Ok(FitEvaluation { design, parts, pipeline, x, model, outputs, evaluation, steps, step_models })
 }
 
 /// What one fit on given parts of a design produced.
@@ -186,7 +198,7 @@ fn fit_transform(
     }
     let task = if spec.task.is_classification() { Task::Classification } else { Task::Regression };
     let cv = match spec.task {
-        TaskSpec::Forecast { recipe, .. } => CvKind::TimeOrdered { gap: recipe.horizon.saturating_sub(1) },
+        TaskSpec::Forecast { recipe, .. } => CvKind::TimeOrdered { gap: recipe.min_gap() },
         TaskSpec::Tabular { .. } => CvKind::KFold,
     };
     let model = SelectionModel { spec: spec.model.without_early_stopping()? };

@@ -312,3 +312,69 @@ pub(crate) fn steps_csv(steps: &[StepMetrics]) -> String {
     }
     out
 }
+
+/// The models of steps 2..=H of a direct multi-step forecast (skforecast's `ForecasterDirect`): each learns the
+/// target k steps after the origin (through the target transform) from the same model inputs and rows as step 1,
+/// early-stopped on the same validation rows.
+///
+/// # Errors
+/// A model's fit error.
+pub(crate) fn fit_steps(
+    spec: &crate::FitSpec<'_>,
+    recipe: &TimeSeriesRecipe,
+    design: &Design,
+    parts: &Parts,
+    x: &kiln_domain::Matrix,
+    progress: &dyn crate::Progress,
+) -> Result<Vec<FittedModel>, TrainError> {
+    let steps = recipe.direct_steps();
+    progress.step(&format!("fitting the models of steps 2 to {steps} on the same {} rows", parts.train.len()));
+    let x_fit = x.take_rows(&parts.train);
+    let x_valid = x.take_rows(&parts.validation);
+    let mut out = Vec::with_capacity(steps.saturating_sub(1));
+    for truths in &design.step_truths {
+        let label = |rows: &[usize]| -> Vec<f64> {
+            rows.iter().map(|&r| recipe.target_transform.apply(design.current[r], truths[r])).collect()
+        };
+        let y_valid = label(&parts.validation);
+        let valid = (!parts.validation.is_empty()).then_some((&x_valid, y_valid.as_slice()));
+        out.push(spec.model.fit(&x_fit, &label(&parts.train), valid)?);
+    }
+    Ok(out)
+}
+
+/// A direct multi-step forecast's test metrics: every step's model on every test origin.
+///
+/// # Errors
+/// A model's prediction error, or a metric that cannot be computed.
+pub(crate) fn direct_step_metrics(
+    recipe: &TimeSeriesRecipe,
+    model: &FittedModel,
+    step_models: &[FittedModel],
+    x: &kiln_domain::Matrix,
+    design: &Design,
+    parts: &Parts,
+) -> Result<Vec<StepMetrics>, TrainError> {
+    let x_test = x.take_rows(&parts.test);
+    let persistence: Vec<f64> = parts.test.iter().map(|&r| design.current[r]).collect();
+    let mut out = Vec::with_capacity(step_models.len() + 1);
+    for (k, m) in std::iter::once(model).chain(step_models).enumerate() {
+        let outputs = m.predict(&x_test)?;
+        let forecast: Vec<f64> = parts
+            .test
+            .iter()
+            .zip(&outputs)
+            .map(|(&r, &o)| recipe.target_transform.invert(design.current[r], o))
+            .collect();
+        let truth: Vec<f64> =
+            parts.test.iter().map(|&r| if k == 0 { design.truth[r] } else { design.step_truths[k - 1][r] }).collect();
+        out.push(StepMetrics {
+            step: k + 1,
+            origins: parts.test.len(),
+            model: RegressionMetrics::compute(&truth, &forecast)?,
+            persistence: RegressionMetrics::compute(&truth, &persistence)?,
+            coverage: Vec::new(),
+        });
+    }
+    Ok(out)
+}

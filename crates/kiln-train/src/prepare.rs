@@ -271,6 +271,8 @@ pub(crate) struct Design {
     pub series: Vec<u32>,
     /// a panel forecast: every series' key, sorted
     pub series_keys: Vec<String>,
+    /// a direct multi-step forecast: the target at `t + k` for k = 2..=steps (`[k - 2][row]`); empty otherwise
+    pub step_truths: Vec<Vec<f64>>,
     pub rows: RowCounts,
 }
 
@@ -290,6 +292,7 @@ impl Design {
             seasonal: pick_f(&self.seasonal),
             series: if self.series.is_empty() { Vec::new() } else { rows.iter().map(|&r| self.series[r]).collect() },
             series_keys: self.series_keys.clone(),
+            step_truths: self.step_truths.iter().map(|v| pick_f(v)).collect(),
             rows: self.rows,
         }
     }
@@ -358,10 +361,15 @@ fn forecast(
     }
     // the last `horizon` rows (of each series) have their target past the end of the data: they cannot be fitted
     // or scored
-    let has_future = rows_with_future(&table, recipe.horizon);
+    // a direct multi-step recipe learns every step from the same rows: those whose last step lies in the data
+    let has_future = rows_with_future(&table, recipe.horizon.max(recipe.direct_steps()));
     let candidates: Vec<usize> = (0..has_future.len()).filter(|&i| has_future[i]).collect();
-    let target_missing: Vec<bool> =
-        candidates.iter().map(|&i| table.current[i].is_nan() || table.future[i].is_nan()).collect();
+    let target_missing: Vec<bool> = candidates
+        .iter()
+        .map(|&i| {
+            table.current[i].is_nan() || table.future[i].is_nan() || table.step_futures.iter().any(|f| f[i].is_nan())
+        })
+        .collect();
     if candidates.iter().zip(&target_missing).any(|(&i, &m)| !m && table.label[i].is_nan()) {
         return Err(TrainError::NotEnoughRows(format!(
             "the label of target column '{}' cannot be computed inside the data (a log return of a value <= 0); \
@@ -388,7 +396,7 @@ fn forecast(
     let rows: Vec<usize> = keep.rows.iter().map(|&c| candidates[c]).collect();
     // the split is by time: a panel's rows at one time all fall in the same part
     let (time_of_row, n_times) = time_positions(&table.times, &rows);
-    let holdout = kiln_eval::time_holdout(n_times, split, recipe.horizon.saturating_sub(1))?;
+    let holdout = kiln_eval::time_holdout(n_times, split, recipe.min_gap())?;
     let part = |range: &std::ops::Range<usize>| -> Vec<usize> {
         (0..rows.len()).filter(|&r| range.contains(&time_of_row[r])).collect()
     };
@@ -426,6 +434,7 @@ fn forecast(
         seasonal: Vec::new(),
         series: table.panel.as_ref().map_or_else(Vec::new, |p| take(&p.series, &rows)),
         series_keys: table.panel.as_ref().map_or_else(Vec::new, |p| p.keys.clone()),
+        step_truths: table.step_futures.iter().map(|f| take(f, &rows)).collect(),
         rows: rows_counts,
     };
     Ok((design, parts))
@@ -613,6 +622,7 @@ fn tabular(
         seasonal: Vec::new(),
         series: Vec::new(),
         series_keys: Vec::new(),
+        step_truths: Vec::new(),
         rows,
     };
     Ok((design, parts))

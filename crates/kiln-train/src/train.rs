@@ -160,7 +160,7 @@ fn run_steps(
     }
 
     let fit_started = (ports.clock)();
-    let FitEvaluation { design, parts, pipeline, x, model, outputs, evaluation, steps } =
+    let FitEvaluation { design, parts, pipeline, x, model, outputs, evaluation, steps, step_models } =
         fit_evaluate(&spec.fit_spec(), frame, progress)?;
     let x = &x;
     let rows = design.rows;
@@ -282,7 +282,7 @@ fn run_steps(
         },
         files: BTreeMap::new(),
     };
-    let bundle = Bundle { pipeline, model, metadata };
+    let bundle = Bundle { pipeline, model, step_models, metadata };
     let tmp = tempfile::tempdir().map_err(TrainError::Temp)?;
     let dir = tmp.path().join("model");
     let interface = crate::interface::model_interface(&bundle.pipeline, frame);
