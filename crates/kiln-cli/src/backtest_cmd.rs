@@ -204,6 +204,12 @@ pub(crate) fn backtest(args: BacktestArgs) -> Result<u8> {
         kiln_train::backtest_run(&spec, &run, &frame, &ports, &progress, &oof_file)?;
     println!();
     print!("{}", number_table(&kiln_train::fold_rows(&outcome)));
+    let steps = step_rows(&outcome);
+    if steps.len() > 1 {
+        println!();
+        println!("every step, mean over the folds (folds/test/step_<k>/* in MLflow):");
+        print!("{}", number_table(&steps));
+    }
     if let Some(simulation) = &trading {
         println!();
         println!(
@@ -239,6 +245,9 @@ fn oof_frame(outcome: &BacktestOutcome, trading: Option<&Simulation>) -> Result<
     let oof = &outcome.oof;
     #[allow(clippy::cast_precision_loss)]
     let mut columns = vec![("fold".to_string(), Column::Numeric(oof.fold.iter().map(|&f| f as f64).collect()))];
+    if !oof.series.is_empty() {
+        columns.push(("series".to_string(), Column::Categorical(oof.series.iter().cloned().map(Some).collect())));
+    }
     if oof.time.is_empty() {
         columns.push(("id".to_string(), Column::Categorical(oof.id.iter().cloned().map(Some).collect())));
     } else {
@@ -300,4 +309,23 @@ fn object_params<T: serde::Serialize>(prefix: &str, value: &T) -> Vec<(String, S
             .collect(),
         _ => Vec::new(),
     }
+}
+
+/// A multi-step backtest's step metrics, mean over the folds: one row per step (just the header otherwise).
+fn step_rows(outcome: &BacktestOutcome) -> Vec<Vec<String>> {
+    let summary = kiln_train::fold_summary(&outcome.folds);
+    let get = |key: String| summary.iter().find(|(k, _, _)| *k == key).map(|(_, mean, _)| *mean);
+    let mut rows = vec![["step", "rmse", "persistence rmse", "mae", "persistence mae"].map(String::from).to_vec()];
+    for k in 1.. {
+        let Some(rmse) = get(format!("test/step_{k}/rmse")) else { break };
+        let cell = |key: String| get(key).map_or_else(String::new, |v| format!("{v:.6}"));
+        rows.push(vec![
+            k.to_string(),
+            format!("{rmse:.6}"),
+            cell(format!("baseline/test/step_{k}/rmse")),
+            cell(format!("test/step_{k}/mae")),
+            cell(format!("baseline/test/step_{k}/mae")),
+        ]);
+    }
+    rows
 }

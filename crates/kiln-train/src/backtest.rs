@@ -70,6 +70,9 @@ pub struct FoldOutcome {
     /// the seasonal naive baseline's test metrics (`seasonal/test/<metric>`), with `season`
     #[serde(skip)]
     pub seasonal: Vec<(String, f64)>,
+    /// a multi-step forecast: every step's test metrics (`test/step_<k>/<metric>`, `baseline/test/step_<k>/...`)
+    #[serde(skip)]
+    pub steps: Vec<(String, f64)>,
     /// the fold (1-based) whose fitted pipeline and model scored this one: itself, or with `refit_every` the last
     /// refitted fold before it
     pub fitted_on: usize,
@@ -92,6 +95,7 @@ impl FoldOutcome {
     pub fn metrics(&self) -> Vec<(String, f64)> {
         let mut out = self.evaluation.metric_values();
         out.extend(self.seasonal.iter().cloned());
+        out.extend(self.steps.iter().cloned());
         out
     }
 }
@@ -103,6 +107,8 @@ pub struct OutOfFold {
     pub fold: Vec<usize>,
     /// the row's key: origin time (UTC ms, forecasts) or id (tabular rows)
     pub time: Vec<i64>,
+    /// a panel forecast: the row's series (empty otherwise)
+    pub series: Vec<String>,
     pub id: Vec<String>,
     pub actual: Vec<f64>,
     pub prediction: Vec<f64>,
@@ -178,7 +184,21 @@ pub fn backtest(
         FoldedRows::All => design,
         FoldedRows::TrainingPart => design.take(&holdout.fit_rows()),
     };
-    let folds = spec.splitter.split(&design.label)?;
+    if spec.refit_every > 1 && multi_step(spec) {
+        return Err(kiln_eval::EvalError::InvalidSpec {
+            key: "backtest.refit_every".to_string(),
+            reason: "a multi-step forecast is refitted on every fold (its steps are scored from each fold's own \
+                     model)"
+                .to_string(),
+        }
+        .into());
+    }
+    // a panel is folded by time: every series' rows at one time fall in the same part
+    let by_time = TimeIndex::of(&design);
+    let folds = match &by_time {
+        Some(index) => spec.splitter.split(&vec![0.0; index.rows.len()])?,
+        None => spec.splitter.split(&design.label)?,
+    };
     progress.step(&format!(
         "{} folds over {} rows ({} base features), {} at a time",
         folds.len(),
@@ -186,7 +206,10 @@ pub fn backtest(
         design.features.n_cols(),
         spec.threads.max(1).min(folds.len())
     ));
-    let parts: Vec<Parts> = folds.iter().map(|f| fold_parts(spec, &design, f)).collect::<Result<_, _>>()?;
+    let parts: Vec<Parts> = folds
+        .iter()
+        .map(|f| fold_parts(spec, &design, f).map(|p| by_time.as_ref().map_or(p.clone(), |index| index.expand(&p))))
+        .collect::<Result<_, _>>()?;
     if spec.refit_every == 0 {
         return Err(kiln_eval::EvalError::InvalidSpec {
             key: "backtest.refit_every".to_string(),
@@ -209,7 +232,7 @@ pub fn backtest(
                 loop {
                     let k = next.fetch_add(1, Ordering::Relaxed);
                     let Some(&i) = fitted.get(k) else { break };
-                    let outcome = run_fold(spec, design, &parts[i], i);
+                    let outcome = run_fold(spec, frame, design, &parts[i], i);
                     let failed = outcome.is_err();
                     *slots[k].lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(outcome);
                     let _ = done_tx.send(k);
@@ -330,12 +353,69 @@ struct Fitting {
     outputs: Vec<f64>,
 }
 
-fn run_fold(spec: &BacktestSpec<'_>, design: &Design, parts: &Parts, i: usize) -> Result<Fitting, TrainError> {
+fn run_fold(
+    spec: &BacktestSpec<'_>,
+    frame: &Frame,
+    design: &Design,
+    parts: &Parts,
+    i: usize,
+) -> Result<Fitting, TrainError> {
     let started = Instant::now();
     let fitted = fit_parts(&spec.fit, design, parts, &Quiet)?;
+    let steps = match spec.fit.task {
+        TaskSpec::Forecast { recipe, .. } if recipe.direct_steps() > 0 => {
+            let models = crate::multistep::fit_steps(&spec.fit, recipe, design, parts, &fitted.x, &Quiet)?;
+            Some(crate::multistep::direct_step_metrics(recipe, &fitted.model, &models, &fitted.x, design, parts)?)
+        }
+        TaskSpec::Forecast { recipe, .. } if recipe.multi_step.is_some() => {
+            crate::multistep::step_metrics(recipe, &fitted.pipeline, &fitted.model, frame, design, parts)?
+        }
+        _ => None,
+    };
     let seconds = started.elapsed().as_secs_f64();
-    let fold = score_fold(spec, design, parts, i, i + 1, &fitted.outputs, fitted.evaluation, seconds)?;
+    let mut fold = score_fold(spec, design, parts, i, i + 1, &fitted.outputs, fitted.evaluation, seconds)?;
+    fold.steps = steps.as_deref().map(crate::multistep::step_keys).unwrap_or_default();
     Ok(Fitting { fold, outputs: fitted.outputs })
+}
+
+/// Whether the backtest's forecast is multi-step.
+fn multi_step(spec: &BacktestSpec<'_>) -> bool {
+    matches!(spec.fit.task, TaskSpec::Forecast { recipe, .. } if recipe.multi_step.is_some())
+}
+
+/// A panel's design rows grouped by time (rows come in time order): folds are cut over the distinct times, then
+/// each part takes every row of its times.
+struct TimeIndex {
+    /// the design rows of each distinct time, in time order
+    rows: Vec<Vec<usize>>,
+}
+
+impl TimeIndex {
+    /// `None` for a single series (one row per time: folds over rows are folds over times).
+    fn of(design: &Design) -> Option<TimeIndex> {
+        if design.series.is_empty() {
+            return None;
+        }
+        let mut rows: Vec<Vec<usize>> = Vec::new();
+        for (r, &t) in design.times.iter().enumerate() {
+            match rows.last_mut() {
+                Some(last) if design.times[last[0]] == t => last.push(r),
+                _ => rows.push(vec![r]),
+            }
+        }
+        Some(TimeIndex { rows })
+    }
+
+    /// Parts over time positions as parts over design rows.
+    fn expand(&self, parts: &Parts) -> Parts {
+        let rows =
+            |times: &[usize]| -> Vec<usize> { times.iter().flat_map(|&t| self.rows[t].iter().copied()).collect() };
+        let gap_rows = match (parts.train.last().or(parts.validation.last()), parts.test.first()) {
+            (Some(&a), Some(&b)) => self.rows[a + 1..b].iter().map(Vec::len).sum(),
+            _ => 0,
+        };
+        Parts { train: rows(&parts.train), validation: rows(&parts.validation), test: rows(&parts.test), gap: gap_rows }
+    }
 }
 
 /// Fold `i`'s scores: `evaluation` of `outputs` (the model's output for every design row, of the fit on
@@ -377,6 +457,7 @@ fn score_fold(
     Ok(FoldOutcome {
         fold: i + 1,
         seasonal,
+        steps: Vec::new(),
         train_rows: parts.train.len(),
         validation_rows: parts.validation.len(),
         test_rows: parts.test.len(),
@@ -416,6 +497,9 @@ fn out_of_fold(design: &Design, folds: &[FoldOutcome]) -> OutOfFold {
             } else {
                 oof.time.push(design.times[r]);
             }
+            if !design.series.is_empty() {
+                oof.series.push(design.series_keys[design.series[r] as usize].clone());
+            }
             oof.actual.push(design.truth[r]);
             oof.prediction.push(fold.predictions[k]);
             oof.baseline.push(fold.baseline[k]);
@@ -432,6 +516,13 @@ fn out_of_fold(design: &Design, folds: &[FoldOutcome]) -> OutOfFold {
 /// # Errors
 /// [`TrainError::Eval`] for a task that is not a forecast, a target that is not a price, or a bad spec.
 pub fn trade(task: &TaskSpec, outcome: &BacktestOutcome, spec: &TradingSpec) -> Result<Simulation, TrainError> {
+    if !outcome.oof.series.is_empty() {
+        return Err(kiln_eval::EvalError::InvalidSpec {
+            key: "backtest.trading".to_string(),
+            reason: "a panel has many series and no one price to trade; backtest one series to trade it".to_string(),
+        }
+        .into());
+    }
     let TaskSpec::Forecast { recipe, .. } = task else {
         return Err(kiln_eval::EvalError::InvalidSpec {
             key: "backtest.trading".to_string(),
@@ -463,18 +554,34 @@ fn seasonal_naive(
         }
         .into());
     }
-    let target = match frame.column(&recipe.target) {
+    let long = recipe.long_frame(frame)?;
+    let target = match long.column(&recipe.target) {
         Ok(kiln_domain::Column::Numeric(v)) => v,
         _ => return Err(TrainError::Target(format!("target column '{}' is not numeric", recipe.target))),
     };
     let h = recipe.horizon;
     let back = m * h.div_ceil(m);
+    // each data row's series and place in it (a single series: one series, in the data's time order)
+    let (codes, n_series) = match &recipe.series_column {
+        Some(column) => {
+            let (codes, keys) = long.series_codes(column)?;
+            (codes, keys.len())
+        }
+        None => (vec![0; target.len()], 1),
+    };
+    let mut rows_of: Vec<Vec<usize>> = vec![Vec::new(); n_series];
+    let mut place = vec![0usize; target.len()];
+    for (r, &c) in codes.iter().enumerate() {
+        place[r] = rows_of[c as usize].len();
+        rows_of[c as usize].push(r);
+    }
     Ok(design
         .data_rows
         .iter()
         .map(|&row| {
-            // data rows count from 1, in time order
-            (row - 1 + h).checked_sub(back).and_then(|r| target.get(r)).copied().unwrap_or(f64::NAN)
+            // data rows count from 1
+            let (r, series) = (row - 1, &rows_of[codes[row - 1] as usize]);
+            (place[r] + h).checked_sub(back).and_then(|p| series.get(p)).map_or(f64::NAN, |&q| target[q])
         })
         .collect())
 }

@@ -346,7 +346,8 @@ fn charts(
     run_name: &str,
 ) -> Result<(), TrainError> {
     let oof = &outcome.oof;
-    if oof.time.is_empty() {
+    // a chart over time shows one series: tabular rows and panels get the fold table and the Parquet instead
+    if oof.time.is_empty() || !oof.series.is_empty() {
         return Ok(());
     }
     // each fold's first test row: where one fold's forecasts end and the next one's begin

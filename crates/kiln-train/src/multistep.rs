@@ -378,3 +378,20 @@ pub(crate) fn direct_step_metrics(
     }
     Ok(out)
 }
+
+/// A fold's step metrics as keys: `test/step_<k>/<metric>` and `baseline/test/step_<k>/<metric>` (persistence),
+/// for RMSE and MAE, with each interval level's coverage.
+pub(crate) fn step_keys(steps: &[StepMetrics]) -> Vec<(String, f64)> {
+    let mut out = Vec::new();
+    for s in steps {
+        let k = s.step;
+        out.push((format!("test/step_{k}/rmse"), s.model.rmse));
+        out.push((format!("test/step_{k}/mae"), s.model.mae));
+        out.push((format!("baseline/test/step_{k}/rmse"), s.persistence.rmse));
+        out.push((format!("baseline/test/step_{k}/mae"), s.persistence.mae));
+        for c in &s.coverage {
+            out.push((format!("test/step_{k}/coverage_{}", c.level), c.coverage));
+        }
+    }
+    out
+}

@@ -60,6 +60,12 @@ pub struct Predictions {
     /// forecast: the first rows, whose features need more history than the frame had before them, get no
     /// prediction
     pub warmup_dropped: usize,
+    /// a panel forecast: the series column and each prediction's series
+    pub series: Option<(String, Vec<String>)>,
+    /// a multi-step forecast: each prediction's step (1..=H); rows go origin by origin, steps in order
+    pub steps: Option<Vec<u32>>,
+    /// conformal prediction intervals: `lo_80`, `hi_80`, ... with a bound per prediction
+    pub bounds: Option<Vec<(String, Vec<f64>)>>,
 }
 
 impl Predictions {
@@ -85,16 +91,26 @@ impl Predictions {
     /// # Errors
     /// [`Error::Domain`](crate::Error::Domain) if the key column's name is `prediction`, `probability` or `class`.
     pub fn to_frame(&self) -> Result<Frame> {
-        let mut columns = match &self.keys {
-            RowKeys::Times { column, values } => vec![(column.clone(), Column::Timestamp(values.clone()))],
+        let mut columns = Vec::new();
+        if let Some((column, keys)) = &self.series {
+            columns.push((column.clone(), Column::Categorical(keys.iter().cloned().map(Some).collect())));
+        }
+        match &self.keys {
+            RowKeys::Times { column, values } => columns.push((column.clone(), Column::Timestamp(values.clone()))),
             RowKeys::Ids { column, values } => {
-                vec![(column.clone(), Column::Categorical(values.iter().cloned().map(Some).collect()))]
+                columns.push((column.clone(), Column::Categorical(values.iter().cloned().map(Some).collect())));
             }
-        };
+        }
         if let Some(targets) = &self.target_times {
             columns.push((TARGET_TIME_COLUMN.to_string(), Column::Timestamp(targets.clone())));
         }
+        if let Some(steps) = &self.steps {
+            columns.push(("step".to_string(), Column::Numeric(steps.iter().map(|&s| f64::from(s)).collect())));
+        }
         columns.push((self.value_name().to_string(), Column::Numeric(self.values.clone())));
+        for (name, values) in self.bounds.iter().flatten() {
+            columns.push((name.clone(), Column::Numeric(values.clone())));
+        }
         if let Some(classes) = &self.classes {
             columns.push(("class".to_string(), Column::Categorical(classes.iter().cloned().map(Some).collect())));
         }
@@ -156,6 +172,9 @@ impl Predictor {
             classes: scored.classes,
             target_times: scored.target_times,
             warmup_dropped: scored.warmup_dropped,
+            series: scored.series,
+            steps: scored.steps,
+            bounds: scored.bounds,
         })
     }
 
