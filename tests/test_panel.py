@@ -327,3 +327,29 @@ def test_direct_forecasts_equal_skforecast_forecaster_direct(ecb_long, tmp_path)
     assert list(last["step"]) == list(sk["step"]) == [1, 2, 3, 4, 5]
     gap = np.abs(last["prediction"].to_numpy() - sk["prediction"].to_numpy()) / np.abs(sk["prediction"].to_numpy())
     assert gap.max() <= 1e-6, (last, sk)
+
+
+def test_panel_backtest_folds_by_time_with_every_step_scored(tmp_path):
+    """`kiln backtest` on the 5-day ECB panel: walk-forward folds cut over dates (every currency has each test date,
+    no date in two folds, folds in time order), every step's fold metrics logged as MLflow steps, and fold 1's
+    one-step RMSE recomputed from the out-of-fold table."""
+    store, oof_path = tmp_path / "mlruns", tmp_path / "oof.parquet"
+    proc = run_kiln("backtest", "--config", REPO / "conf/experiments/ecb_panel_5d.yaml", "--folds", 3,
+                    "--tracking-uri", store, "--oof", oof_path)
+    assert "every step, mean over the folds" in proc.stdout, proc.stdout
+    oof = pd.read_parquet(oof_path)
+    assert set(oof["series"]) == set(CURRENCIES)
+    per_date = oof.groupby("time")["series"].nunique()
+    assert (per_date == len(CURRENCIES)).all(), "every currency at every test date"
+    assert (oof.groupby("time")["fold"].nunique() == 1).all(), "a date belongs to one fold"
+    spans = oof.groupby("fold")["time"].agg(["min", "max"])
+    assert (spans["min"].iloc[1:].to_numpy() > spans["max"].iloc[:-1].to_numpy()).all()
+    fold1 = oof[oof["fold"] == 1]
+    rmse = float(np.sqrt(np.mean((fold1["actual"] - fold1["prediction"]) ** 2)))
+    run_id = proc.stdout.split("\nrun ")[1].split()[0]
+    run_dir = next(store.glob(f"*/{run_id}"))
+    logged = (run_dir / "metrics" / "folds" / "test" / "rmse").read_text().split("\n")[0].split()
+    assert float(logged[1]) == pytest.approx(rmse, rel=1e-12)
+    for k in (1, 5):
+        steps = (run_dir / "metrics" / "folds" / "test" / f"step_{k}" / "rmse").read_text().split("\n")
+        assert len([line for line in steps if line]) == 3, f"step {k}: one point per fold"
