@@ -353,3 +353,50 @@ def test_panel_backtest_folds_by_time_with_every_step_scored(tmp_path):
     for k in (1, 5):
         steps = (run_dir / "metrics" / "folds" / "test" / f"step_{k}" / "rmse").read_text().split("\n")
         assert len([line for line in steps if line]) == 3, f"step {k}: one point per fold"
+
+
+def peak_rss_mb(*args) -> float:
+    """Peak RSS of `kiln args` in MB, measured from a fresh small Python process whose only child is kiln."""
+    from conftest import kiln_bin
+    probe = ("import resource, subprocess, sys; "
+             "p = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
+             "sys.stderr.write(p.stderr); sys.exit(p.returncode) if p.returncode else "
+             "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+    proc = subprocess.run([sys.executable, "-c", probe, kiln_bin(), *map(str, args)], capture_output=True, text=True,
+                          cwd=REPO)
+    assert proc.returncode == 0, proc.stderr
+    return int(proc.stdout.split()[-1]) / 1024
+
+
+def test_a_million_row_panel_streams_in_flat_memory_and_tiny_chunks_change_nothing(tmp_path):
+    """500 series x 2,000 days (random walks, numpy seed 0), rows interleaved by date: `kiln predict` streams it in
+    under 100 MB, and 997-row chunks (series cut at every boundary) give the bytes one chunk of the whole file gives."""
+    rng = np.random.default_rng(0)
+    n_series, n_days = 500, 2000
+    levels = rng.uniform(10, 100, n_series)
+    walks = levels[:, None] + np.cumsum(rng.normal(0, 1, (n_series, n_days)), axis=1)
+    panel = pd.DataFrame({
+        "ds": np.tile(pd.date_range("2000-01-01", periods=n_days, freq="D"), n_series),
+        "unique_id": np.repeat([f"s{i:03d}" for i in range(n_series)], n_days),
+        "y": walks.ravel(),
+    }).sort_values(["ds", "unique_id"], kind="stable")
+    big = tmp_path / "panel.parquet"
+    panel.to_parquet(big, index=False)
+    small = tmp_path / "train.parquet"
+    panel[panel["unique_id"] < "s050"].to_parquet(small, index=False)
+    config = write_config(tmp_path, "million", small)
+    store = tmp_path / "mlruns"
+    trained = run_kiln("train", "--config", config, "--tracking-uri", store)
+    model = f"runs:/{trained.stdout.split(chr(10) + 'run ')[1].split()[0]}/model"
+    streamed, whole, tiny = tmp_path / "streamed.parquet", tmp_path / "whole.parquet", tmp_path / "tiny.parquet"
+    peak = peak_rss_mb("predict", "--model", model, "--input", big, "--output", streamed, "--tracking-uri", store)
+    assert peak < 100, f"peak RSS {peak:.0f} MB"
+    run_kiln("predict", "--model", model, "--input", big, "--output", whole, "--chunk-rows", 2_000_000,
+             "--tracking-uri", store)
+    run_kiln("predict", "--model", model, "--input", big, "--output", tiny, "--chunk-rows", 997,
+             "--tracking-uri", store)
+    frames = [pd.read_parquet(p) for p in (streamed, whole, tiny)]
+    assert len(frames[0]) == n_series * (n_days - 27)
+    for other in frames[1:]:
+        pd.testing.assert_frame_equal(frames[0], other)
+        assert frames[0]["prediction"].to_numpy().tobytes() == other["prediction"].to_numpy().tobytes()
