@@ -12,6 +12,9 @@ use crate::cli::FeaturesArgs;
 use crate::commands::{StderrProgress, load_data, load_experiment};
 use crate::exit::bad_input;
 
+/// Rows written at a time.
+const WRITE_ROWS: usize = 65_536;
+
 pub(crate) fn features(args: FeaturesArgs) -> Result<u8> {
     let progress = StderrProgress { start: Instant::now() };
     let (mut settings, _) = load_experiment(&args.config)?;
@@ -28,23 +31,30 @@ pub(crate) fn features(args: FeaturesArgs) -> Result<u8> {
     };
     progress.step(&format!("building {} features from {} rows", recipe.feature_names().len(), frame.n_rows()));
     let table = recipe.build_table(&frame)?;
+    drop(frame);
     let n = table.times.len();
-    let mut columns = Vec::with_capacity(table.x.n_cols() + 3);
-    if let (Some(panel), Some(name)) = (&table.panel, &recipe.series_column) {
-        let keys = panel.series.iter().map(|&s| Some(panel.keys[s as usize].clone())).collect();
-        columns.push((name.clone(), Column::Categorical(keys)));
-    }
-    columns.push((recipe.time_column.clone(), Column::Timestamp(table.times.clone())));
-    for (j, name) in table.x.names.iter().enumerate() {
-        columns.push((name.clone(), Column::Numeric(table.x.column(j))));
-    }
-    columns.push(("label".to_string(), Column::Numeric(table.label.clone())));
-    let out = Frame::new(columns)?;
     progress.step(&format!("writing {n} rows to {}", args.output.display()));
     if let Some(parent) = args.output.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent)?;
     }
-    kiln_data::write_frame(&args.output, &out)?;
+    // written a slice of rows at a time, so that no second copy of the whole table is ever made
+    let mut writer = kiln_data::FrameWriter::create(&args.output)?;
+    for start in (0..n.max(1)).step_by(WRITE_ROWS) {
+        let end = (start + WRITE_ROWS).min(n);
+        let mut columns = Vec::with_capacity(table.x.n_cols() + 3);
+        if let (Some(panel), Some(name)) = (&table.panel, &recipe.series_column) {
+            let keys = panel.series[start..end].iter().map(|&s| Some(panel.keys[s as usize].clone())).collect();
+            columns.push((name.clone(), Column::Categorical(keys)));
+        }
+        columns.push((recipe.time_column.clone(), Column::Timestamp(table.times[start..end].to_vec())));
+        let rows = table.x.rows(start, end);
+        for (j, name) in rows.names.iter().enumerate() {
+            columns.push((name.clone(), Column::Numeric(rows.column(j))));
+        }
+        columns.push(("label".to_string(), Column::Numeric(table.label[start..end].to_vec())));
+        writer.write(&Frame::new(columns)?)?;
+    }
+    writer.finish()?;
     let series = match &table.panel {
         Some(p) if p.short.is_empty() => format!(" over {} series", p.keys.len()),
         Some(p) => format!(

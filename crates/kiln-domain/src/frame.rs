@@ -229,29 +229,40 @@ impl Frame {
         Ok((codes, keys.into_iter().map(|(k, _)| k.to_string()).collect()))
     }
 
-    /// Rows reordered by time, then by series key, for a long file of many series (a panel): a time may repeat
-    /// across series but not within one.
+    /// A long file of many series (a panel) with every series in time order: as it is when each series already is
+    /// (grouped or interleaved), else its rows reordered by time, then by series key. A time may repeat across
+    /// series but not within one.
     ///
     /// # Errors
     /// A missing or mistyped column, a row without a series key, or [`DomainError::DuplicateSeriesTime`] naming the
     /// first (series, time) pair that repeats.
-    pub fn sorted_by_series_time(&self, series: &str, time: &str) -> Result<Frame, DomainError> {
-        let stamps = self.timestamps(time)?;
-        let (codes, keys) = self.series_codes(series)?;
-        let mut order: Vec<usize> = (0..stamps.len()).collect();
-        order.sort_by_key(|&i| (stamps[i], codes[i]));
-        if let Some(w) = order.windows(2).find(|w| stamps[w[0]] == stamps[w[1]] && codes[w[0]] == codes[w[1]]) {
-            return Err(DomainError::DuplicateSeriesTime {
-                series_column: series.to_string(),
-                series: keys[codes[w[0]] as usize].clone(),
-                column: time.to_string(),
-                millis: stamps[w[0]],
-            });
-        }
-        if order.iter().enumerate().all(|(i, &o)| i == o) {
-            return Ok(self.clone());
-        }
-        Ok(self.take(&order))
+    pub fn sorted_by_series_time(self, series: &str, time: &str) -> Result<Frame, DomainError> {
+        let order = {
+            let stamps = self.timestamps(time)?;
+            let (codes, keys) = self.series_codes(series)?;
+            // each series already in strictly increasing time order (grouped or interleaved): kept as it is
+            let mut last: Vec<Option<i64>> = vec![None; keys.len()];
+            let ordered = codes.iter().zip(stamps).all(|(&c, &t)| last[c as usize].replace(t).is_none_or(|p| p < t));
+            if ordered {
+                None
+            } else {
+                let mut order: Vec<usize> = (0..stamps.len()).collect();
+                order.sort_by_key(|&i| (stamps[i], codes[i]));
+                if let Some(w) = order.windows(2).find(|w| stamps[w[0]] == stamps[w[1]] && codes[w[0]] == codes[w[1]]) {
+                    return Err(DomainError::DuplicateSeriesTime {
+                        series_column: series.to_string(),
+                        series: keys[codes[w[0]] as usize].clone(),
+                        column: time.to_string(),
+                        millis: stamps[w[0]],
+                    });
+                }
+                Some(order)
+            }
+        };
+        Ok(match order {
+            Some(order) => self.take(&order),
+            None => self,
+        })
     }
 
     /// A wide frame (one column per series) melted into a long one: for every row and every column of `columns`
