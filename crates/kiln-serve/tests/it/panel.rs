@@ -225,3 +225,43 @@ async fn model_and_openapi_describe_the_steps_the_levels_and_the_series_column()
         }
     }
 }
+
+#[tokio::test]
+async fn a_bundle_trained_on_a_wide_file_is_served_as_its_long_panel() {
+    let trained = crate::helpers::ecb_wide();
+    let state = crate::helpers::state_for(trained, "ecb-wide", ServeConfig::default());
+    let info = get(&state, "/model").await;
+    assert_eq!(info.body["forecast"]["wide_columns"], json!(["USD", "JPY"]));
+    assert_eq!(info.body["forecast"]["series_column"], "currency");
+    let names: Vec<&str> =
+        info.body["input_schema"].as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["Date", "currency", "rate"]);
+
+    // what `kiln predict` gives for the wide file: the last origin of JPY
+    let bundle = read(trained);
+    let scored = kiln_score::score(&bundle, &trained.frame, false).unwrap();
+    let (_, keys) = scored.series.as_ref().unwrap();
+    let mine: Vec<usize> = (0..keys.len()).filter(|&r| keys[r] == "JPY").collect();
+    let last = &mine[mine.len() - 2..];
+    // the same rows in long form: the window of one series
+    let frame = &trained.frame;
+    let times = frame.timestamps("Date").unwrap();
+    let jpy = frame.numeric("JPY").unwrap();
+    let n = frame.n_rows();
+    let rows: Vec<Value> =
+        (n - 20..n).map(|i| json!({"Date": iso(times[i]), "currency": "JPY", "rate": jpy[i]})).collect();
+    let answer = post(&state, "/predict", &json!({"window": rows})).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let steps = answer.body["steps"].as_array().unwrap();
+    let bounds = scored.bounds.as_ref().unwrap();
+    for (k, &r) in last.iter().enumerate() {
+        assert_eq!(steps[k]["prediction"].as_f64().unwrap().to_bits(), scored.predictions[r].to_bits());
+        for (name, values) in bounds {
+            assert_eq!(steps[k][name].as_f64().unwrap().to_bits(), values[r].to_bits(), "{name}");
+        }
+    }
+    // a wide row is not what a window of one series takes
+    let wide_row = json!({"Date": iso(times[n - 1]), "USD": 1.1, "JPY": 160.0});
+    let refused = post(&state, "/predict", &json!({"window": [wide_row]})).await;
+    assert_eq!(refused.error().0, "unknown_field");
+}
