@@ -93,6 +93,11 @@ async fn a_window_answers_every_step_with_bounds_equal_to_batch_scoring() {
     let predictions = batch.body["predictions"].as_array().unwrap();
     check_against_score(&predictions[0], "GBP");
     check_against_score(&predictions[1], "USD");
+    // every step's forecast is counted in the prediction histogram (2 series x 2 window lengths + 2, 3 steps each)
+    let (_, _, metrics) = crate::helpers::text(&state, "/metrics").await;
+    let count =
+        metrics.lines().find(|l| l.starts_with("kiln_prediction_value_count")).unwrap_or_else(|| panic!("{metrics}"));
+    assert!(count.ends_with(" 18"), "{count}");
     // one row too few
     let short = post(&state, "/predict", &json!({"window": last_rows("USD", min_rows() - 1)})).await;
     assert_eq!((short.status.as_u16(), short.error()), (422, ("not_enough_rows".into(), Some("window".into()))));
