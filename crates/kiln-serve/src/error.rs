@@ -73,6 +73,10 @@ impl ApiError {
             FeatureError::InvalidValue { column, row, .. } => {
                 ApiError::at(Code::InvalidValue, field(row, &column), message)
             }
+            // a window of a panel holds one series (checked before the features run, naming the row)
+            FeatureError::MixedSeries { .. } => {
+                ApiError { code: Code::InvalidValue, message, field: window.map(str::to_string) }
+            }
             // records are checked against the model's input schema before the pipeline runs; these reach here only
             // for a bundle without recorded column types, where the values' JSON types decide
             FeatureError::ColumnType { column, .. } | FeatureError::NotNumeric { column, .. } => {

@@ -255,15 +255,19 @@ impl ModelStats {
         }
     }
 
-    /// Counts the answers of one request: the probability (classification) or the prediction, and the class.
+    /// Counts the answers of one request: the probability (classification) or the prediction (of every step of a
+    /// multi-step forecast), and the class.
     pub(crate) fn record(&self, answers: &[Answer]) {
         let h = &self.predictions;
         let mut sum = 0.0;
         for a in answers {
-            let Some(v) = a.probability.or(a.prediction) else { continue };
-            let bucket = h.bounds.iter().position(|b| v <= *b).unwrap_or(h.bounds.len());
-            h.buckets[bucket].fetch_add(1, Relaxed);
-            sum += v;
+            let single = a.probability.or(a.prediction);
+            let steps = a.steps.iter().flatten().map(|s| s.prediction);
+            for v in single.into_iter().chain(steps) {
+                let bucket = h.bounds.iter().position(|b| v <= *b).unwrap_or(h.bounds.len());
+                h.buckets[bucket].fetch_add(1, Relaxed);
+                sum += v;
+            }
             if let (Some(classes), Some(class)) = (&self.classes, &a.class) {
                 let i = usize::from(*class != classes[0].0);
                 classes[i].1.fetch_add(1, Relaxed);

@@ -54,6 +54,8 @@ pub(crate) enum FieldKind {
     /// a column whose type no fitted step fixes (one that is only dropped): a number makes it numeric, a string
     /// categorical
     Any,
+    /// a panel's series column: a string, or a number kept as its text (as a data file's numeric keys are)
+    Series,
 }
 
 impl FieldKind {
@@ -72,6 +74,7 @@ impl FieldKind {
             FieldKind::Timestamp => "timestamp",
             FieldKind::Id => "id",
             FieldKind::Any => "any",
+            FieldKind::Series => "series",
         }
     }
 }
@@ -108,6 +111,12 @@ impl InputSchema {
     pub(crate) fn optional(&self, i: usize) -> bool {
         self.fields[i].kind == FieldKind::Id
     }
+
+    /// Whether a field may be absent from a row of an `/observe` body: the tabular id, and a panel's series column
+    /// (the body's `series` key names the series).
+    pub(crate) fn optional_in_observe(&self, i: usize) -> bool {
+        self.optional(i) || self.fields[i].kind == FieldKind::Series
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -129,6 +138,42 @@ struct ForecastInfo {
     /// an expanding or EWM feature depends on every earlier row: a window equals `kiln predict` only when it
     /// starts at the first row of the series the model was trained on
     window_needs_full_history: bool,
+    /// a panel: the column naming each row's series (every row of a window names the same one)
+    #[serde(skip_serializing_if = "Option::is_none")]
+    series_column: Option<String>,
+    /// a bundle trained on a wide file (one column per series): it is served as its long panel, rows of
+    /// `series_column` and the target; these are the series the wide file had
+    #[serde(skip_serializing_if = "Option::is_none")]
+    wide_columns: Option<Vec<String>>,
+    /// a multi-step forecast: every answer carries `steps`, one forecast per step `1..=steps`
+    #[serde(skip_serializing_if = "Option::is_none")]
+    multi_step: Option<MultiStepInfo>,
+    /// conformal prediction intervals around every step's forecast
+    #[serde(skip_serializing_if = "Option::is_none")]
+    intervals: Option<IntervalsInfo>,
+}
+
+#[derive(Debug, Serialize)]
+struct MultiStepInfo {
+    steps: usize,
+    strategy: &'static str,
+    /// how a step's target time advances (`1d`, `business day`, ...)
+    #[serde(skip_serializing_if = "Option::is_none")]
+    step: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct IntervalsInfo {
+    /// coverage levels in percent, ascending
+    levels: Vec<f64>,
+    /// the fields of each step's bounds: `lo_80`, `hi_80`, ...
+    bounds: Vec<String>,
+    /// calibration windows per series
+    windows: usize,
+    /// a panel: the series the calibration saw; any other series gets null bounds
+    #[serde(skip_serializing_if = "Option::is_none")]
+    series: Option<Vec<String>>,
+    unseen_series: &'static str,
 }
 
 #[derive(Debug, Serialize)]
@@ -166,6 +211,8 @@ pub struct LoadedModel {
     serial: u64,
     identity: ModelIdentity,
     bundle: Bundle<FittedPipeline>,
+    /// the pipeline requests run through: the bundle's, with a wide recipe served as its long panel
+    pipeline: FittedPipeline,
     pub(crate) schema: InputSchema,
     pub(crate) info: ModelInfo,
     headers: Vec<(HeaderName, HeaderValue)>,
@@ -188,13 +235,20 @@ impl LoadedModel {
                 model: bundle.model.feature_names().to_vec(),
             });
         }
-        let schema = match &pipeline.input {
+        let served = served_pipeline(pipeline);
+        let schema = match &served.input {
             PipelineInput::Forecast(recipe) => {
                 let fields = recipe
                     .input_columns()
                     .into_iter()
                     .map(|name| {
-                        let kind = if name == recipe.time_column { FieldKind::Timestamp } else { FieldKind::Numeric };
+                        let kind = if name == recipe.time_column {
+                            FieldKind::Timestamp
+                        } else if recipe.series_column.as_ref() == Some(&name) {
+                            FieldKind::Series
+                        } else {
+                            FieldKind::Numeric
+                        };
                         Field { name, kind }
                     })
                     .collect();
@@ -224,7 +278,12 @@ impl LoadedModel {
         static SERIAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         let serial = SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let stats = crate::metrics::ModelStats::new(&bundle);
-        Ok(LoadedModel { serial, identity, bundle, schema, info, headers, stats })
+        Ok(LoadedModel { serial, identity, bundle, pipeline: served, schema, info, headers, stats })
+    }
+
+    /// The pipeline requests run through (see [`served_pipeline`]).
+    pub(crate) fn pipeline(&self) -> &FittedPipeline {
+        &self.pipeline
     }
 
     pub(crate) fn serial(&self) -> u64 {
@@ -250,6 +309,17 @@ impl LoadedModel {
             headers.insert(name.clone(), value.clone());
         }
     }
+}
+
+/// The bundle's pipeline as requests meet it: a recipe trained on a wide file (one column per series) reads the long
+/// panel the file was melted into (rows of the time, the series column and the target), because a window or a series
+/// kept by `/observe` is one series; the features and the fitted steps are the same.
+fn served_pipeline(pipeline: &FittedPipeline) -> FittedPipeline {
+    let mut served = pipeline.clone();
+    if let PipelineInput::Forecast(recipe) = &mut served.input {
+        recipe.wide = None;
+    }
+    served
 }
 
 fn task_of(pipeline: &FittedPipeline) -> &'static str {
@@ -279,6 +349,20 @@ fn model_info(bundle: &Bundle<FittedPipeline>, identity: &ModelIdentity, schema:
         target_transform: r.target_transform.as_str(),
         min_window_rows: r.min_window_rows(),
         window_needs_full_history: r.lookback() == kiln_features::Lookback::All,
+        series_column: r.series_column.clone(),
+        wide_columns: r.wide.as_ref().map(|w| w.columns.clone()),
+        multi_step: r.multi_step.map(|m| MultiStepInfo {
+            steps: m.steps,
+            strategy: m.strategy.as_str(),
+            step: pipeline.step.map(kiln_features::SeriesStep::describe),
+        }),
+        intervals: pipeline.intervals.as_ref().filter(|_| r.multi_step.is_some()).map(|ci| IntervalsInfo {
+            levels: ci.levels.clone(),
+            bounds: ci.column_names(),
+            windows: ci.windows,
+            series: r.series_column.as_ref().map(|_| ci.scores.keys().cloned().collect()),
+            unseen_series: "a series the calibration did not see gets null bounds",
+        }),
     });
     let decision = pipeline.decision.as_ref().map(|d| DecisionInfo {
         positive: d.positive.clone(),

@@ -75,6 +75,10 @@ impl Kept {
     fn append(&mut self, frame: &Frame, limit: usize) {
         let n = frame.n_rows();
         for (name, column) in frame.columns() {
+            // a panel's series column: every row holds the series' own key, which the series is kept under
+            if let Column::Categorical(_) = column {
+                continue;
+            }
             let at = match self.columns.iter().position(|(c, _)| c == name) {
                 Some(at) => at,
                 None => {
@@ -106,8 +110,9 @@ impl Kept {
         }
     }
 
-    fn frame(&self) -> Result<Frame, ApiError> {
-        let columns = self
+    /// The kept rows; a panel's series column (`series`: the column and the key) is added back.
+    fn frame(&self, series: Option<(&str, &str)>) -> Result<Frame, ApiError> {
+        let mut columns: Vec<(String, Column)> = self
             .columns
             .iter()
             .map(|(name, c)| {
@@ -118,7 +123,27 @@ impl Kept {
                 (name.clone(), column)
             })
             .collect();
+        if let Some((column, key)) = series {
+            columns.push((column.to_string(), Column::Categorical(vec![Some(key.to_string()); self.len])));
+        }
         Frame::new(columns).map_err(ApiError::internal)
+    }
+
+    /// The last `n` values of the numeric column `name` and the last time, when `n` rows are kept.
+    fn tail(&self, name: &str, n: usize) -> Option<(Vec<f64>, i64)> {
+        if self.len < n {
+            return None;
+        }
+        let mut values = None;
+        let mut time = None;
+        for (c, column) in &self.columns {
+            match column {
+                KeptColumn::Values(v) if c == name => values = Some(v.range(v.len() - n..).copied().collect()),
+                KeptColumn::Times(t) => time = t.back().copied(),
+                KeptColumn::Values(_) => {}
+            }
+        }
+        Some((values?, time?))
     }
 }
 
@@ -164,11 +189,14 @@ impl SeriesStore {
     /// A tabular model, a full store, rows out of time order (also against the rows observed before), or values
     /// the features refuse; the series is left as it was.
     pub(crate) fn observe(&self, model: &LoadedModel, key: String, rows: Rows) -> Result<SeriesStatus, ApiError> {
-        let pipeline = &model.bundle().pipeline;
-        if pipeline.recipe().is_none() {
+        let pipeline = model.pipeline();
+        let Some(recipe) = pipeline.recipe() else {
             return Err(not_forecast());
-        }
-        let frame = rows.into_frame()?;
+        };
+        let frame = match &recipe.series_column {
+            Some(column) => with_series_key(rows.into_frame()?, column, &key)?,
+            None => rows.into_frame()?,
+        };
         let (entry, created) = {
             let mut map = lock(&self.map);
             match map.get(&key) {
@@ -202,7 +230,7 @@ impl SeriesStore {
         };
         let result = {
             let mut series = lock(&entry);
-            self.push(&mut series, model, &frame).map(|()| status(&key, &series))
+            self.push(&mut series, model, &key, &frame).map(|()| status(&key, &series))
         };
         if result.is_err() && created {
             // a series whose first rows were refused is not kept (unless another request fed it meanwhile)
@@ -214,9 +242,9 @@ impl SeriesStore {
         result
     }
 
-    fn push(&self, series: &mut Series, model: &LoadedModel, frame: &Frame) -> Result<(), ApiError> {
-        self.rebuild_for(series, model)?;
-        let pipeline = &model.bundle().pipeline;
+    fn push(&self, series: &mut Series, model: &LoadedModel, key: &str, frame: &Frame) -> Result<(), ApiError> {
+        self.rebuild_for(series, model, key)?;
+        let pipeline = model.pipeline();
         let offset = series.state.rows();
         let mut state = series.state.clone();
         let prepared = pipeline.push_chunk(&mut state, frame.clone()).map_err(|e| {
@@ -247,13 +275,14 @@ impl SeriesStore {
     }
 
     /// Rebuilds a series made for another model by replaying its kept rows through `model`'s pipeline.
-    fn rebuild_for(&self, series: &mut Series, model: &LoadedModel) -> Result<(), ApiError> {
+    fn rebuild_for(&self, series: &mut Series, model: &LoadedModel, key: &str) -> Result<(), ApiError> {
         if series.serial == model.serial() {
             return Ok(());
         }
-        let pipeline = &model.bundle().pipeline;
+        let pipeline = model.pipeline();
         let mut state = pipeline.stream_state().map_err(ApiError::internal)?;
-        let frame = series.kept.frame()?;
+        let panel = pipeline.recipe().and_then(|r| r.series_column.as_deref());
+        let frame = series.kept.frame(panel.map(|column| (column, key)))?;
         let prepared = pipeline.push_chunk(&mut state, frame).map_err(|e| {
             ApiError::at(
                 Code::InvalidValue,
@@ -292,15 +321,54 @@ impl SeriesStore {
         key: &str,
         field: Option<String>,
     ) -> Result<FeatureRow, ApiError> {
+        self.ready(model, key, field, |series| series.last.clone())
+    }
+
+    /// The last `window` values of the series' target and the time of its newest row (a multi-step forecast's
+    /// origin, exactly as a window of the same rows gives it).
+    ///
+    /// # Errors
+    /// As [`SeriesStore::last_row`], or fewer kept rows than `window` (a server keeping fewer rows per series).
+    pub(crate) fn history(
+        &self,
+        model: &LoadedModel,
+        key: &str,
+        window: usize,
+        field: Option<String>,
+    ) -> Result<(Vec<f64>, i64), ApiError> {
+        let target = model.pipeline().recipe().map(|r| r.target.clone()).unwrap_or_default();
+        let rows = self.series_rows;
+        let kept = self.ready(model, key, field.clone(), |series| {
+            series.last.as_ref().map(|_| series.kept.tail(&target, window))
+        })?;
+        kept.ok_or_else(|| ApiError {
+            code: Code::NotEnoughRows,
+            message: format!(
+                "series '{key}': a forecast reads its last {window} rows, but this server keeps {rows} per series; \
+                 start it with a larger --series-rows"
+            ),
+            field,
+        })
+    }
+
+    /// `get` of the series `key` rebuilt for `model`, or the error of a series that is missing or still in the
+    /// features' warm-up (`get` gives `None`).
+    fn ready<T>(
+        &self,
+        model: &LoadedModel,
+        key: &str,
+        field: Option<String>,
+        get: impl FnOnce(&Series) -> Option<T>,
+    ) -> Result<T, ApiError> {
         let entry = self.get(key).ok_or_else(|| ApiError {
             code: Code::SeriesNotFound,
             message: format!("no series '{key}'; feed it first with POST /observe"),
             field: field.clone(),
         })?;
         let mut series = lock(&entry);
-        self.rebuild_for(&mut series, model)?;
-        series.last.clone().ok_or_else(|| {
-            let needed = model.bundle().pipeline.recipe().map_or(0, kiln_features::TimeSeriesRecipe::min_window_rows);
+        self.rebuild_for(&mut series, model, key)?;
+        get(&series).ok_or_else(|| {
+            let needed = model.pipeline().recipe().map_or(0, kiln_features::TimeSeriesRecipe::min_window_rows);
             ApiError {
                 code: Code::NotEnoughRows,
                 message: format!(
@@ -345,6 +413,34 @@ fn status(key: &str, series: &Series) -> SeriesStatus {
         ready: series.last.is_some(),
         history_complete: series.history_complete,
     }
+}
+
+/// The rows of an `/observe` body for the panel series `key`: a row that leaves out the series column gets the key;
+/// a row naming another series is refused, naming it.
+fn with_series_key(frame: Frame, column: &str, key: &str) -> Result<Frame, ApiError> {
+    let columns = frame
+        .into_columns()
+        .into_iter()
+        .map(|(name, values)| match values {
+            Column::Categorical(keys) if name == column => {
+                if let Some(row) = keys.iter().position(|k| k.as_deref().is_some_and(|k| k != key)) {
+                    let other = keys[row].as_deref().unwrap_or_default();
+                    return Err(ApiError::at(
+                        Code::InvalidValue,
+                        Loc::default().observed_rows().row(row).path(Some(column)).unwrap_or_default(),
+                        format!(
+                            "this row is of series '{other}' (column '{column}'), but the body's series is '{key}'; \
+                             send each series' rows under its own key"
+                        ),
+                    ));
+                }
+                let n = keys.len();
+                Ok((name, Column::Categorical(vec![Some(key.to_string()); n])))
+            }
+            other => Ok((name, other)),
+        })
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    Frame::new(columns).map_err(ApiError::internal)
 }
 
 fn not_found(key: &str) -> ApiError {

@@ -124,6 +124,11 @@ fn field_schema(kind: FieldKind, nullable: bool, categories: Option<&Vec<String>
             json!({"type": either("string", "number"), "description": "echoed back as `id`; not a feature"})
         }
         FieldKind::Any => json!({"type": either("number", "string"), "description": "not used by the model"}),
+        FieldKind::Series => json!({
+            "type": either("string", "number"),
+            "description": "the series of the row (a panel); every row of a window names the same series, and a row \
+                            of POST /observe may leave it out (the body's `series` names it)",
+        }),
     };
     if let (Some(cats), Some(obj)) = (categories, s.as_object_mut())
         && !cats.is_empty()
@@ -143,7 +148,7 @@ struct ModelSchemas {
 
 fn model_schemas(model: &LoadedModel, max_batch: usize) -> ModelSchemas {
     let schema = &model.schema;
-    let pipeline = &model.bundle().pipeline;
+    let pipeline = model.pipeline();
     let cats = categories(model);
     let mut properties = Map::new();
     let mut required = Vec::new();
@@ -153,6 +158,12 @@ fn model_schemas(model: &LoadedModel, max_batch: usize) -> ModelSchemas {
             required.push(f.name.clone());
         }
     }
+    // a row of POST /observe: a panel's series column may be left out
+    let observe_required: Vec<&String> = required
+        .iter()
+        .filter(|name| schema.fields.iter().any(|f| f.name == **name && f.kind != FieldKind::Series))
+        .collect();
+    let observe_row = json!({"type": "object", "additionalProperties": false, "required": observe_required, "properties": properties});
     let row = json!({"type": "object", "additionalProperties": false, "required": required, "properties": properties});
     let mut schemas = Map::new();
 
@@ -162,6 +173,12 @@ fn model_schemas(model: &LoadedModel, max_batch: usize) -> ModelSchemas {
     if let PipelineInput::Forecast(recipe) = &pipeline.input {
         let min_rows = recipe.min_window_rows();
         let history = recipe.lookback() == kiln_features::Lookback::All;
+        // a panel's example names a series the intervals were calibrated on, when there are any
+        let example_series = pipeline
+            .intervals
+            .as_ref()
+            .and_then(|ci| ci.scores.keys().find(|k| !k.is_empty()).cloned())
+            .unwrap_or_else(|| "example".to_string());
         // a smooth example window, one row a day, long enough for every feature
         let rows: Vec<Value> = (0..min_rows.max(1))
             .map(|i| {
@@ -169,6 +186,8 @@ fn model_schemas(model: &LoadedModel, max_batch: usize) -> ModelSchemas {
                 for f in &schema.fields {
                     let v = if f.kind == FieldKind::Timestamp {
                         json!(crate::time::format_iso(1_704_067_200_000 + 86_400_000 * i as i64))
+                    } else if f.kind == FieldKind::Series {
+                        json!(example_series)
                     } else {
                         json!(((1.0 + 0.01 * (i as f64 / 3.0).sin()) * 1e4).round() / 1e4)
                     };
@@ -178,8 +197,9 @@ fn model_schemas(model: &LoadedModel, max_batch: usize) -> ModelSchemas {
             })
             .collect();
         single_example = json!({"window": rows});
-        observe_example = Some(json!({"series": "example", "rows": rows}));
+        observe_example = Some(json!({"series": example_series, "rows": rows}));
         schemas.insert("Row".into(), row);
+        schemas.insert("ObserveRow".into(), observe_row);
         schemas.insert(
             "Record".into(),
             json!({
@@ -197,17 +217,63 @@ fn model_schemas(model: &LoadedModel, max_batch: usize) -> ModelSchemas {
                 ]
             }),
         );
-        answer = json!({"type": "object", "required": ["time", "prediction"], "properties": {
-            "time": {"type": "string", "description": format!(
-                "the origin time (the last row of the window); the forecast is {} row(s) later", recipe.horizon)},
-            "target_time": {"type": "string", "description": match model.bundle().pipeline.step {
-                Some(step) => format!(
-                    "the time the forecast is for: the origin + {} step(s) of {} (the series' step in training)",
-                    recipe.horizon, step.describe()),
-                None => "absent: the bundle predates target times".to_string(),
-            }},
-            "prediction": {"type": "number", "description": format!("{} in its own units", recipe.target)},
-        }});
+        let series = recipe.series_column.as_ref().map(|column| {
+            json!({"type": "string", "description": format!("the series the forecast is for (column '{column}')")})
+        });
+        answer = if let Some(multi) = recipe.multi_step {
+            let mut step_properties = Map::new();
+            step_properties.insert("step".into(), json!({"type": "integer", "minimum": 1, "maximum": multi.steps}));
+            step_properties.insert(
+                "target_time".into(),
+                json!({"type": "string", "description": match pipeline.step {
+                    Some(step) => format!("the time the step is for: the origin + `step` steps of {}", step.describe()),
+                    None => "the time the step is for".to_string(),
+                }}),
+            );
+            step_properties.insert(
+                "prediction".into(),
+                json!({"type": "number", "description": format!("{} in its own units", recipe.target)}),
+            );
+            let mut step_required = vec!["step".to_string(), "target_time".to_string(), "prediction".to_string()];
+            if let Some(ci) = &pipeline.intervals {
+                for (name, level) in ci.column_names().into_iter().zip(ci.levels.iter().flat_map(|l| [l, l])) {
+                    let side = if name.starts_with("lo_") { "lower" } else { "upper" };
+                    step_properties.insert(name.clone(), json!({"type": ["number", "null"], "description": format!(
+                        "the {side} bound of the {level}% conformal interval; null for a series the calibration did not see")}));
+                    step_required.push(name);
+                }
+            }
+            let mut properties = Map::new();
+            properties.insert("time".into(), json!({"type": "string", "description": "the origin time (the last row of the window or of the series)"}));
+            if let Some(series) = series {
+                properties.insert("series".into(), series);
+            }
+            properties.insert(
+                "steps".into(),
+                json!({
+                "type": "array", "minItems": multi.steps, "maxItems": multi.steps,
+                "description": format!("the forecasts of steps 1 to {} ({}: the next-step model fed its own forecasts)",
+                                       multi.steps, multi.strategy.as_str()),
+                "items": {"type": "object", "required": step_required, "properties": step_properties}}),
+            );
+            json!({"type": "object", "required": ["time", "steps"], "properties": properties})
+        } else {
+            let mut answer = json!({"type": "object", "required": ["time", "prediction"], "properties": {
+                "time": {"type": "string", "description": format!(
+                    "the origin time (the last row of the window); the forecast is {} row(s) later", recipe.horizon)},
+                "target_time": {"type": "string", "description": match pipeline.step {
+                    Some(step) => format!(
+                        "the time the forecast is for: the origin + {} step(s) of {} (the series' step in training)",
+                        recipe.horizon, step.describe()),
+                    None => "absent: the bundle predates target times".to_string(),
+                }},
+                "prediction": {"type": "number", "description": format!("{} in its own units", recipe.target)},
+            }});
+            if let (Some(series), Some(properties)) = (series, answer["properties"].as_object_mut()) {
+                properties.insert("series".into(), series);
+            }
+            answer
+        };
     } else {
         let ex = examples(model);
         let mut record = Map::new();
@@ -216,7 +282,7 @@ fn model_schemas(model: &LoadedModel, max_batch: usize) -> ModelSchemas {
                 FieldKind::Id => json!("example-1"),
                 FieldKind::Any => Value::Null,
                 FieldKind::Timestamp => json!("2024-01-01"),
-                FieldKind::Categorical => ex.get(&f.name).cloned().unwrap_or(json!("a")),
+                FieldKind::Categorical | FieldKind::Series => ex.get(&f.name).cloned().unwrap_or(json!("a")),
                 FieldKind::Numeric => ex.get(&f.name).cloned().unwrap_or(json!(1.0)),
             };
             record.insert(f.name.clone(), v);
@@ -340,6 +406,7 @@ pub(crate) fn document(state: &AppState, model: Option<&LoadedModel>) -> Value {
             let any = json!({"type": "object", "description": "no model is loaded: the input schema is not known yet"});
             s.insert("Record".into(), any.clone());
             s.insert("Row".into(), any.clone());
+            s.insert("ObserveRow".into(), any.clone());
             s.insert("Answer".into(), any);
             s.insert(
                 "Batch".into(),
@@ -368,7 +435,7 @@ pub(crate) fn document(state: &AppState, model: Option<&LoadedModel>) -> Value {
             "Observe".into(),
             json!({"type": "object", "additionalProperties": false, "required": ["series", "rows"], "properties": {
                 "series": {"type": "string", "minLength": 1, "maxLength": MAX_SERIES_KEY_BYTES},
-                "rows": {"type": "array", "items": schema_ref("Row"), "description": "new raw rows, after the series' last"}}}),
+                "rows": {"type": "array", "items": schema_ref("ObserveRow"), "description": "new raw rows, after the series' last"}}}),
         );
         schemas.insert(
             "Series".into(),

@@ -35,6 +35,8 @@ enum Buf {
     Categorical(Vec<Option<String>>),
     Timestamp(Vec<i64>),
     Id(Vec<Option<String>>),
+    /// a panel's series key (a number kept as its text); `None` where an `/observe` row leaves it out
+    Series(Vec<Option<String>>),
     /// a field whose type the pipeline does not fix: the first non-null value decides
     Any {
         numeric: Option<bool>,
@@ -50,6 +52,7 @@ impl Buf {
             FieldKind::Categorical => Buf::Categorical(Vec::new()),
             FieldKind::Timestamp => Buf::Timestamp(Vec::new()),
             FieldKind::Id => Buf::Id(Vec::new()),
+            FieldKind::Series => Buf::Series(Vec::new()),
             FieldKind::Any => Buf::Any { numeric: None, numbers: Vec::new(), labels: Vec::new() },
         }
     }
@@ -58,7 +61,7 @@ impl Buf {
     fn push_missing(&mut self) {
         match self {
             Buf::Numeric(v) => v.push(f64::NAN),
-            Buf::Categorical(v) | Buf::Id(v) => v.push(None),
+            Buf::Categorical(v) | Buf::Id(v) | Buf::Series(v) => v.push(None),
             Buf::Timestamp(_) => {}
             Buf::Any { numbers, labels, .. } => {
                 numbers.push(f64::NAN);
@@ -70,7 +73,7 @@ impl Buf {
     fn into_column(self) -> Option<Column> {
         Some(match self {
             Buf::Numeric(v) => Column::Numeric(v),
-            Buf::Categorical(v) => Column::Categorical(v),
+            Buf::Categorical(v) | Buf::Series(v) => Column::Categorical(v),
             Buf::Timestamp(v) => Column::Timestamp(v),
             Buf::Id(_) => return None,
             Buf::Any { numeric: Some(false), labels, .. } => Column::Categorical(labels),
@@ -848,7 +851,10 @@ impl<'de> Visitor<'de> for RecordVisitor<'_, '_> {
             if seen.get(i) {
                 continue;
             }
-            if schema.optional(i) {
+            // a row of an /observe body may leave out a panel's series column: the body's key names the series
+            let optional =
+                if self.loc.list == Some("rows") { schema.optional_in_observe(i) } else { schema.optional(i) };
+            if optional {
                 self.rows.bufs[i].push_missing();
                 continue;
             }
@@ -961,6 +967,7 @@ impl CellVisitor<'_, '_> {
             (Buf::Categorical(_), _) => "a string or null",
             (Buf::Timestamp(_), _) => "an ISO date or date-time string",
             (Buf::Id(_), _) => "a string, a number or null",
+            (Buf::Series(_), _) => "a series key (a string or a number)",
             (Buf::Any { numeric: Some(true), .. }, _) => "a number or null (as in the earlier records)",
             (Buf::Any { numeric: Some(false), .. }, _) => "a string or null (as in the earlier records)",
             (Buf::Any { numeric: None, .. }, _) => "a number, a string or null",
@@ -984,6 +991,8 @@ impl CellVisitor<'_, '_> {
         match self.buf {
             Buf::Numeric(values) => values.push(v),
             Buf::Id(values) => values.push(Some(text())),
+            // the text a data file's numeric key gets (`kiln_domain::Frame::series_codes`)
+            Buf::Series(values) => values.push(Some(v.to_string())),
             Buf::Any { numeric, numbers, labels } if *numeric != Some(false) => {
                 *numeric = Some(true);
                 numbers.push(v);
@@ -1017,7 +1026,7 @@ impl<'de> Visitor<'de> for CellVisitor<'_, '_> {
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
         match self.buf {
-            Buf::Categorical(values) | Buf::Id(values) => values.push(Some(v.to_string())),
+            Buf::Categorical(values) | Buf::Id(values) | Buf::Series(values) => values.push(Some(v.to_string())),
             Buf::Timestamp(values) => match time::parse_iso(v) {
                 Some(ms) => values.push(ms),
                 None => {

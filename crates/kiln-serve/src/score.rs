@@ -4,12 +4,20 @@
 //! The answer is what `kiln predict` writes for the same row: the prediction in the target's units (forecast,
 //! regression), or the probability of the positive class and the class at the bundle's threshold.
 //!
+//!
+//! A multi-step (recursive) bundle answers every step `1..=H` of each record, with its conformal bounds, through
+//! [`FittedPipeline::forecast_recursive`] over one origin per record (the window's target values, or those kept for
+//! a series by `/observe`), as `kiln predict` scores the same origin. A panel's window names its series in the
+//! series column (one series per window); the key picks that series' calibration.
+//!
 //! [`FittedPipeline::transform_last`]: kiln_features::FittedPipeline::transform_last
 //! [`FittedPipeline::transform`]: kiln_features::FittedPipeline::transform
+//! [`FittedPipeline::forecast_recursive`]: kiln_features::FittedPipeline::forecast_recursive
 
-use kiln_domain::{Code, Matrix};
-use kiln_features::PipelineInput;
+use kiln_domain::{Code, Column, Frame, Matrix};
+use kiln_features::{FeatureError, FeatureRow, Origin, PipelineInput, TimeSeriesRecipe};
 use serde::Serialize;
+use serde::ser::SerializeMap;
 
 use crate::error::ApiError;
 use crate::model::LoadedModel;
@@ -23,6 +31,9 @@ pub(crate) struct Answer {
     /// tabular: the record's id, when it carried one
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) id: Option<String>,
+    /// a panel forecast: the series the forecast is for
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) series: Option<String>,
     /// forecast: the origin time (the last row of the window); the forecast is `horizon` rows later
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) time: Option<String>,
@@ -38,6 +49,33 @@ pub(crate) struct Answer {
     /// classification: the class at the model's threshold
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) class: Option<String>,
+    /// a multi-step forecast: every step from the origin, in order (then `target_time` and `prediction` are absent)
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) steps: Option<Vec<StepAnswer>>,
+}
+
+/// One step of a multi-step forecast: `{"step", "target_time", "prediction", "lo_80", "hi_80", ...}`, the bounds
+/// named as `kiln predict` names their columns, null for a series the intervals' calibration did not see.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct StepAnswer {
+    pub(crate) step: usize,
+    pub(crate) target_time: String,
+    pub(crate) prediction: f64,
+    /// `(name, bound)` of every level, `lo_` then `hi_`, levels ascending
+    pub(crate) bounds: Vec<(String, Option<f64>)>,
+}
+
+impl Serialize for StepAnswer {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(3 + self.bounds.len()))?;
+        map.serialize_entry("step", &self.step)?;
+        map.serialize_entry("target_time", &self.target_time)?;
+        map.serialize_entry("prediction", &self.prediction)?;
+        for (name, bound) in &self.bounds {
+            map.serialize_entry(name, bound)?;
+        }
+        map.end()
+    }
 }
 
 /// The answers for every record, in order. `batch` tells how records are named in errors (`records[i]`).
@@ -65,28 +103,29 @@ fn forecast(
     record: &dyn Fn(usize) -> Loc,
 ) -> Result<Vec<Answer>, ApiError> {
     let bundle = model.bundle();
-    let pipeline = &bundle.pipeline;
+    let pipeline = model.pipeline();
     let PipelineInput::Forecast(recipe) = &pipeline.input else {
         return Err(ApiError::internal("a window reached a tabular model"));
     };
+    if recipe.multi_step.is_some() {
+        return forecast_steps(model, series, records, record, recipe);
+    }
+    let panel = recipe.series_column.is_some();
     let mut rows = Vec::with_capacity(records.len());
+    let mut keys = Vec::with_capacity(records.len());
     for (i, forecast_record) in records.into_iter().enumerate() {
         let loc = record(i);
         let window = match forecast_record {
             ForecastRecord::Window(window) => window,
             ForecastRecord::Series(key) => {
                 rows.push(series.last_row(model, &key, loc.path(Some("series")))?);
+                keys.push(panel.then_some(key));
                 continue;
             }
         };
         let frame = window.into_frame()?;
-        let window_path = loc.window().path(None);
-        let row = pipeline.transform_last(&frame).map_err(|e| {
-            ApiError::from_feature(e, window_path.as_deref(), &|row, column| {
-                loc.window().row(row).path(Some(column)).unwrap_or_default()
-            })
-        })?;
-        rows.push(row);
+        keys.push(window_series(&frame, recipe, loc)?);
+        rows.push(last_row(pipeline, &frame, loc)?);
     }
     let raw = match rows.as_slice() {
         [] => Vec::new(),
@@ -99,20 +138,165 @@ fn forecast(
     };
     rows.iter()
         .zip(raw)
+        .zip(keys)
         .enumerate()
-        .map(|(i, (row, raw))| {
+        .map(|(i, ((row, raw), key))| {
             let value = recipe.target_transform.invert(row.current, raw);
             finite(value, record(i))?;
             Ok(Answer {
                 id: None,
+                series: key,
                 time: Some(time::format_iso(row.time)),
                 target_time: pipeline.target_time(row.time).map(time::format_iso),
                 prediction: Some(value),
                 probability: None,
                 class: None,
+                steps: None,
             })
         })
         .collect()
+}
+
+/// The model inputs of a window's last row (what the features make of the window, errors naming its rows).
+fn last_row(pipeline: &kiln_features::FittedPipeline, frame: &Frame, loc: Loc) -> Result<FeatureRow, ApiError> {
+    let window_path = loc.window().path(None);
+    pipeline.transform_last(frame).map_err(|e| {
+        ApiError::from_feature(e, window_path.as_deref(), &|row, column| {
+            loc.window().row(row).path(Some(column)).unwrap_or_default()
+        })
+    })
+}
+
+/// A panel window's series: the key of its rows, which must all name the same one (`None` for a single series).
+///
+/// # Errors
+/// A row naming another series than the first row, named as `window[i].<series column>`.
+fn window_series(frame: &Frame, recipe: &TimeSeriesRecipe, loc: Loc) -> Result<Option<String>, ApiError> {
+    let Some(column) = &recipe.series_column else { return Ok(None) };
+    let Ok(Column::Categorical(keys)) = frame.column(column) else {
+        return Err(ApiError::internal(format!("a panel window without its series column '{column}'")));
+    };
+    let Some(first) = keys.first().cloned().flatten() else { return Ok(None) };
+    if let Some(row) = keys.iter().position(|k| k.as_deref() != Some(first.as_str())) {
+        let other = keys[row].clone().unwrap_or_default();
+        let e = FeatureError::MixedSeries { column: column.clone(), first, other };
+        let field = loc.window().row(row).path(Some(column)).unwrap_or_default();
+        return Err(ApiError::at(Code::InvalidValue, field, format!("{e}; send one record per series")));
+    }
+    Ok(Some(first))
+}
+
+/// One origin of a multi-step forecast: the target's last values, the origin's time and its series.
+struct StepOrigin {
+    history: Vec<f64>,
+    time: i64,
+    series: Option<String>,
+}
+
+/// Every step of every record's forecast, with its bounds (see the module documentation).
+fn forecast_steps(
+    model: &LoadedModel,
+    series: &SeriesStore,
+    records: Vec<ForecastRecord>,
+    record: &dyn Fn(usize) -> Loc,
+    recipe: &TimeSeriesRecipe,
+) -> Result<Vec<Answer>, ApiError> {
+    let bundle = model.bundle();
+    let pipeline = model.pipeline();
+    let steps = recipe.multi_step.map_or(1, |m| m.steps);
+    let step = pipeline.step.ok_or_else(|| ApiError::internal("a multi-step bundle without the series' step"))?;
+    let window = recipe.min_window_rows();
+    let panel = recipe.series_column.is_some();
+    let mut origins = Vec::with_capacity(records.len());
+    for (i, forecast_record) in records.into_iter().enumerate() {
+        let loc = record(i);
+        let origin = match forecast_record {
+            ForecastRecord::Window(rows) => {
+                let frame = rows.into_frame()?;
+                let key = window_series(&frame, recipe, loc)?;
+                // the window is checked as a single-step forecast checks it: its columns, time order and length
+                let last = last_row(pipeline, &frame, loc)?;
+                let target = frame.numeric(&recipe.target).map_err(ApiError::internal)?;
+                StepOrigin { history: target.to_vec(), time: last.time, series: key }
+            }
+            ForecastRecord::Series(key) => {
+                let (history, time) = series.history(model, &key, window, loc.path(Some("series")))?;
+                StepOrigin { history, time, series: panel.then_some(key) }
+            }
+        };
+        origins.push(origin);
+    }
+    if origins.is_empty() {
+        return Ok(Vec::new());
+    }
+    let list: Vec<Origin<'_>> = origins.iter().map(|o| Origin { history: &o.history, time: o.time }).collect();
+    let forecasts = pipeline
+        .forecast_recursive(&list, steps, step, &mut |x: &Matrix| {
+            if x.names != bundle.metadata.feature_names {
+                return Err(StepError::Api(ApiError::internal(format!(
+                    "the pipeline made the features {:?}, the model takes {:?}",
+                    x.names, bundle.metadata.feature_names
+                ))));
+            }
+            bundle.model.predict(x).map_err(|e| StepError::Api(ApiError::internal(e)))
+        })
+        .map_err(|e| match e {
+            StepError::Api(e) => e,
+            StepError::Feature(e) => ApiError::from_feature(e, None, &|_, column| column.to_string()),
+        })?;
+    let names = pipeline.intervals.as_ref().map(kiln_features::ConformalIntervals::column_names);
+    origins
+        .iter()
+        .enumerate()
+        .map(|(o, origin)| {
+            let answers = forecasts
+                .iter()
+                .enumerate()
+                .map(|(k, forecast)| {
+                    let value = forecast[o];
+                    finite(value, record(o))?;
+                    let bounds = match (&pipeline.intervals, &names) {
+                        (Some(ci), Some(names)) => ci
+                            .bounds(origin.series.as_deref().unwrap_or(""), k + 1, value)
+                            .into_iter()
+                            .flat_map(|(lo, hi)| [lo, hi])
+                            .zip(names)
+                            .map(|(bound, name)| (name.clone(), bound.is_finite().then_some(bound)))
+                            .collect(),
+                        _ => Vec::new(),
+                    };
+                    Ok(StepAnswer {
+                        step: k + 1,
+                        target_time: time::format_iso(step.advance(origin.time, k + 1)),
+                        prediction: value,
+                        bounds,
+                    })
+                })
+                .collect::<Result<Vec<_>, ApiError>>()?;
+            Ok(Answer {
+                id: None,
+                series: origin.series.clone(),
+                time: Some(time::format_iso(origin.time)),
+                target_time: None,
+                prediction: None,
+                probability: None,
+                class: None,
+                steps: Some(answers),
+            })
+        })
+        .collect()
+}
+
+/// What the model's prediction inside a recursive forecast can fail with.
+enum StepError {
+    Feature(FeatureError),
+    Api(ApiError),
+}
+
+impl From<FeatureError> for StepError {
+    fn from(e: FeatureError) -> StepError {
+        StepError::Feature(e)
+    }
 }
 
 fn tabular(model: &LoadedModel, rows: Rows, record: &dyn Fn(usize) -> Loc) -> Result<Vec<Answer>, ApiError> {
@@ -144,19 +328,23 @@ fn tabular(model: &LoadedModel, rows: Rows, record: &dyn Fn(usize) -> Loc) -> Re
             Ok(match &pipeline.decision {
                 Some(d) => Answer {
                     id,
+                    series: None,
                     time: None,
                     target_time: None,
                     prediction: None,
                     probability: Some(value),
                     class: Some(d.class_of(value)),
+                    steps: None,
                 },
                 None => Answer {
                     id,
+                    series: None,
                     time: None,
                     target_time: None,
                     prediction: Some(value),
                     probability: None,
                     class: None,
+                    steps: None,
                 },
             })
         })

@@ -120,6 +120,71 @@ pub(crate) fn eurusd() -> &'static Trained {
     })
 }
 
+/// Three ECB currencies (USD, JPY, GBP) over their last 1200 days as one long panel (a `currency` column), 1 to 3
+/// days ahead by recursion with 80% and 95% conformal intervals: conf/tasks/ecb_panel_5d.yaml made small.
+pub(crate) fn ecb_panel() -> &'static Trained {
+    static MODEL: OnceLock<Trained> = OnceLock::new();
+    MODEL.get_or_init(|| {
+        let recipe: TimeSeriesRecipe = serde_json::from_value(serde_json::json!({
+            "time_column": "Date",
+            "series_column": "currency",
+            "multi_step": {"steps": 3, "strategy": "recursive"},
+            "target": "rate",
+            "horizon": 1,
+            "target_transform": "log_return",
+            "features": [
+                {"current": {"columns": ["rate"]}},
+                {"lag": {"column": "rate", "lags": [1, 2, 3]}},
+                {"log_return": {"column": "rate", "periods": [1, 5]}},
+                {"rolling": {"column": "rate", "windows": [7], "stats": ["mean", "std"]}},
+                {"calendar": {"parts": ["day_of_week"], "cyclical": true}}
+            ]
+        }))
+        .unwrap();
+        let currencies: Vec<String> = ["USD", "JPY", "GBP"].map(String::from).to_vec();
+        let columns = std::iter::once("Date".to_string()).chain(currencies.iter().cloned()).collect();
+        let opts = ReadOptions { time_column: Some("Date".into()), columns: Some(columns), ..ReadOptions::default() };
+        let wide = kiln_data::read_frame(&data("ecb_eurofxref-hist.csv"), &opts).unwrap();
+        let n = wide.n_rows();
+        let (frame, _) = wide.slice(n - 1200, n).melt(&currencies, "currency", "rate").unwrap();
+        let split = HoldoutSpec { test_size: Size::Fraction(0.2), validation_size: Some(Size::Fraction(0.1)), gap: 0 };
+        let intervals = kiln_features::IntervalSpec { levels: vec![80.0, 95.0], windows: 3 };
+        let task = TaskSpec::Forecast { recipe, split, missing: Default::default(), intervals: Some(intervals) };
+        train("ecb-panel", task, Vec::new(), frame, Gates::Regression(GateSpec::default()))
+    })
+}
+
+/// The wide ECB file itself (USD and JPY columns, last 600 days) melted by the recipe into a `currency` panel,
+/// 1 to 2 days ahead by recursion with 80% intervals: a bundle trained on a wide file, served as its long panel.
+pub(crate) fn ecb_wide() -> &'static Trained {
+    static MODEL: OnceLock<Trained> = OnceLock::new();
+    MODEL.get_or_init(|| {
+        let recipe: TimeSeriesRecipe = serde_json::from_value(serde_json::json!({
+            "time_column": "Date",
+            "series_column": "currency",
+            "wide": {"columns": ["USD", "JPY"], "name": "currency"},
+            "multi_step": {"steps": 2, "strategy": "recursive"},
+            "target": "rate",
+            "horizon": 1,
+            "target_transform": "log_return",
+            "features": [
+                {"lag": {"column": "rate", "lags": [1, 2, 3]}},
+                {"rolling": {"column": "rate", "windows": [5], "stats": ["mean"]}}
+            ]
+        }))
+        .unwrap();
+        let columns = ["Date", "USD", "JPY"].map(String::from).to_vec();
+        let opts = ReadOptions { time_column: Some("Date".into()), columns: Some(columns), ..ReadOptions::default() };
+        let wide = kiln_data::read_frame(&data("ecb_eurofxref-hist.csv"), &opts).unwrap();
+        let n = wide.n_rows();
+        let frame = wide.slice(n - 600, n);
+        let split = HoldoutSpec { test_size: Size::Fraction(0.2), validation_size: Some(Size::Fraction(0.1)), gap: 0 };
+        let intervals = kiln_features::IntervalSpec { levels: vec![80.0], windows: 2 };
+        let task = TaskSpec::Forecast { recipe, split, missing: Default::default(), intervals: Some(intervals) };
+        train("ecb-wide", task, Vec::new(), frame, Gates::Regression(GateSpec::default()))
+    })
+}
+
 /// Telco churn with the preprocessing of conf/tasks/churn.yaml.
 pub(crate) fn churn() -> &'static Trained {
     static MODEL: OnceLock<Trained> = OnceLock::new();

@@ -9,6 +9,7 @@ mod forecast;
 mod helpers;
 mod observe;
 mod ops;
+mod panel;
 mod reload;
 mod robustness;
 mod tabular;
