@@ -193,6 +193,47 @@ struct StepOrigin {
     series: Option<String>,
 }
 
+/// A direct multi-step bundle's forecasts: every step's model on each record's feature row (the window's last row,
+/// or the row kept for a series), `out[k][o]` in the target's units.
+fn direct_forecasts(
+    model: &LoadedModel,
+    series: &SeriesStore,
+    records: Vec<ForecastRecord>,
+    record: &dyn Fn(usize) -> Loc,
+    recipe: &TimeSeriesRecipe,
+) -> Result<(Vec<StepOrigin>, Vec<Vec<f64>>), ApiError> {
+    let bundle = model.bundle();
+    let pipeline = model.pipeline();
+    let panel = recipe.series_column.is_some();
+    let mut origins = Vec::with_capacity(records.len());
+    let mut rows = Vec::with_capacity(records.len());
+    for (i, forecast_record) in records.into_iter().enumerate() {
+        let loc = record(i);
+        let (row, key) = match forecast_record {
+            ForecastRecord::Window(window) => {
+                let frame = window.into_frame()?;
+                let key = window_series(&frame, recipe, loc)?;
+                (last_row(pipeline, &frame, loc)?, key)
+            }
+            ForecastRecord::Series(key) => {
+                (series.last_row(model, &key, loc.path(Some("series")))?, panel.then_some(key))
+            }
+        };
+        origins.push(StepOrigin { history: vec![row.current], time: row.time, series: key });
+        rows.push(row);
+    }
+    let data = rows.iter().flat_map(|r| r.values.iter().copied()).collect();
+    let x = Matrix { names: pipeline.feature_names.clone(), data, n_rows: rows.len() };
+    let forecasts = std::iter::once(&bundle.model)
+        .chain(&bundle.step_models)
+        .map(|m| {
+            let outputs = if rows.is_empty() { Vec::new() } else { m.predict(&x).map_err(ApiError::internal)? };
+            Ok(rows.iter().zip(outputs).map(|(r, o)| recipe.target_transform.invert(r.current, o)).collect())
+        })
+        .collect::<Result<Vec<Vec<f64>>, ApiError>>()?;
+    Ok((origins, forecasts))
+}
+
 /// Every step of every record's forecast, with its bounds (see the module documentation).
 fn forecast_steps(
     model: &LoadedModel,
@@ -205,6 +246,10 @@ fn forecast_steps(
     let pipeline = model.pipeline();
     let steps = recipe.multi_step.map_or(1, |m| m.steps);
     let step = pipeline.step.ok_or_else(|| ApiError::internal("a multi-step bundle without the series' step"))?;
+    if recipe.direct_steps() > 0 {
+        let (origins, forecasts) = direct_forecasts(model, series, records, record, recipe)?;
+        return step_answers(pipeline, step, &origins, &forecasts, record);
+    }
     let window = recipe.min_window_rows();
     let panel = recipe.series_column.is_some();
     let mut origins = Vec::with_capacity(records.len());
@@ -244,6 +289,17 @@ fn forecast_steps(
             StepError::Api(e) => e,
             StepError::Feature(e) => ApiError::from_feature(e, None, &|_, column| column.to_string()),
         })?;
+    step_answers(pipeline, step, &origins, &forecasts, record)
+}
+
+/// Each origin's answer: every step's target time and forecast, with its bounds when the bundle has intervals.
+fn step_answers(
+    pipeline: &kiln_features::FittedPipeline,
+    step: kiln_features::SeriesStep,
+    origins: &[StepOrigin],
+    forecasts: &[Vec<f64>],
+    record: &dyn Fn(usize) -> Loc,
+) -> Result<Vec<Answer>, ApiError> {
     let names = pipeline.intervals.as_ref().map(kiln_features::ConformalIntervals::column_names);
     origins
         .iter()
