@@ -127,24 +127,8 @@ pub enum ReadError {
     DuplicateSeriesTime { path: PathBuf, series_column: String, series: String, column: String, time: String },
     #[error("{} {location}: series column '{column}' is missing; every row of a panel must name its series", path.display())]
     MissingSeriesKey { path: PathBuf, location: Location, column: String },
-    #[error(
-        "{} {location}: series '{}' (column '{series_column}') is at {time} in time column '{column}', which does \
-         not come after its row at {prev} ({}); each series must be in strictly increasing time order (rows of \
-         different series may interleave)",
-        path.display(),
-        cut(series),
-        location.with_number(*prev_at)
-    )]
-    SeriesNotSorted {
-        path: PathBuf,
-        location: Location,
-        series_column: String,
-        series: String,
-        column: String,
-        time: String,
-        prev: String,
-        prev_at: u64,
-    },
+    #[error(transparent)]
+    SeriesNotSorted(Box<SeriesOrderError>),
     #[error("{}: column '{column}' has type {dtype}, which cannot be used as the time column", path.display())]
     TimeColumnType { path: PathBuf, column: String, dtype: String },
     #[error("{}: column '{column}' has the unsupported type {dtype}", path.display())]
@@ -153,6 +137,27 @@ pub enum ReadError {
     Parquet { path: PathBuf, message: String },
     #[error("{}: internal error: {message}", path.display())]
     Internal { path: PathBuf, message: String },
+}
+
+/// A panel's series that steps back in time in a file read chunk by chunk (boxed in [`ReadError::SeriesNotSorted`]).
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{} {location}: series '{}' (column '{series_column}') is at {time} in time column '{column}', which does not \
+     come after its row at {prev} ({}); each series must be in strictly increasing time order (rows of different \
+     series may interleave)",
+    path.display(),
+    cut(series),
+    location.with_number(*prev_at)
+)]
+pub struct SeriesOrderError {
+    pub path: PathBuf,
+    pub location: Location,
+    pub series_column: String,
+    pub series: String,
+    pub column: String,
+    pub time: String,
+    pub prev: String,
+    pub prev_at: u64,
 }
 
 impl ReadError {
@@ -175,7 +180,7 @@ impl ReadError {
             | ReadError::DuplicateTime { .. }
             | ReadError::DuplicateSeriesTime { .. }
             | ReadError::MissingSeriesKey { .. }
-            | ReadError::SeriesNotSorted { .. }
+            | ReadError::SeriesNotSorted(_)
             | ReadError::NewestFirst { .. }
             | ReadError::NotSorted { .. } => Code::DataShape,
             ReadError::MissingColumn { .. } => Code::MissingColumn,

@@ -13,7 +13,7 @@ mod timefmt;
 mod write;
 
 pub use columns::frame_from_columns;
-pub use error::{Location, ReadError};
+pub use error::{Location, ReadError, SeriesOrderError};
 pub use read::{
     FrameChunks, MAX_COLUMNS, MAX_LINE_BYTES, ReadOptions, ReadProgress, read_chunks, read_frame, sha256_file,
 };

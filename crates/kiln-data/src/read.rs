@@ -400,7 +400,7 @@ impl FrameChunks {
             match self.last_by_series.get_mut(key.as_str()) {
                 Some((prev, prev_at)) if t <= *prev => {
                     let style = IsoStyle::for_column(&[*prev, t]);
-                    return Err(ReadError::SeriesNotSorted {
+                    return Err(ReadError::SeriesNotSorted(Box::new(crate::error::SeriesOrderError {
                         path: self.path.clone(),
                         location: here,
                         series_column: series.to_string(),
@@ -409,7 +409,7 @@ impl FrameChunks {
                         time: format_iso(t, style),
                         prev: format_iso(*prev, style),
                         prev_at: prev_at.number(),
-                    });
+                    })));
                 }
                 Some(last) => *last = (t, here),
                 None => {

@@ -129,10 +129,10 @@ fn a_panel_streamed_in_tiny_chunks_equals_the_whole_table_in_the_input_order() {
             let end = (start + chunk).min(long.n_rows());
             let part = stream.push(&long.slice(start, end)).unwrap();
             let series = part.series.as_ref().unwrap();
-            for k in 0..part.times.len() {
+            for (k, key) in series.iter().enumerate() {
                 let i = rows + k;
                 assert_eq!(part.times[k], whole.times.as_ref().unwrap()[i], "chunk {chunk}, row {i}");
-                assert_eq!(&series[k], &whole.series.as_ref().unwrap()[i]);
+                assert_eq!(key, &whole.series.as_ref().unwrap()[i]);
                 for (j, name) in whole.x.names.iter().enumerate() {
                     let v = part.features.numeric(name).unwrap()[k];
                     assert!(same_bits(v, whole.x.row(i)[j]), "chunk {chunk}, row {i}, {name}");
