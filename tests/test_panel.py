@@ -224,7 +224,7 @@ def test_recursive_forecasts_equal_mlforecast_predict(ecb_long, tmp_path):
     config.write_text(RECURSIVE.format(path=ecb_long, h=5, intervals=", intervals: {levels: [95, 80], windows: 4}"))
     store = tmp_path / "mlruns"
     proc = run_kiln("train", "--config", config, "--tracking-uri", store)
-    assert "every step of the recursive forecasts" in proc.stdout, proc.stdout
+    assert "every step forecast from" in proc.stdout, proc.stdout
     run_id = proc.stdout.split("\nrun ")[1].split()[0]
     run_dir = next(store.glob(f"*/{run_id}"))
     steps = pd.read_csv(next(run_dir.glob("artifacts/steps.csv")))
