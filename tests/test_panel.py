@@ -400,3 +400,52 @@ def test_a_million_row_panel_streams_in_flat_memory_and_tiny_chunks_change_nothi
     for other in frames[1:]:
         pd.testing.assert_frame_equal(frames[0], other)
         assert frames[0]["prediction"].to_numpy().tobytes() == other["prediction"].to_numpy().tobytes()
+
+
+def test_mlflow_loads_multi_step_bundles(ecb_long, tmp_path):
+    """MLflow's clients on multi-step bundles: `mlflow.pyfunc` (kiln's loader) forecasts every step with its bounds
+    from the raw wide ECB file exactly as `kiln predict` does; `mlflow.lightgbm` loads a direct bundle's step-1
+    booster, and the boosters its `MLmodel` lists under `kiln.step_models` give kiln's forecasts of each step."""
+    import lightgbm
+    import mlflow.lightgbm
+    import mlflow.pyfunc
+    import yaml
+
+    store = tmp_path / "mlruns"
+    proc = run_kiln("train", "--config", REPO / "conf/experiments/ecb_panel_5d.yaml", "--tracking-uri", store)
+    run_id = proc.stdout.split("\nrun ")[1].split()[0]
+    bundle = next(store.glob(f"*/{run_id}/artifacts/model"))
+    cli_out = tmp_path / "cli.csv"
+    run_kiln("predict", "--model", bundle, "--input", REPO / "data/ecb_eurofxref-hist.csv", "--output", cli_out)
+    cli = pd.read_csv(cli_out)
+    python = mlflow.pyfunc.load_model(str(bundle)).predict(pd.read_csv(REPO / "data/ecb_eurofxref-hist.csv"))
+    assert list(python.columns) == list(cli.columns) == [
+        "currency", "Date", "target_time", "step", "prediction", "lo_80", "hi_80", "lo_95", "hi_95"]
+    assert len(python) == len(cli)
+    for column in ("prediction", "lo_80", "hi_95"):
+        assert np.array_equal(python[column].to_numpy(), cli[column].to_numpy()), column
+    assert list(python["currency"]) == list(cli["currency"])
+
+    # a direct bundle: one booster per step
+    usd = pd.read_csv(ecb_long, dtype={"unique_id": str})
+    usd = usd[usd["unique_id"] == "USD"]
+    usd_path = tmp_path / "usd.csv"
+    usd.to_csv(usd_path, index=False)
+    config = tmp_path / "direct.yaml"
+    config.write_text(RECURSIVE.replace("strategy: recursive", "strategy: direct").format(path=usd_path, h=3,
+                                                                                         intervals=""))
+    proc = run_kiln("train", "--config", config, "--tracking-uri", store)
+    run_id = proc.stdout.split("\nrun ")[1].split()[0]
+    bundle = next(store.glob(f"*/{run_id}/artifacts/model"))
+    files = yaml.safe_load((bundle / "MLmodel").read_text())["kiln"]["step_models"]
+    assert files == ["model.lgb", "kiln/steps/step_2.model.lgb", "kiln/steps/step_3.model.lgb"]
+    step1 = mlflow.lightgbm.load_model(str(bundle))
+    features_out, predictions_out = tmp_path / "features.parquet", tmp_path / "predictions.csv"
+    run_kiln("features", "--config", config, "--input", usd_path, "--output", features_out)
+    run_kiln("predict", "--model", bundle, "--input", usd_path, "--output", predictions_out)
+    features = pd.read_parquet(features_out)
+    x = features.drop(columns=["unique_id", "ds", "label"]).tail(1).to_numpy()
+    kiln = pd.read_csv(predictions_out).tail(3)
+    boosters = [step1] + [lightgbm.Booster(model_file=str(bundle / f)) for f in files[1:]]
+    for k, booster in enumerate(boosters):
+        assert booster.predict(x)[0] == kiln["prediction"].iloc[k], k + 1
