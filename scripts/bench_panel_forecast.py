@@ -24,7 +24,10 @@ Prediction: mlforecast and skforecast forecast 24 steps from the end of what the
 the process). `kiln predict` reads a file: it gets the last 28 rows of each series' training part (the window the
 features need), so it forecasts exactly one origin a series, the same last origin, 24 steps (12,000 rows for 500
 series; the number written is reported). The forecasts of that origin are then compared, kiln vs mlforecast and
-skforecast vs mlforecast, as a sanity check only (the rolling means differ in the last bits, which can move a split).
+skforecast vs mlforecast, as a sanity check only (the rolling means differ in the last bits, which can move a split;
+and above 200,000 training rows LightGBM builds its bins from a sample of bin_construct_sample_cnt = 200,000 rows
+drawn by position, so tools that hand it the same rows in a different order get other bins, other trees: at
+100 x 2000 (194,800 rows) kiln's forecasts equal mlforecast's within 2e-15, at 110 x 2000 (214,280) they do not).
 
 The panel is bench_panel_features.py's (numpy seed 0: random walks with a series-specific level and volatility;
 unique_id, ds in UTC days, y). Every run is a fresh process under a small parent that reads the child's peak RSS
@@ -395,8 +398,10 @@ def report(title, results, series, steps):
             print(compare(ref, sk["output"], "skforecast"))
     if base and "mlforecast" in results and "failed" not in results["mlforecast"]:
         speedup = results["mlforecast"]["wall_s"] / base
+        inner = results["mlforecast"]["fit_s"] + results["mlforecast"]["predict_s"]
         print(f"goal (kiln train + predict at least 3x faster than mlforecast's process): {speedup:.2f}x -> "
-              f"{'met' if speedup >= 3 else 'NOT met'}")
+              f"{'met' if speedup >= 3 else 'NOT met'}; against mlforecast's fit + predict alone (no interpreter "
+              f"start, imports or reading): {inner / base:.2f}x")
     return verdict == "same"
 
 

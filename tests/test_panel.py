@@ -449,3 +449,46 @@ def test_mlflow_loads_multi_step_bundles(ecb_long, tmp_path):
     boosters = [step1] + [lightgbm.Booster(model_file=str(bundle / f)) for f in files[1:]]
     for k, booster in enumerate(boosters):
         assert booster.predict(x)[0] == kiln["prediction"].iloc[k], k + 1
+
+
+@pytest.mark.parametrize("task, key, words", [
+    ("horizon: 3, strategy: recursive, intervals: {levels: [80, 100], windows: 4}", "task.intervals.levels[1]",
+     "strictly between 0 and 100"),
+    ("horizon: 3, strategy: recursive, intervals: {levels: [0.0], windows: 4}", "task.intervals.levels[0]",
+     "strictly between 0 and 100"),
+    ("horizon: 3, strategy: recursive, intervals: {levels: [80], windows: 1}", "task.intervals.windows",
+     "at least 2"),
+    ("horizon: 3, strategy: direct, intervals: {levels: [80], windows: 4}", "task.intervals", "recursive"),
+    ("horizon: 3, intervals: {levels: [80], windows: 4}", "task.intervals", "task.strategy: recursive"),
+    ("horizon: 3, strategy: sideways", "task.strategy", "sideways"),
+])
+def test_multi_step_settings_are_checked_naming_the_key(tmp_path, task, key, words):
+    config = tmp_path / "bad.yaml"
+    config.write_text(RECURSIVE.format(path=REPO / "data/ETTh1.csv", h=3, intervals="").replace(
+        "horizon: 3, strategy: recursive", task))
+    proc = run_kiln("train", "--config", config, "--tracking-uri", tmp_path / "mlruns", check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert key in proc.stderr and words in proc.stderr, proc.stderr
+
+
+def test_recursive_features_must_read_only_the_target_and_the_horizon_must_fit_the_test_part(tmp_path):
+    etth1 = """name: etth1-bad
+data: {{path: {path}, time_column: date}}
+task: {{kind: forecast, target: OT, horizon: {h}, strategy: recursive}}
+features:
+  - lag: {{column: OT, lags: [1, 2]}}
+  - {extra}
+split: {{test_size: {test}}}
+model: {{kind: lightgbm, params: {{objective: regression, num_iterations: 5}}}}
+"""
+    def train(name, **fields):
+        config = tmp_path / f"{name}.yaml"
+        config.write_text(etth1.format(path=REPO / "data/ETTh1.csv", **fields))
+        return run_kiln("train", "--config", config, "--tracking-uri", tmp_path / "mlruns", check=False)
+
+    other = train("other", h=3, extra="current: {columns: [HUFL]}", test=0.2)
+    assert other.returncode == 2 and "features[1]" in other.stderr and "'HUFL'" in other.stderr, other.stderr
+    ewm = train("ewm", h=3, extra="ewm: {column: OT, spans: [10]}", test=0.2)
+    assert ewm.returncode == 2 and "features[1]" in ewm.stderr and "whole history" in ewm.stderr, ewm.stderr
+    long = train("long", h=48, extra="lag: {column: OT, lags: [3]}", test=40)
+    assert long.returncode == 2 and "task.horizon 48" in long.stderr, long.stderr
