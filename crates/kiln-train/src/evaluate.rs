@@ -78,7 +78,7 @@ pub(crate) fn evaluate(
                 baseline_train,
                 baseline_test,
                 overfit,
-                percentage_warning: percentage_warning(&design.truth, &fit_rows, &parts.test),
+                percentage_warning: percentage_warning(&design.truth, &design.series, &fit_rows, &parts.test),
             })
         }
         TaskSpec::Tabular { kind: TabularKind::Regression, .. } => {
@@ -96,7 +96,7 @@ pub(crate) fn evaluate(
                 baseline_train: m(&fit_rows, &baseline)?,
                 baseline_test: m(&parts.test, &baseline)?,
                 overfit,
-                percentage_warning: percentage_warning(&design.truth, &fit_rows, &parts.test),
+                percentage_warning: percentage_warning(&design.truth, &design.series, &fit_rows, &parts.test),
             })
         }
         TaskSpec::Tabular { kind: TabularKind::Classification { positive, threshold }, .. } => {
@@ -131,18 +131,42 @@ const NEAR_ZERO_SHARE: f64 = 0.01;
 /// Why MAPE and sMAPE are meaningless on these rows, if they are: a relative error divides by the target, so one
 /// target at or near zero (within 1% of the mean |target|) dominates the mean (ETTh1's oil temperature crosses 0:
 /// its MAPE is ~1e13). `None` when every target is well away from zero.
-fn percentage_warning(truth: &[f64], fit_rows: &[usize], test_rows: &[usize]) -> Option<String> {
+///
+/// A panel's series are judged each against its own mean |target|: a relative error divides each row by its own
+/// target, so a series on a small scale beside large ones does not make the pooled MAPE meaningless.
+fn percentage_warning(truth: &[f64], series: &[u32], fit_rows: &[usize], test_rows: &[usize]) -> Option<String> {
     let check = |part: &str, rows: &[usize]| -> Option<String> {
         let abs: Vec<f64> = rows.iter().map(|&i| truth[i].abs()).collect();
         let mean = kiln_eval::pairwise_sum(&abs) / abs.len().max(1) as f64;
-        let near = abs.iter().filter(|a| **a <= NEAR_ZERO_SHARE * mean).count();
+        let near = if series.is_empty() {
+            abs.iter().filter(|a| **a <= NEAR_ZERO_SHARE * mean).count()
+        } else {
+            let mut sums: std::collections::HashMap<u32, (f64, usize)> = std::collections::HashMap::new();
+            for (&i, &a) in rows.iter().zip(&abs) {
+                let e = sums.entry(series[i]).or_insert((0.0, 0));
+                e.0 += a;
+                e.1 += 1;
+            }
+            #[allow(clippy::cast_precision_loss)]
+            rows.iter()
+                .zip(&abs)
+                .filter(|(i, a)| {
+                    let (sum, n) = sums[&series[**i]];
+                    **a <= NEAR_ZERO_SHARE * sum / n as f64
+                })
+                .count()
+        };
         let min = abs.iter().copied().fold(f64::INFINITY, f64::min);
         (near > 0).then(|| {
+            let scale = if series.is_empty() {
+                format!("the mean |target| ({})", kiln_eval::format_value(mean))
+            } else {
+                "their series' mean |target|".to_string()
+            };
             format!(
-                "{near} of {} {part} targets are within 1% of the mean |target| ({}) of zero (smallest |target| {}), \
-                 so MAPE and sMAPE are meaningless there: judge by RMSE, MAE and R²",
+                "{near} of {} {part} targets are within 1% of {scale} of zero (smallest |target| {}), so MAPE and \
+                 sMAPE are meaningless there: judge by RMSE, MAE and R²",
                 abs.len(),
-                kiln_eval::format_value(mean),
                 kiln_eval::format_value(min),
             )
         })
