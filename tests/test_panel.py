@@ -288,6 +288,18 @@ def test_recursive_forecasts_equal_mlforecast_predict(ecb_long, tmp_path):
             assert width == pytest.approx(steps.loc[k - 1, f"width_{level}"], rel=1e-9), (k, level)
 
 
+def direct_usd(ecb_long, tmp_path, h):
+    """USD alone from the long ECB panel, and a direct `h`-step experiment on it: (rows, file, config)."""
+    usd = pd.read_csv(ecb_long, dtype={"unique_id": str})
+    usd = usd[usd["unique_id"] == "USD"]
+    usd_path = tmp_path / "usd.csv"
+    usd.to_csv(usd_path, index=False)
+    config = tmp_path / "direct.yaml"
+    config.write_text(RECURSIVE.replace("strategy: recursive", "strategy: direct").format(path=usd_path, h=h,
+                                                                                         intervals=""))
+    return usd, usd_path, config
+
+
 def test_direct_forecasts_equal_skforecast_forecaster_direct(ecb_long, tmp_path):
     """One LightGBM per step (task.strategy: direct) on one currency (USD): kiln against skforecast 0.26's
     `ForecasterDirect(steps=5, lags 1-7, rolling min and max over 7 and 28 days)` with the same LightGBM parameters,
@@ -295,13 +307,7 @@ def test_direct_forecasts_equal_skforecast_forecaster_direct(ecb_long, tmp_path)
     before its test part, so its last step-5 label is the first test origin's rate, where skforecast's data ends), and
     forecasting 5 days from that origin. Within 1e-6 relative; measured: equal bit for bit. Rolling min and max, not
     means, for the reason given in test_recursive_forecasts_equal_mlforecast_predict."""
-    usd = pd.read_csv(ecb_long, dtype={"unique_id": str})
-    usd = usd[usd["unique_id"] == "USD"]
-    usd_path = tmp_path / "usd.csv"
-    usd.to_csv(usd_path, index=False)
-    config = tmp_path / "direct.yaml"
-    config.write_text(RECURSIVE.replace("strategy: recursive", "strategy: direct").format(path=usd_path, h=5,
-                                                                                         intervals=""))
+    usd, usd_path, config = direct_usd(ecb_long, tmp_path, 5)
     store = tmp_path / "mlruns"
     proc = run_kiln("train", "--config", config, "--tracking-uri", store)
     run_id = proc.stdout.split("\nrun ")[1].split()[0]
@@ -427,13 +433,7 @@ def test_mlflow_loads_multi_step_bundles(ecb_long, tmp_path):
     assert list(python["currency"]) == list(cli["currency"])
 
     # a direct bundle: one booster per step
-    usd = pd.read_csv(ecb_long, dtype={"unique_id": str})
-    usd = usd[usd["unique_id"] == "USD"]
-    usd_path = tmp_path / "usd.csv"
-    usd.to_csv(usd_path, index=False)
-    config = tmp_path / "direct.yaml"
-    config.write_text(RECURSIVE.replace("strategy: recursive", "strategy: direct").format(path=usd_path, h=3,
-                                                                                         intervals=""))
+    _, usd_path, config = direct_usd(ecb_long, tmp_path, 3)
     proc = run_kiln("train", "--config", config, "--tracking-uri", store)
     run_id = proc.stdout.split("\nrun ")[1].split()[0]
     bundle = next(store.glob(f"*/{run_id}/artifacts/model"))

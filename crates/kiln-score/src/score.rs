@@ -206,7 +206,7 @@ fn multi_step(bundle: &Bundle<FittedPipeline>, explain: bool) -> Result<Option<&
 fn score_direct(bundle: &Bundle<FittedPipeline>, prepared: Prepared) -> Result<Scored, ScoreError> {
     let pipeline = &bundle.pipeline;
     let recipe = pipeline.recipe().ok_or(ScoreError::MultiStep("a tabular pipeline"))?;
-    let step = pipeline.step.ok_or(ScoreError::MultiStep("a bundle without the series' step"))?;
+    pipeline.step.ok_or(ScoreError::MultiStep("a bundle without the series' step"))?;
     if prepared.x.names != bundle.metadata.feature_names {
         return Err(ScoreError::FeatureMismatch {
             expected: bundle.metadata.feature_names.clone(),
@@ -222,36 +222,69 @@ fn score_direct(bundle: &Bundle<FittedPipeline>, prepared: Prepared) -> Result<S
     };
     let origins = prepared.times.unwrap_or_default();
     let current = prepared.current.unwrap_or_default();
+    let forecasts: Vec<Vec<f64>> = outputs
+        .iter()
+        .map(|out| out.iter().zip(&current).map(|(&o, &c)| recipe.target_transform.invert(c, o)).collect())
+        .collect();
+    Ok(long_form(bundle, &origins, prepared.series, &forecasts, prepared.warmup_dropped))
+}
+
+/// Multi-step forecasts (`forecasts[k][o]`: step k + 1 from origin o) in long form, origin by origin: each row's
+/// origin, target time, step, forecast, series (a panel) and interval bounds (a bundle with intervals).
+fn long_form(
+    bundle: &Bundle<FittedPipeline>,
+    origins: &[i64],
+    series: Option<Vec<String>>,
+    forecasts: &[Vec<f64>],
+    warmup_dropped: usize,
+) -> Scored {
+    let pipeline = &bundle.pipeline;
+    let steps = forecasts.len();
     let n = origins.len() * steps;
     let (mut times, mut target_times, mut step_of, mut predictions) =
         (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
     for (o, &origin) in origins.iter().enumerate() {
-        for (k, out) in outputs.iter().enumerate() {
+        for (k, forecast) in forecasts.iter().enumerate() {
             times.push(origin);
-            target_times.push(step.advance(origin, k + 1));
+            target_times.push(pipeline.step.map_or(origin, |step| step.advance(origin, k + 1)));
             step_of.push(u32::try_from(k + 1).unwrap_or(u32::MAX));
-            predictions.push(recipe.target_transform.invert(current[o], out[o]));
+            predictions.push(forecast[o]);
         }
     }
-    let series = match (&recipe.series_column, prepared.series) {
+    let bounds = pipeline.intervals.as_ref().map(|ci| {
+        let mut columns: Vec<(String, Vec<f64>)> =
+            ci.column_names().into_iter().map(|name| (name, Vec::with_capacity(n))).collect();
+        for o in 0..origins.len() {
+            let key = series.as_ref().map_or("", |s| s[o].as_str());
+            for (k, forecast) in forecasts.iter().enumerate() {
+                for (l, (lo, hi)) in ci.bounds(key, k + 1, forecast[o]).into_iter().enumerate() {
+                    columns[2 * l].1.push(lo);
+                    columns[2 * l + 1].1.push(hi);
+                }
+            }
+        }
+        columns
+    });
+    let recipe = pipeline.recipe();
+    let series = match (recipe.and_then(|r| r.series_column.clone()), series) {
         (Some(column), Some(keys)) => {
-            Some((column.clone(), keys.into_iter().flat_map(|k| std::iter::repeat_n(k, steps)).collect()))
+            Some((column, keys.into_iter().flat_map(|k| std::iter::repeat_n(k, steps)).collect()))
         }
         _ => None,
     };
-    Ok(Scored {
-        keys: RowKeys::Times { column: recipe.time_column.clone(), values: times },
+    Scored {
+        keys: RowKeys::Times { column: recipe.map_or_else(String::new, |r| r.time_column.clone()), values: times },
         raw: Vec::new(),
         predictions,
         classes: None,
         target_times: Some(target_times),
         series,
         steps: Some(step_of),
-        bounds: None,
+        bounds,
         features: Matrix { names: Vec::new(), data: Vec::new(), n_rows: 0 },
         contributions: None,
-        warmup_dropped: prepared.warmup_dropped,
-    })
+        warmup_dropped,
+    }
 }
 
 /// Whether the bundle forecasts many steps with one model per step.
@@ -279,52 +312,8 @@ fn score_steps(bundle: &Bundle<FittedPipeline>, origins: kiln_features::Origins)
             Ok(bundle.model.predict(x)?)
         })?
     };
-    let n = list.len() * steps;
-    let mut times = Vec::with_capacity(n);
-    let mut target_times = Vec::with_capacity(n);
-    let mut step_of = Vec::with_capacity(n);
-    let mut predictions = Vec::with_capacity(n);
-    for (o, origin) in list.iter().enumerate() {
-        for (k, forecast) in forecasts.iter().enumerate() {
-            times.push(origin.time);
-            target_times.push(step.advance(origin.time, k + 1));
-            step_of.push(u32::try_from(k + 1).unwrap_or(u32::MAX));
-            predictions.push(forecast[o]);
-        }
-    }
-    let bounds = pipeline.intervals.as_ref().map(|ci| {
-        let mut columns: Vec<(String, Vec<f64>)> =
-            ci.column_names().into_iter().map(|name| (name, Vec::with_capacity(n))).collect();
-        for (o, _) in list.iter().enumerate() {
-            let key = origins.series.as_ref().map_or("", |s| s[o].as_str());
-            for (k, forecast) in forecasts.iter().enumerate() {
-                for (l, (lo, hi)) in ci.bounds(key, k + 1, forecast[o]).into_iter().enumerate() {
-                    columns[2 * l].1.push(lo);
-                    columns[2 * l + 1].1.push(hi);
-                }
-            }
-        }
-        columns
-    });
-    let series = match (&recipe.series_column, origins.series) {
-        (Some(column), Some(keys)) => {
-            Some((column.clone(), keys.into_iter().flat_map(|k| std::iter::repeat_n(k, steps)).collect()))
-        }
-        _ => None,
-    };
-    Ok(Scored {
-        keys: RowKeys::Times { column: recipe.time_column.clone(), values: times },
-        raw: Vec::new(),
-        predictions,
-        classes: None,
-        target_times: Some(target_times),
-        series,
-        steps: Some(step_of),
-        bounds,
-        features: Matrix { names: Vec::new(), data: Vec::new(), n_rows: 0 },
-        contributions: None,
-        warmup_dropped: origins.warmup_dropped,
-    })
+    let times: Vec<i64> = list.iter().map(|o| o.time).collect();
+    Ok(long_form(bundle, &times, origins.series, &forecasts, origins.warmup_dropped))
 }
 
 fn no_contributions(bundle: &Bundle<FittedPipeline>) -> ScoreError {
