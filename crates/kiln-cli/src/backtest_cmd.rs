@@ -315,17 +315,27 @@ fn object_params<T: serde::Serialize>(prefix: &str, value: &T) -> Vec<(String, S
 fn step_rows(outcome: &BacktestOutcome) -> Vec<Vec<String>> {
     let summary = kiln_train::fold_summary(&outcome.folds);
     let get = |key: String| summary.iter().find(|(k, _, _)| *k == key).map(|(_, mean, _)| *mean);
-    let mut rows = vec![["step", "rmse", "persistence rmse", "mae", "persistence mae"].map(String::from).to_vec()];
+    let seasonal = get("seasonal/test/step_1/rmse".to_string()).is_some();
+    let mut header = ["step", "rmse", "persistence rmse", "mae", "persistence mae"].map(String::from).to_vec();
+    if seasonal {
+        header.extend(["seasonal naive rmse", "seasonal naive mae"].map(String::from));
+    }
+    let mut rows = vec![header];
     for k in 1.. {
         let Some(rmse) = get(format!("test/step_{k}/rmse")) else { break };
         let cell = |key: String| get(key).map_or_else(String::new, |v| format!("{v:.6}"));
-        rows.push(vec![
+        let mut row = vec![
             k.to_string(),
             format!("{rmse:.6}"),
             cell(format!("baseline/test/step_{k}/rmse")),
             cell(format!("test/step_{k}/mae")),
             cell(format!("baseline/test/step_{k}/mae")),
-        ]);
+        ];
+        if seasonal {
+            row.push(cell(format!("seasonal/test/step_{k}/rmse")));
+            row.push(cell(format!("seasonal/test/step_{k}/mae")));
+        }
+        rows.push(row);
     }
     rows
 }

@@ -172,8 +172,17 @@ impl TimeSeriesRecipe {
     /// # Errors
     /// A recipe that cannot recurse.
     pub fn origin_stream(&self) -> Result<OriginStream, FeatureError> {
-        self.validate()?;
         self.check_recursive()?;
+        self.history_stream()
+    }
+
+    /// An [`OriginStream`] for any recipe, recursive or not: the origins and the target's history of each series
+    /// (what a seasonal naive forecast of every step reads).
+    ///
+    /// # Errors
+    /// An invalid recipe.
+    pub fn history_stream(&self) -> Result<OriginStream, FeatureError> {
+        self.validate()?;
         let keep = match self.lookback() {
             Lookback::Rows(n) => n.saturating_sub(1),
             Lookback::All => 0,

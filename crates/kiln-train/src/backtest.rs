@@ -365,10 +365,11 @@ fn run_fold(
     let steps = match spec.fit.task {
         TaskSpec::Forecast { recipe, .. } if recipe.direct_steps() > 0 => {
             let models = crate::multistep::fit_steps(&spec.fit, recipe, design, parts, &fitted.x, &Quiet)?;
-            Some(crate::multistep::direct_step_metrics(recipe, &fitted.model, &models, &fitted.x, design, parts)?)
+            let fit = (&fitted.model, models.as_slice(), &fitted.x);
+            Some(crate::multistep::direct_step_metrics(fit, recipe, frame, design, parts, spec.season)?)
         }
         TaskSpec::Forecast { recipe, .. } if recipe.multi_step.is_some() => {
-            crate::multistep::step_metrics(recipe, &fitted.pipeline, &fitted.model, frame, design, parts)?
+            crate::multistep::step_metrics(recipe, &fitted.pipeline, &fitted.model, frame, design, parts, spec.season)?
         }
         _ => None,
     };

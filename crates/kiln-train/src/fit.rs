@@ -97,11 +97,12 @@ pub fn fit_evaluate(spec: &FitSpec<'_>, frame: &Frame, progress: &dyn Progress) 
     let steps = match spec.task {
         TaskSpec::Forecast { recipe, .. } if recipe.direct_steps() > 0 => {
             progress.step("scoring every step's model on the test origins");
-            Some(crate::multistep::direct_step_metrics(recipe, &model, &step_models, &x, &design, &parts)?)
+            let fit = (&model, step_models.as_slice(), &x);
+            Some(crate::multistep::direct_step_metrics(fit, recipe, frame, &design, &parts, None)?)
         }
         TaskSpec::Forecast { recipe, .. } if recipe.multi_step.is_some() => {
             progress.step("scoring every step of the multi-step forecasts from the test origins");
-            crate::multistep::step_metrics(recipe, &pipeline, &model, frame, &design, &parts)?
+            crate::multistep::step_metrics(recipe, &pipeline, &model, frame, &design, &parts, None)?
         }
         _ => None,
     };

@@ -24,6 +24,47 @@ pub struct StepMetrics {
     pub persistence: RegressionMetrics,
     /// with intervals: the share of the truths inside each level's interval, and its mean width
     pub coverage: Vec<Coverage>,
+    /// with a season `m` (`kiln backtest --season`): the seasonal naive forecast of the step (the value `m`, or a
+    /// multiple of `m`, rows before the target), over the origins where it is defined
+    pub seasonal: Option<RegressionMetrics>,
+}
+
+/// The seasonal naive forecasts of steps 1..=steps from each of `rows` (design rows): `out[k][i]`, the series' value
+/// `m * ceil((k + 1) / m)` rows before the target (NaN before the series' first row).
+///
+/// # Errors
+/// An invalid recipe or frame.
+pub(crate) fn seasonal_steps(
+    recipe: &TimeSeriesRecipe,
+    frame: &Frame,
+    design: &Design,
+    rows: &[usize],
+    steps: usize,
+    m: usize,
+) -> Result<Vec<Vec<f64>>, TrainError> {
+    let all = recipe.history_stream()?.push(frame, 0)?;
+    let place = places(&all, design, rows);
+    Ok((1..=steps)
+        .map(|k| {
+            let back = m * k.div_ceil(m);
+            place
+                .iter()
+                .map(|p| {
+                    p.and_then(|(_, h, i)| (i + k).checked_sub(back).map(|j| all.histories[h][j])).unwrap_or(f64::NAN)
+                })
+                .collect()
+        })
+        .collect())
+}
+
+/// The metrics of a seasonal naive forecast against the truth, over the rows where it is defined; `None` when it
+/// is defined on fewer than two.
+fn seasonal_metrics(truth: &[f64], naive: &[f64]) -> Result<Option<RegressionMetrics>, TrainError> {
+    let (t, n): (Vec<f64>, Vec<f64>) = truth.iter().zip(naive).filter(|(_, n)| n.is_finite()).unzip();
+    if t.len() < 2 {
+        return Ok(None);
+    }
+    Ok(Some(RegressionMetrics::compute(&t, &n)?))
 }
 
 /// How an interval level did on the test origins of one step.
@@ -47,6 +88,7 @@ pub(crate) fn step_metrics(
     frame: &Frame,
     design: &Design,
     parts: &Parts,
+    season: Option<usize>,
 ) -> Result<Option<Vec<StepMetrics>>, TrainError> {
     let Some(multi) = recipe.multi_step else {
         return Ok(None);
@@ -61,12 +103,14 @@ pub(crate) fn step_metrics(
     let mut truths: Vec<Vec<f64>> = vec![Vec::new(); steps];
     let mut persistence: Vec<f64> = Vec::new();
     let mut keys: Vec<&str> = Vec::new();
+    let mut scored: Vec<usize> = Vec::new();
     for (&r, place) in parts.test.iter().zip(&place) {
         let Some((o, h, i)) = *place else { continue };
         let history = &all.histories[h];
         if i + steps >= history.len() || history[i + 1..=i + steps].iter().any(|v| v.is_nan()) {
             continue;
         }
+        scored.push(r);
         origins.push(Origin { history: &history[..=i], time: all.times[o] });
         for (k, truth) in truths.iter_mut().enumerate() {
             truth.push(history[i + 1 + k]);
@@ -83,6 +127,7 @@ pub(crate) fn step_metrics(
     }
     let forecasts =
         pipeline.forecast_recursive(&origins, steps, step, &mut |x| Ok::<_, TrainError>(model.predict(x)?))?;
+    let naive = season.map(|m| seasonal_steps(recipe, frame, design, &scored, steps, m)).transpose()?;
     let mut out = Vec::with_capacity(steps);
     for (k, (forecast, truth)) in forecasts.iter().zip(&truths).enumerate() {
         let coverage = match &pipeline.intervals {
@@ -95,6 +140,10 @@ pub(crate) fn step_metrics(
             model: RegressionMetrics::compute(truth, forecast)?,
             persistence: RegressionMetrics::compute(truth, &persistence)?,
             coverage,
+            seasonal: match &naive {
+                Some(naive) => seasonal_metrics(truth, &naive[k])?,
+                None => None,
+            },
         });
     }
     Ok(Some(out))
@@ -348,13 +397,16 @@ pub(crate) fn fit_steps(
 /// # Errors
 /// A model's prediction error, or a metric that cannot be computed.
 pub(crate) fn direct_step_metrics(
+    fitted: (&FittedModel, &[FittedModel], &kiln_domain::Matrix),
     recipe: &TimeSeriesRecipe,
-    model: &FittedModel,
-    step_models: &[FittedModel],
-    x: &kiln_domain::Matrix,
+    frame: &Frame,
     design: &Design,
     parts: &Parts,
+    season: Option<usize>,
 ) -> Result<Vec<StepMetrics>, TrainError> {
+    let (model, step_models, x) = fitted;
+    let naive =
+        season.map(|m| seasonal_steps(recipe, frame, design, &parts.test, step_models.len() + 1, m)).transpose()?;
     let x_test = x.take_rows(&parts.test);
     let persistence: Vec<f64> = parts.test.iter().map(|&r| design.current[r]).collect();
     let mut out = Vec::with_capacity(step_models.len() + 1);
@@ -374,6 +426,10 @@ pub(crate) fn direct_step_metrics(
             model: RegressionMetrics::compute(&truth, &forecast)?,
             persistence: RegressionMetrics::compute(&truth, &persistence)?,
             coverage: Vec::new(),
+            seasonal: match &naive {
+                Some(naive) => seasonal_metrics(&truth, &naive[k])?,
+                None => None,
+            },
         });
     }
     Ok(out)
@@ -389,6 +445,10 @@ pub(crate) fn step_keys(steps: &[StepMetrics]) -> Vec<(String, f64)> {
         out.push((format!("test/step_{k}/mae"), s.model.mae));
         out.push((format!("baseline/test/step_{k}/rmse"), s.persistence.rmse));
         out.push((format!("baseline/test/step_{k}/mae"), s.persistence.mae));
+        if let Some(seasonal) = &s.seasonal {
+            out.push((format!("seasonal/test/step_{k}/rmse"), seasonal.rmse));
+            out.push((format!("seasonal/test/step_{k}/mae"), seasonal.mae));
+        }
         for c in &s.coverage {
             out.push((format!("test/step_{k}/coverage_{}", c.level), c.coverage));
         }
