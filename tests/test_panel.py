@@ -341,7 +341,7 @@ def test_panel_backtest_folds_by_time_with_every_step_scored(tmp_path):
     one-step RMSE recomputed from the out-of-fold table."""
     store, oof_path = tmp_path / "mlruns", tmp_path / "oof.parquet"
     proc = run_kiln("backtest", "--config", REPO / "conf/experiments/ecb_panel_5d.yaml", "--folds", 3,
-                    "--tracking-uri", store, "--oof", oof_path)
+                    "--season", 5, "--tracking-uri", store, "--oof", oof_path)
     assert "every step, mean over the folds" in proc.stdout, proc.stdout
     oof = pd.read_parquet(oof_path)
     assert set(oof["series"]) == set(CURRENCIES)
@@ -359,6 +359,18 @@ def test_panel_backtest_folds_by_time_with_every_step_scored(tmp_path):
     for k in (1, 5):
         steps = (run_dir / "metrics" / "folds" / "test" / f"step_{k}" / "rmse").read_text().split("\n")
         assert len([line for line in steps if line]) == 3, f"step {k}: one point per fold"
+    # the seasonal naive forecast of step 1 with a season of 5 rows: the value 4 rows before the origin
+    wide = pd.read_csv(REPO / "data/ecb_eurofxref-hist.csv").iloc[::-1].reset_index(drop=True)
+    wide["time"] = pd.to_datetime(wide["Date"])
+    naive = []
+    for currency, rows in fold1.groupby("series"):
+        values = wide.set_index("time")[currency]
+        position = values.index.get_indexer(pd.to_datetime(rows["time"]).dt.tz_localize(None))
+        naive.append(pd.DataFrame({"actual": rows["actual"].to_numpy(), "naive": values.to_numpy()[position - 4]}))
+    naive = pd.concat(naive)
+    expected = float(np.sqrt(np.mean((naive["actual"] - naive["naive"]) ** 2)))
+    seasonal = (run_dir / "metrics" / "folds" / "seasonal" / "test" / "step_1" / "rmse").read_text().split()
+    assert float(seasonal[1]) == pytest.approx(expected, rel=1e-12)
 
 
 def peak_rss_mb(*args) -> float:
