@@ -68,7 +68,10 @@ kiln features --config conf/experiments/etth1.yaml --input new_rows.csv --output
     /// one prediction per row whose features are defined, beside the time or id column (classifiers: the
     /// probability of the positive class and the class at the model's threshold). The file is streamed in chunks
     /// (--chunk-rows), so memory stays flat whatever its size; a forecast's rows must be oldest first (a file that
-    /// starts newest first, like the ECB download, is read whole and sorted instead, with a note)
+    /// starts newest first, like the ECB download, is read whole and sorted instead, with a note). A panel model
+    /// (many series) takes rows of its series grouped or interleaved, each series oldest first, and writes the
+    /// series column first; a multi-step model writes every step of every origin (origin time, target_time, step,
+    /// prediction) with its interval bounds (lo_80, hi_80, ...)
     Predict(PredictArgs),
     /// Inspect experiment configuration
     #[command(subcommand)]

@@ -265,7 +265,12 @@ fn train(args: TrainArgs) -> Result<u8> {
         } else {
             String::new()
         };
-        println!("series: {}{short}", r.series);
+        let melted = if r.melted_rows > 0 {
+            format!(" (the wide file's {} rows melted into {} panel rows)", r.input, r.melted_rows)
+        } else {
+            String::new()
+        };
+        println!("series: {}{melted}{short}", r.series);
     }
     println!("features: {} ({})", outcome.features.len(), abbreviate(&outcome.features, 12));
     if let Some(best) = outcome.best_iteration {

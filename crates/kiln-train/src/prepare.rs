@@ -321,6 +321,9 @@ pub struct RowCounts {
     /// a panel: series left out for too few rows (`data.short_series: skip`)
     #[serde(skip_serializing_if = "is_zero")]
     pub short_series_dropped: usize,
+    /// a wide file melted into a panel: the long panel's rows (the file has `input`)
+    #[serde(skip_serializing_if = "is_zero")]
+    pub melted_rows: usize,
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -420,6 +423,7 @@ fn forecast(
         test: parts.test.len(),
         series: n_series,
         short_series_dropped: table.panel.as_ref().map_or(0, |p| p.short.len()),
+        melted_rows: if recipe.wide.is_some() { table.times.len() + table.warmup_dropped } else { 0 },
     };
     let features = matrix_to_frame(&table.x.take_rows(&rows))?;
     let design = Design {
@@ -601,6 +605,7 @@ fn tabular(
         test: parts.test.len(),
         series: 0,
         short_series_dropped: 0,
+        melted_rows: 0,
     };
     let negative = match (kind, column) {
         (TabularKind::Classification { positive, .. }, Column::Categorical(v)) => {
