@@ -5,6 +5,7 @@ named), streaming with per-series state, and the errors a panel's bad input gets
 mlforecast (1.1.0, pinned in tests/requirements-forecast.txt) needs pandas < 3, so it runs in its own venv
 (`.venv-forecast`, made by `make venv-forecast`) through tests/panel_reference.py."""
 
+import json
 import os
 import subprocess
 import sys
@@ -504,3 +505,36 @@ model: {{kind: lightgbm, params: {{objective: regression, num_iterations: 5}}}}
     assert ewm.returncode == 2 and "features[1]" in ewm.stderr and "whole history" in ewm.stderr, ewm.stderr
     long = train("long", h=48, extra="lag: {column: OT, lags: [3]}", test=40)
     assert long.returncode == 2 and "task.horizon 48" in long.stderr, long.stderr
+
+
+def test_the_series_key_as_a_feature_of_a_global_model(ecb_long, tmp_path):
+    """`series: {}` adds each row's series as a categorical column (one-hot encoded here); a series the training
+    rows never had gets all zeros (`unknown: ignore`), and the forecasts stream the same in tiny chunks."""
+    config = tmp_path / "series.yaml"
+    config.write_text(CONFIG.format(name="series", path=ecb_long, extra_data="").replace(
+        "  - rolling: {column: y, windows: [7, 28], stats: [mean, std]}\n",
+        "  - rolling: {column: y, windows: [7, 28], stats: [mean, std]}\n  - series: {}\n"
+        "preprocess:\n  - one_hot: {columns: [unique_id], unknown: ignore}\n"))
+    store = tmp_path / "mlruns"
+    proc = run_kiln("train", "--config", config, "--tracking-uri", store)
+    run_id = proc.stdout.split("\nrun ")[1].split()[0]
+    bundle = next(store.glob(f"*/{run_id}/artifacts/model"))
+    names = json.loads((bundle / "kiln" / "metadata.json").read_text())["feature_names"]
+    assert names[-len(CURRENCIES):] == [f"unique_id_{c}" for c in sorted(CURRENCIES)]
+    # a new series, XAU (USD's rates): scored with every series flag off
+    panel = pd.read_csv(ecb_long, dtype={"unique_id": str})
+    xau = panel[panel["unique_id"] == "USD"].assign(unique_id="XAU")
+    with_new = tmp_path / "with_new.csv"
+    pd.concat([panel, xau]).to_csv(with_new, index=False)
+    outputs = []
+    for chunk in (1_000_000, 13):
+        out = tmp_path / f"predictions_{chunk}.parquet"
+        run_kiln("predict", "--model", bundle, "--input", with_new, "--output", out, "--chunk-rows", chunk,
+                 "--with-features")
+        outputs.append(pd.read_parquet(out))
+    pd.testing.assert_frame_equal(outputs[0], outputs[1])
+    new = outputs[0][outputs[0]["unique_id"] == "XAU"]
+    assert len(new) == 7126 - 27
+    assert (new[[f"unique_id_{c}" for c in CURRENCIES]].to_numpy() == 0).all()
+    usd = outputs[0][outputs[0]["unique_id"] == "USD"]
+    assert (usd["unique_id_USD"] == 1).all()

@@ -23,6 +23,8 @@ use crate::{FeatureError, FittedPipeline, Lookback, SeriesStep, TimeSeriesRecipe
 pub struct Origin<'a> {
     pub history: &'a [f64],
     pub time: i64,
+    /// a panel: the origin's series (read by the series feature, `series: {}`)
+    pub series: Option<&'a str>,
 }
 
 impl TimeSeriesRecipe {
@@ -110,7 +112,10 @@ impl FittedPipeline {
                 }));
             }
             let base = Matrix { names: names.clone(), data, n_rows: origins.len() };
-            let x = self.finish(crate::matrix_to_frame(&base)?)?;
+            let keys: Option<Vec<String>> = recipe
+                .series_feature()
+                .then(|| origins.iter().map(|o| o.series.unwrap_or_default().to_string()).collect());
+            let x = self.finish(recipe.with_series_feature(crate::matrix_to_frame(&base)?, keys.as_deref())?)?;
             let raw = predict(&x)?;
             let forecasts: Vec<f64> = raw
                 .iter()
@@ -149,7 +154,12 @@ impl Origins {
         self.at
             .iter()
             .zip(&self.times)
-            .map(|(&(h, i), &time)| Origin { history: &self.histories[h][..=i], time })
+            .enumerate()
+            .map(|(o, (&(h, i), &time))| Origin {
+                history: &self.histories[h][..=i],
+                time,
+                series: self.series.as_ref().map(|s| s[o].as_str()),
+            })
             .collect()
     }
 }

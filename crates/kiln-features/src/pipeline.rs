@@ -197,6 +197,10 @@ impl FittedPipeline {
                 return Err(FeatureError::spec("input", "a forecast stream without its feature stream"));
             }
         };
+        let features = match &self.input {
+            PipelineInput::Forecast(recipe) => recipe.with_series_feature(features, series.as_deref())?,
+            PipelineInput::Tabular(_) => features,
+        };
         // a step's error names the row of the chunk (the rows it saw start after the chunk's warm-up rows)
         let features = match &mut state.preprocess {
             Some(p) => p.transform_chunk(features).map_err(|e| e.shift_row(warmup_dropped))?,
@@ -214,8 +218,9 @@ impl FittedPipeline {
         let (features, times, current, future, warmup_dropped, series) = match &self.input {
             PipelineInput::Forecast(recipe) => {
                 let table = in_frame_order(recipe.build_table(frame)?);
-                let features = matrix_to_frame(&table.x)?;
-                let series = table.panel.map(|p| p.series.iter().map(|&s| p.keys[s as usize].clone()).collect());
+                let series: Option<Vec<String>> =
+                    table.panel.map(|p| p.series.iter().map(|&s| p.keys[s as usize].clone()).collect());
+                let features = recipe.with_series_feature(matrix_to_frame(&table.x)?, series.as_deref())?;
                 (features, Some(table.times), Some(table.current), Some(table.future), table.warmup_dropped, series)
             }
             PipelineInput::Tabular(t) => {
@@ -242,7 +247,15 @@ impl FittedPipeline {
         let row = recipe.build_last_row(window)?;
         let names = recipe.feature_names();
         let x = Matrix { names, data: row.values.clone(), n_rows: 1 };
-        let x = self.finish(matrix_to_frame(&x)?)?;
+        // a panel's window holds one series (build_last_row checks it)
+        let key: Option<Vec<String>> = match &recipe.series_column {
+            Some(column) if recipe.series_feature() => {
+                let (codes, keys) = crate::table::series_codes(window, column)?;
+                codes.last().map(|&c| vec![keys[c as usize].clone()])
+            }
+            _ => None,
+        };
+        let x = self.finish(recipe.with_series_feature(matrix_to_frame(&x)?, key.as_deref())?)?;
         Ok(FeatureRow { time: row.time, current: row.current, values: x.data })
     }
 

@@ -37,6 +37,9 @@ pub enum FeatureSpec {
     /// pandas `ewm(span=s, adjust=False).mean()`: `alpha = 2/(s+1)`, `s_0 = x_0`, `s_t = alpha*x_t + (1-alpha)*s_{t-1}`;
     /// names `<column>_ewm_<span>`
     Ewm { column: String, spans: Vec<f64> },
+    /// a panel's series key itself, as a categorical column named after the series column, for a global model to
+    /// tell the series apart; encode it with a `one_hot` or `ordinal` preprocessing step (`series: {}`)
+    Series {},
     /// parts of the origin time (UTC); with `cyclical`, also `<part>_sin` and `<part>_cos`
     Calendar {
         parts: Vec<CalendarPart>,
@@ -255,6 +258,7 @@ impl FeatureSpec {
             FeatureSpec::Rolling { .. } => "rolling",
             FeatureSpec::ExpandingMean { .. } => "expanding_mean",
             FeatureSpec::Ewm { .. } => "ewm",
+            FeatureSpec::Series {} => "series",
             FeatureSpec::Calendar { .. } => "calendar",
         }
     }
@@ -263,7 +267,7 @@ impl FeatureSpec {
     pub fn columns(&self) -> Vec<&str> {
         match self {
             FeatureSpec::Current { columns } => columns.iter().map(String::as_str).collect(),
-            FeatureSpec::Calendar { .. } => Vec::new(),
+            FeatureSpec::Calendar { .. } | FeatureSpec::Series {} => Vec::new(),
             FeatureSpec::Lag { column, .. }
             | FeatureSpec::Diff { column, .. }
             | FeatureSpec::PctChange { column, .. }
@@ -344,6 +348,7 @@ impl FeatureSpec {
                     None => Ok(()),
                 }
             }
+            FeatureSpec::Series {} => Ok(()),
             FeatureSpec::Calendar { parts, .. } => {
                 if parts.is_empty() {
                     return Err(FeatureError::spec(at("parts"), "must not be empty"));
@@ -404,6 +409,8 @@ impl FeatureSpec {
                     push(format!("{column}_ewm_{span}"), col(column), Kernel::Ewm { span });
                 }
             }
+            // a categorical column, added beside the kernels' numeric table (see `with_series_feature`)
+            FeatureSpec::Series {} => {}
             FeatureSpec::Calendar { parts, cyclical } => {
                 for &part in parts {
                     let name = part.as_str();
@@ -476,6 +483,12 @@ impl TimeSeriesRecipe {
         }
         for (i, feature) in self.features.iter().enumerate() {
             feature.validate(i)?;
+            if matches!(feature, FeatureSpec::Series {}) && self.series_column.is_none() {
+                return Err(FeatureError::spec(
+                    format!("features[{i}].series"),
+                    "the series key is a feature of a panel only: set data.series_column (or data.wide)",
+                ));
+            }
         }
         let mut seen: HashMap<&str, usize> = HashMap::new();
         let outputs = self.outputs();
@@ -491,6 +504,27 @@ impl TimeSeriesRecipe {
             seen.insert(&output.name, output.feature);
         }
         Ok(())
+    }
+
+    /// Whether the series key is a feature (`series: {}`).
+    pub fn series_feature(&self) -> bool {
+        self.features.iter().any(|f| matches!(f, FeatureSpec::Series {}))
+    }
+
+    /// The base features with the series key added as a categorical column (named after the series column) when the
+    /// recipe asks for it (`series: {}`); as they are otherwise. `keys` is each row's series.
+    ///
+    /// # Errors
+    /// A recipe with the series feature but rows without their series.
+    pub fn with_series_feature(&self, mut features: Frame, keys: Option<&[String]>) -> Result<Frame, FeatureError> {
+        let (true, Some(column)) = (self.series_feature(), &self.series_column) else {
+            return Ok(features);
+        };
+        let keys = keys.ok_or_else(|| FeatureError::spec("features", "the series feature needs each row's series"))?;
+        features
+            .push(column.clone(), kiln_domain::Column::Categorical(keys.iter().cloned().map(Some).collect()))
+            .map_err(|e| FeatureError::spec("features", e.to_string()))?;
+        Ok(features)
     }
 
     /// The steps a direct multi-step recipe forecasts (one model each); 0 for any other recipe.

@@ -274,7 +274,8 @@ fn forecast_steps(
     if origins.is_empty() {
         return Ok(Vec::new());
     }
-    let list: Vec<Origin<'_>> = origins.iter().map(|o| Origin { history: &o.history, time: o.time }).collect();
+    let list: Vec<Origin<'_>> =
+        origins.iter().map(|o| Origin { history: &o.history, time: o.time, series: o.series.as_deref() }).collect();
     let forecasts = pipeline
         .forecast_recursive(&list, steps, step, &mut |x: &Matrix| {
             if x.names != bundle.metadata.feature_names {

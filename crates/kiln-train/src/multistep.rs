@@ -111,7 +111,11 @@ pub(crate) fn step_metrics(
             continue;
         }
         scored.push(r);
-        origins.push(Origin { history: &history[..=i], time: all.times[o] });
+        origins.push(Origin {
+            history: &history[..=i],
+            time: all.times[o],
+            series: all.series.as_ref().map(|s| s[o].as_str()),
+        });
         for (k, truth) in truths.iter_mut().enumerate() {
             truth.push(history[i + 1 + k]);
         }
@@ -275,7 +279,11 @@ pub(crate) fn calibrate(
                     "task.intervals: series '{key}' has no origin at its row {o} (in the warm-up)"
                 )));
             };
-            origins.push(Origin { history: &history[..=o], time: all.times[at] });
+            origins.push(Origin {
+                history: &history[..=o],
+                time: all.times[at],
+                series: all.series.as_ref().map(|s| s[at].as_str()),
+            });
             truths.push(&history[o + 1..=o + steps]);
             owners.push(key);
         }

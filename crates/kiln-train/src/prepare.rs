@@ -425,7 +425,12 @@ fn forecast(
         short_series_dropped: table.panel.as_ref().map_or(0, |p| p.short.len()),
         melted_rows: if recipe.wide.is_some() { table.times.len() + table.warmup_dropped } else { 0 },
     };
-    let features = matrix_to_frame(&table.x.take_rows(&rows))?;
+    let keys: Option<Vec<String>> = table
+        .panel
+        .as_ref()
+        .filter(|_| recipe.series_feature())
+        .map(|p| rows.iter().map(|&r| p.keys[p.series[r] as usize].clone()).collect());
+    let features = recipe.with_series_feature(matrix_to_frame(&table.x.take_rows(&rows))?, keys.as_deref())?;
     let design = Design {
         features,
         label: take(&table.label, &rows),
