@@ -154,6 +154,32 @@ pub(crate) fn ecb_panel() -> &'static Trained {
     })
 }
 
+/// The panel of [`ecb_panel`] 1 to 3 days ahead by one model per step (`strategy: direct`), with an EWM feature (which
+/// a recursive recipe refuses) and no intervals.
+pub(crate) fn ecb_direct() -> &'static Trained {
+    static MODEL: OnceLock<Trained> = OnceLock::new();
+    MODEL.get_or_init(|| {
+        let recipe: TimeSeriesRecipe = serde_json::from_value(serde_json::json!({
+            "time_column": "Date",
+            "series_column": "currency",
+            "multi_step": {"steps": 3, "strategy": "direct"},
+            "target": "rate",
+            "horizon": 1,
+            "target_transform": "log_return",
+            "features": [
+                {"current": {"columns": ["rate"]}},
+                {"lag": {"column": "rate", "lags": [1, 2, 3]}},
+                {"ewm": {"column": "rate", "spans": [5.0]}}
+            ]
+        }))
+        .unwrap();
+        let frame = ecb_panel().frame.clone();
+        let split = HoldoutSpec { test_size: Size::Fraction(0.2), validation_size: Some(Size::Fraction(0.1)), gap: 0 };
+        let task = TaskSpec::Forecast { recipe, split, missing: Default::default(), intervals: None };
+        train("ecb-direct", task, Vec::new(), frame, Gates::Regression(GateSpec::default()))
+    })
+}
+
 /// The wide ECB file itself (USD and JPY columns, last 600 days) melted by the recipe into a `currency` panel,
 /// 1 to 2 days ahead by recursion with 80% intervals: a bundle trained on a wide file, served as its long panel.
 pub(crate) fn ecb_wide() -> &'static Trained {

@@ -270,3 +270,35 @@ async fn a_bundle_trained_on_a_wide_file_is_served_as_its_long_panel() {
     let refused = post(&state, "/predict", &json!({"window": [wide_row]})).await;
     assert_eq!(refused.error().0, "unknown_field");
 }
+
+/// A direct bundle (one model per step): a window and a series fed through `/observe` answer every step from the
+/// step models, equal to `kiln_score::score` bit for bit (no bounds: intervals are a recursive model's).
+#[tokio::test]
+async fn a_direct_bundle_answers_every_step_from_its_step_models() {
+    let trained = crate::helpers::ecb_direct();
+    let state = crate::helpers::state_for(trained, "ecb-direct", ServeConfig::default());
+    let bundle = read(trained);
+    assert_eq!(bundle.step_models.len(), 2, "steps 2 and 3 have their own models");
+    let scored = kiln_score::score(&bundle, &trained.frame, false).unwrap();
+    let (_, keys) = scored.series.as_ref().unwrap();
+    let rows = rows_of("JPY");
+    // the EWM reads the whole history: the window is every JPY row
+    let window: Vec<Value> = rows.iter().map(|&i| row(&trained.frame, &columns(), i)).collect();
+    let answer = post(&state, "/predict", &json!({ "window": window })).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let answer = answer.body;
+    let mine: Vec<usize> = (0..keys.len()).filter(|&r| keys[r] == "JPY").collect();
+    let last = &mine[mine.len() - 3..];
+    let steps = answer["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 3, "{answer}");
+    for (k, &r) in last.iter().enumerate() {
+        assert_eq!(steps[k]["prediction"].as_f64().unwrap().to_bits(), scored.predictions[r].to_bits(), "step {k}");
+        assert_eq!(steps[k].as_object().unwrap().len(), 3, "no bounds: {}", steps[k]);
+    }
+    // the same rows through /observe, then a forecast of the series
+    let observe = post(&state, "/observe", &json!({ "series": "JPY", "rows": window })).await;
+    assert_eq!(observe.status, 200, "{}", observe.body);
+    let observed = post(&state, "/predict", &json!({ "series": "JPY" })).await;
+    assert_eq!(observed.status, 200, "{}", observed.body);
+    assert_eq!(observed.body["steps"], answer["steps"]);
+}
