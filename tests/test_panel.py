@@ -538,3 +538,39 @@ def test_the_series_key_as_a_feature_of_a_global_model(ecb_long, tmp_path):
     assert (new[[f"unique_id_{c}" for c in CURRENCIES]].to_numpy() == 0).all()
     usd = outputs[0][outputs[0]["unique_id"] == "USD"]
     assert (usd["unique_id_USD"] == 1).all()
+
+
+def test_one_model_per_series_equals_each_series_trained_alone(ecb_long, tmp_path):
+    """`model.per_series: true` on the ECB panel: one bundle of 17 LightGBM models (named in `MLmodel`), each
+    fitted on its currency's training rows only, so USD's forecasts equal a model trained on USD alone, bit for bit;
+    a series without a model is refused naming it."""
+    per_series = tmp_path / "per_series.yaml"
+    per_series.write_text(CONFIG.format(name="per-series", path=ecb_long, extra_data="").replace(
+        "  kind: lightgbm\n", "  kind: lightgbm\n  per_series: true\n"))
+    store = tmp_path / "mlruns"
+    shown = run_kiln("config", "show", per_series)
+    assert "per_series: true" in shown.stdout, shown.stdout
+    proc = run_kiln("train", "--config", per_series, "--tracking-uri", store)
+    run_id = proc.stdout.split("\nrun ")[1].split()[0]
+    bundle = next(store.glob(f"*/{run_id}/artifacts/model"))
+    import yaml
+    listed = yaml.safe_load((bundle / "MLmodel").read_text())["kiln"]["series_models"]
+    assert [m["series"] for m in listed] == sorted(CURRENCIES)
+    assert listed[0]["file"] == "model.lgb" and listed[1]["file"] == "kiln/series/series_1.model.lgb"
+
+    usd, usd_path, _ = direct_usd(ecb_long, tmp_path, 1)
+    alone = write_config(tmp_path, "alone", usd_path)
+    proc = run_kiln("train", "--config", alone, "--tracking-uri", store)
+    alone_bundle = next(store.glob(f"*/{proc.stdout.split(chr(10) + 'run ')[1].split()[0]}/artifacts/model"))
+    outputs = []
+    for model in (bundle, alone_bundle):
+        out = tmp_path / f"{model.parent.parent.name}.csv"
+        run_kiln("predict", "--model", model, "--input", usd_path, "--output", out)
+        outputs.append(pd.read_csv(out))
+    assert len(outputs[0]) == 7126 - 27
+    assert np.array_equal(outputs[0]["prediction"].to_numpy(), outputs[1]["prediction"].to_numpy())
+
+    unknown = tmp_path / "xau.csv"
+    usd.assign(unique_id="XAU").to_csv(unknown, index=False)
+    refused = run_kiln("predict", "--model", bundle, "--input", unknown, "--output", tmp_path / "x.csv", check=False)
+    assert refused.returncode == 2 and "series 'XAU' has no model" in refused.stderr, refused.stderr

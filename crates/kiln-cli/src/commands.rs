@@ -41,6 +41,11 @@ pub(crate) fn load_experiment(file: &Path) -> Result<(Settings, String)> {
     let settings = Settings::resolve(config::load(file, &env_var)?)?;
     // through JSON's data model, so that enums print as the one-key maps users write, not as YAML tags
     let mut value = serde_json::to_value(&settings.experiment).context("cannot print the merged config")?;
+    if settings.per_series()
+        && let Some(model) = value.get_mut("model").and_then(serde_json::Value::as_object_mut)
+    {
+        model.insert("per_series".to_string(), serde_json::Value::Bool(true));
+    }
     // printed and stored as the run's config.yaml: credentials never go with it
     config::redact(&mut value, &config::secret_env_values(std::env::vars()));
     let merged = serde_yaml::to_string(&value).context("cannot print the merged config")?;

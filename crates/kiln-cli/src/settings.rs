@@ -311,12 +311,39 @@ impl Settings {
     ///
     /// # Errors
     /// [`ConfigError`] naming the file and key of the first setting that is wrong.
-    pub(crate) fn resolve(loaded: Loaded) -> Result<Settings, ConfigError> {
+    pub(crate) fn resolve(mut loaded: Loaded) -> Result<Settings, ConfigError> {
+        let per_series = take_per_series(&mut loaded)?;
         let experiment: Experiment = loaded.parse()?;
-        let task = experiment.resolve_task(&loaded)?;
+        let mut task = experiment.resolve_task(&loaded)?;
+        if per_series {
+            match &mut task {
+                ResolvedTask::Forecast(TaskSpec::Forecast { recipe, per_series, .. })
+                    if recipe.series_column.is_some() =>
+                {
+                    if recipe.direct_steps() > 0 {
+                        return Err(loaded.error_at(
+                            "model.per_series",
+                            "one model per series and one per step is not available; use task.strategy: recursive",
+                        ));
+                    }
+                    *per_series = true;
+                }
+                _ => {
+                    return Err(loaded.error_at(
+                        "model.per_series",
+                        "one model per series needs a panel: a forecast with data.series_column (or data.wide)",
+                    ));
+                }
+            }
+        }
         let model = experiment.model_spec(&loaded)?;
         let gates = experiment.gates(&loaded)?;
         Ok(Settings { experiment, loaded, task, model, gates })
+    }
+
+    /// Whether a panel gets one model per series (`model.per_series`).
+    pub(crate) fn per_series(&self) -> bool {
+        matches!(&self.task, ResolvedTask::Forecast(TaskSpec::Forecast { per_series: true, .. }))
     }
 
     /// The columns a forecast reads (its recipe's); `None` for a tabular task, which reads every column.
@@ -523,6 +550,7 @@ impl Experiment {
                     split,
                     missing: self.data.missing_policy(),
                     intervals: task.intervals.clone(),
+                    per_series: false,
                 }))
             }
             (_, features) => {
@@ -596,5 +624,22 @@ impl Experiment {
             }
             _ => loaded.error_at("model.params", e.to_string()),
         })
+    }
+}
+
+/// `model.per_series`, taken out of the merged tree (the rest of `model` is the table's `kind` and `params`, read with
+/// their own unknown-key checks).
+fn take_per_series(loaded: &mut Loaded) -> Result<bool, ConfigError> {
+    let taken = match &mut loaded.value {
+        serde_yaml::Value::Mapping(root) => match root.get_mut("model") {
+            Some(serde_yaml::Value::Mapping(model)) => model.remove("per_series"),
+            _ => None,
+        },
+        _ => None,
+    };
+    match taken {
+        None => Ok(false),
+        Some(serde_yaml::Value::Bool(b)) => Ok(b),
+        Some(other) => Err(loaded.error_at("model.per_series", format!("must be true or false, not {other:?}"))),
     }
 }

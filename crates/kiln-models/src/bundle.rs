@@ -30,13 +30,13 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use kiln_domain::civil_from_millis;
+use kiln_domain::{Matrix, civil_from_millis};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::kind::{FittedModel, ModelFormat};
-use crate::{BundleError, kinds};
+use crate::{BundleError, ModelError, kinds};
 
 /// The version of the on-disk layout, written to `MLmodel` under `kiln.format_version`.
 pub const BUNDLE_FORMAT_VERSION: u32 = 1;
@@ -108,7 +108,88 @@ pub struct Bundle<P> {
     /// a direct multi-step forecast: the models of steps 2, 3, ... (same kind and inputs as `model`), written as
     /// `kiln/steps/step_<k>.<model file>` and named in `MLmodel` under `kiln.step_models`
     pub step_models: Vec<FittedModel>,
+    /// one model per series (`model.per_series`): `model` is the first series' own
+    pub per_series: Option<PerSeries>,
     pub metadata: BundleMetadata,
+}
+
+/// The models of a per-series bundle beyond the first series' (which is the bundle's `model`).
+pub struct PerSeries {
+    /// every series, sorted; the model of `keys[0]` is the bundle's `model`, of `keys[i]` (i >= 1) `models[i - 1]`
+    pub keys: Vec<String>,
+    pub models: Vec<FittedModel>,
+}
+
+impl std::fmt::Debug for PerSeries {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PerSeries").field("keys", &self.keys).finish_non_exhaustive()
+    }
+}
+
+impl<P> Bundle<P> {
+    /// The model that forecasts `series`: the series' own in a per-series bundle (`None` for a series it has no model
+    /// of), the one model otherwise.
+    pub fn model_of(&self, series: &str) -> Option<&FittedModel> {
+        match &self.per_series {
+            Some(per) => per.model(&self.model, series),
+            None => Some(&self.model),
+        }
+    }
+
+    /// The model's predictions of `x`'s rows, each by its series' model in a per-series bundle (`series[i]` for row
+    /// `i`; `None`: a bundle that is not per series).
+    ///
+    /// # Errors
+    /// A series without a model, or the model's error.
+    pub fn predict_rows(&self, series: Option<&[&str]>, x: &Matrix) -> Result<Vec<f64>, ModelError> {
+        match (&self.per_series, series) {
+            (Some(per), Some(series)) => per.predict(&self.model, series, x),
+            (Some(_), None) => Err(ModelError::Predict("a per-series model needs each row's series".to_string())),
+            (None, _) => self.model.predict(x),
+        }
+    }
+}
+
+impl PerSeries {
+    /// The model of `series`: `first` (the bundle's model) for `keys[0]`.
+    pub fn model<'a>(&'a self, first: &'a FittedModel, series: &str) -> Option<&'a FittedModel> {
+        match self.keys.iter().position(|k| k == series)? {
+            0 => Some(first),
+            i => self.models.get(i - 1),
+        }
+    }
+
+    /// The predictions of `x`'s rows, each by the model of its series (`series[i]` for row `i`), one batched call
+    /// per series.
+    ///
+    /// # Errors
+    /// A series without a model ([`ModelError::UnknownSeries`]), or a model's error.
+    pub fn predict(&self, first: &FittedModel, series: &[&str], x: &Matrix) -> Result<Vec<f64>, ModelError> {
+        let mut rows_of: std::collections::BTreeMap<&str, Vec<usize>> = std::collections::BTreeMap::new();
+        for (i, key) in series.iter().enumerate() {
+            rows_of.entry(key).or_default().push(i);
+        }
+        let mut out = vec![f64::NAN; x.n_rows];
+        for (key, rows) in rows_of {
+            let model = self.model(first, key).ok_or_else(|| ModelError::UnknownSeries(key.to_string()))?;
+            for (&r, p) in rows.iter().zip(model.predict(&x.take_rows(&rows))?) {
+                out[r] = p;
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Where the model of series `i` (1, 2, ...; series 0's is the model file) of a per-series bundle is written.
+fn series_model_file(model_file: &str, i: usize) -> String {
+    format!("kiln/series/series_{i}.{model_file}")
+}
+
+/// A per-series bundle's models in `MLmodel`: which file forecasts which series.
+#[derive(Debug, Serialize, Deserialize)]
+struct SeriesModelFile {
+    series: String,
+    file: String,
 }
 
 /// Where the model of step `k` (2, 3, ...) of a direct multi-step bundle is written.
@@ -170,6 +251,9 @@ struct KilnSection {
     /// a direct multi-step forecast: the model file of every step, step 1 first (the flavor's own model file)
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     step_models: Vec<String>,
+    /// a per-series bundle: the model file of every series, the first one the flavor's own model file
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    series_models: Vec<SeriesModelFile>,
 }
 
 fn utc_time(ms: i64) -> String {
@@ -193,6 +277,7 @@ fn sha256_hex(bytes: &[u8]) -> String {
 fn mlmodel_for(
     model: &FittedModel,
     step_files: &[String],
+    series_files: Vec<SeriesModelFile>,
     meta: &BundleMetadata,
     interface: &ModelInterface,
     model_bytes: &[u8],
@@ -250,6 +335,7 @@ fn mlmodel_for(
             } else {
                 std::iter::once(format.model_file.to_string()).chain(step_files.iter().cloned()).collect()
             },
+            series_models: series_files,
         },
     })
 }
@@ -369,10 +455,37 @@ pub fn write_bundle_with<P: Serialize>(
         step_files.push((step_model_file(kind.model_file(), i + 2), bytes));
     }
     let step_names: Vec<String> = step_files.iter().map(|(name, _)| name.clone()).collect();
+    let mut series_files: Vec<SeriesModelFile> = Vec::new();
+    if let Some(per) = &bundle.per_series {
+        if per.keys.len() != per.models.len() + 1 {
+            return Err(format_err(METADATA, "a per-series bundle needs one model per series".to_string()));
+        }
+        series_files.push(SeriesModelFile { series: per.keys[0].clone(), file: kind.model_file().to_string() });
+        for (i, m) in per.models.iter().enumerate() {
+            if m.kind().name != kind.name || m.feature_names() != bundle.model.feature_names() {
+                return Err(format_err(
+                    METADATA,
+                    format!("the model of series '{}' differs in kind or inputs", per.keys[i + 1]),
+                ));
+            }
+            let bytes = m.to_native_bytes().map_err(|source| BundleError::Model { dir: dir.to_path_buf(), source })?;
+            let name = series_model_file(kind.model_file(), i + 1);
+            series_files.push(SeriesModelFile { series: per.keys[i + 1].clone(), file: name.clone() });
+            step_files.push((name, bytes));
+        }
+    }
     let pipeline_bytes = serde_json::to_vec_pretty(&bundle.pipeline)
         .map_err(|e| format_err(PIPELINE, format!("the pipeline cannot be written as JSON: {e}")))?;
-    let mlmodel = mlmodel_for(&bundle.model, &step_names, &bundle.metadata, interface, &model_bytes, &pipeline_bytes)
-        .map_err(|e| format_err(MLMODEL, format!("the signature cannot be written as JSON: {e}")))?;
+    let mlmodel = mlmodel_for(
+        &bundle.model,
+        &step_names,
+        series_files,
+        &bundle.metadata,
+        interface,
+        &model_bytes,
+        &pipeline_bytes,
+    )
+    .map_err(|e| format_err(MLMODEL, format!("the signature cannot be written as JSON: {e}")))?;
     let mlmodel_bytes = serde_yaml::to_string(&mlmodel)
         .map_err(|e| format_err(MLMODEL, format!("cannot be written as YAML: {e}")))?
         .into_bytes();
@@ -608,8 +721,29 @@ pub fn read_bundle<P: DeserializeOwned>(dir: &Path) -> Result<Bundle<P>, BundleE
         step_models.push(step);
     }
 
+    let per_series = if mlmodel.kiln.series_models.is_empty() {
+        None
+    } else {
+        let mut keys = Vec::with_capacity(mlmodel.kiln.series_models.len());
+        let mut models = Vec::new();
+        for (i, entry) in mlmodel.kiln.series_models.iter().enumerate() {
+            let expected = if i == 0 { kind.model_file().to_string() } else { series_model_file(kind.model_file(), i) };
+            expect_field(dir, &format!("kiln.series_models[{i}].file"), &entry.file, &expected)?;
+            keys.push(entry.series.clone());
+            if i > 0 {
+                let bytes = take(&expected)?;
+                let m = (kind.load)(&bytes).map_err(|source| BundleError::Model { dir: dir.to_path_buf(), source })?;
+                if m.feature_names() != metadata.feature_names {
+                    return Err(format_err(&expected, "the model of a series reads other features".to_string()));
+                }
+                models.push(m);
+            }
+        }
+        Some(PerSeries { keys, models })
+    };
+
     let pipeline_bytes = take(PIPELINE)?;
     let de = &mut serde_json::Deserializer::from_slice(&pipeline_bytes);
     let pipeline: P = serde_path_to_error::deserialize(de).map_err(|e| format_err(PIPELINE, e.to_string()))?;
-    Ok(Bundle { pipeline, model, step_models, metadata })
+    Ok(Bundle { pipeline, model, step_models, per_series, metadata })
 }

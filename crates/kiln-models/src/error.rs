@@ -20,6 +20,9 @@ pub enum ModelError {
     /// a saved model could not be read back
     #[error("model text is invalid: {0}")]
     Load(String),
+    /// a per-series bundle has no model of this series (it had no training rows)
+    #[error("series '{0}' has no model in this per-series bundle (model.per_series: one model per training series)")]
+    UnknownSeries(String),
 }
 
 impl ModelError {
@@ -29,6 +32,7 @@ impl ModelError {
             ModelError::Params { .. } => Code::ModelParams,
             ModelError::Train(_) => Code::ModelTrain,
             ModelError::Predict(_) => Code::ModelPredict,
+            ModelError::UnknownSeries(_) => Code::DataShape,
             ModelError::Load(_) => Code::BundleFormat,
         }
     }

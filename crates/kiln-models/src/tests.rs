@@ -476,7 +476,7 @@ fn small_bundle() -> (Bundle<TestPipeline>, Matrix) {
         files: BTreeMap::new(),
     };
     let pipeline = TestPipeline { columns: FEATURES.iter().map(|s| s.to_string()).collect(), scale: 0.1 + 0.2 };
-    (Bundle { pipeline, model: FittedModel::new(model), step_models: Vec::new(), metadata }, x)
+    (Bundle { pipeline, model: FittedModel::new(model), step_models: Vec::new(), per_series: None, metadata }, x)
 }
 
 #[test]
@@ -783,7 +783,7 @@ fn every_kind_of_the_table_reads_checks_fits_and_round_trips_through_a_bundle() 
             files: BTreeMap::new(),
         };
         let pipeline = TestPipeline { columns: x.names.clone(), scale: 1.0 };
-        write_bundle(&dir, &Bundle { pipeline, model, step_models: Vec::new(), metadata }).unwrap();
+        write_bundle(&dir, &Bundle { pipeline, model, step_models: Vec::new(), per_series: None, metadata }).unwrap();
         let back: Bundle<TestPipeline> = read_bundle(&dir).unwrap();
         let got = back.model.predict(&x).unwrap();
         assert!(got.iter().zip(&expected).all(|(a, b)| a.to_bits() == b.to_bits()), "{kind}: bundle");

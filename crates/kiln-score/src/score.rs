@@ -111,6 +111,9 @@ impl<'a> ChunkScorer<'a> {
     /// # Errors
     /// An invalid recipe in the bundle, or `explain` for a model kind without native contributions.
     pub fn new(bundle: &'a Bundle<FittedPipeline>, explain: bool) -> Result<ChunkScorer<'a>, ScoreError> {
+        if explain && bundle.per_series.is_some() {
+            return Err(ScoreError::MultiStep("SHAP contributions (--explain) of one model per series"));
+        }
         if explain && !bundle.model.has_contributions() {
             return Err(no_contributions(bundle));
         }
@@ -309,7 +312,8 @@ fn score_steps(bundle: &Bundle<FittedPipeline>, origins: kiln_features::Origins)
                     actual: x.names.clone(),
                 });
             }
-            Ok(bundle.model.predict(x)?)
+            let keys: Vec<&str> = list.iter().map(|o| o.series.unwrap_or_default()).collect();
+            Ok(bundle.predict_rows(Some(&keys), x)?)
         })?
     };
     let times: Vec<i64> = list.iter().map(|o| o.time).collect();
@@ -357,7 +361,8 @@ fn predict_prepared(
         });
         (Vec::new(), contributions)
     } else {
-        let raw = bundle.model.predict(&prepared.x)?;
+        let keys: Option<Vec<&str>> = prepared.series.as_ref().map(|s| s.iter().map(String::as_str).collect());
+        let raw = bundle.predict_rows(keys.as_deref(), &prepared.x)?;
         let contributions = if explain {
             Some(bundle.model.contributions(&prepared.x)?.ok_or_else(|| no_contributions(bundle))?)
         } else {

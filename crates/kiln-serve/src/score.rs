@@ -127,13 +127,14 @@ fn forecast(
         keys.push(window_series(&frame, recipe, loc)?);
         rows.push(last_row(pipeline, &frame, loc)?);
     }
-    let raw = match rows.as_slice() {
-        [] => Vec::new(),
-        [one] => vec![bundle.model.predict_row(&one.values).map_err(ApiError::internal)?],
-        many => {
+    let raw = match (rows.as_slice(), &bundle.per_series) {
+        ([], _) => Vec::new(),
+        ([one], None) => vec![bundle.model.predict_row(&one.values).map_err(ApiError::internal)?],
+        (many, _) => {
             let data = many.iter().flat_map(|r| r.values.iter().copied()).collect();
             let x = Matrix { names: pipeline.feature_names.clone(), data, n_rows: many.len() };
-            bundle.model.predict(&x).map_err(ApiError::internal)?
+            let series: Vec<&str> = keys.iter().map(|k| k.as_deref().unwrap_or_default()).collect();
+            bundle.predict_rows(Some(&series), &x).map_err(model_error)?
         }
     };
     rows.iter()
@@ -284,7 +285,8 @@ fn forecast_steps(
                     x.names, bundle.metadata.feature_names
                 ))));
             }
-            bundle.model.predict(x).map_err(|e| StepError::Api(ApiError::internal(e)))
+            let series: Vec<&str> = list.iter().map(|o| o.series.unwrap_or_default()).collect();
+            bundle.predict_rows(Some(&series), x).map_err(|e| StepError::Api(model_error(e)))
         })
         .map_err(|e| match e {
             StepError::Api(e) => e,
@@ -419,4 +421,15 @@ fn finite(value: f64, loc: Loc) -> Result<(), ApiError> {
         ),
         field: loc.path(None),
     })
+}
+
+/// A model's error as an answer: a series a per-series bundle has no model of is the request's fault (422 naming
+/// it), anything else an internal error.
+fn model_error(e: kiln_models::ModelError) -> ApiError {
+    match e {
+        kiln_models::ModelError::UnknownSeries(_) => {
+            ApiError::at(kiln_domain::Code::DataShape, "series", e.to_string())
+        }
+        other => ApiError::internal(other),
+    }
 }

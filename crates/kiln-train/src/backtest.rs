@@ -369,7 +369,8 @@ fn run_fold(
             Some(crate::multistep::direct_step_metrics(fit, recipe, frame, design, parts, spec.season)?)
         }
         TaskSpec::Forecast { recipe, .. } if recipe.multi_step.is_some() => {
-            crate::multistep::step_metrics(recipe, &fitted.pipeline, &fitted.model, frame, design, parts, spec.season)?
+            let fit = (&fitted.model, fitted.per_series.as_ref());
+            crate::multistep::step_metrics(recipe, &fitted.pipeline, fit, frame, design, parts, spec.season)?
         }
         _ => None,
     };

@@ -53,6 +53,8 @@ pub struct FitEvaluation {
     pub steps: Option<Vec<crate::StepMetrics>>,
     /// a direct multi-step forecast: the models of steps 2, 3, ... (`model` is step 1's)
     pub step_models: Vec<FittedModel>,
+    /// one model per series (`model.per_series`): the other series' models (`model` is the first series')
+    pub per_series: Option<kiln_models::PerSeries>,
 }
 
 /// The fitted pipeline steps and the model inputs of every design row.
@@ -79,7 +81,8 @@ pub fn fit_evaluate(spec: &FitSpec<'_>, frame: &Frame, progress: &dyn Progress) 
         rows.test
     ));
 
-    let Fitted { mut pipeline, x, model, outputs, evaluation } = fit_parts(spec, &design, &parts, progress)?;
+    let Fitted { mut pipeline, x, model, per_series, outputs, evaluation } =
+        fit_parts(spec, &design, &parts, progress)?;
     if let TaskSpec::Forecast { recipe, intervals: Some(intervals), .. } = spec.task {
         progress.step(&format!(
             "calibrating conformal intervals ({}%) on the last {} windows of the training rows",
@@ -102,11 +105,12 @@ pub fn fit_evaluate(spec: &FitSpec<'_>, frame: &Frame, progress: &dyn Progress) 
         }
         TaskSpec::Forecast { recipe, .. } if recipe.multi_step.is_some() => {
             progress.step("scoring every step of the multi-step forecasts from the test origins");
-            crate::multistep::step_metrics(recipe, &pipeline, &model, frame, &design, &parts, None)?
+            let fit = (&model, per_series.as_ref());
+            crate::multistep::step_metrics(recipe, &pipeline, fit, frame, &design, &parts, None)?
         }
         _ => None,
     };
-    Ok(FitEvaluation { design, parts, pipeline, x, model, outputs, evaluation, steps, step_models })
+    Ok(FitEvaluation { design, parts, pipeline, x, model, outputs, evaluation, steps, step_models, per_series })
 }
 
 /// What one fit on given parts of a design produced.
@@ -114,7 +118,10 @@ pub(crate) struct Fitted {
     pub(crate) pipeline: FittedPipeline,
     /// the model's inputs, every design row
     pub(crate) x: Matrix,
+    /// the model (per series: the first series')
     pub(crate) model: FittedModel,
+    /// one model per series (`model.per_series`): the other series' models
+    pub(crate) per_series: Option<kiln_models::PerSeries>,
     /// the model's output for every design row, in the label's space
     pub(crate) outputs: Vec<f64>,
     pub(crate) evaluation: Evaluation,
@@ -138,9 +145,13 @@ pub(crate) fn fit_parts(
     let x_valid = x.take_rows(&parts.validation);
     let y_valid = take(y, &parts.validation);
     let valid = (!parts.validation.is_empty()).then_some((&x_valid, y_valid.as_slice()));
-    let model = spec.model.fit(&x_fit, &y_fit, valid)?;
-
-    let outputs = model.predict(&x)?;
+    let (model, per_series, outputs) = if matches!(spec.task, TaskSpec::Forecast { per_series: true, .. }) {
+        fit_per_series(spec, design, parts, &x)?
+    } else {
+        let model = spec.model.fit(&x_fit, &y_fit, valid)?;
+        let outputs = model.predict(&x)?;
+        (model, None, outputs)
+    };
     let evaluation = evaluate::evaluate(spec.task, design, parts, &outputs)?;
     let pipeline = FittedPipeline {
         input: match spec.task {
@@ -158,7 +169,63 @@ pub(crate) fn fit_parts(
         },
         intervals: None,
     };
-    Ok(Fitted { pipeline, x, model, outputs, evaluation })
+    Ok(Fitted { pipeline, x, model, per_series, outputs, evaluation })
+}
+
+/// One model per series of a panel (`model.per_series`), each fitted on its series' training rows (early stopping on
+/// its validation rows), with every design row's output by its series' model. The first series' model is returned
+/// apart, as a bundle holds it.
+///
+/// # Errors
+/// A series with rows but no training row, or a fit's error.
+#[allow(clippy::type_complexity)]
+fn fit_per_series(
+    spec: &FitSpec<'_>,
+    design: &Design,
+    parts: &Parts,
+    x: &Matrix,
+) -> Result<(FittedModel, Option<kiln_models::PerSeries>, Vec<f64>), TrainError> {
+    let n = design.series_keys.len();
+    let by_series = |rows: &[usize]| -> Vec<Vec<usize>> {
+        let mut out = vec![Vec::new(); n];
+        for &r in rows {
+            out[design.series[r] as usize].push(r);
+        }
+        out
+    };
+    let (train, validation) = (by_series(&parts.train), by_series(&parts.validation));
+    let mut present = vec![false; n];
+    for &s in &design.series {
+        present[s as usize] = true;
+    }
+    let mut keys = Vec::new();
+    let mut models = Vec::new();
+    for s in 0..n {
+        if !present[s] {
+            continue;
+        }
+        let key = &design.series_keys[s];
+        if train[s].is_empty() {
+            return Err(TrainError::NotEnoughRows(format!(
+                "model.per_series: series '{key}' has no training row (its rows all fall in the test part)"
+            )));
+        }
+        let x_valid = x.take_rows(&validation[s]);
+        let y_valid = take(&design.label, &validation[s]);
+        let valid = (!validation[s].is_empty()).then_some((&x_valid, y_valid.as_slice()));
+        let model = spec
+            .model
+            .fit(&x.take_rows(&train[s]), &take(&design.label, &train[s]), valid)
+            .map_err(|e| TrainError::Target(format!("model.per_series: series '{key}': {e}")))?;
+        keys.push(key.clone());
+        models.push(model);
+    }
+    let mut models = models.into_iter();
+    let first = models.next().ok_or_else(|| TrainError::NotEnoughRows("model.per_series: no series".to_string()))?;
+    let per = kiln_models::PerSeries { keys, models: models.collect() };
+    let series: Vec<&str> = design.series.iter().map(|&s| design.series_keys[s as usize].as_str()).collect();
+    let outputs = per.predict(&first, &series, x)?;
+    Ok((first, Some(per), outputs))
 }
 
 /// A classifier for a classification task, a regressor otherwise.

@@ -84,7 +84,7 @@ pub struct Coverage {
 pub(crate) fn step_metrics(
     recipe: &TimeSeriesRecipe,
     pipeline: &FittedPipeline,
-    model: &FittedModel,
+    model: (&FittedModel, Option<&kiln_models::PerSeries>),
     frame: &Frame,
     design: &Design,
     parts: &Parts,
@@ -129,8 +129,8 @@ pub(crate) fn step_metrics(
             origins.len()
         )));
     }
-    let forecasts =
-        pipeline.forecast_recursive(&origins, steps, step, &mut |x| Ok::<_, TrainError>(model.predict(x)?))?;
+    let forecasts = pipeline
+        .forecast_recursive(&origins, steps, step, &mut |x| Ok::<_, TrainError>(predict_origins(model, &keys, x)?))?;
     let naive = season.map(|m| seasonal_steps(recipe, frame, design, &scored, steps, m)).transpose()?;
     let mut out = Vec::with_capacity(steps);
     for (k, (forecast, truth)) in forecasts.iter().zip(&truths).enumerate() {
@@ -171,6 +171,19 @@ fn coverage(ci: &ConformalIntervals, keys: &[&str], step: usize, forecast: &[f64
         .zip(hits.iter().zip(&width))
         .map(|(&level, (&h, &w))| Coverage { level, coverage: h as f64 / n, mean_width: w / n })
         .collect()
+}
+
+/// The model's predictions of `x`'s rows, one per origin of series `keys`: by each series' model when there is one
+/// per series.
+fn predict_origins(
+    (model, per): (&FittedModel, Option<&kiln_models::PerSeries>),
+    keys: &[&str],
+    x: &kiln_domain::Matrix,
+) -> Result<Vec<f64>, kiln_models::ModelError> {
+    match per {
+        Some(per) => per.predict(model, keys, x),
+        None => model.predict(x),
+    }
 }
 
 /// The series key of design row `r` (`""` for a single series).
@@ -288,9 +301,10 @@ pub(crate) fn calibrate(
             owners.push(key);
         }
     }
+    let fit = (&fitted.model, fitted.per_series.as_ref());
     let forecasts = fitted
         .pipeline
-        .forecast_recursive(&origins, steps, step, &mut |x| Ok::<_, TrainError>(fitted.model.predict(x)?))?;
+        .forecast_recursive(&origins, steps, step, &mut |x| Ok::<_, TrainError>(predict_origins(fit, &owners, x)?))?;
     let mut scores: BTreeMap<String, Vec<Vec<f64>>> = BTreeMap::new();
     for (w, key) in owners.iter().enumerate() {
         let entry = scores.entry((*key).to_string()).or_insert_with(|| vec![Vec::with_capacity(windows); steps]);

@@ -18,6 +18,8 @@ pub enum TaskSpec {
         missing: MissingPolicy,
         /// conformal prediction intervals of a multi-step forecast
         intervals: Option<kiln_features::IntervalSpec>,
+        /// a panel: one model per series (`model.per_series`) instead of one global model
+        per_series: bool,
     },
     /// one prediction per tabular row, shuffled (and for classification stratified) split
     Tabular { input: TabularInput, target: String, kind: TabularKind, split: ShuffledSplit, missing: MissingPolicy },

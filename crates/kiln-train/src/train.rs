@@ -160,7 +160,7 @@ fn run_steps(
     }
 
     let fit_started = (ports.clock)();
-    let FitEvaluation { design, parts, pipeline, x, model, outputs, evaluation, steps, step_models } =
+    let FitEvaluation { design, parts, pipeline, x, model, outputs, evaluation, steps, step_models, per_series } =
         fit_evaluate(&spec.fit_spec(), frame, progress)?;
     let x = &x;
     let rows = design.rows;
@@ -229,7 +229,9 @@ fn run_steps(
     };
 
     progress.step("writing artifacts");
-    let importance = model.feature_importance()?;
+    // one model per series: no one importance or SHAP summary describes them all (each series' model is in the
+    // bundle, for a user to inspect)
+    let importance = if per_series.is_some() { Vec::new() } else { model.feature_importance()? };
     let store = ports.artifacts;
     store.put_bytes(id, "config.yaml", spec.config_yaml.as_bytes())?;
     let mut metrics_json = evaluation.to_json();
@@ -239,14 +241,18 @@ fn run_steps(
         map.insert("best_iteration".into(), serde_json::json!(best_iteration));
     }
     store.put_bytes(id, "metrics.json", &to_json(&metrics_json))?;
-    log_importance(spec, ports, id, &importance)?;
+    if per_series.is_none() {
+        log_importance(spec, ports, id, &importance)?;
+    }
     if let Some(selection) = &pipeline.selection {
         store.put_bytes(id, "selection.json", &to_json(selection))?;
     }
     // a forecast's charts are drawn at the time each forecast is for (its origin when the step was not learned)
     let target_time = |origin: i64| pipeline.target_time(origin).unwrap_or(origin);
     evaluation.log_artifacts(&spec.task, ports, id, &spec.run_name, &design, &parts, &outputs, &target_time)?;
-    log_shap_summary(spec, ports, id, &model, x, &parts)?;
+    if per_series.is_none() {
+        log_shap_summary(spec, ports, id, &model, x, &parts)?;
+    }
     let series = crate::panel::series_metrics(&spec.task, &design, &parts, &outputs)?;
     if let Some(steps) = &steps {
         store.put_bytes(id, "steps.csv", crate::multistep::steps_csv(steps).as_bytes())?;
@@ -282,7 +288,7 @@ fn run_steps(
         },
         files: BTreeMap::new(),
     };
-    let bundle = Bundle { pipeline, model, step_models, metadata };
+    let bundle = Bundle { pipeline, model, step_models, per_series, metadata };
     let tmp = tempfile::tempdir().map_err(TrainError::Temp)?;
     let dir = tmp.path().join("model");
     let interface = crate::interface::model_interface(&bundle.pipeline, frame);

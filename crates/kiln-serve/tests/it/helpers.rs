@@ -115,7 +115,8 @@ pub(crate) fn eurusd() -> &'static Trained {
         };
         let frame = kiln_data::read_frame(&data("ecb_eurofxref-hist.csv"), &opts).unwrap();
         let split = HoldoutSpec { test_size: Size::Fraction(0.2), validation_size: Some(Size::Fraction(0.1)), gap: 0 };
-        let task = TaskSpec::Forecast { recipe, split, missing: Default::default(), intervals: None };
+        let task =
+            TaskSpec::Forecast { recipe, split, missing: Default::default(), intervals: None, per_series: false };
         train("eurusd", task, Vec::new(), frame, Gates::Regression(GateSpec::default()))
     })
 }
@@ -149,7 +150,13 @@ pub(crate) fn ecb_panel() -> &'static Trained {
         let (frame, _) = wide.slice(n - 1200, n).melt(&currencies, "currency", "rate").unwrap();
         let split = HoldoutSpec { test_size: Size::Fraction(0.2), validation_size: Some(Size::Fraction(0.1)), gap: 0 };
         let intervals = kiln_features::IntervalSpec { levels: vec![80.0, 95.0], windows: 3 };
-        let task = TaskSpec::Forecast { recipe, split, missing: Default::default(), intervals: Some(intervals) };
+        let task = TaskSpec::Forecast {
+            recipe,
+            split,
+            missing: Default::default(),
+            intervals: Some(intervals),
+            per_series: false,
+        };
         train("ecb-panel", task, Vec::new(), frame, Gates::Regression(GateSpec::default()))
     })
 }
@@ -175,7 +182,8 @@ pub(crate) fn ecb_direct() -> &'static Trained {
         .unwrap();
         let frame = ecb_panel().frame.clone();
         let split = HoldoutSpec { test_size: Size::Fraction(0.2), validation_size: Some(Size::Fraction(0.1)), gap: 0 };
-        let task = TaskSpec::Forecast { recipe, split, missing: Default::default(), intervals: None };
+        let task =
+            TaskSpec::Forecast { recipe, split, missing: Default::default(), intervals: None, per_series: false };
         train("ecb-direct", task, Vec::new(), frame, Gates::Regression(GateSpec::default()))
     })
 }
@@ -206,7 +214,13 @@ pub(crate) fn ecb_wide() -> &'static Trained {
         let frame = wide.slice(n - 600, n);
         let split = HoldoutSpec { test_size: Size::Fraction(0.2), validation_size: Some(Size::Fraction(0.1)), gap: 0 };
         let intervals = kiln_features::IntervalSpec { levels: vec![80.0], windows: 2 };
-        let task = TaskSpec::Forecast { recipe, split, missing: Default::default(), intervals: Some(intervals) };
+        let task = TaskSpec::Forecast {
+            recipe,
+            split,
+            missing: Default::default(),
+            intervals: Some(intervals),
+            per_series: false,
+        };
         train("ecb-wide", task, Vec::new(), frame, Gates::Regression(GateSpec::default()))
     })
 }

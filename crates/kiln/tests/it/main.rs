@@ -144,7 +144,8 @@ fn eurusd() -> &'static Trained {
         };
         let frame = kiln_data::read_frame(&data("ecb_eurofxref-hist.csv"), &opts).unwrap();
         let split = HoldoutSpec { test_size: Size::Fraction(0.2), validation_size: Some(Size::Fraction(0.1)), gap: 0 };
-        let task = TaskSpec::Forecast { recipe, split, missing: Default::default(), intervals: None };
+        let task =
+            TaskSpec::Forecast { recipe, split, missing: Default::default(), intervals: None, per_series: false };
         train("eurusd", task, Vec::new(), &frame, Gates::Regression(GateSpec::default()))
     })
 }
