@@ -287,6 +287,7 @@ enum Features {
 
 /// The task, resolved against its kind. A tabular task's columns are known only once the data is read
 /// (`__AUTO__` takes every column but a few), so it keeps the choice until [`Settings::task_spec`].
+#[allow(clippy::large_enum_variant)] // one per experiment loaded
 enum ResolvedTask {
     Forecast(TaskSpec),
     /// `columns`: the list `features` names, `None` for `__AUTO__`

@@ -188,6 +188,28 @@ pub(crate) fn ecb_direct() -> &'static Trained {
     })
 }
 
+/// The panel of [`ecb_panel`] with one model per series (`model.per_series`), 1 to 3 days ahead by recursion with
+/// 80% and 95% intervals.
+pub(crate) fn ecb_per_series() -> &'static Trained {
+    static MODEL: OnceLock<Trained> = OnceLock::new();
+    MODEL.get_or_init(|| {
+        let trained = ecb_panel();
+        let bundle: kiln_models::Bundle<kiln_features::FittedPipeline> =
+            kiln_models::read_bundle(&trained.bundle_dir).unwrap();
+        let kiln_features::PipelineInput::Forecast(recipe) = bundle.pipeline.input else { unreachable!() };
+        let split = HoldoutSpec { test_size: Size::Fraction(0.2), validation_size: Some(Size::Fraction(0.1)), gap: 0 };
+        let intervals = kiln_features::IntervalSpec { levels: vec![80.0, 95.0], windows: 3 };
+        let task = TaskSpec::Forecast {
+            recipe,
+            split,
+            missing: Default::default(),
+            intervals: Some(intervals),
+            per_series: true,
+        };
+        train("ecb-per-series", task, Vec::new(), trained.frame.clone(), Gates::Regression(GateSpec::default()))
+    })
+}
+
 /// The wide ECB file itself (USD and JPY columns, last 600 days) melted by the recipe into a `currency` panel,
 /// 1 to 2 days ahead by recursion with 80% intervals: a bundle trained on a wide file, served as its long panel.
 pub(crate) fn ecb_wide() -> &'static Trained {

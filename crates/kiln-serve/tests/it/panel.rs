@@ -302,3 +302,38 @@ async fn a_direct_bundle_answers_every_step_from_its_step_models() {
     assert_eq!(observed.status, 200, "{}", observed.body);
     assert_eq!(observed.body["steps"], answer["steps"]);
 }
+
+/// One model per series: a window of each series is answered by its own model (equal to batch scoring, bounds
+/// included), and a series the bundle has no model of is a 422 naming it.
+#[tokio::test]
+async fn a_per_series_bundle_answers_each_series_with_its_own_model() {
+    let trained = crate::helpers::ecb_per_series();
+    let state = crate::helpers::state_for(trained, "ecb-per-series", ServeConfig::default());
+    let bundle = read(trained);
+    assert_eq!(bundle.per_series.as_ref().unwrap().keys, ["GBP", "JPY", "USD"]);
+    let scored = kiln_score::score(&bundle, &trained.frame, false).unwrap();
+    let (_, keys) = scored.series.as_ref().unwrap();
+    for series in ["USD", "GBP"] {
+        let rows = rows_of(series);
+        let window: Vec<Value> = rows[rows.len() - 40..].iter().map(|&i| row(&trained.frame, &columns(), i)).collect();
+        let answer = post(&state, "/predict", &json!({ "window": window })).await;
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        let mine: Vec<usize> = (0..keys.len()).filter(|&r| keys[r] == series).collect();
+        let steps = answer.body["steps"].as_array().unwrap();
+        for (k, &r) in mine[mine.len() - 3..].iter().enumerate() {
+            assert_eq!(steps[k]["prediction"].as_f64().unwrap().to_bits(), scored.predictions[r].to_bits());
+        }
+    }
+    let rows = rows_of("JPY");
+    let window: Vec<Value> = rows[rows.len() - 40..]
+        .iter()
+        .map(|&i| {
+            let mut r = row(&trained.frame, &columns(), i);
+            r["currency"] = json!("XAU");
+            r
+        })
+        .collect();
+    let refused = post(&state, "/predict", &json!({ "window": window })).await;
+    assert_eq!(refused.status, 422, "{}", refused.body);
+    assert!(refused.body["error"]["message"].as_str().unwrap().contains("'XAU'"), "{}", refused.body);
+}
