@@ -89,7 +89,8 @@ kiln features --config conf/experiments/etth1.yaml --input new_rows.csv --output
     /// (append a series' rows; then /predict with {"series": KEY}), GET /health, /ready, /model, /metrics
     /// (Prometheus), /openapi.json and /docs (an interactive page). A tabular record is an object of the model's
     /// input columns; a forecast record is {"window": [row, ...]}, raw rows ordered by time, and the answer is the
-    /// forecast from the last row, computed by the same pipeline as `kiln predict` and equal to it. Bad input gets a
+    /// forecast from the last row (a multi-step model: every step with its interval bounds; a panel model's rows
+    /// name their series), computed by the same pipeline as `kiln predict` and equal to it. Bad input gets a
     /// 4xx JSON error with a stable code and the field at fault. When the reference is an alias, a stage or
     /// `latest`, the registry is polled and a new version is swapped in without failing a request. Stops on SIGTERM
     /// or Ctrl-C after the requests in flight have finished.
