@@ -141,7 +141,7 @@ pub struct Origins {
     pub series: Option<Vec<String>>,
     pub times: Vec<i64>,
     /// each origin's history: `histories[h]` is one series' target values in time order; origin `o` reads
-    /// `histories[history[o].0][..=history[o].1]`
+    /// `histories[at[o].0][..=at[o].1]`
     pub histories: Vec<Vec<f64>>,
     pub at: Vec<(usize, usize)>,
     /// rows in the warm-up (per series)
