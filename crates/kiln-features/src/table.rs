@@ -176,6 +176,7 @@ impl TimeSeriesRecipe {
         for (at, &(_, _, s)) in order.iter().enumerate() {
             position[s as usize].push(at);
         }
+        drop(order);
         let n_cols = resolved.outputs.len();
         let mut data = vec![f64::NAN; n_out * n_cols];
         let mut out_times = vec![0i64; n_out];
