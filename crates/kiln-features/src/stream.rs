@@ -146,7 +146,8 @@ fn push_panel(
         let part = stream.push(&chunk.take(rows)).map_err(|e| match e {
             // the series' own row numbers, told as rows of the whole input
             FeatureError::NotSorted { column, row, prev, next, .. } => {
-                let local = row - (stream.rows_before_push());
+                // the push that failed did not count its rows
+                let local = row - stream.rows;
                 FeatureError::NotSorted { column, prev_row: None, row: offset + rows[local], prev, next }
             }
             other => other,
@@ -179,12 +180,6 @@ fn push_panel(
 }
 
 impl SeriesStream {
-    /// Rows of this series pushed before the chunk now being pushed (for error rows); the push that failed did not
-    /// count its rows.
-    fn rows_before_push(&self) -> usize {
-        self.rows
-    }
-
     fn push(&mut self, chunk: &Frame) -> Result<FeatureChunk, FeatureError> {
         let offset = self.rows;
         let resolved = self.recipe.resolve(chunk).map_err(|e| match e {

@@ -229,13 +229,14 @@ fn score_direct(bundle: &Bundle<FittedPipeline>, prepared: Prepared) -> Result<S
         .iter()
         .map(|out| out.iter().zip(&current).map(|(&o, &c)| recipe.target_transform.invert(c, o)).collect())
         .collect();
-    Ok(long_form(bundle, &origins, prepared.series, &forecasts, prepared.warmup_dropped))
+    Ok(long_form(bundle, recipe, &origins, prepared.series, &forecasts, prepared.warmup_dropped))
 }
 
 /// Multi-step forecasts (`forecasts[k][o]`: step k + 1 from origin o) in long form, origin by origin: each row's
 /// origin, target time, step, forecast, series (a panel) and interval bounds (a bundle with intervals).
 fn long_form(
     bundle: &Bundle<FittedPipeline>,
+    recipe: &TimeSeriesRecipe,
     origins: &[i64],
     series: Option<Vec<String>>,
     forecasts: &[Vec<f64>],
@@ -268,15 +269,14 @@ fn long_form(
         }
         columns
     });
-    let recipe = pipeline.recipe();
-    let series = match (recipe.and_then(|r| r.series_column.clone()), series) {
+    let series = match (&recipe.series_column, series) {
         (Some(column), Some(keys)) => {
-            Some((column, keys.into_iter().flat_map(|k| std::iter::repeat_n(k, steps)).collect()))
+            Some((column.clone(), keys.into_iter().flat_map(|k| std::iter::repeat_n(k, steps)).collect()))
         }
         _ => None,
     };
     Scored {
-        keys: RowKeys::Times { column: recipe.map_or_else(String::new, |r| r.time_column.clone()), values: times },
+        keys: RowKeys::Times { column: recipe.time_column.clone(), values: times },
         raw: Vec::new(),
         predictions,
         classes: None,
@@ -317,7 +317,7 @@ fn score_steps(bundle: &Bundle<FittedPipeline>, origins: kiln_features::Origins)
         })?
     };
     let times: Vec<i64> = list.iter().map(|o| o.time).collect();
-    Ok(long_form(bundle, &times, origins.series, &forecasts, origins.warmup_dropped))
+    Ok(long_form(bundle, recipe, &times, origins.series, &forecasts, origins.warmup_dropped))
 }
 
 fn no_contributions(bundle: &Bundle<FittedPipeline>) -> ScoreError {

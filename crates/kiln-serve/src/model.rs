@@ -237,17 +237,15 @@ impl LoadedModel {
         }
         let served = served_pipeline(pipeline);
         let schema = match &served.input {
-            PipelineInput::Forecast(recipe) => {
-                let fields = recipe
-                    .input_columns()
+            PipelineInput::Forecast(_) => {
+                // the served pipeline's own input kinds; a forecast's one categorical input is its series column
+                let fields = served
+                    .input_kinds()
                     .into_iter()
-                    .map(|name| {
-                        let kind = if name == recipe.time_column {
-                            FieldKind::Timestamp
-                        } else if recipe.series_column.as_ref() == Some(&name) {
-                            FieldKind::Series
-                        } else {
-                            FieldKind::Numeric
+                    .map(|(name, kind)| {
+                        let kind = match kind {
+                            ColumnKind::Categorical => FieldKind::Series,
+                            other => FieldKind::from_column(other),
                         };
                         Field { name, kind }
                     })

@@ -194,6 +194,12 @@ struct StepOrigin {
     series: Option<String>,
 }
 
+/// What an answer names of its origin: the time and, for a panel, the series.
+struct AnsweredOrigin {
+    time: i64,
+    series: Option<String>,
+}
+
 /// A direct multi-step bundle's forecasts: every step's model on each record's feature row (the window's last row,
 /// or the row kept for a series), `out[k][o]` in the target's units.
 fn direct_forecasts(
@@ -202,7 +208,7 @@ fn direct_forecasts(
     records: Vec<ForecastRecord>,
     record: &dyn Fn(usize) -> Loc,
     recipe: &TimeSeriesRecipe,
-) -> Result<(Vec<StepOrigin>, Vec<Vec<f64>>), ApiError> {
+) -> Result<(Vec<AnsweredOrigin>, Vec<Vec<f64>>), ApiError> {
     let bundle = model.bundle();
     let pipeline = model.pipeline();
     let panel = recipe.series_column.is_some();
@@ -220,7 +226,7 @@ fn direct_forecasts(
                 (series.last_row(model, &key, loc.path(Some("series")))?, panel.then_some(key))
             }
         };
-        origins.push(StepOrigin { history: vec![row.current], time: row.time, series: key });
+        origins.push(AnsweredOrigin { time: row.time, series: key });
         rows.push(row);
     }
     let data = rows.iter().flat_map(|r| r.values.iter().copied()).collect();
@@ -292,14 +298,16 @@ fn forecast_steps(
             StepError::Api(e) => e,
             StepError::Feature(e) => ApiError::from_feature(e, None, &|_, column| column.to_string()),
         })?;
-    step_answers(pipeline, step, &origins, &forecasts, record)
+    let answered: Vec<AnsweredOrigin> =
+        origins.into_iter().map(|o| AnsweredOrigin { time: o.time, series: o.series }).collect();
+    step_answers(pipeline, step, &answered, &forecasts, record)
 }
 
 /// Each origin's answer: every step's target time and forecast, with its bounds when the bundle has intervals.
 fn step_answers(
     pipeline: &kiln_features::FittedPipeline,
     step: kiln_features::SeriesStep,
-    origins: &[StepOrigin],
+    origins: &[AnsweredOrigin],
     forecasts: &[Vec<f64>],
     record: &dyn Fn(usize) -> Loc,
 ) -> Result<Vec<Answer>, ApiError> {

@@ -29,22 +29,12 @@ pub struct StepMetrics {
     pub seasonal: Option<RegressionMetrics>,
 }
 
-/// The seasonal naive forecasts of steps 1..=steps from each of `rows` (design rows): `out[k][i]`, the series' value
-/// `m * ceil((k + 1) / m)` rows before the target (NaN before the series' first row).
-///
-/// # Errors
-/// An invalid recipe or frame.
-pub(crate) fn seasonal_steps(
-    recipe: &TimeSeriesRecipe,
-    frame: &Frame,
-    design: &Design,
-    rows: &[usize],
-    steps: usize,
-    m: usize,
-) -> Result<Vec<Vec<f64>>, TrainError> {
-    let all = recipe.history_stream()?.push(frame, 0)?;
-    let place = places(&all, design, rows);
-    Ok((1..=steps)
+/// The seasonal naive forecasts of steps 1..=steps from each of `rows` (design rows), read from the series'
+/// histories in `all`: `out[k][i]`, the series' value `m * ceil((k + 1) / m)` rows before the target (NaN before the
+/// series' first row).
+fn seasonal_steps(all: &Origins, design: &Design, rows: &[usize], steps: usize, m: usize) -> Vec<Vec<f64>> {
+    let place = places(all, design, rows);
+    (1..=steps)
         .map(|k| {
             let back = m * k.div_ceil(m);
             place
@@ -54,7 +44,7 @@ pub(crate) fn seasonal_steps(
                 })
                 .collect()
         })
-        .collect())
+        .collect()
 }
 
 /// The metrics of a seasonal naive forecast against the truth, over the rows where it is defined; `None` when it
@@ -131,7 +121,7 @@ pub(crate) fn step_metrics(
     }
     let forecasts = pipeline
         .forecast_recursive(&origins, steps, step, &mut |x| Ok::<_, TrainError>(predict_origins(model, &keys, x)?))?;
-    let naive = season.map(|m| seasonal_steps(recipe, frame, design, &scored, steps, m)).transpose()?;
+    let naive = season.map(|m| seasonal_steps(&all, design, &scored, steps, m));
     let mut out = Vec::with_capacity(steps);
     for (k, (forecast, truth)) in forecasts.iter().zip(&truths).enumerate() {
         let coverage = match &pipeline.intervals {
@@ -427,8 +417,13 @@ pub(crate) fn direct_step_metrics(
     season: Option<usize>,
 ) -> Result<Vec<StepMetrics>, TrainError> {
     let (model, step_models, x) = fitted;
-    let naive =
-        season.map(|m| seasonal_steps(recipe, frame, design, &parts.test, step_models.len() + 1, m)).transpose()?;
+    let naive = match season {
+        Some(m) => {
+            let all = recipe.history_stream()?.push(frame, 0)?;
+            Some(seasonal_steps(&all, design, &parts.test, step_models.len() + 1, m))
+        }
+        None => None,
+    };
     let x_test = x.take_rows(&parts.test);
     let persistence: Vec<f64> = parts.test.iter().map(|&r| design.current[r]).collect();
     let mut out = Vec::with_capacity(step_models.len() + 1);

@@ -121,6 +121,27 @@ pub(crate) fn eurusd() -> &'static Trained {
     })
 }
 
+/// The ECB file's `currencies` columns (and `Date`) over their last `days` days, wide as the file is.
+fn ecb_tail(currencies: &[String], days: usize) -> Frame {
+    let columns = std::iter::once("Date".to_string()).chain(currencies.iter().cloned()).collect();
+    let opts = ReadOptions { time_column: Some("Date".into()), columns: Some(columns), ..ReadOptions::default() };
+    let wide = kiln_data::read_frame(&data("ecb_eurofxref-hist.csv"), &opts).unwrap();
+    let n = wide.n_rows();
+    wide.slice(n - days, n)
+}
+
+/// A panel forecast of `recipe` with the tests' split (the last 20% to test, 10% before it to validate),
+/// `intervals` (levels, windows) and `model.per_series`.
+fn panel_task(recipe: TimeSeriesRecipe, intervals: Option<(Vec<f64>, usize)>, per_series: bool) -> TaskSpec {
+    TaskSpec::Forecast {
+        recipe,
+        split: HoldoutSpec { test_size: Size::Fraction(0.2), validation_size: Some(Size::Fraction(0.1)), gap: 0 },
+        missing: Default::default(),
+        intervals: intervals.map(|(levels, windows)| kiln_features::IntervalSpec { levels, windows }),
+        per_series,
+    }
+}
+
 /// Three ECB currencies (USD, JPY, GBP) over their last 1200 days as one long panel (a `currency` column), 1 to 3
 /// days ahead by recursion with 80% and 95% conformal intervals: conf/tasks/ecb_panel_5d.yaml made small.
 pub(crate) fn ecb_panel() -> &'static Trained {
@@ -143,20 +164,8 @@ pub(crate) fn ecb_panel() -> &'static Trained {
         }))
         .unwrap();
         let currencies: Vec<String> = ["USD", "JPY", "GBP"].map(String::from).to_vec();
-        let columns = std::iter::once("Date".to_string()).chain(currencies.iter().cloned()).collect();
-        let opts = ReadOptions { time_column: Some("Date".into()), columns: Some(columns), ..ReadOptions::default() };
-        let wide = kiln_data::read_frame(&data("ecb_eurofxref-hist.csv"), &opts).unwrap();
-        let n = wide.n_rows();
-        let (frame, _) = wide.slice(n - 1200, n).melt(&currencies, "currency", "rate").unwrap();
-        let split = HoldoutSpec { test_size: Size::Fraction(0.2), validation_size: Some(Size::Fraction(0.1)), gap: 0 };
-        let intervals = kiln_features::IntervalSpec { levels: vec![80.0, 95.0], windows: 3 };
-        let task = TaskSpec::Forecast {
-            recipe,
-            split,
-            missing: Default::default(),
-            intervals: Some(intervals),
-            per_series: false,
-        };
+        let (frame, _) = ecb_tail(&currencies, 1200).melt(&currencies, "currency", "rate").unwrap();
+        let task = panel_task(recipe, Some((vec![80.0, 95.0], 3)), false);
         train("ecb-panel", task, Vec::new(), frame, Gates::Regression(GateSpec::default()))
     })
 }
@@ -180,11 +189,8 @@ pub(crate) fn ecb_direct() -> &'static Trained {
             ]
         }))
         .unwrap();
-        let frame = ecb_panel().frame.clone();
-        let split = HoldoutSpec { test_size: Size::Fraction(0.2), validation_size: Some(Size::Fraction(0.1)), gap: 0 };
-        let task =
-            TaskSpec::Forecast { recipe, split, missing: Default::default(), intervals: None, per_series: false };
-        train("ecb-direct", task, Vec::new(), frame, Gates::Regression(GateSpec::default()))
+        let task = panel_task(recipe, None, false);
+        train("ecb-direct", task, Vec::new(), ecb_panel().frame.clone(), Gates::Regression(GateSpec::default()))
     })
 }
 
@@ -197,15 +203,7 @@ pub(crate) fn ecb_per_series() -> &'static Trained {
         let bundle: kiln_models::Bundle<kiln_features::FittedPipeline> =
             kiln_models::read_bundle(&trained.bundle_dir).unwrap();
         let kiln_features::PipelineInput::Forecast(recipe) = bundle.pipeline.input else { unreachable!() };
-        let split = HoldoutSpec { test_size: Size::Fraction(0.2), validation_size: Some(Size::Fraction(0.1)), gap: 0 };
-        let intervals = kiln_features::IntervalSpec { levels: vec![80.0, 95.0], windows: 3 };
-        let task = TaskSpec::Forecast {
-            recipe,
-            split,
-            missing: Default::default(),
-            intervals: Some(intervals),
-            per_series: true,
-        };
+        let task = panel_task(recipe, Some((vec![80.0, 95.0], 3)), true);
         train("ecb-per-series", task, Vec::new(), trained.frame.clone(), Gates::Regression(GateSpec::default()))
     })
 }
@@ -229,20 +227,8 @@ pub(crate) fn ecb_wide() -> &'static Trained {
             ]
         }))
         .unwrap();
-        let columns = ["Date", "USD", "JPY"].map(String::from).to_vec();
-        let opts = ReadOptions { time_column: Some("Date".into()), columns: Some(columns), ..ReadOptions::default() };
-        let wide = kiln_data::read_frame(&data("ecb_eurofxref-hist.csv"), &opts).unwrap();
-        let n = wide.n_rows();
-        let frame = wide.slice(n - 600, n);
-        let split = HoldoutSpec { test_size: Size::Fraction(0.2), validation_size: Some(Size::Fraction(0.1)), gap: 0 };
-        let intervals = kiln_features::IntervalSpec { levels: vec![80.0], windows: 2 };
-        let task = TaskSpec::Forecast {
-            recipe,
-            split,
-            missing: Default::default(),
-            intervals: Some(intervals),
-            per_series: false,
-        };
+        let frame = ecb_tail(&["USD", "JPY"].map(String::from), 600);
+        let task = panel_task(recipe, Some((vec![80.0], 2)), false);
         train("ecb-wide", task, Vec::new(), frame, Gates::Regression(GateSpec::default()))
     })
 }
