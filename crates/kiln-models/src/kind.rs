@@ -74,6 +74,12 @@ pub trait Checked: fmt::Debug + Send + Sync {
     /// Never in practice: the parameters were checked already.
     fn without_early_stopping(&self) -> Result<ModelSpec, ModelError>;
 
+    /// The same model on `threads` library threads, where kiln chose the thread count (the experiment did not fix
+    /// it); `None` for a fixed count or a kind without threads.
+    fn with_threads(&self, _threads: usize) -> Option<ModelSpec> {
+        None
+    }
+
     /// Fits on `data`.
     ///
     /// # Errors
@@ -177,6 +183,13 @@ impl ModelSpec {
     /// Never in practice: the parameters were checked already.
     pub fn without_early_stopping(&self) -> Result<ModelSpec, ModelError> {
         self.0.without_early_stopping()
+    }
+
+    /// The same model on `threads` library threads when kiln chose its thread count, for fits that run side by
+    /// side (a backtest's folds, so that folds x threads stay within the cores); itself when the experiment fixed
+    /// the count or the kind has no threads.
+    pub fn with_threads(&self, threads: usize) -> ModelSpec {
+        self.0.with_threads(threads).unwrap_or_else(|| self.clone())
     }
 
     /// Fits on `x`/`y`, with an optional validation set for early stopping.
@@ -346,7 +359,13 @@ macro_rules! boosted_trees {
             fn without_early_stopping(&self) -> Result<$crate::ModelSpec, $crate::ModelError> {
                 let mut params = self.params().clone();
                 params.early_stopping_rounds = None;
-                Ok($crate::ModelSpec::new(params.check()?))
+                let checked = params.check()?;
+                // the thread count kiln chose stays the one it chose
+                Ok($crate::ModelSpec::new(<$checked>::with_threads(&checked, self.threads()).unwrap_or(checked)))
+            }
+
+            fn with_threads(&self, threads: usize) -> Option<$crate::ModelSpec> {
+                <$checked>::with_threads(self, u32::try_from(threads).unwrap_or(u32::MAX)).map($crate::ModelSpec::new)
             }
 
             fn fit_model(&self, data: &$crate::FitData<'_>) -> Result<$crate::FittedModel, $crate::ModelError> {

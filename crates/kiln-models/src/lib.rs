@@ -35,5 +35,11 @@ pub use xgboost::{
     CheckedXgBoost, XGBOOST_VERSION, XgBoostModel, XgBoostParams, XgbMetric, XgbObjective, XgbTreeMethod,
 };
 
+/// The threads a library trains with when the experiment does not say: every core this process may use (its CPU
+/// quota in a container), at least one.
+pub fn default_threads() -> u32 {
+    std::thread::available_parallelism().map_or(1, |n| u32::try_from(n.get()).unwrap_or(u32::MAX))
+}
+
 #[cfg(test)]
 mod tests;

@@ -134,7 +134,9 @@ impl LgbMetric {
 
 /// LightGBM's hyperparameters as a user writes them (`model.params` in the experiment YAML). Every field defaults to
 /// LightGBM's own default, except the ones about reproducibility and logging: `seed` (42), `deterministic` (true),
-/// `num_threads` (1) and `verbosity` (-1).
+/// `verbosity` (-1), and `num_threads`, which is every core of the machine when the experiment leaves it out (the
+/// number is resolved by [`LightGbmParams::check`] and logged; a model is reproducible bit for bit for a fixed thread
+/// count, so an experiment that must give the same bundle on every machine sets it).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LightGbmParams {
@@ -170,7 +172,8 @@ pub struct LightGbmParams {
     /// drives every LightGBM seed (bagging, feature fraction, data, extra trees, objective)
     pub seed: u64,
     pub deterministic: bool,
-    pub num_threads: u32,
+    /// LightGBM's OpenMP threads; `None`: every core ([`crate::default_threads`])
+    pub num_threads: Option<u32>,
     pub verbosity: i32,
 }
 
@@ -199,7 +202,7 @@ impl Default for LightGbmParams {
             is_unbalance: false,
             seed: 42,
             deterministic: true,
-            num_threads: 1,
+            num_threads: None,
             verbosity: -1,
         }
     }
@@ -291,22 +294,42 @@ impl LightGbmParams {
             ));
         }
         check_u("seed", p.seed, 0, I32_MAX)?;
-        check_u("num_threads", p.num_threads.into(), 1, I32_MAX)?;
-        Ok(CheckedLightGbm { params: p.clone(), metric })
+        if let Some(threads) = p.num_threads {
+            check_u("num_threads", threads.into(), 1, I32_MAX)?;
+        }
+        Ok(CheckedLightGbm { params: p.clone(), metric, threads: p.num_threads.unwrap_or_else(crate::default_threads) })
     }
 }
 
 /// Hyperparameters that passed [`LightGbmParams::check`]; they can fit a [`LightGbmModel`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct CheckedLightGbm {
+    /// as given
     params: LightGbmParams,
     metric: LgbMetric,
+    /// the threads the library trains with: `num_threads`, or every core when the experiment left it out
+    threads: u32,
 }
 
 impl CheckedLightGbm {
-    /// The checked values.
+    /// The checked values (as given: `None` where kiln chooses the threads).
     pub fn params(&self) -> &LightGbmParams {
         &self.params
+    }
+
+    /// The threads LightGBM trains with.
+    pub fn threads(&self) -> u32 {
+        self.threads
+    }
+
+    /// The same model on `threads` threads when kiln chose its thread count, for fits that run side by side (a
+    /// backtest's folds); `None` when the experiment fixed `num_threads`, which is kept.
+    pub fn with_threads(&self, threads: u32) -> Option<CheckedLightGbm> {
+        self.params.num_threads.is_none().then(|| {
+            let mut out = self.clone();
+            out.threads = threads.max(1);
+            out
+        })
     }
 
     /// The metric LightGBM evaluates and early stopping watches (the objective's default when none was given).
@@ -361,7 +384,7 @@ impl CheckedLightGbm {
             ("force_row_wise", true.into()),
             // the metric on the training rows too, after every round (the fitted model's curves)
             ("is_provide_training_metric", true.into()),
-            ("num_threads", p.num_threads.into()),
+            ("num_threads", self.threads().into()),
             ("verbosity", p.verbosity.into()),
         ]);
         v

@@ -114,16 +114,32 @@ fn defaults_are_lightgbms() {
         ("data_random_seed", "42"),
         ("deterministic", "true"),
         ("force_row_wise", "true"),
-        ("num_threads", "1"),
         ("verbosity", "-1"),
     ] {
         assert_eq!(logged.get(k).map(String::as_str), Some(v), "{k}");
     }
+    // left out, the threads are every core, logged as the number
+    assert_eq!(logged["num_threads"], crate::default_threads().to_string());
     assert!(!logged.contains_key("alpha"), "alpha only matters for huber and quantile");
     let q = params("objective: quantile\nalpha: 0.1").check().unwrap();
     assert_eq!(q.metric(), LgbMetric::Quantile);
     assert!(q.as_params().contains(&("alpha".into(), "0.1".into())));
     assert_eq!(params("objective: l1\nmetric: mae").objective, LgbObjective::RegressionL1);
+}
+
+#[test]
+fn kiln_gives_fewer_threads_only_where_it_chose_them() {
+    let logged = |spec: &crate::ModelSpec| -> String {
+        spec.params().into_iter().find(|(k, _)| k == "num_threads").map(|(_, v)| v).unwrap()
+    };
+    let chosen = crate::ModelSpec::new(params("early_stopping_rounds: 5").check().unwrap());
+    assert_eq!(logged(&chosen), crate::default_threads().to_string());
+    let fold = chosen.with_threads(1);
+    assert_eq!(logged(&fold), "1");
+    // the selectors' fits without early stopping keep the count the fold was given
+    assert_eq!(logged(&fold.without_early_stopping().unwrap()), "1");
+    let fixed = crate::ModelSpec::new(params("num_threads: 3").check().unwrap());
+    assert_eq!(logged(&fixed.with_threads(1)), "3");
 }
 
 #[test]

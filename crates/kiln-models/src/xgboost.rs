@@ -24,7 +24,8 @@
 //! - **f32 inside.** XGBoost stores features, thresholds and predictions as f32. Inputs are rounded from f64 to f32
 //!   (as Python's `DMatrix` does with a float64 array; NaN is missing, a finite value too large for f32 is refused)
 //!   and outputs are widened to f64 exactly. Labels go to XGBoost as f32.
-//! - **Reproducible.** `tree_method` is `hist`, `nthread` and `seed` are explicit (1 and 42 by default); XGBoost's
+//! - **Reproducible.** `tree_method` is `hist`, `seed` is explicit (42 by default) and `nthread` is every core
+//!   unless the experiment sets it (resolved and logged; a model is reproducible bit for bit for a fixed count); XGBoost's
 //!   random generator is per thread and seeded when the booster is first configured, so two fits give the same
 //!   JSON. XGBoost's log is silenced (`verbosity` 0) unless asked for.
 //!
@@ -159,8 +160,8 @@ impl XgbTreeMethod {
 }
 
 /// XGBoost's hyperparameters as a user writes them (`model.params` in the experiment YAML). Every field defaults to
-/// XGBoost's own default, except the ones about reproducibility and logging: `seed` (42), `nthread` (1) and
-/// `verbosity` (0). Without `base_score` XGBoost 1.6 starts from 0.5 (XGBoost >= 2.0 estimates it from the labels
+/// XGBoost's own default, except the ones about reproducibility and logging: `seed` (42), `nthread` (every core,
+/// resolved by [`XgBoostParams::check`]) and `verbosity` (0). Without `base_score` XGBoost 1.6 starts from 0.5 (XGBoost >= 2.0 estimates it from the labels
 /// instead; set it to the label mean to get that behaviour for squared error).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -195,7 +196,8 @@ pub struct XgBoostParams {
     pub early_stopping_rounds: Option<u32>,
     /// the initial prediction (a probability for `binary:logistic`); XGBoost 1.6's 0.5 when absent
     pub base_score: Option<f64>,
-    pub nthread: u32,
+    /// XGBoost's OpenMP threads; `None`: every core ([`crate::default_threads`])
+    pub nthread: Option<u32>,
     pub seed: u64,
     /// XGBoost's log level, 0 (silent) to 3 (debug); XGBoost applies it to the whole process
     pub verbosity: u32,
@@ -221,7 +223,7 @@ impl Default for XgBoostParams {
             eval_metric: None,
             early_stopping_rounds: None,
             base_score: None,
-            nthread: 1,
+            nthread: None,
             seed: 42,
             verbosity: 0,
         }
@@ -322,24 +324,44 @@ impl XgBoostParams {
                 check_f64("base_score", base, true, "must be finite")?;
             }
         }
-        check_range("nthread", p.nthread.into(), 1, I32_MAX)?;
+        if let Some(threads) = p.nthread {
+            check_range("nthread", threads.into(), 1, I32_MAX)?;
+        }
         check_range("seed", p.seed, 0, i64::MAX as u64)?;
         check_range("verbosity", p.verbosity.into(), 0, 3)?;
-        Ok(CheckedXgBoost { params: p.clone(), metric })
+        Ok(CheckedXgBoost { params: p.clone(), metric, threads: p.nthread.unwrap_or_else(crate::default_threads) })
     }
 }
 
 /// Hyperparameters that passed [`XgBoostParams::check`]; they can fit an [`XgBoostModel`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct CheckedXgBoost {
+    /// as given
     params: XgBoostParams,
     metric: XgbMetric,
+    /// the threads the library trains with: `nthread`, or every core when the experiment left it out
+    threads: u32,
 }
 
 impl CheckedXgBoost {
-    /// The checked values.
+    /// The checked values (as given: `None` where kiln chooses the threads).
     pub fn params(&self) -> &XgBoostParams {
         &self.params
+    }
+
+    /// The threads XGBoost trains with.
+    pub fn threads(&self) -> u32 {
+        self.threads
+    }
+
+    /// The same model on `threads` threads when kiln chose its thread count, for fits that run side by side (a
+    /// backtest's folds); `None` when the experiment fixed `nthread`, which is kept.
+    pub fn with_threads(&self, threads: u32) -> Option<CheckedXgBoost> {
+        self.params.nthread.is_none().then(|| {
+            let mut out = self.clone();
+            out.threads = threads.max(1);
+            out
+        })
     }
 
     /// The metric XGBoost evaluates and early stopping watches (the objective's default when none was given).
@@ -380,7 +402,7 @@ impl CheckedXgBoost {
             v.push(("base_score", py_float(base)));
         }
         v.extend([
-            ("nthread", p.nthread.to_string()),
+            ("nthread", self.threads().to_string()),
             ("seed", p.seed.to_string()),
             ("verbosity", p.verbosity.to_string()),
         ]);
@@ -503,12 +525,12 @@ impl Estimator for CheckedXgBoost {
         let train_err = |set: &'static str| move |e: String| ModelError::Train(format!("the {set} set: {e}"));
         let values = features_f32(&x.data, &x.names).map_err(train_err("training"))?;
         let dtrain =
-            train::Data::new(&values, x.n_rows, x.n_cols(), &labels, p.nthread).map_err(train_err("training"))?;
+            train::Data::new(&values, x.n_rows, x.n_cols(), &labels, self.threads()).map_err(train_err("training"))?;
         let dvalid = match &valid {
             Some((vx, vlabels)) => {
                 let values = features_f32(&vx.data, &vx.names).map_err(train_err("validation"))?;
                 Some(
-                    train::Data::new(&values, vx.n_rows, vx.n_cols(), vlabels, p.nthread)
+                    train::Data::new(&values, vx.n_rows, vx.n_cols(), vlabels, self.threads())
                         .map_err(train_err("validation"))?,
                 )
             }

@@ -220,12 +220,19 @@ pub fn backtest(
     // the folds that are fitted; the others are scored by the last fitted one
     let fitted: Vec<usize> = (0..parts.len()).step_by(spec.refit_every).collect();
 
+    // the folds fitted side by side share the cores: where kiln chooses a model's thread count (the experiment does
+    // not fix `num_threads`/`nthread`), each fold's model gets cores / min(cores, folds) library threads. That
+    // count leaves `threads` out, so the folds' models, and the result, are the same for any `threads`.
+    let workers = spec.threads.max(1).min(fitted.len());
+    let cores = kiln_models::default_threads() as usize;
+    let model = spec.fit.model.with_threads((cores / cores.min(fitted.len()).max(1)).max(1));
+    let spec = &BacktestSpec { fit: FitSpec { model: &model, ..spec.fit }, ..*spec };
     // workers take the next fold to fit; results land in their fold's slot, so their order never depends on timing
     let next = AtomicUsize::new(0);
     let slots: Vec<Mutex<Option<Result<Fitting, TrainError>>>> = fitted.iter().map(|_| Mutex::new(None)).collect();
     let (done_tx, done_rx) = std::sync::mpsc::channel::<usize>();
     std::thread::scope(|scope| {
-        for _ in 0..spec.threads.max(1).min(fitted.len()) {
+        for _ in 0..workers {
             let done_tx = done_tx.clone();
             let (next, slots, parts, design, fitted) = (&next, &slots, &parts, &design, &fitted);
             scope.spawn(move || {

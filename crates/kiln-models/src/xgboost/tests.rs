@@ -88,12 +88,12 @@ fn defaults_are_xgboosts() {
         ("max_bin", "256"),
         ("tree_method", "hist"),
         ("early_stopping_rounds", "None"),
-        ("nthread", "1"),
         ("seed", "42"),
         ("verbosity", "0"),
     ] {
         assert_eq!(logged.get(k).map(String::as_str), Some(v), "{k}");
     }
+    assert_eq!(logged["nthread"], crate::default_threads().to_string());
     for absent in ["scale_pos_weight", "huber_slope", "base_score"] {
         assert!(!logged.contains_key(absent), "{absent} does not apply to reg:squarederror with defaults");
     }
