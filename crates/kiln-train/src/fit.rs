@@ -149,6 +149,7 @@ pub(crate) fn fit_parts(
         fit_per_series(spec, design, parts, &x)?
     } else {
         let model = spec.model.fit(&x_fit, &y_fit, valid)?;
+        progress.step(&format!("predicting the {} rows of every part", x.n_rows));
         let outputs = model.predict(&x)?;
         (model, None, outputs)
     };
