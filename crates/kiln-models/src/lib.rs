@@ -15,6 +15,7 @@ mod error;
 mod kind;
 mod kinds;
 mod lightgbm;
+mod native;
 mod smartcore_adapter;
 mod xgboost;
 
