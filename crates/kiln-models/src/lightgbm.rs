@@ -723,8 +723,12 @@ impl LightGbmModel {
         self.native.is_some()
     }
 
-    /// [`LightGbmModel::predict_row`] through LightGBM's single-row fast path.
-    pub(crate) fn predict_row_library(&self, row: &[f64]) -> Result<f64, ModelError> {
+    /// [`LightGbmModel::predict_row`] through LightGBM's single-row fast path, never the native trees (for comparisons and
+    /// benchmarks).
+    ///
+    /// # Errors
+    /// As `predict_row`.
+    pub fn predict_row_library(&self, row: &[f64]) -> Result<f64, ModelError> {
         checks::check_width(row.len(), &self.feature_names)?;
         let predict = |b: MutexGuard<'_, SendBooster>| {
             b.0.predict_single_row_fast(row).map_err(|e| ModelError::Predict(e.to_string()))

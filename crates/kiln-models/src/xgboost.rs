@@ -860,8 +860,12 @@ impl XgBoostModel {
         Ok(out)
     }
 
-    /// [`XgBoostModel::predict_row`] through XGBoost itself.
-    pub(crate) fn predict_row_library(&self, row: &[f64]) -> Result<f64, ModelError> {
+    /// [`XgBoostModel::predict_row`] through XGBoost itself, never the native trees (for comparisons and
+    /// benchmarks).
+    ///
+    /// # Errors
+    /// As `predict_row`.
+    pub fn predict_row_library(&self, row: &[f64]) -> Result<f64, ModelError> {
         checks::check_width(row.len(), &self.feature_names)?;
         let input = dmatrix(row, 1, &self.feature_names, 1).map_err(ModelError::Predict)?;
         let out = self.booster().predict(&input).map_err(|e| ModelError::Predict(e.to_string()))?;

@@ -14,20 +14,20 @@
 
 use serde_json::Value;
 
-use super::for_blocks;
+use super::{Tree, predict_blocks, predict_one, tree_depth};
 
-/// One split. Children are node indices, or `!leaf` (negative) for a leaf's index into [`Forest::leaves`];
+/// One split, or a leaf (children itself, its value in `threshold`). Children are indices into [`Forest::nodes`];
 /// `children[2]` is the default (missing) child.
 #[derive(Debug, Clone, Copy)]
 struct Node {
     threshold: f32,
     feature: u32,
-    children: [i32; 3],
+    children: [u32; 3],
 }
 
 impl Node {
     #[inline(always)]
-    fn next(&self, v: f32) -> i32 {
+    fn next(&self, v: f32) -> u32 {
         if v.is_nan() {
             return self.children[2];
         }
@@ -60,10 +60,8 @@ impl Output {
 /// An XGBoost model ready for native evaluation.
 #[derive(Debug, Clone)]
 pub(crate) struct Forest {
-    /// per tree: the root node, or the leaf code of a one-leaf tree
-    roots: Vec<i32>,
+    trees: Vec<Tree>,
     nodes: Vec<Node>,
-    leaves: Vec<f32>,
     base_margin: f32,
     n_features: usize,
     output: Output,
@@ -97,8 +95,7 @@ impl Forest {
         if trees.is_empty() || info.len() != trees.len() || info.iter().any(|g| g.as_i64() != Some(0)) {
             return None;
         }
-        let mut forest =
-            Forest { roots: Vec::new(), nodes: Vec::new(), leaves: Vec::new(), base_margin, n_features, output };
+        let mut forest = Forest { trees: Vec::new(), nodes: Vec::new(), base_margin, n_features, output };
         for tree in trees {
             forest.push_tree(tree)?;
         }
@@ -122,35 +119,37 @@ impl Forest {
         {
             return None; // categorical splits
         }
-        // XGBoost's node ids to ours: a leaf (left child -1) keeps its value, `split_conditions` holding it
-        let node_base = self.nodes.len();
-        let leaf_base = self.leaves.len();
-        let mut code = Vec::with_capacity(n);
-        let (mut n_nodes, mut n_leaves) = (0, 0);
-        for i in 0..n {
-            if left[i] == -1 {
-                code.push(!i32::try_from(leaf_base + n_leaves).ok()?);
-                n_leaves += 1;
-                self.leaves.push(conditions[i]);
-            } else {
-                code.push(i32::try_from(node_base + n_nodes).ok()?);
-                n_nodes += 1;
-            }
-        }
-        let child = |c: i64| usize::try_from(c).ok().and_then(|c| code.get(c).copied());
-        for i in 0..n {
-            if left[i] == -1 {
-                continue;
-            }
+        // the splits in XGBoost's order, then the leaves (left child -1; `split_conditions` holds the value)
+        let base = u32::try_from(self.nodes.len()).ok()?;
+        u32::try_from(self.nodes.len() + n).ok()?; // every index of the tree fits
+        let n_splits = left.iter().filter(|&&l| l != -1).count();
+        let first_leaf = base.checked_add(u32::try_from(n_splits).ok()?)?;
+        let (mut splits, mut leaves) = (0_u32, 0_u32);
+        let ours: Vec<u32> = left
+            .iter()
+            .map(|&l| {
+                let (counter, from) = if l == -1 { (&mut leaves, first_leaf) } else { (&mut splits, base) };
+                *counter += 1;
+                from + *counter - 1
+            })
+            .collect();
+        let id = |c: i64| usize::try_from(c).ok().and_then(|c| ours.get(c).copied());
+        for i in (0..n).filter(|&i| left[i] != -1) {
             let feature = u32::try_from(features[i]).ok().filter(|&f| (f as usize) < self.n_features)?;
-            let (l, r) = (child(left[i])?, child(right[i])?);
+            let (l, r) = (id(left[i])?, id(right[i])?);
             let default = if default_left[i] != 0 { l } else { r };
             self.nodes.push(Node { threshold: conditions[i], feature, children: [l, r, default] });
         }
-        if !is_tree(&self.nodes, code[0], node_base, n_nodes) {
-            return None;
+        for i in (0..n).filter(|&i| left[i] == -1) {
+            self.nodes.push(Node { threshold: conditions[i], feature: 0, children: [ours[i]; 3] });
         }
-        self.roots.push(code[0]);
+        let children = |i: u32| {
+            let [l, r, _] = self.nodes[i as usize].children;
+            [l, r]
+        };
+        let root = ours[0];
+        let depth = tree_depth(root, base, n, children)?;
+        self.trees.push(Tree { root, first_leaf, depth });
         Some(())
     }
 
@@ -163,69 +162,48 @@ impl Forest {
     #[cfg(test)]
     pub(crate) fn thresholds(&self) -> Vec<Vec<f64>> {
         let mut out = vec![Vec::new(); self.n_features];
-        for n in &self.nodes {
+        for (i, n) in self.nodes.iter().enumerate() {
+            if n.children[0] == i as u32 {
+                continue; // a leaf
+            }
             out[n.feature as usize].push(f64::from(n.threshold));
         }
         out
     }
 
     #[inline(always)]
-    fn leaf(&self, root: i32, row: &[f64]) -> f32 {
-        let mut node = root;
-        while node >= 0 {
-            let n = &self.nodes[node as usize];
-            node = n.next(row[n.feature as usize] as f32);
-        }
-        self.leaves[!node as usize]
+    fn step(&self, at: u32, row: &[f64]) -> u32 {
+        // SAFETY: `at` is a root or a child of a node of `self.nodes`, and `from_json` checked every root and child
+        // to be an index into `self.nodes` and every split's feature to be `< n_features`; `row` holds `n_features`
+        // values (asserted by `predict_row` and `predict_into`, the only callers).
+        #[allow(unsafe_code)]
+        let (n, v) = unsafe {
+            let n = self.nodes.get_unchecked(at as usize);
+            (n, *row.get_unchecked(n.feature as usize))
+        };
+        n.next(v as f32)
+    }
+
+    fn value(&self, leaf: u32) -> f32 {
+        self.nodes[leaf as usize].threshold
     }
 
     /// One row's prediction (`raw`: the margin before the objective's transform). `row` holds the model's features,
     /// each finite in f32 or NaN.
     pub(crate) fn predict_row(&self, row: &[f64], raw: bool) -> f64 {
-        debug_assert_eq!(row.len(), self.n_features);
-        let mut sum = self.base_margin;
-        for &root in &self.roots {
-            sum += self.leaf(root, row);
-        }
+        assert_eq!(row.len(), self.n_features, "a row of the model's features");
+        let sum = predict_one(&self.trees, row, self.base_margin, |at, r| self.step(at, r), |leaf| self.value(leaf));
         f64::from(if raw { sum } else { self.output.apply(sum) })
     }
 
     /// Predictions of the row-major `data` (rows of the model's features, each value finite in f32 or NaN) into
     /// `out`, one per row.
     pub(crate) fn predict_into(&self, data: &[f64], out: &mut [f64], raw: bool) {
-        let n = self.n_features;
-        let mut sums = [0.0_f32; super::BLOCK];
-        for_blocks(data, n, out, |rows, block_out| {
-            let sums = &mut sums[..block_out.len()];
-            sums.fill(self.base_margin);
-            for &root in &self.roots {
-                for (row, sum) in rows.chunks_exact(n).zip(sums.iter_mut()) {
-                    *sum += self.leaf(root, row);
-                }
-            }
-            for (o, &s) in block_out.iter_mut().zip(sums.iter()) {
-                *o = f64::from(if raw { s } else { self.output.apply(s) });
-            }
-        });
+        assert_eq!(data.len(), out.len() * self.n_features, "rows of the model's features");
+        let finish = |sum: f32| f64::from(if raw { sum } else { self.output.apply(sum) });
+        let step = |at, r: &[f64]| self.step(at, r);
+        predict_blocks(&self.trees, data, out, self.base_margin, step, |l| self.value(l), finish);
     }
-}
-
-/// Whether the `n` nodes from `base` form one tree from `root` (a node or a leaf code): every node reached exactly
-/// once, so no walk loops.
-fn is_tree(nodes: &[Node], root: i32, base: usize, n: usize) -> bool {
-    let mut seen = vec![false; n];
-    let mut stack = vec![root];
-    while let Some(node) = stack.pop() {
-        if node < 0 {
-            continue;
-        }
-        let Some(i) = (node as usize).checked_sub(base).filter(|&i| i < n) else { return false };
-        if std::mem::replace(&mut seen[i], true) {
-            return false;
-        }
-        stack.extend(&nodes[node as usize].children[..2]);
-    }
-    seen.iter().all(|&s| s)
 }
 
 /// The f32 that XGBoost reads from the JSON number whose nearest f64 is `v`; `None` when `v` lies exactly halfway
