@@ -502,7 +502,9 @@ struct SendBooster(Booster);
 #[allow(unsafe_code)]
 unsafe impl Send for SendBooster {}
 
-/// A fitted LightGBM model (regression value or probability of class 1). `Send + Sync`: calls into a booster are
+/// A fitted LightGBM model (regression value or probability of class 1). Predictions (batch, raw, single row) run on
+/// kiln's native trees (the `native` module), bit for bit LightGBM's, unless the model holds something they do not
+/// evaluate (linear trees); SHAP contributions always run on LightGBM. `Send + Sync`: calls into a booster are
 /// serialized by its mutex, each one single-threaded. Single-row prediction (serving) runs on a replica when the
 /// main booster is busy: LightGBM's single-row fast path keeps per-call buffers in its handle, so one handle cannot
 /// serve two threads at once, and a server with several workers would otherwise wait on one lock.
@@ -704,7 +706,8 @@ impl LightGbmModel {
         Ok(Matrix { names, data, n_rows: x.n_rows })
     }
 
-    /// One row's prediction through LightGBM's single-row fast path; equal to [`Predictor::predict`] bit for bit.
+    /// One row's prediction (the native trees, else LightGBM's single-row fast path); equal to
+    /// [`Predictor::predict`] bit for bit.
     ///
     /// # Errors
     /// [`ModelError::Predict`] when the row's length is not the model's feature count.
@@ -751,7 +754,7 @@ impl Predictor for LightGbmModel {
     type Error = ModelError;
 
     /// One prediction per row, from f64 features (LightGBM's `float64` path, as Python's `Booster.predict` on a
-    /// float64 array).
+    /// float64 array), by the native trees when the model has them.
     ///
     /// # Errors
     /// [`ModelError::Predict`] when the columns are not the model's features, in order.

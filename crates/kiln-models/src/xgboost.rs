@@ -724,8 +724,10 @@ fn summarize(json: &Value) -> Result<Summary, String> {
     Ok(Summary { feature_names, rounds, trees: trees.len(), importance })
 }
 
-/// A fitted XGBoost model (regression value or probability of class 1). `Send + Sync`: calls into XGBoost, which
-/// configures a booster lazily on its first prediction, are serialized by a mutex.
+/// A fitted XGBoost model (regression value or probability of class 1). Predictions (batch, margins, single row)
+/// run on kiln's native trees (the `native` module), bit for bit XGBoost's, unless the model holds something they
+/// do not evaluate; SHAP contributions always run on XGBoost. `Send + Sync`: calls into XGBoost, which configures a
+/// booster lazily on its first prediction, are serialized by a mutex.
 pub struct XgBoostModel {
     // `xgboost_rs::Booster` derives `Clone` by copying its raw handle (two owners, two frees): it is never cloned
     booster: Mutex<Booster>,
@@ -832,8 +834,8 @@ impl XgBoostModel {
         Ok(out.into_iter().map(f64::from).collect())
     }
 
-    /// One row's prediction; equal to [`Predictor::predict`] bit for bit (XGBoost has no separate single-row path
-    /// in `xgboost-rs`, so this is a one-row batch).
+    /// One row's prediction; equal to [`Predictor::predict`] bit for bit (by the native trees; without them a
+    /// one-row batch, as XGBoost has no separate single-row path in `xgboost-rs`).
     ///
     /// # Errors
     /// [`ModelError::Predict`] when the row's length is not the model's feature count or a value is beyond f32.
@@ -920,8 +922,9 @@ impl XgBoostModel {
 impl Predictor for XgBoostModel {
     type Error = ModelError;
 
-    /// One prediction per row. The f64 features are rounded to f32 (XGBoost's own type, as Python's `DMatrix` does
-    /// with a float64 array) and the f32 predictions widened to f64 exactly.
+    /// One prediction per row, by the native trees when the model has them. The f64 features are rounded to f32
+    /// (XGBoost's own type, as Python's `DMatrix` does with a float64 array) and the f32 predictions widened to f64
+    /// exactly.
     ///
     /// # Errors
     /// [`ModelError::Predict`] when the columns are not the model's features, in order, or a value is beyond f32.
