@@ -6,7 +6,8 @@
 //! fitted model: predict, importance, native file) and describes its bundle file once ([`ModelFormat`]); the rest
 //! of kiln holds a [`ModelSpec`] or a [`FittedModel`] and never matches on the kind. The bundle is an MLflow model
 //! directory (native model + `MLmodel`) with kiln's fitted pipeline and checksummed metadata beside it, generic over
-//! the pipeline type, so this crate does not depend on `kiln-features`.
+//! the pipeline type, so this crate does not depend on `kiln-features`. The boosters' predictions run on native tree
+//! evaluation (`native`), bit for bit the libraries' own, with the library as the fallback.
 
 mod bundle;
 mod checks;
@@ -15,6 +16,7 @@ mod error;
 mod kind;
 mod kinds;
 mod lightgbm;
+mod native;
 mod smartcore_adapter;
 mod xgboost;
 

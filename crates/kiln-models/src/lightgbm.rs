@@ -22,6 +22,7 @@ use crate::ModelError;
 use crate::checks::{self, LabelRules, bad, check_f64, check_labels, check_shape, py_float, yaml_float};
 use crate::curve::EvalCurve;
 use crate::kind::{FittedModel, ModelFormat, boosted_trees};
+use crate::native::lightgbm::Forest;
 
 mod train;
 
@@ -499,7 +500,7 @@ impl Estimator for CheckedLightGbm {
         }
         let booster = Booster::from_string(&trained.model)
             .map_err(|e| ModelError::Train(format!("reading back the fitted model: {e}")))?;
-        let mut model = LightGbmModel::from_booster(booster, x.names.clone()).map_err(|e| match e {
+        let mut model = LightGbmModel::from_booster(booster, &trained.model, x.names.clone()).map_err(|e| match e {
             ModelError::Load(m) => ModelError::Train(m),
             other => other,
         })?;
@@ -524,7 +525,9 @@ struct SendBooster(Booster);
 #[allow(unsafe_code)]
 unsafe impl Send for SendBooster {}
 
-/// A fitted LightGBM model (regression value or probability of class 1). `Send + Sync`: calls into a booster are
+/// A fitted LightGBM model (regression value or probability of class 1). Predictions (batch, raw, single row) run on
+/// kiln's native trees (the `native` module), bit for bit LightGBM's, unless the model holds something they do not
+/// evaluate (linear trees); SHAP contributions always run on LightGBM. `Send + Sync`: calls into a booster are
 /// serialized by its mutex, each one single-threaded. Single-row prediction (serving) runs on a replica when the
 /// main booster is busy: LightGBM's single-row fast path keeps per-call buffers in its handle, so one handle cannot
 /// serve two threads at once, and a server with several workers would otherwise wait on one lock.
@@ -536,6 +539,9 @@ pub struct LightGbmModel {
     feature_names: Vec<String>,
     iterations: usize,
     curves: Vec<EvalCurve>,
+    /// the trees for native evaluation (every prediction but SHAP); `None` when the model holds something only
+    /// LightGBM evaluates (linear trees), and LightGBM predicts
+    native: Option<Forest>,
 }
 
 impl fmt::Debug for LightGbmModel {
@@ -543,12 +549,14 @@ impl fmt::Debug for LightGbmModel {
         f.debug_struct("LightGbmModel")
             .field("feature_names", &self.feature_names)
             .field("iterations", &self.iterations)
+            .field("native", &self.native.is_some())
             .finish_non_exhaustive()
     }
 }
 
 impl LightGbmModel {
-    fn from_booster(mut booster: Booster, feature_names: Vec<String>) -> Result<LightGbmModel, ModelError> {
+    /// The model of `booster`, read from `text` (its model text) for native evaluation.
+    fn from_booster(mut booster: Booster, text: &str, feature_names: Vec<String>) -> Result<LightGbmModel, ModelError> {
         if booster.num_classes() != 1 {
             return Err(ModelError::Load(format!(
                 "the model has {} outputs per row; kiln supports single-output objectives only",
@@ -567,12 +575,14 @@ impl LightGbmModel {
         booster
             .single_row_fast_init::<f64>(Some(&json!({ "num_threads": 1 })))
             .map_err(|e| ModelError::Load(format!("preparing single-row prediction: {e}")))?;
+        let native = Forest::parse(text).filter(|f| f.n_features() == feature_names.len());
         Ok(LightGbmModel {
             booster: Mutex::new(SendBooster(booster)),
             replicas: OnceLock::new(),
             feature_names,
             iterations,
             curves: Vec::new(),
+            native,
         })
     }
 
@@ -619,7 +629,7 @@ impl LightGbmModel {
             .ok_or_else(|| ModelError::Load("no feature_names line before the first tree".to_string()))?;
         let feature_names: Vec<String> = names_line.split(' ').map(str::to_string).collect();
         let booster = Booster::from_string(s).map_err(|e| ModelError::Load(e.to_string()))?;
-        LightGbmModel::from_booster(booster, feature_names)
+        LightGbmModel::from_booster(booster, s, feature_names)
     }
 
     /// Per feature, in the model's order: `(name, total gain, number of splits)`.
@@ -669,6 +679,21 @@ impl LightGbmModel {
     /// # Errors
     /// As [`Predictor::predict`].
     pub fn predict_raw(&self, x: &Matrix) -> Result<Vec<f64>, ModelError> {
+        match &self.native {
+            Some(forest) => self.predict_native(forest, x, true),
+            None => self.predict_raw_library(x),
+        }
+    }
+
+    fn predict_native(&self, forest: &Forest, x: &Matrix, raw: bool) -> Result<Vec<f64>, ModelError> {
+        self.check_input(x)?;
+        let mut out = vec![0.0; x.n_rows];
+        forest.predict_into(&x.data, &mut out, raw);
+        Ok(out)
+    }
+
+    /// [`LightGbmModel::predict_raw`] through LightGBM itself.
+    pub(crate) fn predict_raw_library(&self, x: &Matrix) -> Result<Vec<f64>, ModelError> {
         let Some(n_cols) = self.check_input(x)? else { return Ok(Vec::new()) };
         let out = self
             .booster()
@@ -704,11 +729,32 @@ impl LightGbmModel {
         Ok(Matrix { names, data, n_rows: x.n_rows })
     }
 
-    /// One row's prediction through LightGBM's single-row fast path; equal to [`Predictor::predict`] bit for bit.
+    /// One row's prediction (the native trees, else LightGBM's single-row fast path); equal to
+    /// [`Predictor::predict`] bit for bit.
     ///
     /// # Errors
     /// [`ModelError::Predict`] when the row's length is not the model's feature count.
     pub fn predict_row(&self, row: &[f64]) -> Result<f64, ModelError> {
+        checks::check_width(row.len(), &self.feature_names)?;
+        if let Some(forest) = &self.native {
+            return Ok(forest.predict_row(row, false));
+        }
+        self.predict_row_library(row)
+    }
+
+    /// Whether predictions run on kiln's native trees ([`crate::native`]) rather than LightGBM's own predict: true
+    /// unless the model holds something only LightGBM evaluates (linear trees). SHAP contributions always run on
+    /// LightGBM.
+    pub fn is_native(&self) -> bool {
+        self.native.is_some()
+    }
+
+    /// [`LightGbmModel::predict_row`] through LightGBM's single-row fast path, never the native trees (for comparisons and
+    /// benchmarks).
+    ///
+    /// # Errors
+    /// As `predict_row`.
+    pub fn predict_row_library(&self, row: &[f64]) -> Result<f64, ModelError> {
         checks::check_width(row.len(), &self.feature_names)?;
         let predict = |b: MutexGuard<'_, SendBooster>| {
             b.0.predict_single_row_fast(row).map_err(|e| ModelError::Predict(e.to_string()))
@@ -731,11 +777,28 @@ impl Predictor for LightGbmModel {
     type Error = ModelError;
 
     /// One prediction per row, from f64 features (LightGBM's `float64` path, as Python's `Booster.predict` on a
-    /// float64 array).
+    /// float64 array), by the native trees when the model has them.
     ///
     /// # Errors
     /// [`ModelError::Predict`] when the columns are not the model's features, in order.
     fn predict(&self, x: &Matrix) -> Result<Vec<f64>, ModelError> {
+        match &self.native {
+            Some(forest) => self.predict_native(forest, x, false),
+            None => self.predict_library(x),
+        }
+    }
+
+    fn feature_names(&self) -> &[String] {
+        &self.feature_names
+    }
+}
+
+impl LightGbmModel {
+    /// [`Predictor::predict`] through LightGBM itself, never the native trees (for comparisons and benchmarks).
+    ///
+    /// # Errors
+    /// As [`Predictor::predict`].
+    pub fn predict_library(&self, x: &Matrix) -> Result<Vec<f64>, ModelError> {
         let Some(n_cols) = self.check_input(x)? else { return Ok(Vec::new()) };
         let out = self
             .booster()
@@ -746,10 +809,6 @@ impl Predictor for LightGbmModel {
             return Err(ModelError::Predict(format!("lightgbm returned {} values for {} rows", out.len(), x.n_rows)));
         }
         Ok(out)
-    }
-
-    fn feature_names(&self) -> &[String] {
-        &self.feature_names
     }
 }
 

@@ -47,6 +47,7 @@ use crate::ModelError;
 use crate::checks::{self, LabelRules, bad, check_f64, check_labels, check_shape, param_opt, py_float, yaml_float};
 use crate::curve::{EvalCurve, EvalData, push_round};
 use crate::kind::{FittedModel, ModelFormat, boosted_trees};
+use crate::native::xgboost::Forest;
 
 mod train;
 
@@ -452,23 +453,31 @@ fn check_feature_names(names: &[String]) -> Result<(), ModelError> {
 /// The features as XGBoost reads them: f32, NaN is missing. A finite value too large for f32 is refused (XGBoost
 /// would otherwise see an infinity), and so is an infinity.
 fn features_f32(data: &[f64], names: &[String]) -> Result<Vec<f32>, String> {
-    let n_cols = names.len().max(1);
     data.iter()
         .enumerate()
         .map(|(i, &v)| {
             let f = v as f32;
-            if v.is_nan() || f.is_finite() {
-                Ok(f)
-            } else {
-                Err(format!(
-                    "feature '{}' at row {} is {}; XGBoost reads features as finite f32 (NaN for missing)",
-                    names[i % n_cols],
-                    i / n_cols,
-                    yaml_float(v)
-                ))
-            }
+            if v.is_nan() || f.is_finite() { Ok(f) } else { Err(not_f32(names, i, v)) }
         })
         .collect()
+}
+
+/// The check of [`features_f32`] without the copy.
+fn check_f32(data: &[f64], names: &[String]) -> Result<(), String> {
+    match data.iter().position(|&v| !v.is_nan() && !(v as f32).is_finite()) {
+        None => Ok(()),
+        Some(i) => Err(not_f32(names, i, data[i])),
+    }
+}
+
+fn not_f32(names: &[String], i: usize, v: f64) -> String {
+    let n_cols = names.len().max(1);
+    format!(
+        "feature '{}' at row {} is {}; XGBoost reads features as finite f32 (NaN for missing)",
+        names[i % n_cols],
+        i / n_cols,
+        yaml_float(v)
+    )
 }
 
 /// A dense row-major matrix for XGBoost (`data` holds `n_rows` rows of `names.len()` values), built as Python's
@@ -737,8 +746,10 @@ fn summarize(json: &Value) -> Result<Summary, String> {
     Ok(Summary { feature_names, rounds, trees: trees.len(), importance })
 }
 
-/// A fitted XGBoost model (regression value or probability of class 1). `Send + Sync`: calls into XGBoost, which
-/// configures a booster lazily on its first prediction, are serialized by a mutex.
+/// A fitted XGBoost model (regression value or probability of class 1). Predictions (batch, margins, single row)
+/// run on kiln's native trees (the `native` module), bit for bit XGBoost's, unless the model holds something they
+/// do not evaluate; SHAP contributions always run on XGBoost. `Send + Sync`: calls into XGBoost, which configures a
+/// booster lazily on its first prediction, are serialized by a mutex.
 pub struct XgBoostModel {
     // `xgboost_rs::Booster` derives `Clone` by copying its raw handle (two owners, two frees): it is never cloned
     booster: Mutex<Booster>,
@@ -747,6 +758,9 @@ pub struct XgBoostModel {
     trees: usize,
     importance: Vec<(String, f64, f64)>,
     curves: Vec<EvalCurve>,
+    /// the trees for native evaluation (every prediction but SHAP); `None` when the model holds something only
+    /// XGBoost evaluates (categorical splits, an objective kiln does not train), and XGBoost predicts
+    native: Option<Forest>,
 }
 
 impl fmt::Debug for XgBoostModel {
@@ -754,6 +768,7 @@ impl fmt::Debug for XgBoostModel {
         f.debug_struct("XgBoostModel")
             .field("feature_names", &self.feature_names)
             .field("rounds", &self.rounds)
+            .field("native", &self.native.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -787,8 +802,10 @@ impl XgBoostModel {
             .zip(&summary.importance)
             .map(|(n, (gain, splits))| (n.clone(), *gain, *splits))
             .collect();
+        let native = Forest::from_json(&json).filter(|f| f.n_features() == summary.feature_names.len());
         Ok(XgBoostModel {
             booster: Mutex::new(booster),
+            native,
             feature_names: summary.feature_names,
             rounds: summary.rounds,
             trees: summary.trees,
@@ -839,12 +856,40 @@ impl XgBoostModel {
         Ok(out.into_iter().map(f64::from).collect())
     }
 
-    /// One row's prediction; equal to [`Predictor::predict`] bit for bit (XGBoost has no separate single-row path
-    /// in `xgboost-rs`, so this is a one-row batch).
+    /// One row's prediction; equal to [`Predictor::predict`] bit for bit (by the native trees; without them a
+    /// one-row batch, as XGBoost has no separate single-row path in `xgboost-rs`).
     ///
     /// # Errors
     /// [`ModelError::Predict`] when the row's length is not the model's feature count or a value is beyond f32.
     pub fn predict_row(&self, row: &[f64]) -> Result<f64, ModelError> {
+        if let Some(forest) = &self.native {
+            checks::check_width(row.len(), &self.feature_names)?;
+            check_f32(row, &self.feature_names).map_err(ModelError::Predict)?;
+            return Ok(forest.predict_row(row, false));
+        }
+        self.predict_row_library(row)
+    }
+
+    /// Whether predictions run on kiln's native trees ([`crate::native`]) rather than XGBoost's own predict: true
+    /// unless the model holds something only XGBoost evaluates. SHAP contributions always run on XGBoost.
+    pub fn is_native(&self) -> bool {
+        self.native.is_some()
+    }
+
+    fn predict_native(&self, forest: &Forest, x: &Matrix, raw: bool) -> Result<Vec<f64>, ModelError> {
+        self.check_input(x)?;
+        check_f32(&x.data, &x.names).map_err(ModelError::Predict)?;
+        let mut out = vec![0.0; x.n_rows];
+        forest.predict_into(&x.data, &mut out, raw);
+        Ok(out)
+    }
+
+    /// [`XgBoostModel::predict_row`] through XGBoost itself, never the native trees (for comparisons and
+    /// benchmarks).
+    ///
+    /// # Errors
+    /// As `predict_row`.
+    pub fn predict_row_library(&self, row: &[f64]) -> Result<f64, ModelError> {
         checks::check_width(row.len(), &self.feature_names)?;
         let input = dmatrix(row, 1, &self.feature_names, 1).map_err(ModelError::Predict)?;
         let out = self.booster().predict(&input).map_err(|e| ModelError::Predict(e.to_string()))?;
@@ -860,6 +905,14 @@ impl XgBoostModel {
     /// # Errors
     /// As [`Predictor::predict`].
     pub fn predict_raw(&self, x: &Matrix) -> Result<Vec<f64>, ModelError> {
+        match &self.native {
+            Some(forest) => self.predict_native(forest, x, true),
+            None => self.predict_raw_library(x),
+        }
+    }
+
+    /// [`XgBoostModel::predict_raw`] through XGBoost itself.
+    pub(crate) fn predict_raw_library(&self, x: &Matrix) -> Result<Vec<f64>, ModelError> {
         self.check_input(x)?;
         if x.n_rows == 0 {
             return Ok(Vec::new());
@@ -891,22 +944,36 @@ impl XgBoostModel {
 impl Predictor for XgBoostModel {
     type Error = ModelError;
 
-    /// One prediction per row. The f64 features are rounded to f32 (XGBoost's own type, as Python's `DMatrix` does
-    /// with a float64 array) and the f32 predictions widened to f64 exactly.
+    /// One prediction per row, by the native trees when the model has them. The f64 features are rounded to f32
+    /// (XGBoost's own type, as Python's `DMatrix` does with a float64 array) and the f32 predictions widened to f64
+    /// exactly.
     ///
     /// # Errors
     /// [`ModelError::Predict`] when the columns are not the model's features, in order, or a value is beyond f32.
     fn predict(&self, x: &Matrix) -> Result<Vec<f64>, ModelError> {
+        match &self.native {
+            Some(forest) => self.predict_native(forest, x, false),
+            None => self.predict_library(x),
+        }
+    }
+
+    fn feature_names(&self) -> &[String] {
+        &self.feature_names
+    }
+}
+
+impl XgBoostModel {
+    /// [`Predictor::predict`] through XGBoost itself, never the native trees (for comparisons and benchmarks).
+    ///
+    /// # Errors
+    /// As [`Predictor::predict`].
+    pub fn predict_library(&self, x: &Matrix) -> Result<Vec<f64>, ModelError> {
         self.check_input(x)?;
         if x.n_rows == 0 {
             return Ok(Vec::new());
         }
         let out = self.booster().predict(&self.input(x)?).map_err(|e| ModelError::Predict(e.to_string()))?;
         Self::widen(out, x.n_rows, "values")
-    }
-
-    fn feature_names(&self) -> &[String] {
-        &self.feature_names
     }
 }
 

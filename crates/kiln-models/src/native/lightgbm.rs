@@ -1,0 +1,317 @@
+//! LightGBM's text model, evaluated natively with LightGBM 4.7's rules (`Tree::Predict`, `GBDT::Predict`): numerical
+//! splits with their missing types (None, Zero, NaN) and default directions, categorical splits on bitsets, trees
+//! summed in f64 from 0 in the model's order, then the objective's `ConvertOutput`. The f64 input path of
+//! `LGBM_BoosterPredictForMat` drops every value with `|v| <= kZeroThreshold` from the row, so the tree sees 0 for
+//! it; [`Node::next`] decides such values (and NaN) by two flags computed when the model is read.
+//!
+//! Not here: linear trees, `average_output` (random forests), multi-output models, `reg_sqrt` and the objectives
+//! kiln does not train; [`Forest::parse`] gives `None` for them.
+
+use super::{Tree, predict_blocks, predict_one, tree_depth};
+
+/// LightGBM's `kZeroThreshold` (`1e-35f`, a float widened to double).
+const ZERO: f64 = 1e-35_f32 as f64;
+
+/// The node is a categorical split (its `threshold` indexes [`Forest::cat_bounds`]).
+const CATEGORICAL: u8 = 1;
+/// A NaN goes left.
+const NAN_LEFT: u8 = 2;
+/// A value with `|v| <= kZeroThreshold` (seen by the tree as 0) goes left.
+const ZERO_LEFT: u8 = 4;
+
+/// One split, or a leaf (children itself, its value in `threshold`). Children are indices into [`Forest::nodes`].
+#[derive(Debug, Clone, Copy)]
+struct Node {
+    threshold: f64,
+    feature: u32,
+    children: [u32; 2],
+    flags: u8,
+}
+
+impl Node {
+    /// The child a numerical split sends `v` to. LightGBM's `NumericalDecision` after the row's near-zero values
+    /// became 0: a NaN goes where the missing type says (the default side for NaN and Zero, the side of 0 for None),
+    /// a zero the default side for missing type Zero and the side of 0 otherwise, anything else by `v <= threshold`.
+    #[inline(always)]
+    fn next(&self, v: f64) -> u32 {
+        let left = if v.abs() > ZERO {
+            v <= self.threshold
+        } else {
+            let flag = if v.is_nan() { NAN_LEFT } else { ZERO_LEFT };
+            self.flags & flag != 0
+        };
+        self.children[usize::from(!left)]
+    }
+}
+
+/// What LightGBM's objective does to the summed raw score (`ConvertOutput`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Output {
+    Identity,
+    /// `binary`: `1 / (1 + exp(-sigmoid * x))`
+    Sigmoid(f64),
+    /// `poisson`: `exp(x)`
+    Exp,
+}
+
+impl Output {
+    fn apply(self, x: f64) -> f64 {
+        match self {
+            Output::Identity => x,
+            Output::Sigmoid(s) => 1.0 / (1.0 + (-s * x).exp()),
+            Output::Exp => x.exp(),
+        }
+    }
+}
+
+/// A LightGBM model ready for native evaluation.
+#[derive(Debug, Clone)]
+pub(crate) struct Forest {
+    trees: Vec<Tree>,
+    nodes: Vec<Node>,
+    /// whether any split is categorical
+    categorical: bool,
+    /// per categorical split: the range of its bitset in `cat_words`
+    cat_bounds: Vec<(usize, usize)>,
+    cat_words: Vec<u32>,
+    n_features: usize,
+    output: Output,
+}
+
+impl Forest {
+    /// Reads a model written by LightGBM (`save_model`, `model_to_string`); `None` when it holds anything that
+    /// cannot be evaluated natively exactly as LightGBM does (see the module's doc), or is malformed.
+    pub(crate) fn parse(text: &str) -> Option<Forest> {
+        let mut lines = text.lines();
+        let mut n_features = None;
+        let mut output = None;
+        for line in lines.by_ref() {
+            if line.starts_with("Tree=") {
+                break;
+            }
+            let (key, value) = line.split_once('=').unwrap_or((line, ""));
+            match key {
+                "num_class" | "num_tree_per_iteration" if value != "1" => return None,
+                "max_feature_idx" => n_features = Some(value.parse::<usize>().ok()? + 1),
+                "objective" => output = Some(parse_objective(value)?),
+                "average_output" => return None,
+                _ => {}
+            }
+        }
+        let mut forest = Forest {
+            trees: Vec::new(),
+            nodes: Vec::new(),
+            categorical: false,
+            cat_bounds: Vec::new(),
+            cat_words: Vec::new(),
+            n_features: n_features?,
+            output: output?,
+        };
+        // `lines` now stands after the first `Tree=` line; each tree's fields run to a blank line
+        let mut fields: Vec<(&str, &str)> = Vec::new();
+        let mut ended = false;
+        for line in lines {
+            if line.is_empty() {
+                if !fields.is_empty() {
+                    forest.push_tree(&fields)?;
+                    fields.clear();
+                }
+            } else if line.starts_with("Tree=") {
+                continue;
+            } else if line == "end of trees" {
+                ended = true;
+                break;
+            } else {
+                fields.push(line.split_once('=')?);
+            }
+        }
+        if !ended || !fields.is_empty() || forest.trees.is_empty() {
+            return None;
+        }
+        Some(forest)
+    }
+
+    fn push_tree(&mut self, fields: &[(&str, &str)]) -> Option<()> {
+        let get = |key: &str| fields.iter().find(|(k, _)| *k == key).map(|(_, v)| *v);
+        let list = |key: &str| get(key).map(|v| v.split(' ').collect::<Vec<_>>()).unwrap_or_default();
+        let num_leaves: usize = get("num_leaves")?.parse().ok()?;
+        if get("is_linear").is_some_and(|v| v != "0") || num_leaves == 0 {
+            return None;
+        }
+        let leaf_values: Vec<f64> = parse_all(&list("leaf_value"))?;
+        if leaf_values.len() != num_leaves {
+            return None;
+        }
+        // the tree's splits, then its leaves
+        let base = u32::try_from(self.nodes.len()).ok()?;
+        u32::try_from(self.nodes.len() + 2 * num_leaves).ok()?; // every index of the tree fits
+        let n_splits = num_leaves - 1;
+        let leaf_base = base.checked_add(u32::try_from(n_splits).ok()?)?;
+        let leaf =
+            |i: usize| Node { threshold: leaf_values[i], feature: 0, children: [leaf_base + i as u32; 2], flags: 0 };
+        if num_leaves == 1 {
+            self.nodes.push(leaf(0));
+            self.trees.push(Tree { root: base, first_leaf: base, depth: 0 });
+            return Some(());
+        }
+        let features: Vec<u32> = parse_all(&list("split_feature"))?;
+        let thresholds: Vec<f64> = parse_all(&list("threshold"))?;
+        let decisions: Vec<u8> = parse_all(&list("decision_type"))?;
+        let left: Vec<i32> = parse_all(&list("left_child"))?;
+        let right: Vec<i32> = parse_all(&list("right_child"))?;
+        if [features.len(), thresholds.len(), decisions.len(), left.len(), right.len()].iter().any(|&n| n != n_splits) {
+            return None;
+        }
+        let num_cat: usize = get("num_cat").map_or(Some(0), |v| v.parse().ok())?;
+        let cat_base = self.cat_bounds.len();
+        if num_cat > 0 {
+            let bounds: Vec<usize> = parse_all(&list("cat_boundaries"))?;
+            let words: Vec<u32> = parse_all(&list("cat_threshold"))?;
+            if bounds.len() != num_cat + 1 || bounds[0] != 0 || bounds.last() != Some(&words.len()) {
+                return None;
+            }
+            let word_base = self.cat_words.len();
+            for pair in bounds.windows(2) {
+                if pair[1] < pair[0] {
+                    return None;
+                }
+                self.cat_bounds.push((word_base + pair[0], pair[1] - pair[0]));
+            }
+            self.cat_words.extend(words);
+        }
+        // LightGBM's child: a split's index, or `!leaf`
+        let child = |c: i32| -> Option<u32> {
+            if c >= 0 {
+                (usize::try_from(c).ok()? < n_splits).then(|| base + c as u32)
+            } else {
+                (usize::try_from(!c).ok()? < num_leaves).then(|| leaf_base + !c as u32)
+            }
+        };
+        for i in 0..n_splits {
+            if features[i] as usize >= self.n_features {
+                return None;
+            }
+            let decision = decisions[i];
+            let default_left = decision & 2 != 0;
+            let (threshold, flags) = if decision & 1 != 0 {
+                self.categorical = true;
+                let index = thresholds[i];
+                if !(index >= 0.0 && index < num_cat as f64 && index.fract() == 0.0) {
+                    return None;
+                }
+                ((cat_base + index as usize) as f64, CATEGORICAL)
+            } else {
+                let zero_side = 0.0 <= thresholds[i];
+                let (nan_left, zero_left) = match (decision >> 2) & 3 {
+                    0 => (zero_side, zero_side),
+                    1 => (default_left, default_left),
+                    2 => (default_left, zero_side),
+                    _ => return None,
+                };
+                (thresholds[i], if nan_left { NAN_LEFT } else { 0 } | if zero_left { ZERO_LEFT } else { 0 })
+            };
+            let children = [child(left[i])?, child(right[i])?];
+            self.nodes.push(Node { threshold, feature: features[i], children, flags });
+        }
+        self.nodes.extend((0..num_leaves).map(leaf));
+        let depth = tree_depth(base, base, num_leaves + n_splits, |i| self.nodes[i as usize].children)?;
+        self.trees.push(Tree { root: base, first_leaf: leaf_base, depth });
+        Some(())
+    }
+
+    /// The model's feature count.
+    pub(crate) fn n_features(&self) -> usize {
+        self.n_features
+    }
+
+    /// Per feature, the thresholds of its numerical splits (for tests that probe values at the thresholds).
+    #[cfg(test)]
+    pub(crate) fn thresholds(&self) -> Vec<Vec<f64>> {
+        let mut out = vec![Vec::new(); self.n_features];
+        for (i, n) in self.nodes.iter().enumerate() {
+            if n.flags & CATEGORICAL != 0 || n.children == [i as u32; 2] {
+                continue;
+            }
+            out[n.feature as usize].push(n.threshold);
+        }
+        out
+    }
+
+    /// The node after `at` for `row`; `CATEGORICAL`: the forest has categorical splits.
+    #[inline(always)]
+    fn step<const CATEGORICAL_SPLITS: bool>(&self, at: u32, row: &[f64]) -> u32 {
+        // SAFETY: `at` is a root or a child of a node of `self.nodes`, and `parse` checked every root and child to be
+        // an index into `self.nodes` and every split's feature to be `< n_features`; `row` holds `n_features` values
+        // (asserted by `predict_row` and `predict_into`, the only callers). Unchecked indexing measured 12% faster.
+        #[allow(unsafe_code)]
+        let (n, v) = unsafe {
+            let n = self.nodes.get_unchecked(at as usize);
+            (n, *row.get_unchecked(n.feature as usize))
+        };
+        if CATEGORICAL_SPLITS && n.flags & CATEGORICAL != 0 { self.categorical(n, v) } else { n.next(v) }
+    }
+
+    /// LightGBM's `CategoricalDecision`: NaN and negative values go right, else the value's integer part goes left
+    /// when its bit is set. A value beyond `i32` goes right in both (LightGBM's cast gives `i32::MIN` on x86-64,
+    /// Rust's saturates to `i32::MAX`, which no bitset holds).
+    fn categorical(&self, n: &Node, v: f64) -> u32 {
+        let left = !v.is_nan() && {
+            let category = v as i32;
+            let (start, len) = self.cat_bounds[n.threshold as usize];
+            usize::try_from(category)
+                .is_ok_and(|c| c / 32 < len && (self.cat_words[start + c / 32] >> (c % 32)) & 1 == 1)
+        };
+        n.children[usize::from(!left)]
+    }
+
+    fn value(&self, leaf: u32) -> f64 {
+        self.nodes[leaf as usize].threshold
+    }
+
+    /// One row's prediction (`raw`: the summed score before the objective's transform). `row` holds the model's
+    /// features.
+    pub(crate) fn predict_row(&self, row: &[f64], raw: bool) -> f64 {
+        assert_eq!(row.len(), self.n_features, "a row of the model's features");
+        let value = |leaf| self.value(leaf);
+        let sum = if self.categorical {
+            predict_one(&self.trees, row, 0.0, |at, r| self.step::<true>(at, r), value)
+        } else {
+            predict_one(&self.trees, row, 0.0, |at, r| self.step::<false>(at, r), value)
+        };
+        if raw { sum } else { self.output.apply(sum) }
+    }
+
+    /// Predictions of the row-major `data` (rows of the model's features) into `out`, one per row.
+    pub(crate) fn predict_into(&self, data: &[f64], out: &mut [f64], raw: bool) {
+        assert_eq!(data.len(), out.len() * self.n_features, "rows of the model's features");
+        let value = |leaf| self.value(leaf);
+        let finish = |sum| if raw { sum } else { self.output.apply(sum) };
+        if self.categorical {
+            predict_blocks(&self.trees, data, out, 0.0, |at, r| self.step::<true>(at, r), value, finish);
+        } else {
+            predict_blocks(&self.trees, data, out, 0.0, |at, r| self.step::<false>(at, r), value, finish);
+        }
+    }
+}
+
+/// The `objective=` line's transform, for the objectives kiln trains.
+fn parse_objective(value: &str) -> Option<Output> {
+    let mut words = value.split(' ');
+    let name = words.next()?;
+    let rest: Vec<&str> = words.filter(|w| !w.is_empty()).collect();
+    match name {
+        "regression" | "regression_l1" | "huber" | "fair" | "quantile" | "mape" if rest.is_empty() => {
+            Some(Output::Identity)
+        }
+        "poisson" if rest.is_empty() => Some(Output::Exp),
+        "binary" => match rest.as_slice() {
+            [s] => Some(Output::Sigmoid(s.strip_prefix("sigmoid:")?.parse().ok()?)),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn parse_all<T: std::str::FromStr>(words: &[&str]) -> Option<Vec<T>> {
+    words.iter().filter(|w| !w.is_empty()).map(|w| w.parse().ok()).collect()
+}

@@ -1,0 +1,137 @@
+//! Native evaluation of the boosters' tree ensembles: the LightGBM text model and XGBoost's JSON model are read into
+//! flat node arrays and walked in Rust, with each library's decision rules, summation order and output transform,
+//! so that predictions equal the library's bit for bit while skipping its per-call setup, locks and row copies.
+//!
+//! Key decisions: one forest is a single array of nodes (all trees, children as indices into it; a leaf is a node
+//! that holds its value and has itself as both children, so every walk takes a tree's depth in steps with no
+//! "leaf yet?" branch); a batch is scored in blocks of [`BLOCK`] rows, each tree walking the whole block, [`LANES`]
+//! rows side by side, before the next tree starts, so that a tree stays in cache, the CPU overlaps the walks, and
+//! every row still adds its trees in the library's order. A single row walks [`LANES`] trees side by side and adds
+//! their leaves in order. A model with anything these rules do not cover (linear trees, categorical XGBoost splits,
+//! objectives kiln does not train) gives no forest, and its adapter keeps using the library. Not here: SHAP
+//! contributions, training, anything multi-output.
+
+use std::array;
+use std::ops::AddAssign;
+
+pub(crate) mod lightgbm;
+pub(crate) mod xgboost;
+
+/// Rows scored together per tree: enough to amortize a tree's cache misses, few enough that the block's rows and
+/// sums stay in L1/L2.
+const BLOCK: usize = 64;
+
+/// Walks taken side by side (rows of a block through one tree, or one row through several trees): independent
+/// chains of loads that the CPU overlaps, where one walk alone waits on every node.
+const LANES: usize = 8;
+
+/// One tree of a forest's node array: its splits from `root`, then its leaves from `first_leaf`. A leaf is a node
+/// whose children are itself, so a walk of `depth` steps (the deepest leaf's depth) ends on a leaf whatever the row.
+#[derive(Debug, Clone, Copy)]
+struct Tree {
+    root: u32,
+    first_leaf: u32,
+    depth: u32,
+}
+
+/// Steps of `step` (node, row -> next node) for each lane, from `at` until every lane is on a leaf (index
+/// `>= first_leaf`; at most `depth` steps).
+#[inline(always)]
+fn walk<const K: usize>(
+    mut at: [u32; K],
+    first_leaf: u32,
+    depth: u32,
+    rows: &[&[f64]; K],
+    step: &impl Fn(u32, &[f64]) -> u32,
+) -> [u32; K] {
+    for _ in 0..depth {
+        for k in 0..K {
+            at[k] = step(at[k], rows[k]);
+        }
+        if at.iter().all(|&a| a >= first_leaf) {
+            break;
+        }
+    }
+    at
+}
+
+/// Scores the row-major `data` (rows of equal length, one per value of `out`) into `out`: per block of [`BLOCK`] rows, each row's sum
+/// starts at `init` and adds `value(leaf)` of every tree in order, then `finish` gives the output.
+fn predict_blocks<V: Copy + AddAssign>(
+    trees: &[Tree],
+    data: &[f64],
+    out: &mut [f64],
+    init: V,
+    step: impl Fn(u32, &[f64]) -> u32,
+    value: impl Fn(u32) -> V,
+    finish: impl Fn(V) -> f64,
+) {
+    let Some(n_cols) = data.len().checked_div(out.len()) else { return };
+    debug_assert_eq!(data.len(), out.len() * n_cols);
+    let mut sums = [init; BLOCK];
+    for (rows, block_out) in data.chunks(BLOCK * n_cols).zip(out.chunks_mut(BLOCK)) {
+        let n = block_out.len();
+        // a block's last group repeats its last row in the lanes past the end; their leaves are not added
+        let row = |i: usize| &rows[i.min(n - 1) * n_cols..][..n_cols];
+        let groups: [[&[f64]; LANES]; BLOCK / LANES] = array::from_fn(|g| array::from_fn(|k| row(g * LANES + k)));
+        let sums = &mut sums[..n];
+        sums.fill(init);
+        for tree in trees {
+            for (lanes, group_sums) in groups.iter().zip(sums.chunks_mut(LANES)) {
+                let at = walk([tree.root; LANES], tree.first_leaf, tree.depth, lanes, &step);
+                for (sum, &leaf) in group_sums.iter_mut().zip(&at) {
+                    *sum += value(leaf);
+                }
+            }
+        }
+        for (o, &sum) in block_out.iter_mut().zip(sums.iter()) {
+            *o = finish(sum);
+        }
+    }
+}
+
+/// One row's sum: `init` plus `value(leaf)` of every tree in order, the trees walked [`LANES`] at a time.
+fn predict_one<V: Copy + AddAssign>(
+    trees: &[Tree],
+    row: &[f64],
+    init: V,
+    step: impl Fn(u32, &[f64]) -> u32,
+    value: impl Fn(u32) -> V,
+) -> V {
+    let lanes = [row; LANES];
+    let mut sum = init;
+    for group in trees.chunks(LANES) {
+        // the trees' leaves are not in one range: walk the deepest's depth
+        let depth = group.iter().map(|t| t.depth).max().unwrap_or(0);
+        let at = walk(array::from_fn(|k| group[k.min(group.len() - 1)].root), u32::MAX, depth, &lanes, &step);
+        for &leaf in &at[..group.len()] {
+            sum += value(leaf);
+        }
+    }
+    sum
+}
+
+/// The depth of the tree from `root` whose `n` nodes start at `base` (`children(i)`: node `i`'s children, itself
+/// for a leaf); `None` when a node is reached twice (a walk could loop). Unreachable nodes (XGBoost's deleted ones)
+/// are left alone.
+fn tree_depth(root: u32, base: u32, n: usize, children: impl Fn(u32) -> [u32; 2]) -> Option<u32> {
+    let mut seen = vec![false; n];
+    let mut stack = vec![(root, 0)];
+    let mut depth = 0;
+    while let Some((node, d)) = stack.pop() {
+        let i = node.checked_sub(base).map(|i| i as usize).filter(|&i| i < n)?;
+        if std::mem::replace(&mut seen[i], true) {
+            return None;
+        }
+        let [l, r] = children(node);
+        if l == node && r == node {
+            depth = depth.max(d);
+        } else {
+            stack.extend([(l, d + 1), (r, d + 1)]);
+        }
+    }
+    Some(depth)
+}
+
+#[cfg(test)]
+mod tests;
