@@ -217,9 +217,15 @@ measure() {
 batch_rows=()
 measure kiln "$KILN" predict --model "$ref" --tracking-uri "$store" --input "$WORK/batch.csv" \
   --output "$WORK/kiln_predictions.csv" --chunk-rows "$CHUNK"
-measure pandas $HELP pandas_batch "$BENCH_MODEL_FILE" "$WORK/batch.csv" "$WORK/pandas_predictions.csv"
+measure kiln_1_thread "$KILN" predict --model "$ref" --tracking-uri "$store" --input "$WORK/batch.csv" \
+  --output "$WORK/kiln_1_thread_predictions.csv" --chunk-rows "$CHUNK" --threads 1
+measure pandas $HELP pandas_batch "$BENCH_MODEL_FILE" "$WORK/batch.csv" "$WORK/pandas_predictions.csv" 0
+measure pandas_1_thread $HELP pandas_batch "$BENCH_MODEL_FILE" "$WORK/batch.csv" "$WORK/pandas_1_thread_predictions.csv" 1
+cmp -s "$WORK/kiln_predictions.csv" "$WORK/kiln_1_thread_predictions.csv" \
+  || { echo "kiln predict wrote other bytes on 1 thread than on every core" >&2; exit 1; }
 echo
-echo "Batch scoring, $BATCH_ROWS rows x 20 features (CSV -> CSV), chunks of $CHUNK"
+echo "Batch scoring, $BATCH_ROWS rows x 20 features (CSV -> CSV), chunks of $CHUNK; kiln and pandas on every core"
+echo "(kiln --threads default, LightGBM num_threads=0) and on one thread"
 echo
 echo "| run | wall s | rows/s | peak RSS MB |"
 echo "| --- | ---: | ---: | ---: |"
@@ -228,11 +234,14 @@ for row in "${batch_rows[@]}"; do
   printf '| %s | %.2f | %s | %s |\n' "$label" "$wall" "$rps" "$rss"
 done
 echo
-kiln_times=$(grep -E '\] time: ' "$WORK/time_kiln.log" | sed 's/.*\] //')
-echo "kiln predict $kiln_times"
-grep -E '^pandas: ' "$WORK/time_pandas.log" || true
-kiln_wall=$(echo "${batch_rows[0]}" | cut -d'|' -f2)
+echo "kiln predict $(grep -E '\] time: ' "$WORK/time_kiln.log" | sed 's/.*\] //')"
+kiln_times=$(grep -E '\] time: ' "$WORK/time_kiln_1_thread.log" | sed 's/.*\] //')
+echo "kiln predict --threads 1 $kiln_times"
+grep -hE '^pandas ' "$WORK/time_pandas.log" "$WORK/time_pandas_1_thread.log" || true
+kiln_wall=$(echo "${batch_rows[1]}" | cut -d'|' -f2)
 model_s=$(echo "$kiln_times" | grep -oE 'model prediction [0-9.]+' | grep -oE '[0-9.]+$')
-awk -v w="$kiln_wall" -v m="$model_s" 'BEGIN { printf "kiln overhead over the model'"'"'s own time: (wall %.2f s - model %.2f s) / model = %.0f%%\n", w, m, 100 * (w - m) / m }'
+awk -v w="$kiln_wall" -v m="$model_s" 'BEGIN { printf "kiln overhead over the model'"'"'s own time (one thread): (wall %.2f s - model %.2f s) / model = %.0f%%\n", w, m, 100 * (w - m) / m }'
+pandas_wall=$(echo "${batch_rows[2]}" | cut -d'|' -f2)
+awk -v k="$(echo "${batch_rows[0]}" | cut -d'|' -f2)" -v p="$pandas_wall" 'BEGIN { printf "every core: pandas / kiln = %.1fx\n", p / k }'
 printf 'agreement (kiln vs pandas): '
 $HELP compare "$WORK/kiln_predictions.csv" "$WORK/pandas_predictions.csv"

@@ -261,7 +261,8 @@ def wrk(path):
           f"{errors.group(1).replace(' ', '') if errors else 'none'}")
 
 
-def pandas_batch(model_file, path, out):
+def pandas_batch(model_file, path, out, threads="1"):
+    """The pandas peer; `threads` is LightGBM's num_threads for predict (0: OpenMP's default, every core)."""
     import lightgbm as lgb
     import pandas as pd
 
@@ -280,7 +281,7 @@ def pandas_batch(model_file, path, out):
             break
         x = chunk[names].to_numpy(dtype="float64")
         t2 = time.perf_counter()
-        prediction = booster.predict(x, num_threads=1)
+        prediction = booster.predict(x, num_threads=int(threads))
         t3 = time.perf_counter()
         t_model += t3 - t2
         rows = range(offset, offset + len(chunk))
@@ -289,7 +290,7 @@ def pandas_batch(model_file, path, out):
         t_write += time.perf_counter() - t3
         first, offset = False, offset + len(chunk)
     total = time.perf_counter() - started
-    print(f"pandas: {offset} rows in {total:.2f} s; time: read+parse {t_read:.2f} s, model prediction {t_model:.2f} s, "
+    print(f"pandas (LightGBM num_threads={threads}): {offset} rows in {total:.2f} s; time: read+parse {t_read:.2f} s, model prediction {t_model:.2f} s, "
           f"write {t_write:.2f} s", file=sys.stderr)
 
 

@@ -75,7 +75,8 @@ pub(crate) fn predict(args: PredictArgs) -> Result<u8> {
         write_time += timed.elapsed();
         Ok(())
     };
-    let scored = kiln_score::score_stream(&bundle, args.explain, &mut chunks, sink);
+    let threads = args.threads.map_or(kiln_models::default_threads() as usize, |n| usize::try_from(n).unwrap_or(1));
+    let scored = kiln_score::score_stream(&bundle, args.explain, &mut chunks, sink, threads);
     let totals = match scored {
         Ok(totals) => {
             chunks.bar.finish();
@@ -113,11 +114,12 @@ pub(crate) fn predict(args: PredictArgs) -> Result<u8> {
     let model = totals.model_time.as_secs_f64();
     let other = read_time.as_secs_f64() + totals.features_time.as_secs_f64() + write_time.as_secs_f64();
     step(&format!(
-        "time: read+parse {:.2} s, features {:.2} s, model prediction {:.2} s, write {:.2} s \
-         (I/O and features: {:.0}% of the model's time)",
+        "time: read+parse {:.2} s, features {:.2} s, model prediction {:.2} s (summed over {threads} thread{}), write \
+         {:.2} s (I/O and features: {:.0}% of the model's time)",
         read_time.as_secs_f64(),
         totals.features_time.as_secs_f64(),
         model,
+        if threads == 1 { "" } else { "s" },
         write_time.as_secs_f64(),
         100.0 * other / model.max(1e-9),
     ));

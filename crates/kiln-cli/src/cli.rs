@@ -358,6 +358,11 @@ pub(crate) struct PredictArgs {
     /// sorted. Progress goes to stderr: a bar on a terminal, a line every 10 s otherwise
     #[arg(long, value_name = "N", default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub(crate) chunk_rows: u64,
+    /// threads the model predicts on, each a chunk at a time, while the main thread reads, builds the features and
+    /// writes in file order [default: every core]. The output does not depend on it, byte for byte; at most
+    /// 2 x N chunks are held at once
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) threads: Option<u64>,
 }
 
 #[derive(Debug, clap::Args)]

@@ -9,7 +9,7 @@ mod score;
 mod stream;
 
 pub use error::ScoreError;
-pub use score::{ChunkScorer, RowKeys, ScoreTotals, Scored, score};
+pub use score::{ChunkScorer, Features, RowKeys, ScoreTotals, Scored, score};
 pub use stream::{StreamError, score_stream};
 
 #[cfg(test)]

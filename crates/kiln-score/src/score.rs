@@ -93,6 +93,32 @@ pub struct ChunkScorer<'a> {
     model_time: Duration,
 }
 
+/// One chunk's features from [`ChunkScorer::prepare`], ready for the model.
+#[derive(Debug)]
+pub struct Features(Pending);
+
+#[derive(Debug)]
+enum Pending {
+    /// a recursive multi-step forecast: the origins with the history their steps need
+    Origins(kiln_features::Origins),
+    /// any other bundle: the model's input rows and their keys
+    Rows { prepared: Prepared, ids: Option<RowKeys> },
+}
+
+impl Features {
+    /// The chunk's predictions by `bundle` (the one that prepared them), with SHAP contributions when `explain`.
+    ///
+    /// # Errors
+    /// As [`score`].
+    pub fn predict(self, bundle: &Bundle<FittedPipeline>, explain: bool) -> Result<Scored, ScoreError> {
+        match self.0 {
+            Pending::Origins(origins) => score_steps(bundle, origins),
+            Pending::Rows { prepared, .. } if is_direct(bundle) => score_direct(bundle, prepared),
+            Pending::Rows { prepared, ids } => predict_prepared(bundle, prepared, ids, explain),
+        }
+    }
+}
+
 /// What a [`ChunkScorer`] did in all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ScoreTotals {
@@ -132,40 +158,56 @@ impl<'a> ChunkScorer<'a> {
         })
     }
 
-    /// The predictions for the next chunk's rows (none while a forecast is still in its warm-up).
+    /// The predictions for the next chunk's rows (none while a forecast is still in its warm-up): its features
+    /// ([`ChunkScorer::prepare`]), then the model ([`Features::predict`]).
     ///
     /// # Errors
     /// As [`score`], except too few rows (see [`ChunkScorer::finish`]); a forecast chunk that does not continue
     /// the time order. After an error the scorer must not be used further.
     /// The chunk is taken by value, so that its columns move through the pipeline without copies.
     pub fn push(&mut self, chunk: Frame) -> Result<Scored, ScoreError> {
+        let features = self.prepare(chunk)?;
+        let started = Instant::now();
+        let scored = features.predict(self.bundle, self.explain);
+        self.model_time += started.elapsed();
+        scored
+    }
+
+    /// The next chunk's features, in file order: the part of scoring that carries state from chunk to chunk (a
+    /// forecast's history). What is left, [`Features::predict`], needs only the bundle, so chunks can be predicted
+    /// on other threads.
+    ///
+    /// # Errors
+    /// As [`ChunkScorer::push`].
+    pub fn prepare(&mut self, chunk: Frame) -> Result<Features, ScoreError> {
         let offset = self.rows_in;
         self.rows_in += chunk.n_rows();
         let started = Instant::now();
-        if let Some(origins) = &mut self.origins {
+        let features = if let Some(origins) = &mut self.origins {
             let origins = origins.push(&chunk, offset)?;
-            self.features_time += started.elapsed();
             self.warmup_dropped += origins.warmup_dropped;
             self.rows_scored += origins.times.len();
-            let timed = Instant::now();
-            let scored = score_steps(self.bundle, origins);
-            self.model_time += timed.elapsed();
-            return scored;
-        }
-        let ids = tabular_keys(&self.bundle.pipeline, &chunk, offset)?;
-        // a step's error names the row of the chunk; told to the user as the row of the whole input
-        let prepared = self.stream.push(chunk).map_err(|e| e.shift_row(offset))?;
-        let featured = Instant::now();
-        self.features_time += featured - started;
-        self.warmup_dropped += prepared.warmup_dropped;
-        self.rows_scored += prepared.x.n_rows;
-        let scored = if is_direct(self.bundle) {
-            score_direct(self.bundle, prepared)
+            Features(Pending::Origins(origins))
         } else {
-            predict_prepared(self.bundle, prepared, ids, self.explain)
+            let ids = tabular_keys(&self.bundle.pipeline, &chunk, offset)?;
+            // a step's error names the row of the chunk; told to the user as the row of the whole input
+            let prepared = self.stream.push(chunk).map_err(|e| e.shift_row(offset))?;
+            self.warmup_dropped += prepared.warmup_dropped;
+            self.rows_scored += prepared.x.n_rows;
+            Features(Pending::Rows { prepared, ids })
         };
-        self.model_time += featured.elapsed();
-        scored
+        self.features_time += started.elapsed();
+        Ok(features)
+    }
+
+    /// Adds wall time spent predicting outside [`ChunkScorer::push`] (by [`Features::predict`] on other threads).
+    pub fn add_model_time(&mut self, time: Duration) {
+        self.model_time += time;
+    }
+
+    /// Whether `explain` was asked for.
+    pub fn explain(&self) -> bool {
+        self.explain
     }
 
     /// The totals, once every chunk was pushed.

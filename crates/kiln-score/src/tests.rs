@@ -101,28 +101,39 @@ fn chunks(frame: &Frame, rows: usize) -> Vec<Result<Frame, String>> {
 
 /// Every scored chunk of `frame` in chunks of `rows`, appended into one.
 fn streamed(bundle: &Bundle<FittedPipeline>, frame: &Frame, rows: usize) -> Scored {
+    streamed_on(bundle, frame, rows, 1)
+}
+
+/// [`streamed`] with the model predicting on `threads` threads.
+fn streamed_on(bundle: &Bundle<FittedPipeline>, frame: &Frame, rows: usize, threads: usize) -> Scored {
     let mut all: Option<Scored> = None;
-    let totals = score_stream(bundle, false, chunks(frame, rows), |scored| {
-        match &mut all {
-            None => all = Some(scored),
-            Some(all) => {
-                match (&mut all.keys, scored.keys) {
-                    (RowKeys::Times { values, .. }, RowKeys::Times { values: more, .. }) => values.extend(more),
-                    (RowKeys::Ids { values, .. }, RowKeys::Ids { values: more, .. }) => values.extend(more),
-                    _ => return Err("the keys changed kind".to_string()),
+    let totals = score_stream(
+        bundle,
+        false,
+        chunks(frame, rows),
+        |scored| {
+            match &mut all {
+                None => all = Some(scored),
+                Some(all) => {
+                    match (&mut all.keys, scored.keys) {
+                        (RowKeys::Times { values, .. }, RowKeys::Times { values: more, .. }) => values.extend(more),
+                        (RowKeys::Ids { values, .. }, RowKeys::Ids { values: more, .. }) => values.extend(more),
+                        _ => return Err("the keys changed kind".to_string()),
+                    }
+                    all.predictions.extend(scored.predictions);
+                    all.raw.extend(scored.raw);
+                    if let (Some(classes), Some(more)) = (&mut all.classes, scored.classes) {
+                        classes.extend(more);
+                    }
+                    all.features.data.extend(scored.features.data);
+                    all.features.n_rows += scored.features.n_rows;
+                    all.warmup_dropped += scored.warmup_dropped;
                 }
-                all.predictions.extend(scored.predictions);
-                all.raw.extend(scored.raw);
-                if let (Some(classes), Some(more)) = (&mut all.classes, scored.classes) {
-                    classes.extend(more);
-                }
-                all.features.data.extend(scored.features.data);
-                all.features.n_rows += scored.features.n_rows;
-                all.warmup_dropped += scored.warmup_dropped;
             }
-        }
-        Ok(())
-    })
+            Ok(())
+        },
+        threads,
+    )
     .unwrap();
     let all = all.unwrap();
     assert_eq!(totals.rows_in, frame.n_rows());
@@ -184,10 +195,16 @@ fn a_chunk_that_fails_names_its_rows() {
     ])
     .unwrap());
     let mut written = 0;
-    let err = score_stream(&bundle, false, source, |_| {
-        written += 1;
-        Ok::<_, String>(())
-    })
+    let err = score_stream(
+        &bundle,
+        false,
+        source,
+        |_| {
+            written += 1;
+            Ok::<_, String>(())
+        },
+        1,
+    )
     .unwrap_err();
     let StreamError::Chunk { first, last, source } = &err else { panic!("{err:?}") };
     assert_eq!((*first, *last), (8, 14));
@@ -203,15 +220,21 @@ fn source_and_sink_errors_stop_the_loop_as_they_are() {
     let mut source = chunks(&frame, 5);
     source[2] = Err("disk gone".to_string());
     let mut written = 0;
-    let err = score_stream(&bundle, false, source, |_| {
-        written += 1;
-        Ok(())
-    })
+    let err = score_stream(
+        &bundle,
+        false,
+        source,
+        |_| {
+            written += 1;
+            Ok(())
+        },
+        1,
+    )
     .unwrap_err();
     assert!(matches!(&err, StreamError::Source(e) if e == "disk gone"), "{err:?}");
     assert_eq!(written, 2);
 
-    let err = score_stream(&bundle, false, chunks(&frame, 5), |_| Err("disk full".to_string())).unwrap_err();
+    let err = score_stream(&bundle, false, chunks(&frame, 5), |_| Err("disk full".to_string()), 1).unwrap_err();
     assert!(matches!(&err, StreamError::Sink(e) if e == "disk full"), "{err:?}");
 }
 
@@ -223,11 +246,17 @@ fn too_few_rows_for_the_features_is_an_error_once_all_are_read() {
     assert_eq!(whole.code(), Code::NotEnoughRows);
     assert_eq!(whole.to_string(), "features: the feature table needs at least 5 rows, got 4");
     let mut written = 0;
-    let err = score_stream(&bundle, false, chunks(&frame, 2), |scored| {
-        assert!(scored.predictions.is_empty(), "warm-up rows get no prediction");
-        written += 1;
-        Ok::<_, String>(())
-    })
+    let err = score_stream(
+        &bundle,
+        false,
+        chunks(&frame, 2),
+        |scored| {
+            assert!(scored.predictions.is_empty(), "warm-up rows get no prediction");
+            written += 1;
+            Ok::<_, String>(())
+        },
+        1,
+    )
     .unwrap_err();
     let StreamError::Finish(e) = &err else { panic!("{err:?}") };
     assert_eq!(e.code(), Code::NotEnoughRows);
@@ -241,10 +270,35 @@ fn explain_needs_a_model_with_native_contributions() {
     let err = score(&bundle, &records(5), true).unwrap_err();
     assert!(matches!(err, ScoreError::NoContributions { kind: "smartcore" }), "{err:?}");
     assert_eq!(err.code(), Code::DataShape);
-    let err = score_stream(&bundle, true, chunks(&records(5), 2), |_| Ok::<_, String>(())).unwrap_err();
+    let err = score_stream(&bundle, true, chunks(&records(5), 2), |_| Ok::<_, String>(()), 1).unwrap_err();
     assert!(matches!(err, StreamError::Start(ScoreError::NoContributions { .. })), "{err:?}");
     assert_eq!(
         err.to_string(),
         "target: --explain needs a model with native SHAP contributions (lightgbm, xgboost); this one is smartcore"
     );
+}
+
+#[test]
+fn predicting_on_threads_gives_the_same_chunks_in_order_and_the_same_errors() {
+    for (bundle, frame) in [(forecast(), series(200)), (classifier(), records(200))] {
+        let one = streamed_on(&bundle, &frame, 7, 1);
+        for threads in [2, 3] {
+            let many = streamed_on(&bundle, &frame, 7, threads);
+            assert_eq!(many.keys, one.keys);
+            let bits = |s: &Scored| s.predictions.iter().map(|p| p.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&many), bits(&one));
+            assert_eq!(many.classes, one.classes);
+        }
+    }
+    // a chunk whose features fail names its rows, as on one thread
+    let bundle = classifier();
+    let frame = records(40);
+    let mut source = chunks(&frame, 7);
+    let bad = frame.slice(14, 21);
+    source[2] = Ok(Frame::new(vec![("id".into(), bad.column("id").unwrap().clone())]).unwrap());
+    let err = score_stream(&bundle, false, source, |_| Ok::<_, String>(()), 3).unwrap_err();
+    let StreamError::Chunk { first, last, source } = &err else { panic!("{err:?}") };
+    assert_eq!((*first, *last, source.code()), (15, 21, Code::MissingColumn));
+    let err = score_stream(&bundle, false, chunks(&frame, 7), |_| Err("disk full".to_string()), 3).unwrap_err();
+    assert!(matches!(&err, StreamError::Sink(e) if e == "disk full"), "{err:?}");
 }
