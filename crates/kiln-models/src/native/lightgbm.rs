@@ -7,7 +7,7 @@
 //! Not here: linear trees, `average_output` (random forests), multi-output models, `reg_sqrt` and the objectives
 //! kiln does not train; [`Forest::parse`] gives `None` for them.
 
-use super::{Tree, predict_blocks, predict_one, tree_depth};
+use super::{BLOCK, Tree, predict_blocks, predict_one, tree_depth};
 
 /// LightGBM's `kZeroThreshold` (`1e-35f`, a float widened to double).
 const ZERO: f64 = 1e-35_f32 as f64;
@@ -237,9 +237,10 @@ impl Forest {
         out
     }
 
-    /// The node after `at` for `row`; `CATEGORICAL`: the forest has categorical splits.
+    /// The node after `at` for `row`; `CATEGORICAL_SPLITS`: the forest has categorical splits; `CLEAN`: no value of
+    /// the row is NaN or within `kZeroThreshold` of 0, so a numerical split is `v <= threshold` alone.
     #[inline(always)]
-    fn step<const CATEGORICAL_SPLITS: bool>(&self, at: u32, row: &[f64]) -> u32 {
+    fn step<const CATEGORICAL_SPLITS: bool, const CLEAN: bool>(&self, at: u32, row: &[f64]) -> u32 {
         // SAFETY: `at` is a root or a child of a node of `self.nodes`, and `parse` checked every root and child to be
         // an index into `self.nodes` and every split's feature to be `< n_features`; `row` holds `n_features` values
         // (asserted by `predict_row` and `predict_into`, the only callers). Unchecked indexing measured 12% faster.
@@ -248,7 +249,13 @@ impl Forest {
             let n = self.nodes.get_unchecked(at as usize);
             (n, *row.get_unchecked(n.feature as usize))
         };
-        if CATEGORICAL_SPLITS && n.flags & CATEGORICAL != 0 { self.categorical(n, v) } else { n.next(v) }
+        if CATEGORICAL_SPLITS && n.flags & CATEGORICAL != 0 {
+            self.categorical(n, v)
+        } else if CLEAN {
+            n.children[usize::from(v > n.threshold)]
+        } else {
+            n.next(v)
+        }
     }
 
     /// LightGBM's `CategoricalDecision`: NaN and negative values go right, else the value's integer part goes left
@@ -273,25 +280,54 @@ impl Forest {
     pub(crate) fn predict_row(&self, row: &[f64], raw: bool) -> f64 {
         assert_eq!(row.len(), self.n_features, "a row of the model's features");
         let value = |leaf| self.value(leaf);
-        let sum = if self.categorical {
-            predict_one(&self.trees, row, 0.0, |at, r| self.step::<true>(at, r), value)
-        } else {
-            predict_one(&self.trees, row, 0.0, |at, r| self.step::<false>(at, r), value)
+        let sum = match (self.categorical, clean(row)) {
+            (true, _) => predict_one(&self.trees, row, 0.0, |at, r| self.step::<true, false>(at, r), value),
+            (false, true) => predict_one(&self.trees, row, 0.0, |at, r| self.step::<false, true>(at, r), value),
+            (false, false) => predict_one(&self.trees, row, 0.0, |at, r| self.step::<false, false>(at, r), value),
         };
         if raw { sum } else { self.output.apply(sum) }
     }
 
-    /// Predictions of the row-major `data` (rows of the model's features) into `out`, one per row.
+    /// Predictions of the row-major `data` (rows of the model's features) into `out`, one per row. A block of rows
+    /// without NaN or near-zero values takes the walk with one comparison a split.
     pub(crate) fn predict_into(&self, data: &[f64], out: &mut [f64], raw: bool) {
         assert_eq!(data.len(), out.len() * self.n_features, "rows of the model's features");
         let value = |leaf| self.value(leaf);
         let finish = |sum| if raw { sum } else { self.output.apply(sum) };
         if self.categorical {
-            predict_blocks(&self.trees, data, out, 0.0, |at, r| self.step::<true>(at, r), value, finish);
-        } else {
-            predict_blocks(&self.trees, data, out, 0.0, |at, r| self.step::<false>(at, r), value, finish);
+            predict_blocks(&self.trees, data, out, 0.0, |at, r| self.step::<true, false>(at, r), value, finish);
+            return;
+        }
+        let width = self.n_features.max(1);
+        for (rows, block_out) in data.chunks(BLOCK * width).zip(out.chunks_mut(BLOCK)) {
+            if clean(rows) {
+                predict_blocks(
+                    &self.trees,
+                    rows,
+                    block_out,
+                    0.0,
+                    |at, r| self.step::<false, true>(at, r),
+                    value,
+                    finish,
+                );
+            } else {
+                predict_blocks(
+                    &self.trees,
+                    rows,
+                    block_out,
+                    0.0,
+                    |at, r| self.step::<false, false>(at, r),
+                    value,
+                    finish,
+                );
+            }
         }
     }
+}
+
+/// Whether no value is NaN or within `kZeroThreshold` of 0 (the values LightGBM's missing rules decide).
+fn clean(values: &[f64]) -> bool {
+    values.iter().all(|v| v.abs() > ZERO)
 }
 
 /// The `objective=` line's transform, for the objectives kiln trains.
