@@ -145,6 +145,18 @@ bench_server() {
     echo "  c=$c: $rps req/s, p50 $p50 ms, p99 $p99 ms, server CPU $cpu_us us/request (other processes: $load cores)" >&2
     rows+=("$name|$c|$rps|$p50|$p99|$cpu_us|$ready_ms|$load")
   done
+  if [[ $name == kiln ]]; then
+    # the HTTP stack alone: kiln's own GET /health at concurrency 8, the ceiling a prediction route can approach
+    local hout=$WORK/kiln_health_c8.txt cpu_before cpu_after
+    cpu_before=$($HELP cpu "$pid")
+    wrk -t2 -c8 -d"${BENCH_SECONDS}s" --latency "http://127.0.0.1:$port/health" >"$hout"
+    cpu_after=$($HELP cpu "$pid")
+    local rps p50 p99 requests bad errors
+    read -r rps p50 p99 requests bad errors < <($HELP wrk "$hout")
+    local cpu_us; cpu_us=$(awk -v a="$cpu_before" -v b="$cpu_after" -v n="$requests" 'BEGIN { printf "%.0f", (b - a) * 1e6 / n }')
+    echo "  GET /health c=8: $rps req/s, p50 $p50 ms, p99 $p99 ms, server CPU $cpu_us us/request" >&2
+    rows+=("kiln, GET /health|8|$rps|$p50|$p99|$cpu_us|-|-")
+  fi
   local rss pss procs
   read -r rss pss procs < <($HELP memory "$pid")
   echo "  memory after the load: $rss MB resident (VmRSS summed over $procs processes), $pss MB PSS" >&2
