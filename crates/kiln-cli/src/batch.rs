@@ -24,6 +24,9 @@ pub(crate) fn predict(args: PredictArgs) -> Result<u8> {
     let uri = kiln::tracking_uri(args.tracking_uri.clone());
     let (bundle, label) = crate::commands::load_bundle(&args.model, &uri)?;
     step(&format!("loaded {label}, checksums verified"));
+    if let Some(note) = bundle.model.native_note() {
+        step(&note);
+    }
     let pipeline = &bundle.pipeline;
     if args.with_features && pipeline.recipe().is_some_and(|r| r.multi_step.is_some()) {
         crate::exit::bad_input!(

@@ -50,6 +50,9 @@ pub(crate) fn serve(args: ServeArgs) -> Result<u8> {
         run_id: bundle.metadata.run_id.clone(),
     };
     let kind = bundle.model.kind().as_str();
+    if let Some(note) = bundle.model.native_note() {
+        eprintln!("{note}");
+    }
     let model = LoadedModel::new(bundle, identity).with_context(|| format!("cannot serve {label}"))?;
     let what = format!(
         "{label}: {}{kind} {}",

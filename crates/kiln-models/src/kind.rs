@@ -129,6 +129,12 @@ pub trait Fitted: Predictor<Error = ModelError> + fmt::Debug + Send + Sync {
         false
     }
 
+    /// For a tree ensemble kiln can evaluate natively: whether it does (`Some(false)`: the model holds something
+    /// the native trees do not cover, and the library predicts); `None` for other kinds.
+    fn native_trees(&self) -> Option<bool> {
+        None
+    }
+
     /// SHAP contributions (one column per feature plus `bias`, rows summing to [`Fitted::predict_raw`]); `None`
     /// for a model without native contributions.
     ///
@@ -268,6 +274,19 @@ impl FittedModel {
         self.0.has_contributions()
     }
 
+    /// A note for the user when a LightGBM or XGBoost model predicts through its library instead of kiln's native
+    /// trees (slower, same values); `None` when native (or not a tree ensemble).
+    pub fn native_note(&self) -> Option<String> {
+        (self.0.native_trees() == Some(false)).then(|| {
+            format!(
+                "note: this {} model holds what kiln's native tree evaluation does not cover (linear trees, \
+                 categorical XGBoost splits, an objective kiln does not train), so the library predicts it: the same \
+                 values, more slowly",
+                self.kind().as_str()
+            )
+        })
+    }
+
     /// SHAP contributions from the library's own tree algorithm; `None` for a model without them.
     ///
     /// # Errors
@@ -401,6 +420,10 @@ macro_rules! boosted_trees {
 
             fn has_contributions(&self) -> bool {
                 true
+            }
+
+            fn native_trees(&self) -> Option<bool> {
+                Some(<$fitted>::is_native(self))
             }
 
             fn contributions(

@@ -218,6 +218,11 @@ fn lightgbm_models_native_evaluation_cannot_match_fall_back() {
     let (x, ..) = fixture_rows("zero_missing_rows.csv");
     assert_same_bits(&model.predict(&x).unwrap(), &model.predict_library(&x).unwrap(), "fallback");
     assert_eq!(model.predict_row(x.row(0)).unwrap(), model.predict_row_library(x.row(0)).unwrap());
+    // and kiln predict / kiln serve say so
+    let note = crate::FittedModel::new(model).native_note().unwrap();
+    assert!(note.starts_with("note: this lightgbm model holds what kiln's native tree evaluation"), "{note}");
+    let native = LightGbmModel::from_model_string(&text).unwrap();
+    assert_eq!(crate::FittedModel::new(native).native_note(), None);
 }
 
 // ---- XGBoost ----
