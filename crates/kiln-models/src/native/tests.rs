@@ -106,7 +106,12 @@ fn check_lightgbm(model: &LightGbmModel, x: &Matrix, what: &str) {
     check_lightgbm_rows(model, x, what);
     let zero = f64::from(1e-35_f32);
     let complete = x.data.iter().map(|&v| if v.is_nan() || v.abs() <= zero { 1.0 } else { v }).collect();
-    check_lightgbm_rows(model, &Matrix::new(x.names.clone(), complete), &format!("{what} (no missing values)"));
+    let complete = Matrix::new(x.names.clone(), complete);
+    check_lightgbm_rows(model, &complete, &format!("{what} (no missing values)"));
+    // every complete row alone (QuickScorer) equals the batch (the walk), which equals LightGBM
+    let batch = model.predict(&complete).unwrap();
+    let single: Vec<f64> = (0..complete.n_rows).map(|i| model.predict_row(complete.row(i)).unwrap()).collect();
+    assert_same_bits(&single, &batch, &format!("{what} (every complete row alone)"));
 }
 
 fn check_lightgbm_rows(model: &LightGbmModel, x: &Matrix, what: &str) {
