@@ -351,6 +351,20 @@ fn random_forests_equal_smartcore_bit_for_bit() {
     }
 }
 
+/// A `min_samples_split` above the row count gives trees that are a single leaf (a root without splits): native,
+/// and smartcore's value.
+#[test]
+fn forests_of_single_leaves_equal_smartcore() {
+    let (x, signal) = finite_training();
+    let params: RandomForestParams = serde_yaml::from_str("{n_trees: 9, min_samples_split: 100000}").unwrap();
+    let model = params.check(false).unwrap().fit(&x, &labels("regression", &signal), None).unwrap();
+    let native = forest::Forest::from_smartcore(model.forest().unwrap(), x.n_cols()).unwrap();
+    assert!(native.thresholds().iter().all(Vec::is_empty), "a split");
+    let probe = forest_probe(&model);
+    check_forest(&model, &probe.rows(0, 2000), "constant labels");
+    assert_eq!(model.predict_row(probe.row(0)).unwrap(), model.predict_library(&probe.rows(0, 1)).unwrap()[0]);
+}
+
 #[test]
 fn forests_native_evaluation_cannot_read_fall_back_and_linear_models_have_no_trees() {
     let (x, signal) = finite_training();
