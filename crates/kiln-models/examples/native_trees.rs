@@ -1,7 +1,9 @@
 //! Times kiln's native tree evaluation against the libraries' own predict, on one thread: a LightGBM regression of
 //! 500 trees x 31 leaves over 20 features (the model of `scripts/bench_serve.sh`), and an XGBoost regression of 500
-//! trees of depth 6 on the same rows (5% of the first two features missing; LightGBM also without them). Prints single-row latency (µs, mean over 20,000 rows) and the time of one
-//! 1,000,000-row batch (s), and checks that both paths give the same bits.
+//! trees of depth 6 on the same rows (5% of the first two features missing; LightGBM also without them); and a
+//! smartcore random forest of 200 trees (`max_depth: 10`, `min_samples_leaf: 5`) fitted on 20,000 of those rows
+//! without missing values. Prints single-row latency (µs, mean over 20,000 rows) and the time of one
+//! 1,000,000-row batch (s; the forest: 200,000 rows), and checks that both paths give the same bits.
 //!
 //! ```text
 //! cargo run --release -p kiln-models --example native_trees            # ROWS=1000000 by default
@@ -12,11 +14,13 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use kiln_domain::{Estimator, Matrix, Predictor};
-use kiln_models::{LightGbmParams, XgBoostParams};
+use kiln_models::{LightGbmParams, RandomForestParams, SmartcoreModel, XgBoostParams};
 
 const FEATURES: usize = 20;
 const TRAIN_ROWS: usize = 50_000;
 const SINGLE_ROWS: usize = 20_000;
+const FOREST_TRAIN_ROWS: usize = 20_000;
+const FOREST_ROWS: usize = 200_000;
 
 /// `n` rows of 20 features in [-1, 1) (5% NaN in the first two), and a nonlinear target with noise.
 fn rows(n: usize, mut state: u64) -> (Matrix, Vec<f64>) {
@@ -68,6 +72,7 @@ fn main() {
     let n_rows: usize = std::env::var("ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
     let (train, y) = rows(TRAIN_ROWS, 1);
     let (x, _) = rows(n_rows, 2);
+    random_forest(&train, &y);
 
     let params: LightGbmParams = serde_yaml::from_str("{num_iterations: 500, num_leaves: 31}").unwrap();
     let model = params.check().unwrap().fit(&train, &y, None).unwrap();
@@ -101,4 +106,41 @@ fn main() {
         (seconds(|| native = model.predict(&x).unwrap()), seconds(|| library = model.predict_library(&x).unwrap()));
     assert!(same_bits(&native, &library), "XGBoost: native and library differ");
     report("XGBoost 1.6.2, 500 trees of depth 6, 20 features, one thread", single, batch, n_rows);
+}
+
+/// `x` with its missing values as 0.5.
+fn complete(x: &Matrix) -> Matrix {
+    Matrix::new(x.names.clone(), x.data.iter().map(|v| if v.is_nan() { 0.5 } else { *v }).collect())
+}
+
+fn random_forest(train: &Matrix, y: &[f64]) {
+    let params: RandomForestParams =
+        serde_yaml::from_str("{n_trees: 200, max_depth: 10, min_samples_leaf: 5}").unwrap();
+    let train = complete(&train.rows(0, FOREST_TRAIN_ROWS));
+    let fit = Instant::now();
+    let model = params.check(false).unwrap().fit(&train, &y[..FOREST_TRAIN_ROWS], None).unwrap();
+    let fit = fit.elapsed().as_secs_f64();
+    let bytes = model.to_bytes().unwrap();
+    let mut loaded = None;
+    let load = seconds(|| loaded = Some(SmartcoreModel::from_bytes(&bytes).unwrap()));
+    assert!(model.is_native() && loaded.is_some_and(|m| m.is_native()));
+    let x = complete(&rows(FOREST_ROWS, 3).0);
+    let single = (
+        per_row_us(&x, |r| model.predict_row(r).unwrap()),
+        per_row_us(&x, |r| model.predict_library(&Matrix::new(x.names.clone(), r.to_vec())).unwrap()[0]),
+    );
+    let (mut native, mut library) = (Vec::new(), Vec::new());
+    let batch =
+        (seconds(|| native = model.predict(&x).unwrap()), seconds(|| library = model.predict_library(&x).unwrap()));
+    assert!(same_bits(&native, &library), "random forest: native and smartcore differ");
+    report(
+        "smartcore 0.7.0 random forest, 200 trees, max_depth 10, 20 features, one thread",
+        single,
+        batch,
+        FOREST_ROWS,
+    );
+    println!(
+        "  fit {fit:.1} s; loading the model ({} MB of JSON, native trees included) {load:.2} s",
+        bytes.len() >> 20
+    );
 }

@@ -54,6 +54,9 @@
 //!   `RandomForestRegressor`; a linear model's is `{"coefficients", "intercept"}` in the raw feature space (kiln
 //!   computes those itself, so smartcore's linear structs are not stored). f64 values round-trip exactly, so a loaded
 //!   model predicts bit for bit as the one saved.
+//! - **Forests predict natively** ([`crate::native`]): the fitted trees are read once (on fit and on load) into kiln's
+//!   flat node arrays and walked with smartcore's split rule and summation order, bit for bit smartcore's
+//!   predictions at a fraction of the time; a forest they cannot read predicts through smartcore.
 //! - Feature importance: a forest's is smartcore's mean impurity decrease, normalized to sum to 1 (scikit-learn's
 //!   `feature_importances_`); a linear model's is `|coefficient|`, which depends on the features' scales.
 //!
@@ -78,6 +81,7 @@ use smartcore::linear::ridge_regression::{RidgeRegression, RidgeRegressionParame
 use crate::checks::{self, LabelRules, bad, check_labels, check_shape, param_opt, py_float};
 use crate::kind::{Checked, FitData, Fitted, FittedModel, ModelFormat, ModelSpec};
 use crate::kinds::KindParams;
+use crate::native::forest::Forest as NativeForest;
 use crate::{EvalCurve, ModelError};
 
 /// The smartcore version kiln links, written into every saved model.
@@ -497,12 +501,14 @@ pub struct SmartcoreModel {
     kind: SmartcoreKind,
     feature_names: Vec<String>,
     fitted: Learned,
+    /// a forest's trees for native evaluation; `None` for a linear model, or a forest they cannot read
+    native: Option<NativeForest>,
 }
 
 impl fmt::Debug for SmartcoreModel {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut s = f.debug_struct("SmartcoreModel");
-        s.field("kind", &self.kind).field("feature_names", &self.feature_names);
+        s.field("kind", &self.kind).field("feature_names", &self.feature_names).field("native", &self.native.is_some());
         if let Learned::Linear(l) = &self.fitted {
             s.field("coefficients", &l.coefficients).field("intercept", &l.intercept);
         }
@@ -762,7 +768,7 @@ impl Estimator for CheckedSmartcore {
             Spec::Forest { params, classifier } => self.fit_forest(params, *classifier, x, y)?,
             _ => Learned::Linear(self.fit_linear(x, y)?),
         };
-        Ok(SmartcoreModel { kind: self.kind(), feature_names: x.names.clone(), fitted })
+        Ok(SmartcoreModel::new(self.kind(), x.names.clone(), fitted))
     }
 }
 
@@ -788,6 +794,30 @@ struct Envelope<M> {
 }
 
 impl SmartcoreModel {
+    /// The model of `fitted`, with its forest's native trees read once.
+    fn new(kind: SmartcoreKind, feature_names: Vec<String>, fitted: Learned) -> SmartcoreModel {
+        let native = match &fitted {
+            Learned::Forest(f) => NativeForest::from_smartcore(f, feature_names.len()),
+            Learned::Linear(_) => None,
+        };
+        SmartcoreModel { kind, feature_names, fitted, native }
+    }
+
+    /// Whether a forest predicts on kiln's native trees ([`crate::native`]) rather than smartcore's own predict: true
+    /// for every forest smartcore 0.7 fits; false for the linear models.
+    pub fn is_native(&self) -> bool {
+        self.native.is_some()
+    }
+
+    /// smartcore's forest (for tests that read its trees).
+    #[cfg(test)]
+    pub(crate) fn forest(&self) -> Option<&Forest> {
+        match &self.fitted {
+            Learned::Forest(f) => Some(f),
+            Learned::Linear(_) => None,
+        }
+    }
+
     /// The model's kind.
     pub fn kind(&self) -> SmartcoreKind {
         self.kind
@@ -897,7 +927,7 @@ impl SmartcoreModel {
         if feature_names.is_empty() {
             return Err(load("it names no features".to_string()));
         }
-        let model = SmartcoreModel { kind, feature_names, fitted };
+        let model = SmartcoreModel::new(kind, feature_names, fitted);
         let width = match &model.fitted {
             Learned::Linear(l) => l.coefficients.len(),
             // smartcore's forest reads `{}` as an unfitted forest; it cannot compute importances then
@@ -933,6 +963,9 @@ impl SmartcoreModel {
                 self.feature_names[j], row[j]
             )));
         }
+        if let Some(forest) = &self.native {
+            return Ok(forest.predict_row(row));
+        }
         match &self.fitted {
             Learned::Linear(l) => Ok(self.linear_value(l, row)),
             Learned::Forest(f) => {
@@ -961,6 +994,36 @@ impl Predictor for SmartcoreModel {
         if x.n_rows == 0 {
             return Ok(Vec::new());
         }
+        if let Some(forest) = &self.native {
+            let mut out = vec![0.0; x.n_rows];
+            forest.predict_into(&x.data, &mut out);
+            return Ok(out);
+        }
+        self.predict_library_checked(x)
+    }
+
+    fn feature_names(&self) -> &[String] {
+        &self.feature_names
+    }
+}
+
+impl SmartcoreModel {
+    /// [`Predictor::predict`] through smartcore itself (a linear model: kiln's own formula), never the native trees
+    /// (for comparisons and benchmarks).
+    ///
+    /// # Errors
+    /// As [`Predictor::predict`].
+    pub fn predict_library(&self, x: &Matrix) -> Result<Vec<f64>, ModelError> {
+        checks::check_input(x, &self.feature_names)?;
+        check_features("input", x).map_err(ModelError::Predict)?;
+        if x.n_rows == 0 {
+            return Ok(Vec::new());
+        }
+        self.predict_library_checked(x)
+    }
+
+    /// The predictions of `x`, checked to hold the model's features, all finite, in at least one row.
+    fn predict_library_checked(&self, x: &Matrix) -> Result<Vec<f64>, ModelError> {
         match &self.fitted {
             Learned::Linear(l) => Ok((0..x.n_rows).map(|i| self.linear_value(l, x.row(i))).collect()),
             Learned::Forest(f) => {
@@ -976,10 +1039,6 @@ impl Predictor for SmartcoreModel {
                 Ok(out)
             }
         }
-    }
-
-    fn feature_names(&self) -> &[String] {
-        &self.feature_names
     }
 }
 
@@ -1039,6 +1098,11 @@ impl Fitted for SmartcoreModel {
 
     fn to_native_bytes(&self) -> Result<Vec<u8>, ModelError> {
         self.to_bytes()
+    }
+
+    /// Whether a forest predicts on the native trees; `None` for a linear model (no trees).
+    fn native_trees(&self) -> Option<bool> {
+        self.kind.is_forest().then(|| self.is_native())
     }
 
     fn flavor_fields(&self) -> Vec<(&'static str, String)> {

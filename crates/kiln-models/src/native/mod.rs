@@ -1,6 +1,7 @@
-//! Native evaluation of the boosters' tree ensembles: the LightGBM text model and XGBoost's JSON model are read into
-//! flat node arrays and walked in Rust, with each library's decision rules, summation order and output transform,
-//! so that predictions equal the library's bit for bit while skipping its per-call setup, locks and row copies.
+//! Native evaluation of tree ensembles: the LightGBM text model, XGBoost's JSON model and smartcore's random forests
+//! are read into flat node arrays and walked in Rust, with each library's decision rules, summation order and output
+//! transform, so that predictions equal the library's bit for bit while skipping its per-call setup, locks and row
+//! copies.
 //!
 //! Key decisions: one forest is a single array of nodes (all trees, children as indices into it; a leaf is a node
 //! that holds its value and has itself as both children, so every walk takes a tree's depth in steps with no
@@ -14,6 +15,7 @@
 use std::array;
 use std::ops::AddAssign;
 
+pub(crate) mod forest;
 pub(crate) mod lightgbm;
 pub(crate) mod xgboost;
 

@@ -3,7 +3,7 @@ use std::path::Path;
 use kiln_domain::{Estimator, Matrix, Predictor};
 use serde_json::Value;
 
-use super::{lightgbm, xgboost};
+use super::{forest, lightgbm, xgboost};
 use crate::tests::noise;
 use crate::*;
 
@@ -299,4 +299,88 @@ fn xgboost_refuses_what_xgboost_refuses_and_falls_back_on_what_it_cannot_match()
         "an objective kiln does not train"
     );
     assert!(edited(&format!("{tree}/left_children/0"), Value::from(0)).is_none(), "a node that is its own child");
+}
+
+// ---- smartcore random forests ----
+
+/// `x` with every NaN and infinity replaced by a finite value (smartcore models take no other): NaN by `f64::MAX`,
+/// infinities by `±f64::MAX`.
+fn finite(x: &Matrix) -> Matrix {
+    let data = x.data.iter().map(|&v| if v.is_nan() { f64::MAX } else { v.clamp(f64::MIN, f64::MAX) }).collect();
+    Matrix::new(x.names.clone(), data)
+}
+
+/// [`training`] with its NaNs as 0.
+fn finite_training() -> (Matrix, Vec<f64>) {
+    let (x, signal) = training();
+    let data = x.data.iter().map(|&v| if v.is_nan() { 0.0 } else { v }).collect();
+    (Matrix::new(x.names, data), signal)
+}
+
+fn forest_probe(model: &SmartcoreModel) -> Matrix {
+    let native = forest::Forest::from_smartcore(model.forest().unwrap(), model.feature_names().len()).unwrap();
+    finite(&probe(&native.thresholds(), false, 31))
+}
+
+/// Native forests equal smartcore's own predictions bit for bit: batch and single rows.
+fn check_forest(model: &SmartcoreModel, x: &Matrix, what: &str) {
+    assert!(model.is_native(), "{what}: the model fell back to smartcore");
+    assert_same_bits(&model.predict(x).unwrap(), &model.predict_library(x).unwrap(), what);
+    let rows: Vec<usize> = (0..x.n_rows).step_by(ROW_STEP).collect();
+    let native: Vec<f64> = rows.iter().map(|&i| model.predict_row(x.row(i)).unwrap()).collect();
+    let library: Vec<f64> = rows.iter().flat_map(|&i| model.predict_library(&x.rows(i, i + 1)).unwrap()).collect();
+    assert_same_bits(&native, &library, &format!("{what} (single rows)"));
+}
+
+#[test]
+fn random_forests_equal_smartcore_bit_for_bit() {
+    let (x, signal) = finite_training();
+    for (classifier, max_depth) in [(false, ""), (false, ", max_depth: 6"), (true, ""), (true, ", max_depth: 8")] {
+        let yaml = format!("{{n_trees: 50{max_depth}}}");
+        let params: RandomForestParams = serde_yaml::from_str(&yaml).unwrap();
+        let y = labels(if classifier { "binary" } else { "regression" }, &signal);
+        let model = params.check(classifier).unwrap().fit(&x, &y, None).unwrap();
+        let what = format!("{} {yaml}", model.kind());
+        let probe = forest_probe(&model);
+        check_forest(&model, &probe, &what);
+        // the model as a bundle holds it, kiln's JSON written and read back: still native, the same bits
+        let loaded = SmartcoreModel::from_bytes(&model.to_bytes().unwrap()).unwrap();
+        assert!(loaded.is_native(), "{what}: the loaded model fell back to smartcore");
+        let predictions = model.predict(&probe).unwrap();
+        assert_same_bits(&loaded.predict(&probe).unwrap(), &predictions, &format!("{what} (loaded)"));
+        let rows: Vec<f64> =
+            (0..probe.n_rows).step_by(ROW_STEP).map(|i| loaded.predict_row(probe.row(i)).unwrap()).collect();
+        let expected: Vec<f64> = predictions.iter().step_by(ROW_STEP).copied().collect();
+        assert_same_bits(&rows, &expected, &format!("{what} (loaded, single rows)"));
+        assert_eq!(crate::FittedModel::new(loaded).native_note(), None);
+    }
+}
+
+/// A `min_samples_split` above the row count gives trees that are a single leaf (a root without splits): native,
+/// and smartcore's value.
+#[test]
+fn forests_of_single_leaves_equal_smartcore() {
+    let (x, signal) = finite_training();
+    let params: RandomForestParams = serde_yaml::from_str("{n_trees: 9, min_samples_split: 100000}").unwrap();
+    let model = params.check(false).unwrap().fit(&x, &labels("regression", &signal), None).unwrap();
+    let native = forest::Forest::from_smartcore(model.forest().unwrap(), x.n_cols()).unwrap();
+    assert!(native.thresholds().iter().all(Vec::is_empty), "a split");
+    let probe = forest_probe(&model);
+    check_forest(&model, &probe.rows(0, 2000), "constant labels");
+    assert_eq!(model.predict_row(probe.row(0)).unwrap(), model.predict_library(&probe.rows(0, 1)).unwrap()[0]);
+}
+
+#[test]
+fn forests_native_evaluation_cannot_read_fall_back_and_linear_models_have_no_trees() {
+    let (x, signal) = finite_training();
+    let params: RandomForestParams = serde_yaml::from_str("{n_trees: 3, max_depth: 2}").unwrap();
+    let model = params.check(false).unwrap().fit(&x, &labels("regression", &signal), None).unwrap();
+    let n = model.feature_names().len();
+    assert!(forest::Forest::from_smartcore(model.forest().unwrap(), n).is_some());
+    assert!(forest::Forest::from_smartcore(model.forest().unwrap(), n + 1).is_none(), "another feature count");
+    assert_eq!(crate::Fitted::native_trees(&model), Some(true));
+
+    let linear = LinearParams::default().check().unwrap().fit(&x, &labels("regression", &signal), None).unwrap();
+    assert!(!linear.is_native());
+    assert_eq!(crate::Fitted::native_trees(&linear), None);
 }
