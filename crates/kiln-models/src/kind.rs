@@ -279,9 +279,9 @@ impl FittedModel {
     pub fn native_note(&self) -> Option<String> {
         (self.0.native_trees() == Some(false)).then(|| {
             format!(
-                "note: this {} model holds what kiln's native tree evaluation does not cover (linear trees, \
-                 categorical XGBoost splits, an objective kiln does not train), so the library predicts it: the same \
-                 values, more slowly",
+                "note: this {} model holds what kiln's native tree evaluation does not cover (such as LightGBM's \
+                 linear trees or XGBoost's categorical splits), so its library predicts it: the same values, more \
+                 slowly",
                 self.kind().as_str()
             )
         })

@@ -205,11 +205,6 @@ impl<'a> ChunkScorer<'a> {
         self.model_time += time;
     }
 
-    /// Whether `explain` was asked for.
-    pub fn explain(&self) -> bool {
-        self.explain
-    }
-
     /// The totals, once every chunk was pushed.
     ///
     /// # Errors

@@ -142,18 +142,27 @@ fn panel_task(recipe: TimeSeriesRecipe, intervals: Option<(Vec<f64>, usize)>, pe
     }
 }
 
+/// A recipe over the ECB rates as a `currency` panel (time `Date`, target `rate` as log returns, one step a row),
+/// with `extra`'s fields (the strategy, the features, a wide file's columns) added.
+fn ecb_recipe(extra: serde_json::Value) -> TimeSeriesRecipe {
+    let mut recipe = serde_json::json!({
+        "time_column": "Date",
+        "series_column": "currency",
+        "target": "rate",
+        "horizon": 1,
+        "target_transform": "log_return"
+    });
+    recipe.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+    serde_json::from_value(recipe).unwrap()
+}
+
 /// Three ECB currencies (USD, JPY, GBP) over their last 1200 days as one long panel (a `currency` column), 1 to 3
 /// days ahead by recursion with 80% and 95% conformal intervals: conf/tasks/ecb_panel_5d.yaml made small.
 pub(crate) fn ecb_panel() -> &'static Trained {
     static MODEL: OnceLock<Trained> = OnceLock::new();
     MODEL.get_or_init(|| {
-        let recipe: TimeSeriesRecipe = serde_json::from_value(serde_json::json!({
-            "time_column": "Date",
-            "series_column": "currency",
+        let recipe = ecb_recipe(serde_json::json!({
             "multi_step": {"steps": 3, "strategy": "recursive"},
-            "target": "rate",
-            "horizon": 1,
-            "target_transform": "log_return",
             "features": [
                 {"current": {"columns": ["rate"]}},
                 {"lag": {"column": "rate", "lags": [1, 2, 3]}},
@@ -161,8 +170,7 @@ pub(crate) fn ecb_panel() -> &'static Trained {
                 {"rolling": {"column": "rate", "windows": [7], "stats": ["mean", "std"]}},
                 {"calendar": {"parts": ["day_of_week"], "cyclical": true}}
             ]
-        }))
-        .unwrap();
+        }));
         let currencies: Vec<String> = ["USD", "JPY", "GBP"].map(String::from).to_vec();
         let (frame, _) = ecb_tail(&currencies, 1200).melt(&currencies, "currency", "rate").unwrap();
         let task = panel_task(recipe, Some((vec![80.0, 95.0], 3)), false);
@@ -175,20 +183,14 @@ pub(crate) fn ecb_panel() -> &'static Trained {
 pub(crate) fn ecb_direct() -> &'static Trained {
     static MODEL: OnceLock<Trained> = OnceLock::new();
     MODEL.get_or_init(|| {
-        let recipe: TimeSeriesRecipe = serde_json::from_value(serde_json::json!({
-            "time_column": "Date",
-            "series_column": "currency",
+        let recipe = ecb_recipe(serde_json::json!({
             "multi_step": {"steps": 3, "strategy": "direct"},
-            "target": "rate",
-            "horizon": 1,
-            "target_transform": "log_return",
             "features": [
                 {"current": {"columns": ["rate"]}},
                 {"lag": {"column": "rate", "lags": [1, 2, 3]}},
                 {"ewm": {"column": "rate", "spans": [5.0]}}
             ]
-        }))
-        .unwrap();
+        }));
         let task = panel_task(recipe, None, false);
         train("ecb-direct", task, Vec::new(), ecb_panel().frame.clone(), Gates::Regression(GateSpec::default()))
     })
@@ -213,20 +215,14 @@ pub(crate) fn ecb_per_series() -> &'static Trained {
 pub(crate) fn ecb_wide() -> &'static Trained {
     static MODEL: OnceLock<Trained> = OnceLock::new();
     MODEL.get_or_init(|| {
-        let recipe: TimeSeriesRecipe = serde_json::from_value(serde_json::json!({
-            "time_column": "Date",
-            "series_column": "currency",
+        let recipe = ecb_recipe(serde_json::json!({
             "wide": {"columns": ["USD", "JPY"], "name": "currency"},
             "multi_step": {"steps": 2, "strategy": "recursive"},
-            "target": "rate",
-            "horizon": 1,
-            "target_transform": "log_return",
             "features": [
                 {"lag": {"column": "rate", "lags": [1, 2, 3]}},
                 {"rolling": {"column": "rate", "windows": [5], "stats": ["mean"]}}
             ]
-        }))
-        .unwrap();
+        }));
         let frame = ecb_tail(&["USD", "JPY"].map(String::from), 600);
         let task = panel_task(recipe, Some((vec![80.0], 2)), false);
         train("ecb-wide", task, Vec::new(), frame, Gates::Regression(GateSpec::default()))
