@@ -9,10 +9,11 @@ Usage:
       --id unique_id --time ds --target y --output OUT.parquet
   .venv-forecast/bin/python tests/panel_reference.py ecb-panel --input data/ecb_eurofxref-hist.csv \\
       --output PANEL.parquet          (the ECB currencies with a full history, melted to unique_id/ds/y)
-  .venv-forecast/bin/python tests/panel_reference.py recursive --input LONG --id unique_id --time ds --target y \\
-      --h 5 --params '{"n_estimators": 50, ...}' [--lags 1,...,7] [--rolling-mean 7,28] --output OUT.parquet
-  .venv-forecast/bin/python tests/panel_reference.py direct --input LONG --id unique_id --time ds --target y \\
-      --series CAD --h 5 --params JSON [--lags ...] [--rolling-mean ...] --output OUT.parquet
+  .venv-forecast/bin/python tests/panel_reference.py recursive --input LONG [--id unique_id] --time ds --target y \\
+      --h 5 --params '{"n_estimators": 50, ...}' [--lags 1,...,7] [--rolling-mean 7,28] [--exog HUFL,MUFL] \\
+      --output OUT.parquet
+  .venv-forecast/bin/python tests/panel_reference.py direct --input LONG [--id unique_id --series CAD] --time ds \\
+      --target y --h 5 --params JSON [--lags ...] [--rolling-mean ...] [--exog HUFL,MUFL] --output OUT.parquet
   .venv-forecast/bin/python tests/panel_reference.py conformal --input LONG --id unique_id --time ds --target y \\
       --h 5 --n-windows 4 [--levels 80,95] [--method conformal_distribution|conformal_error] --params JSON \\
       [--lags ...] [--rolling-mean ...] --output OUT.parquet
@@ -21,8 +22,21 @@ recursive / direct / conformal: LightGBM multi-step forecasts (mlforecast recurs
 mlforecast conformal prediction intervals); `--params` is a JSON object of LGBMRegressor keyword arguments, passed
 unchanged (plus verbosity=-1). Outputs, sorted by id then step: recursive: <id>, step (1..h), prediction, origin;
 direct: step, prediction, origin; conformal: <id>, step, prediction, lo_<L>, hi_<L> for each level L ascending,
-origin. `origin` is the series' last original timestamp (UTC). The exact algorithms are in the docstrings of
-recursive_forecast, direct_forecast and conformal_forecast; the LightGBM parameter mapping in lgb_regressor's.
+origin. `origin` is the series' last original timestamp (UTC) with a target. The exact algorithms are in the
+docstrings of recursive_forecast, direct_forecast and conformal_forecast; the LightGBM parameter mapping in
+lgb_regressor's.
+
+Known-in-advance covariates (`--exog C1,C2`, recursive and direct; kiln's `known_in_advance: {columns: [C1, C2]}`):
+the input holds, after each series' last row with a target, FUTURE rows whose target is empty and whose C columns are
+filled -- the very file `kiln predict --input` takes, so both sides read one file. History rows train the model (every
+C column must be filled there); the first h future rows of each series are the covariates at the forecast's target
+times: mlforecast's `predict(h, X_df=...)` (dynamic exogenous columns, fit with static_features=[]) and skforecast's
+`predict(steps=h, exog=...)`. Outputs then also have `target_time` (the future row's own UTC timestamp). A series with
+fewer than h future rows is an error; a row with an empty target before a series' last target is an error.
+`--id` may be left out for a single series (the whole file; the output then has no id column).
+
+CSV numbers are parsed with float_precision='round_trip' (correctly rounded, as kiln's Rust parser): pandas' default
+parser is off by one ulp on about 14% of ETTh1's 16-17 digit values (on the ECB rates both parse identically).
 
 preprocess: the feature table of
   MLForecast(models=[], freq=1, lags=[1..7],
@@ -64,20 +78,63 @@ ROLLING_WINDOWS = (7, 28)
 
 # -- input / output -------------------------------------------------------------------------------------------------
 
-def read_long(path, id_col, time_col, target_col):
-    """A long panel file (CSV or Parquet) as a frame of id (str), time (datetime64 UTC), target (float64), sorted by
-    id then time. Naive timestamps are taken as UTC."""
+SINGLE = "__kiln_series"  # the id column given to the libraries when the file is one series (no --id)
+
+
+def read_long(path, id_col, time_col, target_col, exog=()):
+    """A long panel file (CSV or Parquet) as a frame of id (str), time (datetime64 UTC), target (float64) and the
+    `exog` columns (float64, in the order given), sorted by id then time. Naive timestamps are taken as UTC. With
+    id_col None the file is one series: the id column SINGLE (value '0') is added."""
     path = Path(path)
+    exog = list(exog)
+    wanted = ([id_col] if id_col else []) + [time_col, target_col] + exog
     if path.suffix.lower() in (".parquet", ".pq"):
-        frame = pd.read_parquet(path, columns=[id_col, time_col, target_col])
+        frame = pd.read_parquet(path, columns=wanted)
     else:
-        frame = pd.read_csv(path, usecols=[id_col, time_col, target_col], dtype={id_col: str}, na_values=["N/A"])
+        frame = pd.read_csv(path, usecols=wanted, dtype={id_col: str} if id_col else None, na_values=["N/A"],
+                            float_precision="round_trip")
+    if not id_col:
+        id_col = SINGLE
+        frame[id_col] = "0"
+    frame = frame[[id_col, time_col, target_col] + exog]
     frame[id_col] = frame[id_col].astype(str)
     frame[time_col] = pd.to_datetime(frame[time_col], utc=True)
-    frame[target_col] = frame[target_col].astype("float64")
+    for column in [target_col] + exog:
+        frame[column] = frame[column].astype("float64")
     if frame.duplicated([id_col, time_col]).any():
         sys.exit(f"{path}: duplicate ({id_col}, {time_col}) rows")
     return frame.sort_values([id_col, time_col], kind="stable").reset_index(drop=True)
+
+
+def split_future(frame, id_col, target_col, exog):
+    """(history, future): each series' rows up to its last target, and the rows after it (empty target: the known
+    covariates of the target times to forecast). Refuses an empty target before a series' last target, an empty
+    `exog` value anywhere, and future rows without `exog` columns to read."""
+    has_target = frame[target_col].notna()
+    seen_after = has_target[::-1].groupby(frame[id_col][::-1], sort=False).cummax()[::-1]  # a target here or later
+    future = ~seen_after
+    gaps = ~has_target & seen_after
+    if gaps.any():
+        row = frame[gaps].iloc[0]
+        sys.exit(f"series {row[id_col]!r}: empty {target_col} before the series' last target ({row.iloc[1]})")
+    if future.any() and not exog:
+        sys.exit("rows with an empty target (future rows) need --exog: the covariates they hold")
+    if exog and frame[exog].isna().any().any():
+        sys.exit(f"an empty value in the known covariates {exog}")
+    if (~future).groupby(frame[id_col]).sum().min() == 0:
+        sys.exit("a series has no row with a target")
+    return frame[~future].reset_index(drop=True), frame[future].reset_index(drop=True)
+
+
+def future_rows(future, id_col, h, ids):
+    """The first h future rows of every series in `ids` (error if a series has fewer)."""
+    first = future[future.groupby(id_col, sort=False).cumcount() < h]
+    counts = first.groupby(id_col).size().reindex(ids, fill_value=0)
+    if (counts < h).any():
+        short = counts[counts < h]
+        sys.exit(f"fewer than h={h} future rows (target empty, covariates filled) for series "
+                 f"{', '.join(f'{i!r} ({n})' for i, n in short.items())}")
+    return first.reset_index(drop=True)
 
 
 def with_counter(frame, id_col, time_col):
@@ -200,7 +257,16 @@ def with_step(predictions, frame, id_col, time_col, value_cols):
     return out.sort_values([id_col, "step"], kind="stable").reset_index(drop=True)
 
 
-def recursive_forecast(frame, id_col, time_col, target_col, h, params, lags, windows):
+def with_target_time(out, future, id_col, time_col):
+    """`out` (id, step, ...) with `target_time`: the time of each series' step-th future row (UTC)."""
+    times = future[[id_col, time_col]].assign(step=future.groupby(id_col, sort=False).cumcount() + 1)
+    times = times.rename(columns={time_col: "target_time"})
+    out = out.merge(times, on=[id_col, "step"], how="left", validate="one_to_one")
+    out["target_time"] = out["target_time"].astype("datetime64[us, UTC]")
+    return out
+
+
+def recursive_forecast(frame, id_col, time_col, target_col, h, params, lags, windows, exog=()):
     """mlforecast 1.1.0's recursive forecast: MLForecast(models={'lgb': LGBMRegressor(**params)}, freq=1,
     lags=lags, lag_transforms={1: [RollingMean(w) for w in windows]}).fit(df, static_features=[]).predict(h).
 
@@ -226,14 +292,35 @@ def recursive_forecast(frame, id_col, time_col, target_col, h, params, lags, win
     running sum), prediction_j = model(features), then e.append(prediction_j). So lags and rolling means include
     earlier predictions once the step passes them. Checked: hand-computed features + a native lgb.train model
     reproduce mlforecast's predictions exactly.
+
+    With `exog` (known covariates C1..Cm, dynamic exogenous columns: fit with static_features=[] treats every column
+    but id, time and target as one): the fit frame's columns are id, target, C1..Cm, counter, so mlforecast's
+    features_order_ puts C1..Cm FIRST (in the --exog order), then the lags, then the transforms. The training row of
+    target index t holds Ci = x_i[t] (the covariate at the row's own, i.e. the target's, time; no lag) and is kept
+    by the same warm-up rule (covariates are never missing in the history). Forecast step j holds Ci = the j-th
+    future row's value (X_df, one row per series per step, the counters n_s .. n_s+h-1 continuing the history's),
+    i.e. x_i at the step's target time. So in kiln's terms (origin t = target index - 1): known_in_advance Ci_at_target
+    = x_i[t+1] for training (the next-step model) and x_i[t+j] for step j of the forecast from t.
     """
-    indexed, _ = with_counter(frame, id_col, time_col)
+    exog = list(exog)
+    history, future = split_future(frame, id_col, target_col, exog)
+    counted = pd.concat([history, future]).sort_values([id_col, time_col], kind="stable").reset_index(drop=True)
+    indexed_all, _ = with_counter(counted, id_col, time_col)
+    is_future = counted[target_col].isna().to_numpy()
+    indexed = indexed_all[~is_future].reset_index(drop=True)
     fcst = make_model_forecaster(params, lags, windows)
     fcst.fit(indexed, id_col=id_col, time_col=COUNTER, target_col=target_col, static_features=[])
-    return with_step(fcst.predict(h=h), frame, id_col, time_col, {MODEL: "prediction"})
+    if not exog:
+        return with_step(fcst.predict(h=h), history, id_col, time_col, {MODEL: "prediction"})
+    if list(fcst.ts.features_order_[:len(exog)]) != exog:
+        raise AssertionError(f"mlforecast's feature order {fcst.ts.features_order_} does not start with {exog}")
+    x_df = future_rows(indexed_all[is_future].reset_index(drop=True), id_col, h, history[id_col].unique())
+    predictions = fcst.predict(h=h, X_df=x_df[[id_col, COUNTER, *exog]])
+    out = with_step(predictions, history, id_col, time_col, {MODEL: "prediction"})
+    return with_target_time(out, future, id_col, time_col)
 
 
-def direct_forecast(frame, id_col, time_col, target_col, series, h, params, lags, windows):
+def direct_forecast(frame, id_col, time_col, target_col, series, h, params, lags, windows, exog=()):
     """skforecast 0.26's ForecasterDirect(estimator=LGBMRegressor(**params), steps=h, lags=lags,
     window_features=RollingFeatures(stats=['mean', ...], window_sizes=windows), n_jobs=1) on ONE series (0.26's
     argument is `estimator`; `regressor` is gone), fit on its whole y with a RangeIndex, predict(steps=h).
@@ -263,13 +350,27 @@ def direct_forecast(frame, id_col, time_col, target_col, series, h, params, lags
       predict roll_mean: numpy's pairwise sum / w: w < 8: sequential sum; 8 <= w <= 128: eight accumulators
         r[j] = x[j] + x[j+8] + x[j+16] + ... over the first w - w%8 values, then
         ((r0+r1)+(r2+r3)) + ((r4+r5)+(r6+r7)), then the last w%8 values added one by one.
+
+    With `exog` (known covariates C1..Cm): fit(y, exog=<the history's C columns, same RangeIndex>) and
+    predict(steps=h, exog=<the first h future rows' C columns, index n..n+h-1>). skforecast builds the columns
+    C1_step_1, .., Cm_step_1, C1_step_2, .. for the origin t0 from x[t0+s] (the covariate at step s's TARGET time),
+    and model s is fitted on lag_*, the window features, then C1_step_s..Cm_step_s (exog LAST, in the --exog order;
+    checked with create_train_X_y / filter_train_X_y_for_step). The training origins are unchanged (the covariates of
+    every kept origin's steps lie inside the history). At predict time model s gets the s-th future row's values. In
+    kiln's terms: known_in_advance listed AFTER the lags and windows, Ci_at_target = x_i[t0+s] for step s's model.
     """
     from skforecast.direct import ForecasterDirect
     from skforecast.preprocessing import RollingFeatures
 
-    rows = frame[frame[id_col] == series]
+    exog = list(exog)
+    if series is None:
+        if frame[id_col].nunique() != 1:
+            sys.exit("direct: --series is required when the file has more than one series")
+        series = frame[id_col].iloc[0]
+    rows = frame[frame[id_col] == series].reset_index(drop=True)
     if rows.empty:
         sys.exit(f"no rows for series {series!r}")
+    rows, future = split_future(rows, id_col, target_col, exog)
     y = pd.Series(rows[target_col].to_numpy(dtype="float64"), index=pd.RangeIndex(len(rows)), name=target_col)
     forecaster = ForecasterDirect(
         estimator=lgb_regressor(params),
@@ -281,13 +382,27 @@ def direct_forecast(frame, id_col, time_col, target_col, series, h, params, lags
         ) if windows else None,
         n_jobs=1,
     )
-    forecaster.fit(y=y)
-    pred = forecaster.predict(steps=h)
-    return pd.DataFrame({
+    if not exog:
+        forecaster.fit(y=y)
+        pred = forecaster.predict(steps=h)
+    else:
+        ahead = future_rows(future, id_col, h, [series])
+        forecaster.fit(y=y, exog=pd.DataFrame(rows[exog].to_numpy(dtype="float64"), columns=exog,
+                                              index=pd.RangeIndex(len(rows))))
+        pred = forecaster.predict(steps=h, exog=pd.DataFrame(ahead[exog].to_numpy(dtype="float64"), columns=exog,
+                                                             index=pd.RangeIndex(len(rows), len(rows) + h)))
+        step_columns = list(forecaster.X_train_features_names_out_)  # one step model's columns, exog unsuffixed
+        if step_columns[-len(exog):] != exog or set(step_columns[:-len(exog)]) & set(exog):
+            raise AssertionError(f"skforecast's step columns {step_columns} do not end with {exog}")
+    out = pd.DataFrame({
         "step": np.arange(1, h + 1, dtype="int64"),
         "prediction": pred.to_numpy(dtype="float64"),
         "origin": pd.Series([rows[time_col].iloc[-1]] * h).astype("datetime64[us, UTC]"),
     })
+    if exog:
+        out["target_time"] = ahead[time_col].to_numpy()
+        out["target_time"] = out["target_time"].astype("datetime64[us, UTC]")
+    return out
 
 
 def level_name(level):
@@ -389,20 +504,33 @@ def report(args, table, what):
     print(f"{args.output}: {what}, {len(table)} rows", file=sys.stderr)
 
 
+def parse_names(text):
+    return [v.strip() for v in str(text).split(",") if v.strip()]
+
+
 def cmd_recursive(args):
-    frame = read_long(args.input, args.id, args.time, args.target)
-    table = recursive_forecast(frame, args.id, args.time, args.target, args.h, json.loads(args.params),
-                               parse_ints(args.lags), transform_windows(args))
+    exog = parse_names(args.exog)
+    frame = read_long(args.input, args.id, args.time, args.target, exog)
+    id_col = args.id or SINGLE
+    table = recursive_forecast(frame, id_col, args.time, args.target, args.h, json.loads(args.params),
+                               parse_ints(args.lags), transform_windows(args), exog)
+    n_series = table[id_col].nunique()
+    if not args.id:
+        table = table.drop(columns=[SINGLE])
     write_parquet(table, args.output)
-    report(args, table, f"recursive h={args.h} for {table[args.id].nunique()} series")
+    report(args, table, f"recursive h={args.h} for {n_series} series" + (f", known {exog}" if exog else ""))
 
 
 def cmd_direct(args):
-    frame = read_long(args.input, args.id, args.time, args.target)
-    table = direct_forecast(frame, args.id, args.time, args.target, args.series, args.h, json.loads(args.params),
-                            parse_ints(args.lags), transform_windows(args))
+    exog = parse_names(args.exog)
+    frame = read_long(args.input, args.id, args.time, args.target, exog)
+    if args.series is not None and not args.id:
+        sys.exit("direct: --series needs --id")
+    table = direct_forecast(frame, args.id or SINGLE, args.time, args.target, args.series, args.h,
+                            json.loads(args.params), parse_ints(args.lags), transform_windows(args), exog)
     write_parquet(table, args.output)
-    report(args, table, f"direct h={args.h} for series {args.series}")
+    report(args, table, f"direct h={args.h} for " + (f"series {args.series}" if args.series else "the one series")
+                        + (f", known {exog}" if exog else ""))
 
 
 def cmd_conformal(args):
@@ -430,10 +558,16 @@ def parser():
     ecb.add_argument("--output", required=True, help="Parquet (or .csv) file to write")
     ecb.set_defaults(func=cmd_ecb_panel)
 
-    def model_parser(name, help_text, func):
+    def model_parser(name, help_text, func, known=False):
+        """known: the id may be left out (a file of one series) and --exog is taken (recursive, direct)."""
         cmd = sub.add_parser(name, help=help_text)
         cmd.add_argument("--input", required=True, help="long panel: CSV or Parquet")
-        cmd.add_argument("--id", required=True, help="the series column")
+        cmd.add_argument("--id", required=not known,
+                         help="the series column" + (" (leave out for a file of one series)" if known else ""))
+        if known:
+            cmd.add_argument("--exog", default="",
+                             help="comma-separated known covariates (kiln's known_in_advance), taken at the target "
+                                  "time; the input's rows after each series' last target hold their future values")
         cmd.add_argument("--time", required=True, help="the time column")
         cmd.add_argument("--target", required=True, help="the target column")
         cmd.add_argument("--h", type=int, required=True, help="forecast horizon (steps)")
@@ -447,9 +581,11 @@ def parser():
         cmd.set_defaults(func=func)
         return cmd
 
-    model_parser("recursive", "mlforecast recursive multi-step LightGBM forecast of every series", cmd_recursive)
-    direct = model_parser("direct", "skforecast ForecasterDirect LightGBM forecast of one series", cmd_direct)
-    direct.add_argument("--series", required=True, help="the id of the series to forecast")
+    model_parser("recursive", "mlforecast recursive multi-step LightGBM forecast of every series", cmd_recursive,
+                 known=True)
+    direct = model_parser("direct", "skforecast ForecasterDirect LightGBM forecast of one series", cmd_direct,
+                          known=True)
+    direct.add_argument("--series", help="the id of the series to forecast (needed when the file has several)")
     conf = model_parser("conformal", "mlforecast recursive forecast with conformal prediction intervals",
                         cmd_conformal)
     conf.add_argument("--n-windows", type=int, required=True, help="PredictionIntervals(n_windows=...)")

@@ -36,7 +36,16 @@ pub(crate) fn predict(args: PredictArgs) -> Result<u8> {
     }
     let opts = kiln::read_options(pipeline);
     let input = &args.input;
-    let chunk_rows = usize::try_from(args.chunk_rows).unwrap_or(usize::MAX);
+    let mut chunk_rows = usize::try_from(args.chunk_rows).unwrap_or(usize::MAX);
+    if let Some(recipe) = pipeline.recipe().filter(|r| r.ahead_rows() > 0) {
+        step(&format!(
+            "note: {label} reads its known_in_advance columns at each target time, from the future rows after each \
+             origin (target empty); the input is read whole, not in chunks of {chunk_rows} rows, and a row without \
+             the target '{}' is never an origin",
+            recipe.target
+        ));
+        chunk_rows = usize::MAX;
+    }
 
     // wall time of each stage, for the summary: reading and parsing, writing (the features and the model's
     // prediction are timed by the scorer)

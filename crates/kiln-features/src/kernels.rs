@@ -25,10 +25,24 @@ pub(crate) enum Kernel {
     Diff(usize),
     PctChange(usize),
     LogReturn(usize),
-    Rolling { window: usize, stat: RollingStat },
-    ExpandingMean { min_periods: usize },
-    Ewm { span: f64 },
-    Calendar { part: CalendarPart, encoding: Encoding },
+    Rolling {
+        window: usize,
+        stat: RollingStat,
+    },
+    ExpandingMean {
+        min_periods: usize,
+    },
+    Ewm {
+        span: f64,
+    },
+    Calendar {
+        part: CalendarPart,
+        encoding: Encoding,
+    },
+    /// the column's value at the target time (`known_in_advance`), or with a calendar part, that part of the target
+    /// time (`calendar` with `at: target`): no kernel computes it from rows `<= t`; the table, the serving window and
+    /// the origins read it from the rows ahead ([`Kernel::ahead_at`]), and every kernel path leaves NaN
+    Ahead(Option<(CalendarPart, Encoding)>),
 }
 
 /// A kernel's input column.
@@ -38,11 +52,21 @@ pub(crate) enum Input<'a> {
     Time(&'a [i64]),
 }
 
+impl<'a> Input<'a> {
+    /// The first `n` rows of the input.
+    pub(crate) fn head(self, n: usize) -> Input<'a> {
+        match self {
+            Input::Numeric(x) => Input::Numeric(&x[..n.min(x.len())]),
+            Input::Time(t) => Input::Time(&t[..n.min(t.len())]),
+        }
+    }
+}
+
 impl Kernel {
     /// Leading rows whose value is undefined by construction.
     pub(crate) fn warmup(self) -> usize {
         match self {
-            Kernel::Current | Kernel::Ewm { .. } | Kernel::Calendar { .. } => 0,
+            Kernel::Current | Kernel::Ewm { .. } | Kernel::Calendar { .. } | Kernel::Ahead(_) => 0,
             Kernel::Lag(k) | Kernel::Diff(k) | Kernel::PctChange(k) | Kernel::LogReturn(k) => k,
             Kernel::Rolling { window, .. } => window.saturating_sub(1),
             Kernel::ExpandingMean { min_periods } => min_periods.saturating_sub(1),
@@ -96,6 +120,18 @@ impl Kernel {
         }
     }
 
+    /// The value a [`Kernel::Ahead`] output reads from row `row` of its input (the column's value, or the calendar
+    /// part of the row's time); NaN past the input's end.
+    pub(crate) fn ahead_at(self, input: Input<'_>, row: usize) -> f64 {
+        match (self, input) {
+            (Kernel::Ahead(Some((part, encoding))), Input::Time(times)) => {
+                times.get(row).map_or(f64::NAN, |&ms| calendar(part, encoding, ms))
+            }
+            (_, Input::Numeric(x)) => x.get(row).copied().unwrap_or(f64::NAN),
+            (_, Input::Time(_)) => f64::NAN,
+        }
+    }
+
     /// The running state of a history-dependent kernel; `None` for windowed kernels.
     fn scan(self) -> Option<Scan> {
         match self {
@@ -128,7 +164,7 @@ impl Kernel {
                 }
             }
             // history-dependent and calendar kernels never reach here; NaN rather than a panic
-            Kernel::ExpandingMean { .. } | Kernel::Ewm { .. } | Kernel::Calendar { .. } => f64::NAN,
+            Kernel::ExpandingMean { .. } | Kernel::Ewm { .. } | Kernel::Calendar { .. } | Kernel::Ahead(_) => f64::NAN,
         }
     }
 }

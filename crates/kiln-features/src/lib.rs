@@ -45,7 +45,8 @@ pub use select::{
     mutual_info_regression,
 };
 pub use spec::{
-    CalendarPart, FeatureSpec, Lookback, MultiStep, RollingStat, Strategy, TargetTransform, TimeSeriesRecipe, WideInput,
+    CalendarAt, CalendarPart, FeatureSpec, Lookback, MultiStep, RollingStat, Strategy, TargetTransform,
+    TimeSeriesRecipe, WideInput,
 };
 pub use step::SeriesStep;
 pub use stream::{FeatureChunk, FeatureStream};

@@ -25,6 +25,9 @@ pub struct Origin<'a> {
     pub time: i64,
     /// a panel: the origin's series (read by the series feature, `series: {}`)
     pub series: Option<&'a str>,
+    /// the `known_in_advance` values of the rows after the origin, `[k - 1][a]` for each step `k` (see
+    /// [`crate::FeatureRow::ahead`]); empty for a recipe without such columns. Missing values are NaN.
+    pub ahead: &'a [f64],
 }
 
 impl TimeSeriesRecipe {
@@ -35,6 +38,9 @@ impl TimeSeriesRecipe {
     /// [`FeatureError::Spec`] naming the first feature that reads another column or the whole history.
     pub fn check_recursive(&self) -> Result<(), FeatureError> {
         for (i, feature) in self.features.iter().enumerate() {
+            if matches!(feature, crate::FeatureSpec::KnownInAdvance { .. }) {
+                continue;
+            }
             if let Some(other) = feature.columns().into_iter().find(|c| *c != self.target) {
                 return Err(FeatureError::spec(
                     format!("features[{i}]"),
@@ -91,6 +97,8 @@ impl FittedPipeline {
         }
         let outputs = recipe.outputs();
         let names: Vec<String> = outputs.iter().map(|o| o.name.clone()).collect();
+        let ahead_columns = recipe.ahead_columns();
+        let known = ahead_columns.len();
         // each origin's window, extended by its forecasts: the last `window` values are read
         let mut windows: Vec<Vec<f64>> = origins
             .iter()
@@ -106,7 +114,12 @@ impl FittedPipeline {
             for (o, w) in origins.iter().zip(&windows) {
                 let values = &w[w.len() - window..];
                 let time = step.advance(o.time, k);
-                data.extend(outputs.iter().map(|output| match output.source {
+                data.extend(outputs.iter().enumerate().map(|(j, output)| match output.source {
+                    // a column (or the calendar) at this step's target time
+                    _ if matches!(output.kernel, crate::kernels::Kernel::Ahead(_)) => {
+                        let a = ahead_columns.iter().position(|&c| c == j).unwrap_or(0);
+                        o.ahead.get(k * known + a).copied().unwrap_or(f64::NAN)
+                    }
                     Source::Time => output.kernel.last(Input::Time(&[time])),
                     Source::Column(_) => output.kernel.last(Input::Numeric(values)),
                 }));
@@ -144,6 +157,9 @@ pub struct Origins {
     /// `histories[at[o].0][..=at[o].1]`
     pub histories: Vec<Vec<f64>>,
     pub at: Vec<(usize, usize)>,
+    /// a recipe with `known_in_advance` columns: each origin's values of them at the rows after it (`known *
+    /// ahead_rows` values per origin, see [`Origin::ahead`]; NaN past the rows given); empty otherwise
+    pub ahead: Vec<f64>,
     /// rows in the warm-up (per series)
     pub warmup_dropped: usize,
 }
@@ -159,8 +175,15 @@ impl Origins {
                 history: &self.histories[h][..=i],
                 time,
                 series: self.series.as_ref().map(|s| s[o].as_str()),
+                ahead: self.ahead_of(o),
             })
             .collect()
+    }
+
+    /// Origin `o`'s `known_in_advance` values (see [`Origin::ahead`]).
+    pub fn ahead_of(&self, o: usize) -> &[f64] {
+        let stride = if self.times.is_empty() { 0 } else { self.ahead.len() / self.times.len() };
+        &self.ahead[o * stride..(o + 1) * stride]
     }
 }
 
@@ -220,6 +243,13 @@ impl OriginStream {
             None => (vec![0; long.n_rows()], vec![String::new()]),
         };
         let warmup = self.recipe.warmup();
+        // known_in_advance: each origin reads the values of the rows after it in this chunk (the whole frame, where
+        // a caller needs them); rows without a target are future rows, never origins
+        let ahead_columns = self.recipe.ahead_columns();
+        let ahead_rows = self.recipe.ahead_rows();
+        let known: Vec<(crate::kernels::Kernel, crate::kernels::Input<'_>)> =
+            ahead_columns.iter().map(|&j| (resolved.outputs[j].kernel, resolved.inputs[j])).collect();
+        let mut ahead_of = vec![Vec::new(); long.n_rows()];
         let mut histories: Vec<Vec<f64>> = Vec::with_capacity(keys.len());
         let mut at = vec![(0, 0); long.n_rows()];
         let mut keep_row = vec![false; long.n_rows()];
@@ -249,6 +279,20 @@ impl OriginStream {
                 }
                 prev = Some(t);
                 values.push(resolved.target[r]);
+                if !known.is_empty() {
+                    // a future row, or an origin without a row at every step's target time: not forecast
+                    if resolved.target[r].is_nan() || k + ahead_rows >= rows.len() {
+                        continue;
+                    }
+                    ahead_of[r] = (1..=ahead_rows)
+                        .flat_map(|s| {
+                            let later = rows.get(k + s).copied();
+                            known
+                                .iter()
+                                .map(move |(kernel, input)| later.map_or(f64::NAN, |l| kernel.ahead_at(*input, l)))
+                        })
+                        .collect();
+                }
                 if count + k >= warmup {
                     keep_row[r] = true;
                     at[r] = (histories.len(), carried + k);
@@ -272,6 +316,7 @@ impl OriginStream {
             times: kept.iter().map(|&r| resolved.times[r]).collect(),
             histories,
             at: kept.iter().map(|&r| at[r]).collect(),
+            ahead: kept.iter().flat_map(|&r| std::mem::take(&mut ahead_of[r])).collect(),
             warmup_dropped,
         })
     }

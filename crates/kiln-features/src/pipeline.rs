@@ -94,6 +94,9 @@ pub struct Prepared {
     pub warmup_dropped: usize,
     /// a panel forecast: the series of each row
     pub series: Option<Vec<String>>,
+    /// a direct multi-step forecast with `known_in_advance` columns: the model inputs of steps 2, 3, ... (those
+    /// columns at `t + k`; `x` is step 1's); empty otherwise, where every step reads `x`
+    pub step_x: Vec<Matrix>,
 }
 
 impl FittedPipeline {
@@ -207,7 +210,7 @@ impl FittedPipeline {
             None => features,
         };
         let x = self.select(features).map_err(|e| e.shift_row(warmup_dropped))?;
-        Ok(Prepared { x, times, current, future: None, warmup_dropped, series })
+        Ok(Prepared { x, times, current, future: None, warmup_dropped, series, step_x: Vec::new() })
     }
 
     /// The model inputs for every row of `frame` (forecast: every origin time past the warm-up).
@@ -215,21 +218,41 @@ impl FittedPipeline {
     /// # Errors
     /// A missing or mistyped column, too few rows, a fitted step that fails, or inputs that are not the model's.
     pub fn transform(&self, frame: &Frame) -> Result<Prepared, FeatureError> {
-        let (features, times, current, future, warmup_dropped, series) = match &self.input {
+        let (features, times, current, future, warmup_dropped, series, step_ahead) = match &self.input {
             PipelineInput::Forecast(recipe) => {
-                let table = in_frame_order(recipe.build_table(frame)?);
+                let mut table = recipe.build_table(frame)?;
+                if recipe.ahead_rows() > 0 {
+                    table = only_origins_with_rows_ahead(table, recipe.ahead_rows());
+                }
+                let table = in_frame_order(table);
                 let series: Option<Vec<String>> =
                     table.panel.map(|p| p.series.iter().map(|&s| p.keys[s as usize].clone()).collect());
                 let features = recipe.with_series_feature(matrix_to_frame(&table.x)?, series.as_deref())?;
-                (features, Some(table.times), Some(table.current), Some(table.future), table.warmup_dropped, series)
+                let step_ahead = table.step_ahead;
+                (
+                    features,
+                    Some(table.times),
+                    Some(table.current),
+                    Some(table.future),
+                    table.warmup_dropped,
+                    series,
+                    step_ahead,
+                )
             }
             PipelineInput::Tabular(t) => {
                 let features = select_columns(frame, &t.columns)?;
-                (features, None, None, None, 0, None)
+                (features, None, None, None, 0, None, Vec::new())
             }
         };
+        let step_x = match self.recipe() {
+            Some(recipe) if !step_ahead.is_empty() => step_ahead
+                .iter()
+                .map(|values| self.finish(recipe.at_step(features.clone(), values)?))
+                .collect::<Result<_, _>>()?,
+            _ => Vec::new(),
+        };
         let x = self.finish(features)?;
-        Ok(Prepared { x, times, current, future, warmup_dropped, series })
+        Ok(Prepared { x, times, current, future, warmup_dropped, series, step_x })
     }
 
     /// The model inputs of the last row of a window of raw rows (forecast serving). With a windowed recipe any
@@ -246,7 +269,6 @@ impl FittedPipeline {
         };
         let row = recipe.build_last_row(window)?;
         let names = recipe.feature_names();
-        let x = Matrix { names, data: row.values.clone(), n_rows: 1 };
         // a panel's window holds one series (build_last_row checks it)
         let key: Option<Vec<String>> = match &recipe.series_column {
             Some(column) if recipe.series_feature() => {
@@ -255,8 +277,27 @@ impl FittedPipeline {
             }
             _ => None,
         };
-        let x = self.finish(recipe.with_series_feature(matrix_to_frame(&x)?, key.as_deref())?)?;
-        Ok(FeatureRow { time: row.time, current: row.current, values: x.data })
+        let finish = |values: Vec<f64>| -> Result<Vec<f64>, FeatureError> {
+            let x = Matrix { names: names.clone(), data: values, n_rows: 1 };
+            Ok(self.finish(recipe.with_series_feature(matrix_to_frame(&x)?, key.as_deref())?)?.data)
+        };
+        // a direct recipe's later steps read the known_in_advance columns at their own target times
+        let columns = recipe.ahead_columns();
+        let step_values = if columns.is_empty() {
+            Vec::new()
+        } else {
+            (2..=recipe.direct_steps())
+                .map(|k| {
+                    let mut values = row.values.clone();
+                    for (a, &j) in columns.iter().enumerate() {
+                        values[j] = row.ahead[(k - 1) * columns.len() + a];
+                    }
+                    finish(values)
+                })
+                .collect::<Result<_, _>>()?
+        };
+        let values = finish(row.values)?;
+        Ok(FeatureRow { time: row.time, current: row.current, values, ahead: row.ahead, step_values })
     }
 
     /// Applies the fitted preprocessing and selection to a frame of features and checks the result's columns.
@@ -483,7 +524,43 @@ fn in_frame_order(table: crate::FeatureTable) -> crate::FeatureTable {
         future: pick(&table.future),
         label: pick(&table.label),
         step_futures: table.step_futures.iter().map(|f| pick(f)).collect(),
+        step_ahead: table.step_ahead.iter().map(|step| step.iter().map(|v| pick(v)).collect()).collect(),
         warmup_dropped: table.warmup_dropped,
         panel: Some(panel),
+    }
+}
+
+/// A table of a recipe with `known_in_advance` columns (rows in time order, a panel's by time then series) with only
+/// the origins it can forecast: not a future row (its target is missing; it only carries the known values of later
+/// target times), and with `ahead` rows after it in its series (the target times whose known values it reads).
+fn only_origins_with_rows_ahead(table: crate::FeatureTable, ahead: usize) -> crate::FeatureTable {
+    let n = table.current.len();
+    let mut seen_from_end = vec![0usize; table.panel.as_ref().map_or(1, |p| p.keys.len())];
+    let mut keep_row = vec![false; n];
+    for i in (0..n).rev() {
+        let s = table.panel.as_ref().map_or(0, |p| p.series[i] as usize);
+        keep_row[i] = seen_from_end[s] >= ahead && !table.current[i].is_nan();
+        seen_from_end[s] += 1;
+    }
+    if keep_row.iter().all(|&k| k) {
+        return table;
+    }
+    let keep: Vec<usize> = (0..n).filter(|&i| keep_row[i]).collect();
+    let pick = |v: &[f64]| keep.iter().map(|&i| v[i]).collect::<Vec<f64>>();
+    crate::FeatureTable {
+        x: table.x.take_rows(&keep),
+        times: keep.iter().map(|&i| table.times[i]).collect(),
+        current: pick(&table.current),
+        future: pick(&table.future),
+        label: pick(&table.label),
+        step_futures: table.step_futures.iter().map(|f| pick(f)).collect(),
+        step_ahead: table.step_ahead.iter().map(|step| step.iter().map(|v| pick(v)).collect()).collect(),
+        warmup_dropped: table.warmup_dropped,
+        panel: table.panel.map(|p| crate::PanelRows {
+            series: keep.iter().map(|&i| p.series[i]).collect(),
+            frame_rows: keep.iter().map(|&i| p.frame_rows[i]).collect(),
+            keys: p.keys,
+            short: p.short,
+        }),
     }
 }

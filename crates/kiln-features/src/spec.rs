@@ -40,11 +40,20 @@ pub enum FeatureSpec {
     /// a panel's series key itself, as a categorical column named after the series column, for a global model to
     /// tell the series apart; encode it with a `one_hot` or `ordinal` preprocessing step (`series: {}`)
     Series {},
-    /// parts of the origin time (UTC); with `cyclical`, also `<part>_sin` and `<part>_cos`
+    /// columns whose future values are known when the forecast is made (planned prices, holidays, a weather
+    /// forecast): each is taken at the forecast's target time, `x[t + horizon]` (a multi-step forecast: `x[t + k]`
+    /// for step `k`), never at the origin; names `<column>_at_target`. To score, the input holds, after each
+    /// series' last observed row, future rows with the target left empty and these columns filled
+    KnownInAdvance { columns: Vec<String> },
+    /// parts of the origin time (UTC); with `cyclical`, also `<part>_sin` and `<part>_cos`. With `at: target`,
+    /// parts of the forecast's target time instead, read from the row at that time (a future row when scoring, as
+    /// for `known_in_advance`), named `<part>_at_target` (`_sin`, `_cos`)
     Calendar {
         parts: Vec<CalendarPart>,
         #[serde(default)]
         cyclical: bool,
+        #[serde(default, skip_serializing_if = "CalendarAt::is_origin")]
+        at: CalendarAt,
     },
 }
 
@@ -113,6 +122,23 @@ impl CalendarPart {
             CalendarPart::DayOfYear => 366.0,
             CalendarPart::DayOfMonth => 31.0,
         }
+    }
+}
+
+/// Which time a calendar feature describes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CalendarAt {
+    /// the origin's (the row's own time)
+    #[default]
+    Origin,
+    /// the forecast's target time (each step's, for a multi-step forecast)
+    Target,
+}
+
+impl CalendarAt {
+    fn is_origin(&self) -> bool {
+        *self == CalendarAt::Origin
     }
 }
 
@@ -259,6 +285,7 @@ impl FeatureSpec {
             FeatureSpec::ExpandingMean { .. } => "expanding_mean",
             FeatureSpec::Ewm { .. } => "ewm",
             FeatureSpec::Series {} => "series",
+            FeatureSpec::KnownInAdvance { .. } => "known_in_advance",
             FeatureSpec::Calendar { .. } => "calendar",
         }
     }
@@ -266,7 +293,9 @@ impl FeatureSpec {
     /// The raw columns this feature reads (the time column is implied by `calendar`).
     pub fn columns(&self) -> Vec<&str> {
         match self {
-            FeatureSpec::Current { columns } => columns.iter().map(String::as_str).collect(),
+            FeatureSpec::Current { columns } | FeatureSpec::KnownInAdvance { columns } => {
+                columns.iter().map(String::as_str).collect()
+            }
             FeatureSpec::Calendar { .. } | FeatureSpec::Series {} => Vec::new(),
             FeatureSpec::Lag { column, .. }
             | FeatureSpec::Diff { column, .. }
@@ -297,7 +326,7 @@ impl FeatureSpec {
                 column_named(column, "column")?;
                 steps(lags, "lags")
             }
-            FeatureSpec::Current { columns } => {
+            FeatureSpec::Current { columns } | FeatureSpec::KnownInAdvance { columns } => {
                 if columns.is_empty() {
                     return Err(FeatureError::spec(at("columns"), "must not be empty"));
                 }
@@ -376,6 +405,11 @@ impl FeatureSpec {
                     push(column.clone(), col(column), Kernel::Current);
                 }
             }
+            FeatureSpec::KnownInAdvance { columns } => {
+                for column in columns {
+                    push(format!("{column}_at_target"), col(column), Kernel::Ahead(None));
+                }
+            }
             FeatureSpec::Diff { column, periods } => {
                 for &p in periods {
                     push(format!("{column}_diff_{p}"), col(column), Kernel::Diff(p));
@@ -411,13 +445,17 @@ impl FeatureSpec {
             }
             // a categorical column, added beside the kernels' numeric table (see `with_series_feature`)
             FeatureSpec::Series {} => {}
-            FeatureSpec::Calendar { parts, cyclical } => {
+            FeatureSpec::Calendar { parts, cyclical, at } => {
+                let (suffix, kernel): (&str, fn(CalendarPart, Encoding) -> Kernel) = match at {
+                    CalendarAt::Origin => ("", |part, encoding| Kernel::Calendar { part, encoding }),
+                    CalendarAt::Target => ("_at_target", |part, encoding| Kernel::Ahead(Some((part, encoding)))),
+                };
                 for &part in parts {
-                    let name = part.as_str();
-                    push(name.to_string(), Source::Time, Kernel::Calendar { part, encoding: Encoding::Raw });
+                    let name = format!("{}{suffix}", part.as_str());
+                    push(name.clone(), Source::Time, kernel(part, Encoding::Raw));
                     if *cyclical {
-                        push(format!("{name}_sin"), Source::Time, Kernel::Calendar { part, encoding: Encoding::Sin });
-                        push(format!("{name}_cos"), Source::Time, Kernel::Calendar { part, encoding: Encoding::Cos });
+                        push(format!("{name}_sin"), Source::Time, kernel(part, Encoding::Sin));
+                        push(format!("{name}_cos"), Source::Time, kernel(part, Encoding::Cos));
                     }
                 }
             }
@@ -483,6 +521,18 @@ impl TimeSeriesRecipe {
         }
         for (i, feature) in self.features.iter().enumerate() {
             feature.validate(i)?;
+            if let FeatureSpec::KnownInAdvance { columns } = feature
+                && let Some(j) = columns.iter().position(|c| *c == self.target || *c == self.time_column)
+            {
+                return Err(FeatureError::spec(
+                    format!("features[{i}].known_in_advance.columns[{j}]"),
+                    format!(
+                        "'{}' is the target or the time column; known_in_advance is for covariates whose future \
+                         values are known (the calendar of the target time needs no column)",
+                        columns[j]
+                    ),
+                ));
+            }
             if matches!(feature, FeatureSpec::Series {}) && self.series_column.is_none() {
                 return Err(FeatureError::spec(
                     format!("features[{i}].series"),
@@ -504,6 +554,45 @@ impl TimeSeriesRecipe {
             seen.insert(&output.name, output.feature);
         }
         Ok(())
+    }
+
+    /// The output columns (indexes into [`TimeSeriesRecipe::feature_names`]) taken at the target time
+    /// (`known_in_advance`, `calendar` with `at: target`), in order; empty when the recipe has none.
+    pub fn ahead_columns(&self) -> Vec<usize> {
+        self.outputs()
+            .iter()
+            .enumerate()
+            .filter(|(_, o)| matches!(o.kernel, Kernel::Ahead(_)))
+            .map(|(j, _)| j)
+            .collect()
+    }
+
+    /// How many rows past an origin its values at the target time lie: every step of a multi-step recipe, else the
+    /// horizon; 0 when the recipe has no such column.
+    pub fn ahead_rows(&self) -> usize {
+        if self.ahead_columns().is_empty() {
+            return 0;
+        }
+        self.multi_step.map_or(self.horizon, |m| m.steps)
+    }
+
+    /// Base features with their `known_in_advance` columns replaced by `values` (one per
+    /// [`TimeSeriesRecipe::ahead_columns`], e.g. a later step's target time); the other columns as they are.
+    ///
+    /// # Errors
+    /// `values` of another length than the frame's rows.
+    pub fn at_step(&self, features: Frame, values: &[Vec<f64>]) -> Result<Frame, FeatureError> {
+        let names = self.feature_names();
+        let ahead: Vec<&str> = self.ahead_columns().iter().map(|&j| names[j].as_str()).collect();
+        let columns = features
+            .into_columns()
+            .into_iter()
+            .map(|(name, column)| match ahead.iter().position(|a| *a == name) {
+                Some(a) => (name, kiln_domain::Column::Numeric(values[a].clone())),
+                None => (name, column),
+            })
+            .collect();
+        Frame::new(columns).map_err(|e| FeatureError::spec("features", e.to_string()))
     }
 
     /// Whether the series key is a feature (`series: {}`).

@@ -23,6 +23,10 @@ pub struct FeatureTable {
     pub label: Vec<f64>,
     /// a direct multi-step recipe: the target at `t + k` for k = 2..=steps (`[k - 2][row]`); empty otherwise
     pub step_futures: Vec<Vec<f64>>,
+    /// a direct multi-step recipe with `known_in_advance` columns: their values at `t + k` for k = 2..=steps
+    /// (`[k - 2][a][row]`, `a` in the order of [`TimeSeriesRecipe::ahead_columns`]); the table's own columns hold
+    /// step 1's (`t + horizon`); empty otherwise
+    pub step_ahead: Vec<Vec<Vec<f64>>>,
     /// rows dropped at the start (the recipe's warm-up; a panel: summed over the series)
     pub warmup_dropped: usize,
     /// a panel: the series of each row, and the rows' order (by time, then series)
@@ -51,6 +55,12 @@ pub struct FeatureRow {
     pub current: f64,
     /// one value per [`TimeSeriesRecipe::feature_names`]
     pub values: Vec<f64>,
+    /// a recipe with `known_in_advance` columns: their values at each of the [`TimeSeriesRecipe::ahead_rows`] rows
+    /// after the origin (`[k - 1][a]`, `a` in the order of [`TimeSeriesRecipe::ahead_columns`]); empty otherwise
+    pub ahead: Vec<f64>,
+    /// a direct multi-step recipe with `known_in_advance` columns, from [`crate::FittedPipeline::transform_last`]:
+    /// the model inputs of steps 2, 3, ... (those columns at each step's target time); empty otherwise
+    pub step_values: Vec<Vec<f64>>,
 }
 
 /// The recipe's columns, checked and borrowed from a frame.
@@ -83,8 +93,16 @@ impl TimeSeriesRecipe {
                 given: n,
             });
         }
-        let columns: Vec<Vec<f64>> =
+        let mut columns: Vec<Vec<f64>> =
             resolved.outputs.iter().zip(&resolved.inputs).map(|(o, &input)| o.kernel.series(input)).collect();
+        let ahead = self.ahead_columns();
+        let at = |j: usize, t: usize| resolved.outputs[j].kernel.ahead_at(resolved.inputs[j], t);
+        for &j in &ahead {
+            columns[j] = (0..n).map(|t| at(j, t + self.horizon)).collect();
+        }
+        let step_ahead = (2..=self.direct_steps())
+            .map(|k| ahead.iter().map(|&j| (warmup..n).map(|t| at(j, t + k)).collect()).collect())
+            .collect();
         let kept = n - warmup;
         let mut data = Vec::with_capacity(kept * columns.len());
         for t in warmup..n {
@@ -113,6 +131,7 @@ impl TimeSeriesRecipe {
             future,
             label,
             step_futures,
+            step_ahead,
             warmup_dropped: warmup,
             panel: None,
         })
@@ -185,14 +204,17 @@ impl TimeSeriesRecipe {
         let mut series = vec![0u32; n_out];
         let mut frame_rows = vec![0usize; n_out];
         let mut step_futures = vec![vec![f64::NAN; n_out]; self.direct_steps().saturating_sub(1)];
+        let ahead = self.ahead_columns();
+        let mut step_ahead =
+            vec![vec![vec![f64::NAN; n_out]; ahead.len()]; if ahead.is_empty() { 0 } else { step_futures.len() }];
         let mut gathered: Vec<(*const f64, Vec<f64>)> = Vec::new();
         for ((code, rows), positions) in kept_series.iter().zip(&position) {
             let n = rows.len();
             let series_times: Vec<i64> = rows.iter().map(|&r| times[r]).collect();
             gathered.clear();
             for (j, (output, input)) in resolved.outputs.iter().zip(&resolved.inputs).enumerate() {
-                let values = match input {
-                    Input::Time(_) => output.kernel.series(Input::Time(&series_times)),
+                let series_input = match input {
+                    Input::Time(_) => Input::Time(&series_times),
                     Input::Numeric(x) => {
                         // each input column gathered once per series, however many outputs read it
                         let at = match gathered.iter().position(|(p, _)| *p == x.as_ptr()) {
@@ -202,8 +224,21 @@ impl TimeSeriesRecipe {
                                 gathered.len() - 1
                             }
                         };
-                        output.kernel.series(Input::Numeric(&gathered[at].1))
+                        Input::Numeric(&gathered[at].1)
                     }
+                };
+                let kernel = output.kernel;
+                let values = match ahead.iter().position(|&a| a == j) {
+                    // a column at the target time: its value there, and at every later step's
+                    Some(a) => {
+                        for (s, values) in step_ahead.iter_mut().enumerate() {
+                            for (k, &at) in positions.iter().enumerate() {
+                                values[a][at] = kernel.ahead_at(series_input, warmup + k + s + 2);
+                            }
+                        }
+                        (0..n).map(|t| kernel.ahead_at(series_input, t + self.horizon)).collect()
+                    }
+                    None => kernel.series(series_input),
                 };
                 for (k, &at) in positions.iter().enumerate() {
                     data[at * n_cols + j] = values[warmup + k];
@@ -235,6 +270,7 @@ impl TimeSeriesRecipe {
             future,
             label,
             step_futures,
+            step_ahead,
             warmup_dropped,
             panel: Some(PanelRows { keys: names_of, series, frame_rows, short }),
         })
@@ -262,7 +298,7 @@ impl TimeSeriesRecipe {
             }
         }
         let resolved = self.resolve(window)?;
-        let n = resolved.times.len();
+        let (n, ahead) = self.window_origin(&resolved)?;
         let needed = self.min_window_rows();
         if n < needed {
             let what = match self.lookback() {
@@ -271,8 +307,69 @@ impl TimeSeriesRecipe {
             };
             return Err(FeatureError::NotEnoughRows { what, needed, given: n });
         }
-        let values = resolved.outputs.iter().zip(&resolved.inputs).map(|(o, &input)| o.kernel.last(input)).collect();
-        Ok(FeatureRow { time: resolved.times[n - 1], current: resolved.target[n - 1], values })
+        let mut values: Vec<f64> =
+            resolved.outputs.iter().zip(&resolved.inputs).map(|(o, &input)| o.kernel.last(input.head(n))).collect();
+        let columns = self.ahead_columns();
+        for (a, &j) in columns.iter().enumerate() {
+            values[j] = ahead[(self.horizon - 1) * columns.len() + a];
+        }
+        Ok(FeatureRow {
+            time: resolved.times[n - 1],
+            current: resolved.target[n - 1],
+            values,
+            ahead,
+            step_values: Vec::new(),
+        })
+    }
+
+    /// A window's origin, as the number of rows up to and including it, and the `known_in_advance` values of the
+    /// rows after it (see [`FeatureRow::ahead`]): the last row for a recipe without such columns; else the last row
+    /// with a target, followed by at least [`TimeSeriesRecipe::ahead_rows`] future rows.
+    fn window_origin(&self, resolved: &Resolved<'_>) -> Result<(usize, Vec<f64>), FeatureError> {
+        let n = resolved.times.len();
+        let columns = self.ahead_columns();
+        if columns.is_empty() {
+            return Ok((n, Vec::new()));
+        }
+        let mut names: Vec<String> = Vec::new();
+        for &j in &columns {
+            let name = match &resolved.outputs[j].source {
+                Source::Column(c) => format!("'{c}'"),
+                Source::Time => format!("'{}'", self.time_column),
+            };
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+        let Some(origin) = resolved.target.iter().rposition(|v| !v.is_nan()) else {
+            return Err(FeatureError::NotEnoughRows {
+                what: format!("a window (rows with target '{}', then future rows without it)", self.target),
+                needed: self.min_window_rows(),
+                given: 0,
+            });
+        };
+        let rows = self.ahead_rows();
+        let after = n - origin - 1;
+        if after < rows {
+            return Err(FeatureError::NotEnoughRows {
+                what: format!(
+                    "the forecast from the window's last row with target '{}' (time {}): the rows after it, with the \
+                     target empty and the column(s) {} filled for each target time,",
+                    self.target,
+                    kiln_domain::iso_from_millis(resolved.times[origin]),
+                    names.join(", ")
+                ),
+                needed: rows,
+                given: after,
+            });
+        }
+        let mut ahead = Vec::with_capacity(rows * columns.len());
+        for k in 1..=rows {
+            for &j in &columns {
+                ahead.push(resolved.outputs[j].kernel.ahead_at(resolved.inputs[j], origin + k));
+            }
+        }
+        Ok((origin + 1, ahead))
     }
 
     /// Validates the recipe and borrows its columns from `frame`, checking types and time order.

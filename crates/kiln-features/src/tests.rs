@@ -9,8 +9,8 @@ use std::sync::OnceLock;
 use kiln_domain::{Code, Column, Frame, millis_from_civil};
 
 use crate::{
-    CalendarPart, FeatureError, FeatureRow, FeatureSpec, FeatureTable, FittedPipeline, Lookback, PipelineInput,
-    RollingStat, TargetTransform, TimeSeriesRecipe,
+    CalendarAt, CalendarPart, FeatureError, FeatureRow, FeatureSpec, FeatureTable, FittedPipeline, Lookback,
+    PipelineInput, RollingStat, TargetTransform, TimeSeriesRecipe,
 };
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -142,8 +142,8 @@ fn one_spec_per_kernel(column: &str) -> Vec<FeatureSpec> {
         FeatureSpec::ExpandingMean { column: c(), min_periods: 1 },
         FeatureSpec::ExpandingMean { column: c(), min_periods: 10 },
         FeatureSpec::Ewm { column: c(), spans: vec![1.0, 2.5, 3.0, 10.0, 50.0] },
-        FeatureSpec::Calendar { parts: ALL_PARTS.to_vec(), cyclical: false },
-        FeatureSpec::Calendar { parts: ALL_PARTS.to_vec(), cyclical: true },
+        FeatureSpec::Calendar { parts: ALL_PARTS.to_vec(), cyclical: false, at: CalendarAt::Origin },
+        FeatureSpec::Calendar { parts: ALL_PARTS.to_vec(), cyclical: true, at: CalendarAt::Origin },
     ]
 }
 
@@ -163,7 +163,7 @@ fn everything_recipe(time_column: &str, target: &str, columns: &[&str]) -> TimeS
             FeatureSpec::Ewm { column: c(), spans: vec![4.0, 20.0] },
         ]);
     }
-    features.push(FeatureSpec::Calendar { parts: ALL_PARTS.to_vec(), cyclical: true });
+    features.push(FeatureSpec::Calendar { parts: ALL_PARTS.to_vec(), cyclical: true, at: CalendarAt::Origin });
     recipe(time_column, target, features)
 }
 
@@ -336,7 +336,7 @@ fn windowed_recipe_serves_from_exactly_its_lookback_rows() {
             FeatureSpec::Lag { column: "USD".into(), lags: vec![1, 10] },
             FeatureSpec::Rolling { column: "ISK".into(), windows: vec![30], stats: ALL_STATS.to_vec() },
             FeatureSpec::LogReturn { column: "GBP".into(), periods: vec![12] },
-            FeatureSpec::Calendar { parts: vec![CalendarPart::DayOfWeek], cyclical: true },
+            FeatureSpec::Calendar { parts: vec![CalendarPart::DayOfWeek], cyclical: true, at: CalendarAt::Origin },
         ],
     );
     assert_eq!(recipe.lookback(), Lookback::Rows(30));
@@ -595,7 +595,11 @@ fn calendar_parts_follow_pandas_conventions_and_cyclical_encoding() {
         ("x".to_string(), Column::Numeric(vec![0.0; stamps.len()])),
     ])
     .unwrap();
-    let recipe = recipe("time", "x", vec![FeatureSpec::Calendar { parts: ALL_PARTS.to_vec(), cyclical: true }]);
+    let recipe = recipe(
+        "time",
+        "x",
+        vec![FeatureSpec::Calendar { parts: ALL_PARTS.to_vec(), cyclical: true, at: CalendarAt::Origin }],
+    );
     let expected: [(&str, [f64; 6], f64); 5] = [
         ("day_of_week", [2.0, 1.0, 6.0, 0.0, 6.0, 1.0], 7.0),
         ("month", [12.0, 2.0, 12.0, 1.0, 3.0, 12.0], 12.0),
@@ -617,7 +621,11 @@ fn calendar_parts_follow_pandas_conventions_and_cyclical_encoding() {
     let calendar = self::recipe(
         "date",
         "OT",
-        vec![FeatureSpec::Calendar { parts: vec![CalendarPart::Hour, CalendarPart::DayOfWeek], cyclical: false }],
+        vec![FeatureSpec::Calendar {
+            parts: vec![CalendarPart::Hour, CalendarPart::DayOfWeek],
+            cyclical: false,
+            at: CalendarAt::Origin,
+        }],
     );
     let hours = feature_series(&calendar, etth1(), "hour");
     let days = feature_series(&calendar, etth1(), "day_of_week");
@@ -732,8 +740,12 @@ fn warm_up_rows_are_dropped_and_feature_names_follow_the_recipe_order() {
             },
             FeatureSpec::ExpandingMean { column: "JPY".into(), min_periods: 30 },
             FeatureSpec::Ewm { column: "USD".into(), spans: vec![10.0, 2.5] },
-            FeatureSpec::Calendar { parts: vec![CalendarPart::DayOfWeek, CalendarPart::Month], cyclical: true },
-            FeatureSpec::Calendar { parts: vec![CalendarPart::DayOfYear], cyclical: false },
+            FeatureSpec::Calendar {
+                parts: vec![CalendarPart::DayOfWeek, CalendarPart::Month],
+                cyclical: true,
+                at: CalendarAt::Origin,
+            },
+            FeatureSpec::Calendar { parts: vec![CalendarPart::DayOfYear], cyclical: false, at: CalendarAt::Origin },
         ],
     );
     let names = [
@@ -792,7 +804,11 @@ fn warm_up_and_lookback_of_each_kernel() {
         (FeatureSpec::ExpandingMean { column: "USD".into(), min_periods: 1 }, 0, Lookback::All),
         (FeatureSpec::ExpandingMean { column: "USD".into(), min_periods: 12 }, 11, Lookback::All),
         (FeatureSpec::Ewm { column: "USD".into(), spans: vec![10.0] }, 0, Lookback::All),
-        (FeatureSpec::Calendar { parts: vec![CalendarPart::Hour], cyclical: true }, 0, Lookback::Rows(1)),
+        (
+            FeatureSpec::Calendar { parts: vec![CalendarPart::Hour], cyclical: true, at: CalendarAt::Origin },
+            0,
+            Lookback::Rows(1),
+        ),
     ];
     for (spec, warmup, lookback) in cases {
         let kind = spec.kind();
@@ -852,7 +868,7 @@ fn validate_names_the_key_path_at_fault() {
         (
             with(vec![
                 FeatureSpec::Current { columns: vec!["day_of_week".into()] },
-                FeatureSpec::Calendar { parts: vec![CalendarPart::DayOfWeek], cyclical: false },
+                FeatureSpec::Calendar { parts: vec![CalendarPart::DayOfWeek], cyclical: false, at: CalendarAt::Origin },
             ]),
             "features[1]: produces the feature 'day_of_week', which features[0] already produces",
         ),
@@ -891,7 +907,7 @@ fn validate_names_the_key_path_at_fault() {
             "features[0].ewm.spans: must not be empty",
         ),
         (
-            with(vec![FeatureSpec::Calendar { parts: vec![], cyclical: true }]),
+            with(vec![FeatureSpec::Calendar { parts: vec![], cyclical: true, at: CalendarAt::Origin }]),
             "features[0].calendar.parts: must not be empty",
         ),
         (TimeSeriesRecipe { horizon: 0, ..with(vec![lag.clone()]) }, "horizon: must be >= 1, got 0"),
@@ -1086,8 +1102,8 @@ fn recipe_parses_from_json_with_externally_tagged_features_and_defaults() {
             FeatureSpec::Rolling { column: "USD".into(), windows: vec![5, 20], stats: ALL_STATS.to_vec() },
             FeatureSpec::ExpandingMean { column: "USD".into(), min_periods: 1 },
             FeatureSpec::Ewm { column: "USD".into(), spans: vec![10.0, 2.5] },
-            FeatureSpec::Calendar { parts: ALL_PARTS.to_vec(), cyclical: true },
-            FeatureSpec::Calendar { parts: vec![CalendarPart::DayOfWeek], cyclical: false },
+            FeatureSpec::Calendar { parts: ALL_PARTS.to_vec(), cyclical: true, at: CalendarAt::Origin },
+            FeatureSpec::Calendar { parts: vec![CalendarPart::DayOfWeek], cyclical: false, at: CalendarAt::Origin },
         ],
     };
     assert_eq!(parsed, expected);
@@ -1158,6 +1174,7 @@ fn fitted_pipeline_round_trips_through_json_and_builds_the_recipe_features() {
         future: prepared.future.unwrap(),
         label: table.label.clone(),
         step_futures: Vec::new(),
+        step_ahead: Vec::new(),
         warmup_dropped: prepared.warmup_dropped,
         panel: None,
     };
@@ -1231,6 +1248,7 @@ fn etth1_recipe() -> TimeSeriesRecipe {
             FeatureSpec::Calendar {
                 parts: vec![CalendarPart::Hour, CalendarPart::DayOfWeek, CalendarPart::DayOfYear],
                 cyclical: true,
+                at: CalendarAt::Origin,
             },
         ],
     );
@@ -1422,3 +1440,6 @@ fn a_decision_labels_a_probability_at_its_threshold() {
 
 #[path = "tests/panel.rs"]
 mod panel;
+
+#[path = "tests/ahead.rs"]
+mod ahead;

@@ -19,6 +19,12 @@ pub enum ScoreError {
     /// what a multi-step (recursive) bundle cannot give or use
     #[error("a multi-step forecast cannot be scored with {0}")]
     MultiStep(&'static str),
+    /// a second chunk for a bundle whose `known_in_advance` columns are read from the rows after each origin
+    #[error(
+        "this model takes known_in_advance columns from the rows after each origin, so it scores its input whole, \
+         in one chunk; {0}"
+    )]
+    WholeInput(String),
     #[error("the bundle's model expects features {expected:?}, its pipeline makes {actual:?}")]
     FeatureMismatch { expected: Vec<String>, actual: Vec<String> },
 }
@@ -30,7 +36,9 @@ impl ScoreError {
             ScoreError::Features(e) => e.code(),
             ScoreError::Model(e) => e.code(),
             ScoreError::NotEnoughRows(_) => Code::NotEnoughRows,
-            ScoreError::NoContributions { .. } | ScoreError::MultiStep(_) => Code::DataShape,
+            ScoreError::NoContributions { .. } | ScoreError::MultiStep(_) | ScoreError::WholeInput(_) => {
+                Code::DataShape
+            }
             ScoreError::FeatureMismatch { .. } => Code::BundleFormat,
         }
     }

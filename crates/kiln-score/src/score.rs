@@ -183,6 +183,13 @@ impl<'a> ChunkScorer<'a> {
         let offset = self.rows_in;
         self.rows_in += chunk.n_rows();
         let started = Instant::now();
+        // known_in_advance columns are read from the rows after each origin, which the next chunk would hold
+        let whole = self.bundle.pipeline.recipe().is_some_and(|r| r.ahead_rows() > 0);
+        if whole && offset > 0 {
+            return Err(ScoreError::WholeInput(format!(
+                "a second chunk came after the first {offset} rows (read the input whole)"
+            )));
+        }
         let features = if let Some(origins) = &mut self.origins {
             let origins = origins.push(&chunk, offset)?;
             self.warmup_dropped += origins.warmup_dropped;
@@ -191,7 +198,11 @@ impl<'a> ChunkScorer<'a> {
         } else {
             let ids = tabular_keys(&self.bundle.pipeline, &chunk, offset)?;
             // a step's error names the row of the chunk; told to the user as the row of the whole input
-            let prepared = self.stream.push(chunk).map_err(|e| e.shift_row(offset))?;
+            let prepared = if whole {
+                self.bundle.pipeline.transform(&chunk)?
+            } else {
+                self.stream.push(chunk).map_err(|e| e.shift_row(offset))?
+            };
             self.warmup_dropped += prepared.warmup_dropped;
             self.rows_scored += prepared.x.n_rows;
             Features(Pending::Rows { prepared, ids })
@@ -258,7 +269,14 @@ fn score_direct(bundle: &Bundle<FittedPipeline>, prepared: Prepared) -> Result<S
     let outputs: Vec<Vec<f64>> = if prepared.x.n_rows == 0 {
         vec![Vec::new(); steps]
     } else {
-        models.iter().map(|m| m.predict(&prepared.x)).collect::<Result<_, _>>()?
+        // with known_in_advance columns, each step reads them at its own target time
+        models
+            .iter()
+            .enumerate()
+            .map(|(k, m)| {
+                m.predict(if k == 0 { &prepared.x } else { prepared.step_x.get(k - 1).unwrap_or(&prepared.x) })
+            })
+            .collect::<Result<_, _>>()?
     };
     let origins = prepared.times.unwrap_or_default();
     let current = prepared.current.unwrap_or_default();

@@ -94,12 +94,27 @@ pub(crate) struct InputSchema {
     index: HashMap<String, usize>,
     /// whether records are windows of rows (forecast) or single rows (tabular)
     pub(crate) windowed: bool,
+    /// a forecast with `known_in_advance` columns: the target's field, which a window's future rows leave null
+    pub(crate) future_target: Option<usize>,
 }
 
 impl InputSchema {
     pub(crate) fn new(fields: Vec<Field>, windowed: bool) -> InputSchema {
         let index = fields.iter().enumerate().map(|(i, f)| (f.name.clone(), i)).collect();
-        InputSchema { fields, index, windowed }
+        InputSchema { fields, index, windowed, future_target: None }
+    }
+
+    /// A forecast schema whose window rows may leave the target `target` null: the future rows after the origin,
+    /// which carry the `known_in_advance` columns of the target times.
+    pub(crate) fn with_future_rows(mut self, target: &str) -> InputSchema {
+        self.future_target = self.position(target);
+        self
+    }
+
+    /// Whether field `i` may be null: any field of a tabular record; in a window, only the target of a model with
+    /// `known_in_advance` columns.
+    pub(crate) fn nullable(&self, i: usize) -> bool {
+        !self.windowed || self.future_target == Some(i)
     }
 
     /// The position of the field called `name`.
@@ -250,7 +265,11 @@ impl LoadedModel {
                         Field { name, kind }
                     })
                     .collect();
-                InputSchema::new(fields, true)
+                let schema = InputSchema::new(fields, true);
+                match pipeline.recipe() {
+                    Some(recipe) if recipe.ahead_rows() > 0 => schema.with_future_rows(&recipe.target),
+                    _ => schema,
+                }
             }
             PipelineInput::Tabular(t) => {
                 // the types the fitted steps fix; a column that is only dropped takes any value
@@ -334,11 +353,12 @@ fn model_info(bundle: &Bundle<FittedPipeline>, identity: &ModelIdentity, schema:
     let input_schema = schema
         .fields
         .iter()
-        .map(|f| SchemaField {
+        .enumerate()
+        .map(|(i, f)| SchemaField {
             name: f.name.clone(),
             kind: f.kind.as_str(),
             required: f.kind != FieldKind::Id,
-            nullable: !schema.windowed,
+            nullable: schema.nullable(i),
         })
         .collect();
     let forecast = pipeline.recipe().map(|r| ForecastInfo {

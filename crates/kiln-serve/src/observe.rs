@@ -193,6 +193,17 @@ impl SeriesStore {
         let Some(recipe) = pipeline.recipe() else {
             return Err(not_forecast());
         };
+        if recipe.ahead_rows() > 0 {
+            return Err(ApiError::new(
+                Code::InvalidValue,
+                format!(
+                    "the served model reads known_in_advance columns at each target time, which observed rows do not \
+                     give: POST /predict a window that ends with {} future row(s) (target '{}' null) instead",
+                    recipe.ahead_rows(),
+                    recipe.target
+                ),
+            ));
+        }
         let frame = match &recipe.series_column {
             Some(column) => with_series_key(rows.into_frame()?, column, &key)?,
             None => rows.into_frame()?,
@@ -266,7 +277,13 @@ impl SeriesStore {
         if let (Some(n), Some(times), Some(current)) =
             (prepared.x.n_rows.checked_sub(1), prepared.times.as_deref(), prepared.current.as_deref())
         {
-            series.last = Some(FeatureRow { time: times[n], current: current[n], values: prepared.x.row(n).to_vec() });
+            series.last = Some(FeatureRow {
+                time: times[n],
+                current: current[n],
+                values: prepared.x.row(n).to_vec(),
+                ahead: Vec::new(),
+                step_values: Vec::new(),
+            });
         }
         series.state = state;
         series.kept.append(frame, self.series_rows);
@@ -294,9 +311,13 @@ impl SeriesStore {
             )
         })?;
         series.last = match (prepared.x.n_rows.checked_sub(1), prepared.times, prepared.current) {
-            (Some(n), Some(times), Some(current)) => {
-                Some(FeatureRow { time: times[n], current: current[n], values: prepared.x.row(n).to_vec() })
-            }
+            (Some(n), Some(times), Some(current)) => Some(FeatureRow {
+                time: times[n],
+                current: current[n],
+                values: prepared.x.row(n).to_vec(),
+                ahead: Vec::new(),
+                step_values: Vec::new(),
+            }),
             _ => None,
         };
         series.state = state;

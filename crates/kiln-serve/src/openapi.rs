@@ -153,7 +153,7 @@ fn model_schemas(model: &LoadedModel, max_batch: usize) -> ModelSchemas {
     let mut properties = Map::new();
     let mut required = Vec::new();
     for (i, f) in schema.fields.iter().enumerate() {
-        properties.insert(f.name.clone(), field_schema(f.kind, !schema.windowed, cats.get(&f.name)));
+        properties.insert(f.name.clone(), field_schema(f.kind, schema.nullable(i), cats.get(&f.name)));
         if !schema.optional(i) {
             required.push(f.name.clone());
         }

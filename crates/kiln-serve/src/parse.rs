@@ -843,7 +843,7 @@ impl<'de> Visitor<'de> for RecordVisitor<'_, '_> {
                 }));
             }
             seen.set(i);
-            let nullable = !schema.windowed;
+            let nullable = schema.nullable(i);
             let cell = CellSeed { ctx, loc: self.loc, name: &fields[i].name, nullable, buf: &mut self.rows.bufs[i] };
             map.next_value_seed(cell)?;
         }

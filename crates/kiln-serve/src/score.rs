@@ -118,6 +118,7 @@ fn forecast(
         let window = match forecast_record {
             ForecastRecord::Window(window) => window,
             ForecastRecord::Series(key) => {
+                refuse_series_record(recipe, &loc)?;
                 rows.push(series.last_row(model, &key, loc.path(Some("series")))?);
                 keys.push(panel.then_some(key));
                 continue;
@@ -192,6 +193,26 @@ struct StepOrigin {
     history: Vec<f64>,
     time: i64,
     series: Option<String>,
+    /// the `known_in_advance` values of the window's future rows (see `kiln_features::Origin::ahead`)
+    ahead: Vec<f64>,
+}
+
+/// A `{"series": key}` record for a model with `known_in_advance` columns: refused, since the values at the target
+/// times come only with a window's future rows.
+fn refuse_series_record(recipe: &TimeSeriesRecipe, loc: &Loc) -> Result<(), ApiError> {
+    if recipe.ahead_rows() == 0 {
+        return Ok(());
+    }
+    Err(ApiError::at(
+        Code::InvalidValue,
+        loc.path(Some("series")).unwrap_or_default(),
+        format!(
+            "this model reads known_in_advance columns at each target time: send a window whose last {} row(s) \
+             are future rows (target '{}' null, those columns filled), not a series key",
+            recipe.ahead_rows(),
+            recipe.target
+        ),
+    ))
 }
 
 /// What an answer names of its origin: the time and, for a panel, the series.
@@ -223,17 +244,24 @@ fn direct_forecasts(
                 (last_row(pipeline, &frame, loc)?, key)
             }
             ForecastRecord::Series(key) => {
+                refuse_series_record(recipe, &loc)?;
                 (series.last_row(model, &key, loc.path(Some("series")))?, panel.then_some(key))
             }
         };
         origins.push(AnsweredOrigin { time: row.time, series: key });
         rows.push(row);
     }
-    let data = rows.iter().flat_map(|r| r.values.iter().copied()).collect();
-    let x = Matrix { names: pipeline.feature_names.clone(), data, n_rows: rows.len() };
     let forecasts = std::iter::once(&bundle.model)
         .chain(&bundle.step_models)
-        .map(|m| {
+        .enumerate()
+        .map(|(k, m)| {
+            // with known_in_advance columns, step k's own inputs (those columns at its target time)
+            let data = rows
+                .iter()
+                .flat_map(|r| if k == 0 { &r.values } else { r.step_values.get(k - 1).unwrap_or(&r.values) })
+                .copied()
+                .collect();
+            let x = Matrix { names: pipeline.feature_names.clone(), data, n_rows: rows.len() };
             let outputs = if rows.is_empty() { Vec::new() } else { m.predict(&x).map_err(ApiError::internal)? };
             Ok(rows.iter().zip(outputs).map(|(r, o)| recipe.target_transform.invert(r.current, o)).collect())
         })
@@ -269,11 +297,15 @@ fn forecast_steps(
                 // the window is checked as a single-step forecast checks it: its columns, time order and length
                 let last = last_row(pipeline, &frame, loc)?;
                 let target = frame.numeric(&recipe.target).map_err(ApiError::internal)?;
-                StepOrigin { history: target.to_vec(), time: last.time, series: key }
+                // up to the origin: a window of a model with known_in_advance columns ends with future rows
+                let end = target.iter().rposition(|v| !v.is_nan()).map_or(target.len(), |o| o + 1);
+                let history = if last.ahead.is_empty() { target.to_vec() } else { target[..end].to_vec() };
+                StepOrigin { history, time: last.time, series: key, ahead: last.ahead }
             }
             ForecastRecord::Series(key) => {
+                refuse_series_record(recipe, &loc)?;
                 let (history, time) = series.history(model, &key, window, loc.path(Some("series")))?;
-                StepOrigin { history, time, series: panel.then_some(key) }
+                StepOrigin { history, time, series: panel.then_some(key), ahead: Vec::new() }
             }
         };
         origins.push(origin);
@@ -281,8 +313,10 @@ fn forecast_steps(
     if origins.is_empty() {
         return Ok(Vec::new());
     }
-    let list: Vec<Origin<'_>> =
-        origins.iter().map(|o| Origin { history: &o.history, time: o.time, series: o.series.as_deref() }).collect();
+    let list: Vec<Origin<'_>> = origins
+        .iter()
+        .map(|o| Origin { history: &o.history, time: o.time, series: o.series.as_deref(), ahead: &o.ahead })
+        .collect();
     let forecasts = pipeline
         .forecast_recursive(&list, steps, step, &mut |x: &Matrix| {
             if x.names != bundle.metadata.feature_names {

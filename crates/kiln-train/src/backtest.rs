@@ -371,9 +371,17 @@ fn run_fold(
     let fitted = fit_parts(&spec.fit, design, parts, &Quiet)?;
     let steps = match spec.fit.task {
         TaskSpec::Forecast { recipe, .. } if recipe.direct_steps() > 0 => {
-            let models = crate::multistep::fit_steps(&spec.fit, recipe, design, parts, &fitted.x, &Quiet)?;
+            let models =
+                crate::multistep::fit_steps(&spec.fit, (&fitted.pipeline, recipe), design, parts, &fitted.x, &Quiet)?;
             let fit = (&fitted.model, models.as_slice(), &fitted.x);
-            Some(crate::multistep::direct_step_metrics(fit, recipe, frame, design, parts, spec.season)?)
+            Some(crate::multistep::direct_step_metrics(
+                fit,
+                (&fitted.pipeline, recipe),
+                frame,
+                design,
+                parts,
+                spec.season,
+            )?)
         }
         TaskSpec::Forecast { recipe, .. } if recipe.multi_step.is_some() => {
             let fit = (&fitted.model, fitted.per_series.as_ref());

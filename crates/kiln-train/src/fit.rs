@@ -93,7 +93,7 @@ pub fn fit_evaluate(spec: &FitSpec<'_>, frame: &Frame, progress: &dyn Progress) 
     }
     let step_models = match spec.task {
         TaskSpec::Forecast { recipe, .. } if recipe.direct_steps() > 1 => {
-            crate::multistep::fit_steps(spec, recipe, &design, &parts, &x, progress)?
+            crate::multistep::fit_steps(spec, (&pipeline, recipe), &design, &parts, &x, progress)?
         }
         _ => Vec::new(),
     };
@@ -101,7 +101,7 @@ pub fn fit_evaluate(spec: &FitSpec<'_>, frame: &Frame, progress: &dyn Progress) 
         TaskSpec::Forecast { recipe, .. } if recipe.direct_steps() > 0 => {
             progress.step("scoring every step's model on the test origins");
             let fit = (&model, step_models.as_slice(), &x);
-            Some(crate::multistep::direct_step_metrics(fit, recipe, frame, &design, &parts, None)?)
+            Some(crate::multistep::direct_step_metrics(fit, (&pipeline, recipe), frame, &design, &parts, None)?)
         }
         TaskSpec::Forecast { recipe, .. } if recipe.multi_step.is_some() => {
             progress.step("scoring every step of the multi-step forecasts from the test origins");

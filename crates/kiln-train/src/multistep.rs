@@ -105,6 +105,7 @@ pub(crate) fn step_metrics(
             history: &history[..=i],
             time: all.times[o],
             series: all.series.as_ref().map(|s| s[o].as_str()),
+            ahead: all.ahead_of(o),
         });
         for (k, truth) in truths.iter_mut().enumerate() {
             truth.push(history[i + 1 + k]);
@@ -286,6 +287,7 @@ pub(crate) fn calibrate(
                 history: &history[..=o],
                 time: all.times[at],
                 series: all.series.as_ref().map(|s| s[at].as_str()),
+                ahead: all.ahead_of(at),
             });
             truths.push(&history[o + 1..=o + steps]);
             owners.push(key);
@@ -382,7 +384,7 @@ pub(crate) fn steps_csv(steps: &[StepMetrics]) -> String {
 /// A model's fit error.
 pub(crate) fn fit_steps(
     spec: &crate::FitSpec<'_>,
-    recipe: &TimeSeriesRecipe,
+    (pipeline, recipe): (&FittedPipeline, &TimeSeriesRecipe),
     design: &Design,
     parts: &Parts,
     x: &kiln_domain::Matrix,
@@ -390,10 +392,11 @@ pub(crate) fn fit_steps(
 ) -> Result<Vec<FittedModel>, TrainError> {
     let steps = recipe.direct_steps();
     progress.step(&format!("fitting the models of steps 2 to {steps} on the same {} rows", parts.train.len()));
-    let x_fit = x.take_rows(&parts.train);
-    let x_valid = x.take_rows(&parts.validation);
     let mut out = Vec::with_capacity(steps.saturating_sub(1));
-    for truths in &design.step_truths {
+    for (s, truths) in design.step_truths.iter().enumerate() {
+        let x = step_inputs(pipeline, recipe, design, s + 2, x)?;
+        let x_fit = x.take_rows(&parts.train);
+        let x_valid = x.take_rows(&parts.validation);
         let label = |rows: &[usize]| -> Vec<f64> {
             rows.iter().map(|&r| recipe.target_transform.apply(design.current[r], truths[r])).collect()
         };
@@ -404,13 +407,30 @@ pub(crate) fn fit_steps(
     Ok(out)
 }
 
+/// The model inputs of step `k` of a direct forecast for every design row: `x` (step 1's) itself, unless the recipe
+/// has `known_in_advance` columns; then the design's features with those columns at `t + k`, through the fitted
+/// pipeline.
+fn step_inputs<'a>(
+    pipeline: &FittedPipeline,
+    recipe: &TimeSeriesRecipe,
+    design: &Design,
+    k: usize,
+    x: &'a kiln_domain::Matrix,
+) -> Result<std::borrow::Cow<'a, kiln_domain::Matrix>, TrainError> {
+    if k < 2 || design.step_ahead.is_empty() {
+        return Ok(std::borrow::Cow::Borrowed(x));
+    }
+    let features = recipe.at_step(design.features.clone(), &design.step_ahead[k - 2])?;
+    Ok(std::borrow::Cow::Owned(pipeline.finish(features)?))
+}
+
 /// A direct multi-step forecast's test metrics: every step's model on every test origin.
 ///
 /// # Errors
 /// A model's prediction error, or a metric that cannot be computed.
 pub(crate) fn direct_step_metrics(
     fitted: (&FittedModel, &[FittedModel], &kiln_domain::Matrix),
-    recipe: &TimeSeriesRecipe,
+    (pipeline, recipe): (&FittedPipeline, &TimeSeriesRecipe),
     frame: &Frame,
     design: &Design,
     parts: &Parts,
@@ -424,10 +444,10 @@ pub(crate) fn direct_step_metrics(
         }
         None => None,
     };
-    let x_test = x.take_rows(&parts.test);
     let persistence: Vec<f64> = parts.test.iter().map(|&r| design.current[r]).collect();
     let mut out = Vec::with_capacity(step_models.len() + 1);
     for (k, m) in std::iter::once(model).chain(step_models).enumerate() {
+        let x_test = step_inputs(pipeline, recipe, design, k + 1, x)?.take_rows(&parts.test);
         let outputs = m.predict(&x_test)?;
         let forecast: Vec<f64> = parts
             .test

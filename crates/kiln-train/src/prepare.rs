@@ -275,6 +275,9 @@ pub(crate) struct Design {
     pub series_keys: Vec<String>,
     /// a direct multi-step forecast: the target at `t + k` for k = 2..=steps (`[k - 2][row]`); empty otherwise
     pub step_truths: Vec<Vec<f64>>,
+    /// a direct multi-step forecast with `known_in_advance` columns: their values at `t + k` for k = 2..=steps
+    /// (`[k - 2][a][row]`, see `FeatureTable::step_ahead`); empty otherwise
+    pub step_ahead: Vec<Vec<Vec<f64>>>,
     pub rows: RowCounts,
 }
 
@@ -295,6 +298,7 @@ impl Design {
             series: if self.series.is_empty() { Vec::new() } else { rows.iter().map(|&r| self.series[r]).collect() },
             series_keys: self.series_keys.clone(),
             step_truths: self.step_truths.iter().map(|v| pick_f(v)).collect(),
+            step_ahead: self.step_ahead.iter().map(|step| step.iter().map(|v| pick_f(v)).collect()).collect(),
             rows: self.rows,
         }
     }
@@ -446,6 +450,7 @@ fn forecast(
         series: table.panel.as_ref().map_or_else(Vec::new, |p| take(&p.series, &rows)),
         series_keys: table.panel.as_ref().map_or_else(Vec::new, |p| p.keys.clone()),
         step_truths: table.step_futures.iter().map(|f| take(f, &rows)).collect(),
+        step_ahead: table.step_ahead.iter().map(|step| step.iter().map(|v| take(v, &rows)).collect()).collect(),
         rows: rows_counts,
     };
     Ok((design, parts))
@@ -635,6 +640,7 @@ fn tabular(
         series: Vec::new(),
         series_keys: Vec::new(),
         step_truths: Vec::new(),
+        step_ahead: Vec::new(),
         rows,
     };
     Ok((design, parts))
