@@ -130,6 +130,26 @@ def relative_gap(ours, theirs):
     return np.max(np.abs(ours - theirs) / np.abs(theirs))
 
 
+def against_reference(etth1, tmp_path, command, store, run_id, origin, h):
+    """kiln predict and the reference library's `command` (panel_reference.py) on one input: ETTh1 up to row
+    `origin`, then h future rows. Returns kiln's whole output, its forecasts of `origin` and the reference's, both by
+    step, after checking that no future row is an origin and that both name the same steps and target times."""
+    source = tmp_path / "input.csv"
+    rows = write_input(etth1, source, origin, h)
+    ref_out = tmp_path / f"{command}.parquet"
+    reference(command, "--input", source, "--time", "date", "--target", "OT", "--h", h, "--params", LGB_PARAMS,
+              *REFERENCE_FEATURES, "--output", ref_out)
+    _, kiln = predict(store, run_id, source, tmp_path / "kiln.csv")
+    times = utc(rows["date"])
+    assert kiln["origin"].max() == times[origin], "a future row (empty OT) is never an origin"
+    last = kiln[kiln["origin"] == times[origin]].sort_values("step").reset_index(drop=True)
+    ref = pd.read_parquet(ref_out).sort_values("step").reset_index(drop=True)
+    assert list(last["step"]) == list(ref["step"]) == list(range(1, h + 1))
+    assert list(last["target_time"]) == list(utc(ref["target_time"])) == list(times[origin + 1:])
+    assert (utc(ref["origin"]) == times[origin]).all()
+    return kiln, last, ref
+
+
 def test_recursive_known_in_advance_equals_mlforecast_predict_with_x_df(etth1, tmp_path):
     """Recursive, 24 hours: kiln against mlforecast's `fit` (HUFL and MUFL dynamic exogenous, lags 1-6 and 24,
     rolling min and max over 24 hours of lag 1, the same LightGBM) + `predict(h=24, X_df=<the 24 future rows>)`.
@@ -144,21 +164,8 @@ def test_recursive_known_in_advance_equals_mlforecast_predict_with_x_df(etth1, t
     store, run_id, n_train = train(tmp_path, "recursive", h, "recursive")
     assert feature_names(store, run_id)[:2] == ["HUFL_at_target", "MUFL_at_target"]
     origin = WARMUP + n_train
-    source = tmp_path / "input.csv"
-    rows = write_input(etth1, source, origin, h)
-    ml_out = tmp_path / "ml.parquet"
-    reference("recursive", "--input", source, "--time", "date", "--target", "OT", "--h", h, "--params", LGB_PARAMS,
-              *REFERENCE_FEATURES, "--output", ml_out)
-    _, kiln = predict(store, run_id, source, tmp_path / "kiln.csv")
-
-    times = utc(rows["date"])
-    assert kiln["origin"].max() == times[origin], "a future row (empty OT) is never an origin"
+    kiln, last, ml = against_reference(etth1, tmp_path, "recursive", store, run_id, origin, h)
     assert len(kiln) == h * (origin + 1 - WARMUP), "every observed origin, every step (the covariates are there)"
-    last = kiln[kiln["origin"] == times[origin]].sort_values("step").reset_index(drop=True)
-    ml = pd.read_parquet(ml_out).sort_values("step").reset_index(drop=True)
-    assert list(last["step"]) == list(ml["step"]) == list(range(1, h + 1))
-    assert list(last["target_time"]) == list(utc(ml["target_time"])) == list(times[origin + 1:])
-    assert (utc(ml["origin"]) == times[origin]).all()
     gap = relative_gap(last["prediction"], ml["prediction"])
     assert gap <= 1e-6, pd.concat([last, ml.add_suffix("_ml")], axis=1)
 
@@ -177,19 +184,7 @@ def test_direct_known_in_advance_equals_skforecast_forecaster_direct_with_exog(e
     store, run_id, n_train = train(tmp_path, "direct", h, "direct")
     assert feature_names(store, run_id)[-2:] == ["HUFL_at_target", "MUFL_at_target"]
     origin = WARMUP + n_train - 1 + h
-    source = tmp_path / "input.csv"
-    rows = write_input(etth1, source, origin, h)
-    sk_out = tmp_path / "sk.parquet"
-    reference("direct", "--input", source, "--time", "date", "--target", "OT", "--h", h, "--params", LGB_PARAMS,
-              *REFERENCE_FEATURES, "--output", sk_out)
-    _, kiln = predict(store, run_id, source, tmp_path / "kiln.csv")
-
-    times = utc(rows["date"])
-    assert kiln["origin"].max() == times[origin], "a future row (empty OT) is never an origin"
-    last = kiln[kiln["origin"] == times[origin]].sort_values("step").reset_index(drop=True)
-    sk = pd.read_parquet(sk_out).sort_values("step").reset_index(drop=True)
-    assert list(last["step"]) == list(sk["step"]) == list(range(1, h + 1))
-    assert list(last["target_time"]) == list(utc(sk["target_time"])) == list(times[origin + 1:])
+    _, last, sk = against_reference(etth1, tmp_path, "direct", store, run_id, origin, h)
     assert np.array_equal(last["prediction"].to_numpy(), sk["prediction"].to_numpy()), \
         (relative_gap(last["prediction"], sk["prediction"]), pd.concat([last, sk.add_suffix("_sk")], axis=1))
 

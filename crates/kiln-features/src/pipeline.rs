@@ -510,57 +510,14 @@ fn in_frame_order(table: crate::FeatureTable) -> crate::FeatureTable {
     if order.iter().enumerate().all(|(i, &o)| i == o) {
         return table;
     }
-    let pick = |v: &[f64]| order.iter().map(|&i| v[i]).collect::<Vec<f64>>();
-    let panel = crate::PanelRows {
-        keys: panel.keys.clone(),
-        series: order.iter().map(|&i| panel.series[i]).collect(),
-        frame_rows: order.iter().map(|&i| panel.frame_rows[i]).collect(),
-        short: panel.short.clone(),
-    };
-    crate::FeatureTable {
-        x: table.x.take_rows(&order),
-        times: order.iter().map(|&i| table.times[i]).collect(),
-        current: pick(&table.current),
-        future: pick(&table.future),
-        label: pick(&table.label),
-        step_futures: table.step_futures.iter().map(|f| pick(f)).collect(),
-        step_ahead: table.step_ahead.iter().map(|step| step.iter().map(|v| pick(v)).collect()).collect(),
-        warmup_dropped: table.warmup_dropped,
-        panel: Some(panel),
-    }
+    table.take_rows(&order)
 }
 
 /// A table of a recipe with `known_in_advance` columns (rows in time order, a panel's by time then series) with only
 /// the origins it can forecast: not a future row (its target is missing; it only carries the known values of later
 /// target times), and with `ahead` rows after it in its series (the target times whose known values it reads).
 fn only_origins_with_rows_ahead(table: crate::FeatureTable, ahead: usize) -> crate::FeatureTable {
-    let n = table.current.len();
-    let mut seen_from_end = vec![0usize; table.panel.as_ref().map_or(1, |p| p.keys.len())];
-    let mut keep_row = vec![false; n];
-    for i in (0..n).rev() {
-        let s = table.panel.as_ref().map_or(0, |p| p.series[i] as usize);
-        keep_row[i] = seen_from_end[s] >= ahead && !table.current[i].is_nan();
-        seen_from_end[s] += 1;
-    }
-    if keep_row.iter().all(|&k| k) {
-        return table;
-    }
-    let keep: Vec<usize> = (0..n).filter(|&i| keep_row[i]).collect();
-    let pick = |v: &[f64]| keep.iter().map(|&i| v[i]).collect::<Vec<f64>>();
-    crate::FeatureTable {
-        x: table.x.take_rows(&keep),
-        times: keep.iter().map(|&i| table.times[i]).collect(),
-        current: pick(&table.current),
-        future: pick(&table.future),
-        label: pick(&table.label),
-        step_futures: table.step_futures.iter().map(|f| pick(f)).collect(),
-        step_ahead: table.step_ahead.iter().map(|step| step.iter().map(|v| pick(v)).collect()).collect(),
-        warmup_dropped: table.warmup_dropped,
-        panel: table.panel.map(|p| crate::PanelRows {
-            series: keep.iter().map(|&i| p.series[i]).collect(),
-            frame_rows: keep.iter().map(|&i| p.frame_rows[i]).collect(),
-            keys: p.keys,
-            short: p.short,
-        }),
-    }
+    let with_rows = table.has_rows_after(ahead);
+    let keep: Vec<usize> = (0..with_rows.len()).filter(|&i| with_rows[i] && !table.current[i].is_nan()).collect();
+    if keep.len() == with_rows.len() { table } else { table.take_rows(&keep) }
 }

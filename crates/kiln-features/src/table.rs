@@ -33,6 +33,52 @@ pub struct FeatureTable {
     pub panel: Option<PanelRows>,
 }
 
+impl FeatureTable {
+    /// Whether each row has at least `n` rows after it in its series (the rows in time order, a panel's by time then
+    /// series, as [`TimeSeriesRecipe::build_table`] gives them): the rows whose target `n` steps ahead lies inside
+    /// the data.
+    pub fn has_rows_after(&self, n: usize) -> Vec<bool> {
+        let rows = self.times.len();
+        match &self.panel {
+            None => (0..rows).map(|i| i + n < rows).collect(),
+            Some(panel) => {
+                let mut seen_from_end = vec![0usize; panel.keys.len()];
+                let mut out = vec![true; rows];
+                for i in (0..rows).rev() {
+                    let s = panel.series[i] as usize;
+                    if seen_from_end[s] < n {
+                        out[i] = false;
+                        seen_from_end[s] += 1;
+                    }
+                }
+                out
+            }
+        }
+    }
+
+    /// The table restricted to `rows`, in that order.
+    #[must_use]
+    pub fn take_rows(&self, rows: &[usize]) -> FeatureTable {
+        let pick = |v: &[f64]| rows.iter().map(|&i| v[i]).collect::<Vec<f64>>();
+        FeatureTable {
+            x: self.x.take_rows(rows),
+            times: rows.iter().map(|&i| self.times[i]).collect(),
+            current: pick(&self.current),
+            future: pick(&self.future),
+            label: pick(&self.label),
+            step_futures: self.step_futures.iter().map(|f| pick(f)).collect(),
+            step_ahead: self.step_ahead.iter().map(|step| step.iter().map(|v| pick(v)).collect()).collect(),
+            warmup_dropped: self.warmup_dropped,
+            panel: self.panel.as_ref().map(|p| PanelRows {
+                keys: p.keys.clone(),
+                series: rows.iter().map(|&i| p.series[i]).collect(),
+                frame_rows: rows.iter().map(|&i| p.frame_rows[i]).collect(),
+                short: p.short.clone(),
+            }),
+        }
+    }
+}
+
 /// What a panel's feature table says about its series.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct PanelRows {

@@ -371,7 +371,7 @@ fn forecast(
     // the last `horizon` rows (of each series) have their target past the end of the data: they cannot be fitted
     // or scored
     // a direct multi-step recipe learns every step from the same rows: those whose last step lies in the data
-    let has_future = rows_with_future(&table, recipe.horizon.max(recipe.direct_steps()));
+    let has_future = table.has_rows_after(recipe.horizon.max(recipe.direct_steps()));
     let candidates: Vec<usize> = (0..has_future.len()).filter(|&i| has_future[i]).collect();
     let target_missing: Vec<bool> = candidates
         .iter()
@@ -454,27 +454,6 @@ fn forecast(
         rows: rows_counts,
     };
     Ok((design, parts))
-}
-
-/// Which rows of a feature table have their target inside the data: all but the last `horizon` rows of each
-/// series (rows come in time order, a panel's by time then series).
-fn rows_with_future(table: &kiln_features::FeatureTable, horizon: usize) -> Vec<bool> {
-    let n = table.times.len();
-    match &table.panel {
-        None => (0..n).map(|i| i + horizon < n).collect(),
-        Some(panel) => {
-            let mut seen_from_end = vec![0usize; panel.keys.len()];
-            let mut out = vec![true; n];
-            for i in (0..n).rev() {
-                let s = panel.series[i] as usize;
-                if seen_from_end[s] < horizon {
-                    out[i] = false;
-                    seen_from_end[s] += 1;
-                }
-            }
-            out
-        }
-    }
 }
 
 /// The position of each of `rows`' times among their distinct times (rows in time order), and how many distinct
