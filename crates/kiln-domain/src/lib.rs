@@ -10,6 +10,7 @@ mod frame;
 mod ml;
 mod model_ref;
 mod ports;
+mod study;
 mod time;
 
 pub use error::{Code, DomainError, ErrorKind, HasCode, PortError, SourceError, chain_text, cut_for_message};
@@ -21,6 +22,7 @@ pub use ports::{
     DatasetInput, EXPERIMENT_KIND_TAG, ExperimentId, LoadedData, MetricPoint, ModelRegistry, ModelVersion, RunId,
     RunInfo, RunStatus, Stage, Tracker,
 };
+pub use study::{StoredParam, StoredTrial, StudyDirection, StudyStorage, TrialState};
 pub use time::{CivilDateTime, civil_from_millis, iso_from_millis, millis_from_civil};
 
 #[cfg(test)]

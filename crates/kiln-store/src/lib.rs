@@ -12,6 +12,7 @@ mod chart;
 mod guard;
 mod mlflow_rest;
 mod mlruns;
+mod study;
 mod sync;
 
 pub use bundle_cache::{BundleCache, Cached};
@@ -19,4 +20,5 @@ pub use chart::PlotChartRenderer;
 pub use guard::{FailedOver, GuardedStore};
 pub use mlflow_rest::{Credentials, RestConfig, RestStore};
 pub use mlruns::{LocalStore, Repaired};
+pub use study::SqliteStudyStorage;
 pub use sync::{SyncReport, sync};

@@ -1,0 +1,168 @@
+//! The port of a hyperparameter study's storage, in Optuna's terms so that a study kiln writes is an Optuna study:
+//! a study has one direction and numbered trials; a trial has a state, parameters in Optuna's internal
+//! representation (a float; an int as a float; a categorical choice as its index) with their distribution as
+//! Optuna's JSON text, an objective value, intermediate values by step (the folds' scores), user attributes and a
+//! heartbeat. The adapters (`kiln-store`'s SQLite and PostgreSQL storages in Optuna's RDB schema) keep it; the tuner
+//! only talks to this trait.
+
+use std::time::Duration;
+
+use crate::PortError;
+
+/// The direction a study optimises its objective in (Optuna's `StudyDirection`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StudyDirection {
+    Minimize,
+    Maximize,
+}
+
+impl StudyDirection {
+    /// The name Optuna stores (`MINIMIZE`, `MAXIMIZE`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StudyDirection::Minimize => "MINIMIZE",
+            StudyDirection::Maximize => "MAXIMIZE",
+        }
+    }
+
+    /// The direction stored as `name`, if it is one.
+    pub fn parse(name: &str) -> Option<StudyDirection> {
+        match name {
+            "MINIMIZE" => Some(StudyDirection::Minimize),
+            "MAXIMIZE" => Some(StudyDirection::Maximize),
+            _ => None,
+        }
+    }
+}
+
+/// A trial's state (Optuna's `TrialState`, stored by name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TrialState {
+    Running,
+    Complete,
+    Pruned,
+    Fail,
+    Waiting,
+}
+
+impl TrialState {
+    /// The name Optuna stores (`RUNNING`, `COMPLETE`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TrialState::Running => "RUNNING",
+            TrialState::Complete => "COMPLETE",
+            TrialState::Pruned => "PRUNED",
+            TrialState::Fail => "FAIL",
+            TrialState::Waiting => "WAITING",
+        }
+    }
+
+    /// The state stored as `name`, if it is one.
+    pub fn parse(name: &str) -> Option<TrialState> {
+        [TrialState::Running, TrialState::Complete, TrialState::Pruned, TrialState::Fail, TrialState::Waiting]
+            .into_iter()
+            .find(|s| s.as_str() == name)
+    }
+
+    /// Whether the trial has ended (complete, pruned or failed).
+    pub fn is_finished(self) -> bool {
+        matches!(self, TrialState::Complete | TrialState::Pruned | TrialState::Fail)
+    }
+}
+
+/// One parameter of a trial as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredParam {
+    pub name: String,
+    /// Optuna's internal representation (a categorical's index into its choices)
+    pub internal: f64,
+    /// Optuna's `distribution_json`, e.g. `{"name": "FloatDistribution", "attributes": {...}}`
+    pub distribution_json: String,
+}
+
+/// A trial as stored, with everything a sampler, a pruner or a leaderboard reads.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredTrial {
+    /// the storage's id (unique across studies)
+    pub id: i64,
+    /// 0, 1, 2, ... within the study, in creation order
+    pub number: i64,
+    pub state: TrialState,
+    pub params: Vec<StoredParam>,
+    /// the objective value (a complete trial's; ±inf allowed)
+    pub value: Option<f64>,
+    /// intermediate values by step, in step order (NaN allowed)
+    pub intermediate: Vec<(i64, f64)>,
+    /// user attributes as JSON text, by key
+    pub user_attrs: Vec<(String, String)>,
+    /// UTC times as stored, `YYYY-MM-DD HH:MM:SS.ffffff`
+    pub datetime_start: Option<String>,
+    pub datetime_complete: Option<String>,
+}
+
+/// A study's storage (see the module documentation). Every call is one transaction; several processes may share a
+/// storage, and trial numbers stay unique and gap-free within a study.
+pub trait StudyStorage: Send + Sync {
+    /// The id of the study `name`, created with `direction` when missing.
+    ///
+    /// # Errors
+    /// `already_exists` when the study exists with the other direction; `store_io` when the storage fails.
+    fn create_or_load_study(&self, name: &str, direction: StudyDirection) -> Result<i64, PortError>;
+
+    /// A new `RUNNING` trial of `study`, started now: `(trial id, number)`.
+    ///
+    /// # Errors
+    /// `not_found` for an unknown study; `store_io` when the storage fails.
+    fn create_trial(&self, study: i64) -> Result<(i64, i64), PortError>;
+
+    /// Records a parameter of a running trial.
+    ///
+    /// # Errors
+    /// `already_exists` when the trial already has `param.name` with another value; `store_io`.
+    fn set_param(&self, trial: i64, param: &StoredParam) -> Result<(), PortError>;
+
+    /// Records the intermediate value of `step` (a fold's score), replacing an earlier one.
+    ///
+    /// # Errors
+    /// `store_io`.
+    fn report(&self, trial: i64, step: i64, value: f64) -> Result<(), PortError>;
+
+    /// Sets a trial's user attribute `key` to `value_json` (JSON text).
+    ///
+    /// # Errors
+    /// `store_io`.
+    fn set_trial_user_attr(&self, trial: i64, key: &str, value_json: &str) -> Result<(), PortError>;
+
+    /// Sets a study's user attribute `key` to `value_json` (JSON text).
+    ///
+    /// # Errors
+    /// `store_io`.
+    fn set_study_user_attr(&self, study: i64, key: &str, value_json: &str) -> Result<(), PortError>;
+
+    /// Ends a running trial in `state` (complete, pruned or failed) with its value (a complete trial's), now.
+    /// Returns `false`, changing nothing, when the trial was no longer running (another worker failed it as
+    /// stale).
+    ///
+    /// # Errors
+    /// `store_io`; a `state` that is not finished.
+    fn finish_trial(&self, trial: i64, state: TrialState, value: Option<f64>) -> Result<bool, PortError>;
+
+    /// Records that a running trial's worker is alive (the storage's clock).
+    ///
+    /// # Errors
+    /// `store_io`.
+    fn heartbeat(&self, trial: i64) -> Result<(), PortError>;
+
+    /// Fails every running trial of `study` whose last heartbeat is older than `grace` (a killed worker's); trials
+    /// that never sent one are left alone, as Optuna does. Returns the failed trials' numbers.
+    ///
+    /// # Errors
+    /// `store_io`.
+    fn fail_stale_trials(&self, study: i64, grace: Duration) -> Result<Vec<i64>, PortError>;
+
+    /// Every trial of `study`, by number.
+    ///
+    /// # Errors
+    /// `store_io`.
+    fn trials(&self, study: i64) -> Result<Vec<StoredTrial>, PortError>;
+}
