@@ -39,12 +39,14 @@ pub enum TuneError {
     DistributionJson(String),
     #[error("sampler: {0}")]
     Sampler(String),
+    #[error("pruner: {0}")]
+    Pruner(String),
 }
 
 impl TuneError {
     pub fn code(&self) -> Code {
         match self {
-            TuneError::Space(_) | TuneError::Sampler(_) => Code::ConfigInvalid,
+            TuneError::Space(_) | TuneError::Sampler(_) | TuneError::Pruner(_) => Code::ConfigInvalid,
             TuneError::DistributionJson(_) => Code::StoreCorrupt,
         }
     }

@@ -2,6 +2,7 @@
 //! [`MedianPruner`] (a percentile pruner at 50) and [`SuccessiveHalvingPruner`] (asynchronous successive halving,
 //! its rungs kept in the trial's `completed_rung_<k>` system attributes as Optuna keeps them).
 
+use super::TuneError;
 use super::trial::{Direction, FrozenTrial, TrialState};
 
 /// A pruner as Optuna's `BasePruner`: called after a trial reports a value; `trial` is the running trial, and a
@@ -14,19 +15,38 @@ pub trait Pruner {
 /// step (Optuna's `MedianPruner`). Defaults: 5 startup trials, no warm-up steps, every step, one trial at least.
 #[derive(Clone, Copy, Debug)]
 pub struct MedianPruner {
-    /// no pruning before this many trials are complete.
-    pub n_startup_trials: usize,
-    /// no pruning before this step.
-    pub n_warmup_steps: i64,
-    /// prune only at the first report in each interval of this many steps after the warm-up.
-    pub interval_steps: i64,
-    /// no pruning at a step that fewer complete trials reported.
-    pub n_min_trials: usize,
+    n_startup_trials: usize,
+    n_warmup_steps: i64,
+    interval_steps: i64,
+    n_min_trials: usize,
 }
 
 impl Default for MedianPruner {
     fn default() -> Self {
         MedianPruner { n_startup_trials: 5, n_warmup_steps: 0, interval_steps: 1, n_min_trials: 1 }
+    }
+}
+
+impl MedianPruner {
+    /// No pruning before `n_startup_trials` trials are complete nor before step `n_warmup_steps`; then only at the
+    /// first report in each interval of `interval_steps` steps, and only at a step at least `n_min_trials`
+    /// complete trials reported.
+    ///
+    /// # Errors
+    /// A negative warm-up, an interval or a minimum below 1 (as Optuna refuses them).
+    pub fn new(
+        n_startup_trials: usize,
+        n_warmup_steps: i64,
+        interval_steps: i64,
+        n_min_trials: usize,
+    ) -> Result<Self, TuneError> {
+        if n_warmup_steps < 0 || interval_steps < 1 || n_min_trials < 1 {
+            return Err(TuneError::Pruner(format!(
+                "the median pruner needs n_warmup_steps >= 0, interval_steps >= 1 and n_min_trials >= 1, but got \
+                 {n_warmup_steps}, {interval_steps} and {n_min_trials}"
+            )));
+        }
+        Ok(MedianPruner { n_startup_trials, n_warmup_steps, interval_steps, n_min_trials })
     }
 }
 
@@ -106,12 +126,43 @@ pub enum MinResource {
 /// `1 / reduction_factor` of the values recorded at that rung. Defaults: `auto`, 4, 0, no bootstrap.
 #[derive(Clone, Copy, Debug)]
 pub struct SuccessiveHalvingPruner {
-    pub min_resource: MinResource,
-    pub reduction_factor: i64,
-    pub min_early_stopping_rate: u32,
-    /// prune until this many trials reached a rung.
-    pub bootstrap_count: usize,
+    min_resource: MinResource,
+    reduction_factor: i64,
+    min_early_stopping_rate: u32,
+    bootstrap_count: usize,
     estimated: Option<i64>,
+}
+
+impl SuccessiveHalvingPruner {
+    /// Rungs from `min_resource` growing by `reduction_factor`, the first `min_early_stopping_rate` skipped; a trial
+    /// is pruned at a rung fewer than `bootstrap_count + 1` trials reached.
+    ///
+    /// # Errors
+    /// A minimum resource below 1, a reduction factor below 2, a bootstrap count with `auto` (as Optuna refuses them).
+    pub fn new(
+        min_resource: MinResource,
+        reduction_factor: i64,
+        min_early_stopping_rate: u32,
+        bootstrap_count: usize,
+    ) -> Result<Self, TuneError> {
+        let bad = |m: &str| Err(TuneError::Pruner(format!("successive halving: {m}")));
+        if matches!(min_resource, MinResource::Steps(s) if s < 1) {
+            return bad("`min_resource` must be 1 or more, or auto");
+        }
+        if reduction_factor < 2 {
+            return bad("`reduction_factor` must be 2 or more");
+        }
+        if bootstrap_count > 0 && min_resource == MinResource::Auto {
+            return bad("`bootstrap_count` > 0 needs a fixed `min_resource`");
+        }
+        Ok(SuccessiveHalvingPruner {
+            min_resource,
+            reduction_factor,
+            min_early_stopping_rate,
+            bootstrap_count,
+            estimated: None,
+        })
+    }
 }
 
 impl Default for SuccessiveHalvingPruner {

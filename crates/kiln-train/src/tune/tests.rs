@@ -590,3 +590,211 @@ fn multivariate_tpe_suggests_what_optuna_suggests() {
         Direction::Minimize,
     );
 }
+
+#[test]
+fn grid_sampler_walks_optunas_shuffled_grid() {
+    let grid: BTreeMap<String, Vec<ParamValue>> = BTreeMap::from([
+        ("b".to_string(), vec![ParamValue::Str("x".into()), ParamValue::Str("y".into())]),
+        ("a".to_string(), vec![ParamValue::Int(1), ParamValue::Int(2), ParamValue::Int(3)]),
+        ("c".to_string(), vec![ParamValue::Float(0.5), ParamValue::Float(1.5)]),
+    ]);
+    let space: Vec<(String, Distribution)> = vec![
+        ("a".into(), Distribution::int(1, 3, false, 1).unwrap()),
+        (
+            "b".into(),
+            Distribution::categorical(vec![ParamValue::Str("x".into()), ParamValue::Str("y".into())]).unwrap(),
+        ),
+        ("c".into(), Distribution::float(0.5, 1.5, false, None).unwrap()),
+    ];
+    for seed in [0u32, 4, 123] {
+        let mut sampler = GridSampler::new(grid.clone(), seed);
+        let mut history = Vec::new();
+        for number in 0..12 {
+            assert!(!sampler.is_exhausted(&history));
+            let mut t = sample_trial(&mut sampler, &history, Direction::Minimize, number, &space).unwrap();
+            t.state = TrialState::Complete;
+            t.value = Some(0.0);
+            history.push(t);
+        }
+        assert!(sampler.is_exhausted(&history));
+        let expected = python(
+            r#"
+s = optuna.samplers.GridSampler({"b": ["x", "y"], "a": [1, 2, 3], "c": [0.5, 1.5]}, seed=IN["seed"])
+study = optuna.create_study(sampler=s)
+study.optimize(lambda t: t.suggest_int("a", 1, 3) * 0 + (t.suggest_categorical("b", ["x", "y"]) == "x") * 0 + t.suggest_float("c", 0.5, 1.5) * 0, n_trials=20)
+print(json.dumps([{k: t.distributions[k].to_internal_repr(v) for k, v in t.params.items()} for t in study.trials]))
+"#,
+            &json!({"seed": seed}),
+        );
+        let theirs = expected.as_array().unwrap();
+        assert_eq!(theirs.len(), 12, "Optuna stops once the grid is done");
+        let mut seen = std::collections::BTreeSet::new();
+        for (t, e) in history.iter().zip(theirs) {
+            for (k, v) in &t.params {
+                assert_eq!(*v, e[k].as_f64().unwrap(), "seed {seed} trial {} `{k}`", t.number);
+            }
+            assert!(seen.insert(format!("{:?}", t.params)), "seed {seed}: a grid point twice");
+        }
+    }
+}
+
+/// Studies with intermediate values and a pruner, both ways: the step at which each trial stopped (or not).
+fn same_pruning(make: &dyn Fn() -> Box<dyn Pruner>, optuna_pruner: &str, direction: Direction) {
+    let space: Vec<(String, Distribution)> = vec![
+        ("x".into(), Distribution::float(0.0, 1.0, false, None).unwrap()),
+        ("y".into(), Distribution::float(0.0, 1.0, false, None).unwrap()),
+    ];
+    // the curve of a trial; NaN at step 2 for a few
+    let curve = |x: f64, y: f64, step: i64| {
+        if y > 0.93 && step == 2 { f64::NAN } else { (x - 0.3) * (x - 0.3) + y / (step as f64 + 1.0) }
+    };
+    let mut sampler = RandomSampler::new(21);
+    let mut pruner = make();
+    let mut history: Vec<FrozenTrial> = Vec::new();
+    let mut ours = Vec::new();
+    for number in 0..60 {
+        let mut t = sample_trial(&mut sampler, &history, direction, number, &space).unwrap();
+        let (x, y) = (t.params["x"], t.params["y"]);
+        let mut stopped = None;
+        for step in 0..20 {
+            t.intermediate_values.insert(step, curve(x, y, step));
+            if pruner.prune(&history, &mut t, direction) {
+                stopped = Some(step);
+                break;
+            }
+        }
+        if stopped.is_some() {
+            t.state = TrialState::Pruned;
+        } else {
+            t.state = TrialState::Complete;
+            t.value = Some(curve(x, y, 19));
+        }
+        ours.push(stopped.map_or(-1, |s| s));
+        history.push(t);
+    }
+    let expected = python(
+        &format!(
+            r#"
+pruner = {optuna_pruner}
+study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=21), pruner=pruner, direction=IN["direction"])
+stopped = []
+def curve(x, y, step):
+    return float("nan") if y > 0.93 and step == 2 else (x - 0.3) * (x - 0.3) + y / (step + 1.0)
+def objective(trial):
+    x = trial.suggest_float("x", 0.0, 1.0); y = trial.suggest_float("y", 0.0, 1.0)
+    for step in range(20):
+        trial.report(curve(x, y, step), step)
+        if trial.should_prune():
+            stopped.append(step)
+            raise optuna.TrialPruned()
+    stopped.append(-1)
+    return curve(x, y, 19)
+study.optimize(objective, n_trials=60)
+print(json.dumps(stopped))
+"#
+        ),
+        &json!({"direction": direction.name().to_lowercase()}),
+    );
+    let theirs: Vec<i64> = expected.as_array().unwrap().iter().map(|v| v.as_i64().unwrap()).collect();
+    assert_eq!(ours, theirs, "{optuna_pruner} {direction:?}");
+    assert!(ours.iter().any(|&s| s >= 0) && ours.iter().any(|&s| s < 0), "{optuna_pruner}: prunes some, not all");
+}
+
+#[test]
+fn median_pruner_decides_as_optuna() {
+    for direction in [Direction::Minimize, Direction::Maximize] {
+        same_pruning(&|| Box::new(MedianPruner::default()), "optuna.pruners.MedianPruner()", direction);
+        same_pruning(
+            &|| Box::new(MedianPruner::new(3, 2, 3, 4).unwrap()),
+            "optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=2, interval_steps=3, n_min_trials=4)",
+            direction,
+        );
+    }
+}
+
+#[test]
+fn successive_halving_decides_as_optuna() {
+    for direction in [Direction::Minimize, Direction::Maximize] {
+        same_pruning(
+            &|| Box::new(SuccessiveHalvingPruner::default()),
+            "optuna.pruners.SuccessiveHalvingPruner()",
+            direction,
+        );
+        same_pruning(
+            &|| Box::new(SuccessiveHalvingPruner::new(MinResource::Steps(2), 3, 1, 2).unwrap()),
+            "optuna.pruners.SuccessiveHalvingPruner(min_resource=2, reduction_factor=3, min_early_stopping_rate=1, bootstrap_count=2)",
+            direction,
+        );
+    }
+}
+
+#[test]
+fn nan_percentile_is_numpys() {
+    let values = [3.0, f64::NAN, 1.0, 7.5, -2.0, 4.25, 4.25];
+    let expected = python(
+        "import numpy as np\nprint(json.dumps([float(np.nanpercentile(np.array(IN['v'], dtype=float), p)) for p in IN['p']]))",
+        &json!({"v": values.iter().map(|v| if v.is_nan() { json!(null) } else { json!(v) }).collect::<Vec<_>>(), "p": [0.0, 10.0, 33.3, 50.0, 87.5, 100.0]}),
+    );
+    let ours: Vec<f64> =
+        [0.0, 10.0, 33.3, 50.0, 87.5, 100.0].iter().map(|&p| nan_percentile(&values, p).unwrap()).collect();
+    assert_close("nanpercentile", &ours, &floats(&expected));
+    assert_eq!(nan_percentile(&[f64::NAN], 50.0), None);
+}
+
+#[test]
+fn tpe_keeps_the_candidate_with_the_largest_log_l_minus_log_g() {
+    let history = fixed_history();
+    let space = mixed_space();
+    let finished: Vec<&FrozenTrial> =
+        history.iter().filter(|t| matches!(t.state, TrialState::Complete | TrialState::Pruned)).collect();
+    for (name, dist) in &space {
+        let seed = 17;
+        let mut tpe = TpeSampler::new(TpeOptions::default(), seed);
+        let trial = FrozenTrial::running(30);
+        let got = tpe.sample_independent(&history, Direction::Minimize, &trial, name, dist).unwrap();
+        // the candidates the sampler drew: its generator starts fresh (the startup draws use the other one)
+        let (l, g) = tpe.estimators(&finished, Direction::Minimize, &[(name.as_str(), dist)]);
+        let candidates = l.sample(&mut Mt19937::new(seed), 24);
+        let (ll, lg) = (l.log_pdf(&candidates), g.log_pdf(&candidates));
+        let acq: Vec<f64> = ll.iter().zip(&lg).map(|(a, b)| a - b).collect();
+        let best = acq.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let i = best_candidate(&ll, &lg);
+        assert_eq!(acq[i], best, "{name}");
+        assert_eq!(got, candidates[i][0], "{name}: the sampler returns the argmax candidate");
+        assert!(candidates.iter().any(|c| c[0] != got), "{name}: the candidates differ, so the choice is a real one");
+    }
+    assert_eq!(best_candidate(&[0.0, 2.0, 2.0], &[0.0, 0.0, 0.0]), 1, "the first of equal maxima");
+}
+
+#[test]
+fn same_seed_and_history_give_the_same_samples() {
+    let space = mixed_space();
+    let run = |seed: u32, multivariate: bool| {
+        let mut tpe = TpeSampler::new(TpeOptions { multivariate, ..TpeOptions::default() }, seed);
+        let mut history: Vec<FrozenTrial> = Vec::new();
+        for number in 0..25 {
+            let mut t = sample_trial(&mut tpe, &history, Direction::Minimize, number, &space).unwrap();
+            t.value = Some(mixed_objective(&t.params));
+            t.state = TrialState::Complete;
+            history.push(t);
+        }
+        history.into_iter().map(|t| t.params).collect::<Vec<_>>()
+    };
+    for multivariate in [false, true] {
+        assert_eq!(run(3, multivariate), run(3, multivariate));
+        assert_ne!(run(3, multivariate)[12..], run(4, multivariate)[12..]);
+    }
+    // a sampler reproduces a suggestion from the same history, whatever it did before
+    let history = fixed_history();
+    let draw = |warm: bool| {
+        let mut tpe = TpeSampler::new(TpeOptions::default(), 8);
+        if warm {
+            let mut other = TpeSampler::new(TpeOptions::default(), 8);
+            other
+                .sample_independent(&history, Direction::Minimize, &FrozenTrial::running(30), "x", &space[0].1)
+                .unwrap();
+        }
+        tpe.sample_independent(&history, Direction::Minimize, &FrozenTrial::running(30), "x", &space[0].1).unwrap()
+    };
+    assert_eq!(draw(false), draw(true));
+}
