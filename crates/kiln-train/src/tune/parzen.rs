@@ -6,7 +6,9 @@
 
 use super::rng::Mt19937;
 use super::space::Distribution;
-use super::truncnorm::{log_gauss_mass, log_pdf, ppf};
+use std::collections::HashMap;
+
+use super::truncnorm::{log_gauss_mass, norm_pdf_log_c, ppf};
 
 /// The settings Optuna's `_ParzenEstimatorParameters` carries (without the deprecated categorical distances).
 #[derive(Clone, Copy, Debug)]
@@ -199,55 +201,130 @@ impl ParzenEstimator {
         out
     }
 
-    /// The log density (log mass for discrete parameters) of each row of internal values.
+    /// The log density (log mass for discrete parameters) of each row of internal values. A discrete parameter's
+    /// masses are computed once per distinct value and distinct kernel (as Optuna does), the rest per pair; the
+    /// floating-point operations are Optuna's, in its order.
     pub fn log_pdf(&self, xs: &[Vec<f64>]) -> Vec<f64> {
         let n_kernels = self.weights.len();
-        let log_w: Vec<f64> = self.weights.iter().map(|w| w.ln()).collect();
-        let mut terms = vec![0.0; n_kernels];
-        xs.iter()
-            .map(|x| {
-                for (k, term) in terms.iter_mut().enumerate() {
-                    let mut acc = 0.0;
-                    let mut cont: Option<f64> = None;
-                    for (dim, &xj) in self.dims.iter().zip(x) {
-                        match dim {
-                            Kernels::Categorical { probs } => acc += probs[k.min(probs.len() - 1)][xj as usize].ln(),
-                            Kernels::Numeric(num) => match num.step {
-                                Some(step) => {
-                                    let (mu, sigma) = (num.mus[k], num.sigmas[k]);
-                                    let (lo, hi) = if num.log {
-                                        ((xj - step / 2.0).ln(), (xj + step / 2.0).ln())
-                                    } else {
-                                        (xj - step / 2.0, xj + step / 2.0)
-                                    };
-                                    acc += log_gauss_mass((lo - mu) / sigma, (hi - mu) / sigma);
-                                    acc -= num.log_mass[k];
-                                }
-                                None => {
-                                    let xt = if num.log { xj.ln() } else { xj };
-                                    let lp =
-                                        log_pdf(xt, num.mus[k], num.sigmas[k], num.lo_t, num.hi_t, num.log_mass[k]);
-                                    cont = Some(cont.map_or(lp, |c| c + lp));
-                                }
-                            },
+        let log_c = norm_pdf_log_c();
+        let mut terms = vec![vec![0.0; n_kernels]; xs.len()];
+        let mut cont: Option<Vec<Vec<f64>>> = None;
+        for (j, dim) in self.dims.iter().enumerate() {
+            match dim {
+                Kernels::Categorical { probs } => {
+                    let log_p: Vec<Vec<f64>> = probs.iter().map(|row| row.iter().map(|p| p.ln()).collect()).collect();
+                    for (row, x) in terms.iter_mut().zip(xs) {
+                        for (k, t) in row.iter_mut().enumerate() {
+                            *t += log_p[k.min(log_p.len() - 1)][x[j] as usize];
                         }
                     }
-                    if let Some(c) = cont {
-                        acc += c;
-                    }
-                    *term = acc + log_w[k];
                 }
-                let mut max = terms.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                Kernels::Numeric(num) => match num.step {
+                    Some(step) => {
+                        let (x_ids, x_uniq) = distinct(xs.iter().map(|x| x[j]));
+                        let (k_ids, k_uniq) = distinct_pairs(&num.mus, &num.sigmas);
+                        let mass: Vec<Vec<f64>> = x_uniq
+                            .iter()
+                            .map(|&x| {
+                                let (lo, hi) = if num.log {
+                                    ((x - step / 2.0).ln(), (x + step / 2.0).ln())
+                                } else {
+                                    (x - step / 2.0, x + step / 2.0)
+                                };
+                                k_uniq
+                                    .iter()
+                                    .map(|&(mu, sigma)| log_gauss_mass((lo - mu) / sigma, (hi - mu) / sigma))
+                                    .collect()
+                            })
+                            .collect();
+                        for (row, &xi) in terms.iter_mut().zip(&x_ids) {
+                            for (k, t) in row.iter_mut().enumerate() {
+                                *t += mass[xi][k_ids[k]];
+                                *t -= num.log_mass[k];
+                            }
+                        }
+                    }
+                    None => {
+                        let c = cont.get_or_insert_with(|| vec![vec![0.0; n_kernels]; xs.len()]);
+                        // per kernel: the bounds in its units and ln(sigma), computed once
+                        let per_kernel: Vec<(f64, f64, f64)> = num
+                            .mus
+                            .iter()
+                            .zip(&num.sigmas)
+                            .map(|(mu, sigma)| ((num.lo_t - mu) / sigma, (num.hi_t - mu) / sigma, sigma.ln()))
+                            .collect();
+                        for (row, x) in c.iter_mut().zip(xs) {
+                            let xt = if num.log { x[j].ln() } else { x[j] };
+                            for (k, t) in row.iter_mut().enumerate() {
+                                let (a, b, ln_sigma) = per_kernel[k];
+                                let z = (xt - num.mus[k]) / num.sigmas[k];
+                                *t += if a == b {
+                                    f64::NAN
+                                } else if z < a || z > b {
+                                    f64::NEG_INFINITY
+                                } else {
+                                    -(z * z) / 2.0 - log_c - num.log_mass[k] - ln_sigma
+                                };
+                            }
+                        }
+                    }
+                },
+            }
+        }
+        let log_w: Vec<f64> = self.weights.iter().map(|w| w.ln()).collect();
+        terms
+            .iter_mut()
+            .enumerate()
+            .map(|(i, row)| {
+                for (k, t) in row.iter_mut().enumerate() {
+                    if let Some(c) = &cont {
+                        *t += c[i][k];
+                    }
+                    *t += log_w[k];
+                }
+                let mut max = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
                 if max == f64::NEG_INFINITY {
                     max = 0.0;
                 }
-                for t in terms.iter_mut() {
+                for t in row.iter_mut() {
                     *t = (*t - max).exp();
                 }
-                np_sum(&terms).ln() + max
+                np_sum(row).ln() + max
             })
             .collect()
     }
+}
+
+/// Each value's index among the distinct values, and the distinct values (by bits).
+fn distinct(values: impl Iterator<Item = f64>) -> (Vec<usize>, Vec<f64>) {
+    let mut seen: HashMap<u64, usize> = HashMap::new();
+    let mut uniq = Vec::new();
+    let ids = values
+        .map(|v| {
+            *seen.entry(v.to_bits()).or_insert_with(|| {
+                uniq.push(v);
+                uniq.len() - 1
+            })
+        })
+        .collect();
+    (ids, uniq)
+}
+
+/// As [`distinct`] for (mu, sigma) pairs.
+fn distinct_pairs(mus: &[f64], sigmas: &[f64]) -> (Vec<usize>, Vec<(f64, f64)>) {
+    let mut seen: HashMap<(u64, u64), usize> = HashMap::new();
+    let mut uniq = Vec::new();
+    let ids = mus
+        .iter()
+        .zip(sigmas)
+        .map(|(&m, &s)| {
+            *seen.entry((m.to_bits(), s.to_bits())).or_insert_with(|| {
+                uniq.push((m, s));
+                uniq.len() - 1
+            })
+        })
+        .collect();
+    (ids, uniq)
 }
 
 /// One parameter's kernels over its observed internal values.

@@ -103,7 +103,7 @@ pub fn nan_percentile(values: &[f64], percentile: f64) -> Option<f64> {
     v.sort_by(f64::total_cmp);
     let n = v.len() as f64;
     let q = percentile / 100.0;
-    let virtual_index = (n * q + (1.0 + q * (1.0 - 1.0 - 1.0)) - 1.0).clamp(0.0, n - 1.0);
+    let virtual_index = (n * q + (1.0 - q) - 1.0).clamp(0.0, n - 1.0);
     let lo = virtual_index.floor();
     let t = virtual_index - lo;
     let i = lo as usize;
