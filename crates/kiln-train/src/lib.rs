@@ -18,6 +18,7 @@ mod panel;
 mod prepare;
 mod score;
 mod train;
+pub mod tune;
 
 pub use backtest::{BacktestOutcome, BacktestSpec, FoldOutcome, FoldedRows, OutOfFold, backtest, fold_summary, trade};
 pub use backtest_run::{

@@ -1,0 +1,255 @@
+//! Pruners deciding from intermediate values whether a running trial stops, with Optuna 4.9's rules:
+//! [`MedianPruner`] (a percentile pruner at 50) and [`SuccessiveHalvingPruner`] (asynchronous successive halving,
+//! its rungs kept in the trial's `completed_rung_<k>` system attributes as Optuna keeps them).
+
+use super::TuneError;
+use super::trial::{Direction, FrozenTrial, TrialState};
+
+/// A pruner as Optuna's `BasePruner`: called after a trial reports a value; `trial` is the running trial, and a
+/// pruner may record its bookkeeping in the trial's system attributes.
+pub trait Pruner {
+    fn prune(&mut self, history: &[FrozenTrial], trial: &mut FrozenTrial, direction: Direction) -> bool;
+}
+
+/// Prunes a trial whose best value so far is worse than the median of the complete trials' values at the same
+/// step (Optuna's `MedianPruner`). Defaults: 5 startup trials, no warm-up steps, every step, one trial at least.
+#[derive(Clone, Copy, Debug)]
+pub struct MedianPruner {
+    n_startup_trials: usize,
+    n_warmup_steps: i64,
+    interval_steps: i64,
+    n_min_trials: usize,
+}
+
+impl Default for MedianPruner {
+    fn default() -> Self {
+        MedianPruner { n_startup_trials: 5, n_warmup_steps: 0, interval_steps: 1, n_min_trials: 1 }
+    }
+}
+
+impl MedianPruner {
+    /// No pruning before `n_startup_trials` trials are complete nor before step `n_warmup_steps`; then only at the
+    /// first report in each interval of `interval_steps` steps, and only at a step at least `n_min_trials`
+    /// complete trials reported.
+    ///
+    /// # Errors
+    /// A negative warm-up, an interval or a minimum below 1 (as Optuna refuses them).
+    pub fn new(
+        n_startup_trials: usize,
+        n_warmup_steps: i64,
+        interval_steps: i64,
+        n_min_trials: usize,
+    ) -> Result<Self, TuneError> {
+        if n_warmup_steps < 0 || interval_steps < 1 || n_min_trials < 1 {
+            return Err(TuneError::Pruner(format!(
+                "the median pruner needs n_warmup_steps >= 0, interval_steps >= 1 and n_min_trials >= 1, but got \
+                 {n_warmup_steps}, {interval_steps} and {n_min_trials}"
+            )));
+        }
+        Ok(MedianPruner { n_startup_trials, n_warmup_steps, interval_steps, n_min_trials })
+    }
+}
+
+impl Pruner for MedianPruner {
+    fn prune(&mut self, history: &[FrozenTrial], trial: &mut FrozenTrial, direction: Direction) -> bool {
+        percentile_prune(self, 50.0, history, trial, direction)
+    }
+}
+
+fn percentile_prune(
+    p: &MedianPruner,
+    percentile: f64,
+    history: &[FrozenTrial],
+    trial: &FrozenTrial,
+    direction: Direction,
+) -> bool {
+    let complete: Vec<&FrozenTrial> = history.iter().filter(|t| t.state == TrialState::Complete).collect();
+    if complete.is_empty() || complete.len() < p.n_startup_trials {
+        return false;
+    }
+    let Some(step) = trial.last_step() else { return false };
+    if step < p.n_warmup_steps {
+        return false;
+    }
+    let nearest_lower = (step - p.n_warmup_steps).div_euclid(p.interval_steps) * p.interval_steps + p.n_warmup_steps;
+    let second_last = trial.intermediate_values.keys().copied().filter(|&s| s != step).max().unwrap_or(-1);
+    if second_last >= nearest_lower {
+        return false;
+    }
+    let values = trial.intermediate_values.values().copied().filter(|v| !v.is_nan());
+    let best = match direction {
+        Direction::Maximize => values.fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v)))),
+        Direction::Minimize => values.fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.min(v)))),
+    };
+    let Some(best) = best else { return true };
+    let at_step: Vec<f64> = complete.iter().filter_map(|t| t.intermediate_values.get(&step).copied()).collect();
+    if at_step.len() < p.n_min_trials {
+        return false;
+    }
+    let q = if direction == Direction::Maximize { 100.0 - percentile } else { percentile };
+    let Some(threshold) = nan_percentile(&at_step, q) else { return false };
+    match direction {
+        Direction::Maximize => best < threshold,
+        Direction::Minimize => best > threshold,
+    }
+}
+
+/// numpy's `nanpercentile` (linear method) of the non-NaN values; `None` when there is none.
+pub fn nan_percentile(values: &[f64], percentile: f64) -> Option<f64> {
+    let mut v: Vec<f64> = values.iter().copied().filter(|x| !x.is_nan()).collect();
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len() as f64;
+    let q = percentile / 100.0;
+    let virtual_index = (n * q + (1.0 - q) - 1.0).clamp(0.0, n - 1.0);
+    let lo = virtual_index.floor();
+    let t = virtual_index - lo;
+    let i = lo as usize;
+    let a = v[i];
+    let b = v[(i + 1).min(v.len() - 1)];
+    let d = b - a;
+    Some(if t >= 0.5 { b - d * (1.0 - t) } else { a + d * t })
+}
+
+/// Where the successive-halving rungs start: a fixed resource, or Optuna's `"auto"` estimate (the largest last
+/// step of the complete trials / 100, at least 1), fixed the first time it can be made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MinResource {
+    Auto,
+    Steps(i64),
+}
+
+/// Asynchronous successive halving (Optuna's `SuccessiveHalvingPruner`): at rung `r` (reached at step
+/// `min_resource * reduction_factor^(min_early_stopping_rate + r)`) a trial goes on only if it is in the top
+/// `1 / reduction_factor` of the values recorded at that rung. Defaults: `auto`, 4, 0, no bootstrap.
+#[derive(Clone, Copy, Debug)]
+pub struct SuccessiveHalvingPruner {
+    min_resource: MinResource,
+    reduction_factor: i64,
+    min_early_stopping_rate: u32,
+    bootstrap_count: usize,
+    estimated: Option<i64>,
+}
+
+impl SuccessiveHalvingPruner {
+    /// Rungs from `min_resource` growing by `reduction_factor`, the first `min_early_stopping_rate` skipped; a trial
+    /// is pruned at a rung fewer than `bootstrap_count + 1` trials reached.
+    ///
+    /// # Errors
+    /// A minimum resource below 1, a reduction factor below 2, a bootstrap count with `auto` (as Optuna refuses them).
+    pub fn new(
+        min_resource: MinResource,
+        reduction_factor: i64,
+        min_early_stopping_rate: u32,
+        bootstrap_count: usize,
+    ) -> Result<Self, TuneError> {
+        let bad = |m: &str| Err(TuneError::Pruner(format!("successive halving: {m}")));
+        if matches!(min_resource, MinResource::Steps(s) if s < 1) {
+            return bad("`min_resource` must be 1 or more, or auto");
+        }
+        if reduction_factor < 2 {
+            return bad("`reduction_factor` must be 2 or more");
+        }
+        if bootstrap_count > 0 && min_resource == MinResource::Auto {
+            return bad("`bootstrap_count` > 0 needs a fixed `min_resource`");
+        }
+        Ok(SuccessiveHalvingPruner {
+            min_resource,
+            reduction_factor,
+            min_early_stopping_rate,
+            bootstrap_count,
+            estimated: None,
+        })
+    }
+}
+
+impl Default for SuccessiveHalvingPruner {
+    fn default() -> Self {
+        SuccessiveHalvingPruner {
+            min_resource: MinResource::Auto,
+            reduction_factor: 4,
+            min_early_stopping_rate: 0,
+            bootstrap_count: 0,
+            estimated: None,
+        }
+    }
+}
+
+fn rung_key(rung: u32) -> String {
+    format!("completed_rung_{rung}")
+}
+
+impl Pruner for SuccessiveHalvingPruner {
+    fn prune(&mut self, history: &[FrozenTrial], trial: &mut FrozenTrial, direction: Direction) -> bool {
+        let Some(step) = trial.last_step() else { return false };
+        let mut rung = 0;
+        while trial.system_attrs.contains_key(&rung_key(rung)) {
+            rung += 1;
+        }
+        let value = trial.intermediate_values[&step];
+        loop {
+            let min_resource = match (self.min_resource, self.estimated) {
+                (MinResource::Steps(s), _) => s,
+                (MinResource::Auto, Some(s)) => s,
+                (MinResource::Auto, None) => {
+                    let last = history
+                        .iter()
+                        .filter(|t| t.state == TrialState::Complete)
+                        .filter_map(FrozenTrial::last_step)
+                        .max();
+                    let Some(last) = last else { return false };
+                    let s = (last.div_euclid(100)).max(1);
+                    self.estimated = Some(s);
+                    s
+                }
+            };
+            let promotion_step = min_resource * self.reduction_factor.pow(self.min_early_stopping_rate + rung);
+            if step < promotion_step {
+                return false;
+            }
+            if value.is_nan() {
+                return true;
+            }
+            let key = rung_key(rung);
+            let number = trial.number;
+            trial.system_attrs.insert(key.clone(), value_json(value));
+            let mut competing: Vec<f64> = history
+                .iter()
+                .filter(|t| t.number != number)
+                .filter_map(|t| t.system_attrs.get(&key).and_then(json_f64))
+                .collect();
+            competing.push(value);
+            if competing.len() <= self.bootstrap_count {
+                return true;
+            }
+            if !promotable(value, &mut competing, self.reduction_factor, direction) {
+                return true;
+            }
+            rung += 1;
+        }
+    }
+}
+
+/// A rung value as Optuna's JSON keeps it (`NaN`, `Infinity` as Python writes them are not JSON numbers).
+fn value_json(v: f64) -> serde_json::Value {
+    serde_json::Number::from_f64(v).map_or_else(|| serde_json::Value::String(format!("{v}")), serde_json::Value::Number)
+}
+
+fn json_f64(v: &serde_json::Value) -> Option<f64> {
+    match v {
+        serde_json::Value::Number(n) => n.as_f64(),
+        serde_json::Value::String(s) => s.parse().ok(),
+        _ => None,
+    }
+}
+
+fn promotable(value: f64, competing: &mut [f64], reduction_factor: i64, direction: Direction) -> bool {
+    let idx = (competing.len() as i64 / reduction_factor - 1).max(0) as usize;
+    competing.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    match direction {
+        Direction::Maximize => value >= competing[competing.len() - 1 - idx],
+        Direction::Minimize => value <= competing[idx],
+    }
+}

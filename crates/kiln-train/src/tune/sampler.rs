@@ -1,0 +1,466 @@
+//! The samplers behind one trait, split as Optuna splits them: a relative search space and a joint draw over it
+//! (multivariate TPE), then an independent draw for each remaining parameter. [`RandomSampler`],
+//! [`GridSampler`] and [`TpeSampler`] follow Optuna 4.9 to the draw: with the same seed and history they consume
+//! their Mersenne Twister as Optuna's `RandomState` does, so they suggest what Optuna suggests. Values in and out
+//! are internal representations. No storage, no objective.
+
+use std::collections::BTreeMap;
+
+use super::TuneError;
+use super::parzen::{ParzenEstimator, ParzenParams, default_weights};
+use super::rng::Mt19937;
+use super::space::{Distribution, ParamValue};
+use super::trial::{Direction, FrozenTrial, TrialState};
+
+/// Parameters by name, in name order (Optuna sorts a relative search space by name).
+pub type SearchSpace = BTreeMap<String, Distribution>;
+
+/// A sampler as Optuna's `BaseSampler`: `history` is the study's other trials (any state), `trial` the running
+/// one being filled in.
+pub trait Sampler {
+    /// Called once when a trial starts, before anything is sampled (the grid sampler picks its grid point here).
+    fn before_trial(&mut self, _history: &[FrozenTrial], _trial: &mut FrozenTrial) {}
+
+    /// The parameters to draw jointly with [`Sampler::sample_relative`]; empty for an independent sampler.
+    fn infer_relative_space(&mut self, _history: &[FrozenTrial], _trial: &FrozenTrial) -> SearchSpace {
+        SearchSpace::new()
+    }
+
+    /// A joint draw over `space` (internal values); empty when the sampler leaves them to independent draws.
+    fn sample_relative(
+        &mut self,
+        _history: &[FrozenTrial],
+        _direction: Direction,
+        _trial: &FrozenTrial,
+        _space: &SearchSpace,
+    ) -> BTreeMap<String, f64> {
+        BTreeMap::new()
+    }
+
+    /// One parameter's internal value.
+    ///
+    /// # Errors
+    /// A parameter the sampler cannot give (the grid has no such parameter, or a value that is not in `dist`).
+    fn sample_independent(
+        &mut self,
+        history: &[FrozenTrial],
+        direction: Direction,
+        trial: &FrozenTrial,
+        name: &str,
+        dist: &Distribution,
+    ) -> Result<f64, TuneError>;
+}
+
+/// A new trial numbered `number` with every parameter of `space` drawn in the given order, as Optuna's
+/// `study.ask()` followed by one `suggest_*` per parameter: a single-valued distribution gives its value, a
+/// parameter of the relative draw takes it, any other is drawn independently.
+///
+/// # Errors
+/// The sampler's.
+pub fn sample_trial(
+    sampler: &mut dyn Sampler,
+    history: &[FrozenTrial],
+    direction: Direction,
+    number: i64,
+    space: &[(String, Distribution)],
+) -> Result<FrozenTrial, TuneError> {
+    let mut trial = FrozenTrial::running(number);
+    sampler.before_trial(history, &mut trial);
+    let relative_space = sampler.infer_relative_space(history, &trial);
+    let relative = sampler.sample_relative(history, direction, &trial, &relative_space);
+    for (name, dist) in space {
+        let value = if dist.single() {
+            single_value(dist)
+        } else if let Some(v) = relative.get(name).filter(|_| relative_space.get(name) == Some(dist)) {
+            *v
+        } else {
+            sampler.sample_independent(history, direction, &trial, name, dist)?
+        };
+        trial.params.insert(name.clone(), value);
+        trial.distributions.insert(name.clone(), dist.clone());
+    }
+    Ok(trial)
+}
+
+/// The internal value of a single-valued distribution.
+fn single_value(dist: &Distribution) -> f64 {
+    match dist {
+        Distribution::Float { low, .. } => *low,
+        Distribution::Int { low, .. } => *low as f64,
+        Distribution::Categorical { .. } => 0.0,
+    }
+}
+
+/// Independent uniform draws (Optuna's `RandomSampler`): uniform in the (log) range widened by half a step, then
+/// rounded to the step; a categorical takes the largest of one uniform per choice.
+#[derive(Clone, Debug)]
+pub struct RandomSampler {
+    rng: Mt19937,
+}
+
+impl RandomSampler {
+    pub fn new(seed: u32) -> Self {
+        RandomSampler { rng: Mt19937::new(seed) }
+    }
+
+    /// One internal value of `dist`.
+    pub fn draw(&mut self, dist: &Distribution) -> f64 {
+        match dist {
+            Distribution::Categorical { choices } => {
+                let mut best = (0, f64::NEG_INFINITY);
+                for i in 0..choices.len() {
+                    let u = self.rng.next_f64();
+                    if u > best.1 {
+                        best = (i, u);
+                    }
+                }
+                best.0 as f64
+            }
+            Distribution::Float { low, high, log: true, .. } => {
+                let v = self.rng.uniform(low.ln(), high.ln()).exp();
+                if dist.single() { v } else { v.min(high.next_down()) }
+            }
+            Distribution::Float { low, high, step: Some(step), .. } => {
+                let v = self.rng.uniform(low - 0.5 * step, high + 0.5 * step);
+                (((v - low) / step).round_ties_even() * step + low).clamp(*low, *high)
+            }
+            Distribution::Float { low, high, .. } => {
+                let v = self.rng.uniform(*low, *high);
+                if dist.single() { v } else { v.min(high.next_down()) }
+            }
+            Distribution::Int { low, high, log: true, step } => {
+                let half = 0.5 * *step as f64;
+                let v = self.rng.uniform((*low as f64 - half).ln(), (*high as f64 + half).ln());
+                v.exp().round_ties_even().clamp(*low as f64, *high as f64).trunc()
+            }
+            Distribution::Int { low, high, step, .. } => {
+                let (low, high, step) = (*low as f64, *high as f64, *step as f64);
+                let v = self.rng.uniform(low - 0.5 * step, high + 0.5 * step);
+                (((v - low) / step).round_ties_even() * step + low).clamp(low, high).trunc()
+            }
+        }
+    }
+}
+
+impl Sampler for RandomSampler {
+    fn sample_independent(
+        &mut self,
+        _history: &[FrozenTrial],
+        _direction: Direction,
+        _trial: &FrozenTrial,
+        _name: &str,
+        dist: &Distribution,
+    ) -> Result<f64, TuneError> {
+        Ok(self.draw(dist))
+    }
+}
+
+/// Every combination of the given values once (Optuna's `GridSampler`): the grid in `itertools.product` order
+/// over the sorted names, shuffled by the seed; trial `n` takes grid point `n` while `n` is below the grid's size,
+/// later trials a random point no finished or running trial of the history holds. The point is kept in the
+/// trial's `grid_id` and `search_space` system attributes, as Optuna keeps it.
+#[derive(Clone, Debug)]
+pub struct GridSampler {
+    space: BTreeMap<String, Vec<ParamValue>>,
+    grids: Vec<Vec<ParamValue>>,
+    rng: Mt19937,
+}
+
+impl GridSampler {
+    pub fn new(space: BTreeMap<String, Vec<ParamValue>>, seed: u32) -> Self {
+        let mut grids: Vec<Vec<ParamValue>> = vec![Vec::new()];
+        for values in space.values() {
+            grids = grids
+                .into_iter()
+                .flat_map(|g| {
+                    values.iter().map(move |v| {
+                        let mut g = g.clone();
+                        g.push(v.clone());
+                        g
+                    })
+                })
+                .collect();
+        }
+        let mut rng = Mt19937::new(seed);
+        rng.shuffle(&mut grids);
+        GridSampler { space, grids, rng }
+    }
+
+    /// The grid points in the order trials take them.
+    pub fn grids(&self) -> &[Vec<ParamValue>] {
+        &self.grids
+    }
+
+    fn space_json(&self) -> serde_json::Value {
+        serde_json::to_value(&self.space).expect("grid values serialize to JSON")
+    }
+
+    /// Grid points no finished trial holds, less those running trials hold unless that leaves none.
+    fn unvisited(&self, history: &[FrozenTrial]) -> Vec<usize> {
+        let ours = self.space_json();
+        let mut visited = vec![false; self.grids.len()];
+        let mut running = vec![false; self.grids.len()];
+        for t in history {
+            let Some(id) = t.system_attrs.get("grid_id").and_then(serde_json::Value::as_u64) else { continue };
+            if t.system_attrs.get("search_space") != Some(&ours) || id as usize >= self.grids.len() {
+                continue;
+            }
+            if t.state.is_finished() {
+                visited[id as usize] = true;
+            } else if t.state == TrialState::Running {
+                running[id as usize] = true;
+            }
+        }
+        let open: Vec<usize> = (0..self.grids.len()).filter(|&i| !visited[i] && !running[i]).collect();
+        if open.is_empty() { (0..self.grids.len()).filter(|&i| !visited[i]).collect() } else { open }
+    }
+
+    /// Whether every grid point has been evaluated.
+    pub fn is_exhausted(&self, history: &[FrozenTrial]) -> bool {
+        self.unvisited(history).is_empty()
+    }
+}
+
+impl Sampler for GridSampler {
+    fn before_trial(&mut self, history: &[FrozenTrial], trial: &mut FrozenTrial) {
+        if trial.system_attrs.contains_key("grid_id") {
+            return;
+        }
+        let id = match usize::try_from(trial.number) {
+            Ok(n) if n < self.grids.len() => n,
+            _ => {
+                let mut targets = self.unvisited(history);
+                if targets.is_empty() {
+                    targets = (0..self.grids.len()).collect();
+                }
+                targets[self.rng.interval(targets.len() as u32 - 1) as usize]
+            }
+        };
+        trial.system_attrs.insert("search_space".into(), self.space_json());
+        trial.system_attrs.insert("grid_id".into(), id.into());
+    }
+
+    fn sample_independent(
+        &mut self,
+        _history: &[FrozenTrial],
+        _direction: Direction,
+        trial: &FrozenTrial,
+        name: &str,
+        dist: &Distribution,
+    ) -> Result<f64, TuneError> {
+        let id =
+            trial.system_attrs.get("grid_id").and_then(serde_json::Value::as_u64).ok_or_else(|| {
+                TuneError::Sampler("the trial has no grid point (`before_trial` was not called)".into())
+            })?;
+        let pos = self
+            .space
+            .keys()
+            .position(|k| k == name)
+            .ok_or_else(|| TuneError::Sampler(format!("the parameter `{name}` is not in the grid")))?;
+        let value = &self.grids[id as usize][pos];
+        dist.to_internal(value)
+    }
+}
+
+/// TPE's settings, Optuna 4.9's defaults by [`Default`].
+#[derive(Clone, Copy, Debug)]
+pub struct TpeOptions {
+    /// random draws until this many trials are complete or pruned.
+    pub n_startup_trials: usize,
+    /// draws from `l(x)` among which the best `log l - log g` is kept.
+    pub n_ei_candidates: usize,
+    /// how many of `n` trials go to `l(x)`.
+    pub gamma: fn(usize) -> usize,
+    pub weights: fn(usize) -> Vec<f64>,
+    pub prior_weight: f64,
+    pub consider_magic_clip: bool,
+    pub consider_endpoints: bool,
+    /// one joint estimator over the parameters every finished trial shares.
+    pub multivariate: bool,
+}
+
+/// Optuna's `default_gamma`: `min(ceil(n / 10), 25)`.
+pub fn default_gamma(n: usize) -> usize {
+    (0.1 * n as f64).ceil().min(25.0) as usize
+}
+
+impl Default for TpeOptions {
+    fn default() -> Self {
+        TpeOptions {
+            n_startup_trials: 10,
+            n_ei_candidates: 24,
+            gamma: default_gamma,
+            weights: default_weights,
+            prior_weight: 1.0,
+            consider_magic_clip: true,
+            consider_endpoints: false,
+            multivariate: false,
+        }
+    }
+}
+
+/// The tree-structured Parzen estimator (Optuna's `TPESampler`, single objective, no constraints, no constant
+/// liar): random draws (its own [`RandomSampler`], seeded alike) until `n_startup_trials`; then the complete and
+/// pruned trials are split into the best `gamma(n)` (complete by value, then pruned by their last step, deepest
+/// first, and its value) and the rest, a Parzen estimator is fitted to each, and of `n_ei_candidates` draws from
+/// the good one the argmax of `log l(x) - log g(x)` is kept. Failed and running trials are ignored.
+#[derive(Clone, Debug)]
+pub struct TpeSampler {
+    options: TpeOptions,
+    rng: Mt19937,
+    random: RandomSampler,
+}
+
+impl TpeSampler {
+    pub fn new(options: TpeOptions, seed: u32) -> Self {
+        TpeSampler { options, rng: Mt19937::new(seed), random: RandomSampler::new(seed) }
+    }
+
+    fn parzen_params(&self) -> ParzenParams {
+        ParzenParams {
+            prior_weight: self.options.prior_weight,
+            consider_magic_clip: self.options.consider_magic_clip,
+            consider_endpoints: self.options.consider_endpoints,
+            multivariate: self.options.multivariate,
+            weights: self.options.weights,
+        }
+    }
+
+    /// The estimators `l` (good trials) and `g` (the rest) over `space`.
+    pub fn estimators(
+        &self,
+        trials: &[&FrozenTrial],
+        direction: Direction,
+        space: &[(&str, &Distribution)],
+    ) -> (ParzenEstimator, ParzenEstimator) {
+        let (below, above) = split(trials, direction, (self.options.gamma)(trials.len()));
+        let dists: Vec<&Distribution> = space.iter().map(|(_, d)| *d).collect();
+        let params = self.parzen_params();
+        let fit = |group: &[&FrozenTrial]| {
+            let obs: Vec<Vec<f64>> = group
+                .iter()
+                .filter_map(|t| space.iter().map(|(name, _)| t.params.get(*name).copied()).collect())
+                .collect();
+            ParzenEstimator::new(&obs, &dists, &params)
+        };
+        (fit(&below), fit(&above))
+    }
+
+    /// A joint TPE draw over `space` from the complete and pruned `trials`.
+    fn sample(
+        &mut self,
+        trials: &[&FrozenTrial],
+        direction: Direction,
+        space: &[(&str, &Distribution)],
+    ) -> BTreeMap<String, f64> {
+        let (below, above) = self.estimators(trials, direction, space);
+        let candidates = below.sample(&mut self.rng, self.options.n_ei_candidates);
+        let best = best_candidate(&below.log_pdf(&candidates), &above.log_pdf(&candidates));
+        space
+            .iter()
+            .zip(&candidates[best])
+            .map(|((name, d), &v)| {
+                (name.to_string(), if matches!(d, Distribution::Int { .. }) { v.trunc() } else { v })
+            })
+            .collect()
+    }
+}
+
+/// The index of the first largest `log l - log g` (numpy's `argmax`: a NaN wins).
+pub fn best_candidate(log_l: &[f64], log_g: &[f64]) -> usize {
+    let mut best = 0;
+    let mut best_v = f64::NEG_INFINITY;
+    for (i, (l, g)) in log_l.iter().zip(log_g).enumerate() {
+        let v = l - g;
+        if v.is_nan() {
+            return i;
+        }
+        if i == 0 || v > best_v {
+            best = i;
+            best_v = v;
+        }
+    }
+    best
+}
+
+/// The trials TPE learns from: complete and pruned ones.
+fn finished(history: &[FrozenTrial]) -> Vec<&FrozenTrial> {
+    history.iter().filter(|t| matches!(t.state, TrialState::Complete | TrialState::Pruned)).collect()
+}
+
+/// Optuna's `_split_trials` for one objective without constraints: the best `n_below` complete trials, topped up
+/// with the best pruned ones, against the rest; each group in trial-number order.
+pub fn split<'a>(
+    trials: &[&'a FrozenTrial],
+    direction: Direction,
+    n_below: usize,
+) -> (Vec<&'a FrozenTrial>, Vec<&'a FrozenTrial>) {
+    let mut complete: Vec<&FrozenTrial> = trials.iter().copied().filter(|t| t.state == TrialState::Complete).collect();
+    let mut pruned: Vec<&FrozenTrial> = trials.iter().copied().filter(|t| t.state == TrialState::Pruned).collect();
+    let value = |t: &FrozenTrial| t.value.unwrap_or(f64::NAN);
+    complete.sort_by(|a, b| {
+        let o = value(a).partial_cmp(&value(b)).unwrap_or(std::cmp::Ordering::Equal);
+        if direction == Direction::Maximize { o.reverse() } else { o }
+    });
+    let score = |t: &FrozenTrial| -> (i64, f64) {
+        match t.intermediate_values.iter().next_back() {
+            None => (1, 0.0),
+            Some((step, v)) if v.is_nan() => (-step, f64::INFINITY),
+            Some((step, v)) => (-step, if direction == Direction::Minimize { *v } else { -v }),
+        }
+    };
+    pruned.sort_by(|a, b| score(a).partial_cmp(&score(b)).unwrap_or(std::cmp::Ordering::Equal));
+    let n_complete = n_below.min(complete.len());
+    let n_pruned = (n_below - n_complete).min(pruned.len());
+    let mut below: Vec<&FrozenTrial> = complete[..n_complete].iter().chain(&pruned[..n_pruned]).copied().collect();
+    let mut above: Vec<&FrozenTrial> = complete[n_complete..].iter().chain(&pruned[n_pruned..]).copied().collect();
+    below.sort_by_key(|t| t.number);
+    above.sort_by_key(|t| t.number);
+    (below, above)
+}
+
+impl Sampler for TpeSampler {
+    fn infer_relative_space(&mut self, history: &[FrozenTrial], _trial: &FrozenTrial) -> SearchSpace {
+        if !self.options.multivariate {
+            return SearchSpace::new();
+        }
+        let mut space: Option<SearchSpace> = None;
+        for t in finished(history) {
+            space = Some(match space {
+                None => t.distributions.clone(),
+                Some(s) => s.into_iter().filter(|(k, d)| t.distributions.get(k) == Some(d)).collect(),
+            });
+        }
+        space.unwrap_or_default().into_iter().filter(|(_, d)| !d.single()).collect()
+    }
+
+    fn sample_relative(
+        &mut self,
+        history: &[FrozenTrial],
+        direction: Direction,
+        _trial: &FrozenTrial,
+        space: &SearchSpace,
+    ) -> BTreeMap<String, f64> {
+        let trials = finished(history);
+        if space.is_empty() || trials.len() < self.options.n_startup_trials {
+            return BTreeMap::new();
+        }
+        let space: Vec<(&str, &Distribution)> = space.iter().map(|(k, d)| (k.as_str(), d)).collect();
+        self.sample(&trials, direction, &space)
+    }
+
+    fn sample_independent(
+        &mut self,
+        history: &[FrozenTrial],
+        direction: Direction,
+        _trial: &FrozenTrial,
+        name: &str,
+        dist: &Distribution,
+    ) -> Result<f64, TuneError> {
+        let trials = finished(history);
+        if trials.len() < self.options.n_startup_trials {
+            return Ok(self.random.draw(dist));
+        }
+        Ok(self.sample(&trials, direction, &[(name, dist)])[name])
+    }
+}

@@ -1,0 +1,800 @@
+//! The tuning core against Optuna 4.9 itself (`.venv/bin/python`, `optuna==4.9.0`): the generator, the truncated
+//! normal, the distribution JSON text both ways, the Parzen estimators (split, weights, sigmas, log densities) on
+//! fixed histories, whole studies (random, grid, TPE independent and multivariate: the same suggestions), and the
+//! pruners' decisions. Floats are compared within 1e-12 (relative where the value is large), texts exactly.
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use serde_json::{Value, json};
+
+use super::*;
+
+/// Runs `script` with the project's `.venv/bin/python`, `input` on stdin, and parses the JSON it prints.
+fn python(script: &str, input: &Value) -> Value {
+    let py = format!("{}/../../.venv/bin/python", env!("CARGO_MANIFEST_DIR"));
+    assert!(Path::new(&py).exists(), "{py} is missing: run `make venv` to create the Python reference environment");
+    let mut child = Command::new(py)
+        .arg("-c")
+        .arg(format!("import json, sys, math, warnings\nwarnings.simplefilter('ignore')\nimport optuna\noptuna.logging.set_verbosity(optuna.logging.ERROR)\nIN = json.load(sys.stdin)\n{script}"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run python");
+    child.stdin.take().unwrap().write_all(input.to_string().as_bytes()).unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "python failed:\n{}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("python printed no JSON ({e}):\n{}", String::from_utf8_lossy(&output.stdout)))
+}
+
+fn floats(v: &Value) -> Vec<f64> {
+    v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap_or(f64::NAN)).collect()
+}
+
+/// Equal within 1e-12, relative above 1; both NaN or the same infinity count as equal.
+fn close(a: f64, b: f64) -> bool {
+    a == b || (a.is_nan() && b.is_nan()) || (a - b).abs() <= 1e-12 * a.abs().max(b.abs()).max(1.0)
+}
+
+fn assert_close(what: &str, ours: &[f64], theirs: &[f64]) {
+    assert_eq!(ours.len(), theirs.len(), "{what}: lengths");
+    for (i, (a, b)) in ours.iter().zip(theirs).enumerate() {
+        assert!(close(*a, *b), "{what}[{i}]: kiln {a:e} vs optuna {b:e} (diff {:e})", a - b);
+    }
+}
+
+#[test]
+fn the_generator_draws_what_numpy_random_state_draws() {
+    let expected = python(
+        r#"
+import numpy as np
+out = {}
+for seed in [0, 1, 42, 4294967295]:
+    rs = np.random.RandomState(seed)
+    d = list(rs.random_sample(700))
+    items = list(range(50)); rs.shuffle(items)
+    c = rs.choice(4, p=[0.1, 0.2, 0.3, 0.4], size=20).tolist()
+    out[str(seed)] = {"doubles": d, "shuffled": items, "choice": c, "uniform": rs.uniform(-3.0, 5.0)}
+print(json.dumps(out))
+"#,
+        &json!(null),
+    );
+    for seed in [0u32, 1, 42, u32::MAX] {
+        let e = &expected[seed.to_string()];
+        let mut rng = Mt19937::new(seed);
+        let doubles: Vec<f64> = (0..700).map(|_| rng.next_f64()).collect();
+        assert_eq!(doubles, floats(&e["doubles"]), "seed {seed}");
+        let mut items: Vec<u64> = (0..50).collect();
+        rng.shuffle(&mut items);
+        let theirs: Vec<u64> = e["shuffled"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
+        assert_eq!(items, theirs, "seed {seed}");
+        let c: Vec<u64> = rng.choice_weighted(&[0.1, 0.2, 0.3, 0.4], 20).into_iter().map(|i| i as u64).collect();
+        let theirs: Vec<u64> = e["choice"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
+        assert_eq!(c, theirs, "seed {seed}");
+        assert_eq!(rng.uniform(-3.0, 5.0), e["uniform"].as_f64().unwrap());
+    }
+}
+
+#[test]
+fn the_truncated_normal_matches_optuna_and_libm() {
+    let xs: Vec<f64> = vec![
+        -40.0, -25.0, -20.0, -19.5, -8.0, -6.5, -5.9, -3.0, -2.0, -1.3, -1.0, -0.9, -0.5, -0.2, -1e-9, 0.0, 1e-30,
+        1e-9, 0.1, 0.3, 0.7, 0.8437, 0.85, 1.0, 1.2, 1.3, 2.0, 2.8, 2.9, 4.0, 5.9, 6.0, 6.5, 10.0, 27.0, 30.0,
+    ];
+    let intervals: Vec<(f64, f64)> = vec![
+        (-3.0, -1.0),
+        (-30.0, -25.0),
+        (1.0, 3.0),
+        (25.0, 30.0),
+        (-0.5, 0.5),
+        (-1e-3, 1e-3),
+        (-2.0, 0.0),
+        (0.0, 2.0),
+        (-5.0, 7.0),
+        (6.5, 9.0),
+        (-40.0, 40.0),
+        (-0.01, 50.0),
+    ];
+    let qs = [0.0, 1e-12, 0.001, 0.1, 0.37, 0.5, 0.9, 0.999999, 1.0];
+    let (mut qq, mut aa, mut bb) = (vec![], vec![], vec![]);
+    for &(a, b) in &intervals {
+        for &q in &qs {
+            qq.push(q);
+            aa.push(a);
+            bb.push(b);
+        }
+    }
+    let expected = python(
+        r#"
+import numpy as np
+from optuna.samplers._tpe import _truncnorm as t
+xs = np.array(IN["xs"]); a = np.array(IN["a"]); b = np.array(IN["b"]); q = np.array(IN["q"])
+ia = np.array([p[0] for p in IN["iv"]]); ib = np.array([p[1] for p in IN["iv"]])
+print(json.dumps({
+  "erf": [math.erf(x) for x in xs], "erfc": [math.erfc(x) for x in xs],
+  "log_ndtr": t._log_ndtr(xs).tolist(),
+  "mass": t._log_gauss_mass(ia, ib).tolist(),
+  "ppf": t.ppf(q, a, b).tolist(),
+}))
+"#,
+        &json!({"xs": xs, "a": aa, "b": bb, "q": qq, "iv": intervals}),
+    );
+    let ours: Vec<f64> = xs.iter().map(|&x| truncnorm::erf(x)).collect();
+    assert_close("erf", &ours, &floats(&expected["erf"]));
+    let ours: Vec<f64> = xs.iter().map(|&x| truncnorm::erfc(x)).collect();
+    // erfc reaches 1e-300: relative
+    for (i, (a, b)) in ours.iter().zip(floats(&expected["erfc"])).enumerate() {
+        assert!(*a == b || (a - b).abs() <= 1e-13 * b.abs(), "erfc({}) {a:e} vs {b:e}", xs[i]);
+    }
+    let ours: Vec<f64> = xs.iter().map(|&x| truncnorm::log_ndtr(x)).collect();
+    assert_close("log_ndtr", &ours, &floats(&expected["log_ndtr"]));
+    let ours: Vec<f64> = intervals.iter().map(|&(a, b)| truncnorm::log_gauss_mass(a, b)).collect();
+    assert_close("log_gauss_mass", &ours, &floats(&expected["mass"]));
+    let ours = truncnorm::ppf(&qq, &aa, &bb);
+    // the inverse is Newton to a relative 1e-8 step: both stop at the same iterate up to rounding
+    assert_close("ppf", &ours, &floats(&expected["ppf"]));
+}
+
+fn sample_distributions() -> Vec<Distribution> {
+    let s = |v: &str| ParamValue::Str(v.into());
+    vec![
+        Distribution::float(0.0, 1.0, false, None).unwrap(),
+        Distribution::float(1e-5, 0.3, true, None).unwrap(),
+        Distribution::float(-2.5, 7.25, false, Some(0.25)).unwrap(),
+        Distribution::float(0.0, 1.0, false, Some(0.3)).unwrap(),
+        Distribution::float(0.1, 1.05, false, Some(0.2)).unwrap(),
+        Distribution::float(-1e20, 1e16, false, None).unwrap(),
+        Distribution::float(3.0, 3.0, false, None).unwrap(),
+        Distribution::int(15, 255, false, 2).unwrap(),
+        Distribution::int(1, 10, false, 4).unwrap(),
+        Distribution::int(1, 1000, true, 1).unwrap(),
+        Distribution::int(-5, 5, false, 1).unwrap(),
+        Distribution::categorical(vec![s("gbdt"), s("dart")]).unwrap(),
+        Distribution::categorical(vec![
+            ParamValue::Null,
+            ParamValue::Bool(true),
+            ParamValue::Int(3),
+            ParamValue::Float(0.5),
+            ParamValue::Float(1.0),
+            ParamValue::Float(1e-7),
+            s("é \"q\" \\ \n 日本 😀"),
+        ])
+        .unwrap(),
+    ]
+}
+
+/// The distribution as Optuna's constructor call, for the reference script.
+fn optuna_ctor(d: &Distribution) -> Value {
+    match d {
+        Distribution::Float { low, high, log, step } => json!(["float", low, high, log, step]),
+        Distribution::Int { low, high, log, step } => json!(["int", low, high, log, step]),
+        Distribution::Categorical { choices } => json!(["cat", choices]),
+    }
+}
+
+const MAKE_DIST: &str = r#"
+from optuna.distributions import FloatDistribution, IntDistribution, CategoricalDistribution
+def make(c):
+    if c[0] == "float": return FloatDistribution(c[1], c[2], log=c[3], step=c[4])
+    if c[0] == "int": return IntDistribution(c[1], c[2], log=c[3], step=c[4])
+    return CategoricalDistribution(c[1])
+"#;
+
+#[test]
+fn distribution_json_is_optunas_text_both_ways() {
+    let dists = sample_distributions();
+    let raw: Vec<Value> = vec![
+        json!(["float", 0.1, 1.05, false, 0.2]),
+        json!(["float", 0.0, 1.0, false, 0.3]),
+        json!(["int", 1, 10, false, 4]),
+    ];
+    let expected = python(
+        &format!(
+            "{MAKE_DIST}\n{}",
+            r#"
+from optuna.distributions import distribution_to_json, json_to_distribution, UniformDistribution, LogUniformDistribution, DiscreteUniformDistribution, IntUniformDistribution, IntLogUniformDistribution
+texts = [distribution_to_json(make(c)) for c in IN["ctors"]]
+single = [make(c).single() for c in IN["ctors"]]
+old = [distribution_to_json(d) for d in [UniformDistribution(0.0, 2.0), LogUniformDistribution(1e-3, 1.0),
+       DiscreteUniformDistribution(0.0, 1.0, 0.25), IntUniformDistribution(0, 9, 3), IntLogUniformDistribution(1, 64)]]
+old_new = [distribution_to_json(json_to_distribution(t).__class__.__mro__[0] and optuna.distributions._convert_old_distribution_to_new_distribution(json_to_distribution(t), True)) for t in old]
+abbrev = ['{"type": "float", "low": 0.5, "high": 2, "log": true}', '{"type": "int", "low": 1, "high": 9, "step": 2}', '{"type": "categorical", "choices": ["a", 1, null]}']
+abbrev_new = [distribution_to_json(json_to_distribution(t)) for t in abbrev]
+print(json.dumps({"texts": texts, "single": single, "old": old, "old_new": old_new, "abbrev": abbrev, "abbrev_new": abbrev_new}))
+"#
+        ),
+        &json!({"ctors": dists.iter().map(optuna_ctor).collect::<Vec<_>>(), "raw": raw}),
+    );
+    for (i, d) in dists.iter().enumerate() {
+        let theirs = expected["texts"][i].as_str().unwrap();
+        assert_eq!(d.distribution_json(), theirs, "to json: {d:?}");
+        assert_eq!(&Distribution::from_distribution_json(theirs).unwrap(), d, "from json: {theirs}");
+        assert_eq!(d.single(), expected["single"][i].as_bool().unwrap(), "single: {d:?}");
+    }
+    for key in ["old", "abbrev"] {
+        for (text, new) in
+            expected[key].as_array().unwrap().iter().zip(expected[&format!("{key}_new")].as_array().unwrap())
+        {
+            let d = Distribution::from_distribution_json(text.as_str().unwrap()).unwrap();
+            assert_eq!(d.distribution_json(), new.as_str().unwrap(), "{text}");
+        }
+    }
+}
+
+#[test]
+fn invalid_distributions_are_refused_as_optuna_refuses_them() {
+    let cases: Vec<(Result<Distribution, TuneError>, &str)> = vec![
+        (Distribution::float(1.0, 0.5, false, None), "`low <= high` must hold, but got low = 1, high = 0.5"),
+        (Distribution::float(0.0, 1.0, true, None), "`low > 0` must hold with `log: true`, but got low = 0"),
+        (Distribution::float(0.1, 1.0, true, Some(0.1)), "cannot have both `log: true` and a `step`"),
+        (Distribution::float(0.0, 1.0, false, Some(0.0)), "`step > 0` must hold, but got step = 0"),
+        (Distribution::int(0, 10, true, 1), "`low >= 1` must hold with `log: true`, but got low = 0"),
+        (Distribution::int(1, 10, true, 2), "with `log: true` must have step 1, but got 2"),
+        (Distribution::int(1, 10, false, -1), "`step > 0` must hold, but got step = -1"),
+        (Distribution::categorical(vec![]), "needs one or more choices"),
+    ];
+    for (result, message) in cases {
+        let e = result.unwrap_err().to_string();
+        assert!(e.contains(message), "{e}");
+    }
+    assert_eq!(
+        Distribution::int(15, 256, false, 2).unwrap(),
+        Distribution::Int { low: 15, high: 255, log: false, step: 2 }
+    );
+    assert!(
+        Distribution::from_distribution_json(
+            r#"{"name": "FloatDistribution", "attributes": {"low": 0, "high": 1, "lg": true}}"#
+        )
+        .unwrap_err()
+        .to_string()
+        .contains("unknown attribute `lg`")
+    );
+    assert!(Distribution::from_distribution_json(r#"{"name": "BetaDistribution", "attributes": {}}"#).is_err());
+}
+
+#[test]
+fn the_yaml_form_deserializes_checked_with_unknown_keys_named() {
+    let space: BTreeMap<String, Distribution> = serde_json::from_value(json!({
+        "lr": {"float": {"low": 0.01, "high": 0.3, "log": true}},
+        "leaves": {"int": {"low": 15, "high": 256, "step": 2}},
+        "boosting": {"categorical": ["gbdt", "dart"]},
+    }))
+    .unwrap();
+    assert_eq!(space["lr"], Distribution::float(0.01, 0.3, true, None).unwrap());
+    assert_eq!(space["leaves"], Distribution::Int { low: 15, high: 255, log: false, step: 2 });
+    assert_eq!(
+        space["boosting"].distribution_json(),
+        r#"{"name": "CategoricalDistribution", "attributes": {"choices": ["gbdt", "dart"]}}"#
+    );
+    let back: BTreeMap<String, Distribution> = serde_json::from_value(serde_json::to_value(&space).unwrap()).unwrap();
+    assert_eq!(back, space);
+    let err = |v: Value| serde_json::from_value::<BTreeMap<String, Distribution>>(v).unwrap_err().to_string();
+    assert!(err(json!({"lr": {"float": {"low": 0.1, "high": 1, "lg": true}}})).contains("unknown field `lg`"));
+    assert!(err(json!({"lr": {"uniform": {"low": 0.1, "high": 1}}})).contains("unknown variant `uniform`"));
+    assert!(err(json!({"lr": {"float": {"low": 0.0, "high": 1, "log": true}}})).contains("`low > 0` must hold"));
+    assert!(err(json!({"n": {"int": {"low": 1.5, "high": 3}}})).contains("invalid type"));
+}
+
+#[test]
+fn internal_values_are_optunas() {
+    let cat =
+        Distribution::categorical(vec![ParamValue::Str("a".into()), ParamValue::Int(1), ParamValue::Float(f64::NAN)])
+            .unwrap();
+    assert_eq!(cat.to_internal(&ParamValue::Str("a".into())).unwrap(), 0.0);
+    assert_eq!(cat.to_internal(&ParamValue::Bool(true)).unwrap(), 1.0); // Python: True == 1
+    assert_eq!(cat.to_internal(&ParamValue::Float(f64::NAN)).unwrap(), 2.0);
+    assert_eq!(cat.to_external(1.0).unwrap(), ParamValue::Int(1));
+    assert!(cat.to_external(3.0).is_err());
+    let int = Distribution::int(1, 9, false, 2).unwrap();
+    assert_eq!(int.to_external(5.0).unwrap(), ParamValue::Int(5));
+    assert_eq!(int.to_internal(&ParamValue::Int(5)).unwrap(), 5.0);
+    assert!(int.contains(5.0) && !int.contains(4.0));
+    let log = Distribution::float(1e-3, 1.0, true, None).unwrap();
+    assert!(log.to_internal(&ParamValue::Float(0.0)).is_err());
+    assert!(log.to_internal(&ParamValue::Null).is_err());
+}
+
+/// A history of mixed parameters (complete trials, pruned ones with and without intermediate values, a failed and
+/// a running one), deterministic.
+fn mixed_space() -> Vec<(String, Distribution)> {
+    mixed_space_of(64, 1, 100, 0.1)
+}
+
+/// The mixed space with ints in `1..=n_high` (step 3) and `m_low..=m_high` (log), and a float step `q_step`.
+fn mixed_space_of(n_high: i64, m_low: i64, m_high: i64, q_step: f64) -> Vec<(String, Distribution)> {
+    let s = |v: &str| ParamValue::Str(v.into());
+    vec![
+        ("x".into(), Distribution::float(-1.0, 1.0, false, None).unwrap()),
+        ("lr".into(), Distribution::float(1e-4, 1.0, true, None).unwrap()),
+        ("n".into(), Distribution::int(1, n_high, false, 3).unwrap()),
+        ("m".into(), Distribution::int(m_low, m_high, true, 1).unwrap()),
+        ("q".into(), Distribution::float(0.0, 1.0, false, Some(q_step)).unwrap()),
+        ("cat".into(), Distribution::categorical(vec![s("a"), s("b"), s("c")]).unwrap()),
+    ]
+}
+
+/// The objective both sides evaluate (the same floating-point operations in Python).
+fn mixed_objective(p: &BTreeMap<String, f64>) -> f64 {
+    let cat = [0.0, 0.5, 0.2][p["cat"] as usize];
+    (p["x"] - 0.3) * (p["x"] - 0.3)
+        + 0.1 * (p["lr"].ln() + 4.0) * (p["lr"].ln() + 4.0)
+        + (p["n"].ln() - 10.0).abs() / 10.0
+        + (p["m"].ln() - 9.0).abs() / 10.0
+        + (p["q"] - 0.7) * (p["q"] - 0.7)
+        + cat
+}
+
+const MIXED_PY: &str = r#"
+def suggest(trial):
+    x = trial.suggest_float("x", -1.0, 1.0)
+    lr = trial.suggest_float("lr", 1e-4, 1.0, log=True)
+    n = trial.suggest_int("n", 1, IN["n_high"], step=3)
+    m = trial.suggest_int("m", IN["m_low"], IN["m_high"], log=True)
+    q = trial.suggest_float("q", 0.0, 1.0, step=IN["q_step"])
+    cat = trial.suggest_categorical("cat", ["a", "b", "c"])
+    return x, lr, n, m, q, cat
+def objective_value(x, lr, n, m, q, cat):
+    c = {"a": 0.0, "b": 0.5, "c": 0.2}[cat]
+    return (x - 0.3) * (x - 0.3) + 0.1 * (math.log(lr) + 4.0) * (math.log(lr) + 4.0) + abs(math.log(n) - 10.0) / 10.0 + abs(math.log(m) - 9.0) / 10.0 + (q - 0.7) * (q - 0.7) + c
+def internal(trial):
+    return {k: trial.distributions[k].to_internal_repr(v) for k, v in trial.params.items()}
+"#;
+
+/// A fixed history over [`mixed_space`]: 30 trials drawn by a seeded random sampler, some pruned (with and without
+/// intermediate values, one NaN), one failed, one running.
+fn fixed_history() -> Vec<FrozenTrial> {
+    let space = mixed_space();
+    let mut sampler = RandomSampler::new(7);
+    let mut history = Vec::new();
+    for number in 0..30 {
+        let mut t = sample_trial(&mut sampler, &history, Direction::Minimize, number, &space).unwrap();
+        let v = mixed_objective(&t.params);
+        match number % 7 {
+            3 => {
+                t.state = TrialState::Pruned;
+                for step in 0..(number % 4) {
+                    t.intermediate_values.insert(step, v + 1.0 / (step as f64 + 1.0));
+                }
+                if number == 24 {
+                    t.intermediate_values.insert(5, f64::NAN);
+                }
+            }
+            5 => t.state = if number == 26 { TrialState::Running } else { TrialState::Fail },
+            _ => {
+                t.state = TrialState::Complete;
+                t.value = Some(v);
+            }
+        }
+        history.push(t);
+    }
+    history
+}
+
+fn trials_json(history: &[FrozenTrial]) -> Value {
+    Value::Array(
+        history
+            .iter()
+            .map(|t| {
+                json!({
+                    "number": t.number, "state": t.state.name(), "value": t.value,
+                    "params": t.params,
+                    "dists": t.distributions.iter().map(|(k, d)| (k.clone(), d.distribution_json())).collect::<BTreeMap<_, _>>(),
+                    "iv": t.intermediate_values.iter().map(|(s, v)| (s.to_string(), if v.is_nan() { json!("nan") } else { json!(v) })).collect::<BTreeMap<_, _>>(),
+                })
+            })
+            .collect(),
+    )
+}
+
+const TRIALS_PY: &str = r#"
+from optuna.distributions import json_to_distribution
+from optuna.trial import create_trial, TrialState, FrozenTrial
+import datetime
+def frozen(t):
+    dists = {k: json_to_distribution(v) for k, v in t["dists"].items()}
+    params = {k: dists[k].to_external_repr(v) for k, v in t["params"].items()}
+    iv = {int(s): float(v) for s, v in t["iv"].items()}
+    state = TrialState[t["state"]]
+    now = datetime.datetime.now()
+    return FrozenTrial(number=t["number"], state=state, value=t["value"], values=None, datetime_start=now,
+        datetime_complete=now if state.is_finished() else None, params=params, distributions=dists, user_attrs={},
+        system_attrs={}, intermediate_values=iv, trial_id=t["number"])
+"#;
+
+#[test]
+fn parzen_estimators_match_optunas_on_a_fixed_history() {
+    let history = fixed_history();
+    let space = mixed_space();
+    let candidates: Vec<Vec<f64>> = {
+        let mut r = RandomSampler::new(99);
+        (0..40).map(|_| space.iter().map(|(_, d)| r.draw(d)).collect()).collect()
+    };
+    let expected = python(
+        &format!(
+            "{TRIALS_PY}\n{}",
+            r#"
+import numpy as np
+from optuna.samplers._tpe.sampler import _split_trials, TPESampler
+from optuna.samplers._tpe.parzen_estimator import _ParzenEstimator, _ParzenEstimatorParameters
+from optuna.samplers._tpe.sampler import default_weights, default_gamma
+out = {}
+for direction in ["minimize", "maximize"]:
+    study = optuna.create_study(direction=direction)
+    trials = [frozen(t) for t in IN["trials"] if t["state"] in ("COMPLETE", "PRUNED")]
+    below, above = _split_trials(study, trials, default_gamma(len(trials)), False)
+    names = IN["names"]
+    space = {k: json_to_distribution(IN["dists"][k]) for k in names}
+    res = {"below": [t.number for t in below], "above": [t.number for t in above]}
+    for multivariate in [False, True]:
+        params = _ParzenEstimatorParameters(1.0, True, False, default_weights, multivariate, {})
+        groups = {}
+        # multivariate: one joint estimator; independent: one per parameter, as TPESampler builds them
+        spaces = [names] if multivariate else [[k] for k in names]
+        for sub in spaces:
+            ss = {k: space[k] for k in sub}
+            for label, group in [("below", below), ("above", above)]:
+                obs = {k: np.asarray([t.distributions[k].to_internal_repr(t.params[k]) for t in group if all(n in t.params for n in sub)]) for k in sub}
+                mpe = _ParzenEstimator(obs, ss, params)
+                cand = {k: np.asarray([c[names.index(k)] for c in IN["cand"]]) for k in sub}
+                md = mpe._mixture_distribution
+                groups[label + ":" + ",".join(sub)] = {
+                    "weights": md.weights.tolist(),
+                    "kernels": [ {"mu": d.mu.tolist(), "sigma": d.sigma.tolist()} if hasattr(d, "mu") else {"p": d.weights.tolist()} for d in md.distributions],
+                    "log_pdf": mpe.log_pdf(cand).tolist(),
+                }
+        res["mv" if multivariate else "uv"] = groups
+    out[direction] = res
+print(json.dumps(out))
+"#
+        ),
+        &json!({
+            "trials": trials_json(&history),
+            "names": space.iter().map(|(k, _)| k).collect::<Vec<_>>(),
+            "dists": space.iter().map(|(k, d)| (k.clone(), d.distribution_json())).collect::<BTreeMap<_, _>>(),
+            "cand": candidates,
+        }),
+    );
+    let finished: Vec<&FrozenTrial> =
+        history.iter().filter(|t| matches!(t.state, TrialState::Complete | TrialState::Pruned)).collect();
+    let mut checked = 0;
+    for (direction, key) in [(Direction::Minimize, "minimize"), (Direction::Maximize, "maximize")] {
+        let e = &expected[key];
+        let (below, above) = split(&finished, direction, default_gamma(finished.len()));
+        let numbers = |g: &[&FrozenTrial]| g.iter().map(|t| t.number).collect::<Vec<_>>();
+        let theirs = |k: &str| e[k].as_array().unwrap().iter().map(|v| v.as_i64().unwrap()).collect::<Vec<_>>();
+        assert_eq!(numbers(&below), theirs("below"), "{key}");
+        assert_eq!(numbers(&above), theirs("above"), "{key}");
+        for multivariate in [false, true] {
+            let tpe = TpeSampler::new(TpeOptions { multivariate, ..TpeOptions::default() }, 0);
+            let subspaces: Vec<Vec<usize>> = if multivariate {
+                vec![(0..space.len()).collect()]
+            } else {
+                (0..space.len()).map(|i| vec![i]).collect()
+            };
+            for sub in subspaces {
+                let ss: Vec<(&str, &Distribution)> = sub.iter().map(|&i| (space[i].0.as_str(), &space[i].1)).collect();
+                let (l, g) = tpe.estimators(&finished, direction, &ss);
+                let cand: Vec<Vec<f64>> = candidates.iter().map(|c| sub.iter().map(|&i| c[i]).collect()).collect();
+                let names: Vec<&str> = ss.iter().map(|(k, _)| *k).collect();
+                for (label, pe) in [("below", &l), ("above", &g)] {
+                    let what = format!("{key} {} {label}:{}", if multivariate { "mv" } else { "uv" }, names.join(","));
+                    let t = &e[if multivariate { "mv" } else { "uv" }][format!("{label}:{}", names.join(","))];
+                    assert_close(&format!("{what} weights"), pe.weights(), &floats(&t["weights"]));
+                    // tied observations share their sigmas in the order numpy's argsort leaves ties (which
+                    // depends on the CPU's sort kernel; kiln sorts stably): kernels compare as sorted pairs
+                    for (d, ours) in pe.mus_sigmas().into_iter().enumerate() {
+                        if let Some((mu, sigma)) = ours {
+                            let pairs = |mu: &[f64], sigma: &[f64]| {
+                                let mut p: Vec<(f64, f64)> = mu.iter().copied().zip(sigma.iter().copied()).collect();
+                                p.sort_by(|a, b| a.partial_cmp(b).unwrap());
+                                p.into_iter().unzip::<f64, f64, Vec<f64>, Vec<f64>>()
+                            };
+                            let (m1, s1) = pairs(&mu, &sigma);
+                            let (m2, s2) = pairs(&floats(&t["kernels"][d]["mu"]), &floats(&t["kernels"][d]["sigma"]));
+                            assert_close(&format!("{what} mu {d}"), &m1, &m2);
+                            assert_close(&format!("{what} sigma {d}"), &s1, &s2);
+                        }
+                    }
+                    assert_close(&format!("{what} log_pdf"), &pe.log_pdf(&cand), &floats(&t["log_pdf"]));
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert_eq!(checked, 2 * (6 + 1) * 2);
+}
+
+/// Runs a whole study both ways (kiln's sampler, Optuna's) on [`mixed_objective`] and compares every suggestion.
+///
+/// The ints and the float step are wide (a million values): Optuna gives tied observations their sigmas in the order
+/// numpy's `argsort` leaves ties, which depends on the CPU's sort kernel (AVX-512 or not), so two Optunas on two
+/// machines part ways once a draw picks a tied kernel; kiln sorts stably. Ties are covered by
+/// [`parzen_estimators_match_optunas_on_a_fixed_history`].
+fn same_study(make: &dyn Fn() -> Box<dyn Sampler>, optuna_sampler: &str, n_trials: i64, direction: Direction) {
+    let (n_high, m_low, m_high, q_step) = (1_000_000, 1000, 10_000_000, 1e-6);
+    let space = mixed_space_of(n_high, m_low, m_high, q_step);
+    let mut sampler = make();
+    let mut history: Vec<FrozenTrial> = Vec::new();
+    for number in 0..n_trials {
+        let mut t = sample_trial(sampler.as_mut(), &history, direction, number, &space).unwrap();
+        t.value = Some(mixed_objective(&t.params));
+        // every fifth trial is pruned without a value, as a pruned trial with one intermediate value
+        if number % 5 == 4 {
+            t.state = TrialState::Pruned;
+            t.intermediate_values.insert(3, t.value.take().unwrap());
+        } else {
+            t.state = TrialState::Complete;
+        }
+        history.push(t);
+    }
+    let expected = python(
+        &format!(
+            "{MIXED_PY}\n{}",
+            &format!(
+                r#"
+sampler = {optuna_sampler}
+study = optuna.create_study(sampler=sampler, direction=IN["direction"])
+def objective(trial):
+    v = objective_value(*suggest(trial))
+    if trial.number % 5 == 4:
+        trial.report(v, 3)
+        raise optuna.TrialPruned()
+    return v
+study.optimize(objective, n_trials=IN["n"])
+print(json.dumps([internal(t) for t in study.trials]))
+"#
+            )
+        ),
+        &json!({"n": n_trials, "direction": direction.name().to_lowercase(), "n_high": n_high, "m_low": m_low, "m_high": m_high, "q_step": q_step}),
+    );
+    let theirs = expected.as_array().unwrap();
+    for (t, e) in history.iter().zip(theirs) {
+        for (name, v) in &t.params {
+            let o = e[name].as_f64().unwrap();
+            assert!(close(*v, o), "{optuna_sampler}: trial {} `{name}`: kiln {v} vs optuna {o}", t.number);
+        }
+    }
+}
+
+#[test]
+fn random_sampler_suggests_what_optuna_suggests() {
+    same_study(&|| Box::new(RandomSampler::new(3)), "optuna.samplers.RandomSampler(seed=3)", 30, Direction::Minimize);
+}
+
+#[test]
+fn tpe_suggests_what_optuna_suggests() {
+    same_study(
+        &|| Box::new(TpeSampler::new(TpeOptions::default(), 11)),
+        "optuna.samplers.TPESampler(seed=11)",
+        60,
+        Direction::Minimize,
+    );
+    same_study(
+        &|| Box::new(TpeSampler::new(TpeOptions::default(), 5)),
+        "optuna.samplers.TPESampler(seed=5)",
+        40,
+        Direction::Maximize,
+    );
+}
+
+#[test]
+fn multivariate_tpe_suggests_what_optuna_suggests() {
+    same_study(
+        &|| Box::new(TpeSampler::new(TpeOptions { multivariate: true, ..TpeOptions::default() }, 2)),
+        "optuna.samplers.TPESampler(seed=2, multivariate=True)",
+        60,
+        Direction::Minimize,
+    );
+}
+
+#[test]
+fn grid_sampler_walks_optunas_shuffled_grid() {
+    let grid: BTreeMap<String, Vec<ParamValue>> = BTreeMap::from([
+        ("b".to_string(), vec![ParamValue::Str("x".into()), ParamValue::Str("y".into())]),
+        ("a".to_string(), vec![ParamValue::Int(1), ParamValue::Int(2), ParamValue::Int(3)]),
+        ("c".to_string(), vec![ParamValue::Float(0.5), ParamValue::Float(1.5)]),
+    ]);
+    let space: Vec<(String, Distribution)> = vec![
+        ("a".into(), Distribution::int(1, 3, false, 1).unwrap()),
+        (
+            "b".into(),
+            Distribution::categorical(vec![ParamValue::Str("x".into()), ParamValue::Str("y".into())]).unwrap(),
+        ),
+        ("c".into(), Distribution::float(0.5, 1.5, false, None).unwrap()),
+    ];
+    for seed in [0u32, 4, 123] {
+        let mut sampler = GridSampler::new(grid.clone(), seed);
+        let mut history = Vec::new();
+        for number in 0..12 {
+            assert!(!sampler.is_exhausted(&history));
+            let mut t = sample_trial(&mut sampler, &history, Direction::Minimize, number, &space).unwrap();
+            t.state = TrialState::Complete;
+            t.value = Some(0.0);
+            history.push(t);
+        }
+        assert!(sampler.is_exhausted(&history));
+        let expected = python(
+            r#"
+s = optuna.samplers.GridSampler({"b": ["x", "y"], "a": [1, 2, 3], "c": [0.5, 1.5]}, seed=IN["seed"])
+study = optuna.create_study(sampler=s)
+study.optimize(lambda t: t.suggest_int("a", 1, 3) * 0 + (t.suggest_categorical("b", ["x", "y"]) == "x") * 0 + t.suggest_float("c", 0.5, 1.5) * 0, n_trials=20)
+print(json.dumps([{k: t.distributions[k].to_internal_repr(v) for k, v in t.params.items()} for t in study.trials]))
+"#,
+            &json!({"seed": seed}),
+        );
+        let theirs = expected.as_array().unwrap();
+        assert_eq!(theirs.len(), 12, "Optuna stops once the grid is done");
+        let mut seen = std::collections::BTreeSet::new();
+        for (t, e) in history.iter().zip(theirs) {
+            for (k, v) in &t.params {
+                assert_eq!(*v, e[k].as_f64().unwrap(), "seed {seed} trial {} `{k}`", t.number);
+            }
+            assert!(seen.insert(format!("{:?}", t.params)), "seed {seed}: a grid point twice");
+        }
+    }
+}
+
+/// Studies with intermediate values and a pruner, both ways: the step at which each trial stopped (or not).
+fn same_pruning(make: &dyn Fn() -> Box<dyn Pruner>, optuna_pruner: &str, direction: Direction) {
+    let space: Vec<(String, Distribution)> = vec![
+        ("x".into(), Distribution::float(0.0, 1.0, false, None).unwrap()),
+        ("y".into(), Distribution::float(0.0, 1.0, false, None).unwrap()),
+    ];
+    // the curve of a trial; NaN at step 2 for a few
+    let curve = |x: f64, y: f64, step: i64| {
+        if y > 0.93 && step == 2 { f64::NAN } else { (x - 0.3) * (x - 0.3) + y / (step as f64 + 1.0) }
+    };
+    let mut sampler = RandomSampler::new(21);
+    let mut pruner = make();
+    let mut history: Vec<FrozenTrial> = Vec::new();
+    let mut ours = Vec::new();
+    for number in 0..60 {
+        let mut t = sample_trial(&mut sampler, &history, direction, number, &space).unwrap();
+        let (x, y) = (t.params["x"], t.params["y"]);
+        let mut stopped = None;
+        for step in 0..20 {
+            t.intermediate_values.insert(step, curve(x, y, step));
+            if pruner.prune(&history, &mut t, direction) {
+                stopped = Some(step);
+                break;
+            }
+        }
+        if stopped.is_some() {
+            t.state = TrialState::Pruned;
+        } else {
+            t.state = TrialState::Complete;
+            t.value = Some(curve(x, y, 19));
+        }
+        ours.push(stopped.map_or(-1, |s| s));
+        history.push(t);
+    }
+    let expected = python(
+        &format!(
+            r#"
+pruner = {optuna_pruner}
+study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=21), pruner=pruner, direction=IN["direction"])
+stopped = []
+def curve(x, y, step):
+    return float("nan") if y > 0.93 and step == 2 else (x - 0.3) * (x - 0.3) + y / (step + 1.0)
+def objective(trial):
+    x = trial.suggest_float("x", 0.0, 1.0); y = trial.suggest_float("y", 0.0, 1.0)
+    for step in range(20):
+        trial.report(curve(x, y, step), step)
+        if trial.should_prune():
+            stopped.append(step)
+            raise optuna.TrialPruned()
+    stopped.append(-1)
+    return curve(x, y, 19)
+study.optimize(objective, n_trials=60)
+print(json.dumps(stopped))
+"#
+        ),
+        &json!({"direction": direction.name().to_lowercase()}),
+    );
+    let theirs: Vec<i64> = expected.as_array().unwrap().iter().map(|v| v.as_i64().unwrap()).collect();
+    assert_eq!(ours, theirs, "{optuna_pruner} {direction:?}");
+    assert!(ours.iter().any(|&s| s >= 0) && ours.iter().any(|&s| s < 0), "{optuna_pruner}: prunes some, not all");
+}
+
+#[test]
+fn median_pruner_decides_as_optuna() {
+    for direction in [Direction::Minimize, Direction::Maximize] {
+        same_pruning(&|| Box::new(MedianPruner::default()), "optuna.pruners.MedianPruner()", direction);
+        same_pruning(
+            &|| Box::new(MedianPruner::new(3, 2, 3, 4).unwrap()),
+            "optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=2, interval_steps=3, n_min_trials=4)",
+            direction,
+        );
+    }
+}
+
+#[test]
+fn successive_halving_decides_as_optuna() {
+    for direction in [Direction::Minimize, Direction::Maximize] {
+        same_pruning(
+            &|| Box::new(SuccessiveHalvingPruner::default()),
+            "optuna.pruners.SuccessiveHalvingPruner()",
+            direction,
+        );
+        same_pruning(
+            &|| Box::new(SuccessiveHalvingPruner::new(MinResource::Steps(2), 3, 1, 2).unwrap()),
+            "optuna.pruners.SuccessiveHalvingPruner(min_resource=2, reduction_factor=3, min_early_stopping_rate=1, bootstrap_count=2)",
+            direction,
+        );
+    }
+}
+
+#[test]
+fn nan_percentile_is_numpys() {
+    let values = [3.0, f64::NAN, 1.0, 7.5, -2.0, 4.25, 4.25];
+    let expected = python(
+        "import numpy as np\nprint(json.dumps([float(np.nanpercentile(np.array(IN['v'], dtype=float), p)) for p in IN['p']]))",
+        &json!({"v": values.iter().map(|v| if v.is_nan() { json!(null) } else { json!(v) }).collect::<Vec<_>>(), "p": [0.0, 10.0, 33.3, 50.0, 87.5, 100.0]}),
+    );
+    let ours: Vec<f64> =
+        [0.0, 10.0, 33.3, 50.0, 87.5, 100.0].iter().map(|&p| nan_percentile(&values, p).unwrap()).collect();
+    assert_close("nanpercentile", &ours, &floats(&expected));
+    assert_eq!(nan_percentile(&[f64::NAN], 50.0), None);
+}
+
+#[test]
+fn tpe_keeps_the_candidate_with_the_largest_log_l_minus_log_g() {
+    let history = fixed_history();
+    let space = mixed_space();
+    let finished: Vec<&FrozenTrial> =
+        history.iter().filter(|t| matches!(t.state, TrialState::Complete | TrialState::Pruned)).collect();
+    for (name, dist) in &space {
+        let seed = 17;
+        let mut tpe = TpeSampler::new(TpeOptions::default(), seed);
+        let trial = FrozenTrial::running(30);
+        let got = tpe.sample_independent(&history, Direction::Minimize, &trial, name, dist).unwrap();
+        // the candidates the sampler drew: its generator starts fresh (the startup draws use the other one)
+        let (l, g) = tpe.estimators(&finished, Direction::Minimize, &[(name.as_str(), dist)]);
+        let candidates = l.sample(&mut Mt19937::new(seed), 24);
+        let (ll, lg) = (l.log_pdf(&candidates), g.log_pdf(&candidates));
+        let acq: Vec<f64> = ll.iter().zip(&lg).map(|(a, b)| a - b).collect();
+        let best = acq.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let i = best_candidate(&ll, &lg);
+        assert_eq!(acq[i], best, "{name}");
+        assert_eq!(got, candidates[i][0], "{name}: the sampler returns the argmax candidate");
+        assert!(candidates.iter().any(|c| c[0] != got), "{name}: the candidates differ, so the choice is a real one");
+    }
+    assert_eq!(best_candidate(&[0.0, 2.0, 2.0], &[0.0, 0.0, 0.0]), 1, "the first of equal maxima");
+}
+
+#[test]
+fn same_seed_and_history_give_the_same_samples() {
+    let space = mixed_space();
+    let run = |seed: u32, multivariate: bool| {
+        let mut tpe = TpeSampler::new(TpeOptions { multivariate, ..TpeOptions::default() }, seed);
+        let mut history: Vec<FrozenTrial> = Vec::new();
+        for number in 0..25 {
+            let mut t = sample_trial(&mut tpe, &history, Direction::Minimize, number, &space).unwrap();
+            t.value = Some(mixed_objective(&t.params));
+            t.state = TrialState::Complete;
+            history.push(t);
+        }
+        history.into_iter().map(|t| t.params).collect::<Vec<_>>()
+    };
+    for multivariate in [false, true] {
+        assert_eq!(run(3, multivariate), run(3, multivariate));
+        assert_ne!(run(3, multivariate)[12..], run(4, multivariate)[12..]);
+    }
+    // a sampler reproduces a suggestion from the same history, whatever it did before
+    let history = fixed_history();
+    let draw = |warm: bool| {
+        let mut tpe = TpeSampler::new(TpeOptions::default(), 8);
+        if warm {
+            let mut other = TpeSampler::new(TpeOptions::default(), 8);
+            other
+                .sample_independent(&history, Direction::Minimize, &FrozenTrial::running(30), "x", &space[0].1)
+                .unwrap();
+        }
+        tpe.sample_independent(&history, Direction::Minimize, &FrozenTrial::running(30), "x", &space[0].1).unwrap()
+    };
+    assert_eq!(draw(false), draw(true));
+}
