@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use crate::PortError;
 
-/// The direction a study optimises its objective in (Optuna's `StudyDirection`).
+/// Which way a study's objective is better (Optuna's `StudyDirection`, with its names, stored by the RDB, and numbers,
+/// written by the journal; `NOT_SET = 0` is not a direction a study optimises in).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum StudyDirection {
     Minimize,
@@ -17,25 +18,37 @@ pub enum StudyDirection {
 }
 
 impl StudyDirection {
-    /// The name Optuna stores (`MINIMIZE`, `MAXIMIZE`).
-    pub fn as_str(self) -> &'static str {
+    /// Optuna's name (`MINIMIZE`).
+    pub fn name(self) -> &'static str {
         match self {
             StudyDirection::Minimize => "MINIMIZE",
             StudyDirection::Maximize => "MAXIMIZE",
         }
     }
 
-    /// The direction stored as `name`, if it is one.
-    pub fn parse(name: &str) -> Option<StudyDirection> {
-        match name {
-            "MINIMIZE" => Some(StudyDirection::Minimize),
-            "MAXIMIZE" => Some(StudyDirection::Maximize),
-            _ => None,
+    /// Optuna's number (`MINIMIZE = 1`, `MAXIMIZE = 2`).
+    pub fn number(self) -> i64 {
+        match self {
+            StudyDirection::Minimize => 1,
+            StudyDirection::Maximize => 2,
+        }
+    }
+
+    /// The direction of an Optuna name.
+    pub fn from_name(name: &str) -> Option<StudyDirection> {
+        [StudyDirection::Minimize, StudyDirection::Maximize].into_iter().find(|d| d.name() == name)
+    }
+
+    /// Whether `a` is strictly better than `b`.
+    pub fn better(self, a: f64, b: f64) -> bool {
+        match self {
+            StudyDirection::Minimize => a < b,
+            StudyDirection::Maximize => a > b,
         }
     }
 }
 
-/// A trial's state (Optuna's `TrialState`, stored by name).
+/// A trial's state (Optuna's `TrialState`, with its names, stored by the RDB, and numbers, written by the journal).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TrialState {
     Running,
@@ -46,8 +59,11 @@ pub enum TrialState {
 }
 
 impl TrialState {
-    /// The name Optuna stores (`RUNNING`, `COMPLETE`, ...).
-    pub fn as_str(self) -> &'static str {
+    const ALL: [TrialState; 5] =
+        [TrialState::Running, TrialState::Complete, TrialState::Pruned, TrialState::Fail, TrialState::Waiting];
+
+    /// Optuna's name (`COMPLETE`).
+    pub fn name(self) -> &'static str {
         match self {
             TrialState::Running => "RUNNING",
             TrialState::Complete => "COMPLETE",
@@ -57,14 +73,28 @@ impl TrialState {
         }
     }
 
-    /// The state stored as `name`, if it is one.
-    pub fn parse(name: &str) -> Option<TrialState> {
-        [TrialState::Running, TrialState::Complete, TrialState::Pruned, TrialState::Fail, TrialState::Waiting]
-            .into_iter()
-            .find(|s| s.as_str() == name)
+    /// Optuna's number (`RUNNING = 0` .. `WAITING = 4`).
+    pub fn number(self) -> i64 {
+        match self {
+            TrialState::Running => 0,
+            TrialState::Complete => 1,
+            TrialState::Pruned => 2,
+            TrialState::Fail => 3,
+            TrialState::Waiting => 4,
+        }
     }
 
-    /// Whether the trial has ended (complete, pruned or failed).
+    /// The state of an Optuna name.
+    pub fn from_name(name: &str) -> Option<TrialState> {
+        TrialState::ALL.into_iter().find(|s| s.name() == name)
+    }
+
+    /// The state of an Optuna number.
+    pub fn from_number(n: i64) -> Option<TrialState> {
+        TrialState::ALL.into_iter().find(|s| s.number() == n)
+    }
+
+    /// Complete, pruned or failed (Optuna's `is_finished`).
     pub fn is_finished(self) -> bool {
         matches!(self, TrialState::Complete | TrialState::Pruned | TrialState::Fail)
     }

@@ -273,7 +273,7 @@ impl StudyStorage for SqliteStudyStorage {
                     )
                     .optional()
                     .map_err(&io)?;
-                let stored = stored.as_deref().and_then(StudyDirection::parse);
+                let stored = stored.as_deref().and_then(StudyDirection::from_name);
                 if stored != Some(direction) {
                     return Err(PortError::new(
                         Code::AlreadyExists,
@@ -281,8 +281,8 @@ impl StudyStorage for SqliteStudyStorage {
                             "study '{name}' in {} exists with direction {}, not {}: pick another study name, or the \
                              metric's own direction",
                             self.path.display(),
-                            stored.map_or("(none)", StudyDirection::as_str),
-                            direction.as_str()
+                            stored.map_or("(none)", StudyDirection::name),
+                            direction.name()
                         ),
                     ));
                 }
@@ -292,7 +292,7 @@ impl StudyStorage for SqliteStudyStorage {
             let study = tx.last_insert_rowid();
             tx.execute(
                 "INSERT INTO study_directions (direction, study_id, objective) VALUES (?1, ?2, 0)",
-                params![direction.as_str(), study],
+                params![direction.name(), study],
             )
             .map_err(&io)?;
             Ok(study)
@@ -403,7 +403,7 @@ impl StudyStorage for SqliteStudyStorage {
         if !state.is_finished() {
             return Err(PortError::new(
                 Code::Internal,
-                format!("a trial ends complete, pruned or failed, not {}", state.as_str()),
+                format!("a trial ends complete, pruned or failed, not {}", state.name()),
             ));
         }
         self.write(|tx| {
@@ -411,7 +411,7 @@ impl StudyStorage for SqliteStudyStorage {
             let changed = tx
                 .execute(
                     "UPDATE trials SET state = ?1, datetime_complete = ?2 WHERE trial_id = ?3 AND state = 'RUNNING'",
-                    params![state.as_str(), now(), trial],
+                    params![state.name(), now(), trial],
                 )
                 .map_err(&io)?;
             if changed == 0 {
@@ -487,7 +487,7 @@ impl StudyStorage for SqliteStudyStorage {
                     Ok(StoredTrial {
                         id: r.get(0)?,
                         number: r.get(1)?,
-                        state: TrialState::parse(&state).unwrap_or(TrialState::Fail),
+                        state: TrialState::from_name(&state).unwrap_or(TrialState::Fail),
                         params: Vec::new(),
                         value: kind.map(|k| read_value(value, &k)),
                         intermediate: Vec::new(),
