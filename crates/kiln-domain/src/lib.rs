@@ -10,6 +10,7 @@ mod frame;
 mod ml;
 mod model_ref;
 mod ports;
+mod random;
 mod study;
 mod time;
 
@@ -22,8 +23,9 @@ pub use ports::{
     DatasetInput, EXPERIMENT_KIND_TAG, ExperimentId, LoadedData, MetricPoint, ModelRegistry, ModelVersion, RunId,
     RunInfo, RunStatus, Stage, Tracker,
 };
+pub use random::NumpyRandomState;
 pub use study::{StoredParam, StoredTrial, StudyDirection, StudyStorage, TrialState};
-pub use time::{CivilDateTime, civil_from_millis, iso_from_millis, millis_from_civil};
+pub use time::{CivilDateTime, civil_from_millis, iso_from_millis, millis_from_civil, utc_datetime_text};
 
 #[cfg(test)]
 mod tests;

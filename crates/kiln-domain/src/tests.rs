@@ -109,3 +109,11 @@ fn every_code_has_a_status_and_an_exit_status_from_its_kind() {
     let coded: &dyn HasCode = &DomainError::MissingColumn("x".into());
     assert_eq!(coded.code(), Code::MissingColumn);
 }
+
+#[test]
+fn utc_datetime_text_is_pythons_datetime_text_with_microseconds() {
+    // datetime.datetime.fromtimestamp(1700000000.123456, datetime.UTC) prints 2023-11-14 22:13:20.123456+00:00
+    assert_eq!(crate::utc_datetime_text(1_700_000_000_123_456), "2023-11-14 22:13:20.123456");
+    assert_eq!(crate::utc_datetime_text(0), "1970-01-01 00:00:00.000000");
+    assert_eq!(crate::utc_datetime_text(-1), "1969-12-31 23:59:59.999999");
+}

@@ -76,6 +76,22 @@ pub fn civil_from_millis(ms: i64) -> CivilDateTime {
     }
 }
 
+/// A UTC time in microseconds since the epoch as `YYYY-MM-DD HH:MM:SS.ffffff`, the text Python's `datetime` prints
+/// (MLflow's `utc_time_created`, Optuna's stored times).
+pub fn utc_datetime_text(micros: i64) -> String {
+    let c = civil_from_millis(micros.div_euclid(1000));
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}.{:06}",
+        c.year,
+        c.month,
+        c.day,
+        c.hour,
+        c.minute,
+        c.second,
+        micros.rem_euclid(1_000_000)
+    )
+}
+
 /// `ms` as ISO 8601 text for messages: the date alone at midnight, else with the time (and milliseconds when any).
 pub fn iso_from_millis(ms: i64) -> String {
     let c = civil_from_millis(ms);

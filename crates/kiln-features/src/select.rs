@@ -18,7 +18,6 @@
 
 mod cv;
 mod mutual_info;
-mod rng;
 mod stats;
 
 #[cfg(test)]

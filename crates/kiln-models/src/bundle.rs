@@ -30,7 +30,7 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use kiln_domain::{Matrix, civil_from_millis};
+use kiln_domain::Matrix;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -256,20 +256,6 @@ struct KilnSection {
     series_models: Vec<SeriesModelFile>,
 }
 
-fn utc_time(ms: i64) -> String {
-    let c = civil_from_millis(ms);
-    format!(
-        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}.{:06}",
-        c.year,
-        c.month,
-        c.day,
-        c.hour,
-        c.minute,
-        c.second,
-        ms.rem_euclid(1000) * 1000
-    )
-}
-
 fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
@@ -321,7 +307,7 @@ fn mlmodel_for(
     Ok(MlModel {
         flavors,
         model_uuid,
-        utc_time_created: utc_time(meta.created_ms),
+        utc_time_created: kiln_domain::utc_datetime_text(meta.created_ms.saturating_mul(1000)),
         run_id: meta.run_id.clone(),
         signature,
         saved_input_example_info,

@@ -220,18 +220,7 @@ fn io_error(path: &Path, e: &rusqlite::Error) -> PortError {
 /// Now, UTC, as the storage writes times.
 fn now() -> String {
     let since = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-    let ms = i64::try_from(since.as_millis()).unwrap_or(i64::MAX);
-    let c = kiln_domain::civil_from_millis(ms);
-    format!(
-        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}.{:06}",
-        c.year,
-        c.month,
-        c.day,
-        c.hour,
-        c.minute,
-        c.second,
-        since.subsec_micros()
-    )
+    kiln_domain::utc_datetime_text(i64::try_from(since.as_micros()).unwrap_or(i64::MAX))
 }
 
 /// A value and its type as Optuna stores them: ±inf (and NaN, where allowed) as NULL with the type's name.

@@ -13,9 +13,9 @@
 use kiln_domain::Matrix;
 use kiln_eval::pairwise_sum;
 
-use super::rng::NumpyRandomState;
 use super::stats::{check_xy, classes, digamma};
 use crate::FeatureError;
+use kiln_domain::NumpyRandomState;
 
 /// The estimated mutual information (nats, clipped at 0) of each column of `x` with `y`; `discrete_target` picks
 /// the classification estimator.

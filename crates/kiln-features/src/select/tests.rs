@@ -13,13 +13,13 @@ use kiln_eval::{ClassificationMetricName, Metric, MetricName};
 use serde_json::Value;
 
 use super::cv::folds_for;
-use super::rng::NumpyRandomState;
 use super::stats::{chi2_sf, digamma, f_sf, ln_gamma};
 use crate::{
     CvKind, FeatureError, FittedSelection, ImportanceError, ImportanceModel, ImportanceThreshold, KBestScore,
     ScoredFit, Selector, SelectorSpec, Task, chi2, cv_folds, f_classif, f_regression, mutual_info_classif,
     mutual_info_regression,
 };
+use kiln_domain::NumpyRandomState;
 
 const RMSE: Metric = Metric::Regression(MetricName::Rmse);
 const R2: Metric = Metric::Regression(MetricName::R2);

@@ -7,7 +7,6 @@
 
 mod parzen;
 mod pruner;
-mod rng;
 mod sampler;
 mod space;
 mod trial;
@@ -18,7 +17,7 @@ mod tests;
 
 pub use parzen::{ParzenEstimator, ParzenParams, default_weights};
 pub use pruner::{MedianPruner, MinResource, Pruner, SuccessiveHalvingPruner, nan_percentile};
-pub use rng::Mt19937;
+
 pub use sampler::{
     GridSampler, RandomSampler, Sampler, SearchSpace, TpeOptions, TpeSampler, best_candidate, default_gamma,
     sample_trial, split,

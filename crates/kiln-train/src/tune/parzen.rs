@@ -4,8 +4,8 @@
 //! clip); weights are `default_weights` then the prior weight. Drawing and the log density are here; which trials
 //! feed it is the sampler's business.
 
-use super::rng::Mt19937;
 use super::space::Distribution;
+use kiln_domain::NumpyRandomState;
 use std::collections::HashMap;
 
 use super::truncnorm::{log_gauss_mass, norm_pdf_log_c, ppf};
@@ -148,7 +148,7 @@ impl ParzenEstimator {
 
     /// `size` draws (rows of internal values), consuming the generator as Optuna does: the kernels, then a
     /// uniform per draw for each categorical parameter in order, then one per draw for each numeric parameter.
-    pub fn sample(&self, rng: &mut Mt19937, size: usize) -> Vec<Vec<f64>> {
+    pub fn sample(&self, rng: &mut NumpyRandomState, size: usize) -> Vec<Vec<f64>> {
         let active = rng.choice_weighted(&self.weights, size);
         let mut out = vec![vec![0.0; self.dims.len()]; size];
         let mut numeric = Vec::new();

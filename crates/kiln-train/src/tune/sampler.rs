@@ -8,9 +8,9 @@ use std::collections::BTreeMap;
 
 use super::TuneError;
 use super::parzen::{ParzenEstimator, ParzenParams, default_weights};
-use super::rng::Mt19937;
 use super::space::{Distribution, ParamValue};
 use super::trial::{Direction, FrozenTrial, TrialState};
+use kiln_domain::NumpyRandomState;
 
 /// Parameters by name, in name order (Optuna sorts a relative search space by name).
 pub type SearchSpace = BTreeMap<String, Distribution>;
@@ -95,12 +95,12 @@ fn single_value(dist: &Distribution) -> f64 {
 /// rounded to the step; a categorical takes the largest of one uniform per choice.
 #[derive(Clone, Debug)]
 pub struct RandomSampler {
-    rng: Mt19937,
+    rng: NumpyRandomState,
 }
 
 impl RandomSampler {
     pub fn new(seed: u32) -> Self {
-        RandomSampler { rng: Mt19937::new(seed) }
+        RandomSampler { rng: NumpyRandomState::new(seed) }
     }
 
     /// One internal value of `dist`.
@@ -163,7 +163,7 @@ impl Sampler for RandomSampler {
 pub struct GridSampler {
     space: BTreeMap<String, Vec<ParamValue>>,
     grids: Vec<Vec<ParamValue>>,
-    rng: Mt19937,
+    rng: NumpyRandomState,
 }
 
 impl GridSampler {
@@ -181,7 +181,7 @@ impl GridSampler {
                 })
                 .collect();
         }
-        let mut rng = Mt19937::new(seed);
+        let mut rng = NumpyRandomState::new(seed);
         rng.shuffle(&mut grids);
         GridSampler { space, grids, rng }
     }
@@ -307,13 +307,13 @@ impl Default for TpeOptions {
 #[derive(Clone, Debug)]
 pub struct TpeSampler {
     options: TpeOptions,
-    rng: Mt19937,
+    rng: NumpyRandomState,
     random: RandomSampler,
 }
 
 impl TpeSampler {
     pub fn new(options: TpeOptions, seed: u32) -> Self {
-        TpeSampler { options, rng: Mt19937::new(seed), random: RandomSampler::new(seed) }
+        TpeSampler { options, rng: NumpyRandomState::new(seed), random: RandomSampler::new(seed) }
     }
 
     fn parzen_params(&self) -> ParzenParams {

@@ -11,6 +11,7 @@ use std::process::{Command, Stdio};
 use serde_json::{Value, json};
 
 use super::*;
+use kiln_domain::NumpyRandomState;
 
 /// Runs `script` with the project's `.venv/bin/python`, `input` on stdin, and parses the JSON it prints.
 fn python(script: &str, input: &Value) -> Value {
@@ -65,7 +66,7 @@ print(json.dumps(out))
     );
     for seed in [0u32, 1, 42, u32::MAX] {
         let e = &expected[seed.to_string()];
-        let mut rng = Mt19937::new(seed);
+        let mut rng = NumpyRandomState::new(seed);
         let doubles: Vec<f64> = (0..700).map(|_| rng.next_f64()).collect();
         assert_eq!(doubles, floats(&e["doubles"]), "seed {seed}");
         let mut items: Vec<u64> = (0..50).collect();
@@ -754,7 +755,7 @@ fn tpe_keeps_the_candidate_with_the_largest_log_l_minus_log_g() {
         let got = tpe.sample_independent(&history, Direction::Minimize, &trial, name, dist).unwrap();
         // the candidates the sampler drew: its generator starts fresh (the startup draws use the other one)
         let (l, g) = tpe.estimators(&finished, Direction::Minimize, &[(name.as_str(), dist)]);
-        let candidates = l.sample(&mut Mt19937::new(seed), 24);
+        let candidates = l.sample(&mut NumpyRandomState::new(seed), 24);
         let (ll, lg) = (l.log_pdf(&candidates), g.log_pdf(&candidates));
         let acq: Vec<f64> = ll.iter().zip(&lg).map(|(a, b)| a - b).collect();
         let best = acq.iter().copied().fold(f64::NEG_INFINITY, f64::max);

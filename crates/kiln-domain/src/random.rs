@@ -1,21 +1,26 @@
-//! The samplers' random numbers: a Mersenne Twister (MT19937) drawn the way numpy's legacy `RandomState` draws,
-//! so that one seed gives kiln and Optuna the same stream. Only the draws the samplers use are here.
+//! numpy's legacy `RandomState` in our own code: the Mersenne Twister (MT19937) seeded by `init_genrand` and the
+//! draws kiln needs from it, draw for draw. One seed then means what numpy's means: the tuner's samplers suggest what
+//! Optuna's suggest (Optuna draws from `RandomState`), and the mutual-information selector adds the same noise as
+//! scikit-learn's `random_state`.
 
 /// MT19937 with numpy's legacy seeding (an integer seed, `init_genrand`) and its derived draws: 53-bit doubles,
-/// `uniform`, `choice` with probabilities, and the masked rejection `random_interval` that `shuffle` uses.
+/// `uniform`, `standard_normal`, `choice` with probabilities, and the masked rejection `random_interval` that
+/// `shuffle` uses.
 #[derive(Clone)]
-pub struct Mt19937 {
+pub struct NumpyRandomState {
     key: [u32; 624],
     pos: usize,
+    /// the second value of `standard_normal`'s last pair, kept for the next call
+    gauss: Option<f64>,
 }
 
-impl std::fmt::Debug for Mt19937 {
+impl std::fmt::Debug for NumpyRandomState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Mt19937").field("pos", &self.pos).finish_non_exhaustive()
+        f.debug_struct("NumpyRandomState").field("pos", &self.pos).finish_non_exhaustive()
     }
 }
 
-impl Mt19937 {
+impl NumpyRandomState {
     /// The generator `numpy.random.RandomState(seed)` starts from (numpy takes seeds in `0..2**32`).
     pub fn new(seed: u32) -> Self {
         let mut key = [0u32; 624];
@@ -24,7 +29,7 @@ impl Mt19937 {
             *k = s;
             s = 1_812_433_253u32.wrapping_mul(s ^ (s >> 30)).wrapping_add(i as u32 + 1);
         }
-        Mt19937 { key, pos: 624 }
+        NumpyRandomState { key, pos: 624, gauss: None }
     }
 
     fn twist(&mut self) {
@@ -57,6 +62,24 @@ impl Mt19937 {
         let a = f64::from(self.next_u32() >> 5);
         let b = f64::from(self.next_u32() >> 6);
         (a * 67_108_864.0 + b) / 9_007_199_254_740_992.0
+    }
+
+    /// One draw of `standard_normal` (numpy's `legacy_gauss`: the polar method, the second value of each pair
+    /// kept for the next call).
+    pub fn standard_normal(&mut self) -> f64 {
+        if let Some(g) = self.gauss.take() {
+            return g;
+        }
+        loop {
+            let x1 = 2.0 * self.next_f64() - 1.0;
+            let x2 = 2.0 * self.next_f64() - 1.0;
+            let r2 = x1 * x1 + x2 * x2;
+            if r2 < 1.0 && r2 != 0.0 {
+                let f = (-2.0 * r2.ln() / r2).sqrt();
+                self.gauss = Some(f * x1);
+                return f * x2;
+            }
+        }
     }
 
     /// `uniform(low, high)`: `low + (high - low) * u`.
