@@ -1,7 +1,7 @@
 //! The SQLite study storage against Optuna 4.9 itself (the project venv's, `.venv`): a study kiln writes is read by
 //! `optuna.load_study` with the same trials, numbers, states, params, values, intermediate values and user
-//! attributes; trials a Python worker adds are read back by kiln; concurrent workers get unique, gap-free numbers;
-//! a stale heartbeat fails its trial.
+//! attributes; optuna-dashboard (0.21) lists its trials; trials a Python worker adds are read back by kiln;
+//! concurrent workers get unique, gap-free numbers; a stale heartbeat fails its trial.
 
 use std::path::Path;
 use std::process::Command;
@@ -176,4 +176,59 @@ fn a_running_trial_whose_heartbeat_is_stale_fails_and_one_without_a_heartbeat_is
     // the killed worker's late result does not resurrect the trial
     assert!(!storage.finish_trial(killed, TrialState::Complete, Some(0.0)).unwrap());
     let _ = silent;
+}
+
+/// Kills the dashboard when the test ends, passed or not.
+struct Dashboard(std::process::Child);
+
+impl Drop for Dashboard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn optuna_dashboard_lists_the_trials_of_a_study_kiln_wrote() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("studies.db");
+    let storage = SqliteStudyStorage::open(&path).unwrap();
+    let study = storage.create_or_load_study("churn-xgb", StudyDirection::Maximize).unwrap();
+    for (i, auc) in [0.84, 0.86].into_iter().enumerate() {
+        let (trial, _) = storage.create_trial(study).unwrap();
+        storage.set_param(trial, &param("learning_rate", 0.05 * (i + 1) as f64, LR)).unwrap();
+        storage.set_param(trial, &param("boosting", i as f64, BOOSTING)).unwrap();
+        storage.report(trial, 0, auc - 0.01).unwrap();
+        storage.finish_trial(trial, TrialState::Complete, Some(auc)).unwrap();
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let exe = format!("{}/../../.venv/bin/optuna-dashboard", env!("CARGO_MANIFEST_DIR"));
+    assert!(Path::new(&exe).exists(), "{exe} is missing: run `make venv`");
+    let _dashboard = Dashboard(
+        Command::new(&exe)
+            .arg(format!("sqlite:///{}", path.display()))
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let url = format!("http://127.0.0.1:{port}/api/studies/{study}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let body: Value = loop {
+        match ureq::get(&url).call() {
+            Ok(response) => break serde_json::from_str(&response.into_string().unwrap()).unwrap(),
+            Err(_) if std::time::Instant::now() < deadline => std::thread::sleep(Duration::from_millis(200)),
+            Err(e) => panic!("optuna-dashboard did not answer {url}: {e}"),
+        }
+    };
+    assert_eq!(body["name"], "churn-xgb");
+    assert_eq!(body["directions"], serde_json::json!(["maximize"]));
+    let trials = body["trials"].as_array().unwrap();
+    assert_eq!(trials.iter().map(|t| t["number"].as_i64().unwrap()).collect::<Vec<_>>(), [0, 1]);
+    assert!(trials.iter().all(|t| t["state"] == "Complete"), "{trials:?}");
+    assert_eq!(trials[1]["values"], serde_json::json!([0.86]));
+    let boosting = trials[1]["params"].as_array().unwrap().iter().find(|p| p["name"] == "boosting").unwrap();
+    assert_eq!(boosting["param_external_value"], "dart");
+    assert_eq!(body["best_trials"][0]["number"], 1);
 }
