@@ -30,10 +30,14 @@ CONFIG = f"""
 expected-statuses = {REFUSED!r}
 """
 
+# and no warnings there: schemathesis warns of a "validation mismatch" when every schema-valid case of an operation in
+# a phase got a 4xx, which happens to these three whenever the cases drawn are all windows out of time order (seen
+# once in four runs at a fixed seed, since two workers share the draws); that 422 is the declared gap above
 FORECAST_CONFIG = CONFIG + f"""
 [[operations]]
 include-path = ["/predict", "/predict/batch", "/observe"]
 checks.positive_data_acceptance.expected-statuses = {ACCEPTED!r}
+warnings = false
 """
 
 
