@@ -476,7 +476,14 @@ impl StudyStorage for SqliteStudyStorage {
                     Ok(StoredTrial {
                         id: r.get(0)?,
                         number: r.get(1)?,
-                        state: TrialState::from_name(&state).unwrap_or(TrialState::Fail),
+                        // a state Optuna never writes is a broken file, not a failed trial
+                        state: TrialState::from_name(&state).ok_or_else(|| {
+                            rusqlite::Error::FromSqlConversionFailure(
+                                2,
+                                rusqlite::types::Type::Text,
+                                format!("trial state '{state}' is not one of Optuna's").into(),
+                            )
+                        })?,
                         params: Vec::new(),
                         value: kind.map(|k| read_value(value, &k)),
                         intermediate: Vec::new(),

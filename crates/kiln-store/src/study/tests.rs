@@ -232,3 +232,15 @@ fn optuna_dashboard_lists_the_trials_of_a_study_kiln_wrote() {
     assert_eq!(boosting["param_external_value"], "dart");
     assert_eq!(body["best_trials"][0]["number"], 1);
 }
+
+#[test]
+fn a_trial_state_optuna_never_writes_is_an_error_not_a_failed_trial() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("studies.db");
+    let storage = SqliteStudyStorage::open(&path).unwrap();
+    let study = storage.create_or_load_study("s", StudyDirection::Minimize).unwrap();
+    storage.create_trial(study).unwrap();
+    rusqlite::Connection::open(&path).unwrap().execute("UPDATE trials SET state = 'BOGUS'", []).unwrap();
+    let e = storage.trials(study).unwrap_err();
+    assert!(e.message.contains("trial state 'BOGUS'"), "{}", e.message);
+}
