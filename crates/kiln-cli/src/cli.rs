@@ -99,6 +99,59 @@ curl -s localhost:8080/model\n  \
 curl -s -H 'Content-Type: application/json' -d @record.json \\\n      localhost:8080/predict\n  \
 open http://localhost:8080/docs")]
     Serve(ServeArgs),
+    /// Search hyperparameters, and let model kinds compete, with the `tune:` section of the experiment file: each
+    /// trial draws a configuration (TPE, random or grid sampler, as Optuna draws them), refits the whole pipeline on
+    /// every backtest fold of the training part and is scored by the mean test metric over the folds; a pruner may
+    /// stop a trial after a fold. A trial that fails is recorded with its reason and the study goes on. The study
+    /// lives in an Optuna storage (SQLite beside the tracking store by default, or PostgreSQL), so re-running
+    /// resumes it, several `kiln tune` processes (and Python Optuna workers) can share it, and `optuna-dashboard`
+    /// shows it. Every trial is a nested MLflow run under one parent run holding the leaderboard and the best
+    /// params. The winner is then refitted on the whole training part, tested once on the held-out test part no
+    /// trial saw, gated, and registered with --register
+    #[command(after_help = "Examples:\n  kiln tune --config conf/experiments/eurusd_tune.yaml --n-trials 50\n  \
+kiln tune --config conf/experiments/churn_tune.yaml --jobs 2 --register\n  \
+kiln tune --config conf/experiments/eurusd_tune.yaml --storage postgresql://kiln:secret@db:5432/studies")]
+    Tune(TuneArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct TuneArgs {
+    /// experiment YAML with a `tune:` section (candidates and their search spaces); the `backtest:` section sets the
+    /// folds every trial is scored on
+    #[arg(short, long, value_name = "FILE")]
+    pub(crate) config: PathBuf,
+    /// trials to run in this invocation (overrides tune.n_trials; default 20)
+    #[arg(long, value_name = "N")]
+    pub(crate) n_trials: Option<usize>,
+    /// start no trial after this many seconds (overrides tune.timeout)
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
+    pub(crate) timeout: Option<f64>,
+    /// trials run at once in this process (overrides tune.jobs; default 1); the cores are shared between them
+    #[arg(long, value_name = "N")]
+    pub(crate) jobs: Option<usize>,
+    /// the study's name in the storage (overrides tune.study; default: the experiment's name)
+    #[arg(long, value_name = "NAME")]
+    pub(crate) study: Option<String>,
+    /// the Optuna storage: sqlite:///path.db or postgresql://user:password@host:port/db (overrides tune.storage;
+    /// default: optuna.db beside the tracking folder)
+    #[arg(long, value_name = "URL")]
+    pub(crate) storage: Option<String>,
+    /// register the refitted winner when every gate passes (needs a `registry` section)
+    #[arg(long)]
+    pub(crate) register: bool,
+    /// only search: no refit of the winner on the training part and no test
+    #[arg(long)]
+    pub(crate) no_refit: bool,
+    /// tracking store: a folder in MLflow's layout or an MLflow server (http://host:port); overrides
+    /// `tracking.uri`
+    #[arg(long, value_name = "URI")]
+    pub(crate) tracking_uri: Option<String>,
+    /// the parent run's name (default: <name>-tune)
+    #[arg(long)]
+    pub(crate) run_name: Option<String>,
+    /// write the leaderboard and this invocation's trials at full precision here (JSON)
+    #[arg(long, value_name = "FILE")]
+    pub(crate) json: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]

@@ -29,6 +29,7 @@ pub(crate) fn run(cli: Cli) -> Result<u8> {
         Command::Registry(cmd) => crate::registry_cmd::run(cmd),
         Command::Sync(args) => sync(args),
         Command::Serve(args) => crate::serve_cmd::serve(args),
+        Command::Tune(args) => crate::tune_cmd::tune(args),
     }
 }
 
@@ -229,6 +230,17 @@ fn train(args: TrainArgs) -> Result<u8> {
     }
     let outcome = outcome?;
     let shown_uri = if failed_over.is_some() { exp.tracking.fallback_uri.clone() } else { shown_uri };
+    Ok(report_training(&outcome, exp, &shown_uri, spec.register.is_some()))
+}
+
+/// Prints a training run's rows, evaluation, gates and registration; returns the exit code (a gate that stopped a
+/// registration asked for is [`exit::GATE_FAILED`]).
+pub(crate) fn report_training(
+    outcome: &kiln_train::TrainOutcome,
+    exp: &crate::settings::Experiment,
+    shown_uri: &str,
+    register: bool,
+) -> u8 {
     let r = &outcome.rows;
     println!();
     let mut dropped = Vec::new();
@@ -316,13 +328,13 @@ fn train(args: TrainArgs) -> Result<u8> {
     if let Some(v) = &outcome.registered {
         println!("registered {} version {} (aliases: {})", v.name, v.version, v.aliases.join(", "));
     }
-    if spec.register.is_some() && outcome.registered.is_none() {
+    if register && outcome.registered.is_none() {
         let reasons: Vec<String> =
             outcome.gates.failures().iter().map(|c| format!("{}: {}", c.name, c.detail)).collect();
         eprintln!("error: not registered, a gate failed: {}", reasons.join("; "));
-        return Ok(exit::GATE_FAILED);
+        return exit::GATE_FAILED;
     }
-    Ok(0)
+    0
 }
 
 /// The first `n` names, then how many more.

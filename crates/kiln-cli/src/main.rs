@@ -14,6 +14,7 @@ mod registry_cmd;
 mod serve_cmd;
 mod settings;
 mod table;
+mod tune_cmd;
 
 use std::process::ExitCode;
 

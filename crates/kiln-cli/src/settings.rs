@@ -49,6 +49,9 @@ pub(crate) struct Experiment {
     /// how `kiln backtest` folds the rows (flags override)
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) backtest: Option<BacktestSettings>,
+    /// `kiln tune`: the candidates, their search spaces, the sampler, pruner and storage (read by `kiln tune`)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) tune: Option<crate::tune_cmd::TuneSettings>,
 }
 
 /// The `backtest:` section: walk-forward folds for a forecast (scikit-learn's `TimeSeriesSplit` settings), k-fold

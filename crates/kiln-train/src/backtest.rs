@@ -175,41 +175,7 @@ pub fn backtest(
     progress: &dyn Progress,
 ) -> Result<BacktestOutcome, TrainError> {
     check_model_fits_task(&spec.fit)?;
-    progress.step(&format!("preparing the {} design from {} rows", spec.fit.task.kind_str(), frame.n_rows()));
-    let (mut design, holdout) = prepare(spec.fit.task, frame)?;
-    if let (Some(m), TaskSpec::Forecast { recipe, .. }) = (spec.season, spec.fit.task) {
-        design.seasonal = seasonal_naive(recipe, frame, &design, m)?;
-    }
-    let design = match spec.rows {
-        FoldedRows::All => design,
-        FoldedRows::TrainingPart => design.take(&holdout.fit_rows()),
-    };
-    if spec.refit_every > 1 && multi_step(spec) {
-        return Err(kiln_eval::EvalError::InvalidSpec {
-            key: "backtest.refit_every".to_string(),
-            reason: "a multi-step forecast is refitted on every fold (its steps are scored from each fold's own \
-                     model)"
-                .to_string(),
-        }
-        .into());
-    }
-    // a panel is folded by time: every series' rows at one time fall in the same part
-    let by_time = TimeIndex::of(&design);
-    let folds = match &by_time {
-        Some(index) => spec.splitter.split(&vec![0.0; index.rows.len()])?,
-        None => spec.splitter.split(&design.label)?,
-    };
-    progress.step(&format!(
-        "{} folds over {} rows ({} base features), {} at a time",
-        folds.len(),
-        design.label.len(),
-        design.features.n_cols(),
-        spec.threads.max(1).min(folds.len())
-    ));
-    let parts: Vec<Parts> = folds
-        .iter()
-        .map(|f| fold_parts(spec, &design, f).map(|p| by_time.as_ref().map_or(p.clone(), |index| index.expand(&p))))
-        .collect::<Result<_, _>>()?;
+    let FoldPlan { design, parts } = plan_folds(spec, frame, progress)?;
     if spec.refit_every == 0 {
         return Err(kiln_eval::EvalError::InvalidSpec {
             key: "backtest.refit_every".to_string(),
@@ -291,6 +257,60 @@ pub fn backtest(
     }
     let oof = out_of_fold(&design, &outcomes);
     Ok(BacktestOutcome { folds: outcomes, oof, rows: design.rows, splitter: spec.splitter })
+}
+
+/// The design of a backtest (built once from every row, or only the training part's) and every fold's parts over its
+/// rows: what a backtest fits once per fold, and a tuning study once per trial and fold.
+pub(crate) struct FoldPlan {
+    pub(crate) design: Design,
+    pub(crate) parts: Vec<Parts>,
+}
+
+/// Builds the design and folds it (see [`backtest`]); the model is not looked at.
+///
+/// # Errors
+/// Bad data, folds the rows cannot make (naming the key).
+pub(crate) fn plan_folds(
+    spec: &BacktestSpec<'_>,
+    frame: &Frame,
+    progress: &dyn Progress,
+) -> Result<FoldPlan, TrainError> {
+    progress.step(&format!("preparing the {} design from {} rows", spec.fit.task.kind_str(), frame.n_rows()));
+    let (mut design, holdout) = prepare(spec.fit.task, frame)?;
+    if let (Some(m), TaskSpec::Forecast { recipe, .. }) = (spec.season, spec.fit.task) {
+        design.seasonal = seasonal_naive(recipe, frame, &design, m)?;
+    }
+    let design = match spec.rows {
+        FoldedRows::All => design,
+        FoldedRows::TrainingPart => design.take(&holdout.fit_rows()),
+    };
+    if spec.refit_every > 1 && multi_step(spec) {
+        return Err(kiln_eval::EvalError::InvalidSpec {
+            key: "backtest.refit_every".to_string(),
+            reason: "a multi-step forecast is refitted on every fold (its steps are scored from each fold's own \
+                     model)"
+                .to_string(),
+        }
+        .into());
+    }
+    // a panel is folded by time: every series' rows at one time fall in the same part
+    let by_time = TimeIndex::of(&design);
+    let folds = match &by_time {
+        Some(index) => spec.splitter.split(&vec![0.0; index.rows.len()])?,
+        None => spec.splitter.split(&design.label)?,
+    };
+    progress.step(&format!(
+        "{} folds over {} rows ({} base features), {} at a time",
+        folds.len(),
+        design.label.len(),
+        design.features.n_cols(),
+        spec.threads.max(1).min(folds.len())
+    ));
+    let parts: Vec<Parts> = folds
+        .iter()
+        .map(|f| fold_parts(spec, &design, f).map(|p| by_time.as_ref().map_or(p.clone(), |index| index.expand(&p))))
+        .collect::<Result<_, _>>()?;
+    Ok(FoldPlan { design, parts })
 }
 
 /// "fold 3/10 done (3 of 10): test 2019-01-02..2019-06-30 (126 rows), rmse 0.004200 (persistence 0.004300)"
@@ -393,6 +413,19 @@ fn run_fold(
     let mut fold = score_fold(spec, design, parts, i, i + 1, &fitted.outputs, fitted.evaluation, seconds)?;
     fold.steps = steps.as_deref().map(crate::multistep::step_keys).unwrap_or_default();
     Ok(Fitting { fold, outputs: fitted.outputs })
+}
+
+/// Fits fold `i` of `plan` and scores it (the fold alone: a tuning trial's step).
+///
+/// # Errors
+/// The fold's fit or scoring error.
+pub(crate) fn fit_fold(
+    spec: &BacktestSpec<'_>,
+    frame: &Frame,
+    plan: &FoldPlan,
+    i: usize,
+) -> Result<FoldOutcome, TrainError> {
+    run_fold(spec, frame, &plan.design, &plan.parts[i], i).map(|fitting| fitting.fold)
 }
 
 /// Whether the backtest's forecast is multi-step.

@@ -37,6 +37,8 @@ pub enum TrainError {
     MissingValues(String),
     #[error("cannot write a temporary bundle: {0}")]
     Temp(std::io::Error),
+    #[error("tune: {0}")]
+    Tune(#[from] crate::tune::TuneError),
 }
 
 impl TrainError {
@@ -53,6 +55,7 @@ impl TrainError {
             TrainError::Target(_) | TrainError::MissingValues(_) => Code::DataShape,
             TrainError::Temp(_) => Code::StoreIo,
             TrainError::Fold { error, .. } => error.code(),
+            TrainError::Tune(e) => e.code(),
         }
     }
 }

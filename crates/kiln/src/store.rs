@@ -30,6 +30,14 @@ impl Opened {
         }
     }
 
+    /// The store, to be shared by threads (a tuning study's trials running at once).
+    pub fn as_shared_store(&self) -> &(dyn Store + Sync) {
+        match self {
+            Opened::Local(s) => s,
+            Opened::Remote(s) => s,
+        }
+    }
+
     /// The URI as it may be printed (a server's without user-info).
     pub fn display(&self) -> String {
         match self {

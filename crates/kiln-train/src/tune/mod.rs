@@ -9,6 +9,7 @@ mod parzen;
 mod pruner;
 mod sampler;
 mod space;
+mod study;
 mod trial;
 mod truncnorm;
 
@@ -19,10 +20,15 @@ pub use parzen::{ParzenEstimator, ParzenParams, default_weights};
 pub use pruner::{MedianPruner, MinResource, Pruner, SuccessiveHalvingPruner, nan_percentile};
 
 pub use sampler::{
-    GridSampler, RandomSampler, Sampler, SearchSpace, TpeOptions, TpeSampler, best_candidate, default_gamma,
-    sample_trial, split,
+    GridSampler, RandomSampler, Sampler, SearchSpace, TpeOptions, TpeSampler, TrialDraw, best_candidate,
+    default_gamma, sample_trial, split,
 };
 pub use space::{Distribution, ParamValue};
+pub use study::{
+    CANDIDATE_PARAM, Candidate, Competition, Heartbeat, LeaderRow, Objective, PipelineParam, PrunerSpec, SamplerSpec,
+    Section, StudyRun, StudySpec, TrialRecord, TuneOutcome, TunePorts, Winner, check_space, frozen, leaderboard_header,
+    leaderboard_rows, pipeline_with, tune,
+};
 pub use trial::{Direction, FrozenTrial, TrialState};
 
 use kiln_domain::Code;

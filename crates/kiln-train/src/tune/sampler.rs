@@ -21,6 +21,15 @@ pub trait Sampler {
     /// Called once when a trial starts, before anything is sampled (the grid sampler picks its grid point here).
     fn before_trial(&mut self, _history: &[FrozenTrial], _trial: &mut FrozenTrial) {}
 
+    /// Whether the sampler has nothing new to give (a grid with every point taken); a study stops then.
+    fn exhausted(&self, _history: &[FrozenTrial]) -> bool {
+        false
+    }
+
+    /// Restores what the sampler keeps in a stored trial's system attributes, which kiln's storage port does not
+    /// carry (a grid point's `grid_id`, recovered from the trial's params).
+    fn recall(&self, _trial: &mut FrozenTrial) {}
+
     /// The parameters to draw jointly with [`Sampler::sample_relative`]; empty for an independent sampler.
     fn infer_relative_space(&mut self, _history: &[FrozenTrial], _trial: &FrozenTrial) -> SearchSpace {
         SearchSpace::new()
@@ -64,22 +73,55 @@ pub fn sample_trial(
     number: i64,
     space: &[(String, Distribution)],
 ) -> Result<FrozenTrial, TuneError> {
-    let mut trial = FrozenTrial::running(number);
-    sampler.before_trial(history, &mut trial);
-    let relative_space = sampler.infer_relative_space(history, &trial);
-    let relative = sampler.sample_relative(history, direction, &trial, &relative_space);
+    let mut draw = TrialDraw::start(sampler, history, direction, number);
     for (name, dist) in space {
+        draw.suggest(sampler, history, direction, name, dist)?;
+    }
+    Ok(draw.trial)
+}
+
+/// A trial being drawn one parameter at a time (Optuna's `study.ask()`, then `suggest_*` calls whose space may
+/// depend on earlier answers: a conditional space such as each model kind's own parameters).
+#[derive(Clone, Debug)]
+pub struct TrialDraw {
+    pub trial: FrozenTrial,
+    relative_space: SearchSpace,
+    relative: BTreeMap<String, f64>,
+}
+
+impl TrialDraw {
+    /// Starts trial `number`: the sampler's `before_trial` and its relative draw.
+    pub fn start(sampler: &mut dyn Sampler, history: &[FrozenTrial], direction: Direction, number: i64) -> TrialDraw {
+        let mut trial = FrozenTrial::running(number);
+        sampler.before_trial(history, &mut trial);
+        let relative_space = sampler.infer_relative_space(history, &trial);
+        let relative = sampler.sample_relative(history, direction, &trial, &relative_space);
+        TrialDraw { trial, relative_space, relative }
+    }
+
+    /// Draws parameter `name` from `dist` (its internal value), recorded in the trial.
+    ///
+    /// # Errors
+    /// The sampler's.
+    pub fn suggest(
+        &mut self,
+        sampler: &mut dyn Sampler,
+        history: &[FrozenTrial],
+        direction: Direction,
+        name: &str,
+        dist: &Distribution,
+    ) -> Result<f64, TuneError> {
         let value = if dist.single() {
             single_value(dist)
-        } else if let Some(v) = relative.get(name).filter(|_| relative_space.get(name) == Some(dist)) {
+        } else if let Some(v) = self.relative.get(name).filter(|_| self.relative_space.get(name) == Some(dist)) {
             *v
         } else {
-            sampler.sample_independent(history, direction, &trial, name, dist)?
+            sampler.sample_independent(history, direction, &self.trial, name, dist)?
         };
-        trial.params.insert(name.clone(), value);
-        trial.distributions.insert(name.clone(), dist.clone());
+        self.trial.params.insert(name.to_string(), value);
+        self.trial.distributions.insert(name.to_string(), dist.clone());
+        Ok(value)
     }
-    Ok(trial)
 }
 
 /// The internal value of a single-valued distribution.
@@ -222,6 +264,26 @@ impl GridSampler {
 }
 
 impl Sampler for GridSampler {
+    fn exhausted(&self, history: &[FrozenTrial]) -> bool {
+        self.is_exhausted(history)
+    }
+
+    fn recall(&self, trial: &mut FrozenTrial) {
+        if trial.system_attrs.contains_key("grid_id") {
+            return;
+        }
+        let mut point = Vec::with_capacity(self.space.len());
+        for name in self.space.keys() {
+            let (Some(&x), Some(dist)) = (trial.params.get(name), trial.distributions.get(name)) else { return };
+            let Ok(v) = dist.to_external(x) else { return };
+            point.push(v);
+        }
+        if let Some(id) = self.grids.iter().position(|g| *g == point) {
+            trial.system_attrs.insert("search_space".into(), self.space_json());
+            trial.system_attrs.insert("grid_id".into(), id.into());
+        }
+    }
+
     fn before_trial(&mut self, history: &[FrozenTrial], trial: &mut FrozenTrial) {
         if trial.system_attrs.contains_key("grid_id") {
             return;
