@@ -220,7 +220,9 @@ fn resolve(settings: &Settings, args: &TuneArgs, tracking_uri: &str) -> Result<R
         let key = format!("tune.space.{name}");
         if name.starts_with("preprocess.") || name.starts_with("selection.") {
             match value {
-                serde_json::Value::Object(_) => pipeline.push((name.clone(), loaded.parse_at::<Distribution>(&key, value)?)),
+                serde_json::Value::Object(_) => {
+                    pipeline.push((name.clone(), loaded.parse_at::<Distribution>(&key, value)?))
+                }
                 _ => {
                     return Err(loaded
                         .error_at(&key, "a pipeline value is set in the preprocess/selection section; search it with a distribution here")
@@ -271,7 +273,9 @@ fn resolve(settings: &Settings, args: &TuneArgs, tracking_uri: &str) -> Result<R
         for (param, value) in &c.space {
             let at = if key == "tune.space" { format!("tune.space.{param}") } else { format!("{key}.space.{param}") };
             match value {
-                serde_json::Value::Object(_) => space.push((param.clone(), loaded.parse_at::<Distribution>(&at, value)?)),
+                serde_json::Value::Object(_) => {
+                    space.push((param.clone(), loaded.parse_at::<Distribution>(&at, value)?))
+                }
                 fixed => {
                     params.insert(param.clone(), fixed.clone());
                 }
@@ -346,7 +350,12 @@ fn resolve(settings: &Settings, args: &TuneArgs, tracking_uri: &str) -> Result<R
                 .map_err(|e| loaded.error_at("tune.pruner", e.to_string()))?,
             )
         }
-        PrunerSettings::SuccessiveHalving { min_resource, reduction_factor, min_early_stopping_rate, bootstrap_count } => {
+        PrunerSettings::SuccessiveHalving {
+            min_resource,
+            reduction_factor,
+            min_early_stopping_rate,
+            bootstrap_count,
+        } => {
             let min_resource = match min_resource {
                 None => MinResource::Auto,
                 Some(serde_json::Value::String(s)) if s == "auto" => MinResource::Auto,
@@ -550,7 +559,12 @@ pub(crate) fn tune(args: TuneArgs) -> Result<u8> {
         println!("note: trial {n} of study {study} was failed: its worker stopped sending heartbeats");
     }
     println!();
-    println!("study {} in {shown_storage}; parent run {} in {}", resolved.name, outcome.parent.run_id, opened.display());
+    println!(
+        "study {} in {shown_storage}; parent run {} in {}",
+        resolved.name,
+        outcome.parent.run_id,
+        opened.display()
+    );
     if let Some(path) = &args.json {
         let json = serde_json::json!({
             "study": resolved.name,

@@ -20,8 +20,8 @@ pub use parzen::{ParzenEstimator, ParzenParams, default_weights};
 pub use pruner::{MedianPruner, MinResource, Pruner, SuccessiveHalvingPruner, nan_percentile};
 
 pub use sampler::{
-    GridSampler, RandomSampler, Sampler, SearchSpace, TpeOptions, TpeSampler, TrialDraw, best_candidate,
-    default_gamma, sample_trial, split,
+    GridSampler, RandomSampler, Sampler, SearchSpace, TpeOptions, TpeSampler, TrialDraw, best_candidate, default_gamma,
+    sample_trial, split,
 };
 pub use space::{Distribution, ParamValue};
 pub use study::{

@@ -30,11 +30,11 @@ use super::{
     Direction, Distribution, FrozenTrial, GridSampler, MedianPruner, ParamValue, Pruner, RandomSampler, Sampler,
     SuccessiveHalvingPruner, TpeOptions, TpeSampler, TrialDraw, TrialState, TuneError,
 };
+use crate::TrainError;
 use crate::backtest::{BacktestSpec, FoldOutcome, FoldPlan, FoldedRows, fit_fold, plan_folds};
 use crate::fit::{FitSpec, Progress, check_model_fits_task};
 use crate::prepare::TaskSpec;
 use crate::train::{Ports, log_params_chunked};
-use crate::TrainError;
 
 /// The name of the parameter that picks the candidate in a joint study of several candidates.
 pub const CANDIDATE_PARAM: &str = "model";
@@ -100,7 +100,11 @@ impl PipelineParam {
         let section = match parts.first() {
             Some(&"preprocess") => Section::Preprocess,
             Some(&"selection") => Section::Selection,
-            _ => return Err(format!("'{name}' is not a pipeline parameter (preprocess.<step>.<field> or selection.<step>.<field>)")),
+            _ => {
+                return Err(format!(
+                    "'{name}' is not a pipeline parameter (preprocess.<step>.<field> or selection.<step>.<field>)"
+                ));
+            }
         };
         match parts.as_slice() {
             [_, step, field] if !step.is_empty() && !field.is_empty() => {
@@ -143,7 +147,13 @@ pub fn pipeline_with(
                     if names.is_empty() { "no steps".to_string() } else { names.join(", ") }
                 ));
             }
-            _ => return Err(format!("{section} has {} '{}' steps; only a step that appears once can be searched", at.len(), param.step)),
+            _ => {
+                return Err(format!(
+                    "{section} has {} '{}' steps; only a step that appears once can be searched",
+                    at.len(),
+                    param.step
+                ));
+            }
         };
         let step = steps[i].get_mut(&param.step).ok_or("a pipeline step without a body")?;
         let value = serde_json::to_value(value).map_err(|e| e.to_string())?;
@@ -164,10 +174,17 @@ pub fn pipeline_with(
 /// Which sampler draws the trials (each seeded; Optuna's defaults where not set).
 #[derive(Debug, Clone)]
 pub enum SamplerSpec {
-    Tpe { options: TpeOptions, seed: u32 },
-    Random { seed: u32 },
+    Tpe {
+        options: TpeOptions,
+        seed: u32,
+    },
+    Random {
+        seed: u32,
+    },
     /// every combination of the grid (each searched param's choices), in Optuna's random order
-    Grid { seed: u32 },
+    Grid {
+        seed: u32,
+    },
 }
 
 /// Which pruner judges a trial after each fold.
@@ -551,7 +568,18 @@ fn open_study<'s>(
     candidates: &'s [Candidate],
     ports: &TunePorts<'_>,
 ) -> Result<Study<'s>, TrainError> {
-    let id = ports.storage.create_or_load_study(&name, spec.objective.direction)?;
+    let id = match ports.storage.create_or_load_study(&name, spec.objective.direction) {
+        Err(e) if e.code == kiln_domain::Code::AlreadyExists => {
+            return Err(TuneError::Space(format!(
+                "study '{name}' exists with the other direction ({e}); this experiment's metric {} is to {}; name \
+                 another study (tune.study, --study)",
+                spec.objective.metric,
+                spec.objective.direction.name().to_lowercase()
+            ))
+            .into());
+        }
+        other => other?,
+    };
     let mut space: BTreeMap<String, Distribution> = BTreeMap::new();
     if candidates.len() > 1 {
         space.insert(
@@ -883,7 +911,11 @@ fn one_trial(ctx: &TrialContext<'_, '_>) -> Result<TrialStep, TrainError> {
         let dist = drawn_distribution(ctx, &drawn, name)?;
         storage.set_param(
             trial_id,
-            &StoredParam { name: name.clone(), internal: dist.to_internal(value)?, distribution_json: dist.distribution_json() },
+            &StoredParam {
+                name: name.clone(),
+                internal: dist.to_internal(value)?,
+                distribution_json: dist.distribution_json(),
+            },
         )?;
     }
     let candidate = &study.candidates[drawn.candidate];
@@ -943,7 +975,8 @@ fn one_trial(ctx: &TrialContext<'_, '_>) -> Result<TrialStep, TrainError> {
     }
     let finished = storage.finish_trial(trial_id, state, value)?;
     let now = (ctx.ports.clock)();
-    let mut metrics = vec![MetricPoint { key: "trial/seconds".to_string(), value: seconds, timestamp_ms: now, step: 0 }];
+    let mut metrics =
+        vec![MetricPoint { key: "trial/seconds".to_string(), value: seconds, timestamp_ms: now, step: 0 }];
     if let Some(v) = value.filter(|v| v.is_finite()) {
         metrics.push(MetricPoint { key: ctx.spec.objective.metric.clone(), value: v, timestamp_ms: now, step: 0 });
     }
@@ -966,7 +999,12 @@ fn one_trial(ctx: &TrialContext<'_, '_>) -> Result<TrialStep, TrainError> {
             candidate: candidate.name.clone(),
             state: if finished { state } else { TrialState::Fail },
             value,
-            params: drawn.model_values.iter().cloned().chain(drawn.pipeline_values.iter().map(|(p, v)| (pipeline_name(p), v.clone()))).collect(),
+            params: drawn
+                .model_values
+                .iter()
+                .cloned()
+                .chain(drawn.pipeline_values.iter().map(|(p, v)| (pipeline_name(p), v.clone())))
+                .collect(),
             seconds,
             fail_reason: reason,
             run_id: child.run_id,
@@ -976,7 +1014,11 @@ fn one_trial(ctx: &TrialContext<'_, '_>) -> Result<TrialStep, TrainError> {
 }
 
 /// The study's trials as the samplers and pruners see them, leaving out trial `except` (the one being drawn).
-fn study_history(study: &Study<'_>, storage: &dyn StudyStorage, except: Option<i64>) -> Result<Vec<FrozenTrial>, TrainError> {
+fn study_history(
+    study: &Study<'_>,
+    storage: &dyn StudyStorage,
+    except: Option<i64>,
+) -> Result<Vec<FrozenTrial>, TrainError> {
     let mut out = Vec::new();
     let sampler = study.sampler.lock().unwrap_or_else(PoisonError::into_inner);
     for t in storage.trials(study.id)? {
@@ -1108,13 +1150,15 @@ fn score_trial(
         };
         let metrics = fold.metrics();
         let score = metrics.iter().find(|(k, _)| *k == key).map_or(f64::NAN, |(_, v)| *v);
-        let step = (i + 1) as i64;
+        // Optuna's steps count from 0, so that a pruner's `n_warmup_steps: 1` spares the first fold; MLflow's fold
+        // steps count from 1, as `kiln backtest` logs them
+        let step = i as i64;
         ctx.ports.storage.report(trial_id, step, score)?;
         let now = (ctx.ports.clock)();
         let points: Vec<MetricPoint> = metrics
             .iter()
             .filter(|(_, v)| v.is_finite())
-            .map(|(k, v)| MetricPoint { key: format!("folds/{k}"), value: *v, timestamp_ms: now, step })
+            .map(|(k, v)| MetricPoint { key: format!("folds/{k}"), value: *v, timestamp_ms: now, step: step + 1 })
             .collect();
         for chunk in points.chunks(crate::model::METRICS_PER_CALL) {
             tracker.log_metrics(child, chunk)?;
@@ -1169,7 +1213,8 @@ fn trial_line(
         (_, Some(v), _) => format!("{metric} {v:.6}"),
         _ => state.name().to_string(),
     };
-    let study = if ctx.spec.competition == Competition::PerCandidate { format!("{} ", ctx.study.name) } else { String::new() };
+    let study =
+        if ctx.spec.competition == Competition::PerCandidate { format!("{} ", ctx.study.name) } else { String::new() };
     format!("{study}trial {number} [{}] {what} ({seconds:.1} s)", candidate.name)
 }
 
@@ -1222,8 +1267,10 @@ fn leaderboard(
     for (s, study) in studies.iter().enumerate() {
         let trials = &all[s].1;
         for candidate in study.candidates {
-            let mine: Vec<&StoredTrial> =
-                trials.iter().filter(|t| trial_candidate(study.candidates, t).as_deref() == Some(&candidate.name)).collect();
+            let mine: Vec<&StoredTrial> = trials
+                .iter()
+                .filter(|t| trial_candidate(study.candidates, t).as_deref() == Some(&candidate.name))
+                .collect();
             let count = |state: TrialState| mine.iter().filter(|t| t.state == state).count();
             let best_trial = mine
                 .iter()
@@ -1233,16 +1280,16 @@ fn leaderboard(
                     Some((bv, _)) if !direction.better(v, bv) => acc,
                     _ => Some((v, t)),
                 });
-            let folds: Vec<f64> = best_trial.map(|(_, t)| t.intermediate.iter().map(|(_, v)| *v).collect()).unwrap_or_default();
+            let folds: Vec<f64> =
+                best_trial.map(|(_, t)| t.intermediate.iter().map(|(_, v)| *v).collect()).unwrap_or_default();
             let (fold_mean, fold_sd) = mean_sd(&folds);
             let fit_seconds = best_trial.and_then(|(_, t)| {
                 t.user_attrs.iter().find(|(k, _)| k == "fit_seconds").and_then(|(_, v)| v.parse::<f64>().ok())
             });
             let best_params = match best_trial {
-                Some((_, t)) => external_params(study.candidates, candidate, t)?
-                    .into_iter()
-                    .map(|(n, v)| (n, plain(&v)))
-                    .collect(),
+                Some((_, t)) => {
+                    external_params(study.candidates, candidate, t)?.into_iter().map(|(n, v)| (n, plain(&v))).collect()
+                }
                 None => Vec::new(),
             };
             if let Some((v, t)) = best_trial
@@ -1283,7 +1330,8 @@ fn leaderboard(
         None => None,
         Some((value, s, trial, name)) => {
             let study = &studies[s];
-            let candidate = study.candidates.iter().find(|c| c.name == name).ok_or_else(|| TuneError::Space(name.clone()))?;
+            let candidate =
+                study.candidates.iter().find(|c| c.name == name).ok_or_else(|| TuneError::Space(name.clone()))?;
             let params = external_params(study.candidates, candidate, trial)?;
             let mut model_values = Vec::new();
             let mut pipeline_values = Vec::new();
@@ -1390,7 +1438,9 @@ pub fn leaderboard_header(metric: &str) -> Vec<String> {
 }
 
 fn leaderboard_csv(rows: &[LeaderRow], metric: &str) -> String {
-    let mut out = format!("rank,candidate,study,best_trial,best_{metric},fold_mean,fold_sd,fit_seconds,complete,pruned,failed,best_params\n");
+    let mut out = format!(
+        "rank,candidate,study,best_trial,best_{metric},fold_mean,fold_sd,fit_seconds,complete,pruned,failed,best_params\n"
+    );
     let num = |v: Option<f64>| v.map_or_else(String::new, |v| format!("{v}"));
     for (i, r) in rows.iter().enumerate() {
         let params = r.best_params.iter().map(|(n, v)| format!("{n}={v}")).collect::<Vec<_>>().join(" ");

@@ -1,0 +1,319 @@
+"""`kiln tune` end to end: a study on EUR/USD tracked on a real MLflow 3.17.2 server and stored in Optuna's schema.
+
+Checked against the independent readers: Optuna 4.9 (`optuna.load_study` sees the trials, params, values, states
+and intermediate values kiln printed), optuna-dashboard 0.21 (its API lists the trials), the MLflow client (one
+parent run, one nested child per trial with its fold scores as steps) and `mlflow.lightgbm` (the registered winner
+loads and predicts as `kiln predict` does). Trial scores are the folds of `kiln train --cv` on the same configuration,
+bit for bit. Bad input exits 2 naming the key, and leaves no study or run behind."""
+
+import json
+import math
+import os
+import sqlite3
+import subprocess
+import time
+import urllib.request
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import REPO, MlflowServer, VENV_BIN, free_port, run_kiln
+
+TOL = 1e-9
+
+BASE = f"""
+extends: [{REPO}/conf/tasks/eurusd.yaml, {REPO}/conf/base/lightgbm.yaml]
+backtest:
+  folds: 3
+registry:
+  model_name: eurusd-tuned
+  alias: production
+"""
+
+# small and fast: two candidates, few rounds
+SMALL = BASE + """
+tune:
+  n_trials: 6
+  sampler: {kind: tpe, seed: 7, n_startup_trials: 3}
+  pruner: {kind: none}
+  candidates:
+    - kind: lightgbm
+      params: {objective: regression, num_iterations: 60, early_stopping_rounds: 10, num_threads: 1, seed: 42, deterministic: true}
+      space:
+        learning_rate: {float: {low: 0.02, high: 0.3, log: true}}
+        num_leaves: {int: {low: 4, high: 32, log: true}}
+    - kind: ridge
+      space:
+        alpha: {float: {low: 0.0001, high: 100.0, log: true}}
+"""
+
+
+def write(tmp_path, text, name="tune.yaml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def optuna_study(storage, name):
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    return optuna.load_study(study_name=name, storage=storage)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tune-server")
+    server = MlflowServer(root / "mlruns", root / "mlflow.log")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def tuned(tmp_path_factory, server):
+    root = tmp_path_factory.mktemp("tune")
+    config = write(root, SMALL)
+    storage = f"sqlite:///{root / 'optuna.db'}"
+    out = root / "tune.json"
+    proc = run_kiln("tune", "--config", config, "--tracking-uri", server.url, "--storage", storage, "--json", out,
+                    "--register", "--study", "eurusd-small")
+    return {"root": root, "config": config, "storage": storage, "json": json.loads(out.read_text()),
+            "stdout": proc.stdout, "stderr": proc.stderr}
+
+
+def test_optuna_loads_the_study_kiln_wrote(tuned):
+    study = optuna_study(tuned["storage"], "eurusd-small")
+    ours = tuned["json"]["trials"]
+    assert study.direction.name == "MINIMIZE"
+    assert [t.number for t in study.trials] == [t["number"] for t in ours] == list(range(6))
+    for theirs, mine in zip(study.trials, ours):
+        assert theirs.state.name == mine["state"]
+        assert theirs.user_attrs["candidate"] == mine["candidate"]
+        assert theirs.params["model"] == mine["candidate"]
+        for name, value in mine["params"].items():
+            assert theirs.params[f"{mine['candidate']}.{name}"] == value, (name, theirs.params)
+        if mine["state"] == "COMPLETE":
+            assert theirs.value == mine["value"]
+            # the objective is the mean test RMSE over the three folds, one intermediate value per fold
+            folds = [theirs.intermediate_values[k] for k in sorted(theirs.intermediate_values)]
+            assert sorted(theirs.intermediate_values) == [0, 1, 2]
+            assert abs(np.mean(folds) - theirs.value) < 1e-15
+    # the conditional space: a ridge trial has no LightGBM parameter and the other way round
+    for t in study.trials:
+        other = "ridge" if t.params["model"] == "lightgbm" else "lightgbm"
+        assert not any(name.startswith(other + ".") for name in t.params)
+    best = min((t for t in ours if t["state"] == "COMPLETE"), key=lambda t: t["value"])
+    assert study.best_trial.number == best["number"]
+
+
+def test_the_leaderboard_is_printed_and_names_the_best_of_each_candidate(tuned):
+    board = tuned["json"]["leaderboard"]
+    assert [row["candidate"] for row in board][0] == tuned["json"]["leaderboard"][0]["candidate"]
+    values = [row["best_value"] for row in board if row["best_value"] is not None]
+    assert values == sorted(values)
+    for row in board:
+        mine = [t for t in tuned["json"]["trials"] if t["candidate"] == row["candidate"]]
+        assert row["complete"] == sum(t["state"] == "COMPLETE" for t in mine)
+        assert row["best_value"] == min(t["value"] for t in mine if t["state"] == "COMPLETE")
+    assert "leaderboard" in tuned["stdout"] and "complete/pruned/failed" in tuned["stdout"]
+    assert "refitting the winner" in tuned["stdout"]
+
+
+def test_optuna_dashboard_lists_the_trials(tuned):
+    port = free_port()
+    db = tuned["storage"]
+    proc = subprocess.Popen([str(VENV_BIN / "optuna-dashboard"), db, "--host", "127.0.0.1", "--port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        study_id = sqlite3.connect(db.removeprefix("sqlite:///")).execute(
+            "select study_id from studies where study_name = 'eurusd-small'").fetchone()[0]
+        deadline = time.time() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies/{study_id}", timeout=5) as r:
+                    body = json.loads(r.read())
+                break
+            except OSError:
+                assert time.time() < deadline, "optuna-dashboard did not answer"
+                time.sleep(0.3)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert body["name"] == "eurusd-small"
+    assert [t["number"] for t in body["trials"]] == list(range(6))
+    assert body["directions"] == ["minimize"]
+
+
+def test_mlflow_sees_one_parent_and_a_nested_child_per_trial(tuned, server):
+    os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(server.url)
+    parent_id = tuned["json"]["parent_run_id"]
+    parent = client.get_run(parent_id)
+    assert parent.info.status == "FINISHED"
+    assert parent.data.tags["kiln.run.kind"] == "tune"
+    assert parent.data.params["tune.study"] == "eurusd-small"
+    best = min((t for t in tuned["json"]["trials"] if t["state"] == "COMPLETE"), key=lambda t: t["value"])
+    assert parent.data.params["best.candidate"] == best["candidate"]
+    assert abs(parent.data.metrics["best/rmse"] - best["value"]) < 1e-15
+    artifacts = {a.path for a in client.list_artifacts(parent_id)}
+    assert {"leaderboard.csv", "leaderboard.json", "trials.csv", "config.yaml"} <= artifacts
+    children = client.search_runs([parent.info.experiment_id],
+                                  filter_string=f"tags.mlflow.parentRunId = '{parent_id}'", max_results=100)
+    trials = [r for r in children if r.data.tags.get("kiln.run.kind") == "trial"]
+    refits = [r for r in children if r.data.tags.get("kiln.run.kind") == "tune_refit"]
+    assert len(trials) == 6 and len(refits) == 1
+    by_number = {int(r.data.tags["kiln.trial.number"]): r for r in trials}
+    for t in tuned["json"]["trials"]:
+        run = by_number[t["number"]]
+        assert run.info.run_id == t["run_id"]
+        assert run.data.tags["kiln.trial.state"] == t["state"]
+        assert run.data.params["model"] == t["candidate"]
+        assert run.info.status == ("FAILED" if t["state"] == "FAIL" else "FINISHED")
+        if t["state"] == "COMPLETE":
+            assert abs(run.data.metrics["rmse"] - t["value"]) < 1e-15
+            history = client.get_metric_history(run.info.run_id, "folds/test/rmse")
+            assert sorted(m.step for m in history) == [1, 2, 3]
+            assert abs(np.mean([m.value for m in history]) - t["value"]) < 1e-12
+
+
+def test_trial_scores_are_the_folds_of_train_cv_on_the_same_configuration(tuned, server, tmp_path):
+    """Each trial refits the pipeline on the training part's folds, as `kiln train --cv` does for one configuration."""
+    trial = next(t for t in tuned["json"]["trials"] if t["state"] == "COMPLETE" and t["candidate"] == "lightgbm")
+    params = dict(trial["params"])
+    # the candidate's params are its own (the library defaults for the rest), so the model section here is whole
+    config = write(tmp_path, BASE.replace(f", {REPO}/conf/base/lightgbm.yaml", "") + f"""
+tracking: {{experiment: cv-check}}
+model:
+  kind: lightgbm
+  params: {{objective: regression, num_iterations: 60, early_stopping_rounds: 10, num_threads: 1, seed: 42,
+            deterministic: true, learning_rate: {params['learning_rate']!r}, num_leaves: {params['num_leaves']}}}
+""", "cv.yaml")
+    run_kiln("train", "--config", config, "--cv", 3, "--tracking-uri", server.url)
+    os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(server.url)
+    exp = client.get_experiment_by_name("cv-check")
+    run = client.search_runs([exp.experiment_id])[0]
+    cv = sorted(client.get_metric_history(run.info.run_id, "cv/folds/test/rmse"), key=lambda m: m.step)
+    study = optuna_study(tuned["storage"], "eurusd-small")
+    folds = study.trials[trial["number"]].intermediate_values
+    assert [m.value for m in cv] == [folds[k] for k in sorted(folds)]
+
+
+def test_the_registered_winner_loads_with_its_mlflow_flavor_and_predicts_as_kiln(tuned, server, tmp_path):
+    os.environ["MLFLOW_TRACKING_URI"] = server.url
+    os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
+    import mlflow.lightgbm
+    import mlflow.pyfunc
+
+    winner = tuned["json"]["leaderboard"][0]["candidate"]
+    out = tmp_path / "pred.csv"
+    run_kiln("predict", "--model", "models:/eurusd-tuned@production", "--tracking-uri", server.url,
+             "--input", "data/ecb_eurofxref-hist.csv", "--output", out, "--with-features")
+    df = pd.read_csv(out)
+    if winner == "lightgbm":
+        booster = mlflow.lightgbm.load_model("models:/eurusd-tuned@production")
+        python = booster.predict(df[booster.feature_name()].to_numpy(dtype=np.float64))
+        assert np.max(np.abs(python - df["raw_prediction"].to_numpy())) < TOL
+    # whatever won, the python_function flavor runs kiln's own pipeline and gives kiln's predictions
+    model = mlflow.pyfunc.load_model("models:/eurusd-tuned@production")
+    raw = pd.read_csv(REPO / "data/ecb_eurofxref-hist.csv")
+    got = model.predict(raw)
+    assert np.max(np.abs(np.asarray(got["prediction"], dtype=float) - df["prediction"].to_numpy())) < TOL
+
+
+def test_rerunning_resumes_the_study(tuned, server):
+    run_kiln("tune", "--config", tuned["config"], "--tracking-uri", server.url, "--storage", tuned["storage"],
+             "--study", "eurusd-small", "--n-trials", 2, "--no-refit")
+    study = optuna_study(tuned["storage"], "eurusd-small")
+    assert [t.number for t in study.trials] == list(range(8))
+
+
+def test_a_failed_trial_is_recorded_with_its_reason_and_the_study_goes_on(tmp_path):
+    # k above the 22 features cannot be selected: those trials fail, the others complete
+    config = write(tmp_path, BASE + """
+selection:
+  - k_best: {k: 10, score: f_regression}
+tune:
+  n_trials: 8
+  sampler: {kind: random, seed: 3}
+  candidates:
+    - kind: ridge
+  space:
+    selection.k_best.k: {int: {low: 5, high: 40}}
+""")
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    out = tmp_path / "t.json"
+    run_kiln("tune", "--config", config, "--tracking-uri", tmp_path / "mlruns", "--storage", storage, "--json", out,
+             "--no-refit")
+    trials = json.loads(out.read_text())["trials"]
+    study = optuna_study(storage, "eurusd")
+    states = {t.number: t.state.name for t in study.trials}
+    assert len(trials) == 8
+    for t in trials:
+        k = t["params"]["selection.k_best.k"]
+        assert states[t["number"]] == ("FAIL" if k > 22 else "COMPLETE"), (k, t)
+        if k > 22:
+            assert "k" in t["fail_reason"] and study.trials[t["number"]].user_attrs["fail_reason"] == t["fail_reason"]
+    assert any(s == "FAIL" for s in states.values()) and any(s == "COMPLETE" for s in states.values())
+
+
+def test_two_jobs_run_every_trial_once(tmp_path):
+    config = write(tmp_path, SMALL)
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    run_kiln("tune", "--config", config, "--tracking-uri", tmp_path / "mlruns", "--storage", storage, "--jobs", 2,
+             "--n-trials", 6, "--no-refit")
+    study = optuna_study(storage, "eurusd")
+    assert sorted(t.number for t in study.trials) == list(range(6))
+    assert all(t.state.name == "COMPLETE" for t in study.trials)
+
+
+@pytest.mark.parametrize("space, expected", [
+    ("learning_rate_x: {float: {low: 0.01, high: 0.1}}", ["tune.candidates[0].space.learning_rate_x", "learning_rate"]),
+    ("learning_rate: {float: {low: 0.3, high: 0.1}}", ["tune.candidates[0].space.learning_rate", "low"]),
+    ("learning_rate: {float: {low: 0.0, high: 0.1, log: true}}", ["tune.candidates[0].space.learning_rate", "log"]),
+    ("boosting: {categorical: []}", ["tune.candidates[0].space.boosting", "choices"]),
+    ("num_leaves: {int: {low: 1, high: 8}}", ["tune.candidates[0].space.num_leaves", "num_leaves"]),
+])
+def test_a_bad_space_exits_2_naming_the_key_before_anything_runs(tmp_path, space, expected):
+    config = write(tmp_path, BASE + f"""
+tune:
+  candidates:
+    - kind: lightgbm
+      space:
+        {space}
+""")
+    proc = run_kiln("tune", "--config", config, "--tracking-uri", tmp_path / "mlruns", "--storage",
+                    f"sqlite:///{tmp_path / 'optuna.db'}", check=False)
+    assert proc.returncode == 2, proc.stderr
+    for word in expected:
+        assert word in proc.stderr, proc.stderr
+    # nothing was created: no storage file, no tracking store
+    assert not (tmp_path / "optuna.db").exists() and not (tmp_path / "mlruns").exists()
+
+
+def test_a_study_with_the_other_direction_is_refused_and_left_as_it_was(tuned, tmp_path):
+    before = len(optuna_study(tuned["storage"], "eurusd-small").trials)
+    config = write(tmp_path, SMALL + "  metric: r2\n")
+    proc = run_kiln("tune", "--config", config, "--tracking-uri", tmp_path / "mlruns", "--storage", tuned["storage"],
+                    "--study", "eurusd-small", check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert "eurusd-small" in proc.stderr and "direction" in proc.stderr.lower(), proc.stderr
+    assert len(optuna_study(tuned["storage"], "eurusd-small").trials) == before
+
+
+def test_an_unreachable_storage_fails_fast_and_hides_the_password(tmp_path):
+    config = write(tmp_path, SMALL)
+    port = free_port()
+    started = time.time()
+    proc = run_kiln("tune", "--config", config, "--tracking-uri", tmp_path / "mlruns", "--storage",
+                    f"postgresql://kiln:s3cret-pw@127.0.0.1:{port}/studies", check=False)
+    assert proc.returncode == 1, proc.stderr
+    assert "s3cret-pw" not in proc.stdout + proc.stderr
+    assert f"127.0.0.1:{port}" in proc.stderr and "***" in proc.stderr, proc.stderr
+    assert time.time() - started < 30
+    assert not (tmp_path / "mlruns").exists()
