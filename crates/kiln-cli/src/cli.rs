@@ -120,7 +120,8 @@ pub(crate) struct TuneArgs {
     /// folds every trial is scored on
     #[arg(short, long, value_name = "FILE")]
     pub(crate) config: PathBuf,
-    /// trials to run in this invocation (overrides tune.n_trials; default 20)
+    /// trials to run in this invocation (overrides tune.n_trials; default 20); 0 runs none and only reads the
+    /// leaderboard of the stored trials and refits the winner (the last step after many workers)
     #[arg(long, value_name = "N")]
     pub(crate) n_trials: Option<usize>,
     /// start no trial after this many seconds (overrides tune.timeout)

@@ -379,10 +379,9 @@ fn resolve(settings: &Settings, args: &TuneArgs, tracking_uri: &str) -> Result<R
             )
         }
     };
+    // 0: no new trial, only the leaderboard of the stored ones and the winner's refit (the last step after many
+    // workers)
     let n_trials = args.n_trials.or(section.n_trials).unwrap_or(DEFAULT_TRIALS);
-    if n_trials == 0 {
-        bad_input!("tune.n_trials (--n-trials) must be at least 1");
-    }
     let timeout = args.timeout.or(section.timeout);
     if let Some(t) = timeout
         && !(t.is_finite() && t > 0.0)
