@@ -317,3 +317,54 @@ def test_an_unreachable_storage_fails_fast_and_hides_the_password(tmp_path):
     assert f"127.0.0.1:{port}" in proc.stderr and "***" in proc.stderr, proc.stderr
     assert time.time() - started < 30
     assert not (tmp_path / "mlruns").exists()
+
+
+SLOW = BASE + """
+tune:
+  n_trials: 3
+  heartbeat: {interval: 0.5, grace: 2}
+  candidates:
+    - kind: lightgbm
+      params: {objective: regression, num_iterations: 3000, learning_rate: 0.001, num_threads: 1, seed: 42,
+               deterministic: true}
+      space:
+        num_leaves: {int: {low: 30, high: 60}}
+"""
+
+
+def test_a_worker_killed_mid_trial_leaves_a_trial_that_turns_fail_after_the_grace_period(tmp_path):
+    config = write(tmp_path, SLOW)
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    from conftest import kiln_bin
+
+    worker = subprocess.Popen([kiln_bin(), "tune", "--config", str(config), "--tracking-uri", str(tmp_path / "mlruns"),
+                               "--storage", storage, "--no-refit"], cwd=REPO, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 60
+        while True:
+            assert time.time() < deadline, "no trial started"
+            if (tmp_path / "optuna.db").exists():
+                try:
+                    rows = sqlite3.connect(tmp_path / "optuna.db").execute(
+                        "select t.number from trials t join trial_heartbeats h on h.trial_id = t.trial_id "
+                        "where t.state = 'RUNNING'").fetchall()
+                except sqlite3.OperationalError:
+                    rows = []
+                if rows:
+                    break
+            time.sleep(0.1)
+    finally:
+        worker.kill()
+        worker.wait()
+    killed = rows[0][0]
+    assert optuna_study(storage, "eurusd").trials[killed].state.name == "RUNNING"
+    time.sleep(2.5)
+    # the next worker fails the silent trial before it starts its own, and says so
+    # (the grace period is the study's: the next worker uses the same heartbeat settings)
+    config_fast = write(tmp_path, SMALL + "  heartbeat: {interval: 0.5, grace: 2}\n", "fast.yaml")
+    proc = run_kiln("tune", "--config", config_fast, "--tracking-uri", tmp_path / "mlruns", "--storage", storage,
+                    "--no-refit", "--n-trials", 1, check=False)
+    study = optuna_study(storage, "eurusd")
+    assert study.trials[killed].state.name == "FAIL", proc.stderr
+    assert f"trial {killed}" in proc.stderr and "heartbeat" in proc.stderr, proc.stderr
