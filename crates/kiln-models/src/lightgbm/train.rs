@@ -66,10 +66,18 @@ impl Drop for Dataset {
 }
 
 impl Dataset {
-    /// As `lightgbm3::Dataset::from_slice_with_reference`: f64 rows, no dataset parameters, f32 labels.
-    fn new(rows: &Rows<'_>, n_cols: i32, reference: Option<&Dataset>, what: &str) -> Result<Dataset, String> {
+    /// As `lightgbm3::Dataset::from_slice_with_reference`: f64 rows, f32 labels, and of the dataset parameters only
+    /// the thread count (`dataset_params`: `num_threads=N`, which changes no bin), so that building the bins uses
+    /// the booster's threads, as Python's `lgb.train` passes them, not every core's OpenMP team.
+    fn new(
+        rows: &Rows<'_>,
+        n_cols: i32,
+        reference: Option<&Dataset>,
+        dataset_params: &str,
+        what: &str,
+    ) -> Result<Dataset, String> {
         let n_rows = i32::try_from(rows.labels.len()).map_err(|_| format!("the {what} set has too many rows"))?;
-        let empty = c_string("", "")?;
+        let empty = c_string(dataset_params, "the dataset parameters")?;
         let label = c_string("label", "")?;
         let mut handle = ptr::null_mut();
         // SAFETY: `data` holds n_rows * n_cols f64 values (checked by the caller) that LightGBM copies into its
@@ -224,9 +232,10 @@ pub(super) fn train(
     plan: &Plan<'_>,
 ) -> Result<Trained, String> {
     let n_cols = i32::try_from(names.len()).map_err(|_| "too many feature columns".to_string())?;
-    let train_set = Dataset::new(train, n_cols, None, "training")?;
+    let threads = plan.params.split_whitespace().find(|p| p.starts_with("num_threads=")).unwrap_or_default();
+    let train_set = Dataset::new(train, n_cols, None, threads, "training")?;
     train_set.set_feature_names(names)?;
-    let valid_set = valid.map(|v| Dataset::new(v, n_cols, Some(&train_set), "validation")).transpose()?;
+    let valid_set = valid.map(|v| Dataset::new(v, n_cols, Some(&train_set), threads, "validation")).transpose()?;
     let params = c_string(plan.params, "the parameters")?;
     let mut handle = ptr::null_mut();
     // SAFETY: a live training dataset and a NUL-terminated parameter string
