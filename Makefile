@@ -23,10 +23,15 @@ FORECAST_REQ_STAMP := $(FORECAST_VENV)/.req-$(shell sha256sum tests/requirements
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
 
-sysdeps: ## Debian packages: clang and libclang-dev (bindgen for LightGBM)
+sysdeps: ## Debian packages: clang and libclang-dev (bindgen for LightGBM), postgresql (the study storage's tests)
 	@if ! command -v clang >/dev/null || ! ls /usr/lib/llvm-*/lib/libclang.so >/dev/null 2>&1; then \
 	  echo "installing clang, libclang-dev"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq clang libclang-dev >/dev/null; \
+	fi
+	@# the tests start their own server with scripts/pg_server.sh, which finds /usr/lib/postgresql/<version>/bin
+	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+	  echo "installing postgresql"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq postgresql >/dev/null; \
 	fi
 
 venv: $(REQ_STAMP) ## Python venv with CMake and the pinned reference tools (mlflow, lightgbm, scikit-learn, ...)

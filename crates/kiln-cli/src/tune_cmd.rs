@@ -438,14 +438,9 @@ fn default_storage(tracking_uri: &str) -> String {
     format!("sqlite:///{}", beside.join("optuna.db").display())
 }
 
-/// Opens the study storage named by `url`. (Until the PostgreSQL storage lands: SQLite only.)
+/// Opens the study storage named by `url` (SQLite or PostgreSQL, as Optuna users write it).
 fn open_storage(url: &str) -> Result<Box<dyn StudyStorage>> {
-    let path = url.strip_prefix("sqlite:///").unwrap_or(url);
-    Ok(Box::new(kiln_store::SqliteStudyStorage::open(Path::new(path))?))
-}
-
-fn redact_storage_url(url: &str) -> String {
-    url.to_string()
+    Ok(kiln_store::open_study_storage(url)?)
 }
 
 pub(crate) fn tune(args: TuneArgs) -> Result<u8> {
@@ -465,7 +460,7 @@ pub(crate) fn tune(args: TuneArgs) -> Result<u8> {
         bad_input!("--register registers the refitted winner; it cannot go with --no-refit");
     }
     // the storage before the data: an unreachable one fails fast
-    let shown_storage = redact_storage_url(&resolved.storage);
+    let shown_storage = kiln_store::redact_storage_url(&resolved.storage);
     let storage = open_storage(&resolved.storage)?;
     progress.step(&format!("study '{}' in {shown_storage}", resolved.name));
 

@@ -1,6 +1,7 @@
 //! kiln's tracking store: the embedded store that writes MLflow's own file-store layout ([`LocalStore`]), the MLflow
 //! server behind the same ports ([`RestStore`]), the fallback wrapper ([`GuardedStore`]), `kiln sync`, the bundle
-//! cache and PNG charts for runs ([`PlotChartRenderer`]); it reads and writes no data files (that is `kiln-data`).
+//! cache, PNG charts for runs ([`PlotChartRenderer`]) and tuning studies in Optuna's RDB schema (SQLite or PostgreSQL,
+//! [`open_study_storage`]); it reads and writes no data files (that is `kiln-data`).
 //!
 //! Key decision: no plotters, ureq or `serde_json` type appears in a public signature; everything outside this crate
 //! sees only domain types and [`kiln_domain::PortError`]. Internal edges: `kiln-domain` only (`kiln-models` is allowed
@@ -20,5 +21,5 @@ pub use chart::PlotChartRenderer;
 pub use guard::{FailedOver, GuardedStore};
 pub use mlflow_rest::{Credentials, RestConfig, RestStore};
 pub use mlruns::{LocalStore, Repaired};
-pub use study::SqliteStudyStorage;
+pub use study::{PostgresStudyStorage, SqliteStudyStorage, open_study_storage, redact_storage_url};
 pub use sync::{SyncReport, sync};

@@ -1,7 +1,7 @@
 //! Studies in Optuna's RDB schema (the schema Optuna 4.x creates: `version_info.schema_version` 12, alembic head
 //! `v3.2.0.a`), so that `optuna.load_study`, optuna-dashboard and a Python Optuna worker read and extend a study
-//! kiln writes: [`SqliteStudyStorage`] (a file beside the tracking store; PostgreSQL, for many machines, shares
-//! the same statements).
+//! kiln writes: [`SqliteStudyStorage`] (a file beside the tracking store) and [`PostgresStudyStorage`] (one database
+//! shared by many machines, `postgres.rs`), chosen by URL with [`open_study_storage`] as Optuna users write it.
 //!
 //! Key decisions: enums are stored by name (`COMPLETE`, `MAXIMIZE`), as SQLAlchemy's `Enum` columns do; ±inf values
 //! are NULL with a value type (`INF_POS`, `INF_NEG`), NaN intermediate values NULL with `NAN`; times are UTC
@@ -15,6 +15,65 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use kiln_domain::{Code, PortError, StoredParam, StoredTrial, StudyDirection, StudyStorage, TrialState};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+
+mod postgres;
+
+pub use self::postgres::PostgresStudyStorage;
+
+/// Opens the study storage of `url`, written as Optuna users write it: `sqlite:///relative/path.db` or
+/// `sqlite:////absolute/path.db` (SQLAlchemy's form) or a bare file path for [`SqliteStudyStorage`];
+/// `postgresql://user:password@host:port/db` (also `postgres://` and SQLAlchemy's `postgresql+psycopg2://`) for
+/// [`PostgresStudyStorage`].
+///
+/// # Errors
+/// `config_invalid` for another scheme (the message names the supported ones) or an empty SQLite path; otherwise
+/// the storage's own errors. No message shows the password.
+pub fn open_study_storage(url: &str) -> Result<Box<dyn StudyStorage>, PortError> {
+    if postgres::postgres_url_rest(url).is_some() {
+        return Ok(Box::new(PostgresStudyStorage::open(url)?));
+    }
+    let invalid =
+        |why: &str| PortError::new(Code::ConfigInvalid, format!("study storage {}: {why}", redact_storage_url(url)));
+    match url.split_once("://") {
+        None if url.is_empty() => Err(invalid("an empty path")),
+        None => Ok(Box::new(SqliteStudyStorage::open(Path::new(url))?)),
+        Some(("sqlite", rest)) => match rest.strip_prefix('/') {
+            Some(path) if !path.is_empty() => Ok(Box::new(SqliteStudyStorage::open(Path::new(path))?)),
+            _ => Err(invalid(
+                "no file: write sqlite:///relative/path.db or sqlite:////absolute/path.db (an in-memory study would \
+                 be lost when kiln exits)",
+            )),
+        },
+        Some((scheme, _)) => Err(invalid(&format!(
+            "unsupported scheme '{scheme}': use sqlite:///path/to/studies.db (or a file path) or \
+             postgresql://user:password@host:port/db (also postgres:// and postgresql+psycopg2://)"
+        ))),
+    }
+}
+
+/// `url` with its password hidden (`postgresql://kiln:***@host/db`), in the user information and in a `password=`
+/// query option; a file path is returned as it is.
+pub fn redact_storage_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let (head, query) = rest.split_at(rest.find(['?', '#']).unwrap_or(rest.len()));
+    let head = match head.rsplit_once('@') {
+        Some((userinfo, host)) if !userinfo.starts_with('/') => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{user}:***@{host}"),
+            None => head.to_string(),
+        },
+        _ => head.to_string(),
+    };
+    let query: Vec<String> = query
+        .split('&')
+        .map(|option| match option.split_once("password=") {
+            Some((before, _)) if before.is_empty() || before == "?" => format!("{before}password=***"),
+            _ => option.to_string(),
+        })
+        .collect();
+    format!("{scheme}://{head}{}", query.join("&"))
+}
 
 /// The schema Optuna 4.x creates on SQLite, statement for statement.
 const SCHEMA: &str = "
@@ -559,3 +618,7 @@ impl StudyStorage for SqliteStudyStorage {
 #[cfg(test)]
 #[path = "study/tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "study/pg_tests.rs"]
+mod pg_tests;
