@@ -1142,11 +1142,37 @@ fn score_trial(
     let mut trial = FrozenTrial::running(number);
     trial.params = drawn_params(ctx, drawn)?;
     let mut scores = Vec::new();
-    let tracker = ctx.ports.tracker;
+    let mut points = Vec::new();
+    let outcome = fold_scores(ctx, &bspec, &key, trial_id, number, &mut trial, &mut scores, &mut points);
+    ctx.ports.tracker.log_metrics(child, &points)?;
+    let outcome = outcome?;
+    if let Some(scored) = outcome {
+        return Ok(scored);
+    }
+    let value = kiln_eval::pairwise_sum(&scores) / scores.len() as f64;
+    if !value.is_finite() {
+        return Ok(Scored::Failed { reason: format!("the mean {key} over the folds is {value}") });
+    }
+    Ok(Scored::Complete { value })
+}
+
+/// Fits and scores the folds in order into `scores` and `points`; `Some` when the trial ends early (failed, pruned).
+#[allow(clippy::too_many_arguments)] // the trial's state, filled in as the folds go
+fn fold_scores(
+    ctx: &TrialContext<'_, '_>,
+    bspec: &BacktestSpec<'_>,
+    key: &str,
+    trial_id: i64,
+    number: i64,
+    trial: &mut FrozenTrial,
+    scores: &mut Vec<f64>,
+    points: &mut Vec<MetricPoint>,
+) -> Result<Option<Scored>, TrainError> {
+    let (spec, study) = (ctx.spec, ctx.study);
     for i in 0..ctx.plan.parts.len() {
-        let fold: FoldOutcome = match fit_fold(&bspec, ctx.frame, ctx.plan, i) {
+        let fold: FoldOutcome = match fit_fold(bspec, ctx.frame, ctx.plan, i) {
             Ok(f) => f,
-            Err(e) => return Ok(Scored::Failed { reason: format!("fold {}: {e}", i + 1) }),
+            Err(e) => return Ok(Some(Scored::Failed { reason: format!("fold {}: {e}", i + 1) })),
         };
         let metrics = fold.metrics();
         let score = metrics.iter().find(|(k, _)| *k == key).map_or(f64::NAN, |(_, v)| *v);
@@ -1154,17 +1180,16 @@ fn score_trial(
         // steps count from 1, as `kiln backtest` logs them
         let step = i as i64;
         ctx.ports.storage.report(trial_id, step, score)?;
+        // the trial's fold scores as steps (the objective's metric and its baseline), logged once the trial ends:
+        // one write per key in a folder store
         let now = (ctx.ports.clock)();
-        let points: Vec<MetricPoint> = metrics
-            .iter()
-            .filter(|(_, v)| v.is_finite())
-            .map(|(k, v)| MetricPoint { key: format!("folds/{k}"), value: *v, timestamp_ms: now, step: step + 1 })
-            .collect();
-        for chunk in points.chunks(crate::model::METRICS_PER_CALL) {
-            tracker.log_metrics(child, chunk)?;
+        for (k, v) in &metrics {
+            if (*k == key || *k == format!("baseline/{key}")) && v.is_finite() {
+                points.push(MetricPoint { key: format!("folds/{k}"), value: *v, timestamp_ms: now, step: step + 1 });
+            }
         }
         if !score.is_finite() {
-            return Ok(Scored::Failed { reason: format!("fold {}: {key} is {score}, not a finite score", i + 1) });
+            return Ok(Some(Scored::Failed { reason: format!("fold {}: {key} is {score}, not a finite score", i + 1) }));
         }
         scores.push(score);
         trial.intermediate_values.insert(step, score);
@@ -1173,18 +1198,14 @@ fn score_trial(
                 let mut pruner = pruner.lock().unwrap_or_else(PoisonError::into_inner);
                 // the other trials as they are now: a pruner compares this fold with theirs
                 let now = study_history(study, ctx.ports.storage, Some(number))?;
-                pruner.prune(&now, &mut trial, spec.objective.direction)
+                pruner.prune(&now, trial, spec.objective.direction)
             };
             if prune && i + 1 < ctx.plan.parts.len() {
-                return Ok(Scored::Pruned { value: Some(score) });
+                return Ok(Some(Scored::Pruned { value: Some(score) }));
             }
         }
     }
-    let value = kiln_eval::pairwise_sum(&scores) / scores.len() as f64;
-    if !value.is_finite() {
-        return Ok(Scored::Failed { reason: format!("the mean {key} over the folds is {value}") });
-    }
-    Ok(Scored::Complete { value })
+    Ok(None)
 }
 
 /// The trial's params by stored name as internal values (what a pruner sees).
