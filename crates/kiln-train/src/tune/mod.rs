@@ -5,6 +5,7 @@
 //! median and successive-halving pruners. No I/O, no storage, no objective: the tuning loop that runs trials and
 //! stores the study in Optuna's schema builds on this.
 
+mod importance;
 mod parzen;
 mod pruner;
 mod sampler;
@@ -15,6 +16,7 @@ mod truncnorm;
 #[cfg(test)]
 mod tests;
 
+pub use importance::ped_anova_importances;
 pub use parzen::{ParzenEstimator, ParzenParams, default_weights};
 pub use pruner::{MedianPruner, MinResource, Pruner, SuccessiveHalvingPruner, nan_percentile};
 
