@@ -8,17 +8,21 @@
 mod importance;
 mod parzen;
 mod pruner;
+mod report;
 mod sampler;
 mod space;
 mod trial;
 mod truncnorm;
 
 #[cfg(test)]
+mod report_tests;
+#[cfg(test)]
 mod tests;
 
 pub use importance::ped_anova_importances;
 pub use parzen::{ParzenEstimator, ParzenParams, default_weights};
 pub use pruner::{MedianPruner, MinResource, Pruner, SuccessiveHalvingPruner, nan_percentile};
+pub use report::study_charts;
 
 pub use sampler::{
     GridSampler, RandomSampler, Sampler, SearchSpace, TpeOptions, TpeSampler, best_candidate, default_gamma,
