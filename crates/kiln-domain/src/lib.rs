@@ -19,9 +19,9 @@ pub use frame::{Column, ColumnKind, Frame};
 pub use ml::{Estimator, Matrix, Predictor};
 pub use model_ref::{ModelRef, VersionSelector};
 pub use ports::{
-    ArtifactEntry, ArtifactStore, BeeswarmRow, CLASSIC_ML_KIND, ChartRenderer, DATASET_CONTEXT_TAG, DataSource,
-    DatasetInput, EXPERIMENT_KIND_TAG, ExperimentId, LoadedData, MetricPoint, ModelRegistry, ModelVersion, RunId,
-    RunInfo, RunStatus, Stage, Tracker,
+    ArtifactEntry, ArtifactStore, AxisScale, BeeswarmRow, CLASSIC_ML_KIND, ChartAxis, ChartRenderer,
+    DATASET_CONTEXT_TAG, DataSource, DatasetInput, EXPERIMENT_KIND_TAG, ExperimentId, LoadedData, MetricPoint,
+    ModelRegistry, ModelVersion, RunId, RunInfo, RunStatus, Stage, Tracker,
 };
 pub use random::NumpyRandomState;
 pub use study::{StoredParam, StoredTrial, StudyDirection, StudyStorage, TrialState};

@@ -412,6 +412,56 @@ pub trait ChartRenderer {
         times_ms: &[i64],
         residuals: &[f64],
     ) -> Result<Vec<u8>, PortError>;
+
+    /// An optimisation history (Optuna's `plot_optimization_history`): each trial's value as a dot at its trial
+    /// number (`values`, `(number, value)`), and the best value so far (`best`, `(number, best)`) as a line that
+    /// steps at each improvement, with a legend and `y_label` (the objective's name) on the value axis; non-finite
+    /// points are skipped.
+    ///
+    /// # Errors
+    /// `data_shape` when no value is finite, `internal` when drawing fails.
+    fn history_chart(
+        &self,
+        title: &str,
+        y_label: &str,
+        values: &[(f64, f64)],
+        best: &[(f64, f64)],
+    ) -> Result<Vec<u8>, PortError>;
+
+    /// Parallel coordinates (Optuna's `plot_parallel_coordinate`): one vertical axis per entry of `axes`, left to
+    /// right, and each line of `lines` (one value per axis, in the axis's units: a categorical axis takes the
+    /// choice's index) a polyline across them, coloured by its `colour_values` entry on a colour bar, the best lines
+    /// (the lowest values when `low_is_best`, else the highest) darkest and drawn on top. A `None` value breaks the
+    /// line on that axis (a parameter that a trial did not have). Numeric axes span their lines' values.
+    ///
+    /// # Errors
+    /// `data_shape` when there is no axis or no line, `internal` when a line's length differs from the axes', the
+    /// colour values' count from the lines', a categorical index is outside its choices, or drawing fails.
+    fn parallel_coordinates_chart(
+        &self,
+        title: &str,
+        axes: &[ChartAxis],
+        lines: &[Vec<Option<f64>>],
+        colour_values: &[f64],
+        low_is_best: bool,
+    ) -> Result<Vec<u8>, PortError>;
+}
+
+/// One vertical axis of a [`ChartRenderer::parallel_coordinates_chart`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChartAxis {
+    pub name: String,
+    pub scale: AxisScale,
+}
+
+/// How an axis of a [`ChartRenderer::parallel_coordinates_chart`] places its values.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AxisScale {
+    Linear,
+    /// positive values on a logarithmic scale (a `log: true` parameter); a value that is not positive is not drawn
+    Log,
+    /// the choices, bottom to top, as tick labels; a value is an index into them
+    Categories(Vec<String>),
 }
 
 /// One feature's row of a [`ChartRenderer::beeswarm_chart`]: for each data row its SHAP value and the feature's

@@ -1,13 +1,14 @@
 //! PNG charts for runs, drawn with plotters' bitmap backend: bar charts (feature importances, metric comparisons),
 //! line charts (ROC and precision-recall curves), confusion-matrix heatmaps, SHAP beeswarms (`beeswarm`) and charts
-//! over time (`series`: a forecast's actual and predicted values, its residuals). The DejaVu Sans font is embedded in
+//! over time (`series`: a forecast's actual and predicted values, its residuals) and a tuning study's charts
+//! (`study`: the optimisation history, parallel coordinates). The DejaVu Sans font is embedded in
 //! the binary (`assets/`, with its licence) and registered with plotters' `ab_glyph` renderer, so charts need no
 //! system font configuration. Plotters writes PNGs only to files, so each chart goes through a temporary file.
 
 use std::fs;
 use std::sync::OnceLock;
 
-use kiln_domain::{BeeswarmRow, ChartRenderer, Code, PortError};
+use kiln_domain::{BeeswarmRow, ChartAxis, ChartRenderer, Code, PortError};
 use plotters::coord::Shift;
 use plotters::coord::ranged1d::{KeyPointHint, NoDefaultFormatting, Ranged, SegmentValue, ValueFormatter};
 use plotters::coord::types::RangedCoordf64;
@@ -466,9 +467,31 @@ impl ChartRenderer for PlotChartRenderer {
     ) -> Result<Vec<u8>, PortError> {
         self.draw_residuals(title, y_label, times_ms, residuals)
     }
+
+    fn history_chart(
+        &self,
+        title: &str,
+        y_label: &str,
+        values: &[(f64, f64)],
+        best: &[(f64, f64)],
+    ) -> Result<Vec<u8>, PortError> {
+        self.draw_history(title, y_label, values, best)
+    }
+
+    fn parallel_coordinates_chart(
+        &self,
+        title: &str,
+        axes: &[ChartAxis],
+        lines: &[Vec<Option<f64>>],
+        colour_values: &[f64],
+        low_is_best: bool,
+    ) -> Result<Vec<u8>, PortError> {
+        self.draw_parallel(title, axes, lines, colour_values, low_is_best)
+    }
 }
 
 mod beeswarm;
 mod series;
+mod study;
 #[cfg(test)]
 mod tests;

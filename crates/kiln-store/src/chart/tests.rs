@@ -1,8 +1,9 @@
-use kiln_domain::{BeeswarmRow, ChartRenderer, Code};
+use kiln_domain::{AxisScale, BeeswarmRow, ChartAxis, ChartRenderer, Code};
 use plotters::style::RGBColor;
 
 use super::beeswarm::{colour_range, jitter, value_color};
 use super::series::{Step, time_label, time_ticks};
+use super::study::{blues, log_ticks, nice_ticks};
 use super::{PALETTE, PlotChartRenderer, tick_label};
 
 /// Width and height from a PNG's IHDR chunk, after checking the signature.
@@ -333,4 +334,77 @@ fn residual_chart_has_points_a_zero_line_and_a_histogram() {
     // one residual, all equal residuals: still pictures
     assert_eq!(png_size(&renderer.residual_chart("One", "r", &times[..1], &[0.5]).unwrap()), (1200, 560));
     assert_eq!(png_size(&renderer.residual_chart("Flat", "r", &times, &[0.0; 400]).unwrap()), (1200, 560));
+}
+
+#[test]
+fn study_ticks_are_round_and_within_range() {
+    let near = |a: Vec<f64>, b: &[f64]| a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-12);
+    assert!(near(nice_ticks(0.82, 1.83, 5), &[1.0, 1.2, 1.4, 1.6, 1.8]));
+    assert!(near(nice_ticks(8.0, 256.0, 5), &[50.0, 100.0, 150.0, 200.0, 250.0]));
+    assert_eq!(nice_ticks(3.0, 3.0, 5), vec![3.0]);
+    // powers of ten over several decades, 1-2-5 multiples within one, round values within less
+    let values = |t: Vec<(f64, f64)>| t.into_iter().map(|(_, v)| v).collect::<Vec<_>>();
+    assert_eq!(values(log_ticks(-4.0, -0.3)), vec![1e-4, 1e-3, 1e-2, 1e-1]);
+    assert_eq!(values(log_ticks(0.1f64.log10(), 0.6f64.log10())), vec![0.1, 0.2, 0.5]);
+    let narrow = values(log_ticks(2f64.log10(), 4f64.log10()));
+    assert!(narrow.len() >= 2 && narrow.iter().all(|v| (2.0..=4.0).contains(v)), "{narrow:?}");
+    // the colour scale darkens monotonically
+    let dark = |c: RGBColor| u32::from(c.0) + u32::from(c.1) + u32::from(c.2);
+    assert!((0..10).all(|i| dark(blues(f64::from(i) / 10.0)) > dark(blues(f64::from(i + 1) / 10.0))));
+}
+
+#[test]
+fn history_chart_is_a_png_of_the_series_size() {
+    let renderer = PlotChartRenderer::default();
+    let values = vec![(0.0, 3.0), (1.0, 2.5), (3.0, f64::NAN), (4.0, 2.7), (5.0, 1.0)];
+    let best = vec![(0.0, 3.0), (1.0, 2.5), (4.0, 2.5), (5.0, 1.0)];
+    let png = renderer.history_chart("Optimization history", "loss", &values, &best).unwrap();
+    assert_eq!(png_size(&png), renderer.series_size);
+    // one trial is enough
+    let png = renderer.history_chart("One trial", "loss", &[(0.0, 1.0)], &[(0.0, 1.0)]).unwrap();
+    assert_eq!(png_size(&png), renderer.series_size);
+    let err = renderer.history_chart("Nothing", "loss", &[(0.0, f64::NAN)], &[]).unwrap_err();
+    assert_eq!(err.code, Code::DataShape);
+}
+
+fn axis(name: &str, scale: AxisScale) -> ChartAxis {
+    ChartAxis { name: name.into(), scale }
+}
+
+#[test]
+fn parallel_coordinates_draw_every_kind_of_axis_and_broken_lines() {
+    let renderer = PlotChartRenderer::default();
+    let axes = vec![
+        axis("accuracy", AxisScale::Linear),
+        axis("learning_rate", AxisScale::Log),
+        axis("a_parameter_name_far_too_long_for_the_room_between_two_axes", AxisScale::Linear),
+        axis("booster", AxisScale::Categories(vec!["gbtree".into(), "dart".into()])),
+        axis("only", AxisScale::Categories(vec!["one".into()])),
+    ];
+    let lines = vec![
+        vec![Some(0.91), Some(0.01), Some(5.0), Some(0.0), Some(0.0)],
+        vec![Some(0.85), Some(0.3), None, Some(1.0), Some(0.0)],
+        // a value with no known neighbour is a dot
+        vec![Some(0.7), None, Some(5.0), None, Some(0.0)],
+        vec![Some(0.95), Some(0.002), Some(5.0), Some(1.0), None],
+    ];
+    let colours = vec![0.91, 0.85, 0.7, 0.95];
+    let png = renderer.parallel_coordinates_chart("Parallel coordinates", &axes, &lines, &colours, false).unwrap();
+    assert_eq!(png_size(&png), renderer.parallel_size(5));
+    assert_eq!(renderer.parallel_size(5), (1200, 640));
+    assert_eq!(renderer.parallel_size(8).0, 8 * 190 + 150 + 60);
+    let dir = std::env::temp_dir().join("kiln-study-charts");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("parallel_edge_cases.png"), &png).unwrap();
+
+    let err = |axes: &[ChartAxis], lines: &[Vec<Option<f64>>], colours: &[f64]| {
+        renderer.parallel_coordinates_chart("t", axes, lines, colours, true).unwrap_err()
+    };
+    assert_eq!(err(&axes, &[], &[]).code, Code::DataShape);
+    assert!(err(&axes, &lines, &colours[..2]).message.contains("2 colour values for 4 lines"));
+    assert!(err(&axes[..2], &lines, &colours).message.contains("a line has 5 values for 2 axes"));
+    let bad = vec![vec![Some(0.9), Some(0.1), Some(1.0), Some(2.0), Some(0.0)]];
+    let e = err(&axes, &bad, &[0.9]);
+    assert_eq!(e.code, Code::Internal);
+    assert!(e.message.contains("axis 'booster': index 2 outside its 2 choices"), "{}", e.message);
 }

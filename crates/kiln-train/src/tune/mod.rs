@@ -5,8 +5,10 @@
 //! median and successive-halving pruners. No I/O, no storage, no objective: the tuning loop that runs trials and
 //! stores the study in Optuna's schema builds on this.
 
+mod importance;
 mod parzen;
 mod pruner;
+mod report;
 mod sampler;
 mod space;
 mod study;
@@ -14,10 +16,14 @@ mod trial;
 mod truncnorm;
 
 #[cfg(test)]
+mod report_tests;
+#[cfg(test)]
 mod tests;
 
+pub use importance::ped_anova_importances;
 pub use parzen::{ParzenEstimator, ParzenParams, default_weights};
 pub use pruner::{MedianPruner, MinResource, Pruner, SuccessiveHalvingPruner, nan_percentile};
+pub use report::study_charts;
 
 pub use sampler::{
     GridSampler, RandomSampler, Sampler, SearchSpace, TpeOptions, TpeSampler, TrialDraw, best_candidate, default_gamma,

@@ -799,3 +799,121 @@ fn same_seed_and_history_give_the_same_samples() {
     };
     assert_eq!(draw(false), draw(true));
 }
+
+/// A study's trials as the importance script reads them (values as text where JSON has no number for them).
+fn study_json(history: &[FrozenTrial], direction: Direction) -> Value {
+    let trials: Vec<Value> = history
+        .iter()
+        .map(|t| {
+            json!({
+                "state": t.state.name(),
+                "value": t.value.map(|v| if v.is_finite() { json!(v) } else { json!(v.to_string()) }),
+                "params": t.params,
+                "dists": t.distributions.iter().map(|(k, d)| (k.clone(), d.distribution_json())).collect::<BTreeMap<_, _>>(),
+            })
+        })
+        .collect();
+    json!({"direction": direction.name().to_lowercase(), "trials": trials})
+}
+
+const IMPORTANCE_PY: &str = r#"
+from optuna.distributions import json_to_distribution
+from optuna.importance import get_param_importances, PedAnovaImportanceEvaluator
+from optuna.trial import create_trial, TrialState
+out = []
+for s in IN["studies"]:
+    study = optuna.create_study(direction=s["direction"])
+    for t in s["trials"]:
+        dists = {k: json_to_distribution(v) for k, v in t["dists"].items()}
+        params = {k: dists[k].to_external_repr(v) for k, v in t["params"].items()}
+        state = TrialState[t["state"]]
+        value = float(t["value"]) if state == TrialState.COMPLETE else None
+        study.add_trial(create_trial(state=state, value=value, params=params, distributions=dists))
+    try:
+        imp = get_param_importances(study, evaluator=PedAnovaImportanceEvaluator())
+        out.append([[k, v] for k, v in imp.items()])
+    except ValueError as e:
+        out.append(str(e))
+print(json.dumps(out))
+"#;
+
+/// A study of `n` trials over [`mixed_space`] drawn by `sampler`, every trial complete with [`mixed_objective`].
+fn complete_study(sampler: &mut dyn Sampler, n: i64, direction: Direction) -> Vec<FrozenTrial> {
+    let space = mixed_space();
+    let mut history: Vec<FrozenTrial> = Vec::new();
+    for number in 0..n {
+        let mut t = sample_trial(sampler, &history, direction, number, &space).unwrap();
+        let v = mixed_objective(&t.params);
+        t.value = Some(if direction == Direction::Maximize { -v } else { v });
+        t.state = TrialState::Complete;
+        history.push(t);
+    }
+    history
+}
+
+#[test]
+fn ped_anova_importances_are_optunas() {
+    let tpe_min = complete_study(&mut TpeSampler::new(TpeOptions::default(), 21), 60, Direction::Minimize);
+    let tpe_max = complete_study(&mut TpeSampler::new(TpeOptions::default(), 4), 50, Direction::Maximize);
+    // a conditional parameter (`q` only with choice `a`), an infinite value and a pruned trial
+    let mut conditional = complete_study(&mut RandomSampler::new(12), 90, Direction::Minimize);
+    for t in &mut conditional {
+        if t.params["cat"] != 0.0 {
+            t.params.remove("q");
+            t.distributions.remove("q");
+        }
+    }
+    conditional[7].value = Some(f64::INFINITY);
+    conditional[8].state = TrialState::Pruned;
+    conditional[8].value = None;
+    // a parameter whose distribution changes during the study is not assessed
+    let mut changed = complete_study(&mut RandomSampler::new(5), 30, Direction::Minimize);
+    for t in &mut changed[20..] {
+        t.distributions.insert("x".into(), Distribution::float(-1.0, 2.0, false, None).unwrap());
+    }
+    // fewer than three finite values, a single-valued space, too few trials
+    let two = complete_study(&mut RandomSampler::new(1), 2, Direction::Minimize);
+    let mut single = complete_study(&mut RandomSampler::new(2), 6, Direction::Minimize);
+    for t in &mut single {
+        t.params.retain(|k, _| k == "x");
+        t.params.insert("x".into(), 3.0);
+        t.distributions = BTreeMap::from([("x".into(), Distribution::float(3.0, 3.0, false, None).unwrap())]);
+    }
+    let one = complete_study(&mut RandomSampler::new(3), 1, Direction::Minimize);
+    let studies: Vec<(&str, Vec<FrozenTrial>, Direction)> = vec![
+        ("fixed history (pruned, failed, running)", fixed_history(), Direction::Minimize),
+        ("tpe, minimize", tpe_min.clone(), Direction::Minimize),
+        ("tpe, maximize", tpe_max, Direction::Maximize),
+        // the same trials read the other way round: the top trials are the worst ones
+        ("tpe trials read as maximize", tpe_min.clone(), Direction::Maximize),
+        ("conditional", conditional, Direction::Minimize),
+        ("changed distribution", changed, Direction::Minimize),
+        ("two trials", two, Direction::Minimize),
+        ("single-valued", single, Direction::Minimize),
+        ("one trial", one, Direction::Minimize),
+    ];
+    let expected = python(
+        IMPORTANCE_PY,
+        &json!({"studies": studies.iter().map(|(_, h, d)| study_json(h, *d)).collect::<Vec<_>>()}),
+    );
+    let mut worst: f64 = 0.0;
+    for ((what, history, direction), theirs) in studies.iter().zip(expected.as_array().unwrap()) {
+        let ours = ped_anova_importances(history, *direction);
+        let Some(theirs) = theirs.as_array() else {
+            assert!(ours.is_empty(), "{what}: optuna raised ({theirs}) but kiln gave {ours:?}");
+            continue;
+        };
+        let theirs: Vec<(String, f64)> =
+            theirs.iter().map(|p| (p[0].as_str().unwrap().to_string(), p[1].as_f64().unwrap())).collect();
+        let names = |v: &[(String, f64)]| v.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>();
+        assert_eq!(names(&ours), names(&theirs), "{what}: the parameters in Optuna's order");
+        for ((name, a), (_, b)) in ours.iter().zip(&theirs) {
+            worst = worst.max((a - b).abs());
+            assert!((a - b).abs() <= 1e-9, "{what}: `{name}`: kiln {a:e} vs optuna {b:e} (diff {:e})", a - b);
+        }
+    }
+    eprintln!("PED-ANOVA importances: largest difference from Optuna {worst:e}");
+    // the studies are not degenerate: importances differ between parameters
+    let ours = ped_anova_importances(&tpe_min, Direction::Minimize);
+    assert!(ours[0].1 > 2.0 * ours[ours.len() - 1].1, "{ours:?}");
+}

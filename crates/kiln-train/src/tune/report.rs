@@ -1,0 +1,180 @@
+//! The charts a study's parent run holds, as Optuna's visualisations show a study: the optimisation history, the
+//! parameter importances (PED-ANOVA, [`super::importance`]) and parallel coordinates. Only complete trials with a
+//! finite value are drawn (their count and those of the trials left out are in the titles); a parameter missing from
+//! a trial (a conditional space) breaks that trial's line instead of dropping the trial, as Optuna would. The charts
+//! are drawn behind the [`ChartRenderer`] port: no image format here.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use kiln_domain::{AxisScale, ChartAxis, ChartRenderer, PortError};
+
+use super::importance::ped_anova_importances;
+use super::space::{Distribution, ParamValue};
+use super::trial::{Direction, FrozenTrial, TrialState};
+
+/// The study's charts as `(file name, PNG bytes)`: `optimization_history.png`, `param_importances.png` and
+/// `parallel_coordinate.png`, each left out when it has nothing to show (no complete trial; importances with fewer
+/// than two complete trials or no parameter that varies; parallel coordinates with no parameter).
+/// `objective_name` labels the value axis.
+///
+/// # Errors
+/// What the renderer returns.
+pub fn study_charts(
+    trials: &[FrozenTrial],
+    direction: Direction,
+    objective_name: &str,
+    charts: &dyn ChartRenderer,
+) -> Result<Vec<(String, Vec<u8>)>, PortError> {
+    let mut complete: Vec<&FrozenTrial> =
+        trials.iter().filter(|t| t.state == TrialState::Complete && t.value.is_some_and(f64::is_finite)).collect();
+    complete.sort_by_key(|t| t.number);
+    let mut out = Vec::new();
+    if complete.is_empty() {
+        return Ok(out);
+    }
+    let shown = shown_counts(trials, complete.len());
+    out.push(("optimization_history.png".to_string(), history(&complete, direction, objective_name, &shown, charts)?));
+    if let Some(png) = importances(trials, &complete, direction, charts)? {
+        out.push(("param_importances.png".to_string(), png));
+    }
+    if let Some(png) = parallel(&complete, direction, objective_name, &shown, charts)? {
+        out.push(("parallel_coordinate.png".to_string(), png));
+    }
+    Ok(out)
+}
+
+/// "34 complete trials; 5 pruned, 1 failed not shown": what a chart of the complete trials leaves out.
+fn shown_counts(trials: &[FrozenTrial], n_complete: usize) -> String {
+    let count = |s: TrialState| trials.iter().filter(|t| t.state == s).count();
+    let non_finite = trials.iter().filter(|t| t.state == TrialState::Complete).count() - n_complete;
+    let left_out: Vec<String> = [
+        (count(TrialState::Pruned), "pruned"),
+        (count(TrialState::Fail), "failed"),
+        (count(TrialState::Running) + count(TrialState::Waiting), "unfinished"),
+        (non_finite, "with a non-finite value"),
+    ]
+    .into_iter()
+    .filter(|(n, _)| *n > 0)
+    .map(|(n, what)| format!("{n} {what}"))
+    .collect();
+    let plural = if n_complete == 1 { "" } else { "s" };
+    if left_out.is_empty() {
+        format!("{n_complete} complete trial{plural}")
+    } else {
+        format!("{n_complete} complete trial{plural}; {} not shown", left_out.join(", "))
+    }
+}
+
+fn history(
+    complete: &[&FrozenTrial],
+    direction: Direction,
+    objective_name: &str,
+    shown: &str,
+    charts: &dyn ChartRenderer,
+) -> Result<Vec<u8>, PortError> {
+    let values: Vec<(f64, f64)> = complete.iter().map(|t| (t.number as f64, t.value.unwrap_or(f64::NAN))).collect();
+    let mut best: Vec<(f64, f64)> = Vec::with_capacity(values.len());
+    for &(x, v) in &values {
+        let b = match best.last() {
+            None => v,
+            Some(&(_, b)) if direction == Direction::Minimize => b.min(v),
+            Some(&(_, b)) => b.max(v),
+        };
+        best.push((x, b));
+    }
+    charts.history_chart(&format!("Optimization history ({shown})"), objective_name, &values, &best)
+}
+
+fn importances(
+    trials: &[FrozenTrial],
+    complete: &[&FrozenTrial],
+    direction: Direction,
+    charts: &dyn ChartRenderer,
+) -> Result<Option<Vec<u8>>, PortError> {
+    let importances = ped_anova_importances(trials, direction);
+    let varies = |name: &str| complete.iter().any(|t| t.distributions.get(name).is_some_and(|d| !d.single()));
+    if importances.is_empty() || !importances.iter().any(|(name, _)| varies(name)) {
+        return Ok(None);
+    }
+    let assessed: BTreeSet<&str> = importances.iter().map(|(k, _)| k.as_str()).collect();
+    let not_assessed: BTreeSet<&str> =
+        complete.iter().flat_map(|t| t.params.keys()).map(String::as_str).filter(|k| !assessed.contains(k)).collect();
+    let title = if not_assessed.is_empty() {
+        "Hyperparameter importances (PED-ANOVA)".to_string()
+    } else {
+        let names: Vec<&str> = not_assessed.into_iter().collect();
+        format!("Hyperparameter importances (PED-ANOVA; {} not assessed: missing from some trials)", names.join(", "))
+    };
+    let (labels, values): (Vec<String>, Vec<f64>) = importances.into_iter().unzip();
+    charts.bar_chart(&title, "importance for the best 10 % of trials (share)", &labels, &values).map(Some)
+}
+
+/// The text of a categorical choice on an axis: a string without its JSON quotes, anything else as Optuna prints it.
+fn choice_label(v: &ParamValue) -> String {
+    match v {
+        ParamValue::Str(s) => s.clone(),
+        ParamValue::Null => "None".to_string(),
+        ParamValue::Bool(b) => if *b { "True" } else { "False" }.to_string(),
+        other => other.to_string(),
+    }
+}
+
+fn parallel(
+    complete: &[&FrozenTrial],
+    direction: Direction,
+    objective_name: &str,
+    shown: &str,
+    charts: &dyn ChartRenderer,
+) -> Result<Option<Vec<u8>>, PortError> {
+    let names: BTreeSet<&String> = complete.iter().flat_map(|t| t.params.keys()).collect();
+    if names.is_empty() {
+        return Ok(None);
+    }
+    let mut axes = vec![ChartAxis { name: objective_name.to_string(), scale: AxisScale::Linear }];
+    let mut columns: Vec<Vec<Option<f64>>> = vec![complete.iter().map(|t| t.value).collect::<Vec<_>>()];
+    for name in names {
+        let dists: Vec<&Distribution> = complete.iter().filter_map(|t| t.distributions.get(name)).collect();
+        let categorical = dists.iter().any(|d| matches!(d, Distribution::Categorical { .. }));
+        if categorical {
+            // the choices in the order the distributions list them (of every trial, when they differ)
+            let mut labels: Vec<String> = Vec::new();
+            for d in &dists {
+                if let Distribution::Categorical { choices } = d {
+                    for c in choices.iter().map(choice_label) {
+                        if !labels.contains(&c) {
+                            labels.push(c);
+                        }
+                    }
+                }
+            }
+            let index: BTreeMap<String, usize> = labels.iter().cloned().enumerate().map(|(i, l)| (l, i)).collect();
+            let column = complete
+                .iter()
+                .map(|t| {
+                    let (v, d) = (t.params.get(name)?, t.distributions.get(name)?);
+                    let label = d.to_external(*v).ok().map_or_else(|| v.to_string(), |e| choice_label(&e));
+                    index.get(&label).map(|i| *i as f64)
+                })
+                .collect();
+            axes.push(ChartAxis { name: name.clone(), scale: AxisScale::Categories(labels) });
+            columns.push(column);
+        } else {
+            let log = dists
+                .iter()
+                .all(|d| matches!(d, Distribution::Float { log: true, .. } | Distribution::Int { log: true, .. }));
+            axes.push(ChartAxis { name: name.clone(), scale: if log { AxisScale::Log } else { AxisScale::Linear } });
+            columns.push(complete.iter().map(|t| t.params.get(name).copied()).collect());
+        }
+    }
+    let lines: Vec<Vec<Option<f64>>> = (0..complete.len()).map(|i| columns.iter().map(|c| c[i]).collect()).collect();
+    let colour: Vec<f64> = complete.iter().map(|t| t.value.unwrap_or(f64::NAN)).collect();
+    charts
+        .parallel_coordinates_chart(
+            &format!("Parallel coordinates ({shown})"),
+            &axes,
+            &lines,
+            &colour,
+            direction == Direction::Minimize,
+        )
+        .map(Some)
+}
