@@ -159,7 +159,14 @@ def test_mlflow_sees_one_parent_and_a_nested_child_per_trial(tuned, server):
     assert parent.data.params["best.candidate"] == best["candidate"]
     assert abs(parent.data.metrics["best/rmse"] - best["value"]) < 1e-15
     artifacts = {a.path for a in client.list_artifacts(parent_id)}
-    assert {"leaderboard.csv", "leaderboard.json", "trials.csv", "config.yaml"} <= artifacts
+    assert {"leaderboard.csv", "leaderboard.json", "trials.csv", "config.yaml", "optimization_history.png",
+            "lightgbm", "ridge"} <= artifacts
+    # a joint study's parameter views are per candidate, over its own parameters
+    assert {a.path for a in client.list_artifacts(parent_id, "lightgbm")} >= {
+        "lightgbm/parallel_coordinate.png", "lightgbm/param_importances.png", "lightgbm/optimization_history.png"}
+    importances = {k: v for k, v in parent.data.metrics.items() if k.startswith("importance/lightgbm/")}
+    assert set(importances) == {"importance/lightgbm/learning_rate", "importance/lightgbm/num_leaves"}
+    assert abs(sum(importances.values()) - 1.0) < 1e-9
     children = client.search_runs([parent.info.experiment_id],
                                   filter_string=f"tags.mlflow.parentRunId = '{parent_id}'", max_results=100)
     trials = [r for r in children if r.data.tags.get("kiln.run.kind") == "trial"]

@@ -122,7 +122,13 @@ impl Placement {
                 let span = 10_f64.powf(self.hi) - 10_f64.powf(self.lo);
                 let ticks =
                     if self.hi > self.lo { log_ticks(self.lo, self.hi) } else { vec![(self.lo, 10_f64.powf(self.lo))] };
-                ticks.into_iter().map(|(_, v)| (self.position(v).unwrap_or(0.5), log_label(v, span))).collect()
+                // one value: its own size sets the digits (a span of 0 has none)
+                ticks
+                    .into_iter()
+                    .map(|(_, v)| {
+                        (self.position(v).unwrap_or(0.5), log_label(v, if span > 0.0 { span } else { v.abs() }))
+                    })
+                    .collect()
             }
             AxisScale::Linear => {
                 let span = self.hi - self.lo;
@@ -369,7 +375,7 @@ impl PlotChartRenderer {
                 }
                 let small = TextStyle::from((FAMILY, 13).into_font()).color(&BLACK);
                 let left_middle = Pos::new(HPos::Left, VPos::Center);
-                let bar_span = (c_hi - c_lo).max(c_hi.abs() * 1e-9).max(f64::MIN_POSITIVE);
+                let bar_span = if c_hi > c_lo { c_hi - c_lo } else { c_hi.abs().max(f64::MIN_POSITIVE) };
                 for v in nice_ticks(c_lo, c_hi, 5) {
                     let py = if c_hi > c_lo {
                         bar_top + ((c_hi - v) / (c_hi - c_lo) * f64::from(bar_bottom - bar_top)).round() as i32

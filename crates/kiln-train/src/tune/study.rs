@@ -728,6 +728,44 @@ fn study_steps(
         serde_json::to_string_pretty(&leaderboard).unwrap_or_default().as_bytes(),
     )?;
     artifacts.put_bytes(parent, "trials.csv", trials_csv(&records).as_bytes())?;
+    // the study's pictures (optimisation history, parameter importances, parallel coordinates) over every stored
+    // trial, and the importances as metrics; a joint study of several candidates also gets them per candidate, over
+    // that candidate's trials and parameters (its own names, as the objective saw them)
+    for study in studies {
+        let trials = study_history(study, ports.storage, None)?;
+        let folder = if studies.len() > 1 { format!("{}/", study.name) } else { String::new() };
+        let mut views = vec![(folder.clone(), trials.clone())];
+        if study.candidates.len() > 1 {
+            for c in study.candidates {
+                views.push((format!("{folder}{}/", c.name), candidate_trials(&trials, study.candidates, c)));
+            }
+        }
+        for (at, trials) in &views {
+            let joint = study.candidates.len() > 1 && at == &folder;
+            for (name, png) in
+                super::study_charts(trials, spec.objective.direction, &spec.objective.metric, ports.charts)?
+            {
+                // a joint study's own importances and parallel coordinates mix every candidate's parameters
+                if joint && name != "optimization_history.png" {
+                    continue;
+                }
+                artifacts.put_bytes(parent, &format!("{at}{name}"), &png)?;
+            }
+            if joint {
+                continue;
+            }
+            let importances: Vec<MetricPoint> = super::ped_anova_importances(trials, spec.objective.direction)
+                .into_iter()
+                .map(|(param, value)| MetricPoint {
+                    key: format!("importance/{at}{param}"),
+                    value,
+                    timestamp_ms: now,
+                    step: 0,
+                })
+                .collect();
+            tracker.log_metrics(parent, &importances)?;
+        }
+    }
     let note = format!(
         "kiln tune: {} trial{} in this run ({})\n\n{}",
         records.len(),
@@ -1189,7 +1227,9 @@ fn fold_scores(
             }
         }
         if !score.is_finite() {
-            return Ok(Some(Scored::Failed { reason: format!("fold {}: {key} is {score}, not a finite score", i + 1) }));
+            return Ok(Some(Scored::Failed {
+                reason: format!("fold {}: {key} is {score}, not a finite score", i + 1),
+            }));
         }
         scores.push(score);
         trial.intermediate_values.insert(step, score);
@@ -1379,6 +1419,33 @@ fn leaderboard(
         }
     };
     Ok((rows, winner))
+}
+
+/// The trials of `candidate` in a joint study, with its parameters under their own names (the candidate prefix and
+/// the candidate parameter taken off).
+fn candidate_trials(trials: &[FrozenTrial], candidates: &[Candidate], candidate: &Candidate) -> Vec<FrozenTrial> {
+    let Ok(pick) = Distribution::categorical(candidates.iter().map(|c| ParamValue::Str(c.name.clone())).collect())
+    else {
+        return Vec::new();
+    };
+    let Ok(mine) = pick.to_internal(&ParamValue::Str(candidate.name.clone())) else { return Vec::new() };
+    let prefix = format!("{}.", candidate.name);
+    trials
+        .iter()
+        .filter(|t| t.params.get(CANDIDATE_PARAM) == Some(&mine))
+        .map(|t| {
+            let mut out = t.clone();
+            let rename = |name: &String| name.strip_prefix(&prefix).map_or_else(|| name.clone(), str::to_string);
+            out.params = t.params.iter().filter(|(n, _)| *n != CANDIDATE_PARAM).map(|(n, v)| (rename(n), *v)).collect();
+            out.distributions = t
+                .distributions
+                .iter()
+                .filter(|(n, _)| *n != CANDIDATE_PARAM)
+                .map(|(n, d)| (rename(n), d.clone()))
+                .collect();
+            out
+        })
+        .collect()
 }
 
 /// The candidate of a stored trial: its `model` param in a joint study of several, else the study's one.
