@@ -375,3 +375,113 @@ def test_a_worker_killed_mid_trial_leaves_a_trial_that_turns_fail_after_the_grac
     study = optuna_study(storage, "eurusd")
     assert study.trials[killed].state.name == "FAIL", proc.stderr
     assert f"trial {killed}" in proc.stderr and "heartbeat" in proc.stderr, proc.stderr
+
+
+@pytest.fixture(scope="module")
+def postgres(tmp_path_factory):
+    """A real PostgreSQL server for the module (scripts/pg_server.sh; stopped, and its folder removed, at the end or
+    when this process dies)."""
+    import tempfile
+
+    folder = tempfile.mkdtemp(prefix="kiln-pg-", dir="/tmp")
+    os.chmod(folder, 0o755)
+    script = REPO / "scripts/pg_server.sh"
+    url = subprocess.run([script, "start", folder, str(os.getpid())], capture_output=True, text=True, check=True,
+                         timeout=120).stdout.strip().splitlines()[-1]
+    assert url.startswith("postgresql://"), url
+    yield url
+    subprocess.run([script, "stop", folder], capture_output=True, timeout=60)
+
+
+def pg_database(url, name):
+    """A fresh database on the server of `url`; its URL."""
+    import psycopg2
+
+    conn = psycopg2.connect(url)
+    conn.autocommit = True
+    conn.cursor().execute(f'CREATE DATABASE "{name}"')
+    conn.close()
+    return url.rsplit("/", 1)[0] + "/" + name
+
+
+def test_trials_python_optuna_adds_to_a_kiln_study_on_postgresql_are_seen_by_the_next_kiln_tune(postgres, tmp_path):
+    import optuna
+
+    storage = pg_database(postgres, "python_worker")
+    config = write(tmp_path, SMALL)
+    out = tmp_path / "first.json"
+    run_kiln("tune", "--config", config, "--tracking-uri", tmp_path / "mlruns", "--storage", storage, "--n-trials", 3,
+             "--no-refit", "--json", out)
+    # a Python worker adds a trial far better than any kiln found, with the distributions kiln's space has
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    study = optuna.load_study(study_name="eurusd", storage=storage.replace("postgresql://", "postgresql+psycopg2://"))
+    study.enqueue_trial({"model": "ridge", "ridge.alpha": 0.5})
+    trial = study.ask({
+        "model": optuna.distributions.CategoricalDistribution(["lightgbm", "ridge"]),
+        "ridge.alpha": optuna.distributions.FloatDistribution(0.0001, 100.0, log=True),
+    })
+    assert trial.params == {"model": "ridge", "ridge.alpha": 0.5}
+    study.tell(trial, 1e-6)
+    # the next kiln tune samples from it and ranks it: the leaderboard's best ridge trial is Python's
+    out = tmp_path / "second.json"
+    run_kiln("tune", "--config", config, "--tracking-uri", tmp_path / "mlruns", "--storage", storage, "--n-trials", 2,
+             "--no-refit", "--json", out)
+    board = {row["candidate"]: row for row in json.loads(out.read_text())["leaderboard"]}
+    assert board["ridge"]["best_trial"] == trial.number == 3
+    assert board["ridge"]["best_value"] == 1e-6
+    numbers = [t["number"] for t in json.loads(out.read_text())["trials"]]
+    assert numbers == [4, 5]
+    assert len(optuna_study(storage.replace("postgresql://", "postgresql+psycopg2://"), "eurusd").trials) == 6
+
+
+def test_three_kiln_tune_processes_share_one_postgresql_study(postgres, tmp_path):
+    storage = pg_database(postgres, "three_workers")
+    config = write(tmp_path, SMALL)
+    from conftest import kiln_bin
+
+    workers = [subprocess.Popen([kiln_bin(), "tune", "--config", str(config), "--tracking-uri",
+                                 str(tmp_path / f"mlruns{i}"), "--storage", storage, "--n-trials", "4", "--no-refit"],
+                                cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+               for i in range(3)]
+    for w in workers:
+        out, err = w.communicate(timeout=600)
+        assert w.returncode == 0, err
+    study = optuna_study(storage.replace("postgresql://", "postgresql+psycopg2://"), "eurusd")
+    assert sorted(t.number for t in study.trials) == list(range(12))
+    assert all(t.state.name == "COMPLETE" for t in study.trials)
+
+
+def test_a_killed_worker_on_postgresql_leaves_a_trial_that_turns_fail(postgres, tmp_path):
+    storage = pg_database(postgres, "killed_worker")
+    config = write(tmp_path, SLOW)
+    from conftest import kiln_bin
+    import psycopg2
+
+    worker = subprocess.Popen([kiln_bin(), "tune", "--config", str(config), "--tracking-uri", str(tmp_path / "mlruns"),
+                               "--storage", storage, "--no-refit"], cwd=REPO, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 60
+        rows = []
+        while not rows:
+            assert time.time() < deadline, "no trial started"
+            time.sleep(0.2)
+            try:
+                with psycopg2.connect(storage) as conn:
+                    cur = conn.cursor()
+                    cur.execute("select t.number from trials t join trial_heartbeats h on h.trial_id = t.trial_id "
+                                "where t.state = 'RUNNING'")
+                    rows = cur.fetchall()
+            except psycopg2.Error:
+                rows = []
+    finally:
+        worker.kill()
+        worker.wait()
+    killed = rows[0][0]
+    time.sleep(2.5)
+    config_fast = write(tmp_path, SMALL + "  heartbeat: {interval: 0.5, grace: 2}\n", "fast.yaml")
+    proc = run_kiln("tune", "--config", config_fast, "--tracking-uri", tmp_path / "mlruns", "--storage", storage,
+                    "--no-refit", "--n-trials", 1)
+    study = optuna_study(storage.replace("postgresql://", "postgresql+psycopg2://"), "eurusd")
+    assert study.trials[killed].state.name == "FAIL", proc.stderr
+    assert f"trial {killed}" in proc.stderr
