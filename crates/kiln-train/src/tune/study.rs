@@ -849,6 +849,35 @@ struct TrialContext<'c, 'a> {
 
 /// Runs the study's trials, `jobs` at a time, until `n_trials` have started or the timeout has passed (or the grid
 /// is exhausted). Workers pull trial slots from one counter; a storage or tracking failure stops every worker.
+/// A trial's child run, written whole by the study's logger thread once the trial has ended, so that no worker
+/// waits on the tracking server between trials (its run shows in MLflow as each trial finishes).
+struct TrialLog {
+    study: String,
+    number: i64,
+    run_name: String,
+    tags: Vec<(String, String)>,
+    params: Vec<(String, String)>,
+    metrics: Vec<MetricPoint>,
+    status: RunStatus,
+    start_ms: i64,
+    end_ms: i64,
+}
+
+/// Writes one trial's child run.
+fn write_trial_run(ctx: &TrialContext<'_, '_>, log: &TrialLog) -> Result<RunId, TrainError> {
+    let tracker = ctx.ports.tracker;
+    let run = tracker.create_run(ctx.experiment, &log.run_name, &log.tags, log.start_ms)?;
+    log_params_chunked(tracker, &run.run_id, &log.params)?;
+    for chunk in log.metrics.chunks(crate::model::METRICS_PER_CALL) {
+        tracker.log_metrics(&run.run_id, chunk)?;
+    }
+    tracker.end_run(&run.run_id, log.status, log.end_ms)?;
+    Ok(run.run_id)
+}
+
+/// Runs the study's trials, `jobs` at a time, until `n_trials` have started or the timeout has passed (or the grid
+/// is exhausted). Workers pull trial slots from one counter and hand each finished trial's child run to one logger
+/// thread; a storage or tracking failure stops every worker.
 fn run_trials(ctx: &TrialContext<'_, '_>) -> Result<(Vec<TrialRecord>, Vec<(String, i64)>), TrainError> {
     let spec = ctx.spec;
     let slots = AtomicUsize::new(0);
@@ -856,10 +885,32 @@ fn run_trials(ctx: &TrialContext<'_, '_>) -> Result<(Vec<TrialRecord>, Vec<(Stri
     let records = Mutex::new(Vec::new());
     let stale = Mutex::new(Vec::new());
     let error: Mutex<Option<TrainError>> = Mutex::new(None);
+    let fail = |e: TrainError| {
+        stop.store(true, Ordering::Relaxed);
+        let mut slot = error.lock().unwrap_or_else(PoisonError::into_inner);
+        if slot.is_none() {
+            *slot = Some(e);
+        }
+    };
+    let run_ids: Mutex<BTreeMap<(String, i64), RunId>> = Mutex::new(BTreeMap::new());
     let workers = spec.jobs.max(1).min(spec.n_trials.unwrap_or(usize::MAX));
     std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::channel::<TrialLog>();
+        let (fail, run_ids) = (&fail, &run_ids);
+        scope.spawn(move || {
+            for log in rx {
+                match write_trial_run(ctx, &log) {
+                    Ok(id) => {
+                        run_ids.lock().unwrap_or_else(PoisonError::into_inner).insert((log.study, log.number), id);
+                    }
+                    Err(e) => fail(e),
+                }
+            }
+        });
         for _ in 0..workers {
-            scope.spawn(|| {
+            let tx = tx.clone();
+            let (slots, stop, records, stale) = (&slots, &stop, &records, &stale);
+            scope.spawn(move || {
                 loop {
                     if stop.load(Ordering::Relaxed) {
                         break;
@@ -871,37 +922,38 @@ fn run_trials(ctx: &TrialContext<'_, '_>) -> Result<(Vec<TrialRecord>, Vec<(Stri
                         break;
                     }
                     match one_trial(ctx) {
-                        Ok(TrialStep::Ran(record, failed)) => {
+                        Ok(TrialStep::Ran(record, failed, log)) => {
                             stale.lock().unwrap_or_else(PoisonError::into_inner).extend(failed);
                             records.lock().unwrap_or_else(PoisonError::into_inner).push(*record);
+                            let _ = tx.send(log);
                         }
                         Ok(TrialStep::GridDone) => {
                             stop.store(true, Ordering::Relaxed);
                         }
-                        Err(e) => {
-                            stop.store(true, Ordering::Relaxed);
-                            let mut slot = error.lock().unwrap_or_else(PoisonError::into_inner);
-                            if slot.is_none() {
-                                *slot = Some(e);
-                            }
-                        }
+                        Err(e) => fail(e),
                     }
                 }
             });
         }
+        // the logger ends when every worker's sender is gone
+        drop(tx);
     });
     if let Some(e) = error.into_inner().unwrap_or_else(PoisonError::into_inner) {
         return Err(e);
     }
-    Ok((
-        records.into_inner().unwrap_or_else(PoisonError::into_inner),
-        stale.into_inner().unwrap_or_else(PoisonError::into_inner),
-    ))
+    let run_ids = run_ids.into_inner().unwrap_or_else(PoisonError::into_inner);
+    let mut records: Vec<TrialRecord> = records.into_inner().unwrap_or_else(PoisonError::into_inner);
+    for r in &mut records {
+        if let Some(id) = run_ids.get(&(r.study.clone(), r.number)) {
+            r.run_id = id.clone();
+        }
+    }
+    Ok((records, stale.into_inner().unwrap_or_else(PoisonError::into_inner)))
 }
 
 enum TrialStep {
-    /// the trial's record and the stale trials failed before it started
-    Ran(Box<TrialRecord>, Vec<(String, i64)>),
+    /// the trial's record, the stale trials failed before it started, and its child run to write
+    Ran(Box<TrialRecord>, Vec<(String, i64)>, TrialLog),
     /// a grid with every point taken: nothing was started
     GridDone,
 }
@@ -959,10 +1011,9 @@ fn one_trial(ctx: &TrialContext<'_, '_>) -> Result<TrialStep, TrainError> {
     let candidate = &study.candidates[drawn.candidate];
     storage.set_trial_user_attr(trial_id, "candidate", &Value::String(candidate.name.clone()).to_string())?;
 
-    // the child run
-    let tracker = ctx.ports.tracker;
+    // the child run: written by the study's logger thread once the trial ends (see `TrialLog`)
     let run_name = format!("{}-trial-{number}", study.name);
-    let tags = vec![
+    let mut tags = vec![
         ("mlflow.parentRunId".to_string(), ctx.parent.0.clone()),
         ("mlflow.runName".to_string(), run_name.clone()),
         ("kiln.run.kind".to_string(), "trial".to_string()),
@@ -971,37 +1022,31 @@ fn one_trial(ctx: &TrialContext<'_, '_>) -> Result<TrialStep, TrainError> {
         ("kiln.candidate".to_string(), candidate.name.clone()),
         ("kiln.model.kind".to_string(), candidate.kind.clone()),
     ];
-    let child = tracker.create_run(ctx.experiment, &run_name, &tags, (ctx.ports.clock)())?;
     let mut params: Vec<(String, String)> = drawn.shown.iter().map(|(n, v)| (n.clone(), plain(v))).collect();
     params.push(("model.kind".to_string(), candidate.kind.clone()));
-    log_params_chunked(tracker, &child.run_id, &params)?;
+    let start_ms = (ctx.ports.clock)();
 
     let started = Instant::now();
-    let done = AtomicBool::new(false);
     let outcome = std::thread::scope(|scope| {
+        // the heartbeat thread beats every interval until the trial drops its sender, which wakes it at once
+        let (done, wait) = std::sync::mpsc::channel::<()>();
         let beat = spec.heartbeat.map(|hb| {
-            let done = &done;
             scope.spawn(move || {
-                let mut last = Instant::now();
-                while !done.load(Ordering::Relaxed) {
-                    std::thread::sleep(Duration::from_millis(50).min(hb.interval));
-                    if last.elapsed() >= hb.interval {
-                        last = Instant::now();
-                        // a lost heartbeat only risks the trial being failed as stale later; the fit goes on
-                        let _ = storage.heartbeat(trial_id);
-                    }
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = wait.recv_timeout(hb.interval) {
+                    // a lost heartbeat only risks the trial being failed as stale later; the fit goes on
+                    let _ = storage.heartbeat(trial_id);
                 }
             })
         });
-        let outcome = score_trial(ctx, &drawn, trial_id, &child.run_id, number);
-        done.store(true, Ordering::Relaxed);
+        let outcome = score_trial(ctx, &drawn, trial_id, number);
+        drop(done);
         if let Some(b) = beat {
             let _ = b.join();
         }
         outcome
     });
     let seconds = started.elapsed().as_secs_f64();
-    let scored = outcome?;
+    let (scored, mut metrics) = outcome?;
     let (state, value, reason) = match scored {
         Scored::Complete { value } => (TrialState::Complete, Some(value), None),
         Scored::Pruned { value } => (TrialState::Pruned, value, None),
@@ -1013,22 +1058,19 @@ fn one_trial(ctx: &TrialContext<'_, '_>) -> Result<TrialStep, TrainError> {
     }
     let finished = storage.finish_trial(trial_id, state, value)?;
     let now = (ctx.ports.clock)();
-    let mut metrics =
-        vec![MetricPoint { key: "trial/seconds".to_string(), value: seconds, timestamp_ms: now, step: 0 }];
+    metrics.push(MetricPoint { key: "trial/seconds".to_string(), value: seconds, timestamp_ms: now, step: 0 });
     if let Some(v) = value.filter(|v| v.is_finite()) {
         metrics.push(MetricPoint { key: ctx.spec.objective.metric.clone(), value: v, timestamp_ms: now, step: 0 });
     }
-    tracker.log_metrics(&child.run_id, &metrics)?;
-    let mut tags = vec![("kiln.trial.state".to_string(), if finished { state.name() } else { "FAIL" }.to_string())];
-    if let Some(r) = &reason {
-        tags.push(("kiln.error".to_string(), r.clone()));
-    }
+    tags.push(("kiln.trial.state".to_string(), if finished { state.name() } else { "FAIL" }.to_string()));
     if !finished {
         tags.push(("kiln.error".to_string(), "the trial was failed as stale by another worker".to_string()));
+    } else if let Some(r) = &reason {
+        tags.push(("kiln.error".to_string(), r.clone()));
     }
-    tracker.set_tags(&child.run_id, &tags)?;
     let status = if state == TrialState::Fail || !finished { RunStatus::Failed } else { RunStatus::Finished };
-    tracker.end_run(&child.run_id, status, now)?;
+    let log =
+        TrialLog { study: study.name.clone(), number, run_name, tags, params, metrics, status, start_ms, end_ms: now };
     ctx.progress.step(&trial_line(ctx, number, candidate, state, value, reason.as_deref(), seconds));
     Ok(TrialStep::Ran(
         Box::new(TrialRecord {
@@ -1045,9 +1087,11 @@ fn one_trial(ctx: &TrialContext<'_, '_>) -> Result<TrialStep, TrainError> {
                 .collect(),
             seconds,
             fail_reason: reason,
-            run_id: child.run_id,
+            // filled in once the logger thread has written the run
+            run_id: RunId(String::new()),
         }),
         stale,
+        log,
     ))
 }
 
@@ -1145,26 +1189,26 @@ enum Scored {
 }
 
 /// Fits and scores the trial's folds in order, reporting each fold's score and asking the pruner after each.
+/// Returns how the trial ended and its fold scores as metric steps (for its child run).
 fn score_trial(
     ctx: &TrialContext<'_, '_>,
     drawn: &Drawn,
     trial_id: i64,
-    child: &RunId,
     number: i64,
-) -> Result<Scored, TrainError> {
+) -> Result<(Scored, Vec<MetricPoint>), TrainError> {
     let (spec, study) = (ctx.spec, ctx.study);
     let candidate = &study.candidates[drawn.candidate];
     let model = match candidate.model(&drawn.model_values, ctx.classification) {
         Ok(m) => m.with_threads(ctx.model_threads),
-        Err(e) => return Ok(Scored::Failed { reason: format!("model: {e}") }),
+        Err(e) => return Ok((Scored::Failed { reason: format!("model: {e}") }, Vec::new())),
     };
     let (preprocess, selection) = match pipeline_with(spec.preprocess, spec.selection, &drawn.pipeline_values) {
         Ok(p) => p,
-        Err(e) => return Ok(Scored::Failed { reason: e }),
+        Err(e) => return Ok((Scored::Failed { reason: e }, Vec::new())),
     };
     let fit = FitSpec { task: spec.task, preprocess: &preprocess, selection: &selection, model: &model };
     if let Err(e) = check_model_fits_task(&fit) {
-        return Ok(Scored::Failed { reason: e.to_string() });
+        return Ok((Scored::Failed { reason: e.to_string() }, Vec::new()));
     }
     let bspec = BacktestSpec {
         fit,
@@ -1182,16 +1226,14 @@ fn score_trial(
     let mut scores = Vec::new();
     let mut points = Vec::new();
     let outcome = fold_scores(ctx, &bspec, &key, trial_id, number, &mut trial, &mut scores, &mut points);
-    ctx.ports.tracker.log_metrics(child, &points)?;
-    let outcome = outcome?;
-    if let Some(scored) = outcome {
-        return Ok(scored);
+    if let Some(scored) = outcome? {
+        return Ok((scored, points));
     }
     let value = kiln_eval::pairwise_sum(&scores) / scores.len() as f64;
     if !value.is_finite() {
-        return Ok(Scored::Failed { reason: format!("the mean {key} over the folds is {value}") });
+        return Ok((Scored::Failed { reason: format!("the mean {key} over the folds is {value}") }, points));
     }
-    Ok(Scored::Complete { value })
+    Ok((Scored::Complete { value }, points))
 }
 
 /// Fits and scores the folds in order into `scores` and `points`; `Some` when the trial ends early (failed, pruned).
