@@ -43,9 +43,11 @@ tune:
       space:
         learning_rate: {float: {low: 0.02, high: 0.3, log: true}}
         num_leaves: {int: {low: 4, high: 32, log: true}}
-    - kind: ridge
+    - kind: xgboost
+      params: {objective: "reg:squarederror", num_boost_round: 60, early_stopping_rounds: 10, nthread: 1, seed: 42}
       space:
-        alpha: {float: {low: 0.0001, high: 100.0, log: true}}
+        eta: {float: {low: 0.02, high: 0.3, log: true}}
+        max_depth: {int: {low: 2, high: 6}}
 """
 
 
@@ -99,9 +101,9 @@ def test_optuna_loads_the_study_kiln_wrote(tuned):
             folds = [theirs.intermediate_values[k] for k in sorted(theirs.intermediate_values)]
             assert sorted(theirs.intermediate_values) == [0, 1, 2]
             assert abs(np.mean(folds) - theirs.value) < 1e-15
-    # the conditional space: a ridge trial has no LightGBM parameter and the other way round
+    # the conditional space: an XGBoost trial has no LightGBM parameter and the other way round
     for t in study.trials:
-        other = "ridge" if t.params["model"] == "lightgbm" else "lightgbm"
+        other = "xgboost" if t.params["model"] == "lightgbm" else "lightgbm"
         assert not any(name.startswith(other + ".") for name in t.params)
     best = min((t for t in ours if t["state"] == "COMPLETE"), key=lambda t: t["value"])
     assert study.best_trial.number == best["number"]
@@ -160,7 +162,7 @@ def test_mlflow_sees_one_parent_and_a_nested_child_per_trial(tuned, server):
     assert abs(parent.data.metrics["best/rmse"] - best["value"]) < 1e-15
     artifacts = {a.path for a in client.list_artifacts(parent_id)}
     assert {"leaderboard.csv", "leaderboard.json", "trials.csv", "config.yaml", "optimization_history.png",
-            "lightgbm", "ridge"} <= artifacts
+            "lightgbm", "xgboost"} <= artifacts
     # a joint study's parameter views are per candidate, over its own parameters
     assert {a.path for a in client.list_artifacts(parent_id, "lightgbm")} >= {
         "lightgbm/parallel_coordinate.png", "lightgbm/param_importances.png", "lightgbm/optimization_history.png"}
@@ -222,10 +224,20 @@ def test_the_registered_winner_loads_with_its_mlflow_flavor_and_predicts_as_kiln
     run_kiln("predict", "--model", "models:/eurusd-tuned@production", "--tracking-uri", server.url,
              "--input", "data/ecb_eurofxref-hist.csv", "--output", out, "--with-features")
     df = pd.read_csv(out)
+    features = list(df.columns[4:])
     if winner == "lightgbm":
         booster = mlflow.lightgbm.load_model("models:/eurusd-tuned@production")
-        python = booster.predict(df[booster.feature_name()].to_numpy(dtype=np.float64))
-        assert np.max(np.abs(python - df["raw_prediction"].to_numpy())) < TOL
+        assert booster.feature_name() == features
+        python = booster.predict(df[features].to_numpy(dtype=np.float64))
+    else:
+        import mlflow.xgboost
+        import xgboost
+
+        booster = mlflow.xgboost.load_model("models:/eurusd-tuned@production")
+        assert booster.feature_names == features
+        python = booster.predict(xgboost.DMatrix(df[features].to_numpy(dtype=np.float32), feature_names=features))
+    # XGBoost predicts in float32 (its own), LightGBM in float64
+    assert np.max(np.abs(python - df["raw_prediction"].to_numpy())) < (TOL if winner == "lightgbm" else 1e-6)
     # whatever won, the python_function flavor runs kiln's own pipeline and gives kiln's predictions
     model = mlflow.pyfunc.load_model("models:/eurusd-tuned@production")
     raw = pd.read_csv(REPO / "data/ecb_eurofxref-hist.csv")
@@ -415,20 +427,21 @@ def test_trials_python_optuna_adds_to_a_kiln_study_on_postgresql_are_seen_by_the
     # a Python worker adds a trial far better than any kiln found, with the distributions kiln's space has
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     study = optuna.load_study(study_name="eurusd", storage=storage.replace("postgresql://", "postgresql+psycopg2://"))
-    study.enqueue_trial({"model": "ridge", "ridge.alpha": 0.5})
+    study.enqueue_trial({"model": "xgboost", "xgboost.eta": 0.1, "xgboost.max_depth": 3})
     trial = study.ask({
-        "model": optuna.distributions.CategoricalDistribution(["lightgbm", "ridge"]),
-        "ridge.alpha": optuna.distributions.FloatDistribution(0.0001, 100.0, log=True),
+        "model": optuna.distributions.CategoricalDistribution(["lightgbm", "xgboost"]),
+        "xgboost.eta": optuna.distributions.FloatDistribution(0.02, 0.3, log=True),
+        "xgboost.max_depth": optuna.distributions.IntDistribution(2, 6),
     })
-    assert trial.params == {"model": "ridge", "ridge.alpha": 0.5}
+    assert trial.params == {"model": "xgboost", "xgboost.eta": 0.1, "xgboost.max_depth": 3}
     study.tell(trial, 1e-6)
-    # the next kiln tune samples from it and ranks it: the leaderboard's best ridge trial is Python's
+    # the next kiln tune samples from it and ranks it: the leaderboard's best XGBoost trial is Python's
     out = tmp_path / "second.json"
     run_kiln("tune", "--config", config, "--tracking-uri", tmp_path / "mlruns", "--storage", storage, "--n-trials", 2,
              "--no-refit", "--json", out)
     board = {row["candidate"]: row for row in json.loads(out.read_text())["leaderboard"]}
-    assert board["ridge"]["best_trial"] == trial.number == 3
-    assert board["ridge"]["best_value"] == 1e-6
+    assert board["xgboost"]["best_trial"] == trial.number == 3
+    assert board["xgboost"]["best_value"] == 1e-6
     numbers = [t["number"] for t in json.loads(out.read_text())["trials"]]
     assert numbers == [4, 5]
     assert len(optuna_study(storage.replace("postgresql://", "postgresql+psycopg2://"), "eurusd").trials) == 6
@@ -485,3 +498,37 @@ def test_a_killed_worker_on_postgresql_leaves_a_trial_that_turns_fail(postgres, 
     study = optuna_study(storage.replace("postgresql://", "postgresql+psycopg2://"), "eurusd")
     assert study.trials[killed].state.name == "FAIL", proc.stderr
     assert f"trial {killed}" in proc.stderr
+
+
+def test_the_composite_score_ranks_trials_and_refuses_a_pruner(tmp_path):
+    # conf/tasks/eurusd.yaml's backtest section has seed 003's score (0.3 r2 + 0.4 sharpe + 0.3 (1 - |drawdown|))
+    # over the folds and the trading simulation of their out-of-fold forecasts
+    config = write(tmp_path, BASE + """
+tune:
+  metric: score
+  n_trials: 3
+  sampler: {kind: random, seed: 1}
+  candidates:
+    - kind: ridge
+      space:
+        alpha: {float: {low: 0.0001, high: 100.0, log: true}}
+""")
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    out = tmp_path / "t.json"
+    run_kiln("tune", "--config", config, "--tracking-uri", tmp_path / "mlruns", "--storage", storage, "--no-refit",
+             "--json", out)
+    study = optuna_study(storage, "eurusd")
+    assert study.direction.name == "MAXIMIZE"
+    assert [t.state.name for t in study.trials] == ["COMPLETE"] * 3
+    assert all(math.isfinite(t.value) for t in study.trials)
+    assert json.loads(out.read_text())["leaderboard"][0]["best_value"] == study.best_value
+    pruned = write(tmp_path, BASE + """
+tune:
+  metric: score
+  pruner: {kind: median}
+  candidates:
+    - kind: ridge
+""", "pruned.yaml")
+    proc = run_kiln("tune", "--config", pruned, "--tracking-uri", tmp_path / "mlruns", "--storage", storage,
+                    check=False)
+    assert proc.returncode == 2 and "tune.pruner" in proc.stderr, proc.stderr

@@ -196,7 +196,39 @@ fn resolve(settings: &Settings, args: &TuneArgs, tracking_uri: &str) -> Result<R
     };
     let classification = settings.model.is_classifier();
     let metric = section.metric.clone().unwrap_or_else(|| if classification { "roc_auc" } else { "rmse" }.into());
-    let higher = if classification {
+    let backtest = exp.backtest.clone().unwrap_or_default();
+    let (score, trading) = if metric == "score" {
+        let Some(score) = backtest.score.clone() else {
+            return Err(loaded
+                .error_at(
+                    "tune.metric",
+                    "`score` ranks trials by the composite score of the backtest.score section, which is missing \
+                     (e.g. backtest: {score: {weights: {r2: 0.3, sharpe: 0.4, drawdown: 0.3}}})",
+                )
+                .into());
+        };
+        score
+            .check(classification, backtest.trading.is_some())
+            .map_err(|e| loaded.error_at("backtest.score", e.to_string()))?;
+        if let Some(t) = &backtest.trading {
+            t.validate().map_err(|e| loaded.error_at("backtest.trading", e.to_string()))?;
+        }
+        if section.pruner.as_ref().is_some_and(|p| !matches!(p, PrunerSettings::None)) {
+            return Err(loaded
+                .error_at(
+                    "tune.pruner",
+                    "the composite score is known only once every fold is scored, so there is nothing to prune on; \
+                     use pruner: {kind: none} or a fold metric",
+                )
+                .into());
+        }
+        (Some(score), backtest.trading.clone())
+    } else {
+        (None, None)
+    };
+    let higher = if score.is_some() {
+        Some(true)
+    } else if classification {
         ClassificationMetricName::parse(&metric).map(ClassificationMetricName::higher_is_better)
     } else {
         MetricName::parse(&metric).map(MetricName::higher_is_better)
@@ -208,7 +240,13 @@ fn resolve(settings: &Settings, args: &TuneArgs, tracking_uri: &str) -> Result<R
             MetricName::ALL.iter().map(|m| m.as_str()).collect()
         };
         return Err(loaded
-            .error_at("tune.metric", format!("unknown metric '{metric}' for this task; known: {}", known.join(", ")))
+            .error_at(
+                "tune.metric",
+                format!(
+                    "unknown metric '{metric}' for this task; known: {}, and score (backtest.score)",
+                    known.join(", ")
+                ),
+            )
             .into());
     };
     let direction = if higher { StudyDirection::Maximize } else { StudyDirection::Minimize };
@@ -418,7 +456,7 @@ fn resolve(settings: &Settings, args: &TuneArgs, tracking_uri: &str) -> Result<R
         candidates,
         competition,
         pipeline,
-        objective: Objective { metric, direction },
+        objective: Objective { metric, direction, score, trading },
         sampler,
         pruner,
         n_trials,

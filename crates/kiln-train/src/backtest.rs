@@ -537,7 +537,7 @@ fn span(design: &Design, rows: &[usize]) -> (String, String) {
     }
 }
 
-fn out_of_fold(design: &Design, folds: &[FoldOutcome]) -> OutOfFold {
+pub(crate) fn out_of_fold(design: &Design, folds: &[FoldOutcome]) -> OutOfFold {
     let mut oof = OutOfFold::default();
     for fold in folds {
         for (k, &r) in fold.test.iter().enumerate() {

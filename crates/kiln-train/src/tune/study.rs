@@ -204,12 +204,19 @@ pub enum Competition {
     PerCandidate,
 }
 
-/// What a tuning study is scored by: the mean over the folds of a test metric.
+/// What a tuning study is scored by: the mean over the folds of a test metric, or the composite score of the
+/// folds (and the trading simulation of their out-of-fold forecasts).
 #[derive(Debug, Clone)]
 pub struct Objective {
-    /// a metric name of the task (`rmse`, `roc_auc`, ...), read from each fold's `test/<metric>`
+    /// a metric name of the task (`rmse`, `roc_auc`, ...), read from each fold's `test/<metric>`; `score` with
+    /// `score` set
     pub metric: String,
     pub direction: Direction,
+    /// the composite score (`backtest.score`), computed once every fold is scored (no intermediate values: a pruner
+    /// has nothing to judge)
+    pub score: Option<crate::ScoreSpec>,
+    /// the trading simulation the score may weigh (`backtest.trading`)
+    pub trading: Option<kiln_eval::TradingSpec>,
 }
 
 /// When the study sends heartbeats, and when a silent trial counts as dead.
@@ -980,9 +987,9 @@ fn one_trial(ctx: &TrialContext<'_, '_>) -> Result<TrialStep, TrainError> {
             stale.push((study.name.clone(), n));
         }
     }
-    let history_before = study_history(study, storage, None)?;
     if let SamplerSpec::Grid { .. } = spec.sampler {
         // a grid sampler with every point visited would repeat one: stop instead (Optuna stops the study)
+        let history_before = study_history(study, storage, None)?;
         let exhausted = {
             let sampler = study.sampler.lock().unwrap_or_else(PoisonError::into_inner);
             sampler_grid_exhausted(&**sampler, &history_before)
@@ -1225,9 +1232,13 @@ fn score_trial(
     trial.params = drawn_params(ctx, drawn)?;
     let mut scores = Vec::new();
     let mut points = Vec::new();
-    let outcome = fold_scores(ctx, &bspec, &key, trial_id, number, &mut trial, &mut scores, &mut points);
+    let mut folds = Vec::new();
+    let outcome = fold_scores(ctx, &bspec, &key, trial_id, number, &mut trial, &mut scores, &mut points, &mut folds);
     if let Some(scored) = outcome? {
         return Ok((scored, points));
+    }
+    if let Some(score) = &spec.objective.score {
+        return Ok((composite(ctx, &bspec, score, folds), points));
     }
     let value = kiln_eval::pairwise_sum(&scores) / scores.len() as f64;
     if !value.is_finite() {
@@ -1247,6 +1258,7 @@ fn fold_scores(
     trial: &mut FrozenTrial,
     scores: &mut Vec<f64>,
     points: &mut Vec<MetricPoint>,
+    folds: &mut Vec<FoldOutcome>,
 ) -> Result<Option<Scored>, TrainError> {
     let (spec, study) = (ctx.spec, ctx.study);
     for i in 0..ctx.plan.parts.len() {
@@ -1255,6 +1267,21 @@ fn fold_scores(
             Err(e) => return Ok(Some(Scored::Failed { reason: format!("fold {}: {e}", i + 1) })),
         };
         let metrics = fold.metrics();
+        if spec.objective.score.is_some() {
+            // the composite score needs every fold; each fold's metrics still go to the child run
+            let now = (ctx.ports.clock)();
+            let step = i as i64 + 1;
+            points.extend(
+                metrics.iter().filter(|(k, v)| k.starts_with("test/") && v.is_finite()).map(|(k, v)| MetricPoint {
+                    key: format!("folds/{k}"),
+                    value: *v,
+                    timestamp_ms: now,
+                    step,
+                }),
+            );
+            folds.push(fold);
+            continue;
+        }
         let score = metrics.iter().find(|(k, _)| *k == key).map_or(f64::NAN, |(_, v)| *v);
         // Optuna's steps count from 0, so that a pruner's `n_warmup_steps: 1` spares the first fold; MLflow's fold
         // steps count from 1, as `kiln backtest` logs them
@@ -1288,6 +1315,30 @@ fn fold_scores(
         }
     }
     Ok(None)
+}
+
+/// The composite score of a trial's folds (and the trading of their out-of-fold forecasts): a trial whose score
+/// cannot be made, or is not finite, fails with the reason.
+fn composite(
+    ctx: &TrialContext<'_, '_>,
+    bspec: &BacktestSpec<'_>,
+    score: &crate::ScoreSpec,
+    folds: Vec<FoldOutcome>,
+) -> Scored {
+    let oof = crate::backtest::out_of_fold(&ctx.plan.design, &folds);
+    let outcome = crate::BacktestOutcome { folds, oof, rows: ctx.plan.design.rows, splitter: bspec.splitter };
+    let trading = match &ctx.spec.objective.trading {
+        Some(t) => match crate::trade(ctx.spec.task, &outcome, t) {
+            Ok(sim) => Some(sim),
+            Err(e) => return Scored::Failed { reason: format!("trading: {e}") },
+        },
+        None => None,
+    };
+    match crate::composite_score(score, &outcome, trading.as_ref(), ctx.classification) {
+        Ok(s) if s.value.is_finite() => Scored::Complete { value: s.value },
+        Ok(s) => Scored::Failed { reason: format!("the composite score is {}", s.value) },
+        Err(e) => Scored::Failed { reason: format!("score: {e}") },
+    }
 }
 
 /// The trial's params by stored name as internal values (what a pruner sees).
