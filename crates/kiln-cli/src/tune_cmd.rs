@@ -222,7 +222,7 @@ fn resolve(settings: &Settings, args: &TuneArgs, tracking_uri: &str) -> Result<R
                 )
                 .into());
         }
-        (Some(score), backtest.trading.clone())
+        (Some(score), backtest.trading)
     } else {
         (None, None)
     };
@@ -367,7 +367,7 @@ fn resolve(settings: &Settings, args: &TuneArgs, tracking_uri: &str) -> Result<R
             if options.n_ei_candidates == 0 {
                 return Err(loaded.error_at("tune.sampler.n_ei_candidates", "must be at least 1").into());
             }
-            if !(options.prior_weight > 0.0) {
+            if options.prior_weight.is_nan() || options.prior_weight <= 0.0 {
                 return Err(loaded.error_at("tune.sampler.prior_weight", "must be above 0").into());
             }
             SamplerSpec::Tpe { options, seed: seed.unwrap_or(42) }

@@ -485,8 +485,8 @@ fn grid_values(name: &str, dist: &Distribution) -> Result<Vec<ParamValue>, TuneE
 fn make_pruner(spec: &PrunerSpec) -> Option<Box<dyn Pruner + Send>> {
     match spec {
         PrunerSpec::None => None,
-        PrunerSpec::Median(p) => Some(Box::new(p.clone())),
-        PrunerSpec::SuccessiveHalving(p) => Some(Box::new(p.clone())),
+        PrunerSpec::Median(p) => Some(Box::new(*p)),
+        PrunerSpec::SuccessiveHalving(p) => Some(Box::new(*p)),
     }
 }
 
@@ -651,7 +651,7 @@ fn study_steps(
 
     // the design and the folds, once for every trial
     let first = spec.candidates.first().ok_or_else(|| TuneError::Space("no candidate to tune".to_string()))?;
-    let base_model = first.model(&[], classification).map_err(|e| TuneError::Space(e))?;
+    let base_model = first.model(&[], classification).map_err(TuneError::Space)?;
     let base = BacktestSpec {
         fit: FitSpec { task: spec.task, preprocess: spec.preprocess, selection: spec.selection, model: &base_model },
         splitter: spec.splitter,
@@ -856,6 +856,9 @@ struct TrialContext<'c, 'a> {
 
 /// Runs the study's trials, `jobs` at a time, until `n_trials` have started or the timeout has passed (or the grid
 /// is exhausted). Workers pull trial slots from one counter; a storage or tracking failure stops every worker.
+/// The trials of killed workers failed by heartbeat: (study, number).
+type StaleTrials = Vec<(String, i64)>;
+
 /// A trial's child run, written whole by the study's logger thread once the trial has ended, so that no worker
 /// waits on the tracking server between trials (its run shows in MLflow as each trial finishes).
 struct TrialLog {
@@ -885,7 +888,7 @@ fn write_trial_run(ctx: &TrialContext<'_, '_>, log: &TrialLog) -> Result<RunId, 
 /// Runs the study's trials, `jobs` at a time, until `n_trials` have started or the timeout has passed (or the grid
 /// is exhausted). Workers pull trial slots from one counter and hand each finished trial's child run to one logger
 /// thread; a storage or tracking failure stops every worker.
-fn run_trials(ctx: &TrialContext<'_, '_>) -> Result<(Vec<TrialRecord>, Vec<(String, i64)>), TrainError> {
+fn run_trials(ctx: &TrialContext<'_, '_>) -> Result<(Vec<TrialRecord>, StaleTrials), TrainError> {
     let spec = ctx.spec;
     let slots = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
@@ -1390,7 +1393,6 @@ fn state_counts(records: &[TrialRecord]) -> Vec<(&'static str, usize)> {
         .into_iter()
         .map(|s| (s.name(), records.iter().filter(|r| r.state == s).count()))
         .filter(|(_, n)| *n > 0)
-        .map(|(s, n)| (s, n))
         .map(|(s, n)| (lower(s), n))
         .collect()
 }
