@@ -32,6 +32,22 @@ pub(crate) struct FoldSettings {
     pub(crate) shuffle: bool,
 }
 
+impl FoldSettings {
+    /// The `backtest:` section's fold settings, with `folds` folds (no flags: `kiln train --cv`, `kiln tune`).
+    pub(crate) fn of_section(section: &crate::settings::BacktestSettings, folds: usize) -> FoldSettings {
+        FoldSettings {
+            folds,
+            test_size: section.test_size,
+            gap: section.gap,
+            max_train_size: section.max_train_size,
+            step: section.step,
+            purge: section.purge,
+            embargo: section.embargo,
+            shuffle: section.shuffle.unwrap_or(false),
+        }
+    }
+}
+
 /// The folds of a task: walk-forward for a forecast (scikit-learn's TimeSeriesSplit settings, the gap at least
 /// horizon - 1, test blocks at least the horizon), stratified k-fold for a classifier, k-fold for a regression.
 ///

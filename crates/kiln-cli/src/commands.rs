@@ -176,16 +176,7 @@ fn train(args: TrainArgs) -> Result<u8> {
     let cv = match args.cv {
         Some(folds) => {
             let section = exp.backtest.clone().unwrap_or_default();
-            let settings = crate::backtest_cmd::FoldSettings {
-                folds,
-                test_size: section.test_size,
-                gap: section.gap,
-                max_train_size: section.max_train_size,
-                step: section.step,
-                purge: section.purge,
-                embargo: section.embargo,
-                shuffle: section.shuffle.unwrap_or(false),
-            };
+            let settings = crate::backtest_cmd::FoldSettings::of_section(&section, folds);
             Some(kiln_train::CvSpec {
                 splitter: crate::backtest_cmd::splitter_for(&task, &settings, exp.split.seed.unwrap_or(42))?,
                 validation: exp.split.validation_size,

@@ -504,16 +504,7 @@ pub(crate) fn tune(args: TuneArgs) -> Result<u8> {
 
     let (LoadedData { frame, sha256: data_sha256, origin: data_origin }, task) = load_data(&settings, &progress)?;
     let section = exp.backtest.clone().unwrap_or_default();
-    let fold_settings = FoldSettings {
-        folds: section.folds.unwrap_or(5),
-        test_size: section.test_size,
-        gap: section.gap,
-        max_train_size: section.max_train_size,
-        step: section.step,
-        purge: section.purge,
-        embargo: section.embargo,
-        shuffle: section.shuffle.unwrap_or(false),
-    };
+    let fold_settings = FoldSettings::of_section(&section, section.folds.unwrap_or(5));
     let seed = exp.split.seed.unwrap_or(42);
     let splitter = splitter_for(&task, &fold_settings, seed)?;
     if matches!(&task, TaskSpec::Forecast { recipe, .. } if recipe.multi_step.is_some()) {
