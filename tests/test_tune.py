@@ -120,6 +120,10 @@ def test_the_leaderboard_is_printed_and_names_the_best_of_each_candidate(tuned):
         assert row["best_value"] == min(t["value"] for t in mine if t["state"] == "COMPLETE")
     assert "leaderboard" in tuned["stdout"] and "complete/pruned/failed" in tuned["stdout"]
     assert "refitting the winner" in tuned["stdout"]
+    # the persistence baseline over the same folds, beside the leaderboard and in the parent run
+    baseline = tuned["json"]["baseline"]
+    assert math.isfinite(baseline) and f"persistence (the last value) over the same folds: rmse" in tuned["stdout"]
+    assert all(t["baseline"] == baseline for t in tuned["json"]["trials"] if t["state"] == "COMPLETE")
 
 
 def test_optuna_dashboard_lists_the_trials(tuned):

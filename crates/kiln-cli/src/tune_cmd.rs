@@ -466,6 +466,15 @@ fn resolve(settings: &Settings, args: &TuneArgs, tracking_uri: &str) -> Result<R
     })
 }
 
+/// The naive baseline of the task, as the tables name it.
+fn task_kind_name(settings: &Settings) -> Option<&'static str> {
+    Some(match settings.experiment.task.kind {
+        crate::settings::TaskKind::Forecast => "persistence (the last value)",
+        crate::settings::TaskKind::Regression => "the training mean",
+        crate::settings::TaskKind::Classification => "the majority class",
+    })
+}
+
 /// `optuna.db` beside the tracking folder (in the working folder for a tracking server).
 fn default_storage(tracking_uri: &str) -> String {
     if tracking_uri.starts_with("http://") || tracking_uri.starts_with("https://") {
@@ -578,6 +587,17 @@ pub(crate) fn tune(args: TuneArgs) -> Result<u8> {
             println!("  {}: {}", row.candidate, params.join(", "));
         }
     }
+    if let Some(b) = outcome.baseline {
+        let naive = match &task_kind_name(&settings) {
+            Some(name) => name,
+            None => "the naive baseline",
+        };
+        println!("  {naive} over the same folds: {metric} {}", kiln_train::number(b));
+        let best = outcome.leaderboard.first().and_then(|r| r.best_value);
+        if best.is_some_and(|v| !resolved.objective.direction.better(v, b)) {
+            println!("  note: no trial beats {naive} on these folds");
+        }
+    }
     for (study, n) in &outcome.stale_failed {
         println!("note: trial {n} of study {study} was failed: its worker stopped sending heartbeats");
     }
@@ -596,6 +616,7 @@ pub(crate) fn tune(args: TuneArgs) -> Result<u8> {
             "direction": resolved.objective.direction.name().to_lowercase(),
             "parent_run_id": outcome.parent.run_id.0,
             "leaderboard": outcome.leaderboard,
+            "baseline": outcome.baseline,
             "trials": outcome.trials.iter().map(|t| serde_json::json!({
                 "study": t.study,
                 "number": t.number,
@@ -605,6 +626,7 @@ pub(crate) fn tune(args: TuneArgs) -> Result<u8> {
                 "seconds": t.seconds,
                 "run_id": t.run_id.0,
                 "fail_reason": t.fail_reason,
+                "baseline": t.baseline,
                 "params": t.params.iter().map(|(n, v)| (n.clone(), serde_json::to_value(v).unwrap_or_default())).collect::<serde_json::Map<_, _>>(),
             })).collect::<Vec<_>>(),
         });

@@ -277,6 +277,9 @@ pub struct TrialRecord {
     pub seconds: f64,
     pub fail_reason: Option<String>,
     pub run_id: RunId,
+    /// the naive baseline's mean test metric over the same folds (persistence, the training mean or the majority
+    /// class: the same for every trial), when every fold was scored
+    pub baseline: Option<f64>,
 }
 
 /// One line of the leaderboard: a candidate's best complete trial over every trial in the storage.
@@ -324,6 +327,8 @@ pub struct TuneOutcome {
     pub winner: Option<Winner>,
     /// trials of killed workers that this invocation failed (by heartbeat)
     pub stale_failed: Vec<(String, i64)>,
+    /// the naive baseline's mean test metric over the folds every trial is scored on
+    pub baseline: Option<f64>,
 }
 
 /// The ports of a study: the trial storage beside the tracking ones, shared by the trials running at once.
@@ -520,6 +525,8 @@ struct Study<'s> {
     candidates: &'s [Candidate],
     sampler: Mutex<Box<dyn Sampler + Send>>,
     pruner: Option<Mutex<Box<dyn Pruner + Send>>>,
+    /// the best complete trial so far (value, number), stored ones included, for the progress lines
+    best: Mutex<Option<(f64, i64)>>,
 }
 
 /// Runs the study (or one study per candidate), then reads the leaderboard back from the storage.
@@ -558,7 +565,8 @@ pub fn tune(
         Ok((trials, leaderboard, winner, stale_failed)) => {
             tracker.end_run(&parent.run_id, RunStatus::Finished, (ports.clock)())?;
             let parent = tracker.get_run(&parent.run_id)?;
-            Ok(TuneOutcome { parent, trials, leaderboard, winner, stale_failed })
+            let baseline = trials.iter().find_map(|t| t.baseline);
+            Ok(TuneOutcome { parent, trials, leaderboard, winner, stale_failed, baseline })
         }
         Err(e) => {
             crate::train::fail_run(&ports.tracking(), &parent.run_id, &e, progress);
@@ -602,7 +610,14 @@ fn open_study<'s>(
     for (n, d) in &spec.pipeline {
         space.insert(n.clone(), d.clone());
     }
+    let mut best: Option<(f64, i64)> = None;
     for trial in ports.storage.trials(id)? {
+        if let (TrialState::Complete, Some(v)) = (trial.state, trial.value)
+            && v.is_finite()
+            && best.is_none_or(|(b, _)| spec.objective.direction.better(v, b))
+        {
+            best = Some((v, trial.number));
+        }
         for p in &trial.params {
             let Some(ours) = space.get(&p.name) else { continue };
             let theirs = Distribution::from_distribution_json(&p.distribution_json)?;
@@ -626,7 +641,7 @@ fn open_study<'s>(
     }
     let sampler = Mutex::new(make_sampler(spec, candidates)?);
     let pruner = make_pruner(&spec.pruner).map(Mutex::new);
-    Ok(Study { name, id, candidates, sampler, pruner })
+    Ok(Study { name, id, candidates, sampler, pruner, best: Mutex::new(best) })
 }
 
 type StudyResults = (Vec<TrialRecord>, Vec<LeaderRow>, Option<Winner>, Vec<(String, i64)>);
@@ -721,6 +736,14 @@ fn study_steps(
                 step: 0,
             });
         }
+    }
+    if let Some(b) = records.iter().find_map(|t| t.baseline) {
+        metrics.push(MetricPoint {
+            key: format!("baseline/{}", spec.objective.metric),
+            value: b,
+            timestamp_ms: now,
+            step: 0,
+        });
     }
     for (state, n) in state_counts(&records) {
         metrics.push(MetricPoint { key: format!("trials/{state}"), value: n as f64, timestamp_ms: now, step: 0 });
@@ -1067,6 +1090,10 @@ fn one_trial(ctx: &TrialContext<'_, '_>) -> Result<TrialStep, TrainError> {
         storage.set_trial_user_attr(trial_id, "fail_reason", &Value::String(r.clone()).to_string())?;
     }
     let finished = storage.finish_trial(trial_id, state, value)?;
+    let baseline_key = format!("folds/baseline/test/{}", ctx.spec.objective.metric);
+    let baseline: Vec<f64> = metrics.iter().filter(|m| m.key == baseline_key).map(|m| m.value).collect();
+    let baseline =
+        (baseline.len() == ctx.plan.parts.len()).then(|| kiln_eval::pairwise_sum(&baseline) / baseline.len() as f64);
     let now = (ctx.ports.clock)();
     metrics.push(MetricPoint { key: "trial/seconds".to_string(), value: seconds, timestamp_ms: now, step: 0 });
     if let Some(v) = value.filter(|v| v.is_finite()) {
@@ -1099,6 +1126,7 @@ fn one_trial(ctx: &TrialContext<'_, '_>) -> Result<TrialStep, TrainError> {
             fail_reason: reason,
             // filled in once the logger thread has written the run
             run_id: RunId(String::new()),
+            baseline,
         }),
         stale,
         log,
@@ -1372,7 +1400,20 @@ fn trial_line(
     };
     let study =
         if ctx.spec.competition == Competition::PerCandidate { format!("{} ", ctx.study.name) } else { String::new() };
-    format!("{study}trial {number} [{}] {what} ({seconds:.1} s)", candidate.name)
+    let best = {
+        let mut best = ctx.study.best.lock().unwrap_or_else(PoisonError::into_inner);
+        if let (TrialState::Complete, Some(v)) = (state, value)
+            && best.is_none_or(|(b, _)| ctx.spec.objective.direction.better(v, b))
+        {
+            *best = Some((v, number));
+        }
+        match *best {
+            Some((_, n)) if n == number => "; the best so far".to_string(),
+            Some((b, n)) => format!("; best {b:.6} (trial {n})"),
+            None => String::new(),
+        }
+    };
+    format!("{study}trial {number} [{}] {what} ({seconds:.1} s){best}", candidate.name)
 }
 
 fn json_number(v: f64) -> String {
