@@ -111,7 +111,8 @@ def test_optuna_loads_the_study_kiln_wrote(tuned):
 
 def test_the_leaderboard_is_printed_and_names_the_best_of_each_candidate(tuned):
     board = tuned["json"]["leaderboard"]
-    assert [row["candidate"] for row in board][0] == tuned["json"]["leaderboard"][0]["candidate"]
+    complete = [t for t in tuned["json"]["trials"] if t["state"] == "COMPLETE"]
+    assert board[0]["candidate"] == min(complete, key=lambda t: t["value"])["candidate"]
     values = [row["best_value"] for row in board if row["best_value"] is not None]
     assert values == sorted(values)
     for row in board:
@@ -536,3 +537,38 @@ tune:
     proc = run_kiln("tune", "--config", pruned, "--tracking-uri", tmp_path / "mlruns", "--storage", storage,
                     check=False)
     assert proc.returncode == 2 and "tune.pruner" in proc.stderr, proc.stderr
+
+
+def test_per_candidate_competition_runs_a_study_per_candidate(tmp_path):
+    config = write(tmp_path, SMALL + "  competition: per_candidate\n")
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    out = tmp_path / "t.json"
+    run_kiln("tune", "--config", config, "--tracking-uri", tmp_path / "mlruns", "--storage", storage, "--n-trials", 2,
+             "--no-refit", "--json", out)
+    for candidate in ("lightgbm", "xgboost"):
+        study = optuna_study(storage, f"eurusd.{candidate}")
+        assert [t.number for t in study.trials] == [0, 1]
+        # one candidate per study: its params under their own names, no `model` parameter
+        own = {"lightgbm": {"learning_rate", "num_leaves"}, "xgboost": {"eta", "max_depth"}}[candidate]
+        assert all(set(t.params) == own for t in study.trials), [t.params for t in study.trials]
+    board = json.loads(out.read_text())["leaderboard"]
+    assert sorted(row["study"] for row in board) == ["eurusd.lightgbm", "eurusd.xgboost"]
+
+
+def test_a_grid_visits_each_point_once_and_then_stops(tmp_path):
+    config = write(tmp_path, BASE + """
+tune:
+  n_trials: 10
+  sampler: {kind: grid, seed: 3}
+  candidates:
+    - kind: ridge
+      space:
+        alpha: {categorical: [0.1, 1.0, 10.0]}
+""")
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    run_kiln("tune", "--config", config, "--tracking-uri", tmp_path / "mlruns", "--storage", storage, "--no-refit")
+    study = optuna_study(storage, "eurusd")
+    assert sorted(t.params["alpha"] for t in study.trials) == [0.1, 1.0, 10.0]
+    # a second run finds the grid done and runs nothing
+    run_kiln("tune", "--config", config, "--tracking-uri", tmp_path / "mlruns", "--storage", storage, "--no-refit")
+    assert len(optuna_study(storage, "eurusd").trials) == 3

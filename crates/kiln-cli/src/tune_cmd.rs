@@ -281,8 +281,10 @@ fn resolve(settings: &Settings, args: &TuneArgs, tracking_uri: &str) -> Result<R
     }
     let candidate_settings: Vec<(String, CandidateSettings)> = if section.candidates.is_empty() {
         let model = serde_json::to_value(&exp.model).context("cannot read the model section")?;
-        let kind = model.get("kind").and_then(|k| k.as_str()).unwrap_or_default().to_string();
-        let params = model.get("params").and_then(|p| p.as_object()).cloned().unwrap_or_default();
+        let kind = exp.model.kind().to_string();
+        let Some(params) = model.get("params").and_then(|p| p.as_object()).cloned() else {
+            bad_input!("the model section of {} has no params to search from", args.config.display());
+        };
         vec![("tune.space".to_string(), CandidateSettings { kind, name: None, params, space: model_space })]
     } else {
         section.candidates.iter().enumerate().map(|(i, c)| (format!("tune.candidates[{i}]"), c.clone())).collect()
@@ -467,12 +469,12 @@ fn resolve(settings: &Settings, args: &TuneArgs, tracking_uri: &str) -> Result<R
 }
 
 /// The naive baseline of the task, as the tables name it.
-fn task_kind_name(settings: &Settings) -> Option<&'static str> {
-    Some(match settings.experiment.task.kind {
+fn naive_baseline(settings: &Settings) -> &'static str {
+    match settings.experiment.task.kind {
         crate::settings::TaskKind::Forecast => "persistence (the last value)",
         crate::settings::TaskKind::Regression => "the training mean",
         crate::settings::TaskKind::Classification => "the majority class",
-    })
+    }
 }
 
 /// `optuna.db` beside the tracking folder (in the working folder for a tracking server).
@@ -588,10 +590,7 @@ pub(crate) fn tune(args: TuneArgs) -> Result<u8> {
         }
     }
     if let Some(b) = outcome.baseline {
-        let naive = match &task_kind_name(&settings) {
-            Some(name) => name,
-            None => "the naive baseline",
-        };
+        let naive = naive_baseline(&settings);
         println!("  {naive} over the same folds: {metric} {}", kiln_train::number(b));
         let best = outcome.leaderboard.first().and_then(|r| r.best_value);
         if best.is_some_and(|v| !resolved.objective.direction.better(v, b)) {
@@ -627,7 +626,7 @@ pub(crate) fn tune(args: TuneArgs) -> Result<u8> {
                 "run_id": t.run_id.0,
                 "fail_reason": t.fail_reason,
                 "baseline": t.baseline,
-                "params": t.params.iter().map(|(n, v)| (n.clone(), serde_json::to_value(v).unwrap_or_default())).collect::<serde_json::Map<_, _>>(),
+                "params": t.params.iter().cloned().collect::<BTreeMap<String, kiln_train::tune::ParamValue>>(),
             })).collect::<Vec<_>>(),
         });
         std::fs::write(path, serde_json::to_string_pretty(&json)?)

@@ -144,11 +144,11 @@ pub fn fold_summary(folds: &[FoldOutcome]) -> Vec<(String, f64, f64)> {
         .collect()
 }
 
-fn mean(values: &[f64]) -> f64 {
+pub(crate) fn mean(values: &[f64]) -> f64 {
     kiln_eval::pairwise_sum(values) / values.len() as f64
 }
 
-fn sample_sd(values: &[f64]) -> f64 {
+pub(crate) fn sample_sd(values: &[f64]) -> f64 {
     if values.len() < 2 {
         return f64::NAN;
     }

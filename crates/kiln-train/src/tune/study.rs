@@ -755,7 +755,9 @@ fn study_steps(
     artifacts.put_bytes(
         parent,
         "leaderboard.json",
-        serde_json::to_string_pretty(&leaderboard).unwrap_or_default().as_bytes(),
+        serde_json::to_string_pretty(&leaderboard)
+            .map_err(|e| kiln_domain::PortError::io(format!("cannot write the leaderboard as JSON: {e}")))?
+            .as_bytes(),
     )?;
     artifacts.put_bytes(parent, "trials.csv", trials_csv(&records).as_bytes())?;
     // the study's pictures (optimisation history, parameter importances, parallel coordinates) over every stored
@@ -1018,7 +1020,7 @@ fn one_trial(ctx: &TrialContext<'_, '_>) -> Result<TrialStep, TrainError> {
         let history_before = study_history(study, storage, None)?;
         let exhausted = {
             let sampler = study.sampler.lock().unwrap_or_else(PoisonError::into_inner);
-            sampler_grid_exhausted(&**sampler, &history_before)
+            sampler.exhausted(&history_before)
         };
         if exhausted {
             return Ok(TrialStep::GridDone);
@@ -1139,9 +1141,11 @@ fn study_history(
     storage: &dyn StudyStorage,
     except: Option<i64>,
 ) -> Result<Vec<FrozenTrial>, TrainError> {
-    let mut out = Vec::new();
+    // read before taking the sampler, so that no other worker waits on this read to draw
+    let stored = storage.trials(study.id)?;
+    let mut out = Vec::with_capacity(stored.len());
     let sampler = study.sampler.lock().unwrap_or_else(PoisonError::into_inner);
-    for t in storage.trials(study.id)? {
+    for t in stored {
         if Some(t.number) == except {
             continue;
         }
@@ -1150,11 +1154,6 @@ fn study_history(
         out.push(f);
     }
     Ok(out)
-}
-
-fn sampler_grid_exhausted(sampler: &dyn Sampler, history: &[FrozenTrial]) -> bool {
-    // a grid's points are kept in the trials' `grid_id`; the grid sampler knows which are left
-    sampler.exhausted(history)
 }
 
 /// "preprocess.scale.method"
@@ -1429,22 +1428,13 @@ fn plain(v: &ParamValue) -> String {
     }
 }
 
+/// How many trials ended in each state (those with any), as "complete", "pruned", "failed".
 fn state_counts(records: &[TrialRecord]) -> Vec<(&'static str, usize)> {
-    [TrialState::Complete, TrialState::Pruned, TrialState::Fail]
+    [(TrialState::Complete, "complete"), (TrialState::Pruned, "pruned"), (TrialState::Fail, "failed")]
         .into_iter()
-        .map(|s| (s.name(), records.iter().filter(|r| r.state == s).count()))
+        .map(|(state, word)| (word, records.iter().filter(|r| r.state == state).count()))
         .filter(|(_, n)| *n > 0)
-        .map(|(s, n)| (lower(s), n))
         .collect()
-}
-
-fn lower(s: &'static str) -> &'static str {
-    match s {
-        "COMPLETE" => "complete",
-        "PRUNED" => "pruned",
-        "FAIL" => "failed",
-        other => other,
-    }
 }
 
 /// The leaderboard over every trial in the storage, and the winner's configuration.
@@ -1457,16 +1447,18 @@ fn leaderboard(
     let direction = spec.objective.direction;
     let mut rows = Vec::new();
     let mut best: Option<(f64, usize, &StoredTrial, String)> = None;
-    let mut all: Vec<(String, Vec<StoredTrial>)> = Vec::new();
-    for study in studies {
-        all.push((study.name.clone(), ports.storage.trials(study.id)?));
-    }
+    let all: Vec<Vec<StoredTrial>> =
+        studies.iter().map(|study| ports.storage.trials(study.id)).collect::<Result<_, _>>()?;
     for (s, study) in studies.iter().enumerate() {
-        let trials = &all[s].1;
+        let trials = &all[s];
+        let of: Vec<Option<String>> =
+            trials.iter().map(|t| trial_candidate(study.candidates, t)).collect::<Result<_, _>>()?;
         for candidate in study.candidates {
             let mine: Vec<&StoredTrial> = trials
                 .iter()
-                .filter(|t| trial_candidate(study.candidates, t).as_deref() == Some(&candidate.name))
+                .zip(&of)
+                .filter(|(_, c)| c.as_deref() == Some(candidate.name.as_str()))
+                .map(|(t, _)| t)
                 .collect();
             let count = |state: TrialState| mine.iter().filter(|t| t.state == state).count();
             let best_trial = mine
@@ -1584,17 +1576,21 @@ fn candidate_trials(trials: &[FrozenTrial], candidates: &[Candidate], candidate:
         .collect()
 }
 
-/// The candidate of a stored trial: its `model` param in a joint study of several, else the study's one.
-fn trial_candidate(candidates: &[Candidate], trial: &StoredTrial) -> Option<String> {
+/// The candidate of a stored trial: its `model` param in a joint study of several, else the study's one; `None` for
+/// a trial that has not drawn one yet (a running trial, or one a Python worker failed early).
+///
+/// # Errors
+/// A stored distribution that is not Optuna's.
+fn trial_candidate(candidates: &[Candidate], trial: &StoredTrial) -> Result<Option<String>, TuneError> {
     if candidates.len() == 1 {
-        return Some(candidates[0].name.clone());
+        return Ok(Some(candidates[0].name.clone()));
     }
-    let p = trial.params.iter().find(|p| p.name == CANDIDATE_PARAM)?;
-    let dist = Distribution::from_distribution_json(&p.distribution_json).ok()?;
-    match dist.to_external(p.internal).ok()? {
-        ParamValue::Str(s) => Some(s),
-        other => Some(other.to_string()),
-    }
+    let Some(p) = trial.params.iter().find(|p| p.name == CANDIDATE_PARAM) else { return Ok(None) };
+    let dist = Distribution::from_distribution_json(&p.distribution_json)?;
+    Ok(Some(match dist.to_external(p.internal)? {
+        ParamValue::Str(s) => s,
+        other => other.to_string(),
+    }))
 }
 
 /// A stored trial's params of `candidate` and the pipeline, as the objective saw them (the candidate prefix taken
@@ -1620,17 +1616,13 @@ fn external_params(
     Ok(out)
 }
 
+/// Mean and sample standard deviation, as the backtest's fold summary computes them; `None` where undefined.
 fn mean_sd(values: &[f64]) -> (Option<f64>, Option<f64>) {
     if values.is_empty() {
         return (None, None);
     }
-    let n = values.len() as f64;
-    let mean = kiln_eval::pairwise_sum(values) / n;
-    if values.len() < 2 {
-        return (Some(mean), None);
-    }
-    let squares: Vec<f64> = values.iter().map(|v| (v - mean) * (v - mean)).collect();
-    (Some(mean), Some((kiln_eval::pairwise_sum(&squares) / (n - 1.0)).sqrt()))
+    let sd = crate::backtest::sample_sd(values);
+    (Some(crate::backtest::mean(values)), sd.is_finite().then_some(sd))
 }
 
 /// The leaderboard as a table: one row per candidate, best first.
