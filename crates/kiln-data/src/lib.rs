@@ -7,6 +7,7 @@
 
 mod columns;
 mod error;
+mod fetch;
 mod read;
 mod source;
 mod timefmt;
@@ -14,6 +15,7 @@ mod write;
 
 pub use columns::frame_from_columns;
 pub use error::{Location, ReadError, SeriesOrderError};
+pub use fetch::FetchError;
 pub use read::{
     FrameChunks, MAX_COLUMNS, MAX_LINE_BYTES, ReadOptions, ReadProgress, read_chunks, read_frame, sha256_file,
 };
