@@ -5,7 +5,7 @@
 //! Key decision: the adapters speak polars `DataFrame`s inside this crate (a BigQuery INTEGER stays an Int64, a DATE
 //! a Date), and nothing polars leaves it: the public face is [`FetchError`] and plain request structs.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use kiln_domain::Code;
 
@@ -68,4 +68,155 @@ impl kiln_domain::HasCode for FetchError {
     fn code(&self) -> Code {
         FetchError::code(self)
     }
+}
+
+/// Where `kiln fetch` takes its rows from.
+#[derive(Debug, Clone)]
+pub enum FetchSpec {
+    /// a local CSV or Parquet file, or an `http(s)://` URL of one
+    File(FileRequest),
+}
+
+/// A CSV or Parquet file to snapshot, local or at an `http(s)://` URL (the type is read from the path's extension).
+#[derive(Debug, Clone, Default)]
+pub struct FileRequest {
+    pub location: String,
+    /// parsed as UTC times (the snapshot keeps them as a Parquet datetime) and giving the manifest's time range
+    pub time_column: Option<String>,
+    pub time_format: Option<String>,
+    /// a long file of many series: each series in time order
+    pub series_column: Option<String>,
+}
+
+impl FetchSpec {
+    /// The source's folder under the snapshot root: `file`, `url`, ...
+    pub fn source(&self) -> &'static str {
+        match self {
+            FetchSpec::File(f) if is_url(&f.location) => "url",
+            FetchSpec::File(_) => "file",
+        }
+    }
+
+    /// The snapshot name used when none is given: the file's stem.
+    pub fn default_name(&self) -> String {
+        match self {
+            FetchSpec::File(f) => {
+                let path = f.location.split(['?', '#']).next().unwrap_or_default();
+                let stem = Path::new(path).file_stem().and_then(|s| s.to_str()).unwrap_or("data");
+                stem.chars().map(|c| if c.is_ascii_alphanumeric() || "._-=^".contains(c) { c } else { '_' }).collect()
+            }
+        }
+    }
+
+    /// What the manifest records of the request: never a credential (a URL loses its query string and user info).
+    pub fn request_json(&self) -> serde_json::Value {
+        match self {
+            FetchSpec::File(f) => serde_json::json!({
+                "location": if is_url(&f.location) { redact_url(&f.location) } else { f.location.clone() },
+                "time_column": f.time_column,
+                "time_format": f.time_format,
+                "series_column": f.series_column,
+            }),
+        }
+    }
+}
+
+/// What one fetch did.
+#[derive(Debug, Clone)]
+pub struct FetchOutcome {
+    pub snapshot: crate::snapshot::SnapshotOutcome,
+    /// rows in the snapshot
+    pub rows: u64,
+    /// what was dropped or noticed on the way (also in the manifest)
+    pub notes: Vec<String>,
+}
+
+/// Fetches `spec` into a snapshot `<source>/<name>` of `store` (see [`crate::snapshot`]); `note` gets progress lines.
+///
+/// # Errors
+/// [`FetchError`]; nothing is left in the store on an error.
+pub fn fetch(
+    spec: &FetchSpec,
+    name: Option<&str>,
+    store: &crate::snapshot::SnapshotStore,
+    note: &mut dyn FnMut(&str),
+) -> Result<FetchOutcome, FetchError> {
+    let name = name.map_or_else(|| spec.default_name(), str::to_string);
+    match spec {
+        FetchSpec::File(request) => {
+            let mut writer = crate::snapshot::SnapshotWriter::begin(
+                store,
+                spec.source(),
+                &name,
+                spec.request_json(),
+                request.time_column.as_deref(),
+            )?;
+            let downloaded;
+            let path = if is_url(&request.location) {
+                downloaded = download(&request.location, note)?;
+                downloaded.path().to_path_buf()
+            } else {
+                PathBuf::from(&request.location)
+            };
+            let opts = crate::ReadOptions {
+                time_column: request.time_column.clone(),
+                time_format: request.time_format.clone(),
+                series_column: request.series_column.clone(),
+                ..crate::ReadOptions::default()
+            };
+            let frame = crate::read_frame(&path, &opts)?;
+            note(&format!("{}: {} rows, {} columns", request.location_shown(), frame.n_rows(), frame.n_cols()));
+            let df = crate::write::parquet_frame(&path, &frame)?;
+            writer.page(&df)?;
+            let rows = writer.rows();
+            let snapshot = writer.finish(Vec::new())?;
+            Ok(FetchOutcome { snapshot, rows, notes: Vec::new() })
+        }
+    }
+}
+
+impl FileRequest {
+    fn location_shown(&self) -> String {
+        if is_url(&self.location) { redact_url(&self.location) } else { self.location.clone() }
+    }
+}
+
+pub(crate) fn is_url(text: &str) -> bool {
+    text.starts_with("http://") || text.starts_with("https://")
+}
+
+/// A URL without its user info and query string (where tokens travel).
+pub(crate) fn redact_url(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let rest = rest.split(['?', '#']).next().unwrap_or_default();
+    let rest = match rest.split_once('/') {
+        Some((host, path)) => format!("{}/{path}", host.rsplit('@').next().unwrap_or(host)),
+        None => rest.rsplit('@').next().unwrap_or(rest).to_string(),
+    };
+    format!("{scheme}://{rest}")
+}
+
+/// Downloads a URL into a temporary file that keeps the URL's extension (the file type is read from it).
+fn download(url: &str, note: &mut dyn FnMut(&str)) -> Result<tempfile::NamedTempFile, FetchError> {
+    let shown = redact_url(url);
+    let ext = Path::new(url.split(['?', '#']).next().unwrap_or_default())
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(|e| format!(".{e}"))
+        .unwrap_or_default();
+    note(&format!("downloading {shown}"));
+    let response = ureq::get(url).call().map_err(|e| match e {
+        ureq::Error::Status(status, _) => {
+            FetchError::Http { url: shown.clone(), status, message: "the server refused the download".into() }
+        }
+        ureq::Error::Transport(t) => FetchError::Connection { url: shown.clone(), message: t.kind().to_string() },
+    })?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix("kiln-fetch-")
+        .suffix(&ext)
+        .tempfile()
+        .map_err(|source| FetchError::Io { path: std::env::temp_dir(), source })?;
+    std::io::copy(&mut response.into_reader(), tmp.as_file_mut())
+        .map_err(|e| FetchError::Connection { url: shown.clone(), message: e.to_string() })?;
+    Ok(tmp)
 }

@@ -9,16 +9,18 @@ mod columns;
 mod error;
 mod fetch;
 mod read;
+mod snapshot;
 mod source;
 mod timefmt;
 mod write;
 
 pub use columns::frame_from_columns;
 pub use error::{Location, ReadError, SeriesOrderError};
-pub use fetch::FetchError;
+pub use fetch::{FetchError, FetchOutcome, FetchSpec, FileRequest, fetch};
 pub use read::{
     FrameChunks, MAX_COLUMNS, MAX_LINE_BYTES, ReadOptions, ReadProgress, read_chunks, read_frame, sha256_file,
 };
+pub use snapshot::{Manifest, ManifestColumn, Snapshot, SnapshotOutcome, SnapshotStore};
 pub use source::FileSource;
 pub use timefmt::check_time_format;
 pub use write::{FrameWriter, write_frame};

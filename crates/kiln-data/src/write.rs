@@ -216,7 +216,7 @@ fn write_csv(
     Ok(())
 }
 
-fn parquet_frame(path: &Path, frame: &Frame) -> Result<DataFrame, ReadError> {
+pub(crate) fn parquet_frame(path: &Path, frame: &Frame) -> Result<DataFrame, ReadError> {
     let mut columns = Vec::with_capacity(frame.n_cols());
     for (name, column) in frame.columns() {
         let series = match column {
