@@ -112,6 +112,68 @@ open http://localhost:8080/docs")]
 kiln tune --config conf/experiments/churn_tune.yaml --jobs 2 --register\n  \
 kiln tune --config conf/experiments/eurusd_tune.yaml --storage postgresql://kiln:secret@db:5432/studies")]
     Tune(TuneArgs),
+    /// Pull data from a source into a versioned snapshot: data/raw/<source>/<name>/<UTC time>-<sha256>.parquet and
+    /// a manifest beside it (the request, when, rows, columns and types, time range, sha256, kiln version). The
+    /// source is the experiment's `source:` section (--config) or given here. Pages are written as they arrive, so
+    /// memory stays flat; the snapshot appears whole or not at all. A fetch that brings exactly the data of a
+    /// snapshot already there says so and writes nothing. Train on it with `data.snapshot: <source>/<name>@latest`
+    #[command(after_help = "Examples:\n  kiln fetch --config conf/experiments/stocks_fetch.yaml\n  \
+kiln fetch file data/ETTh1.csv --time-column date\n  \
+kiln data list")]
+    Fetch(FetchArgs),
+    /// The data snapshots `kiln fetch` wrote
+    #[command(subcommand)]
+    Data(DataCommand),
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct FetchArgs {
+    /// experiment YAML whose `source:` section says what to fetch (the rest of the file is not needed)
+    #[arg(short, long, value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+    /// the snapshot's name within its source (default: from the request)
+    #[arg(long, value_name = "NAME")]
+    pub(crate) name: Option<String>,
+    /// the snapshot store's folder [default: source.root or data/raw]
+    #[arg(long, value_name = "DIR")]
+    pub(crate) root: Option<PathBuf>,
+    /// also write the snapshot's manifest and reference as JSON to this file
+    #[arg(long, value_name = "FILE")]
+    pub(crate) json: Option<PathBuf>,
+    #[command(subcommand)]
+    pub(crate) source: Option<FetchSource>,
+}
+
+/// A source given on the command line instead of a `source:` section.
+#[derive(Debug, Subcommand)]
+pub(crate) enum FetchSource {
+    /// A local CSV or Parquet file, or an http(s):// URL of one
+    File {
+        /// the path or URL (its extension gives the type)
+        location: String,
+        /// parse this column as times (kept as a Parquet datetime; gives the manifest's time range)
+        #[arg(long, value_name = "COLUMN")]
+        time_column: Option<String>,
+        /// the time column's format (strftime-like); ISO 8601 is detected without one
+        #[arg(long, value_name = "FORMAT")]
+        time_format: Option<String>,
+        /// a long file of many series: the column naming each row's series
+        #[arg(long, value_name = "COLUMN")]
+        series_column: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum DataCommand {
+    /// List the snapshots: reference, rows, columns, time range, when fetched, sha256, size
+    List {
+        /// the snapshot store's folder [default: data/raw]
+        #[arg(long, value_name = "DIR")]
+        root: Option<PathBuf>,
+        /// print JSON (every manifest) instead of the table
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, clap::Args)]

@@ -30,10 +30,12 @@ pub(crate) fn run(cli: Cli) -> Result<u8> {
         Command::Sync(args) => sync(args),
         Command::Serve(args) => crate::serve_cmd::serve(args),
         Command::Tune(args) => crate::tune_cmd::tune(args),
+        Command::Fetch(args) => crate::fetch_cmd::fetch(args),
+        Command::Data(cmd) => crate::fetch_cmd::data(cmd),
     }
 }
 
-fn env_var(name: &str) -> Option<String> {
+pub(crate) fn env_var(name: &str) -> Option<String> {
     std::env::var(name).ok()
 }
 
@@ -93,6 +95,19 @@ pub(crate) fn run_tags(
     if let Some(commit) = git_commit() {
         tags.push(("mlflow.source.git.commit".to_string(), commit));
     }
+    if exp.data.snapshot.is_some() {
+        // <root>/<source>/<name>/<stem>.parquet: the exact snapshot read, whatever the reference said
+        let path = std::path::Path::new(data_origin);
+        let part =
+            |p: Option<&std::path::Path>| p.and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned());
+        if let (Some(source), Some(name), Some(stem)) = (
+            part(path.parent().and_then(std::path::Path::parent)),
+            part(path.parent()),
+            path.file_stem().map(|s| s.to_string_lossy().into_owned()),
+        ) {
+            tags.push(("kiln.data.snapshot".to_string(), format!("{source}/{name}@{stem}")));
+        }
+    }
     if let Some(d) = &exp.description {
         tags.push(("kiln.description".to_string(), d.clone()));
     }
@@ -116,9 +131,29 @@ pub(crate) fn load_data(settings: &Settings, progress: &dyn Progress) -> Result<
         read_options(exp.data.time_column.as_deref(), exp.data.time_format.clone(), exp.data.na_values.clone());
     opts.columns = settings.read_columns();
     opts.series_column = settings.series_column_to_read();
-    let source = FileSource::new(&exp.data.path, opts);
-    progress.step(&format!("reading {}", source.describe()));
+    let snapshot = match &exp.data.snapshot {
+        Some(reference) => Some(crate::fetch_cmd::resolve_snapshot(reference, exp.data.snapshot_root.as_deref())?),
+        None => None,
+    };
+    let path = snapshot.as_ref().map_or(&exp.data.path, |s| &s.path);
+    let source = FileSource::new(path, opts);
+    match &snapshot {
+        Some(s) => progress.step(&format!("reading snapshot {} ({})", s.reference(), source.describe())),
+        None => progress.step(&format!("reading {}", source.describe())),
+    }
     let data = source.load()?;
+    if let Some(s) = &snapshot
+        && s.manifest.sha256 != data.sha256
+    {
+        bad_input!(
+            "snapshot {}: {} has changed since it was fetched (sha256 {}, the manifest says {}); fetch again rather \
+             than editing a snapshot",
+            s.reference(),
+            s.path.display(),
+            data.sha256,
+            s.manifest.sha256
+        );
+    }
     let task = settings.task_spec(data.frame.names())?;
     Ok((data, task))
 }

@@ -39,6 +39,7 @@ coded_errors!(
     kiln_score::ScoreError,
     kiln_train::TrainError,
     kiln_data::ReadError,
+    kiln_data::FetchError,
     kiln::Error,
     crate::config::ConfigError,
     BadInput,

@@ -9,6 +9,7 @@ mod commands;
 mod config;
 mod exit;
 mod features_cmd;
+mod fetch_cmd;
 mod progress;
 mod registry_cmd;
 mod serve_cmd;

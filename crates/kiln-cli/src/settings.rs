@@ -52,6 +52,13 @@ pub(crate) struct Experiment {
     /// `kiln tune`: the candidates, their search spaces, the sampler, pruner and storage (read by `kiln tune`)
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) tune: Option<crate::tune_cmd::TuneSettings>,
+    /// `kiln fetch`: where the data comes from (read by `kiln fetch --config`)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) source: Option<crate::fetch_cmd::SourceSettings>,
+}
+
+fn is_empty_path(path: &std::path::Path) -> bool {
+    path.as_os_str().is_empty()
 }
 
 /// The `backtest:` section: walk-forward folds for a forecast (scikit-learn's `TimeSeriesSplit` settings), k-fold
@@ -105,8 +112,16 @@ pub(crate) struct BacktestSettings {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct DataSettings {
-    /// CSV or Parquet file, relative to the working directory
+    /// CSV or Parquet file, relative to the working directory (or `snapshot`)
+    #[serde(default, skip_serializing_if = "is_empty_path")]
     pub(crate) path: PathBuf,
+    /// a snapshot written by `kiln fetch` instead of `path`: `<source>/<name>@latest` or `@<sha256 prefix>`; the
+    /// run records which one it read (the `kiln.data.snapshot` tag, its sha256, MLflow's dataset input)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) snapshot: Option<String>,
+    /// the snapshot store's folder (default data/raw)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) snapshot_root: Option<PathBuf>,
     /// the column holding the time of each row (required for a forecast; rows are sorted by it)
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) time_column: Option<String>,
@@ -475,6 +490,16 @@ impl Experiment {
         }
         forecast_only("task.target_transform", task.target_transform.is_some())?;
         forecast_only("split.gap", self.split.gap > 0)?;
+        match (self.data.path.as_os_str().is_empty(), &self.data.snapshot) {
+            (true, None) => {
+                return Err(loaded
+                    .error_at("data", "give data.path (a CSV or Parquet file) or data.snapshot (from kiln fetch)"));
+            }
+            (false, Some(_)) => {
+                return Err(loaded.error_at("data.snapshot", "give data.path or data.snapshot, not both"));
+            }
+            _ => {}
+        }
         if let Some(format) = &self.data.time_format
             && let Err(reason) = kiln_data::check_time_format(format)
         {

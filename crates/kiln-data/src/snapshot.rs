@@ -376,7 +376,7 @@ impl SnapshotWriter {
             .map(|(name, dtype)| ManifestColumn { name: name.to_string(), dtype: dtype.to_string() })
             .collect();
         let time_range = match (&self.time_column, self.time_span) {
-            (Some(time), Some((lo, hi))) => schema.get(time.as_str()).map(|dtype| [show(dtype, lo), show(dtype, hi)]),
+            (Some(time), Some((lo, hi))) => schema.get(time.as_str()).map(|dtype| show_range(dtype, lo, hi)),
             _ => None,
         };
         let manifest = Manifest {
@@ -445,20 +445,18 @@ fn span(values: impl Iterator<Item = i64>) -> Option<(i64, i64)> {
     values.fold(None, |acc, v| Some(acc.map_or((v, v), |(lo, hi): (i64, i64)| (lo.min(v), hi.max(v)))))
 }
 
-/// A physical date or datetime value as ISO text, UTC.
-fn show(dtype: &DataType, value: i64) -> String {
-    match dtype {
-        DataType::Date => format_iso(value * 86_400_000, IsoStyle::Date),
-        DataType::Datetime(unit, _) => {
-            let ms = match unit {
-                TimeUnit::Nanoseconds => value.div_euclid(1_000_000),
-                TimeUnit::Microseconds => value.div_euclid(1_000),
-                TimeUnit::Milliseconds => value,
-            };
-            format_iso(ms, IsoStyle::for_column(&[ms])) + if ms % 86_400_000 == 0 { "" } else { "Z" }
-        }
-        _ => value.to_string(),
-    }
+/// The first and last value of a date or datetime column as ISO text, UTC, both in the same style.
+fn show_range(dtype: &DataType, lo: i64, hi: i64) -> [String; 2] {
+    let to_ms = |value: i64| match dtype {
+        DataType::Date => value * 86_400_000,
+        DataType::Datetime(TimeUnit::Nanoseconds, _) => value.div_euclid(1_000_000),
+        DataType::Datetime(TimeUnit::Microseconds, _) => value.div_euclid(1_000),
+        _ => value,
+    };
+    let (lo, hi) = (to_ms(lo), to_ms(hi));
+    let style = if matches!(dtype, DataType::Date) { IsoStyle::Date } else { IsoStyle::for_column(&[lo, hi]) };
+    let zone = if style == IsoStyle::Date { "" } else { "Z" };
+    [format_iso(lo, style) + zone, format_iso(hi, style) + zone]
 }
 
 fn now_ms() -> i64 {
