@@ -543,6 +543,8 @@ impl Experiment {
                         .strategy
                         .map(|strategy| kiln_features::MultiStep { steps: task.horizon.unwrap_or(1), strategy }),
                     time_column,
+                    time_format: self.data.time_format.clone(),
+                    na_values: self.data.na_values.clone(),
                     series_column,
                     wide: self.data.wide.clone(),
                     target: task.target.clone(),

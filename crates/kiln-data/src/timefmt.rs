@@ -12,6 +12,8 @@ pub(crate) enum Field {
     Hour,
     Minute,
     Second,
+    /// a UTC offset: `Z`, `+HH:MM`, `+HHMM` or `+HH` (strftime's `%z`)
+    Offset,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,7 +22,8 @@ pub(crate) enum Piece {
     Literal(char),
 }
 
-/// The ISO shapes recognised without a format; each accepts optional fractional seconds and a trailing `Z`.
+/// The ISO shapes recognised without a format; each accepts optional fractional seconds and a UTC offset (`Z`,
+/// `+00:00`, `-0500`, `+01`), the time being converted to UTC (as yfinance writes `2006-05-15 23:00:00+00:00`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum IsoShape {
     Date,
@@ -77,12 +80,13 @@ impl TimeParser {
                 Some('H') => Field::Hour,
                 Some('M') => Field::Minute,
                 Some('S') => Field::Second,
+                Some('z') => Field::Offset,
                 Some('%') => {
                     pieces.push(Piece::Literal('%'));
                     continue;
                 }
                 Some(other) => {
-                    return Err(format!("unsupported directive '%{other}' (supported: %Y %m %d %H %M %S %%)"));
+                    return Err(format!("unsupported directive '%{other}' (supported: %Y %m %d %H %M %S %z %%)"));
                 }
                 None => return Err("it ends with a lone '%'".to_string()),
             };
@@ -106,7 +110,7 @@ impl TimeParser {
             TimeParser::Auto(Some(shape)) => shape.label().to_string(),
             TimeParser::Auto(None) => {
                 IsoShape::ALL.iter().map(|s| s.label()).collect::<Vec<_>>().join(", ")
-                    + " (optionally with a trailing Z)"
+                    + " (optionally with Z or a UTC offset like +01:00)"
             }
         }
     }
@@ -137,6 +141,7 @@ fn directive(field: Field) -> &'static str {
         Field::Hour => "%H",
         Field::Minute => "%M",
         Field::Second => "%S",
+        Field::Offset => "%z",
     }
 }
 
@@ -155,6 +160,7 @@ fn parse_with(pieces: &[Piece], text: &str) -> Option<i64> {
     let bytes = text.as_bytes();
     let mut pos = 0;
     let (mut y, mut mo, mut d, mut h, mut mi, mut s) = (0_i64, 0, 0, 0, 0, 0);
+    let mut offset_ms = 0_i64;
     for piece in pieces {
         match piece {
             Piece::Literal(c) => {
@@ -171,12 +177,36 @@ fn parse_with(pieces: &[Piece], text: &str) -> Option<i64> {
             Piece::Field(Field::Hour) => h = digits(bytes, &mut pos, 1, 2)?,
             Piece::Field(Field::Minute) => mi = digits(bytes, &mut pos, 1, 2)?,
             Piece::Field(Field::Second) => s = digits(bytes, &mut pos, 1, 2)?,
+            Piece::Field(Field::Offset) => offset_ms = utc_offset(bytes, &mut pos)?,
         }
     }
     if pos != bytes.len() {
         return None;
     }
-    millis_from_civil(y, mo, d, h, mi, s)
+    Some(millis_from_civil(y, mo, d, h, mi, s)? - offset_ms)
+}
+
+/// A UTC offset at `pos` in milliseconds east of UTC: `Z`, or a sign and `HH`, `HHMM` or `HH:MM` (at most 23:59).
+fn utc_offset(bytes: &[u8], pos: &mut usize) -> Option<i64> {
+    let sign = match bytes.get(*pos)? {
+        b'Z' => {
+            *pos += 1;
+            return Some(0);
+        }
+        b'+' => 1,
+        b'-' => -1,
+        _ => return None,
+    };
+    *pos += 1;
+    let hours = i64::from(digits(bytes, pos, 2, 2)?);
+    let minutes = if *pos == bytes.len() {
+        0
+    } else {
+        // `+01:00` or `+0100`
+        let _ = expect(bytes, pos, b':');
+        i64::from(digits(bytes, pos, 2, 2)?)
+    };
+    (hours < 24 && minutes < 60).then_some(sign * (hours * 3_600_000 + minutes * 60_000))
 }
 
 fn expect(bytes: &[u8], pos: &mut usize, c: u8) -> Option<()> {
@@ -216,13 +246,14 @@ fn parse_iso(shape: IsoShape, text: &str) -> Option<i64> {
             };
         }
     }
+    let offset_ms = if pos < bytes.len() && shape != IsoShape::Date { utc_offset(bytes, &mut pos)? } else { 0 };
     if pos < bytes.len() {
         expect(bytes, &mut pos, b'Z')?;
     }
     if pos != bytes.len() {
         return None;
     }
-    Some(millis_from_civil(y, mo, d, h, mi, s)? + frac_ms)
+    Some(millis_from_civil(y, mo, d, h, mi, s)? + frac_ms - offset_ms)
 }
 
 /// How a whole timestamp column is printed: dates only when every value is midnight, milliseconds only when some

@@ -188,6 +188,13 @@ impl TargetTransform {
 #[serde(deny_unknown_fields)]
 pub struct TimeSeriesRecipe {
     pub time_column: String,
+    /// how the time column's text was parsed in training (strftime-like); kept so that `kiln predict` parses a file
+    /// the same way (absent: ISO 8601, detected)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_format: Option<String>,
+    /// the cell texts training read as missing values, when the experiment set its own
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub na_values: Option<Vec<String>>,
     /// a panel (a long file of many series): the column naming each row's series; every kernel runs per series
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub series_column: Option<String>,

@@ -118,6 +118,8 @@ fn etth1() -> &'static Frame {
 
 fn recipe(time_column: &str, target: &str, features: Vec<FeatureSpec>) -> TimeSeriesRecipe {
     TimeSeriesRecipe {
+        time_format: None,
+        na_values: None,
         multi_step: None,
         time_column: time_column.to_string(),
         target: target.to_string(),
@@ -1086,6 +1088,8 @@ const RECIPE_JSON: &str = r#"{
 fn recipe_parses_from_json_with_externally_tagged_features_and_defaults() {
     let parsed: TimeSeriesRecipe = serde_json::from_str(RECIPE_JSON).unwrap();
     let expected = TimeSeriesRecipe {
+        time_format: None,
+        na_values: None,
         multi_step: None,
         time_column: "Date".into(),
         series_column: None,

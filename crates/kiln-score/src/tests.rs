@@ -54,6 +54,8 @@ fn bundle(pipeline: FittedPipeline, x: &Matrix, y: &[f64]) -> Bundle<FittedPipel
 fn forecast() -> Bundle<FittedPipeline> {
     let x = || "x".to_string();
     let recipe = TimeSeriesRecipe {
+        time_format: None,
+        na_values: None,
         multi_step: None,
         series_column: None,
         wide: None,

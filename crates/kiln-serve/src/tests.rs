@@ -196,6 +196,14 @@ fn iso_times_parse_like_the_file_reader_and_print_back() {
     assert_eq!(parse_iso("1970-01-01 00:00:01"), Some(1000));
     assert_eq!(parse_iso("1970-01-01T00:00:01.5Z"), Some(1500));
     assert_eq!(parse_iso("1970-01-01T00:00:01.123456"), Some(1123));
+    // a UTC offset after a time is converted to UTC, as yfinance's files write it
+    assert_eq!(parse_iso("1970-01-01 01:00:00+01:00"), Some(0));
+    assert_eq!(parse_iso("1969-12-31T19:00:00-0500"), Some(0));
+    assert_eq!(parse_iso("1970-01-01T02:00:00.250+02"), Some(250));
+    for bad in ["1970-01-01+01:00", "1970-01-01T00:00:00+24:00", "1970-01-01T00:00:00+01:00Z", "1970-01-01T00:00:00+1"]
+    {
+        assert_eq!(parse_iso(bad), None, "{bad}");
+    }
     for bad in
         ["", "1970-1-01", "1970-01-01T", "1970-01-01T00:00", "1970-01-01X", "1970-13-01", "1970-01-01T00:00:00.Z"]
     {
@@ -304,12 +312,14 @@ fn the_documented_time_pattern_accepts_exactly_what_the_parser_accepts() {
         "12:00:00.1234567890",
     ] {
         for sep in ["T", " ", "t", ""] {
-            for zone in ["", "Z", "+01:00"] {
+            for zone in ["", "Z", "+01:00", "-0530", "+23", "+24:00", "+01:60", "+1", "+01:00Z", "Z+01:00"] {
                 check(&format!("2024-02-29{sep}{time}{zone}"));
             }
         }
     }
-    for other in ["", "2024-01-01Z", "2024-1-01", "20240101", " 2024-01-01", "2024-01-01 ", "0000-00-00"] {
+    for other in
+        ["", "2024-01-01Z", "2024-01-01+01:00", "2024-1-01", "20240101", " 2024-01-01", "2024-01-01 ", "0000-00-00"]
+    {
         check(other);
     }
 }

@@ -244,8 +244,12 @@ pub fn read_options(pipeline: &FittedPipeline) -> ReadOptions {
         columns: Some(pipeline.input_columns()),
         // a long panel file is ordered series by series; a wide one is melted after reading
         series_column: pipeline.recipe().filter(|r| r.wide.is_none()).and_then(|r| r.series_column.clone()),
+        time_format: pipeline.recipe().and_then(|r| r.time_format.clone()),
         ..ReadOptions::default()
     };
+    if let Some(na) = pipeline.recipe().and_then(|r| r.na_values.clone()) {
+        opts.na_values = na;
+    }
     for (name, kind) in pipeline.input_kinds() {
         match kind {
             ColumnKind::Numeric => opts.numeric.push(name),

@@ -126,6 +126,42 @@ fn an_unparseable_date_names_file_line_column_and_text() {
 }
 
 #[test]
+fn iso_times_with_utc_offsets_are_instants_as_yfinance_writes_them() {
+    // yfinance's daily export: the session's start in UTC with an explicit offset
+    let text = "Date,Close\n2006-05-15 23:00:00+00:00,1.25\n2006-05-16 23:00:00+00:00,1.5\n";
+    let (_dir, path) = temp_file("eurusd.csv", text);
+    let frame = read_frame(&path, &with_time("Date")).unwrap();
+    let t0 = millis_from_civil(2006, 5, 15, 23, 0, 0).unwrap();
+    assert_eq!(frame.timestamps("Date").unwrap(), [t0, t0 + 86_400_000]);
+
+    // every offset form, each converted to UTC; the same instant written four ways would repeat, so one hour apart
+    let text = "t,x\n2020-01-01T09:30:00-05:00,1\n2020-01-01T15:30:00+0000,2\n2020-01-01T17:30+01,3\n\
+                2020-01-01T18:30:00.500Z,4\n";
+    let (_dir, path) = temp_file("offsets.csv", text.replace("17:30+01", "17:30:00+01").as_str());
+    let frame = read_frame(&path, &with_time("t")).unwrap();
+    let nine_thirty_ny = millis_from_civil(2020, 1, 1, 14, 30, 0).unwrap();
+    assert_eq!(
+        frame.timestamps("t").unwrap(),
+        [
+            nine_thirty_ny,
+            nine_thirty_ny + 3_600_000,
+            nine_thirty_ny + 2 * 3_600_000,
+            nine_thirty_ny + 4 * 3_600_000 + 500
+        ]
+    );
+
+    // %z in a user format
+    let (_dir, path) = temp_file("z.csv", "when,x\n15/05/2006 23:00 +0200,1\n");
+    let opts = ReadOptions { time_format: Some("%d/%m/%Y %H:%M %z".into()), ..with_time("when") };
+    let frame = read_frame(&path, &opts).unwrap();
+    assert_eq!(frame.timestamps("when").unwrap(), [millis_from_civil(2006, 5, 15, 21, 0, 0).unwrap()]);
+
+    // not an offset: still an error naming the line
+    let (_, err) = read_err("t,x\n2020-01-01T00:00:00+25:00,1\n", &with_time("t"));
+    assert!(matches!(err, ReadError::BadTime { .. }), "{err:?}");
+}
+
+#[test]
 fn iso_shapes_and_user_formats_parse() {
     let (_dir, path) = temp_file("x.csv", "t,x\n2020-01-02T03:04:05Z,1\n2020-01-01T00:00:00.250Z,2\n");
     let frame = read_frame(&path, &with_time("t")).unwrap();
