@@ -141,19 +141,21 @@ pub(crate) fn load_data(settings: &Settings, progress: &dyn Progress) -> Result<
         Some(s) => progress.step(&format!("reading snapshot {} ({})", s.reference(), source.describe())),
         None => progress.step(&format!("reading {}", source.describe())),
     }
-    let data = source.load()?;
+    // checked before reading: a snapshot edited after its fetch may no longer even parse
     if let Some(s) = &snapshot
-        && s.manifest.sha256 != data.sha256
+        && let sha256 = kiln_data::sha256_file(&s.path)?
+        && s.manifest.sha256 != sha256
     {
         bad_input!(
             "snapshot {}: {} has changed since it was fetched (sha256 {}, the manifest says {}); fetch again rather \
              than editing a snapshot",
             s.reference(),
             s.path.display(),
-            data.sha256,
+            sha256,
             s.manifest.sha256
         );
     }
+    let data = source.load()?;
     let task = settings.task_spec(data.frame.names())?;
     Ok((data, task))
 }

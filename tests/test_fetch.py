@@ -1,0 +1,166 @@
+"""`kiln fetch`, snapshots and training on them: files and URLs, the Yahoo chart API and BigQuery REST (replayed by
+the local stub in stub_sources.py from the real recorded answers in tests/fixtures/), `kiln data list`,
+`data.snapshot` in an experiment, and times as Yahoo's and yfinance's files write them."""
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from conftest import REPO, run_kiln
+from stub_sources import ACCESS_TOKEN, SourceStub
+
+ECB = REPO / "data/ecb_eurofxref-hist.csv"
+
+
+@pytest.fixture(scope="module")
+def stub():
+    server = SourceStub()
+    yield server
+    server.stop()
+
+
+def snapshot_files(root: Path) -> list:
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+
+
+def write_experiment(path: Path, base: str, **sections) -> Path:
+    """An experiment extending a shipped one, with some sections replaced (JSON is YAML)."""
+    path.write_text("\n".join([f"extends: {REPO / base}", *(f"{k}: {json.dumps(v)}" for k, v in sections.items())]))
+    return path
+
+
+# --- files and URLs, snapshots ---------------------------------------------------------------------------------
+
+def test_a_file_becomes_a_snapshot_and_the_same_data_again_writes_nothing(tmp_path):
+    root = tmp_path / "raw"
+    out = run_kiln("fetch", "--root", root, "--json", tmp_path / "f.json", "file", REPO / "data/ETTh1.csv",
+                   "--time-column", "date")
+    report = json.loads((tmp_path / "f.json").read_text())
+    assert report["written"] is True
+    m = report["manifest"]
+    assert (m["source"], m["name"], m["rows"]) == ("file", "ETTh1", 17420)
+    assert m["time_range"] == ["2016-07-01T00:00:00Z", "2018-06-26T19:00:00Z"]
+    assert [c["name"] for c in m["columns"]] == ["date", "HUFL", "HULL", "MUFL", "MULL", "LUFL", "LULL", "OT"]
+    assert m["kiln_version"] and m["fetched_at"].endswith("Z")
+    data = Path(report["path"])
+    assert data.name == m["file"] and data.name.endswith(f"-{m['sha256'][:12]}.parquet")
+    assert f"wrote snapshot file/ETTh1@{data.stem}" in out.stdout
+    # the Parquet file holds the CSV's rows, its times as UTC datetimes
+    table = pq.read_table(data)
+    assert table.num_rows == 17420 and str(table.schema.field("date").type) == "timestamp[ms]"
+    with open(REPO / "data/ETTh1.csv") as f:
+        first = next(csv.DictReader(f))
+    assert table.column("OT")[0].as_py() == float(first["OT"])
+
+    before = snapshot_files(root)
+    again = run_kiln("fetch", "--root", root, "file", REPO / "data/ETTh1.csv", "--time-column", "date")
+    assert "unchanged: the data equals snapshot file/ETTh1@" in again.stdout and "nothing written" in again.stdout
+    assert snapshot_files(root) == before
+
+    listing = run_kiln("data", "list", "--root", root)
+    assert f"file/ETTh1@{data.stem}" in listing.stdout and "17420" in listing.stdout
+    assert "2016-07-01T00:00:00Z .. 2018-06-26T19:00:00Z" in listing.stdout
+    listed = json.loads(run_kiln("data", "list", "--root", root, "--json").stdout)
+    assert [s["manifest"]["sha256"] for s in listed] == [m["sha256"]]
+
+
+def test_a_url_is_fetched_like_a_file_and_the_manifest_keeps_no_query_string(tmp_path, stub):
+    root = tmp_path / "raw"
+    url = f"{stub.url}/files/ETTh1.csv?token=SECRET-IN-QUERY"
+    run_kiln("fetch", "--root", root, "--json", tmp_path / "f.json", "file", url, "--time-column", "date")
+    m = json.loads((tmp_path / "f.json").read_text())["manifest"]
+    assert (m["source"], m["name"], m["rows"]) == ("url", "ETTh1", 17420)
+    assert m["request"]["location"] == f"{stub.url}/files/ETTh1.csv"
+    assert not any("SECRET-IN-QUERY" in p.read_text(errors="ignore") for p in root.rglob("*.json"))
+    # a URL that is not there: a clear error, nothing left behind
+    bad = run_kiln("fetch", "--root", root, "file", f"{stub.url}/files/nope.csv", check=False)
+    assert bad.returncode != 0 and "404" in bad.stderr and "nope.csv" in bad.stderr
+    assert len(list(root.rglob("*.parquet"))) == 1
+
+
+def test_training_reads_a_snapshot_by_reference_and_the_run_names_it(tmp_path):
+    root = tmp_path / "raw"
+    run_kiln("fetch", "--root", root, "--name", "ecb", "file", ECB, "--time-column", "Date")
+    snap = json.loads(run_kiln("data", "list", "--root", root, "--json").stdout)[0]
+    store = tmp_path / "mlruns"
+    config = write_experiment(tmp_path / "exp.yaml", "conf/experiments/eurusd.yaml",
+                              data={"path": "", "snapshot": "file/ecb@latest", "snapshot_root": str(root),
+                                    "time_column": "Date"})
+    run_kiln("train", "--config", config, "--tracking-uri", store)
+    run = next(store.glob("*/*/tags")).parent
+    tags = {p.name: p.read_text() for p in (run / "tags").iterdir()}
+    assert tags["kiln.data.snapshot"] == snap["reference"]
+    assert tags["kiln.data.sha256"] == snap["manifest"]["sha256"]
+    # the same model as from the CSV itself: the snapshot holds the same rows
+    direct = tmp_path / "direct"
+    run_kiln("train", "--config", "conf/experiments/eurusd.yaml", "--tracking-uri", direct)
+    metric = lambda r: (r / "metrics/test/rmse").read_text().split()[1]  # noqa: E731
+    assert metric(run) == metric(next(direct.glob("*/*/metrics")).parent)
+
+    # a snapshot edited after the fetch is refused, naming both digests
+    data = Path(snap["path"])
+    shutil.copy(REPO / "data/ETTh1.csv", tmp_path / "x.csv")
+    data.write_bytes(data.read_bytes()[:-8] + b"\0" * 8)
+    bad = run_kiln("train", "--config", config, "--tracking-uri", store, check=False)
+    assert bad.returncode == 2 and "has changed since it was fetched" in bad.stderr, bad.stderr
+    # an unknown snapshot names what there is
+    config2 = write_experiment(tmp_path / "exp2.yaml", "conf/experiments/eurusd.yaml",
+                               data={"path": "", "snapshot": "file/nope@latest", "snapshot_root": str(root),
+                                     "time_column": "Date"})
+    bad = run_kiln("train", "--config", config2, "--tracking-uri", store, check=False)
+    assert bad.returncode != 0 and "no snapshot file/nope" in bad.stderr and "file/ecb" in bad.stderr, bad.stderr
+    # path and snapshot together are refused with the key
+    config3 = write_experiment(tmp_path / "exp3.yaml", "conf/experiments/eurusd.yaml",
+                               data={"path": str(ECB), "snapshot": "file/ecb@latest", "time_column": "Date"})
+    bad = run_kiln("train", "--config", config3, "--tracking-uri", store, check=False)
+    assert bad.returncode == 2 and "data.snapshot" in bad.stderr and "not both" in bad.stderr, bad.stderr
+
+
+# --- times as yfinance writes them, and formats that travel in the bundle ---------------------------------------
+
+def ecb_usd() -> list:
+    with open(ECB) as f:
+        rows = [(r["Date"], r["USD"]) for r in csv.DictReader(f) if r["USD"] not in ("N/A", "")]
+    return sorted(rows)
+
+
+def test_a_yfinance_export_trains_and_predicts_without_a_time_format(tmp_path):
+    # yfinance's daily EUR/USD export dates each bar by the session's start in UTC: `2006-05-15 23:00:00+00:00`
+    path = tmp_path / "EURUSD=X.csv"
+    path.write_text("Date,USD\n" + "".join(f"{d} 23:00:00+00:00,{v}\n" for d, v in ecb_usd()))
+    store = tmp_path / "mlruns"
+    config = write_experiment(tmp_path / "exp.yaml", "conf/experiments/eurusd.yaml",
+                              data={"path": str(path), "time_column": "Date"})
+    run_kiln("train", "--config", config, "--tracking-uri", store)
+    run_id = next(store.glob("*/*/artifacts/model")).parent.parent.name
+    out = tmp_path / "pred.csv"
+    run_kiln("predict", "--model", f"runs:/{run_id}/model", "--input", path, "--output", out,
+             "--tracking-uri", store)
+    rows = list(csv.DictReader(open(out)))
+    assert rows[0]["Date"].endswith("T23:00:00") and len(rows) > 7000
+    # the same predictions as the model trained on the plain dates: only the time of day differs
+    plain = tmp_path / "plain"
+    run_kiln("train", "--config", "conf/experiments/eurusd.yaml", "--tracking-uri", plain)
+    metric = lambda s: next(s.glob("*/*/metrics/test/rmse")).read_text().split()[1]  # noqa: E731
+    assert metric(store) == metric(plain)
+
+
+def test_a_custom_time_format_travels_in_the_bundle_so_predict_reads_the_training_file(tmp_path):
+    path = tmp_path / "dmy.csv"
+    path.write_text("Date,USD\n" + "".join(f"{d[8:10]}/{d[5:7]}/{d[:4]},{v}\n" for d, v in ecb_usd()))
+    store = tmp_path / "mlruns"
+    config = write_experiment(tmp_path / "exp.yaml", "conf/experiments/eurusd.yaml",
+                              data={"path": str(path), "time_column": "Date", "time_format": "%d/%m/%Y"})
+    run_kiln("train", "--config", config, "--tracking-uri", store)
+    model = next(store.glob("*/*/artifacts/model"))
+    recipe = json.loads((model / "kiln/pipeline.json").read_text())["input"]
+    assert json.dumps(recipe).count('"time_format": "%d/%m/%Y"') == 1, recipe
+    out = tmp_path / "pred.csv"
+    run_kiln("predict", "--model", f"runs:/{model.parent.parent.name}/model", "--input", path, "--output", out,
+             "--tracking-uri", store)
+    rows = list(csv.DictReader(open(out)))
+    assert rows[0]["Date"] == "1999-03-26" and len(rows) > 7000
