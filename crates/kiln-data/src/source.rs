@@ -6,6 +6,15 @@
 //! versioned snapshots (`data/raw/<source>/<key>/<timestamp>.parquet` with a manifest of sha256, rows and time range)
 //! that `kiln fetch` writes and a snapshot source reads back, checking the manifest.
 
+mod http;
+mod yahoo;
+
+pub use http::{FetchSummary, HttpPolicy};
+// called by `kiln fetch`'s orchestration, written beside these adapters
+#[allow(unused_imports)]
+pub(crate) use yahoo::fetch_yahoo;
+pub use yahoo::{YAHOO_BASE_URL, YahooRequest};
+
 use std::path::PathBuf;
 
 use kiln_domain::{DataSource, LoadedData, SourceError};
