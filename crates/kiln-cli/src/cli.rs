@@ -161,6 +161,31 @@ pub(crate) enum FetchSource {
         #[arg(long, value_name = "COLUMN")]
         series_column: Option<String>,
     },
+    /// Daily (or intraday) bars from the Yahoo Finance chart API: open, high, low, close, adj_close, volume,
+    /// dividends and splits, dated by the exchange's local date; several symbols make a panel with a `symbol`
+    /// column. Retries 429 and 5xx with backoff (honouring Retry-After), at most two requests a second
+    #[command(after_help = "Examples:\n  kiln fetch yahoo NVDA MSFT TSLA --start 2021-02-01 --end 2022-02-01\n  \
+kiln fetch yahoo EURUSD=X --range 5y")]
+    Yahoo {
+        /// Yahoo's symbols (NVDA, EURUSD=X, ^GSPC)
+        #[arg(required = true, value_name = "SYMBOL")]
+        symbols: Vec<String>,
+        /// 1m 2m 5m 15m 30m 60m 90m 1h 1d 5d 1wk 1mo 3mo [default: 1d]
+        #[arg(long, value_name = "INTERVAL")]
+        interval: Option<String>,
+        /// first local date (YYYY-MM-DD), included
+        #[arg(long, value_name = "DATE")]
+        start: Option<String>,
+        /// last local date (YYYY-MM-DD), excluded (as yfinance counts)
+        #[arg(long, value_name = "DATE")]
+        end: Option<String>,
+        /// Yahoo's range instead of --start/--end: 1d 5d 1mo 3mo 6mo 1y 2y 5y 10y ytd max [default: max]
+        #[arg(long, value_name = "RANGE")]
+        range: Option<String>,
+        /// the API's scheme and host [default: https://query2.finance.yahoo.com]
+        #[arg(long, value_name = "URL")]
+        base_url: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -22,6 +22,9 @@ pub(crate) struct SourceSettings {
     /// a local CSV or Parquet file, or an http(s):// URL of one
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) file: Option<FileSettings>,
+    /// bars from the Yahoo Finance chart API
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) yahoo: Option<YahooSettings>,
     /// the snapshot's name (default: from the request, e.g. the file's stem or the symbols and interval)
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) name: Option<String>,
@@ -54,6 +57,59 @@ impl FileSettings {
     }
 }
 
+/// `source.yahoo`: the chart API's bars of one or many symbols (many make a panel with a `symbol` column).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct YahooSettings {
+    pub(crate) symbols: Vec<String>,
+    /// 1m 2m 5m 15m 30m 60m 90m 1h 1d (default) 5d 1wk 1mo 3mo
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) interval: Option<String>,
+    /// first local date (YYYY-MM-DD), included
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) start: Option<String>,
+    /// last local date (YYYY-MM-DD), excluded, as yfinance counts
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) end: Option<String>,
+    /// Yahoo's range instead of start/end: 1d 5d 1mo 3mo 6mo 1y 2y 5y 10y ytd max
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) range: Option<String>,
+    /// the API's scheme and host (default https://query2.finance.yahoo.com)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) base_url: Option<String>,
+    /// retries on connection errors, 429 and 5xx (default 4)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) retries: Option<u32>,
+    /// seconds between two requests at least (default 0.5)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) min_interval: Option<f64>,
+}
+
+impl YahooSettings {
+    fn request(&self) -> Result<kiln_data::YahooRequest> {
+        let mut request = kiln_data::YahooRequest::new(self.symbols.clone());
+        if let Some(i) = &self.interval {
+            request.interval.clone_from(i);
+        }
+        request.start.clone_from(&self.start);
+        request.end.clone_from(&self.end);
+        request.range.clone_from(&self.range);
+        if let Some(url) = &self.base_url {
+            request.base_url.clone_from(url);
+        }
+        if let Some(r) = self.retries {
+            request.http.retries = r;
+        }
+        if let Some(secs) = self.min_interval {
+            if !(secs.is_finite() && secs >= 0.0) {
+                bad_input!("source.yahoo.min_interval: {secs} is not a number of seconds");
+            }
+            request.http.min_interval = std::time::Duration::from_secs_f64(secs);
+        }
+        Ok(request)
+    }
+}
+
 /// The `source:` section of an experiment file, read alone (the rest of the file need not be complete to fetch).
 fn source_section(file: &std::path::Path) -> Result<SourceSettings> {
     let loaded = config::load(file, &crate::commands::env_var)?;
@@ -74,9 +130,10 @@ pub(crate) fn fetch(args: FetchArgs) -> Result<u8> {
         ),
         (None, Some(file)) => {
             let section = source_section(file)?;
-            let spec = match section.file {
-                Some(f) => FetchSpec::File(f.request()),
-                None => bad_input!("{}: key 'source': give one of file, yahoo or bigquery", file.display()),
+            let spec = match (&section.file, &section.yahoo) {
+                (Some(f), None) => FetchSpec::File(f.request()),
+                (None, Some(y)) => FetchSpec::Yahoo(y.request()?),
+                _ => bad_input!("{}: key 'source': give exactly one of file, yahoo or bigquery", file.display()),
             };
             (spec, section.name, section.root)
         }
@@ -88,6 +145,18 @@ pub(crate) fn fetch(args: FetchArgs) -> Result<u8> {
                 series_column: series_column.clone(),
             };
             (FetchSpec::File(settings.request()), None, None)
+        }
+        (Some(FetchSource::Yahoo { symbols, interval, start, end, range, base_url }), None) => {
+            let settings = YahooSettings {
+                symbols: symbols.clone(),
+                interval: interval.clone(),
+                start: start.clone(),
+                end: end.clone(),
+                range: range.clone(),
+                base_url: base_url.clone(),
+                ..YahooSettings::default()
+            };
+            (FetchSpec::Yahoo(settings.request()?), None, None)
         }
     };
     let name = args.name.clone().or(name);

@@ -5,6 +5,7 @@
 //! Key decision: the adapters speak polars `DataFrame`s inside this crate (a BigQuery INTEGER stays an Int64, a DATE
 //! a Date), and nothing polars leaves it: the public face is [`FetchError`] and plain request structs.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use kiln_domain::Code;
@@ -75,6 +76,8 @@ impl kiln_domain::HasCode for FetchError {
 pub enum FetchSpec {
     /// a local CSV or Parquet file, or an `http(s)://` URL of one
     File(FileRequest),
+    /// bars of one or many symbols from the Yahoo Finance chart API
+    Yahoo(crate::YahooRequest),
 }
 
 /// A CSV or Parquet file to snapshot, local or at an `http(s)://` URL (the type is read from the path's extension).
@@ -94,6 +97,7 @@ impl FetchSpec {
         match self {
             FetchSpec::File(f) if is_url(&f.location) => "url",
             FetchSpec::File(_) => "file",
+            FetchSpec::Yahoo(_) => "yahoo",
         }
     }
 
@@ -103,8 +107,10 @@ impl FetchSpec {
             FetchSpec::File(f) => {
                 let path = f.location.split(['?', '#']).next().unwrap_or_default();
                 let stem = Path::new(path).file_stem().and_then(|s| s.to_str()).unwrap_or("data");
-                stem.chars().map(|c| if c.is_ascii_alphanumeric() || "._-=^".contains(c) { c } else { '_' }).collect()
+                safe_name(stem)
             }
+            // NVDA-MSFT-TSLA_1d
+            FetchSpec::Yahoo(y) => safe_name(&format!("{}_{}", y.symbols.join("-"), y.interval)),
         }
     }
 
@@ -117,6 +123,23 @@ impl FetchSpec {
                 "time_format": f.time_format,
                 "series_column": f.series_column,
             }),
+            FetchSpec::Yahoo(y) => serde_json::json!({
+                "symbols": y.symbols,
+                "interval": y.interval,
+                "start": y.start,
+                "end": y.end,
+                "range": y.range,
+                "base_url": redact_url(&y.base_url),
+            }),
+        }
+    }
+
+    /// The column the manifest's time range is read from.
+    fn time_column(&self) -> Option<&str> {
+        match self {
+            FetchSpec::File(f) => f.time_column.as_deref(),
+            FetchSpec::Yahoo(y) if crate::source::INTRADAY.contains(&y.interval.as_str()) => Some("time"),
+            FetchSpec::Yahoo(_) => Some("date"),
         }
     }
 }
@@ -142,15 +165,15 @@ pub fn fetch(
     note: &mut dyn FnMut(&str),
 ) -> Result<FetchOutcome, FetchError> {
     let name = name.map_or_else(|| spec.default_name(), str::to_string);
-    match spec {
+    let mut writer = crate::snapshot::SnapshotWriter::begin(
+        store,
+        spec.source(),
+        &name,
+        spec.request_json(),
+        spec.time_column(),
+    )?;
+    let notes = match spec {
         FetchSpec::File(request) => {
-            let mut writer = crate::snapshot::SnapshotWriter::begin(
-                store,
-                spec.source(),
-                &name,
-                spec.request_json(),
-                request.time_column.as_deref(),
-            )?;
             let downloaded;
             let path = if is_url(&request.location) {
                 downloaded = download(&request.location, note)?;
@@ -168,11 +191,25 @@ pub fn fetch(
             note(&format!("{}: {} rows, {} columns", request.location_shown(), frame.n_rows(), frame.n_cols()));
             let df = crate::write::parquet_frame(&path, &frame)?;
             writer.page(&df)?;
-            let rows = writer.rows();
-            let snapshot = writer.finish(Vec::new())?;
-            Ok(FetchOutcome { snapshot, rows, notes: Vec::new() })
+            Vec::new()
         }
-    }
+        FetchSpec::Yahoo(request) => {
+            let summary = crate::source::fetch_yahoo(request, &mut |page| writer.page(&page), note)?;
+            let mut notes = Vec::new();
+            if summary.dropped_null_bars > 0 {
+                notes.push(format!("{} bar(s) whose values were all null dropped", summary.dropped_null_bars));
+            }
+            notes
+        }
+    };
+    let rows = writer.rows();
+    let snapshot = writer.finish(notes.clone())?;
+    Ok(FetchOutcome { snapshot, rows, notes })
+}
+
+/// `text` with every character that cannot be in a snapshot name replaced by `_`.
+fn safe_name(text: &str) -> String {
+    text.chars().map(|c| if c.is_ascii_alphanumeric() || "._-=^".contains(c) { c } else { '_' }).collect()
 }
 
 impl FileRequest {
@@ -196,7 +233,8 @@ pub(crate) fn redact_url(url: &str) -> String {
     format!("{scheme}://{rest}")
 }
 
-/// Downloads a URL into a temporary file that keeps the URL's extension (the file type is read from it).
+/// Downloads a URL into a temporary file that keeps the URL's extension (the file type is read from it), with the
+/// retries and backoff of the other adapters.
 fn download(url: &str, note: &mut dyn FnMut(&str)) -> Result<tempfile::NamedTempFile, FetchError> {
     let shown = redact_url(url);
     let ext = Path::new(url.split(['?', '#']).next().unwrap_or_default())
@@ -205,18 +243,14 @@ fn download(url: &str, note: &mut dyn FnMut(&str)) -> Result<tempfile::NamedTemp
         .map(|e| format!(".{e}"))
         .unwrap_or_default();
     note(&format!("downloading {shown}"));
-    let response = ureq::get(url).call().map_err(|e| match e {
-        ureq::Error::Status(status, _) => {
-            FetchError::Http { url: shown.clone(), status, message: "the server refused the download".into() }
-        }
-        ureq::Error::Transport(t) => FetchError::Connection { url: shown.clone(), message: t.kind().to_string() },
-    })?;
+    let policy = crate::HttpPolicy { min_interval: std::time::Duration::ZERO, ..crate::HttpPolicy::default() };
+    let mut client = crate::source::HttpClient::new(&policy);
+    let answer = client.send(&crate::source::Request::get(url), note)?;
     let mut tmp = tempfile::Builder::new()
         .prefix("kiln-fetch-")
         .suffix(&ext)
         .tempfile()
         .map_err(|source| FetchError::Io { path: std::env::temp_dir(), source })?;
-    std::io::copy(&mut response.into_reader(), tmp.as_file_mut())
-        .map_err(|e| FetchError::Connection { url: shown.clone(), message: e.to_string() })?;
+    tmp.as_file_mut().write_all(&answer.body).map_err(|source| FetchError::Io { path: tmp.path().to_path_buf(), source })?;
     Ok(tmp)
 }

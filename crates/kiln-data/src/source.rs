@@ -12,7 +12,8 @@ mod yahoo;
 pub use http::{FetchSummary, HttpPolicy};
 // called by `kiln fetch`'s orchestration, written beside these adapters
 #[allow(unused_imports)]
-pub(crate) use yahoo::fetch_yahoo;
+pub(crate) use http::{HttpClient, Request};
+pub(crate) use yahoo::{INTRADAY, fetch_yahoo};
 pub use yahoo::{YAHOO_BASE_URL, YahooRequest};
 
 use std::path::PathBuf;

@@ -22,7 +22,7 @@ use crate::fetch::FetchError;
 pub const YAHOO_BASE_URL: &str = "https://query2.finance.yahoo.com";
 
 /// Intervals of less than a day: bars get a `time` column; the others (`1d`, `5d`, `1wk`, `1mo`, `3mo`) a `date`.
-const INTRADAY: &[&str] = &["1m", "2m", "5m", "15m", "30m", "60m", "90m", "1h"];
+pub(crate) const INTRADAY: &[&str] = &["1m", "2m", "5m", "15m", "30m", "60m", "90m", "1h"];
 const DAILY: &[&str] = &["1d", "5d", "1wk", "1mo", "3mo"];
 const RANGES: &[&str] = &["1d", "5d", "1mo", "3mo", "6mo", "1y", "2y", "5y", "10y", "ytd", "max"];
 
