@@ -164,3 +164,108 @@ def test_a_custom_time_format_travels_in_the_bundle_so_predict_reads_the_trainin
              "--tracking-uri", store)
     rows = list(csv.DictReader(open(out)))
     assert rows[0]["Date"] == "1999-03-26" and len(rows) > 7000
+
+
+# --- Yahoo Finance ---------------------------------------------------------------------------------------------
+
+def yahoo_bars(symbol: str) -> dict:
+    """The recorded answer's bars by local date (New York for these stocks) as (close, adjclose)."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from stub_sources import yahoo_answer
+    r = yahoo_answer(symbol)["chart"]["result"][0]
+    zone = ZoneInfo(r["meta"]["exchangeTimezoneName"])
+    q = r["indicators"]["quote"][0]
+    adj = r["indicators"]["adjclose"][0]["adjclose"]
+    return {datetime.fromtimestamp(t, zone).date().isoformat(): (q["close"][i], adj[i])
+            for i, t in enumerate(r["timestamp"])}
+
+
+def test_yahoo_symbols_become_one_panel_snapshot_with_exchange_dates_splits_and_dividends(tmp_path, stub):
+    root = tmp_path / "raw"
+    run_kiln("fetch", "--root", root, "--json", tmp_path / "f.json", "yahoo", "NVDA", "MSFT", "TSLA",
+             "--start", "2021-02-01", "--end", "2022-02-01", "--base-url", stub.url)
+    report = json.loads((tmp_path / "f.json").read_text())
+    m = report["manifest"]
+    assert (m["source"], m["name"]) == ("yahoo", "NVDA-MSFT-TSLA_1d")
+    assert m["time_range"] == ["2021-02-01", "2022-01-31"]
+    assert m["request"]["symbols"] == ["NVDA", "MSFT", "TSLA"] and m["request"]["interval"] == "1d"
+    table = pq.read_table(report["path"]).to_pylist()
+    assert [c["name"] for c in m["columns"]] == ["symbol", "date", "open", "high", "low", "close", "adj_close",
+                                                 "volume", "dividends", "splits"]
+    by = {}
+    for row in table:
+        by.setdefault(row["symbol"], {})[row["date"].isoformat()] = row
+    assert {s: len(v) for s, v in by.items()} == {"NVDA": 252, "MSFT": 252, "TSLA": 252}
+    # every bar is the recorded one, on its New York date
+    for symbol in ("NVDA", "MSFT"):
+        recorded = yahoo_bars(symbol)
+        assert set(by[symbol]) == set(recorded)
+        for day, (close, adj) in recorded.items():
+            assert by[symbol][day]["close"] == close and by[symbol][day]["adj_close"] == adj
+    # NVDA's 4:1 split on 2021-07-20; MSFT's dividends on their ex-dates, 0 elsewhere (as yfinance writes them)
+    assert by["NVDA"]["2021-07-20"]["splits"] == 4.0
+    assert sum(r["splits"] != 0 for r in by["NVDA"].values()) == 1
+    from stub_sources import yahoo_answer
+    dividends = yahoo_answer("MSFT")["chart"]["result"][0]["events"]["dividends"].values()
+    paid = {d: r["dividends"] for d, r in by["MSFT"].items() if r["dividends"] != 0}
+    assert len(paid) == len(dividends) == 4 and sorted(paid.values()) == sorted(d["amount"] for d in dividends)
+    # the requests asked for what yfinance asks: adjusted closes and the events
+    asked = [r for r in stub.requests if r["path"] == "/v8/finance/chart/NVDA"][-1]["query"]
+    assert asked["interval"] == "1d" and asked["events"] == "div,splits" and asked["includeAdjustedClose"] == "true"
+
+
+def test_yahoo_errors_name_the_symbol_and_leave_no_snapshot(tmp_path, stub):
+    root = tmp_path / "raw"
+    cases = {
+        "NOPE": "No data found, symbol may be delisted",  # the error envelope with HTTP 404
+        "GONE200": "No data found, symbol may be delisted",  # the same envelope with HTTP 200
+        "EMPTY": "no bars",  # an empty range: meta and indicators, no timestamp
+        "GARBAGE": "malformed",  # not JSON
+    }
+    for symbol, expected in cases.items():
+        proc = run_kiln("fetch", "--root", root, "yahoo", "MSFT", symbol, "--base-url", stub.url,
+                        "--start", "2020-01-01", "--end", "2020-01-05", check=False)
+        assert proc.returncode != 0, symbol
+        assert symbol in proc.stderr and expected.lower() in proc.stderr.lower(), proc.stderr
+    assert not list(root.rglob("*.parquet")) and not list(root.rglob("*.json"))
+    # a bad request is refused before anything is sent
+    proc = run_kiln("fetch", "--root", root, "yahoo", "MSFT", "--interval", "7d", "--base-url", stub.url,
+                    check=False)
+    assert proc.returncode == 2 and "7d" in proc.stderr, proc.stderr
+
+
+def test_yahoo_retries_429_with_retry_after_then_503_and_gives_up_on_a_dead_host(tmp_path, stub):
+    root = tmp_path / "raw"
+    proc = run_kiln("fetch", "--root", root, "yahoo", "FLAKY", "--range", "1y", "--base-url", stub.url)
+    assert "HTTP 429" in proc.stderr and "HTTP 503" in proc.stderr
+    attempts = [r for r in stub.requests if r["path"] == "/v8/finance/chart/FLAKY"]
+    assert len(attempts) == 3
+    proc = run_kiln("fetch", "--root", root, "yahoo", "DOWN", "--range", "1y", "--base-url", stub.url, check=False)
+    assert proc.returncode != 0 and "503" in proc.stderr and "gave up after 5 attempts" in proc.stderr, proc.stderr
+    assert len([r for r in stub.requests if r["path"] == "/v8/finance/chart/DOWN"]) == 5
+
+
+def test_fetch_then_train_on_latest_and_mlflow_sees_the_dataset_input(tmp_path, stub, mlflow_server):
+    """The stocks experiment end to end: kiln fetch of a panel of three symbols, then kiln train on @latest into a
+    real MLflow server, whose Python client shows the run's dataset input with the snapshot's digest."""
+    env = {"KILN_YAHOO_URL": stub.url}
+    run_kiln("fetch", "--config", "conf/experiments/stocks.yaml", "--root", tmp_path / "raw", "--json",
+             tmp_path / "f.json", env=env)
+    snap = json.loads((tmp_path / "f.json").read_text())
+    config = write_experiment(tmp_path / "stocks.yaml", "conf/experiments/stocks.yaml",
+                              data={"snapshot": "yahoo/NVDA-MSFT-TSLA_1d@latest",
+                                    "snapshot_root": str(tmp_path / "raw"), "time_column": "date",
+                                    "series_column": "symbol"})
+    out = run_kiln("train", "--config", config, "--tracking-uri", mlflow_server.url, env=env)
+    run_id = out.stdout.split("\nrun ")[1].split()[0]
+    from mlflow.tracking import MlflowClient
+    run = MlflowClient(mlflow_server.url).get_run(run_id)
+    assert run.data.tags["kiln.data.snapshot"] == snap["reference"]
+    assert run.data.tags["kiln.data.sha256"] == snap["manifest"]["sha256"]
+    [dataset_input] = run.inputs.dataset_inputs
+    assert dataset_input.dataset.digest == snap["manifest"]["sha256"][:8]
+    assert json.loads(dataset_input.dataset.source)["uri"].endswith(Path(snap["path"]).name)
+    schema = json.loads(dataset_input.dataset.schema)["mlflow_colspec"]
+    assert {c["name"] for c in schema} >= {"symbol", "date", "adj_close", "volume"}
