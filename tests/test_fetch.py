@@ -197,7 +197,8 @@ def test_yahoo_symbols_become_one_panel_snapshot_with_exchange_dates_splits_and_
     by = {}
     for row in table:
         by.setdefault(row["symbol"], {})[row["date"].isoformat()] = row
-    assert {s: len(v) for s, v in by.items()} == {"NVDA": 252, "MSFT": 252, "TSLA": 252}
+    # NVDA and MSFT were recorded up to 2022-01-28; TSLA's full history also has 2022-01-31
+    assert {s: len(v) for s, v in by.items()} == {"NVDA": 252, "MSFT": 252, "TSLA": 253}
     # every bar is the recorded one, on its New York date
     for symbol in ("NVDA", "MSFT"):
         recorded = yahoo_bars(symbol)
@@ -226,7 +227,7 @@ def test_yahoo_errors_name_the_symbol_and_leave_no_snapshot(tmp_path, stub):
     }
     for symbol, expected in cases.items():
         proc = run_kiln("fetch", "--root", root, "yahoo", "MSFT", symbol, "--base-url", stub.url,
-                        "--start", "2020-01-01", "--end", "2020-01-05", check=False)
+                        "--start", "2021-03-01", "--end", "2021-03-06", check=False)
         assert proc.returncode != 0, symbol
         assert symbol in proc.stderr and expected.lower() in proc.stderr.lower(), proc.stderr
     assert not list(root.rglob("*.parquet")) and not list(root.rglob("*.json"))
