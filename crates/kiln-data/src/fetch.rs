@@ -43,9 +43,16 @@ pub enum FetchError {
     /// a snapshot store that is not as kiln left it (a manifest that does not parse, a sha256 that does not match)
     #[error("{0}")]
     Snapshot(String),
-    /// reading a local or downloaded CSV/Parquet file
+    /// reading a local or downloaded CSV/Parquet file (boxed: a `ReadError` alone is as large as clippy's
+    /// `result_large_err` allows, and every adapter returns this error)
     #[error(transparent)]
-    Read(#[from] crate::ReadError),
+    Read(Box<crate::ReadError>),
+}
+
+impl From<crate::ReadError> for FetchError {
+    fn from(e: crate::ReadError) -> Self {
+        FetchError::Read(Box::new(e))
+    }
 }
 
 impl FetchError {
