@@ -6,9 +6,15 @@
 //! versioned snapshots (`data/raw/<source>/<key>/<timestamp>.parquet` with a manifest of sha256, rows and time range)
 //! that `kiln fetch` writes and a snapshot source reads back, checking the manifest.
 
+mod bigquery;
 mod http;
+mod jwt;
 mod yahoo;
 
+// called by `kiln fetch`'s orchestration, written beside these adapters
+#[allow(unused_imports)]
+pub(crate) use bigquery::fetch_bigquery;
+pub use bigquery::{BIGQUERY_BASE_URL, BigQueryAuth, BigQueryRequest};
 pub use http::{FetchSummary, HttpPolicy};
 // called by `kiln fetch`'s orchestration, written beside these adapters
 #[allow(unused_imports)]
