@@ -134,21 +134,8 @@ fn fetch_with(
     let mut answer = call(&mut client, &mut auth, "POST", &url, Some(body.to_string()), &mut summary, note)?;
 
     let job = JobRef::from(&answer, req);
-    let mut polls = 0u32;
-    while answer.get("jobComplete").and_then(Value::as_bool) == Some(false) {
-        let job = job.as_ref().ok_or_else(|| malformed("an incomplete job without `jobReference.jobId`"))?;
-        check_job(&answer, job)?;
-        if polls == 0 {
-            summary.note(note, format!("job {} is running; waiting for it", job.id));
-        }
-        // BigQuery holds each call up to timeoutMs; the pause only matters when it answers at once
-        std::thread::sleep(Duration::from_millis(100u64 << polls.min(5)).min(Duration::from_secs(2)));
-        polls += 1;
-        answer = call(&mut client, &mut auth, "GET", &job.results_url(base, req, None), None, &mut summary, note)?;
-    }
-    if let Some(job) = &job {
-        check_job(&answer, job)?;
-    }
+    let poll_url = job.as_ref().map(|j| j.results_url(base, req, None));
+    answer = until_complete(&mut client, &mut auth, answer, job.as_ref(), poll_url.as_deref(), &mut summary, note)?;
     let schema = answer
         .get("schema")
         .and_then(|s| s.get("fields"))
@@ -199,11 +186,7 @@ fn fetch_with(
         let job = job.as_ref().ok_or_else(|| malformed("a `pageToken` without `jobReference.jobId`"))?;
         let url = job.results_url(base, req, Some(token));
         answer = call(&mut client, &mut auth, "GET", &url, None, &mut summary, note)?;
-        while answer.get("jobComplete").and_then(Value::as_bool) == Some(false) {
-            check_job(&answer, job)?;
-            answer = call(&mut client, &mut auth, "GET", &url, None, &mut summary, note)?;
-        }
-        check_job(&answer, job)?;
+        answer = until_complete(&mut client, &mut auth, answer, Some(job), Some(&url), &mut summary, note)?;
     }
     if summary.rows == 0 {
         return Err(FetchError::Empty("BigQuery: the query returned no rows".to_string()));
@@ -249,8 +232,39 @@ impl JobRef {
     }
 }
 
+/// `answer` once its job is complete: while BigQuery says `jobComplete: false`, `url` (jobs.getQueryResults) is
+/// asked again; a failed job is an error.
+#[allow(clippy::too_many_arguments)]
+fn until_complete(
+    client: &mut HttpClient,
+    auth: &mut Auth,
+    mut answer: Value,
+    job: Option<&JobRef>,
+    url: Option<&str>,
+    summary: &mut FetchSummary,
+    note: &mut dyn FnMut(&str),
+) -> Result<Value, FetchError> {
+    let mut polls = 0u32;
+    loop {
+        check_job(&answer, job)?;
+        if answer.get("jobComplete").and_then(Value::as_bool) != Some(false) {
+            return Ok(answer);
+        }
+        let (Some(job), Some(url)) = (job, url) else {
+            return Err(malformed("an incomplete job without `jobReference.jobId`"));
+        };
+        if polls == 0 {
+            summary.note(note, format!("job {} is running; waiting for it", job.id));
+        }
+        // BigQuery holds each call up to timeoutMs; the pause only matters when it answers at once
+        std::thread::sleep(Duration::from_millis(100u64 << polls.min(5)).min(Duration::from_secs(2)));
+        polls += 1;
+        answer = call(client, auth, "GET", url, None, summary, note)?;
+    }
+}
+
 /// A job that failed says so in `status.errorResult` or, with no schema to read, in `errors`.
-fn check_job(answer: &Value, job: &JobRef) -> Result<(), FetchError> {
+fn check_job(answer: &Value, job: Option<&JobRef>) -> Result<(), FetchError> {
     let describe = |e: &Value| {
         let message = e.get("message").and_then(Value::as_str).unwrap_or("no message");
         match e.get("reason").and_then(Value::as_str) {
@@ -258,7 +272,8 @@ fn check_job(answer: &Value, job: &JobRef) -> Result<(), FetchError> {
             None => message.to_string(),
         }
     };
-    let failed = |message: String| FetchError::Service { source_name: format!("BigQuery job {}", job.id), message };
+    let source_name = job.map_or_else(|| SOURCE.to_string(), |j| format!("BigQuery job {}", j.id));
+    let failed = |message: String| FetchError::Service { source_name, message };
     if let Some(e) = answer.get("status").and_then(|s| s.get("errorResult")).filter(|e| !e.is_null()) {
         return Err(failed(describe(e)));
     }
