@@ -186,6 +186,40 @@ kiln fetch yahoo EURUSD=X --range 5y")]
         #[arg(long, value_name = "URL")]
         base_url: Option<String>,
     },
+    /// The rows of a GoogleSQL query over BigQuery's REST API (no SDK): a service-account key (--key-file, or the
+    /// file GOOGLE_APPLICATION_CREDENTIALS names) is signed into an access token, or one is read from a variable
+    /// (--token-env). Every page is written as it arrives; types are kept (INTEGER as a 64-bit integer, DATE as a
+    /// date, TIMESTAMP as a UTC time, RECORD and REPEATED values as JSON text). Credentials never appear in the
+    /// output, the snapshot or its manifest
+    #[command(after_help = "Examples:\n  kiln fetch bigquery --project my-project --key-file key.json \\\n      \
+--query 'SELECT * FROM data_ingestion.raw_data' --name raw_data\n  \
+TOKEN=$(gcloud auth print-access-token) kiln fetch bigquery --project p --token-env TOKEN --query-file q.sql")]
+    Bigquery {
+        /// the project the query job runs (and is billed) in
+        #[arg(long, value_name = "PROJECT")]
+        project: String,
+        /// the GoogleSQL query
+        #[arg(long, value_name = "SQL")]
+        query: Option<String>,
+        /// read the query from this file
+        #[arg(long, value_name = "FILE")]
+        query_file: Option<PathBuf>,
+        /// the job's location (US, EU, europe-west1, ...)
+        #[arg(long, value_name = "LOCATION")]
+        location: Option<String>,
+        /// a service-account JSON key [default: $GOOGLE_APPLICATION_CREDENTIALS]
+        #[arg(long, value_name = "FILE")]
+        key_file: Option<PathBuf>,
+        /// the name of an environment variable holding an OAuth access token
+        #[arg(long, value_name = "VAR")]
+        token_env: Option<String>,
+        /// the API's scheme and host [default: https://bigquery.googleapis.com]
+        #[arg(long, value_name = "URL")]
+        base_url: Option<String>,
+        /// rows per page [default: BigQuery's, up to 10 MB]
+        #[arg(long, value_name = "N")]
+        page_size: Option<u32>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

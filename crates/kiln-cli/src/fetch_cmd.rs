@@ -25,6 +25,9 @@ pub(crate) struct SourceSettings {
     /// bars from the Yahoo Finance chart API
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) yahoo: Option<YahooSettings>,
+    /// the rows of a BigQuery query
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) bigquery: Option<BigQuerySettings>,
     /// the snapshot's name (default: from the request, e.g. the file's stem or the symbols and interval)
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) name: Option<String>,
@@ -110,6 +113,63 @@ impl YahooSettings {
     }
 }
 
+/// `source.bigquery`: a GoogleSQL query over BigQuery's REST API. Credentials: `key_file` (a service-account JSON
+/// key), `token_env` (the name of a variable holding an access token), or else the key file that
+/// GOOGLE_APPLICATION_CREDENTIALS names, as Google's own clients do.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct BigQuerySettings {
+    pub(crate) project: String,
+    pub(crate) query: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) location: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) key_file: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) token_env: Option<String>,
+    /// the API's scheme and host (default https://bigquery.googleapis.com)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) base_url: Option<String>,
+    /// seconds BigQuery may hold each call waiting for the job (default 10; longer jobs are polled)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) timeout: Option<f64>,
+    /// rows per page (default: BigQuery's, up to 10 MB a page)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) page_size: Option<u32>,
+}
+
+impl BigQuerySettings {
+    fn request(&self) -> Result<kiln_data::BigQueryRequest> {
+        let auth = match (&self.key_file, &self.token_env) {
+            (Some(_), Some(_)) => bad_input!("source.bigquery: give key_file or token_env, not both"),
+            (Some(path), None) => kiln_data::BigQueryAuth::KeyFile(path.clone()),
+            (None, Some(var)) => kiln_data::BigQueryAuth::TokenEnv(var.clone()),
+            (None, None) => match crate::commands::env_var("GOOGLE_APPLICATION_CREDENTIALS") {
+                Some(path) if !path.is_empty() => kiln_data::BigQueryAuth::KeyFile(PathBuf::from(path)),
+                _ => bad_input!(
+                    "source.bigquery: no credentials: give key_file (a service-account JSON key), token_env (a \
+                     variable holding an access token) or set GOOGLE_APPLICATION_CREDENTIALS"
+                ),
+            },
+        };
+        let mut request = kiln_data::BigQueryRequest::new(self.project.clone(), self.query.clone(), auth);
+        request.location.clone_from(&self.location);
+        if let Some(url) = &self.base_url {
+            request.base_url.clone_from(url);
+        }
+        if let Some(secs) = self.timeout {
+            if !(secs.is_finite() && secs > 0.0) {
+                bad_input!("source.bigquery.timeout: {secs} is not a positive number of seconds");
+            }
+            request.timeout_ms = (secs * 1000.0).round() as u64;
+        }
+        if self.page_size.is_some() {
+            request.max_results = self.page_size;
+        }
+        Ok(request)
+    }
+}
+
 /// The `source:` section of an experiment file, read alone (the rest of the file need not be complete to fetch).
 fn source_section(file: &std::path::Path) -> Result<SourceSettings> {
     let loaded = config::load(file, &crate::commands::env_var)?;
@@ -130,9 +190,10 @@ pub(crate) fn fetch(args: FetchArgs) -> Result<u8> {
         ),
         (None, Some(file)) => {
             let section = source_section(file)?;
-            let spec = match (&section.file, &section.yahoo) {
-                (Some(f), None) => FetchSpec::File(f.request()),
-                (None, Some(y)) => FetchSpec::Yahoo(y.request()?),
+            let spec = match (&section.file, &section.yahoo, &section.bigquery) {
+                (Some(f), None, None) => FetchSpec::File(f.request()),
+                (None, Some(y), None) => FetchSpec::Yahoo(y.request()?),
+                (None, None, Some(b)) => FetchSpec::BigQuery(b.request()?),
                 _ => bad_input!("{}: key 'source': give exactly one of file, yahoo or bigquery", file.display()),
             };
             (spec, section.name, section.root)
@@ -157,6 +218,38 @@ pub(crate) fn fetch(args: FetchArgs) -> Result<u8> {
                 ..YahooSettings::default()
             };
             (FetchSpec::Yahoo(settings.request()?), None, None)
+        }
+        (
+            Some(FetchSource::Bigquery {
+                project,
+                query,
+                query_file,
+                location,
+                key_file,
+                token_env,
+                base_url,
+                page_size,
+            }),
+            None,
+        ) => {
+            let query = match (query, query_file) {
+                (Some(q), None) => q.clone(),
+                (None, Some(f)) => {
+                    std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?
+                }
+                _ => bad_input!("give the query with --query or --query-file (one of them)"),
+            };
+            let settings = BigQuerySettings {
+                project: project.clone(),
+                query,
+                location: location.clone(),
+                key_file: key_file.clone(),
+                token_env: token_env.clone(),
+                base_url: base_url.clone(),
+                timeout: None,
+                page_size: *page_size,
+            };
+            (FetchSpec::BigQuery(settings.request()?), None, None)
         }
     };
     let name = args.name.clone().or(name);

@@ -9,6 +9,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use kiln_domain::Code;
+use sha2::Digest;
 
 /// What can go wrong fetching data or writing its snapshot. Messages name the source, the symbol, the URL (without
 /// any credential) or the file at fault; no variant ever holds a secret.
@@ -44,9 +45,16 @@ pub enum FetchError {
     /// a snapshot store that is not as kiln left it (a manifest that does not parse, a sha256 that does not match)
     #[error("{0}")]
     Snapshot(String),
-    /// reading a local or downloaded CSV/Parquet file
+    /// reading a local or downloaded CSV/Parquet file (boxed: a `ReadError` alone is as large as clippy's
+    /// `result_large_err` allows, and every adapter returns this error)
     #[error(transparent)]
-    Read(#[from] crate::ReadError),
+    Read(Box<crate::ReadError>),
+}
+
+impl From<crate::ReadError> for FetchError {
+    fn from(e: crate::ReadError) -> Self {
+        FetchError::Read(Box::new(e))
+    }
 }
 
 impl FetchError {
@@ -78,6 +86,8 @@ pub enum FetchSpec {
     File(FileRequest),
     /// bars of one or many symbols from the Yahoo Finance chart API
     Yahoo(crate::YahooRequest),
+    /// the rows of a BigQuery query (REST, no SDK)
+    BigQuery(crate::BigQueryRequest),
 }
 
 /// A CSV or Parquet file to snapshot, local or at an `http(s)://` URL (the type is read from the path's extension).
@@ -98,6 +108,7 @@ impl FetchSpec {
             FetchSpec::File(f) if is_url(&f.location) => "url",
             FetchSpec::File(_) => "file",
             FetchSpec::Yahoo(_) => "yahoo",
+            FetchSpec::BigQuery(_) => "bigquery",
         }
     }
 
@@ -111,6 +122,11 @@ impl FetchSpec {
             }
             // NVDA-MSFT-TSLA_1d
             FetchSpec::Yahoo(y) => safe_name(&format!("{}_{}", y.symbols.join("-"), y.interval)),
+            // the project and a digest of the query text: the same query lands in the same folder
+            FetchSpec::BigQuery(b) => {
+                let digest = hex::encode(sha2::Sha256::digest(b.query.trim().as_bytes()));
+                safe_name(&format!("{}_query-{}", b.project, &digest[..8]))
+            }
         }
     }
 
@@ -131,6 +147,17 @@ impl FetchSpec {
                 "range": y.range,
                 "base_url": redact_url(&y.base_url),
             }),
+            // the query, never the credentials: a key file is named by its path only, a token by its variable
+            FetchSpec::BigQuery(b) => serde_json::json!({
+                "project": b.project,
+                "query": b.query,
+                "location": b.location,
+                "auth": match &b.auth {
+                    crate::BigQueryAuth::KeyFile(path) => serde_json::json!({"key_file": path}),
+                    crate::BigQueryAuth::TokenEnv(var) => serde_json::json!({"token_env": var}),
+                },
+                "base_url": redact_url(&b.base_url),
+            }),
         }
     }
 
@@ -140,6 +167,7 @@ impl FetchSpec {
             FetchSpec::File(f) => f.time_column.as_deref(),
             FetchSpec::Yahoo(y) if crate::source::INTRADAY.contains(&y.interval.as_str()) => Some("time"),
             FetchSpec::Yahoo(_) => Some("date"),
+            FetchSpec::BigQuery(_) => None,
         }
     }
 }
@@ -165,13 +193,8 @@ pub fn fetch(
     note: &mut dyn FnMut(&str),
 ) -> Result<FetchOutcome, FetchError> {
     let name = name.map_or_else(|| spec.default_name(), str::to_string);
-    let mut writer = crate::snapshot::SnapshotWriter::begin(
-        store,
-        spec.source(),
-        &name,
-        spec.request_json(),
-        spec.time_column(),
-    )?;
+    let mut writer =
+        crate::snapshot::SnapshotWriter::begin(store, spec.source(), &name, spec.request_json(), spec.time_column())?;
     let notes = match spec {
         FetchSpec::File(request) => {
             let downloaded;
@@ -200,6 +223,10 @@ pub fn fetch(
                 notes.push(format!("{} bar(s) whose values were all null dropped", summary.dropped_null_bars));
             }
             notes
+        }
+        FetchSpec::BigQuery(request) => {
+            crate::source::fetch_bigquery(request, &mut |page| writer.page(&page), note)?;
+            Vec::new()
         }
     };
     let rows = writer.rows();
@@ -251,6 +278,8 @@ fn download(url: &str, note: &mut dyn FnMut(&str)) -> Result<tempfile::NamedTemp
         .suffix(&ext)
         .tempfile()
         .map_err(|source| FetchError::Io { path: std::env::temp_dir(), source })?;
-    tmp.as_file_mut().write_all(&answer.body).map_err(|source| FetchError::Io { path: tmp.path().to_path_buf(), source })?;
+    tmp.as_file_mut()
+        .write_all(&answer.body)
+        .map_err(|source| FetchError::Io { path: tmp.path().to_path_buf(), source })?;
     Ok(tmp)
 }

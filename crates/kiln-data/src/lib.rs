@@ -21,6 +21,9 @@ pub use read::{
     FrameChunks, MAX_COLUMNS, MAX_LINE_BYTES, ReadOptions, ReadProgress, read_chunks, read_frame, sha256_file,
 };
 pub use snapshot::{Manifest, ManifestColumn, Snapshot, SnapshotOutcome, SnapshotStore};
-pub use source::{FetchSummary, FileSource, HttpPolicy, YAHOO_BASE_URL, YahooRequest};
+pub use source::{
+    BIGQUERY_BASE_URL, BigQueryAuth, BigQueryRequest, FetchSummary, FileSource, HttpPolicy, YAHOO_BASE_URL,
+    YahooRequest,
+};
 pub use timefmt::check_time_format;
 pub use write::{FrameWriter, write_frame};

@@ -1,17 +1,20 @@
-//! The [`DataSource`] adapters. Today one: [`FileSource`], a CSV or Parquet file read whole with its
-//! [`ReadOptions`], fingerprinted by the sha256 of the file's bytes.
+//! The [`DataSource`] adapters: [`FileSource`], a CSV or Parquet file read whole with its [`ReadOptions`],
+//! fingerprinted by the sha256 of the file's bytes; and the fetch adapters that `kiln fetch` drives, each handing its
+//! rows over page by page: the Yahoo Finance chart API (`yahoo`) and BigQuery REST (`bigquery`, its service-account
+//! JWT in `jwt`), over one blocking HTTP client with retries, backoff and a polite rate (`http`); their tests replay
+//! recorded answers from a local stub server (`http::stub`).
 //!
-//! The adapters planned beside it go here as siblings, each its own module behind the same port: the Yahoo Finance
-//! chart API and BigQuery REST (blocking HTTP, tests replaying recorded responses from a local stub server), and
-//! versioned snapshots (`data/raw/<source>/<key>/<timestamp>.parquet` with a manifest of sha256, rows and time range)
-//! that `kiln fetch` writes and a snapshot source reads back, checking the manifest.
+//! Versioned snapshots (`data/raw/<source>/<key>/<timestamp>.parquet` with a manifest of sha256, rows and time range)
+//! that `kiln fetch` writes and a snapshot source reads back, checking the manifest, go beside them.
 
-mod http;
+mod bigquery;
+pub(crate) mod http;
+mod jwt;
 mod yahoo;
 
+pub(crate) use bigquery::fetch_bigquery;
+pub use bigquery::{BIGQUERY_BASE_URL, BigQueryAuth, BigQueryRequest};
 pub use http::{FetchSummary, HttpPolicy};
-// called by `kiln fetch`'s orchestration, written beside these adapters
-#[allow(unused_imports)]
 pub(crate) use http::{HttpClient, Request};
 pub(crate) use yahoo::{INTRADAY, fetch_yahoo};
 pub use yahoo::{YAHOO_BASE_URL, YahooRequest};
