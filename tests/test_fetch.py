@@ -270,3 +270,117 @@ def test_fetch_then_train_on_latest_and_mlflow_sees_the_dataset_input(tmp_path, 
     assert json.loads(dataset_input.dataset.source)["uri"].endswith(Path(snap["path"]).name)
     schema = json.loads(dataset_input.dataset.schema)["mlflow_colspec"]
     assert {c["name"] for c in schema} >= {"symbol", "date", "adj_close", "volume"}
+
+
+# --- BigQuery --------------------------------------------------------------------------------------------------
+
+def assert_no_secret(stub, root, *texts):
+    """The access token and the signed assertion appear nowhere kiln wrote or said."""
+    assertions = [r["body"] for r in stub.requests if r["path"] == "/token"]
+    secrets = [ACCESS_TOKEN] + [a.split("assertion=")[-1][:40] for a in assertions if "assertion=" in a]
+    written = [p.read_bytes().decode(errors="ignore") for p in Path(root).rglob("*") if p.is_file()]
+    for secret in secrets:
+        for text in [*texts, *written]:
+            assert secret not in text
+
+
+def test_bigquery_signs_in_with_a_service_account_key_and_keeps_the_types(tmp_path, stub):
+    key = stub.key_file(tmp_path / "key.json")
+    root = tmp_path / "raw"
+    before = len(stub.jwt_checks)
+    out = run_kiln("fetch", "--root", root, "--json", tmp_path / "f.json", "bigquery", "--project", "test-project",
+                   "--base-url", stub.url, "--key-file", key, "--query", "SELECT name, number FROM usa_names")
+    # the token endpoint verified the JWT's RS256 signature with the public half of the key the test generated
+    assert stub.jwt_checks[before:] == ["ok"]
+    report = json.loads((tmp_path / "f.json").read_text())
+    m = report["manifest"]
+    assert m["source"] == "bigquery" and m["rows"] == 9
+    assert [(c["name"], c["dtype"]) for c in m["columns"]] == [("name", "str"), ("number", "i64")]
+    assert m["request"]["auth"] == {"key_file": str(key)}
+    table = pq.read_table(report["path"])
+    assert str(table.schema.field("number").type) == "int64"
+    from stub_sources import usa_names
+    assert table.to_pylist() == [{"name": r["f"][0]["v"], "number": int(r["f"][1]["v"])}
+                                 for r in usa_names()["rows"]]
+    assert_no_secret(stub, root, out.stdout, out.stderr)
+
+
+def test_bigquery_polls_a_job_follows_every_page_and_retries(tmp_path, stub):
+    key = stub.key_file(tmp_path / "key.json")
+    root = tmp_path / "raw"
+    from stub_sources import usa_names
+    expected = [r["f"][0]["v"] for r in usa_names()["rows"]]
+    for query, name in [("SELECT * FROM slow", "slow"), ("SELECT * FROM paged", "paged"),
+                        ("SELECT * FROM flaky", "flaky")]:
+        out = run_kiln("fetch", "--root", root, "--name", name, "--json", tmp_path / f"{name}.json", "bigquery",
+                       "--project", "test-project", "--base-url", stub.url, "--key-file", key, "--query", query)
+        path = json.loads((tmp_path / f"{name}.json").read_text())["path"]
+        assert [r["name"] for r in pq.read_table(path).to_pylist()] == expected, name
+        assert_no_secret(stub, root, out.stdout, out.stderr)
+    polls = [r for r in stub.requests if r["path"].endswith("/queries/job_slow")]
+    assert len(polls) >= 2
+    pages = [r["query"].get("pageToken") for r in stub.requests if r["path"].endswith("/queries/job_paged")]
+    assert pages == ["page-1", "page-2"]
+
+
+def test_bigquery_nested_and_repeated_values_are_json_text(tmp_path, stub):
+    key = stub.key_file(tmp_path / "key.json")
+    run_kiln("fetch", "--root", tmp_path / "raw", "--json", tmp_path / "f.json", "bigquery", "--project",
+             "test-project", "--base-url", stub.url, "--key-file", key, "--query", "SELECT * FROM nested")
+    [row] = pq.read_table(json.loads((tmp_path / "f.json").read_text())["path"]).to_pylist()
+    # bigrquery's recorded cells, as BigQuery's own clients return them (integers as numbers)
+    assert json.loads(row["s"]) == {"a": 1, "b": "abc"}
+    assert json.loads(row["a"]) == [1, 2, 3]
+    assert json.loads(row["as_"]) == [{"a": 1, "b": "a"}, {"a": 2, "b": "b"}, {"a": 3, "b": "c"}]
+    assert json.loads(row["sa"]) == {"a": [1, 2, 3], "b": ["a", "b"]}
+
+
+def test_bigquery_errors_are_shown_with_bigquerys_message_and_leave_nothing(tmp_path, stub):
+    key = stub.key_file(tmp_path / "key.json")
+    root = tmp_path / "raw"
+    cases = {
+        "SELEC syntax": "Syntax error: Unexpected identifier",
+        "SELECT denied": "Access Denied: Project test-project",
+        "SELECT * FROM missing": "Not found: Dataset test-project:nope",
+        "SELECT failing": "Resources exceeded during query execution",
+    }
+    for query, message in cases.items():
+        proc = run_kiln("fetch", "--root", root, "bigquery", "--project", "test-project", "--base-url", stub.url,
+                        "--key-file", key, "--query", query, check=False)
+        assert proc.returncode != 0 and message in proc.stderr, (query, proc.stderr)
+        assert_no_secret(stub, root, proc.stdout, proc.stderr)
+    assert not list(root.rglob("*.parquet")) and not list(root.rglob("*.json"))
+
+
+def test_bigquery_credentials_that_cannot_be_used_are_named_never_shown(tmp_path, stub):
+    from stub_sources import other_key
+    root = tmp_path / "raw"
+    # a key the service does not know: the token endpoint refuses the signature
+    wrong = stub.key_file(tmp_path / "wrong.json", private_key=other_key())
+    proc = run_kiln("fetch", "--root", root, "bigquery", "--project", "test-project", "--base-url", stub.url,
+                    "--key-file", wrong, "--query", "SELECT 1", check=False)
+    assert proc.returncode != 0 and "Invalid JWT Signature" in proc.stderr, proc.stderr
+    pem = json.loads(wrong.read_text())["private_key"]
+    body = pem.splitlines()[5]
+    # files that are not keys: the file is named, its content never shown
+    not_json = tmp_path / "not_json.json"
+    not_json.write_text("PRIVATE " + body)
+    no_key = tmp_path / "no_key.json"
+    no_key.write_text(json.dumps({"type": "service_account", "client_email": "x@y", "token_uri": stub.url + "/token"}))
+    bad_pem = tmp_path / "bad_pem.json"
+    bad_pem.write_text(json.dumps({"type": "service_account", "client_email": "x@y", "token_uri": stub.url + "/token",
+                                   "private_key": "-----BEGIN PRIVATE KEY-----\n" + body + "\n-----END PRIVATE KEY-----\n"}))
+    for path in (not_json, no_key, bad_pem, tmp_path / "absent.json"):
+        proc = run_kiln("fetch", "--root", root, "bigquery", "--project", "test-project", "--base-url", stub.url,
+                        "--key-file", path, "--query", "SELECT 1", check=False)
+        assert proc.returncode != 0 and str(path) in proc.stderr, proc.stderr
+        assert body not in proc.stderr and body not in proc.stdout
+    # a token from the environment instead of a key
+    proc = run_kiln("fetch", "--root", root, "--name", "from_env", "bigquery", "--project", "test-project",
+                    "--base-url", stub.url, "--token-env", "BQ_TOKEN", "--query", "SELECT * FROM usa_names",
+                    env={"BQ_TOKEN": ACCESS_TOKEN})
+    assert "wrote snapshot bigquery/from_env@" in proc.stdout
+    assert_no_secret(stub, root, proc.stdout, proc.stderr)
+    proc = run_kiln("fetch", "--root", root, "bigquery", "--project", "test-project", "--base-url", stub.url,
+                    "--token-env", "BQ_TOKEN", "--query", "SELECT 1", check=False, env={"BQ_TOKEN": ""})
+    assert proc.returncode != 0 and "BQ_TOKEN" in proc.stderr, proc.stderr
