@@ -479,3 +479,40 @@ fn bad_requests_are_refused_before_anything_is_sent() {
     req.range = Some("7y".into());
     assert!(check(&req).unwrap_err().to_string().starts_with("Yahoo: unknown range \"7y\""));
 }
+
+#[test]
+fn a_429_from_yahoo_is_waited_out_and_noted() {
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let c = calls.clone();
+    let stub = Stub::start(move |_| {
+        if c.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+            Reply::json(429, "Too Many Requests").with_header("Retry-After", "0")
+        } else {
+            Reply::json(200, fixture(AAPL_ONE))
+        }
+    });
+    let mut req = request(&["AAPL"]);
+    req.base_url = stub.url.clone();
+    let (pages, summary, notes) = fetch(&req).unwrap();
+    assert_eq!((pages.len(), summary.rows, stub.requests().len()), (1, 1, 2));
+    assert_eq!(notes.len(), 2);
+    assert!(
+        notes[0].starts_with(&format!("HTTP 429 from {}/v8/finance/chart/AAPL?interval=1d&range=max", stub.url)),
+        "{}",
+        notes[0]
+    );
+    assert!(notes[0].ends_with(", retrying in 0.0 s (attempt 2 of 3)"), "{}", notes[0]);
+    assert_eq!(notes[1], "AAPL: 1 bar");
+    assert_eq!(summary.notes, notes);
+}
+
+#[test]
+fn yahoo_gives_up_after_its_retries_naming_the_url() {
+    let stub = Stub::start(|_| Reply::json(503, "Service Unavailable"));
+    let mut req = request(&["AAPL"]);
+    req.base_url = stub.url.clone();
+    let err = fetch(&req).unwrap_err();
+    assert_eq!(stub.requests().len(), 3);
+    assert!(matches!(err, FetchError::Http { status: 503, .. }), "{err:?}");
+    assert!(err.to_string().ends_with(": HTTP 503: Service Unavailable (gave up after 3 attempts)"), "{err}");
+}
