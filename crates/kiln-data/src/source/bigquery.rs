@@ -177,7 +177,8 @@ fn fetch_with(
                 Some(t) if t > 0 => format!(" of about {}", t.div_ceil(size).max(summary.pages)),
                 _ => String::new(),
             };
-            summary.note(note, format!("page {}{about}: {} rows", summary.pages, thousands(n)));
+            let unit = if n == 1 { "row" } else { "rows" };
+            summary.note(note, format!("page {}{about}: {} {unit}", summary.pages, thousands(n)));
             sink(frame)?;
         }
         let Some(token) = answer.get("pageToken").and_then(Value::as_str).filter(|t| !t.is_empty()) else {
@@ -564,22 +565,14 @@ fn push(buffer: &mut Buffer, field: &Field, v: &Value) -> Result<(), String> {
         });
         return Ok(());
     }
-    let text = match v {
+    // BigQuery sends every scalar as a string; a number or a boolean from another writer is read the same way
+    let text: Option<std::borrow::Cow<'_, str>> = match v {
         Value::Null => None,
-        Value::String(s) => Some(s.as_str()),
-        // BigQuery sends every scalar as a string; a number from another writer is read the same way
-        Value::Number(_) | Value::Bool(_) => None,
+        Value::String(s) => Some(s.as_str().into()),
+        Value::Number(_) | Value::Bool(_) => Some(v.to_string().into()),
         other => return Err(format!("{other} is not a scalar value")),
     };
-    let owned;
-    let text = match (text, v) {
-        (Some(t), _) => Some(t),
-        (None, Value::Number(_) | Value::Bool(_)) => {
-            owned = v.to_string();
-            Some(owned.as_str())
-        }
-        (None, _) => None,
-    };
+    let text = text.as_deref();
     match buffer {
         Buffer::Int(out) => out.push(text.map(parse_int).transpose()?),
         Buffer::Float(out) => out.push(text.map(parse_float).transpose()?),

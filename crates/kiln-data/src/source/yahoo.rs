@@ -207,7 +207,7 @@ pub(crate) fn fetch_yahoo(
         let rows = bars.rows.len() as u64;
         summary.rows += rows;
         summary.dropped_null_bars += bars.dropped;
-        let mut line = format!("{symbol}: {rows} bars");
+        let mut line = format!("{symbol}: {rows} {}", if rows == 1 { "bar" } else { "bars" });
         if bars.dropped > 0 {
             line.push_str(&format!(", {} with only null values dropped", bars.dropped));
         }
@@ -225,7 +225,7 @@ pub(crate) fn fetch_yahoo(
 
 /// One symbol's answer, column by column as Yahoo sent it.
 #[derive(Debug)]
-pub(crate) struct Chart {
+struct Chart {
     zone: Tz,
     timestamps: Vec<i64>,
     open: Vec<Option<f64>>,
@@ -288,6 +288,9 @@ fn parse_chart(symbol: &str, status: u16, body: &[u8], plan: &Plan) -> Result<Ch
         .iter()
         .map(|t| t.as_i64().ok_or_else(|| malformed(format!("timestamp {t} is not a whole number of seconds"))))
         .collect::<Result<_, _>>()?;
+    if let Some(w) = timestamps.windows(2).find(|w| w[1] < w[0]) {
+        return Err(malformed(format!("timestamps go back in time ({} after {})", w[1], w[0])));
+    }
     let n = timestamps.len();
     let indicators = result.get("indicators").ok_or_else(|| malformed("no `indicators`".to_string()))?;
     let quote = indicators

@@ -640,3 +640,24 @@ fn the_stubs_check_refuses_an_assertion_not_signed_by_the_key() {
         Err("bad signature".to_string())
     );
 }
+
+#[test]
+fn a_token_about_to_expire_is_renewed_before_the_next_call() {
+    let tokens = Arc::new(AtomicUsize::new(0));
+    let t = tokens.clone();
+    let stub = Stub::start(move |seen| match (seen.method.as_str(), seen.path()) {
+        ("POST", "/token") => {
+            let n = t.fetch_add(1, Ordering::SeqCst);
+            // 60 s of life: renewed a minute early, so at once
+            Reply::json(200, json!({"access_token": format!("tok-{n}"), "expires_in": 60}).to_string())
+        }
+        ("POST", _) => Reply::json(200, json!({"jobReference": {"jobId": "j"}, "jobComplete": false}).to_string()),
+        _ => Reply::json(200, serde_json::to_vec(&fixture(USA_NAMES)).unwrap()),
+    });
+    let (_dir, key) = key_file(&format!("{}/token", stub.url));
+    let (_, summary, _) = fetch(&request(&stub.url, BigQueryAuth::KeyFile(key))).unwrap();
+    assert_eq!(summary.rows, 9);
+    let seen = stub.requests();
+    assert_eq!(tokens.load(Ordering::SeqCst), 2);
+    assert!(bearer_ok(&seen[1], "tok-0") && bearer_ok(&seen[3], "tok-1"), "{seen:?}");
+}

@@ -479,3 +479,93 @@ fn bad_requests_are_refused_before_anything_is_sent() {
     req.range = Some("7y".into());
     assert!(check(&req).unwrap_err().to_string().starts_with("Yahoo: unknown range \"7y\""));
 }
+
+#[test]
+fn a_429_from_yahoo_is_waited_out_and_noted() {
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let c = calls.clone();
+    let stub = Stub::start(move |_| {
+        if c.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+            Reply::json(429, "Too Many Requests").with_header("Retry-After", "0")
+        } else {
+            Reply::json(200, fixture(AAPL_ONE))
+        }
+    });
+    let mut req = request(&["AAPL"]);
+    req.base_url = stub.url.clone();
+    let (pages, summary, notes) = fetch(&req).unwrap();
+    assert_eq!((pages.len(), summary.rows, stub.requests().len()), (1, 1, 2));
+    assert_eq!(notes.len(), 2);
+    assert!(
+        notes[0].starts_with(&format!("HTTP 429 from {}/v8/finance/chart/AAPL?interval=1d&range=max", stub.url)),
+        "{}",
+        notes[0]
+    );
+    assert!(notes[0].ends_with(", retrying in 0.0 s (attempt 2 of 3)"), "{}", notes[0]);
+    assert_eq!(notes[1], "AAPL: 1 bar");
+    assert_eq!(summary.notes, notes);
+}
+
+#[test]
+fn yahoo_gives_up_after_its_retries_naming_the_url() {
+    let stub = Stub::start(|_| Reply::json(503, "Service Unavailable"));
+    let mut req = request(&["AAPL"]);
+    req.base_url = stub.url.clone();
+    let err = fetch(&req).unwrap_err();
+    assert_eq!(stub.requests().len(), 3);
+    assert!(matches!(err, FetchError::Http { status: 503, .. }), "{err:?}");
+    assert!(err.to_string().ends_with(": HTTP 503: Service Unavailable (gave up after 3 attempts)"), "{err}");
+}
+
+#[test]
+fn an_event_between_bars_goes_to_the_bar_whose_period_holds_it() {
+    // MSFT's answer thinned to every 5th bar, as a weekly answer: each dividend lands on the bar before it
+    let body = edited(&fixture(MSFT), |v| {
+        let r = &mut v["chart"]["result"][0];
+        let keep = |a: &Value| Value::Array(a.as_array().unwrap().iter().step_by(5).cloned().collect());
+        r["timestamp"] = keep(&r["timestamp"]);
+        for key in ["open", "high", "low", "close", "volume"] {
+            r["indicators"]["quote"][0][key] = keep(&r["indicators"]["quote"][0][key]);
+        }
+        r["indicators"]["adjclose"][0]["adjclose"] = keep(&r["indicators"]["adjclose"][0]["adjclose"]);
+    });
+    let mut req = request(&["MSFT"]);
+    req.interval = "1wk".into();
+    let (f, _) = parse("MSFT", &body, &req).unwrap();
+    assert_eq!(f.height(), 51);
+    let div = column_f64(&f, "dividends");
+    let days = dates(&f);
+    let paid: Vec<(i32, f64)> = (0..f.height()).filter(|&i| div[i] != 0.0).map(|i| (days[i], div[i])).collect();
+    // bars 10, 75, 135 and 200 of the daily answer (computed with Python's zoneinfo); the second is the day itself
+    assert_eq!(
+        paid,
+        [
+            (date("2021-02-16"), 0.56),
+            (date("2021-05-19"), 0.56),
+            (date("2021-08-13"), 0.56),
+            (date("2021-11-15"), 0.62)
+        ]
+    );
+}
+
+#[test]
+fn an_intraday_panel_shows_every_symbol_in_its_first_symbols_zone() {
+    let stub = serve_fixtures();
+    let mut req = request(&["AAPL", "EURUSD=X"]);
+    req.base_url = stub.url.clone();
+    req.interval = "1h".into();
+    req.range = Some("5d".into());
+    let (pages, _, notes) = fetch(&req).unwrap();
+    assert_eq!(pages[0].schema(), pages[1].schema());
+    match pages[1].column("time").unwrap().dtype() {
+        DataType::Datetime(TimeUnit::Milliseconds, Some(tz)) => assert_eq!(tz.as_str(), "America/New_York"),
+        other => panic!("time is {other:?}"),
+    }
+    // the instants are kept: 2020-01-01 00:00 UTC
+    assert_eq!(pages[1].column("time").unwrap().datetime().unwrap().physical().get(0), Some(1_577_836_800_000));
+    assert_eq!(notes.len(), 3);
+    assert_eq!(
+        notes[1],
+        "EURUSD=X: exchange zone Europe/London differs from the panel's America/New_York; its times are shown in America/New_York"
+    );
+}
