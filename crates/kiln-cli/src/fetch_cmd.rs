@@ -143,7 +143,13 @@ impl BigQuerySettings {
         let auth = match (&self.key_file, &self.token_env) {
             (Some(_), Some(_)) => bad_input!("source.bigquery: give key_file or token_env, not both"),
             (Some(path), None) => kiln_data::BigQueryAuth::KeyFile(path.clone()),
-            (None, Some(var)) => kiln_data::BigQueryAuth::TokenEnv(var.clone()),
+            (None, Some(var)) => match crate::commands::env_var(var) {
+                Some(token) => kiln_data::BigQueryAuth::Token { token, from: format!("environment variable {var}") },
+                None => bad_input!(
+                    "source.bigquery.token_env: environment variable {var} is not set; it should hold an OAuth access \
+                     token, e.g. from `gcloud auth print-access-token`"
+                ),
+            },
             (None, None) => match crate::commands::env_var("GOOGLE_APPLICATION_CREDENTIALS") {
                 Some(path) if !path.is_empty() => kiln_data::BigQueryAuth::KeyFile(PathBuf::from(path)),
                 _ => bad_input!(

@@ -154,7 +154,7 @@ impl FetchSpec {
                 "location": b.location,
                 "auth": match &b.auth {
                     crate::BigQueryAuth::KeyFile(path) => serde_json::json!({"key_file": path}),
-                    crate::BigQueryAuth::TokenEnv(var) => serde_json::json!({"token_env": var}),
+                    crate::BigQueryAuth::Token { from, .. } => serde_json::json!({"token": from}),
                 },
                 "base_url": redact_url(&b.base_url),
             }),

@@ -49,13 +49,23 @@ pub struct BigQueryRequest {
     pub http: HttpPolicy,
 }
 
-/// Where the access token comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where the access token comes from. Its `Debug` never shows a token.
+#[derive(Clone, PartialEq, Eq)]
 pub enum BigQueryAuth {
     /// a service-account JSON key: a JWT signed with its key is exchanged at its `token_uri` for a token
     KeyFile(PathBuf),
-    /// the name of an environment variable holding an OAuth access token (`gcloud auth print-access-token`)
-    TokenEnv(String),
+    /// an OAuth access token (`gcloud auth print-access-token`), read by the caller (the CLI reads it from the
+    /// environment variable the user names); `from` says where it came from, for messages and the manifest
+    Token { token: String, from: String },
+}
+
+impl std::fmt::Debug for BigQueryAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BigQueryAuth::KeyFile(path) => f.debug_tuple("KeyFile").field(path).finish(),
+            BigQueryAuth::Token { from, .. } => f.debug_struct("Token").field("from", from).finish_non_exhaustive(),
+        }
+    }
 }
 
 impl BigQueryRequest {
@@ -80,12 +90,10 @@ impl BigQueryRequest {
 ///
 /// # Errors
 /// [`FetchError::Request`] for an empty project or query, [`FetchError::Credentials`] for a key file that is not a
-/// key, an unset token variable or a refused key, [`FetchError::Http`] with BigQuery's message for a bad query
+/// key, an empty token or a refused key, [`FetchError::Http`] with BigQuery's message for a bad query
 /// (400), a denied access (403) or a missing table (404), [`FetchError::Service`] for a job that failed,
 /// [`FetchError::Empty`] for no rows, [`FetchError::Malformed`] for an answer that does not follow the schema, and
 /// whatever `sink` returns.
-// until `kiln fetch`'s orchestration (crate::fetch, written beside this) calls it
-#[allow(dead_code)]
 pub(crate) fn fetch_bigquery(
     req: &BigQueryRequest,
     sink: &mut dyn FnMut(DataFrame) -> Result<(), FetchError>,
@@ -323,16 +331,10 @@ impl Auth {
             BigQueryAuth::KeyFile(path) => {
                 Ok(Auth::Account { account: Box::new(ServiceAccount::from_file(path)?), token: None })
             }
-            BigQueryAuth::TokenEnv(name) => {
-                let token = std::env::var(name).map_err(|_| {
-                    FetchError::Credentials(format!(
-                        "BigQuery: environment variable {name} is not set (or not UTF-8); it should hold an OAuth \
-                         access token, e.g. from `gcloud auth print-access-token`"
-                    ))
-                })?;
+            BigQueryAuth::Token { token, from } => {
                 let token = token.trim().to_string();
                 if token.is_empty() {
-                    return Err(FetchError::Credentials(format!("BigQuery: environment variable {name} is empty")));
+                    return Err(FetchError::Credentials(format!("BigQuery: the access token from {from} is empty")));
                 }
                 Ok(Auth::Env(token))
             }

@@ -163,8 +163,6 @@ fn midnight_utc(d: NaiveDate) -> i64 {
 /// envelope (an unknown symbol), [`FetchError::Empty`] for a symbol with no bar in the range,
 /// [`FetchError::Malformed`] for an answer that is not a chart, the HTTP errors of [`HttpClient::send`], and
 /// whatever `sink` returns.
-// until `kiln fetch`'s orchestration (crate::fetch, written beside this) calls it
-#[allow(dead_code)]
 pub(crate) fn fetch_yahoo(
     req: &YahooRequest,
     sink: &mut dyn FnMut(DataFrame) -> Result<(), FetchError>,

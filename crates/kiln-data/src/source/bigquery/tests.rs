@@ -455,23 +455,27 @@ fn a_token_from_the_environment_reads_a_one_page_answer() {
         }
         Reply::json(200, serde_json::to_vec(&fixture(USA_NAMES)).unwrap())
     });
-    let req = request(&stub.url, BigQueryAuth::TokenEnv("CARGO_PKG_NAME".into()));
+    let req = request(&stub.url, BigQueryAuth::Token { token: "kiln-data".into(), from: "variable T".into() });
     let (pages, summary, notes) = fetch(&req).unwrap();
     assert_eq!((pages.len(), summary.rows), (1, 9));
     assert_eq!(strings(&pages[0], "name"), NAMES.map(|s| Some(s.to_string())));
     assert_eq!(notes, ["page 1 of about 1: 9 rows"]);
     assert_eq!(stub.requests().len(), 1);
 
-    let err = fetch(&request(&stub.url, BigQueryAuth::TokenEnv("KILN_TEST_BQ_TOKEN_UNSET".into()))).unwrap_err();
+    let empty = BigQueryAuth::Token { token: " ".into(), from: "environment variable KILN_TEST_BQ_TOKEN".into() };
+    let err = fetch(&request(&stub.url, empty)).unwrap_err();
     assert!(matches!(err, FetchError::Credentials(_)), "{err:?}");
-    assert!(err.to_string().starts_with("BigQuery: environment variable KILN_TEST_BQ_TOKEN_UNSET is not set"), "{err}");
+    assert_eq!(err.to_string(), "BigQuery: the access token from environment variable KILN_TEST_BQ_TOKEN is empty");
+    // the token is not in the request's Debug
+    let secret = BigQueryAuth::Token { token: "ya29.SECRET".into(), from: "variable T".into() };
+    assert!(!format!("{:?}", request(&stub.url, secret)).contains("SECRET"));
 }
 
 /// The error of a query answered with `status` and `body`, with `TOKEN` as the access token.
 fn error_of(status: u16, body: Value) -> (FetchError, usize) {
     let body = body.to_string();
     let stub = Stub::start(move |_| Reply::json(status, body.clone()));
-    let req = request(&stub.url, BigQueryAuth::TokenEnv("unused".into()));
+    let req = request(&stub.url, BigQueryAuth::Token { token: "unused".into(), from: "a test".into() });
     let err = fetch_with(&req, Auth::Env(TOKEN.to_string()), &mut |_| Ok(()), &mut |_| {}).unwrap_err();
     (err, stub.requests().len())
 }
@@ -609,9 +613,9 @@ fn a_file_that_is_not_a_key_says_what_is_wrong_and_never_its_content() {
 
 #[test]
 fn bad_requests_are_refused_before_anything_is_sent() {
-    let req = BigQueryRequest::new(" ", "SELECT 1", BigQueryAuth::TokenEnv("X".into()));
+    let req = BigQueryRequest::new(" ", "SELECT 1", BigQueryAuth::Token { token: "X".into(), from: "a test".into() });
     assert_eq!(fetch(&req).unwrap_err().to_string(), "BigQuery: no project to run the query in");
-    let req = BigQueryRequest::new("p", "", BigQueryAuth::TokenEnv("X".into()));
+    let req = BigQueryRequest::new("p", "", BigQueryAuth::Token { token: "X".into(), from: "a test".into() });
     assert_eq!(fetch(&req).unwrap_err().to_string(), "BigQuery: the query is empty");
 }
 
