@@ -100,6 +100,7 @@ def test_version_names_the_version_and_the_commit():
 
 def test_help_reads_well_at_80_and_120_columns():
     subcommands = [(), ("train",), ("predict",), ("serve",), ("registry",), ("registry", "promote"), ("sync",),
+                   ("fetch",), ("fetch", "yahoo"), ("fetch", "bigquery"), ("fetch", "file"), ("data", "list"),
                    ("config", "show")]
     for width in (80, 120):
         for sub in subcommands:

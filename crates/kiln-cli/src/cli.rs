@@ -117,7 +117,7 @@ kiln tune --config conf/experiments/eurusd_tune.yaml --storage postgresql://kiln
     /// source is the experiment's `source:` section (--config) or given here. Pages are written as they arrive, so
     /// memory stays flat; the snapshot appears whole or not at all. A fetch that brings exactly the data of a
     /// snapshot already there says so and writes nothing. Train on it with `data.snapshot: <source>/<name>@latest`
-    #[command(after_help = "Examples:\n  kiln fetch --config conf/experiments/stocks_fetch.yaml\n  \
+    #[command(after_help = "Examples:\n  kiln fetch --config conf/experiments/stocks.yaml\n  \
 kiln fetch file data/ETTh1.csv --time-column date\n  \
 kiln data list")]
     Fetch(FetchArgs),
@@ -132,13 +132,13 @@ pub(crate) struct FetchArgs {
     #[arg(short, long, value_name = "FILE")]
     pub(crate) config: Option<PathBuf>,
     /// the snapshot's name within its source (default: from the request)
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", global = true)]
     pub(crate) name: Option<String>,
     /// the snapshot store's folder [default: source.root or data/raw]
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", global = true)]
     pub(crate) root: Option<PathBuf>,
     /// also write the snapshot's manifest and reference as JSON to this file
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", global = true)]
     pub(crate) json: Option<PathBuf>,
     #[command(subcommand)]
     pub(crate) source: Option<FetchSource>,
@@ -193,7 +193,8 @@ kiln fetch yahoo EURUSD=X --range 5y")]
     /// output, the snapshot or its manifest
     #[command(after_help = "Examples:\n  kiln fetch bigquery --project my-project --key-file key.json \\\n      \
 --query 'SELECT * FROM data_ingestion.raw_data' --name raw_data\n  \
-TOKEN=$(gcloud auth print-access-token) kiln fetch bigquery --project p --token-env TOKEN --query-file q.sql")]
+export TOKEN=$(gcloud auth print-access-token)\n  \
+kiln fetch bigquery --project p --token-env TOKEN --query-file q.sql")]
     Bigquery {
         /// the project the query job runs (and is billed) in
         #[arg(long, value_name = "PROJECT")]
