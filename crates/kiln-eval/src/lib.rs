@@ -17,6 +17,7 @@ mod report;
 mod shuffled;
 mod split;
 mod trading;
+pub mod validate;
 
 pub use classification::{
     ClassificationMetricName, ClassificationMetrics, F1Threshold, MajorityClassBaseline, PrCurve, RocCurve,
