@@ -279,6 +279,15 @@ impl FrameChunks {
         })
     }
 
+    /// The CSV lines of the rows of the chunk last yielded (the header is line 1; a quoted cell may span lines);
+    /// `None` for a Parquet file, whose rows are numbered from 1.
+    pub fn lines(&self) -> Option<&[u64]> {
+        match &self.source {
+            Source::Csv(csv) => Some(&csv.lines),
+            Source::Parquet(_) => None,
+        }
+    }
+
     /// Rows and bytes read so far.
     pub fn progress(&self) -> ReadProgress {
         let (total_rows, bytes) = match &self.source {
@@ -1043,6 +1052,32 @@ pub(crate) fn to_categorical(column: Column) -> Column {
             let style = IsoStyle::for_column(&values);
             Column::Categorical(values.iter().map(|&v| Some(format_iso(v, style))).collect())
         }
+    }
+}
+
+/// Parses time texts as the reader parses a time column: with a format (`%Y-%m-%d ...`), or in the ISO shape of the
+/// first value. For callers that read a column as text and parse it themselves (validation, which reports a bad
+/// time as a failing row instead of stopping).
+#[derive(Debug, Clone)]
+pub struct TimeTextParser(TimeParser);
+
+impl TimeTextParser {
+    /// A parser for `format`, or detecting the ISO shape when `None`.
+    ///
+    /// # Errors
+    /// [`ReadError::TimeFormat`] for an invalid format.
+    pub fn new(format: Option<&str>) -> Result<TimeTextParser, ReadError> {
+        match format {
+            Some(format) => TimeParser::with_format(format)
+                .map(TimeTextParser)
+                .map_err(|reason| ReadError::TimeFormat { format: format.to_string(), reason }),
+            None => Ok(TimeTextParser(TimeParser::Auto(None))),
+        }
+    }
+
+    /// UTC milliseconds, or `None` when `text` is not a time of the format.
+    pub fn parse(&mut self, text: &str) -> Option<i64> {
+        self.0.parse(text.trim())
     }
 }
 
