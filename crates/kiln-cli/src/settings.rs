@@ -52,6 +52,10 @@ pub(crate) struct Experiment {
     /// `kiln tune`: the candidates, their search spaces, the sampler, pruner and storage (read by `kiln tune`)
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) tune: Option<crate::tune_cmd::TuneSettings>,
+    /// the data's schema: `kiln validate --config` checks the data file against it, and `kiln train` does before
+    /// it starts a run
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) validate: Option<kiln_eval::validate::SchemaSpec>,
 }
 
 /// The `backtest:` section: walk-forward folds for a forecast (scikit-learn's `TimeSeriesSplit` settings), k-fold
@@ -339,6 +343,12 @@ impl Settings {
                     ));
                 }
             }
+        }
+        if let Some(schema) = &experiment.validate {
+            schema.check().map_err(|e| {
+                let path = if e.path.is_empty() { "validate".to_string() } else { format!("validate.{}", e.path) };
+                loaded.error_at(&path, e.reason)
+            })?;
         }
         let model = experiment.model_spec(&loaded)?;
         let gates = experiment.gates(&loaded)?;
