@@ -108,32 +108,88 @@ impl Report {
     }
 }
 
-/// FNV-1a: a fast hash for the sets `unique` keeps (a local file, no adversary to flood them).
+/// The hasher of the validator's maps, whose keys are numbers, times or already 128-bit hashes: one multiply-mix
+/// per word (a local file, no adversary to flood the maps).
 #[derive(Default)]
-struct Fnv(u64);
+struct Mix(u64);
 
-impl Hasher for Fnv {
+impl Hasher for Mix {
     fn finish(&self) -> u64 {
         self.0
     }
 
     fn write(&mut self, bytes: &[u8]) {
-        let mut h = if self.0 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
-        for &b in bytes {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(word));
         }
-        self.0 = h;
     }
 
     fn write_u64(&mut self, n: u64) {
-        // a multiplicative mix, enough for the bits of numbers and times
-        let h = (self.0 ^ n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        self.0 = h ^ (h >> 29);
+        self.0 = fmix64(self.0 ^ n);
+    }
+
+    fn write_u128(&mut self, n: u128) {
+        // the key is a hash already
+        self.0 ^= (n as u64) ^ ((n >> 64) as u64);
     }
 }
 
-type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<Fnv>>;
+/// MurmurHash3's 64-bit finalizer.
+fn fmix64(mut k: u64) -> u64 {
+    k ^= k >> 33;
+    k = k.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    k ^= k >> 33;
+    k = k.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    k ^ (k >> 33)
+}
+
+/// A 128-bit hash of a value (or of a key's values, length-prefixed so `("ab", "c")` and `("a", "bc")` differ):
+/// what `unique` and `unique_key` remember of a text instead of the text. Two 64-bit lanes with different seeds;
+/// two distinct values share a hash with a probability near 2^-128 per pair (about 10^-27 for a billion values).
+pub(crate) struct Hash128 {
+    a: u64,
+    b: u64,
+}
+
+impl Hash128 {
+    pub(crate) fn new() -> Hash128 {
+        Hash128 { a: 0x243f_6a88_85a3_08d3, b: 0x1319_8a2e_0370_7344 }
+    }
+
+    fn word(&mut self, w: u64) {
+        self.a = fmix64(self.a ^ w).rotate_left(23).wrapping_add(0x9e37_79b9_7f4a_7c15);
+        self.b = fmix64(self.b ^ w.rotate_left(32) ^ 0xa409_3822_299f_31d0).rotate_left(41);
+    }
+
+    pub(crate) fn bytes(&mut self, bytes: &[u8]) {
+        self.word(bytes.len() as u64 ^ 0xdead_beef_0000_0000);
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.word(u64::from_le_bytes(word));
+        }
+    }
+
+    fn tagged(&mut self, tag: u64, value: u64) {
+        self.word(tag);
+        self.word(value);
+    }
+
+    pub(crate) fn finish(&self) -> u128 {
+        (u128::from(fmix64(self.a ^ self.b.rotate_left(17))) << 64) | u128::from(fmix64(self.b ^ self.a))
+    }
+}
+
+/// The 128-bit hash of one text.
+fn hash_text(text: &str) -> u128 {
+    let mut h = Hash128::new();
+    h.bytes(text.as_bytes());
+    h.finish()
+}
+
+type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<Mix>>;
 
 /// The first failing rows of a check, the lowest row numbers kept (rows may be found out of order: `unique` reports
 /// a value's first row when its second appears).
@@ -185,28 +241,29 @@ struct First {
     counted: bool,
 }
 
-/// The values a uniqueness check has seen.
+/// The values a uniqueness check has seen: numbers and times exactly, texts and keys as 128-bit hashes
+/// ([`Hash128`]), so memory grows by about 40 bytes per distinct value whatever its length.
 #[derive(Debug, Default)]
 struct Seen {
     numbers: FastMap<u64, First>,
-    texts: FastMap<String, First>,
+    hashes: FastMap<u128, First>,
 }
 
 impl Seen {
     /// Records a value seen at `row`; on a repeat, counts the row (and the first one, once) as failing.
-    fn see_text(
+    fn see_hash(
         &mut self,
-        key: &str,
+        key: u128,
         row: u64,
         line: Option<u64>,
         check: &mut Check,
         show: &dyn Fn() -> Vec<(String, String)>,
     ) {
-        match self.texts.get_mut(key) {
-            None => {
-                self.texts.insert(key.to_string(), First { row, line, counted: false });
+        match self.hashes.entry(key) {
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(First { row, line, counted: false });
             }
-            Some(first) => repeat(first, row, line, check, show),
+            std::collections::hash_map::Entry::Occupied(mut first) => repeat(first.get_mut(), row, line, check, show),
         }
     }
 
@@ -218,11 +275,11 @@ impl Seen {
         check: &mut Check,
         show: &dyn Fn() -> Vec<(String, String)>,
     ) {
-        match self.numbers.get_mut(&key) {
-            None => {
-                self.numbers.insert(key, First { row, line, counted: false });
+        match self.numbers.entry(key) {
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(First { row, line, counted: false });
             }
-            Some(first) => repeat(first, row, line, check, show),
+            std::collections::hash_map::Entry::Occupied(mut first) => repeat(first.get_mut(), row, line, check, show),
         }
     }
 }
@@ -653,26 +710,21 @@ impl Validator {
         if let Some((key, seen, idx)) = &mut self.key {
             let cols: Vec<&Column> = key.iter().map(|c| get(c)).collect::<Result<_, _>>()?;
             let check = &mut self.checks[*idx];
-            let mut text = String::new();
             'rows: for i in 0..n {
-                text.clear();
-                for (k, col) in cols.iter().enumerate() {
-                    let cell = cell_text(col, i);
-                    let missing = match col {
-                        Column::Categorical(v) => v[i].is_none(),
-                        Column::Numeric(v) => v[i].is_nan(),
-                        Column::Timestamp(_) => false,
-                    };
-                    if missing {
-                        continue 'rows;
+                let mut h = Hash128::new();
+                for col in &cols {
+                    match col {
+                        Column::Categorical(v) => match &v[i] {
+                            Some(text) => h.bytes(text.as_bytes()),
+                            None => continue 'rows,
+                        },
+                        Column::Numeric(v) if v[i].is_nan() => continue 'rows,
+                        Column::Numeric(v) => h.tagged(1, if v[i] == 0.0 { 0 } else { v[i].to_bits() }),
+                        Column::Timestamp(v) => h.tagged(2, v[i] as u64),
                     }
-                    if k > 0 {
-                        text.push('\u{1f}');
-                    }
-                    text.push_str(&cell);
                 }
                 let show = || key.iter().zip(&cols).map(|(c, col)| (c.clone(), cell_text(col, i))).collect();
-                seen.see_text(&text, first + i as u64, line(i), check, &show);
+                seen.see_hash(h.finish(), first + i as u64, line(i), check, &show);
             }
         }
         if let Some(time) = &mut self.time {
@@ -950,7 +1002,7 @@ fn check_column(
             checks[*idx].fail(row, line(i), || show(i));
         }
         if let Some((seen, idx)) = &mut plan.unique {
-            seen.see_text(&text, row, line(i), &mut checks[*idx], &|| show(i));
+            seen.see_hash(hash_text(&text), row, line(i), &mut checks[*idx], &|| show(i));
         }
     }
 }
