@@ -146,8 +146,8 @@ pub(crate) struct ValidateArgs {
     /// the snapshot was taken
     #[arg(long, value_name = "TIME")]
     pub(crate) reference_time: Option<String>,
-    /// rows read and checked at a time; the report does not depend on it
-    #[arg(long, value_name = "N", default_value_t = 100_000)]
+    /// rows read and checked at a time (memory grows with it); the report does not depend on it
+    #[arg(long, value_name = "N", default_value_t = 20_000)]
     pub(crate) chunk_rows: usize,
     /// failing rows shown per check
     #[arg(long, value_name = "N", default_value_t = 5)]

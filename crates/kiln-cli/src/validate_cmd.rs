@@ -228,7 +228,7 @@ pub(crate) fn check_experiment_data(
         na_values: spec.na_values.clone().or_else(|| exp.data.na_values.clone()),
         time_format: spec.time_format.clone().or_else(|| exp.data.time_format.clone()),
         reference_ms: crate::commands::now_ms(),
-        chunk_rows: 100_000,
+        chunk_rows: 20_000,
         samples: 5,
     };
     let source = SchemaSource { loaded: &settings.loaded, prefix: "validate" };

@@ -347,3 +347,15 @@ fn a_drafted_schema_passes_its_own_file() {
     let r = validate(&s, &frame, 2);
     assert!(r.passed() && r.warnings() == 0, "{r:#?}");
 }
+
+#[test]
+fn key_hashes_keep_the_columns_apart() {
+    let frame =
+        Frame::new(vec![("a".into(), text(&["ab", "a", "ab"])), ("b".into(), text(&["c", "bc", "c"]))]).unwrap();
+    let r = validate(&spec("unique_key: [a, b]"), &frame, 1);
+    assert_eq!(failing(&r, "unique_key", "a,b"), [0, 2]);
+    assert_eq!(
+        r.checks[0].samples[0].values,
+        vec![("a".to_string(), "ab".to_string()), ("b".to_string(), "c".to_string())]
+    );
+}
