@@ -477,3 +477,20 @@ validate:
     exp.write_text(exp.read_text().replace("nullable: false", "nulable: false"))
     proc = run_kiln("train", "--config", exp, check=False)
     assert proc.returncode == 2 and "key 'validate.columns.USD.nulable'" in proc.stderr, proc.stderr
+
+
+def test_parquet_gives_the_rows_csv_gives(tmp_path):
+    bars = ecb_weekly_ohlc(tmp_path / "ohlc.csv")
+    bars.loc[5, "low"] = bars.loc[5, "high"] + 0.01
+    bars.loc[9, "close"] = np.nan
+    bars.loc[15, "week"] = bars.loc[14, "week"]
+    csv, parquet = tmp_path / "b.csv", tmp_path / "b.parquet"
+    bars.to_csv(csv, index=False)
+    bars.assign(week=pd.to_datetime(bars.week), fixings=bars.fixings.astype("Int64")).to_parquet(parquet, index=False)
+    rc_csv, from_csv = kiln_failures(tmp_path, OHLC_SCHEMA, csv)
+    rc_pq, from_parquet = kiln_failures(tmp_path, OHLC_SCHEMA, parquet)
+    assert rc_csv == rc_pq == 2
+    assert from_csv == from_parquet and len(from_csv) >= 5, (from_csv, from_parquet)
+    report = json.loads((tmp_path / "report.json").read_text())
+    sample = next(c for c in report["checks"] if c["check"] == "not_null" and c["column"] == "close")["samples"][0]
+    assert sample == {"row": 9, "line": None, "values": {"close": "null"}}

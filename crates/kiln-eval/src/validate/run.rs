@@ -791,6 +791,11 @@ impl Validator {
                 let fraction = if rows == 0 { 0.0 } else { plan.nulls as f64 / rows as f64 };
                 check.verdict = Some(fraction <= limit);
                 check.detail = format!("at most {limit} missing; {} of {rows} ({:.4})", plan.nulls, fraction);
+                if fraction <= limit {
+                    // within the limit, no row fails: the missing values are counted in the detail only
+                    check.failing = 0;
+                    check.samples.items.clear();
+                }
             }
         }
         if let Some((lo, hi, idx)) = self.rows_check {
@@ -1066,7 +1071,7 @@ fn check_time(
                     None
                 }
             },
-            None => std::mem::replace(&mut time.last_single, Some(t)).flatten(),
+            None => time.last_single.replace(t).flatten(),
         };
         let (Some(prev), Some(t)) = (prev, t) else { continue };
         let row = first + i as u64;

@@ -183,6 +183,9 @@ fn freshness_and_null_fraction_are_table_checks() {
         2,
     );
     assert!(r.passed(), "{r:?}");
+    let nulls = r.checks.iter().find(|c| c.check == "max_null_fraction").unwrap();
+    assert_eq!((nulls.failing_rows, nulls.samples.len()), (0, 0));
+    assert!(nulls.detail.ends_with("2 of 3 (0.6667)"), "{}", nulls.detail);
 }
 
 #[test]
