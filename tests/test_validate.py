@@ -401,7 +401,7 @@ def test_exit_codes_json_and_chunking(tmp_path):
     assert report["passed"] is False and report["errors"] >= 1 and report["warnings"] == 1
     positive = next(c for c in report["checks"] if c["column"] == "positive")
     assert positive["severity"] == "warning" and positive["failing_rows"] == 1
-    assert positive["samples"] == [{"row": 3, "line": 5, "values": {"close": "-2.0"}}]
+    assert positive["samples"] == [{"row": 3, "line": 5, "values": {"close": "-2"}}]
     assert "rule" in proc.stderr and "line 5" in proc.stderr  # the table went to stderr
     # the same report whatever the chunk size
     small = run_kiln("validate", "--schema", schema, bad, "--json", "-", "--chunk-rows", "7", check=False)

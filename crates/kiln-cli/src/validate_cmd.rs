@@ -7,10 +7,10 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use kiln_data::{ReadError, ReadOptions, TimeTextParser, read_chunks};
+use kiln_data::{ReadError, ReadOptions, TimeTextParser, Unparsed, read_chunks};
 use kiln_domain::Frame;
 use kiln_eval::validate::{
-    InferOptions, Report, SchemaDraft, SchemaError, SchemaSpec, TimeParse, ValidateOptions, Validator,
+    BadCell, InferOptions, Report, SchemaDraft, SchemaError, SchemaSpec, TimeParse, ValidateOptions, Validator,
 };
 
 use crate::cli::ValidateArgs;
@@ -73,16 +73,25 @@ fn header(path: &Path) -> Result<Vec<String>> {
     }
 }
 
-/// Reads `columns` of `path` chunk by chunk on a reader thread (CSV cells as text, so the checks see every cell as
-/// written; Parquet columns in their own types) and hands each chunk with its CSV lines to `each`.
+/// A chunk as the reader thread hands it over: the rows, their CSV lines, the cells of `numeric` columns that are
+/// not numbers.
+type Chunk = (Frame, Option<Vec<u64>>, Vec<Unparsed>);
+
+/// Reads `columns` of `path` chunk by chunk on a reader thread and hands each chunk with its CSV lines to `each`. A
+/// CSV file's `numeric` columns are parsed into numbers on that thread, a cell that is not a number kept aside
+/// (`Unparsed`) instead of failing the read; its other columns come as text, so the checks see every cell as
+/// written. A Parquet file's columns come in their own types.
 fn stream(
     path: &Path,
     columns: Vec<String>,
+    numeric: Vec<String>,
     run: &RunSettings,
-    mut each: impl FnMut(&Frame, Option<&[u64]>) -> Result<()>,
+    mut each: impl FnMut(&Frame, Option<&[u64]>, &[Unparsed]) -> Result<()>,
 ) -> Result<()> {
+    let csv = is_csv(path);
     let mut opts = ReadOptions {
-        categorical: if is_csv(path) { columns.clone() } else { Vec::new() },
+        categorical: if csv { columns.iter().filter(|c| !numeric.contains(c)).cloned().collect() } else { Vec::new() },
+        lenient_numeric: if csv { numeric } else { Vec::new() },
         columns: Some(columns),
         ..ReadOptions::default()
     };
@@ -91,11 +100,11 @@ fn stream(
     }
     let chunks = read_chunks(path, &opts, run.chunk_rows)?;
     std::thread::scope(|scope| -> Result<()> {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<(Frame, Option<Vec<u64>>), ReadError>>(2);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Chunk, ReadError>>(2);
         let reader = scope.spawn(move || {
             let mut chunks = chunks;
             while let Some(next) = chunks.next() {
-                let item = next.map(|frame| (frame, chunks.lines().map(<[u64]>::to_vec)));
+                let item = next.map(|frame| (frame, chunks.lines().map(<[u64]>::to_vec), chunks.unparsed().to_vec()));
                 let failed = item.is_err();
                 if tx.send(item).is_err() || failed {
                     break;
@@ -104,14 +113,14 @@ fn stream(
         });
         let mut outcome = Ok(());
         for item in rx.iter() {
-            let (frame, lines) = match item {
+            let (frame, lines, unparsed) = match item {
                 Ok(chunk) => chunk,
                 Err(e) => {
                     outcome = Err(e.into());
                     break;
                 }
             };
-            if let Err(e) = each(&frame, lines.as_deref()) {
+            if let Err(e) = each(&frame, lines.as_deref(), &unparsed) {
                 outcome = Err(e);
                 break;
             }
@@ -135,7 +144,12 @@ pub(crate) fn validate_file(
     let parsers = time_parsers(run.time_format.as_deref())?;
     let options = ValidateOptions { reference_ms: run.reference_ms, samples: run.samples };
     let mut validator = Validator::new(spec, &names, options, &parsers).map_err(|e| source.error(e))?;
-    stream(path, validator.columns(), run, |frame, lines| validator.push(frame, lines).map_err(|e| source.error(e)))?;
+    let numeric = validator.numeric_columns();
+    stream(path, validator.columns(), numeric, run, |frame, lines, unparsed| {
+        let bad: Vec<BadCell<'_>> =
+            unparsed.iter().map(|u| BadCell { column: &u.column, row: u.row, text: &u.text }).collect();
+        validator.push_read(frame, lines, &bad).map_err(|e| source.error(e))
+    })?;
     Ok(validator.finish())
 }
 
@@ -332,7 +346,7 @@ fn infer(file: &Path, args: &ValidateArgs) -> Result<u8> {
         samples: 0,
     };
     let mut rows = 0;
-    stream(file, names.clone(), &run, |frame, _| {
+    stream(file, names.clone(), Vec::new(), &run, |frame, _, _| {
         rows += frame.n_rows();
         draft.push(frame);
         Ok(())

@@ -15,8 +15,8 @@ mod write;
 pub use columns::frame_from_columns;
 pub use error::{Location, ReadError, SeriesOrderError};
 pub use read::{
-    FrameChunks, MAX_COLUMNS, MAX_LINE_BYTES, ReadOptions, ReadProgress, TimeTextParser, read_chunks, read_frame,
-    sha256_file,
+    FrameChunks, MAX_COLUMNS, MAX_LINE_BYTES, ReadOptions, ReadProgress, TimeTextParser, Unparsed, read_chunks,
+    read_frame, sha256_file,
 };
 pub use source::FileSource;
 pub use timefmt::check_time_format;

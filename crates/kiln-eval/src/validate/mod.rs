@@ -13,7 +13,7 @@ mod schema;
 
 pub use expr::{ArithOp, CmpOp, Expr, ParseError};
 pub use infer::{InferOptions, SchemaDraft};
-pub use run::{CheckResult, Report, Sample, TimeParse, ValidateOptions, Validator};
+pub use run::{BadCell, CheckResult, Report, Sample, TimeParse, ValidateOptions, Validator};
 pub use schema::{
     ColumnSpec, Columns, Order, RowsSpec, RuleSpec, Scalar, SchemaError, SchemaSpec, Sev, Severity, Span, TimeSpec,
     ValueType,

@@ -36,6 +36,15 @@ impl<F: FnMut(&str) -> Option<i64> + Send> TimeParse for F {
     }
 }
 
+/// A cell a reader could not parse as a number (and read as NaN): a `type` failure of its column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BadCell<'a> {
+    pub column: &'a str,
+    /// the data row within the chunk (0-based)
+    pub row: usize,
+    pub text: &'a str,
+}
+
 /// One failing row kept for the report.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Sample {
@@ -709,11 +718,28 @@ impl Validator {
         out
     }
 
+    /// The columns a reader may parse as numbers itself, handing over the cells that are not numbers as
+    /// [`BadCell`]s ([`Validator::push_read`]): the number and integer columns and those only rules read.
+    pub fn numeric_columns(&self) -> Vec<String> {
+        let mut out: Vec<String> = self.columns.iter().filter(|c| c.ty.is_numeric()).map(|c| c.name.clone()).collect();
+        out.extend(self.rule_only.iter().cloned());
+        out
+    }
+
     /// Checks the next chunk of rows (`lines`: their CSV lines; `None` for Parquet).
     ///
     /// # Errors
     /// A [`SchemaError`] when a column the checks read is not in the chunk.
     pub fn push(&mut self, chunk: &Frame, lines: Option<&[u64]>) -> Result<(), SchemaError> {
+        self.push_read(chunk, lines, &[])
+    }
+
+    /// [`Validator::push`] for a chunk whose [`Validator::numeric_columns`] a reader parsed as numbers, with NaN
+    /// for the cells in `bad` (which fail `type`, showing their text).
+    ///
+    /// # Errors
+    /// A [`SchemaError`] when a column the checks read is not in the chunk.
+    pub fn push_read(&mut self, chunk: &Frame, lines: Option<&[u64]>, bad: &[BadCell<'_>]) -> Result<(), SchemaError> {
         let n = chunk.n_rows();
         let first = self.rows;
         let line = |i: usize| lines.map(|l| l.get(i).copied().unwrap_or(0));
@@ -724,13 +750,20 @@ impl Validator {
         for plan in &mut self.columns {
             let column = get(&plan.name)?;
             let parser = self.parsers.get_mut(&plan.name);
-            let p = parse_column(column, plan.ty, parser);
-            check_column(plan, column, &p, &mut self.checks, first, &line);
+            let unparsed: Vec<(usize, &str)> =
+                bad.iter().filter(|b| b.column == plan.name && b.row < n).map(|b| (b.row, b.text)).collect();
+            let mut p = parse_column(column, plan.ty, parser);
+            mark_unparsed(&mut p, &unparsed);
+            check_column(plan, column, &p, &unparsed, &mut self.checks, first, &line);
             parsed.insert(plan.name.clone(), p);
         }
         for name in &self.rule_only {
             let column = get(name)?;
-            parsed.insert(name.clone(), parse_column(column, ValueType::Number, None));
+            let unparsed: Vec<(usize, &str)> =
+                bad.iter().filter(|b| b.column == *name && b.row < n).map(|b| (b.row, b.text)).collect();
+            let mut p = parse_column(column, ValueType::Number, None);
+            mark_unparsed(&mut p, &unparsed);
+            parsed.insert(name.clone(), p);
         }
         if let Some((key, seen, idx)) = &mut self.key {
             let cols: Vec<&Column> = key.iter().map(|c| get(c)).collect::<Result<_, _>>()?;
@@ -949,17 +982,32 @@ fn parse_column(column: &Column, ty: ValueType, parser: Option<&mut Box<dyn Time
     p
 }
 
-/// The column's own checks over one chunk.
+/// Cells a reader read as NaN because they are not numbers: present, of the wrong type.
+fn mark_unparsed(p: &mut Parsed, unparsed: &[(usize, &str)]) {
+    for &(row, _) in unparsed {
+        p.missing[row] = false;
+        p.bad[row] = true;
+    }
+}
+
+/// The column's own checks over one chunk (`unparsed`: the rows a reader could not parse, with their text).
 fn check_column(
     plan: &mut ColumnPlan,
     column: &Column,
     p: &Parsed,
+    unparsed: &[(usize, &str)],
     checks: &mut [Check],
     first: u64,
     line: &dyn Fn(usize) -> Option<u64>,
 ) {
     let name = plan.name.clone();
-    let show = |i: usize| vec![(name.clone(), cell_text(column, i))];
+    let show = |i: usize| {
+        let text = match unparsed.iter().find(|(row, _)| *row == i) {
+            Some((_, text)) => (*text).to_string(),
+            None => cell_text(column, i),
+        };
+        vec![(name.clone(), text)]
+    };
     let text_of = |i: usize| -> Option<std::borrow::Cow<'_, str>> {
         match column {
             Column::Categorical(v) => v[i].as_deref().map(std::borrow::Cow::Borrowed),

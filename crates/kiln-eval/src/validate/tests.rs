@@ -362,3 +362,42 @@ fn key_hashes_keep_the_columns_apart() {
         vec![("a".to_string(), "ab".to_string()), ("b".to_string(), "c".to_string())]
     );
 }
+
+#[test]
+fn numbers_parsed_by_the_reader_give_the_same_report() {
+    let s = spec(OHLC_SCHEMA);
+    let text_frame = ohlc();
+    let expected = validate(&s, &text_frame, 3);
+    let mut v = Validator::new(&s, text_frame.names(), options(), &parser).unwrap();
+    let numeric = v.numeric_columns();
+    assert_eq!(numeric, ["open", "low", "close", "volume", "high"]);
+    for start in (0..7).step_by(3) {
+        let end = (start + 3).min(7);
+        let chunk = text_frame.slice(start, end);
+        let mut columns = Vec::new();
+        let mut bad: Vec<(String, usize, String)> = Vec::new();
+        for (name, column) in chunk.columns() {
+            let Column::Categorical(cells) = column else { panic!() };
+            if !numeric.iter().any(|n| n == name) {
+                columns.push((name.to_string(), column.clone()));
+                continue;
+            }
+            let values = cells
+                .iter()
+                .enumerate()
+                .map(|(row, cell)| match cell {
+                    None => f64::NAN,
+                    Some(t) => t.parse().unwrap_or_else(|_| {
+                        bad.push((name.to_string(), row, t.clone()));
+                        f64::NAN
+                    }),
+                })
+                .collect();
+            columns.push((name.to_string(), Column::Numeric(values)));
+        }
+        let cells: Vec<BadCell<'_>> = bad.iter().map(|(c, row, t)| BadCell { column: c, row: *row, text: t }).collect();
+        let lines: Vec<u64> = (start..end).map(|r| r as u64 + 2).collect();
+        v.push_read(&Frame::new(columns).unwrap(), Some(&lines), &cells).unwrap();
+    }
+    assert_eq!(v.finish(), expected);
+}
