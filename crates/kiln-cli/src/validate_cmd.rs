@@ -179,22 +179,35 @@ pub(crate) fn report_text(path: &Path, report: &Report) -> String {
     }
     out.push_str(&table(&rows));
     for c in report.checks.iter().filter(|c| !c.passed && !c.samples.is_empty()) {
+        let shown = if c.samples.len() as u64 == c.failing_rows {
+            String::new()
+        } else {
+            format!(", the first {}", c.samples.len())
+        };
         out.push_str(&format!(
-            "\n{} {}{} ({}): {} failing rows, the first {}:\n",
+            "\n{} {}{} ({}): {} failing row{}{shown}:\n",
             c.severity.as_str(),
             c.check,
             c.column.as_ref().map_or(String::new(), |col| format!(" {col}")),
             kiln_domain::cut_for_message(&c.detail, 70),
             c.failing_rows,
-            c.samples.len()
+            if c.failing_rows == 1 { "" } else { "s" },
         ));
         for s in &c.samples {
-            let values: Vec<String> =
-                s.values.iter().map(|(k, v)| format!("{k}={}", kiln_domain::cut_for_message(v, 40))).collect();
+            let values: Vec<String> = s
+                .values
+                .iter()
+                .map(|(k, v)| format!("{k}={}", kiln_domain::cut_for_message(&one_line(v), 40)))
+                .collect();
             out.push_str(&format!("  {:<12} {}\n", s.location(), values.join(", ")));
         }
     }
     out
+}
+
+/// A cell's text on one line of the terminal (a quoted CSV cell may hold line breaks).
+fn one_line(text: &str) -> String {
+    text.replace('\r', "\\r").replace('\n', "\\n").replace('\t', "\\t")
 }
 
 /// The report as JSON: the file, the verdict and every check with its first failing rows.

@@ -624,8 +624,8 @@ impl Validator {
         if let Some(rows) = &spec.rows {
             let detail = match (rows.value.min, rows.value.max) {
                 (Some(lo), Some(hi)) => format!("between {lo} and {hi} rows"),
-                (Some(lo), None) => format!("at least {lo} rows"),
-                (None, Some(hi)) => format!("at most {hi} rows"),
+                (Some(lo), None) => format!("at least {lo} row{}", if lo == 1 { "" } else { "s" }),
+                (None, Some(hi)) => format!("at most {hi} row{}", if hi == 1 { "" } else { "s" }),
                 (None, None) => "any number of rows".into(),
             };
             let idx = add(&mut v.checks, "rows", None, rows.severity_or(Severity::Error), detail);
