@@ -518,6 +518,12 @@ impl SchemaSpec {
             let expr = Expr::parse(&rule.expr)
                 .map_err(|e| SchemaError::new(format!("rules[{i}].expr"), format!("rule '{}': {e}", rule.label())))?;
             for column in expr.columns() {
+                if self.time.as_ref().is_some_and(|t| t.column == column) {
+                    return Err(SchemaError::new(
+                        format!("rules[{i}].expr"),
+                        format!("rule '{}': column '{column}' is the time column; rules compare numbers", rule.label()),
+                    ));
+                }
                 if let Some(col) = self.column(&column)
                     && !col.value_type().is_numeric()
                 {

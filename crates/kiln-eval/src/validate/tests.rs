@@ -292,6 +292,7 @@ fn schema_errors_name_the_key() {
     assert_eq!(check("columns: {x: {max_null_fraction: 2}}").path, "columns.x.max_null_fraction");
     assert_eq!(check("columns: {s: {type: string}}\nrules: [{expr: 's > 1'}]").path, "rules[0].expr");
     assert_eq!(check("time: {column: t}\ncolumns: {t: {type: number}}").path, "columns.t.type");
+    assert!(check("time: {column: t}\nrules: [{expr: 't > 0'}]").reason.contains("is the time column"));
     let s = spec("columns: {x: {}}\nrules: [{expr: 'y > 0'}]");
     let e = Validator::new(&s, &["x".to_string()], options(), &parser).unwrap_err();
     assert_eq!(e.path, "rules[0].expr");
