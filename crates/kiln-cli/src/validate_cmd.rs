@@ -308,7 +308,10 @@ pub(crate) fn validate(args: ValidateArgs) -> Result<u8> {
     let path = match (&args.file, &data_defaults) {
         (Some(file), _) => file.clone(),
         (None, Some(data)) => data.path.clone(),
-        (None, None) => bad_input!("which file? pass it after the flags: kiln validate --schema {} FILE", prefix),
+        (None, None) => bad_input!(
+            "no data file: kiln validate --schema {} FILE",
+            args.schema.as_deref().unwrap_or(Path::new("SCHEMA")).display()
+        ),
     };
     let run = RunSettings {
         na_values: spec.na_values.clone().or_else(|| data_defaults.as_ref().and_then(|d| d.na_values.clone())),
