@@ -7,7 +7,7 @@ use std::collections::HashSet;
 
 use kiln_domain::{Column, Frame};
 
-use super::run::{TimeParse, busday_count};
+use super::run::{TimeParse, busday_count, hash_text};
 use super::schema::{ColumnSpec, Columns, Order, RowsSpec, Scalar, SchemaSpec, Sev, Span, TimeSpec, ValueType};
 
 const MS_PER_DAY: i64 = 86_400_000;
@@ -39,8 +39,9 @@ struct ColumnStats {
     bools: bool,
     /// the distinct values, while there are at most `max_allowed`
     few: Option<Vec<String>>,
-    /// every value seen, while none repeats
-    all: Option<HashSet<String>>,
+    /// the 128-bit hashes of every value seen, while none repeats (and the column may still be drafted `unique`:
+    /// not a column of fractional numbers)
+    all: Option<HashSet<u128>>,
 }
 
 /// A schema being drafted chunk by chunk.
@@ -149,6 +150,10 @@ impl SchemaDraft {
                         stats.numbers = false;
                         stats.integers = false;
                     }
+                }
+                if stats.numbers && !stats.integers {
+                    // a number column is drafted `unique` only when it holds integers
+                    stats.all = None;
                 }
                 stats.bools &= matches!(text.to_ascii_lowercase().as_str(), "true" | "false");
                 if !stats.tried_time {
@@ -323,7 +328,7 @@ fn observe_text(stats: &mut ColumnStats, text: String, max_allowed: usize) {
         }
     }
     if let Some(all) = &mut stats.all
-        && !all.insert(text)
+        && !all.insert(hash_text(&text))
     {
         stats.all = None;
     }

@@ -207,7 +207,7 @@ impl Hash128 {
 }
 
 /// The 128-bit hash of one text.
-fn hash_text(text: &str) -> u128 {
+pub(crate) fn hash_text(text: &str) -> u128 {
     let mut h = Hash128::new();
     h.bytes(text.as_bytes());
     h.finish()
