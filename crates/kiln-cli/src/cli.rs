@@ -124,6 +124,20 @@ kiln data list")]
     /// The data snapshots `kiln fetch` wrote
     #[command(subcommand)]
     Data(DataCommand),
+    /// Check a data file against a schema: per column type, missing values (none, or at most a share), range,
+    /// allowed values, regex, uniqueness; per table row count, unique key columns, the time column strictly
+    /// increasing (or decreasing) per series, its largest gap (a duration or business days) and freshness; row
+    /// rules written as expressions over columns (`low <= open <= high`, `close > 0`, `is_null(x) or x >= 0`). Every
+    /// check sees every row (the file is streamed chunk by chunk); the report lists each check with its failing
+    /// row count and first failing rows (CSV line or Parquet row, with their values). Exit 0 when no check of
+    /// severity error fails (warnings are printed), 2 when one does. The schema is the experiment's `validate:`
+    /// section (--config; the file is its data.path unless given) or a schema file (--schema). --infer FILE drafts
+    /// a schema from a file known to be good. `kiln train` runs the experiment's `validate:` section first
+    #[command(after_help = "Examples:\n  kiln validate --config conf/experiments/eurusd.yaml\n  \
+kiln validate --schema schema.yaml data/prices.csv --json report.json\n  \
+kiln validate --infer data/prices.csv --output schema.yaml\n  \
+kiln validate --schema schema.yaml data/prices.csv --reference-time 2026-11-01")]
+    Validate(ValidateArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -234,6 +248,45 @@ pub(crate) enum DataCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct ValidateArgs {
+    /// the CSV or Parquet file to check (default with --config: the experiment's data.path)
+    #[arg(value_name = "FILE")]
+    pub(crate) file: Option<PathBuf>,
+    /// a schema file (the content of a `validate:` section at its top level)
+    #[arg(long, value_name = "FILE")]
+    pub(crate) schema: Option<PathBuf>,
+    /// an experiment file whose `validate:` section is the schema
+    #[arg(short, long, value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+    /// also write the report as JSON to FILE (`-`: stdout, the table then goes to stderr)
+    #[arg(long, value_name = "FILE")]
+    pub(crate) json: Option<PathBuf>,
+    /// the time `freshness` is measured from (UTC, YYYY-MM-DD or YYYY-MM-DDTHH:MM:SS; default now), e.g. when
+    /// the snapshot was taken
+    #[arg(long, value_name = "TIME")]
+    pub(crate) reference_time: Option<String>,
+    /// rows read and checked at a time (memory grows with it); the report does not depend on it
+    #[arg(long, value_name = "N", default_value_t = 20_000)]
+    pub(crate) chunk_rows: usize,
+    /// failing rows shown per check
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    pub(crate) samples: usize,
+    /// draft a schema from FILE, a file known to be good (types, missing values, ranges, allowed values of columns
+    /// with few, uniqueness, the time column's order and largest step), instead of validating
+    #[arg(long, value_name = "FILE")]
+    pub(crate) infer: Option<PathBuf>,
+    /// with --infer: write the schema here (default stdout)
+    #[arg(short, long, value_name = "FILE", requires = "infer")]
+    pub(crate) output: Option<PathBuf>,
+    /// with --infer: the time column (default: the first column of times)
+    #[arg(long, value_name = "COLUMN", requires = "infer")]
+    pub(crate) time_column: Option<String>,
+    /// with --infer: a panel's series column (order and gaps per series)
+    #[arg(long, value_name = "COLUMN", requires = "infer")]
+    pub(crate) series_column: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]

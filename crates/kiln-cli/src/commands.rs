@@ -32,6 +32,7 @@ pub(crate) fn run(cli: Cli) -> Result<u8> {
         Command::Tune(args) => crate::tune_cmd::tune(args),
         Command::Fetch(args) => crate::fetch_cmd::fetch(args),
         Command::Data(cmd) => crate::fetch_cmd::data(cmd),
+        Command::Validate(args) => crate::validate_cmd::validate(args),
     }
 }
 
@@ -181,6 +182,8 @@ fn train(args: TrainArgs) -> Result<u8> {
         (_, false) => None,
     };
 
+    // the experiment's validate: section, before any run exists: a failure starts no run (exit 2)
+    crate::validate_cmd::check_experiment_data(&settings, &progress)?;
     let (LoadedData { frame, sha256: data_sha256, origin: data_origin }, task) = load_data(&settings, &progress)?;
 
     let uri = args.tracking_uri.clone().unwrap_or_else(|| exp.tracking.uri.clone());

@@ -16,6 +16,7 @@ mod serve_cmd;
 mod settings;
 mod table;
 mod tune_cmd;
+mod validate_cmd;
 
 use std::process::ExitCode;
 

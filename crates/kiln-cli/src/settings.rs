@@ -55,6 +55,10 @@ pub(crate) struct Experiment {
     /// `kiln fetch`: where the data comes from (read by `kiln fetch --config`)
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) source: Option<crate::fetch_cmd::SourceSettings>,
+    /// the data's schema: `kiln validate --config` checks the data file against it, and `kiln train` does before
+    /// it starts a run
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) validate: Option<kiln_eval::validate::SchemaSpec>,
 }
 
 fn is_empty_path(path: &std::path::Path) -> bool {
@@ -354,6 +358,12 @@ impl Settings {
                     ));
                 }
             }
+        }
+        if let Some(schema) = &experiment.validate {
+            schema.check().map_err(|e| {
+                let path = if e.path.is_empty() { "validate".to_string() } else { format!("validate.{}", e.path) };
+                loaded.error_at(&path, e.reason)
+            })?;
         }
         let model = experiment.model_spec(&loaded)?;
         let gates = experiment.gates(&loaded)?;

@@ -43,6 +43,19 @@ pub struct ReadOptions {
     /// a long file of many series (a panel): the column naming each row's series, read as labels; with a time
     /// column, a time may repeat across series but not within one, and each series must be in time order
     pub series_column: Option<String>,
+    /// columns read as numbers where a cell that is neither a number nor missing (or is infinite) becomes NaN and
+    /// is kept in [`FrameChunks::unparsed`] instead of failing the read: for validation, which reports such cells as
+    /// failing rows. CSV only; a Parquet column keeps its own type
+    pub lenient_numeric: Vec<String>,
+}
+
+/// A cell of a [`ReadOptions::lenient_numeric`] column that is not a number, read as NaN.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unparsed {
+    pub column: String,
+    /// the data row within the chunk (0-based)
+    pub row: usize,
+    pub text: String,
 }
 
 impl Default for ReadOptions {
@@ -55,6 +68,7 @@ impl Default for ReadOptions {
             categorical: Vec::new(),
             numeric: Vec::new(),
             series_column: None,
+            lenient_numeric: Vec::new(),
         }
     }
 }
@@ -176,6 +190,8 @@ pub struct FrameChunks {
     chunks: u64,
     done: bool,
     total_bytes: Option<u64>,
+    /// the lenient columns' cells of the last chunk that are not numbers
+    unparsed: Vec<Unparsed>,
 }
 
 impl std::fmt::Debug for FrameChunks {
@@ -204,6 +220,8 @@ enum Kind {
     Infer,
     /// numeric, as the first chunk's (this many) rows were
     Inferred(usize),
+    /// numeric, a cell that is not a number kept aside ([`ReadOptions::lenient_numeric`])
+    Lenient,
 }
 
 enum Source {
@@ -243,6 +261,8 @@ impl FrameChunks {
                     Kind::Categorical
                 } else if opts.numeric.contains(&name) {
                     Kind::Numeric
+                } else if opts.lenient_numeric.contains(&name) {
+                    Kind::Lenient
                 } else {
                     Kind::Infer
                 };
@@ -276,7 +296,23 @@ impl FrameChunks {
             chunks: 0,
             done: false,
             total_bytes,
+            unparsed: Vec::new(),
         })
+    }
+
+    /// The cells of [`ReadOptions::lenient_numeric`] columns in the chunk last yielded that are not numbers (read as
+    /// NaN).
+    pub fn unparsed(&self) -> &[Unparsed] {
+        &self.unparsed
+    }
+
+    /// The CSV lines of the rows of the chunk last yielded (the header is line 1; a quoted cell may span lines);
+    /// `None` for a Parquet file, whose rows are numbered from 1.
+    pub fn lines(&self) -> Option<&[u64]> {
+        match &self.source {
+            Source::Csv(csv) => Some(&csv.lines),
+            Source::Parquet(_) => None,
+        }
     }
 
     /// Rows and bytes read so far.
@@ -297,7 +333,8 @@ impl FrameChunks {
                 if n == 0 && self.chunks > 0 {
                     return Ok(None);
                 }
-                (csv_columns(&self.path, &mut self.columns, &raw, &self.na, &mut self.parser)?, n)
+                self.unparsed.clear();
+                (csv_columns(&self.path, &mut self.columns, &raw, &self.na, &mut self.parser, &mut self.unparsed)?, n)
             }
             Source::Parquet(pq) => {
                 let Some(df) = pq.read(&self.path, self.rows_per_chunk)? else {
@@ -774,6 +811,7 @@ fn csv_columns(
     raw: &RawChunk,
     na: &HashSet<String>,
     parser: &mut TimeParser,
+    unparsed: &mut Vec<Unparsed>,
 ) -> Result<Vec<(String, Column)>, ReadError> {
     let mut columns = Vec::with_capacity(planned.len());
     for (plan, cells) in planned.iter_mut().zip(&raw.cells) {
@@ -809,6 +847,20 @@ fn csv_columns(
                     values.push(parse_number(cell, na).map_err(|()| not_a_number(row, cell, inferred_from))?);
                 }
                 Column::Numeric(values)
+            }
+            Kind::Lenient => {
+                let mut values = Vec::with_capacity(cells.ends.len());
+                for (row, cell) in cells.iter().enumerate() {
+                    match parse_number(cell, na) {
+                        Ok(v) if !v.is_infinite() => values.push(v),
+                        _ => {
+                            unparsed.push(Unparsed { column: name.clone(), row, text: cell.to_string() });
+                            values.push(f64::NAN);
+                        }
+                    }
+                }
+                columns.push((name.clone(), Column::Numeric(values)));
+                continue;
             }
             Kind::Infer => {
                 let column = infer_column(cells, na);
@@ -926,7 +978,7 @@ fn parquet_columns(
                 Column::Categorical(texts) => Column::Numeric(numbers_from_texts(path, name, &texts, first_row, na)?),
                 other => other,
             },
-            Kind::Infer | Kind::Inferred(_) => column,
+            Kind::Infer | Kind::Inferred(_) | Kind::Lenient => column,
         };
         columns.push((name.clone(), column));
     }
@@ -1043,6 +1095,32 @@ pub(crate) fn to_categorical(column: Column) -> Column {
             let style = IsoStyle::for_column(&values);
             Column::Categorical(values.iter().map(|&v| Some(format_iso(v, style))).collect())
         }
+    }
+}
+
+/// Parses time texts as the reader parses a time column: with a format (`%Y-%m-%d ...`), or in the ISO shape of the
+/// first value. For callers that read a column as text and parse it themselves (validation, which reports a bad
+/// time as a failing row instead of stopping).
+#[derive(Debug, Clone)]
+pub struct TimeTextParser(TimeParser);
+
+impl TimeTextParser {
+    /// A parser for `format`, or detecting the ISO shape when `None`.
+    ///
+    /// # Errors
+    /// [`ReadError::TimeFormat`] for an invalid format.
+    pub fn new(format: Option<&str>) -> Result<TimeTextParser, ReadError> {
+        match format {
+            Some(format) => TimeParser::with_format(format)
+                .map(TimeTextParser)
+                .map_err(|reason| ReadError::TimeFormat { format: format.to_string(), reason }),
+            None => Ok(TimeTextParser(TimeParser::Auto(None))),
+        }
+    }
+
+    /// UTC milliseconds, or `None` when `text` is not a time of the format.
+    pub fn parse(&mut self, text: &str) -> Option<i64> {
+        self.0.parse(text.trim())
     }
 }
 

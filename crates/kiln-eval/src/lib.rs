@@ -1,6 +1,7 @@
 //! Evaluation of fitted models; owns no model, feature or I/O code. Regression and binary classification metrics that
 //! match scikit-learn, the one metric vocabulary ([`Metric`], what YAML names as a selector's scoring or an objective), time-ordered and stratified
-//! splitters, cross-validation folds ([`Splitter`]), baselines, registration gates and comparison tables.
+//! splitters, cross-validation folds ([`Splitter`]), baselines, registration gates, comparison tables, and data
+//! validation ([`validate`]: schema rules checked over a file's chunks).
 //!
 //! Key decision: everything here is a pure function over slices and small serde config structs; this crate reads
 //! no files, logs nothing and knows no model library. Metrics sum with numpy's pairwise summation so that they
@@ -17,6 +18,7 @@ mod report;
 mod shuffled;
 mod split;
 mod trading;
+pub mod validate;
 
 pub use classification::{
     ClassificationMetricName, ClassificationMetrics, F1Threshold, MajorityClassBaseline, PrCurve, RocCurve,

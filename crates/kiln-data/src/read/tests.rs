@@ -618,3 +618,21 @@ fn a_header_of_too_many_columns_is_refused() {
     let err = read_frame(&path, &ReadOptions::default()).unwrap_err();
     assert!(matches!(err, ReadError::TooWide { .. }), "{err}");
 }
+
+#[test]
+fn lenient_numeric_columns_keep_cells_that_are_not_numbers_aside() {
+    let (_dir, path) = temp_file("x.csv", "a,b\n1,x\n2,\n3,inf\n4,5\n");
+    let opts = ReadOptions { lenient_numeric: vec!["b".into()], ..ReadOptions::default() };
+    let mut chunks = read_chunks(&path, &opts, 2).unwrap();
+    let first = chunks.next().unwrap().unwrap();
+    assert!(first.numeric("b").unwrap().iter().all(|v| v.is_nan()));
+    assert_eq!(chunks.unparsed(), [super::Unparsed { column: "b".into(), row: 0, text: "x".into() }]);
+    assert_eq!(chunks.lines(), Some(&[2, 3][..]));
+    let second = chunks.next().unwrap().unwrap();
+    assert!(second.numeric("b").unwrap()[0].is_nan());
+    assert_eq!(second.numeric("b").unwrap()[1], 5.0);
+    assert_eq!(chunks.unparsed(), [super::Unparsed { column: "b".into(), row: 0, text: "inf".into() }]);
+    let mut parser = super::TimeTextParser::new(None).unwrap();
+    assert_eq!(parser.parse("2024-01-02"), Some(day(2024, 1, 2)));
+    assert_eq!(parser.parse("2024-01-02 10:00:00"), None);
+}

@@ -1,0 +1,1156 @@
+//! The streaming validator: [`Validator::push`] takes the file's chunks in order and carries each check's state
+//! across them (counts, the first failing rows, the values seen by `unique`, the last time of each series), so the
+//! result does not depend on the chunk size and memory stays bounded by the chunk, apart from what `unique` and
+//! `unique_key` must remember. [`Validator::finish`] gives the [`Report`].
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+use kiln_domain::{Column, Frame, iso_from_millis};
+use serde::Serialize;
+use serde::ser::{SerializeMap, Serializer};
+
+use super::expr::{self, Expr};
+use super::schema::{ColumnSpec, Order, SchemaError, SchemaSpec, Severity, Span, ValueType, format_number};
+
+const MS_PER_DAY: i64 = 86_400_000;
+
+/// How the validator is run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ValidateOptions {
+    /// the time `freshness` is measured from (UTC milliseconds): now, or a reference the caller gives
+    pub reference_ms: i64,
+    /// the failing rows kept per check (the first ones, by row)
+    pub samples: usize,
+}
+
+/// Turns a timestamp cell's text into UTC milliseconds (`None`: not a time); the caller's reader decides the
+/// format, so validation parses times exactly as training reads them.
+pub trait TimeParse: Send {
+    fn parse(&mut self, text: &str) -> Option<i64>;
+}
+
+impl<F: FnMut(&str) -> Option<i64> + Send> TimeParse for F {
+    fn parse(&mut self, text: &str) -> Option<i64> {
+        self(text)
+    }
+}
+
+/// A cell a reader could not parse as a number (and read as NaN): a `type` failure of its column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BadCell<'a> {
+    pub column: &'a str,
+    /// the data row within the chunk (0-based)
+    pub row: usize,
+    pub text: &'a str,
+}
+
+/// One failing row kept for the report.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Sample {
+    /// 0-based data row (pandas' default index)
+    pub row: u64,
+    /// the CSV line it is on (the header is line 1); `None` for a Parquet file, whose rows are numbered from 1
+    pub line: Option<u64>,
+    /// the values the check looked at, by column
+    #[serde(serialize_with = "as_map")]
+    pub values: Vec<(String, String)>,
+}
+
+impl Sample {
+    /// `line 5` for CSV, `row 4` (1-based) for Parquet.
+    pub fn location(&self) -> String {
+        match self.line {
+            Some(line) => format!("line {line}"),
+            None => format!("row {}", self.row + 1),
+        }
+    }
+}
+
+fn as_map<S: Serializer>(values: &[(String, String)], s: S) -> Result<S::Ok, S::Error> {
+    let mut map = s.serialize_map(Some(values.len()))?;
+    for (k, v) in values {
+        map.serialize_entry(k, v)?;
+    }
+    map.end()
+}
+
+/// The outcome of one check.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CheckResult {
+    /// `type`, `not_null`, `max_null_fraction`, `min`, `max`, `allowed`, `regex`, `unique`, `rows`, `unique_key`,
+    /// `time_order`, `max_gap`, `freshness` or `rule`
+    pub check: String,
+    /// the column (columns joined by `,` for a key; the rule's name for a rule)
+    pub column: Option<String>,
+    pub severity: Severity,
+    pub passed: bool,
+    /// the rows that fail it (for `max_null_fraction`: the missing values; `rows` and `freshness` have none)
+    pub failing_rows: u64,
+    /// what was checked, and for a table check what was found
+    pub detail: String,
+    /// the first failing rows, by row
+    pub samples: Vec<Sample>,
+}
+
+/// A validation's outcome: every check, passed or not.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    pub rows: u64,
+    pub checks: Vec<CheckResult>,
+}
+
+impl Report {
+    /// Failed checks of severity error.
+    pub fn errors(&self) -> usize {
+        self.checks.iter().filter(|c| !c.passed && c.severity == Severity::Error).count()
+    }
+
+    /// Failed checks of severity warning.
+    pub fn warnings(&self) -> usize {
+        self.checks.iter().filter(|c| !c.passed && c.severity == Severity::Warning).count()
+    }
+
+    /// No check of severity error failed.
+    pub fn passed(&self) -> bool {
+        self.errors() == 0
+    }
+}
+
+/// The hasher of the validator's maps, whose keys are numbers, times or already 128-bit hashes: one multiply-mix
+/// per word (a local file, no adversary to flood the maps).
+#[derive(Default)]
+struct Mix(u64);
+
+impl Hasher for Mix {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = fmix64(self.0 ^ n);
+    }
+}
+
+/// The hasher of maps keyed by a [`Hash128`]: the key is a hash already.
+#[derive(Default)]
+struct Prehashed(u64);
+
+impl Hasher for Prehashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut mix = Mix(self.0);
+        mix.write(bytes);
+        self.0 = mix.0;
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = self.0.rotate_left(7) ^ n;
+    }
+}
+
+/// MurmurHash3's 64-bit finalizer.
+fn fmix64(mut k: u64) -> u64 {
+    k ^= k >> 33;
+    k = k.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    k ^= k >> 33;
+    k = k.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    k ^ (k >> 33)
+}
+
+/// A 128-bit hash of a value (or of a key's values, length-prefixed so `("ab", "c")` and `("a", "bc")` differ):
+/// what `unique` and `unique_key` remember of a text instead of the text. Two 64-bit lanes with different seeds;
+/// two distinct values share a hash with a probability near 2^-128 per pair (about 10^-27 for a billion values).
+pub(crate) struct Hash128 {
+    a: u64,
+    b: u64,
+}
+
+impl Hash128 {
+    pub(crate) fn new() -> Hash128 {
+        Hash128 { a: 0x243f_6a88_85a3_08d3, b: 0x1319_8a2e_0370_7344 }
+    }
+
+    fn word(&mut self, w: u64) {
+        self.a = fmix64(self.a ^ w).rotate_left(23).wrapping_add(0x9e37_79b9_7f4a_7c15);
+        self.b = fmix64(self.b ^ w.rotate_left(32) ^ 0xa409_3822_299f_31d0).rotate_left(41);
+    }
+
+    pub(crate) fn bytes(&mut self, bytes: &[u8]) {
+        self.word(bytes.len() as u64 ^ 0xdead_beef_0000_0000);
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.word(u64::from_le_bytes(word));
+        }
+    }
+
+    fn tagged(&mut self, tag: u64, value: u64) {
+        self.word(tag);
+        self.word(value);
+    }
+
+    pub(crate) fn finish(&self) -> u128 {
+        (u128::from(fmix64(self.a ^ self.b.rotate_left(17))) << 64) | u128::from(fmix64(self.b ^ self.a))
+    }
+}
+
+/// The 128-bit hash of one text.
+pub(crate) fn hash_text(text: &str) -> u128 {
+    let mut h = Hash128::new();
+    h.bytes(text.as_bytes());
+    h.finish()
+}
+
+type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<Mix>>;
+
+/// The first failing rows of a check, the lowest row numbers kept (rows may be found out of order: `unique` reports
+/// a value's first row when its second appears).
+#[derive(Debug, Clone)]
+struct Samples {
+    keep: usize,
+    items: Vec<Sample>,
+}
+
+impl Samples {
+    fn wants(&self, row: u64) -> bool {
+        self.items.len() < self.keep || self.items.last().is_some_and(|s| row < s.row)
+    }
+
+    fn offer(&mut self, row: u64, line: Option<u64>, values: impl FnOnce() -> Vec<(String, String)>) {
+        if !self.wants(row) {
+            return;
+        }
+        let at = self.items.partition_point(|s| s.row < row);
+        self.items.insert(at, Sample { row, line, values: values() });
+        self.items.truncate(self.keep);
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Check {
+    check: &'static str,
+    column: Option<String>,
+    severity: Severity,
+    detail: String,
+    failing: u64,
+    samples: Samples,
+    /// a table check's verdict, decided at the end
+    verdict: Option<bool>,
+}
+
+impl Check {
+    fn fail(&mut self, row: u64, line: Option<u64>, values: impl FnOnce() -> Vec<(String, String)>) {
+        self.failing += 1;
+        self.samples.offer(row, line, values);
+    }
+}
+
+/// The first row a value was seen at (the top bit: that row was already counted as failing) and its CSV line (0:
+/// none), in 16 bytes: a map of a million keys is 32 MB of entries.
+#[derive(Debug, Clone, Copy)]
+struct First {
+    row: u64,
+    line: u64,
+}
+
+const COUNTED: u64 = 1 << 63;
+
+impl First {
+    fn new(row: u64, line: Option<u64>) -> First {
+        First { row, line: line.unwrap_or(0) }
+    }
+}
+
+/// The values a uniqueness check has seen: numbers and times exactly, texts and keys as 128-bit hashes
+/// ([`Hash128`]), so memory grows by about 40 bytes per distinct value whatever its length.
+#[derive(Debug, Default)]
+struct Seen {
+    numbers: FastMap<u64, First>,
+    /// keyed by the two halves of the hash (a `u128` would align the entries to 16 bytes)
+    hashes: HashMap<(u64, u64), First, BuildHasherDefault<Prehashed>>,
+}
+
+impl Seen {
+    /// Records a value seen at `row`; on a repeat, counts the row (and the first one, once) as failing.
+    fn see_hash(
+        &mut self,
+        key: u128,
+        row: u64,
+        line: Option<u64>,
+        check: &mut Check,
+        show: &dyn Fn() -> Vec<(String, String)>,
+    ) {
+        match self.hashes.entry(((key >> 64) as u64, key as u64)) {
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(First::new(row, line));
+            }
+            std::collections::hash_map::Entry::Occupied(mut first) => repeat(first.get_mut(), row, line, check, show),
+        }
+    }
+
+    fn see_number(
+        &mut self,
+        key: u64,
+        row: u64,
+        line: Option<u64>,
+        check: &mut Check,
+        show: &dyn Fn() -> Vec<(String, String)>,
+    ) {
+        match self.numbers.entry(key) {
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(First::new(row, line));
+            }
+            std::collections::hash_map::Entry::Occupied(mut first) => repeat(first.get_mut(), row, line, check, show),
+        }
+    }
+}
+
+fn repeat(first: &mut First, row: u64, line: Option<u64>, check: &mut Check, show: &dyn Fn() -> Vec<(String, String)>) {
+    if first.row & COUNTED == 0 {
+        let line = (first.line > 0).then_some(first.line);
+        check.fail(first.row, line, show);
+        first.row |= COUNTED;
+    }
+    check.fail(row, line, show);
+}
+
+/// One column's checks (indices into the validator's checks) and state.
+struct ColumnPlan {
+    name: String,
+    ty: ValueType,
+    type_check: Option<usize>,
+    not_null: Option<usize>,
+    max_null_fraction: Option<(f64, usize)>,
+    min: Option<(f64, usize)>,
+    max: Option<(f64, usize)>,
+    allowed_numbers: Option<(Vec<f64>, usize)>,
+    allowed_texts: Option<(Vec<String>, usize)>,
+    regex: Option<(regex::Regex, usize)>,
+    unique: Option<(Seen, usize)>,
+    nulls: u64,
+}
+
+struct RulePlan {
+    expr: Expr,
+    columns: Vec<String>,
+    check: usize,
+}
+
+struct TimePlan {
+    column: String,
+    series: Option<String>,
+    order: Order,
+    order_check: Option<usize>,
+    gap: Option<(Span, usize)>,
+    freshness: Option<(Span, usize)>,
+    /// the last row of each series (its time, `None` when missing): time, row, line
+    last: FastMap<String, Option<i64>>,
+    last_single: Option<Option<i64>>,
+    latest: Option<i64>,
+}
+
+/// A chunk's values of one column, parsed as its type.
+#[derive(Default)]
+struct Parsed {
+    missing: Vec<bool>,
+    /// non-missing but not of the column's type
+    bad: Vec<bool>,
+    /// numeric columns (NaN where missing or bad)
+    numbers: Vec<f64>,
+    /// timestamp columns
+    times: Vec<Option<i64>>,
+}
+
+/// Validates a file chunk by chunk (see the module documentation).
+pub struct Validator {
+    checks: Vec<Check>,
+    columns: Vec<ColumnPlan>,
+    /// columns only rules read (no rules of their own): read as numbers
+    rule_only: Vec<String>,
+    rules: Vec<RulePlan>,
+    time: Option<TimePlan>,
+    rows_check: Option<(Option<u64>, Option<u64>, usize)>,
+    key: Option<(Vec<String>, Seen, usize)>,
+    parsers: HashMap<String, Box<dyn TimeParse>>,
+    reference_ms: i64,
+    rows: u64,
+}
+
+impl std::fmt::Debug for Validator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Validator").field("checks", &self.checks.len()).field("rows", &self.rows).finish()
+    }
+}
+
+/// The text of cell `i` as the report shows it.
+fn cell_text(column: &Column, i: usize) -> String {
+    match column {
+        Column::Categorical(v) => v[i].clone().unwrap_or_else(|| "null".into()),
+        Column::Numeric(v) if v[i].is_nan() => "null".into(),
+        Column::Numeric(v) => format_number(v[i]),
+        Column::Timestamp(v) => iso_from_millis(v[i]),
+    }
+}
+
+fn parse_bool(text: &str) -> Option<bool> {
+    match text {
+        "1" => Some(true),
+        "0" => Some(false),
+        t if t.eq_ignore_ascii_case("true") => Some(true),
+        t if t.eq_ignore_ascii_case("false") => Some(false),
+        _ => None,
+    }
+}
+
+/// `numpy.busday_count(begin, end)`: the weekdays in `[begin, end)` (negative when `end < begin`), days since the
+/// epoch.
+pub(crate) fn busday_count(begin: i64, end: i64) -> i64 {
+    if end < begin {
+        return -busday_count(end, begin);
+    }
+    let weeks = (end - begin) / 7;
+    let mut count = weeks * 5;
+    let mut day = begin + weeks * 7;
+    while day < end {
+        // 1970-01-01 was a Thursday: weekday 0 = Monday
+        if (day + 3).rem_euclid(7) < 5 {
+            count += 1;
+        }
+        day += 1;
+    }
+    count
+}
+
+/// The span from `earlier` to `later` in the unit of `span`.
+fn span_between(span: Span, earlier: i64, later: i64) -> i64 {
+    match span {
+        Span::Millis(_) => later - earlier,
+        Span::BusinessDays(_) => busday_count(earlier.div_euclid(MS_PER_DAY), later.div_euclid(MS_PER_DAY)),
+    }
+}
+
+fn span_limit(span: Span) -> i64 {
+    match span {
+        Span::Millis(ms) => ms,
+        Span::BusinessDays(n) => n,
+    }
+}
+
+impl Validator {
+    /// A validator of `spec` for a file with the columns `header`; `time_parser` makes one parser per timestamp
+    /// column.
+    ///
+    /// # Errors
+    /// A [`SchemaError`] from [`SchemaSpec::check`], or naming the key of a column that is not in `header`.
+    pub fn new(
+        spec: &SchemaSpec,
+        header: &[String],
+        options: ValidateOptions,
+        time_parser: &dyn Fn() -> Box<dyn TimeParse>,
+    ) -> Result<Validator, SchemaError> {
+        spec.check()?;
+        for column in spec.columns_read() {
+            if !header.contains(&column) {
+                let shown: Vec<&str> = header.iter().take(30).map(String::as_str).collect();
+                let more = if header.len() > 30 { format!(" and {} more", header.len() - 30) } else { String::new() };
+                return Err(SchemaError::new(
+                    spec.path_naming(&column),
+                    format!("column '{column}' is not in the file (its columns: {}{more})", shown.join(", ")),
+                ));
+            }
+        }
+        let mut v = Validator {
+            checks: Vec::new(),
+            columns: Vec::new(),
+            rule_only: Vec::new(),
+            rules: Vec::new(),
+            time: None,
+            rows_check: None,
+            key: None,
+            parsers: HashMap::new(),
+            reference_ms: options.reference_ms,
+            rows: 0,
+        };
+        let keep = options.samples;
+        let add = |checks: &mut Vec<Check>, check: &'static str, column: Option<String>, severity, detail: String| {
+            checks.push(Check {
+                check,
+                column,
+                severity,
+                detail,
+                failing: 0,
+                samples: Samples { keep, items: Vec::new() },
+                verdict: None,
+            });
+            checks.len() - 1
+        };
+        let time_default = spec.time.as_ref().and_then(|t| t.severity).unwrap_or_default();
+        let mut column_specs: Vec<(String, ColumnSpec, Severity)> =
+            spec.columns.0.iter().map(|(n, c)| (n.clone(), c.clone(), c.severity.unwrap_or_default())).collect();
+        if let Some(time) = &spec.time
+            && spec.column(&time.column).is_none()
+        {
+            // the time column is a timestamp column, checked with the time section's severity
+            let implied =
+                ColumnSpec { kind: Some(super::schema::Sev::plain(ValueType::Timestamp)), ..ColumnSpec::default() };
+            column_specs.insert(0, (time.column.clone(), implied, time_default));
+        }
+        for (name, col, default) in &column_specs {
+            let ty = col.value_type();
+            let some = Some(name.clone());
+            let type_check = Some(add(
+                &mut v.checks,
+                "type",
+                some.clone(),
+                col.kind.as_ref().map_or(*default, |k| k.severity_or(*default)),
+                ty.as_str().to_string(),
+            ));
+            let not_null = match &col.nullable {
+                Some(n) if !n.value => Some(add(
+                    &mut v.checks,
+                    "not_null",
+                    some.clone(),
+                    n.severity_or(*default),
+                    "no missing value".into(),
+                )),
+                _ => None,
+            };
+            let max_null_fraction = col.max_null_fraction.as_ref().map(|f| {
+                (
+                    f.value,
+                    add(
+                        &mut v.checks,
+                        "max_null_fraction",
+                        some.clone(),
+                        f.severity_or(*default),
+                        format!("at most {} missing", f.value),
+                    ),
+                )
+            });
+            let min = col.min.as_ref().map(|m| {
+                (
+                    m.value,
+                    add(
+                        &mut v.checks,
+                        "min",
+                        some.clone(),
+                        m.severity_or(*default),
+                        format!(">= {}", format_number(m.value)),
+                    ),
+                )
+            });
+            let max = col.max.as_ref().map(|m| {
+                (
+                    m.value,
+                    add(
+                        &mut v.checks,
+                        "max",
+                        some.clone(),
+                        m.severity_or(*default),
+                        format!("<= {}", format_number(m.value)),
+                    ),
+                )
+            });
+            let (mut allowed_numbers, mut allowed_texts) = (None, None);
+            if let Some(a) = &col.allowed {
+                let texts: Vec<String> = a.value.iter().map(super::schema::Scalar::text).collect();
+                let detail = format!("one of {}", texts.join(", "));
+                let idx = add(&mut v.checks, "allowed", some.clone(), a.severity_or(*default), detail);
+                if ty.is_numeric() {
+                    let numbers = a.value.iter().filter_map(|s| match s {
+                        super::schema::Scalar::Number(x) => Some(*x),
+                        _ => None,
+                    });
+                    allowed_numbers = Some((numbers.collect(), idx));
+                } else {
+                    allowed_texts = Some((texts, idx));
+                }
+            }
+            let regex = match &col.regex {
+                Some(r) => {
+                    let re = regex::Regex::new(&format!("^(?:{})$", r.value)).map_err(|e| {
+                        SchemaError::new(format!("columns.{name}.regex"), format!("invalid regex: {e}"))
+                    })?;
+                    Some((
+                        re,
+                        add(
+                            &mut v.checks,
+                            "regex",
+                            some.clone(),
+                            r.severity_or(*default),
+                            format!("matches {}", r.value),
+                        ),
+                    ))
+                }
+                None => None,
+            };
+            let unique = match &col.unique {
+                Some(u) if u.value => Some((
+                    Seen::default(),
+                    add(&mut v.checks, "unique", some.clone(), u.severity_or(*default), "no value twice".into()),
+                )),
+                _ => None,
+            };
+            if ty == ValueType::Timestamp {
+                v.parsers.insert(name.clone(), time_parser());
+            }
+            v.columns.push(ColumnPlan {
+                name: name.clone(),
+                ty,
+                type_check,
+                not_null,
+                max_null_fraction,
+                min,
+                max,
+                allowed_numbers,
+                allowed_texts,
+                regex,
+                unique,
+                nulls: 0,
+            });
+        }
+        if let Some(rows) = &spec.rows {
+            let detail = match (rows.value.min, rows.value.max) {
+                (Some(lo), Some(hi)) => format!("between {lo} and {hi} rows"),
+                (Some(lo), None) => format!("at least {lo} row{}", if lo == 1 { "" } else { "s" }),
+                (None, Some(hi)) => format!("at most {hi} row{}", if hi == 1 { "" } else { "s" }),
+                (None, None) => "any number of rows".into(),
+            };
+            let idx = add(&mut v.checks, "rows", None, rows.severity_or(Severity::Error), detail);
+            v.rows_check = Some((rows.value.min, rows.value.max, idx));
+        }
+        if let Some(key) = &spec.unique_key {
+            let idx = add(
+                &mut v.checks,
+                "unique_key",
+                Some(key.value.join(",")),
+                key.severity_or(Severity::Error),
+                "no key twice".into(),
+            );
+            v.key = Some((key.value.clone(), Seen::default(), idx));
+        }
+        if let Some(time) = &spec.time {
+            let order = time.order.as_ref().map_or(Order::Increasing, |o| o.value);
+            let per = time.series_column.as_ref().map_or(String::new(), |s| format!(" per {s}"));
+            let order_check = match order {
+                Order::Any => None,
+                Order::Increasing | Order::Decreasing => {
+                    let sev = time.order.as_ref().map_or(time_default, |o| o.severity_or(time_default));
+                    let word = if order == Order::Increasing { "increasing" } else { "decreasing" };
+                    Some(add(
+                        &mut v.checks,
+                        "time_order",
+                        Some(time.column.clone()),
+                        sev,
+                        format!("strictly {word}{per}"),
+                    ))
+                }
+            };
+            let gap = time.max_gap.as_ref().map(|g| {
+                let detail = format!("steps of at most {}{per}", g.value.text());
+                (g.value, add(&mut v.checks, "max_gap", Some(time.column.clone()), g.severity_or(time_default), detail))
+            });
+            let freshness = time.freshness.as_ref().map(|f| {
+                let detail =
+                    format!("latest time at most {} before {}", f.value.text(), iso_from_millis(v.reference_ms));
+                (
+                    f.value,
+                    add(&mut v.checks, "freshness", Some(time.column.clone()), f.severity_or(time_default), detail),
+                )
+            });
+            v.time = Some(TimePlan {
+                column: time.column.clone(),
+                series: time.series_column.clone(),
+                order,
+                order_check,
+                gap,
+                freshness,
+                last: FastMap::default(),
+                last_single: None,
+                latest: None,
+            });
+        }
+        for rule in &spec.rules {
+            let expr = Expr::parse(&rule.expr).map_err(|e| SchemaError::new("rules", e.to_string()))?;
+            let columns = expr.columns();
+            for c in &columns {
+                if !v.columns.iter().any(|p| p.name == *c) && !v.rule_only.contains(c) {
+                    v.rule_only.push(c.clone());
+                }
+            }
+            let check = add(&mut v.checks, "rule", Some(rule.label()), rule.severity, rule.expr.clone());
+            v.rules.push(RulePlan { expr, columns, check });
+        }
+        Ok(v)
+    }
+
+    /// The columns to read, each once.
+    pub fn columns(&self) -> Vec<String> {
+        let mut out: Vec<String> = self.columns.iter().map(|c| c.name.clone()).collect();
+        for c in &self.rule_only {
+            out.push(c.clone());
+        }
+        if let Some(t) = &self.time
+            && let Some(s) = &t.series
+            && !out.contains(s)
+        {
+            out.push(s.clone());
+        }
+        if let Some((key, _, _)) = &self.key {
+            for c in key {
+                if !out.contains(c) {
+                    out.push(c.clone());
+                }
+            }
+        }
+        out
+    }
+
+    /// The columns a reader may parse as numbers itself, handing over the cells that are not numbers as
+    /// [`BadCell`]s ([`Validator::push_read`]): the number and integer columns and those only rules read.
+    pub fn numeric_columns(&self) -> Vec<String> {
+        let mut out: Vec<String> = self.columns.iter().filter(|c| c.ty.is_numeric()).map(|c| c.name.clone()).collect();
+        out.extend(self.rule_only.iter().cloned());
+        out
+    }
+
+    /// Checks the next chunk of rows (`lines`: their CSV lines; `None` for Parquet).
+    ///
+    /// # Errors
+    /// A [`SchemaError`] when a column the checks read is not in the chunk.
+    pub fn push(&mut self, chunk: &Frame, lines: Option<&[u64]>) -> Result<(), SchemaError> {
+        self.push_read(chunk, lines, &[])
+    }
+
+    /// [`Validator::push`] for a chunk whose [`Validator::numeric_columns`] a reader parsed as numbers, with NaN
+    /// for the cells in `bad` (which fail `type`, showing their text).
+    ///
+    /// # Errors
+    /// A [`SchemaError`] when a column the checks read is not in the chunk.
+    pub fn push_read(&mut self, chunk: &Frame, lines: Option<&[u64]>, bad: &[BadCell<'_>]) -> Result<(), SchemaError> {
+        let n = chunk.n_rows();
+        let first = self.rows;
+        let line = |i: usize| lines.map(|l| l.get(i).copied().unwrap_or(0));
+        let get = |name: &str| {
+            chunk.column(name).map_err(|_| SchemaError::new("", format!("column '{name}' is missing from a chunk")))
+        };
+        let mut parsed: HashMap<String, Parsed> = HashMap::new();
+        for plan in &mut self.columns {
+            let column = get(&plan.name)?;
+            let parser = self.parsers.get_mut(&plan.name);
+            let unparsed: Vec<(usize, &str)> =
+                bad.iter().filter(|b| b.column == plan.name && b.row < n).map(|b| (b.row, b.text)).collect();
+            let mut p = parse_column(column, plan.ty, parser);
+            mark_unparsed(&mut p, &unparsed);
+            check_column(plan, column, &p, &unparsed, &mut self.checks, first, &line);
+            parsed.insert(plan.name.clone(), p);
+        }
+        for name in &self.rule_only {
+            let column = get(name)?;
+            let unparsed: Vec<(usize, &str)> =
+                bad.iter().filter(|b| b.column == *name && b.row < n).map(|b| (b.row, b.text)).collect();
+            let mut p = parse_column(column, ValueType::Number, None);
+            mark_unparsed(&mut p, &unparsed);
+            parsed.insert(name.clone(), p);
+        }
+        if let Some((key, seen, idx)) = &mut self.key {
+            let cols: Vec<&Column> = key.iter().map(|c| get(c)).collect::<Result<_, _>>()?;
+            let check = &mut self.checks[*idx];
+            'rows: for i in 0..n {
+                let mut h = Hash128::new();
+                for col in &cols {
+                    match col {
+                        Column::Categorical(v) => match &v[i] {
+                            Some(text) => h.bytes(text.as_bytes()),
+                            None => continue 'rows,
+                        },
+                        Column::Numeric(v) if v[i].is_nan() => continue 'rows,
+                        Column::Numeric(v) => h.tagged(1, if v[i] == 0.0 { 0 } else { v[i].to_bits() }),
+                        Column::Timestamp(v) => h.tagged(2, v[i] as u64),
+                    }
+                }
+                let show = || key.iter().zip(&cols).map(|(c, col)| (c.clone(), cell_text(col, i))).collect();
+                seen.see_hash(h.finish(), first + i as u64, line(i), check, &show);
+            }
+        }
+        if let Some(time) = &mut self.time {
+            let times = &parsed[&time.column].times;
+            let series = match &time.series {
+                Some(s) => Some(get(s)?),
+                None => None,
+            };
+            check_time(time, times, series, &mut self.checks, first, &line);
+        }
+        for rule in &self.rules {
+            let cols = ChunkNumbers(&parsed);
+            let verdicts = rule.expr.verdicts(n, &cols);
+            let check = &mut self.checks[rule.check];
+            for (i, &v) in verdicts.iter().enumerate() {
+                if v == expr::FALSE {
+                    check.fail(first + i as u64, line(i), || {
+                        rule.columns
+                            .iter()
+                            .map(|c| {
+                                let shown = chunk.column(c).map_or_else(|_| "?".into(), |col| cell_text(col, i));
+                                (c.clone(), shown)
+                            })
+                            .collect()
+                    });
+                }
+            }
+        }
+        self.rows += n as u64;
+        Ok(())
+    }
+
+    /// The report, with the table checks (row count, null fractions, freshness) decided.
+    pub fn finish(mut self) -> Report {
+        let rows = self.rows;
+        for plan in &self.columns {
+            if let Some((limit, idx)) = plan.max_null_fraction {
+                let check = &mut self.checks[idx];
+                let fraction = if rows == 0 { 0.0 } else { plan.nulls as f64 / rows as f64 };
+                check.verdict = Some(fraction <= limit);
+                check.detail = format!("at most {limit} missing; {} of {rows} ({:.4})", plan.nulls, fraction);
+                if fraction <= limit {
+                    // within the limit, no row fails: the missing values are counted in the detail only
+                    check.failing = 0;
+                    check.samples.items.clear();
+                }
+            }
+        }
+        if let Some((lo, hi, idx)) = self.rows_check {
+            let ok = lo.is_none_or(|lo| rows >= lo) && hi.is_none_or(|hi| rows <= hi);
+            let check = &mut self.checks[idx];
+            check.verdict = Some(ok);
+            check.detail = format!("{}; the file has {rows}", check.detail);
+        }
+        if let Some(time) = &self.time
+            && let Some((span, idx)) = time.freshness
+        {
+            let check = &mut self.checks[idx];
+            match time.latest {
+                Some(latest) => {
+                    let age = span_between(span, latest, self.reference_ms);
+                    check.verdict = Some(age <= span_limit(span));
+                    check.detail = format!("{}; the latest is {}", check.detail, iso_from_millis(latest));
+                }
+                None => {
+                    check.verdict = Some(false);
+                    check.detail = format!("{}; the file has no time", check.detail);
+                }
+            }
+        }
+        let checks = self
+            .checks
+            .into_iter()
+            .map(|c| CheckResult {
+                passed: c.verdict.unwrap_or(c.failing == 0),
+                check: c.check.to_string(),
+                column: c.column,
+                severity: c.severity,
+                failing_rows: c.failing,
+                detail: c.detail,
+                samples: c.samples.items,
+            })
+            .collect();
+        Report { rows, checks }
+    }
+}
+
+struct ChunkNumbers<'a>(&'a HashMap<String, Parsed>);
+
+impl expr::Columns for ChunkNumbers<'_> {
+    fn values(&self, column: &str) -> &[f64] {
+        self.0.get(column).map_or(&[], |p| p.numbers.as_slice())
+    }
+
+    fn missing(&self, column: &str) -> &[bool] {
+        self.0.get(column).map_or(&[], |p| p.missing.as_slice())
+    }
+}
+
+/// A chunk's cells of one column as its type.
+fn parse_column(column: &Column, ty: ValueType, parser: Option<&mut Box<dyn TimeParse>>) -> Parsed {
+    let n = column.len();
+    let mut p = Parsed { missing: vec![false; n], bad: vec![false; n], ..Parsed::default() };
+    match (ty, column) {
+        (ValueType::Number | ValueType::Integer, Column::Numeric(v)) => {
+            p.numbers = v.clone();
+            for (i, x) in v.iter().enumerate() {
+                p.missing[i] = x.is_nan();
+            }
+        }
+        (ValueType::Number | ValueType::Integer, Column::Categorical(v)) => {
+            p.numbers = v
+                .iter()
+                .enumerate()
+                .map(|(i, cell)| match cell {
+                    None => {
+                        p.missing[i] = true;
+                        f64::NAN
+                    }
+                    Some(text) => match text.parse::<f64>() {
+                        Ok(x) if !x.is_nan() => x,
+                        _ => {
+                            p.bad[i] = true;
+                            f64::NAN
+                        }
+                    },
+                })
+                .collect();
+        }
+        (ValueType::Number | ValueType::Integer, Column::Timestamp(_)) => {
+            p.numbers = vec![f64::NAN; n];
+            p.bad = vec![true; n];
+        }
+        (ValueType::Timestamp, Column::Timestamp(v)) => p.times = v.iter().map(|&t| Some(t)).collect(),
+        (ValueType::Timestamp, Column::Categorical(v)) => {
+            p.times = match parser {
+                Some(parser) => v
+                    .iter()
+                    .enumerate()
+                    .map(|(i, cell)| match cell {
+                        None => {
+                            p.missing[i] = true;
+                            None
+                        }
+                        Some(text) => {
+                            let t = parser.parse(text);
+                            p.bad[i] = t.is_none();
+                            t
+                        }
+                    })
+                    .collect(),
+                None => vec![None; n],
+            };
+        }
+        (ValueType::Timestamp, Column::Numeric(v)) => {
+            p.times = vec![None; n];
+            for (i, x) in v.iter().enumerate() {
+                p.missing[i] = x.is_nan();
+                p.bad[i] = !x.is_nan();
+            }
+        }
+        (ValueType::Bool, Column::Categorical(v)) => {
+            for (i, cell) in v.iter().enumerate() {
+                match cell {
+                    None => p.missing[i] = true,
+                    Some(text) => p.bad[i] = parse_bool(text).is_none(),
+                }
+            }
+        }
+        (ValueType::Bool, Column::Numeric(v)) => {
+            for (i, x) in v.iter().enumerate() {
+                p.missing[i] = x.is_nan();
+                p.bad[i] = !x.is_nan() && *x != 0.0 && *x != 1.0;
+            }
+        }
+        (ValueType::Bool, Column::Timestamp(_)) => p.bad = vec![true; n],
+        (ValueType::String, Column::Categorical(v)) => {
+            for (i, cell) in v.iter().enumerate() {
+                p.missing[i] = cell.is_none();
+            }
+        }
+        (ValueType::String, Column::Numeric(v)) => {
+            for (i, x) in v.iter().enumerate() {
+                p.missing[i] = x.is_nan();
+            }
+        }
+        (ValueType::String, Column::Timestamp(_)) => {}
+    }
+    if ty == ValueType::Integer {
+        for (i, x) in p.numbers.iter_mut().enumerate() {
+            if x.is_finite() && x.fract() != 0.0 {
+                p.bad[i] = true;
+                *x = f64::NAN;
+            }
+        }
+    }
+    p
+}
+
+/// Cells a reader read as NaN because they are not numbers: present, of the wrong type.
+fn mark_unparsed(p: &mut Parsed, unparsed: &[(usize, &str)]) {
+    for &(row, _) in unparsed {
+        p.missing[row] = false;
+        p.bad[row] = true;
+    }
+}
+
+/// The column's own checks over one chunk (`unparsed`: the rows a reader could not parse, with their text).
+fn check_column(
+    plan: &mut ColumnPlan,
+    column: &Column,
+    p: &Parsed,
+    unparsed: &[(usize, &str)],
+    checks: &mut [Check],
+    first: u64,
+    line: &dyn Fn(usize) -> Option<u64>,
+) {
+    let name = plan.name.clone();
+    let show = |i: usize| {
+        let text = match unparsed.iter().find(|(row, _)| *row == i) {
+            Some((_, text)) => (*text).to_string(),
+            None => cell_text(column, i),
+        };
+        vec![(name.clone(), text)]
+    };
+    let text_of = |i: usize| -> Option<std::borrow::Cow<'_, str>> {
+        match column {
+            Column::Categorical(v) => v[i].as_deref().map(std::borrow::Cow::Borrowed),
+            Column::Numeric(v) if v[i].is_nan() => None,
+            other => Some(std::borrow::Cow::Owned(cell_text(other, i))),
+        }
+    };
+    for i in 0..column.len() {
+        let row = first + i as u64;
+        if p.missing[i] {
+            plan.nulls += 1;
+            if let Some(idx) = plan.not_null {
+                checks[idx].fail(row, line(i), || show(i));
+            }
+            if let Some((_, idx)) = plan.max_null_fraction {
+                checks[idx].fail(row, line(i), || show(i));
+            }
+            continue;
+        }
+        if p.bad[i] {
+            if let Some(idx) = plan.type_check {
+                checks[idx].fail(row, line(i), || show(i));
+            }
+            continue;
+        }
+        if plan.ty.is_numeric() {
+            let x = p.numbers[i];
+            if let Some((lo, idx)) = plan.min
+                && x < lo
+            {
+                checks[idx].fail(row, line(i), || show(i));
+            }
+            if let Some((hi, idx)) = plan.max
+                && x > hi
+            {
+                checks[idx].fail(row, line(i), || show(i));
+            }
+            if let Some((allowed, idx)) = &plan.allowed_numbers
+                && !allowed.contains(&x)
+            {
+                checks[*idx].fail(row, line(i), || show(i));
+            }
+            if let Some((seen, idx)) = &mut plan.unique {
+                let bits = if x == 0.0 { 0 } else { x.to_bits() };
+                seen.see_number(bits, row, line(i), &mut checks[*idx], &|| show(i));
+            }
+            continue;
+        }
+        if plan.ty == ValueType::Timestamp {
+            if let Some((seen, idx)) = &mut plan.unique
+                && let Some(t) = p.times[i]
+            {
+                seen.see_number(t as u64, row, line(i), &mut checks[*idx], &|| show(i));
+            }
+            continue;
+        }
+        let needs_text = plan.allowed_texts.is_some() || plan.regex.is_some() || plan.unique.is_some();
+        if !needs_text {
+            continue;
+        }
+        let Some(text) = text_of(i) else { continue };
+        if let Some((allowed, idx)) = &plan.allowed_texts
+            && !allowed.iter().any(|a| a == text.as_ref())
+        {
+            checks[*idx].fail(row, line(i), || show(i));
+        }
+        if let Some((re, idx)) = &plan.regex
+            && !re.is_match(&text)
+        {
+            checks[*idx].fail(row, line(i), || show(i));
+        }
+        if let Some((seen, idx)) = &mut plan.unique {
+            seen.see_hash(hash_text(&text), row, line(i), &mut checks[*idx], &|| show(i));
+        }
+    }
+}
+
+/// The time checks over one chunk: order and gap against the previous row of the same series (as pandas'
+/// `groupby(series)[time].diff()`: a row after a missing time is not compared), the latest time for freshness.
+fn check_time(
+    time: &mut TimePlan,
+    times: &[Option<i64>],
+    series: Option<&Column>,
+    checks: &mut [Check],
+    first: u64,
+    line: &dyn Fn(usize) -> Option<u64>,
+) {
+    let column = time.column.clone();
+    let series_name = time.series.clone();
+    for (i, &t) in times.iter().enumerate() {
+        if let Some(t) = t {
+            time.latest = Some(time.latest.map_or(t, |l| l.max(t)));
+        }
+        let key = match series {
+            Some(col) => match col {
+                Column::Categorical(v) => match &v[i] {
+                    Some(k) => Some(k.as_str().into()),
+                    None => continue,
+                },
+                other => Some(std::borrow::Cow::Owned(cell_text(other, i))),
+            },
+            None => None,
+        };
+        let prev = match &key {
+            Some(k) => match time.last.get_mut(k.as_ref()) {
+                Some(slot) => std::mem::replace(slot, t),
+                None => {
+                    time.last.insert(k.to_string(), t);
+                    None
+                }
+            },
+            None => time.last_single.replace(t).flatten(),
+        };
+        let (Some(prev), Some(t)) = (prev, t) else { continue };
+        let row = first + i as u64;
+        let show = || {
+            let mut values = Vec::with_capacity(3);
+            if let (Some(name), Some(k)) = (&series_name, &key) {
+                values.push((name.clone(), k.to_string()));
+            }
+            values.push((column.clone(), iso_from_millis(t)));
+            values.push(("previous".to_string(), iso_from_millis(prev)));
+            values
+        };
+        if let Some(idx) = time.order_check {
+            let wrong = match time.order {
+                Order::Increasing => t <= prev,
+                Order::Decreasing => t >= prev,
+                Order::Any => false,
+            };
+            if wrong {
+                checks[idx].fail(row, line(i), show);
+            }
+        }
+        if let Some((span, idx)) = time.gap {
+            let step = match time.order {
+                Order::Increasing => span_between(span, prev, t),
+                Order::Decreasing => span_between(span, t, prev),
+                Order::Any => span_between(span, prev.min(t), prev.max(t)),
+            };
+            if step > span_limit(span) {
+                checks[idx].fail(row, line(i), show);
+            }
+        }
+    }
+}
