@@ -259,7 +259,13 @@ def test_fetch_then_train_on_latest_and_mlflow_sees_the_dataset_input(tmp_path, 
                               data={"snapshot": "yahoo/NVDA-MSFT-TSLA_1d@latest",
                                     "snapshot_root": str(tmp_path / "raw"), "time_column": "date",
                                     "series_column": "symbol"})
+    # kiln validate checks the snapshot against the experiment's validate: section (every check passes)
+    checked = run_kiln("validate", "--config", config, "--json", tmp_path / "v.json")
+    report = json.loads((tmp_path / "v.json").read_text())
+    assert report["passed"] and report["errors"] == report["warnings"] == 0 and len(report["checks"]) >= 25, report
+    assert Path(snap["path"]).name in checked.stdout
     out = run_kiln("train", "--config", config, "--tracking-uri", mlflow_server.url, env=env)
+    assert "validating" in out.stderr
     run_id = out.stdout.split("\nrun ")[1].split()[0]
     from mlflow.tracking import MlflowClient
     run = MlflowClient(mlflow_server.url).get_run(run_id)
@@ -384,3 +390,25 @@ def test_bigquery_credentials_that_cannot_be_used_are_named_never_shown(tmp_path
     proc = run_kiln("fetch", "--root", root, "bigquery", "--project", "test-project", "--base-url", stub.url,
                     "--token-env", "BQ_TOKEN", "--query", "SELECT 1", check=False, env={"BQ_TOKEN": ""})
     assert proc.returncode != 0 and "BQ_TOKEN" in proc.stderr, proc.stderr
+
+
+def test_train_refuses_a_snapshot_that_fails_validation_and_starts_no_run(tmp_path, stub):
+    env = {"KILN_YAHOO_URL": stub.url}
+    root = tmp_path / "raw"
+    run_kiln("fetch", "--config", "conf/experiments/stocks.yaml", "--root", root, env=env)
+    config = write_experiment(tmp_path / "stocks.yaml", "conf/experiments/stocks.yaml",
+                              data={"snapshot": "yahoo/NVDA-MSFT-TSLA_1d@latest", "snapshot_root": str(root),
+                                    "time_column": "date", "series_column": "symbol"})
+    # the same rules with a price ceiling NVDA, MSFT and TSLA all crossed in 2021
+    strict = config.read_text() + "\nvalidate: {columns: {adj_close: {type: number, max: 300}}, " \
+        "time: {column: date, series_column: symbol, freshness: 30d}}\n"
+    config.write_text(strict)
+    store = tmp_path / "mlruns"
+    proc = run_kiln("train", "--config", config, "--tracking-uri", store, check=False, env=env)
+    assert proc.returncode == 2 and "failed validation" in proc.stderr and "no run was started" in proc.stderr, \
+        proc.stderr
+    assert "adj_close" in proc.stderr
+    assert not list(store.glob("*/*/meta.yaml"))
+    # freshness is measured from the snapshot's fetch time, not from the bars' dates alone: a snapshot fetched
+    # now whose last bar is from January 2022 is stale
+    assert "freshness" in proc.stderr

@@ -264,8 +264,8 @@ pub(crate) struct ValidateArgs {
     /// also write the report as JSON to FILE (`-`: stdout, the table then goes to stderr)
     #[arg(long, value_name = "FILE")]
     pub(crate) json: Option<PathBuf>,
-    /// the time `freshness` is measured from (UTC, YYYY-MM-DD or YYYY-MM-DDTHH:MM:SS; default now), e.g. when
-    /// the snapshot was taken
+    /// the time `freshness` is measured from (UTC, YYYY-MM-DD or YYYY-MM-DDTHH:MM:SS) [default: when the
+    /// experiment's data.snapshot was fetched, else now]
     #[arg(long, value_name = "TIME")]
     pub(crate) reference_time: Option<String>,
     /// rows read and checked at a time (memory grows with it); the report does not depend on it

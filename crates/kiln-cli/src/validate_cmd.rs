@@ -4,7 +4,7 @@
 //! `kiln train` calls [`check_experiment_data`] before it starts a run.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use kiln_data::{ReadError, ReadOptions, TimeTextParser, Unparsed, read_chunks};
@@ -250,18 +250,19 @@ pub(crate) fn check_experiment_data(
 ) -> Result<Option<Report>> {
     let exp = &settings.experiment;
     let Some(spec) = &exp.validate else { return Ok(None) };
-    progress.step(&format!("validating {} against the experiment's validate: section", exp.data.path.display()));
+    let (path, snapshot_ms) = data_file(&exp.data)?;
+    progress.step(&format!("validating {} against the experiment's validate: section", path.display()));
     let run = RunSettings {
         na_values: spec.na_values.clone().or_else(|| exp.data.na_values.clone()),
         time_format: spec.time_format.clone().or_else(|| exp.data.time_format.clone()),
-        reference_ms: crate::commands::now_ms(),
+        reference_ms: snapshot_ms.unwrap_or_else(crate::commands::now_ms),
         chunk_rows: 20_000,
         samples: 5,
     };
     let source = SchemaSource { loaded: &settings.loaded, prefix: "validate" };
-    let report = validate_file(&exp.data.path, spec, &source, &run)?;
+    let report = validate_file(&path, spec, &source, &run)?;
     if !report.passed() {
-        eprint!("{}", report_text(&exp.data.path, &report));
+        eprint!("{}", report_text(&path, &report));
         let failed: Vec<String> = report
             .checks
             .iter()
@@ -270,15 +271,28 @@ pub(crate) fn check_experiment_data(
             .collect();
         return Err(BadInput(format!(
             "{} failed validation ({}); no run was started",
-            exp.data.path.display(),
+            path.display(),
             failed.join("; ")
         ))
         .into());
     }
     if report.warnings() > 0 {
-        eprint!("{}", report_text(&exp.data.path, &report));
+        eprint!("{}", report_text(&path, &report));
     }
     Ok(Some(report))
+}
+
+/// The experiment's data file: `data.path`, or the file of the snapshot `data.snapshot` names, with the time that
+/// snapshot was fetched (freshness is measured from it, so the same snapshot validates the same way later).
+fn data_file(data: &crate::settings::DataSettings) -> Result<(PathBuf, Option<i64>)> {
+    match &data.snapshot {
+        Some(reference) => {
+            let snapshot = crate::fetch_cmd::resolve_snapshot(reference, data.snapshot_root.as_deref())?;
+            let fetched = TimeTextParser::new(None)?.parse(&snapshot.manifest.fetched_at);
+            Ok((snapshot.path, fetched))
+        }
+        None => Ok((data.path.clone(), None)),
+    }
 }
 
 /// `kiln validate`.
@@ -287,7 +301,7 @@ pub(crate) fn validate(args: ValidateArgs) -> Result<u8> {
         return infer(file, &args);
     }
     let env = |name: &str| std::env::var(name).ok();
-    let reference_ms = reference_time(args.reference_time.as_deref())?;
+    let mut reference_ms = reference_time(args.reference_time.as_deref())?;
     let (loaded, prefix, spec, data_defaults) = match (&args.schema, &args.config) {
         (Some(schema), None) => {
             let loaded = config::load(schema, &env)?;
@@ -307,7 +321,13 @@ pub(crate) fn validate(args: ValidateArgs) -> Result<u8> {
     };
     let path = match (&args.file, &data_defaults) {
         (Some(file), _) => file.clone(),
-        (None, Some(data)) => data.path.clone(),
+        (None, Some(data)) => {
+            let (path, snapshot_ms) = data_file(data)?;
+            if let (Some(ms), None) = (snapshot_ms, &args.reference_time) {
+                reference_ms = ms;
+            }
+            path
+        }
         (None, None) => bad_input!(
             "no data file: kiln validate --schema {} FILE",
             args.schema.as_deref().unwrap_or(Path::new("SCHEMA")).display()
