@@ -112,7 +112,7 @@ def test_training_reads_a_snapshot_by_reference_and_the_run_names_it(tmp_path):
                                data={"path": "", "snapshot": "file/nope@latest", "snapshot_root": str(root),
                                      "time_column": "Date"})
     bad = run_kiln("train", "--config", config2, "--tracking-uri", store, check=False)
-    assert bad.returncode != 0 and "no snapshot file/nope" in bad.stderr and "file/ecb" in bad.stderr, bad.stderr
+    assert bad.returncode == 2 and "no snapshot file/nope" in bad.stderr and "file/ecb" in bad.stderr, bad.stderr
     # path and snapshot together are refused with the key
     config3 = write_experiment(tmp_path / "exp3.yaml", "conf/experiments/eurusd.yaml",
                                data={"path": str(ECB), "snapshot": "file/ecb@latest", "time_column": "Date"})

@@ -12,6 +12,7 @@ import pytest
 from sklearn import metrics as skm
 
 from conftest import REPO, run_kiln
+from stub_sources import SourceStub
 
 EXPERIMENTS = sorted(p.name for p in (REPO / "conf/experiments").glob("*.yaml"))
 KINDS = ["lightgbm", "xgboost", "random_forest", "linear", "ridge", "lasso", "elastic_net", "logistic"]
@@ -41,10 +42,35 @@ def test_there_is_an_example_experiment_for_every_model_kind():
     assert set(KINDS) <= kinds, set(KINDS) - kinds
 
 
+@pytest.fixture(scope="module")
+def source_stub():
+    server = SourceStub()
+    yield server
+    server.stop()
+
+
+def example_data(name: str, tmp_path: Path, request) -> tuple:
+    """The experiment file to train and its data file. An experiment on a `kiln fetch` snapshot (stocks.yaml) is
+    fetched first, from the stub replaying Yahoo's recorded answers, into a store of the test's own."""
+    config = REPO / "conf/experiments" / name
+    import yaml
+    data = yaml.safe_load(run_kiln("config", "show", config).stdout)["data"]
+    if "snapshot" not in data:
+        return config, REPO / data["path"]
+    stub = request.getfixturevalue("source_stub")
+    root = tmp_path / "raw"
+    run_kiln("fetch", "--config", config, "--root", root, env={"KILN_YAHOO_URL": stub.url})
+    wrapper = tmp_path / name
+    wrapper.write_text(f"extends: {config}\ndata: {{snapshot_root: {json.dumps(str(root))}}}\n")
+    [snapshot] = json.loads(run_kiln("data", "list", "--root", root, "--json").stdout)
+    return wrapper, Path(snapshot["path"])
+
+
 @pytest.mark.parametrize("name", EXPERIMENTS)
-def test_every_example_experiment_trains(name, tmp_path):
+def test_every_example_experiment_trains(name, tmp_path, request):
     store = tmp_path / "mlruns"
-    proc = run_kiln("train", "--config", f"conf/experiments/{name}", "--tracking-uri", store)
+    config, data = example_data(name, tmp_path, request)
+    proc = run_kiln("train", "--config", config, "--tracking-uri", store)
     run = _run_dir(store)
     assert "status: 3" in (run / "meta.yaml").read_text()  # FINISHED
     m = _metrics(run)
@@ -60,12 +86,11 @@ def test_every_example_experiment_trains(name, tmp_path):
     # kiln's Python package scores the raw rows exactly as `kiln predict` does (pandas 3 reads floats back round-trip,
     # so equality is bit for bit)
     import kiln
-    import yaml
-    data = yaml.safe_load(run_kiln("config", "show", f"conf/experiments/{name}").stdout)["data"]["path"]
     out = tmp_path / "cli.csv"
     run_kiln("predict", "--model", run / "artifacts/model", "--input", data, "--output", out)
     cli = pd.read_csv(out)
-    python = kiln.Predictor.load(run / "artifacts/model").predict(pd.read_csv(REPO / data))
+    rows = pd.read_parquet(data) if data.suffix == ".parquet" else pd.read_csv(data)
+    python = kiln.Predictor.load(run / "artifacts/model").predict(rows)
     assert list(python.columns) == list(cli.columns)
     for column in cli.columns:
         if pd.api.types.is_datetime64_any_dtype(python[column]):

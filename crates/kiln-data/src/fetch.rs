@@ -42,9 +42,12 @@ pub enum FetchError {
     /// building or writing the snapshot's Parquet file
     #[error("{}: {message}", path.display())]
     Parquet { path: PathBuf, message: String },
-    /// a snapshot store that is not as kiln left it (a manifest that does not parse, a sha256 that does not match)
+    /// a snapshot store that is not as kiln left it (a manifest that does not parse, a data file gone)
     #[error("{0}")]
     Snapshot(String),
+    /// a snapshot reference that names no snapshot, or more than one
+    #[error("{0}")]
+    NoSnapshot(String),
     /// reading a local or downloaded CSV/Parquet file (boxed: a `ReadError` alone is as large as clippy's
     /// `result_large_err` allows, and every adapter returns this error)
     #[error(transparent)]
@@ -68,6 +71,7 @@ impl FetchError {
             FetchError::Credentials(_) => Code::StoreAuth,
             FetchError::Parquet { .. } => Code::DataRead,
             FetchError::Snapshot(_) => Code::StoreCorrupt,
+            FetchError::NoSnapshot(_) => Code::NotFound,
             FetchError::Read(e) => e.code(),
         }
     }

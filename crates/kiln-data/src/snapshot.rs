@@ -139,8 +139,9 @@ impl SnapshotStore {
     /// `<source>/<name>@<prefix>` (the one whose sha256 or file name starts with it, at least 4 characters).
     ///
     /// # Errors
-    /// [`FetchError::Request`] for a malformed reference, [`FetchError::Snapshot`] when nothing or more than one
-    /// snapshot matches (the message lists what there is).
+    /// [`FetchError::Request`] for a malformed reference, [`FetchError::NoSnapshot`] when nothing or more than one
+    /// snapshot matches (the message lists what there is), [`FetchError::Snapshot`] for a manifest that does not
+    /// parse.
     pub fn resolve(&self, reference: &str) -> Result<Snapshot, FetchError> {
         let (key, version) = reference.split_once('@').unwrap_or((reference, "latest"));
         let Some((source, name)) = key.split_once('/') else {
@@ -162,7 +163,7 @@ impl SnapshotStore {
                 .into_iter()
                 .collect();
             let known = if known.is_empty() { "none (run kiln fetch first)".to_string() } else { known.join(", ") };
-            return Err(FetchError::Snapshot(format!(
+            return Err(FetchError::NoSnapshot(format!(
                 "no snapshot {source}/{name} under {}; snapshots there: {known}",
                 self.root.display()
             )));
@@ -182,11 +183,11 @@ impl SnapshotStore {
             .collect();
         match matching.len() {
             1 => Ok(matching.into_iter().next().expect("one")),
-            0 => Err(FetchError::Snapshot(format!(
+            0 => Err(FetchError::NoSnapshot(format!(
                 "no snapshot of {source}/{name} matches '{version}'; there are: {}",
                 all.iter().map(|s| s.manifest.file.trim_end_matches(".parquet")).collect::<Vec<_>>().join(", ")
             ))),
-            n => Err(FetchError::Snapshot(format!(
+            n => Err(FetchError::NoSnapshot(format!(
                 "'{version}' matches {n} snapshots of {source}/{name}; give more characters"
             ))),
         }

@@ -286,6 +286,20 @@ impl HasCode for SourceError {
     }
 }
 
+/// `s` percent-encoded for a URL path segment or query value: everything but RFC 3986's unreserved characters
+/// (the MLflow client and the data-source adapters build their URLs with it).
+pub fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// `text` cut to `max` characters for an error message, with its length when cut: a message never echoes a 200 MB
 /// header or cell whole.
 pub fn cut_for_message(text: &str, max: usize) -> String {

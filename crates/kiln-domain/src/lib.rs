@@ -14,7 +14,9 @@ mod random;
 mod study;
 mod time;
 
-pub use error::{Code, DomainError, ErrorKind, HasCode, PortError, SourceError, chain_text, cut_for_message};
+pub use error::{
+    Code, DomainError, ErrorKind, HasCode, PortError, SourceError, chain_text, cut_for_message, percent_encode,
+};
 pub use frame::{Column, ColumnKind, Frame};
 pub use ml::{Estimator, Matrix, Predictor};
 pub use model_ref::{ModelRef, VersionSelector};

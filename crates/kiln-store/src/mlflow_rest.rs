@@ -347,18 +347,7 @@ fn check_host(host: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Percent-encodes everything but RFC 3986's unreserved characters.
-pub(crate) fn encode_component(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
+pub(crate) use kiln_domain::percent_encode as encode_component;
 
 /// Encodes each `/`-separated segment of an artifact path.
 pub(crate) fn encode_path(path: &str) -> String {

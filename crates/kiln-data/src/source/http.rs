@@ -372,18 +372,7 @@ pub(crate) fn scrub(text: &str, secrets: &[String]) -> String {
     out
 }
 
-/// `s` percent-encoded for a path segment or a query value (RFC 3986 unreserved characters kept).
-pub(crate) fn encode_component(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
+pub(crate) use kiln_domain::percent_encode as encode_component;
 
 #[cfg(test)]
 pub(crate) mod stub;
