@@ -473,6 +473,14 @@ validate:
     assert "failed validation (not_null USD); no run was started" in proc.stderr
     assert "line 6" in proc.stderr
     assert not (tmp_path / "mlruns").exists() or not any((tmp_path / "mlruns").rglob("meta.yaml"))
+    # kiln backtest and kiln tune check the same section before they start a run
+    tune = tmp_path / "tune.yaml"
+    tune.write_text(f"extends: [{REPO}/conf/experiments/eurusd_tune.yaml, {exp}]\n")
+    for command in (["backtest", "--config", exp, "--folds", "2"], ["tune", "--config", tune, "--n-trials", "1"]):
+        proc = run_kiln(*command, check=False)
+        assert proc.returncode == 2 and "failed validation (not_null USD); no run was started" in proc.stderr, \
+            proc.stderr
+    assert not (tmp_path / "mlruns").exists() or not any((tmp_path / "mlruns").rglob("meta.yaml"))
     # a wrong key in the section stops train before anything is read
     exp.write_text(exp.read_text().replace("nullable: false", "nulable: false"))
     proc = run_kiln("train", "--config", exp, check=False)

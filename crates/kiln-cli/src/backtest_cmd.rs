@@ -124,6 +124,8 @@ pub(crate) fn backtest(args: BacktestArgs) -> Result<u8> {
     let gap = args.gap.or(section.gap);
     let max_train_size = args.max_train_size.or(section.max_train_size);
 
+    // the experiment's validate: section first, as kiln train does: invalid data starts no run (exit 2)
+    crate::validate_cmd::check_experiment_data(&settings, &progress)?;
     let (LoadedData { frame, sha256: data_sha256, origin: data_origin }, task) = load_data(&settings, &progress)?;
     let classification = task.is_classification();
     if let Some(score) = &section.score {

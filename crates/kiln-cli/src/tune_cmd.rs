@@ -513,6 +513,8 @@ pub(crate) fn tune(args: TuneArgs) -> Result<u8> {
     let storage = open_storage(&resolved.storage)?;
     progress.step(&format!("study '{}' in {shown_storage}", resolved.name));
 
+    // the experiment's validate: section first, as kiln train does: invalid data starts no run (exit 2)
+    crate::validate_cmd::check_experiment_data(&settings, &progress)?;
     let (LoadedData { frame, sha256: data_sha256, origin: data_origin }, task) = load_data(&settings, &progress)?;
     let section = exp.backtest.clone().unwrap_or_default();
     let fold_settings = FoldSettings::of_section(&section, section.folds.unwrap_or(5));
