@@ -131,8 +131,9 @@ kiln data list")]
     /// check sees every row (the file is streamed chunk by chunk); the report lists each check with its failing
     /// row count and first failing rows (CSV line or Parquet row, with their values). Exit 0 when no check of
     /// severity error fails (warnings are printed), 2 when one does. The schema is the experiment's `validate:`
-    /// section (--config; the file is its data.path unless given) or a schema file (--schema). --infer FILE drafts
-    /// a schema from a file known to be good. `kiln train`, `backtest` and `tune` run the experiment's `validate:` section first
+    /// section (--config; the file is its data.path or data.snapshot unless given) or a schema file (--schema).
+    /// --infer FILE drafts a schema from a file known to be good. `kiln train`, `backtest` and `tune` run the
+    /// experiment's `validate:` section first
     #[command(after_help = "Examples:\n  kiln validate --config conf/experiments/eurusd.yaml\n  \
 kiln validate --schema schema.yaml data/prices.csv --json report.json\n  \
 kiln validate --infer data/prices.csv --output schema.yaml\n  \
