@@ -316,13 +316,18 @@ def test_bigquery_polls_a_job_follows_every_page_and_retries(tmp_path, stub):
     root = tmp_path / "raw"
     from stub_sources import usa_names
     expected = [r["f"][0]["v"] for r in usa_names()["rows"]]
+    digests = set()
     for query, name in [("SELECT * FROM slow", "slow"), ("SELECT * FROM paged", "paged"),
                         ("SELECT * FROM flaky", "flaky")]:
         out = run_kiln("fetch", "--root", root, "--name", name, "--json", tmp_path / f"{name}.json", "bigquery",
                        "--project", "test-project", "--base-url", stub.url, "--key-file", key, "--query", query)
-        path = json.loads((tmp_path / f"{name}.json").read_text())["path"]
+        report = json.loads((tmp_path / f"{name}.json").read_text())
+        path = report["path"]
+        digests.add(report["manifest"]["sha256"])
         assert [r["name"] for r in pq.read_table(path).to_pylist()] == expected, name
         assert_no_secret(stub, root, out.stdout, out.stderr)
+    # the same nine rows make the same file, in one page or in three
+    assert len(digests) == 1, digests
     polls = [r for r in stub.requests if r["path"].endswith("/queries/job_slow")]
     assert len(polls) >= 2
     pages = [r["query"].get("pageToken") for r in stub.requests if r["path"].endswith("/queries/job_paged")]

@@ -6,14 +6,15 @@
 //! <root>/<source>/<name>/<UTC time>-<sha256 prefix>.json      (the manifest)
 //! ```
 //!
-//! The Parquet file is streamed page by page into a temporary file in the same folder, flushed, hashed and renamed;
+//! The Parquet file is streamed page by page (regrouped into row groups of 65,536 rows, so the file depends on the rows
+//! alone, not on the pages they came in) into a temporary file in the same folder, flushed, hashed and renamed;
 //! the manifest is written the same way after it. A snapshot exists once its manifest does: a crash between the two
 //! leaves a Parquet file no listing shows, never a manifest without its data. A fetch whose file has the same sha256
 //! as one already there writes nothing and says so.
 //!
 //! Key decision: the sha256 is that of the Parquet file's bytes, the same digest a training run records for any data
 //! file, so a run's `kiln.data.sha256` tag names the snapshot it read. Polars writes the same bytes for the same
-//! rows (no write time in the file), so an unchanged source gives an unchanged digest.
+//! row groups (no write time in the file), so an unchanged source gives an unchanged digest, however it paged.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -28,6 +29,10 @@ use crate::timefmt::{IsoStyle, format_iso};
 
 /// The hex digits of the sha256 in a snapshot's file name.
 const SHA_PREFIX: usize = 12;
+
+/// Rows per Parquet row group. Pages are regrouped to it, so the same rows give the same file (and sha256) whatever
+/// page sizes the source sent them in.
+const ROW_GROUP: usize = 65_536;
 
 /// The shortest sha256 prefix a reference may use.
 const MIN_REF_PREFIX: usize = 4;
@@ -261,6 +266,8 @@ pub(crate) struct SnapshotWriter {
     tmp: tempfile::NamedTempFile,
     file: Option<BufWriter<File>>,
     writer: Option<BatchedWriter<BufWriter<File>>>,
+    /// rows not written yet: less than a row group
+    pending: Option<DataFrame>,
     schema: Option<Schema>,
     time_column: Option<String>,
     /// the smallest and largest time seen, in the column's physical unit (days for a date)
@@ -299,6 +306,7 @@ impl SnapshotWriter {
             tmp,
             file: Some(BufWriter::with_capacity(1 << 16, file)),
             writer: None,
+            pending: None,
             schema: None,
             time_column: time_column.map(str::to_string),
             time_span: None,
@@ -340,19 +348,43 @@ impl SnapshotWriter {
             let writer = ParquetWriter::new(out).batched(&schema).map_err(parquet_error(&path))?;
             self.writer = Some(writer);
         }
-        if df.height() > 0
-            && let Some(w) = self.writer.as_mut()
-        {
-            w.write_batch(df).map_err(parquet_error(&path))?;
+        let mut pending = match self.pending.take() {
+            Some(mut p) => {
+                p.vstack_mut(df).map_err(parquet_error(&path))?;
+                p
+            }
+            None => df.clone(),
+        };
+        while pending.height() >= ROW_GROUP {
+            let rest = pending.slice(ROW_GROUP as i64, pending.height() - ROW_GROUP);
+            self.write_group(pending.slice(0, ROW_GROUP))?;
+            pending = rest;
         }
+        self.pending = Some(pending);
         self.rows += df.height() as u64;
         Ok(())
+    }
+
+    /// Writes one row group, its columns in one chunk each (the bytes then depend on the rows alone).
+    fn write_group(&mut self, mut group: DataFrame) -> Result<(), FetchError> {
+        let path = self.tmp.path().to_path_buf();
+        if group.height() == 0 {
+            return Ok(());
+        }
+        group.rechunk_mut();
+        match self.writer.as_mut() {
+            Some(w) => w.write_batch(&group).map_err(parquet_error(&path)),
+            None => Err(FetchError::Snapshot("the snapshot lost its writer".into())),
+        }
     }
 
     /// Finishes the Parquet file and, unless a snapshot with the same sha256 is already there, renames it and
     /// writes its manifest.
     pub(crate) fn finish(mut self, notes: Vec<String>) -> Result<SnapshotOutcome, FetchError> {
         let tmp_path = self.tmp.path().to_path_buf();
+        if let Some(rest) = self.pending.take() {
+            self.write_group(rest)?;
+        }
         let Some(writer) = self.writer.take() else {
             return Err(FetchError::Empty(format!("{}/{}: the source gave no rows", self.source, self.name)));
         };

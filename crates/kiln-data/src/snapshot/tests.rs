@@ -118,3 +118,21 @@ fn a_source_or_name_must_be_one_plain_folder_name() {
         check_segment("snapshot name", good).unwrap();
     }
 }
+
+#[test]
+fn the_same_rows_in_other_pages_make_the_same_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = SnapshotStore::new(tmp.path());
+    let days: Vec<i32> = (0..150_000).collect();
+    let close: Vec<f64> = days.iter().map(|d| f64::from(*d) * 0.5).collect();
+    let whole = page(&days, &close);
+    let SnapshotOutcome::Written(first) = write(&store, std::slice::from_ref(&whole)).unwrap() else { panic!() };
+    // the same rows in three uneven pages, then in pages of one row group and a tail
+    let pages = [whole.slice(0, 7), whole.slice(7, 70_000), whole.slice(70_007, 79_993)];
+    assert_eq!(write(&store, &pages).unwrap(), SnapshotOutcome::Unchanged(first.clone()));
+    let pages = [whole.slice(0, ROW_GROUP), whole.slice(ROW_GROUP as i64, 150_000 - ROW_GROUP)];
+    assert_eq!(write(&store, &pages).unwrap(), SnapshotOutcome::Unchanged(first.clone()));
+    let frame = crate::read_frame(&first.path, &crate::ReadOptions::default()).unwrap();
+    assert_eq!(frame.n_rows(), 150_000);
+    assert_eq!(frame.numeric("close").unwrap()[149_999], 149_999.0 * 0.5);
+}
