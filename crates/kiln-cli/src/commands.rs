@@ -136,25 +136,13 @@ pub(crate) fn load_data(settings: &Settings, progress: &dyn Progress) -> Result<
         Some(reference) => Some(crate::fetch_cmd::resolve_snapshot(reference, exp.data.snapshot_root.as_deref())?),
         None => None,
     };
-    let path = snapshot.as_ref().map_or(&exp.data.path, |s| &s.path);
-    let source = FileSource::new(path, opts);
+    let source = match &snapshot {
+        Some(s) => FileSource::expecting(&s.path, opts, s.manifest.sha256.clone()),
+        None => FileSource::new(&exp.data.path, opts),
+    };
     match &snapshot {
         Some(s) => progress.step(&format!("reading snapshot {} ({})", s.reference(), source.describe())),
         None => progress.step(&format!("reading {}", source.describe())),
-    }
-    // checked before reading: a snapshot edited after its fetch may no longer even parse
-    if let Some(s) = &snapshot
-        && let sha256 = kiln_data::sha256_file(&s.path)?
-        && s.manifest.sha256 != sha256
-    {
-        bad_input!(
-            "snapshot {}: {} has changed since it was fetched (sha256 {}, the manifest says {}); fetch again rather \
-             than editing a snapshot",
-            s.reference(),
-            s.path.display(),
-            sha256,
-            s.manifest.sha256
-        );
     }
     let data = source.load()?;
     let task = settings.task_spec(data.frame.names())?;

@@ -300,7 +300,7 @@ pub(crate) fn validate(args: ValidateArgs) -> Result<u8> {
     if let Some(file) = &args.infer {
         return infer(file, &args);
     }
-    let env = |name: &str| std::env::var(name).ok();
+    let env = crate::commands::env_var;
     let mut reference_ms = reference_time(args.reference_time.as_deref())?;
     let (loaded, prefix, spec, data_defaults) = match (&args.schema, &args.config) {
         (Some(schema), None) => {

@@ -61,6 +61,12 @@ pub enum ReadError {
     UnsupportedFormat { path: PathBuf },
     #[error("{}: the file holds no data rows (a header only)", path.display())]
     NoRows { path: PathBuf },
+    #[error(
+        "{}: the file has changed since it was fetched (sha256 {actual}, its manifest says {expected}); fetch again \
+         rather than editing a snapshot",
+        path.display()
+    )]
+    Changed { path: PathBuf, expected: String, actual: String },
     #[error("{}: the header has {columns} columns; kiln reads files of at most {max}", path.display())]
     TooWide { path: PathBuf, columns: usize, max: usize },
     #[error("{}{}: malformed csv: {message}", path.display(), line.map_or(String::new(), |l| format!(" line {l}")))]
@@ -167,7 +173,7 @@ impl ReadError {
             // a file that is not there is bad input (exit 2), not a failure of the machine
             ReadError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => Code::NotFound,
             ReadError::Io { .. } | ReadError::Parquet { .. } => Code::DataRead,
-            ReadError::UnsupportedFormat { .. } => Code::DataParse,
+            ReadError::UnsupportedFormat { .. } | ReadError::Changed { .. } => Code::DataParse,
             ReadError::NoRows { .. } | ReadError::TooWide { .. } => Code::DataShape,
             ReadError::Csv { .. }
             | ReadError::BadTime { .. }

@@ -138,7 +138,7 @@ impl FetchSpec {
     pub fn request_json(&self) -> serde_json::Value {
         match self {
             FetchSpec::File(f) => serde_json::json!({
-                "location": if is_url(&f.location) { redact_url(&f.location) } else { f.location.clone() },
+                "location": f.location_shown(),
                 "time_column": f.time_column,
                 "time_format": f.time_format,
                 "series_column": f.series_column,
@@ -244,6 +244,7 @@ fn safe_name(text: &str) -> String {
 }
 
 impl FileRequest {
+    /// The location as the manifest and messages show it: a URL without its user info and query string.
     fn location_shown(&self) -> String {
         if is_url(&self.location) { redact_url(&self.location) } else { self.location.clone() }
     }
@@ -253,15 +254,9 @@ pub(crate) fn is_url(text: &str) -> bool {
     text.starts_with("http://") || text.starts_with("https://")
 }
 
-/// A URL without its user info and query string (where tokens travel).
+/// A URL as [`crate::source::shown_url`] shows it, without its query string and fragment (where tokens travel).
 pub(crate) fn redact_url(url: &str) -> String {
-    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
-    let rest = rest.split(['?', '#']).next().unwrap_or_default();
-    let rest = match rest.split_once('/') {
-        Some((host, path)) => format!("{}/{path}", host.rsplit('@').next().unwrap_or(host)),
-        None => rest.rsplit('@').next().unwrap_or(rest).to_string(),
-    };
-    format!("{scheme}://{rest}")
+    crate::source::shown_url(url.split(['?', '#']).next().unwrap_or(url))
 }
 
 /// Downloads a URL into a temporary file that keeps the URL's extension (the file type is read from it), with the

@@ -319,18 +319,8 @@ fn names_page(range: std::ops::Range<usize>, page_token: Option<&str>) -> Value 
     page
 }
 
-fn fetch(req: &BigQueryRequest) -> Result<(Vec<DataFrame>, FetchSummary, Vec<String>), FetchError> {
-    let mut pages = Vec::new();
-    let mut notes = Vec::new();
-    let summary = fetch_bigquery(
-        req,
-        &mut |f| {
-            pages.push(f);
-            Ok(())
-        },
-        &mut |line| notes.push(line.to_string()),
-    )?;
-    Ok((pages, summary, notes))
+fn fetch(req: &BigQueryRequest) -> Result<crate::source::http::stub::Collected, FetchError> {
+    crate::source::http::stub::collect(req, fetch_bigquery)
 }
 
 fn request(base: &str, auth: BigQueryAuth) -> BigQueryRequest {

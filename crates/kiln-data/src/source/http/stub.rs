@@ -167,3 +167,29 @@ fn write_reply(mut stream: TcpStream, reply: &Reply) {
     let _ = stream.write_all(&reply.body);
     let _ = stream.flush();
 }
+
+/// The pages an adapter handed over, its summary and its progress notes.
+pub(crate) type Collected = (Vec<polars::prelude::DataFrame>, crate::FetchSummary, Vec<String>);
+
+/// Runs an adapter (`fetch_yahoo`, `fetch_bigquery`) with a sink that keeps every page and a note that keeps every
+/// line.
+pub(crate) fn collect<R>(
+    request: &R,
+    adapter: impl FnOnce(
+        &R,
+        &mut dyn FnMut(polars::prelude::DataFrame) -> Result<(), crate::FetchError>,
+        &mut dyn FnMut(&str),
+    ) -> Result<crate::FetchSummary, crate::FetchError>,
+) -> Result<Collected, crate::FetchError> {
+    let mut pages = Vec::new();
+    let mut notes = Vec::new();
+    let summary = adapter(
+        request,
+        &mut |page| {
+            pages.push(page);
+            Ok(())
+        },
+        &mut |line| notes.push(line.to_string()),
+    )?;
+    Ok((pages, summary, notes))
+}

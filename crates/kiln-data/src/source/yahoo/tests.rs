@@ -307,18 +307,8 @@ fn serve_fixtures() -> Stub {
     })
 }
 
-fn fetch(req: &YahooRequest) -> Result<(Vec<DataFrame>, FetchSummary, Vec<String>), FetchError> {
-    let mut pages = Vec::new();
-    let mut notes = Vec::new();
-    let summary = fetch_yahoo(
-        req,
-        &mut |f| {
-            pages.push(f);
-            Ok(())
-        },
-        &mut |line| notes.push(line.to_string()),
-    )?;
-    Ok((pages, summary, notes))
+fn fetch(req: &YahooRequest) -> Result<crate::source::http::stub::Collected, FetchError> {
+    crate::source::http::stub::collect(req, fetch_yahoo)
 }
 
 #[test]
