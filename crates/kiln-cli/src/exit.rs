@@ -11,6 +11,10 @@ use kiln_domain::{Code, ErrorKind, HasCode};
 /// Documented in `kiln --help`.
 pub(crate) const ERROR: u8 = ErrorKind::Internal.exit_code();
 pub(crate) const GATE_FAILED: u8 = ErrorKind::GateFailed.exit_code();
+/// `kiln drift` found drift, or `kiln evaluate` found the model degraded: not an error, an outcome a scheduler acts
+/// on (documented in `kiln --help`).
+#[allow(dead_code)]
+pub(crate) const WATCH_ALERT: u8 = 4;
 
 /// The one list of error types whose code decides the exit status.
 macro_rules! coded_errors {
