@@ -182,7 +182,14 @@ pub(crate) fn backtest(args: BacktestArgs) -> Result<u8> {
     let store = opened.as_store();
     let charts = PlotChartRenderer::default();
     let clock = now_ms;
-    let ports = kiln_train::Ports { tracker: store, artifacts: store, registry: store, charts: &charts, clock: &clock };
+    let ports = kiln_train::Ports {
+        tracker: store,
+        artifacts: store,
+        registry: store,
+        charts: &charts,
+        clock: &clock,
+        champion: None,
+    };
     let secrets = config::secret_env_values(std::env::vars());
     let mut input_params = vec![
         ("data.path".to_string(), config::redact_text(&data_origin, &secrets)),

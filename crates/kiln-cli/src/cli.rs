@@ -139,6 +139,33 @@ kiln validate --schema schema.yaml data/prices.csv --json report.json\n  \
 kiln validate --infer data/prices.csv --output schema.yaml\n  \
 kiln validate --schema schema.yaml data/prices.csv --reference-time 2026-11-01")]
     Validate(ValidateArgs),
+    /// Judge a model on new labelled data: its metrics beside the bundle's own test metrics and a naive baseline
+    /// on the same rows
+    ///
+    /// The model scores FILE (rows with the true target: a tabular row's target column; a forecast is matched with
+    /// its series' value at the time it is for, so the file must reach past the forecasts' origins). The primary
+    /// metric (--metric; default roc_auc for a classifier, rmse otherwise) is compared with the bundle's test value:
+    /// worse by more than --tolerance (relative) is DEGRADED, exit status 4, for schedulers. The evaluation is
+    /// logged as a run (tag kiln.run.kind=evaluation, linked to the model's version and training run) in the
+    /// training run's experiment, unless --no-log.
+    #[command(
+        after_help = "Examples:\n  kiln evaluate --model models:/churn@production --input data/new_customers.csv\n  \
+kiln evaluate --model models:/eurusd@production --input data/latest.csv --tolerance 0.2 --json report.json"
+    )]
+    Evaluate(EvaluateArgs),
+    /// Retrain with a champion and a challenger: train on fresh data, and move the alias only when the challenger
+    /// beats the champion on the same recent held-out rows
+    ///
+    /// --when decides whether to train at all: `always`; `degraded` (the champion, models:/<registry.model_name>@
+    /// <registry.alias>, is judged on the newest test-sized window of the data as `kiln evaluate` does); `drift`
+    /// (the window drifts from the champion's reference profile, as `kiln drift` judges). Then the challenger is
+    /// trained as `kiln train --register` does, and both are scored on the challenger's held-out test rows: it takes
+    /// the alias only when it passes the gates and beats the champion by the margin (--margin, else
+    /// registry.margin); otherwise it is registered without the alias. The decision, both scores and the reason are
+    /// printed and recorded on the run (tags kiln.alias_decision, kiln.alias_reason, kiln.retrain.*).
+    #[command(after_help = "Examples:\n  kiln retrain --config conf/experiments/etth1.yaml --when always\n  \
+kiln retrain --config conf/experiments/churn.yaml --when degraded --input data/churn_latest.csv --margin 0.01")]
+    Retrain(RetrainArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -313,9 +340,13 @@ pub(crate) struct TuneArgs {
     /// default: optuna.db beside the tracking folder)
     #[arg(long, value_name = "URL")]
     pub(crate) storage: Option<String>,
-    /// register the refitted winner when every gate passes (needs a `registry` section)
+    /// register the refitted winner when every gate passes (needs a `registry` section); it takes the alias only
+    /// when at least as good as the current holder on the same test rows, as with `kiln train --register`
     #[arg(long)]
     pub(crate) register: bool,
+    /// with --register: move the alias even when the current holder scores better
+    #[arg(long, requires = "register")]
+    pub(crate) force: bool,
     /// only search: no refit of the winner on the training part and no test
     #[arg(long)]
     pub(crate) no_refit: bool,
@@ -486,10 +517,16 @@ pub(crate) struct TrainArgs {
     /// experiment YAML (it may `extends` base files)
     #[arg(short, long, value_name = "FILE")]
     pub(crate) config: PathBuf,
-    /// register the model under `registry.model_name` and move `registry.alias` to it when every gate passes;
-    /// a failing gate registers nothing and exits with code 3
+    /// register the model under `registry.model_name` and move `registry.alias` to it when every gate passes and
+    /// it is at least as good as the alias's current holder on the same test rows (both scored, the comparison
+    /// printed and logged; `registry.compare` names the metric, `registry.margin` a relative margin); a worse model
+    /// is registered without the alias; a failing gate registers nothing and exits with code 3
     #[arg(long)]
     pub(crate) register: bool,
+    /// with --register: move the alias even when the current holder scores better (said so in the output and the
+    /// run's tags)
+    #[arg(long, requires = "register")]
+    pub(crate) force: bool,
     /// tracking store: a folder in MLflow's layout or an MLflow server (http://host:port); overrides
     /// `tracking.uri`
     #[arg(long, value_name = "URI")]
@@ -623,4 +660,65 @@ fn parse_seconds(text: &str) -> Result<f64, String> {
         Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
         _ => Err(format!("'{text}' is not a number of seconds (0 or more, e.g. 30 or 0.5)")),
     }
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct EvaluateArgs {
+    /// the model: models:/NAME@ALIAS, models:/NAME/VERSION, runs:/RUN_ID/model or a bundle folder
+    #[arg(short, long, value_name = "REF")]
+    pub(crate) model: String,
+    /// labelled rows (CSV or Parquet) with the model's input columns and its target
+    #[arg(short, long, value_name = "FILE")]
+    pub(crate) input: PathBuf,
+    /// the metric judged (default: roc_auc for a classifier, rmse otherwise)
+    #[arg(long, value_name = "NAME")]
+    pub(crate) metric: Option<String>,
+    /// how much worse than the bundle's test value the metric may get, relative to it, before the model is
+    /// degraded (exit 4)
+    #[arg(long, value_name = "FRACTION", default_value_t = 0.1)]
+    pub(crate) tolerance: f64,
+    /// also write the evaluation as JSON to FILE (`-`: stdout)
+    #[arg(long, value_name = "FILE")]
+    pub(crate) json: Option<PathBuf>,
+    /// the tracking store the model is resolved in and the evaluation logged to [default: MLFLOW_TRACKING_URI or
+    /// ./mlruns]
+    #[arg(long, value_name = "URI")]
+    pub(crate) tracking_uri: Option<String>,
+    /// log the evaluation run to this experiment (default: the training run's experiment)
+    #[arg(long, value_name = "NAME")]
+    pub(crate) experiment: Option<String>,
+    /// do not log the evaluation as a run
+    #[arg(long)]
+    pub(crate) no_log: bool,
+}
+
+/// When `kiln retrain` trains a challenger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum RetrainWhen {
+    Always,
+    Degraded,
+    Drift,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct RetrainArgs {
+    /// experiment YAML (with a `registry` section: the champion is models:/<model_name>@<alias>)
+    #[arg(short, long, value_name = "FILE")]
+    pub(crate) config: PathBuf,
+    /// when to train a challenger
+    #[arg(long, value_enum, default_value_t = RetrainWhen::Always)]
+    pub(crate) when: RetrainWhen,
+    /// the fresh data (replaces the experiment's data.path / data.snapshot)
+    #[arg(long, value_name = "FILE")]
+    pub(crate) input: Option<PathBuf>,
+    /// how much better than the champion the challenger must be, relative to the champion's score (default:
+    /// registry.margin, else 0)
+    #[arg(long, value_name = "FRACTION")]
+    pub(crate) margin: Option<f64>,
+    /// with --when degraded: how much worse than its bundle's test value the champion may get (relative)
+    #[arg(long, value_name = "FRACTION", default_value_t = 0.1)]
+    pub(crate) tolerance: f64,
+    /// tracking store URI (overrides the experiment's tracking.uri)
+    #[arg(long, value_name = "URI")]
+    pub(crate) tracking_uri: Option<String>,
 }

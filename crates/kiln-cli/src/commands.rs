@@ -33,6 +33,8 @@ pub(crate) fn run(cli: Cli) -> Result<u8> {
         Command::Fetch(args) => crate::fetch_cmd::fetch(args),
         Command::Data(cmd) => crate::fetch_cmd::data(cmd),
         Command::Validate(args) => crate::validate_cmd::validate(args),
+        Command::Evaluate(args) => crate::evaluate_cmd::evaluate(args),
+        Command::Retrain(args) => crate::retrain_cmd::retrain(args),
     }
 }
 
@@ -157,13 +159,94 @@ fn read_options(time_column: Option<&str>, time_format: Option<String>, na: Opti
     opts
 }
 
+/// The registration of an experiment's `registry` section: where, and when the alias moves.
+pub(crate) fn register_spec(r: &crate::settings::RegistrySettings, force: bool, config: &Path) -> Result<RegisterSpec> {
+    let mut spec = RegisterSpec::new(&r.model_name, &r.alias);
+    spec.force = force;
+    if let Some(name) = &r.compare {
+        spec.compare = Some(kiln_eval::Metric::parse(name).ok_or_else(|| {
+            exit::BadInput(format!(
+                "{}: registry.compare: unknown metric '{name}'; known: {}",
+                config.display(),
+                kiln_eval::Metric::NAMES.join(", ")
+            ))
+        })?);
+    }
+    if !(r.margin.is_finite() && (0.0..1.0).contains(&r.margin)) {
+        bad_input!(
+            "{}: registry.margin must be a fraction in [0, 1) of the holder's score, not {}",
+            config.display(),
+            r.margin
+        );
+    }
+    spec.margin = r.margin;
+    Ok(spec)
+}
+
+/// Loads the version holding an alias, for registration to compare a new model with, through the facade (a
+/// server's bundle lands in the bundle cache); no such version (no model, no alias) is `None`.
+pub(crate) fn champion_loader(
+    uri: String,
+) -> impl Fn(&str, &str) -> Result<Option<kiln_train::Champion>, kiln_train::TrainError> + Sync {
+    move |name, alias| {
+        let reference = format!("models:/{name}@{alias}");
+        match kiln::load_bundle(&reference, &uri) {
+            Ok(loaded) => Ok(Some(kiln_train::Champion {
+                version: loaded.version.as_ref().map_or(0, |v| v.version),
+                bundle: loaded.bundle,
+            })),
+            Err(e) if e.code() == kiln_domain::Code::NotFound => Ok(None),
+            Err(e) => Err(kiln_train::TrainError::Champion { message: format!("{reference}: {e}"), code: e.code() }),
+        }
+    }
+}
+
 fn train(args: TrainArgs) -> Result<u8> {
+    train_with(args, TrainHooks::default())
+}
+
+/// What `kiln retrain` changes in a training: the data, the margin, more tags, and a check on the fresh data that
+/// may stop before any run exists (`Some(reason)`: nothing to do).
+#[derive(Default)]
+pub(crate) struct TrainHooks<'a> {
+    pub(crate) input: Option<std::path::PathBuf>,
+    pub(crate) margin: Option<f64>,
+    pub(crate) command: Option<&'static str>,
+    #[allow(clippy::type_complexity)]
+    pub(crate) precondition:
+        Option<&'a dyn Fn(&Settings, &LoadedData, &TaskSpec, &str, &dyn Progress) -> Result<Precondition>>,
+}
+
+/// The verdict of a [`TrainHooks::precondition`].
+pub(crate) struct Precondition {
+    /// train a challenger
+    pub(crate) go: bool,
+    /// why, as printed and tagged
+    pub(crate) reason: String,
+    /// tags for the run
+    pub(crate) tags: Vec<(String, String)>,
+}
+
+pub(crate) fn train_with(args: TrainArgs, hooks: TrainHooks<'_>) -> Result<u8> {
     let progress = StderrProgress { start: Instant::now() };
-    let (settings, merged) = load_experiment(&args.config)?;
+    let (mut settings, merged) = load_experiment(&args.config)?;
+    if let Some(input) = &hooks.input {
+        settings.experiment.data.path = input.clone();
+        settings.experiment.data.snapshot = None;
+    }
     let exp = &settings.experiment;
     let model = settings.model.clone();
     let register = match (&exp.registry, args.register) {
-        (Some(r), true) => Some(RegisterSpec { model_name: r.model_name.clone(), alias: r.alias.clone() }),
+        (Some(r), true) => {
+            let mut spec = register_spec(r, args.force, &args.config)?;
+            if let Some(m) = hooks.margin {
+                if !(m.is_finite() && (0.0..1.0).contains(&m)) {
+                    bad_input!("--margin must be a fraction in [0, 1) of the champion's score, not {m}");
+                }
+                spec.margin = m;
+            }
+            Some(spec)
+        }
         (None, true) => {
             bad_input!("{}: --register needs a 'registry' section with 'model_name'", args.config.display())
         }
@@ -172,9 +255,19 @@ fn train(args: TrainArgs) -> Result<u8> {
 
     // the experiment's validate: section, before any run exists: a failure starts no run (exit 2)
     crate::validate_cmd::check_experiment_data(&settings, &progress)?;
-    let (LoadedData { frame, sha256: data_sha256, origin: data_origin }, task) = load_data(&settings, &progress)?;
-
+    let (data, task) = load_data(&settings, &progress)?;
     let uri = args.tracking_uri.clone().unwrap_or_else(|| exp.tracking.uri.clone());
+    let mut hook_tags = Vec::new();
+    if let Some(check) = hooks.precondition {
+        let verdict = check(&settings, &data, &task, &uri, &progress)?;
+        println!("{}", verdict.reason);
+        if !verdict.go {
+            return Ok(0);
+        }
+        hook_tags = verdict.tags;
+    }
+    let LoadedData { frame, sha256: data_sha256, origin: data_origin } = data;
+
     let opened = create_store(&uri)?;
     let shown_uri = opened.display();
     let fallback = match (&opened, exp.tracking.fallback) {
@@ -191,7 +284,15 @@ fn train(args: TrainArgs) -> Result<u8> {
     };
     let charts = PlotChartRenderer::default();
     let clock = now_ms;
-    let ports = kiln_train::Ports { tracker: store, artifacts: store, registry: store, charts: &charts, clock: &clock };
+    let champion = champion_loader(uri.clone());
+    let ports = kiln_train::Ports {
+        tracker: store,
+        artifacts: store,
+        registry: store,
+        charts: &charts,
+        clock: &clock,
+        champion: Some(&champion),
+    };
 
     let run_name = args
         .run_name
@@ -200,7 +301,9 @@ fn train(args: TrainArgs) -> Result<u8> {
         .unwrap_or_else(|| format!("{}-{}", exp.name, model.kind()));
     let kiln_version = env!("CARGO_PKG_VERSION").to_string();
     let secrets = config::secret_env_values(std::env::vars());
-    let tags = run_tags("kiln train", &args.config, exp, model.kind(), &data_sha256, &data_origin, &secrets);
+    let command = hooks.command.unwrap_or("kiln train");
+    let mut tags = run_tags(command, &args.config, exp, model.kind(), &data_sha256, &data_origin, &secrets);
+    tags.extend(hook_tags);
     let cv = match args.cv {
         Some(folds) => {
             let section = exp.backtest.clone().unwrap_or_default();
@@ -344,8 +447,17 @@ pub(crate) fn report_training(
     }
     println!();
     println!("run {} ({}) in {}", outcome.run.run_id, outcome.run.status.as_str(), shown_uri);
+    if let Some(c) = &outcome.comparison {
+        let what = match c.decision {
+            kiln_train::Decision::Takes => "takes",
+            kiln_train::Decision::Refused => "does NOT take",
+            kiln_train::Decision::Forced => "takes (FORCED)",
+        };
+        println!("alias '{}': the new version {what} it: {}", c.alias, c.reason);
+    }
     if let Some(v) = &outcome.registered {
-        println!("registered {} version {} (aliases: {})", v.name, v.version, v.aliases.join(", "));
+        let aliases = if v.aliases.is_empty() { "none".to_string() } else { v.aliases.join(", ") };
+        println!("registered {} version {} (aliases: {aliases})", v.name, v.version);
     }
     if register && outcome.registered.is_none() {
         let reasons: Vec<String> =

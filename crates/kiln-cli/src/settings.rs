@@ -291,9 +291,17 @@ fn default_uri() -> String {
 pub(crate) struct RegistrySettings {
     /// registered model name
     pub(crate) model_name: String,
-    /// alias moved to the new version when every gate passes
+    /// alias moved to the new version when every gate passes and it is at least as good as the alias's holder
     #[serde(default = "production")]
     pub(crate) alias: String,
+    /// the metric a new version and the alias's holder are compared on (default: roc_auc for a classifier, rmse
+    /// otherwise)
+    #[serde(default)]
+    pub(crate) compare: Option<String>,
+    /// how much better than the holder a new version must be to take the alias, relative to the holder's score
+    /// (default 0: at least as good)
+    #[serde(default)]
+    pub(crate) margin: f64,
 }
 
 fn production() -> String {

@@ -16,7 +16,7 @@ use kiln_train::tune::{
     Candidate, Competition, Distribution, Heartbeat, MedianPruner, MinResource, Objective, PrunerSpec, SamplerSpec,
     StudyRun, StudySpec, SuccessiveHalvingPruner, TpeOptions, TunePorts,
 };
-use kiln_train::{Progress, RegisterSpec, TaskSpec, TrainSpec};
+use kiln_train::{Progress, TaskSpec, TrainSpec};
 use serde::{Deserialize, Serialize};
 
 use crate::backtest_cmd::{FoldSettings, splitter_for};
@@ -499,7 +499,7 @@ pub(crate) fn tune(args: TuneArgs) -> Result<u8> {
     let uri = args.tracking_uri.clone().unwrap_or_else(|| exp.tracking.uri.clone());
     let resolved = resolve(&settings, &args, &uri)?;
     let register = match (&exp.registry, args.register) {
-        (Some(r), true) => Some(RegisterSpec { model_name: r.model_name.clone(), alias: r.alias.clone() }),
+        (Some(r), true) => Some(crate::commands::register_spec(r, args.force, &args.config)?),
         (None, true) => {
             bad_input!("{}: --register needs a 'registry' section with 'model_name'", args.config.display())
         }
@@ -686,6 +686,8 @@ pub(crate) fn tune(args: TuneArgs) -> Result<u8> {
         kiln_version: env!("CARGO_PKG_VERSION").to_string(),
         cv: None,
     };
-    let trained = kiln_train::train(&train_spec, &frame, &ports.tracking(), &progress)?;
+    let champion = crate::commands::champion_loader(uri.clone());
+    let tracking = kiln_train::Ports { champion: Some(&champion), ..ports.tracking() };
+    let trained = kiln_train::train(&train_spec, &frame, &tracking, &progress)?;
     Ok(report_training(&trained, exp, &opened.display(), train_spec.register.is_some()))
 }

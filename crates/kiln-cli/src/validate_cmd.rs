@@ -222,7 +222,7 @@ pub(crate) fn report_json(path: &Path, report: &Report) -> Result<serde_json::Va
     Ok(serde_json::Value::Object(value))
 }
 
-fn write_json(target: &Path, json: &serde_json::Value) -> Result<()> {
+pub(crate) fn write_json(target: &Path, json: &serde_json::Value) -> Result<()> {
     let text = serde_json::to_string_pretty(json).context("cannot write the report as JSON")? + "\n";
     if target == Path::new("-") {
         std::io::stdout().write_all(text.as_bytes()).context("cannot write the report to stdout")?;

@@ -39,6 +39,11 @@ pub enum TrainError {
     Temp(std::io::Error),
     #[error("tune: {0}")]
     Tune(#[from] crate::tune::TuneError),
+    #[error("scoring: {0}")]
+    Score(#[from] kiln_score::ScoreError),
+    /// the alias's current holder could not be loaded to compare the new model with
+    #[error("the version holding the alias: {message}")]
+    Champion { message: String, code: Code },
 }
 
 impl TrainError {
@@ -56,6 +61,8 @@ impl TrainError {
             TrainError::Temp(_) => Code::StoreIo,
             TrainError::Fold { error, .. } => error.code(),
             TrainError::Tune(e) => e.code(),
+            TrainError::Score(e) => e.code(),
+            TrainError::Champion { code, .. } => *code,
         }
     }
 }

@@ -6,6 +6,7 @@
 //! A run that fails at any step is ended FAILED with the error recorded; a model is registered only after every
 //! artifact is stored and every gate passed.
 
+mod assess;
 mod backtest;
 mod backtest_run;
 mod error;
@@ -20,6 +21,7 @@ mod score;
 mod train;
 pub mod tune;
 
+pub use assess::{AssessRows, Assessment, Comparison, Decision, assess, decide, default_compare_metric};
 pub use backtest::{BacktestOutcome, BacktestSpec, FoldOutcome, FoldedRows, OutOfFold, backtest, fold_summary, trade};
 pub use backtest_run::{
     BacktestRun, OofFile, OofWriter, TrackedBacktest, backtest_run, fold_rows, number, report, shown_metrics,
@@ -36,4 +38,4 @@ pub use prepare::{
     ThresholdRule,
 };
 pub use score::{Score, ScoreSpec, ScoreTerm, composite_score};
-pub use train::{CvSpec, Ports, RegisterSpec, TrainOutcome, TrainSpec, train};
+pub use train::{Champion, ChampionLoader, CvSpec, Ports, RegisterSpec, TrainOutcome, TrainSpec, train};

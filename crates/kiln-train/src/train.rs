@@ -8,7 +8,7 @@ use kiln_domain::{
     ArtifactStore, CLASSIC_ML_KIND, ChartRenderer, EXPERIMENT_KIND_TAG, Frame, MetricPoint, ModelRegistry,
     ModelVersion, RunId, RunInfo, RunStatus, Tracker,
 };
-use kiln_features::{PreprocessSpec, SelectorSpec};
+use kiln_features::{FittedPipeline, PreprocessSpec, SelectorSpec};
 use kiln_models::{Bundle, BundleMetadata, ModelSpec};
 use serde::Serialize;
 
@@ -17,11 +17,27 @@ use crate::evaluate::{Evaluation, Gates};
 use crate::fit::{FitEvaluation, FitSpec, Progress, check_model_fits_task, fit_evaluate};
 use crate::prepare::{Parts, RowCounts, TaskSpec};
 
-/// Where to register the model when its gates pass.
+/// Where to register the model when its gates pass, and when it may take the alias.
 #[derive(Debug, Clone)]
 pub struct RegisterSpec {
     pub model_name: String,
     pub alias: String,
+    /// move the alias even when the alias's current holder scores better on the same test rows (said so in the
+    /// output and the run's tags)
+    pub force: bool,
+    /// the metric the new model and the alias's holder are compared on; `None`: ROC-AUC for a classifier, RMSE
+    /// otherwise ([`crate::default_compare_metric`])
+    pub compare: Option<kiln_eval::Metric>,
+    /// how much better than the holder the new model must be to take the alias, relative to the holder's score
+    /// (0: at least as good; 0.01: 1% better)
+    pub margin: f64,
+}
+
+impl RegisterSpec {
+    /// Register as `model_name` and move `alias` when the new model is at least as good as its holder.
+    pub fn new(model_name: &str, alias: &str) -> RegisterSpec {
+        RegisterSpec { model_name: model_name.into(), alias: alias.into(), force: false, compare: None, margin: 0.0 }
+    }
 }
 
 /// Everything one training run needs, built by the CLI from the experiment file.
@@ -71,6 +87,19 @@ pub struct Ports<'a> {
     pub charts: &'a dyn ChartRenderer,
     /// milliseconds since the epoch, now
     pub clock: &'a dyn Fn() -> i64,
+    /// the bundle holding an alias now, for registration to compare the new model with; `None`: registration
+    /// moves the alias without a comparison (a caller that cannot load bundles)
+    pub champion: Option<&'a ChampionLoader>,
+}
+
+/// Loads the bundle of the version holding `alias` of registered model `name` now: `Ok(None)` when no version
+/// holds it (the model or the alias does not exist yet).
+pub type ChampionLoader = dyn Fn(&str, &str) -> Result<Option<Champion>, TrainError> + Sync;
+
+/// The version holding an alias, loaded.
+pub struct Champion {
+    pub version: u64,
+    pub bundle: Bundle<FittedPipeline>,
 }
 
 impl TrainSpec {
@@ -99,6 +128,9 @@ pub struct TrainOutcome {
     pub series: Option<Vec<crate::SeriesMetrics>>,
     /// a multi-step forecast: the test metrics of every step
     pub steps: Option<Vec<crate::StepMetrics>>,
+    /// with registration and a loader of the alias's holder: the two models' scores on the test rows, and whether
+    /// the alias moved
+    pub comparison: Option<crate::Comparison>,
 }
 
 /// Trains, evaluates and tracks one model. The run ends FINISHED, or FAILED with the error as the `kiln.error` tag.
@@ -315,17 +347,41 @@ fn run_steps(
         ("kiln.gates".to_string(), if gates.passed() { "passed" } else { "failed" }.to_string()),
     ];
     run_tags.extend(panel_tags);
+    let mut comparison = None;
     let registered = match &spec.register {
         Some(reg) if gates.passed() => {
-            progress.step(&format!("registering '{}' and moving alias '{}'", reg.model_name, reg.alias));
+            // judged before anything is registered, so a failure leaves the registry as it was
+            if let Some(load) = ports.champion {
+                let c = compare_with_holder(reg, load, &bundle, frame, &design, &parts, progress)?;
+                progress.step(&format!("'{}': {}", reg.alias, c.reason));
+                let now = (ports.clock)();
+                let mut points = vec![point(&format!("registry/new_{}", c.metric), c.challenger, now)];
+                if let Some((_, held)) = c.champion.filter(|(_, v)| v.is_finite()) {
+                    points.push(point(&format!("registry/holder_{}", c.metric), held, now));
+                }
+                ports.tracker.log_metrics(id, &points)?;
+                run_tags.push(("kiln.alias_decision".into(), decision_str(c.decision).into()));
+                run_tags.push(("kiln.alias_reason".into(), c.reason.clone()));
+                comparison = Some(c);
+            }
+            let moves = comparison.as_ref().is_none_or(|c| c.decision.moves_alias());
+            progress.step(&if moves {
+                format!("registering '{}' and moving alias '{}'", reg.model_name, reg.alias)
+            } else {
+                format!("registering '{}' without moving alias '{}'", reg.model_name, reg.alias)
+            });
             let version =
                 kiln_registry::register(ports.registry, &reg.model_name, id, "model", logged_model.as_deref())?;
-            let version = kiln_registry::promote(
-                ports.registry,
-                &reg.model_name,
-                version.version,
-                kiln_registry::PromoteTarget::Alias(reg.alias.clone()),
-            )?;
+            let version = if moves {
+                kiln_registry::promote(
+                    ports.registry,
+                    &reg.model_name,
+                    version.version,
+                    kiln_registry::PromoteTarget::Alias(reg.alias.clone()),
+                )?
+            } else {
+                version
+            };
             run_tags.push(("kiln.registered".into(), format!("{}/{}", reg.model_name, version.version)));
             Some(version)
         }
@@ -349,7 +405,73 @@ fn run_steps(
         cv,
         series,
         steps,
+        comparison,
     })
+}
+
+fn decision_str(d: crate::Decision) -> &'static str {
+    match d {
+        crate::Decision::Takes => "takes",
+        crate::Decision::Refused => "refused",
+        crate::Decision::Forced => "forced",
+    }
+}
+
+/// Scores the new bundle and the alias's holder on the new run's test rows and decides whether the alias moves.
+/// A holder that cannot be scored on them (other input columns) cannot be beaten on them either: the alias stays
+/// unless `force`.
+fn compare_with_holder(
+    reg: &RegisterSpec,
+    load: &ChampionLoader,
+    bundle: &Bundle<FittedPipeline>,
+    frame: &Frame,
+    design: &crate::prepare::Design,
+    parts: &Parts,
+    progress: &dyn Progress,
+) -> Result<crate::Comparison, TrainError> {
+    let metric = reg.compare.unwrap_or_else(|| crate::default_compare_metric(bundle));
+    let rows = match &bundle.pipeline.input {
+        kiln_features::PipelineInput::Tabular(_) => {
+            crate::AssessRows::Tabular(parts.test.iter().map(|&r| design.data_rows[r] - 1).collect())
+        }
+        kiln_features::PipelineInput::Forecast(_) => {
+            let times = parts.test.iter().map(|&r| design.times[r]);
+            crate::AssessRows::Origins {
+                from: times.clone().min().unwrap_or(i64::MIN),
+                to: times.max().unwrap_or(i64::MAX),
+            }
+        }
+    };
+    progress.step(&format!("comparing with the version holding '{}' of '{}'", reg.alias, reg.model_name));
+    let new = crate::assess(bundle, frame, &rows)?;
+    let Some(holder) = load(&reg.model_name, &reg.alias)? else {
+        return crate::decide(&reg.alias, metric, &new, None, reg.margin, reg.force);
+    };
+    match crate::assess(&holder.bundle, frame, &rows) {
+        Ok(held) => crate::decide(&reg.alias, metric, &new, Some((holder.version, &held)), reg.margin, reg.force),
+        Err(e) => {
+            let decision = if reg.force { crate::Decision::Forced } else { crate::Decision::Refused };
+            let then = if reg.force {
+                "moved by --force".to_string()
+            } else {
+                format!("so '{}' stays on version {} (--force moves it anyway)", reg.alias, holder.version)
+            };
+            Ok(crate::Comparison {
+                alias: reg.alias.clone(),
+                metric: metric.as_str().to_string(),
+                higher_is_better: metric.higher_is_better(),
+                challenger: new.get(metric).unwrap_or(f64::NAN),
+                champion: Some((holder.version, f64::NAN)),
+                margin: reg.margin,
+                rows: new.rows,
+                decision,
+                reason: format!(
+                    "version {} cannot be scored on the new test rows ({e}), so the two cannot be compared; {then}",
+                    holder.version
+                ),
+            })
+        }
+    }
 }
 
 pub(crate) fn point(key: &str, value: f64, timestamp_ms: i64) -> MetricPoint {

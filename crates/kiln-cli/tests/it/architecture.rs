@@ -15,7 +15,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("kiln-eval", &["kiln-domain"]),
     // whole-frame and streamed scoring of a bundle: no files, no training
     ("kiln-score", &["kiln-domain", "kiln-features", "kiln-models"]),
-    ("kiln-train", &["kiln-domain", "kiln-features", "kiln-models", "kiln-eval", "kiln-registry"]),
+    ("kiln-train", &["kiln-domain", "kiln-features", "kiln-models", "kiln-eval", "kiln-registry", "kiln-score"]),
     ("kiln-registry", &["kiln-domain"]),
     // data in and out: file formats and the data-source adapters
     ("kiln-data", &["kiln-domain"]),

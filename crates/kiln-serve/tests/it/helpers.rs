@@ -60,7 +60,8 @@ fn train(name: &str, task: TaskSpec, preprocess: Vec<PreprocessSpec>, frame: Fra
     let store = LocalStore::create(&store_dir.path().join("mlruns")).unwrap();
     let charts = PlotChartRenderer::default();
     let clock = || 1_700_000_000_000_i64;
-    let ports = Ports { tracker: &store, artifacts: &store, registry: &store, charts: &charts, clock: &clock };
+    let ports =
+        Ports { tracker: &store, artifacts: &store, registry: &store, charts: &charts, clock: &clock, champion: None };
     let selection: Vec<SelectorSpec> = serde_json::from_str(r#"[{"variance_threshold": {"threshold": 0.0}}]"#).unwrap();
     let model = lightgbm(if matches!(gates, Gates::Classification(_)) {
         LgbObjective::Binary

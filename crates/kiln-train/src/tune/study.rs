@@ -351,6 +351,7 @@ impl<'a> TunePorts<'a> {
             registry: self.registry,
             charts: self.charts,
             clock: self.clock,
+            champion: None,
         }
     }
 }

@@ -63,7 +63,8 @@ fn train(name: &str, task: TaskSpec, preprocess: Vec<PreprocessSpec>, frame: &Fr
     let store = LocalStore::create(&root).unwrap();
     let charts = PlotChartRenderer::default();
     let clock = || 1_700_000_000_000_i64;
-    let ports = Ports { tracker: &store, artifacts: &store, registry: &store, charts: &charts, clock: &clock };
+    let ports =
+        Ports { tracker: &store, artifacts: &store, registry: &store, charts: &charts, clock: &clock, champion: None };
     let classifier = matches!(gates, Gates::Classification(_));
     let selection: Vec<SelectorSpec> = if classifier {
         serde_json::from_str(r#"[{"variance_threshold": {"threshold": 0.0}}]"#).unwrap()
