@@ -52,6 +52,11 @@ def test_a_worse_model_does_not_take_the_alias_unless_forced(tmp_path):
     assert alias_holder(store, "churn") == 1
     tags = run_tags(store, last_run_id(worse.stdout))
     assert tags["kiln.alias_decision"] == "refused"
+    # and on the versions, where MLflow's file store keeps them
+    v2_tags = store / "models/churn/version-2/tags"
+    assert (v2_tags / "kiln.alias_decision").read_text() == "refused"
+    assert (store / "models/churn/version-1/tags/kiln.last_challenge").read_text().startswith(
+        "challenged by version 2: refused")
     assert "stays on version 1" in tags["kiln.alias_reason"]
     assert tags["kiln.registered"] == "churn/2"
 
@@ -70,6 +75,27 @@ def test_a_worse_model_does_not_take_the_alias_unless_forced(tmp_path):
     # --force without --register is refused by the flags
     proc = run_kiln("train", "--config", "conf/experiments/churn.yaml", "--force", "--tracking-uri", store, check=False)
     assert proc.returncode == 2 and "--register" in proc.stderr
+
+
+def test_the_comparison_on_an_mlflow_server_tags_both_versions(mlflow_server, tmp_path):
+    """The holder is downloaded from the server (bundle cache) and scored; MLflow's own API shows the decision as
+    tags on both versions, and the alias where it was."""
+    better = write_config(tmp_path / "better.yaml", "conf/experiments/churn.yaml",
+                          "registry:\n  model_name: churn-watch\n")
+    worse = write_config(tmp_path / "worse.yaml", "conf/experiments/churn_xgboost.yaml",
+                         "registry:\n  model_name: churn-watch\n")
+    run_kiln("train", "--config", better, "--register", "--tracking-uri", mlflow_server.url)
+    proc = run_kiln("train", "--config", worse, "--register", "--tracking-uri", mlflow_server.url)
+    assert "does NOT take it" in proc.stdout, proc.stdout
+    alias = mlflow_server.get("/api/2.0/mlflow/registered-models/alias", name="churn-watch", alias="production")
+    assert alias["model_version"]["version"] == "1"
+    v2 = mlflow_server.get("/api/2.0/mlflow/model-versions/get", name="churn-watch", version="2")["model_version"]
+    tags = {t["key"]: t["value"] for t in v2.get("tags", [])}
+    assert tags["kiln.alias_decision"] == "refused" and tags["kiln.compared_with_version"] == "1", tags
+    assert float(tags["kiln.compared.roc_auc"]) == pytest.approx(0.853677, abs=1e-6)
+    v1 = mlflow_server.get("/api/2.0/mlflow/model-versions/get", name="churn-watch", version="1")["model_version"]
+    tags = {t["key"]: t["value"] for t in v1.get("tags", [])}
+    assert tags["kiln.last_challenge"].startswith("challenged by version 2: refused"), tags
 
 
 def test_registry_compare_and_margin_are_checked(tmp_path):

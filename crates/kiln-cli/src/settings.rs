@@ -296,12 +296,16 @@ pub(crate) struct RegistrySettings {
     pub(crate) alias: String,
     /// the metric a new version and the alias's holder are compared on (default: roc_auc for a classifier, rmse
     /// otherwise)
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) compare: Option<String>,
     /// how much better than the holder a new version must be to take the alias, relative to the holder's score
     /// (default 0: at least as good)
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub(crate) margin: f64,
+}
+
+fn is_zero(v: &f64) -> bool {
+    *v == 0.0
 }
 
 fn production() -> String {

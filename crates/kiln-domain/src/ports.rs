@@ -323,6 +323,12 @@ pub trait ModelRegistry {
         stage: Stage,
         archive_existing: bool,
     ) -> Result<ModelVersion, PortError>;
+
+    /// Sets a tag on a version (MLflow's model version tags: `kiln.alias_decision`, ...), replacing its value.
+    ///
+    /// # Errors
+    /// `not_found` for an unknown version, `invalid` for a malformed key.
+    fn set_version_tag(&self, name: &str, version: u64, key: &str, value: &str) -> Result<(), PortError>;
 }
 
 /// Draws the charts kiln logs with a run (PNG bytes). Kept behind a port so that the pipeline crates know no image

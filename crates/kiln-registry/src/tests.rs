@@ -120,6 +120,10 @@ impl ModelRegistry for FakeRegistry {
         }
         self.get_version(name, version)
     }
+
+    fn set_version_tag(&self, name: &str, version: u64, _key: &str, _value: &str) -> Result<(), PortError> {
+        self.with_version(name, version, |_| ())
+    }
 }
 
 fn run(n: u8) -> RunId {

@@ -498,4 +498,11 @@ impl ModelRegistry for GuardedStore<'_> {
             |l, _| l.transition_stage(name, version, stage, archive_existing),
         )
     }
+
+    fn set_version_tag(&self, name: &str, version: u64, key: &str, value: &str) -> Result<(), PortError> {
+        self.route(
+            |r| r.set_version_tag(name, version, key, value),
+            |l, _| l.set_version_tag(name, version, key, value),
+        )
+    }
 }

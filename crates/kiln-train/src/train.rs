@@ -383,6 +383,9 @@ fn run_steps(
                 version
             };
             run_tags.push(("kiln.registered".into(), format!("{}/{}", reg.model_name, version.version)));
+            if let Some(c) = &comparison {
+                tag_versions(ports, &reg.model_name, version.version, c)?;
+            }
             Some(version)
         }
         Some(_) => {
@@ -407,6 +410,21 @@ fn run_steps(
         steps,
         comparison,
     })
+}
+
+/// The comparison on the versions themselves: the new one gets the decision, the reason and its score; the holder
+/// the outcome of the challenge it faced.
+fn tag_versions(ports: &Ports<'_>, name: &str, version: u64, c: &crate::Comparison) -> Result<(), TrainError> {
+    let registry = ports.registry;
+    registry.set_version_tag(name, version, "kiln.alias_decision", decision_str(c.decision))?;
+    registry.set_version_tag(name, version, "kiln.alias_reason", &c.reason)?;
+    registry.set_version_tag(name, version, &format!("kiln.compared.{}", c.metric), &c.challenger.to_string())?;
+    if let Some((held, _)) = c.champion {
+        registry.set_version_tag(name, version, "kiln.compared_with_version", &held.to_string())?;
+        let outcome = format!("challenged by version {version}: {} ({})", decision_str(c.decision), c.reason);
+        registry.set_version_tag(name, held, "kiln.last_challenge", &outcome)?;
+    }
+    Ok(())
 }
 
 fn decision_str(d: crate::Decision) -> &'static str {

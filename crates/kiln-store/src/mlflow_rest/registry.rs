@@ -190,6 +190,13 @@ impl ModelRegistry for RestStore {
         let v = self.call("POST", "model-versions/transition-stage", &[], Some(&body), Retry::Idempotent)?;
         version_of(&self.answer(&v, "POST", "model-versions/transition-stage").object("model_version")?)
     }
+
+    fn set_version_tag(&self, name: &str, version: u64, key: &str, value: &str) -> Result<(), PortError> {
+        // checked first, so both stores refuse an unknown version with the same not_found
+        self.get_version(name, version)?;
+        let body = json!({"name": name, "version": version.to_string(), "key": key, "value": value});
+        self.call("POST", "model-versions/set-tag", &[], Some(&body), Retry::Idempotent).map(|_| ())
+    }
 }
 
 #[cfg(test)]

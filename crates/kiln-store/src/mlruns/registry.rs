@@ -376,4 +376,14 @@ impl ModelRegistry for LocalStore {
         mv.stage = stage;
         Ok(mv)
     }
+
+    /// MLflow's file store keeps a version's tags as files `version-<n>/tags/<key>`.
+    fn set_version_tag(&self, name: &str, version: u64, key: &str, value: &str) -> Result<(), PortError> {
+        fsio::check_key("tag", key)?;
+        let _guard = self.lock();
+        let (model_dir, _, _) = self.existing_version(name, version)?;
+        let dir = model_dir.join(version_dir_name(version)).join("tags");
+        create_dir_all(&dir)?;
+        write_atomic(&self.staging(), &dir.join(key), value.as_bytes())
+    }
 }

@@ -636,6 +636,11 @@ fn registry_aliases(s: &Subject<'_>) {
     }
     assert_eq!(code(r.set_alias(name, "champion", 99)), Code::NotFound);
     assert_eq!(code(r.set_alias("contract-missing", "champion", 1)), Code::NotFound);
+
+    // version tags: set, replaced, refused on an unknown version
+    r.set_version_tag(name, 2, "kiln.alias_decision", "refused").unwrap();
+    r.set_version_tag(name, 2, "kiln.alias_decision", "takes").unwrap();
+    assert_eq!(code(r.set_version_tag(name, 99, "kiln.alias_decision", "takes")), Code::NotFound);
 }
 
 fn registry_stages(s: &Subject<'_>) {
