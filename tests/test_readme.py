@@ -81,7 +81,10 @@ def test_the_metric_keys_the_readme_names_are_logged(eurusd_store):
     for prefix in ["test/", "train/", "baseline/test/", "baseline/train/", "rows/", "model/", "train_curve/valid/"]:
         assert any(k.startswith(prefix) for k in logged), prefix
     # nothing is logged outside the groups the README names
-    assert all(k.split("/")[0] in {"test", "train", "baseline", "rows", "model", "train_curve"} for k in logged), logged
+    groups = {"test", "train", "baseline", "rows", "model", "train_curve", "registry"}
+    assert all(k.split("/")[0] in groups for k in logged), logged
+    # registration compared the model with the alias's holder (none at first: only the new score)
+    assert "registry/new_rmse" in logged and "`registry/new_<metric>`" in section
 
 
 def test_version_names_the_version_and_the_commit():
