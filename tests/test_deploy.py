@@ -350,7 +350,8 @@ def test_the_deployment_serves_a_registered_model_and_answers_its_probes(mlflow_
         for probe in ("livenessProbe", "readinessProbe"):
             status, body = http_get(base + container[probe]["httpGet"]["path"])
             assert status == 200, (probe, status, body)
-        status, metrics = http_get(base + deployment["spec"]["template"]["metadata"]["annotations"]["prometheus.io/path"])
+        scrape_path = deployment["spec"]["template"]["metadata"]["annotations"]["prometheus.io/path"]
+        status, metrics = http_get(base + scrape_path)
         assert status == 200 and re.search(r'kiln_model_info\{name="eurusd",version="1",alias="production"', metrics)
     finally:
         proc.terminate()
