@@ -469,8 +469,8 @@ def test_cron_schedules_of_the_cronjobs_and_workflows_are_valid():
 
 # ------------------------------------------------------------------------------ kiln command lines in the recipes
 
-# Subcommands that issue 15 adds (kiln drift, evaluate, retrain; serve's --variant, --shadow, --sticky-key): the
-# recipes use them, so their checks fail against a kiln built before those are merged, saying so.
+# Subcommands that issue 15 adds: the recipes use them, so their checks fail against a kiln built before they were
+# merged, and say so.
 ISSUE_15 = {"drift", "evaluate", "retrain"}
 SHELL_SEPARATORS = {"&&", "||", ";", "|", "&", "(", ")", ";;"}
 SHELL_OPENERS = {"if", "then", "else", "elif", "do", "while", "until", "!", "{", "time", "exec"}
@@ -554,6 +554,72 @@ def test_every_recipe_command_line_is_found():
         "k8s/tune-workers.yaml": ["tune"],
         "workflows/retrain.yml": ["fetch", "retrain", "retrain"],
     }, found
+
+
+# What a scheduled command may answer when it works: drift and evaluate say "drift found" / "degraded" with 4.
+EXPECTED_STATUS = {"drift": {0, 4}, "evaluate": {0, 4}, "retrain": {0}}
+SCHEDULED = [(w, a) for w, a in RECIPE_COMMANDS if a[0] in EXPECTED_STATUS and not w.startswith("workflows/")]
+
+
+@pytest.fixture(scope="module")
+def scheduled_store(tmp_path_factory):
+    """A store with models:/eurusd@production, trained by `kiln train --register`."""
+    store = tmp_path_factory.mktemp("scheduled") / "mlruns"
+    run_kiln("train", "--config", "conf/experiments/eurusd.yaml", "--register", "--tracking-uri", store)
+    return store
+
+
+def host_layout(tmp_path, store):
+    """The working directory the recipes assume (/var/lib/kiln on a host, /work in a pod) in tmp_path: conf/ (the
+    repository's, as in the image's /app/conf), data/ with the experiment's file and recent.csv (its newest 120
+    rows), and a copy of the store."""
+    work = tmp_path / "work"
+    (work / "data").mkdir(parents=True)
+    shutil.copytree(REPO / "conf", work / "conf")
+    ecb = REPO / "data/ecb_eurofxref-hist.csv"
+    shutil.copy(ecb, work / "data")
+    (work / "data/recent.csv").write_text("".join(ecb.read_text().splitlines(keepends=True)[:121]))  # newest first
+    mlruns = tmp_path / "mlruns"
+    shutil.copytree(store, mlruns)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "KILN_"))}
+    env.update(MLFLOW_TRACKING_URI=str(mlruns), KILN_CACHE_DIR=str(tmp_path / "cache"), HOME=str(tmp_path))
+    return work, env
+
+
+@pytest.mark.parametrize("where,args", SCHEDULED, ids=[w for w, _ in SCHEDULED])
+def test_the_scheduled_command_lines_run(where, args, scheduled_store, tmp_path):
+    """Each scheduled kiln command of the units and CronJobs, run as written in their working directory against a
+    store holding the model it names: it must finish with a status that means the check worked."""
+    work, env = host_layout(tmp_path, scheduled_store)
+    args = [a.replace("/app/conf/", "conf/") for a in args]
+    proc = subprocess.run([kiln_bin(), *args], cwd=work, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode in EXPECTED_STATUS[args[0]], \
+        f"{where}: kiln {' '.join(args)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+
+
+CRONTAB_LINES = [(n, parse_crontab_line(line)[1]) for n, line in enumerate(CRONTAB.read_text().splitlines(), 1)
+                 if parse_crontab_line(line)]
+
+
+@pytest.mark.parametrize("n,command", CRONTAB_LINES, ids=[f"line{n}" for n, _ in CRONTAB_LINES])
+def test_the_crontab_lines_run(n, command, scheduled_store, tmp_path):
+    """A crontab command through sh as cron runs it, the host's paths moved into tmp_path: kiln's output goes to
+    its log, and the one line cron would mail appears only for a non-zero status, naming it."""
+    work, env = host_layout(tmp_path, scheduled_store)
+    (tmp_path / "kiln.env").write_text(f"MLFLOW_TRACKING_URI={env.pop('MLFLOW_TRACKING_URI')}\n")
+    logs = tmp_path / "log"
+    logs.mkdir()
+    env["PATH"] = f"{Path(kiln_bin()).parent}:/usr/bin:/bin"
+    command = command.replace("/var/lib/kiln", str(work)).replace("/etc/kiln/kiln.env", str(tmp_path / "kiln.env"))
+    command = command.replace("/var/log/kiln", str(logs))
+    subcommand = shell_kiln_commands(command)[0][0]
+    proc = subprocess.run(["sh", "-c", command], env=env, capture_output=True, text=True, timeout=900)
+    log = (logs / f"{subcommand}.log").read_text()
+    assert proc.returncode == 0 and log.strip(), (proc.stdout, proc.stderr)
+    mailed = re.fullmatch(rf"kiln {subcommand} exited (\d+) .*\n", proc.stdout) if proc.stdout else None
+    assert proc.stdout == "" or mailed, proc.stdout
+    status = int(mailed.group(1)) if mailed else 0
+    assert status in EXPECTED_STATUS[subcommand], f"line {n}: kiln {subcommand} exited {status}:\n{log}"
 
 
 @functools.lru_cache(maxsize=None)
