@@ -524,6 +524,9 @@ def recipe_commands():
         entrypoint = container.get("command", ["kiln"])   # the image's ENTRYPOINT is kiln
         if Path(entrypoint[0]).name == "kiln":
             out.append((f"k8s/{path.name}:{doc['metadata']['name']}", entrypoint[1:] + container.get("args", [])))
+    # the canary that serve-deployment.yaml's comment shows in place of --model
+    canary = re.findall(r"^#\s+- (--\S+)$", (K8S / "serve-deployment.yaml").read_text(), re.M)
+    out.append(("k8s/serve-deployment.yaml:canary (comment)", ["serve", *canary]))
     for wf in sorted(WORKFLOWS.glob("*.yml")):
         for job_name, job in yaml.safe_load(wf.read_text())["jobs"].items():
             for i, step in enumerate(job["steps"]):
@@ -549,7 +552,7 @@ def test_every_recipe_command_line_is_found():
         "k8s/drift-cronjob.yaml": ["drift"],
         "k8s/evaluate-cronjob.yaml": ["evaluate"],
         "k8s/retrain-cronjob.yaml": ["retrain"],
-        "k8s/serve-deployment.yaml": ["serve"],
+        "k8s/serve-deployment.yaml": ["serve", "serve"],
         "k8s/tune-refit.yaml": ["tune"],
         "k8s/tune-workers.yaml": ["tune"],
         "workflows/retrain.yml": ["fetch", "retrain", "retrain"],
