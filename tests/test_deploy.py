@@ -21,7 +21,6 @@ Each check also refuses a broken copy (a negative test). promtool comes from `ma
 package), actionlint from tests/requirements.txt, shellcheck from `make sysdeps`.
 """
 
-import copy
 import functools
 import json
 import os
