@@ -23,7 +23,7 @@ FORECAST_REQ_STAMP := $(FORECAST_VENV)/.req-$(shell sha256sum tests/requirements
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
 
-sysdeps: ## Debian packages: clang and libclang-dev (bindgen for LightGBM), postgresql (the study storage's tests)
+sysdeps: ## Debian packages: clang and libclang-dev (bindgen for LightGBM), postgresql (the study storage's tests), promtool, shellcheck
 	@if ! command -v clang >/dev/null || ! ls /usr/lib/llvm-*/lib/libclang.so >/dev/null 2>&1; then \
 	  echo "installing clang, libclang-dev"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq clang libclang-dev >/dev/null; \
@@ -32,6 +32,19 @@ sysdeps: ## Debian packages: clang and libclang-dev (bindgen for LightGBM), post
 	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
 	  echo "installing postgresql"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq postgresql >/dev/null; \
+	fi
+	@# promtool checks deploy/prometheus/ (tests/test_deploy.py): the one binary of Debian's prometheus package, unpacked
+	@# from it rather than installing the package, which would enable and start a Prometheus server on this machine
+	@if ! command -v promtool >/dev/null; then \
+	  echo "installing promtool (from Debian's prometheus package)"; \
+	  d=$$(mktemp -d) && chmod 755 "$$d" && $(SUDO) apt-get update -qq && \
+	  (cd "$$d" && apt-get download -qq prometheus >/dev/null 2>&1) && dpkg-deb -x "$$d"/prometheus_*.deb "$$d/x" && \
+	  $(SUDO) install -m 0755 "$$d/x/usr/bin/promtool" /usr/local/bin/promtool && rm -rf "$$d"; \
+	fi
+	@# shellcheck: actionlint checks the workflows' run: scripts with it, the tests the crontab's commands
+	@if ! command -v shellcheck >/dev/null; then \
+	  echo "installing shellcheck"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq shellcheck >/dev/null; \
 	fi
 
 venv: $(REQ_STAMP) ## Python venv with CMake and the pinned reference tools (mlflow, lightgbm, scikit-learn, ...)
