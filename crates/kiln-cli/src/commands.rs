@@ -184,20 +184,31 @@ pub(crate) fn register_spec(r: &crate::settings::RegistrySettings, force: bool, 
 }
 
 /// Loads the version holding an alias, for registration to compare a new model with, through the facade (a
-/// server's bundle lands in the bundle cache); no such version (no model, no alias) is `None`.
+/// server's bundle lands in the bundle cache); no such version (no model, no alias) is `None`. With a `fallback`
+/// store (tracking.fallback: local), a server that became unreachable is replaced by it, as the registration
+/// itself is: the holder compared with is the one the new version will be registered beside.
 pub(crate) fn champion_loader(
     uri: String,
+    fallback: Option<String>,
 ) -> impl Fn(&str, &str) -> Result<Option<kiln_train::Champion>, kiln_train::TrainError> + Sync {
     move |name, alias| {
         let reference = format!("models:/{name}@{alias}");
-        match kiln::load_bundle(&reference, &uri) {
+        let load = |uri: &str| match kiln::load_bundle(&reference, uri) {
             Ok(loaded) => Ok(Some(kiln_train::Champion {
                 version: loaded.version.as_ref().map_or(0, |v| v.version),
                 bundle: loaded.bundle,
             })),
             Err(e) if e.code() == kiln_domain::Code::NotFound => Ok(None),
-            Err(e) => Err(kiln_train::TrainError::Champion { message: format!("{reference}: {e}"), code: e.code() }),
-        }
+            Err(e) => Err(e),
+        };
+        let loaded = match (load(&uri), &fallback) {
+            (Err(e), Some(local)) if e.code() == kiln_domain::Code::StoreIo => {
+                eprintln!("note: {reference}: the server cannot be reached ({e}); comparing with the fallback store's");
+                load(local)
+            }
+            (result, _) => result,
+        };
+        loaded.map_err(|e| kiln_train::TrainError::Champion { message: format!("{reference}: {e}"), code: e.code() })
     }
 }
 
@@ -284,7 +295,7 @@ pub(crate) fn train_with(args: TrainArgs, hooks: TrainHooks<'_>) -> Result<u8> {
     };
     let charts = PlotChartRenderer::default();
     let clock = now_ms;
-    let champion = champion_loader(uri.clone());
+    let champion = champion_loader(uri.clone(), fallback.as_ref().map(|_| exp.tracking.fallback_uri.clone()));
     let ports = kiln_train::Ports {
         tracker: store,
         artifacts: store,

@@ -32,7 +32,7 @@ pub(crate) fn retrain(args: RetrainArgs) -> Result<u8> {
         };
         let reference = format!("models:/{}@{}", registry.model_name, registry.alias);
         let mut tags = vec![("kiln.retrain.when".to_string(), when_str(when).to_string())];
-        let champion = champion_loader(uri.to_string())(&registry.model_name, &registry.alias)?;
+        let champion = champion_loader(uri.to_string(), None)(&registry.model_name, &registry.alias)?;
         let Some(champion) = champion else {
             let reason = format!("retrain: no version holds {reference} yet: training the first one");
             tags.push(("kiln.retrain.trigger".to_string(), reason.clone()));

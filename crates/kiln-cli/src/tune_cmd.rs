@@ -686,7 +686,7 @@ pub(crate) fn tune(args: TuneArgs) -> Result<u8> {
         kiln_version: env!("CARGO_PKG_VERSION").to_string(),
         cv: None,
     };
-    let champion = crate::commands::champion_loader(uri.clone());
+    let champion = crate::commands::champion_loader(uri.clone(), None);
     let tracking = kiln_train::Ports { champion: Some(&champion), ..ports.tracking() };
     let trained = kiln_train::train(&train_spec, &frame, &tracking, &progress)?;
     Ok(report_training(&trained, exp, &opened.display(), train_spec.register.is_some()))
