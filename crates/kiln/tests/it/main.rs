@@ -79,7 +79,7 @@ fn train(name: &str, task: TaskSpec, preprocess: Vec<PreprocessSpec>, frame: &Fr
         selection,
         model: lightgbm(if classifier { LgbObjective::Binary } else { LgbObjective::Regression }),
         gates,
-        register: Some(RegisterSpec { model_name: name.to_string(), alias: "production".to_string() }),
+        register: Some(RegisterSpec::new(name, "production")),
         tags: Vec::new(),
         input_params: Vec::new(),
         config_yaml: String::new(),
