@@ -19,6 +19,7 @@ use kiln_features::{FeatureError, FeatureRow, Origin, PipelineInput, TimeSeriesR
 use serde::Serialize;
 use serde::ser::SerializeMap;
 
+use crate::drift::DriftWindow;
 use crate::error::ApiError;
 use crate::model::LoadedModel;
 use crate::observe::SeriesStore;
@@ -88,11 +89,12 @@ pub(crate) fn answer(
     series: &SeriesStore,
     parsed: Parsed,
     batch: bool,
+    drift: Option<&DriftWindow>,
 ) -> Result<Vec<Answer>, ApiError> {
     let record = |i: usize| Loc::record(batch.then_some(i));
     match parsed {
-        Parsed::Forecasts(records) => forecast(model, series, records, &record),
-        Parsed::Records(rows) => tabular(model, rows, &record),
+        Parsed::Forecasts(records) => forecast(model, series, records, &record, drift),
+        Parsed::Records(rows) => tabular(model, rows, &record, drift),
     }
 }
 
@@ -101,6 +103,7 @@ fn forecast(
     series: &SeriesStore,
     records: Vec<ForecastRecord>,
     record: &dyn Fn(usize) -> Loc,
+    drift: Option<&DriftWindow>,
 ) -> Result<Vec<Answer>, ApiError> {
     let bundle = model.bundle();
     let pipeline = model.pipeline();
@@ -127,6 +130,10 @@ fn forecast(
         let frame = window.into_frame()?;
         keys.push(window_series(&frame, recipe, loc)?);
         rows.push(last_row(pipeline, &frame, loc)?);
+    }
+    if let Some(drift) = drift {
+        let data: Vec<f64> = rows.iter().flat_map(|r| r.values.iter().copied()).collect();
+        drift.push(&data, rows.len());
     }
     let raw = match (rows.as_slice(), &bundle.per_series) {
         ([], _) => Vec::new(),
@@ -400,7 +407,12 @@ impl From<FeatureError> for StepError {
     }
 }
 
-fn tabular(model: &LoadedModel, rows: Rows, record: &dyn Fn(usize) -> Loc) -> Result<Vec<Answer>, ApiError> {
+fn tabular(
+    model: &LoadedModel,
+    rows: Rows,
+    record: &dyn Fn(usize) -> Loc,
+    drift: Option<&DriftWindow>,
+) -> Result<Vec<Answer>, ApiError> {
     if rows.n_rows == 0 {
         return Ok(Vec::new());
     }
@@ -413,6 +425,9 @@ fn tabular(model: &LoadedModel, rows: Rows, record: &dyn Fn(usize) -> Loc) -> Re
         ApiError::from_feature(e, None, &|row, column| record(row).path(Some(column)).unwrap_or_default())
     })?;
     let x = prepared.x;
+    if let Some(drift) = drift {
+        drift.push(&x.data, x.n_rows);
+    }
     let raw = if n == 1 {
         vec![bundle.model.predict_row(x.row(0)).map_err(ApiError::internal)?]
     } else {
