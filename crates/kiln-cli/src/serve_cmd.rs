@@ -474,6 +474,39 @@ mod tests {
         }
     }
 
+    fn serve_args(argv: &[&str]) -> Result<ServeArgs, clap::Error> {
+        let argv = ["kiln", "serve"].iter().chain(argv);
+        Cli::try_parse_from(argv).map(|cli| match cli.command {
+            Command::Serve(args) => args,
+            _ => unreachable!("kiln serve parses as Serve"),
+        })
+    }
+
+    #[test]
+    fn variants_parse_from_the_flags() {
+        let v = parse_variant("champion=models:/churn@production:90").unwrap();
+        assert_eq!(
+            (v.name.as_str(), v.reference.as_str(), v.role),
+            ("champion", "models:/churn@production", Role::Canary { basis_points: 9000 })
+        );
+        // a folder with a colon, a fractional weight
+        let v = parse_variant("b=/models/a:b:12.5").unwrap();
+        assert_eq!((v.reference.as_str(), v.role), ("/models/a:b", Role::Canary { basis_points: 1250 }));
+        assert!(parse_variant("b=models:/x@y:12.345").unwrap_err().contains("at most two decimals"));
+        assert!(parse_variant("b=models:/x@y:101").unwrap_err().contains("from 0 to 100"));
+        assert!(parse_variant("=models:/x@y:10").unwrap_err().contains("needs a name"));
+        let planned = plan(&serve_args(&["--model", "models:/m@a", "--shadow", "s=models:/m/2"]).unwrap()).unwrap();
+        assert_eq!(planned.variants.iter().map(|v| v.name.as_str()).collect::<Vec<_>>(), ["default", "s"]);
+        let args = serve_args(&["--variant", "a=m1:60", "--variant", "b=m2:40", "--sticky-key", "field:id"]).unwrap();
+        assert_eq!(plan(&args).unwrap().sticky, Some(StickyKey::Field("id".into())));
+        let args = serve_args(&["--variant", "a=m1:60", "--variant", "b=m2:30"]).unwrap();
+        assert!(plan(&args).unwrap_err().0.contains("sum to 90% (a 60 + b 30)"));
+        // one of --model, --variant, --variants; not two
+        assert!(serve_args(&[]).is_err());
+        assert!(serve_args(&["--model", "m", "--variant", "a=m:100"]).is_err());
+        assert!(serve_args(&["--variants", "f.yaml", "--shadow", "s=m"]).is_err());
+    }
+
     #[test]
     fn max_connections_stays_below_the_open_file_limit() {
         let limits = |flags: &[&str], nofile| connection_limits(&args(flags), nofile).map(|l| l.max_connections);

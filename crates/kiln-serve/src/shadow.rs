@@ -100,8 +100,19 @@ fn shadow_line(
     let micros = took.as_micros();
     let mut duration = String::new();
     let _ = write!(duration, "{}.{:03}", micros / 1000, micros % 1000);
+    let c = kiln_domain::civil_from_millis(ms);
+    let ts = format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        c.year,
+        c.month,
+        c.day,
+        c.hour,
+        c.minute,
+        c.second,
+        ms.rem_euclid(1000)
+    );
     let line = serde_json::json!({
-        "ts": crate::time::format_iso(ms),
+        "ts": ts,
         "request_id": job.request_id.as_ref().and_then(|v| v.to_str().ok()),
         "method": "POST",
         "path": job.path,
