@@ -16,6 +16,7 @@ mod model;
 mod multistep;
 mod panel;
 mod prepare;
+mod profile;
 mod score;
 mod train;
 pub mod tune;
