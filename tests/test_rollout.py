@@ -287,3 +287,88 @@ def test_a_bad_variants_file_exits_2(store, tmp_path):
     assert proc.returncode == 2 and "unknown field `colour`" in proc.stderr, proc.stderr
     proc = run_kiln("serve", "--tracking-uri", store, "--variants", spec, "--model", "x", check=False)
     assert proc.returncode == 2 and "cannot be used with" in proc.stderr, proc.stderr
+
+
+# ---- live drift ----
+
+def _profile(store, model="churn", version=1):
+    """The reference profile in the bundle of a registered version (its logged model's copy)."""
+    meta = (store / "models" / model / f"version-{version}" / "meta.yaml").read_text()
+    model_id = re.search(r"^model_id: (\S+)$", meta, re.M).group(1)
+    (path,) = store.glob(f"*/models/{model_id}/artifacts/kiln/profile.json")
+    return json.loads(path.read_text())
+
+
+def numpy_psi(edges, fractions, values):
+    """PSI of `values` against the reference bins, written from the definition: bins by np.searchsorted(edges,
+    side='right'); empty fractions of either side filled with 0.0001, or a millionth of the smallest non-zero
+    fraction when that is below 0.0001 (Evidently's rule); sum((c - r) * ln(c / r))."""
+    import numpy as np
+
+    counts = np.bincount(np.searchsorted(np.asarray(edges), values, side="right"), minlength=len(fractions))
+    current = counts / counts.sum()
+
+    def fill(f):
+        f = np.asarray(f, dtype=float)
+        nz = f[f > 0].min()
+        return np.where(f == 0, nz / 1e6 if nz <= 1e-4 else 1e-4, f)
+
+    r, c = fill(fractions), fill(current)
+    return float(np.sum((c - r) * np.log(c / r)))
+
+
+def _drift_psi(server):
+    text = server.get("/metrics")
+    psi = {m.group(1): float(m.group(2))
+           for m in re.finditer(r'^kiln_feature_drift_psi\{feature="([^"]+)"\} (\S+)$', text, re.M)}
+    return psi, metric(text, "kiln_feature_drift_window_rows"), metric(text, "kiln_feature_drift_dropped_rows_total")
+
+
+def test_live_drift_psi_equals_numpy_over_the_same_window(store, tmp_path):
+    import numpy as np
+
+    profile = {f["name"]: f["numeric"] for f in _profile(store)["features"] if f.get("numeric")}
+    window = 1000
+    server = Server(store, tmp_path / "serve.log", "--model", "models:/churn@production", "--access-log", "off",
+                    "--drift-window", str(window), "--drift-interval", "0.2")
+    try:
+        assert "live drift: PSI of" in (tmp_path / "serve.log").read_text()
+        rng = np.random.default_rng(15)
+        # rows with a TotalCharges (a blank one is imputed with the training median: not an input value)
+        pool = [r for r in telco_records() if r["TotalCharges"] is not None]
+        same = [pool[i] for i in rng.choice(len(pool), window, replace=False)]
+        # shifted: the same customers two years later, paying 40% more a month
+        shifted = [dict(r, tenure=r["tenure"] + 24, MonthlyCharges=r["MonthlyCharges"] * 1.4,
+                        TotalCharges=r["TotalCharges"] + 24 * r["MonthlyCharges"] * 1.4) for r in same]
+        for records, small in [(same, True), (shifted, False)]:
+            # one connection, in order: the window holds exactly these records
+            post_many(server.port, [("/predict", r, {}) for r in records], threads=1)
+            time.sleep(1.0)  # a few drift intervals
+            psi, rows, dropped = _drift_psi(server)
+            assert (rows, dropped) == (window, 0)
+            features = {
+                "tenure": [r["tenure"] for r in records],
+                "MonthlyCharges": [r["MonthlyCharges"] for r in records],
+                "TotalCharges": [r["TotalCharges"] for r in records],
+                "months_billed": [r["TotalCharges"] / r["MonthlyCharges"] for r in records],
+            }
+            for name, values in features.items():
+                expected = numpy_psi(profile[name]["edges"], profile[name]["fractions"], np.asarray(values))
+                # the same bins and counts; only the summation order of <= 10 terms may differ
+                assert psi[name] == pytest.approx(expected, rel=1e-12, abs=1e-15), (name, psi[name], expected)
+            if small:
+                assert max(psi[n] for n in features) < 0.1, psi
+            else:
+                assert min(psi[n] for n in ["tenure", "MonthlyCharges", "TotalCharges"]) > 0.25, psi
+    finally:
+        server.stop()
+
+
+def test_live_drift_can_be_turned_off(store, tmp_path):
+    server = Server(store, tmp_path / "serve.log", "--model", "models:/churn@production", "--no-live-drift")
+    try:
+        post_many(server.port, [("/predict", telco_records()[0], {})])
+        assert "kiln_feature_drift" not in server.get("/metrics")
+        assert "live drift: off (--no-live-drift)" in (tmp_path / "serve.log").read_text()
+    finally:
+        server.stop()

@@ -18,53 +18,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use crate::model::LoadedModel;
 use crate::state::{DriftConfig, WeakState};
 
-use standin::{Profile, bin_index, psi};
-
-/// A stand-in for `kiln_eval::drift` (the `drift` branch) behind the same names, until it is merged.
-mod standin {
-    #[derive(Debug, serde::Deserialize)]
-    pub(crate) struct Profile {
-        pub(crate) features: Vec<ColumnProfile>,
-    }
-
-    #[derive(Debug, serde::Deserialize)]
-    pub(crate) struct ColumnProfile {
-        pub(crate) name: String,
-        pub(crate) numeric: Option<NumericProfile>,
-    }
-
-    #[derive(Debug, serde::Deserialize)]
-    pub(crate) struct NumericProfile {
-        pub(crate) edges: Vec<f64>,
-        pub(crate) fractions: Vec<f64>,
-    }
-
-    impl Profile {
-        pub(crate) fn from_json(bytes: &[u8]) -> Result<Profile, serde_json::Error> {
-            serde_json::from_slice(bytes)
-        }
-    }
-
-    /// The bin of `x`: bins are `[e_i, e_{i+1})` over the edges, the first and last open-ended.
-    pub(crate) fn bin_index(edges: &[f64], x: f64) -> usize {
-        let inner = edges.len().saturating_sub(2);
-        edges[1..edges.len().saturating_sub(1).max(1)].partition_point(|e| *e <= x).min(inner)
-    }
-
-    /// Σ (a − e) ln(a / e), an empty bin's share taken as 1e-4.
-    pub(crate) fn psi(reference_fractions: &[f64], current_counts: &[u64]) -> f64 {
-        let total: u64 = current_counts.iter().sum();
-        reference_fractions
-            .iter()
-            .zip(current_counts)
-            .map(|(e, c)| {
-                let a = (*c as f64 / total as f64).max(1e-4);
-                let e = e.max(1e-4);
-                (a - e) * (a / e).ln()
-            })
-            .sum()
-    }
-}
+use kiln_eval::drift::{Profile, bin_index, psi};
 
 /// A value the window has no bin for (a missing value).
 const NO_BIN: u16 = u16::MAX;
@@ -239,9 +193,9 @@ impl DriftWindow {
     }
 }
 
-/// The bundle's `kiln/profile.json` (none until the `drift` branch's bundles carry it).
-fn profile_bytes(_model: &LoadedModel) -> Option<&[u8]> {
-    None
+/// The bundle's `kiln/profile.json` (none in a bundle written before profiles existed).
+fn profile_bytes(model: &LoadedModel) -> Option<&[u8]> {
+    model.bundle().profile.as_deref()
 }
 
 /// Live drift of the service: the settings and the window of the primary variant's current model.
