@@ -2,18 +2,21 @@
 //! most recent records the primary variant answered, against the reference profile in its bundle
 //! (`kiln/profile.json`), exported in `/metrics` as `kiln_feature_drift_psi{feature}`.
 //!
-//! Key decision: the request path does no binning and takes no lock. It copies the records' feature rows (what the
-//! model was given) into one `Vec` and offers it to a bounded queue (`try_send`); a full queue drops the rows and
-//! counts them. A background thread wakes every interval, drains the queue, bins each value with the profile's
-//! edges into a ring of bin indices (the window: the last N records), keeps per-bin counts incrementally (a record
-//! leaving the window takes its bins out), and recomputes every feature's PSI into atomics that `/metrics` reads.
-//! A missing value (NaN) is not binned: each feature's PSI is over its own non-missing values in the window.
+//! Key decision: the request path does no binning, takes no lock and allocates nothing. It reserves slots in a
+//! fixed ring of rows with one `fetch_add` and stores the monitored features' values (what the model was given)
+//! there as atomics, each slot guarded by a sequence number (a seqlock: `WRITING` while it is written, then the
+//! row's number). A background thread drains the ring every [`DRAIN_EVERY`] in order: a row not written yet is
+//! waited for, a row already overwritten by a later lap (the reader fell more than the ring behind) or torn is
+//! dropped and counted. It bins each value with the profile's edges into a second ring of bin indices (the window:
+//! the last N records), keeps per-bin counts incrementally (a record leaving the window takes its bins out), and
+//! every interval recomputes each feature's PSI into atomics that `/metrics` reads. A missing value (NaN) is not
+//! binned: each feature's PSI is over its own non-missing values in the window.
 //!
 //! Not here: the statistics themselves (`kiln_eval::drift`: edges, `bin_index`, `psi`) or the profile's making.
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
+use std::sync::atomic::{AtomicU64, Ordering::Acquire, Ordering::Relaxed, Ordering::Release, fence};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use crate::model::LoadedModel;
 use crate::state::{DriftConfig, WeakState};
@@ -22,8 +25,62 @@ use kiln_eval::drift::{Profile, bin_index, psi};
 
 /// A value the window has no bin for (a missing value).
 const NO_BIN: u16 = u16::MAX;
-/// How many request batches may wait for the background thread; beyond, rows are dropped (counted).
-const QUEUE: usize = 65_536;
+/// The fewest rows the request ring holds: at one drain every [`DRAIN_EVERY`], 160,000 records a second.
+const MIN_RING_ROWS: usize = 16_384;
+/// How often the background thread drains the request ring.
+pub(crate) const DRAIN_EVERY: Duration = Duration::from_millis(100);
+/// A slot's sequence number while a request writes it.
+const WRITING: u64 = u64::MAX;
+
+/// The lock-free ring the request path writes rows into: slot `j % rows` holds row `j` once its sequence number
+/// is `j + 1`.
+struct Ring {
+    rows: usize,
+    width: usize,
+    seq: Box<[AtomicU64]>,
+    values: Box<[AtomicU64]>,
+    head: AtomicU64,
+}
+
+impl Ring {
+    fn new(rows: usize, width: usize) -> Ring {
+        let zeros = |n: usize| (0..n).map(|_| AtomicU64::new(0)).collect::<Box<[AtomicU64]>>();
+        Ring { rows, width, seq: zeros(rows), values: zeros(rows * width), head: AtomicU64::new(0) }
+    }
+
+    /// Writes `n` rows, `value(r, k)` being row r's k-th value.
+    fn write(&self, n: usize, value: impl Fn(usize, usize) -> f64) {
+        let first = self.head.fetch_add(n as u64, Relaxed);
+        for r in 0..n {
+            let j = first + r as u64;
+            let slot = (j % self.rows as u64) as usize;
+            self.seq[slot].store(WRITING, Relaxed);
+            fence(Release);
+            for k in 0..self.width {
+                self.values[slot * self.width + k].store(value(r, k).to_bits(), Relaxed);
+            }
+            self.seq[slot].store(j + 1, Release);
+        }
+    }
+
+    /// Reads row `j` into `out`: `Some(true)` when read, `Some(false)` when it was overwritten or torn (lost),
+    /// `None` when it is not written yet.
+    fn read(&self, j: u64, out: &mut [f64]) -> Option<bool> {
+        let slot = (j % self.rows as u64) as usize;
+        let before = self.seq[slot].load(Acquire);
+        if before == WRITING || before < j + 1 {
+            return None;
+        }
+        if before > j + 1 {
+            return Some(false);
+        }
+        for (k, v) in out.iter_mut().enumerate() {
+            *v = f64::from_bits(self.values[slot * self.width + k].load(Relaxed));
+        }
+        fence(Acquire);
+        Some(self.seq[slot].load(Relaxed) == before)
+    }
+}
 
 /// One monitored feature: its position in the model's feature row and its reference bins.
 #[derive(Debug)]
@@ -89,14 +146,14 @@ impl WindowState {
     }
 }
 
-/// One model's window: the queue the request path feeds and what the background thread made of it.
+/// One model's window: the ring the request path writes and what the background thread made of it.
 pub(crate) struct DriftWindow {
-    tx: SyncSender<Vec<f64>>,
-    rx: Mutex<Receiver<Vec<f64>>>,
+    ring: Ring,
     /// the model's feature row length
     width: usize,
     pub(crate) monitored: Vec<Monitored>,
-    state: Mutex<WindowState>,
+    /// the window, the next ring row to read, when the PSI was last computed, and whether the window changed since
+    state: Mutex<(WindowState, u64, Option<Instant>, bool)>,
     /// each monitored feature's PSI (f64 bits; NaN before any record)
     psi: Box<[AtomicU64]>,
     pub(crate) rows: AtomicU64,
@@ -131,55 +188,74 @@ impl DriftWindow {
             return None;
         }
         let bins: Vec<usize> = monitored.iter().map(|m| m.fractions.len()).collect();
-        let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE);
         Some(DriftWindow {
-            tx,
-            rx: Mutex::new(rx),
+            ring: Ring::new(capacity.max(MIN_RING_ROWS), monitored.len()),
             width: feature_names.len(),
             psi: monitored.iter().map(|_| AtomicU64::new(f64::NAN.to_bits())).collect(),
-            state: Mutex::new(WindowState::new(capacity, &bins)),
+            state: Mutex::new((WindowState::new(capacity, &bins), 0, None, false)),
             monitored,
             rows: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
         })
     }
 
-    /// The request path: offers `n_rows` feature rows (row-major, the model's width) to the window. Never blocks.
+    /// The request path: writes `n_rows` feature rows (row-major, the model's width) into the ring. Never blocks,
+    /// never allocates.
     pub(crate) fn push(&self, data: &[f64], n_rows: usize) {
         if n_rows == 0 || data.len() != n_rows * self.width {
             return;
         }
-        match self.tx.try_send(data.to_vec()) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
-                self.dropped.fetch_add(n_rows as u64, Relaxed);
-            }
+        // a batch larger than the ring keeps its last rows (the others would be overwritten unread)
+        let skip = n_rows.saturating_sub(self.ring.rows);
+        if skip > 0 {
+            self.dropped.fetch_add(skip as u64, Relaxed);
         }
+        let rows = &data[skip * self.width..];
+        self.ring.write(n_rows - skip, |r, k| rows[r * self.width + self.monitored[k].column]);
     }
 
-    /// The background thread: drains the queue into the window and recomputes every PSI.
-    pub(crate) fn update(&self) {
-        let rx = self.rx.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+    /// The background thread: drains the ring into the window and, every `every`, recomputes every PSI.
+    pub(crate) fn update(&self, every: Duration) {
+        let mut guard = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let (state, next, computed, dirty) = &mut *guard;
+        let head = self.ring.head.load(Acquire);
+        let lap = self.ring.rows as u64;
+        if head.saturating_sub(*next) > lap {
+            // the reader fell more than a lap behind: those rows are gone
+            self.dropped.fetch_add(head - *next - lap, Relaxed);
+            *next = head - lap;
+        }
+        let mut values = vec![0.0; self.monitored.len()];
         let mut record = vec![NO_BIN; self.monitored.len()];
         let mut changed = false;
-        while let Ok(rows) = rx.try_recv() {
-            changed = true;
-            for row in rows.chunks_exact(self.width) {
-                for (slot, m) in record.iter_mut().zip(&self.monitored) {
-                    let x = row[m.column];
-                    *slot = if x.is_nan() {
-                        NO_BIN
-                    } else {
-                        u16::try_from(bin_index(&m.edges, x).min(m.fractions.len() - 1)).unwrap_or(NO_BIN)
-                    };
+        while *next < head {
+            match self.ring.read(*next, &mut values) {
+                // a request still writing it: wait for it, unless it has been stuck for half a lap
+                None if head - *next < lap / 2 => break,
+                None | Some(false) => {
+                    self.dropped.fetch_add(1, Relaxed);
                 }
-                state.push(&record);
+                Some(true) => {
+                    for ((slot, m), x) in record.iter_mut().zip(&self.monitored).zip(&values) {
+                        *slot = if x.is_nan() {
+                            NO_BIN
+                        } else {
+                            u16::try_from(bin_index(&m.edges, *x).min(m.fractions.len() - 1)).unwrap_or(NO_BIN)
+                        };
+                    }
+                    state.push(&record);
+                    changed = true;
+                }
             }
+            *next += 1;
         }
-        if !changed {
+        *dirty |= changed;
+        let due = computed.is_none_or(|at| at.elapsed() >= every);
+        if !*dirty || !due {
             return;
         }
+        *dirty = false;
+        *computed = Some(Instant::now());
         for (k, m) in self.monitored.iter().enumerate() {
             let counts = state.counts(k);
             let value = if counts.iter().any(|c| *c > 0) { psi(&m.fractions, counts) } else { f64::NAN };
@@ -239,14 +315,15 @@ impl DriftMonitor {
     }
 }
 
-/// Updates the current window every `every`, on a thread of its own, while the service lives.
+/// Drains the current window's ring every [`DRAIN_EVERY`] (or `every`, when shorter) and recomputes its PSI every
+/// `every`, on a thread of its own, while the service lives.
 pub(crate) fn start(state: WeakState, every: std::time::Duration) {
     let spawned = std::thread::Builder::new().name("kiln-drift".into()).spawn(move || {
         loop {
-            std::thread::sleep(every);
+            std::thread::sleep(DRAIN_EVERY.min(every));
             let Some(state) = state.upgrade() else { return };
             if let Some(window) = state.drift().and_then(DriftMonitor::current) {
-                window.update();
+                window.update(every);
             }
         }
     });
@@ -258,6 +335,22 @@ pub(crate) fn start(state: WeakState, every: std::time::Duration) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_ring_gives_rows_in_order_and_counts_what_a_lap_overwrote() {
+        let ring = Ring::new(4, 2);
+        ring.write(3, |r, k| (10 * r + k) as f64);
+        let mut out = [0.0; 2];
+        assert_eq!((ring.read(0, &mut out), out), (Some(true), [0.0, 1.0]));
+        assert_eq!((ring.read(2, &mut out), out), (Some(true), [20.0, 21.0]));
+        assert_eq!(ring.read(3, &mut out), None, "not written yet");
+        // rows 3..=8: row 4 takes row 0's slot, and so on
+        ring.write(6, |r, _| (3 + r) as f64);
+        assert_eq!(ring.read(0, &mut out), Some(false), "overwritten by a later lap");
+        assert_eq!(ring.read(1, &mut out), Some(false));
+        assert_eq!((ring.read(8, &mut out), out), (Some(true), [8.0, 8.0]));
+        assert_eq!(ring.read(9, &mut out), None);
+    }
 
     #[test]
     fn the_window_keeps_the_last_records_counts() {
