@@ -340,16 +340,15 @@ pub(crate) struct ServeArgs {
     #[arg(short, long, value_name = "REF", required_unless_present_any = ["variant", "variants"],
           conflicts_with_all = ["variant", "variants"])]
     pub(crate) model: Option<String>,
-    /// a canary variant NAME=REF:WEIGHT answering WEIGHT percent of the prediction requests (repeat it; the weights
-    /// must sum to 100), e.g. --variant champion=models:/churn@production:90 --variant
-    /// challenger=models:/churn@challenger:10. Every answer names its variant (field `variant`, header
+    /// a canary variant NAME=REF:WEIGHT answering WEIGHT percent of the prediction requests; repeat it, the weights
+    /// summing to 100 (see the examples below). Every answer names its variant (the field `variant`, the header
     /// x-kiln-variant), and so does its access log line; each variant hot-reloads on its own. Variants must take the
     /// same input. Without --sticky-key each request is a fresh draw
     #[arg(long, value_name = "NAME=REF:WEIGHT", conflicts_with = "variants")]
     pub(crate) variant: Vec<String>,
     /// a shadow variant NAME=REF: scores a copy of every prediction request after it was answered, off the response
     /// path (a bounded queue; work dropped when it is full is counted), logged in the access log (role shadow, with
-    /// its predictions) and in /metrics, never returned. Repeat it for several
+    /// its predictions) and in /metrics, never returned. Repeat it for several shadows
     #[arg(long, value_name = "NAME=REF", conflicts_with = "variants")]
     pub(crate) shadow: Vec<String>,
     /// assign each request to a canary by a stable hash of a key instead of a draw: header:<name> (a request
