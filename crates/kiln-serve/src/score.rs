@@ -111,7 +111,7 @@ fn forecast(
         return Err(ApiError::internal("a window reached a tabular model"));
     };
     if recipe.multi_step.is_some() {
-        return forecast_steps(model, series, records, record, recipe);
+        return forecast_steps(model, series, records, record, recipe, drift);
     }
     let panel = recipe.series_column.is_some();
     let mut rows = Vec::with_capacity(records.len());
@@ -132,8 +132,9 @@ fn forecast(
         rows.push(last_row(pipeline, &frame, loc)?);
     }
     if let Some(drift) = drift {
-        let data: Vec<f64> = rows.iter().flat_map(|r| r.values.iter().copied()).collect();
-        drift.push(&data, rows.len());
+        for row in &rows {
+            drift.push(&row.values, 1);
+        }
     }
     let raw = match (rows.as_slice(), &bundle.per_series) {
         ([], _) => Vec::new(),
@@ -236,6 +237,7 @@ fn direct_forecasts(
     records: Vec<ForecastRecord>,
     record: &dyn Fn(usize) -> Loc,
     recipe: &TimeSeriesRecipe,
+    drift: Option<&DriftWindow>,
 ) -> Result<(Vec<AnsweredOrigin>, Vec<Vec<f64>>), ApiError> {
     let bundle = model.bundle();
     let pipeline = model.pipeline();
@@ -257,6 +259,12 @@ fn direct_forecasts(
         };
         origins.push(AnsweredOrigin { time: row.time, series: key });
         rows.push(row);
+    }
+    // live drift watches the origin's feature row (step 1's inputs)
+    if let Some(drift) = drift {
+        for row in &rows {
+            drift.push(&row.values, 1);
+        }
     }
     let forecasts = std::iter::once(&bundle.model)
         .chain(&bundle.step_models)
@@ -283,13 +291,14 @@ fn forecast_steps(
     records: Vec<ForecastRecord>,
     record: &dyn Fn(usize) -> Loc,
     recipe: &TimeSeriesRecipe,
+    drift: Option<&DriftWindow>,
 ) -> Result<Vec<Answer>, ApiError> {
     let bundle = model.bundle();
     let pipeline = model.pipeline();
     let steps = recipe.multi_step.map_or(1, |m| m.steps);
     let step = pipeline.step.ok_or_else(|| ApiError::internal("a multi-step bundle without the series' step"))?;
     if recipe.direct_steps() > 0 {
-        let (origins, forecasts) = direct_forecasts(model, series, records, record, recipe)?;
+        let (origins, forecasts) = direct_forecasts(model, series, records, record, recipe, drift)?;
         return step_answers(pipeline, step, &origins, &forecasts, record);
     }
     let window = recipe.min_window_rows();
