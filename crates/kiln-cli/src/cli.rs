@@ -363,8 +363,8 @@ pub(crate) struct ServeArgs {
     pub(crate) variants: Option<PathBuf>,
     /// live drift: how many of the most recent records the window holds; each numeric model feature's PSI against
     /// the bundle's reference profile over them is in /metrics (kiln_feature_drift_psi{feature}). On when the
-    /// (primary) model's bundle has a profile
-    #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    /// (primary) model's bundle has a profile. At most 1000000
+    #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub(crate) drift_window: u64,
     /// live drift: how often the window takes in the new records and recomputes the PSI
     #[arg(long, value_name = "SECONDS", default_value_t = 2.0, value_parser = parse_positive_seconds)]
