@@ -333,8 +333,15 @@ fn forecast_steps(
         .iter()
         .map(|o| Origin { history: &o.history, time: o.time, series: o.series.as_deref(), ahead: &o.ahead })
         .collect();
+    // live drift watches step 1's feature rows (the origins'), the first matrix the recursion asks for
+    let mut first_step = true;
     let forecasts = pipeline
         .forecast_recursive(&list, steps, step, &mut |x: &Matrix| {
+            if std::mem::take(&mut first_step)
+                && let Some(drift) = drift
+            {
+                drift.push(&x.data, x.n_rows);
+            }
             if x.names != bundle.metadata.feature_names {
                 return Err(StepError::Api(ApiError::internal(format!(
                     "the pipeline made the features {:?}, the model takes {:?}",
