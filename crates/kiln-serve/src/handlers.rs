@@ -26,9 +26,10 @@ use crate::variant::StickyKey;
 #[derive(Clone)]
 pub(crate) struct Current(pub(crate) Option<Arc<LoadedModel>>);
 
-/// On a response: the variant (its index) that answered it.
-#[derive(Clone, Copy)]
-pub(crate) struct AnsweredBy(pub(crate) usize);
+/// On a response: the variant (its index) that answered it, and the very model that did (the variant's slot may
+/// hold a newer one by the time the headers are written).
+#[derive(Clone)]
+pub(crate) struct AnsweredBy(pub(crate) usize, pub(crate) Arc<LoadedModel>);
 
 /// The header naming the variant that answered.
 pub const VARIANT_HEADER: &str = "x-kiln-variant";
@@ -39,12 +40,10 @@ pub(crate) async fn attach_model(State(state): State<AppState>, mut request: Req
     let model = state.model();
     request.extensions_mut().insert(Current(model.clone()));
     let mut response = next.run(request).await;
-    let answered = response.extensions().get::<AnsweredBy>().copied();
+    let answered = response.extensions().get::<AnsweredBy>().cloned();
     match answered {
-        Some(AnsweredBy(i)) => {
-            if let Some(m) = state.variant_model(i) {
-                m.set_headers(response.headers_mut());
-            }
+        Some(AnsweredBy(i, answering)) => {
+            answering.set_headers(response.headers_mut());
             let variant = &state.rollout().variants[i];
             response.headers_mut().insert(HeaderName::from_static(VARIANT_HEADER), variant.header.clone());
         }
@@ -187,7 +186,7 @@ async fn run(state: AppState, request: Request, batch: bool) -> Result<Response,
     let body_len = body.len();
     let shadow_body = (!state.rollout().shadows.is_empty()).then(|| body.clone());
     let work_state = state.clone();
-    let work = move || -> Result<(Vec<u8>, usize), ApiError> {
+    let work = move || -> Result<(Vec<u8>, AnsweredBy), ApiError> {
         let state = work_state;
         let rollout = state.rollout();
         let parsed = parse::parse(&pinned.schema, &body, mode)?;
@@ -218,11 +217,11 @@ async fn run(state: AppState, request: Request, batch: bool) -> Result<Response,
             }
         };
         variant.stats.answered(&answers, start.elapsed());
-        written.map(|w| (w, chosen)).map_err(ApiError::internal)
+        written.map(|w| (w, AnsweredBy(chosen, model))).map_err(ApiError::internal)
     };
     // one small record (a tabular row, a short window, a series key) costs a few tens of microseconds: answered on
     // the executor thread, which saves the hand-off to the blocking pool; batches and long windows go there
-    let (json, chosen) = if !batch && body_len <= INLINE_BODY_BYTES {
+    let (json, answered) = if !batch && body_len <= INLINE_BODY_BYTES {
         work()?
     } else {
         tokio::task::spawn_blocking(work).await.map_err(ApiError::internal)??
@@ -232,7 +231,7 @@ async fn run(state: AppState, request: Request, batch: bool) -> Result<Response,
         state.shadow(crate::shadow::ShadowJob { body, batch, path, request_id });
     }
     let mut response = ([(header::CONTENT_TYPE, "application/json")], json).into_response();
-    response.extensions_mut().insert(AnsweredBy(chosen));
+    response.extensions_mut().insert(answered);
     Ok(response)
 }
 
