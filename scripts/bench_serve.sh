@@ -10,8 +10,10 @@
 #   SERVERS="kiln fastapi_numpy" BATCH=0 scripts/bench_serve.sh
 #
 # Environment: BENCH_SECONDS (10) and WARMUP_SECONDS (3) per wrk run; CONCURRENCY ("1 8 32"); SERVERS (kiln
-# kiln_defaults fastapi_tutorial fastapi_numpy mlflow: kiln is `kiln serve --access-log off`, kiln_defaults every
-# flag at its default);
+# kiln_defaults fastapi_tutorial fastapi_numpy mlflow: kiln is `kiln serve --access-log off` (live drift on, its
+# default when the bundle has a profile), kiln_defaults every flag at its default; also kiln_drift_off, kiln with
+# --no-live-drift, for the live drift benchmark: SERVERS="kiln_drift_off kiln kiln_drift_off kiln" CONCURRENCY=8
+# RECORDS=varied BATCH=0);
 # RECORDS (same: every request posts the same record; varied: 1,000 different records in turn);
 # BATCH (1: also the batch part) with BATCH_ROWS (1000000) and CHUNK (20000); TRAIN_ROWS (20000); WORK (a new
 # folder under /tmp; keeps the data, the store and every log); KILN (the binary; built here when unset).
@@ -173,6 +175,10 @@ for server in $SERVERS; do
       quiet=(); "$KILN" serve --help | grep -q -- '--access-log' && quiet=(--access-log off)
       bench_server kiln /ready /predict record \
         "$KILN" serve --model "$ref" --port PORT --tracking-uri "$store" "${quiet[@]}" ;;
+    kiln_drift_off)
+      # as `kiln`, with live drift off: `kiln` and this one side by side are the live drift benchmark
+      bench_server kiln_drift_off /ready /predict record \
+        "$KILN" serve --model "$ref" --port PORT --tracking-uri "$store" --access-log off --no-live-drift ;;
     kiln_defaults)
       # every flag at its default (a JSON access log line per request on stdout, here a file)
       bench_server kiln_defaults /ready /predict record \

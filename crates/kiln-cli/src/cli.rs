@@ -95,6 +95,8 @@ kiln features --config conf/experiments/etth1.yaml --input new_rows.csv --output
     /// `latest`, the registry is polled and a new version is swapped in without failing a request. Stops on SIGTERM
     /// or Ctrl-C after the requests in flight have finished.
     #[command(after_help = "Examples:\n  kiln serve --model models:/eurusd@production\n  \
+kiln serve --variant champion=models:/churn@production:90 --variant challenger=models:/churn@challenger:10 \\\n      \
+--shadow candidate=models:/churn/7 --sticky-key header:X-User-Id\n  \
 curl -s localhost:8080/model\n  \
 curl -s -H 'Content-Type: application/json' -d @record.json \\\n      localhost:8080/predict\n  \
 open http://localhost:8080/docs")]
@@ -365,9 +367,42 @@ pub(crate) struct TuneArgs {
 #[derive(Debug, clap::Args)]
 pub(crate) struct ServeArgs {
     /// the model: models:/<name>@<alias>, models:/<name>/<stage>, models:/<name>/latest, models:/<name>/<version>,
-    /// runs:/<run_id>/model, or a bundle folder
-    #[arg(short, long, value_name = "REF")]
-    pub(crate) model: String,
+    /// runs:/<run_id>/model, or a bundle folder (or several variants: --variant, --variants)
+    #[arg(short, long, value_name = "REF", required_unless_present_any = ["variant", "variants"],
+          conflicts_with_all = ["variant", "variants"])]
+    pub(crate) model: Option<String>,
+    /// a canary variant NAME=REF:WEIGHT answering WEIGHT percent of the prediction requests; repeat it, the weights
+    /// summing to 100 (see the examples below). Every answer names its variant (the field `variant`, the header
+    /// x-kiln-variant), and so does its access log line; each variant hot-reloads on its own. Variants must take the
+    /// same input. Without --sticky-key each request is a fresh draw
+    #[arg(long, value_name = "NAME=REF:WEIGHT", conflicts_with = "variants")]
+    pub(crate) variant: Vec<String>,
+    /// a shadow variant NAME=REF: scores a copy of every prediction request after it was answered, off the response
+    /// path (a bounded queue; work dropped when it is full is counted), logged in the access log (role shadow, with
+    /// its predictions) and in /metrics, never returned. Repeat it for several shadows
+    #[arg(long, value_name = "NAME=REF", conflicts_with = "variants")]
+    pub(crate) shadow: Vec<String>,
+    /// assign each request to a canary by a stable hash of a key instead of a draw: header:<name> (a request
+    /// header, e.g. header:X-User-Id) or field:<name> (a field of the record, of the first record of a batch, e.g.
+    /// field:customerID). The variant is the one whose cumulative weight range holds FNV-1a-64(key) mod 10000, so the
+    /// same key always gets the same variant, in every replica; a request without the key is a fresh draw
+    #[arg(long, value_name = "header:NAME|field:NAME")]
+    pub(crate) sticky_key: Option<String>,
+    /// the variants in a YAML file instead of flags: `variants: [{name, model, weight}]`, `shadows: [{name,
+    /// model}]`, `sticky_key: header:X-User-Id` (all but variants optional)
+    #[arg(long, value_name = "FILE")]
+    pub(crate) variants: Option<PathBuf>,
+    /// live drift: how many of the most recent records the window holds; each numeric model feature's PSI against
+    /// the bundle's reference profile over them is in /metrics (kiln_feature_drift_psi{feature}). On when the
+    /// (primary) model's bundle has a profile. At most 1000000
+    #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub(crate) drift_window: u64,
+    /// live drift: how often the window takes in the new records and recomputes the PSI
+    #[arg(long, value_name = "SECONDS", default_value_t = 2.0, value_parser = parse_positive_seconds)]
+    pub(crate) drift_interval: f64,
+    /// turn live drift off (the request path then copies no feature rows)
+    #[arg(long)]
+    pub(crate) no_live_drift: bool,
     /// tracking store holding the registry and the runs: a folder or an MLflow server
     /// [default: $MLFLOW_TRACKING_URI, else ./mlruns]
     #[arg(long, value_name = "URI")]
@@ -655,6 +690,13 @@ pub(crate) enum ConfigCommand {
 }
 
 /// A number of seconds: finite, not negative.
+fn parse_positive_seconds(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.01 => Ok(v),
+        _ => Err(format!("'{text}' is not a number of seconds (0.01 or more, e.g. 2 or 0.5)")),
+    }
+}
+
 fn parse_seconds(text: &str) -> Result<f64, String> {
     match text.trim().parse::<f64>() {
         Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),

@@ -10,23 +10,161 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use kiln_domain::{ModelRef, VersionSelector};
 use kiln_serve::{
-    AccessLog, ApiKeys, AppState, ConnectionLimits, Cors, HttpConfig, LoadedModel, ModelIdentity, RateLimit,
-    ServeConfig,
+    AccessLog, ApiKeys, AppState, ConnectionLimits, Cors, DriftConfig, HttpConfig, LoadedModel, ModelIdentity,
+    RateLimit, Role, ServeConfig, StickyKey, VariantModel,
 };
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::cli::{AccessLogFormat, ServeArgs};
 use crate::exit::BadInput;
 
-pub(crate) fn serve(args: ServeArgs) -> Result<u8> {
-    let start = Instant::now();
-    // before the model: a bad key file or origin should not wait for a model download
-    let http = http_config(&args).map_err(|e| BadInput(format!("{e:#}")))?;
-    let nofile = kiln_serve::raise_open_file_limit();
-    let limits = connection_limits(&args, nofile)?;
-    let uri = kiln::tracking_uri(args.tracking_uri.clone());
-    let kiln::LoadedBundle { bundle, label, version, .. } = kiln::load_bundle(&args.model, &uri)?;
-    let parsed = ModelRef::parse(&args.model)?;
+/// One variant to serve, from the flags or the variants file.
+#[derive(Debug, Clone, PartialEq)]
+struct VariantSpec {
+    name: String,
+    reference: String,
+    role: Role,
+}
+
+/// What `--variant`, `--shadow`, `--sticky-key` or `--variants` ask for, checked before any model is loaded.
+#[derive(Debug, PartialEq)]
+struct Plan {
+    variants: Vec<VariantSpec>,
+    sticky: Option<StickyKey>,
+}
+
+/// `--variants FILE`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VariantsFile {
+    variants: Vec<FileVariant>,
+    #[serde(default)]
+    shadows: Vec<FileShadow>,
+    sticky_key: Option<String>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileVariant {
+    name: String,
+    model: String,
+    weight: f64,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileShadow {
+    name: String,
+    model: String,
+}
+
+/// A weight in percent (at most two decimals) as basis points.
+fn basis_points(weight: f64, what: &str) -> Result<u32, String> {
+    let bp = (weight * 100.0).round();
+    if !weight.is_finite() || !(0.0..=100.0).contains(&weight) || (weight * 100.0 - bp).abs() > 1e-6 {
+        return Err(format!("{what}: the weight {weight} is not a percentage from 0 to 100 with at most two decimals"));
+    }
+    Ok(bp as u32)
+}
+
+/// `NAME=REF:WEIGHT` (the reference may hold colons: the weight is after the last one).
+fn parse_variant(text: &str) -> Result<VariantSpec, String> {
+    let form = "write it NAME=REF:WEIGHT, e.g. champion=models:/churn@production:90";
+    let (name, rest) = text.split_once('=').ok_or_else(|| format!("--variant '{text}' has no '=': {form}"))?;
+    let (reference, weight) =
+        rest.rsplit_once(':').ok_or_else(|| format!("--variant '{text}' has no ':WEIGHT': {form}"))?;
+    let weight: f64 = weight
+        .trim()
+        .parse()
+        .map_err(|_| format!("--variant '{text}': '{weight}' is not a weight in percent: {form}"))?;
+    if name.trim().is_empty() || reference.trim().is_empty() {
+        return Err(format!("--variant '{text}' needs a name and a model reference: {form}"));
+    }
+    let basis_points = basis_points(weight, &format!("--variant '{text}'"))?;
+    Ok(VariantSpec {
+        name: name.trim().to_string(),
+        reference: reference.trim().to_string(),
+        role: Role::Canary { basis_points },
+    })
+}
+
+/// `NAME=REF`.
+fn parse_shadow(text: &str) -> Result<VariantSpec, String> {
+    match text.split_once('=') {
+        Some((name, reference)) if !name.trim().is_empty() && !reference.trim().is_empty() => Ok(VariantSpec {
+            name: name.trim().to_string(),
+            reference: reference.trim().to_string(),
+            role: Role::Shadow,
+        }),
+        _ => Err(format!("--shadow '{text}' is not NAME=REF, e.g. candidate=models:/churn/7")),
+    }
+}
+
+/// The variants to serve: one `default` for `--model`, else the flags' or the file's, names and weights checked.
+fn plan(args: &ServeArgs) -> Result<Plan, BadInput> {
+    let bad = |e: String| BadInput(e);
+    let mut sticky_text = args.sticky_key.clone();
+    let variants = if let Some(file) = &args.variants {
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| bad(format!("cannot read the variants file {}: {e}", file.display())))?;
+        let parsed: VariantsFile = serde_yaml::from_str(&text)
+            .map_err(|e| bad(format!("the variants file {} is not valid: {e}", file.display())))?;
+        if let Some(key) = parsed.sticky_key {
+            if sticky_text.is_some() {
+                return Err(bad(format!(
+                    "the sticky key is given both by --sticky-key and in {}; keep one",
+                    file.display()
+                )));
+            }
+            sticky_text = Some(key);
+        }
+        let mut out = Vec::new();
+        for v in parsed.variants {
+            let what = format!("{}: variant '{}'", file.display(), v.name);
+            out.push(VariantSpec {
+                role: Role::Canary { basis_points: basis_points(v.weight, &what).map_err(bad)? },
+                name: v.name,
+                reference: v.model,
+            });
+        }
+        out.extend(parsed.shadows.into_iter().map(|s| VariantSpec {
+            name: s.name,
+            reference: s.model,
+            role: Role::Shadow,
+        }));
+        out
+    } else {
+        let mut out = match &args.model {
+            Some(model) => vec![VariantSpec {
+                name: kiln_serve::DEFAULT_VARIANT.to_string(),
+                reference: model.clone(),
+                role: Role::Canary { basis_points: kiln_serve::TOTAL_BASIS_POINTS },
+            }],
+            None => args.variant.iter().map(|v| parse_variant(v)).collect::<Result<_, _>>().map_err(bad)?,
+        };
+        for shadow in &args.shadow {
+            out.push(parse_shadow(shadow).map_err(bad)?);
+        }
+        out
+    };
+    kiln_serve::check_variants(variants.iter().map(|v| (v.name.as_str(), v.role)))
+        .map_err(|e| bad(format!("cannot serve these variants: {e}")))?;
+    let sticky =
+        sticky_text.map(|t| StickyKey::parse(&t)).transpose().map_err(|e| bad(format!("bad --sticky-key: {e}")))?;
+    Ok(Plan { variants, sticky })
+}
+
+/// A loaded variant: the model, what the start-up line says of it, and its registry watch (when it can move).
+struct Loaded {
+    model: LoadedModel,
+    what: String,
+    source: Option<RegistrySource>,
+}
+
+/// Resolves, downloads, verifies and loads `reference`, as `kiln predict` does.
+fn load(reference: &str, uri: &str, reload_interval: f64) -> Result<Loaded> {
+    let kiln::LoadedBundle { bundle, label, version, .. } = kiln::load_bundle(reference, uri)?;
+    let parsed = ModelRef::parse(reference)?;
     let alias = match &parsed {
         ModelRef::Registered { selector: VersionSelector::Alias(alias), .. } => Some(alias.clone()),
         _ => None,
@@ -34,16 +172,16 @@ pub(crate) fn serve(args: ServeArgs) -> Result<u8> {
     // a reference that can move to another version: watched for hot reload
     let source = match (&parsed, &version) {
         (ModelRef::Registered { selector: VersionSelector::Number(_), .. }, _) | (_, None) => None,
-        (ModelRef::Registered { .. }, Some(v)) if args.reload_interval > 0.0 => Some(RegistrySource {
-            reference: args.model.clone(),
+        (ModelRef::Registered { .. }, Some(v)) if reload_interval > 0.0 => Some(RegistrySource {
+            reference: reference.to_string(),
             name: v.name.clone(),
             alias: alias.clone(),
-            uri: uri.clone(),
+            uri: uri.to_string(),
         }),
         _ => None,
     };
     let identity = ModelIdentity {
-        reference: args.model.clone(),
+        reference: reference.to_string(),
         name: version.as_ref().map(|v| v.name.clone()),
         version: version.as_ref().map(|v| v.version),
         alias,
@@ -59,6 +197,36 @@ pub(crate) fn serve(args: ServeArgs) -> Result<u8> {
         version.as_ref().map(|v| format!("{} version {}, ", v.name, v.version)).unwrap_or_default(),
         model.task()
     );
+    Ok(Loaded { model, what, source })
+}
+
+pub(crate) fn serve(args: ServeArgs) -> Result<u8> {
+    let start = Instant::now();
+    // before the models: bad variants, a bad key file or origin should not wait for a model download
+    let plan = plan(&args)?;
+    let http = http_config(&args).map_err(|e| BadInput(format!("{e:#}")))?;
+    let nofile = kiln_serve::raise_open_file_limit();
+    let limits = connection_limits(&args, nofile)?;
+    let uri = kiln::tracking_uri(args.tracking_uri.clone());
+    let mut variants = Vec::new();
+    let mut sources = Vec::new();
+    let mut described = Vec::new();
+    let several = plan.variants.len() > 1;
+    for spec in &plan.variants {
+        let loaded = load(&spec.reference, &uri, args.reload_interval)
+            .with_context(|| if several { format!("variant '{}'", spec.name) } else { String::new() })?;
+        described.push(if several {
+            let share = match spec.role {
+                Role::Canary { basis_points } => format!("{}%", kiln_serve::percent(basis_points)),
+                Role::Shadow => "shadow".to_string(),
+            };
+            format!("variant {} ({share}) {}", spec.name, loaded.what)
+        } else {
+            loaded.what
+        });
+        sources.push(loaded.source);
+        variants.push(VariantModel { name: spec.name.clone(), role: spec.role, model: loaded.model });
+    }
     let config = ServeConfig {
         max_batch_records: usize::try_from(args.max_batch).context("--max-batch is too large")?,
         max_body_bytes: usize::try_from(args.max_body_bytes).context("--max-body-bytes is too large")?,
@@ -66,7 +234,31 @@ pub(crate) fn serve(args: ServeArgs) -> Result<u8> {
         series_rows: usize::try_from(args.series_rows).context("--series-rows is too large")?,
         http,
     };
-    let state = AppState::with_model(config, model);
+    let drift = (!args.no_live_drift).then(|| DriftConfig {
+        window: usize::try_from(args.drift_window).unwrap_or(usize::MAX),
+        every: Duration::from_secs_f64(args.drift_interval),
+    });
+    let sticky = plan.sticky.clone();
+    let state = AppState::with_variants(config, variants, sticky, drift)
+        .map_err(|e| BadInput(format!("cannot serve these variants: {e}")))?;
+    let what = described.join("\n        ");
+    let drift_line = match state.live_drift() {
+        None => "live drift: off (--no-live-drift)".to_string(),
+        Some(Ok(features)) => format!(
+            "live drift: PSI of {} numeric features over the last {} records, every {} s",
+            features.len(),
+            args.drift_window,
+            args.drift_interval
+        ),
+        Some(Err(reason)) => format!("live drift: off ({reason})"),
+    };
+    let sticky_line = match (&plan.sticky, several) {
+        (_, false) => None,
+        (Some(key), true) => {
+            Some(format!("assignment: by FNV-1a-64 of {} mod 10000 (a draw without it)", key.describe()))
+        }
+        (None, true) => Some("assignment: a draw per request (no --sticky-key)".to_string()),
+    };
 
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start tokio")?;
     runtime.block_on(async move {
@@ -78,6 +270,10 @@ pub(crate) fn serve(args: ServeArgs) -> Result<u8> {
             .with_context(|| format!("cannot listen on {}:{}", args.host, args.port))?;
         let addr = listener.local_addr().context("cannot read the address listened on")?;
         println!("serving {what}");
+        if let Some(line) = &sticky_line {
+            println!("{line}");
+        }
+        println!("{drift_line}");
         println!("listening on http://{addr} (ready in {} ms)", start.elapsed().as_millis());
         println!(
             "connections: at most {} (open-file limit {}), a request head within {} ms, closed after {} ms idle",
@@ -86,13 +282,17 @@ pub(crate) fn serve(args: ServeArgs) -> Result<u8> {
             limits.header_timeout.as_millis(),
             limits.idle_timeout.as_millis()
         );
-        match source {
-            Some(source) => {
-                let every = Duration::from_secs_f64(args.reload_interval);
-                println!("hot reload: asking the registry where {} points every {every:?}", args.model);
-                tokio::spawn(kiln_serve::watch(state.clone(), Arc::new(source), every));
+        let every = Duration::from_secs_f64(args.reload_interval);
+        let names = state.variant_names();
+        for (i, source) in sources.into_iter().enumerate() {
+            let name = if several { format!(" (variant {})", names[i]) } else { String::new() };
+            match source {
+                Some(source) => {
+                    println!("hot reload{name}: asking the registry where {} points every {every:?}", source.reference);
+                    tokio::spawn(kiln_serve::watch_variant(state.clone(), i, Arc::new(source), every));
+                }
+                None => println!("hot reload{name}: off (the reference cannot move, or --reload-interval 0)"),
             }
-            None => println!("hot reload: off (the reference cannot move, or --reload-interval 0)"),
         }
         std::io::stdout().flush().context("cannot write to stdout")?;
         let shutdown = async move {
@@ -272,6 +472,39 @@ mod tests {
             Command::Serve(args) => args,
             _ => unreachable!("kiln serve parses as Serve"),
         }
+    }
+
+    fn serve_args(argv: &[&str]) -> Result<ServeArgs, clap::Error> {
+        let argv = ["kiln", "serve"].iter().chain(argv);
+        Cli::try_parse_from(argv).map(|cli| match cli.command {
+            Command::Serve(args) => args,
+            _ => unreachable!("kiln serve parses as Serve"),
+        })
+    }
+
+    #[test]
+    fn variants_parse_from_the_flags() {
+        let v = parse_variant("champion=models:/churn@production:90").unwrap();
+        assert_eq!(
+            (v.name.as_str(), v.reference.as_str(), v.role),
+            ("champion", "models:/churn@production", Role::Canary { basis_points: 9000 })
+        );
+        // a folder with a colon, a fractional weight
+        let v = parse_variant("b=/models/a:b:12.5").unwrap();
+        assert_eq!((v.reference.as_str(), v.role), ("/models/a:b", Role::Canary { basis_points: 1250 }));
+        assert!(parse_variant("b=models:/x@y:12.345").unwrap_err().contains("at most two decimals"));
+        assert!(parse_variant("b=models:/x@y:101").unwrap_err().contains("from 0 to 100"));
+        assert!(parse_variant("=models:/x@y:10").unwrap_err().contains("needs a name"));
+        let planned = plan(&serve_args(&["--model", "models:/m@a", "--shadow", "s=models:/m/2"]).unwrap()).unwrap();
+        assert_eq!(planned.variants.iter().map(|v| v.name.as_str()).collect::<Vec<_>>(), ["default", "s"]);
+        let args = serve_args(&["--variant", "a=m1:60", "--variant", "b=m2:40", "--sticky-key", "field:id"]).unwrap();
+        assert_eq!(plan(&args).unwrap().sticky, Some(StickyKey::Field("id".into())));
+        let args = serve_args(&["--variant", "a=m1:60", "--variant", "b=m2:30"]).unwrap();
+        assert!(plan(&args).unwrap_err().0.contains("sum to 90% (a 60 + b 30)"));
+        // one of --model, --variant, --variants; not two
+        assert!(serve_args(&[]).is_err());
+        assert!(serve_args(&["--model", "m", "--variant", "a=m:100"]).is_err());
+        assert!(serve_args(&["--variants", "f.yaml", "--shadow", "s=m"]).is_err());
     }
 
     #[test]

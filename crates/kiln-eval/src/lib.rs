@@ -9,6 +9,7 @@
 //! metrics and [`pairwise_sum`] from here rather than keeping copies.
 
 mod classification;
+pub mod drift;
 mod error;
 mod folds;
 mod gates;

@@ -10,6 +10,7 @@
 //! <dir>/input_example.json, serving_input_example.json   raw input rows (with a signature; MLflow's split orient)
 //! <dir>/kiln/pipeline.json   the fitted feature pipeline (generic: any serde type)
 //! <dir>/kiln/metadata.json   BundleMetadata, with the sha256 of every other file
+//! <dir>/kiln/profile.json    the reference profile of the training rows (opaque bytes here; kiln-eval reads them)
 //! ```
 //!
 //! `python_function` takes raw rows, not the encoded feature columns: its loader (in the bundle's `code/`, which MLflow
@@ -53,6 +54,9 @@ const INPUT_EXAMPLE: &str = "input_example.json";
 const SERVING_EXAMPLE: &str = "serving_input_example.json";
 const PIPELINE: &str = "kiln/pipeline.json";
 const METADATA: &str = "kiln/metadata.json";
+/// The reference profile of the training rows (`kiln_eval::drift::Profile`), carried as bytes: kiln-models does not
+/// read it, so it gains no dependency on kiln-eval. Bundles written before it existed have none.
+pub const PROFILE: &str = "kiln/profile.json";
 /// Files MLflow's client writes into a model folder it downloads (`registered_model_meta`: the registered name and
 /// version of a `models:/` URI). They are not part of the bundle, and nothing kiln loads reads them.
 const ADDED_BY_MLFLOW: &[&str] = &["registered_model_meta"];
@@ -111,6 +115,9 @@ pub struct Bundle<P> {
     /// one model per series (`model.per_series`): `model` is the first series' own
     pub per_series: Option<PerSeries>,
     pub metadata: BundleMetadata,
+    /// `kiln/profile.json`: the reference profile of the training rows, checksummed like every file; `None` in a
+    /// bundle written before profiles existed
+    pub profile: Option<Vec<u8>>,
 }
 
 /// The models of a per-series bundle beyond the first series' (which is the bundle's `model`).
@@ -491,6 +498,9 @@ pub fn write_bundle_with<P: Serialize>(
     for (name, bytes) in &step_files {
         files.push((name, bytes));
     }
+    if let Some(profile) = &bundle.profile {
+        files.push((PROFILE, profile));
+    }
     let mut metadata = bundle.metadata.clone();
     metadata.files = files.iter().map(|(rel, bytes)| (rel.to_string(), sha256_hex(bytes))).collect();
     let mut metadata_bytes = serde_json::to_vec_pretty(&metadata)
@@ -731,5 +741,6 @@ pub fn read_bundle<P: DeserializeOwned>(dir: &Path) -> Result<Bundle<P>, BundleE
     let pipeline_bytes = take(PIPELINE)?;
     let de = &mut serde_json::Deserializer::from_slice(&pipeline_bytes);
     let pipeline: P = serde_path_to_error::deserialize(de).map_err(|e| format_err(PIPELINE, e.to_string()))?;
-    Ok(Bundle { pipeline, model, step_models, per_series, metadata })
+    let profile = contents.remove(PROFILE);
+    Ok(Bundle { pipeline, model, step_models, per_series, metadata, profile })
 }

@@ -21,8 +21,8 @@ mod smartcore_adapter;
 mod xgboost;
 
 pub use bundle::{
-    BUNDLE_FORMAT_VERSION, Bundle, BundleMetadata, ColSpec, KILN_VERSION, ModelInterface, PYFUNC_LOADER, PerSeries,
-    read_bundle, verify_bundle, write_bundle, write_bundle_with,
+    BUNDLE_FORMAT_VERSION, Bundle, BundleMetadata, ColSpec, KILN_VERSION, ModelInterface, PROFILE, PYFUNC_LOADER,
+    PerSeries, read_bundle, verify_bundle, write_bundle, write_bundle_with,
 };
 pub use curve::{EvalCurve, EvalData};
 pub use error::{BundleError, ModelError};

@@ -492,7 +492,37 @@ fn small_bundle() -> (Bundle<TestPipeline>, Matrix) {
         files: BTreeMap::new(),
     };
     let pipeline = TestPipeline { columns: FEATURES.iter().map(|s| s.to_string()).collect(), scale: 0.1 + 0.2 };
-    (Bundle { pipeline, model: FittedModel::new(model), step_models: Vec::new(), per_series: None, metadata }, x)
+    (
+        Bundle {
+            pipeline,
+            model: FittedModel::new(model),
+            step_models: Vec::new(),
+            per_series: None,
+            metadata,
+            profile: None,
+        },
+        x,
+    )
+}
+
+#[test]
+fn a_bundle_carries_its_profile_checksummed_and_one_without_still_reads() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("model");
+    let (mut bundle, _) = small_bundle();
+    bundle.profile = Some(br#"{"version":1}"#.to_vec());
+    let written = write_bundle(&dir, &bundle).unwrap();
+    assert!(written.files.contains_key(crate::PROFILE), "{:?}", written.files.keys());
+    let back: Bundle<TestPipeline> = read_bundle(&dir).unwrap();
+    assert_eq!(back.profile.as_deref(), Some(&br#"{"version":1}"#[..]));
+    fs::write(dir.join(crate::PROFILE), br#"{"version":2}"#).unwrap();
+    let e = read_bundle::<TestPipeline>(&dir).unwrap_err().to_string();
+    assert!(e.contains("kiln/profile.json") && e.contains("sha256"), "{e}");
+
+    let old = tmp.path().join("old");
+    bundle.profile = None;
+    write_bundle(&old, &bundle).unwrap();
+    assert!(read_bundle::<TestPipeline>(&old).unwrap().profile.is_none());
 }
 
 #[test]
@@ -799,7 +829,11 @@ fn every_kind_of_the_table_reads_checks_fits_and_round_trips_through_a_bundle() 
             files: BTreeMap::new(),
         };
         let pipeline = TestPipeline { columns: x.names.clone(), scale: 1.0 };
-        write_bundle(&dir, &Bundle { pipeline, model, step_models: Vec::new(), per_series: None, metadata }).unwrap();
+        write_bundle(
+            &dir,
+            &Bundle { pipeline, model, step_models: Vec::new(), per_series: None, metadata, profile: None },
+        )
+        .unwrap();
         let back: Bundle<TestPipeline> = read_bundle(&dir).unwrap();
         let got = back.model.predict(&x).unwrap();
         assert!(got.iter().zip(&expected).all(|(a, b)| a.to_bits() == b.to_bits()), "{kind}: bundle");

@@ -47,7 +47,14 @@ fn bundle(pipeline: FittedPipeline, x: &Matrix, y: &[f64]) -> Bundle<FittedPipel
         horizon: None,
         files: Default::default(),
     };
-    Bundle { pipeline, model: FittedModel::new(model), step_models: Vec::new(), per_series: None, metadata }
+    Bundle {
+        pipeline,
+        model: FittedModel::new(model),
+        step_models: Vec::new(),
+        per_series: None,
+        metadata,
+        profile: None,
+    }
 }
 
 /// Next-day `x` from its lags, a rolling mean, an EWM and the expanding mean.

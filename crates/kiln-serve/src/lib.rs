@@ -15,6 +15,7 @@
 //! config, flags or environment and knows no store: the CLI resolves the model and passes plain values.
 
 mod conn;
+mod drift;
 mod error;
 mod handlers;
 mod metrics;
@@ -25,8 +26,10 @@ mod openapi;
 mod parse;
 mod reload;
 mod score;
+mod shadow;
 mod state;
 mod time;
+mod variant;
 
 use std::future::Future;
 
@@ -36,13 +39,15 @@ use axum::routing::{get, post};
 
 pub use conn::{ConnectionLimits, TOO_MANY_CONNECTIONS, raise_open_file_limit};
 pub use error::ApiError;
+pub use handlers::VARIANT_HEADER;
 pub use middleware::{
     AccessLog, AccessLogSink, ApiKeys, ConfigError, Cors, DEFAULT_API_KEY_HEADER, HttpConfig, REQUEST_ID_HEADER,
     RateLimit,
 };
 pub use model::{LoadError, LoadedModel, ModelIdentity, RUN_HEADER, VERSION_HEADER};
-pub use reload::{Check, ModelSource, Watcher, watch};
-pub use state::{AppState, ServeConfig};
+pub use reload::{Check, ModelSource, Watcher, watch, watch_variant};
+pub use state::{AppState, DEFAULT_VARIANT, DriftConfig, ServeConfig, VariantModel};
+pub use variant::{Role, RolloutError, StickyKey, TOTAL_BASIS_POINTS, check_variants, fnv1a64, percent, slot_of_key};
 
 /// The service's routes over `state`; call it with `tower::ServiceExt::oneshot` in tests, or [`serve`] it.
 pub fn router(state: AppState) -> Router {

@@ -194,7 +194,7 @@ pub(crate) fn now_ms() -> i64 {
 // ---- the prediction distribution of one model ----
 
 /// Bucketed prediction values (upper bounds, non-cumulative counts with +Inf last, and their sum).
-struct ValueHistogram {
+pub(crate) struct ValueHistogram {
     bounds: Vec<f64>,
     labels: Vec<String>,
     buckets: Box<[AtomicU64]>,
@@ -202,7 +202,7 @@ struct ValueHistogram {
 }
 
 impl ValueHistogram {
-    fn new(labels: Vec<String>) -> ValueHistogram {
+    pub(crate) fn new(labels: Vec<String>) -> ValueHistogram {
         let bounds = labels.iter().map(|l| l.parse::<f64>().unwrap_or(f64::INFINITY)).collect();
         let buckets = zeros(labels.len() + 1);
         ValueHistogram { bounds, labels, buckets, sum_bits: AtomicU64::new(0f64.to_bits()) }
@@ -217,6 +217,72 @@ impl ValueHistogram {
                 Err(seen) => current = seen,
             }
         }
+    }
+
+    /// Counts the probability (classification) or the prediction (of every step) of each answer.
+    pub(crate) fn record(&self, answers: &[Answer]) {
+        let mut sum = 0.0;
+        for a in answers {
+            let single = a.probability.or(a.prediction);
+            let steps = a.steps.iter().flatten().map(|s| s.prediction);
+            for v in single.into_iter().chain(steps) {
+                let bucket = self.bounds.iter().position(|b| v <= *b).unwrap_or(self.bounds.len());
+                self.buckets[bucket].fetch_add(1, Relaxed);
+                sum += v;
+            }
+        }
+        if !answers.is_empty() {
+            self.add_sum(sum);
+        }
+    }
+
+    /// The histogram's lines, `name_bucket{labels,le=..}`, `_sum` and `_count`; `labels` ends with a comma or is
+    /// empty.
+    fn render(&self, out: &mut String, name: &str, labels: &str) {
+        let mut cumulative = 0;
+        for (le, b) in self.labels.iter().zip(self.buckets.iter()) {
+            cumulative += b.load(Relaxed);
+            let _ = writeln!(out, "{name}_bucket{{{labels}le=\"{le}\"}} {cumulative}");
+        }
+        cumulative += self.buckets[self.labels.len()].load(Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{{labels}le=\"+Inf\"}} {cumulative}");
+        let bare = labels.trim_end_matches(',');
+        let _ = writeln!(out, "{name}_sum{{{bare}}} {}", f64::from_bits(self.sum_bits.load(Relaxed)));
+        let _ = writeln!(out, "{name}_count{{{bare}}} {cumulative}");
+    }
+}
+
+/// A latency histogram over [`LATENCY_NS`].
+pub(crate) struct LatencyHistogram {
+    buckets: Box<[AtomicU64]>,
+    sum_ns: AtomicU64,
+}
+
+impl Default for LatencyHistogram {
+    fn default() -> Self {
+        LatencyHistogram { buckets: zeros(LATENCY_NS.len() + 1), sum_ns: AtomicU64::new(0) }
+    }
+}
+
+impl LatencyHistogram {
+    pub(crate) fn record(&self, took: Duration) {
+        let ns = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+        let bucket = LATENCY_NS.iter().position(|b| ns <= *b).unwrap_or(LATENCY_NS.len());
+        self.buckets[bucket].fetch_add(1, Relaxed);
+        self.sum_ns.fetch_add(ns, Relaxed);
+    }
+
+    fn render(&self, out: &mut String, name: &str, labels: &str) {
+        let counts: Vec<u64> = self.buckets.iter().map(|b| b.load(Relaxed)).collect();
+        let total: u64 = counts.iter().sum();
+        let mut cumulative = 0;
+        for (le, n) in LATENCY_LE.iter().zip(&counts) {
+            cumulative += n;
+            let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{le}\"}} {cumulative}");
+        }
+        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {total}");
+        let _ = writeln!(out, "{name}_sum{{{labels}}} {}", seconds(self.sum_ns.load(Relaxed)));
+        let _ = writeln!(out, "{name}_count{{{labels}}} {total}");
     }
 }
 
@@ -287,7 +353,7 @@ impl ModelStats {
 ///   of a target (mean |e| over mean |e|/|y|) and `rmse / sqrt(1 - r2)` their standard deviation (r2 = 1 -
 ///   mse/var(y));
 /// - otherwise (metrics missing or degenerate): a symmetric log scale, 0 and +-10^-3 .. 10^6.
-fn value_buckets(bundle: &Bundle<FittedPipeline>) -> (Vec<String>, &'static str) {
+pub(crate) fn value_buckets(bundle: &Bundle<FittedPipeline>) -> (Vec<String>, &'static str) {
     if bundle.pipeline.decision.is_some() {
         let labels = (1..=10).map(|i| if i == 10 { "1".to_string() } else { format!("0.{i}") }).collect();
         return (labels, "probability of the positive class, steps of 0.1");
@@ -449,6 +515,8 @@ pub(crate) fn render(state: &AppState) -> String {
     if let Some(model) = state.model() {
         render_model(&mut out, &model);
     }
+    render_variants(&mut out, state);
+    render_drift(&mut out, state);
 
     let reloads = state.reloads();
     head(&mut out, "kiln_model_reloads_total", "counter", "Model reloads, by outcome.");
@@ -490,6 +558,104 @@ pub(crate) fn render(state: &AppState) -> String {
     let _ =
         writeln!(out, "kiln_http_connections_timed_out_total{{timeout=\"idle\"}} {}", m.idle_timeouts.load(Relaxed));
     out
+}
+
+/// Per variant: who it is, its requests by role, its latency and its predicted values.
+fn render_variants(out: &mut String, state: &AppState) {
+    let rollout = state.rollout();
+    head(out, "kiln_variant_info", "gauge", "Each variant: its role, weight in percent (canaries), and model.");
+    for (i, v) in rollout.variants.iter().enumerate() {
+        let model = state.variant_model(i);
+        let id = model.as_ref().map(|m| m.identity());
+        let weight = match v.role {
+            crate::Role::Canary { basis_points } => crate::variant::percent(basis_points),
+            crate::Role::Shadow => "0".to_string(),
+        };
+        let _ = writeln!(
+            out,
+            "kiln_variant_info{{variant=\"{}\",role=\"{}\",weight=\"{weight}\",model=\"{}\",version=\"{}\",reference=\"{}\"}} 1",
+            esc(&v.name),
+            v.role.as_str(),
+            esc(id.and_then(|i| i.name.as_deref()).unwrap_or("")),
+            id.and_then(|i| i.version).map(|v| v.to_string()).unwrap_or_default(),
+            esc(id.map_or("", |i| i.reference.as_str())),
+        );
+    }
+    head(
+        out,
+        "kiln_variant_requests_total",
+        "counter",
+        "Prediction requests scored by each variant (canary: answered; shadow: scored after the answer), errors included.",
+    );
+    for v in &rollout.variants {
+        let _ = writeln!(
+            out,
+            "kiln_variant_requests_total{{variant=\"{}\",role=\"{}\"}} {}",
+            esc(&v.name),
+            v.role.as_str(),
+            v.stats.requests.load(Relaxed)
+        );
+    }
+    head(out, "kiln_variant_errors_total", "counter", "Prediction requests a variant could not score (4xx answers).");
+    for v in &rollout.variants {
+        let _ = writeln!(
+            out,
+            "kiln_variant_errors_total{{variant=\"{}\",role=\"{}\"}} {}",
+            esc(&v.name),
+            v.role.as_str(),
+            v.stats.errors.load(Relaxed)
+        );
+    }
+    head(
+        out,
+        "kiln_variant_request_duration_seconds",
+        "histogram",
+        "Time a variant took to parse, score and write a prediction request (a shadow: to score its copy).",
+    );
+    for v in &rollout.variants {
+        v.stats.latency.render(out, "kiln_variant_request_duration_seconds", &format!("variant=\"{}\"", esc(&v.name)));
+    }
+    head(
+        out,
+        "kiln_variant_prediction_value",
+        "histogram",
+        "Predicted values of each variant (the probability for a classifier); buckets of its first model.",
+    );
+    for v in &rollout.variants {
+        if let Some(h) = v.stats.predictions.get() {
+            h.render(out, "kiln_variant_prediction_value", &format!("variant=\"{}\",", esc(&v.name)));
+        }
+    }
+    if !rollout.shadows.is_empty() {
+        head(out, "kiln_shadow_dropped_total", "counter", "Requests not shadowed because the shadow queue was full.");
+        let _ = writeln!(out, "kiln_shadow_dropped_total {}", state.shadow_dropped());
+    }
+}
+
+/// Live drift: each monitored feature's PSI over the window, the window's size and the rows dropped.
+fn render_drift(out: &mut String, state: &AppState) {
+    let Some(window) = state.drift().and_then(crate::drift::DriftMonitor::current) else { return };
+    head(
+        out,
+        "kiln_feature_drift_psi",
+        "gauge",
+        "PSI of each numeric model feature over the live window against the bundle's reference profile.",
+    );
+    for (k, m) in window.monitored.iter().enumerate() {
+        let psi = window.psi(k);
+        if psi.is_finite() {
+            let _ = writeln!(out, "kiln_feature_drift_psi{{feature=\"{}\"}} {psi}", esc(&m.name));
+        }
+    }
+    head(out, "kiln_feature_drift_window_rows", "gauge", "Records in the live drift window.");
+    let _ = writeln!(out, "kiln_feature_drift_window_rows {}", window.rows.load(Relaxed));
+    head(
+        out,
+        "kiln_feature_drift_dropped_rows_total",
+        "counter",
+        "Records not added to the live drift window because its queue was full.",
+    );
+    let _ = writeln!(out, "kiln_feature_drift_dropped_rows_total {}", window.dropped.load(Relaxed));
 }
 
 fn render_model(out: &mut String, model: &LoadedModel) {

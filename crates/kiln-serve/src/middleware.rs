@@ -399,6 +399,8 @@ struct AccessLine<'a> {
     model_version: Option<&'a str>,
     client: Option<&'a str>,
     error: Option<&'static str>,
+    /// the variant that answered a prediction
+    variant: Option<&'a str>,
 }
 
 thread_local! {
@@ -468,8 +470,28 @@ impl AccessLine<'_> {
         push_opt(&mut out, self.client, true);
         out.push_str(",\"error\":");
         push_opt(&mut out, self.error, true);
+        if let Some(variant) = self.variant {
+            out.push_str(",\"variant\":");
+            push_json_str(&mut out, variant);
+        }
         out.push('}');
         out
+    }
+}
+
+/// The request's id, on the request (only with shadow variants, whose log lines name it).
+#[derive(Clone)]
+pub(crate) struct RequestId(pub(crate) HeaderValue);
+
+/// Writes one access log line (a full stdout queue drops it, counted).
+pub(crate) fn write_log_line(state: &AppState, line: String) {
+    match state.http().sink() {
+        Sink::Stdout(tx) => {
+            if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) = tx.try_send(line) {
+                state.metrics().access_log_dropped.fetch_add(1, Relaxed);
+            }
+        }
+        Sink::Custom(sink) => sink.write_line(line),
     }
 }
 
@@ -486,6 +508,11 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
     };
     let logged = (state.config().http.access_log == AccessLog::Json)
         .then(|| (request.method().clone(), request.uri().path().to_owned()));
+    let mut request = request;
+    if !state.rollout().shadows.is_empty() {
+        // the shadows' log lines name the request they scored again
+        request.extensions_mut().insert(RequestId(id.clone()));
+    }
 
     let mut response = next.run(request).await;
     let took = start.elapsed();
@@ -496,7 +523,12 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
         let keys = state.config().http.api_keys.as_ref();
         let client = response.extensions().get::<ClientKey>().and_then(|k| keys.map(|keys| keys.keys[k.0].id.as_str()));
         let model_version = response.headers().get(VERSION_HEADER).and_then(|v| v.to_str().ok());
+        let variant = response
+            .extensions()
+            .get::<crate::handlers::AnsweredBy>()
+            .map(|a| state.rollout().variants[a.0].name.as_str());
         let line = AccessLine {
+            variant,
             request_id: id.as_bytes(),
             method: method.as_str(),
             path: &path,
@@ -507,14 +539,7 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
             error: code.map(Code::as_str),
         }
         .write();
-        match state.http().sink() {
-            Sink::Stdout(tx) => {
-                if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) = tx.try_send(line) {
-                    metrics.access_log_dropped.fetch_add(1, Relaxed);
-                }
-            }
-            Sink::Custom(sink) => sink.write_line(line),
-        }
+        write_log_line(&state, line);
     }
     response.headers_mut().insert(HeaderName::from_static(REQUEST_ID_HEADER), id);
     response
@@ -526,7 +551,7 @@ fn cors_allow_headers(state: &AppState) -> HeaderValue {
     HeaderValue::from_str(&format!("content-type, {key}, {REQUEST_ID_HEADER}"))
         .unwrap_or_else(|_| HeaderValue::from_static("content-type"))
 }
-const CORS_EXPOSE: &str = "x-request-id, x-kiln-model-version, x-kiln-model-run, retry-after";
+const CORS_EXPOSE: &str = "x-request-id, x-kiln-model-version, x-kiln-model-run, x-kiln-variant, retry-after";
 
 /// CORS: answers preflights (before any key check: browsers send none there) and marks answers to allowed origins.
 async fn cors(State(state): State<AppState>, request: Request, next: Next) -> Response {

@@ -67,7 +67,7 @@ impl FieldKind {
         }
     }
 
-    fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             FieldKind::Numeric => "numeric",
             FieldKind::Categorical => "categorical",
@@ -233,6 +233,8 @@ pub struct LoadedModel {
     headers: Vec<(HeaderName, HeaderValue)>,
     /// when it was loaded and what it predicted, for `/metrics`
     pub(crate) stats: crate::metrics::ModelStats,
+    /// live drift's window, while this model is the primary variant's and its bundle has a profile
+    pub(crate) drift: std::sync::OnceLock<std::sync::Arc<crate::drift::DriftWindow>>,
 }
 
 impl LoadedModel {
@@ -295,7 +297,17 @@ impl LoadedModel {
         static SERIAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         let serial = SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let stats = crate::metrics::ModelStats::new(&bundle);
-        Ok(LoadedModel { serial, identity, bundle, pipeline: served, schema, info, headers, stats })
+        Ok(LoadedModel {
+            serial,
+            identity,
+            bundle,
+            pipeline: served,
+            schema,
+            info,
+            headers,
+            stats,
+            drift: std::sync::OnceLock::new(),
+        })
     }
 
     /// The pipeline requests run through (see [`served_pipeline`]).

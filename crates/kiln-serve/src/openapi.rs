@@ -423,12 +423,14 @@ pub(crate) fn document(state: &AppState, model: Option<&LoadedModel>) -> Value {
     schemas.insert("Error".into(), error_schema());
     schemas.insert(
         "Prediction".into(),
-        json!({"allOf": [schema_ref("Answer"), {"type": "object", "required": ["model"], "properties": {"model": schema_ref("ModelIdentity")}}]}),
+        json!({"allOf": [schema_ref("Answer"), {"type": "object", "required": ["model", "variant"], "properties": {"model": schema_ref("ModelIdentity"),
+            "variant": {"type": "string", "description": "the variant that answered (`default` when one model is served)"}}}]}),
     );
     schemas.insert(
         "BatchPrediction".into(),
-        json!({"type": "object", "required": ["predictions", "model"], "properties": {
-            "predictions": {"type": "array", "items": schema_ref("Answer")}, "model": schema_ref("ModelIdentity")}}),
+        json!({"type": "object", "required": ["predictions", "model", "variant"], "properties": {
+            "predictions": {"type": "array", "items": schema_ref("Answer")}, "model": schema_ref("ModelIdentity"),
+            "variant": {"type": "string", "description": "the variant that answered the whole batch"}}}),
     );
     if forecast {
         schemas.insert(
@@ -517,7 +519,7 @@ pub(crate) fn document(state: &AppState, model: Option<&LoadedModel>) -> Value {
             "title": title,
             "version": version,
             "description": "Predictions from a kiln model. Every answer carries `x-request-id`; answers from a model \
-                            carry `x-kiln-model-version` and `x-kiln-model-run`. Errors are `{\"error\": {\"code\", \"message\", \"field\"}}` \
+                            carry `x-kiln-model-version`, `x-kiln-model-run` and (predictions) `x-kiln-variant`. Errors are `{\"error\": {\"code\", \"message\", \"field\"}}` \
                             with a stable code (see the Error schema).",
         },
         "paths": paths,

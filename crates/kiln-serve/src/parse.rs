@@ -139,6 +139,31 @@ pub(crate) enum Parsed {
 }
 
 impl Parsed {
+    /// The text of field `name` in the first record (its first window row): a string as it is, a number as Rust
+    /// writes it (`12`, `0.5`); `None` when absent, null or not a field of the records.
+    pub(crate) fn first_text(&self, name: &str) -> Option<String> {
+        let rows = match self {
+            Parsed::Records(rows) => rows,
+            Parsed::Forecasts(records) => match records.first()? {
+                ForecastRecord::Window(rows) => rows,
+                ForecastRecord::Series(key) => return (name == "series").then(|| key.clone()),
+            },
+        };
+        if rows.n_rows == 0 {
+            return None;
+        }
+        let i = rows.names.iter().position(|n| n == name)?;
+        match &rows.bufs[i] {
+            Buf::Numeric(v) => v.first().filter(|x| !x.is_nan()).map(f64::to_string),
+            Buf::Categorical(v) | Buf::Id(v) | Buf::Series(v) => v.first().cloned().flatten(),
+            Buf::Timestamp(v) => v.first().map(|ms| time::format_iso(*ms)),
+            Buf::Any { numeric: Some(true), numbers, .. } => {
+                numbers.first().filter(|x| !x.is_nan()).map(f64::to_string)
+            }
+            Buf::Any { labels, .. } => labels.first().cloned().flatten(),
+        }
+    }
+
     #[cfg(test)]
     pub(crate) fn n_records(&self) -> usize {
         match self {

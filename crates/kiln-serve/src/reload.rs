@@ -37,6 +37,9 @@ struct Event<'a> {
     ts: String,
     level: &'static str,
     event: &'static str,
+    /// the variant reloaded, when several are served
+    #[serde(skip_serializing_if = "Option::is_none")]
+    variant: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     reference: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -89,10 +92,18 @@ impl Watcher {
         Watcher::default()
     }
 
-    /// One check: asks `source` where the reference points, and swaps in a new version that loads. Blocking (call
-    /// it off the async executor, as [`watch`] does).
+    /// One check of the primary variant (the one model, when only one is served): see [`Watcher::check_variant`].
     pub fn check(&mut self, state: &AppState, source: &dyn ModelSource) -> Check {
-        let serving = state.model();
+        self.check_variant(state, state.rollout().primary, source)
+    }
+
+    /// One check of variant `index`: asks `source` where its reference points, and swaps in a new version that
+    /// loads and takes the same input as the other variants. Blocking (call it off the async executor, as
+    /// [`watch_variant`] does).
+    pub fn check_variant(&mut self, state: &AppState, index: usize, source: &dyn ModelSource) -> Check {
+        let rollout = state.rollout();
+        let variant = rollout.several().then(|| rollout.variants[index].name.as_str());
+        let serving = state.variant_model(index);
         let reference = serving.as_ref().map(|m| m.identity().reference.clone());
         let from = serving.as_ref().and_then(|m| m.identity().version);
         drop(serving);
@@ -101,6 +112,7 @@ impl Watcher {
                 ts: now_iso(),
                 level,
                 event,
+                variant,
                 reference: reference.as_deref(),
                 from_version: from,
                 to_version: to,
@@ -124,11 +136,11 @@ impl Watcher {
         let started = std::time::Instant::now();
         // a panic in the loader (a library bug on a malformed file) is a failed load like any other
         let loaded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| source.load_version(to)))
-            .unwrap_or_else(|panic| Err(format!("the loader panicked: {}", panic_text(panic.as_ref()))));
+            .unwrap_or_else(|panic| Err(format!("the loader panicked: {}", panic_text(panic.as_ref()))))
+            .and_then(|model| state.set_variant_model(index, model));
         match loaded {
-            Ok(model) => {
+            Ok(_) => {
                 let ms = started.elapsed().as_millis();
-                state.set_model(model);
                 self.bad = None;
                 state.record_reload(None);
                 log("info", "model_reloaded", Some(to), None, Some(ms));
@@ -155,6 +167,13 @@ fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
 
 /// Runs [`Watcher::check`] every `every` on tokio's blocking pool, until the runtime stops.
 pub async fn watch(state: AppState, source: Arc<dyn ModelSource>, every: Duration) {
+    let primary = state.rollout().primary;
+    watch_variant(state, primary, source, every).await;
+}
+
+/// Runs [`Watcher::check_variant`] for variant `index` every `every` on tokio's blocking pool, until the runtime
+/// stops: each variant has a watcher of its own.
+pub async fn watch_variant(state: AppState, index: usize, source: Arc<dyn ModelSource>, every: Duration) {
     let mut ticks = tokio::time::interval(every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // the first tick is immediate: the model was just loaded
@@ -165,7 +184,7 @@ pub async fn watch(state: AppState, source: Arc<dyn ModelSource>, every: Duratio
         let (state, source) = (state.clone(), source.clone());
         // the watcher goes to the blocking thread and comes back with what it learned
         let checked = tokio::task::spawn_blocking(move || {
-            watcher.check(&state, source.as_ref());
+            watcher.check_variant(&state, index, source.as_ref());
             watcher
         })
         .await;

@@ -19,6 +19,7 @@ use kiln_features::{FeatureError, FeatureRow, Origin, PipelineInput, TimeSeriesR
 use serde::Serialize;
 use serde::ser::SerializeMap;
 
+use crate::drift::DriftWindow;
 use crate::error::ApiError;
 use crate::model::LoadedModel;
 use crate::observe::SeriesStore;
@@ -88,11 +89,12 @@ pub(crate) fn answer(
     series: &SeriesStore,
     parsed: Parsed,
     batch: bool,
+    drift: Option<&DriftWindow>,
 ) -> Result<Vec<Answer>, ApiError> {
     let record = |i: usize| Loc::record(batch.then_some(i));
     match parsed {
-        Parsed::Forecasts(records) => forecast(model, series, records, &record),
-        Parsed::Records(rows) => tabular(model, rows, &record),
+        Parsed::Forecasts(records) => forecast(model, series, records, &record, drift),
+        Parsed::Records(rows) => tabular(model, rows, &record, drift),
     }
 }
 
@@ -101,6 +103,7 @@ fn forecast(
     series: &SeriesStore,
     records: Vec<ForecastRecord>,
     record: &dyn Fn(usize) -> Loc,
+    drift: Option<&DriftWindow>,
 ) -> Result<Vec<Answer>, ApiError> {
     let bundle = model.bundle();
     let pipeline = model.pipeline();
@@ -108,7 +111,7 @@ fn forecast(
         return Err(ApiError::internal("a window reached a tabular model"));
     };
     if recipe.multi_step.is_some() {
-        return forecast_steps(model, series, records, record, recipe);
+        return forecast_steps(model, series, records, record, recipe, drift);
     }
     let panel = recipe.series_column.is_some();
     let mut rows = Vec::with_capacity(records.len());
@@ -127,6 +130,11 @@ fn forecast(
         let frame = window.into_frame()?;
         keys.push(window_series(&frame, recipe, loc)?);
         rows.push(last_row(pipeline, &frame, loc)?);
+    }
+    if let Some(drift) = drift {
+        for row in &rows {
+            drift.push(&row.values, 1);
+        }
     }
     let raw = match (rows.as_slice(), &bundle.per_series) {
         ([], _) => Vec::new(),
@@ -229,6 +237,7 @@ fn direct_forecasts(
     records: Vec<ForecastRecord>,
     record: &dyn Fn(usize) -> Loc,
     recipe: &TimeSeriesRecipe,
+    drift: Option<&DriftWindow>,
 ) -> Result<(Vec<AnsweredOrigin>, Vec<Vec<f64>>), ApiError> {
     let bundle = model.bundle();
     let pipeline = model.pipeline();
@@ -250,6 +259,12 @@ fn direct_forecasts(
         };
         origins.push(AnsweredOrigin { time: row.time, series: key });
         rows.push(row);
+    }
+    // live drift watches the origin's feature row (step 1's inputs)
+    if let Some(drift) = drift {
+        for row in &rows {
+            drift.push(&row.values, 1);
+        }
     }
     let forecasts = std::iter::once(&bundle.model)
         .chain(&bundle.step_models)
@@ -276,13 +291,14 @@ fn forecast_steps(
     records: Vec<ForecastRecord>,
     record: &dyn Fn(usize) -> Loc,
     recipe: &TimeSeriesRecipe,
+    drift: Option<&DriftWindow>,
 ) -> Result<Vec<Answer>, ApiError> {
     let bundle = model.bundle();
     let pipeline = model.pipeline();
     let steps = recipe.multi_step.map_or(1, |m| m.steps);
     let step = pipeline.step.ok_or_else(|| ApiError::internal("a multi-step bundle without the series' step"))?;
     if recipe.direct_steps() > 0 {
-        let (origins, forecasts) = direct_forecasts(model, series, records, record, recipe)?;
+        let (origins, forecasts) = direct_forecasts(model, series, records, record, recipe, drift)?;
         return step_answers(pipeline, step, &origins, &forecasts, record);
     }
     let window = recipe.min_window_rows();
@@ -317,8 +333,15 @@ fn forecast_steps(
         .iter()
         .map(|o| Origin { history: &o.history, time: o.time, series: o.series.as_deref(), ahead: &o.ahead })
         .collect();
+    // live drift watches step 1's feature rows (the origins'), the first matrix the recursion asks for
+    let mut first_step = true;
     let forecasts = pipeline
         .forecast_recursive(&list, steps, step, &mut |x: &Matrix| {
+            if std::mem::take(&mut first_step)
+                && let Some(drift) = drift
+            {
+                drift.push(&x.data, x.n_rows);
+            }
             if x.names != bundle.metadata.feature_names {
                 return Err(StepError::Api(ApiError::internal(format!(
                     "the pipeline made the features {:?}, the model takes {:?}",
@@ -400,7 +423,12 @@ impl From<FeatureError> for StepError {
     }
 }
 
-fn tabular(model: &LoadedModel, rows: Rows, record: &dyn Fn(usize) -> Loc) -> Result<Vec<Answer>, ApiError> {
+fn tabular(
+    model: &LoadedModel,
+    rows: Rows,
+    record: &dyn Fn(usize) -> Loc,
+    drift: Option<&DriftWindow>,
+) -> Result<Vec<Answer>, ApiError> {
     if rows.n_rows == 0 {
         return Ok(Vec::new());
     }
@@ -413,6 +441,9 @@ fn tabular(model: &LoadedModel, rows: Rows, record: &dyn Fn(usize) -> Loc) -> Re
         ApiError::from_feature(e, None, &|row, column| record(row).path(Some(column)).unwrap_or_default())
     })?;
     let x = prepared.x;
+    if let Some(drift) = drift {
+        drift.push(&x.data, x.n_rows);
+    }
     let raw = if n == 1 {
         vec![bundle.model.predict_row(x.row(0)).map_err(ApiError::internal)?]
     } else {

@@ -17,6 +17,7 @@ mod model;
 mod multistep;
 mod panel;
 mod prepare;
+mod profile;
 mod score;
 mod train;
 pub mod tune;

@@ -320,7 +320,9 @@ fn run_steps(
         },
         files: BTreeMap::new(),
     };
-    let bundle = Bundle { pipeline, model, step_models, per_series, metadata };
+    // the reference profile of the training rows, for `kiln drift` and live drift in `kiln serve`
+    let profile = crate::profile::training_profile(&pipeline, frame, &design, &parts, x, &outputs).to_json();
+    let bundle = Bundle { pipeline, model, step_models, per_series, metadata, profile: Some(profile) };
     let tmp = tempfile::tempdir().map_err(TrainError::Temp)?;
     let dir = tmp.path().join("model");
     let interface = crate::interface::model_interface(&bundle.pipeline, frame);

@@ -22,7 +22,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     // the tracking store (the bundle format of kiln-models allowed; bundles move as folders today)
     ("kiln-store", &["kiln-domain", "kiln-models"]),
     // scoring needs only the bundle's pipeline and model; the CLI resolves the reference and hands over the bundle
-    ("kiln-serve", &["kiln-domain", "kiln-features", "kiln-models"]),
+    ("kiln-serve", &["kiln-domain", "kiln-eval", "kiln-features", "kiln-models"]),
     // the facade a Rust service depends on: store opening, reference resolution, bundle loading and scoring; no
     // training code
     (

@@ -582,8 +582,14 @@ fn bundle_round_trip_and_mlflow_load_model() {
         files: BTreeMap::new(),
     };
     let pipeline = TestPipeline { columns: FEATURES.iter().map(|s| s.to_string()).collect(), scale: 0.5 };
-    let bundle =
-        Bundle { pipeline, model: FittedModel::new(model), step_models: Vec::new(), per_series: None, metadata };
+    let bundle = Bundle {
+        pipeline,
+        model: FittedModel::new(model),
+        step_models: Vec::new(),
+        per_series: None,
+        metadata,
+        profile: None,
+    };
     let written = write_bundle(&dir, &bundle).unwrap();
     let names: Vec<&str> = written.files.keys().map(String::as_str).collect();
     assert_eq!(names, ["MLmodel", "code/kiln_mlflow_loader.py", "kiln/pipeline.json", "model.json"]);

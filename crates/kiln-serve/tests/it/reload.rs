@@ -109,3 +109,103 @@ async fn a_moved_alias_swaps_the_model_with_no_failed_request_and_a_broken_versi
     assert!(metrics.contains("kiln_model_reloads_total{outcome=\"failed\"} 2"), "{metrics}");
     assert!(metrics.contains("kiln_model_reloads_total{outcome=\"ok\"} 2"), "{metrics}");
 }
+
+/// A registry stand-in for one variant: its alias points at `version`, which loads `trained`.
+struct VariantSource {
+    version: u64,
+    trained: &'static crate::helpers::Trained,
+}
+
+impl ModelSource for VariantSource {
+    fn current_version(&self) -> Result<Option<u64>, String> {
+        Ok(Some(self.version))
+    }
+
+    fn load_version(&self, version: u64) -> Result<LoadedModel, String> {
+        let identity = ModelIdentity {
+            reference: "models:/churn@challenger".into(),
+            name: Some("churn".into()),
+            version: Some(version),
+            alias: Some("challenger".into()),
+            run_id: Some(self.trained.run_id.clone()),
+        };
+        LoadedModel::new(read(self.trained), identity).map_err(|e| e.to_string())
+    }
+}
+
+fn churn_version(version: u64, alias: &str) -> LoadedModel {
+    let identity = ModelIdentity {
+        reference: format!("models:/churn@{alias}"),
+        name: Some("churn".into()),
+        version: Some(version),
+        alias: Some(alias.into()),
+        run_id: Some(churn().run_id.clone()),
+    };
+    LoadedModel::new(read(churn()), identity).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_variant_reloads_on_its_own_and_a_reload_to_another_input_is_refused() {
+    use kiln_serve::{AppState, Role, StickyKey, VariantModel};
+    let variants = vec![
+        VariantModel {
+            name: "champion".into(),
+            role: Role::Canary { basis_points: 5000 },
+            model: churn_version(1, "production"),
+        },
+        VariantModel {
+            name: "challenger".into(),
+            role: Role::Canary { basis_points: 5000 },
+            model: churn_version(2, "challenger"),
+        },
+    ];
+    let sticky = StickyKey::parse("field:customerID").unwrap();
+    let state = AppState::with_variants(ServeConfig::default(), variants, Some(sticky), None).unwrap();
+    let version_of = |i: usize| state.variant_model(i).unwrap().identity().version;
+
+    // the challenger's alias moves to 3: only the challenger swaps
+    let mut watcher = Watcher::new();
+    let moved = VariantSource { version: 3, trained: churn() };
+    assert_eq!(watcher.check_variant(&state, 1, &moved), Check::Swapped { from: Some(2), to: 3 });
+    assert_eq!((version_of(0), version_of(1)), (Some(1), Some(3)));
+
+    // then to a version that takes forecast windows: refused, version 3 keeps answering
+    let other = VariantSource { version: 4, trained: crate::helpers::eurusd() };
+    match watcher.check_variant(&state, 1, &other) {
+        Check::Failed { version: 4, error } => {
+            assert!(error.contains("variant 'challenger' takes another input than variant 'champion'"), "{error}");
+            assert!(error.contains("the first takes tabular records, the second forecast windows"), "{error}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!((version_of(0), version_of(1)), (Some(1), Some(3)));
+
+    // answers name their variant and its version; the split is by the record's customerID
+    let mut seen = std::collections::HashSet::new();
+    for i in 0..40 {
+        let answer = post(&state, "/predict", &record(i)).await;
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        let variant = answer.body["variant"].as_str().unwrap().to_string();
+        let id = answer.body["id"].as_str().unwrap();
+        let slot = kiln_serve::slot_of_key(id.as_bytes());
+        assert_eq!(variant, if slot < 5000 { "champion" } else { "challenger" });
+        let version = answer.body["model"]["version"].as_u64().unwrap();
+        assert_eq!(version, if variant == "champion" { 1 } else { 3 });
+        assert_eq!(answer.headers["x-kiln-variant"], variant.as_str());
+        assert_eq!(answer.headers["x-kiln-model-version"], version.to_string().as_str());
+        seen.insert(variant);
+    }
+    assert_eq!(seen.len(), 2);
+    let info = get(&state, "/model").await.body;
+    let listed: Vec<(&str, u64)> = info["variants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| (v["name"].as_str().unwrap(), v["model"]["version"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(listed, [("champion", 1), ("challenger", 3)]);
+    let metrics = crate::helpers::text(&state, "/metrics").await.2;
+    let info = "kiln_variant_info{variant=\"challenger\",role=\"canary\",weight=\"50\",model=\"churn\",version=\"3\"";
+    assert!(metrics.contains(info), "{metrics}");
+    assert!(metrics.contains("kiln_variant_requests_total{variant=\"champion\",role=\"canary\"}"), "{metrics}");
+}
