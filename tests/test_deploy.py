@@ -708,7 +708,7 @@ def test_every_kiln_command_line_in_the_recipes_is_one_kiln_accepts(where, args)
 
 @pytest.mark.parametrize("line,expected", [
     ("kiln serve --modle models:/x@production", "has no flag --modle"),
-    ("kiln serve --port 8080", "requires ['--model']"),
+    ("kiln evaluate --input new.csv", "requires ['--model']"),
     ("kiln serve -m models:/x@production --access-log xml", "'xml' is not one of ['json', 'off']"),
     ("kiln serve --model", "--model needs a value"),
     ("kiln nosuch --model x", "kiln has no subcommand `nosuch`"),
