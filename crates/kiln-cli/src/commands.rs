@@ -33,6 +33,7 @@ pub(crate) fn run(cli: Cli) -> Result<u8> {
         Command::Fetch(args) => crate::fetch_cmd::fetch(args),
         Command::Data(cmd) => crate::fetch_cmd::data(cmd),
         Command::Validate(args) => crate::validate_cmd::validate(args),
+        Command::Drift(args) => crate::drift_cmd::drift(args),
     }
 }
 

@@ -6,9 +6,14 @@
 //! default test per column is Evidently's, so a verdict can be compared with Evidently's report. Pure functions
 //! over slices: no file, no chart, no clock.
 
+mod compare;
 mod profile;
 mod stats;
 
+pub use compare::{
+    ColumnDrift, DatasetDrift, DriftOptions, DriftTest, FEW_VALUES, ReferenceSummary, SMALL_REFERENCE, Sample,
+    compare_column, dataset_drift, population_sd,
+};
 pub use profile::{
     CATEGORY_CAP, CategoricalProfile, CategoryCount, ColumnProfile, NumericProfile, PROFILE_VERSION, Profile,
     QUANTILE_BINS, SAMPLE_CAP, SERIES_SAMPLE_CAP, SeriesProfile, bin_index, fill_empty, psi, psi_fractions,
