@@ -49,12 +49,16 @@ impl Default for DriftOptions {
 
 /// The test that decides a column's verdict.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
 pub enum DriftTest {
+    #[serde(rename = "ks")]
     Ks,
+    #[serde(rename = "chisquare")]
     ChiSquare,
+    #[serde(rename = "z")]
     ZTest,
+    #[serde(rename = "wasserstein")]
     Wasserstein,
+    #[serde(rename = "jensenshannon")]
     JensenShannon,
 }
 
