@@ -274,4 +274,10 @@ def test_report_writes_html_and_json(churn_bundle, splits, tmp_path):
     assert proc.returncode == 4, proc.stderr
     html = (tmp_path / "r" / "report.html").read_text()
     assert "Dataset drift" in html and "tenure" in html
-    assert json.loads((tmp_path / "r" / "drift.json").read_text())["dataset"]["drifted"]
+    report = json.loads((tmp_path / "r" / "drift.json").read_text())
+    assert report["dataset"]["drifted"]
+    drifted = [c["name"] for c in report["columns"] if c["drifted"]]
+    pngs = sorted((tmp_path / "r").glob("hist_*.png"))
+    assert len(pngs) == len(drifted) > 0, (pngs, drifted)
+    assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
+    assert all(p.name in html for p in pngs)

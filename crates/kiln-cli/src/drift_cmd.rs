@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use kiln_data::{ReadError, ReadOptions};
-use kiln_domain::{Column, ColumnKind, Frame};
+use kiln_domain::{ChartRenderer, Column, ColumnKind, Frame};
 use kiln_eval::drift::{
     ColumnDrift, ColumnProfile, DatasetDrift, DriftOptions, Profile, ReferenceSummary, Sample, compare_column,
     dataset_drift,
@@ -137,6 +137,72 @@ impl Accumulators {
     }
 }
 
+/// The bins of a drifted column's overlaid histogram in the report: numeric edges or category labels, and the
+/// share of each side's values in each bin.
+#[derive(Debug, Default)]
+struct Hist {
+    edges: Vec<f64>,
+    labels: Vec<String>,
+    reference: Vec<f64>,
+    current: Vec<f64>,
+}
+
+/// At most this many categories are drawn (the most frequent over both sides).
+const DRAWN_CATEGORIES: usize = 20;
+
+fn histogram(reference: &Sample, current: &Sample) -> Hist {
+    match (reference, current) {
+        (Sample::Numeric(r), Sample::Numeric(c)) if !r.is_empty() && !c.is_empty() => {
+            let lo = r[0].min(c[0]);
+            let hi = r[r.len() - 1].max(c[c.len() - 1]);
+            let (lo, hi) = if lo < hi { (lo, hi) } else { (lo - 0.5, hi + 0.5) };
+            // Sturges' rule over both samples, as Evidently's histograms, at most 50 bins
+            let bins = (((r.len() + c.len()) as f64).log2().ceil() as usize + 1).clamp(5, 50);
+            let edges: Vec<f64> = (0..=bins).map(|i| lo + (hi - lo) * i as f64 / bins as f64).collect();
+            let shares = |v: &[f64]| -> Vec<f64> {
+                let mut counts = vec![0u64; bins];
+                for &x in v {
+                    let i = edges.partition_point(|&e| e <= x).saturating_sub(1).min(bins - 1);
+                    counts[i] += 1;
+                }
+                counts.iter().map(|&k| k as f64 / v.len() as f64).collect()
+            };
+            Hist { reference: shares(r), current: shares(c), edges, labels: Vec::new() }
+        }
+        _ => {
+            let counts = |s: &Sample| -> BTreeMap<String, u64> {
+                match s {
+                    Sample::Categorical(c) => c.clone(),
+                    Sample::Numeric(v) => {
+                        let mut m = BTreeMap::new();
+                        for x in v {
+                            *m.entry(kiln_data_number(*x)).or_insert(0) += 1;
+                        }
+                        m
+                    }
+                }
+            };
+            let (r, c) = (counts(reference), counts(current));
+            let (nr, nc) = (r.values().sum::<u64>().max(1) as f64, c.values().sum::<u64>().max(1) as f64);
+            let mut keys: Vec<(&String, f64)> = r
+                .keys()
+                .chain(c.keys())
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .map(|k| (k, r.get(k).copied().unwrap_or(0) as f64 / nr + c.get(k).copied().unwrap_or(0) as f64 / nc))
+                .collect();
+            keys.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(b.0)));
+            keys.truncate(DRAWN_CATEGORIES);
+            Hist {
+                edges: Vec::new(),
+                labels: keys.iter().map(|(k, _)| (*k).clone()).collect(),
+                reference: keys.iter().map(|(k, _)| r.get(*k).copied().unwrap_or(0) as f64 / nr).collect(),
+                current: keys.iter().map(|(k, _)| c.get(*k).copied().unwrap_or(0) as f64 / nc).collect(),
+            }
+        }
+    }
+}
+
 /// What `--json` prints and the report shows.
 #[derive(Debug, Serialize)]
 struct DriftReport {
@@ -152,6 +218,9 @@ struct DriftReport {
     prediction: Option<ColumnDrift>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     series: Vec<SeriesDrift>,
+    /// the drifted columns' histograms, for the report's charts
+    #[serde(skip)]
+    charts: Vec<(String, Hist)>,
 }
 
 #[derive(Debug, Serialize)]
@@ -274,10 +343,15 @@ fn against_file(
     let mut cur_acc = Accumulators::new(kinds.clone(), None);
     stream_into(&args.input, &read_opts, chunk_rows, &mut cur_acc, origin)?;
     let mut out = Vec::new();
+    let mut charts = Vec::new();
     for (((name, _), r), c) in kinds.iter().zip(ref_acc.all).zip(cur_acc.all) {
         let (r, _) = r.into_sample();
         let (c, missing) = c.into_sample();
-        out.push(compare_column(name, &r, None, &c, missing, opts));
+        let d = compare_column(name, &r, None, &c, missing, opts);
+        if d.drifted && args.report.is_some() {
+            charts.push((name.clone(), histogram(&r, &c)));
+        }
+        out.push(d);
     }
     let dataset = dataset_drift(&out, opts);
     Ok(DriftReport {
@@ -289,6 +363,7 @@ fn against_file(
         dataset,
         prediction: None,
         series: Vec::new(),
+        charts,
     })
 }
 
@@ -329,13 +404,23 @@ fn fold_other(reference: &Sample, current: Sample) -> Sample {
     }
 }
 
-fn compare_profiled(p: &ColumnProfile, acc: Acc, opts: &DriftOptions) -> Option<ColumnDrift> {
+fn compare_profiled(
+    p: &ColumnProfile,
+    acc: Acc,
+    opts: &DriftOptions,
+    charts: Option<&mut Vec<(String, Hist)>>,
+) -> Option<ColumnDrift> {
     let (reference, summary) = reference_of(p)?;
     let (current, missing) = acc.into_sample();
     let current = fold_other(&reference, current);
     let mut d = compare_column(&p.name, &reference, summary, &current, missing, opts);
     if let Some(s) = summary {
         d.reference_rows = s.rows;
+    }
+    if let Some(charts) = charts
+        && d.drifted
+    {
+        charts.push((p.name.clone(), histogram(&reference, &current)));
     }
     Some(d)
 }
@@ -445,9 +530,11 @@ fn against_model(
     step(&format!("read and scored {} rows", thousands(acc.rows)));
 
     let mut out = Vec::new();
+    let mut charts = Vec::new();
+    let want_charts = args.report.is_some();
     for ((name, _), a) in columns.iter().zip(acc.all) {
         if let Some(p) = profile.input(name)
-            && let Some(d) = compare_profiled(p, a, opts)
+            && let Some(d) = compare_profiled(p, a, opts, want_charts.then_some(&mut charts))
         {
             out.push(d);
         }
@@ -457,7 +544,7 @@ fn against_model(
         let p = p?;
         let mut a = Acc::Numeric { values: Vec::new(), missing: 0 };
         a.push_rows(&Column::Numeric(values), None);
-        compare_profiled(p, a, opts)
+        compare_profiled(p, a, opts, None)
     };
     let mut series = Vec::new();
     if let Some((_, by_series)) = acc.series {
@@ -469,7 +556,7 @@ fn against_model(
             let mut cols = Vec::new();
             for ((name, _), a) in columns.iter().zip(accs) {
                 if let Some(p) = sp.inputs.iter().find(|c| &c.name == name)
-                    && let Some(d) = compare_profiled(p, a, opts)
+                    && let Some(d) = compare_profiled(p, a, opts, None)
                 {
                     cols.push(d);
                 }
@@ -487,6 +574,7 @@ fn against_model(
     }
     let prediction = prediction_of(profile.prediction.as_ref(), predictions);
     Ok(DriftReport {
+        charts,
         reference: format!("{label} (profile of {} training rows)", profile.rows),
         input: args.input.display().to_string(),
         rows: acc.rows,
@@ -496,6 +584,11 @@ fn against_model(
         prediction,
         series,
     })
+}
+
+/// A column name as part of a file name.
+fn safe_name(name: &str) -> String {
+    name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).take(40).collect()
 }
 
 fn quoted(names: &[&String]) -> String {
@@ -623,6 +716,17 @@ fn write_report(dir: &PathBuf, r: &DriftReport, _args: &DriftArgs) -> Result<()>
         t
     };
     html.push_str(&table(&r.columns));
+    let renderer = kiln_store::PlotChartRenderer::default();
+    if !r.charts.is_empty() {
+        html.push_str("<h2>Drifted columns</h2>");
+    }
+    for (i, (name, h)) in r.charts.iter().enumerate() {
+        let file = format!("hist_{i:02}_{}.png", safe_name(name));
+        let title = format!("{name}: reference and current");
+        let png = renderer.overlaid_histogram_chart(&title, name, &h.edges, &h.labels, &h.reference, &h.current)?;
+        std::fs::write(dir.join(&file), png).with_context(|| format!("cannot write {}", dir.join(&file).display()))?;
+        html.push_str(&format!("<h3>{}</h3><img src=\"{file}\" alt=\"{}\" width=\"720\">", esc(name), esc(name)));
+    }
     if let Some(p) = &r.prediction {
         html.push_str("<h2>Prediction drift</h2>");
         html.push_str(&table(std::slice::from_ref(p)));
