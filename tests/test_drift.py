@@ -281,3 +281,27 @@ def test_report_writes_html_and_json(churn_bundle, splits, tmp_path):
     assert len(pngs) == len(drifted) > 0, (pngs, drifted)
     assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
     assert all(p.name in html for p in pngs)
+
+
+def test_a_registered_model_logs_an_evaluation_run_tagged_with_its_version(tmp_path, splits, monkeypatch):
+    d, _ = splits
+    store = tmp_path / "mlruns"
+    run_kiln("train", "--config", REPO / "conf/experiments/churn.yaml", "--tracking-uri", store, "--register")
+    proc = run_kiln("drift", "--model", "models:/churn@production", "--tracking-uri", store, "--input",
+                    d / "telco_long.csv", "--report", tmp_path / "r", check=False)
+    assert proc.returncode == 4, proc.stderr
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=store.as_uri())
+    exp = client.get_experiment_by_name("drift")
+    (run,) = client.search_runs([exp.experiment_id])
+    assert run.data.tags["kiln.model_name"] == "churn" and run.data.tags["kiln.model_version"] == "1"
+    assert run.data.tags["kiln.evaluation"] == "drift" and run.data.tags["kiln.drift"] == "drift"
+    report = json.loads((tmp_path / "r" / "drift.json").read_text())
+    assert run.data.metrics["drift/share"] == report["dataset"]["share"]
+    tenure = next(c for c in report["columns"] if c["name"] == "tenure")
+    assert run.data.metrics["drift/tenure/score"] == tenure["score"]
+    # mlflow-artifacts:/ locations are served by a server only; the folder store keeps them under the run
+    arts = store / exp.experiment_id / run.info.run_id / "artifacts" / "drift"
+    assert (arts / "drift.json").is_file() and (arts / "report" / "report.html").is_file()

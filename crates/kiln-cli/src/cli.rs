@@ -672,9 +672,15 @@ pub(crate) struct DriftArgs {
     /// the dataset drifts when at least this share of its columns drift
     #[arg(long, value_name = "SHARE", default_value_t = 0.5)]
     pub(crate) drift_share: f64,
-    /// tracking store holding the registry (for models:/ references) [default: $MLFLOW_TRACKING_URI, else ./mlruns]
+    /// tracking store holding the registry (for models:/ references), where the result is logged as a run
+    /// [default: $MLFLOW_TRACKING_URI, else ./mlruns]
     #[arg(long, value_name = "URI")]
     pub(crate) tracking_uri: Option<String>,
+    /// log the result as an evaluation run in this experiment (metrics per column, the JSON and the report as
+    /// artifacts, tags naming the model and version). A model resolved from the registry (models:/...) is logged
+    /// without it, in the experiment 'drift'; a bundle folder, a run or two files only with it
+    #[arg(long, value_name = "NAME")]
+    pub(crate) experiment: Option<String>,
     /// rows read at a time; memory grows with it, the result does not depend on it
     #[arg(long, value_name = "N", default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub(crate) chunk_rows: u64,

@@ -221,6 +221,9 @@ struct DriftReport {
     /// the drifted columns' histograms, for the report's charts
     #[serde(skip)]
     charts: Vec<(String, Hist)>,
+    /// `--model`: the registered model's name and version, when the reference resolved to one
+    #[serde(skip_serializing_if = "Option::is_none")]
+    model_version: Option<(String, String)>,
 }
 
 #[derive(Debug, Serialize)]
@@ -254,6 +257,15 @@ pub(crate) fn drift(args: DriftArgs) -> Result<u8> {
     if let Some(dir) = &args.report {
         write_report(dir, &report, &args)?;
         eprintln!("wrote the report to {}", dir.join("report.html").display());
+    }
+    let experiment = match (&args.experiment, &report.model_version) {
+        (Some(e), _) => Some(e.clone()),
+        (None, Some(_)) => Some("drift".to_string()),
+        (None, None) => None,
+    };
+    if let Some(experiment) = experiment {
+        let run = log_run(&args, &report, &experiment)?;
+        eprintln!("logged run {run} in experiment '{experiment}'");
     }
     Ok(if report.dataset.drifted { crate::exit::WATCH_ALERT } else { 0 })
 }
@@ -364,6 +376,7 @@ fn against_file(
         prediction: None,
         series: Vec::new(),
         charts,
+        model_version: None,
     })
 }
 
@@ -575,6 +588,7 @@ fn against_model(
     let prediction = prediction_of(profile.prediction.as_ref(), predictions);
     Ok(DriftReport {
         charts,
+        model_version: loaded.version.as_ref().map(|v| (v.name.clone(), v.version.to_string())),
         reference: format!("{label} (profile of {} training rows)", profile.rows),
         input: args.input.display().to_string(),
         rows: acc.rows,
@@ -584,6 +598,76 @@ fn against_model(
         prediction,
         series,
     })
+}
+
+/// A column name as an MLflow metric key part (letters, digits, `_ - . /` and spaces).
+fn metric_name(name: &str) -> String {
+    name.chars().map(|c| if c.is_ascii_alphanumeric() || "_-. ".contains(c) { c } else { '_' }).collect()
+}
+
+/// Logs the result as an evaluation run: per column the chosen test's score, 1 when drifted, PSI, the KS p-value
+/// and the normed Wasserstein and Jensen-Shannon distances (`drift/<column>/<name>`), the dataset's share; tags
+/// naming the model and version; drift.json and the report as artifacts.
+fn log_run(args: &DriftArgs, r: &DriftReport, experiment: &str) -> Result<String> {
+    let uri = kiln::tracking_uri(args.tracking_uri.clone());
+    let opened = kiln::create_store(&uri)?;
+    let store = opened.as_store();
+    let now = crate::commands::now_ms();
+    let exp = store.experiment_by_name(experiment)?;
+    store.ensure_experiment_tag(&exp, kiln_domain::EXPERIMENT_KIND_TAG, kiln_domain::CLASSIC_ML_KIND)?;
+    let name = match &r.model_version {
+        Some((model, version)) => format!("drift-{model}-v{version}"),
+        None => "drift".to_string(),
+    };
+    let mut tags = vec![
+        ("kiln.run_kind".to_string(), "evaluation".to_string()),
+        ("kiln.evaluation".to_string(), "drift".to_string()),
+        ("kiln.drift.input".to_string(), r.input.clone()),
+        ("kiln.drift.reference".to_string(), r.reference.clone()),
+        ("kiln.drift".to_string(), if r.dataset.drifted { "drift" } else { "none" }.to_string()),
+    ];
+    if let Some(m) = &args.model {
+        tags.push(("kiln.model".to_string(), m.clone()));
+    }
+    if let Some((model, version)) = &r.model_version {
+        tags.push(("kiln.model_name".to_string(), model.clone()));
+        tags.push(("kiln.model_version".to_string(), version.clone()));
+    }
+    let run = store.create_run(&exp, &name, &tags, now)?;
+    let id = &run.run_id;
+    let point = |key: String, value: f64| kiln_domain::MetricPoint { key, value, timestamp_ms: now, step: 0 };
+    let mut metrics = vec![
+        point("drift/share".into(), r.dataset.share),
+        point("drift/columns_drifted".into(), r.dataset.drifted_columns as f64),
+        point("drift/dataset".into(), f64::from(u8::from(r.dataset.drifted))),
+        point("rows/input".into(), r.rows as f64),
+    ];
+    for c in r.columns.iter().chain(&r.prediction) {
+        let base = format!("drift/{}", metric_name(&c.name));
+        metrics.push(point(format!("{base}/score"), c.score));
+        metrics.push(point(format!("{base}/drifted"), f64::from(u8::from(c.drifted))));
+        let extra = [
+            ("psi", c.psi),
+            ("ks_pvalue", c.ks.map(|k| k.pvalue)),
+            ("wasserstein_norm", c.wasserstein_norm),
+            ("jensenshannon", Some(c.jensenshannon)),
+        ];
+        for (k, v) in extra {
+            if let Some(v) = v.filter(|v| v.is_finite()) {
+                metrics.push(point(format!("{base}/{k}"), v));
+            }
+        }
+    }
+    metrics.retain(|m| m.value.is_finite());
+    for chunk in metrics.chunks(1000) {
+        store.log_metrics(id, chunk)?;
+    }
+    store.put_bytes(id, "drift/drift.json", &serde_json::to_vec_pretty(r)?)?;
+    if let Some(dir) = &args.report {
+        store.put_dir(id, "drift/report", dir)?;
+    }
+    store.end_run(id, kiln_domain::RunStatus::Finished, crate::commands::now_ms())?;
+    Ok(id.0.clone())
 }
 
 /// A column name as part of a file name.
