@@ -305,3 +305,21 @@ def test_a_registered_model_logs_an_evaluation_run_tagged_with_its_version(tmp_p
     # mlflow-artifacts:/ locations are served by a server only; the folder store keeps them under the run
     arts = store / exp.experiment_id / run.info.run_id / "artifacts" / "drift"
     assert (arts / "drift.json").is_file() and (arts / "report" / "report.html").is_file()
+
+
+def test_series_of_a_panel_model(tmp_path):
+    store = tmp_path / "mlruns"
+    run_kiln("train", "--config", REPO / "conf/experiments/etth1_panel.yaml", "--tracking-uri", store)
+    (model,) = [p for p in store.glob("*/*/artifacts/model") if p.is_dir()]
+    profile = json.loads((model / "kiln" / "profile.json").read_text())
+    keys = ["HUFL", "HULL", "LUFL", "LULL", "MUFL", "MULL", "OT"]
+    assert [s["series"] for s in profile["series"]] == keys
+    pd.read_csv(ETTH1).iloc[-3000:].to_csv(tmp_path / "last.csv", index=False)
+    report = drift_json("--model", model, "--input", tmp_path / "last.csv", "--series")
+    assert [s["series"] for s in report["series"]] == keys
+    for s in report["series"]:
+        assert [c["name"] for c in s["columns"]] == [s["series"]]
+        assert s["prediction"]["current_values"] > 2000, s["prediction"]
+    bad = run_kiln("drift", "--model", model, "--input", tmp_path / "last.csv", "--series", "--columns", "nope",
+                   check=False)
+    assert bad.returncode == 2 and "'nope'" in bad.stderr, bad.stderr

@@ -654,7 +654,8 @@ pub(crate) struct DriftArgs {
     /// only these columns (comma-separated)
     #[arg(long, value_name = "A,B,...", value_delimiter = ',')]
     pub(crate) columns: Option<Vec<String>>,
-    /// a panel model: also compare each series with its own profile
+    /// a panel model: also compare each series with its own profile (a long panel: its input columns, row by
+    /// series; a wide panel: the series' own column), and each series' predictions with its training predictions
     #[arg(long)]
     pub(crate) series: bool,
     /// print the full result as JSON on stdout instead of the table

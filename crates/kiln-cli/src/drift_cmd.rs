@@ -481,11 +481,13 @@ fn against_model(
         }
         columns.retain(|(n, _)| only.contains(n));
     }
+    // a long panel's rows name their series; a wide panel's series are its columns (compared as columns already)
+    let wide = pipeline.recipe().is_some_and(|r| r.wide.is_some());
     let series_column = if args.series {
-        match pipeline.recipe().and_then(|r| r.series_column.clone()) {
-            Some(c) if pipeline.recipe().is_some_and(|r| r.wide.is_none()) => Some(c),
-            _ => bad_input!("--series: {label} is not a model of a long panel (a series column)"),
+        if profile.series.is_empty() {
+            bad_input!("--series: {label} is not a panel model (its profile has no series)");
         }
+        if wide { None } else { pipeline.recipe().and_then(|r| r.series_column.clone()) }
     } else {
         None
     };
@@ -560,6 +562,20 @@ fn against_model(
         compare_profiled(p, a, opts, None)
     };
     let mut series = Vec::new();
+    if args.series && wide {
+        for sp in &profile.series {
+            let cols: Vec<ColumnDrift> = out.iter().filter(|c| c.name == sp.series).cloned().collect();
+            let mine: Vec<f64> =
+                pred_series.iter().zip(&predictions).filter(|(s, _)| **s == sp.series).map(|(_, p)| *p).collect();
+            let dataset = dataset_drift(&cols, opts);
+            series.push(SeriesDrift {
+                series: sp.series.clone(),
+                columns: cols,
+                dataset,
+                prediction: prediction_of(sp.prediction.as_ref(), mine),
+            });
+        }
+    }
     if let Some((_, by_series)) = acc.series {
         for (key, accs) in by_series {
             let Some(sp) = profile.series.iter().find(|s| s.series == key) else {
@@ -749,7 +765,9 @@ fn render_table(r: &DriftReport) -> String {
             s.dataset.columns,
             if s.dataset.drifted { " (drift)" } else { "" }
         ));
-        out.push_str(&crate::table::table(&column_rows(&s.columns)));
+        let mut cols = s.columns.clone();
+        cols.extend(s.prediction.iter().cloned());
+        out.push_str(&crate::table::table(&column_rows(&cols)));
     }
     out.push_str(&format!(
         "\ndataset: {} of {} columns drifted (share {:.3}, drift at >= {}): {}\n",
