@@ -107,6 +107,15 @@ impl Accumulators {
         Accumulators { columns, all, series: series_column.map(|c| (c, BTreeMap::new())), rows: 0 }
     }
 
+    /// Room for `rows` values in each numeric column (a file's estimated rows), so that growing never doubles.
+    fn reserve(&mut self, rows: usize) {
+        for acc in &mut self.all {
+            if let Acc::Numeric { values, .. } = acc {
+                values.reserve_exact(rows);
+            }
+        }
+    }
+
     fn push(&mut self, frame: &Frame) {
         self.rows += frame.n_rows() as u64;
         for ((name, _), acc) in self.columns.iter().zip(&mut self.all) {
@@ -344,32 +353,52 @@ fn against_file(
             kind => kinds.push((name.clone(), kind)),
         }
     }
-    let read_opts = ReadOptions {
-        columns: Some(kinds.iter().map(|(n, _)| n.clone()).collect()),
-        categorical: kinds.iter().filter(|(_, k)| *k == ColumnKind::Categorical).map(|(n, _)| n.clone()).collect(),
-        numeric: kinds.iter().filter(|(_, k)| *k == ColumnKind::Numeric).map(|(n, _)| n.clone()).collect(),
-        ..ReadOptions::default()
-    };
-    let mut ref_acc = Accumulators::new(kinds.clone(), None);
-    stream_into(reference, &read_opts, chunk_rows, &mut ref_acc, origin)?;
-    let mut cur_acc = Accumulators::new(kinds.clone(), None);
-    stream_into(&args.input, &read_opts, chunk_rows, &mut cur_acc, origin)?;
+    // the columns go in groups small enough that their values fit the memory budget (every value of a numeric
+    // column is kept: the exact tests need them), each group a pass over both files, compared on every core
+    let (ref_rows, cur_rows) = (estimate_rows(reference, chunk_rows)?, estimate_rows(&args.input, chunk_rows)?);
+    let rows = ref_rows + cur_rows;
+    let per_pass = (VALUE_BUDGET / rows.max(1)).clamp(1, kinds.len().max(1));
+    let passes = kinds.len().div_ceil(per_pass);
+    if passes > 1 {
+        eprintln!(
+            "note: about {} rows; {} passes of at most {per_pass} columns keep memory under ~{} MB of values",
+            thousands(rows as u64),
+            passes,
+            VALUE_BUDGET * 8 / 1_000_000
+        );
+    }
     let mut out = Vec::new();
     let mut charts = Vec::new();
-    for (((name, _), r), c) in kinds.iter().zip(ref_acc.all).zip(cur_acc.all) {
-        let (r, _) = r.into_sample();
-        let (c, missing) = c.into_sample();
-        let d = compare_column(name, &r, None, &c, missing, opts);
-        if d.drifted && args.report.is_some() {
-            charts.push((name.clone(), histogram(&r, &c)));
+    let mut current_rows = 0;
+    for group in kinds.chunks(per_pass) {
+        let read_opts = ReadOptions {
+            columns: Some(group.iter().map(|(n, _)| n.clone()).collect()),
+            categorical: group.iter().filter(|(_, k)| *k == ColumnKind::Categorical).map(|(n, _)| n.clone()).collect(),
+            numeric: group.iter().filter(|(_, k)| *k == ColumnKind::Numeric).map(|(n, _)| n.clone()).collect(),
+            ..ReadOptions::default()
+        };
+        let mut ref_acc = Accumulators::new(group.to_vec(), None);
+        ref_acc.reserve(ref_rows);
+        stream_into(reference, &read_opts, chunk_rows, &mut ref_acc, origin)?;
+        let mut cur_acc = Accumulators::new(group.to_vec(), None);
+        cur_acc.reserve(cur_rows);
+        stream_into(&args.input, &read_opts, chunk_rows, &mut cur_acc, origin)?;
+        current_rows = cur_acc.rows;
+        let jobs: Vec<(String, Acc, Acc)> =
+            group.iter().zip(ref_acc.all).zip(cur_acc.all).map(|(((n, _), r), c)| (n.clone(), r, c)).collect();
+        let want_charts = args.report.is_some();
+        for (d, chart) in parallel_compare(jobs, opts, want_charts) {
+            if let Some(h) = chart {
+                charts.push((d.name.clone(), h));
+            }
+            out.push(d);
         }
-        out.push(d);
     }
     let dataset = dataset_drift(&out, opts);
     Ok(DriftReport {
         reference: reference.display().to_string(),
         input: args.input.display().to_string(),
-        rows: cur_acc.rows,
+        rows: current_rows,
         options: *opts,
         columns: out,
         dataset,
@@ -378,6 +407,61 @@ fn against_file(
         charts,
         model_version: None,
     })
+}
+
+/// Numeric values kept at once by `--reference` (8 bytes each: about 96 MB).
+const VALUE_BUDGET: usize = 12_000_000;
+
+/// About how many data rows a file has: a Parquet file says; a CSV file's size over its first rows' bytes.
+fn estimate_rows(path: &Path, chunk_rows: usize) -> Result<usize> {
+    let opts = ReadOptions { categorical: Vec::new(), ..ReadOptions::default() };
+    let sample = chunk_rows.clamp(1, 2000);
+    let mut chunks = kiln_data::read_chunks(path, &opts, sample)?;
+    let first = chunks.next().transpose()?.map_or(0, |f| f.n_rows());
+    let p = chunks.progress();
+    Ok(match (p.total_rows, p.bytes, p.total_bytes) {
+        (Some(n), _, _) => n as usize,
+        (None, Some(read), Some(total)) if read > 0 && first > 0 => {
+            ((total as f64 / read as f64) * first as f64).ceil() as usize
+        }
+        _ => first,
+    })
+}
+
+/// Sorts and compares columns on every core, each column a job; results in the jobs' order.
+fn parallel_compare(
+    jobs: Vec<(String, Acc, Acc)>,
+    opts: &DriftOptions,
+    want_charts: bool,
+) -> Vec<(ColumnDrift, Option<Hist>)> {
+    let n = jobs.len();
+    let threads = std::thread::available_parallelism().map_or(1, |t| t.get()).min(n.max(1));
+    let jobs: Vec<std::sync::Mutex<Option<(String, Acc, Acc)>>> =
+        jobs.into_iter().map(|j| std::sync::Mutex::new(Some(j))).collect();
+    let slots: Vec<std::sync::Mutex<Option<(ColumnDrift, Option<Hist>)>>> =
+        (0..n).map(|_| std::sync::Mutex::new(None)).collect();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if i >= n {
+                        break;
+                    }
+                    let Some((name, r, c)) = jobs[i].lock().ok().and_then(|mut j| j.take()) else { continue };
+                    let (r, _) = r.into_sample();
+                    let (c, missing) = c.into_sample();
+                    let d = compare_column(&name, &r, None, &c, missing, opts);
+                    let chart = (want_charts && d.drifted).then(|| histogram(&r, &c));
+                    if let Ok(mut slot) = slots[i].lock() {
+                        *slot = Some((d, chart));
+                    }
+                }
+            });
+        }
+    });
+    slots.into_iter().filter_map(|s| s.into_inner().ok().flatten()).collect()
 }
 
 /// The reference side of a profiled column: its sample (or category counts, the values beyond the cap as

@@ -163,11 +163,24 @@ fn value_counts(sorted: &[f64]) -> BTreeMap<String, u64> {
     out
 }
 
+/// The distinct values of two sorted samples together (a merge, no sort).
 fn distinct_sorted(a: &[f64], b: &[f64]) -> usize {
-    let mut all: Vec<f64> = a.iter().chain(b).copied().collect();
-    all.sort_by(f64::total_cmp);
-    all.dedup();
-    all.len()
+    let (mut i, mut j, mut n) = (0usize, 0usize, 0usize);
+    let mut last: Option<f64> = None;
+    while i < a.len() || j < b.len() {
+        let v = if j >= b.len() || (i < a.len() && a[i] <= b[j]) {
+            i += 1;
+            a[i - 1]
+        } else {
+            j += 1;
+            b[j - 1]
+        };
+        if last != Some(v) {
+            n += 1;
+            last = Some(v);
+        }
+    }
+    n
 }
 
 /// Compares one column. `reference`: the reference values (a profile's sample) with, for a profile, its summary;

@@ -575,14 +575,26 @@ pub fn wasserstein_distance(u: &[f64], v: &[f64]) -> Result<f64, EvalError> {
     Ok(wasserstein_sorted(&sorted(u), &sorted(v)))
 }
 
-/// [`wasserstein_distance`] of two sorted samples.
+/// [`wasserstein_distance`] of two sorted samples: the pooled values are walked in order (a merge, no sort), and
+/// `|U(x) - V(x)| * (next - x)` summed pairwise, as scipy's `_cdf_distance` does over `np.diff` of the pooled values.
 pub fn wasserstein_sorted(u: &[f64], v: &[f64]) -> f64 {
-    let mut all: Vec<f64> = u.iter().chain(v).copied().collect();
-    all.sort_by(f64::total_cmp);
     let (nu, nv) = (u.len() as f64, v.len() as f64);
+    let total = u.len() + v.len();
     let (mut iu, mut iv) = (0usize, 0usize);
-    let mut terms = Vec::with_capacity(all.len().saturating_sub(1));
-    for w in all.windows(2) {
+    // the pooled values in order: take from whichever side is smaller (ties: both count before the gap after them)
+    let mut pooled = Vec::with_capacity(total);
+    let (mut a, mut b) = (0usize, 0usize);
+    while a < u.len() || b < v.len() {
+        if b >= v.len() || (a < u.len() && u[a] <= v[b]) {
+            pooled.push(u[a]);
+            a += 1;
+        } else {
+            pooled.push(v[b]);
+            b += 1;
+        }
+    }
+    let mut terms = Vec::with_capacity(total.saturating_sub(1));
+    for w in pooled.windows(2) {
         let x = w[0];
         while iu < u.len() && u[iu] <= x {
             iu += 1;
