@@ -428,18 +428,16 @@ fn estimate_rows(path: &Path, chunk_rows: usize) -> Result<usize> {
     })
 }
 
+/// A compared column and, when asked for and drifted, its histogram.
+type Compared = (ColumnDrift, Option<Hist>);
+
 /// Sorts and compares columns on every core, each column a job; results in the jobs' order.
-fn parallel_compare(
-    jobs: Vec<(String, Acc, Acc)>,
-    opts: &DriftOptions,
-    want_charts: bool,
-) -> Vec<(ColumnDrift, Option<Hist>)> {
+fn parallel_compare(jobs: Vec<(String, Acc, Acc)>, opts: &DriftOptions, want_charts: bool) -> Vec<Compared> {
     let n = jobs.len();
     let threads = std::thread::available_parallelism().map_or(1, |t| t.get()).min(n.max(1));
     let jobs: Vec<std::sync::Mutex<Option<(String, Acc, Acc)>>> =
         jobs.into_iter().map(|j| std::sync::Mutex::new(Some(j))).collect();
-    let slots: Vec<std::sync::Mutex<Option<(ColumnDrift, Option<Hist>)>>> =
-        (0..n).map(|_| std::sync::Mutex::new(None)).collect();
+    let slots: Vec<std::sync::Mutex<Option<Compared>>> = (0..n).map(|_| std::sync::Mutex::new(None)).collect();
     let next = std::sync::atomic::AtomicUsize::new(0);
     std::thread::scope(|scope| {
         for _ in 0..threads {
