@@ -258,10 +258,14 @@ pub(crate) fn drift(args: DriftArgs) -> Result<u8> {
         (None, Some(reference)) => against_file(&args, reference, &opts, chunk_rows, origin)?,
         _ => bad_input!("give either --model REF or --reference FILE"),
     };
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        print!("{}", render_table(&report));
+    let text = if args.json { serde_json::to_string_pretty(&report)? + "\n" } else { render_table(&report) };
+    {
+        use std::io::Write;
+        match std::io::stdout().lock().write_all(text.as_bytes()) {
+            // a reader that stopped early (`| head`) wants no more; the verdict still decides the status
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+            other => other.context("writing to stdout")?,
+        }
     }
     if let Some(dir) = &args.report {
         write_report(dir, &report, &args)?;
