@@ -323,3 +323,36 @@ def test_series_of_a_panel_model(tmp_path):
     bad = run_kiln("drift", "--model", model, "--input", tmp_path / "last.csv", "--series", "--columns", "nope",
                    check=False)
     assert bad.returncode == 2 and "'nope'" in bad.stderr, bad.stderr
+
+
+def test_series_of_a_long_panel_model(tmp_path):
+    data = pd.read_csv(ETTH1)[["date", "HUFL", "OT", "LULL"]]
+    long = data.melt(id_vars="date", var_name="sensor", value_name="value").sort_values(["sensor", "date"])
+    long.to_csv(tmp_path / "long.csv", index=False)
+    long[long.date >= "2018-01-01"].to_csv(tmp_path / "recent.csv", index=False)
+    (tmp_path / "exp.yaml").write_text(f"""\
+extends: [{REPO}/conf/base/forecast.yaml, {REPO}/conf/base/lightgbm.yaml]
+name: etth1-long
+data: {{path: {tmp_path}/long.csv, time_column: date, series_column: sensor}}
+task: {{target: value, horizon: 1}}
+features:
+  - current: {{columns: [value]}}
+  - lag: {{column: value, lags: [1, 2, 24]}}
+""")
+    store = tmp_path / "mlruns"
+    run_kiln("train", "--config", tmp_path / "exp.yaml", "--tracking-uri", store)
+    (model,) = [p for p in store.glob("*/*/artifacts/model") if p.is_dir()]
+    profile = json.loads((model / "kiln" / "profile.json").read_text())
+    assert [s["series"] for s in profile["series"]] == ["HUFL", "LULL", "OT"]
+    assert all([c["name"] for c in s["inputs"]] == ["value"] for s in profile["series"])
+    report = drift_json("--model", model, "--input", tmp_path / "recent.csv", "--series")
+    assert [s["series"] for s in report["series"]] == ["HUFL", "LULL", "OT"]
+    recent = long[long.date >= "2018-01-01"]
+    for s in report["series"]:
+        (value,) = s["columns"]
+        n = int(recent[recent.sensor == s["series"]].value.notna().sum())
+        assert value["name"] == "value" and value["current_values"] == n, (value, n)
+        ref = next(p for p in profile["series"] if p["series"] == s["series"])["inputs"][0]["numeric"]["sample"]
+        cur = recent[recent.sensor == s["series"]].value.dropna().to_numpy()
+        close(value["ks"]["statistic"], stats.ks_2samp(ref, cur).statistic, f"{s['series']} ks")
+        close(value["ks"]["pvalue"], stats.ks_2samp(ref, cur).pvalue, f"{s['series']} ks p-value")
