@@ -683,6 +683,6 @@ pub(crate) struct DriftArgs {
     #[arg(long, value_name = "NAME")]
     pub(crate) experiment: Option<String>,
     /// rows read at a time; memory grows with it, the result does not depend on it
-    #[arg(long, value_name = "N", default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_name = "N", default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub(crate) chunk_rows: u64,
 }

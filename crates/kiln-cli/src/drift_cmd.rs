@@ -578,7 +578,22 @@ fn against_model(
         None
     };
     let read_opts = kiln::read_options(pipeline);
-    let mut acc = Accumulators::new(columns.clone(), series_column.clone());
+    // the columns go in groups whose values fit the memory budget: the first is read while the file is scored,
+    // each other one in a pass of its own over the file
+    let rows_estimate = estimate_rows(&args.input, chunk_rows)?;
+    let copies = if series_column.is_some() { 2 } else { 1 };
+    let per_pass = (VALUE_BUDGET / (rows_estimate * copies).max(1)).clamp(1, columns.len().max(1));
+    let groups: Vec<Vec<(String, ColumnKind)>> = columns.chunks(per_pass).map(<[_]>::to_vec).collect();
+    if groups.len() > 1 {
+        step(&format!(
+            "note: about {} rows; {} passes of at most {per_pass} columns keep memory under ~{} MB of values",
+            thousands(rows_estimate as u64),
+            groups.len(),
+            VALUE_BUDGET * 8 / 1_000_000
+        ));
+    }
+    let mut acc = Accumulators::new(groups.first().cloned().unwrap_or_default(), series_column.clone());
+    acc.reserve(rows_estimate);
     let mut predictions: Vec<f64> = Vec::new();
     let mut pred_series: Vec<String> = Vec::new();
     let mut chunk_rows = chunk_rows;
@@ -633,12 +648,43 @@ fn against_model(
     let mut out = Vec::new();
     let mut charts = Vec::new();
     let want_charts = args.report.is_some();
-    for ((name, _), a) in columns.iter().zip(acc.all) {
-        if let Some(p) = profile.input(name)
-            && let Some(d) = compare_profiled(p, a, opts, want_charts.then_some(&mut charts))
-        {
-            out.push(d);
+    let rows = acc.rows;
+    let mut series_columns: BTreeMap<String, Vec<ColumnDrift>> = BTreeMap::new();
+    let mut absorb = |acc: Accumulators, out: &mut Vec<ColumnDrift>| {
+        for ((name, _), a) in acc.columns.iter().zip(acc.all) {
+            if let Some(p) = profile.input(name)
+                && let Some(d) = compare_profiled(p, a, opts, want_charts.then_some(&mut charts))
+            {
+                out.push(d);
+            }
         }
+        if let Some((_, by_series)) = acc.series {
+            for (key, accs) in by_series {
+                let Some(sp) = profile.series.iter().find(|s| s.series == key) else { continue };
+                let cols = series_columns.entry(key).or_default();
+                for ((name, _), a) in acc.columns.iter().zip(accs) {
+                    if let Some(p) = sp.inputs.iter().find(|c| &c.name == name)
+                        && let Some(d) = compare_profiled(p, a, opts, None)
+                    {
+                        cols.push(d);
+                    }
+                }
+            }
+        }
+    };
+    absorb(acc, &mut out);
+    for group in groups.iter().skip(1) {
+        let names: Vec<String> = group.iter().map(|(n, _)| n.clone()).chain(series_column.clone()).collect();
+        let pass_opts = ReadOptions {
+            numeric: read_opts.numeric.iter().filter(|c| names.contains(c)).cloned().collect(),
+            categorical: read_opts.categorical.iter().filter(|c| names.contains(c)).cloned().collect(),
+            columns: Some(names),
+            ..read_opts.clone()
+        };
+        let mut pass = Accumulators::new(group.clone(), series_column.clone());
+        pass.reserve(rows_estimate);
+        stream_into(&args.input, &pass_opts, chunk_rows, &mut pass, origin)?;
+        absorb(pass, &mut out);
     }
     let dataset = dataset_drift(&out, opts);
     let prediction_of = |p: Option<&ColumnProfile>, values: Vec<f64>| -> Option<ColumnDrift> {
@@ -662,20 +708,13 @@ fn against_model(
             });
         }
     }
-    if let Some((_, by_series)) = acc.series {
-        for (key, accs) in by_series {
-            let Some(sp) = profile.series.iter().find(|s| s.series == key) else {
-                step(&format!("note: series '{key}' is not in {label}'s profile; left out"));
-                continue;
-            };
-            let mut cols = Vec::new();
-            for ((name, _), a) in columns.iter().zip(accs) {
-                if let Some(p) = sp.inputs.iter().find(|c| &c.name == name)
-                    && let Some(d) = compare_profiled(p, a, opts, None)
-                {
-                    cols.push(d);
-                }
-            }
+    if series_column.is_some() {
+        let seen: std::collections::BTreeSet<&String> = pred_series.iter().collect();
+        for key in seen.iter().filter(|k| !profile.series.iter().any(|s| &&s.series == *k)) {
+            step(&format!("note: series '{key}' is not in {label}'s profile; left out"));
+        }
+        for (key, cols) in series_columns {
+            let Some(sp) = profile.series.iter().find(|s| s.series == key) else { continue };
             let mine: Vec<f64> =
                 pred_series.iter().zip(&predictions).filter(|(s, _)| **s == key).map(|(_, p)| *p).collect();
             let dataset = dataset_drift(&cols, opts);
@@ -693,7 +732,7 @@ fn against_model(
         model_version: loaded.version.as_ref().map(|v| (v.name.clone(), v.version.to_string())),
         reference: format!("{label} (profile of {} training rows)", profile.rows),
         input: args.input.display().to_string(),
-        rows: acc.rows,
+        rows,
         options: *opts,
         columns: out,
         dataset,
