@@ -15,10 +15,13 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 REQ_STAMP := $(VENV)/.req-$(shell sha256sum tests/requirements.txt | cut -c1-12)
 # the reference tools that need pandas < 3 (skforecast, mlforecast) live in a second venv
 FORECAST_VENV := $(CURDIR)/.venv-forecast
+DRIFT_VENV := $(CURDIR)/.venv-drift
+DRIFT_PY := $(DRIFT_VENV)/bin/python
+DRIFT_REQ_STAMP := $(DRIFT_VENV)/.req-$(shell sha256sum tests/requirements-drift.txt | cut -c1-12)
 FORECAST_PY := $(FORECAST_VENV)/bin/python
 FORECAST_REQ_STAMP := $(FORECAST_VENV)/.req-$(shell sha256sum tests/requirements-forecast.txt | cut -c1-12)
 
-.PHONY: help deps sysdeps venv venv-forecast build python install demo test screenshots fmt clean-demo
+.PHONY: help deps sysdeps venv venv-forecast venv-drift build python install demo test screenshots fmt clean-demo
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -61,6 +64,13 @@ $(FORECAST_REQ_STAMP): tests/requirements-forecast.txt
 	@$(FORECAST_PY) -m pip install -q --disable-pip-version-check -r tests/requirements-forecast.txt
 	@rm -f $(FORECAST_VENV)/.req-* && touch $@
 
+venv-drift: $(DRIFT_REQ_STAMP) ## third Python venv for Evidently (pandas < 3), the reference of `kiln drift`
+$(DRIFT_REQ_STAMP): tests/requirements-drift.txt
+	@echo "installing Evidently into .venv-drift (first time: about 1 minute)"
+	@[ -x $(DRIFT_PY) ] || python3 -m venv $(DRIFT_VENV)
+	@$(DRIFT_PY) -m pip install -q --disable-pip-version-check -r tests/requirements-drift.txt
+	@rm -f $(DRIFT_VENV)/.req-* && touch $@
+
 deps: sysdeps venv
 
 build: deps ## build the kiln binary (release)
@@ -86,7 +96,7 @@ install: build ## put `kiln` on PATH: a copy of the release binary in $(PREFIX)/
 demo: build ## train the EUR/USD model, register it as production, score a batch file
 	./scripts/demo.sh $(KILN)
 
-test: build python venv-forecast ## the whole test suite: Rust unit/integration tests, then end-to-end tests against real MLflow
+test: build python venv-forecast venv-drift ## the whole test suite: Rust unit/integration tests, then end-to-end tests against real MLflow
 	cargo test --release --locked --workspace
 	KILN=$(KILN) $(PY) -m pytest -q tests
 

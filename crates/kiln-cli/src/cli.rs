@@ -73,6 +73,19 @@ kiln features --config conf/experiments/etth1.yaml --input new_rows.csv --output
     /// series column first; a multi-step model writes every step of every origin (origin time, target_time, step,
     /// prediction) with its interval bounds (lo_80, hi_80, ...)
     Predict(PredictArgs),
+    /// Is new data distributed like the training data? Compares a file with a model's reference profile (the
+    /// training rows, kept in every bundle as kiln/profile.json) or with another file (--reference): per column the
+    /// Kolmogorov-Smirnov statistic and p-value, PSI over the reference deciles, the Wasserstein distance (and
+    /// divided by the reference's sd), the Jensen-Shannon distance, chi-square for categories, then Evidently's
+    /// default test for the column's type and size with its threshold and verdict (reference <= 1000 values: KS p <=
+    /// 0.05 for numbers, chi-square or a z-test p < 0.05 for categories; larger: normed Wasserstein >= 0.1 for
+    /// numbers, Jensen-Shannon >= 0.1 for categories), and the dataset verdict (drift when at least --drift-share
+    /// of the columns drift). With --model the file is also scored and the predictions compared with the training
+    /// rows' predictions. Exit status 4 on dataset drift, 0 without, 2 on bad input; the file is read in chunks
+    #[command(after_help = "Examples:\n  kiln drift --model models:/churn@production --input new_customers.csv\n  \
+kiln drift --reference data/train.csv --input data/recent.csv --json\n  \
+kiln drift --model models:/ecb@production --input rates.csv --series --report out/drift")]
+    Drift(DriftArgs),
     /// Inspect experiment configuration
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -763,4 +776,50 @@ pub(crate) struct RetrainArgs {
     /// tracking store URI (overrides the experiment's tracking.uri)
     #[arg(long, value_name = "URI")]
     pub(crate) tracking_uri: Option<String>,
+#[command(group(clap::ArgGroup::new("against").required(true).args(["model", "reference"])))]
+pub(crate) struct DriftArgs {
+    /// compare with this model's reference profile: models:/<name>@<alias>, models:/<name>/<version>,
+    /// runs:/<run_id>/model, or a bundle folder
+    #[arg(short, long, value_name = "REF")]
+    pub(crate) model: Option<String>,
+    /// compare with this file (CSV or Parquet) instead of a model: every column the two files share, or --columns
+    #[arg(short, long, value_name = "FILE")]
+    pub(crate) reference: Option<PathBuf>,
+    /// the new rows (CSV or Parquet); with --model, every raw column the model reads
+    #[arg(short, long, value_name = "FILE")]
+    pub(crate) input: PathBuf,
+    /// only these columns (comma-separated)
+    #[arg(long, value_name = "A,B,...", value_delimiter = ',')]
+    pub(crate) columns: Option<Vec<String>>,
+    /// a panel model: also compare each series with its own profile (a long panel: its input columns, row by
+    /// series; a wide panel: the series' own column), and each series' predictions with its training predictions
+    #[arg(long)]
+    pub(crate) series: bool,
+    /// print the full result as JSON on stdout instead of the table
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// write report.html and drift.json into this folder
+    #[arg(long, value_name = "DIR")]
+    pub(crate) report: Option<PathBuf>,
+    /// p-value threshold of KS, chi-square and the z-test
+    #[arg(long, value_name = "P", default_value_t = 0.05)]
+    pub(crate) p_value: f64,
+    /// distance threshold of the normed Wasserstein and Jensen-Shannon distances
+    #[arg(long, value_name = "D", default_value_t = 0.1)]
+    pub(crate) distance: f64,
+    /// the dataset drifts when at least this share of its columns drift
+    #[arg(long, value_name = "SHARE", default_value_t = 0.5)]
+    pub(crate) drift_share: f64,
+    /// tracking store holding the registry (for models:/ references), where the result is logged as a run
+    /// [default: $MLFLOW_TRACKING_URI, else ./mlruns]
+    #[arg(long, value_name = "URI")]
+    pub(crate) tracking_uri: Option<String>,
+    /// log the result as an evaluation run in this experiment (metrics per column, the JSON and the report as
+    /// artifacts, tags naming the model and version). A model resolved from the registry (models:/...) is logged
+    /// without it, in the experiment 'drift'; a bundle folder, a run or two files only with it
+    #[arg(long, value_name = "NAME")]
+    pub(crate) experiment: Option<String>,
+    /// rows read at a time; memory grows with it, the result does not depend on it
+    #[arg(long, value_name = "N", default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) chunk_rows: u64,
 }

@@ -35,6 +35,7 @@ pub(crate) fn run(cli: Cli) -> Result<u8> {
         Command::Validate(args) => crate::validate_cmd::validate(args),
         Command::Evaluate(args) => crate::evaluate_cmd::evaluate(args),
         Command::Retrain(args) => crate::retrain_cmd::retrain(args),
+        Command::Drift(args) => crate::drift_cmd::drift(args),
     }
 }
 

@@ -7,6 +7,7 @@ mod batch;
 mod cli;
 mod commands;
 mod config;
+mod drift_cmd;
 mod evaluate_cmd;
 mod exit;
 mod features_cmd;

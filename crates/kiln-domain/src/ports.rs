@@ -451,6 +451,30 @@ pub trait ChartRenderer {
         colour_values: &[f64],
         low_is_best: bool,
     ) -> Result<Vec<u8>, PortError>;
+
+    /// Two distributions of one column overlaid (`kiln drift`'s report): the share of the reference's and of the
+    /// current values in each bin, as semi-transparent bars (reference blue, current orange) with a legend. A
+    /// numeric column's bins are `edges` (`edges.len() - 1` bins, `labels` empty); a categorical column's are its
+    /// `labels` (side by side, `edges` empty).
+    ///
+    /// # Errors
+    /// `data_shape` when the shares do not match the bins, `internal` when drawing fails (and from a renderer that
+    /// does not draw this chart, which is what the default does).
+    fn overlaid_histogram_chart(
+        &self,
+        title: &str,
+        x_label: &str,
+        edges: &[f64],
+        labels: &[String],
+        reference: &[f64],
+        current: &[f64],
+    ) -> Result<Vec<u8>, PortError> {
+        let _ = (x_label, edges, labels, reference, current);
+        Err(PortError::new(
+            crate::Code::Internal,
+            format!("chart '{title}': this renderer draws no overlaid histograms"),
+        ))
+    }
 }
 
 /// One vertical axis of a [`ChartRenderer::parallel_coordinates_chart`].

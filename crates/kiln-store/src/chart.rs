@@ -211,6 +211,81 @@ fn tick_label(v: f64, span: f64) -> String {
 }
 
 impl ChartRenderer for PlotChartRenderer {
+    fn overlaid_histogram_chart(
+        &self,
+        title: &str,
+        x_label: &str,
+        edges: &[f64],
+        labels: &[String],
+        reference: &[f64],
+        current: &[f64],
+    ) -> Result<Vec<u8>, PortError> {
+        let bins = if labels.is_empty() { edges.len().saturating_sub(1) } else { labels.len() };
+        if bins == 0 || reference.len() != bins || current.len() != bins {
+            return Err(PortError::new(
+                Code::DataShape,
+                format!(
+                    "chart '{title}': {bins} bins but {} reference and {} current shares",
+                    reference.len(),
+                    current.len()
+                ),
+            ));
+        }
+        let top = reference.iter().chain(current).copied().filter(|v| v.is_finite()).fold(0.0_f64, f64::max);
+        let top = if top > 0.0 { top * 1.1 } else { 1.0 };
+        let (x_lo, x_hi) = if labels.is_empty() { padded(edges[0], edges[bins]) } else { (-0.5, bins as f64 - 0.5) };
+        let blue = RGBColor(31, 119, 180);
+        let orange = RGBColor(255, 127, 14);
+        render_png(title, self.line_size, |root| {
+            let names: Vec<String> = labels.iter().map(|l| shorten(l, 18)).collect();
+            let mut chart = ChartBuilder::on(root)
+                .caption(title, title_style(root, title, 24))
+                .margin(16)
+                .x_label_area_size(if labels.is_empty() { 48 } else { 90 })
+                .y_label_area_size(70)
+                .build_cartesian_2d(x_lo..x_hi, 0.0..top)
+                .map_err(|e| draw_error(title, e))?;
+            let category = |v: &f64| {
+                let i = v.round();
+                if (v - i).abs() < 1e-9 && i >= 0.0 && (i as usize) < names.len() {
+                    names[i as usize].clone()
+                } else {
+                    String::new()
+                }
+            };
+            let numeric_tick = |v: &f64| tick_label(*v, x_hi - x_lo);
+            let mut mesh = chart.configure_mesh();
+            mesh.y_desc("share of values")
+                .x_desc(x_label)
+                .y_label_formatter(&|v| format!("{v:.2}"))
+                .axis_desc_style(TextStyle::from((FAMILY, 16).into_font()).color(&BLACK))
+                .label_style(TextStyle::from((FAMILY, 13).into_font()).color(&BLACK));
+            if labels.is_empty() {
+                mesh.x_label_formatter(&numeric_tick);
+            } else {
+                mesh.x_labels(bins * 2 + 1).x_label_formatter(&category);
+            }
+            mesh.draw().map_err(|e| draw_error(title, e))?;
+            for (name, shares, color, side) in [("reference", reference, blue, 0.0), ("current", current, orange, 1.0)]
+            {
+                let bars = shares.iter().enumerate().filter(|(_, v)| v.is_finite()).map(|(i, &v)| {
+                    let (a, b) = if labels.is_empty() {
+                        (edges[i], edges[i + 1])
+                    } else {
+                        (i as f64 - 0.4 + 0.4 * side, i as f64 + 0.4 * side)
+                    };
+                    Rectangle::new([(a, 0.0), (b, v)], color.mix(0.5).filled())
+                });
+                chart
+                    .draw_series(bars)
+                    .map_err(|e| draw_error(title, e))?
+                    .label(name)
+                    .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 18, y + 6)], color.mix(0.5).filled()));
+            }
+            draw_legend(&mut chart, SeriesLabelPosition::UpperRight, title)
+        })
+    }
+
     fn bar_chart(&self, title: &str, x_label: &str, labels: &[String], values: &[f64]) -> Result<Vec<u8>, PortError> {
         if labels.len() != values.len() {
             return Err(PortError::new(

@@ -63,3 +63,41 @@ fn profile_round_trips_and_refuses_other_versions() {
     let e = Profile::from_json(br#"{"version":1,"rows":"x"}"#).unwrap_err().to_string();
     assert!(e.contains("rows"), "{e}");
 }
+
+// scipy 1.17.1's values (tests/test_drift.py checks the same on real data through the CLI)
+include!("scipy_cases.rs");
+
+fn close(got: f64, want: f64, what: &str) {
+    assert!((got - want).abs() <= 1e-9 + 1e-9 * want.abs(), "{what}: got {got:e}, scipy {want:e}");
+}
+
+#[test]
+fn kstwo_sf_is_scipys_on_every_branch() {
+    for &(n, x, want) in KSTWO {
+        close(kstwo_sf(x, n), want, &format!("kstwo.sf({x}, {n})"));
+    }
+    for &(n, x, want) in SMIRNOV {
+        close(smirnov(n, x), want, &format!("smirnov({n}, {x})"));
+    }
+}
+
+#[test]
+fn ks_and_wasserstein_are_scipys_on_normal_samples() {
+    let mut rs = kiln_domain::NumpyRandomState::new(7);
+    for &(n1, n2, shift, d, p, w) in KS {
+        let a: Vec<f64> = (0..n1).map(|_| (rs.standard_normal() * 1000.0).round_ties_even() / 1000.0).collect();
+        let b: Vec<f64> =
+            (0..n2).map(|_| ((rs.standard_normal() + shift) * 1000.0).round_ties_even() / 1000.0).collect();
+        let r = ks_2samp(&a, &b).unwrap();
+        close(r.statistic, d, &format!("ks statistic {n1}x{n2}"));
+        close(r.pvalue, p, &format!("ks p-value {n1}x{n2}"));
+        close(wasserstein_distance(&a, &b).unwrap(), w, &format!("wasserstein {n1}x{n2}"));
+    }
+}
+
+#[test]
+fn chi2_sf_is_scipys_chdtrc() {
+    for &(df, x, want) in CHI2 {
+        close(chi2_sf(x, df), want, &format!("chdtrc({df}, {x})"));
+    }
+}

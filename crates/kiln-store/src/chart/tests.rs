@@ -408,3 +408,16 @@ fn parallel_coordinates_draw_every_kind_of_axis_and_broken_lines() {
     assert_eq!(e.code, Code::Internal);
     assert!(e.message.contains("axis 'booster': index 2 outside its 2 choices"), "{}", e.message);
 }
+
+#[test]
+fn overlaid_histograms_draw_numeric_bins_and_categories_and_refuse_mismatched_shares() {
+    let r = PlotChartRenderer::default();
+    let png =
+        r.overlaid_histogram_chart("x", "x", &[0.0, 1.0, 2.0, 3.0], &[], &[0.2, 0.5, 0.3], &[0.6, 0.3, 0.1]).unwrap();
+    assert_eq!(png_size(&png), r.line_size);
+    let labels = vec!["a".to_string(), "b".to_string()];
+    let png = r.overlaid_histogram_chart("c", "c", &[], &labels, &[0.4, 0.6], &[0.9, 0.1]).unwrap();
+    assert_eq!(png_size(&png), r.line_size);
+    let e = r.overlaid_histogram_chart("bad", "x", &[0.0, 1.0], &[], &[0.5, 0.5], &[1.0]).unwrap_err();
+    assert_eq!(e.code, Code::DataShape, "{e}");
+}
