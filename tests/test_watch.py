@@ -228,9 +228,24 @@ def test_retrain_on_etth1_moves_the_alias_only_for_a_better_challenger(tmp_path)
     assert "ok: rmse" in proc.stdout and "no challenger trained" in proc.stdout, proc.stdout
     assert sorted(p.name for p in store.glob("*/*") if p.is_dir()) == before
 
+    # --when drift: the newest hours are not distributed like the champion's training hours (ETTh1's oil
+    # temperature drifts over the two years): a challenger is trained, and ties the champion, so it takes the alias
+    proc = run_kiln("retrain", "--config", "conf/experiments/etth1.yaml", "--tracking-uri", store, "--when", "drift")
+    assert "retrain --when drift: DRIFT in the newest" in proc.stdout, proc.stdout
+    assert "the new version takes it" in proc.stdout
+    assert run_tags(store, last_run_id(proc.stdout))["kiln.retrain.when"] == "drift"
+
     proc = run_kiln("retrain", "--config", "conf/experiments/etth1.yaml", "--tracking-uri", store, "--margin", "2",
                     check=False)
     assert proc.returncode == 2 and "--margin" in proc.stderr
+
+
+def test_retrain_when_drift_trains_nothing_on_data_like_the_training_rows(churn_store):
+    before = sorted(p.name for p in churn_store.glob("*/*") if p.is_dir())
+    proc = run_kiln("retrain", "--config", "conf/experiments/churn.yaml", "--tracking-uri", churn_store,
+                    "--when", "drift")
+    assert "no drift in the newest 7043 rows" in proc.stdout and "no challenger trained" in proc.stdout, proc.stdout
+    assert sorted(p.name for p in churn_store.glob("*/*") if p.is_dir()) == before
 
 
 def parse_scores(reason: str):

@@ -20,7 +20,7 @@ MLFLOW_ALLOW_FILE_STORE=true mlflow ui \\\n    --backend-store-uri ./mlruns --ar
 An MLflow server works the same way (--tracking-uri http://host:port, or MLFLOW_TRACKING_URI), with \
 MLFLOW_TRACKING_USERNAME/MLFLOW_TRACKING_PASSWORD (basic auth) or MLFLOW_TRACKING_TOKEN (bearer), and \
 MLFLOW_HTTP_REQUEST_TIMEOUT, _MAX_RETRIES and _BACKOFF_FACTOR as MLflow's client reads them.\n\n\
-Exit codes: 0 success, 1 failure, 2 invalid input (config, data, reference), 3 a registration gate failed.",
+Exit codes: 0 success, 1 failure, 2 invalid input (config, data, reference), 3 a registration gate failed, 4 drift found (kiln drift) or a model degraded (kiln evaluate).",
     after_help = "Examples:\n  \
 kiln train --config conf/experiments/eurusd.yaml --register\n  \
 kiln predict --model models:/eurusd@production \\\n    \
@@ -776,6 +776,9 @@ pub(crate) struct RetrainArgs {
     /// tracking store URI (overrides the experiment's tracking.uri)
     #[arg(long, value_name = "URI")]
     pub(crate) tracking_uri: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
 #[command(group(clap::ArgGroup::new("against").required(true).args(["model", "reference"])))]
 pub(crate) struct DriftArgs {
     /// compare with this model's reference profile: models:/<name>@<alias>, models:/<name>/<version>,

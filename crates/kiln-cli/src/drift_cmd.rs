@@ -214,13 +214,13 @@ fn histogram(reference: &Sample, current: &Sample) -> Hist {
 
 /// What `--json` prints and the report shows.
 #[derive(Debug, Serialize)]
-struct DriftReport {
+pub(crate) struct DriftReport {
     reference: String,
     input: String,
     rows: u64,
     options: DriftOptions,
     columns: Vec<ColumnDrift>,
-    dataset: DatasetDrift,
+    pub(crate) dataset: DatasetDrift,
     /// `--model`: the model's predictions on the input against its predictions on the training rows (not counted
     /// in the dataset verdict)
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -524,7 +524,7 @@ fn compare_profiled(
     Some(d)
 }
 
-fn against_model(
+pub(crate) fn against_model(
     args: &DriftArgs,
     model: &str,
     opts: &DriftOptions,

@@ -2,11 +2,14 @@
 //! challenger is then trained and registered as `kiln train --register` does, and takes the alias only when it
 //! beats the champion (scored on the challenger's held-out test rows) by the margin (`kiln_train::decide`).
 
+use std::time::Instant;
+
 use anyhow::Result;
 use kiln_domain::LoadedData;
+use kiln_eval::drift::DriftOptions;
 use kiln_train::{AssessRows, Progress, TaskSpec};
 
-use crate::cli::{RetrainArgs, RetrainWhen, TrainArgs};
+use crate::cli::{DriftArgs, RetrainArgs, RetrainWhen, TrainArgs};
 use crate::commands::{Precondition, TrainHooks, champion_loader, train_with};
 use crate::exit::bad_input;
 use crate::settings::Settings;
@@ -56,7 +59,53 @@ pub(crate) fn retrain(args: RetrainArgs) -> Result<u8> {
                 )
             }
             RetrainWhen::Drift => {
-                bad_input!("--when drift needs kiln drift's reference profile, which this build does not have yet")
+                progress.step(&format!(
+                    "comparing the newest rows with the reference profile of {reference} (version {})",
+                    champion.version
+                ));
+                let window = match recent_window(settings, data, task)? {
+                    AssessRows::Origins { from, .. } => {
+                        let time = data.frame.timestamps(&settings_time(task))?;
+                        let rows: Vec<usize> = (0..time.len()).filter(|&i| time[i] >= from).collect();
+                        data.frame.take(&rows)
+                    }
+                    _ => data.frame.clone(),
+                };
+                let dir = tempfile::tempdir()?;
+                let path = dir.path().join("recent.parquet");
+                kiln_data::write_frame(&path, &window)?;
+                let args = DriftArgs {
+                    model: Some(reference.clone()),
+                    reference: None,
+                    input: path,
+                    columns: None,
+                    series: false,
+                    json: false,
+                    report: None,
+                    p_value: 0.05,
+                    distance: 0.1,
+                    drift_share: 0.5,
+                    tracking_uri: Some(uri.to_string()),
+                    experiment: None,
+                    chunk_rows: 20_000,
+                };
+                let opts = DriftOptions { p_value: 0.05, distance: 0.1, drift_share: 0.5 };
+                let report = crate::drift_cmd::against_model(&args, &reference, &opts, 20_000, Instant::now())?;
+                let d = &report.dataset;
+                let verdict = if d.drifted { "DRIFT" } else { "no drift" };
+                (
+                    d.drifted,
+                    format!(
+                        "retrain --when drift: {verdict} in the newest {} rows against {reference} (version {}): \
+                         {} of {} columns drifted ({:.0}%, the bar is {:.0}%)",
+                        window.n_rows(),
+                        champion.version,
+                        d.drifted_columns,
+                        d.columns,
+                        d.share * 100.0,
+                        d.drift_share * 100.0
+                    ),
+                )
             }
         };
         tags.push(("kiln.retrain.trigger".to_string(), reason.clone()));
@@ -78,6 +127,13 @@ pub(crate) fn retrain(args: RetrainArgs) -> Result<u8> {
         precondition: Some(&check),
     };
     train_with(train, hooks)
+}
+
+fn settings_time(task: &TaskSpec) -> String {
+    match task {
+        TaskSpec::Forecast { recipe, .. } => recipe.time_column.clone(),
+        TaskSpec::Tabular { .. } => String::new(),
+    }
 }
 
 fn when_str(when: RetrainWhen) -> &'static str {
