@@ -647,7 +647,12 @@ def kiln_help(*chain):
         if m.group(1):
             shorts["-" + m.group(1)] = "--" + m.group(2)
     usage = re.search(r"^Usage: (.*)$", text, re.M).group(1)
-    required = set(re.findall(r"(--[\w-]+)", re.sub(r"\[[^\]]*\]", "", usage)))
+    usage = re.sub(r"\[[^\]]*\]", "", usage)
+    # a required group of alternatives, as clap writes it: `<--model <REF>|--reference <FILE>>`
+    groups = [frozenset(re.findall(r"(--[\w-]+)", g))
+              for g in re.findall(r"<(--[\w-]+ <[^>]+>(?:\|--[\w-]+ <[^>]+>)+)>", usage)]
+    usage = re.sub(r"<--[\w-]+ <[^>]+>(?:\|--[\w-]+ <[^>]+>)+>", "", usage)
+    required = [frozenset([f]) for f in sorted(set(re.findall(r"(--[\w-]+)", usage)))] + groups
     return {"commands": commands, "flags": flags, "shorts": shorts, "required": required,
             "needs_command": "<COMMAND>" in usage}
 
@@ -694,9 +699,10 @@ def check_kiln_command(args):
             errors.append(f"{flag} takes no value, got {value!r}")
         if allowed and takes_value and "$" not in value and "GHA_EXPR" not in value and value not in allowed:
             errors.append(f"{flag} {value!r} is not one of {sorted(allowed)}")
-    missing = info["required"] - seen
-    if missing:
-        errors.append(f"`kiln {' '.join(chain)}` requires {sorted(missing)}")
+    missing = [sorted(alternatives) for alternatives in info["required"] if not alternatives & seen]
+    for alternatives in missing:
+        what = alternatives if len(alternatives) == 1 else " or ".join(alternatives)
+        errors.append(f"`kiln {' '.join(chain)}` requires {what}")
     return errors
 
 
@@ -709,6 +715,7 @@ def test_every_kiln_command_line_in_the_recipes_is_one_kiln_accepts(where, args)
 @pytest.mark.parametrize("line,expected", [
     ("kiln serve --modle models:/x@production", "has no flag --modle"),
     ("kiln evaluate --input new.csv", "requires ['--model']"),
+    ("kiln drift --input new.csv", "requires --model or --reference"),
     ("kiln serve -m models:/x@production --access-log xml", "'xml' is not one of ['json', 'off']"),
     ("kiln serve --model", "--model needs a value"),
     ("kiln nosuch --model x", "kiln has no subcommand `nosuch`"),

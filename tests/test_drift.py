@@ -296,7 +296,7 @@ def test_a_registered_model_logs_an_evaluation_run_tagged_with_its_version(tmp_p
     client = MlflowClient(tracking_uri=store.as_uri())
     exp = client.get_experiment_by_name("drift")
     (run,) = client.search_runs([exp.experiment_id])
-    assert run.data.tags["kiln.model_name"] == "churn" and run.data.tags["kiln.model_version"] == "1"
+    assert run.data.tags["kiln.evaluated.model"] == "churn" and run.data.tags["kiln.evaluated.version"] == "1"
     assert run.data.tags["kiln.evaluation"] == "drift" and run.data.tags["kiln.drift"] == "drift"
     report = json.loads((tmp_path / "r" / "drift.json").read_text())
     assert run.data.metrics["drift/share"] == report["dataset"]["share"]

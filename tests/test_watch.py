@@ -52,6 +52,10 @@ def test_a_worse_model_does_not_take_the_alias_unless_forced(tmp_path):
     assert alias_holder(store, "churn") == 1
     tags = run_tags(store, last_run_id(worse.stdout))
     assert tags["kiln.alias_decision"] == "refused"
+    [run] = [p for p in store.glob(f"*/{last_run_id(worse.stdout)}") if p.is_dir()]
+    metric = lambda key: float((run / "metrics" / key).read_text().split()[1])  # noqa: E731  (MLflow: "ts value step")
+    assert metric("registry/new_roc_auc") == pytest.approx(0.853677, abs=1e-6)
+    assert metric("registry/holder_roc_auc") == pytest.approx(0.858201, abs=1e-6)
     # and on the versions, where MLflow's file store keeps them
     v2_tags = store / "models/churn/version-2/tags"
     assert (v2_tags / "kiln.alias_decision").read_text() == "refused"

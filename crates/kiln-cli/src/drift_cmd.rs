@@ -761,7 +761,7 @@ fn log_run(args: &DriftArgs, r: &DriftReport, experiment: &str) -> Result<String
         None => "drift".to_string(),
     };
     let mut tags = vec![
-        ("kiln.run_kind".to_string(), "evaluation".to_string()),
+        ("kiln.run.kind".to_string(), "evaluation".to_string()),
         ("kiln.evaluation".to_string(), "drift".to_string()),
         ("kiln.drift.input".to_string(), r.input.clone()),
         ("kiln.drift.reference".to_string(), r.reference.clone()),
@@ -771,8 +771,8 @@ fn log_run(args: &DriftArgs, r: &DriftReport, experiment: &str) -> Result<String
         tags.push(("kiln.model".to_string(), m.clone()));
     }
     if let Some((model, version)) = &r.model_version {
-        tags.push(("kiln.model_name".to_string(), model.clone()));
-        tags.push(("kiln.model_version".to_string(), version.clone()));
+        tags.push(("kiln.evaluated.model".to_string(), model.clone()));
+        tags.push(("kiln.evaluated.version".to_string(), version.clone()));
     }
     let run = store.create_run(&exp, &name, &tags, now)?;
     let id = &run.run_id;

@@ -237,7 +237,8 @@ fn log_evaluation(
         ("kiln.evaluated.reference".to_string(), args.model.clone()),
         ("kiln.data.sha256".to_string(), data.sha256.clone()),
         ("kiln.degraded".to_string(), j.degraded.to_string()),
-        ("kiln.evaluation".to_string(), j.reason.clone()),
+        ("kiln.evaluation".to_string(), "performance".to_string()),
+        ("kiln.evaluation.reason".to_string(), j.reason.clone()),
         ("mlflow.source.name".to_string(), "kiln evaluate".to_string()),
     ];
     if let Some(v) = version {
