@@ -171,8 +171,9 @@ kiln evaluate --model models:/eurusd@production --input data/latest.csv --tolera
     /// Retrain with a champion and a challenger: train on fresh data, and move the alias only when the challenger
     /// beats the champion on the same recent held-out rows
     ///
-    /// --when decides whether to train at all: `always`; `degraded` (the champion, models:/<registry.model_name>@
-    /// <registry.alias>, is judged on the newest test-sized window of the data as `kiln evaluate` does); `drift`
+    /// --when decides whether to train at all: `always`; `degraded` (the champion,
+    /// models:/<registry.model_name>@<registry.alias>, is judged on the newest test-sized window of the data as
+    /// `kiln evaluate` does); `drift`
     /// (the window drifts from the champion's reference profile, as `kiln drift` judges). Then the challenger is
     /// trained as `kiln train --register` does, and both are scored on the challenger's held-out test rows: it takes
     /// the alias only when it passes the gates and beats the champion by the margin (--margin, else
