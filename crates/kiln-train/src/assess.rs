@@ -115,6 +115,14 @@ pub fn assess(bundle: &Bundle<FittedPipeline>, frame: &Frame, rows: &AssessRows)
 fn assess_tabular(bundle: &Bundle<FittedPipeline>, frame: &Frame) -> Result<Assessment, TrainError> {
     let target = bundle.metadata.target.as_str();
     let scored = kiln_score::score(bundle, frame, false)?;
+    // a tabular model predicts every row (a row it cannot score is an error), so prediction i is row i's
+    if scored.predictions.len() != frame.n_rows() {
+        return Err(TrainError::NotEnoughRows(format!(
+            "{} rows given, {} predicted: the predictions cannot be matched with the rows' targets",
+            frame.n_rows(),
+            scored.predictions.len()
+        )));
+    }
     let column = frame.column(target)?;
     let (truth, task): (Vec<f64>, &'static str) = match &bundle.pipeline.decision {
         Some(decision) => {
