@@ -388,7 +388,7 @@ fn against_file(
         cur_acc.reserve(cur_rows);
         stream_into(&args.input, &read_opts, chunk_rows, &mut cur_acc, origin)?;
         current_rows = cur_acc.rows;
-        let jobs: Vec<(String, Acc, Acc)> =
+        let jobs: Vec<Job> =
             group.iter().zip(ref_acc.all).zip(cur_acc.all).map(|(((n, _), r), c)| (n.clone(), r, c)).collect();
         let want_charts = args.report.is_some();
         for (d, chart) in parallel_compare(jobs, opts, want_charts) {
@@ -435,35 +435,34 @@ fn estimate_rows(path: &Path, chunk_rows: usize) -> Result<usize> {
 /// A compared column and, when asked for and drifted, its histogram.
 type Compared = (ColumnDrift, Option<Hist>);
 
-/// Sorts and compares columns on every core, each column a job; results in the jobs' order.
-fn parallel_compare(jobs: Vec<(String, Acc, Acc)>, opts: &DriftOptions, want_charts: bool) -> Vec<Compared> {
+/// A column to compare: its name, the reference's values and the current ones.
+type Job = (String, Acc, Acc);
+
+/// Sorts and compares columns on every core, the columns dealt to the threads in turn; results in the jobs' order
+/// (a panic in a thread is raised again here, never a column silently missing).
+fn parallel_compare(jobs: Vec<Job>, opts: &DriftOptions, want_charts: bool) -> Vec<Compared> {
     let n = jobs.len();
     let threads = std::thread::available_parallelism().map_or(1, |t| t.get()).min(n.max(1));
-    let jobs: Vec<std::sync::Mutex<Option<(String, Acc, Acc)>>> =
-        jobs.into_iter().map(|j| std::sync::Mutex::new(Some(j))).collect();
-    let slots: Vec<std::sync::Mutex<Option<Compared>>> = (0..n).map(|_| std::sync::Mutex::new(None)).collect();
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    std::thread::scope(|scope| {
-        for _ in 0..threads {
-            scope.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    if i >= n {
-                        break;
-                    }
-                    let Some((name, r, c)) = jobs[i].lock().ok().and_then(|mut j| j.take()) else { continue };
-                    let (r, _) = r.into_sample();
-                    let (c, missing) = c.into_sample();
-                    let d = compare_column(&name, &r, None, &c, missing, opts);
-                    let chart = (want_charts && d.drifted).then(|| histogram(&r, &c));
-                    if let Ok(mut slot) = slots[i].lock() {
-                        *slot = Some((d, chart));
-                    }
-                }
-            });
-        }
+    let mut dealt: Vec<Vec<(usize, Job)>> = (0..threads).map(|_| Vec::new()).collect();
+    for (i, job) in jobs.into_iter().enumerate() {
+        dealt[i % threads].push((i, job));
+    }
+    let compare = |(i, (name, r, c)): (usize, Job)| {
+        let (r, _) = r.into_sample();
+        let (c, missing) = c.into_sample();
+        let d = compare_column(&name, &r, None, &c, missing, opts);
+        let chart = (want_charts && d.drifted).then(|| histogram(&r, &c));
+        (i, (d, chart))
+    };
+    let mut done: Vec<(usize, Compared)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = dealt
+            .into_iter()
+            .map(|share| scope.spawn(move || share.into_iter().map(compare).collect::<Vec<_>>()))
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))).collect()
     });
-    slots.into_iter().filter_map(|s| s.into_inner().ok().flatten()).collect()
+    done.sort_unstable_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, c)| c).collect()
 }
 
 /// The reference side of a profiled column: its sample (or category counts, the values beyond the cap as

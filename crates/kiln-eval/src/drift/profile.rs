@@ -145,8 +145,9 @@ impl Profile {
 
     /// The profile as `kiln/profile.json` holds it (compact JSON, a newline at the end).
     pub fn to_json(&self) -> Vec<u8> {
-        // a profile holds finite numbers and strings only, which serde_json always writes
-        let mut bytes = serde_json::to_vec(self).unwrap_or_default();
+        // a profile holds numbers, strings and lists only (no map with non-string keys), which serde_json always
+        // writes: a failure would be a bug in this type, never an empty profile written in silence
+        let mut bytes = serde_json::to_vec(self).expect("a profile serializes to JSON");
         bytes.push(b'\n');
         bytes
     }
