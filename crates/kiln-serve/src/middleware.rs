@@ -432,6 +432,21 @@ fn push_opt(out: &mut String, value: Option<&str>, quoted: bool) {
     }
 }
 
+/// `ms` as an access log line's `ts`: UTC, ISO 8601 with milliseconds and `Z` (the shadow lines' too).
+pub(crate) fn log_time(ms: i64) -> String {
+    let c = kiln_domain::civil_from_millis(ms);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        c.year,
+        c.month,
+        c.day,
+        c.hour,
+        c.minute,
+        c.second,
+        ms.rem_euclid(1000)
+    )
+}
+
 impl AccessLine<'_> {
     fn write(&self) -> String {
         let ms = now_ms();

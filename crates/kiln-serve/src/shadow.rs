@@ -6,7 +6,6 @@
 //! Not here: series records (`{"series": key}`): their state belongs to the primary variant's model, so shadows
 //! skip them (counted as the shadow's errors, code `invalid_value`).
 
-use std::fmt::Write as _;
 use std::sync::mpsc::Receiver;
 use std::time::Instant;
 
@@ -96,28 +95,15 @@ fn shadow_line(
             (None, None) => serde_json::Value::Null,
         })
         .collect();
-    let ms = crate::metrics::now_ms();
-    let micros = took.as_micros();
-    let mut duration = String::new();
-    let _ = write!(duration, "{}.{:03}", micros / 1000, micros % 1000);
-    let c = kiln_domain::civil_from_millis(ms);
-    let ts = format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-        c.year,
-        c.month,
-        c.day,
-        c.hour,
-        c.minute,
-        c.second,
-        ms.rem_euclid(1000)
-    );
+    // whole microseconds over 1000: the nearest double to the access log's `<ms>.<3 digits>`
+    let duration_ms = took.as_micros() as f64 / 1000.0;
     let line = serde_json::json!({
-        "ts": ts,
+        "ts": crate::middleware::log_time(crate::metrics::now_ms()),
         "request_id": job.request_id.as_ref().and_then(|v| v.to_str().ok()),
         "method": "POST",
         "path": job.path,
         "status": status,
-        "duration_ms": duration.parse::<f64>().unwrap_or(0.0),
+        "duration_ms": duration_ms,
         "model_version": version,
         "client": serde_json::Value::Null,
         "error": error,
