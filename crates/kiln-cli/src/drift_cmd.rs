@@ -523,18 +523,29 @@ fn compare_profiled(
     Some(d)
 }
 
-pub(crate) fn against_model(
+fn against_model(
     args: &DriftArgs,
     model: &str,
     opts: &DriftOptions,
     chunk_rows: usize,
     origin: Instant,
 ) -> Result<DriftReport> {
-    let step = |message: &str| eprintln!("[{:>6.1}s] {message}", origin.elapsed().as_secs_f64());
     let uri = kiln::tracking_uri(args.tracking_uri.clone());
     let loaded = kiln::load_bundle(model, &uri)?;
+    eprintln!("[{:>6.1}s] loaded {}, checksums verified", origin.elapsed().as_secs_f64(), loaded.label);
+    against_loaded(args, &loaded, opts, chunk_rows, origin)
+}
+
+/// [`against_model`] with the model already loaded (`kiln retrain --when drift` has loaded the champion).
+pub(crate) fn against_loaded(
+    args: &DriftArgs,
+    loaded: &kiln::LoadedBundle,
+    opts: &DriftOptions,
+    chunk_rows: usize,
+    origin: Instant,
+) -> Result<DriftReport> {
+    let step = |message: &str| eprintln!("[{:>6.1}s] {message}", origin.elapsed().as_secs_f64());
     let label = loaded.label.clone();
-    step(&format!("loaded {label}, checksums verified"));
     let bundle = &loaded.bundle;
     let Some(bytes) = &bundle.profile else {
         bad_input!(

@@ -10,7 +10,7 @@ use kiln_eval::drift::DriftOptions;
 use kiln_train::{AssessRows, Progress, TaskSpec};
 
 use crate::cli::{DriftArgs, RetrainArgs, RetrainWhen, TrainArgs};
-use crate::commands::{Precondition, TrainHooks, champion_loader, train_with};
+use crate::commands::{Precondition, TrainHooks, train_with};
 use crate::exit::bad_input;
 use crate::settings::Settings;
 
@@ -35,33 +35,34 @@ pub(crate) fn retrain(args: RetrainArgs) -> Result<u8> {
         };
         let reference = format!("models:/{}@{}", registry.model_name, registry.alias);
         let mut tags = vec![("kiln.retrain.when".to_string(), when_str(when).to_string())];
-        let champion = champion_loader(uri.to_string(), None)(&registry.model_name, &registry.alias)?;
-        let Some(champion) = champion else {
-            let reason = format!("retrain: no version holds {reference} yet: training the first one");
-            tags.push(("kiln.retrain.trigger".to_string(), reason.clone()));
-            return Ok(Precondition { go: true, reason, tags });
+        // loaded once, for the decision to train and for the drift report alike
+        let champion = match kiln::load_bundle(&reference, uri) {
+            Ok(loaded) => loaded,
+            Err(e) if e.code() == kiln_domain::Code::NotFound => {
+                let reason = format!("retrain: no version holds {reference} yet: training the first one");
+                tags.push(("kiln.retrain.trigger".to_string(), reason.clone()));
+                return Ok(Precondition { go: true, reason, tags });
+            }
+            Err(e) => return Err(e.into()),
         };
-        tags.push(("kiln.retrain.champion_version".to_string(), champion.version.to_string()));
+        let version = champion.version.as_ref().map_or(0, |v| v.version);
+        tags.push(("kiln.retrain.champion_version".to_string(), version.to_string()));
         let (go, reason) = match when {
-            RetrainWhen::Always => (
-                true,
-                format!("retrain --when always: training a challenger to {reference} (version {})", champion.version),
-            ),
+            RetrainWhen::Always => {
+                (true, format!("retrain --when always: training a challenger to {reference} (version {})", version))
+            }
             RetrainWhen::Degraded => {
                 let rows = recent_window(settings, data, task)?;
-                progress.step(&format!("judging {reference} (version {}) on the newest rows", champion.version));
+                progress.step(&format!("judging {reference} (version {}) on the newest rows", version));
                 let assessment = kiln_train::assess(&champion.bundle, &data.frame, &rows)?;
                 let metric = kiln_train::default_compare_metric(&champion.bundle);
                 let j = crate::evaluate_cmd::judge(&champion.bundle, &assessment, metric, tolerance);
-                (
-                    j.degraded,
-                    format!("retrain --when degraded: {reference} (version {}): {}", champion.version, j.reason),
-                )
+                (j.degraded, format!("retrain --when degraded: {reference} (version {}): {}", version, j.reason))
             }
             RetrainWhen::Drift => {
                 progress.step(&format!(
                     "comparing the newest rows with the reference profile of {reference} (version {})",
-                    champion.version
+                    version
                 ));
                 let window = match recent_window(settings, data, task)? {
                     AssessRows::Origins { from, .. } => {
@@ -90,7 +91,7 @@ pub(crate) fn retrain(args: RetrainArgs) -> Result<u8> {
                     chunk_rows: 20_000,
                 };
                 let opts = DriftOptions { p_value: 0.05, distance: 0.1, drift_share: 0.5 };
-                let report = crate::drift_cmd::against_model(&args, &reference, &opts, 20_000, Instant::now())?;
+                let report = crate::drift_cmd::against_loaded(&args, &champion, &opts, 20_000, Instant::now())?;
                 let d = &report.dataset;
                 let verdict = if d.drifted { "DRIFT" } else { "no drift" };
                 (
@@ -99,7 +100,7 @@ pub(crate) fn retrain(args: RetrainArgs) -> Result<u8> {
                         "retrain --when drift: {verdict} in the newest {} rows against {reference} (version {}): \
                          {} of {} columns drifted ({:.0}%, the bar is {:.0}%)",
                         window.n_rows(),
-                        champion.version,
+                        version,
                         d.drifted_columns,
                         d.columns,
                         d.share * 100.0,
