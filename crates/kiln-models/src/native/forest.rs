@@ -15,7 +15,7 @@ use serde::de::IgnoredAny;
 use smartcore::ensemble::random_forest_regressor::RandomForestRegressor;
 use smartcore::linalg::basic::matrix::DenseMatrix;
 
-use super::{Tree, predict_blocks, predict_one, tree_depth};
+use super::{Steps, Tree, predict_blocks, predict_one, tree_depth};
 
 /// The forest's serde form, as smartcore 0.7 writes it (only the fields read here).
 #[derive(Deserialize)]
@@ -170,6 +170,14 @@ impl Forest {
     pub(crate) fn predict_into(&self, data: &[f64], out: &mut [f64]) {
         assert_eq!(data.len(), out.len() * self.n_features, "rows of the model's features");
         let step = |at, r: &[f64]| self.step(at, r);
-        predict_blocks(&self.trees, data, out, 0.0, step, |leaf| self.value(leaf), |sum| sum / self.n_trees);
+        predict_blocks(
+            &self.trees,
+            data,
+            out,
+            0.0,
+            Steps::every(step),
+            |leaf| self.value(leaf),
+            |sum| sum / self.n_trees,
+        );
     }
 }

@@ -7,7 +7,7 @@
 //! Not here: linear trees, `average_output` (random forests), multi-output models, `reg_sqrt` and the objectives
 //! kiln does not train; [`Forest::parse`] gives `None` for them.
 
-use super::{BLOCK, Tree, predict_blocks, predict_one, tree_depth};
+use super::{Steps, Tree, predict_blocks, predict_one, tree_depth};
 
 mod quick;
 
@@ -283,53 +283,37 @@ impl Forest {
     }
 
     /// One row's prediction (`raw`: the summed score before the objective's transform). `row` holds the model's
-    /// features. A row without NaN or near-zero values goes through QuickScorer ([`quick`]: 4.7 against 5.4 us for
+    /// features. A forest without categorical splits goes through QuickScorer ([`quick`]: 4.7 against 5.4 us for
     /// 500 trees of 31 leaves), any other through the walk; batches walk, in blocks, which is faster there.
     pub(crate) fn predict_row(&self, row: &[f64], raw: bool) -> f64 {
         assert_eq!(row.len(), self.n_features, "a row of the model's features");
         let value = |leaf| self.value(leaf);
-        let sum = match (self.categorical, clean(row)) {
-            (false, true) if let Some(quick) = &self.quick => QUICK_MASKS.with_borrow_mut(|m| quick.sum(row, m)),
-            (true, _) => predict_one(&self.trees, row, 0.0, |at, r| self.step::<true, false>(at, r), value),
-            (false, true) => predict_one(&self.trees, row, 0.0, |at, r| self.step::<false, true>(at, r), value),
-            (false, false) => predict_one(&self.trees, row, 0.0, |at, r| self.step::<false, false>(at, r), value),
+        let sum = match &self.quick {
+            Some(quick) => QUICK_MASKS.with_borrow_mut(|m| quick.sum(row, m)),
+            None if self.categorical => {
+                predict_one(&self.trees, row, 0.0, |at, r| self.step::<true, false>(at, r), value)
+            }
+            None => predict_one(&self.trees, row, 0.0, |at, r| self.step::<false, false>(at, r), value),
         };
         if raw { sum } else { self.output.apply(sum) }
     }
 
-    /// Predictions of the row-major `data` (rows of the model's features) into `out`, one per row. A block of rows
-    /// without NaN or near-zero values takes the walk with one comparison a split.
+    /// Predictions of the row-major `data` (rows of the model's features) into `out`, one per row. The rows of a
+    /// block without NaN or near-zero values walk together with one comparison a split, the others apart.
     pub(crate) fn predict_into(&self, data: &[f64], out: &mut [f64], raw: bool) {
         assert_eq!(data.len(), out.len() * self.n_features, "rows of the model's features");
         let value = |leaf| self.value(leaf);
         let finish = |sum| if raw { sum } else { self.output.apply(sum) };
         if self.categorical {
-            predict_blocks(&self.trees, data, out, 0.0, |at, r| self.step::<true, false>(at, r), value, finish);
-            return;
-        }
-        let width = self.n_features.max(1);
-        for (rows, block_out) in data.chunks(BLOCK * width).zip(out.chunks_mut(BLOCK)) {
-            if clean(rows) {
-                predict_blocks(
-                    &self.trees,
-                    rows,
-                    block_out,
-                    0.0,
-                    |at, r| self.step::<false, true>(at, r),
-                    value,
-                    finish,
-                );
-            } else {
-                predict_blocks(
-                    &self.trees,
-                    rows,
-                    block_out,
-                    0.0,
-                    |at, r| self.step::<false, false>(at, r),
-                    value,
-                    finish,
-                );
-            }
+            let step = |at, r: &[f64]| self.step::<true, false>(at, r);
+            predict_blocks(&self.trees, data, out, 0.0, Steps::every(step), value, finish);
+        } else {
+            let steps = Steps {
+                fits: clean,
+                quick: |at, r: &[f64]| self.step::<false, true>(at, r),
+                general: |at, r: &[f64]| self.step::<false, false>(at, r),
+            };
+            predict_blocks(&self.trees, data, out, 0.0, steps, value, finish);
         }
     }
 }

@@ -57,32 +57,95 @@ fn walk<const K: usize>(
     at
 }
 
-/// Scores the row-major `data` (rows of equal length, one per value of `out`) into `out`: per block of [`BLOCK`] rows, each row's sum
-/// starts at `init` and adds `value(leaf)` of every tree in order, then `finish` gives the output.
-fn predict_blocks<V: Copy + AddAssign>(
+/// How [`predict_blocks`] takes one step in a tree (node, row -> next node): rows for which `fits` holds walk
+/// together with `quick`, the others with `general`, which fits every row (so that rows that need no missing-value
+/// rule take the walk with one comparison a split).
+struct Steps<F, Q, G> {
+    fits: F,
+    quick: Q,
+    general: G,
+}
+
+impl<S: Fn(u32, &[f64]) -> u32 + Copy> Steps<fn(&[f64]) -> bool, S, S> {
+    /// `step` for every row.
+    fn every(step: S) -> Self {
+        Steps { fits: |_| true, quick: step, general: step }
+    }
+}
+
+/// Scores the row-major `data` (rows of equal length, one per value of `out`) into `out`: per block of [`BLOCK`]
+/// rows, each row's sum starts at `init` and adds `value(leaf)` of every tree in order, then `finish` gives the
+/// output. Grouping the rows by `steps` only decides which rows share a walk: every row still adds its own trees in
+/// order.
+fn predict_blocks<V, F, Q, G>(
     trees: &[Tree],
     data: &[f64],
     out: &mut [f64],
     init: V,
-    step: impl Fn(u32, &[f64]) -> u32,
+    steps: Steps<F, Q, G>,
     value: impl Fn(u32) -> V,
     finish: impl Fn(V) -> f64,
-) {
+) where
+    V: Copy + AddAssign,
+    F: Fn(&[f64]) -> bool,
+    Q: Fn(u32, &[f64]) -> u32,
+    G: Fn(u32, &[f64]) -> u32,
+{
+    /// A group of up to [`LANES`] rows of a block that walk side by side: their rows, where their sums go, how
+    /// many lanes are real (the others repeat the group's last row; their leaves are not added), which step.
+    struct Group<'a> {
+        rows: [&'a [f64]; LANES],
+        at: [usize; LANES],
+        len: usize,
+        quick: bool,
+    }
     let Some(n_cols) = data.len().checked_div(out.len()) else { return };
     debug_assert_eq!(data.len(), out.len() * n_cols);
     let mut sums = [init; BLOCK];
+    let mut groups: Vec<Group> = Vec::with_capacity(BLOCK / LANES + 1);
     for (rows, block_out) in data.chunks(BLOCK * n_cols).zip(out.chunks_mut(BLOCK)) {
         let n = block_out.len();
-        // a block's last group repeats its last row in the lanes past the end; their leaves are not added
-        let row = |i: usize| &rows[i.min(n - 1) * n_cols..][..n_cols];
-        let groups: [[&[f64]; LANES]; BLOCK / LANES] = array::from_fn(|g| array::from_fn(|k| row(g * LANES + k)));
+        let row = |i: usize| &rows[i * n_cols..][..n_cols];
+        let (mut fitting, mut others) = ([0usize; BLOCK], [0usize; BLOCK]);
+        let (mut n_fit, mut n_other) = (0, 0);
+        for i in 0..n {
+            if (steps.fits)(row(i)) {
+                fitting[n_fit] = i;
+                n_fit += 1;
+            } else {
+                others[n_other] = i;
+                n_other += 1;
+            }
+        }
+        // the fitting rows past the last full group walk with the others: one group fewer than padding both
+        let full = n_fit - n_fit % LANES;
+        for &i in &fitting[full..n_fit] {
+            others[n_other] = i;
+            n_other += 1;
+        }
+        groups.clear();
+        for (list, is_quick) in [(&fitting[..full], true), (&others[..n_other], false)] {
+            for chunk in list.chunks(LANES) {
+                let lane = |k: usize| chunk[k.min(chunk.len() - 1)];
+                groups.push(Group {
+                    rows: array::from_fn(|k| row(lane(k))),
+                    at: array::from_fn(lane),
+                    len: chunk.len(),
+                    quick: is_quick,
+                });
+            }
+        }
         let sums = &mut sums[..n];
         sums.fill(init);
         for tree in trees {
-            for (lanes, group_sums) in groups.iter().zip(sums.chunks_mut(LANES)) {
-                let at = walk([tree.root; LANES], tree.first_leaf, tree.depth, lanes, &step);
-                for (sum, &leaf) in group_sums.iter_mut().zip(&at) {
-                    *sum += value(leaf);
+            for g in &groups {
+                let leaves = if g.quick {
+                    walk([tree.root; LANES], tree.first_leaf, tree.depth, &g.rows, &steps.quick)
+                } else {
+                    walk([tree.root; LANES], tree.first_leaf, tree.depth, &g.rows, &steps.general)
+                };
+                for (&at, &leaf) in g.at[..g.len].iter().zip(&leaves) {
+                    sums[at] += value(leaf);
                 }
             }
         }

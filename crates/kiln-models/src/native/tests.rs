@@ -108,6 +108,14 @@ fn check_lightgbm(model: &LightGbmModel, x: &Matrix, what: &str) {
     let complete = x.data.iter().map(|&v| if v.is_nan() || v.abs() <= zero { 1.0 } else { v }).collect();
     let complete = Matrix::new(x.names.clone(), complete);
     check_lightgbm_rows(model, &complete, &format!("{what} (no missing values)"));
+    // blocks that mix rows with and without missing values (grouped apart, each walk on its own lanes): every
+    // third row of `x`, the others complete
+    let width = x.n_cols();
+    let mixed = (0..x.n_rows)
+        .flat_map(|i| if i % 3 == 0 { x.row(i) } else { complete.row(i) }.iter().copied())
+        .collect::<Vec<f64>>();
+    debug_assert_eq!(mixed.len(), x.n_rows * width);
+    check_lightgbm_rows(model, &Matrix::new(x.names.clone(), mixed), &format!("{what} (mixed blocks)"));
     // every complete row alone (QuickScorer) equals the batch (the walk), which equals LightGBM
     let batch = model.predict(&complete).unwrap();
     let single: Vec<f64> = (0..complete.n_rows).map(|i| model.predict_row(complete.row(i)).unwrap()).collect();

@@ -14,7 +14,7 @@
 
 use serde_json::Value;
 
-use super::{Tree, predict_blocks, predict_one, tree_depth};
+use super::{Steps, Tree, predict_blocks, predict_one, tree_depth};
 
 /// One split, or a leaf (children itself, its value in `threshold`). Children are indices into [`Forest::nodes`];
 /// `children[2]` is the default (missing) child.
@@ -202,7 +202,7 @@ impl Forest {
         assert_eq!(data.len(), out.len() * self.n_features, "rows of the model's features");
         let finish = |sum: f32| f64::from(if raw { sum } else { self.output.apply(sum) });
         let step = |at, r: &[f64]| self.step(at, r);
-        predict_blocks(&self.trees, data, out, self.base_margin, step, |l| self.value(l), finish);
+        predict_blocks(&self.trees, data, out, self.base_margin, Steps::every(step), |l| self.value(l), finish);
     }
 }
 

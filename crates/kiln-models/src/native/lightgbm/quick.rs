@@ -3,7 +3,9 @@
 //! walking each tree, every split of the forest is sorted by (feature, threshold); for each feature of a row the
 //! splits it fails (`threshold < v`: the row goes right) are visited in order, each clearing from its tree's leaf
 //! mask the leaves of its left subtree, and the row's leaf in a tree is then the first leaf left in its mask. The
-//! leaves' values are summed in tree order, as the walk sums them, so the result is the same to the bit.
+//! leaves' values are summed in tree order, as the walk sums them, so the result is the same to the bit. A NaN or
+//! near-zero value fails no threshold test: the splits its missing rules send right are listed per feature apart
+//! (one list for NaN, one for near-zero values) and applied instead.
 
 use super::Forest;
 
@@ -17,6 +19,13 @@ pub(super) struct Quick {
     trees: Vec<u32>,
     /// the leaves a failed split leaves reachable (its left subtree's bits cleared), leaves numbered left to right
     masks: Vec<u64>,
+    /// per feature `f`, the splits (indices into `trees` and `masks`) that send a NaN right:
+    /// `nan_right[nan_starts[f]..nan_starts[f + 1]]`
+    nan_starts: Vec<u32>,
+    nan_right: Vec<u32>,
+    /// the same for a value within kZeroThreshold of 0
+    zero_starts: Vec<u32>,
+    zero_right: Vec<u32>,
     /// per tree, its leaves' values left to right, from `leaf_starts[tree]`
     leaf_starts: Vec<u32>,
     leaf_values: Vec<f64>,
@@ -24,12 +33,13 @@ pub(super) struct Quick {
 
 impl Quick {
     /// The sorted splits of `forest`; `None` when a tree has more than 64 leaves or the forest a categorical split.
+    #[allow(clippy::too_many_lines)]
     pub(super) fn of(forest: &Forest) -> Option<Quick> {
         if forest.categorical {
             return None;
         }
-        // (feature, threshold, tree, mask) of every split
-        let mut splits: Vec<(u32, f64, u32, u64)> = Vec::new();
+        // (feature, threshold, tree, mask, flags) of every split
+        let mut splits: Vec<(u32, f64, u32, u64, u8)> = Vec::new();
         let (mut leaf_starts, mut leaf_values) = (Vec::with_capacity(forest.trees.len()), Vec::new());
         for (t, tree) in forest.trees.iter().enumerate() {
             let t = u32::try_from(t).ok()?;
@@ -63,7 +73,7 @@ impl Quick {
             for (split, start, count) in left_of {
                 let n = &forest.nodes[split as usize];
                 let bits = if count >= 64 { u64::MAX } else { ((1u64 << count) - 1) << start };
-                splits.push((n.feature, n.threshold, t, !bits));
+                splits.push((n.feature, n.threshold, t, !bits, n.flags));
             }
         }
         splits.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
@@ -74,8 +84,28 @@ impl Quick {
         for f in 0..forest.n_features {
             starts[f + 1] += starts[f];
         }
+        // the splits a NaN (a near-zero value) fails, per feature, in the sorted order
+        let right_of = |flag: u8| -> Option<(Vec<u32>, Vec<u32>)> {
+            let mut list_starts = vec![0_u32; forest.n_features + 1];
+            let mut list = Vec::new();
+            for f in 0..forest.n_features {
+                for k in starts[f]..starts[f + 1] {
+                    if splits[k as usize].4 & flag == 0 {
+                        list.push(k);
+                    }
+                }
+                list_starts[f + 1] = u32::try_from(list.len()).ok()?;
+            }
+            Some((list_starts, list))
+        };
+        let (nan_starts, nan_right) = right_of(super::NAN_LEFT)?;
+        let (zero_starts, zero_right) = right_of(super::ZERO_LEFT)?;
         Some(Quick {
             starts,
+            nan_starts,
+            nan_right,
+            zero_starts,
+            zero_right,
             thresholds: splits.iter().map(|s| s.1).collect(),
             trees: splits.iter().map(|s| s.2).collect(),
             masks: splits.iter().map(|s| s.3).collect(),
@@ -84,18 +114,28 @@ impl Quick {
         })
     }
 
-    /// The summed leaf values of `row` (no NaN, no value within kZeroThreshold of 0), `masks` a buffer of one
-    /// word a tree.
+    /// The summed leaf values of `row`, `masks` a buffer of one word a tree.
     pub(super) fn sum(&self, row: &[f64], masks: &mut Vec<u64>) -> f64 {
         masks.clear();
         masks.resize(self.leaf_starts.len(), u64::MAX);
         for (f, &v) in row.iter().enumerate() {
-            let (start, end) = (self.starts[f] as usize, self.starts[f + 1] as usize);
-            for k in start..end {
-                if self.thresholds[k] >= v {
-                    break;
+            if v.abs() > super::ZERO {
+                let (start, end) = (self.starts[f] as usize, self.starts[f + 1] as usize);
+                for k in start..end {
+                    if self.thresholds[k] >= v {
+                        break;
+                    }
+                    masks[self.trees[k] as usize] &= self.masks[k];
                 }
-                masks[self.trees[k] as usize] &= self.masks[k];
+            } else {
+                let (starts, right) = if v.is_nan() {
+                    (&self.nan_starts, &self.nan_right)
+                } else {
+                    (&self.zero_starts, &self.zero_right)
+                };
+                for &k in &right[starts[f] as usize..starts[f + 1] as usize] {
+                    masks[self.trees[k as usize] as usize] &= self.masks[k as usize];
+                }
             }
         }
         let mut sum = 0.0;
