@@ -119,6 +119,17 @@ impl FittedPipeline {
         Some(self.step?.advance(origin, self.recipe()?.horizon))
     }
 
+    /// The raw columns whose values are the model's inputs as they are, in the model's order: a tabular pipeline
+    /// without preprocessing or selection, whose columns' model names are the model's feature names. Then
+    /// [`FittedPipeline::transform`] only copies these (numeric) columns into the matrix, and a caller holding a
+    /// row's values can skip the frame altogether.
+    pub fn passthrough_columns(&self) -> Option<&[String]> {
+        let PipelineInput::Tabular(t) = &self.input else { return None };
+        let same = t.columns.len() == self.feature_names.len()
+            && t.columns.iter().zip(&self.feature_names).all(|(c, f)| model_column_name(c) == *f);
+        (self.preprocess.is_none() && self.selection.is_none() && same).then_some(t.columns.as_slice())
+    }
+
     /// The time-series recipe, for a forecast pipeline.
     pub fn recipe(&self) -> Option<&TimeSeriesRecipe> {
         match &self.input {

@@ -235,6 +235,9 @@ pub struct LoadedModel {
     pub(crate) stats: crate::metrics::ModelStats,
     /// live drift's window, while this model is the primary variant's and its bundle has a profile
     pub(crate) drift: std::sync::OnceLock<std::sync::Arc<crate::drift::DriftWindow>>,
+    /// the schema field of each model input, when a record's numeric fields are the model's inputs as they are
+    /// ([`FittedPipeline::passthrough_columns`]): records go straight to a row, with no frame
+    direct: Option<Vec<usize>>,
 }
 
 impl LoadedModel {
@@ -297,6 +300,12 @@ impl LoadedModel {
         static SERIAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         let serial = SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let stats = crate::metrics::ModelStats::new(&bundle);
+        let direct = pipeline.passthrough_columns().and_then(|columns| {
+            columns
+                .iter()
+                .map(|c| schema.position(c).filter(|&i| schema.fields[i].kind == FieldKind::Numeric))
+                .collect::<Option<Vec<usize>>>()
+        });
         Ok(LoadedModel {
             serial,
             identity,
@@ -307,7 +316,18 @@ impl LoadedModel {
             headers,
             stats,
             drift: std::sync::OnceLock::new(),
+            direct,
         })
+    }
+
+    /// The schema field of each model input, when records go straight to rows (see the field's doc).
+    pub(crate) fn direct(&self) -> Option<&[usize]> {
+        self.direct.as_deref()
+    }
+
+    /// Whether a record's values become the model's row directly, with no frame and no feature step in between.
+    pub fn takes_records_directly(&self) -> bool {
+        self.direct.is_some()
     }
 
     /// The pipeline requests run through (see [`served_pipeline`]).

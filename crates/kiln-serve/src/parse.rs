@@ -108,6 +108,23 @@ impl Rows {
         })
     }
 
+    /// The rows as a row-major matrix of the fields `plan` lists, in that order; `None` when one of them is not a
+    /// numeric field.
+    pub(crate) fn row_major(&self, plan: &[usize]) -> Option<Vec<f64>> {
+        let columns = plan
+            .iter()
+            .map(|&i| match self.bufs.get(i)? {
+                Buf::Numeric(v) if v.len() == self.n_rows => Some(v.as_slice()),
+                _ => None,
+            })
+            .collect::<Option<Vec<&[f64]>>>()?;
+        let mut data = Vec::with_capacity(self.n_rows * columns.len());
+        for r in 0..self.n_rows {
+            data.extend(columns.iter().map(|c| c[r]));
+        }
+        Some(data)
+    }
+
     /// The rows as a frame of the schema's fields, in order, without the id.
     pub(crate) fn into_frame(self) -> Result<Frame, ApiError> {
         let columns = self

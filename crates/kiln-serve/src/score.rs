@@ -436,16 +436,26 @@ fn tabular(
     let pipeline = &bundle.pipeline;
     let ids: Option<Vec<Option<String>>> = rows.ids().map(<[_]>::to_vec);
     let n = rows.n_rows;
-    let frame = rows.into_frame()?;
-    let prepared = pipeline.transform(&frame).map_err(|e| {
-        ApiError::from_feature(e, None, &|row, column| record(row).path(Some(column)).unwrap_or_default())
-    })?;
-    let x = prepared.x;
+    // the record's numbers are the model's inputs as they are: straight into a row, with no frame and no name
+    let direct = model.direct().and_then(|plan| rows.row_major(plan));
+    let x = match direct {
+        // one row is predicted from its values alone; a batch's matrix carries the model's names
+        Some(data) if n == 1 => Matrix { names: Vec::new(), data, n_rows: 1 },
+        Some(data) => Matrix { names: pipeline.feature_names.clone(), data, n_rows: n },
+        None => {
+            let frame = rows.into_frame()?;
+            let prepared = pipeline.transform(&frame).map_err(|e| {
+                ApiError::from_feature(e, None, &|row, column| record(row).path(Some(column)).unwrap_or_default())
+            })?;
+            prepared.x
+        }
+    };
     if let Some(drift) = drift {
         drift.push(&x.data, x.n_rows);
     }
     let raw = if n == 1 {
-        vec![bundle.model.predict_row(x.row(0)).map_err(ApiError::internal)?]
+        // the matrix's one row (a direct single row's matrix has no names)
+        vec![bundle.model.predict_row(&x.data).map_err(ApiError::internal)?]
     } else {
         bundle.model.predict(&x).map_err(ApiError::internal)?
     };

@@ -256,6 +256,28 @@ pub(crate) fn churn() -> &'static Trained {
     })
 }
 
+/// Telco churn on its numeric columns as they are (no preprocessing, `TotalCharges` blank as missing): a model whose
+/// records go straight to a row.
+pub(crate) fn churn_numeric() -> &'static Trained {
+    static MODEL: OnceLock<Trained> = OnceLock::new();
+    MODEL.get_or_init(|| {
+        let frame = kiln_data::read_frame(&data("Telco-Customer-Churn_IBM.csv"), &ReadOptions::default()).unwrap();
+        let columns = ["tenure", "MonthlyCharges", "TotalCharges", "SeniorCitizen"].map(String::from).to_vec();
+        let task = TaskSpec::Tabular {
+            input: TabularInput { columns, id_column: Some("customerID".into()) },
+            target: "Churn".into(),
+            kind: TabularKind::Classification { positive: "Yes".into(), threshold: ThresholdRule::BestF1 },
+            split: ShuffledSplit {
+                test_size: Size::Fraction(0.2),
+                validation_size: Some(Size::Fraction(0.1)),
+                seed: 42,
+            },
+            missing: Default::default(),
+        };
+        train("churn-numeric", task, Vec::new(), frame, Gates::Classification(ClassificationGateSpec::default()))
+    })
+}
+
 pub(crate) fn read(trained: &Trained) -> Bundle<FittedPipeline> {
     kiln_models::read_bundle(&trained.bundle_dir).unwrap()
 }

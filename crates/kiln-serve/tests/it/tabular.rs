@@ -4,7 +4,7 @@
 use kiln_serve::{AppState, LoadedModel, ModelIdentity, ServeConfig, VERSION_HEADER};
 use serde_json::{Value, json};
 
-use crate::helpers::{churn, get, post, read, row, state_for};
+use crate::helpers::{churn, churn_numeric, get, post, read, row, state_for};
 
 fn input_columns() -> Vec<String> {
     read(churn()).pipeline.input_columns()
@@ -147,4 +147,49 @@ async fn without_a_model_the_service_is_alive_but_not_ready() {
         assert_eq!((answer.status.as_u16(), answer.error()), (503, ("not_ready".into(), None)));
         assert!(answer.headers.get(VERSION_HEADER).is_none());
     }
+}
+
+#[tokio::test]
+async fn numeric_records_go_straight_to_a_row_with_the_answers_of_batch_scoring() {
+    let trained = churn_numeric();
+    let bundle = read(trained);
+    let columns = bundle.pipeline.input_columns();
+    let identity = || ModelIdentity { reference: "test".into(), name: None, version: None, alias: None, run_id: None };
+    let direct = LoadedModel::new(read(trained), identity()).unwrap();
+    assert!(direct.takes_records_directly(), "a model of numeric columns as they are");
+    let framed = LoadedModel::new(read(churn()), identity()).unwrap();
+    assert!(!framed.takes_records_directly(), "a model with preprocessing goes through the frame");
+
+    let state = state_for(trained, "churn-numeric", ServeConfig::default());
+    let scored = kiln_score::score(&bundle, &trained.frame, false).unwrap();
+    // row 488 has a blank TotalCharges: null in the record, a missing value for the model
+    let rows = [0, 1, 2, 488, 7000];
+    let record = |i: usize| row(&trained.frame, &columns, i);
+    assert!(record(488)["TotalCharges"].is_null());
+    for &i in &rows {
+        let answer = post(&state, "/predict", &record(i)).await;
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        assert_eq!(answer.body["probability"].as_f64().unwrap().to_bits(), scored.predictions[i].to_bits(), "row {i}");
+    }
+    // fields in another order, the id left out, a number as an integer
+    let mut shuffled = serde_json::Map::new();
+    let one = record(1);
+    for name in ["SeniorCitizen", "TotalCharges", "tenure", "MonthlyCharges"] {
+        shuffled.insert(name.to_string(), one[name].clone());
+    }
+    let answer = post(&state, "/predict", &Value::Object(shuffled)).await;
+    assert_eq!(answer.body["probability"].as_f64().unwrap().to_bits(), scored.predictions[1].to_bits());
+    let records: Vec<Value> = rows.iter().map(|&i| record(i)).collect();
+    let batch = post(&state, "/predict/batch", &json!({ "records": records })).await;
+    assert_eq!(batch.status, 200, "{}", batch.body);
+    for (k, &i) in rows.iter().enumerate() {
+        let got = batch.body["predictions"][k]["probability"].as_f64().unwrap();
+        assert_eq!(got.to_bits(), scored.predictions[i].to_bits(), "batch row {i}");
+    }
+    // the checks of the frame path still hold: a text for a number names its field
+    let mut bad = record(0);
+    bad["tenure"] = json!("twelve");
+    let answer = post(&state, "/predict", &bad).await;
+    let error = &answer.body["error"];
+    assert_eq!((answer.status.as_u16(), error["field"].as_str()), (422, Some("tenure")), "{}", answer.body);
 }
