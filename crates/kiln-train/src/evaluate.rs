@@ -395,25 +395,19 @@ impl Evaluation {
         let pick = |values: &[f64], rows: &[usize]| -> Vec<f64> { rows.iter().map(|&i| values[i]).collect() };
         match self {
             Evaluation::Regression { baseline, .. } => {
-                let split = |rows: &[usize]| {
-                    let mut obj = serde_json::Map::new();
-                    if design.times.is_empty() {
-                        obj.insert("id".into(), rows.iter().map(|&i| design.ids[i].clone()).collect());
-                    } else {
-                        obj.insert("time_ms".into(), rows.iter().map(|&i| design.times[i]).collect());
-                    }
-                    obj.insert("y_true".into(), pick(&design.truth, rows).into());
-                    obj
-                };
-                let mut train = split(&fit_rows);
-                let mut test = split(&parts.test);
                 let (pred_all, base_all) = regression_vectors(task, design, outputs, parts);
-                train.insert("y_pred".into(), pick(&pred_all, &fit_rows).into());
-                test.insert("y_pred".into(), pick(&pred_all, &parts.test).into());
-                train.insert((*baseline).into(), pick(&base_all, &fit_rows).into());
-                test.insert((*baseline).into(), pick(&base_all, &parts.test).into());
-                let json = serde_json::json!({"train": train, "test": test});
-                store.put_bytes(run, "predictions.json", &to_json(&json))?;
+                let split = |rows| PredictionRows {
+                    design,
+                    rows,
+                    y_pred: &pred_all,
+                    baseline_name: baseline,
+                    baseline: &base_all,
+                };
+                let fit_rows = fit_rows.as_slice();
+                // written as it is serialized (no JSON tree), compact: a panel's file holds millions of numbers
+                let all = RegressionPredictions { train: split(&fit_rows), test: split(&parts.test) };
+                let json = serde_json::to_vec(&all).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}").into_bytes());
+                store.put_bytes(run, "predictions.json", &json)?;
                 if let TaskSpec::Forecast { recipe, .. } = task {
                     let test = ForecastTest {
                         target: &recipe.target,
@@ -523,5 +517,46 @@ fn regression_vectors(task: &TaskSpec, design: &Design, outputs: &[f64], parts: 
             let mean = kiln_eval::pairwise_sum(&train_y) / train_y.len().max(1) as f64;
             (outputs.to_vec(), vec![mean; outputs.len()])
         }
+    }
+}
+
+/// `predictions.json` of a regression or forecast: the rows the model was fitted on, and the test rows.
+#[derive(Serialize)]
+struct RegressionPredictions<'a> {
+    train: PredictionRows<'a>,
+    test: PredictionRows<'a>,
+}
+
+/// Some rows of the design: their time (`time_ms`) or id, the truth, the model's prediction and the baseline's,
+/// each a list in the rows' order (NaN as null).
+struct PredictionRows<'a> {
+    design: &'a Design,
+    rows: &'a [usize],
+    y_pred: &'a [f64],
+    baseline_name: &'a str,
+    baseline: &'a [f64],
+}
+
+impl Serialize for PredictionRows<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        /// `values` at `rows`, serialized as a list without a copy
+        struct Picked<'a, T>(&'a [T], &'a [usize]);
+        impl<T: Serialize> Serialize for Picked<'_, T> {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.collect_seq(self.1.iter().map(|&i| &self.0[i]))
+            }
+        }
+        let d = self.design;
+        let mut map = serializer.serialize_map(Some(4))?;
+        if d.times.is_empty() {
+            map.serialize_entry("id", &Picked(&d.ids, self.rows))?;
+        } else {
+            map.serialize_entry("time_ms", &Picked(&d.times, self.rows))?;
+        }
+        map.serialize_entry("y_true", &Picked(&d.truth, self.rows))?;
+        map.serialize_entry("y_pred", &Picked(self.y_pred, self.rows))?;
+        map.serialize_entry(self.baseline_name, &Picked(self.baseline, self.rows))?;
+        map.end()
     }
 }
