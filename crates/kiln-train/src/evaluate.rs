@@ -405,7 +405,7 @@ impl Evaluation {
                 };
                 let fit_rows = fit_rows.as_slice();
                 // written as it is serialized (no JSON tree), compact: a panel's file holds millions of numbers
-                let all = RegressionPredictions { train: split(&fit_rows), test: split(&parts.test) };
+                let all = RegressionPredictions { train: split(fit_rows), test: split(&parts.test) };
                 let json = serde_json::to_vec(&all).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}").into_bytes());
                 store.put_bytes(run, "predictions.json", &json)?;
                 if let TaskSpec::Forecast { recipe, .. } = task {
