@@ -394,6 +394,56 @@ def test_a_worker_killed_mid_trial_leaves_a_trial_that_turns_fail_after_the_grac
     assert f"trial {killed}" in proc.stderr and "heartbeat" in proc.stderr, proc.stderr
 
 
+@pytest.mark.parametrize("signal_name", ["SIGINT", "SIGTERM"])
+def test_ctrl_c_fails_the_running_trials_and_kills_the_parent_run_at_once(tmp_path, signal_name, monkeypatch):
+    """Ctrl-C (or a scheduler's SIGTERM) mid-trial: the process ends within seconds with status 130, its running
+    trials are FAIL with the reason (Optuna's reading of an interrupted trial), none is left RUNNING for the heartbeat
+    check, and the parent run is KILLED."""
+    import signal
+
+    from conftest import kiln_bin
+    from mlflow.tracking import MlflowClient
+
+    config = write(tmp_path, SLOW)
+    db = tmp_path / "optuna.db"
+    storage = f"sqlite:///{db}"
+    worker = subprocess.Popen([kiln_bin(), "tune", "--config", str(config), "--tracking-uri", str(tmp_path / "mlruns"),
+                               "--storage", storage, "--no-refit", "--jobs", "2"], cwd=REPO,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 60
+        rows = []
+        while not rows:
+            assert time.time() < deadline and worker.poll() is None, "no trial started"
+            time.sleep(0.1)
+            try:
+                rows = sqlite3.connect(db).execute("select number from trials where state = 'RUNNING'").fetchall()
+            except sqlite3.OperationalError:
+                rows = []
+        sent = time.time()
+        worker.send_signal(getattr(signal, signal_name))
+        _, stderr = worker.communicate(timeout=30)
+        took = time.time() - sent
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
+    assert worker.returncode == 130, stderr
+    assert took < 10, f"the study took {took:.1f} s to stop"
+    assert "interrupted" in stderr and "marked FAIL" in stderr, stderr
+    study = optuna_study(storage, "eurusd")
+    states = [t.state.name for t in study.trials]
+    assert "RUNNING" not in states, states
+    interrupted = [t for t in study.trials if t.state.name == "FAIL"]
+    assert {t.number for t in interrupted} >= {r[0] for r in rows}, (rows, states)
+    assert all("interrupted" in t.user_attrs["fail_reason"] for t in interrupted)
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    client = MlflowClient(tracking_uri=str(tmp_path / "mlruns"))
+    parents = [r for r in client.search_runs([e.experiment_id for e in client.search_experiments()])
+               if r.data.tags.get("kiln.run.kind") == "tune"]
+    assert [(p.info.status, p.data.tags.get("kiln.error")) for p in parents] == [("KILLED", "interrupted")]
+
+
 @pytest.fixture(scope="module")
 def postgres(tmp_path_factory):
     """A real PostgreSQL server for the module (scripts/pg_server.sh; stopped, and its folder removed, at the end or

@@ -16,6 +16,9 @@ pub(crate) const GATE_FAILED: u8 = ErrorKind::GateFailed.exit_code();
 #[allow(dead_code)]
 pub(crate) const WATCH_ALERT: u8 = 4;
 
+/// Interrupted by Ctrl-C or SIGTERM (`kiln tune`, after marking its running trials), as a shell reports SIGINT.
+pub(crate) const INTERRUPTED: i32 = 130;
+
 /// The one list of error types whose code decides the exit status.
 macro_rules! coded_errors {
     ($($error:ty),+ $(,)?) => {

@@ -13,8 +13,8 @@ use kiln_domain::{LoadedData, StudyDirection, StudyStorage};
 use kiln_eval::{ClassificationMetricName, MetricName};
 use kiln_store::PlotChartRenderer;
 use kiln_train::tune::{
-    Candidate, Competition, Distribution, Heartbeat, MedianPruner, MinResource, Objective, PrunerSpec, SamplerSpec,
-    StudyRun, StudySpec, SuccessiveHalvingPruner, TpeOptions, TunePorts,
+    Candidate, Competition, Distribution, Heartbeat, Interrupt, MedianPruner, MinResource, Objective, PrunerSpec,
+    SamplerSpec, StudyRun, StudySpec, SuccessiveHalvingPruner, TpeOptions, TunePorts,
 };
 use kiln_train::{Progress, TaskSpec, TrainSpec};
 use serde::{Deserialize, Serialize};
@@ -23,7 +23,7 @@ use crate::backtest_cmd::{FoldSettings, splitter_for};
 use crate::cli::TuneArgs;
 use crate::commands::{StderrProgress, load_data, load_experiment, now_ms, report_training, run_tags};
 use crate::config;
-use crate::exit::bad_input;
+use crate::exit::{self, bad_input};
 use crate::settings::Settings;
 use crate::table::number_table;
 
@@ -528,6 +528,16 @@ pub(crate) fn tune(args: TuneArgs) -> Result<u8> {
     let store = opened.as_shared_store();
     let charts = PlotChartRenderer::default();
     let clock = now_ms;
+    // Ctrl-C or SIGTERM: the running trials are marked FAIL and the parent run KILLED before the process ends (a
+    // second Ctrl-C ends it at once)
+    let requested = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register_conditional_shutdown(signal, exit::INTERRUPTED, requested.clone())
+            .and_then(|_| signal_hook::flag::register(signal, requested.clone()))
+            .context("cannot install the Ctrl-C handler")?;
+    }
+    let exit_now = || std::process::exit(exit::INTERRUPTED);
+    let interrupt = Interrupt { requested: &requested, exit: &exit_now };
     let ports = TunePorts {
         storage: storage.as_ref(),
         tracker: store,
@@ -535,6 +545,7 @@ pub(crate) fn tune(args: TuneArgs) -> Result<u8> {
         registry: store,
         charts: &charts,
         clock: &clock,
+        interrupt: Some(&interrupt),
     };
     let secrets = config::secret_env_values(std::env::vars());
     let kinds: Vec<&str> = resolved.candidates.iter().map(|c| c.kind.as_str()).collect();

@@ -31,9 +31,9 @@ pub use sampler::{
 };
 pub use space::{Distribution, ParamValue};
 pub use study::{
-    CANDIDATE_PARAM, Candidate, Competition, Heartbeat, LeaderRow, Objective, PipelineParam, PrunerSpec, SamplerSpec,
-    Section, StudyRun, StudySpec, TrialRecord, TuneOutcome, TunePorts, Winner, check_space, frozen, leaderboard_header,
-    leaderboard_rows, pipeline_with, tune,
+    CANDIDATE_PARAM, Candidate, Competition, Heartbeat, Interrupt, LeaderRow, Objective, PipelineParam, PrunerSpec,
+    SamplerSpec, Section, StudyRun, StudySpec, TrialRecord, TuneOutcome, TunePorts, Winner, check_space, frozen,
+    leaderboard_header, leaderboard_rows, pipeline_with, tune,
 };
 pub use trial::{Direction, FrozenTrial, TrialState};
 

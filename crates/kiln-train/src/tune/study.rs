@@ -332,6 +332,20 @@ pub struct TuneOutcome {
 }
 
 /// The ports of a study: the trial storage beside the tracking ones, shared by the trials running at once.
+/// A request to stop a study at once (Ctrl-C, SIGTERM): no trial starts after it; this process's running trials are
+/// marked FAIL with the reason `interrupted` and the parent run KILLED, then `exit` ends the process (a fit in
+/// progress inside a library cannot be stopped). Without it, a killed worker's trials stay RUNNING until another
+/// worker's heartbeat check fails them.
+pub struct Interrupt<'a> {
+    /// set by the signal handler
+    pub requested: &'a AtomicBool,
+    /// ends the process once the study's state is written
+    pub exit: &'a (dyn Fn() + Sync),
+}
+
+/// How often a study checks for an [`Interrupt`].
+const INTERRUPT_POLL: Duration = Duration::from_millis(50);
+
 pub struct TunePorts<'a> {
     pub storage: &'a dyn StudyStorage,
     pub tracker: &'a (dyn Tracker + Sync),
@@ -340,6 +354,8 @@ pub struct TunePorts<'a> {
     pub charts: &'a (dyn kiln_domain::ChartRenderer + Sync),
     /// milliseconds since the epoch, now
     pub clock: &'a (dyn Fn() -> i64 + Sync),
+    /// stops the study at once when requested
+    pub interrupt: Option<&'a Interrupt<'a>>,
 }
 
 impl<'a> TunePorts<'a> {
@@ -706,6 +722,7 @@ fn study_steps(
             classification,
             model_threads,
             started,
+            running: Mutex::new(Vec::new()),
         };
         let (mut r, mut s) = run_trials(&ctx)?;
         records.append(&mut r);
@@ -878,6 +895,8 @@ struct TrialContext<'c, 'a> {
     classification: bool,
     model_threads: usize,
     started: Instant,
+    /// the storage ids of this process's running trials
+    running: Mutex<Vec<i64>>,
 }
 
 /// Runs the study's trials, `jobs` at a time, until `n_trials` have started or the timeout has passed (or the grid
@@ -930,10 +949,22 @@ fn run_trials(ctx: &TrialContext<'_, '_>) -> Result<(Vec<TrialRecord>, StaleTria
     };
     let run_ids: Mutex<BTreeMap<(String, i64), RunId>> = Mutex::new(BTreeMap::new());
     let workers = spec.jobs.max(1).min(spec.n_trials.unwrap_or(usize::MAX));
+    let finished = AtomicBool::new(false);
     std::thread::scope(|scope| {
+        if let Some(interrupt) = ctx.ports.interrupt {
+            let finished = &finished;
+            scope.spawn(move || {
+                while !finished.load(Ordering::Relaxed) {
+                    if interrupt.requested.load(Ordering::Relaxed) {
+                        interrupted(ctx, interrupt);
+                    }
+                    std::thread::sleep(INTERRUPT_POLL);
+                }
+            });
+        }
         let (tx, rx) = std::sync::mpsc::channel::<TrialLog>();
         let (fail, run_ids) = (&fail, &run_ids);
-        scope.spawn(move || {
+        let logger = scope.spawn(move || {
             for log in rx {
                 match write_trial_run(ctx, &log) {
                     Ok(id) => {
@@ -943,10 +974,11 @@ fn run_trials(ctx: &TrialContext<'_, '_>) -> Result<(Vec<TrialRecord>, StaleTria
                 }
             }
         });
+        let mut handles = Vec::with_capacity(workers + 1);
         for _ in 0..workers {
             let tx = tx.clone();
             let (slots, stop, records, stale) = (&slots, &stop, &records, &stale);
-            scope.spawn(move || {
+            handles.push(scope.spawn(move || {
                 loop {
                     if stop.load(Ordering::Relaxed) {
                         break;
@@ -969,10 +1001,19 @@ fn run_trials(ctx: &TrialContext<'_, '_>) -> Result<(Vec<TrialRecord>, StaleTria
                         Err(e) => fail(e),
                     }
                 }
-            });
+            }));
         }
         // the logger ends when every worker's sender is gone
         drop(tx);
+        handles.push(logger);
+        // the interrupt watcher stops once the workers and the logger are done (a panic is raised again after)
+        let joined: Vec<_> = handles.into_iter().map(std::thread::ScopedJoinHandle::join).collect();
+        finished.store(true, Ordering::Relaxed);
+        for j in joined {
+            if let Err(panic) = j {
+                std::panic::resume_unwind(panic);
+            }
+        }
     });
     if let Some(e) = error.into_inner().unwrap_or_else(PoisonError::into_inner) {
         return Err(e);
@@ -985,6 +1026,31 @@ fn run_trials(ctx: &TrialContext<'_, '_>) -> Result<(Vec<TrialRecord>, StaleTria
         }
     }
     Ok((records, stale.into_inner().unwrap_or_else(PoisonError::into_inner)))
+}
+
+/// What an [`Interrupt`] does: this process's running trials FAIL (`fail_reason`: interrupted), the parent run
+/// KILLED, then the process ends. The running list stays locked, so no trial is created after it is read.
+fn interrupted(ctx: &TrialContext<'_, '_>, interrupt: &Interrupt<'_>) {
+    let running = ctx.running.lock().unwrap_or_else(PoisonError::into_inner);
+    let storage = ctx.ports.storage;
+    let reason = Value::String("interrupted (the study was stopped while the trial ran)".to_string()).to_string();
+    let mut failed = Vec::new();
+    for &id in running.iter() {
+        // best effort: the process ends either way, and a trial left RUNNING is failed later by heartbeat
+        let _ = storage.set_trial_user_attr(id, "fail_reason", &reason);
+        if let Ok(true) = storage.finish_trial(id, TrialState::Fail, None) {
+            failed.push(id);
+        }
+    }
+    let _ = ctx.ports.tracker.set_tags(ctx.parent, &[("kiln.error".to_string(), "interrupted".to_string())]);
+    let _ = ctx.ports.tracker.end_run(ctx.parent, RunStatus::Killed, (ctx.ports.clock)());
+    ctx.progress.step(&format!(
+        "interrupted: {} running trial(s) of study {} marked FAIL, parent run {} KILLED",
+        failed.len(),
+        ctx.study.name,
+        ctx.parent
+    ));
+    (interrupt.exit)();
 }
 
 enum TrialStep {
@@ -1027,7 +1093,13 @@ fn one_trial(ctx: &TrialContext<'_, '_>) -> Result<TrialStep, TrainError> {
             return Ok(TrialStep::GridDone);
         }
     }
-    let (trial_id, number) = storage.create_trial(study.id)?;
+    // created and listed under the lock an interrupt takes: every trial it does not see is never created
+    let (trial_id, number) = {
+        let mut running = ctx.running.lock().unwrap_or_else(PoisonError::into_inner);
+        let created = storage.create_trial(study.id)?;
+        running.push(created.0);
+        created
+    };
     if spec.heartbeat.is_some() {
         storage.heartbeat(trial_id)?;
     }
@@ -1093,6 +1165,7 @@ fn one_trial(ctx: &TrialContext<'_, '_>) -> Result<TrialStep, TrainError> {
         storage.set_trial_user_attr(trial_id, "fail_reason", &Value::String(r.clone()).to_string())?;
     }
     let finished = storage.finish_trial(trial_id, state, value)?;
+    ctx.running.lock().unwrap_or_else(PoisonError::into_inner).retain(|&id| id != trial_id);
     let baseline_key = format!("folds/baseline/test/{}", ctx.spec.objective.metric);
     let baseline: Vec<f64> = metrics.iter().filter(|m| m.key == baseline_key).map(|m| m.value).collect();
     let baseline =
