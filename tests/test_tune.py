@@ -218,6 +218,53 @@ model:
     assert [m.value for m in cv] == [folds[k] for k in sorted(folds)]
 
 
+MULTI_STEP = BASE.replace(f", {REPO}/conf/base/lightgbm.yaml", "") + """
+task: {horizon: 3, strategy: direct}
+model:
+  kind: lightgbm
+  params: {objective: regression, num_iterations: 40, early_stopping_rounds: 10, num_threads: 1, seed: 42,
+           deterministic: true, learning_rate: 0.1, num_leaves: 8}
+"""
+
+
+def _fold_metric(mlruns, key):
+    """A local store's metric history `key` of its only run, by step."""
+    [path] = list(mlruns.glob(f"*/*/metrics/{key}"))
+    rows = [line.split() for line in path.read_text().splitlines()]
+    return [float(v) for _, v, _ in sorted(rows, key=lambda r: int(r[2]))]
+
+
+def test_a_multi_step_forecast_is_tuned_on_its_rmse_averaged_over_the_steps(tmp_path):
+    """Each fold of a 3-step direct forecast is scored by the mean over its three steps of the test RMSE: the
+    per-step fold scores `kiln train --cv` reports for the same configuration, averaged."""
+    config = write(tmp_path, MULTI_STEP + """
+tune:
+  n_trials: 2
+  sampler: {kind: random, seed: 3}
+  candidates:
+    - kind: lightgbm
+      params: {objective: regression, num_iterations: 40, early_stopping_rounds: 10, num_threads: 1, seed: 42,
+               deterministic: true, learning_rate: 0.1}
+      space:
+        num_leaves: {int: {low: 4, high: 16}}
+""")
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    proc = run_kiln("tune", "--config", config, "--tracking-uri", tmp_path / "tune-mlruns", "--storage", storage,
+                    "--no-refit", "--json", tmp_path / "tune.json")
+    assert "3-step forecast: each fold is scored by its rmse averaged over the steps" in proc.stderr, proc.stderr
+    trial = json.loads((tmp_path / "tune.json").read_text())["trials"][0]
+    cv_config = write(tmp_path, MULTI_STEP.replace("num_leaves: 8", f"num_leaves: {trial['params']['num_leaves']}"),
+                      "cv.yaml")
+    run_kiln("train", "--config", cv_config, "--cv", 3, "--tracking-uri", tmp_path / "cv-mlruns")
+    steps = [_fold_metric(tmp_path / "cv-mlruns", f"cv/folds/test/step_{k}/rmse") for k in (1, 2, 3)]
+    expected = [sum(fold) / 3 for fold in zip(*steps)]
+    folds = optuna_study(storage, "eurusd").trials[trial["number"]].intermediate_values
+    got = [folds[k] for k in sorted(folds)]
+    assert len(got) == 3 and all(abs(a - b) <= TOL * abs(b) for a, b in zip(got, expected)), (got, expected)
+    one_step = _fold_metric(tmp_path / "cv-mlruns", "cv/folds/test/rmse")
+    assert got != one_step
+
+
 def test_the_registered_winner_loads_with_its_mlflow_flavor_and_predicts_as_kiln(tuned, server, tmp_path):
     os.environ["MLFLOW_TRACKING_URI"] = server.url
     os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"

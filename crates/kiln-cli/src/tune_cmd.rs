@@ -520,8 +520,21 @@ pub(crate) fn tune(args: TuneArgs) -> Result<u8> {
     let fold_settings = FoldSettings::of_section(&section, section.folds.unwrap_or(5));
     let seed = exp.split.seed.unwrap_or(42);
     let splitter = splitter_for(&task, &fold_settings, seed)?;
-    if matches!(&task, TaskSpec::Forecast { recipe, .. } if recipe.multi_step.is_some()) {
-        progress.step("a multi-step forecast is tuned on its one-step model's fold scores");
+    if let TaskSpec::Forecast { recipe, .. } = &task
+        && let Some(multi) = &recipe.multi_step
+    {
+        let metric = &resolved.objective.metric;
+        if resolved.objective.score.is_none() && kiln_train::tune::scored_over_steps(metric) {
+            progress.step(&format!(
+                "a {}-step forecast: each fold is scored by its {metric} averaged over the steps",
+                multi.steps
+            ));
+        } else {
+            progress.step(&format!(
+                "note: a multi-step forecast is tuned on its one-step fold scores here ({} is not scored per step)",
+                if resolved.objective.score.is_some() { "the composite score" } else { metric.as_str() }
+            ));
+        }
     }
 
     let opened = create_store(&uri)?;

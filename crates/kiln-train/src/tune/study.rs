@@ -1353,6 +1353,37 @@ fn score_trial(
 
 /// Fits and scores the folds in order into `scores` and `points`; `Some` when the trial ends early (failed, pruned).
 #[allow(clippy::too_many_arguments)] // the trial's state, filled in as the folds go
+/// A multi-step forecast's fold metrics with `test/<metric>` and `baseline/test/<metric>` as their means over the
+/// steps (`test/step_<k>/<metric>`, what `kiln backtest` and `kiln train` report as `mean_over_steps`), so that a
+/// study optimises the forecast it will serve rather than its first step; unchanged for a one-step model or a
+/// metric not scored per step.
+fn over_steps(mut metrics: Vec<(String, f64)>, metric: &str) -> Vec<(String, f64)> {
+    for prefix in ["test", "baseline/test"] {
+        let per_step: Vec<f64> = (1..)
+            .map_while(|k| {
+                let key = format!("{prefix}/step_{k}/{metric}");
+                metrics.iter().find(|(m, _)| *m == key).map(|(_, v)| *v)
+            })
+            .collect();
+        if per_step.is_empty() {
+            continue;
+        }
+        let mean = kiln_eval::pairwise_sum(&per_step) / per_step.len() as f64;
+        let key = format!("{prefix}/{metric}");
+        match metrics.iter_mut().find(|(m, _)| *m == key) {
+            Some((_, v)) => *v = mean,
+            None => metrics.push((key, mean)),
+        }
+    }
+    metrics
+}
+
+/// Whether a multi-step forecast's trials are scored on the mean over its steps of `metric` ([`over_steps`]):
+/// the metrics every step is scored by.
+pub fn scored_over_steps(metric: &str) -> bool {
+    matches!(metric, "rmse" | "mae")
+}
+
 fn fold_scores(
     ctx: &TrialContext<'_, '_>,
     bspec: &BacktestSpec<'_>,
@@ -1370,7 +1401,7 @@ fn fold_scores(
             Ok(f) => f,
             Err(e) => return Ok(Some(Scored::Failed { reason: format!("fold {}: {e}", i + 1) })),
         };
-        let metrics = fold.metrics();
+        let metrics = over_steps(fold.metrics(), &spec.objective.metric);
         if spec.objective.score.is_some() {
             // the composite score needs every fold; each fold's metrics still go to the child run
             let now = (ctx.ports.clock)();
