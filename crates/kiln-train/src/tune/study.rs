@@ -1351,8 +1351,6 @@ fn score_trial(
     Ok((Scored::Complete { value }, points))
 }
 
-/// Fits and scores the folds in order into `scores` and `points`; `Some` when the trial ends early (failed, pruned).
-#[allow(clippy::too_many_arguments)] // the trial's state, filled in as the folds go
 /// A multi-step forecast's fold metrics with `test/<metric>` and `baseline/test/<metric>` as their means over the
 /// steps (`test/step_<k>/<metric>`, what `kiln backtest` and `kiln train` report as `mean_over_steps`), so that a
 /// study optimises the forecast it will serve rather than its first step; unchanged for a one-step model or a
@@ -1384,6 +1382,8 @@ pub fn scored_over_steps(metric: &str) -> bool {
     matches!(metric, "rmse" | "mae")
 }
 
+/// Fits and scores the folds in order into `scores` and `points`; `Some` when the trial ends early (failed, pruned).
+#[allow(clippy::too_many_arguments)] // the trial's state, filled in as the folds go
 fn fold_scores(
     ctx: &TrialContext<'_, '_>,
     bspec: &BacktestSpec<'_>,
