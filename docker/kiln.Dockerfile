@@ -9,8 +9,8 @@
 FROM rust:1.95-bookworm AS builder
 
 # clang + libclang-dev: bindgen for lightgbm3. CMake >= 3.28 for LightGBM 4.7 comes from PyPI (Debian 12 has
-# 3.25), pinned to the version of tests/requirements.txt. XGBoost 1.6.2's old cmake_minimum_required is handled
-# by CMAKE_POLICY_VERSION_MINIMUM in .cargo/config.toml, which is copied below.
+# 3.25), pinned to the version of tests/requirements.txt; XGBoost 3.2 (kiln-xgboost-sys, built from the sdist in
+# crates/) needs >= 3.18.
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends clang libclang-dev python3-pip \
  && rm -rf /var/lib/apt/lists/* \

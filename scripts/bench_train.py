@@ -6,8 +6,8 @@ shuffled with seed 42), Python on the first 160,000 rows of the same file (rows 
 The model is the serving benchmark's: LightGBM `objective: regression`, 500 rounds, learning rate 0.05, 31 leaves,
 20 rows a leaf, seed 42, deterministic (kiln also forces row-wise histograms and evaluates the training metric every
 round, for its training curve; the Python run is `lightgbm.train` as a user writes it, with kiln's other parameters);
-XGBoost `reg:squarederror`, `hist`, 500 rounds, eta 0.05, depth 6, 256 bins, seed 42 (kiln's XGBoost is the C library
-1.6.2 that `xgboost-rs` vendors, Python's is xgboost 3.2.0).
+XGBoost `reg:squarederror`, `hist`, 500 rounds, eta 0.05, depth 6, 256 bins, seed 42 (both sides XGBoost 3.2.0: kiln's built
+from the sdist by `kiln-xgboost-sys`, Python's from PyPI's wheel).
 
 "fit s" is the library's fit alone: kiln's from its progress lines ("fitting ..." to "predicting ...", 0.1 s
 resolution), Python's `Dataset`/`DMatrix` construction + `train` timed in the process. Each run is a fresh process;

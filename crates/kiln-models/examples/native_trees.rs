@@ -105,7 +105,7 @@ fn main() {
     let batch =
         (seconds(|| native = model.predict(&x).unwrap()), seconds(|| library = model.predict_library(&x).unwrap()));
     assert!(same_bits(&native, &library), "XGBoost: native and library differ");
-    report("XGBoost 1.6.2, 500 trees of depth 6, 20 features, one thread", single, batch, n_rows);
+    report("XGBoost 3.2.0, 500 trees of depth 6, 20 features, one thread", single, batch, n_rows);
 }
 
 /// `x` with its missing values as 0.5.

@@ -1,16 +1,15 @@
-//! The XGBoost adapter (through `xgboost-rs` 0.3, which vendors XGBoost 1.6.2): typed hyperparameters with
+//! The XGBoost adapter (XGBoost 3.2.0, built from its source by `kiln-xgboost-sys`, called through the `capi`
+//! module's safe wrapper): typed hyperparameters with
 //! XGBoost's defaults, `check()` into [`CheckedXgBoost`], `fit` on a row-major f64 [`Matrix`] with an optional
 //! validation set for early stopping, batch and single-row prediction, SHAP contributions, and XGBoost's JSON model
 //! (`model.json`), which Python's `xgboost.Booster(model_file=...)` and `mlflow.xgboost.load_model` read and predict
 //! identically.
 //!
 //! Key decisions:
-//! - **kiln drives the rounds.** `xgboost-rs`' `Booster::train` ignores the round count (it always runs 16), so
-//!   the booster is created with its parameters and the training and validation matrices in its prediction cache,
-//!   and `update` is called once per round. These training calls go straight to XGBoost's C API (the `train`
-//!   submodule, the same calls `xgboost-rs` makes), because `xgboost-rs` keeps XGBoost's evaluation line private
-//!   and rounds its values to f32. After every round XGBoost evaluates the metric on the training rows and the
-//!   validation rows; the values, at full precision, are the fitted model's [`EvalCurve`]s. Early stopping is done
+//! - **kiln drives the rounds.** The booster is created with its parameters and the training and validation
+//!   matrices in its prediction cache, and XGBoost's C API runs one round per call (`XGBoosterUpdateOneIter`, as
+//!   Python's `xgboost.train` does). After every round XGBoost evaluates the metric on the training rows and the
+//!   validation rows; its evaluation line is parsed at full precision into the fitted model's [`EvalCurve`]s. Early stopping is done
 //!   here, as Python's `xgboost.train` does it: training stops once the validation metric has not strictly improved
 //!   for `early_stopping_rounds` rounds.
 //! - **The model ends at its best round.** After early stopping the trees past the best round are cut from the
@@ -18,8 +17,8 @@
 //!   best round everywhere, including Python's `Booster.predict`, which uses every tree. The attributes
 //!   `best_iteration` (0-based, as Python's `xgboost.train` writes it) and `best_score` are set as Python sets them.
 //!   The cut is checked: the reloaded model must save back to exactly the JSON that was loaded.
-//! - **Feature names live in the model.** `xgboost-rs` cannot name a matrix's columns, so the names (and the type
-//!   `float`) are written into the JSON model's `learner.feature_names`/`feature_types` the same way; Python's
+//! - **Feature names live in the model.** The names (and the type `float`) are written into the JSON model's
+//!   `learner.feature_names`/`feature_types`, where Python's `Booster.save_model` puts them; Python's
 //!   XGBoost then checks a DataFrame's columns against them, and [`XgBoostModel::from_json_bytes`] reads them back.
 //! - **f32 inside.** XGBoost stores features, thresholds and predictions as f32. Inputs are rounded from f64 to f32
 //!   (as Python's `DMatrix` does with a float64 array; NaN is missing, a finite value too large for f32 is refused)
@@ -29,11 +28,8 @@
 //!   random generator is per thread and seeded when the booster is first configured, so two fits give the same
 //!   JSON. XGBoost's log is silenced (`verbosity` 0) unless asked for.
 //!
-//! Not here: `reg:absoluteerror` (it arrived in XGBoost 1.7; the vendored 1.6.2 lacks it, so `check()` refuses it),
-//! the `auc` and `aucpr` validation metrics (the static XGBoost build drops them; `check()` refuses them),
-//! tree methods other than `hist`, multi-output objectives, dart and gblinear boosters. A loaded model predicts
-//! with XGBoost's default thread count: `xgboost-rs` 0.3 can set `nthread` only together with every training
-//! parameter (objective and base_score included), which would change a loaded model.
+//! Not here: tree methods other than `hist`, multi-output objectives, dart and gblinear boosters. A loaded model
+//! predicts through XGBoost (SHAP, or a model the native trees do not cover) with XGBoost's default thread count.
 
 use std::fmt;
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -41,7 +37,6 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use kiln_domain::{Estimator, Matrix, Predictor};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use xgboost_rs::{Booster, DMatrix};
 
 use crate::ModelError;
 use crate::checks::{self, LabelRules, bad, check_f64, check_labels, check_shape, param_opt, py_float, yaml_float};
@@ -49,10 +44,12 @@ use crate::curve::{EvalCurve, EvalData, push_round};
 use crate::kind::{FittedModel, ModelFormat, boosted_trees};
 use crate::native::xgboost::Forest;
 
-mod train;
+mod capi;
 
-/// The XGBoost version that `xgboost-rs` 0.3 vendors, written into the bundle's `MLmodel`.
-pub const XGBOOST_VERSION: &str = "1.6.2";
+use capi::{Booster, Data, Prediction};
+
+/// The XGBoost version kiln links (`kiln-xgboost-sys`), written into the bundle's `MLmodel`.
+pub const XGBOOST_VERSION: &str = kiln_xgboost_sys::VERSION;
 
 /// The learning task XGBoost optimizes (XGBoost's `objective`), limited to single-output objectives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -60,7 +57,7 @@ pub enum XgbObjective {
     /// squared error
     #[serde(rename = "reg:squarederror")]
     SquaredError,
-    /// absolute error; XGBoost >= 1.7 only, refused by [`XgBoostParams::check`]
+    /// absolute error (XGBoost refreshes each tree's leaves to the residuals' median)
     #[serde(rename = "reg:absoluteerror")]
     AbsoluteError,
     /// pseudo-Huber loss, `huber_slope` is its parameter
@@ -106,9 +103,9 @@ pub enum XgbMetric {
     Logloss,
     /// classification error at threshold 0.5
     Error,
-    /// refused by [`XgBoostParams::check`]: missing from the static XGBoost 1.6.2 that `xgboost-rs` links
+    /// area under the ROC curve (larger is better)
     Auc,
-    /// refused by [`XgBoostParams::check`], as `auc`
+    /// area under the precision-recall curve (larger is better)
     Aucpr,
 }
 
@@ -162,8 +159,8 @@ impl XgbTreeMethod {
 
 /// XGBoost's hyperparameters as a user writes them (`model.params` in the experiment YAML). Every field defaults to
 /// XGBoost's own default, except the ones about reproducibility and logging: `seed` (42), `nthread` (every core,
-/// resolved by [`XgBoostParams::check`]) and `verbosity` (0). Without `base_score` XGBoost 1.6 starts from 0.5 (XGBoost >= 2.0 estimates it from the labels
-/// instead; set it to the label mean to get that behaviour for squared error).
+/// resolved by [`XgBoostParams::check`]) and `verbosity` (0). Without `base_score` XGBoost estimates the intercept
+/// from the training labels (the mean for squared error, as XGBoost >= 2.0 does; 1.6 started from 0.5).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct XgBoostParams {
@@ -195,7 +192,7 @@ pub struct XgBoostParams {
     pub eval_metric: Option<XgbMetric>,
     /// stop when the validation metric has not improved for this many rounds (needs a validation set)
     pub early_stopping_rounds: Option<u32>,
-    /// the initial prediction (a probability for `binary:logistic`); XGBoost 1.6's 0.5 when absent
+    /// the initial prediction (a probability for `binary:logistic`); estimated from the labels when absent
     pub base_score: Option<f64>,
     /// XGBoost's OpenMP threads; `None`: every core ([`crate::default_threads`])
     pub nthread: Option<u32>,
@@ -246,24 +243,14 @@ fn check_range(param: &'static str, v: u64, min: u64, max: u64) -> Result<(), Mo
 }
 
 impl XgBoostParams {
-    /// Checks every value against XGBoost's documented range, refuses what the vendored XGBoost 1.6.2 lacks
-    /// (`reg:absoluteerror`) or kiln does not run (`tree_method` other than `hist`), and the combinations XGBoost
+    /// Checks every value against XGBoost's documented range, refuses what kiln does not run (`tree_method` other
+    /// than `hist`), and the combinations XGBoost
     /// would silently ignore (class weights on a regression, a Huber slope without a Huber loss).
     ///
     /// # Errors
     /// [`ModelError::Params`] naming the first bad parameter, its value and the allowed range.
     pub fn check(&self) -> Result<CheckedXgBoost, ModelError> {
         let p = self;
-        if p.objective == XgbObjective::AbsoluteError {
-            return Err(bad(
-                "objective",
-                p.objective.as_str(),
-                format!(
-                    "not available in XGBoost {XGBOOST_VERSION} (vendored by xgboost-rs 0.3; it arrived in 1.7); \
-                     use reg:squarederror or reg:pseudohubererror"
-                ),
-            ));
-        }
         check_range("num_boost_round", p.num_boost_round.into(), 1, I32_MAX)?;
         check_f64("eta", p.eta, p.eta > 0.0 && p.eta <= 1.0, "must be in (0, 1]")?;
         check_range("max_depth", p.max_depth.into(), 1, I32_MAX)?;
@@ -294,18 +281,6 @@ impl XgBoostParams {
                 "huber_slope",
                 yaml_float(p.huber_slope),
                 "only applies to objective reg:pseudohubererror or eval_metric mphe",
-            ));
-        }
-        if matches!(metric, XgbMetric::Auc | XgbMetric::Aucpr) {
-            // XGBoost 1.6.2's auc.cc has no registry link tag, so a static link (xgboost-rs) drops both metrics and
-            // XGBoost fails at the first round with "Unknown metric function auc"
-            return Err(bad(
-                "eval_metric",
-                metric.as_str(),
-                format!(
-                    "not available in the XGBoost {XGBOOST_VERSION} that xgboost-rs 0.3 links statically; \
-                     use logloss or error (kiln still reports the test AUC)"
-                ),
             ));
         }
         if metric.is_classification() && !binary {
@@ -480,20 +455,11 @@ fn not_f32(names: &[String], i: usize, v: f64) -> String {
     )
 }
 
-/// A dense row-major matrix for XGBoost (`data` holds `n_rows` rows of `names.len()` values), built as Python's
-/// `DMatrix(float32 array)` is: XGBoost's array-interface path, missing = NaN. `xgboost-rs`' `from_dense` is not
-/// used: it also treats 0.0 as missing.
-fn dmatrix(data: &[f64], n_rows: usize, names: &[String], nthread: u32) -> Result<DMatrix, String> {
+/// A dense row-major matrix for XGBoost without labels (`data` holds `n_rows` rows of `names.len()` values), built
+/// as Python's `DMatrix(float32 array)` is.
+fn dmatrix(data: &[f64], n_rows: usize, names: &[String], nthread: u32) -> Result<Data, String> {
     let values = features_f32(data, names)?;
-    let n_cols = names.len();
-    let size = std::mem::size_of::<f32>();
-    let nthread = i32::try_from(nthread).map_err(|_| format!("nthread {nthread} is too large"))?;
-    let m = DMatrix::from_col_major_f32(&values, n_cols * size, size, n_rows, n_cols, nthread, f32::NAN)
-        .map_err(|e| format!("building the matrix: {e}"))?;
-    if m.shape() != (n_rows, n_cols) {
-        return Err(format!("xgboost built a {:?} matrix from {n_rows} x {n_cols} values", m.shape()));
-    }
-    Ok(m)
+    Data::new(&values, n_rows, names.len(), None, nthread)
 }
 
 impl Estimator for CheckedXgBoost {
@@ -534,12 +500,12 @@ impl Estimator for CheckedXgBoost {
         let train_err = |set: &'static str| move |e: String| ModelError::Train(format!("the {set} set: {e}"));
         let values = features_f32(&x.data, &x.names).map_err(train_err("training"))?;
         let dtrain =
-            train::Data::new(&values, x.n_rows, x.n_cols(), &labels, self.threads()).map_err(train_err("training"))?;
+            Data::new(&values, x.n_rows, x.n_cols(), Some(&labels), self.threads()).map_err(train_err("training"))?;
         let dvalid = match &valid {
             Some((vx, vlabels)) => {
                 let values = features_f32(&vx.data, &vx.names).map_err(train_err("validation"))?;
                 Some(
-                    train::Data::new(&values, vx.n_rows, vx.n_cols(), vlabels, self.threads())
+                    Data::new(&values, vx.n_rows, vx.n_cols(), Some(vlabels), self.threads())
                         .map_err(train_err("validation"))?,
                 )
             }
@@ -549,7 +515,7 @@ impl Estimator for CheckedXgBoost {
         // both matrices sit in the booster's prediction cache, so each round only adds the new tree's outputs
         let mut cached = vec![&dtrain];
         cached.extend(dvalid.as_ref());
-        let mut booster = train::Booster::new(&cached, &self.xgboost_values()).map_err(ModelError::Train)?;
+        let mut booster = Booster::new(&cached, &self.xgboost_values()).map_err(ModelError::Train)?;
         let mut sets = vec![(&dtrain, EvalData::Train)];
         sets.extend(dvalid.as_ref().map(|d| (d, EvalData::Valid)));
         let total = p.num_boost_round as usize;
@@ -621,10 +587,6 @@ fn validation_score(curves: &[EvalCurve], metric: XgbMetric, round: usize) -> Re
     Ok(score)
 }
 
-fn save_json(booster: &Booster) -> Result<String, String> {
-    booster.save_to_buffer("json".to_string()).map_err(|e| format!("saving the model as JSON: {e}"))
-}
-
 fn learner_mut(json: &mut Value) -> Result<&mut serde_json::Map<String, Value>, String> {
     json.get_mut("learner").and_then(Value::as_object_mut).ok_or_else(|| "the model JSON has no learner".to_string())
 }
@@ -665,6 +627,14 @@ fn cut_to_rounds(json: &mut Value, keep: usize, rounds: usize) -> Result<(), Str
         .and_then(Value::as_object_mut)
         .ok_or("the model JSON has no gbtree_model_param")?;
     param.insert("num_trees".into(), Value::from(keep.to_string()));
+    // XGBoost >= 2.0: the first tree of every round and one past the last, one tree per round here
+    if let Some(indptr) = model.get_mut("iteration_indptr") {
+        let indptr = indptr.as_array_mut().ok_or("the model JSON's iteration_indptr is not an array")?;
+        if indptr.len() != rounds + 1 {
+            return Err(format!("the model has {} iteration_indptr entries after {rounds} rounds", indptr.len()));
+        }
+        indptr.truncate(keep + 1);
+    }
     Ok(())
 }
 
@@ -751,7 +721,6 @@ fn summarize(json: &Value) -> Result<Summary, String> {
 /// do not evaluate; SHAP contributions always run on XGBoost. `Send + Sync`: calls into XGBoost, which configures a
 /// booster lazily on its first prediction, are serialized by a mutex.
 pub struct XgBoostModel {
-    // `xgboost_rs::Booster` derives `Clone` by copying its raw handle (two owners, two frees): it is never cloned
     booster: Mutex<Booster>,
     feature_names: Vec<String>,
     rounds: usize,
@@ -784,18 +753,18 @@ impl XgBoostModel {
     /// # Errors
     /// [`ModelError::Predict`] when XGBoost fails to serialize it.
     pub fn to_json_bytes(&self) -> Result<Vec<u8>, ModelError> {
-        save_json(&self.booster()).map(String::into_bytes).map_err(ModelError::Predict)
+        self.booster().save_json().map(String::into_bytes).map_err(ModelError::Predict)
     }
 
-    /// Reads a JSON model written by [`XgBoostModel::to_json_bytes`] or by Python's `Booster.save_model` (an
-    /// XGBoost 1.6-readable gbtree model with feature names and one output).
+    /// Reads a JSON model written by [`XgBoostModel::to_json_bytes`] or by Python's `Booster.save_model` (a gbtree
+    /// model with feature names and one output, from XGBoost 1.6 on: bundles kiln wrote before 3.2 load too).
     ///
     /// # Errors
     /// [`ModelError::Load`] when the bytes are not such a model.
     pub fn from_json_bytes(bytes: &[u8]) -> Result<XgBoostModel, ModelError> {
         let json: Value = serde_json::from_slice(bytes).map_err(|e| ModelError::Load(format!("not JSON: {e}")))?;
         let summary = summarize(&json).map_err(ModelError::Load)?;
-        let booster = Booster::load_buffer(bytes).map_err(|e| ModelError::Load(e.to_string()))?;
+        let booster = Booster::load(bytes).map_err(ModelError::Load)?;
         let importance = summary
             .feature_names
             .iter()
@@ -845,7 +814,7 @@ impl XgBoostModel {
         check_matrix("input", x).map_err(ModelError::Predict)
     }
 
-    fn input(&self, x: &Matrix) -> Result<DMatrix, ModelError> {
+    fn input(&self, x: &Matrix) -> Result<Data, ModelError> {
         dmatrix(&x.data, x.n_rows, &x.names, 1).map_err(ModelError::Predict)
     }
 
@@ -857,7 +826,7 @@ impl XgBoostModel {
     }
 
     /// One row's prediction; equal to [`Predictor::predict`] bit for bit (by the native trees; without them a
-    /// one-row batch, as XGBoost has no separate single-row path in `xgboost-rs`).
+    /// one-row batch through XGBoost).
     ///
     /// # Errors
     /// [`ModelError::Predict`] when the row's length is not the model's feature count or a value is beyond f32.
@@ -892,7 +861,7 @@ impl XgBoostModel {
     pub fn predict_row_library(&self, row: &[f64]) -> Result<f64, ModelError> {
         checks::check_width(row.len(), &self.feature_names)?;
         let input = dmatrix(row, 1, &self.feature_names, 1).map_err(ModelError::Predict)?;
-        let out = self.booster().predict(&input).map_err(|e| ModelError::Predict(e.to_string()))?;
+        let (out, _) = self.booster().predict(&input, Prediction::Value).map_err(ModelError::Predict)?;
         match out.as_slice() {
             [v] => Ok(f64::from(*v)),
             other => Err(ModelError::Predict(format!("xgboost returned {} values for one row", other.len()))),
@@ -917,7 +886,7 @@ impl XgBoostModel {
         if x.n_rows == 0 {
             return Ok(Vec::new());
         }
-        let out = self.booster().predict_margin(&self.input(x)?).map_err(|e| ModelError::Predict(e.to_string()))?;
+        let (out, _) = self.booster().predict(&self.input(x)?, Prediction::Margin).map_err(ModelError::Predict)?;
         Self::widen(out, x.n_rows, "margins")
     }
 
@@ -935,7 +904,7 @@ impl XgBoostModel {
             return Ok(Matrix { names, data: Vec::new(), n_rows: 0 });
         }
         let (out, _) =
-            self.booster().predict_contributions(&self.input(x)?).map_err(|e| ModelError::Predict(e.to_string()))?;
+            self.booster().predict(&self.input(x)?, Prediction::Contributions).map_err(ModelError::Predict)?;
         let data = Self::widen(out, x.n_rows * names.len(), "contributions")?;
         Ok(Matrix { names, data, n_rows: x.n_rows })
     }
@@ -972,7 +941,7 @@ impl XgBoostModel {
         if x.n_rows == 0 {
             return Ok(Vec::new());
         }
-        let out = self.booster().predict(&self.input(x)?).map_err(|e| ModelError::Predict(e.to_string()))?;
+        let (out, _) = self.booster().predict(&self.input(x)?, Prediction::Value).map_err(ModelError::Predict)?;
         Self::widen(out, x.n_rows, "values")
     }
 }

@@ -274,6 +274,7 @@ fn xgboost_objectives_equal_xgboost_bit_for_bit() {
         ("reg:squarederror", ""),
         ("reg:squarederror", ", base_score: 1.7"),
         ("reg:pseudohubererror", ""),
+        ("reg:absoluteerror", ""),
         ("binary:logistic", ""),
         ("binary:logistic", ", base_score: 0.3"),
     ] {
@@ -282,6 +283,22 @@ fn xgboost_objectives_equal_xgboost_bit_for_bit() {
         let model = params.check().unwrap().fit(&x, &labels(objective, &signal), None).unwrap();
         check_xgboost(&model, &xgboost_probe(&model), &format!("{objective}{extra}"));
     }
+}
+
+/// A model kiln wrote with XGBoost 1.6.2, before 3.2 (`kiln train` of `churn_xgboost.yaml` with 12 rounds of depth
+/// 3, `fixtures/xgboost_1_6_2_churn.json`): its scalar `base_score` and missing `iteration_indptr` still load, and
+/// the native trees predict what XGBoost 3.2 predicts for it, bit for bit.
+#[test]
+fn xgboost_models_written_by_1_6_2_still_load_and_evaluate() {
+    let bytes = fixture("xgboost_1_6_2_churn.json");
+    let json: Value = serde_json::from_str(&bytes).unwrap();
+    assert_eq!(json["version"], serde_json::json!([1, 6, 2]));
+    assert_eq!(json.pointer("/learner/learner_model_param/base_score").unwrap(), "5E-1");
+    let model = XgBoostModel::from_json_bytes(bytes.as_bytes()).unwrap();
+    assert_eq!((model.num_trees(), model.feature_names().len()), (12, 45));
+    let mut probe = xgboost_probe(&model);
+    probe.names = model.feature_names().to_vec();
+    check_xgboost(&model, &probe, "a model of XGBoost 1.6.2");
 }
 
 #[test]

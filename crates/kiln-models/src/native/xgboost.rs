@@ -1,5 +1,6 @@
-//! XGBoost's JSON model (1.6 layout), evaluated natively with XGBoost 1.6.2's CPU predictor rules
-//! (`predict_fn.h`, `cpu_predictor.cc`): features rounded to f32, a NaN goes to the node's default child, any other
+//! XGBoost's JSON model (the layout of 3.2, and of 1.6 for bundles written before), evaluated natively with
+//! XGBoost's CPU predictor rules (`predict_fn.h`, `cpu_predictor.cc`, the same in 1.6.2 and 3.2.0): features rounded
+//! to f32, a NaN goes to the node's default child, any other
 //! value left when `value < split_condition` (f32); each row starts from the base margin (`base_score` through the
 //! objective's `ProbToMargin`) and adds its trees' f32 leaf values in the model's order, in f32; then the
 //! objective's `PredTransform` (XGBoost's f32 `Sigmoid` for `binary:logistic`). Every step is the same f32
@@ -69,7 +70,7 @@ pub(crate) struct Forest {
 
 impl Forest {
     /// Reads a gbtree model saved by XGBoost as JSON; `None` when it holds anything that cannot be evaluated natively
-    /// exactly as XGBoost 1.6.2 does (see the module's doc), or is malformed.
+    /// exactly as XGBoost does (see the module's doc), or is malformed.
     pub(crate) fn from_json(json: &Value) -> Option<Forest> {
         let learner = json.get("learner")?;
         if learner.pointer("/gradient_booster/name")?.as_str()? != "gbtree" {
@@ -81,11 +82,13 @@ impl Forest {
             return None;
         }
         let n_features: usize = text(param.get("num_feature")?).parse().ok()?;
-        let base_score: f32 = text(param.get("base_score")?).parse().ok()?;
+        let base_score = base_score(&text(param.get("base_score")?))?;
         let (base_margin, output) = match learner.pointer("/objective/name")?.as_str()? {
-            "reg:squarederror" | "reg:pseudohubererror" => (base_score, Output::Identity),
+            "reg:squarederror" | "reg:pseudohubererror" | "reg:absoluteerror" => (base_score, Output::Identity),
             "binary:logistic" if base_score > 0.0 && base_score < 1.0 => {
-                (-(1.0_f32 / base_score - 1.0).ln(), Output::Sigmoid)
+                // XGBoost 3.2's `LogisticRegression::ProbToMargin`: bounded to [kRtEps, 1 - kRtEps], then `Logit`
+                let p = base_score.clamp(1e-6, 1.0 - 1e-6);
+                (-(1.0_f32 / p - 1.0).ln(), Output::Sigmoid)
             }
             _ => return None,
         };
@@ -204,6 +207,20 @@ impl Forest {
         let step = |at, r: &[f64]| self.step(at, r);
         predict_blocks(&self.trees, data, out, self.base_margin, Steps::every(step), |l| self.value(l), finish);
     }
+}
+
+/// The intercept of a single-output model: XGBoost 3.x writes a vector (`"[5E-1]"`, one value per output), 1.6 a
+/// number (`"5E-1"`); `None` for anything else (several outputs, not a number).
+fn base_score(text: &str) -> Option<f32> {
+    let text = text.trim();
+    let one = match text.strip_prefix('[') {
+        Some(rest) => rest.strip_suffix(']')?,
+        None => text,
+    };
+    if one.contains(',') {
+        return None;
+    }
+    one.trim().parse::<f32>().ok().filter(|v| v.is_finite())
 }
 
 /// The f32 that XGBoost reads from the JSON number whose nearest f64 is `v`; `None` when `v` lies exactly halfway

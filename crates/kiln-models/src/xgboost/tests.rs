@@ -5,7 +5,7 @@ use std::path::Path;
 use kiln_domain::{Code, Estimator, Matrix, Predictor};
 use serde_json::Value;
 
-use super::train;
+use super::capi;
 use crate::tests::{FEATURES, TestPipeline, assert_rel, etth1, noise, parse_floats, run_python, write_rows};
 use crate::*;
 
@@ -112,7 +112,6 @@ fn defaults_are_xgboosts() {
 #[test]
 fn bad_params_name_the_parameter_value_and_range() {
     for (yaml, expect) in [
-        ("objective: reg:absoluteerror", "model.params.objective = reg:absoluteerror: not available in XGBoost 1.6.2"),
         ("num_boost_round: 0", "model.params.num_boost_round = 0: must be >= 1"),
         ("eta: 0", "model.params.eta = 0: must be in (0, 1]"),
         ("eta: 1.5", "model.params.eta = 1.5: must be in (0, 1]"),
@@ -135,11 +134,6 @@ fn bad_params_name_the_parameter_value_and_range() {
             "eval_metric: logloss",
             "model.params.eval_metric = logloss: needs objective binary:logistic, not reg:squarederror",
         ),
-        (
-            "objective: binary:logistic\neval_metric: auc",
-            "model.params.eval_metric = auc: not available in the XGBoost 1.6.2",
-        ),
-        ("objective: binary:logistic\neval_metric: aucpr", "model.params.eval_metric = aucpr: not available"),
         ("early_stopping_rounds: 0", "model.params.early_stopping_rounds = 0: must be >= 1"),
         ("objective: binary:logistic\nbase_score: 1", "model.params.base_score = 1: must be in (0, 1)"),
         ("base_score: .nan", "model.params.base_score = NaN: must be finite"),
@@ -176,7 +170,7 @@ fn fit_is_deterministic_honours_the_round_count_and_beats_the_mean() {
     assert_eq!(model.pointer("/learner/gradient_booster/model/gbtree_model_param/num_trees").unwrap(), "37");
     assert_eq!(model.pointer("/learner/feature_names").unwrap(), &serde_json::json!(FEATURES));
     assert_eq!(model.pointer("/learner/objective/name").unwrap(), "reg:squarederror");
-    assert_eq!(model.pointer("/version").unwrap(), &serde_json::json!([1, 6, 2]));
+    assert_eq!(model.pointer("/version").unwrap(), &serde_json::json!([3, 2, 0]));
     assert!(model.pointer("/learner/attributes/best_iteration").is_none(), "no early stopping, no best_iteration");
 
     let other_seed = fit(&format!("{yaml}\nseed: 7"), &x, &y, None);
@@ -271,7 +265,7 @@ fn early_stopping_stops_and_keeps_the_best_round() {
     assert!(err.to_string().contains("early_stopping_rounds = 10: needs a validation set"), "{err}");
 }
 
-/// The root mean squared error of `model` on `x` computed as XGBoost 1.6 computes it: labels and predictions are
+/// The root mean squared error of `model` on `x` computed as XGBoost computes it: labels and predictions are
 /// f32, each squared residual is computed in f32, the sum in f64.
 fn rmse_f32_labels(model: &XgBoostModel, x: &Matrix, y: &[f64]) -> f64 {
     let p = model.predict(x).unwrap();
@@ -326,14 +320,14 @@ fn eval_curves_hold_xgboosts_metric_after_every_round() {
 fn the_evaluation_line_is_parsed_at_full_precision() {
     let line = "[7]\ttrain-rmse:0.41234567890123456\tvalid-rmse:1.50000000000000000\tvalid-error@0.7:nan";
     let sets = [EvalData::Train, EvalData::Valid];
-    let parsed = train::parse_eval_line(line, &sets).unwrap();
+    let parsed = capi::parse_eval_line(line, &sets).unwrap();
     assert_eq!(parsed[0], (EvalData::Train, "rmse".to_string(), "0.41234567890123456".parse::<f64>().unwrap()));
     assert_ne!(parsed[0].2, f64::from(parsed[0].2 as f32), "the value is not rounded to f32");
     assert_eq!(parsed[1], (EvalData::Valid, "rmse".to_string(), 1.5));
     assert_eq!((parsed[2].0, parsed[2].1.as_str()), (EvalData::Valid, "error@0.7"));
     assert!(parsed[2].2.is_nan());
     for bad in ["train-rmse:0.1", "[0]\ttest-rmse:0.1", "[0]\ttrain-rmse", "[0]\ttrain-rmse:x"] {
-        assert!(train::parse_eval_line(bad, &sets).is_err(), "{bad}");
+        assert!(capi::parse_eval_line(bad, &sets).is_err(), "{bad}");
     }
 }
 
@@ -406,14 +400,22 @@ fn contributions_sum_to_the_margin() {
 fn every_accepted_metric_drives_early_stopping() {
     let (x, y) = etth1(1200);
     let (train, valid) = (x.rows(0, 900), x.rows(900, 1200));
-    for metric in ["rmse", "rmsle", "mae", "mape", "mphe"] {
-        let yaml = format!("num_boost_round: 300\neval_metric: {metric}\nearly_stopping_rounds: 5");
+    for (objective, metric) in [
+        ("reg:squarederror", "rmse"),
+        ("reg:squarederror", "rmsle"),
+        ("reg:squarederror", "mae"),
+        ("reg:squarederror", "mape"),
+        ("reg:squarederror", "mphe"),
+        ("reg:absoluteerror", "mae"),
+    ] {
+        let yaml =
+            format!("objective: {objective}\nnum_boost_round: 300\neval_metric: {metric}\nearly_stopping_rounds: 5");
         let model = fit(&yaml, &train, &y[..900], Some((&valid, &y[900..])));
         assert!(model.best_iteration() >= 1 && model.best_iteration() < 300, "{metric}: {}", model.best_iteration());
     }
     let (tx, ty) = telco();
     let (train, valid) = (tx.rows(0, 5000), tx.rows(5000, 7043));
-    for metric in ["logloss", "error"] {
+    for metric in ["logloss", "error", "auc", "aucpr"] {
         let yaml = format!(
             "objective: binary:logistic\nnum_boost_round: 300\neval_metric: {metric}\nearly_stopping_rounds: 5"
         );
@@ -535,8 +537,10 @@ fn python_check(model: &XgBoostModel, x: &Matrix) {
     assert!(diff < 1e-6, "contributions differ from Python's pred_contribs by up to {diff}");
     let importance = model.feature_importance().unwrap();
     let (gain, weight) = (parse_floats(lines[2]), parse_floats(lines[3]));
+    // XGBoost adds a feature's gains in f32 (`GBTree::FeatureScore`), kiln the same f32 gains in f64: the relative gap
+    // grows with the number of splits (1.2e-6 measured on ETTh1's LUFL); the bound is 1e-5
     for (i, (name, g, w)) in importance.iter().enumerate() {
-        assert!((g - gain[i]).abs() <= 1e-6 * gain[i].abs().max(1.0), "{name}: total gain {g} vs Python's {}", gain[i]);
+        assert!((g - gain[i]).abs() <= 1e-5 * gain[i].abs().max(1.0), "{name}: total gain {g} vs Python's {}", gain[i]);
         assert_eq!(*w, weight[i], "{name}: split count");
     }
 }
@@ -610,7 +614,7 @@ fn bundle_round_trip_and_mlflow_load_model() {
         "data: model.json",
         "model_class: xgboost.core.Booster",
         "model_format: json",
-        "xgb_version: 1.6.2",
+        "xgb_version: 3.2.0",
         "run_id: 440f7b8fcc914c7b82ca17ffae352fb9",
     ] {
         assert!(mlmodel.contains(line), "MLmodel lacks '{line}':\n{mlmodel}");

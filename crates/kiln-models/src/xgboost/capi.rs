@@ -1,17 +1,13 @@
-//! XGBoost's training calls on its C API (`xgboost-rs-sys`), because `xgboost-rs` 0.3 keeps
-//! `XGBoosterEvalOneIter` private and parses its values into f32. The calls are the ones `xgboost-rs` makes for
-//! `DMatrix::from_col_major_f32`, `set_labels`, `Booster::new_with_json_config` and `update`, so the trees are the
-//! ones it grew; `eval` returns XGBoost's evaluation line (`[3]\ttrain-rmse:0.41...\tvalid-rmse:0.52...`, printed
-//! with 17 significant digits) for kiln to parse at full precision.
-//!
-//! The fitted model leaves as JSON, which `xgboost_rs::Booster::load_buffer` reads back for prediction; nothing
-//! here outlives the fit.
+//! kiln's safe wrapper over XGBoost's C API (`kiln-xgboost-sys`, XGBoost 3.2.0 built from its source): dense
+//! matrices, boosters that train one round at a time, evaluation lines parsed at full precision, JSON models in and
+//! out, and predictions (values, margins, SHAP contributions). Every handle is freed by its owner's `Drop`, every
+//! failure carries XGBoost's own message, and every buffer XGBoost hands out is copied before the next call.
 #![allow(unsafe_code)]
 
 use std::ffi::{CStr, CString, c_char, c_int};
 use std::ptr;
 
-use xgboost_rs_sys as sys;
+use kiln_xgboost_sys as sys;
 
 use crate::curve::EvalData;
 
@@ -40,17 +36,21 @@ impl Drop for Data {
 }
 
 impl Data {
-    /// `n_rows` rows of `n_cols` f32 values, row-major, NaN missing (XGBoost's array-interface path, as
-    /// `xgboost_rs::DMatrix::from_col_major_f32` with row-major strides builds it), and `labels`.
+    /// `n_rows` rows of `n_cols` f32 values, row-major, NaN missing (XGBoost's array-interface path, the one
+    /// Python's `DMatrix` takes for a float32 array; 0.0 is a value, not missing), with `labels` when given.
     pub(super) fn new(
         values: &[f32],
         n_rows: usize,
         n_cols: usize,
-        labels: &[f32],
+        labels: Option<&[f32]>,
         nthread: u32,
     ) -> Result<Data, String> {
-        if values.len() != n_rows * n_cols || labels.len() != n_rows {
-            return Err(format!("{} values and {} labels for {n_rows} x {n_cols}", values.len(), labels.len()));
+        if values.len() != n_rows * n_cols || labels.is_some_and(|l| l.len() != n_rows) {
+            return Err(format!(
+                "{} values and {} labels for {n_rows} x {n_cols}",
+                values.len(),
+                labels.map_or(0, <[f32]>::len)
+            ));
         }
         let size = std::mem::size_of::<f32>();
         let array = format!(
@@ -76,18 +76,24 @@ impl Data {
         if (rows, cols) != (n_rows as u64, n_cols as u64) {
             return Err(format!("xgboost built a {rows} x {cols} matrix from {n_rows} x {n_cols} values"));
         }
-        let field = c_string("label", "")?;
-        // SAFETY: `labels` holds n_rows f32, copied by XGBoost
-        check(
-            unsafe { sys::XGDMatrixSetFloatInfo(data.0, field.as_ptr(), labels.as_ptr(), n_rows as u64) },
-            "setting the labels",
-        )?;
+        if let Some(labels) = labels {
+            let field = c_string("label", "")?;
+            // SAFETY: `labels` holds n_rows f32, copied by XGBoost
+            check(
+                unsafe { sys::XGDMatrixSetFloatInfo(data.0, field.as_ptr(), labels.as_ptr(), n_rows as u64) },
+                "setting the labels",
+            )?;
+        }
         Ok(data)
     }
 }
 
-/// A booster being trained.
+/// A booster: being trained, or loaded from a JSON model for prediction.
 pub(super) struct Booster(sys::BoosterHandle);
+
+// SAFETY: an XGBoost booster is not tied to the thread that created it; kiln calls one booster from one thread at a
+// time (training owns it, a fitted model keeps it behind a mutex), which is all XGBoost asks
+unsafe impl Send for Booster {}
 
 impl Drop for Booster {
     fn drop(&mut self) {
@@ -110,6 +116,54 @@ impl Booster {
             check(unsafe { sys::XGBoosterSetParam(booster.0, k.as_ptr(), v.as_ptr()) }, &format!("setting {key}"))?;
         }
         Ok(booster)
+    }
+
+    /// A booster holding the model in `bytes` (XGBoost's JSON or UBJSON), with nothing in its cache.
+    pub(super) fn load(bytes: &[u8]) -> Result<Booster, String> {
+        let mut handle = ptr::null_mut();
+        // SAFETY: no cached matrices (a null array of length 0)
+        check(unsafe { sys::XGBoosterCreate(ptr::null(), 0, &mut handle) }, "creating a booster")?;
+        let booster = Booster(handle);
+        // SAFETY: a live booster and `bytes.len()` readable bytes, copied by XGBoost
+        check(
+            unsafe { sys::XGBoosterLoadModelFromBuffer(booster.0, bytes.as_ptr().cast(), bytes.len() as u64) },
+            "loading the model",
+        )?;
+        Ok(booster)
+    }
+
+    /// XGBoost's predictions for `data` with every tree: one value per row, or `n_features + 1` contributions per
+    /// row; the f32 values and the output's shape.
+    pub(super) fn predict(&self, data: &Data, kind: Prediction) -> Result<(Vec<f32>, Vec<u64>), String> {
+        let config = format!(
+            "{{\"type\": {}, \"training\": false, \"iteration_begin\": 0, \"iteration_end\": 0, \
+             \"strict_shape\": false}}",
+            kind as u8
+        );
+        let config = c_string(&config, "the config")?;
+        let (mut shape, mut dim, mut out): (*const u64, u64, *const f32) = (ptr::null(), 0, ptr::null());
+        // SAFETY: a live booster and matrix; XGBoost points `shape` at `dim` sizes and `out` at their product of
+        // f32, both owned by the booster until its next call, and copied at once
+        check(
+            unsafe {
+                sys::XGBoosterPredictFromDMatrix(self.0, data.0, config.as_ptr(), &mut shape, &mut dim, &mut out)
+            },
+            "predicting",
+        )?;
+        if shape.is_null() || (out.is_null() && dim > 0) {
+            return Err("predicting: xgboost returned no result".to_string());
+        }
+        let dim = usize::try_from(dim).map_err(|_| "predicting: a bad output shape".to_string())?;
+        // SAFETY: `shape` points at `dim` sizes (checked non-null above)
+        let shape = unsafe { std::slice::from_raw_parts(shape, dim) }.to_vec();
+        let len = shape.iter().try_fold(1_usize, |n, &d| usize::try_from(d).ok().and_then(|d| n.checked_mul(d)));
+        let len = len.ok_or_else(|| format!("predicting: xgboost returned the shape {shape:?}"))?;
+        if len == 0 {
+            return Ok((Vec::new(), shape));
+        }
+        // SAFETY: `out` points at `len` f32, the product of the shape (checked non-null above)
+        let values = unsafe { std::slice::from_raw_parts(out, len) }.to_vec();
+        Ok((values, shape))
     }
 
     /// One boosting round (`iteration` is 0-based).
@@ -172,6 +226,17 @@ impl Booster {
         let bytes = unsafe { std::slice::from_raw_parts(out.cast::<u8>(), len) };
         String::from_utf8(bytes.to_vec()).map_err(|_| "saving the model as JSON: it is not UTF-8".to_string())
     }
+}
+
+/// What [`Booster::predict`] returns (XGBoost's prediction `type`).
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Prediction {
+    /// the objective's output (a probability for `binary:logistic`)
+    Value = 0,
+    /// the untransformed score
+    Margin = 1,
+    /// SHAP values by the exact tree algorithm, the last column the bias
+    Contributions = 2,
 }
 
 /// Parses XGBoost's evaluation line of one round (`[i]\t<rows>-<metric>:<value>...`, the rows under their

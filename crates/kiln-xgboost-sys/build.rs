@@ -1,0 +1,89 @@
+//! Builds XGBoost 3.2.0 as a static library from the official PyPI source distribution committed beside this file
+//! (`xgboost-3.2.0.tar.gz`, whose `cpp_src/` is XGBoost's C++ tree with dmlc-core). The archive's sha256 is checked
+//! before anything is unpacked, so the build reads exactly the sdist that PyPI serves; it is unpacked into `OUT_DIR`
+//! and configured with CMake for the CPU only (OpenMP on; no tests, GPU, federated learning or plugins), as a
+//! Release build without machine-specific flags, so the binary runs on any x86-64 (or aarch64) machine.
+//! Needs a C++17 compiler, make and CMake >= 3.18 on PATH; nothing is downloaded.
+
+use std::env;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+const ARCHIVE: &str = "xgboost-3.2.0.tar.gz";
+/// The sha256 PyPI publishes for `xgboost-3.2.0.tar.gz`.
+const ARCHIVE_SHA256: &str = "99b0e9a2a64896cdaf509c5e46372d336c692406646d20f2af505003c0c5d70d";
+/// The folder of the C++ tree inside the archive.
+const CPP_SRC: &str = "xgboost-3.2.0/cpp_src";
+
+fn main() {
+    let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let out_dir = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
+    let archive = manifest_dir.join(ARCHIVE);
+    println!("cargo:rerun-if-changed={}", archive.display());
+    println!("cargo:rerun-if-changed=build.rs");
+
+    let source = unpack(&archive, &out_dir.join("src"));
+    let dst = cmake::Config::new(&source)
+        // XGBoost's speed does not depend on the Cargo profile: a debug build of kiln still trains at full speed
+        .profile("Release")
+        .define("BUILD_STATIC_LIB", "ON")
+        .define("USE_OPENMP", "ON")
+        .define("USE_CUDA", "OFF")
+        .define("USE_NCCL", "OFF")
+        .define("PLUGIN_FEDERATED", "OFF")
+        .define("PLUGIN_SYCL", "OFF")
+        .define("PLUGIN_RMM", "OFF")
+        .define("GOOGLE_TEST", "OFF")
+        .define("BUILD_DEPRECATED_CLI", "OFF")
+        .define("ADD_PKGCONFIG", "OFF")
+        .define("BUILD_WITH_GIT_HASH", "OFF")
+        .define("CMAKE_INSTALL_LIBDIR", "lib")
+        .build();
+
+    println!("cargo:rustc-link-search=native={}", dst.join("lib").display());
+    println!("cargo:rustc-link-lib=static=xgboost");
+    println!("cargo:rustc-link-lib=static=dmlc");
+    let target = env::var("TARGET").expect("cargo sets TARGET");
+    if target.contains("apple") {
+        println!("cargo:rustc-link-lib=dylib=c++");
+        println!("cargo:rustc-link-lib=dylib=omp");
+    } else {
+        println!("cargo:rustc-link-lib=dylib=stdc++");
+        println!("cargo:rustc-link-lib=dylib=gomp");
+    }
+}
+
+/// Checks the archive's sha256 and unpacks its C++ tree under `into` (once per `OUT_DIR`); returns the tree's path.
+fn unpack(archive: &Path, into: &Path) -> PathBuf {
+    let bytes = fs::read(archive).unwrap_or_else(|e| panic!("reading {}: {e}", archive.display()));
+    let digest: String = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+    assert!(
+        digest == ARCHIVE_SHA256,
+        "{} has sha256 {digest}, not the {ARCHIVE_SHA256} of PyPI's xgboost 3.2.0 sdist",
+        archive.display()
+    );
+    let source = into.join(CPP_SRC);
+    let done = into.join(".unpacked");
+    if fs::read_to_string(&done).is_ok_and(|d| d == digest) {
+        return source;
+    }
+    if into.exists() {
+        fs::remove_dir_all(into).unwrap_or_else(|e| panic!("removing {}: {e}", into.display()));
+    }
+    fs::create_dir_all(into).unwrap_or_else(|e| panic!("creating {}: {e}", into.display()));
+    let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(bytes.as_slice()));
+    let entries = tar.entries().unwrap_or_else(|e| panic!("reading {}: {e}", archive.display()));
+    for entry in entries {
+        let mut entry = entry.unwrap_or_else(|e| panic!("reading {}: {e}", archive.display()));
+        let path = entry.path().unwrap_or_else(|e| panic!("a path in {}: {e}", archive.display())).into_owned();
+        if path.starts_with(CPP_SRC) {
+            // `unpack_in` refuses paths that would leave `into`
+            entry.unpack_in(into).unwrap_or_else(|e| panic!("unpacking {}: {e}", path.display()));
+        }
+    }
+    assert!(source.join("CMakeLists.txt").is_file(), "{} holds no {CPP_SRC}/CMakeLists.txt", archive.display());
+    fs::write(&done, &digest).unwrap_or_else(|e| panic!("writing {}: {e}", done.display()));
+    source
+}
