@@ -24,8 +24,44 @@ fn main() {
     println!("cargo:rerun-if-changed={}", archive.display());
     println!("cargo:rerun-if-changed=build.rs");
 
-    let source = unpack(&archive, &out_dir.join("src"));
-    let dst = cmake::Config::new(&source)
+    let target = env::var("TARGET").expect("cargo sets TARGET");
+    // the library is built once per target folder and target triple, not once per `OUT_DIR`: `cargo test` and
+    // `cargo build` give this build script different feature sets (so different `OUT_DIR`s), and each C++ build
+    // takes about 6 minutes on 2 cores. Delete the folder to rebuild it.
+    let shared = shared_dir(&out_dir, &target);
+    if !shared.join("lib/libxgboost.a").is_file() {
+        build(&unpack(&archive, &out_dir.join("src")), &out_dir, &shared);
+    }
+    println!("cargo:rustc-link-search=native={}", shared.join("lib").display());
+    println!("cargo:rustc-link-lib=static=xgboost");
+    println!("cargo:rustc-link-lib=static=dmlc");
+    if target.contains("apple") {
+        println!("cargo:rustc-link-lib=dylib=c++");
+        println!("cargo:rustc-link-lib=dylib=omp");
+    } else {
+        println!("cargo:rustc-link-lib=dylib=stdc++");
+        println!("cargo:rustc-link-lib=dylib=gomp");
+    }
+}
+
+/// Bump when the CMake options below change, so that a library built with the old ones is not reused.
+const OPTIONS_VERSION: u32 = 1;
+
+/// `<target folder>/<profile>/xgboost-3.2.0-<sha8>-<triple>-v<options>`, from `OUT_DIR`
+/// (`<target folder>/<profile>/build/<package>-<hash>/out`); `OUT_DIR` itself if it is not laid out so.
+fn shared_dir(out_dir: &Path, target: &str) -> PathBuf {
+    let name = format!("xgboost-3.2.0-{}-{target}-v{OPTIONS_VERSION}", &ARCHIVE_SHA256[..8]);
+    match out_dir.ancestors().nth(3) {
+        Some(profile_dir) if out_dir.ends_with("out") => profile_dir.join(name),
+        _ => out_dir.join(name),
+    }
+}
+
+/// Configures, builds and installs the library from `source` in a folder of this `OUT_DIR`, then moves the
+/// installed folder to `shared` (a rename, so another build script sees a whole library or none).
+fn build(source: &Path, out_dir: &Path, shared: &Path) {
+    let dst = cmake::Config::new(source)
+        .out_dir(out_dir.join("cmake"))
         // XGBoost's speed does not depend on the Cargo profile: a debug build of kiln still trains at full speed
         .profile("Release")
         .define("BUILD_STATIC_LIB", "ON")
@@ -41,17 +77,22 @@ fn main() {
         .define("BUILD_WITH_GIT_HASH", "OFF")
         .define("CMAKE_INSTALL_LIBDIR", "lib")
         .build();
-
-    println!("cargo:rustc-link-search=native={}", dst.join("lib").display());
-    println!("cargo:rustc-link-lib=static=xgboost");
-    println!("cargo:rustc-link-lib=static=dmlc");
-    let target = env::var("TARGET").expect("cargo sets TARGET");
-    if target.contains("apple") {
-        println!("cargo:rustc-link-lib=dylib=c++");
-        println!("cargo:rustc-link-lib=dylib=omp");
-    } else {
-        println!("cargo:rustc-link-lib=dylib=stdc++");
-        println!("cargo:rustc-link-lib=dylib=gomp");
+    // only the installed headers and static libraries travel; the build tree stays in this OUT_DIR
+    let staged = out_dir.join("installed");
+    if staged.exists() {
+        fs::remove_dir_all(&staged).unwrap_or_else(|e| panic!("removing {}: {e}", staged.display()));
+    }
+    fs::create_dir_all(staged.join("lib")).unwrap_or_else(|e| panic!("creating {}: {e}", staged.display()));
+    for lib in ["libxgboost.a", "libdmlc.a"] {
+        fs::copy(dst.join("lib").join(lib), staged.join("lib").join(lib))
+            .unwrap_or_else(|e| panic!("copying {lib} from {}: {e}", dst.display()));
+    }
+    if let Some(parent) = shared.parent() {
+        fs::create_dir_all(parent).unwrap_or_else(|e| panic!("creating {}: {e}", parent.display()));
+    }
+    // another build script may have finished first: its library is the same, keep it
+    if fs::rename(&staged, shared).is_err() && !shared.join("lib/libxgboost.a").is_file() {
+        panic!("cannot move {} to {}", staged.display(), shared.display());
     }
 }
 

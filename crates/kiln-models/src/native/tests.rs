@@ -178,7 +178,10 @@ fn lightgbm_early_stopped_model_uses_the_kept_trees() {
 }
 
 fn fixture(name: &str) -> String {
-    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/native/fixtures").join(name)).unwrap()
+    std::fs::read_to_string(
+        Path::new(&std::env::var("CARGO_MANIFEST_DIR").unwrap()).join("src/native/fixtures").join(name),
+    )
+    .unwrap()
 }
 
 /// The rows of a `make_fixtures.py` CSV and Python's raw and transformed predictions for them.

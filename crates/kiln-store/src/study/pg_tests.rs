@@ -17,8 +17,10 @@ use serde_json::Value;
 
 use super::{PostgresStudyStorage, open_study_storage, redact_storage_url};
 
-const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/pg_server.sh");
-const PY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../.venv/bin/python");
+/// A path from the repository root, found from this package's folder when the tests run (see `tests::manifest_dir`).
+fn repo_path(path: &str) -> String {
+    format!("{}/../../{path}", std::env::var("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR"))
+}
 
 /// The URL of the module's server, without its database (`postgresql://kiln:kiln-secret@127.0.0.1:<port>`).
 fn server() -> &'static str {
@@ -27,7 +29,7 @@ fn server() -> &'static str {
         let dir = std::env::temp_dir().join(format!("kiln-pg-test-{}", std::process::id()));
         // the script's watchdog stops the server and removes `dir` once this process is gone
         let output = Command::new("bash")
-            .arg(SCRIPT)
+            .arg(repo_path("scripts/pg_server.sh"))
             .arg("start")
             .arg(&dir)
             .arg(std::process::id().to_string())
@@ -63,8 +65,9 @@ fn python(script: &str, url: &str) -> Value {
 }
 
 fn python_command(script: &str, url: &str) -> Command {
-    assert!(Path::new(PY).exists(), "{PY} is missing: run `make venv`");
-    let mut command = Command::new(PY);
+    let py = repo_path(".venv/bin/python");
+    assert!(Path::new(&py).exists(), "{py} is missing: run `make venv`");
+    let mut command = Command::new(&py);
     command
         .arg("-c")
         .arg(format!(
@@ -86,7 +89,7 @@ const BOOSTING: &str = r#"{"name": "CategoricalDistribution", "attributes": {"ch
 
 /// `pg_dump --schema-only` of a database, without comments, blank lines and the per-dump `\restrict` keys.
 fn schema_dump(database: &str) -> String {
-    let bin = Command::new("bash").arg(SCRIPT).arg("bin").output().unwrap();
+    let bin = Command::new("bash").arg(repo_path("scripts/pg_server.sh")).arg("bin").output().unwrap();
     let bin = String::from_utf8(bin.stdout).unwrap();
     let port = server().rsplit_once(':').unwrap().1;
     let output = Command::new(format!("{}/pg_dump", bin.trim()))

@@ -13,8 +13,14 @@ use serde_json::Value;
 
 use super::SqliteStudyStorage;
 
+/// This package's folder when the tests run (cargo sets it; a compile-time `env!` would keep the folder the binary
+/// was first built in, which a target folder shared by two checkouts reuses).
+fn manifest_dir() -> String {
+    std::env::var("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR")
+}
+
 fn python(script: &str, storage: &Path) -> Value {
-    let py = format!("{}/../../.venv/bin/python", env!("CARGO_MANIFEST_DIR"));
+    let py = format!("{}/../../.venv/bin/python", manifest_dir());
     assert!(Path::new(&py).exists(), "{py} is missing: run `make venv`");
     let output = Command::new(&py)
         .arg("-c")
@@ -202,7 +208,7 @@ fn optuna_dashboard_lists_the_trials_of_a_study_kiln_wrote() {
         storage.finish_trial(trial, TrialState::Complete, Some(auc)).unwrap();
     }
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let exe = format!("{}/../../.venv/bin/optuna-dashboard", env!("CARGO_MANIFEST_DIR"));
+    let exe = format!("{}/../../.venv/bin/optuna-dashboard", manifest_dir());
     assert!(Path::new(&exe).exists(), "{exe} is missing: run `make venv`");
     let _dashboard = Dashboard(
         Command::new(&exe)
