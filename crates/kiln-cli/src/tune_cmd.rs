@@ -549,6 +549,19 @@ pub(crate) fn tune(args: TuneArgs) -> Result<u8> {
             .and_then(|_| signal_hook::flag::register(signal, requested.clone()))
             .context("cannot install the Ctrl-C handler")?;
     }
+    // outside the trials (the study's set-up, the leaderboard, the refit) no study watcher runs: this one ends
+    // the process, after giving the study's watcher time to mark its running trials and end it first
+    {
+        let requested = requested.clone();
+        std::thread::spawn(move || {
+            while !requested.load(std::sync::atomic::Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            std::thread::sleep(Duration::from_secs(5));
+            eprintln!("interrupted");
+            std::process::exit(exit::INTERRUPTED);
+        });
+    }
     let exit_now = || std::process::exit(exit::INTERRUPTED);
     let interrupt = Interrupt { requested: &requested, exit: &exit_now };
     let ports = TunePorts {
