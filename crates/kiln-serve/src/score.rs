@@ -436,28 +436,26 @@ fn tabular(
     let pipeline = &bundle.pipeline;
     let ids: Option<Vec<Option<String>>> = rows.ids().map(<[_]>::to_vec);
     let n = rows.n_rows;
-    // the record's numbers are the model's inputs as they are: straight into a row, with no frame and no name
-    let direct = model.direct().and_then(|plan| rows.row_major(plan));
-    let x = match direct {
-        // one row is predicted from its values alone; a batch's matrix carries the model's names
-        Some(data) if n == 1 => Matrix { names: Vec::new(), data, n_rows: 1 },
-        Some(data) => Matrix { names: pipeline.feature_names.clone(), data, n_rows: n },
+    // the record's numbers are the model's inputs as they are: straight into a row, with no frame and no name;
+    // else the pipeline's features, with their names
+    let (data, names) = match model.direct().and_then(|plan| rows.row_major(plan)) {
+        Some(data) => (data, None),
         None => {
             let frame = rows.into_frame()?;
             let prepared = pipeline.transform(&frame).map_err(|e| {
                 ApiError::from_feature(e, None, &|row, column| record(row).path(Some(column)).unwrap_or_default())
             })?;
-            prepared.x
+            (prepared.x.data, Some(prepared.x.names))
         }
     };
     if let Some(drift) = drift {
-        drift.push(&x.data, x.n_rows);
+        drift.push(&data, n);
     }
     let raw = if n == 1 {
-        // the matrix's one row (a direct single row's matrix has no names)
-        vec![bundle.model.predict_row(&x.data).map_err(ApiError::internal)?]
+        vec![bundle.model.predict_row(&data).map_err(ApiError::internal)?]
     } else {
-        bundle.model.predict(&x).map_err(ApiError::internal)?
+        let names = names.unwrap_or_else(|| pipeline.feature_names.clone());
+        bundle.model.predict(&Matrix { names, data, n_rows: n }).map_err(ApiError::internal)?
     };
     if raw.len() != n {
         return Err(ApiError::internal(format!("{} predictions for {n} records", raw.len())));

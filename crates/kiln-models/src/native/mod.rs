@@ -112,7 +112,7 @@ fn predict_blocks<V, F, Q, G, R>(
     debug_assert_eq!(data.len(), out.len() * n_cols);
     let mut sums = [init; BLOCK];
     // the block's rewritten rows ([`Steps::substitute`])
-    let mut rewritten = vec![0.0; BLOCK * n_cols];
+    let mut rewritten = vec![0.0; BLOCK.min(out.len()) * n_cols];
     for (rows, block_out) in data.chunks(BLOCK * n_cols).zip(out.chunks_mut(BLOCK)) {
         let n = block_out.len();
         let row = |i: usize| &rows[i * n_cols..][..n_cols];

@@ -17,9 +17,9 @@ use serde_json::Value;
 
 use super::{PostgresStudyStorage, open_study_storage, redact_storage_url};
 
-/// A path from the repository root, found from this package's folder when the tests run (see `tests::manifest_dir`).
+/// A path from the repository root, found from this package's folder when the tests run.
 fn repo_path(path: &str) -> String {
-    format!("{}/../../{path}", std::env::var("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR"))
+    format!("{}/../../{path}", super::tests::manifest_dir())
 }
 
 /// The URL of the module's server, without its database (`postgresql://kiln:kiln-secret@127.0.0.1:<port>`).

@@ -15,7 +15,7 @@ use super::SqliteStudyStorage;
 
 /// This package's folder when the tests run (cargo sets it; a compile-time `env!` would keep the folder the binary
 /// was first built in, which a target folder shared by two checkouts reuses).
-fn manifest_dir() -> String {
+pub(super) fn manifest_dir() -> String {
     std::env::var("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR")
 }
 

@@ -1042,11 +1042,15 @@ fn interrupted(ctx: &TrialContext<'_, '_>, interrupt: &Interrupt<'_>) {
             failed.push(id);
         }
     }
-    let _ = ctx.ports.tracker.set_tags(ctx.parent, &[("kiln.error".to_string(), "interrupted".to_string())]);
-    let _ = ctx.ports.tracker.end_run(ctx.parent, RunStatus::Killed, (ctx.ports.clock)());
+    let tracker = ctx.ports.tracker;
+    let parent = tracker
+        .set_tags(ctx.parent, &[("kiln.error".to_string(), "interrupted".to_string())])
+        .and_then(|()| tracker.end_run(ctx.parent, RunStatus::Killed, (ctx.ports.clock)()))
+        .map_or_else(|e| format!("not ended ({e})"), |()| "KILLED".to_string());
     ctx.progress.step(&format!(
-        "interrupted: {} running trial(s) of study {} marked FAIL, parent run {} KILLED",
+        "interrupted: {} of {} running trial(s) of study {} marked FAIL, parent run {} {parent}",
         failed.len(),
+        running.len(),
         ctx.study.name,
         ctx.parent
     ));
