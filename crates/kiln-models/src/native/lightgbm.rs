@@ -9,8 +9,6 @@
 
 use super::{Steps, Tree, predict_blocks, predict_one, predict_one_by_depth, tree_depth};
 
-mod quick;
-
 /// LightGBM's `kZeroThreshold` (`1e-35f`, a float widened to double).
 const ZERO: f64 = 1e-35_f32 as f64;
 
@@ -78,16 +76,66 @@ pub(crate) struct Forest {
     cat_words: Vec<u32>,
     n_features: usize,
     output: Output,
-    /// the splits sorted for QuickScorer (rows without NaN or near-zero values); `None` for a forest with categorical
-    /// splits or a tree of more than 64 leaves
-    quick: Option<quick::Quick>,
     /// the trees by depth ([`super::depth_order`])
     by_depth: Vec<u32>,
-    /// per feature, a number that every numerical split on it sends where it sends a NaN (`None`: the splits'
-    /// missing rules disagree with every number), and one for a value within kZeroThreshold of 0: a row's NaN and
-    /// near-zero values replaced by these takes the walk with one comparison a split ([`Forest::substituted`])
-    nan_as: Vec<Option<f64>>,
-    zero_as: Vec<Option<f64>>,
+    /// the row rewrite after which every split is one comparison ([`Forest::widen`]); `None` for a forest with
+    /// categorical splits, whose rows walk with the missing rules
+    wide: Option<Wide>,
+}
+
+/// What a row becomes before the walk with one comparison a split ([`Forest::widen`]): per column, the model feature
+/// it copies and what a NaN and a value within kZeroThreshold of 0 become there; the model's features come first,
+/// in order, then the extra columns of features whose splits' missing rules disagree, then one column per cut.
+#[derive(Debug, Clone)]
+struct Wide {
+    columns: Vec<Column>,
+    cuts: Vec<Cut>,
+    /// whether there are extra columns or cuts, so that even a row without NaN or near-zero values is rewritten
+    extra: bool,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Column {
+    feature: u32,
+    nan: f64,
+    zero: f64,
+}
+
+/// A split of infinite threshold on a feature without stand-ins, decided while widening: its column holds -1 where
+/// the split goes left and 1 where it goes right, and the split becomes `v <= 0` on it (±inf cannot stand for a
+/// NaN against a threshold of ±inf: LightGBM writes `inf` for a split of NaN against every number).
+#[derive(Debug, Clone, Copy)]
+struct Cut {
+    feature: u32,
+    threshold: f64,
+    /// [`NAN_LEFT`] and [`ZERO_LEFT`] of the split
+    rule: u8,
+}
+
+impl Wide {
+    /// `row` widened into `out` (one value a column).
+    #[inline]
+    fn fill(&self, row: &[f64], out: &mut [f64]) {
+        let (plain, decided) = out.split_at_mut(self.columns.len());
+        for (o, c) in plain.iter_mut().zip(&self.columns) {
+            let v = row[c.feature as usize];
+            *o = if v.abs() > ZERO {
+                v
+            } else if v.is_nan() {
+                c.nan
+            } else {
+                c.zero
+            };
+        }
+        for (o, c) in decided.iter_mut().zip(&self.cuts) {
+            let node = Node { threshold: c.threshold, feature: c.feature, children: [0, 1], flags: c.rule };
+            *o = if node.next(row[c.feature as usize]) == 0 { -1.0 } else { 1.0 };
+        }
+    }
+
+    fn width(&self) -> usize {
+        self.columns.len() + self.cuts.len()
+    }
 }
 
 impl Forest {
@@ -118,10 +166,8 @@ impl Forest {
             cat_words: Vec::new(),
             n_features: n_features?,
             output: output?,
-            quick: None,
             by_depth: Vec::new(),
-            nan_as: Vec::new(),
-            zero_as: Vec::new(),
+            wide: None,
         };
         // `lines` now stands after the first `Tree=` line; each tree's fields run to a blank line
         let mut fields: Vec<(&str, &str)> = Vec::new();
@@ -144,10 +190,8 @@ impl Forest {
         if !ended || !fields.is_empty() || forest.trees.is_empty() {
             return None;
         }
-        forest.quick = quick::Quick::of(&forest);
         forest.by_depth = super::depth_order(&forest.trees);
-        forest.nan_as = forest.stand_ins(NAN_LEFT);
-        forest.zero_as = forest.stand_ins(ZERO_LEFT);
+        forest.wide = forest.widen();
         Some(forest)
     }
 
@@ -273,29 +317,90 @@ impl Forest {
             .collect()
     }
 
-    /// `row` with its NaN and near-zero values replaced by their features' stand-ins ([`Forest::stand_ins`]), which
-    /// every split decides as LightGBM decides the values they replace; `None` when a value has none.
-    pub(super) fn substituted(&self, row: &[f64]) -> Option<Vec<f64>> {
-        let mut out = vec![0.0; row.len()];
-        self.substitute_into(row, &mut out).then_some(out)
+    /// Makes every numerical split one comparison (`v <= threshold`) on a widened row ([`Wide`]): a feature whose
+    /// NaN and near-zero values have stand-ins ([`Forest::stand_ins`]) keeps its column; one whose splits' missing
+    /// rules disagree with every number gets a column per missing rule among its splits (the first in its own
+    /// place, the others after the model's features), in which a NaN or near-zero value is -inf where that rule
+    /// sends it left and +inf where it sends it right, and each split is pointed at its rule's column; such a split
+    /// of infinite threshold, where ±inf would not decide, becomes a [`Cut`]. `None` (the forest unchanged) with
+    /// categorical splits.
+    fn widen(&mut self) -> Option<Wide> {
+        let is_split = |i: usize, n: &Node| n.children != [i as u32; 2];
+        if self.categorical {
+            return None;
+        }
+        let (nan_as, zero_as) = (self.stand_ins(NAN_LEFT), self.stand_ins(ZERO_LEFT));
+        let mut columns: Vec<Column> = (0..self.n_features)
+            .map(|f| Column {
+                feature: f as u32,
+                nan: nan_as[f].unwrap_or(f64::NAN),
+                zero: zero_as[f].unwrap_or(f64::NAN),
+            })
+            .collect();
+        // per feature without stand-ins: the missing rules (flags) seen so far and their columns
+        let mut rules: Vec<Vec<(u8, u32)>> = vec![Vec::new(); self.n_features];
+        let (mut cuts, mut cut_splits) = (Vec::<Cut>::new(), Vec::new());
+        for i in 0..self.nodes.len() {
+            let n = self.nodes[i];
+            let f = n.feature as usize;
+            if !is_split(i, &n) || (nan_as[f].is_some() && zero_as[f].is_some()) {
+                continue;
+            }
+            let rule = n.flags & (NAN_LEFT | ZERO_LEFT);
+            if !n.threshold.is_finite() {
+                let cut = Cut { feature: n.feature, threshold: n.threshold, rule };
+                let same = |c: &Cut| (c.feature, c.threshold, c.rule) == (cut.feature, cut.threshold, cut.rule);
+                let at = cuts.iter().position(same).unwrap_or_else(|| {
+                    cuts.push(cut);
+                    cuts.len() - 1
+                });
+                cut_splits.push((i, at));
+                continue;
+            }
+            let column = match rules[f].iter().find(|(r, _)| *r == rule) {
+                Some(&(_, c)) => c,
+                None => {
+                    let c = if rules[f].is_empty() { n.feature } else { u32::try_from(columns.len()).ok()? };
+                    let side = |flag: u8| if rule & flag != 0 { f64::NEG_INFINITY } else { f64::INFINITY };
+                    let column = Column { feature: n.feature, nan: side(NAN_LEFT), zero: side(ZERO_LEFT) };
+                    if c == n.feature {
+                        columns[f] = column;
+                    } else {
+                        columns.push(column);
+                    }
+                    rules[f].push((rule, c));
+                    c
+                }
+            };
+            self.nodes[i].feature = column;
+        }
+        // the cuts' columns come after every other
+        for (i, at) in cut_splits {
+            self.nodes[i].feature = u32::try_from(columns.len() + at).ok()?;
+            self.nodes[i].threshold = 0.0;
+        }
+        Some(Wide { extra: columns.len() > self.n_features || !cuts.is_empty(), columns, cuts })
     }
 
-    /// [`Forest::substituted`] into `out` (of the row's length); `false` when a value has no stand-in.
-    fn substitute_into(&self, row: &[f64], out: &mut [f64]) -> bool {
-        for (f, (&v, o)) in row.iter().zip(out.iter_mut()).enumerate() {
-            let stand_in = if v.abs() > ZERO {
-                Some(v)
-            } else if v.is_nan() {
-                self.nan_as[f]
-            } else {
-                self.zero_as[f]
-            };
-            match stand_in {
-                Some(z) => *o = z,
-                None => return false,
-            }
-        }
-        true
+    /// The widened row of `row` ([`Wide`]): for tests, which check it never holds a NaN or near-zero value.
+    #[cfg(test)]
+    pub(super) fn widened(&self, row: &[f64]) -> Option<Vec<f64>> {
+        let wide = self.wide.as_ref()?;
+        let mut out = vec![0.0; wide.width()];
+        wide.fill(row, &mut out);
+        Some(out)
+    }
+
+    /// Whether some feature has more than one column in a widened row (its splits' missing rules disagree).
+    #[cfg(test)]
+    pub(super) fn has_rule_columns(&self) -> bool {
+        self.wide.as_ref().is_some_and(|w| w.columns.len() > self.n_features)
+    }
+
+    /// Whether some split of infinite threshold is decided while widening ([`Cut`]).
+    #[cfg(test)]
+    pub(super) fn has_cuts(&self) -> bool {
+        self.wide.as_ref().is_some_and(|w| !w.cuts.is_empty())
     }
 
     /// The model's feature count.
@@ -311,7 +416,17 @@ impl Forest {
             if n.flags & CATEGORICAL != 0 || n.children == [i as u32; 2] {
                 continue;
             }
-            out[n.feature as usize].push(n.threshold);
+            let (feature, threshold) = match &self.wide {
+                None => (n.feature, n.threshold),
+                Some(w) => match w.columns.get(n.feature as usize) {
+                    Some(c) => (c.feature, n.threshold),
+                    None => {
+                        let cut = w.cuts[n.feature as usize - w.columns.len()];
+                        (cut.feature, cut.threshold)
+                    }
+                },
+            };
+            out[feature as usize].push(threshold);
         }
         out
     }
@@ -321,8 +436,10 @@ impl Forest {
     #[inline(always)]
     fn step<const CATEGORICAL_SPLITS: bool, const CLEAN: bool>(&self, at: u32, row: &[f64]) -> u32 {
         // SAFETY: `at` is a root or a child of a node of `self.nodes`, and `parse` checked every root and child to be
-        // an index into `self.nodes` and every split's feature to be `< n_features`; `row` holds `n_features` values
-        // (asserted by `predict_row` and `predict_into`, the only callers). Unchecked indexing measured 12% faster.
+        // an index into `self.nodes` and every split's feature to be `< n_features`; `widen` points splits only at
+        // columns of its `Wide`, beyond `n_features` only when it has extra columns, and then `predict_row` and
+        // `predict_into` (the only callers) widen every row before its walk; other rows hold `n_features` values
+        // (asserted by both). Unchecked indexing measured 12% faster.
         #[allow(unsafe_code)]
         let (n, v) = unsafe {
             let n = self.nodes.get_unchecked(at as usize);
@@ -355,10 +472,9 @@ impl Forest {
     }
 
     /// One row's prediction (`raw`: the summed score before the objective's transform). `row` holds the model's
-    /// features. Without categorical splits, a row whose NaN and near-zero values have stand-ins walks the trees
+    /// features. Without categorical splits, the row (widened when it needs it, [`Forest::widen`]) walks the trees
     /// by depth, [`super::TREE_LANES`] side by side, with one comparison a split (4.5 us for 500 trees of 31 leaves,
-    /// QuickScorer 7.4 on the same machine); one with a value without a stand-in goes through QuickScorer
-    /// ([`quick`]), or the walk with the missing rules when a tree has more than 64 leaves.
+    /// QuickScorer 7.4 on the same machine); with them, in the model's order with the missing rules.
     pub(crate) fn predict_row(&self, row: &[f64], raw: bool) -> f64 {
         assert_eq!(row.len(), self.n_features, "a row of the model's features");
         let value = |leaf| self.value(leaf);
@@ -368,45 +484,55 @@ impl Forest {
                 predict_one_by_depth(&self.trees, &self.by_depth, row, 0.0, step, value, leaves)
             })
         };
-        let sum = if self.categorical {
-            predict_one(&self.trees, row, 0.0, |at, r| self.step::<true, false>(at, r), value)
-        } else if clean(row) {
-            walk_clean(row)
-        } else if let Some(rewritten) = self.substituted(row) {
-            walk_clean(&rewritten)
-        } else if let Some(quick) = &self.quick {
-            QUICK_MASKS.with_borrow_mut(|m| quick.sum(row, m))
-        } else {
-            predict_one(&self.trees, row, 0.0, |at, r| self.step::<false, false>(at, r), value)
+        let sum = match &self.wide {
+            Some(wide) if !wide.extra && clean(row) => walk_clean(row),
+            Some(wide) => WIDENED.with_borrow_mut(|widened| {
+                widened.resize(wide.width(), 0.0);
+                wide.fill(row, widened);
+                walk_clean(widened)
+            }),
+            None if self.categorical => {
+                predict_one(&self.trees, row, 0.0, |at, r| self.step::<true, false>(at, r), value)
+            }
+            None => predict_one(&self.trees, row, 0.0, |at, r| self.step::<false, false>(at, r), value),
         };
         if raw { sum } else { self.output.apply(sum) }
     }
 
-    /// Predictions of the row-major `data` (rows of the model's features) into `out`, one per row. The rows of a
-    /// block without NaN or near-zero values, and those whose such values have stand-ins, walk together with one
-    /// comparison a split, the others apart with the missing rules.
+    /// Predictions of the row-major `data` (rows of the model's features) into `out`, one per row. Without
+    /// categorical splits every row walks with one comparison a split: as it is when it needs no widening, else
+    /// widened ([`Forest::widen`]).
     pub(crate) fn predict_into(&self, data: &[f64], out: &mut [f64], raw: bool) {
         assert_eq!(data.len(), out.len() * self.n_features, "rows of the model's features");
         let value = |leaf| self.value(leaf);
         let finish = |sum| if raw { sum } else { self.output.apply(sum) };
-        if self.categorical {
-            let step = |at, r: &[f64]| self.step::<true, false>(at, r);
-            predict_blocks(&self.trees, data, out, 0.0, Steps::every(step), value, finish);
-        } else {
-            let steps = Steps {
-                fits: clean,
-                quick: |at, r: &[f64]| self.step::<false, true>(at, r),
-                general: |at, r: &[f64]| self.step::<false, false>(at, r),
-                substitute: |row: &[f64], out: &mut [f64]| self.substitute_into(row, out),
-            };
-            predict_blocks(&self.trees, data, out, 0.0, steps, value, finish);
+        match &self.wide {
+            Some(wide) => {
+                // the rows that walk with `general` are widened ones too (a block's last, partial group)
+                let clean_step = |at, r: &[f64]| self.step::<false, true>(at, r);
+                let steps = Steps {
+                    fits: |row: &[f64]| !wide.extra && clean(row),
+                    quick: clean_step,
+                    general: clean_step,
+                    substitute: |row: &[f64], out: &mut [f64]| {
+                        wide.fill(row, out);
+                        true
+                    },
+                    width: wide.width(),
+                };
+                predict_blocks(&self.trees, data, out, 0.0, steps, value, finish);
+            }
+            None => {
+                let step = |at, r: &[f64]| self.step::<true, false>(at, r);
+                predict_blocks(&self.trees, data, out, 0.0, Steps::every(step), value, finish);
+            }
         }
     }
 }
 
 thread_local! {
-    /// QuickScorer's leaf masks for single rows, one buffer a thread
-    static QUICK_MASKS: std::cell::RefCell<Vec<u64>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// a single row widened ([`Forest::widen`]), one buffer a thread
+    static WIDENED: std::cell::RefCell<Vec<f64>> = const { std::cell::RefCell::new(Vec::new()) };
     /// a single row's leaf per tree ([`super::predict_one_by_depth`]), one buffer a thread
     static LEAVES: std::cell::RefCell<Vec<u32>> = const { std::cell::RefCell::new(Vec::new()) };
 }

@@ -64,20 +64,21 @@ fn walk<const K: usize>(
 }
 
 /// How [`predict_blocks`] takes one step in a tree (node, row -> next node): rows for which `fits` holds walk
-/// together with `quick`, and so do the rows `substitute` rewrites into a row `quick` fits (returning `true`); the
-/// others walk with `general`, which fits every row. So rows that need no missing-value rule take the walk with one
-/// comparison a split.
+/// together with `quick`, and so do the rows `substitute` rewrites into a row of `width` values that `quick` fits
+/// (returning `true`); the others walk with `general`, which fits every row, rewritten or not. So rows that need no
+/// missing-value rule take the walk with one comparison a split.
 struct Steps<F, Q, G, R> {
     fits: F,
     quick: Q,
     general: G,
     substitute: R,
+    width: usize,
 }
 
 impl<S: Fn(u32, &[f64]) -> u32 + Copy> Steps<fn(&[f64]) -> bool, S, S, fn(&[f64], &mut [f64]) -> bool> {
     /// `step` for every row.
     fn every(step: S) -> Self {
-        Steps { fits: |_| true, quick: step, general: step, substitute: |_, _| false }
+        Steps { fits: |_| true, quick: step, general: step, substitute: |_, _| false, width: 0 }
     }
 }
 
@@ -112,7 +113,8 @@ fn predict_blocks<V, F, Q, G, R>(
     debug_assert_eq!(data.len(), out.len() * n_cols);
     let mut sums = [init; BLOCK];
     // the block's rewritten rows ([`Steps::substitute`])
-    let mut rewritten = vec![0.0; BLOCK.min(out.len()) * n_cols];
+    let width = steps.width;
+    let mut rewritten = vec![0.0; BLOCK.min(out.len()) * width];
     for (rows, block_out) in data.chunks(BLOCK * n_cols).zip(out.chunks_mut(BLOCK)) {
         let n = block_out.len();
         let row = |i: usize| &rows[i * n_cols..][..n_cols];
@@ -123,7 +125,7 @@ fn predict_blocks<V, F, Q, G, R>(
             if (steps.fits)(row(i)) {
                 continue;
             }
-            let slot = &mut rewritten[n_rewritten * n_cols..][..n_cols];
+            let slot = &mut rewritten[n_rewritten * width..][..width];
             *k = if (steps.substitute)(row(i), slot) {
                 n_rewritten += 1;
                 n_rewritten
@@ -133,7 +135,7 @@ fn predict_blocks<V, F, Q, G, R>(
         }
         let source = |i: usize| match kind[i] {
             0 | usize::MAX => row(i),
-            k => &rewritten[(k - 1) * n_cols..][..n_cols],
+            k => &rewritten[(k - 1) * width..][..width],
         };
         let (mut fitting, mut others) = ([0usize; BLOCK], [0usize; BLOCK]);
         let (mut n_fit, mut n_other) = (0, 0);

@@ -18,7 +18,9 @@ fn names(n: usize) -> Vec<String> {
 
 /// 3000 training rows of 8 features meant to give every kind of split: NaNs in `f0` and `f1` (missing type NaN),
 /// many exact zeros in `f2` (thresholds at ±kZeroThreshold), integers in `f3`, tiny values in `f4`; and a signal
-/// `s` over them (NaN counted as 0).
+/// `s` over them (a NaN `f0` counted as the value it hides, so that NaN tells nothing and LightGBM splits NaN from
+/// every number, at a threshold of `inf`; a NaN `f1` as large as both ends of `f1`, so that splits below and above
+/// its middle send NaN opposite ways and no number stands in for it).
 fn training() -> (Matrix, Vec<f64>) {
     const N: usize = 3000;
     const COLS: usize = 8;
@@ -34,9 +36,12 @@ fn training() -> (Matrix, Vec<f64>) {
         let f3 = ((r(3) + 1.0) * 5.0).floor();
         let f4 = r(4) * 1e-3;
         let row = [f0, f1, f2, f3, f4, r(5), r(6), r(7)];
-        let z = |v: f64| if v.is_nan() { 0.0 } else { v };
         signal.push(
-            (3.0 * z(f0)).sin() + z(f1).powi(2) / 3.0 + if f2 == 0.0 { 0.8 } else { f2 } + f3 * 0.1 + 200.0 * f4
+            (3.0 * r(0)).sin()
+                + if f1.is_nan() { 2.5 } else { f1.powi(2) / 3.0 }
+                + if f2 == 0.0 { 0.8 } else { f2 }
+                + f3 * 0.1
+                + 200.0 * f4
                 - row[5] * row[6],
         );
         data.extend(row);
@@ -116,7 +121,7 @@ fn check_lightgbm(model: &LightGbmModel, x: &Matrix, what: &str) {
         .collect::<Vec<f64>>();
     debug_assert_eq!(mixed.len(), x.n_rows * width);
     check_lightgbm_rows(model, &Matrix::new(x.names.clone(), mixed), &format!("{what} (mixed blocks)"));
-    // every complete row alone (QuickScorer) equals the batch (the walk), which equals LightGBM
+    // every complete row alone (the walk by depth) equals the batch (the walk in blocks), which equals LightGBM
     let batch = model.predict(&complete).unwrap();
     let single: Vec<f64> = (0..complete.n_rows).map(|i| model.predict_row(complete.row(i)).unwrap()).collect();
     assert_same_bits(&single, &batch, &format!("{what} (every complete row alone)"));
@@ -139,25 +144,39 @@ fn lightgbm_probe(model: &LightGbmModel, finite_f32: bool) -> Matrix {
     x
 }
 
-fn check_lightgbm_objectives(objectives: &[&str]) {
+/// Checks each objective's model on the probe rows; returns how many have splits of infinite threshold decided while
+/// widening (cuts).
+fn check_lightgbm_objectives(objectives: &[&str]) -> usize {
     let (x, signal) = training();
+    let mut with_cuts = 0;
     for objective in objectives {
         let yaml = format!("{{objective: {objective}, num_iterations: 60, min_data_in_leaf: 5}}");
         let params: LightGbmParams = serde_yaml::from_str(&yaml).unwrap();
         let model = params.check().unwrap().fit(&x, &labels(objective, &signal), None).unwrap();
         let probe = lightgbm_probe(&model, false);
-        // rows with NaN or near-zero values take the one-comparison walk when every such value has a stand-in,
-        // else QuickScorer (single rows) or the walk with the missing rules (batches): both kinds are in the probe
+        // every row walks with one comparison a split once widened: features whose splits' missing rules disagree
+        // get a column per rule (these models have such features, so the probe exercises them), and no widened
+        // value is one the missing rules decide
         let forest = lightgbm::Forest::parse(&model.to_model_string().unwrap()).unwrap();
-        let walked = (0..probe.n_rows).filter(|&i| forest.substituted(probe.row(i)).is_some()).count();
-        assert!(walked > probe.n_rows / 10 && walked < probe.n_rows * 9 / 10, "{objective}: {walked} rows walked");
+        assert!(forest.has_rule_columns(), "{objective}: no feature has a column per missing rule");
+        with_cuts += usize::from(forest.has_cuts());
+        for i in 0..probe.n_rows {
+            let widened = forest.widened(probe.row(i)).unwrap();
+            assert!(
+                widened.iter().all(|v| v.abs() > 1e-35_f32 as f64 || *v == 0.0),
+                "{objective}: row {i} {widened:?}"
+            );
+        }
         check_lightgbm(&model, &probe, objective);
     }
+    with_cuts
 }
 
 #[test]
 fn lightgbm_regression_objectives_equal_lightgbm_bit_for_bit() {
-    check_lightgbm_objectives(&["regression", "regression_l1", "huber", "fair"]);
+    let with_cuts = check_lightgbm_objectives(&["regression", "regression_l1", "huber", "fair"]);
+    // the probe then holds `inf` and its neighbours, NaN and near-zeros for a split of NaN against every number
+    assert!(with_cuts > 0, "no model split NaN from every number: the cuts go untested");
 }
 
 #[test]
