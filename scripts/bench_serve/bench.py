@@ -229,8 +229,8 @@ def post_predict(url, body_file):
     with urllib.request.urlopen(req, timeout=30) as r:
         answer = json.load(r)
     value = answer["prediction"] if "prediction" in answer else answer["predictions"][0]
-    if isinstance(value, dict):  # MLflow answers a list of rows for some flavours
-        value = next(iter(value.values()))
+    if isinstance(value, dict):  # MLflow answers a list of rows for some flavours (kiln's: {"row", "prediction"})
+        value = value["prediction"] if "prediction" in value else next(iter(value.values()))
     print(repr(float(value)))
 
 
