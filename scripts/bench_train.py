@@ -10,7 +10,7 @@ XGBoost `reg:squarederror`, `hist`, 500 rounds, eta 0.05, depth 6, 256 bins, see
 from the sdist by `kiln-xgboost-sys`, Python's from PyPI's wheel).
 
 "fit s" is the library's fit alone: kiln's from its progress lines ("fitting ..." to "predicting ...", 0.1 s
-resolution), Python's `Dataset`/`DMatrix` construction + `train` timed in the process. Each run is a fresh process;
+resolution), Python's `Dataset`/`DMatrix` construction + `train` timed in the process (after the imports). Each run is a fresh process;
 the median of --repeats runs is reported.
 
 Usage: KILN=path/to/kiln .venv/bin/python scripts/bench_train.py [--rows N] [--repeats R] [--keep DIR]
@@ -56,15 +56,17 @@ kind, threads, path, rows = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.
 df = pd.read_csv(path, nrows=rows)
 x = df.drop(columns=["y"]).to_numpy(dtype=np.float64)
 y = df["y"].to_numpy(dtype=np.float64)
-started = time.perf_counter()
 if kind == "lightgbm":
     import lightgbm as lgb
+else:
+    import xgboost as xgb
+started = time.perf_counter()
+if kind == "lightgbm":
     params = dict(objective="regression", learning_rate=0.05, num_leaves=31, min_data_in_leaf=20, seed=42,
                   deterministic=True, force_row_wise=True, num_threads=threads, verbosity=-1)
     booster = lgb.train(params, lgb.Dataset(x, y), num_boost_round=500)
     trees = booster.num_trees()
 else:
-    import xgboost as xgb
     params = dict(objective="reg:squarederror", eta=0.05, max_depth=6, max_bin=256, tree_method="hist", seed=42,
                   nthread=threads, verbosity=0)
     booster = xgb.train(params, xgb.DMatrix(x, y, nthread=threads), num_boost_round=500)
