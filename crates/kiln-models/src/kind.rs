@@ -99,7 +99,7 @@ pub trait Fitted: Predictor<Error = ModelError> + fmt::Debug + Send + Sync {
     /// [`ModelError::Predict`] when the row's length is wrong.
     fn predict_row(&self, row: &[f64]) -> Result<f64, ModelError>;
 
-    /// The library's metric after every round of the fit; empty when the library has none or the model was read
+    /// The library's metric during the fit ([`EvalCurve`]); empty when the library has none or the model was read
     /// from a bundle.
     fn eval_curves(&self) -> &[EvalCurve] {
         &[]
@@ -242,7 +242,7 @@ impl FittedModel {
         Predictor::feature_names(&*self.0)
     }
 
-    /// The library's metric after every round of the fit, on the training and validation rows; empty for models
+    /// The library's metric during the fit, on the training and validation rows ([`EvalCurve`]); empty for models
     /// without rounds and for a model read from a bundle.
     pub fn eval_curves(&self) -> &[EvalCurve] {
         self.0.eval_curves()

@@ -6,8 +6,8 @@
 //! Key decisions: every seed is set from `seed` and `deterministic` plus `force_row_wise` are on, so two fits give
 //! the same model text; the booster sits behind a mutex so a fitted model is `Send + Sync` and can be shared by
 //! serving threads. The rounds run on LightGBM's C API (the `train` submodule, the same calls as `lightgbm3`'s
-//! `train_with_valid`), so that the metric LightGBM evaluates after every round, on the training and the
-//! validation rows, is kept as the fitted model's [`EvalCurve`]s. Not here: dataset-construction parameters (`max_bin`, `min_data_in_bin`, ...), which
+//! `train_with_valid`), so that the metric LightGBM evaluates after every round on the validation rows, and after
+//! about 100 of the rounds on the training rows, is kept as the fitted model's [`EvalCurve`]s. Not here: dataset-construction parameters (`max_bin`, `min_data_in_bin`, ...), which
 //! `lightgbm3` 1.0 cannot pass to LightGBM (its datasets are always built with LightGBM's defaults).
 
 use std::fmt;
@@ -383,7 +383,7 @@ impl CheckedLightGbm {
         v.extend([
             ("deterministic", p.deterministic.into()),
             ("force_row_wise", true.into()),
-            // the metric on the training rows too, after every round (the fitted model's curves)
+            // the metric on the training rows too, when the loop asks (the fitted model's curves)
             ("is_provide_training_metric", true.into()),
             ("num_threads", self.threads().into()),
             ("verbosity", p.verbosity.into()),
@@ -458,7 +458,7 @@ impl Estimator for CheckedLightGbm {
     /// Fits on `x`/`y` (labels go to LightGBM as f32, as in Python). With `valid`, its dataset shares the training
     /// set's bins and, when `early_stopping_rounds` is set, training stops once the validation metric has not
     /// improved for that many rounds and the later rounds are dropped, so the model ends at its best round. The
-    /// metric after every round run, on the training rows and on `valid`, is kept as
+    /// metric after every round run on `valid`, and after about 100 of the rounds on the training rows, is kept as
     /// [`LightGbmModel::eval_curves`].
     ///
     /// # Errors
@@ -654,9 +654,9 @@ impl LightGbmModel {
         self.iterations
     }
 
-    /// The metric LightGBM evaluated after every round run, on the training rows and (when the fit had them) the
-    /// validation rows, in that order; after early stopping, also the rounds that were dropped. Empty for a model
-    /// read from text.
+    /// The metric LightGBM evaluated while fitting ([`EvalCurve`]): on the training rows after about 100 of the
+    /// rounds, then (when the fit had them) on the validation rows after every round; after early stopping, also
+    /// the rounds that were dropped. Empty for a model read from text.
     pub fn eval_curves(&self) -> &[EvalCurve] {
         &self.curves
     }

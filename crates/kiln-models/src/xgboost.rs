@@ -8,8 +8,8 @@
 //! Key decisions:
 //! - **kiln drives the rounds.** The booster is created with its parameters and the training and validation
 //!   matrices in its prediction cache, and XGBoost's C API runs one round per call (`XGBoosterUpdateOneIter`, as
-//!   Python's `xgboost.train` does). After every round XGBoost evaluates the metric on the training rows and the
-//!   validation rows; its evaluation line is parsed at full precision into the fitted model's [`EvalCurve`]s. Early stopping is done
+//!   Python's `xgboost.train` does). After every round XGBoost evaluates the metric on the validation rows, and on
+//!   the training rows after the rounds [`crate::curve::train_due`] names; its evaluation line is parsed at full precision into the fitted model's [`EvalCurve`]s. Early stopping is done
 //!   here, as Python's `xgboost.train` does it: training stops once the validation metric has not strictly improved
 //!   for `early_stopping_rounds` rounds.
 //! - **The model ends at its best round.** After early stopping the trees past the best round are cut from the
@@ -40,7 +40,7 @@ use serde_json::Value;
 
 use crate::ModelError;
 use crate::checks::{self, LabelRules, bad, check_f64, check_labels, check_shape, param_opt, py_float, yaml_float};
-use crate::curve::{EvalCurve, EvalData, push_round};
+use crate::curve::{EvalCurve, EvalData, push_round, train_due};
 use crate::kind::{FittedModel, ModelFormat, boosted_trees};
 use crate::native::xgboost::Forest;
 
@@ -467,7 +467,7 @@ impl Estimator for CheckedXgBoost {
     type Error = ModelError;
 
     /// Fits `num_boost_round` rounds on `x`/`y` (features and labels go to XGBoost as f32, as in Python). After
-    /// every round XGBoost evaluates the metric on the training rows and on `valid`; the values are kept as
+    /// every round XGBoost evaluates the metric on `valid` (on the training rows after about 100 of the rounds); the values are kept as
     /// [`XgBoostModel::eval_curves`]. With `early_stopping_rounds`, training stops once the validation metric has
     /// not improved for that many rounds, and the model is cut back to its best round.
     ///
@@ -516,8 +516,6 @@ impl Estimator for CheckedXgBoost {
         let mut cached = vec![&dtrain];
         cached.extend(dvalid.as_ref());
         let mut booster = Booster::new(&cached, &self.xgboost_values()).map_err(ModelError::Train)?;
-        let mut sets = vec![(&dtrain, EvalData::Train)];
-        sets.extend(dvalid.as_ref().map(|d| (d, EvalData::Valid)));
         let total = p.num_boost_round as usize;
         let mut best: Option<(usize, f64)> = None;
         let mut rounds = 0;
@@ -527,18 +525,32 @@ impl Estimator for CheckedXgBoost {
             let iteration = i32::try_from(round).map_err(|_| ModelError::Train("too many rounds".into()))?;
             booster.update(iteration, &dtrain).map_err(ModelError::Train)?;
             rounds = round + 1;
-            let evals = booster.eval(iteration, &sets).map_err(ModelError::Train)?;
-            push_round(&mut curves, round, evals, started).map_err(ModelError::Train)?;
-            let Some(patience) = p.early_stopping_rounds else { continue };
-            let score = validation_score(&curves, self.metric, round)?;
-            let improved = match best {
-                None => true,
-                Some((_, b)) if self.metric.maximize() => score > b,
-                Some((_, b)) => score < b,
+            // the validation rows every round, the training rows when due
+            let mut evals = match &dvalid {
+                Some(d) => booster.eval(iteration, &[(d, EvalData::Valid)]).map_err(ModelError::Train)?,
+                None => Vec::new(),
             };
-            if improved {
-                best = Some((round, score));
-            } else if best.is_some_and(|(b, _)| round - b >= patience as usize) {
+            let mut stop = false;
+            if let Some(patience) = p.early_stopping_rounds {
+                let score = validation_score(&evals, self.metric, round)?;
+                let improved = match best {
+                    None => true,
+                    Some((_, b)) if self.metric.maximize() => score > b,
+                    Some((_, b)) => score < b,
+                };
+                if improved {
+                    best = Some((round, score));
+                } else {
+                    stop = best.is_some_and(|(b, _)| round - b >= patience as usize);
+                }
+            }
+            if train_due(round, total, stop) {
+                let mut train = booster.eval(iteration, &[(&dtrain, EvalData::Train)]).map_err(ModelError::Train)?;
+                train.append(&mut evals);
+                evals = train;
+            }
+            push_round(&mut curves, round, evals, started).map_err(ModelError::Train)?;
+            if stop {
                 break;
             }
         }
@@ -569,14 +581,16 @@ impl Estimator for CheckedXgBoost {
 }
 
 /// The validation metric after round `round`, as XGBoost evaluates it.
-fn validation_score(curves: &[EvalCurve], metric: XgbMetric, round: usize) -> Result<f64, ModelError> {
-    let curve = curves.iter().find(|c| c.data == EvalData::Valid && c.metric == metric.as_str()).ok_or_else(|| {
-        let reported: Vec<String> = curves.iter().map(|c| format!("{}-{}", c.data.as_str(), c.metric)).collect();
-        ModelError::Train(format!("xgboost reported {reported:?}, not the validation {}", metric.as_str()))
-    })?;
-    let score = curve.values.get(round).copied().ok_or_else(|| {
-        ModelError::Train(format!("xgboost reported no validation {} for round {}", metric.as_str(), round + 1))
-    })?;
+fn validation_score(evals: &[(EvalData, String, f64)], metric: XgbMetric, round: usize) -> Result<f64, ModelError> {
+    let score =
+        evals.iter().find(|(d, m, _)| *d == EvalData::Valid && m == metric.as_str()).map(|e| e.2).ok_or_else(|| {
+            let reported: Vec<String> = evals.iter().map(|(d, m, _)| format!("{}-{m}", d.as_str())).collect();
+            ModelError::Train(format!(
+                "xgboost reported {reported:?} for round {}, not the validation {}",
+                round + 1,
+                metric.as_str()
+            ))
+        })?;
     if score.is_nan() {
         return Err(ModelError::Train(format!(
             "the validation {} is NaN at round {}; early stopping cannot compare it",
@@ -802,9 +816,9 @@ impl XgBoostModel {
         self.trees
     }
 
-    /// The metric XGBoost evaluated after every round run, on the training rows and (when the fit had them) the
-    /// validation rows, in that order; after early stopping, also the rounds that were cut. Empty for a model read
-    /// from JSON.
+    /// The metric XGBoost evaluated while fitting ([`EvalCurve`]): on the training rows after about 100 of the
+    /// rounds, then (when the fit had them) on the validation rows after every round; after early stopping, also
+    /// the rounds that were cut. Empty for a model read from JSON.
     pub fn eval_curves(&self) -> &[EvalCurve] {
         &self.curves
     }

@@ -18,14 +18,11 @@ pub(crate) fn curve_points(curves: &[EvalCurve], fit_started_ms: i64) -> Vec<Met
         .iter()
         .flat_map(|c| {
             let key = format!("train_curve/{}/{}", c.data.as_str(), c.metric);
-            c.values.iter().zip(0_i64..).map(move |(&value, step)| {
-                let elapsed = c.elapsed_ms.get(step as usize).copied().unwrap_or(0);
-                MetricPoint {
-                    key: key.clone(),
-                    value,
-                    timestamp_ms: fit_started_ms.saturating_add(i64::try_from(elapsed).unwrap_or(i64::MAX)),
-                    step,
-                }
+            c.values.iter().zip(&c.rounds).zip(&c.elapsed_ms).map(move |((&value, &round), &elapsed)| MetricPoint {
+                key: key.clone(),
+                value,
+                timestamp_ms: fit_started_ms.saturating_add(i64::try_from(elapsed).unwrap_or(i64::MAX)),
+                step: i64::try_from(round).unwrap_or(i64::MAX),
             })
         })
         .collect()

@@ -2,9 +2,9 @@
 //! evaluates the metrics after every round but keeps the values to itself. This loop is the same as
 //! `lightgbm3` 1.0.11's, call for call (datasets built from the row-major f64 matrix with no dataset parameters, the
 //! same parameter string, `LGBM_BoosterUpdateOneIter` per round, the same early-stopping rule and rollback), so the
-//! trees are the ones `lightgbm3` grew; in addition it reads `LGBM_BoosterGetEval` for the training rows (data 0,
-//! which needs `is_provide_training_metric`) and the validation rows (data 1) after every round, as Python's
-//! `lightgbm.train` does for `evals_result`.
+//! trees are the ones `lightgbm3` grew; in addition it reads `LGBM_BoosterGetEval` for the validation rows (data 1)
+//! after every round and for the training rows (data 0, which needs `is_provide_training_metric`) after the rounds
+//! [`train_due`] names, as Python's `lightgbm.train` does for `evals_result`.
 //!
 //! The result is the model text, which [`lightgbm3::Booster::from_string`] reads back for prediction; nothing here
 //! outlives the call.
@@ -15,7 +15,7 @@ use std::ptr;
 
 use lightgbm3_sys as sys;
 
-use crate::curve::{EvalCurve, EvalData, push_round};
+use crate::curve::{EvalCurve, EvalData, push_round, train_due};
 
 /// What a training run gives back: the model text and the per-round evaluations.
 pub(super) struct Trained {
@@ -246,10 +246,6 @@ pub(super) fn train(
         check(unsafe { sys::LGBM_BoosterAddValidData(booster.0, v.0) }, "boosting")?;
     }
     let metrics = booster.eval_names()?;
-    let mut data = vec![(EvalData::Train, 0)];
-    if valid_set.is_some() {
-        data.push((EvalData::Valid, 1));
-    }
 
     let mut curves = Vec::new();
     let started = std::time::Instant::now();
@@ -262,35 +258,38 @@ pub(super) fn train(
         if finished != 0 {
             break; // no split was possible: LightGBM dropped the round's tree
         }
-        let mut evals = Vec::with_capacity(data.len() * metrics.len());
-        let mut score = None;
-        for &(rows, index) in &data {
-            let values = booster.eval(index, metrics.len())?;
-            if rows == EvalData::Valid {
-                score = values.first().copied();
+        let valid_values = if valid_set.is_some() { Some(booster.eval(1, metrics.len())?) } else { None };
+        let score = valid_values.as_ref().and_then(|v| v.first().copied());
+        let mut stop = false;
+        if let (Some(patience), Some(score)) = (plan.early_stopping_rounds, score) {
+            let improved = match best {
+                None => true,
+                Some(b) if plan.maximize => score > b,
+                Some(b) => score < b,
+            };
+            if improved {
+                best = Some(score);
+                without_improvement = 0;
+            } else {
+                without_improvement += 1;
+                stop = without_improvement >= patience;
             }
-            evals.extend(metrics.iter().zip(values).map(|(m, v)| (rows, m.clone(), v)));
+        }
+        let mut evals = Vec::with_capacity(2 * metrics.len());
+        if train_due(round, plan.num_iterations, stop) {
+            let values = booster.eval(0, metrics.len())?;
+            evals.extend(metrics.iter().zip(values).map(|(m, v)| (EvalData::Train, m.clone(), v)));
+        }
+        if let Some(values) = valid_values {
+            evals.extend(metrics.iter().zip(values).map(|(m, v)| (EvalData::Valid, m.clone(), v)));
         }
         push_round(&mut curves, round, evals, started)?;
-
-        let (Some(patience), Some(score)) = (plan.early_stopping_rounds, score) else { continue };
-        let improved = match best {
-            None => true,
-            Some(b) if plan.maximize => score > b,
-            Some(b) => score < b,
-        };
-        if improved {
-            best = Some(score);
-            without_improvement = 0;
-        } else {
-            without_improvement += 1;
-            if without_improvement >= patience {
-                for _ in 0..without_improvement.min(round + 1) {
-                    // SAFETY: a live booster
-                    check(unsafe { sys::LGBM_BoosterRollbackOneIter(booster.0) }, "boosting")?;
-                }
-                break;
+        if stop {
+            for _ in 0..without_improvement.min(round + 1) {
+                // SAFETY: a live booster
+                check(unsafe { sys::LGBM_BoosterRollbackOneIter(booster.0) }, "boosting")?;
             }
+            break;
         }
     }
     let rounds = booster.current_iteration()?;

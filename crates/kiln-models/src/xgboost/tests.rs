@@ -277,12 +277,13 @@ fn rmse_f32_labels(model: &XgBoostModel, x: &Matrix, y: &[f64]) -> f64 {
 }
 
 #[test]
-fn eval_curves_hold_xgboosts_metric_after_every_round() {
+fn eval_curves_hold_xgboosts_metric_as_it_trains() {
     let (x, y) = etth1(3000);
     let (train, valid) = (x.rows(0, 2400), x.rows(2400, 3000));
     let (ty, vy) = (&y[..2400], &y[2400..]);
 
-    // no early stopping: one value per round, and the last ones are the final model's rmse
+    // no early stopping: one value per round (at most 100 rounds: the training rows too), and the last ones are
+    // the final model's rmse
     let model = fit("num_boost_round: 30\neta: 0.1\nmax_depth: 4", &train, ty, Some((&valid, vy)));
     let curves = model.eval_curves();
     let shape: Vec<_> = curves.iter().map(|c| (c.data, c.metric.as_str(), c.values.len())).collect();
@@ -297,8 +298,13 @@ fn eval_curves_hold_xgboosts_metric_after_every_round() {
     let best = model.best_iteration();
     assert!(best > 5 && best < 295, "stopped at {best}");
     let curves = model.eval_curves();
-    let shape: Vec<_> = curves.iter().map(|c| (c.data, c.metric.as_str(), c.values.len())).collect();
-    assert_eq!(shape, [(EvalData::Train, "rmse", best + 5), (EvalData::Valid, "rmse", best + 5)]);
+    let shape: Vec<_> = curves.iter().map(|c| (c.data, c.metric.as_str())).collect();
+    assert_eq!(shape, [(EvalData::Train, "rmse"), (EvalData::Valid, "rmse")]);
+    // the validation rows after every round run; the training rows after the first, every third (300 rounds: a
+    // stride of 3) and the one that stopped the fit
+    assert_eq!(curves[1].rounds, (0..best + 5).collect::<Vec<_>>());
+    let due: Vec<usize> = (0..best + 5).filter(|&r| r == 0 || (r + 1) % 3 == 0 || r == best + 4).collect();
+    assert_eq!((&curves[0].rounds, curves[0].values.len()), (&due, due.len()));
     let valid_curve = &curves[1].values;
     let kept = valid_curve[best - 1];
     assert_rel(kept, rmse_f32_labels(&model, &valid, vy), "validation rmse at the best round");
