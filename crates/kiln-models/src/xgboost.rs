@@ -467,8 +467,8 @@ impl Estimator for CheckedXgBoost {
     type Error = ModelError;
 
     /// Fits `num_boost_round` rounds on `x`/`y` (features and labels go to XGBoost as f32, as in Python). After
-    /// every round XGBoost evaluates the metric on `valid` (on the training rows after about 100 of the rounds); the values are kept as
-    /// [`XgBoostModel::eval_curves`]. With `early_stopping_rounds`, training stops once the validation metric has
+    /// every round XGBoost evaluates the metric on `valid`, and after about 100 of the rounds on the training rows;
+    /// the values are kept as [`XgBoostModel::eval_curves`]. With `early_stopping_rounds`, training stops once the validation metric has
     /// not improved for that many rounds, and the model is cut back to its best round.
     ///
     /// # Errors

@@ -228,7 +228,7 @@ fn run_steps(
         metrics.push(point("rows/short_series_dropped", rows.short_series_dropped as f64, now));
     }
     ports.tracker.log_metrics(id, &metrics)?;
-    // the booster's metric after every round, as training curves (step = round, timestamp = when the round ended),
+    // the booster's metric as it trained, as training curves (step = round, timestamp = when the round ended),
     // at most 1000 points a call
     let curves = crate::model::curve_points(model.eval_curves(), fit_started);
     for chunk in curves.chunks(crate::model::METRICS_PER_CALL) {

@@ -223,8 +223,8 @@ impl Booster {
     }
 }
 
-/// Fits on `train` (and evaluates `valid` after every round, stopping early as planned); the model text, the rounds
-/// it holds and the curves of every round run.
+/// Fits on `train` (and evaluates `valid` after every round, stopping early as planned, and `train` when
+/// [`train_due`]); the model text, the rounds it holds and the curves.
 pub(super) fn train(
     train: &Rows<'_>,
     valid: Option<&Rows<'_>>,
