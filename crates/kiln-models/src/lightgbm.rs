@@ -7,8 +7,9 @@
 //! the same model text; the booster sits behind a mutex so a fitted model is `Send + Sync` and can be shared by
 //! serving threads. The rounds run on LightGBM's C API (the `train` submodule, the same calls as `lightgbm3`'s
 //! `train_with_valid`), so that the metric LightGBM evaluates after every round on the validation rows, and after
-//! about 100 of the rounds on the training rows, is kept as the fitted model's [`EvalCurve`]s. Not here: dataset-construction parameters (`max_bin`, `min_data_in_bin`, ...), which
-//! `lightgbm3` 1.0 cannot pass to LightGBM (its datasets are always built with LightGBM's defaults).
+//! about 100 of the rounds on the training rows, is kept as the fitted model's [`EvalCurve`]s. Not here:
+//! dataset-construction parameters (`max_bin`, `min_data_in_bin`, ...), which `lightgbm3` 1.0 cannot pass to
+//! LightGBM (its datasets are always built with LightGBM's defaults).
 
 use std::fmt;
 use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};

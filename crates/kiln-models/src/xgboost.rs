@@ -9,9 +9,9 @@
 //! - **kiln drives the rounds.** The booster is created with its parameters and the training and validation
 //!   matrices in its prediction cache, and XGBoost's C API runs one round per call (`XGBoosterUpdateOneIter`, as
 //!   Python's `xgboost.train` does). After every round XGBoost evaluates the metric on the validation rows, and on
-//!   the training rows after the rounds [`crate::curve::train_due`] names; its evaluation line is parsed at full precision into the fitted model's [`EvalCurve`]s. Early stopping is done
-//!   here, as Python's `xgboost.train` does it: training stops once the validation metric has not strictly improved
-//!   for `early_stopping_rounds` rounds.
+//!   the training rows after the rounds [`crate::curve::train_due`] names; its evaluation lines are parsed at full
+//!   precision into the fitted model's [`EvalCurve`]s. Early stopping is done here, as Python's `xgboost.train` does
+//!   it: training stops once the validation metric has not strictly improved for `early_stopping_rounds` rounds.
 //! - **The model ends at its best round.** After early stopping the trees past the best round are cut from the
 //!   JSON model (its `trees`, `tree_info` and `num_trees`), which is loaded back; so the saved model predicts as the
 //!   best round everywhere, including Python's `Booster.predict`, which uses every tree. The attributes
@@ -468,8 +468,8 @@ impl Estimator for CheckedXgBoost {
 
     /// Fits `num_boost_round` rounds on `x`/`y` (features and labels go to XGBoost as f32, as in Python). After
     /// every round XGBoost evaluates the metric on `valid`, and after about 100 of the rounds on the training rows;
-    /// the values are kept as [`XgBoostModel::eval_curves`]. With `early_stopping_rounds`, training stops once the validation metric has
-    /// not improved for that many rounds, and the model is cut back to its best round.
+    /// the values are kept as [`XgBoostModel::eval_curves`]. With `early_stopping_rounds`, training stops once the
+    /// validation metric has not improved for that many rounds, and the model is cut back to its best round.
     ///
     /// # Errors
     /// [`ModelError::Params`] when early stopping is asked for without a validation set; [`ModelError::Train`] for

@@ -491,10 +491,7 @@ impl Forest {
                 wide.fill(row, widened);
                 walk_clean(widened)
             }),
-            None if self.categorical => {
-                predict_one(&self.trees, row, 0.0, |at, r| self.step::<true, false>(at, r), value)
-            }
-            None => predict_one(&self.trees, row, 0.0, |at, r| self.step::<false, false>(at, r), value),
+            None => predict_one(&self.trees, row, 0.0, |at, r| self.step::<true, false>(at, r), value),
         };
         if raw { sum } else { self.output.apply(sum) }
     }
