@@ -692,6 +692,30 @@ pub(crate) struct FeaturesArgs {
     /// where to write the feature table (.csv or .parquet)
     #[arg(short, long, value_name = "FILE")]
     pub(crate) output: PathBuf,
+    /// how a Parquet output's pages are compressed: snappy (pandas' default; floats barely compress, so zstd
+    /// makes the file 5-10% smaller at twice the writing time), zstd, lz4 or none
+    #[arg(long, value_enum, default_value_t = ParquetCompression::Snappy)]
+    pub(crate) compression: ParquetCompression,
+}
+
+/// `--compression` of a Parquet output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum ParquetCompression {
+    Snappy,
+    Zstd,
+    Lz4,
+    None,
+}
+
+impl From<ParquetCompression> for kiln_data::Compression {
+    fn from(c: ParquetCompression) -> kiln_data::Compression {
+        match c {
+            ParquetCompression::Snappy => kiln_data::Compression::Snappy,
+            ParquetCompression::Zstd => kiln_data::Compression::Zstd,
+            ParquetCompression::Lz4 => kiln_data::Compression::Lz4,
+            ParquetCompression::None => kiln_data::Compression::None,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]

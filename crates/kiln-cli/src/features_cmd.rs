@@ -38,7 +38,7 @@ pub(crate) fn features(args: FeaturesArgs) -> Result<u8> {
         std::fs::create_dir_all(parent)?;
     }
     // written a slice of rows at a time, so that no second copy of the whole table is ever made
-    let mut writer = kiln_data::FrameWriter::create(&args.output)?;
+    let mut writer = kiln_data::FrameWriter::create(&args.output)?.with_compression(args.compression.into());
     for start in (0..n.max(1)).step_by(WRITE_ROWS) {
         let end = (start + WRITE_ROWS).min(n);
         let mut columns = Vec::with_capacity(table.x.n_cols() + 3);

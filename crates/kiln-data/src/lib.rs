@@ -27,4 +27,4 @@ pub use source::{
     YahooRequest,
 };
 pub use timefmt::check_time_format;
-pub use write::{FrameWriter, write_frame};
+pub use write::{Compression, FrameWriter, write_frame};

@@ -215,9 +215,18 @@ impl Frame {
         // codes in order of first appearance, then renumbered in key order
         let mut first: std::collections::HashMap<&str, u32> = std::collections::HashMap::new();
         let mut codes: Vec<u32> = Vec::with_capacity(borrowed.len());
+        // a key equal to the row before's (rows grouped by series) skips the hash
+        let mut previous: Option<(&str, u32)> = None;
         for key in &borrowed {
-            let next = u32::try_from(first.len()).unwrap_or(u32::MAX);
-            codes.push(*first.entry(key).or_insert(next));
+            let code = match previous {
+                Some((p, code)) if p == *key => code,
+                _ => {
+                    let next = u32::try_from(first.len()).unwrap_or(u32::MAX);
+                    *first.entry(key).or_insert(next)
+                }
+            };
+            previous = Some((key, code));
+            codes.push(code);
         }
         let mut keys: Vec<(&str, u32)> = first.into_iter().collect();
         keys.sort_unstable();

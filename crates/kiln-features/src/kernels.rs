@@ -100,7 +100,10 @@ impl Kernel {
             (_, Input::Time(times)) => vec![f64::NAN; times.len().saturating_sub(start)],
             (_, Input::Numeric(x)) => match &mut state.0 {
                 Some(scan) => x[start..].iter().map(|&v| scan.push(v)).collect(),
-                None => (start..x.len()).map(|t| self.value_at(x, t)).collect(),
+                None => match self {
+                    Kernel::Rolling { window, stat } => rolling_series(x, start, window, stat),
+                    _ => (start..x.len()).map(|t| self.value_at(x, t)).collect(),
+                },
             },
         }
     }
@@ -194,6 +197,58 @@ pub(crate) fn rolling(window: &[f64], stat: RollingStat) -> f64 {
             (squares / (n - 1.0)).sqrt()
         }
     }
+}
+
+/// Windows computed side by side by [`rolling_series`].
+const LANES: usize = 4;
+
+/// [`rolling`] at every row `t >= start` of `x` (NaN before the first full window), for the batch path. Sums, means
+/// and standard deviations take [`LANES`] consecutive windows at once, each with exactly the arithmetic of
+/// [`rolling`] (the same additions in the same order, so the very same values as the serving path): the windows
+/// only interleave to keep the CPU's adders busy, where one window's sum is a chain of dependent additions. A window
+/// holding a NaN needs no test of its own: its sum, its mean and its squares are NaN, as [`rolling`] answers.
+fn rolling_series(x: &[f64], start: usize, window: usize, stat: RollingStat) -> Vec<f64> {
+    let mut out = Vec::with_capacity(x.len().saturating_sub(start));
+    let first_full = window.max(1) - 1;
+    let mut t = start;
+    while t < x.len() && t < first_full {
+        out.push(f64::NAN);
+        t += 1;
+    }
+    if matches!(stat, RollingStat::Sum | RollingStat::Mean | RollingStat::Std) && window >= 2 {
+        let n = window as f64;
+        while t + LANES <= x.len() {
+            // lane l's window is w[l..l + window]
+            let w = &x[t + 1 - window..t + LANES];
+            let mut sum = [0.0; LANES];
+            for i in 0..window {
+                for (l, s) in sum.iter_mut().enumerate() {
+                    *s += w[l + i];
+                }
+            }
+            match stat {
+                RollingStat::Sum => out.extend(sum),
+                RollingStat::Mean => out.extend(sum.map(|s| s / n)),
+                _ => {
+                    let mut equal = [true; LANES];
+                    let mut squares = [0.0; LANES];
+                    let mean = sum.map(|s| s / n);
+                    for i in 0..window {
+                        for l in 0..LANES {
+                            let v = w[l + i];
+                            equal[l] &= v == w[l];
+                            squares[l] += (v - mean[l]) * (v - mean[l]);
+                        }
+                    }
+                    // a constant window has exactly zero spread, as in `rolling`
+                    out.extend((0..LANES).map(|l| if equal[l] { 0.0 } else { (squares[l] / (n - 1.0)).sqrt() }));
+                }
+            }
+            t += LANES;
+        }
+    }
+    out.extend((t..x.len()).map(|t| rolling(&x[t + 1 - window..=t], stat)));
+    out
 }
 
 /// The value of a calendar part of a UTC timestamp.

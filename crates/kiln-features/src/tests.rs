@@ -1447,3 +1447,33 @@ mod panel;
 
 #[path = "tests/ahead.rs"]
 mod ahead;
+
+/// The batch path's rolling windows, computed side by side, equal the serving path's one window at a time bit for
+/// bit: every stat, windows 0-9 (shorter and longer than the lanes), every start, over values with NaNs, infinities,
+/// constant runs and a sign change.
+#[test]
+fn rolling_lanes_equal_one_window_at_a_time() {
+    use crate::kernels::{Input, Kernel};
+    let mut x: Vec<f64> = (0..61).map(|i| ((i * 37 % 23) as f64 - 11.0) * 0.3 + f64::from(i).sin()).collect();
+    x[7] = f64::NAN;
+    x[30] = f64::INFINITY;
+    x[31] = f64::NEG_INFINITY;
+    for v in &mut x[40..50] {
+        *v = 2.5;
+    }
+    x[55] = f64::NAN;
+    for stat in ALL_STATS {
+        for window in 0..10 {
+            let kernel = Kernel::Rolling { window, stat };
+            for start in [0, 1, 5, 13, 58, 61] {
+                let mut state = kernel.state();
+                let batch = kernel.series_from(Input::Numeric(&x), start, &mut state);
+                assert_eq!(batch.len(), x.len() - start);
+                for (t, &value) in (start..).zip(&batch) {
+                    let one = kernel.last(Input::Numeric(&x[..=t]));
+                    assert!(same_bits(value, one), "{stat:?} window {window} start {start} row {t}: {value} vs {one}");
+                }
+            }
+        }
+    }
+}
