@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use anyhow::Result;
 use kiln_domain::{Column, Frame, LoadedData};
+use kiln_features::{FeatureTable, PanelRows, TimeSeriesRecipe};
 use kiln_train::{Progress, TaskSpec};
 
 use crate::cli::FeaturesArgs;
@@ -29,32 +30,43 @@ pub(crate) fn features(args: FeaturesArgs) -> Result<u8> {
             args.config.display()
         )
     };
-    progress.step(&format!("building {} features from {} rows", recipe.feature_names().len(), frame.n_rows()));
-    let table = recipe.build_table(&frame)?;
-    drop(frame);
-    let n = table.times.len();
-    progress.step(&format!("writing {n} rows to {}", args.output.display()));
+    progress.step(&format!(
+        "building {} features from {} rows and writing them to {}",
+        recipe.feature_names().len(),
+        frame.n_rows(),
+        args.output.display()
+    ));
     if let Some(parent) = args.output.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent)?;
     }
-    // written a slice of rows at a time, so that no second copy of the whole table is ever made
-    let mut writer = kiln_data::FrameWriter::create(&args.output)?.with_compression(args.compression.into());
-    for start in (0..n.max(1)).step_by(WRITE_ROWS) {
-        let end = (start + WRITE_ROWS).min(n);
-        let mut columns = Vec::with_capacity(table.x.n_cols() + 3);
-        if let (Some(panel), Some(name)) = (&table.panel, &recipe.series_column) {
-            let keys = panel.series[start..end].iter().map(|&s| Some(panel.keys[s as usize].clone())).collect();
-            columns.push((name.clone(), Column::Categorical(keys)));
+    let writer = kiln_data::FrameWriter::create(&args.output)?.with_compression(args.compression.into());
+    // the table is built a slice of rows at a time while the slice before is written on a second thread, so the
+    // whole table never sits in memory and building and writing overlap. `None` says the table is complete: a
+    // writer whose channel closes without it drops its temporary file and leaves nothing behind
+    let (send, slices) = std::sync::mpsc::sync_channel::<Option<FeatureTable>>(1);
+    let (built, written) = std::thread::scope(|scope| {
+        let writing = scope.spawn(|| write_slices(writer, slices, recipe));
+        let mut summary = None;
+        let built = recipe.for_each_table_chunk(&frame, WRITE_ROWS, |slice| {
+            let rows = slice.times.len();
+            let seen = summary.get_or_insert_with(|| Summary::of(&slice));
+            seen.rows += rows;
+            // a closed channel means the writer stopped on an error, which its join reports
+            send.send(Some(slice)).map_err(|_| anyhow::anyhow!("the writer stopped"))
+        });
+        if built.is_ok() {
+            // a writer that already stopped reports why through its join
+            let _ = send.send(None);
         }
-        columns.push((recipe.time_column.clone(), Column::Timestamp(table.times[start..end].to_vec())));
-        let rows = table.x.rows(start, end);
-        for (j, name) in rows.names.iter().enumerate() {
-            columns.push((name.clone(), Column::Numeric(rows.column(j))));
-        }
-        columns.push(("label".to_string(), Column::Numeric(table.label[start..end].to_vec())));
-        writer.write(&Frame::new(columns)?)?;
-    }
-    writer.finish()?;
+        drop(send);
+        let written = writing.join().unwrap_or_else(|_| Err(anyhow::anyhow!("the writer panicked")));
+        (built.map(|()| summary), written)
+    });
+    // an error building the table is the one to report (the writer then stopped with nothing written)
+    let built = built?;
+    written?;
+    let Some(table) = built else { bad_input!("{}: no feature row to write", args.config.display()) };
+    let n = table.rows;
     let series = match &table.panel {
         Some(p) if p.short.is_empty() => format!(" over {} series", p.keys.len()),
         Some(p) => format!(
@@ -68,7 +80,7 @@ pub(crate) fn features(args: FeaturesArgs) -> Result<u8> {
     };
     println!(
         "{n} feature rows{series}, {} features + label ('{}' {} step(s) ahead{}); {} warm-up rows dropped; wrote {}",
-        table.x.n_cols(),
+        table.n_features,
         recipe.target,
         recipe.horizon,
         match recipe.target_transform {
@@ -79,4 +91,57 @@ pub(crate) fn features(args: FeaturesArgs) -> Result<u8> {
         args.output.display()
     );
     Ok(0)
+}
+
+/// What the closing line says about the table, from its first slice and the rows of all.
+struct Summary {
+    rows: usize,
+    n_features: usize,
+    warmup_dropped: usize,
+    panel: Option<PanelRows>,
+}
+
+impl Summary {
+    fn of(slice: &FeatureTable) -> Summary {
+        Summary {
+            rows: 0,
+            n_features: slice.x.n_cols(),
+            warmup_dropped: slice.warmup_dropped,
+            panel: slice.panel.as_ref().map(|p| PanelRows { series: Vec::new(), frame_rows: Vec::new(), ..p.clone() }),
+        }
+    }
+}
+
+/// Writes each slice of the table as it comes (series key, time, features, label), then finishes the file.
+fn write_slices(
+    mut writer: kiln_data::FrameWriter,
+    slices: std::sync::mpsc::Receiver<Option<FeatureTable>>,
+    recipe: &TimeSeriesRecipe,
+) -> Result<()> {
+    loop {
+        let table = match slices.recv() {
+            Ok(Some(table)) => table,
+            Ok(None) => break,
+            // the table stopped on an error: the writer is dropped with its temporary file, and nothing is left
+            Err(_) => return Ok(()),
+        };
+        let n = table.times.len();
+        for start in (0..n).step_by(WRITE_ROWS) {
+            let end = (start + WRITE_ROWS).min(n);
+            let mut columns = Vec::with_capacity(table.x.n_cols() + 3);
+            if let (Some(panel), Some(name)) = (&table.panel, &recipe.series_column) {
+                let keys = panel.series[start..end].iter().map(|&s| Some(panel.keys[s as usize].clone())).collect();
+                columns.push((name.clone(), Column::Categorical(keys)));
+            }
+            columns.push((recipe.time_column.clone(), Column::Timestamp(table.times[start..end].to_vec())));
+            let rows = table.x.rows(start, end);
+            for (j, name) in rows.names.iter().enumerate() {
+                columns.push((name.clone(), Column::Numeric(rows.column(j))));
+            }
+            columns.push(("label".to_string(), Column::Numeric(table.label[start..end].to_vec())));
+            writer.write(&Frame::new(columns)?)?;
+        }
+    }
+    writer.finish()?;
+    Ok(())
 }

@@ -4,7 +4,7 @@
 
 use kiln_domain::{Column, Frame, Matrix};
 
-use crate::kernels::Input;
+use crate::kernels::{Input, KernelState};
 use crate::spec::{Output, Source};
 use crate::{FeatureError, Lookback, TimeSeriesRecipe};
 
@@ -127,7 +127,9 @@ impl TimeSeriesRecipe {
     pub fn build_table(&self, frame: &Frame) -> Result<FeatureTable, FeatureError> {
         if let Some(series) = &self.series_column {
             let long = self.long_frame(frame)?;
-            return self.build_panel_table(&long, series);
+            let plan = self.panel_plan(&long, series)?;
+            let mut carry = plan.carry();
+            return Ok(plan.fill(0, plan.n_out, &mut carry));
         }
         let resolved = self.resolve(frame)?;
         let n = resolved.times.len();
@@ -183,13 +185,42 @@ impl TimeSeriesRecipe {
         })
     }
 
-    /// [`TimeSeriesRecipe::build_table`] of a panel: the rows of each series (in any order in the frame, sorted
-    /// by time here) get the features of that series alone, then every kept row is ordered by time, then series.
-    /// A series with no row past the warm-up is left out and listed in [`PanelRows::short`].
-    fn build_panel_table(&self, frame: &Frame, series_column: &str) -> Result<FeatureTable, FeatureError> {
+    /// [`TimeSeriesRecipe::build_table`] handed out `rows` table rows at a time, in the table's order, to `each`:
+    /// the same rows and values as the whole table, without ever holding it (a panel's table is built slice by
+    /// slice; a single series' comes whole, in one call). Every slice carries the whole table's `warmup_dropped`
+    /// and, for a panel, all the keys and short series.
+    ///
+    /// # Errors
+    /// What [`TimeSeriesRecipe::build_table`] reports, before the first call of `each`, or the first error `each`
+    /// returns (no later slice is built).
+    pub fn for_each_table_chunk<E: From<FeatureError>>(
+        &self,
+        frame: &Frame,
+        rows: usize,
+        mut each: impl FnMut(FeatureTable) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let Some(series) = &self.series_column else {
+            return each(self.build_table(frame)?);
+        };
+        let long = self.long_frame(frame)?;
+        let plan = self.panel_plan(&long, series)?;
+        let mut carry = plan.carry();
+        let mut start = 0;
+        while start < plan.n_out {
+            let end = start.saturating_add(rows.max(1)).min(plan.n_out);
+            each(plan.fill(start, end, &mut carry))?;
+            start = end;
+        }
+        Ok(())
+    }
+
+    /// The kept rows of a panel in the table's order: the rows of each series (in any order in the frame, sorted by
+    /// time here) past the warm-up, then every kept row ordered by time, then series. A series with no row past the
+    /// warm-up is left out and listed in [`PanelRows::short`].
+    fn panel_plan<'a>(&'a self, frame: &'a Frame, series_column: &str) -> Result<PanelPlan<'a>, FeatureError> {
         let resolved = self.resolve_unsorted(frame)?;
-        let (codes, names_of) = series_codes(frame, series_column)?;
-        let mut groups: Vec<Vec<usize>> = vec![Vec::new(); names_of.len()];
+        let (codes, keys) = series_codes(frame, series_column)?;
+        let mut groups: Vec<Vec<usize>> = vec![Vec::new(); keys.len()];
         for (i, &code) in codes.iter().enumerate() {
             groups[code as usize].push(i);
         }
@@ -197,9 +228,9 @@ impl TimeSeriesRecipe {
         let times = resolved.times;
         let mut short = Vec::new();
         let mut warmup_dropped = 0;
-        let mut kept_series: Vec<(u32, Vec<usize>)> = Vec::with_capacity(groups.len());
+        let mut kept: Vec<(u32, Vec<usize>)> = Vec::with_capacity(groups.len());
         for (code, mut rows) in groups.into_iter().enumerate() {
-            let key = &names_of[code];
+            let key = &keys[code];
             if !rows.windows(2).all(|w| times[w[0]] < times[w[1]]) {
                 rows.sort_by_key(|&i| times[i]);
             }
@@ -217,108 +248,44 @@ impl TimeSeriesRecipe {
                 continue;
             }
             warmup_dropped += warmup;
-            kept_series.push((u32::try_from(code).unwrap_or(u32::MAX), rows));
+            kept.push((u32::try_from(code).unwrap_or(u32::MAX), rows));
         }
-        if kept_series.is_empty() {
+        if kept.is_empty() {
             return Err(FeatureError::NotEnoughRows {
                 what: format!("the feature table (every series of '{series_column}' is shorter)"),
                 needed: warmup.saturating_add(1),
                 given: short.iter().map(|(_, n)| *n).max().unwrap_or(0),
             });
         }
-        // the kept rows in their final order: by time, then series
+        // the kept rows in their final order: by time, then series. Each series' rows come in time order, so a
+        // stable sort merges these runs
         let mut order: Vec<(i64, u32, u32)> = Vec::new();
-        for (s, (code, rows)) in kept_series.iter().enumerate() {
+        for (s, (code, rows)) in kept.iter().enumerate() {
             let s = u32::try_from(s).unwrap_or(u32::MAX);
             order.extend(rows[warmup..].iter().map(|&r| (times[r], *code, s)));
         }
-        order.sort_unstable();
+        order.sort();
         let n_out = order.len();
         // where the k-th kept row of series s lands: series rows come in time order, so the k-th time of s in the
         // sorted order is its k-th kept row
-        let mut position: Vec<Vec<usize>> =
-            kept_series.iter().map(|(_, r)| Vec::with_capacity(r.len() - warmup)).collect();
+        let mut positions: Vec<Vec<usize>> = kept.iter().map(|(_, r)| Vec::with_capacity(r.len() - warmup)).collect();
         for (at, &(_, _, s)) in order.iter().enumerate() {
-            position[s as usize].push(at);
+            positions[s as usize].push(at);
         }
         drop(order);
-        let n_cols = resolved.outputs.len();
-        let mut data = vec![f64::NAN; n_out * n_cols];
-        let mut out_times = vec![0i64; n_out];
-        let mut current = vec![f64::NAN; n_out];
-        let mut future = vec![f64::NAN; n_out];
-        let mut series = vec![0u32; n_out];
-        let mut frame_rows = vec![0usize; n_out];
-        let mut step_futures = vec![vec![f64::NAN; n_out]; self.direct_steps().saturating_sub(1)];
-        let ahead = self.ahead_columns();
-        let mut step_ahead =
-            vec![vec![vec![f64::NAN; n_out]; ahead.len()]; if ahead.is_empty() { 0 } else { step_futures.len() }];
-        let mut gathered: Vec<(*const f64, Vec<f64>)> = Vec::new();
-        for ((code, rows), positions) in kept_series.iter().zip(&position) {
-            let n = rows.len();
-            let series_times: Vec<i64> = rows.iter().map(|&r| times[r]).collect();
-            gathered.clear();
-            for (j, (output, input)) in resolved.outputs.iter().zip(&resolved.inputs).enumerate() {
-                let series_input = match input {
-                    Input::Time(_) => Input::Time(&series_times),
-                    Input::Numeric(x) => {
-                        // each input column gathered once per series, however many outputs read it
-                        let at = match gathered.iter().position(|(p, _)| *p == x.as_ptr()) {
-                            Some(at) => at,
-                            None => {
-                                gathered.push((x.as_ptr(), rows.iter().map(|&r| x[r]).collect()));
-                                gathered.len() - 1
-                            }
-                        };
-                        Input::Numeric(&gathered[at].1)
-                    }
-                };
-                let kernel = output.kernel;
-                let values = match ahead.iter().position(|&a| a == j) {
-                    // a column at the target time: its value there, and at every later step's
-                    Some(a) => {
-                        for (s, values) in step_ahead.iter_mut().enumerate() {
-                            for (k, &at) in positions.iter().enumerate() {
-                                values[a][at] = kernel.ahead_at(series_input, warmup + k + s + 2);
-                            }
-                        }
-                        (0..n).map(|t| kernel.ahead_at(series_input, t + self.horizon)).collect()
-                    }
-                    None => kernel.series(series_input),
-                };
-                for (k, &at) in positions.iter().enumerate() {
-                    data[at * n_cols + j] = values[warmup + k];
-                }
-            }
-            for (k, &at) in positions.iter().enumerate() {
-                let t = warmup + k;
-                out_times[at] = series_times[t];
-                current[at] = resolved.target[rows[t]];
-                future[at] =
-                    t.checked_add(self.horizon).filter(|&i| i < n).map_or(f64::NAN, |i| resolved.target[rows[i]]);
-                series[at] = *code;
-                frame_rows[at] = rows[t];
-                for (j, f) in step_futures.iter_mut().enumerate() {
-                    f[at] = rows.get(t + j + 2).map_or(f64::NAN, |&r| resolved.target[r]);
-                }
-            }
-        }
-        let label = current
-            .iter()
-            .zip(&future)
-            .map(|(&c, &f)| if f.is_nan() { f64::NAN } else { self.target_transform.apply(c, f) })
-            .collect();
-        let names = resolved.outputs.into_iter().map(|o| o.name).collect();
-        Ok(FeatureTable {
-            x: Matrix { names, data, n_rows: n_out },
-            times: out_times,
-            current,
-            future,
-            label,
-            step_futures,
-            step_ahead,
+        let consecutive = kept.iter().map(|(_, rows)| rows.windows(2).all(|w| w[1] == w[0] + 1)).collect();
+        Ok(PanelPlan {
+            recipe: self,
+            resolved,
+            keys,
+            kept,
+            consecutive,
+            positions,
+            short,
+            warmup,
             warmup_dropped,
-            panel: Some(PanelRows { keys: names_of, series, frame_rows, short }),
+            n_out,
+            ahead: self.ahead_columns(),
         })
     }
 
@@ -455,6 +422,162 @@ impl TimeSeriesRecipe {
             });
         }
         Ok(Resolved { outputs, times, target, inputs })
+    }
+}
+
+/// A panel's kept rows in the feature table's order, before any feature is computed
+/// ([`TimeSeriesRecipe::panel_plan`]); [`PanelPlan::fill`] computes a slice of the table's rows.
+struct PanelPlan<'a> {
+    recipe: &'a TimeSeriesRecipe,
+    resolved: Resolved<'a>,
+    /// every series key, sorted
+    keys: Vec<String>,
+    /// per kept series: its code (an index into `keys`) and its frame rows in time order
+    kept: Vec<(u32, Vec<usize>)>,
+    /// per kept series: whether its frame rows follow one another (its inputs are then borrowed, not gathered)
+    consecutive: Vec<bool>,
+    /// per kept series: the table row of its k-th row past the warm-up (increasing)
+    positions: Vec<Vec<usize>>,
+    short: Vec<(String, usize)>,
+    warmup: usize,
+    warmup_dropped: usize,
+    n_out: usize,
+    /// the outputs read at the target time ([`TimeSeriesRecipe::ahead_columns`])
+    ahead: Vec<usize>,
+}
+
+/// Per kept series and output: a history-dependent kernel's running state and the series rows it has read.
+type Carry = Vec<Vec<(KernelState, usize)>>;
+
+impl PanelPlan<'_> {
+    /// Fresh running states, before the first slice.
+    fn carry(&self) -> Carry {
+        let states: Vec<(KernelState, usize)> = self.resolved.outputs.iter().map(|o| (o.kernel.state(), 0)).collect();
+        vec![states; self.kept.len()]
+    }
+
+    /// Table rows `a..b` (slices must come in order, `carry` handed from one to the next). Each series computes
+    /// only its origins in the slice: windowed kernels from the `warmup` rows before them, history-dependent ones
+    /// continuing their state, so every value is the one of the whole series, bit for bit.
+    fn fill(&self, a: usize, b: usize, carry: &mut Carry) -> FeatureTable {
+        let recipe = self.recipe;
+        let (warmup, horizon) = (self.warmup, recipe.horizon);
+        let resolved = &self.resolved;
+        let times = resolved.times;
+        let n_cols = resolved.outputs.len();
+        let n_rows = b - a;
+        let mut data = vec![f64::NAN; n_rows * n_cols];
+        let mut out_times = vec![0i64; n_rows];
+        let mut current = vec![f64::NAN; n_rows];
+        let mut future = vec![f64::NAN; n_rows];
+        let mut series = vec![0u32; n_rows];
+        let mut frame_rows = vec![0usize; n_rows];
+        let direct_steps = recipe.direct_steps();
+        let mut step_futures = vec![vec![f64::NAN; n_rows]; direct_steps.saturating_sub(1)];
+        let ahead = &self.ahead;
+        let mut step_ahead =
+            vec![vec![vec![f64::NAN; n_rows]; ahead.len()]; if ahead.is_empty() { 0 } else { step_futures.len() }];
+        // the furthest an ahead column looks past an origin
+        let reach = horizon.max(direct_steps);
+        let mut gathered: Vec<(*const f64, Vec<f64>)> = Vec::new();
+        let mut values: Vec<Vec<f64>> = vec![Vec::new(); n_cols];
+        for (s, ((code, rows), positions)) in self.kept.iter().zip(&self.positions).enumerate() {
+            let k0 = positions.partition_point(|&p| p < a);
+            let k1 = positions.partition_point(|&p| p < b);
+            if k0 == k1 {
+                continue;
+            }
+            let n = rows.len();
+            // the origins in this slice are the series rows first..end; windowed kernels read `warmup` rows back,
+            // history-dependent ones from where they stopped, ahead columns up to `reach` rows on
+            let (first, end) = (warmup + k0, warmup + k1);
+            let from = resolved
+                .outputs
+                .iter()
+                .zip(&carry[s])
+                .filter(|(o, _)| o.kernel.needs_all_history())
+                .map(|(_, (_, read))| *read)
+                .fold(k0, usize::min);
+            let to = end.saturating_add(reach).min(n);
+            let series_rows = &rows[from..to];
+            let series_times: Vec<i64> = series_rows.iter().map(|&r| times[r]).collect();
+            gathered.clear();
+            for (j, (output, input)) in resolved.outputs.iter().zip(&resolved.inputs).enumerate() {
+                let series_input = match input {
+                    Input::Time(_) => Input::Time(&series_times),
+                    Input::Numeric(x) if self.consecutive[s] => {
+                        Input::Numeric(&x[series_rows[0]..series_rows[0] + series_rows.len()])
+                    }
+                    Input::Numeric(x) => {
+                        // each input column gathered once per series, however many outputs read it
+                        let at = match gathered.iter().position(|(p, _)| *p == x.as_ptr()) {
+                            Some(at) => at,
+                            None => {
+                                gathered.push((x.as_ptr(), series_rows.iter().map(|&r| x[r]).collect()));
+                                gathered.len() - 1
+                            }
+                        };
+                        Input::Numeric(&gathered[at].1)
+                    }
+                };
+                let kernel = output.kernel;
+                let column = &mut values[j];
+                column.clear();
+                match ahead.iter().position(|&c| c == j) {
+                    // a column at the target time: its value there, and at every later step's
+                    Some(c) => {
+                        for (step, values) in step_ahead.iter_mut().enumerate() {
+                            for k in k0..k1 {
+                                values[c][positions[k] - a] =
+                                    kernel.ahead_at(series_input, warmup + k + step + 2 - from);
+                            }
+                        }
+                        column.extend((first..end).map(|t| kernel.ahead_at(series_input, t + horizon - from)));
+                    }
+                    None if kernel.needs_all_history() => {
+                        let (state, read) = &mut carry[s][j];
+                        let out = kernel.series_from(series_input.head(end - from), *read - from, state);
+                        *read = end;
+                        column.extend_from_slice(&out[out.len() - (end - first)..]);
+                    }
+                    None => {
+                        let mut fresh = kernel.state();
+                        column.extend(kernel.series_from(series_input.head(end - from), first - from, &mut fresh));
+                    }
+                }
+            }
+            for k in k0..k1 {
+                let (at, t) = (positions[k] - a, warmup + k);
+                for (cell, column) in data[at * n_cols..(at + 1) * n_cols].iter_mut().zip(&values) {
+                    *cell = column[k - k0];
+                }
+                out_times[at] = times[rows[t]];
+                current[at] = resolved.target[rows[t]];
+                future[at] = t.checked_add(horizon).filter(|&i| i < n).map_or(f64::NAN, |i| resolved.target[rows[i]]);
+                series[at] = *code;
+                frame_rows[at] = rows[t];
+                for (j, f) in step_futures.iter_mut().enumerate() {
+                    f[at] = rows.get(t + j + 2).map_or(f64::NAN, |&r| resolved.target[r]);
+                }
+            }
+        }
+        let label = current
+            .iter()
+            .zip(&future)
+            .map(|(&c, &f)| if f.is_nan() { f64::NAN } else { recipe.target_transform.apply(c, f) })
+            .collect();
+        let names = resolved.outputs.iter().map(|o| o.name.clone()).collect();
+        FeatureTable {
+            x: Matrix { names, data, n_rows },
+            times: out_times,
+            current,
+            future,
+            label,
+            step_futures,
+            step_ahead,
+            warmup_dropped: self.warmup_dropped,
+            panel: Some(PanelRows { keys: self.keys.clone(), series, frame_rows, short: self.short.clone() }),
+        }
     }
 }
 

@@ -179,3 +179,75 @@ fn panel_input_errors_name_the_series_and_row_and_short_series_are_listed() {
     assert!(err.to_string().contains("row 6"), "{err}");
     assert_eq!(err.code(), Code::DataShape);
 }
+
+/// The table built a slice of rows at a time equals the whole table, row for row and bit for bit: every kernel
+/// (the running ones carried from slice to slice), a known-in-advance column with a direct recipe's later steps,
+/// rows interleaved by time (gathered per series) or grouped by series (read in place), and a series too short for
+/// the warm-up.
+#[test]
+fn a_panel_table_built_in_slices_equals_the_whole_table() {
+    use crate::{MultiStep, Strategy};
+    let mut recipe = panel_recipe(2);
+    recipe.wide = Some(WideInput { columns: SENSORS.iter().map(|s| s.to_string()).collect(), name: "sensor".into() });
+    let long = recipe.long_frame(&etth1().slice(0, 400)).unwrap().into_owned();
+    recipe.wide = None;
+    recipe.features.push(FeatureSpec::KnownInAdvance { columns: vec!["known".into()] });
+    recipe.multi_step = Some(MultiStep { steps: 3, strategy: Strategy::Direct });
+    let sensors = long.categorical("sensor").unwrap().to_vec();
+    let dates = long.timestamps("date").unwrap().to_vec();
+    let known: Vec<f64> = long.numeric("value").unwrap().iter().map(|v| v * v - 1.0).collect();
+    let mut columns = long.into_columns();
+    columns.push(("known".to_string(), Column::Numeric(known)));
+    let long = Frame::new(columns).unwrap();
+    // OT keeps only its first 6 rows, shorter than the warm-up
+    let kept: Vec<usize> = (0..long.n_rows())
+        .filter(|&i| sensors[i].as_deref() != Some("OT") || dates[i] < dates[0] + 6 * MS_PER_HOUR)
+        .collect();
+    let mut by_series = kept.clone();
+    by_series.sort_by_key(|&i| (sensors[i].clone(), dates[i]));
+    let mut by_time = kept;
+    by_time.sort_by_key(|&i| (dates[i], sensors[i].clone()));
+    for (layout, order) in [("grouped by series", by_series), ("interleaved by time", by_time)] {
+        let frame = long.take(&order);
+        let whole = recipe.build_table(&frame).unwrap();
+        assert_eq!(whole.panel.as_ref().unwrap().short, vec![("OT".to_string(), 6)], "{layout}");
+        for rows in [1, 7, 64, 1 << 20] {
+            let mut slices: Vec<FeatureTable> = Vec::new();
+            recipe
+                .for_each_table_chunk(&frame, rows, |slice| {
+                    slices.push(slice);
+                    Ok::<(), FeatureError>(())
+                })
+                .unwrap();
+            assert_eq!(slices.len(), whole.times.len().div_ceil(rows), "{layout}, {rows} rows a slice");
+            let what = |name: &str| format!("{layout}, {rows} rows a slice: {name}");
+            let cat = |f: &dyn Fn(&FeatureTable) -> Vec<f64>| slices.iter().flat_map(f).collect::<Vec<f64>>();
+            let bits = |a: &[f64], b: &[f64], name: &str| {
+                assert_eq!(a.len(), b.len(), "{}", what(name));
+                assert!(a.iter().zip(b).all(|(&x, &y)| same_bits(x, y)), "{}", what(name));
+            };
+            bits(&cat(&|s| s.x.data.clone()), &whole.x.data, "features");
+            bits(&cat(&|s| s.current.clone()), &whole.current, "current");
+            bits(&cat(&|s| s.future.clone()), &whole.future, "future");
+            bits(&cat(&|s| s.label.clone()), &whole.label, "label");
+            for k in 0..2 {
+                bits(&cat(&|s| s.step_futures[k].clone()), &whole.step_futures[k], "step futures");
+                bits(&cat(&|s| s.step_ahead[k][0].clone()), &whole.step_ahead[k][0], "step ahead");
+            }
+            let times: Vec<i64> = slices.iter().flat_map(|s| s.times.clone()).collect();
+            assert_eq!(times, whole.times, "{}", what("times"));
+            let panel = whole.panel.as_ref().unwrap();
+            let series: Vec<u32> = slices.iter().flat_map(|s| s.panel.as_ref().unwrap().series.clone()).collect();
+            assert_eq!(series, panel.series, "{}", what("series"));
+            let frame_rows: Vec<usize> =
+                slices.iter().flat_map(|s| s.panel.as_ref().unwrap().frame_rows.clone()).collect();
+            assert_eq!(frame_rows, panel.frame_rows, "{}", what("frame rows"));
+            for slice in &slices {
+                let p = slice.panel.as_ref().unwrap();
+                assert_eq!((&p.keys, &p.short), (&panel.keys, &panel.short), "{}", what("keys"));
+                assert_eq!(slice.warmup_dropped, whole.warmup_dropped, "{}", what("warm-up"));
+                assert_eq!(slice.x.names, whole.x.names, "{}", what("names"));
+            }
+        }
+    }
+}
