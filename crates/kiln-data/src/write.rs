@@ -267,7 +267,9 @@ pub(crate) fn parquet_frame(path: &Path, frame: &Frame) -> Result<DataFrame, Rea
     for (name, column) in frame.columns() {
         let series = match column {
             // the values as they are where none is missing; nulls for NaN otherwise
-            Column::Numeric(v) if !v.iter().any(|x| x.is_nan()) => Float64Chunked::from_vec(name.into(), v.clone()).into_series(),
+            Column::Numeric(v) if !v.iter().any(|x| x.is_nan()) => {
+                Float64Chunked::from_vec(name.into(), v.clone()).into_series()
+            }
             Column::Numeric(v) => {
                 let values: Vec<Option<f64>> = v.iter().map(|x| (!x.is_nan()).then_some(*x)).collect();
                 Series::new(name.into(), values)

@@ -102,6 +102,9 @@ impl Kernel {
                 Some(scan) => x[start..].iter().map(|&v| scan.push(v)).collect(),
                 None => match self {
                     Kernel::Rolling { window, stat } => rolling_series(x, start, window, stat),
+                    // the same values as `value_at`, copied without its dispatch per row
+                    Kernel::Current => x[start.min(x.len())..].to_vec(),
+                    Kernel::Lag(k) => (start..x.len()).map(|t| if t >= k { x[t - k] } else { f64::NAN }).collect(),
                     _ => (start..x.len()).map(|t| self.value_at(x, t)).collect(),
                 },
             },
@@ -200,7 +203,7 @@ pub(crate) fn rolling(window: &[f64], stat: RollingStat) -> f64 {
 }
 
 /// Windows computed side by side by [`rolling_series`].
-const LANES: usize = 4;
+const LANES: usize = 8;
 
 /// [`rolling`] at every row `t >= start` of `x` (NaN before the first full window), for the batch path. Sums, means
 /// and standard deviations take [`LANES`] consecutive windows at once, each with exactly the arithmetic of

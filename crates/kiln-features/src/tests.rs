@@ -1450,7 +1450,7 @@ mod ahead;
 
 /// The batch path's rolling windows, computed side by side, equal the serving path's one window at a time bit for
 /// bit: every stat, windows 0-9 (shorter and longer than the lanes), every start, over values with NaNs, infinities,
-/// constant runs and a sign change.
+/// constant runs and a sign change; and so do lags and the current value.
 #[test]
 fn rolling_lanes_equal_one_window_at_a_time() {
     use crate::kernels::{Input, Kernel};
@@ -1462,17 +1462,19 @@ fn rolling_lanes_equal_one_window_at_a_time() {
         *v = 2.5;
     }
     x[55] = f64::NAN;
-    for stat in ALL_STATS {
-        for window in 0..10 {
-            let kernel = Kernel::Rolling { window, stat };
-            for start in [0, 1, 5, 13, 58, 61] {
-                let mut state = kernel.state();
-                let batch = kernel.series_from(Input::Numeric(&x), start, &mut state);
-                assert_eq!(batch.len(), x.len() - start);
-                for (t, &value) in (start..).zip(&batch) {
-                    let one = kernel.last(Input::Numeric(&x[..=t]));
-                    assert!(same_bits(value, one), "{stat:?} window {window} start {start} row {t}: {value} vs {one}");
-                }
+    let mut kernels: Vec<Kernel> =
+        ALL_STATS.iter().flat_map(|&stat| (0..10).map(move |window| Kernel::Rolling { window, stat })).collect();
+    // lags and the current value have their own batch loop too
+    kernels.extend((0..10).map(Kernel::Lag));
+    kernels.push(Kernel::Current);
+    for kernel in kernels {
+        for start in [0, 1, 5, 13, 58, 61] {
+            let mut state = kernel.state();
+            let batch = kernel.series_from(Input::Numeric(&x), start, &mut state);
+            assert_eq!(batch.len(), x.len() - start);
+            for (t, &value) in (start..).zip(&batch) {
+                let one = kernel.last(Input::Numeric(&x[..=t]));
+                assert!(same_bits(value, one), "{kernel:?} start {start} row {t}: {value} vs {one}");
             }
         }
     }
