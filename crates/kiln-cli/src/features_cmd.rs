@@ -43,16 +43,18 @@ pub(crate) fn features(args: FeaturesArgs) -> Result<u8> {
     // the table is built a slice of rows at a time while the slice before is written on a second thread, so the
     // whole table never sits in memory and building and writing overlap. `None` says the table is complete: a
     // writer whose channel closes without it drops its temporary file and leaves nothing behind
-    let (send, slices) = std::sync::mpsc::sync_channel::<Option<FeatureTable>>(1);
+    let (send, slices) = std::sync::mpsc::sync_channel::<Option<Vec<Frame>>>(1);
     let (built, written) = std::thread::scope(|scope| {
-        let writing = scope.spawn(|| write_slices(writer, slices, recipe));
+        let writing = scope.spawn(|| write_slices(writer, slices));
         let mut summary = None;
         let built = recipe.for_each_table_chunk(&frame, WRITE_ROWS, |slice| {
             let rows = slice.times.len();
             let seen = summary.get_or_insert_with(|| Summary::of(&slice));
             seen.rows += rows;
             // a closed channel means the writer stopped on an error, which its join reports
-            send.send(Some(slice)).map_err(|_| anyhow::anyhow!("the writer stopped"))
+            let frames = slice_frames(&slice, recipe)?;
+            drop(slice);
+            send.send(Some(frames)).map_err(|_| anyhow::anyhow!("the writer stopped"))
         });
         if built.is_ok() {
             // a writer that already stopped reports why through its join
@@ -112,34 +114,43 @@ impl Summary {
     }
 }
 
-/// Writes each slice of the table as it comes (series key, time, features, label), then finishes the file.
+/// The frames of a slice of the table (series key, time, features, label), at most [`WRITE_ROWS`] rows each.
+fn slice_frames(table: &FeatureTable, recipe: &TimeSeriesRecipe) -> Result<Vec<Frame>> {
+    let n = table.times.len();
+    let mut frames = Vec::with_capacity(n.div_ceil(WRITE_ROWS));
+    for start in (0..n).step_by(WRITE_ROWS) {
+        let end = (start + WRITE_ROWS).min(n);
+        let mut columns = Vec::with_capacity(table.x.n_cols() + 3);
+        if let (Some(panel), Some(name)) = (&table.panel, &recipe.series_column) {
+            let keys = panel.series[start..end].iter().map(|&s| Some(panel.keys[s as usize].clone())).collect();
+            columns.push((name.clone(), Column::Categorical(keys)));
+        }
+        columns.push((recipe.time_column.clone(), Column::Timestamp(table.times[start..end].to_vec())));
+        let rows = table.x.rows(start, end);
+        for (j, name) in rows.names.iter().enumerate() {
+            columns.push((name.clone(), Column::Numeric(rows.column(j))));
+        }
+        columns.push(("label".to_string(), Column::Numeric(table.label[start..end].to_vec())));
+        frames.push(Frame::new(columns)?);
+    }
+    Ok(frames)
+}
+
+/// Writes the frames as they come, then finishes the file once `None` says the table is complete.
 fn write_slices(
     mut writer: kiln_data::FrameWriter,
-    slices: std::sync::mpsc::Receiver<Option<FeatureTable>>,
-    recipe: &TimeSeriesRecipe,
+    slices: std::sync::mpsc::Receiver<Option<Vec<Frame>>>,
 ) -> Result<()> {
     loop {
-        let table = match slices.recv() {
-            Ok(Some(table)) => table,
+        match slices.recv() {
+            Ok(Some(frames)) => {
+                for frame in &frames {
+                    writer.write(frame)?;
+                }
+            }
             Ok(None) => break,
             // the table stopped on an error: the writer is dropped with its temporary file, and nothing is left
             Err(_) => return Ok(()),
-        };
-        let n = table.times.len();
-        for start in (0..n).step_by(WRITE_ROWS) {
-            let end = (start + WRITE_ROWS).min(n);
-            let mut columns = Vec::with_capacity(table.x.n_cols() + 3);
-            if let (Some(panel), Some(name)) = (&table.panel, &recipe.series_column) {
-                let keys = panel.series[start..end].iter().map(|&s| Some(panel.keys[s as usize].clone())).collect();
-                columns.push((name.clone(), Column::Categorical(keys)));
-            }
-            columns.push((recipe.time_column.clone(), Column::Timestamp(table.times[start..end].to_vec())));
-            let rows = table.x.rows(start, end);
-            for (j, name) in rows.names.iter().enumerate() {
-                columns.push((name.clone(), Column::Numeric(rows.column(j))));
-            }
-            columns.push(("label".to_string(), Column::Numeric(table.label[start..end].to_vec())));
-            writer.write(&Frame::new(columns)?)?;
         }
     }
     writer.finish()?;
