@@ -45,28 +45,46 @@ pub(crate) fn training_profile(
             PipelineInput::Tabular(_) => None,
         };
         let raw_keys: Option<&[Option<String>]> = series_column.as_deref().and_then(|c| frame.categorical(c).ok());
-        for (code, key) in design.series_keys.iter().enumerate() {
-            let rows: Vec<usize> = train.iter().copied().filter(|&i| design.series[i] as usize == code).collect();
-            let inputs = match raw_keys {
-                Some(keys) => {
-                    let mine: Vec<usize> =
-                        raw_rows.iter().copied().filter(|&r| keys[r].as_deref() == Some(key.as_str())).collect();
-                    let own: Vec<(String, ColumnKind)> =
-                        columns.iter().filter(|(c, _)| Some(c) != series_column.as_ref()).cloned().collect();
-                    raw_profiles(frame, &own, &mine, SERIES_SAMPLE_CAP)
+        // each series' training rows and raw rows, in one pass over each (in their order)
+        let n_series = design.series_keys.len();
+        let mut train_of: Vec<Vec<usize>> = vec![Vec::new(); n_series];
+        for &i in train {
+            if let Some(rows) = train_of.get_mut(design.series[i] as usize) {
+                rows.push(i);
+            }
+        }
+        let mut raw_of: Vec<Vec<usize>> = vec![Vec::new(); n_series];
+        if let Some(keys) = raw_keys {
+            let code_of: std::collections::HashMap<&str, usize> =
+                design.series_keys.iter().enumerate().map(|(code, key)| (key.as_str(), code)).collect();
+            // a key equal to the row before's (rows grouped by series) skips the hash
+            let mut previous: Option<(&str, Option<usize>)> = None;
+            for &r in &raw_rows {
+                let Some(key) = keys[r].as_deref() else { continue };
+                let code = match previous {
+                    Some((p, code)) if p == key => code,
+                    _ => code_of.get(key).copied(),
+                };
+                previous = Some((key, code));
+                if let Some(code) = code {
+                    raw_of[code].push(r);
                 }
+            }
+        }
+        let own: Vec<(String, ColumnKind)> =
+            columns.iter().filter(|(c, _)| Some(c) != series_column.as_ref()).cloned().collect();
+        for (code, key) in design.series_keys.iter().enumerate() {
+            let rows = &train_of[code];
+            let inputs = match raw_keys {
+                Some(_) => raw_profiles(frame, &own, &raw_of[code], SERIES_SAMPLE_CAP),
                 None => Vec::new(),
             };
             series.push(SeriesProfile {
                 series: key.clone(),
                 rows: rows.len() as u64,
                 inputs,
-                prediction: Some(ColumnProfile::numeric_sampled(
-                    "prediction",
-                    &take(outputs, &rows),
-                    SERIES_SAMPLE_CAP,
-                )),
-                target: Some(ColumnProfile::numeric_sampled("target", &take(&design.truth, &rows), SERIES_SAMPLE_CAP)),
+                prediction: Some(ColumnProfile::numeric_sampled("prediction", &take(outputs, rows), SERIES_SAMPLE_CAP)),
+                target: Some(ColumnProfile::numeric_sampled("target", &take(&design.truth, rows), SERIES_SAMPLE_CAP)),
             });
         }
     }
