@@ -236,7 +236,8 @@ impl NumericProfile {
         let squares: Vec<f64> = values.iter().map(|v| (v - mean) * (v - mean)).collect();
         let sd = (crate::pairwise_sum(&squares) / n).sqrt();
         let mut sorted = values.to_vec();
-        sorted.sort_by(f64::total_cmp);
+        // values equal under `total_cmp` have the same bits, so an unstable sort gives the very same order
+        sorted.sort_unstable_by(f64::total_cmp);
         let unique = 1 + sorted.windows(2).filter(|w| w[0] != w[1]).count() as u64;
         let edges = quantile_edges(&sorted, QUANTILE_BINS);
         let mut counts = vec![0u64; edges.len() + 1];
