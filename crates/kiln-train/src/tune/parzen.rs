@@ -205,6 +205,25 @@ impl ParzenEstimator {
     /// masses are computed once per distinct value and distinct kernel (as Optuna does), the rest per pair; the
     /// floating-point operations are Optuna's, in its order.
     pub fn log_pdf(&self, xs: &[Vec<f64>]) -> Vec<f64> {
+        // a row's density depends on that row alone: each distinct row (by bits) is computed once. An independent
+        // draw of a categorical or integer parameter has few distinct candidates among its 24
+        let mut seen: HashMap<Vec<u64>, usize> = HashMap::new();
+        let mut uniq: Vec<&Vec<f64>> = Vec::new();
+        let ids: Vec<usize> = xs
+            .iter()
+            .map(|x| {
+                *seen.entry(x.iter().map(|v| v.to_bits()).collect()).or_insert_with(|| {
+                    uniq.push(x);
+                    uniq.len() - 1
+                })
+            })
+            .collect();
+        let values = self.log_pdf_rows(&uniq);
+        ids.iter().map(|&i| values[i]).collect()
+    }
+
+    /// [`ParzenEstimator::log_pdf`] of every row.
+    fn log_pdf_rows(&self, xs: &[&Vec<f64>]) -> Vec<f64> {
         let n_kernels = self.weights.len();
         let log_c = norm_pdf_log_c();
         let mut terms = vec![vec![0.0; n_kernels]; xs.len()];
@@ -287,7 +306,10 @@ impl ParzenEstimator {
                     max = 0.0;
                 }
                 for t in row.iter_mut() {
-                    *t = (*t - max).exp();
+                    // below -746 the exponential is exactly 0 (under half the smallest subnormal), so it is not
+                    // computed: a far kernel's term costs no `exp`
+                    let d = *t - max;
+                    *t = if d < -746.0 { 0.0 } else { d.exp() };
                 }
                 np_sum(row).ln() + max
             })
