@@ -256,9 +256,11 @@ const MASS_MEMO_BITS: u32 = 14;
 /// Entries of [`log_gauss_mass`]'s memo (24 bytes each, 384 KiB per thread that tunes).
 const MASS_MEMO: usize = 1 << MASS_MEMO_BITS;
 
+/// One slot of the memo: the arguments' bits and the mass.
+type MassSlot = Option<((u64, u64), f64)>;
+
 thread_local! {
-    static MASS_MEMO_TABLE: std::cell::RefCell<Vec<Option<((u64, u64), f64)>>> =
-        const { std::cell::RefCell::new(Vec::new()) };
+    static MASS_MEMO_TABLE: std::cell::RefCell<Vec<MassSlot>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// [`log_gauss_mass`] computed.
