@@ -159,6 +159,8 @@ fn check_lightgbm_objectives(objectives: &[&str]) -> usize {
         // value is one the missing rules decide
         let forest = lightgbm::Forest::parse(&model.to_model_string().unwrap()).unwrap();
         assert!(forest.has_rule_columns(), "{objective}: no feature has a column per missing rule");
+        // and single rows walk the compact layout
+        assert!(forest.has_compact(), "{objective}: no compact layout for single rows");
         with_cuts += usize::from(forest.has_cuts());
         for i in 0..probe.n_rows {
             let widened = forest.widened(probe.row(i)).unwrap();
