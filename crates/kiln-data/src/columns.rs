@@ -1,7 +1,6 @@
 //! Frames from columns already in memory (a pandas frame handed over by kiln's Python package), read with the same
 //! rules as a data file: what a caller holds in memory scores exactly as the same rows written to a CSV file would.
 
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use kiln_domain::{Column, Frame};
@@ -9,8 +8,8 @@ use polars::prelude::DataType;
 
 use crate::error::{Location, ReadError};
 use crate::read::{
-    ReadOptions, build_frame, check_unique, numbers_from_texts, parse_number, plan, sorted_by_time, time_from_column,
-    to_categorical,
+    NaValues, ReadOptions, build_frame, check_unique, numbers_from_texts, parse_number, plan, sorted_by_time,
+    time_from_column, to_categorical,
 };
 use crate::timefmt::TimeParser;
 
@@ -40,7 +39,7 @@ pub fn frame_from_columns(
             .map_err(|reason| ReadError::TimeFormat { format: format.clone(), reason })?,
         None => TimeParser::Auto(None),
     };
-    let na: HashSet<String> = opts.na_values.iter().map(|s| s.trim().to_string()).collect();
+    let na = NaValues::new(&opts.na_values);
     let available: Vec<String> = columns.iter().map(|(name, _)| name.clone()).collect();
     check_unique(path, &available)?;
     let keep = plan(path, &available, opts)?;
@@ -80,7 +79,7 @@ pub fn frame_from_columns(
 }
 
 /// Texts as a CSV reader sees its cells: trimmed, with the missing markers as `None`.
-fn cells(texts: Vec<Option<String>>, na: &HashSet<String>) -> Vec<Option<String>> {
+fn cells(texts: Vec<Option<String>>, na: &NaValues) -> Vec<Option<String>> {
     texts
         .into_iter()
         .map(|t| {
@@ -98,7 +97,7 @@ fn cells(texts: Vec<Option<String>>, na: &HashSet<String>) -> Vec<Option<String>
         .collect()
 }
 
-fn numbers(path: &Path, name: &str, column: Column, na: &HashSet<String>) -> Result<Column, ReadError> {
+fn numbers(path: &Path, name: &str, column: Column, na: &NaValues) -> Result<Column, ReadError> {
     match column {
         Column::Categorical(texts) => Ok(Column::Numeric(numbers_from_texts(path, name, &texts, 0, na)?)),
         // timestamps as a numeric input are refused by the pipeline, which names the column and the type it needs
@@ -111,7 +110,7 @@ fn infer(column: Column) -> Column {
     let Column::Categorical(texts) = &column else {
         return column;
     };
-    let none = HashSet::new();
+    let none = NaValues::default();
     let parsed: Option<Vec<f64>> =
         texts.iter().map(|t| t.as_deref().map_or(Some(f64::NAN), |c| parse_number(c, &none).ok())).collect();
     parsed.map_or(column, Column::Numeric)

@@ -636,3 +636,42 @@ fn lenient_numeric_columns_keep_cells_that_are_not_numbers_aside() {
     assert_eq!(parser.parse("2024-01-02"), Some(day(2024, 1, 2)));
     assert_eq!(parser.parse("2024-01-02 10:00:00"), None);
 }
+
+#[test]
+fn a_cell_is_trimmed_as_str_trim_does() {
+    let cells = [
+        "",
+        " ",
+        "a",
+        " a",
+        "a ",
+        "\ta\r",
+        "1.5",
+        "\u{a0}7\u{a0}",
+        "\u{3000}x",
+        "x\u{2003}",
+        "é",
+        " é ",
+        "\u{b}9",
+        "9\u{c}",
+        "~",
+        "!x!",
+        "a b",
+    ];
+    for cell in cells {
+        assert_eq!(super::trim_cell(cell), cell.trim(), "{cell:?}");
+    }
+}
+
+#[test]
+fn missing_markers_are_found_as_a_set_finds_them() {
+    let long = "m".repeat(70);
+    let values: Vec<String> = ["", " NA ", "N/A", "NaN", "null", "-", long.as_str(), "null"].map(String::from).to_vec();
+    let na = super::NaValues::new(&values);
+    let set: std::collections::HashSet<&str> = values.iter().map(|v| v.trim()).collect();
+    let longer = "m".repeat(71);
+    for cell in ["", "NA", " NA ", "N/A", "NaN", "nan", "null", "nul", "-", "--", "1.5", long.as_str(), longer.as_str()]
+    {
+        assert_eq!(na.contains(cell), set.contains(cell), "{cell:?}");
+    }
+}
