@@ -326,6 +326,67 @@ impl Seen {
     }
 }
 
+/// What `unique_key` remembers when the key is a panel's series and time columns (a time section with
+/// `series_column`, and `unique_key: [series, time]` in either order): per series, the times that came in increasing
+/// order, appended to a sorted list without hashing (in a file whose series are in time order, every row), and a map
+/// of the others. Keys compare by instant, as pandera compares parsed dates; a row whose time could not be read is
+/// compared by its text through [`Seen`], as every key of another shape is.
+#[derive(Debug, Default)]
+struct SeriesKeys {
+    series: String,
+    time: String,
+    by_series: FastMap<String, SeriesTimes>,
+}
+
+#[derive(Debug, Default)]
+struct SeriesTimes {
+    /// strictly increasing, with the first row of each
+    times: Vec<i64>,
+    firsts: Vec<First>,
+    /// the times that came after a later one
+    others: FastMap<u64, First>,
+}
+
+impl SeriesTimes {
+    fn see(
+        &mut self,
+        t: i64,
+        row: u64,
+        line: Option<u64>,
+        check: &mut Check,
+        show: &dyn Fn() -> Vec<(String, String)>,
+    ) {
+        if self.times.last().is_none_or(|&last| t > last) {
+            // later than every time in `times`, and so than every one in `others` (each was below the last then)
+            self.times.push(t);
+            self.firsts.push(First::new(row, line));
+            return;
+        }
+        match self.times.binary_search(&t) {
+            Ok(at) => repeat(&mut self.firsts[at], row, line, check, show),
+            Err(_) => match self.others.entry(t as u64) {
+                std::collections::hash_map::Entry::Vacant(slot) => {
+                    slot.insert(First::new(row, line));
+                }
+                std::collections::hash_map::Entry::Occupied(mut first) => {
+                    repeat(first.get_mut(), row, line, check, show);
+                }
+            },
+        }
+    }
+}
+
+/// The series of row `i` as [`SeriesKeys`] keys it (`None`: missing): a text as it is, a number or a time by its bits
+/// behind a NUL (a column holds texts or numbers, not both).
+fn series_key(column: &Column, i: usize) -> Option<std::borrow::Cow<'_, str>> {
+    match column {
+        Column::Categorical(v) => v[i].as_deref().map(std::borrow::Cow::Borrowed),
+        Column::Numeric(v) if v[i].is_nan() => None,
+        Column::Numeric(v) => Some(format!("\0n{}", if v[i] == 0.0 { 0 } else { v[i].to_bits() }).into()),
+        Column::Timestamp(v) => Some(format!("\0t{}", v[i]).into()),
+    }
+}
+
 fn repeat(first: &mut First, row: u64, line: Option<u64>, check: &mut Check, show: &dyn Fn() -> Vec<(String, String)>) {
     if first.row & COUNTED == 0 {
         let line = (first.line > 0).then_some(first.line);
@@ -392,6 +453,8 @@ pub struct Validator {
     time: Option<TimePlan>,
     rows_check: Option<(Option<u64>, Option<u64>, usize)>,
     key: Option<(Vec<String>, Seen, usize)>,
+    /// for a key of the time section's series and time columns: what the key check remembers per series
+    series_keys: Option<SeriesKeys>,
     parsers: HashMap<String, Box<dyn TimeParse>>,
     reference_ms: i64,
     rows: u64,
@@ -488,6 +551,7 @@ impl Validator {
             time: None,
             rows_check: None,
             key: None,
+            series_keys: None,
             parsers: HashMap::new(),
             reference_ms: options.reference_ms,
             rows: 0,
@@ -691,6 +755,16 @@ impl Validator {
                 latest: None,
             });
         }
+        if let (Some((key, _, _)), Some(time)) = (&v.key, &v.time)
+            && let Some(series) = &time.series
+            && key.len() == 2
+            && key.contains(series)
+            && key.contains(&time.column)
+            && series != &time.column
+        {
+            v.series_keys =
+                Some(SeriesKeys { series: series.clone(), time: time.column.clone(), ..SeriesKeys::default() });
+        }
         for rule in &spec.rules {
             let expr = Expr::parse(&rule.expr).map_err(|e| SchemaError::new("rules", e.to_string()))?;
             let columns = expr.columns();
@@ -777,7 +851,25 @@ impl Validator {
         if let Some((key, seen, idx)) = &mut self.key {
             let cols: Vec<&Column> = key.iter().map(|c| get(c)).collect::<Result<_, _>>()?;
             let check = &mut self.checks[*idx];
-            'rows: for i in 0..n {
+            // a panel's (series, time): rows whose time was read are checked per series, the others hashed below
+            let by_series = match &mut self.series_keys {
+                Some(keys) => Some((get(&keys.series)?, &parsed[&keys.time], keys)),
+                None => None,
+            };
+            let mut hashed: Vec<bool> = vec![true; n];
+            if let Some((series, p, keys)) = by_series {
+                for (i, hashed) in hashed.iter_mut().enumerate() {
+                    let (Some(t), Some(name)) = (p.times[i], series_key(series, i)) else { continue };
+                    *hashed = false;
+                    let show = || key.iter().zip(&cols).map(|(c, col)| (c.clone(), cell_text(col, i))).collect();
+                    let times = match keys.by_series.get_mut(name.as_ref()) {
+                        Some(times) => times,
+                        None => keys.by_series.entry(name.into_owned()).or_default(),
+                    };
+                    times.see(t, first + i as u64, line(i), check, &show);
+                }
+            }
+            'rows: for i in (0..n).filter(|&i| hashed[i]) {
                 let mut h = Hash128::new();
                 for col in &cols {
                     match col {

@@ -402,3 +402,42 @@ fn numbers_parsed_by_the_reader_give_the_same_report() {
     }
     assert_eq!(v.finish(), expected);
 }
+
+/// The (series, time) key of a panel, checked per series, finds the rows that hashing every key finds: rows in and
+/// out of time order, repeats of both, a series key missing, a time missing or unreadable, in chunks of any size.
+#[test]
+fn a_panel_key_checked_per_series_equals_the_hashed_key() {
+    let mut state = 7u64;
+    let mut next = |n: u64| {
+        state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        (state >> 33) % n
+    };
+    let (mut dates, mut symbols) = (Vec::new(), Vec::new());
+    let mut day = [1u64; 3];
+    for _ in 0..400 {
+        let s = next(3) as usize;
+        // mostly forward, sometimes back or the same day again
+        match next(10) {
+            0 => day[s] = day[s].saturating_sub(next(4)).max(1),
+            1 => {}
+            _ => day[s] += 1 + next(2),
+        }
+        let date = match next(50) {
+            0 => String::new(),
+            1 => "not a date".to_string(),
+            _ => format!("2024-{:02}-{:02}", 1 + (day[s] - 1) / 28, 1 + (day[s] - 1) % 28),
+        };
+        dates.push(date);
+        symbols.push(if next(60) == 0 { String::new() } else { ["A", "B", "C"][s].to_string() });
+    }
+    let refs = |v: &[String]| text(&v.iter().map(String::as_str).collect::<Vec<_>>());
+    let frame = Frame::new(vec![("date".into(), refs(&dates)), ("symbol".into(), refs(&symbols))]).unwrap();
+    let panel = spec("unique_key: [symbol, date]\ntime: {column: date, series_column: symbol, order: any}");
+    let hashed = spec("unique_key: [symbol, date]\ncolumns: {date: {type: timestamp}}");
+    let key = |r: &Report| r.checks.iter().find(|c| c.check == "unique_key").unwrap().clone();
+    let expected = key(&validate(&hashed, &frame, 1000));
+    assert!(expected.failing_rows > 20, "the data repeats keys: {}", expected.failing_rows);
+    for chunk in [1, 7, 64, 1000] {
+        assert_eq!(key(&validate(&panel, &frame, chunk)), expected, "chunks of {chunk}");
+    }
+}
