@@ -964,7 +964,18 @@ struct ParquetSource {
     columns: Vec<String>,
     total_rows: usize,
     offset: usize,
+    /// the decoded row group the next rows come from (its first row, its rows): a chunk smaller than a row group
+    /// is sliced from it instead of decoding the group again for every chunk
+    group: Option<(usize, DataFrame)>,
 }
+
+/// The largest row group kept decoded between chunks ([`ParquetSource::read`]): at most this many rows, or four
+/// chunks. A larger one is read one chunk's slice at a time.
+#[cfg(not(test))]
+const MAX_BUFFERED_GROUP_ROWS: usize = 1 << 17;
+/// Small in tests, so that a test file has groups of both kinds.
+#[cfg(test)]
+const MAX_BUFFERED_GROUP_ROWS: usize = 5000;
 
 impl ParquetSource {
     /// Opens the file and reads its footer; returns the column names.
@@ -976,7 +987,7 @@ impl ParquetSource {
         check_unique(path, &available)?;
         let metadata = reader.get_metadata().map_err(parquet_err(path))?.clone();
         let total_rows = metadata.num_rows;
-        Ok((ParquetSource { file, metadata, columns: Vec::new(), total_rows, offset: 0 }, available))
+        Ok((ParquetSource { file, metadata, columns: Vec::new(), total_rows, offset: 0, group: None }, available))
     }
 
     fn reader(&self, path: &Path) -> Result<ParquetReader<File>, ReadError> {
@@ -985,16 +996,65 @@ impl ParquetSource {
         Ok(reader.with_columns(Some(self.columns.clone())))
     }
 
-    /// The next `n` rows of the kept columns; `None` at the end. Only the row groups (and pages) holding them are
-    /// read; the file is memory-mapped for the call only.
+    /// The next `n` rows of the kept columns; `None` at the end. Only the row groups holding them are read: a row
+    /// group of at most [`MAX_BUFFERED_GROUP_ROWS`] rows (or four chunks) is decoded once and kept while its rows
+    /// are handed out (chunks of 20,000 rows from groups of 100,000 decoded each group five times); a larger one
+    /// is read one slice at a time. The file is memory-mapped for each read only.
     fn read(&mut self, path: &Path, n: usize) -> Result<Option<DataFrame>, ReadError> {
         if self.offset >= self.total_rows {
             return Ok(None);
         }
         let len = n.min(self.total_rows - self.offset);
-        let df = self.reader(path)?.with_slice(Some((self.offset, len))).finish().map_err(parquet_err(path))?;
+        let mut out: Option<DataFrame> = None;
+        let mut got = 0;
+        while got < len {
+            let at = self.offset + got;
+            let covered = self.group.as_ref().is_some_and(|(start, df)| at >= *start && at < start + df.height());
+            if !covered {
+                self.group = None;
+                let (start, rows) = self.group_of(at);
+                if rows <= MAX_BUFFERED_GROUP_ROWS.max(4 * n) {
+                    let df = self.reader(path)?.with_slice(Some((start, rows))).finish().map_err(parquet_err(path))?;
+                    self.group = Some((start, df)).filter(|(start, df)| at < start + df.height());
+                }
+            }
+            let piece = match &self.group {
+                Some((start, df)) => {
+                    let take = (start + df.height() - at).min(len - got);
+                    df.slice(i64::try_from(at - start).unwrap_or(i64::MAX), take)
+                }
+                // a large group, or one that did not decode to the rows its metadata gives: the slice alone
+                None => self.reader(path)?.with_slice(Some((at, len - got))).finish().map_err(parquet_err(path))?,
+            };
+            if piece.height() == 0 {
+                let message = format!("no rows at row {} of the {} its metadata gives", at + 1, self.total_rows);
+                return Err(parquet_err(path)(PolarsError::NoData(message.into())));
+            }
+            got += piece.height();
+            out = Some(match out {
+                None => piece,
+                Some(mut o) => {
+                    o.vstack_mut(&piece).map_err(parquet_err(path))?;
+                    o
+                }
+            });
+        }
         self.offset += len;
-        Ok(Some(df))
+        Ok(out)
+    }
+
+    /// The row group holding row `at`: its first row and its rows (the rest of the file when the metadata has no
+    /// such group).
+    fn group_of(&self, at: usize) -> (usize, usize) {
+        let mut start = 0;
+        for group in &self.metadata.row_groups {
+            let rows = group.num_rows();
+            if at < start + rows {
+                return (start, rows);
+            }
+            start += rows;
+        }
+        (at, self.total_rows - at)
     }
 
     /// The kept columns with no rows (a file without rows still has a frame).

@@ -433,12 +433,21 @@ fn chunks_put_together_are_the_whole_file_for_parquet_across_row_groups() {
     }
     assert_eq!(writer.finish().unwrap(), 17_420);
     same(&read_frame(&path, &with_time("date")).unwrap(), &whole);
-    for size in [7, 999, 1000, 2500, 17_420] {
-        let mut reader = read_chunks(&path, &with_time("date"), size).unwrap();
-        assert_eq!(reader.progress().total_rows, Some(17_420));
-        let parts = reader.by_ref().collect::<Result<Vec<_>, _>>().unwrap();
-        assert_eq!(reader.progress().rows, 17_420);
-        same(&concat(&parts), &whole);
+    // and one group of 17,420 rows, more than tests keep decoded (`MAX_BUFFERED_GROUP_ROWS`): read slice by slice
+    let one_group = dir.path().join("etth1_one_group.parquet");
+    let mut writer = FrameWriter::create(&one_group).unwrap();
+    writer.write(&whole).unwrap();
+    assert_eq!(writer.finish().unwrap(), 17_420);
+    for file in [&path, &one_group] {
+        for size in [7, 999, 1000, 2500, 17_420] {
+            let mut reader = read_chunks(file, &with_time("date"), size).unwrap();
+            assert_eq!(reader.progress().total_rows, Some(17_420));
+            let parts = reader.by_ref().collect::<Result<Vec<_>, _>>().unwrap();
+            assert_eq!(reader.progress().rows, 17_420);
+            // every chunk but the last has the rows asked for, whatever the row groups
+            assert!(parts[..parts.len() - 1].iter().all(|p| p.n_rows() == size), "chunks of {size}");
+            same(&concat(&parts), &whole);
+        }
     }
     let opts = ReadOptions { columns: Some(vec!["OT".into()]), ..with_time("date") };
     let parts = chunks(&path, &opts, 3000);
