@@ -399,11 +399,19 @@ impl TpeSampler {
         let dists: Vec<&Distribution> = space.iter().map(|(_, d)| *d).collect();
         let params = self.parzen_params();
         let fit = |group: &[&FrozenTrial]| {
-            let obs: Vec<Vec<f64>> = group
-                .iter()
-                .filter_map(|t| space.iter().map(|(name, _)| t.params.get(*name).copied()).collect())
-                .collect();
-            ParzenEstimator::new(&obs, &dists, &params)
+            // one column per parameter, of the trials that have them all
+            let mut columns: Vec<Vec<f64>> = vec![Vec::with_capacity(group.len()); space.len()];
+            let mut n = 0;
+            let mut row = vec![0.0; space.len()];
+            for t in group {
+                if space.iter().zip(&mut row).all(|((name, _), v)| t.params.get(*name).map(|x| *v = *x).is_some()) {
+                    for (c, v) in columns.iter_mut().zip(&row) {
+                        c.push(*v);
+                    }
+                    n += 1;
+                }
+            }
+            ParzenEstimator::from_columns(&columns, n, &dists, &params)
         };
         (fit(&below), fit(&above))
     }
@@ -460,10 +468,29 @@ pub fn split<'a>(
     let mut complete: Vec<&FrozenTrial> = trials.iter().copied().filter(|t| t.state == TrialState::Complete).collect();
     let mut pruned: Vec<&FrozenTrial> = trials.iter().copied().filter(|t| t.state == TrialState::Pruned).collect();
     let value = |t: &FrozenTrial| t.value.unwrap_or(f64::NAN);
-    complete.sort_by(|a, b| {
+    let by_value = |a: &&FrozenTrial, b: &&FrozenTrial| {
         let o = value(a).partial_cmp(&value(b)).unwrap_or(std::cmp::Ordering::Equal);
         if direction == Direction::Maximize { o.reverse() } else { o }
-    });
+    };
+    if n_below < complete.len() && complete.iter().all(|t| !value(t).is_nan()) {
+        // only which trials come first matters (each group is put in number order below): the best `n_below` by
+        // value, ties by their place in the list as a stable sort leaves them, are selected in linear time, and
+        // the rest keep their order (the history's, most often already by number)
+        let mut order: Vec<(usize, &FrozenTrial)> = complete.iter().copied().enumerate().collect();
+        order.select_nth_unstable_by(n_below, |(i, a), (j, b)| by_value(a, b).then(i.cmp(j)));
+        let mut best = vec![false; complete.len()];
+        for &(i, _) in &order[..n_below] {
+            best[i] = true;
+        }
+        let (mut good, mut rest) = (Vec::with_capacity(n_below), Vec::with_capacity(complete.len() - n_below));
+        for (i, t) in complete.into_iter().enumerate() {
+            if best[i] { good.push(t) } else { rest.push(t) }
+        }
+        good.append(&mut rest);
+        complete = good;
+    } else {
+        complete.sort_by(by_value);
+    }
     let score = |t: &FrozenTrial| -> (i64, f64) {
         match t.intermediate_values.iter().next_back() {
             None => (1, 0.0),
@@ -476,8 +503,11 @@ pub fn split<'a>(
     let n_pruned = (n_below - n_complete).min(pruned.len());
     let mut below: Vec<&FrozenTrial> = complete[..n_complete].iter().chain(&pruned[..n_pruned]).copied().collect();
     let mut above: Vec<&FrozenTrial> = complete[n_complete..].iter().chain(&pruned[n_pruned..]).copied().collect();
-    below.sort_by_key(|t| t.number);
-    above.sort_by_key(|t| t.number);
+    for group in [&mut below, &mut above] {
+        if !group.is_sorted_by_key(|t| t.number) {
+            group.sort_unstable_by_key(|t| t.number);
+        }
+    }
     (below, above)
 }
 
@@ -486,14 +516,18 @@ impl Sampler for TpeSampler {
         if !self.options.multivariate {
             return SearchSpace::new();
         }
-        let mut space: Option<SearchSpace> = None;
-        for t in finished(history) {
-            space = Some(match space {
-                None => t.distributions.clone(),
-                Some(s) => s.into_iter().filter(|(k, d)| t.distributions.get(k) == Some(d)).collect(),
-            });
+        // the parameters every finished trial has, with the same distribution: the first trial's, narrowed by each
+        // next one that differs (most trials of a study have the same distributions, compared whole)
+        let mut trials = history.iter().filter(|t| matches!(t.state, TrialState::Complete | TrialState::Pruned));
+        let Some(first) = trials.next() else { return SearchSpace::new() };
+        let mut space = first.distributions.clone();
+        for t in trials {
+            if t.distributions != space {
+                space.retain(|k, d| t.distributions.get(k) == Some(d));
+            }
         }
-        space.unwrap_or_default().into_iter().filter(|(_, d)| !d.single()).collect()
+        space.retain(|_, d| !d.single());
+        space
     }
 
     fn sample_relative(

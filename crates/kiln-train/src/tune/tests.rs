@@ -917,3 +917,59 @@ fn ped_anova_importances_are_optunas() {
     let ours = ped_anova_importances(&tpe_min, Direction::Minimize);
     assert!(ours[0].1 > 2.0 * ours[ours.len() - 1].1, "{ours:?}");
 }
+
+/// The split picks the best trials by selection, not by sorting them all: on histories full of tied values, in both
+/// directions, with pruned trials and trials out of number order, it equals a stable sort of every trial (Optuna's
+/// `sorted`), which is how it was written before.
+#[test]
+fn the_split_by_selection_equals_a_stable_sort_of_every_trial() {
+    fn by_stable_sort<'a>(trials: &[&'a FrozenTrial], direction: Direction, n_below: usize) -> (Vec<i64>, Vec<i64>) {
+        let mut complete: Vec<&FrozenTrial> =
+            trials.iter().copied().filter(|t| t.state == TrialState::Complete).collect();
+        let pruned: Vec<&FrozenTrial> = trials.iter().copied().filter(|t| t.state == TrialState::Pruned).collect();
+        complete.sort_by(|a, b| {
+            let o = a.value.unwrap().partial_cmp(&b.value.unwrap()).unwrap();
+            if direction == Direction::Maximize { o.reverse() } else { o }
+        });
+        // the pruned trials have no intermediate values: all tie, and keep their order
+        let n_complete = n_below.min(complete.len());
+        let n_pruned = (n_below - n_complete).min(pruned.len());
+        let mut below: Vec<i64> = complete[..n_complete].iter().chain(&pruned[..n_pruned]).map(|t| t.number).collect();
+        let mut above: Vec<i64> = complete[n_complete..].iter().chain(&pruned[n_pruned..]).map(|t| t.number).collect();
+        below.sort_unstable();
+        above.sort_unstable();
+        (below, above)
+    }
+    let mut rng = NumpyRandomState::new(11);
+    for case in 0..200 {
+        let n = 1 + (rng.next_f64() * 300.0) as i64;
+        let mut history: Vec<FrozenTrial> = (0..n)
+            .map(|number| {
+                let mut t = FrozenTrial::running(number);
+                if rng.next_f64() < 0.1 {
+                    t.state = TrialState::Pruned;
+                } else {
+                    t.state = TrialState::Complete;
+                    // a handful of distinct values, so that ties straddle the cut
+                    t.value = Some((rng.next_f64() * 6.0).floor());
+                }
+                t
+            })
+            .collect();
+        if case % 3 == 0 {
+            rng.shuffle(&mut history);
+        }
+        let trials: Vec<&FrozenTrial> = history.iter().collect();
+        for direction in [Direction::Minimize, Direction::Maximize] {
+            for n_below in [0, 1, super::sampler::default_gamma(trials.len()), 25, trials.len()] {
+                let (below, above) = super::sampler::split(&trials, direction, n_below);
+                let numbers = |g: &[&FrozenTrial]| g.iter().map(|t| t.number).collect::<Vec<_>>();
+                assert_eq!(
+                    (numbers(&below), numbers(&above)),
+                    by_stable_sort(&trials, direction, n_below),
+                    "case {case}, {direction:?}, n_below {n_below}"
+                );
+            }
+        }
+    }
+}
