@@ -371,11 +371,22 @@ pub struct TpeSampler {
     options: TpeOptions,
     rng: NumpyRandomState,
     random: RandomSampler,
+    /// the relative search space so far, as Optuna's `IntersectionSearchSpace` keeps it: the intersection over the
+    /// complete and pruned trials numbered below the first number (the second field) that was not yet finished at
+    /// the last look. A finished trial never changes, so only later ones are read again.
+    relative: Option<SearchSpace>,
+    relative_upto: i64,
 }
 
 impl TpeSampler {
     pub fn new(options: TpeOptions, seed: u32) -> Self {
-        TpeSampler { options, rng: NumpyRandomState::new(seed), random: RandomSampler::new(seed) }
+        TpeSampler {
+            options,
+            rng: NumpyRandomState::new(seed),
+            random: RandomSampler::new(seed),
+            relative: None,
+            relative_upto: 0,
+        }
     }
 
     fn parzen_params(&self) -> ParzenParams {
@@ -516,16 +527,25 @@ impl Sampler for TpeSampler {
         if !self.options.multivariate {
             return SearchSpace::new();
         }
-        // the parameters every finished trial has, with the same distribution: the first trial's, narrowed by each
-        // next one that differs (most trials of a study have the same distributions, compared whole)
-        let mut trials = history.iter().filter(|t| matches!(t.state, TrialState::Complete | TrialState::Pruned));
-        let Some(first) = trials.next() else { return SearchSpace::new() };
-        let mut space = first.distributions.clone();
-        for t in trials {
-            if t.distributions != space {
-                space.retain(|k, d| t.distributions.get(k) == Some(d));
+        // the parameters every complete or pruned trial has, with the same distribution: the remembered
+        // intersection, narrowed by the trials not read before (a trial read twice narrows nothing)
+        let mut upto = i64::MAX;
+        let mut last = -1;
+        for t in history {
+            last = last.max(t.number);
+            if !t.state.is_finished() {
+                upto = upto.min(t.number);
+            }
+            if t.number < self.relative_upto || !matches!(t.state, TrialState::Complete | TrialState::Pruned) {
+                continue;
+            }
+            match &mut self.relative {
+                None => self.relative = Some(t.distributions.clone()),
+                Some(space) => space.retain(|k, d| t.distributions.get(k) == Some(d)),
             }
         }
+        self.relative_upto = if upto == i64::MAX { last + 1 } else { upto };
+        let mut space = self.relative.clone().unwrap_or_default();
         space.retain(|_, d| !d.single());
         space
     }

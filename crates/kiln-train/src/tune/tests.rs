@@ -923,7 +923,7 @@ fn ped_anova_importances_are_optunas() {
 /// `sorted`), which is how it was written before.
 #[test]
 fn the_split_by_selection_equals_a_stable_sort_of_every_trial() {
-    fn by_stable_sort<'a>(trials: &[&'a FrozenTrial], direction: Direction, n_below: usize) -> (Vec<i64>, Vec<i64>) {
+    fn by_stable_sort(trials: &[&FrozenTrial], direction: Direction, n_below: usize) -> (Vec<i64>, Vec<i64>) {
         let mut complete: Vec<&FrozenTrial> =
             trials.iter().copied().filter(|t| t.state == TrialState::Complete).collect();
         let pruned: Vec<&FrozenTrial> = trials.iter().copied().filter(|t| t.state == TrialState::Pruned).collect();
@@ -972,4 +972,48 @@ fn the_split_by_selection_equals_a_stable_sort_of_every_trial() {
             }
         }
     }
+}
+
+/// The multivariate sampler remembers its relative search space between trials (as Optuna's
+/// `IntersectionSearchSpace` does) and reads only the trials it has not seen finished: at every point of a history
+/// where trials run, finish late, fail or change their spaces, it equals the space a fresh sampler infers.
+#[test]
+fn the_remembered_relative_space_equals_a_fresh_one() {
+    let c = |s: &str| ParamValue::Str(s.into());
+    let wide = Distribution::float(0.0, 1.0, false, None).unwrap();
+    let narrow = Distribution::float(0.0, 0.5, false, None).unwrap();
+    let kind = Distribution::categorical(vec![c("a"), c("b")]).unwrap();
+    let leaves = Distribution::int(2, 64, true, 1).unwrap();
+    let mut rng = NumpyRandomState::new(5);
+    let mut history: Vec<FrozenTrial> = Vec::new();
+    let mut reused = TpeSampler::new(TpeOptions { multivariate: true, ..TpeOptions::default() }, 0);
+    for number in 0..120 {
+        let mut t = FrozenTrial::running(number);
+        t.distributions.insert("kind".into(), kind.clone());
+        t.distributions.insert("x".into(), if number == 70 { narrow.clone() } else { wide.clone() });
+        if rng.next_f64() < 0.5 {
+            t.distributions.insert("leaves".into(), leaves.clone());
+        }
+        history.push(t);
+        // trials finish out of order: some stay running for a while, some fail
+        for t in history.iter_mut() {
+            if t.state == TrialState::Running && (rng.next_f64() < 0.4 || t.number + 15 < number) {
+                t.state = match t.number % 9 {
+                    4 => TrialState::Fail,
+                    7 => TrialState::Pruned,
+                    _ => TrialState::Complete,
+                };
+                t.value = Some(rng.next_f64());
+            }
+        }
+        let next = FrozenTrial::running(number + 1);
+        let mut fresh = TpeSampler::new(TpeOptions { multivariate: true, ..TpeOptions::default() }, 0);
+        assert_eq!(
+            reused.infer_relative_space(&history, &next),
+            fresh.infer_relative_space(&history, &next),
+            "after trial {number}"
+        );
+    }
+    let end = reused.infer_relative_space(&history, &FrozenTrial::running(120));
+    assert!(end.contains_key("kind") && !end.contains_key("x") && !end.contains_key("leaves"), "{end:?}");
 }
