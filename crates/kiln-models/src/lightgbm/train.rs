@@ -191,12 +191,14 @@ impl Booster {
         usize::try_from(iteration).map_err(|_| format!("lightgbm reports {iteration} rounds"))
     }
 
-    /// The whole model in LightGBM's text format (as `lightgbm3::Booster::save_string`).
-    fn model_string(&self) -> Result<String, String> {
+    /// The model's first `rounds` rounds in LightGBM's text format (as `lightgbm3::Booster::save_string`, or
+    /// Python's `model_to_string(num_iteration=...)`).
+    fn model_string(&self, rounds: usize) -> Result<String, String> {
+        let rounds = c_int::try_from(rounds).map_err(|_| format!("{rounds} rounds are too many to save"))?;
         let mut size: i64 = 0;
         // SAFETY: with a zero-length buffer LightGBM only reports the size it needs
         check(
-            unsafe { sys::LGBM_BoosterSaveModelToString(self.0, 0, -1, 0, 0, &mut size, ptr::null_mut()) },
+            unsafe { sys::LGBM_BoosterSaveModelToString(self.0, 0, rounds, 0, 0, &mut size, ptr::null_mut()) },
             "saving the model text",
         )?;
         let len = usize::try_from(size).map_err(|_| format!("lightgbm reports a model of {size} bytes"))?;
@@ -207,7 +209,7 @@ impl Booster {
                 sys::LGBM_BoosterSaveModelToString(
                     self.0,
                     0,
-                    -1,
+                    rounds,
                     0,
                     size,
                     &mut size,
@@ -251,6 +253,7 @@ pub(super) fn train(
     let started = std::time::Instant::now();
     let mut best: Option<f64> = None;
     let mut without_improvement = 0_usize;
+    let mut dropped = 0;
     for round in 0..plan.num_iterations {
         let mut finished: c_int = 0;
         // SAFETY: a live booster; `finished` is written
@@ -285,14 +288,13 @@ pub(super) fn train(
         }
         push_round(&mut curves, round, evals, started)?;
         if stop {
-            for _ in 0..without_improvement.min(round + 1) {
-                // SAFETY: a live booster
-                check(unsafe { sys::LGBM_BoosterRollbackOneIter(booster.0) }, "boosting")?;
-            }
+            // the rounds after the best are left out of the saved model (as Python saves `best_iteration`), not
+            // rolled back one by one: a rollback takes its tree's output off every training row's score
+            dropped = without_improvement.min(round + 1);
             break;
         }
     }
-    let rounds = booster.current_iteration()?;
-    let model = booster.model_string()?;
+    let rounds = booster.current_iteration()? - dropped;
+    let model = booster.model_string(rounds)?;
     Ok(Trained { model, rounds, curves })
 }
