@@ -168,7 +168,13 @@ pub(crate) fn backtest(args: BacktestArgs) -> Result<u8> {
     };
     let splitter = splitter_for(&task, &fold_settings, exp.split.seed.unwrap_or(42))?;
     let spec = BacktestSpec {
-        fit: FitSpec { task: &task, preprocess: &exp.preprocess, selection: &exp.selection, model: &settings.model },
+        fit: FitSpec {
+            task: &task,
+            preprocess: &exp.preprocess,
+            selection: &exp.selection,
+            model: &settings.model,
+            cache: None,
+        },
         splitter,
         validation: exp.split.validation_size,
         seed: exp.split.seed.unwrap_or(42),

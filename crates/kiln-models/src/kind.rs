@@ -52,6 +52,8 @@ pub struct FitData<'a> {
     pub x: &'a Matrix,
     pub y: &'a [f64],
     pub valid: Option<(&'a Matrix, &'a [f64])>,
+    /// what a kind may keep between fits on the same rows (LightGBM's binned datasets); ignored by the others
+    pub cache: Option<&'a crate::FitCache>,
 }
 
 /// Checked hyperparameters of one kind: what the training use case needs to log, fit and describe a model.
@@ -203,7 +205,22 @@ impl ModelSpec {
     /// # Errors
     /// The family's error.
     pub fn fit(&self, x: &Matrix, y: &[f64], valid: Option<(&Matrix, &[f64])>) -> Result<FittedModel, ModelError> {
-        self.0.fit_model(&FitData { x, y, valid })
+        self.0.fit_model(&FitData { x, y, valid, cache: None })
+    }
+
+    /// [`ModelSpec::fit`], keeping in `cache` what later fits on the same rows can use again (a tuning study's
+    /// folds): the fitted model is the one [`ModelSpec::fit`] gives.
+    ///
+    /// # Errors
+    /// As [`ModelSpec::fit`].
+    pub fn fit_reusing(
+        &self,
+        x: &Matrix,
+        y: &[f64],
+        valid: Option<(&Matrix, &[f64])>,
+        cache: &crate::FitCache,
+    ) -> Result<FittedModel, ModelError> {
+        self.0.fit_model(&FitData { x, y, valid, cache: Some(cache) })
     }
 }
 
@@ -347,6 +364,7 @@ macro_rules! boosted_trees {
         format: $format:path,
         is_classifier: |$c:ident| $is_classifier:expr,
         native_bytes: |$m:ident| $native_bytes:expr,
+        fit: |$fc:ident, $fd:ident| $fit:expr,
         flavor: [$(($key:literal, $value:expr)),* $(,)?] $(,)?
     ) => {
         impl $crate::kinds::KindParams for $params {
@@ -388,8 +406,8 @@ macro_rules! boosted_trees {
             }
 
             fn fit_model(&self, data: &$crate::FitData<'_>) -> Result<$crate::FittedModel, $crate::ModelError> {
-                let fitted = kiln_domain::Estimator::fit(self, data.x, data.y, data.valid)?;
-                Ok($crate::FittedModel::new(fitted))
+                let ($fc, $fd) = (self, data);
+                Ok($crate::FittedModel::new($fit?))
             }
         }
 

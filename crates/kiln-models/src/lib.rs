@@ -28,7 +28,9 @@ pub use curve::{EvalCurve, EvalData};
 pub use error::{BundleError, ModelError};
 pub use kind::{Checked, FitData, Fitted, FittedModel, ModelFormat, ModelSpec};
 pub use kinds::{KindParams, ModelConfig};
-pub use lightgbm::{CheckedLightGbm, LIGHTGBM_VERSION, LgbMetric, LgbObjective, LightGbmModel, LightGbmParams};
+pub use lightgbm::{
+    CheckedLightGbm, FitCache, LIGHTGBM_VERSION, LgbMetric, LgbObjective, LightGbmModel, LightGbmParams,
+};
 pub use smartcore_adapter::{
     CheckedSmartcore, ElasticNetParams, LassoParams, LinearParams, LinearSolver, LogisticParams, RandomForestParams,
     RidgeParams, RidgeSolver, SMARTCORE_VERSION, SmartcoreKind, SmartcoreModel,

@@ -466,6 +466,104 @@ impl Estimator for CheckedLightGbm {
     /// [`ModelError::Params`] when early stopping is asked for without a validation set; [`ModelError::Train`] for
     /// bad data (shape, non-finite or out-of-domain labels, unusable feature names) or a LightGBM failure.
     fn fit(&self, x: &Matrix, y: &[f64], valid: Option<(&Matrix, &[f64])>) -> Result<LightGbmModel, ModelError> {
+        self.fit_reusing(x, y, valid, None)
+    }
+}
+
+/// LightGBM's binned datasets kept between fits on the same rows, for work that fits them again and again with
+/// other hyperparameters: a tuning study fits every fold once per trial, and binning a fold's rows was a sixth of
+/// each fit. A fit takes the sets made from rows, labels, feature names and thread count equal to its own (compared
+/// bit for bit, never by a hash) out of the cache, boosts on them and gives them back; a fit that finds none bins
+/// its own. No other parameter reaches a dataset (kiln gives LightGBM's datasets the thread count only), so the
+/// trees are those of a fit on fresh datasets. At most [`FitCache::CAPACITY`] sets are kept, of rows taking at most
+/// [`FitCache::BUDGET`] bytes in all (the rows are kept to compare), the oldest dropped first; larger rows are not
+/// kept at all (their binning is a smaller share of their fit).
+#[derive(Default)]
+pub struct FitCache {
+    entries: Mutex<Vec<(SetsKey, train::Sets)>>,
+}
+
+impl fmt::Debug for FitCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.entries.lock().map_or(0, |e| e.len());
+        f.debug_struct("FitCache").field("sets", &n).finish()
+    }
+}
+
+impl FitCache {
+    /// The most sets kept (a study's folds, twice for two trials at a time, fit in a few dozen).
+    pub const CAPACITY: usize = 32;
+    /// The most bytes of rows kept to compare, all sets together.
+    pub const BUDGET: usize = 256 << 20;
+
+    fn take(&self, key: &SetsKey) -> Option<train::Sets> {
+        let mut entries = self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let at = entries.iter().position(|(k, _)| k == key)?;
+        Some(entries.remove(at).1)
+    }
+
+    fn give_back(&self, key: SetsKey, sets: train::Sets) {
+        if key.bytes() > Self::BUDGET {
+            return;
+        }
+        let mut entries = self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        while !entries.is_empty()
+            && (entries.len() >= Self::CAPACITY
+                || entries.iter().map(|(k, _)| k.bytes()).sum::<usize>() + key.bytes() > Self::BUDGET)
+        {
+            entries.remove(0);
+        }
+        entries.push((key, sets));
+    }
+}
+
+/// What a dataset is made of: the rows and labels (as bits, so NaN equals NaN), the names, the threads.
+#[derive(PartialEq)]
+struct SetsKey {
+    params_threads: String,
+    names: Vec<String>,
+    x: Vec<u64>,
+    labels: Vec<u32>,
+    valid: Option<(Vec<u64>, Vec<u32>)>,
+}
+
+impl SetsKey {
+    fn bytes(&self) -> usize {
+        let valid = self.valid.as_ref().map_or(0, |(x, l)| 8 * x.len() + 4 * l.len());
+        8 * self.x.len() + 4 * self.labels.len() + valid
+    }
+
+    fn of(train: &train::Rows<'_>, valid: Option<&train::Rows<'_>>, names: &[String], params: &str) -> SetsKey {
+        let bits = |rows: &train::Rows<'_>| {
+            (rows.data.iter().map(|v| v.to_bits()).collect(), rows.labels.iter().map(|v| v.to_bits()).collect())
+        };
+        let (x, labels) = bits(train);
+        SetsKey {
+            params_threads: params
+                .split_whitespace()
+                .find(|p| p.starts_with("num_threads="))
+                .unwrap_or_default()
+                .into(),
+            names: names.to_vec(),
+            x,
+            labels,
+            valid: valid.map(bits),
+        }
+    }
+}
+
+impl CheckedLightGbm {
+    /// [`Estimator::fit`], binning the rows once for many fits when given a [`FitCache`].
+    ///
+    /// # Errors
+    /// As [`Estimator::fit`].
+    pub fn fit_reusing(
+        &self,
+        x: &Matrix,
+        y: &[f64],
+        valid: Option<(&Matrix, &[f64])>,
+        cache: Option<&FitCache>,
+    ) -> Result<LightGbmModel, ModelError> {
         check_feature_names(&x.names)?;
         let labels = self.labels("training", x, y)?;
         let valid = match valid {
@@ -495,7 +593,16 @@ impl Estimator for CheckedLightGbm {
         };
         let train_rows = train::Rows { data: &x.data, labels: &labels };
         let valid_rows = valid.as_ref().map(|(vx, vlabels)| train::Rows { data: &vx.data, labels: vlabels });
-        let trained = train::train(&train_rows, valid_rows.as_ref(), &x.names, &plan).map_err(ModelError::Train)?;
+        let key = cache.map(|_| SetsKey::of(&train_rows, valid_rows.as_ref(), &x.names, &params));
+        let sets = match cache.zip(key.as_ref()).and_then(|(c, k)| c.take(k)) {
+            Some(sets) => sets,
+            None => train::Sets::new(&train_rows, valid_rows.as_ref(), &x.names, &params).map_err(ModelError::Train)?,
+        };
+        let trained = train::train(&sets, &plan);
+        if let (Some(cache), Some(key)) = (cache, key) {
+            cache.give_back(key, sets);
+        }
+        let trained = trained.map_err(ModelError::Train)?;
         if trained.rounds == 0 {
             return Err(ModelError::Train("lightgbm built no tree".to_string()));
         }
@@ -835,5 +942,6 @@ boosted_trees! {
     format: FORMAT,
     is_classifier: |c| c.metric.is_classification(),
     native_bytes: |m| Ok(m.to_model_string()?.into_bytes()),
+    fit: |c, data| c.fit_reusing(data.x, data.y, data.valid, data.cache),
     flavor: [("lgb_version", LIGHTGBM_VERSION), ("model_class", "lightgbm.basic.Booster")],
 }

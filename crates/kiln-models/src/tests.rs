@@ -268,6 +268,37 @@ fn early_stopping_stops_on_a_noisy_target() {
     assert!(err.to_string().contains("early_stopping_rounds = 10: needs a validation set"), "{err}");
 }
 
+/// Fits that reuse binned datasets through a [`FitCache`] (a tuning study's folds) grow the trees fits on fresh
+/// datasets grow, whatever hyperparameters each fit has, early stopping included; and the cache keeps one set per
+/// distinct rows, handing it back to the next fit on the same rows.
+#[test]
+fn fits_reusing_binned_datasets_equal_fits_on_fresh_ones() {
+    let (x, y) = etth1(3000);
+    let (train, valid) = (x.rows(0, 2400), x.rows(2400, 3000));
+    let (other, other_valid) = (x.rows(600, 3000), x.rows(0, 600));
+    let cache = FitCache::default();
+    let grids = [
+        "num_iterations: 60\nlearning_rate: 0.1\nnum_leaves: 7\nmin_data_in_leaf: 200\nearly_stopping_rounds: 5",
+        "num_iterations: 80\nlearning_rate: 0.05\nnum_leaves: 31\nmin_data_in_leaf: 20\nfeature_fraction: 0.6",
+        "num_iterations: 40\nlambda_l2: 3.0\nmin_data_in_leaf: 5\nbagging_fraction: 0.7\nbagging_freq: 1",
+    ];
+    for yaml in grids {
+        let checked = params(yaml).check().unwrap();
+        let fresh = checked.fit(&train, &y[..2400], Some((&valid, &y[2400..]))).unwrap();
+        for _ in 0..2 {
+            let reused = checked.fit_reusing(&train, &y[..2400], Some((&valid, &y[2400..])), Some(&cache)).unwrap();
+            assert_eq!(reused.to_model_string().unwrap(), fresh.to_model_string().unwrap(), "{yaml}");
+        }
+        let other_valid = Some((&other_valid, &y[..600]));
+        let other_fit = checked.fit_reusing(&other, &y[600..], other_valid, Some(&cache)).unwrap();
+        assert_eq!(
+            other_fit.to_model_string().unwrap(),
+            checked.fit(&other, &y[600..], other_valid).unwrap().to_model_string().unwrap()
+        );
+    }
+    assert_eq!(format!("{cache:?}"), "FitCache { sets: 2 }", "one set per distinct rows");
+}
+
 /// The mean squared error of `model` on `x`, against the labels as LightGBM stores them (f32).
 fn mse_f32_labels(model: &LightGbmModel, x: &Matrix, y: &[f64]) -> f64 {
     let p = model.predict(x).unwrap();

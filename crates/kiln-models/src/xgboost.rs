@@ -978,6 +978,7 @@ boosted_trees! {
     format: FORMAT,
     is_classifier: |c| CheckedXgBoost::is_classifier(c),
     native_bytes: |m| m.to_json_bytes(),
+    fit: |c, data| kiln_domain::Estimator::fit(c, data.x, data.y, data.valid),
     flavor: [("model_class", "xgboost.core.Booster"), ("model_format", "json"), ("xgb_version", XGBOOST_VERSION)],
 }
 

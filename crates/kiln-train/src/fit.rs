@@ -28,6 +28,8 @@ pub struct FitSpec<'a> {
     /// feature selectors, fitted on the training rows, in order
     pub selection: &'a [SelectorSpec],
     pub model: &'a ModelSpec,
+    /// kept between fits on the same rows (a tuning study's folds, fitted once per trial), when given
+    pub cache: Option<&'a kiln_models::FitCache>,
 }
 
 /// Progress messages for long work (the CLI prints them).
@@ -148,7 +150,10 @@ pub(crate) fn fit_parts(
     let (model, per_series, outputs) = if matches!(spec.task, TaskSpec::Forecast { per_series: true, .. }) {
         fit_per_series(spec, design, parts, &x)?
     } else {
-        let model = spec.model.fit(&x_fit, &y_fit, valid)?;
+        let model = match spec.cache {
+            Some(cache) => spec.model.fit_reusing(&x_fit, &y_fit, valid, cache)?,
+            None => spec.model.fit(&x_fit, &y_fit, valid)?,
+        };
         progress.step(&format!("predicting the {} rows of every part", x.n_rows));
         let outputs = model.predict(&x)?;
         (model, None, outputs)

@@ -105,7 +105,13 @@ pub struct Champion {
 impl TrainSpec {
     /// The part of the spec the pure fit-and-evaluate step needs.
     pub fn fit_spec(&self) -> FitSpec<'_> {
-        FitSpec { task: &self.task, preprocess: &self.preprocess, selection: &self.selection, model: &self.model }
+        FitSpec {
+            task: &self.task,
+            preprocess: &self.preprocess,
+            selection: &self.selection,
+            model: &self.model,
+            cache: None,
+        }
     }
 }
 

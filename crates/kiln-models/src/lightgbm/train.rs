@@ -6,8 +6,8 @@
 //! after every round and for the training rows (data 0, which needs `is_provide_training_metric`) after the rounds
 //! [`train_due`] names, as Python's `lightgbm.train` does for `evals_result`.
 //!
-//! The result is the model text, which [`lightgbm3::Booster::from_string`] reads back for prediction; nothing here
-//! outlives the call.
+//! The result is the model text, which [`lightgbm3::Booster::from_string`] reads back for prediction. The binned
+//! datasets ([`Sets`]) may outlive the call, to be trained on again ([`super::FitCache`]): a booster only reads them.
 #![allow(unsafe_code)]
 
 use std::ffi::{CStr, CString, c_char, c_int, c_void};
@@ -39,6 +39,37 @@ pub(super) struct Plan<'a> {
     pub(super) early_stopping_rounds: Option<usize>,
     /// whether a larger validation metric is better (as `lightgbm3` decides it)
     pub(super) maximize: bool,
+}
+
+/// The binned training set and, when given, the validation set binned like it: what [`train`] boosts on. They
+/// depend on the rows, the labels, the feature names and the thread count only (no other parameter reaches them), so
+/// fits on the same rows with other hyperparameters can share them.
+pub(super) struct Sets {
+    // the validation set refers to the training set's bins: it is declared first, so it is freed first
+    valid: Option<Dataset>,
+    train: Dataset,
+}
+
+// SAFETY: a LightGBM dataset is plain heap data with no thread affinity, and boosters only read it (the C API takes
+// it as `const`); a `Sets` is used by one fit at a time (a cache hands it out and takes it back)
+unsafe impl Send for Sets {}
+
+impl Sets {
+    /// Bins `train` (named `names`) and `valid`, on the threads of `params` (its `num_threads=N`, as Python's
+    /// `lgb.train` passes it to the datasets: the bins do not depend on it).
+    pub(super) fn new(
+        train: &Rows<'_>,
+        valid: Option<&Rows<'_>>,
+        names: &[String],
+        params: &str,
+    ) -> Result<Sets, String> {
+        let n_cols = i32::try_from(names.len()).map_err(|_| "too many feature columns".to_string())?;
+        let threads = params.split_whitespace().find(|p| p.starts_with("num_threads=")).unwrap_or_default();
+        let train_set = Dataset::new(train, n_cols, None, threads, "training")?;
+        train_set.set_feature_names(names)?;
+        let valid = valid.map(|v| Dataset::new(v, n_cols, Some(&train_set), threads, "validation")).transpose()?;
+        Ok(Sets { valid, train: train_set })
+    }
 }
 
 fn check(ret: c_int, what: &str) -> Result<(), String> {
@@ -225,19 +256,10 @@ impl Booster {
     }
 }
 
-/// Fits on `train` (and evaluates `valid` after every round, stopping early as planned, and `train` when
-/// [`train_due`]); the model text, the rounds it holds and the curves.
-pub(super) fn train(
-    train: &Rows<'_>,
-    valid: Option<&Rows<'_>>,
-    names: &[String],
-    plan: &Plan<'_>,
-) -> Result<Trained, String> {
-    let n_cols = i32::try_from(names.len()).map_err(|_| "too many feature columns".to_string())?;
-    let threads = plan.params.split_whitespace().find(|p| p.starts_with("num_threads=")).unwrap_or_default();
-    let train_set = Dataset::new(train, n_cols, None, threads, "training")?;
-    train_set.set_feature_names(names)?;
-    let valid_set = valid.map(|v| Dataset::new(v, n_cols, Some(&train_set), threads, "validation")).transpose()?;
+/// Fits on the training set of `sets` (and evaluates its validation set after every round, stopping early as
+/// planned, and the training rows when [`train_due`]); the model text, the rounds it holds and the curves.
+pub(super) fn train(sets: &Sets, plan: &Plan<'_>) -> Result<Trained, String> {
+    let (train_set, valid_set) = (&sets.train, &sets.valid);
     let params = c_string(plan.params, "the parameters")?;
     let mut handle = ptr::null_mut();
     // SAFETY: a live training dataset and a NUL-terminated parameter string

@@ -685,7 +685,13 @@ fn study_steps(
     let first = spec.candidates.first().ok_or_else(|| TuneError::Space("no candidate to tune".to_string()))?;
     let base_model = first.model(&[], classification).map_err(TuneError::Space)?;
     let base = BacktestSpec {
-        fit: FitSpec { task: spec.task, preprocess: spec.preprocess, selection: spec.selection, model: &base_model },
+        fit: FitSpec {
+            task: spec.task,
+            preprocess: spec.preprocess,
+            selection: spec.selection,
+            model: &base_model,
+            cache: None,
+        },
         splitter: spec.splitter,
         validation: spec.validation,
         seed: spec.seed,
@@ -723,6 +729,7 @@ fn study_steps(
             model_threads,
             started,
             running: Mutex::new(Vec::new()),
+            datasets: kiln_models::FitCache::default(),
         };
         let (mut r, mut s) = run_trials(&ctx)?;
         records.append(&mut r);
@@ -897,6 +904,8 @@ struct TrialContext<'c, 'a> {
     started: Instant,
     /// the storage ids of this process's running trials
     running: Mutex<Vec<i64>>,
+    /// each fold's binned LightGBM datasets, made once and boosted on by every trial
+    datasets: kiln_models::FitCache,
 }
 
 /// Runs the study's trials, `jobs` at a time, until `n_trials` have started or the timeout has passed (or the grid
@@ -1321,7 +1330,13 @@ fn score_trial(
         Ok(p) => p,
         Err(e) => return Ok((Scored::Failed { reason: e }, Vec::new())),
     };
-    let fit = FitSpec { task: spec.task, preprocess: &preprocess, selection: &selection, model: &model };
+    let fit = FitSpec {
+        task: spec.task,
+        preprocess: &preprocess,
+        selection: &selection,
+        model: &model,
+        cache: Some(&ctx.datasets),
+    };
     if let Err(e) = check_model_fits_task(&fit) {
         return Ok((Scored::Failed { reason: e.to_string() }, Vec::new()));
     }
