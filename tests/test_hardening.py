@@ -12,6 +12,7 @@
 
 import csv
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -85,11 +86,15 @@ def test_sigkill_during_train_and_register_leaves_a_store_mlflow_lists_and_loads
     assert set(codes) <= {0, -signal.SIGKILL} and codes[:2] == [-signal.SIGKILL] * 2, codes
     assert codes.count(-signal.SIGKILL) >= 3, codes
 
-    # every kiln that opens the store marks the runs of the killed processes FAILED, with a note: each killed run
-    # (all were killed after their run started) is marked exactly once
+    # every kiln that opens the store marks the runs of the killed processes FAILED, with a note: each run left
+    # running is marked exactly once. A kill that lands after its process ended the run (it was exiting, a few
+    # milliseconds after registering, and this thread may wake late on a busy machine) leaves a FINISHED run and
+    # nothing to mark; the kills during the run's preparation and fit always find it running
     listed = run_kiln("registry", "list", "--tracking-uri", store)
     notes = sum(err.count("marked it FAILED") for _, err in results) + listed.stderr.count("marked it FAILED")
-    assert notes == codes.count(-signal.SIGKILL), (notes, codes)
+    failed = sum(1 for meta in store.glob("*/*/meta.yaml") if re.search(r"^status: 4$", meta.read_text(), re.M))
+    assert notes == failed, (notes, failed, codes)
+    assert codes[:3].count(-signal.SIGKILL) <= failed <= codes.count(-signal.SIGKILL), (failed, codes)
     # one more run that finishes: the store still takes writes, and registers the next version
     assert train_and_kill(store, None, 0)[0] == 0
 
