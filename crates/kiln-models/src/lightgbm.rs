@@ -517,10 +517,10 @@ impl FitCache {
     }
 }
 
-/// What a dataset is made of: the rows and labels (as bits, so NaN equals NaN), the names, the threads.
+/// What a dataset is made of: the rows and labels (as bits, so NaN equals NaN), the names, its parameters (the threads).
 #[derive(PartialEq)]
 struct SetsKey {
-    params_threads: String,
+    dataset_params: String,
     names: Vec<String>,
     x: Vec<u64>,
     labels: Vec<u32>,
@@ -539,11 +539,7 @@ impl SetsKey {
         };
         let (x, labels) = bits(train);
         SetsKey {
-            params_threads: params
-                .split_whitespace()
-                .find(|p| p.starts_with("num_threads="))
-                .unwrap_or_default()
-                .into(),
+            dataset_params: train::dataset_params(params).into(),
             names: names.to_vec(),
             x,
             labels,

@@ -64,12 +64,18 @@ impl Sets {
         params: &str,
     ) -> Result<Sets, String> {
         let n_cols = i32::try_from(names.len()).map_err(|_| "too many feature columns".to_string())?;
-        let threads = params.split_whitespace().find(|p| p.starts_with("num_threads=")).unwrap_or_default();
+        let threads = dataset_params(params);
         let train_set = Dataset::new(train, n_cols, None, threads, "training")?;
         train_set.set_feature_names(names)?;
         let valid = valid.map(|v| Dataset::new(v, n_cols, Some(&train_set), threads, "validation")).transpose()?;
         Ok(Sets { valid, train: train_set })
     }
+}
+
+/// The parameters a dataset is built with: the booster's `num_threads=N` alone (empty without one), as
+/// `lightgbm3` builds its datasets; the bins do not depend on it.
+pub(super) fn dataset_params(params: &str) -> &str {
+    params.split_whitespace().find(|p| p.starts_with("num_threads=")).unwrap_or_default()
 }
 
 fn check(ret: c_int, what: &str) -> Result<(), String> {
