@@ -1,5 +1,6 @@
 //! Stamps the binary with the git commit it was built from, for `kiln --version` (`unknown` outside a git checkout,
-//! `+dirty` after the commit when tracked files had uncommitted changes).
+//! `+dirty` after the commit when tracked files had uncommitted changes), and links it so that one-thread OpenMP
+//! regions run inline (`src/omp.rs`).
 
 use std::process::Command;
 
@@ -21,6 +22,10 @@ fn main() {
         {
             println!("cargo:rerun-if-changed={common}/{head_ref}");
         }
+    }
+    // one-thread OpenMP regions of LightGBM and XGBoost run inline (src/omp.rs); GNU ld and lld know `--wrap`
+    if std::env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux") {
+        println!("cargo:rustc-link-arg-bins=-Wl,--wrap=GOMP_parallel");
     }
     println!("cargo:rerun-if-changed=build.rs");
 }

@@ -12,6 +12,8 @@ mod evaluate_cmd;
 mod exit;
 mod features_cmd;
 mod fetch_cmd;
+#[cfg(all(target_os = "linux", not(test)))]
+mod omp;
 mod progress;
 mod registry_cmd;
 mod retrain_cmd;
