@@ -134,6 +134,21 @@ pub trait Tracker {
     /// `not_found` for an unknown run, `store_io` otherwise.
     fn log_metrics(&self, run: &RunId, metrics: &[MetricPoint]) -> Result<(), PortError>;
 
+    /// Logs params and metric points together: what [`Tracker::log_params`] then [`Tracker::log_metrics`] do, in one
+    /// request where the store can (a server's `runs/log-batch` takes both).
+    ///
+    /// # Errors
+    /// As `log_params` and `log_metrics`.
+    fn log_params_and_metrics(
+        &self,
+        run: &RunId,
+        params: &[(String, String)],
+        metrics: &[MetricPoint],
+    ) -> Result<(), PortError> {
+        self.log_params(run, params)?;
+        self.log_metrics(run, metrics)
+    }
+
     /// Sets (or overwrites) tags.
     ///
     /// # Errors

@@ -333,6 +333,23 @@ impl Tracker for GuardedStore<'_> {
         Ok(())
     }
 
+    fn log_params_and_metrics(
+        &self,
+        run: &RunId,
+        params: &[(String, String)],
+        metrics: &[MetricPoint],
+    ) -> Result<(), PortError> {
+        self.route(
+            |r| r.log_params_and_metrics(run, params, metrics),
+            |l, m| l.log_params_and_metrics(&m.run(run), params, metrics),
+        )?;
+        self.journal(run, |j| {
+            j.params.extend_from_slice(params);
+            j.metrics.extend_from_slice(metrics);
+        });
+        Ok(())
+    }
+
     fn set_tags(&self, run: &RunId, tags: &[(String, String)]) -> Result<(), PortError> {
         match self.route(|r| r.set_tags(run, tags), |l, m| l.set_tags(&m.run(run), tags)) {
             Ok(()) => {

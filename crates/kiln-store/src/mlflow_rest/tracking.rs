@@ -133,6 +133,47 @@ fn check_key(what: &str, key: &str) -> Result<(), PortError> {
     Ok(())
 }
 
+/// `params` with each key once (the server refuses a key twice in one request, even with the same value); a key
+/// given twice with different values is refused here, before anything is written.
+fn unique_params<'a>(run: &RunId, params: &'a [(String, String)]) -> Result<Vec<&'a (String, String)>, PortError> {
+    let mut seen: HashMap<&str, &str> = HashMap::new();
+    let mut unique: Vec<&(String, String)> = Vec::with_capacity(params.len());
+    for pair in params {
+        let (k, v) = pair;
+        check_key("param", k)?;
+        match seen.insert(k, v) {
+            None => unique.push(pair),
+            Some(prev) if prev == v => {}
+            Some(prev) => {
+                return Err(PortError::new(
+                    Code::AlreadyExists,
+                    format!("param '{k}' of run {run} is given twice with different values ('{prev}', '{v}')"),
+                ));
+            }
+        }
+    }
+    Ok(unique)
+}
+
+/// The server's answer to a param logged before with another value, as `already_exists`.
+fn param_changed(e: PortError) -> PortError {
+    if e.message.contains("Changing param values is not allowed") {
+        PortError::new(Code::AlreadyExists, e.message)
+    } else {
+        e
+    }
+}
+
+/// Metric points as `runs/log-batch` takes them, each key checked.
+fn metric_items(metrics: &[MetricPoint]) -> Result<Vec<Value>, PortError> {
+    let mut items = Vec::with_capacity(metrics.len());
+    for m in metrics {
+        check_key("metric", &m.key)?;
+        items.push(json!({"key": m.key, "value": metric_value(m.value), "timestamp": m.timestamp_ms, "step": m.step}));
+    }
+    Ok(items)
+}
+
 impl RestStore {
     fn log_batch(
         &self,
@@ -402,24 +443,7 @@ impl Tracker for RestStore {
     }
 
     fn log_params(&self, run: &RunId, params: &[(String, String)]) -> Result<(), PortError> {
-        // the server refuses a key twice in one request, even with the same value: send it once, and refuse a
-        // changed value here, before anything is written
-        let mut seen: HashMap<&str, &str> = HashMap::new();
-        let mut unique: Vec<&(String, String)> = Vec::with_capacity(params.len());
-        for pair in params {
-            let (k, v) = pair;
-            check_key("param", k)?;
-            match seen.insert(k, v) {
-                None => unique.push(pair),
-                Some(prev) if prev == v => {}
-                Some(prev) => {
-                    return Err(PortError::new(
-                        Code::AlreadyExists,
-                        format!("param '{k}' of run {run} is given twice with different values ('{prev}', '{v}')"),
-                    ));
-                }
-            }
-        }
+        let unique = unique_params(run, params)?;
         let mut logged: Vec<ParamToLog<'_>> = unique
             .into_iter()
             .map(|(k, v)| match cut_value("param", k, v, MAX_PARAM_VALUE) {
@@ -451,24 +475,32 @@ impl Tracker for RestStore {
             }
         }
         let items: Vec<Value> = logged.iter().map(|p| json!({"key": p.key, "value": p.value})).collect();
-        self.log_batch(run, "params", items, MAX_PARAMS_OR_TAGS, Retry::Idempotent).map_err(|e| {
-            if e.message.contains("Changing param values is not allowed") {
-                PortError::new(Code::AlreadyExists, e.message)
-            } else {
-                e
-            }
-        })
+        self.log_batch(run, "params", items, MAX_PARAMS_OR_TAGS, Retry::Idempotent).map_err(param_changed)
     }
 
     fn log_metrics(&self, run: &RunId, metrics: &[MetricPoint]) -> Result<(), PortError> {
-        let mut items = Vec::with_capacity(metrics.len());
-        for m in metrics {
-            check_key("metric", &m.key)?;
-            items.push(
-                json!({"key": m.key, "value": metric_value(m.value), "timestamp": m.timestamp_ms, "step": m.step}),
-            );
+        self.log_batch(run, "metrics", metric_items(metrics)?, MAX_METRICS, Retry::ConnectOnly)
+    }
+
+    fn log_params_and_metrics(
+        &self,
+        run: &RunId,
+        params: &[(String, String)],
+        metrics: &[MetricPoint],
+    ) -> Result<(), PortError> {
+        // one request where the server's limits allow it and no value has to be kept whole as an artifact first
+        let one_request = params.len() <= MAX_PARAMS_OR_TAGS
+            && params.len() + metrics.len() <= MAX_METRICS
+            && params.iter().all(|(k, v)| cut_value("param", k, v, MAX_PARAM_VALUE).is_none());
+        if !one_request {
+            self.log_params(run, params)?;
+            return self.log_metrics(run, metrics);
         }
-        self.log_batch(run, "metrics", items, MAX_METRICS, Retry::ConnectOnly)
+        let params: Vec<Value> =
+            unique_params(run, params)?.into_iter().map(|(k, v)| json!({"key": k, "value": v})).collect();
+        let body = json!({"run_id": run.0, "params": params, "metrics": metric_items(metrics)?});
+        // not retried once sent: the metric points would be logged twice
+        self.call("POST", "runs/log-batch", &[], Some(&body), Retry::ConnectOnly).map(|_| ()).map_err(param_changed)
     }
 
     fn set_tags(&self, run: &RunId, tags: &[(String, String)]) -> Result<(), PortError> {

@@ -931,10 +931,7 @@ struct TrialLog {
 fn write_trial_run(ctx: &TrialContext<'_, '_>, log: &TrialLog) -> Result<RunId, TrainError> {
     let tracker = ctx.ports.tracker;
     let run = tracker.create_run(ctx.experiment, &log.run_name, &log.tags, log.start_ms)?;
-    log_params_chunked(tracker, &run.run_id, &log.params)?;
-    for chunk in log.metrics.chunks(crate::model::METRICS_PER_CALL) {
-        tracker.log_metrics(&run.run_id, chunk)?;
-    }
+    tracker.log_params_and_metrics(&run.run_id, &log.params, &log.metrics)?;
     tracker.end_run(&run.run_id, log.status, log.end_ms)?;
     Ok(run.run_id)
 }
