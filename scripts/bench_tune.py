@@ -5,9 +5,13 @@ Both sides score a trial by the mean test RMSE (in USD, the log-return forecast 
 walk-forward folds of the training part (scikit-learn's `TimeSeriesSplit(5)` over the first 80% of the feature rows,
 the last 10% of each fold's training rows for early stopping), LightGBM on one thread with 2 trials at a time
 (`--jobs 2`, `n_jobs=2`: both cores). Python gets kiln's feature table (`kiln features`) for free, outside its timing:
-what is timed is the search. Prints wall time, the best RMSE of each side, and the trials per second.
+what is timed is the search. kiln's time is its whole process (start, reading, the parent run, the charts).
 
-Usage: .venv/bin/python scripts/bench_tune.py [--trials 50] (KILN=path/to/kiln)
+The two sides run in turns, `--repeats` times (a fresh kiln storage and a fresh Optuna study each time, one MLflow
+server for all): a single run of either moves by 10-20% on this 2-core machine, so the verdict is the ratio of the
+medians. Prints every run's wall time and best RMSE, then the medians and their ratio.
+
+Usage: .venv/bin/python scripts/bench_tune.py [--trials 50] [--repeats 5] (KILN=path/to/kiln)
 """
 
 import argparse
@@ -102,11 +106,16 @@ def python_study(features, usd, trials, tracking_uri):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--trials", type=int, default=50)
+    ap.add_argument("--repeats", type=int, default=5)
     args = ap.parse_args()
+    import json
+    import statistics
+
     from conftest import MlflowServer
 
     tmp = Path(tempfile.mkdtemp(prefix="bench_tune_"))
     server = MlflowServer(tmp / "mlruns", tmp / "mlflow.log")
+    runs = []
     try:
         config = tmp / "tune.yaml"
         config.write_text(config_text(args.trials))
@@ -115,29 +124,37 @@ def main():
                        capture_output=True)
         features = pd.read_csv(features_file).dropna(subset=["label"])
         usd = pd.read_csv(REPO / "data/ecb_eurofxref-hist.csv", usecols=["Date", "USD"]).set_index("Date")["USD"]
-
-        started = time.perf_counter()
-        proc = subprocess.run([KILN, "tune", "--config", config, "--tracking-uri", server.url, "--storage",
-                               f"sqlite:///{tmp / 'kiln.db'}", "--jobs", "2", "--no-refit", "--json", tmp / "k.json"],
-                              cwd=REPO, capture_output=True, text=True)
-        kiln_s = time.perf_counter() - started
-        if proc.returncode != 0:
-            sys.exit(proc.stdout + proc.stderr)
-        import json
-
-        board = json.loads((tmp / "k.json").read_text())["leaderboard"]
-        kiln_best = board[0]["best_value"]
-
         os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
         os.environ["MLFLOW_EXPERIMENT_NAME"] = "optuna-bench"
-        py_s, py_best = python_study(features, usd, args.trials, server.url)
+        os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
+
+        for r in range(args.repeats):
+            started = time.perf_counter()
+            proc = subprocess.run([KILN, "tune", "--config", config, "--tracking-uri", server.url, "--storage",
+                                   f"sqlite:///{tmp / f'kiln{r}.db'}", "--jobs", "2", "--no-refit", "--json",
+                                   tmp / "k.json"], cwd=REPO, capture_output=True, text=True)
+            kiln_s = time.perf_counter() - started
+            if proc.returncode != 0:
+                sys.exit(proc.stdout + proc.stderr)
+            kiln_best = json.loads((tmp / "k.json").read_text())["leaderboard"][0]["best_value"]
+            py_s, py_best = python_study(features, usd, args.trials, server.url)
+            runs.append((kiln_s, py_s, kiln_best, py_best))
+            print(f"run {r + 1}: kiln {kiln_s:.2f} s (best {kiln_best:.6f}), Optuna {py_s:.2f} s (best {py_best:.6f}),"
+                  f" ratio {kiln_s / py_s:.2f}", file=sys.stderr, flush=True)
     finally:
         server.stop()
-    print(f"{args.trials} trials x {FOLDS} folds, LightGBM on one thread, 2 trials at a time, logged to MLflow")
-    print(f"{'':28}{'wall s':>8}{'trials/s':>10}{'best rmse':>12}")
-    print(f"{'kiln tune --jobs 2':28}{kiln_s:8.1f}{args.trials / kiln_s:10.2f}{kiln_best:12.6f}")
-    print(f"{'Optuna + MLflowCallback':28}{py_s:8.1f}{args.trials / py_s:10.2f}{py_best:12.6f}")
-    print(f"kiln / Optuna wall time: {kiln_s / py_s:.2f}")
+    kiln_med = statistics.median(r[0] for r in runs)
+    py_med = statistics.median(r[1] for r in runs)
+    print(f"{args.trials} trials x {FOLDS} folds, LightGBM on one thread, 2 trials at a time, logged to MLflow; "
+          f"median of {args.repeats} runs in turns")
+    print(f"{'':28}{'wall s':>8}{'min-max':>12}{'trials/s':>10}{'best rmse':>12}")
+    for name, i in [("kiln tune --jobs 2", 0), ("Optuna + MLflowCallback", 1)]:
+        times = [r[i] for r in runs]
+        med = statistics.median(times)
+        best = statistics.median(r[i + 2] for r in runs)
+        print(f"{name:28}{med:8.2f}{min(times):6.2f}-{max(times):<5.2f}{args.trials / med:10.2f}{best:12.6f}")
+    print(f"kiln / Optuna wall time (medians): {kiln_med / py_med:.2f}; per run: "
+          + ", ".join(f"{r[0] / r[1]:.2f}" for r in runs))
 
 
 if __name__ == "__main__":
