@@ -15,8 +15,10 @@ Usage: .venv/bin/python scripts/bench_tune.py [--trials 50] [--repeats 5] (KILN=
 """
 
 import argparse
+import json
 import math
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -108,9 +110,6 @@ def main():
     ap.add_argument("--trials", type=int, default=50)
     ap.add_argument("--repeats", type=int, default=5)
     args = ap.parse_args()
-    import json
-    import statistics
-
     from conftest import MlflowServer
 
     tmp = Path(tempfile.mkdtemp(prefix="bench_tune_"))
