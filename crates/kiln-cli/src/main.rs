@@ -12,7 +12,7 @@ mod evaluate_cmd;
 mod exit;
 mod features_cmd;
 mod fetch_cmd;
-#[cfg(all(target_os = "linux", not(test)))]
+#[cfg(target_os = "linux")]
 mod omp;
 mod progress;
 mod registry_cmd;
