@@ -602,18 +602,7 @@ impl CheckedLightGbm {
         if trained.rounds == 0 {
             return Err(ModelError::Train("lightgbm built no tree".to_string()));
         }
-        let booster = Booster::from_string(&trained.model)
-            .map_err(|e| ModelError::Train(format!("reading back the fitted model: {e}")))?;
-        let mut model = LightGbmModel::from_booster(booster, &trained.model, x.names.clone()).map_err(|e| match e {
-            ModelError::Load(m) => ModelError::Train(m),
-            other => other,
-        })?;
-        if model.iterations != trained.rounds {
-            return Err(ModelError::Train(format!(
-                "lightgbm trained {} rounds but its model text holds {}",
-                trained.rounds, model.iterations
-            )));
-        }
+        let mut model = LightGbmModel::fitted(trained.model, trained.rounds, x.names.clone())?;
         model.curves = trained.curves;
         Ok(model)
     }
@@ -621,6 +610,14 @@ impl CheckedLightGbm {
 
 /// The booster, movable to another thread.
 struct SendBooster(Booster);
+
+/// `booster` made ready for single-row prediction (LightGBM's fast path, one thread).
+fn ready(mut booster: Booster) -> Result<SendBooster, String> {
+    booster
+        .single_row_fast_init::<f64>(Some(&json!({ "num_threads": 1 })))
+        .map_err(|e| format!("preparing single-row prediction: {e}"))?;
+    Ok(SendBooster(booster))
+}
 
 // SAFETY: a LightGBM booster has no thread affinity: the C++ object is plain heap data, and the only thread-local
 // state of the C API is the last-error message and the log level, which every call sets and reads on its own thread.
@@ -636,7 +633,12 @@ unsafe impl Send for SendBooster {}
 /// main booster is busy: LightGBM's single-row fast path keeps per-call buffers in its handle, so one handle cannot
 /// serve two threads at once, and a server with several workers would otherwise wait on one lock.
 pub struct LightGbmModel {
-    booster: Mutex<SendBooster>,
+    /// LightGBM's booster, read from the model text; made on first use for a fitted model whose predictions run
+    /// on the native trees (a tuning trial's fold model never needs it), at once otherwise
+    booster: OnceLock<Mutex<SendBooster>>,
+    /// the model text a fit wrote, until the booster is made from it (empty for a model read from text, whose
+    /// booster is made at once)
+    text: String,
     /// boosters read from the same model text, made on the first contended [`LightGbmModel::predict_row`]: one per
     /// further CPU (at most 7); empty when the machine has one CPU or they could not be made
     replicas: OnceLock<Vec<Mutex<SendBooster>>>,
@@ -660,7 +662,7 @@ impl fmt::Debug for LightGbmModel {
 
 impl LightGbmModel {
     /// The model of `booster`, read from `text` (its model text) for native evaluation.
-    fn from_booster(mut booster: Booster, text: &str, feature_names: Vec<String>) -> Result<LightGbmModel, ModelError> {
+    fn from_booster(booster: Booster, text: &str, feature_names: Vec<String>) -> Result<LightGbmModel, ModelError> {
         if booster.num_classes() != 1 {
             return Err(ModelError::Load(format!(
                 "the model has {} outputs per row; kiln supports single-output objectives only",
@@ -676,12 +678,10 @@ impl LightGbmModel {
         }
         let iterations = usize::try_from(booster.num_iterations())
             .map_err(|_| ModelError::Load(format!("the model reports {} iterations", booster.num_iterations())))?;
-        booster
-            .single_row_fast_init::<f64>(Some(&json!({ "num_threads": 1 })))
-            .map_err(|e| ModelError::Load(format!("preparing single-row prediction: {e}")))?;
         let native = Forest::parse(text).filter(|f| f.n_features() == feature_names.len());
         Ok(LightGbmModel {
-            booster: Mutex::new(SendBooster(booster)),
+            booster: OnceLock::from(Mutex::new(ready(booster).map_err(ModelError::Load)?)),
+            text: String::new(),
             replicas: OnceLock::new(),
             feature_names,
             iterations,
@@ -690,24 +690,67 @@ impl LightGbmModel {
         })
     }
 
+    /// The model a fit just wrote as `text` (`rounds` rounds of one output on `feature_names`). When the native
+    /// trees evaluate it, LightGBM's booster is read from the text only when something needs it (SHAP values,
+    /// feature importance, the text itself), so a tuning trial's fold model costs one parse, not two.
+    fn fitted(text: String, rounds: usize, feature_names: Vec<String>) -> Result<LightGbmModel, ModelError> {
+        let train_err = |e: ModelError| match e {
+            ModelError::Load(m) => ModelError::Train(m),
+            other => other,
+        };
+        match Forest::parse(&text) {
+            Some(forest) if forest.n_features() == feature_names.len() && forest.n_trees() == rounds => {
+                Ok(LightGbmModel {
+                    booster: OnceLock::new(),
+                    text,
+                    replicas: OnceLock::new(),
+                    feature_names,
+                    iterations: rounds,
+                    curves: Vec::new(),
+                    native: Some(forest),
+                })
+            }
+            _ => {
+                let booster = Booster::from_string(&text)
+                    .map_err(|e| ModelError::Train(format!("reading back the fitted model: {e}")))?;
+                let model = LightGbmModel::from_booster(booster, &text, feature_names).map_err(train_err)?;
+                if model.iterations != rounds {
+                    return Err(ModelError::Train(format!(
+                        "lightgbm trained {rounds} rounds but its model text holds {}",
+                        model.iterations
+                    )));
+                }
+                Ok(model)
+            }
+        }
+    }
+
     /// The replicas for single-row prediction, made on first use (see [`LightGbmModel`]).
     fn replicas(&self) -> &[Mutex<SendBooster>] {
         self.replicas.get_or_init(|| {
             let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
             let Ok(text) = self.to_model_string() else { return Vec::new() };
-            (1..cpus.min(8))
-                .map_while(|_| {
-                    let mut booster = Booster::from_string(&text).ok()?;
-                    booster.single_row_fast_init::<f64>(Some(&json!({ "num_threads": 1 }))).ok()?;
-                    Some(Mutex::new(SendBooster(booster)))
-                })
-                .collect()
+            (1..cpus.min(8)).map_while(|_| Some(Mutex::new(ready(Booster::from_string(&text).ok()?).ok()?))).collect()
         })
     }
 
-    fn booster(&self) -> MutexGuard<'_, SendBooster> {
+    /// LightGBM's booster, read from the fit's model text on first use (see [`LightGbmModel::fitted`]).
+    fn booster_cell(&self) -> Result<&Mutex<SendBooster>, ModelError> {
+        if let Some(b) = self.booster.get() {
+            return Ok(b);
+        }
+        let made = Booster::from_string(&self.text)
+            .map_err(|e| e.to_string())
+            .and_then(ready)
+            .map_err(|e| ModelError::Predict(format!("reading the fitted model into LightGBM: {e}")))?;
+        // another thread may have made it first: theirs is the same model, keep it
+        Ok(self.booster.get_or_init(|| Mutex::new(made)))
+    }
+
+    /// The booster, locked (see [`LightGbmModel::booster_cell`]).
+    fn booster(&self) -> Result<MutexGuard<'_, SendBooster>, ModelError> {
         // a panic while the lock was held cannot leave the booster half-changed: nothing mutates it after creation
-        self.booster.lock().unwrap_or_else(PoisonError::into_inner)
+        Ok(self.booster_cell()?.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
     /// The model in LightGBM's text format (what `Booster.save_model` writes; numbers at full precision).
@@ -715,7 +758,7 @@ impl LightGbmModel {
     /// # Errors
     /// [`ModelError::Train`] when LightGBM fails to serialize it.
     pub fn to_model_string(&self) -> Result<String, ModelError> {
-        self.booster().0.save_string().map_err(|e| ModelError::Train(format!("saving the model text: {e}")))
+        self.booster()?.0.save_string().map_err(|e| ModelError::Train(format!("saving the model text: {e}")))
     }
 
     /// Reads a model written by [`LightGbmModel::to_model_string`] or by Python's `Booster.save_model`.
@@ -741,7 +784,7 @@ impl LightGbmModel {
     /// # Errors
     /// [`ModelError::Predict`] when LightGBM fails.
     pub fn feature_importance(&self) -> Result<Vec<(String, f64, f64)>, ModelError> {
-        let booster = self.booster();
+        let booster = self.booster()?;
         let err = |e: lightgbm3::Error| ModelError::Predict(format!("feature importance: {e}"));
         let gain = booster.0.feature_importance(ImportanceType::Gain).map_err(err)?;
         let split = booster.0.feature_importance(ImportanceType::Split).map_err(err)?;
@@ -800,7 +843,7 @@ impl LightGbmModel {
     pub(crate) fn predict_raw_library(&self, x: &Matrix) -> Result<Vec<f64>, ModelError> {
         let Some(n_cols) = self.check_input(x)? else { return Ok(Vec::new()) };
         let out = self
-            .booster()
+            .booster()?
             .0
             .raw_scores_with_params(&x.data, n_cols, true, "num_threads=1")
             .map_err(|e| ModelError::Predict(e.to_string()))?;
@@ -821,7 +864,7 @@ impl LightGbmModel {
         names.push("bias".into());
         let Some(n_cols) = self.check_input(x)? else { return Ok(Matrix { names, data: Vec::new(), n_rows: 0 }) };
         let data =
-            self.booster().0.predict_contrib(&x.data, n_cols, true).map_err(|e| ModelError::Predict(e.to_string()))?;
+            self.booster()?.0.predict_contrib(&x.data, n_cols, true).map_err(|e| ModelError::Predict(e.to_string()))?;
         if data.len() != x.n_rows * names.len() {
             return Err(ModelError::Predict(format!(
                 "lightgbm returned {} contributions for {} rows of {} columns",
@@ -863,11 +906,12 @@ impl LightGbmModel {
         let predict = |b: MutexGuard<'_, SendBooster>| {
             b.0.predict_single_row_fast(row).map_err(|e| ModelError::Predict(e.to_string()))
         };
-        let out = match self.booster.try_lock() {
+        let main = self.booster_cell()?;
+        let out = match main.try_lock() {
             Ok(b) => predict(b)?,
             Err(_) => match self.replicas().iter().find_map(|r| r.try_lock().ok()) {
                 Some(b) => predict(b)?,
-                None => predict(self.booster())?,
+                None => predict(main.lock().unwrap_or_else(PoisonError::into_inner))?,
             },
         };
         match out.as_slice() {
@@ -905,7 +949,7 @@ impl LightGbmModel {
     pub fn predict_library(&self, x: &Matrix) -> Result<Vec<f64>, ModelError> {
         let Some(n_cols) = self.check_input(x)? else { return Ok(Vec::new()) };
         let out = self
-            .booster()
+            .booster()?
             .0
             .predict_with_params(&x.data, n_cols, true, "num_threads=1")
             .map_err(|e| ModelError::Predict(e.to_string()))?;

@@ -495,6 +495,11 @@ impl Forest {
         self.n_features
     }
 
+    /// The model's tree count (one a round: kiln reads single-output models only).
+    pub(crate) fn n_trees(&self) -> usize {
+        self.trees.len()
+    }
+
     /// Per feature, the thresholds of its numerical splits (for tests that probe values at the thresholds).
     #[cfg(test)]
     pub(crate) fn thresholds(&self) -> Vec<Vec<f64>> {
