@@ -26,10 +26,12 @@ FORECAST_REQ_STAMP := $(FORECAST_VENV)/.req-$(shell sha256sum tests/requirements
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
 
-sysdeps: ## Debian packages: clang and libclang-dev (bindgen for LightGBM), postgresql (the study storage's tests), promtool, shellcheck
-	@if ! command -v clang >/dev/null || ! ls /usr/lib/llvm-*/lib/libclang.so >/dev/null 2>&1; then \
-	  echo "installing clang, libclang-dev"; \
-	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq clang libclang-dev >/dev/null; \
+sysdeps: ## Debian packages: clang, libclang-dev and libomp-dev (bindgen for LightGBM, XGBoost's build), postgresql (the study storage's tests), promtool, shellcheck
+	@# libomp-dev: XGBoost is built by clang with LLVM's OpenMP runtime (crates/kiln-xgboost-sys/build.rs)
+	@if ! command -v clang >/dev/null || ! ls /usr/lib/llvm-*/lib/libclang.so >/dev/null 2>&1 \
+	    || ! ls /usr/lib/llvm-*/lib/libomp.so >/dev/null 2>&1; then \
+	  echo "installing clang, libclang-dev, libomp-dev"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq clang libclang-dev libomp-dev >/dev/null; \
 	fi
 	@# the tests start their own server with scripts/pg_server.sh, which finds /usr/lib/postgresql/<version>/bin
 	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \

@@ -8,11 +8,12 @@
 # ---- builder: the same toolchain as local builds (Rust 1.95 = workspace rust-version, Debian 12) ----
 FROM rust:1.95-bookworm AS builder
 
-# clang + libclang-dev: bindgen for lightgbm3. CMake >= 3.28 for LightGBM 4.7 comes from PyPI (Debian 12 has
+# clang + libclang-dev: bindgen for lightgbm3; clang + libomp-dev: XGBoost is built by clang with LLVM's OpenMP
+# runtime, which LightGBM then uses too (crates/kiln-xgboost-sys/build.rs). CMake >= 3.28 for LightGBM 4.7 comes from PyPI (Debian 12 has
 # 3.25), pinned to the version of tests/requirements.txt; XGBoost 3.2 (kiln-xgboost-sys, built from the sdist in
 # crates/) needs >= 3.18.
 RUN apt-get update \
- && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends clang libclang-dev python3-pip \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends clang libclang-dev libomp-dev python3-pip \
  && rm -rf /var/lib/apt/lists/* \
  && python3 -m pip install --no-cache-dir --break-system-packages cmake==4.4.4 \
  && cmake --version
@@ -31,12 +32,12 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     cargo build --release --locked -p kiln-cli \
  && install -m 0755 target/release/kiln /usr/local/bin/kiln
 
-# ---- runtime: glibc of Debian 12 like the builder; libgomp1 is OpenMP for LightGBM and XGBoost ----
+# ---- runtime: glibc of Debian 12 like the builder; libomp5 (LLVM's) is OpenMP for LightGBM and XGBoost ----
 FROM debian:bookworm-slim AS runtime
 
-# ldd of a local release build lists libstdc++6, libgomp1, libgcc-s1 and libc6 only (no OpenSSL).
+# ldd of a local release build lists libstdc++6, libomp5, libgcc-s1 and libc6 only (no OpenSSL).
 RUN apt-get update \
- && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ca-certificates libgomp1 libstdc++6 \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ca-certificates libomp5 libstdc++6 \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --user-group --create-home --home-dir /home/kiln --shell /usr/sbin/nologin kiln \
  && mkdir -p /app \

@@ -380,6 +380,7 @@ def test_kiln_dockerfile_builds_the_workspace_binary(kiln_cli):
 def test_kiln_builder_has_the_native_build_tools():
     text = " ".join(args for i, args in parse_dockerfile(KILN_DOCKERFILE) if i == "RUN")
     assert "clang" in text and "libclang-dev" in text, "bindgen (lightgbm3) needs clang and libclang-dev"
+    assert "libomp-dev" in text, "XGBoost is built by clang with LLVM's OpenMP (kiln-xgboost-sys)"
     cmake = pip_pins(KILN_DOCKERFILE).get("cmake")
     assert cmake == requirement_pin("cmake"), "use the CMake the local builds use"
     assert tuple(int(x) for x in cmake.split(".")[:2]) >= (3, 28), "LightGBM 4.7 needs CMake >= 3.28"
@@ -387,7 +388,7 @@ def test_kiln_builder_has_the_native_build_tools():
 
 def test_kiln_runtime_has_the_shared_libraries():
     text = " ".join(args for i, args in parse_dockerfile(KILN_DOCKERFILE) if i == "RUN")
-    assert "libgomp1" in text, "LightGBM and XGBoost link OpenMP (libgomp)"
+    assert "libomp5" in text, "LightGBM and XGBoost run on LLVM's OpenMP runtime (libomp)"
     assert "ca-certificates" in text
     if "openssl-sys" in (REPO / "Cargo.lock").read_text():
         assert "libssl3" in text, "a crate links OpenSSL: the runtime image needs libssl3"

@@ -4,6 +4,14 @@
 //! and configured with CMake for the CPU only (OpenMP on; no tests, GPU, federated learning or plugins), as a
 //! Release build without machine-specific flags, so the binary runs on any x86-64 (or aarch64) machine.
 //! Needs a C++17 compiler, make and CMake >= 3.18 on PATH; nothing is downloaded.
+//!
+//! On Linux the compiler is clang with LLVM's OpenMP runtime (libomp) when both are installed: XGBoost's split
+//! search (`CalcSplitGain`, `EnumerateSplit`) compiled by Debian 12's GCC 12 trains 5-10% slower than PyPI's wheel
+//! (GCC 14), by clang 14 about 3% faster (BENCHMARKS.md, "XGBoost built by clang"). A process can hold one OpenMP
+//! runtime only (both export `omp_get_thread_num` and the rest, and the first one loaded answers every caller), so
+//! LightGBM, built by GCC, then runs on libomp too, through libomp's libgomp-compatible entry points: the `-lgomp`
+//! that `lightgbm3-sys` asks for finds a linker script here that names libomp. Without clang and libomp the build
+//! falls back to the default C++ compiler and libgomp, with a warning.
 
 use std::env;
 use std::fs;
@@ -28,9 +36,17 @@ fn main() {
     // the library is built once per target folder and target triple, not once per `OUT_DIR`: `cargo test` and
     // `cargo build` give this build script different feature sets (so different `OUT_DIR`s), and each C++ build
     // takes about 6 minutes on 2 cores. Delete the folder to rebuild it.
-    let shared = shared_dir(&out_dir, &target);
+    let toolchain = if target.contains("linux") { clang_with_libomp() } else { None };
+    if toolchain.is_none() && target.contains("linux") {
+        println!(
+            "cargo:warning=clang with LLVM's OpenMP (libomp) not found: XGBoost is built with the default C++ compiler \
+             and libgomp, and trains 5-10% slower (install clang and libomp-dev, then delete the target folder's \
+             xgboost-3.2.0-* folders)"
+        );
+    }
+    let shared = shared_dir(&out_dir, &target, toolchain.is_some());
     if !shared.join("lib/libxgboost.a").is_file() {
-        build(&unpack(&archive, &out_dir.join("src")), &out_dir, &shared);
+        build(&unpack(&archive, &out_dir.join("src")), &out_dir, &shared, toolchain.as_ref());
     }
     println!("cargo:rustc-link-search=native={}", shared.join("lib").display());
     println!("cargo:rustc-link-lib=static=xgboost");
@@ -38,19 +54,88 @@ fn main() {
     if target.contains("apple") {
         println!("cargo:rustc-link-lib=dylib=c++");
         println!("cargo:rustc-link-lib=dylib=omp");
+    } else if let Some(clang) = &toolchain {
+        println!("cargo:rustc-link-lib=dylib=stdc++");
+        // the folder whose `libgomp.so` is a linker script naming libomp, so that every `-lgomp` (LightGBM's)
+        // links libomp: one OpenMP runtime in the process
+        let redirect = out_dir.join("gomp-is-libomp");
+        fs::create_dir_all(&redirect).unwrap_or_else(|e| panic!("creating {}: {e}", redirect.display()));
+        let script = format!(
+            "/* -lgomp links LLVM's libomp (kiln-xgboost-sys/build.rs) */\nINPUT({})\n",
+            clang.libomp.display()
+        );
+        fs::write(redirect.join("libgomp.so"), script)
+            .unwrap_or_else(|e| panic!("writing {}: {e}", redirect.join("libgomp.so").display()));
+        println!("cargo:rustc-link-search=native={}", redirect.display());
+        println!("cargo:rustc-link-search=native={}", clang.libomp.parent().expect("an absolute path").display());
+        println!("cargo:rustc-link-lib=dylib=omp");
     } else {
         println!("cargo:rustc-link-lib=dylib=stdc++");
         println!("cargo:rustc-link-lib=dylib=gomp");
     }
 }
 
-/// Bump when the CMake options below change, so that a library built with the old ones is not reused.
-const OPTIONS_VERSION: u32 = 1;
+/// clang and clang++ with LLVM's OpenMP runtime beside them.
+struct Clang {
+    cc: PathBuf,
+    cxx: PathBuf,
+    /// `libomp.so`, absolute
+    libomp: PathBuf,
+}
 
-/// `<target folder>/<profile>/xgboost-3.2.0-<sha8>-<triple>-v<options>`, from `OUT_DIR`
+/// clang and clang++ on PATH (`KILN_XGBOOST_CLANG=0` turns them down) and their libomp.so: from
+/// `-print-file-name=libomp.so`, else `<resource dir>/../../libomp.so` (Debian's clang 14 answers only the latter).
+fn clang_with_libomp() -> Option<Clang> {
+    println!("cargo:rerun-if-env-changed=KILN_XGBOOST_CLANG");
+    if env::var("KILN_XGBOOST_CLANG").is_ok_and(|v| v == "0") {
+        return None;
+    }
+    let cc = on_path("clang")?;
+    let cxx = on_path("clang++")?;
+    let ask = |arg: &str| {
+        let out = std::process::Command::new(&cxx).arg(arg).output().ok()?;
+        let text = String::from_utf8(out.stdout).ok()?;
+        out.status.success().then(|| PathBuf::from(text.trim()))
+    };
+    let libomp = ask("-print-file-name=libomp.so")
+        .filter(|p| p.is_absolute() && p.is_file())
+        .or_else(|| ask("-print-resource-dir").map(|r| r.join("../../libomp.so")).filter(|p| p.is_file()))?;
+    let libomp = fs::canonicalize(&libomp).ok()?;
+    // the headers too: `omp.h` is in libomp's -dev package with the library
+    let header = std::process::Command::new(&cxx)
+        .args(["-fopenmp", "-x", "c++", "-fsyntax-only", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .expect("piped")
+                .write_all(b"#include <omp.h>\nint main() { return omp_get_max_threads(); }\n")?;
+            child.wait()
+        });
+    if !header.is_ok_and(|s| s.success()) {
+        return None;
+    }
+    Some(Clang { cc, cxx, libomp })
+}
+
+/// `name` in a folder of PATH.
+fn on_path(name: &str) -> Option<PathBuf> {
+    env::split_paths(&env::var_os("PATH")?).map(|d| d.join(name)).find(|p| p.is_file())
+}
+
+/// Bump when the CMake options below change, so that a library built with the old ones is not reused.
+const OPTIONS_VERSION: u32 = 2;
+
+/// `<target folder>/<profile>/xgboost-3.2.0-<sha8>-<triple>-v<options>[-clang]`, from `OUT_DIR`
 /// (`<target folder>/<profile>/build/<package>-<hash>/out`); `OUT_DIR` itself if it is not laid out so.
-fn shared_dir(out_dir: &Path, target: &str) -> PathBuf {
-    let name = format!("xgboost-3.2.0-{}-{target}-v{OPTIONS_VERSION}", &ARCHIVE_SHA256[..8]);
+fn shared_dir(out_dir: &Path, target: &str, clang: bool) -> PathBuf {
+    let compiler = if clang { "-clang" } else { "" };
+    let name = format!("xgboost-3.2.0-{}-{target}-v{OPTIONS_VERSION}{compiler}", &ARCHIVE_SHA256[..8]);
     match out_dir.ancestors().nth(3) {
         Some(profile_dir) if out_dir.ends_with("out") => profile_dir.join(name),
         _ => out_dir.join(name),
@@ -59,9 +144,14 @@ fn shared_dir(out_dir: &Path, target: &str) -> PathBuf {
 
 /// Configures, builds and installs the library from `source` in a folder of this `OUT_DIR`, then moves the
 /// installed folder to `shared` (a rename, so another build script sees a whole library or none).
-fn build(source: &Path, out_dir: &Path, shared: &Path) {
-    let dst = cmake::Config::new(source)
-        .out_dir(out_dir.join("cmake"))
+fn build(source: &Path, out_dir: &Path, shared: &Path, clang: Option<&Clang>) {
+    let mut config = cmake::Config::new(source);
+    if let Some(clang) = clang {
+        config.define("CMAKE_C_COMPILER", &clang.cc).define("CMAKE_CXX_COMPILER", &clang.cxx);
+    }
+    // a folder per compiler: CMake keeps the compiler of its first configure in the cache
+    let dst = config
+        .out_dir(out_dir.join(if clang.is_some() { "cmake-clang" } else { "cmake" }))
         // XGBoost's speed does not depend on the Cargo profile: a debug build of kiln still trains at full speed
         .profile("Release")
         .define("BUILD_STATIC_LIB", "ON")
