@@ -23,7 +23,7 @@ fn main() {
             println!("cargo:rerun-if-changed={common}/{head_ref}");
         }
     }
-    // one-thread OpenMP regions of LightGBM and XGBoost run inline (src/omp.rs, in the binary and its unit-test
+    // one-thread OpenMP regions of GCC-compiled code (LightGBM) run inline (src/omp.rs, in the binary and its unit-test
     // harness, which cargo links with the same arguments); GNU ld and lld know `--wrap`
     if std::env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux") {
         println!("cargo:rustc-link-arg-bins=-Wl,--wrap=GOMP_parallel");
