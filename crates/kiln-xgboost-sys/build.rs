@@ -40,8 +40,8 @@ fn main() {
     if toolchain.is_none() && target.contains("linux") {
         println!(
             "cargo:warning=clang with LLVM's OpenMP (libomp) not found: XGBoost is built with the default C++ compiler \
-             and libgomp, and trains 5-10% slower (install clang and libomp-dev, then delete the target folder's \
-             xgboost-3.2.0-* folders)"
+             and libgomp, and trains 5-10% slower (install clang and libomp-dev, then `cargo clean -p kiln-xgboost-sys` \
+             so that this build script runs again)"
         );
     }
     let shared = shared_dir(&out_dir, &target, toolchain.is_some());

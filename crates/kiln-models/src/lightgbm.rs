@@ -636,8 +636,8 @@ pub struct LightGbmModel {
     /// LightGBM's booster, read from the model text; made on first use for a fitted model whose predictions run
     /// on the native trees (a tuning trial's fold model never needs it), at once otherwise
     booster: OnceLock<Mutex<SendBooster>>,
-    /// the model text a fit wrote, until the booster is made from it (empty for a model read from text, whose
-    /// booster is made at once)
+    /// the model text a fit wrote, which the booster is made from when first needed (kept after that); empty for a
+    /// model read from text, whose booster is made at once
     text: String,
     /// boosters read from the same model text, made on the first contended [`LightGbmModel::predict_row`]: one per
     /// further CPU (at most 7); empty when the machine has one CPU or they could not be made
@@ -756,7 +756,8 @@ impl LightGbmModel {
     /// The model in LightGBM's text format (what `Booster.save_model` writes; numbers at full precision).
     ///
     /// # Errors
-    /// [`ModelError::Train`] when LightGBM fails to serialize it.
+    /// [`ModelError::Predict`] when LightGBM cannot read a fit's text back into a booster, [`ModelError::Train`]
+    /// when it fails to serialize the model.
     pub fn to_model_string(&self) -> Result<String, ModelError> {
         self.booster()?.0.save_string().map_err(|e| ModelError::Train(format!("saving the model text: {e}")))
     }
