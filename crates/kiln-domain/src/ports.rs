@@ -134,19 +134,21 @@ pub trait Tracker {
     /// `not_found` for an unknown run, `store_io` otherwise.
     fn log_metrics(&self, run: &RunId, metrics: &[MetricPoint]) -> Result<(), PortError>;
 
-    /// Logs params and metric points together: what [`Tracker::log_params`] then [`Tracker::log_metrics`] do, in one
-    /// request where the store can (a server's `runs/log-batch` takes both).
+    /// Logs params, metric points and tags together: what [`Tracker::log_params`], [`Tracker::log_metrics`] then
+    /// [`Tracker::set_tags`] do, in one request where the store can (a server's `runs/log-batch` takes all three).
     ///
     /// # Errors
-    /// As `log_params` and `log_metrics`.
-    fn log_params_and_metrics(
+    /// As `log_params`, `log_metrics` and `set_tags`.
+    fn log_batch(
         &self,
         run: &RunId,
         params: &[(String, String)],
         metrics: &[MetricPoint],
+        tags: &[(String, String)],
     ) -> Result<(), PortError> {
         self.log_params(run, params)?;
-        self.log_metrics(run, metrics)
+        self.log_metrics(run, metrics)?;
+        if tags.is_empty() { Ok(()) } else { self.set_tags(run, tags) }
     }
 
     /// Sets (or overwrites) tags.

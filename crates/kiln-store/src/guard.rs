@@ -333,19 +333,26 @@ impl Tracker for GuardedStore<'_> {
         Ok(())
     }
 
-    fn log_params_and_metrics(
+    fn log_batch(
         &self,
         run: &RunId,
         params: &[(String, String)],
         metrics: &[MetricPoint],
+        tags: &[(String, String)],
     ) -> Result<(), PortError> {
-        self.route(
-            |r| r.log_params_and_metrics(run, params, metrics),
-            |l, m| l.log_params_and_metrics(&m.run(run), params, metrics),
-        )?;
+        let routed = self
+            .route(|r| r.log_batch(run, params, metrics, tags), |l, m| l.log_batch(&m.run(run), params, metrics, tags));
+        if let Err(e) = routed {
+            // as set_tags: tags the server never got go with the run's end record
+            if unreachable(&e) && !tags.is_empty() {
+                self.state().unsent_tags.entry(run.0.clone()).or_default().extend_from_slice(tags);
+            }
+            return Err(e);
+        }
         self.journal(run, |j| {
             j.params.extend_from_slice(params);
             j.metrics.extend_from_slice(metrics);
+            j.tags.extend_from_slice(tags);
         });
         Ok(())
     }

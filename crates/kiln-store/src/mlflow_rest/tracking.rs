@@ -482,23 +482,28 @@ impl Tracker for RestStore {
         self.log_batch(run, "metrics", metric_items(metrics)?, MAX_METRICS, Retry::ConnectOnly)
     }
 
-    fn log_params_and_metrics(
+    fn log_batch(
         &self,
         run: &RunId,
         params: &[(String, String)],
         metrics: &[MetricPoint],
+        tags: &[(String, String)],
     ) -> Result<(), PortError> {
         // one request where the server's limits allow it and no value has to be kept whole as an artifact first
         let one_request = params.len() <= MAX_PARAMS_OR_TAGS
-            && params.len() + metrics.len() <= MAX_METRICS
-            && params.iter().all(|(k, v)| cut_value("param", k, v, MAX_PARAM_VALUE).is_none());
+            && tags.len() <= MAX_PARAMS_OR_TAGS
+            && params.len() + metrics.len() + tags.len() <= MAX_METRICS
+            && params.iter().all(|(k, v)| cut_value("param", k, v, MAX_PARAM_VALUE).is_none())
+            && tags.iter().all(|(k, v)| cut_value("tag", k, v, MAX_TAG_VALUE).is_none());
         if !one_request {
             self.log_params(run, params)?;
-            return self.log_metrics(run, metrics);
+            self.log_metrics(run, metrics)?;
+            return if tags.is_empty() { Ok(()) } else { self.set_tags(run, tags) };
         }
         let params: Vec<Value> =
             unique_params(run, params)?.into_iter().map(|(k, v)| json!({"key": k, "value": v})).collect();
-        let body = json!({"run_id": run.0, "params": params, "metrics": metric_items(metrics)?});
+        let tags = self.key_values(run, "tag", tags, MAX_TAG_VALUE)?;
+        let body = json!({"run_id": run.0, "params": params, "metrics": metric_items(metrics)?, "tags": tags});
         // not retried once sent: the metric points would be logged twice
         self.call("POST", "runs/log-batch", &[], Some(&body), Retry::ConnectOnly).map(|_| ()).map_err(param_changed)
     }

@@ -418,7 +418,7 @@ fn metrics(s: &Subject<'_>) {
     assert!(s.read.metric_history(&run, "never.logged").unwrap().is_empty());
 }
 
-/// `log_params_and_metrics` logs what `log_params` then `log_metrics` log: in one request where it fits, in several
+/// `log_batch` logs what `log_params`, `log_metrics` then `set_tags` log: in one request where it fits, in several
 /// where it does not (too many params, a value kept whole as an artifact), with the same refusals.
 fn params_and_metrics(s: &Subject<'_>) {
     let run = new_run(s, "params-and-metrics").run_id;
@@ -426,7 +426,8 @@ fn params_and_metrics(s: &Subject<'_>) {
         |key: &str, value: f64, step: i64| MetricPoint { key: key.into(), value, timestamp_ms: START + step, step };
     let points = vec![point("folds/test/rmse", 0.25, 1), point("folds/test/rmse", f64::NAN, 2), point("trial", 0.5, 0)];
     let params = kv(&[("learning_rate", "0.1"), ("num_leaves", "31"), ("num_leaves", "31")]);
-    s.tracker.log_params_and_metrics(&run, &params, &points).unwrap();
+    s.tracker.log_batch(&run, &params, &points, &kv(&[("kiln.trial.number", "7")])).unwrap();
+    assert_eq!(s.tags(&run).get("kiln.trial.number").map(String::as_str), Some("7"));
     assert_eq!(
         s.params(&run),
         BTreeMap::from([("learning_rate".into(), "0.1".into()), ("num_leaves".into(), "31".into())])
@@ -436,15 +437,17 @@ fn params_and_metrics(s: &Subject<'_>) {
     assert_eq!(s.read.metric_history(&run, "trial").unwrap(), vec![points[2].clone()]);
     // a changed param is refused, and the metrics of the same call are not logged
     let changed = kv(&[("learning_rate", "0.2")]);
-    assert_eq!(code(s.tracker.log_params_and_metrics(&run, &changed, &[point("late", 1.0, 3)])), Code::AlreadyExists);
+    assert_eq!(code(s.tracker.log_batch(&run, &changed, &[point("late", 1.0, 3)], &[])), Code::AlreadyExists);
     assert!(s.read.metric_history(&run, "late").unwrap().is_empty());
-    assert_eq!(code(s.tracker.log_params_and_metrics(&run, &kv(&[("a$b", "1")]), &[])), Code::ConfigInvalid);
+    assert_eq!(code(s.tracker.log_batch(&run, &kv(&[("a$b", "1")]), &[], &[])), Code::ConfigInvalid);
     // more than one request's worth: 150 params, a long value, 1200 points
     let mut many: Vec<(String, String)> = (0..150).map(|i| (format!("grid.p{i:03}"), i.to_string())).collect();
     let long: String = "lag(close, 1..24) | ".chars().cycle().take(7000).collect();
     many.push(("recipe".into(), long.clone()));
     let curve: Vec<MetricPoint> = (0..1200).map(|i| point("curve", i as f64, i)).collect();
-    s.tracker.log_params_and_metrics(&run, &many, &curve).unwrap();
+    let long_tag: String = "a fold failed: ".chars().cycle().take(9000).collect();
+    s.tracker.log_batch(&run, &many, &curve, &kv(&[("kiln.error", &long_tag)])).unwrap();
+    assert_eq!(whole_value(s, &run, &s.tags(&run)["kiln.error"]), long_tag);
     let logged = s.params(&run);
     assert_eq!(logged.len(), 2 + 151);
     assert_eq!(whole_value(s, &run, &logged["recipe"]), long);

@@ -927,11 +927,14 @@ struct TrialLog {
     end_ms: i64,
 }
 
-/// Writes one trial's child run.
+/// Writes one trial's child run in three requests to a server: the run, created under its parent (its name is the
+/// server's `mlflow.runName`); its params, fold scores and other tags in one batch (MLflow's file store reads the
+/// run's meta file again for every tag of a create, once for a batch); its end.
 fn write_trial_run(ctx: &TrialContext<'_, '_>, log: &TrialLog) -> Result<RunId, TrainError> {
     let tracker = ctx.ports.tracker;
-    let run = tracker.create_run(ctx.experiment, &log.run_name, &log.tags, log.start_ms)?;
-    tracker.log_params_and_metrics(&run.run_id, &log.params, &log.metrics)?;
+    let (at_create, later): (Vec<_>, Vec<_>) = log.tags.iter().cloned().partition(|(k, _)| k == "mlflow.parentRunId");
+    let run = tracker.create_run(ctx.experiment, &log.run_name, &at_create, log.start_ms)?;
+    tracker.log_batch(&run.run_id, &log.params, &log.metrics, &later)?;
     tracker.end_run(&run.run_id, log.status, log.end_ms)?;
     Ok(run.run_id)
 }
@@ -1133,7 +1136,6 @@ fn one_trial(ctx: &TrialContext<'_, '_>) -> Result<TrialStep, TrainError> {
     let run_name = format!("{}-trial-{number}", study.name);
     let mut tags = vec![
         ("mlflow.parentRunId".to_string(), ctx.parent.0.clone()),
-        ("mlflow.runName".to_string(), run_name.clone()),
         ("kiln.run.kind".to_string(), "trial".to_string()),
         ("kiln.study".to_string(), study.name.clone()),
         ("kiln.trial.number".to_string(), number.to_string()),
