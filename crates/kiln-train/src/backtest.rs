@@ -19,7 +19,7 @@ use serde::Serialize;
 
 use crate::TrainError;
 use crate::evaluate::{Evaluation, forecast_predictions};
-use crate::fit::{FitSpec, Progress, check_model_fits_task, fit_parts};
+use crate::fit::{FitSpec, OutputRows, Progress, check_model_fits_task, fit_parts};
 use crate::prepare::{Design, Parts, RowCounts, TaskSpec, prepare};
 
 /// What a backtest runs: the pipeline and model of one fit, and how the rows are folded.
@@ -388,7 +388,9 @@ fn run_fold(
     i: usize,
 ) -> Result<Fitting, TrainError> {
     let started = Instant::now();
-    let fitted = fit_parts(&spec.fit, design, parts, &Quiet)?;
+    // a fold refitted every fold is scored on its own rows alone; otherwise later folds roll forward on its outputs
+    let rows = if spec.refit_every == 1 { OutputRows::Parts } else { OutputRows::Every };
+    let fitted = fit_parts(&spec.fit, design, parts, rows, &Quiet)?;
     let steps = match spec.fit.task {
         TaskSpec::Forecast { recipe, .. } if recipe.direct_steps() > 0 => {
             let models =

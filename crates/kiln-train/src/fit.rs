@@ -84,7 +84,7 @@ pub fn fit_evaluate(spec: &FitSpec<'_>, frame: &Frame, progress: &dyn Progress) 
     ));
 
     let Fitted { mut pipeline, x, model, per_series, outputs, evaluation } =
-        fit_parts(spec, &design, &parts, progress)?;
+        fit_parts(spec, &design, &parts, OutputRows::Every, progress)?;
     if let TaskSpec::Forecast { recipe, intervals: Some(intervals), .. } = spec.task {
         progress.step(&format!(
             "calibrating conformal intervals ({}%) on the last {} windows of the training rows",
@@ -129,12 +129,24 @@ pub(crate) struct Fitted {
     pub(crate) evaluation: Evaluation,
 }
 
+/// Which design rows a fit's outputs are wanted for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OutputRows {
+    /// every design row (a train run's predictions, a backtest fold whose model later folds roll forward on)
+    Every,
+    /// the rows of the parts alone (a backtest fold refitted every fold, a tuning trial's fold); the other rows'
+    /// outputs are NaN
+    Parts,
+}
+
 /// Fits the pipeline and the model on `parts.train` of `design` (early stopping and the threshold on
 /// `parts.validation`) and evaluates them on every part: the step a train run takes once and a backtest once a fold.
+/// The outputs are the model's for the design rows `rows` asks for.
 pub(crate) fn fit_parts(
     spec: &FitSpec<'_>,
     design: &Design,
     parts: &Parts,
+    rows: OutputRows,
     progress: &dyn Progress,
 ) -> Result<Fitted, TrainError> {
     let transformed = fit_transform(spec, design, parts, progress)?;
@@ -154,8 +166,13 @@ pub(crate) fn fit_parts(
             Some(cache) => spec.model.fit_reusing(&x_fit, &y_fit, valid, cache)?,
             None => spec.model.fit(&x_fit, &y_fit, valid)?,
         };
-        progress.step(&format!("predicting the {} rows of every part", x.n_rows));
-        let outputs = model.predict(&x)?;
+        let outputs = match rows {
+            OutputRows::Every => {
+                progress.step(&format!("predicting the {} rows of every part", x.n_rows));
+                model.predict(&x)?
+            }
+            OutputRows::Parts => predict_parts(&model, &x, parts)?,
+        };
         (model, None, outputs)
     };
     let evaluation = evaluate::evaluate(spec.task, design, parts, &outputs)?;
@@ -176,6 +193,23 @@ pub(crate) fn fit_parts(
         intervals: None,
     };
     Ok(Fitted { pipeline, x, model, per_series, outputs, evaluation })
+}
+
+/// The model's outputs for the rows of `parts` (NaN for the design's other rows): a walk-forward fold's rows are a
+/// prefix of the design, two thirds of it on average over five folds.
+fn predict_parts(model: &FittedModel, x: &Matrix, parts: &Parts) -> Result<Vec<f64>, TrainError> {
+    let mut wanted: Vec<usize> = parts.train.iter().chain(&parts.validation).chain(&parts.test).copied().collect();
+    wanted.sort_unstable();
+    wanted.dedup();
+    if wanted.len() == x.n_rows {
+        return Ok(model.predict(x)?);
+    }
+    let predicted = model.predict(&x.take_rows(&wanted))?;
+    let mut outputs = vec![f64::NAN; x.n_rows];
+    for (&r, v) in wanted.iter().zip(predicted) {
+        outputs[r] = v;
+    }
+    Ok(outputs)
 }
 
 /// One model per series of a panel (`model.per_series`), each fitted on its series' training rows (early stopping on

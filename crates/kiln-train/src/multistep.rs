@@ -258,7 +258,7 @@ pub(crate) fn calibrate(
              windows, a shorter horizon, or more data"
         )));
     }
-    let fitted = crate::fit::fit_parts(spec, design, &cal_parts, &Quiet)?;
+    let fitted = crate::fit::fit_parts(spec, design, &cal_parts, crate::fit::OutputRows::Every, &Quiet)?;
     let step = fitted.pipeline.step.ok_or_else(|| {
         TrainError::NotEnoughRows("the series' step could not be learned from the calibration rows".to_string())
     })?;
