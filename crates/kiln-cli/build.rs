@@ -23,10 +23,14 @@ fn main() {
             println!("cargo:rerun-if-changed={common}/{head_ref}");
         }
     }
-    // one-thread OpenMP regions of GCC-compiled code (LightGBM) run inline (src/omp.rs, in the binary and its unit-test
-    // harness, which cargo links with the same arguments); GNU ld and lld know `--wrap`
+    // one-thread OpenMP regions of GCC-compiled code and one-thread static loops of clang-compiled code (LightGBM,
+    // XGBoost) take the short way (src/omp.rs, in the binary and its unit-test harness, which cargo links with the
+    // same arguments); GNU ld and lld know `--wrap`
     if std::env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux") {
         println!("cargo:rustc-link-arg-bins=-Wl,--wrap=GOMP_parallel");
+        for suffix in ["4", "4u", "8", "8u"] {
+            println!("cargo:rustc-link-arg-bins=-Wl,--wrap=__kmpc_for_static_init_{suffix}");
+        }
     }
     println!("cargo:rerun-if-changed=build.rs");
 }
