@@ -25,11 +25,17 @@ fn main() {
     }
     // one-thread OpenMP regions of GCC-compiled code and one-thread static loops of clang-compiled code (LightGBM,
     // XGBoost) take the short way (src/omp.rs, in the binary and its unit-test harness, which cargo links with the
-    // same arguments); GNU ld and lld know `--wrap`
+    // same arguments); GNU ld and lld know `--wrap`. libomp's entry points are wrapped only where kiln-xgboost-sys
+    // links libomp (GNU libgomp, its fallback, has no `__kmpc_*`)
+    println!("cargo::rustc-check-cfg=cfg(kiln_libomp)");
+    println!("cargo:rerun-if-env-changed=DEP_XGBOOST_OPENMP");
     if std::env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux") {
         println!("cargo:rustc-link-arg-bins=-Wl,--wrap=GOMP_parallel");
-        for suffix in ["4", "4u", "8", "8u"] {
-            println!("cargo:rustc-link-arg-bins=-Wl,--wrap=__kmpc_for_static_init_{suffix}");
+        if std::env::var("DEP_XGBOOST_OPENMP").as_deref() == Ok("libomp") {
+            println!("cargo:rustc-cfg=kiln_libomp");
+            for suffix in ["4", "4u", "8", "8u"] {
+                println!("cargo:rustc-link-arg-bins=-Wl,--wrap=__kmpc_for_static_init_{suffix}");
+            }
         }
     }
     println!("cargo:rerun-if-changed=build.rs");

@@ -51,6 +51,10 @@ fn main() {
     println!("cargo:rustc-link-search=native={}", shared.join("lib").display());
     println!("cargo:rustc-link-lib=static=xgboost");
     println!("cargo:rustc-link-lib=static=dmlc");
+    // which OpenMP runtime the process gets, for the build scripts of crates that depend on this one directly
+    // (`DEP_XGBOOST_OPENMP`: kiln-cli wraps libomp's entry points only where libomp is linked)
+    let libomp = target.contains("apple") || toolchain.is_some();
+    println!("cargo:openmp={}", if libomp { "libomp" } else { "libgomp" });
     if target.contains("apple") {
         println!("cargo:rustc-link-lib=dylib=c++");
         println!("cargo:rustc-link-lib=dylib=omp");
