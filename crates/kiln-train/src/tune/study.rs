@@ -773,64 +773,21 @@ fn study_steps(
     for (state, n) in state_counts(&records) {
         metrics.push(MetricPoint { key: format!("trials/{state}"), value: n as f64, timestamp_ms: now, step: 0 });
     }
-    // the study's pictures are drawn on a second thread while the leaderboard goes to the tracking store
-    let views = std::thread::scope(|scope| -> Result<Vec<StudyView>, TrainError> {
-        let drawing = scope.spawn(|| study_views(spec, studies, ports, now));
-        let logged = (|| -> Result<(), TrainError> {
-            tracker.log_metrics(parent, &metrics)?;
-            log_params_chunked(tracker, parent, &best_params)?;
-            let artifacts = ports.artifacts;
-            let csv = leaderboard_csv(&leaderboard, &spec.objective.metric);
-            artifacts.put_bytes(parent, "leaderboard.csv", csv.as_bytes())?;
-            artifacts.put_bytes(
-                parent,
-                "leaderboard.json",
-                serde_json::to_string_pretty(&leaderboard)
-                    .map_err(|e| kiln_domain::PortError::io(format!("cannot write the leaderboard as JSON: {e}")))?
-                    .as_bytes(),
-            )?;
-            artifacts.put_bytes(parent, "trials.csv", trials_csv(&records).as_bytes())?;
-            Ok(())
-        })();
-        let views = drawing.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
-        logged?;
-        views
-    })?;
-    for view in views {
-        for (name, png) in &view.charts {
-            ports.artifacts.put_bytes(parent, name, png)?;
-        }
-        if !view.importances.is_empty() {
-            tracker.log_metrics(parent, &view.importances)?;
-        }
-    }
-    let note = format!(
-        "kiln tune: {} trial{} in this run ({})\n\n{}",
-        records.len(),
-        if records.len() == 1 { "" } else { "s" },
-        state_counts(&records).iter().map(|(s, n)| format!("{n} {s}")).collect::<Vec<_>>().join(", "),
-        leaderboard_markdown(&leaderboard, &spec.objective.metric)
-    );
-    tracker.set_tags(parent, &[("mlflow.note.content".to_string(), note)])?;
-    Ok((records, leaderboard, winner, stale))
-}
-
-/// One view of a study for its parent run: its pictures (artifact path, PNG) and its parameter importances.
-struct StudyView {
-    charts: Vec<(String, Vec<u8>)>,
-    importances: Vec<MetricPoint>,
-}
-
-/// The study's pictures (optimisation history, parameter importances, parallel coordinates) over every stored
-/// trial, and the importances as metrics; a joint study of several candidates also gets them per candidate, over
-/// that candidate's trials and parameters (its own names, as the objective saw them).
-fn study_views(
-    spec: &StudySpec<'_>,
-    studies: &[Study<'_>],
-    ports: &TunePorts<'_>,
-    now: i64,
-) -> Result<Vec<StudyView>, TrainError> {
-    let mut out = Vec::new();
+    tracker.log_metrics(parent, &metrics)?;
+    log_params_chunked(tracker, parent, &best_params)?;
+    let artifacts = ports.artifacts;
+    artifacts.put_bytes(parent, "leaderboard.csv", leaderboard_csv(&leaderboard, &spec.objective.metric).as_bytes())?;
+    artifacts.put_bytes(
+        parent,
+        "leaderboard.json",
+        serde_json::to_string_pretty(&leaderboard)
+            .map_err(|e| kiln_domain::PortError::io(format!("cannot write the leaderboard as JSON: {e}")))?
+            .as_bytes(),
+    )?;
+    artifacts.put_bytes(parent, "trials.csv", trials_csv(&records).as_bytes())?;
+    // the study's pictures (optimisation history, parameter importances, parallel coordinates) over every stored
+    // trial, and the importances as metrics; a joint study of several candidates also gets them per candidate, over
+    // that candidate's trials and parameters (its own names, as the objective saw them)
     for study in studies {
         let trials = study_history(study, ports.storage, None)?;
         let folder = if studies.len() > 1 { format!("{}/", study.name) } else { String::new() };
@@ -842,7 +799,6 @@ fn study_views(
         }
         for (at, trials) in &views {
             let joint = study.candidates.len() > 1 && at == &folder;
-            let mut view = StudyView { charts: Vec::new(), importances: Vec::new() };
             for (name, png) in
                 super::study_charts(trials, spec.objective.direction, &spec.objective.metric, ports.charts)?
             {
@@ -850,23 +806,32 @@ fn study_views(
                 if joint && name != "optimization_history.png" {
                     continue;
                 }
-                view.charts.push((format!("{at}{name}"), png));
+                artifacts.put_bytes(parent, &format!("{at}{name}"), &png)?;
             }
-            if !joint {
-                view.importances = super::ped_anova_importances(trials, spec.objective.direction)
-                    .into_iter()
-                    .map(|(param, value)| MetricPoint {
-                        key: format!("importance/{at}{param}"),
-                        value,
-                        timestamp_ms: now,
-                        step: 0,
-                    })
-                    .collect();
+            if joint {
+                continue;
             }
-            out.push(view);
+            let importances: Vec<MetricPoint> = super::ped_anova_importances(trials, spec.objective.direction)
+                .into_iter()
+                .map(|(param, value)| MetricPoint {
+                    key: format!("importance/{at}{param}"),
+                    value,
+                    timestamp_ms: now,
+                    step: 0,
+                })
+                .collect();
+            tracker.log_metrics(parent, &importances)?;
         }
     }
-    Ok(out)
+    let note = format!(
+        "kiln tune: {} trial{} in this run ({})\n\n{}",
+        records.len(),
+        if records.len() == 1 { "" } else { "s" },
+        state_counts(&records).iter().map(|(s, n)| format!("{n} {s}")).collect::<Vec<_>>().join(", "),
+        leaderboard_markdown(&leaderboard, &spec.objective.metric)
+    );
+    tracker.set_tags(parent, &[("mlflow.note.content".to_string(), note)])?;
+    Ok((records, leaderboard, winner, stale))
 }
 
 /// The study's settings as params of the parent run.
