@@ -27,7 +27,8 @@ help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
 
 sysdeps: ## Debian packages: clang, libclang-dev and libomp-dev (bindgen for LightGBM, XGBoost's build), postgresql (the study storage's tests), promtool, shellcheck
-	@# libomp-dev: XGBoost is built by clang with LLVM's OpenMP runtime (crates/kiln-xgboost-sys/build.rs)
+	@# libomp-dev: LightGBM and XGBoost are compiled by clang with LLVM's OpenMP runtime (.cargo/config.toml,
+	@# crates/kiln-xgboost-sys/build.rs)
 	@if ! command -v clang >/dev/null || ! ls /usr/lib/llvm-*/lib/libclang.so >/dev/null 2>&1 \
 	    || ! ls /usr/lib/llvm-*/lib/libomp.so >/dev/null 2>&1; then \
 	  echo "installing clang, libclang-dev, libomp-dev"; \

@@ -8,10 +8,10 @@
 # ---- builder: the same toolchain as local builds (Rust 1.95 = workspace rust-version, Debian 12) ----
 FROM rust:1.95-bookworm AS builder
 
-# clang + libclang-dev: bindgen for lightgbm3; clang + libomp-dev: XGBoost is built by clang with LLVM's OpenMP
-# runtime, which LightGBM then uses too (crates/kiln-xgboost-sys/build.rs). CMake >= 3.28 for LightGBM 4.7 comes from PyPI (Debian 12 has
-# 3.25), pinned to the version of tests/requirements.txt; XGBoost 3.2 (kiln-xgboost-sys, built from the sdist in
-# crates/) needs >= 3.18.
+# clang + libclang-dev: bindgen for lightgbm3; clang + libomp-dev: LightGBM and XGBoost are compiled by clang with
+# LLVM's OpenMP runtime (.cargo/config.toml, crates/kiln-xgboost-sys/build.rs). CMake >= 3.28 for LightGBM 4.7 comes
+# from PyPI (Debian 12 has 3.25), pinned to the version of tests/requirements.txt; XGBoost 3.2 (kiln-xgboost-sys,
+# built from the sdist in crates/) needs >= 3.18.
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends clang libclang-dev libomp-dev python3-pip \
  && rm -rf /var/lib/apt/lists/* \

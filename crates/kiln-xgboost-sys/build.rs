@@ -9,9 +9,10 @@
 //! search (`CalcSplitGain`, `EnumerateSplit`) compiled by Debian 12's GCC 12 trains 5-10% slower than PyPI's wheel
 //! (GCC 14), by clang 14 about 3% faster (BENCHMARKS.md, "XGBoost built by clang"). A process can hold one OpenMP
 //! runtime only (both export `omp_get_thread_num` and the rest, and the first one loaded answers every caller), so
-//! LightGBM, built by GCC, then runs on libomp too, through libomp's libgomp-compatible entry points: the `-lgomp`
-//! that `lightgbm3-sys` asks for finds a linker script here that names libomp. Without clang and libomp the build
-//! falls back to the default C++ compiler and libgomp, with a warning.
+//! LightGBM runs on libomp too: the `-lgomp` that `lightgbm3-sys` asks for finds a linker script here that names
+//! libomp (LightGBM is compiled by clang as well, `.cargo/config.toml`; compiled by GCC it would call libomp's
+//! libgomp-compatible entry points). Without clang and libomp the build falls back to the default C++ compiler and
+//! libgomp, with a warning; LightGBM must then be compiled by GCC too (`CXX_x86_64_unknown_linux_gnu=g++`).
 
 use std::env;
 use std::fs;
@@ -41,7 +42,8 @@ fn main() {
         println!(
             "cargo:warning=clang with LLVM's OpenMP (libomp) not found: XGBoost is built with the default C++ compiler \
              and libgomp, and trains 5-10% slower (install clang and libomp-dev, then `cargo clean -p kiln-xgboost-sys` \
-             so that this build script runs again)"
+             so that this build script runs again; until then LightGBM must be compiled by GCC too: \
+             CXX_x86_64_unknown_linux_gnu=g++)"
         );
     }
     let shared = shared_dir(&out_dir, &target, toolchain.is_some());
