@@ -343,6 +343,33 @@ def test_two_jobs_run_every_trial_once(tmp_path):
     assert all(t.state.name == "COMPLETE" for t in study.trials)
 
 
+def test_folds_on_lent_cores_score_as_one_worker_scores_them(tmp_path):
+    # with two jobs, a worker with no trial left to start lends its core to the folds of the trial still running;
+    # each fold is fitted alone, so every draw gets the values and fold scores a single worker gives it (a random
+    # sampler hands out the same draws in the same order whichever worker asks)
+    config = write(tmp_path, BASE.replace("folds: 3", "folds: 5") + """
+tune:
+  n_trials: 5
+  sampler: {kind: random, seed: 11}
+  pruner: {kind: none}
+  candidates:
+    - kind: lightgbm
+      params: {objective: regression, num_iterations: 80, early_stopping_rounds: 10, num_threads: 1, seed: 42, deterministic: true}
+      space:
+        learning_rate: {float: {low: 0.02, high: 0.3, log: true}}
+        num_leaves: {int: {low: 4, high: 32, log: true}}
+""")
+    by_draw = {}
+    for jobs in [1, 2]:
+        storage = f"sqlite:///{tmp_path / f'jobs{jobs}.db'}"
+        run_kiln("tune", "--config", config, "--tracking-uri", tmp_path / f"mlruns{jobs}", "--storage", storage,
+                 "--jobs", jobs, "--no-refit")
+        study = optuna_study(storage, "eurusd")
+        assert all(t.state.name == "COMPLETE" for t in study.trials)
+        by_draw[jobs] = {tuple(sorted(t.params.items())): (t.value, t.intermediate_values) for t in study.trials}
+    assert len(by_draw[1]) == 5 and by_draw[1] == by_draw[2]
+
+
 @pytest.mark.parametrize("space, expected", [
     ("learning_rate_x: {float: {low: 0.01, high: 0.1}}", ["tune.candidates[0].space.learning_rate_x", "learning_rate"]),
     ("learning_rate: {float: {low: 0.3, high: 0.1}}", ["tune.candidates[0].space.learning_rate", "low"]),

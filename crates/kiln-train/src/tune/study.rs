@@ -14,7 +14,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use kiln_domain::{
@@ -730,6 +730,7 @@ fn study_steps(
             started,
             running: Mutex::new(Vec::new()),
             datasets: kiln_models::FitCache::default(),
+            spare: AtomicUsize::new(0),
         };
         let (mut r, mut s) = run_trials(&ctx)?;
         records.append(&mut r);
@@ -906,6 +907,8 @@ struct TrialContext<'c, 'a> {
     running: Mutex<Vec<i64>>,
     /// each fold's binned LightGBM datasets, made once and boosted on by every trial
     datasets: kiln_models::FitCache,
+    /// cores of workers with no trial left to start, lent to the folds of the trials still running ([`fit_folds`])
+    spare: AtomicUsize,
 }
 
 /// Runs the study's trials, `jobs` at a time, until `n_trials` have started or the timeout has passed (or the grid
@@ -996,6 +999,8 @@ fn run_trials(ctx: &TrialContext<'_, '_>) -> Result<(Vec<TrialRecord>, StaleTria
                     if spec.n_trials.is_some_and(|n| slot >= n)
                         || spec.timeout.is_some_and(|t| ctx.started.elapsed() >= t)
                     {
+                        // nothing left to start: this worker's core goes to the folds of the running trials
+                        ctx.spare.fetch_add(1, Ordering::AcqRel);
                         break;
                     }
                     match one_trial(ctx) {
@@ -1414,8 +1419,14 @@ fn fold_scores(
     folds: &mut Vec<FoldOutcome>,
 ) -> Result<Option<Scored>, TrainError> {
     let (spec, study) = (ctx.spec, ctx.study);
+    // without a pruner no fold waits on the one before it: they are fitted first, on spare cores too
+    let mut fitted = if study.pruner.is_none() { fit_folds(ctx, bspec) } else { Vec::new() };
     for i in 0..ctx.plan.parts.len() {
-        let fold: FoldOutcome = match fit_fold(bspec, ctx.frame, ctx.plan, i) {
+        let fitted = match fitted.get_mut(i).and_then(Option::take) {
+            Some(outcome) => outcome,
+            None => fit_fold(bspec, ctx.frame, ctx.plan, i).map_err(|e| e.to_string()),
+        };
+        let fold: FoldOutcome = match fitted {
             Ok(f) => f,
             Err(e) => return Ok(Some(Scored::Failed { reason: format!("fold {}: {e}", i + 1) })),
         };
@@ -1468,6 +1479,50 @@ fn fold_scores(
         }
     }
     Ok(None)
+}
+
+/// Fits and scores every fold of a trial on this thread and on the cores that workers with no trial left to start
+/// have lent ([`TrialContext::spare`]): at the end of a study the last trials' folds run side by side instead of one
+/// after another beside idle cores. A helper is taken while at least two folds are untaken (one for it, one for this
+/// thread) and gives its core back when no fold is left. Folds are taken in order and each is fitted and scored
+/// alone, so the outcomes do not depend on the thread; once one fails no further fold is taken, and every fold
+/// before a failed one has been fitted, as in the loop that fits them one by one. `None`: a fold not fitted.
+fn fit_folds(ctx: &TrialContext<'_, '_>, bspec: &BacktestSpec<'_>) -> Vec<Option<Result<FoldOutcome, String>>> {
+    let n = ctx.plan.parts.len();
+    let slots: Vec<OnceLock<Result<FoldOutcome, String>>> = (0..n).map(|_| OnceLock::new()).collect();
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    // one fold, if any is left: false once none is
+    let take_one = || {
+        if failed.load(Ordering::Acquire) {
+            return false;
+        }
+        let i = next.fetch_add(1, Ordering::AcqRel);
+        if i >= n {
+            return false;
+        }
+        let outcome = fit_fold(bspec, ctx.frame, ctx.plan, i).map_err(|e| e.to_string());
+        if outcome.is_err() {
+            failed.store(true, Ordering::Release);
+        }
+        let _ = slots[i].set(outcome);
+        true
+    };
+    let take_spare = || ctx.spare.fetch_update(Ordering::AcqRel, Ordering::Acquire, |s| s.checked_sub(1)).is_ok();
+    std::thread::scope(|scope| {
+        loop {
+            while next.load(Ordering::Acquire) + 1 < n && !failed.load(Ordering::Acquire) && take_spare() {
+                scope.spawn(|| {
+                    while take_one() {}
+                    ctx.spare.fetch_add(1, Ordering::AcqRel);
+                });
+            }
+            if !take_one() {
+                break;
+            }
+        }
+    });
+    slots.into_iter().map(OnceLock::into_inner).collect()
 }
 
 /// The composite score of a trial's folds (and the trading of their out-of-fold forecasts): a trial whose score
