@@ -12,14 +12,17 @@
 //!   the training rows after the rounds [`crate::curve::train_due`] names; its evaluation lines are parsed at full
 //!   precision into the fitted model's [`EvalCurve`]s. Early stopping is done here, as Python's `xgboost.train` does
 //!   it: training stops once the validation metric has not strictly improved for `early_stopping_rounds` rounds.
-//! - **The model ends at its best round.** After early stopping the trees past the best round are cut from the
-//!   JSON model (its `trees`, `tree_info` and `num_trees`), which is loaded back; so the saved model predicts as the
-//!   best round everywhere, including Python's `Booster.predict`, which uses every tree. The attributes
-//!   `best_iteration` (0-based, as Python's `xgboost.train` writes it) and `best_score` are set as Python sets them.
-//!   The cut is checked: the reloaded model must save back to exactly the JSON that was loaded.
-//! - **Feature names live in the model.** The names (and the type `float`) are written into the JSON model's
-//!   `learner.feature_names`/`feature_types`, where Python's `Booster.save_model` puts them; Python's
-//!   XGBoost then checks a DataFrame's columns against them, and [`XgBoostModel::from_json_bytes`] reads them back.
+//! - **The model ends at its best round.** After early stopping the model keeps the rounds up to the best one only
+//!   (XGBoost's `XGBoosterSlice`, Python's `Booster[:n]`, into a booster of its own without the training matrices,
+//!   which the fit's booster is dropped for); so the saved model predicts as the best round everywhere, including
+//!   Python's `Booster.predict`, which uses every tree. The attributes `best_iteration` (0-based, as Python's
+//!   `xgboost.train` writes it) and `best_score` are set as Python sets them. The JSON is the same byte for byte as
+//!   cutting the trees out of the saved JSON and loading it back (what kiln did before, checked with Python's
+//!   XGBoost 3.2.0), without writing, parsing and loading the model twice.
+//! - **Feature names live in the model.** The names (and the type `float`) are set on the booster
+//!   (`XGBoosterSetStrFeatureInfo`, as Python's `Booster.feature_names` setter), so the JSON model holds them in
+//!   `learner.feature_names`/`feature_types`, where Python's `Booster.save_model` puts them; Python's XGBoost then
+//!   checks a DataFrame's columns against them, and [`XgBoostModel::from_json_bytes`] reads them back.
 //! - **f32 inside.** XGBoost stores features, thresholds and predictions as f32. Inputs are rounded from f64 to f32
 //!   (as Python's `DMatrix` does with a float64 array; NaN is missing, a finite value too large for f32 is refused)
 //!   and outputs are widened to f64 exactly. Labels go to XGBoost as f32.
@@ -555,25 +558,24 @@ impl Estimator for CheckedXgBoost {
             }
         }
 
-        let mut json: Value = serde_json::from_str(&booster.save_json().map_err(ModelError::Train)?)
-            .map_err(|e| ModelError::Train(format!("xgboost wrote a model that is not JSON: {e}")))?;
-        set_feature_names(&mut json, &x.names).map_err(ModelError::Train)?;
-        if let Some((best_round, score)) = best {
-            cut_to_rounds(&mut json, best_round + 1, rounds).map_err(ModelError::Train)?;
-            set_attribute(&mut json, "best_iteration", best_round.to_string()).map_err(ModelError::Train)?;
-            set_attribute(&mut json, "best_score", format!("{score}")).map_err(ModelError::Train)?;
-        }
+        // the model kept: the rounds up to the best one after early stopping (so that it predicts as the best round
+        // everywhere, Python's `Booster.predict` included, which uses every tree), with the features' names and the
+        // attributes Python's `xgboost.train` sets, in a booster of its own without the training matrices (XGBoost's
+        // `Booster[:n]`, the same JSON byte for byte as cutting the saved JSON and loading it back)
+        let keep = best.map_or(rounds, |(b, _)| b + 1);
+        let mut kept = booster.first_rounds(keep).map_err(ModelError::Train)?;
         drop(booster);
-        let bytes = serde_json::to_vec(&json).map_err(|e| ModelError::Train(format!("writing the model: {e}")))?;
-        let mut model = XgBoostModel::from_json_bytes(&bytes).map_err(|e| match e {
-            ModelError::Load(m) => ModelError::Train(format!("reloading the fitted model: {m}")),
-            other => other,
-        })?;
-        // the edited JSON must be exactly what XGBoost loaded: nothing lost, no number changed
-        let reloaded: Value = serde_json::from_slice(&model.to_json_bytes()?)
-            .map_err(|e| ModelError::Train(format!("xgboost wrote a model that is not JSON: {e}")))?;
-        if reloaded != json {
-            return Err(ModelError::Train("the model saved after reloading differs from the fitted one".into()));
+        kept.set_features(&x.names).map_err(ModelError::Train)?;
+        if let Some((best_round, score)) = best {
+            kept.set_attr("best_iteration", &best_round.to_string()).map_err(ModelError::Train)?;
+            kept.set_attr("best_score", &format!("{score}")).map_err(ModelError::Train)?;
+        }
+        let mut model = XgBoostModel::with_booster(kept).map_err(ModelError::Train)?;
+        if model.rounds != keep || model.trees != keep {
+            return Err(ModelError::Train(format!(
+                "the model has {} trees in {} rounds after keeping {keep} rounds; one tree per round was expected",
+                model.trees, model.rounds
+            )));
         }
         model.curves = curves;
         Ok(model)
@@ -599,57 +601,6 @@ fn validation_score(evals: &[(EvalData, String, f64)], metric: XgbMetric, round:
         )));
     }
     Ok(score)
-}
-
-fn learner_mut(json: &mut Value) -> Result<&mut serde_json::Map<String, Value>, String> {
-    json.get_mut("learner").and_then(Value::as_object_mut).ok_or_else(|| "the model JSON has no learner".to_string())
-}
-
-fn set_feature_names(json: &mut Value, names: &[String]) -> Result<(), String> {
-    let learner = learner_mut(json)?;
-    learner.insert("feature_names".into(), names.iter().map(|n| Value::from(n.as_str())).collect());
-    learner.insert("feature_types".into(), names.iter().map(|_| Value::from("float")).collect());
-    Ok(())
-}
-
-fn set_attribute(json: &mut Value, key: &str, value: String) -> Result<(), String> {
-    let learner = learner_mut(json)?;
-    let attributes = learner
-        .entry("attributes")
-        .or_insert_with(|| Value::Object(serde_json::Map::new()))
-        .as_object_mut()
-        .ok_or_else(|| "the model JSON's learner.attributes is not an object".to_string())?;
-    attributes.insert(key.into(), Value::from(value));
-    Ok(())
-}
-
-/// Keeps the trees of the first `keep` rounds of a `rounds`-round single-output gbtree model (one tree per round).
-fn cut_to_rounds(json: &mut Value, keep: usize, rounds: usize) -> Result<(), String> {
-    let model = json
-        .pointer_mut("/learner/gradient_booster/model")
-        .and_then(Value::as_object_mut)
-        .ok_or_else(|| "the model JSON has no learner.gradient_booster.model".to_string())?;
-    let trees = model.get_mut("trees").and_then(Value::as_array_mut).ok_or("the model JSON has no trees")?;
-    if trees.len() != rounds {
-        return Err(format!("the model has {} trees after {rounds} rounds; one per round was expected", trees.len()));
-    }
-    trees.truncate(keep);
-    let info = model.get_mut("tree_info").and_then(Value::as_array_mut).ok_or("the model JSON has no tree_info")?;
-    info.truncate(keep);
-    let param = model
-        .get_mut("gbtree_model_param")
-        .and_then(Value::as_object_mut)
-        .ok_or("the model JSON has no gbtree_model_param")?;
-    param.insert("num_trees".into(), Value::from(keep.to_string()));
-    // XGBoost >= 2.0: the first tree of every round and one past the last, one tree per round here
-    if let Some(indptr) = model.get_mut("iteration_indptr") {
-        let indptr = indptr.as_array_mut().ok_or("the model JSON's iteration_indptr is not an array")?;
-        if indptr.len() != rounds + 1 {
-            return Err(format!("the model has {} iteration_indptr entries after {rounds} rounds", indptr.len()));
-        }
-        indptr.truncate(keep + 1);
-    }
-    Ok(())
 }
 
 /// What kiln reads from a JSON model besides the trees XGBoost runs.
@@ -779,14 +730,26 @@ impl XgBoostModel {
         let json: Value = serde_json::from_slice(bytes).map_err(|e| ModelError::Load(format!("not JSON: {e}")))?;
         let summary = summarize(&json).map_err(ModelError::Load)?;
         let booster = Booster::load(bytes).map_err(ModelError::Load)?;
+        Ok(XgBoostModel::assemble(booster, &json, summary))
+    }
+
+    /// A model around a booster just fitted, read from its own JSON.
+    fn with_booster(booster: Booster) -> Result<XgBoostModel, String> {
+        let json: Value = serde_json::from_str(&booster.save_json()?)
+            .map_err(|e| format!("xgboost wrote a model that is not JSON: {e}"))?;
+        let summary = summarize(&json)?;
+        Ok(XgBoostModel::assemble(booster, &json, summary))
+    }
+
+    fn assemble(booster: Booster, json: &Value, summary: Summary) -> XgBoostModel {
         let importance = summary
             .feature_names
             .iter()
             .zip(&summary.importance)
             .map(|(n, (gain, splits))| (n.clone(), *gain, *splits))
             .collect();
-        let native = Forest::from_json(&json).filter(|f| f.n_features() == summary.feature_names.len());
-        Ok(XgBoostModel {
+        let native = Forest::from_json(json).filter(|f| f.n_features() == summary.feature_names.len());
+        XgBoostModel {
             booster: Mutex::new(booster),
             native,
             feature_names: summary.feature_names,
@@ -794,7 +757,7 @@ impl XgBoostModel {
             trees: summary.trees,
             importance,
             curves: Vec::new(),
-        })
+        }
     }
 
     /// Per feature, in the model's order: `(name, total gain, number of splits)`, as Python's

@@ -66,6 +66,24 @@ unsafe extern "C" {
         out_dim: *mut bst_ulong,
         out_result: *mut *const f32,
     ) -> c_int;
+    /// A new booster with the trees of rounds `begin_layer..end_layer` (every `step`-th), its parameters and
+    /// attributes; -2 when the range is out of bounds.
+    pub fn XGBoosterSlice(
+        handle: BoosterHandle,
+        begin_layer: c_int,
+        end_layer: c_int,
+        step: c_int,
+        out: *mut BoosterHandle,
+    ) -> c_int;
+    /// Sets a string attribute (`best_iteration`, `best_score`, ...) saved with the model.
+    pub fn XGBoosterSetAttr(handle: BoosterHandle, key: *const c_char, value: *const c_char) -> c_int;
+    /// Sets `feature_name` or `feature_type` to `size` strings.
+    pub fn XGBoosterSetStrFeatureInfo(
+        handle: BoosterHandle,
+        field: *const c_char,
+        features: *const *const c_char,
+        size: bst_ulong,
+    ) -> c_int;
     /// Loads a model (JSON or UBJSON) from `len` bytes.
     pub fn XGBoosterLoadModelFromBuffer(handle: BoosterHandle, buf: *const c_void, len: bst_ulong) -> c_int;
     /// Saves the model (`config`: `{"format": "json"}` or `"ubj"`).

@@ -166,6 +166,45 @@ impl Booster {
         Ok((values, shape))
     }
 
+    /// A new booster with the trees of the first `rounds` rounds, the parameters and attributes of this one, and
+    /// nothing in its cache (XGBoost's `Booster[:rounds]`): the model a fit keeps once its rounds are done.
+    pub(super) fn first_rounds(&self, rounds: usize) -> Result<Booster, String> {
+        let end = i32::try_from(rounds).map_err(|_| "slicing the model: too many rounds".to_string())?;
+        let mut handle = ptr::null_mut();
+        // SAFETY: a live booster; XGBoost writes a new booster handle, freed once by the returned value
+        check(unsafe { sys::XGBoosterSlice(self.0, 0, end, 1, &mut handle) }, "slicing the model")?;
+        if handle.is_null() {
+            return Err("slicing the model: xgboost returned no booster".to_string());
+        }
+        Ok(Booster(handle))
+    }
+
+    /// Sets a string attribute saved with the model.
+    pub(super) fn set_attr(&mut self, key: &str, value: &str) -> Result<(), String> {
+        let (k, v) = (c_string(key, "an attribute")?, c_string(value, "an attribute value")?);
+        // SAFETY: a live booster and two NUL-terminated strings, copied by XGBoost
+        check(unsafe { sys::XGBoosterSetAttr(self.0, k.as_ptr(), v.as_ptr()) }, &format!("setting attribute {key}"))
+    }
+
+    /// Sets the features' names and types (`float` each), saved in the model's `learner.feature_names` and
+    /// `feature_types`, as Python's `Booster.feature_names`/`feature_types` setters do.
+    pub(super) fn set_features(&mut self, names: &[String]) -> Result<(), String> {
+        let names = names.iter().map(|n| c_string(n, "a feature name")).collect::<Result<Vec<_>, _>>()?;
+        let float = c_string("float", "a feature type")?;
+        let name_ptrs: Vec<*const c_char> = names.iter().map(|n| n.as_ptr()).collect();
+        let type_ptrs: Vec<*const c_char> = names.iter().map(|_| float.as_ptr()).collect();
+        for (field, ptrs) in [("feature_name", &name_ptrs), ("feature_type", &type_ptrs)] {
+            let f = c_string(field, "a feature field")?;
+            // SAFETY: a live booster, a NUL-terminated field name and `ptrs.len()` NUL-terminated strings that
+            // outlive the call; XGBoost copies them
+            check(
+                unsafe { sys::XGBoosterSetStrFeatureInfo(self.0, f.as_ptr(), ptrs.as_ptr(), ptrs.len() as u64) },
+                &format!("setting {field}"),
+            )?;
+        }
+        Ok(())
+    }
+
     /// One boosting round (`iteration` is 0-based).
     pub(super) fn update(&mut self, iteration: i32, train: &Data) -> Result<(), String> {
         // SAFETY: a live booster and a live training matrix
