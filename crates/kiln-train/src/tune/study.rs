@@ -1505,6 +1505,7 @@ fn fit_folds(ctx: &TrialContext<'_, '_>, bspec: &BacktestSpec<'_>) -> Vec<Option
         if outcome.is_err() {
             failed.store(true, Ordering::Release);
         }
+        // each index is taken once (`fetch_add`), so its slot is empty and `set` cannot refuse the value
         let _ = slots[i].set(outcome);
         true
     };
