@@ -11,7 +11,8 @@ from the sdist by `kiln-xgboost-sys`, Python's from PyPI's wheel).
 
 "fit s" is the library's fit alone: kiln's from its progress lines ("fitting ..." to "predicting ...", 0.1 s
 resolution), Python's `Dataset`/`DMatrix` construction + `train` timed in the process (after the imports). Each run is a fresh process;
-the median of --repeats runs is reported.
+the two sides run in turns (kiln, Python, kiln, ...), since this 2-core VM's speed moves over minutes and a side run
+all at once can catch a slow stretch alone; every run's time is printed, then the median of --repeats runs each.
 
 Usage: KILN=path/to/kiln .venv/bin/python scripts/bench_train.py [--rows N] [--repeats R] [--keep DIR]
 """
@@ -116,10 +117,13 @@ def main() -> None:
     table = []
     for kind in ["lightgbm", "xgboost"]:
         for threads in [1, 2]:
-            kiln = statistics.median(kiln_fit(work, kind, threads) for _ in range(args.repeats))
-            python = statistics.median(python_fit(work, kind, threads, train_rows) for _ in range(args.repeats))
+            runs = [(kiln_fit(work, kind, threads), python_fit(work, kind, threads, train_rows))
+                    for _ in range(args.repeats)]
+            kiln = statistics.median(k for k, _ in runs)
+            python = statistics.median(p for _, p in runs)
             table.append((kind, threads, kiln, python))
-            print(f"{kind} {threads} thread(s): kiln {kiln:.2f} s, Python {python:.2f} s", file=sys.stderr)
+            print(f"{kind} {threads} thread(s): kiln {kiln:.2f} s, Python {python:.2f} s (runs in turns: "
+                  + ", ".join(f"{k:.2f}/{p:.2f}" for k, p in runs) + ")", file=sys.stderr)
     print("| library | threads | kiln fit s | Python fit s | Python / kiln |")
     print("|---|---:|---:|---:|---:|")
     for kind, threads, kiln, python in table:
