@@ -55,11 +55,14 @@ fn seconds(f: impl FnOnce()) -> f64 {
     start.elapsed().as_secs_f64()
 }
 
+/// One path's single-row prediction.
+type Predict<'a> = Box<dyn Fn(&[f64]) -> f64 + 'a>;
+
 /// Single-row timings taken in turns: each [`SingleRows::pass`] times every registered path over the next
 /// [`PASSES`]th of the first [`SINGLE_ROWS`] rows of its matrix; a figure is the median over the passes of the mean
 /// µs per call.
 struct SingleRows<'a> {
-    paths: Vec<(&'a Matrix, Box<dyn Fn(&[f64]) -> f64 + 'a>)>,
+    paths: Vec<(&'a Matrix, Predict<'a>)>,
     means: Vec<Vec<f64>>,
     done: usize,
 }
