@@ -333,9 +333,9 @@ impl Seen {
 /// compared by its text through [`Seen`], as every key of another shape is.
 #[derive(Debug, Default)]
 struct SeriesKeys {
-    series: String,
     time: String,
-    by_series: FastMap<String, SeriesTimes>,
+    /// by series number ([`SeriesIndex`])
+    by_series: Vec<SeriesTimes>,
 }
 
 #[derive(Debug, Default)]
@@ -387,6 +387,59 @@ fn series_key(column: &Column, i: usize) -> Option<std::borrow::Cow<'_, str>> {
     }
 }
 
+/// The series of the time section's series column, numbered in the order they are first seen, so that the time checks
+/// and the key check keep their state per series in vectors. A panel's rows come in a repeating order of series (by
+/// date, then symbol) or a series at a time (by symbol, then date): each series remembers the one that followed it
+/// last, and a row whose series is the last row's or its follower's is numbered by comparing its key with that one
+/// alone, without hashing it.
+#[derive(Debug, Default)]
+struct SeriesIndex {
+    ids: FastMap<String, u32>,
+    /// by number: the key ([`series_key`])
+    keys: Vec<String>,
+    /// by number: the series of the row after its last row ([`NONE`] before any)
+    next: Vec<u32>,
+    last: Option<u32>,
+}
+
+/// No series: [`SeriesIndex::next`] of a series not yet followed.
+const NONE: u32 = u32::MAX;
+
+impl SeriesIndex {
+    fn id(&mut self, key: &str) -> u32 {
+        if let Some(last) = self.last {
+            if self.keys[last as usize] == key {
+                return last;
+            }
+            let next = self.next[last as usize];
+            if next != NONE && self.keys[next as usize] == key {
+                self.last = Some(next);
+                return next;
+            }
+        }
+        let id = match self.ids.get(key) {
+            Some(&id) => id,
+            None => {
+                let id = u32::try_from(self.keys.len()).unwrap_or(NONE - 1).min(NONE - 1);
+                self.ids.insert(key.to_string(), id);
+                self.keys.push(key.to_string());
+                self.next.push(NONE);
+                id
+            }
+        };
+        if let Some(last) = self.last {
+            self.next[last as usize] = id;
+        }
+        self.last = Some(id);
+        id
+    }
+
+    /// Each row's series number (`None`: the series is missing).
+    fn chunk(&mut self, column: &Column) -> Vec<Option<u32>> {
+        (0..column.len()).map(|i| series_key(column, i).map(|key| self.id(&key))).collect()
+    }
+}
+
 fn repeat(first: &mut First, row: u64, line: Option<u64>, check: &mut Check, show: &dyn Fn() -> Vec<(String, String)>) {
     if first.row & COUNTED == 0 {
         let line = (first.line > 0).then_some(first.line);
@@ -425,8 +478,8 @@ struct TimePlan {
     order_check: Option<usize>,
     gap: Option<(Span, usize)>,
     freshness: Option<(Span, usize)>,
-    /// the last row of each series (its time, `None` when missing): time, row, line
-    last: FastMap<String, Option<i64>>,
+    /// by series number ([`SeriesIndex`]): the time of the series' last row (`None` when missing), `None` before it
+    last: Vec<Option<Option<i64>>>,
     last_single: Option<Option<i64>>,
     latest: Option<i64>,
 }
@@ -455,6 +508,8 @@ pub struct Validator {
     key: Option<(Vec<String>, Seen, usize)>,
     /// for a key of the time section's series and time columns: what the key check remembers per series
     series_keys: Option<SeriesKeys>,
+    /// the time section's series, numbered
+    series_index: SeriesIndex,
     parsers: HashMap<String, Box<dyn TimeParse>>,
     reference_ms: i64,
     rows: u64,
@@ -552,6 +607,7 @@ impl Validator {
             rows_check: None,
             key: None,
             series_keys: None,
+            series_index: SeriesIndex::default(),
             parsers: HashMap::new(),
             reference_ms: options.reference_ms,
             rows: 0,
@@ -750,7 +806,7 @@ impl Validator {
                 order_check,
                 gap,
                 freshness,
-                last: FastMap::default(),
+                last: Vec::new(),
                 last_single: None,
                 latest: None,
             });
@@ -762,8 +818,7 @@ impl Validator {
             && key.contains(&time.column)
             && series != &time.column
         {
-            v.series_keys =
-                Some(SeriesKeys { series: series.clone(), time: time.column.clone(), ..SeriesKeys::default() });
+            v.series_keys = Some(SeriesKeys { time: time.column.clone(), ..SeriesKeys::default() });
         }
         for rule in &spec.rules {
             let expr = Expr::parse(&rule.expr).map_err(|e| SchemaError::new("rules", e.to_string()))?;
@@ -848,25 +903,33 @@ impl Validator {
             mark_unparsed(&mut p, &unparsed);
             parsed.insert(name.clone(), p);
         }
+        // the time section's series: each row's series number, for the key check and the time checks
+        let series = match self.time.as_ref().and_then(|t| t.series.as_ref()) {
+            Some(name) => {
+                let column = get(name)?;
+                Some((column, self.series_index.chunk(column)))
+            }
+            None => None,
+        };
         if let Some((key, seen, idx)) = &mut self.key {
             let cols: Vec<&Column> = key.iter().map(|c| get(c)).collect::<Result<_, _>>()?;
             let check = &mut self.checks[*idx];
             // a panel's (series, time): rows whose time was read are checked per series, the others hashed below
-            let by_series = match &mut self.series_keys {
-                Some(keys) => Some((get(&keys.series)?, &parsed[&keys.time], keys)),
-                None => None,
+            let by_series = match (&mut self.series_keys, &series) {
+                (Some(keys), Some((_, ids))) => Some((ids, &parsed[&keys.time], keys)),
+                _ => None,
             };
             let mut hashed: Vec<bool> = vec![true; n];
-            if let Some((series, p, keys)) = by_series {
+            if let Some((ids, p, keys)) = by_series {
                 for (i, hashed) in hashed.iter_mut().enumerate() {
-                    let (Some(t), Some(name)) = (p.times[i], series_key(series, i)) else { continue };
+                    let (Some(t), Some(id)) = (p.times[i], ids[i]) else { continue };
                     *hashed = false;
                     let show = || key.iter().zip(&cols).map(|(c, col)| (c.clone(), cell_text(col, i))).collect();
-                    let times = match keys.by_series.get_mut(name.as_ref()) {
-                        Some(times) => times,
-                        None => keys.by_series.entry(name.into_owned()).or_default(),
-                    };
-                    times.see(t, first + i as u64, line(i), check, &show);
+                    let id = id as usize;
+                    if id >= keys.by_series.len() {
+                        keys.by_series.resize_with(id + 1, SeriesTimes::default);
+                    }
+                    keys.by_series[id].see(t, first + i as u64, line(i), check, &show);
                 }
             }
             'rows: for i in (0..n).filter(|&i| hashed[i]) {
@@ -888,10 +951,7 @@ impl Validator {
         }
         if let Some(time) = &mut self.time {
             let times = &parsed[&time.column].times;
-            let series = match &time.series {
-                Some(s) => Some(get(s)?),
-                None => None,
-            };
+            let series = series.as_ref().map(|(column, ids)| (*column, ids.as_slice()));
             check_time(time, times, series, &mut self.checks, first, &line);
         }
         for rule in &self.rules {
@@ -1191,7 +1251,7 @@ fn check_column(
 fn check_time(
     time: &mut TimePlan,
     times: &[Option<i64>],
-    series: Option<&Column>,
+    series: Option<(&Column, &[Option<u32>])>,
     checks: &mut [Check],
     first: u64,
     line: &dyn Fn(usize) -> Option<u64>,
@@ -1202,32 +1262,24 @@ fn check_time(
         if let Some(t) = t {
             time.latest = Some(time.latest.map_or(t, |l| l.max(t)));
         }
-        let key = match series {
-            Some(col) => match col {
-                Column::Categorical(v) => match &v[i] {
-                    Some(k) => Some(k.as_str().into()),
-                    None => continue,
-                },
-                other => Some(std::borrow::Cow::Owned(cell_text(other, i))),
-            },
-            None => None,
-        };
-        let prev = match &key {
-            Some(k) => match time.last.get_mut(k.as_ref()) {
-                Some(slot) => std::mem::replace(slot, t),
-                None => {
-                    time.last.insert(k.to_string(), t);
-                    None
+        let prev = match series {
+            // a row without a series is compared with none, as pandas' `groupby` drops a missing key
+            Some((_, ids)) => {
+                let Some(id) = ids[i] else { continue };
+                let id = id as usize;
+                if id >= time.last.len() {
+                    time.last.resize(id + 1, None);
                 }
-            },
+                time.last[id].replace(t).flatten()
+            }
             None => time.last_single.replace(t).flatten(),
         };
         let (Some(prev), Some(t)) = (prev, t) else { continue };
         let row = first + i as u64;
         let show = || {
             let mut values = Vec::with_capacity(3);
-            if let (Some(name), Some(k)) = (&series_name, &key) {
-                values.push((name.clone(), k.to_string()));
+            if let (Some(name), Some((column, _))) = (&series_name, series) {
+                values.push((name.clone(), cell_text(column, i)));
             }
             values.push((column.clone(), iso_from_millis(t)));
             values.push(("previous".to_string(), iso_from_millis(prev)));
@@ -1251,6 +1303,71 @@ fn check_time(
             };
             if step > span_limit(span) {
                 checks[idx].fail(row, line(i), show);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod series_index_tests {
+    use super::{Column, SeriesIndex};
+
+    /// The numbers [`SeriesIndex`] gives, against numbering each key in the order first seen.
+    fn check(keys: &[Option<&str>], chunk: usize) {
+        let mut expected: Vec<String> = Vec::new();
+        let want: Vec<Option<u32>> = keys
+            .iter()
+            .map(|k| {
+                k.map(|k| match expected.iter().position(|e| e == k) {
+                    Some(at) => at as u32,
+                    None => {
+                        expected.push(k.to_string());
+                        expected.len() as u32 - 1
+                    }
+                })
+            })
+            .collect();
+        let mut index = SeriesIndex::default();
+        let mut got = Vec::new();
+        for part in keys.chunks(chunk) {
+            let column = Column::Categorical(part.iter().map(|k| k.map(str::to_string)).collect());
+            got.extend(index.chunk(&column));
+        }
+        assert_eq!(got, want, "chunks of {chunk}");
+    }
+
+    #[test]
+    fn series_are_numbered_in_the_order_first_seen_whatever_the_rows_order() {
+        let names = ["AAPL", "MSFT", "NVDA", "TSLA"];
+        // by date then symbol, with a symbol missing on some dates and a new one joining
+        let mut by_date = Vec::new();
+        for day in 0..30 {
+            for (s, name) in names.iter().enumerate() {
+                if (day + s) % 7 != 0 {
+                    by_date.push(Some(*name));
+                }
+            }
+            if day > 20 {
+                by_date.push(Some("AMZN"));
+            }
+            if day % 5 == 0 {
+                by_date.push(None);
+            }
+        }
+        // by symbol then date
+        let by_symbol: Vec<Option<&str>> = names.iter().flat_map(|n| std::iter::repeat_n(Some(*n), 25)).collect();
+        // no order at all
+        let mut state = 7u64;
+        let shuffled: Vec<Option<&str>> = (0..500)
+            .map(|_| {
+                state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+                let k = (state >> 33) as usize % 6;
+                names.get(k).copied()
+            })
+            .collect();
+        for keys in [&by_date, &by_symbol, &shuffled] {
+            for chunk in [1, 3, 64, 1000] {
+                check(keys, chunk);
             }
         }
     }
