@@ -394,25 +394,23 @@ fn series_key(column: &Column, i: usize) -> Option<std::borrow::Cow<'_, str>> {
 /// alone, without hashing it.
 #[derive(Debug, Default)]
 struct SeriesIndex {
-    ids: FastMap<String, u32>,
+    ids: FastMap<String, usize>,
     /// by number: the key ([`series_key`])
     keys: Vec<String>,
-    /// by number: the series of the row after its last row ([`NONE`] before any)
-    next: Vec<u32>,
-    last: Option<u32>,
+    /// by number: the series of the row after its last row (`None` before any)
+    next: Vec<Option<usize>>,
+    last: Option<usize>,
 }
 
-/// No series: [`SeriesIndex::next`] of a series not yet followed.
-const NONE: u32 = u32::MAX;
-
 impl SeriesIndex {
-    fn id(&mut self, key: &str) -> u32 {
+    fn id(&mut self, key: &str) -> usize {
         if let Some(last) = self.last {
-            if self.keys[last as usize] == key {
+            if self.keys[last] == key {
                 return last;
             }
-            let next = self.next[last as usize];
-            if next != NONE && self.keys[next as usize] == key {
+            if let Some(next) = self.next[last]
+                && self.keys[next] == key
+            {
                 self.last = Some(next);
                 return next;
             }
@@ -420,22 +418,22 @@ impl SeriesIndex {
         let id = match self.ids.get(key) {
             Some(&id) => id,
             None => {
-                let id = u32::try_from(self.keys.len()).unwrap_or(NONE - 1).min(NONE - 1);
+                let id = self.keys.len();
                 self.ids.insert(key.to_string(), id);
                 self.keys.push(key.to_string());
-                self.next.push(NONE);
+                self.next.push(None);
                 id
             }
         };
         if let Some(last) = self.last {
-            self.next[last as usize] = id;
+            self.next[last] = Some(id);
         }
         self.last = Some(id);
         id
     }
 
     /// Each row's series number (`None`: the series is missing).
-    fn chunk(&mut self, column: &Column) -> Vec<Option<u32>> {
+    fn chunk(&mut self, column: &Column) -> Vec<Option<usize>> {
         (0..column.len()).map(|i| series_key(column, i).map(|key| self.id(&key))).collect()
     }
 }
@@ -925,7 +923,6 @@ impl Validator {
                     let (Some(t), Some(id)) = (p.times[i], ids[i]) else { continue };
                     *hashed = false;
                     let show = || key.iter().zip(&cols).map(|(c, col)| (c.clone(), cell_text(col, i))).collect();
-                    let id = id as usize;
                     if id >= keys.by_series.len() {
                         keys.by_series.resize_with(id + 1, SeriesTimes::default);
                     }
@@ -1251,7 +1248,7 @@ fn check_column(
 fn check_time(
     time: &mut TimePlan,
     times: &[Option<i64>],
-    series: Option<(&Column, &[Option<u32>])>,
+    series: Option<(&Column, &[Option<usize>])>,
     checks: &mut [Check],
     first: u64,
     line: &dyn Fn(usize) -> Option<u64>,
@@ -1266,7 +1263,6 @@ fn check_time(
             // a row without a series is compared with none, as pandas' `groupby` drops a missing key
             Some((_, ids)) => {
                 let Some(id) = ids[i] else { continue };
-                let id = id as usize;
                 if id >= time.last.len() {
                     time.last.resize(id + 1, None);
                 }
@@ -1315,14 +1311,14 @@ mod series_index_tests {
     /// The numbers [`SeriesIndex`] gives, against numbering each key in the order first seen.
     fn check(keys: &[Option<&str>], chunk: usize) {
         let mut expected: Vec<String> = Vec::new();
-        let want: Vec<Option<u32>> = keys
+        let want: Vec<Option<usize>> = keys
             .iter()
             .map(|k| {
                 k.map(|k| match expected.iter().position(|e| e == k) {
-                    Some(at) => at as u32,
+                    Some(at) => at,
                     None => {
                         expected.push(k.to_string());
-                        expected.len() as u32 - 1
+                        expected.len() - 1
                     }
                 })
             })
