@@ -12,6 +12,7 @@ mod evaluate_cmd;
 mod exit;
 mod features_cmd;
 mod fetch_cmd;
+mod malloc;
 #[cfg(target_os = "linux")]
 mod omp;
 mod progress;

@@ -99,6 +99,8 @@ fn stream(
         opts.na_values = na.clone();
     }
     let chunks = read_chunks(path, &opts, run.chunk_rows)?;
+    // every chunk allocates and frees the same vectors: keep them for the next chunk instead of remapping them
+    crate::malloc::keep_freed_memory();
     std::thread::scope(|scope| -> Result<()> {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Chunk, ReadError>>(2);
         // checked chunks go back to the reader to be freed: their thousands of small texts are the reader's
