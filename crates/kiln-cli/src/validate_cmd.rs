@@ -7,7 +7,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use kiln_data::{ReadError, ReadOptions, TimeTextParser, Unparsed, read_chunks};
+use kiln_data::{ReadError, ReadOptions, TimeTextParser, Unparsed, column_names, read_chunks};
 use kiln_domain::Frame;
 use kiln_eval::validate::{
     BadCell, InferOptions, Report, SchemaDraft, SchemaError, SchemaSpec, TimeParse, ValidateOptions, Validator,
@@ -63,14 +63,9 @@ fn time_parsers(format: Option<&str>) -> Result<impl Fn() -> Box<dyn TimeParse> 
     })
 }
 
-/// The file's column names (read from its header, or the Parquet schema, and one row).
+/// The file's column names (its header, or the Parquet schema), reading no rows.
 fn header(path: &Path) -> Result<Vec<String>> {
-    let opts = ReadOptions { categorical: Vec::new(), ..ReadOptions::default() };
-    let mut chunks = read_chunks(path, &opts, 1)?;
-    match chunks.next() {
-        Some(frame) => Ok(frame?.names().to_vec()),
-        None => Ok(Vec::new()),
-    }
+    Ok(column_names(path)?)
 }
 
 /// A chunk as the reader thread hands it over: the rows, their CSV lines, the cells of `numeric` columns that are

@@ -18,8 +18,8 @@ pub use columns::frame_from_columns;
 pub use error::{Location, ReadError, SeriesOrderError};
 pub use fetch::{FetchError, FetchOutcome, FetchSpec, FileRequest, fetch};
 pub use read::{
-    FrameChunks, MAX_COLUMNS, MAX_LINE_BYTES, ReadOptions, ReadProgress, TimeTextParser, Unparsed, read_chunks,
-    read_frame, sha256_file,
+    FrameChunks, MAX_COLUMNS, MAX_LINE_BYTES, ReadOptions, ReadProgress, TimeTextParser, Unparsed, column_names,
+    read_chunks, read_frame, sha256_file,
 };
 pub use snapshot::{Manifest, ManifestColumn, Snapshot, SnapshotOutcome, SnapshotStore};
 pub use source::{

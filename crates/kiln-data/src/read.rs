@@ -157,6 +157,17 @@ pub fn read_chunks(path: &Path, opts: &ReadOptions, rows_per_chunk: usize) -> Re
     FrameChunks::open(path, opts, rows_per_chunk.max(1), true)
 }
 
+/// The column names of a data file (a CSV file's header, a Parquet file's schema), reading no rows.
+///
+/// # Errors
+/// As [`read_chunks`] for a file it cannot open: unreadable, not CSV or Parquet, a bad header or footer.
+pub fn column_names(path: &Path) -> Result<Vec<String>, ReadError> {
+    Ok(match kind_of(path)? {
+        FileKind::Csv => CsvSource::open(path)?.1,
+        FileKind::Parquet => ParquetSource::open(path)?.1,
+    })
+}
+
 /// How far a [`FrameChunks`] has read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ReadProgress {
@@ -1104,8 +1115,16 @@ fn convert_series(path: &Path, name: &str, series: &Series, first_row: usize) ->
         ),
         dt if dt.is_primitive_numeric() => {
             let cast = series.cast(&DataType::Float64).map_err(parquet_err(path))?;
-            let values: Vec<f64> =
-                cast.f64().map_err(parquet_err(path))?.iter().map(|v| v.unwrap_or(f64::NAN)).collect();
+            // array by array: a slice copied whole where no value is missing, NaN written for the missing ones
+            let mut values: Vec<f64> = Vec::with_capacity(cast.len());
+            for array in cast.f64().map_err(parquet_err(path))?.downcast_iter() {
+                match array.validity().filter(|valid| valid.unset_bits() > 0) {
+                    None => values.extend_from_slice(array.values()),
+                    Some(valid) => values.extend(
+                        array.values().iter().zip(valid.iter()).map(|(&x, present)| if present { x } else { f64::NAN }),
+                    ),
+                }
+            }
             check_finite(path, name, &values, |row| Location::Row(first_row + row + 1), |row| values[row].to_string())?;
             Column::Numeric(values)
         }
@@ -1133,11 +1152,18 @@ fn convert_series(path: &Path, name: &str, series: &Series, first_row: usize) ->
             };
             let raw = series.to_physical_repr();
             let raw = raw.i64().map_err(parquet_err(path))?;
-            let stamps = raw
-                .iter()
-                .enumerate()
-                .map(|(row, v)| v.map(|t| t.div_euclid(per_ms)).ok_or_else(|| null_time(path, name, first_row + row)));
-            Column::Timestamp(stamps.collect::<Result<_, _>>()?)
+            if raw.null_count() == 0 {
+                let mut stamps: Vec<i64> = Vec::with_capacity(raw.len());
+                for array in raw.downcast_iter() {
+                    stamps.extend(array.values().iter().map(|t| t.div_euclid(per_ms)));
+                }
+                Column::Timestamp(stamps)
+            } else {
+                let stamps = raw.iter().enumerate().map(|(row, v)| {
+                    v.map(|t| t.div_euclid(per_ms)).ok_or_else(|| null_time(path, name, first_row + row))
+                });
+                Column::Timestamp(stamps.collect::<Result<_, _>>()?)
+            }
         }
         other => {
             return Err(ReadError::UnsupportedDtype {

@@ -10,6 +10,7 @@ mod expr;
 mod infer;
 mod run;
 mod schema;
+mod whole;
 
 pub use expr::{ArithOp, CmpOp, Expr, ParseError};
 pub use infer::{InferOptions, SchemaDraft};

@@ -323,6 +323,14 @@ fn business_days_count_as_numpy() {
     assert_eq!(busday_count(day("2024-01-01"), day("2024-01-15")), 10);
     assert_eq!(busday_count(day("2024-01-06"), day("2024-01-07")), 0);
     assert_eq!(busday_count(day("2024-01-08"), day("2024-01-05")), -1);
+    // every begin within four weeks of the epoch and before it, every span up to three weeks, day by day
+    for begin in -30..30 {
+        for end in begin - 21..begin + 22 {
+            let (lo, hi) = (begin.min(end), begin.max(end));
+            let weekdays = (lo..hi).filter(|d: &i64| (d + 3).rem_euclid(7) < 5).count() as i64;
+            assert_eq!(busday_count(begin, end), if end < begin { -weekdays } else { weekdays }, "{begin} {end}");
+        }
+    }
 }
 
 #[test]
