@@ -36,17 +36,6 @@ pub enum CmpOp {
 }
 
 impl CmpOp {
-    fn apply(self, a: f64, b: f64) -> bool {
-        match self {
-            CmpOp::Lt => a < b,
-            CmpOp::Le => a <= b,
-            CmpOp::Gt => a > b,
-            CmpOp::Ge => a >= b,
-            CmpOp::Eq => a == b,
-            CmpOp::Ne => a != b,
-        }
-    }
-
     fn text(self) -> &'static str {
         match self {
             CmpOp::Lt => "<",
@@ -485,6 +474,14 @@ impl Expr {
         }
     }
 
+    /// [`Expr::num`], borrowing a column's values instead of copying them.
+    fn num_ref<'c>(&self, n: usize, cols: &'c dyn Columns) -> std::borrow::Cow<'c, [f64]> {
+        match self {
+            Expr::Column(c) => std::borrow::Cow::Borrowed(cols.values(c)),
+            other => std::borrow::Cow::Owned(other.num(n, cols)),
+        }
+    }
+
     fn cond(&self, n: usize, cols: &dyn Columns) -> Vec<u8> {
         match self.eval(n, cols) {
             Val::Cond(v) => v,
@@ -500,8 +497,8 @@ impl Expr {
             Expr::Neg(e) => Val::Num(e.num(n, cols).into_iter().map(|x| -x).collect()),
             Expr::Arith(op, a, b) => {
                 let mut a = a.num(n, cols);
-                let b = b.num(n, cols);
-                for (x, y) in a.iter_mut().zip(&b) {
+                let b = b.num_ref(n, cols);
+                for (x, y) in a.iter_mut().zip(b.iter()) {
                     *x = match op {
                         ArithOp::Add => *x + y,
                         ArithOp::Sub => *x - y,
@@ -513,18 +510,17 @@ impl Expr {
             }
             Expr::Compare(first, rest) => {
                 let mut out = vec![TRUE; n];
-                let mut left = first.num(n, cols);
+                let mut left = first.num_ref(n, cols);
                 for (op, e) in rest {
-                    let right = e.num(n, cols);
-                    for ((o, x), y) in out.iter_mut().zip(&left).zip(&right) {
-                        let v = if x.is_nan() || y.is_nan() {
-                            UNKNOWN
-                        } else if op.apply(*x, *y) {
-                            TRUE
-                        } else {
-                            FALSE
-                        };
-                        *o = and3(*o, v);
+                    let right = e.num_ref(n, cols);
+                    // one loop per operator, the comparison inlined in it
+                    match op {
+                        CmpOp::Lt => compare(&mut out, &left, &right, |a, b| a < b),
+                        CmpOp::Le => compare(&mut out, &left, &right, |a, b| a <= b),
+                        CmpOp::Gt => compare(&mut out, &left, &right, |a, b| a > b),
+                        CmpOp::Ge => compare(&mut out, &left, &right, |a, b| a >= b),
+                        CmpOp::Eq => compare(&mut out, &left, &right, |a, b| a == b),
+                        CmpOp::Ne => compare(&mut out, &left, &right, |a, b| a != b),
                     }
                     left = right;
                 }
@@ -553,6 +549,20 @@ impl Expr {
                     .collect(),
             ),
         }
+    }
+}
+
+/// `out[i]` and (`left[i]` `holds` `right[i]`): unknown where either side is missing (NaN).
+fn compare(out: &mut [u8], left: &[f64], right: &[f64], holds: impl Fn(f64, f64) -> bool) {
+    for ((o, &x), &y) in out.iter_mut().zip(left).zip(right) {
+        let v = if x.is_nan() || y.is_nan() {
+            UNKNOWN
+        } else if holds(x, y) {
+            TRUE
+        } else {
+            FALSE
+        };
+        *o = and3(*o, v);
     }
 }
 
