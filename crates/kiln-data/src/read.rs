@@ -203,6 +203,46 @@ pub struct FrameChunks {
     total_bytes: Option<u64>,
     /// the lenient columns' cells of the last chunk that are not numbers
     unparsed: Vec<Unparsed>,
+    /// text columns of chunks handed back ([`FrameChunks::recycle`]), written over by the next chunks
+    spare: SpareTexts,
+}
+
+/// Text columns handed back for reuse, by column name: a cell's `String` keeps its buffer for the next chunk's
+/// text of the same column, so a text column costs no allocation per cell once the first chunks came back.
+#[derive(Debug, Default)]
+struct SpareTexts(Vec<(String, Vec<Option<String>>)>);
+
+impl SpareTexts {
+    /// The most kept per column: the chunks between the reader and its caller.
+    const PER_COLUMN: usize = 4;
+
+    fn give(&mut self, name: String, texts: Vec<Option<String>>) {
+        if self.0.iter().filter(|(n, _)| *n == name).count() < Self::PER_COLUMN {
+            self.0.push((name, texts));
+        }
+    }
+
+    /// `cells` as a text column, written over a spare one of column `name` where there is one.
+    fn fill<'a>(&mut self, name: &str, cells: impl Iterator<Item = Option<&'a str>>) -> Vec<Option<String>> {
+        let mut out = match self.0.iter().position(|(n, _)| n == name) {
+            Some(at) => self.0.swap_remove(at).1,
+            None => Vec::new(),
+        };
+        let mut len = 0;
+        for cell in cells {
+            match (out.get_mut(len), cell) {
+                (Some(Some(text)), Some(cell)) => {
+                    text.clear();
+                    text.push_str(cell);
+                }
+                (Some(slot), cell) => *slot = cell.map(str::to_string),
+                (None, cell) => out.push(cell.map(str::to_string)),
+            }
+            len += 1;
+        }
+        out.truncate(len);
+        out
+    }
 }
 
 impl std::fmt::Debug for FrameChunks {
@@ -308,7 +348,19 @@ impl FrameChunks {
             done: false,
             total_bytes,
             unparsed: Vec::new(),
+            spare: SpareTexts::default(),
         })
+    }
+
+    /// Hands back a chunk this reader gave, once its caller is done with it: the strings of its text columns are
+    /// written over by the next chunks' texts instead of a `String` being allocated (and later freed) for every
+    /// cell. Optional; a chunk not handed back is simply dropped by its owner.
+    pub fn recycle(&mut self, frame: Frame) {
+        for (name, column) in frame.into_columns() {
+            if let Column::Categorical(texts) = column {
+                self.spare.give(name, texts);
+            }
+        }
     }
 
     /// The cells of [`ReadOptions::lenient_numeric`] columns in the chunk last yielded that are not numbers (read as
@@ -345,7 +397,18 @@ impl FrameChunks {
                     return Ok(None);
                 }
                 self.unparsed.clear();
-                (csv_columns(&self.path, &mut self.columns, &raw, &self.na, &mut self.parser, &mut self.unparsed)?, n)
+                (
+                    csv_columns(
+                        &self.path,
+                        &mut self.columns,
+                        &raw,
+                        &self.na,
+                        &mut self.parser,
+                        &mut self.unparsed,
+                        &mut self.spare,
+                    )?,
+                    n,
+                )
             }
             Source::Parquet(pq) => {
                 let Some(df) = pq.read(&self.path, self.rows_per_chunk)? else {
@@ -353,12 +416,29 @@ impl FrameChunks {
                         return Ok(None);
                     }
                     let empty = pq.read_empty(&self.path)?;
-                    let columns = parquet_columns(&self.path, &self.columns, &empty, 0, &self.na, &mut self.parser)?;
+                    let columns = parquet_columns(
+                        &self.path,
+                        &self.columns,
+                        &empty,
+                        0,
+                        &self.na,
+                        &mut self.parser,
+                        &mut self.spare,
+                    )?;
                     self.chunks += 1;
                     return build_frame(&self.path, columns).map(Some);
                 };
                 let n = df.height();
-                (parquet_columns(&self.path, &self.columns, &df, first_row as usize, &self.na, &mut self.parser)?, n)
+                let columns = parquet_columns(
+                    &self.path,
+                    &self.columns,
+                    &df,
+                    first_row as usize,
+                    &self.na,
+                    &mut self.parser,
+                    &mut self.spare,
+                )?;
+                (columns, n)
             }
         };
         let frame = build_frame(&self.path, columns)?;
@@ -869,6 +949,7 @@ fn csv_columns(
     na: &NaValues,
     parser: &mut TimeParser,
     unparsed: &mut Vec<Unparsed>,
+    spare: &mut SpareTexts,
 ) -> Result<Vec<(String, Column)>, ReadError> {
     let mut columns = Vec::with_capacity(planned.len());
     for (plan, cells) in planned.iter_mut().zip(&raw.cells) {
@@ -893,7 +974,9 @@ fn csv_columns(
                 });
                 Column::Timestamp(stamps.collect::<Result<_, _>>()?)
             }
-            Kind::Categorical => categorical_cells(cells.iter(), na),
+            Kind::Categorical => {
+                Column::Categorical(spare.fill(name, cells.iter().map(|c| (!na.contains(c)).then_some(c))))
+            }
             Kind::Numeric | Kind::Inferred(_) => {
                 let inferred_from = match plan.kind {
                     Kind::Inferred(rows) => Some(rows),
@@ -1082,12 +1165,13 @@ fn parquet_columns(
     first_row: usize,
     na: &NaValues,
     parser: &mut TimeParser,
+    spare: &mut SpareTexts,
 ) -> Result<Vec<(String, Column)>, ReadError> {
     let mut columns = Vec::with_capacity(planned.len());
     for plan in planned {
         let name = &plan.name;
         let series = df.column(name).map_err(parquet_err(path))?.as_materialized_series();
-        let column = convert_series(path, name, series, first_row)?;
+        let column = convert_series(path, name, series, first_row, spare)?;
         let column = match plan.kind {
             Kind::Time => time_from_column(path, name, column, series.dtype(), parser, first_row)?,
             Kind::Categorical => to_categorical(column),
@@ -1102,7 +1186,13 @@ fn parquet_columns(
     Ok(columns)
 }
 
-fn convert_series(path: &Path, name: &str, series: &Series, first_row: usize) -> Result<Column, ReadError> {
+fn convert_series(
+    path: &Path,
+    name: &str,
+    series: &Series,
+    first_row: usize,
+    spare: &mut SpareTexts,
+) -> Result<Column, ReadError> {
     let dtype = series.dtype();
     let column = match dtype {
         DataType::Boolean => Column::Numeric(
@@ -1128,13 +1218,11 @@ fn convert_series(path: &Path, name: &str, series: &Series, first_row: usize) ->
             check_finite(path, name, &values, |row| Location::Row(first_row + row + 1), |row| values[row].to_string())?;
             Column::Numeric(values)
         }
-        DataType::String => Column::Categorical(
-            series.str().map_err(parquet_err(path))?.iter().map(|v| v.map(str::to_string)).collect(),
-        ),
+        DataType::String => Column::Categorical(spare.fill(name, series.str().map_err(parquet_err(path))?.iter())),
         // pandas' categorical columns arrive as dictionary-encoded categoricals
         dt if dt.is_categorical() || dt.is_enum() => {
             let text = series.cast(&DataType::String).map_err(parquet_err(path))?;
-            Column::Categorical(text.str().map_err(parquet_err(path))?.iter().map(|v| v.map(str::to_string)).collect())
+            Column::Categorical(spare.fill(name, text.str().map_err(parquet_err(path))?.iter()))
         }
         DataType::Date => {
             let days = series.to_physical_repr();
