@@ -411,21 +411,37 @@ struct SeriesIndex {
     /// by number: the series of the row after its last row (`None` before any)
     next: Vec<Option<usize>>,
     last: Option<usize>,
+    /// the last row's series was found as its predecessor's follower
+    followed: bool,
 }
 
 impl SeriesIndex {
     fn id(&mut self, key: &str) -> usize {
         if let Some(last) = self.last {
-            if self.keys[last] == key {
-                return last;
-            }
-            if let Some(next) = self.next[last]
+            // the follower first where the last row's series was its predecessor's follower (rows by date, then
+            // series), the same series first otherwise (rows by series, then date)
+            let next = self.next[last];
+            if self.followed
+                && let Some(next) = next
                 && self.keys[next] == key
             {
                 self.last = Some(next);
                 return next;
             }
+            if self.keys[last] == key {
+                self.followed = false;
+                return last;
+            }
+            if !self.followed
+                && let Some(next) = next
+                && self.keys[next] == key
+            {
+                self.last = Some(next);
+                self.followed = true;
+                return next;
+            }
         }
+        self.followed = false;
         let id = match self.ids.get(key) {
             Some(&id) => id,
             None => {
@@ -495,12 +511,12 @@ struct TimePlan {
 
 /// A chunk's values of one column, parsed as its type.
 #[derive(Default)]
-struct Parsed {
+struct Parsed<'a> {
     missing: Vec<bool>,
     /// non-missing but not of the column's type
     bad: Vec<bool>,
-    /// numeric columns (NaN where missing or bad)
-    numbers: Vec<f64>,
+    /// numeric columns (NaN where missing or bad): a numeric column's own values, borrowed
+    numbers: std::borrow::Cow<'a, [f64]>,
     /// timestamp columns
     times: Vec<Option<i64>>,
 }
@@ -581,6 +597,18 @@ fn span_between(span: Span, earlier: i64, later: i64) -> i64 {
     match span {
         Span::Millis(_) => later - earlier,
         Span::BusinessDays(_) => busday_count(earlier.div_euclid(MS_PER_DAY), later.div_euclid(MS_PER_DAY)),
+    }
+}
+
+/// The span from `earlier` to `later` is longer than `span` allows. The weekdays between two days are at most
+/// the days between them, so a step of no more calendar days than the limit is within it without counting them.
+fn span_exceeds(span: Span, earlier: i64, later: i64) -> bool {
+    match span {
+        Span::Millis(ms) => later - earlier > ms,
+        Span::BusinessDays(n) => {
+            let (from, to) = (earlier.div_euclid(MS_PER_DAY), later.div_euclid(MS_PER_DAY));
+            to - from > n && busday_count(from, to) > n
+        }
     }
 }
 
@@ -900,7 +928,7 @@ impl Validator {
         let get = |name: &str| {
             chunk.column(name).map_err(|_| SchemaError::new("", format!("column '{name}' is missing from a chunk")))
         };
-        let mut parsed: HashMap<String, Parsed> = HashMap::new();
+        let mut parsed: HashMap<String, Parsed<'_>> = HashMap::new();
         for plan in &mut self.columns {
             let column = get(&plan.name)?;
             let parser = self.parsers.get_mut(&plan.name);
@@ -1046,11 +1074,11 @@ impl Validator {
     }
 }
 
-struct ChunkNumbers<'a>(&'a HashMap<String, Parsed>);
+struct ChunkNumbers<'a>(&'a HashMap<String, Parsed<'a>>);
 
 impl expr::Columns for ChunkNumbers<'_> {
     fn values(&self, column: &str) -> &[f64] {
-        self.0.get(column).map_or(&[], |p| p.numbers.as_slice())
+        self.0.get(column).map_or(&[], |p| p.numbers.as_ref())
     }
 
     fn missing(&self, column: &str) -> &[bool] {
@@ -1059,12 +1087,12 @@ impl expr::Columns for ChunkNumbers<'_> {
 }
 
 /// A chunk's cells of one column as its type.
-fn parse_column(column: &Column, ty: ValueType, parser: Option<&mut Box<dyn TimeParse>>) -> Parsed {
+fn parse_column<'a>(column: &'a Column, ty: ValueType, parser: Option<&mut Box<dyn TimeParse>>) -> Parsed<'a> {
     let n = column.len();
     let mut p = Parsed { missing: vec![false; n], bad: vec![false; n], ..Parsed::default() };
     match (ty, column) {
         (ValueType::Number | ValueType::Integer, Column::Numeric(v)) => {
-            p.numbers = v.clone();
+            p.numbers = std::borrow::Cow::Borrowed(v);
             for (i, x) in v.iter().enumerate() {
                 p.missing[i] = x.is_nan();
             }
@@ -1086,10 +1114,11 @@ fn parse_column(column: &Column, ty: ValueType, parser: Option<&mut Box<dyn Time
                         }
                     },
                 })
-                .collect();
+                .collect::<Vec<f64>>()
+                .into();
         }
         (ValueType::Number | ValueType::Integer, Column::Timestamp(_)) => {
-            p.numbers = vec![f64::NAN; n];
+            p.numbers = vec![f64::NAN; n].into();
             p.bad = vec![true; n];
         }
         (ValueType::Timestamp, Column::Timestamp(v)) => p.times = v.iter().map(|&t| Some(t)).collect(),
@@ -1147,8 +1176,8 @@ fn parse_column(column: &Column, ty: ValueType, parser: Option<&mut Box<dyn Time
         }
         (ValueType::String, Column::Timestamp(_)) => {}
     }
-    if ty == ValueType::Integer {
-        for (i, x) in p.numbers.iter_mut().enumerate() {
+    if ty == ValueType::Integer && p.numbers.iter().any(|x| x.is_finite() && x.fract() != 0.0) {
+        for (i, x) in p.numbers.to_mut().iter_mut().enumerate() {
             if x.is_finite() && x.fract() != 0.0 {
                 p.bad[i] = true;
                 *x = f64::NAN;
@@ -1159,7 +1188,7 @@ fn parse_column(column: &Column, ty: ValueType, parser: Option<&mut Box<dyn Time
 }
 
 /// Cells a reader read as NaN because they are not numbers: present, of the wrong type.
-fn mark_unparsed(p: &mut Parsed, unparsed: &[(usize, &str)]) {
+fn mark_unparsed(p: &mut Parsed<'_>, unparsed: &[(usize, &str)]) {
     for &(row, _) in unparsed {
         p.missing[row] = false;
         p.bad[row] = true;
@@ -1172,7 +1201,7 @@ fn mark_unparsed(p: &mut Parsed, unparsed: &[(usize, &str)]) {
 fn check_column(
     plan: &mut ColumnPlan,
     column: &Column,
-    p: &Parsed,
+    p: &Parsed<'_>,
     unparsed: &[(usize, &str)],
     checks: &mut [Check],
     first: u64,
@@ -1320,12 +1349,12 @@ fn check_time(
             }
         }
         if let Some((span, idx)) = time.gap {
-            let step = match time.order {
-                Order::Increasing => span_between(span, prev, t),
-                Order::Decreasing => span_between(span, t, prev),
-                Order::Any => span_between(span, prev.min(t), prev.max(t)),
+            let (from, to) = match time.order {
+                Order::Increasing => (prev, t),
+                Order::Decreasing => (t, prev),
+                Order::Any => (prev.min(t), prev.max(t)),
             };
-            if step > span_limit(span) {
+            if span_exceeds(span, from, to) {
                 checks[idx].fail(row, line(i), show);
             }
         }
