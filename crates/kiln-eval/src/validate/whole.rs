@@ -119,15 +119,19 @@ mod tests {
         }
     }
 
-    /// A pattern whose DFA would pass the size limit is matched by `regex::Regex`, with the same verdicts.
+    /// A pattern whose DFA would pass the size limit, or that a DFA cannot run (a Unicode word boundary), is
+    /// matched by `regex::Regex`, with the same verdicts.
     #[test]
-    fn a_pattern_too_large_for_a_dfa_falls_back_to_the_regex_crate() {
+    fn a_pattern_a_dfa_cannot_take_falls_back_to_the_regex_crate() {
         let pattern = "\\w{50}[0-9]\\w{50}";
         let ours = WholeMatch::new(pattern).unwrap();
         assert!(matches!(ours, WholeMatch::Regex(_)));
         let text = "a".repeat(50) + "7" + &"b".repeat(50);
         assert!(ours.is_match(&text));
         assert!(!ours.is_match(&text[1..]));
+        let ours = WholeMatch::new("\\bAB\\b ?").unwrap();
+        assert!(matches!(ours, WholeMatch::Regex(_)));
+        assert!(ours.is_match("AB") && ours.is_match("AB ") && !ours.is_match("ABC"));
     }
 
     #[test]
