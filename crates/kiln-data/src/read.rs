@@ -373,7 +373,7 @@ impl FrameChunks {
     /// `None` for a Parquet file, whose rows are numbered from 1.
     pub fn lines(&self) -> Option<&[u64]> {
         match &self.source {
-            Source::Csv(csv) => Some(&csv.lines),
+            Source::Csv(csv) => Some(&csv.raw.lines),
             Source::Parquet(_) => None,
         }
     }
@@ -553,7 +553,7 @@ impl FrameChunks {
         match &self.source {
             Source::Csv(csv) => {
                 let index = row.saturating_sub(csv.first_row_of_chunk) as usize;
-                Location::Line(csv.lines.get(index).copied().unwrap_or(0))
+                Location::Line(csv.raw.lines.get(index).copied().unwrap_or(0))
             }
             Source::Parquet(_) => Location::Row(row as usize + 1),
         }
@@ -738,6 +738,7 @@ pub(crate) fn parse_number(cell: &str, na: &NaValues) -> Result<f64, ()> {
 // CSV
 
 /// The kept columns of one chunk of CSV rows, each column's trimmed cells in one buffer.
+#[derive(Default)]
 struct RawChunk {
     cells: Vec<Cells>,
     lines: Vec<u64>,
@@ -785,8 +786,9 @@ struct CsvSource {
     indices: Vec<usize>,
     /// bytes consumed so far
     bytes: u64,
-    /// the lines of the current chunk's rows, and the data row the chunk starts at
-    lines: Vec<u64>,
+    /// the current chunk's cells and the lines of its rows (kept, cleared and refilled for every chunk), and the
+    /// data row it starts at
+    raw: RawChunk,
     first_row_of_chunk: u64,
     rows: u64,
     /// added to the csv reader's line numbers: with CRLF line ends it counts a record's line one short (it starts
@@ -903,7 +905,7 @@ impl CsvSource {
             trailing_unnamed,
             indices: Vec::new(),
             bytes,
-            lines: Vec::new(),
+            raw: RawChunk::default(),
             first_row_of_chunk: 0,
             rows: 0,
             line_offset: u64::from(crlf),
@@ -911,10 +913,15 @@ impl CsvSource {
         Ok((source, names))
     }
 
-    /// Up to `n` more rows.
-    fn read(&mut self, path: &Path, n: usize) -> Result<RawChunk, ReadError> {
-        let mut cells: Vec<Cells> = self.indices.iter().map(|_| Cells::default()).collect();
-        let mut lines = Vec::new();
+    /// Up to `n` more rows, in the buffers of the chunk before (cleared, their memory kept).
+    fn read(&mut self, path: &Path, n: usize) -> Result<&RawChunk, ReadError> {
+        let RawChunk { cells, lines } = &mut self.raw;
+        cells.resize_with(self.indices.len(), Cells::default);
+        for column in cells.iter_mut() {
+            column.text.clear();
+            column.ends.clear();
+        }
+        lines.clear();
         while lines.len() < n && self.reader.read_record(&mut self.record).map_err(|e| csv_error(path, e))? {
             let line = self.record.position().map_or(0, csv::Position::line) + self.line_offset;
             if self.record.len() != self.width {
@@ -936,8 +943,7 @@ impl CsvSource {
         self.bytes = self.reader.position().byte();
         self.first_row_of_chunk = self.rows;
         self.rows += lines.len() as u64;
-        self.lines.clone_from(&lines);
-        Ok(RawChunk { cells, lines })
+        Ok(&self.raw)
     }
 }
 
