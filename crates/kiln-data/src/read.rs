@@ -401,7 +401,7 @@ impl FrameChunks {
                     csv_columns(
                         &self.path,
                         &mut self.columns,
-                        &raw,
+                        raw,
                         &self.na,
                         &mut self.parser,
                         &mut self.unparsed,
