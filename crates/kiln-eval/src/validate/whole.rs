@@ -1,6 +1,7 @@
 //! A regex check's matcher: does a value match the pattern whole? A dense DFA (built once, anchored) walks the
 //! value's bytes, a few nanoseconds a byte and no per-call setup; `regex::Regex` decides when the pattern's DFA
-//! would be too large to build (wide Unicode classes repeated), with the same answer.
+//! would be too large to build (wide Unicode classes repeated) or cannot be built (a Unicode word boundary), with
+//! the same answer. The DFA is built without quit bytes, so its walk never stops short of a verdict.
 
 use regex_automata::Anchored;
 use regex_automata::dfa::{Automaton, dense};
