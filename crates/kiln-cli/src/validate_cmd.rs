@@ -63,11 +63,6 @@ fn time_parsers(format: Option<&str>) -> Result<impl Fn() -> Box<dyn TimeParse> 
     })
 }
 
-/// The file's column names (its header, or the Parquet schema), reading no rows.
-fn header(path: &Path) -> Result<Vec<String>> {
-    Ok(column_names(path)?)
-}
-
 /// A chunk as the reader thread hands it over: the rows, their CSV lines, the cells of `numeric` columns that are
 /// not numbers.
 type Chunk = (Frame, Option<Vec<u64>>, Vec<Unparsed>);
@@ -144,7 +139,7 @@ pub(crate) fn validate_file(
     run: &RunSettings,
 ) -> Result<Report> {
     source.check(spec)?;
-    let names = header(path)?;
+    let names = column_names(path)?;
     let parsers = time_parsers(run.time_format.as_deref())?;
     let options = ValidateOptions { reference_ms: run.reference_ms, samples: run.samples };
     let mut validator = Validator::new(spec, &names, options, &parsers).map_err(|e| source.error(e))?;
@@ -364,7 +359,7 @@ fn infer(file: &Path, args: &ValidateArgs) -> Result<u8> {
     if args.schema.is_some() || args.config.is_some() || args.json.is_some() {
         bad_input!("--infer drafts a schema from a file: it takes no --schema, --config or --json");
     }
-    let names = header(file)?;
+    let names = column_names(file)?;
     for (flag, column) in [("--time-column", &args.time_column), ("--series-column", &args.series_column)] {
         if let Some(c) = column
             && !names.contains(c)

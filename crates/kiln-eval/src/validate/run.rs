@@ -421,24 +421,11 @@ impl SeriesIndex {
             // the follower first where the last row's series was its predecessor's follower (rows by date, then
             // series), the same series first otherwise (rows by series, then date)
             let next = self.next[last];
-            if self.followed
-                && let Some(next) = next
-                && self.keys[next] == key
-            {
-                self.last = Some(next);
-                return next;
-            }
-            if self.keys[last] == key {
-                self.followed = false;
-                return last;
-            }
-            if !self.followed
-                && let Some(next) = next
-                && self.keys[next] == key
-            {
-                self.last = Some(next);
-                self.followed = true;
-                return next;
+            let order = if self.followed { [next, Some(last)] } else { [Some(last), next] };
+            if let Some(id) = order.into_iter().flatten().find(|&id| self.keys[id] == key) {
+                self.followed = id != last;
+                self.last = Some(id);
+                return id;
             }
         }
         self.followed = false;
