@@ -144,6 +144,26 @@ impl ParzenEstimator {
     /// [`ParzenEstimator::new`] of the observations given by parameter: `columns[j]` holds the `n` trials' values
     /// of `space[j]`, oldest first.
     pub fn from_columns(columns: &[Vec<f64>], n: usize, space: &[&Distribution], params: &ParzenParams) -> Self {
+        let dims = space.iter().enumerate().map(|(j, d)| kernels(&columns[j], d, params, space.len())).collect();
+        ParzenEstimator { weights: Self::mixture_weights(n, params), dims }
+    }
+
+    /// [`ParzenEstimator::from_columns`] of observations already in the sampling space: `dims[j]` holds the `n`
+    /// trials' values of `space[j]` (oldest first) as [`Observed`] says. The same estimator, bit for bit.
+    pub(crate) fn from_observed(dims: Vec<Observed>, n: usize, space: &[&Distribution], params: &ParzenParams) -> Self {
+        let dims = dims
+            .into_iter()
+            .zip(space)
+            .map(|(obs, d)| match obs {
+                Observed::Values(values) => kernels(&values, d, params, space.len()),
+                Observed::Means { mus, order } => numeric(mus, order.as_deref(), d, params, space.len()),
+            })
+            .collect();
+        ParzenEstimator { weights: Self::mixture_weights(n, params), dims }
+    }
+
+    /// The weights of `n` observations' kernels and the prior's (last), normalised.
+    fn mixture_weights(n: usize, params: &ParzenParams) -> Vec<f64> {
         let mut weights = if n == 0 {
             vec![1.0]
         } else {
@@ -156,8 +176,7 @@ impl ParzenEstimator {
         for w in &mut weights {
             *w /= total;
         }
-        let dims = space.iter().enumerate().map(|(j, d)| kernels(&columns[j], d, params, space.len())).collect();
-        ParzenEstimator { weights, dims }
+        weights
     }
 
     /// The mixture weights (the prior's last).
@@ -525,10 +544,38 @@ fn distinct_pairs(mus: &[f64], sigmas: &[f64]) -> (Vec<usize>, Vec<(f64, f64)>) 
     (ids, uniq)
 }
 
+/// One parameter's observations in the sampling space, for [`ParzenEstimator::from_observed`].
+pub(crate) enum Observed {
+    /// the internal values (a categorical parameter's, or a numeric one's to be put in the sampling space here).
+    Values(Vec<f64>),
+    /// a numeric parameter's means in the sampling space (the logarithms of the values under `log`), and their
+    /// places sorted by value (as `total_cmp` orders them), ties by place: the order [`neighbour_sigmas`] sorts
+    /// (`None`: sorted here when needed).
+    Means { mus: Vec<f64>, order: Option<Vec<usize>> },
+}
+
 /// One parameter's kernels over its observed internal values.
 fn kernels(obs: &[f64], d: &Distribution, params: &ParzenParams, n_params: usize) -> Kernels {
+    match d {
+        Distribution::Categorical { choices } => categorical(obs, choices.len(), params.prior_weight),
+        Distribution::Float { log, .. } | Distribution::Int { log, .. } => {
+            let mus = if *log { obs.iter().map(|m| m.ln()).collect() } else { obs.to_vec() };
+            numeric(mus, None, d, params, n_params)
+        }
+    }
+}
+
+/// A numeric parameter's kernels over its means in the sampling space (`order`: their places sorted by value, ties
+/// by place, when known).
+fn numeric(
+    mut mus: Vec<f64>,
+    order: Option<&[usize]>,
+    d: &Distribution,
+    params: &ParzenParams,
+    n_params: usize,
+) -> Kernels {
     let (low, high, step, log) = match d {
-        Distribution::Categorical { choices } => return categorical(obs, choices.len(), params.prior_weight),
+        Distribution::Categorical { .. } => unreachable!("a categorical parameter has no means"),
         Distribution::Float { low, high, log, step } => (*low, *high, *step, *log),
         Distribution::Int { low, high, log, step } => (*low as f64, *high as f64, Some(*step as f64), *log),
     };
@@ -537,11 +584,7 @@ fn kernels(obs: &[f64], d: &Distribution, params: &ParzenParams, n_params: usize
         lo -= s / 2.0;
         hi += s / 2.0;
     }
-    let mut mus: Vec<f64> = obs.to_vec();
     if log {
-        for m in &mut mus {
-            *m = m.ln();
-        }
         lo = lo.ln();
         hi = hi.ln();
     }
@@ -550,7 +593,10 @@ fn kernels(obs: &[f64], d: &Distribution, params: &ParzenParams, n_params: usize
         let sigma = 0.2 * (n.max(1) as f64).powf(-1.0 / (n_params as f64 + 4.0)) * (hi - lo);
         vec![sigma; n]
     } else {
-        neighbour_sigmas(&mus, lo, hi, params.consider_endpoints)
+        match order {
+            Some(order) => sigmas_in_order(&mus, order, lo, hi, params.consider_endpoints),
+            None => neighbour_sigmas(&mus, lo, hi, params.consider_endpoints),
+        }
     };
     let max_sigma = hi - lo;
     let min_sigma = if params.consider_magic_clip { (hi - lo) / 100f64.min(1.0 + (n + 1) as f64) } else { 1e-12 };
@@ -566,19 +612,23 @@ fn kernels(obs: &[f64], d: &Distribution, params: &ParzenParams, n_params: usize
 /// Each observation's sigma: the larger gap to its sorted neighbours (`lo`, `hi` at the ends); without
 /// `consider_endpoints`, the outermost take their inner gap.
 fn neighbour_sigmas(mus: &[f64], lo: f64, hi: f64, consider_endpoints: bool) -> Vec<f64> {
-    let n = mus.len();
-    // sorted by value (as `total_cmp` orders floats: the bits made an ordered integer), ties in the order of the
-    // observations, as a stable sort leaves them
-    let mut keyed: Vec<(i64, usize)> = mus
-        .iter()
-        .enumerate()
-        .map(|(i, m)| {
-            let bits = m.to_bits() as i64;
-            (bits ^ (((bits >> 63) as u64) >> 1) as i64, i)
-        })
-        .collect();
+    // sorted by value (as `total_cmp` orders floats), ties in the order of the observations, as a stable sort
+    // leaves them
+    let mut keyed: Vec<(i64, usize)> = mus.iter().enumerate().map(|(i, m)| (total_order_key(*m), i)).collect();
     keyed.sort_unstable();
     let order: Vec<usize> = keyed.into_iter().map(|(_, i)| i).collect();
+    sigmas_in_order(mus, &order, lo, hi, consider_endpoints)
+}
+
+/// `f64::total_cmp`'s order as an integer: the bits, the negative values' flipped.
+pub(crate) fn total_order_key(x: f64) -> i64 {
+    let bits = x.to_bits() as i64;
+    bits ^ (((bits >> 63) as u64) >> 1) as i64
+}
+
+/// [`neighbour_sigmas`] with the observations' `order` by value given.
+fn sigmas_in_order(mus: &[f64], order: &[usize], lo: f64, hi: f64, consider_endpoints: bool) -> Vec<f64> {
+    let n = mus.len();
     let mut s = Vec::with_capacity(n + 2);
     s.push(lo);
     s.extend(order.iter().map(|&i| mus[i]));

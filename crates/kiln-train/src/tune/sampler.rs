@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use super::TuneError;
-use super::parzen::{ParzenEstimator, ParzenParams, default_weights};
+use super::parzen::{Observed, ParzenEstimator, ParzenParams, default_weights, total_order_key};
 use super::space::{Distribution, ParamValue};
 use super::trial::{Direction, FrozenTrial, TrialState};
 use kiln_domain::NumpyRandomState;
@@ -376,6 +376,104 @@ pub struct TpeSampler {
     /// the last look. A finished trial never changes, so only later ones are read again.
     relative: Option<SearchSpace>,
     relative_upto: i64,
+    /// the finished trials as read so far, so that a draw does not read every past trial again
+    seen: Seen,
+}
+
+/// What a [`TpeSampler`] keeps of the finished trials between draws. A finished trial never changes (the contract
+/// Optuna's samplers rely on as well), so each is read once: its value, and each asked parameter's value in the
+/// sampling space, kept sorted as trials come; a draw then gathers its groups' observations by trial number and
+/// takes their order by value from the sorted list instead of sorting them again. The split of the last history
+/// asked about is kept too: the independent draws of one trial share it. Every draw is the one the history would
+/// give read afresh (`tests::the_kept_history_draws_as_a_fresh_read`).
+#[derive(Clone, Debug, Default)]
+struct Seen {
+    /// by trial number: the value's bits (`Some(None)` for a pruned trial without one), once read finished
+    read: Vec<Option<Option<u64>>>,
+    /// by (parameter name, log scale)
+    columns: BTreeMap<(String, bool), Column>,
+    split: Option<KeptSplit>,
+}
+
+/// The last split a [`TpeSampler`] made: for which draw, and the two groups' trial numbers.
+#[derive(Clone, Debug)]
+struct KeptSplit {
+    /// the trial being drawn, the history's length and its finished trials
+    key: (i64, usize, usize),
+    below: Vec<i64>,
+    above: Vec<i64>,
+}
+
+/// One parameter's observations in the sampling space.
+#[derive(Clone, Debug, Default)]
+struct Column {
+    /// by trial number: the internal value, its logarithm under log scale
+    mu: Vec<Option<f64>>,
+    /// (`total_order_key` of the value, trial number), sorted
+    sorted: Vec<(i64, i64)>,
+}
+
+impl Column {
+    fn add(&mut self, number: i64, value: f64, log: bool) {
+        let mu = if log { value.ln() } else { value };
+        let at = usize::try_from(number).unwrap_or(usize::MAX);
+        if self.mu.len() <= at {
+            self.mu.resize(at + 1, None);
+        }
+        self.mu[at] = Some(mu);
+        let key = (total_order_key(mu), number);
+        let place = self.sorted.partition_point(|k| *k < key);
+        self.sorted.insert(place, key);
+    }
+
+    fn get(&self, number: i64) -> Option<f64> {
+        usize::try_from(number).ok().and_then(|i| self.mu.get(i).copied().flatten())
+    }
+}
+
+impl Seen {
+    /// Reads the finished trials of `trials` not read before (all of them again if one read before has changed:
+    /// another study's history).
+    fn refresh(&mut self, trials: &[&FrozenTrial]) {
+        let value_of = |t: &FrozenTrial| t.value.map(f64::to_bits);
+        let changed = trials.iter().any(|t| {
+            usize::try_from(t.number)
+                .ok()
+                .and_then(|i| self.read.get(i).copied().flatten())
+                .is_some_and(|v| v != value_of(t))
+        });
+        if changed {
+            *self = Seen::default();
+        }
+        for t in trials {
+            let Ok(at) = usize::try_from(t.number) else { continue };
+            if self.read.get(at).copied().flatten().is_some() {
+                continue;
+            }
+            if self.read.len() <= at {
+                self.read.resize(at + 1, None);
+            }
+            self.read[at] = Some(value_of(t));
+            for ((name, log), column) in &mut self.columns {
+                if let Some(v) = t.params.get(name) {
+                    column.add(t.number, *v, *log);
+                }
+            }
+        }
+    }
+
+    /// The column of `name` on the log scale or not, read from `trials` (all read already) when new.
+    fn column(&mut self, name: &str, log: bool, trials: &[&FrozenTrial]) -> &Column {
+        self.columns.entry((name.to_string(), log)).or_insert_with(|| {
+            let mut column = Column::default();
+            for t in trials {
+                if let Some(v) = t.params.get(name) {
+                    column.add(t.number, *v, log);
+                }
+            }
+            column
+        })
+    }
 }
 
 impl TpeSampler {
@@ -386,7 +484,14 @@ impl TpeSampler {
             random: RandomSampler::new(seed),
             relative: None,
             relative_upto: 0,
+            seen: Seen::default(),
         }
+    }
+
+    /// The sampler as it would be with nothing read yet but the same generator state (for tests of [`Seen`]).
+    #[cfg(test)]
+    pub(crate) fn forgetting(&self) -> TpeSampler {
+        TpeSampler { seen: Seen::default(), ..self.clone() }
     }
 
     fn parzen_params(&self) -> ParzenParams {
@@ -427,14 +532,86 @@ impl TpeSampler {
         (fit(&below), fit(&above))
     }
 
-    /// A joint TPE draw over `space` from the complete and pruned `trials`.
+    /// [`TpeSampler::estimators`] from the kept observations ([`Seen`]): `trials` are the complete and pruned
+    /// trials of the history (`history_len` trials) as trial `number` is drawn.
+    fn kept_estimators(
+        &mut self,
+        trials: &[&FrozenTrial],
+        history_len: usize,
+        number: i64,
+        direction: Direction,
+        space: &[(&str, &Distribution)],
+    ) -> (ParzenEstimator, ParzenEstimator) {
+        self.seen.refresh(trials);
+        let key = (number, history_len, trials.len());
+        if self.seen.split.as_ref().is_none_or(|s| s.key != key) {
+            let (below, above) = split(trials, direction, (self.options.gamma)(trials.len()));
+            let numbers = |g: Vec<&FrozenTrial>| g.iter().map(|t| t.number).collect();
+            self.seen.split = Some(KeptSplit { key, below: numbers(below), above: numbers(above) });
+        }
+        let Some(kept) = self.seen.split.take() else { unreachable!("the split was just made") };
+        let dists: Vec<&Distribution> = space.iter().map(|(_, d)| *d).collect();
+        let logs: Vec<bool> = dists
+            .iter()
+            .map(|d| matches!(d, Distribution::Float { log: true, .. } | Distribution::Int { log: true, .. }))
+            .collect();
+        for ((name, _), log) in space.iter().zip(&logs) {
+            self.seen.column(name, *log, trials);
+        }
+        let params = self.parzen_params();
+        let columns: Vec<&Column> =
+            space.iter().zip(&logs).map(|((name, _), log)| &self.seen.columns[&(name.to_string(), *log)]).collect();
+        // each group's trials that have every parameter, in number order; their places by number
+        let mut place = Vec::new();
+        let mut fit = |group: &[i64]| {
+            let members: Vec<i64> =
+                group.iter().copied().filter(|&k| columns.iter().all(|c| c.get(k).is_some())).collect();
+            place.clear();
+            place.resize(columns.first().map_or(0, |c| c.mu.len()), usize::MAX);
+            for (i, &k) in members.iter().enumerate() {
+                place[k as usize] = i;
+            }
+            let dims = columns
+                .iter()
+                .zip(&dists)
+                .map(|(c, d)| {
+                    let values = members.iter().map(|&k| c.get(k).unwrap_or(f64::NAN)).collect();
+                    if matches!(d, Distribution::Categorical { .. }) {
+                        return Observed::Values(values);
+                    }
+                    // the multivariate bandwidth needs no order
+                    let order = (!params.multivariate).then(|| {
+                        c.sorted
+                            .iter()
+                            .filter_map(|&(_, k)| place.get(k as usize).copied().filter(|&i| i != usize::MAX))
+                            .collect()
+                    });
+                    Observed::Means { mus: values, order }
+                })
+                .collect();
+            ParzenEstimator::from_observed(dims, members.len(), &dists, &params)
+        };
+        let estimators = (fit(&kept.below), fit(&kept.above));
+        self.seen.split = Some(kept);
+        estimators
+    }
+
+    /// A joint TPE draw over `space` from the complete and pruned `trials` of a history of `history_len` trials, as
+    /// trial `number` is drawn.
     fn sample(
         &mut self,
         trials: &[&FrozenTrial],
+        history_len: usize,
+        number: i64,
         direction: Direction,
         space: &[(&str, &Distribution)],
     ) -> BTreeMap<String, f64> {
-        let (below, above) = self.estimators(trials, direction, space);
+        let (below, above) = if trials.iter().all(|t| t.number >= 0) {
+            self.kept_estimators(trials, history_len, number, direction, space)
+        } else {
+            // trial numbers are 0-based; a history that says otherwise is read afresh
+            self.estimators(trials, direction, space)
+        };
         let candidates = below.sample(&mut self.rng, self.options.n_ei_candidates);
         let best = best_candidate(&below.log_pdf(&candidates), &above.log_pdf(&candidates));
         space
@@ -554,7 +731,7 @@ impl Sampler for TpeSampler {
         &mut self,
         history: &[FrozenTrial],
         direction: Direction,
-        _trial: &FrozenTrial,
+        trial: &FrozenTrial,
         space: &SearchSpace,
     ) -> BTreeMap<String, f64> {
         let trials = finished(history);
@@ -562,14 +739,14 @@ impl Sampler for TpeSampler {
             return BTreeMap::new();
         }
         let space: Vec<(&str, &Distribution)> = space.iter().map(|(k, d)| (k.as_str(), d)).collect();
-        self.sample(&trials, direction, &space)
+        self.sample(&trials, history.len(), trial.number, direction, &space)
     }
 
     fn sample_independent(
         &mut self,
         history: &[FrozenTrial],
         direction: Direction,
-        _trial: &FrozenTrial,
+        trial: &FrozenTrial,
         name: &str,
         dist: &Distribution,
     ) -> Result<f64, TuneError> {
@@ -577,6 +754,6 @@ impl Sampler for TpeSampler {
         if trials.len() < self.options.n_startup_trials {
             return Ok(self.random.draw(dist));
         }
-        Ok(self.sample(&trials, direction, &[(name, dist)])[name])
+        Ok(self.sample(&trials, history.len(), trial.number, direction, &[(name, dist)])[name])
     }
 }

@@ -1017,3 +1017,58 @@ fn the_remembered_relative_space_equals_a_fresh_one() {
     let end = reused.infer_relative_space(&history, &FrozenTrial::running(120));
     assert!(end.contains_key("kind") && !end.contains_key("x") && !end.contains_key("leaves"), "{end:?}");
 }
+
+/// A [`TpeSampler`] keeps what it read of the finished trials between draws (their values in the sampling space, in
+/// sorted order, and the last split): at every trial of histories where trials finish out of order, fail, are
+/// pruned, lack a conditional parameter or belong to another study, its draw is the bit-identical draw of the same
+/// sampler reading the history afresh, independent and multivariate.
+#[test]
+fn the_kept_history_draws_as_a_fresh_read() {
+    let space = mixed_space();
+    for multivariate in [false, true] {
+        let mut rng = NumpyRandomState::new(11);
+        let mut kept = TpeSampler::new(TpeOptions { multivariate, n_startup_trials: 5, ..TpeOptions::default() }, 3);
+        let mut history: Vec<FrozenTrial> = Vec::new();
+        for number in 0..160 {
+            if number == 120 {
+                // another study's history handed to the same sampler: other values and parameters
+                for t in &mut history {
+                    t.value = t.value.map(|v| v + 1.0);
+                    if let Some(x) = t.params.get_mut("x") {
+                        *x = -*x;
+                    }
+                }
+            }
+            // a conditional space: `n` only in some trials
+            let sp: Vec<_> = space.iter().filter(|(n, _)| n != "n" || number % 4 != 1).cloned().collect();
+            let mut fresh_sampler = kept.forgetting();
+            let a = sample_trial(&mut kept, &history, Direction::Minimize, number, &sp).unwrap();
+            let b = sample_trial(&mut fresh_sampler, &history, Direction::Minimize, number, &sp).unwrap();
+            let bits = |t: &FrozenTrial| t.params.iter().map(|(k, v)| (k.clone(), v.to_bits())).collect::<Vec<_>>();
+            assert_eq!(bits(&a), bits(&b), "multivariate {multivariate}, trial {number}");
+            history.push(a);
+            for t in history.iter_mut() {
+                if t.state == TrialState::Running && (rng.next_f64() < 0.5 || t.number + 6 < number) {
+                    let v = mixed_objective(
+                        &t.params
+                            .iter()
+                            .map(|(k, v)| (k.clone(), *v))
+                            .chain([("n".to_string(), 4.0)].into_iter().filter(|_| !t.params.contains_key("n")))
+                            .collect(),
+                    );
+                    match t.number % 10 {
+                        3 => t.state = TrialState::Fail,
+                        6 => {
+                            t.state = TrialState::Pruned;
+                            t.intermediate_values.insert(t.number % 3, v);
+                        }
+                        _ => {
+                            t.state = TrialState::Complete;
+                            t.value = Some(v);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
