@@ -395,6 +395,15 @@ struct Seen {
     split: Option<KeptSplit>,
 }
 
+/// What a TPE draw is asked from: the complete and pruned `trials` of a history of `history_len` trials, as trial
+/// `number` is drawn toward `direction`.
+struct Draw<'h, 't> {
+    trials: &'h [&'t FrozenTrial],
+    history_len: usize,
+    number: i64,
+    direction: Direction,
+}
+
 /// The last split a [`TpeSampler`] made: for which draw, and the two groups' trial numbers.
 #[derive(Clone, Debug)]
 struct KeptSplit {
@@ -532,20 +541,17 @@ impl TpeSampler {
         (fit(&below), fit(&above))
     }
 
-    /// [`TpeSampler::estimators`] from the kept observations ([`Seen`]): `trials` are the complete and pruned
-    /// trials of the history (`history_len` trials) as trial `number` is drawn.
+    /// [`TpeSampler::estimators`] from the kept observations ([`Seen`]).
     fn kept_estimators(
         &mut self,
-        trials: &[&FrozenTrial],
-        history_len: usize,
-        number: i64,
-        direction: Direction,
+        draw: &Draw<'_, '_>,
         space: &[(&str, &Distribution)],
     ) -> (ParzenEstimator, ParzenEstimator) {
+        let trials = draw.trials;
         self.seen.refresh(trials);
-        let key = (number, history_len, trials.len());
+        let key = (draw.number, draw.history_len, trials.len());
         if self.seen.split.as_ref().is_none_or(|s| s.key != key) {
-            let (below, above) = split(trials, direction, (self.options.gamma)(trials.len()));
+            let (below, above) = split(trials, draw.direction, (self.options.gamma)(trials.len()));
             let numbers = |g: Vec<&FrozenTrial>| g.iter().map(|t| t.number).collect();
             self.seen.split = Some(KeptSplit { key, below: numbers(below), above: numbers(above) });
         }
@@ -596,21 +602,13 @@ impl TpeSampler {
         estimators
     }
 
-    /// A joint TPE draw over `space` from the complete and pruned `trials` of a history of `history_len` trials, as
-    /// trial `number` is drawn.
-    fn sample(
-        &mut self,
-        trials: &[&FrozenTrial],
-        history_len: usize,
-        number: i64,
-        direction: Direction,
-        space: &[(&str, &Distribution)],
-    ) -> BTreeMap<String, f64> {
-        let (below, above) = if trials.iter().all(|t| t.number >= 0) {
-            self.kept_estimators(trials, history_len, number, direction, space)
+    /// A joint TPE draw over `space`.
+    fn sample(&mut self, draw: &Draw<'_, '_>, space: &[(&str, &Distribution)]) -> BTreeMap<String, f64> {
+        let (below, above) = if draw.trials.iter().all(|t| t.number >= 0) {
+            self.kept_estimators(draw, space)
         } else {
             // trial numbers are 0-based; a history that says otherwise is read afresh
-            self.estimators(trials, direction, space)
+            self.estimators(draw.trials, draw.direction, space)
         };
         let candidates = below.sample(&mut self.rng, self.options.n_ei_candidates);
         let best = best_candidate(&below.log_pdf(&candidates), &above.log_pdf(&candidates));
@@ -739,7 +737,7 @@ impl Sampler for TpeSampler {
             return BTreeMap::new();
         }
         let space: Vec<(&str, &Distribution)> = space.iter().map(|(k, d)| (k.as_str(), d)).collect();
-        self.sample(&trials, history.len(), trial.number, direction, &space)
+        self.sample(&Draw { trials: &trials, history_len: history.len(), number: trial.number, direction }, &space)
     }
 
     fn sample_independent(
@@ -754,6 +752,7 @@ impl Sampler for TpeSampler {
         if trials.len() < self.options.n_startup_trials {
             return Ok(self.random.draw(dist));
         }
-        Ok(self.sample(&trials, history.len(), trial.number, direction, &[(name, dist)])[name])
+        let draw = Draw { trials: &trials, history_len: history.len(), number: trial.number, direction };
+        Ok(self.sample(&draw, &[(name, dist)])[name])
     }
 }
