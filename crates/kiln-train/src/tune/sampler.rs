@@ -407,10 +407,10 @@ struct Draw<'h, 't> {
 /// The last split a [`TpeSampler`] made: for which draw, and the two groups' trial numbers.
 #[derive(Clone, Debug)]
 struct KeptSplit {
-    /// the trial being drawn, the history's length and its finished trials
-    key: (i64, usize, usize),
-    below: Vec<i64>,
-    above: Vec<i64>,
+    /// the trial being drawn, the history's length, its finished trials and the direction
+    key: (i64, usize, usize, Direction),
+    below: Vec<usize>,
+    above: Vec<usize>,
 }
 
 /// One parameter's observations in the sampling space.
@@ -419,25 +419,29 @@ struct Column {
     /// by trial number: the internal value, its logarithm under log scale
     mu: Vec<Option<f64>>,
     /// (`total_order_key` of the value, trial number), sorted
-    sorted: Vec<(i64, i64)>,
+    sorted: Vec<(i64, usize)>,
 }
 
 impl Column {
-    fn add(&mut self, number: i64, value: f64, log: bool) {
+    fn add(&mut self, number: usize, value: f64, log: bool) {
         let mu = if log { value.ln() } else { value };
-        let at = usize::try_from(number).unwrap_or(usize::MAX);
-        if self.mu.len() <= at {
-            self.mu.resize(at + 1, None);
+        if self.mu.len() <= number {
+            self.mu.resize(number + 1, None);
         }
-        self.mu[at] = Some(mu);
+        self.mu[number] = Some(mu);
         let key = (total_order_key(mu), number);
         let place = self.sorted.partition_point(|k| *k < key);
         self.sorted.insert(place, key);
     }
 
-    fn get(&self, number: i64) -> Option<f64> {
-        usize::try_from(number).ok().and_then(|i| self.mu.get(i).copied().flatten())
+    fn get(&self, number: usize) -> Option<f64> {
+        self.mu.get(number).copied().flatten()
     }
+}
+
+/// A trial's number as an index: [`TpeSampler::sample`] keeps a history with a negative one off the kept path.
+fn index(t: &FrozenTrial) -> usize {
+    usize::try_from(t.number).expect("trial numbers on the kept path are checked to be 0-based")
 }
 
 impl Seen {
@@ -445,17 +449,13 @@ impl Seen {
     /// another study's history).
     fn refresh(&mut self, trials: &[&FrozenTrial]) {
         let value_of = |t: &FrozenTrial| t.value.map(f64::to_bits);
-        let changed = trials.iter().any(|t| {
-            usize::try_from(t.number)
-                .ok()
-                .and_then(|i| self.read.get(i).copied().flatten())
-                .is_some_and(|v| v != value_of(t))
-        });
+        let changed =
+            trials.iter().any(|t| self.read.get(index(t)).copied().flatten().is_some_and(|v| v != value_of(t)));
         if changed {
             *self = Seen::default();
         }
         for t in trials {
-            let Ok(at) = usize::try_from(t.number) else { continue };
+            let at = index(t);
             if self.read.get(at).copied().flatten().is_some() {
                 continue;
             }
@@ -465,7 +465,7 @@ impl Seen {
             self.read[at] = Some(value_of(t));
             for ((name, log), column) in &mut self.columns {
                 if let Some(v) = t.params.get(name) {
-                    column.add(t.number, *v, *log);
+                    column.add(at, *v, *log);
                 }
             }
         }
@@ -477,7 +477,7 @@ impl Seen {
             let mut column = Column::default();
             for t in trials {
                 if let Some(v) = t.params.get(name) {
-                    column.add(t.number, *v, log);
+                    column.add(index(t), *v, log);
                 }
             }
             column
@@ -549,13 +549,6 @@ impl TpeSampler {
     ) -> (ParzenEstimator, ParzenEstimator) {
         let trials = draw.trials;
         self.seen.refresh(trials);
-        let key = (draw.number, draw.history_len, trials.len());
-        if self.seen.split.as_ref().is_none_or(|s| s.key != key) {
-            let (below, above) = split(trials, draw.direction, (self.options.gamma)(trials.len()));
-            let numbers = |g: Vec<&FrozenTrial>| g.iter().map(|t| t.number).collect();
-            self.seen.split = Some(KeptSplit { key, below: numbers(below), above: numbers(above) });
-        }
-        let Some(kept) = self.seen.split.take() else { unreachable!("the split was just made") };
         let dists: Vec<&Distribution> = space.iter().map(|(_, d)| *d).collect();
         let logs: Vec<bool> = dists
             .iter()
@@ -565,17 +558,27 @@ impl TpeSampler {
             self.seen.column(name, *log, trials);
         }
         let params = self.parzen_params();
+        let key = (draw.number, draw.history_len, trials.len(), draw.direction);
+        if self.seen.split.as_ref().is_some_and(|s| s.key != key) {
+            self.seen.split = None;
+        }
+        let gamma = self.options.gamma;
+        let kept = &*self.seen.split.get_or_insert_with(|| {
+            let (below, above) = split(trials, draw.direction, gamma(trials.len()));
+            let numbers = |g: Vec<&FrozenTrial>| g.into_iter().map(index).collect();
+            KeptSplit { key, below: numbers(below), above: numbers(above) }
+        });
         let columns: Vec<&Column> =
             space.iter().zip(&logs).map(|((name, _), log)| &self.seen.columns[&(name.to_string(), *log)]).collect();
         // each group's trials that have every parameter, in number order; their places by number
         let mut place = Vec::new();
-        let mut fit = |group: &[i64]| {
-            let members: Vec<i64> =
+        let mut fit = |group: &[usize]| {
+            let members: Vec<usize> =
                 group.iter().copied().filter(|&k| columns.iter().all(|c| c.get(k).is_some())).collect();
             place.clear();
             place.resize(columns.first().map_or(0, |c| c.mu.len()), usize::MAX);
             for (i, &k) in members.iter().enumerate() {
-                place[k as usize] = i;
+                place[k] = i;
             }
             let dims = columns
                 .iter()
@@ -589,7 +592,7 @@ impl TpeSampler {
                     let order = (!params.multivariate).then(|| {
                         c.sorted
                             .iter()
-                            .filter_map(|&(_, k)| place.get(k as usize).copied().filter(|&i| i != usize::MAX))
+                            .filter_map(|&(_, k)| place.get(k).copied().filter(|&i| i != usize::MAX))
                             .collect()
                     });
                     Observed::Means { mus: values, order }
@@ -597,9 +600,7 @@ impl TpeSampler {
                 .collect();
             ParzenEstimator::from_observed(dims, members.len(), &dists, &params)
         };
-        let estimators = (fit(&kept.below), fit(&kept.above));
-        self.seen.split = Some(kept);
-        estimators
+        (fit(&kept.below), fit(&kept.above))
     }
 
     /// A joint TPE draw over `space`.
