@@ -569,17 +569,20 @@ pub fn tune(
             }
         }
     }
-    let tracker = ports.tracker;
-    let experiment = tracker.experiment_by_name(&run.experiment)?;
-    tracker.ensure_experiment_tag(&experiment, EXPERIMENT_KIND_TAG, CLASSIC_ML_KIND)?;
-    let mut tags = run.tags.clone();
-    tags.push(("mlflow.runName".into(), run.run_name.clone()));
-    tags.push(("kiln.run.kind".into(), "tune".into()));
-    tags.push(("kiln.study".into(), studies.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(",")));
-    let parent = tracker.create_run(&experiment, &run.run_name, &tags, (ports.clock)())?;
-    progress.step(&format!("parent run {} started in experiment '{}'", parent.run_id, run.experiment));
-    match study_steps(spec, run, frame, ports, progress, &experiment, &parent.run_id, &studies, classification) {
+    // the parent run is started on the tracking server while this thread makes the design and the folds
+    let (parent, plan) = std::thread::scope(|scope| {
+        let parent = scope.spawn(|| start_parent(spec, run, ports, progress, &studies));
+        let plan = plan_study_folds(spec, frame, progress, classification);
+        let parent = parent.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (parent, plan)
+    });
+    let (experiment, parent) = parent?;
+    let steps = plan.and_then(|plan| {
+        study_steps(spec, frame, ports, progress, &experiment, &parent.run_id, &studies, &plan, classification)
+    });
+    match steps {
         Ok((trials, leaderboard, winner, stale_failed)) => {
+            let tracker = ports.tracker;
             tracker.end_run(&parent.run_id, RunStatus::Finished, (ports.clock)())?;
             let parent = tracker.get_run(&parent.run_id)?;
             let baseline = trials.iter().find_map(|t| t.baseline);
@@ -590,6 +593,63 @@ pub fn tune(
             Err(e)
         }
     }
+}
+
+/// The study's parent run, started with its tags, params and config: the experiment (made if missing), then the
+/// run. A failure after the run exists marks it failed.
+fn start_parent(
+    spec: &StudySpec<'_>,
+    run: &StudyRun,
+    ports: &TunePorts<'_>,
+    progress: &(dyn Progress + Sync),
+    studies: &[Study<'_>],
+) -> Result<(ExperimentId, RunInfo), TrainError> {
+    let tracker = ports.tracker;
+    let experiment = tracker.experiment_by_name(&run.experiment)?;
+    tracker.ensure_experiment_tag(&experiment, EXPERIMENT_KIND_TAG, CLASSIC_ML_KIND)?;
+    let mut tags = run.tags.clone();
+    tags.push(("mlflow.runName".into(), run.run_name.clone()));
+    tags.push(("kiln.run.kind".into(), "tune".into()));
+    tags.push(("kiln.study".into(), studies.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(",")));
+    let parent = tracker.create_run(&experiment, &run.run_name, &tags, (ports.clock)())?;
+    progress.step(&format!("parent run {} started in experiment '{}'", parent.run_id, run.experiment));
+    let mut params = run.input_params.clone();
+    params.extend(study_params(spec));
+    let logged = log_params_chunked(tracker, &parent.run_id, &params)
+        .and_then(|()| Ok(ports.artifacts.put_bytes(&parent.run_id, "config.yaml", run.config_yaml.as_bytes())?));
+    if let Err(e) = logged {
+        crate::train::fail_run(&ports.tracking(), &parent.run_id, &e, progress);
+        return Err(e);
+    }
+    Ok((experiment, parent))
+}
+
+/// The design and the folds every trial is scored on.
+fn plan_study_folds(
+    spec: &StudySpec<'_>,
+    frame: &Frame,
+    progress: &(dyn Progress + Sync),
+    classification: bool,
+) -> Result<FoldPlan, TrainError> {
+    let first = spec.candidates.first().ok_or_else(|| TuneError::Space("no candidate to tune".to_string()))?;
+    let base_model = first.model(&[], classification).map_err(TuneError::Space)?;
+    let base = BacktestSpec {
+        fit: FitSpec {
+            task: spec.task,
+            preprocess: spec.preprocess,
+            selection: spec.selection,
+            model: &base_model,
+            cache: None,
+        },
+        splitter: spec.splitter,
+        validation: spec.validation,
+        seed: spec.seed,
+        threads: spec.jobs,
+        refit_every: 1,
+        rows: FoldedRows::TrainingPart,
+        season: None,
+    };
+    plan_folds(&base, frame, progress)
 }
 
 /// Creates or loads a study and checks that its stored trials' distributions agree with this space (Optuna's
@@ -666,41 +726,16 @@ type StudyResults = (Vec<TrialRecord>, Vec<LeaderRow>, Option<Winner>, Vec<(Stri
 #[allow(clippy::too_many_arguments)] // the study's spec, tracking and state, each needed once
 fn study_steps(
     spec: &StudySpec<'_>,
-    run: &StudyRun,
     frame: &Frame,
     ports: &TunePorts<'_>,
     progress: &(dyn Progress + Sync),
     experiment: &ExperimentId,
     parent: &RunId,
     studies: &[Study<'_>],
+    plan: &FoldPlan,
     classification: bool,
 ) -> Result<StudyResults, TrainError> {
     let tracker = ports.tracker;
-    let mut params = run.input_params.clone();
-    params.extend(study_params(spec));
-    log_params_chunked(tracker, parent, &params)?;
-    ports.artifacts.put_bytes(parent, "config.yaml", run.config_yaml.as_bytes())?;
-
-    // the design and the folds, once for every trial
-    let first = spec.candidates.first().ok_or_else(|| TuneError::Space("no candidate to tune".to_string()))?;
-    let base_model = first.model(&[], classification).map_err(TuneError::Space)?;
-    let base = BacktestSpec {
-        fit: FitSpec {
-            task: spec.task,
-            preprocess: spec.preprocess,
-            selection: spec.selection,
-            model: &base_model,
-            cache: None,
-        },
-        splitter: spec.splitter,
-        validation: spec.validation,
-        seed: spec.seed,
-        threads: spec.jobs,
-        refit_every: 1,
-        rows: FoldedRows::TrainingPart,
-        season: None,
-    };
-    let plan = plan_folds(&base, frame, progress)?;
     progress.step(&format!(
         "each trial: {} folds of the training part, scored by the mean test {} ({}); {} trial{} at a time",
         plan.parts.len(),
@@ -719,7 +754,7 @@ fn study_steps(
         let ctx = TrialContext {
             spec,
             frame,
-            plan: &plan,
+            plan,
             ports,
             progress,
             experiment,
@@ -774,8 +809,6 @@ fn study_steps(
     for (state, n) in state_counts(&records) {
         metrics.push(MetricPoint { key: format!("trials/{state}"), value: n as f64, timestamp_ms: now, step: 0 });
     }
-    tracker.log_metrics(parent, &metrics)?;
-    log_params_chunked(tracker, parent, &best_params)?;
     let artifacts = ports.artifacts;
     artifacts.put_bytes(parent, "leaderboard.csv", leaderboard_csv(&leaderboard, &spec.objective.metric).as_bytes())?;
     artifacts.put_bytes(
@@ -812,16 +845,14 @@ fn study_steps(
             if joint {
                 continue;
             }
-            let importances: Vec<MetricPoint> = super::ped_anova_importances(trials, spec.objective.direction)
-                .into_iter()
-                .map(|(param, value)| MetricPoint {
+            metrics.extend(super::ped_anova_importances(trials, spec.objective.direction).into_iter().map(
+                |(param, value)| MetricPoint {
                     key: format!("importance/{at}{param}"),
                     value,
                     timestamp_ms: now,
                     step: 0,
-                })
-                .collect();
-            tracker.log_metrics(parent, &importances)?;
+                },
+            ));
         }
     }
     let note = format!(
@@ -831,7 +862,9 @@ fn study_steps(
         state_counts(&records).iter().map(|(s, n)| format!("{n} {s}")).collect::<Vec<_>>().join(", "),
         leaderboard_markdown(&leaderboard, &spec.objective.metric)
     );
-    tracker.set_tags(parent, &[("mlflow.note.content".to_string(), note)])?;
+    // the study's metrics (best, leaderboard, baseline, trial counts, importances), best params and note: one
+    // request to a server, after the pictures
+    tracker.log_batch(parent, &best_params, &metrics, &[("mlflow.note.content".to_string(), note)])?;
     Ok((records, leaderboard, winner, stale))
 }
 
