@@ -7,6 +7,10 @@ the last 10% of each fold's training rows for early stopping), LightGBM on one t
 (`--jobs 2`, `n_jobs=2`: both cores). Python gets kiln's feature table (`kiln features`) for free, outside its timing:
 what is timed is the search. kiln's time is its whole process (start, reading, the parent run, the charts).
 
+Beside each wall time it measures the CPU used: the side's own (kiln's process from `getrusage` of the finished child;
+Python's process over `study.optimize`, all its threads) and the MLflow server's (its process tree, from `/proc`), and
+prints the cores busy, (side + server CPU) / wall, against the machine's cores.
+
 The two sides run in turns, `--repeats` times (a fresh kiln storage and a fresh Optuna study each time, one MLflow
 server for all): a single run of either moves by 10-20% on this 2-core machine, so the verdict is the ratio of the
 medians. Prints every run's wall time and best RMSE, then the medians and their ratio.
@@ -18,6 +22,7 @@ import argparse
 import json
 import math
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -100,9 +105,35 @@ def python_study(features, usd, trials, tracking_uri):
 
     callback = MLflowCallback(tracking_uri=tracking_uri, metric_name="rmse")
     study = optuna.create_study(direction="minimize", sampler=optuna.samplers.TPESampler(seed=42, n_startup_trials=10))
-    started = time.perf_counter()
+    cpu, started = own_cpu(resource.RUSAGE_SELF), time.perf_counter()
     study.optimize(objective, n_trials=trials, n_jobs=2, callbacks=[callback])
-    return time.perf_counter() - started, study.best_value
+    return time.perf_counter() - started, own_cpu(resource.RUSAGE_SELF) - cpu, study.best_value
+
+
+def own_cpu(who):
+    """User + system CPU seconds of this process (`RUSAGE_SELF`, every thread) or of its finished children."""
+    r = resource.getrusage(who)
+    return r.ru_utime + r.ru_stime
+
+
+def tree_cpu(pid):
+    """User + system CPU seconds of a process and every descendant still running (the MLflow server's workers)."""
+    pids, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        pids.append(p)
+        try:
+            todo += [int(c) for c in Path(f"/proc/{p}/task/{p}/children").read_text().split()]
+        except OSError:
+            pass
+    ticks = 0
+    for p in pids:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def main():
@@ -128,30 +159,42 @@ def main():
         os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
 
         for r in range(args.repeats):
-            started = time.perf_counter()
+            server_cpu, kiln_cpu, started = tree_cpu(server.proc.pid), own_cpu(resource.RUSAGE_CHILDREN), \
+                time.perf_counter()
             proc = subprocess.run([KILN, "tune", "--config", config, "--tracking-uri", server.url, "--storage",
                                    f"sqlite:///{tmp / f'kiln{r}.db'}", "--jobs", "2", "--no-refit", "--json",
                                    tmp / "k.json"], cwd=REPO, capture_output=True, text=True)
             kiln_s = time.perf_counter() - started
+            kiln_cpu = own_cpu(resource.RUSAGE_CHILDREN) - kiln_cpu
+            kiln_server = tree_cpu(server.proc.pid) - server_cpu
             if proc.returncode != 0:
                 sys.exit(proc.stdout + proc.stderr)
             kiln_best = json.loads((tmp / "k.json").read_text())["leaderboard"][0]["best_value"]
-            py_s, py_best = python_study(features, usd, args.trials, server.url)
-            runs.append((kiln_s, py_s, kiln_best, py_best))
-            print(f"run {r + 1}: kiln {kiln_s:.2f} s (best {kiln_best:.6f}), Optuna {py_s:.2f} s (best {py_best:.6f}),"
-                  f" ratio {kiln_s / py_s:.2f}", file=sys.stderr, flush=True)
+            server_cpu = tree_cpu(server.proc.pid)
+            py_s, py_cpu, py_best = python_study(features, usd, args.trials, server.url)
+            py_server = tree_cpu(server.proc.pid) - server_cpu
+            runs.append((kiln_s, py_s, kiln_best, py_best, kiln_cpu, py_cpu, kiln_server, py_server))
+            print(f"run {r + 1}: kiln {kiln_s:.2f} s (best {kiln_best:.6f}, CPU {kiln_cpu:.2f} + server "
+                  f"{kiln_server:.2f} s), Optuna {py_s:.2f} s (best {py_best:.6f}, CPU {py_cpu:.2f} + server "
+                  f"{py_server:.2f} s), ratio {kiln_s / py_s:.2f}", file=sys.stderr, flush=True)
     finally:
         server.stop()
     kiln_med = statistics.median(r[0] for r in runs)
     py_med = statistics.median(r[1] for r in runs)
     print(f"{args.trials} trials x {FOLDS} folds, LightGBM on one thread, 2 trials at a time, logged to MLflow; "
           f"median of {args.repeats} runs in turns")
-    print(f"{'':28}{'wall s':>8}{'min-max':>12}{'trials/s':>10}{'best rmse':>12}")
+    print(f"{'':28}{'wall s':>8}{'min-max':>12}{'trials/s':>10}{'best rmse':>12}{'CPU s':>8}{'server':>8}"
+          f"{'cores':>7}")
     for name, i in [("kiln tune --jobs 2", 0), ("Optuna + MLflowCallback", 1)]:
         times = [r[i] for r in runs]
         med = statistics.median(times)
         best = statistics.median(r[i + 2] for r in runs)
-        print(f"{name:28}{med:8.2f}{min(times):6.2f}-{max(times):<5.2f}{args.trials / med:10.2f}{best:12.6f}")
+        cpu = statistics.median(r[i + 4] for r in runs)
+        server_cpu = statistics.median(r[i + 6] for r in runs)
+        cores = statistics.median((r[i + 4] + r[i + 6]) / r[i] for r in runs)
+        print(f"{name:28}{med:8.2f}{min(times):6.2f}-{max(times):<5.2f}{args.trials / med:10.2f}{best:12.6f}"
+              f"{cpu:8.2f}{server_cpu:8.2f}{cores:7.2f}")
+    print(f"cores: (the side's CPU + the server's) / wall, median over the runs; this machine has {os.cpu_count()}")
     print(f"kiln / Optuna wall time (medians): {kiln_med / py_med:.2f}; per run: "
           + ", ".join(f"{r[0] / r[1]:.2f}" for r in runs))
 
