@@ -35,6 +35,8 @@ import pandas as pd
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO / "scripts" / "bench_serve"))
+from bench import tree_cpu  # noqa: E402  (the MLflow server's CPU: its process and descendants)
 KILN = os.environ.get("KILN", str(Path(os.environ.get("CARGO_TARGET_DIR", Path.home() / ".cache/kiln-target"))
                                   / "release/kiln"))
 FOLDS = 5
@@ -114,26 +116,6 @@ def own_cpu(who):
     """User + system CPU seconds of this process (`RUSAGE_SELF`, every thread) or of its finished children."""
     r = resource.getrusage(who)
     return r.ru_utime + r.ru_stime
-
-
-def tree_cpu(pid):
-    """User + system CPU seconds of a process and every descendant still running (the MLflow server's workers)."""
-    pids, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        pids.append(p)
-        try:
-            todo += [int(c) for c in Path(f"/proc/{p}/task/{p}/children").read_text().split()]
-        except OSError:
-            pass
-    ticks = 0
-    for p in pids:
-        try:
-            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        ticks += int(fields[11]) + int(fields[12])
-    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def main():

@@ -204,7 +204,8 @@ def memory(pid):
     print(f"{rss / 1024:.1f} {pss / 1024:.1f} {len(pids)}")
 
 
-def cpu(pid):
+def tree_cpu(pid):
+    """CPU seconds (user + system) used so far by pid and its descendants (scripts/bench_tune.py's server too)."""
     ticks = 0
     for p in tree(pid):
         try:
@@ -213,7 +214,11 @@ def cpu(pid):
             continue
         fields = stat[stat.rindex(")") + 2:].split()
         ticks += int(fields[11]) + int(fields[12])  # utime, stime
-    print(f"{ticks / os.sysconf('SC_CLK_TCK'):.2f}")
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def cpu(pid):
+    print(f"{tree_cpu(pid):.2f}")
 
 
 def busy():

@@ -615,8 +615,9 @@ fn start_parent(
     progress.step(&format!("parent run {} started in experiment '{}'", parent.run_id, run.experiment));
     let mut params = run.input_params.clone();
     params.extend(study_params(spec));
-    let logged = log_params_chunked(tracker, &parent.run_id, &params)
-        .and_then(|()| Ok(ports.artifacts.put_bytes(&parent.run_id, "config.yaml", run.config_yaml.as_bytes())?));
+    let logged = log_params_chunked(tracker, &parent.run_id, &params).and_then(|()| {
+        ports.artifacts.put_bytes(&parent.run_id, "config.yaml", run.config_yaml.as_bytes()).map_err(TrainError::from)
+    });
     if let Err(e) = logged {
         crate::train::fail_run(&ports.tracking(), &parent.run_id, &e, progress);
         return Err(e);
