@@ -36,7 +36,7 @@ impl Hasher for WordHasher {
 
 type WordMap<K, V> = HashMap<K, V, BuildHasherDefault<WordHasher>>;
 
-use super::truncnorm::{log_gauss_mass, norm_pdf_log_c, ppf};
+use super::truncnorm::{log_gauss_masses, norm_pdf_log_c, ppf};
 
 /// The settings Optuna's `_ParzenEstimatorParameters` carries (without the deprecated categorical distances).
 #[derive(Clone, Copy, Debug)]
@@ -271,35 +271,29 @@ impl ParzenEstimator {
         ids.iter().map(|&i| values[i]).collect()
     }
 
-    /// [`ParzenEstimator::log_pdf`] of every row. The terms live in one buffer, a row of kernels per candidate,
-    /// and each pass over a row is a plain loop over arrays (no branch per kernel), so it runs on vector lanes.
+    /// [`ParzenEstimator::log_pdf`] of every row. What depends on the kernels alone (the categorical rows'
+    /// logarithms, the discrete masses, each kernel's bounds in its units and the logarithms of the sigmas and the
+    /// weights) is worked out once; then each candidate's row of terms is built, reduced and summed while it sits in
+    /// the first-level cache (8 KiB at 1,000 kernels), each pass a plain loop over arrays on vector lanes. The
+    /// floating-point operations on each term are Optuna's, in its order.
     fn log_pdf_rows(&self, xs: &[&Vec<f64>]) -> Vec<f64> {
         let nk = self.weights.len();
         let log_c = norm_pdf_log_c();
-        // two buffers of candidates x kernels (a few hundred KiB with a long history), kept per thread: allocated
-        // afresh for each parameter of each trial, the allocator gave them back to the system and faulted them in
-        // again, a sixth of the sampler's time
-        let (mut terms, mut cont_buf) = SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
-        terms.clear();
-        terms.resize(xs.len() * nk, 0.0);
-        let mut has_cont = false;
-        for (j, dim) in self.dims.iter().enumerate() {
-            match dim {
-                Kernels::Categorical { rows, row_of } => {
-                    let log_p: Vec<Vec<f64>> = rows.iter().map(|row| row.iter().map(|p| p.ln()).collect()).collect();
-                    for (row, x) in terms.chunks_exact_mut(nk).zip(xs) {
-                        let choice = x[j] as usize;
-                        let column: Vec<f64> = log_p.iter().map(|r| r[choice]).collect();
-                        for (k, t) in row.iter_mut().enumerate() {
-                            *t += column[row_of[k.min(row_of.len() - 1)]];
-                        }
-                    }
-                }
+        let dims: Vec<DimTerms> = self
+            .dims
+            .iter()
+            .enumerate()
+            .map(|(j, dim)| match dim {
+                Kernels::Categorical { rows, row_of } => DimTerms::Categorical {
+                    j,
+                    log_p: rows.iter().map(|row| row.iter().map(|p| p.ln()).collect()).collect(),
+                    row_of,
+                },
                 Kernels::Numeric(num) => match num.step {
                     Some(step) => {
                         let (x_ids, x_uniq) = distinct(xs.iter().map(|x| x[j]));
                         let (k_ids, k_uniq) = distinct_pairs(&num.mus, &num.sigmas);
-                        let mass: Vec<Vec<f64>> = x_uniq
+                        let mass = x_uniq
                             .iter()
                             .map(|&x| {
                                 let (lo, hi) = if num.log {
@@ -307,76 +301,197 @@ impl ParzenEstimator {
                                 } else {
                                     (x - step / 2.0, x + step / 2.0)
                                 };
-                                k_uniq
-                                    .iter()
-                                    .map(|&(mu, sigma)| log_gauss_mass((lo - mu) / sigma, (hi - mu) / sigma))
-                                    .collect()
+                                log_gauss_masses(
+                                    k_uniq.iter().map(|&(mu, sigma)| ((lo - mu) / sigma, (hi - mu) / sigma)),
+                                )
                             })
                             .collect();
-                        for (row, &xi) in terms.chunks_exact_mut(nk).zip(&x_ids) {
-                            let mass = &mass[xi];
-                            for ((t, &ki), lm) in row.iter_mut().zip(&k_ids).zip(&num.log_mass) {
-                                *t += mass[ki];
-                                *t -= lm;
+                        DimTerms::Discrete { x_ids, mass, k_ids, log_mass: &num.log_mass }
+                    }
+                    None => DimTerms::Continuous {
+                        j,
+                        log: num.log,
+                        a: num.mus.iter().zip(&num.sigmas).map(|(mu, s)| (num.lo_t - mu) / s).collect(),
+                        b: num.mus.iter().zip(&num.sigmas).map(|(mu, s)| (num.hi_t - mu) / s).collect(),
+                        ln_sigma: ln_repeated(&num.sigmas),
+                        num,
+                    },
+                },
+            })
+            .collect();
+        let has_cont = dims.iter().any(|d| matches!(d, DimTerms::Continuous { .. }));
+        // two rows of kernels, kept per thread (allocated afresh for each parameter of each trial, the allocator
+        // gave them back to the system and faulted them in again)
+        let (mut row, mut cont) = SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
+        row.resize(nk, 0.0);
+        cont.resize(nk, 0.0);
+        let out = LOG_WEIGHTS.with(|cache| {
+            let mut cache = cache.borrow_mut();
+            let log_w = log_weights(&mut cache, &self.weights);
+            xs.iter()
+                .enumerate()
+                .map(|(i, x)| {
+                    row.fill(0.0);
+                    if has_cont {
+                        cont.fill(0.0);
+                    }
+                    for dim in &dims {
+                        match dim {
+                            DimTerms::Categorical { j, log_p, row_of } => {
+                                let choice = x[*j] as usize;
+                                let column: Vec<f64> = log_p.iter().map(|r| r[choice]).collect();
+                                for (k, t) in row.iter_mut().enumerate() {
+                                    *t += column[row_of[k.min(row_of.len() - 1)]];
+                                }
+                            }
+                            DimTerms::Discrete { x_ids, mass, k_ids, log_mass } => {
+                                let mass = &mass[x_ids[i]];
+                                for ((t, &ki), lm) in row.iter_mut().zip(k_ids).zip(*log_mass) {
+                                    *t += mass[ki];
+                                    *t -= lm;
+                                }
+                            }
+                            DimTerms::Continuous { j, log, a, b, ln_sigma, num } => {
+                                let kernels = GaussKernels {
+                                    mus: &num.mus,
+                                    sigmas: &num.sigmas,
+                                    a,
+                                    b,
+                                    ln_sigma,
+                                    log_mass: &num.log_mass,
+                                };
+                                let xt = if *log { x[*j].ln() } else { x[*j] };
+                                add_gauss_log_pdf(&mut cont, xt, &kernels, log_c);
                             }
                         }
                     }
-                    None => {
-                        if !has_cont {
-                            cont_buf.clear();
-                            cont_buf.resize(xs.len() * nk, 0.0);
-                            has_cont = true;
-                        }
-                        // per kernel: the bounds in its units and ln(sigma), computed once
-                        let a: Vec<f64> = num.mus.iter().zip(&num.sigmas).map(|(mu, s)| (num.lo_t - mu) / s).collect();
-                        let b: Vec<f64> = num.mus.iter().zip(&num.sigmas).map(|(mu, s)| (num.hi_t - mu) / s).collect();
-                        let ln_sigma: Vec<f64> = num.sigmas.iter().map(|s| s.ln()).collect();
-                        let kernels = GaussKernels {
-                            mus: &num.mus,
-                            sigmas: &num.sigmas,
-                            a: &a,
-                            b: &b,
-                            ln_sigma: &ln_sigma,
-                            log_mass: &num.log_mass,
-                        };
-                        for (row, x) in cont_buf.chunks_exact_mut(nk).zip(xs) {
-                            let xt = if num.log { x[j].ln() } else { x[j] };
-                            add_gauss_log_pdf(row, xt, &kernels, log_c);
-                        }
-                    }
-                },
-            }
-        }
-        let log_w: Vec<f64> = self.weights.iter().map(|w| w.ln()).collect();
-        let out = terms
-            .chunks_exact_mut(nk)
-            .enumerate()
-            .map(|(i, row)| {
-                if has_cont {
-                    for ((t, c), lw) in row.iter_mut().zip(&cont_buf[i * nk..(i + 1) * nk]).zip(&log_w) {
-                        *t = (*t + c) + lw;
-                    }
-                } else {
-                    for (t, lw) in row.iter_mut().zip(&log_w) {
-                        *t += lw;
-                    }
-                }
-                let mut max = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-                if max == f64::NEG_INFINITY {
-                    max = 0.0;
-                }
-                exp_shifted(row, max);
-                np_sum(row).ln() + max
-            })
-            .collect();
-        SCRATCH.with(|s| *s.borrow_mut() = (terms, cont_buf));
+                    log_sum_exp_row(&mut row, has_cont.then_some(&cont[..]), log_w)
+                })
+                .collect()
+        });
+        SCRATCH.with(|s| *s.borrow_mut() = (row, cont));
         out
     }
 }
 
+/// What [`ParzenEstimator::log_pdf_rows`] works out once for a parameter, before the rows.
+enum DimTerms<'a> {
+    /// the logarithms of the distinct probability rows, and each kernel's row
+    Categorical { j: usize, log_p: Vec<Vec<f64>>, row_of: &'a [usize] },
+    /// the log masses of each distinct candidate value (`mass[x_ids[i]]` for candidate `i`) under each distinct
+    /// kernel (`[k_ids[k]]` for kernel `k`), and the kernels' log masses over the bounds
+    Discrete { x_ids: Vec<usize>, mass: Vec<Vec<f64>>, k_ids: Vec<usize>, log_mass: &'a [f64] },
+    /// the kernels' bounds in their own units and the logarithms of their sigmas
+    Continuous { j: usize, log: bool, a: Vec<f64>, b: Vec<f64>, ln_sigma: Vec<f64>, num: &'a Numeric },
+}
+
+/// The natural logarithm of each value, taken once for a run of equal values (the sigmas the magic clip raised to
+/// its floor, or the single bandwidth of the multivariate estimator, repeat kernel after kernel).
+fn ln_repeated(values: &[f64]) -> Vec<f64> {
+    let mut last: Option<(u64, f64)> = None;
+    values
+        .iter()
+        .map(|v| match last {
+            Some((bits, ln)) if bits == v.to_bits() => ln,
+            _ => {
+                let ln = v.ln();
+                last = Some((v.to_bits(), ln));
+                ln
+            }
+        })
+        .collect()
+}
+
+/// The logarithms of `weights`, from `cache` when they were taken last time or the time before: every parameter
+/// of an independent draw has an estimator over the same trials, so the same weights.
+fn log_weights<'c>(cache: &'c mut [(Vec<f64>, Vec<f64>); 2], weights: &[f64]) -> &'c [f64] {
+    if cache[0].0 != weights {
+        cache.swap(0, 1);
+        if cache[0].0 != weights {
+            cache[0] = (weights.to_vec(), weights.iter().map(|w| w.ln()).collect());
+        }
+    }
+    &cache[0].1
+}
+
 thread_local! {
-    /// [`ParzenEstimator::log_pdf`]'s buffers, kept between calls.
+    /// [`ParzenEstimator::log_pdf`]'s two rows, kept between calls.
     static SCRATCH: std::cell::RefCell<(Vec<f64>, Vec<f64>)> = const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+    /// the last two weight vectors and their logarithms (see [`log_weights`])
+    static LOG_WEIGHTS: std::cell::RefCell<[(Vec<f64>, Vec<f64>); 2]> =
+        const { std::cell::RefCell::new([(Vec::new(), Vec::new()), (Vec::new(), Vec::new())]) };
+}
+
+/// One candidate's log density from its `row` of per-kernel terms (the discrete and categorical parameters'),
+/// `cont` (the continuous parameters' sum, when any) and the weights' logarithms, as Optuna's mixture ends:
+/// `(t + c) + ln w` per kernel, then the log-sum-exp shifted by the row's largest term. `row` is overwritten. On
+/// the widest vector lanes the CPU has, one pass after the other while the row is in cache.
+#[allow(unsafe_code)]
+fn log_sum_exp_row(row: &mut [f64], cont: Option<&[f64]>, log_w: &[f64]) -> f64 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU has AVX-512F, checked just above
+            return unsafe { log_sum_exp_row_avx512(row, cont, log_w) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2, checked just above
+            return unsafe { log_sum_exp_row_avx2(row, cont, log_w) };
+        }
+    }
+    log_sum_exp_row_lanes(row, cont, log_w)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn log_sum_exp_row_avx512(row: &mut [f64], cont: Option<&[f64]>, log_w: &[f64]) -> f64 {
+    log_sum_exp_row_lanes(row, cont, log_w)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn log_sum_exp_row_avx2(row: &mut [f64], cont: Option<&[f64]>, log_w: &[f64]) -> f64 {
+    log_sum_exp_row_lanes(row, cont, log_w)
+}
+
+#[inline(always)]
+fn log_sum_exp_row_lanes(row: &mut [f64], cont: Option<&[f64]>, log_w: &[f64]) -> f64 {
+    let n = row.len();
+    let log_w = &log_w[..n];
+    match cont {
+        Some(cont) => {
+            let cont = &cont[..n];
+            for k in 0..n {
+                row[k] = (row[k] + cont[k]) + log_w[k];
+            }
+        }
+        None => {
+            for k in 0..n {
+                row[k] += log_w[k];
+            }
+        }
+    }
+    let mut max = row_max(row);
+    if max == f64::NEG_INFINITY {
+        max = 0.0;
+    }
+    exp_shifted_lanes(row, max);
+    np_sum(row).ln() + max
+}
+
+/// The largest of `row` with NaN ignored (`f64::max` folded from `-inf`), in eight lanes: the same value in any
+/// order, and a row whose largest is `-0.0` or `0.0` gives the same log density either way.
+#[inline(always)]
+fn row_max(row: &[f64]) -> f64 {
+    let mut lanes = [f64::NEG_INFINITY; 8];
+    let chunks = row.chunks_exact(8);
+    let rest = chunks.remainder();
+    for chunk in chunks {
+        for (m, t) in lanes.iter_mut().zip(chunk) {
+            *m = m.max(*t);
+        }
+    }
+    rest.iter().chain(&lanes).copied().fold(f64::NEG_INFINITY, f64::max)
 }
 
 /// The per-kernel arrays of [`add_gauss_log_pdf`].
@@ -434,36 +549,7 @@ fn add_gauss_log_pdf_lanes(row: &mut [f64], xt: f64, kernels: &GaussKernels, log
     }
 }
 
-/// Replaces each term `t` of `row` by `exp(t - max)` (`max` is the row's largest, so every argument is at most 0),
-/// on the widest vector lanes the CPU has; the same bits on every CPU, since the arithmetic is the same.
-#[allow(unsafe_code)]
-fn exp_shifted(row: &mut [f64], max: f64) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU has AVX-512F, checked just above
-            return unsafe { exp_shifted_avx512(row, max) };
-        }
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU has AVX2, checked just above
-            return unsafe { exp_shifted_avx2(row, max) };
-        }
-    }
-    exp_shifted_lanes(row, max);
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-fn exp_shifted_avx512(row: &mut [f64], max: f64) {
-    exp_shifted_lanes(row, max);
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn exp_shifted_avx2(row: &mut [f64], max: f64) {
-    exp_shifted_lanes(row, max);
-}
-
+/// Replaces each term `t` of `row` by `exp(t - max)` (`max` is the row's largest, so every argument is at most 0).
 #[inline(always)]
 fn exp_shifted_lanes(row: &mut [f64], max: f64) {
     for t in row.iter_mut() {
@@ -605,7 +691,7 @@ fn numeric(
     }
     mus.push(0.5 * (lo + hi));
     sigmas.push(hi - lo);
-    let log_mass = mus.iter().zip(&sigmas).map(|(m, s)| log_gauss_mass((lo - m) / s, (hi - m) / s)).collect();
+    let log_mass = log_gauss_masses(mus.iter().zip(&sigmas).map(|(m, s)| ((lo - m) / s, (hi - m) / s)));
     Kernels::Numeric(Numeric { mus, sigmas, low, high, step, log, lo_t: lo, hi_t: hi, log_mass })
 }
 
@@ -699,13 +785,27 @@ mod exp_tests {
         assert_eq!(exp_nonpositive(-708.5), 0.0);
         assert_eq!(exp_nonpositive(f64::NEG_INFINITY), 0.0);
         assert!(exp_nonpositive(f64::NAN).is_nan());
-        // the row pass, on every lane width, gives the scalar function's bits
-        let mut row: Vec<f64> = (0..1001).map(|i| -(i as f64) * 0.731).chain([f64::NEG_INFINITY, f64::NAN]).collect();
-        let expected: Vec<f64> = row.iter().map(|t| exp_nonpositive(t - 0.25)).collect();
-        exp_shifted(&mut row, 0.25);
-        for (a, b) in row.iter().zip(&expected) {
-            assert!(a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()));
+        // the row pass, on every lane width, gives the scalar functions' bits: `(t + c) + ln w`, the largest
+        // term (NaN ignored), the shifted exponentials and numpy's sum
+        let terms: Vec<f64> = (0..1001).map(|i| -(i as f64) * 0.731).chain([f64::NEG_INFINITY, 0.25]).collect();
+        let cont: Vec<f64> = (0..terms.len()).map(|i| (i % 7) as f64 * -0.3).collect();
+        let log_w: Vec<f64> = (0..terms.len()).map(|i| -((i + 1) as f64).ln()).collect();
+        let summed: Vec<f64> = terms.iter().zip(&cont).zip(&log_w).map(|((t, c), w)| (t + c) + w).collect();
+        let max = summed.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let shifted: Vec<f64> = summed.iter().map(|t| exp_nonpositive(t - max)).collect();
+        let expected = np_sum(&shifted).ln() + max;
+        let mut row = terms.clone();
+        assert_eq!(log_sum_exp_row(&mut row, Some(&cont), &log_w).to_bits(), expected.to_bits());
+        for (a, b) in row.iter().zip(&shifted) {
+            assert_eq!(a.to_bits(), b.to_bits());
         }
+        // a NaN term is passed over by the largest and makes the density NaN, as numpy's does
+        let mut row = terms.clone();
+        row[17] = f64::NAN;
+        assert!(log_sum_exp_row(&mut row, None, &log_w).is_nan());
+        // a row of `-inf` (no kernel reaches the candidate) is `-inf`, not NaN
+        let mut row = vec![f64::NEG_INFINITY; 9];
+        assert_eq!(log_sum_exp_row(&mut row, None, &[0.0; 9]), f64::NEG_INFINITY);
     }
 
     #[test]

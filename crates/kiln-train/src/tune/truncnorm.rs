@@ -231,24 +231,34 @@ pub(crate) fn log_add_exp(x: f64, y: f64) -> f64 {
 /// direct-mapped table of [`MASS_MEMO`] entries keyed by the arguments' bits, so it holds at most that many and a
 /// collision only means computing again; the value is always the function's own.
 pub(crate) fn log_gauss_mass(a: f64, b: f64) -> f64 {
+    MASS_MEMO_TABLE.with(|memo| remembered_mass(&mut memo.borrow_mut(), a, b))
+}
+
+/// [`log_gauss_mass`] of each `(a, b)`, the memo borrowed once for all of them (a kernel list's masses).
+pub(crate) fn log_gauss_masses(bounds: impl Iterator<Item = (f64, f64)>) -> Vec<f64> {
     MASS_MEMO_TABLE.with(|memo| {
         let mut memo = memo.borrow_mut();
-        let key = (a.to_bits(), b.to_bits());
-        // a multiplicative hash of both words, its top bits the slot
-        let hash = (key.0 ^ key.1.rotate_left(32)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        let slot = (hash >> (64 - MASS_MEMO_BITS)) as usize;
-        if memo.is_empty() {
-            memo.resize(MASS_MEMO, None);
-        }
-        match memo[slot] {
-            Some((k, value)) if k == key => value,
-            _ => {
-                let value = log_gauss_mass_uncached(a, b);
-                memo[slot] = Some((key, value));
-                value
-            }
-        }
+        bounds.map(|(a, b)| remembered_mass(&mut memo, a, b)).collect()
     })
+}
+
+/// The memo's value for `(a, b)`, computed and kept when its slot holds another.
+fn remembered_mass(memo: &mut Vec<MassSlot>, a: f64, b: f64) -> f64 {
+    let key = (a.to_bits(), b.to_bits());
+    // a multiplicative hash of both words, its top bits the slot
+    let hash = (key.0 ^ key.1.rotate_left(32)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let slot = (hash >> (64 - MASS_MEMO_BITS)) as usize;
+    if memo.is_empty() {
+        memo.resize(MASS_MEMO, None);
+    }
+    match memo[slot] {
+        Some((k, value)) if k == key => value,
+        _ => {
+            let value = log_gauss_mass_uncached(a, b);
+            memo[slot] = Some((key, value));
+            value
+        }
+    }
 }
 
 /// log2 of [`MASS_MEMO`].
