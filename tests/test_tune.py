@@ -334,13 +334,16 @@ tune:
 
 
 def test_two_jobs_run_every_trial_once(tmp_path):
-    config = write(tmp_path, SMALL)
+    # with Optuna's constant liar, as a study with workers should be: each draw counts the trial still running
+    config = write(tmp_path, SMALL.replace("n_startup_trials: 3}", "n_startup_trials: 3, constant_liar: true}"))
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
     run_kiln("tune", "--config", config, "--tracking-uri", tmp_path / "mlruns", "--storage", storage, "--jobs", 2,
              "--n-trials", 6, "--no-refit")
     study = optuna_study(storage, "eurusd")
     assert sorted(t.number for t in study.trials) == list(range(6))
     assert all(t.state.name == "COMPLETE" for t in study.trials)
+    [sampler] = [p.read_text() for p in (tmp_path / "mlruns").glob("*/*/params/tune.sampler")]
+    assert "constant_liar=true" in sampler
 
 
 def test_folds_on_lent_cores_score_as_one_worker_scores_them(tmp_path):

@@ -113,6 +113,8 @@ pub(crate) enum SamplerSettings {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         multivariate: Option<bool>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        constant_liar: Option<bool>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         prior_weight: Option<f64>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         consider_endpoints: Option<bool>,
@@ -343,6 +345,7 @@ fn resolve(settings: &Settings, args: &TuneArgs, tracking_uri: &str) -> Result<R
         n_startup_trials: None,
         n_ei_candidates: None,
         multivariate: None,
+        constant_liar: None,
         prior_weight: None,
         consider_endpoints: None,
         consider_magic_clip: None,
@@ -352,6 +355,7 @@ fn resolve(settings: &Settings, args: &TuneArgs, tracking_uri: &str) -> Result<R
             n_startup_trials,
             n_ei_candidates,
             multivariate,
+            constant_liar,
             prior_weight,
             consider_endpoints,
             consider_magic_clip,
@@ -361,6 +365,7 @@ fn resolve(settings: &Settings, args: &TuneArgs, tracking_uri: &str) -> Result<R
                 n_startup_trials: n_startup_trials.unwrap_or(d.n_startup_trials),
                 n_ei_candidates: n_ei_candidates.unwrap_or(d.n_ei_candidates),
                 multivariate: multivariate.unwrap_or(d.multivariate),
+                constant_liar: constant_liar.unwrap_or(d.constant_liar),
                 prior_weight: prior_weight.unwrap_or(d.prior_weight),
                 consider_endpoints: consider_endpoints.unwrap_or(d.consider_endpoints),
                 consider_magic_clip: consider_magic_clip.unwrap_or(d.consider_magic_clip),

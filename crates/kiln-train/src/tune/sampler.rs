@@ -339,6 +339,9 @@ pub struct TpeOptions {
     pub consider_endpoints: bool,
     /// one joint estimator over the parameters every finished trial shares.
     pub multivariate: bool,
+    /// Optuna's `constant_liar`: the other trials still running (with the parameters they were given) join the
+    /// group of bad trials, so that workers drawing at the same time stay away from each other's points.
+    pub constant_liar: bool,
 }
 
 /// Optuna's `default_gamma`: `min(ceil(n / 10), 25)`.
@@ -357,15 +360,17 @@ impl Default for TpeOptions {
             consider_magic_clip: true,
             consider_endpoints: false,
             multivariate: false,
+            constant_liar: false,
         }
     }
 }
 
-/// The tree-structured Parzen estimator (Optuna's `TPESampler`, single objective, no constraints, no constant
-/// liar): random draws (its own [`RandomSampler`], seeded alike) until `n_startup_trials`; then the complete and
+/// The tree-structured Parzen estimator (Optuna's `TPESampler`, single objective, no constraints): random draws (its own [`RandomSampler`], seeded alike) until `n_startup_trials`; then the complete and
 /// pruned trials are split into the best `gamma(n)` (complete by value, then pruned by their last step, deepest
 /// first, and its value) and the rest, a Parzen estimator is fitted to each, and of `n_ei_candidates` draws from
-/// the good one the argmax of `log l(x) - log g(x)` is kept. Failed and running trials are ignored.
+/// the good one the argmax of `log l(x) - log g(x)` is kept. Failed trials are ignored; so are running ones unless
+/// [`TpeOptions::constant_liar`], which counts them among the rest (never among the best, and not in `n` of
+/// `gamma(n)`).
 #[derive(Clone, Debug)]
 pub struct TpeSampler {
     options: TpeOptions,
@@ -399,6 +404,8 @@ struct Seen {
 /// `number` is drawn toward `direction`.
 struct Draw<'h, 't> {
     trials: &'h [&'t FrozenTrial],
+    /// the other running trials, for the constant liar (empty without it)
+    running: &'h [&'t FrozenTrial],
     history_len: usize,
     number: i64,
     direction: Direction,
@@ -513,14 +520,15 @@ impl TpeSampler {
         }
     }
 
-    /// The estimators `l` (good trials) and `g` (the rest) over `space`.
+    /// The estimators `l` (good trials) and `g` (the rest) over `space`; running trials among `trials` go to `g`.
     pub fn estimators(
         &self,
         trials: &[&FrozenTrial],
         direction: Direction,
         space: &[(&str, &Distribution)],
     ) -> (ParzenEstimator, ParzenEstimator) {
-        let (below, above) = split(trials, direction, (self.options.gamma)(trials.len()));
+        let n_finished = trials.iter().filter(|t| t.state != TrialState::Running).count();
+        let (below, above) = split(trials, direction, (self.options.gamma)(n_finished));
         let dists: Vec<&Distribution> = space.iter().map(|(_, d)| *d).collect();
         let params = self.parzen_params();
         let fit = |group: &[&FrozenTrial]| {
@@ -605,7 +613,11 @@ impl TpeSampler {
 
     /// A joint TPE draw over `space`.
     fn sample(&mut self, draw: &Draw<'_, '_>, space: &[(&str, &Distribution)]) -> BTreeMap<String, f64> {
-        let (below, above) = if draw.trials.iter().all(|t| t.number >= 0) {
+        let (below, above) = if !draw.running.is_empty() {
+            // the constant liar: running trials change, so the history is read afresh (as Optuna does)
+            let all: Vec<&FrozenTrial> = draw.trials.iter().chain(draw.running).copied().collect();
+            self.estimators(&all, draw.direction, space)
+        } else if draw.trials.iter().all(|t| t.number >= 0) {
             self.kept_estimators(draw, space)
         } else {
             // trial numbers are 0-based; a history that says otherwise is read afresh
@@ -620,6 +632,16 @@ impl TpeSampler {
                 (name.to_string(), if matches!(d, Distribution::Int { .. }) { v.trunc() } else { v })
             })
             .collect()
+    }
+}
+
+impl TpeSampler {
+    /// The running trials of `history` other than `trial`, when the constant liar is on.
+    fn liars<'h>(&self, history: &'h [FrozenTrial], trial: &FrozenTrial) -> Vec<&'h FrozenTrial> {
+        if !self.options.constant_liar {
+            return Vec::new();
+        }
+        history.iter().filter(|t| t.state == TrialState::Running && t.number != trial.number).collect()
     }
 }
 
@@ -646,7 +668,7 @@ fn finished(history: &[FrozenTrial]) -> Vec<&FrozenTrial> {
 }
 
 /// Optuna's `_split_trials` for one objective without constraints: the best `n_below` complete trials, topped up
-/// with the best pruned ones, against the rest; each group in trial-number order.
+/// with the best pruned ones, against the rest and the running ones; each group in trial-number order.
 pub fn split<'a>(
     trials: &[&'a FrozenTrial],
     direction: Direction,
@@ -689,7 +711,9 @@ pub fn split<'a>(
     let n_complete = n_below.min(complete.len());
     let n_pruned = (n_below - n_complete).min(pruned.len());
     let mut below: Vec<&FrozenTrial> = complete[..n_complete].iter().chain(&pruned[..n_pruned]).copied().collect();
-    let mut above: Vec<&FrozenTrial> = complete[n_complete..].iter().chain(&pruned[n_pruned..]).copied().collect();
+    let running = trials.iter().copied().filter(|t| t.state == TrialState::Running);
+    let mut above: Vec<&FrozenTrial> =
+        complete[n_complete..].iter().chain(&pruned[n_pruned..]).copied().chain(running).collect();
     for group in [&mut below, &mut above] {
         if !group.is_sorted_by_key(|t| t.number) {
             group.sort_unstable_by_key(|t| t.number);
@@ -737,8 +761,11 @@ impl Sampler for TpeSampler {
         if space.is_empty() || trials.len() < self.options.n_startup_trials {
             return BTreeMap::new();
         }
+        let running = self.liars(history, trial);
         let space: Vec<(&str, &Distribution)> = space.iter().map(|(k, d)| (k.as_str(), d)).collect();
-        self.sample(&Draw { trials: &trials, history_len: history.len(), number: trial.number, direction }, &space)
+        let draw =
+            Draw { trials: &trials, running: &running, history_len: history.len(), number: trial.number, direction };
+        self.sample(&draw, &space)
     }
 
     fn sample_independent(
@@ -753,7 +780,9 @@ impl Sampler for TpeSampler {
         if trials.len() < self.options.n_startup_trials {
             return Ok(self.random.draw(dist));
         }
-        let draw = Draw { trials: &trials, history_len: history.len(), number: trial.number, direction };
+        let running = self.liars(history, trial);
+        let draw =
+            Draw { trials: &trials, running: &running, history_len: history.len(), number: trial.number, direction };
         Ok(self.sample(&draw, &[(name, dist)])[name])
     }
 }

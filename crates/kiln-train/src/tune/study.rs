@@ -897,8 +897,8 @@ fn study_params(spec: &StudySpec<'_>) -> Vec<(String, String)> {
         match &spec.sampler {
             SamplerSpec::Tpe { options, seed } => {
                 format!(
-                    "tpe(seed={seed}, n_startup_trials={}, n_ei_candidates={}, multivariate={})",
-                    options.n_startup_trials, options.n_ei_candidates, options.multivariate
+                    "tpe(seed={seed}, n_startup_trials={}, n_ei_candidates={}, multivariate={}, constant_liar={})",
+                    options.n_startup_trials, options.n_ei_candidates, options.multivariate, options.constant_liar
                 )
             }
             SamplerSpec::Random { seed } => format!("random(seed={seed})"),

@@ -592,6 +592,68 @@ fn multivariate_tpe_suggests_what_optuna_suggests() {
     );
 }
 
+/// Two workers on one study in turns, as `kiln tune --jobs 2` or two processes draw: trial `2r` is asked and given
+/// its parameters, then `2r + 1` while `2r` is still running, then both are told. Returns the history.
+fn two_workers(sampler: &mut dyn Sampler, space: &[(String, Distribution)], rounds: i64) -> Vec<FrozenTrial> {
+    let mut history: Vec<FrozenTrial> = Vec::new();
+    for round in 0..rounds {
+        for number in [2 * round, 2 * round + 1] {
+            let t = sample_trial(sampler, &history, Direction::Minimize, number, space).unwrap();
+            assert_eq!(t.state, TrialState::Running);
+            history.push(t);
+        }
+        for t in &mut history[2 * round as usize..] {
+            t.value = Some(mixed_objective(&t.params));
+            t.state = TrialState::Complete;
+        }
+    }
+    history
+}
+
+#[test]
+fn the_constant_liar_suggests_what_optunas_does_to_workers_in_turns() {
+    let (n_high, m_low, m_high, q_step) = (1_000_000, 1000, 10_000_000, 1e-6);
+    let space = mixed_space_of(n_high, m_low, m_high, q_step);
+    for multivariate in [false, true] {
+        let options = TpeOptions { multivariate, constant_liar: true, ..TpeOptions::default() };
+        let ours = two_workers(&mut TpeSampler::new(options, 4), &space, 20);
+        let expected = python(
+            &format!(
+                "{MIXED_PY}\n{}",
+                r#"
+import warnings
+warnings.simplefilter("ignore")
+sampler = optuna.samplers.TPESampler(seed=4, multivariate=IN["multivariate"], constant_liar=True)
+study = optuna.create_study(sampler=sampler)
+for _ in range(IN["rounds"]):
+    a = study.ask(); va = objective_value(*suggest(a))
+    b = study.ask(); vb = objective_value(*suggest(b))
+    study.tell(a, va); study.tell(b, vb)
+print(json.dumps([internal(t) for t in study.trials]))
+"#
+            ),
+            &json!({"rounds": 20, "multivariate": multivariate, "n_high": n_high, "m_low": m_low, "m_high": m_high, "q_step": q_step}),
+        );
+        let theirs = expected.as_array().unwrap();
+        assert_eq!(theirs.len(), ours.len());
+        for (t, e) in ours.iter().zip(theirs) {
+            for (name, v) in &t.params {
+                let o = e[name].as_f64().unwrap();
+                assert!(
+                    close(*v, o),
+                    "multivariate {multivariate}: trial {} `{name}`: kiln {v} vs optuna {o}",
+                    t.number
+                );
+            }
+        }
+        // the lie changes what the second worker is given: without it the draws part ways after the startup trials
+        let honest = TpeOptions { constant_liar: false, ..options };
+        let plain = two_workers(&mut TpeSampler::new(honest, 4), &space, 20);
+        assert_eq!(ours[..11], plain[..11], "the random startup draws are the same");
+        assert!(ours.iter().zip(&plain).any(|(a, b)| a.params != b.params));
+    }
+}
+
 #[test]
 fn grid_sampler_walks_optunas_shuffled_grid() {
     let grid: BTreeMap<String, Vec<ParamValue>> = BTreeMap::from([
