@@ -346,6 +346,35 @@ def test_two_jobs_run_every_trial_once(tmp_path):
     assert "constant_liar=true" in sampler
 
 
+def test_enqueued_configurations_run_first_once_whoever_enqueued_them(tmp_path):
+    # YAML's enqueue (Optuna's enqueue_trial with skip_if_exists): trial 0 takes the given values, the rest drawn
+    config = write(tmp_path, SMALL.replace("  pruner: {kind: none}\n", """  pruner: {kind: none}
+  enqueue:
+    - {model: lightgbm, lightgbm.learning_rate: 0.05}
+"""))
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    args = ["tune", "--config", config, "--tracking-uri", tmp_path / "mlruns", "--storage", storage, "--no-refit"]
+    first = run_kiln(*args, "--n-trials", 2)
+    assert "trial 0 enqueued with" in first.stderr, first.stderr
+    study = optuna_study(storage, "eurusd")
+    t0 = study.trials[0]
+    assert t0.system_attrs["fixed_params"] == {"model": "lightgbm", "lightgbm.learning_rate": 0.05}
+    assert (t0.state.name, t0.params["model"], t0.params["lightgbm.learning_rate"]) == ("COMPLETE", "lightgbm", 0.05)
+    assert 4 <= t0.params["lightgbm.num_leaves"] <= 32
+    # a Python worker enqueues two: one this study can run, one naming a candidate it does not have
+    study.enqueue_trial({"model": "xgboost", "xgboost.eta": 0.1, "xgboost.max_depth": 3})
+    study.enqueue_trial({"model": "catboost"})
+    second = run_kiln(*args, "--n-trials", 3)
+    assert "is trial 0 already; not enqueued again" in second.stderr, second.stderr
+    trials = optuna_study(storage, "eurusd").trials
+    assert [t.state.name for t in trials] == ["COMPLETE"] * 3 + ["FAIL", "COMPLETE"]
+    assert trials[2].params == {"model": "xgboost", "xgboost.eta": 0.1, "xgboost.max_depth": 3}
+    assert trials[2].user_attrs["candidate"] == "xgboost"
+    assert "catboost" in trials[3].user_attrs["fail_reason"] and "not one of the choices" in trials[3].user_attrs["fail_reason"]
+    assert "trial 3 FAIL: enqueued values refused" in second.stderr, second.stderr
+    assert not any(t.state.name == "WAITING" for t in trials)
+
+
 def test_folds_on_lent_cores_score_as_one_worker_scores_them(tmp_path):
     # with two jobs, a worker with no trial left to start lends its core to the folds of the trial still running;
     # each fold is fitted alone, so every draw gets the values and fold scores a single worker gives it (a random
@@ -379,6 +408,8 @@ tune:
     ("learning_rate: {float: {low: 0.0, high: 0.1, log: true}}", ["tune.candidates[0].space.learning_rate", "log"]),
     ("boosting: {categorical: []}", ["tune.candidates[0].space.boosting", "choices"]),
     ("num_leaves: {int: {low: 1, high: 8}}", ["tune.candidates[0].space.num_leaves", "num_leaves"]),
+    ("num_leaves: {int: {low: 4, high: 8}}\n  enqueue: [{num_leaf: 6}]", ["tune.enqueue[0].num_leaf", "num_leaves"]),
+    ("num_leaves: {int: {low: 4, high: 8}}\n  enqueue: [{num_leaves: 9}]", ["tune.enqueue[0].num_leaves", "outside"]),
 ])
 def test_a_bad_space_exits_2_naming_the_key_before_anything_runs(tmp_path, space, expected):
     config = write(tmp_path, BASE + f"""

@@ -13,8 +13,8 @@ use kiln_domain::{LoadedData, StudyDirection, StudyStorage};
 use kiln_eval::{ClassificationMetricName, MetricName};
 use kiln_store::PlotChartRenderer;
 use kiln_train::tune::{
-    Candidate, Competition, Distribution, Heartbeat, Interrupt, MedianPruner, MinResource, Objective, PrunerSpec,
-    SamplerSpec, StudyRun, StudySpec, SuccessiveHalvingPruner, TpeOptions, TunePorts,
+    Candidate, Competition, Distribution, Heartbeat, Interrupt, MedianPruner, MinResource, Objective, ParamValue,
+    PrunerSpec, SamplerSpec, StudyRun, StudySpec, SuccessiveHalvingPruner, TpeOptions, TunePorts,
 };
 use kiln_train::{Progress, TaskSpec, TrainSpec};
 use serde::{Deserialize, Serialize};
@@ -66,6 +66,10 @@ pub(crate) struct TuneSettings {
     /// every 10 s, grace 60 s)
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) heartbeat: Option<HeartbeatSettings>,
+    /// configurations tried before the sampler's (Optuna's `enqueue_trial`, each once per study): parameter values
+    /// by the study's names (`model: lightgbm`, `lightgbm.num_leaves: 31`); the others are drawn
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) enqueue: Vec<BTreeMap<String, serde_json::Value>>,
     /// the competing models; absent: the `model:` section, searched over `space`
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub(crate) candidates: Vec<CandidateSettings>,
@@ -183,6 +187,7 @@ struct Resolved {
     timeout: Option<Duration>,
     jobs: usize,
     heartbeat: Option<Heartbeat>,
+    enqueue: Vec<BTreeMap<String, ParamValue>>,
 }
 
 /// Reads the `tune:` section with the flags applied; every error names its key.
@@ -340,6 +345,17 @@ fn resolve(settings: &Settings, args: &TuneArgs, tracking_uri: &str) -> Result<R
         Some(CompetitionSetting::PerCandidate) => Competition::PerCandidate,
         _ => Competition::Joint,
     };
+    let mut enqueue = Vec::new();
+    for (i, entry) in section.enqueue.iter().enumerate() {
+        let mut values = BTreeMap::new();
+        for (name, value) in entry {
+            let at = format!("tune.enqueue[{i}].{name}");
+            values.insert(name.clone(), loaded.parse_at::<ParamValue>(&at, value)?);
+        }
+        enqueue.push(values);
+    }
+    kiln_train::tune::check_enqueue(&enqueue, &candidates, &pipeline, competition)
+        .map_err(|(key, message)| loaded.error_at(&format!("tune.{key}"), message))?;
     let sampler = match section.sampler.clone().unwrap_or(SamplerSettings::Tpe {
         seed: None,
         n_startup_trials: None,
@@ -470,6 +486,7 @@ fn resolve(settings: &Settings, args: &TuneArgs, tracking_uri: &str) -> Result<R
         timeout: timeout.map(Duration::from_secs_f64),
         jobs,
         heartbeat: Some(heartbeat),
+        enqueue,
     })
 }
 
@@ -613,6 +630,7 @@ pub(crate) fn tune(args: TuneArgs) -> Result<u8> {
         timeout: resolved.timeout,
         jobs: resolved.jobs,
         heartbeat: resolved.heartbeat,
+        enqueue: resolved.enqueue.clone(),
     };
     let outcome = kiln_train::tune::tune(&spec, &run, &frame, &ports, &progress)?;
 

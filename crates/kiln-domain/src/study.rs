@@ -125,6 +125,9 @@ pub struct StoredTrial {
     pub intermediate: Vec<(i64, f64)>,
     /// user attributes as JSON text, by key
     pub user_attrs: Vec<(String, String)>,
+    /// the parameters an enqueued trial was given (Optuna's system attribute `fixed_params`, a JSON object of
+    /// external values, as `study.enqueue_trial` writes it)
+    pub fixed_params: Option<String>,
     /// UTC times as stored, `YYYY-MM-DD HH:MM:SS.ffffff`
     pub datetime_start: Option<String>,
     pub datetime_complete: Option<String>,
@@ -144,6 +147,22 @@ pub trait StudyStorage: Send + Sync {
     /// # Errors
     /// `not_found` for an unknown study; `store_io` when the storage fails.
     fn create_trial(&self, study: i64) -> Result<(i64, i64), PortError>;
+
+    /// Enqueues a trial of `study` (Optuna's `enqueue_trial`): a `WAITING` trial, numbered now, whose system
+    /// attribute `fixed_params` is `fixed_params_json` (a JSON object of parameter names and external values).
+    /// `(trial id, number)`.
+    ///
+    /// # Errors
+    /// `not_found` for an unknown study; `store_io`.
+    fn enqueue_trial(&self, study: i64, fixed_params_json: &str) -> Result<(i64, i64), PortError>;
+
+    /// Takes the oldest `WAITING` trial of `study` for this worker (Optuna's `_pop_waiting_trial_id`): it becomes
+    /// `RUNNING`, started now, and no other worker can take it. `(trial id, number, its fixed_params JSON)`, or
+    /// `None` when none waits.
+    ///
+    /// # Errors
+    /// `store_io`.
+    fn pop_waiting_trial(&self, study: i64) -> Result<Option<(i64, i64, Option<String>)>, PortError>;
 
     /// Records a parameter of a running trial.
     ///

@@ -276,6 +276,40 @@ impl SqliteStudyStorage {
     fn io(&self) -> impl Fn(rusqlite::Error) -> PortError + '_ {
         |e| io_error(&self.path, &e)
     }
+
+    /// A new trial of `study` in `state`, numbered as Optuna numbers it: `(trial id, number)`.
+    fn insert_trial(
+        &self,
+        tx: &rusqlite::Transaction<'_>,
+        study: i64,
+        state: &str,
+        start: Option<String>,
+    ) -> Result<(i64, i64), PortError> {
+        let io = self.io();
+        let exists: Option<i64> = tx
+            .query_row("SELECT study_id FROM studies WHERE study_id = ?1", params![study], |r| r.get(0))
+            .optional()
+            .map_err(&io)?;
+        if exists.is_none() {
+            return Err(PortError::not_found(format!("study {study} in {}", self.path.display())));
+        }
+        tx.execute(
+            "INSERT INTO trials (number, study_id, state, datetime_start) VALUES (NULL, ?1, ?2, ?3)",
+            params![study, state, start],
+        )
+        .map_err(&io)?;
+        let trial = tx.last_insert_rowid();
+        // Optuna's rule: the number of the study's trials created before this one
+        let number: i64 = tx
+            .query_row(
+                "SELECT COUNT(*) FROM trials WHERE study_id = ?1 AND trial_id < ?2",
+                params![study, trial],
+                |r| r.get(0),
+            )
+            .map_err(&io)?;
+        tx.execute("UPDATE trials SET number = ?1 WHERE trial_id = ?2", params![number, trial]).map_err(&io)?;
+        Ok((trial, number))
+    }
 }
 
 fn io_error(path: &Path, e: &rusqlite::Error) -> PortError {
@@ -354,31 +388,50 @@ impl StudyStorage for SqliteStudyStorage {
     }
 
     fn create_trial(&self, study: i64) -> Result<(i64, i64), PortError> {
+        self.write(|tx| self.insert_trial(tx, study, "RUNNING", Some(now())))
+    }
+
+    fn enqueue_trial(&self, study: i64, fixed_params_json: &str) -> Result<(i64, i64), PortError> {
         self.write(|tx| {
             let io = self.io();
-            let exists: Option<i64> = tx
-                .query_row("SELECT study_id FROM studies WHERE study_id = ?1", params![study], |r| r.get(0))
-                .optional()
-                .map_err(&io)?;
-            if exists.is_none() {
-                return Err(PortError::not_found(format!("study {study} in {}", self.path.display())));
-            }
+            let (trial, number) = self.insert_trial(tx, study, "WAITING", None)?;
             tx.execute(
-                "INSERT INTO trials (number, study_id, state, datetime_start) VALUES (NULL, ?1, 'RUNNING', ?2)",
-                params![study, now()],
+                "INSERT INTO trial_system_attributes (trial_id, \"key\", value_json) VALUES (?1, 'fixed_params', ?2)",
+                params![trial, fixed_params_json],
             )
             .map_err(&io)?;
-            let trial = tx.last_insert_rowid();
-            // Optuna's rule: the number of the study's trials created before this one
-            let number: i64 = tx
+            Ok((trial, number))
+        })
+    }
+
+    fn pop_waiting_trial(&self, study: i64) -> Result<Option<(i64, i64, Option<String>)>, PortError> {
+        // the write lock is taken first (`BEGIN IMMEDIATE`): no other worker reads the trial as waiting meanwhile
+        self.write(|tx| {
+            let io = self.io();
+            let waiting: Option<(i64, i64)> = tx
                 .query_row(
-                    "SELECT COUNT(*) FROM trials WHERE study_id = ?1 AND trial_id < ?2",
-                    params![study, trial],
+                    "SELECT trial_id, number FROM trials WHERE study_id = ?1 AND state = 'WAITING' \
+                     ORDER BY trial_id LIMIT 1",
+                    params![study],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()
+                .map_err(&io)?;
+            let Some((trial, number)) = waiting else { return Ok(None) };
+            tx.execute(
+                "UPDATE trials SET state = 'RUNNING', datetime_start = ?1 WHERE trial_id = ?2",
+                params![now(), trial],
+            )
+            .map_err(&io)?;
+            let fixed: Option<String> = tx
+                .query_row(
+                    "SELECT value_json FROM trial_system_attributes WHERE trial_id = ?1 AND \"key\" = 'fixed_params'",
+                    params![trial],
                     |r| r.get(0),
                 )
+                .optional()
                 .map_err(&io)?;
-            tx.execute("UPDATE trials SET number = ?1 WHERE trial_id = ?2", params![number, trial]).map_err(&io)?;
-            Ok((trial, number))
+            Ok(Some((trial, number, fixed)))
         })
     }
 
@@ -553,6 +606,7 @@ impl StudyStorage for SqliteStudyStorage {
                         value: kind.map(|k| read_value(value, &k)),
                         intermediate: Vec::new(),
                         user_attrs: Vec::new(),
+                        fixed_params: None,
                         datetime_start: r.get(3)?,
                         datetime_complete: r.get(4)?,
                     })
@@ -615,6 +669,20 @@ impl StudyStorage for SqliteStudyStorage {
             let (trial, key, value) = row.map_err(&io)?;
             if let Some(&i) = index.get(&trial) {
                 trials[i].user_attrs.push((key, value));
+            }
+        }
+        let mut fixed_of = connection
+            .prepare(
+                "SELECT a.trial_id, a.value_json FROM trial_system_attributes a JOIN trials t ON \
+                 t.trial_id = a.trial_id WHERE t.study_id = ?1 AND a.\"key\" = 'fixed_params'",
+            )
+            .map_err(&io)?;
+        let rows =
+            fixed_of.query_map(params![study], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))).map_err(&io)?;
+        for row in rows {
+            let (trial, value) = row.map_err(&io)?;
+            if let Some(&i) = index.get(&trial) {
+                trials[i].fixed_params = Some(value);
             }
         }
         Ok(trials)

@@ -315,6 +315,49 @@ fn kiln_threads_and_a_python_worker_creating_trials_at_once_get_unique_gap_free_
 }
 
 #[test]
+fn a_queue_of_enqueued_trials_is_taken_once_by_workers_at_once_and_shared_with_optuna() {
+    let url = Arc::new(database("queue"));
+    let storage = PostgresStudyStorage::open(&url).unwrap();
+    let study = storage.create_or_load_study("queue", StudyDirection::Minimize).unwrap();
+    // 30 waiting trials: 20 enqueued by kiln, then 10 by Optuna's `enqueue_trial`
+    for i in 0..20 {
+        storage.enqueue_trial(study, &format!(r#"{{"learning_rate": {}}}"#, 0.01 + f64::from(i) / 100.0)).unwrap();
+    }
+    let seen = python(
+        "s = optuna.load_study(study_name='queue', storage=url)\n\
+         for i in range(10):\n    s.enqueue_trial({'learning_rate': 0.25, 'i': i})\n\
+         print(json.dumps([[t.number, t.state.name, t.system_attrs.get('fixed_params')] for t in s.trials[:2]]))",
+        &url,
+    );
+    assert_eq!(
+        seen,
+        serde_json::json!([[0, "WAITING", {"learning_rate": 0.01}], [1, "WAITING", {"learning_rate": 0.02}]])
+    );
+    // four workers with their own connections take them at once: each trial once, every one taken
+    let workers: Vec<_> = (0..4)
+        .map(|_| {
+            let url = Arc::clone(&url);
+            std::thread::spawn(move || {
+                let storage = PostgresStudyStorage::open(&url).unwrap();
+                let mut taken = Vec::new();
+                while let Some((trial, number, fixed)) = storage.pop_waiting_trial(study).unwrap() {
+                    assert!(fixed.is_some_and(|f| f.contains("learning_rate")));
+                    storage.finish_trial(trial, TrialState::Complete, Some(1.0)).unwrap();
+                    taken.push(number);
+                }
+                taken
+            })
+        })
+        .collect();
+    let mut taken: Vec<i64> = workers.into_iter().flat_map(|w| w.join().unwrap()).collect();
+    taken.sort_unstable();
+    assert_eq!(taken, (0..30).collect::<Vec<_>>());
+    let all = storage.trials(study).unwrap();
+    assert!(all.iter().all(|t| t.state == TrialState::Complete && t.datetime_start.is_some()));
+    assert_eq!(all[25].fixed_params.as_deref(), Some(r#"{"learning_rate": 0.25, "i": 5}"#));
+}
+
+#[test]
 fn stale_heartbeats_are_failed_by_kiln_and_by_optuna_and_a_trial_without_one_is_left_alone() {
     let url = database("heartbeats");
     let storage = PostgresStudyStorage::open(&url).unwrap();

@@ -284,6 +284,36 @@ impl PostgresStudyStorage {
     /// Runs `f` in one transaction (read-only at `REPEATABLE READ` when `read_only`, so several reads see one
     /// state), tried again, as Optuna does, when the database broke a deadlock or a serialization conflict by
     /// aborting it. A connection the server dropped is reopened first.
+    /// A new trial of `study`, `RUNNING` and started now or `WAITING` (enqueued), numbered as Optuna numbers it:
+    /// `(trial id, number)`.
+    fn insert_trial(&self, tx: &mut Transaction<'_>, study: i64, waiting: bool) -> Result<(i64, i64), Failure> {
+        // Optuna's lock (`StudyModel.find_or_raise_by_id(study_id, session, for_update=True)`): the study's row,
+        // FOR UPDATE, held until commit, so the count below sees every earlier trial, kiln's or Python's
+        let locked = tx.query_opt("SELECT study_id FROM studies WHERE study_id = $1::bigint FOR UPDATE", &[&study])?;
+        if locked.is_none() {
+            return Err(PortError::not_found(format!("study {study} in {}", self.shown)).into());
+        }
+        let (state, start) = if waiting { ("WAITING", "NULL") } else { ("RUNNING", NOW_UTC) };
+        let trial: i64 = tx
+            .query_one(
+                &format!(
+                    "INSERT INTO trials (number, study_id, state, datetime_start) \
+                     VALUES (NULL, $1::bigint, '{state}', {start}) RETURNING trial_id::bigint"
+                ),
+                &[&study],
+            )?
+            .get(0);
+        // Optuna's rule (`TrialModel.count_past_trials`): the number of the study's trials created before this one
+        let number: i64 = tx
+            .query_one(
+                "SELECT count(trial_id) FROM trials WHERE study_id = $1::bigint AND trial_id < $2::bigint",
+                &[&study, &trial],
+            )?
+            .get(0);
+        tx.execute("UPDATE trials SET number = $1::bigint WHERE trial_id = $2::bigint", &[&number, &trial])?;
+        Ok((trial, number))
+    }
+
     fn transaction<T>(
         &self,
         read_only: bool,
@@ -441,32 +471,47 @@ impl StudyStorage for PostgresStudyStorage {
     }
 
     fn create_trial(&self, study: i64) -> Result<(i64, i64), PortError> {
+        self.transaction(false, |tx| self.insert_trial(tx, study, false))
+    }
+
+    fn enqueue_trial(&self, study: i64, fixed_params_json: &str) -> Result<(i64, i64), PortError> {
         self.transaction(false, |tx| {
-            // Optuna's lock (`StudyModel.find_or_raise_by_id(study_id, session, for_update=True)`): the study's row,
-            // FOR UPDATE, held until commit, so the count below sees every earlier trial, kiln's or Python's
-            let locked =
-                tx.query_opt("SELECT study_id FROM studies WHERE study_id = $1::bigint FOR UPDATE", &[&study])?;
-            if locked.is_none() {
-                return Err(PortError::not_found(format!("study {study} in {}", self.shown)).into());
-            }
-            let trial: i64 = tx
-                .query_one(
-                    &format!(
-                        "INSERT INTO trials (number, study_id, state, datetime_start) \
-                         VALUES (NULL, $1::bigint, 'RUNNING', {NOW_UTC}) RETURNING trial_id::bigint"
-                    ),
-                    &[&study],
-                )?
-                .get(0);
-            // Optuna's rule (`TrialModel.count_past_trials`): the number of the study's trials created before this one
-            let number: i64 = tx
-                .query_one(
-                    "SELECT count(trial_id) FROM trials WHERE study_id = $1::bigint AND trial_id < $2::bigint",
-                    &[&study, &trial],
-                )?
-                .get(0);
-            tx.execute("UPDATE trials SET number = $1::bigint WHERE trial_id = $2::bigint", &[&number, &trial])?;
+            let (trial, number) = self.insert_trial(tx, study, true)?;
+            tx.execute(
+                "INSERT INTO trial_system_attributes (trial_id, \"key\", value_json) \
+                 VALUES ($1::bigint, 'fixed_params', $2::text)",
+                &[&trial, &fixed_params_json],
+            )?;
             Ok((trial, number))
+        })
+    }
+
+    fn pop_waiting_trial(&self, study: i64) -> Result<Option<(i64, i64, Option<String>)>, PortError> {
+        self.transaction(false, |tx| {
+            // the row is locked until commit; a waiting trial another worker is taking is skipped, not waited for
+            let Some(row) = tx.query_opt(
+                "SELECT trial_id::bigint, number::bigint FROM trials WHERE study_id = $1::bigint AND state = 'WAITING' \
+                 ORDER BY trial_id LIMIT 1 FOR UPDATE SKIP LOCKED",
+                &[&study],
+            )?
+            else {
+                return Ok(None);
+            };
+            let (trial, number): (i64, Option<i64>) = (row.get(0), row.get(1));
+            tx.execute(
+                &format!("UPDATE trials SET state = 'RUNNING', datetime_start = {NOW_UTC} WHERE trial_id = $1::bigint"),
+                &[&trial],
+            )?;
+            let fixed: Option<String> = tx
+                .query_opt(
+                    "SELECT value_json FROM trial_system_attributes WHERE trial_id = $1::bigint AND \"key\" = 'fixed_params'",
+                    &[&trial],
+                )?
+                .and_then(|r| r.get(0));
+            let number = number.ok_or_else(|| {
+                PortError::new(Code::StoreCorrupt, format!("{}: trial {trial} has no number", self.shown))
+            })?;
+            Ok(Some((trial, number, fixed)))
         })
     }
 
@@ -629,6 +674,7 @@ impl StudyStorage for PostgresStudyStorage {
                     value: kind.map(|k| read_value(r.get(5), &k)),
                     intermediate: Vec::new(),
                     user_attrs: Vec::new(),
+                    fixed_params: None,
                     datetime_start: r.get(3),
                     datetime_complete: r.get(4),
                 });
@@ -678,6 +724,17 @@ impl StudyStorage for PostgresStudyStorage {
                 let value: Option<String> = r.get(2);
                 if let (Some(&i), Some(key), Some(value)) = (index.get(&trial), key, value) {
                     trials[i].user_attrs.push((key, value));
+                }
+            }
+            for r in tx.query(
+                "SELECT a.trial_id::bigint, a.value_json FROM trial_system_attributes a \
+                 JOIN trials t ON t.trial_id = a.trial_id WHERE t.study_id = $1::bigint AND a.\"key\" = 'fixed_params'",
+                &[&study],
+            )? {
+                let trial: i64 = r.get(0);
+                let value: Option<String> = r.get(1);
+                if let Some(&i) = index.get(&trial) {
+                    trials[i].fixed_params = value;
                 }
             }
             Ok(trials)

@@ -117,6 +117,45 @@ fn optuna_loads_a_study_kiln_wrote_and_kiln_reads_trials_optuna_added() {
 }
 
 #[test]
+fn enqueued_trials_wait_in_order_and_are_taken_once_both_ways_with_optuna() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("studies.db");
+    let storage = SqliteStudyStorage::open(&path).unwrap();
+    let study = storage.create_or_load_study("queue", StudyDirection::Minimize).unwrap();
+    // kiln enqueues one; Python enqueues another, then asks: Optuna takes kiln's (the oldest) with its params
+    let (_, n0) = storage.enqueue_trial(study, r#"{"learning_rate": 0.05, "boosting": "dart"}"#).unwrap();
+    assert_eq!(n0, 0);
+    let waiting = storage.trials(study).unwrap();
+    assert_eq!(waiting[0].state, TrialState::Waiting);
+    assert_eq!(waiting[0].datetime_start, None);
+    assert_eq!(waiting[0].fixed_params.as_deref(), Some(r#"{"learning_rate": 0.05, "boosting": "dart"}"#));
+    let seen = python(
+        "s = optuna.load_study(study_name='queue', storage=url)\n\
+         before = [(t.number, t.state.name, t.system_attrs.get('fixed_params')) for t in s.trials]\n\
+         s.enqueue_trial({'learning_rate': 0.2})\n\
+         t = s.ask()\n\
+         p = {'lr': t.suggest_float('learning_rate', 0.01, 0.3, log=True), 'b': t.suggest_categorical('boosting', ['gbdt', 'dart'])}\n\
+         s.tell(t, 1.0)\n\
+         print(json.dumps({'before': before, 'asked': t.number, 'params': p}))",
+        &path,
+    );
+    assert_eq!(seen["before"], serde_json::json!([[0, "WAITING", {"learning_rate": 0.05, "boosting": "dart"}]]));
+    assert_eq!(seen["asked"], 0);
+    assert_eq!(seen["params"], serde_json::json!({"lr": 0.05, "b": "dart"}));
+    // kiln takes Python's, once: RUNNING, started, with its params; then nothing waits
+    let (trial, number, fixed) = storage.pop_waiting_trial(study).unwrap().expect("a waiting trial");
+    assert_eq!((number, fixed.as_deref()), (1, Some(r#"{"learning_rate": 0.2}"#)));
+    assert_eq!(storage.pop_waiting_trial(study).unwrap(), None);
+    let all = storage.trials(study).unwrap();
+    assert_eq!(all[1].id, trial);
+    assert_eq!(all[1].state, TrialState::Running);
+    assert!(all[1].datetime_start.is_some());
+    assert_eq!(all[0].state, TrialState::Complete);
+    // the next new trial is numbered after the enqueued ones
+    assert_eq!(storage.create_trial(study).unwrap().1, 2);
+}
+
+#[test]
 fn a_study_opened_with_the_other_direction_or_another_value_of_a_param_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("studies.db");

@@ -32,8 +32,8 @@ pub use sampler::{
 pub use space::{Distribution, ParamValue};
 pub use study::{
     CANDIDATE_PARAM, Candidate, Competition, Heartbeat, Interrupt, LeaderRow, Objective, PipelineParam, PrunerSpec,
-    SamplerSpec, Section, StudyRun, StudySpec, TrialRecord, TuneOutcome, TunePorts, Winner, check_space, frozen,
-    leaderboard_header, leaderboard_rows, pipeline_with, scored_over_steps, tune,
+    SamplerSpec, Section, StudyRun, StudySpec, TrialRecord, TuneOutcome, TunePorts, Winner, check_enqueue, check_space,
+    frozen, leaderboard_header, leaderboard_rows, pipeline_with, scored_over_steps, tune,
 };
 pub use trial::{Direction, FrozenTrial, TrialState};
 

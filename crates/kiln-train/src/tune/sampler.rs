@@ -81,28 +81,41 @@ pub fn sample_trial(
 }
 
 /// A trial being drawn one parameter at a time (Optuna's `study.ask()`, then `suggest_*` calls whose space may
-/// depend on earlier answers: a conditional space such as each model kind's own parameters).
+/// depend on earlier answers: a conditional space such as each model kind's own parameters). An enqueued trial's
+/// fixed parameters take their given values; the relative draw is made at the first parameter that is neither
+/// fixed nor single-valued, as Optuna makes it lazily (a trial whose parameters are all given draws nothing).
 #[derive(Clone, Debug)]
 pub struct TrialDraw {
     pub trial: FrozenTrial,
-    relative_space: SearchSpace,
-    relative: BTreeMap<String, f64>,
+    /// the relative search space and its draw, once made
+    relative: Option<(SearchSpace, BTreeMap<String, f64>)>,
+    /// an enqueued trial's given values (Optuna's `fixed_params`), external
+    fixed: BTreeMap<String, ParamValue>,
 }
 
 impl TrialDraw {
-    /// Starts trial `number`: the sampler's `before_trial` and its relative draw.
-    pub fn start(sampler: &mut dyn Sampler, history: &[FrozenTrial], direction: Direction, number: i64) -> TrialDraw {
+    /// Starts trial `number`: the sampler's `before_trial`.
+    pub fn start(sampler: &mut dyn Sampler, history: &[FrozenTrial], _direction: Direction, number: i64) -> TrialDraw {
+        Self::start_fixed(sampler, history, number, BTreeMap::new())
+    }
+
+    /// [`TrialDraw::start`] of an enqueued trial whose parameters `fixed` are given (external values by name; a name
+    /// the trial never asks for is left unused, as Optuna leaves it).
+    pub fn start_fixed(
+        sampler: &mut dyn Sampler,
+        history: &[FrozenTrial],
+        number: i64,
+        fixed: BTreeMap<String, ParamValue>,
+    ) -> TrialDraw {
         let mut trial = FrozenTrial::running(number);
         sampler.before_trial(history, &mut trial);
-        let relative_space = sampler.infer_relative_space(history, &trial);
-        let relative = sampler.sample_relative(history, direction, &trial, &relative_space);
-        TrialDraw { trial, relative_space, relative }
+        TrialDraw { trial, relative: None, fixed }
     }
 
     /// Draws parameter `name` from `dist` (its internal value), recorded in the trial.
     ///
     /// # Errors
-    /// The sampler's.
+    /// The sampler's; a given value that `dist` cannot represent (a choice it does not have, text for a number).
     pub fn suggest(
         &mut self,
         sampler: &mut dyn Sampler,
@@ -111,12 +124,24 @@ impl TrialDraw {
         name: &str,
         dist: &Distribution,
     ) -> Result<f64, TuneError> {
-        let value = if dist.single() {
+        let value = if let Some(given) = self.fixed.get(name) {
+            // outside the range is used as given, as Optuna uses it (with a warning there)
+            dist.to_internal(given).map_err(|e| {
+                TuneError::Space(format!("trial {}: the enqueued value of `{name}`: {e}", self.trial.number))
+            })?
+        } else if dist.single() {
             single_value(dist)
-        } else if let Some(v) = self.relative.get(name).filter(|_| self.relative_space.get(name) == Some(dist)) {
-            *v
         } else {
-            sampler.sample_independent(history, direction, &self.trial, name, dist)?
+            let trial = &self.trial;
+            let (space, relative) = self.relative.get_or_insert_with(|| {
+                let space = sampler.infer_relative_space(history, trial);
+                let relative = sampler.sample_relative(history, direction, trial, &space);
+                (space, relative)
+            });
+            match relative.get(name).filter(|_| space.get(name) == Some(dist)) {
+                Some(v) => *v,
+                None => sampler.sample_independent(history, direction, &self.trial, name, dist)?,
+            }
         };
         self.trial.params.insert(name.to_string(), value);
         self.trial.distributions.insert(name.to_string(), dist.clone());

@@ -35,7 +35,7 @@ impl ParamValue {
 
     /// Python's `==` between choices (`True == 1 == 1.0`), with NaN equal to NaN as Optuna's
     /// `_categorical_choice_equal`.
-    fn same_choice(&self, other: &ParamValue) -> bool {
+    pub(crate) fn same_choice(&self, other: &ParamValue) -> bool {
         match (self, other) {
             (ParamValue::Null, ParamValue::Null) => true,
             (ParamValue::Str(a), ParamValue::Str(b)) => a == b,

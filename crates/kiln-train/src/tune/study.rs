@@ -253,6 +253,10 @@ pub struct StudySpec<'a> {
     /// trials run at once
     pub jobs: usize,
     pub heartbeat: Option<Heartbeat>,
+    /// configurations to try first (Optuna's `enqueue_trial(..., skip_if_exists=True)`): parameter values by the
+    /// study's names (`model`, `lightgbm.num_leaves`, `preprocess.scale.method`); with
+    /// [`Competition::PerCandidate`], `model` names the candidate's study. Checked by [`check_enqueue`].
+    pub enqueue: Vec<BTreeMap<String, ParamValue>>,
 }
 
 /// The tracking of a study: the MLflow experiment, the parent run's name and tags, the params describing the inputs.
@@ -519,6 +523,163 @@ fn param_name(candidates: &[Candidate], candidate: &Candidate, name: &str) -> St
     if candidates.len() > 1 { format!("{}.{name}", candidate.name) } else { name.to_string() }
 }
 
+/// Every parameter a study of `candidates` can draw, by its stored name: the candidate (`model`, when several),
+/// each candidate's space, the pipeline's.
+fn study_space(
+    candidates: &[Candidate],
+    pipeline: &[(String, Distribution)],
+) -> Result<BTreeMap<String, Distribution>, TuneError> {
+    let mut space: BTreeMap<String, Distribution> = BTreeMap::new();
+    if candidates.len() > 1 {
+        space.insert(
+            CANDIDATE_PARAM.to_string(),
+            Distribution::categorical(candidates.iter().map(|c| ParamValue::Str(c.name.clone())).collect())?,
+        );
+    }
+    for c in candidates {
+        for (n, d) in &c.space {
+            space.insert(param_name(candidates, c, n), d.clone());
+        }
+    }
+    for (n, d) in pipeline {
+        space.insert(n.clone(), d.clone());
+    }
+    Ok(space)
+}
+
+/// An `enqueue` entry's study (its index) and its values there.
+type EnqueueTarget = (usize, BTreeMap<String, ParamValue>);
+
+/// Which study each `enqueue` entry goes to (its index in the studies [`tune`] opens: one joint study, or one per
+/// candidate in order) and its values there (with [`Competition::PerCandidate`], without `model`).
+fn enqueue_targets(
+    entries: &[BTreeMap<String, ParamValue>],
+    candidates: &[Candidate],
+    competition: Competition,
+) -> Result<Vec<EnqueueTarget>, (String, String)> {
+    let names = || candidates.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ");
+    let mut out = Vec::new();
+    for (i, entry) in entries.iter().enumerate() {
+        if entry.is_empty() {
+            return Err((format!("enqueue[{i}]"), "an empty entry: give the values of some parameters".into()));
+        }
+        let model = match entry.get(CANDIDATE_PARAM) {
+            None => None,
+            Some(v) => Some(
+                candidates.iter().position(|c| ParamValue::Str(c.name.clone()).same_choice(v)).ok_or_else(|| {
+                    (
+                        format!("enqueue[{i}].{CANDIDATE_PARAM}"),
+                        format!("'{v}' is not a candidate; they are {}", names()),
+                    )
+                })?,
+            ),
+        };
+        match competition {
+            Competition::Joint => out.push((0, entry.clone())),
+            Competition::PerCandidate => {
+                let c = match model {
+                    Some(c) => c,
+                    None if candidates.len() == 1 => 0,
+                    None => {
+                        return Err((
+                            format!("enqueue[{i}]"),
+                            format!("name the candidate's study with `{CANDIDATE_PARAM}:` (one of {})", names()),
+                        ));
+                    }
+                };
+                let mut values = entry.clone();
+                values.remove(CANDIDATE_PARAM);
+                out.push((c, values));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Checks the `enqueue` entries against the studies' spaces before anything runs: each name one the study draws
+/// (in a joint study, of the entry's own `model`), each value one its distribution holds. Errors name the entry
+/// and key relative to `tune.` (`enqueue[0].lightgbm.num_leaves`).
+///
+/// # Errors
+/// `(key, message)` of the first bad entry.
+pub fn check_enqueue(
+    entries: &[BTreeMap<String, ParamValue>],
+    candidates: &[Candidate],
+    pipeline: &[(String, Distribution)],
+    competition: Competition,
+) -> Result<(), (String, String)> {
+    let targets = enqueue_targets(entries, candidates, competition)?;
+    for (i, (study, values)) in targets.iter().enumerate() {
+        let own: &[Candidate] = match competition {
+            Competition::Joint => candidates,
+            Competition::PerCandidate => std::slice::from_ref(&candidates[*study]),
+        };
+        let space = study_space(own, pipeline).map_err(|e| (format!("enqueue[{i}]"), e.to_string()))?;
+        let model = entries[i].get(CANDIDATE_PARAM);
+        for (name, value) in values {
+            let at = format!("enqueue[{i}].{name}");
+            let Some(dist) = space.get(name) else {
+                let known = space.keys().map(String::as_str).collect::<Vec<_>>().join(", ");
+                return Err((at, format!("not a parameter the study draws; it draws {known}")));
+            };
+            if let (Competition::Joint, Some(model)) = (competition, model)
+                && let Some(owner) = own.iter().find(|c| own.len() > 1 && name.starts_with(&format!("{}.", c.name)))
+                && !ParamValue::Str(owner.name.clone()).same_choice(model)
+            {
+                return Err((
+                    at,
+                    format!("belongs to candidate '{}', and this entry's {CANDIDATE_PARAM} is {model}", owner.name),
+                ));
+            }
+            let x = dist.to_internal(value).map_err(|e| (at.clone(), e.to_string()))?;
+            if !dist.contains(x) {
+                return Err((at, format!("{value} is outside {}", dist.distribution_json())));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Enqueues this invocation's `enqueue` entries (see [`StudySpec::enqueue`]) that no trial of their study has yet:
+/// one whose given values, or drawn ones when it was not enqueued, are the same (Optuna's `skip_if_exists`).
+fn enqueue_entries(
+    spec: &StudySpec<'_>,
+    studies: &[Study<'_>],
+    storage: &dyn StudyStorage,
+    progress: &(dyn Progress + Sync),
+) -> Result<(), TrainError> {
+    let targets = enqueue_targets(&spec.enqueue, &spec.candidates, spec.competition)
+        .map_err(|(key, message)| TuneError::Space(format!("tune.{key}: {message}")))?;
+    for (index, values) in targets {
+        let study = &studies[index];
+        let existing = storage.trials(study.id)?;
+        let same = existing.iter().find(|t| {
+            let given: Option<BTreeMap<String, ParamValue>> =
+                t.fixed_params.as_deref().and_then(|j| serde_json::from_str(j).ok());
+            let shown = given.unwrap_or_else(|| {
+                t.params
+                    .iter()
+                    .filter_map(|p| {
+                        let d = Distribution::from_distribution_json(&p.distribution_json).ok()?;
+                        Some((p.name.clone(), d.to_external(p.internal).ok()?))
+                    })
+                    .collect()
+            });
+            shown.len() == values.len() && values.iter().all(|(k, v)| shown.get(k).is_some_and(|s| s.same_choice(v)))
+        });
+        let text = serde_json::to_string(&values).map_err(|e| TuneError::Space(e.to_string()))?;
+        match same {
+            Some(t) => progress
+                .step(&format!("study {}: {text} is trial {} already; not enqueued again", study.name, t.number)),
+            None => {
+                let (_, number) = storage.enqueue_trial(study.id, &text)?;
+                progress.step(&format!("study {}: trial {number} enqueued with {text}", study.name));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// A stored trial as the samplers see it.
 ///
 /// # Errors
@@ -569,6 +730,7 @@ pub fn tune(
             }
         }
     }
+    enqueue_entries(spec, &studies, ports.storage, progress)?;
     // the parent run is started on the tracking server while this thread makes the design and the folds
     let (parent, plan) = std::thread::scope(|scope| {
         let parent = scope.spawn(|| start_parent(spec, run, ports, progress, &studies));
@@ -673,21 +835,7 @@ fn open_study<'s>(
         }
         other => other?,
     };
-    let mut space: BTreeMap<String, Distribution> = BTreeMap::new();
-    if candidates.len() > 1 {
-        space.insert(
-            CANDIDATE_PARAM.to_string(),
-            Distribution::categorical(candidates.iter().map(|c| ParamValue::Str(c.name.clone())).collect())?,
-        );
-    }
-    for c in candidates {
-        for (n, d) in &c.space {
-            space.insert(param_name(candidates, c, n), d.clone());
-        }
-    }
-    for (n, d) in &spec.pipeline {
-        space.insert(n.clone(), d.clone());
-    }
+    let space = study_space(candidates, &spec.pipeline)?;
     let mut best: Option<(f64, i64)> = None;
     for trial in ports.storage.trials(id)? {
         if let (TrialState::Complete, Some(v)) = (trial.state, trial.value)
@@ -1046,6 +1194,7 @@ fn run_trials(ctx: &TrialContext<'_, '_>) -> Result<(Vec<TrialRecord>, StaleTria
                         Ok(TrialStep::GridDone) => {
                             stop.store(true, Ordering::Relaxed);
                         }
+                        Ok(TrialStep::Refused) => {}
                         Err(e) => fail(e),
                     }
                 }
@@ -1108,6 +1257,8 @@ fn interrupted(ctx: &TrialContext<'_, '_>, interrupt: &Interrupt<'_>) {
 enum TrialStep {
     /// the trial's record, the stale trials failed before it started, and its child run to write
     Ran(Box<TrialRecord>, Vec<(String, i64)>, TrialLog),
+    /// an enqueued trial whose given values this study cannot take: failed with the reason, nothing run
+    Refused,
     /// a grid with every point taken: nothing was started
     GridDone,
 }
@@ -1145,18 +1296,42 @@ fn one_trial(ctx: &TrialContext<'_, '_>) -> Result<TrialStep, TrainError> {
             return Ok(TrialStep::GridDone);
         }
     }
-    // created and listed under the lock an interrupt takes: every trial it does not see is never created
-    let (trial_id, number) = {
+    // an enqueued trial first (the oldest waiting, as Optuna's `ask` takes it), else a new one; taken and listed
+    // under the lock an interrupt takes: every trial it does not see is never started
+    let (trial_id, number, given) = {
         let mut running = ctx.running.lock().unwrap_or_else(PoisonError::into_inner);
-        let created = storage.create_trial(study.id)?;
-        running.push(created.0);
-        created
+        let (id, number, given) = match storage.pop_waiting_trial(study.id)? {
+            Some(waiting) => waiting,
+            None => {
+                let (id, number) = storage.create_trial(study.id)?;
+                (id, number, None)
+            }
+        };
+        running.push(id);
+        (id, number, given)
     };
     if spec.heartbeat.is_some() {
         storage.heartbeat(trial_id)?;
     }
     let history = study_history(study, storage, Some(number))?;
-    let drawn = draw(ctx, &history, number)?;
+    let drawn = match &given {
+        None => draw(ctx, &history, number, BTreeMap::new())?,
+        // an enqueued trial whose values do not fit this study fails with the reason, and the study goes on
+        Some(json) => match serde_json::from_str::<BTreeMap<String, ParamValue>>(json)
+            .map_err(|e| {
+                TrainError::from(TuneError::Space(format!(
+                    "its fixed_params {json} are not a JSON object of values: {e}"
+                )))
+            })
+            .and_then(|fixed| draw(ctx, &history, number, fixed))
+        {
+            Ok(drawn) => {
+                warn_outside(ctx, &drawn, number, json)?;
+                drawn
+            }
+            Err(e) => return refuse_enqueued(ctx, trial_id, number, &e.to_string()),
+        },
+    };
     for (name, value) in &drawn.shown {
         let dist = drawn_distribution(ctx, &drawn, name)?;
         storage.set_param(
@@ -1308,14 +1483,54 @@ fn drawn_distribution(ctx: &TrialContext<'_, '_>, drawn: &Drawn, name: &str) -> 
         .ok_or_else(|| TuneError::Space(format!("no distribution for '{name}'")))
 }
 
+/// Fails an enqueued trial whose given values this study cannot take, with the reason.
+fn refuse_enqueued(
+    ctx: &TrialContext<'_, '_>,
+    trial_id: i64,
+    number: i64,
+    reason: &str,
+) -> Result<TrialStep, TrainError> {
+    let storage = ctx.ports.storage;
+    let reason = format!("enqueued values refused: {reason}");
+    storage.set_trial_user_attr(trial_id, "fail_reason", &Value::String(reason.clone()).to_string())?;
+    storage.finish_trial(trial_id, TrialState::Fail, None)?;
+    ctx.running.lock().unwrap_or_else(PoisonError::into_inner).retain(|&id| id != trial_id);
+    ctx.progress.step(&format!("study {} trial {number} FAIL: {reason}", ctx.study.name));
+    Ok(TrialStep::Refused)
+}
+
+/// Says which given values of an enqueued trial lie outside their distribution (used as given, as Optuna uses them).
+fn warn_outside(ctx: &TrialContext<'_, '_>, drawn: &Drawn, number: i64, given: &str) -> Result<(), TuneError> {
+    let fixed: BTreeMap<String, ParamValue> = serde_json::from_str(given).unwrap_or_default();
+    for (name, value) in &drawn.shown {
+        if !fixed.contains_key(name) {
+            continue;
+        }
+        let dist = drawn_distribution(ctx, drawn, name)?;
+        if !dist.contains(dist.to_internal(value)?) {
+            ctx.progress.step(&format!(
+                "study {} trial {number}: the enqueued {name} = {value} is outside {}; used as given",
+                ctx.study.name,
+                dist.distribution_json()
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Draws a trial: the candidate (a joint study of several), then its params, then the pipeline's.
-fn draw(ctx: &TrialContext<'_, '_>, history: &[FrozenTrial], number: i64) -> Result<Drawn, TrainError> {
+fn draw(
+    ctx: &TrialContext<'_, '_>,
+    history: &[FrozenTrial],
+    number: i64,
+    fixed: BTreeMap<String, ParamValue>,
+) -> Result<Drawn, TrainError> {
     let (spec, study) = (ctx.spec, ctx.study);
     let candidates = study.candidates;
     let direction = spec.objective.direction;
     let mut sampler = study.sampler.lock().unwrap_or_else(PoisonError::into_inner);
     let sampler: &mut dyn Sampler = &mut **sampler;
-    let mut draw = TrialDraw::start(sampler, history, direction, number);
+    let mut draw = TrialDraw::start_fixed(sampler, history, number, fixed);
     let mut shown = Vec::new();
     let candidate = if candidates.len() > 1 {
         let dist = Distribution::categorical(candidates.iter().map(|c| ParamValue::Str(c.name.clone())).collect())?;

@@ -552,11 +552,15 @@ print(json.dumps([internal(t) for t in study.trials]))
         ),
         &json!({"n": n_trials, "direction": direction.name().to_lowercase(), "n_high": n_high, "m_low": m_low, "m_high": m_high, "q_step": q_step}),
     );
-    let theirs = expected.as_array().unwrap();
-    for (t, e) in history.iter().zip(theirs) {
+    assert_same_params(optuna_sampler, &history, &expected);
+}
+
+/// Each trial's params equal Optuna's (`theirs`: a list of its trials' internal values by name), within [`close`].
+fn assert_same_params(what: &str, ours: &[FrozenTrial], theirs: &Value) {
+    for (t, e) in ours.iter().zip(theirs.as_array().unwrap()) {
         for (name, v) in &t.params {
             let o = e[name].as_f64().unwrap();
-            assert!(close(*v, o), "{optuna_sampler}: trial {} `{name}`: kiln {v} vs optuna {o}", t.number);
+            assert!(close(*v, o), "{what}: trial {} `{name}`: kiln {v} vs optuna {o}", t.number);
         }
     }
 }
@@ -634,23 +638,63 @@ print(json.dumps([internal(t) for t in study.trials]))
             ),
             &json!({"rounds": 20, "multivariate": multivariate, "n_high": n_high, "m_low": m_low, "m_high": m_high, "q_step": q_step}),
         );
-        let theirs = expected.as_array().unwrap();
-        assert_eq!(theirs.len(), ours.len());
-        for (t, e) in ours.iter().zip(theirs) {
-            for (name, v) in &t.params {
-                let o = e[name].as_f64().unwrap();
-                assert!(
-                    close(*v, o),
-                    "multivariate {multivariate}: trial {} `{name}`: kiln {v} vs optuna {o}",
-                    t.number
-                );
-            }
-        }
+        assert_eq!(expected.as_array().unwrap().len(), ours.len());
+        assert_same_params(&format!("multivariate {multivariate}"), &ours, &expected);
         // the lie changes what the second worker is given: without it the draws part ways after the startup trials
         let honest = TpeOptions { constant_liar: false, ..options };
         let plain = two_workers(&mut TpeSampler::new(honest, 4), &space, 20);
         assert_eq!(ours[..11], plain[..11], "the random startup draws are the same");
         assert!(ours.iter().zip(&plain).any(|(a, b)| a.params != b.params));
+    }
+}
+
+#[test]
+fn enqueued_trials_take_their_values_and_the_sampler_goes_on_as_optunas() {
+    // trial 15 is enqueued with two of its six values, trial 20 with all six: the rest of 15 is drawn, 20 draws
+    // nothing (Optuna makes the relative draw lazily), and every later draw stays Optuna's
+    let (n_high, m_low, m_high, q_step) = (1_000_000, 1000, 10_000_000, 1e-6);
+    let space = mixed_space_of(n_high, m_low, m_high, q_step);
+    let partial = json!({"x": 0.25, "cat": "b"});
+    let full = json!({"x": -0.5, "lr": 0.01, "n": 301, "m": 5000, "q": 0.5, "cat": "c"});
+    for multivariate in [false, true] {
+        let mut sampler = TpeSampler::new(TpeOptions { multivariate, ..TpeOptions::default() }, 9);
+        let mut history: Vec<FrozenTrial> = Vec::new();
+        for number in 0..30 {
+            let fixed = match number {
+                15 => serde_json::from_value(partial.clone()).unwrap(),
+                20 => serde_json::from_value(full.clone()).unwrap(),
+                _ => BTreeMap::new(),
+            };
+            let mut draw = TrialDraw::start_fixed(&mut sampler, &history, number, fixed);
+            for (name, dist) in &space {
+                draw.suggest(&mut sampler, &history, Direction::Minimize, name, dist).unwrap();
+            }
+            let mut t = draw.trial;
+            t.value = Some(mixed_objective(&t.params));
+            t.state = TrialState::Complete;
+            history.push(t);
+        }
+        assert_eq!(history[15].params["x"], 0.25);
+        assert_eq!(history[20].params["n"], 301.0);
+        assert_eq!(history[20].params["cat"], 2.0);
+        let expected = python(
+            &format!(
+                "{MIXED_PY}\n{}",
+                r#"
+study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=9, multivariate=IN["multivariate"]))
+for i in range(30):
+    if i == 15:
+        study.enqueue_trial(IN["partial"])
+    if i == 20:
+        study.enqueue_trial(IN["full"])
+    t = study.ask()
+    study.tell(t, objective_value(*suggest(t)))
+print(json.dumps([internal(t) for t in study.trials]))
+"#
+            ),
+            &json!({"multivariate": multivariate, "partial": partial, "full": full, "n_high": n_high, "m_low": m_low, "m_high": m_high, "q_step": q_step}),
+        );
+        assert_same_params(&format!("multivariate {multivariate}"), &history, &expected);
     }
 }
 
