@@ -6,7 +6,13 @@ median best-so-far of each, the median difference kiln - Optuna with a 95% boots
 10,000 draws) and a two-sided Mann-Whitney U p-value over the 30 seeds. `--overhead` also times the sampler per
 trial over 1,000 trials (kiln vs Optuna in memory).
 
+`--workers K` instead compares TPE with and without the constant liar when K workers ask in turns (each round's K
+trials drawn while the round's earlier ones run, then all told): the median best after each quarter of `--trials`,
+the median difference liar - honest with its bootstrap interval and p-value, and how many seeds' liar runs equal
+Optuna's `TPESampler(constant_liar=True)` under the same protocol.
+
     CARGO_TARGET_DIR=... .venv/bin/python scripts/bench_tpe.py [--seeds 30] [--trials 200] [--overhead]
+    CARGO_TARGET_DIR=... .venv/bin/python scripts/bench_tpe.py --workers 4 --trials 100
 """
 
 import argparse
@@ -69,6 +75,48 @@ def optuna_best(objective, sampler, trials, checkpoints):
     return [min(values[:c]) for c in checkpoints]
 
 
+def optuna_workers_best(objective, seed, trials, k, checkpoints):
+    import warnings
+
+    warnings.simplefilter("ignore")
+    study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=seed, constant_liar=True))
+    for start in range(0, trials, k):
+        asked = []
+        for _ in range(min(k, trials - start)):
+            trial = study.ask()
+            asked.append((trial, objective(trial)))
+        for trial, value in asked:
+            study.tell(trial, value)
+    values = [t.value for t in study.trials]
+    return [min(values[:c]) for c in checkpoints]
+
+
+def workers(args):
+    ours = kiln("workers", args.seeds, args.trials, args.workers)
+    checkpoints = ours["checkpoints"]
+    rng = np.random.default_rng(0)
+    report = {}
+    for name, objective in OBJECTIVES.items():
+        res = ours["results"][name]
+        theirs = [optuna_workers_best(objective, s, args.trials, args.workers, checkpoints) for s in range(args.seeds)]
+        rows = []
+        for ci, c in enumerate(checkpoints):
+            honest = [r[ci] for r in res["honest"]]
+            liar = [r[ci] for r in res["liar"]]
+            lo, hi = bootstrap_median_diff(liar, honest, rng)
+            rows.append({
+                "trials": c, "median_honest": float(np.median(honest)), "median_liar": float(np.median(liar)),
+                "diff_ci95": [float(lo), float(hi)],
+                "mann_whitney_p": float(mannwhitneyu(liar, honest, alternative="two-sided").pvalue),
+                "liar_better_seeds": int(sum(a < b for a, b in zip(liar, honest))),
+                "liar_worse_seeds": int(sum(a > b for a, b in zip(liar, honest))),
+                "liar_seeds_identical_to_optuna": int(sum(abs(a - r[ci]) <= 1e-12 * max(1.0, abs(r[ci]))
+                                                          for a, r in zip(liar, theirs))),
+            })
+        report[name] = rows
+    print(json.dumps({"workers": args.workers, "seeds": args.seeds, "report": report}, indent=1))
+
+
 def bootstrap_median_diff(a, b, rng, n=10_000):
     a, b = np.asarray(a), np.asarray(b)
     d = [np.median(rng.choice(a, a.size)) - np.median(rng.choice(b, b.size)) for _ in range(n)]
@@ -80,7 +128,10 @@ def main():
     ap.add_argument("--seeds", type=int, default=30)
     ap.add_argument("--trials", type=int, default=200)
     ap.add_argument("--overhead", action="store_true")
+    ap.add_argument("--workers", type=int, default=0)
     args = ap.parse_args()
+    if args.workers:
+        return workers(args)
     ours = kiln("quality", args.seeds, args.trials)
     checkpoints = ours["checkpoints"]
     rng = np.random.default_rng(0)

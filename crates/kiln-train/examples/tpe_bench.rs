@@ -5,6 +5,9 @@
 //! seed, the best value so far after 50, 100 and 200 trials, as JSON. `tpe_bench overhead [trials]`: the sampler's
 //! time per trial (the objective is a few flops) over `trials` TPE trials on the mixed space, as JSON means per
 //! block of 100 trials, in milliseconds (`tpe_bench overhead 1000 independent` times the independent sampler only).
+//! `tpe_bench workers [seeds] [trials] [k]`: `k` workers asking in turns (each round's `k` trials are drawn while the
+//! round's earlier ones run, then all are told), TPE with and without the constant liar, the best value after each
+//! quarter of the trials per objective and seed.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -99,6 +102,30 @@ fn run(sampler: &mut dyn Sampler, space: &[(String, Distribution)], f: Objective
     out
 }
 
+/// [`run`] by `k` workers in turns: each round's trials are drawn one after the other, the earlier ones of the round
+/// running (with their params) while the later ones are drawn, then all of them are told. Returns the values.
+fn run_workers(
+    sampler: &mut dyn Sampler,
+    space: &[(String, Distribution)],
+    f: Objective,
+    trials: i64,
+    k: i64,
+) -> Vec<(f64, f64)> {
+    let mut history: Vec<FrozenTrial> = Vec::with_capacity(trials as usize);
+    for round in (0..trials).step_by(k as usize) {
+        let first = history.len();
+        for number in round..(round + k).min(trials) {
+            let t = sample_trial(sampler, &history, Direction::Minimize, number, space).expect("sampling works");
+            history.push(t);
+        }
+        for t in &mut history[first..] {
+            t.value = Some(f(&t.params));
+            t.state = TrialState::Complete;
+        }
+    }
+    history.iter().map(|t| (t.value.unwrap_or(f64::NAN), 0.0)).collect()
+}
+
 fn best_at(values: &[(f64, f64)], checkpoints: &[usize]) -> Vec<f64> {
     checkpoints.iter().map(|&n| values[..n].iter().map(|v| v.0).fold(f64::INFINITY, f64::min)).collect()
 }
@@ -156,6 +183,29 @@ fn main() {
             }
             println!("{}", serde_json::Value::Object(out));
         }
-        other => panic!("unknown mode `{other}`: quality or overhead"),
+        "workers" => {
+            let seeds: u32 = args.get(1).map_or(30, |s| s.parse().expect("seeds"));
+            let trials: i64 = args.get(2).map_or(100, |s| s.parse().expect("trials"));
+            let k: i64 = args.get(3).map_or(4, |s| s.parse().expect("workers"));
+            let checkpoints: Vec<usize> = (1..=4).map(|q| (trials as usize * q) / 4).collect();
+            let mut out = serde_json::Map::new();
+            for (name, space, f) in objectives {
+                let space = space();
+                let mut per_sampler = serde_json::Map::new();
+                for constant_liar in [false, true] {
+                    let rows: Vec<Vec<f64>> = (0..seeds)
+                        .map(|seed| {
+                            let options = TpeOptions { constant_liar, ..TpeOptions::default() };
+                            let mut tpe = TpeSampler::new(options, seed);
+                            best_at(&run_workers(&mut tpe, &space, f, trials, k), &checkpoints)
+                        })
+                        .collect();
+                    per_sampler.insert(if constant_liar { "liar" } else { "honest" }.into(), serde_json::json!(rows));
+                }
+                out.insert(name.into(), serde_json::Value::Object(per_sampler));
+            }
+            println!("{}", serde_json::json!({"checkpoints": checkpoints, "workers": k, "results": out}));
+        }
+        other => panic!("unknown mode `{other}`: quality, overhead or workers"),
     }
 }
