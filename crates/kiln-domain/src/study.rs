@@ -133,6 +133,15 @@ pub struct StoredTrial {
     pub datetime_complete: Option<String>,
 }
 
+/// What [`StudyStorage::enqueue_trial`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Enqueued {
+    /// a new waiting trial: its id and number
+    New { trial: i64, number: i64 },
+    /// a trial of the study already had the values: its number
+    Exists { number: i64 },
+}
+
 /// A study's storage (see the module documentation). Every call is one transaction; several processes may share a
 /// storage, and trial numbers stay unique and gap-free within a study.
 pub trait StudyStorage: Send + Sync {
@@ -149,12 +158,19 @@ pub trait StudyStorage: Send + Sync {
     fn create_trial(&self, study: i64) -> Result<(i64, i64), PortError>;
 
     /// Enqueues a trial of `study` (Optuna's `enqueue_trial`): a `WAITING` trial, numbered now, whose system
-    /// attribute `fixed_params` is `fixed_params_json` (a JSON object of parameter names and external values).
-    /// `(trial id, number)`.
+    /// attribute `fixed_params` is `fixed_params_json` (a JSON object of parameter names and external values),
+    /// unless a trial of the study is `same` (Optuna's `skip_if_exists`). The look and the insert are one
+    /// transaction under the lock that numbers trials, so workers enqueueing the same values at once enqueue them
+    /// once.
     ///
     /// # Errors
     /// `not_found` for an unknown study; `store_io`.
-    fn enqueue_trial(&self, study: i64, fixed_params_json: &str) -> Result<(i64, i64), PortError>;
+    fn enqueue_trial(
+        &self,
+        study: i64,
+        fixed_params_json: &str,
+        same: &dyn Fn(&StoredTrial) -> bool,
+    ) -> Result<Enqueued, PortError>;
 
     /// Takes the oldest `WAITING` trial of `study` for this worker (Optuna's `_pop_waiting_trial_id`): it becomes
     /// `RUNNING`, started now, and no other worker can take it. `(trial id, number, its fixed_params JSON)`, or

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use kiln_domain::{Code, PortError, StoredParam, StoredTrial, StudyDirection, StudyStorage, TrialState};
+use kiln_domain::{Code, Enqueued, PortError, StoredParam, StoredTrial, StudyDirection, StudyStorage, TrialState};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 mod postgres;
@@ -391,16 +391,25 @@ impl StudyStorage for SqliteStudyStorage {
         self.write(|tx| self.insert_trial(tx, study, "RUNNING", Some(now())))
     }
 
-    fn enqueue_trial(&self, study: i64, fixed_params_json: &str) -> Result<(i64, i64), PortError> {
+    fn enqueue_trial(
+        &self,
+        study: i64,
+        fixed_params_json: &str,
+        same: &dyn Fn(&StoredTrial) -> bool,
+    ) -> Result<Enqueued, PortError> {
+        // the write lock is taken first (`BEGIN IMMEDIATE`): no other worker inserts between the look and the insert
         self.write(|tx| {
             let io = self.io();
+            if let Some(t) = self.read_trials(tx, study)?.iter().find(|t| same(t)) {
+                return Ok(Enqueued::Exists { number: t.number });
+            }
             let (trial, number) = self.insert_trial(tx, study, "WAITING", None)?;
             tx.execute(
                 "INSERT INTO trial_system_attributes (trial_id, \"key\", value_json) VALUES (?1, 'fixed_params', ?2)",
                 params![trial, fixed_params_json],
             )
             .map_err(&io)?;
-            Ok((trial, number))
+            Ok(Enqueued::New { trial, number })
         })
     }
 
@@ -576,6 +585,13 @@ impl StudyStorage for SqliteStudyStorage {
 
     fn trials(&self, study: i64) -> Result<Vec<StoredTrial>, PortError> {
         let connection = self.connection.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.read_trials(&connection, study)
+    }
+}
+
+impl SqliteStudyStorage {
+    /// Every trial of `study`, by number, read on `connection` (a transaction's, when the read must be in one).
+    fn read_trials(&self, connection: &rusqlite::Connection, study: i64) -> Result<Vec<StoredTrial>, PortError> {
         let io = self.io();
         let mut trials: Vec<StoredTrial> = Vec::new();
         {

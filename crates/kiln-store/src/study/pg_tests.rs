@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use kiln_domain::{Code, StoredParam, StudyDirection, StudyStorage, TrialState};
+use kiln_domain::{Code, Enqueued, StoredParam, StudyDirection, StudyStorage, TrialState};
 use serde_json::Value;
 
 use super::{PostgresStudyStorage, open_study_storage, redact_storage_url};
@@ -319,10 +319,25 @@ fn a_queue_of_enqueued_trials_is_taken_once_by_workers_at_once_and_shared_with_o
     let url = Arc::new(database("queue"));
     let storage = PostgresStudyStorage::open(&url).unwrap();
     let study = storage.create_or_load_study("queue", StudyDirection::Minimize).unwrap();
-    // 30 waiting trials: 20 enqueued by kiln, then 10 by Optuna's `enqueue_trial`
-    for i in 0..20 {
-        storage.enqueue_trial(study, &format!(r#"{{"learning_rate": {}}}"#, 0.01 + f64::from(i) / 100.0)).unwrap();
-    }
+    // 30 waiting trials: 20 enqueued by kiln (by four workers at once, each enqueueing all 20 unless there: once
+    // each), then 10 by Optuna's `enqueue_trial`
+    let enqueuers: Vec<_> = (0..4)
+        .map(|_| {
+            let url = Arc::clone(&url);
+            std::thread::spawn(move || {
+                let storage = PostgresStudyStorage::open(&url).unwrap();
+                (0..20)
+                    .filter(|i| {
+                        let text = format!(r#"{{"learning_rate": {}}}"#, 0.01 + f64::from(*i) / 100.0);
+                        let same = |t: &kiln_domain::StoredTrial| t.fixed_params.as_deref() == Some(text.as_str());
+                        matches!(storage.enqueue_trial(study, &text, &same).unwrap(), Enqueued::New { .. })
+                    })
+                    .count()
+            })
+        })
+        .collect();
+    let new: usize = enqueuers.into_iter().map(|w| w.join().unwrap()).sum();
+    assert_eq!(new, 20);
     let seen = python(
         "s = optuna.load_study(study_name='queue', storage=url)\n\
          for i in range(10):\n    s.enqueue_trial({'learning_rate': 0.25, 'i': i})\n\

@@ -15,7 +15,7 @@ use std::fmt;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use kiln_domain::{Code, PortError, StoredParam, StoredTrial, StudyDirection, StudyStorage, TrialState};
+use kiln_domain::{Code, Enqueued, PortError, StoredParam, StoredTrial, StudyDirection, StudyStorage, TrialState};
 use postgres::error::SqlState;
 use postgres::{Client, IsolationLevel, NoTls, Transaction};
 
@@ -474,15 +474,30 @@ impl StudyStorage for PostgresStudyStorage {
         self.transaction(false, |tx| self.insert_trial(tx, study, false))
     }
 
-    fn enqueue_trial(&self, study: i64, fixed_params_json: &str) -> Result<(i64, i64), PortError> {
+    fn enqueue_trial(
+        &self,
+        study: i64,
+        fixed_params_json: &str,
+        same: &dyn Fn(&StoredTrial) -> bool,
+    ) -> Result<Enqueued, PortError> {
         self.transaction(false, |tx| {
+            // the study's row is locked first (as a trial's creation locks it), so no other kiln worker enqueues or
+            // creates between the look and the insert
+            let locked =
+                tx.query_opt("SELECT study_id FROM studies WHERE study_id = $1::bigint FOR UPDATE", &[&study])?;
+            if locked.is_none() {
+                return Err(PortError::not_found(format!("study {study} in {}", self.shown)).into());
+            }
+            if let Some(t) = self.read_trials(tx, study)?.iter().find(|t| same(t)) {
+                return Ok(Enqueued::Exists { number: t.number });
+            }
             let (trial, number) = self.insert_trial(tx, study, true)?;
             tx.execute(
                 "INSERT INTO trial_system_attributes (trial_id, \"key\", value_json) \
                  VALUES ($1::bigint, 'fixed_params', $2::text)",
                 &[&trial, &fixed_params_json],
             )?;
-            Ok((trial, number))
+            Ok(Enqueued::New { trial, number })
         })
     }
 
@@ -647,7 +662,14 @@ impl StudyStorage for PostgresStudyStorage {
     }
 
     fn trials(&self, study: i64) -> Result<Vec<StoredTrial>, PortError> {
-        self.transaction(true, |tx| {
+        self.transaction(true, |tx| self.read_trials(tx, study))
+    }
+}
+
+impl PostgresStudyStorage {
+    /// Every trial of `study`, by number, read in `tx`.
+    fn read_trials(&self, tx: &mut Transaction<'_>, study: i64) -> Result<Vec<StoredTrial>, Failure> {
+        {
             let mut trials: Vec<StoredTrial> = Vec::new();
             let rows = tx.query(
                 &format!(
@@ -738,6 +760,6 @@ impl StudyStorage for PostgresStudyStorage {
                 }
             }
             Ok(trials)
-        })
+        }
     }
 }

@@ -8,7 +8,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kiln_domain::{Code, StoredParam, StudyDirection, StudyStorage, TrialState};
+use kiln_domain::{Code, Enqueued, StoredParam, StudyDirection, StudyStorage, TrialState};
 use serde_json::Value;
 
 use super::SqliteStudyStorage;
@@ -123,8 +123,22 @@ fn enqueued_trials_wait_in_order_and_are_taken_once_both_ways_with_optuna() {
     let storage = SqliteStudyStorage::open(&path).unwrap();
     let study = storage.create_or_load_study("queue", StudyDirection::Minimize).unwrap();
     // kiln enqueues one; Python enqueues another, then asks: Optuna takes kiln's (the oldest) with its params
-    let (_, n0) = storage.enqueue_trial(study, r#"{"learning_rate": 0.05, "boosting": "dart"}"#).unwrap();
-    assert_eq!(n0, 0);
+    let first = r#"{"learning_rate": 0.05, "boosting": "dart"}"#;
+    // four workers enqueue the same values at once (each with its own connection): once
+    let enqueued: Vec<Enqueued> = (0..4)
+        .map(|_| {
+            let path = path.clone();
+            std::thread::spawn(move || {
+                let storage = SqliteStudyStorage::open(&path).unwrap();
+                storage.enqueue_trial(study, first, &|t| t.fixed_params.as_deref() == Some(first)).unwrap()
+            })
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|w| w.join().unwrap())
+        .collect();
+    assert_eq!(enqueued.iter().filter(|e| matches!(e, Enqueued::New { number: 0, .. })).count(), 1, "{enqueued:?}");
+    assert_eq!(enqueued.iter().filter(|e| **e == Enqueued::Exists { number: 0 }).count(), 3, "{enqueued:?}");
     let waiting = storage.trials(study).unwrap();
     assert_eq!(waiting[0].state, TrialState::Waiting);
     assert_eq!(waiting[0].datetime_start, None);

@@ -73,7 +73,7 @@ pub fn sample_trial(
     number: i64,
     space: &[(String, Distribution)],
 ) -> Result<FrozenTrial, TuneError> {
-    let mut draw = TrialDraw::start(sampler, history, direction, number);
+    let mut draw = TrialDraw::start(sampler, history, number, BTreeMap::new());
     for (name, dist) in space {
         draw.suggest(sampler, history, direction, name, dist)?;
     }
@@ -94,14 +94,10 @@ pub struct TrialDraw {
 }
 
 impl TrialDraw {
-    /// Starts trial `number`: the sampler's `before_trial`.
-    pub fn start(sampler: &mut dyn Sampler, history: &[FrozenTrial], _direction: Direction, number: i64) -> TrialDraw {
-        Self::start_fixed(sampler, history, number, BTreeMap::new())
-    }
-
-    /// [`TrialDraw::start`] of an enqueued trial whose parameters `fixed` are given (external values by name; a name
-    /// the trial never asks for is left unused, as Optuna leaves it).
-    pub fn start_fixed(
+    /// Starts trial `number` (the sampler's `before_trial`), with the parameters `fixed` given when it was enqueued
+    /// (external values by name, empty for a trial that was not; a name the trial never asks for is left unused, as
+    /// Optuna leaves it).
+    pub fn start(
         sampler: &mut dyn Sampler,
         history: &[FrozenTrial],
         number: i64,
@@ -390,8 +386,8 @@ impl Default for TpeOptions {
     }
 }
 
-/// The tree-structured Parzen estimator (Optuna's `TPESampler`, single objective, no constraints): random draws (its own [`RandomSampler`], seeded alike) until `n_startup_trials`; then the complete and
-/// pruned trials are split into the best `gamma(n)` (complete by value, then pruned by their last step, deepest
+/// The tree-structured Parzen estimator (Optuna's `TPESampler`, single objective, no constraints): random draws
+/// (its own [`RandomSampler`], seeded alike) until `n_startup_trials`; then the complete and pruned trials are split into the best `gamma(n)` (complete by value, then pruned by their last step, deepest
 /// first, and its value) and the rest, a Parzen estimator is fitted to each, and of `n_ei_candidates` draws from
 /// the good one the argmax of `log l(x) - log g(x)` is kept. Failed trials are ignored; so are running ones unless
 /// [`TpeOptions::constant_liar`], which counts them among the rest (never among the best, and not in `n` of
@@ -636,6 +632,14 @@ impl TpeSampler {
         (fit(&kept.below), fit(&kept.above))
     }
 
+    /// The running trials of `history` other than `trial`, when the constant liar is on.
+    fn liars<'h>(&self, history: &'h [FrozenTrial], trial: &FrozenTrial) -> Vec<&'h FrozenTrial> {
+        if !self.options.constant_liar {
+            return Vec::new();
+        }
+        history.iter().filter(|t| t.state == TrialState::Running && t.number != trial.number).collect()
+    }
+
     /// A joint TPE draw over `space`.
     fn sample(&mut self, draw: &Draw<'_, '_>, space: &[(&str, &Distribution)]) -> BTreeMap<String, f64> {
         let (below, above) = if !draw.running.is_empty() {
@@ -657,16 +661,6 @@ impl TpeSampler {
                 (name.to_string(), if matches!(d, Distribution::Int { .. }) { v.trunc() } else { v })
             })
             .collect()
-    }
-}
-
-impl TpeSampler {
-    /// The running trials of `history` other than `trial`, when the constant liar is on.
-    fn liars<'h>(&self, history: &'h [FrozenTrial], trial: &FrozenTrial) -> Vec<&'h FrozenTrial> {
-        if !self.options.constant_liar {
-            return Vec::new();
-        }
-        history.iter().filter(|t| t.state == TrialState::Running && t.number != trial.number).collect()
     }
 }
 

@@ -18,8 +18,8 @@ use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use kiln_domain::{
-    CLASSIC_ML_KIND, EXPERIMENT_KIND_TAG, ExperimentId, Frame, MetricPoint, RunId, RunInfo, RunStatus, StoredParam,
-    StoredTrial, StudyStorage, Tracker,
+    CLASSIC_ML_KIND, EXPERIMENT_KIND_TAG, Enqueued, ExperimentId, Frame, MetricPoint, RunId, RunInfo, RunStatus,
+    StoredParam, StoredTrial, StudyStorage, Tracker,
 };
 use kiln_eval::{Size, Splitter};
 use kiln_features::{PreprocessSpec, SelectorSpec};
@@ -652,8 +652,7 @@ fn enqueue_entries(
         .map_err(|(key, message)| TuneError::Space(format!("tune.{key}: {message}")))?;
     for (index, values) in targets {
         let study = &studies[index];
-        let existing = storage.trials(study.id)?;
-        let same = existing.iter().find(|t| {
+        let same = |t: &StoredTrial| {
             let given: Option<BTreeMap<String, ParamValue>> =
                 t.fixed_params.as_deref().and_then(|j| serde_json::from_str(j).ok());
             let shown = given.unwrap_or_else(|| {
@@ -666,13 +665,13 @@ fn enqueue_entries(
                     .collect()
             });
             shown.len() == values.len() && values.iter().all(|(k, v)| shown.get(k).is_some_and(|s| s.same_choice(v)))
-        });
+        };
         let text = serde_json::to_string(&values).map_err(|e| TuneError::Space(e.to_string()))?;
-        match same {
-            Some(t) => progress
-                .step(&format!("study {}: {text} is trial {} already; not enqueued again", study.name, t.number)),
-            None => {
-                let (_, number) = storage.enqueue_trial(study.id, &text)?;
+        match storage.enqueue_trial(study.id, &text, &same)? {
+            Enqueued::Exists { number } => {
+                progress.step(&format!("study {}: {text} is trial {number} already; not enqueued again", study.name));
+            }
+            Enqueued::New { number, .. } => {
                 progress.step(&format!("study {}: trial {number} enqueued with {text}", study.name));
             }
         }
@@ -1530,7 +1529,7 @@ fn draw(
     let direction = spec.objective.direction;
     let mut sampler = study.sampler.lock().unwrap_or_else(PoisonError::into_inner);
     let sampler: &mut dyn Sampler = &mut **sampler;
-    let mut draw = TrialDraw::start_fixed(sampler, history, number, fixed);
+    let mut draw = TrialDraw::start(sampler, history, number, fixed);
     let mut shown = Vec::new();
     let candidate = if candidates.len() > 1 {
         let dist = Distribution::categorical(candidates.iter().map(|c| ParamValue::Str(c.name.clone())).collect())?;

@@ -665,7 +665,7 @@ fn enqueued_trials_take_their_values_and_the_sampler_goes_on_as_optunas() {
                 20 => serde_json::from_value(full.clone()).unwrap(),
                 _ => BTreeMap::new(),
             };
-            let mut draw = TrialDraw::start_fixed(&mut sampler, &history, number, fixed);
+            let mut draw = TrialDraw::start(&mut sampler, &history, number, fixed);
             for (name, dist) in &space {
                 draw.suggest(&mut sampler, &history, Direction::Minimize, name, dist).unwrap();
             }
