@@ -372,6 +372,7 @@ def test_enqueued_configurations_run_first_once_whoever_enqueued_them(tmp_path):
     assert trials[2].user_attrs["candidate"] == "xgboost"
     assert "catboost" in trials[3].user_attrs["fail_reason"] and "not one of the choices" in trials[3].user_attrs["fail_reason"]
     assert "trial 3 FAIL: enqueued values refused" in second.stderr, second.stderr
+    assert "trial 2 [xgboost, enqueued] rmse" in second.stderr, second.stderr
     assert not any(t.state.name == "WAITING" for t in trials)
 
 

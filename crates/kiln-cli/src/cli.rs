@@ -115,9 +115,10 @@ curl -s -H 'Content-Type: application/json' -d @record.json \\\n      localhost:
 open http://localhost:8080/docs")]
     Serve(ServeArgs),
     /// Search hyperparameters, and let model kinds compete, with the `tune:` section of the experiment file: each
-    /// trial draws a configuration (TPE, random or grid sampler, as Optuna draws them), refits the whole pipeline on
-    /// every backtest fold of the training part and is scored by the mean test metric over the folds; a pruner may
-    /// stop a trial after a fold. A trial that fails is recorded with its reason and the study goes on. The study
+    /// trial draws a configuration (TPE, random or grid sampler, as Optuna draws them; the configurations listed
+    /// under `tune.enqueue`, or enqueued by Optuna's `enqueue_trial`, go first), refits the whole pipeline on every
+    /// backtest fold of the training part and is scored by the mean test metric over the folds; a pruner may stop a
+    /// trial after a fold. A trial that fails is recorded with its reason and the study goes on. The study
     /// lives in an Optuna storage (SQLite beside the tracking store by default, or PostgreSQL), so re-running
     /// resumes it, several `kiln tune` processes (and Python Optuna workers) can share it, and `optuna-dashboard`
     /// shows it. Every trial is a nested MLflow run under one parent run holding the leaderboard and the best

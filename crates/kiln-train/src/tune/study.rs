@@ -1409,7 +1409,8 @@ fn one_trial(ctx: &TrialContext<'_, '_>) -> Result<TrialStep, TrainError> {
     let status = if state == TrialState::Fail || !finished { RunStatus::Failed } else { RunStatus::Finished };
     let log =
         TrialLog { study: study.name.clone(), number, run_name, tags, params, metrics, status, start_ms, end_ms: now };
-    ctx.progress.step(&trial_line(ctx, number, candidate, state, value, reason.as_deref(), seconds));
+    let shown = if given.is_some() { format!("{}, enqueued", candidate.name) } else { candidate.name.clone() };
+    ctx.progress.step(&trial_line(ctx, number, &shown, state, value, reason.as_deref(), seconds));
     Ok(TrialStep::Ran(
         Box::new(TrialRecord {
             study: study.name.clone(),
@@ -1807,11 +1808,12 @@ fn drawn_params(ctx: &TrialContext<'_, '_>, drawn: &Drawn) -> Result<BTreeMap<St
     Ok(out)
 }
 
-/// "trial 7 [lightgbm] COMPLETE rmse 0.004120 in 1.2 s (best 0.004051, trial 3)"
+/// "trial 7 [lightgbm] rmse 0.004120 (1.2 s); best 0.004051 (trial 3)", the candidate "lightgbm, enqueued" for an
+/// enqueued trial
 fn trial_line(
     ctx: &TrialContext<'_, '_>,
     number: i64,
-    candidate: &Candidate,
+    candidate: &str,
     state: TrialState,
     value: Option<f64>,
     reason: Option<&str>,
@@ -1839,7 +1841,7 @@ fn trial_line(
             None => String::new(),
         }
     };
-    format!("{study}trial {number} [{}] {what} ({seconds:.1} s){best}", candidate.name)
+    format!("{study}trial {number} [{candidate}] {what} ({seconds:.1} s){best}")
 }
 
 fn json_number(v: f64) -> String {
