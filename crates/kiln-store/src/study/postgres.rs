@@ -281,9 +281,6 @@ impl PostgresStudyStorage {
         })
     }
 
-    /// Runs `f` in one transaction (read-only at `REPEATABLE READ` when `read_only`, so several reads see one
-    /// state), tried again, as Optuna does, when the database broke a deadlock or a serialization conflict by
-    /// aborting it. A connection the server dropped is reopened first.
     /// A new trial of `study`, `RUNNING` and started now or `WAITING` (enqueued), numbered as Optuna numbers it:
     /// `(trial id, number)`.
     fn insert_trial(&self, tx: &mut Transaction<'_>, study: i64, waiting: bool) -> Result<(i64, i64), Failure> {
@@ -314,6 +311,9 @@ impl PostgresStudyStorage {
         Ok((trial, number))
     }
 
+    /// Runs `f` in one transaction (read-only at `REPEATABLE READ` when `read_only`, so several reads see one
+    /// state), tried again, as Optuna does, when the database broke a deadlock or a serialization conflict by
+    /// aborting it. A connection the server dropped is reopened first.
     fn transaction<T>(
         &self,
         read_only: bool,
@@ -669,97 +669,94 @@ impl StudyStorage for PostgresStudyStorage {
 impl PostgresStudyStorage {
     /// Every trial of `study`, by number, read in `tx`.
     fn read_trials(&self, tx: &mut Transaction<'_>, study: i64) -> Result<Vec<StoredTrial>, Failure> {
-        {
-            let mut trials: Vec<StoredTrial> = Vec::new();
-            let rows = tx.query(
-                &format!(
-                    "SELECT t.trial_id::bigint, t.number::bigint, t.state::text, to_char(t.datetime_start, \
-                     {TIME_TEXT}), to_char(t.datetime_complete, {TIME_TEXT}), v.value, v.value_type::text \
-                     FROM trials t LEFT JOIN trial_values v ON v.trial_id = t.trial_id AND v.objective = 0 \
-                     WHERE t.study_id = $1::bigint ORDER BY t.number, t.trial_id"
-                ),
-                &[&study],
-            )?;
-            for r in &rows {
-                let id: i64 = r.get(0);
-                let state: String = r.get(2);
-                let corrupt = |what: String| PortError::new(Code::StoreCorrupt, format!("{}: {what}", self.shown));
-                let number: Option<i64> = r.get(1);
-                let kind: Option<String> = r.get(6);
-                trials.push(StoredTrial {
-                    id,
-                    number: number.ok_or_else(|| corrupt(format!("trial {id} has no number")))?,
-                    // a state Optuna never writes is a broken database, not a failed trial
-                    state: TrialState::from_name(&state)
-                        .ok_or_else(|| corrupt(format!("trial state '{state}' is not one of Optuna's")))?,
-                    params: Vec::new(),
-                    value: kind.map(|k| read_value(r.get(5), &k)),
-                    intermediate: Vec::new(),
-                    user_attrs: Vec::new(),
-                    fixed_params: None,
-                    datetime_start: r.get(3),
-                    datetime_complete: r.get(4),
-                });
-            }
-            let index: std::collections::HashMap<i64, usize> =
-                trials.iter().enumerate().map(|(i, t)| (t.id, i)).collect();
-            for r in tx.query(
-                "SELECT p.trial_id::bigint, p.param_name::text, p.param_value, p.distribution_json FROM trial_params p \
-                 JOIN trials t ON t.trial_id = p.trial_id WHERE t.study_id = $1::bigint ORDER BY p.param_id",
-                &[&study],
-            )? {
-                let trial: i64 = r.get(0);
-                let name: Option<String> = r.get(1);
-                let internal: Option<f64> = r.get(2);
-                let distribution: Option<String> = r.get(3);
-                let (Some(name), Some(internal), Some(distribution_json)) = (name, internal, distribution) else {
-                    return Err(PortError::new(
-                        Code::StoreCorrupt,
-                        format!("{}: a parameter of trial {trial} has no name, value or distribution", self.shown),
-                    )
-                    .into());
-                };
-                if let Some(&i) = index.get(&trial) {
-                    trials[i].params.push(StoredParam { name, internal, distribution_json });
-                }
-            }
-            for r in tx.query(
-                "SELECT i.trial_id::bigint, i.step::bigint, i.intermediate_value, i.intermediate_value_type::text \
-                 FROM trial_intermediate_values i JOIN trials t ON t.trial_id = i.trial_id \
-                 WHERE t.study_id = $1::bigint ORDER BY i.trial_id, i.step",
-                &[&study],
-            )? {
-                let trial: i64 = r.get(0);
-                let kind: String = r.get(3);
-                if let Some(&i) = index.get(&trial) {
-                    trials[i].intermediate.push((r.get(1), read_value(r.get(2), &kind)));
-                }
-            }
-            for r in tx.query(
-                "SELECT a.trial_id::bigint, a.\"key\"::text, a.value_json FROM trial_user_attributes a \
-                 JOIN trials t ON t.trial_id = a.trial_id WHERE t.study_id = $1::bigint \
-                 ORDER BY a.trial_user_attribute_id",
-                &[&study],
-            )? {
-                let trial: i64 = r.get(0);
-                let key: Option<String> = r.get(1);
-                let value: Option<String> = r.get(2);
-                if let (Some(&i), Some(key), Some(value)) = (index.get(&trial), key, value) {
-                    trials[i].user_attrs.push((key, value));
-                }
-            }
-            for r in tx.query(
-                "SELECT a.trial_id::bigint, a.value_json FROM trial_system_attributes a \
-                 JOIN trials t ON t.trial_id = a.trial_id WHERE t.study_id = $1::bigint AND a.\"key\" = 'fixed_params'",
-                &[&study],
-            )? {
-                let trial: i64 = r.get(0);
-                let value: Option<String> = r.get(1);
-                if let Some(&i) = index.get(&trial) {
-                    trials[i].fixed_params = value;
-                }
-            }
-            Ok(trials)
+        let mut trials: Vec<StoredTrial> = Vec::new();
+        let rows = tx.query(
+            &format!(
+                "SELECT t.trial_id::bigint, t.number::bigint, t.state::text, to_char(t.datetime_start, \
+                 {TIME_TEXT}), to_char(t.datetime_complete, {TIME_TEXT}), v.value, v.value_type::text \
+                 FROM trials t LEFT JOIN trial_values v ON v.trial_id = t.trial_id AND v.objective = 0 \
+                 WHERE t.study_id = $1::bigint ORDER BY t.number, t.trial_id"
+            ),
+            &[&study],
+        )?;
+        for r in &rows {
+            let id: i64 = r.get(0);
+            let state: String = r.get(2);
+            let corrupt = |what: String| PortError::new(Code::StoreCorrupt, format!("{}: {what}", self.shown));
+            let number: Option<i64> = r.get(1);
+            let kind: Option<String> = r.get(6);
+            trials.push(StoredTrial {
+                id,
+                number: number.ok_or_else(|| corrupt(format!("trial {id} has no number")))?,
+                // a state Optuna never writes is a broken database, not a failed trial
+                state: TrialState::from_name(&state)
+                    .ok_or_else(|| corrupt(format!("trial state '{state}' is not one of Optuna's")))?,
+                params: Vec::new(),
+                value: kind.map(|k| read_value(r.get(5), &k)),
+                intermediate: Vec::new(),
+                user_attrs: Vec::new(),
+                fixed_params: None,
+                datetime_start: r.get(3),
+                datetime_complete: r.get(4),
+            });
         }
+        let index: std::collections::HashMap<i64, usize> = trials.iter().enumerate().map(|(i, t)| (t.id, i)).collect();
+        for r in tx.query(
+            "SELECT p.trial_id::bigint, p.param_name::text, p.param_value, p.distribution_json FROM trial_params p \
+             JOIN trials t ON t.trial_id = p.trial_id WHERE t.study_id = $1::bigint ORDER BY p.param_id",
+            &[&study],
+        )? {
+            let trial: i64 = r.get(0);
+            let name: Option<String> = r.get(1);
+            let internal: Option<f64> = r.get(2);
+            let distribution: Option<String> = r.get(3);
+            let (Some(name), Some(internal), Some(distribution_json)) = (name, internal, distribution) else {
+                return Err(PortError::new(
+                    Code::StoreCorrupt,
+                    format!("{}: a parameter of trial {trial} has no name, value or distribution", self.shown),
+                )
+                .into());
+            };
+            if let Some(&i) = index.get(&trial) {
+                trials[i].params.push(StoredParam { name, internal, distribution_json });
+            }
+        }
+        for r in tx.query(
+            "SELECT i.trial_id::bigint, i.step::bigint, i.intermediate_value, i.intermediate_value_type::text \
+             FROM trial_intermediate_values i JOIN trials t ON t.trial_id = i.trial_id \
+             WHERE t.study_id = $1::bigint ORDER BY i.trial_id, i.step",
+            &[&study],
+        )? {
+            let trial: i64 = r.get(0);
+            let kind: String = r.get(3);
+            if let Some(&i) = index.get(&trial) {
+                trials[i].intermediate.push((r.get(1), read_value(r.get(2), &kind)));
+            }
+        }
+        for r in tx.query(
+            "SELECT a.trial_id::bigint, a.\"key\"::text, a.value_json FROM trial_user_attributes a \
+             JOIN trials t ON t.trial_id = a.trial_id WHERE t.study_id = $1::bigint \
+             ORDER BY a.trial_user_attribute_id",
+            &[&study],
+        )? {
+            let trial: i64 = r.get(0);
+            let key: Option<String> = r.get(1);
+            let value: Option<String> = r.get(2);
+            if let (Some(&i), Some(key), Some(value)) = (index.get(&trial), key, value) {
+                trials[i].user_attrs.push((key, value));
+            }
+        }
+        for r in tx.query(
+            "SELECT a.trial_id::bigint, a.value_json FROM trial_system_attributes a \
+             JOIN trials t ON t.trial_id = a.trial_id WHERE t.study_id = $1::bigint AND a.\"key\" = 'fixed_params'",
+            &[&study],
+        )? {
+            let trial: i64 = r.get(0);
+            let value: Option<String> = r.get(1);
+            if let Some(&i) = index.get(&trial) {
+                trials[i].fixed_params = value;
+            }
+        }
+        Ok(trials)
     }
 }
