@@ -110,7 +110,7 @@ fn run_workers(
     f: Objective,
     trials: i64,
     k: i64,
-) -> Vec<(f64, f64)> {
+) -> Vec<f64> {
     let mut history: Vec<FrozenTrial> = Vec::with_capacity(trials as usize);
     for round in (0..trials).step_by(k as usize) {
         let first = history.len();
@@ -123,11 +123,12 @@ fn run_workers(
             t.state = TrialState::Complete;
         }
     }
-    history.iter().map(|t| (t.value.unwrap_or(f64::NAN), 0.0)).collect()
+    history.iter().map(|t| t.value.expect("every trial is told")).collect()
 }
 
-fn best_at(values: &[(f64, f64)], checkpoints: &[usize]) -> Vec<f64> {
-    checkpoints.iter().map(|&n| values[..n].iter().map(|v| v.0).fold(f64::INFINITY, f64::min)).collect()
+/// The best of the first `n` values for each checkpoint `n`.
+fn best_at(values: &[f64], checkpoints: &[usize]) -> Vec<f64> {
+    checkpoints.iter().map(|&n| values[..n].iter().copied().fold(f64::INFINITY, f64::min)).collect()
 }
 
 fn main() {
@@ -151,7 +152,8 @@ fn main() {
                                 "tpe" => Box::new(TpeSampler::new(TpeOptions::default(), seed)),
                                 _ => Box::new(RandomSampler::new(seed)),
                             };
-                            best_at(&run(s.as_mut(), &space, f, trials), &checkpoints)
+                            let values: Vec<f64> = run(s.as_mut(), &space, f, trials).iter().map(|v| v.0).collect();
+                            best_at(&values, &checkpoints)
                         })
                         .collect();
                     per_sampler.insert(sampler.into(), serde_json::json!(rows));

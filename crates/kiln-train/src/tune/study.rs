@@ -648,8 +648,10 @@ fn enqueue_entries(
     storage: &dyn StudyStorage,
     progress: &(dyn Progress + Sync),
 ) -> Result<(), TrainError> {
-    let targets = enqueue_targets(&spec.enqueue, &spec.candidates, spec.competition)
-        .map_err(|(key, message)| TuneError::Space(format!("tune.{key}: {message}")))?;
+    // checked here too, so that a caller of the library cannot enqueue values its study would refuse
+    let bad = |(key, message): (String, String)| TuneError::Space(format!("tune.{key}: {message}"));
+    check_enqueue(&spec.enqueue, &spec.candidates, &spec.pipeline, spec.competition).map_err(bad)?;
+    let targets = enqueue_targets(&spec.enqueue, &spec.candidates, spec.competition).map_err(bad)?;
     for (index, values) in targets {
         let study = &studies[index];
         let same = |t: &StoredTrial| {
@@ -1322,10 +1324,10 @@ fn one_trial(ctx: &TrialContext<'_, '_>) -> Result<TrialStep, TrainError> {
                     "its fixed_params {json} are not a JSON object of values: {e}"
                 )))
             })
-            .and_then(|fixed| draw(ctx, &history, number, fixed))
+            .and_then(|fixed| Ok((draw(ctx, &history, number, fixed.clone())?, fixed)))
         {
-            Ok(drawn) => {
-                warn_outside(ctx, &drawn, number, json)?;
+            Ok((drawn, fixed)) => {
+                warn_outside(ctx, &drawn, number, &fixed)?;
                 drawn
             }
             Err(e) => return refuse_enqueued(ctx, trial_id, number, &e.to_string()),
@@ -1500,8 +1502,12 @@ fn refuse_enqueued(
 }
 
 /// Says which given values of an enqueued trial lie outside their distribution (used as given, as Optuna uses them).
-fn warn_outside(ctx: &TrialContext<'_, '_>, drawn: &Drawn, number: i64, given: &str) -> Result<(), TuneError> {
-    let fixed: BTreeMap<String, ParamValue> = serde_json::from_str(given).unwrap_or_default();
+fn warn_outside(
+    ctx: &TrialContext<'_, '_>,
+    drawn: &Drawn,
+    number: i64,
+    fixed: &BTreeMap<String, ParamValue>,
+) -> Result<(), TuneError> {
     for (name, value) in &drawn.shown {
         if !fixed.contains_key(name) {
             continue;
