@@ -346,6 +346,48 @@ def test_two_jobs_run_every_trial_once(tmp_path):
     assert "constant_liar=true" in sampler
 
 
+def test_grouped_multivariate_tpe_draws_what_optunas_draws_on_a_joint_competition(tmp_path):
+    # TPESampler(multivariate=True, group=True): each candidate's own parameters are drawn jointly from the trials
+    # that have them. Optuna's sampler, seeded alike and told kiln's values in turn, suggests what kiln drew
+    import optuna
+
+    sampler = "n_startup_trials: 3, multivariate: true, group: true}"
+    config = write(tmp_path, SMALL.replace("n_startup_trials: 3}", sampler))
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    run_kiln("tune", "--config", config, "--tracking-uri", tmp_path / "mlruns", "--storage", storage, "--n-trials", 9,
+             "--no-refit")
+    ours = optuna_study(storage, "eurusd").trials
+    assert [t.state.name for t in ours] == ["COMPLETE"] * 9
+    assert {t.params["model"] for t in ours} == {"lightgbm", "xgboost"}
+    [logged] = [p.read_text() for p in (tmp_path / "mlruns").glob("*/*/params/tune.sampler")]
+    assert "multivariate=true, group=true" in logged
+
+    def objective(trial):
+        kiln = ours[trial.number]
+        for name, dist in kiln.distributions.items():
+            if isinstance(dist, optuna.distributions.CategoricalDistribution):
+                trial.suggest_categorical(name, dist.choices)
+            elif isinstance(dist, optuna.distributions.IntDistribution):
+                trial.suggest_int(name, dist.low, dist.high, step=dist.step, log=dist.log)
+            else:
+                trial.suggest_float(name, dist.low, dist.high, step=dist.step, log=dist.log)
+        return kiln.value
+
+    theirs = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=7, n_startup_trials=3, multivariate=True,
+                                                                    group=True))
+    theirs.optimize(objective, n_trials=9)
+    for k, o in zip(ours, theirs.trials):
+        assert o.params.keys() == k.params.keys(), (k.number, k.params, o.params)
+        for name, v in k.params.items():
+            assert o.params[name] == pytest.approx(v, rel=1e-12) if isinstance(v, float) else o.params[name] == v
+    # Optuna refuses group without multivariate, and so does kiln, naming the key
+    bad = write(tmp_path, SMALL.replace("n_startup_trials: 3}", "n_startup_trials: 3, group: true}"), "bad.yaml")
+    proc = run_kiln("tune", "--config", bad, "--tracking-uri", tmp_path / "bad-mlruns", "--storage",
+                    f"sqlite:///{tmp_path / 'bad.db'}", check=False)
+    assert proc.returncode == 2 and "tune.sampler.group" in proc.stderr and "multivariate" in proc.stderr, proc.stderr
+    assert not (tmp_path / "bad.db").exists()
+
+
 def test_enqueued_configurations_run_first_once_whoever_enqueued_them(tmp_path):
     # YAML's enqueue (Optuna's enqueue_trial with skip_if_exists): trial 0 takes the given values, the rest drawn
     config = write(tmp_path, SMALL.replace("  pruner: {kind: none}\n", """  pruner: {kind: none}

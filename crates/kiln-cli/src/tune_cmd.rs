@@ -117,6 +117,8 @@ pub(crate) enum SamplerSettings {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         multivariate: Option<bool>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        group: Option<bool>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         constant_liar: Option<bool>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         prior_weight: Option<f64>,
@@ -361,6 +363,7 @@ fn resolve(settings: &Settings, args: &TuneArgs, tracking_uri: &str) -> Result<R
         n_startup_trials: None,
         n_ei_candidates: None,
         multivariate: None,
+        group: None,
         constant_liar: None,
         prior_weight: None,
         consider_endpoints: None,
@@ -371,6 +374,7 @@ fn resolve(settings: &Settings, args: &TuneArgs, tracking_uri: &str) -> Result<R
             n_startup_trials,
             n_ei_candidates,
             multivariate,
+            group,
             constant_liar,
             prior_weight,
             consider_endpoints,
@@ -381,12 +385,17 @@ fn resolve(settings: &Settings, args: &TuneArgs, tracking_uri: &str) -> Result<R
                 n_startup_trials: n_startup_trials.unwrap_or(d.n_startup_trials),
                 n_ei_candidates: n_ei_candidates.unwrap_or(d.n_ei_candidates),
                 multivariate: multivariate.unwrap_or(d.multivariate),
+                group: group.unwrap_or(d.group),
                 constant_liar: constant_liar.unwrap_or(d.constant_liar),
                 prior_weight: prior_weight.unwrap_or(d.prior_weight),
                 consider_endpoints: consider_endpoints.unwrap_or(d.consider_endpoints),
                 consider_magic_clip: consider_magic_clip.unwrap_or(d.consider_magic_clip),
                 ..d
             };
+            if options.group && !options.multivariate {
+                // Optuna's TPESampler refuses it too
+                return Err(loaded.error_at("tune.sampler.group", "needs `multivariate: true`").into());
+            }
             if options.n_ei_candidates == 0 {
                 return Err(loaded.error_at("tune.sampler.n_ei_candidates", "must be at least 1").into());
             }

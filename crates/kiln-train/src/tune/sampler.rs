@@ -363,6 +363,11 @@ pub struct TpeOptions {
     /// Optuna's `constant_liar`: the other trials still running (with the parameters they were given) join the
     /// group of bad trials, so that workers drawing at the same time stay away from each other's points.
     pub constant_liar: bool,
+    /// Optuna's `group` (with `multivariate`): the parameters are split into groups that always appear together in
+    /// the finished trials (a conditional space: each model kind's own parameters, the shared ones), and each group
+    /// is drawn jointly from the trials that have it, instead of drawing only the parameters every trial shares
+    /// jointly and the rest one by one. Without `multivariate` it changes nothing.
+    pub group: bool,
 }
 
 /// Optuna's `default_gamma`: `min(ceil(n / 10), 25)`.
@@ -382,6 +387,7 @@ impl Default for TpeOptions {
             consider_endpoints: false,
             multivariate: false,
             constant_liar: false,
+            group: false,
         }
     }
 }
@@ -402,6 +408,10 @@ pub struct TpeSampler {
     /// the last look. A finished trial never changes, so only later ones are read again.
     relative: Option<SearchSpace>,
     relative_upto: i64,
+    /// with [`TpeOptions::group`], the groups instead of the intersection, as Optuna's `_SearchSpaceGroup` keeps
+    /// them over the same trials: disjoint, in the order they were split off, each trial's parameters a union of
+    /// some of them
+    groups: Vec<SearchSpace>,
     /// the finished trials as read so far, so that a draw does not read every past trial again
     seen: Seen,
 }
@@ -521,6 +531,7 @@ impl TpeSampler {
             random: RandomSampler::new(seed),
             relative: None,
             relative_upto: 0,
+            groups: Vec::new(),
             seen: Seen::default(),
         }
     }
@@ -529,6 +540,12 @@ impl TpeSampler {
     #[cfg(test)]
     pub(crate) fn forgetting(&self) -> TpeSampler {
         TpeSampler { seen: Seen::default(), ..self.clone() }
+    }
+
+    /// The groups of [`TpeOptions::group`] so far (for tests).
+    #[cfg(test)]
+    pub(crate) fn groups(&self) -> &[SearchSpace] {
+        &self.groups
     }
 
     fn parzen_params(&self) -> ParzenParams {
@@ -664,6 +681,24 @@ impl TpeSampler {
     }
 }
 
+/// Optuna's `_SearchSpaceGroup.add_distributions`: each group splits into its part the trial has and the part it
+/// has not (in that order), and the trial's parameters in no group so far make a new last group; empty parts are
+/// dropped. A parameter keeps the distribution of the trial that brought it.
+pub(crate) fn add_to_groups(groups: &mut Vec<SearchSpace>, distributions: &SearchSpace) {
+    let mut rest: SearchSpace = distributions.clone();
+    let mut next = Vec::with_capacity(groups.len() + 2);
+    for group in groups.drain(..) {
+        let (has, lacks): (SearchSpace, SearchSpace) =
+            group.into_iter().partition(|(k, _)| distributions.contains_key(k));
+        rest.retain(|k, _| !has.contains_key(k));
+        next.push(has);
+        next.push(lacks);
+    }
+    next.push(rest);
+    next.retain(|g| !g.is_empty());
+    *groups = next;
+}
+
 /// The index of the first largest `log l - log g` (numpy's `argmax`: a NaN wins).
 pub fn best_candidate(log_l: &[f64], log_g: &[f64]) -> usize {
     let mut best = 0;
@@ -758,12 +793,20 @@ impl Sampler for TpeSampler {
             if t.number < self.relative_upto || !matches!(t.state, TrialState::Complete | TrialState::Pruned) {
                 continue;
             }
+            if self.options.group {
+                add_to_groups(&mut self.groups, &t.distributions);
+                continue;
+            }
             match &mut self.relative {
                 None => self.relative = Some(t.distributions.clone()),
                 Some(space) => space.retain(|k, d| t.distributions.get(k) == Some(d)),
             }
         }
         self.relative_upto = if upto == i64::MAX { last + 1 } else { upto };
+        if self.options.group {
+            let union = self.groups.iter().flatten().filter(|(_, d)| !d.single());
+            return union.map(|(k, d)| (k.clone(), d.clone())).collect();
+        }
         let mut space = self.relative.clone().unwrap_or_default();
         space.retain(|_, d| !d.single());
         space
@@ -781,10 +824,25 @@ impl Sampler for TpeSampler {
             return BTreeMap::new();
         }
         let running = self.liars(history, trial);
-        let space: Vec<(&str, &Distribution)> = space.iter().map(|(k, d)| (k.as_str(), d)).collect();
         let draw =
             Draw { trials: &trials, running: &running, history_len: history.len(), number: trial.number, direction };
-        self.sample(&draw, &space)
+        if !self.options.group {
+            let space: Vec<(&str, &Distribution)> = space.iter().map(|(k, d)| (k.as_str(), d)).collect();
+            return self.sample(&draw, &space);
+        }
+        // one joint draw per group, in the groups' order, each over its parameters by name (as Optuna sorts them)
+        let mut params = BTreeMap::new();
+        for group in self.groups.clone() {
+            let sub: Vec<(&str, &Distribution)> = group
+                .iter()
+                .filter(|(k, d)| !d.single() && space.contains_key(*k))
+                .map(|(k, d)| (k.as_str(), d))
+                .collect();
+            if !sub.is_empty() {
+                params.extend(self.sample(&draw, &sub));
+            }
+        }
+        params
     }
 
     fn sample_independent(

@@ -1046,8 +1046,12 @@ fn study_params(spec: &StudySpec<'_>) -> Vec<(String, String)> {
         match &spec.sampler {
             SamplerSpec::Tpe { options, seed } => {
                 format!(
-                    "tpe(seed={seed}, n_startup_trials={}, n_ei_candidates={}, multivariate={}, constant_liar={})",
-                    options.n_startup_trials, options.n_ei_candidates, options.multivariate, options.constant_liar
+                    "tpe(seed={seed}, n_startup_trials={}, n_ei_candidates={}, multivariate={}, group={}, constant_liar={})",
+                    options.n_startup_trials,
+                    options.n_ei_candidates,
+                    options.multivariate,
+                    options.group,
+                    options.constant_liar
                 )
             }
             SamplerSpec::Random { seed } => format!("random(seed={seed})"),

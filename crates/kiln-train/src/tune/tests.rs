@@ -10,6 +10,7 @@ use std::process::{Command, Stdio};
 
 use serde_json::{Value, json};
 
+use super::sampler::add_to_groups;
 use super::*;
 use kiln_domain::NumpyRandomState;
 
@@ -1177,4 +1178,126 @@ fn the_kept_history_draws_as_a_fresh_read() {
             }
         }
     }
+}
+
+/// A model competition's space: `model` picks `a` (a float and a log float) or `b` (a wide int and a stepped
+/// float); `m` (a log int) is shared. Drawn in that order, as `kiln tune` draws a joint study.
+fn draw_competition(sampler: &mut dyn Sampler, history: &[FrozenTrial], number: i64) -> FrozenTrial {
+    let s = |v: &str| ParamValue::Str(v.into());
+    let model = Distribution::categorical(vec![s("a"), s("b")]).unwrap();
+    let own: Vec<(&str, Distribution)> = vec![
+        ("a.x", Distribution::float(-1.0, 1.0, false, None).unwrap()),
+        ("a.lr", Distribution::float(1e-4, 1.0, true, None).unwrap()),
+        ("b.n", Distribution::int(1, 1_000_000, false, 3).unwrap()),
+        ("b.q", Distribution::float(0.0, 1.0, false, Some(1e-6)).unwrap()),
+    ];
+    let shared = Distribution::int(1000, 10_000_000, true, 1).unwrap();
+    let mut draw = TrialDraw::start(sampler, history, number, BTreeMap::new());
+    let m = draw.suggest(sampler, history, Direction::Minimize, "model", &model).unwrap();
+    let prefix = if m == 0.0 { "a." } else { "b." };
+    for (name, dist) in own.iter().filter(|(name, _)| name.starts_with(prefix)) {
+        draw.suggest(sampler, history, Direction::Minimize, name, dist).unwrap();
+    }
+    draw.suggest(sampler, history, Direction::Minimize, "m", &shared).unwrap();
+    draw.trial
+}
+
+fn competition_objective(p: &BTreeMap<String, f64>) -> f64 {
+    let shared = (p["m"].ln() - 9.0).abs() / 10.0;
+    if p["model"] == 0.0 {
+        (p["a.x"] - 0.3) * (p["a.x"] - 0.3) + 0.1 * (p["a.lr"].ln() + 4.0) * (p["a.lr"].ln() + 4.0) + shared
+    } else {
+        (p["b.n"].ln() - 10.0).abs() / 10.0 + (p["b.q"] - 0.7) * (p["b.q"] - 0.7) + shared + 0.05
+    }
+}
+
+#[test]
+fn grouped_multivariate_tpe_draws_a_conditional_space_as_optunas() {
+    // `group: true` draws each model's parameters jointly from the trials that have them; without it they are
+    // drawn one by one. Both as Optuna's, every trial (every seventh pruned), and the two ways part
+    let mut runs = Vec::new();
+    for group in [true, false] {
+        let mut sampler = TpeSampler::new(TpeOptions { multivariate: true, group, ..TpeOptions::default() }, 6);
+        let mut history: Vec<FrozenTrial> = Vec::new();
+        for number in 0..60 {
+            let mut t = draw_competition(&mut sampler, &history, number);
+            let v = competition_objective(&t.params);
+            if number % 7 == 6 {
+                t.state = TrialState::Pruned;
+                t.intermediate_values.insert(2, v);
+            } else {
+                t.state = TrialState::Complete;
+                t.value = Some(v);
+            }
+            history.push(t);
+        }
+        let expected = python(
+            r#"
+sampler = optuna.samplers.TPESampler(seed=6, multivariate=True, group=IN["group"])
+study = optuna.create_study(sampler=sampler)
+def objective(trial):
+    model = trial.suggest_categorical("model", ["a", "b"])
+    if model == "a":
+        x = trial.suggest_float("a.x", -1.0, 1.0)
+        lr = trial.suggest_float("a.lr", 1e-4, 1.0, log=True)
+    else:
+        n = trial.suggest_int("b.n", 1, 1000000, step=3)
+        q = trial.suggest_float("b.q", 0.0, 1.0, step=1e-6)
+    m = trial.suggest_int("m", 1000, 10000000, log=True)
+    shared = abs(math.log(m) - 9.0) / 10.0
+    if model == "a":
+        v = (x - 0.3) * (x - 0.3) + 0.1 * (math.log(lr) + 4.0) * (math.log(lr) + 4.0) + shared
+    else:
+        v = abs(math.log(n) - 10.0) / 10.0 + (q - 0.7) * (q - 0.7) + shared + 0.05
+    if trial.number % 7 == 6:
+        trial.report(v, 2)
+        raise optuna.TrialPruned()
+    return v
+study.optimize(objective, n_trials=60)
+print(json.dumps([{k: t.distributions[k].to_internal_repr(v) for k, v in t.params.items()} for t in study.trials]))
+"#,
+            &json!({"group": group}),
+        );
+        let theirs = expected.as_array().unwrap();
+        assert_eq!(theirs.len(), history.len());
+        for (t, e) in history.iter().zip(theirs) {
+            let mut names: Vec<&String> = e.as_object().unwrap().keys().collect();
+            names.sort();
+            assert_eq!(t.params.keys().collect::<Vec<_>>(), names, "group {group}: trial {} asks the same", t.number);
+        }
+        assert_same_params(&format!("group {group}"), &history, &expected);
+        if group {
+            // the groups Optuna's _SearchSpaceGroup ends with: what every trial has, then each model's own
+            let groups: Vec<Vec<&str>> =
+                sampler.groups().iter().map(|g| g.keys().map(String::as_str).collect()).collect();
+            assert_eq!(groups, [vec!["m", "model"], vec!["a.lr", "a.x"], vec!["b.n", "b.q"]]);
+        }
+        runs.push(history);
+    }
+    assert_eq!(runs[0][..10], runs[1][..10], "the random startup draws are the same");
+    assert!(runs[0].iter().zip(&runs[1]).any(|(a, b)| a.params != b.params));
+}
+
+#[test]
+fn search_space_groups_split_as_optunas() {
+    let d = Distribution::float(0.0, 1.0, false, None).unwrap();
+    let space = |names: &[&str]| names.iter().map(|n| (n.to_string(), d.clone())).collect::<SearchSpace>();
+    let mut groups = Vec::new();
+    for trial in [&["a", "b", "c"][..], &["a", "d"], &["b", "c", "d"], &["a", "b", "c"], &["e"]] {
+        add_to_groups(&mut groups, &space(trial));
+    }
+    let names: Vec<Vec<&str>> = groups.iter().map(|g| g.keys().map(String::as_str).collect()).collect();
+    let expected = python(
+        r#"
+from optuna.search_space.group_decomposed import _SearchSpaceGroup
+from optuna.distributions import FloatDistribution
+g = _SearchSpaceGroup()
+for t in IN:
+    g.add_distributions({k: FloatDistribution(0.0, 1.0) for k in t})
+print(json.dumps([sorted(s) for s in g.search_spaces]))
+"#,
+        &json!([["a", "b", "c"], ["a", "d"], ["b", "c", "d"], ["a", "b", "c"], ["e"]]),
+    );
+    let theirs: Vec<Vec<String>> = serde_json::from_value(expected).unwrap();
+    assert_eq!(names, theirs);
 }
