@@ -380,6 +380,18 @@ def test_grouped_multivariate_tpe_draws_what_optunas_draws_on_a_joint_competitio
         assert o.params.keys() == k.params.keys(), (k.number, k.params, o.params)
         for name, v in k.params.items():
             assert o.params[name] == pytest.approx(v, rel=1e-12) if isinstance(v, float) else o.params[name] == v
+    # with the constant liar and two jobs, each trial shares its joint draw as Optuna's workers share theirs (the
+    # system attributes tpe:relative_params:<i>): both candidates' values, read by Optuna
+    liar = write(tmp_path, SMALL.replace("n_startup_trials: 3}", sampler.replace("}", ", constant_liar: true}")),
+                 "liar.yaml")
+    run_kiln("tune", "--config", liar, "--tracking-uri", tmp_path / "mlruns", "--storage", storage, "--study",
+             "liars", "--n-trials", 8, "--jobs", 2, "--no-refit")
+    shared = [json.loads(t.system_attrs["tpe:relative_params:0"]) for t in optuna_study(storage, "liars").trials
+              if "tpe:relative_params:0" in t.system_attrs]
+    assert len(shared) >= 4, shared
+    for s in shared:
+        assert {"model", "lightgbm.learning_rate", "xgboost.eta"} <= s.keys(), s
+        assert s["model"] in ("lightgbm", "xgboost") and 0.02 <= s["lightgbm.learning_rate"] <= 0.3, s
     # Optuna refuses group without multivariate, and so does kiln, naming the key
     bad = write(tmp_path, SMALL.replace("n_startup_trials: 3}", "n_startup_trials: 3, group: true}"), "bad.yaml")
     proc = run_kiln("tune", "--config", bad, "--tracking-uri", tmp_path / "bad-mlruns", "--storage",

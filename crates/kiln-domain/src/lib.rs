@@ -26,7 +26,7 @@ pub use ports::{
     ModelRegistry, ModelVersion, RunId, RunInfo, RunStatus, Stage, Tracker,
 };
 pub use random::NumpyRandomState;
-pub use study::{Enqueued, StoredParam, StoredTrial, StudyDirection, StudyStorage, TrialState};
+pub use study::{Enqueued, RELATIVE_PARAMS_KEY, StoredParam, StoredTrial, StudyDirection, StudyStorage, TrialState};
 pub use time::{CivilDateTime, civil_from_millis, iso_from_millis, millis_from_civil, utc_datetime_text};
 
 #[cfg(test)]

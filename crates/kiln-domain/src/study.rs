@@ -128,6 +128,9 @@ pub struct StoredTrial {
     /// the parameters an enqueued trial was given (Optuna's system attribute `fixed_params`, a JSON object of
     /// external values, as `study.enqueue_trial` writes it)
     pub fixed_params: Option<String>,
+    /// the system attributes `tpe:relative_params:<i>` as (key, JSON text): the chunks of the values TPE drew
+    /// jointly for a running trial and shared with the other workers, as Optuna's TPE writes them
+    pub relative_params: Vec<(String, String)>,
     /// UTC times as stored, `YYYY-MM-DD HH:MM:SS.ffffff`
     pub datetime_start: Option<String>,
     pub datetime_complete: Option<String>,
@@ -198,6 +201,12 @@ pub trait StudyStorage: Send + Sync {
     /// `store_io`.
     fn set_trial_user_attr(&self, trial: i64, key: &str, value_json: &str) -> Result<(), PortError>;
 
+    /// Sets a trial's system attribute `key` to `value_json` (JSON text), as Optuna's `set_trial_system_attr`.
+    ///
+    /// # Errors
+    /// `store_io`.
+    fn set_trial_system_attr(&self, trial: i64, key: &str, value_json: &str) -> Result<(), PortError>;
+
     /// Sets a study's user attribute `key` to `value_json` (JSON text).
     ///
     /// # Errors
@@ -231,3 +240,7 @@ pub trait StudyStorage: Send + Sync {
     /// `store_io`.
     fn trials(&self, study: i64) -> Result<Vec<StoredTrial>, PortError>;
 }
+
+/// The prefix of the system attributes that hold a running trial's relative params (Optuna's
+/// `_RELATIVE_PARAMS_KEY`), each followed by `:<chunk index>`.
+pub const RELATIVE_PARAMS_KEY: &str = "tpe:relative_params";

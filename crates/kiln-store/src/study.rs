@@ -13,7 +13,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use kiln_domain::{Code, Enqueued, PortError, StoredParam, StoredTrial, StudyDirection, StudyStorage, TrialState};
+use kiln_domain::{
+    Code, Enqueued, PortError, RELATIVE_PARAMS_KEY, StoredParam, StoredTrial, StudyDirection, StudyStorage, TrialState,
+};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 mod postgres;
@@ -503,6 +505,18 @@ impl StudyStorage for SqliteStudyStorage {
         })
     }
 
+    fn set_trial_system_attr(&self, trial: i64, key: &str, value_json: &str) -> Result<(), PortError> {
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO trial_system_attributes (trial_id, \"key\", value_json) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (trial_id, \"key\") DO UPDATE SET value_json = excluded.value_json",
+                params![trial, key, value_json],
+            )
+            .map_err(self.io())?;
+            Ok(())
+        })
+    }
+
     fn set_study_user_attr(&self, study: i64, key: &str, value_json: &str) -> Result<(), PortError> {
         self.write(|tx| {
             tx.execute(
@@ -623,6 +637,7 @@ impl SqliteStudyStorage {
                         intermediate: Vec::new(),
                         user_attrs: Vec::new(),
                         fixed_params: None,
+                        relative_params: Vec::new(),
                         datetime_start: r.get(3)?,
                         datetime_complete: r.get(4)?,
                     })
@@ -687,18 +702,27 @@ impl SqliteStudyStorage {
                 trials[i].user_attrs.push((key, value));
             }
         }
-        let mut fixed_of = connection
+        let mut system_of = connection
             .prepare(
-                "SELECT a.trial_id, a.value_json FROM trial_system_attributes a JOIN trials t ON \
-                 t.trial_id = a.trial_id WHERE t.study_id = ?1 AND a.\"key\" = 'fixed_params'",
+                "SELECT a.trial_id, a.\"key\", a.value_json FROM trial_system_attributes a JOIN trials t ON \
+                 t.trial_id = a.trial_id WHERE t.study_id = ?1 AND (a.\"key\" = 'fixed_params' OR \
+                 substr(a.\"key\", 1, ?2) = ?3)",
             )
             .map_err(&io)?;
-        let rows =
-            fixed_of.query_map(params![study], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))).map_err(&io)?;
+        let prefix = format!("{RELATIVE_PARAMS_KEY}:");
+        let rows = system_of
+            .query_map(params![study, prefix.len() as i64, prefix], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
+            })
+            .map_err(&io)?;
         for row in rows {
-            let (trial, value) = row.map_err(&io)?;
+            let (trial, key, value) = row.map_err(&io)?;
             if let Some(&i) = index.get(&trial) {
-                trials[i].fixed_params = Some(value);
+                if key == "fixed_params" {
+                    trials[i].fixed_params = Some(value);
+                } else {
+                    trials[i].relative_params.push((key, value));
+                }
             }
         }
         Ok(trials)

@@ -475,3 +475,26 @@ fn storage_urls_choose_the_backend_and_hide_passwords() {
     let study = storage.create_or_load_study("s", StudyDirection::Maximize).unwrap();
     assert_eq!(storage.create_trial(study).unwrap().1, 0);
 }
+
+#[test]
+fn system_attributes_of_a_shared_relative_draw_go_both_ways_with_optuna() {
+    let url = database("liars");
+    let storage = PostgresStudyStorage::open(&url).unwrap();
+    let study = storage.create_or_load_study("liars", StudyDirection::Minimize).unwrap();
+    let (t0, _) = storage.create_trial(study).unwrap();
+    storage.set_trial_system_attr(t0, "tpe:relative_params:0", r#""{\"lr\": 0.0""#).unwrap();
+    storage.set_trial_system_attr(t0, "tpe:relative_params:0", r#""{\"lr\": 0.05}""#).unwrap();
+    let seen = python(
+        "s = optuna.load_study(study_name='liars', storage=url)\n\
+         attrs = s.trials[0].system_attrs\n\
+         t = s.ask()\n\
+         s._storage.set_trial_system_attr(t._trial_id, 'tpe:relative_params:0', '{\"lr\": 0.2}')\n\
+         s._storage.set_trial_system_attr(t._trial_id, 'tpe:relative_paramsX', 5)\n\
+         print(json.dumps(attrs))",
+        &url,
+    );
+    assert_eq!(seen, serde_json::json!({"tpe:relative_params:0": "{\"lr\": 0.05}"}));
+    let trials = storage.trials(study).unwrap();
+    assert_eq!(trials[0].relative_params, [("tpe:relative_params:0".to_string(), r#""{\"lr\": 0.05}""#.to_string())]);
+    assert_eq!(trials[1].relative_params, [("tpe:relative_params:0".to_string(), r#""{\"lr\": 0.2}""#.to_string())]);
+}

@@ -15,7 +15,9 @@ use std::fmt;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use kiln_domain::{Code, Enqueued, PortError, StoredParam, StoredTrial, StudyDirection, StudyStorage, TrialState};
+use kiln_domain::{
+    Code, Enqueued, PortError, RELATIVE_PARAMS_KEY, StoredParam, StoredTrial, StudyDirection, StudyStorage, TrialState,
+};
 use postgres::error::SqlState;
 use postgres::{Client, IsolationLevel, NoTls, Transaction};
 
@@ -587,6 +589,17 @@ impl StudyStorage for PostgresStudyStorage {
         })
     }
 
+    fn set_trial_system_attr(&self, trial: i64, key: &str, value_json: &str) -> Result<(), PortError> {
+        self.transaction(false, |tx| {
+            tx.execute(
+                "INSERT INTO trial_system_attributes (trial_id, \"key\", value_json) VALUES ($1::bigint, $2::text, \
+                 $3::text) ON CONFLICT (trial_id, \"key\") DO UPDATE SET value_json = excluded.value_json",
+                &[&trial, &key, &value_json],
+            )?;
+            Ok(())
+        })
+    }
+
     fn set_study_user_attr(&self, study: i64, key: &str, value_json: &str) -> Result<(), PortError> {
         self.transaction(false, |tx| {
             tx.execute(
@@ -696,6 +709,7 @@ impl PostgresStudyStorage {
                 intermediate: Vec::new(),
                 user_attrs: Vec::new(),
                 fixed_params: None,
+                relative_params: Vec::new(),
                 datetime_start: r.get(3),
                 datetime_complete: r.get(4),
             });
@@ -746,15 +760,22 @@ impl PostgresStudyStorage {
                 trials[i].user_attrs.push((key, value));
             }
         }
+        let prefix = format!("{RELATIVE_PARAMS_KEY}:");
         for r in tx.query(
-            "SELECT a.trial_id::bigint, a.value_json FROM trial_system_attributes a \
-             JOIN trials t ON t.trial_id = a.trial_id WHERE t.study_id = $1::bigint AND a.\"key\" = 'fixed_params'",
-            &[&study],
+            "SELECT a.trial_id::bigint, a.\"key\"::text, a.value_json FROM trial_system_attributes a \
+             JOIN trials t ON t.trial_id = a.trial_id WHERE t.study_id = $1::bigint AND (a.\"key\" = 'fixed_params' \
+             OR left(a.\"key\", $2::int) = $3::text)",
+            &[&study, &(prefix.len() as i32), &prefix],
         )? {
             let trial: i64 = r.get(0);
-            let value: Option<String> = r.get(1);
-            if let Some(&i) = index.get(&trial) {
-                trials[i].fixed_params = value;
+            let key: Option<String> = r.get(1);
+            let value: Option<String> = r.get(2);
+            if let (Some(&i), Some(key)) = (index.get(&trial), key) {
+                if key == "fixed_params" {
+                    trials[i].fixed_params = value;
+                } else if let Some(value) = value {
+                    trials[i].relative_params.push((key, value));
+                }
             }
         }
         Ok(trials)

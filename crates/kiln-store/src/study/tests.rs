@@ -303,3 +303,41 @@ fn a_trial_state_optuna_never_writes_is_an_error_not_a_failed_trial() {
     let e = storage.trials(study).unwrap_err();
     assert!(e.message.contains("trial state 'BOGUS'"), "{}", e.message);
 }
+
+#[test]
+fn system_attributes_of_a_shared_relative_draw_go_both_ways_with_optuna() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("studies.db");
+    let storage = SqliteStudyStorage::open(&path).unwrap();
+    let study = storage.create_or_load_study("liars", StudyDirection::Minimize).unwrap();
+    // kiln's running trial 0 shares its draw in two chunks (written again: the last value stays)
+    let (t0, _) = storage.create_trial(study).unwrap();
+    storage.set_trial_system_attr(t0, "tpe:relative_params:0", r#""{\"lr\": 0.0""#).unwrap();
+    storage.set_trial_system_attr(t0, "tpe:relative_params:0", r#""{\"lr\": 0.05, ""#).unwrap();
+    storage.set_trial_system_attr(t0, "tpe:relative_params:1", r#""\"b\": \"dart\"}""#).unwrap();
+    // Optuna reads them, and its worker's running trial 1 shares its own; another system attribute is not read
+    let seen = python(
+        "s = optuna.load_study(study_name='liars', storage=url)\n\
+         attrs = s.trials[0].system_attrs\n\
+         t = s.ask()\n\
+         s._storage.set_trial_system_attr(t._trial_id, 'tpe:relative_params:0', '{\"lr\": 0.2}')\n\
+         s._storage.set_trial_system_attr(t._trial_id, 'other', 5)\n\
+         print(json.dumps(attrs))",
+        &path,
+    );
+    assert_eq!(
+        seen,
+        serde_json::json!({"tpe:relative_params:0": "{\"lr\": 0.05, ", "tpe:relative_params:1": "\"b\": \"dart\"}"})
+    );
+    let trials = storage.trials(study).unwrap();
+    let mut chunks = trials[0].relative_params.clone();
+    chunks.sort();
+    assert_eq!(
+        chunks,
+        [
+            ("tpe:relative_params:0".to_string(), r#""{\"lr\": 0.05, ""#.to_string()),
+            ("tpe:relative_params:1".to_string(), r#""\"b\": \"dart\"}""#.to_string())
+        ]
+    );
+    assert_eq!(trials[1].relative_params, [("tpe:relative_params:0".to_string(), r#""{\"lr\": 0.2}""#.to_string())]);
+}

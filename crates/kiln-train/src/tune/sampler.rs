@@ -10,7 +10,7 @@ use super::TuneError;
 use super::parzen::{Observed, ParzenEstimator, ParzenParams, default_weights, total_order_key};
 use super::space::{Distribution, ParamValue};
 use super::trial::{Direction, FrozenTrial, TrialState};
-use kiln_domain::NumpyRandomState;
+use kiln_domain::{NumpyRandomState, RELATIVE_PARAMS_KEY};
 
 /// Parameters by name, in name order (Optuna sorts a relative search space by name).
 pub type SearchSpace = BTreeMap<String, Distribution>;
@@ -31,6 +31,12 @@ pub trait Sampler {
     fn recall(&self, _trial: &mut FrozenTrial) {}
 
     /// The parameters to draw jointly with [`Sampler::sample_relative`]; empty for an independent sampler.
+    /// Whether a trial's relative draw is shared with the other workers (Optuna's TPE with `constant_liar` writes
+    /// it to the trial's system attributes, so that their draws count it while it runs).
+    fn shares_relative(&self) -> bool {
+        false
+    }
+
     fn infer_relative_space(&mut self, _history: &[FrozenTrial], _trial: &FrozenTrial) -> SearchSpace {
         SearchSpace::new()
     }
@@ -128,12 +134,22 @@ impl TrialDraw {
         } else if dist.single() {
             single_value(dist)
         } else {
-            let trial = &self.trial;
-            let (space, relative) = self.relative.get_or_insert_with(|| {
-                let space = sampler.infer_relative_space(history, trial);
-                let relative = sampler.sample_relative(history, direction, trial, &space);
-                (space, relative)
-            });
+            if self.relative.is_none() {
+                let space = sampler.infer_relative_space(history, &self.trial);
+                let relative = sampler.sample_relative(history, direction, &self.trial, &space);
+                if !relative.is_empty() && sampler.shares_relative() {
+                    // as Optuna's JSON of the external values, which its workers read too
+                    let mut shared = serde_json::Map::new();
+                    for (name, x) in &relative {
+                        let Some(dist) = space.get(name) else { continue };
+                        let value = dist.to_external(*x)?;
+                        shared.insert(name.clone(), serde_json::to_value(value).unwrap_or(serde_json::Value::Null));
+                    }
+                    self.trial.system_attrs.insert(RELATIVE_PARAMS_KEY.to_string(), serde_json::Value::Object(shared));
+                }
+                self.relative = Some((space, relative));
+            }
+            let (space, relative) = self.relative.as_ref().expect("the relative draw was just made");
             match relative.get(name).filter(|_| space.get(name) == Some(dist)) {
                 Some(v) => *v,
                 None => sampler.sample_independent(history, direction, &self.trial, name, dist)?,
@@ -660,8 +676,14 @@ impl TpeSampler {
     /// A joint TPE draw over `space`.
     fn sample(&mut self, draw: &Draw<'_, '_>, space: &[(&str, &Distribution)]) -> BTreeMap<String, f64> {
         let (below, above) = if !draw.running.is_empty() {
-            // the constant liar: running trials change, so the history is read afresh (as Optuna does)
-            let all: Vec<&FrozenTrial> = draw.trials.iter().chain(draw.running).copied().collect();
+            // the constant liar: running trials change, so the history is read afresh (as Optuna does), each running
+            // trial with the values its worker drew jointly (shared for this) beside the ones it was given
+            let lied: Vec<FrozenTrial> = if self.options.multivariate {
+                draw.running.iter().map(|t| with_relative_params(t, space)).collect()
+            } else {
+                draw.running.iter().map(|t| (*t).clone()).collect()
+            };
+            let all: Vec<&FrozenTrial> = draw.trials.iter().copied().chain(&lied).collect();
             self.estimators(&all, draw.direction, space)
         } else if draw.trials.iter().all(|t| t.number >= 0) {
             self.kept_estimators(draw, space)
@@ -679,6 +701,25 @@ impl TpeSampler {
             })
             .collect()
     }
+}
+
+/// A running trial as Optuna's TPE reads it with `constant_liar` (`_get_params`): its params, and for the names of
+/// `space` it has not been given yet, the values of its shared relative draw (the system attribute
+/// [`RELATIVE_PARAMS_KEY`]; a value the distribution cannot take is left out).
+fn with_relative_params(trial: &FrozenTrial, space: &[(&str, &Distribution)]) -> FrozenTrial {
+    let mut t = trial.clone();
+    if let Some(serde_json::Value::Object(shared)) = trial.system_attrs.get(RELATIVE_PARAMS_KEY) {
+        for (name, dist) in space {
+            if t.params.contains_key(*name) {
+                continue;
+            }
+            let value = shared.get(*name).and_then(|v| serde_json::from_value::<ParamValue>(v.clone()).ok());
+            if let Some(x) = value.and_then(|v| dist.to_internal(&v).ok()) {
+                t.params.insert(name.to_string(), x);
+            }
+        }
+    }
+    t
 }
 
 /// Optuna's `_SearchSpaceGroup.add_distributions`: each group splits into its part the trial has and the part it
@@ -777,6 +818,10 @@ pub fn split<'a>(
 }
 
 impl Sampler for TpeSampler {
+    fn shares_relative(&self) -> bool {
+        self.options.constant_liar
+    }
+
     fn infer_relative_space(&mut self, history: &[FrozenTrial], _trial: &FrozenTrial) -> SearchSpace {
         if !self.options.multivariate {
             return SearchSpace::new();

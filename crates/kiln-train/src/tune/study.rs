@@ -18,8 +18,8 @@ use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use kiln_domain::{
-    CLASSIC_ML_KIND, EXPERIMENT_KIND_TAG, Enqueued, ExperimentId, Frame, MetricPoint, RunId, RunInfo, RunStatus,
-    StoredParam, StoredTrial, StudyStorage, Tracker,
+    CLASSIC_ML_KIND, EXPERIMENT_KIND_TAG, Enqueued, ExperimentId, Frame, MetricPoint, RELATIVE_PARAMS_KEY, RunId,
+    RunInfo, RunStatus, StoredParam, StoredTrial, StudyStorage, Tracker,
 };
 use kiln_eval::{Size, Splitter};
 use kiln_features::{PreprocessSpec, SelectorSpec};
@@ -694,7 +694,46 @@ pub fn frozen(stored: &StoredTrial) -> Result<FrozenTrial, TuneError> {
         trial.distributions.insert(p.name.clone(), Distribution::from_distribution_json(&p.distribution_json)?);
     }
     trial.intermediate_values = stored.intermediate.iter().copied().collect();
+    // a relative draw shared in chunks (a half-written one does not parse and is left out, as Optuna leaves it)
+    if let Some(shared) = join_relative_params(&stored.relative_params).and_then(|t| serde_json::from_str(&t).ok()) {
+        trial.system_attrs.insert(RELATIVE_PARAMS_KEY.to_string(), shared);
+    }
     Ok(trial)
+}
+
+/// Optuna's `_SYSTEM_ATTR_MAX_LENGTH`: the most characters of one chunk of a shared relative draw.
+const SYSTEM_ATTR_MAX_LENGTH: usize = 2045;
+
+/// The system attributes (key, JSON text) that share a relative draw (`params`, a JSON object of external values)
+/// as Optuna's TPE writes them: its JSON text in chunks of at most 2,045 characters, each a JSON string, under
+/// `tpe:relative_params:<i>`.
+pub(crate) fn relative_params_chunks(params: &Value) -> Vec<(String, String)> {
+    let text: Vec<char> = params.to_string().chars().collect();
+    text.chunks(SYSTEM_ATTR_MAX_LENGTH)
+        .enumerate()
+        .map(|(i, chunk)| (format!("{RELATIVE_PARAMS_KEY}:{i}"), Value::String(chunk.iter().collect()).to_string()))
+        .collect()
+}
+
+/// The JSON text [`relative_params_chunks`] split, from the chunks (key, JSON text) in any order: those numbered
+/// from 0 on while they follow each other, as Optuna reads them; `None` without chunk 0 or when one is not a JSON
+/// string.
+pub(crate) fn join_relative_params(chunks: &[(String, String)]) -> Option<String> {
+    let mut numbered: Vec<(usize, &str)> = chunks
+        .iter()
+        .filter_map(|(key, value)| {
+            Some((key.strip_prefix(RELATIVE_PARAMS_KEY)?.strip_prefix(':')?.parse().ok()?, value.as_str()))
+        })
+        .collect();
+    numbered.sort_unstable_by_key(|c| c.0);
+    let mut text = String::new();
+    for (expected, (i, value)) in numbered.into_iter().enumerate() {
+        if i != expected {
+            break;
+        }
+        text.push_str(&serde_json::from_str::<String>(value).ok()?);
+    }
+    (!text.is_empty()).then_some(text)
 }
 
 /// One study of the run: its storage id and the candidates it draws from.
@@ -1270,6 +1309,8 @@ enum TrialStep {
 
 /// The draw of a trial: the candidate, its model params and the pipeline params, as the objective sees them.
 struct Drawn {
+    /// the relative draw to share with the other workers (see [`relative_params_chunks`])
+    shared: Option<Value>,
     candidate: usize,
     model_values: Vec<(String, ParamValue)>,
     pipeline_values: Vec<(PipelineParam, ParamValue)>,
@@ -1337,6 +1378,9 @@ fn one_trial(ctx: &TrialContext<'_, '_>) -> Result<TrialStep, TrainError> {
             Err(e) => return refuse_enqueued(ctx, trial_id, number, &e.to_string()),
         },
     };
+    for (key, chunk) in drawn.shared.as_ref().map(relative_params_chunks).unwrap_or_default() {
+        storage.set_trial_system_attr(trial_id, &key, &chunk)?;
+    }
     for (name, value) in &drawn.shown {
         let dist = drawn_distribution(ctx, &drawn, name)?;
         storage.set_param(
@@ -1566,7 +1610,8 @@ fn draw(
         shown.push((name.clone(), v.clone()));
         pipeline_values.push((PipelineParam::parse(name).map_err(TuneError::Space)?, v));
     }
-    Ok(Drawn { candidate, model_values, pipeline_values, shown })
+    let shared = draw.trial.system_attrs.get(RELATIVE_PARAMS_KEY).cloned();
+    Ok(Drawn { shared, candidate, model_values, pipeline_values, shown })
 }
 
 enum Scored {

@@ -644,7 +644,8 @@ print(json.dumps([internal(t) for t in study.trials]))
         // the lie changes what the second worker is given: without it the draws part ways after the startup trials
         let honest = TpeOptions { constant_liar: false, ..options };
         let plain = two_workers(&mut TpeSampler::new(honest, 4), &space, 20);
-        assert_eq!(ours[..11], plain[..11], "the random startup draws are the same");
+        let params = |h: &[FrozenTrial]| h[..11].iter().map(|t| t.params.clone()).collect::<Vec<_>>();
+        assert_eq!(params(&ours), params(&plain), "the random startup draws are the same");
         assert!(ours.iter().zip(&plain).any(|(a, b)| a.params != b.params));
     }
 }
@@ -1202,6 +1203,25 @@ fn draw_competition(sampler: &mut dyn Sampler, history: &[FrozenTrial], number: 
     draw.trial
 }
 
+/// [`draw_competition`] and [`competition_objective`] in Python: `suggest(trial)` draws and returns the value.
+const COMPETITION_PY: &str = r#"
+def suggest(trial):
+    model = trial.suggest_categorical("model", ["a", "b"])
+    if model == "a":
+        x = trial.suggest_float("a.x", -1.0, 1.0)
+        lr = trial.suggest_float("a.lr", 1e-4, 1.0, log=True)
+    else:
+        n = trial.suggest_int("b.n", 1, 1000000, step=3)
+        q = trial.suggest_float("b.q", 0.0, 1.0, step=1e-6)
+    m = trial.suggest_int("m", 1000, 10000000, log=True)
+    shared = abs(math.log(m) - 9.0) / 10.0
+    if model == "a":
+        return (x - 0.3) * (x - 0.3) + 0.1 * (math.log(lr) + 4.0) * (math.log(lr) + 4.0) + shared
+    return abs(math.log(n) - 10.0) / 10.0 + (q - 0.7) * (q - 0.7) + shared + 0.05
+def internal(trial):
+    return {k: trial.distributions[k].to_internal_repr(v) for k, v in trial.params.items()}
+"#;
+
 fn competition_objective(p: &BTreeMap<String, f64>) -> f64 {
     let shared = (p["m"].ln() - 9.0).abs() / 10.0;
     if p["model"] == 0.0 {
@@ -1232,30 +1252,21 @@ fn grouped_multivariate_tpe_draws_a_conditional_space_as_optunas() {
             history.push(t);
         }
         let expected = python(
-            r#"
+            &format!(
+                "{COMPETITION_PY}\n{}",
+                r#"
 sampler = optuna.samplers.TPESampler(seed=6, multivariate=True, group=IN["group"])
 study = optuna.create_study(sampler=sampler)
 def objective(trial):
-    model = trial.suggest_categorical("model", ["a", "b"])
-    if model == "a":
-        x = trial.suggest_float("a.x", -1.0, 1.0)
-        lr = trial.suggest_float("a.lr", 1e-4, 1.0, log=True)
-    else:
-        n = trial.suggest_int("b.n", 1, 1000000, step=3)
-        q = trial.suggest_float("b.q", 0.0, 1.0, step=1e-6)
-    m = trial.suggest_int("m", 1000, 10000000, log=True)
-    shared = abs(math.log(m) - 9.0) / 10.0
-    if model == "a":
-        v = (x - 0.3) * (x - 0.3) + 0.1 * (math.log(lr) + 4.0) * (math.log(lr) + 4.0) + shared
-    else:
-        v = abs(math.log(n) - 10.0) / 10.0 + (q - 0.7) * (q - 0.7) + shared + 0.05
+    v = suggest(trial)
     if trial.number % 7 == 6:
         trial.report(v, 2)
         raise optuna.TrialPruned()
     return v
 study.optimize(objective, n_trials=60)
-print(json.dumps([{k: t.distributions[k].to_internal_repr(v) for k, v in t.params.items()} for t in study.trials]))
-"#,
+print(json.dumps([internal(t) for t in study.trials]))
+"#
+            ),
             &json!({"group": group}),
         );
         let theirs = expected.as_array().unwrap();
@@ -1300,4 +1311,85 @@ print(json.dumps([sorted(s) for s in g.search_spaces]))
     );
     let theirs: Vec<Vec<String>> = serde_json::from_value(expected).unwrap();
     assert_eq!(names, theirs);
+}
+
+#[test]
+fn grouped_tpe_with_the_constant_liar_counts_a_running_trials_shared_draw_as_optunas() {
+    // two workers in turns on the competition space: the trial still running lies with all it was drawn jointly,
+    // the other model's values included (shared as Optuna shares them, `tpe:relative_params`)
+    let options = TpeOptions { multivariate: true, group: true, constant_liar: true, ..TpeOptions::default() };
+    let mut sampler = TpeSampler::new(options, 8);
+    let mut history: Vec<FrozenTrial> = Vec::new();
+    for round in 0..25 {
+        for number in [2 * round, 2 * round + 1] {
+            let t = draw_competition(&mut sampler, &history, number);
+            history.push(t);
+        }
+        for t in &mut history[2 * round as usize..] {
+            t.value = Some(competition_objective(&t.params));
+            t.state = TrialState::Complete;
+        }
+    }
+    // after the startup trials every first worker of a round shares its draw: each model's values
+    let shared = &history[30].system_attrs[kiln_domain::RELATIVE_PARAMS_KEY];
+    for name in ["model", "m", "a.x", "a.lr", "b.n", "b.q"] {
+        assert!(shared.get(name).is_some(), "{name} in {shared}");
+    }
+    let expected = python(
+        &format!(
+            "{COMPETITION_PY}\n{}",
+            r#"
+sampler = optuna.samplers.TPESampler(seed=8, multivariate=True, group=True, constant_liar=True)
+study = optuna.create_study(sampler=sampler)
+for _ in range(25):
+    a = study.ask(); va = suggest(a)
+    b = study.ask(); vb = suggest(b)
+    study.tell(a, va); study.tell(b, vb)
+print(json.dumps([internal(t) for t in study.trials]))
+"#
+        ),
+        &json!({}),
+    );
+    assert_eq!(expected.as_array().unwrap().len(), history.len());
+    assert_same_params("group with the liar", &history, &expected);
+    // without the shared draw (only what the running trial was given) the draws part ways
+    let mut forgetful = TpeSampler::new(options, 8);
+    let mut plain: Vec<FrozenTrial> = Vec::new();
+    for round in 0..25 {
+        for number in [2 * round, 2 * round + 1] {
+            let mut t = draw_competition(&mut forgetful, &plain, number);
+            t.system_attrs.clear();
+            plain.push(t);
+        }
+        for t in &mut plain[2 * round as usize..] {
+            t.value = Some(competition_objective(&t.params));
+            t.state = TrialState::Complete;
+        }
+    }
+    assert!(history.iter().zip(&plain).any(|(a, b)| a.params != b.params));
+}
+
+#[test]
+fn a_shared_draw_is_split_and_joined_as_optuna_splits_and_joins_it() {
+    let long: String = (0..700).map(|i| format!("é{i}")).collect();
+    let params = json!({"model": "lightgbm", "note": long, "lightgbm.learning_rate": 0.05});
+    let chunks = super::study::relative_params_chunks(&params);
+    assert!(chunks.len() > 1);
+    let text = params.to_string();
+    let expected = python(
+        "print(json.dumps([[f'tpe:relative_params:{i // 2045}', json.dumps(IN[i:i + 2045])] for i in range(0, len(IN), 2045)]))",
+        &json!(text),
+    );
+    let theirs: Vec<(String, String)> = serde_json::from_value(expected).unwrap();
+    // the same chunks (JSON text may escape differently: compared as strings)
+    assert_eq!(chunks.len(), theirs.len());
+    for ((k1, v1), (k2, v2)) in chunks.iter().zip(&theirs) {
+        assert_eq!(k1, k2);
+        assert_eq!(serde_json::from_str::<String>(v1).unwrap(), serde_json::from_str::<String>(v2).unwrap());
+    }
+    let mut shuffled = chunks.clone();
+    shuffled.reverse();
+    assert_eq!(super::study::join_relative_params(&shuffled).as_deref(), Some(text.as_str()));
+    // a gap ends the text; without chunk 0 there is none
+    assert_eq!(super::study::join_relative_params(&chunks[1..]), None);
 }
