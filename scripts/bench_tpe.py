@@ -12,7 +12,13 @@ the median difference liar - honest with its bootstrap interval and p-value, and
 Optuna's `TPESampler(constant_liar=True)` under the same protocol.
 
     CARGO_TARGET_DIR=... .venv/bin/python scripts/bench_tpe.py [--seeds 30] [--trials 200] [--overhead]
+`--conditional` compares TPE independent, multivariate, and multivariate with `group` on a model competition (a
+categorical `model` picking Branin's or 6-D Hartmann's own parameters, plus a shared one): the median best after each
+quarter of `--trials`, the median difference group - multivariate (and group - independent) with its bootstrap
+interval and p-value, and how many seeds' group runs equal Optuna's `TPESampler(multivariate=True, group=True)`.
+
     CARGO_TARGET_DIR=... .venv/bin/python scripts/bench_tpe.py --workers 4 --trials 100
+    CARGO_TARGET_DIR=... .venv/bin/python scripts/bench_tpe.py --conditional --trials 200
 """
 
 import argparse
@@ -117,6 +123,50 @@ def workers(args):
     print(json.dumps({"workers": args.workers, "seeds": args.seeds, "report": report}, indent=1))
 
 
+def competition(trial):
+    model = trial.suggest_categorical("model", ["branin", "hartmann"])
+    if model == "branin":
+        x1 = trial.suggest_float("b.x1", -5.0, 10.0)
+        x2 = trial.suggest_float("b.x2", 0.0, 15.0)
+        b = 5.1 / (4.0 * math.pi * math.pi)
+        c = 5.0 / math.pi
+        t = 1.0 / (8.0 * math.pi)
+        branch = ((x2 - b * x1 * x1 + c * x1 - 6.0) ** 2 + 10.0 * (1.0 - t) * math.cos(x1) + 10.0) / 10.0
+    else:
+        x = [trial.suggest_float(f"h.x{i}", 0.0, 1.0) for i in range(6)]
+        branch = -sum(ALPHA[i] * math.exp(-sum(A[i][j] * (x[j] - P[i][j]) * (x[j] - P[i][j]) for j in range(6)))
+                      for i in range(4)) + 3.32237
+    s = trial.suggest_float("s", 0.0, 1.0)
+    return branch + (s - 0.5) * (s - 0.5)
+
+
+def conditional(args):
+    import warnings
+
+    warnings.simplefilter("ignore")
+    ours = kiln("conditional", args.seeds, args.trials)
+    checkpoints = ours["checkpoints"]
+    res = ours["results"]
+    t0 = time.time()
+    theirs = [optuna_best(competition, optuna.samplers.TPESampler(seed=s, multivariate=True, group=True), args.trials,
+                          checkpoints) for s in range(args.seeds)]
+    rng = np.random.default_rng(0)
+    rows = []
+    for ci, c in enumerate(checkpoints):
+        col = {k: [r[ci] for r in v] for k, v in res.items()}
+        row = {"trials": c, **{f"median_{k}": float(np.median(v)) for k, v in col.items()}}
+        for other in ["multivariate", "independent"]:
+            lo, hi = bootstrap_median_diff(col["group"], col[other], rng)
+            row[f"group_minus_{other}_ci95"] = [float(lo), float(hi)]
+            row[f"group_vs_{other}_p"] = float(mannwhitneyu(col["group"], col[other], alternative="two-sided").pvalue)
+            row[f"group_better_than_{other}_seeds"] = int(sum(a < b for a, b in zip(col["group"], col[other])))
+        row["group_seeds_identical_to_optuna"] = int(sum(abs(a - r[ci]) <= 1e-12 * max(1.0, abs(r[ci]))
+                                                         for a, r in zip(col["group"], theirs)))
+        rows.append(row)
+    print(f"optuna took {time.time() - t0:.0f} s", flush=True)
+    print(json.dumps({"seeds": args.seeds, "report": rows}, indent=1))
+
+
 def bootstrap_median_diff(a, b, rng, n=10_000):
     a, b = np.asarray(a), np.asarray(b)
     d = [np.median(rng.choice(a, a.size)) - np.median(rng.choice(b, b.size)) for _ in range(n)]
@@ -129,9 +179,12 @@ def main():
     ap.add_argument("--trials", type=int, default=200)
     ap.add_argument("--overhead", action="store_true")
     ap.add_argument("--workers", type=int, default=0)
+    ap.add_argument("--conditional", action="store_true")
     args = ap.parse_args()
     if args.workers:
         return workers(args)
+    if args.conditional:
+        return conditional(args)
     ours = kiln("quality", args.seeds, args.trials)
     checkpoints = ours["checkpoints"]
     rng = np.random.default_rng(0)

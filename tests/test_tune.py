@@ -457,6 +457,42 @@ tune:
     assert len(by_draw[1]) == 5 and by_draw[1] == by_draw[2]
 
 
+def test_the_wilcoxon_pruner_stops_the_trials_optunas_stops(tmp_path):
+    # Optuna's WilcoxonPruner on the folds: a trial worse than the best on enough folds (a signed-rank test) stops.
+    # Optuna's own pruner, shown each trial's folds one by one with the trials before it, decides the same
+    import datetime
+
+    import optuna
+
+    config = write(tmp_path, SMALL.replace("folds: 3", "folds: 6").replace("pruner: {kind: none}",
+                                                                          "pruner: {kind: wilcoxon, p_threshold: 0.1}"))
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    run_kiln("tune", "--config", config, "--tracking-uri", tmp_path / "mlruns", "--storage", storage, "--n-trials", 12,
+             "--no-refit")
+    trials = optuna_study(storage, "eurusd").trials
+    assert {t.state.name for t in trials} == {"COMPLETE", "PRUNED"}, [t.state.name for t in trials]
+    pruner = optuna.pruners.WilcoxonPruner(p_threshold=0.1)
+    for i, t in enumerate(trials):
+        before = optuna.create_study(direction="minimize")
+        for past in trials[:i]:
+            before.add_trial(past)
+        steps = sorted(t.intermediate_values)
+        decisions = []
+        for k in range(1, len(steps) + 1):
+            running = optuna.trial.FrozenTrial(
+                number=t.number, state=optuna.trial.TrialState.RUNNING, value=None, values=None,
+                datetime_start=datetime.datetime.now(), datetime_complete=None, params={}, distributions={},
+                user_attrs={}, system_attrs={}, intermediate_values={s: t.intermediate_values[s] for s in steps[:k]},
+                trial_id=t._trial_id)
+            decisions.append(pruner.prune(before, running))
+        expected = [False] * (len(steps) - 1) + [t.state.name == "PRUNED"]
+        assert decisions == expected, (t.number, t.state.name, t.intermediate_values)
+    bad = write(tmp_path, SMALL.replace("pruner: {kind: none}", "pruner: {kind: wilcoxon, p_threshold: 1.5}"), "bad.yaml")
+    proc = run_kiln("tune", "--config", bad, "--tracking-uri", tmp_path / "bad-mlruns", "--storage",
+                    f"sqlite:///{tmp_path / 'bad.db'}", check=False)
+    assert proc.returncode == 2 and "tune.pruner.p_threshold" in proc.stderr, proc.stderr
+
+
 @pytest.mark.parametrize("space, expected", [
     ("learning_rate_x: {float: {low: 0.01, high: 0.1}}", ["tune.candidates[0].space.learning_rate_x", "learning_rate"]),
     ("learning_rate: {float: {low: 0.3, high: 0.1}}", ["tune.candidates[0].space.learning_rate", "low"]),

@@ -14,7 +14,7 @@ use kiln_eval::{ClassificationMetricName, MetricName};
 use kiln_store::PlotChartRenderer;
 use kiln_train::tune::{
     Candidate, Competition, Distribution, Heartbeat, Interrupt, MedianPruner, MinResource, Objective, ParamValue,
-    PrunerSpec, SamplerSpec, StudyRun, StudySpec, SuccessiveHalvingPruner, TpeOptions, TunePorts,
+    PrunerSpec, SamplerSpec, StudyRun, StudySpec, SuccessiveHalvingPruner, TpeOptions, TunePorts, WilcoxonPruner,
 };
 use kiln_train::{Progress, TaskSpec, TrainSpec};
 use serde::{Deserialize, Serialize};
@@ -162,6 +162,13 @@ pub(crate) enum PrunerSettings {
         min_early_stopping_rate: Option<u32>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         bootstrap_count: Option<usize>,
+    },
+    /// Optuna's `WilcoxonPruner`: a signed-rank test of the trial's fold scores against the best trial's
+    Wilcoxon {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        p_threshold: Option<f64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        n_startup_steps: Option<usize>,
     },
 }
 
@@ -448,6 +455,10 @@ fn resolve(settings: &Settings, args: &TuneArgs, tracking_uri: &str) -> Result<R
                 .map_err(|e| loaded.error_at("tune.pruner", e.to_string()))?,
             )
         }
+        PrunerSettings::Wilcoxon { p_threshold, n_startup_steps } => PrunerSpec::Wilcoxon(
+            WilcoxonPruner::new(p_threshold.unwrap_or(0.1), n_startup_steps.unwrap_or(2))
+                .map_err(|e| loaded.error_at("tune.pruner.p_threshold", e.to_string()))?,
+        ),
     };
     // 0: no new trial, only the leaderboard of the stored ones and the winner's refit (the last step after many
     // workers)

@@ -7,14 +7,16 @@
 //! block of 100 trials, in milliseconds (`tpe_bench overhead 1000 independent` times the independent sampler only).
 //! `tpe_bench workers [seeds] [trials] [k]`: `k` workers asking in turns (each round's `k` trials are drawn while the
 //! round's earlier ones run, then all are told), TPE with and without the constant liar, the best value after each
-//! quarter of the trials per objective and seed.
+//! quarter of the trials per objective and seed. `tpe_bench conditional [seeds] [trials]`: a model competition (a
+//! categorical `model` picking Branin's or Hartmann's own parameters, one shared), TPE independent, multivariate and
+//! multivariate with `group`, the best value after each quarter of the trials per seed.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
 
 use kiln_train::tune::{
-    Direction, Distribution, FrozenTrial, ParamValue, RandomSampler, Sampler, TpeOptions, TpeSampler, TrialState,
-    sample_trial,
+    Direction, Distribution, FrozenTrial, ParamValue, RandomSampler, Sampler, TpeOptions, TpeSampler, TrialDraw,
+    TrialState, sample_trial,
 };
 
 type Objective = fn(&BTreeMap<String, f64>) -> f64;
@@ -126,6 +128,29 @@ fn run_workers(
     history.iter().map(|t| t.value.expect("every trial is told")).collect()
 }
 
+/// A model competition: `model` picks `branin` (its own `b.x1`, `b.x2`) or `hartmann` (its own `h.x0`..`h.x5`);
+/// `s` is shared. The value is the branch's (Branin / 10, minimum 0.0398; Hartmann + 3.32237, minimum 0) plus
+/// `(s - 0.5)^2`. Drawn in that order, as `kiln tune` draws a joint study; the trial is returned complete.
+fn draw_competition(sampler: &mut dyn Sampler, history: &[FrozenTrial], number: i64) -> FrozenTrial {
+    let model =
+        Distribution::categorical(vec![ParamValue::Str("branin".into()), ParamValue::Str("hartmann".into())]).unwrap();
+    let mut draw = TrialDraw::start(sampler, history, number, BTreeMap::new());
+    let m = draw.suggest(sampler, history, Direction::Minimize, "model", &model).expect("sampling works");
+    let (prefix, space) = if m == 0.0 { ("b.", branin_space()) } else { ("h.", hartmann_space()) };
+    for (name, dist) in space {
+        draw.suggest(sampler, history, Direction::Minimize, &format!("{prefix}{name}"), &dist).expect("sampling works");
+    }
+    let shared = Distribution::float(0.0, 1.0, false, None).unwrap();
+    draw.suggest(sampler, history, Direction::Minimize, "s", &shared).expect("sampling works");
+    let mut t = draw.trial;
+    let own: BTreeMap<String, f64> =
+        t.params.iter().filter_map(|(k, v)| Some((k.strip_prefix(prefix)?.to_string(), *v))).collect();
+    let branch = if m == 0.0 { branin(&own) / 10.0 } else { hartmann6(&own) + 3.32237 };
+    t.value = Some(branch + (t.params["s"] - 0.5) * (t.params["s"] - 0.5));
+    t.state = TrialState::Complete;
+    t
+}
+
 /// The best of the first `n` values for each checkpoint `n`.
 fn best_at(values: &[f64], checkpoints: &[usize]) -> Vec<f64> {
     checkpoints.iter().map(|&n| values[..n].iter().copied().fold(f64::INFINITY, f64::min)).collect()
@@ -208,6 +233,31 @@ fn main() {
             }
             println!("{}", serde_json::json!({"checkpoints": checkpoints, "workers": k, "results": out}));
         }
-        other => panic!("unknown mode `{other}`: quality, overhead or workers"),
+        "conditional" => {
+            let seeds: u32 = args.get(1).map_or(30, |s| s.parse().expect("seeds"));
+            let trials: i64 = args.get(2).map_or(200, |s| s.parse().expect("trials"));
+            let checkpoints: Vec<usize> = (1..=4).map(|q| (trials as usize * q) / 4).collect();
+            let mut out = serde_json::Map::new();
+            for (name, multivariate, group) in
+                [("independent", false, false), ("multivariate", true, false), ("group", true, true)]
+            {
+                let rows: Vec<Vec<f64>> = (0..seeds)
+                    .map(|seed| {
+                        let options = TpeOptions { multivariate, group, ..TpeOptions::default() };
+                        let mut tpe = TpeSampler::new(options, seed);
+                        let mut history: Vec<FrozenTrial> = Vec::with_capacity(trials as usize);
+                        for number in 0..trials {
+                            let t = draw_competition(&mut tpe, &history, number);
+                            history.push(t);
+                        }
+                        let values: Vec<f64> = history.iter().map(|t| t.value.expect("told")).collect();
+                        best_at(&values, &checkpoints)
+                    })
+                    .collect();
+                out.insert(name.into(), serde_json::json!(rows));
+            }
+            println!("{}", serde_json::json!({"checkpoints": checkpoints, "results": out}));
+        }
+        other => panic!("unknown mode `{other}`: quality, overhead, workers or conditional"),
     }
 }

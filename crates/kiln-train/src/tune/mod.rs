@@ -22,7 +22,9 @@ mod tests;
 
 pub use importance::ped_anova_importances;
 pub use parzen::{ParzenEstimator, ParzenParams, default_weights};
-pub use pruner::{MedianPruner, MinResource, Pruner, SuccessiveHalvingPruner, nan_percentile};
+pub use pruner::{
+    MedianPruner, MinResource, Pruner, SuccessiveHalvingPruner, WilcoxonPruner, nan_percentile, wilcoxon_zsplit_p_value,
+};
 pub use report::study_charts;
 
 pub use sampler::{

@@ -1,9 +1,11 @@
 //! Pruners deciding from intermediate values whether a running trial stops, with Optuna 4.9's rules:
-//! [`MedianPruner`] (a percentile pruner at 50) and [`SuccessiveHalvingPruner`] (asynchronous successive halving,
-//! its rungs kept in the trial's `completed_rung_<k>` system attributes as Optuna keeps them).
+//! [`MedianPruner`] (a percentile pruner at 50), [`SuccessiveHalvingPruner`] (asynchronous successive halving,
+//! its rungs kept in the trial's `completed_rung_<k>` system attributes as Optuna keeps them) and
+//! [`WilcoxonPruner`] (a signed-rank test against the best trial, fold by fold).
 
 use super::TuneError;
 use super::trial::{Direction, FrozenTrial, TrialState};
+use super::truncnorm::ndtr_single;
 
 /// A pruner as Optuna's `BasePruner`: called after a trial reports a value; `trial` is the running trial, and a
 /// pruner may record its bookkeeping in the trial's system attributes.
@@ -252,4 +254,139 @@ fn promotable(value: f64, competing: &mut [f64], reduction_factor: i64, directio
         Direction::Maximize => value >= competing[competing.len() - 1 - idx],
         Direction::Minimize => value <= competing[idx],
     }
+}
+
+/// Prunes a trial that a Wilcoxon signed-rank test says is worse than the best complete trial, step by step
+/// (Optuna's `WilcoxonPruner`, made for scores over instances such as cross-validation folds: each step is a fold,
+/// and the trial's fold scores are paired with the best trial's at the same folds). Not before `n_startup_steps`
+/// paired folds (two at least); never a trial whose scores (or the best trial's) are not all finite; never while
+/// the trial's mean score is as good as the best trial's. Defaults: `p_threshold` 0.1, 2 startup steps.
+#[derive(Clone, Copy, Debug)]
+pub struct WilcoxonPruner {
+    p_threshold: f64,
+    n_startup_steps: usize,
+}
+
+impl Default for WilcoxonPruner {
+    fn default() -> Self {
+        WilcoxonPruner { p_threshold: 0.1, n_startup_steps: 2 }
+    }
+}
+
+impl WilcoxonPruner {
+    /// # Errors
+    /// A threshold outside `[0, 1]` (as Optuna refuses it).
+    pub fn new(p_threshold: f64, n_startup_steps: usize) -> Result<Self, TuneError> {
+        if !(0.0..=1.0).contains(&p_threshold) {
+            return Err(TuneError::Pruner(format!(
+                "the wilcoxon pruner needs p_threshold between 0 and 1, but got {p_threshold}"
+            )));
+        }
+        Ok(WilcoxonPruner { p_threshold, n_startup_steps })
+    }
+}
+
+impl Pruner for WilcoxonPruner {
+    fn prune(&mut self, history: &[FrozenTrial], trial: &mut FrozenTrial, direction: Direction) -> bool {
+        let values = &trial.intermediate_values;
+        if values.is_empty() || values.values().any(|v| !v.is_finite()) {
+            return false;
+        }
+        // the best complete trial, the first of equal ones (Optuna's `study.best_trial`)
+        let mut best: Option<&FrozenTrial> = None;
+        for t in history.iter().filter(|t| t.state == TrialState::Complete) {
+            let Some(v) = t.value else { continue };
+            let better = best.and_then(|b| b.value).is_none_or(|b| match direction {
+                Direction::Minimize => v < b,
+                Direction::Maximize => v > b,
+            });
+            if better {
+                best = Some(t);
+            }
+        }
+        let Some(best) = best else { return false };
+        let best_values = &best.intermediate_values;
+        if best_values.is_empty() || best_values.values().any(|v| !v.is_finite()) {
+            return false;
+        }
+        let diffs: Vec<f64> = values.iter().filter_map(|(step, v)| best_values.get(step).map(|b| v - b)).collect();
+        if diffs.len() < self.n_startup_steps.max(2) {
+            return false;
+        }
+        let mean = |m: &std::collections::BTreeMap<i64, f64>| m.values().fold(0.0, |s, v| s + v) / m.len() as f64;
+        let (average_is_best, greater) = match direction {
+            Direction::Minimize => (mean(best_values) >= mean(values), true),
+            Direction::Maximize => (mean(best_values) <= mean(values), false),
+        };
+        let p = wilcoxon_zsplit_p_value(&diffs, greater);
+        // the test finds the trial worse, yet its mean is as good as the best's: not pruned, for safety (Optuna)
+        p < self.p_threshold && !average_is_best
+    }
+}
+
+/// The p-value of `scipy.stats.wilcoxon(d, zero_method="zsplit", alternative="greater" or "less")` (scipy 1.17,
+/// method `auto`, no continuity correction), `d` finite: the signed-rank statistic `r+` (ranks of `|d|`, ties
+/// averaged, a zero's rank split between the signs) against its exact distribution when there are no ties and no
+/// zeros (up to 50 values), against all `2^n` sign flips when there are (up to 13), else against the normal
+/// approximation with the tie correction.
+pub fn wilcoxon_zsplit_p_value(d: &[f64], greater: bool) -> f64 {
+    let n = d.len();
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by(|&a, &b| d[a].abs().total_cmp(&d[b].abs()));
+    let mut rank = vec![0.0; n];
+    let mut ties = Vec::new();
+    let mut start = 0;
+    while start < n {
+        let mut end = start + 1;
+        while end < n && d[order[end]].abs() == d[order[start]].abs() {
+            end += 1;
+        }
+        let average = (start + 1 + end) as f64 / 2.0;
+        for &i in &order[start..end] {
+            rank[i] = average;
+        }
+        ties.push((end - start) as f64);
+        start = end;
+    }
+    let zero_half = d.iter().zip(&rank).filter(|(v, _)| **v == 0.0).map(|(_, r)| r).sum::<f64>() / 2.0;
+    let r_plus = d.iter().zip(&rank).filter(|(v, _)| **v > 0.0).map(|(_, r)| r).sum::<f64>() + zero_half;
+    let has_ties = ties.iter().any(|&t| t > 1.0);
+    let has_zeros = d.contains(&0.0);
+    if n <= 50 && !has_ties && !has_zeros {
+        // the number of subsets of the ranks 1..n with each sum, out of 2^n
+        let top = n * (n + 1) / 2;
+        let mut count = vec![0u64; top + 1];
+        count[0] = 1;
+        for k in 1..=n {
+            for s in (k..=k * (k + 1) / 2).rev() {
+                count[s] += count[s - k];
+            }
+        }
+        let tail: u64 = if greater {
+            count[(r_plus.floor() as usize).min(top + 1)..].iter().sum()
+        } else {
+            count[..=(r_plus.ceil() as usize).min(top)].iter().sum()
+        };
+        return tail as f64 / (1u64 << n) as f64;
+    }
+    if n <= 13 {
+        // every sign flip: a nonzero value's rank counts in r+ with one of its two signs
+        let nonzero: Vec<f64> = d.iter().zip(&rank).filter(|(v, _)| **v != 0.0).map(|(_, r)| *r).collect();
+        let gamma = (r_plus * f64::EPSILON * 100.0).abs();
+        let mut hits = 0u64;
+        for mask in 0u64..(1 << nonzero.len()) {
+            let stat =
+                nonzero.iter().enumerate().filter(|(i, _)| mask >> i & 1 == 1).map(|(_, r)| r).sum::<f64>() + zero_half;
+            if if greater { stat >= r_plus - gamma } else { stat <= r_plus + gamma } {
+                hits += 1;
+            }
+        }
+        return hits as f64 / (1u64 << nonzero.len()) as f64;
+    }
+    let count = n as f64;
+    let mean = count * (count + 1.0) * 0.25;
+    let tie_correct: f64 = ties.iter().map(|t| t * t * t - t).sum();
+    let se = ((count * (count + 1.0) * (2.0 * count + 1.0) - tie_correct / 2.0) / 24.0).sqrt();
+    let z = (r_plus - mean) / se;
+    if greater { ndtr_single(-z) } else { ndtr_single(z) }
 }

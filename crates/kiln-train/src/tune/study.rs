@@ -28,7 +28,7 @@ use serde_json::Value;
 
 use super::{
     Direction, Distribution, FrozenTrial, GridSampler, MedianPruner, ParamValue, Pruner, RandomSampler, Sampler,
-    SuccessiveHalvingPruner, TpeOptions, TpeSampler, TrialDraw, TrialState, TuneError,
+    SuccessiveHalvingPruner, TpeOptions, TpeSampler, TrialDraw, TrialState, TuneError, WilcoxonPruner,
 };
 use crate::TrainError;
 use crate::backtest::{BacktestSpec, FoldOutcome, FoldPlan, FoldedRows, fit_fold, plan_folds};
@@ -193,6 +193,7 @@ pub enum PrunerSpec {
     None,
     Median(MedianPruner),
     SuccessiveHalving(SuccessiveHalvingPruner),
+    Wilcoxon(WilcoxonPruner),
 }
 
 /// How candidates compete.
@@ -513,6 +514,7 @@ fn make_pruner(spec: &PrunerSpec) -> Option<Box<dyn Pruner + Send>> {
         PrunerSpec::None => None,
         PrunerSpec::Median(p) => Some(Box::new(*p)),
         PrunerSpec::SuccessiveHalving(p) => Some(Box::new(*p)),
+        PrunerSpec::Wilcoxon(p) => Some(Box::new(*p)),
     }
 }
 
@@ -1103,6 +1105,7 @@ fn study_params(spec: &StudySpec<'_>) -> Vec<(String, String)> {
             PrunerSpec::None => "none".to_string(),
             PrunerSpec::Median(_) => "median".to_string(),
             PrunerSpec::SuccessiveHalving(_) => "successive_halving".to_string(),
+            PrunerSpec::Wilcoxon(_) => "wilcoxon".to_string(),
         },
     ));
     for c in &spec.candidates {

@@ -1393,3 +1393,39 @@ fn a_shared_draw_is_split_and_joined_as_optuna_splits_and_joins_it() {
     // a gap ends the text; without chunk 0 there is none
     assert_eq!(super::study::join_relative_params(&chunks[1..]), None);
 }
+
+#[test]
+fn wilcoxon_p_values_are_scipys() {
+    // continuous differences (the exact distribution up to 50, the normal one above), rounded ones with ties and
+    // zeros (every sign flip up to 13, the normal one with the tie correction above), both alternatives
+    let mut rng = NumpyRandomState::new(31);
+    let mut cases: Vec<Vec<f64>> = Vec::new();
+    for n in [2, 3, 4, 5, 7, 10, 13, 14, 20, 50, 51, 60] {
+        let d: Vec<f64> = (0..n).map(|_| rng.next_f64() - 0.35).collect();
+        cases.push(d.iter().map(|v| (v * 10.0).round() / 10.0).collect());
+        cases.push(d);
+    }
+    cases.push(vec![0.0, 0.0, 0.0]);
+    cases.push(vec![0.5, -0.5, 0.5, 0.0]);
+    let expected = python(
+        "from scipy.stats import wilcoxon\nprint(json.dumps([[float(wilcoxon(d, alternative=a, zero_method='zsplit').pvalue) for a in ('greater', 'less')] for d in IN]))",
+        &json!(cases),
+    );
+    for (d, e) in cases.iter().zip(expected.as_array().unwrap()) {
+        let ours = [wilcoxon_zsplit_p_value(d, true), wilcoxon_zsplit_p_value(d, false)];
+        assert_close(&format!("wilcoxon {d:?}"), &ours, &floats(e));
+    }
+}
+
+#[test]
+fn wilcoxon_pruner_decides_as_optuna() {
+    for direction in [Direction::Minimize, Direction::Maximize] {
+        same_pruning(&|| Box::new(WilcoxonPruner::default()), "optuna.pruners.WilcoxonPruner()", direction);
+        same_pruning(
+            &|| Box::new(WilcoxonPruner::new(0.02, 4).unwrap()),
+            "optuna.pruners.WilcoxonPruner(p_threshold=0.02, n_startup_steps=4)",
+            direction,
+        );
+    }
+    assert!(WilcoxonPruner::new(1.5, 2).is_err());
+}

@@ -160,7 +160,7 @@ pub(crate) fn erfc(x: f64) -> f64 {
 }
 
 /// The standard normal CDF of one value, through `erfc` in the tails (Optuna's `_ndtr_single`).
-fn ndtr_single(a: f64) -> f64 {
+pub(crate) fn ndtr_single(a: f64) -> f64 {
     let x = a / SQRT_2;
     if x < -FRAC_1_SQRT_2 {
         0.5 * erfc(-x)
