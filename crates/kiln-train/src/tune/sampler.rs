@@ -30,13 +30,13 @@ pub trait Sampler {
     /// carry (a grid point's `grid_id`, recovered from the trial's params).
     fn recall(&self, _trial: &mut FrozenTrial) {}
 
-    /// The parameters to draw jointly with [`Sampler::sample_relative`]; empty for an independent sampler.
     /// Whether a trial's relative draw is shared with the other workers (Optuna's TPE with `constant_liar` writes
     /// it to the trial's system attributes, so that their draws count it while it runs).
     fn shares_relative(&self) -> bool {
         false
     }
 
+    /// The parameters to draw jointly with [`Sampler::sample_relative`]; empty for an independent sampler.
     fn infer_relative_space(&mut self, _history: &[FrozenTrial], _trial: &FrozenTrial) -> SearchSpace {
         SearchSpace::new()
     }
