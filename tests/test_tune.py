@@ -493,6 +493,28 @@ def test_the_wilcoxon_pruner_stops_the_trials_optunas_stops(tmp_path):
     assert proc.returncode == 2 and "tune.pruner.p_threshold" in proc.stderr, proc.stderr
 
 
+def test_the_threshold_and_percentile_pruners_are_optunas(tmp_path):
+    # ThresholdPruner(upper=0): every fold RMSE is above it, so each trial stops at its first fold
+    config = write(tmp_path, SMALL.replace("pruner: {kind: none}", "pruner: {kind: threshold, upper: 0.0}"))
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    proc = run_kiln("tune", "--config", config, "--tracking-uri", tmp_path / "mlruns", "--storage", storage,
+                    "--n-trials", 3, "--no-refit", check=False)
+    trials = optuna_study(storage, "eurusd").trials
+    assert [(t.state.name, list(t.intermediate_values)) for t in trials] == [("PRUNED", [0])] * 3
+    # a study with no complete trial has no result: exit 1, saying why
+    assert proc.returncode == 1 and "no trial of the study completed (each was pruned or failed" in proc.stderr
+    [logged] = [p.read_text() for p in (tmp_path / "mlruns").glob("*/*/params/tune.pruner")]
+    assert logged == "threshold"
+    for pruner, key in [("{kind: threshold}", "lower"), ("{kind: threshold, lower: 1.0, upper: 0.5}", "lower <= upper"),
+                        ("{kind: percentile, percentile: 120}", "between 0 and 100"),
+                        ("{kind: percentile}", "percentile")]:
+        bad = write(tmp_path, SMALL.replace("pruner: {kind: none}", f"pruner: {pruner}"), "bad.yaml")
+        proc = run_kiln("tune", "--config", bad, "--tracking-uri", tmp_path / "bad-mlruns", "--storage",
+                        f"sqlite:///{tmp_path / 'bad.db'}", check=False)
+        assert proc.returncode == 2 and "tune.pruner" in proc.stderr and key in proc.stderr, proc.stderr
+        assert not (tmp_path / "bad.db").exists()
+
+
 @pytest.mark.parametrize("space, expected", [
     ("learning_rate_x: {float: {low: 0.01, high: 0.1}}", ["tune.candidates[0].space.learning_rate_x", "learning_rate"]),
     ("learning_rate: {float: {low: 0.3, high: 0.1}}", ["tune.candidates[0].space.learning_rate", "low"]),

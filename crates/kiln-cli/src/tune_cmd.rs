@@ -14,7 +14,8 @@ use kiln_eval::{ClassificationMetricName, MetricName};
 use kiln_store::PlotChartRenderer;
 use kiln_train::tune::{
     Candidate, Competition, Distribution, Heartbeat, Interrupt, MedianPruner, MinResource, Objective, ParamValue,
-    PrunerSpec, SamplerSpec, StudyRun, StudySpec, SuccessiveHalvingPruner, TpeOptions, TunePorts, WilcoxonPruner,
+    PercentilePruner, PrunerSpec, SamplerSpec, StudyRun, StudySpec, SuccessiveHalvingPruner, ThresholdPruner,
+    TpeOptions, TunePorts, WilcoxonPruner,
 };
 use kiln_train::{Progress, TaskSpec, TrainSpec};
 use serde::{Deserialize, Serialize};
@@ -151,6 +152,29 @@ pub(crate) enum PrunerSettings {
         interval_steps: Option<i64>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         n_min_trials: Option<usize>,
+    },
+    /// Optuna's `PercentilePruner`
+    Percentile {
+        percentile: f64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        n_startup_trials: Option<usize>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        n_warmup_steps: Option<i64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        interval_steps: Option<i64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        n_min_trials: Option<usize>,
+    },
+    /// Optuna's `ThresholdPruner`
+    Threshold {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        lower: Option<f64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        upper: Option<f64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        n_warmup_steps: Option<i64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        interval_steps: Option<i64>,
     },
     SuccessiveHalving {
         /// folds before the first rung, or `auto`
@@ -427,6 +451,22 @@ fn resolve(settings: &Settings, args: &TuneArgs, tracking_uri: &str) -> Result<R
                 .map_err(|e| loaded.error_at("tune.pruner", e.to_string()))?,
             )
         }
+        PrunerSettings::Percentile { percentile, n_startup_trials, n_warmup_steps, interval_steps, n_min_trials } => {
+            PrunerSpec::Percentile(
+                PercentilePruner::new(
+                    percentile,
+                    n_startup_trials.unwrap_or(5),
+                    n_warmup_steps.unwrap_or(0),
+                    interval_steps.unwrap_or(1),
+                    n_min_trials.unwrap_or(1),
+                )
+                .map_err(|e| loaded.error_at("tune.pruner", e.to_string()))?,
+            )
+        }
+        PrunerSettings::Threshold { lower, upper, n_warmup_steps, interval_steps } => PrunerSpec::Threshold(
+            ThresholdPruner::new(lower, upper, n_warmup_steps.unwrap_or(0), interval_steps.unwrap_or(1))
+                .map_err(|e| loaded.error_at("tune.pruner", e.to_string()))?,
+        ),
         PrunerSettings::SuccessiveHalving {
             min_resource,
             reduction_factor,
@@ -715,7 +755,9 @@ pub(crate) fn tune(args: TuneArgs) -> Result<u8> {
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
     let Some(winner) = outcome.winner else {
-        eprintln!("error: no trial completed; nothing to refit (see the FAIL reasons above)");
+        // a study of pruned and failed trials only has no result, refit or not
+        let refit = if args.no_refit { "" } else { " to refit" };
+        eprintln!("error: no trial of the study completed (each was pruned or failed, see above): no winner{refit}");
         return Ok(1);
     };
     if args.no_refit {

@@ -23,7 +23,8 @@ mod tests;
 pub use importance::ped_anova_importances;
 pub use parzen::{ParzenEstimator, ParzenParams, default_weights};
 pub use pruner::{
-    MedianPruner, MinResource, Pruner, SuccessiveHalvingPruner, WilcoxonPruner, nan_percentile, wilcoxon_zsplit_p_value,
+    MedianPruner, MinResource, PercentilePruner, Pruner, SuccessiveHalvingPruner, ThresholdPruner, WilcoxonPruner,
+    nan_percentile, wilcoxon_zsplit_p_value,
 };
 pub use report::study_charts;
 

@@ -1,5 +1,5 @@
 //! Pruners deciding from intermediate values whether a running trial stops, with Optuna 4.9's rules:
-//! [`MedianPruner`] (a percentile pruner at 50), [`SuccessiveHalvingPruner`] (asynchronous successive halving,
+//! [`MedianPruner`] (a [`PercentilePruner`] at 50), [`ThresholdPruner`], [`SuccessiveHalvingPruner`] (asynchronous successive halving,
 //! its rungs kept in the trial's `completed_rung_<k>` system attributes as Optuna keeps them) and
 //! [`WilcoxonPruner`] (a signed-rank test against the best trial, fold by fold).
 
@@ -58,6 +58,100 @@ impl Pruner for MedianPruner {
     }
 }
 
+/// Optuna's `_is_first_in_interval_step`: whether `step` is the trial's first report in its interval of
+/// `interval_steps` steps counted from `n_warmup_steps`.
+fn first_in_interval(trial: &FrozenTrial, step: i64, n_warmup_steps: i64, interval_steps: i64) -> bool {
+    let nearest_lower = (step - n_warmup_steps).div_euclid(interval_steps) * interval_steps + n_warmup_steps;
+    let second_last = trial.intermediate_values.keys().copied().filter(|&s| s != step).max().unwrap_or(-1);
+    second_last < nearest_lower
+}
+
+/// Prunes a trial whose best value so far is worse than the given percentile of the complete trials' values at the
+/// same step (Optuna's `PercentilePruner`; at 50 it is the [`MedianPruner`]). For a minimised metric the 25th
+/// percentile keeps only trials in the best quarter, as in Optuna.
+#[derive(Clone, Copy, Debug)]
+pub struct PercentilePruner {
+    percentile: f64,
+    settings: MedianPruner,
+}
+
+impl PercentilePruner {
+    /// The percentile (0 to 100) and the [`MedianPruner::new`] settings.
+    ///
+    /// # Errors
+    /// A percentile outside `[0, 100]`, or settings the median pruner refuses (as Optuna refuses them).
+    pub fn new(
+        percentile: f64,
+        n_startup_trials: usize,
+        n_warmup_steps: i64,
+        interval_steps: i64,
+        n_min_trials: usize,
+    ) -> Result<Self, TuneError> {
+        if !(0.0..=100.0).contains(&percentile) {
+            return Err(TuneError::Pruner(format!(
+                "the percentile pruner needs a percentile between 0 and 100, but got {percentile}"
+            )));
+        }
+        let settings = MedianPruner::new(n_startup_trials, n_warmup_steps, interval_steps, n_min_trials)?;
+        Ok(PercentilePruner { percentile, settings })
+    }
+}
+
+impl Pruner for PercentilePruner {
+    fn prune(&mut self, history: &[FrozenTrial], trial: &mut FrozenTrial, direction: Direction) -> bool {
+        percentile_prune(&self.settings, self.percentile, history, trial, direction)
+    }
+}
+
+/// Prunes a trial whose latest value is NaN, below `lower` or above `upper` (Optuna's `ThresholdPruner`): a fold
+/// score no usable model gives. Not before step `n_warmup_steps`, then at the first report in each interval of
+/// `interval_steps` steps.
+#[derive(Clone, Copy, Debug)]
+pub struct ThresholdPruner {
+    lower: f64,
+    upper: f64,
+    n_warmup_steps: i64,
+    interval_steps: i64,
+}
+
+impl ThresholdPruner {
+    /// # Errors
+    /// Neither bound, `lower > upper`, a NaN bound, a negative warm-up or an interval below 1 (as Optuna refuses
+    /// them).
+    pub fn new(
+        lower: Option<f64>,
+        upper: Option<f64>,
+        n_warmup_steps: i64,
+        interval_steps: i64,
+    ) -> Result<Self, TuneError> {
+        let refuse = |why: String| Err(TuneError::Pruner(format!("the threshold pruner {why}")));
+        if lower.is_none() && upper.is_none() {
+            return refuse("needs `lower`, `upper` or both".into());
+        }
+        let (lower, upper) = (lower.unwrap_or(f64::NEG_INFINITY), upper.unwrap_or(f64::INFINITY));
+        if lower.is_nan() || upper.is_nan() || lower > upper {
+            return refuse(format!("needs lower <= upper, but got {lower} and {upper}"));
+        }
+        if n_warmup_steps < 0 || interval_steps < 1 {
+            return refuse(format!(
+                "needs n_warmup_steps >= 0 and interval_steps >= 1, but got {n_warmup_steps} and {interval_steps}"
+            ));
+        }
+        Ok(ThresholdPruner { lower, upper, n_warmup_steps, interval_steps })
+    }
+}
+
+impl Pruner for ThresholdPruner {
+    fn prune(&mut self, _history: &[FrozenTrial], trial: &mut FrozenTrial, _direction: Direction) -> bool {
+        let Some(step) = trial.last_step() else { return false };
+        if step < self.n_warmup_steps || !first_in_interval(trial, step, self.n_warmup_steps, self.interval_steps) {
+            return false;
+        }
+        let latest = trial.intermediate_values[&step];
+        latest.is_nan() || latest < self.lower || latest > self.upper
+    }
+}
+
 fn percentile_prune(
     p: &MedianPruner,
     percentile: f64,
@@ -73,9 +167,7 @@ fn percentile_prune(
     if step < p.n_warmup_steps {
         return false;
     }
-    let nearest_lower = (step - p.n_warmup_steps).div_euclid(p.interval_steps) * p.interval_steps + p.n_warmup_steps;
-    let second_last = trial.intermediate_values.keys().copied().filter(|&s| s != step).max().unwrap_or(-1);
-    if second_last >= nearest_lower {
+    if !first_in_interval(trial, step, p.n_warmup_steps, p.interval_steps) {
         return false;
     }
     let values = trial.intermediate_values.values().copied().filter(|v| !v.is_nan());

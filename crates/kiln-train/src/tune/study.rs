@@ -27,8 +27,9 @@ use kiln_models::{ModelConfig, ModelSpec};
 use serde_json::Value;
 
 use super::{
-    Direction, Distribution, FrozenTrial, GridSampler, MedianPruner, ParamValue, Pruner, RandomSampler, Sampler,
-    SuccessiveHalvingPruner, TpeOptions, TpeSampler, TrialDraw, TrialState, TuneError, WilcoxonPruner,
+    Direction, Distribution, FrozenTrial, GridSampler, MedianPruner, ParamValue, PercentilePruner, Pruner,
+    RandomSampler, Sampler, SuccessiveHalvingPruner, ThresholdPruner, TpeOptions, TpeSampler, TrialDraw, TrialState,
+    TuneError, WilcoxonPruner,
 };
 use crate::TrainError;
 use crate::backtest::{BacktestSpec, FoldOutcome, FoldPlan, FoldedRows, fit_fold, plan_folds};
@@ -192,6 +193,8 @@ pub enum SamplerSpec {
 pub enum PrunerSpec {
     None,
     Median(MedianPruner),
+    Percentile(PercentilePruner),
+    Threshold(ThresholdPruner),
     SuccessiveHalving(SuccessiveHalvingPruner),
     Wilcoxon(WilcoxonPruner),
 }
@@ -513,6 +516,8 @@ fn make_pruner(spec: &PrunerSpec) -> Option<Box<dyn Pruner + Send>> {
     match spec {
         PrunerSpec::None => None,
         PrunerSpec::Median(p) => Some(Box::new(*p)),
+        PrunerSpec::Percentile(p) => Some(Box::new(*p)),
+        PrunerSpec::Threshold(p) => Some(Box::new(*p)),
         PrunerSpec::SuccessiveHalving(p) => Some(Box::new(*p)),
         PrunerSpec::Wilcoxon(p) => Some(Box::new(*p)),
     }
@@ -1104,6 +1109,8 @@ fn study_params(spec: &StudySpec<'_>) -> Vec<(String, String)> {
         match &spec.pruner {
             PrunerSpec::None => "none".to_string(),
             PrunerSpec::Median(_) => "median".to_string(),
+            PrunerSpec::Percentile(_) => "percentile".to_string(),
+            PrunerSpec::Threshold(_) => "threshold".to_string(),
             PrunerSpec::SuccessiveHalving(_) => "successive_halving".to_string(),
             PrunerSpec::Wilcoxon(_) => "wilcoxon".to_string(),
         },

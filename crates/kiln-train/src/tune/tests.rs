@@ -1429,3 +1429,27 @@ fn wilcoxon_pruner_decides_as_optuna() {
     }
     assert!(WilcoxonPruner::new(1.5, 2).is_err());
 }
+
+#[test]
+fn percentile_and_threshold_pruners_decide_as_optuna() {
+    for direction in [Direction::Minimize, Direction::Maximize] {
+        same_pruning(
+            &|| Box::new(PercentilePruner::new(25.0, 4, 1, 2, 3).unwrap()),
+            "optuna.pruners.PercentilePruner(25.0, n_startup_trials=4, n_warmup_steps=1, interval_steps=2, n_min_trials=3)",
+            direction,
+        );
+        same_pruning(
+            &|| Box::new(ThresholdPruner::new(None, Some(0.3), 0, 1).unwrap()),
+            "optuna.pruners.ThresholdPruner(upper=0.3)",
+            direction,
+        );
+        same_pruning(
+            &|| Box::new(ThresholdPruner::new(Some(0.05), Some(0.6), 2, 3).unwrap()),
+            "optuna.pruners.ThresholdPruner(lower=0.05, upper=0.6, n_warmup_steps=2, interval_steps=3)",
+            direction,
+        );
+    }
+    assert!(PercentilePruner::new(101.0, 5, 0, 1, 1).is_err());
+    assert!(ThresholdPruner::new(None, None, 0, 1).is_err());
+    assert!(ThresholdPruner::new(Some(1.0), Some(0.5), 0, 1).is_err());
+}
