@@ -1,7 +1,7 @@
 //! Pruners deciding from intermediate values whether a running trial stops, with Optuna 4.9's rules:
-//! [`MedianPruner`] (a [`PercentilePruner`] at 50), [`ThresholdPruner`], [`SuccessiveHalvingPruner`] (asynchronous successive halving,
-//! its rungs kept in the trial's `completed_rung_<k>` system attributes as Optuna keeps them) and
-//! [`WilcoxonPruner`] (a signed-rank test against the best trial, fold by fold).
+//! [`MedianPruner`] (a [`PercentilePruner`] at 50), [`ThresholdPruner`], [`SuccessiveHalvingPruner`]
+//! (asynchronous successive halving, its rungs kept in the trial's `completed_rung_<k>` system attributes as Optuna
+//! keeps them) and [`WilcoxonPruner`] (a signed-rank test against the best trial, fold by fold).
 
 use super::TuneError;
 use super::trial::{Direction, FrozenTrial, TrialState};
