@@ -167,7 +167,7 @@ def test_mlflow_sees_one_parent_and_a_nested_child_per_trial(tuned, server):
     assert abs(parent.data.metrics["best/rmse"] - best["value"]) < 1e-15
     artifacts = {a.path for a in client.list_artifacts(parent_id)}
     assert {"leaderboard.csv", "leaderboard.json", "trials.csv", "config.yaml", "optimization_history.png",
-            "lightgbm", "xgboost"} <= artifacts
+            "intermediate_values.png", "lightgbm", "xgboost"} <= artifacts
     # a joint study's parameter views are per candidate, over its own parameters
     assert {a.path for a in client.list_artifacts(parent_id, "lightgbm")} >= {
         "lightgbm/parallel_coordinate.png", "lightgbm/param_importances.png", "lightgbm/optimization_history.png"}

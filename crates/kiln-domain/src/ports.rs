@@ -469,6 +469,28 @@ pub trait ChartRenderer {
         low_is_best: bool,
     ) -> Result<Vec<u8>, PortError>;
 
+    /// Each trial's intermediate values over its steps (Optuna's `plot_intermediate_values`; a tuning study's fold
+    /// scores): `trials` holds `(pruned, points)` per trial, a line through its `(step, value)` points, complete
+    /// trials in one colour and pruned ones in another with a cross where they stopped, and a legend of the two;
+    /// `x_label` names the steps, which are whole numbers. Non-finite points are skipped.
+    ///
+    /// # Errors
+    /// `data_shape` when no point is finite, `internal` when drawing fails (and from a renderer that does not draw
+    /// this chart, which is what the default does).
+    fn intermediate_values_chart(
+        &self,
+        title: &str,
+        x_label: &str,
+        y_label: &str,
+        trials: &[(bool, Vec<(f64, f64)>)],
+    ) -> Result<Vec<u8>, PortError> {
+        let _ = (x_label, y_label, trials);
+        Err(PortError::new(
+            crate::Code::Internal,
+            format!("chart '{title}': this renderer draws no intermediate values"),
+        ))
+    }
+
     /// Two distributions of one column overlaid (`kiln drift`'s report): the share of the reference's and of the
     /// current values in each bin, as semi-transparent bars (reference blue, current orange) with a legend. A
     /// numeric column's bins are `edges` (`edges.len() - 1` bins, `labels` empty); a categorical column's are its

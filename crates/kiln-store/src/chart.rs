@@ -563,6 +563,16 @@ impl ChartRenderer for PlotChartRenderer {
     ) -> Result<Vec<u8>, PortError> {
         self.draw_parallel(title, axes, lines, colour_values, low_is_best)
     }
+
+    fn intermediate_values_chart(
+        &self,
+        title: &str,
+        x_label: &str,
+        y_label: &str,
+        trials: &[(bool, Vec<(f64, f64)>)],
+    ) -> Result<Vec<u8>, PortError> {
+        self.draw_intermediate(title, x_label, y_label, trials)
+    }
 }
 
 mod beeswarm;

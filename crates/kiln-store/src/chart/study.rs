@@ -2,9 +2,12 @@
 //! trial values as dots with the best value so far as a line (stepping at each improvement, where Optuna joins the
 //! points), and parallel coordinates with one vertical axis per column (linear, logarithmic or categorical) and the
 //! lines coloured on a blue scale, the best darkest and on top (Optuna's reversed `Blues` for a minimised
-//! objective). Unlike Optuna, a line with a missing value is broken on that axis, not dropped.
+//! objective). Unlike Optuna, a line with a missing value is broken on that axis, not dropped. Intermediate values
+//! (Optuna's `plot_intermediate_values`) are a line per trial over its steps, pruned trials in their own colour.
 
 use kiln_domain::{AxisScale, ChartAxis, Code, PortError};
+use plotters::coord::Shift;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::FontTransform;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
@@ -163,10 +166,7 @@ impl PlotChartRenderer {
         best: &[(f64, f64)],
     ) -> Result<Vec<u8>, PortError> {
         let finite = |p: &&(f64, f64)| p.0.is_finite() && p.1.is_finite();
-        let points = values.iter().chain(best).filter(finite);
-        let Some((x_lo, x_hi, y_lo, y_hi)) = points.fold(None, |b: Option<(f64, f64, f64, f64)>, &(x, y)| {
-            Some(b.map_or((x, x, y, y), |(x0, x1, y0, y1)| (x0.min(x), x1.max(x), y0.min(y), y1.max(y))))
-        }) else {
+        let Some((x_lo, x_hi, y_lo, y_hi)) = finite_bounds(values.iter().chain(best)) else {
             return Err(PortError::new(
                 Code::DataShape,
                 format!("chart '{title}': no finite trial value to draw ({} values)", values.len()),
@@ -186,32 +186,9 @@ impl PlotChartRenderer {
         }
 
         render_png(title, self.series_size, |root| {
-            let body = root
-                .margin(10, 0, 0, 0)
-                .titled(title, title_style(root, title, 22))
-                .map_err(|e| draw_error(title, e))?;
-            let mut chart = ChartBuilder::on(&body)
-                .margin(16)
-                .margin_top(8)
-                .x_label_area_size(52)
-                .y_label_area_size(84)
-                .build_cartesian_2d(x_lo..x_hi, y_lo..y_hi)
-                .map_err(|e| draw_error(title, e))?;
-            let tick_style = TextStyle::from((FAMILY, 14).into_font()).color(&BLACK);
-            // trial numbers are whole: a fractional tick gets no label
-            let trial_tick = |v: &f64| if v.fract() == 0.0 { format!("{v:.0}") } else { String::new() };
-            chart
-                .configure_mesh()
-                .light_line_style(RGBColor(246, 246, 246))
-                .x_label_formatter(&trial_tick)
-                .y_label_formatter(&|v| tick_label(*v, y_hi - y_lo))
-                .x_label_style(tick_style.clone())
-                .y_label_style(tick_style)
-                .x_desc("trial")
-                .y_desc(shorten(y_label, 48))
-                .axis_desc_style(TextStyle::from((FAMILY, 16).into_font()).color(&BLACK))
-                .draw()
-                .map_err(|e| draw_error(title, e))?;
+            let body = titled(root, title)?;
+            // trial numbers are whole
+            let mut chart = whole_x_plot(&body, title, (x_lo..x_hi, y_lo..y_hi), ("trial", y_label), None)?;
             chart
                 .draw_series(values.iter().filter(finite).map(|&p| Circle::new(p, 4, dots.mix(0.8).filled())))
                 .map_err(|e| draw_error(title, e))?
@@ -222,16 +199,57 @@ impl PlotChartRenderer {
                 .map_err(|e| draw_error(title, e))?
                 .label("best value")
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], line.stroke_width(2)));
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::UpperRight)
-                .margin(12)
-                .label_font(TextStyle::from((FAMILY, 15).into_font()).color(&BLACK))
-                .background_style(WHITE.mix(0.85))
-                .border_style(RGBColor(180, 180, 180))
-                .draw()
-                .map_err(|e| draw_error(title, e))?;
-            Ok(())
+            draw_legend(&mut chart, title)
+        })
+    }
+
+    pub(super) fn draw_intermediate(
+        &self,
+        title: &str,
+        x_label: &str,
+        y_label: &str,
+        trials: &[(bool, Vec<(f64, f64)>)],
+    ) -> Result<Vec<u8>, PortError> {
+        let finite = |p: &&(f64, f64)| p.0.is_finite() && p.1.is_finite();
+        let Some((x_lo, x_hi, y_lo, y_hi)) = finite_bounds(trials.iter().flat_map(|(_, line)| line)) else {
+            return Err(PortError::new(
+                Code::DataShape,
+                format!("chart '{title}': no finite intermediate value to draw ({} trials)", trials.len()),
+            ));
+        };
+        let (x_lo, x_hi) = (x_lo - 0.25, x_hi + 0.25);
+        let (y_lo, y_hi) = padded(y_lo, y_hi);
+        // room above the lines for the legend
+        let y_hi = y_hi + 0.14 * (y_hi - y_lo);
+        let (complete_colour, pruned_colour) = (PALETTE[0], PALETTE[1]);
+        render_png(title, self.series_size, |root| {
+            let body = titled(root, title)?;
+            // a tick at each step
+            let ticks = Some(((x_hi - x_lo).round() as usize + 1).clamp(2, 20));
+            let mut chart = whole_x_plot(&body, title, (x_lo..x_hi, y_lo..y_hi), (x_label, y_label), ticks)?;
+            // complete trials first, the pruned on top; the first of each kind carries the legend entry
+            let mut labelled = [false, false];
+            for pruned in [false, true] {
+                let colour = if pruned { pruned_colour } else { complete_colour };
+                for (_, line) in trials.iter().filter(|(p, _)| *p == pruned) {
+                    let points: Vec<(f64, f64)> = line.iter().filter(finite).copied().collect();
+                    let series = chart
+                        .draw_series(LineSeries::new(points.iter().copied(), colour.mix(0.55).stroke_width(2)))
+                        .map_err(|e| draw_error(title, e))?;
+                    if !labelled[usize::from(pruned)] {
+                        labelled[usize::from(pruned)] = true;
+                        series
+                            .label(if pruned { "pruned trial (x: where it stopped)" } else { "complete trial" })
+                            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], colour.stroke_width(2)));
+                    }
+                    if pruned && let Some(&last) = points.last() {
+                        chart
+                            .draw_series(std::iter::once(Cross::new(last, 6, colour.stroke_width(2))))
+                            .map_err(|e| draw_error(title, e))?;
+                    }
+                }
+            }
+            draw_legend(&mut chart, title)
         })
     }
 
@@ -404,4 +422,71 @@ impl PlotChartRenderer {
             Ok(())
         })
     }
+}
+
+/// A plot in the [`whole_x_plot`] frame.
+type WholeXPlot<'a, 'b> = ChartContext<'a, BitMapBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// The smallest and largest x and y of the finite points, `None` when none is finite.
+fn finite_bounds<'p>(points: impl Iterator<Item = &'p (f64, f64)>) -> Option<(f64, f64, f64, f64)> {
+    points.filter(|p| p.0.is_finite() && p.1.is_finite()).fold(None, |b, &(x, y)| {
+        Some(b.map_or((x, x, y, y), |(x0, x1, y0, y1)| (x0.min(x), x1.max(x), y0.min(y), y1.max(y))))
+    })
+}
+
+/// `root` with `title` on top.
+fn titled<'b>(
+    root: &DrawingArea<BitMapBackend<'b>, Shift>,
+    title: &str,
+) -> Result<DrawingArea<BitMapBackend<'b>, Shift>, PortError> {
+    root.margin(10, 0, 0, 0).titled(title, title_style(root, title, 22)).map_err(|e| draw_error(title, e))
+}
+
+/// The frame of the history and fold-scores charts: a plot over `ranges` with whole numbers on x (a fractional tick
+/// gets no label; `x_labels` ticks when given), light grid lines and the axes' descriptions.
+fn whole_x_plot<'a, 'b>(
+    body: &'a DrawingArea<BitMapBackend<'b>, Shift>,
+    title: &str,
+    (x, y): (std::ops::Range<f64>, std::ops::Range<f64>),
+    (x_desc, y_desc): (&str, &str),
+    x_labels: Option<usize>,
+) -> Result<WholeXPlot<'a, 'b>, PortError> {
+    let y_span = y.end - y.start;
+    let mut chart = ChartBuilder::on(body)
+        .margin(16)
+        .margin_top(8)
+        .x_label_area_size(52)
+        .y_label_area_size(84)
+        .build_cartesian_2d(x, y)
+        .map_err(|e| draw_error(title, e))?;
+    let tick_style = TextStyle::from((FAMILY, 14).into_font()).color(&BLACK);
+    let whole = |v: &f64| if v.fract() == 0.0 { format!("{v:.0}") } else { String::new() };
+    let mut mesh = chart.configure_mesh();
+    if let Some(n) = x_labels {
+        mesh.x_labels(n);
+    }
+    mesh.light_line_style(RGBColor(246, 246, 246))
+        .x_label_formatter(&whole)
+        .y_label_formatter(&|v| tick_label(*v, y_span))
+        .x_label_style(tick_style.clone())
+        .y_label_style(tick_style)
+        .x_desc(x_desc)
+        .y_desc(shorten(y_desc, 48))
+        .axis_desc_style(TextStyle::from((FAMILY, 16).into_font()).color(&BLACK))
+        .draw()
+        .map_err(|e| draw_error(title, e))?;
+    Ok(chart)
+}
+
+/// The legend of a [`whole_x_plot`], in its upper right corner.
+fn draw_legend<'a, 'b: 'a>(chart: &mut WholeXPlot<'a, 'b>, title: &str) -> Result<(), PortError> {
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .margin(12)
+        .label_font(TextStyle::from((FAMILY, 15).into_font()).color(&BLACK))
+        .background_style(WHITE.mix(0.85))
+        .border_style(RGBColor(180, 180, 180))
+        .draw()
+        .map_err(|e| draw_error(title, e))
 }

@@ -367,6 +367,22 @@ fn history_chart_is_a_png_of_the_series_size() {
     assert_eq!(err.code, Code::DataShape);
 }
 
+#[test]
+fn intermediate_values_chart_is_a_png_of_the_series_size() {
+    let renderer = PlotChartRenderer::default();
+    let trials = vec![
+        (false, vec![(1.0, 0.5), (2.0, 0.45), (3.0, 0.47)]),
+        (true, vec![(1.0, 0.9), (2.0, f64::NAN)]),
+        // a trial with one fold: a cross alone
+        (true, vec![(1.0, 1.2)]),
+    ];
+    let png = renderer.intermediate_values_chart("Fold scores", "fold", "rmse", &trials).unwrap();
+    assert_eq!(png_size(&png), renderer.series_size);
+    let err = renderer.intermediate_values_chart("Nothing", "fold", "rmse", &[(false, vec![(1.0, f64::NAN)])]);
+    assert_eq!(err.unwrap_err().code, Code::DataShape);
+    assert_eq!(renderer.intermediate_values_chart("None", "fold", "rmse", &[]).unwrap_err().code, Code::DataShape);
+}
+
 fn axis(name: &str, scale: AxisScale) -> ChartAxis {
     ChartAxis { name: name.into(), scale }
 }

@@ -1,5 +1,5 @@
 //! The charts a study's parent run holds, as Optuna's visualisations show a study: the optimisation history, the
-//! parameter importances (PED-ANOVA, [`super::importance`]) and parallel coordinates. Only complete trials with a
+//! parameter importances (PED-ANOVA, [`super::importance`]), parallel coordinates and the trials' fold scores. Only complete trials with a
 //! finite value are drawn (their count and those of the trials left out are in the titles); a parameter missing from
 //! a trial (a conditional space) breaks that trial's line instead of dropping the trial, as Optuna would. The charts
 //! are drawn behind the [`ChartRenderer`] port: no image format here.
@@ -12,9 +12,10 @@ use super::importance::ped_anova_importances;
 use super::space::{Distribution, ParamValue};
 use super::trial::{Direction, FrozenTrial, TrialState};
 
-/// The study's charts as `(file name, PNG bytes)`: `optimization_history.png`, `param_importances.png` and
-/// `parallel_coordinate.png`, each left out when it has nothing to show (no complete trial; importances with fewer
-/// than two complete trials or no parameter that varies; parallel coordinates with no parameter).
+/// The study's charts as `(file name, PNG bytes)`: `optimization_history.png`, `param_importances.png`,
+/// `parallel_coordinate.png` and `intermediate_values.png` (the fold scores), each left out when it has nothing to
+/// show (no complete trial; importances with fewer than two complete trials or no parameter that varies; parallel
+/// coordinates with no parameter; fold scores with none reported).
 /// `objective_name` labels the value axis.
 ///
 /// # Errors
@@ -40,7 +41,36 @@ pub fn study_charts(
     if let Some(png) = parallel(&complete, direction, objective_name, &shown, charts)? {
         out.push(("parallel_coordinate.png".to_string(), png));
     }
+    if let Some(png) = intermediate(trials, objective_name, charts)? {
+        out.push(("intermediate_values.png".to_string(), png));
+    }
     Ok(out)
+}
+
+/// The fold scores of the complete and pruned trials (Optuna's `plot_intermediate_values`): step `k` is fold
+/// `k + 1`. Left out when no trial reported a finite one.
+fn intermediate(
+    trials: &[FrozenTrial],
+    objective_name: &str,
+    charts: &dyn ChartRenderer,
+) -> Result<Option<Vec<u8>>, PortError> {
+    let lines: Vec<(bool, Vec<(f64, f64)>)> = trials
+        .iter()
+        .filter(|t| matches!(t.state, TrialState::Complete | TrialState::Pruned))
+        .filter(|t| t.intermediate_values.values().any(|v| v.is_finite()))
+        .map(|t| {
+            let points = t.intermediate_values.iter().map(|(step, v)| ((step + 1) as f64, *v)).collect();
+            (t.state == TrialState::Pruned, points)
+        })
+        .collect();
+    if lines.is_empty() {
+        return Ok(None);
+    }
+    let pruned = lines.iter().filter(|(p, _)| *p).count();
+    let plural = |n: usize| if n == 1 { "" } else { "s" };
+    let (complete, pruned_text) = (lines.len() - pruned, format!("{pruned} pruned"));
+    let title = format!("Fold scores ({complete} complete trial{}, {pruned_text})", plural(complete));
+    charts.intermediate_values_chart(&title, "fold", objective_name, &lines).map(Some)
 }
 
 /// "34 complete trials; 5 pruned, 1 failed not shown": what a chart of the complete trials leaves out.

@@ -1,5 +1,5 @@
 //! The study's charts: what `study_charts` hands the renderer (recorded by a fake: which charts, their axes and
-//! lines, what is left out), and the three PNGs drawn by kiln-store's renderer for a realistic study (checked for
+//! lines, what is left out), and the four PNGs drawn by kiln-store's renderer for a realistic study (checked for
 //! structure only; they are written to `$TMPDIR/kiln-study-charts/` to be looked at).
 
 use std::cell::RefCell;
@@ -16,6 +16,7 @@ enum Drawn {
     Bars { title: String, labels: Vec<String>, values: Vec<f64> },
     History { title: String, y_label: String, values: Vec<(f64, f64)>, best: Vec<(f64, f64)> },
     Parallel { axes: Vec<ChartAxis>, lines: Vec<Vec<Option<f64>>>, colours: Vec<f64>, low_is_best: bool },
+    Intermediate { title: String, x_label: String, trials: Vec<(bool, Vec<(f64, f64)>)> },
 }
 
 #[derive(Default)]
@@ -31,6 +32,16 @@ impl Recorder {
 }
 
 impl ChartRenderer for Recorder {
+    fn intermediate_values_chart(
+        &self,
+        title: &str,
+        x_label: &str,
+        _: &str,
+        trials: &[(bool, Vec<(f64, f64)>)],
+    ) -> Result<Vec<u8>, PortError> {
+        self.record(Drawn::Intermediate { title: title.into(), x_label: x_label.into(), trials: trials.to_vec() })
+    }
+
     fn bar_chart(&self, title: &str, _: &str, labels: &[String], values: &[f64]) -> Result<Vec<u8>, PortError> {
         self.record(Drawn::Bars { title: title.into(), labels: labels.to_vec(), values: values.to_vec() })
     }
@@ -127,9 +138,16 @@ fn tuning_study(n: i64, seed: u32) -> Vec<FrozenTrial> {
             + 0.015 * (depth - 6.0).abs()
             + [0.0, 0.04, 0.15][model as usize]
             + wobble;
+        // five folds, each a little off the mean; a pruned trial stopped after its third, a failed one has none
+        let folds = if number % 9 == 8 { 3 } else { 5 };
+        if number != 13 {
+            for fold in 0..folds {
+                let off = ((number * 5 + fold) as f64 * 78.233).sin() * 0.05;
+                t.intermediate_values.insert(fold, v + off + if number % 9 == 8 { 0.2 } else { 0.0 });
+            }
+        }
         if number % 9 == 8 {
             t.state = TrialState::Pruned;
-            t.intermediate_values.insert(10, v + 0.2);
         } else if number == 13 {
             t.state = TrialState::Fail;
         } else {
@@ -147,7 +165,10 @@ fn study_charts_hand_the_renderer_each_chart_of_the_complete_trials() {
     let recorder = Recorder::default();
     let charts = study_charts(&study, Direction::Minimize, "val_rmse", &recorder).unwrap();
     let names: Vec<&str> = charts.iter().map(|(n, _)| n.as_str()).collect();
-    assert_eq!(names, ["optimization_history.png", "param_importances.png", "parallel_coordinate.png"]);
+    assert_eq!(
+        names,
+        ["optimization_history.png", "param_importances.png", "parallel_coordinate.png", "intermediate_values.png"]
+    );
     let complete: Vec<&FrozenTrial> = study.iter().filter(|t| t.state == TrialState::Complete).collect();
     let drawn = recorder.drawn.borrow().clone();
     let Drawn::History { title, y_label, values, best } = &drawn[0] else { panic!("{:?}", drawn[0]) };
@@ -180,6 +201,15 @@ fn study_charts_hand_the_renderer_each_chart_of_the_complete_trials() {
         assert_eq!(line[3], Some(t.params["model"]));
     }
     assert!(lines.iter().any(|l| l[2].is_none()) && lines.iter().any(|l| l[2].is_some()));
+
+    // the fold scores of the complete and pruned trials (not the failed one), fold k at k
+    let Drawn::Intermediate { title, x_label, trials } = &drawn[3] else { panic!("{:?}", drawn[3]) };
+    assert_eq!(title, "Fold scores (35 complete trials, 4 pruned)");
+    assert_eq!(x_label, "fold");
+    assert_eq!(trials.len(), 39);
+    let first = &study[0];
+    assert_eq!(trials[0], (false, first.intermediate_values.iter().map(|(s, v)| ((s + 1) as f64, *v)).collect()));
+    assert!(trials.iter().all(|(pruned, points)| points.len() == if *pruned { 3 } else { 5 }));
 }
 
 #[test]
@@ -196,12 +226,13 @@ fn a_chart_with_nothing_to_show_is_left_out() {
     let failed: Vec<FrozenTrial> = study.iter().filter(|t| t.state != TrialState::Complete).cloned().collect();
     assert!(names(&failed).is_empty(), "no complete trial, no chart");
     // one complete trial: no importances
-    assert_eq!(names(&study[..1]), ["optimization_history.png", "parallel_coordinate.png"]);
-    // no parameter: a history only
+    assert_eq!(names(&study[..1]), ["optimization_history.png", "parallel_coordinate.png", "intermediate_values.png"]);
+    // no parameter and no fold score: a history only
     let mut bare = study[..5].to_vec();
     for t in &mut bare {
         t.params.clear();
         t.distributions.clear();
+        t.intermediate_values.clear();
     }
     assert_eq!(names(&bare), ["optimization_history.png"]);
     // a maximised study's best line is the running maximum
@@ -221,7 +252,7 @@ fn png_size(bytes: &[u8]) -> (u32, u32) {
 }
 
 #[test]
-fn the_three_pngs_of_a_tuning_study_render() {
+fn the_four_pngs_of_a_tuning_study_render() {
     let study = tuning_study(40, 3);
     let renderer = PlotChartRenderer::default();
     let charts = study_charts(&study, Direction::Minimize, "val_rmse", &renderer).unwrap();
@@ -237,7 +268,8 @@ fn the_three_pngs_of_a_tuning_study_render() {
         })
         .collect();
     eprintln!("study charts written to {}", dir.display());
-    assert_eq!(sizes.len(), 3);
+    assert_eq!(sizes.len(), 4);
+    assert_eq!(sizes["intermediate_values.png"], renderer.series_size);
     assert_eq!(sizes["optimization_history.png"], renderer.series_size);
     assert_eq!(sizes["param_importances.png"], renderer.size_for(3));
     assert_eq!(sizes["parallel_coordinate.png"], renderer.parallel_size(5));

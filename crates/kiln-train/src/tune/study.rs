@@ -1015,9 +1015,9 @@ fn study_steps(
             .as_bytes(),
     )?;
     artifacts.put_bytes(parent, "trials.csv", trials_csv(&records).as_bytes())?;
-    // the study's pictures (optimisation history, parameter importances, parallel coordinates) over every stored
-    // trial, and the importances as metrics; a joint study of several candidates also gets them per candidate, over
-    // that candidate's trials and parameters (its own names, as the objective saw them)
+    // the study's pictures (optimisation history, parameter importances, parallel coordinates, fold scores) over
+    // every stored trial, and the importances as metrics; a joint study of several candidates also gets them per
+    // candidate, over that candidate's trials and parameters (its own names, as the objective saw them)
     for study in studies {
         let trials = study_history(study, ports.storage, None)?;
         let folder = if studies.len() > 1 { format!("{}/", study.name) } else { String::new() };
@@ -1033,7 +1033,7 @@ fn study_steps(
                 super::study_charts(trials, spec.objective.direction, &spec.objective.metric, ports.charts)?
             {
                 // a joint study's own importances and parallel coordinates mix every candidate's parameters
-                if joint && name != "optimization_history.png" {
+                if joint && name != "optimization_history.png" && name != "intermediate_values.png" {
                     continue;
                 }
                 artifacts.put_bytes(parent, &format!("{at}{name}"), &png)?;
