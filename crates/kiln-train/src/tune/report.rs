@@ -1,8 +1,9 @@
 //! The charts a study's parent run holds, as Optuna's visualisations show a study: the optimisation history, the
-//! parameter importances (PED-ANOVA, [`super::importance`]), parallel coordinates and the trials' fold scores. Only complete trials with a
-//! finite value are drawn (their count and those of the trials left out are in the titles); a parameter missing from
-//! a trial (a conditional space) breaks that trial's line instead of dropping the trial, as Optuna would. The charts
-//! are drawn behind the [`ChartRenderer`] port: no image format here.
+//! parameter importances (PED-ANOVA, [`super::importance`]), parallel coordinates and the trials' fold scores. The
+//! first three draw only complete trials with a finite value (their count and those of the trials left out are in
+//! the titles), the fold scores the pruned trials too; a parameter missing from a trial (a conditional space) breaks
+//! that trial's line instead of dropping the trial, as Optuna would. The charts are drawn behind the
+//! [`ChartRenderer`] port: no image format here.
 
 use std::collections::{BTreeMap, BTreeSet};
 
