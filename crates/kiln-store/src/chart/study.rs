@@ -12,7 +12,9 @@ use plotters::prelude::*;
 use plotters::style::FontTransform;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::{FAMILY, PALETTE, PlotChartRenderer, draw_error, padded, render_png, shorten, tick_label, title_style};
+use super::{
+    FAMILY, PALETTE, PlotChartRenderer, draw_error, draw_legend, padded, render_png, shorten, tick_label, title_style,
+};
 
 /// Width in pixels kept on the right of parallel coordinates for the colour bar and its labels.
 const COLOUR_BAR_AREA: u32 = 150;
@@ -199,7 +201,7 @@ impl PlotChartRenderer {
                 .map_err(|e| draw_error(title, e))?
                 .label("best value")
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], line.stroke_width(2)));
-            draw_legend(&mut chart, title)
+            draw_legend(&mut chart, SeriesLabelPosition::UpperRight, title)
         })
     }
 
@@ -249,7 +251,7 @@ impl PlotChartRenderer {
                     }
                 }
             }
-            draw_legend(&mut chart, title)
+            draw_legend(&mut chart, SeriesLabelPosition::UpperRight, title)
         })
     }
 
@@ -476,17 +478,4 @@ fn whole_x_plot<'a, 'b>(
         .draw()
         .map_err(|e| draw_error(title, e))?;
     Ok(chart)
-}
-
-/// The legend of a [`whole_x_plot`], in its upper right corner.
-fn draw_legend<'a, 'b: 'a>(chart: &mut WholeXPlot<'a, 'b>, title: &str) -> Result<(), PortError> {
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .margin(12)
-        .label_font(TextStyle::from((FAMILY, 15).into_font()).color(&BLACK))
-        .background_style(WHITE.mix(0.85))
-        .border_style(RGBColor(180, 180, 180))
-        .draw()
-        .map_err(|e| draw_error(title, e))
 }

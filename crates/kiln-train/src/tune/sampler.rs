@@ -143,7 +143,7 @@ impl TrialDraw {
                     for (name, x) in &relative {
                         let Some(dist) = space.get(name) else { continue };
                         let value = dist.to_external(*x)?;
-                        shared.insert(name.clone(), serde_json::to_value(value).unwrap_or(serde_json::Value::Null));
+                        shared.insert(name.clone(), serde_json::json!(value));
                     }
                     self.trial.system_attrs.insert(RELATIVE_PARAMS_KEY.to_string(), serde_json::Value::Object(shared));
                 }
