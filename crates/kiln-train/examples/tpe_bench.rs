@@ -9,7 +9,10 @@
 //! round's earlier ones run, then all are told), TPE with and without the constant liar, the best value after each
 //! quarter of the trials per objective and seed. `tpe_bench conditional [seeds] [trials]`: a model competition (a
 //! categorical `model` picking Branin's or Hartmann's own parameters, one shared), TPE independent, multivariate and
-//! multivariate with `group`, the best value after each quarter of the trials per seed.
+//! multivariate with `group`, the best value after each quarter of the trials per seed. `tpe_bench floor [trials]`:
+//! what of the sampler's time per trial is the scoring Optuna's algorithm defines (the 24 candidates' log densities
+//! under `l` and `g`, whose kernels are the finished trials), at every hundredth trial of the overhead run, beside
+//! the whole draw's time at that trial; in milliseconds, as JSON.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -151,6 +154,61 @@ fn draw_competition(sampler: &mut dyn Sampler, history: &[FrozenTrial], number: 
     t
 }
 
+/// At a history of `n` trials: the median over repeats of a whole draw of trial `n` (a copy of the sampler, so that
+/// the run's own generator is left alone), and of the part of it Optuna's algorithm defines as kernel work: for each
+/// estimator pair the draw builds (one per parameter, or one over the space when multivariate), the log densities
+/// of 24 candidates under `l` and under `g`. In milliseconds, with `n`.
+fn floor_at(
+    tpe: &TpeSampler,
+    options: &TpeOptions,
+    history: &[FrozenTrial],
+    space: &[(String, Distribution)],
+) -> serde_json::Value {
+    const REPEATS: usize = 41;
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        1e3 * v[v.len() / 2]
+    };
+    let draw = median(
+        (0..REPEATS)
+            .map(|_| {
+                let mut copy = tpe.clone();
+                let start = Instant::now();
+                sample_trial(&mut copy, history, Direction::Minimize, history.len() as i64, space)
+                    .expect("sampling works");
+                start.elapsed().as_secs_f64()
+            })
+            .collect(),
+    );
+    let trials: Vec<&FrozenTrial> = history.iter().collect();
+    let groups: Vec<Vec<(&str, &Distribution)>> = if options.multivariate {
+        vec![space.iter().map(|(n, d)| (n.as_str(), d)).collect()]
+    } else {
+        space.iter().map(|(n, d)| vec![(n.as_str(), d)]).collect()
+    };
+    let mut rng = kiln_domain::NumpyRandomState::new(1);
+    let pairs: Vec<_> = groups
+        .iter()
+        .map(|g| {
+            let (l, g) = tpe.estimators(&trials, Direction::Minimize, g);
+            let candidates = l.sample(&mut rng, options.n_ei_candidates);
+            (l, g, candidates)
+        })
+        .collect();
+    let kernels = median(
+        (0..REPEATS)
+            .map(|_| {
+                let start = Instant::now();
+                for (l, g, c) in &pairs {
+                    std::hint::black_box((l.log_pdf(c), g.log_pdf(c)));
+                }
+                start.elapsed().as_secs_f64()
+            })
+            .collect(),
+    );
+    serde_json::json!({"trials": history.len(), "draw_ms": draw, "scoring_ms": kernels})
+}
+
 /// The best of the first `n` values for each checkpoint `n`.
 fn best_at(values: &[f64], checkpoints: &[usize]) -> Vec<f64> {
     checkpoints.iter().map(|&n| values[..n].iter().copied().fold(f64::INFINITY, f64::min)).collect()
@@ -207,6 +265,30 @@ fn main() {
                     key.into(),
                     serde_json::json!({"ms_per_trial_by_100": blocks, "ms_per_trial": 1e3 * total / trials as f64}),
                 );
+            }
+            println!("{}", serde_json::Value::Object(out));
+        }
+        "floor" => {
+            let trials: usize = args.get(1).map_or(1000, |s| s.parse().expect("trials"));
+            let mut out = serde_json::Map::new();
+            for multivariate in [false, true] {
+                let options = TpeOptions { multivariate, ..TpeOptions::default() };
+                let space = mixed_space();
+                let mut tpe = TpeSampler::new(options, 0);
+                let mut history: Vec<FrozenTrial> = Vec::with_capacity(trials);
+                let mut rows = Vec::new();
+                for number in 0..trials {
+                    if number > 0 && number % 100 == 0 {
+                        rows.push(floor_at(&tpe, &options, &history, &space));
+                    }
+                    let mut t = sample_trial(&mut tpe, &history, Direction::Minimize, number as i64, &space)
+                        .expect("sampling works");
+                    t.value = Some(mixed(&t.params));
+                    t.state = TrialState::Complete;
+                    history.push(t);
+                }
+                let key = if multivariate { "tpe_multivariate" } else { "tpe" };
+                out.insert(key.into(), serde_json::json!(rows));
             }
             println!("{}", serde_json::Value::Object(out));
         }
