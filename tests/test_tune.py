@@ -170,7 +170,9 @@ def test_mlflow_sees_one_parent_and_a_nested_child_per_trial(tuned, server):
             "intermediate_values.png", "lightgbm", "xgboost"} <= artifacts
     # a joint study's parameter views are per candidate, over its own parameters
     assert {a.path for a in client.list_artifacts(parent_id, "lightgbm")} >= {
-        "lightgbm/parallel_coordinate.png", "lightgbm/param_importances.png", "lightgbm/optimization_history.png"}
+        "lightgbm/parallel_coordinate.png", "lightgbm/param_importances.png", "lightgbm/optimization_history.png",
+        "lightgbm/slice.png"}
+    assert "slice.png" not in artifacts
     importances = {k: v for k, v in parent.data.metrics.items() if k.startswith("importance/lightgbm/")}
     assert set(importances) == {"importance/lightgbm/learning_rate", "importance/lightgbm/num_leaves"}
     assert abs(sum(importances.values()) - 1.0) < 1e-9

@@ -23,7 +23,7 @@ pub use model_ref::{ModelRef, VersionSelector};
 pub use ports::{
     ArtifactEntry, ArtifactStore, AxisScale, BeeswarmRow, CLASSIC_ML_KIND, ChartAxis, ChartRenderer,
     DATASET_CONTEXT_TAG, DataSource, DatasetInput, EXPERIMENT_KIND_TAG, ExperimentId, LoadedData, MetricPoint,
-    ModelRegistry, ModelVersion, RunId, RunInfo, RunStatus, Stage, Tracker,
+    ModelRegistry, ModelVersion, RunId, RunInfo, RunStatus, SlicePanel, Stage, Tracker,
 };
 pub use random::NumpyRandomState;
 pub use study::{Enqueued, RELATIVE_PARAMS_KEY, StoredParam, StoredTrial, StudyDirection, StudyStorage, TrialState};

@@ -491,6 +491,20 @@ pub trait ChartRenderer {
         ))
     }
 
+    /// One scatter panel per parameter (Optuna's `plot_slice`), side by side in rows: each panel's points are
+    /// `(value, objective, trial number)` for the trials that have the parameter, the value on the panel's axis
+    /// (linear, logarithmic, or a categorical one's choice index), the objective on a value axis shared by every
+    /// panel and labelled `y_label`, each point coloured by its trial number (later trials darker). Non-finite points
+    /// are skipped.
+    ///
+    /// # Errors
+    /// `data_shape` when there is no panel or no finite point, `internal` when a categorical index is outside its
+    /// choices or drawing fails (and from a renderer that does not draw this chart, which is what the default does).
+    fn slice_chart(&self, title: &str, y_label: &str, panels: &[SlicePanel]) -> Result<Vec<u8>, PortError> {
+        let _ = (y_label, panels);
+        Err(PortError::new(crate::Code::Internal, format!("chart '{title}': this renderer draws no slice plots")))
+    }
+
     /// Two distributions of one column overlaid (`kiln drift`'s report): the share of the reference's and of the
     /// current values in each bin, as semi-transparent bars (reference blue, current orange) with a legend. A
     /// numeric column's bins are `edges` (`edges.len() - 1` bins, `labels` empty); a categorical column's are its
@@ -531,6 +545,14 @@ pub enum AxisScale {
     Log,
     /// the choices, bottom to top, as tick labels; a value is an index into them
     Categories(Vec<String>),
+}
+
+/// One parameter's panel of a [`ChartRenderer::slice_chart`]: its axis (named after the parameter) and its points,
+/// `(value, objective, trial number)`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SlicePanel {
+    pub axis: ChartAxis,
+    pub points: Vec<(f64, f64, f64)>,
 }
 
 /// One feature's row of a [`ChartRenderer::beeswarm_chart`]: for each data row its SHAP value and the feature's

@@ -8,7 +8,7 @@
 use std::fs;
 use std::sync::OnceLock;
 
-use kiln_domain::{BeeswarmRow, ChartAxis, ChartRenderer, Code, PortError};
+use kiln_domain::{BeeswarmRow, ChartAxis, ChartRenderer, Code, PortError, SlicePanel};
 use plotters::coord::Shift;
 use plotters::coord::ranged1d::{KeyPointHint, NoDefaultFormatting, Ranged, SegmentValue, ValueFormatter};
 use plotters::coord::types::RangedCoordf64;
@@ -562,6 +562,10 @@ impl ChartRenderer for PlotChartRenderer {
         low_is_best: bool,
     ) -> Result<Vec<u8>, PortError> {
         self.draw_parallel(title, axes, lines, colour_values, low_is_best)
+    }
+
+    fn slice_chart(&self, title: &str, y_label: &str, panels: &[SlicePanel]) -> Result<Vec<u8>, PortError> {
+        self.draw_slice(title, y_label, panels)
     }
 
     fn intermediate_values_chart(

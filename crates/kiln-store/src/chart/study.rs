@@ -5,7 +5,7 @@
 //! objective). Unlike Optuna, a line with a missing value is broken on that axis, not dropped. Intermediate values
 //! (Optuna's `plot_intermediate_values`) are a line per trial over its steps, pruned trials in their own colour.
 
-use kiln_domain::{AxisScale, ChartAxis, Code, PortError};
+use kiln_domain::{AxisScale, ChartAxis, Code, PortError, SlicePanel};
 use plotters::coord::Shift;
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
@@ -20,6 +20,10 @@ use super::{
 const COLOUR_BAR_AREA: u32 = 150;
 /// Horizontal room per axis of parallel coordinates, in pixels.
 const AXIS_SPACING: u32 = 190;
+/// Width and height of one panel of a slice plot, in pixels.
+const SLICE_PANEL: (u32, u32) = (440, 330);
+/// Panels side by side in a row of a slice plot.
+const SLICE_COLUMNS: u32 = 3;
 
 /// The colour of a line at `darkness` (0 lightest .. 1 darkest) on matplotlib's `Blues`, from its light end.
 pub(super) fn blues(darkness: f64) -> RGBColor {
@@ -158,6 +162,105 @@ impl PlotChartRenderer {
     pub fn parallel_size(&self, n: usize) -> (u32, u32) {
         let n = u32::try_from(n).unwrap_or(64).min(64);
         ((n * AXIS_SPACING + COLOUR_BAR_AREA + 60).max(self.series_size.0), self.series_size.1 + 80)
+    }
+
+    /// The image size of a slice plot of `n` panels: up to [`SLICE_COLUMNS`] panels a row, as many rows as needed.
+    pub fn slice_size(&self, n: usize) -> (u32, u32) {
+        let n = u32::try_from(n).unwrap_or(u32::MAX).clamp(1, 120);
+        let columns = n.min(SLICE_COLUMNS);
+        (columns * SLICE_PANEL.0 + 20, n.div_ceil(columns) * SLICE_PANEL.1 + 60)
+    }
+
+    pub(super) fn draw_slice(&self, title: &str, y_label: &str, panels: &[SlicePanel]) -> Result<Vec<u8>, PortError> {
+        let finite = |p: &&(f64, f64, f64)| p.0.is_finite() && p.1.is_finite();
+        let ys = panels.iter().flat_map(|p| p.points.iter().filter(finite).map(|q| (q.2, q.1)));
+        let ys: Vec<(f64, f64)> = ys.collect();
+        let Some((n_lo, n_hi, y_lo, y_hi)) = finite_bounds(ys.iter()) else {
+            return Err(PortError::new(
+                Code::DataShape,
+                format!("chart '{title}': no finite point to draw ({} panels)", panels.len()),
+            ));
+        };
+        for panel in panels {
+            if let AxisScale::Categories(choices) = &panel.axis.scale
+                && let Some(p) = panel.points.iter().find(|p| !(p.0 >= 0.0 && (p.0 as usize) < choices.len()))
+            {
+                return Err(PortError::new(
+                    Code::Internal,
+                    format!(
+                        "chart '{title}': panel '{}': index {} outside its {} choices",
+                        panel.axis.name,
+                        p.0,
+                        choices.len()
+                    ),
+                ));
+            }
+        }
+        let (y_lo, y_hi) = padded(y_lo, y_hi);
+        let y_span = y_hi - y_lo;
+        // the first trial lightest, the last darkest
+        let colour = |number: f64| blues(if n_hi > n_lo { (number - n_lo) / (n_hi - n_lo) } else { 1.0 });
+        let n = u32::try_from(panels.len()).unwrap_or(u32::MAX).clamp(1, 120);
+        let columns = n.min(SLICE_COLUMNS);
+        let size = self.slice_size(panels.len());
+        render_png(title, size, |root| {
+            let body = titled(root, title)?.margin(0, 0, 10, 10);
+            let areas = body.split_evenly((n.div_ceil(columns) as usize, columns as usize));
+            let tick_style = TextStyle::from((FAMILY, 13).into_font()).color(&BLACK);
+            for (panel, area) in panels.iter().zip(&areas) {
+                let points: Vec<&(f64, f64, f64)> = panel.points.iter().filter(finite).collect();
+                let placement = Placement::new(&panel.axis, points.iter().map(|p| p.0));
+                let suffix = if matches!(panel.axis.scale, AxisScale::Log) { " (log)" } else { "" };
+                let caption = shorten(&format!("{}{suffix}", panel.axis.name), 44);
+                // a categorical axis keeps room beside its outer choices for their names
+                let x_range = match &panel.axis.scale {
+                    AxisScale::Categories(choices) if choices.len() > 1 => -0.3..1.3,
+                    _ => -0.06..1.06,
+                };
+                let x_ends = (x_range.start, x_range.end);
+                let mut chart = ChartBuilder::on(area)
+                    .caption(caption, TextStyle::from((FAMILY, 16).into_font()).color(&BLACK))
+                    .margin(8)
+                    .x_label_area_size(30)
+                    .y_label_area_size(76)
+                    .build_cartesian_2d(x_range, y_lo..y_hi)
+                    .map_err(|e| draw_error(title, e))?;
+                // the x ticks are the axis's own (a log axis's powers, a categorical one's choices), drawn below
+                chart
+                    .configure_mesh()
+                    .disable_x_mesh()
+                    .x_labels(0)
+                    .max_light_lines(0)
+                    .bold_line_style(RGBColor(235, 235, 235))
+                    .y_label_formatter(&|v| tick_label(*v, y_span))
+                    .y_label_style(tick_style.clone())
+                    .y_desc(shorten(y_label, 36))
+                    .axis_desc_style(TextStyle::from((FAMILY, 14).into_font()).color(&BLACK))
+                    .draw()
+                    .map_err(|e| draw_error(title, e))?;
+                let ink = RGBColor(60, 60, 60);
+                let below = Pos::new(HPos::Center, VPos::Top);
+                let (left, bottom) = chart.backend_coord(&(x_ends.0, y_lo));
+                let (right, _) = chart.backend_coord(&(x_ends.1, y_lo));
+                root.draw(&PathElement::new(vec![(left, bottom), (right, bottom)], ink.stroke_width(1)))
+                    .map_err(|e| draw_error(title, e))?;
+                for (at, label) in placement.ticks() {
+                    let (px, py) = chart.backend_coord(&(at, y_lo));
+                    root.draw(&PathElement::new(vec![(px, py), (px, py + 5)], ink.stroke_width(1)))
+                        .map_err(|e| draw_error(title, e))?;
+                    root.draw(&Text::new(label, (px, py + 8), tick_style.clone().pos(below)))
+                        .map_err(|e| draw_error(title, e))?;
+                }
+                // the later trials on top
+                let mut order = points;
+                order.sort_by(|a, b| a.2.total_cmp(&b.2));
+                let dots = order.into_iter().filter_map(|&(x, y, number)| {
+                    Some(Circle::new((placement.position(x)?, y), 4, colour(number).filled()))
+                });
+                chart.draw_series(dots).map_err(|e| draw_error(title, e))?;
+            }
+            Ok(())
+        })
     }
 
     pub(super) fn draw_history(

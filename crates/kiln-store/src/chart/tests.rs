@@ -1,4 +1,4 @@
-use kiln_domain::{AxisScale, BeeswarmRow, ChartAxis, ChartRenderer, Code};
+use kiln_domain::{AxisScale, BeeswarmRow, ChartAxis, ChartRenderer, Code, SlicePanel};
 use plotters::style::RGBColor;
 
 use super::beeswarm::{colour_range, jitter, value_color};
@@ -381,6 +381,37 @@ fn intermediate_values_chart_is_a_png_of_the_series_size() {
     let err = renderer.intermediate_values_chart("Nothing", "fold", "rmse", &[(false, vec![(1.0, f64::NAN)])]);
     assert_eq!(err.unwrap_err().code, Code::DataShape);
     assert_eq!(renderer.intermediate_values_chart("None", "fold", "rmse", &[]).unwrap_err().code, Code::DataShape);
+}
+
+#[test]
+fn slice_chart_is_a_png_of_the_grid_size() {
+    let renderer = PlotChartRenderer::default();
+    let panels = vec![
+        SlicePanel {
+            axis: axis("learning_rate", AxisScale::Log),
+            points: vec![(1e-4, 0.9, 0.0), (3e-3, 0.7, 1.0), (0.2, 0.8, 2.0), (f64::NAN, 0.5, 3.0)],
+        },
+        SlicePanel { axis: axis("num_leaves", AxisScale::Linear), points: vec![(16.0, 0.9, 0.0), (200.0, 0.7, 1.0)] },
+        SlicePanel {
+            axis: axis("model", AxisScale::Categories(vec!["lightgbm".into(), "xgboost".into()])),
+            points: vec![(0.0, 0.9, 0.0), (1.0, 0.7, 1.0), (1.0, 0.8, 2.0)],
+        },
+        // one value only: the panel still draws
+        SlicePanel { axis: axis("max_depth", AxisScale::Linear), points: vec![(6.0, 0.75, 4.0)] },
+    ];
+    let png = renderer.slice_chart("Slice plot", "rmse", &panels).unwrap();
+    assert_eq!(png_size(&png), renderer.slice_size(4));
+    assert_eq!(renderer.slice_size(4), (3 * 440 + 20, 2 * 330 + 60), "three panels a row");
+    assert_eq!(renderer.slice_size(1), (440 + 20, 330 + 60));
+    let err = |panels: &[SlicePanel]| renderer.slice_chart("Bad", "rmse", panels).unwrap_err().code;
+    assert_eq!(err(&[]), Code::DataShape);
+    assert_eq!(
+        err(&[SlicePanel { axis: axis("x", AxisScale::Linear), points: vec![(1.0, f64::NAN, 0.0)] }]),
+        Code::DataShape
+    );
+    let outside =
+        SlicePanel { axis: axis("m", AxisScale::Categories(vec!["a".into()])), points: vec![(1.0, 0.5, 0.0)] };
+    assert_eq!(err(&[outside]), Code::Internal);
 }
 
 fn axis(name: &str, scale: AxisScale) -> ChartAxis {

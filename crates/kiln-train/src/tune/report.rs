@@ -1,22 +1,22 @@
 //! The charts a study's parent run holds, as Optuna's visualisations show a study: the optimisation history, the
-//! parameter importances (PED-ANOVA, [`super::importance`]), parallel coordinates and the trials' fold scores. The
-//! first three draw only complete trials with a finite value (their count and those of the trials left out are in
-//! the titles), the fold scores the pruned trials too; a parameter missing from a trial (a conditional space) breaks
-//! that trial's line instead of dropping the trial, as Optuna would. The charts are drawn behind the
-//! [`ChartRenderer`] port: no image format here.
+//! parameter importances (PED-ANOVA, [`super::importance`]), parallel coordinates, the trials' fold scores and the
+//! slice plot. All but the fold scores draw only complete trials with a finite value (their count and those of the
+//! trials left out are in the titles), the fold scores the pruned trials too; a parameter missing from a trial (a
+//! conditional space) breaks that trial's line, or leaves it out of that parameter's slice panel, instead of dropping
+//! the trial. The charts are drawn behind the [`ChartRenderer`] port: no image format here.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use kiln_domain::{AxisScale, ChartAxis, ChartRenderer, PortError};
+use kiln_domain::{AxisScale, ChartAxis, ChartRenderer, PortError, SlicePanel};
 
 use super::importance::ped_anova_importances;
 use super::space::{Distribution, ParamValue};
 use super::trial::{Direction, FrozenTrial, TrialState};
 
 /// The study's charts as `(file name, PNG bytes)`: `optimization_history.png`, `param_importances.png`,
-/// `parallel_coordinate.png` and `intermediate_values.png` (the fold scores), each left out when it has nothing to
-/// show (no complete trial; importances with fewer than two complete trials or no parameter that varies; parallel
-/// coordinates with no parameter; fold scores with none reported).
+/// `parallel_coordinate.png`, `intermediate_values.png` (the fold scores) and `slice.png`, each left out when it has
+/// nothing to show (no complete trial; importances with fewer than two complete trials or no parameter that varies;
+/// parallel coordinates and the slice plot with no parameter; fold scores with none reported).
 /// `objective_name` labels the value axis.
 ///
 /// # Errors
@@ -44,6 +44,9 @@ pub fn study_charts(
     }
     if let Some(png) = intermediate(trials, objective_name, charts)? {
         out.push(("intermediate_values.png".to_string(), png));
+    }
+    if let Some(png) = slice(&complete, objective_name, &shown, charts)? {
+        out.push(("slice.png".to_string(), png));
     }
     Ok(out)
 }
@@ -164,38 +167,9 @@ fn parallel(
     let mut axes = vec![ChartAxis { name: objective_name.to_string(), scale: AxisScale::Linear }];
     let mut columns: Vec<Vec<Option<f64>>> = vec![complete.iter().map(|t| t.value).collect::<Vec<_>>()];
     for name in names {
-        let dists: Vec<&Distribution> = complete.iter().filter_map(|t| t.distributions.get(name)).collect();
-        let categorical = dists.iter().any(|d| matches!(d, Distribution::Categorical { .. }));
-        if categorical {
-            // the choices in the order the distributions list them (of every trial, when they differ)
-            let mut labels: Vec<String> = Vec::new();
-            for d in &dists {
-                if let Distribution::Categorical { choices } = d {
-                    for c in choices.iter().map(choice_label) {
-                        if !labels.contains(&c) {
-                            labels.push(c);
-                        }
-                    }
-                }
-            }
-            let index: BTreeMap<String, usize> = labels.iter().cloned().enumerate().map(|(i, l)| (l, i)).collect();
-            let column = complete
-                .iter()
-                .map(|t| {
-                    let (v, d) = (t.params.get(name)?, t.distributions.get(name)?);
-                    let label = d.to_external(*v).ok().map_or_else(|| v.to_string(), |e| choice_label(&e));
-                    index.get(&label).map(|i| *i as f64)
-                })
-                .collect();
-            axes.push(ChartAxis { name: name.clone(), scale: AxisScale::Categories(labels) });
-            columns.push(column);
-        } else {
-            let log = dists
-                .iter()
-                .all(|d| matches!(d, Distribution::Float { log: true, .. } | Distribution::Int { log: true, .. }));
-            axes.push(ChartAxis { name: name.clone(), scale: if log { AxisScale::Log } else { AxisScale::Linear } });
-            columns.push(complete.iter().map(|t| t.params.get(name).copied()).collect());
-        }
+        let (axis, column) = param_column(complete, name);
+        axes.push(axis);
+        columns.push(column);
     }
     let lines: Vec<Vec<Option<f64>>> = (0..complete.len()).map(|i| columns.iter().map(|c| c[i]).collect()).collect();
     let colour: Vec<f64> = complete.iter().map(|t| t.value.unwrap_or(f64::NAN)).collect();
@@ -208,4 +182,63 @@ fn parallel(
             direction == Direction::Minimize,
         )
         .map(Some)
+}
+
+/// The axis of parameter `name` over the complete trials, and each trial's value on it (`None` for a trial without
+/// the parameter): a categorical parameter's choices in the order its distributions list them (of every trial, when
+/// they differ) with the choice's index as the value; a numeric one on a log axis when every trial drew it on a log
+/// scale.
+fn param_column(complete: &[&FrozenTrial], name: &str) -> (ChartAxis, Vec<Option<f64>>) {
+    let dists: Vec<&Distribution> = complete.iter().filter_map(|t| t.distributions.get(name)).collect();
+    if dists.iter().any(|d| matches!(d, Distribution::Categorical { .. })) {
+        let mut labels: Vec<String> = Vec::new();
+        for d in &dists {
+            if let Distribution::Categorical { choices } = d {
+                for c in choices.iter().map(choice_label) {
+                    if !labels.contains(&c) {
+                        labels.push(c);
+                    }
+                }
+            }
+        }
+        let index: BTreeMap<String, usize> = labels.iter().cloned().enumerate().map(|(i, l)| (l, i)).collect();
+        let column = complete
+            .iter()
+            .map(|t| {
+                let (v, d) = (t.params.get(name)?, t.distributions.get(name)?);
+                let label = d.to_external(*v).ok().map_or_else(|| v.to_string(), |e| choice_label(&e));
+                index.get(&label).map(|i| *i as f64)
+            })
+            .collect();
+        return (ChartAxis { name: name.to_string(), scale: AxisScale::Categories(labels) }, column);
+    }
+    let log =
+        dists.iter().all(|d| matches!(d, Distribution::Float { log: true, .. } | Distribution::Int { log: true, .. }));
+    let scale = if log { AxisScale::Log } else { AxisScale::Linear };
+    (ChartAxis { name: name.to_string(), scale }, complete.iter().map(|t| t.params.get(name).copied()).collect())
+}
+
+/// A scatter of the objective against each parameter (Optuna's `plot_slice`), a panel per parameter over the
+/// complete trials that have it, coloured by trial number. Left out when no trial has a parameter.
+fn slice(
+    complete: &[&FrozenTrial],
+    objective_name: &str,
+    shown: &str,
+    charts: &dyn ChartRenderer,
+) -> Result<Option<Vec<u8>>, PortError> {
+    let names: BTreeSet<&String> = complete.iter().flat_map(|t| t.params.keys()).collect();
+    if names.is_empty() {
+        return Ok(None);
+    }
+    let panels: Vec<SlicePanel> = names
+        .into_iter()
+        .map(|name| {
+            let (axis, column) = param_column(complete, name);
+            let points =
+                complete.iter().zip(column).filter_map(|(t, x)| Some((x?, t.value?, t.number as f64))).collect();
+            SlicePanel { axis, points }
+        })
+        .collect();
+    let title = format!("Slice plot ({shown}; later trials darker)");
+    charts.slice_chart(&title, objective_name, &panels).map(Some)
 }

@@ -1,11 +1,11 @@
 //! The study's charts: what `study_charts` hands the renderer (recorded by a fake: which charts, their axes and
-//! lines, what is left out), and the four PNGs drawn by kiln-store's renderer for a realistic study (checked for
+//! lines, what is left out), and the five PNGs drawn by kiln-store's renderer for a realistic study (checked for
 //! structure only; they are written to `$TMPDIR/kiln-study-charts/` to be looked at).
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 
-use kiln_domain::{AxisScale, BeeswarmRow, ChartAxis, ChartRenderer, PortError};
+use kiln_domain::{AxisScale, BeeswarmRow, ChartAxis, ChartRenderer, PortError, SlicePanel};
 use kiln_store::PlotChartRenderer;
 
 use super::*;
@@ -17,6 +17,7 @@ enum Drawn {
     History { title: String, y_label: String, values: Vec<(f64, f64)>, best: Vec<(f64, f64)> },
     Parallel { axes: Vec<ChartAxis>, lines: Vec<Vec<Option<f64>>>, colours: Vec<f64>, low_is_best: bool },
     Intermediate { title: String, x_label: String, trials: Vec<(bool, Vec<(f64, f64)>)> },
+    Slice { title: String, y_label: String, panels: Vec<SlicePanel> },
 }
 
 #[derive(Default)]
@@ -32,6 +33,9 @@ impl Recorder {
 }
 
 impl ChartRenderer for Recorder {
+    fn slice_chart(&self, title: &str, y_label: &str, panels: &[SlicePanel]) -> Result<Vec<u8>, PortError> {
+        self.record(Drawn::Slice { title: title.into(), y_label: y_label.into(), panels: panels.to_vec() })
+    }
     fn intermediate_values_chart(
         &self,
         title: &str,
@@ -167,7 +171,13 @@ fn study_charts_hand_the_renderer_each_chart_of_the_complete_trials() {
     let names: Vec<&str> = charts.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(
         names,
-        ["optimization_history.png", "param_importances.png", "parallel_coordinate.png", "intermediate_values.png"]
+        [
+            "optimization_history.png",
+            "param_importances.png",
+            "parallel_coordinate.png",
+            "intermediate_values.png",
+            "slice.png"
+        ]
     );
     let complete: Vec<&FrozenTrial> = study.iter().filter(|t| t.state == TrialState::Complete).collect();
     let drawn = recorder.drawn.borrow().clone();
@@ -210,6 +220,24 @@ fn study_charts_hand_the_renderer_each_chart_of_the_complete_trials() {
     let first = &study[0];
     assert_eq!(trials[0], (false, first.intermediate_values.iter().map(|(s, v)| ((s + 1) as f64, *v)).collect()));
     assert!(trials.iter().all(|(pruned, points)| points.len() == if *pruned { 3 } else { 5 }));
+
+    // a panel per parameter, on the parallel coordinates' axes, of the complete trials that have it
+    let Drawn::Slice { title, y_label, panels } = &drawn[4] else { panic!("{:?}", drawn[4]) };
+    assert_eq!(title, "Slice plot (35 complete trials; 4 pruned, 1 failed not shown; later trials darker)");
+    assert_eq!(y_label, "val_rmse");
+    assert_eq!(panels.iter().map(|p| &p.axis).collect::<Vec<_>>(), axes[1..].iter().collect::<Vec<_>>());
+    for (j, panel) in panels.iter().enumerate() {
+        let expected: Vec<(f64, f64, f64)> = complete
+            .iter()
+            .zip(lines)
+            .filter_map(|(t, line)| Some((line[j + 1]?, t.value?, t.number as f64)))
+            .collect();
+        assert_eq!(panel.points, expected, "{}", panel.axis.name);
+    }
+    let max_depth = complete.iter().filter(|t| t.params.contains_key("max_depth")).count();
+    assert!(max_depth < complete.len(), "the random forest's trials are left out of max_depth's panel");
+    assert_eq!(panels[1].points.len(), max_depth);
+    assert_eq!(panels[0].points[0], (complete[0].params["learning_rate"], complete[0].value.unwrap(), 0.0));
 }
 
 #[test]
@@ -226,7 +254,10 @@ fn a_chart_with_nothing_to_show_is_left_out() {
     let failed: Vec<FrozenTrial> = study.iter().filter(|t| t.state != TrialState::Complete).cloned().collect();
     assert!(names(&failed).is_empty(), "no complete trial, no chart");
     // one complete trial: no importances
-    assert_eq!(names(&study[..1]), ["optimization_history.png", "parallel_coordinate.png", "intermediate_values.png"]);
+    assert_eq!(
+        names(&study[..1]),
+        ["optimization_history.png", "parallel_coordinate.png", "intermediate_values.png", "slice.png"]
+    );
     // no parameter and no fold score: a history only
     let mut bare = study[..5].to_vec();
     for t in &mut bare {
@@ -252,7 +283,7 @@ fn png_size(bytes: &[u8]) -> (u32, u32) {
 }
 
 #[test]
-fn the_four_pngs_of_a_tuning_study_render() {
+fn the_five_pngs_of_a_tuning_study_render() {
     let study = tuning_study(40, 3);
     let renderer = PlotChartRenderer::default();
     let charts = study_charts(&study, Direction::Minimize, "val_rmse", &renderer).unwrap();
@@ -268,7 +299,8 @@ fn the_four_pngs_of_a_tuning_study_render() {
         })
         .collect();
     eprintln!("study charts written to {}", dir.display());
-    assert_eq!(sizes.len(), 4);
+    assert_eq!(sizes.len(), 5);
+    assert_eq!(sizes["slice.png"], renderer.slice_size(4));
     assert_eq!(sizes["intermediate_values.png"], renderer.series_size);
     assert_eq!(sizes["optimization_history.png"], renderer.series_size);
     assert_eq!(sizes["param_importances.png"], renderer.size_for(3));

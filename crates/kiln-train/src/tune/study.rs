@@ -1032,7 +1032,8 @@ fn study_steps(
             for (name, png) in
                 super::study_charts(trials, spec.objective.direction, &spec.objective.metric, ports.charts)?
             {
-                // a joint study's own importances and parallel coordinates mix every candidate's parameters
+                // a joint study's own importances, parallel coordinates and slice plot mix every candidate's
+                // parameters
                 if joint && name != "optimization_history.png" && name != "intermediate_values.png" {
                     continue;
                 }
