@@ -495,7 +495,7 @@ pub trait ChartRenderer {
     /// `(value, objective, trial number)` for the trials that have the parameter, the value on the panel's axis
     /// (linear, logarithmic, or a categorical one's choice index), the objective on a value axis shared by every
     /// panel and labelled `y_label`, each point coloured by its trial number (later trials darker). Non-finite points
-    /// are skipped.
+    /// are skipped; a renderer may draw only the first panels of very many (kiln-store's draws 120).
     ///
     /// # Errors
     /// `data_shape` when there is no panel or no finite point, `internal` when a categorical index is outside its

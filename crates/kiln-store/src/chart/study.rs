@@ -3,7 +3,9 @@
 //! points), and parallel coordinates with one vertical axis per column (linear, logarithmic or categorical) and the
 //! lines coloured on a blue scale, the best darkest and on top (Optuna's reversed `Blues` for a minimised
 //! objective). Unlike Optuna, a line with a missing value is broken on that axis, not dropped. Intermediate values
-//! (Optuna's `plot_intermediate_values`) are a line per trial over its steps, pruned trials in their own colour.
+//! (Optuna's `plot_intermediate_values`) are a line per trial over its steps, pruned trials in their own colour. The
+//! slice plot (Optuna's `plot_slice`) is a grid of scatter panels, one per parameter on that parameter's axis, over one
+//! value axis, the points on the same blue scale by trial number.
 
 use kiln_domain::{AxisScale, ChartAxis, Code, PortError, SlicePanel};
 use plotters::coord::Shift;
@@ -164,7 +166,8 @@ impl PlotChartRenderer {
         ((n * AXIS_SPACING + COLOUR_BAR_AREA + 60).max(self.series_size.0), self.series_size.1 + 80)
     }
 
-    /// The image size of a slice plot of `n` panels: up to [`SLICE_COLUMNS`] panels a row, as many rows as needed.
+    /// The image size of a slice plot of `n` panels: up to [`SLICE_COLUMNS`] panels a row, as many rows as needed (at
+    /// most 40 rows: the panels past the 120th are not drawn).
     pub fn slice_size(&self, n: usize) -> (u32, u32) {
         let n = u32::try_from(n).unwrap_or(u32::MAX).clamp(1, 120);
         let columns = n.min(SLICE_COLUMNS);
@@ -173,9 +176,10 @@ impl PlotChartRenderer {
 
     pub(super) fn draw_slice(&self, title: &str, y_label: &str, panels: &[SlicePanel]) -> Result<Vec<u8>, PortError> {
         let finite = |p: &&(f64, f64, f64)| p.0.is_finite() && p.1.is_finite();
-        let ys = panels.iter().flat_map(|p| p.points.iter().filter(finite).map(|q| (q.2, q.1)));
-        let ys: Vec<(f64, f64)> = ys.collect();
-        let Some((n_lo, n_hi, y_lo, y_hi)) = finite_bounds(ys.iter()) else {
+        // (trial number, objective) of every point drawn: the colours' and the shared value axis's ranges
+        let numbered: Vec<(f64, f64)> =
+            panels.iter().flat_map(|p| p.points.iter().filter(finite).map(|q| (q.2, q.1))).collect();
+        let Some((n_lo, n_hi, y_lo, y_hi)) = finite_bounds(numbered.iter()) else {
             return Err(PortError::new(
                 Code::DataShape,
                 format!("chart '{title}': no finite point to draw ({} panels)", panels.len()),
@@ -183,7 +187,8 @@ impl PlotChartRenderer {
         };
         for panel in panels {
             if let AxisScale::Categories(choices) = &panel.axis.scale
-                && let Some(p) = panel.points.iter().find(|p| !(p.0 >= 0.0 && (p.0 as usize) < choices.len()))
+                && let Some(p) =
+                    panel.points.iter().filter(finite).find(|p| !(p.0 >= 0.0 && (p.0 as usize) < choices.len()))
             {
                 return Err(PortError::new(
                     Code::Internal,

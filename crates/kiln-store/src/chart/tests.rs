@@ -412,6 +412,12 @@ fn slice_chart_is_a_png_of_the_grid_size() {
     let outside =
         SlicePanel { axis: axis("m", AxisScale::Categories(vec!["a".into()])), points: vec![(1.0, 0.5, 0.0)] };
     assert_eq!(err(&[outside]), Code::Internal);
+    // a non-finite value is skipped, not taken for an index
+    let skipped = SlicePanel {
+        axis: axis("m", AxisScale::Categories(vec!["a".into()])),
+        points: vec![(f64::NAN, 0.5, 0.0), (0.0, 0.4, 1.0)],
+    };
+    assert_eq!(png_size(&renderer.slice_chart("One", "rmse", &[skipped]).unwrap()), renderer.slice_size(1));
 }
 
 fn axis(name: &str, scale: AxisScale) -> ChartAxis {
