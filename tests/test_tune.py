@@ -173,6 +173,8 @@ def test_mlflow_sees_one_parent_and_a_nested_child_per_trial(tuned, server):
         "lightgbm/parallel_coordinate.png", "lightgbm/param_importances.png", "lightgbm/optimization_history.png",
         "lightgbm/slice.png"}
     assert "slice.png" not in artifacts
+    # the candidates' distributions of the objective side by side
+    assert "edf.png" in artifacts
     importances = {k: v for k, v in parent.data.metrics.items() if k.startswith("importance/lightgbm/")}
     assert set(importances) == {"importance/lightgbm/learning_rate", "importance/lightgbm/num_leaves"}
     assert abs(sum(importances.values()) - 1.0) < 1e-9

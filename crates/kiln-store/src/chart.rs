@@ -199,6 +199,23 @@ fn shorten(label: &str, max: usize) -> String {
     }
 }
 
+/// A line chart's axis range for data from `lo` to `hi`: rates, probabilities and shares (every value in [0, 1],
+/// reaching 0 or 1: a ROC or precision-recall curve, a cumulative share) get the whole unit axis, so that charts
+/// compare; other values, those in [0, 1] included (a study's RMSE of 0.007), keep their own range.
+fn unit_axis(lo: f64, hi: f64) -> (f64, f64) {
+    if lo >= 0.0 && hi <= 1.0 && (lo == 0.0 || hi == 1.0) { (0.0, 1.0) } else { (lo, hi) }
+}
+
+/// Whether fewer of the series' points fall in the lower right of the plot (the right 40% of `x`, the bottom 35% of
+/// `y`) than in its upper right, where a legend would cover them.
+fn lower_right_is_emptier(series: &[(String, Vec<(f64, f64)>)], x: (f64, f64), y: (f64, f64)) -> bool {
+    let right = x.1 - 0.4 * (x.1 - x.0);
+    let (low, high) = (y.0 + 0.35 * (y.1 - y.0), y.1 - 0.35 * (y.1 - y.0));
+    let points = series.iter().flat_map(|(_, p)| p).filter(|p| p.0.is_finite() && p.1.is_finite() && p.0 >= right);
+    let (lower, upper) = points.fold((0, 0), |(l, u), p| (l + usize::from(p.1 <= low), u + usize::from(p.1 >= high)));
+    lower < upper
+}
+
 /// An axis tick without float noise: rounded to a millionth of the axis span, `-0` shown as `0`.
 fn tick_label(v: f64, span: f64) -> String {
     let unit = 10_f64.powf((span.abs().max(f64::MIN_POSITIVE) / 1e6).log10().floor());
@@ -371,9 +388,7 @@ impl ChartRenderer for PlotChartRenderer {
                 format!("chart '{title}': no series has a finite point to draw ({} series)", series.len()),
             ));
         };
-        // rates and probabilities (every value in [0, 1]) get the whole unit axis, so that charts compare
-        let unit = |lo: f64, hi: f64| if lo >= 0.0 && hi <= 1.0 { (0.0, 1.0) } else { (lo, hi) };
-        let ((x_lo, x_hi), (y_lo, y_hi)) = (unit(x_lo, x_hi), unit(y_lo, y_hi));
+        let ((x_lo, x_hi), (y_lo, y_hi)) = (unit_axis(x_lo, x_hi), unit_axis(y_lo, y_hi));
         let ((x_lo, x_hi), (y_lo, y_hi)) = (padded(x_lo, x_hi), padded(y_lo, y_hi));
         let labelled = series.iter().any(|(name, _)| !name.is_empty());
 
@@ -421,8 +436,13 @@ impl ChartRenderer for PlotChartRenderer {
                 }
             }
             if labelled {
-                // a ROC curve leaves the lower right empty, a precision-recall curve the upper right
-                let position = if diagonal { SeriesLabelPosition::LowerRight } else { SeriesLabelPosition::UpperRight };
+                // a ROC curve leaves the lower right empty; other curves get the right-hand corner their points
+                // leave emptier (a precision-recall curve the upper, a cumulative distribution the lower)
+                let position = if diagonal || lower_right_is_emptier(series, (x_lo, x_hi), (y_lo, y_hi)) {
+                    SeriesLabelPosition::LowerRight
+                } else {
+                    SeriesLabelPosition::UpperRight
+                };
                 draw_legend(&mut chart, position, title)?;
             }
             Ok(())

@@ -4,7 +4,7 @@ use plotters::style::RGBColor;
 use super::beeswarm::{colour_range, jitter, value_color};
 use super::series::{Step, time_label, time_ticks};
 use super::study::{blues, log_ticks, nice_ticks};
-use super::{PALETTE, PlotChartRenderer, tick_label};
+use super::{PALETTE, PlotChartRenderer, lower_right_is_emptier, tick_label, unit_axis};
 
 /// Width and height from a PNG's IHDR chunk, after checking the signature.
 fn png_size(bytes: &[u8]) -> (u32, u32) {
@@ -83,6 +83,29 @@ fn line_chart_is_a_png_of_the_configured_size() {
     let small = PlotChartRenderer { line_size: (400, 300), ..PlotChartRenderer::default() };
     let pr = vec![(String::new(), vec![(1.0, 0.27), (1.0, 0.4), (0.6, 0.4), (0.6, 0.7), (0.0, 0.7), (0.0, 1.0)])];
     assert_eq!(png_size(&small.line_chart("PR", "recall", "precision", &pr, false).unwrap()), (400, 300));
+}
+
+#[test]
+fn a_line_charts_legend_goes_to_the_emptier_right_hand_corner() {
+    // a cumulative distribution ends high on the right, a precision-recall curve low
+    let edf = vec![("a".to_string(), vec![(0.0, 0.0), (0.5, 0.5), (0.9, 0.95), (1.0, 1.0)])];
+    let pr = vec![("a".to_string(), vec![(0.0, 1.0), (0.5, 0.8), (0.9, 0.3), (1.0, 0.1)])];
+    assert!(lower_right_is_emptier(&edf, (0.0, 1.0), (0.0, 1.0)));
+    assert!(!lower_right_is_emptier(&pr, (0.0, 1.0), (0.0, 1.0)));
+    // a tie keeps the upper right
+    assert!(!lower_right_is_emptier(&[], (0.0, 1.0), (0.0, 1.0)));
+}
+
+#[test]
+fn rates_get_the_unit_axis_and_small_values_their_own() {
+    assert_eq!(unit_axis(0.0, 1.0), (0.0, 1.0));
+    // a precision that reaches 1, a share from 0
+    assert_eq!(unit_axis(0.27, 1.0), (0.0, 1.0));
+    assert_eq!(unit_axis(0.0, 0.4), (0.0, 1.0));
+    // an RMSE between 0.0072 and 0.0075, an AUC between 0.8 and 0.9, values past 1
+    assert_eq!(unit_axis(0.0072, 0.0075), (0.0072, 0.0075));
+    assert_eq!(unit_axis(0.8, 0.9), (0.8, 0.9));
+    assert_eq!(unit_axis(0.0, 3.0), (0.0, 3.0));
 }
 
 #[test]

@@ -26,7 +26,7 @@ pub use pruner::{
     MedianPruner, MinResource, PercentilePruner, Pruner, SuccessiveHalvingPruner, ThresholdPruner, WilcoxonPruner,
     nan_percentile, wilcoxon_zsplit_p_value,
 };
-pub use report::study_charts;
+pub use report::{edf_chart, study_charts};
 
 pub use sampler::{
     GridSampler, RandomSampler, Sampler, SearchSpace, TpeOptions, TpeSampler, TrialDraw, best_candidate, default_gamma,

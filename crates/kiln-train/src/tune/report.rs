@@ -242,3 +242,47 @@ fn slice(
     let title = format!("Slice plot ({shown}; later trials darker)");
     charts.slice_chart(&title, objective_name, &panels).map(Some)
 }
+
+/// The empirical distribution of the objective per candidate (Optuna's `plot_edf`, one line per candidate where
+/// Optuna draws one per study): for each candidate, the share of its complete trials whose value is at most `x`, a
+/// step at each of their values. `candidates` holds each candidate's name and its trials; the complete ones with a
+/// finite value are drawn. Left out when fewer than two candidates have such a trial (nothing to compare).
+///
+/// # Errors
+/// What the renderer returns.
+pub fn edf_chart(
+    candidates: &[(String, Vec<FrozenTrial>)],
+    objective_name: &str,
+    charts: &dyn ChartRenderer,
+) -> Result<Option<Vec<u8>>, PortError> {
+    let series: Vec<(String, Vec<(f64, f64)>)> = candidates
+        .iter()
+        .filter_map(|(name, trials)| {
+            let mut values: Vec<f64> = trials
+                .iter()
+                .filter(|t| t.state == TrialState::Complete)
+                .filter_map(|t| t.value.filter(|v| v.is_finite()))
+                .collect();
+            if values.is_empty() {
+                return None;
+            }
+            values.sort_by(f64::total_cmp);
+            let n = values.len() as f64;
+            // 0 up to the first value, then a rise of 1/n at each value
+            let mut points = vec![(values[0], 0.0)];
+            for (i, &v) in values.iter().enumerate() {
+                points.push((v, i as f64 / n));
+                points.push((v, (i + 1) as f64 / n));
+            }
+            let plural = if values.len() == 1 { "" } else { "s" };
+            Some((format!("{name} ({} trial{plural})", values.len()), points))
+        })
+        .collect();
+    if series.len() < 2 {
+        return Ok(None);
+    }
+    let title = format!("Empirical distribution of {objective_name} by candidate (complete trials)");
+    charts
+        .line_chart(&title, objective_name, "share of the candidate's trials at most this value", &series, false)
+        .map(Some)
+}

@@ -18,6 +18,7 @@ enum Drawn {
     Parallel { axes: Vec<ChartAxis>, lines: Vec<Vec<Option<f64>>>, colours: Vec<f64>, low_is_best: bool },
     Intermediate { title: String, x_label: String, trials: Vec<(bool, Vec<(f64, f64)>)> },
     Slice { title: String, y_label: String, panels: Vec<SlicePanel> },
+    Lines { title: String, x_label: String, series: Vec<(String, Vec<(f64, f64)>)> },
 }
 
 #[derive(Default)]
@@ -51,13 +52,13 @@ impl ChartRenderer for Recorder {
     }
     fn line_chart(
         &self,
+        title: &str,
+        x_label: &str,
         _: &str,
-        _: &str,
-        _: &str,
-        _: &[(String, Vec<(f64, f64)>)],
+        series: &[(String, Vec<(f64, f64)>)],
         _: bool,
     ) -> Result<Vec<u8>, PortError> {
-        unreachable!()
+        self.record(Drawn::Lines { title: title.into(), x_label: x_label.into(), series: series.to_vec() })
     }
     fn confusion_matrix_chart(&self, _: &str, _: [&str; 2], _: [[u64; 2]; 2]) -> Result<Vec<u8>, PortError> {
         unreachable!()
@@ -271,6 +272,49 @@ fn a_chart_with_nothing_to_show_is_left_out() {
     study_charts(&study, Direction::Maximize, "score", &recorder).unwrap();
     let Drawn::History { best, .. } = &recorder.drawn.borrow()[0] else { panic!() };
     assert!(best.windows(2).all(|w| w[1].1 >= w[0].1));
+}
+
+#[test]
+fn the_candidates_distributions_step_through_each_ones_complete_values() {
+    let study = tuning_study(40, 3);
+    let names = ["lightgbm", "xgboost", "random_forest"];
+    let by_model: Vec<(String, Vec<FrozenTrial>)> = names
+        .iter()
+        .enumerate()
+        .map(|(k, name)| (name.to_string(), study.iter().filter(|t| t.params["model"] == k as f64).cloned().collect()))
+        .collect();
+    let recorder = Recorder::default();
+    assert!(edf_chart(&by_model, "val_rmse", &recorder).unwrap().is_some());
+    let Drawn::Lines { title, x_label, series } = &recorder.drawn.borrow()[0] else { panic!() };
+    assert_eq!(title, "Empirical distribution of val_rmse by candidate (complete trials)");
+    assert_eq!(x_label, "val_rmse");
+    assert_eq!(series.len(), 3);
+    for ((name, trials), (label, points)) in by_model.iter().zip(series) {
+        let mut values: Vec<f64> =
+            trials.iter().filter(|t| t.state == TrialState::Complete).filter_map(|t| t.value).collect();
+        values.sort_by(f64::total_cmp);
+        let n = values.len();
+        assert_eq!(label, &format!("{name} ({n} trials)"));
+        // from 0 at the smallest value, a rise of 1/n at each value, 1 at the largest
+        assert_eq!(points.len(), 2 * n + 1);
+        assert_eq!(points[0], (values[0], 0.0));
+        assert_eq!(*points.last().unwrap(), (values[n - 1], 1.0));
+        for (i, v) in values.iter().enumerate() {
+            assert_eq!(points[2 * i + 2], (*v, (i + 1) as f64 / n as f64));
+        }
+        assert!(points.windows(2).all(|w| w[1].0 >= w[0].0 && w[1].1 >= w[0].1));
+    }
+    // one candidate with a complete trial: nothing to compare
+    let pruned_only: Vec<FrozenTrial> = study.iter().filter(|t| t.state == TrialState::Pruned).cloned().collect();
+    let one = vec![by_model[0].clone(), ("xgboost".to_string(), pruned_only)];
+    assert!(edf_chart(&one, "val_rmse", &Recorder::default()).unwrap().is_none());
+    assert!(edf_chart(&by_model[..1], "val_rmse", &Recorder::default()).unwrap().is_none());
+    // the kiln-store renderer draws it
+    let png = edf_chart(&by_model, "val_rmse", &PlotChartRenderer::default()).unwrap().unwrap();
+    let dir = std::env::temp_dir().join("kiln-study-charts");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("edf.png"), &png).unwrap();
+    assert_eq!(png_size(&png), PlotChartRenderer::default().line_size);
 }
 
 /// Width and height from a PNG's IHDR chunk, after checking the signature.

@@ -1015,17 +1015,23 @@ fn study_steps(
             .as_bytes(),
     )?;
     artifacts.put_bytes(parent, "trials.csv", trials_csv(&records).as_bytes())?;
-    // the study's pictures (optimisation history, parameter importances, parallel coordinates, fold scores) over
-    // every stored trial, and the importances as metrics; a joint study of several candidates also gets them per
-    // candidate, over that candidate's trials and parameters (its own names, as the objective saw them)
+    // the study's pictures (optimisation history, parameter importances, parallel coordinates, fold scores, slice
+    // plot) over every stored trial, and the importances as metrics; a joint study of several candidates also gets
+    // them per candidate, over that candidate's trials and parameters (its own names, as the objective saw them).
+    // Each candidate's trials are kept for the competition's distribution chart
+    let mut by_candidate: Vec<(String, Vec<FrozenTrial>)> = Vec::new();
     for study in studies {
         let trials = study_history(study, ports.storage, None)?;
         let folder = if studies.len() > 1 { format!("{}/", study.name) } else { String::new() };
         let mut views = vec![(folder.clone(), trials.clone())];
         if study.candidates.len() > 1 {
             for c in study.candidates {
-                views.push((format!("{folder}{}/", c.name), candidate_trials(&trials, study.candidates, c)));
+                let mine = candidate_trials(&trials, study.candidates, c);
+                by_candidate.push((c.name.clone(), mine.clone()));
+                views.push((format!("{folder}{}/", c.name), mine));
             }
+        } else if let Some(c) = study.candidates.first() {
+            by_candidate.push((c.name.clone(), trials.clone()));
         }
         for (at, trials) in &views {
             let joint = study.candidates.len() > 1 && at == &folder;
@@ -1051,6 +1057,10 @@ fn study_steps(
                 },
             ));
         }
+    }
+    // how the candidates' trials compare, over every study (a joint one, or one per candidate)
+    if let Some(png) = super::edf_chart(&by_candidate, &spec.objective.metric, ports.charts)? {
+        artifacts.put_bytes(parent, "edf.png", &png)?;
     }
     let note = format!(
         "kiln tune: {} trial{} in this run ({})\n\n{}",
