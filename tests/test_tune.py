@@ -826,8 +826,12 @@ def test_per_candidate_competition_runs_a_study_per_candidate(tmp_path):
         # one candidate per study: its params under their own names, no `model` parameter
         own = {"lightgbm": {"learning_rate", "num_leaves"}, "xgboost": {"eta", "max_depth"}}[candidate]
         assert all(set(t.params) == own for t in study.trials), [t.params for t in study.trials]
-    board = json.loads(out.read_text())["leaderboard"]
+    result = json.loads(out.read_text())
+    board = result["leaderboard"]
     assert sorted(row["study"] for row in board) == ["eurusd.lightgbm", "eurusd.xgboost"]
+    # the two studies' candidates compared in one distribution chart on the parent run
+    parent = list((tmp_path / "mlruns").glob(f"*/{result['parent_run_id']}/artifacts"))
+    assert len(parent) == 1 and (parent[0] / "edf.png").stat().st_size > 10_000
 
 
 def test_a_grid_visits_each_point_once_and_then_stops(tmp_path):

@@ -160,7 +160,7 @@ fn parallel(
     shown: &str,
     charts: &dyn ChartRenderer,
 ) -> Result<Option<Vec<u8>>, PortError> {
-    let names: BTreeSet<&String> = complete.iter().flat_map(|t| t.params.keys()).collect();
+    let names = param_names(complete);
     if names.is_empty() {
         return Ok(None);
     }
@@ -182,6 +182,11 @@ fn parallel(
             direction == Direction::Minimize,
         )
         .map(Some)
+}
+
+/// Every parameter name of the trials, sorted: a chart's axes or panels.
+fn param_names<'t>(complete: &[&'t FrozenTrial]) -> BTreeSet<&'t String> {
+    complete.iter().flat_map(|t| t.params.keys()).collect()
 }
 
 /// The axis of parameter `name` over the complete trials, and each trial's value on it (`None` for a trial without
@@ -226,7 +231,7 @@ fn slice(
     shown: &str,
     charts: &dyn ChartRenderer,
 ) -> Result<Option<Vec<u8>>, PortError> {
-    let names: BTreeSet<&String> = complete.iter().flat_map(|t| t.params.keys()).collect();
+    let names = param_names(complete);
     if names.is_empty() {
         return Ok(None);
     }

@@ -1023,18 +1023,14 @@ fn study_steps(
     for study in studies {
         let trials = study_history(study, ports.storage, None)?;
         let folder = if studies.len() > 1 { format!("{}/", study.name) } else { String::new() };
-        let mut views = vec![(folder.clone(), trials.clone())];
-        if study.candidates.len() > 1 {
-            for c in study.candidates {
-                let mine = candidate_trials(&trials, study.candidates, c);
-                by_candidate.push((c.name.clone(), mine.clone()));
-                views.push((format!("{folder}{}/", c.name), mine));
-            }
-        } else if let Some(c) = study.candidates.first() {
-            by_candidate.push((c.name.clone(), trials.clone()));
-        }
+        let joint_of_several = study.candidates.len() > 1;
+        let per_candidate = study.candidates.iter().filter(|_| joint_of_several);
+        let mut views: Vec<(String, Vec<FrozenTrial>)> = per_candidate
+            .map(|c| (format!("{folder}{}/", c.name), candidate_trials(&trials, study.candidates, c)))
+            .collect();
+        views.insert(0, (folder.clone(), trials));
         for (at, trials) in &views {
-            let joint = study.candidates.len() > 1 && at == &folder;
+            let joint = joint_of_several && at == &folder;
             for (name, png) in
                 super::study_charts(trials, spec.objective.direction, &spec.objective.metric, ports.charts)?
             {
@@ -1057,6 +1053,10 @@ fn study_steps(
                 },
             ));
         }
+        // each candidate's view (the study's own when it has one candidate) goes on to the distribution chart
+        let own = usize::from(joint_of_several);
+        by_candidate
+            .extend(study.candidates.iter().map(|c| c.name.clone()).zip(views.into_iter().skip(own).map(|(_, t)| t)));
     }
     // how the candidates' trials compare, over every study (a joint one, or one per candidate)
     if let Some(png) = super::edf_chart(&by_candidate, &spec.objective.metric, ports.charts)? {
